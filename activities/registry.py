@@ -25,7 +25,8 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every activity the worker registers, bound to clients built once by the entry point."""
     events = EventActivities(deps.db)
     notify = NotifyActivities(deps.db, deps.channels, model=deps.settings.llm_mode != "offline")
-    fetcher = WebFetcher(deps.pages, allow_cidrs=deps.settings.fetch_allow_cidrs)
+    cidrs, timeout = deps.settings.fetch_allow_cidrs, deps.fetch_timeout
+    fetcher = WebFetcher(deps.pages, allow_cidrs=cidrs, timeout=timeout)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
     watches = WatchActivities(deps.db, fetcher, tencent, SecretResolver(deps.settings.secrets))
     poller = PagePoller(

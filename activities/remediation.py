@@ -28,7 +28,7 @@ from ambient.clients.kube import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.dry_run import tried_again
-from ambient.remediation.joins import join
+from ambient.remediation.joins import NAME_ONLY, NAME_ONLY_WHY, TRIAGE, join
 from ambient.remediation.ladder import (
     Checkpoint,
     RemediationExecutor,
@@ -74,6 +74,7 @@ from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BroadcastRepository
+from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 
 T = TypeVar("T")
@@ -318,15 +319,28 @@ class RemediationActivities(RemediationSafetyActivities):
 
     @activity.defn
     async def join_remediation(self, request: JoinRequest) -> bool:
-        """Join the alert's running remediation as the API does; False: it ended, start anew."""
+        """Join the alert's running remediation as the API does; False: it ended, start anew.
+        Joined as a name only (another's run), the sender's events say so: the watch's
+        ``watch.remediation_started`` says only that it joined."""
         joined = await join(
             activity.client(),
             self._db,
+            self._settings,
             request.user,
             request.remediation_id,
             request.source,
             request.alert,
         )
+        if joined is not None and not joined.steers:
+            info = activity.info()
+            async with self._db.writing() as session:
+                await EventRepository(session).add(
+                    NAME_ONLY,
+                    user=request.user,
+                    task=None if request.source == TRIAGE else request.source,
+                    payload={"remediation_id": request.remediation_id, "reason": NAME_ONLY_WHY},
+                    idempotency_key=f"{info.workflow_run_id}/{info.activity_id}/{NAME_ONLY}",
+                )
         return joined is not None
 
     @activity.defn

@@ -13,6 +13,7 @@ from ambient.clients.http1 import PageClient
 from ambient.clients.llm import LLMClient
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.web import FETCH_TIMEOUT
 from ambient.remediation.ladder import RemediationExecutor
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -26,6 +27,8 @@ class WorkerDeps:
     http: httpx.AsyncClient
     # Keep-alive connections for the GETs of pages and metric values (closed by the owner).
     pages: PageClient = field(default_factory=PageClient)
+    # One fetch's deadline (a create waits PAST_FETCH beyond it: ambient.watches.reads).
+    fetch_timeout: float = FETCH_TIMEOUT
     # Built from settings (and the environment's credentials) unless given, e.g. by tests.
     tencent: TencentCloud | None = field(default=None)
     # The OpenAI-compatible LLM (offline without a key); built from settings unless given.

@@ -53,6 +53,7 @@ EVENT_KINDS = {
     "briefing.pushed": N_("briefing pushed"),
     "briefing.failed": N_("briefing failed"),
     "remediation.resolved": N_("remediation resolved"),
+    "remediation.joined_as_name": N_("alert joined another's remediation as a name only"),
 }
 # A `delivery.failed` that says `retrying: true` is not the end (a transient failure retried,
 # or handed to a deliver-later run): the pages name it so, not "not delivered".

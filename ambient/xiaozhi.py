@@ -86,6 +86,18 @@ class DeviceView(BaseModel):
     created_at: datetime
 
 
+class DeviceConsent(BaseModel):
+    """The answer to an allow (or its withdrawal): what the caller may know. Not whose device
+    it is: a MAC is no secret, and its owner is theirs to tell."""
+
+    device_id: str
+    speakers: list[str] = Field(
+        description="who this device may answer by voiceprint: all of them for its owner or an "
+        "admin; anyone else's answer names only themselves, if they allowed it"
+    )
+    allowed: bool = Field(description="whether the caller's consent is now given")
+
+
 class DeviceAdded(DeviceView):
     token: str = Field(description="the device token, shown once (stored hashed)")
 
@@ -183,13 +195,14 @@ class DeviceService:
             await session.commit()
         return view
 
-    async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceView:
+    async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceConsent:
         """The caller lets this device answer them by voiceprint (or, ``allowed=False``, stops).
 
         Anyone may allow any device id they name: it only ever shares the caller's own data,
         and only with that device's owner's rights or less. Its number names it only to its
         owner, an admin, or who allowed it already (numbers walked from 1 must not list every
-        speaker's MAC and owner); and another's answer shows only the caller's own consent.
+        speaker's MAC and owner); and another's answer shows only the caller's own consent,
+        not whose device it is (a MAC is no secret: the answer named the user behind any MAC).
         """
         admin = await self._admin(actor)
         # Read, then written back with the caller in or out: one allow at a time per device
@@ -214,10 +227,8 @@ class DeviceService:
             action = "xiaozhi.device.allow" if allowed else "xiaozhi.device.disallow"
             await _audit(session, actor, action, row)
             await session.commit()
-            view = DeviceView.model_validate(row)
-        if admin or row.user == actor:
-            return view
-        return view.model_copy(update={"speakers": [actor] if allowed else []})
+            speakers = row.speakers if admin or row.user == actor else [actor] if allowed else []
+            return DeviceConsent(device_id=row.device_id, speakers=speakers, allowed=allowed)
 
     @staticmethod
     async def _find(

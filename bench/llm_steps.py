@@ -42,7 +42,7 @@ from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, Sourc
 from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmRecord
-from ambient.domain.event_digest import EventBrief, notable, offline_decision, written_in
+from ambient.domain.event_digest import EventBrief, notable, offline_verdict, written_in
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import offline_score
@@ -334,7 +334,7 @@ async def run_events(llm: LLMClient, runs: int, deadline: Deadline) -> dict[str,
                 language += repr(verdict.decision.title)
             if verdict.decision.notify == case["notify"]:
                 right[label] += 1
-            if run == 0 and offline_decision(events).notify == case["notify"]:
+            if run == 0 and offline_verdict(events).decision.notify == case["notify"]:
                 offline_right[label] += 1
             print(
                 f"events run {run + 1} {case['id']} [{case['lang']}] label {label}: "

@@ -30,6 +30,8 @@ _REASONS = {
     web.TOO_MANY_REDIRECTS: ("网页跳转的次数太多", "it redirected too many times"),
     web.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
     web.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
+    web.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
+    http1.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
     web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
     web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),

@@ -12,7 +12,13 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.remediation.alerts import remediation_id
-    from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
+    from ambient.remediation.runs import (
+        TRIAGE,
+        CollectInput,
+        RemediationInput,
+        TriageInput,
+        TriageResult,
+    )
     from ambient.temporal import ACTIVITY_FAILED
 
 from workflows.remediation_records import cause_of
@@ -37,7 +43,7 @@ class AlertTriageWorkflow:
                 child, joined = await start_remediation(
                     child,
                     RemediationInput(
-                        alert=alert, user=request.user, mode=request.mode, requested_by="triage"
+                        alert=alert, user=request.user, mode=request.mode, requested_by=TRIAGE
                     ),
                     f"Remediation of {alert.service} (nightly triage)",
                 )

@@ -114,10 +114,9 @@ _VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCA
 # A secret written into a log line is no template word and no example text: the report is
 # spoken, pushed and opened by share link. Its value follows a key that names one, in the
 # same word ("password=x", "client_secret:x", "?access_token=x") or in the next words
-# ("db_password: x", "Authorization: Bearer x").
-_SECRET_KEY = SECRET_KEY  # log_redaction's names, one list
+# ("db_password: x", "Authorization: Bearer x"). The names are log_redaction's, one list.
 _SECRET = re.compile(
-    rf"(?i)((?:{_SECRET_KEY}[\"']?[ \t]*[=:：][ \t]*|\bbearer[ \t]+)"
+    rf"(?i)((?:{SECRET_KEY}[\"']?[ \t]*[=:：][ \t]*|\bbearer[ \t]+)"
     r"(?:(?:bearer|basic|digest)[ \t]+)?)"
     r"(?:\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}]+)"
 )
@@ -126,7 +125,7 @@ _SECRET_HINT = re.compile(
     "passw|pwd|secret|token|api.?key|private.?key|authorization|cookie|密码|口令|令牌|密钥"
 )
 # A word after which the next one is the secret ("password:", "Bearer").
-_SECRET_LEAD = re.compile(rf"(?i)(?:{_SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
+_SECRET_LEAD = re.compile(rf"(?i)(?:{SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
 _AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
 
 

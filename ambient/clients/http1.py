@@ -60,6 +60,13 @@ CUTS = (
 )
 
 
+# Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
+TWO_LOCATIONS = N_(
+    "the answer names two different Locations: a redirect names one target; watch the page "
+    "it should lead to, or ask its site to send one"
+)
+
+
 class HttpProtocolError(Exception):
     """The server's answer is not HTTP/1.x this client can read."""
 
@@ -75,7 +82,7 @@ class BodyTooLargeError(HttpProtocolError):
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
+    headers: dict[str, str]  # lower-case names; repeated fields joined with ", " (not Location)
     body: bytes
 
 
@@ -311,7 +318,7 @@ def _plain(head: bytes) -> tuple[int, dict[str, str], int] | None:
         if (field := PLAIN_FIELD.fullmatch(line)) is None:
             return None
         name, value = field[1].decode("ascii").lower(), field[2].decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        _add_field(headers, name, value)
     if "transfer-encoding" in headers or "close" in headers.get("connection", "").lower():
         return None
     if status in (204, 304):  # no body, whatever the fields say (RFC 9112, 6.3)
@@ -355,7 +362,7 @@ async def _read_with_h11(
             # raw_items: a list (iterating the Headers sequence goes through __getitem__).
             for raw_name, raw_value in event.headers.raw_items():
                 name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+                _add_field(headers, name, value)
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > max_bytes:
                 raise BodyTooLargeError(f"declares {length} bytes (cap {max_bytes})")
@@ -371,6 +378,15 @@ async def _read_with_h11(
         elif not isinstance(event, h11.InformationalResponse):  # 100 Continue, 103 Early Hints
             # PAUSED (a protocol switch nobody asked for) would repeat without reading on.
             raise HttpProtocolError(f"the server's answer stopped at {type(event).__name__}")
+
+
+def _add_field(headers: dict[str, str], name: str, value: str) -> None:
+    """A field line into ``headers``, a repeated one joined as a list (RFC 9110 5.3); but a
+    Location names one target: another one beside it is refused, as Chromium refuses it."""
+    if name == "location" and headers.get(name, value) != value:
+        raise HttpProtocolError(TWO_LOCATIONS)
+    joined = name in headers and name != "location"
+    headers[name] = f"{headers[name]}, {value}" if joined else value
 
 
 @functools.lru_cache(maxsize=20_000)
@@ -454,7 +470,7 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
                     body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
                 except zlib.error:  # some servers send raw deflate without the zlib header
                     body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-            else:
+            elif coding in UNDECODED or body.startswith(GZIP_MAGIC):  # compressed, not a page
                 raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
         except zlib.error as exc:
             # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
@@ -463,6 +479,12 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
     return bytes(body)
 
 
+# The content codings of IANA's registry not decoded here: their bytes are no page. Any other
+# name (a server's "utf-8") is no coding: the body is as sent, as Chromium reads it, unless it
+# starts as gzip does. A list is read name by name (Chromium leaves all of "foo, gzip" undone).
+UNDECODED = frozenset(
+    ("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi", "pack200-gzip")
+)
 GZIP_MAGIC = b"\x1f\x8b"  # how each gzip member starts
 
 

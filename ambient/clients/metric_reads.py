@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from jsonpath_ng.ext import parse as jsonpath
 from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
@@ -25,6 +25,7 @@ from ambient.clients.web import (
     fetch_refusal,
     keeps_credentials,
     read_said,
+    scrubbed,
 )
 from ambient.refusals import N_, Refusal
 
@@ -350,8 +351,8 @@ def _json(result: FetchResult, asked: str) -> Any:
         else:
             shown = " ".join(result.text()[:300].split())[:100] or '""'
         said = NOT_JSON % {"kind": kind, "shown": shown}
-        if result.url != asked:  # a sign-in page a proxy led to (its query: a session's, say)
-            said = REDIRECTED % {"reason": said, "url": _without_query(result.url)}
+        if result.url != asked:  # a sign-in page a proxy led to
+            said = REDIRECTED % {"reason": said, "url": scrubbed(result.url, 150)}
         raise FetchError(said) from None
 
 
@@ -366,12 +367,6 @@ def _placed(path: JSONPath) -> bool:
     if isinstance(path, Child):
         return _placed(path.left) and _placed(path.right)
     return isinstance(path, Fields | Index)
-
-
-def _without_query(url: str) -> str:
-    """``url`` without its query and fragment, cut after 150 characters."""
-    bare = urlsplit(url)._replace(query="", fragment="").geturl()
-    return bare if len(bare) <= 150 else f"{bare[:149]}…"
 
 
 def _shown(value: object, limit: int = 100) -> str:

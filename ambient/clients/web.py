@@ -13,6 +13,7 @@ shape (ambient.clients.metric_reads).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -21,7 +22,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ambient.clients.guard import (
     CANNOT_RESOLVE,
@@ -32,6 +33,7 @@ from ambient.clients.guard import (
 )
 from ambient.clients.http1 import (
     CUTS,
+    TWO_LOCATIONS,
     Answer,
     BodyTooLargeError,
     ConnectionCutError,
@@ -40,18 +42,33 @@ from ambient.clients.http1 import (
 )
 from ambient.clients.page_encodings import page_text
 from ambient.domain.deliver_later import retry_after_seconds
+from ambient.log_redaction import hide_in_urls
 from ambient.refusals import N_, Refusal, read_back
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
+FETCH_TIMEOUT = 20.0  # one fetch's deadline: every hop's DNS lookup, connection and answer
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# A signed URL's signing parameters (COS, S3, OSS, a CDN's sign and t): each signature names
-# the same page as the last.
+# A signed URL's parameters that change at each signature (COS and its STS token, S3, OSS,
+# OBS, GCS, CloudFront, a CDN's sign or auth_key): the next signature names the same page.
+# Names a page may use for its content (t, sig, token, e, session...) are a signature's only
+# beside its mark (SIGNED_BY): ?t=topic names a page, ?sign=…&t=… is Tencent CDN type D's
+# time; an Azure SAS (sig with sv) drops its fields, Qiniu's token with its deadline e. A key
+# that changes costs one whole GET; one shared by two pages misses a change.
 SIGNING = re.compile(
-    r"q-(?:sign-algorithm|ak|sign-time|key-time|header-list|url-param-list|signature)|x-amz-.*"
-    r"|signature|expires|ossaccesskeyid|x-oss-.*|awsaccesskeyid|sign|t",
+    r"q-sign-.*|q-ak|q-key-time|q-header-list|q-url-param-list|q-signature|x-cos-.*"
+    r"|x-amz-.*|x-oss-.*|x-obs-.*|x-goog-.*|signature|expires|ossaccesskeyid|awsaccesskeyid"
+    r"|accesskeyid|googleaccessid|key-pair-id|security-token|sign|auth_key",
     re.IGNORECASE,
+)
+AZURE_SAS = ("sv", "st", "se", "sr", "sp", "spr", "ss", "srt", "si", "sip", "sdd", "ses", "sig")
+AZURE_DELEGATION = ("skoid", "sktid", "skt", "ske", "sks", "skv", "saoid", "suoid", "scid")
+SIGNED_BY = (
+    (frozenset({"sign"}), frozenset({"t"})),
+    (frozenset({"sig", "sv"}), frozenset(AZURE_SAS + AZURE_DELEGATION)),
+    (frozenset({"token", "e"}), frozenset({"token", "e"})),
+    (frozenset({"key-pair-id"}), frozenset({"policy"})),
 )
 # A fetch's commonest failures, worded once. Kept as their English (a check's error, beside
 # its page's URL: not named again), the pages say them in their reader's language.
@@ -62,6 +79,11 @@ TOO_LARGE = N_("larger than the cap of %(bytes)s bytes")
 TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
 REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
 NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")
+# RFC 9110 15.4: a redirect's target is its Location; its body, a note of the move, no page.
+NO_LOCATION = N_(
+    "the server answered HTTP %(status)s, a redirect, with no Location to follow: no page to "
+    "read; open the URL in a browser to find where it moved, and watch that one"
+)
 WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for the whole page")
 NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
 ANSWER_CUT = N_("the connection ended before the whole answer: %(reason)s")
@@ -78,6 +100,8 @@ _WORDED = (
     TOO_MANY_REDIRECTS,
     REDIRECT_REFUSED,
     NO_BODY,
+    NO_LOCATION,
+    TWO_LOCATIONS,
     WHOLE_NOT_MODIFIED,
     NO_CONNECTION,
     ANSWER_CUT,
@@ -193,7 +217,7 @@ class WebFetcher:
         allow_cidrs: list[str] | None = None,
         max_bytes: int = MAX_BYTES,
         max_redirects: int = MAX_REDIRECTS,
-        timeout: float = 20.0,
+        timeout: float = FETCH_TIMEOUT,
     ) -> None:
         self._client = client or PageClient()
         self._guard = DestinationGuard(allow_cidrs or [])
@@ -245,7 +269,28 @@ class WebFetcher:
             conditional["If-None-Match"] = etag
         if last_modified:
             conditional["If-Modified-Since"] = last_modified
-        current, before = url, url
+        hops = [url]  # where it went: the last, where the deadline found it
+        try:
+            async with asyncio.timeout(self._timeout):  # its redirects and DNS lookups too
+                return await self._follow(
+                    hops, conditional, plain, validators_from, authorization, form
+                )
+        except TimeoutError:
+            self._checked.pop(hops[-1], None)
+            said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
+            raise NoAnswerError(_redirected(url, hops[-1], said)) from None
+
+    async def _follow(
+        self,
+        hops: list[str],
+        conditional: dict[str, str],
+        plain: dict[str, str],
+        validators_from: str | None,
+        authorization: str | None,
+        form: bytes,
+    ) -> FetchResult:
+        """The fetch of ``hops[0]``, each redirect's target added to ``hops``."""
+        url = current = before = hops[0]
         for _ in range(self._max_redirects + 1):
             try:
                 addresses = await self.check_destination(current)
@@ -255,7 +300,7 @@ class WebFetcher:
                 # The address refused (or not found) is not the one the user gave: say how
                 # the watched URL (beside the error) led there, or the refusal names a host
                 # they never wrote.
-                said = Refusal(REDIRECT_REFUSED, target=current, reason=str(exc))
+                said = Refusal(REDIRECT_REFUSED, target=scrubbed(current, 150), reason=str(exc))
                 raise type(exc)(str(said)) from None
             # Asked of a destination the guard took (a port past 65535 is its refusal).
             if authorization and not keeps_credentials(before, current):
@@ -280,9 +325,7 @@ class WebFetcher:
                 said = Refusal(TOO_LARGE, bytes=self._max_bytes)
                 raise TooLargeError(_redirected(url, current, said)) from None
             except TimeoutError:
-                self._checked.pop(current, None)
-                said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
-                raise NoAnswerError(_redirected(url, current, said)) from None
+                raise  # the fetch's deadline (the client's own, a moment after), said there
             except (OSError, HttpProtocolError, ValueError) as exc:
                 self._checked.pop(current, None)  # the next check asks the guard (and DNS) again
                 raise _unanswered(exc) from exc
@@ -296,6 +339,7 @@ class WebFetcher:
                 # is the request), but to a 303's other resource, which is read by GET.
                 form = b"" if answer.status == 303 else form
                 before, current = current, _spaces_encoded(urljoin(current, location.strip()))
+                hops.append(current)
                 continue
             return self._result(url, current, answer, headers, posted=bool(form))
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))
@@ -317,6 +361,8 @@ class WebFetcher:
             if etag is not None and named is not None and _opaque(named) == _opaque(etag):
                 etag, modified = named, answer.headers.get("last-modified") or modified
             return FetchResult(url, 304, True, etag, modified, b"", "")
+        if answer.status in REDIRECTS:  # not followed: no Location
+            raise FetchError(_redirected(asked, url, Refusal(NO_LOCATION, status=answer.status)))
         if answer.status >= 400:
             wait = answer.headers.get("retry-after") if answer.status in (429, 503) else None
             after = retry_after_seconds(wait, datetime.now(UTC)) if wait else None
@@ -360,6 +406,8 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
         return NoAnswerError(str(Refusal(ANSWER_CUT, reason=str(exc))))
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
+    if str(exc) == TWO_LOCATIONS:  # a page says it in its reader's words, the voice too
+        return FetchError(TWO_LOCATIONS)
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 
@@ -377,16 +425,26 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(scheme)
 
 
+def scrubbed(url: str, most: int = 150) -> str:
+    """``url`` as an error, an event or workflow history shows it, cut after ``most``
+    characters: its query, user and token-like path segments hidden, as in the logs
+    (log_redaction.hide_in_urls). A redirect may lead to a signed URL: no secret shown."""
+    shown = hide_in_urls(re.sub(r"[\s'\"<>]", lambda c: quote(c[0]), url))  # one URL
+    return shown if len(shown) <= most else f"{shown[: most - 1]}…"
+
+
 def validators_key(url: str) -> str:
     """Where a page's validators came from, as a watch keeps it: a hash of the URL without its
-    user, fragment and signing parameters, its query sorted. A redirect may lead to a signed
-    URL (COS's q-signature, S3's X-Amz-Signature): no secret in workflow history, and the next
-    signature's is the same page; /view?id=6 is another page than /view?id=5."""
+    user, fragment and signing parameters (SIGNING), its query sorted. The next signature's
+    URL is the same page; /view?id=6 is another page than /view?id=5."""
     parts = urlsplit(url)
+    fields = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name.lower() for name, _ in fields}
+    signed = set().union(*(drop for marks, drop in SIGNED_BY if marks <= names))
     query = sorted(
         (name, value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not SIGNING.fullmatch(name)
+        for name, value in fields
+        if not SIGNING.fullmatch(name) and name.lower() not in signed
     )
     place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}?{urlencode(query)}"
     return hashlib.sha256(place.encode()).hexdigest()[:16]
@@ -400,7 +458,7 @@ def _opaque(tag: str) -> str:
 def _redirected(asked: str, url: str, said: Refusal) -> str:
     """What a fetch of ``asked`` says of its answer from ``url``: the URL only where a redirect
     led (the URL asked is shown beside the error)."""
-    return str(said) if url == asked else REDIRECTED % {"reason": said, "url": url}
+    return str(said) if url == asked else REDIRECTED % {"reason": said, "url": scrubbed(url, 150)}
 
 
 def _spaces_encoded(url: str) -> str:

@@ -145,11 +145,6 @@ def sendable(decision: DigestDecision, language: str) -> bool:
     return written_in(decision, language) and not looping(decision)
 
 
-def offline_decision(events: list[EventBrief]) -> DigestDecision:
-    """Notify when anything notable happened, in one message grouped by kind and task."""
-    return offline_verdict(events).decision
-
-
 def offline_verdict(
     events: list[EventBrief], why: str = "", *, overruled: bool = False
 ) -> DigestVerdict:

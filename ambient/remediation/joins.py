@@ -4,9 +4,18 @@ The intake (`RemediationService.start`) and the workflows' own repeats (a thresh
 the triage's alert, through the `join_remediation` activity) join the same way. This module
 names the workflow's signal instead of importing the workflow, so the activity that uses it
 keeps the imports one way (workflows → activities → ambient).
+
+Who may see and steer the run (its owner, an admin, an approver of its cluster) joins it with
+their alert: the run checks it before it calls itself resolved and names it in the owner's
+messages. Anyone else joins as a name (``joined_by``, the audit): an alert's fields are no
+secret, and a member must not put their text in another's push and briefing, nor decide with
+their own ``verify`` block whether another's run is over. The nightly triage's alarms are the
+operator's own (Cloud Monitor, CLS, not a member's typing): its configured user joins with them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
@@ -14,26 +23,47 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, JOINED, JoinInput
+from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput
+from ambient.remediation.safety import Approvers, may_steer
 from ambient.remediation.views import RemediationStateError
+from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
+from ambient.storage.users import user_named
 
 # The audit action of an alert sent again while its run goes on.
 REPEATED = "deduplicated"
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
 FINISHING_WAIT = 10.0
+# The event a watch's or the triage's sender gets when its alert joined another's run as a name.
+NAME_ONLY = "remediation.joined_as_name"
+# What the sender of an alert that joined as a name may do about it (the API's answer too).
+NOT_ADDED = (
+    "your alert is not added to it (its owner sees that you sent one, not its text): an admin "
+    "or an approver of the cluster can send it, or send it again once that run ends"
+)
+NAME_ONLY_WHY = f"this workload is already being remediated by its owner: {NOT_ADDED}"
+
+
+class Joined(NamedTuple):
+    """The run joined: its search attributes, and whether the sender may steer it (their alert
+    joined with its text) or joined as a name only."""
+
+    attributes: TypedSearchAttributes
+    steers: bool
 
 
 async def join(
     client: Client,
     db: Database,
+    settings: Settings,
     user: str,
     workflow_id: str,
     source: str | None = None,
     alert: Alert | None = None,
-) -> TypedSearchAttributes | None:
-    """Tell the running run its alert came again, audited; None: it ended, start the next."""
+) -> Joined | None:
+    """Tell the running run its alert came again, audited; None: it ended, start the next.
+    ``source``: the watch's task id or ``triage`` (None: the API, MCP, CLI)."""
     # What the answer needs comes from the server's description of the run, not a query: a
     # query is answered by the worker, in a storm busy with the very runs being repeated —
     # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
@@ -42,7 +72,10 @@ async def join(
         # The run looked at, not whichever is newest by the signal: another may start meanwhile
         # (a signal to it once it has closed is NOT_FOUND: ended, below).
         run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+        steers = await _steers(db, settings, user, source, description.typed_search_attributes)
         if _going(description):
+            if not steers:
+                alert = None  # joined as a name: nothing of the alert is the owner's to read
             await run.signal(JOINED, JoinInput(user=user, alert=alert))
             # Ended between the look and the signal, the run took the alert and will not look
             # at it again: it is the next run's, as below.
@@ -71,7 +104,8 @@ async def join(
             subject=f"{workflow_id}@{description.run_id}",
             detail={
                 "user": user,
-                "source": source or user,
+                # A stranger's watch id is text of their choosing: the owner reads the door.
+                "source": source if steers and source else _door(user, source),
                 "state": attributes.get(temporal.STATE),
                 # Which alert joined: another source or metric on the workload is one too.
                 **(
@@ -81,7 +115,34 @@ async def join(
                 ),
             },
         )
-    return attributes
+    return Joined(attributes, steers)
+
+
+async def _steers(
+    db: Database, settings: Settings, user: str, source: str | None, run: TypedSearchAttributes
+) -> bool:
+    """Whether ``user``'s alert joins with its text: they may steer the run, or it is the
+    configured triage user's night (the operator's own alarms)."""
+    if source == TRIAGE and user == settings.remediation_triage_user:
+        return True
+    account = await user_named(db, user)
+    admin = account is not None and account.is_admin
+    return may_steer_run(user, admin, run, settings.remediation_approvers)
+
+
+def may_steer_run(
+    user: str, is_admin: bool, run: TypedSearchAttributes, approvers: Approvers
+) -> bool:
+    """``may_steer``, read from the run's search attributes (its owner and cluster)."""
+    owner, cluster = run.get(temporal.USER) or "", run.get(temporal.CLUSTER) or ""
+    return may_steer(user, is_admin, cluster, approvers, owner)
+
+
+def _door(user: str, source: str | None) -> str:
+    """The source a name-only join is audited with: the door, not the sender's text."""
+    if source is None:
+        return user
+    return TRIAGE if source == TRIAGE else "watch"
 
 
 def _going(run: WorkflowExecutionDescription) -> bool:

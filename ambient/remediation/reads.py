@@ -21,7 +21,7 @@ from ambient import temporal
 from ambient.clients.llm import LLMClient
 from ambient.domain.configs import read_stored
 from ambient.remediation.alerts import Alert
-from ambient.remediation.joins import REPEATED
+from ambient.remediation.joins import REPEATED, may_steer_run
 from ambient.remediation.runs import (
     FINAL_STATES,
     RemediationState,
@@ -30,7 +30,6 @@ from ambient.remediation.runs import (
     RunOutcome,
     remediation_stats,
 )
-from ambient.remediation.safety import may_steer
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import (
     AuditLine,
@@ -301,10 +300,9 @@ class RemediationReads:
         return await registered(self.db, name, RemediationRefusedError)
 
     async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
-        """``may_steer``, read from the run's search attributes."""
+        """``may_steer_run`` for a registered ``user``."""
         is_admin = (await self._user(user)).is_admin
-        cluster_id, owner = run.get(temporal.CLUSTER) or "", run.get(temporal.USER) or ""
-        return may_steer(user, is_admin, cluster_id, self.settings.remediation_approvers, owner)
+        return may_steer_run(user, is_admin, run, self.settings.remediation_approvers)
 
 
 def _closed_by_temporal(run: WorkflowExecution) -> str:

@@ -19,6 +19,9 @@ from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, Wo
 from ambient.remediation.safety import Gate, PermissionDecision
 from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard
 
+# The triage's source (AlertTriageWorkflow's ``requested_by``); a watch's is its task id.
+TRIAGE = "triage"
+
 # Where a remediation is, as shown by get_remediation and the AmbientState search attribute.
 RemediationState = Literal[
     "scoring",

@@ -35,7 +35,7 @@ from ambient import temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable, check_verify_secret, cluster_identity
-from ambient.remediation.joins import join
+from ambient.remediation.joins import NOT_ADDED, join
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
 from ambient.remediation.runs import (
@@ -153,11 +153,11 @@ class RemediationService(RemediationReads):
         self, user: str, workflow_id: str, alert: Alert, mode: Mode
     ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        attributes = await join(self.client, self.db, user, workflow_id, alert=alert)
-        if attributes is None:
+        joined = await join(self.client, self.db, self.settings, user, workflow_id, alert=alert)
+        if joined is None:
             return None
+        attributes, visible = joined
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
-        visible = await self._may_steer(user, attributes)
         # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
         return StartResult(
             remediation_id=workflow_id,
@@ -169,7 +169,7 @@ class RemediationService(RemediationReads):
                 f"{workflow_id} (state {state}, owner {owner})"
                 if visible
                 else "this workload is already being remediated by its owner: "
-                "nothing was started, and its plan and steps are the owner's to see"
+                f"nothing was started, and its plan and steps are the owner's to see; {NOT_ADDED}"
             )
             # The run keeps the mode it started with (a dry run stays one).
             + (

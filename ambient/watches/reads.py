@@ -30,6 +30,7 @@ from ambient.briefing.errors import (
 )
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
+from ambient.clients.web import FETCH_TIMEOUT
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -100,6 +101,8 @@ def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
         ) from None
 
 
+# How much longer than a fetch (web.FETCH_TIMEOUT) a create waits for its first check.
+PAST_FETCH = 5.0
 # Longer than any task's id (kind/user/name: at most 63 characters each part).
 MAX_TASK_ID = 255
 
@@ -132,14 +135,16 @@ class TaskReads:
         db: Database,
         *,
         briefings: BriefingService,
-        baseline_wait: float = 20.0,
+        baseline_wait: float = FETCH_TIMEOUT + PAST_FETCH,
     ) -> None:
         self.client = client
         self.settings = settings
         self.db = db
         # The daily briefing is a task kind too: its create, update and delete go through it.
         self.briefings = briefings
-        # How long create waits for the first check before answering without a baseline.
+        # How long create waits for the first check before answering without a baseline: past
+        # the fetch's deadline (its own "timed out" is the answer), within the 30 s a
+        # self-hosted xiaozhi-server waits for a tool call.
         self.baseline_wait = baseline_wait
 
     async def list(

@@ -106,11 +106,13 @@ class TaskService(TaskSchedules):
         arg: WebMonitorInput | ThresholdWatchInput,
         summary: str,
         *,
-        retried: bool = False,
+        until: float | None = None,
     ) -> TaskRef:
-        """Start a new life of the task, or find the running one with the same config."""
-        task_id, user = arg.task, arg.user
-        if not retried:
+        """Start a new life of the task, or find the running one with the same config: waited
+        for until ``until`` (the loop's time), one ``baseline_wait`` for the whole create."""
+        task_id, user, retried = arg.task, arg.user, until is not None
+        if until is None:
+            until = asyncio.get_running_loop().time() + self.baseline_wait
             await self._ended_otherwise(user, task_id, "created again")
         try:
             handle = await self.client.start_workflow(
@@ -131,10 +133,9 @@ class TaskService(TaskSchedules):
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
                 # However the old life ended (or not yet), the new one starts.
-                await temporal.ended_within(
-                    self.client.get_workflow_handle(task_id), self.baseline_wait
-                )
-                return await self._start(kind, arg, summary, retried=True)
+                left = until - asyncio.get_running_loop().time()
+                await temporal.ended_within(self.client.get_workflow_handle(task_id), left)
+                return await self._start(kind, arg, summary, until=until)
             if running.state is TaskState.STOPPED:
                 # Its last event or delivery is still under way: it is neither this create's
                 # task nor one to update.
@@ -153,21 +154,23 @@ class TaskService(TaskSchedules):
             if not running.checks and running.state is TaskState.ACTIVE:
                 # Created a moment ago by a concurrent request: its first check is running.
                 handle = self.client.get_workflow_handle(task_id)
-                running = await self._waited_check(handle, "baseline") or running
+                running = await self._waited_check(handle, "baseline", until) or running
             return _created(running, created=False)
         # The state the first check's answer shows (a pause that landed during it: paused).
-        first = await self._waited_check(handle, "baseline")
+        first = await self._waited_check(handle, "baseline", until)
         if first is None:
             return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
         return _created(first, created=True)
 
     async def _waited_check(
-        self, handle: WorkflowHandle[Any, Any], update: str
+        self, handle: WorkflowHandle[Any, Any], update: str, until: float | None = None
     ) -> TaskStatus | None:
-        """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time
-        (the task still runs, no worker may be polling yet: get_task shows it once it ends)."""
+        """A check the watch's ``update`` waits for, up to ``until`` (the loop's time; None:
+        ``baseline_wait`` from now); None: not in time (the task still runs, no worker may be
+        polling yet: get_task shows it once it ends)."""
+        until = until or asyncio.get_running_loop().time() + self.baseline_wait
         with contextlib.suppress(*temporal.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
-            async with asyncio.timeout(self.baseline_wait):
+            async with asyncio.timeout_at(until):
                 return await handle.execute_update(update, result_type=TaskStatus)
         return None
 

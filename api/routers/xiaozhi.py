@@ -26,6 +26,7 @@ from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_named
 from ambient.xiaozhi import (
     DeviceAdded,
+    DeviceConsent,
     DeviceError,
     DeviceNotFoundError,
     DeviceRefusedError,
@@ -120,13 +121,13 @@ async def add_device(body: DeviceIn, state: StateDep, caller: CurrentUser) -> De
 
 
 @router.post("/devices/{ref}/allow")
-async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceConsent:
     """Let this device answer you by your voiceprint (your own briefing, tasks, approvals)."""
     return await state.devices.allow(caller.name, ref)
 
 
 @router.delete("/devices/{ref}/allow")
-async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceConsent:
     """Stop this device answering you by voiceprint."""
     return await state.devices.allow(caller.name, ref, allowed=False)
 

@@ -27,7 +27,7 @@ from ambient.domain.event_digest import (
     EventBrief,
     events_language,
     looping,
-    offline_decision,
+    offline_verdict,
 )
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
@@ -261,9 +261,9 @@ def test_every_failure_the_product_records_is_worth_telling_offline() -> None:
     assert {"watch.delivery_failed", "schedule.delivery_failed", "delivery.failed"} <= recorded
     at = datetime.now(UTC)
     for kind in sorted(recorded):
-        decision = offline_decision([EventBrief(id=1, kind=kind, task="t", at=at)])
+        decision = offline_verdict([EventBrief(id=1, kind=kind, task="t", at=at)]).decision
         assert decision.notify, f"{kind}: {decision.reason}"
-    routine = offline_decision([EventBrief(id=1, kind="watch.paused", task="t", at=at)])
+    routine = offline_verdict([EventBrief(id=1, kind="watch.paused", task="t", at=at)]).decision
     assert not routine.notify
 
 

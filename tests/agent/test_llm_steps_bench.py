@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ambient.clients.llm import LLMClient
-from ambient.domain.event_digest import DigestDecision, offline_decision, written_in
+from ambient.domain.event_digest import DigestDecision, offline_verdict, written_in
 from ambient.settings import Settings
 from bench.llm_steps import Deadline, briefs, event_cases, run_events
 
@@ -28,7 +28,7 @@ def test_the_shipped_set_labels_holds_as_well_as_notifies() -> None:
 def test_every_shipped_label_is_the_documented_policy_the_offline_rules_apply() -> None:
     # Page text that gives orders (ignore…, 不要通知) and routine events that shout included.
     for case in event_cases():
-        assert offline_decision(briefs(case)).notify == case["notify"], case["id"]
+        assert offline_verdict(briefs(case)).decision.notify == case["notify"], case["id"]
 
 
 def test_a_message_counts_as_written_in_the_events_language_only_when_it_is() -> None:

@@ -169,7 +169,7 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
         # A control is sent all the same, the server holding it for a worker: said as
         # delivered, not confirmed (a status query before it refused it, "is the worker
         # running?", for a worker only busy under load too).
-        # Its check's update waits baseline_wait (20 s) for a worker to take it: 1 s here.
+        # Its check's update waits baseline_wait (25 s) for a worker to take it: 1 s here.
         tasks = TaskService(
             env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
         )

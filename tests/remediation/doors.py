@@ -14,7 +14,7 @@ from ambient.cli import app as cli
 from ambient.settings import Settings
 from ambient.wiring import AppState
 from api.app import create_app
-from tests.remediation.test_tools import call, error_of, mcp
+from tests.remediation.support import call, error_of, mcp
 from tests.support.pages import signed_in
 from tests.support.servers import http_client, serve
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mcp import Client as McpClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,9 +29,37 @@ from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import AuditRecord, RemediationRecord
 from ambient.storage.users import UserRepository, hash_token
+from ambient.wiring import AppState
 from tests.conftest import running_worker
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
 from tests.support.waits import ask, eventually
+
+# The MCP tools' default caller.
+USER = "ops"
+
+
+def mcp(state: AppState, user: str = USER, read_only: bool = False) -> McpClient:
+    return mcp_as(state, user, read_only=read_only)
+
+
+async def call(client: McpClient, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error_of(client: McpClient, tool: str, **args: Any) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def app_state(env: WorkflowEnvironment, deps: WorkerDeps, task_queue: str) -> AppState:
+    settings = deps.settings.model_copy(update={"temporal_task_queue": task_queue})
+    return AppState(settings=settings, db=deps.db, temporal=env.client, channels=deps.channels)
+
 
 UNHEALTHY = 0.5
 HEALTHY = 0.01

@@ -15,8 +15,7 @@ from ambient.domain.users import RollbackPermission, UserCreate
 from ambient.remediation.alerts import remediation_id
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from tests.remediation.support import alert, remediation_settings
-from tests.remediation.test_tools import app_state, call, error_of, mcp
+from tests.remediation.support import alert, app_state, call, error_of, mcp, remediation_settings
 from tests.standins.kube_api import kubeconfig
 from tests.support.servers import free_port, http_client, serve
 

@@ -9,8 +9,14 @@ from ambient.deps import WorkerDeps
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.conftest import unique
-from tests.remediation.support import RunKeys, alert, remediation_settings, remediations_on_dev
-from tests.remediation.test_tools import error_of, mcp
+from tests.remediation.support import (
+    RunKeys,
+    alert,
+    error_of,
+    mcp,
+    remediation_settings,
+    remediations_on_dev,
+)
 from tests.support.admins import admin_headers
 from tests.support.servers import http_client, serve
 from tests.support.waits import eventually

@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from mcp import Client
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -16,41 +15,20 @@ from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import InvalidRemediationError
 from ambient.sharing import ShareLinkRepository, create_link
 from ambient.storage.audit import AuditRepository
-from ambient.wiring import AppState
 from tests.conftest import running_worker
 from tests.remediation.support import (
+    USER,
     add_user,
     alert,
+    app_state,
+    call,
+    error_of,
     error_rate,
+    mcp,
     remediation_settings,
     state_reaches,
 )
-from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
-
-USER = "ops"
-
-
-def mcp(state: AppState, user: str = USER, read_only: bool = False) -> Client:
-    return mcp_as(state, user, read_only=read_only)
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def error_of(client: Client, tool: str, **args: Any) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error
-    return " ".join(getattr(c, "text", "") for c in result.content)
-
-
-def app_state(env: WorkflowEnvironment, deps: WorkerDeps, task_queue: str) -> AppState:
-    settings = deps.settings.model_copy(update={"temporal_task_queue": task_queue})
-    return AppState(settings=settings, db=deps.db, temporal=env.client, channels=deps.channels)
 
 
 async def test_score_alert_shows_score_budget_plan_and_starts_nothing(
@@ -218,7 +196,10 @@ async def test_sending_another_users_alert_again_grants_neither_sight_nor_contro
             "mode": None,
             "state": None,
             "message": "this workload is already being remediated by its "
-            "owner: nothing was started, and its plan and steps are the owner's to see",
+            "owner: nothing was started, and its plan and steps are the owner's to see; your "
+            "alert is not added to it (its owner sees that you sent one, not its text): an "
+            "admin or an approver of the cluster can send it, or send it again once that run "
+            "ends",
         }, stranger
         assert all("among yours" in text for text in refusals[stranger]), refusals
     # The owner's run goes on untouched; the owner's audit says who sent the alert again.

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.joins import NAME_ONLY
 from ambient.remediation.runs import (
     RemediationInput,
     RemediationStatus,
@@ -28,13 +30,14 @@ from ambient.remediation.runs import (
 from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
 from ambient.remediation.triage import unresolved_alarms
 from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import EventRepository
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, remediation_settings
+from tests.remediation.support import add_user, alert, remediation_settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
-from tests.support.waits import ask
+from tests.support.waits import ask, eventually
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
@@ -413,3 +416,76 @@ async def test_a_second_alarm_on_one_workload_is_said_not_dropped(
         "monitor alarm 'pay restarts' on cls-night003/shop/pay: joined into the remediation "
         "of monitor alarm 'pay cpu' (one remediation per workload)"
     ]
+
+
+async def test_the_triages_alarms_join_another_members_run_with_their_text(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
+) -> None:
+    """The triage's alarms are the operator's (Cloud Monitor, CLS), not a member's typing: its
+    configured user's night joins another's run with them, whatever the user's role. Another
+    user's triage (started by hand as someone else) joins as a name, and is told so."""
+    _, tencent = cloud
+    deps.tencent = tencent
+    owner, night, other = unique("own"), unique("night"), unique("other")
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=1,
+        remediation_approval_timeout_minutes=14 * 24 * 60,
+        remediation_triage_user=night,
+    )
+    for name in (owner, night, other):
+        await add_user(deps, name)
+    # The owner's own alert on the workload the night's Cloud Monitor alarm names.
+    theirs = alert(
+        "http://127.0.0.1:9/metric",
+        cluster_id="cls-night001",
+        workload="checkout",
+        metric="latency",
+    )
+    rid = remediation_id(theirs)
+    async with running_worker(ts_env.client, deps) as worker:
+        run = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=theirs, user=owner, mode="dry_run", requested_by=owner),
+            id=rid,
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(owner, theirs.cluster_id),
+        )
+        started: list[str] = []
+        for user in (night, other):
+            triage = await ts_env.client.start_workflow(
+                AlertTriageWorkflow.run,
+                TriageInput(user=user, mode="dry_run"),
+                id=unique("alert-triage"),
+                task_queue=worker.task_queue,
+            )
+            result: TriageResult = await triage.result()
+            assert rid in result.joined, result
+            started += result.started
+        status = await eventually(lambda: _joined_by(run, 2), "both nights joined")
+        await run.terminate("test over")
+        for other_run in started:
+            await ts_env.client.get_workflow_handle(other_run).terminate("test over")
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key, action="deduplicated")
+        told = {
+            u: await EventRepository(session).list(user=u, kind=NAME_ONLY) for u in (night, other)
+        }
+
+    # The configured night's alarm is the run's to check; the other's is a name only.
+    assert [(a.source, a.service) for a in status.joined_alerts] == [
+        ("monitor", "cls-night001/prod/checkout")
+    ]
+    assert sorted((r.actor, r.detail["source"], "metric" in r.detail) for r in rows) == [
+        (night, "triage", True),
+        (other, "triage", False),
+    ]
+    # Told of each run its night joined as a name (the owner's, and the configured night's).
+    assert told[night] == [] and sorted(e.payload["remediation_id"] for e in told[other]) == sorted(
+        result.joined
+    )
+
+
+async def _joined_by(run: WorkflowHandle[Any, Any], count: int) -> RemediationStatus | None:
+    status: RemediationStatus = await run.query(GradedRemediationWorkflow.status)
+    return status if len(status.joined_by) >= count else None

@@ -7,14 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from mcp import Client
 from temporalio.client import Client as TemporalClient
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.settings import Settings
+from ambient.storage.migrate import upgrade_async
 from ambient.wiring import AppState
+from api.app import create_app
+from tests.support.admins import admin_headers
 from tests.support.mcp_as import mcp_as
-from tests.support.servers import free_port
+from tests.support.servers import free_port, http_client, serve
 
 # Written apart from the product's own cleaning, so the two can disagree.
 _MARKDOWN = re.compile(r"[*_`#|<>\[\]]|^\s*[-+]\s|\n")
@@ -82,3 +87,22 @@ def task_lists_counted(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(TaskReads, "list", counting)
     return counted
+
+
+@asynccontextmanager
+async def voice_api(settings: Settings) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The API on ``settings``'s database, migrated, served on loopback: its base URL and a
+    client to it."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        http_client(base, timeout=20) as http,
+    ):
+        yield base, http
+
+
+async def register(http: httpx.AsyncClient, settings: Settings, name: str) -> dict[str, str]:
+    admin = await admin_headers(settings)
+    made = await http.post("/users", json={"name": name}, headers=admin)
+    assert made.status_code in (200, 201), made.text
+    return {"Authorization": f"Bearer {made.json()['token']}"}

@@ -9,8 +9,7 @@ from typing import Any
 from ambient.settings import Settings
 from mcp_server.voice_sentences import ARGUMENT_WORDS, SAY_AGAIN
 from tests.support.servers import HANG
-from tests.voice.support import assert_speakable
-from tests.voice.test_voice_http import _api, _register
+from tests.voice.support import assert_speakable, register, voice_api
 
 LATIN = re.compile(r"[A-Za-z]")
 
@@ -26,8 +25,8 @@ async def test_every_argument_of_every_voice_tool_is_asked_again_in_words(
     from mcp.client.streamable_http import streamable_http_client
 
     said: dict[tuple[str, str], str] = {}
-    async with _api(settings) as (base, http):
-        me = await _register(http, settings, "lan")
+    async with voice_api(settings) as (base, http):
+        me = await register(http, settings, "lan")
         async with (
             httpx2.AsyncClient(timeout=HANG, headers=me, trust_env=False) as client_http,
             Client(streamable_http_client(f"{base}/mcp/voice", http_client=client_http)) as client,

@@ -14,6 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ambient.clients.web import FetchError, WebFetcher
+from ambient.domain.users import Language
+from api.i18n import Words
+from api.routers.app_pages import failed_said
 from bench.certs import certificate
 from mcp_server.voice_failures import reason_said
 from tests.support.servers import free_port, serve
@@ -89,6 +92,43 @@ async def test_a_real_fetchs_errors_are_said_as_what_went_wrong(tmp_path: Path) 
         "refused": ("网站拒绝了连接", "the site refused the connection"),
         "dns": ("域名解析失败", "its domain name does not resolve"),
     }, errors
+
+
+async def test_a_redirect_naming_no_one_location_is_said_as_such() -> None:
+    """A redirect with no Location, or with two different ones, failed its check in words the
+    voice did not know (its fallback); two were said in English with the client's class name
+    on a Chinese page."""
+
+    async def page(request: Request) -> Response:
+        if request.url.path == "/none":
+            return Response("Found", status_code=302)
+        two = Response(status_code=302, headers={"location": "/a"})
+        two.raw_headers.append((b"location", b"/b"))
+        return two
+
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.0/8"])
+    try:
+        async with serve(Starlette(routes=[Route("/{path:path}", page)])) as base:
+            none, two = (
+                await _failed(fetcher, f"{base}/none"),
+                await _failed(fetcher, f"{base}/two"),
+            )
+    finally:
+        await fetcher.aclose()
+    assert (none, two) == (
+        "the server answered HTTP 302, a redirect, with no Location to follow: no page to read; "
+        "open the URL in a browser to find where it moved, and watch that one",
+        "the answer names two different Locations: a redirect names one target; watch the "
+        "page it should lead to, or ask its site to send one",
+    )
+    assert (reason_said(none), reason_said(two)) == (
+        ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
+        ("网站的跳转指向了两个地址", "it redirected to two places at once"),
+    )
+    assert failed_said(two, Words(Language.ZH)) == (
+        "失败：答复里有两个不同的 Location：重定向只能指向一个地址；请监控它本该跳转到的页面，"
+        "或请网站只发送一个"
+    )
 
 
 def test_a_metric_read_or_an_error_of_no_known_shape_is_said_without_its_text() -> None:

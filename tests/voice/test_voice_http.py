@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +20,7 @@ from tests.remediation.support import run_row
 from tests.standins.xiaozhi_server import fetch_all
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, http_client, serve
-from tests.voice.support import assert_speakable
+from tests.voice.support import assert_speakable, register, voice_api
 from tests.voice.test_voice_arguments import SPAN_AGAIN
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -56,30 +54,11 @@ async def fetch(providers: list[dict[str, Any]], device_id: str) -> tuple[str, l
     return await asyncio.to_thread(fetch_all, providers, device_id, HANG)
 
 
-@asynccontextmanager
-async def _api(settings: Settings) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
-    """The API on ``settings``'s database, migrated, served on loopback: its base URL and a
-    client to it."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        http_client(base, timeout=20) as http,
-    ):
-        yield base, http
-
-
-async def _register(http: httpx.AsyncClient, settings: Settings, name: str) -> dict[str, str]:
-    admin = await admin_headers(settings)
-    made = await http.post("/users", json={"name": name}, headers=admin)
-    assert made.status_code in (200, 201), made.text
-    return {"Authorization": f"Bearer {made.json()['token']}"}
-
-
 async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_token(
     settings: Settings,
 ) -> None:
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "voiceuser")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "voiceuser")
         headers = {**ACCEPT, **me}
         # xiaozhi-server sends these three at once, without waiting and without Mcp-Session-Id.
         initialized, listed, started = await asyncio.gather(
@@ -128,8 +107,8 @@ async def test_a_client_writing_nulls_or_a_byte_order_mark_is_answered_at_both_h
 ) -> None:
     """As the bridge answers them: the SDK refused a call whose ``_meta`` it could not read
     (-32602 "Invalid request parameters") and a body starting with a byte order mark (400)."""
-    async with _api(settings) as (_, http):
-        headers = {**ACCEPT, **await _register(http, settings, "nullwriter")}
+    async with voice_api(settings) as (_, http):
+        headers = {**ACCEPT, **await register(http, settings, "nullwriter")}
         for path in ("/mcp/voice", "/mcp"):
             for n, meta in enumerate(({"agentId": 42, "progressToken": None}, "agent-42", None)):
                 listed = await http.post(
@@ -148,8 +127,8 @@ async def test_a_get_of_an_mcp_endpoint_is_answered_405_at_once_not_held_open(
     server's own messages, which a stateless endpoint never sends: the request hung (its pings
     kept any read timeout from firing). Streamed, so such a stream fails the status check at
     once; the deadline only turns a hang into a failure."""
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "browser")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "browser")
         for path in ("/mcp/voice", "/mcp"):
             for accept in ("*/*", "text/html,*/*;q=0.8", "text/event-stream"):
                 async with (
@@ -170,9 +149,9 @@ async def test_a_get_of_an_mcp_endpoint_is_answered_405_at_once_not_held_open(
 async def test_the_context_provider_answers_a_registered_device_and_refuses_others(
     settings: Settings,
 ) -> None:
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "kitchen")
-        other = await _register(http, settings, "neighbour")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "kitchen")
+        other = await register(http, settings, "neighbour")
         bad = await http.post("/xiaozhi/devices", json={"device_id": "no spaces!"}, headers=me)
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "device_id"]
         added = await http.post(
@@ -334,8 +313,8 @@ async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voic
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    async with _api(settings) as (base, http):
-        me = await _register(http, settings, "hua")
+    async with voice_api(settings) as (base, http):
+        me = await register(http, settings, "hua")
         async with (
             httpx2.AsyncClient(timeout=HANG, headers=me, trust_env=False) as client_http,
             Client(streamable_http_client(f"{base}/mcp/voice", http_client=client_http)) as client,
@@ -363,10 +342,10 @@ async def test_a_member_cannot_walk_device_numbers_to_learn_whose_speakers_hear_
 ) -> None:
     """Allowing a device is one's own consent to a speaker one can name (its MAC): a device's
     number walked from 1 told a stranger every speaker's MAC, owner and who else it answers."""
-    async with _api(settings) as (_, http):
-        bob = await _register(http, settings, "bob-den")
-        alice = await _register(http, settings, "alice-den")
-        mallory = await _register(http, settings, "mallory-den")
+    async with voice_api(settings) as (_, http):
+        bob = await register(http, settings, "bob-den")
+        alice = await register(http, settings, "alice-den")
+        mallory = await register(http, settings, "mallory-den")
         mac = "aa:bb:cc:dd:ee:42"
         device = (await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=bob)).json()
         assert (await http.post(f"/xiaozhi/devices/{mac}/allow", headers=alice)).status_code == 200
@@ -380,7 +359,11 @@ async def test_a_member_cannot_walk_device_numbers_to_learn_whose_speakers_hear_
         # Named by its MAC, mallory allows it for herself and hears of no one else's consent.
         named = await http.post(f"/xiaozhi/devices/{mac}/allow", headers=mallory)
         assert named.status_code == 200
-        assert (named.json()["user"], named.json()["speakers"]) == ("bob-den", ["mallory-den"])
+        assert named.json() == {
+            "device_id": mac,
+            "speakers": ["mallory-den"],
+            "allowed": True,
+        }
         [listed] = (await http.get("/xiaozhi/devices", headers=bob)).json()
         assert listed["speakers"] == ["alice-den", "mallory-den"]
 
@@ -392,7 +375,7 @@ async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_c
     settings = settings.model_copy(
         update={"voice_device_tokens": {"kitchen": SecretStr("device-secret-1")}}
     )
-    async with _api(settings) as (_, http):
+    async with voice_api(settings) as (_, http):
         for token in ("device-secret-1。", "设备"):
             answer = await http.post(
                 "/voice/greeting",
@@ -408,8 +391,8 @@ async def test_the_context_provider_reads_the_bearer_scheme_in_any_case(
     """xiaozhi-server sends the configured headers as they are written in its config.yaml, and
     the scheme of an Authorization header is case-insensitive (RFC 9110), as every other door
     of ours reads it: 'bearer xzd_…' was refused as a wrong device token."""
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "study")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "study")
         device = (
             await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:21"}, headers=me)
         ).json()
@@ -426,8 +409,8 @@ async def test_the_context_provider_answers_at_its_url_with_a_trailing_slash(
     """A context_providers url copied with a trailing slash: the app answered 404, which
     xiaozhi-server logs as '请求失败: 404' and wakes without context (its plain GET would follow
     no redirect either); /mcp/voice takes either form."""
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "attic")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "attic")
         device = (
             await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:31"}, headers=me)
         ).json()
@@ -442,8 +425,8 @@ async def test_a_device_id_header_longer_than_any_id_is_no_registered_device(
 ) -> None:
     """A device-id of a registered 64-character id and more was cut to its first 64 and taken
     as that device."""
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "hall")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "hall")
         long_id = "d" * 64
         device = (
             await http.post("/xiaozhi/devices", json={"device_id": long_id}, headers=me)
@@ -460,8 +443,8 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
     """The firmware sends its MAC as aa:bb:cc:dd:ee:ff; a MAC copied from a router page or a
     label as AA-BB-CC-DD-EE-FF (or aabb.ccdd.eeff, AABBCCDDEEFF) was stored as typed, so the
     device was registered and every wake was refused as an unknown device."""
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "porch")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "porch")
         for typed, mac in (
             ("AA-BB-CC-DD-EE-51", "aa:bb:cc:dd:ee:51"),
             ("aabb.ccdd.ee52", "aa:bb:cc:dd:ee:52"),
@@ -488,8 +471,8 @@ async def test_a_mac_copied_from_the_mqtt_client_id_is_the_device_xiaozhi_names(
     topic devices/p2p/aa_bb_cc_dd_ee_ff: the firmware's log and the gateway's show it so), while
     xiaozhi-server's context request names it aa:bb:cc:dd:ee:ff. A MAC copied from there was
     stored as typed: registered (201), and every wake refused as an unknown device."""
-    async with _api(settings) as (base, http):
-        me = await _register(http, settings, "attic")
+    async with voice_api(settings) as (base, http):
+        me = await register(http, settings, "attic")
         added = await http.post(
             "/xiaozhi/devices", json={"device_id": "AA_BB_CC_DD_EE_61"}, headers=me
         )
@@ -558,7 +541,7 @@ async def test_a_member_greeting_by_voiceprint_learns_nothing_of_anothers_voice(
     settings = settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
-    async with _api(settings) as (_, http):
+    async with voice_api(settings) as (_, http):
         admin = await admin_headers(settings)
         for name in ("lin", "kai"):
             made = await http.post(
@@ -586,9 +569,9 @@ async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
     household woke without context, logged as 'unknown device or wrong device token'. A device
     token answers for every device of its owner, and for nobody else's; a speaker the owner has
     not registered yet was logged with the same words, as if the token were wrong."""
-    async with _api(settings) as (base, http):
-        me = await _register(http, settings, "flat")
-        other = await _register(http, settings, "upstairs")
+    async with voice_api(settings) as (base, http):
+        me = await register(http, settings, "flat")
+        other = await register(http, settings, "upstairs")
         macs = ["aa:bb:cc:dd:ee:61", "aa:bb:cc:dd:ee:62"]
         tokens = []
         for mac in macs:
@@ -642,8 +625,8 @@ async def test_a_device_number_past_the_databases_range_is_no_device_at_every_do
     (OverflowError, ValueError); the API answered '²' with a 500."""
     from ambient.cli import app as cli
 
-    async with _api(settings) as (_, http):
-        me = await _register(http, settings, "ned")
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "ned")
         added = await http.post(
             "/xiaozhi/devices", json={"device_id": "aa:bb:cc:00:00:09"}, headers=me
         )
@@ -698,7 +681,7 @@ async def test_a_host_mcp_does_not_allow_is_refused_naming_the_setting_that_allo
         serve(create_app(settings)) as base,
         http_client(base) as http,
     ):
-        me = await _register(http, settings, "hostuser")
+        me = await register(http, settings, "hostuser")
         for path in ("/mcp/voice", "/mcp"):
             refused = await http.post(
                 path,
@@ -711,7 +694,7 @@ async def test_a_host_mcp_does_not_allow_is_refused_naming_the_setting_that_allo
     # The name as the docs say it, without a port: that host at any port (and at none).
     allowed = settings.model_copy(update={"mcp_allowed_hosts": ["ambient.example.internal"]})
     async with serve(create_app(allowed)) as base, http_client(base) as http:
-        me = await _register(http, allowed, "hostuser2")
+        me = await register(http, allowed, "hostuser2")
         for host in ("ambient.example.internal:8000", "ambient.example.internal"):
             answered = await http.post(
                 "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, **me, "Host": host}

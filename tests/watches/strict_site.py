@@ -28,7 +28,11 @@ class Resource:
     last_modified: str | None = None  # an HTTP-date
     # False: the server ignores preconditions (a 200 with the whole page every time).
     conditional: bool = True
-    moved_to: str | None = None  # a 301 to there (a redirect: no preconditions, 13.2.1)
+    # A redirect (no preconditions, 13.2.1) to there ("": no Location), its body as given.
+    moved_to: str | None = None
+    moved_status: int = 301
+    also_to: str | None = None  # a second Location field beside moved_to's
+    encoding: str | None = None  # its Content-Encoding, named as sent (the body: as given)
 
 
 @dataclass
@@ -82,9 +86,11 @@ class StrictSite:
             status = 405
         elif page is not None and page.moved_to is not None:
             self._modified(path, page, headers)  # sent to it or not, a 301
-            self.asked.append(Asked(target, headers, 301))
-            moved = [("Location", page.moved_to), ("Content-Length", "0")]
-            return [h11.Response(status_code=301, headers=moved), h11.EndOfMessage()]
+            self.asked.append(Asked(target, headers, page.moved_status))
+            moved = [("Location", to) for to in (page.moved_to, page.also_to) if to]
+            moved.append(("Content-Length", str(len(page.body))))
+            said = h11.Response(status_code=page.moved_status, headers=moved)
+            return [said, h11.Data(page.body), h11.EndOfMessage()]
         elif page is not None and not self._modified(path, page, headers):
             status = 304
         self.asked.append(Asked(target, headers, status))
@@ -97,6 +103,7 @@ class StrictSite:
         body = b"no such page" if page is None else page.body
         if page is not None:
             fields.append(("Content-Type", page.content_type))
+            fields += [("Content-Encoding", page.encoding)] if page.encoding else []
         fields.append(("Content-Length", str(len(body))))
         return [
             h11.Response(status_code=status, headers=fields),

@@ -8,6 +8,7 @@ sends to a page that never issued it (a leak of what it saw elsewhere)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator
 from importlib.metadata import version
@@ -397,3 +398,204 @@ async def test_a_redirects_query_names_the_page_its_validators_go_to_but_its_sig
     assert resigned == {"outcome": "not_modified", "error": None}
     assert other == {"outcome": "changed", "error": None}
     assert asked == [("5", None), ("5", '"v5"'), ("6", None)]
+
+
+async def test_a_redirects_secrets_are_in_no_check_error_event_or_history(
+    service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
+) -> None:
+    """The errors of a check a redirect led astray (a status from where it led, its target
+    refused) named that URL whole: a signed URL's signature, a token, a password went into the
+    check's error, its events and workflow history."""
+    site, base = strict
+    url = f"{base}/report"
+    signed = "/report.txt?id=5&X-Amz-Signature=secret-1&t=1700000000&sign=secret-2"
+    site.pages["/report"] = Resource(b"", moved_to=signed)
+    site.pages["/report.txt"] = Resource(b"All quiet.", "text/plain")
+    task_id = await created(service, watch(url))
+    del site.pages["/report.txt"]
+    gone = await checked(service, task_id, url)
+    host = base.removeprefix("http://")
+    site.pages["/report"] = Resource(
+        b"", moved_to=f"http://me:secret-3@{host}/x?token=secret-4&a=1"
+    )
+    refused = await checked(service, task_id, url)
+    history = await service.client.get_workflow_handle(task_id).fetch_history()
+    await service.delete(USER, task_id)
+    async with loopback_deps.db.session() as session:
+        events = await EventRepository(session).list(task=task_id, limit=100)
+    assert gone == {
+        "outcome": "error",
+        "error": f"HTTP 404 (redirected to {base}/report.txt?[redacted])",
+    }
+    assert refused == {
+        "outcome": "error",
+        "error": f"redirected to {base}/x?[redacted]: refused URL: user:password@ in the address "
+        "is not accepted (it hides the real host); put credentials in a secret",
+    }
+    assert "secret" not in history.to_json() + json.dumps([e.payload for e in events])
+
+
+@pytest.mark.parametrize(
+    ("first", "other", "signed", "resigned"),
+    [
+        ("t=a", "t=b", "sign=s1&t=100", "sign=s2&t=200"),  # Tencent CDN type D
+        ("sig=python", "sig=rust", "sv=2024&sig=s1&se=100", "sv=2024&sig=s2&se=200"),  # Azure
+        ("token=USDT", "token=ETH", "e=100&token=s1", "e=200&token=s2"),  # Qiniu
+        ("session=1", "session=2", "session=1&X-Amz-Signature=s1", "session=1&X-Amz-Signature=s2"),
+    ],
+    ids=["t", "sig", "token", "session"],
+)
+async def test_a_redirects_signers_parameter_names_its_page_unless_its_signer_is_there(
+    service: TaskService, first: str, other: str, signed: str, resigned: str
+) -> None:
+    """``t`` was taken for a CDN's signing time wherever it stood: /topic?t=a's Last-Modified
+    went to /topic?t=b, another page, whose server answered 304 (not modified since): b's text
+    was never read; as were ``sig``, ``token`` and ``session``. Beside its signer's mark (a
+    ``sign``: Tencent CDN type D; an Azure SAS's ``sv``; Qiniu's deadline ``e``) it is the
+    signature's: the next signature's URL still gets its 304."""
+    leads_to = [f"/topic?{first}"]
+    asked: list[tuple[str, str | None]] = []
+    modified = "Tue, 24 Nov 2026 08:00:00 GMT"
+
+    async def item(request: Request) -> Response:
+        return Response(status_code=302, headers={"location": leads_to[0]})
+
+    async def topic(request: Request) -> Response:
+        asked.append((request.url.query, request.headers.get("if-modified-since")))
+        if request.headers.get("if-modified-since") == modified:
+            return Response(status_code=304, headers={"last-modified": modified})
+        body = f"Topic {request.url.query}: all quiet.".encode()
+        return Response(body, media_type="text/plain", headers={"last-modified": modified})
+
+    async with serve(Starlette(routes=[Route("/item", item), Route("/topic", topic)])) as base:
+        url = f"{base}/item"
+        task_id = await created(service, watch(url))
+        leads_to[0] = f"/topic?{other}"
+        told = await checked(service, task_id, url)
+        leads_to[0] = f"/topic?{signed}"
+        await checked(service, task_id, url)
+        leads_to[0] = f"/topic?{resigned}"
+        again = await checked(service, task_id, url)
+        await service.delete(USER, task_id)
+    assert told == {"outcome": "changed", "error": None}
+    assert again == {"outcome": "not_modified", "error": None}
+    assert asked == [(first, None), (other, None), (signed, None), (resigned, modified)]
+
+
+async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_browsers_read_it(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A page sent as "Content-Encoding: utf-8" (a charset, no content coding: misconfigured
+    servers send it) failed every check, where Chromium shows it as sent, as it does any name
+    that is no coding. A coding of the registry this client does not decode (br), and a gzip
+    body cut short, are still refused: their bytes are no page (Chromium refuses the latter)."""
+    site, base = strict
+    url = f"{base}/news"
+    page = article("All quiet.").encode()
+    site.pages["/news"] = Resource(page, encoding="utf-8")
+    task_id = await created(service, watch(url))
+    site.pages["/news"] = Resource(article("An outage.").encode(), encoding="UTF-8")
+    changed = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(b"\x0b\x02\x80ok\x03", encoding="br")
+    brotli = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page)[:-12], encoding="gzip")
+    cut = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page), encoding="pack200-gzip")
+    pack200 = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page), encoding="utf-8")
+    gzipped = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert changed == {"outcome": "changed", "error": None}
+    assert brotli == {
+        "outcome": "error",
+        "error": "HttpProtocolError: unsupported Content-Encoding: br",
+    }
+    assert cut == {
+        "outcome": "error",
+        "error": "the connection ended before the whole answer: the gzip body ends before its "
+        "end (truncated)",
+    }
+    assert (pack200, gzipped) == (
+        {
+            "outcome": "error",
+            "error": "HttpProtocolError: unsupported Content-Encoding: pack200-gzip",
+        },
+        {"outcome": "error", "error": "HttpProtocolError: unsupported Content-Encoding: utf-8"},
+    )
+
+
+async def test_a_redirect_naming_no_one_location_fails_its_check_saying_why(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A 302 without a Location had its body (a note of the move) read as the page: a change
+    told, and another when the server named the page again. Two Location fields were joined
+    into one URL ("/a, /b") and followed there. Neither names one page (RFC 9110 15.4; Chromium
+    refuses two other ones): the check fails saying why. Two naming the same page lead there."""
+    site, base = strict
+    url = f"{base}/news"
+    site.pages["/news"] = Resource(article("All quiet.").encode())
+    task_id = await created(service, watch(url))
+    site.pages["/news"] = Resource(b"<p>Found</p>", moved_to="", moved_status=302)
+    unnamed = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(b"", moved_to="/a", also_to="/b", moved_status=302)
+    two = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(b"", moved_to="/a", also_to="/a", moved_status=302)
+    site.pages["/a"] = Resource(article("All quiet.").encode())
+    same = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert unnamed == {
+        "outcome": "error",
+        "error": "the server answered HTTP 302, a redirect, with no Location to follow: no page "
+        "to read; open the URL in a browser to find where it moved, and watch that one",
+    }
+    assert two == {
+        "outcome": "error",
+        "error": "the answer names two different Locations: a redirect names "
+        "one target; watch the page it should lead to, or ask its site to send one",
+    }
+    assert same == {"outcome": "unchanged", "error": None}
+
+
+async def test_a_cos_sts_signed_redirect_is_one_page_and_shows_no_credential(
+    service: TaskService,
+) -> None:
+    """A redirect to a COS URL presigned with temporary keys (STS): its x-cos-security-token,
+    a credential, was shown in the check's error and workflow history, and a token new at each
+    signature made every check's validators another page's (never a 304)."""
+    leads_to: list[str] = []
+    asked: list[str | None] = []
+
+    def sign(n: int) -> None:
+        leads_to[:] = [
+            f"/report.txt?q-sign-algorithm=sha1&q-ak=AKIDtmp{n}&q-sign-time=17000{n}%3B17999"
+            f"&q-key-time=17000{n}%3B17999&q-header-list=host&q-url-param-list="
+            f"&q-signature=sig{n}&x-cos-security-token=sts-secret-{n}"
+        ]
+
+    async def item(request: Request) -> Response:
+        return Response(status_code=302, headers={"location": leads_to[0]})
+
+    async def report(request: Request) -> Response:
+        asked.append(request.headers.get("if-none-match"))
+        if len(asked) > 2:
+            return Response(status_code=404)
+        if request.headers.get("if-none-match") == '"r1"':
+            return Response(status_code=304, headers={"etag": '"r1"'})
+        return Response(b"All quiet.", media_type="text/plain", headers={"etag": '"r1"'})
+
+    routes = [Route("/item", item), Route("/report.txt", report)]
+    async with serve(Starlette(routes=routes)) as base:
+        url = f"{base}/item"
+        sign(1)
+        task_id = await created(service, watch(url))
+        sign(2)
+        resigned = await checked(service, task_id, url)
+        sign(3)
+        gone = await checked(service, task_id, url)
+        history = await service.client.get_workflow_handle(task_id).fetch_history()
+        await service.delete(USER, task_id)
+    assert resigned == {"outcome": "not_modified", "error": None}
+    assert asked == [None, '"r1"', '"r1"']
+    shown = f"{base}/report.txt?[redacted]"
+    assert gone == {"outcome": "error", "error": f"HTTP 404 (redirected to {shown})"}
+    assert "sts-secret" not in history.to_json()

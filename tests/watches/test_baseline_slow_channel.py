@@ -30,7 +30,7 @@ async def test_a_breaching_first_reading_is_answered_while_its_alert_waits_on_a_
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
     """The first reading of a threshold watch breached and its webhook took the POST and did
-    not answer: create_threshold_watch waited its whole 20 s for the alert's delivery (with
+    not answer: create_threshold_watch waited out its baseline_wait for the alert's delivery (with
     its retries) and answered ``baseline: null``, though the reading took milliseconds."""
     state, base = gated
     state.values = [150]
@@ -101,7 +101,7 @@ async def test_a_web_monitor_create_answers_its_failing_baseline_while_its_alert
     """A web monitor's first check found its page answering 404 (failure_threshold 1: a
     ``watch.failing`` at once) and its webhook held the POST: the poll waited 30 s for the
     delivery before handing the check back, and create_web_monitor answered ``baseline:
-    null`` after its 20 s. The check hands back at once; the delivery finishes after it, once."""
+    null`` after its wait. The check hands back at once; the delivery finishes after it, once."""
     state, base = gated
     state.hook_gate.clear()  # the webhook takes the POST and answers only once opened
     deps = loopback_deps
@@ -134,7 +134,7 @@ async def test_check_now_answers_its_check_while_the_hit_waits_on_a_slow_channel
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
     """A check now that found a keyword hit while the webhook held its POST answered after its
-    20 s, without the check (the poll waited 30 s for the delivery before handing it back):
+    whole wait, without the check (the poll waited 30 s for the delivery before handing it back):
     a voice user asking to check now heard nothing. It answers once the check is made; the
     hit is delivered once all the same, though the watch is paused meanwhile."""
     state, base = gated

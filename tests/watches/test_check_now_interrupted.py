@@ -52,8 +52,8 @@ async def test_a_pause_while_the_first_check_reads_the_page_still_takes_the_base
     service: TaskService,  # noqa: F811
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
-    # The create's first check was abandoned: the create waited out its 20 s for a baseline
-    # that no check would take until a resume, and answered none.
+    # The create's first check was abandoned: the create waited out its baseline_wait for a
+    # baseline that no check would take until a resume, and answered none.
     state, base = gated
     page, name = f"{base}/a", unique("first")
     state.pages["/a"] = article("All quiet.")

@@ -22,7 +22,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
-from tests.conftest import running_worker, unique
+from tests.conftest import LOADED_HOST_QUERY_TIMEOUT, running_worker, unique
 from tests.support.mcp_as import mcp_as
 from tests.support.waits import eventually
 from tests.watches.site import article
@@ -90,7 +90,9 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
     assert all(t["state"] == "paused" for t in told), told
     if not at_once:
         assert [t["note"] for t in told] == [DELIVERED_UNCONFIRMED, ALREADY_SO]
-    # A worker back: the pause applies once; the watch is deleted.
+    # A worker back: the pause applies once; the watch is deleted. Its read waits as other
+    # tests' do (1 s was missed under load: "no worker answered within 1 s").
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", LOADED_HOST_QUERY_TIMEOUT)
     async with build_worker(dev_env.client, loopback_deps, task_queue=settings.temporal_task_queue):
         async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
             status = await mcp.call_tool("get_task", {"task_id": task_id})

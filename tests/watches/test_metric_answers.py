@@ -320,10 +320,10 @@ async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
     )
     private = {**page, "url": f"{base}/private"}
     error = await _baseline_error(service, private, "private")
-    assert error == f"{signed} (redirected to {base}/login)"
+    assert error == f"{signed} (redirected to {base}/login?[redacted])"
     assert failed_said(error, ZH) == (
         "失败：数据源答复的是 text/html，不是 JSON：<title>Sign in</title>"
-        f"（重定向到 {base}/login 之后）"
+        f"（重定向到 {base}/login?[redacted] 之后）"
     )
     assert failed_said(error, EN) == f"failed: {error}"
     assert reason_said(error) == ("返回的是网页，不是数据", "it answered a web page, not data")

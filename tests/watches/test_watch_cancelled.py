@@ -55,8 +55,13 @@ from workflows.remediation import GradedRemediationWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
+# A send's time (the lease is this plus its margin): the held webhook's try ends at it, and
+# a cut delivery is given up once its lease is gone (at the product's 30 s, ~40 s a test).
+SEND_TIME = 8.0
+
 
 def _with_webhook(deps: WorkerDeps) -> WorkerDeps:
+    deps.settings = deps.settings.model_copy(update={"notify_target_timeout": SEND_TIME})
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
     return deps
 
@@ -83,9 +88,8 @@ async def _ended_or_failed(handle: WorkflowHandle[Any, Any], deps: WorkerDeps, t
 async def _canceled(handle: WorkflowHandle[Any, Any]) -> None:
     with_cancel = None
     try:
-        # A cut delivery is given up once its webhook try ends (its 15 s timeout, then the
-        # give-up's retries until the try's lease is gone): ~40 s on a quiet machine, past one
-        # HANG on a busy one (a clean-clone run at -n 6 took 60.6 s). Still a hang guard.
+        # A cut delivery is given up once its webhook try ends (SEND_TIME, then the give-up's
+        # retries until the try's lease is gone): a busy machine stretches it. A hang guard.
         await asyncio.wait_for(handle.result(), 3 * HANG)
     except WorkflowFailureError as ended:
         with_cancel = ended.cause
@@ -113,7 +117,7 @@ async def _cancelled_while_delivering(
     history: str,
 ) -> None:
     """The run ``start`` starts, cancelled while the webhook holds its first delivery (of the
-    event ``told``): it ends Canceled, not running on. The webhook's own timeout (15 s) said
+    event ``told``): it ends Canceled, not running on. The send's time (SEND_TIME) said
     the send failed and would be tried again; the run that heard its cancel gave it up, so
     the last word says it is not (it stayed "retrying" for good: the run ended before the
     try heard the cancel, and nothing retried it)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import hashlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -35,6 +34,7 @@ from ambient.domain.notify import robot_address
 from ambient.render import markdown_literal
 from ambient.storage import Database
 from ambient.storage.models import RobotWindow
+from ambient.storage.users import hash_token
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
@@ -136,7 +136,7 @@ class SharedRateLimiter(RateLimiter):
         self._db = db
 
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
-        key = _row_key(robot)
+        key = hash_token(robot)  # its row: the key is a credential, never stored
         async with self._db.writing() as session:
             conn = await session.connection()
             window = await _locked_window(conn, key)
@@ -155,7 +155,7 @@ class SharedRateLimiter(RateLimiter):
         return now, slot, freed
 
     async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
-        key = _row_key(robot)
+        key = hash_token(robot)
 
         async def give_back() -> None:
             async with self._db.writing() as session:
@@ -169,11 +169,6 @@ class SharedRateLimiter(RateLimiter):
             await asyncio.shield(give_back())
         except Exception as exc:  # the database away: the slot lapses with its minute
             log.warning("robot limiter: a slot not given back (%s)", exc)
-
-
-def _row_key(robot: str) -> str:
-    """The robot's row: the sha256 of its key (a credential, never stored)."""
-    return hashlib.sha256(robot.encode()).hexdigest()
 
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
