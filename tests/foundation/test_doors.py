@@ -289,8 +289,8 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
     doors: Doors, bad: Bad
 ) -> None:
     async with doors.mcp() as mcp:
-        arguments = {"type": bad.kind, "config": bad.config, "name": bad.name}
-        result = await mcp.call_tool("create_background_task", arguments)
+        arguments = {"config": bad.config, "name": bad.name}
+        result = await mcp.call_tool(f"create_{bad.kind}", arguments)  # the tool of its kind
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error and f"{_named(bad.where)}: {bad.says}" in text, text
 
