@@ -443,15 +443,7 @@ class GradedRemediationWorkflow(RemediationChange):
     # --- endings ------------------------------------------------------------------------
 
     async def _abort(self, aborted: AbortInput) -> Outcome:
-        # Anyone with the Temporal Web UI can signal an abort in any name: the name is the
-        # sender's only where a door checked that user and recorded the request ("abort").
-        entry = await self._audit(
-            f"{self.run_key}/abort",
-            "aborted",
-            aborted.model_dump(),
-            actor=aborted.by,
-            asked="abort",
-        )
+        entry = await self._audit_abort(aborted)
         self._ended(aborted_by(aborted, verified="given_by" not in entry.detail))
         await self._finish("aborted")
         return "stop"

@@ -86,6 +86,10 @@ CANCEL_KEPT = "cancel-kept-at-first-try"
 # given up after a try that may have written is "change failed", its slot kept; a slot a
 # cancel stops being given back is given back as the run closes (docs/remediation.md).
 CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
+# Every ending audits the abort the run heard (an abort that handed the run over wrote no
+# `aborted`), and a cancel that comes while the run records its end lets that record finish
+# (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
+ENDING_WHOLE = "ending-recorded-whole"
 
 
 class RemediationRecords:
@@ -132,6 +136,8 @@ class RemediationRecords:
         # as it was (its answer read, a try that may have written kept, its slot given back
         # before it is said given back).
         self.given_up_recorded = workflow.patched(CANCEL_AFTER_ABORT)
+        self.ending_whole = workflow.patched(ENDING_WHOLE)
+        self.abort_audited = False
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""
@@ -185,10 +191,24 @@ class RemediationRecords:
         await self._finish(state)
 
     async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
-        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung."""
+        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
+        A cancel that comes meanwhile lets it finish (its writes are not cut), then closes the
+        run as Cancelled."""
+        if not self.ending_whole:
+            return await self._finished(state, resolved)
+        ending = asyncio.create_task(self._finished(state, resolved))
+        try:
+            await asyncio.shield(ending)
+        except asyncio.CancelledError:
+            await ending
+            raise
+
+    async def _finished(self, state: RemediationState, resolved: Rung | None) -> None:
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
+        if self.ending_whole and self.aborted is not None and not self.abort_audited:
+            await self._audit_abort(self.aborted)  # heard, and the run ended otherwise
         await self._audit(
             f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
         )
@@ -227,6 +247,20 @@ class RemediationRecords:
             zh = Wording(title=f"已修复：{service}", body=f"修复 `{rid}` 已在{rung}解决。")
         said = f"Remediation `{rid}` {self.outcome}{body}."
         await self._push(f"{self.run_key}/finished", title, said, zh)
+
+    async def _audit_abort(self, aborted: AbortInput) -> AuditEntry:
+        """The abort the run heard, audited once by the run's key (a retry or a replay finds
+        it): under the name its signal gave only where a door checked that user and recorded
+        the request ("abort"); anyone with the Temporal Web UI can signal one in any name."""
+        entry = await self._audit(
+            f"{self.run_key}/abort",
+            "aborted",
+            aborted.model_dump(),
+            actor=aborted.by,
+            asked="abort",
+        )
+        self.abort_audited = True
+        return entry
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""

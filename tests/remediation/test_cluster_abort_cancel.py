@@ -221,8 +221,12 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
                 with pytest.raises(WorkflowFailureError) as closed:
                     await asyncio.wait_for(handle.result(), HANG)
                 assert isinstance(closed.value.cause, CancelledError)
-            done = "aborted" if how == "abort" else "cancelled"
-            await save_history(handle, f"remediation_{done}_after_its_first_try_timed_out")
+            await save_history(
+                handle,
+                "remediation_aborted_and_handed_over_after_its_first_try_timed_out"
+                if how == "abort"
+                else "remediation_cancelled_after_its_first_try_timed_out",
+            )
             status, audit, slot = await _ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
@@ -245,6 +249,10 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
         (handed,) = [r for r in audit if r.action == "hand_over"]
         assert handed.detail["reason"] == said
         assert "Tried: restart (may have been applied)." in handed.detail["body"]
+        # The abort that handed it over is audited, its sender as checked (none here: sent
+        # in Temporal), as every abort is.
+        (aborted,) = [r for r in audit if r.action == "aborted"]
+        assert (aborted.actor, aborted.detail["given_by"]) == (UNVERIFIED, USER)
 
 
 @dataclass
@@ -451,17 +459,23 @@ async def test_an_abort_while_a_retry_is_refused_at_its_read_after_an_attempt_th
     assert restart.skipped_reason.startswith("change failed: "), restart.skipped_reason
     assert status.state == "handed_over", status.outcome
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["handed_over"]
+    assert [r.actor for r in audit if r.action == "aborted"] == [UNVERIFIED]
 
 
 @asynccontextmanager
-async def _refusing_deletes(deps: WorkerDeps) -> AsyncIterator[list[str]]:
-    """The database refuses to delete a slot (as a locked or read-only one would) until the
-    block ends: the deletes the worker tried."""
+async def _refusing(
+    deps: WorkerDeps, statement: str = "DELETE FROM remediation_actions", when: str = ""
+) -> AsyncIterator[list[str]]:
+    """The database refuses ``statement`` (a slot's delete unless said; ``when``: a trigger's
+    condition on the row) as a locked or read-only one would, until the block ends: the
+    statements the worker tried."""
     tried: list[str] = []
+    verb, _, table = statement.partition(" ")
+    table = table.removeprefix("FROM ").split()[0]
 
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("DELETE FROM remediation_actions"):
-            tried.append(statement)
+    def seen(_conn: Any, _cursor: Any, sent: str, *_: Any) -> None:
+        if sent.startswith(statement):
+            tried.append(sent)
 
     async def database(statement: str) -> None:
         # In a thread: the worker's write turns run in this event loop.
@@ -470,7 +484,7 @@ async def _refusing_deletes(deps: WorkerDeps) -> AsyncIterator[list[str]]:
             await asyncio.to_thread(db.execute, statement)
 
     await database(
-        "CREATE TRIGGER refused BEFORE DELETE ON remediation_actions "
+        f"CREATE TRIGGER refused BEFORE {verb} ON {table} {when} "
         "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
     )
     event.listen(deps.db.engine.sync_engine, "before_cursor_execute", seen)
@@ -500,7 +514,7 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
             # its slot back (a local activity, retried in the task).
             short = timedelta(seconds=2)
             if when == "before-its-first-step":
-                async with _refusing_deletes(deps) as tried:
+                async with _refusing(deps) as tried:
                     handle = await queue.start(url, short, AbortInput(by=USER))
                     await eventually(partial(_some, tried), "the slot given back, refused")
                     await handle.cancel()
@@ -511,7 +525,7 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
                     await asyncio.wait_for(holding.arrived.wait(), HANG)
                     await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
                     await _signal_taken(handle)
-                    async with _refusing_deletes(deps) as tried:
+                    async with _refusing(deps) as tried:
                         holding.release.set()
                         await eventually(partial(_some, tried), "the slot given back, refused")
                         await handle.cancel()
