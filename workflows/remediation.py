@@ -15,7 +15,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import RemediationChange, answer_lost, wrote_nothing, wrote_some
+from workflows.remediation_change import RemediationChange, answer_lost, wrote
 from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
@@ -353,7 +353,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
-                    if self.given_up_recorded and not wrote_nothing(exc):
+                    if self.given_up_recorded and wrote(exc) is not False:
                         # Out of time, its answer lost: a retry given up says it may be made.
                         why = answer_lost(exc, first)
                         earlier = maybe_applied(step.rung, why, request.target)
@@ -367,7 +367,7 @@ class GradedRemediationWorkflow(RemediationChange):
                     return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
             self.reserved = None  # it may have written: the slot stays counted
-            if earlier is not None and not wrote_some(exc):
+            if earlier is not None and wrote(exc) is not True:
                 # Given up, refused until spent or for good, a retry not knowing what it wrote
                 # (refused at its read): the first try may have written, and it is said so.
                 self._maybe_applied(attempt, earlier)

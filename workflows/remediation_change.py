@@ -110,7 +110,7 @@ class RemediationChange(RemediationSafety):
             # Cancelled between tries, or the try under way failed (a cancelled activity is
             # not tried again) with nothing written; one that may have written is the change
             # failing, for a person to look at.
-            if wrote_nothing(exc):
+            if wrote(exc) is False:
                 if earlier is None:
                     return None
                 # This try wrote nothing, the one before may have: the change failed as it.
@@ -139,11 +139,10 @@ class RemediationChange(RemediationSafety):
         except ACTIVITY_FAILED as exc:
             cause = exc.cause if isinstance(exc, ActivityError) else exc
             refused_for_good = isinstance(cause, ApplicationError) and cause.non_retryable
-            unwritten = wrote_nothing(exc) and not refused_for_good
-            if unwritten and earlier is None:
+            if wrote(exc) is False and earlier is None and not refused_for_good:
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
-            elif earlier is not None and not wrote_some(exc):
+            elif earlier is not None and wrote(exc) is not True:
                 self._maybe_applied(attempt, earlier)  # after a try that may have written
             else:
                 # Refused for good (the activity gave the slot back if nothing was written; a
@@ -206,22 +205,17 @@ class RemediationChange(RemediationSafety):
         self.reserved = None
 
 
-def wrote_nothing(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool:
-    """Whether a change's try that failed wrote nothing: cancelled before it sent anything, or
-    refused saying so (the activity's ``changed``, False). A try whose answer was lost (out of
-    time, a dropped connection), or a step refused after some of its writes, may have written,
-    and is no "before its change"."""
+def wrote(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool | None:
+    """Whether a change's try that failed wrote: False when cancelled before it sent anything,
+    or refused saying so (the activity's ``changed``); True when it says it did (a step refused
+    halfway names what it wrote); None when it may have (its answer lost: out of time, a
+    dropped connection), which is no "before its change"."""
     cause = failure.cause if isinstance(failure, ActivityError) else failure
-    return isinstance(cause, CancelledError) or (
-        isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (False,)
-    )
-
-
-def wrote_some(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool:
-    """Whether a change's try that failed says it wrote (a step refused halfway: its error
-    names what it wrote)."""
-    cause = failure.cause if isinstance(failure, ActivityError) else failure
-    return isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (True,)
+    if isinstance(cause, CancelledError):
+        return False
+    if isinstance(cause, ApplicationError) and tuple(cause.details[:1]) in ((False,), (True,)):
+        return bool(cause.details[0])
+    return None
 
 
 def answer_lost(
