@@ -21,10 +21,9 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-import workflows.remediation_change
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import CHANGE_RETRY, AbortInput, RemediationStatus
+from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
 from tests.remediation.support import error_rate
@@ -305,20 +304,14 @@ async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_chan
 
 
 @pytest.mark.devserver
+@pytest.mark.usefixtures("quick_change_retries")  # its retries spent in a second
 async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wrote_keeps_its_slot(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     """The first change's one try ran out of time, its restart stored; every retry was then
     refused (503) at its read of the Deployment, before it wrote. The last said it wrote
     nothing and the activity gave the slot back: the cluster's hour did not count the restart
     made, and the hand-over said the rung "could not be applied"."""
-    quick = CHANGE_RETRY.__class__(  # as many tries, a few hundred ms apart
-        maximum_attempts=CHANGE_RETRY.maximum_attempts,
-        initial_interval=timedelta(milliseconds=50),
-        maximum_interval=timedelta(milliseconds=200),
-        non_retryable_error_types=CHANGE_RETRY.non_retryable_error_types,
-    )
-    monkeypatch.setattr(workflows.remediation_change, "CHANGE_RETRY", quick)
     holding = HeldAnswer()
     queue = Queue(dev_env, deps)
     async with _cluster(deps, tmp_path, holding, refused=0) as (api, url):
