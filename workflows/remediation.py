@@ -16,12 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows.remediation_change import RemediationChange, answer_lost, wrote
-from workflows.remediation_records import (
-    RECORD_RETRY,
-    alert_named,
-    cause_of,
-    left_isolated,
-)
+from workflows.remediation_records import RECORD_RETRY, cause_of
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -39,11 +34,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.outcomes import (
         aborted_by,
+        alert_named,
         budget_spent,
         cleared_isolated,
         cleared_isolated_before,
         cleared_joined_open,
         ladder_top,
+        left_isolated,
         maybe_applied,
         not_applied,
         not_checkpointed,

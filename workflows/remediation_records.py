@@ -27,13 +27,12 @@ with workflow.unsafe.imports_passed_through():
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import (
-        RUNG_NAMES_ZH,
         Checkpoint,
         Mode,
         Rung,
         rung_zh,
     )
-    from ambient.remediation.outcomes import in_chinese
+    from ambient.remediation.outcomes import alerts_joined, in_chinese, left_isolated, rungs_tried
     from ambient.remediation.runs import (
         FINAL_STATES,
         AbortInput,
@@ -152,13 +151,13 @@ class RemediationRecords:
         self.outcome, self.outcome_said = str(reason), said_as
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
-        tried = _tried(self.attempts)
+        tried = rungs_tried(self.attempts)
         lead = f"Remediation `{self.remediation_id}` stopped: "
         said = (  # plain text, names from the alert's JSON in it (the briefing speaks it)
             f"{reason}. Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
             + left_isolated(self.attempts)
-            + _joined(self.joined_alerts)
+            + alerts_joined(self.joined_alerts)
         )
         await self._act(
             RemediationActivities.hand_over_remediation,
@@ -176,12 +175,12 @@ class RemediationRecords:
         await self._set_state(state)
         # In Chinese, to whoever reads it: the isolation to undo first, then the reason and
         # the alerts' names as written (the rungs tried and the run's own reasons in Chinese).
-        zh_tried = _tried(self.attempts, zh=True)
+        zh_tried = rungs_tried(self.attempts, zh=True)
         zh_said = (
             left_isolated(self.attempts, zh=True)
             + f"{in_chinese(reason)}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
             f"（评分 {self.card.score if self.card else '?'}）。已尝试：{zh_tried or '无'}。"
-            + _joined(self.joined_alerts, zh=True)
+            + alerts_joined(self.joined_alerts, zh=True)
         )
         zh = Wording(
             title=f"需要人工处理：{self.alert.service}",
@@ -439,64 +438,3 @@ def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> 
 def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
-
-
-def _joined(alerts: list[Alert], *, zh: bool = False) -> str:
-    """The alerts of another source or metric that joined the run: the person takes them too
-    (``zh``: said in Chinese, the alerts' names as written)."""
-    if not alerts:
-        return ""
-    names = ", ".join(alert_named(a, zh=zh) for a in alerts)
-    return f"合并到这次修复的告警：{names}。" if zh else f" Alerts that joined it: {names}."
-
-
-def alert_named(alert: Alert, *, zh: bool = False) -> str:
-    """An alert as the run's messages name the alerts that joined it: its source and metric."""
-    return f"{alert.source} {alert.metric or ('告警' if zh else 'alert')}"
-
-
-def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
-    """What the person handed the run must know first: an isolation this run left in place
-    (no traffic reaches the workload), and how to undo it: its Services' selectors, or the
-    deny-all NetworkPolicy rung 4 created when no Service selected the workload (``zh``:
-    said in Chinese, a sentence of its own)."""
-    done = {a.rung for a in attempts if a.applied}
-    if Rung.ISOLATE not in done or Rung.FULL_ROLLBACK in done:
-        return ""
-    isolated = [a for a in attempts if a.applied and a.rung is Rung.ISOLATE][-1]
-    # The objects it changed, as the audit shows them: kind/namespace/name.
-    policies = [o.split("/", 2) for o in isolated.patch or {} if o.startswith("networkpolicy/")]
-    if policies:
-        _, namespace, name = policies[0]
-        if zh:
-            return (
-                f"{namespace} 中拒绝所有流量的 NetworkPolicy {name} 仍挡着其 Pod 的全部流量"
-                "（第 4 级隔离所建）：请先删除它以恢复流量，再做其他处理。"
-            )
-        return (
-            f" The deny-all NetworkPolicy {name} in {namespace} still keeps all traffic from"
-            " its pods (isolated at rung 4): delete it before anything else to restore traffic."
-        )
-    if zh:
-        return (
-            "它的 Service 仍不选中任何 Pod（第 4 级隔离所致）：请先恢复它们的选择器，再做其他处理。"
-        )
-    return (
-        " Its Services still select no pods (isolated at rung 4): restore their selectors"
-        " before anything else."
-    )
-
-
-def _tried(attempts: list[Attempt], zh: bool = False) -> str:
-    """The rungs tried, as a person handed the run reads them: each and how it went."""
-    said = []
-    for attempt in attempts:
-        name = RUNG_NAMES_ZH[attempt.rung] if zh else attempt.rung.name.lower()
-        if attempt.maybe_applied:
-            name += "（可能已执行）" if zh else " (may have been applied)"
-        elif attempt.skipped_reason is not None:
-            name += "（未执行）" if zh else " (not applied)"
-        elif attempt.resolved is False:
-            name += "（未解决）" if zh else " (not resolved)"
-        said.append(name)
-    return ("、" if zh else ", ").join(said)
