@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mcp import Client as McpClient
+from sqlalchemy import event as sql_events
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -310,3 +314,44 @@ class RunKeys:
     async def ended(self, first: str) -> bool:
         view = await self.remediations.get(self.user, self.rid)
         return view.run_key != first or view.state in FINAL_STATES
+
+
+@asynccontextmanager
+async def refusing(
+    deps: WorkerDeps, verb: str, table: str, when: str = "", *, for_now: bool = False
+) -> AsyncIterator[list[str]]:
+    """The database refuses to ``verb`` (INSERT, UPDATE, DELETE) rows of ``table`` (``when``:
+    a trigger's condition on the row) as a locked or read-only one would (``for_now``: as a
+    missing table, an OperationalError, not an IntegrityError), until the block ends: the
+    statements it refused."""
+    refused: list[str] = []
+    name = f"refused_{next(TRIGGERS)}"
+    why = f"SELECT * FROM {FOR_NOW}" if for_now else f"SELECT RAISE(ABORT, '{REFUSED}')"
+
+    def seen(context: Any) -> None:
+        if (FOR_NOW if for_now else REFUSED) in str(context.original_exception):
+            refused.append(context.statement)
+
+    async def database(statement: str) -> None:
+        # In a thread: the worker's write turns run in this event loop.
+        path = deps.settings.data_dir / "ambient.db"
+        with closing(sqlite3.connect(path, check_same_thread=False, isolation_level=None)) as db:
+            await asyncio.to_thread(db.execute, statement)
+
+    await database(f"CREATE TRIGGER {name} BEFORE {verb} ON {table} {when} BEGIN {why}; END")
+    sql_events.listen(deps.db.engine.sync_engine, "handle_error", seen)
+    try:
+        yield refused
+    finally:
+        sql_events.remove(deps.db.engine.sync_engine, "handle_error", seen)
+        await database(f"DROP TRIGGER {name}")
+
+
+REFUSED = "the database refuses writes"
+FOR_NOW = "refused_for_now"  # a table never made: the trigger's statement fails
+TRIGGERS = itertools.count()
+
+
+async def some(items: list[str]) -> bool:
+    """Whether ``items`` holds any (for ``eventually``)."""
+    return bool(items)

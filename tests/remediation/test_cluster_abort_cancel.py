@@ -5,9 +5,8 @@ have written."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
@@ -26,7 +24,7 @@ from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
-from tests.remediation.support import error_rate
+from tests.remediation.support import error_rate, refusing, some
 from tests.remediation.test_cluster import _kubeconfig
 from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest, Queue
 from tests.remediation.test_cluster_edges import _checkout, _executing
@@ -49,14 +47,15 @@ async def _cluster(
     tmp_path: Path,
     holding: HeldRequest | HeldAnswer | BusyRead | StoredThenBusy,
     refused: int,
+    healthy_from: int | None = None,
 ) -> AsyncIterator[tuple[Any, str]]:
     """The stand-in behind ``holding``, its first ``refused`` writes answered 503; USER may
-    execute there: the stand-in and the alert's metric URL (never healthy)."""
+    execute there: the stand-in and the alert's metric URL (never healthy unless said)."""
     api = _checkout(tmp_path)
     api.unavailable_writes = refused
     async with serve(holding.wrap(api.app())) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
-        async with error_rate(healthy_from=None) as (_, url):
+        async with error_rate(healthy_from=healthy_from) as (_, url):
             yield api, url
 
 
@@ -455,39 +454,6 @@ async def test_an_abort_while_a_retry_is_refused_at_its_read_after_an_attempt_th
     assert [r.actor for r in audit if r.action == "aborted"] == [UNVERIFIED]
 
 
-@asynccontextmanager
-async def _refusing(
-    deps: WorkerDeps, statement: str = "DELETE FROM remediation_actions", when: str = ""
-) -> AsyncIterator[list[str]]:
-    """The database refuses ``statement`` (a slot's delete unless said; ``when``: a trigger's
-    condition on the row) as a locked or read-only one would, until the block ends: the
-    statements the worker tried."""
-    tried: list[str] = []
-    verb, _, table = statement.partition(" ")
-    table = table.removeprefix("FROM ").split()[0]
-
-    def seen(_conn: Any, _cursor: Any, sent: str, *_: Any) -> None:
-        if sent.startswith(statement):
-            tried.append(sent)
-
-    async def database(statement: str) -> None:
-        # In a thread: the worker's write turns run in this event loop.
-        path = deps.settings.data_dir / "ambient.db"
-        with closing(sqlite3.connect(path, check_same_thread=False, isolation_level=None)) as db:
-            await asyncio.to_thread(db.execute, statement)
-
-    await database(
-        f"CREATE TRIGGER refused BEFORE {verb} ON {table} {when} "
-        "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
-    )
-    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        yield tried
-    finally:
-        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", seen)
-        await database("DROP TRIGGER refused")
-
-
 @pytest.mark.devserver
 @pytest.mark.parametrize("when", ["change-tried", "before-its-first-step"])
 async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_it_back(
@@ -507,9 +473,9 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
             # its slot back (a local activity, retried in the task).
             short = timedelta(seconds=2)
             if when == "before-its-first-step":
-                async with _refusing(deps) as tried:
+                async with refusing(deps, "DELETE", "remediation_actions") as tried:
                     handle = await queue.start(url, short, AbortInput(by=USER))
-                    await eventually(partial(_some, tried), "the slot given back, refused")
+                    await eventually(partial(some, tried), "the slot given back, refused")
                     await handle.cancel()
                     await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
             else:
@@ -518,9 +484,9 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
                     await asyncio.wait_for(holding.arrived.wait(), HANG)
                     await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
                     await _signal_taken(handle)
-                    async with _refusing(deps) as tried:
+                    async with refusing(deps, "DELETE", "remediation_actions") as tried:
                         holding.release.set()
-                        await eventually(partial(_some, tried), "the slot given back, refused")
+                        await eventually(partial(some, tried), "the slot given back, refused")
                         await handle.cancel()
                         await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
                 finally:
@@ -541,7 +507,3 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
     assert (status.state, status.outcome) == ("aborted", CANCELLED)
     assert [r.actor for r in audit if r.action == "cancelled"] == [UNVERIFIED]
     assert slot is None  # nothing changed: the cluster's hour does not count it
-
-
-async def _some(items: list[str]) -> bool:
-    return bool(items)

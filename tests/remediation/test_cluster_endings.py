@@ -15,14 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import AbortInput
 from ambient.remediation.storage import UNVERIFIED, RemediationRepository
+from tests.remediation.support import refusing, some
 from tests.remediation.test_cluster_abort_cancel import (
     CANCEL_REQUESTED,
     HeldAnswer,
     _after,
     _cluster,
     _ended,
-    _refusing,
-    _some,
 )
 from tests.remediation.test_cluster_cancel import Queue
 from tests.remediation.test_workflow import USER
@@ -46,9 +45,9 @@ async def test_a_run_cancelled_while_it_records_its_end_records_it_whole(
             # row (a local activity, retried in the task).
             short = timedelta(seconds=2)
             final = "WHEN NEW.state = 'aborted'"
-            async with _refusing(deps, "UPDATE remediations", final) as tried:
+            async with refusing(deps, "UPDATE", "remediations", final) as tried:
                 handle = await queue.start(url, short, AbortInput(by=USER))
-                await eventually(partial(_some, tried), "the row's write refused")
+                await eventually(partial(some, tried), "the row's write refused")
                 await handle.cancel()
                 await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
             with pytest.raises(WorkflowFailureError) as closed:
