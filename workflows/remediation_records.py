@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.outcomes import alerts_joined, in_chinese, left_isolated, rungs_tried
     from ambient.remediation.runs import (
         FINAL_STATES,
+        UNVERIFIED,
         AbortInput,
         ApprovalDecision,
         Attempt,
@@ -191,15 +192,22 @@ class RemediationRecords:
 
     async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
         """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
-        A cancel that comes meanwhile lets it finish (its writes are not cut), then closes the
-        run as Cancelled."""
+        A cancel that comes meanwhile waits for these writes (retried for RECORD_RETRY's hour
+        at most; a terminate closes the run at once), is audited, and closes it Cancelled."""
         if not self.ending_whole:
             return await self._finished(state, resolved)
         ending = asyncio.create_task(self._finished(state, resolved))
         try:
             await asyncio.shield(ending)
         except asyncio.CancelledError:
-            await ending
+            # Cancelled all the same where a write failed for good: a read of a run Temporal
+            # closed writes its row (ambient/remediation/reads.py, _record_closed).
+            with contextlib.suppress(*ACTIVITY_FAILED):
+                await ending
+                detail = {"state": state, "after": "its end"}
+                await self._audit(
+                    f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED
+                )
             raise
 
     async def _finished(self, state: RemediationState, resolved: Rung | None) -> None:
