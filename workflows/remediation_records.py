@@ -215,7 +215,7 @@ class RemediationRecords:
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
         if self.ending_whole and self.aborted is not None and not self.abort_audited:
-            await self._audit_abort(self.aborted)  # heard, and the run ended otherwise
+            await self._audit_abort(self.aborted, state)  # heard, and the run ended otherwise
         await self._audit(
             f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
         )
@@ -255,14 +255,15 @@ class RemediationRecords:
         said = f"Remediation `{rid}` {self.outcome}{body}."
         await self._push(f"{self.run_key}/finished", title, said, zh)
 
-    async def _audit_abort(self, aborted: AbortInput) -> AuditEntry:
+    async def _audit_abort(self, aborted: AbortInput, ended: str | None = None) -> AuditEntry:
         """The abort the run heard, audited once by the run's key (a retry or a replay finds
         it): under the name its signal gave only where a door checked that user and recorded
-        the request ("abort"); anyone with the Temporal Web UI can signal one in any name."""
+        the request ("abort"); anyone with the Temporal Web UI can signal one in any name.
+        ``ended``: how the run ended where the abort did not end it (resolved, refused...)."""
         entry = await self._audit(
             f"{self.run_key}/abort",
             "aborted",
-            aborted.model_dump(),
+            aborted.model_dump() | ({"ended": ended} if ended else {}),
             actor=aborted.by,
             asked="abort",
         )

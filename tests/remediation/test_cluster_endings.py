@@ -1,11 +1,14 @@
-"""A run's end recorded whole: a cancel in Temporal that comes while the run records its end."""
+"""A run's end recorded whole: a cancel in Temporal that comes while the run records its end,
+and an abort heard as the run ended otherwise (resolved, refused)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
@@ -15,9 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 
 import workflows.remediation_records
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import AbortInput
+from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import UNVERIFIED, RemediationRepository
-from tests.remediation.support import refusing, some
+from ambient.remediation.views import audit_action
+from ambient.storage.users import UserRepository
+from tests.remediation.support import ErrorRate, refusing, some
+from tests.remediation.test_cluster import _kubeconfig
 from tests.remediation.test_cluster_abort_cancel import (
     CANCEL_REQUESTED,
     HeldAnswer,
@@ -26,10 +32,12 @@ from tests.remediation.test_cluster_abort_cancel import (
     _ended,
 )
 from tests.remediation.test_cluster_cancel import Queue
-from tests.remediation.test_workflow import USER
+from tests.remediation.test_cluster_edges import _checkout, _executing
+from tests.remediation.test_workflow import USER, _signal_taken
 from tests.support.record import save_history
-from tests.support.servers import HANG
+from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
+from workflows.remediation import GradedRemediationWorkflow
 
 # A short workflow task: the server passes a cancel or signal on while the run's local
 # activity (a write retried in the task) still runs.
@@ -177,3 +185,77 @@ async def test_a_resolved_run_cancelled_while_it_records_its_end_audits_the_canc
     assert [
         (r.actor, r.detail["state"], r.detail["after"]) for r in audit if r.action == "cancelled"
     ] == [(UNVERIFIED, "resolved", "its end")]
+
+
+@dataclass
+class HeldFirst:
+    """The first request held until ``release``: a slow metric read."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and not self.arrived.is_set():
+                self.arrived.set()
+                await self.release.wait()
+            await app(scope, receive, send)
+
+        return held
+
+
+@pytest.mark.devserver
+async def test_an_abort_heard_while_the_change_is_verified_is_audited_too_late(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Aborted while its first change's verification read the metric (slow), which found
+    the alert cleared: the run ended resolved, and the abort it heard is audited once, said
+    to have come too late to stop it."""
+    api, held = _checkout(tmp_path), HeldFirst()
+    queue = Queue(dev_env, deps)
+    async with serve(api.app()) as base, serve(held.wrap(ErrorRate(healthy_from=1).app())) as m:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with queue.runs(), queue.acts():
+            handle = await queue.start(f"{m}/metrics", SHORT_TASK)
+            await asyncio.wait_for(held.arrived.wait(), HANG)
+            await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+            await _signal_taken(handle)
+            held.release.set()
+            status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
+            _, audit, _ = await _ended(deps, handle)
+
+    assert status.state == "resolved", status.outcome
+    (aborted,) = [r for r in audit if r.action == "aborted"]
+    assert (aborted.actor, aborted.detail["ended"]) == (UNVERIFIED, "resolved")
+    assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
+
+
+@pytest.mark.devserver
+async def test_an_abort_heard_while_a_rungs_permission_is_checked_is_audited_too_late(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Rung 1 did not clear the alert; the owner's permission was revoked, and the run was
+    aborted while rung 2's permission check was retried (the database refusing its record):
+    the run ended refused, and the abort it heard is audited once, said to have come too
+    late to stop it."""
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, _released(), refused=0) as (_, url):
+        async with queue.runs():
+            second = "WHEN NEW.action = 'permission' AND json_extract(NEW.detail, '$.rung') = 2"
+            async with refusing(deps, "INSERT", "audit_log", second) as tried:
+                handle = await queue.start(url, SHORT_TASK)
+                await eventually(partial(some, tried), "rung 2's permission check refused")
+                async with deps.db.session() as session:
+                    owner = await UserRepository(session).get(USER)
+                    assert owner is not None
+                    owner.rollback_permission = "none"
+                    await session.commit()
+                await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+                await _signal_taken(handle)
+            status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
+            _, audit, _ = await _ended(deps, handle)
+
+    assert status.state == "refused", status.outcome
+    (aborted,) = [r for r in audit if r.action == "aborted"]
+    assert (aborted.actor, aborted.detail["ended"]) == (UNVERIFIED, "refused")
+    assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
