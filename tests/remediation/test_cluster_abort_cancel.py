@@ -21,14 +21,22 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import AbortInput, RemediationStatus
-from ambient.remediation.storage import UNVERIFIED, ActionLedger
-from ambient.storage.audit import AuditRepository
-from tests.remediation.support import error_rate, refusing, some
+from ambient.remediation.runs import AbortInput
+from ambient.remediation.storage import UNVERIFIED
+from tests.remediation.support import (
+    CANCEL_REQUESTED,
+    HeldAnswer,
+    error_rate,
+    refusing,
+    run_ended,
+    signal_taken,
+    some,
+    taken_after,
+)
 from tests.remediation.test_cluster import _kubeconfig
 from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest, Queue
 from tests.remediation.test_cluster_edges import _checkout, _executing
-from tests.remediation.test_workflow import USER, _signal_taken
+from tests.remediation.test_workflow import USER
 from tests.standins.kube_api import WRITES, _status
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
@@ -36,8 +44,6 @@ from tests.support.waits import eventually
 from workflows.remediation import ABORTED_BEFORE_CHANGE as ABORTED
 from workflows.remediation import GradedRemediationWorkflow
 
-CANCEL_REQUESTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
-TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 ACTIVITY_COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 
 
@@ -57,31 +63,6 @@ async def _cluster(
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with error_rate(healthy_from=healthy_from) as (_, url):
             yield api, url
-
-
-async def _after(handle: WorkflowHandle[Any, Any], event: EventType.ValueType, what: str) -> None:
-    """Until a workflow task completed after ``event``: the run has taken it."""
-
-    async def taken() -> bool:
-        seen = False
-        async for each in handle.fetch_history_events():
-            seen = seen or each.event_type == event
-            if seen and each.event_type == TASK_COMPLETED:
-                return True
-        return False
-
-    await eventually(taken, what)
-
-
-async def _ended(
-    deps: WorkerDeps, handle: WorkflowHandle[Any, RemediationStatus]
-) -> tuple[RemediationStatus, list[Any], Any]:
-    """The run's status, audit and its first step's slot."""
-    status = await handle.query(GradedRemediationWorkflow.status)
-    async with deps.db.session() as session:
-        audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
-        slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
-    return status, list(audit), slot
 
 
 async def _change_retried(handle: WorkflowHandle[Any, Any], why: str) -> None:
@@ -114,10 +95,10 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
                 handle = await queue.start(url)
                 await asyncio.wait_for(holding.arrived.wait(), HANG)  # the change's write
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)
+                await signal_taken(handle)
                 if not together:
                     await handle.cancel()
-                    await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                    await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
                     holding.release.set()
                     with pytest.raises(WorkflowFailureError) as closed:
                         await asyncio.wait_for(handle.result(), HANG)
@@ -141,7 +122,7 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
                 if together
                 else "remediation_cancelled_while_an_abort_waits_for_its_change",
             )
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert isinstance(closed.value.cause, CancelledError)
     sent = [(c.kind, c.method, c.status) for c in api.calls if c.method in WRITES]
@@ -154,31 +135,6 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
     assert cancelled.actor == UNVERIFIED
     assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
-
-
-@dataclass
-class HeldAnswer:
-    """The first PATCH stored as the API server stores it, its answer held until ``release``:
-    a write made whose answer comes too late for the try that sent it."""
-
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def wrap(self, app: Any) -> Any:
-        async def held(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http" or scope["method"] != "PATCH" or self.arrived.is_set():
-                await app(scope, receive, send)
-                return
-
-            async def late(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    self.arrived.set()
-                    await self.release.wait()
-                await send(message)
-
-            await app(scope, receive, late)
-
-        return held
 
 
 @pytest.mark.devserver
@@ -211,7 +167,7 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
                 holding.release.set()
             if how == "abort":
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)  # the change cancelled before a worker takes it
+                await signal_taken(handle)  # the change cancelled before a worker takes it
                 async with queue.acts():  # the pushes of its end
                     await asyncio.wait_for(handle.result(), HANG)
             else:
@@ -225,7 +181,7 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
                 if how == "abort"
                 else "remediation_cancelled_after_its_first_try_timed_out",
             )
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -288,10 +244,10 @@ async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_chan
 
             await _change_retried(handle, "the one try refused, the change retried")
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-            await _signal_taken(handle)  # the change cancelled before a worker takes it
+            await signal_taken(handle)  # the change cancelled before a worker takes it
             async with queue.acts():  # the pushes of its end
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert api.writes() == []
     assert status.state == "aborted", status.outcome
@@ -326,7 +282,7 @@ async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wro
                 holding.release.set()
             async with queue.acts():
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -363,7 +319,7 @@ async def test_a_change_refused_for_good_at_its_read_after_a_try_that_wrote_keep
                 holding.release.set()
             async with queue.acts():
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -436,12 +392,12 @@ async def test_an_abort_while_a_retry_is_refused_at_its_read_after_an_attempt_th
                 holding.busy = True
                 await asyncio.wait_for(holding.reading.wait(), HANG)  # attempt 2 at its read
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)  # its retries cancelled, attempt 2 let finish
+                await signal_taken(handle)  # its retries cancelled, attempt 2 let finish
             finally:
                 holding.release.set()
                 holding.answer.set()
             await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -477,18 +433,18 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
                     handle = await queue.start(url, short, AbortInput(by=USER))
                     await eventually(partial(some, tried), "the slot given back, refused")
                     await handle.cancel()
-                    await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                    await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
             else:
                 handle = await queue.start(url, short)
                 try:
                     await asyncio.wait_for(holding.arrived.wait(), HANG)
                     await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                    await _signal_taken(handle)
+                    await signal_taken(handle)
                     async with refusing(deps, "DELETE", "remediation_actions") as tried:
                         holding.release.set()
                         await eventually(partial(some, tried), "the slot given back, refused")
                         await handle.cancel()
-                        await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                        await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
                 finally:
                     holding.release.set()
             with pytest.raises(WorkflowFailureError) as closed:
@@ -497,7 +453,7 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
             await save_history(
                 handle, f"remediation_cancelled_as_its_aborted_{step}_frees_its_slot"
             )
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert isinstance(closed.value.cause, CancelledError)
     assert api.writes() == []

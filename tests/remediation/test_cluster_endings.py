@@ -22,18 +22,21 @@ from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import UNVERIFIED, RemediationRepository
 from ambient.remediation.views import audit_action
 from ambient.storage.users import UserRepository
-from tests.remediation.support import ErrorRate, refusing, some
-from tests.remediation.test_cluster import _kubeconfig
-from tests.remediation.test_cluster_abort_cancel import (
+from tests.remediation.support import (
     CANCEL_REQUESTED,
+    ErrorRate,
     HeldAnswer,
-    _after,
-    _cluster,
-    _ended,
+    refusing,
+    run_ended,
+    signal_taken,
+    some,
+    taken_after,
 )
+from tests.remediation.test_cluster import _kubeconfig
+from tests.remediation.test_cluster_abort_cancel import _cluster
 from tests.remediation.test_cluster_cancel import Queue
 from tests.remediation.test_cluster_edges import _checkout, _executing
-from tests.remediation.test_workflow import USER, _signal_taken
+from tests.remediation.test_workflow import USER
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
@@ -67,11 +70,11 @@ async def test_a_run_cancelled_while_it_records_its_end_records_it_whole(
                 handle = await queue.start(url, SHORT_TASK, AbortInput(by=USER))
                 await eventually(partial(some, tried), "the row's write refused")
                 await handle.cancel()
-                await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
             with pytest.raises(WorkflowFailureError) as closed:
                 await asyncio.wait_for(handle.result(), HANG)
             await save_history(handle, "remediation_cancelled_while_it_records_its_end")
-            status, audit, _ = await _ended(deps, handle)
+            status, audit, _ = await run_ended(deps, handle)
         async with deps.db.session() as session:
             row = await RemediationRepository(session).get(status.run_key)
 
@@ -116,13 +119,13 @@ async def test_a_run_cancelled_while_its_end_cannot_be_recorded_still_closes_can
             handle = await queue.start(url, SHORT_TASK, AbortInput(by=USER))
             await eventually(partial(some, tried), "the row's write refused")
             await handle.cancel()
-            await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+            await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
             async with refusing(deps, "UPDATE", "remediations", final):
                 await for_now.__aexit__(None, None, None)  # refused for good from here
                 with pytest.raises(WorkflowFailureError) as closed:
                     await asyncio.wait_for(handle.result(), HANG)
             described = await handle.describe()
-            _, audit, _ = await _ended(deps, handle)
+            _, audit, _ = await run_ended(deps, handle)
 
     assert isinstance(closed.value.cause, CancelledError), closed.value.cause
     assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
@@ -144,10 +147,10 @@ async def test_a_run_cancelled_while_its_abort_is_audited_audits_it_once(
                 handle = await queue.start(url, SHORT_TASK, AbortInput(by=USER))
                 await eventually(partial(some, tried), "the abort's audit refused")
                 await handle.cancel()
-                await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
             with pytest.raises(WorkflowFailureError) as closed:
                 await asyncio.wait_for(handle.result(), HANG)
-            _, audit, _ = await _ended(deps, handle)
+            _, audit, _ = await run_ended(deps, handle)
 
     assert isinstance(closed.value.cause, CancelledError)
     assert api.writes() == []
@@ -171,10 +174,10 @@ async def test_a_resolved_run_cancelled_while_it_records_its_end_audits_the_canc
                 handle = await queue.start(url, SHORT_TASK)
                 await eventually(partial(some, tried), "the row's write refused")
                 await handle.cancel()
-                await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
             with pytest.raises(WorkflowFailureError) as closed:
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, _ = await _ended(deps, handle)
+            status, audit, _ = await run_ended(deps, handle)
         async with deps.db.session() as session:
             row = await RemediationRepository(session).get(status.run_key)
 
@@ -219,10 +222,10 @@ async def test_an_abort_heard_while_the_change_is_verified_is_audited_too_late(
             handle = await queue.start(f"{m}/metrics", SHORT_TASK)
             await asyncio.wait_for(held.arrived.wait(), HANG)
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-            await _signal_taken(handle)
+            await signal_taken(handle)
             held.release.set()
             status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
-            _, audit, _ = await _ended(deps, handle)
+            _, audit, _ = await run_ended(deps, handle)
 
     assert status.state == "resolved", status.outcome
     (aborted,) = [r for r in audit if r.action == "aborted"]
@@ -251,9 +254,9 @@ async def test_an_abort_heard_while_a_rungs_permission_is_checked_is_audited_too
                     owner.rollback_permission = "none"
                     await session.commit()
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)
+                await signal_taken(handle)
             status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
-            _, audit, _ = await _ended(deps, handle)
+            _, audit, _ = await run_ended(deps, handle)
 
     assert status.state == "refused", status.outcome
     (aborted,) = [r for r in audit if r.action == "aborted"]
