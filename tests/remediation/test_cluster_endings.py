@@ -188,6 +188,9 @@ async def test_a_resolved_run_cancelled_while_it_records_its_end_audits_the_canc
     assert [
         (r.actor, r.detail["state"], r.detail["after"]) for r in audit if r.action == "cancelled"
     ] == [(UNVERIFIED, "resolved", "its end")]
+    # Said as what it was: the run had ended, not a cancel that stopped it.
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert audit_action(cancelled.action, cancelled.detail) == "cancelled after the run ended"
 
 
 @dataclass
