@@ -350,7 +350,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
-                    if self.given_up_recorded and wrote(exc) is not False:
+                    if wrote(exc) is not False:
                         # Out of time, its answer lost: a retry given up says it may be made.
                         why = answer_lost(exc, first)
                         earlier = maybe_applied(step.rung, why, request.target)

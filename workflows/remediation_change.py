@@ -94,16 +94,15 @@ class RemediationChange(RemediationSafety):
         # Aborted while the change is still tried (retries on a busy API server): they are
         # cancelled, so the change is not made after the abort, once the API server answers.
         change.cancel()
-        if self.given_up_recorded:
-            try:
-                # Cancelled in Temporal meanwhile, the run reads the try's answer and closes
-                # Cancelled: the cancel went unheard (the handle's task takes it) and the run
-                # ended as the abort ends it, or, with the answer in one workflow task, the
-                # answer went unread (a write made said not made, its slot given back).
-                await workflow.wait_condition(change.done)
-            except asyncio.CancelledError:
-                await self._change_cancelled(change, retried=False, earlier=earlier)
-                raise
+        try:
+            # Cancelled in Temporal meanwhile, the run reads the try's answer and closes
+            # Cancelled: the cancel went unheard (the handle's task takes it) and the run
+            # ended as the abort ends it, or, with the answer in one workflow task, the
+            # answer went unread (a write made said not made, its slot given back).
+            await workflow.wait_condition(change.done)
+        except asyncio.CancelledError:
+            await self._change_cancelled(change, retried=False, earlier=earlier)
+            raise
         try:
             return await change
         except ActivityError as exc:
@@ -193,8 +192,6 @@ class RemediationChange(RemediationSafety):
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        if not self.given_up_recorded:
-            self.reserved = None
         await self._act(
             RemediationActivities.release_remediation_slot,
             Keyed(run_key=self.run_key, key=key),

@@ -77,10 +77,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A run cancelled in Temporal while its first change's one try is under way, that try then
-# refused in a way another try may pass (a 503), ends as a cancel ends it: it went on to the
-# regular change and up the ladder, writing after the cancel (docs/remediation.md).
-CANCEL_KEPT = "cancel-kept-at-first-try"
 # A run cancelled in Temporal while an abort waits for its change's try under way reads that
 # try's answer and closes Cancelled (the cancel went unheard, or the answer unread); a change
 # given up after a try that may have written is "change failed", its slot kept; a slot a
@@ -130,12 +126,9 @@ class RemediationRecords:
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
         # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): the old path (the first try's refusal replacing the cancel) is deleted.
-        workflow.deprecate_patch(CANCEL_KEPT)
-        # Asked once, as the run starts: a change given up at an abort or a cancel is recorded
-        # as it was (its answer read, a try that may have written kept, its slot given back
-        # before it is said given back).
-        self.given_up_recorded = workflow.patched(CANCEL_AFTER_ABORT)
+        # code"): the old path (a change given up at an abort or a cancel recorded before its
+        # answer was read, its slot given back before it was) is deleted.
+        workflow.deprecate_patch(CANCEL_AFTER_ABORT)
         self.ending_whole = workflow.patched(ENDING_WHOLE)
         self.abort_audited = False
 
