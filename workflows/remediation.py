@@ -15,13 +15,8 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import RemediationChange, answer_lost, wrote_nothing, wrote_some
-from workflows.remediation_records import (
-    RECORD_RETRY,
-    alert_named,
-    cause_of,
-    left_isolated,
-)
+from workflows.remediation_change import RemediationChange, answer_lost, wrote
+from workflows.remediation_records import RECORD_RETRY, cause_of
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -39,11 +34,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.outcomes import (
         aborted_by,
+        alert_named,
         budget_spent,
         cleared_isolated,
         cleared_isolated_before,
         cleared_joined_open,
         ladder_top,
+        left_isolated,
         maybe_applied,
         not_applied,
         not_checkpointed,
@@ -353,7 +350,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
-                    if self.given_up_recorded and not wrote_nothing(exc):
+                    if wrote(exc) is not False:
                         # Out of time, its answer lost: a retry given up says it may be made.
                         why = answer_lost(exc, first)
                         earlier = maybe_applied(step.rung, why, request.target)
@@ -367,7 +364,7 @@ class GradedRemediationWorkflow(RemediationChange):
                     return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
             self.reserved = None  # it may have written: the slot stays counted
-            if earlier is not None and not wrote_some(exc):
+            if earlier is not None and wrote(exc) is not True:
                 # Given up, refused until spent or for good, a retry not knowing what it wrote
                 # (refused at its read): the first try may have written, and it is said so.
                 self._maybe_applied(attempt, earlier)
@@ -445,15 +442,7 @@ class GradedRemediationWorkflow(RemediationChange):
     # --- endings ------------------------------------------------------------------------
 
     async def _abort(self, aborted: AbortInput) -> Outcome:
-        # Anyone with the Temporal Web UI can signal an abort in any name: the name is the
-        # sender's only where a door checked that user and recorded the request ("abort").
-        entry = await self._audit(
-            f"{self.run_key}/abort",
-            "aborted",
-            aborted.model_dump(),
-            actor=aborted.by,
-            asked="abort",
-        )
+        entry = await self._audit_abort(aborted)
         self._ended(aborted_by(aborted, verified="given_by" not in entry.detail))
         await self._finish("aborted")
         return "stop"

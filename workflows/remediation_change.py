@@ -94,23 +94,22 @@ class RemediationChange(RemediationSafety):
         # Aborted while the change is still tried (retries on a busy API server): they are
         # cancelled, so the change is not made after the abort, once the API server answers.
         change.cancel()
-        if self.given_up_recorded:
-            try:
-                # Cancelled in Temporal meanwhile, the run reads the try's answer and closes
-                # Cancelled: the cancel went unheard (the handle's task takes it) and the run
-                # ended as the abort ends it, or, with the answer in one workflow task, the
-                # answer went unread (a write made said not made, its slot given back).
-                await workflow.wait_condition(change.done)
-            except asyncio.CancelledError:
-                await self._change_cancelled(change, retried=False, earlier=earlier)
-                raise
+        try:
+            # Cancelled in Temporal meanwhile, the run reads the try's answer and closes
+            # Cancelled: the cancel went unheard (the handle's task takes it) and the run
+            # ended as the abort ends it, or, with the answer in one workflow task, the
+            # answer went unread (a write made said not made, its slot given back).
+            await workflow.wait_condition(change.done)
+        except asyncio.CancelledError:
+            await self._change_cancelled(change, retried=False, earlier=earlier)
+            raise
         try:
             return await change
         except ActivityError as exc:
             # Cancelled between tries, or the try under way failed (a cancelled activity is
             # not tried again) with nothing written; one that may have written is the change
             # failing, for a person to look at.
-            if wrote_nothing(exc):
+            if wrote(exc) is False:
                 if earlier is None:
                     return None
                 # This try wrote nothing, the one before may have: the change failed as it.
@@ -139,11 +138,10 @@ class RemediationChange(RemediationSafety):
         except ACTIVITY_FAILED as exc:
             cause = exc.cause if isinstance(exc, ActivityError) else exc
             refused_for_good = isinstance(cause, ApplicationError) and cause.non_retryable
-            unwritten = wrote_nothing(exc) and not refused_for_good
-            if unwritten and earlier is None:
+            if wrote(exc) is False and earlier is None and not refused_for_good:
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
-            elif earlier is not None and not wrote_some(exc):
+            elif earlier is not None and wrote(exc) is not True:
                 self._maybe_applied(attempt, earlier)  # after a try that may have written
             else:
                 # Refused for good (the activity gave the slot back if nothing was written; a
@@ -194,8 +192,6 @@ class RemediationChange(RemediationSafety):
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        if not self.given_up_recorded:
-            self.reserved = None
         await self._act(
             RemediationActivities.release_remediation_slot,
             Keyed(run_key=self.run_key, key=key),
@@ -206,22 +202,17 @@ class RemediationChange(RemediationSafety):
         self.reserved = None
 
 
-def wrote_nothing(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool:
-    """Whether a change's try that failed wrote nothing: cancelled before it sent anything, or
-    refused saying so (the activity's ``changed``, False). A try whose answer was lost (out of
-    time, a dropped connection), or a step refused after some of its writes, may have written,
-    and is no "before its change"."""
+def wrote(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool | None:
+    """Whether a change's try that failed wrote: False when cancelled before it sent anything,
+    or refused saying so (the activity's ``changed``); True when it says it did (a step refused
+    halfway names what it wrote); None when it may have (its answer lost: out of time, a
+    dropped connection), which is no "before its change"."""
     cause = failure.cause if isinstance(failure, ActivityError) else failure
-    return isinstance(cause, CancelledError) or (
-        isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (False,)
-    )
-
-
-def wrote_some(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool:
-    """Whether a change's try that failed says it wrote (a step refused halfway: its error
-    names what it wrote)."""
-    cause = failure.cause if isinstance(failure, ActivityError) else failure
-    return isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (True,)
+    if isinstance(cause, CancelledError):
+        return False
+    if isinstance(cause, ApplicationError) and tuple(cause.details[:1]) in ((False,), (True,)):
+        return bool(cause.details[0])
+    return None
 
 
 def answer_lost(

@@ -27,15 +27,15 @@ with workflow.unsafe.imports_passed_through():
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import (
-        RUNG_NAMES_ZH,
         Checkpoint,
         Mode,
         Rung,
         rung_zh,
     )
-    from ambient.remediation.outcomes import in_chinese
+    from ambient.remediation.outcomes import alerts_joined, in_chinese, left_isolated, rungs_tried
     from ambient.remediation.runs import (
         FINAL_STATES,
+        UNVERIFIED,
         AbortInput,
         ApprovalDecision,
         Attempt,
@@ -77,15 +77,15 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A run cancelled in Temporal while its first change's one try is under way, that try then
-# refused in a way another try may pass (a 503), ends as a cancel ends it: it went on to the
-# regular change and up the ladder, writing after the cancel (docs/remediation.md).
-CANCEL_KEPT = "cancel-kept-at-first-try"
 # A run cancelled in Temporal while an abort waits for its change's try under way reads that
 # try's answer and closes Cancelled (the cancel went unheard, or the answer unread); a change
 # given up after a try that may have written is "change failed", its slot kept; a slot a
 # cancel stops being given back is given back as the run closes (docs/remediation.md).
 CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
+# Every ending audits the abort the run heard (an abort that handed the run over wrote no
+# `aborted`), and a cancel that comes while the run records its end lets that record finish
+# (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
+ENDING_WHOLE = "ending-recorded-whole"
 
 
 class RemediationRecords:
@@ -126,12 +126,11 @@ class RemediationRecords:
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
         # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): the old path (the first try's refusal replacing the cancel) is deleted.
-        workflow.deprecate_patch(CANCEL_KEPT)
-        # Asked once, as the run starts: a change given up at an abort or a cancel is recorded
-        # as it was (its answer read, a try that may have written kept, its slot given back
-        # before it is said given back).
-        self.given_up_recorded = workflow.patched(CANCEL_AFTER_ABORT)
+        # code"): the old path (a change given up at an abort or a cancel recorded before its
+        # answer was read, its slot given back before it was) is deleted.
+        workflow.deprecate_patch(CANCEL_AFTER_ABORT)
+        self.ending_whole = workflow.patched(ENDING_WHOLE)
+        self.abort_audited = False
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""
@@ -146,13 +145,13 @@ class RemediationRecords:
         self.outcome, self.outcome_said = str(reason), said_as
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
-        tried = _tried(self.attempts)
+        tried = rungs_tried(self.attempts)
         lead = f"Remediation `{self.remediation_id}` stopped: "
         said = (  # plain text, names from the alert's JSON in it (the briefing speaks it)
             f"{reason}. Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
             + left_isolated(self.attempts)
-            + _joined(self.joined_alerts)
+            + alerts_joined(self.joined_alerts)
         )
         await self._act(
             RemediationActivities.hand_over_remediation,
@@ -170,12 +169,12 @@ class RemediationRecords:
         await self._set_state(state)
         # In Chinese, to whoever reads it: the isolation to undo first, then the reason and
         # the alerts' names as written (the rungs tried and the run's own reasons in Chinese).
-        zh_tried = _tried(self.attempts, zh=True)
+        zh_tried = rungs_tried(self.attempts, zh=True)
         zh_said = (
             left_isolated(self.attempts, zh=True)
             + f"{in_chinese(reason)}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
             f"（评分 {self.card.score if self.card else '?'}）。已尝试：{zh_tried or '无'}。"
-            + _joined(self.joined_alerts, zh=True)
+            + alerts_joined(self.joined_alerts, zh=True)
         )
         zh = Wording(
             title=f"需要人工处理：{self.alert.service}",
@@ -185,10 +184,31 @@ class RemediationRecords:
         await self._finish(state)
 
     async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
-        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung."""
+        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
+        A cancel that comes meanwhile waits for these writes (retried for RECORD_RETRY's hour
+        at most; a terminate closes the run at once), is audited, and closes it Cancelled."""
+        if not self.ending_whole:
+            return await self._finished(state, resolved)
+        ending = asyncio.create_task(self._finished(state, resolved))
+        try:
+            await asyncio.shield(ending)
+        except asyncio.CancelledError:
+            # Cancelled all the same where a write failed for good: a read of a run Temporal
+            # closed writes its row (ambient/remediation/reads.py, _record_closed).
+            with contextlib.suppress(*ACTIVITY_FAILED):
+                await ending
+                detail = {"state": state, "after": "its end"}
+                await self._audit(
+                    f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED
+                )
+            raise
+
+    async def _finished(self, state: RemediationState, resolved: Rung | None) -> None:
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
+        if self.ending_whole and self.aborted is not None and not self.abort_audited:
+            await self._audit_abort(self.aborted, state)  # heard, and the run ended otherwise
         await self._audit(
             f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
         )
@@ -227,6 +247,21 @@ class RemediationRecords:
             zh = Wording(title=f"已修复：{service}", body=f"修复 `{rid}` 已在{rung}解决。")
         said = f"Remediation `{rid}` {self.outcome}{body}."
         await self._push(f"{self.run_key}/finished", title, said, zh)
+
+    async def _audit_abort(self, aborted: AbortInput, ended: str | None = None) -> AuditEntry:
+        """The abort the run heard, audited once by the run's key (a retry or a replay finds
+        it): under the name its signal gave only where a door checked that user and recorded
+        the request ("abort"); anyone with the Temporal Web UI can signal one in any name.
+        ``ended``: how the run ended where the abort did not end it (resolved, refused...)."""
+        entry = await self._audit(
+            f"{self.run_key}/abort",
+            "aborted",
+            aborted.model_dump() | ({"ended": ended} if ended else {}),
+            actor=aborted.by,
+            asked="abort",
+        )
+        self.abort_audited = True
+        return entry
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""
@@ -405,64 +440,3 @@ def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> 
 def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
-
-
-def _joined(alerts: list[Alert], *, zh: bool = False) -> str:
-    """The alerts of another source or metric that joined the run: the person takes them too
-    (``zh``: said in Chinese, the alerts' names as written)."""
-    if not alerts:
-        return ""
-    names = ", ".join(alert_named(a, zh=zh) for a in alerts)
-    return f"合并到这次修复的告警：{names}。" if zh else f" Alerts that joined it: {names}."
-
-
-def alert_named(alert: Alert, *, zh: bool = False) -> str:
-    """An alert as the run's messages name the alerts that joined it: its source and metric."""
-    return f"{alert.source} {alert.metric or ('告警' if zh else 'alert')}"
-
-
-def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
-    """What the person handed the run must know first: an isolation this run left in place
-    (no traffic reaches the workload), and how to undo it: its Services' selectors, or the
-    deny-all NetworkPolicy rung 4 created when no Service selected the workload (``zh``:
-    said in Chinese, a sentence of its own)."""
-    done = {a.rung for a in attempts if a.applied}
-    if Rung.ISOLATE not in done or Rung.FULL_ROLLBACK in done:
-        return ""
-    isolated = [a for a in attempts if a.applied and a.rung is Rung.ISOLATE][-1]
-    # The objects it changed, as the audit shows them: kind/namespace/name.
-    policies = [o.split("/", 2) for o in isolated.patch or {} if o.startswith("networkpolicy/")]
-    if policies:
-        _, namespace, name = policies[0]
-        if zh:
-            return (
-                f"{namespace} 中拒绝所有流量的 NetworkPolicy {name} 仍挡着其 Pod 的全部流量"
-                "（第 4 级隔离所建）：请先删除它以恢复流量，再做其他处理。"
-            )
-        return (
-            f" The deny-all NetworkPolicy {name} in {namespace} still keeps all traffic from"
-            " its pods (isolated at rung 4): delete it before anything else to restore traffic."
-        )
-    if zh:
-        return (
-            "它的 Service 仍不选中任何 Pod（第 4 级隔离所致）：请先恢复它们的选择器，再做其他处理。"
-        )
-    return (
-        " Its Services still select no pods (isolated at rung 4): restore their selectors"
-        " before anything else."
-    )
-
-
-def _tried(attempts: list[Attempt], zh: bool = False) -> str:
-    """The rungs tried, as a person handed the run reads them: each and how it went."""
-    said = []
-    for attempt in attempts:
-        name = RUNG_NAMES_ZH[attempt.rung] if zh else attempt.rung.name.lower()
-        if attempt.maybe_applied:
-            name += "（可能已执行）" if zh else " (may have been applied)"
-        elif attempt.skipped_reason is not None:
-            name += "（未执行）" if zh else " (not applied)"
-        elif attempt.resolved is False:
-            name += "（未解决）" if zh else " (not resolved)"
-        said.append(name)
-    return ("、" if zh else ", ").join(said)

@@ -9,8 +9,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ambient.refusals import N_, Refusal
-from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Rung, WorkloadRef
-from ambient.remediation.runs import AbortInput
+from ambient.remediation.alerts import Alert
+from ambient.remediation.ladder import (
+    ISOLATION_LABEL,
+    RUNG_NAMES_ZH,
+    Checkpoint,
+    Rung,
+    WorkloadRef,
+)
+from ambient.remediation.runs import AbortInput, Attempt
 from ambient.remediation.safety import Gate, a_while
 
 
@@ -281,3 +288,64 @@ def in_chinese(reason: str | Refusal) -> str:
         return str(reason)
     values = {k: in_chinese(v) if isinstance(v, Refusal) else v for k, v in reason.values.items()}
     return HANDED_OVER_ZH[reason.msgid] % values
+
+
+def alerts_joined(alerts: list[Alert], *, zh: bool = False) -> str:
+    """The alerts of another source or metric that joined the run: the person takes them too
+    (``zh``: said in Chinese, the alerts' names as written)."""
+    if not alerts:
+        return ""
+    names = ", ".join(alert_named(a, zh=zh) for a in alerts)
+    return f"合并到这次修复的告警：{names}。" if zh else f" Alerts that joined it: {names}."
+
+
+def alert_named(alert: Alert, *, zh: bool = False) -> str:
+    """An alert as the run's messages name the alerts that joined it: its source and metric."""
+    return f"{alert.source} {alert.metric or ('告警' if zh else 'alert')}"
+
+
+def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
+    """What the person handed the run must know first: an isolation this run left in place
+    (no traffic reaches the workload), and how to undo it: its Services' selectors, or the
+    deny-all NetworkPolicy rung 4 created when no Service selected the workload (``zh``:
+    said in Chinese, a sentence of its own)."""
+    done = {a.rung for a in attempts if a.applied}
+    if Rung.ISOLATE not in done or Rung.FULL_ROLLBACK in done:
+        return ""
+    isolated = [a for a in attempts if a.applied and a.rung is Rung.ISOLATE][-1]
+    # The objects it changed, as the audit shows them: kind/namespace/name.
+    policies = [o.split("/", 2) for o in isolated.patch or {} if o.startswith("networkpolicy/")]
+    if policies:
+        _, namespace, name = policies[0]
+        if zh:
+            return (
+                f"{namespace} 中拒绝所有流量的 NetworkPolicy {name} 仍挡着其 Pod 的全部流量"
+                "（第 4 级隔离所建）：请先删除它以恢复流量，再做其他处理。"
+            )
+        return (
+            f" The deny-all NetworkPolicy {name} in {namespace} still keeps all traffic from"
+            " its pods (isolated at rung 4): delete it before anything else to restore traffic."
+        )
+    if zh:
+        return (
+            "它的 Service 仍不选中任何 Pod（第 4 级隔离所致）：请先恢复它们的选择器，再做其他处理。"
+        )
+    return (
+        " Its Services still select no pods (isolated at rung 4): restore their selectors"
+        " before anything else."
+    )
+
+
+def rungs_tried(attempts: list[Attempt], zh: bool = False) -> str:
+    """The rungs tried, as a person handed the run reads them: each and how it went."""
+    said = []
+    for attempt in attempts:
+        name = RUNG_NAMES_ZH[attempt.rung] if zh else attempt.rung.name.lower()
+        if attempt.maybe_applied:
+            name += "（可能已执行）" if zh else " (may have been applied)"
+        elif attempt.skipped_reason is not None:
+            name += "（未执行）" if zh else " (not applied)"
+        elif attempt.resolved is False:
+            name += "（未解决）" if zh else " (not resolved)"
+        said.append(name)
+    return ("、" if zh else ", ").join(said)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mcp import Client as McpClient
+from sqlalchemy import event as sql_events
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -24,7 +29,7 @@ from ambient.remediation.alerts import Alert
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES, ApprovalInput, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import record_asked
+from ambient.remediation.storage import ActionLedger, record_asked
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import AuditRecord, RemediationRecord
@@ -34,6 +39,7 @@ from tests.conftest import running_worker
 from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
 from tests.support.waits import ask, eventually
+from workflows.remediation import GradedRemediationWorkflow
 
 # The MCP tools' default caller.
 USER = "ops"
@@ -310,3 +316,119 @@ class RunKeys:
     async def ended(self, first: str) -> bool:
         view = await self.remediations.get(self.user, self.rid)
         return view.run_key != first or view.state in FINAL_STATES
+
+
+@asynccontextmanager
+async def refusing(
+    deps: WorkerDeps, verb: str, table: str, when: str = "", *, for_now: bool = False
+) -> AsyncIterator[list[str]]:
+    """The database refuses to ``verb`` (INSERT, UPDATE, DELETE) rows of ``table`` (``when``:
+    a trigger's condition on the row) as a locked or read-only one would (``for_now``: as a
+    missing table, an OperationalError, not an IntegrityError), until the block ends: the
+    statements it refused."""
+    refused: list[str] = []
+    name = f"refused_{next(TRIGGERS)}"
+    why = f"SELECT * FROM {FOR_NOW}" if for_now else f"SELECT RAISE(ABORT, '{REFUSED}')"
+
+    def seen(context: Any) -> None:
+        if (FOR_NOW if for_now else REFUSED) in str(context.original_exception):
+            refused.append(context.statement)
+
+    async def database(statement: str) -> None:
+        # In a thread: the worker's write turns run in this event loop.
+        path = deps.settings.data_dir / "ambient.db"
+        with closing(sqlite3.connect(path, check_same_thread=False, isolation_level=None)) as db:
+            await asyncio.to_thread(db.execute, statement)
+
+    await database(f"CREATE TRIGGER {name} BEFORE {verb} ON {table} {when} BEGIN {why}; END")
+    sql_events.listen(deps.db.engine.sync_engine, "handle_error", seen)
+    try:
+        yield refused
+    finally:
+        sql_events.remove(deps.db.engine.sync_engine, "handle_error", seen)
+        await database(f"DROP TRIGGER {name}")
+
+
+REFUSED = "the database refuses writes"
+FOR_NOW = "refused_for_now"  # a table never made: the trigger's statement fails
+TRIGGERS = itertools.count()
+
+
+async def some(items: list[str]) -> bool:
+    """Whether ``items`` holds any (for ``eventually``)."""
+    return bool(items)
+
+
+CANCEL_REQUESTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+
+
+async def taken_after(
+    handle: WorkflowHandle[Any, Any], event: EventType.ValueType, what: str
+) -> None:
+    """Until a workflow task completed after ``event``: the run has taken it."""
+
+    async def taken() -> bool:
+        seen = False
+        async for each in handle.fetch_history_events():
+            seen = seen or each.event_type == event
+            if seen and each.event_type == TASK_COMPLETED:
+                return True
+        return False
+
+    await eventually(taken, what)
+
+
+async def run_ended(
+    deps: WorkerDeps, handle: WorkflowHandle[Any, RemediationStatus]
+) -> tuple[RemediationStatus, list[Any], Any]:
+    """The run's status, audit and its first step's slot."""
+    status = await handle.query(GradedRemediationWorkflow.status)
+    async with deps.db.session() as session:
+        audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+        slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+    return status, list(audit), slot
+
+
+async def signal_taken(handle: Any) -> None:
+    """Until a workflow task completed after the run's first signal: the run has it (its
+    checkpoint, a local activity, still running: the task is handed back while it runs)."""
+    for _ in range(600):  # a bound, not a timing claim
+        events = [event async for event in handle.fetch_history_events()]
+        signaled = [
+            at
+            for at, event in enumerate(events)
+            if event.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        if signaled and any(
+            event.HasField("workflow_task_completed_event_attributes")
+            for event in events[signaled[0] :]
+        ):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the run never took the signal")
+
+
+@dataclass
+class HeldAnswer:
+    """The first PATCH stored as the API server stores it, its answer held until ``release``:
+    a write made whose answer comes too late for the try that sent it."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["method"] != "PATCH" or self.arrived.is_set():
+                await app(scope, receive, send)
+                return
+
+            async def late(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    self.arrived.set()
+                    await self.release.wait()
+                await send(message)
+
+            await app(scope, receive, late)
+
+        return held

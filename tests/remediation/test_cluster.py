@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation.ladder import ISOLATION_LABEL, Rung
-from ambient.remediation.runs import CHANGE_RETRY, ApprovalInput, RemediationStatus
+from ambient.remediation.runs import ApprovalInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
@@ -820,21 +820,6 @@ async def test_a_dry_run_scale_out_of_a_cluster_it_cannot_read_names_no_none(
     assert not planned.applied
     assert "None" not in planned.detail, planned.detail
     assert "scale deployment/prod/checkout to 4 replicas" in planned.detail, planned.detail
-
-
-@pytest.fixture
-def quick_change_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The change and checkpoint retries, as many, a few hundred ms apart: a checkpoint read is
-    a local activity, whose backoff (2 min in all) the time-skipping server cannot skip."""
-    import workflows.remediation
-
-    quick = CHANGE_RETRY.__class__(
-        maximum_attempts=CHANGE_RETRY.maximum_attempts,
-        initial_interval=timedelta(milliseconds=50),
-        maximum_interval=timedelta(milliseconds=200),
-        non_retryable_error_types=CHANGE_RETRY.non_retryable_error_types,
-    )
-    monkeypatch.setattr(workflows.remediation, "CHANGE_RETRY", quick)
 
 
 @pytest.mark.usefixtures("quick_change_retries")

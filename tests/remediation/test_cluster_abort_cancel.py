@@ -5,9 +5,8 @@ have written."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -15,23 +14,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-import workflows.remediation_change
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import CHANGE_RETRY, AbortInput, RemediationStatus
-from ambient.remediation.storage import UNVERIFIED, ActionLedger
-from ambient.storage.audit import AuditRepository
-from tests.remediation.support import error_rate
+from ambient.remediation.runs import AbortInput
+from ambient.remediation.storage import UNVERIFIED
+from tests.remediation.support import (
+    CANCEL_REQUESTED,
+    HeldAnswer,
+    error_rate,
+    refusing,
+    run_ended,
+    signal_taken,
+    some,
+    taken_after,
+)
 from tests.remediation.test_cluster import _kubeconfig
 from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest, Queue
 from tests.remediation.test_cluster_edges import _checkout, _executing
-from tests.remediation.test_workflow import USER, _signal_taken
+from tests.remediation.test_workflow import USER
 from tests.standins.kube_api import WRITES, _status
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
@@ -39,8 +44,6 @@ from tests.support.waits import eventually
 from workflows.remediation import ABORTED_BEFORE_CHANGE as ABORTED
 from workflows.remediation import GradedRemediationWorkflow
 
-CANCEL_REQUESTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
-TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 ACTIVITY_COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 
 
@@ -50,40 +53,16 @@ async def _cluster(
     tmp_path: Path,
     holding: HeldRequest | HeldAnswer | BusyRead | StoredThenBusy,
     refused: int,
+    healthy_from: int | None = None,
 ) -> AsyncIterator[tuple[Any, str]]:
     """The stand-in behind ``holding``, its first ``refused`` writes answered 503; USER may
-    execute there: the stand-in and the alert's metric URL (never healthy)."""
+    execute there: the stand-in and the alert's metric URL (never healthy unless said)."""
     api = _checkout(tmp_path)
     api.unavailable_writes = refused
     async with serve(holding.wrap(api.app())) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
-        async with error_rate(healthy_from=None) as (_, url):
+        async with error_rate(healthy_from=healthy_from) as (_, url):
             yield api, url
-
-
-async def _after(handle: WorkflowHandle[Any, Any], event: EventType.ValueType, what: str) -> None:
-    """Until a workflow task completed after ``event``: the run has taken it."""
-
-    async def taken() -> bool:
-        seen = False
-        async for each in handle.fetch_history_events():
-            seen = seen or each.event_type == event
-            if seen and each.event_type == TASK_COMPLETED:
-                return True
-        return False
-
-    await eventually(taken, what)
-
-
-async def _ended(
-    deps: WorkerDeps, handle: WorkflowHandle[Any, RemediationStatus]
-) -> tuple[RemediationStatus, list[Any], Any]:
-    """The run's status, audit and its first step's slot."""
-    status = await handle.query(GradedRemediationWorkflow.status)
-    async with deps.db.session() as session:
-        audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
-        slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
-    return status, list(audit), slot
 
 
 async def _change_retried(handle: WorkflowHandle[Any, Any], why: str) -> None:
@@ -116,10 +95,10 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
                 handle = await queue.start(url)
                 await asyncio.wait_for(holding.arrived.wait(), HANG)  # the change's write
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)
+                await signal_taken(handle)
                 if not together:
                     await handle.cancel()
-                    await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                    await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
                     holding.release.set()
                     with pytest.raises(WorkflowFailureError) as closed:
                         await asyncio.wait_for(handle.result(), HANG)
@@ -143,7 +122,7 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
                 if together
                 else "remediation_cancelled_while_an_abort_waits_for_its_change",
             )
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert isinstance(closed.value.cause, CancelledError)
     sent = [(c.kind, c.method, c.status) for c in api.calls if c.method in WRITES]
@@ -156,31 +135,6 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
     assert cancelled.actor == UNVERIFIED
     assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
-
-
-@dataclass
-class HeldAnswer:
-    """The first PATCH stored as the API server stores it, its answer held until ``release``:
-    a write made whose answer comes too late for the try that sent it."""
-
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def wrap(self, app: Any) -> Any:
-        async def held(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http" or scope["method"] != "PATCH" or self.arrived.is_set():
-                await app(scope, receive, send)
-                return
-
-            async def late(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    self.arrived.set()
-                    await self.release.wait()
-                await send(message)
-
-            await app(scope, receive, late)
-
-        return held
 
 
 @pytest.mark.devserver
@@ -213,7 +167,7 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
                 holding.release.set()
             if how == "abort":
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)  # the change cancelled before a worker takes it
+                await signal_taken(handle)  # the change cancelled before a worker takes it
                 async with queue.acts():  # the pushes of its end
                     await asyncio.wait_for(handle.result(), HANG)
             else:
@@ -221,9 +175,13 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
                 with pytest.raises(WorkflowFailureError) as closed:
                     await asyncio.wait_for(handle.result(), HANG)
                 assert isinstance(closed.value.cause, CancelledError)
-            done = "aborted" if how == "abort" else "cancelled"
-            await save_history(handle, f"remediation_{done}_after_its_first_try_timed_out")
-            status, audit, slot = await _ended(deps, handle)
+            await save_history(
+                handle,
+                "remediation_aborted_and_handed_over_after_its_first_try_timed_out"
+                if how == "abort"
+                else "remediation_cancelled_after_its_first_try_timed_out",
+            )
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -245,6 +203,10 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
         (handed,) = [r for r in audit if r.action == "hand_over"]
         assert handed.detail["reason"] == said
         assert "Tried: restart (may have been applied)." in handed.detail["body"]
+        # The abort that handed it over is audited, its sender as checked (none here: sent
+        # in Temporal), as every abort is.
+        (aborted,) = [r for r in audit if r.action == "aborted"]
+        assert (aborted.actor, aborted.detail["given_by"]) == (UNVERIFIED, USER)
 
 
 @dataclass
@@ -282,10 +244,10 @@ async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_chan
 
             await _change_retried(handle, "the one try refused, the change retried")
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-            await _signal_taken(handle)  # the change cancelled before a worker takes it
+            await signal_taken(handle)  # the change cancelled before a worker takes it
             async with queue.acts():  # the pushes of its end
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert api.writes() == []
     assert status.state == "aborted", status.outcome
@@ -297,20 +259,14 @@ async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_chan
 
 
 @pytest.mark.devserver
+@pytest.mark.usefixtures("quick_change_retries")  # its retries spent in a second
 async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wrote_keeps_its_slot(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     """The first change's one try ran out of time, its restart stored; every retry was then
     refused (503) at its read of the Deployment, before it wrote. The last said it wrote
     nothing and the activity gave the slot back: the cluster's hour did not count the restart
     made, and the hand-over said the rung "could not be applied"."""
-    quick = CHANGE_RETRY.__class__(  # as many tries, a few hundred ms apart
-        maximum_attempts=CHANGE_RETRY.maximum_attempts,
-        initial_interval=timedelta(milliseconds=50),
-        maximum_interval=timedelta(milliseconds=200),
-        non_retryable_error_types=CHANGE_RETRY.non_retryable_error_types,
-    )
-    monkeypatch.setattr(workflows.remediation_change, "CHANGE_RETRY", quick)
     holding = HeldAnswer()
     queue = Queue(dev_env, deps)
     async with _cluster(deps, tmp_path, holding, refused=0) as (api, url):
@@ -326,7 +282,7 @@ async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wro
                 holding.release.set()
             async with queue.acts():
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -363,7 +319,7 @@ async def test_a_change_refused_for_good_at_its_read_after_a_try_that_wrote_keep
                 holding.release.set()
             async with queue.acts():
                 await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -436,12 +392,12 @@ async def test_an_abort_while_a_retry_is_refused_at_its_read_after_an_attempt_th
                 holding.busy = True
                 await asyncio.wait_for(holding.reading.wait(), HANG)  # attempt 2 at its read
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                await _signal_taken(handle)  # its retries cancelled, attempt 2 let finish
+                await signal_taken(handle)  # its retries cancelled, attempt 2 let finish
             finally:
                 holding.release.set()
                 holding.answer.set()
             await asyncio.wait_for(handle.result(), HANG)
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
@@ -451,34 +407,7 @@ async def test_an_abort_while_a_retry_is_refused_at_its_read_after_an_attempt_th
     assert restart.skipped_reason.startswith("change failed: "), restart.skipped_reason
     assert status.state == "handed_over", status.outcome
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["handed_over"]
-
-
-@asynccontextmanager
-async def _refusing_deletes(deps: WorkerDeps) -> AsyncIterator[list[str]]:
-    """The database refuses to delete a slot (as a locked or read-only one would) until the
-    block ends: the deletes the worker tried."""
-    tried: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("DELETE FROM remediation_actions"):
-            tried.append(statement)
-
-    async def database(statement: str) -> None:
-        # In a thread: the worker's write turns run in this event loop.
-        path = deps.settings.data_dir / "ambient.db"
-        with closing(sqlite3.connect(path, check_same_thread=False, isolation_level=None)) as db:
-            await asyncio.to_thread(db.execute, statement)
-
-    await database(
-        "CREATE TRIGGER refused BEFORE DELETE ON remediation_actions "
-        "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
-    )
-    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        yield tried
-    finally:
-        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", seen)
-        await database("DROP TRIGGER refused")
+    assert [r.actor for r in audit if r.action == "aborted"] == [UNVERIFIED]
 
 
 @pytest.mark.devserver
@@ -500,22 +429,22 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
             # its slot back (a local activity, retried in the task).
             short = timedelta(seconds=2)
             if when == "before-its-first-step":
-                async with _refusing_deletes(deps) as tried:
+                async with refusing(deps, "DELETE", "remediation_actions") as tried:
                     handle = await queue.start(url, short, AbortInput(by=USER))
-                    await eventually(partial(_some, tried), "the slot given back, refused")
+                    await eventually(partial(some, tried), "the slot given back, refused")
                     await handle.cancel()
-                    await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                    await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
             else:
                 handle = await queue.start(url, short)
                 try:
                     await asyncio.wait_for(holding.arrived.wait(), HANG)
                     await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
-                    await _signal_taken(handle)
-                    async with _refusing_deletes(deps) as tried:
+                    await signal_taken(handle)
+                    async with refusing(deps, "DELETE", "remediation_actions") as tried:
                         holding.release.set()
-                        await eventually(partial(_some, tried), "the slot given back, refused")
+                        await eventually(partial(some, tried), "the slot given back, refused")
                         await handle.cancel()
-                        await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                        await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
                 finally:
                     holding.release.set()
             with pytest.raises(WorkflowFailureError) as closed:
@@ -524,7 +453,7 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
             await save_history(
                 handle, f"remediation_cancelled_as_its_aborted_{step}_frees_its_slot"
             )
-            status, audit, slot = await _ended(deps, handle)
+            status, audit, slot = await run_ended(deps, handle)
 
     assert isinstance(closed.value.cause, CancelledError)
     assert api.writes() == []
@@ -534,7 +463,3 @@ async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_
     assert (status.state, status.outcome) == ("aborted", CANCELLED)
     assert [r.actor for r in audit if r.action == "cancelled"] == [UNVERIFIED]
     assert slot is None  # nothing changed: the cluster's hour does not count it
-
-
-async def _some(items: list[str]) -> bool:
-    return bool(items)

@@ -34,10 +34,11 @@ from tests.remediation.support import (
     alert,
     error_rate,
     remediation_settings,
+    signal_taken,
     state_reaches,
 )
 from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster, images
-from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
+from tests.remediation.test_workflow import USER, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
@@ -423,7 +424,7 @@ async def _aborted_while_changing(
                 await asyncio.wait_for(holding.arrived.wait(), HANG)
                 abort = AbortInput(by=USER, reason="stop")
                 await handle.signal(GradedRemediationWorkflow.abort, abort)
-                await _signal_taken(handle)
+                await signal_taken(handle)
             finally:
                 holding.release.set()
             status = await asyncio.wait_for(handle.result(), HANG)

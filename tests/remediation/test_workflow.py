@@ -54,6 +54,7 @@ from tests.remediation.support import (
     error_rate,
     remediation_settings,
     remediations_on_dev,
+    signal_taken,
     state_reaches,
 )
 from tests.support.record import save_history
@@ -1096,25 +1097,6 @@ class HeldCheckpointExecutor(RecordingExecutor):
         return await super().checkpoint(target)
 
 
-async def _signal_taken(handle: Any) -> None:
-    """Until a workflow task completed after the run's first signal: the run has it (its
-    checkpoint, a local activity, still running: the task is handed back while it runs)."""
-    for _ in range(600):  # a bound, not a timing claim
-        events = [event async for event in handle.fetch_history_events()]
-        signaled = [
-            at
-            for at, event in enumerate(events)
-            if event.HasField("workflow_execution_signaled_event_attributes")
-        ]
-        if signaled and any(
-            event.HasField("workflow_task_completed_event_attributes")
-            for event in events[signaled[0] :]
-        ):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the run never took the signal")
-
-
 async def test_an_abort_while_a_rungs_checkpoint_is_read_stops_that_rungs_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -1138,7 +1120,7 @@ async def test_an_abort_while_a_rungs_checkpoint_is_read_stops_that_rungs_change
         handle = await start(ts_env, worker.task_queue, subject, mode="execute")
         await asyncio.wait_for(executor.reading.wait(), HANG)
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="mine"))
-        await _signal_taken(handle)
+        await signal_taken(handle)
         executor.release.set()
         status = await handle.result()
         await save_history(handle, "graded_remediation_aborted_at_checkpoint")

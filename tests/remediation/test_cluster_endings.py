@@ -1,0 +1,267 @@
+"""A run's end recorded whole: a cancel in Temporal that comes while the run records its end,
+and an abort heard as the run ended otherwise (resolved, refused)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+import workflows.remediation_records
+from ambient.deps import WorkerDeps
+from ambient.remediation.runs import AbortInput, RemediationStatus
+from ambient.remediation.storage import UNVERIFIED, RemediationRepository
+from ambient.remediation.views import audit_action
+from ambient.storage.users import UserRepository
+from tests.remediation.support import (
+    CANCEL_REQUESTED,
+    ErrorRate,
+    HeldAnswer,
+    refusing,
+    run_ended,
+    signal_taken,
+    some,
+    taken_after,
+)
+from tests.remediation.test_cluster import _kubeconfig
+from tests.remediation.test_cluster_abort_cancel import _cluster
+from tests.remediation.test_cluster_cancel import Queue
+from tests.remediation.test_cluster_edges import _checkout, _executing
+from tests.remediation.test_workflow import USER
+from tests.support.record import save_history
+from tests.support.servers import HANG, serve
+from tests.support.waits import eventually
+from workflows.remediation import GradedRemediationWorkflow
+
+# A short workflow task: the server passes a cancel or signal on while the run's local
+# activity (a write retried in the task) still runs.
+SHORT_TASK = timedelta(seconds=2)
+
+
+def _released() -> HeldAnswer:
+    """No answer held: the cluster answers every write at once."""
+    answered = HeldAnswer()
+    answered.release.set()
+    return answered
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_it_records_its_end_records_it_whole(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Aborted as it started, the run records its end (`aborted` and `finished` audited, then
+    its row) and is cancelled in Temporal while the database refuses that row's write. The
+    cancel cut the write short: the audit said the run finished, its row stayed `planned`
+    until a read of the run found it closed by Temporal."""
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, HeldAnswer(), refused=0) as (api, url):
+        async with queue.runs():
+            final = "WHEN NEW.state = 'aborted'"
+            async with refusing(deps, "UPDATE", "remediations", final) as tried:
+                handle = await queue.start(url, SHORT_TASK, AbortInput(by=USER))
+                await eventually(partial(some, tried), "the row's write refused")
+                await handle.cancel()
+                await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            await save_history(handle, "remediation_cancelled_while_it_records_its_end")
+            status, audit, _ = await run_ended(deps, handle)
+        async with deps.db.session() as session:
+            row = await RemediationRepository(session).get(status.run_key)
+
+    assert isinstance(closed.value.cause, CancelledError)
+    assert api.writes() == []
+    assert status.state == "aborted", status.outcome
+    assert row is not None
+    assert (row.state, row.finished_at is not None) == ("aborted", True)
+    assert row.detail["outcome"] == status.outcome
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    assert [r.actor for r in audit if r.action == "aborted"] == [UNVERIFIED]
+    # The cancel audited once, after the end it let finish.
+    assert [
+        (r.actor, r.detail["state"], r.detail["after"]) for r in audit if r.action == "cancelled"
+    ] == [(UNVERIFIED, "aborted", "its end")]
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_its_end_cannot_be_recorded_still_closes_cancelled(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database refuses the run's row, and goes on refusing it after the cancel until the
+    end's writes spent their retries (an hour; here the first refusal after the cancel, told
+    apart as an IntegrityError): the cancel waited for them, and the run still closes
+    Cancelled, not Failed by the write's error (a read of the run writes its row)."""
+    record = workflows.remediation_records.RECORD_RETRY
+    quick = record.__class__(
+        initial_interval=timedelta(milliseconds=50),
+        maximum_interval=timedelta(milliseconds=200),
+        non_retryable_error_types=[*(record.non_retryable_error_types or []), "IntegrityError"],
+    )
+    monkeypatch.setattr(workflows.remediation_records, "RECORD_RETRY", quick)
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, HeldAnswer(), refused=0) as (_, url):
+        async with queue.runs():
+            final = "WHEN NEW.state = 'aborted'"
+            for_now = refusing(deps, "UPDATE", "remediations", final, for_now=True)
+            tried = await for_now.__aenter__()
+            handle = await queue.start(url, SHORT_TASK, AbortInput(by=USER))
+            await eventually(partial(some, tried), "the row's write refused")
+            await handle.cancel()
+            await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
+            async with refusing(deps, "UPDATE", "remediations", final):
+                await for_now.__aexit__(None, None, None)  # refused for good from here
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+            described = await handle.describe()
+            _, audit, _ = await run_ended(deps, handle)
+
+    assert isinstance(closed.value.cause, CancelledError), closed.value.cause
+    assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    assert [r for r in audit if r.action == "cancelled"] == []  # its end not written whole
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_its_abort_is_audited_audits_it_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Aborted as it started, the run audits the abort while the database refuses it, and is
+    cancelled meanwhile: its cancel's end audits the abort the run heard, once."""
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, HeldAnswer(), refused=0) as (api, url):
+        async with queue.runs():
+            aborted = "WHEN NEW.action = 'aborted'"
+            async with refusing(deps, "INSERT", "audit_log", aborted) as tried:
+                handle = await queue.start(url, SHORT_TASK, AbortInput(by=USER))
+                await eventually(partial(some, tried), "the abort's audit refused")
+                await handle.cancel()
+                await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            _, audit, _ = await run_ended(deps, handle)
+
+    assert isinstance(closed.value.cause, CancelledError)
+    assert api.writes() == []
+    assert [r.actor for r in audit if r.action == "aborted"] == [UNVERIFIED]
+    assert [r.actor for r in audit if r.action == "cancelled"] == [UNVERIFIED]
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+
+
+@pytest.mark.devserver
+async def test_a_resolved_run_cancelled_while_it_records_its_end_audits_the_cancel(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Resolved at its first rung, the run is cancelled while it records its end (the
+    database refuses its row for a while): its end recorded whole, resolved, and the cancel
+    audited after it (every action is)."""
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, _released(), refused=0, healthy_from=1) as (api, url):
+        async with queue.runs(), queue.acts():
+            final = "WHEN NEW.state = 'resolved'"
+            async with refusing(deps, "UPDATE", "remediations", final) as tried:
+                handle = await queue.start(url, SHORT_TASK)
+                await eventually(partial(some, tried), "the row's write refused")
+                await handle.cancel()
+                await taken_after(handle, CANCEL_REQUESTED, "the run took the cancel")
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            status, audit, _ = await run_ended(deps, handle)
+        async with deps.db.session() as session:
+            row = await RemediationRepository(session).get(status.run_key)
+
+    assert isinstance(closed.value.cause, CancelledError)
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+    assert row is not None and (row.state, row.resolved_rung) == ("resolved", 1)
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["resolved"]
+    assert [
+        (r.actor, r.detail["state"], r.detail["after"]) for r in audit if r.action == "cancelled"
+    ] == [(UNVERIFIED, "resolved", "its end")]
+    # Said as what it was: the run had ended, not a cancel that stopped it.
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert audit_action(cancelled.action, cancelled.detail) == "cancelled after the run ended"
+
+
+@dataclass
+class HeldFirst:
+    """The first request held until ``release``: a slow metric read."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and not self.arrived.is_set():
+                self.arrived.set()
+                await self.release.wait()
+            await app(scope, receive, send)
+
+        return held
+
+
+@pytest.mark.devserver
+async def test_an_abort_heard_while_the_change_is_verified_is_audited_too_late(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Aborted while its first change's verification read the metric (slow), which found
+    the alert cleared: the run ended resolved, and the abort it heard is audited once, said
+    to have come too late to stop it."""
+    api, held = _checkout(tmp_path), HeldFirst()
+    queue = Queue(dev_env, deps)
+    async with serve(api.app()) as base, serve(held.wrap(ErrorRate(healthy_from=1).app())) as m:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with queue.runs(), queue.acts():
+            handle = await queue.start(f"{m}/metrics", SHORT_TASK)
+            await asyncio.wait_for(held.arrived.wait(), HANG)
+            await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+            await signal_taken(handle)
+            held.release.set()
+            status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
+            _, audit, _ = await run_ended(deps, handle)
+
+    assert status.state == "resolved", status.outcome
+    (aborted,) = [r for r in audit if r.action == "aborted"]
+    assert (aborted.actor, aborted.detail["ended"]) == (UNVERIFIED, "resolved")
+    assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
+
+
+@pytest.mark.devserver
+async def test_an_abort_heard_while_a_rungs_permission_is_checked_is_audited_too_late(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Rung 1 did not clear the alert; the owner's permission was revoked, and the run was
+    aborted while rung 2's permission check was retried (the database refusing its record):
+    the run ended refused, and the abort it heard is audited once, said to have come too
+    late to stop it."""
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, _released(), refused=0) as (_, url):
+        async with queue.runs():
+            second = "WHEN NEW.action = 'permission' AND json_extract(NEW.detail, '$.rung') = 2"
+            async with refusing(deps, "INSERT", "audit_log", second) as tried:
+                handle = await queue.start(url, SHORT_TASK)
+                await eventually(partial(some, tried), "rung 2's permission check refused")
+                async with deps.db.session() as session:
+                    owner = await UserRepository(session).get(USER)
+                    assert owner is not None
+                    owner.rollback_permission = "none"
+                    await session.commit()
+                await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+                await signal_taken(handle)
+            status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
+            _, audit, _ = await run_ended(deps, handle)
+
+    assert status.state == "refused", status.outcome
+    (aborted,) = [r for r in audit if r.action == "aborted"]
+    assert (aborted.actor, aborted.detail["ended"]) == (UNVERIFIED, "refused")
+    assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
