@@ -97,12 +97,11 @@ async def resolve_speaker(
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT
-        mine = select(XiaozhiDevice).where(XiaozhiDevice.user == owner)
-        # Voiceprints in use (the owner's, or speakers allowed on a device): a voice they did not
-        # match is someone else, however the model words it. Devices are read only when asked.
-        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and (
-            account.voiceprint_id or any(d.speakers for d in await session.scalars(mine))
-        ):
+        # Voiceprints in use (the owner enrolled one): a voice they did not match is someone
+        # else, however the model words it. Another's consent on the owner's device is not the
+        # owner's choice (anyone may give it): without the owner's own voiceprint, the owner is
+        # what voiceprints do not match, and is answered so.
+        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
             return Speaker(SpeakerKind.UNKNOWN, None)
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
@@ -118,6 +117,7 @@ async def resolve_speaker(
         person = found[0]
         if person.name == owner:
             return Speaker(SpeakerKind.OWNER, account)
+        mine = select(XiaozhiDevice).where(XiaozhiDevice.user == owner)
         if not any(person.name in (d.speakers or []) for d in await session.scalars(mine)):
             return Speaker(SpeakerKind.UNKNOWN, None)
         if not _within(person, account, approvers):

@@ -186,8 +186,8 @@ async def test_a_real_speaker_whose_name_is_inside_the_argument_description_is_n
         # a placeholder copied from the description still names the owner
         said = await say(client, "recent_errors", speaker="声纹认出的人名")
         assert said.startswith("最近 24 小时有 1 个错误"), said
-        # So does "unknown" where the owner uses no voiceprint (none of theirs, no speaker
-        # allowed on a device of theirs): a model's filler, not an unmatched voice.
+        # So does "unknown" where the owner enrolled no voiceprint: a model's filler, not an
+        # unmatched voice.
         said = await say(client, "recent_errors", speaker="unknown")
         assert said.startswith("最近 24 小时有 1 个错误"), said
 

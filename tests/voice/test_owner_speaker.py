@@ -1,0 +1,63 @@
+"""Another member's consent on the owner's 小智 speaker: it lets the speaker answer them by
+name, and changes nothing else there."""
+
+from __future__ import annotations
+
+import httpx
+
+from ambient.settings import Settings
+from mcp_server.voice_sentences import UNKNOWN_SPEAKER
+from tests.voice.support import register, voice_api
+
+MAC = "aa:bb:cc:dd:ee:5a"
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+NO_ERRORS_EN = "No errors in the last 24 hours."
+
+
+async def _said(http: httpx.AsyncClient, owner: dict[str, str], speaker: str | None) -> str:
+    """What the owner's speaker says to recent_errors, called as xiaozhi-server calls it (the
+    owner's token on /mcp/voice, the voiceprint name the model passed as ``speaker``)."""
+    arguments = {} if speaker is None else {"speaker": speaker}
+    params = {"name": "recent_errors", "arguments": arguments}
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+    called = await http.post("/mcp/voice", json=message, headers={**ACCEPT, **owner})
+    assert called.status_code == 200, called.text
+    text: str = called.json()["result"]["content"][0]["text"]
+    return text
+
+
+async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
+    settings: Settings,
+) -> None:
+    """A member who allowed the owner's speaker (its MAC is on the box) turned voiceprints on
+    there: the owner, who enrolled no voice, was then "未知" / "主人" to the model and
+    refused as a stranger on their own speaker. Only the owner's own voiceprint does that."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den-owner")
+        lin = await register(http, settings, "den-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        added = await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert added.status_code == 201, added.text
+        own = await _said(http, owner, None)
+        assert own != UNKNOWN_SPEAKER and own != NO_ERRORS_EN, own
+        marks = ("未知", "主人", "unknown", "owner", "未知说话人")
+        before = {mark: await _said(http, owner, mark) for mark in marks}
+        # A model's filler for no one named is the owner; xiaozhi-server's whole mark for a voice
+        # it did not match is no one (docs/xiaozhi.md): neither is this test's to change.
+        assert set(before.values()) == {own, UNKNOWN_SPEAKER}, before
+
+        allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        after = {mark: await _said(http, owner, mark) for mark in marks}
+        assert after == before
+        # The colleague is recognised by name as before, with their own answers (in English);
+        # a stranger still hears nobody's.
+        assert await _said(http, owner, "den-lin") == NO_ERRORS_EN
+        assert await _said(http, owner, "陌生人") == UNKNOWN_SPEAKER
+
+        # The owner enrolls a voiceprint: an unmatched voice is no longer theirs.
+        enrolled = await http.patch("/users/me", json={"voiceprint_id": "vp-den"}, headers=owner)
+        assert enrolled.status_code == 200, enrolled.text
+        for unmatched in ("未知说话人", "主人"):
+            assert await _said(http, owner, unmatched) == UNKNOWN_SPEAKER, unmatched
+        assert await _said(http, owner, "vp-den") == own
