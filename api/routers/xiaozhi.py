@@ -132,6 +132,12 @@ async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> Dev
     return await state.devices.allow(caller.name, ref, allowed=False)
 
 
+@router.delete("/devices/{ref}/speakers/{name}")
+async def withdraw_speaker(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Stop your device answering another user who allowed it (theirs to give, yours to end)."""
+    return await state.devices.withdraw(caller.name, ref, name)
+
+
 @router.get("/devices")
 async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]:
     return await state.devices.list(caller.name)

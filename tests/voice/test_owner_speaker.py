@@ -1,12 +1,16 @@
 """Another member's consent on the owner's 小智 speaker: it lets the speaker answer them by
-name, and changes nothing else there."""
+name, and changes nothing else there; the owner (or an admin) may withdraw it."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
+from typer.testing import CliRunner
 
 from ambient.settings import Settings
 from mcp_server.voice_sentences import UNKNOWN_SPEAKER
+from tests.support.admins import admin_headers
 from tests.voice.support import register, voice_api
 
 MAC = "aa:bb:cc:dd:ee:5a"
@@ -61,3 +65,57 @@ async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
         for unmatched in ("未知说话人", "主人"):
             assert await _said(http, owner, unmatched) == UNKNOWN_SPEAKER, unmatched
         assert await _said(http, owner, "vp-den") == own
+
+
+async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else(
+    settings: Settings,
+) -> None:
+    """A member's consent on the owner's speaker was theirs alone to withdraw: the owner could
+    not stop their own speaker answering a colleague by name."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den2-owner")
+        lin = await register(http, settings, "den2-lin")
+        mei = await register(http, settings, "den2-mei")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        for member in (lin, mei):
+            assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=member)).is_success
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        assert await _said(http, owner, "den2-lin") == NO_ERRORS_EN
+
+        # Another member may not withdraw lin's consent (the device is not theirs to name).
+        meddled = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=mei)
+        assert meddled.status_code == 404, meddled.text
+        typo = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lni", headers=owner)
+        assert typo.status_code == 422, typo.text
+        assert "den2-lin" in typo.text and "den2-mei" in typo.text
+        withdrawn = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=owner)
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert withdrawn.json()["speakers"] == ["den2-mei"]
+        assert await _said(http, owner, "den2-lin") == UNKNOWN_SPEAKER
+
+        # An admin may withdraw it too.
+        admin = await admin_headers(settings)
+        by_admin = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-mei", headers=admin)
+        assert by_admin.status_code == 200 and by_admin.json()["speakers"] == [], by_admin.text
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert listed["speakers"] == []
+
+
+def test_the_operator_withdraws_a_members_consent_from_the_command_line(
+    settings: Settings,
+) -> None:
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    for name in ("cli-owner", "cli-mei"):
+        assert runner.invoke(cli, ["user", "create", name], env=env).exit_code == 0
+    add = ["xiaozhi", "device", "add", "--user", "cli-owner", MAC, "--speaker", "cli-mei"]
+    assert runner.invoke(cli, add, env=env).exit_code == 0
+    typo = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mie"], env=env)
+    assert (typo.exit_code, typo.stdout) == (1, ""), typo.output
+    assert "'cli-mie' has not allowed" in typo.stderr and "cli-mei" in typo.stderr
+    done = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mei"], env=env)
+    assert done.exit_code == 0 and "no longer answers cli-mei" in done.output, done.output
+    listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert [row["speakers"] for row in json.loads(listed.output)] == [[]]
