@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import ROLE_WORDS
 from ambient.remediation.safety import PERMISSION_ORDER
@@ -20,6 +21,10 @@ from ambient.storage.users import UserRepository, speaks_as
 
 class SpeakerKind(StrEnum):
     OWNER = "owner"  # nobody named, or the owner named themself
+    # A voiceprint's mark for a voice it did not match ("未知", "主人") on a device that answers
+    # others (a colleague allowed it) while the owner has no voiceprint id: the owner's own voice
+    # or a stranger's, no one can tell. Read as the owner; refused a tool that acts.
+    UNMATCHED = "unmatched"
     ALLOWED = "allowed"  # another user who allowed one of the owner's devices
     UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
     BEYOND = "beyond"  # a user who would have rights the owner lacks
@@ -106,12 +111,12 @@ async def resolve_speaker(
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
-            return Speaker(SpeakerKind.OWNER, account)
+            return await _nobody_named(session, account, key)
         found = list(await session.scalars(select(User).where(speaks_as(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
         if not found and (key in ROLE_WORDS or names_no_speaker(speaker, assistant, described_as)):
-            return Speaker(SpeakerKind.OWNER, account)
+            return await _nobody_named(session, account, key)
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)
         person = found[0]
@@ -123,3 +128,15 @@ async def resolve_speaker(
         if not _within(person, account, approvers):
             return Speaker(SpeakerKind.BEYOND, None)
         return Speaker(SpeakerKind.ALLOWED, person)
+
+
+async def _nobody_named(session: AsyncSession, owner: User, key: str) -> Speaker:
+    """A call naming nobody is the owner's. But where the owner's device answers others and the
+    owner enrolled no voiceprint id, xiaozhi-server's voiceprint may be on: its mark for a voice
+    it did not match, as a model words it ("未知", "unknown", "主人"), is then the owner's or a
+    stranger's, no one can tell (UNMATCHED)."""
+    if key in UNKNOWN_VOICE or key in ROLE_WORDS:
+        consents = select(XiaozhiDevice.speakers).where(XiaozhiDevice.user == owner.name)
+        if any(await session.scalars(consents)):
+            return Speaker(SpeakerKind.UNMATCHED, owner)
+    return Speaker(SpeakerKind.OWNER, owner)

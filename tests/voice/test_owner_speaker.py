@@ -18,11 +18,18 @@ ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "appl
 NO_ERRORS_EN = "No errors in the last 24 hours."
 
 
-async def _said(http: httpx.AsyncClient, owner: dict[str, str], speaker: str | None) -> str:
-    """What the owner's speaker says to recent_errors, called as xiaozhi-server calls it (the
-    owner's token on /mcp/voice, the voiceprint name the model passed as ``speaker``)."""
-    arguments = {} if speaker is None else {"speaker": speaker}
-    params = {"name": "recent_errors", "arguments": arguments}
+async def _said(
+    http: httpx.AsyncClient,
+    owner: dict[str, str],
+    speaker: str | None,
+    tool: str = "recent_errors",
+    **args: str,
+) -> str:
+    """What the owner's speaker says to ``tool`` (recent_errors, a read), called as
+    xiaozhi-server calls it (the owner's token on /mcp/voice, the voiceprint name the model
+    passed as ``speaker``)."""
+    arguments = args if speaker is None else {**args, "speaker": speaker}
+    params = {"name": tool, "arguments": arguments}
     message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
     called = await http.post("/mcp/voice", json=message, headers={**ACCEPT, **owner})
     assert called.status_code == 200, called.text
@@ -65,6 +72,56 @@ async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
         for unmatched in ("未知说话人", "主人"):
             assert await _said(http, owner, unmatched) == UNKNOWN_SPEAKER, unmatched
         assert await _said(http, owner, "vp-den") == own
+
+
+# Tools that act, as 小智 calls them (the task or fix named need not exist: who may act is
+# decided first).
+ACTING = (("pause_task", {"name": "nightly"}), ("approve_remediation", {"which": "payments"}))
+UNMATCHED_ACTS_EN = (
+    "I can't tell whether this is the owner's voice, so I can't act for the owner."
+    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on this"
+    " device."
+)
+
+
+async def test_an_unmatched_voice_may_not_act_for_the_owner_where_the_device_answers_others(
+    settings: Settings,
+) -> None:
+    """xiaozhi-server with voiceprint on, a colleague enrolled and allowed on the owner's
+    device, the owner with no voiceprint id: a voice it did not match, passed on as "未知",
+    "unknown" or "主人", got the owner's answers, approve and pause included. It is the owner's
+    or a stranger's, no one can tell: it reads as the owner, and acts for nobody."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "gate-owner")
+        lin = await register(http, settings, "gate-lin")
+        for who in (owner, lin):
+            await http.patch("/users/me", json={"language": "en"}, headers=who)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        marks = ("未知", "unknown", "主人", "owner")
+        # No one else answered there yet: every such mark is only filler, and the owner acts.
+        alone = [await _said(http, owner, "主人", tool, **args) for tool, args in ACTING]
+        assert UNMATCHED_ACTS_EN not in alone, alone
+
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        acted = {
+            (mark, tool): await _said(http, owner, mark, tool, **args)
+            for mark in marks
+            for tool, args in ACTING
+        }
+        assert set(acted.values()) == {UNMATCHED_ACTS_EN}, acted
+        # What only reads is still the owner's (their errors, in their language), and the
+        # owner naming nobody, or a colleague named, acts as before.
+        own = await _said(http, owner, None)
+        assert own == NO_ERRORS_EN
+        assert {mark: await _said(http, owner, mark) for mark in marks} == dict.fromkeys(marks, own)
+        for tool, args in ACTING:
+            assert await _said(http, owner, None, tool, **args) == alone[ACTING.index((tool, args))]
+            assert await _said(http, owner, "gate-lin", tool, **args) != UNMATCHED_ACTS_EN
+
+        # The owner withdraws the consent: their speaker is theirs alone again.
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/gate-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        assert [await _said(http, owner, "主人", tool, **args) for tool, args in ACTING] == alone
 
 
 async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else(
