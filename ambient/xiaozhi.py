@@ -292,7 +292,13 @@ class DeviceService:
         async with self.db.write_session() as session:
             row = await self._find(session, ref, lambda row: admin or row.user == actor)
             if row is None:
-                raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
+                # Naming oneself: one's own consent is withdrawn where it was given. Said to
+                # anyone who names themself, whether the device exists or not.
+                own = f"; to stop it answering you, DELETE /xiaozhi/devices/{ref[:64]}/allow"
+                own += " (or Stop allowing on your settings page)"
+                raise DeviceNotFoundError(
+                    f"no device {said_back(ref, 64)} among yours{own if speaker == actor else ''}"
+                )
             if speaker not in (row.speakers or []):
                 raise InvalidDeviceError(
                     f"speakers: {said_back(speaker, 63)} has not allowed {row.device_id}; it "

@@ -139,9 +139,31 @@ async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else
         await http.patch("/users/me", json={"language": "en"}, headers=lin)
         assert await _said(http, owner, "den2-lin") == NO_ERRORS_EN
 
-        # Another member may not withdraw lin's consent (the device is not theirs to name).
-        meddled = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=mei)
-        assert meddled.status_code == 404, meddled.text
+        # Another member may not withdraw lin's consent: the device is not theirs to name, and
+        # the answer is what any device not theirs gets, nothing changed. Lin naming themself
+        # is pointed at their own consent's door, as anyone naming themself is.
+        nobodys = "/xiaozhi/devices/aa:bb:cc:dd:ee:00/speakers"
+        meddled = [
+            await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=mei),
+            await http.delete(f"{nobodys}/den2-lin", headers=mei),
+            await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=lin),
+            await http.delete(f"{nobodys}/den2-lin", headers=lin),
+        ]
+        own = f"; to stop it answering you, DELETE /xiaozhi/devices/{MAC}/allow"
+        theirs = f"no device '{MAC}' among yours"
+        assert [(m.status_code, m.json()["detail"]) for m in meddled] == [
+            (404, theirs),
+            (404, theirs.replace(MAC, "aa:bb:cc:dd:ee:00")),
+            (404, f"{theirs}{own} (or Stop allowing on your settings page)"),
+            (
+                404,
+                f"{theirs}{own} (or Stop allowing on your settings page)".replace(
+                    MAC, "aa:bb:cc:dd:ee:00"
+                ),
+            ),
+        ]
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert listed["speakers"] == ["den2-lin", "den2-mei"]
         typo = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lni", headers=owner)
         assert typo.status_code == 422, typo.text
         assert "den2-lin" in typo.text and "den2-mei" in typo.text
