@@ -301,8 +301,8 @@ class DeviceService:
                 )
             if speaker not in (row.speakers or []):
                 raise InvalidDeviceError(
-                    f"speakers: {said_back(speaker, 63)} has not allowed {row.device_id}; it "
-                    f"answers {', '.join(row.speakers or []) or 'only its owner'}; nothing changed"
+                    f"{said_back(speaker, 63)} has not allowed {row.device_id}; it answers "
+                    f"{', '.join(row.speakers or []) or 'only its owner'}; nothing changed"
                 )
             row.speakers = [name for name in row.speakers if name != speaker]
             await _audit(session, actor, "xiaozhi.device.withdraw", row, speaker=speaker)

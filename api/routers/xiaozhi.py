@@ -31,6 +31,7 @@ from ambient.xiaozhi import (
     DeviceNotFoundError,
     DeviceRefusedError,
     DeviceView,
+    InvalidDeviceError,
     voice_facts,
 )
 from api.deps import CurrentUser, SessionDep, StateDep
@@ -135,7 +136,10 @@ async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> Dev
 @router.delete("/devices/{ref}/speakers/{name}")
 async def withdraw_speaker(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Stop your device answering another user who allowed it (theirs to give, yours to end)."""
-    return await state.devices.withdraw(caller.name, ref, name)
+    try:
+        return await state.devices.withdraw(caller.name, ref, name)
+    except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
+        raise unprocessable((["name"], str(exc)), where="path", given=name) from None
 
 
 @router.get("/devices")

@@ -164,9 +164,14 @@ async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else
         ]
         [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
         assert listed["speakers"] == ["den2-lin", "den2-mei"]
+        # A name that has not allowed it: the path's name refused, naming who has.
         typo = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lni", headers=owner)
         assert typo.status_code == 422, typo.text
-        assert "den2-lin" in typo.text and "den2-mei" in typo.text
+        [error] = typo.json()["detail"]
+        assert (error["loc"], error["input"]) == (["path", "name"], "den2-lni")
+        assert error["msg"] == (
+            f"'den2-lni' has not allowed {MAC}; it answers den2-lin, den2-mei; nothing changed"
+        )
         withdrawn = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=owner)
         assert withdrawn.status_code == 200, withdrawn.text
         assert withdrawn.json()["speakers"] == ["den2-mei"]
