@@ -55,7 +55,7 @@ async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
         before = {mark: await _said(http, owner, mark) for mark in marks}
         # A model's filler for no one named is the owner; xiaozhi-server's whole mark for a voice
         # it did not match is no one (docs/xiaozhi.md): neither is this test's to change.
-        assert set(before.values()) == {own, UNKNOWN_SPEAKER}, before
+        assert before == {**dict.fromkeys(marks, own), "未知说话人": UNKNOWN_SPEAKER}, before
 
         allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
         assert allowed.status_code == 200, allowed.text
@@ -183,6 +183,13 @@ async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else
         assert by_admin.status_code == 200 and by_admin.json()["speakers"] == [], by_admin.text
         [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
         assert listed["speakers"] == []
+        audit = await http.get(
+            "/audit", params={"action": "xiaozhi.device.withdraw"}, headers=admin
+        )
+        assert [(a["actor"], a["subject"], a["detail"]) for a in audit.json()] == [
+            (actor, f"xiaozhi-device:{MAC}", {"user": "den2-owner", "speaker": speaker})
+            for actor, speaker in (("den2-owner", "den2-lin"), ("admin", "den2-mei"))
+        ]
 
 
 def test_the_operator_withdraws_a_members_consent_from_the_command_line(
