@@ -54,11 +54,12 @@ NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
 )
 # ROLE_WORDS: "主人" (the owner) is what a model writes when its role prompt calls the user so
-# and no voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. Where
-# voiceprints are in use it may be a voice they did not match, and is refused as one. No user
-# may now take it as a voiceprint id or name (one called so before is that user).
+# and no voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. No
+# user may now take it as a voiceprint id or name (one called so before is that user).
 # What xiaozhi-server's voiceprint says of a voice it did not match ("未知说话人"), as a model
-# passes it on, shortened or translated: where voiceprints are in use, a stranger, not the owner.
+# passes it on, shortened or translated. The whole mark, "陌生人" and "stranger" name no user
+# and are refused always; "未知", "unknown", "主人" and "owner" are the owner's filler too, and
+# get what resolve_speaker says.
 UNKNOWN_VOICE = frozenset(
     {"未知", "未知说话人", "未知用户", "陌生人", "unknown", "unknown speaker", "stranger"}
 )
@@ -102,10 +103,11 @@ async def resolve_speaker(
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT
-        # Voiceprints in use (the owner enrolled one): a voice they did not match is someone
-        # else, however the model words it. Another's consent on the owner's device is not the
-        # owner's choice (anyone may give it): without the owner's own voiceprint, the owner is
-        # what voiceprints do not match, and is answered so.
+        # "未知" / "unknown" / "主人" / "owner", by the owner's settings alone (docs/xiaozhi.md):
+        # the owner set a voiceprint id: a stranger (the owner's voice comes by that id). None
+        # set: the owner where no device of theirs answers anyone else, else UNMATCHED (read as
+        # the owner, acting refused; see _nobody_named). Another's consent is not the owner's
+        # choice and never makes the owner a stranger.
         if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
             return Speaker(SpeakerKind.UNKNOWN, None)
         # A model that knows no voiceprint name fills the argument with a placeholder or the
