@@ -110,6 +110,10 @@ async def resolve_speaker(
         # choice and never makes the owner a stranger.
         if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
             return Speaker(SpeakerKind.UNKNOWN, None)
+        # xiaozhi-server's own marks for a voice it did not match ("未知说话人", "stranger"), no
+        # model's filler: a stranger always, never a user who took one as a name or voiceprint.
+        if key in UNKNOWN_VOICE - NO_SPEAKER:
+            return Speaker(SpeakerKind.UNKNOWN, None)
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):

@@ -71,12 +71,12 @@ NO_ACCOUNT_EN = (
 # speaks, so it tells the owner what ends it.
 UNMATCHED_ACTS = (
     "我分不清这是主人还是别人的声音，所以不能替主人操作。"
-    "主人请在设置里填上自己的声纹 ID，或者收回别人对这台设备的允许。"
+    "主人请在设置里填上自己的声纹 ID，或者收回别人对你设备的允许。"
 )
 UNMATCHED_ACTS_EN = (
     "I can't tell whether this is the owner's voice, so I can't act for the owner."
-    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on this"
-    " device."
+    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on your"
+    " devices."
 )
 REFUSALS = {
     SpeakerKind.UNKNOWN: (UNKNOWN_SPEAKER, UNKNOWN_SPEAKER_EN),

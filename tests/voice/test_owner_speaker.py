@@ -74,13 +74,34 @@ async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
         assert await _said(http, owner, "vp-den") == own
 
 
+async def test_a_member_named_as_an_unmatched_voice_is_never_answered_for_one(
+    settings: Settings,
+) -> None:
+    """A member whose voiceprint id is xiaozhi-server's mark for a voice it did not match
+    ("未知说话人"), having allowed the owner's speaker, was answered for every voice the server
+    did not know, with their rights: the mark is no one's, whoever took it."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den-owner")
+        lin = await register(http, settings, "den-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        took = await http.patch("/users/me", json={"voiceprint_id": "未知说话人"}, headers=lin)
+        assert took.status_code == 200, took.text
+        added = await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert added.status_code == 201, added.text
+        allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        assert await _said(http, owner, "未知说话人") == UNKNOWN_SPEAKER
+        paused = await _said(http, owner, "未知说话人", "pause_task", name="nightly")
+        assert paused == UNKNOWN_SPEAKER, paused
+
+
 # Tools that act, as 小智 calls them (the task or fix named need not exist: who may act is
 # decided first).
 ACTING = (("pause_task", {"name": "nightly"}), ("approve_remediation", {"which": "payments"}))
 UNMATCHED_ACTS_EN = (
     "I can't tell whether this is the owner's voice, so I can't act for the owner."
-    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on this"
-    " device."
+    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on your"
+    " devices."
 )
 
 
