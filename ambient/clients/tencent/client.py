@@ -179,6 +179,21 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def field(item: Any, name: str, action: str) -> Any:
+    """``item[name]``, a field the API reference gives every item of ``action``'s answer;
+    without it the answer is not the API's (a retryable ServerNetworkError, as `answer`'s)."""
+    value = item.get(name) if isinstance(item, dict) else None
+    if value in (None, ""):
+        raise translate(
+            TencentCloudSDKException(
+                "ServerNetworkError",
+                f"{action} answered an item without its {name} (if it lasts, check the way to "
+                f"the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): {str(item)[:200]}",
+            )
+        )
+    return value
+
+
 def _not_the_api(status: int, body: bytes) -> TencentCloudSDKException:
     """An HTTP error status without an API error: what answered (a gateway, a proxy) and what
     it said, which may be nothing (an empty 504 was said as "ServerNetworkError: ")."""
@@ -405,16 +420,29 @@ class TencentCloud:
         region: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
-        (matched by substring) or a list cut short would miss what it looks for."""
+        (matched by substring) or a list cut short would miss what it looks for. An API that
+        answers a page it gave before (it ignores Offset) is read no further, said in the log."""
         found: list[dict[str, Any]] = []
-        offset = 0
+        offset, pages = 0, {}
         while True:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
             )
             batch = page.get(items) or []
+            total = page.get("TotalCount", page.get("Total"))
+            seen = json.dumps(batch, sort_keys=True)
+            if seen in pages:
+                log.warning(
+                    "%s answered Offset %d with the page of Offset %d: kept the %d items read%s",
+                    action,
+                    offset,
+                    pages[seen],
+                    len(found),
+                    f" (of {total})" if total else "",
+                )
+                return found
+            pages[seen] = offset
             found.extend(batch)
             offset += len(batch)
-            total = page.get("TotalCount", page.get("Total"))
             if not batch or (total is not None and offset >= int(total)):
                 return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import TencentCloud, field
 
 
 class Cluster(BaseModel):
@@ -30,7 +30,7 @@ async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[
         clusters = await tc.paged("tke", "DescribeClusters", {}, "Clusters", region=region)
         return [
             Cluster(
-                cluster_id=c["ClusterId"],
+                cluster_id=field(c, "ClusterId", "DescribeClusters"),
                 name=c.get("ClusterName", ""),
                 status=c.get("ClusterStatus", ""),
                 version=c.get("ClusterVersion"),
@@ -50,7 +50,7 @@ async def list_node_pools(
     )
     return [
         NodePool(
-            node_pool_id=p["NodePoolId"],
+            node_pool_id=field(p, "NodePoolId", "DescribeClusterNodePools"),
             name=p.get("Name", ""),
             state=p.get("LifeState"),
             desired=p.get("DesiredNodesNum"),

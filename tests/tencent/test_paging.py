@@ -1,0 +1,97 @@
+"""Answers that are not what the API references document: an item without its id, a list
+whose paging does not move on. The real SDK against the loopback stand-in."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.clusters import list_clusters, list_node_pools
+from ambient.clients.tencent.errors import TencentRetryableError
+from ambient.clients.tencent.logs import list_log_topics
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import HANG, serve
+
+
+@pytest_asyncio.fixture
+async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
+    api = TencentApi()
+    async with serve(api.app()) as base:
+        tc = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=int(HANG),
+            backoff=0.01,
+        )
+        yield api, tc
+
+
+def _answer(payload: dict[str, Any]) -> tuple[int, str, bytes]:
+    return 200, "application/json", json.dumps({"Response": payload}).encode()
+
+
+def _cluster(n: int) -> dict[str, Any]:
+    return {"ClusterId": f"cls-{n:08d}", "ClusterName": f"c{n}", "ClusterStatus": "Running"}
+
+
+async def test_an_item_without_its_id_is_said_as_an_answer_not_the_apis(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A cluster, node pool or topic without its id was a KeyError ('ClusterId'): a tool said
+    only that it failed."""
+    api, tc = cloud
+    api.node_pools = {"cls-00000001": []}
+    nameless = {"ClusterName": "prod", "ClusterStatus": "Running"}
+    api.raw["DescribeClusters"] = [_answer({"Clusters": [nameless], "TotalCount": 1})]
+    api.raw["DescribeClusterNodePools"] = [_answer({"NodePoolSet": [{"Name": "np"}]})]
+    api.raw["DescribeTopics"] = [_answer({"Topics": [{"TopicName": "t"}], "TotalCount": 1})]
+    said = []
+    for read in (list_clusters, lambda tc: list_node_pools(tc, "cls-00000001"), list_log_topics):
+        with pytest.raises(TencentRetryableError) as caught:
+            await read(tc)
+        said.append(caught.value.message)
+    assert [s.split(" (")[0] for s in said] == [
+        "DescribeClusters answered an item without its ClusterId",
+        "DescribeClusterNodePools answered an item without its NodePoolId",
+        "DescribeTopics answered an item without its TopicId",
+    ]
+    assert "AMBIENT_TENCENTCLOUD_ENDPOINT" in said[0] and "'prod'" in said[0]
+
+
+async def test_a_list_that_ignores_offset_without_a_total_stops_with_the_rows_it_has(
+    cloud: tuple[TencentApi, TencentCloud], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API (a gateway, a stand-in) answering the first page to every Offset and no
+    TotalCount was asked again without end; here it answers so five times, then as the
+    API does: main's loop took five copies of the page."""
+    api, tc = cloud
+    first = [_cluster(n) for n in range(100)]
+    api.clusters = [*first, _cluster(100)]
+    api.raw["DescribeClusters"] = [_answer({"Clusters": first})] * 5
+    with caplog.at_level(logging.WARNING):
+        clusters = await list_clusters(tc)
+    assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in first]
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100]
+    assert "DescribeClusters answered Offset 100 with the page of Offset 0" in caplog.text
+    assert "kept the 100 items read" in caplog.text
+
+
+async def test_a_list_that_ignores_offset_with_its_total_does_not_repeat_its_page(
+    cloud: tuple[TencentApi, TencentCloud], caplog: pytest.LogCaptureFixture
+) -> None:
+    api, tc = cloud
+    first = [_cluster(n) for n in range(100)]
+    api.raw["DescribeClusters"] = [_answer({"Clusters": first, "TotalCount": 250})] * 3
+    with caplog.at_level(logging.WARNING):
+        clusters = await list_clusters(tc)
+    assert len(clusters) == 100 and len({c.cluster_id for c in clusters}) == 100
+    assert "kept the 100 items read (of 250)" in caplog.text
