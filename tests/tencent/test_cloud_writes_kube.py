@@ -1149,3 +1149,32 @@ async def test_ck16_the_cli_restarts_again_under_a_new_idempotency_key(
     assert "friday" in first and "Not restarted again" in again and "friday-2" in anew
     assert restarts == 2, kube.writes("deployments")
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
+
+
+async def test_ck09_a_write_whose_answer_is_lost_says_it_may_have_been_applied(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """The connection drops after the cluster applied document 2 and before its answer came:
+    that is no refusal of a request never sent. It said "document 2 (Deployment checkout): peer
+    closed connection ...; documents applied before it: 1 ...; try again", document 2 applied
+    unsaid (and a read timeout's text is empty: "(Deployment checkout): ; ...")."""
+    kube, state = cluster
+    apply = {"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---{NEW_IMAGE}"}
+
+    def cut() -> Response:
+        # A Content-Length the body does not reach: the server closes the connection mid-answer.
+        return Response(b"{", media_type="application/json", headers={"Content-Length": "99"})
+
+    applied = kube._server_side_apply
+
+    async def apply_then_cut(plural: str, request: Request) -> Response:
+        answer = await applied(plural, request)
+        return cut() if plural == "deployments" and "dryRun" not in request.query_params else answer
+
+    kube._server_side_apply = apply_then_cut  # type: ignore[method-assign]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert failed and "document 2 (Deployment checkout)" in message, message
+    assert "RemoteProtocolError" in message and "its answer was lost" in message, message
+    assert "it may have been applied" in message and "applied before it: 1" in message
+    assert [w.kind for w in kube.writes()] == ["configmaps", "deployments"]
