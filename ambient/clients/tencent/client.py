@@ -423,7 +423,7 @@ class TencentCloud:
         (matched by substring) or a list cut short would miss what it looks for. An API that
         answers a page it gave before (it ignores Offset) is read no further, said in the log."""
         found: list[dict[str, Any]] = []
-        offset, pages = 0, {}
+        offset, pages = 0, dict[str, int]()
         while True:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
