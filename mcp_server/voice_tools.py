@@ -36,7 +36,7 @@ from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters
-from mcp_server.voice_failures import failed_clause
+from mcp_server.voice_failures import failed_clause, failing_now
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -546,6 +546,8 @@ async def recent_errors(
             ),
             0,
         )
+        # Checks failing now are errors as task_status says them, below the threshold too.
+        counts |= await failing_now(state, user, set(counts), min(worker_time(), left() / 2))
         zh, en = _span_said(hours)
         if not counts:
             if logged:
@@ -577,10 +579,21 @@ async def recent_errors(
                 f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {top[0][0]}。",
                 f"{total} in the last {en}, {'' if one else 'all '}from {top[0][0]}.",
             )
-        else:
+        elif top[0][1] > top[1][1]:
             tasks = say(
                 f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
                 f"{total} in the last {en}, mostly: {named_en}.",
+            )
+        else:  # a tie at the top is said as one, not "mostly" the first named
+            most = top[0][1]
+            tied = [label for label, count in top if count == most]
+            each = counted(most, "time", "times")
+            every = len(tied) == len(by_task)
+            tasks = say(
+                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}"
+                f"{'、'.join(tied)}，各 {most} 次。",
+                f"{total} in the last {en}, {each} each from {'' if every else 'the most: '}"
+                f"{', '.join(tied)}.",
             )
         if not logged:
             return tasks
