@@ -6,9 +6,6 @@ library's text, an address, a URL). A page is `failing` (told, `what_needs_me`) 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from ambient.clients import guard, http1, metric_reads, web
@@ -16,10 +13,6 @@ from ambient.clients.extract import UNREADABLE
 from ambient.refusals import Refusal, read_back
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.models import TaskStatus
-from ambient.wiring import AppState
-from ambient.xiaozhi import ASKED_AT_MOST
-
-log = logging.getLogger(__name__)
 
 # Why a check failed, by the stored error's msgid (`metric_reads.said_refusal`): said as the
 # listener's words, without its values but a status or seconds (a host, an address, the
@@ -137,20 +130,16 @@ def _recent(seen: dict[str, object], status: TaskStatus) -> bool:
     return datetime.now(UTC) - when <= timedelta(minutes=STALE_INTERVALS * minutes)
 
 
-def _pages(status: TaskStatus) -> list[object]:
-    """A watch's pages' states as its status holds them (a threshold watch's: one)."""
+def failed_clause(status: TaskStatus, failing: list[tuple[str, str | None]]) -> tuple[str, str]:
+    """How a watch's checks fail, one short clause in Chinese and English: its last check (of
+    the page failing longest) failed, how many in a row and why; ``failing``: its pages told
+    failing (`EventRepository.failing_pages`), said even when its status counts none."""
     web_monitor = status.kind is TaskKind.WEB_MONITOR
     urls = status.detail.get("urls") if web_monitor else {"": status.detail}
-    return list(urls.values()) if isinstance(urls, dict) else []
-
-
-def _failed(status: TaskStatus) -> list[tuple[object, str]]:
-    """(checks failed in a row, the last error) of each of a watch's pages whose last check
-    failed: what `failed_clause` and `failed_in_a_row` say, one rule."""
-    web_monitor = status.kind is TaskKind.WEB_MONITOR
-    return [
+    pages = list(urls.values()) if isinstance(urls, dict) else []
+    failed = [
         (seen.get("failures"), str(seen.get("last_error")))
-        for seen in _pages(status)
+        for seen in pages
         if isinstance(seen, dict)
         and (
             seen.get("last_outcome") == "error" and _recent(seen, status)
@@ -158,42 +147,6 @@ def _failed(status: TaskStatus) -> list[tuple[object, str]]:
             else seen.get("last_error")
         )
     ]
-
-
-def failed_in_a_row(status: TaskStatus) -> int:
-    """The most checks of a watch's pages failed in a row now (0: none failed last)."""
-    return max((f if isinstance(f, int) else 1 for f, _ in _failed(status)), default=0)
-
-
-async def failing_now(
-    state: AppState, user: str, told: Collection[str | None], within: float
-) -> dict[str | None, int]:
-    """The user's active watches whose last checks failed, as task_status says them
-    (`failed_in_a_row`: below their failure_threshold too, where no event tells it), other
-    than ``told``: task -> checks failed in a row. Asked live, ASKED_AT_MOST watches at most (a
-    page of them, not every task), within ``within`` seconds; a read that fails or is late says
-    none (a courtesy)."""
-    try:
-        async with asyncio.timeout(within):
-            listed = await state.tasks.watches(
-                user, state=TaskState.ACTIVE.value, size=ASKED_AT_MOST + len(told)
-            )
-            asked = [t.task_id for t in listed if t.task_id not in told][:ASKED_AT_MOST]
-            statuses = await asyncio.gather(
-                *(state.tasks.get(user, task, within=within) for task in asked)
-            )
-    except Exception as exc:
-        log.info("watches failing now not read for %s: %r", user, exc)
-        return {}
-    return {s.task_id: n for s in statuses if (n := failed_in_a_row(s))}
-
-
-def failed_clause(status: TaskStatus, failing: list[tuple[str, str | None]]) -> tuple[str, str]:
-    """How a watch's checks fail, one short clause in Chinese and English: its last check (of
-    the page failing longest) failed, how many in a row and why; ``failing``: its pages told
-    failing (`EventRepository.failing_pages`), said even when its status counts none."""
-    web_monitor = status.kind is TaskKind.WEB_MONITOR
-    pages, failed = _pages(status), _failed(status)
     if not failed:
         # Told failing, its status counting no failed check (read as it recovers).
         return ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")

@@ -36,7 +36,7 @@ from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters
-from mcp_server.voice_failures import failed_clause, failing_now
+from mcp_server.voice_failures import failed_clause
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -546,8 +546,6 @@ async def recent_errors(
             ),
             0,
         )
-        # Checks failing now are errors as task_status says them, below the threshold too.
-        counts |= await failing_now(state, user, set(counts), min(worker_time(), left() / 2))
         zh, en = _span_said(hours)
         if not counts:
             if logged:

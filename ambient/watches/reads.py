@@ -216,13 +216,6 @@ class TaskReads:
         schedules, _ = await self._list_schedules(user, None, None, 100, None, within=ids)
         return [*watches, *schedules]
 
-    async def watches(
-        self, user: str, *, state: str | None = None, size: int = 100
-    ) -> builtins.list[TaskSummary]:
-        """A page of the caller's watches alone, one visibility query (a voice answer asks a
-        few, not every task)."""
-        return (await self._list_watches(user, None, state, size, None))[0]
-
     async def starting(self, user: str, starts: Iterable[str]) -> builtins.list[TaskSummary]:
         """The caller's tasks, each kind's, whose names start with one of ``starts`` (a voice
         call's few candidates): every page of one visibility query for watches and one for
