@@ -562,9 +562,10 @@ async def recent_errors(
             said = _task_said(task or "", labels)
             by_task[said] += count
             tasks_of[said] += 1
+        ranked = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))
         top = [
             (label if tasks_of[label] == 1 else _alike(label, tasks_of[label]), count)
-            for label, count in sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+            for label, count in ranked[:3]
         ]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
@@ -584,14 +585,21 @@ async def recent_errors(
             )
         else:  # a tie at the top is said as one, not "mostly" the first named
             most = top[0][1]
-            tied = [label for label, count in top if count == most]
-            each = counted(most, "time", "times")
-            every = len(tied) == len(by_task)
+            # Tied over all that are said (a tie of five was said as its first three alone).
+            tied = [label for label, count in ranked if count == most]
+            each, every = counted(most, "time", "times"), len(tied) == len(ranked)
+            firsts = [label for label, _ in top[: len(tied)]]
+            more = sum(tasks_of[label] for label in tied)  # tasks, two said alike counted two
+            names = "、".join(firsts) + (f" 等 {more} 个任务" if len(tied) > 3 else "")
+            names_en = ", ".join(firsts)
+            if len(tied) > 3:
+                rest = more - sum(tasks_of[label] for label in tied[:3])
+                names_en += f" and {counted(rest, 'more task', 'more tasks')}"
             tasks = say(
-                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}"
-                f"{'、'.join(tied)}，各 {most} 次。",
-                f"{total} in the last {en}, {each} each from {'' if every else 'the most: '}"
-                f"{', '.join(tied)}.",
+                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}{names}，"
+                f"各 {most} 次。",
+                f"{total} in the last {en}: {'' if every else 'the most from '}{names_en}, "
+                f"{each} each.",
             )
         if not logged:
             return tasks
