@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from mcp.server.mcpserver import Context
 
 from ambient.clients.tencent.errors import (
+    TencentAnswerError,
     TencentAuthError,
     TencentClockError,
     TencentCloudError,
@@ -434,6 +435,15 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。",
                 "Tencent Cloud refused the configured keys, so I can't see the clusters."
                 " Please check the API keys and their access policy.",
+            )
+        except TencentAnswerError as exc:
+            # Not the API's answer (an id missing, a list stopping short): asked again, the
+            # same way to it (a proxy, the endpoint set) answers the same.
+            log.warning("cluster_health: %s", exc)
+            return say(
+                "腾讯云那边的回答不是它的接口该有的样子，看不到集群。请让运维检查到腾讯云的网络代理和接口地址设置。",
+                "Tencent Cloud's answer was not what its API gives, so I can't see the clusters."
+                " Please ask an operator to check the proxy and endpoint set for Tencent Cloud.",
             )
         except TencentRetryableError:
             return say(

@@ -14,8 +14,10 @@ from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
-from ambient.clients.tencent.errors import TencentRetryableError
+from ambient.clients.tencent.errors import TencentAnswerError
 from ambient.clients.tencent.logs import list_log_topics
+from ambient.clients.tencent.writes import find_topic
+from ambient.cloud.errors import failure
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
 
@@ -43,11 +45,12 @@ def _cluster(n: int) -> dict[str, Any]:
     return {"ClusterId": f"cls-{n:08d}", "ClusterName": f"c{n}", "ClusterStatus": "Running"}
 
 
-async def test_an_item_without_its_id_is_said_as_an_answer_not_the_apis(
+async def test_an_item_without_its_id_is_said_as_an_answer_not_the_apis_and_not_asked_again(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
     """A cluster, node pool or topic without its id was a KeyError ('ClusterId'): a tool said
-    only that it failed."""
+    only that it failed; then a retryable error, asked again and said as "Tencent Cloud is
+    unavailable ... try again", which the same answer makes false."""
     api, tc = cloud
     api.node_pools = {"cls-00000001": []}
     nameless = {"ClusterName": "prod", "ClusterStatus": "Running"}
@@ -56,15 +59,35 @@ async def test_an_item_without_its_id_is_said_as_an_answer_not_the_apis(
     api.raw["DescribeTopics"] = [_answer({"Topics": [{"TopicName": "t"}], "TotalCount": 1})]
     said = []
     for read in (list_clusters, lambda tc: list_node_pools(tc, "cls-00000001"), list_log_topics):
-        with pytest.raises(TencentRetryableError) as caught:
+        with pytest.raises(TencentAnswerError) as caught:
             await read(tc)
         said.append(caught.value.message)
     assert [s.split(" (")[0] for s in said] == [
-        "DescribeClusters answered an item without its ClusterId",
-        "DescribeClusterNodePools answered an item without its NodePoolId",
-        "DescribeTopics answered an item without its TopicId",
+        "the answer is not the API's: DescribeClusters answered an item without its ClusterId",
+        "the answer is not the API's: DescribeClusterNodePools answered an item without its "
+        "NodePoolId",
+        "the answer is not the API's: DescribeTopics answered an item without its TopicId",
     ]
     assert "AMBIENT_TENCENTCLOUD_ENDPOINT" in said[0] and "'prod'" in said[0]
+    assert [c[1] for c in api.calls] == [
+        "DescribeClusters",
+        "DescribeClusterNodePools",
+        "DescribeTopics",
+    ]
+    kind, text = failure(caught.value, "cls", "DescribeTopics").kind, str(caught.value)
+    assert kind == "failed" and "unavailable" not in text, text
+
+
+async def test_a_lookup_by_name_whose_item_has_no_id_is_not_said_absent(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """find_topic read a topic of the name without its TopicId as none there, and a create
+    after it made a second topic of that name."""
+    api, tc = cloud
+    topic = {"TopicName": "app", "LogsetId": "ls-1"}
+    api.raw["DescribeTopics"] = [_answer({"Topics": [topic], "TotalCount": 1})]
+    with pytest.raises(TencentAnswerError, match="DescribeTopics answered an item without its"):
+        await find_topic(tc, "ls-1", "app", region=None)
 
 
 async def test_a_list_that_ignores_offset_without_a_total_stops_with_the_rows_it_has(

@@ -27,10 +27,12 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
+    ANSWER,
     PRODUCT_NAMES,
     RATE_LIMITS,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
+    TencentAnswerError,
     TencentCloudError,
     TencentNotConfiguredError,
     TencentNotFoundError,
@@ -181,15 +183,14 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def field(item: Any, name: str, action: str) -> Any:
     """``item[name]``, a field the API reference gives every item of ``action``'s answer;
-    without it the answer is not the API's (a retryable ServerNetworkError, as `answer`'s)."""
+    without it the answer is not the API's: a TencentAnswerError, not retried."""
     value = item.get(name) if isinstance(item, dict) else None
     if value in (None, ""):
-        raise translate(
-            TencentCloudSDKException(
-                "ServerNetworkError",
-                f"{action} answered an item without its {name} (if it lasts, check the way to "
-                f"the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): {str(item)[:200]}",
-            )
+        raise TencentAnswerError(
+            ANSWER,
+            f"the answer is not the API's: {action} answered an item without its {name} "
+            f"(check the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): "
+            f"{str(item)[:200]}",
         )
     return value
 
