@@ -163,6 +163,9 @@ async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_fail
     with pytest.raises(PermanentNotifyError, match="310000: keywords not in content") as refused:
         await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
     assert all(c in str(refused.value) for c in ("custom keyword", "signing secret", "IP list"))
+    # Its secret is where Apprise takes it, not a #SEC... this path has none of.
+    assert "the secret in the URL dingtalk://{secret}@{token}/" in str(refused.value)
+    assert "#SEC" not in str(refused.value)
 
 
 async def test_a_feishu_delivery_refused_by_the_robot_is_listed_failed_not_sent(

@@ -320,6 +320,7 @@ async def test_dingtalk_signs_and_sends_action_card_or_markdown_with_mentions(
         await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
     for said in (str(wrong.value), str(keyless.value)):
         assert all(cause in said for cause in causes), said
+        assert "the target's #SEC... secret must be the robot's signing secret" in said, said
     state.ding_keywords = []
     state.failures["dingtalk"] = ["errcode:130101"]
     with pytest.raises(TransientNotifyError, match="rate limit"):
