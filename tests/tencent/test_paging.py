@@ -14,7 +14,7 @@ from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
-from ambient.clients.tencent.errors import TencentAnswerError
+from ambient.clients.tencent.errors import TencentAnswerError, TencentRetryableError
 from ambient.clients.tencent.logs import list_log_topics
 from ambient.clients.tencent.writes import find_topic
 from ambient.cloud.errors import failure
@@ -94,27 +94,55 @@ async def test_a_list_that_ignores_offset_without_a_total_stops_with_the_rows_it
     cloud: tuple[TencentApi, TencentCloud], caplog: pytest.LogCaptureFixture
 ) -> None:
     """An API (a gateway, a stand-in) answering the first page to every Offset and no
-    TotalCount was asked again without end; here it answers so five times, then as the
-    API does: main's loop took five copies of the page."""
+    TotalCount was asked again without end, and stopped only when a page came again byte for
+    byte: its rows changing (a cluster's status) it went on. Here it answers so five times,
+    then as the API does: main's loop took five copies of the page."""
     api, tc = cloud
     first = [_cluster(n) for n in range(100)]
     api.clusters = [*first, _cluster(100)]
-    api.raw["DescribeClusters"] = [_answer({"Clusters": first})] * 5
+    changing = [[{**c, "ClusterStatus": f"Running{n}"} for c in first] for n in range(5)]
+    api.raw["DescribeClusters"] = [_answer({"Clusters": rows}) for rows in changing]
     with caplog.at_level(logging.WARNING):
         clusters = await list_clusters(tc)
     assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in first]
     assert [c[2]["Offset"] for c in api.calls] == [0, 100]
-    assert "DescribeClusters answered Offset 100 with the page of Offset 0" in caplog.text
-    assert "kept the 100 items read" in caplog.text
+    assert "DescribeClusters read no further after 2 pages: kept 100 items" in caplog.text
 
 
-async def test_a_list_that_ignores_offset_with_its_total_does_not_repeat_its_page(
-    cloud: tuple[TencentApi, TencentCloud], caplog: pytest.LogCaptureFixture
+async def test_a_list_whose_pages_stop_short_of_its_total_is_an_error_not_a_short_list(
+    cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
+    """A list answering its first page to every Offset, with a TotalCount of 250, was
+    answered as its 100 rows (a lookup by name then said "none", and a create made twice)."""
     api, tc = cloud
     first = [_cluster(n) for n in range(100)]
-    api.raw["DescribeClusters"] = [_answer({"Clusters": first, "TotalCount": 250})] * 3
-    with caplog.at_level(logging.WARNING):
-        clusters = await list_clusters(tc)
-    assert len(clusters) == 100 and len({c.cluster_id for c in clusters}) == 100
-    assert "kept the 100 items read (of 250)" in caplog.text
+    changing = [[{**c, "ClusterStatus": f"Running{n}"} for c in first] for n in range(3)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows, "TotalCount": 250}) for rows in changing
+    ]
+    with pytest.raises(TencentAnswerError) as caught:
+        await list_clusters(tc)
+    assert caught.value.message.startswith(
+        "the answer is not the API's: DescribeClusters listed 100 of its 250 items in 2 pages"
+    ), caught.value.message
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100]
+
+
+async def test_a_list_that_changes_while_read_is_read_again_not_answered_short(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A cluster made between two pages, before the second's Offset: that page starts one row
+    earlier than asked, its first row one read before, and the new cluster is in no page read.
+    The row read twice was kept twice; now the list is a retryable error (read anew, it is
+    whole), neither short nor with a row twice."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": rows[99:150], "TotalCount": 151}),
+    ]
+    with pytest.raises(TencentRetryableError, match="listed 150 of its 151 items in 2 pages"):
+        await list_clusters(tc)
+    api.clusters = [_cluster(150), *rows]
+    clusters = await list_clusters(tc)
+    assert sorted(c.cluster_id for c in clusters) == sorted(c["ClusterId"] for c in api.clusters)

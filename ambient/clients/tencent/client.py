@@ -37,6 +37,7 @@ from ambient.clients.tencent.errors import (
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRequestError,
+    TencentRetryableError,
     translate,
 )
 from ambient.domain.identifiers import (
@@ -52,6 +53,7 @@ T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
 SLOW_READ = 0.5  # seconds: `read_soon`'s read still running after this is a slow one
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
+MAX_PAGES = 200  # a paged list read no further (20,000 items of 100 a page)
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
     "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
@@ -416,34 +418,54 @@ class TencentCloud:
         action: str,
         params: dict[str, Any],
         items: str,
+        key: str | None,
         *,
         page_size: int = 100,
         region: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
-        (matched by substring) or a list cut short would miss what it looks for. An API that
-        answers a page it gave before (it ignores Offset) is read no further, said in the log."""
-        found: list[dict[str, Any]] = []
-        offset, pages = 0, dict[str, int]()
-        while True:
+        (matched by substring) or a list cut short would miss what it looks for. Items are
+        told apart by ``key``, their id (None: by all their fields); a page that brings no new
+        one (an API that ignores Offset) ends the read, as do MAX_PAGES pages, or the pages
+        its TotalCount needs and one more. A total not reached is a TencentAnswerError (a
+        lookup said "none" would create a duplicate), retryable if the total changed while it
+        was read; without a total, said in the log."""
+        found: dict[str, dict[str, Any]] = {}
+        offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
+        batch: list[Any] = []
+        new: dict[str, dict[str, Any]] = {}
+        while asked < pages:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
             )
+            asked += 1
             batch = page.get(items) or []
             total = page.get("TotalCount", page.get("Total"))
-            seen = json.dumps(batch, sort_keys=True)
-            if seen in pages:
-                log.warning(
-                    "%s answered Offset %d with the page of Offset %d: kept the %d items read%s",
-                    action,
-                    offset,
-                    pages[seen],
-                    len(found),
-                    f" (of {total})" if total else "",
-                )
-                return found
-            pages[seen] = offset
-            found.extend(batch)
+            if total is not None:
+                pages = min(MAX_PAGES, -(-int(total) // page_size) + 1)
+            first = total if asked == 1 else first
+            new = {_identity(item, key, action): item for item in batch}
+            new = {ident: item for ident, item in new.items() if ident not in found}
+            found |= new
             offset += len(batch)
-            if not batch or (total is not None and offset >= int(total)):
-                return found
+            if not new or (total is not None and offset >= int(total)):
+                break
+        if total is not None and len(found) < int(total):
+            short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
+            if total != first:  # items made or deleted while it was read: asked again, read anew
+                raise TencentRetryableError("ServerNetworkError", f"{short}: the list changed")
+            raise TencentAnswerError(
+                ANSWER,
+                f"the answer is not the API's: {short} (its pages did not move on: check the "
+                "way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+            )
+        if batch and (not new or asked >= pages):
+            log.warning(
+                "%s read no further after %d pages: kept %d items", action, asked, len(found)
+            )
+        return list(found.values())
+
+
+def _identity(item: Any, key: str | None, action: str) -> str:
+    """What tells a listed item apart: its id ``key``, else all of it."""
+    return str(field(item, key, action)) if key else json.dumps(item, sort_keys=True)

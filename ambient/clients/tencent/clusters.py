@@ -27,7 +27,9 @@ class NodePool(BaseModel):
 async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
     async def load() -> list[Cluster]:
         # Every page: a cluster left off the list reads as a cluster that does not exist.
-        clusters = await tc.paged("tke", "DescribeClusters", {}, "Clusters", region=region)
+        clusters = await tc.paged(
+            "tke", "DescribeClusters", {}, "Clusters", "ClusterId", region=region
+        )
         return [
             Cluster(
                 cluster_id=field(c, "ClusterId", "DescribeClusters"),

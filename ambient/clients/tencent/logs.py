@@ -202,7 +202,7 @@ async def search_logs(
 async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> list[LogTopic]:
     async def load() -> list[LogTopic]:
         # Every page: search_logs needs the id of whichever topic the user means.
-        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", region=region)
+        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", "TopicId", region=region)
         return [
             LogTopic(
                 topic_id=field(t, "TopicId", "DescribeTopics"),

@@ -36,6 +36,13 @@ class CloudRequest(BaseModel):
 
 
 # --- lookups by name (a retried create finds what the first attempt made) -------------------
+# Each CLS list's item id (its API reference), which tells its pages' items apart (`paged`).
+_IDS = {
+    "DescribeLogsets": "LogsetId",
+    "DescribeTopics": "TopicId",
+    "DescribeAlarmNotices": "AlarmNoticeId",
+    "DescribeAlarms": "AlarmId",
+}
 
 
 async def _listed(
@@ -43,7 +50,7 @@ async def _listed(
 ) -> list[dict[str, Any]]:
     """Every item of a CLS list whose Filters match: each key its one value."""
     filters = [{"Key": key, "Values": [value]} for key, value in values.items()]
-    return await tc.paged("cls", action, {"Filters": filters}, items, region=region)
+    return await tc.paged("cls", action, {"Filters": filters}, items, _IDS[action], region=region)
 
 
 def _named(
@@ -138,6 +145,7 @@ async def find_scheduled_sql(
         "DescribeScheduledSqlInfo",
         {"Name": name},
         "ScheduledSqlTaskInfos",
+        "TaskId",
         region=region,
     )
     # Task names are not unique: one of that name reading another topic is another task.
