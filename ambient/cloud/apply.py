@@ -263,18 +263,18 @@ def _refused(
     alike (``done``)."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
     if isinstance(exc, httpx2.TransportError):
-        # Not connected: nothing was sent, perhaps to where the cluster no longer is (after a
-        # connect timeout the next request reads the kubeconfig again, not this one). A
-        # timeout's text is empty: its type is said with it.
+        # Not connected (nothing was sent, perhaps to where the cluster no longer is: after a
+        # connect timeout the next request reads the kubeconfig again, not this one), or, for
+        # an apply, sent and its answer lost: audited as kind answer_lost. A timeout's text is
+        # empty: its type is said.
         timed_out = isinstance(exc, httpx2.ConnectTimeout)
         stale = timed_out or isinstance(exc, httpx2.ConnectError)
-        said = f"{label}: {type(exc).__name__}: {exc}; {done}; try again"
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        kind, said = "unavailable", f"{label}: {why}; {done}; try again"
         if writing and isinstance(exc, ANSWER_LOST):
-            said = (
-                f"{label}: its answer was lost ({type(exc).__name__}: {exc}): it may have been "
-                f"applied; {done}"
-            )
-        return CloudOpsFailedError("unavailable", said, stale=stale, stale_again=not timed_out)
+            kind, said = "answer_lost", f"{label}: its answer was lost ({why}): it may have been "
+            said += f"applied; {done}"
+        return CloudOpsFailedError(kind, said, stale=stale, stale_again=not timed_out)
     refused = kube_error(exc, label)  # an ApiError, or a gateway's page (no Status)
     code, message = status_of(exc)
     # The credentials, not the document: the same words as scale and restart.
