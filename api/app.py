@@ -141,7 +141,8 @@ def _challenge(sdks: str, said: str) -> str:
     fields = {"realm": "ambient-ops", **dict(re.findall(r'(\w+)="([^"]*)"', sdks))}
     fields |= {"error_description": said}
     if said == MISSING_TOKEN:
-        del fields["error"], fields["error_description"]
+        fields.pop("error", None)  # an SDK whose challenge has none: no KeyError, no 500
+        del fields["error_description"]
     return "Bearer " + ", ".join(f'{key}="{value}"' for key, value in fields.items())
 
 
