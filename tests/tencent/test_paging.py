@@ -146,3 +146,18 @@ async def test_a_list_that_changes_while_read_is_read_again_not_answered_short(
     api.clusters = [_cluster(150), *rows]
     clusters = await list_clusters(tc)
     assert sorted(c.cluster_id for c in clusters) == sorted(c["ClusterId"] for c in api.clusters)
+
+
+async def test_a_list_whose_pages_are_smaller_than_asked_is_read_to_its_total(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An API that answers fewer rows a page than Limit asks (20 of 100) is read to its
+    TotalCount, its pages counted at the size they come in."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(50)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[at : at + 20], "TotalCount": 50}) for at in (0, 20, 40)
+    ]
+    clusters = await list_clusters(tc)
+    assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in rows]
+    assert [c[2]["Offset"] for c in api.calls] == [0, 20, 40]

@@ -427,9 +427,9 @@ class TencentCloud:
         (matched by substring) or a list cut short would miss what it looks for. Items are
         told apart by ``key``, their id (None: by all their fields); a page that brings no new
         one (an API that ignores Offset) ends the read, as do MAX_PAGES pages, or the pages
-        its TotalCount needs and one more. A total not reached is a TencentAnswerError (a
-        lookup said "none" would create a duplicate), retryable if the total changed while it
-        was read; without a total, said in the log."""
+        its TotalCount needs (at the last page's size) and one more. A total not reached is a
+        TencentAnswerError (a lookup said "none" would create a duplicate), retryable if the
+        total changed while it was read; without a total, said in the log."""
         found: dict[str, dict[str, Any]] = {}
         offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
         batch: list[Any] = []
@@ -441,13 +441,13 @@ class TencentCloud:
             asked += 1
             batch = page.get(items) or []
             total = page.get("TotalCount", page.get("Total"))
-            if total is not None:
-                pages = min(MAX_PAGES, -(-int(total) // page_size) + 1)
             first = total if asked == 1 else first
             new = {_identity(item, key, action): item for item in batch}
             new = {ident: item for ident, item in new.items() if ident not in found}
             found |= new
             offset += len(batch)
+            if total is not None and batch:  # pages of this one's size (an API may cut Limit)
+                pages = min(MAX_PAGES, asked + -(-max(int(total) - offset, 0) // len(batch)) + 1)
             if not new or (total is not None and offset >= int(total)):
                 break
         if total is not None and len(found) < int(total):
