@@ -1189,10 +1189,12 @@ async def test_ck09_a_write_whose_answer_times_out_says_it_may_have_been_applied
 ) -> None:
     """The cluster applies document 2 and its answer never comes: the read timeout's text is
     empty, said "(ReadTimeout: )"; and the audit row's kind was "unavailable", as for a request
-    never sent. The kubeconfig's client waits 3 s here (lightkube's 10 by default)."""
+    never sent. The kubeconfig's client waits 5 s for an answer here (lightkube's 10 by default)."""
     kube, state = cluster
     monkeypatch.setattr(
-        kube_client, "AsyncClient", functools.partial(AsyncClient, timeout=httpx2.Timeout(3.0))
+        kube_client,
+        "AsyncClient",
+        functools.partial(AsyncClient, timeout=httpx2.Timeout(10.0, read=5.0)),
     )
     apply = {"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---{NEW_IMAGE}"}
     applied, answered = kube._server_side_apply, asyncio.Event()
