@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from tencentcloud.common.credential import Credential
 
+from ambient.clients.tencent import client
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import TencentAnswerError, TencentRetryableError
@@ -161,3 +162,18 @@ async def test_a_list_whose_pages_are_smaller_than_asked_is_read_to_its_total(
     clusters = await list_clusters(tc)
     assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in rows]
     assert [c[2]["Offset"] for c in api.calls] == [0, 20, 40]
+
+
+async def test_a_list_of_more_pages_than_a_list_without_a_total_may_have_is_read_whole(
+    cloud: tuple[TencentApi, TencentCloud], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAX_PAGES bounds a list that gives no total; one whose TotalCount needs more pages (a
+    month of alarm records, 100 a page) was cut there and said "not the API's answer"."""
+    monkeypatch.setattr(client, "MAX_PAGES", 3)
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(100)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[at : at + 20], "TotalCount": 100}) for at in range(0, 100, 20)
+    ]
+    clusters = await list_clusters(tc)
+    assert [c.cluster_id for c in clusters] == [c["ClusterId"] for c in rows]

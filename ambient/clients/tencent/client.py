@@ -53,7 +53,7 @@ T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
 SLOW_READ = 0.5  # seconds: `read_soon`'s read still running after this is a slow one
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
-MAX_PAGES = 200  # a paged list read no further (20,000 items of 100 a page)
+MAX_PAGES = 200  # a paged list without a total read no further (20,000 items of 100 a page)
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
     "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
@@ -426,10 +426,10 @@ class TencentCloud:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
         (matched by substring) or a list cut short would miss what it looks for. Items are
         told apart by ``key``, their id (None: by all their fields); a page that brings no new
-        one (an API that ignores Offset) ends the read, as do MAX_PAGES pages, or the pages
-        its TotalCount needs (at the last page's size) and one more. A total not reached is a
-        TencentAnswerError (a lookup said "none" would create a duplicate), retryable if the
-        total changed while it was read; without a total, said in the log."""
+        one (an API that ignores Offset) ends the read, as do the pages its TotalCount needs
+        (at the last page's size) and one more, or without a total MAX_PAGES pages. A total
+        not reached is a TencentAnswerError (a lookup said "none" would create a duplicate),
+        retryable if the total changed while it was read; without a total, said in the log."""
         found: dict[str, dict[str, Any]] = {}
         offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
         batch: list[Any] = []
@@ -447,7 +447,7 @@ class TencentCloud:
             found |= new
             offset += len(batch)
             if total is not None and batch:  # pages of this one's size (an API may cut Limit)
-                pages = min(MAX_PAGES, asked + -(-max(int(total) - offset, 0) // len(batch)) + 1)
+                pages = asked + -(-max(int(total) - offset, 0) // len(batch)) + 1
             if not new or (total is not None and offset >= int(total)):
                 break
         if total is not None and len(found) < int(total):
