@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import ROLE_WORDS
 from ambient.remediation.safety import PERMISSION_ORDER
@@ -20,6 +21,10 @@ from ambient.storage.users import UserRepository, speaks_as
 
 class SpeakerKind(StrEnum):
     OWNER = "owner"  # nobody named, or the owner named themself
+    # A voiceprint's mark for a voice it did not match ("未知", "主人") on a device that answers
+    # others (a colleague allowed it) while the owner has no voiceprint id: the owner's own voice
+    # or a stranger's, no one can tell. Read as the owner; refused a tool that acts.
+    UNMATCHED = "unmatched"
     ALLOWED = "allowed"  # another user who allowed one of the owner's devices
     UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
     BEYOND = "beyond"  # a user who would have rights the owner lacks
@@ -49,11 +54,12 @@ NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
 )
 # ROLE_WORDS: "主人" (the owner) is what a model writes when its role prompt calls the user so
-# and no voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. Where
-# voiceprints are in use it may be a voice they did not match, and is refused as one. No user
-# may now take it as a voiceprint id or name (one called so before is that user).
+# and no voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. No
+# user may now take it as a voiceprint id or name (one called so before is that user).
 # What xiaozhi-server's voiceprint says of a voice it did not match ("未知说话人"), as a model
-# passes it on, shortened or translated: where voiceprints are in use, a stranger, not the owner.
+# passes it on, shortened or translated. The whole mark, "陌生人" and "stranger" name no user
+# and are refused always; "未知", "unknown", "主人" and "owner" are the owner's filler too, and
+# get what resolve_speaker says.
 UNKNOWN_VOICE = frozenset(
     {"未知", "未知说话人", "未知用户", "陌生人", "unknown", "unknown speaker", "stranger"}
 )
@@ -97,29 +103,46 @@ async def resolve_speaker(
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT
-        mine = select(XiaozhiDevice).where(XiaozhiDevice.user == owner)
-        # Voiceprints in use (the owner's, or speakers allowed on a device): a voice they did not
-        # match is someone else, however the model words it. Devices are read only when asked.
-        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and (
-            account.voiceprint_id or any(d.speakers for d in await session.scalars(mine))
-        ):
+        # "未知" / "unknown" / "主人" / "owner", by the owner's settings alone (docs/xiaozhi.md):
+        # the owner set a voiceprint id: a stranger (the owner's voice comes by that id). None
+        # set: the owner where no device of theirs answers anyone else, else UNMATCHED (read as
+        # the owner, acting refused; see _nobody_named). Another's consent is not the owner's
+        # choice and never makes the owner a stranger.
+        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
+            return Speaker(SpeakerKind.UNKNOWN, None)
+        # xiaozhi-server's own marks for a voice it did not match ("未知说话人", "stranger"), no
+        # model's filler: a stranger always, never a user who took one as a name or voiceprint.
+        if key in UNKNOWN_VOICE - NO_SPEAKER:
             return Speaker(SpeakerKind.UNKNOWN, None)
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
-            return Speaker(SpeakerKind.OWNER, account)
+            return await _nobody_named(session, account, key)
         found = list(await session.scalars(select(User).where(speaks_as(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
         if not found and (key in ROLE_WORDS or names_no_speaker(speaker, assistant, described_as)):
-            return Speaker(SpeakerKind.OWNER, account)
+            return await _nobody_named(session, account, key)
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)
         person = found[0]
         if person.name == owner:
             return Speaker(SpeakerKind.OWNER, account)
+        mine = select(XiaozhiDevice).where(XiaozhiDevice.user == owner)
         if not any(person.name in (d.speakers or []) for d in await session.scalars(mine)):
             return Speaker(SpeakerKind.UNKNOWN, None)
         if not _within(person, account, approvers):
             return Speaker(SpeakerKind.BEYOND, None)
         return Speaker(SpeakerKind.ALLOWED, person)
+
+
+async def _nobody_named(session: AsyncSession, owner: User, key: str) -> Speaker:
+    """A call naming nobody is the owner's. But where the owner's device answers others and the
+    owner enrolled no voiceprint id, xiaozhi-server's voiceprint may be on: its mark for a voice
+    it did not match, as a model words it ("未知", "unknown", "主人"), is then the owner's or a
+    stranger's, no one can tell (UNMATCHED)."""
+    if key in UNKNOWN_VOICE or key in ROLE_WORDS:
+        consents = select(XiaozhiDevice.speakers).where(XiaozhiDevice.user == owner.name)
+        if any(await session.scalars(consents)):
+            return Speaker(SpeakerKind.UNMATCHED, owner)
+    return Speaker(SpeakerKind.OWNER, owner)

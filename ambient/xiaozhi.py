@@ -285,6 +285,30 @@ class DeviceService:
             )
         return row
 
+    async def withdraw(self, actor: str | None, ref: str, speaker: str) -> DeviceView:
+        """The device stops answering ``speaker``, whose consent its owner (or an admin) takes
+        back: someone else's consent is theirs to give, the owner's speaker the owner's to keep."""
+        admin = await self._admin(actor)
+        async with self.db.write_session() as session:
+            row = await self._find(session, ref, lambda row: admin or row.user == actor)
+            if row is None:
+                # Naming oneself: one's own consent is withdrawn where it was given. Said to
+                # anyone who names themself, whether the device exists or not.
+                own = f"; to stop it answering you, DELETE /xiaozhi/devices/{ref[:64]}/allow"
+                own += " (or Stop allowing on your settings page)"
+                raise DeviceNotFoundError(
+                    f"no device {said_back(ref, 64)} among yours{own if speaker == actor else ''}"
+                )
+            if speaker not in (row.speakers or []):
+                raise InvalidDeviceError(
+                    f"{said_back(speaker, 63)} has not allowed {row.device_id}; it answers "
+                    f"{', '.join(row.speakers or []) or 'only its owner'}; nothing changed"
+                )
+            row.speakers = [name for name in row.speakers if name != speaker]
+            await _audit(session, actor, "xiaozhi.device.withdraw", row, speaker=speaker)
+            await session.commit()
+            return DeviceView.model_validate(row)
+
 
 async def _audit(
     session: AsyncSession, actor: str | None, action: str, row: XiaozhiDevice, **detail: Any

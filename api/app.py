@@ -123,9 +123,7 @@ def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
                 headers = MutableHeaders(scope=message)
                 headers["content-length"] = str(len(body))
                 if challenge := headers.get("www-authenticate"):  # RFC 6750's, said alike
-                    headers["www-authenticate"] = challenge.replace(
-                        '"Authentication required"', json.dumps(said)
-                    )
+                    headers["www-authenticate"] = _challenge(challenge, said)
                 await send(message)
                 await send({"type": "http.response.body", "body": body})
             elif not (refused and message["type"] == "http.response.body"):
@@ -136,12 +134,25 @@ def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+def _challenge(sdks: str, said: str) -> str:
+    """The SDK's Bearer challenge with our realm and words; a request that sent no token gets
+    no error code (RFC 6750 §3.1: the SDK said error="invalid_token" to every 401), only where
+    the resource's metadata is (RFC 9728 §5.1, as the MCP authorization spec asks)."""
+    fields = {"realm": "ambient-ops", **dict(re.findall(r'(\w+)="([^"]*)"', sdks))}
+    fields |= {"error_description": said}
+    if said == MISSING_TOKEN:
+        fields.pop("error", None)  # an SDK whose challenge has none: no KeyError, no 500
+        del fields["error_description"]
+    return "Bearer " + ", ".join(f'{key}="{value}"' for key, value in fields.items())
+
+
 def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
     """Why, and the body that says it."""
     if status == 401:  # the SDK's own body, with the API's words for why
         scheme, _, token = headers.get("authorization", "").partition(" ")
         said = INVALID_TOKEN if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
-        return said, json.dumps({"error": "invalid_token", "error_description": said}).encode()
+        error = {"error": "invalid_token"} if said == INVALID_TOKEN else {}
+        return said, json.dumps({**error, "error_description": said}).encode()
     host = headers.get("host", "")
     said = (
         f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "

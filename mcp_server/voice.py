@@ -29,12 +29,12 @@ from mcp_server.server import ListedServer, build_server, reads_only
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import CALL_BUDGET, heard, within
 from mcp_server.voice_approvals import approve_remediation, refuse_remediation
+from mcp_server.voice_errors import recent_errors
 from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS
 from mcp_server.voice_tools import (
     cluster_health,
     greet,
     pause_task,
-    recent_errors,
     resume_task,
     task_status,
     what_needs_me,

@@ -78,6 +78,18 @@ def calling_device(ctx: Context[Any, Any]) -> str:
     return named.strip()[:128] if isinstance(named, str) else ""
 
 
+def acting(ctx: Context[Any, Any]) -> bool:
+    """Whether the tool called may change anything: not marked read-only (READ, LOOK) in
+    `mcp_server.voice.TOOLS`. A call without a request, or of no tool known, is taken to act."""
+    try:
+        named = (ctx.request_context.params or {}).get("name")
+        tool = ctx.mcp_server._tool_manager.get_tool(named) if isinstance(named, str) else None
+    except ValueError:  # no request (a tool called directly)
+        return True
+    hints = tool.annotations if tool is not None else None
+    return not (hints is not None and hints.read_only_hint)
+
+
 async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speaker, bool]:
     """Who speaks on the ``owner``'s device, and whether they hear English: their language,
     or when nobody known speaks the owner's (a refusal is said in it; no owner: Chinese)."""
@@ -108,9 +120,8 @@ async def answer(
         device.set(calling_device(ctx))
         context = contextvars.copy_context()
         try:
-            return await within(
-                CALL_BUDGET, _as_heard(state, current_user(ctx), speaker, work), context
-            )
+            heard_as = _as_heard(ctx, state, current_user(ctx), speaker, work)
+            return await within(CALL_BUDGET, heard_as, context)
         finally:
             english.set(context[english])  # what a failure is said in: the speaker's language
     except TimeoutError as exc:
@@ -148,6 +159,7 @@ async def answer(
 
 
 async def _as_heard(
+    ctx: Context[Any, Any],
     state: AppState,
     owner: str,
     speaker: str | None,
@@ -157,6 +169,8 @@ async def _as_heard(
     english.set(to_english)
     if who.user is None:
         return spoken(say(*sentences.REFUSALS[who.kind]))
+    if who.kind == SpeakerKind.UNMATCHED and acting(ctx):
+        return spoken(say(sentences.UNMATCHED_ACTS, sentences.UNMATCHED_ACTS_EN))
     return spoken(await work(state, who.user.name))
 
 

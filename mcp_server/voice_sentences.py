@@ -66,6 +66,18 @@ NO_ACCOUNT_EN = (
     " Please check the user in the xiaozhi settings."
 )
 # What a speaker nobody may answer for hears, by their kind.
+# A voiceprint's "未知" / "主人" where the owner's device answers others and the owner has no
+# voiceprint id (SpeakerKind.UNMATCHED): reads are the owner's, acting is not. Said to whoever
+# speaks, so it tells the owner what ends it.
+UNMATCHED_ACTS = (
+    "我分不清这是主人还是别人的声音，所以不能替主人操作。"
+    "主人请在设置里填上自己的声纹 ID，或者收回别人对你设备的允许。"
+)
+UNMATCHED_ACTS_EN = (
+    "I can't tell whether this is the owner's voice, so I can't act for the owner."
+    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on your"
+    " devices."
+)
 REFUSALS = {
     SpeakerKind.UNKNOWN: (UNKNOWN_SPEAKER, UNKNOWN_SPEAKER_EN),
     SpeakerKind.BEYOND: (BEYOND_OWNER, BEYOND_OWNER_EN),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from mcp.server.mcpserver import Context
 
 from ambient.clients.tencent.errors import (
+    TencentAnswerError,
     TencentAuthError,
     TencentClockError,
     TencentCloudError,
@@ -36,8 +36,9 @@ from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters
+from mcp_server.voice_errors import alike_once, labels_of, task_said
 from mcp_server.voice_failures import failed_clause
-from mcp_server.voice_prompt import Span, Spoken, TaskName
+from mcp_server.voice_prompt import Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
     ORDINALS_EN,
@@ -48,7 +49,6 @@ from mcp_server.voice_speech import (
     run_about,
     spoken_name,
     task_label,
-    task_labels,
     unnamed,
 )
 
@@ -88,8 +88,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         storm = len(runs) > OPEN_LISTED
-        labels = await _labels_of(state, user, failing)
-        named = [_task_said(task, labels) for task in failing]
+        labels = await labels_of(state, user, failing)
+        named = [task_said(task, labels) for task in failing]
         return needs_answer(waiting, running, storm, named, failing_in_a_row(pages))
 
     return await answer(ctx, speaker, work)
@@ -189,17 +189,12 @@ def _needs_said(
     return "".join(parts).strip()
 
 
-def _alike(said: str, tasks: int) -> str:
-    """``tasks`` tasks said alike (unnamed, of one kind), once: "网页监控（2 个）"."""
-    return said + say(f"（{tasks} 个）", f" ({tasks})")
-
-
 def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
     """The watches failing now (``tasks``: each as said), counted, with ``most`` names at
     most, in Chinese and English."""
     # Said alike (unnamed, their labels not read): once, with how many ("网页监控（2 个）").
     alike = Counter(tasks)
-    names = [name if alike[name] == 1 else _alike(name, alike[name]) for name in alike]
+    names = [name if alike[name] == 1 else alike_once(name, alike[name]) for name in alike]
     shown, more = names[:most], len(names) > most
     keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
     listed, listed_en = (
@@ -435,6 +430,15 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "Tencent Cloud refused the configured keys, so I can't see the clusters."
                 " Please check the API keys and their access policy.",
             )
+        except TencentAnswerError as exc:
+            # Not the API's answer (an id missing, a list stopping short): asked again, the
+            # same way to it (a proxy, the endpoint set) answers the same.
+            log.warning("cluster_health: %s", exc)
+            return say(
+                "腾讯云那边的回答不是它的接口该有的样子，看不到集群。请让运维检查到腾讯云的网络代理和接口地址设置。",
+                "Tencent Cloud's answer was not what its API gives, so I can't see the clusters."
+                " Please ask an operator to check the proxy and endpoint set for Tencent Cloud.",
+            )
         except TencentRetryableError:
             return say(
                 "暂时连不上腾讯云，看不到集群状况，请稍后再问。",
@@ -463,130 +467,6 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         return say(
             f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{names}。",
             f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {names.replace('、', ', ')}.",
-        )
-
-    return await answer(ctx, speaker, work)
-
-
-_ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "watch.breach")
-LABELS_READ = 1.0  # seconds a voice answer waits for the task list its labels come from
-HEX_DIGITS = "0123456789abcdef"  # how an unnamed task's name (`unnamed`) may start
-
-
-async def _labels_of(
-    state: AppState, user: str, tasks: Iterable[str]
-) -> dict[str, tuple[str, str]]:
-    """The labels, in Chinese and English, by task id, that the task tools say the user's tasks
-    by (`task_labels`), read when one of ``tasks`` is unnamed: two unnamed web monitors are
-    "第一个网页监控（…）" and "第二个网页监控（…）", each one the user can say back, where
-    their kind alone ("网页监控") was one word for both."""
-    said = Counter(_task_said(task) for task in set(tasks) if unnamed(task.rpartition("/")[2]))
-    if not any(n > 1 for n in said.values()):
-        return {}  # no two said alike: their kind (or name) tells them apart
-    try:
-        # Errors are read from the database: Temporal down, slow or refusing, they are still
-        # said (by kind), and within a second of the call's budget.
-        async with asyncio.timeout(min(LABELS_READ, left() / 2)):
-            # Only unnamed tasks are said by their summary, and numbered among the live ones
-            # said alike (`task_labels`): their names are hex digits, so the tasks whose names
-            # start with one are read, not every task (past LABELS_READ with 2,000: dropped).
-            starting = await state.tasks.starting(user, HEX_DIGITS)
-    except Exception as exc:  # labels are a courtesy: any failure says tasks by kind
-        log.info("task labels not read for %s: %r", user, exc)
-        return {}
-    listed = [t for t in starting if unnamed(t.task_id.rpartition("/")[2])]
-    zh, en = task_labels(listed, False), task_labels(listed, True)
-    return {task: (zh[task], en[task]) for task in zh}
-
-
-def _task_said(task_id: str, labels: Mapping[str, tuple[str, str]] | None = None) -> str:
-    """A task as the voice says it: its label among the user's tasks (``labels``,
-    `_labels_of`), else by its name, or unnamed by its kind (a task not listed)."""
-    if labels and task_id in labels:
-        return say(*labels[task_id])
-    kind, _, name = task_id.rpartition("/")
-    if unnamed(name):
-        return say(
-            *sentences.KIND_WORDS.get(kind.split("/", 1)[0], ("未命名任务", "an unnamed task"))
-        )
-    return spoken_name(name) or say("未知任务", "an unknown task")
-
-
-def _span_said(hours: int) -> tuple[str, str]:
-    """The span as said back, in Chinese and English: whole days (two or more) in days, as a
-    person says them ("这一周" is "最近 7 天", not "168 小时"), else in hours."""
-    if hours >= 48 and hours % 24 == 0:
-        days = hours // 24
-        return ("两天" if days == 2 else f" {days} 天"), f"{days} days"
-    return f" {hours} 小时", "hour" if hours == 1 else f"{hours} hours"
-
-
-async def recent_errors(
-    ctx: Context[Any, Any],
-    hours: Span = 24,
-    speaker: Spoken = None,
-) -> str:
-    """The user's tasks' errors of the last ``hours``, by task, and the log errors of the
-    latest briefing prepared within them."""
-
-    async def work(state: AppState, user: str) -> str:
-        since = datetime.now(UTC) - timedelta(hours=hours)
-        async with state.db.session() as session:
-            counts = await EventRepository(session).count_by_task(
-                user=user, kinds=_ERROR_KINDS, since=since
-            )
-            latest = await BriefingRepository(session).list(user, limit=1)
-        # The logs' errors the briefing counted: "no errors" right after a briefing of 20 said
-        # only that no task had failed.
-        logged = next(
-            (
-                int(b.content.get("errors") or 0)
-                for b in latest
-                if b.prepared_at is not None and b.prepared_at >= since
-            ),
-            0,
-        )
-        zh, en = _span_said(hours)
-        if not counts:
-            if logged:
-                return say(
-                    f"最近{zh}你的任务没有出错，但最新的简报里，日志有 {logged} 个错误。",
-                    f"No task of yours failed in the last {en}, but the latest briefing "
-                    f"counted {counted(logged, 'error', 'errors')} in the logs.",
-                )
-            return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
-        labels = await _labels_of(state, user, [task or "" for task in counts])
-        by_task: Counter[str] = Counter()
-        tasks_of: Counter[str] = Counter()  # how many tasks are said so (unnamed, not labelled)
-        for task, count in counts.items():
-            said = _task_said(task or "", labels)
-            by_task[said] += count
-            tasks_of[said] += 1
-        top = [
-            (label if tasks_of[label] == 1 else _alike(label, tasks_of[label]), count)
-            for label, count in sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        ]
-        named = "、".join(f"{label} {count} 次" for label, count in top)
-        named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
-        total = counted(by_task.total(), "error", "errors")
-        # Said by what they are said: two unnamed web monitors not listed are "网页监控（2 个）",
-        # and "都来自 网页监控" said one watch where two failed.
-        if len(by_task) == 1:  # one said: "主要是" said there were others
-            one = by_task.total() == 1
-            tasks = say(
-                f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {top[0][0]}。",
-                f"{total} in the last {en}, {'' if one else 'all '}from {top[0][0]}.",
-            )
-        else:
-            tasks = say(
-                f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
-                f"{total} in the last {en}, mostly: {named_en}.",
-            )
-        if not logged:
-            return tasks
-        return tasks + say(
-            f"最新的简报里，日志还有 {logged} 个错误。",
-            f" The latest briefing counted {counted(logged, 'error', 'errors')} in the logs too.",
         )
 
     return await answer(ctx, speaker, work)

@@ -248,18 +248,33 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     return found
 
 
+# A request sent whole whose answer did not come: the cluster may have done what it asked.
+ANSWER_LOST = (httpx2.ReadError, httpx2.ReadTimeout, httpx2.RemoteProtocolError)
+
+
 def _refused(
-    exc: httpx2.HTTPStatusError | httpx2.TransportError, index: int, obj: Any, done: str
+    exc: httpx2.HTTPStatusError | httpx2.TransportError,
+    index: int,
+    obj: Any,
+    done: str,
+    writing: bool = False,
 ) -> CloudOpsError:
-    """The cluster's refusal of one document, for the preview and the apply alike (``done``)."""
+    """The cluster's refusal of one document, for the preview and the apply (``writing``)
+    alike (``done``)."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
     if isinstance(exc, httpx2.TransportError):
-        # Not connected: nothing was sent, perhaps to where the cluster no longer is (after a
-        # connect timeout the next request reads the kubeconfig again, not this one).
+        # Not connected (nothing was sent, perhaps to where the cluster no longer is: after a
+        # connect timeout the next request reads the kubeconfig again, not this one), or, for
+        # an apply, sent and its answer lost: audited as kind answer_lost. A timeout's text is
+        # empty: its type is said.
         timed_out = isinstance(exc, httpx2.ConnectTimeout)
         stale = timed_out or isinstance(exc, httpx2.ConnectError)
-        said = f"{label}: {exc}; {done}; try again"
-        return CloudOpsFailedError("unavailable", said, stale=stale, stale_again=not timed_out)
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        kind, said = "unavailable", f"{label}: {why}; {done}; try again"
+        if writing and isinstance(exc, ANSWER_LOST):
+            kind, said = "answer_lost", f"{label}: its answer was lost ({why}): it may have been "
+            said += f"applied; {done}"
+        return CloudOpsFailedError(kind, said, stale=stale, stale_again=not timed_out)
     refused = kube_error(exc, label)  # an ApiError, or a gateway's page (no Status)
     code, message = status_of(exc)
     # The credentials, not the document: the same words as scale and restart.
@@ -352,6 +367,7 @@ async def apply_documents(
                 index,
                 obj,
                 f"documents applied before it: {done} (apply the same YAML again to finish)",
+                writing=True,
             ) from None
         sent.append(index)
         key = (change.kind, change.namespace, change.name)

@@ -17,6 +17,7 @@ from ambient.clients.tencent.errors import (
     RATE_LIMITS,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
+    TencentAnswerError,
     TencentAuthError,
     TencentCloudError,
     TencentNotConfiguredError,
@@ -147,6 +148,8 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     where = f"{action} ({exc.code})" if action else exc.code
     if isinstance(exc, TencentNotConfiguredError):
         return "not_configured", exc.message
+    if isinstance(exc, TencentAnswerError):  # not "unavailable ... try again": it answers so
+        return "failed", exc.message
     if not action:
         # An error the client worded itself, no call made (a window whose start is after its
         # end, a region out of format, a search to narrow): its words say what to do.

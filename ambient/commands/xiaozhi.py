@@ -145,3 +145,13 @@ def remove_device(
     """Remove a device: its token stops working at once."""
     removed = _devices(lambda s: s.remove(None, ref))
     console.print(f"removed device {removed.device_id} of {removed.user}", markup=False)
+
+
+@device_app.command("withdraw")
+def withdraw_speaker(
+    ref: Annotated[str, typer.Argument(help="the id from `list`, or the device id")],
+    speaker: Annotated[str, typer.Argument(help="the user who allowed the device")],
+) -> None:
+    """Stop a device answering another user who allowed it (their consent withdrawn)."""
+    left = _devices(lambda s: s.withdraw(None, ref, speaker))
+    console.print(f"device {left.device_id} no longer answers {speaker}", markup=False)

@@ -294,6 +294,21 @@ async def allow_device(
     return back("/app/settings", message)
 
 
+@router.post("/app/xiaozhi/devices/withdraw")
+async def withdraw_speaker(
+    page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
+) -> Response:
+    """Stop your device answering someone who allowed it: their consent, your speaker."""
+    try:
+        view = await page.state.devices.withdraw(page.me.name, device, speaker)
+    except InvalidDeviceError as exc:
+        return back("/app/settings", what_went_wrong(exc, _))
+    except DeviceError:
+        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+    said = _("%(device)s no longer answers %(name)s.", device=view.device_id, name=speaker)
+    return back("/app/settings", said)
+
+
 # --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
 
 # An endpoint's state: the service's value is the msgid the page translates.

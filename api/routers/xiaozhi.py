@@ -31,6 +31,7 @@ from ambient.xiaozhi import (
     DeviceNotFoundError,
     DeviceRefusedError,
     DeviceView,
+    InvalidDeviceError,
     voice_facts,
 )
 from api.deps import CurrentUser, SessionDep, StateDep
@@ -130,6 +131,15 @@ async def allow_device(ref: str, state: StateDep, caller: CurrentUser) -> Device
 async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceConsent:
     """Stop this device answering you by voiceprint."""
     return await state.devices.allow(caller.name, ref, allowed=False)
+
+
+@router.delete("/devices/{ref}/speakers/{name}")
+async def withdraw_speaker(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Stop your device answering another user who allowed it (theirs to give, yours to end)."""
+    try:
+        return await state.devices.withdraw(caller.name, ref, name)
+    except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
+        raise unprocessable((["name"], str(exc)), where="path", given=name) from None
 
 
 @router.get("/devices")

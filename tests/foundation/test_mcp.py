@@ -1,5 +1,6 @@
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -223,9 +224,21 @@ async def test_mcp_over_http_needs_a_user_token(
             assert (voice.status_code, voice.json()["error"]) == (401, "invalid_token")
             assert voice.json()["error_description"] == INVALID_TOKEN
             # So does the header a client reads first (RFC 6750 §3): it said "Authentication
-            # required" for a wrong token too.
-            for refusal, said in ((anonymous, MISSING_TOKEN), (wrong, INVALID_TOKEN)):
-                assert f'error_description="{said}"' in refusal.headers["www-authenticate"]
+            # required" for a wrong token too. A request without a token gets the challenge
+            # alone, no error code (RFC 6750 §3.1: it said error="invalid_token"), with where
+            # the resource's metadata is (RFC 9728 §5.1, as the MCP authorization spec asks).
+            challenge = wrong.headers["www-authenticate"]
+            metadata = re.search(
+                r'resource_metadata="[^"]+/oauth-protected-resource/mcp"', challenge
+            )
+            assert metadata is not None, challenge
+            expected = f'Bearer realm="ambient-ops", {metadata[0]}'
+            assert anonymous.headers["www-authenticate"] == expected
+            assert "error" not in anonymous.json() and "invalid_token" not in anonymous.text
+            assert wrong.headers["www-authenticate"] == (
+                f'Bearer realm="ambient-ops", error="invalid_token", '
+                f'error_description="{INVALID_TOKEN}", {metadata[0]}'
+            )
             routes = await http.get("/users/me", headers={"Authorization": "Bearer amb_nope"})
             assert routes.json()["detail"] == INVALID_TOKEN
             # A page on IPv6's loopback (whose Host [::1]:* is allowed) was refused its Origin.

@@ -45,6 +45,7 @@ class PushEndpoints:
     # text or markdown message only (an actionCard, link or feedCard documents none), a mobile
     # only where its "@mobile" is in the text: (mobiles, everyone).
     ding_mentions: list[tuple[list[str], bool]] = field(default_factory=list)
+    ding_keywords: list[str] = field(default_factory=list)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -120,6 +121,10 @@ class PushEndpoints:
         ).decode()
         if unquote_plus(query.get("sign", "")) != expected and query.get("sign") != expected:
             return JSONResponse({"errcode": 310000, "errmsg": "sign not match"})
+        # A robot's custom keywords (its security settings): one must be in the message.
+        sent = (await request.body()).decode()
+        if self.ding_keywords and not any(k in sent for k in self.ding_keywords):
+            return JSONResponse({"errcode": 310000, "errmsg": "keywords not in content"})
         if (failed := await self._fail("dingtalk", request)) is not None:
             return failed
         if (over := self._over_limit(DING_TOKEN, 130101, "send too fast")) is not None:

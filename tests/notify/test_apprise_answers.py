@@ -45,6 +45,7 @@ class Robots:
         self.received: list[tuple[str, dict[str, object]]] = []
         self.throttle = False
         self.base = ""
+        self.ding_keywords: list[str] = []  # a DingTalk robot's custom keywords, if any
 
     def app(self) -> Starlette:
         return Starlette(
@@ -76,6 +77,9 @@ class Robots:
             return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
         if self.throttle:  # past 20 a minute: the robot is held off for 10 minutes
             return JSONResponse({"errcode": 130101, "errmsg": "send too fast"})
+        sent = (await request.body()).decode()
+        if self.ding_keywords and not any(k in sent for k in self.ding_keywords):
+            return JSONResponse({"errcode": 310000, "errmsg": "keywords not in content"})
         self.received.append(("dingtalk", await request.json()))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
@@ -154,6 +158,14 @@ async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_fail
     await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
     await CHANNEL.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}", idempotency_key="k")
     assert [name for name, _ in robots.received] == ["dingtalk", "wecom"]
+    # Its security settings' refusal says what to check (the errmsg names one cause of three).
+    robots.ding_keywords = ["监控报警"]
+    with pytest.raises(PermanentNotifyError, match="310000: keywords not in content") as refused:
+        await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
+    assert all(c in str(refused.value) for c in ("custom keyword", "signing secret", "IP list"))
+    # Its secret is where Apprise takes it, not a #SEC... this path has none of.
+    assert "the secret in the URL dingtalk://{secret}@{token}/" in str(refused.value)
+    assert "#SEC" not in str(refused.value)
 
 
 async def test_a_feishu_delivery_refused_by_the_robot_is_listed_failed_not_sent(

@@ -310,8 +310,18 @@ async def test_dingtalk_signs_and_sends_action_card_or_markdown_with_mentions(
     }
     assert mentioning["markdown"]["text"].endswith(f"({REPORT.link}) @13900002222")
     assert markdown["msgtype"] == "markdown" and markdown["at"]["isAtAll"] is True
-    with pytest.raises(PermanentNotifyError, match="310000"):
+    # 310000 is any refusal of the robot's security settings, its errmsg naming one: all three
+    # are said (its errmsg alone named no cause to check, "keywords not in content").
+    causes = ("custom keyword", "signing secret", "IP list")
+    with pytest.raises(PermanentNotifyError, match="310000: sign not match") as wrong:
         await channel.send("alice", REPORT, f"{DING_TOKEN}#wrong-secret", idempotency_key="k")
+    state.ding_keywords = ["监控报警"]
+    with pytest.raises(PermanentNotifyError, match="310000: keywords not in content") as keyless:
+        await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
+    for said in (str(wrong.value), str(keyless.value)):
+        assert all(cause in said for cause in causes), said
+        assert "the target's #SEC... secret must be the robot's signing secret" in said, said
+    state.ding_keywords = []
     state.failures["dingtalk"] = ["errcode:130101"]
     with pytest.raises(TransientNotifyError, match="rate limit"):
         await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx2
 import pytest
 import pytest_asyncio
+from lightkube import AsyncClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ambient.clients import kube as kube_client
 from ambient.cloud.errors import CloudOpsInputError, CloudOpsRefusedError
 from ambient.cloud.workloads import WorkloadSpec
 from ambient.deps import WorkerDeps
@@ -1149,3 +1153,69 @@ async def test_ck16_the_cli_restarts_again_under_a_new_idempotency_key(
     assert "friday" in first and "Not restarted again" in again and "friday-2" in anew
     assert restarts == 2, kube.writes("deployments")
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
+
+
+async def test_ck09_a_write_whose_answer_is_lost_says_it_may_have_been_applied(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """The connection drops after the cluster applied document 2 and before its answer came:
+    that is no refusal of a request never sent. It said "document 2 (Deployment checkout): peer
+    closed connection ...; documents applied before it: 1 ...; try again", document 2 applied
+    unsaid (and a read timeout's text is empty: "(Deployment checkout): ; ...")."""
+    kube, state = cluster
+    apply = {"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---{NEW_IMAGE}"}
+
+    def cut() -> Response:
+        # A Content-Length the body does not reach: the server closes the connection mid-answer.
+        return Response(b"{", media_type="application/json", headers={"Content-Length": "99"})
+
+    applied = kube._server_side_apply
+
+    async def apply_then_cut(plural: str, request: Request) -> Response:
+        answer = await applied(plural, request)
+        return cut() if plural == "deployments" and "dryRun" not in request.query_params else answer
+
+    kube._server_side_apply = apply_then_cut  # type: ignore[method-assign]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert failed and "document 2 (Deployment checkout)" in message, message
+    assert "RemoteProtocolError" in message and "its answer was lost" in message, message
+    assert "it may have been applied" in message and "applied before it: 1" in message
+    assert [w.kind for w in kube.writes()] == ["configmaps", "deployments"]
+
+
+async def test_ck09_a_write_whose_answer_times_out_says_it_may_have_been_applied_and_audits_so(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster applies document 2 and its answer never comes: the read timeout's text is
+    empty, said "(ReadTimeout: )"; and the audit row's kind was "unavailable", as for a request
+    never sent. The kubeconfig's client waits 5 s for an answer here (lightkube's 10 by default)."""
+    kube, state = cluster
+    monkeypatch.setattr(
+        kube_client,
+        "AsyncClient",
+        functools.partial(AsyncClient, timeout=httpx2.Timeout(10.0, read=5.0)),
+    )
+    apply = {"cluster_id": "cls-abcd1234", "documents": f"{CONFIG}---{NEW_IMAGE}"}
+    applied, answered = kube._server_side_apply, asyncio.Event()
+
+    async def apply_then_hang(plural: str, request: Request) -> Response:
+        answer = await applied(plural, request)
+        if plural == "deployments" and "dryRun" not in request.query_params:
+            await answered.wait()  # until the client has given up
+        return answer
+
+    kube._server_side_apply = apply_then_hang  # type: ignore[method-assign]
+    try:
+        async with client(state, "ops") as c:
+            failed, message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    finally:
+        answered.set()
+    assert failed and "document 2 (Deployment checkout): its answer was lost (ReadTimeout)" in (
+        message
+    ), message
+    assert "it may have been applied" in message and "applied before it: 1" in message
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    (row,) = [r.detail for r in rows if r.action == "cloud.apply_yaml"]
+    assert (row["outcome"], row["kind"]) == ("failed", "answer_lost"), row

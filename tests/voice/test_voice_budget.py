@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from ambient.speakers import SpeakerKind
 from ambient.storage import Database
 from ambient.wiring import AppState
 from mcp_server import voice_answer
@@ -44,7 +45,7 @@ async def test_a_call_past_its_budget_is_answered_and_its_work_cancelled_only_on
         return "never"
 
     async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Any, bool]:
-        return SimpleNamespace(user=SimpleNamespace(name=owner)), True
+        return SimpleNamespace(kind=SpeakerKind.OWNER, user=SimpleNamespace(name=owner)), True
 
     monkeypatch.setattr(voice_answer, "heard", heard)
     monkeypatch.setattr(voice_answer, "CALL_BUDGET", 0.01)
@@ -72,7 +73,7 @@ async def test_calls_cut_inside_sqlite_reads_close_their_connections_undisturbed
                 await session.execute(text("SELECT 1"))
 
     async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Any, bool]:
-        return SimpleNamespace(user=SimpleNamespace(name=owner)), False
+        return SimpleNamespace(kind=SpeakerKind.OWNER, user=SimpleNamespace(name=owner)), False
 
     monkeypatch.setattr(voice_answer, "heard", heard)
     state = SimpleNamespace(stdio_user="vb")

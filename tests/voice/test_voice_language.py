@@ -291,3 +291,34 @@ async def test_the_greetings_own_words_are_in_the_speakers_language_not_the_brie
     start = f"{hour}点" + (f"{minute}分" if minute else "")  # the window said in words
     assert outside == f"你好！每日简报在{start}到23点59分之间的第一次问候时播报。", outside
     assert paused == "你好！每日简报已暂停，恢复后才会播报。", paused
+
+
+async def test_a_tie_of_more_than_three_tasks_is_said_as_a_tie_of_them_all(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Four tied at the top were said as the first three ("最多的是 alpha、bravo、charlie，各 2
+    # 次"), and in English "2 times each from the most: alpha, bravo, charlie".
+    english, chinese = unique("ven"), unique("vzh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for user in (english, chinese):
+            for name, times in (("alpha", 2), ("bravo", 2), ("charlie", 2), ("delta", 2)):
+                for _ in range(times):
+                    await events.add("watch.failing", user=user, task=f"web-monitor/{user}/{name}")
+            await events.add("watch.failing", user=user, task=f"web-monitor/{user}/echo")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, english) as client:
+            said = await say(client, "recent_errors")
+        async with voice_client(state, chinese) as client:
+            zh = await say(client, "recent_errors")
+    assert said == (
+        "9 errors in the last 24 hours: the most from alpha, bravo, charlie and 1 more task,"
+        " 2 times each."
+    ), said
+    assert zh == "最近 24 小时有 9 个错误，最多的是 alpha、bravo、charlie 等 4 个任务，各 2 次。", (
+        zh
+    )

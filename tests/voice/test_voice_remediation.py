@@ -155,7 +155,7 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
     await add_user(deps, "boss", role="admin")
     async with deps.db.session() as session:
         users = UserRepository(session)
-        for name in ("guest", "boss"):
+        for name in (OWNER, "guest", "boss"):
             row = await users.get(name)
             assert row is not None
             row.voiceprint_id = f"vp-{name}"
@@ -176,7 +176,7 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             stranger = await say(client, "what_needs_me", speaker="陌生人")
             assert "不认识" in stranger and "checkout" not in stranger
             # xiaozhi-server's mark of a voice its voiceprints did not match, as a model passes
-            # it on: with voiceprints in use (speakers allowed here), a stranger, not the owner.
+            # it on: with voiceprints in use (the owner enrolled one), a stranger, not the owner.
             for marked in ("未知说话人", "未知", "unknown", "Unknown speaker"):
                 unmatched = await say(client, "what_needs_me", speaker=marked)
                 assert "不认识" in unmatched and "checkout" not in unmatched, marked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,8 +187,8 @@ async def test_a_real_speaker_whose_name_is_inside_the_argument_description_is_n
         # a placeholder copied from the description still names the owner
         said = await say(client, "recent_errors", speaker="声纹认出的人名")
         assert said.startswith("最近 24 小时有 1 个错误"), said
-        # So does "unknown" where the owner uses no voiceprint (none of theirs, no speaker
-        # allowed on a device of theirs): a model's filler, not an unmatched voice.
+        # So does "unknown" where the owner enrolled no voiceprint: a model's filler, not an
+        # unmatched voice.
         said = await say(client, "recent_errors", speaker="unknown")
         assert said.startswith("最近 24 小时有 1 个错误"), said
 
@@ -627,6 +628,35 @@ async def test_cluster_health_refused_for_good_says_to_check_the_settings_not_to
     refused = "腾讯云拒绝了查询集群的请求，稍后再问也一样。请检查腾讯云的配置，比如地域。"
     passing = "暂时连不上腾讯云，看不到集群状况，请稍后再问。"
     assert answers == [refused, refused, passing, passing]
+
+
+async def test_cluster_health_given_a_cluster_without_its_id_says_to_check_the_way_to_the_api(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """A cluster listed without its ClusterId (a proxy's answer, not the API's) was said as
+    "暂时连不上腾讯云……请稍后再问": asked later, the same answer came again."""
+    user = unique("vi")
+    await make_user(deps.db, user)
+    api = TencentApi(clusters=[PROD_RUNNING])
+    nameless = {"ClusterName": "prod", "ClusterStatus": "Running"}
+    body = json.dumps({"Response": {"Clusters": [nameless], "TotalCount": 1}}).encode()
+    api.raw["DescribeClusters"] = [(200, "application/json", body)]
+    state = _state(deps, dev_env)
+    async with serve(api.app()) as base:
+        state.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+            backoff=0.01,
+        )
+        async with voice_client(state, user) as client:
+            said = await say(client, "cluster_health")
+    assert said == (
+        "腾讯云那边的回答不是它的接口该有的样子，看不到集群。请让运维检查到腾讯云的网络代理和接口地址设置。"
+    ), said
+    assert [c[1] for c in api.calls] == ["DescribeClusters"]
 
 
 async def test_cluster_health_on_a_machine_whose_clock_is_off_says_to_set_the_clock(

@@ -17,6 +17,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
 from ambient.storage.users import UserRepository, user_public
+from ambient.xiaozhi import DeviceService
 from api.routers import pages as pages_router
 from api.routers.pages import MESSAGE_LINK, fitted
 from tests.support.pages import signed_in
@@ -276,3 +277,29 @@ def test_a_notice_of_megabytes_is_measured_at_its_ends_only(
     assert said.startswith("No device 设备") and said.endswith("设备 among yours.")
     assert " … " in said and len(quote(said)) <= MESSAGE_LINK
     assert len(measured) <= 3 * 2 * MESSAGE_LINK  # the two ends kept, measured a few times
+
+
+async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    """Another's consent on the owner's device was theirs alone to end: the page showed who
+    allowed it and gave its owner no way to stop it answering them."""
+    added = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:00:00:0d"})
+    assert added.status_code == 201, added.text
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="mei"))
+        await session.commit()
+    await DeviceService(db).allow("mei", "aa:bb:cc:00:00:0d")
+    shown = await page.get("/app/settings")
+    # The owner has no voiceprint id: a voice the device does not match may be a stranger's.
+    assert "Without your voiceprint id, a voice it does not match" in html.unescape(shown.text)
+    form = re.search(r'action="/app/xiaozhi/devices/withdraw".*?</form>', shown.text, re.S)
+    assert form is not None, shown.text
+    sent = dict(re.findall(r'name="(device|speaker)" value="([^"]*)"', form[0]))
+    assert sent == {"device": "aa:bb:cc:00:00:0d", "speaker": "mei"}
+    done = await page.post("/app/xiaozhi/devices/withdraw", data=sent, follow_redirects=True)
+    assert "aa:bb:cc:00:00:0d no longer answers mei." in html.unescape(done.text)
+    assert "Answers only its owner." in done.text and "unmatched" not in done.text
+    again = await page.post("/app/xiaozhi/devices/withdraw", data=sent, follow_redirects=True)
+    assert "'mei' has not allowed aa:bb:cc:00:00:0d" in html.unescape(again.text)
+    assert [v.speakers for v in await DeviceService(db).list("lin")] == [[]]

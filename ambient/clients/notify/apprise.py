@@ -22,7 +22,7 @@ from ambient.clients.notify.errors import (
     TransientNotifyError,
 )
 from ambient.clients.notify.http_errors import checked_destination, refusal
-from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit
+from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit, refused
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import Message, Target
@@ -203,6 +203,10 @@ def _read_whole(response: requests.Response) -> None:
     response.raw = urllib3.HTTPResponse(io.BytesIO(body), preload_content=False)
 
 
+# Where Apprise's dingtalk:// takes the robot's signing secret (its URL templates).
+SIGNED = "the secret in the URL dingtalk://{secret}@{token}/"
+
+
 def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | None:
     """The notify error of a robot's answer that refused the message, or None."""
     if (robot := ROBOT_ANSWERS.get(scheme)) is None:
@@ -220,7 +224,9 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
         if code == robot.busy:
             return TransientNotifyError(f"{scheme} system busy ({code}): try again shortly")
         said = str(body.get(robot.says))[:200]
-        return PermanentNotifyError(f"{scheme}: the robot refused the message ({code}: {said})")
+        return PermanentNotifyError(
+            f"{scheme}: the robot refused the message ({refused(scheme, code, said, SIGNED)})"
+        )
     return None
 
 

@@ -43,7 +43,26 @@ PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
 WECOM_LIMITED: dict[int, float | None] = {45009: 60.0, 45033: None}  # its minute ends by then
 DINGTALK_LIMITED: dict[int, float | None] = {130101: 600.0, 410100: None}  # held off 10 minutes
 
+# DingTalk refuses what its robot's security settings do not allow with one errcode, its errmsg
+# naming one cause (keywords not in content, sign not match, ip not in whitelist): said whole,
+# with where the signing secret is set on the path sent by (``secret``).
+SETTINGS_REFUSED = {
+    ("dingtalk", 310000): (
+        "the robot's security settings refused the message: check them in the group's robot "
+        "settings (a custom keyword must be in every message, {secret} must be the robot's "
+        "signing secret, this server's public IP must be in its IP list)"
+    ),
+}
+SIGNED_BY = "the target's #SEC... secret"  # a dingtalk target's (`RobotChannel`)
+
 log = logging.getLogger(__name__)
+
+
+def refused(robot: str, code: int, said: object, secret: str = SIGNED_BY) -> str:
+    """A robot's refusal (``code`` and its message ``said``) and what to check, if known;
+    ``secret``: where its signing secret is set."""
+    why = SETTINGS_REFUSED.get((robot, code))
+    return f"{code}: {said}" + (f"; {why.format(secret=secret)}" if why else "")
 
 
 class RateLimiter:
@@ -232,7 +251,9 @@ class RobotChannel:
         if code == SYSTEM_BUSY:
             raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
-            raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
+            raise PermanentNotifyError(
+                f"{self.name} errcode {refused(self.name, code, body.get('errmsg'))}"
+            )
 
 
 def over_limit(robot: str, code: int, held: float | None) -> DeferredNotifyError:

@@ -194,6 +194,7 @@ async def _cls_alarms(
         # and the range kept here (`_within`).
         {"From": ms(start) - 1, "To": ms(end) + 1, **status},
         "Records",
+        None,  # its records are told apart by all their fields
         region=region,
     )
     alarms = [

@@ -27,14 +27,17 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
+    ANSWER,
     PRODUCT_NAMES,
     RATE_LIMITS,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
+    TencentAnswerError,
     TencentCloudError,
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRequestError,
+    TencentRetryableError,
     translate,
 )
 from ambient.domain.identifiers import (
@@ -50,6 +53,7 @@ T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
 SLOW_READ = 0.5  # seconds: `read_soon`'s read still running after this is a slow one
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
+MAX_PAGES = 200  # a paged list without a total read no further (20,000 items of 100 a page)
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
     "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
@@ -177,6 +181,20 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
         raise error
     response.pop("RequestId", None)
     return response
+
+
+def field(item: Any, name: str, action: str) -> Any:
+    """``item[name]``, a field the API reference gives every item of ``action``'s answer;
+    without it the answer is not the API's: a TencentAnswerError, not retried."""
+    value = item.get(name) if isinstance(item, dict) else None
+    if value in (None, ""):
+        raise TencentAnswerError(
+            ANSWER,
+            f"the answer is not the API's: {action} answered an item without its {name} "
+            f"(check the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): "
+            f"{str(item)[:200]}",
+        )
+    return value
 
 
 def _not_the_api(status: int, body: bytes) -> TencentCloudSDKException:
@@ -400,21 +418,54 @@ class TencentCloud:
         action: str,
         params: dict[str, Any],
         items: str,
+        key: str | None,
         *,
         page_size: int = 100,
         region: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
-        (matched by substring) or a list cut short would miss what it looks for."""
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
+        (matched by substring) or a list cut short would miss what it looks for. Items are
+        told apart by ``key``, their id (None: by all their fields); a page that brings no new
+        one (an API that ignores Offset) ends the read, as do the pages its TotalCount needs
+        (at the last page's size) and one more, or without a total MAX_PAGES pages. A total
+        not reached is a TencentAnswerError (a lookup said "none" would create a duplicate),
+        retryable if the total changed while it was read; without a total, said in the log."""
+        found: dict[str, dict[str, Any]] = {}
+        offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
+        batch: list[Any] = []
+        new: dict[str, dict[str, Any]] = {}
+        while asked < pages:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
             )
+            asked += 1
             batch = page.get(items) or []
-            found.extend(batch)
-            offset += len(batch)
             total = page.get("TotalCount", page.get("Total"))
-            if not batch or (total is not None and offset >= int(total)):
-                return found
+            first = total if asked == 1 else first
+            new = {_identity(item, key, action): item for item in batch}
+            new = {ident: item for ident, item in new.items() if ident not in found}
+            found |= new
+            offset += len(batch)
+            if total is not None and batch:  # pages of this one's size (an API may cut Limit)
+                pages = asked + -(-max(int(total) - offset, 0) // len(batch)) + 1
+            if not new or (total is not None and offset >= int(total)):
+                break
+        if total is not None and len(found) < int(total):
+            short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
+            if total != first:  # items made or deleted while it was read: asked again, read anew
+                raise TencentRetryableError("ServerNetworkError", f"{short}: the list changed")
+            raise TencentAnswerError(
+                ANSWER,
+                f"the answer is not the API's: {short} (its pages did not move on: check the "
+                "way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+            )
+        if batch and (not new or asked >= pages):
+            log.warning(
+                "%s read no further after %d pages: kept %d items", action, asked, len(found)
+            )
+        return list(found.values())
+
+
+def _identity(item: Any, key: str | None, action: str) -> str:
+    """What tells a listed item apart: its id ``key``, else all of it."""
+    return str(field(item, key, action)) if key else json.dumps(item, sort_keys=True)

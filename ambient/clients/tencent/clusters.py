@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import TencentCloud, field
 
 
 class Cluster(BaseModel):
@@ -27,10 +27,12 @@ class NodePool(BaseModel):
 async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
     async def load() -> list[Cluster]:
         # Every page: a cluster left off the list reads as a cluster that does not exist.
-        clusters = await tc.paged("tke", "DescribeClusters", {}, "Clusters", region=region)
+        clusters = await tc.paged(
+            "tke", "DescribeClusters", {}, "Clusters", "ClusterId", region=region
+        )
         return [
             Cluster(
-                cluster_id=c["ClusterId"],
+                cluster_id=field(c, "ClusterId", "DescribeClusters"),
                 name=c.get("ClusterName", ""),
                 status=c.get("ClusterStatus", ""),
                 version=c.get("ClusterVersion"),
@@ -50,7 +52,7 @@ async def list_node_pools(
     )
     return [
         NodePool(
-            node_pool_id=p["NodePoolId"],
+            node_pool_id=field(p, "NodePoolId", "DescribeClusterNodePools"),
             name=p.get("Name", ""),
             state=p.get("LifeState"),
             desired=p.get("DesiredNodesNum"),

@@ -64,6 +64,15 @@ class TencentClockError(TencentRequestError):
 CLOCK_SKEW = "AuthFailure.SignatureExpire"
 
 
+class TencentAnswerError(TencentRequestError):
+    """An answer that is not what the API reference documents (an item without its id, a list
+    whose pages stop short of its TotalCount): not retried, as the same way to the API (a
+    proxy, the endpoint set) answers the same, and a lookup said "none" would create twice."""
+
+
+ANSWER = "ClientError.NotTheApiAnswer"  # its code: no API code answered it
+
+
 class TencentNotFoundError(TencentRequestError):
     """The named resource does not exist."""
 

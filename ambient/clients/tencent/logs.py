@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.clients.tencent.client import TencentCloud, from_ms, ms
+from ambient.clients.tencent.client import TencentCloud, field, from_ms, ms
 from ambient.clients.tencent.errors import TencentRequestError
 
 MAX_CONTEXT_LOGS = 10_000  # CLS answers this many logs at most to a Context-paged search
@@ -202,10 +202,12 @@ async def search_logs(
 async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> list[LogTopic]:
     async def load() -> list[LogTopic]:
         # Every page: search_logs needs the id of whichever topic the user means.
-        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", region=region)
+        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", "TopicId", region=region)
         return [
             LogTopic(
-                topic_id=t["TopicId"], name=t.get("TopicName", ""), logset_id=t.get("LogsetId")
+                topic_id=field(t, "TopicId", "DescribeTopics"),
+                name=t.get("TopicName", ""),
+                logset_id=t.get("LogsetId"),
             )
             for t in topics
         ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import TencentCloud, field
 from ambient.clients.tencent.clusters import list_node_pools
 from ambient.clients.tencent.errors import TencentNotFoundError
 
@@ -36,17 +36,30 @@ class CloudRequest(BaseModel):
 
 
 # --- lookups by name (a retried create finds what the first attempt made) -------------------
+# Each CLS list's item id (its API reference), which tells its pages' items apart (`paged`).
+_IDS = {
+    "DescribeLogsets": "LogsetId",
+    "DescribeTopics": "TopicId",
+    "DescribeAlarmNotices": "AlarmNoticeId",
+    "DescribeAlarms": "AlarmId",
+}
+
+
 async def _listed(
     tc: TencentCloud, action: str, items: str, region: str | None, **values: str
 ) -> list[dict[str, Any]]:
     """Every item of a CLS list whose Filters match: each key its one value."""
     filters = [{"Key": key, "Values": [value]} for key, value in values.items()]
-    return await tc.paged("cls", action, {"Filters": filters}, items, region=region)
+    return await tc.paged("cls", action, {"Filters": filters}, items, _IDS[action], region=region)
 
 
-def _named(items: list[dict[str, Any]], field: str, name: str, id_field: str) -> str | None:
-    found = next((item.get(id_field) for item in items if item.get(field) == name), None)
-    return str(found) if found else None
+def _named(
+    items: list[dict[str, Any]], by: str, name: str, id_field: str, action: str
+) -> str | None:
+    """``id_field`` of the item whose ``by`` is ``name``; without it the answer is not the
+    API's (`field`): "not found" would create a duplicate."""
+    found = next((item for item in items if item.get(by) == name), None)
+    return None if found is None else str(field(found, id_field, action))
 
 
 async def find_node_pool(
@@ -58,7 +71,7 @@ async def find_node_pool(
 
 async def find_logset(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
     items = await _listed(tc, "DescribeLogsets", "Logsets", region, logsetName=name)
-    return _named(items, "LogsetName", name, "LogsetId")
+    return _named(items, "LogsetName", name, "LogsetId", "DescribeLogsets")
 
 
 async def find_topic(
@@ -68,7 +81,7 @@ async def find_topic(
         tc, "DescribeTopics", "Topics", region, topicName=name, logsetId=logset_id
     )
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
-    found = _named(mine, "TopicName", name, "TopicId")
+    found = _named(mine, "TopicName", name, "TopicId", "DescribeTopics")
     if found is None:
         await must_exist(tc, "logset", logset_id, region=region)
     return found
@@ -98,7 +111,7 @@ async def _of(tc: TencentCloud, what: str, ident: str, field: str, *, region: st
     """``field`` of the logset, topic or notice ``ident``; not there: the create's answer."""
     action, key, listed, id_field, code = _NAMED[what]
     items = await _listed(tc, action, listed, region, **{key: ident})
-    if (value := _named(items, id_field, ident, field)) is None:
+    if (value := _named(items, id_field, ident, field, action)) is None:
         missing = TencentNotFoundError(
             f"ResourceNotFound.{code}",
             f"{what} {ident} does not exist in region {region or tc.region}",
@@ -116,23 +129,28 @@ async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None
 
 async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
     items = await _listed(tc, "DescribeAlarmNotices", "AlarmNotices", region, name=name)
-    return _named(items, "Name", name, "AlarmNoticeId")
+    return _named(items, "Name", name, "AlarmNoticeId", "DescribeAlarmNotices")
 
 
 async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
     items = await _listed(tc, "DescribeAlarms", "Alarms", region, name=name)
-    return _named(items, "Name", name, "AlarmId")
+    return _named(items, "Name", name, "AlarmId", "DescribeAlarms")
 
 
 async def find_scheduled_sql(
     tc: TencentCloud, name: str, source_topic_id: str, target_topic_id: str, *, region: str | None
 ) -> str | None:
     items = await tc.paged(
-        "cls", "DescribeScheduledSqlInfo", {"Name": name}, "ScheduledSqlTaskInfos", region=region
+        "cls",
+        "DescribeScheduledSqlInfo",
+        {"Name": name},
+        "ScheduledSqlTaskInfos",
+        "TaskId",
+        region=region,
     )
     # Task names are not unique: one of that name reading another topic is another task.
     mine = [t for t in items if t.get("SrcTopicId") == source_topic_id]
-    found = _named(mine, "Name", name, "TaskId")
+    found = _named(mine, "Name", name, "TaskId", "DescribeScheduledSqlInfo")
     if found is None:
         for topic in (source_topic_id, target_topic_id):
             await must_exist(tc, "topic", topic, region=region)

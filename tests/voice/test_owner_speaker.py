@@ -1,0 +1,233 @@
+"""Another member's consent on the owner's 小智 speaker: it lets the speaker answer them by
+name, and changes nothing else there; the owner (or an admin) may withdraw it."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from typer.testing import CliRunner
+
+from ambient.settings import Settings
+from mcp_server.voice_sentences import UNKNOWN_SPEAKER
+from tests.support.admins import admin_headers
+from tests.voice.support import register, voice_api
+
+MAC = "aa:bb:cc:dd:ee:5a"
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+NO_ERRORS_EN = "No errors in the last 24 hours."
+
+
+async def _said(
+    http: httpx.AsyncClient,
+    owner: dict[str, str],
+    speaker: str | None,
+    tool: str = "recent_errors",
+    **args: str,
+) -> str:
+    """What the owner's speaker says to ``tool`` (recent_errors, a read), called as
+    xiaozhi-server calls it (the owner's token on /mcp/voice, the voiceprint name the model
+    passed as ``speaker``)."""
+    arguments = args if speaker is None else {**args, "speaker": speaker}
+    params = {"name": tool, "arguments": arguments}
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+    called = await http.post("/mcp/voice", json=message, headers={**ACCEPT, **owner})
+    assert called.status_code == 200, called.text
+    text: str = called.json()["result"]["content"][0]["text"]
+    return text
+
+
+async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
+    settings: Settings,
+) -> None:
+    """A member who allowed the owner's speaker (its MAC is on the box) turned voiceprints on
+    there: the owner, who enrolled no voice, was then "未知" / "主人" to the model and
+    refused as a stranger on their own speaker. Only the owner's own voiceprint does that."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den-owner")
+        lin = await register(http, settings, "den-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        added = await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert added.status_code == 201, added.text
+        own = await _said(http, owner, None)
+        assert own != UNKNOWN_SPEAKER and own != NO_ERRORS_EN, own
+        marks = ("未知", "主人", "unknown", "owner", "未知说话人")
+        before = {mark: await _said(http, owner, mark) for mark in marks}
+        # A model's filler for no one named is the owner; xiaozhi-server's whole mark for a voice
+        # it did not match is no one (docs/xiaozhi.md): neither is this test's to change.
+        assert before == {**dict.fromkeys(marks, own), "未知说话人": UNKNOWN_SPEAKER}, before
+
+        allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        after = {mark: await _said(http, owner, mark) for mark in marks}
+        assert after == before
+        # The colleague is recognised by name as before, with their own answers (in English);
+        # a stranger still hears nobody's.
+        assert await _said(http, owner, "den-lin") == NO_ERRORS_EN
+        assert await _said(http, owner, "陌生人") == UNKNOWN_SPEAKER
+
+        # The owner enrolls a voiceprint: an unmatched voice is no longer theirs.
+        enrolled = await http.patch("/users/me", json={"voiceprint_id": "vp-den"}, headers=owner)
+        assert enrolled.status_code == 200, enrolled.text
+        for unmatched in ("未知说话人", "主人"):
+            assert await _said(http, owner, unmatched) == UNKNOWN_SPEAKER, unmatched
+        assert await _said(http, owner, "vp-den") == own
+
+
+async def test_a_member_named_as_an_unmatched_voice_is_never_answered_for_one(
+    settings: Settings,
+) -> None:
+    """A member whose voiceprint id is xiaozhi-server's mark for a voice it did not match
+    ("未知说话人"), having allowed the owner's speaker, was answered for every voice the server
+    did not know, with their rights: the mark is no one's, whoever took it."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den-owner")
+        lin = await register(http, settings, "den-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        took = await http.patch("/users/me", json={"voiceprint_id": "未知说话人"}, headers=lin)
+        assert took.status_code == 200, took.text
+        added = await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert added.status_code == 201, added.text
+        allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        assert await _said(http, owner, "未知说话人") == UNKNOWN_SPEAKER
+        paused = await _said(http, owner, "未知说话人", "pause_task", name="nightly")
+        assert paused == UNKNOWN_SPEAKER, paused
+
+
+# Tools that act, as 小智 calls them (the task or fix named need not exist: who may act is
+# decided first).
+ACTING = (("pause_task", {"name": "nightly"}), ("approve_remediation", {"which": "payments"}))
+UNMATCHED_ACTS_EN = (
+    "I can't tell whether this is the owner's voice, so I can't act for the owner."
+    " Owner: set your voiceprint id in your settings, or withdraw the others' consent on your"
+    " devices."
+)
+
+
+async def test_an_unmatched_voice_may_not_act_for_the_owner_where_the_device_answers_others(
+    settings: Settings,
+) -> None:
+    """xiaozhi-server with voiceprint on, a colleague enrolled and allowed on the owner's
+    device, the owner with no voiceprint id: a voice it did not match, passed on as "未知",
+    "unknown" or "主人", got the owner's answers, approve and pause included. It is the owner's
+    or a stranger's, no one can tell: it reads as the owner, and acts for nobody."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "gate-owner")
+        lin = await register(http, settings, "gate-lin")
+        for who in (owner, lin):
+            await http.patch("/users/me", json={"language": "en"}, headers=who)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        marks = ("未知", "unknown", "主人", "owner")
+        # No one else answered there yet: every such mark is only filler, and the owner acts.
+        alone = [await _said(http, owner, "主人", tool, **args) for tool, args in ACTING]
+        assert UNMATCHED_ACTS_EN not in alone, alone
+
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        acted = {
+            (mark, tool): await _said(http, owner, mark, tool, **args)
+            for mark in marks
+            for tool, args in ACTING
+        }
+        assert set(acted.values()) == {UNMATCHED_ACTS_EN}, acted
+        # What only reads is still the owner's (their errors, in their language), and the
+        # owner naming nobody, or a colleague named, acts as before.
+        own = await _said(http, owner, None)
+        assert own == NO_ERRORS_EN
+        assert {mark: await _said(http, owner, mark) for mark in marks} == dict.fromkeys(marks, own)
+        for tool, args in ACTING:
+            assert await _said(http, owner, None, tool, **args) == alone[ACTING.index((tool, args))]
+            assert await _said(http, owner, "gate-lin", tool, **args) != UNMATCHED_ACTS_EN
+
+        # The owner withdraws the consent: their speaker is theirs alone again.
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/gate-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        assert [await _said(http, owner, "主人", tool, **args) for tool, args in ACTING] == alone
+
+
+async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else(
+    settings: Settings,
+) -> None:
+    """A member's consent on the owner's speaker was theirs alone to withdraw: the owner could
+    not stop their own speaker answering a colleague by name."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den2-owner")
+        lin = await register(http, settings, "den2-lin")
+        mei = await register(http, settings, "den2-mei")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        for member in (lin, mei):
+            assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=member)).is_success
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        assert await _said(http, owner, "den2-lin") == NO_ERRORS_EN
+
+        # Another member may not withdraw lin's consent: the device is not theirs to name, and
+        # the answer is what any device not theirs gets, nothing changed. Lin naming themself
+        # is pointed at their own consent's door, as anyone naming themself is.
+        nobodys = "/xiaozhi/devices/aa:bb:cc:dd:ee:00/speakers"
+        meddled = [
+            await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=mei),
+            await http.delete(f"{nobodys}/den2-lin", headers=mei),
+            await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=lin),
+            await http.delete(f"{nobodys}/den2-lin", headers=lin),
+        ]
+        own = f"; to stop it answering you, DELETE /xiaozhi/devices/{MAC}/allow"
+        theirs = f"no device '{MAC}' among yours"
+        assert [(m.status_code, m.json()["detail"]) for m in meddled] == [
+            (404, theirs),
+            (404, theirs.replace(MAC, "aa:bb:cc:dd:ee:00")),
+            (404, f"{theirs}{own} (or Stop allowing on your settings page)"),
+            (
+                404,
+                f"{theirs}{own} (or Stop allowing on your settings page)".replace(
+                    MAC, "aa:bb:cc:dd:ee:00"
+                ),
+            ),
+        ]
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert listed["speakers"] == ["den2-lin", "den2-mei"]
+        # A name that has not allowed it: the path's name refused, naming who has.
+        typo = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lni", headers=owner)
+        assert typo.status_code == 422, typo.text
+        [error] = typo.json()["detail"]
+        assert (error["loc"], error["input"]) == (["path", "name"], "den2-lni")
+        assert error["msg"] == (
+            f"'den2-lni' has not allowed {MAC}; it answers den2-lin, den2-mei; nothing changed"
+        )
+        withdrawn = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-lin", headers=owner)
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert withdrawn.json()["speakers"] == ["den2-mei"]
+        assert await _said(http, owner, "den2-lin") == UNKNOWN_SPEAKER
+
+        # An admin may withdraw it too.
+        admin = await admin_headers(settings)
+        by_admin = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den2-mei", headers=admin)
+        assert by_admin.status_code == 200 and by_admin.json()["speakers"] == [], by_admin.text
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert listed["speakers"] == []
+        audit = await http.get(
+            "/audit", params={"action": "xiaozhi.device.withdraw"}, headers=admin
+        )
+        assert [(a["actor"], a["subject"], a["detail"]) for a in audit.json()] == [
+            (actor, f"xiaozhi-device:{MAC}", {"user": "den2-owner", "speaker": speaker})
+            for actor, speaker in (("den2-owner", "den2-lin"), ("admin", "den2-mei"))
+        ]
+
+
+def test_the_operator_withdraws_a_members_consent_from_the_command_line(
+    settings: Settings,
+) -> None:
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    for name in ("cli-owner", "cli-mei"):
+        assert runner.invoke(cli, ["user", "create", name], env=env).exit_code == 0
+    add = ["xiaozhi", "device", "add", "--user", "cli-owner", MAC, "--speaker", "cli-mei"]
+    assert runner.invoke(cli, add, env=env).exit_code == 0
+    typo = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mie"], env=env)
+    assert (typo.exit_code, typo.stdout) == (1, ""), typo.output
+    assert "'cli-mie' has not allowed" in typo.stderr and "cli-mei" in typo.stderr
+    done = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mei"], env=env)
+    assert done.exit_code == 0 and "no longer answers cli-mei" in done.output, done.output
+    listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert [row["speakers"] for row in json.loads(listed.output)] == [[]]
