@@ -1,0 +1,48 @@
+"""A remediation's verify read carries the run's user: the worker checks at the read that they
+may still use the secret the verify source names (activities/watches.py ``_credentials``)."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.ladder import Rung
+from ambient.settings import ServerSecret
+from tests.conftest import running_worker
+from tests.remediation.support import add_user, alert, remediation_settings
+from tests.remediation.test_workflow import USER, RecordingExecutor, start
+from tests.support.servers import serve
+from tests.watches.test_metric_auth import PASSWORD, StrictPrometheus
+
+
+async def test_a_verify_source_whose_secret_no_longer_lists_the_runs_user_is_read_as_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Started around the service (a run begun before the operator took its user off the
+    secret): no verdict bought with credentials the user may no longer use, a person takes
+    over."""
+    executor = RecordingExecutor()
+    deps.executors = {"dry_run": executor}
+    await add_user(deps, USER)
+    source = StrictPrometheus()
+    async with serve(source.app()) as base:
+        secret = ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), users=["bob"], origins=[base])
+        remediation_settings(deps, remediation_approval_from_rung=0, secrets={"prom": secret})
+        auth = {"type": "basic", "secret": "secret:prom"}
+        at = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+        verify = {
+            "source": at | {"auth": auth},
+            "healthy": [{"op": "below", "value": 0.05}],
+        }
+        subject = alert(base, labels={"tier": "critical", "user_facing": "true"}, verify=verify)
+        async with running_worker(ts_env.client, deps) as worker:
+            handle = await start(ts_env, worker.task_queue, subject)
+            status = await handle.result()
+
+    assert source.seen == []  # no request, with the credentials or without
+    assert [s.rung for s in executor.steps] == [Rung.RESTART]  # no stronger rung bought on it
+    assert status.state == "handed_over"
+    [restart] = status.attempts
+    assert restart.verified is False
+    assert f"secret 'prom' is not available to {USER}" in (restart.verification or "")
