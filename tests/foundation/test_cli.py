@@ -660,7 +660,7 @@ def test_events_refuses_a_kind_the_product_never_records_and_lists_the_kinds(
     assert typo.exit_code == 2 and typo.stdout == "", typo.output
     said = " ".join(typo.stderr.split())
     assert said.startswith("--kind: 'watch.hits' is not watch.hit, watch.change, "), said
-    assert said.endswith(", remediation.resolved"), said
+    assert said.endswith(", remediation.resolved, remediation.joined_as_name"), said
     known = CliRunner().invoke(app, ["events", "--kind", "watch.hit"], env=env)
     assert (known.exit_code, known.stdout) == (0, "no events\n")
 

@@ -3,6 +3,7 @@ what was done and who did it, in the reader's language; not its record's JSON.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html import unescape
 
@@ -20,6 +21,7 @@ from tests.remediation.support import (
     remediations_on_dev,
 )
 from tests.support.pages import signed_in
+from tests.support.servers import HANG
 from tests.support.waits import eventually
 
 ITEM = re.compile(r'<li><time>[^<]*</time> <b>([^<]*)</b> <span class="muted">([^<]*)</span></li>')
@@ -45,6 +47,9 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         first = await eventually(runs.waiting, "rung 2 waits for approval")
         await remediations.approve(name, rid, False, "not now")
         await eventually(lambda: runs.ended(first), "the refused run hands over")
+        # Its state is final before its end is recorded (the `finished` audit, the row): the
+        # page is read once the run has closed, all of that written.
+        await asyncio.wait_for(dev_env.client.get_workflow_handle(rid).result(), HANG)
         pages = {}
         for who in (name, reader):
             token = await new_token(deps, who)
