@@ -198,7 +198,7 @@ def api(
     with loading():
         import uvicorn
 
-        from api.app import create_app
+        from api.app import KEEP_ALIVE, create_app
 
     setup_logging()
     settings = Settings()
@@ -208,7 +208,7 @@ def api(
         if fd is not None
         else {"host": host or settings.api_host, "port": port or settings.api_port}
     )
-    uvicorn.run(create_app(settings), log_level="info", **bind)
+    uvicorn.run(create_app(settings), log_level="info", timeout_keep_alive=KEEP_ALIVE, **bind)
 
 
 @app.command()

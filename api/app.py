@@ -62,6 +62,11 @@ from api.security import SecurityHeaders, policy_with_inline_scripts
 from mcp_server.server import build_server
 from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
 
+# Seconds an idle client connection is kept open: past a client's own idle expiry (httpx's
+# 5 s, uvicorn's default too), so the client closes first. At 5 s both, a client sent a request
+# on a connection the server was closing: dropped unanswered (docs/benchmarks.md, the flood).
+KEEP_ALIVE = 75
+
 # Routers of every resource; add one line per router module.
 ROUTERS = [
     health.router,

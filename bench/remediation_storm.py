@@ -142,9 +142,17 @@ def serve_api(port: int) -> None:
     from ambient.startup import loading
 
     with loading():  # as `ambient api` imports it: the collector off, then frozen
-        from api.app import create_app
+        from api.app import KEEP_ALIVE, create_app
 
-    uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="error", access_log=False)
+    app = create_app()
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE,
+    )
 
 
 async def send_all(
