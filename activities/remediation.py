@@ -322,6 +322,7 @@ class RemediationActivities(RemediationSafetyActivities):
         """Join the alert's running remediation as the API does; False: it ended, start anew.
         Joined as a name only (another's run), the sender's events say so: the watch's
         ``watch.remediation_started`` says only that it joined."""
+        info = activity.info()
         joined = await join(
             activity.client(),
             self._db,
@@ -330,9 +331,10 @@ class RemediationActivities(RemediationSafetyActivities):
             request.remediation_id,
             request.source,
             request.alert,
+            # One alert's join, however often tried: its starter's run and this activity.
+            key=f"{info.workflow_run_id}/{info.activity_id}",
         )
         if joined is not None and not joined.steers:
-            info = activity.info()
             async with self._db.writing() as session:
                 await EventRepository(session).add(
                     NAME_ONLY,

@@ -15,16 +15,18 @@ operator's own (Cloud Monitor, CLS, not a member's typing): its configured user 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput
+from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput, Keyed
 from ambient.remediation.safety import Approvers, may_steer
+from ambient.remediation.storage import append_entry
 from ambient.remediation.views import RemediationStateError
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -61,9 +63,11 @@ async def join(
     workflow_id: str,
     source: str | None = None,
     alert: Alert | None = None,
+    key: str | None = None,
 ) -> Joined | None:
     """Tell the running run its alert came again, audited; None: it ended, start the next.
-    ``source``: the watch's task id or ``triage`` (None: the API, MCP, CLI)."""
+    ``source``: the watch's task id or ``triage`` (None: the API, MCP, CLI); ``key``: the
+    joining alert's own (its starter's run and activity), audited once however often tried."""
     # What the answer needs comes from the server's description of the run, not a query: a
     # query is answered by the worker, in a storm busy with the very runs being repeated —
     # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
@@ -97,12 +101,14 @@ async def join(
     # The worker's writers queue back to back in a storm: a plain session's insert slept
     # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
     # the repeat unrecorded). The write turn waits for it.
+    subject = f"{workflow_id}@{description.run_id}"
     async with db.writing() as session:
-        await AuditRepository(session).append(
-            actor=user,
-            action=REPEATED,
-            subject=f"{workflow_id}@{description.run_id}",
-            detail={
+        await _audited(
+            session,
+            user,
+            subject,
+            key,
+            {
                 "user": user,
                 # A stranger's watch id is text of their choosing: the owner reads the door.
                 "source": source if steers and source else _door(user, source),
@@ -116,6 +122,18 @@ async def join(
             },
         )
     return Joined(attributes, steers)
+
+
+async def _audited(
+    session: AsyncSession, user: str, subject: str, key: str | None, detail: dict[str, Any]
+) -> None:
+    """The repeat's audit row; with a ``key``, once (a retry after the write finds it)."""
+    if key is None:
+        await AuditRepository(session).append(
+            actor=user, action=REPEATED, subject=subject, detail=detail
+        )
+    else:
+        await append_entry(session, Keyed(run_key=subject, key=key), REPEATED, detail, user)
 
 
 async def _steers(

@@ -1,0 +1,56 @@
+"""A watch's or the triage's alert that joins a running remediation (the ``join_remediation``
+activity), its write retried: a worker lost after the write, or the activity retried after it
+wrote. One joined alert is one ``deduplicated`` row, however often it is tried."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.remediation import RemediationActivities
+from ambient.deps import WorkerDeps
+from ambient.remediation.runs import JoinRequest
+from tests.conftest import unique
+from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
+
+
+async def test_a_joined_alert_retried_after_its_write_is_audited_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The join's audit row had no key: the activity tried again after it wrote (its answer
+    lost, the name-only event's write failing) wrote a second ``deduplicated`` row, and the
+    owner read two repeats of one alert."""
+    owner, stranger = unique("own"), unique("mal")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    for name in (owner, stranger):
+        await add_user(deps, name)
+    async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
+        rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
+        activities = RemediationActivities(deps.db, settings, None, {})
+        joins = []
+        for user, metric in ((owner, "cpu_usage"), (stranger, "latency")):
+            theirs = alert(url, source="monitor", metric=metric, workload=owner)
+            task = f"threshold-watch/{user}/{metric}"
+            request = JoinRequest(remediation_id=rid, user=user, source=task, alert=theirs)
+            env = ActivityEnvironment(dev_env.client)
+            # The same activity of the same starter's run, tried three times.
+            env.info = dataclasses.replace(env.info, workflow_run_id=unique("run"))
+            for attempt in (1, 2, 3):
+                env.info = dataclasses.replace(env.info, attempt=attempt)
+                joins.append(await env.run(activities.join_remediation, request))
+            # Another of its watch's alerts later (the starter's next run): another row.
+            if user == owner:
+                env.info = dataclasses.replace(env.info, workflow_run_id=unique("run"), attempt=1)
+                joins.append(await env.run(activities.join_remediation, request))
+        view = await remediations.get(owner, rid)
+        await remediations.abort(owner, rid, reason="test over")
+
+    assert joins == [True] * 7
+    repeats = [(a.actor, a.detail["source"]) for a in view.audit if a.action == "deduplicated"]
+    assert repeats == [
+        (owner, f"threshold-watch/{owner}/cpu_usage"),
+        (owner, f"threshold-watch/{owner}/cpu_usage"),
+        (stranger, "watch"),
+    ]
+    assert view.joined_by == [owner, stranger]
