@@ -391,13 +391,14 @@ class GradedRemediationWorkflow(RemediationChange):
         if not self.joined_alerts:
             return ""
         open_ones: list[str] = []
-        for joined in self.joined_alerts:
+        for joined, sender in zip(self.joined_alerts, self.joined_senders, strict=True):
             name = alert_named(joined)
             if joined.verify is None:
                 open_ones.append(f"{name} (no verify block: nothing tells it is over)")
                 continue
-            # (who joined it is not kept: its secret was checked at their start_remediation)
-            reading = await self._read(joined.verify, None)
+            # Read as its sender's, whose rights its door checked: a secret they may no longer
+            # use is refused here as at the run's own verify (a run before the patch: None).
+            reading = await self._read(joined.verify, sender if self.joined_as_sent else None)
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
@@ -464,6 +465,7 @@ class GradedRemediationWorkflow(RemediationChange):
             for a in [self.alert, *self.joined_alerts]
         ):
             self.joined_alerts.append(joined)
+            self.joined_senders.append(request.user)
 
     @workflow.query
     def status(self) -> RemediationStatus:

@@ -86,6 +86,9 @@ CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
 # `aborted`), and a cancel that comes while the run records its end lets that record finish
 # (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
 ENDING_WHOLE = "ending-recorded-whole"
+# A joined alert's verify block is read with its sender's rights to the secret it names, as
+# the run's own is with the run's user's (it was read as nobody's) (docs/remediation.md).
+JOINED_AS_SENT = "joined-read-as-sent"
 
 
 class RemediationRecords:
@@ -116,6 +119,7 @@ class RemediationRecords:
         self.aborted: AbortInput | None = None
         self.joined_by: list[str] = []
         self.joined_alerts: list[Alert] = []
+        self.joined_senders: list[str] = []  # who sent each of joined_alerts
         self.opened: Opened | None = None
         # The step key whose rate-limit slot its gate reserved, until its change is tried.
         self.reserved: str | None = None
@@ -130,6 +134,7 @@ class RemediationRecords:
         # answer was read, its slot given back before it was) is deleted.
         workflow.deprecate_patch(CANCEL_AFTER_ABORT)
         self.ending_whole = workflow.patched(ENDING_WHOLE)
+        self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
         self.abort_audited = False
 
     def _ended(self, outcome: Refusal) -> None:

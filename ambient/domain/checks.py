@@ -32,7 +32,7 @@ class ReadMetricInput(BaseModel):
     # instead of being a reading, so the caller's retry policy reads again.
     retry_failures: bool = False
     # Whose source it is: a secret it names is checked against their rights at each read
-    # (None: a run of the release before, or a remediation's joined alert).
+    # (None: a run of the release before; a remediation's joined alert is its sender's).
     owner: str | None = None
 
 

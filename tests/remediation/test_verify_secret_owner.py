@@ -1,5 +1,6 @@
-"""A remediation's verify read carries the run's user: the worker checks at the read that they
-may still use the secret the verify source names (activities/watches.py ``_credentials``)."""
+"""A remediation's verify read carries the run's user (a joined alert's: its sender): the worker
+checks at the read that they may still use the secret the verify source names
+(activities/watches.py ``_credentials``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import JOINED, JoinInput
 from ambient.settings import ServerSecret
 from tests.conftest import running_worker
-from tests.remediation.support import add_user, alert, remediation_settings
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_workflow import USER, RecordingExecutor, start
+from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.watches.test_metric_auth import PASSWORD, StrictPrometheus
 
@@ -46,3 +49,36 @@ async def test_a_verify_source_whose_secret_no_longer_lists_the_runs_user_is_rea
     [restart] = status.attempts
     assert restart.verified is False
     assert f"secret 'prom' is not available to {USER}" in (restart.verification or "")
+
+
+async def test_a_joined_alerts_verify_source_whose_secret_does_not_list_its_sender_is_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A joined alert's verify block was read as nobody's (owner None): the secret it names was
+    sent whoever may use it, and its healthy reading, bought with credentials its sender may no
+    longer use, let the run call itself resolved."""
+    executor = RecordingExecutor()
+    deps.executors = {"dry_run": executor}
+    await add_user(deps, USER)
+    source = StrictPrometheus()
+    async with serve(source.app()) as base, error_rate(healthy_from=1) as (_, errors):
+        secret = ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), users=["bob"], origins=[base])
+        remediation_settings(deps, remediation_approval_from_rung=0, secrets={"prom": secret})
+        at = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+        auth = {"type": "basic", "secret": "secret:prom"}
+        # Healthy as read with the credentials (42.5 above 1).
+        verify = {"source": at | {"auth": auth}, "healthy": [{"op": "above", "value": 1}]}
+        cpu = alert(base, source="monitor", metric="cpu_usage", verify=verify)
+        async with running_worker(ts_env.client, deps) as worker:
+            handle = await start(ts_env, worker.task_queue, alert(errors))
+            # Joined around the service (before the operator took its sender off the secret),
+            # while the run's change settles.
+            await handle.signal(JOINED, JoinInput(user=USER, alert=cpu))
+            status = await handle.result()
+            await save_history(handle, "remediation_joined_alert_read_as_its_sender")
+
+    assert source.seen == []  # no request, with the credentials or without
+    assert [s.rung for s in executor.steps] == [Rung.RESTART]
+    assert status.state == "handed_over", status.outcome
+    assert status.attempts[0].resolved is True  # its own alert cleared
+    assert f"secret 'prom' is not available to {USER}" in status.outcome, status.outcome
