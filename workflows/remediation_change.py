@@ -108,7 +108,8 @@ class RemediationChange(RemediationSafety):
         except ActivityError as exc:
             # Cancelled between tries, or the try under way failed (a cancelled activity is
             # not tried again) with nothing written; one that may have written is the change
-            # failing, for a person to look at.
+            # failing, for a person to look at. Handed over on it, the abort stopped the run.
+            self.abort_stopped_change = True
             if wrote(exc) is False:
                 if earlier is None:
                     return None

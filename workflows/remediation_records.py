@@ -89,6 +89,10 @@ ENDING_WHOLE = "ending-recorded-whole"
 # A joined alert's verify block is read with its sender's rights to the secret it names, as
 # the run's own is with the run's user's (it was read as nobody's) (docs/remediation.md).
 JOINED_AS_SENT = "joined-read-as-sent"
+# An abort heard by a run that then handed itself over (its verification failed, it heard the
+# abort as it handed over) is audited as one that stopped nothing (`stopped_it`: False); only
+# one that cut its change's retries short handed it over (docs/remediation.md).
+ABORT_STOP_SAID = "abort-stop-said"
 
 
 class RemediationRecords:
@@ -135,7 +139,10 @@ class RemediationRecords:
         workflow.deprecate_patch(CANCEL_AFTER_ABORT)
         self.ending_whole = workflow.patched(ENDING_WHOLE)
         self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
+        self.abort_stop_said = workflow.patched(ABORT_STOP_SAID)
         self.abort_audited = False
+        # An abort cut the change's retries short, the change failing on it (a hand-over).
+        self.abort_stopped_change = False
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""
@@ -258,10 +265,13 @@ class RemediationRecords:
         it): under the name its signal gave only where a door checked that user and recorded
         the request ("abort"); anyone with the Temporal Web UI can signal one in any name.
         ``ended``: how the run ended where the abort did not end it (resolved, refused...)."""
+        said: dict[str, object] = {"ended": ended} if ended else {}
+        if ended == "handed_over" and self.abort_stop_said:
+            said["stopped_it"] = self.abort_stopped_change
         entry = await self._audit(
             f"{self.run_key}/abort",
             "aborted",
-            aborted.model_dump() | ({"ended": ended} if ended else {}),
+            aborted.model_dump() | said,
             actor=aborted.by,
             asked="abort",
         )

@@ -54,8 +54,9 @@ ANSWERED = {
 }
 
 
-# An abort the run heard as it ended otherwise (its detail's `ended`: resolved, refused...):
-# it stopped nothing. One that handed the run over (its change may have written) did stop it.
+# An abort the run heard as it ended otherwise (its detail's `ended`: resolved, refused, handed
+# over by itself, `stopped_it` false): it stopped nothing. One that cut the change short and
+# handed the run over (its change may have written) did stop it.
 TOO_LATE = N_("aborted too late to stop it")
 # A cancel that came as the run recorded its end (its detail's `after`): the run had ended.
 CANCELLED_AFTER = N_("cancelled after the run ended")
@@ -63,7 +64,10 @@ CANCELLED_AFTER = N_("cancelled after the run ended")
 
 def audit_action(action: str, detail: dict[str, Any]) -> str:
     """The msgid an audit line's action is named by (an unknown action as written)."""
-    if action == "aborted" and detail.get("ended") not in (None, "aborted", "handed_over"):
+    if action == "aborted" and (
+        detail.get("ended") not in (None, "aborted", "handed_over")
+        or detail.get("stopped_it") is False
+    ):
         return TOO_LATE
     if action == "cancelled" and detail.get("after"):
         return CANCELLED_AFTER

@@ -23,6 +23,7 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import AbortInput
 from ambient.remediation.storage import UNVERIFIED
+from ambient.remediation.views import audit_action
 from tests.remediation.support import (
     CANCEL_REQUESTED,
     HeldAnswer,
@@ -207,6 +208,9 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
         # in Temporal), as every abort is.
         (aborted,) = [r for r in audit if r.action == "aborted"]
         assert (aborted.actor, aborted.detail["given_by"]) == (UNVERIFIED, USER)
+        # It cut the change's retries short: the abort stopped the run, and is said so.
+        assert (aborted.detail["ended"], aborted.detail["stopped_it"]) == ("handed_over", True)
+        assert audit_action(aborted.action, aborted.detail) == "aborted"
 
 
 @dataclass

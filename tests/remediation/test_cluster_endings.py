@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
@@ -265,3 +268,32 @@ async def test_an_abort_heard_while_a_rungs_permission_is_checked_is_audited_too
     (aborted,) = [r for r in audit if r.action == "aborted"]
     assert (aborted.actor, aborted.detail["ended"]) == (UNVERIFIED, "refused")
     assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
+
+
+@pytest.mark.devserver
+async def test_an_abort_heard_as_the_run_hands_itself_over_is_audited_too_late(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Aborted while its first change's verification read the metric (slow), which answered
+    404: the run handed itself over ("could not be verified"), and the abort it heard was
+    said "aborted", as if the abort had stopped it."""
+    api, held = _checkout(tmp_path), HeldFirst()
+    gone = Starlette(routes=[Route("/metrics", lambda _: PlainTextResponse("no such page", 404))])
+    queue = Queue(dev_env, deps)
+    async with serve(api.app()) as base, serve(held.wrap(gone)) as metric:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with queue.runs(), queue.acts():
+            handle = await queue.start(f"{metric}/metrics", SHORT_TASK)
+            await asyncio.wait_for(held.arrived.wait(), HANG)
+            await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+            await signal_taken(handle)
+            held.release.set()
+            status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
+            await save_history(handle, "remediation_aborted_as_it_hands_itself_over")
+            _, audit, _ = await run_ended(deps, handle)
+
+    assert status.state == "handed_over", status.outcome
+    assert "could not be verified" in status.outcome, status.outcome
+    (aborted,) = [r for r in audit if r.action == "aborted"]
+    assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
+    assert (aborted.detail["ended"], aborted.detail["stopped_it"]) == ("handed_over", False)
