@@ -93,6 +93,9 @@ JOINED_AS_SENT = "joined-read-as-sent"
 # abort as it handed over) is audited as one that stopped nothing (`stopped_it`: False); only
 # one that cut its change's retries short handed it over (docs/remediation.md).
 ABORT_STOP_SAID = "abort-stop-said"
+# A run cancelled before its end whose cancel's writes fail for good closes Cancelled, not
+# Failed by the write's error (docs/remediation.md).
+CANCEL_CLOSES = "cancel-closes-cancelled"
 
 
 class RemediationRecords:
@@ -140,6 +143,7 @@ class RemediationRecords:
         self.ending_whole = workflow.patched(ENDING_WHOLE)
         self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
         self.abort_stop_said = workflow.patched(ABORT_STOP_SAID)
+        self.cancel_closes = workflow.patched(CANCEL_CLOSES)
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
         self.abort_stopped_change = False

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 import workflows.remediation_records
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import AbortInput, RemediationStatus
+from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import UNVERIFIED, RemediationRepository
 from ambient.remediation.views import audit_action
 from ambient.storage.users import UserRepository
@@ -29,10 +30,12 @@ from tests.remediation.support import (
     CANCEL_REQUESTED,
     ErrorRate,
     HeldAnswer,
+    error_rate,
     refusing,
     run_ended,
     signal_taken,
     some,
+    state_reaches,
     taken_after,
 )
 from tests.remediation.test_cluster import _kubeconfig
@@ -297,3 +300,46 @@ async def test_an_abort_heard_as_the_run_hands_itself_over_is_audited_too_late(
     (aborted,) = [r for r in audit if r.action == "aborted"]
     assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
     assert (aborted.detail["ended"], aborted.detail["stopped_it"]) == ("handed_over", False)
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_before_its_end_whose_cancel_cannot_be_recorded_closes_cancelled(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelled while it waits for an approval, the run audits the cancel and records its
+    end, and the database refuses the `cancelled` row until its retries are spent (an hour;
+    here the first refusal, told apart as an IntegrityError): the write's error closed the
+    run Failed, a cancel said as a failure of the run."""
+    record = workflows.remediation_records.RECORD_RETRY
+    quick = record.__class__(
+        initial_interval=timedelta(milliseconds=50),
+        maximum_interval=timedelta(milliseconds=200),
+        non_retryable_error_types=[*(record.non_retryable_error_types or []), "IntegrityError"],
+    )
+    monkeypatch.setattr(workflows.remediation_records, "RECORD_RETRY", quick)
+    queue = Queue(dev_env, deps)
+    async with serve(_checkout(tmp_path).app()) as base, error_rate(None) as (_, url):
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
+        async with queue.runs():
+            handle = await queue.start(url, SHORT_TASK)
+            await state_reaches(dev_env, handle, ("waiting_approval",))
+            cancelled = "WHEN NEW.action = 'cancelled'"
+            async with refusing(deps, "INSERT", "audit_log", cancelled) as tried:
+                await handle.cancel()
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+            await save_history(handle, "remediation_cancelled_whose_cancel_cannot_be_recorded")
+            described = await handle.describe()
+            _, audit, _ = await run_ended(deps, handle)
+            settings = deps.settings.model_copy(update={"temporal_task_queue": queue.name})
+            read = await RemediationService(dev_env.client, settings, deps.db).get(USER, handle.id)
+
+    assert tried, "the cancel's audit was never refused"
+    assert isinstance(closed.value.cause, CancelledError), closed.value.cause
+    assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
+    assert [r for r in audit if r.action == "cancelled"] == []
+    # Its end unrecorded, a read of the run closed by Temporal writes it.
+    assert read.state == "aborted", read
