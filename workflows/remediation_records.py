@@ -96,6 +96,9 @@ ABORT_STOP_SAID = "abort-stop-said"
 # A run cancelled before its end whose cancel's writes fail for good closes Cancelled, not
 # Failed by the write's error (docs/remediation.md).
 CANCEL_CLOSES = "cancel-closes-cancelled"
+# A cancel that cuts the push of a run's hand-over is audited `cancelled` (after its end), not
+# as the push's failure, and the run, its end recorded, closes Cancelled (docs/remediation.md).
+CUT_PUSH_CANCELLED = "cut-push-cancelled"
 
 
 class RemediationRecords:
@@ -144,6 +147,8 @@ class RemediationRecords:
         self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
         self.abort_stop_said = workflow.patched(ABORT_STOP_SAID)
         self.cancel_closes = workflow.patched(CANCEL_CLOSES)
+        self.cut_push_cancelled = workflow.patched(CUT_PUSH_CANCELLED)
+        self.push_cut: str | None = None  # what a cancel cut the hand-over's push with
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
         self.abort_stopped_change = False
@@ -198,6 +203,10 @@ class RemediationRecords:
         )
         await self._push(key, title, lead + markdown_literal(said), zh)  # shown as written
         await self._finish(state)
+        if self.push_cut is not None:
+            # Cancelled as it pushed: its end recorded, it closes Cancelled as a cancel during
+            # its end's writes does (_finish).
+            raise asyncio.CancelledError(self.push_cut)
 
     async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
         """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
@@ -389,6 +398,14 @@ class RemediationRecords:
             if run_cancelled(exc) and not ending:
                 # The run's cancellation, not the push's failure: the run cleans up and closes.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
+            if run_cancelled(exc) and self.cut_push_cancelled:
+                # Its end's push cut by the cancel (maybe sent, maybe not): no failure of it.
+                self.push_cut = cause_of(exc)
+                detail = {"state": self.state, "after": "its end", "push": key}
+                await self._audit(
+                    f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED
+                )
+                return
             # A push that fails for good is recorded; the remediation goes on regardless.
             await self._audit(f"{key}/push-failed", "push_failed", {"error": cause_of(exc)})
 

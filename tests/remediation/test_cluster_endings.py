@@ -14,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
@@ -343,3 +343,42 @@ async def test_a_run_cancelled_before_its_end_whose_cancel_cannot_be_recorded_cl
     assert [r for r in audit if r.action == "cancelled"] == []
     # Its end unrecorded, a read of the run closed by Temporal writes it.
     assert read.state == "aborted", read
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_it_pushes_its_hand_over_audits_the_cancel(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Its first change's verification answered 404: the run handed itself over, and was
+    cancelled while its hand-over's push waited for a worker. The cancel was audited as the
+    push's failure (`push_failed`, error "Cancelled"), no `cancelled` row, and the run
+    closed Completed as if nobody had cancelled it."""
+    gone = Starlette(routes=[Route("/metrics", lambda _: PlainTextResponse("no such page", 404))])
+    queue = Queue(dev_env, deps)
+    async with serve(_checkout(tmp_path).app()) as base, serve(gone) as metric:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        # No worker takes the regular activities: the hand-over's push waits unstarted.
+        async with queue.runs():
+            handle = await queue.start(f"{metric}/metrics", SHORT_TASK)
+
+            async def pushing() -> bool:
+                scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                return scheduled in [e.event_type async for e in handle.fetch_history_events()]
+
+            await eventually(pushing, "the hand-over's push scheduled")
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            await save_history(handle, "remediation_cancelled_while_it_pushes_its_hand_over")
+            described = await handle.describe()
+            status, audit, _ = await run_ended(deps, handle)
+
+    assert status.state == "handed_over", status.outcome
+    assert isinstance(closed.value.cause, CancelledError), closed.value.cause
+    assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
+    assert [r.action for r in audit if r.action in ("push_failed", "cancelled")] == ["cancelled"]
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert (cancelled.actor, cancelled.detail["state"]) == (UNVERIFIED, "handed_over")
+    assert cancelled.detail["push"] == f"{status.run_key}/hand-over"
+    assert audit_action(cancelled.action, cancelled.detail) == "cancelled after the run ended"
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["handed_over"]
