@@ -77,11 +77,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A run cancelled in Temporal while an abort waits for its change's try under way reads that
-# try's answer and closes Cancelled (the cancel went unheard, or the answer unread); a change
-# given up after a try that may have written is "change failed", its slot kept; a slot a
-# cancel stops being given back is given back as the run closes (docs/remediation.md).
-CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
 # Every ending audits the abort the run heard (an abort that handed the run over wrote no
 # `aborted`), and a cancel that comes while the run records its end lets that record finish
 # (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
@@ -125,10 +120,6 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): the old path (a change given up at an abort or a cancel recorded before its
-        # answer was read, its slot given back before it was) is deleted.
-        workflow.deprecate_patch(CANCEL_AFTER_ABORT)
         self.ending_whole = workflow.patched(ENDING_WHOLE)
         self.abort_audited = False
 
