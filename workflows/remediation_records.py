@@ -120,7 +120,10 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        self.ending_whole = workflow.patched(ENDING_WHOLE)
+        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
+        # code"): the old path (an abort that handed the run over audited no `aborted`, a
+        # cancel while the run recorded its end cut that record short) is deleted.
+        workflow.deprecate_patch(ENDING_WHOLE)
         self.abort_audited = False
 
     def _ended(self, outcome: Refusal) -> None:
@@ -178,8 +181,6 @@ class RemediationRecords:
         """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
         A cancel that comes meanwhile waits for these writes (retried for RECORD_RETRY's hour
         at most; a terminate closes the run at once), is audited, and closes it Cancelled."""
-        if not self.ending_whole:
-            return await self._finished(state, resolved)
         ending = asyncio.create_task(self._finished(state, resolved))
         try:
             await asyncio.shield(ending)
@@ -198,7 +199,7 @@ class RemediationRecords:
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
-        if self.ending_whole and self.aborted is not None and not self.abort_audited:
+        if self.aborted is not None and not self.abort_audited:
             await self._audit_abort(self.aborted, state)  # heard, and the run ended otherwise
         await self._audit(
             f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}
