@@ -40,10 +40,9 @@ class SecretResolver:
             '({"NAME": {"value": "...", "users": ["' + user + '"]}})'
         )
 
-    def check_use(self, value: str, url: str, *, user: str | None, is_admin: bool) -> None:
-        """Refuse a source's `secret:NAME` ``user`` (None: unchecked) may not send to ``url``."""
-        if user is not None:
-            self.check_access(value, user=user, is_admin=is_admin)
+    def check_use(self, value: str, url: str, *, user: str, is_admin: bool) -> None:
+        """Refuse a source's `secret:NAME` ``user`` may not send to ``url``."""
+        self.check_access(value, user=user, is_admin=is_admin)
         self.check_origin(value, url)
 
     def check_origin(self, value: str, url: str) -> None:
