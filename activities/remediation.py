@@ -331,8 +331,8 @@ class RemediationActivities(RemediationSafetyActivities):
             request.remediation_id,
             request.source,
             request.alert,
-            # One alert's join, however often tried: its starter's run and this activity.
-            key=f"{info.workflow_run_id}/{info.activity_id}",
+            # One alert's join, however often tried or asked (its starter's key).
+            key=request.key or f"{info.workflow_run_id}/{info.activity_id}",
         )
         if joined is not None and not joined.steers:
             async with self._db.writing() as session:

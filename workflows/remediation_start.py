@@ -29,11 +29,12 @@ JOIN_RETRY = RetryPolicy(
 
 
 async def start_remediation(
-    child: str, request: RemediationInput, summary: str
+    child: str, request: RemediationInput, summary: str, key: str | None = None
 ) -> tuple[str, bool]:
     """Start the alert's remediation as the abandoned child ``child`` (remediation_id of its
     alert), or join the run under that id. The id of the run started or joined (what the caller
-    reports), and True when joined. A cancel of the caller never sends the run a cancel."""
+    reports), and True when joined. A cancel of the caller never sends the run a cancel.
+    ``key``: the alert's own, the same at each ask of it (its join audited once)."""
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
@@ -51,16 +52,20 @@ async def start_remediation(
         except WorkflowAlreadyStartedError:
             pass
         # False only once the run found has completed: the next start cannot find it again.
-        if await _join(child, request):
+        if await _join(child, request, key):
             return child, True
 
 
-async def _join(rid: str, request: RemediationInput) -> bool:
+async def _join(rid: str, request: RemediationInput, key: str | None) -> bool:
     """Join the alert into the running run ``rid``; False when no run of that id is running."""
     return await workflow.execute_activity_method(
         RemediationActivities.join_remediation,
         JoinRequest(
-            remediation_id=rid, user=request.user, source=request.requested_by, alert=request.alert
+            remediation_id=rid,
+            user=request.user,
+            source=request.requested_by,
+            alert=request.alert,
+            key=key,
         ),
         start_to_close_timeout=timedelta(minutes=1),
         retry_policy=JOIN_RETRY,

@@ -37,6 +37,9 @@ from workflows.watch_controls import WatchControls, failure_text, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
+# A breach's remediation joined is keyed by its check, the same at the ask a cancel makes
+# again: its join is audited once (it was keyed by each ask's activity) (docs/remediation.md).
+JOIN_KEYED = "join-keyed-by-check"
 
 
 def _payload(transition: Transition) -> dict[str, Any]:
@@ -80,6 +83,7 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
+        self.join_keyed = workflow.patched(JOIN_KEYED)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -278,16 +282,18 @@ class ThresholdWatchWorkflow(WatchControls):
             alert=alert, user=self.user, mode="execute", requested_by=self.task
         )
         summary = f"Remediation of {alert.service} (threshold watch)"
+        # The breach's check's key, asked again or not: one join of it is one audit row.
+        join_key = f"{key}/remediate" if self.join_keyed else None
         try:
             try:
-                child, joined = await start_remediation(child, request, summary)
+                child, joined = await start_remediation(child, request, summary, join_key)
             except BaseException as cut:
                 # Inside the check's `whole()` (its only caller): a cancel heard goes on.
                 if not self.heard(cut):
                     raise
                 # Its start (or join) cut by the run's cancel, heard: asked again, once. The
                 # child's id is the alert's: a start that went through is joined.
-                child, joined = await start_remediation(child, request, summary)
+                child, joined = await start_remediation(child, request, summary, join_key)
         except ACTIVITY_FAILED as error:
             if self.heard(error):
                 raise

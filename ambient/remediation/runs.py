@@ -293,6 +293,10 @@ class JoinRequest(BaseModel):
     user: str
     source: str
     alert: Alert | None = None
+    # The joining alert's own key, the same for each ask of it (its starter's re-ask after a
+    # cancel too): its ``deduplicated`` row is written once. None: a starter of the release
+    # before, keyed by its activity.
+    key: str | None = None
 
 
 class Waiting(BaseModel):
