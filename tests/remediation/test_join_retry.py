@@ -28,21 +28,28 @@ async def test_a_joined_alert_retried_after_its_write_is_audited_once(
     async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
         rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
         activities = RemediationActivities(deps.db, settings, None, {})
+        env = ActivityEnvironment(dev_env.client)
+        # Every ask from one starter's run: its alerts differ by their key alone (the
+        # ActivityEnvironment's activity id is always "test").
+        env.info = dataclasses.replace(env.info, workflow_run_id=unique("run"))
         joins = []
-        for user, metric in ((owner, "cpu_usage"), (stranger, "latency")):
-            theirs = alert(url, source="monitor", metric=metric, workload=owner)
-            task = f"threshold-watch/{user}/{metric}"
-            request = JoinRequest(remediation_id=rid, user=user, source=task, alert=theirs)
-            env = ActivityEnvironment(dev_env.client)
-            # The same activity of the same starter's run, tried three times.
-            env.info = dataclasses.replace(env.info, workflow_run_id=unique("run"))
-            for attempt in (1, 2, 3):
+
+        async def asked(request: JoinRequest, tries: int) -> None:
+            for attempt in range(1, tries + 1):
                 env.info = dataclasses.replace(env.info, attempt=attempt)
                 joins.append(await env.run(activities.join_remediation, request))
-            # Another of its watch's alerts later (the starter's next run): another row.
-            if user == owner:
-                env.info = dataclasses.replace(env.info, workflow_run_id=unique("run"), attempt=1)
-                joins.append(await env.run(activities.join_remediation, request))
+
+        task = f"threshold-watch/{owner}/cpu_usage"
+        theirs = alert(url, source="monitor", metric="cpu_usage", workload=owner)
+        for check in ("1", "2"):  # two breaches of the owner's watch: two alerts
+            request = JoinRequest(
+                remediation_id=rid, user=owner, source=task, alert=theirs, key=f"{task}/{check}"
+            )
+            await asked(request, 3 if check == "1" else 1)  # the first tried three times
+        # A starter of the release before (no key): keyed by its run and activity.
+        task = f"threshold-watch/{stranger}/latency"
+        theirs = alert(url, source="monitor", metric="latency", workload=owner)
+        await asked(JoinRequest(remediation_id=rid, user=stranger, source=task, alert=theirs), 3)
         view = await remediations.get(owner, rid)
         await remediations.abort(owner, rid, reason="test over")
 
