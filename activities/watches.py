@@ -216,12 +216,12 @@ class WatchActivities:
         credentials = None
         try:
             if isinstance(source, HttpJsonSource):
-                credentials = await self._credentials(source, request.owner)
+                credentials = await self._credentials(source, request.owner, request.sender)
                 value = await read_json_number(
                     self._fetcher, str(source.url), source.json_path, credentials
                 )
             elif isinstance(source, PrometheusSource):
-                credentials = await self._credentials(source, request.owner)
+                credentials = await self._credentials(source, request.owner, request.sender)
                 value = await read_prometheus(
                     self._fetcher, str(source.url), source.query, credentials
                 )
@@ -270,22 +270,24 @@ class WatchActivities:
         return MetricReading(value=value)
 
     async def _credentials(
-        self, source: HttpJsonSource | PrometheusSource, owner: str | None
+        self, source: HttpJsonSource | PrometheusSource, owner: str | None, sender: str | None
     ) -> Credentials | None:
         """The source's Authorization, its secret read now (settings, never history), if its
-        ``owner`` may still use it (as a notification target's at send)."""
+        ``owner`` (and its ``sender``, if any) may still use it (as a notification target's at
+        send)."""
         if source.auth is None:
             return None
         name = source.auth.secret.removeprefix("secret:")
         try:
             # The operator may have removed it, its origin or its user since the watch began.
-            if owner is None:  # a read of no one's: only where its value may go
+            readers = dict.fromkeys(u for u in (owner, sender) if u is not None)
+            if not readers:  # a read of no one's: only where its value may go
                 self._secrets.check_origin(source.auth.secret, str(source.url))
-            else:
-                user = await user_named(self._db, owner)
+            for who in readers:
+                user = await user_named(self._db, who)
                 admin = user is not None and user.is_admin
                 self._secrets.check_use(
-                    source.auth.secret, str(source.url), user=owner, is_admin=admin
+                    source.auth.secret, str(source.url), user=who, is_admin=admin
                 )
             value = self._secrets.resolve(source.auth.secret)
         except PermanentNotifyError as exc:

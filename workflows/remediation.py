@@ -403,16 +403,21 @@ class GradedRemediationWorkflow(RemediationChange):
             if joined.verify is None:
                 open_ones.append(f"{name} (no verify block: nothing tells it is over)")
                 continue
-            # Read as its sender's, whose rights its door checked: a secret they may no longer
-            # use is refused here as at the run's own verify (a run before the patch: None).
-            reading = await self._read(joined.verify, sender if self.joined_as_sent else None)
+            # Read with the rights of both the run's user and its sender (a signal names any
+            # sender): a secret either may not use is refused, as at the run's own verify.
+            if self.joined_as_sent:
+                reading = await self._read(joined.verify, self.request.user, sender)
+            else:  # a run before the patch: as nobody's
+                reading = await self._read(joined.verify, None)
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
                 open_ones.append(f"{name} ({reading.value:.15g}: not healthy)")
         return ", ".join(open_ones)
 
-    async def _read(self, verify: VerifySpec, owner: str | None) -> MetricReading:
+    async def _read(
+        self, verify: VerifySpec, owner: str | None, sender: str | None = None
+    ) -> MetricReading:
         """The metric a verify block reads; a failed read is its error, not the run's."""
         source = verify.source.model_dump(mode="json")
         try:
@@ -420,7 +425,7 @@ class GradedRemediationWorkflow(RemediationChange):
             # must not hand the run over.
             return await self._act(
                 WatchActivities.read_metric,
-                ReadMetricInput(source=source, retry_failures=True, owner=owner),
+                ReadMetricInput(source=source, retry_failures=True, owner=owner, sender=sender),
             )
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))

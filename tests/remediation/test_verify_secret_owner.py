@@ -4,6 +4,7 @@ checks at the read that they may still use the secret the verify source names
 
 from __future__ import annotations
 
+import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
@@ -51,18 +52,26 @@ async def test_a_verify_source_whose_secret_no_longer_lists_the_runs_user_is_rea
     assert f"secret 'prom' is not available to {USER}" in (restart.verification or "")
 
 
-async def test_a_joined_alerts_verify_source_whose_secret_does_not_list_its_sender_is_refused(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
+SENDER = "steerer"
+
+
+@pytest.mark.parametrize(
+    ("listed", "refused"), [([USER], SENDER), ([SENDER], USER), ([USER, SENDER], None)]
+)
+async def test_a_joined_alerts_verify_source_is_read_only_if_its_sender_and_the_runs_user_may(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, listed: list[str], refused: str | None
 ) -> None:
     """A joined alert's verify block was read as nobody's (owner None): the secret it names was
-    sent whoever may use it, and its healthy reading, bought with credentials its sender may no
-    longer use, let the run call itself resolved."""
+    sent whoever may use it, and its healthy reading let the run call itself resolved. Its
+    sender (a signal's, any name) may not bring a secret the run's user may not use into the
+    run, nor read one of the user's they may not use: the secret must list both."""
     executor = RecordingExecutor()
     deps.executors = {"dry_run": executor}
-    await add_user(deps, USER)
+    for name in (USER, SENDER):
+        await add_user(deps, name)
     source = StrictPrometheus()
     async with serve(source.app()) as base, error_rate(healthy_from=1) as (_, errors):
-        secret = ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), users=["bob"], origins=[base])
+        secret = ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), users=listed, origins=[base])
         remediation_settings(deps, remediation_approval_from_rung=0, secrets={"prom": secret})
         at = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
         auth = {"type": "basic", "secret": "secret:prom"}
@@ -71,14 +80,18 @@ async def test_a_joined_alerts_verify_source_whose_secret_does_not_list_its_send
         cpu = alert(base, source="monitor", metric="cpu_usage", verify=verify)
         async with running_worker(ts_env.client, deps) as worker:
             handle = await start(ts_env, worker.task_queue, alert(errors))
-            # Joined around the service (before the operator took its sender off the secret),
-            # while the run's change settles.
-            await handle.signal(JOINED, JoinInput(user=USER, alert=cpu))
+            # Joined around the service (a Web UI signal), while the run's change settles.
+            await handle.signal(JOINED, JoinInput(user=SENDER, alert=cpu))
             status = await handle.result()
-            await save_history(handle, "remediation_joined_alert_read_as_its_sender")
+            if refused == USER:
+                await save_history(handle, "remediation_joined_alert_read_as_its_sender")
 
-    assert source.seen == []  # no request, with the credentials or without
     assert [s.rung for s in executor.steps] == [Rung.RESTART]
-    assert status.state == "handed_over", status.outcome
     assert status.attempts[0].resolved is True  # its own alert cleared
-    assert f"secret 'prom' is not available to {USER}" in status.outcome, status.outcome
+    if refused is None:  # both may: read with the credentials, healthy, resolved
+        assert source.seen != []
+        assert status.state == "resolved", status.outcome
+        return
+    assert source.seen == []  # no request, with the credentials or without
+    assert status.state == "handed_over", status.outcome
+    assert f"secret 'prom' is not available to {refused}" in status.outcome, status.outcome
