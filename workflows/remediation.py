@@ -9,7 +9,6 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from typing import Literal
 
@@ -97,13 +96,7 @@ class GradedRemediationWorkflow(RemediationChange):
         except asyncio.CancelledError:
             if self.state in FINAL_STATES:
                 raise
-            if not self.cancel_closes:
-                await self._cancelled()
-                raise
-            # Closed Cancelled also where its writes failed for good (after RECORD_RETRY's
-            # hour): a read of a run Temporal closed writes its row (reads.py _record_closed).
-            with contextlib.suppress(*ACTIVITY_FAILED):
-                await self._cancelled()
+            await self._cancelled()
             raise
 
     async def _ladder(self, request: RemediationInput) -> RemediationStatus:

@@ -6,6 +6,7 @@ slot it holds. Mixed into GradedRemediationWorkflow (workflows/remediation.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -162,8 +163,8 @@ class RemediationChange(RemediationSafety):
         Cancelled: the slot a step reserved and did not use, the audit (who asked is not known
         to the run: Temporal's history holds the identity its client gave), the run's end."""
         if self.reserved is not None:
-            await self._free_slot(self.reserved)
-        await self._audit(
+            await self._cancel_wrote(self._free_slot(self.reserved), "its slot given back")
+        cancelled = self._audit(
             f"{self.run_key}/cancelled",
             "cancelled",
             {
@@ -179,9 +180,24 @@ class RemediationChange(RemediationSafety):
             },
             actor=UNVERIFIED,
         )
+        await self._cancel_wrote(cancelled, "its cancel audited")
         self.awaiting_approval = None
         self.outcome, self.outcome_said = CANCELLED, None
-        await self._finish("aborted")
+        await self._cancel_wrote(self._finish("aborted"), "its end recorded")
+
+    async def _cancel_wrote(self, write: Awaitable[object], what: str) -> None:
+        """One of a cancel's writes. Failed for good (after RECORD_RETRY's hour), the next are
+        made all the same and the run closes Cancelled, not Failed by the write's error
+        (cancel-closes-cancelled); a read of a run Temporal closed writes its row."""
+        if not self.cancel_closes:
+            await write
+            return
+        try:
+            await write
+        except ACTIVITY_FAILED as exc:
+            workflow.logger.warning(
+                "%s cancelled, %s failed: %s", self.run_key, what, cause_of(exc)
+            )
 
     def _maybe_applied(self, attempt: Attempt, given_up: Refusal) -> None:
         """A change given up after a try that may have written (``given_up``, what to check):

@@ -312,7 +312,8 @@ async def test_a_run_cancelled_before_its_end_whose_cancel_cannot_be_recorded_cl
     """Cancelled while it waits for an approval, the run audits the cancel and records its
     end, and the database refuses the `cancelled` row until its retries are spent (an hour;
     here the first refusal, told apart as an IntegrityError): the write's error closed the
-    run Failed, a cancel said as a failure of the run."""
+    run Failed, a cancel said as a failure of the run. Its end is recorded all the same (the
+    refused audit skipped it: no `finished` row, the run's row left open)."""
     record = workflows.remediation_records.RECORD_RETRY
     quick = record.__class__(
         initial_interval=timedelta(milliseconds=50),
@@ -341,7 +342,7 @@ async def test_a_run_cancelled_before_its_end_whose_cancel_cannot_be_recorded_cl
     assert isinstance(closed.value.cause, CancelledError), closed.value.cause
     assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
     assert [r for r in audit if r.action == "cancelled"] == []
-    # Its end unrecorded, a read of the run closed by Temporal writes it.
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
     assert read.state == "aborted", read
 
 
