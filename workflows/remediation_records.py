@@ -196,11 +196,16 @@ class RemediationRecords:
             body=f"修复 `{self.remediation_id}` 已停止：" + markdown_literal(zh_said),
         )
         await self._push(key, title, lead + markdown_literal(said), zh)  # shown as written
-        await self._finish(state)
-        if self.push_cut is not None:
-            # Cancelled as it pushed: its end recorded, it closes Cancelled as a cancel during
-            # its end's writes does (_finish).
-            raise asyncio.CancelledError(self.push_cut)
+        if self.push_cut is None:
+            await self._finish(state)
+            return
+        # Cancelled as it pushed: its end recorded, then the cancel audited after it, and it
+        # closes Cancelled, as a cancel during its end's writes does (_finish).
+        with contextlib.suppress(*ACTIVITY_FAILED):
+            await self._finish(state)
+            detail = {"state": state, "after": "its end", "push": key}
+            await self._audit(f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED)
+        raise asyncio.CancelledError(self.push_cut)
 
     async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
         """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
@@ -391,12 +396,9 @@ class RemediationRecords:
                 # The run's cancellation, not the push's failure: the run cleans up and closes.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
             if run_cancelled(exc) and self.cut_push_cancelled:
-                # Its end's push cut by the cancel (maybe sent, maybe not): no failure of it.
+                # Its end's push cut by the cancel (maybe sent, maybe not): no failure of it,
+                # the cancel audited after its end (_hand_over).
                 self.push_cut = cause_of(exc)
-                detail = {"state": self.state, "after": "its end", "push": key}
-                await self._audit(
-                    f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED
-                )
                 return
             # A push that fails for good is recorded; the remediation goes on regardless.
             await self._audit(f"{key}/push-failed", "push_failed", {"error": cause_of(exc)})
