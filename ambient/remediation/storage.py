@@ -196,11 +196,13 @@ async def find_entry(session: AsyncSession, keyed: Keyed, action: str) -> AuditR
     read: dict[tuple[str, Any], AuditRecord] | None = session.info.get(_READ, {}).get(subject)
     if read is not None:
         return read.get((action, key))
-    query = select(AuditRecord).where(AuditRecord.subject == subject, AuditRecord.action == action)
-    for record in await session.scalars(query):
-        if record.detail.get("key") == key:
-            return record
-    return None
+    # The key looked up in the query: a run joined a thousand times read every repeat's row.
+    query = select(AuditRecord).where(
+        AuditRecord.subject == subject,
+        AuditRecord.action == action,
+        AuditRecord.detail["key"].as_string() == key,
+    )
+    return await session.scalar(query.order_by(AuditRecord.id).limit(1))
 
 
 async def append_entry(
