@@ -323,6 +323,8 @@ class RemediationActivities(RemediationSafetyActivities):
         Joined as a name only (another's run), the sender's events say so: the watch's
         ``watch.remediation_started`` says only that it joined."""
         info = activity.info()
+        # One alert's join, however often tried or asked (its starter's key).
+        key = request.key or f"{info.workflow_run_id}/{info.activity_id}"
         joined = await join(
             activity.client(),
             self._db,
@@ -331,8 +333,7 @@ class RemediationActivities(RemediationSafetyActivities):
             request.remediation_id,
             request.source,
             request.alert,
-            # One alert's join, however often tried or asked (its starter's key).
-            key=request.key or f"{info.workflow_run_id}/{info.activity_id}",
+            key=key,
         )
         if joined is not None and not joined.steers:
             async with self._db.writing() as session:
@@ -341,7 +342,7 @@ class RemediationActivities(RemediationSafetyActivities):
                     user=request.user,
                     task=None if request.source == TRIAGE else request.source,
                     payload={"remediation_id": request.remediation_id, "reason": NAME_ONLY_WHY},
-                    idempotency_key=f"{info.workflow_run_id}/{info.activity_id}/{NAME_ONLY}",
+                    idempotency_key=f"{key}/{NAME_ONLY}",
                 )
         return joined is not None
 
