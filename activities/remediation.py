@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -323,8 +324,10 @@ class RemediationActivities(RemediationSafetyActivities):
         Joined as a name only (another's run), the sender's events say so: the watch's
         ``watch.remediation_started`` says only that it joined."""
         info = activity.info()
-        # One alert's join, however often tried or asked (its starter's key).
-        key = request.key or f"{info.workflow_run_id}/{info.activity_id}"
+        # One alert's join, however often tried or asked (its starter's key), stored hashed:
+        # the owner reads the row's detail whole, and a sender's key is text it made.
+        given = request.key or f"{info.workflow_run_id}/{info.activity_id}"
+        key = hashlib.sha256(given.encode()).hexdigest()[:32]
         joined = await join(
             activity.client(),
             self._db,

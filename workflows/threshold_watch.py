@@ -282,8 +282,9 @@ class ThresholdWatchWorkflow(WatchControls):
             alert=alert, user=self.user, mode="execute", requested_by=self.task
         )
         summary = f"Remediation of {alert.service} (threshold watch)"
-        # The breach's check's key, asked again or not: one join of it is one audit row.
-        join_key = f"{key}/remediate" if self.join_keyed else None
+        # The breach's check's key, asked again or not: one join of it is one audit row. Its
+        # life (a run id), not its task: a watch's id is a name its owner chose.
+        join_key = f"{self.life}/{self.state.checks}/remediate" if self.join_keyed else None
         try:
             try:
                 child, joined = await start_remediation(child, request, summary, join_key)

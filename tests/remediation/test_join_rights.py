@@ -9,6 +9,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -116,12 +117,14 @@ async def test_a_strangers_alert_joins_the_run_but_puts_no_text_in_the_owners_me
     assert "CALL-555" not in said, said
 
 
+@pytest.mark.parametrize("keyed", [False, True])
 async def test_a_strangers_watch_joins_as_a_name_and_is_told_so(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, keyed: bool
 ) -> None:
     """A watch's join is audited with its source, and a watch's source was its task id: a name
-    its owner chose ("call-5550199-now"), shown to the run's owner by get_remediation. And the
-    watch said only ``joined``: nothing told its owner their alert was left out."""
+    its owner chose ("call-5550199-now"), shown to the run's owner by get_remediation; and its
+    key (keyed), stored as sent in the row's detail, carried it too. And the watch said only
+    ``joined``: nothing told its owner their alert was left out."""
     owner, stranger = unique("own"), unique("mal")
     task = f"threshold-watch/{stranger}/call-5550199-now"
     remediation_settings(deps, remediation_approval_from_rung=1)
@@ -131,7 +134,9 @@ async def test_a_strangers_watch_joins_as_a_name_and_is_told_so(
         rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
         activities = RemediationActivities(deps.db, settings, None, {})
         theirs = alert(url, source="monitor", metric="call-5550199-now", workload=owner)
-        request = JoinRequest(remediation_id=rid, user=stranger, source=task, alert=theirs)
+        # keyed: its key as a watch's join made it (join-keyed-by-check's first cut: its task).
+        key = f"{task}/life/1/remediate" if keyed else None
+        request = JoinRequest(remediation_id=rid, user=stranger, source=task, alert=theirs, key=key)
         joined = await ActivityEnvironment(dev_env.client).run(activities.join_remediation, request)
         view = await remediations.get(owner, rid)
         await remediations.abort(owner, rid, reason="test over")

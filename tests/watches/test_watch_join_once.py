@@ -50,10 +50,12 @@ async def test_a_threshold_watch_cancelled_while_it_joins_audits_the_join_once(
         task_queue=unique("nobody"),  # no worker: it stays running, its joins signalled
     )
     taken, release, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    asked: list[str | None] = []
 
     class Held(RemediationActivities):
         @activity.defn(name="join_remediation")
         async def join_remediation(self, request: JoinRequest) -> bool:
+            asked.append(request.key)
             if taken.is_set():
                 return await super().join_remediation(request)  # the re-ask
             taken.set()
@@ -94,4 +96,9 @@ async def test_a_threshold_watch_cancelled_while_it_joins_audits_the_join_once(
     ]
     ((actor, key),) = [(r.actor, r.detail["key"]) for r in repeats]  # one row, not two
     assert actor == WATCHER
-    assert key.startswith(f"{task}/") and key.endswith("/1/remediate"), key  # its check's
+    # Both asks carry its check's key, its life's (a run id), not its task's: a watch's id is a
+    # name its owner chose. Stored hashed, nothing a sender made is read in the row.
+    (first, again) = asked
+    assert first == again and first is not None and first.endswith("/1/remediate"), asked
+    assert task.split("/")[-1] not in first, first
+    assert len(key) == 32 and set(key) <= set("0123456789abcdef"), key
