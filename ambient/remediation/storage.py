@@ -214,6 +214,9 @@ async def append_entry(
 ) -> AuditRecord:
     """Append ``keyed``'s audit record under its run key unless one with its key exists (a
     retried activity finds it); the record either way."""
+    # Looked up, then written: two joins of one key at once on PostgreSQL (no write lock, no
+    # unique key) both found none and wrote two rows. The run's audit takes turns.
+    await take_turn(session, f"{keyed.run_key}/audit")
     if (found := await find_entry(session, keyed, action)) is not None:
         return found
     subject, key = keyed.run_key, keyed.key
@@ -238,6 +241,7 @@ async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     append_entry then looks there (and adds what it appends, unflushed) instead of asking each
     time. For one session, inside one write turn: no other writer adds the subject's records
     meanwhile."""
+    await take_turn(session, f"{subject}/audit")
     query = select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.id)
     read: dict[tuple[str, Any], AuditRecord] = {}
     for record in await session.scalars(query):
