@@ -6,7 +6,6 @@ slot it holds. Mixed into GradedRemediationWorkflow (workflows/remediation.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -184,20 +183,6 @@ class RemediationChange(RemediationSafety):
         self.awaiting_approval = None
         self.outcome, self.outcome_said = CANCELLED, None
         await self._cancel_wrote(self._finish("aborted"), "its end recorded")
-
-    async def _cancel_wrote(self, write: Awaitable[object], what: str) -> None:
-        """One of a cancel's writes. Failed for good (after RECORD_RETRY's hour), the next are
-        made all the same and the run closes Cancelled, not Failed by the write's error
-        (cancel-closes-cancelled); a read of a run Temporal closed writes its row."""
-        if not self.cancel_closes:
-            await write
-            return
-        try:
-            await write
-        except ACTIVITY_FAILED as exc:
-            workflow.logger.warning(
-                "%s cancelled, %s failed: %s", self.run_key, what, cause_of(exc)
-            )
 
     def _maybe_applied(self, attempt: Attempt, given_up: Refusal) -> None:
         """A change given up after a try that may have written (``given_up``, what to check):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -201,11 +202,26 @@ class RemediationRecords:
             return
         # Cancelled as it pushed: its end recorded, then the cancel audited after it, and it
         # closes Cancelled, as a cancel during its end's writes does (_finish).
-        with contextlib.suppress(*ACTIVITY_FAILED):
-            await self._finish(state)
-            detail = {"state": state, "after": "its end", "push": key}
-            await self._audit(f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED)
+        # Each on its own: an end that failed for good skipped the cancel's audit.
+        await self._cancel_wrote(self._finish(state), "its end recorded")
+        detail = {"state": state, "after": "its end", "push": key}
+        cancelled = self._audit(f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED)
+        await self._cancel_wrote(cancelled, "its cancel audited")
         raise asyncio.CancelledError(self.push_cut)
+
+    async def _cancel_wrote(self, write: Awaitable[object], what: str) -> None:
+        """One of a cancel's writes. Failed for good (after RECORD_RETRY's hour), the next are
+        made all the same and the run closes Cancelled, not Failed by the write's error
+        (cancel-closes-cancelled); a read of a run Temporal closed writes its row."""
+        if not self.cancel_closes:
+            await write
+            return
+        try:
+            await write
+        except ACTIVITY_FAILED as exc:
+            workflow.logger.warning(
+                "%s cancelled, %s failed: %s", self.run_key, what, cause_of(exc)
+            )
 
     async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
         """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.

@@ -4,6 +4,7 @@ and an abort heard as the run ended otherwise (resolved, refused)."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -346,14 +347,12 @@ async def test_a_run_cancelled_before_its_end_whose_cancel_cannot_be_recorded_cl
     assert read.state == "aborted", read
 
 
-@pytest.mark.devserver
-async def test_a_run_cancelled_while_it_pushes_its_hand_over_audits_the_cancel(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
-) -> None:
-    """Its first change's verification answered 404: the run handed itself over, and was
-    cancelled while its hand-over's push waited for a worker. The cancel was audited as the
-    push's failure (`push_failed`, error "Cancelled"), no `cancelled` row, and the run
-    closed Completed as if nobody had cancelled it."""
+async def _cancelled_as_it_pushes(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, history: str, refused: str = ""
+) -> tuple[RemediationStatus, BaseException | None, Any, list[Any]]:
+    """A run whose first change's verification answered 404 hands itself over, cancelled while
+    its hand-over's push waits for a worker (``refused``: the audit rows of that action the
+    database refuses meanwhile): its status, why it closed, its description and audit."""
     gone = Starlette(routes=[Route("/metrics", lambda _: PlainTextResponse("no such page", 404))])
     queue = Queue(dev_env, deps)
     async with serve(_checkout(tmp_path).app()) as base, serve(gone) as metric:
@@ -367,15 +366,34 @@ async def test_a_run_cancelled_while_it_pushes_its_hand_over_audits_the_cancel(
                 return scheduled in [e.event_type async for e in handle.fetch_history_events()]
 
             await eventually(pushing, "the hand-over's push scheduled")
-            await handle.cancel()
-            with pytest.raises(WorkflowFailureError) as closed:
-                await asyncio.wait_for(handle.result(), HANG)
-            await save_history(handle, "remediation_cancelled_while_it_pushes_its_hand_over")
+            when = f"WHEN NEW.action = '{refused}'"
+            refusal = refusing(deps, "INSERT", "audit_log", when) if refused else nullcontext([])
+            async with refusal as tried:
+                await handle.cancel()
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+            assert tried or not refused, f"no {refused} row was refused"
+            await save_history(handle, history)
             described = await handle.describe()
             status, audit, _ = await run_ended(deps, handle)
+    return status, closed.value.cause, described, audit
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_it_pushes_its_hand_over_audits_the_cancel(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Its first change's verification answered 404: the run handed itself over, and was
+    cancelled while its hand-over's push waited for a worker. The cancel was audited as the
+    push's failure (`push_failed`, error "Cancelled"), no `cancelled` row, and the run
+    closed Completed as if nobody had cancelled it."""
+    history = "remediation_cancelled_while_it_pushes_its_hand_over"
+    status, cause, described, audit = await _cancelled_as_it_pushes(
+        dev_env, deps, tmp_path, history
+    )
 
     assert status.state == "handed_over", status.outcome
-    assert isinstance(closed.value.cause, CancelledError), closed.value.cause
+    assert isinstance(cause, CancelledError), cause
     assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
     assert [r.action for r in audit if r.action in ("push_failed", "cancelled")] == ["cancelled"]
     (cancelled,) = [r for r in audit if r.action == "cancelled"]
@@ -385,3 +403,32 @@ async def test_a_run_cancelled_while_it_pushes_its_hand_over_audits_the_cancel(
     (finished,) = [r for r in audit if r.action == "finished"]
     assert finished.detail["state"] == "handed_over"
     assert cancelled.id > finished.id  # after its end, as its detail says
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_it_pushes_whose_end_cannot_be_recorded_audits_the_cancel(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As above, the database refusing its `finished` row until its retries are spent (an
+    hour; here the first refusal, an IntegrityError): one suppress around its end and the
+    cancel's audit skipped the audit, and nothing said the run was cancelled."""
+    record = workflows.remediation_records.RECORD_RETRY
+    quick = record.__class__(
+        initial_interval=timedelta(milliseconds=50),
+        maximum_interval=timedelta(milliseconds=200),
+        non_retryable_error_types=[*(record.non_retryable_error_types or []), "IntegrityError"],
+    )
+    monkeypatch.setattr(workflows.remediation_records, "RECORD_RETRY", quick)
+    history = "remediation_cancelled_while_it_pushes_whose_end_cannot_be_recorded"
+    _, cause, described, audit = await _cancelled_as_it_pushes(
+        dev_env, deps, tmp_path, history, refused="finished"
+    )
+
+    assert isinstance(cause, CancelledError), cause
+    assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
+    assert [r.action for r in audit if r.action in ("finished", "cancelled")] == ["cancelled"]
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert (cancelled.actor, cancelled.detail["state"]) == (UNVERIFIED, "handed_over")
