@@ -33,7 +33,7 @@ class ReadMetricInput(BaseModel):
     retry_failures: bool = False
     # Whose source it is: a secret it names is checked against their rights at each read
     # (None: a run of the release before). A remediation's joined alert: the run's user, and
-    # its ``sender`` must may use it too (neither's secret read into the other's run).
+    # its ``sender`` must be able to use it too (neither's secret read into the other's run).
     owner: str | None = None
     sender: str | None = None
 
