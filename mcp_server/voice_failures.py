@@ -49,6 +49,10 @@ _REASONS = {
         "the source forbids its account",
     ),
     metric_reads.POST_REFUSED: ("数据源拒绝了 POST 的查询", "the source refused the POSTed query"),
+    metric_reads.POSTED_SEE_OTHER: (
+        "数据源把 POST 的查询转到了别处",
+        "the source sent the POSTed query elsewhere",
+    ),
     **dict.fromkeys(
         (metric_reads.BAD_BASIC, metric_reads.BAD_TOKEN),
         ("数据源的密钥不能用作凭据", "its secret cannot be sent as credentials"),

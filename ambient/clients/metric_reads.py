@@ -91,6 +91,12 @@ POST_REFUSED = N_(
     "is sent (too long for a URL): let POST %(path)s through whatever is in front of "
     "Prometheus, or shorten the query"
 )
+# A query POSTed that a 303 sends on to be read by GET (RFC 9110 15.4.4), where it would not go.
+POSTED_SEE_OTHER = N_(
+    "the source answered the query POSTed (a query past 2,000 characters is sent so) with "
+    "HTTP 303 See Other, to be read by GET at %(target)s, without the query: give the source "
+    "the URL that answers the query itself, or shorten the query"
+)
 BAD_BASIC = N_("secret %(secret)s is not user:password, as basic credentials are: check its value")
 BAD_TOKEN = N_(
     "secret %(secret)s cannot be sent as a bearer token: its value is empty or has characters "
@@ -118,6 +124,7 @@ METRIC_ANSWERS = (
     CREDENTIALS_FORBIDDEN,
     NO_CREDENTIALS,
     POST_REFUSED,
+    POSTED_SEE_OTHER,
     BAD_BASIC,
     BAD_TOKEN,
 )
@@ -285,6 +292,8 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
     a redirect led, or a hop that came back to the source after it, no credentials went)."""
     # RFC 9110 15.5.2: a 401 names the schemes it takes (WWW-Authenticate), the first here.
     scheme = exc.challenge.split(" ", 1)[0].strip().capitalize() or "not named"
+    if exc.posted and exc.status == 303:
+        return POSTED_SEE_OTHER % {"target": scrubbed(exc.location, 150)}
     if exc.posted and exc.status in (403, 405):
         return POST_REFUSED % {"status": exc.status, "path": QUERY_PATH}
     if credentials and exc.authorized and exc.status == 401:
