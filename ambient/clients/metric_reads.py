@@ -85,11 +85,18 @@ NO_CREDENTIALS = N_(
     "the source asks for credentials (HTTP 401, scheme %(scheme)s): give the source an auth, e.g. "
     '{"type": "%(type)s", "secret": "secret:NAME"} with a server secret you may use'
 )
-# A query POSTed (too long for a URL) that something in front refuses by its method.
+# A query POSTed (too long for a URL) that something in front refuses by its method (405).
 POST_REFUSED = N_(
     "the source refused the query POSTed (HTTP %(status)s), as a query past 2,000 characters "
     "is sent (too long for a URL): let POST %(path)s through whatever is in front of "
     "Prometheus, or shorten the query"
+)
+# A query POSTed refused 403: for a reason the server need not say (RFC 9110 15.5.4), not
+# its method (that is a 405's).
+POST_FORBIDDEN = N_(
+    "the source, or something in front of it, refused the query (HTTP 403), sent by POST as a "
+    "query past 2,000 characters is; a 403 does not say why: ask whoever runs the source what "
+    "it refuses there (the account, the query, the method), or shorten the query to ask it by GET"
 )
 # A query POSTed that a 303 sends on to be read by GET (RFC 9110 15.4.4), where it would not go.
 POSTED_SEE_OTHER = N_(
@@ -124,6 +131,7 @@ METRIC_ANSWERS = (
     CREDENTIALS_FORBIDDEN,
     NO_CREDENTIALS,
     POST_REFUSED,
+    POST_FORBIDDEN,
     POSTED_SEE_OTHER,
     BAD_BASIC,
     BAD_TOKEN,
@@ -294,7 +302,9 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
     scheme = exc.challenge.split(" ", 1)[0].strip().capitalize() or "not named"
     if exc.posted and exc.status == 303:
         return POSTED_SEE_OTHER % {"target": scrubbed(exc.location, 150)}
-    if exc.posted and exc.status in (403, 405):
+    if exc.posted and exc.status == 403:
+        return POST_FORBIDDEN
+    if exc.posted and exc.status == 405:
         return POST_REFUSED % {"status": exc.status, "path": QUERY_PATH}
     if credentials and exc.authorized and exc.status == 401:
         return CREDENTIALS_REFUSED % {"secret": credentials.secret, "scheme": scheme}
