@@ -44,6 +44,10 @@ _REASONS = {
     metric_reads.NO_SAMPLE: ("查询现在没有数据", "the query has no data now"),
     metric_reads.CREDENTIALS_REFUSED: ("数据源拒绝了凭据", "the source refused the credentials"),
     metric_reads.NO_CREDENTIALS: ("数据源要求凭据", "the source asks for credentials"),
+    metric_reads.UNSUPPORTED_SCHEME: (
+        "数据源要求的认证方式不支持",
+        "the source asks for an authentication scheme not supported",
+    ),
     metric_reads.CREDENTIALS_FORBIDDEN: (
         "数据源不允许这个账号读取",
         "the source forbids its account",

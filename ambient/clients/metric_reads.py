@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -85,6 +86,12 @@ NO_CREDENTIALS = N_(
     "the source asks for credentials (HTTP 401, scheme %(scheme)s): give the source an auth, e.g. "
     '{"type": "%(type)s", "secret": "secret:NAME"} with a server secret you may use'
 )
+# A 401 whose challenges name neither scheme a source's auth sends (Digest, Negotiate).
+UNSUPPORTED_SCHEME = N_(
+    "the source asks for credentials by scheme %(scheme)s (HTTP 401), which a source's auth "
+    "does not send (it sends basic and bearer): let the source take one of them, or read it "
+    "through a proxy that does"
+)
 # A query POSTed (too long for a URL) that something in front refuses by its method (405).
 POST_REFUSED = N_(
     "the source refused the query POSTed (HTTP %(status)s), as a query past 2,000 characters "
@@ -130,6 +137,7 @@ METRIC_ANSWERS = (
     CREDENTIALS_REFUSED,
     CREDENTIALS_FORBIDDEN,
     NO_CREDENTIALS,
+    UNSUPPORTED_SCHEME,
     POST_REFUSED,
     POST_FORBIDDEN,
     POSTED_SEE_OTHER,
@@ -298,14 +306,22 @@ async def _fetched(
 def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None) -> str:
     """A status the credentials or the POST explain, said as what to do; else as it is (where
     a redirect led, or a hop that came back to the source after it, no credentials went)."""
-    # RFC 9110 15.5.2: a 401 names the schemes it takes (WWW-Authenticate), the first here.
-    scheme = exc.challenge.split(" ", 1)[0].strip().capitalize() or "not named"
+    # RFC 9110 15.5.2: a 401 names the schemes it takes (WWW-Authenticate): basic or bearer
+    # among them the one said, else the first.
+    schemes = [
+        named.capitalize() if named.lower() in SENT else named
+        for named in CHALLENGE.findall(exc.challenge)
+    ]
+    sent = [named for named in schemes if named.lower() in SENT]
+    scheme = (sent or schemes or ["not named"])[0]
     if exc.posted and exc.status == 303:
         return POSTED_SEE_OTHER % {"target": scrubbed(exc.location, 150)}
     if exc.posted and exc.status == 403:
         return POST_FORBIDDEN
     if exc.posted and exc.status == 405:
         return POST_REFUSED % {"status": exc.status, "path": QUERY_PATH}
+    if exc.status == 401 and schemes and not sent and keeps_credentials(url, exc.url):
+        return UNSUPPORTED_SCHEME % {"scheme": scheme}
     if credentials and exc.authorized and exc.status == 401:
         return CREDENTIALS_REFUSED % {"secret": credentials.secret, "scheme": scheme}
     if credentials and exc.authorized and exc.status == 403:
@@ -314,6 +330,14 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
         kind = "basic" if scheme == "Basic" else "bearer"
         return NO_CREDENTIALS % {"scheme": scheme, "type": kind}
     return str(exc)
+
+
+# A challenge's auth-scheme (RFC 9110 11.6.1): a token at the start or after a comma, followed
+# by a space and no "=" (its params or token68) or by the end: not an auth-param's name.
+CHALLENGE = re.compile(r"(?:^|,)\s*([-!#$%&'*+.^_`|~0-9A-Za-z]+)(?=\s*(?:,|$)|\s+[^=,\s])")
+
+
+SENT = ("basic", "bearer")  # the schemes a source's auth sends
 
 
 def _prometheus_error(answer: object) -> str | None:

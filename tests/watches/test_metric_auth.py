@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,7 @@ class StrictPrometheus:
     open: bool = False  # no auth asked
     forbidden: bool = False  # the credentials taken, their account may not read: a 403
     no_post: bool = False  # a proxy in front that lets GET through alone
+    challenge: str = 'Basic realm="prom"'  # its 401's WWW-Authenticate
     seen: list[tuple[str, str | None]] = field(default_factory=list)  # method, Authorization
 
     def app(self) -> Starlette:
@@ -124,8 +126,10 @@ class StrictPrometheus:
         basic = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
         if self.no_post and request.method == "POST":
             return Response("<html>405 Not Allowed</html>", 405, {"Allow": "GET"})
-        if given not in (basic, f"Bearer {TOKEN}") and not self.open:
-            return Response("Unauthorized\n", 401, {"WWW-Authenticate": 'Basic realm="prom"'})
+        # A source asking Digest or Negotiate alone takes neither basic nor bearer.
+        taken = (basic, f"Bearer {TOKEN}") if re.search("Basic|Bearer", self.challenge) else ()
+        if given not in taken and not self.open:
+            return Response("Unauthorized\n", 401, {"WWW-Authenticate": self.challenge})
         if self.forbidden:
             return Response("Forbidden\n", 403)
         return None
@@ -509,6 +513,58 @@ async def test_a_posted_query_answered_403_is_said_as_refused_not_as_refused_for
     assert reason_said(posted["error"]) == (
         "数据源拒绝了查询（HTTP 403）",
         "the source refused the query (HTTP 403)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("challenge", "scheme"),
+    [
+        ('Digest realm="prom", qop="auth", nonce="7f1c", algorithm=SHA-256', "Digest"),
+        ("Negotiate", "Negotiate"),
+    ],
+)
+@pytest.mark.parametrize("auth", [{}, {"auth": {"type": "basic", "secret": "secret:prom"}}])
+async def test_a_401_asking_a_scheme_no_auth_sends_says_so_not_basic_or_bearer_advice(
+    tasks: TaskService,
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
+    challenge: str,
+    scheme: str,
+    auth: dict[str, Any],
+) -> None:
+    """A source's auth sends basic or bearer: to a 401 asking Digest or Negotiate (RFC 9110
+    11.6.1) the advice to check the secret's value, or to give a bearer auth, fixes nothing."""
+    source, base, _ = prometheus
+    source.challenge = challenge
+    read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up"} | auth)
+
+    assert read == {
+        "value": None,
+        "error": f"the source asks for credentials by scheme {scheme} (HTTP 401), which a "
+        "source's auth does not send (it sends basic and bearer): let the source take one of "
+        "them, or read it through a proxy that does",
+    }
+    assert len(source.seen) == 1
+    zh = Words(Language.ZH)
+    assert failed_said(read["error"], zh).startswith(
+        f"失败：数据源要求以 {scheme} 方式认证（HTTP 401）"
+    )
+    assert reason_said(read["error"]) == (
+        "数据源要求的认证方式不支持",
+        "the source asks for an authentication scheme not supported",
+    )
+
+
+async def test_a_401_offering_basic_among_other_schemes_is_advised_as_basic(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """A 401 may name several challenges (RFC 9110 11.6.1): basic among them is one to give."""
+    source, base, _ = prometheus
+    source.challenge = 'Negotiate, Digest realm="prom", nonce="7f1c", Basic realm="prom"'
+    read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up"})
+
+    assert read["error"].startswith(
+        "the source asks for credentials (HTTP 401, scheme Basic): give the source an auth, "
+        'e.g. {"type": "basic", '
     )
 
 
