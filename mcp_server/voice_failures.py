@@ -32,6 +32,10 @@ _REASONS = {
     web.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
     web.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
     http1.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
+    **dict.fromkeys(
+        http1.CODINGS,
+        ("网页的压缩方式读不了", "the page is compressed in a way that cannot be read"),
+    ),
     web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
     web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),

@@ -60,6 +60,17 @@ CUTS = (
 )
 
 
+# A body this client does not decode: a coding of the registry it does not ask for, or gzip's
+# bytes under a name that is no coding (Chromium refuses both).
+UNDECODED_CODING = N_(
+    "the page is sent in Content-Encoding %(coding)s, which is not decoded here (gzip and "
+    "deflate are): ask its site to send it as one of those, or uncompressed"
+)
+GZIP_MISNAMED = N_(
+    "the page is compressed (gzip) but sent as Content-Encoding %(coding)s, which is no "
+    "content coding: ask its site to send it as gzip"
+)
+CODINGS = (UNDECODED_CODING, GZIP_MISNAMED)
 # Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
 TWO_LOCATIONS = N_(
     "the answer names two different Locations: a redirect names one target; watch the page "
@@ -470,8 +481,10 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
                     body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
                 except zlib.error:  # some servers send raw deflate without the zlib header
                     body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-            elif coding in UNDECODED or body.startswith(GZIP_MAGIC):  # compressed, not a page
-                raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
+            elif coding in UNDECODED:  # compressed, not a page
+                raise HttpProtocolError(UNDECODED_CODING % {"coding": coding})
+            elif body.startswith(GZIP_MAGIC):
+                raise HttpProtocolError(GZIP_MISNAMED % {"coding": coding})
         except zlib.error as exc:
             # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
             # a cut-short one is (zlib's own error is no error a caller of this client knows).

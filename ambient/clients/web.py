@@ -32,6 +32,7 @@ from ambient.clients.guard import (
     RefusedDestinationError,
 )
 from ambient.clients.http1 import (
+    CODINGS,
     CUTS,
     TWO_LOCATIONS,
     Answer,
@@ -102,6 +103,7 @@ _WORDED = (
     NO_BODY,
     NO_LOCATION,
     TWO_LOCATIONS,
+    *CODINGS,
     WHOLE_NOT_MODIFIED,
     NO_CONNECTION,
     ANSWER_CUT,
@@ -418,8 +420,8 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
         return NoAnswerError(str(Refusal(ANSWER_CUT, reason=str(exc))))
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
-    if str(exc) == TWO_LOCATIONS:  # a page says it in its reader's words, the voice too
-        return FetchError(TWO_LOCATIONS)
+    if str(exc) == TWO_LOCATIONS or read_back(str(exc), CODINGS):
+        return FetchError(str(exc))  # a page says it in its reader's words, the voice too
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 

@@ -27,6 +27,7 @@ from ambient import temporal
 from ambient.clients import extract
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.storage import Database
 from ambient.storage.polls import WatchSnapshot
 from ambient.storage.repositories import EventRepository
@@ -34,6 +35,9 @@ from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import TaskStatus
 from ambient.watches.poll_store import PageText, advance_snapshot
 from ambient.watches.service import TaskService
+from api.i18n import Words
+from api.routers.app_pages import failed_said
+from mcp_server.voice_failures import reason_said
 from tests.conftest import unique
 from tests.support.servers import serve
 from tests.watches.site import article
@@ -508,7 +512,8 @@ async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_bro
     assert changed == {"outcome": "changed", "error": None}
     assert brotli == {
         "outcome": "error",
-        "error": "HttpProtocolError: unsupported Content-Encoding: br",
+        "error": "the page is sent in Content-Encoding br, which is not decoded here (gzip and "
+        "deflate are): ask its site to send it as one of those, or uncompressed",
     }
     assert cut == {
         "outcome": "error",
@@ -518,9 +523,32 @@ async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_bro
     assert (pack200, gzipped) == (
         {
             "outcome": "error",
-            "error": "HttpProtocolError: unsupported Content-Encoding: pack200-gzip",
+            "error": "the page is sent in Content-Encoding pack200-gzip, which is not decoded "
+            "here (gzip and deflate are): ask its site to send it as one of those, or "
+            "uncompressed",
         },
-        {"outcome": "error", "error": "HttpProtocolError: unsupported Content-Encoding: utf-8"},
+        {
+            "outcome": "error",
+            "error": "the page is compressed (gzip) but sent as Content-Encoding utf-8, which "
+            "is no content coding: ask its site to send it as gzip",
+        },
+    )
+    # Said in the reader's words, as a fetch's other failures are (English alone before).
+    zh = Words(Language.ZH)
+    assert failed_said(gzipped["error"], zh) == (
+        "失败：网页是 gzip 压缩的，却以 Content-Encoding utf-8 发送，这不是一种压缩编码："
+        "请让网站以 gzip 发送"
+    )
+    assert failed_said(brotli["error"], zh).startswith(
+        "失败：网页以 Content-Encoding br 发送，这里不解码这种编码"
+    )
+    assert (
+        reason_said(gzipped["error"])
+        == reason_said(brotli["error"])
+        == (
+            "网页的压缩方式读不了",
+            "the page is compressed in a way that cannot be read",
+        )
     )
 
 
