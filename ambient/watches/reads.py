@@ -103,10 +103,6 @@ def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
 
 # How much longer than a fetch (web.FETCH_TIMEOUT) a create waits for its first check.
 PAST_FETCH = 5.0
-# How long check now reads the status after a check not in by its wait: a worker that answers
-# answers at once; one gone would be waited for again (twice QUERY_TIMEOUT). 25 s and 3 s are
-# within the 30 s a self-hosted xiaozhi-server waits for a tool call.
-STATUS_AFTER_WAIT = 3.0
 # Longer than any task's id (kind/user/name: at most 63 characters each part).
 MAX_TASK_ID = 255
 
@@ -140,7 +136,6 @@ class TaskReads:
         *,
         briefings: BriefingService,
         baseline_wait: float = FETCH_TIMEOUT + PAST_FETCH,
-        status_after_wait: float = STATUS_AFTER_WAIT,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -151,7 +146,6 @@ class TaskReads:
         # the fetch's deadline (its own "timed out" is the answer), within the 30 s a
         # self-hosted xiaozhi-server waits for a tool call.
         self.baseline_wait = baseline_wait
-        self.status_after_wait = status_after_wait
 
     async def list(
         self,

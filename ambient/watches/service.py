@@ -237,15 +237,10 @@ class TaskService(TaskSchedules):
                 whole = f"{signal}/{described.run_id}/{seen.basis}"
                 request_id = whole if seen.whole else str(uuid.uuid4())
                 await temporal.signal_once(self.client, task_id, signal, request_id)
-        # A check now not in by its wait reads the status within a bound of its own, not a
-        # worker's wait again: one budget (baseline_wait, then status_after_wait).
-        after_wait = signal == "check_now" and kind in _WATCHES and checked is None
         try:
-            async with asyncio.timeout(self.status_after_wait if after_wait else None):
-                status = checked or await self.get(user, task_id)
+            status = checked or await self.get(user, task_id)
         except Exception as exc:
-            silent = isinstance(exc, WorkerSilentError | TimeoutError)
-            if before is None or not (silent or temporal_down(exc)):
+            if before is None or not (isinstance(exc, WorkerSilentError) or temporal_down(exc)):
                 raise
             # The control is delivered (the server holds it) and applies when the worker takes
             # it: a worker busy now (its workflow task held by a slow local activity), or

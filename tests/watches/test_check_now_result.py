@@ -113,7 +113,6 @@ async def test_a_keyword_hit_is_said_past_a_hundred_newer_events_of_its_watch(
     }
 
 
-@pytest.mark.usefixtures("product_local_read_limit")  # a query waits for a local read
 async def test_a_check_not_in_by_the_answer_is_said_started(
     service: TaskService,  # noqa: F811
     loopback_deps: WorkerDeps,  # noqa: F811
