@@ -303,6 +303,14 @@ async def _fetched(
     return fetched
 
 
+# A challenge's auth-scheme (RFC 9110 11.6.1): a token at the start or after a comma, followed
+# by a space and no "=" (its params or token68) or by the end: not an auth-param's name. Read
+# with its quoted strings blanked (QUOTED, escapes and all): a realm's words are no scheme.
+CHALLENGE = re.compile(r"(?:^|,)\s*([-!#$%&'*+.^_`|~0-9A-Za-z]+)(?=\s*(?:,|$)|\s+[^=,\s])")
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
+SENT = ("basic", "bearer")  # the schemes a source's auth sends
+
+
 def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None) -> str:
     """A status the credentials or the POST explain, said as what to do; else as it is (where
     a redirect led, or a hop that came back to the source after it, no credentials went)."""
@@ -310,7 +318,7 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
     # among them the one said, else the first.
     schemes = [
         named.capitalize() if named.lower() in SENT else named
-        for named in CHALLENGE.findall(exc.challenge)
+        for named in CHALLENGE.findall(QUOTED.sub('""', exc.challenge))
     ]
     sent = [named for named in schemes if named.lower() in SENT]
     scheme = (sent or schemes or ["not named"])[0]
@@ -330,14 +338,6 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
         kind = "basic" if scheme == "Basic" else "bearer"
         return NO_CREDENTIALS % {"scheme": scheme, "type": kind}
     return str(exc)
-
-
-# A challenge's auth-scheme (RFC 9110 11.6.1): a token at the start or after a comma, followed
-# by a space and no "=" (its params or token68) or by the end: not an auth-param's name.
-CHALLENGE = re.compile(r"(?:^|,)\s*([-!#$%&'*+.^_`|~0-9A-Za-z]+)(?=\s*(?:,|$)|\s+[^=,\s])")
-
-
-SENT = ("basic", "bearer")  # the schemes a source's auth sends
 
 
 def _prometheus_error(answer: object) -> str | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +83,7 @@ class StrictPrometheus:
     forbidden: bool = False  # the credentials taken, their account may not read: a 403
     no_post: bool = False  # a proxy in front that lets GET through alone
     challenge: str = 'Basic realm="prom"'  # its 401's WWW-Authenticate
+    takes_ours: bool = True  # basic and bearer taken (not by a source asking Digest alone)
     seen: list[tuple[str, str | None]] = field(default_factory=list)  # method, Authorization
 
     def app(self) -> Starlette:
@@ -126,8 +126,7 @@ class StrictPrometheus:
         basic = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
         if self.no_post and request.method == "POST":
             return Response("<html>405 Not Allowed</html>", 405, {"Allow": "GET"})
-        # A source asking Digest or Negotiate alone takes neither basic nor bearer.
-        taken = (basic, f"Bearer {TOKEN}") if re.search("Basic|Bearer", self.challenge) else ()
+        taken = (basic, f"Bearer {TOKEN}") if self.takes_ours else ()
         if given not in taken and not self.open:
             return Response("Unauthorized\n", 401, {"WWW-Authenticate": self.challenge})
         if self.forbidden:
@@ -521,7 +520,11 @@ async def test_a_posted_query_answered_403_is_said_as_refused_not_as_refused_for
     [
         ('Digest realm="prom", qop="auth", nonce="7f1c", algorithm=SHA-256', "Digest"),
         ("Negotiate", "Negotiate"),
+        # A realm is a quoted-string: its commas and words are no challenge (RFC 9110 11.6.1).
+        ('Digest realm="Ops, Bearer tokens not taken", nonce="1"', "Digest"),
+        ('Digest realm="Ops \\"a, Basic b\\", c", nonce="1", Negotiate', "Digest"),
     ],
+    ids=["digest", "negotiate", "realm", "escaped"],
 )
 @pytest.mark.parametrize("auth", [{}, {"auth": {"type": "basic", "secret": "secret:prom"}}])
 async def test_a_401_asking_a_scheme_no_auth_sends_says_so_not_basic_or_bearer_advice(
@@ -534,7 +537,7 @@ async def test_a_401_asking_a_scheme_no_auth_sends_says_so_not_basic_or_bearer_a
     """A source's auth sends basic or bearer: to a 401 asking Digest or Negotiate (RFC 9110
     11.6.1) the advice to check the secret's value, or to give a bearer auth, fixes nothing."""
     source, base, _ = prometheus
-    source.challenge = challenge
+    source.challenge, source.takes_ours = challenge, False
     read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up"} | auth)
 
     assert read == {
