@@ -57,9 +57,9 @@ _REASONS = {
         "the source forbids its account",
     ),
     metric_reads.POST_REFUSED: ("数据源拒绝了 POST 的查询", "the source refused the POSTed query"),
-    metric_reads.POST_FORBIDDEN: (
-        "数据源拒绝了查询（HTTP 403）",
-        "the source refused the query (HTTP 403)",
+    **dict.fromkeys(
+        (metric_reads.POST_FORBIDDEN, metric_reads.POST_FORBIDDEN_SECRET),
+        ("数据源拒绝了查询（HTTP 403）", "the source refused the query (HTTP 403)"),
     ),
     metric_reads.POSTED_SEE_OTHER: (
         "数据源把 POST 的查询转到了别处",

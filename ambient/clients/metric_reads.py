@@ -105,6 +105,12 @@ POST_FORBIDDEN = N_(
     "query past 2,000 characters is; a 403 does not say why: ask whoever runs the source what "
     "it refuses there (the account, the query, the method), or shorten the query to ask it by GET"
 )
+POST_FORBIDDEN_SECRET = N_(
+    "the source, or something in front of it, refused the query (HTTP 403), sent by POST as a "
+    "query past 2,000 characters is; a 403 does not say why: ask whoever runs the source what "
+    "it refuses there (the account of secret %(secret)s, the query, the method), or shorten the "
+    "query to ask it by GET"
+)
 # A query POSTed that a 303 sends on to be read by GET (RFC 9110 15.4.4), where it would not go.
 POSTED_SEE_OTHER = N_(
     "the source answered the query POSTed (a query past 2,000 characters is sent so) with "
@@ -140,6 +146,7 @@ METRIC_ANSWERS = (
     UNSUPPORTED_SCHEME,
     POST_REFUSED,
     POST_FORBIDDEN,
+    POST_FORBIDDEN_SECRET,
     POSTED_SEE_OTHER,
     BAD_BASIC,
     BAD_TOKEN,
@@ -324,6 +331,8 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
     scheme = (sent or schemes or ["not named"])[0]
     if exc.posted and exc.status == 303:
         return POSTED_SEE_OTHER % {"target": scrubbed(exc.location, 150)}
+    if exc.posted and exc.status == 403 and credentials and exc.authorized:
+        return POST_FORBIDDEN_SECRET % {"secret": credentials.secret}
     if exc.posted and exc.status == 403:
         return POST_FORBIDDEN
     if exc.posted and exc.status == 405:

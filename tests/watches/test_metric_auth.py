@@ -491,17 +491,19 @@ async def test_a_posted_query_answered_403_is_said_as_refused_not_as_refused_for
 ) -> None:
     """A 403 refuses the request for a reason the server knows and need not say (RFC 9110
     15.5.4): the account, the query, a proxy's rule; a 405 is the method's. Said as the POST's
-    fault, the user was sent to a proxy's method rules that may refuse nothing."""
+    fault, the user was sent to a proxy's method rules that may refuse nothing. Credentials
+    sent, the account refused may be their secret's: it is named."""
     source, base, _ = prometheus
     source.open, source.forbidden = not auth, True
     long = "sum(up) + " * 250
     posted = await _baseline(tasks, {"type": "prometheus", "url": base, "query": long} | auth)
 
+    account = "the account of secret prom" if auth else "the account"
     assert posted == {
         "value": None,
         "error": "the source, or something in front of it, refused the query (HTTP 403), sent "
         "by POST as a query past 2,000 characters is; a 403 does not say why: ask whoever runs "
-        "the source what it refuses there (the account, the query, the method), or shorten the "
+        f"the source what it refuses there ({account}, the query, the method), or shorten the "
         "query to ask it by GET",
     }
     assert [method for method, _ in source.seen] == ["POST"]
@@ -509,6 +511,7 @@ async def test_a_posted_query_answered_403_is_said_as_refused_not_as_refused_for
     assert failed_said(posted["error"], zh).startswith(
         "失败：数据源或它前面的代理拒绝了查询（HTTP 403）"
     )
+    assert ("密钥 prom 的账号" in failed_said(posted["error"], zh)) == bool(auth)
     assert reason_said(posted["error"]) == (
         "数据源拒绝了查询（HTTP 403）",
         "the source refused the query (HTTP 403)",
