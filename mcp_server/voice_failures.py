@@ -34,7 +34,7 @@ _REASONS = {
     http1.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
     **dict.fromkeys(
         http1.CODINGS,
-        ("网页的压缩方式读不了", "the page is compressed in a way that cannot be read"),
+        ("回答的压缩方式读不了", "the answer is compressed in a way that cannot be read"),
     ),
     web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
     web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),

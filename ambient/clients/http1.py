@@ -61,14 +61,15 @@ CUTS = (
 
 
 # A body this client does not decode: a coding of the registry it does not ask for, or gzip's
-# bytes under a name that is no coding (Chromium refuses both).
+# bytes under a name that is no coding (Chromium refuses both). Said of "the answer": a page's
+# or a metric source's (whose URL is said after).
 UNDECODED_CODING = N_(
-    "the page is sent in Content-Encoding %(coding)s, which is not decoded here (gzip and "
-    "deflate are): ask its site to send it as one of those, or uncompressed"
+    "the answer is in Content-Encoding %(coding)s, which is not decoded here (gzip and deflate "
+    "are: ask its server for one of those, or none), and cannot be read"
 )
 GZIP_MISNAMED = N_(
-    "the page is compressed (gzip) but sent as Content-Encoding %(coding)s, which is no "
-    "content coding: ask its site to send it as gzip"
+    "the answer is gzip bytes under Content-Encoding %(coding)s, which is no content coding (ask "
+    "its server to label them gzip alone), and cannot be read"
 )
 CODINGS = (UNDECODED_CODING, GZIP_MISNAMED)
 # Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
