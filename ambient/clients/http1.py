@@ -483,9 +483,9 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
                 except zlib.error:  # some servers send raw deflate without the zlib header
                     body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
             elif coding in UNDECODED:  # compressed, not a page
-                raise HttpProtocolError(UNDECODED_CODING % {"coding": coding})
+                raise HttpProtocolError(UNDECODED_CODING % {"coding": coding[:CODING_SAID]})
             elif body.startswith(GZIP_MAGIC):
-                raise HttpProtocolError(GZIP_MISNAMED % {"coding": coding})
+                raise HttpProtocolError(GZIP_MISNAMED % {"coding": coding[:CODING_SAID]})
         except zlib.error as exc:
             # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
             # a cut-short one is (zlib's own error is no error a caller of this client knows).
@@ -496,6 +496,7 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
 # The content codings of IANA's registry not decoded here: their bytes are no page. Any other
 # name (a server's "utf-8") is no coding: the body is as sent, as Chromium reads it, unless it
 # starts as gzip does. A list is read name by name (Chromium leaves all of "foo, gzip" undone).
+CODING_SAID = 40  # characters of a coding's name said back (a stored error is cut at 500)
 UNDECODED = frozenset(
     ("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi", "pack200-gzip")
 )

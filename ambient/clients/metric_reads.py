@@ -314,7 +314,10 @@ async def _fetched(
 # by a space and no "=" (its params or token68) or by the end: not an auth-param's name. Read
 # with its quoted strings blanked (QUOTED, escapes and all): a realm's words are no scheme.
 CHALLENGE = re.compile(r"(?:^|,)\s*([-!#$%&'*+.^_`|~0-9A-Za-z]+)(?=\s*(?:,|$)|\s+[^=,\s])")
-QUOTED = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
+# An opening quote always matches (its close, or the end, a lone backslash there too): one
+# that could fail was tried again at every later quote, quadratic in a hostile header.
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?$)', re.DOTALL)
+CHALLENGE_READ = 4096  # characters of a WWW-Authenticate read for its schemes
 SENT = ("basic", "bearer")  # the schemes a source's auth sends
 
 
@@ -325,7 +328,7 @@ def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None
     # among them the one said, else the first.
     schemes = [
         named.capitalize() if named.lower() in SENT else named
-        for named in CHALLENGE.findall(QUOTED.sub('""', exc.challenge))
+        for named in CHALLENGE.findall(QUOTED.sub('""', exc.challenge[:CHALLENGE_READ]))
     ]
     sent = [named for named in schemes if named.lower() in SENT]
     scheme = (sent or schemes or ["not named"])[0]

@@ -526,8 +526,11 @@ async def test_a_posted_query_answered_403_is_said_as_refused_not_as_refused_for
         # A realm is a quoted-string: its commas and words are no challenge (RFC 9110 11.6.1).
         ('Digest realm="Ops, Bearer tokens not taken", nonce="1"', "Digest"),
         ('Digest realm="Ops \\"a, Basic b\\", c", nonce="1", Negotiate', "Digest"),
+        # Unclosed, a lone backslash at its end: still a realm's words (and read in linear
+        # time: a quote that could fail to match was tried again at every later one).
+        ('Digest realm="x, Bearer y\\', "Digest"),
     ],
-    ids=["digest", "negotiate", "realm", "escaped"],
+    ids=["digest", "negotiate", "realm", "escaped", "unclosed"],
 )
 @pytest.mark.parametrize("auth", [{}, {"auth": {"type": "basic", "secret": "secret:prom"}}])
 async def test_a_401_asking_a_scheme_no_auth_sends_says_so_not_basic_or_bearer_advice(
