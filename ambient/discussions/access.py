@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from ambient.discussions.rules import (
     MessageView,
@@ -66,34 +65,15 @@ async def members_see(
     # A remediation's people are who may steer it (may_steer): its owner and the approvers
     # named for its cluster. Sending the same alert again grants nothing.
     steers = await RemediationRepository(session).seen_by(caller, approvers)
+    # A run's discussion is about that run (its run key); one stored before runs were told
+    # apart names the remediation id only.
+    owns_run = select(RemediationRecord.run_key).where(steers)
+    owns = select(RemediationRecord.remediation_id).where(steers)
     return or_(
         Discussion.initiator.in_(speaks_as),
         Discussion.id.in_(posted_in),
-        exists(select(RemediationRecord.id).where(steers, the_run_discussed())),
-    )
-
-
-def the_run_discussed() -> ColumnElement[bool]:
-    """A run's row is the run its discussion (correlated) is about: its subject is the run key,
-    or, stored before runs were told apart, the remediation id of the run last started when
-    the discussion opened. The same alert remediated later (maybe for another user) is not
-    that run: it made its later user one of the earlier discussion's people."""
-    later = aliased(RemediationRecord)
-    # Correlated by hand: the discussion is two queries out (members_see), past auto-correlation.
-    started_since = (
-        select(later.id)
-        .where(
-            later.remediation_id == RemediationRecord.remediation_id,
-            later.started_at > RemediationRecord.started_at,
-            later.started_at <= Discussion.created_at,
-        )
-        .correlate_except(later)
-    )
-    return or_(
-        RemediationRecord.run_key == Discussion.subject,
-        (RemediationRecord.remediation_id == Discussion.subject)
-        & (RemediationRecord.started_at <= Discussion.created_at)
-        & ~exists(started_since),
+        Discussion.subject.in_(owns_run),
+        Discussion.subject.in_(owns),
     )
 
 

@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ambient.discussions.access import registered, the_run_discussed
+from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
     AGENT_POST_ID,
@@ -449,12 +449,13 @@ class DiscussionService(DiscussionReads):
             elif participant.owner:
                 people.add(participant.owner)
         # The owner of the remediation it is about is one of its people, posted or not (the
-        # run's agent posts there, not the owner).
-        if discussion.subject:
-            about = select(RemediationRecord.user).where(
-                Discussion.id == discussion.id, the_run_discussed()
+        # run's agent posts there, not the owner): the run key, or a discussion stored before
+        # runs were told apart, the remediation id.
+        if subject := discussion.subject:
+            about = or_(
+                RemediationRecord.run_key == subject, RemediationRecord.remediation_id == subject
             )
-            people.update(await session.scalars(about))
+            people.update(await session.scalars(select(RemediationRecord.user).where(about)))
         return sorted(people - {sender})
 
     async def _notify(self, stored: Stored, message: MessageIn) -> Posted:

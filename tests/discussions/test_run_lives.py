@@ -16,7 +16,7 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.remediation.service import RemediationService
-from ambient.storage.models import Discussion, DiscussionMessage
+from ambient.storage.models import DiscussionMessage
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _server as _wired
@@ -77,50 +77,6 @@ async def test_the_same_alert_remediated_later_for_another_user_keeps_the_runs_a
         assert "no discussion" in await refused(as_dave, "read_discussion", discussion_id=carols)
         read = await call(as_dave, "read_discussion", discussion_id=daves)
         assert [m["content"] for m in read["messages"]] == ["plan: restart, dave's secret"]
-
-
-async def test_a_discussion_stored_before_runs_were_told_apart_is_not_a_later_runs(
-    deps: WorkerDeps,
-) -> None:
-    """A discussion stored before its subject named the run names the remediation id alone:
-    the same alert remediated later for dave made dave one of carol's discussion's people, who
-    listed and read it and was told of carol's replies there."""
-    carol, dave = unique("carol"), unique("dave")
-    await _users(deps, carol, dave)
-    rid = f"remediation/{unique('fp')}"
-    await _run(deps, rid, "run-1", carol, "resolved")
-    bus = DiscussionService(deps.db, deps.settings)
-    legacy = AgentPost(
-        agent_id="remediation",
-        topic="Remediation of checkout",
-        content="plan: roll back, carol's secret",
-        subject=rid,  # as stored then: the remediation id, not the run key
-        tags=["plan"],
-        message_id=unique("rem"),
-    )
-    carols = (await bus.post_as_agent(legacy)).discussion_id
-    # The alert fires again later; this time it is remediated for dave, whose run posts its
-    # plan (a discussion opened after that run began: carol's is still about hers).
-    async with deps.db.session() as session:
-        opened = await session.scalar(select(Discussion.created_at).where(Discussion.id == carols))
-        assert opened is not None
-        session.add(run_row(rid, dave, "run-2", started_at=opened + timedelta(microseconds=1)))
-        await session.commit()
-    daves = await _plan_posted_by_run(deps, rid, "run-2", "plan: restart, dave's secret")
-
-    async with (
-        Client(_server(deps, carol)) as as_carol,
-        Client(_server(deps, dave)) as as_dave,
-    ):
-        seen_by_dave = await call(as_dave, "list_discussions")
-        assert [d["id"] for d in seen_by_dave["discussions"]] == [daves]
-        assert "no discussion" in await refused(as_dave, "read_discussion", discussion_id=carols)
-        seen_by_carol = await call(as_carol, "list_discussions")
-        assert [d["id"] for d in seen_by_carol["discussions"]] == [carols]
-    # Carol's reply there tells nobody else: not dave (without Temporal here, telling anyone
-    # would say that nobody was notified).
-    reply = await bus.reply_message(carol, carols, MessageIn(from_id=carol, content="thanks"))
-    assert reply.notify_error is None, reply
 
 
 async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_run(
