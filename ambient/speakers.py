@@ -114,8 +114,9 @@ async def resolve_speaker(
         # the owner set a voiceprint id: a stranger (the owner's voice comes by that id). None
         # set: the owner where no device of theirs answers anyone else, else UNMATCHED (read as
         # the owner, acting refused; see _nobody_named). Another's consent is not the owner's
-        # choice and never makes the owner a stranger.
-        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
+        # choice and never makes the owner a stranger. A call naming a device (xiaozhi.me) had
+        # no voiceprint to name anyone: its filler is nobody named, voiceprint id or not.
+        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id and not device:
             return Speaker(SpeakerKind.UNKNOWN, None)
         # xiaozhi-server's own marks for a voice it did not match ("未知说话人", "stranger"), no
         # model's filler: a stranger always, never a user who took one as a name or voiceprint.
@@ -148,9 +149,10 @@ async def _nobody_named(session: AsyncSession, owner: User, key: str, device: st
     owner enrolled no voiceprint id, xiaozhi-server's voiceprint may be on: its mark for a voice
     it did not match, as a model words it ("未知", "unknown", "主人"), is then the owner's or a
     stranger's, no one can tell (UNMATCHED). With a voiceprint id set, the owner's voice is
-    named by it: nobody named is UNNAMED, unless a xiaozhi.me broker's call (it names a device)."""
-    if owner.voiceprint_id and not device:
-        return Speaker(SpeakerKind.UNNAMED, owner)
+    named by it: nobody named is UNNAMED, unless a xiaozhi.me broker's call (it names a device,
+    never a voice): the owner's."""
+    if owner.voiceprint_id:
+        return Speaker(SpeakerKind.OWNER if device else SpeakerKind.UNNAMED, owner)
     if key in UNKNOWN_VOICE or key in ROLE_WORDS:
         consents = select(XiaozhiDevice.speakers).where(XiaozhiDevice.user == owner.name)
         if any(await session.scalars(consents)):
