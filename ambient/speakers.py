@@ -149,10 +149,13 @@ async def _nobody_named(session: AsyncSession, owner: User, key: str, device: st
     owner enrolled no voiceprint id, xiaozhi-server's voiceprint may be on: its mark for a voice
     it did not match, as a model words it ("未知", "unknown", "主人"), is then the owner's or a
     stranger's, no one can tell (UNMATCHED). With a voiceprint id set, the owner's voice is
-    named by it: nobody named is UNNAMED, unless a xiaozhi.me broker's call (it names a device,
-    never a voice): the owner's."""
+    named by it: nobody named is UNNAMED. A xiaozhi.me broker's call (it names a device, never a
+    voice) is the owner's before either rule, voiceprint id or not, devices answering others
+    or not."""
+    if device:  # a xiaozhi.me broker's call: no voiceprint there to name anyone
+        return Speaker(SpeakerKind.OWNER, owner)
     if owner.voiceprint_id:
-        return Speaker(SpeakerKind.OWNER if device else SpeakerKind.UNNAMED, owner)
+        return Speaker(SpeakerKind.UNNAMED, owner)
     if key in UNKNOWN_VOICE or key in ROLE_WORDS:
         consents = select(XiaozhiDevice.speakers).where(XiaozhiDevice.user == owner.name)
         if any(await session.scalars(consents)):

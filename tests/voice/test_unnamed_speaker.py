@@ -19,6 +19,7 @@ from ambient.storage.users import UserRepository
 from mcp_server.voice_sentences import (
     TEMPORAL_DOWN_EN,
     UNKNOWN_SPEAKER_EN,
+    UNMATCHED_ACTS_EN,
     UNNAMED_ACTS,
     UNNAMED_ACTS_EN,
 )
@@ -120,6 +121,31 @@ async def test_a_xiaozhi_me_call_is_the_owners_whatever_filler_the_model_writes(
             assert await _said(http, owner, filler, device="xz-client-2") == NO_ERRORS_EN
             # Where voiceprints name voices (no device named), the filler is a stranger's.
             assert await _said(http, owner, filler) == UNKNOWN_SPEAKER_EN, filler
+
+
+async def test_a_xiaozhi_me_call_is_the_owners_though_their_device_answers_a_colleague(
+    settings: Settings,
+) -> None:
+    """No voiceprint id, and a colleague allowed the owner's speaker: the model's filler on a
+    self-hosted call may be a voice xiaozhi-server did not match (read, not act); through
+    xiaozhi.me (a device named, no voiceprint there) it is the owner's, as with an id set."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, unique("filler-den"))
+        lin = await register(http, settings, unique("filler-lin"))
+        await http.patch("/users/me", json={"language": "en"}, headers=owner)
+        mac = "aa:bb:cc:00:11:22"
+        added = await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert added.status_code == 201, added.text
+        allowed = await http.post(f"/xiaozhi/devices/{mac}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        for filler in ("主人", "未知"):
+            acted = [
+                await _said(http, owner, filler, tool, device="xz-client-3", **args)
+                for tool, args in ACTING
+            ]
+            assert acted == ACTED, (filler, acted)
+            # Not through xiaozhi.me: no one can tell, so it may read but not act.
+            assert await _said(http, owner, filler, "pause_task", name="n") == UNMATCHED_ACTS_EN
 
 
 async def test_an_unnamed_greeting_leaves_the_days_briefing_for_the_owners_named_one(
