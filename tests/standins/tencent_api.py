@@ -709,6 +709,8 @@ class TencentApi:
     # this many pages of logs, then that code to every further page (None: no such limit).
     search_pages: int | None = None
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
+    log_identity: bool = True  # False: SearchLog's Results without PkgId and PkgLogId
+    _log_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     # Which ends of their time range the alarm lists hold: DescribeAlarmHistories finds an
     # alarm whose FirstOccurTime is "晚于 StartTime" and "早于 EndTime" (neither end, as its
     # reference words it, the default); DescribeAlertRecordHistory's does not say. "both": an
@@ -924,12 +926,23 @@ class TencentApi:
                         "Time": r["time"],
                         "TopicId": params["TopicId"],
                         "Source": "10.0.0.1",
+                        **self._log_identity(r),
                         "LogJson": json.dumps(r["json"], ensure_ascii=False),
                     }
                     for r in page
                 ],
             }
         )
+
+    # The API reference (SearchLog's LogInfo): PkgId "日志上报请求包的ID", PkgLogId "请求包内日志的
+    # ID", which DescribeLogContext takes with TopicId and the Time to name one log. A log of
+    # ``logs`` keeps the pair it was first served with (an upload package of 64 logs here).
+    def _log_identity(self, row: dict[str, Any]) -> dict[str, str]:
+        if not self.log_identity:
+            return {}
+        kept = self._log_ids.setdefault(id(row), (row, len(self._log_ids)))
+        n = kept[1]
+        return {"PkgId": f"528C1318606EFEB8-{n // 64:X}", "PkgLogId": str(65536 + n % 64)}
 
     # The API reference (SearchLog): Context "过期时间1小时", and "透传该参数时，请勿修改除该
     # 参数外的其它参数"; cls errorcodes: FailedOperation.InvalidContext "检索游标已失效或不存在".

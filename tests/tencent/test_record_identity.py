@@ -1,0 +1,86 @@
+"""Records told apart as the API references name them: a CLS log by its TopicId, Time, PkgId
+and PkgLogId (SearchLog's LogInfo; DescribeLogContext names one log by them), a CLS alert
+record by its RecordId. Two records alike in every other field are two; one record read twice
+(a page re-served, its status changed meanwhile) is one. The real SDK against the stand-in."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest_asyncio
+from tencentcloud.common.credential import Credential
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.logs import search_logs
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.servers import HANG, serve
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+WINDOW = NOW - timedelta(hours=2), NOW
+
+
+@pytest_asyncio.fixture
+async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
+    api = TencentApi()
+    async with serve(api.app()) as base:
+        tc = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=int(HANG),
+            backoff=0.01,
+        )
+        yield api, tc
+
+
+def _late_log_before_the_second_page(api: TencentApi, row: dict[str, object]) -> None:
+    """Between the search's first and second page, a late log (a LogListener catching up)
+    lands among the logs the first page held: by Offset, every older log moves one on."""
+    api.before["SearchLog"] = lambda: api.before.__setitem__(
+        "SearchLog", lambda: api.logs.append(row)
+    )
+
+
+async def test_a_log_re_served_on_the_next_offset_page_is_counted_once(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.context_logs = 1_000  # past Context's cap the search goes on by Offset
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    api.logs = [{"time": base + i, "json": {"n": i}} for i in range(2_500)]
+    _late_log_before_the_second_page(api, {"time": base + 2_400, "json": {"n": "late"}})
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=5_000)
+    counts = Counter(r.content["n"] for r in found.logs)  # type: ignore[index]
+    assert [n for n, times in counts.items() if times > 1] == []
+    # Each log once, newest first; the late one landed where the search had already been.
+    assert [r.content["n"] for r in found.logs] == list(range(2_499, -1, -1))  # type: ignore[index]
+    assert found.complete
+
+
+async def test_two_logs_alike_in_every_field_but_their_identity_are_both_counted(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A burst of one error in one millisecond from one source: two lines, not one."""
+    api, tc = cloud
+    api.context_logs = 2  # pages by Offset from the third log on
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    same = {"level": "ERROR", "msg": "upstream timeout"}
+    api.logs = [{"time": base, "json": dict(same)} for _ in range(5)]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
+    assert [r.content for r in found.logs] == [same] * 5 and found.complete
+
+
+async def test_logs_answered_without_their_identity_are_each_counted(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Without PkgId and PkgLogId nothing tells a re-served log from a second alike: each
+    line answered counts, as before."""
+    api, tc = cloud
+    api.log_identity = False
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    api.logs = [{"time": base, "json": {"msg": "same"}} for _ in range(3)]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
+    assert len(found.logs) == 3 and found.complete
