@@ -711,6 +711,8 @@ class TencentApi:
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
     log_identity: bool = True  # False: SearchLog's Results without PkgId and PkgLogId
     _log_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    record_ids: bool = True  # False: DescribeAlertRecordHistory's Records without RecordId
+    _record_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     # Which ends of their time range the alarm lists hold: DescribeAlarmHistories finds an
     # alarm whose FirstOccurTime is "晚于 StartTime" and "早于 EndTime" (neither end, as its
     # reference words it, the default); DescribeAlertRecordHistory's does not say. "both": an
@@ -978,11 +980,19 @@ class TencentApi:
     # (AlertHistoryRecord.Region, 监控对象所属地域); X-TC-Region does not filter them.
     def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
         rows = [
-            r
+            self._with_record_id(r)
             for r in self.cls_records
             if self._alarm_in(params["From"], params["To"], r["CreateTime"])
         ]
         return self._page("DescribeAlertRecordHistory", rows, params, "Records")
+
+    def _with_record_id(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A record as served, with the RecordId (AlertHistoryRecord: "告警历史ID") it keeps each
+        time it is served, unless it has one or ``record_ids`` is off."""
+        if not self.record_ids:
+            return row
+        kept = self._record_ids.setdefault(id(row), (row, len(self._record_ids)))
+        return {"RecordId": f"alert-record-{kept[1]:06d}", **row}
 
     def cls_DescribeLogsets(self, params: dict[str, Any]) -> Response:
         return self._page("DescribeLogsets", self.logsets, params, "Logsets")

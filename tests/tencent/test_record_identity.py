@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest_asyncio
 from tencentcloud.common.credential import Credential
 
+from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.logs import search_logs
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -84,3 +85,63 @@ async def test_logs_answered_without_their_identity_are_each_counted(
     api.logs = [{"time": base, "json": {"msg": "same"}} for _ in range(3)]
     found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
     assert len(found.logs) == 3 and found.complete
+
+
+def _records(count: int) -> list[dict[str, object]]:
+    """``count`` CLS alert records still firing, newest first, alike but for their time."""
+    newest = int((NOW - timedelta(minutes=1)).timestamp() * 1000)
+    return [
+        {"AlarmName": "5xx burst", "Status": 0, "Duration": 5, "CreateTime": newest - i * 60_000}
+        for i in range(count)
+    ]
+
+
+async def test_an_alert_record_re_served_with_its_status_changed_is_not_listed_twice(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Between two pages of DescribeAlertRecordHistory (newest first, 100 a page) a new record
+    comes in and the one at the first page's edge recovers: it is served again on the second
+    page, its Status and Duration changed. Told apart by all their fields, it was listed twice,
+    once firing and once recovered, and the answer said whole. By RecordId, the list is seen
+    to have changed while read: a passing failure, read again, each record once."""
+    api, tc = cloud
+    api.cls_records = _records(150)
+    edge = api.cls_records[99]
+
+    def changed() -> None:
+        api.cls_records.insert(0, {**_records(1)[0], "AlarmName": "new burst"})
+        edge.update(Status=1, Duration=9)
+
+    api.before["DescribeAlertRecordHistory"] = lambda: api.before.__setitem__(
+        "DescribeAlertRecordHistory", changed
+    )
+    history = await list_alarms(tc, NOW - timedelta(hours=6), NOW + timedelta(minutes=1))
+    cls = [a for a in history.alarms if a.source == "cls"]
+    assert [t for t, n in Counter(a.time for a in cls).items() if n > 1] == []
+    assert [u.source for u in history.unread] == ["cls"] and history.unread[0].retryable
+    assert "the list changed" in history.unread[0].error and cls == []
+
+    again = await list_alarms(tc, NOW - timedelta(hours=6), NOW + timedelta(minutes=1))
+    cls = [a for a in again.alarms if a.source == "cls"]
+    assert len(cls) == 151 and again.unread == []
+    assert [a.status for a in cls].count("OK") == 1
+
+
+async def test_alert_records_alike_but_for_their_record_id_are_each_listed(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """One policy firing twice in one millisecond (two topics of one name, say): two records."""
+    api, tc = cloud
+    api.cls_records = [dict(_records(1)[0]) for _ in range(2)]
+    history = await list_alarms(tc, NOW - timedelta(hours=6), NOW + timedelta(minutes=1))
+    assert [a.name for a in history.alarms if a.source == "cls"] == ["5xx burst"] * 2
+
+
+async def test_alert_records_without_a_record_id_are_told_apart_by_all_their_fields(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    api.record_ids = False
+    api.cls_records = _records(3)
+    history = await list_alarms(tc, NOW - timedelta(hours=6), NOW + timedelta(minutes=1))
+    assert len([a for a in history.alarms if a.source == "cls"]) == 3 and history.unread == []

@@ -194,8 +194,11 @@ async def _cls_alarms(
         # and the range kept here (`_within`).
         {"From": ms(start) - 1, "To": ms(end) + 1, **status},
         "Records",
-        None,  # its records are told apart by all their fields
+        # AlertHistoryRecord.RecordId "告警历史ID": one record, whose Status and Duration
+        # change while it is read; without one, a record is told apart by all its fields.
+        "RecordId",
         region=region,
+        id_optional=True,
     )
     alarms = [
         AlarmRecord(

@@ -422,14 +422,17 @@ class TencentCloud:
         *,
         page_size: int = 100,
         region: str | None = None,
+        id_optional: bool = False,
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
         (matched by substring) or a list cut short would miss what it looks for. Items are
-        told apart by ``key``, their id (None: by all their fields); a page that brings no new
-        one (an API that ignores Offset) ends the read, as do the pages its TotalCount needs
-        (at the last page's size) and one more, or without a total MAX_PAGES pages. A total
-        not reached is a TencentAnswerError (a lookup said "none" would create a duplicate),
-        retryable if the total changed while it was read; without a total, said in the log."""
+        told apart by ``key``, their id (None, or ``id_optional`` and an item without it: by
+        all their fields; otherwise an item without it is not the API's answer); a page that
+        brings no new one (an API that ignores Offset) ends the read, as do the pages its
+        TotalCount needs (at the last page's size) and one more, or without a total MAX_PAGES
+        pages. A total not reached is a TencentAnswerError (a lookup said "none" would create
+        a duplicate), retryable if the total changed while it was read; without a total, said
+        in the log."""
         found: dict[str, dict[str, Any]] = {}
         offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
         batch: list[Any] = []
@@ -442,7 +445,7 @@ class TencentCloud:
             batch = page.get(items) or []
             total = page.get("TotalCount", page.get("Total"))
             first = total if asked == 1 else first
-            new = {_identity(item, key, action): item for item in batch}
+            new = {_identity(item, key, action, id_optional): item for item in batch}
             new = {ident: item for ident, item in new.items() if ident not in found}
             found |= new
             offset += len(batch)
@@ -466,6 +469,8 @@ class TencentCloud:
         return list(found.values())
 
 
-def _identity(item: Any, key: str | None, action: str) -> str:
+def _identity(item: Any, key: str | None, action: str, id_optional: bool = False) -> str:
     """What tells a listed item apart: its id ``key``, else all of it."""
-    return str(field(item, key, action)) if key else json.dumps(item, sort_keys=True)
+    if key and not (id_optional and isinstance(item, dict) and item.get(key) in (None, "")):
+        return f"id:{field(item, key, action)}"
+    return json.dumps(item, sort_keys=True)
