@@ -6,7 +6,7 @@ record by its RecordId. Two records alike in every other field are two; one reco
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
@@ -145,3 +145,42 @@ async def test_alert_records_without_a_record_id_are_told_apart_by_all_their_fie
     api.cls_records = _records(3)
     history = await list_alarms(tc, NOW - timedelta(hours=6), NOW + timedelta(minutes=1))
     assert len([a for a in history.alarms if a.source == "cls"]) == 3 and history.unread == []
+
+
+def _on_call(api: TencentApi, action: str, n: int, do: Callable[[], None]) -> None:
+    """``do`` runs just before the ``n``-th request of ``action`` is handled."""
+    if n == 1:
+        api.before[action] = do
+    else:
+        api.before[action] = lambda: _on_call(api, action, n - 1, do)
+
+
+async def test_a_monitor_alarm_recovering_while_the_open_ones_are_read_skips_none(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """The alarms still firing from before the window are read by AlarmStatus ALARM, oldest
+    first, 100 a page. One on the first page recovers before the second is read: every later
+    one moves a place back, and the first of the second page, still firing, was never listed
+    (the briefing's open problems one short, said whole). Now the list is seen to have
+    changed while read (a passing failure: the briefing reads it again)."""
+    api, tc = cloud
+    start = NOW - timedelta(hours=6)
+    oldest = int((start - timedelta(days=10)).timestamp())
+    api.monitor_alarms = [
+        {"PolicyName": f"disk-{i}", "AlarmStatus": "ALARM", "FirstOccurTime": oldest + 60 * i}
+        for i in range(150)
+    ]
+    # The window's read, the look-back's first page, then its second.
+    _on_call(
+        api, "DescribeAlarmHistories", 3, lambda: api.monitor_alarms[10].update(AlarmStatus="OK")
+    )
+    history = await list_alarms(tc, start, NOW, ongoing=True)
+    names = {a.name for a in history.alarms if a.ongoing}
+    assert "disk-100" in names or history.unread, "a firing alarm was skipped, unsaid"
+    assert [(u.source, u.retryable) for u in history.unread] == [
+        ("monitor (firing since before)", True)
+    ]
+    again = await list_alarms(tc, start, NOW, ongoing=True)
+    assert {a.name for a in again.alarms if a.ongoing} == {f"disk-{i}" for i in range(150)} - {
+        "disk-10"
+    }

@@ -142,6 +142,7 @@ async def _monitor_alarms(
     alarms: list[AlarmRecord] = []
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}
+    first_total = 0
     for page in itertools.count(1):
         answer = await tc.call(
             "monitor",
@@ -162,6 +163,16 @@ async def _monitor_alarms(
             region=region,
         )
         histories = answer.get("Histories") or []
+        total = int(answer.get("TotalCount") or 0)
+        if page > 1 and total < first_total:
+            # An alarm left the list while it was read (one recovered, read by AlarmStatus):
+            # every later one moved a place back, and the one at this page's edge was skipped.
+            raise TencentRetryableError(
+                "ServerNetworkError",
+                f"DescribeAlarmHistories listed {first_total} alarms, then {total} at page "
+                f"{page}: the list changed while it was read",
+            )
+        first_total = total if page == 1 else first_total
         alarms += [
             AlarmRecord(
                 source="monitor",
@@ -177,7 +188,7 @@ async def _monitor_alarms(
             )
             for h in histories
         ]
-        if not histories or page * 100 >= int(answer.get("TotalCount") or 0):
+        if not histories or page * 100 >= total:
             break
     return _within(alarms, start, end)
 
