@@ -58,6 +58,13 @@ def listed(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
     return sorted(alarms, key=_open, reverse=True)[:50]  # sorted is stable, reversed too
 
 
+def left_out(alarms: list[AlarmRecord], zh: bool) -> str | None:
+    """What a list of ``listed`` leaves out, said (None: nothing): 50 rows read as the day."""
+    more = len(alarms) - len(listed(alarms))
+    en = f"{_many(more, 'more alarm', 'more alarms')} not listed"
+    return None if not more else f"另有 {more} 条告警未列出" if zh else en
+
+
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's daily \
 briefing about yesterday ({date}). You receive a reduced log report (templates with counts, \
 trend, anomalies), alarm history, problems remediation fixed or could not fix, and news. \
@@ -167,6 +174,8 @@ def llm_prompt(inputs: BriefingInputs) -> str:
         f"{a.name} [{a.level or '-'}] {a.status} {a.target or ''}"
         for a in listed(inputs.alarms)
     )
+    if more := left_out(inputs.alarms, zh=False):
+        alarms += f"\n- ({more})"
     parts = [
         facts,
         "Source status:\n" + (sources or "- none"),
@@ -485,6 +494,8 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
                 f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
                 f"| {_cell(a.status)}{since(a, zone, zh)} | {_cell(a.target or '')} |"
             )
+        if more := left_out(inputs.alarms, zh):
+            lines += ["", f"*{more}*"]
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [
         f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(n.detail)}" for n in inputs.notes

@@ -1,0 +1,52 @@
+"""A briefing lists 50 alarms at most (the open ones first); a day of more says how many
+it leaves out, in the report and in what the LLM reads, rather than a table that reads as
+the whole day."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ambient.briefing.models import BriefingInputs
+from ambient.briefing.writer import finish, full_report_markdown, llm_prompt, offline_draft
+from ambient.clients.tencent.alarms import AlarmRecord
+
+DAY = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def _inputs(count: int, language: str = "zh") -> BriefingInputs:
+    alarms = [
+        AlarmRecord(
+            source="monitor",
+            name=f"cpu-high-{i}",
+            status="OK" if i % 2 else "ALARM",
+            time=DAY + timedelta(minutes=i),
+        )
+        for i in range(count)
+    ]
+    return BriefingInputs.model_validate(
+        {"date": "2026-11-22", "language": language, "alarms_configured": True, "alarms": alarms}
+    )
+
+
+def _table(report: str, heading: str) -> list[str]:
+    section = report.split(f"## {heading}\n")[1].split("\n## ")[0]
+    return [line for line in section.splitlines() if line.startswith("| 2026-")]
+
+
+def test_a_day_of_more_alarms_than_listed_says_how_many_are_left_out() -> None:
+    for language, heading, said in (
+        ("zh", "告警", "另有 10 条告警未列出"),
+        ("en", "Alarms", "10 more alarms not listed"),
+    ):
+        inputs = _inputs(60, language)
+        report = full_report_markdown(finish(offline_draft(inputs), inputs, "offline"), inputs)
+        assert len(_table(report, heading)) == 50
+        assert said in report.split(f"## {heading}\n")[1].split("\n## ")[0]
+        assert "10 more alarms not listed" in llm_prompt(inputs)
+
+
+def test_a_day_of_as_many_alarms_as_listed_says_none_left_out() -> None:
+    inputs = _inputs(50)
+    report = full_report_markdown(finish(offline_draft(inputs), inputs, "offline"), inputs)
+    assert len(_table(report, "告警")) == 50 and "未列出" not in report
+    assert "not listed" not in llm_prompt(inputs)
