@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from pydantic import SecretStr
 
-from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.domain.push import SECRET_PREFIX
 from ambient.settings import ServerSecret, url_origin
 
@@ -40,13 +40,18 @@ class SecretResolver:
             '({"NAME": {"value": "...", "users": ["' + user + '"]}})'
         )
 
+    def check_use(self, value: str, url: str, *, user: str, is_admin: bool) -> None:
+        """Refuse a source's `secret:NAME` ``user`` may not send to ``url``."""
+        self.check_access(value, user=user, is_admin=is_admin)
+        self.check_origin(value, url)
+
     def check_origin(self, value: str, url: str) -> None:
         """Refuse sending the `secret:NAME` to ``url`` as a metric source's credentials: only
         to an origin its entry lists (a member chooses the URL, but not where the value goes)."""
         name = self._name(value)
         origin = url_origin(url)
         if origin is None or origin not in self._secrets[name].origins:
-            raise PermanentNotifyError(
+            raise SecretOriginError(
                 f"secret {name!r} may not be sent to {origin or url}: the operator lists the "
                 "origins a secret may go to in AMBIENT_SECRETS "
                 f'({{"{name}": {{"value": "...", "origins": ["{origin or url}"]}}}})'
