@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from ambient.briefing.alarm_listing import left_out, listed, since, still_open
 from ambient.briefing.faithfulness import Unsupported, unsupported_claims
 from ambient.briefing.logreport import TemplateStat, most_frequent_error
 from ambient.briefing.models import (
@@ -33,36 +34,6 @@ def greeting(inputs: BriefingInputs) -> str:
     """The greeting for the hour the briefing is first spoken, in its language (said again
     for the hour it is given: `greeted_at`)."""
     return hello(int(inputs.window_start[:2]), inputs.language)
-
-
-def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
-    return [a for a in alarms if _open(a)]
-
-
-def _open(alarm: AlarmRecord) -> bool:
-    return alarm.status.lower() not in ("ok", "resolved", "no_conf")
-
-
-def since(alarm: AlarmRecord, zone: ZoneInfo, zh: bool) -> str:
-    """ "（自 … 起）" for an alarm firing since before the day (``ongoing``), else nothing."""
-    if not alarm.ongoing:
-        return ""
-    at = alarm.time.astimezone(zone)
-    return f"（自 {at:%Y-%m-%d %H:%M} 起）" if zh else f" (since {at:%Y-%m-%d %H:%M})"
-
-
-def listed(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms a briefing lists (prompt, report): the open ones first, each newest first,
-    at most 50; its counts are of them all."""
-    return sorted(alarms, key=_open, reverse=True)[:50]  # sorted is stable, reversed too
-
-
-def left_out(alarms: list[AlarmRecord], zh: bool) -> str | None:
-    """What a list of ``listed`` leaves out, said (None: nothing): 50 rows read as the day."""
-    more = len(alarms) - len(listed(alarms))
-    en = f"{_many(more, 'more alarm', 'more alarms')} not listed"
-    return None if not more else f"另有 {more} 条告警未列出" if zh else en
 
 
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's daily \
