@@ -22,7 +22,7 @@ from ambient.briefing.models import (
     hello,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
-from ambient.clients.tencent.alarms import AlarmRecord
+from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
 from ambient.clients.tencent.tts import tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
@@ -211,12 +211,21 @@ _FAILED_SAID = {
 }
 
 
+# A failed source's detail the product words itself, in a Chinese briefing.
+_DETAILS_ZH = {ALARMS_CHANGED: "告警在读取时发生了变化，这次没有列出"}
+
+
+def _detail(note: SourceNote, zh: bool) -> str:
+    return _DETAILS_ZH.get(note.detail, note.detail) if zh else note.detail
+
+
 def _unavailable(note: SourceNote, zh: bool) -> str:
     """A failed source in the written briefing (page, e-mail)."""
     if note.detail == ALARMS_NOT_CONFIGURED:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
     if zh:
-        return f"数据源不可用：{_SOURCE_NAMES.get(note.source, note.source)}：{_short(note.detail)}"
+        name = _SOURCE_NAMES.get(note.source, note.source)
+        return f"数据源不可用：{name}：{_short(_detail(note, zh))}"
     return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
 
 
@@ -469,7 +478,8 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
             lines += ["", f"*{more}*"]
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [
-        f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(n.detail)}" for n in inputs.notes
+        f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(_detail(n, zh))}"
+        for n in inputs.notes
     ]
     section("新闻" if zh else "News", [_cell(n) for n in inputs.news])
     section("讨论" if zh else "Discussions", [_cell(d) for d in inputs.discussions])

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ambient.briefing.models import BriefingInputs
+from ambient.briefing.models import BriefingInputs, SourceNote
 from ambient.briefing.writer import finish, full_report_markdown, llm_prompt, offline_draft
-from ambient.clients.tencent.alarms import AlarmRecord
+from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -50,3 +50,19 @@ def test_a_day_of_as_many_alarms_as_listed_says_none_left_out() -> None:
     report = full_report_markdown(finish(offline_draft(inputs), inputs, "offline"), inputs)
     assert len(_table(report, "告警")) == 50 and "未列出" not in report
     assert "not listed" not in llm_prompt(inputs)
+
+
+def test_alarms_that_changed_at_each_read_are_said_so_in_the_briefings_language() -> None:
+    """An alarm source whose list changed while it was read, at each read: said as the user
+    reads it, in Chinese in a Chinese briefing (not "ServerNetworkError: ... the list changed
+    while it was read", no network error and nothing to act on)."""
+    for language, said in (
+        ("zh", "告警在读取时发生了变化，这次没有列出"),
+        ("en", "the alarms changed while they were read; not listed this time"),
+    ):
+        inputs = _inputs(3, language)
+        inputs.notes = [SourceNote(source="alarms.cls", ok=False, detail=ALARMS_CHANGED)]
+        content = finish(offline_draft(inputs), inputs, "offline")
+        sources = full_report_markdown(content, inputs).split("\n## ")[-1]
+        assert f"- alarms.cls: FAILED — {said}" in sources, sources
+        assert any(said in item for item in content.needs_attention), content.needs_attention

@@ -713,6 +713,7 @@ class TencentApi:
     _log_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     record_ids: bool = True  # False: DescribeAlertRecordHistory's Records without RecordId
     _record_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    _alarm_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     # Which ends of their time range the alarm lists hold: DescribeAlarmHistories finds an
     # alarm whose FirstOccurTime is "晚于 StartTime" and "早于 EndTime" (neither end, as its
     # reference words it, the default); DescribeAlertRecordHistory's does not say. "both": an
@@ -978,12 +979,14 @@ class TencentApi:
     # DescribeAlertRecordHistory (intl 614/54789): "Region ... This parameter is not required
     # for this API": every region's records answer, each naming its topic's region
     # (AlertHistoryRecord.Region, 监控对象所属地域); X-TC-Region does not filter them.
+    # Newest first, as the API answers (its records by CreateTime, the newest on the first page).
     def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
         rows = [
             self._with_record_id(r)
             for r in self.cls_records
             if self._alarm_in(params["From"], params["To"], r["CreateTime"])
         ]
+        rows.sort(key=lambda r: r["CreateTime"], reverse=True)
         return self._page("DescribeAlertRecordHistory", rows, params, "Records")
 
     def _with_record_id(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -1104,7 +1107,11 @@ class TencentApi:
         # 1 and PageSize 20 when not given (seconds, like FirstOccurTime).
         now = int(time.time())
         start, end = params.get("StartTime", now - 86400), params.get("EndTime", now)
-        rows = [a for a in self.monitor_alarms if self._alarm_in(start, end, a["FirstOccurTime"])]
+        rows = [
+            self._with_alarm_id(a)
+            for a in self.monitor_alarms
+            if self._alarm_in(start, end, a["FirstOccurTime"])
+        ]
         # AlarmStatus: "根据告警状态过滤 ALARM=未恢复 OK=已恢复 ...，不选默认查所有".
         if params.get("AlarmStatus"):
             rows = [a for a in rows if a.get("AlarmStatus") in params["AlarmStatus"]]
@@ -1119,6 +1126,12 @@ class TencentApi:
         return reply(
             {"Histories": rows[(number - 1) * size : number * size], "TotalCount": len(rows)}
         )
+
+    def _with_alarm_id(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An alarm as served, with the AlarmId (AlarmHistory: "告警历史Id") it keeps each time
+        it is served, unless it has one."""
+        kept = self._alarm_ids.setdefault(id(row), (row, len(self._alarm_ids)))
+        return {"AlarmId": f"alarm-{kept[1]:06d}", **row}
 
     def monitor_GetMonitorData(self, params: dict[str, Any]) -> Response:
         # The API reference (GetMonitorData): "此接口不适用于拉取容器服务监控数据" — container

@@ -28,16 +28,17 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
     ANSWER,
+    LIST_CHANGED,
     PRODUCT_NAMES,
     RATE_LIMITS,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
     TencentAnswerError,
     TencentCloudError,
+    TencentListChangedError,
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRequestError,
-    TencentRetryableError,
     translate,
 )
 from ambient.domain.identifiers import (
@@ -53,6 +54,9 @@ T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
 SLOW_READ = 0.5  # seconds: `read_soon`'s read still running after this is a slow one
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
+# Reads of a list that changed while it was read, each from its first page (a few pages: an
+# alarm recovering while the firing ones are read, say), before it is said changed.
+LIST_READS = 3
 MAX_PAGES = 200  # a paged list without a total read no further (20,000 items of 100 a page)
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
@@ -422,17 +426,41 @@ class TencentCloud:
         *,
         page_size: int = 100,
         region: str | None = None,
-        id_optional: bool = False,
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
         (matched by substring) or a list cut short would miss what it looks for. Items are
-        told apart by ``key``, their id (None, or ``id_optional`` and an item without it: by
-        all their fields; otherwise an item without it is not the API's answer); a page that
-        brings no new one (an API that ignores Offset) ends the read, as do the pages its
-        TotalCount needs (at the last page's size) and one more, or without a total MAX_PAGES
-        pages. A total not reached is a TencentAnswerError (a lookup said "none" would create
-        a duplicate), retryable if the total changed while it was read; without a total, said
-        in the log."""
+        told apart by ``key``, their id (None: by all their fields; an item without it is not
+        the API's answer); a page that brings no new one (an API that ignores Offset) ends the
+        read, as do the pages its TotalCount needs (at the last page's size) and one more, or
+        without a total MAX_PAGES pages. A list that changed while it was read (its total
+        lower than at the first page: an item left, a later one moved back past the page's
+        edge; or a total not reached that changed) is read again from its first page, up to
+        LIST_READS times, then a TencentListChangedError (retryable). A total not reached
+        otherwise is a TencentAnswerError (a lookup said "none" would create a duplicate);
+        without a total, said in the log."""
+        for read in range(1, LIST_READS + 1):
+            try:
+                return await self._paged_once(
+                    product, action, params, items, key, page_size=page_size, region=region
+                )
+            except TencentListChangedError as exc:
+                if read == LIST_READS:
+                    raise
+                log.info("%s read again from its first page: %s", action, exc.message)
+        raise AssertionError("unreachable")  # the last read returned or raised
+
+    async def _paged_once(
+        self,
+        product: str,
+        action: str,
+        params: dict[str, Any],
+        items: str,
+        key: str | None,
+        *,
+        page_size: int,
+        region: str | None,
+    ) -> list[dict[str, Any]]:
+        """One read of ``paged``'s list from its first page."""
         found: dict[str, dict[str, Any]] = {}
         offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
         batch: list[Any] = []
@@ -445,7 +473,13 @@ class TencentCloud:
             batch = page.get(items) or []
             total = page.get("TotalCount", page.get("Total"))
             first = total if asked == 1 else first
-            new = {_identity(item, key, action, id_optional): item for item in batch}
+            if total is not None and first is not None and int(total) < int(first):
+                raise TencentListChangedError(
+                    LIST_CHANGED,
+                    f"{action} listed {first} items, then {total} at page {asked}: one left "
+                    "the list while it was read, and a later one may have been skipped",
+                )
+            new = {_identity(item, key, action): item for item in batch}
             new = {ident: item for ident, item in new.items() if ident not in found}
             found |= new
             offset += len(batch)
@@ -455,8 +489,8 @@ class TencentCloud:
                 break
         if total is not None and len(found) < int(total):
             short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
-            if total != first:  # items made or deleted while it was read: asked again, read anew
-                raise TencentRetryableError("ServerNetworkError", f"{short}: the list changed")
+            if total != first:  # items made while it was read: read anew
+                raise TencentListChangedError(LIST_CHANGED, f"{short}: the list changed")
             raise TencentAnswerError(
                 ANSWER,
                 f"the answer is not the API's: {short} (its pages did not move on: check the "
@@ -469,8 +503,6 @@ class TencentCloud:
         return list(found.values())
 
 
-def _identity(item: Any, key: str | None, action: str, id_optional: bool = False) -> str:
+def _identity(item: Any, key: str | None, action: str) -> str:
     """What tells a listed item apart: its id ``key``, else all of it."""
-    if key and not (id_optional and isinstance(item, dict) and item.get(key) in (None, "")):
-        return f"id:{field(item, key, action)}"
-    return json.dumps(item, sort_keys=True)
+    return f"id:{field(item, key, action)}" if key else json.dumps(item, sort_keys=True)
