@@ -5,15 +5,18 @@ record by its RecordId. Two records alike in every other field are two; one reco
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import pytest_asyncio
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.alarms import ALARMS_CHANGED, list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentAnswerError
 from ambient.clients.tencent.logs import search_logs
 from ambient.cloud.errors import told
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -86,6 +89,22 @@ async def test_logs_answered_without_their_identity_are_each_counted(
     api.logs = [{"time": base, "json": {"msg": "same"}} for _ in range(3)]
     found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
     assert len(found.logs) == 3 and found.complete
+
+
+@pytest.mark.parametrize("pkg_id", [["528C1318606EFEB8-0"], {"id": "528C1318606EFEB8-0"}])
+async def test_a_log_whose_package_id_is_not_an_id_is_not_the_apis_answer(
+    cloud: tuple[TencentApi, TencentCloud], pkg_id: object
+) -> None:
+    """SearchLog's PkgId and PkgLogId are strings (LogInfo): a list or an object (a proxy's
+    answer, say) failed the search with a TypeError (unhashable), not said as an answer that
+    is not the API's."""
+    api, tc = cloud
+    at = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    log = {"Time": at, "TopicId": "topic-1", "PkgId": pkg_id, "PkgLogId": "65536"}
+    body = {"Results": [{**log, "LogJson": "{}"}], "ListOver": True, "Context": ""}
+    api.raw["SearchLog"] = [(200, "application/json", json.dumps({"Response": body}).encode())]
+    with pytest.raises(TencentAnswerError, match="SearchLog answered a log whose PkgId is not"):
+        await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
 
 
 def _records(count: int) -> list[dict[str, object]]:
