@@ -429,78 +429,69 @@ class TencentCloud:
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
         (matched by substring) or a list cut short would miss what it looks for. Items are
-        told apart by ``key``, their id (None: by all their fields; an item without it is not
-        the API's answer); a page that brings no new one (an API that ignores Offset) ends the
-        read, as do the pages its TotalCount needs (at the last page's size) and one more, or
-        without a total MAX_PAGES pages. A list that changed while it was read (its total
-        lower than at the first page: an item left, a later one moved back past the page's
-        edge; or a total not reached that changed) is read again from its first page, up to
-        LIST_READS times, then a TencentListChangedError (retryable). A total not reached
-        otherwise is a TencentAnswerError (a lookup said "none" would create a duplicate);
-        without a total, said in the log."""
+        told apart by ``key``, their id (None: by all their fields); a page that brings no new
+        one (an API that ignores Offset) ends the read, as do the pages its TotalCount needs
+        and one more, or without a total MAX_PAGES pages. A list that changed while it was read
+        (`_read_once`) is read again from its first page, up to LIST_READS times."""
+
+        def page(offset: int) -> Awaitable[dict[str, Any]]:
+            asked = {**params, "Offset": offset, "Limit": page_size}
+            return self.call(product, action, asked, region=region)
+
         for read in range(1, LIST_READS + 1):
             try:
-                return await self._paged_once(
-                    product, action, params, items, key, page_size=page_size, region=region
-                )
+                return await _read_once(page, action, items, key)
             except TencentListChangedError as exc:
                 if read == LIST_READS:
                     raise
                 log.info("%s read again from its first page: %s", action, exc.message)
         raise AssertionError("unreachable")  # the last read returned or raised
 
-    async def _paged_once(
-        self,
-        product: str,
-        action: str,
-        params: dict[str, Any],
-        items: str,
-        key: str | None,
-        *,
-        page_size: int,
-        region: str | None,
-    ) -> list[dict[str, Any]]:
-        """One read of ``paged``'s list from its first page."""
-        found: dict[str, dict[str, Any]] = {}
-        offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
-        batch: list[Any] = []
-        new: dict[str, dict[str, Any]] = {}
-        while asked < pages:
-            page = await self.call(
-                product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
+
+async def _read_once(
+    page: Callable[[int], Awaitable[dict[str, Any]]], action: str, items: str, key: str | None
+) -> list[dict[str, Any]]:
+    """One read of a paged list from its first page. Its total lower at a later page than at
+    the first (an item left, a later one moved back past a page's edge), or a total not
+    reached that changed: a TencentListChangedError (retryable). A total not reached otherwise
+    is a TencentAnswerError (a lookup said "none" would create a duplicate); without a total,
+    said in the log."""
+    found: dict[str, dict[str, Any]] = {}
+    offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
+    batch: list[Any] = []
+    new: dict[str, dict[str, Any]] = {}
+    while asked < pages:
+        answer = await page(offset)
+        asked += 1
+        batch = answer.get(items) or []
+        total = answer.get("TotalCount", answer.get("Total"))
+        first = total if asked == 1 else first
+        if total is not None and first is not None and int(total) < int(first):
+            raise TencentListChangedError(
+                LIST_CHANGED,
+                f"{action} listed {first} items, then {total} at page {asked}: one left "
+                "the list while it was read, and a later one may have been skipped",
             )
-            asked += 1
-            batch = page.get(items) or []
-            total = page.get("TotalCount", page.get("Total"))
-            first = total if asked == 1 else first
-            if total is not None and first is not None and int(total) < int(first):
-                raise TencentListChangedError(
-                    LIST_CHANGED,
-                    f"{action} listed {first} items, then {total} at page {asked}: one left "
-                    "the list while it was read, and a later one may have been skipped",
-                )
-            new = {_identity(item, key, action): item for item in batch}
-            new = {ident: item for ident, item in new.items() if ident not in found}
-            found |= new
-            offset += len(batch)
-            if total is not None and batch:  # pages of this one's size (an API may cut Limit)
-                pages = asked + -(-max(int(total) - offset, 0) // len(batch)) + 1
-            if not new or (total is not None and offset >= int(total)):
-                break
-        if total is not None and len(found) < int(total):
-            short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
-            if total != first:  # items made while it was read: read anew
-                raise TencentListChangedError(LIST_CHANGED, f"{short}: the list changed")
-            raise TencentAnswerError(
-                ANSWER,
-                f"the answer is not the API's: {short} (its pages did not move on: check the "
-                "way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
-            )
-        if batch and (not new or asked >= pages):
-            log.warning(
-                "%s read no further after %d pages: kept %d items", action, asked, len(found)
-            )
-        return list(found.values())
+        new = {_identity(item, key, action): item for item in batch}
+        new = {ident: item for ident, item in new.items() if ident not in found}
+        found |= new
+        offset += len(batch)
+        if total is not None and batch:  # pages of this one's size (an API may cut Limit)
+            pages = asked + -(-max(int(total) - offset, 0) // len(batch)) + 1
+        if not new or (total is not None and offset >= int(total)):
+            break
+    if total is not None and len(found) < int(total):
+        short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
+        if total != first:  # items made while it was read: read anew
+            raise TencentListChangedError(LIST_CHANGED, f"{short}: the list changed")
+        raise TencentAnswerError(
+            ANSWER,
+            f"the answer is not the API's: {short} (its pages did not move on: check the "
+            "way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+        )
+    if batch and (not new or asked >= pages):
+        log.warning("%s read no further after %d pages: kept %d items", action, asked, len(found))
+    return list(found.values())
 
 
 def _identity(item: Any, key: str | None, action: str) -> str:
