@@ -187,11 +187,18 @@ _SOURCE_NAMES = {
     "alarms": "告警记录",
     "alarms.monitor": "云监控告警记录",
     "alarms.cls": "CLS 告警记录",
+    "alarms.monitor (firing since before)": "今天以前开始、仍在告警的云监控告警",
+    "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
     "llm": "大模型",
     "discussions": "讨论",
 }
 # In English the other sources are named by their key ("logs unavailable: ...").
-_SOURCE_NAMES_EN = {"alarms.monitor": "Cloud Monitor alarms", "alarms.cls": "CLS alert records"}
+_SOURCE_NAMES_EN = {
+    "alarms.monitor": "Cloud Monitor alarms",
+    "alarms.cls": "CLS alert records",
+    "alarms.monitor (firing since before)": "Cloud Monitor alarms firing since before the day",
+    "alarms.cls (firing since before)": "CLS alert records firing since before the day",
+}
 # A source that failed, said in the briefing's language (failed logs are its headline).
 _FAILED_SAID = {
     "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
@@ -203,6 +210,17 @@ _FAILED_SAID = {
     "alarms.cls": (
         "CLS 告警记录没能读取，简报里只有云监控的告警。",
         "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
+    ),
+    # Only the look-back failed: the day's own alarms are all listed.
+    "alarms.monitor (firing since before)": (
+        "今天以前开始、仍在告警的云监控告警没能读取，当天的告警都已列出。",
+        "Cloud Monitor alarms firing since before the day could not be read: the day's own "
+        "are all listed. ",
+    ),
+    "alarms.cls (firing since before)": (
+        "今天以前开始、仍在告警的 CLS 告警没能读取，当天的告警都已列出。",
+        "CLS alert records firing since before the day could not be read: the day's own are "
+        "all listed. ",
     ),
     "llm": (
         "大模型没有回应，这份简报按规则写成。",

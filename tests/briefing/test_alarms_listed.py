@@ -66,3 +66,33 @@ def test_alarms_that_changed_at_each_read_are_said_so_in_the_briefings_language(
         sources = full_report_markdown(content, inputs).split("\n## ")[-1]
         assert f"- alarms.cls: FAILED — {said}" in sources, sources
         assert any(said in item for item in content.needs_attention), content.needs_attention
+
+
+def test_the_look_back_of_alarms_firing_since_before_is_named_in_the_briefings_language() -> None:
+    """A flapping alert changes only the look-back list (the day's own is past): its failure
+    is named as what it is, in the briefing's language, not by its key."""
+    for language, named, told in (
+        (
+            "zh",
+            "今天以前开始、仍在告警的云监控告警",
+            "今天以前开始、仍在告警的云监控告警没能读取，当天的告警都已列出。",
+        ),
+        (
+            "en",
+            "Cloud Monitor alarms firing since before the day",
+            "Cloud Monitor alarms firing since before the day could not be read: the day's own "
+            "are all listed.",
+        ),
+    ):
+        inputs = _inputs(3, language)
+        source = "alarms.monitor (firing since before)"
+        inputs.notes = [SourceNote(source=source, ok=False, detail=ALARMS_CHANGED)]
+        content = finish(offline_draft(inputs), inputs, "offline")
+        report = full_report_markdown(content, inputs)
+        # The Sources list names each by its key, as every source; what the reader is told
+        # names it as what it is.
+        spoken = "".join(content.spoken_segments)
+        assert told in spoken and source not in spoken, spoken
+        assert any(named in item for item in content.needs_attention), content.needs_attention
+        assert not any(source in item for item in content.needs_attention)
+        assert named in report, report

@@ -442,9 +442,13 @@ class TencentCloud:
             try:
                 return await _read_once(page, action, items, key)
             except TencentListChangedError as exc:
-                if read == LIST_READS:
-                    raise
                 log.info("%s read again from its first page: %s", action, exc.message)
+                if read == LIST_READS:  # said to whoever reads it: what happened, what to do
+                    raise TencentListChangedError(
+                        LIST_CHANGED,
+                        f"Tencent Cloud's {action} list changed at each of its {LIST_READS} "
+                        "reads (items made or removed meanwhile); try again in a moment",
+                    ) from None
         raise AssertionError("unreachable")  # the last read returned or raised
 
 
