@@ -345,7 +345,9 @@ class RemediationActivities(RemediationSafetyActivities):
                     user=request.user,
                     task=None if request.source == TRIAGE else request.source,
                     payload={"remediation_id": request.remediation_id, "reason": NAME_ONLY_WHY},
-                    idempotency_key=f"{key}/{NAME_ONLY}",
+                    # The sender's own event: keyed as the release before keyed it (not
+                    # hashed), so a retry across the upgrade finds it.
+                    idempotency_key=f"{given}/{NAME_ONLY}",
                 )
         return joined is not None
 

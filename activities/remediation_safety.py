@@ -26,6 +26,7 @@ from ambient.remediation.safety import (
 from ambient.remediation.storage import ActionLedger, BreakerRepository, append_entry, find_entry
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.db import take_turn
 from ambient.storage.users import UserRepository
 
 
@@ -82,6 +83,9 @@ class RemediationSafetyActivities:
         settings = self._settings
         step = request.key.rsplit("/gate/", 1)[0]
         ledger = ActionLedger(session)
+        # The run's audit turn before the cluster's, as the opening takes them: the other order
+        # deadlocked with a run's opening still under way (append_entry takes it below).
+        await take_turn(session, f"{request.run_key}/audit")
         await ledger.lock_cluster(request.cluster_id)
         if await ledger.reserved(step) is not None:
             return Gate(allowed=True, reason="slot already reserved by this step")
