@@ -139,19 +139,14 @@ async def recent_errors(
             most = top[0][1]
             # Tied over all that are said (a tie of five was said as its first three alone).
             tied = [label for label, count in ranked if count == most]
-            each, every = counted(most, "time", "times"), len(tied) == len(ranked)
-            firsts = [label for label, _ in top[: len(tied)]]
-            more = sum(tasks_of[label] for label in tied)  # tasks, two said alike counted two
-            names = "、".join(firsts) + (f" 等 {more} 个任务" if len(tied) > 3 else "")
-            names_en = ", ".join(firsts)
-            if len(tied) > 3:
-                rest = more - sum(tasks_of[label] for label in tied[:3])
-                names_en += f" and {counted(rest, 'more task', 'more tasks')}"
+            every = len(tied) == len(ranked)
+            if any(tasks_of[label] > 1 for label in tied):
+                tie = _tie_of_groups(tied, tasks_of, most)
+            else:
+                tie = _tie_of_tasks(tied, most)
             tasks = say(
-                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}{names}，"
-                f"各 {most} 次。",
-                f"{total} in the last {en}: {'' if every else 'the most from '}{names_en}, "
-                f"{each} each.",
+                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}{tie[0]}。",
+                f"{total} in the last {en}: {'' if every else 'the most from '}{tie[1]}.",
             )
         if not logged:
             return tasks
@@ -166,3 +161,38 @@ async def recent_errors(
 def alike_once(said: str, tasks: int) -> str:
     """``tasks`` tasks said alike (unnamed, of one kind), once: "网页监控（2 个）"."""
     return said + say(f"（{tasks} 个）", f" ({tasks})")
+
+
+def _tie_of_tasks(tied: list[str], most: int) -> tuple[str, str]:
+    """Tasks tied at ``most`` errors each, one a label: "A、B、C 等 4 个任务，各 2 次"."""
+    names, names_en = "、".join(tied[:3]), ", ".join(tied[:3])
+    if len(tied) > 3:
+        names += f" 等 {len(tied)} 个任务"
+        names_en += f" and {counted(len(tied) - 3, 'more task', 'more tasks')}"
+    return f"{names}，各 {most} 次", f"{names_en}, {counted(most, 'time', 'times')} each"
+
+
+def _tie_of_groups(tied: list[str], tasks_of: Mapping[str, int], most: int) -> tuple[str, str]:
+    """Labels tied at ``most`` errors, some said for several tasks: each with its count, a
+    group's their sum ("网页监控（2 个）共 4 次"), where "各 4 次" said each of the two had 4."""
+    times = counted(most, "time", "times")
+
+    def one(label: str) -> tuple[str, str]:
+        if tasks_of[label] == 1:
+            return f"{label} {most} 次", f"{label} {times}"
+        return f"{alike_once(label, tasks_of[label])}共 {most} 次", (
+            f"{alike_once(label, tasks_of[label])} {times} in all"
+        )
+
+    said = [one(label) for label in tied[:3]]
+    zh, en = "、".join(z for z, _ in said), ", ".join(e for _, e in said)
+    rest = tied[3:]
+    if rest:  # said by how many tasks, and what they had: each, or (a group among them) in all
+        more = sum(tasks_of[label] for label in rest)
+        alone = all(tasks_of[label] == 1 for label in rest)
+        sum_ = most * len(rest)
+        zh += f"，还有 {more} 个任务" + (f"各 {most} 次" if alone else f"共 {sum_} 次")
+        en += f", and {counted(more, 'more task', 'more tasks')} " + (
+            f"{times} each" if alone else f"{counted(sum_, 'time', 'times')} in all"
+        )
+    return zh, en

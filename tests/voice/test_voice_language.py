@@ -322,3 +322,42 @@ async def test_a_tie_of_more_than_three_tasks_is_said_as_a_tie_of_them_all(
     assert zh == "最近 24 小时有 9 个错误，最多的是 alpha、bravo、charlie 等 4 个任务，各 2 次。", (
         zh
     )
+
+
+async def test_a_tie_with_tasks_said_alike_says_their_sum_not_each(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Two unnamed web monitors (2 errors each, said "网页监控（2 个）") tied with backup's 4 were
+    # said "backup、网页监控（2 个），各 4 次": each monitor said to have failed 4 times.
+    english, chinese = unique("gen"), unique("gzh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for user in (english, chinese):
+            for task in ("0123456789ab", "ba9876543210", "0123456789ab", "ba9876543210"):
+                await events.add("watch.failing", user=user, task=f"web-monitor/{user}/{task}")
+            for _ in range(4):
+                await events.add("watch.failing", user=user, task=f"web-monitor/{user}/backup")
+            await events.add("watch.failing", user=user, task=f"web-monitor/{user}/echo")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, english) as client:
+            said = await say(client, "recent_errors")
+        async with voice_client(state, chinese) as client:
+            zh = await say(client, "recent_errors")
+    assert said == (
+        "9 errors in the last 24 hours: the most from a web monitor (2) 4 times in all,"
+        " backup 4 times."
+    ), said
+    assert zh == "最近 24 小时有 9 个错误，最多的是 backup 4 次、网页监控（2 个）共 4 次。", zh
+
+
+def test_a_tie_of_more_than_three_with_a_group_says_the_rest_in_all() -> None:
+    from mcp_server.voice_errors import _tie_of_groups
+
+    tied = ["alpha", "bravo", "charlie", "delta", "网页监控"]
+    zh, en = _tie_of_groups(tied, {"网页监控": 2, **{t: 1 for t in tied[:4]}}, 2)
+    assert zh == "alpha 2 次、bravo 2 次、charlie 2 次，还有 3 个任务共 4 次"
+    assert en == ("alpha 2 times, bravo 2 times, charlie 2 times, and 3 more tasks 4 times in all")
