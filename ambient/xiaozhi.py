@@ -83,6 +83,11 @@ class DeviceView(BaseModel):
     device_id: str
     user: str
     speakers: list[str] = Field(description="other users this device may answer by voiceprint")
+    withdrawn: list[str] = Field(
+        default_factory=list,
+        description="users whose consent the owner (or an admin) withdrew: they may not allow "
+        "the device again until let back",
+    )
     created_at: datetime
 
 
@@ -221,6 +226,16 @@ class DeviceService:
             )
             if row is None:
                 raise DeviceNotFoundError(f"no device {said_back(ref, 64)}")
+            if allowed and actor in (row.withdrawn or []):
+                # The owner's withdrawal stands until they undo it: a re-allow undid it at once.
+                # Said by role, not name: whose device it is is its owner's to tell.
+                raise DeviceRefusedError(
+                    Refusal(
+                        "Its owner (or an admin) withdrew your consent to %(device)s: you may "
+                        "allow it again once its owner or an admin lets you back (ask its owner)",
+                        device=row.device_id,
+                    )
+                )
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
             row.speakers = sorted(names - {row.user})
@@ -305,7 +320,26 @@ class DeviceService:
                     f"{', '.join(row.speakers or []) or 'only its owner'}; nothing changed"
                 )
             row.speakers = [name for name in row.speakers if name != speaker]
+            row.withdrawn = sorted({*(row.withdrawn or []), speaker})  # until let back
             await _audit(session, actor, "xiaozhi.device.withdraw", row, speaker=speaker)
+            await session.commit()
+            return DeviceView.model_validate(row)
+
+    async def let_back(self, actor: str | None, ref: str, speaker: str) -> DeviceView:
+        """``speaker``, whose consent the owner (or an admin) withdrew, may allow the device
+        again (owner or admin): their consent is still theirs to give."""
+        admin = await self._admin(actor)
+        async with self.db.write_session() as session:
+            row = await self._find(session, ref, lambda row: admin or row.user == actor)
+            if row is None:
+                raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
+            if speaker not in (row.withdrawn or []):
+                raise InvalidDeviceError(
+                    f"{said_back(speaker, 63)} is not withdrawn from {row.device_id}; withdrawn:"
+                    f" {', '.join(row.withdrawn or []) or 'no one'}; nothing changed"
+                )
+            row.withdrawn = [name for name in row.withdrawn if name != speaker]
+            await _audit(session, actor, "xiaozhi.device.let_back", row, speaker=speaker)
             await session.commit()
             return DeviceView.model_validate(row)
 

@@ -438,7 +438,9 @@ class DiscussionMessage(Dated, Base):
 
 class XiaozhiDevice(Removable, Dated, Base):
     """A 小智 device (its MAC, xiaozhi-server's `device-id`) of one user, its token hashed;
-    ``speakers``: the other users it may answer by voiceprint (their briefing, their tasks)."""
+    ``speakers``: the other users it may answer by voiceprint (their briefing, their tasks);
+    ``withdrawn``: those whose consent its owner (or an admin) withdrew, not to allow it again
+    until let back."""
 
     __tablename__ = "xiaozhi_devices"
 
@@ -446,6 +448,7 @@ class XiaozhiDevice(Removable, Dated, Base):
     user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     speakers: Mapped[list[str]] = mapped_column(default=list)
+    withdrawn: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class XiaozhiEndpoint(Removable, Dated, Base):

@@ -142,6 +142,15 @@ async def withdraw_speaker(ref: str, name: str, state: StateDep, caller: Current
         raise unprocessable((["name"], str(exc)), where="path", given=name) from None
 
 
+@router.delete("/devices/{ref}/withdrawn/{name}")
+async def let_speaker_back(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Let a user whose consent you withdrew allow your device again (theirs to give again)."""
+    try:
+        return await state.devices.let_back(caller.name, ref, name)
+    except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
+        raise unprocessable((["name"], str(exc)), where="path", given=name) from None
+
+
 @router.get("/devices")
 async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]:
     return await state.devices.list(caller.name)

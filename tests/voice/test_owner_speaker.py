@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from ambient.settings import Settings
 from mcp_server.voice_sentences import UNKNOWN_SPEAKER
 from tests.support.admins import admin_headers
+from tests.support.pages import signed_in
 from tests.voice.support import register, voice_api
 
 MAC = "aa:bb:cc:dd:ee:5a"
@@ -213,6 +214,71 @@ async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else
         ]
 
 
+async def test_a_consent_the_owner_withdrew_stays_withdrawn_until_the_owner_lets_them_back(
+    settings: Settings,
+) -> None:
+    """The owner withdrew a member's consent, and the member allowed the device again at once
+    and was answered by it: the owner's withdrawal did not hold."""
+    refused = (
+        f"Its owner (or an admin) withdrew your consent to {MAC}: you may allow it again once"
+        " its owner or an admin lets you back (ask its owner)"
+    )
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den3-owner")
+        lin = await register(http, settings, "den3-lin")
+        admin = await admin_headers(settings)
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den3-lin", headers=owner)
+        assert (gone.status_code, gone.json()["withdrawn"]) == (200, ["den3-lin"]), gone.text
+
+        again = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert (again.status_code, again.json()["detail"]) == (403, refused)
+        token = lin["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            form = await page.post("/app/xiaozhi/devices/allow", data={"device": MAC})
+        assert refused in form.text.replace("&#39;", "'"), form.text
+        # Withdrawing one's own consent is still one's own: refused nothing, nothing changed.
+        own = await http.delete(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert own.status_code == 200, own.text
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert (listed["speakers"], listed["withdrawn"]) == ([], ["den3-lin"])
+        assert await _said(http, owner, "den3-lin") == UNKNOWN_SPEAKER
+
+        # Only the owner or an admin lets them back: not the member, not a name not withdrawn.
+        path = f"/xiaozhi/devices/{MAC}/withdrawn"
+        self_back = await http.delete(f"{path}/den3-lin", headers=lin)
+        assert self_back.status_code == 404, self_back.text
+        typo = await http.delete(f"{path}/den3-lni", headers=owner)
+        assert typo.status_code == 422, typo.text
+        [error] = typo.json()["detail"]
+        assert (error["loc"], error["msg"]) == (
+            ["path", "name"],
+            f"'den3-lni' is not withdrawn from {MAC}; withdrawn: den3-lin; nothing changed",
+        )
+        back = await http.delete(f"{path}/den3-lin", headers=owner)
+        assert (back.status_code, back.json()["withdrawn"]) == (200, []), back.text
+        # Let back is not allowed: their consent is theirs to give again.
+        assert await _said(http, owner, "den3-lin") == UNKNOWN_SPEAKER
+        allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        assert await _said(http, owner, "den3-lin") == NO_ERRORS_EN
+
+        # An admin's withdrawal holds the same, and an admin lets them back.
+        await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den3-lin", headers=admin)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).status_code == 403
+        assert (await http.delete(f"{path}/den3-lin", headers=admin)).status_code == 200
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).status_code == 200
+        audit = await http.get(
+            "/audit", params={"action": "xiaozhi.device.let_back"}, headers=admin
+        )
+        assert [(a["actor"], a["subject"], a["detail"]) for a in audit.json()] == [
+            (actor, f"xiaozhi-device:{MAC}", {"user": "den3-owner", "speaker": "den3-lin"})
+            for actor in ("den3-owner", "admin")
+        ]
+
+
 def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     settings: Settings,
 ) -> None:
@@ -231,3 +297,8 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     assert done.exit_code == 0 and "no longer answers cli-mei" in done.output, done.output
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
     assert [row["speakers"] for row in json.loads(listed.output)] == [[]]
+    assert [row["withdrawn"] for row in json.loads(listed.output)] == [["cli-mei"]]
+    back = runner.invoke(cli, ["xiaozhi", "device", "let-back", MAC, "cli-mei"], env=env)
+    assert back.exit_code == 0 and "cli-mei may allow device" in back.output, back.output
+    listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert [row["withdrawn"] for row in json.loads(listed.output)] == [[]]
