@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from ambient.remediation.safety import named_anywhere
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
-from ambient.speakers import DEFAULT_ASSISTANT
+from ambient.speakers import DEFAULT_ASSISTANT, UNMATCHED_WARNING
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, User, XiaozhiDevice
@@ -89,6 +89,11 @@ class DeviceView(BaseModel):
         "the device again until let back",
     )
     created_at: datetime
+    warning: str | None = Field(
+        default=None,
+        description="why a voice it does not match may read but not act, while it answers others "
+        "and its owner has no voiceprint id (as the settings page's card says it)",
+    )
 
 
 class DeviceConsent(BaseModel):
@@ -176,7 +181,7 @@ class DeviceService:
                 ) from None
             await _audit(session, actor, "xiaozhi.device.add", row, speakers=names)
             await session.commit()
-            view = DeviceView.model_validate(row)
+            [view] = await _viewed(session, [row])
         return DeviceAdded(**view.model_dump(), token=token)
 
     async def list(self, actor: str | None) -> list[DeviceView]:
@@ -185,7 +190,7 @@ class DeviceService:
         if not await self._admin(actor):
             query = query.where(XiaozhiDevice.user == actor)
         async with self.db.session() as session:
-            return [DeviceView.model_validate(row) for row in await session.scalars(query)]
+            return await _viewed(session, await session.scalars(query))
 
     async def remove(self, actor: str | None, ref: str) -> DeviceView:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
@@ -323,7 +328,7 @@ class DeviceService:
             row.withdrawn = sorted({*(row.withdrawn or []), speaker})  # until let back
             await _audit(session, actor, "xiaozhi.device.withdraw", row, speaker=speaker)
             await session.commit()
-            return DeviceView.model_validate(row)
+            return (await _viewed(session, [row]))[0]
 
     async def let_back(self, actor: str | None, ref: str, speaker: str) -> DeviceView:
         """``speaker``, whose consent the owner (or an admin) withdrew, may allow the device
@@ -341,7 +346,25 @@ class DeviceService:
             row.withdrawn = [name for name in row.withdrawn if name != speaker]
             await _audit(session, actor, "xiaozhi.device.let_back", row, speaker=speaker)
             await session.commit()
-            return DeviceView.model_validate(row)
+            return (await _viewed(session, [row]))[0]
+
+
+_NO_VOICEPRINT = (User.voiceprint_id.is_(None), User.voiceprint_id == "")
+
+
+async def _viewed(session: AsyncSession, rows: Iterable[XiaozhiDevice]) -> list[DeviceView]:
+    """The devices as listed, each answering others while its owner has no voiceprint id
+    warned (UNMATCHED_WARNING): a mark like "未知" there may read but not act (resolve_speaker)."""
+    rows = list(rows)
+    owners = {row.user for row in rows if row.speakers}
+    query = select(User.name).where(User.name.in_(owners), or_(*_NO_VOICEPRINT))
+    bare = set(await session.scalars(query)) if owners else set()
+    return [
+        DeviceView.model_validate(row).model_copy(
+            update={"warning": UNMATCHED_WARNING if row.user in bare and row.speakers else None}
+        )
+        for row in rows
+    ]
 
 
 async def _audit(

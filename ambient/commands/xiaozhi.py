@@ -143,6 +143,9 @@ def list_devices(as_json: Json = False) -> None:
     ]
     columns = ["id", "device_id", "user", "speakers", "withdrawn", "created_at"]
     console.print(table_of(columns, cells, title="小智 devices"))
+    for d in devices:
+        if d.warning:  # as the owner's settings page warns on the device's card
+            console.print(f"{d.device_id} ({d.user}): {d.warning}", markup=False)
 
 
 @device_app.command("remove")

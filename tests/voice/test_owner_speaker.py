@@ -3,12 +3,14 @@ name, and changes nothing else there; the owner (or an admin) may withdraw it.""
 
 from __future__ import annotations
 
+import html
 import json
 
 import httpx
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
+from ambient.speakers import UNMATCHED_WARNING
 from mcp_server.voice_sentences import UNKNOWN_SPEAKER
 from tests.support.admins import admin_headers
 from tests.support.pages import signed_in
@@ -214,6 +216,39 @@ async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else
         ]
 
 
+async def test_a_devices_speakers_listed_carry_the_settings_cards_warning(
+    settings: Settings,
+) -> None:
+    """The warning that a mark like "未知" reads as the owner but may not act, while the device
+    answers others and its owner has no voiceprint id, was on the settings page's card alone:
+    GET /xiaozhi/devices listed the same speakers and said nothing."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den4-owner")
+        lin = await register(http, settings, "den4-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=owner)  # the page's words
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        [alone] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        [by_admin] = [
+            d
+            for d in (
+                await http.get("/xiaozhi/devices", headers=await admin_headers(settings))
+            ).json()
+            if d["device_id"] == MAC
+        ]
+        token = owner["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            card = (await page.get("/app/settings")).text
+        await http.patch("/users/me", json={"voiceprint_id": "den4-voice"}, headers=owner)
+        [enrolled] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+
+    assert alone["warning"] is None  # it answers only its owner
+    assert listed["warning"] == by_admin["warning"] == UNMATCHED_WARNING
+    assert f'<p class="error unmatched">{UNMATCHED_WARNING}</p>' in html.unescape(card), card
+    assert enrolled["warning"] is None
+
+
 async def test_a_consent_the_owner_withdrew_stays_withdrawn_until_the_owner_lets_them_back(
     settings: Settings,
 ) -> None:
@@ -290,6 +325,11 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
         assert runner.invoke(cli, ["user", "create", name], env=env).exit_code == 0
     add = ["xiaozhi", "device", "add", "--user", "cli-owner", MAC, "--speaker", "cli-mei"]
     assert runner.invoke(cli, add, env=env).exit_code == 0
+    # It answers cli-mei, its owner has no voiceprint id: warned as the settings page's card is.
+    warned = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert [row["warning"] for row in json.loads(warned.output)] == [UNMATCHED_WARNING]
+    table = runner.invoke(cli, ["xiaozhi", "device", "list"], env=env)
+    assert f"{MAC} (cli-owner): {UNMATCHED_WARNING}" in " ".join(table.output.split())
     typo = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mie"], env=env)
     assert (typo.exit_code, typo.stdout) == (1, ""), typo.output
     assert "'cli-mie' has not allowed" in typo.stderr and "cli-mei" in typo.stderr
@@ -298,6 +338,7 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
     assert [row["speakers"] for row in json.loads(listed.output)] == [[]]
     assert [row["withdrawn"] for row in json.loads(listed.output)] == [["cli-mei"]]
+    assert [row["warning"] for row in json.loads(listed.output)] == [None]  # answers no one else
     back = runner.invoke(cli, ["xiaozhi", "device", "let-back", MAC, "cli-mei"], env=env)
     assert back.exit_code == 0 and "cli-mei may allow device" in back.output, back.output
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
