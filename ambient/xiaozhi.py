@@ -8,6 +8,7 @@ API, the CLI and the voice tools cannot differ.
 
     DeviceError
     ├── InvalidDeviceError   bad input, nothing changed (API: 422 naming the field)
+    │   └── AmbiguousDeviceError  a reference naming several devices (API: 422 at the ref)
     ├── DeviceRefusedError   the caller may not (API: 403)
     └── DeviceNotFoundError  no such device among the caller's (API: 404)
 """
@@ -66,6 +67,14 @@ class DeviceError(Exception):
 
 class InvalidDeviceError(DeviceError):
     """Bad input: nothing was changed."""
+
+
+class AmbiguousDeviceError(InvalidDeviceError):
+    """A device reference (``ref``) naming several devices: nothing was changed."""
+
+    def __init__(self, refusal: Refusal, ref: str) -> None:
+        super().__init__(refusal)
+        self.ref = ref
 
 
 class DeviceRefusedError(DeviceError):
@@ -265,14 +274,15 @@ class DeviceService:
         rows = (await session.scalars(found)).all()
         rows = sorted((row for row in rows if known(row)), key=lambda row: row.id)
         if len(rows) > 1:
-            raise InvalidDeviceError(
+            raise AmbiguousDeviceError(
                 Refusal(
                     "%(ref)s names %(count)s devices: %(listing)s; nothing changed; "
                     "name the one you mean by a reference only it has",
                     ref=said_back(ref, 64),
                     count=len(rows),
                     listing=", ".join(f"device {row.id} ({row.device_id})" for row in rows),
-                )
+                ),
+                ref,
             )
         return rows[0] if rows else None
 

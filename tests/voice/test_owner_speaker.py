@@ -314,6 +314,38 @@ async def test_a_consent_the_owner_withdrew_stays_withdrawn_until_the_owner_lets
         ]
 
 
+async def test_a_reference_naming_two_devices_is_refused_at_the_paths_ref(
+    settings: Settings,
+) -> None:
+    """A number that is one device's and another device's id was refused at ["path", "name"]
+    when withdrawing a speaker (the name was right), and at ["body", "device_id"] (no body was
+    sent) when removing or allowing: the field to change is the path's ref."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den5-owner")
+        first = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:00:00:0b"}, headers=owner
+        )
+        ref = str(first.json()["id"])  # its number, and the next device's id
+        second = await http.post("/xiaozhi/devices", json={"device_id": ref}, headers=owner)
+        assert second.status_code == 201, second.text
+        answers = [
+            await http.delete(f"/xiaozhi/devices/{ref}/speakers/den5-lin", headers=owner),
+            await http.delete(f"/xiaozhi/devices/{ref}/withdrawn/den5-lin", headers=owner),
+            await http.delete(f"/xiaozhi/devices/{ref}", headers=owner),
+            await http.post(f"/xiaozhi/devices/{ref}/allow", headers=owner),
+        ]
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+    named = (
+        f"'{ref}' names 2 devices: device {ref} (aa:bb:cc:00:00:0b), device"
+        f" {second.json()['id']} ({ref}); nothing changed; name the one you mean by a"
+        " reference only it has"
+    )
+    assert [a.status_code for a in answers] == [422] * 4, [a.text for a in answers]
+    error = {"type": "value_error", "loc": ["path", "ref"], "msg": named, "input": ref}
+    assert [a.json()["detail"] for a in answers] == [[error]] * 4
+    assert len(listed) == 2
+
+
 def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     settings: Settings,
 ) -> None:
