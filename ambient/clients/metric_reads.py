@@ -15,6 +15,7 @@ from jsonpath_ng.ext import parse as jsonpath
 from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
 from selectolax.lexbor import LexborHTMLParser
 
+from ambient.clients.notify import secrets
 from ambient.clients.web import (
     FROM_SOURCE,
     REDIRECTED,
@@ -170,7 +171,9 @@ def _unsaid(parts: tuple[str, ...]) -> tuple[str, ...]:
 def said_refusal(error: str) -> Refusal | None:
     """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
     status from where a redirect led, a metric answer of the wrong shape (None: none)."""
-    said = fetch_refusal(error) or read_said(error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS))
+    said = fetch_refusal(error) or read_said(
+        error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS, *secrets.REFUSALS)
+    )
     if said is not None and isinstance(reason := said.values.get("reason"), str):
         # A metric answer said with where a redirect led (a sign-in page's, REDIRECTED).
         said.values["reason"] = read_said(reason, METRIC_ANSWERS) or reason
