@@ -33,8 +33,8 @@ from ambient.xiaozhi import (
     DeviceRefusedError,
     DeviceView,
     InvalidDeviceError,
-    voice_facts,
 )
+from ambient.xiaozhi_context import voice_facts
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import refusal, unprocessable
 

@@ -16,7 +16,7 @@ from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
-from ambient.xiaozhi import voice_facts
+from ambient.xiaozhi_context import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import TencentApi
