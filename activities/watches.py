@@ -279,11 +279,14 @@ class WatchActivities:
         name = source.auth.secret.removeprefix("secret:")
         try:
             # The operator may have removed it, its origin or its user since the watch began.
-            if owner is not None:
+            if owner is None:  # a read of no one's: only where its value may go
+                self._secrets.check_origin(source.auth.secret, str(source.url))
+            else:
                 user = await user_named(self._db, owner)
                 admin = user is not None and user.is_admin
-                self._secrets.check_access(source.auth.secret, user=owner, is_admin=admin)
-            self._secrets.check_origin(source.auth.secret, str(source.url))
+                self._secrets.check_use(
+                    source.auth.secret, str(source.url), user=owner, is_admin=admin
+                )
             value = self._secrets.resolve(source.auth.secret)
         except PermanentNotifyError as exc:
             raise FetchError(str(exc)) from None

@@ -77,11 +77,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A run cancelled in Temporal while an abort waits for its change's try under way reads that
-# try's answer and closes Cancelled (the cancel went unheard, or the answer unread); a change
-# given up after a try that may have written is "change failed", its slot kept; a slot a
-# cancel stops being given back is given back as the run closes (docs/remediation.md).
-CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
 # Every ending audits the abort the run heard (an abort that handed the run over wrote no
 # `aborted`), and a cancel that comes while the run records its end lets that record finish
 # (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
@@ -126,10 +121,9 @@ class RemediationRecords:
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
         # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): the old path (a change given up at an abort or a cancel recorded before its
-        # answer was read, its slot given back before it was) is deleted.
-        workflow.deprecate_patch(CANCEL_AFTER_ABORT)
-        self.ending_whole = workflow.patched(ENDING_WHOLE)
+        # code"): the old path (an abort that handed the run over audited no `aborted`, a
+        # cancel while the run recorded its end cut that record short) is deleted.
+        workflow.deprecate_patch(ENDING_WHOLE)
         self.abort_audited = False
 
     def _ended(self, outcome: Refusal) -> None:
@@ -187,8 +181,6 @@ class RemediationRecords:
         """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
         A cancel that comes meanwhile waits for these writes (retried for RECORD_RETRY's hour
         at most; a terminate closes the run at once), is audited, and closes it Cancelled."""
-        if not self.ending_whole:
-            return await self._finished(state, resolved)
         ending = asyncio.create_task(self._finished(state, resolved))
         try:
             await asyncio.shield(ending)
@@ -207,7 +199,7 @@ class RemediationRecords:
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
-        if self.ending_whole and self.aborted is not None and not self.abort_audited:
+        if self.aborted is not None and not self.abort_audited:
             await self._audit_abort(self.aborted, state)  # heard, and the run ended otherwise
         await self._audit(
             f"{self.run_key}/finished", "finished", {"state": state, "outcome": self.outcome}

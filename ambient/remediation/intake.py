@@ -40,8 +40,9 @@ def check_verify_secret(settings: Settings, alert: Alert, *, user: str, is_admin
         return
     secrets = SecretResolver(settings.secrets)
     try:
-        secrets.check_access(auth.secret, user=user, is_admin=is_admin)
-        secrets.check_origin(auth.secret, str(getattr(source, "url", "")))
+        secrets.check_use(
+            auth.secret, str(getattr(source, "url", "")), user=user, is_admin=is_admin
+        )
     except PermanentNotifyError as exc:
         field = "alert.verify.source.auth.secret"
         raise InvalidRemediationError(

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSch
 
 from ambient.briefing.config import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
@@ -188,25 +188,20 @@ def check_source_auth(
         return
     secrets = SecretResolver(settings.secrets)
     name = auth.secret.removeprefix("secret:")
+    url = str(getattr(config.source, "url", ""))
     try:
-        secrets.check_access(auth.secret, user=user, is_admin=is_admin)
+        secrets.check_use(auth.secret, url, user=user, is_admin=is_admin)
     except PermanentNotifyError as exc:
         if config.metric is None:
             refused = [(("source", "auth", "secret"), str(exc))]
             raise ConfigError(refused, inputs=[auth.secret]) from None
         said = (
-            f"metric {config.metric!r} is read with server secret {name!r}, which is not "
+            f"metric {config.metric!r}: {exc}"
+            if isinstance(exc, SecretOriginError)
+            else f"metric {config.metric!r} is read with server secret {name!r}, which is not "
             f"available to {user}: ask the operator to list you on secret {name} (its users "
             "in AMBIENT_SECRETS)"
         )
-        raise ConfigError([(("metric",), said)], inputs=[config.metric]) from None
-    try:
-        secrets.check_origin(auth.secret, str(getattr(config.source, "url", "")))
-    except PermanentNotifyError as exc:
-        if config.metric is None:
-            refused = [(("source", "auth", "secret"), str(exc))]
-            raise ConfigError(refused, inputs=[auth.secret]) from None
-        said = f"metric {config.metric!r}: {exc}"
         raise ConfigError([(("metric",), said)], inputs=[config.metric]) from None
 
 

@@ -512,6 +512,29 @@ async def test_a_named_metric_whose_catalogue_entry_carries_auth_is_refused_nami
     assert [method for method, _ in source.seen] == ["GET"]
 
 
+async def test_a_named_metric_at_an_origin_its_secret_does_not_list_is_refused_naming_both(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """The user may use the secret, but not where the catalogue sends it: the refusal names
+    the origin, not their rights to the secret (asking to be listed on it would not help)."""
+    source, _, other = prometheus
+    query = {"type": "prometheus", "url": source.elsewhere, "query": "sum(up)"}
+    auth = {"type": "basic", "secret": "secret:prom"}
+    tasks.settings = tasks.settings.model_copy(
+        update={"metric_catalogue": {"api_up": query | {"auth": auth}}}
+    )
+    with pytest.raises(ConfigError) as refused:
+        named = {"metric": "api_up", "threshold": 1000, "check_interval_minutes": 5}
+        await tasks.create(USER, "threshold_watch", named, unique("elsewhere"))
+
+    [(where, message)] = refused.value.errors
+    assert where == ("config", "metric")
+    assert str(message).startswith(
+        f"metric 'api_up': secret 'prom' may not be sent to {source.elsewhere}:"
+    )
+    assert other.seen == []
+
+
 async def test_a_basic_secrets_line_break_at_its_end_is_not_sent_as_part_of_the_password(
     tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
 ) -> None:

@@ -4,6 +4,7 @@ TransientNotifyError   retry with backoff (timeouts, 5xx, rate limits)
  └ DeferredNotifyError the receiver said "try again later" (SMTP 4xx, HTTP 429/503, a robot's
                        rate limit): retried after its asked delay, for longer (deliver later)
 PermanentNotifyError   never retry (bad address, auth rejected, bad payload, unknown channel)
+ └ SecretOriginError   a server secret asked for an origin its entry does not list
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class DeferredNotifyError(TransientNotifyError):
 
 class PermanentNotifyError(Exception):
     """Delivery failed for a reason retrying cannot fix."""
+
+
+class SecretOriginError(PermanentNotifyError):
+    """A `secret:NAME` would be sent to an origin its AMBIENT_SECRETS entry does not list."""
 
 
 def ssl_error_in(exc: BaseException) -> ssl.SSLError | None:

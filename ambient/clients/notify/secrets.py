@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from pydantic import SecretStr
 
-from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.domain.push import SECRET_PREFIX
 from ambient.refusals import N_, Refusal
 from ambient.settings import ServerSecret, url_origin
@@ -53,6 +53,11 @@ class SecretResolver:
             Refusal(NOT_AVAILABLE, secret=repr(name), user=user, example=example)
         )
 
+    def check_use(self, value: str, url: str, *, user: str, is_admin: bool) -> None:
+        """Refuse a source's `secret:NAME` ``user`` may not send to ``url``."""
+        self.check_access(value, user=user, is_admin=is_admin)
+        self.check_origin(value, url)
+
     def check_origin(self, value: str, url: str) -> None:
         """Refuse sending the `secret:NAME` to ``url`` as a metric source's credentials: only
         to an origin its entry lists (a member chooses the URL, but not where the value goes)."""
@@ -60,7 +65,7 @@ class SecretResolver:
         origin = url_origin(url)
         if origin is None or origin not in self._secrets[name].origins:
             example = f'{{"{name}": {{"value": "...", "origins": ["{origin or url}"]}}}}'
-            raise PermanentNotifyError(
+            raise SecretOriginError(
                 Refusal(NOT_TO_ORIGIN, secret=repr(name), origin=origin or url, example=example)
             )
 
