@@ -40,6 +40,13 @@ UNMATCHED_WARNING = N_(
     "pause, resume, the greeting). Set your voiceprint id in your settings, or stop answering "
     "the others."
 )
+# The same to an admin about another's devices, or to the operator's CLI: whose, and what to run.
+UNMATCHED_WARNING_OTHERS = N_(
+    "%(owner)s has no voiceprint id and a device of theirs answers others: a voice it does not "
+    "match may be theirs or a stranger's, told what only reads and refused what acts for them. "
+    "They set their voiceprint id in their settings, or their devices stop answering the others "
+    "(DELETE /xiaozhi/devices/{MAC}/speakers/{name}, or ambient xiaozhi device withdraw MAC NAME)."
+)
 
 
 @dataclass(frozen=True)

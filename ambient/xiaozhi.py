@@ -27,11 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import OPERATOR
-from ambient.refusals import Refusal, said_back
-from ambient.speakers import UNMATCHED_WARNING
+from ambient.refusals import N_, Refusal, said_back
+from ambient.speakers import UNMATCHED_WARNING, UNMATCHED_WARNING_OTHERS
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import MAX_ID, User, XiaozhiDevice
+from ambient.storage.models import MAX_ID, User, XiaozhiDevice, XiaozhiWithdrawal
 from ambient.storage.users import UserRepository, hash_token
 from ambient.storage.users import new_api_token as _new_token
 
@@ -44,6 +44,16 @@ _MAC = re.compile(
     r"^[0-9a-f]{2}([-:_]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
 )
 DEVICE_TOKEN_PREFIX = "xzd_"
+# Said to a member whose consent the owner (or an admin) withdrew, by role, not the owner's name.
+WITHDRAWN = N_(
+    "Its owner (or an admin) withdrew your consent to %(device)s: you may allow it again once "
+    "its owner or an admin lets you back (ask its owner)"
+)
+NOT_ALLOWED = N_("%(speaker)s has not allowed %(device)s; it answers %(speakers)s; nothing changed")
+NOT_WITHDRAWN = N_(
+    "%(speaker)s is not withdrawn from %(owner)s's devices; withdrawn: %(withdrawn)s; "
+    "nothing changed"
+)
 
 
 class DeviceError(Exception):
@@ -175,7 +185,7 @@ class DeviceService:
                 ) from None
             await _audit(session, actor, "xiaozhi.device.add", row, speakers=names)
             await session.commit()
-            [view] = await _viewed(session, [row])
+            [view] = await _viewed(session, [row], actor)
         return DeviceAdded(**view.model_dump(), token=token)
 
     async def list(self, actor: str | None) -> list[DeviceView]:
@@ -184,7 +194,7 @@ class DeviceService:
         if not await self._admin(actor):
             query = query.where(XiaozhiDevice.user == actor)
         async with self.db.session() as session:
-            return await _viewed(session, await session.scalars(query))
+            return await _viewed(session, await session.scalars(query), actor)
 
     async def remove(self, actor: str | None, ref: str) -> DeviceView:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
@@ -225,16 +235,11 @@ class DeviceService:
             )
             if row is None:
                 raise DeviceNotFoundError(f"no device {said_back(ref, 64)}")
-            if allowed and actor in (row.withdrawn or []):
-                # The owner's withdrawal stands until they undo it: a re-allow undid it at once.
+            if allowed and actor in await _withdrawn(session, row.user):
+                # The owner's withdrawal stands until they undo it, on every device of theirs:
+                # a re-allow (of this device or another of the owner's) undid it at once.
                 # Said by role, not name: whose device it is is its owner's to tell.
-                raise DeviceRefusedError(
-                    Refusal(
-                        "Its owner (or an admin) withdrew your consent to %(device)s: you may "
-                        "allow it again once its owner or an admin lets you back (ask its owner)",
-                        device=row.device_id,
-                    )
-                )
+                raise DeviceRefusedError(Refusal(WITHDRAWN, device=row.device_id))
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
             row.speakers = sorted(names - {row.user})
@@ -316,14 +321,23 @@ class DeviceService:
                 )
             if speaker not in (row.speakers or []):
                 raise InvalidDeviceError(
-                    f"{said_back(speaker, 63)} has not allowed {row.device_id}; it answers "
-                    f"{', '.join(row.speakers or []) or 'only its owner'}; nothing changed"
+                    Refusal(
+                        NOT_ALLOWED,
+                        speaker=said_back(speaker, 63),
+                        device=row.device_id,
+                        speakers=", ".join(row.speakers or []) or Refusal(N_("only its owner")),
+                    )
                 )
-            row.speakers = [name for name in row.speakers if name != speaker]
-            row.withdrawn = sorted({*(row.withdrawn or []), speaker})  # until let back
+            # Withdrawn from the owner, not the one device: every device of theirs stops
+            # answering them, and none (one added later too) may be allowed until let back.
+            mine = select(XiaozhiDevice).where(XiaozhiDevice.user == row.user).with_for_update()
+            for device in await session.scalars(mine):
+                device.speakers = [name for name in device.speakers or [] if name != speaker]
+            if speaker not in await _withdrawn(session, row.user):
+                session.add(XiaozhiWithdrawal(owner=row.user, speaker=speaker))
             await _audit(session, actor, "xiaozhi.device.withdraw", row, speaker=speaker)
             await session.commit()
-            return (await _viewed(session, [row]))[0]
+            return (await _viewed(session, [row], actor))[0]
 
     async def let_back(self, actor: str | None, ref: str, speaker: str) -> DeviceView:
         """``speaker``, whose consent the owner (or an admin) withdrew, may allow the device
@@ -333,30 +347,67 @@ class DeviceService:
             row = await self._find(session, ref, lambda row: admin or row.user == actor)
             if row is None:
                 raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
-            if speaker not in (row.withdrawn or []):
+            withdrawn = await _withdrawn(session, row.user)
+            if speaker not in withdrawn:
                 raise InvalidDeviceError(
-                    f"{said_back(speaker, 63)} is not withdrawn from {row.device_id}; withdrawn:"
-                    f" {', '.join(row.withdrawn or []) or 'no one'}; nothing changed"
+                    Refusal(
+                        NOT_WITHDRAWN,
+                        speaker=said_back(speaker, 63),
+                        owner=row.user,
+                        withdrawn=", ".join(withdrawn) or Refusal(N_("no one")),
+                    )
                 )
-            row.withdrawn = [name for name in row.withdrawn if name != speaker]
+            await session.execute(
+                delete(XiaozhiWithdrawal).where(
+                    XiaozhiWithdrawal.owner == row.user, XiaozhiWithdrawal.speaker == speaker
+                )
+            )
             await _audit(session, actor, "xiaozhi.device.let_back", row, speaker=speaker)
             await session.commit()
-            return (await _viewed(session, [row]))[0]
+            return (await _viewed(session, [row], actor))[0]
 
 
 _NO_VOICEPRINT = (User.voiceprint_id.is_(None), User.voiceprint_id == "")
 
 
-async def _viewed(session: AsyncSession, rows: Iterable[XiaozhiDevice]) -> list[DeviceView]:
-    """The devices as listed, each answering others while its owner has no voiceprint id
-    warned (UNMATCHED_WARNING): a mark like "未知" there may read but not act (resolve_speaker)."""
+async def _withdrawn(session: AsyncSession, owner: str) -> list[str]:
+    """Whose consent ``owner``'s devices may not take until let back."""
+    query = select(XiaozhiWithdrawal.speaker).where(XiaozhiWithdrawal.owner == owner)
+    return sorted(await session.scalars(query))
+
+
+async def _viewed(
+    session: AsyncSession, rows: Iterable[XiaozhiDevice], actor: str | None
+) -> list[DeviceView]:
+    """The devices as listed, with their owner's withdrawals, and warned (UNMATCHED_WARNING to
+    the owner, UNMATCHED_WARNING_OTHERS naming them to an admin or the operator) on every device
+    of an owner with no voiceprint id once any device of theirs answers others: a mark like
+    "未知" there may read but not act (resolve_speaker, _nobody_named: a rule per owner)."""
     rows = list(rows)
-    owners = {row.user for row in rows if row.speakers}
-    query = select(User.name).where(User.name.in_(owners), or_(*_NO_VOICEPRINT))
-    bare = set(await session.scalars(query)) if owners else set()
+    owners = {row.user for row in rows}
+    withdrawn: dict[str, list[str]] = {}
+    query = select(XiaozhiWithdrawal).where(XiaozhiWithdrawal.owner.in_(owners))
+    for gone in await session.scalars(query.order_by(XiaozhiWithdrawal.speaker)):
+        withdrawn.setdefault(gone.owner, []).append(gone.speaker)
+    answering = select(XiaozhiDevice.user, XiaozhiDevice.speakers).where(
+        XiaozhiDevice.user.in_(owners)
+    )
+    unenrolled = select(User.name).where(User.name.in_(owners), or_(*_NO_VOICEPRINT))
+    bare = set(await session.scalars(unenrolled)) & {
+        name for name, speakers in (await session.execute(answering)).tuples() if speakers
+    }
+
+    def warning(owner: str) -> str | None:
+        if owner not in bare:
+            return None
+        return UNMATCHED_WARNING if owner == actor else UNMATCHED_WARNING_OTHERS % {"owner": owner}
+
     return [
         DeviceView.model_validate(row).model_copy(
-            update={"warning": UNMATCHED_WARNING if row.user in bare and row.speakers else None}
+            update={
+                "withdrawn": withdrawn.get(row.user, []),
+                "warning": warning(row.user),
+            }
         )
         for row in rows
     ]

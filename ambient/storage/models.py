@@ -438,9 +438,7 @@ class DiscussionMessage(Dated, Base):
 
 class XiaozhiDevice(Removable, Dated, Base):
     """A 小智 device (its MAC, xiaozhi-server's `device-id`) of one user, its token hashed;
-    ``speakers``: the other users it may answer by voiceprint (their briefing, their tasks);
-    ``withdrawn``: those whose consent its owner (or an admin) withdrew, not to allow it again
-    until let back."""
+    ``speakers``: the other users it may answer by voiceprint (their briefing, their tasks)."""
 
     __tablename__ = "xiaozhi_devices"
 
@@ -448,7 +446,17 @@ class XiaozhiDevice(Removable, Dated, Base):
     user: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     speakers: Mapped[list[str]] = mapped_column(default=list)
-    withdrawn: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+
+
+class XiaozhiWithdrawal(Numbered, Dated, Base):
+    """A member whose consent to ``owner``'s 小智 devices the owner (or an admin) withdrew: no
+    device of the owner's, present or future, may be allowed by them until let back."""
+
+    __tablename__ = "xiaozhi_withdrawals"
+    __table_args__ = (UniqueConstraint("owner", "speaker", name="uq_xiaozhi_withdrawal"),)
+
+    owner: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
+    speaker: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
 
 
 class XiaozhiEndpoint(Removable, Dated, Base):

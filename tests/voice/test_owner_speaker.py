@@ -10,7 +10,7 @@ import httpx
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
-from ambient.speakers import UNMATCHED_WARNING
+from ambient.speakers import UNMATCHED_WARNING, UNMATCHED_WARNING_OTHERS
 from mcp_server.voice_sentences import UNKNOWN_SPEAKER
 from tests.support.admins import admin_headers
 from tests.support.pages import signed_in
@@ -244,7 +244,8 @@ async def test_a_devices_speakers_listed_carry_the_settings_cards_warning(
         [enrolled] = (await http.get("/xiaozhi/devices", headers=owner)).json()
 
     assert alone["warning"] is None  # it answers only its owner
-    assert listed["warning"] == by_admin["warning"] == UNMATCHED_WARNING
+    assert listed["warning"] == UNMATCHED_WARNING
+    assert by_admin["warning"] == UNMATCHED_WARNING_OTHERS % {"owner": "den4-owner"}
     assert f'<p class="error unmatched">{UNMATCHED_WARNING}</p>' in html.unescape(card), card
     assert enrolled["warning"] is None
 
@@ -290,7 +291,8 @@ async def test_a_consent_the_owner_withdrew_stays_withdrawn_until_the_owner_lets
         [error] = typo.json()["detail"]
         assert (error["loc"], error["msg"]) == (
             ["path", "name"],
-            f"'den3-lni' is not withdrawn from {MAC}; withdrawn: den3-lin; nothing changed",
+            "'den3-lni' is not withdrawn from den3-owner's devices; withdrawn: den3-lin; nothing"
+            " changed",
         )
         back = await http.delete(f"{path}/den3-lin", headers=owner)
         assert (back.status_code, back.json()["withdrawn"]) == (200, []), back.text
@@ -312,6 +314,85 @@ async def test_a_consent_the_owner_withdrew_stays_withdrawn_until_the_owner_lets
             (actor, f"xiaozhi-device:{MAC}", {"user": "den3-owner", "speaker": "den3-lin"})
             for actor in ("den3-owner", "admin")
         ]
+
+
+async def test_a_withdrawal_holds_for_every_device_of_the_owners_present_and_future(
+    settings: Settings,
+) -> None:
+    """The owner has A and B and withdrew lin from A: lin allowed B (200) and the voice answered
+    lin again on the owner's token, which answers for all their devices. The withdrawal is the
+    owner's: refused on B, on a device added later, and B stops answering lin too."""
+    second, third = "aa:bb:cc:dd:ee:5b", "aa:bb:cc:dd:ee:5c"
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den6-owner")
+        lin = await register(http, settings, "den6-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        for mac in (MAC, second):
+            await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+            assert (await http.post(f"/xiaozhi/devices/{mac}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den6-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        # B answered lin still: their consent to it was taken back with A's.
+        assert await _said(http, owner, "den6-lin") == UNKNOWN_SPEAKER
+        await http.post("/xiaozhi/devices", json={"device_id": third}, headers=owner)
+        refusals = [
+            await http.post(f"/xiaozhi/devices/{mac}/allow", headers=lin)
+            for mac in (MAC, second, third)
+        ]
+        assert await _said(http, owner, "den6-lin") == UNKNOWN_SPEAKER
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        # Let back from any of the owner's devices: lifted for all of them.
+        back = await http.delete(f"/xiaozhi/devices/{third}/withdrawn/den6-lin", headers=owner)
+        allowed = await http.post(f"/xiaozhi/devices/{second}/allow", headers=lin)
+    assert [(r.status_code, r.json()["detail"]) for r in refusals] == [
+        (
+            403,
+            f"Its owner (or an admin) withdrew your consent to {mac}: you may allow it again"
+            " once its owner or an admin lets you back (ask its owner)",
+        )
+        for mac in (MAC, second, third)
+    ]
+    assert [(d["speakers"], d["withdrawn"]) for d in listed] == [([], ["den6-lin"])] * 3
+    assert (back.status_code, back.json()["withdrawn"]) == (200, []), back.text
+    assert allowed.status_code == 200, allowed.text
+
+
+async def test_every_device_of_an_owner_whose_device_answers_others_is_warned(
+    settings: Settings,
+) -> None:
+    """The rule is the owner's (a mark like "未知" may not act once any device of theirs
+    answers another): the warning was on the device that answers others alone, and the
+    owner's other speaker, refusing the same, was listed unwarned."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den7-owner")
+        lin = await register(http, settings, "den7-lin")
+        for mac in (MAC, "aa:bb:cc:dd:ee:5d"):
+            await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+    assert [(d["speakers"], d["warning"]) for d in listed] == [
+        (["den7-lin"], UNMATCHED_WARNING),
+        ([], UNMATCHED_WARNING),
+    ]
+
+
+async def test_a_withdrawal_refused_is_said_in_the_owners_language_on_the_page(
+    settings: Settings,
+) -> None:
+    """Withdrawing a name that has not allowed the device (a page in another tab) was said in
+    English on a Chinese settings page."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den8-owner")
+        await http.patch("/users/me", json={"language": "zh"}, headers=owner)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        token = owner["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            form = await page.post(
+                "/app/xiaozhi/devices/withdraw", data={"device": MAC, "speaker": "den8-lin"}
+            )
+            shown = (await page.get(form.headers["location"])).text if form.is_redirect else ""
+    said = f"'den8-lin' 没有允许 {MAC}；它回答的是：只有它的主人；没有改动"
+    assert said in html.unescape(form.text + shown), form.text + shown
 
 
 async def test_a_reference_naming_two_devices_is_refused_at_the_paths_ref(
@@ -359,9 +440,11 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     assert runner.invoke(cli, add, env=env).exit_code == 0
     # It answers cli-mei, its owner has no voiceprint id: warned as the settings page's card is.
     warned = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
-    assert [row["warning"] for row in json.loads(warned.output)] == [UNMATCHED_WARNING]
+    # The operator cannot act on "your settings": told whose, and what to run.
+    others = UNMATCHED_WARNING_OTHERS % {"owner": "cli-owner"}
+    assert [row["warning"] for row in json.loads(warned.output)] == [others]
     table = runner.invoke(cli, ["xiaozhi", "device", "list"], env=env)
-    assert f"{MAC} (cli-owner): {UNMATCHED_WARNING}" in " ".join(table.output.split())
+    assert f"{MAC} (cli-owner): {others}" in " ".join(table.output.split())
     typo = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mie"], env=env)
     assert (typo.exit_code, typo.stdout) == (1, ""), typo.output
     assert "'cli-mie' has not allowed" in typo.stderr and "cli-mei" in typo.stderr

@@ -1,11 +1,13 @@
-"""device_withdrawn: who a 小智 device's owner (or an admin) stopped it answering
+"""device_withdrawn: the members a 小智 owner (or an admin) stopped their devices answering
 
 Revision ID: 0029_device_withdrawn
 Revises: 0028_voiceprint_case
 Create Date: 2026-12-02
 
 A consent the owner withdrew stays withdrawn until the owner (or an admin) lets its user back:
-the member's own allow put them back at once. Devices from before withdrew no one.
+the member's own allow put them back at once. Kept per owner, not per device: an allow of
+another of the owner's devices (or one added later) answered the member again. Owners from
+before withdrew no one; a downgrade drops every withdrawal (members may allow again).
 """
 
 from collections.abc import Sequence
@@ -20,10 +22,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("xiaozhi_devices") as batch:
-        batch.add_column(sa.Column("withdrawn", sa.JSON, nullable=False, server_default="[]"))
+    def user() -> sa.ForeignKey:
+        return sa.ForeignKey("users.name", ondelete="CASCADE")
+
+    op.create_table(
+        "xiaozhi_withdrawals",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("owner", sa.String(63), user(), nullable=False),
+        sa.Column("speaker", sa.String(63), user(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("owner", "speaker", name="uq_xiaozhi_withdrawal"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("xiaozhi_devices") as batch:
-        batch.drop_column("withdrawn")
+    op.drop_table("xiaozhi_withdrawals")
