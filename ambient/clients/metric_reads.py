@@ -28,9 +28,11 @@ from ambient.clients.web import (
     read_said,
     scrubbed,
 )
-from ambient.refusals import N_, Refusal
+from ambient.refusals import N_, Refusal, read_back
 
 QUERY_PATH = "/api/v1/query"  # the Prometheus HTTP API's instant query
+# The characters of a read's error a check keeps (in the watch's history and status).
+KEPT = 500
 # A query whose GET URL would be longer is POSTed as a form, as the HTTP API takes it: proxies
 # in front of Prometheus refuse long request lines with a 414 (nginx past 8 KB or as hardened,
 # IIS past a 2,048-character query).
@@ -174,6 +176,9 @@ def said_refusal(error: str) -> Refusal | None:
     said = fetch_refusal(error) or read_said(
         error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS, *secrets.REFUSALS)
     )
+    if said is None and len(error) >= KEPT:
+        # A secret's refusal naming a long origin twice (its example last) cut where it was kept.
+        said = read_back(error, secrets.REFUSALS, cut=True)
     if said is not None and isinstance(reason := said.values.get("reason"), str):
         # A metric answer said with where a redirect led (a sign-in page's, REDIRECTED).
         said.values["reason"] = read_said(reason, METRIC_ANSWERS) or reason

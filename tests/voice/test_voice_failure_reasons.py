@@ -212,3 +212,26 @@ def test_a_metric_sources_secret_refused_at_its_read_is_said_in_the_listeners_la
         "失败：没有密钥 'gone'：密钥由运维在 AMBIENT_SECRETS 里定义",
     ]
     assert failed_said(stored[0], Words(Language.EN)) == f"failed: {stored[0]}"
+
+
+def test_a_secrets_origin_refusal_cut_where_a_read_keeps_it_is_still_said_in_words() -> None:
+    """A source at a long host (~170 characters): the origin refusal says it twice, a read keeps
+    500 characters of it (activities/watches.py _failed), and the cut error read back as no
+    refusal: the page showed the English, the voice "原因可以在任务详情里看"."""
+    from ambient.clients.metric_reads import KEPT
+
+    host = ".".join(["metrics-cluster-0123456789"] * 6) + ".example.com"
+    resolver = SecretResolver(
+        {"prom": ServerSecret(value=SecretStr("reader:pw"), origins=["http://127.0.0.1:9090"])}
+    )
+    with pytest.raises(PermanentNotifyError) as refused:
+        resolver.check_origin("secret:prom", f"https://{host}/api/v1/query")
+    assert len(str(refused.value)) > KEPT  # the case: cut where it is kept
+    stored = str(refused.value)[:KEPT]
+    assert reason_said(stored) == (
+        "数据源的密钥不允许发往它的地址",
+        "its source's secret may not be sent to its address",
+    )
+    said = failed_said(stored, Words(Language.ZH))
+    assert said.startswith(f"失败：密钥 'prom' 不能发往 https://{host}:443：密钥能发往哪些源"), said
+    assert said.endswith(f"{stored[-20:]}…）"), said
