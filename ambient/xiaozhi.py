@@ -90,7 +90,7 @@ class DeviceView(BaseModel):
     withdrawn: list[str] = Field(
         default_factory=list,
         description="users whose consent the owner (or an admin) withdrew: they may not allow "
-        "the device again until let back",
+        "this device, nor any other of the owner's, again until let back",
     )
     created_at: datetime
     warning: str | None = Field(
@@ -330,7 +330,8 @@ class DeviceService:
                 )
             # Withdrawn from the owner, not the one device: every device of theirs stops
             # answering them, and none (one added later too) may be allowed until let back.
-            mine = select(XiaozhiDevice).where(XiaozhiDevice.user == row.user).with_for_update()
+            mine = select(XiaozhiDevice).where(XiaozhiDevice.user == row.user)
+            mine = mine.order_by(XiaozhiDevice.id).with_for_update()
             for device in await session.scalars(mine):
                 device.speakers = [name for name in device.speakers or [] if name != speaker]
             if speaker not in await _withdrawn(session, row.user):
