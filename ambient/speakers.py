@@ -26,6 +26,11 @@ class SpeakerKind(StrEnum):
     # others (a colleague allowed it) while the owner has no voiceprint id: the owner's own voice
     # or a stranger's, no one can tell. Read as the owner; refused a tool that acts.
     UNMATCHED = "unmatched"
+    # Nobody named where the owner set a voiceprint id (their voice comes by that name), on a
+    # call naming no device: maybe a voice the voiceprint did not match, the model leaving the
+    # name out. Read as the owner; refused a tool that acts. A xiaozhi.me 接入点's call names
+    # its device and never a voice (no voiceprint there): the owner's.
+    UNNAMED = "unnamed"
     ALLOWED = "allowed"  # another user who allowed one of the owner's devices
     UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
     BEYOND = "beyond"  # a user who would have rights the owner lacks
@@ -37,8 +42,8 @@ class SpeakerKind(StrEnum):
 UNMATCHED_WARNING = N_(
     "Without your voiceprint id, a voice it does not match may be yours or a stranger's: it is "
     "told what only reads (your errors, your tasks), and may not act for you (approve, refuse, "
-    "pause, resume, the greeting). Set your voiceprint id in your settings, or stop answering "
-    "the others."
+    "pause, resume, the greeting). Set your voiceprint id in your settings (then a voice it does "
+    "not name may not act either), or stop answering the others."
 )
 # The same to an admin about another's devices, or to the operator's CLI: whose, and what to run.
 UNMATCHED_WARNING_OTHERS = N_(
@@ -108,12 +113,14 @@ async def resolve_speaker(
     described_as: str = "",
     *,
     approvers: Mapping[str, list[str]],
+    device: str = "",
 ) -> Speaker:
     """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
 
     Matched against a user's voiceprint id or user name (case-insensitive). Another user is
     answered only if they allowed one of the owner's devices, and only with rights the owner
-    has too: a speaker never gains rights through someone else's speaker.
+    has too: a speaker never gains rights through someone else's speaker. ``device``: the
+    device the call names (a xiaozhi.me broker's ``clientId``), "" when none.
     """
     async with db.session() as session:
         users = UserRepository(session)
@@ -125,8 +132,9 @@ async def resolve_speaker(
         # the owner set a voiceprint id: a stranger (the owner's voice comes by that id). None
         # set: the owner where no device of theirs answers anyone else, else UNMATCHED (read as
         # the owner, acting refused; see _nobody_named). Another's consent is not the owner's
-        # choice and never makes the owner a stranger.
-        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
+        # choice and never makes the owner a stranger. A call naming a device (xiaozhi.me) had
+        # no voiceprint to name anyone: its filler is nobody named, voiceprint id or not.
+        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id and not device:
             return Speaker(SpeakerKind.UNKNOWN, None)
         # xiaozhi-server's own marks for a voice it did not match ("未知说话人", "stranger"), no
         # model's filler: a stranger always, never a user who took one as a name or voiceprint.
@@ -135,12 +143,12 @@ async def resolve_speaker(
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
-            return await _nobody_named(session, account, key)
+            return await _nobody_named(session, account, key, device)
         found = list(await session.scalars(select(User).where(speaks_as(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
         if not found and (key in ROLE_WORDS or names_no_speaker(speaker, assistant, described_as)):
-            return await _nobody_named(session, account, key)
+            return await _nobody_named(session, account, key, device)
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)
         person = found[0]
@@ -154,11 +162,18 @@ async def resolve_speaker(
         return Speaker(SpeakerKind.ALLOWED, person)
 
 
-async def _nobody_named(session: AsyncSession, owner: User, key: str) -> Speaker:
+async def _nobody_named(session: AsyncSession, owner: User, key: str, device: str) -> Speaker:
     """A call naming nobody is the owner's. But where the owner's device answers others and the
     owner enrolled no voiceprint id, xiaozhi-server's voiceprint may be on: its mark for a voice
     it did not match, as a model words it ("未知", "unknown", "主人"), is then the owner's or a
-    stranger's, no one can tell (UNMATCHED)."""
+    stranger's, no one can tell (UNMATCHED). With a voiceprint id set, the owner's voice is
+    named by it: nobody named is UNNAMED. A xiaozhi.me broker's call (it names a device, never a
+    voice) is the owner's before either rule, voiceprint id or not, devices answering others
+    or not."""
+    if device:  # a xiaozhi.me broker's call: no voiceprint there to name anyone
+        return Speaker(SpeakerKind.OWNER, owner)
+    if owner.voiceprint_id:
+        return Speaker(SpeakerKind.UNNAMED, owner)
     if key in UNKNOWN_VOICE or key in ROLE_WORDS:
         consents = select(XiaozhiDevice.speakers).where(XiaozhiDevice.user == owner.name)
         if any(await session.scalars(consents)):

@@ -91,14 +91,16 @@ def acting(ctx: Context[Any, Any]) -> bool:
 
 
 async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speaker, bool]:
-    """Who speaks on the ``owner``'s device, and whether they hear English: their language,
-    or when nobody known speaks the owner's (a refusal is said in it; no owner: Chinese)."""
+    """Who speaks on the ``owner``'s device (the one the call names, `device`), and whether they
+    hear English: their language, or when nobody known speaks the owner's (a refusal is said in
+    it; no owner: Chinese)."""
     who = await resolve_speaker(
         state.db,
         owner,
         speaker,
         described_as=SPEAKER_DESCRIPTION,
         approvers=state.settings.remediation_approvers,
+        device=device.get(),
     )
     if who.user is not None:
         return who, in_english(state, who.user.language)
@@ -169,8 +171,8 @@ async def _as_heard(
     english.set(to_english)
     if who.user is None:
         return spoken(say(*sentences.REFUSALS[who.kind]))
-    if who.kind == SpeakerKind.UNMATCHED and acting(ctx):
-        return spoken(say(sentences.UNMATCHED_ACTS, sentences.UNMATCHED_ACTS_EN))
+    if who.kind in sentences.MAY_NOT_ACT and acting(ctx):
+        return spoken(say(*sentences.MAY_NOT_ACT[who.kind]))
     return spoken(await work(state, who.user.name))
 
 

@@ -78,6 +78,23 @@ UNMATCHED_ACTS_EN = (
     " Owner: set your voiceprint id in your settings, or withdraw the others' consent on your"
     " devices."
 )
+# No speaker named where the owner set a voiceprint id (SpeakerKind.UNNAMED): their voice comes
+# by that name, so this may be one the voiceprint did not match. Reads are the owner's. An owner
+# whose xiaozhi-server has no voiceprint is never named: clearing the id is their way out.
+UNNAMED_ACTS = (
+    "我没听出是谁在说话，所以不能替主人操作。"
+    "主人请再说一次；服务器没开声纹的话，可在设置里清空声纹 ID。"
+)
+UNNAMED_ACTS_EN = (
+    "I didn't hear whose voice this is, so I can't act for the owner."
+    " Owner: say it again; if your server has no voiceprint, clear your voiceprint id in your"
+    " settings."
+)
+# Who reads as the owner but may not act, and what they hear when they try.
+MAY_NOT_ACT = {
+    SpeakerKind.UNMATCHED: (UNMATCHED_ACTS, UNMATCHED_ACTS_EN),
+    SpeakerKind.UNNAMED: (UNNAMED_ACTS, UNNAMED_ACTS_EN),
+}
 REFUSALS = {
     SpeakerKind.UNKNOWN: (UNKNOWN_SPEAKER, UNKNOWN_SPEAKER_EN),
     SpeakerKind.BEYOND: (BEYOND_OWNER, BEYOND_OWNER_EN),

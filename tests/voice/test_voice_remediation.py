@@ -195,15 +195,19 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             guest_tries = await say(client, "approve_remediation", which="第一个", speaker="guest")
             assert "没有等你审批" in guest_tries
 
-            out_of_range = await say(client, "approve_remediation", which="第二个")
+            # The owner enrolled a voiceprint: naming no one, the call reads but may not act.
+            unnamed = await say(client, "approve_remediation", which="第一个")
+            assert "没听出是谁" in unnamed
+            me = f"vp-{OWNER}"
+            out_of_range = await say(client, "approve_remediation", which="第二个", speaker=me)
             assert "只有 1 个" in out_of_range
-            unknown = await say(client, "approve_remediation", which="payments")
+            unknown = await say(client, "approve_remediation", which="payments", speaker=me)
             assert "没找到" in unknown and "checkout" in unknown
             assert (await ask(handle, "status", result_type=RemediationStatus)).state == (
                 "waiting_approval"
             )
 
-            approved = await say(client, "approve_remediation", which="第一个")
+            approved = await say(client, "approve_remediation", which="第一个", speaker=me)
             assert "已批准" in approved and "checkout" in approved
         status = await ask(handle, "status", result_type=RemediationStatus)
         assert [a.approver for a in status.approvals] == [OWNER]

@@ -293,6 +293,9 @@ async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
     shown = await page.get("/app/settings")
     # The owner has no voiceprint id: a voice the device does not match may be a stranger's.
     assert "Without your voiceprint id, a voice it does not match" in html.unescape(shown.text)
+    # Next to the field, what setting it costs: a voice the speaker does not name may not act.
+    warning = re.search(r'<p class="muted" id="voiceprint-warning">([^<]*)</p>', shown.text)
+    assert warning is not None and "may not act for you" in html.unescape(warning[1]), shown.text
     form = re.search(r'action="/app/xiaozhi/devices/withdraw".*?</form>', shown.text, re.S)
     assert form is not None, shown.text
     sent = dict(re.findall(r'name="(device|speaker)" value="([^"]*)"', form[0]))
