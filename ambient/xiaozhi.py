@@ -31,6 +31,7 @@ from ambient.refusals import N_, Refusal, said_back
 from ambient.speakers import UNMATCHED_WARNING, UNMATCHED_WARNING_OTHERS
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
+from ambient.storage.db import take_turn
 from ambient.storage.models import MAX_ID, User, XiaozhiDevice, XiaozhiWithdrawal
 from ambient.storage.users import UserRepository, hash_token
 from ambient.storage.users import new_api_token as _new_token
@@ -50,6 +51,11 @@ WITHDRAWN = N_(
     "its owner or an admin lets you back (ask its owner)"
 )
 NOT_ALLOWED = N_("%(speaker)s has not allowed %(device)s; it answers %(speakers)s; nothing changed")
+SPEAKERS_WITHDRAWN = N_(
+    "speakers: %(speakers)s withdrawn from %(owner)s's devices: let them back first (ambient "
+    "xiaozhi device let-back, naming any device of %(owner)s's), or register it without them; "
+    "nothing changed"
+)
 NOT_WITHDRAWN = N_(
     "%(speaker)s is not withdrawn from %(owner)s's devices; withdrawn: %(withdrawn)s; "
     "nothing changed"
@@ -168,11 +174,17 @@ class DeviceService:
                 "only an admin or the operator names them at registration"
             )
         token = DEVICE_TOKEN_PREFIX + _new_token()
-        async with self.db.session() as session:
+        async with self.db.write_session() as session:
             users = UserRepository(session)
             await users.existing(user, InvalidDeviceError(f"user: no user {user!r}"))
             for name in names:
                 await users.existing(name, InvalidDeviceError(f"speakers: no user {name!r}"))
+            await _owner_turn(session, user)
+            # A withdrawal holds for every device of the owner's, one registered later too.
+            if gone := [name for name in names if name in await _withdrawn(session, user)]:
+                raise InvalidDeviceError(
+                    Refusal(SPEAKERS_WITHDRAWN, speakers=", ".join(gone), owner=user)
+                )
             row = XiaozhiDevice(
                 device_id=mac, user=user, token_hash=hash_token(token), speakers=names
             )
@@ -203,7 +215,8 @@ class DeviceService:
             row = await self._find(session, ref, lambda row: admin or row.user == actor)
             if row is None:
                 raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
-            view = DeviceView.model_validate(row)
+            # Its owner's withdrawals listed as they remain (they are the owner's, not its).
+            [view] = await _viewed(session, [row], actor)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
             await _audit(session, actor, "xiaozhi.device.remove", row)
             await session.commit()
@@ -219,9 +232,9 @@ class DeviceService:
         not whose device it is (a MAC is no secret: the answer named the user behind any MAC).
         """
         admin = await self._admin(actor)
-        # Read, then written back with the caller in or out: one allow at a time per device
-        # (the row locked on PostgreSQL, the write lock taken first on SQLite), or a consent
-        # given at the same moment is lost.
+        # Read, then written back with the caller in or out: one writer at a time per owner
+        # (their turn, then the row, on PostgreSQL; the write lock taken first on SQLite), or a
+        # consent given at the same moment is lost.
         async with self.db.write_session() as session:
             row = await self._find(
                 session,
@@ -238,7 +251,8 @@ class DeviceService:
             if allowed and actor in await _withdrawn(session, row.user):
                 # The owner's withdrawal stands until they undo it, on every device of theirs:
                 # a re-allow (of this device or another of the owner's) undid it at once.
-                # Said by role, not name: whose device it is is its owner's to tell.
+                # Said by role, not name (a withdrawn member still learns which MACs are the
+                # owner's: docs/xiaozhi.md says so).
                 raise DeviceRefusedError(Refusal(WITHDRAWN, device=row.device_id))
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
@@ -260,8 +274,7 @@ class DeviceService:
         # A number the database cannot hold ('²' is a digit to isdigit, not to int) is no id.
         if number.isascii() and number.isdigit() and int(number) <= MAX_ID:
             named = or_(named, XiaozhiDevice.id == int(number))
-        found = select(XiaozhiDevice).where(named).with_for_update()
-        rows = (await session.scalars(found)).all()
+        rows = (await session.scalars(select(XiaozhiDevice).where(named))).all()
         rows = sorted((row for row in rows if known(row)), key=lambda row: row.id)
         if len(rows) > 1:
             raise AmbiguousDeviceError(
@@ -274,7 +287,15 @@ class DeviceService:
                 ),
                 ref,
             )
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        # The owner's turn first, then the device: a withdrawal then locks all of the owner's
+        # devices, and two through different devices of one owner deadlocked (each held its own).
+        await _owner_turn(session, rows[0].user)
+        again = select(XiaozhiDevice).where(XiaozhiDevice.id == rows[0].id)
+        return await session.scalar(
+            again.with_for_update().execution_options(populate_existing=True)
+        )
 
     async def authenticate(self, device_id: str, token: str) -> XiaozhiDevice:
         """The device, if ``token`` is the token of one of its owner's devices.
@@ -369,6 +390,12 @@ class DeviceService:
 
 
 _NO_VOICEPRINT = (User.voiceprint_id.is_(None), User.voiceprint_id == "")
+
+
+async def _owner_turn(session: AsyncSession, owner: str) -> None:
+    """One writer at a time on ``owner``'s devices and withdrawals (PostgreSQL; SQLite's write
+    session already holds the one write lock), taken before any of their rows is locked."""
+    await take_turn(session, f"xiaozhi-owner:{owner}")
 
 
 async def _withdrawn(session: AsyncSession, owner: str) -> list[str]:

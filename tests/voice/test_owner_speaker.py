@@ -357,6 +357,50 @@ async def test_a_withdrawal_holds_for_every_device_of_the_owners_present_and_fut
     assert allowed.status_code == 200, allowed.text
 
 
+async def test_a_device_registered_naming_a_withdrawn_member_is_refused_at_speakers(
+    settings: Settings,
+) -> None:
+    """An admin registering a device of the owner's named lin, whom the owner withdrew: the
+    device was added answering lin, the withdrawal undone without a let back."""
+    later = "aa:bb:cc:dd:ee:5e"
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den8-owner")
+        lin = await register(http, settings, "den8-lin")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den8-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        body = {"device_id": later, "user": "den8-owner", "speakers": ["den8-lin"]}
+        added = await http.post(
+            "/xiaozhi/devices", json=body, headers=await admin_headers(settings)
+        )
+        assert await _said(http, owner, "den8-lin") == UNKNOWN_SPEAKER
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+    assert added.status_code == 422, added.text
+    [error] = added.json()["detail"]
+    assert error["loc"] == ["body", "speakers"]
+    assert error["msg"].startswith("speakers: den8-lin withdrawn from den8-owner's devices: let"), (
+        error
+    )
+    assert [d["device_id"] for d in listed] == [MAC]
+
+
+async def test_a_device_removed_lists_its_owners_withdrawals_as_they_remain(
+    settings: Settings,
+) -> None:
+    """Removing a device keeps the owner's withdrawals: its answer said withdrawn: []."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den9-owner")
+        lin = await register(http, settings, "den9-lin")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den9-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        removed = await http.delete(f"/xiaozhi/devices/{MAC}", headers=owner)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["withdrawn"] == ["den9-lin"]
+
+
 async def test_every_device_of_an_owner_whose_device_answers_others_is_warned(
     settings: Settings,
 ) -> None:
