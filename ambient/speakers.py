@@ -49,7 +49,8 @@ UNMATCHED_WARNING = N_(
 UNMATCHED_WARNING_OTHERS = N_(
     "%(owner)s has no voiceprint id and a device of theirs answers others: a voice it does not "
     "match may be theirs or a stranger's, told what only reads and refused what acts for them. "
-    "They set their voiceprint id in their settings, or their devices stop answering the others "
+    "They set their voiceprint id in their settings (then a voice it does not name may not act "
+    "either), or their devices stop answering the others "
     "(DELETE /xiaozhi/devices/{MAC}/speakers/{name}, or ambient xiaozhi device withdraw MAC NAME)."
 )
 

@@ -124,10 +124,12 @@ async def recent_errors(
         if len(by_task) == 1:  # one said: "主要是" said there were others
             one = by_task.total() == 1
             label = top[0][0]
-            said_alike = label if tasks_of[label] == 1 else alike_once(label, tasks_of[label])
+            alike = tasks_of[label] > 1
+            said_alike = alike_once(label, tasks_of[label]) if alike else label
+            said_en = _many(label, tasks_of[label]) if alike else label
             tasks = say(
                 f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {said_alike}。",
-                f"{total} in the last {en}, {'' if one else 'all '}from {said_alike}.",
+                f"{total} in the last {en}, {'' if one else 'all '}from {said_en}.",
             )
         elif top[0][1] > top[1][1]:
             tasks = say(
@@ -168,13 +170,15 @@ def _with_count(label: str, tasks: int, count: int) -> str:
     times = counted(count, "time", "times")
     if tasks == 1:
         return say(f"{label} {count} 次", f"{label} {times}")
+    return say(f"{alike_once(label, tasks)}共 {count} 次", f"{_many(label, tasks)}, {times} in all")
+
+
+def _many(label: str, tasks: int) -> str:
+    """``tasks`` tasks said alike, in English: "2 web monitors" (not "a web monitor (2)")."""
     article, _, kind = label.partition(" ")
-    many = (
-        f"{tasks} {kind}{'es' if kind.endswith(('ch', 'sh', 's', 'x')) else 's'}"
-        if article in ("a", "an") and kind
-        else f"{label} ({tasks})"  # a name said alike: no article to count by
-    )
-    return say(f"{alike_once(label, tasks)}共 {count} 次", f"{many}, {times} in all")
+    if article in ("a", "an") and kind:
+        return f"{tasks} {kind}{'es' if kind.endswith(('ch', 'sh', 's', 'x')) else 's'}"
+    return f"{label} ({tasks})"  # a name said alike: no article to count by
 
 
 def _tie_of_tasks(tied: list[str], most: int) -> str:

@@ -381,6 +381,24 @@ async def test_most_errors_from_tasks_said_alike_are_said_as_their_sum(
     assert zh == "最近 24 小时有 8 个错误，主要是：网页监控（2 个）共 6 次、backup 2 次。", zh
 
 
+async def test_errors_all_from_tasks_said_alike_say_how_many_tasks_in_english(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Two unnamed web monitors alone were said "all from a web monitor (2)" (as if one).
+    english = unique("men")
+    await _user(deps, english, Language.EN)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for task in ("0123456789ab", "ba9876543210") * 3:
+            await events.add("watch.failing", user=english, task=f"web-monitor/{english}/{task}")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, english) as client:
+            said = await say(client, "recent_errors")
+    assert said == "6 errors in the last 24 hours, all from 2 web monitors.", said
+
+
 @pytest.mark.parametrize("in_english", [False, True])
 def test_a_tie_of_more_than_three_with_a_group_says_the_rest_in_all(in_english: bool) -> None:
     from mcp_server.voice_answer import english
