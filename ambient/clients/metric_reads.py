@@ -4,6 +4,7 @@ what came back, in words a page translates (``said_refusal``)."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import math
@@ -176,13 +177,28 @@ def said_refusal(error: str) -> Refusal | None:
     said = fetch_refusal(error) or read_said(
         error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS, *secrets.REFUSALS)
     )
-    if said is None and len(error) >= KEPT:
+    if said is None and len(error) == KEPT:
         # A secret's refusal naming a long origin twice (its example last) cut where it was kept.
-        said = read_back(error, secrets.REFUSALS, cut=True)
+        said = _cut_origin_refusal(error)
     if said is not None and isinstance(reason := said.values.get("reason"), str):
         # A metric answer said with where a redirect led (a sign-in page's, REDIRECTED).
         said.values["reason"] = read_said(reason, METRIC_ANSWERS) or reason
     return said
+
+
+def _cut_origin_refusal(error: str) -> Refusal | None:
+    """NOT_TO_ORIGIN cut inside its example, if that is the example its secret and origin make
+    (any text after a whole refusal began like it: no refusal read back)."""
+    said = read_back(error, (secrets.NOT_TO_ORIGIN,), cut=True)
+    if said is None:
+        return None
+    try:
+        name = ast.literal_eval(said.values["secret"])  # said as repr()
+    except (ValueError, SyntaxError):
+        return None
+    example = secrets.origin_example(name, said.values["origin"])
+    cut = said.values["example"].removesuffix("…")
+    return said if isinstance(name, str) and example.startswith(cut) else None
 
 
 async def read_json_number(

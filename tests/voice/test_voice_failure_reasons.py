@@ -235,3 +235,21 @@ def test_a_secrets_origin_refusal_cut_where_a_read_keeps_it_is_still_said_in_wor
     said = failed_said(stored, Words(Language.ZH))
     assert said.startswith(f"失败：密钥 'prom' 不能发往 https://{host}:443：密钥能发往哪些源"), said
     assert said.endswith(f"{stored[-20:]}…）"), said
+
+
+def test_a_secrets_origin_refusal_followed_by_other_text_is_not_read_back_as_it() -> None:
+    """The cut refusal was read back from any 500 characters that began like it (its example
+    any text): a whole refusal followed by other words was said as the refusal alone. Only an
+    example the secret and origin read back would have made, cut, is."""
+    from ambient.clients.metric_reads import KEPT, said_refusal
+
+    resolver = SecretResolver(
+        {"prom": ServerSecret(value=SecretStr("reader:pw"), origins=["http://127.0.0.1:9090"])}
+    )
+    with pytest.raises(PermanentNotifyError) as refused:
+        resolver.check_origin("secret:prom", "http://127.0.0.1:9191/api/v1/query")
+    whole = str(refused.value)
+    stored = (whole + "; and then the source's proxy said " + "x" * KEPT)[:KEPT]
+    assert said_refusal(whole) is not None  # the refusal alone is read back
+    assert said_refusal(stored) is None
+    assert said_refusal(stored[:-1]) is None

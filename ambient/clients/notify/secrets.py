@@ -31,6 +31,11 @@ UNKNOWN = N_("unknown secret %(secret)s: the operator defines it in AMBIENT_SECR
 REFUSALS = (NOT_AVAILABLE, NOT_TO_ORIGIN, UNKNOWN)
 
 
+def origin_example(name: str, origin: str) -> str:
+    """NOT_TO_ORIGIN's example: the AMBIENT_SECRETS entry letting ``name`` go to ``origin``."""
+    return f'{{"{name}": {{"value": "...", "origins": ["{origin}"]}}}}'
+
+
 class SecretResolver:
     def __init__(self, secrets: Mapping[str, SecretStr | ServerSecret]) -> None:
         self._secrets = {
@@ -64,7 +69,7 @@ class SecretResolver:
         name = self._name(value)
         origin = url_origin(url)
         if origin is None or origin not in self._secrets[name].origins:
-            example = f'{{"{name}": {{"value": "...", "origins": ["{origin or url}"]}}}}'
+            example = origin_example(name, origin or url)
             raise SecretOriginError(
                 Refusal(NOT_TO_ORIGIN, secret=repr(name), origin=origin or url, example=example)
             )
