@@ -46,7 +46,7 @@ from ambient.briefing.records import store_given
 from ambient.briefing.unprepared import DATABASE_FAILED
 from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
-from ambient.clients.tencent.alarms import list_alarms
+from ambient.clients.tencent.alarms import AlarmRecord, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import told
@@ -109,6 +109,10 @@ class BriefingActivities:
         notes: list[SourceNote] = []
         day, spec = request.day, request.config.log_source
         query = spec.query.strip() if isinstance(spec, ClsLogSpec) else "*"
+        # The alarms before the logs: their passing failure fails this attempt before a day's
+        # logs are read, not after, and the next attempt reads them again, not the logs twice.
+        alarm_notes: list[SourceNote] = []
+        alarms = await self._alarms(day, alarm_notes)
         report, baseline_before = await self._reduce_logs(request, notes)
         zone = ZoneInfo(request.config.timezone)
         inputs = BriefingInputs(
@@ -122,7 +126,8 @@ class BriefingActivities:
         )
         if report is not None:
             fill_from_report(inputs, report)
-        await self._alarms(day, inputs)
+        inputs.notes += alarm_notes
+        inputs.alarms_configured, inputs.alarms = alarms is not None, alarms or []
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
         written = await write_briefing(self._llm, inputs, within=written_by - clock())
@@ -224,10 +229,11 @@ class BriefingActivities:
         notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))
         return report, baseline
 
-    async def _alarms(self, day: DayPlan, inputs: BriefingInputs) -> None:
+    async def _alarms(self, day: DayPlan, notes: list[SourceNote]) -> list[AlarmRecord] | None:
+        """The day's alarms (None: not configured, or neither source read), noted in ``notes``."""
         if not self._tencent.configured:
-            inputs.notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
-            return
+            notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
+            return None
         try:
             # Also the alarms still firing that began before yesterday: the day's open problems.
             history = await list_alarms(
@@ -235,21 +241,20 @@ class BriefingActivities:
             )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
-            inputs.notes.append(SourceNote(source="alarms", ok=False, detail=told(exc)))
-            return
+            notes.append(SourceNote(source="alarms", ok=False, detail=told(exc)))
+            return None
         for unread in history.unread:
             if unread.retryable:
                 _read_again_if_passing(TencentRetryableError(unread.source, unread.error), "alarms")
-        inputs.alarms_configured = True
-        inputs.alarms = history.alarms
         count = len(history.alarms)
         read = f"{count} alarm{'' if count == 1 else 's'}"  # "1 alarm" in the report's sources
-        inputs.notes.append(SourceNote(source="alarms", ok=True, detail=read))
+        notes.append(SourceNote(source="alarms", ok=True, detail=read))
         # One source failed, the other answered: its alarms are listed, the failed one said.
-        inputs.notes += [
+        notes += [
             SourceNote(source=f"alarms.{u.source}", ok=False, detail=u.error)
             for u in history.unread
         ]
+        return history.alarms
 
     async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:
         """The user's discussions active during the day (links to read them)."""

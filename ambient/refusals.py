@@ -27,8 +27,11 @@ def N_(message: str) -> str:
 
 
 # Values read back as any text (another's words; a length said in words; a path jsonpath-ng
-# writes with a space, $.'unit price'; a Content-Type's absence), not one word.
-_WORDS = frozenset({"reason", "why", "error", "query", "shown", "path", "after", "example", "kind"})
+# writes with a space, $.'unit price'; a Content-Type's absence; a Content-Encoding's name as a
+# server sends it, "x gzip"), not one word.
+_WORDS = frozenset(
+    {"reason", "why", "error", "query", "shown", "path", "after", "example", "kind", "coding"}
+)
 
 
 def read_back(text: str, msgids: Iterable[str], *, cut: bool = False) -> Refusal | None:

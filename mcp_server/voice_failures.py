@@ -33,6 +33,10 @@ _REASONS = {
     web.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
     web.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
     http1.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
+    **dict.fromkeys(
+        http1.CODINGS,
+        ("回答的压缩方式读不了", "the answer is compressed in a way that cannot be read"),
+    ),
     web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
     web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),
@@ -45,11 +49,23 @@ _REASONS = {
     metric_reads.NO_SAMPLE: ("查询现在没有数据", "the query has no data now"),
     metric_reads.CREDENTIALS_REFUSED: ("数据源拒绝了凭据", "the source refused the credentials"),
     metric_reads.NO_CREDENTIALS: ("数据源要求凭据", "the source asks for credentials"),
+    metric_reads.UNSUPPORTED_SCHEME: (
+        "数据源要求的认证方式不支持",
+        "the source asks for an authentication scheme not supported",
+    ),
     metric_reads.CREDENTIALS_FORBIDDEN: (
         "数据源不允许这个账号读取",
         "the source forbids its account",
     ),
     metric_reads.POST_REFUSED: ("数据源拒绝了 POST 的查询", "the source refused the POSTed query"),
+    **dict.fromkeys(
+        (metric_reads.POST_FORBIDDEN, metric_reads.POST_FORBIDDEN_SECRET),
+        ("数据源拒绝了查询（HTTP 403）", "the source refused the query (HTTP 403)"),
+    ),
+    metric_reads.POSTED_SEE_OTHER: (
+        "数据源把 POST 的查询转到了别处",
+        "the source sent the POSTed query elsewhere",
+    ),
     **dict.fromkeys(
         (metric_reads.BAD_BASIC, metric_reads.BAD_TOKEN),
         ("数据源的密钥不能用作凭据", "its secret cannot be sent as credentials"),

@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from ambient.briefing.alarm_listing import left_out, listed, since, still_open
 from ambient.briefing.faithfulness import Unsupported, unsupported_claims
 from ambient.briefing.logreport import TemplateStat, most_frequent_error
 from ambient.briefing.models import (
@@ -21,7 +22,7 @@ from ambient.briefing.models import (
     hello,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
-from ambient.clients.tencent.alarms import AlarmRecord
+from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
 from ambient.clients.tencent.tts import tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
@@ -33,29 +34,6 @@ def greeting(inputs: BriefingInputs) -> str:
     """The greeting for the hour the briefing is first spoken, in its language (said again
     for the hour it is given: `greeted_at`)."""
     return hello(int(inputs.window_start[:2]), inputs.language)
-
-
-def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
-    return [a for a in alarms if _open(a)]
-
-
-def _open(alarm: AlarmRecord) -> bool:
-    return alarm.status.lower() not in ("ok", "resolved", "no_conf")
-
-
-def since(alarm: AlarmRecord, zone: ZoneInfo, zh: bool) -> str:
-    """ "（自 … 起）" for an alarm firing since before the day (``ongoing``), else nothing."""
-    if not alarm.ongoing:
-        return ""
-    at = alarm.time.astimezone(zone)
-    return f"（自 {at:%Y-%m-%d %H:%M} 起）" if zh else f" (since {at:%Y-%m-%d %H:%M})"
-
-
-def listed(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms a briefing lists (prompt, report): the open ones first, each newest first,
-    at most 50; its counts are of them all."""
-    return sorted(alarms, key=_open, reverse=True)[:50]  # sorted is stable, reversed too
 
 
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's daily \
@@ -167,6 +145,8 @@ def llm_prompt(inputs: BriefingInputs) -> str:
         f"{a.name} [{a.level or '-'}] {a.status} {a.target or ''}"
         for a in listed(inputs.alarms)
     )
+    if more := left_out(inputs.alarms, zh=False):
+        alarms += f"\n- ({more})"
     parts = [
         facts,
         "Source status:\n" + (sources or "- none"),
@@ -207,11 +187,18 @@ _SOURCE_NAMES = {
     "alarms": "告警记录",
     "alarms.monitor": "云监控告警记录",
     "alarms.cls": "CLS 告警记录",
+    "alarms.monitor (firing since before)": "今天以前开始、仍在告警的云监控告警",
+    "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
     "llm": "大模型",
     "discussions": "讨论",
 }
 # In English the other sources are named by their key ("logs unavailable: ...").
-_SOURCE_NAMES_EN = {"alarms.monitor": "Cloud Monitor alarms", "alarms.cls": "CLS alert records"}
+_SOURCE_NAMES_EN = {
+    "alarms.monitor": "Cloud Monitor alarms",
+    "alarms.cls": "CLS alert records",
+    "alarms.monitor (firing since before)": "Cloud Monitor alarms firing since before the day",
+    "alarms.cls (firing since before)": "CLS alert records firing since before the day",
+}
 # A source that failed, said in the briefing's language (failed logs are its headline).
 _FAILED_SAID = {
     "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
@@ -224,6 +211,17 @@ _FAILED_SAID = {
         "CLS 告警记录没能读取，简报里只有云监控的告警。",
         "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
     ),
+    # Only the look-back failed: the day's own alarms are all listed.
+    "alarms.monitor (firing since before)": (
+        "今天以前开始、仍在告警的云监控告警没能读取，当天的告警都已列出。",
+        "Cloud Monitor alarms firing since before the day could not be read: the day's own "
+        "are all listed. ",
+    ),
+    "alarms.cls (firing since before)": (
+        "今天以前开始、仍在告警的 CLS 告警没能读取，当天的告警都已列出。",
+        "CLS alert records firing since before the day could not be read: the day's own are "
+        "all listed. ",
+    ),
     "llm": (
         "大模型没有回应，这份简报按规则写成。",
         "The language model did not answer: this briefing was written by rules. ",
@@ -231,12 +229,21 @@ _FAILED_SAID = {
 }
 
 
+# A failed source's detail the product words itself, in a Chinese briefing.
+_DETAILS_ZH = {ALARMS_CHANGED: "告警在读取时发生了变化，这次没有列出"}
+
+
+def _detail(note: SourceNote, zh: bool) -> str:
+    return _DETAILS_ZH.get(note.detail, note.detail) if zh else note.detail
+
+
 def _unavailable(note: SourceNote, zh: bool) -> str:
     """A failed source in the written briefing (page, e-mail)."""
     if note.detail == ALARMS_NOT_CONFIGURED:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
     if zh:
-        return f"数据源不可用：{_SOURCE_NAMES.get(note.source, note.source)}：{_short(note.detail)}"
+        name = _SOURCE_NAMES.get(note.source, note.source)
+        return f"数据源不可用：{name}：{_short(_detail(note, zh))}"
     return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
 
 
@@ -485,9 +492,12 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
                 f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
                 f"| {_cell(a.status)}{since(a, zone, zh)} | {_cell(a.target or '')} |"
             )
+        if more := left_out(inputs.alarms, zh):
+            lines += ["", f"*{more}*"]
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [
-        f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(n.detail)}" for n in inputs.notes
+        f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(_detail(n, zh))}"
+        for n in inputs.notes
     ]
     section("新闻" if zh else "News", [_cell(n) for n in inputs.news])
     section("讨论" if zh else "Discussions", [_cell(d) for d in inputs.discussions])

@@ -60,6 +60,18 @@ CUTS = (
 )
 
 
+# A body this client does not decode: a coding of the registry it does not ask for, or gzip's
+# bytes under a name that is no coding (Chromium refuses both). Said of "the answer": a page's
+# or a metric source's (whose URL is said after).
+UNDECODED_CODING = N_(
+    "the answer is in Content-Encoding %(coding)s, which is not decoded here (gzip and deflate "
+    "are: ask its server for one of those, or none), and cannot be read"
+)
+GZIP_MISNAMED = N_(
+    "the answer is gzip bytes under Content-Encoding %(coding)s, which is no content coding (ask "
+    "its server to label them gzip alone), and cannot be read"
+)
+CODINGS = (UNDECODED_CODING, GZIP_MISNAMED)
 # Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
 TWO_LOCATIONS = N_(
     "the answer names two different Locations: a redirect names one target; watch the page "
@@ -470,8 +482,10 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
                     body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
                 except zlib.error:  # some servers send raw deflate without the zlib header
                     body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-            elif coding in UNDECODED or body.startswith(GZIP_MAGIC):  # compressed, not a page
-                raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
+            elif coding in UNDECODED:  # compressed, not a page
+                raise HttpProtocolError(UNDECODED_CODING % {"coding": coding[:CODING_SAID]})
+            elif body.startswith(GZIP_MAGIC):
+                raise HttpProtocolError(GZIP_MISNAMED % {"coding": coding[:CODING_SAID]})
         except zlib.error as exc:
             # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
             # a cut-short one is (zlib's own error is no error a caller of this client knows).
@@ -482,6 +496,7 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
 # The content codings of IANA's registry not decoded here: their bytes are no page. Any other
 # name (a server's "utf-8") is no coding: the body is as sent, as Chromium reads it, unless it
 # starts as gzip does. A list is read name by name (Chromium leaves all of "foo, gzip" undone).
+CODING_SAID = 40  # characters of a coding's name said back (a stored error is cut at 500)
 UNDECODED = frozenset(
     ("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi", "pack200-gzip")
 )

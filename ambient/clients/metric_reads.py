@@ -8,6 +8,7 @@ import ast
 import base64
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -89,11 +90,36 @@ NO_CREDENTIALS = N_(
     "the source asks for credentials (HTTP 401, scheme %(scheme)s): give the source an auth, e.g. "
     '{"type": "%(type)s", "secret": "secret:NAME"} with a server secret you may use'
 )
-# A query POSTed (too long for a URL) that something in front refuses by its method.
+# A 401 whose challenges name neither scheme a source's auth sends (Digest, Negotiate).
+UNSUPPORTED_SCHEME = N_(
+    "the source asks for credentials by scheme %(scheme)s (HTTP 401), which a source's auth "
+    "does not send (it sends basic and bearer): let the source take one of them, or read it "
+    "through a proxy that does"
+)
+# A query POSTed (too long for a URL) that something in front refuses by its method (405).
 POST_REFUSED = N_(
     "the source refused the query POSTed (HTTP %(status)s), as a query past 2,000 characters "
     "is sent (too long for a URL): let POST %(path)s through whatever is in front of "
     "Prometheus, or shorten the query"
+)
+# A query POSTed refused 403: for a reason the server need not say (RFC 9110 15.5.4), not
+# its method (that is a 405's).
+POST_FORBIDDEN = N_(
+    "the source, or something in front of it, refused the query (HTTP 403), sent by POST as a "
+    "query past 2,000 characters is; a 403 does not say why: ask whoever runs the source what "
+    "it refuses there (the account, the query, the method), or shorten the query to ask it by GET"
+)
+POST_FORBIDDEN_SECRET = N_(
+    "the source, or something in front of it, refused the query (HTTP 403), sent by POST as a "
+    "query past 2,000 characters is; a 403 does not say why: ask whoever runs the source what "
+    "it refuses there (the account of secret %(secret)s, the query, the method), or shorten the "
+    "query to ask it by GET"
+)
+# A query POSTed that a 303 sends on to be read by GET (RFC 9110 15.4.4), where it would not go.
+POSTED_SEE_OTHER = N_(
+    "the source answered the query POSTed (a query past 2,000 characters is sent so) with "
+    "HTTP 303 See Other, to be read by GET at %(target)s, without the query: give the source "
+    "the URL that answers the query itself, or shorten the query"
 )
 BAD_BASIC = N_("secret %(secret)s is not user:password, as basic credentials are: check its value")
 BAD_TOKEN = N_(
@@ -121,7 +147,11 @@ METRIC_ANSWERS = (
     CREDENTIALS_REFUSED,
     CREDENTIALS_FORBIDDEN,
     NO_CREDENTIALS,
+    UNSUPPORTED_SCHEME,
     POST_REFUSED,
+    POST_FORBIDDEN,
+    POST_FORBIDDEN_SECRET,
+    POSTED_SEE_OTHER,
     BAD_BASIC,
     BAD_TOKEN,
 )
@@ -304,13 +334,38 @@ async def _fetched(
     return fetched
 
 
+# A challenge's auth-scheme (RFC 9110 11.6.1): a token at the start or after a comma, followed
+# by a space and no "=" (its params or token68) or by the end: not an auth-param's name. Read
+# with its quoted strings blanked (QUOTED, escapes and all): a realm's words are no scheme.
+CHALLENGE = re.compile(r"(?:^|,)\s*([-!#$%&'*+.^_`|~0-9A-Za-z]+)(?=\s*(?:,|$)|\s+[^=,\s])")
+# An opening quote always matches (its close, or the end, a lone backslash there too): one
+# that could fail was tried again at every later quote, quadratic in a hostile header.
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?$)', re.DOTALL)
+CHALLENGE_READ = 4096  # characters of a WWW-Authenticate read for its schemes
+SENT = ("basic", "bearer")  # the schemes a source's auth sends
+
+
 def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None) -> str:
     """A status the credentials or the POST explain, said as what to do; else as it is (where
     a redirect led, or a hop that came back to the source after it, no credentials went)."""
-    # RFC 9110 15.5.2: a 401 names the schemes it takes (WWW-Authenticate), the first here.
-    scheme = exc.challenge.split(" ", 1)[0].strip().capitalize() or "not named"
-    if exc.posted and exc.status in (403, 405):
+    # RFC 9110 15.5.2: a 401 names the schemes it takes (WWW-Authenticate): basic or bearer
+    # among them the one said, else the first.
+    schemes = [
+        named.capitalize() if named.lower() in SENT else named
+        for named in CHALLENGE.findall(QUOTED.sub('""', exc.challenge[:CHALLENGE_READ]))
+    ]
+    sent = [named for named in schemes if named.lower() in SENT]
+    scheme = (sent or schemes or ["not named"])[0]
+    if exc.posted and exc.status == 303:
+        return POSTED_SEE_OTHER % {"target": scrubbed(exc.location, 150)}
+    if exc.posted and exc.status == 403 and credentials and exc.authorized:
+        return POST_FORBIDDEN_SECRET % {"secret": credentials.secret}
+    if exc.posted and exc.status == 403:
+        return POST_FORBIDDEN
+    if exc.posted and exc.status == 405:
         return POST_REFUSED % {"status": exc.status, "path": QUERY_PATH}
+    if exc.status == 401 and schemes and not sent and keeps_credentials(url, exc.url):
+        return UNSUPPORTED_SCHEME % {"scheme": scheme}
     if credentials and exc.authorized and exc.status == 401:
         return CREDENTIALS_REFUSED % {"secret": credentials.secret, "scheme": scheme}
     if credentials and exc.authorized and exc.status == 403:

@@ -32,6 +32,7 @@ from ambient.clients.guard import (
     RefusedDestinationError,
 )
 from ambient.clients.http1 import (
+    CODINGS,
     CUTS,
     TWO_LOCATIONS,
     Answer,
@@ -102,6 +103,7 @@ _WORDED = (
     NO_BODY,
     NO_LOCATION,
     TWO_LOCATIONS,
+    *CODINGS,
     WHOLE_NOT_MODIFIED,
     NO_CONNECTION,
     ANSWER_CUT,
@@ -167,6 +169,7 @@ class HttpStatusError(FetchError):
         challenge: str = "",
         authorized: bool = False,
         posted: bool = False,
+        location: str = "",
     ) -> None:
         super().__init__(reason or str(Refusal(HTTP_STATUS, status=status)))
         self.status = status
@@ -177,6 +180,7 @@ class HttpStatusError(FetchError):
         self.challenge = challenge  # its WWW-Authenticate (a 401's scheme: Basic, Bearer)
         # Whether the request answered carried an Authorization header, and a POSTed form.
         self.authorized, self.posted = authorized, posted
+        self.location = location  # a 303's target, not followed (a POSTed form's)
 
 
 class NoAnswerError(FetchError):
@@ -335,10 +339,20 @@ class WebFetcher:
                 # percent-encoded) is read as browsers read it.
                 with suppress(UnicodeDecodeError):
                     location = location.encode("latin-1").decode()
-                # A form goes on (RFC 9110 15.4: a 301 or 302 may keep the method; the query
-                # is the request), but to a 303's other resource, which is read by GET.
-                form = b"" if answer.status == 303 else form
-                before, current = current, _spaces_encoded(urljoin(current, location.strip()))
+                target = _spaces_encoded(urljoin(current, location.strip()))
+                if answer.status == 303 and form:
+                    # A form goes on (RFC 9110 15.4: a 301 or 302 may keep the method; the
+                    # query is the request), but a 303's other resource is read by GET
+                    # (15.4.4), without it: not asked, said by the caller, who knows the form.
+                    raise HttpStatusError(
+                        303,
+                        current,
+                        answer.body,
+                        _redirected(url, current, Refusal(HTTP_STATUS, status=303)),
+                        posted=True,
+                        location=target,
+                    )
+                before, current = current, target
                 hops.append(current)
                 continue
             return self._result(url, current, answer, headers, posted=bool(form))
@@ -406,8 +420,8 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
         return NoAnswerError(str(Refusal(ANSWER_CUT, reason=str(exc))))
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
-    if str(exc) == TWO_LOCATIONS:  # a page says it in its reader's words, the voice too
-        return FetchError(TWO_LOCATIONS)
+    if str(exc) == TWO_LOCATIONS or read_back(str(exc), CODINGS):
+        return FetchError(str(exc))  # a page says it in its reader's words, the voice too
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 

@@ -20,6 +20,7 @@ from ambient.clients.tencent.errors import (
     TencentAnswerError,
     TencentAuthError,
     TencentCloudError,
+    TencentListChangedError,
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRetryableError,
@@ -150,6 +151,8 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "not_configured", exc.message
     if isinstance(exc, TencentAnswerError):  # not "unavailable ... try again": it answers so
         return "failed", exc.message
+    if isinstance(exc, TencentListChangedError):  # worded for whoever reads it, no API code
+        return "unavailable", exc.message
     if not action:
         # An error the client worded itself, no call made (a window whose start is after its
         # end, a region out of format, a search to narrow): its words say what to do.

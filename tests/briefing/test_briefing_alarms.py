@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing.config import BriefingConfig, DayPlan, plan_for
+from ambient.briefing.config import BriefingConfig, ClsLogSpec, DayPlan, plan_for
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import list_alarms
@@ -207,3 +208,37 @@ async def test_an_alarm_that_begins_while_the_pages_are_read_leaves_the_count_tr
     names = [a.name for a in history.alarms if a.source == "monitor"]
     assert len(names) == len(set(names))
     assert set(names) >= {f"p{i}" for i in range(150)}
+
+
+async def test_alarms_that_change_at_each_read_fail_the_attempt_before_the_logs_are_read(
+    settings: Settings, db: Database
+) -> None:
+    """An alert flapping while the firing ones are read, at each of the client's reads: the
+    preparation's attempt fails (a passing failure, read again by the next attempt). The logs
+    were read first, a whole day of them, and read again by every attempt; now the alarms
+    come first and the attempt fails before any log is asked for."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    oldest = int((day.logs_from - timedelta(days=10)).timestamp())
+    api.monitor_alarms = [
+        {"PolicyName": f"disk-{i}", "AlarmStatus": "ALARM", "FirstOccurTime": oldest + 60 * i}
+        for i in range(150)
+    ]
+    api.logs = [{"time": int(day.logs_from.timestamp() * 1000) + 1, "json": {"msg": "ok"}}]
+    recovering = iter(range(150))
+
+    def recover() -> None:
+        if "AlarmStatus" in api.calls[-1][2]:  # the look-back's pages: one recovers each time
+            api.monitor_alarms[next(recovering)].update(AlarmStatus="OK")
+        api.before["DescribeAlarmHistories"] = recover
+
+    api.before["DescribeAlarmHistories"] = recover
+    config = BriefingConfig(log_source=ClsLogSpec(topic_id=api.log_topic))
+    async with serve(api.app()) as base:
+        acts = BriefingActivities(db, LLMClient(settings), standin_tencent(base), settings)
+        request = PrepareRequest(
+            user="alice", task_id="daily-briefing/alice", config=config, day=day
+        )
+        with pytest.raises(ApplicationError, match="the alarms changed while they were read"):
+            await ActivityEnvironment().run(acts.prepare_briefing, request)
+    assert [c[1] for c in api.calls if c[1] == "SearchLog"] == []

@@ -1015,13 +1015,17 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
                 "AlarmObject": "ins-1",
             }
         ]
+        # The alarms are read first: a failure of theirs fails the attempt before the logs.
         api.failures["SearchLog"] = ["InternalError"] * failing
-        api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"]
+        api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"] * failing
         await stack.service.create("lars", config)
         await stack.skip_to(day.window_start + timedelta(minutes=1))
         view = await stack.service.get_briefing("lars", day.date)
     sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
-    assert api.failures == {"SearchLog": [], "DescribeAlarmHistories": []}
+    # Once: the alarms fail the first attempt, the logs the second. Every attempt: the logs
+    # are read by the last alone, after its alarms.
+    left = ["InternalError"] * (failing - 1)
+    assert api.failures == {"SearchLog": left, "DescribeAlarmHistories": []}
     if failing == 1:
         assert sources["logs"][0] and view.content.errors == 5
         assert sources["alarms"] == (True, "1 alarm")

@@ -709,6 +709,11 @@ class TencentApi:
     # this many pages of logs, then that code to every further page (None: no such limit).
     search_pages: int | None = None
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
+    log_identity: bool = True  # False: SearchLog's Results without PkgId and PkgLogId
+    _log_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    record_ids: bool = True  # False: DescribeAlertRecordHistory's Records without RecordId
+    _record_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    _alarm_ids: dict[int, tuple[dict[str, Any], int]] = field(default_factory=dict)
     # Which ends of their time range the alarm lists hold: DescribeAlarmHistories finds an
     # alarm whose FirstOccurTime is "晚于 StartTime" and "早于 EndTime" (neither end, as its
     # reference words it, the default); DescribeAlertRecordHistory's does not say. "both": an
@@ -924,12 +929,23 @@ class TencentApi:
                         "Time": r["time"],
                         "TopicId": params["TopicId"],
                         "Source": "10.0.0.1",
+                        **self._log_identity(r),
                         "LogJson": json.dumps(r["json"], ensure_ascii=False),
                     }
                     for r in page
                 ],
             }
         )
+
+    # The API reference (SearchLog's LogInfo): PkgId "日志上报请求包的ID", PkgLogId "请求包内日志的
+    # ID", which DescribeLogContext takes with TopicId and the Time to name one log. A log of
+    # ``logs`` keeps the pair it was first served with (an upload package of 64 logs here).
+    def _log_identity(self, row: dict[str, Any]) -> dict[str, str]:
+        if not self.log_identity:
+            return {}
+        kept = self._log_ids.setdefault(id(row), (row, len(self._log_ids)))
+        n = kept[1]
+        return {"PkgId": f"528C1318606EFEB8-{n // 64:X}", "PkgLogId": str(65536 + n % 64)}
 
     # The API reference (SearchLog): Context "过期时间1小时", and "透传该参数时，请勿修改除该
     # 参数外的其它参数"; cls errorcodes: FailedOperation.InvalidContext "检索游标已失效或不存在".
@@ -963,13 +979,23 @@ class TencentApi:
     # DescribeAlertRecordHistory (intl 614/54789): "Region ... This parameter is not required
     # for this API": every region's records answer, each naming its topic's region
     # (AlertHistoryRecord.Region, 监控对象所属地域); X-TC-Region does not filter them.
+    # Newest first, as the API answers (its records by CreateTime, the newest on the first page).
     def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
         rows = [
-            r
+            self._with_record_id(r)
             for r in self.cls_records
             if self._alarm_in(params["From"], params["To"], r["CreateTime"])
         ]
+        rows.sort(key=lambda r: r["CreateTime"], reverse=True)
         return self._page("DescribeAlertRecordHistory", rows, params, "Records")
+
+    def _with_record_id(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A record as served, with the RecordId (AlertHistoryRecord: "告警历史ID") it keeps each
+        time it is served, unless it has one or ``record_ids`` is off."""
+        if not self.record_ids:
+            return row
+        kept = self._record_ids.setdefault(id(row), (row, len(self._record_ids)))
+        return {"RecordId": f"alert-record-{kept[1]:06d}", **row}
 
     def cls_DescribeLogsets(self, params: dict[str, Any]) -> Response:
         return self._page("DescribeLogsets", self.logsets, params, "Logsets")
@@ -1081,7 +1107,11 @@ class TencentApi:
         # 1 and PageSize 20 when not given (seconds, like FirstOccurTime).
         now = int(time.time())
         start, end = params.get("StartTime", now - 86400), params.get("EndTime", now)
-        rows = [a for a in self.monitor_alarms if self._alarm_in(start, end, a["FirstOccurTime"])]
+        rows = [
+            self._with_alarm_id(a)
+            for a in self.monitor_alarms
+            if self._alarm_in(start, end, a["FirstOccurTime"])
+        ]
         # AlarmStatus: "根据告警状态过滤 ALARM=未恢复 OK=已恢复 ...，不选默认查所有".
         if params.get("AlarmStatus"):
             rows = [a for a in rows if a.get("AlarmStatus") in params["AlarmStatus"]]
@@ -1096,6 +1126,12 @@ class TencentApi:
         return reply(
             {"Histories": rows[(number - 1) * size : number * size], "TotalCount": len(rows)}
         )
+
+    def _with_alarm_id(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An alarm as served, with the AlarmId (AlarmHistory: "告警历史Id") it keeps each time
+        it is served, unless it has one."""
+        kept = self._alarm_ids.setdefault(id(row), (row, len(self._alarm_ids)))
+        return {"AlarmId": f"alarm-{kept[1]:06d}", **row}
 
     def monitor_GetMonitorData(self, params: dict[str, Any]) -> Response:
         # The API reference (GetMonitorData): "此接口不适用于拉取容器服务监控数据" — container

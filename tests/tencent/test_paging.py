@@ -15,7 +15,7 @@ from tencentcloud.common.credential import Credential
 from ambient.clients.tencent import client
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
-from ambient.clients.tencent.errors import TencentAnswerError, TencentRetryableError
+from ambient.clients.tencent.errors import TencentAnswerError, TencentListChangedError
 from ambient.clients.tencent.logs import list_log_topics
 from ambient.clients.tencent.writes import find_topic
 from ambient.cloud.errors import failure
@@ -134,19 +134,39 @@ async def test_a_list_that_changes_while_read_is_read_again_not_answered_short(
 ) -> None:
     """A cluster made between two pages, before the second's Offset: that page starts one row
     earlier than asked, its first row one read before, and the new cluster is in no page read.
-    The row read twice was kept twice; now the list is a retryable error (read anew, it is
-    whole), neither short nor with a row twice."""
+    The row read twice was kept twice; now the list is read anew from its first page, and
+    is whole, neither short nor with a row twice."""
     api, tc = cloud
     rows = [_cluster(n) for n in range(150)]
     api.raw["DescribeClusters"] = [
         _answer({"Clusters": rows[:100], "TotalCount": 150}),
         _answer({"Clusters": rows[99:150], "TotalCount": 151}),
     ]
-    with pytest.raises(TencentRetryableError, match="listed 150 of its 151 items in 2 pages"):
-        await list_clusters(tc)
-    api.clusters = [_cluster(150), *rows]
+    api.clusters = [_cluster(150), *rows]  # what the API answers once the raw pages are served
     clusters = await list_clusters(tc)
     assert sorted(c.cluster_id for c in clusters) == sorted(c["ClusterId"] for c in api.clusters)
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100, 0, 100]
+
+
+async def test_a_list_that_changes_at_each_read_is_said_changed_after_three_reads(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An item leaving the list while each read pages (its total lower than at the first
+    page): read three times from the first page, then a passing failure, ListChanged."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": rows[101:150], "TotalCount": 149}),
+    ] * 3
+    with pytest.raises(TencentListChangedError) as changed:
+        await list_clusters(tc)
+    # Said to whoever reads it: what happened and what to do, not the read's own bookkeeping.
+    assert changed.value.message == (
+        "Tencent Cloud's DescribeClusters list changed at each of its 3 reads (items made or "
+        "removed meanwhile); try again in a moment"
+    )
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100] * 3
 
 
 async def test_a_list_whose_pages_are_smaller_than_asked_is_read_to_its_total(

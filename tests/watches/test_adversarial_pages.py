@@ -27,6 +27,7 @@ from ambient import temporal
 from ambient.clients import extract
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.storage import Database
 from ambient.storage.polls import WatchSnapshot
 from ambient.storage.repositories import EventRepository
@@ -34,6 +35,9 @@ from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import TaskStatus
 from ambient.watches.poll_store import PageText, advance_snapshot
 from ambient.watches.service import TaskService
+from api.i18n import Words
+from api.routers.app_pages import failed_said
+from mcp_server.voice_failures import reason_said
 from tests.conftest import unique
 from tests.support.servers import serve
 from tests.watches.site import article
@@ -504,23 +508,48 @@ async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_bro
     pack200 = await checked(service, task_id, url)
     site.pages["/news"] = Resource(gzip.compress(page), encoding="utf-8")
     gzipped = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page), encoding="gzip, foo")  # labelled gzip
+    listed = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page), encoding="x gzip")  # a name with a space
+    spaced = await checked(service, task_id, url)
     await service.delete(USER, task_id)
     assert changed == {"outcome": "changed", "error": None}
-    assert brotli == {
-        "outcome": "error",
-        "error": "HttpProtocolError: unsupported Content-Encoding: br",
-    }
+    undecoded = (
+        "the answer is in Content-Encoding %s, which is not decoded here (gzip and deflate are: "
+        "ask its server for one of those, or none), and cannot be read"
+    )
+    misnamed = (
+        "the answer is gzip bytes under Content-Encoding %s, which is no content coding (ask its "
+        "server to label them gzip alone), and cannot be read"
+    )
+    assert brotli == {"outcome": "error", "error": undecoded % "br"}
     assert cut == {
         "outcome": "error",
         "error": "the connection ended before the whole answer: the gzip body ends before its "
         "end (truncated)",
     }
-    assert (pack200, gzipped) == (
-        {
-            "outcome": "error",
-            "error": "HttpProtocolError: unsupported Content-Encoding: pack200-gzip",
-        },
-        {"outcome": "error", "error": "HttpProtocolError: unsupported Content-Encoding: utf-8"},
+    assert [pack200, gzipped, listed, spaced] == [
+        {"outcome": "error", "error": undecoded % "pack200-gzip"},
+        {"outcome": "error", "error": misnamed % "utf-8"},
+        {"outcome": "error", "error": misnamed % "foo"},
+        {"outcome": "error", "error": misnamed % "x gzip"},
+    ]
+    # Said in the reader's words, as a fetch's other failures are (English alone before); a
+    # name with a space too (it was "HttpProtocolError: ...", in English on a Chinese page).
+    zh = Words(Language.ZH)
+    assert [failed_said(check["error"], zh) for check in (gzipped, spaced, brotli)] == [
+        "失败：回答是 gzip 压缩的字节，却标为 Content-Encoding utf-8，这不是一种压缩编码"
+        "（请让它的服务器只标 gzip），读不了",
+        "失败：回答是 gzip 压缩的字节，却标为 Content-Encoding x gzip，这不是一种压缩编码"
+        "（请让它的服务器只标 gzip），读不了",
+        "失败：回答以 Content-Encoding br 发送，这里不解码这种编码（只解码 gzip 和 deflate："
+        "请让它的服务器用其中一种，或不压缩），读不了",
+    ]
+    assert (
+        reason_said(gzipped["error"])
+        == reason_said(spaced["error"])
+        == reason_said(brotli["error"])
+        == ("回答的压缩方式读不了", "the answer is compressed in a way that cannot be read")
     )
 
 

@@ -6,6 +6,8 @@ crash. A Prometheus query is asked as written, at the server the owner named."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -98,6 +100,11 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
             return JSONResponse(
                 {"status": "success", "data": data, "warnings": warnings, "infos": infos}
             )
+        if request.query_params["query"] == "count(up)":  # gzip under a charset's name
+            data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]}
+            body = gzip.compress(json.dumps({"status": "success", "data": data}).encode())
+            headers = {"Content-Encoding": "utf-8"}
+            return Response(body, media_type="application/json", headers=headers)
         if request.query_params["query"] == "sum(up)":
             data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]}
             return JSONResponse({"status": "success", "data": data})
@@ -328,6 +335,31 @@ async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
     assert failed_said(error, EN) == f"failed: {error}"
     assert reason_said(error) == ("返回的是网页，不是数据", "it answered a web page, not data")
     assert reads == ["/login", "/api/v1/query", "/login", "/private", "/login"]
+
+
+async def test_a_prometheus_answer_gzipped_under_no_coding_is_said_as_an_answer_not_a_page(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """gzip bytes under "Content-Encoding: utf-8" were said as a page's ("the page is
+    compressed ... ask its site ...") with " from URL" after the advice: a metric source's
+    answer is no page. Said of the answer, its source's URL after, in the reader's words."""
+    reads, base = source
+    gzipped = {"type": "prometheus", "url": base, "query": "count(up)"}
+    error = await _baseline_error(service, gzipped, "gzipped")
+    assert error == (
+        "the answer is gzip bytes under Content-Encoding utf-8, which is no content coding (ask "
+        f"its server to label them gzip alone), and cannot be read from {base}/"
+    )
+    assert failed_said(error, ZH) == (
+        "失败：回答是 gzip 压缩的字节，却标为 Content-Encoding utf-8，这不是一种压缩编码"
+        f"（请让它的服务器只标 gzip），读不了（来自 {base}/）"
+    )
+    assert reason_said(error) == (
+        "回答的压缩方式读不了",
+        "the answer is compressed in a way that cannot be read",
+    )
+    assert reads == ["/api/v1/query"]
 
 
 async def test_a_prometheus_url_given_as_its_query_endpoint_is_read_there(

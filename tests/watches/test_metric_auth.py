@@ -82,6 +82,8 @@ class StrictPrometheus:
     open: bool = False  # no auth asked
     forbidden: bool = False  # the credentials taken, their account may not read: a 403
     no_post: bool = False  # a proxy in front that lets GET through alone
+    challenge: str = 'Basic realm="prom"'  # its 401's WWW-Authenticate
+    takes_ours: bool = True  # basic and bearer taken (not by a source asking Digest alone)
     seen: list[tuple[str, str | None]] = field(default_factory=list)  # method, Authorization
 
     def app(self) -> Starlette:
@@ -124,8 +126,9 @@ class StrictPrometheus:
         basic = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
         if self.no_post and request.method == "POST":
             return Response("<html>405 Not Allowed</html>", 405, {"Allow": "GET"})
-        if given not in (basic, f"Bearer {TOKEN}") and not self.open:
-            return Response("Unauthorized\n", 401, {"WWW-Authenticate": 'Basic realm="prom"'})
+        taken = (basic, f"Bearer {TOKEN}") if self.takes_ours else ()
+        if given not in taken and not self.open:
+            return Response("Unauthorized\n", 401, {"WWW-Authenticate": self.challenge})
         if self.forbidden:
             return Response("Forbidden\n", 403)
         return None
@@ -480,6 +483,100 @@ async def test_a_403_a_hop_back_without_the_header_and_a_refused_post_are_each_s
     assert failed_said(posted["error"], zh).startswith("失败：数据源拒绝了以 POST 发送的查询")
 
 
+@pytest.mark.parametrize("auth", [{}, {"auth": {"type": "basic", "secret": "secret:prom"}}])
+async def test_a_posted_query_answered_403_is_said_as_refused_not_as_refused_for_its_method(
+    tasks: TaskService,
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
+    auth: dict[str, Any],
+) -> None:
+    """A 403 refuses the request for a reason the server knows and need not say (RFC 9110
+    15.5.4): the account, the query, a proxy's rule; a 405 is the method's. Said as the POST's
+    fault, the user was sent to a proxy's method rules that may refuse nothing. Credentials
+    sent, the account refused may be their secret's: it is named."""
+    source, base, _ = prometheus
+    source.open, source.forbidden = not auth, True
+    long = "sum(up) + " * 250
+    posted = await _baseline(tasks, {"type": "prometheus", "url": base, "query": long} | auth)
+
+    account = "the account of secret prom" if auth else "the account"
+    assert posted == {
+        "value": None,
+        "error": "the source, or something in front of it, refused the query (HTTP 403), sent "
+        "by POST as a query past 2,000 characters is; a 403 does not say why: ask whoever runs "
+        f"the source what it refuses there ({account}, the query, the method), or shorten the "
+        "query to ask it by GET",
+    }
+    assert [method for method, _ in source.seen] == ["POST"]
+    zh = Words(Language.ZH)
+    assert failed_said(posted["error"], zh).startswith(
+        "失败：数据源或它前面的代理拒绝了查询（HTTP 403）"
+    )
+    assert ("密钥 prom 的账号" in failed_said(posted["error"], zh)) == bool(auth)
+    assert reason_said(posted["error"]) == (
+        "数据源拒绝了查询（HTTP 403）",
+        "the source refused the query (HTTP 403)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("challenge", "scheme"),
+    [
+        ('Digest realm="prom", qop="auth", nonce="7f1c", algorithm=SHA-256', "Digest"),
+        ("Negotiate", "Negotiate"),
+        # A realm is a quoted-string: its commas and words are no challenge (RFC 9110 11.6.1).
+        ('Digest realm="Ops, Bearer tokens not taken", nonce="1"', "Digest"),
+        ('Digest realm="Ops \\"a, Basic b\\", c", nonce="1", Negotiate', "Digest"),
+        # Unclosed, a lone backslash at its end: still a realm's words (and read in linear
+        # time: a quote that could fail to match was tried again at every later one).
+        ('Digest realm="x, Bearer y\\', "Digest"),
+    ],
+    ids=["digest", "negotiate", "realm", "escaped", "unclosed"],
+)
+@pytest.mark.parametrize("auth", [{}, {"auth": {"type": "basic", "secret": "secret:prom"}}])
+async def test_a_401_asking_a_scheme_no_auth_sends_says_so_not_basic_or_bearer_advice(
+    tasks: TaskService,
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
+    challenge: str,
+    scheme: str,
+    auth: dict[str, Any],
+) -> None:
+    """A source's auth sends basic or bearer: to a 401 asking Digest or Negotiate (RFC 9110
+    11.6.1) the advice to check the secret's value, or to give a bearer auth, fixes nothing."""
+    source, base, _ = prometheus
+    source.challenge, source.takes_ours = challenge, False
+    read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up"} | auth)
+
+    assert read == {
+        "value": None,
+        "error": f"the source asks for credentials by scheme {scheme} (HTTP 401), which a "
+        "source's auth does not send (it sends basic and bearer): let the source take one of "
+        "them, or read it through a proxy that does",
+    }
+    assert len(source.seen) == 1
+    zh = Words(Language.ZH)
+    assert failed_said(read["error"], zh).startswith(
+        f"失败：数据源要求以 {scheme} 方式认证（HTTP 401）"
+    )
+    assert reason_said(read["error"]) == (
+        "数据源要求的认证方式不支持",
+        "the source asks for an authentication scheme not supported",
+    )
+
+
+async def test_a_401_offering_basic_among_other_schemes_is_advised_as_basic(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """A 401 may name several challenges (RFC 9110 11.6.1): basic among them is one to give."""
+    source, base, _ = prometheus
+    source.challenge = 'Negotiate, Digest realm="prom", nonce="7f1c", Basic realm="prom"'
+    read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up"})
+
+    assert read["error"].startswith(
+        "the source asks for credentials (HTTP 401, scheme Basic): give the source an auth, "
+        'e.g. {"type": "basic", '
+    )
+
+
 async def test_a_named_metric_whose_catalogue_entry_carries_auth_is_refused_naming_the_metric(
     tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
 ) -> None:
@@ -547,18 +644,12 @@ async def test_a_basic_secrets_line_break_at_its_end_is_not_sent_as_part_of_the_
     assert source.seen == [("GET", sent)]
 
 
-@pytest.mark.parametrize(
-    ("code", "method"), [(301, "POST"), (302, "POST"), (307, "POST"), (308, "POST"), (303, "GET")]
-)
-async def test_a_posted_query_redirected_is_posted_again_but_after_a_303(
-    tasks: TaskService,
-    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
-    code: int,
-    method: str,
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+async def test_a_posted_query_redirected_by_a_301_302_307_or_308_is_posted_again(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus], code: int
 ) -> None:
     """The query is the request (Prometheus takes POST as GET): a proxy's 301 or 302 keeps it
-    (RFC 9110 15.4.2, 15.4.3 allow it), a 307 or 308 must; a 303 points to another resource,
-    read by GET, so the form is not sent on."""
+    (RFC 9110 15.4.2, 15.4.3 allow it), a 307 or 308 must."""
     source, base, _ = prometheus
     source.open = True
     query = "sum(up) + " * 250  # past 2,000 characters in a URL
@@ -566,11 +657,34 @@ async def test_a_posted_query_redirected_is_posted_again_but_after_a_303(
         tasks, {"type": "prometheus", "url": f"{base}/moved{code}", "query": query}
     )
 
-    assert [m for m, _ in source.seen] == [method]
-    if method == "POST":
-        assert read == {"value": float(len(query)), "error": None}
-    else:  # the query went with the form: Prometheus' own refusal (400 bad_data), said
-        assert read["value"] is None and read["error"].startswith("Prometheus refused the query")
+    assert [m for m, _ in source.seen] == ["POST"]
+    assert read == {"value": float(len(query)), "error": None}
+
+
+async def test_a_posted_query_answered_303_is_said_as_the_redirect_not_asked_without_it(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """A 303 leads to another resource, read by GET (RFC 9110 15.4.4), where the query does not
+    go: followed, Prometheus answered the empty GET 400 bad_data, said as 'Prometheus refused
+    the query ...' of a query it never saw."""
+    source, base, _ = prometheus
+    source.open = True
+    query = "sum(up) + " * 250  # past 2,000 characters in a URL
+    read = await _baseline(tasks, {"type": "prometheus", "url": f"{base}/moved303", "query": query})
+
+    assert read["value"] is None
+    assert read["error"] == (
+        "the source answered the query POSTed (a query past 2,000 characters is sent so) with "
+        f"HTTP 303 See Other, to be read by GET at {base}/api/v1/query, without the query: give "
+        "the source the URL that answers the query itself, or shorten the query"
+    )
+    assert source.seen == []  # the query's endpoint was not asked without the query
+    zh = Words(Language.ZH)
+    assert failed_said(read["error"], zh).startswith("失败：数据源把以 POST 发送的查询以 HTTP 303")
+    assert reason_said(read["error"]) == (
+        "数据源把 POST 的查询转到了别处",
+        "the source sent the POSTed query elsewhere",
+    )
 
 
 async def test_a_basic_secret_that_is_not_user_password_is_a_failed_reading_naming_it(

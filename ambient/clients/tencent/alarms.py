@@ -12,8 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent.client import TencentCloud, from_ms, ms
-from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
+from ambient.clients.tencent.client import LIST_READS, TencentCloud, field, from_ms, ms
+from ambient.clients.tencent.errors import (
+    LIST_CHANGED,
+    TencentCloudError,
+    TencentListChangedError,
+    TencentRetryableError,
+)
 from ambient.domain.identifiers import region_name
 
 
@@ -77,6 +82,9 @@ CLS_ALARM_STATUS: dict[Any, str] = {0: "ALARM", 1: "OK", 2: "NO_CONF"}
 CLS_ALARM_LEVEL: dict[Any, str] = {0: "Warn", 1: "Info", 2: "Critical"}
 
 
+# Said of a source whose alarms changed at each of its reads (an alert flapping, say).
+ALARMS_CHANGED = "the alarms changed while they were read; not listed this time"
+
 # How far before a window an alarm still firing is looked for (``ongoing``): a month.
 ONGOING_LOOKBACK = timedelta(days=30)
 
@@ -137,11 +145,26 @@ def _unread(
 async def _monitor_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
 ) -> list[AlarmRecord]:
+    """Monitor's alarms, its list read again from its first page when it changed while read
+    (as TencentCloud.paged reads a list by Offset)."""
+    for read in range(1, LIST_READS + 1):
+        try:
+            return await _monitor_read(tc, start, end, region, open_only)
+        except TencentListChangedError:
+            if read == LIST_READS:
+                raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
+    raise AssertionError("unreachable")  # the last read returned or raised
+
+
+async def _monitor_read(
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
+) -> list[AlarmRecord]:
     # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数", each alarm
     # naming its own (Histories[].Region).
-    alarms: list[AlarmRecord] = []
+    alarms: dict[str, AlarmRecord] = {}
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}
+    first_total = 0
     for page in itertools.count(1):
         answer = await tc.call(
             "monitor",
@@ -162,8 +185,18 @@ async def _monitor_alarms(
             region=region,
         )
         histories = answer.get("Histories") or []
-        alarms += [
-            AlarmRecord(
+        total = int(answer.get("TotalCount") or 0)
+        if page > 1 and total < first_total:
+            # An alarm left the list while it was read (one recovered, read by AlarmStatus):
+            # every later one moved a place back, and the one at this page's edge was skipped.
+            raise TencentListChangedError(
+                LIST_CHANGED,
+                f"DescribeAlarmHistories listed {first_total} alarms, then {total} at page {page}",
+            )
+        first_total = total if page == 1 else first_total
+        # Told apart by AlarmId (AlarmHistory: 告警历史Id), one alarm however often it is served.
+        alarms |= {
+            str(field(h, "AlarmId", "DescribeAlarmHistories")): AlarmRecord(
                 source="monitor",
                 name=h.get("PolicyName") or _alarm_name(h),
                 status=h.get("AlarmStatus") or "",
@@ -176,10 +209,10 @@ async def _monitor_alarms(
                 dimensions=_dimensions(h.get("Dimensions")),
             )
             for h in histories
-        ]
-        if not histories or page * 100 >= int(answer.get("TotalCount") or 0):
+        }
+        if not histories or page * 100 >= total:
             break
-    return _within(alarms, start, end)
+    return _within(list(alarms.values()), start, end)
 
 
 async def _cls_alarms(
@@ -187,16 +220,21 @@ async def _cls_alarms(
 ) -> list[AlarmRecord]:
     # Filter status "0": 未恢复 (DescribeAlertRecordHistory's Filters).
     status = {"Filters": [{"Key": "status", "Values": ["0"]}]} if open_only else {}
-    records = await tc.paged(
-        "cls",
-        "DescribeAlertRecordHistory",
-        # Its reference does not say whether From and To are in the range: a millisecond wider
-        # and the range kept here (`_within`).
-        {"From": ms(start) - 1, "To": ms(end) + 1, **status},
-        "Records",
-        None,  # its records are told apart by all their fields
-        region=region,
-    )
+    try:
+        records = await tc.paged(
+            "cls",
+            "DescribeAlertRecordHistory",
+            # Its reference does not say whether From and To are in the range: a millisecond
+            # wider and the range kept here (`_within`).
+            {"From": ms(start) - 1, "To": ms(end) + 1, **status},
+            "Records",
+            # AlertHistoryRecord.RecordId "告警历史ID", given every record: one record, whose
+            # Status and Duration change while it is read.
+            "RecordId",
+            region=region,
+        )
+    except TencentListChangedError:
+        raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
     alarms = [
         AlarmRecord(
             source="cls",

@@ -28,16 +28,17 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
     ANSWER,
+    LIST_CHANGED,
     PRODUCT_NAMES,
     RATE_LIMITS,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
     TencentAnswerError,
     TencentCloudError,
+    TencentListChangedError,
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRequestError,
-    TencentRetryableError,
     translate,
 )
 from ambient.domain.identifiers import (
@@ -53,6 +54,9 @@ T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
 SLOW_READ = 0.5  # seconds: `read_soon`'s read still running after this is a slow one
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
+# Reads of a list that changed while it was read, each from its first page (a few pages: an
+# alarm recovering while the firing ones are read, say), before it is said changed.
+LIST_READS = 3
 MAX_PAGES = 200  # a paged list without a total read no further (20,000 items of 100 a page)
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
@@ -427,45 +431,73 @@ class TencentCloud:
         (matched by substring) or a list cut short would miss what it looks for. Items are
         told apart by ``key``, their id (None: by all their fields); a page that brings no new
         one (an API that ignores Offset) ends the read, as do the pages its TotalCount needs
-        (at the last page's size) and one more, or without a total MAX_PAGES pages. A total
-        not reached is a TencentAnswerError (a lookup said "none" would create a duplicate),
-        retryable if the total changed while it was read; without a total, said in the log."""
-        found: dict[str, dict[str, Any]] = {}
-        offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
-        batch: list[Any] = []
-        new: dict[str, dict[str, Any]] = {}
-        while asked < pages:
-            page = await self.call(
-                product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
+        and one more, or without a total MAX_PAGES pages. A list that changed while it was read
+        (`_read_once`) is read again from its first page, up to LIST_READS times."""
+
+        def page(offset: int) -> Awaitable[dict[str, Any]]:
+            asked = {**params, "Offset": offset, "Limit": page_size}
+            return self.call(product, action, asked, region=region)
+
+        for read in range(1, LIST_READS + 1):
+            try:
+                return await _read_once(page, action, items, key)
+            except TencentListChangedError as exc:
+                log.info("%s read again from its first page: %s", action, exc.message)
+                if read == LIST_READS:  # said to whoever reads it: what happened, what to do
+                    raise TencentListChangedError(
+                        LIST_CHANGED,
+                        f"Tencent Cloud's {action} list changed at each of its {LIST_READS} "
+                        "reads (items made or removed meanwhile); try again in a moment",
+                    ) from None
+        raise AssertionError("unreachable")  # the last read returned or raised
+
+
+async def _read_once(
+    page: Callable[[int], Awaitable[dict[str, Any]]], action: str, items: str, key: str | None
+) -> list[dict[str, Any]]:
+    """One read of a paged list from its first page. Its total lower at a later page than at
+    the first (an item left, a later one moved back past a page's edge), or a total not
+    reached that changed: a TencentListChangedError (retryable). A total not reached otherwise
+    is a TencentAnswerError (a lookup said "none" would create a duplicate); without a total,
+    said in the log."""
+    found: dict[str, dict[str, Any]] = {}
+    offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
+    batch: list[Any] = []
+    new: dict[str, dict[str, Any]] = {}
+    while asked < pages:
+        answer = await page(offset)
+        asked += 1
+        batch = answer.get(items) or []
+        total = answer.get("TotalCount", answer.get("Total"))
+        first = total if asked == 1 else first
+        if total is not None and first is not None and int(total) < int(first):
+            raise TencentListChangedError(
+                LIST_CHANGED,
+                f"{action} listed {first} items, then {total} at page {asked}: one left "
+                "the list while it was read, and a later one may have been skipped",
             )
-            asked += 1
-            batch = page.get(items) or []
-            total = page.get("TotalCount", page.get("Total"))
-            first = total if asked == 1 else first
-            new = {_identity(item, key, action): item for item in batch}
-            new = {ident: item for ident, item in new.items() if ident not in found}
-            found |= new
-            offset += len(batch)
-            if total is not None and batch:  # pages of this one's size (an API may cut Limit)
-                pages = asked + -(-max(int(total) - offset, 0) // len(batch)) + 1
-            if not new or (total is not None and offset >= int(total)):
-                break
-        if total is not None and len(found) < int(total):
-            short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
-            if total != first:  # items made or deleted while it was read: asked again, read anew
-                raise TencentRetryableError("ServerNetworkError", f"{short}: the list changed")
-            raise TencentAnswerError(
-                ANSWER,
-                f"the answer is not the API's: {short} (its pages did not move on: check the "
-                "way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
-            )
-        if batch and (not new or asked >= pages):
-            log.warning(
-                "%s read no further after %d pages: kept %d items", action, asked, len(found)
-            )
-        return list(found.values())
+        new = {_identity(item, key, action): item for item in batch}
+        new = {ident: item for ident, item in new.items() if ident not in found}
+        found |= new
+        offset += len(batch)
+        if total is not None and batch:  # pages of this one's size (an API may cut Limit)
+            pages = asked + -(-max(int(total) - offset, 0) // len(batch)) + 1
+        if not new or (total is not None and offset >= int(total)):
+            break
+    if total is not None and len(found) < int(total):
+        short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
+        if total != first:  # items made while it was read: read anew
+            raise TencentListChangedError(LIST_CHANGED, f"{short}: the list changed")
+        raise TencentAnswerError(
+            ANSWER,
+            f"the answer is not the API's: {short} (its pages did not move on: check the "
+            "way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+        )
+    if batch and (not new or asked >= pages):
+        log.warning("%s read no further after %d pages: kept %d items", action, asked, len(found))
+    return list(found.values())
 
 
 def _identity(item: Any, key: str | None, action: str) -> str:
     """What tells a listed item apart: its id ``key``, else all of it."""
-    return str(field(item, key, action)) if key else json.dumps(item, sort_keys=True)
+    return f"id:{field(item, key, action)}" if key else json.dumps(item, sort_keys=True)

@@ -3,6 +3,7 @@
 TencentCloudError
  ├── TencentNotConfiguredError  no credentials: says what to set
  ├── TencentRetryableError      network, server, rate limits, InternalError
+ │    └── TencentListChangedError  a list that changed at each of its reads (ListChanged)
  └── TencentRequestError        the request itself is wrong or not allowed (and the InternalError
       │                         codes TKE documents for such causes: .Param, .Quota*, ...)
       ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth,
@@ -42,6 +43,14 @@ class TencentNotConfiguredError(TencentCloudError):
 
 class TencentRetryableError(TencentCloudError):
     """Worth retrying with backoff."""
+
+
+class TencentListChangedError(TencentRetryableError):
+    """A paged list that changed while it was read (an item left it, and a later one may have
+    been skipped), at each of its reads: asking again later may find it still."""
+
+
+LIST_CHANGED = "ListChanged"  # its code: no API code answered it
 
 
 class TencentRequestError(TencentCloudError):

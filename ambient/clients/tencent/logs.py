@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from ambient.clients.tencent.client import TencentCloud, field, from_ms, ms
-from ambient.clients.tencent.errors import TencentRequestError
+from ambient.clients.tencent.errors import ANSWER, TencentAnswerError, TencentRequestError
 
 MAX_CONTEXT_LOGS = 10_000  # CLS answers this many logs at most to a Context-paged search
 MAX_SEARCH_LOGS = 200_000  # a search's logs at most, read by Offset past Context's 10,000
@@ -118,7 +118,7 @@ async def log_pages(
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }
-    read = 0
+    read, seen = 0, set[int]()
     while True:
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
@@ -159,20 +159,47 @@ async def log_pages(
             yield SearchResult(analysis=rows, complete=len(rows) < cap)
             return
         results = page.get("Results") or []
-        logs = [_log_record(item, topic_id) for item in results[: limit - read]]
-        read += len(logs)
+        answered = results[: limit - read]
+        read += len(answered)  # positions in the search, as Offset counts them
+        logs = [_log_record(item, topic_id) for item in answered if _first_time(item, seen)]
         # The last page: said so (ListOver), or by Offset a short one. Without a next Context
         # (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
         over = bool(page.get("ListOver")) or (by_offset and len(results) < params["Limit"])
         if read >= limit or over:
-            yield SearchResult(logs=logs, complete=over and len(logs) == len(results))
+            yield SearchResult(logs=logs, complete=over and len(answered) == len(results))
             return
         yield SearchResult(logs=logs, complete=False)
         if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
             params = _by_offset(params, read)
         else:  # other parameters must stay unchanged between Context's pages
             params = {**params, "Context": page["Context"]}
+
+
+def _first_time(item: dict[str, Any], seen: set[int]) -> bool:
+    """Whether a log is answered for the first time in its search, told apart as CLS names a
+    log (SearchLog's LogInfo: PkgId "日志上报请求包的ID", PkgLogId "请求包内日志的ID"; with its
+    topic and Time, DescribeLogContext's key to one log). By Offset, a log landing late among
+    the logs read moves the rest on: one is answered again on the next page. Two lines alike in
+    every field are two. Without the pair, each line answered counts; a pair that is not two
+    ids (a list, an object) is not the API's answer."""
+    pkg, pkg_log = item.get("PkgId"), item.get("PkgLogId")
+    if pkg is None or pkg_log is None:
+        return True
+    for name, value in (("PkgId", pkg), ("PkgLogId", pkg_log)):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TencentAnswerError(
+                ANSWER,
+                f"the answer is not the API's: SearchLog answered a log whose {name} is not an "
+                f"id (check the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): "
+                f"{str(value)[:200]}",
+            )
+    # A hash, not the strings: a day's 200,000 logs in 15.5 MB (measured), a collision ~1e-9.
+    key = hash((str(item.get("TopicId")), str(item.get("Time")), pkg, pkg_log))
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def _by_offset(params: dict[str, Any], offset: int) -> dict[str, Any]:
