@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from ambient.clients.extract import UNREADABLE, extracted, extractor_for
 from ambient.clients.metric_reads import (
+    KEPT,
     NO_NUMBER,
     Credentials,
     read_json_number,
@@ -312,7 +313,7 @@ class WatchActivities:
             ) from None
         # A reading that failed is state for the watch (failing after N), not a crash;
         # bounded, as it is kept in the watch's history and status.
-        return MetricReading(error=said[:500])
+        return MetricReading(error=said[:KEPT])
 
 
 def _scrubbed(said: str, credentials: Credentials | None) -> str:

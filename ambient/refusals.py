@@ -34,13 +34,20 @@ _WORDS = frozenset(
 )
 
 
-def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
+def read_back(text: str, msgids: Iterable[str], *, cut: bool = False) -> Refusal | None:
     """``text``, stored as English (a check's error), as the Refusal of the first of ``msgids``
     it fits, each value one word but those of ``_WORDS`` (another's words, a query, a value
-    quoted); None: none of them."""
+    quoted); None: none of them. ``cut``: ``text`` was cut where it was kept, and may end
+    inside the words its msgid's last value is (said cut: "…"), the tail after them lost."""
+    msgids = tuple(msgids)
     for msgid in msgids:
         if found := _pattern(msgid).fullmatch(text):
             return Refusal(msgid, **found.groupdict())
+    for msgid in msgids if cut else ():
+        if (pattern := _cut_pattern(msgid)) and (found := pattern.fullmatch(text)):
+            values = found.groupdict()
+            last = next(reversed(values))
+            return Refusal(msgid, **values | {last: values[last] + "…"})
     return None
 
 
@@ -51,6 +58,16 @@ def _pattern(msgid: str) -> re.Pattern[str]:
     # DOTALL: a stored error can span lines (a database driver's, a multi-line query).
     pattern = re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid)).replace("%%", "%")
     return re.compile(pattern, re.DOTALL)
+
+
+@functools.cache
+def _cut_pattern(msgid: str) -> re.Pattern[str] | None:
+    """`_pattern` of a ``msgid`` cut inside its last value, when that value is words
+    (``_WORDS``); None for any other."""
+    placeholders = list(re.finditer(r"%\((\w+)\)s", msgid))
+    if not placeholders or placeholders[-1][1] not in _WORDS:
+        return None
+    return _pattern(msgid[: placeholders[-1].end()])
 
 
 def _value(placeholder: re.Match[str]) -> str:

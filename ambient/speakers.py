@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import ROLE_WORDS
+from ambient.refusals import N_
 from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
@@ -34,6 +35,24 @@ class SpeakerKind(StrEnum):
     UNKNOWN = "unknown"  # a name no user has, or one who did not allow the owner's device
     BEYOND = "beyond"  # a user who would have rights the owner lacks
     NO_ACCOUNT = "no_account"  # the owner itself is no user (a misspelt `--user`, one removed)
+
+
+# Said wherever a device's speakers are listed (API, CLI, the settings page's card) while they
+# make a mark like "未知" UNMATCHED: the owner told why their speaker may stop acting for them.
+UNMATCHED_WARNING = N_(
+    "Without your voiceprint id, a voice it does not match may be yours or a stranger's: it is "
+    "told what only reads (your errors, your tasks), and may not act for you (approve, refuse, "
+    "pause, resume, the greeting). Set your voiceprint id in your settings (then a voice it does "
+    "not name may not act either), or stop answering the others."
+)
+# The same to an admin about another's devices, or to the operator's CLI: whose, and what to run.
+UNMATCHED_WARNING_OTHERS = N_(
+    "%(owner)s has no voiceprint id and a device of theirs answers others: a voice it does not "
+    "match may be theirs or a stranger's, told what only reads and refused what acts for them. "
+    "They set their voiceprint id in their settings (then a voice it does not name may not act "
+    "either), or their devices stop answering the others "
+    "(DELETE /xiaozhi/devices/{MAC}/speakers/{name}, or ambient xiaozhi device withdraw MAC NAME)."
+)
 
 
 @dataclass(frozen=True)

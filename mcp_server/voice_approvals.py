@@ -20,7 +20,7 @@ from ambient import temporal
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
-from ambient.xiaozhi import waiting_for
+from ambient.xiaozhi_context import waiting_for
 from mcp_server.voice_answer import answer, device, english, left, say
 from mcp_server.voice_prompt import Reference, Spoken
 from mcp_server.voice_speech import (

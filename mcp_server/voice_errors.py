@@ -115,20 +115,21 @@ async def recent_errors(
             by_task[said] += count
             tasks_of[said] += 1
         ranked = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))
-        top = [
-            (label if tasks_of[label] == 1 else alike_once(label, tasks_of[label]), count)
-            for label, count in ranked[:3]
-        ]
-        named = "、".join(f"{label} {count} 次" for label, count in top)
-        named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
+        top = ranked[:3]
+        named = "、".join(_with_count(label, tasks_of[label], count) for label, count in top)
+        named_en = ", ".join(_with_count(label, tasks_of[label], count) for label, count in top)
         total = counted(by_task.total(), "error", "errors")
         # Said by what they are said: two unnamed web monitors not listed are "网页监控（2 个）",
         # and "都来自 网页监控" said one watch where two failed.
         if len(by_task) == 1:  # one said: "主要是" said there were others
             one = by_task.total() == 1
+            label = top[0][0]
+            alike = tasks_of[label] > 1
+            said_alike = alike_once(label, tasks_of[label]) if alike else label
+            said_en = _many(label, tasks_of[label]) if alike else label
             tasks = say(
-                f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {top[0][0]}。",
-                f"{total} in the last {en}, {'' if one else 'all '}from {top[0][0]}.",
+                f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {said_alike}。",
+                f"{total} in the last {en}, {'' if one else 'all '}from {said_en}.",
             )
         elif top[0][1] > top[1][1]:
             tasks = say(
@@ -139,19 +140,14 @@ async def recent_errors(
             most = top[0][1]
             # Tied over all that are said (a tie of five was said as its first three alone).
             tied = [label for label, count in ranked if count == most]
-            each, every = counted(most, "time", "times"), len(tied) == len(ranked)
-            firsts = [label for label, _ in top[: len(tied)]]
-            more = sum(tasks_of[label] for label in tied)  # tasks, two said alike counted two
-            names = "、".join(firsts) + (f" 等 {more} 个任务" if len(tied) > 3 else "")
-            names_en = ", ".join(firsts)
-            if len(tied) > 3:
-                rest = more - sum(tasks_of[label] for label in tied[:3])
-                names_en += f" and {counted(rest, 'more task', 'more tasks')}"
+            every = len(tied) == len(ranked)
+            if any(tasks_of[label] > 1 for label in tied):
+                tie = _tie_of_groups(tied, tasks_of, most)
+            else:
+                tie = _tie_of_tasks(tied, most)
             tasks = say(
-                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}{names}，"
-                f"各 {most} 次。",
-                f"{total} in the last {en}: {'' if every else 'the most from '}{names_en}, "
-                f"{each} each.",
+                f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}{tie}。",
+                f"{total} in the last {en}: {'' if every else 'the most from '}{tie}.",
             )
         if not logged:
             return tasks
@@ -166,3 +162,50 @@ async def recent_errors(
 def alike_once(said: str, tasks: int) -> str:
     """``tasks`` tasks said alike (unnamed, of one kind), once: "网页监控（2 个）"."""
     return said + say(f"（{tasks} 个）", f" ({tasks})")
+
+
+def _with_count(label: str, tasks: int, count: int) -> str:
+    """A label and its errors: a task's own ("backup 4 次"), or the sum of ``tasks`` said alike
+    ("网页监控（2 个）共 4 次", "2 web monitors, 4 times in all"), as a tie says them."""
+    times = counted(count, "time", "times")
+    if tasks == 1:
+        return say(f"{label} {count} 次", f"{label} {times}")
+    return say(f"{alike_once(label, tasks)}共 {count} 次", f"{_many(label, tasks)}, {times} in all")
+
+
+def _many(label: str, tasks: int) -> str:
+    """``tasks`` tasks said alike, in English: "2 web monitors" (not "a web monitor (2)")."""
+    article, _, kind = label.partition(" ")
+    if article in ("a", "an") and kind:
+        return f"{tasks} {kind}{'es' if kind.endswith(('ch', 'sh', 's', 'x')) else 's'}"
+    return f"{label} ({tasks})"  # a name said alike: no article to count by
+
+
+def _tie_of_tasks(tied: list[str], most: int) -> str:
+    """Tasks tied at ``most`` errors each, one a label: "A、B、C 等 4 个任务，各 2 次"."""
+    names, names_en = "、".join(tied[:3]), ", ".join(tied[:3])
+    if len(tied) > 3:
+        names += f" 等 {len(tied)} 个任务"
+        names_en += f" and {counted(len(tied) - 3, 'more task', 'more tasks')}"
+    return say(f"{names}，各 {most} 次", f"{names_en}, {counted(most, 'time', 'times')} each")
+
+
+def _tie_of_groups(tied: list[str], tasks_of: Mapping[str, int], most: int) -> str:
+    """Labels tied at ``most`` errors, some said for several tasks: each with its count, a
+    group's their sum ("网页监控（2 个）共 4 次"), where "各 4 次" said each of the two had 4."""
+    said = [_with_count(label, tasks_of[label], most) for label in tied[:3]]
+    rest = tied[3:]
+    if not rest:
+        return say("、".join(said), ", ".join(said))
+    # Said by how many tasks, and what they had: each (one task: its own), or in all.
+    more = sum(tasks_of[label] for label in rest)
+    alone = all(tasks_of[label] == 1 for label in rest)
+    sum_ = most * len(rest)
+    each = "" if more == 1 else "各"
+    zh = f"，还有 {more} 个任务" + (f"{each} {most} 次" if alone else f"共 {sum_} 次")
+    en = f", and {counted(more, 'more task', 'more tasks')} " + (
+        counted(most, "time", "times") + ("" if more == 1 else " each")
+        if alone
+        else f"{counted(sum_, 'time', 'times')} in all"
+    )
+    return say("、".join(said) + zh, ", ".join(said) + en)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from ambient.clients import guard, http1, metric_reads, web
 from ambient.clients.extract import UNREADABLE
+from ambient.clients.notify import secrets
 from ambient.refusals import Refusal, read_back
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.models import TaskStatus
@@ -70,6 +71,16 @@ _REASONS = {
         ("数据源的密钥不能用作凭据", "its secret cannot be sent as credentials"),
     ),
     metric_reads.SEVERAL_SERIES: ("查询返回了多条序列", "the query answered several series"),
+    # The operator took the owner off the source's secret, its origin off it, or the secret away.
+    secrets.NOT_AVAILABLE: (
+        "数据源的密钥不再对你开放",
+        "its source's secret is no longer open to you",
+    ),
+    secrets.NOT_TO_ORIGIN: (
+        "数据源的密钥不允许发往它的地址",
+        "its source's secret may not be sent to its address",
+    ),
+    secrets.UNKNOWN: ("数据源的密钥已经不存在", "its source's secret no longer exists"),
     **dict.fromkeys(guard.REFUSALS, ("这个地址不允许访问", "its address is not allowed")),
     **dict.fromkeys(
         (

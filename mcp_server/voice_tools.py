@@ -32,7 +32,7 @@ from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
-from ambient.xiaozhi import failing_in_a_row, waiting_for
+from ambient.xiaozhi_context import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters

@@ -4,6 +4,7 @@ what came back, in words a page translates (``said_refusal``)."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import math
@@ -16,6 +17,7 @@ from jsonpath_ng.ext import parse as jsonpath
 from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
 from selectolax.lexbor import LexborHTMLParser
 
+from ambient.clients.notify import secrets
 from ambient.clients.web import (
     FROM_SOURCE,
     REDIRECTED,
@@ -28,9 +30,11 @@ from ambient.clients.web import (
     read_said,
     scrubbed,
 )
-from ambient.refusals import N_, Refusal
+from ambient.refusals import N_, Refusal, read_back
 
 QUERY_PATH = "/api/v1/query"  # the Prometheus HTTP API's instant query
+# The characters of a read's error a check keeps (in the watch's history and status).
+KEPT = 500
 # A query whose GET URL would be longer is POSTed as a form, as the HTTP API takes it: proxies
 # in front of Prometheus refuse long request lines with a 414 (nginx past 8 KB or as hardened,
 # IIS past a 2,048-character query).
@@ -200,11 +204,31 @@ def _unsaid(parts: tuple[str, ...]) -> tuple[str, ...]:
 def said_refusal(error: str) -> Refusal | None:
     """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
     status from where a redirect led, a metric answer of the wrong shape (None: none)."""
-    said = fetch_refusal(error) or read_said(error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS))
+    said = fetch_refusal(error) or read_said(
+        error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS, *secrets.REFUSALS)
+    )
+    if said is None and len(error) == KEPT:
+        # A secret's refusal naming a long origin twice (its example last) cut where it was kept.
+        said = _cut_origin_refusal(error)
     if said is not None and isinstance(reason := said.values.get("reason"), str):
         # A metric answer said with where a redirect led (a sign-in page's, REDIRECTED).
         said.values["reason"] = read_said(reason, METRIC_ANSWERS) or reason
     return said
+
+
+def _cut_origin_refusal(error: str) -> Refusal | None:
+    """NOT_TO_ORIGIN cut inside its example, if that is the example its secret and origin make
+    (any text after a whole refusal began like it: no refusal read back)."""
+    said = read_back(error, (secrets.NOT_TO_ORIGIN,), cut=True)
+    if said is None:
+        return None
+    try:
+        name = ast.literal_eval(said.values["secret"])  # said as repr()
+    except (ValueError, SyntaxError):
+        return None
+    example = secrets.origin_example(name, said.values["origin"])
+    cut = said.values["example"].removesuffix("…")
+    return said if isinstance(name, str) and example.startswith(cut) else None
 
 
 async def read_json_number(

@@ -132,10 +132,20 @@ def list_devices(as_json: Json = False) -> None:
         echo_json(devices)
         return
     cells = [
-        [str(d.id), d.device_id, d.user, ", ".join(d.speakers), str(d.created_at)] for d in devices
+        [
+            str(d.id),
+            d.device_id,
+            d.user,
+            *map(", ".join, (d.speakers, d.withdrawn)),
+            str(d.created_at),
+        ]
+        for d in devices
     ]
-    columns = ["id", "device_id", "user", "speakers", "created_at"]
+    columns = ["id", "device_id", "user", "speakers", "withdrawn", "created_at"]
     console.print(table_of(columns, cells, title="小智 devices"))
+    for d in devices:
+        if d.warning:  # as the owner's settings page warns on the device's card
+            console.print(f"{d.device_id} ({d.user}): {d.warning}", markup=False)
 
 
 @device_app.command("remove")
@@ -152,6 +162,20 @@ def withdraw_speaker(
     ref: Annotated[str, typer.Argument(help="the id from `list`, or the device id")],
     speaker: Annotated[str, typer.Argument(help="the user who allowed the device")],
 ) -> None:
-    """Stop a device answering another user who allowed it (their consent withdrawn)."""
+    """Stop a device answering another user who allowed it (their consent withdrawn): they may
+    not allow it again until let back (`let-back`)."""
     left = _devices(lambda s: s.withdraw(None, ref, speaker))
-    console.print(f"device {left.device_id} no longer answers {speaker}", markup=False)
+    said = (
+        f"device {left.device_id} no longer answers {speaker}; `let-back` lets them allow it again"
+    )
+    console.print(said, markup=False)
+
+
+@device_app.command("let-back")
+def let_speaker_back(
+    ref: Annotated[str, typer.Argument(help="the id from `list`, or the device id")],
+    speaker: Annotated[str, typer.Argument(help="the user whose consent was withdrawn")],
+) -> None:
+    """Let a user whose consent was withdrawn allow the device again (theirs to give)."""
+    back = _devices(lambda s: s.let_back(None, ref, speaker))
+    console.print(f"{speaker} may allow device {back.device_id} again", markup=False)

@@ -448,6 +448,17 @@ class XiaozhiDevice(Removable, Dated, Base):
     speakers: Mapped[list[str]] = mapped_column(default=list)
 
 
+class XiaozhiWithdrawal(Numbered, Dated, Base):
+    """A member whose consent to ``owner``'s 小智 devices the owner (or an admin) withdrew: no
+    device of the owner's, present or future, may be allowed by them until let back."""
+
+    __tablename__ = "xiaozhi_withdrawals"
+    __table_args__ = (UniqueConstraint("owner", "speaker", name="uq_xiaozhi_withdrawal"),)
+
+    owner: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
+    speaker: Mapped[str] = mapped_column(String(63), ForeignKey("users.name", ondelete="CASCADE"))
+
+
 class XiaozhiEndpoint(Removable, Dated, Base):
     """A xiaozhi.me MCP 接入点 dialled out to as its user: ``url_sealed`` the secret URL
     encrypted (bridge.endpoints.EndpointCipher), ``url_masked`` what lists and logs show;

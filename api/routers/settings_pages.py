@@ -25,7 +25,13 @@ from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.users import SettingRefusedError, UserRepository, user_public
-from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
+from ambient.xiaozhi import (
+    DeviceAdded,
+    DeviceError,
+    DeviceRefusedError,
+    InvalidDeviceError,
+    normalize_device_id,
+)
 from api.deps import SessionDep
 from api.i18n import Words, from_accept_language
 from api.routers.pages import (
@@ -282,7 +288,7 @@ async def allow_device(
     yes, typed = allowed != "off", {"allow_device": device}
     try:
         view = await page.state.devices.allow(page.me.name, device, allowed=yes)
-    except InvalidDeviceError as exc:
+    except (InvalidDeviceError, DeviceRefusedError) as exc:  # two named; a consent withdrawn
         return await _settings_page(page, errors=what_went_wrong(exc, _), typed=typed)
     except DeviceError:
         errors = _("There is no device %(device)s.", device=device)
@@ -306,6 +312,21 @@ async def withdraw_speaker(
     except DeviceError:
         return back("/app/settings", _("No device %(device)s among yours.", device=device))
     said = _("%(device)s no longer answers %(name)s.", device=view.device_id, name=speaker)
+    return back("/app/settings", said)
+
+
+@router.post("/app/xiaozhi/devices/let-back")
+async def let_speaker_back(
+    page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
+) -> Response:
+    """Let someone whose consent you withdrew allow your device again."""
+    try:
+        view = await page.state.devices.let_back(page.me.name, device, speaker)
+    except InvalidDeviceError as exc:
+        return back("/app/settings", what_went_wrong(exc, _))
+    except DeviceError:
+        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+    said = _("%(name)s may allow %(device)s again.", device=view.device_id, name=speaker)
     return back("/app/settings", said)
 
 

@@ -25,6 +25,7 @@ from ambient.status import database_down, problem_told
 from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_named
 from ambient.xiaozhi import (
+    AmbiguousDeviceError,
     DeviceAdded,
     DeviceConsent,
     DeviceError,
@@ -32,8 +33,8 @@ from ambient.xiaozhi import (
     DeviceRefusedError,
     DeviceView,
     InvalidDeviceError,
-    voice_facts,
 )
+from ambient.xiaozhi_context import voice_facts
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import refusal, unprocessable
 
@@ -108,6 +109,8 @@ STATUSES = {DeviceNotFoundError: 404, DeviceRefusedError: 403}
 def http_error(exc: DeviceError) -> Exception:
     if isinstance(exc, tuple(STATUSES)):
         return refusal(exc, STATUSES)
+    if isinstance(exc, AmbiguousDeviceError):  # every route names its device by the path's ref
+        return unprocessable((["ref"], str(exc)), where="path", given=exc.ref)
     field = str(exc).split(":", 1)[0]
     where = field if field in DeviceIn.model_fields else "device_id"
     return unprocessable(([where], str(exc)))
@@ -138,6 +141,19 @@ async def withdraw_speaker(ref: str, name: str, state: StateDep, caller: Current
     """Stop your device answering another user who allowed it (theirs to give, yours to end)."""
     try:
         return await state.devices.withdraw(caller.name, ref, name)
+    except AmbiguousDeviceError as exc:
+        raise http_error(exc) from None
+    except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
+        raise unprocessable((["name"], str(exc)), where="path", given=name) from None
+
+
+@router.delete("/devices/{ref}/withdrawn/{name}")
+async def let_speaker_back(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
+    """Let a user whose consent you withdrew allow your device again (theirs to give again)."""
+    try:
+        return await state.devices.let_back(caller.name, ref, name)
+    except AmbiguousDeviceError as exc:
+        raise http_error(exc) from None
     except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
         raise unprocessable((["name"], str(exc)), where="path", given=name) from None
 

@@ -165,3 +165,43 @@ async def test_people_allowing_one_device_at_once_on_postgresql_are_all_kept(
     finally:
         for db in databases:
             await db.close()
+
+
+async def test_withdrawals_through_two_devices_of_one_owner_at_once_on_postgresql_both_hold(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """A withdrawal locked the device it was named through, then every device of the owner's:
+    two at once through devices A and B each held one and waited for the other (PostgreSQL's
+    'deadlock detected', a 500). One lock per owner is taken first."""
+    from ambient.xiaozhi import DeviceService
+
+    await upgrade_async(postgres_url)
+    databases = [Database(postgres_url) for _ in range(2)]
+    try:
+        owner = unique("pg-owner")
+        async with databases[0].session() as session:
+            await UserRepository(session).create(UserCreate(name=owner))
+            await session.commit()
+        macs = ["aa:bb:cc:" + ":".join(unique("")[-6:][i : i + 2] for i in (0, 2, 4)) for _ in "ab"]
+        for mac in macs:
+            await DeviceService(databases[0]).add(None, owner, mac)
+        for _ in range(8):
+            people = [unique("pg-lin"), unique("pg-max")]
+            async with databases[0].session() as session:
+                for name in people:
+                    await UserRepository(session).create(UserCreate(name=name))
+                await session.commit()
+            for name in people:
+                for mac in macs:
+                    await DeviceService(databases[0]).allow(name, mac)
+            withdrawals = zip(databases, macs, people, strict=True)
+            await asyncio.gather(
+                *(DeviceService(db).withdraw(None, mac, name) for db, mac, name in withdrawals)
+            )
+            devices = [d for d in await DeviceService(databases[0]).list(None) if d.user == owner]
+            assert all(set(people) <= set(d.withdrawn) for d in devices)
+        devices = [d for d in await DeviceService(databases[0]).list(None) if d.user == owner]
+        assert [d.speakers for d in devices] == [[], []]
+    finally:
+        for db in databases:
+            await db.close()

@@ -88,6 +88,15 @@ async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_ar
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+    async def given_back() -> bool:
+        # Its return is shielded and runs on after the cut send ends (at load, past the next
+        # take, which then found the slot still taken): the other worker reads it back.
+        async with two_workers[0].session() as session:
+            row = await session.get(RobotWindow, _hashed("robot"))
+            return row is not None and list(row.slots) == [1000.0]
+
+    await eventually(given_back, "the cut-off slot given back")
     now[0] += 61  # the first send's minute is over: the robot has a free slot at once
     await asyncio.wait_for(one.acquire("robot"), timeout=10)
     now[0] += 61

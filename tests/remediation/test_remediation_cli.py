@@ -25,7 +25,7 @@ from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage.db import Database
 from ambient.storage.users import user_named
-from ambient.xiaozhi import voice_facts
+from ambient.xiaozhi_context import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.support.servers import HANG

@@ -3,14 +3,17 @@ name, and changes nothing else there; the owner (or an admin) may withdraw it.""
 
 from __future__ import annotations
 
+import html
 import json
 
 import httpx
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
+from ambient.speakers import UNMATCHED_WARNING, UNMATCHED_WARNING_OTHERS
 from mcp_server.voice_sentences import UNKNOWN_SPEAKER
 from tests.support.admins import admin_headers
+from tests.support.pages import signed_in
 from tests.voice.support import register, voice_api
 
 MAC = "aa:bb:cc:dd:ee:5a"
@@ -213,6 +216,261 @@ async def test_the_owner_or_an_admin_withdraws_a_members_consent_and_no_one_else
         ]
 
 
+async def test_a_devices_speakers_listed_carry_the_settings_cards_warning(
+    settings: Settings,
+) -> None:
+    """The warning that a mark like "未知" reads as the owner but may not act, while the device
+    answers others and its owner has no voiceprint id, was on the settings page's card alone:
+    GET /xiaozhi/devices listed the same speakers and said nothing."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den4-owner")
+        lin = await register(http, settings, "den4-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=owner)  # the page's words
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        [alone] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        [by_admin] = [
+            d
+            for d in (
+                await http.get("/xiaozhi/devices", headers=await admin_headers(settings))
+            ).json()
+            if d["device_id"] == MAC
+        ]
+        token = owner["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            card = (await page.get("/app/settings")).text
+        await http.patch("/users/me", json={"voiceprint_id": "den4-voice"}, headers=owner)
+        [enrolled] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+
+    assert alone["warning"] is None  # it answers only its owner
+    assert listed["warning"] == UNMATCHED_WARNING
+    assert by_admin["warning"] == UNMATCHED_WARNING_OTHERS % {"owner": "den4-owner"}
+    assert f'<p class="error unmatched">{UNMATCHED_WARNING}</p>' in html.unescape(card), card
+    assert enrolled["warning"] is None
+
+
+async def test_a_consent_the_owner_withdrew_stays_withdrawn_until_the_owner_lets_them_back(
+    settings: Settings,
+) -> None:
+    """The owner withdrew a member's consent, and the member allowed the device again at once
+    and was answered by it: the owner's withdrawal did not hold."""
+    refused = (
+        f"Its owner (or an admin) withdrew your consent to {MAC}: you may allow it again once"
+        " its owner or an admin lets you back (ask its owner)"
+    )
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den3-owner")
+        lin = await register(http, settings, "den3-lin")
+        admin = await admin_headers(settings)
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den3-lin", headers=owner)
+        assert (gone.status_code, gone.json()["withdrawn"]) == (200, ["den3-lin"]), gone.text
+
+        again = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert (again.status_code, again.json()["detail"]) == (403, refused)
+        token = lin["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            form = await page.post("/app/xiaozhi/devices/allow", data={"device": MAC})
+        assert refused in form.text.replace("&#39;", "'"), form.text
+        # Withdrawing one's own consent is still one's own: refused nothing, nothing changed.
+        own = await http.delete(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert own.status_code == 200, own.text
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        assert (listed["speakers"], listed["withdrawn"]) == ([], ["den3-lin"])
+        assert await _said(http, owner, "den3-lin") == UNKNOWN_SPEAKER
+
+        # Only the owner or an admin lets them back: not the member, not a name not withdrawn.
+        path = f"/xiaozhi/devices/{MAC}/withdrawn"
+        self_back = await http.delete(f"{path}/den3-lin", headers=lin)
+        assert self_back.status_code == 404, self_back.text
+        typo = await http.delete(f"{path}/den3-lni", headers=owner)
+        assert typo.status_code == 422, typo.text
+        [error] = typo.json()["detail"]
+        assert (error["loc"], error["msg"]) == (
+            ["path", "name"],
+            "'den3-lni' is not withdrawn from den3-owner's devices; withdrawn: den3-lin; nothing"
+            " changed",
+        )
+        back = await http.delete(f"{path}/den3-lin", headers=owner)
+        assert (back.status_code, back.json()["withdrawn"]) == (200, []), back.text
+        # Let back is not allowed: their consent is theirs to give again.
+        assert await _said(http, owner, "den3-lin") == UNKNOWN_SPEAKER
+        allowed = await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        assert await _said(http, owner, "den3-lin") == NO_ERRORS_EN
+
+        # An admin's withdrawal holds the same, and an admin lets them back.
+        await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den3-lin", headers=admin)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).status_code == 403
+        assert (await http.delete(f"{path}/den3-lin", headers=admin)).status_code == 200
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).status_code == 200
+        audit = await http.get(
+            "/audit", params={"action": "xiaozhi.device.let_back"}, headers=admin
+        )
+        assert [(a["actor"], a["subject"], a["detail"]) for a in audit.json()] == [
+            (actor, f"xiaozhi-device:{MAC}", {"user": "den3-owner", "speaker": "den3-lin"})
+            for actor in ("den3-owner", "admin")
+        ]
+
+
+async def test_a_withdrawal_holds_for_every_device_of_the_owners_present_and_future(
+    settings: Settings,
+) -> None:
+    """The owner has A and B and withdrew lin from A: lin allowed B (200) and the voice answered
+    lin again on the owner's token, which answers for all their devices. The withdrawal is the
+    owner's: refused on B, on a device added later, and B stops answering lin too."""
+    second, third = "aa:bb:cc:dd:ee:5b", "aa:bb:cc:dd:ee:5c"
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den6-owner")
+        lin = await register(http, settings, "den6-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        for mac in (MAC, second):
+            await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+            assert (await http.post(f"/xiaozhi/devices/{mac}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den6-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        # B answered lin still: their consent to it was taken back with A's.
+        assert await _said(http, owner, "den6-lin") == UNKNOWN_SPEAKER
+        await http.post("/xiaozhi/devices", json={"device_id": third}, headers=owner)
+        refusals = [
+            await http.post(f"/xiaozhi/devices/{mac}/allow", headers=lin)
+            for mac in (MAC, second, third)
+        ]
+        assert await _said(http, owner, "den6-lin") == UNKNOWN_SPEAKER
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+        # Let back from any of the owner's devices: lifted for all of them.
+        back = await http.delete(f"/xiaozhi/devices/{third}/withdrawn/den6-lin", headers=owner)
+        allowed = await http.post(f"/xiaozhi/devices/{second}/allow", headers=lin)
+    assert [(r.status_code, r.json()["detail"]) for r in refusals] == [
+        (
+            403,
+            f"Its owner (or an admin) withdrew your consent to {mac}: you may allow it again"
+            " once its owner or an admin lets you back (ask its owner)",
+        )
+        for mac in (MAC, second, third)
+    ]
+    assert [(d["speakers"], d["withdrawn"]) for d in listed] == [([], ["den6-lin"])] * 3
+    assert (back.status_code, back.json()["withdrawn"]) == (200, []), back.text
+    assert allowed.status_code == 200, allowed.text
+
+
+async def test_a_device_registered_naming_a_withdrawn_member_is_refused_at_speakers(
+    settings: Settings,
+) -> None:
+    """An admin registering a device of the owner's named lin, whom the owner withdrew: the
+    device was added answering lin, the withdrawal undone without a let back."""
+    later = "aa:bb:cc:dd:ee:5e"
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den8-owner")
+        lin = await register(http, settings, "den8-lin")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den8-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        body = {"device_id": later, "user": "den8-owner", "speakers": ["den8-lin"]}
+        added = await http.post(
+            "/xiaozhi/devices", json=body, headers=await admin_headers(settings)
+        )
+        assert await _said(http, owner, "den8-lin") == UNKNOWN_SPEAKER
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+    assert added.status_code == 422, added.text
+    [error] = added.json()["detail"]
+    assert error["loc"] == ["body", "speakers"]
+    assert error["msg"].startswith("speakers: den8-lin withdrawn from den8-owner's devices: let"), (
+        error
+    )
+    assert [d["device_id"] for d in listed] == [MAC]
+
+
+async def test_a_device_removed_lists_its_owners_withdrawals_as_they_remain(
+    settings: Settings,
+) -> None:
+    """Removing a device keeps the owner's withdrawals: its answer said withdrawn: []."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den9-owner")
+        lin = await register(http, settings, "den9-lin")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        gone = await http.delete(f"/xiaozhi/devices/{MAC}/speakers/den9-lin", headers=owner)
+        assert gone.status_code == 200, gone.text
+        removed = await http.delete(f"/xiaozhi/devices/{MAC}", headers=owner)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["withdrawn"] == ["den9-lin"]
+
+
+async def test_every_device_of_an_owner_whose_device_answers_others_is_warned(
+    settings: Settings,
+) -> None:
+    """The rule is the owner's (a mark like "未知" may not act once any device of theirs
+    answers another): the warning was on the device that answers others alone, and the
+    owner's other speaker, refusing the same, was listed unwarned."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den7-owner")
+        lin = await register(http, settings, "den7-lin")
+        for mac in (MAC, "aa:bb:cc:dd:ee:5d"):
+            await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).is_success
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+    assert [(d["speakers"], d["warning"]) for d in listed] == [
+        (["den7-lin"], UNMATCHED_WARNING),
+        ([], UNMATCHED_WARNING),
+    ]
+
+
+async def test_a_withdrawal_refused_is_said_in_the_owners_language_on_the_page(
+    settings: Settings,
+) -> None:
+    """Withdrawing a name that has not allowed the device (a page in another tab) was said in
+    English on a Chinese settings page."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den8-owner")
+        await http.patch("/users/me", json={"language": "zh"}, headers=owner)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        token = owner["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            form = await page.post(
+                "/app/xiaozhi/devices/withdraw", data={"device": MAC, "speaker": "den8-lin"}
+            )
+            shown = (await page.get(form.headers["location"])).text if form.is_redirect else ""
+    said = f"'den8-lin' 没有允许 {MAC}；它回答的是：只有它的主人；没有改动"
+    assert said in html.unescape(form.text + shown), form.text + shown
+
+
+async def test_a_reference_naming_two_devices_is_refused_at_the_paths_ref(
+    settings: Settings,
+) -> None:
+    """A number that is one device's and another device's id was refused at ["path", "name"]
+    when withdrawing a speaker (the name was right), and at ["body", "device_id"] (no body was
+    sent) when removing or allowing: the field to change is the path's ref."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "den5-owner")
+        first = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:00:00:0b"}, headers=owner
+        )
+        ref = str(first.json()["id"])  # its number, and the next device's id
+        second = await http.post("/xiaozhi/devices", json={"device_id": ref}, headers=owner)
+        assert second.status_code == 201, second.text
+        answers = [
+            await http.delete(f"/xiaozhi/devices/{ref}/speakers/den5-lin", headers=owner),
+            await http.delete(f"/xiaozhi/devices/{ref}/withdrawn/den5-lin", headers=owner),
+            await http.delete(f"/xiaozhi/devices/{ref}", headers=owner),
+            await http.post(f"/xiaozhi/devices/{ref}/allow", headers=owner),
+        ]
+        listed = (await http.get("/xiaozhi/devices", headers=owner)).json()
+    named = (
+        f"'{ref}' names 2 devices: device {ref} (aa:bb:cc:00:00:0b), device"
+        f" {second.json()['id']} ({ref}); nothing changed; name the one you mean by a"
+        " reference only it has"
+    )
+    assert [a.status_code for a in answers] == [422] * 4, [a.text for a in answers]
+    error = {"type": "value_error", "loc": ["path", "ref"], "msg": named, "input": ref}
+    assert [a.json()["detail"] for a in answers] == [[error]] * 4
+    assert len(listed) == 2
+
+
 def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     settings: Settings,
 ) -> None:
@@ -224,6 +482,13 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
         assert runner.invoke(cli, ["user", "create", name], env=env).exit_code == 0
     add = ["xiaozhi", "device", "add", "--user", "cli-owner", MAC, "--speaker", "cli-mei"]
     assert runner.invoke(cli, add, env=env).exit_code == 0
+    # It answers cli-mei, its owner has no voiceprint id: warned as the settings page's card is.
+    warned = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    # The operator cannot act on "your settings": told whose, and what to run.
+    others = UNMATCHED_WARNING_OTHERS % {"owner": "cli-owner"}
+    assert [row["warning"] for row in json.loads(warned.output)] == [others]
+    table = runner.invoke(cli, ["xiaozhi", "device", "list"], env=env)
+    assert f"{MAC} (cli-owner): {others}" in " ".join(table.output.split())
     typo = runner.invoke(cli, ["xiaozhi", "device", "withdraw", MAC, "cli-mie"], env=env)
     assert (typo.exit_code, typo.stdout) == (1, ""), typo.output
     assert "'cli-mie' has not allowed" in typo.stderr and "cli-mei" in typo.stderr
@@ -231,3 +496,9 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     assert done.exit_code == 0 and "no longer answers cli-mei" in done.output, done.output
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
     assert [row["speakers"] for row in json.loads(listed.output)] == [[]]
+    assert [row["withdrawn"] for row in json.loads(listed.output)] == [["cli-mei"]]
+    assert [row["warning"] for row in json.loads(listed.output)] == [None]  # answers no one else
+    back = runner.invoke(cli, ["xiaozhi", "device", "let-back", MAC, "cli-mei"], env=env)
+    assert back.exit_code == 0 and "cli-mei may allow device" in back.output, back.output
+    listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert [row["withdrawn"] for row in json.loads(listed.output)] == [[]]

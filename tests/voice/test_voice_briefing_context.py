@@ -11,7 +11,7 @@ from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.users import UserRepository
-from ambient.xiaozhi import voice_facts
+from ambient.xiaozhi_context import voice_facts
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually

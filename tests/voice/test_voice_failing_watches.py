@@ -233,7 +233,7 @@ async def test_the_context_a_speaker_gets_at_wake_counts_the_failing_watches(
 ) -> None:
     """xiaozhi-server puts /xiaozhi/context into the voice model's prompt: it said nothing of
     a watch failing, so the model had no reason to call what_needs_me."""
-    from ambient.xiaozhi import voice_facts
+    from ambient.xiaozhi_context import voice_facts
 
     user = unique("vc")
     await make_user(deps.db, user)
@@ -280,7 +280,7 @@ async def test_a_failing_watch_the_user_paused_is_not_told_until_resumed(
 ) -> None:
     """A failing web monitor the user paused is not checked: what_needs_me still said it
     "keeps failing its checks" and /xiaozhi/context counted it. Resumed, it is told again."""
-    from ambient.xiaozhi import voice_facts
+    from ambient.xiaozhi_context import voice_facts
 
     user = unique("vp")
     await make_user(deps.db, user)

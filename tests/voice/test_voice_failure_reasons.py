@@ -8,13 +8,17 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.web import FetchError, WebFetcher
 from ambient.domain.users import Language
+from ambient.settings import ServerSecret
 from api.i18n import Words
 from api.routers.app_pages import failed_said
 from bench.certs import certificate
@@ -168,3 +172,84 @@ def test_a_metric_read_or_an_error_of_no_known_shape_is_said_without_its_text() 
         "原因可以在任务详情里看",
         "its page in the app has the reason",
     )
+
+
+def test_a_metric_sources_secret_refused_at_its_read_is_said_in_the_listeners_language() -> None:
+    """The operator took a watch's owner off its source's secret, the source's origin off it,
+    or the secret away: each read stores the refusal (activities/watches.py _credentials), and
+    the voice said "原因可以在任务详情里看", where the page showed it in English alone."""
+    resolver = SecretResolver(
+        {
+            "prom": ServerSecret(
+                value=SecretStr("reader:pw"), users=["bob"], origins=["http://127.0.0.1:9090"]
+            )
+        }
+    )
+    reads = (
+        lambda: resolver.check_access("secret:prom", user="lin", is_admin=False),
+        lambda: resolver.check_origin("secret:prom", "http://127.0.0.1:9191/api/v1/query"),
+        lambda: resolver.check_access("secret:gone", user="root", is_admin=True),
+    )
+    stored = []
+    for read in reads:
+        with pytest.raises(PermanentNotifyError) as refused:
+            read()
+        stored.append(str(refused.value))  # as the read stores it
+    assert stored[0] == (
+        "secret 'prom' is not available to lin: server secrets are for admins unless the "
+        'operator lists the user in AMBIENT_SECRETS ({"NAME": {"value": "...", "users": ["lin"]}})'
+    )
+    assert [reason_said(error) for error in stored] == [
+        ("数据源的密钥不再对你开放", "its source's secret is no longer open to you"),
+        ("数据源的密钥不允许发往它的地址", "its source's secret may not be sent to its address"),
+        ("数据源的密钥已经不存在", "its source's secret no longer exists"),
+    ]
+    assert [failed_said(error, Words(Language.ZH)) for error in stored] == [
+        "失败：密钥 'prom' 对 lin 不可用：服务器密钥只给管理员用，除非运维在 AMBIENT_SECRETS 里列上"
+        '这个用户（{"NAME": {"value": "...", "users": ["lin"]}}）',
+        "失败：密钥 'prom' 不能发往 http://127.0.0.1:9191：密钥能发往哪些源，由运维在"
+        ' AMBIENT_SECRETS 里列出（{"prom": {"value": "...", "origins": ["http://127.0.0.1:9191"]}}）',
+        "失败：没有密钥 'gone'：密钥由运维在 AMBIENT_SECRETS 里定义",
+    ]
+    assert failed_said(stored[0], Words(Language.EN)) == f"failed: {stored[0]}"
+
+
+def test_a_secrets_origin_refusal_cut_where_a_read_keeps_it_is_still_said_in_words() -> None:
+    """A source at a long host (~170 characters): the origin refusal says it twice, a read keeps
+    500 characters of it (activities/watches.py _failed), and the cut error read back as no
+    refusal: the page showed the English, the voice "原因可以在任务详情里看"."""
+    from ambient.clients.metric_reads import KEPT
+
+    host = ".".join(["metrics-cluster-0123456789"] * 6) + ".example.com"
+    resolver = SecretResolver(
+        {"prom": ServerSecret(value=SecretStr("reader:pw"), origins=["http://127.0.0.1:9090"])}
+    )
+    with pytest.raises(PermanentNotifyError) as refused:
+        resolver.check_origin("secret:prom", f"https://{host}/api/v1/query")
+    assert len(str(refused.value)) > KEPT  # the case: cut where it is kept
+    stored = str(refused.value)[:KEPT]
+    assert reason_said(stored) == (
+        "数据源的密钥不允许发往它的地址",
+        "its source's secret may not be sent to its address",
+    )
+    said = failed_said(stored, Words(Language.ZH))
+    assert said.startswith(f"失败：密钥 'prom' 不能发往 https://{host}:443：密钥能发往哪些源"), said
+    assert said.endswith(f"{stored[-20:]}…）"), said
+
+
+def test_a_secrets_origin_refusal_followed_by_other_text_is_not_read_back_as_it() -> None:
+    """The cut refusal was read back from any 500 characters that began like it (its example
+    any text): a whole refusal followed by other words was said as the refusal alone. Only an
+    example the secret and origin read back would have made, cut, is."""
+    from ambient.clients.metric_reads import KEPT, said_refusal
+
+    resolver = SecretResolver(
+        {"prom": ServerSecret(value=SecretStr("reader:pw"), origins=["http://127.0.0.1:9090"])}
+    )
+    with pytest.raises(PermanentNotifyError) as refused:
+        resolver.check_origin("secret:prom", "http://127.0.0.1:9191/api/v1/query")
+    whole = str(refused.value)
+    stored = (whole + "; and then the source's proxy said " + "x" * KEPT)[:KEPT]
+    assert said_refusal(whole) is not None  # the refusal alone is read back
+    assert said_refusal(stored) is None
+    assert said_refusal(stored[:-1]) is None

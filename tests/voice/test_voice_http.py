@@ -263,7 +263,8 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
     from ambient.remediation.service import RemediationService
     from ambient.storage import Database
     from ambient.storage.users import UserRepository
-    from ambient.xiaozhi import DeviceService, voice_facts
+    from ambient.xiaozhi import DeviceService
+    from ambient.xiaozhi_context import voice_facts
 
     await upgrade_async(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -16,7 +17,7 @@ from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
-from ambient.xiaozhi import voice_facts
+from ambient.xiaozhi_context import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import TencentApi
@@ -322,3 +323,104 @@ async def test_a_tie_of_more_than_three_tasks_is_said_as_a_tie_of_them_all(
     assert zh == "最近 24 小时有 9 个错误，最多的是 alpha、bravo、charlie 等 4 个任务，各 2 次。", (
         zh
     )
+
+
+async def test_a_tie_with_tasks_said_alike_says_their_sum_not_each(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Two unnamed web monitors (2 errors each, said "网页监控（2 个）") tied with backup's 4 were
+    # said "backup、网页监控（2 个），各 4 次": each monitor said to have failed 4 times.
+    english, chinese = unique("gen"), unique("gzh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for user in (english, chinese):
+            for task in ("0123456789ab", "ba9876543210", "0123456789ab", "ba9876543210"):
+                await events.add("watch.failing", user=user, task=f"web-monitor/{user}/{task}")
+            for _ in range(4):
+                await events.add("watch.failing", user=user, task=f"web-monitor/{user}/backup")
+            await events.add("watch.failing", user=user, task=f"web-monitor/{user}/echo")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, english) as client:
+            said = await say(client, "recent_errors")
+        async with voice_client(state, chinese) as client:
+            zh = await say(client, "recent_errors")
+    assert said == (
+        "9 errors in the last 24 hours: the most from 2 web monitors, 4 times in all,"
+        " backup 4 times."
+    ), said
+    assert zh == "最近 24 小时有 9 个错误，最多的是 backup 4 次、网页监控（2 个）共 4 次。", zh
+
+
+async def test_most_errors_from_tasks_said_alike_are_said_as_their_sum(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Two unnamed web monitors (3 errors each) over backup's 2 were said "主要是：网页监控（2
+    # 个） 6 次", "mostly: a web monitor (2) 6 times": as if one had failed 6 times.
+    english, chinese = unique("men"), unique("mzh")
+    await _user(deps, english, Language.EN)
+    await _user(deps, chinese, Language.ZH)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for user in (english, chinese):
+            for task in ("0123456789ab", "ba9876543210") * 3 + ("backup",) * 2:
+                await events.add("watch.failing", user=user, task=f"web-monitor/{user}/{task}")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, english) as client:
+            said = await say(client, "recent_errors")
+        async with voice_client(state, chinese) as client:
+            zh = await say(client, "recent_errors")
+    assert said == (
+        "8 errors in the last 24 hours, mostly: 2 web monitors, 6 times in all, backup 2 times."
+    ), said
+    assert zh == "最近 24 小时有 8 个错误，主要是：网页监控（2 个）共 6 次、backup 2 次。", zh
+
+
+async def test_errors_all_from_tasks_said_alike_say_how_many_tasks_in_english(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Two unnamed web monitors alone were said "all from a web monitor (2)" (as if one).
+    english = unique("men")
+    await _user(deps, english, Language.EN)
+    async with deps.db.session() as session:
+        events = EventRepository(session)
+        for task in ("0123456789ab", "ba9876543210") * 3:
+            await events.add("watch.failing", user=english, task=f"web-monitor/{english}/{task}")
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, english) as client:
+            said = await say(client, "recent_errors")
+    assert said == "6 errors in the last 24 hours, all from 2 web monitors.", said
+
+
+@pytest.mark.parametrize("in_english", [False, True])
+def test_a_tie_of_more_than_three_with_a_group_says_the_rest_in_all(in_english: bool) -> None:
+    from mcp_server.voice_answer import english
+    from mcp_server.voice_errors import _tie_of_groups
+
+    tied = ["alpha", "bravo", "charlie", "delta", "网页监控"]
+    told = english.set(in_english)
+    try:
+        said = _tie_of_groups(tied, {"网页监控": 2, **{t: 1 for t in tied[:4]}}, 2)
+        group = "a web monitor" if in_english else "网页监控"
+        tied_one_more = [group, "alpha", "bravo", "charlie"]
+        one_more = _tie_of_groups(tied_one_more, {group: 2, **{t: 1 for t in tied[:3]}}, 2)
+    finally:
+        english.reset(told)
+    if in_english:
+        assert (
+            said == "alpha 2 times, bravo 2 times, charlie 2 times, and 3 more tasks 4 times in all"
+        )
+        # One task left is said with its own count: "each" is for two or more.
+        assert one_more == (
+            "2 web monitors, 2 times in all, alpha 2 times, bravo 2 times, and 1 more task 2 times"
+        )
+    else:
+        assert said == "alpha 2 次、bravo 2 次、charlie 2 次，还有 3 个任务共 4 次"
+        assert one_more == "网页监控（2 个）共 2 次、alpha 2 次、bravo 2 次，还有 1 个任务 2 次"

@@ -25,7 +25,8 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository, user_named
 from ambient.wiring import AppState
-from ambient.xiaozhi import DeviceService, voice_facts
+from ambient.xiaozhi import DeviceService
+from ambient.xiaozhi_context import voice_facts
 from mcp_server import voice_answer
 from mcp_server.voice_approvals import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT

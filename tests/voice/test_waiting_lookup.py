@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal, xiaozhi
+from ambient import temporal, xiaozhi_context
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.storage.models import RemediationRecord
-from ambient.xiaozhi import waiting_for
+from ambient.xiaozhi_context import waiting_for
 from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
@@ -124,7 +124,7 @@ async def test_runs_the_server_lists_as_waiting_past_the_asked_ones_are_found(
     """After a storm of 52 waiting runs, only the 20 that waited longest were asked: "approve
     t500" found nothing and 20 were said to wait. Past the asked ones (here one), a run the
     server lists as waiting is taken at its word (the answer re-reads it)."""
-    monkeypatch.setattr(xiaozhi, "ASKED_AT_MOST", 1)
+    monkeypatch.setattr(xiaozhi_context, "ASKED_AT_MOST", 1)
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)

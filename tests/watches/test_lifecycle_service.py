@@ -935,7 +935,9 @@ async def test_a_create_again_while_the_deleted_life_winds_down_waits_one_baseli
     has one wait: the old life's end takes its part of it. The old life ends most of the wait
     in, and the new life's read answers after the one wait's end but before a second would end:
     a create with one wait answers without a baseline (a loaded host only makes it later)."""
-    wait, name = 4.0, held.task_id.rsplit("/", 1)[1]
+    # 8 s: the old life has half the wait to end once its alert is answered (at load 20 its
+    # end took past 0.8 s of a 4 s wait, and the create answered "still stopping").
+    wait, name = 8.0, held.task_id.rsplit("/", 1)[1]
     held_service = held.service
     service = TaskService(
         held_service.client,
@@ -947,7 +949,7 @@ async def test_a_create_again_while_the_deleted_life_winds_down_waits_one_baseli
     await service.delete(USER, held.task_id)
     held.site.gate.clear()  # the new life's first check holds at its read
     loop = asyncio.get_running_loop()
-    loop.call_later(wait * 0.8, held.site.hook_gate.set)  # the old life's alert answered then
+    loop.call_later(wait * 0.5, held.site.hook_gate.set)  # the old life's alert answered then
     loop.call_later(wait * 1.3, held.site.gate.set)  # the new life's read answers then
     ref = await service.create(USER, "threshold_watch", held.config, name)
     held.site.gate.set()

@@ -306,3 +306,13 @@ async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
     again = await page.post("/app/xiaozhi/devices/withdraw", data=sent, follow_redirects=True)
     assert "'mei' has not allowed aa:bb:cc:00:00:0d" in html.unescape(again.text)
     assert [v.speakers for v in await DeviceService(db).list("lin")] == [[]]
+    # Withdrawn until let back: the card says so and lets them back; then mei may allow it.
+    assert "Withdrawn, may not allow it again until let back: mei" in again.text
+    form = re.search(r'action="/app/xiaozhi/devices/let-back".*?</form>', again.text, re.S)
+    assert form is not None and "Let mei back" in form[0], again.text
+    assert dict(re.findall(r'name="(device|speaker)" value="([^"]*)"', form[0])) == sent
+    back = await page.post("/app/xiaozhi/devices/let-back", data=sent, follow_redirects=True)
+    assert "mei may allow aa:bb:cc:00:00:0d again." in html.unescape(back.text)
+    assert "let-back" not in back.text
+    await DeviceService(db).allow("mei", "aa:bb:cc:00:00:0d")
+    assert [v.speakers for v in await DeviceService(db).list("lin")] == [["mei"]]

@@ -14,7 +14,26 @@ from pydantic import SecretStr
 
 from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.domain.push import SECRET_PREFIX
+from ambient.refusals import N_, Refusal
 from ambient.settings import ServerSecret, url_origin
+
+# Refused at use as at creation: a metric source's at every read (its error stored, read back by
+# its msgid to be said in the reader's language: metric_reads.said_refusal, the voice's words).
+NOT_AVAILABLE = N_(
+    "secret %(secret)s is not available to %(user)s: server secrets are for admins unless the "
+    "operator lists the user in AMBIENT_SECRETS (%(example)s)"
+)
+NOT_TO_ORIGIN = N_(
+    "secret %(secret)s may not be sent to %(origin)s: the operator lists the origins a secret "
+    "may go to in AMBIENT_SECRETS (%(example)s)"
+)
+UNKNOWN = N_("unknown secret %(secret)s: the operator defines it in AMBIENT_SECRETS")
+REFUSALS = (NOT_AVAILABLE, NOT_TO_ORIGIN, UNKNOWN)
+
+
+def origin_example(name: str, origin: str) -> str:
+    """NOT_TO_ORIGIN's example: the AMBIENT_SECRETS entry letting ``name`` go to ``origin``."""
+    return f'{{"{name}": {{"value": "...", "origins": ["{origin}"]}}}}'
 
 
 class SecretResolver:
@@ -34,10 +53,9 @@ class SecretResolver:
             self._name(value)  # refused as unknown, or as no exact name
         # A name nobody defined is refused in the same words as another's: "unknown" told a
         # member which names the operator defined, one guess at a time.
+        example = '{"NAME": {"value": "...", "users": ["' + user + '"]}}'
         raise PermanentNotifyError(
-            f"secret {name!r} is not available to {user}: server secrets are for admins unless "
-            "the operator lists the user in AMBIENT_SECRETS "
-            '({"NAME": {"value": "...", "users": ["' + user + '"]}})'
+            Refusal(NOT_AVAILABLE, secret=repr(name), user=user, example=example)
         )
 
     def check_use(self, value: str, url: str, *, user: str, is_admin: bool) -> None:
@@ -51,10 +69,9 @@ class SecretResolver:
         name = self._name(value)
         origin = url_origin(url)
         if origin is None or origin not in self._secrets[name].origins:
+            example = origin_example(name, origin or url)
             raise SecretOriginError(
-                f"secret {name!r} may not be sent to {origin or url}: the operator lists the "
-                "origins a secret may go to in AMBIENT_SECRETS "
-                f'({{"{name}": {{"value": "...", "origins": ["{origin or url}"]}}}})'
+                Refusal(NOT_TO_ORIGIN, secret=repr(name), origin=origin or url, example=example)
             )
 
     def resolve(self, value: str) -> str:
@@ -71,7 +88,5 @@ class SecretResolver:
                     f"{value!r}: a secret is referenced by its exact name (secret:NAME), "
                     "nothing may follow it"
                 )
-            raise PermanentNotifyError(
-                f"unknown secret {name!r}: the operator defines it in AMBIENT_SECRETS"
-            )
+            raise PermanentNotifyError(Refusal(UNKNOWN, secret=repr(name)))
         return name
