@@ -4,7 +4,7 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from fastapi import status
@@ -29,6 +29,7 @@ from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
     DeviceRefusedError,
+    DeviceView,
     InvalidDeviceError,
     normalize_device_id,
 )
@@ -300,17 +301,26 @@ async def allow_device(
     return back("/app/settings", message)
 
 
+async def _device_changed(
+    change: Awaitable[DeviceView], _: PageWords, device: str
+) -> DeviceView | Response:
+    """The device a change of its speakers left, or the page back saying why it was refused."""
+    try:
+        return await change
+    except InvalidDeviceError as exc:
+        return back("/app/settings", what_went_wrong(exc, _))
+    except DeviceError:
+        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+
+
 @router.post("/app/xiaozhi/devices/withdraw")
 async def withdraw_speaker(
     page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
 ) -> Response:
     """Stop your device answering someone who allowed it: their consent, your speaker."""
-    try:
-        view = await page.state.devices.withdraw(page.me.name, device, speaker)
-    except InvalidDeviceError as exc:
-        return back("/app/settings", what_went_wrong(exc, _))
-    except DeviceError:
-        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+    change = page.state.devices.withdraw(page.me.name, device, speaker)
+    if isinstance(view := await _device_changed(change, _, device), Response):
+        return view
     said = _("%(device)s no longer answers %(name)s.", device=view.device_id, name=speaker)
     return back("/app/settings", said)
 
@@ -320,12 +330,9 @@ async def let_speaker_back(
     page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
 ) -> Response:
     """Let someone whose consent you withdrew allow your device again."""
-    try:
-        view = await page.state.devices.let_back(page.me.name, device, speaker)
-    except InvalidDeviceError as exc:
-        return back("/app/settings", what_went_wrong(exc, _))
-    except DeviceError:
-        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+    change = page.state.devices.let_back(page.me.name, device, speaker)
+    if isinstance(view := await _device_changed(change, _, device), Response):
+        return view
     said = _("%(name)s may allow %(device)s again.", device=view.device_id, name=speaker)
     return back("/app/settings", said)
 

@@ -4,6 +4,7 @@ xiaozhi.me 接入点 the bridge dials (owner or admin)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, status
@@ -139,19 +140,19 @@ async def disallow_device(ref: str, state: StateDep, caller: CurrentUser) -> Dev
 @router.delete("/devices/{ref}/speakers/{name}")
 async def withdraw_speaker(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Stop your device answering another user who allowed it (theirs to give, yours to end)."""
-    try:
-        return await state.devices.withdraw(caller.name, ref, name)
-    except AmbiguousDeviceError as exc:
-        raise http_error(exc) from None
-    except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
-        raise unprocessable((["name"], str(exc)), where="path", given=name) from None
+    return await _named_in_path(state.devices.withdraw(caller.name, ref, name), name)
 
 
 @router.delete("/devices/{ref}/withdrawn/{name}")
 async def let_speaker_back(ref: str, name: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     """Let a user whose consent you withdrew allow your device again (theirs to give again)."""
+    return await _named_in_path(state.devices.let_back(caller.name, ref, name), name)
+
+
+async def _named_in_path(change: Awaitable[DeviceView], name: str) -> DeviceView:
+    """A change of the user ``name`` on a device: its refusals said at the path's parts."""
     try:
-        return await state.devices.let_back(caller.name, ref, name)
+        return await change
     except AmbiguousDeviceError as exc:
         raise http_error(exc) from None
     except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
