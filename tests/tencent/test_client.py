@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -49,22 +47,6 @@ def _scale(cluster_id: str, node_pool_id: str, desired: int) -> CloudRequest:
     return CloudRequest(
         product="tke", action="ModifyNodePoolDesiredCapacityAboutAsg", params=params
     )
-
-
-@pytest_asyncio.fixture
-async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
-    api = TencentApi()
-    async with serve(api.app()) as base:
-        endpoint = base.removeprefix("http://")
-        tc = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=endpoint,
-            protocol="http",
-            timeout=int(HANG),  # served on the test's own loop: a loaded host's answers come late
-            backoff=0.01,
-        )
-        yield api, tc
 
 
 async def test_search_logs_pages_with_context_and_parses_json(

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent import client
 from ambient.clients.tencent.client import TencentCloud
@@ -19,23 +16,7 @@ from ambient.clients.tencent.errors import TencentAnswerError, TencentListChange
 from ambient.clients.tencent.logs import list_log_topics
 from ambient.clients.tencent.writes import find_topic
 from ambient.cloud.errors import failure
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
-from tests.support.servers import HANG, serve
-
-
-@pytest_asyncio.fixture
-async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
-    api = TencentApi()
-    async with serve(api.app()) as base:
-        tc = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=int(HANG),
-            backoff=0.01,
-        )
-        yield api, tc
+from tests.standins.tencent_api import TencentApi
 
 
 def _answer(payload: dict[str, Any]) -> tuple[int, str, bytes]:

@@ -7,38 +7,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
-from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.alarms import ALARMS_CHANGED, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentAnswerError
 from ambient.clients.tencent.logs import search_logs
 from ambient.cloud.errors import told
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
-from tests.support.servers import HANG, serve
+from tests.standins.tencent_api import TencentApi
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = NOW - timedelta(hours=2), NOW
-
-
-@pytest_asyncio.fixture
-async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
-    api = TencentApi()
-    async with serve(api.app()) as base:
-        tc = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=int(HANG),
-            backoff=0.01,
-        )
-        yield api, tc
 
 
 def _late_log_before_the_second_page(api: TencentApi, row: dict[str, object]) -> None:
