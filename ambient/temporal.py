@@ -98,13 +98,17 @@ class InFlight:
 
 
 async def state_in_flight(
-    client: Client, description: WorkflowExecutionDescription, state: str
+    client: Client,
+    description: WorkflowExecutionDescription,
+    state: str,
+    until: float | None = None,
 ) -> InFlight:
     """The run's ``state`` (as its worker last made it) once the controls it holds and has not
     taken yet apply (they arrived after its last completed workflow task; the
     ``description``'s history, not later), resting on the last of those controls, else that
     completion (a run with no workflow task pending: its last event). A pause in flight is a
-    paused task; two requests that read alike are one decision."""
+    paused task; two requests that read alike are one decision. ``until``: the request's
+    deadline (`time_left`)."""
     seen = description.raw_description.workflow_execution_info.history_length
     if not description.raw_description.HasField("pending_workflow_task"):
         # Every control it holds was taken (one not taken is a workflow task pending): no
@@ -121,7 +125,7 @@ async def state_in_flight(
     taken = 0  # the last completed workflow task (none yet: every control is still to come)
     while not taken:
         page = await client.workflow_service.get_workflow_execution_history_reverse(
-            request, retry=True
+            request, retry=True, timeout=time_left(until)
         )
         for event in page.history.events:
             name = event.workflow_execution_signaled_event_attributes.signal_name
@@ -148,27 +152,33 @@ HELD_WAIT = 2.0
 
 
 async def read_in_flight(
-    client: Client, look: Callable[[], Awaitable[tuple[str, WorkflowExecutionDescription]]]
+    client: Client,
+    look: Callable[[], Awaitable[tuple[str, WorkflowExecutionDescription]]],
+    until: float | None = None,
 ) -> tuple[WorkflowExecutionDescription, InFlight]:
     """A run as ``look`` describes it (its state as its worker last made it, and its
     description) and `state_in_flight`'s reading of it, looked at again while a worker holds a
-    workflow task of the run, up to HELD_WAIT (the reading not whole then)."""
+    workflow task of the run, up to HELD_WAIT (the reading not whole then) and ``until``."""
     clock = asyncio.get_running_loop().time
-    until, pause = clock() + HELD_WAIT, 0.05
+    held_until, pause = clock() + HELD_WAIT, 0.05
     while True:
         state, description = await look()
         held = description.raw_description.pending_workflow_task.state
-        if held != PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED or clock() > until:
+        if held != PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED or clock() > min(
+            held_until, until or held_until
+        ):
             # The history read once: not at every look while the task is held.
-            return description, await state_in_flight(client, description, state)
+            return description, await state_in_flight(client, description, state, until)
         await asyncio.sleep(pause)
         pause = min(2 * pause, 0.4)
 
 
-async def signal_once(client: Client, workflow_id: str, signal: str, request_id: str) -> None:
+async def signal_once(
+    client: Client, workflow_id: str, signal: str, request_id: str, until: float | None = None
+) -> None:
     """Send ``signal`` (no arguments) to the workflow's current run under ``request_id``: the
     server records a signal whose request id the run has seen once (the SDK's handle sends a
-    fresh id each time)."""
+    fresh id each time). ``until``: the request's deadline (`time_left`)."""
     request = SignalWorkflowExecutionRequest(
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id),
@@ -176,7 +186,17 @@ async def signal_once(client: Client, workflow_id: str, signal: str, request_id:
         identity=client.identity,
         request_id=request_id,
     )
-    await client.workflow_service.signal_workflow_execution(request, retry=True)
+    await client.workflow_service.signal_workflow_execution(
+        request, retry=True, timeout=time_left(until)
+    )
+
+
+def time_left(until: float | None) -> timedelta | None:
+    """An RPC's deadline out of a request's (``until``, the loop's time; None: the SDK's own):
+    each call of a request waits only for what is left of it, not a budget of its own."""
+    if until is None:
+        return None
+    return timedelta(seconds=max(0.01, until - asyncio.get_running_loop().time()))
 
 
 def task_memo(summary: str, created: datetime) -> dict[str, str]:

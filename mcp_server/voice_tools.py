@@ -361,7 +361,8 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
         task, question, (label, label_en) = await _which_task(state, user, name)
         if task is None:
             return question
-        sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id)
+        # Within the call's budget, all of it (a silent worker: said as not confirmed).
+        sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id, within=left())
         if sent.note == DELIVERED_UNCONFIRMED:
             # Handed over, but its worker (or Temporal) did not answer since: it applies when
             # the worker takes it, so "已暂停" would say more than is known.

@@ -364,11 +364,12 @@ class TaskReads:
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
+        until = None if within is None else asyncio.get_running_loop().time() + within
         status = await self._workflow_status(user, kind, task_id, within, operator=operator)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
-        # poll handing back in between was counted twice).
-        description = await self._describe(task_id)
+        # poll handing back in between was counted twice). Within what the query left.
+        description = await self._describe(task_id, until)
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
             status.state = TaskState.STOPPED
@@ -480,9 +481,13 @@ class TaskReads:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return briefing_task_status(await self.briefings.told(user, status, operator=operator))
 
-    async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
+    async def _describe(
+        self, task_id: str, until: float | None = None
+    ) -> WorkflowExecutionDescription:
+        """The run's description (``until``: the request's deadline, the loop's time)."""
+        handle = self.client.get_workflow_handle(task_id)
         with found(task_id):
-            return await self.client.get_workflow_handle(task_id).describe()
+            return await handle.describe(rpc_timeout=temporal.time_left(until))
 
     @staticmethod
     async def _briefing(work: Awaitable[T]) -> T:

@@ -23,6 +23,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -36,6 +37,7 @@ from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
 from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
+from ambient.watches.answers import created_ref, found_at_check
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -46,7 +48,6 @@ from ambient.watches.inputs import (
     task_name,
 )
 from ambient.watches.models import (
-    SiteWait,
     TaskRef,
     TaskStatus,
     ThresholdWatchInput,
@@ -56,7 +57,6 @@ from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
-from ambient.watches.threshold_config import Condition
 from workflows.watch_controls import STOPPED
 
 # A check now asked whose result was not in by the answer: the status (get_task) shows it once
@@ -68,6 +68,19 @@ OVERTAKEN = N_(
     "applied, then replaced by another update of this task made at the same time: the config "
     "shown is the one in force now"
 )
+
+
+# What an update whose worker did not answer did, after the silent-worker words.
+NOT_SENT = "nothing was sent, the task is unchanged"
+SENT_UNANSWERED = (
+    "the update was sent and may still apply when its worker takes it: call get_task later "
+    "to see the config in force"
+)
+APPLIED_UNREAD = "the update was applied; call get_task later to see the task's status"
+# Of a request's deadline: kept for the signal that asks a check not taken in time (the
+# server's, at once), and for the status read after an update's wait for its pages' check.
+SIGNAL_ROOM = 1.0
+READ_ROOM = 2.0
 
 
 class TaskService(TaskSchedules):
@@ -155,12 +168,12 @@ class TaskService(TaskSchedules):
                 # Created a moment ago by a concurrent request: its first check is running.
                 handle = self.client.get_workflow_handle(task_id)
                 running = await self._waited_check(handle, "baseline", until) or running
-            return _created(running, created=False)
+            return created_ref(running, created=False)
         # The state the first check's answer shows (a pause that landed during it: paused).
         first = await self._waited_check(handle, "baseline", until)
         if first is None:
             return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
-        return _created(first, created=True)
+        return created_ref(first, created=True)
 
     async def _waited_check(
         self, handle: WorkflowHandle[Any, Any], update: str, until: float | None = None
@@ -176,21 +189,41 @@ class TaskService(TaskSchedules):
 
     # --- steer ----------------------------------------------------------------------
 
-    async def pause(self, user: str, task_id: str) -> TaskRef:
-        return await self._control(user, task_id, "pause", TaskState.PAUSED)
+    # ``within``: the caller's own budget for the whole request (the voice's), when shorter.
+    async def pause(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
+        return await self._control(user, task_id, "pause", TaskState.PAUSED, within)
 
-    async def resume(self, user: str, task_id: str) -> TaskRef:
-        return await self._control(user, task_id, "resume", TaskState.ACTIVE)
+    async def resume(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
+        return await self._control(user, task_id, "resume", TaskState.ACTIVE, within)
 
-    async def trigger(self, user: str, task_id: str) -> TaskRef:
-        return await self._control(user, task_id, "check_now", None)
+    async def trigger(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
+        return await self._control(user, task_id, "check_now", None, within)
+
+    def _deadline(self, within: float | None = None, *, checks: bool = False) -> float:
+        """The loop's time by which a control or an update answers, all its calls together:
+        each bounded alone, a worker gone silent part-way made the caller wait their sum (an
+        update, for good). QUERY_TIMEOUT, ``baseline_wait`` for a request that waits for a
+        check (``checks``), ``within`` when the caller's is shorter."""
+        budget = temporal.QUERY_TIMEOUT.total_seconds()
+        if checks:
+            budget = max(budget, self.baseline_wait)
+        return asyncio.get_running_loop().time() + (
+            budget if within is None else min(budget, within)
+        )
 
     async def _control(
-        self, user: str, task_id: str, signal: str, new_state: TaskState | None
+        self,
+        user: str,
+        task_id: str,
+        signal: str,
+        new_state: TaskState | None,
+        within: float | None = None,
     ) -> TaskRef:
         kind = self._owned(user, task_id)
+        until = self._deadline(within, checks=signal == "check_now" and kind in _WATCHES)
         before: TaskState | None = None  # a workflow's state before its control
         checked: TaskStatus | None = None  # a watch's status once its check now ended
+        taken = False  # a watch's check now taken by its worker, its result not in yet
         if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
             # Its answer is the status its write was checked against: no third look.
             status, wrote = await self._update_schedule(
@@ -208,21 +241,27 @@ class TaskService(TaskSchedules):
                 # a page whose server asked us to wait is not asked, and the answer says so (a
                 # status read after a signal often predates the check); its state as the
                 # controls on their way make it (a resume just sent: active).
-                before, described = await self._live(task_id)
-                seen = await temporal.state_in_flight(self.client, described, before)
+                before, described = await self._live(task_id, until)
+                seen = await temporal.state_in_flight(self.client, described, before, until)
                 if seen.state == TaskState.STOPPED.value:
                     raise TaskStateError(_stopped(task_id))
                 before = TaskState(seen.state)
-                checked = await self._checked_now(task_id)
+                asked_at = asyncio.get_running_loop().time()
+                checked, taken = await self._checked_now(task_id, until)
+                waited = asyncio.get_running_loop().time() - asked_at
+                if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
+                    # No worker took it in a read's budget: silent, as a read would say, and
+                    # not asked again (the caller would wait out that budget twice).
+                    until = asked_at
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
-                before, _ = await self._live(task_id)
+                before, _ = await self._live(task_id, until)
                 await self._briefing(self.briefings.regenerate(user))
             else:
                 # What the controls it holds and has not taken yet make of it: a pause on its
                 # way is a paused task (a resume on its way, a running one).
                 described, seen = await temporal.read_in_flight(
-                    self.client, lambda: self._live(task_id)
+                    self.client, lambda: self._live(task_id, until), until
                 )
                 if seen.state == TaskState.STOPPED.value:  # a delete on its way
                     raise TaskStateError(_stopped(task_id))
@@ -236,21 +275,22 @@ class TaskService(TaskSchedules):
                 # is not whole, is sent under an id of its own and never answered "already".
                 whole = f"{signal}/{described.run_id}/{seen.basis}"
                 request_id = whole if seen.whole else str(uuid.uuid4())
-                await temporal.signal_once(self.client, task_id, signal, request_id)
+                await temporal.signal_once(self.client, task_id, signal, request_id, until)
         try:
-            status = checked or await self.get(user, task_id)
+            status = checked or await self._read_by(user, task_id, until)
         except Exception as exc:
             if before is None or not (isinstance(exc, WorkerSilentError) or temporal_down(exc)):
                 raise
             # The control is delivered (the server holds it) and applies when the worker takes
             # it: a worker busy now (its workflow task held by a slow local activity), or
-            # Temporal gone since, is no failure to report.
+            # Temporal gone since, is no failure to report. A check now its worker took is
+            # started (its result shows in the status).
             return TaskRef(
                 task_id=task_id,
                 kind=kind,
                 state=new_state or before,
                 created=False,
-                note=DELIVERED_UNCONFIRMED,
+                note=CHECK_STARTED if taken else DELIVERED_UNCONFIRMED,
             )
         if status.state is TaskState.STOPPED:
             # A delete landed between the look above and the control: the run, stopping,
@@ -262,7 +302,7 @@ class TaskService(TaskSchedules):
         if checked is None and signal == "check_now" and kind in _WATCHES:
             # Asked, its result not in by this answer.
             note = CHECK_STARTED
-        found_now = await self._found_now(user, checked, waits) if checked else None
+        found_now = await found_at_check(self.db, user, checked, waits) if checked else None
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
         return TaskRef(
             task_id=task_id,
@@ -274,57 +314,48 @@ class TaskService(TaskSchedules):
             checked=found_now,
         )
 
-    async def _found_now(
-        self, user: str, status: TaskStatus, waits: list[SiteWait]
-    ) -> dict[str, Any]:
-        """What a watch's check now found: a threshold watch's reading (``_read_now``), or a
-        web monitor's outcome on each page it asked (those whose server asked us to wait were
-        not): a change with keyword hits is a hit, with them (its event, stored before the
-        check handed back)."""
-        if status.kind is TaskKind.THRESHOLD_WATCH:
-            return _read_now(status)
-        pages = (_baseline(status) or {}).get("urls", {})
-        found = {url: seen for url, seen in pages.items() if url not in {w.url for w in waits}}
-        # A page this check changed: its event is the first change stored since the check
-        # (the page's last_change_at), however many events the watch stored after it.
-        urls = status.detail.get("urls")
-        states = urls if isinstance(urls, dict) else {}
-        since = {
-            url: datetime.fromisoformat(str(changed_at))
-            for url, seen in found.items()
-            if seen["outcome"] == "changed"
-            and (changed_at := states.get(url, {}).get("last_change_at"))
-        }
-        if since:
-            async with self.db.session() as session:
-                events = await EventRepository(session).page_changes(
-                    user=user, task=status.task_id, since=since
-                )
-            for url, event in events.items():
-                if hits := event.payload.get("hits"):
-                    found[url] = {**found[url], "outcome": "hit", "hits": hits}
-        return {"urls": found}
-
-    async def _checked_now(self, task_id: str) -> TaskStatus | None:
-        """Ask a watch to check now and wait, up to ``baseline_wait``, for the status
-        once that check ended; None: not in time. A worker of a release before the
-        ``checked_now`` update refuses it: the signal asks. Not in time, the signal asks too:
-        an update no worker accepted yet lives in the server's memory alone (a restart loses
-        it), a signal is in the history at once (asked twice, the check is still one). A run
-        stopping (a delete after the caller's look) refuses it as stopped: said at once, no
-        signal (the run would ignore it, and once ended it would be told "no task")."""
+    async def _checked_now(self, task_id: str, until: float) -> tuple[TaskStatus | None, bool]:
+        """Ask a watch to check now and wait, up to ``baseline_wait`` and the request's
+        ``until`` (less SIGNAL_ROOM), for the status once that check ended, and whether its
+        worker took the ask (None, True: not in time). A worker of a release before the
+        ``checked_now`` update refuses it: the signal asks. Not taken in time, the signal asks
+        too: an update no worker accepted yet lives in the server's memory alone (a restart
+        loses it), a signal is in the history at once (asked twice, the check is still one).
+        A run stopping (a delete after the caller's look) refuses it as stopped: said at once,
+        no signal (the run would ignore it, and once ended it would be told "no task")."""
         handle = self.client.get_workflow_handle(task_id)
+        loop = asyncio.get_running_loop()
+        taken = False
         try:
-            async with asyncio.timeout(self.baseline_wait):
-                return await handle.execute_update("checked_now", result_type=TaskStatus)
+            async with asyncio.timeout_at(
+                min(until - SIGNAL_ROOM, loop.time() + self.baseline_wait)
+            ):
+                asked = await handle.start_update(
+                    "checked_now",
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=TaskStatus,
+                )
+                taken = True
+                return await asked.result(), True
         except WorkflowUpdateFailedError as exc:
             if isinstance(exc.cause, ApplicationError) and exc.cause.message == STOPPED:
                 raise TaskStateError(_stopped(task_id)) from None
         except temporal.CUT_SHORT:
-            pass
+            if taken:  # in the run's history: the check is made without a signal
+                return None, True
         # Sent as every control of a task is (a request id of its own: each asks a check).
-        await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()))
-        return None
+        await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
+        return None, False
+
+    async def _read_by(self, user: str, task_id: str, until: float) -> TaskStatus:
+        """The task's status (`get`), its worker given what is left of the request's time
+        (none left: said silent without asking)."""
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise _silent(task_id)
+        return await self.get(
+            user, task_id, within=min(left, temporal.QUERY_TIMEOUT.total_seconds())
+        )
 
     async def update(
         self,
@@ -341,15 +372,17 @@ class TaskService(TaskSchedules):
         if request_id is not None and not 1 <= len(request_id) <= MAX_REQUEST_ID:
             raise InvalidTaskError(f"request_id: 1-{MAX_REQUEST_ID} characters")
         kind = self._owned(user, task_id)
+        # One deadline for every call below (a web monitor's waits for the pages it added).
+        until = self._deadline(checks=True)
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause
             # (a deleted one still finishing would be started again: refused).
-            await self._answering(user, task_id)
+            await self._answering(user, task_id, until)
             try:
                 await self._briefing(self.briefings.create(user, config, replace_only=True))
             except TaskNotFoundError:  # deleted since the look above: stopped, as it says
                 raise TaskStateError(_stopped(task_id)) from None
-            return await self.get(user, task_id)
+            return await self._read_by(user, task_id, until)
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)
         if isinstance(parsed, ReminderConfig):
@@ -359,28 +392,55 @@ class TaskService(TaskSchedules):
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
         # nothing was sent (a change sent could still apply when a worker came back).
-        await self._answering(user, task_id)
         try:
-            with found(task_id):
-                applied = await self.client.get_workflow_handle(task_id).execute_update(
-                    "update_config", payload, id=update_id
-                )
+            await self._answering(user, task_id, until)
+        except WorkerSilentError as exc:
+            raise WorkerSilentError(f"{exc}; {NOT_SENT}") from None
+        try:
+            applied = await self._applied(task_id, payload, update_id, until)
         except WorkflowUpdateFailedError as exc:
-            if (await self.get(user, task_id)).state is TaskState.STOPPED:
+            if (await self._read_by(user, task_id, until)).state is TaskState.STOPPED:
                 # A delete landed after our look: the task is stopped, the config is not wrong.
                 raise TaskStateError(_stopped(task_id)) from None
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
         if isinstance(parsed, WebMonitorConfig):
             await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
             # A page the update added is checked at once: its outcome (a wrong URL) is in the
-            # answer, as a create's baseline is; not in time, get_task shows it later.
-            await self._waited_check(self.client.get_workflow_handle(task_id), "pages_checked")
-        status = await self.get(user, task_id)
+            # answer, as a create's baseline is; not in time, get_task shows it later. The
+            # status read after it keeps a read's time.
+            handle = self.client.get_workflow_handle(task_id)
+            await self._waited_check(handle, "pages_checked", until - READ_ROOM)
+        try:
+            status = await self._read_by(user, task_id, until)
+        except WorkerSilentError as exc:
+            raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}") from None
         if status.config != applied:
             # Another request's update was applied after this one (the workflow takes them one
             # at a time, in the order the server took them): said, not answered as in force.
             status.note = OVERTAKEN
         return status
+
+    async def _applied(
+        self, task_id: str, payload: dict[str, Any], update_id: str, until: float
+    ) -> Any:
+        """The config the watch's worker applied (``update_config``): taken within
+        QUERY_TIMEOUT (its worker has just answered a query) and answered by ``until``, else
+        WorkerSilentError saying it was sent (it may still apply when a worker takes it)."""
+        handle = self.client.get_workflow_handle(task_id)
+        taken_by = asyncio.get_running_loop().time() + temporal.QUERY_TIMEOUT.total_seconds()
+        try:
+            with found(task_id):
+                async with asyncio.timeout_at(min(until, taken_by)) as deadline:
+                    sent = await handle.start_update(
+                        "update_config",
+                        payload,
+                        id=update_id,
+                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    )
+                    deadline.reschedule(until)
+                    return await sent.result()
+        except temporal.CUT_SHORT:
+            raise _silent(task_id, SENT_UNANSWERED) from None
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
@@ -442,30 +502,43 @@ class TaskService(TaskSchedules):
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
 
-    async def _live(self, task_id: str) -> tuple[TaskState, WorkflowExecutionDescription]:
+    async def _live(
+        self, task_id: str, until: float | None = None
+    ) -> tuple[TaskState, WorkflowExecutionDescription]:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
         again once it had ended). Its state (the controls its worker took) and its run."""
         # Read off the run's own search attribute (the server's, no worker asked): a status
         # query first left a control under load undone, "is the worker running?" said.
-        description = await self._describe(task_id)
+        description = await self._describe(task_id, until)
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(_stopped(task_id))
         return TaskState(state), description
 
-    async def _answering(self, user: str, task_id: str) -> TaskState:
-        """``_live``, and its worker answering within QUERY_TIMEOUT (WorkerSilentError if not):
-        an update or a new run waits for a worker, with none running for good."""
-        await self._live(task_id)
-        status = await self._workflow_status(user, self._owned(user, task_id), task_id)
+    async def _answering(self, user: str, task_id: str, until: float) -> TaskState:
+        """``_live``, and its worker answering within QUERY_TIMEOUT and ``until``
+        (WorkerSilentError if not): an update or a new run waits for a worker, with none
+        running for good."""
+        await self._live(task_id, until)
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise _silent(task_id)
+        within = min(left, temporal.QUERY_TIMEOUT.total_seconds())
+        status = await self._workflow_status(user, self._owned(user, task_id), task_id, within)
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
         return status.state
 
 
 _WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
+
+
+def _silent(task_id: str, did: str | None = None) -> WorkerSilentError:
+    """The silent-worker words every door says (a page, the voice), and what the request did."""
+    said = temporal.refused_request(temporal.silent_worker(), task_id)
+    return WorkerSilentError(said if did is None else f"{said}; {did}")
 
 
 def _stopped(task_id: str) -> Refusal:
@@ -477,52 +550,3 @@ def _as_stored(config: BaseModel) -> dict[str, Any]:
     """A config as its workflow holds it (its input is read back as stored: a threshold is its
     condition), to compare with the config a running task answers."""
     return read_stored(type(config), config.model_dump(mode="json")).model_dump(mode="json")
-
-
-def _read_now(status: TaskStatus) -> dict[str, Any]:
-    """What a threshold watch's check now read: its ``outcome`` (``breach``: the value is past
-    the lines, as its conditions combine; ``within``; ``error``), the ``value``, the
-    ``conditions``, whether the watch is ``breaching`` after it (a breach told, or held by
-    the cooldown; ``for_checks`` may want more breaching checks) and the read's ``error``."""
-    detail, lines = status.detail, status.config.get("conditions")
-    conditions = [Condition.model_validate(c) for c in (lines if isinstance(lines, list) else [])]
-    error, value = detail.get("last_error"), detail.get("last_value")
-    if error is not None or not isinstance(value, float | int):
-        outcome, value = "error", None
-    else:
-        combine = all if status.config.get("combine") == "all" else any
-        outcome = "breach" if combine(c.breached(value) for c in conditions) else "within"
-    return {
-        "outcome": outcome,
-        "value": value,
-        "conditions": [c.model_dump(mode="json") for c in conditions],
-        "breaching": detail.get("breaching"),
-        "error": error,
-    }
-
-
-def _created(status: TaskStatus, *, created: bool) -> TaskRef:
-    """A create's answer from the watch's status: its state now and its baseline (None: no
-    check made yet)."""
-    return TaskRef(
-        task_id=status.task_id,
-        kind=status.kind,
-        state=status.state,
-        created=created,
-        baseline=_baseline(status) if status.checks else None,
-    )
-
-
-def _baseline(status: TaskStatus | None) -> dict[str, Any] | None:
-    """What a watch's first check found, in a form a person can act on (None: not known)."""
-    if status is None:
-        return None
-    if status.kind is TaskKind.WEB_MONITOR:
-        urls = status.detail.get("urls", {})
-        return {
-            "urls": {
-                url: {"outcome": seen.get("last_outcome"), "error": seen.get("last_error")}
-                for url, seen in (urls.items() if isinstance(urls, dict) else [])
-            }
-        }
-    return {"value": status.detail.get("last_value"), "error": status.detail.get("last_error")}

@@ -1,0 +1,121 @@
+"""A check now or an update whose worker goes silent part-way: told within one budget.
+
+Each call of such a request (a look, a query, the update, a status read) was bounded alone, so
+a worker that answered the first and then fell silent (stopped, stalled, its queue backed up)
+made the caller wait their sum, and an update taken after a query answered waited for good.
+Here the worker answers the request's first query and stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ambient import temporal
+from ambient.briefing.service import BriefingService
+from ambient.deps import WorkerDeps
+from ambient.watches.configs import TaskState
+from ambient.watches.inputs import WorkerSilentError
+from ambient.watches.models import TaskStatus
+from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from tests.briefing.harness import make_user
+from tests.conftest import running_worker, unique
+from tests.voice.support import worker_state
+
+# The product's read budget, short: a request's parts, each waited out, add up to several.
+BUDGET = timedelta(seconds=2)
+# Far past one budget, and past any sum a test could wait out: a request still waiting by then
+# waits for good (or for the sum of its parts).
+GENEROUS = 15 * BUDGET.total_seconds()
+
+
+def silent_after_first_answer(tasks: TaskService, worker: Worker) -> None:
+    """The task's worker answers the next status query, then stops (no worker polls its queue
+    from then on: a query or an update waits for one)."""
+    answer = tasks._workflow_status
+
+    async def then_silent(*args: Any, **kwargs: Any) -> TaskStatus:
+        status = await answer(*args, **kwargs)
+        await worker.shutdown()
+        return status
+
+    tasks._workflow_status = then_silent  # type: ignore[method-assign]
+
+
+async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not_hung(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-update")
+    await make_user(deps.db, user)
+    changed = {"urls": ["https://example.org/"]}
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
+        )
+        silent_after_first_answer(tasks, worker)
+        # Sent once its worker answered a query: it waited for that worker with no end.
+        with pytest.raises(WorkerSilentError) as told:
+            await asyncio.wait_for(
+                tasks.update(user, task.task_id, changed, request_id="r1"), GENEROUS
+            )
+    # The silent-worker words every door says, and what the request did: sent, not undone.
+    assert str(told.value) == (
+        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
+        "the update was sent and may still apply when its worker takes it: call get_task "
+        "later to see the config in force"
+    )
+    # (Whether it does is the server's: an update no worker took lives in its memory alone.)
+
+
+async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_budget(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check now waits ``baseline_wait`` for the check (past a read's budget, as a fetch's
+    deadline is): a worker silent all that time was then asked for the status, and waited out
+    for a read's budget more, before the answer said the check now was delivered."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-check")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        tasks = TaskService(
+            dev_env.client,
+            state.settings,
+            deps.db,
+            briefings=BriefingService(dev_env.client, state.settings, deps.db),
+            baseline_wait=3 * BUDGET.total_seconds(),
+        )
+        silent_after_first_answer(tasks, worker)
+        assert (await tasks.get(user, task.task_id)).state is TaskState.ACTIVE
+        asked: list[timedelta] = []
+        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
+        poked = await asyncio.wait_for(tasks.trigger(user, task.task_id), GENEROUS)
+    assert (poked.note, poked.state, poked.checked) == (DELIVERED_UNCONFIRMED, "active", None)
+    # Its whole budget spent on the check's wait: no read of the worker after it.
+    assert asked == []
+
+
+def counted(
+    queried: Callable[..., Awaitable[Any]], asked: list[timedelta]
+) -> Callable[..., Awaitable[Any]]:
+    """``temporal.queried``, each budget it is given recorded in ``asked``."""
+
+    async def ask(ask: Callable[[timedelta], Awaitable[Any]], within: timedelta) -> Any:
+        asked.append(within)
+        return await queried(ask, within)
+
+    return ask
