@@ -78,10 +78,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# Every ending audits the abort the run heard (an abort that handed the run over wrote no
-# `aborted`), and a cancel that comes while the run records its end lets that record finish
-# (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
-ENDING_WHOLE = "ending-recorded-whole"
 # A joined alert's verify block is read with its sender's rights to the secret it names, as
 # the run's own is with the run's user's (it was read as nobody's) (docs/remediation.md).
 JOINED_AS_SENT = "joined-read-as-sent"
@@ -135,10 +131,6 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): the old path (an abort that handed the run over audited no `aborted`, a
-        # cancel while the run recorded its end cut that record short) is deleted.
-        workflow.deprecate_patch(ENDING_WHOLE)
         self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
         self.abort_stop_said = workflow.patched(ABORT_STOP_SAID)
         self.cancel_closes = workflow.patched(CANCEL_CLOSES)
