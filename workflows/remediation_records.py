@@ -131,10 +131,14 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
-        self.abort_stop_said = workflow.patched(ABORT_STOP_SAID)
-        self.cancel_closes = workflow.patched(CANCEL_CLOSES)
-        self.cut_push_cancelled = workflow.patched(CUT_PUSH_CANCELLED)
+        # Deprecated where they were asked, as the run starts (docs/deploy.md, "Upgrading
+        # workflow code"): their old paths (a joined alert read as nobody's, an abort that
+        # stopped nothing said to have stopped it, a cancel's write failing for good closing the
+        # run Failed, a cancel cutting the hand-over's push audited as its failure) are deleted.
+        workflow.deprecate_patch(JOINED_AS_SENT)
+        workflow.deprecate_patch(ABORT_STOP_SAID)
+        workflow.deprecate_patch(CANCEL_CLOSES)
+        workflow.deprecate_patch(CUT_PUSH_CANCELLED)
         self.push_cut: str | None = None  # what a cancel cut the hand-over's push with
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
@@ -205,9 +209,6 @@ class RemediationRecords:
         """One of a cancel's writes. Failed for good (after RECORD_RETRY's hour), the next are
         made all the same and the run closes Cancelled, not Failed by the write's error
         (cancel-closes-cancelled); a read of a run Temporal closed writes its row."""
-        if not self.cancel_closes:
-            await write
-            return
         try:
             await write
         except ACTIVITY_FAILED as exc:
@@ -284,7 +285,7 @@ class RemediationRecords:
         the request ("abort"); anyone with the Temporal Web UI can signal one in any name.
         ``ended``: how the run ended where the abort did not end it (resolved, refused...)."""
         said: dict[str, object] = {"ended": ended} if ended else {}
-        if ended == "handed_over" and self.abort_stop_said:
+        if ended == "handed_over":
             said["stopped_it"] = self.abort_stopped_change
         entry = await self._audit(
             f"{self.run_key}/abort",
@@ -403,7 +404,7 @@ class RemediationRecords:
             if run_cancelled(exc) and not ending:
                 # The run's cancellation, not the push's failure: the run cleans up and closes.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
-            if run_cancelled(exc) and self.cut_push_cancelled:
+            if run_cancelled(exc):
                 # Its end's push cut by the cancel (maybe sent, maybe not): no failure of it,
                 # the cancel audited after its end (_hand_over).
                 self.push_cut = cause_of(exc)
