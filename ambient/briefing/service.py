@@ -29,7 +29,7 @@ from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import temporal, updates
 from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig, midnight_ending
 from ambient.briefing.errors import (
@@ -134,10 +134,16 @@ class BriefingService(Greeting):
     # --- create and steer ------------------------------------------------------------
 
     async def create(
-        self, user: str, config: dict[str, Any] | BriefingConfig, *, replace_only: bool = False
+        self,
+        user: str,
+        config: dict[str, Any] | BriefingConfig,
+        *,
+        replace_only: bool = False,
+        until: float | None = None,
     ) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one.
-        ``replace_only`` (an update): a briefing deleted meanwhile is not started again."""
+        ``replace_only`` (an update): a briefing deleted meanwhile is not started again.
+        ``until``: the request's deadline (the loop's time), which bounds every wait."""
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
@@ -152,7 +158,7 @@ class BriefingService(Greeting):
             raise invalid_config(errors, exc.inputs[0]) from None
         for _ in range(2):
             try:
-                return await self._start(user, config, replace_only)
+                return await self._start(user, config, replace_only, until)
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
@@ -162,10 +168,12 @@ class BriefingService(Greeting):
                 raise BriefingError(NOT_REPLACED) from None
         raise BriefingError("the daily briefing is being created by another request; try again")
 
-    async def _start(self, user: str, parsed: BriefingConfig, replace_only: bool) -> BriefingRef:
+    async def _start(
+        self, user: str, parsed: BriefingConfig, replace_only: bool, until: float | None
+    ) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
-        current = await self.read_status(user)
+        current = await self.read_status(user, within=_left(until))
         deadline = None
         replaced: str | None = None  # the run id of the run replaced
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
@@ -194,7 +202,8 @@ class BriefingService(Greeting):
             # The run is replaced within half the hold or not at all (then it speaks again).
             created, replaced = await records.described(self.client, task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
-            handed_run, handed = await self._hand_over(user)
+            deadline = deadline if until is None else min(deadline, until)
+            handed_run, handed = await self._hand_over(user, deadline)
             current, replaced = handed or current, handed_run or replaced
             if handed is None and replaced is not None:
                 current = await records.greeted_since(
@@ -263,16 +272,18 @@ class BriefingService(Greeting):
             state = await records.keep_controls(self.client, replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
-    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
-        """The run id and last status of the running briefing, as it hands over; None when
-        no run takes it (it just ended, or does not answer: it is replaced all the same)."""
+    async def _hand_over(self, user: str, until: float) -> tuple[str | None, BriefingStatus | None]:
+        """The run id and last status of the running briefing, as it hands over by ``until``
+        (and QUERY_TIMEOUT); None when no run takes it (it just ended, or does not answer: it
+        is replaced all the same)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
 
         async def hand_over() -> tuple[str | None, BriefingStatus]:
-            update = await handle.start_update(
-                DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
-            )
-            return update.workflow_run_id, await update.result()
+            async with asyncio.timeout_at(until):
+                update = await handle.start_update(
+                    DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
+                )
+                return update.workflow_run_id, await update.result()
 
         return await self._answer(hand_over(), task_id_for(user), quiet=True) or (None, None)
 
@@ -281,8 +292,8 @@ class BriefingService(Greeting):
         when none runs."""
         return await self.told(user, await self._running(user), operator=operator)
 
-    async def _running(self, user: str) -> BriefingStatus:
-        status = await self.read_status(user)
+    async def _running(self, user: str, until: float | None = None) -> BriefingStatus:
+        status = await self.read_status(user, within=_left(until))
         if status is None:
             raise BriefingNotFoundError(NOT_FOUND % user)
         return status
@@ -317,7 +328,11 @@ class BriefingService(Greeting):
         """The one read of a briefing's status: its running run's (``ended``: or what its last
         run knew at its end, a worker replays it); errors as `_answer`. ``within``: the
         caller's own budget, when shorter than QUERY_TIMEOUT."""
-        budget = min(temporal.QUERY_TIMEOUT, within or temporal.QUERY_TIMEOUT)
+        if within is not None and within <= timedelta(0):  # a request's deadline spent: not asked
+            if quiet:
+                return None
+            raise BriefingError(temporal.refused_request(temporal.silent_worker()))
+        budget = temporal.QUERY_TIMEOUT if within is None else min(temporal.QUERY_TIMEOUT, within)
         handle = self.client.get_workflow_handle(task_id_for(user))
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
         ask = temporal.queried(
@@ -513,9 +528,10 @@ class BriefingService(Greeting):
             await self._overlay_live(user, items[:1])
         return items
 
-    async def regenerate(self, user: str) -> PreparedBriefing:
-        """Prepare the current day's briefing again now (a new version)."""
-        return await self._update(user, "regenerate", DailyBriefingWorkflow.regenerate)
+    async def regenerate(self, user: str, until: float | None = None) -> PreparedBriefing:
+        """Prepare the current day's briefing again now (a new version); ``until``: the
+        request's deadline (the loop's time; `updates.Unanswered` past it)."""
+        return await self._update(user, "regenerate", DailyBriefingWorkflow.regenerate, until=until)
 
     async def send(
         self, user: str, date: str | None = None, request_id: str | None = None
@@ -540,15 +556,19 @@ class BriefingService(Greeting):
         update: Any,
         *args: Any,
         id: str | None = None,
+        until: float | None = None,
     ) -> Any:
-        """An update of the user's running briefing; one the workflow refuses is invalid."""
+        """An update of the user's running briefing; one the workflow refuses is invalid.
+        ``until``: the request's deadline, for its read and the update (`updates.answered`)."""
         # Unlike a signal, an update waits for a worker to take it up (and, admitted, runs
         # whenever one comes): its run answering a status query first, or the worker is
         # said silent now, as the task service's updates are. The status says a deleted one.
-        if (await self._running(user)).stopping:
+        if (await self._running(user, until)).stopping:
             raise BriefingNotFoundError(FINISHING % user)
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
+            if until is not None:
+                return await updates.answered(handle, update, *args, id=id, until=until)
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
@@ -591,3 +611,10 @@ class BriefingService(Greeting):
             tencent=self.tencent,
             is_admin=lambda: self._admin(user),
         )
+
+
+def _left(until: float | None) -> timedelta | None:
+    """What is left of a request's deadline (None: no deadline; a read's own budget)."""
+    if until is None:
+        return None
+    return timedelta(seconds=max(0.0, until - asyncio.get_running_loop().time()))

@@ -29,7 +29,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import temporal, updates
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
@@ -75,6 +75,10 @@ NOT_SENT = "nothing was sent, the task is unchanged"
 SENT_UNANSWERED = (
     "the update was sent and may still apply when its worker takes it: call get_task later "
     "to see the config in force"
+)
+CHECK_SENT = (
+    "the check now was sent and may still run when its worker takes it: call get_task later "
+    "to see its result"
 )
 APPLIED_UNREAD = "the update was applied; call get_task later to see the task's status"
 # Of a request's deadline: kept for the signal that asks a check not taken in time (the
@@ -220,7 +224,8 @@ class TaskService(TaskSchedules):
         within: float | None = None,
     ) -> TaskRef:
         kind = self._owned(user, task_id)
-        until = self._deadline(within, checks=signal == "check_now" and kind in _WATCHES)
+        # A check now waits for its check (a briefing's, its preparation) as a create does.
+        until = self._deadline(within, checks=signal == "check_now" and kind in _ASKED_NOW)
         before: TaskState | None = None  # a workflow's state before its control
         checked: TaskStatus | None = None  # a watch's status once its check now ended
         taken = False  # a watch's check now taken by its worker, its result not in yet
@@ -256,7 +261,10 @@ class TaskService(TaskSchedules):
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 before, _ = await self._live(task_id, until)
-                await self._briefing(self.briefings.regenerate(user))
+                try:
+                    await self._briefing(self.briefings.regenerate(user, until))
+                except updates.Unanswered as exc:
+                    raise _silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
             else:
                 # What the controls it holds and has not taken yet make of it: a pause on its
                 # way is a paused task (a resume on its way, a running one).
@@ -379,7 +387,9 @@ class TaskService(TaskSchedules):
             # (a deleted one still finishing would be started again: refused).
             await self._answering(user, task_id, until)
             try:
-                await self._briefing(self.briefings.create(user, config, replace_only=True))
+                await self._briefing(
+                    self.briefings.create(user, config, replace_only=True, until=until)
+                )
             except TaskNotFoundError:  # deleted since the look above: stopped, as it says
                 raise TaskStateError(_stopped(task_id)) from None
             return await self._read_by(user, task_id, until)
@@ -533,6 +543,7 @@ class TaskService(TaskSchedules):
 
 
 _WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
+_ASKED_NOW = (*_WATCHES, TaskKind.DAILY_BRIEFING)
 
 
 def _silent(task_id: str, did: str | None = None) -> WorkerSilentError:

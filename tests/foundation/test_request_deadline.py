@@ -26,6 +26,7 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
+from tests.foundation.test_silent_worker import at_rest
 from tests.voice.support import worker_state
 
 # The product's read budget, short: a request's parts, each waited out, add up to several.
@@ -107,6 +108,73 @@ async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_b
     assert (poked.note, poked.state, poked.checked) == (DELIVERED_UNCONFIRMED, "active", None)
     # Its whole budget spent on the check's wait: no read of the worker after it.
     assert asked == []
+
+
+async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_told_so_not_hung(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's check now (a regenerate) reads its status, then sends the update: a worker
+    that answered the read and then fell silent left the update waiting with no end."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-briefing")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        briefings = BriefingService(dev_env.client, state.settings, deps.db)
+        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
+        )
+        answered = briefings.read_status
+
+        async def then_silent(*args: Any, **kwargs: Any) -> Any:
+            status = await answered(*args, **kwargs)
+            await worker.shutdown()
+            return status
+
+        briefings.read_status = then_silent  # type: ignore[method-assign]
+        with pytest.raises(WorkerSilentError) as told:
+            await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
+    assert str(told.value) == (
+        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; the check "
+        "now was sent "
+        "and may still run when its worker takes it: call get_task later to see its result"
+    )
+
+
+async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_left(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's update reads its status (is its worker answering?), then replaces its run,
+    reading it again: that read had a whole budget of its own, past the request's."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-briefing-update")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        briefings = BriefingService(dev_env.client, state.settings, deps.db)
+        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
+        )
+        answered, given = briefings.read_status, list[timedelta | None]()
+
+        async def then_silent(*args: Any, within: timedelta | None = None, **kwargs: Any) -> Any:
+            given.append(within)
+            status = await answered(*args, within=within, **kwargs)
+            await worker.shutdown()
+            return status
+
+        briefings.read_status = then_silent  # type: ignore[method-assign]
+        with pytest.raises(WorkerSilentError):
+            await asyncio.wait_for(
+                tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
+            )
+    # Each read had what was left of the request's one budget, the second less than the first.
+    first, second = given
+    assert first is not None and second is not None and second < first <= BUDGET, given
 
 
 def counted(

@@ -1,0 +1,83 @@
+"""An update sent within a request's deadline (the loop's time), and what it did when cut short.
+
+`execute_update` waits for a worker to take the update with no end of its own: a worker that
+answered a read and then fell silent held the request for good. Here the update is taken
+(ACCEPTED) within QUERY_TIMEOUT and the deadline, and its result waited for by the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
+from temporalio.service import RPCError
+
+from ambient import temporal
+
+ACCEPTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+
+
+class Unanswered(Exception):
+    """An update not answered by its request's deadline. ``sent``: the server may hold it (it
+    may still apply when a worker takes it); not sent, nothing was asked."""
+
+    def __init__(self, *, sent: bool) -> None:
+        super().__init__("sent" if sent else "not sent")
+        self.sent = sent
+
+
+async def answered(
+    handle: WorkflowHandle[Any, Any],
+    update: Any,
+    *args: Any,
+    until: float,
+    id: str | None = None,
+    result_type: type | None = None,
+) -> Any:
+    """The update's result by ``until``; Unanswered if not (nothing left: not sent)."""
+    clock = asyncio.get_running_loop().time
+    if until <= clock():
+        raise Unanswered(sent=False)
+    try:
+        async with asyncio.timeout_at(min(until, clock() + temporal.QUERY_TIMEOUT.total_seconds())):
+            sent = await handle.start_update(
+                update,
+                *args,
+                id=id,
+                result_type=result_type,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+        async with asyncio.timeout_at(until):
+            return await sent.result()
+    except temporal.CUT_SHORT:
+        raise Unanswered(sent=True) from None
+
+
+async def accepted(client: Client, workflow_id: str, update_id: str, until: float) -> bool:
+    """Whether the server says the workflow's worker took the update ``update_id`` (asked at
+    once: the poll waits for ADMITTED, which any update the server holds has reached). One the
+    server does not know, or no answer by ``until``: not taken."""
+    request = PollWorkflowExecutionUpdateRequest(
+        namespace=client.namespace,
+        update_ref=UpdateRef(
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id), update_id=update_id
+        ),
+        identity=client.identity,
+        wait_policy=WaitPolicy(
+            lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
+        ),
+    )
+    if until <= asyncio.get_running_loop().time():
+        return False
+    try:
+        polled = await client.workflow_service.poll_workflow_execution_update(
+            request, retry=True, timeout=temporal.time_left(until)
+        )
+    except RPCError:
+        return False
+    return polled.stage >= ACCEPTED
