@@ -198,11 +198,13 @@ async def test_a_regenerate_or_send_overtaken_by_a_delete_is_refused_as_deleted(
         status = await briefings.status(user)
         assert status.stopping
 
-        async def looked_before_the_delete(_user: str) -> BriefingStatus:
+        async def looked_before_the_delete(
+            _user: str, _until: float | None = None
+        ) -> BriefingStatus:
             return status.model_copy(update={"stopping": False})
 
         # The look a regenerate takes before its update (a status read).
-        briefings._running = looked_before_the_delete  # type: ignore[method-assign]
+        briefings._running = looked_before_the_delete  # type: ignore[method-assign, assignment]
         with pytest.raises(BriefingNotFoundError, match="was deleted"):
             await asyncio.wait_for(briefings.regenerate(user), HANG)
         handle = dev_env.client.get_workflow_handle(f"daily-briefing/{user}")
