@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -124,9 +124,10 @@ async def state_in_flight(
     controls: list[tuple[int, str]] = []  # the controls not taken, newest first
     taken = 0  # the last completed workflow task (none yet: every control is still to come)
     while not taken:
-        page = await client.workflow_service.get_workflow_execution_history_reverse(
-            request, retry=True, timeout=time_left(until)
-        )
+        with by(until):
+            page = await client.workflow_service.get_workflow_execution_history_reverse(
+                request, retry=True, timeout=time_left(until)
+            )
         for event in page.history.events:
             name = event.workflow_execution_signaled_event_attributes.signal_name
             if event.event_id > seen:
@@ -186,17 +187,46 @@ async def signal_once(
         identity=client.identity,
         request_id=request_id,
     )
-    await client.workflow_service.signal_workflow_execution(
-        request, retry=True, timeout=time_left(until)
-    )
+    with by(until, sends=True):
+        await client.workflow_service.signal_workflow_execution(
+            request, retry=True, timeout=time_left(until)
+        )
+
+
+class OutOfTime(Exception):
+    """A request's deadline reached at one of its calls to Temporal (Temporal may be fine: its
+    worker kept the request waiting). ``sent``: that call may have reached the server (a signal
+    may still apply); not sent, the call was not made."""
+
+    def __init__(self, *, sent: bool) -> None:
+        super().__init__("sent" if sent else "not sent")
+        self.sent = sent
 
 
 def time_left(until: float | None) -> timedelta | None:
     """An RPC's deadline out of a request's (``until``, the loop's time; None: the SDK's own):
-    each call of a request waits only for what is left of it, not a budget of its own."""
+    each call of a request waits only for what is left of it, not a budget of its own. Nothing
+    left: OutOfTime, the call not made (sent with a moment's deadline, a signal could still
+    land while the answer said nothing was done)."""
     if until is None:
         return None
-    return timedelta(seconds=max(0.01, until - asyncio.get_running_loop().time()))
+    left = until - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise OutOfTime(sent=False)
+    return timedelta(seconds=left)
+
+
+@contextlib.contextmanager
+def by(until: float | None, *, sends: bool = False) -> Iterator[None]:
+    """A call bounded by the request's ``until`` whose deadline passed: OutOfTime (``sends``:
+    the call may have reached the server), not "Temporal is unreachable" (UNREACHABLE reads
+    DEADLINE_EXCEEDED so when it is a deadline of the SDK's own)."""
+    try:
+        yield
+    except RPCError as exc:
+        if until is None or not timed_out(exc):
+            raise
+        raise OutOfTime(sent=sends) from None
 
 
 def task_memo(summary: str, created: datetime) -> dict[str, str]:

@@ -369,7 +369,12 @@ class TaskReads:
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice). Within what the query left.
-        description = await self._describe(task_id, until)
+        try:
+            description = await self._describe(task_id, until)
+        except temporal.OutOfTime:  # its worker took the read's time: silent, as a read says
+            raise WorkerSilentError(
+                temporal.refused_request(temporal.silent_worker(), task_id)
+            ) from None
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
             status.state = TaskState.STOPPED
@@ -486,7 +491,7 @@ class TaskReads:
     ) -> WorkflowExecutionDescription:
         """The run's description (``until``: the request's deadline, the loop's time)."""
         handle = self.client.get_workflow_handle(task_id)
-        with found(task_id):
+        with found(task_id), temporal.by(until):
             return await handle.describe(rpc_timeout=temporal.time_left(until))
 
     @staticmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +80,14 @@ SENT_UNANSWERED = (
 CHECK_SENT = (
     "the check now was sent and may still run when its worker takes it: call get_task later "
     "to see its result"
+)
+RETRY_UNSENT = (
+    "this request sent nothing (an update an earlier try with the same request_id sent may "
+    "still apply: call get_task later to see the config in force)"
+)
+CONTROL_SENT = (
+    "it was sent and may still apply when its worker takes it: call get_task later to see "
+    "the task's state"
 )
 APPLIED_UNREAD = "the update was applied; call get_task later to see the task's status"
 # Of a request's deadline: kept for the signal that asks a check not taken in time (the
@@ -238,7 +247,8 @@ class TaskService(TaskSchedules):
             return TaskRef(
                 task_id=task_id, kind=status.kind, state=status.state, created=False, note=note
             )
-        with found(task_id):
+        sent_words = CHECK_SENT if signal == "check_now" else CONTROL_SENT
+        with found(task_id), _in_time(task_id, sent_words):
             if kind is TaskKind.SCHEDULE:
                 await self.client.get_schedule_handle(task_id).trigger()
             elif kind in _WATCHES and signal == "check_now":
@@ -352,7 +362,10 @@ class TaskService(TaskSchedules):
             if taken:  # in the run's history: the check is made without a signal
                 return None, True
         # Sent as every control of a task is (a request id of its own: each asks a check).
-        await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
+        try:
+            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
+        except temporal.OutOfTime:  # the update before it was sent
+            raise temporal.OutOfTime(sent=True) from None
         return None, False
 
     async def _read_by(self, user: str, task_id: str, until: float) -> TaskStatus:
@@ -382,10 +395,14 @@ class TaskService(TaskSchedules):
         kind = self._owned(user, task_id)
         # One deadline for every call below (a web monitor's waits for the pages it added).
         until = self._deadline(checks=True)
+        # Not sent: a retry (its request_id reused) says this try sent nothing, as the first
+        # try's update may still apply.
+        unsent = NOT_SENT if request_id is None else RETRY_UNSENT
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause
             # (a deleted one still finishing would be started again: refused).
-            await self._answering(user, task_id, until)
+            with _unsent(task_id, unsent):
+                await self._answering(user, task_id, until)
             try:
                 await self._briefing(
                     self.briefings.create(user, config, replace_only=True, until=until)
@@ -402,12 +419,18 @@ class TaskService(TaskSchedules):
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
         # nothing was sent (a change sent could still apply when a worker came back).
-        try:
+        with _unsent(task_id, unsent):
             await self._answering(user, task_id, until)
-        except WorkerSilentError as exc:
-            raise WorkerSilentError(f"{exc}; {NOT_SENT}") from None
+        handle = self.client.get_workflow_handle(task_id)
         try:
-            applied = await self._applied(task_id, payload, update_id, until)
+            # Taken within QUERY_TIMEOUT (its worker has just answered a query), answered by
+            # ``until``; nothing left by now: not sent.
+            with found(task_id):
+                applied = await updates.answered(
+                    handle, "update_config", payload, id=update_id, until=until
+                )
+        except updates.Unanswered as exc:
+            raise _silent(task_id, SENT_UNANSWERED if exc.sent else unsent) from None
         except WorkflowUpdateFailedError as exc:
             if (await self._read_by(user, task_id, until)).state is TaskState.STOPPED:
                 # A delete landed after our look: the task is stopped, the config is not wrong.
@@ -418,7 +441,6 @@ class TaskService(TaskSchedules):
             # A page the update added is checked at once: its outcome (a wrong URL) is in the
             # answer, as a create's baseline is; not in time, get_task shows it later. The
             # status read after it keeps a read's time.
-            handle = self.client.get_workflow_handle(task_id)
             await self._waited_check(handle, "pages_checked", until - READ_ROOM)
         try:
             status = await self._read_by(user, task_id, until)
@@ -429,28 +451,6 @@ class TaskService(TaskSchedules):
             # at a time, in the order the server took them): said, not answered as in force.
             status.note = OVERTAKEN
         return status
-
-    async def _applied(
-        self, task_id: str, payload: dict[str, Any], update_id: str, until: float
-    ) -> Any:
-        """The config the watch's worker applied (``update_config``): taken within
-        QUERY_TIMEOUT (its worker has just answered a query) and answered by ``until``, else
-        WorkerSilentError saying it was sent (it may still apply when a worker takes it)."""
-        handle = self.client.get_workflow_handle(task_id)
-        taken_by = asyncio.get_running_loop().time() + temporal.QUERY_TIMEOUT.total_seconds()
-        try:
-            with found(task_id):
-                async with asyncio.timeout_at(min(until, taken_by)) as deadline:
-                    sent = await handle.start_update(
-                        "update_config",
-                        payload,
-                        id=update_id,
-                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                    )
-                    deadline.reschedule(until)
-                    return await sent.result()
-        except temporal.CUT_SHORT:
-            raise _silent(task_id, SENT_UNANSWERED) from None
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
@@ -550,6 +550,29 @@ def _silent(task_id: str, did: str | None = None) -> WorkerSilentError:
     """The silent-worker words every door says (a page, the voice), and what the request did."""
     said = temporal.refused_request(temporal.silent_worker(), task_id)
     return WorkerSilentError(said if did is None else f"{said}; {did}")
+
+
+@contextlib.contextmanager
+def _in_time(task_id: str, sent: str) -> Iterator[None]:
+    """A request's deadline reached at a call (`temporal.OutOfTime`): the silent-worker words,
+    and ``sent`` when that call (or one before it) may have reached the server, else that
+    nothing was sent."""
+    try:
+        yield
+    except temporal.OutOfTime as exc:
+        raise _silent(task_id, sent if exc.sent else NOT_SENT) from None
+
+
+@contextlib.contextmanager
+def _unsent(task_id: str, unsent: str) -> Iterator[None]:
+    """A request that sent nothing yet whose worker was silent or whose time ran out: said
+    so (``unsent``, after the silent-worker words)."""
+    try:
+        yield
+    except WorkerSilentError as exc:
+        raise WorkerSilentError(f"{exc}; {unsent}") from None
+    except temporal.OutOfTime:
+        raise _silent(task_id, unsent) from None
 
 
 def _stopped(task_id: str) -> Refusal:

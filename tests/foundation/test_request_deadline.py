@@ -177,6 +177,77 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
     assert first is not None and second is not None and second < first <= BUDGET, given
 
 
+async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A voice call whose budget is spent (``within`` 0) still described the run and sent the
+    pause with a 10 ms deadline each, then answered "delivered, not confirmed"."""
+    user = unique("deadline-spent")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        with pytest.raises(WorkerSilentError) as told:
+            await state.tasks.pause(user, task.task_id, within=0)
+        history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
+    assert str(told.value) == (
+        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
+        "nothing was sent, the task is unchanged"
+    )
+    signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in history.events]
+    assert "pause" not in signals
+
+
+@pytest.mark.parametrize("request_id", [None, "r1"])
+async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says_so(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, request_id: str | None
+) -> None:
+    """An update whose deadline was spent by its look (its worker's answer came at the end)
+    said it "was sent and may still apply" when nothing was sent; a retry (its request_id used
+    before) may not say the task is unchanged: the first try's update may still apply."""
+    user = unique("deadline-spent-update")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
+        )
+        spent: list[float] = []
+
+        def deadline(*_args: Any, **_kwargs: Any) -> float:
+            spent.append(asyncio.get_running_loop().time())
+            return spent[-1]
+
+        async def answered_at_the_deadline(_user: str, _task_id: str, _until: float) -> TaskState:
+            return TaskState.ACTIVE  # its worker answered, the request's time all spent
+
+        tasks._deadline = deadline  # type: ignore[method-assign]
+        tasks._answering = answered_at_the_deadline  # type: ignore[method-assign, assignment]
+        changed = {"urls": ["https://example.org/"]}
+        with pytest.raises(WorkerSilentError) as told:
+            await tasks.update(user, task.task_id, changed, request_id=request_id)
+        history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
+    did = (
+        "nothing was sent, the task is unchanged"
+        if request_id is None
+        else "this request sent nothing (an update an earlier try with the same request_id "
+        "sent may still apply: call get_task later to see the config in force)"
+    )
+    assert str(told.value) == (
+        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; {did}"
+    )
+    updates = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in history.events
+    ]
+    assert "update_config" not in updates and len(spent) == 1
+
+
 def counted(
     queried: Callable[..., Awaitable[Any]], asked: list[timedelta]
 ) -> Callable[..., Awaitable[Any]]:
