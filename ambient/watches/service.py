@@ -343,13 +343,14 @@ class TaskService(TaskSchedules):
         no signal (the run would ignore it, and once ended it would be told "no task")."""
         handle = self.client.get_workflow_handle(task_id)
         loop = asyncio.get_running_loop()
-        taken = False
+        update_id, taken = f"check-now-{uuid.uuid4().hex}", False
         try:
             async with asyncio.timeout_at(
                 min(until - SIGNAL_ROOM, loop.time() + self.baseline_wait)
             ):
                 asked = await handle.start_update(
                     "checked_now",
+                    id=update_id,
                     wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                     result_type=TaskStatus,
                 )
@@ -358,8 +359,12 @@ class TaskService(TaskSchedules):
         except WorkflowUpdateFailedError as exc:
             if isinstance(exc.cause, ApplicationError) and exc.cause.message == STOPPED:
                 raise TaskStateError(_stopped(task_id)) from None
+            if taken:  # accepted, then failed: the check was asked (a signal would ask again)
+                return None, True
         except temporal.CUT_SHORT:
-            if taken:  # in the run's history: the check is made without a signal
+            # In the run's history (its acceptance's answer maybe cut on its way): the check
+            # is made without a signal, which would make a second.
+            if taken or await updates.accepted(self.client, task_id, update_id, until):
                 return None, True
         # Sent as every control of a task is (a request id of its own: each asks a check).
         try:

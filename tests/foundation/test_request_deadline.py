@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -23,7 +24,7 @@ from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
 from ambient.watches.inputs import WorkerSilentError
 from ambient.watches.models import TaskStatus
-from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from ambient.watches.service import CHECK_STARTED, DELIVERED_UNCONFIRMED, TaskService
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_silent_worker import at_rest
@@ -246,6 +247,38 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         for e in history.events
     ]
     assert "update_config" not in updates and len(spent) == 1
+
+
+async def test_a_check_now_accepted_whose_answer_is_cut_on_its_way_is_not_asked_again(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check now's update accepted by its worker, the acceptance's answer not in by the
+    deadline (cut on its way): the signal asked it again (a second check). The server is asked
+    whether it was taken: taken, the answer says the check started, with no signal."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-taken")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
+        )
+        start_update, never = WorkflowHandle.start_update, asyncio.Event()
+
+        async def accepted_then_lost(self: Any, *args: Any, **kwargs: Any) -> Any:
+            await start_update(self, *args, **kwargs)  # accepted: in the run's history
+            await never.wait()  # its answer never reaches the caller
+
+        with monkeypatch.context() as patched:
+            patched.setattr(WorkflowHandle, "start_update", accepted_then_lost)
+            poked = await asyncio.wait_for(tasks.trigger(user, task.task_id), GENEROUS)
+        history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
+    assert poked.note == CHECK_STARTED, poked
+    signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in history.events]
+    assert "check_now" not in signals
 
 
 def counted(
