@@ -414,24 +414,31 @@ FAILING_ATTEMPT = 3
 
 
 async def out_of_time(
-    client: Client, workflow_id: str | None = None
+    client: Client, workflow_id: str | None = None, until: float | None = None
 ) -> tuple[str, RPCError | None]:
     """Why a query or update of ``workflow_id`` ran out of time, and the error to raise it
     from: Temporal's own silence (down, or gone since the client connected) asked once, a
     worker that keeps failing the run's workflow task (an attempt of it under way when the read
-    came, which the server refuses at once between attempts), or else a silent worker."""
+    came, which the server refuses at once between attempts), or else a silent worker. Each
+    ask waits a second at most, and no later than ``until`` (the request's deadline: nothing
+    left, not asked)."""
+    clock = asyncio.get_running_loop().time
+
+    def room() -> timedelta:
+        return timedelta(seconds=1.0 if until is None else min(1.0, until - clock()))
+
+    if room() <= timedelta(0):
+        return silent_worker(), None
     try:
         await client.workflow_service.get_system_info(
-            GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=1)
+            GetSystemInfoRequest(), retry=False, timeout=room()
         )
     except RPCError as exc:
         if exc.status in UNREACHABLE:
             return exc.message, exc
-    if workflow_id is not None:
+    if workflow_id is not None and room() > timedelta(0):
         try:
-            described = await client.get_workflow_handle(workflow_id).describe(
-                rpc_timeout=timedelta(seconds=1)
-            )
+            described = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=room())
         except RPCError:
             return silent_worker(), None
         if described.raw_description.pending_workflow_task.attempt >= FAILING_ATTEMPT:

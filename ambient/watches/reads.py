@@ -457,6 +457,8 @@ class TaskReads:
         """A watch's status query or the briefing's status read, as every task answers (a
         briefing's failures as ``BriefingService.told`` says them to ``operator``)."""
         timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
+        # A caller's budget (``within``) is its deadline: why the read was late is asked by it.
+        until = None if within is None else asyncio.get_running_loop().time() + within
         briefing = kind is TaskKind.DAILY_BRIEFING
         try:
             if not briefing:
@@ -479,7 +481,7 @@ class TaskReads:
                 )
         except TimeoutError:
             # A silent worker, one that keeps failing the run, or Temporal.
-            why, down = await temporal.out_of_time(self.client, task_id)
+            why, down = await temporal.out_of_time(self.client, task_id, until)
             error = TaskError if down else WorkerSilentError
             raise error(temporal.refused_request(why, task_id)) from down
         if status is None:

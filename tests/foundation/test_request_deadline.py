@@ -281,6 +281,34 @@ async def test_a_check_now_accepted_whose_answer_is_cut_on_its_way_is_not_asked_
     assert "check_now" not in signals
 
 
+async def test_a_read_whose_worker_is_silent_asks_why_within_its_budget(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read with a caller's budget (the voice's, a request's rest) that its worker let run
+    out then asked the server why, a second for each of two asks past that budget."""
+    user = unique("deadline-why")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        assert (await state.tasks.pause(user, task.task_id)).note is None
+        await at_rest(dev_env.client.get_workflow_handle(task.task_id))
+    clock, describe = asyncio.get_running_loop().time, WorkflowHandle.describe
+    ends: list[float] = []  # when each describe made after the query may end, at the latest
+
+    async def described(self: Any, *args: Any, rpc_timeout: timedelta | None = None) -> Any:
+        ends.append(clock() + (rpc_timeout or timedelta(days=1)).total_seconds())
+        return await describe(self, *args, rpc_timeout=rpc_timeout)
+
+    monkeypatch.setattr(WorkflowHandle, "describe", described)
+    until = clock() + BUDGET.total_seconds()
+    with pytest.raises(WorkerSilentError):
+        await state.tasks.get(user, task.task_id, within=BUDGET.total_seconds())
+    assert all(end <= until + 0.05 for end in ends), [end - until for end in ends]
+
+
 def counted(
     queried: Callable[..., Awaitable[Any]], asked: list[timedelta]
 ) -> Callable[..., Awaitable[Any]]:
