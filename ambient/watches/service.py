@@ -237,7 +237,9 @@ class TaskService(TaskSchedules):
         until = self._deadline(within, checks=signal == "check_now" and kind in _ASKED_NOW)
         before: TaskState | None = None  # a workflow's state before its control
         checked: TaskStatus | None = None  # a watch's status once its check now ended
-        taken = False  # a watch's check now taken by its worker, its result not in yet
+        # A watch's check now taken by its worker, its result not in yet (None: no worker took
+        # it in all its wait, which the signal then asks).
+        taken: bool | None = False
         if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
             # Its answer is the status its write was checked against: no third look.
             status, wrote = await self._update_schedule(
@@ -261,13 +263,11 @@ class TaskService(TaskSchedules):
                 if seen.state == TaskState.STOPPED.value:
                     raise TaskStateError(_stopped(task_id))
                 before = TaskState(seen.state)
-                asked_at = asyncio.get_running_loop().time()
                 checked, taken = await self._checked_now(task_id, until)
-                waited = asyncio.get_running_loop().time() - asked_at
-                if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
-                    # No worker took it in a read's budget: silent, as a read would say, and
-                    # not asked again (the caller would wait out that budget twice).
-                    until = asked_at
+                if taken is None:
+                    # No worker took it in all its wait: silent, as a read would say, and not
+                    # asked again (the caller would wait out a read's budget more).
+                    until = asyncio.get_running_loop().time()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 before, _ = await self._live(task_id, until)
@@ -332,10 +332,13 @@ class TaskService(TaskSchedules):
             checked=found_now,
         )
 
-    async def _checked_now(self, task_id: str, until: float) -> tuple[TaskStatus | None, bool]:
+    async def _checked_now(
+        self, task_id: str, until: float
+    ) -> tuple[TaskStatus | None, bool | None]:
         """Ask a watch to check now and wait, up to ``baseline_wait`` and the request's
         ``until`` (less SIGNAL_ROOM), for the status once that check ended, and whether its
-        worker took the ask (None, True: not in time). A worker of a release before the
+        worker took the ask (None, True: not in time; None, None: not taken in all its wait,
+        its worker silent; None, False: refused by it). A worker of a release before the
         ``checked_now`` update refuses it: the signal asks. Not taken in time, the signal asks
         too: an update no worker accepted yet lives in the server's memory alone (a restart
         loses it), a signal is in the history at once (asked twice, the check is still one).
@@ -343,7 +346,7 @@ class TaskService(TaskSchedules):
         no signal (the run would ignore it, and once ended it would be told "no task")."""
         handle = self.client.get_workflow_handle(task_id)
         loop = asyncio.get_running_loop()
-        update_id, taken = f"check-now-{uuid.uuid4().hex}", False
+        update_id, taken, cut = f"check-now-{uuid.uuid4().hex}", False, False
         try:
             async with asyncio.timeout_at(
                 min(until - SIGNAL_ROOM, loop.time() + self.baseline_wait)
@@ -366,12 +369,13 @@ class TaskService(TaskSchedules):
             # is made without a signal, which would make a second.
             if taken or await updates.accepted(self.client, task_id, update_id, until):
                 return None, True
+            cut = True
         # Sent as every control of a task is (a request id of its own: each asks a check).
         try:
             await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
         except temporal.OutOfTime:  # the update before it was sent
             raise temporal.OutOfTime(sent=True) from None
-        return None, False
+        return None, None if cut else False
 
     async def _read_by(self, user: str, task_id: str, until: float) -> TaskStatus:
         """The task's status (`get`), its worker given what is left of the request's time

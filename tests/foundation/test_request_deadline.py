@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import temporal, updates
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
@@ -307,6 +307,40 @@ async def test_a_read_whose_worker_is_silent_asks_why_within_its_budget(
     with pytest.raises(WorkerSilentError):
         await state.tasks.get(user, task.task_id, within=BUDGET.total_seconds())
     assert all(end <= until + 0.05 for end in ends), [end - until for end in ends]
+
+
+async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_applied(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update its worker applied, the status read after it unanswered (the worker gone):
+    the silent-worker words say the update was applied, not that it may be."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-applied")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
+        )
+        answered = updates.answered
+
+        async def applied_then_silent(*args: Any, **kwargs: Any) -> Any:
+            applied = await answered(*args, **kwargs)
+            await worker.shutdown()
+            return applied
+
+        monkeypatch.setattr(updates, "answered", applied_then_silent)
+        with pytest.raises(WorkerSilentError) as told:
+            await asyncio.wait_for(
+                tasks.update(user, task.task_id, {"urls": ["https://example.com/"]}), GENEROUS
+            )
+    assert str(told.value) == (
+        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
+        "the update was applied; call get_task later to see the task's status"
+    )
 
 
 def counted(
