@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +23,9 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
-    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal, updates
@@ -40,6 +38,21 @@ from ambient.storage.users import registered
 from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.answers import created_ref, found_at_check
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
+from ambient.watches.deadline import (
+    APPLIED_UNREAD,
+    CHECK_SENT,
+    CHECK_STARTED,
+    CONTROL_SENT,
+    NOT_SENT,
+    READ_ROOM,
+    RETRY_UNSENT,
+    SENT_UNANSWERED,
+    RequestDeadline,
+    in_time,
+    nothing_sent,
+    silent,
+    stopped,
+)
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskNotFoundError,
@@ -57,12 +70,7 @@ from ambient.watches.models import (
 from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
-from ambient.watches.schedules import TaskSchedules
-from workflows.watch_controls import STOPPED
 
-# A check now asked whose result was not in by the answer: the status (get_task) shows it once
-# made.
-CHECK_STARTED = N_("started; its result will show in the task's status once the check is made")
 # An update applied, then replaced by another one of the task (another request at once): the
 # workflow applies updates one at a time in the order the server took them, the later in force.
 OVERTAKEN = N_(
@@ -71,32 +79,7 @@ OVERTAKEN = N_(
 )
 
 
-# What an update whose worker did not answer did, after the silent-worker words.
-NOT_SENT = "nothing was sent, the task is unchanged"
-SENT_UNANSWERED = (
-    "the update was sent and may still apply when its worker takes it: call get_task later "
-    "to see the config in force"
-)
-CHECK_SENT = (
-    "the check now was sent and may still run when its worker takes it: call get_task later "
-    "to see its result"
-)
-RETRY_UNSENT = (
-    "this request sent nothing (an update an earlier try with the same request_id sent may "
-    "still apply: call get_task later to see the config in force)"
-)
-CONTROL_SENT = (
-    "it was sent and may still apply when its worker takes it: call get_task later to see "
-    "the task's state"
-)
-APPLIED_UNREAD = "the update was applied; call get_task later to see the task's status"
-# Of a request's deadline: kept for the signal that asks a check not taken in time (the
-# server's, at once), and for the status read after an update's wait for its pages' check.
-SIGNAL_ROOM = 1.0
-READ_ROOM = 2.0
-
-
-class TaskService(TaskSchedules):
+class TaskService(RequestDeadline):
     # --- create ---------------------------------------------------------------------
 
     async def create(
@@ -212,18 +195,6 @@ class TaskService(TaskSchedules):
     async def trigger(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
         return await self._control(user, task_id, "check_now", None, within)
 
-    def _deadline(self, within: float | None = None, *, checks: bool = False) -> float:
-        """The loop's time by which a control or an update answers, all its calls together:
-        each bounded alone, a worker gone silent part-way made the caller wait their sum (an
-        update, for good). QUERY_TIMEOUT, ``baseline_wait`` for a request that waits for a
-        check (``checks``), ``within`` when the caller's is shorter."""
-        budget = temporal.QUERY_TIMEOUT.total_seconds()
-        if checks:
-            budget = max(budget, self.baseline_wait)
-        return asyncio.get_running_loop().time() + (
-            budget if within is None else min(budget, within)
-        )
-
     async def _control(
         self,
         user: str,
@@ -250,7 +221,7 @@ class TaskService(TaskSchedules):
                 task_id=task_id, kind=status.kind, state=status.state, created=False, note=note
             )
         sent_words = CHECK_SENT if signal == "check_now" else CONTROL_SENT
-        with found(task_id), _in_time(task_id, sent_words):
+        with found(task_id), in_time(task_id, sent_words):
             if kind is TaskKind.SCHEDULE:
                 await self.client.get_schedule_handle(task_id).trigger()
             elif kind in _WATCHES and signal == "check_now":
@@ -261,7 +232,7 @@ class TaskService(TaskSchedules):
                 before, described = await self._live(task_id, until)
                 seen = await temporal.state_in_flight(self.client, described, before, until)
                 if seen.state == TaskState.STOPPED.value:
-                    raise TaskStateError(_stopped(task_id))
+                    raise TaskStateError(stopped(task_id))
                 before = TaskState(seen.state)
                 checked, taken = await self._checked_now(task_id, until)
                 if taken is None:
@@ -274,7 +245,7 @@ class TaskService(TaskSchedules):
                 try:
                     await self._briefing(self.briefings.regenerate(user, until))
                 except updates.Unanswered as exc:
-                    raise _silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
+                    raise silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
             else:
                 # What the controls it holds and has not taken yet make of it: a pause on its
                 # way is a paused task (a resume on its way, a running one).
@@ -282,7 +253,7 @@ class TaskService(TaskSchedules):
                     self.client, lambda: self._live(task_id, until), until
                 )
                 if seen.state == TaskState.STOPPED.value:  # a delete on its way
-                    raise TaskStateError(_stopped(task_id))
+                    raise TaskStateError(stopped(task_id))
                 before = TaskState(seen.state)
                 if seen.whole and before is new_state:
                     return TaskRef(
@@ -313,7 +284,7 @@ class TaskService(TaskSchedules):
         if status.state is TaskState.STOPPED:
             # A delete landed between the look above and the control: the run, stopping,
             # ignored it. Answered as a control sent after the delete is, not as applied.
-            raise TaskStateError(_stopped(task_id))
+            raise TaskStateError(stopped(task_id))
         waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
         zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
         note = waits_note(waits, zone)
@@ -330,61 +301,6 @@ class TaskService(TaskSchedules):
             note=note,
             waits=waits,
             checked=found_now,
-        )
-
-    async def _checked_now(
-        self, task_id: str, until: float
-    ) -> tuple[TaskStatus | None, bool | None]:
-        """Ask a watch to check now and wait, up to ``baseline_wait`` and the request's
-        ``until`` (less SIGNAL_ROOM), for the status once that check ended, and whether its
-        worker took the ask (None, True: not in time; None, None: not taken in all its wait,
-        its worker silent; None, False: refused by it). A worker of a release before the
-        ``checked_now`` update refuses it: the signal asks. Not taken in time, the signal asks
-        too: an update no worker accepted yet lives in the server's memory alone (a restart
-        loses it), a signal is in the history at once (asked twice, the check is still one).
-        A run stopping (a delete after the caller's look) refuses it as stopped: said at once,
-        no signal (the run would ignore it, and once ended it would be told "no task")."""
-        handle = self.client.get_workflow_handle(task_id)
-        loop = asyncio.get_running_loop()
-        update_id, taken, cut = f"check-now-{uuid.uuid4().hex}", False, False
-        try:
-            async with asyncio.timeout_at(
-                min(until - SIGNAL_ROOM, loop.time() + self.baseline_wait)
-            ):
-                asked = await handle.start_update(
-                    "checked_now",
-                    id=update_id,
-                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                    result_type=TaskStatus,
-                )
-                taken = True
-                return await asked.result(), True
-        except WorkflowUpdateFailedError as exc:
-            if isinstance(exc.cause, ApplicationError) and exc.cause.message == STOPPED:
-                raise TaskStateError(_stopped(task_id)) from None
-            if taken:  # accepted, then failed: the check was asked (a signal would ask again)
-                return None, True
-        except temporal.CUT_SHORT:
-            # In the run's history (its acceptance's answer maybe cut on its way): the check
-            # is made without a signal, which would make a second.
-            if taken or await updates.accepted(self.client, task_id, update_id, until):
-                return None, True
-            cut = True
-        # Sent as every control of a task is (a request id of its own: each asks a check).
-        try:
-            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
-        except temporal.OutOfTime:  # the update before it was sent
-            raise temporal.OutOfTime(sent=True) from None
-        return None, None if cut else False
-
-    async def _read_by(self, user: str, task_id: str, until: float) -> TaskStatus:
-        """The task's status (`get`), its worker given what is left of the request's time
-        (none left: said silent without asking)."""
-        left = until - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise _silent(task_id)
-        return await self.get(
-            user, task_id, within=min(left, temporal.QUERY_TIMEOUT.total_seconds())
         )
 
     async def update(
@@ -410,14 +326,14 @@ class TaskService(TaskSchedules):
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause
             # (a deleted one still finishing would be started again: refused).
-            with _unsent(task_id, unsent):
+            with nothing_sent(task_id, unsent):
                 await self._answering(user, task_id, until)
             try:
                 await self._briefing(
                     self.briefings.create(user, config, replace_only=True, until=until)
                 )
             except TaskNotFoundError:  # deleted since the look above: stopped, as it says
-                raise TaskStateError(_stopped(task_id)) from None
+                raise TaskStateError(stopped(task_id)) from None
             return await self._read_by(user, task_id, until)
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)
@@ -428,7 +344,7 @@ class TaskService(TaskSchedules):
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
         # nothing was sent (a change sent could still apply when a worker came back).
-        with _unsent(task_id, unsent):
+        with nothing_sent(task_id, unsent):
             await self._answering(user, task_id, until)
         handle = self.client.get_workflow_handle(task_id)
         try:
@@ -439,11 +355,11 @@ class TaskService(TaskSchedules):
                     handle, "update_config", payload, id=update_id, until=until
                 )
         except updates.Unanswered as exc:
-            raise _silent(task_id, SENT_UNANSWERED if exc.sent else unsent) from None
+            raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent) from None
         except WorkflowUpdateFailedError as exc:
             if (await self._read_by(user, task_id, until)).state is TaskState.STOPPED:
                 # A delete landed after our look: the task is stopped, the config is not wrong.
-                raise TaskStateError(_stopped(task_id)) from None
+                raise TaskStateError(stopped(task_id)) from None
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
         if isinstance(parsed, WebMonitorConfig):
             await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
@@ -533,7 +449,7 @@ class TaskService(TaskSchedules):
         description = await self._describe(task_id, until)
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
-            raise TaskStateError(_stopped(task_id))
+            raise TaskStateError(stopped(task_id))
         return TaskState(state), description
 
     async def _answering(self, user: str, task_id: str, until: float) -> TaskState:
@@ -543,50 +459,16 @@ class TaskService(TaskSchedules):
         await self._live(task_id, until)
         left = until - asyncio.get_running_loop().time()
         if left <= 0:
-            raise _silent(task_id)
+            raise silent(task_id)
         within = min(left, temporal.QUERY_TIMEOUT.total_seconds())
         status = await self._workflow_status(user, self._owned(user, task_id), task_id, within)
         if status.state is TaskState.STOPPED:
-            raise TaskStateError(_stopped(task_id))
+            raise TaskStateError(stopped(task_id))
         return status.state
 
 
 _WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
 _ASKED_NOW = (*_WATCHES, TaskKind.DAILY_BRIEFING)
-
-
-def _silent(task_id: str, did: str | None = None) -> WorkerSilentError:
-    """The silent-worker words every door says (a page, the voice), and what the request did."""
-    said = temporal.refused_request(temporal.silent_worker(), task_id)
-    return WorkerSilentError(said if did is None else f"{said}; {did}")
-
-
-@contextlib.contextmanager
-def _in_time(task_id: str, sent: str) -> Iterator[None]:
-    """A request's deadline reached at a call (`temporal.OutOfTime`): the silent-worker words,
-    and ``sent`` when that call (or one before it) may have reached the server, else that
-    nothing was sent."""
-    try:
-        yield
-    except temporal.OutOfTime as exc:
-        raise _silent(task_id, sent if exc.sent else NOT_SENT) from None
-
-
-@contextlib.contextmanager
-def _unsent(task_id: str, unsent: str) -> Iterator[None]:
-    """A request that sent nothing yet whose worker was silent or whose time ran out: said
-    so (``unsent``, after the silent-worker words)."""
-    try:
-        yield
-    except WorkerSilentError as exc:
-        raise WorkerSilentError(f"{exc}; {unsent}") from None
-    except temporal.OutOfTime:
-        raise _silent(task_id, unsent) from None
-
-
-def _stopped(task_id: str) -> Refusal:
-    # A Refusal, so a page says it in its reader's language (the English is the same).
-    return Refusal("task %(task)s is stopped; create it again to restart it", task=repr(task_id))
 
 
 def _as_stored(config: BaseModel) -> dict[str, Any]:
