@@ -203,7 +203,7 @@ class BriefingService(Greeting):
             created, replaced = await records.described(self.client, task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             deadline = deadline if until is None else min(deadline, until)
-            handed_run, handed = await self._hand_over(user, deadline)
+            handed_run, handed = await self._hand_over(user, until)
             current, replaced = handed or current, handed_run or replaced
             if handed is None and replaced is not None:
                 current = await records.greeted_since(
@@ -272,10 +272,12 @@ class BriefingService(Greeting):
             state = await records.keep_controls(self.client, replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
-    async def _hand_over(self, user: str, until: float) -> tuple[str | None, BriefingStatus | None]:
+    async def _hand_over(
+        self, user: str, until: float | None
+    ) -> tuple[str | None, BriefingStatus | None]:
         """The run id and last status of the running briefing, as it hands over by ``until``
-        (and QUERY_TIMEOUT); None when no run takes it (it just ended, or does not answer: it
-        is replaced all the same)."""
+        (the request's deadline, if any) and QUERY_TIMEOUT; None when no run takes it (it just
+        ended, or does not answer: it is replaced all the same)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
 
         async def hand_over() -> tuple[str | None, BriefingStatus]:
