@@ -20,6 +20,9 @@ from temporalio.service import RPCError
 from ambient import temporal
 
 ACCEPTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+COMPLETED = (
+    UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
+)
 
 
 class Unanswered(Exception):
@@ -80,4 +83,8 @@ async def accepted(client: Client, workflow_id: str, update_id: str, until: floa
         )
     except RPCError:
         return False
-    return polled.stage >= ACCEPTED
+    # Completed, a rejected update's failure reads as an accepted one's would: taken only when
+    # it answered (a worker refusing it, one of a release before its handler, asks again).
+    return polled.stage == ACCEPTED or (
+        polled.stage == COMPLETED and polled.outcome.HasField("success")
+    )

@@ -64,13 +64,10 @@ class RequestDeadline(TaskSchedules):
             budget if within is None else min(budget, within)
         )
 
-    async def _checked_now(
-        self, task_id: str, until: float
-    ) -> tuple[TaskStatus | None, bool | None]:
+    async def _checked_now(self, task_id: str, until: float) -> tuple[TaskStatus | None, bool]:
         """Ask a watch to check now and wait, up to ``baseline_wait`` and the request's
         ``until`` (less SIGNAL_ROOM), for the status once that check ended, and whether its
-        worker took the ask (None, True: not in time; None, None: not taken in all its wait,
-        its worker silent; None, False: refused by it). A worker of a release before the
+        worker took the ask (None, True: not in time). A worker of a release before the
         ``checked_now`` update refuses it: the signal asks. Not taken in time, the signal asks
         too: an update no worker accepted yet lives in the server's memory alone (a restart
         loses it), a signal is in the history at once (asked twice, the check is still one).
@@ -78,7 +75,7 @@ class RequestDeadline(TaskSchedules):
         no signal (the run would ignore it, and once ended it would be told "no task")."""
         handle = self.client.get_workflow_handle(task_id)
         loop = asyncio.get_running_loop()
-        update_id, taken, cut = f"check-now-{uuid.uuid4().hex}", False, False
+        update_id, taken = f"check-now-{uuid.uuid4().hex}", False
         try:
             async with asyncio.timeout_at(
                 min(until - SIGNAL_ROOM, loop.time() + self.baseline_wait)
@@ -94,20 +91,17 @@ class RequestDeadline(TaskSchedules):
         except WorkflowUpdateFailedError as exc:
             if isinstance(exc.cause, ApplicationError) and exc.cause.message == STOPPED:
                 raise TaskStateError(stopped(task_id)) from None
-            if taken:  # accepted, then failed: the check was asked (a signal would ask again)
-                return None, True
         except temporal.CUT_SHORT:
             # In the run's history (its acceptance's answer maybe cut on its way): the check
             # is made without a signal, which would make a second.
             if taken or await updates.accepted(self.client, task_id, update_id, until):
                 return None, True
-            cut = True
         # Sent as every control of a task is (a request id of its own: each asks a check).
         try:
             await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
         except temporal.OutOfTime:  # the update before it was sent
             raise temporal.OutOfTime(sent=True) from None
-        return None, None if cut else False
+        return None, False
 
     async def _read_by(self, user: str, task_id: str, until: float) -> TaskStatus:
         """The task's status (`get`), its worker given what is left of the request's time

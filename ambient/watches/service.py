@@ -208,9 +208,7 @@ class TaskService(RequestDeadline):
         until = self._deadline(within, checks=signal == "check_now" and kind in _ASKED_NOW)
         before: TaskState | None = None  # a workflow's state before its control
         checked: TaskStatus | None = None  # a watch's status once its check now ended
-        # A watch's check now taken by its worker, its result not in yet (None: no worker took
-        # it in all its wait, which the signal then asks).
-        taken: bool | None = False
+        taken = False  # a watch's check now taken by its worker, its result not in yet
         if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
             # Its answer is the status its write was checked against: no third look.
             status, wrote = await self._update_schedule(
@@ -234,11 +232,13 @@ class TaskService(RequestDeadline):
                 if seen.state == TaskState.STOPPED.value:
                     raise TaskStateError(stopped(task_id))
                 before = TaskState(seen.state)
+                asked_at = asyncio.get_running_loop().time()
                 checked, taken = await self._checked_now(task_id, until)
-                if taken is None:
-                    # No worker took it in all its wait: silent, as a read would say, and not
-                    # asked again (the caller would wait out a read's budget more).
-                    until = asyncio.get_running_loop().time()
+                waited = asyncio.get_running_loop().time() - asked_at
+                if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
+                    # No worker took it in a read's budget: silent, as a read would say, and
+                    # not asked again (the caller would wait out that budget twice).
+                    until = asked_at
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 before, _ = await self._live(task_id, until)
