@@ -95,9 +95,11 @@ async def read_log_source(
         records = [r for r in page.logs if start <= r.time < end]
         counted = reducer.add_many(_cls_lines(records, zone))
         read, complete, stopped = read + len(counted), page.complete, page.stopped
+        reducer.unreadable += page.skipped_lines  # logs without a time in the day
     reducer.capped = not complete  # the search is newest first
     suffix = "" if complete else f" ({stopped or f'capped at {MAX_SEARCH_LOGS}'}, the newest read)"
-    return f"{read} lines read{suffix}"
+    skipped = f", {reducer.unreadable} unreadable" if reducer.unreadable else ""
+    return f"{read} lines read{skipped}{suffix}"
 
 
 def _cls_lines(records: list[LogRecord], zone: tzinfo) -> Iterator[tuple[datetime, str, str]]:

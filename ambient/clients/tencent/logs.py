@@ -57,6 +57,11 @@ class SearchResult(BaseModel):
     logs: list[LogRecord] = Field(default_factory=list)
     analysis: list[dict[str, Any]] = Field(default_factory=list, description="SQL rows, if any")
     complete: bool = Field(description="false when the limit cut the result")
+    skipped_lines: int = Field(
+        default=0,
+        description="lines skipped: a file's unreadable ones, CLS logs without a time (an "
+        "integer of ms) in the search's range",
+    )
     stopped: str | None = Field(
         default=None, description="why CLS stopped the search before its end, if it did"
     )
@@ -68,13 +73,23 @@ class LogTopic(BaseModel):
     logset_id: str | None = None
 
 
-def _log_record(item: dict[str, Any], topic_id: str) -> LogRecord:
+def _log_time(item: dict[str, Any], params: dict[str, Any]) -> datetime | None:
+    """A log's Time (SearchLog's LogInfo: "日志时间，单位ms", an integer) when it is one in the
+    search's [From, To] (To too: an older reference did not say its end was out; the briefing's
+    day leaves it to the next day); None for any other, a log the search cannot place."""
+    when = item.get("Time")
+    if isinstance(when, bool) or not isinstance(when, int):
+        return None
+    return from_ms(when) if params["From"] <= when <= params["To"] else None
+
+
+def _log_record(item: dict[str, Any], topic_id: str, when: datetime) -> LogRecord:
     raw = item.get("LogJson") or item.get("RawLog") or ""
     content: dict[str, Any] | str = str(raw)
     with contextlib.suppress(TypeError, ValueError, RecursionError):
         content = json.loads(raw)
     return LogRecord(
-        time=from_ms(item["Time"]),
+        time=when,
         topic_id=item.get("TopicId", topic_id),
         source=item.get("Source"),
         content=content,
@@ -161,15 +176,21 @@ async def log_pages(
         results = page.get("Results") or []
         answered = results[: limit - read]
         read += len(answered)  # positions in the search, as Offset counts them
-        logs = [_log_record(item, topic_id) for item in answered if _first_time(item, seen)]
+        logs, skipped = [], 0
+        for item in (item for item in answered if _first_time(item, seen)):
+            if (when := _log_time(item, params)) is None:
+                skipped += 1  # said in the result (skipped_lines), not dropped unsaid
+            else:
+                logs.append(_log_record(item, topic_id, when))
         # The last page: said so (ListOver), or by Offset a short one. Without a next Context
         # (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
         over = bool(page.get("ListOver")) or (by_offset and len(results) < params["Limit"])
         if read >= limit or over:
-            yield SearchResult(logs=logs, complete=over and len(answered) == len(results))
+            complete = over and len(answered) == len(results)
+            yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete)
             return
-        yield SearchResult(logs=logs, complete=False)
+        yield SearchResult(logs=logs, skipped_lines=skipped, complete=False)
         if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
             params = _by_offset(params, read)
         else:  # other parameters must stay unchanged between Context's pages
@@ -221,6 +242,7 @@ async def search_logs(
     result = SearchResult(complete=False)
     async for page in log_pages(tc, topic_id, query, start, end, limit=limit, region=region):
         result.logs += page.logs
+        result.skipped_lines += page.skipped_lines
         result.analysis, result.complete = page.analysis, page.complete
         result.stopped = page.stopped
     return result
