@@ -12,22 +12,30 @@ from ambient.briefing.config import ClsLogSpec
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logs import read_log_source
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.logs import search_logs
+from ambient.clients.tencent.logs import SERVED_AGAIN, search_logs
 from tests.standins.tencent_api import TencentApi
+from tests.tencent.test_record_identity import _late_log_before_the_second_page
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = NOW - timedelta(hours=2), NOW
 IN_WINDOW = int((NOW - timedelta(hours=1)).timestamp() * 1000)
 
 
-def _page(times: list[Any]) -> tuple[int, str, bytes]:
-    """One SearchLog answer holding a log at each of ``times`` (absent: no Time field)."""
+def _page(times: list[Any], *, page: int = 0, over: bool = True) -> tuple[int, str, bytes]:
+    """SearchLog's answer holding a log at each of ``times`` (absent: no Time field); not
+    ``over``, it names a next page."""
     results = [
-        {"TopicId": "topic-1", "PkgId": "P-1", "PkgLogId": str(n), "LogJson": json.dumps({"n": n})}
+        {"TopicId": "topic-1", "PkgId": f"P-{page}", "PkgLogId": str(n)}
+        | {"LogJson": json.dumps({"n": n})}
         | ({} if when is absent else {"Time": when})
         for n, when in enumerate(times)
     ]
-    answer = {"Analysis": False, "ListOver": True, "Context": "", "Results": results}
+    answer = {
+        "Analysis": False,
+        "ListOver": over,
+        "Context": "" if over else "c",
+        "Results": results,
+    }
     return 200, "application/json", json.dumps({"Response": answer}).encode()
 
 
@@ -61,3 +69,49 @@ async def test_a_briefings_cls_logs_say_how_many_had_no_time_in_the_day(
     read = await read_log_source(spec, *WINDOW, reducer, log_dir=None, admin=False, tencent=tc)
     assert read == "2 lines read, 2 unreadable"
     assert reducer.report(start=WINDOW[0], end=WINDOW[1]).unreadable == 2
+
+
+async def test_a_search_answers_as_many_logs_as_asked_when_one_is_served_twice(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """By Offset, a log landing late among those read moves the rest on: the next page serves
+    the last one read again. It was counted once but took a place of the limit: 1,499 logs
+    answered to a search for 1,500 of 2,501, said cut by the limit."""
+    api, tc = cloud
+    api.context_logs = 1_000  # past Context's cap the search goes on by Offset
+    api.logs = [{"time": IN_WINDOW + i, "json": {"n": i}} for i in range(2_500)]
+    _late_log_before_the_second_page(api, {"time": IN_WINDOW + 2_400, "json": {"n": "late"}})
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=1_500)
+    assert [r.content["n"] for r in found.logs] == list(range(2_499, 999, -1))  # type: ignore[index]
+    assert not found.complete and found.stopped is None
+
+
+async def test_a_search_answers_as_many_logs_as_asked_past_logs_it_skips(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Logs without a time in the search's range are skipped: the next ones fill the limit."""
+    api, tc = cloud
+    first = [IN_WINDOW - n for n in range(5)] + ["x"] * 3  # a page of Limit's 8
+    api.raw["SearchLog"] = [
+        _page(first, over=False),
+        _page([IN_WINDOW - 10 - n for n in range(8)], page=1, over=False),
+    ]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=8)
+    assert len(found.logs) == 8 and found.skipped_lines == 3
+    assert not found.complete
+
+
+async def test_a_search_whose_next_page_holds_only_logs_read_is_said_to_stop_short(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A next page of logs all answered before (its Context or Offset not moving the search on)
+    left the search at 5 of 10 logs asked, said cut by the limit, not why it stopped."""
+    api, tc = cloud
+    times = [IN_WINDOW - n for n in range(5)]
+    api.raw["SearchLog"] = [_page(times, over=False), _page(times, over=False)]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=5)
+    assert len(found.logs) == 5 and found.complete is False
+    api.raw["SearchLog"] = [_page(times, over=False), _page(times, over=False)]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=10)
+    assert [r.content for r in found.logs] == [{"n": n} for n in range(5)]
+    assert not found.complete and found.stopped == SERVED_AGAIN

@@ -28,6 +28,10 @@ MAX_NESTING = 100
 # cls errorcodes: FailedOperation.GetlogReachLimit, a search at its maximum count of logs.
 REACH_LIMIT = "FailedOperation.GetlogReachLimit"
 STOPPED = f"CLS stopped the search at its maximum count of logs ({REACH_LIMIT})"
+SERVED_AGAIN = (
+    "CLS answered a page without a log it had not answered before (logs landing late move a "
+    "search on): ask again, or narrow the time range"
+)
 
 
 class LogRecord(BaseModel):
@@ -111,7 +115,9 @@ async def log_pages(
     first 10,000, then with ``Offset``, which has no such cap (SearchLog's reference: Context
     "总计最多可获取1万条原始日志", Offset "无日志条数限制"). A page's ``complete`` is true on
     the last page of a search read to its end; a search CLS stopped at its maximum count ends
-    with a page saying so in ``stopped`` (what was read before it kept)."""
+    with a page saying so in ``stopped`` (what was read before it kept), as does one whose next
+    page held no log not answered before. A log served again, or without a time in the range
+    (skipped, counted in ``skipped_lines``), takes no place of the limit."""
     # Either would come back as an empty answer (or an API error), not as what to change.
     if limit < 1:
         raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
@@ -133,7 +139,7 @@ async def log_pages(
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }
-    read, seen = 0, set[int]()
+    read, got, seen = 0, 0, set[int]()
     while True:
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
@@ -174,21 +180,30 @@ async def log_pages(
             yield SearchResult(analysis=rows, complete=len(rows) < cap)
             return
         results = page.get("Results") or []
-        answered = results[: limit - read]
-        read += len(answered)  # positions in the search, as Offset counts them
-        logs, skipped = [], 0
-        for item in (item for item in answered if _first_time(item, seen)):
+        # Logs served again (by Offset) or skipped take no place of the limit: the next fill it.
+        logs: list[LogRecord] = []
+        skipped, used, new = 0, 0, False
+        for item in results:
+            if got + len(logs) >= limit:
+                break
+            used += 1
+            if not _first_time(item, seen):
+                continue
+            new = True
             if (when := _log_time(item, params)) is None:
                 skipped += 1  # said in the result (skipped_lines), not dropped unsaid
             else:
                 logs.append(_log_record(item, topic_id, when))
+        read, got = read + used, got + len(logs)  # read: positions, as Offset counts them
         # The last page: said so (ListOver), or by Offset a short one. Without a next Context
         # (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
         over = bool(page.get("ListOver")) or (by_offset and len(results) < params["Limit"])
-        if read >= limit or over:
-            complete = over and len(answered) == len(results)
-            yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete)
+        if got >= limit or over or not new:
+            complete = over and used == len(results)
+            # A page of none but logs already read, not the last: no next page can be told.
+            stopped = None if over or new else SERVED_AGAIN
+            yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete, stopped=stopped)
             return
         yield SearchResult(logs=logs, skipped_lines=skipped, complete=False)
         if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
