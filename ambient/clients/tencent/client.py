@@ -455,14 +455,16 @@ class TencentCloud:
 async def _read_once(
     page: Callable[[int], Awaitable[dict[str, Any]]], action: str, items: str, key: str | None
 ) -> list[dict[str, Any]]:
-    """One read of a paged list from its first page. Its total lower at a later page than at
-    the first (an item left, a later one moved back past a page's edge), or a total not
-    reached that changed: a TencentListChangedError (retryable). A total not reached otherwise
-    is a TencentAnswerError (a lookup said "none" would create a duplicate); without a total,
-    said in the log."""
+    """One read of a paged list from its first page (a page at Offset holds the items from
+    there as the list stands when asked: the Describe* references). Short of its total, or
+    lower at a later page, after items made or removed meanwhile (a total that changed, a page
+    starting earlier than asked): a TencentListChangedError (retryable); after an empty page
+    or the first answered again, which no list answers: a TencentAnswerError (a lookup said
+    "none" would create a duplicate). Without a total, said in the log."""
     found: dict[str, dict[str, Any]] = {}
     offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
     batch: list[Any] = []
+    heads: list[str] = []  # the first page's items
     new: dict[str, dict[str, Any]] = {}
     while asked < pages:
         answer = await page(offset)
@@ -477,6 +479,7 @@ async def _read_once(
                 "the list while it was read, and a later one may have been skipped",
             )
         new = {_identity(item, key, action): item for item in batch}
+        heads = list(new) if asked == 1 else heads
         new = {ident: item for ident, item in new.items() if ident not in found}
         found |= new
         offset += len(batch)
@@ -486,7 +489,8 @@ async def _read_once(
             break
     if total is not None and len(found) < int(total):
         short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
-        if total != first:  # items made while it was read: read anew
+        paged = batch and [_identity(item, key, action) for item in batch] != heads
+        if total != first or paged:  # items made (or made and removed) while it was read
             raise TencentListChangedError(LIST_CHANGED, f"{short}: the list changed")
         raise TencentAnswerError(
             ANSWER,
