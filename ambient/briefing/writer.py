@@ -341,6 +341,12 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             f"昨天没有错误，有 {inputs.warnings} 个警告",
             f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}",
         )
+    elif any(n.source.startswith("alarms") and n.detail != ALARMS_NOT_CONFIGURED for n in failed):
+        # Not "quiet": alarms there may have been, unread (the spoken briefing says which).
+        headline = said(
+            "昨天没有错误，但告警没能全部读取",
+            "Yesterday: no errors, but not every alarm could be read",
+        )
     else:
         headline = said("昨天一切平稳", "Yesterday was quiet")
     return BriefingDraft(
