@@ -87,7 +87,7 @@ async def read_log_source(
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     # A page at a time into the reducer: a busy topic's day never sits in memory as records.
-    read, complete, stopped = 0, True, None
+    read, complete, stopped, timed = 0, True, None, False
     async for page in log_pages(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
     ):
@@ -96,6 +96,9 @@ async def read_log_source(
         counted = reducer.add_many(_cls_lines(records, zone))
         read, complete, stopped = read + len(counted), page.complete, page.stopped
         reducer.unreadable += page.skipped_lines  # logs without a time in the day
+        timed = timed or bool(page.logs)
+    # Every log without a time read here: said unread as a file's would be, not a day of none.
+    reducer.timed = timed
     reducer.capped = not complete  # the search is newest first
     suffix = "" if complete else f" ({stopped or f'capped at {MAX_SEARCH_LOGS}'}, the newest read)"
     skipped = f", {reducer.unreadable} unreadable" if reducer.unreadable else ""
