@@ -163,6 +163,42 @@ async def test_a_list_whose_page_holds_no_item_short_of_its_total_is_not_the_api
         await list_clusters(tc)
 
 
+async def test_a_first_page_holding_a_row_twice_short_of_its_total_is_not_the_apis_answer(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A way to the API that drops a row and serves another twice in the one page there is: the
+    page was taken without its twin, as a page that started earlier than asked, and read again
+    3 times as a list that changed ("try again in a moment")."""
+    api, tc = cloud
+    rows = [_cluster(0), _cluster(0), _cluster(1)]
+    api.raw["DescribeClusters"] = [_answer({"Clusters": rows, "TotalCount": 3})]
+    with pytest.raises(TencentAnswerError, match="listed 2 of its 3 items in 1 pages"):
+        await list_clusters(tc)
+    assert [c[2]["Offset"] for c in api.calls] == [0]
+
+
+async def test_a_list_short_alike_at_each_of_its_reads_is_not_a_list_that_changed(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A way to the API that drops a row of each second page, the same at every read: its
+    second page starts a row earlier than asked, one short of the total, at each of the 3
+    reads. It was said a list that changed ("try again in a moment"), which no read mends."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": rows[99:149], "TotalCount": 150}),
+    ] * 3
+    with pytest.raises(TencentAnswerError) as caught:
+        await list_clusters(tc)
+    assert caught.value.message == (
+        "the answer is not the API's: DescribeClusters listed 149 of its 150 items in 2 pages, "
+        "the same at each of its 3 reads (a list that changed would not answer alike: check "
+        "the way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)"
+    )
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100] * 3
+
+
 async def test_a_list_that_changes_at_each_read_is_said_changed_after_three_reads(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
