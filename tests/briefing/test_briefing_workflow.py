@@ -1390,7 +1390,11 @@ def test_one_alarm_is_said_in_the_singular_and_chinese_keeps_its_counter() -> No
     ("language", "alarms", "headline"),
     [
         ("en", ALARMS_NOT_CONFIGURED, "Yesterday: 2 errors, no problem needs a person"),
-        ("en", "AuthFailure: keys refused", "Yesterday: 2 errors, no problem needs a person"),
+        (
+            "en",
+            "AuthFailure: keys refused",
+            "Yesterday: 2 errors, alarms not all read, no problem needs a person",
+        ),
         ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，没有问题需要人工处理"),
     ],
 )
