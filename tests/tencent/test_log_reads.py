@@ -115,3 +115,21 @@ async def test_a_search_whose_next_page_holds_only_logs_read_is_said_to_stop_sho
     found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=10)
     assert [r.content for r in found.logs] == [{"n": n} for n in range(5)]
     assert not found.complete and found.stopped == SERVED_AGAIN
+
+
+async def test_a_search_of_logs_without_a_time_stops_once_as_many_are_skipped_as_asked(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Skipped logs took no place of the limit and nothing else bounded the pages: 30 pages of
+    logs whose Time is in seconds were 31 calls for a search of 5."""
+    api, tc = cloud
+    api.raw["SearchLog"] = [
+        _page([IN_WINDOW // 1000 - n for n in range(5)], page=p, over=False) for p in range(30)
+    ]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=5)
+    assert [c[1] for c in api.calls] == ["SearchLog"]
+    assert found.logs == [] and found.skipped_lines == 5
+    assert not found.complete and found.stopped == (
+        "the search stopped after 5 logs without a time in its range (SearchLog's Time, an "
+        "integer of milliseconds)"
+    )

@@ -117,7 +117,8 @@ async def log_pages(
     the last page of a search read to its end; a search CLS stopped at its maximum count ends
     with a page saying so in ``stopped`` (what was read before it kept), as does one whose next
     page held no log not answered before. A log served again, or without a time in the range
-    (skipped, counted in ``skipped_lines``), takes no place of the limit."""
+    (skipped, counted in ``skipped_lines``), takes no place of the limit; as many skipped as
+    the limit end the search, ``stopped`` saying how many."""
     # Either would come back as an empty answer (or an API error), not as what to change.
     if limit < 1:
         raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
@@ -139,7 +140,7 @@ async def log_pages(
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }
-    read, got, seen = 0, 0, set[int]()
+    read, got, skips, seen = 0, 0, 0, set[int]()
     while True:
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
@@ -195,6 +196,7 @@ async def log_pages(
             else:
                 logs.append(_log_record(item, topic_id, when))
         read, got = read + used, got + len(logs)  # read: positions, as Offset counts them
+        skips += skipped
         # The last page: said so (ListOver), or by Offset a short one. Without a next Context
         # (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
@@ -204,6 +206,13 @@ async def log_pages(
             # A page of none but logs already read, not the last: no next page can be told.
             stopped = None if over or new else SERVED_AGAIN
             yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete, stopped=stopped)
+            return
+        if skips >= limit:  # skipped logs bound the pages as answered ones do
+            stopped = (
+                f"the search stopped after {skips} logs without a time in its range "
+                "(SearchLog's Time, an integer of milliseconds)"
+            )
+            yield SearchResult(logs=logs, skipped_lines=skipped, complete=False, stopped=stopped)
             return
         yield SearchResult(logs=logs, skipped_lines=skipped, complete=False)
         if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
