@@ -22,7 +22,7 @@ from ambient.clients.log_formats import full_text_fields
 from ambient.clients.logs import FileLogSource, uncaught_crash
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, LogRecord, log_pages
+from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, SERVED_AGAIN, LogRecord, log_pages
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings
@@ -100,9 +100,14 @@ async def read_log_source(
     # Every log without a time read here: said unread as a file's would be, not a day of none.
     reducer.timed = timed
     reducer.capped = not complete  # the search is newest first
-    suffix = "" if complete else f" ({stopped or f'capped at {MAX_SEARCH_LOGS}'}, the newest read)"
+    cut = _CUT.get(stopped or "", stopped) or f"capped at {MAX_SEARCH_LOGS}"
+    suffix = "" if complete else f" ({cut}, the newest read)"
     skipped = f", {reducer.unreadable} unreadable" if reducer.unreadable else ""
     return f"{read} lines read{skipped}{suffix}"
+
+
+# A search's stop in the briefing's words: its reader cannot search again.
+_CUT = {SERVED_AGAIN: "CLS answered again only logs already read as logs landing late moved it on"}
 
 
 def _cls_lines(records: list[LogRecord], zone: tzinfo) -> Iterator[tuple[datetime, str, str]]:

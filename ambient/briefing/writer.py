@@ -447,9 +447,9 @@ def _spoken(
 def _capped(lines: int) -> tuple[str, str]:
     """The log counts are of the newest lines only (Chinese, English)."""
     return (
-        f"只读取了当天最新的 {lines} 行日志（日志源的上限），以上数字只算这些。",
-        f"Only the day's newest {lines} log lines were read (the source's limit); "
-        "the counts are of those. ",
+        # Not "the source's limit": CLS may have stopped the search (the sources say why).
+        f"只读取了当天最新的 {lines} 行日志，以上数字只算这些。",
+        f"Only the day's newest {lines} log lines were read; the counts are of those. ",
     )
 
 

@@ -21,6 +21,7 @@ from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.kube import KubeClients
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.logs import SERVED_AGAIN
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError, told
@@ -162,7 +163,10 @@ def logs(
         span = f"{hours:g} hour" + ("" if hours == 1 else "s")
         err_console.print(f"no logs matched {query!r} in the last {span}", markup=False)
     elif found.stopped:
-        err_console.print(f"{found.stopped}: narrow the query or the hours", markup=False)
+        advice = (
+            "run it again" if found.stopped == SERVED_AGAIN else "narrow the query or the hours"
+        )
+        err_console.print(f"{found.stopped}: {advice}", markup=False)
     elif not found.complete and found.logs:
         err_console.print(
             f"more logs matched than the {len(found.logs)} shown: raise --limit or narrow "

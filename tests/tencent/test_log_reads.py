@@ -11,6 +11,8 @@ from typing import Any
 from ambient.briefing.config import ClsLogSpec
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logs import read_log_source
+from ambient.briefing.models import BriefingInputs
+from ambient.briefing.writer import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.logs import SERVED_AGAIN, search_logs
 from tests.standins.tencent_api import TencentApi
@@ -133,3 +135,25 @@ async def test_a_search_of_logs_without_a_time_stops_once_as_many_are_skipped_as
         "the search stopped after 5 logs without a time in its range (SearchLog's Time, an "
         "integer of milliseconds)"
     )
+
+
+async def test_a_briefings_cls_search_that_does_not_move_on_is_said_in_the_briefings_words(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """The briefing's source note said "…: ask again, or narrow the time range", advice its
+    reader cannot take, and the spoken briefing said the newest were read "(the source's
+    limit)", a limit not reached."""
+    api, tc = cloud
+    times = [IN_WINDOW - n for n in range(5)]
+    api.raw["SearchLog"] = [_page(times, over=False), _page(times, over=False)]
+    reducer = LogReducer()
+    spec = ClsLogSpec(topic_id="topic-1")
+    read = await read_log_source(spec, *WINDOW, reducer, log_dir=None, admin=False, tencent=tc)
+    assert read == (
+        "5 lines read (CLS answered again only logs already read as logs landing late moved it "
+        "on, the newest read)"
+    )
+    inputs = BriefingInputs(date="2026-11-22", language="en", log_lines=5, logs_capped=True)
+    for language in ("en", "zh"):
+        spoken = offline_draft(inputs.model_copy(update={"language": language})).spoken_text
+        assert "source's limit" not in spoken and "日志源的上限" not in spoken, spoken

@@ -28,9 +28,10 @@ MAX_NESTING = 100
 # cls errorcodes: FailedOperation.GetlogReachLimit, a search at its maximum count of logs.
 REACH_LIMIT = "FailedOperation.GetlogReachLimit"
 STOPPED = f"CLS stopped the search at its maximum count of logs ({REACH_LIMIT})"
+# Said as a fact: each surface gives its own advice (the command: run it again).
 SERVED_AGAIN = (
     "CLS answered a page without a log it had not answered before (logs landing late move a "
-    "search on): ask again, or narrow the time range"
+    "search on)"
 )
 
 
