@@ -173,7 +173,7 @@ def logs(
             "the query or the hours",
             markup=False,
         )
-    if skipped := found.skipped_lines:  # a file topic's lines that could not be read
+    if skipped := found.skipped_lines:  # a file's unreadable lines, CLS logs without a time
         err_console.print(f"{skipped} unreadable line{'' if skipped == 1 else 's'} skipped")
 
 

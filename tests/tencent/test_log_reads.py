@@ -16,7 +16,7 @@ from ambient.briefing.writer import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.logs import SERVED_AGAIN, search_logs
 from tests.standins.tencent_api import TencentApi
-from tests.tencent.test_record_identity import _late_log_before_the_second_page
+from tests.support.tencent import late_log_before_the_second_page
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = NOW - timedelta(hours=2), NOW
@@ -82,7 +82,7 @@ async def test_a_search_answers_as_many_logs_as_asked_when_one_is_served_twice(
     api, tc = cloud
     api.context_logs = 1_000  # past Context's cap the search goes on by Offset
     api.logs = [{"time": IN_WINDOW + i, "json": {"n": i}} for i in range(2_500)]
-    _late_log_before_the_second_page(api, {"time": IN_WINDOW + 2_400, "json": {"n": "late"}})
+    late_log_before_the_second_page(api, {"time": IN_WINDOW + 2_400, "json": {"n": "late"}})
     found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=1_500)
     assert [r.content["n"] for r in found.logs] == list(range(2_499, 999, -1))  # type: ignore[index]
     assert not found.complete and found.stopped is None
