@@ -100,7 +100,8 @@ async def read_log_source(
     # Every log without a time read here: said unread as a file's would be, not a day of none.
     reducer.timed = timed
     reducer.capped = not complete  # the search is newest first
-    cut = _CUT.get(stopped or "", stopped) or f"capped at {MAX_SEARCH_LOGS}"
+    reducer.stopped = _CUT.get(stopped or "", stopped)
+    cut = reducer.stopped or f"capped at {MAX_SEARCH_LOGS}"
     suffix = "" if complete else f" ({cut}, the newest read)"
     skipped = f", {reducer.unreadable} unreadable" if reducer.unreadable else ""
     return f"{read} lines read{skipped}{suffix}"

@@ -4,17 +4,19 @@ exist. The real SDK against the stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ambient.briefing.config import ClsLogSpec
 from ambient.briefing.logreport import LogReducer
-from ambient.briefing.logs import read_log_source
+from ambient.briefing.logs import analyze_logs, read_log_source
 from ambient.briefing.models import BriefingInputs
 from ambient.briefing.writer import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.logs import SERVED_AGAIN, search_logs
+from ambient.settings import Settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.tencent import late_log_before_the_second_page
 
@@ -157,3 +159,24 @@ async def test_a_briefings_cls_search_that_does_not_move_on_is_said_in_the_brief
     for language in ("en", "zh"):
         spoken = offline_draft(inputs.model_copy(update={"language": language})).spoken_text
         assert "source's limit" not in spoken and "日志源的上限" not in spoken, spoken
+
+
+async def test_analyze_logs_says_a_search_that_does_not_move_on_with_its_own_reason(
+    cloud: tuple[TencentApi, TencentCloud], settings: Settings
+) -> None:
+    """The report (the LLM prompt's, and what analyze_logs answers) said "Read only the newest
+    5 lines (the source's limit)." of every stop: a search that did not move on too."""
+    api, tc = cloud
+    times = [IN_WINDOW - n for n in range(5)]
+    api.raw["SearchLog"] = [_page(times, over=False), _page(times, over=False)]
+    analysis = await analyze_logs(
+        {"type": "cls", "topic_id": "topic-1"},
+        *WINDOW,
+        settings=settings,
+        tencent=tc,
+        is_admin=lambda: asyncio.sleep(0, result=False),
+    )
+    stop = "CLS answered again only logs already read as logs landing late moved it on"
+    assert analysis.report.capped and analysis.report.stopped == stop
+    assert f"Read only the newest 5 lines: {stop}.\n" in analysis.markdown
+    assert "source's limit" not in analysis.markdown
