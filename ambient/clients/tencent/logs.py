@@ -33,6 +33,8 @@ SERVED_AGAIN = (
     "CLS answered a page without a log it had not answered before (logs landing late move a "
     "search on)"
 )
+# Ours: a log's Time is CLS's integer of ms, so logs without one are not the API's answer.
+NO_TIME = "logs without a time in its range (SearchLog's Time, an integer of milliseconds)"
 
 
 class LogRecord(BaseModel):
@@ -68,7 +70,9 @@ class SearchResult(BaseModel):
         "integer of ms) in the search's range",
     )
     stopped: str | None = Field(
-        default=None, description="why CLS stopped the search before its end, if it did"
+        default=None,
+        description="why the search stopped before its end, if it did: CLS stopped it, or "
+        "its pages did not move on or held only logs without a time",
     )
 
 
@@ -209,10 +213,7 @@ async def log_pages(
             yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete, stopped=stopped)
             return
         if skips >= limit:  # skipped logs bound the pages as answered ones do
-            stopped = (
-                f"the search stopped after {skips} logs without a time in its range "
-                "(SearchLog's Time, an integer of milliseconds)"
-            )
+            stopped = f"the search stopped after {skips} {NO_TIME}"
             yield SearchResult(logs=logs, skipped_lines=skipped, complete=False, stopped=stopped)
             return
         yield SearchResult(logs=logs, skipped_lines=skipped, complete=False)
