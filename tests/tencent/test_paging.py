@@ -192,9 +192,30 @@ async def test_a_list_short_alike_at_each_of_its_reads_is_not_a_list_that_change
     with pytest.raises(TencentAnswerError) as caught:
         await list_clusters(tc)
     assert caught.value.message == (
-        "the answer is not the API's: DescribeClusters listed 149 of its 150 items in 2 pages, "
-        "the same at each of its 3 reads (a list that changed would not answer alike: check "
-        "the way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)"
+        "DescribeClusters listed 149 of its 150 items in 2 pages, the same at each of its 3 "
+        "reads (a list that changed would not answer alike): check the API's pages or the way "
+        "to it (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)"
+    )
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100] * 3
+
+
+async def test_a_total_lower_alike_at_a_later_page_of_each_read_is_not_a_list_that_changed(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A way to the API whose second page always says a lower TotalCount: it raised ListChanged
+    before the read was noted, so it was "changed at each of its 3 reads, try again" forever."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": rows[100:149], "TotalCount": 149}),
+    ] * 3
+    with pytest.raises(TencentAnswerError) as caught:
+        await list_clusters(tc)
+    assert caught.value.message == (
+        "DescribeClusters listed 150 items, then 149 at page 2, the same at each of its 3 "
+        "reads (a list that changed would not answer alike): check the API's pages or the way "
+        "to it (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)"
     )
     assert [c[2]["Offset"] for c in api.calls] == [0, 100] * 3
 
@@ -207,9 +228,13 @@ async def test_a_list_that_changes_at_each_read_is_said_changed_after_three_read
     api, tc = cloud
     rows = [_cluster(n) for n in range(150)]
     api.raw["DescribeClusters"] = [
-        _answer({"Clusters": rows[:100], "TotalCount": 150}),
-        _answer({"Clusters": rows[101:150], "TotalCount": 149}),
-    ] * 3
+        page
+        for left in range(3)  # one more gone at each read: no read alike
+        for page in (
+            _answer({"Clusters": rows[left : left + 100], "TotalCount": 150 - left}),
+            _answer({"Clusters": rows[left + 101 : 150], "TotalCount": 149 - left}),
+        )
+    ]
     with pytest.raises(TencentListChangedError) as changed:
         await list_clusters(tc)
     # Said to whoever reads it: what happened and what to do, not the read's own bookkeeping.

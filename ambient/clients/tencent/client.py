@@ -449,9 +449,9 @@ class TencentCloud:
                 if read == LIST_READS and len(shorts) == read and len(set(shorts)) == 1:
                     raise TencentAnswerError(
                         ANSWER,
-                        f"the answer is not the API's: {shorts[0][0]}, the same "
-                        f"at each of its {read} reads (a list that changed would not answer "
-                        "alike: check the way to the API, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+                        f"{shorts[0][0]}, the same at each of its {read} reads (a list that "
+                        "changed would not answer alike): check the API's pages or the way to "
+                        "it (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
                     ) from None
                 if read == LIST_READS:  # said to whoever reads it: what happened, what to do
                     raise TencentListChangedError(
@@ -475,7 +475,7 @@ async def _read_once(
     starting earlier than asked): a TencentListChangedError (retryable); after an empty page
     or the first answered again, which no list answers: a TencentAnswerError (a lookup said
     "none" would create a duplicate). Without a total, said in the log. A read short of its
-    total is added to ``shorts`` (its count, total, first page and its total)."""
+    total, or lower at a later page, is added to ``shorts`` (how it was, first page, its total)."""
     found: dict[str, dict[str, Any]] = {}
     offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
     batch: list[Any] = []
@@ -488,10 +488,12 @@ async def _read_once(
         total = answer.get("TotalCount", answer.get("Total"))
         first = total if asked == 1 else first
         if total is not None and first is not None and int(total) < int(first):
+            lower = f"{action} listed {first} items, then {total} at page {asked}"
+            shorts.append((lower, tuple(heads), first))  # alike at each read: not a change
             raise TencentListChangedError(
                 LIST_CHANGED,
-                f"{action} listed {first} items, then {total} at page {asked}: one left "
-                "the list while it was read, and a later one may have been skipped",
+                f"{lower}: one left the list while it was read, and a later one may have been "
+                "skipped",
             )
         idents = [_identity(item, key, action) for item in batch]
         heads = idents if asked == 1 else heads  # as served: a row twice in it kept twice
