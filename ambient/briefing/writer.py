@@ -269,7 +269,10 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
     firing = still_open(inputs.alarms)
-    missed = bool(alarms_unread(inputs))
+    unread_alarms = alarms_unread(inputs)
+    missed = bool(unread_alarms)
+    # The whole history unread ("alarms"), not one source of it: no alarm was read at all.
+    none_read = any(n.source == "alarms" for n in unread_alarms)
     alarms_read = inputs.alarms_configured and not missed  # open alarms are counted only then
     happened: list[str] = []
     if inputs.log_lines:
@@ -336,7 +339,11 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                 f"、{count} 条未恢复告警", f", {_many(count, 'open alarm', 'open alarms')}"
             )
         elif missed:  # a count of the alarms read is not the day's (the spoken text says why)
-            opened = said("、告警没能全部读取", ", alarms not all read")
+            opened = (
+                said("、告警没能读取", ", alarms could not be read")
+                if none_read
+                else said("、告警没能全部读取", ", alarms not all read")
+            )
         headline = said(
             f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
             f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, {needs}",
@@ -356,9 +363,16 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         )
     elif missed:
         # Not "quiet": alarms there may have been, unread (the spoken briefing says which).
-        headline = said(
-            "昨天没有错误，但告警没能全部读取",
-            "Yesterday: no errors, but not every alarm could be read",
+        headline = (
+            said(
+                "昨天没有错误，但告警没能读取",
+                "Yesterday: no errors, but the alarms could not be read",
+            )
+            if none_read
+            else said(
+                "昨天没有错误，但告警没能全部读取",
+                "Yesterday: no errors, but not every alarm could be read",
+            )
         )
     else:
         headline = said("昨天一切平稳", "Yesterday was quiet")

@@ -139,7 +139,7 @@ async def test_a_quiet_day_whose_alarms_could_not_all_be_read_is_not_said_quiet(
     assert (
         prepared.headline
         == {
-            "en": "Yesterday: no errors, but not every alarm could be read",
-            "zh": "昨天没有错误，但告警没能全部读取",
+            "en": "Yesterday: no errors, but the alarms could not be read",
+            "zh": "昨天没有错误，但告警没能读取",
         }[language]
     )
