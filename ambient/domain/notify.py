@@ -227,8 +227,12 @@ def robot_address(
         parts = urlsplit(value)
         query = parse_qs(parts.query)
         key = (query.pop(key_param, [""]) or [""])[0]
-        if parts.fragment:
-            key += "#" + parts.fragment
+        # `URL#SIGN_SECRET?at=...`: the options after the secret, as in the key form (read as
+        # part of the secret, every message was signed wrong).
+        secret, _, after = parts.fragment.partition("?")
+        if secret:
+            key += "#" + secret
+        options = "&".join(filter(None, (after, options)))
     else:
         key, _, inline = value.partition("?")
         query = parse_qs(inline)
