@@ -176,16 +176,32 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 
 def _robot_problem(kind: str, value: str) -> Refusal | None:
+    pattern = ROBOT_KEY if kind == "wecom" else DING_ADDRESS
     if value.startswith(("http://", "https://")):
+        # The robot's URL: its key and the options after it (`&mentioned=...`) are checked as
+        # in the key form; unchecked, a misspelled option was saved and silently did nothing.
         parts = urlsplit(value)
         param = ROBOT_KEYS[kind]
-        if not parse_qs(parts.query).get(param):
+        if not (keys := parse_qs(parts.query).get(param)):
             return Refusal(
                 "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param
             )
-        return None
+        secret, _, after = parts.fragment.partition("?")  # as robot_address reads it
+        key = keys[0] + (f"#{secret}" if secret else "")
+        if not pattern.fullmatch(key):  # not said back: it is a credential
+            form = Refusal("a robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
+            return Refusal(
+                "the %(param)s= of this %(kind)s robot URL is not %(form)s (options go after "
+                "it with &, e.g. &%(option)s=...)",
+                param=param,
+                kind=kind,
+                form=form,
+                option=sorted(ROBOT_OPTIONS[kind])[0],
+            )
+        pairs = [*parts.query.split("&"), after]
+        options = "&".join(p for p in pairs if p and p.partition("=")[0] != param)
+        return _options_problem(kind, options) if options else None
     address, sep, options = value.partition("?")
-    pattern = ROBOT_KEY if kind == "wecom" else DING_ADDRESS
     if not pattern.fullmatch(address):
         form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
         return Refusal(
