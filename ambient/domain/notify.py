@@ -318,6 +318,15 @@ def redact_target(channel: str, target: str) -> str:
 APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
 
 
+@functools.lru_cache(maxsize=256)
+def apprise_reads(value: str) -> bool:
+    """Whether Apprise reads ``value`` as a URL of one of its services (one missing its token,
+    or with an ID of the wrong form, it does not: every send of it would fail)."""
+    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
+
+    return apprise.Apprise.instantiate(value) is not None
+
+
 # One URL is read here several times a delivery (checked, aimed, shown): Apprise's parse is
 # ~1 ms of CPU, and its answer depends on the text alone.
 @functools.lru_cache(maxsize=256)

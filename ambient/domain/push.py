@@ -28,6 +28,7 @@ from ambient.domain.notify import (
     NotificationKind,
     Target,
     apprise_http_url,
+    apprise_reads,
 )
 from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
@@ -160,10 +161,9 @@ def _apprise_problem(value: str) -> Refusal | None:
         return Refusal(
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
         )
-    if scheme in APPRISE_HTTP:
-        aimed = apprise_http_url(value)
-        return _url_problem(aimed) if aimed else None
-    if scheme not in APPRISE_HOSTED:
+    if scheme in APPRISE_HTTP and (aimed := apprise_http_url(value)):
+        return _url_problem(aimed) or _unread(scheme, value)
+    if scheme not in APPRISE_HOSTED | APPRISE_HTTP:
         # mailto, mqtt, irc, xmpp, smpp, ... reach a host of the URL's choosing by protocols the
         # destination guard cannot check.
         return Refusal(
@@ -172,7 +172,18 @@ def _apprise_problem(value: str) -> Refusal | None:
             "HTTP one (ntfy://, gotify://, json://, ...) or a webhook target",
             scheme=scheme,
         )
-    return None
+    return _unread(scheme, value)
+
+
+def _unread(scheme: str, value: str) -> Refusal | None:
+    # Its token is not said back: the refusal may be logged.
+    if apprise_reads(value):
+        return None
+    return Refusal(
+        "Apprise cannot read this %(scheme)s:// URL (a token or ID missing or of the wrong "
+        "form): write it as that service's page in the Apprise docs shows",
+        scheme=scheme,
+    )
 
 
 def _robot_problem(kind: str, value: str) -> Refusal | None:

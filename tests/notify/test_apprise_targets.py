@@ -1,0 +1,31 @@
+"""An Apprise target is one Apprise can read, or it is refused where it is saved."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.notify.test_push_config import api  # noqa: F401  (the API as bob)
+
+TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654"
+
+
+async def test_an_apprise_url_apprise_cannot_read_is_refused_when_saved(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    # A Telegram URL without its bot token, a Slack or Discord one missing its tokens: saved,
+    # each failed every send for good ("not a valid Apprise URL"), found only then.
+    for target in ("tgram://", "tgram://987654/", "slack://nothing", "discord://x", "feishu://"):
+        answer = await api.put(
+            "/users/me/push", json={"channels": [{"type": "apprise", "target": target}]}
+        )
+        assert answer.status_code == 422, (target, answer.text)
+        detail = answer.json()["detail"][0]
+        assert detail["loc"] == ["body", "channels", 0, "target"], target
+        scheme = target.partition("://")[0]
+        assert f"Apprise cannot read this {scheme}:// URL" in detail["msg"], detail["msg"]
+    assert (await api.get("/users/me/push")).json()["channels"] == []  # nothing stored
+    saved = await api.put(
+        "/users/me/push", json={"channels": [{"type": "apprise", "target": TELEGRAM}]}
+    )
+    assert saved.status_code == 200, saved.text
+    assert (await api.get("/users/me/push")).json()["channels"][0]["target"] == TELEGRAM
