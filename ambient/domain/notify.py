@@ -213,17 +213,22 @@ class Target(UserConfig):
 ROBOT_KEYS = {"wecom": "key", "dingtalk": "access_token"}  # the key's parameter in robot URLs
 
 
+def is_url(target: str) -> bool:
+    """Whether a robot target is its URL (`http://`, `https://`, the scheme in any case)."""
+    return target[:8].lower().startswith(("http://", "https://"))
+
+
 def robot_address(
     target: str, key_param: str, resolve: Callable[[str], str] = str
 ) -> tuple[str, dict[str, list[str]]]:
     """(key, options) of a robot target: the key, `secret:NAME` (``resolve``d) or the robot's
     URL, each optionally followed by `?options`; a URL's fragment (#SIGN_SECRET) is kept."""
-    if target.startswith(("http://", "https://")):
+    if is_url(target):
         reference, options = target, ""
     else:
         reference, _, options = target.partition("?")
     value = resolve(reference)
-    if value.startswith(("http://", "https://")):
+    if is_url(value):
         parts = urlsplit(value)
         query = parse_qs(parts.query)
         key = (query.pop(key_param, [""]) or [""])[0]

@@ -29,6 +29,7 @@ from ambient.domain.notify import (
     Target,
     apprise_http_url,
     apprise_reads,
+    is_url,
 )
 from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
@@ -41,6 +42,10 @@ ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.
 ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
+# A vendor's own parameters in a pasted robot URL, dropped (the endpoint is built from the key
+# alone): DingTalk's request signature, stale an hour on (each message is signed here with the
+# #SEC secret), and WeCom's debug.
+ROBOT_URL_DROPPED = {"wecom": {"debug"}, "dingtalk": {"timestamp", "sign"}}
 # Apprise schemes with local effects on the worker machine: never a user's target.
 APPRISE_LOCAL = {
     "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",
@@ -93,25 +98,33 @@ def _secret_problem(kind: str, value: str) -> Refusal | None:
 
 
 def _options_problem(kind: str, query: str) -> Refusal | None:
-    try:
-        options = parse_qs(query, strict_parsing=True)
-    except ValueError:
-        return Refusal("options after ? are not name=value pairs: %(query)s", query=repr(query))
+    # A part is said by its name, a long one by its first characters: a token or the signing
+    # secret pasted where options go must not be quoted into a refusal, a log or an event.
+    for name, eq, _ in (pair.partition("=") for pair in query.split("&") if pair):
+        if kind == "dingtalk" and name.startswith("SEC"):
+            return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
+        if not (name and eq):
+            return Refusal("options after ? are not name=value pairs: %(part)s", part=_shown(name))
+    options = parse_qs(query)
     if unknown := set(options) - ROBOT_OPTIONS[kind]:
         allowed = ", ".join(sorted(ROBOT_OPTIONS[kind]))
         return Refusal(
             "unknown %(kind)s option %(option)s; allowed: %(allowed)s",
             kind=kind,
-            option=repr(sorted(unknown)[0]),
+            option=_shown(sorted(unknown)[0]),
             allowed=allowed,
         )
     for values in options.values():
-        for item in (i for v in values for i in v.split(",")):
+        for item in (i for v in values for i in v.split(",") if i):
             if item not in ("all", "@all") and not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", item):
                 return Refusal(
-                    "not a user id or phone number to mention: %(item)s", item=repr(item)
+                    "not a user id or phone number to mention: %(item)s", item=_shown(item)
                 )
     return None
+
+
+def _shown(part: str) -> str:
+    return repr(part if len(part) <= 16 else part[:4] + "…")
 
 
 def _email_problem(value: str) -> Refusal | None:
@@ -188,30 +201,8 @@ def _unread(scheme: str, value: str) -> Refusal | None:
 
 def _robot_problem(kind: str, value: str) -> Refusal | None:
     pattern = ROBOT_KEY if kind == "wecom" else DING_ADDRESS
-    if value.startswith(("http://", "https://")):
-        # The robot's URL: its key and the options after it (`&mentioned=...`) are checked as
-        # in the key form; unchecked, a misspelled option was saved and silently did nothing.
-        parts = urlsplit(value)
-        param = ROBOT_KEYS[kind]
-        if not (keys := parse_qs(parts.query).get(param)):
-            return Refusal(
-                "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param
-            )
-        secret, _, after = parts.fragment.partition("?")  # as robot_address reads it
-        key = keys[0] + (f"#{secret}" if secret else "")
-        if not pattern.fullmatch(key):  # not said back: it is a credential
-            form = Refusal("a robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
-            return Refusal(
-                "the %(param)s= of this %(kind)s robot URL is not %(form)s (options go after "
-                "it with &, e.g. &%(option)s=...)",
-                param=param,
-                kind=kind,
-                form=form,
-                option=sorted(ROBOT_OPTIONS[kind])[0],
-            )
-        pairs = [*parts.query.split("&"), after]
-        options = "&".join(p for p in pairs if p and p.partition("=")[0] != param)
-        return _options_problem(kind, options) if options else None
+    if is_url(value):
+        return _robot_url_problem(kind, value, pattern)
     address, sep, options = value.partition("?")
     if not pattern.fullmatch(address):
         form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
@@ -221,6 +212,37 @@ def _robot_problem(kind: str, value: str) -> Refusal | None:
             form=form,
         )
     return _options_problem(kind, options) if sep else None
+
+
+def _robot_url_problem(kind: str, value: str, pattern: re.Pattern[str]) -> Refusal | None:
+    # The robot's URL: its key and the options after it (`&mentioned=...`) are checked as in
+    # the key form; unchecked, a misspelled option was saved and silently did nothing.
+    parts = urlsplit(value)
+    param = ROBOT_KEYS[kind]
+    if not (keys := parse_qs(parts.query).get(param)):
+        return Refusal(
+            "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param
+        )
+    secret, _, after = parts.fragment.partition("?")  # as robot_address reads it
+    if kind == "wecom" and parts.fragment:
+        return Refusal("a wecom robot URL ends with its key and options: remove the # and after")
+    if "&" in secret:
+        return Refusal("options after the #SIGN_SECRET go after ?, not &: …#SEC…?at=all")
+    if not pattern.fullmatch(keys[0] + (f"#{secret}" if secret else "")):
+        # Not said back: it is a credential.
+        form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
+        return Refusal(
+            "the %(param)s= of this %(kind)s robot URL is not %(form)s (options go after "
+            "it with &, e.g. &%(option)s=...)",
+            param=param,
+            kind=kind,
+            form=form,
+            option=sorted(ROBOT_OPTIONS[kind])[0],
+        )
+    dropped = ROBOT_URL_DROPPED[kind] | {param}
+    pairs = [*parts.query.split("&"), after]
+    options = "&".join(p for p in pairs if p and p.partition("=")[0] not in dropped)
+    return _options_problem(kind, options) if options else None
 
 
 class QuietHours(UserConfig):

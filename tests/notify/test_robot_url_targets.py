@@ -48,11 +48,11 @@ async def test_a_robot_url_with_a_misspelled_option_or_a_broken_key_is_refused_w
         f"{WECOM_URL}{WECOM_KEY}&mentioned=<b>": ("wecom", "not a user id or phone number"),
         f"{WECOM_URL}{WECOM_KEY[:5]} {WECOM_KEY[5:]}": (
             "wecom",
-            "key= of this wecom robot URL is not a robot key",
+            "key= of this wecom robot URL is not the robot key",
         ),
         f"{WECOM_URL}{WECOM_KEY}?mentioned=@all": (
             "wecom",
-            "key= of this wecom robot URL is not a robot key",
+            "key= of this wecom robot URL is not the robot key",
         ),
         f"{DING_URL}ding-token#SEC abc": (
             "dingtalk",
