@@ -22,13 +22,14 @@ from ambient.domain.notify import (
     Target,
 )
 from ambient.domain.push import target_problem
+from ambient.domain.users import UserCreate
 from ambient.storage.repositories import DeliveryRepository
 from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.notify.standins import DING_SECRET, DING_TOKEN, WECOM_KEY, PushEndpoints
 from tests.notify.test_deliver_later import _events
 from tests.notify.test_delivery import _alice_pushing
-from tests.notify.test_push_config import api  # noqa: F401  (the API as bob)
+from tests.notify.test_push_config import _tools, api  # noqa: F401  (the API as bob)
 from tests.notify.test_robot_url_targets import DING_URL, WECOM_URL
 
 ALARM = Message(title="Disk 91%", body="node-3", kind=NotificationKind.WATCH)
@@ -155,3 +156,20 @@ def test_a_robot_url_refused_says_what_is_really_wrong(target: str, said: str, u
     kind = "wecom" if "qyapi" in target else "dingtalk"
     problem = str(target_problem(Target(type=kind, target=target)))
     assert said in problem and unsaid not in problem, problem
+
+
+async def test_the_push_tool_refuses_a_broken_robot_url_naming_the_field(deps: WorkerDeps) -> None:
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        await session.commit()
+    target = f"{WECOM_URL}{WECOM_KEY}&mention=@all"
+    async with _tools(deps, "alice") as client:
+        refused = await client.call_tool(
+            "set_push_config", {"channels": [{"type": "wecom", "target": target}]}
+        )
+        current = await client.call_tool("get_push_config", {})
+    text = refused.content[0].text  # type: ignore[union-attr]
+    assert refused.is_error and "push config not changed" in text, text
+    assert "channels.0.target" in text and "unknown wecom option 'mention'" in text, text
+    assert current.structured_content is not None
+    assert current.structured_content["channels"] == []
