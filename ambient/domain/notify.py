@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -323,30 +325,43 @@ def redact_target(channel: str, target: str) -> str:
 APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
 
 
-@functools.lru_cache(maxsize=256)
-def apprise_reads(value: str) -> bool:
-    """Whether Apprise reads ``value`` as a URL of one of its services (one missing its token,
-    or with an ID of the wrong form, it does not: every send of it would fail)."""
-    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
+class _TypoQuiet(logging.Filter):
+    """Apprise logs a URL it cannot read at ERROR ("Unparseable Telegram URL"): a user's typo,
+    refused as such where it is checked, not the server's failure; dropped there."""
 
-    return apprise.Apprise.instantiate(value) is not None
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno <= logging.DEBUG or not _READING.get()
+
+
+_READING: ContextVar[bool] = ContextVar("apprise_reading", default=False)
+_TYPO_QUIET = _TypoQuiet()
 
 
 # One URL is read here several times a delivery (checked, aimed, shown): Apprise's parse is
 # ~1 ms of CPU, and its answer depends on the text alone.
 @functools.lru_cache(maxsize=256)
+def apprise_plugin(value: str) -> Any | None:
+    """Apprise's reading of ``value``: the plugin of its service, or None (a token missing, an
+    ID of the wrong form: every send of it would fail)."""
+    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
+
+    logging.getLogger("apprise").addFilter(_TYPO_QUIET)  # once: a filter is added once
+    reading = _READING.set(True)
+    try:
+        return apprise.Apprise.instantiate(value)
+    finally:
+        _READING.reset(reading)
+
+
 def apprise_http_url(value: str) -> str | None:
     """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard):
     the host as Apprise itself reads it (json://a@X@Y posts to X), else after the last `@`;
     None in a hosted mode, where the first part is a token (notica://TOKEN, ntfy://TOPIC)."""
-    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
-
     scheme, _, rest = value.partition("://")
     scheme = scheme.lower()
     secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    plugin = apprise.Apprise.instantiate(value)
-    if plugin is not None:  # else Apprise refuses it at send
+    if (plugin := apprise_plugin(value)) is not None:  # else Apprise refuses it at send
         if not plugin.host or getattr(plugin, "mode", None) in APPRISE_HOSTED_MODES:
             return None  # the service's own address (trigv://KEY, notifico://ID/HOOK)
         secure = bool(plugin.secure)

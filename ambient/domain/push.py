@@ -28,7 +28,7 @@ from ambient.domain.notify import (
     NotificationKind,
     Target,
     apprise_http_url,
-    apprise_reads,
+    apprise_plugin,
     is_url,
 )
 from ambient.domain.users import HHMM, phone_problem
@@ -190,7 +190,7 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 def _unread(scheme: str, value: str) -> Refusal | None:
     # Its token is not said back: the refusal may be logged.
-    if apprise_reads(value):
+    if apprise_plugin(value) is not None:
         return None
     return Refusal(
         "Apprise cannot read this %(scheme)s:// URL (a token or ID missing or of the wrong "

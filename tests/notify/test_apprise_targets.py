@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+import logging
 
+import httpx
+import pytest
+
+from ambient.domain.notify import Target
+from ambient.domain.push import target_problem
+from tests.conftest import unique
 from tests.notify.test_push_config import api  # noqa: F401  (the API as bob)
 
 TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654"
@@ -29,3 +35,12 @@ async def test_an_apprise_url_apprise_cannot_read_is_refused_when_saved(
     )
     assert saved.status_code == 200, saved.text
     assert (await api.get("/users/me/push")).json()["channels"][0]["target"] == TELEGRAM
+
+
+def test_an_apprise_url_refused_is_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    # Apprise logs a user's typo at ERROR ("Unparseable Telegram URL"), which reads as the
+    # server's own failure: the refusal says it, the log keeps it at DEBUG at most.
+    typo = f"tgram://{unique('bot')}/"
+    with caplog.at_level(logging.DEBUG):
+        assert target_problem(Target(type="apprise", target=typo)) is not None
+    assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
