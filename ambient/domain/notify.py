@@ -208,11 +208,16 @@ class Target(UserConfig):
         if self.type == "sms":
             return PHONE_JUNK.sub("", self.target)
         if self.type in ROBOT_KEYS:
-            return robot_address(self.target, ROBOT_KEYS[self.type])
+            return robot_address(self.target, self.type)
         return self.target
 
 
 ROBOT_KEYS = {"wecom": "key", "dingtalk": "access_token"}  # the key's parameter in robot URLs
+# A vendor's own parameters in a pasted robot URL, dropped (the endpoint is built from the key
+# alone): DingTalk's request signature, stale an hour on (each message is signed here with the
+# #SEC secret), and WeCom's debug. Dropped where a URL is read, so the check, the dedup and the
+# send read it alike (kept, `…&debug=1` and the key were two destinations).
+ROBOT_URL_DROPPED = {"wecom": {"debug"}, "dingtalk": {"timestamp", "sign"}}
 
 
 def is_url(target: str) -> bool:
@@ -221,10 +226,12 @@ def is_url(target: str) -> bool:
 
 
 def robot_address(
-    target: str, key_param: str, resolve: Callable[[str], str] = str
+    target: str, kind: str, resolve: Callable[[str], str] = str
 ) -> tuple[str, dict[str, list[str]]]:
-    """(key, options) of a robot target: the key, `secret:NAME` (``resolve``d) or the robot's
-    URL, each optionally followed by `?options`; a URL's fragment (#SIGN_SECRET) is kept."""
+    """(key, options) of a ``kind`` robot's target: the key, `secret:NAME` (``resolve``d) or
+    the robot's URL, each optionally followed by `?options`; a URL's fragment (#SIGN_SECRET) is
+    kept, its vendor's own parameters (ROBOT_URL_DROPPED) are not."""
+    key_param = ROBOT_KEYS[kind]
     if is_url(target):
         reference, options = target, ""
     else:
@@ -245,6 +252,8 @@ def robot_address(
         query = parse_qs(inline)
     for name, values in parse_qs(options).items():
         query.setdefault(name, []).extend(values)
+    for name in ROBOT_URL_DROPPED[kind] if is_url(value) else ():
+        query.pop(name, None)
     return key, query
 
 

@@ -25,6 +25,7 @@ from ambient.domain.notify import (
     CHANNEL_TYPES,
     MAX_TARGETS,
     ROBOT_KEYS,
+    ROBOT_URL_DROPPED,
     NotificationKind,
     Target,
     apprise_http_url,
@@ -42,10 +43,6 @@ ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.
 ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
-# A vendor's own parameters in a pasted robot URL, dropped (the endpoint is built from the key
-# alone): DingTalk's request signature, stale an hour on (each message is signed here with the
-# #SEC secret), and WeCom's debug.
-ROBOT_URL_DROPPED = {"wecom": {"debug"}, "dingtalk": {"timestamp", "sign"}}
 # Apprise schemes with local effects on the worker machine: never a user's target.
 APPRISE_LOCAL = {
     "windows", "macosx", "dbus", "kde", "qt", "glib", "gnome", "syslog", "rsyslog", "file",

@@ -139,8 +139,16 @@ async def test_robot_urls_in_the_vendors_own_forms_saved_before_still_send(
     notify = NotifyActivities(deps.db, _with_dingtalk(deps, base))
     await _saved_before(deps, *({"type": k, "target": t} for k, t in SIGNED_FORMS))
     _, deliveries = await _pushed(ts_env, notify)
-    assert [(d.status, d.error) for d in deliveries] == [(DeliveryStatus.SENT, None)] * 3
-    assert sorted(channel for channel, _ in state.received) == ["dingtalk", "wecom", "wecom"]
+    # The two WeCom forms name one robot: its group gets the message once.
+    assert [(d.status, d.error) for d in deliveries] == [(DeliveryStatus.SENT, None)] * 2
+    assert sorted(channel for channel, _ in state.received) == ["dingtalk", "wecom"]
+
+
+def test_a_robot_url_with_the_vendors_own_parameters_is_the_robot_itself() -> None:
+    # `…?key=K&debug=1` and `K` were two destinations: one group got each message twice.
+    ding, wecom = (Target(type=kind, target=target) for kind, target in SIGNED_FORMS[:2])
+    assert ding.same_destination(Target(type="dingtalk", target=f"{DING_TOKEN}#{DING_SECRET}"))
+    assert wecom.same_destination(Target(type="wecom", target=WECOM_KEY))
 
 
 @pytest.mark.parametrize(
