@@ -97,9 +97,9 @@ def _secret_problem(kind: str, value: str) -> Refusal | None:
 def _options_problem(kind: str, query: str) -> Refusal | None:
     # A part is said by its name, a long one by its first characters: a token or the signing
     # secret pasted where options go must not be quoted into a refusal, a log or an event.
+    if problem := _secret_pasted(kind, query.split("&")):
+        return problem
     for name, eq, _ in (pair.partition("=") for pair in query.split("&") if pair):
-        if kind == "dingtalk" and name.startswith("SEC"):
-            return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
         if not (name and eq):
             return Refusal("options after ? are not name=value pairs: %(part)s", part=_shown(name))
     options = parse_qs(query)
@@ -201,6 +201,8 @@ def _robot_problem(kind: str, value: str) -> Refusal | None:
     if is_url(value):
         return _robot_url_problem(kind, value, pattern)
     address, sep, options = value.partition("?")
+    if kind == "dingtalk" and "&" in address.partition("#")[2]:
+        return _after_secret("TOKEN")
     if not pattern.fullmatch(address):
         form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
         return Refusal(
@@ -224,7 +226,7 @@ def _robot_url_problem(kind: str, value: str, pattern: re.Pattern[str]) -> Refus
     if kind == "wecom" and parts.fragment:
         return Refusal("a wecom robot URL ends with its key and options: remove the # and after")
     if "&" in secret:
-        return Refusal("options after the #SIGN_SECRET go after ?, not &: …#SEC…?at=all")
+        return _after_secret("…")
     if not pattern.fullmatch(keys[0] + (f"#{secret}" if secret else "")):
         # Not said back: it is a credential.
         form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
@@ -236,10 +238,27 @@ def _robot_url_problem(kind: str, value: str, pattern: re.Pattern[str]) -> Refus
             form=form,
             option=sorted(ROBOT_OPTIONS[kind])[0],
         )
+    pairs = [*parts.query.split("&"), *after.split("&")]
+    if problem := _secret_pasted(kind, pairs):  # a dropped sign=SEC… too: every send failed
+        return problem
     dropped = ROBOT_URL_DROPPED[kind] | {param}
-    pairs = [*parts.query.split("&"), after]
     options = "&".join(p for p in pairs if p and p.partition("=")[0] not in dropped)
     return _options_problem(kind, options) if options else None
+
+
+def _after_secret(start: str) -> Refusal:
+    # The hint in the form the target was written: `TOKEN#SEC…` or the URL's `…#SEC…`.
+    return Refusal(
+        "options after the #SIGN_SECRET go after ?, not &: %(start)s#SEC…?at=all", start=start
+    )
+
+
+def _secret_pasted(kind: str, pairs: list[str]) -> Refusal | None:
+    # DingTalk's signing secret (SEC…) as an option's name or value, or in a list of mentions.
+    for name, _, value in (pair.partition("=") for pair in pairs):
+        if kind == "dingtalk" and any(p.startswith("SEC") for p in (name, *value.split(","))):
+            return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
+    return None
 
 
 class QuietHours(UserConfig):

@@ -40,6 +40,13 @@ MISPLACED = {  # the secret pasted where options go
     f"{DING_URL}{DING_TOKEN}#{LEAKED}?{LEAKED}",
     f"{DING_TOKEN}?{LEAKED}",
     f"{DING_URL}{DING_TOKEN}&{LEAKED}=",
+    # As a value: a dropped sign= (saved, every send failed 310000), an unknown option (named
+    # as such), a mention (its first characters shown).
+    f"{DING_URL}{DING_TOKEN}&sign={LEAKED}",
+    f"{DING_URL}{DING_TOKEN}&secret={LEAKED}",
+    f"{DING_URL}{DING_TOKEN}&at={LEAKED}",
+    f"{DING_URL}{DING_TOKEN}#{DING_SECRET}?timestamp=1&at=all,{LEAKED}",
+    f"{DING_TOKEN}?at={LEAKED}",
 }
 
 
@@ -85,9 +92,8 @@ async def test_a_robot_url_refused_for_a_misplaced_secret_never_says_the_secret(
         said = json.dumps([error["msg"] for error in answer.json()["detail"]])
         assert answer.status_code == 422 and _no_secret(said), said
     # An unknown option or a mention is named, a long one by its first characters alone.
-    for target in (f"{DING_URL}{DING_TOKEN}&{LEAKED}=x", f"{DING_URL}{DING_TOKEN}&at={LEAKED}"):
-        problem = target_problem(Target(type="dingtalk", target=target))
-        assert problem is not None and _no_secret(str(problem)), str(problem)
+    problem = target_problem(Target(type="dingtalk", target=f"{DING_URL}{DING_TOKEN}&{LEAKED}=x"))
+    assert problem is not None and _no_secret(str(problem)), str(problem)
     assert (await api.get("/users/me/push")).json()["channels"] == []
 
 
@@ -155,7 +161,11 @@ def test_a_robot_url_with_the_vendors_own_parameters_is_the_robot_itself() -> No
     ("target", "said", "unsaid"),
     [
         # The options after the secret with & (read as part of it): show where they go.
-        (f"{DING_URL}{DING_TOKEN}#{DING_SECRET}&at=all", "#SEC…?at=all", "options go after"),
+        (f"{DING_URL}{DING_TOKEN}#{DING_SECRET}&at=all", "…#SEC…?at=all", "options go after"),
+        # The key form said the same was no DingTalk target at all.
+        (f"{DING_TOKEN}#{DING_SECRET}&at=all", "TOKEN#SEC…?at=all", "not a dingtalk target"),
+        # Each option after `#SEC…?` is read by its name (the first one's dropped them all).
+        (f"{DING_URL}{DING_TOKEN}#{DING_SECRET}?timestamp=1&at=<b>", "'<b>'", "#SEC"),
         # A WeCom robot URL has no fragment: its key was said not to be a robot key.
         (f"{WECOM_URL}{WECOM_KEY}#top", "#", "not the robot key"),
     ],
