@@ -104,7 +104,9 @@ async def test_a_stored_robot_url_with_a_misplaced_secret_fails_at_send_without_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     state, base = endpoints
-    notify = await _alice_pushing(deps, base)
+    await _alice_pushing(deps, base)
+    # DingTalk at the stand-ins too: a send the check let through lands there, not at DingTalk.
+    notify = NotifyActivities(deps.db, _with_dingtalk(deps, base))
     await _saved_before(deps, {"type": "dingtalk", "target": f"{DING_URL}{DING_TOKEN}&{LEAKED}"})
     with caplog.at_level(logging.DEBUG):
         key, deliveries = await _pushed(ts_env, notify)
