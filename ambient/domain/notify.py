@@ -335,11 +335,13 @@ APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
 
 
 class _TypoQuiet(logging.Filter):
-    """Apprise logs a URL it cannot read at ERROR ("Unparseable Telegram URL"): a user's typo,
-    refused as such where it is checked, not the server's failure; dropped there."""
+    """Apprise logs a URL it cannot read at ERROR ("Unparseable Telegram URL", "Could not load
+    Telegram URL"): a user's typo, refused as such where it is checked, not the server's
+    failure; dropped there. Its other records (a plugin disabled on this system) are kept."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno <= logging.DEBUG or not _READING.get()
+        typo = str(record.msg).startswith(("Unparseable", "Could not load"))
+        return record.levelno <= logging.DEBUG or not (typo and _READING.get())
 
 
 _READING: ContextVar[bool] = ContextVar("apprise_reading", default=False)
@@ -360,6 +362,14 @@ def apprise_plugin(value: str) -> Any | None:
         return apprise.Apprise.instantiate(value)
     finally:
         _READING.reset(reading)
+
+
+def apprise_disabled(scheme: str) -> bool:
+    """Whether Apprise disabled ``scheme``'s plugin on this machine (its requirements missing):
+    every URL of it is refused, the operator's to fix, not the user's."""
+    from apprise.apprise import N_MGR
+
+    return scheme in N_MGR and not N_MGR[scheme].enabled
 
 
 def apprise_http_url(value: str) -> str | None:

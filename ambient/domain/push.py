@@ -7,6 +7,7 @@ allow-listed networks) is decided in `ambient.clients.notify.targets`.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import time
 from email.utils import parseaddr
@@ -28,6 +29,7 @@ from ambient.domain.notify import (
     ROBOT_URL_DROPPED,
     NotificationKind,
     Target,
+    apprise_disabled,
     apprise_http_url,
     apprise_plugin,
     is_url,
@@ -35,6 +37,7 @@ from ambient.domain.notify import (
 from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
+log = logging.getLogger(__name__)
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
@@ -186,6 +189,15 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 
 def _unread(scheme: str, value: str) -> Refusal | None:
+    if apprise_disabled(scheme):
+        log.warning(
+            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
+        )
+        return Refusal(
+            "Apprise %(scheme)s:// is not available on this server: use another service, or "
+            "ask the operator to install what it needs",
+            scheme=scheme,
+        )
     # Its token is not said back: the refusal may be logged.
     if apprise_plugin(value) is not None:
         return None

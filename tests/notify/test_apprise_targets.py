@@ -44,3 +44,19 @@ def test_an_apprise_url_refused_is_not_logged_as_an_error(caplog: pytest.LogCapt
     with caplog.at_level(logging.DEBUG):
         assert target_problem(Target(type="apprise", target=typo)) is not None
     assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+def test_an_apprise_service_disabled_on_the_server_is_said_as_the_servers(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plugin Apprise disables on this machine (its requirements missing): its "is disabled on
+    # this system" was dropped with the typos, and the user was told their URL was wrong.
+    from apprise.apprise import N_MGR
+
+    monkeypatch.setattr(N_MGR["tgram"], "enabled", False)
+    target = Target(type="apprise", target=f"{TELEGRAM}{unique('x')}")
+    with caplog.at_level(logging.DEBUG):
+        problem = str(target_problem(target))
+    assert "not available on this server" in problem and "cannot read" not in problem, problem
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("tgram://" in line and "disabled" in line for line in warned), warned
