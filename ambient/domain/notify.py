@@ -335,13 +335,14 @@ APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
 
 
 class _TypoQuiet(logging.Filter):
-    """Apprise logs a URL it cannot read at ERROR ("Unparseable Telegram URL", "Could not load
-    Telegram URL"): a user's typo, refused as such where it is checked, not the server's
-    failure; dropped there. Its other records (a plugin disabled on this system) are kept."""
+    """Apprise logs a URL it cannot read at ERROR or WARNING ("Unparseable Telegram URL", "An
+    invalid Slack Token (…) was specified"), quoting what was typed, a token perhaps: a user's
+    typo, refused as such where it is checked, not the server's failure, and no log's to keep.
+    Every record above DEBUG is dropped while a URL is read (a plugin disabled on this system
+    is asked before, `apprise_disabled`, and logged by the check)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        typo = str(record.msg).startswith(("Unparseable", "Could not load"))
-        return record.levelno <= logging.DEBUG or not (typo and _READING.get())
+        return record.levelno <= logging.DEBUG or not _READING.get()
 
 
 _READING: ContextVar[bool] = ContextVar("apprise_reading", default=False)

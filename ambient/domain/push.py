@@ -12,7 +12,7 @@ import re
 from datetime import time
 from email.utils import parseaddr
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -174,6 +174,15 @@ def _apprise_problem(value: str) -> Refusal | None:
         return Refusal(
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
         )
+    if scheme in APPRISE_HOSTED | APPRISE_HTTP and apprise_disabled(scheme):  # before it is read
+        log.warning(
+            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
+        )
+        return Refusal(
+            "Apprise %(scheme)s:// is not available on this server: use another service, or "
+            "ask the operator to install what it needs",
+            scheme=scheme,
+        )
     if scheme in APPRISE_HTTP and (aimed := apprise_http_url(value)):
         return _url_problem(aimed) or _unread(scheme, value)
     if scheme not in APPRISE_HOSTED | APPRISE_HTTP:
@@ -189,15 +198,6 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 
 def _unread(scheme: str, value: str) -> Refusal | None:
-    if apprise_disabled(scheme):
-        log.warning(
-            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
-        )
-        return Refusal(
-            "Apprise %(scheme)s:// is not available on this server: use another service, or "
-            "ask the operator to install what it needs",
-            scheme=scheme,
-        )
     # Its token is not said back: the refusal may be logged.
     if apprise_plugin(value) is not None:
         return None
@@ -266,9 +266,13 @@ def _after_secret(start: str) -> Refusal:
 
 
 def _secret_pasted(kind: str, pairs: list[str]) -> Refusal | None:
-    # DingTalk's signing secret (SEC…) as an option's name or value, or in a list of mentions.
+    # DingTalk's signing secret (SEC…) as an option's name or value, or in a list of mentions,
+    # as written or decoded (`%2CSEC…`, `+SEC…`).
+    if kind != "dingtalk":
+        return None
     for name, _, value in (pair.partition("=") for pair in pairs):
-        if kind == "dingtalk" and any(p.startswith("SEC") for p in (name, *value.split(","))):
+        parts = (name, *value.split(","), *re.split(r"[,\s]+", unquote_plus(value)))
+        if any(p.startswith("SEC") for p in parts):
             return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
     return None
 

@@ -47,6 +47,10 @@ MISPLACED = {  # the secret pasted where options go
     f"{DING_URL}{DING_TOKEN}&at={LEAKED}",
     f"{DING_URL}{DING_TOKEN}#{DING_SECRET}?timestamp=1&at=all,{LEAKED}",
     f"{DING_TOKEN}?at={LEAKED}",
+    # Behind an encoded comma or space (its first character was shown as a mention's).
+    f"{DING_URL}{DING_TOKEN}&at=138%2C{LEAKED}",
+    f"{DING_TOKEN}?at=1%2C{LEAKED}",
+    f"{DING_TOKEN}?at=1+{LEAKED}",
 }
 
 
