@@ -17,6 +17,7 @@ from ambient.clients.tencent.errors import (
     TencentAuthError,
     TencentClockError,
     TencentCloudError,
+    TencentListChangedError,
     TencentRetryableError,
 )
 from ambient.remediation.views import RemediationSummary
@@ -438,6 +439,13 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "腾讯云那边的回答不是它的接口该有的样子，看不到集群。请让运维检查到腾讯云的网络代理和接口地址设置。",
                 "Tencent Cloud's answer was not what its API gives, so I can't see the clusters."
                 " Please ask an operator to check the proxy and endpoint set for Tencent Cloud.",
+            )
+        except TencentListChangedError:
+            # Reached at every page: a cluster made or removed meanwhile, at each of the reads.
+            return say(
+                "腾讯云的集群列表在读的时候一直在变，连读三次都没读完整。请过一会儿再问。",
+                "Tencent Cloud's cluster list kept changing while I read it, three times over."
+                " Please ask again in a moment.",
             )
         except TencentRetryableError:
             return say(
