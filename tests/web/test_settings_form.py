@@ -306,8 +306,10 @@ async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
     again = await page.post("/app/xiaozhi/devices/withdraw", data=sent, follow_redirects=True)
     assert "'mei' has not allowed aa:bb:cc:00:00:0d" in html.unescape(again.text)
     assert [v.speakers for v in await DeviceService(db).list("lin")] == [[]]
-    # Withdrawn until let back: the card says so and lets them back; then mei may allow it.
-    assert "Withdrawn, may not allow it again until let back: mei" in again.text
+    # Withdrawn until let back: the page says so and lets them back; then mei may allow it.
+    assert (
+        "Withdrawn from your devices, may not allow any of them again until let back: mei"
+    ) in again.text
     form = re.search(r'action="/app/xiaozhi/devices/let-back".*?</form>', again.text, re.S)
     assert form is not None and "Let mei back" in form[0], again.text
     assert dict(re.findall(r'name="(device|speaker)" value="([^"]*)"', form[0])) == sent
@@ -316,3 +318,38 @@ async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
     assert "let-back" not in back.text
     await DeviceService(db).allow("mei", "aa:bb:cc:00:00:0d")
     assert [v.speakers for v in await DeviceService(db).list("lin")] == [["mei"]]
+
+
+async def test_an_owners_withdrawals_are_shown_once_not_on_every_device_card(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    """Withdrawals are the owner's, not a device's: each of the owner's cards said "Withdrawn
+    …: mei" with its own "Let mei back" button, the same names and buttons once per device."""
+    macs = ["aa:bb:cc:00:00:1a", "aa:bb:cc:00:00:1b", "aa:bb:cc:00:00:1c"]
+    for mac in macs:
+        added = await page.post("/app/xiaozhi/devices", data={"device_id": mac})
+        assert added.status_code == 201, added.text
+    async with db.session() as session:
+        for name in ("mei", "kai"):
+            await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    devices = DeviceService(db)
+    for name in ("mei", "kai"):
+        await devices.allow(name, macs[0])
+        await devices.withdraw("lin", macs[0], name)
+    shown = html.unescape((await page.get("/app/settings")).text)
+    cards = shown[shown.index('id="devices"') : shown.index("</ul>", shown.index('id="devices"'))]
+    assert "Withdrawn" not in cards and "let-back" not in cards, cards
+    said = "Withdrawn from your devices, may not allow any of them again until let back: kai, mei"
+    assert shown.count(said) == 1, shown
+    buttons = re.findall(r"<button>Let (\w+) back</button>", shown)
+    assert buttons == ["kai", "mei"], shown
+    form = re.search(r'action="/app/xiaozhi/[a-z/-]*let-back".*?</form>', shown, re.S)
+    assert form is not None
+    back = await page.post(
+        form[0].split('"')[1],
+        data=dict(re.findall(r'name="(\w+)" value="([^"]*)"', form[0])),
+        follow_redirects=True,
+    )
+    assert "kai may allow" in html.unescape(back.text), back.text
+    assert [v.withdrawn for v in await devices.list("lin")] == [["mei"]] * 3
