@@ -310,14 +310,20 @@ async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
     assert (
         "Withdrawn from your devices, may not allow any of them again until let back: mei"
     ) in again.text
-    form = re.search(r'action="/app/xiaozhi/devices/let-back".*?</form>', again.text, re.S)
+    form = re.search(r'action="/app/xiaozhi/withdrawn/let-back".*?</form>', again.text, re.S)
     assert form is not None and "Let mei back" in form[0], again.text
-    assert dict(re.findall(r'name="(device|speaker)" value="([^"]*)"', form[0])) == sent
-    back = await page.post("/app/xiaozhi/devices/let-back", data=sent, follow_redirects=True)
-    assert "mei may allow aa:bb:cc:00:00:0d again." in html.unescape(back.text)
+    owners = dict(re.findall(r'name="(user|speaker)" value="([^"]*)"', form[0]))
+    assert owners == {"user": "lin", "speaker": "mei"}
+    back = await page.post("/app/xiaozhi/withdrawn/let-back", data=owners, follow_redirects=True)
+    assert "mei may allow your devices again." in html.unescape(back.text)
     assert "let-back" not in back.text
     await DeviceService(db).allow("mei", "aa:bb:cc:00:00:0d")
     assert [v.speakers for v in await DeviceService(db).list("lin")] == [["mei"]]
+    # A page from before the owner's form (its button named the device) still lets them back.
+    await page.post("/app/xiaozhi/devices/withdraw", data=sent)
+    back = await page.post("/app/xiaozhi/devices/let-back", data=sent, follow_redirects=True)
+    assert "mei may allow aa:bb:cc:00:00:0d again." in html.unescape(back.text)
+    assert "let-back" not in back.text
 
 
 async def test_an_owners_withdrawals_are_shown_once_not_on_every_device_card(

@@ -1,0 +1,147 @@
+"""An owner's withdrawals outlive their devices: let back naming the owner, no device."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from typer.testing import CliRunner
+
+from ambient.settings import Settings
+from tests.support.admins import admin_headers
+from tests.support.pages import signed_in
+from tests.voice.support import register, voice_api
+
+MAC, LATER = "aa:bb:cc:dd:ee:6a", "aa:bb:cc:dd:ee:6b"
+
+
+async def test_an_owner_with_no_device_left_lets_a_withdrawn_member_back(
+    settings: Settings,
+) -> None:
+    """Let back named a device of the owner's: one who had removed every device kept the
+    withdrawal for good, and a device registered naming that member was refused at speakers
+    with advice ("naming any device of the owner's") nobody could follow. The withdrawal is
+    named by its owner now; who may lift it is checked as before, and it is audited."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "wd1-owner")
+        lin = await register(http, settings, "wd1-lin")
+        await register(http, settings, "wd1-mei")
+        admin = await admin_headers(settings)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        for who in (lin, owner):  # mei allows nothing: her name is never withdrawn
+            await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=who)
+        await http.delete(f"/xiaozhi/devices/{MAC}/speakers/wd1-lin", headers=owner)
+        assert (await http.delete(f"/xiaozhi/devices/{MAC}", headers=owner)).is_success
+
+        listed = await http.get("/xiaozhi/withdrawn", headers=owner)
+        assert listed.json() == [{"user": "wd1-owner", "withdrawn": ["wd1-lin"]}], listed.text
+        assert (await http.get("/xiaozhi/withdrawn", headers=lin)).json() == []
+        # The member may not lift it, nor name another owner's.
+        self_back = await http.delete("/xiaozhi/withdrawn/wd1-lin?user=wd1-owner", headers=lin)
+        assert self_back.status_code == 403, self_back.text
+        typo = await http.delete("/xiaozhi/withdrawn/wd1-mei", headers=owner)
+        assert typo.status_code == 422, typo.text
+        [error] = typo.json()["detail"]
+        assert (error["loc"], error["msg"]) == (
+            ["path", "name"],
+            "'wd1-mei' is not withdrawn from wd1-owner's devices; withdrawn: wd1-lin; nothing"
+            " changed",
+        )
+        back = await http.delete("/xiaozhi/withdrawn/wd1-lin", headers=owner)
+        assert (back.status_code, back.json()) == (
+            200,
+            {"user": "wd1-owner", "withdrawn": []},
+        ), back.text
+        # Now a device of the owner's may be registered naming them, and they may allow it.
+        body = {"device_id": LATER, "user": "wd1-owner", "speakers": ["wd1-lin"]}
+        added = await http.post("/xiaozhi/devices", json=body, headers=admin)
+        assert added.status_code == 201, added.text
+
+        # An admin names the owner; audited as the device form is, the owner as its subject.
+        await http.delete(f"/xiaozhi/devices/{LATER}/speakers/wd1-lin", headers=admin)
+        await http.delete(f"/xiaozhi/devices/{LATER}", headers=admin)
+        by_admin = await http.delete("/xiaozhi/withdrawn/wd1-lin?user=wd1-owner", headers=admin)
+        assert by_admin.status_code == 200, by_admin.text
+        audit = await http.get(
+            "/audit", params={"action": "xiaozhi.device.let_back"}, headers=admin
+        )
+    assert [(a["actor"], a["subject"], a["detail"]) for a in audit.json()] == [
+        (actor, "xiaozhi-owner:wd1-owner", {"user": "wd1-owner", "speaker": "wd1-lin"})
+        for actor in ("wd1-owner", "admin")
+    ]
+
+
+async def test_a_device_refused_at_speakers_says_how_to_let_the_member_back_without_a_device(
+    settings: Settings,
+) -> None:
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "wd2-owner")
+        lin = await register(http, settings, "wd2-lin")
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        await http.delete(f"/xiaozhi/devices/{MAC}/speakers/wd2-lin", headers=owner)
+        await http.delete(f"/xiaozhi/devices/{MAC}", headers=owner)
+        body = {"device_id": LATER, "user": "wd2-owner", "speakers": ["wd2-lin"]}
+        refused = await http.post(
+            "/xiaozhi/devices", json=body, headers=await admin_headers(settings)
+        )
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["msg"] == (
+        "speakers: wd2-lin withdrawn from wd2-owner's devices: let them back first (ambient "
+        "xiaozhi device let-back --user wd2-owner NAME, or DELETE "
+        "/xiaozhi/withdrawn/NAME?user=wd2-owner), or register it without them; nothing changed"
+    )
+
+
+async def test_the_settings_page_lets_a_withdrawn_member_back_with_no_device_left(
+    settings: Settings,
+) -> None:
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "wd3-owner")
+        lin = await register(http, settings, "wd3-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=owner)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)
+        await http.delete(f"/xiaozhi/devices/{MAC}/speakers/wd3-lin", headers=owner)
+        await http.delete(f"/xiaozhi/devices/{MAC}", headers=owner)
+        token = owner["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            shown = html.unescape((await page.get("/app/settings")).text)
+            assert "No 小智 devices yet." in shown
+            said = "Withdrawn from your devices, may not allow any of them again until let back"
+            assert f"{said}: wd3-lin" in shown, shown
+            form = re.search(r'<form[^>]*action="([^"]*let-back)".*?</form>', shown, re.S)
+            assert form is not None and "Let wd3-lin back" in form[0], shown
+            sent = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form[0]))
+            back = await page.post(form[1], data=sent, follow_redirects=True)
+        assert "wd3-lin may allow your devices again." in html.unescape(back.text), back.text
+        assert said not in html.unescape(back.text)
+        assert (await http.get("/xiaozhi/withdrawn", headers=owner)).json() == []
+
+
+def test_the_operator_lets_a_withdrawn_member_back_naming_the_owner(settings: Settings) -> None:
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    for name in ("wd4-owner", "wd4-mei"):
+        assert runner.invoke(cli, ["user", "create", name], env=env).exit_code == 0
+    add = ["xiaozhi", "device", "add", "--user", "wd4-owner", MAC, "--speaker", "wd4-mei"]
+    assert runner.invoke(cli, add, env=env).exit_code == 0
+    for step in (["withdraw", MAC, "wd4-mei"], ["remove", MAC]):
+        assert runner.invoke(cli, ["xiaozhi", "device", *step], env=env).exit_code == 0
+    table = runner.invoke(cli, ["xiaozhi", "device", "list"], env=env)
+    assert "wd4-owner's withdrawn (no device left): wd4-mei" in table.output, table.output
+    both = ["xiaozhi", "device", "let-back", "--user", "wd4-owner", MAC, "wd4-mei"]
+    assert runner.invoke(cli, both, env=env).exit_code == 2
+    back = runner.invoke(
+        cli, ["xiaozhi", "device", "let-back", "--user", "wd4-owner", "wd4-mei"], env=env
+    )
+    assert back.exit_code == 0, back.output
+    assert "wd4-mei may allow wd4-owner's devices again" in back.output
+    again = runner.invoke(cli, add, env=env)
+    assert again.exit_code == 0, again.output
+    listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
+    assert [row["speakers"] for row in json.loads(listed.output)] == [["wd4-mei"]]
