@@ -359,3 +359,24 @@ async def test_an_owners_withdrawals_are_shown_once_not_on_every_device_card(
     )
     assert "kai may allow" in html.unescape(back.text), back.text
     assert [v.withdrawn for v in await devices.list("lin")] == [["mei"]] * 3
+
+
+@pytest.mark.parametrize(
+    ("language", "exempt"),
+    [
+        ("en", "A call from a xiaozhi.me 接入点 names a device, never a voice: it acts for you"),
+        ("zh", "从 xiaozhi.me 接入点来的调用只指明音箱、从不带声音，照样替你操作"),
+    ],
+    ids=["en", "zh"],
+)
+async def test_the_voiceprint_warning_says_xiaozhi_me_calls_still_act_for_the_owner(
+    page: httpx.AsyncClient, language: str, exempt: str
+) -> None:
+    """The warning next to the voiceprint id said an unnamed voice may not act once it is set,
+    and not that a xiaozhi.me 接入点's calls are exempt (they name a device, and are the
+    owner's): an owner with only a xiaozhi.me speaker read that setting it stops them."""
+    # lin chose no language: the pages speak the browser's.
+    shown = await page.get("/app/settings", headers={"accept-language": language})
+    warning = re.search(r'<p class="muted" id="voiceprint-warning">([^<]*)</p>', shown.text)
+    assert warning is not None, shown.text
+    assert exempt in html.unescape(warning[1]), warning[1]
