@@ -398,10 +398,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 continue
             # Read with the rights of both the run's user and its sender (a signal names any
             # sender): a secret either may not use is refused, as at the run's own verify.
-            if self.joined_as_sent:
-                reading = await self._read(joined.verify, self.request.user, sender)
-            else:  # a run before the patch: as nobody's
-                reading = await self._read(joined.verify, None)
+            reading = await self._read(joined.verify, self.request.user, sender)
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
@@ -409,7 +406,7 @@ class GradedRemediationWorkflow(RemediationChange):
         return ", ".join(open_ones)
 
     async def _read(
-        self, verify: VerifySpec, owner: str | None, sender: str | None = None
+        self, verify: VerifySpec, owner: str, sender: str | None = None
     ) -> MetricReading:
         """The metric a verify block reads; a failed read is its error, not the run's."""
         source = verify.source.model_dump(mode="json")

@@ -78,10 +78,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# Every ending audits the abort the run heard (an abort that handed the run over wrote no
-# `aborted`), and a cancel that comes while the run records its end lets that record finish
-# (it was left short: its `finished` audit written, its row not) (docs/remediation.md).
-ENDING_WHOLE = "ending-recorded-whole"
 # A joined alert's verify block is read with its sender's rights to the secret it names, as
 # the run's own is with the run's user's (it was read as nobody's) (docs/remediation.md).
 JOINED_AS_SENT = "joined-read-as-sent"
@@ -135,14 +131,14 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): the old path (an abort that handed the run over audited no `aborted`, a
-        # cancel while the run recorded its end cut that record short) is deleted.
-        workflow.deprecate_patch(ENDING_WHOLE)
-        self.joined_as_sent = workflow.patched(JOINED_AS_SENT)
-        self.abort_stop_said = workflow.patched(ABORT_STOP_SAID)
-        self.cancel_closes = workflow.patched(CANCEL_CLOSES)
-        self.cut_push_cancelled = workflow.patched(CUT_PUSH_CANCELLED)
+        # Deprecated where they were asked, as the run starts (docs/deploy.md, "Upgrading
+        # workflow code"): their old paths (a joined alert read as nobody's, an abort that
+        # stopped nothing said to have stopped it, a cancel's write failing for good closing the
+        # run Failed, a cancel cutting the hand-over's push audited as its failure) are deleted.
+        workflow.deprecate_patch(JOINED_AS_SENT)
+        workflow.deprecate_patch(ABORT_STOP_SAID)
+        workflow.deprecate_patch(CANCEL_CLOSES)
+        workflow.deprecate_patch(CUT_PUSH_CANCELLED)
         self.push_cut: str | None = None  # what a cancel cut the hand-over's push with
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
@@ -213,9 +209,6 @@ class RemediationRecords:
         """One of a cancel's writes. Failed for good (after RECORD_RETRY's hour), the next are
         made all the same and the run closes Cancelled, not Failed by the write's error
         (cancel-closes-cancelled); a read of a run Temporal closed writes its row."""
-        if not self.cancel_closes:
-            await write
-            return
         try:
             await write
         except ACTIVITY_FAILED as exc:
@@ -292,7 +285,7 @@ class RemediationRecords:
         the request ("abort"); anyone with the Temporal Web UI can signal one in any name.
         ``ended``: how the run ended where the abort did not end it (resolved, refused...)."""
         said: dict[str, object] = {"ended": ended} if ended else {}
-        if ended == "handed_over" and self.abort_stop_said:
+        if ended == "handed_over":
             said["stopped_it"] = self.abort_stopped_change
         entry = await self._audit(
             f"{self.run_key}/abort",
@@ -411,7 +404,7 @@ class RemediationRecords:
             if run_cancelled(exc) and not ending:
                 # The run's cancellation, not the push's failure: the run cleans up and closes.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
-            if run_cancelled(exc) and self.cut_push_cancelled:
+            if run_cancelled(exc):
                 # Its end's push cut by the cancel (maybe sent, maybe not): no failure of it,
                 # the cancel audited after its end (_hand_over).
                 self.push_cut = cause_of(exc)

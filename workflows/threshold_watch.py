@@ -83,7 +83,9 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
-        self.join_keyed = workflow.patched(JOIN_KEYED)
+        # Deprecated where it was asked (docs/deploy.md, "Upgrading workflow code"): the old
+        # path (a join keyed by each ask's activity, audited again at a re-ask) is deleted.
+        workflow.deprecate_patch(JOIN_KEYED)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -284,7 +286,7 @@ class ThresholdWatchWorkflow(WatchControls):
         summary = f"Remediation of {alert.service} (threshold watch)"
         # The breach's check's key, asked again or not: one join of it is one audit row. Its
         # life (a run id), not its task: a watch's id is a name its owner chose.
-        join_key = f"{self.life}/{self.state.checks}/remediate" if self.join_keyed else None
+        join_key = f"{self.life}/{self.state.checks}/remediate"
         try:
             try:
                 child, joined = await start_remediation(child, request, summary, join_key)

@@ -28,7 +28,7 @@ from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOG_HOURS, MAX_LOGS, CloudReads, look_back
-from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
+from ambient.cloud.workloads import WorkloadSpec
 from ambient.commands import (
     Json,
     Region,
@@ -254,10 +254,6 @@ def _workload(
     )
 
 
-def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]]) -> None:
-    _run(lambda state: work(state.workload_ops))
-
-
 @app.command("create-node-pool")
 def create_node_pool(spec_file: SpecFile, user: User, execute: Execute = False) -> None:
     """Add a TKE node pool from a spec file (cluster_id, name, vpc_id, subnet_ids, ...)."""
@@ -350,7 +346,7 @@ def apply(
     spec = parsed(
         ApplySpec, cluster_id=cluster, documents=_text(file), namespace=namespace, region=region
     )
-    _run_on_cluster(lambda ops: ops.apply_yaml(user, spec, _mode(execute)))
+    _run(lambda s: s.workload_ops.apply_yaml(user, spec, _mode(execute)))
 
 
 @app.command("scale")
@@ -366,7 +362,7 @@ def scale(
 ) -> None:
     """Scale a Deployment to REPLICAS (preview unless --execute)."""
     spec = _workload(cluster, namespace, name, region, idempotency_key)
-    _run_on_cluster(lambda ops: ops.scale_workload(user, spec, replicas, _mode(execute)))
+    _run(lambda s: s.workload_ops.scale_workload(user, spec, replicas, _mode(execute)))
 
 
 @app.command("restart")
@@ -381,7 +377,7 @@ def restart(
 ) -> None:
     """Rolling-restart a Deployment (preview unless --execute)."""
     spec = _workload(cluster, namespace, name, region, idempotency_key)
-    _run_on_cluster(lambda ops: ops.restart_workload(user, spec, _mode(execute)))
+    _run(lambda s: s.workload_ops.restart_workload(user, spec, _mode(execute)))
 
 
 @app.command("describe-image")

@@ -32,8 +32,9 @@ class ReadMetricInput(BaseModel):
     # instead of being a reading, so the caller's retry policy reads again.
     retry_failures: bool = False
     # Whose source it is: a secret it names is checked against their rights at each read
-    # (None: a run of the release before). A remediation's joined alert: the run's user, and
-    # its ``sender`` must be able to use it too (neither's secret read into the other's run).
+    # (None: read as no one's, an activity an older run scheduled). A remediation's joined
+    # alert: the run's user, and its ``sender`` must be able to use it too (neither's secret
+    # read into the other's run).
     owner: str | None = None
     sender: str | None = None
 

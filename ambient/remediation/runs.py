@@ -294,8 +294,8 @@ class JoinRequest(BaseModel):
     source: str
     alert: Alert | None = None
     # The joining alert's own key, the same for each ask of it (its starter's re-ask after a
-    # cancel too): its ``deduplicated`` row is written once. None: a starter of the release
-    # before, keyed by its activity.
+    # cancel too): its ``deduplicated`` row is written once. None: the nightly triage's join, or
+    # one of a run from before `join-keyed-by-check`, keyed by its activity.
     key: str | None = None
 
 
