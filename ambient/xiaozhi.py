@@ -61,6 +61,9 @@ NOT_WITHDRAWN = N_(
     "%(speaker)s is not withdrawn from %(owner)s's devices; withdrawn: %(withdrawn)s; "
     "nothing changed"
 )
+NO_OWNER = N_(
+    "no user %(user)s: name the owner as GET /xiaozhi/withdrawn lists them; nothing changed"
+)
 
 
 class DeviceError(Exception):
@@ -77,6 +80,14 @@ class AmbiguousDeviceError(InvalidDeviceError):
     def __init__(self, refusal: Refusal, ref: str) -> None:
         super().__init__(refusal)
         self.ref = ref
+
+
+class UnknownOwnerError(InvalidDeviceError):
+    """The owner named (not a device) is no user: nothing was changed."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(Refusal(NO_OWNER, user=said_back(owner, 63)))
+        self.owner = owner
 
 
 class DeviceRefusedError(DeviceError):
@@ -387,6 +398,7 @@ class DeviceService:
                 "you may let back only those withdrawn from your own devices (or be an admin)"
             )
         async with self.db.write_session() as session:
+            await UserRepository(session).existing(owner, UnknownOwnerError(owner))
             await _owner_turn(session, owner)
             await _let_back(session, actor, owner, speaker, f"xiaozhi-owner:{owner}")
             return Withdrawals(user=owner, withdrawn=await _withdrawn(session, owner))

@@ -192,6 +192,8 @@ def let_speaker_back(
     """Let a user whose consent was withdrawn allow the owner's devices again (theirs to give):
     `let-back DEVICE SPEAKER`, or `let-back --user OWNER SPEAKER`."""
     if owner is not None:
+        if not owner:
+            raise typer.BadParameter("name the owner who withdrew them", param_hint="--user")
         if speaker is not None:
             raise typer.BadParameter("name a device or --user OWNER, not both", param_hint="REF")
         lifted = _devices(lambda s: s.let_back_from(None, owner, ref))

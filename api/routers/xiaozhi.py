@@ -34,6 +34,7 @@ from ambient.xiaozhi import (
     DeviceRefusedError,
     DeviceView,
     InvalidDeviceError,
+    UnknownOwnerError,
     Withdrawals,
 )
 from ambient.xiaozhi_context import voice_facts
@@ -163,12 +164,13 @@ async def let_withdrawn_back(
     name: str,
     state: StateDep,
     caller: CurrentUser,
-    user: Annotated[str | None, Query(max_length=63, description="the owner; default: you")] = None,
+    user: Annotated[
+        str | None, Query(min_length=1, max_length=63, description="the owner; default: you")
+    ] = None,
 ) -> Withdrawals:
     """Let back a user withdrawn from your devices, naming none (an admin names the ``user``)."""
-    return await _named_in_path(
-        state.devices.let_back_from(caller.name, user or caller.name, name), name
-    )
+    owner = caller.name if user is None else user
+    return await _named_in_path(state.devices.let_back_from(caller.name, owner, name), name)
 
 
 async def _named_in_path(change: Awaitable[Changed], name: str) -> Changed:
@@ -177,6 +179,8 @@ async def _named_in_path(change: Awaitable[Changed], name: str) -> Changed:
         return await change
     except AmbiguousDeviceError as exc:
         raise http_error(exc) from None
+    except UnknownOwnerError as exc:  # the owner the query named, before the name is looked at
+        raise unprocessable((["user"], str(exc)), where="query", given=exc.owner) from None
     except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
         raise unprocessable((["name"], str(exc)), where="path", given=name) from None
 

@@ -145,3 +145,45 @@ def test_the_operator_lets_a_withdrawn_member_back_naming_the_owner(settings: Se
     assert again.exit_code == 0, again.output
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
     assert [row["speakers"] for row in json.loads(listed.output)] == [["wd4-mei"]]
+
+
+async def test_letting_back_from_an_owner_who_is_no_user_blames_the_owner(
+    settings: Settings,
+) -> None:
+    """An owner who is no user was refused at the path's name ("'wd5-lin' is not withdrawn
+    from nobody's devices"), and `?user=` empty was read as the caller. The owner is refused
+    at the query's user, once the caller may name them (a member is refused alike either way)."""
+    async with voice_api(settings) as (_, http):
+        lin = await register(http, settings, "wd5-lin")
+        await register(http, settings, "wd5-owner")
+        admin = await admin_headers(settings)
+        for owner in ("wd5-nobody", "wd5-owner"):  # a member: refused, whoever the owner is
+            member = await http.delete(f"/xiaozhi/withdrawn/wd5-lin?user={owner}", headers=lin)
+            assert member.status_code == 403, member.text
+        unknown = await http.delete("/xiaozhi/withdrawn/wd5-lin?user=wd5-nobody", headers=admin)
+        empty = await http.delete("/xiaozhi/withdrawn/wd5-lin?user=", headers=lin)
+    assert unknown.status_code == 422, unknown.text
+    [error] = unknown.json()["detail"]
+    assert (error["loc"], error["msg"], error["input"]) == (
+        ["query", "user"],
+        "no user 'wd5-nobody': name the owner as GET /xiaozhi/withdrawn lists them; "
+        "nothing changed",
+        "wd5-nobody",
+    )
+    assert empty.status_code == 422, empty.text
+    assert [e["loc"] for e in empty.json()["detail"]] == [["query", "user"]]
+
+
+def test_the_operator_is_refused_an_empty_or_unknown_owner(settings: Settings) -> None:
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "wd6-mei"], env=env).exit_code == 0
+    empty = runner.invoke(cli, ["xiaozhi", "device", "let-back", "--user", "", "wd6-mei"], env=env)
+    assert empty.exit_code == 2, empty.output
+    assert "from 's devices" not in empty.output
+    unknown = ["xiaozhi", "device", "let-back", "--user", "wd6-nobody", "wd6-mei"]
+    said = runner.invoke(cli, unknown, env=env)
+    assert said.exit_code == 1, said.output
+    assert "no user 'wd6-nobody'" in said.output, said.output
