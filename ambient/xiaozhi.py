@@ -61,6 +61,10 @@ NOT_WITHDRAWN = N_(
     "%(speaker)s is not withdrawn from %(owner)s's devices; withdrawn: %(withdrawn)s; "
     "nothing changed"
 )
+NOT_YOURS_TO_LET_BACK = N_(
+    "only the owner of the devices (or an admin) may let back whom the owner withdrew: ask the "
+    "owner; nothing changed"
+)
 NO_OWNER = N_(
     "no user %(user)s: name the owner as GET /xiaozhi/withdrawn lists them; nothing changed"
 )
@@ -394,9 +398,7 @@ class DeviceService:
     async def let_back_from(self, actor: str | None, owner: str, speaker: str) -> Withdrawals:
         """`let_back` naming the owner, not a device: one with no device left may too."""
         if actor != owner and not await self._admin(actor):
-            raise DeviceRefusedError(
-                "you may let back only those withdrawn from your own devices (or be an admin)"
-            )
+            raise DeviceRefusedError(Refusal(NOT_YOURS_TO_LET_BACK))
         async with self.db.write_session() as session:
             await UserRepository(session).existing(owner, UnknownOwnerError(owner))
             await _owner_turn(session, owner)

@@ -187,3 +187,29 @@ def test_the_operator_is_refused_an_empty_or_unknown_owner(settings: Settings) -
     said = runner.invoke(cli, unknown, env=env)
     assert said.exit_code == 1, said.output
     assert "no user 'wd6-nobody'" in said.output, said.output
+
+
+async def test_a_member_refused_a_let_back_is_told_to_ask_the_owner_in_their_language(
+    settings: Settings,
+) -> None:
+    """The refusal was plain English on a zh page too, and said "or be an admin" to a member
+    who cannot become one: it says whom to ask, in the reader's language."""
+    async with voice_api(settings) as (_, http):
+        lin = await register(http, settings, "wd7-lin")
+        await register(http, settings, "wd7-owner")
+        api = await http.delete("/xiaozhi/withdrawn/wd7-lin?user=wd7-owner", headers=lin)
+        await http.patch("/users/me", json={"language": "zh"}, headers=lin)
+        token = lin["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            sent = {"user": "wd7-owner", "speaker": "wd7-lin"}
+            said = await page.post(
+                "/app/xiaozhi/withdrawn/let-back", data=sent, follow_redirects=True
+            )
+    assert (api.status_code, api.json()["detail"]) == (
+        403,
+        "only the owner of the devices (or an admin) may let back whom the owner withdrew: "
+        "ask the owner; nothing changed",
+    )
+    assert "只有音箱的主人（或管理员）可以放行主人撤回的人：请找主人；没有改动" in html.unescape(
+        said.text
+    ), said.text
