@@ -356,7 +356,7 @@ class Endpoints:
                 "url",
                 Refusal(
                     "this 接入点 is already registered by another user; it holds one "
-                    "connection: whoever registered it must remove it first"
+                    "connection: ask an admin, who sees which endpoint holds it"
                 ),
             )
         if held is not None:

@@ -209,7 +209,7 @@ async def test_a_url_another_user_registered_is_refused_without_naming_their_end
     assert error["loc"] == ["body", "url"], error
     assert error["msg"] == (
         "this 接入点 is already registered by another user; it holds one connection: "
-        "whoever registered it must remove it first"
+        "ask an admin, who sees which endpoint holds it"
     ), error
     assert (await api.get("/xiaozhi/endpoints", headers=as_bob)).json() == []
 
