@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mcp.server.mcpserver import Context
 
+from ambient.clients.tencent.client import LIST_READS
 from ambient.clients.tencent.errors import (
     TencentAnswerError,
     TencentAuthError,
@@ -443,9 +444,9 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         except TencentListChangedError:
             # Reached at every page: a cluster made or removed meanwhile, at each of the reads.
             return say(
-                "腾讯云的集群列表在读的时候一直在变，连读三次都没读完整。请过一会儿再问。",
-                "Tencent Cloud's cluster list kept changing while I read it, three times over."
-                " Please ask again in a moment.",
+                f"腾讯云的集群列表在读的时候一直在变，连读{LIST_READS}次都没读完整。请过一会儿再问。",
+                f"Tencent Cloud's cluster list kept changing while I read it, {LIST_READS} times"
+                " over. Please ask again in a moment.",
             )
         except TencentRetryableError:
             return say(
