@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
@@ -380,3 +380,32 @@ async def test_the_voiceprint_warning_says_xiaozhi_me_calls_still_act_for_the_ow
     warning = re.search(r'<p class="muted" id="voiceprint-warning">([^<]*)</p>', shown.text)
     assert warning is not None, shown.text
     assert exempt in html.unescape(warning[1]), warning[1]
+
+
+async def test_an_admins_let_back_buttons_name_each_owner(settings: Settings, db: Database) -> None:
+    """An admin's page shows each owner's withdrawals once per owner; two owners who withdrew
+    the same member gave two buttons both named "Let p-lin back", told apart by nothing a
+    screen reader says. Another owner's button names the owner."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    devices = DeviceService(db)
+    async with db.session() as session:
+        users = UserRepository(session)
+        _, token = await users.create(UserCreate(name="p-admin", role=Role.ADMIN))
+        for name in ("p-o1", "p-o2", "p-lin"):
+            await users.create(UserCreate(name=name))
+        await session.commit()
+    for n, owner in enumerate(("p-o1", "p-o2", "p-admin")):
+        mac = f"aa:bb:cc:00:01:0{n}"
+        await devices.add(None, owner, mac)
+        await devices.allow("p-lin", mac)
+        await devices.withdraw(None, mac, "p-lin")
+    async with signed_in(settings, token, "/app/settings") as page:
+        shown = html.unescape((await page.get("/app/settings")).text)
+        zh = (await page.get("/app/settings", headers={"accept-language": "zh"})).text
+    buttons = re.findall(r"<button>(Let p-lin back[^<]*)</button>", shown)
+    assert sorted(buttons) == [
+        "Let p-lin back",
+        "Let p-lin back to p-o1's devices",
+        "Let p-lin back to p-o2's devices",
+    ], shown
+    assert "放行 p-lin 回到 p-o1 的音箱" in html.unescape(zh), zh
