@@ -126,10 +126,14 @@ def add_device(
 
 @device_app.command("list")
 def list_devices(as_json: Json = False) -> None:
-    """Every registered device (no tokens: only their hashes are stored)."""
+    """Every registered device (no tokens: only their hashes are stored), then the withdrawals
+    of owners with no device left (--json: a row of `user` and `withdrawn`, no `device_id`)."""
     devices = _devices(lambda s: s.list(None))
+    owners = {d.user for d in devices}
+    # No device lists them: `let-back --user` lifts them.
+    kept = [k for k in _devices(lambda s: s.withdrawals(None)) if k.user not in owners]
     if as_json:
-        echo_json(devices)
+        echo_json([*devices, *kept])
         return
     cells = [
         [
@@ -146,11 +150,9 @@ def list_devices(as_json: Json = False) -> None:
     for d in devices:
         if d.warning:  # as the owner's settings page warns on the device's card
             console.print(f"{d.device_id} ({d.user}): {d.warning}", markup=False)
-    owners = {d.user for d in devices}
-    for kept in _devices(lambda s: s.withdrawals(None)):
-        if kept.user not in owners:  # no device lists them: `let-back --user` lifts them
-            said = f"{kept.user}'s withdrawn (no device left): {', '.join(kept.withdrawn)}"
-            console.print(said, markup=False)
+    for gone in kept:
+        said = f"{gone.user}'s withdrawn (no device left): {', '.join(gone.withdrawn)}"
+        console.print(said, markup=False)
 
 
 @device_app.command("remove")
