@@ -127,13 +127,13 @@ def add_device(
 @device_app.command("list")
 def list_devices(as_json: Json = False) -> None:
     """Every registered device (no tokens: only their hashes are stored), then the withdrawals
-    of owners with no device left (--json: a row of `user` and `withdrawn`, no `device_id`)."""
+    of owners with no device left (not in --json, a list of devices: GET /xiaozhi/withdrawn)."""
     devices = _devices(lambda s: s.list(None))
     owners = {d.user for d in devices}
     # No device lists them: `let-back --user` lifts them.
     kept = [k for k in _devices(lambda s: s.withdrawals(None)) if k.user not in owners]
     if as_json:
-        echo_json([*devices, *kept])
+        echo_json(devices)
         return
     cells = [
         [
