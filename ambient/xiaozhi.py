@@ -65,9 +65,7 @@ NOT_YOURS_TO_LET_BACK = N_(
     "only the owner of the devices (or an admin) may let back whom the owner withdrew: ask the "
     "owner; nothing changed"
 )
-NO_OWNER = N_(
-    "no user %(user)s: name the owner as GET /xiaozhi/withdrawn lists them; nothing changed"
-)
+NO_OWNER = N_("no user %(user)s: name an owner whose withdrawals are listed; nothing changed")
 
 
 class DeviceError(Exception):

@@ -127,14 +127,14 @@ def add_device(
 @device_app.command("list")
 def list_devices(as_json: Json = False) -> None:
     """Every registered device (no tokens: only their hashes are stored), then the withdrawals
-    of owners with no device left (not in --json, a list of devices: GET /xiaozhi/withdrawn)."""
+    of owners with no device left (--json: devices only; `withdrawn --json` lists withdrawals)."""
     devices = _devices(lambda s: s.list(None))
-    owners = {d.user for d in devices}
-    # No device lists them: `let-back --user` lifts them.
-    kept = [k for k in _devices(lambda s: s.withdrawals(None)) if k.user not in owners]
     if as_json:
         echo_json(devices)
         return
+    owners = {d.user for d in devices}
+    # No device lists them: `let-back --user` lifts them.
+    kept = [k for k in _devices(lambda s: s.withdrawals(None)) if k.user not in owners]
     cells = [
         [
             str(d.id),
@@ -153,6 +153,17 @@ def list_devices(as_json: Json = False) -> None:
     for gone in kept:
         said = f"{gone.user}'s withdrawn (no device left): {', '.join(gone.withdrawn)}"
         console.print(said, markup=False)
+
+
+@device_app.command("withdrawn")
+def list_withdrawn(as_json: Json = False) -> None:
+    """Every owner's withdrawn members, with or without a device left (`let-back` lifts one)."""
+    owners = _devices(lambda s: s.withdrawals(None))
+    if as_json:
+        echo_json(owners)
+        return
+    for kept in owners:
+        console.print(f"{kept.user}: {', '.join(kept.withdrawn)}", markup=False)
 
 
 @device_app.command("remove")

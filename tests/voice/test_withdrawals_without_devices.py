@@ -136,7 +136,9 @@ def test_the_operator_lets_a_withdrawn_member_back_naming_the_owner(settings: Se
     assert "wd4-owner's withdrawn (no device left): wd4-mei" in table.output, table.output
     # --json stays a list of devices (a script reading device_id from each row goes on working).
     rows = json.loads(runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env).output)
-    assert all("device_id" in row for row in rows), rows
+    assert rows == [], rows
+    kept = runner.invoke(cli, ["xiaozhi", "device", "withdrawn", "--json"], env=env)
+    assert json.loads(kept.output) == [{"user": "wd4-owner", "withdrawn": ["wd4-mei"]}], kept.output
     both = ["xiaozhi", "device", "let-back", "--user", "wd4-owner", MAC, "wd4-mei"]
     assert runner.invoke(cli, both, env=env).exit_code == 2
     back = runner.invoke(
@@ -144,6 +146,8 @@ def test_the_operator_lets_a_withdrawn_member_back_naming_the_owner(settings: Se
     )
     assert back.exit_code == 0, back.output
     assert "wd4-mei may allow wd4-owner's devices again" in back.output
+    gone = runner.invoke(cli, ["xiaozhi", "device", "withdrawn", "--json"], env=env)
+    assert json.loads(gone.output) == [], gone.output
     again = runner.invoke(cli, add, env=env)
     assert again.exit_code == 0, again.output
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
@@ -169,8 +173,7 @@ async def test_letting_back_from_an_owner_who_is_no_user_blames_the_owner(
     [error] = unknown.json()["detail"]
     assert (error["loc"], error["msg"], error["input"]) == (
         ["query", "user"],
-        "no user 'wd5-nobody': name the owner as GET /xiaozhi/withdrawn lists them; "
-        "nothing changed",
+        "no user 'wd5-nobody': name an owner whose withdrawals are listed; nothing changed",
         "wd5-nobody",
     )
     assert empty.status_code == 422, empty.text
