@@ -15,6 +15,7 @@ API, the CLI and the voice tools cannot differ.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -53,13 +54,18 @@ WITHDRAWN = N_(
 NOT_ALLOWED = N_("%(speaker)s has not allowed %(device)s; it answers %(speakers)s; nothing changed")
 SPEAKERS_WITHDRAWN = N_(
     "speakers: %(speakers)s withdrawn from %(owner)s's devices: let them back first (ambient "
-    "xiaozhi device let-back, naming any device of %(owner)s's), or register it without them; "
-    "nothing changed"
+    "xiaozhi device let-back --user %(owner)s NAME, or DELETE "
+    "/xiaozhi/withdrawn/NAME?user=%(owner)s), or register it without them; nothing changed"
 )
 NOT_WITHDRAWN = N_(
     "%(speaker)s is not withdrawn from %(owner)s's devices; withdrawn: %(withdrawn)s; "
     "nothing changed"
 )
+NOT_YOURS_TO_LET_BACK = N_(
+    "only the owner of the devices (or an admin) may let back whom the owner withdrew: ask the "
+    "owner; nothing changed"
+)
+NO_OWNER = N_("no user %(user)s: name an owner whose withdrawals are listed; nothing changed")
 
 
 class DeviceError(Exception):
@@ -76,6 +82,14 @@ class AmbiguousDeviceError(InvalidDeviceError):
     def __init__(self, refusal: Refusal, ref: str) -> None:
         super().__init__(refusal)
         self.ref = ref
+
+
+class UnknownOwnerError(InvalidDeviceError):
+    """The owner named (not a device) is no user: nothing was changed."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(Refusal(NO_OWNER, user=said_back(owner, 63)))
+        self.owner = owner
 
 
 class DeviceRefusedError(DeviceError):
@@ -116,6 +130,13 @@ class DeviceConsent(BaseModel):
         "admin; anyone else's answer names only themselves, if they allowed it"
     )
     allowed: bool = Field(description="whether the caller's consent is now given")
+
+
+class Withdrawals(BaseModel):
+    """An owner's withdrawals, with or without a device of theirs left."""
+
+    user: str = Field(description="the owner whose devices may not take their consent")
+    withdrawn: list[str] = Field(description="the users withdrawn, until let back")
 
 
 class DeviceAdded(DeviceView):
@@ -369,24 +390,29 @@ class DeviceService:
             row = await self._find(session, ref, lambda row: admin or row.user == actor)
             if row is None:
                 raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
-            withdrawn = await _withdrawn(session, row.user)
-            if speaker not in withdrawn:
-                raise InvalidDeviceError(
-                    Refusal(
-                        NOT_WITHDRAWN,
-                        speaker=said_back(speaker, 63),
-                        owner=row.user,
-                        withdrawn=", ".join(withdrawn) or Refusal(N_("no one")),
-                    )
-                )
-            await session.execute(
-                delete(XiaozhiWithdrawal).where(
-                    XiaozhiWithdrawal.owner == row.user, XiaozhiWithdrawal.speaker == speaker
-                )
-            )
-            await _audit(session, actor, "xiaozhi.device.let_back", row, speaker=speaker)
-            await session.commit()
+            await _let_back(session, actor, row.user, speaker, f"xiaozhi-device:{row.device_id}")
             return (await _viewed(session, [row], actor))[0]
+
+    async def let_back_from(self, actor: str | None, owner: str, speaker: str) -> Withdrawals:
+        """`let_back` naming the owner, not a device: one with no device left may too."""
+        if actor != owner and not await self._admin(actor):
+            raise DeviceRefusedError(Refusal(NOT_YOURS_TO_LET_BACK))
+        async with self.db.write_session() as session:
+            await UserRepository(session).existing(owner, UnknownOwnerError(owner))
+            await _owner_turn(session, owner)
+            await _let_back(session, actor, owner, speaker, f"xiaozhi-owner:{owner}")
+            return Withdrawals(user=owner, withdrawn=await _withdrawn(session, owner))
+
+    async def withdrawals(self, actor: str | None) -> builtins.list[Withdrawals]:
+        """The caller's withdrawals (every owner's for an admin or the operator)."""
+        query = select(XiaozhiWithdrawal).order_by(XiaozhiWithdrawal.owner, XiaozhiWithdrawal.id)
+        if not await self._admin(actor):
+            query = query.where(XiaozhiWithdrawal.owner == actor)
+        by_owner: dict[str, list[str]] = {}
+        async with self.db.session() as session:
+            for gone in await session.scalars(query):
+                by_owner.setdefault(gone.owner, []).append(gone.speaker)
+        return [Withdrawals(user=o, withdrawn=sorted(names)) for o, names in by_owner.items()]
 
 
 _NO_VOICEPRINT = (User.voiceprint_id.is_(None), User.voiceprint_id == "")
@@ -396,6 +422,34 @@ async def _owner_turn(session: AsyncSession, owner: str) -> None:
     """One writer at a time on ``owner``'s devices and withdrawals (PostgreSQL; SQLite's write
     session already holds the one write lock), taken before any of their rows is locked."""
     await take_turn(session, f"xiaozhi-owner:{owner}")
+
+
+async def _let_back(
+    session: AsyncSession, actor: str | None, owner: str, speaker: str, subject: str
+) -> None:
+    """Lift ``owner``'s withdrawal of ``speaker`` (refused when there is none), audited."""
+    withdrawn = await _withdrawn(session, owner)
+    if speaker not in withdrawn:
+        raise InvalidDeviceError(
+            Refusal(
+                NOT_WITHDRAWN,
+                speaker=said_back(speaker, 63),
+                owner=owner,
+                withdrawn=", ".join(withdrawn) or Refusal(N_("no one")),
+            )
+        )
+    await session.execute(
+        delete(XiaozhiWithdrawal).where(
+            XiaozhiWithdrawal.owner == owner, XiaozhiWithdrawal.speaker == speaker
+        )
+    )
+    await AuditRepository(session).append(
+        actor=actor or OPERATOR,
+        action="xiaozhi.device.let_back",
+        subject=subject,
+        detail={"user": owner, "speaker": speaker},
+    )
+    await session.commit()
 
 
 async def _withdrawn(session: AsyncSession, owner: str) -> list[str]:

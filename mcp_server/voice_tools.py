@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mcp.server.mcpserver import Context
 
+from ambient.clients.tencent.client import LIST_READS
 from ambient.clients.tencent.errors import (
     TencentAnswerError,
     TencentAuthError,
     TencentClockError,
     TencentCloudError,
+    TencentListChangedError,
     TencentRetryableError,
 )
 from ambient.remediation.views import RemediationSummary
@@ -439,6 +441,13 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "腾讯云那边的回答不是它的接口该有的样子，看不到集群。请让运维检查到腾讯云的网络代理和接口地址设置。",
                 "Tencent Cloud's answer was not what its API gives, so I can't see the clusters."
                 " Please ask an operator to check the proxy and endpoint set for Tencent Cloud.",
+            )
+        except TencentListChangedError:
+            # Reached at every page: a cluster made or removed meanwhile, at each of the reads.
+            return say(
+                f"腾讯云的集群列表在读的时候一直在变，连读{LIST_READS}次都没读完整。请过一会儿再问。",
+                f"Tencent Cloud's cluster list kept changing while I read it, {LIST_READS} times"
+                " over. Please ask again in a moment.",
             )
         except TencentRetryableError:
             return say(

@@ -287,7 +287,7 @@ class Endpoints:
         # stored before any of theirs and all pass.
         await take_turn(self.session, f"xiaozhi-endpoints/{data.user}")
         await self._below_limit(data.user, MAX_ENDPOINTS_PER_USER)
-        await self._not_registered(data.url)
+        await self._not_registered(actor, data.url)
         row = XiaozhiEndpoint(
             user=data.user,
             url_sealed=self.cipher.seal(data.url),
@@ -303,7 +303,7 @@ class Endpoints:
         except IntegrityError:
             # Registered at the same moment by another request: the one stored holds it.
             await self.session.rollback()
-            await self._not_registered(data.url)
+            await self._not_registered(actor, data.url)
             # ...and removed since: nothing holds it now, nothing of this request was stored.
             raise EndpointInputError(
                 "url",
@@ -330,12 +330,16 @@ class Endpoints:
                 "user", Refusal("at most %(most)s endpoints a user", most=MAX_ENDPOINTS_PER_USER)
             )
 
-    async def _not_registered(self, url: str) -> None:
-        """Refuses ``url`` when an endpoint, anyone's, dials the same 接入点."""
+    async def _not_registered(self, actor: User | None, url: str) -> None:
+        """Refuses ``url`` when an endpoint, anyone's, dials the same 接入点; it is named only
+        to whoever may list it (its user, an admin, the operator)."""
         wanted = _broker_key(url)
-        held = await self.session.scalar(
-            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.broker_key == _digest(wanted))
+        found = await self.session.execute(
+            select(XiaozhiEndpoint.id, XiaozhiEndpoint.user).where(
+                XiaozhiEndpoint.broker_key == _digest(wanted)
+            )
         )
+        held, user = found.first() or (None, None)
         if held is None:
             # Rows stored before the digest was kept: their sealed URL is compared instead.
             unkeyed = select(XiaozhiEndpoint).where(XiaozhiEndpoint.broker_key.is_(None))
@@ -345,8 +349,16 @@ class Endpoints:
                 except (InvalidTag, ValueError):
                     continue  # sealed under an earlier secret key: the runner shows it failing
                 if _broker_key(stored) == wanted:
-                    held = row.id
+                    held, user = row.id, row.user
                     break
+        if held is not None and actor is not None and not actor.is_admin and user != actor.name:
+            raise EndpointInputError(
+                "url",
+                Refusal(
+                    "this 接入点 is already registered by another user; it holds one "
+                    "connection: ask an admin, who sees which endpoint holds it"
+                ),
+            )
         if held is not None:
             raise EndpointInputError(
                 "url",

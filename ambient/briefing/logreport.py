@@ -90,6 +90,8 @@ class LogReport(BaseModel):
     unreadable: int = 0
     # Only the newest lines were read (a CLS search pages up to 10,000): counts are of those.
     capped: bool = False
+    # Why the read stopped short of its end, when not at the source's limit.
+    stopped: str | None = None
     by_level: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateStat] = Field(
         default_factory=list,
@@ -133,6 +135,7 @@ class LogReducer:
         self.unreadable = 0
         self.timed = True  # a line of the source had a time read here (files say)
         self.capped = False
+        self.stopped: str | None = None  # why the read stopped short, when not at the limit
         self._keys: dict[tuple[str, int], _Group] = {}
         self._groups: list[_Group] = []
         self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
@@ -207,6 +210,7 @@ class LogReducer:
             total=total,
             unreadable=self.unreadable,
             capped=self.capped,
+            stopped=self.stopped,
             by_level=dict(sorted(levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
             templates=_bounded(stats, max_templates),
             template_count=len(stats),

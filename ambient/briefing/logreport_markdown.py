@@ -27,7 +27,8 @@ def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None 
         f"{f', {report.unreadable} unreadable' if report.unreadable else ''}. {levels}."
     )
     if report.capped:
-        lines.append(f"Read only the newest {report.total:,} lines (the source's limit).")
+        why = f": {report.stopped}" if report.stopped else " (the source's limit)"
+        lines.append(f"Read only the newest {report.total:,} lines{why}.")
     trend = report.trend
     if trend.get("baseline_days"):
         lines.append(

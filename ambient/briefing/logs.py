@@ -22,7 +22,7 @@ from ambient.clients.log_formats import full_text_fields
 from ambient.clients.logs import FileLogSource, uncaught_crash
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, LogRecord, log_pages
+from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, SERVED_AGAIN, LogRecord, log_pages
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings
@@ -87,7 +87,7 @@ async def read_log_source(
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     # A page at a time into the reducer: a busy topic's day never sits in memory as records.
-    read, complete, stopped = 0, True, None
+    read, complete, stopped, timed = 0, True, None, False
     async for page in log_pages(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
     ):
@@ -95,9 +95,20 @@ async def read_log_source(
         records = [r for r in page.logs if start <= r.time < end]
         counted = reducer.add_many(_cls_lines(records, zone))
         read, complete, stopped = read + len(counted), page.complete, page.stopped
+        reducer.unreadable += page.skipped_lines  # logs without a time in the day
+        timed = timed or bool(page.logs)
+    # Every log without a time read here: said unread as a file's would be, not a day of none.
+    reducer.timed = timed
     reducer.capped = not complete  # the search is newest first
-    suffix = "" if complete else f" ({stopped or f'capped at {MAX_SEARCH_LOGS}'}, the newest read)"
-    return f"{read} lines read{suffix}"
+    reducer.stopped = _CUT.get(stopped or "", stopped)
+    cut = reducer.stopped or f"capped at {MAX_SEARCH_LOGS}"
+    suffix = "" if complete else f" ({cut}, the newest read)"
+    skipped = f", {reducer.unreadable} unreadable" if reducer.unreadable else ""
+    return f"{read} lines read{skipped}{suffix}"
+
+
+# A search's stop in the briefing's words: its reader cannot search again.
+_CUT = {SERVED_AGAIN: "CLS answered again only logs already read as logs landing late moved it on"}
 
 
 def _cls_lines(records: list[LogRecord], zone: tzinfo) -> Iterator[tuple[datetime, str, str]]:

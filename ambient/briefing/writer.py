@@ -122,17 +122,20 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     """The user message: facts we computed, then every untrusted text inside a data block.
     Every number the briefing may say is stated here: the faithfulness check holds it to this."""
     firing = still_open(inputs.alarms)
+    counted = f"{_many(len(inputs.alarms), 'alarm', 'alarms')}"
+    if not inputs.alarms_configured:
+        history = "no."
+    elif unread := alarms_unread(inputs):  # a count of some sources is not of the day's alarms
+        said = "; ".join(f"{n.source} unread: {n.detail}" for n in unread)
+        history = f"partly read: {said}; {counted} read ({len(firing)} not resolved)."
+    else:
+        history = f"yes, {counted} ({len(firing)} not resolved)."
     facts = (
         f"Date: {inputs.date}. Log lines"
         + (f" matching {inputs.log_filter}" if inputs.log_filter else "")
         + f": {inputs.log_lines}, errors: {inputs.errors}, "
         f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
-        f"Alarm history available: {'yes' if inputs.alarms_configured else 'no'}"
-        + (
-            f", {_many(len(inputs.alarms), 'alarm', 'alarms')} ({len(firing)} not resolved)."
-            if inputs.alarms_configured
-            else "."
-        )
+        f"Alarm history available: {history}"
     )
     sources = "\n".join(
         f"- {n.source}: {'ok' if n.ok else 'FAILED'} {n.detail}" for n in inputs.notes
@@ -247,6 +250,15 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
     return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
 
 
+def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
+    """The alarm sources that could not be read (Tencent Cloud not configured is none)."""
+    return [
+        n
+        for n in inputs.notes
+        if n.source.startswith("alarms") and not n.ok and n.detail != ALARMS_NOT_CONFIGURED
+    ]
+
+
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     """A deterministic extractive briefing from the reduced inputs (no LLM)."""
     zh = inputs.language == "zh"
@@ -257,6 +269,11 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
     firing = still_open(inputs.alarms)
+    unread_alarms = alarms_unread(inputs)
+    missed = bool(unread_alarms)
+    # The whole history unread ("alarms"), not one source of it: no alarm was read at all.
+    none_read = any(n.source == "alarms" for n in unread_alarms)
+    alarms_read = inputs.alarms_configured and not missed  # open alarms are counted only then
     happened: list[str] = []
     if inputs.log_lines:
         happened.append(
@@ -310,19 +327,22 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             )
         else:
             headline = said("昨天没有日志记录", "No logs were recorded yesterday")
-        alarms_read = inputs.alarms_configured and not any(
-            n.source.startswith("alarms") for n in failed
-        )
         if alarms_read and not firing:  # else the open ones are said, or why none were read
             headline += said("，也没有未恢复的告警", ", and no alarm is open")
         if people:
             headline += said("，", "; ") + needs
     elif people or firing or errors or inputs.errors:
         opened = ""
-        if inputs.alarms_configured:  # open alarms are counted only when their history was read
+        if alarms_read:
             count = len(firing)
             opened = said(
                 f"、{count} 条未恢复告警", f", {_many(count, 'open alarm', 'open alarms')}"
+            )
+        elif missed:  # a count of the alarms read is not the day's (the spoken text says why)
+            opened = (
+                said("、告警没能读取", ", alarms could not be read")
+                if none_read
+                else said("、告警没能全部读取", ", alarms not all read")
             )
         headline = said(
             f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
@@ -340,6 +360,19 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         headline = said(
             f"昨天没有错误，有 {inputs.warnings} 个警告",
             f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}",
+        )
+    elif missed:
+        # Not "quiet": alarms there may have been, unread (the spoken briefing says which).
+        headline = (
+            said(
+                "昨天没有错误，但告警没能读取",
+                "Yesterday: no errors, but the alarms could not be read",
+            )
+            if none_read
+            else said(
+                "昨天没有错误，但告警没能全部读取",
+                "Yesterday: no errors, but not every alarm could be read",
+            )
         )
     else:
         headline = said("昨天一切平稳", "Yesterday was quiet")
@@ -428,9 +461,9 @@ def _spoken(
 def _capped(lines: int) -> tuple[str, str]:
     """The log counts are of the newest lines only (Chinese, English)."""
     return (
-        f"只读取了当天最新的 {lines} 行日志（日志源的上限），以上数字只算这些。",
-        f"Only the day's newest {lines} log lines were read (the source's limit); "
-        "the counts are of those. ",
+        # Not "the source's limit": CLS may have stopped the search (the sources say why).
+        f"只读取了当天最新的 {lines} 行日志，以上数字只算这些。",
+        f"Only the day's newest {lines} log lines were read; the counts are of those. ",
     )
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pydantic import Field
-
 from ambient.clients.kube import KubeClients, Workload, list_workloads
 from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
@@ -34,7 +32,7 @@ MAX_LOGS = 1000  # logs a search answers at most (CLS SearchLog's Limit allows 1
 
 
 class LogSearch(SearchResult):
-    skipped_lines: int = Field(default=0, description="unreadable lines skipped (file source)")
+    """A search's answer, of a CLS topic or a ``file:NAME`` one."""
 
 
 def look_back(amount: float, most: int, unit: str, before: datetime | None = None) -> datetime:
@@ -118,7 +116,7 @@ class CloudReads:
             raise CloudOpsFailedError(
                 "failed", f"cannot read {topic_id[:100]!r}: {reason}"
             ) from None
-        return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
+        return LogSearch(**found.model_dump() | {"skipped_lines": source.skipped})
 
     async def metric(
         self,

@@ -21,6 +21,7 @@ from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.kube import KubeClients
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.logs import NO_TIME, SERVED_AGAIN
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError, told
@@ -158,19 +159,27 @@ def logs(
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
         console.print(f"{said_at(record.time)} {text}", soft_wrap=True, markup=False)
     # Said apart from the records (stderr), so a pipe reads only them.
-    if not found.logs and not found.analysis:
+    if found.stopped:
+        err_console.print(f"{found.stopped}: {_stop_advice(found.stopped)}", markup=False)
+    elif not found.logs and not found.analysis and not found.skipped_lines:
         span = f"{hours:g} hour" + ("" if hours == 1 else "s")
         err_console.print(f"no logs matched {query!r} in the last {span}", markup=False)
-    elif found.stopped:
-        err_console.print(f"{found.stopped}: narrow the query or the hours", markup=False)
     elif not found.complete and found.logs:
         err_console.print(
             f"more logs matched than the {len(found.logs)} shown: raise --limit or narrow "
             "the query or the hours",
             markup=False,
         )
-    if skipped := found.skipped_lines:  # a file topic's lines that could not be read
+    if skipped := found.skipped_lines:  # a file's unreadable lines, CLS logs without a time
         err_console.print(f"{skipped} unreadable line{'' if skipped == 1 else 's'} skipped")
+
+
+def _stop_advice(stopped: str) -> str:
+    if stopped == SERVED_AGAIN:
+        return "run it again"
+    if stopped.endswith(NO_TIME):
+        return "check the way to the API (AMBIENT_TENCENTCLOUD_ENDPOINT, a proxy)"
+    return "narrow the query or the hours"
 
 
 @app.command()

@@ -126,11 +126,15 @@ def add_device(
 
 @device_app.command("list")
 def list_devices(as_json: Json = False) -> None:
-    """Every registered device (no tokens: only their hashes are stored)."""
+    """Every registered device (no tokens: only their hashes are stored), then the withdrawals
+    of owners with no device left (--json: devices only; `withdrawn --json` lists withdrawals)."""
     devices = _devices(lambda s: s.list(None))
     if as_json:
         echo_json(devices)
         return
+    owners = {d.user for d in devices}
+    # No device lists them: `let-back --user` lifts them.
+    kept = [k for k in _devices(lambda s: s.withdrawals(None)) if k.user not in owners]
     cells = [
         [
             str(d.id),
@@ -146,6 +150,20 @@ def list_devices(as_json: Json = False) -> None:
     for d in devices:
         if d.warning:  # as the owner's settings page warns on the device's card
             console.print(f"{d.device_id} ({d.user}): {d.warning}", markup=False)
+    for gone in kept:
+        said = f"{gone.user}'s withdrawn (no device left): {', '.join(gone.withdrawn)}"
+        console.print(said, markup=False)
+
+
+@device_app.command("withdrawn")
+def list_withdrawn(as_json: Json = False) -> None:
+    """Every owner's withdrawn members, with or without a device left (`let-back` lifts one)."""
+    owners = _devices(lambda s: s.withdrawals(None))
+    if as_json:
+        echo_json(owners)
+        return
+    for kept in owners:
+        console.print(f"{kept.user}: {', '.join(kept.withdrawn)}", markup=False)
 
 
 @device_app.command("remove")
@@ -173,9 +191,28 @@ def withdraw_speaker(
 
 @device_app.command("let-back")
 def let_speaker_back(
-    ref: Annotated[str, typer.Argument(help="the id from `list`, or the device id")],
-    speaker: Annotated[str, typer.Argument(help="the user whose consent was withdrawn")],
+    ref: Annotated[
+        str, typer.Argument(help="the id from `list`, or the device id; with --user, the SPEAKER")
+    ],
+    speaker: Annotated[
+        str | None, typer.Argument(help="the user whose consent was withdrawn")
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--user", help="the owner who withdrew them, naming no device (none left)"),
+    ] = None,
 ) -> None:
-    """Let a user whose consent was withdrawn allow the device again (theirs to give)."""
+    """Let a user whose consent was withdrawn allow the owner's devices again (theirs to give):
+    `let-back DEVICE SPEAKER`, or `let-back --user OWNER SPEAKER`."""
+    if owner is not None:
+        if not owner:
+            raise typer.BadParameter("name the owner who withdrew them", param_hint="--user")
+        if speaker is not None:
+            raise typer.BadParameter("name a device or --user OWNER, not both", param_hint="REF")
+        lifted = _devices(lambda s: s.let_back_from(None, owner, ref))
+        console.print(f"{ref} may allow {lifted.user}'s devices again", markup=False)
+        return
+    if speaker is None:
+        raise typer.BadParameter("name the user whose consent was withdrawn", param_hint="SPEAKER")
     back = _devices(lambda s: s.let_back(None, ref, speaker))
     console.print(f"{speaker} may allow device {back.device_id} again", markup=False)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -206,34 +208,52 @@ class Target(UserConfig):
         if self.type == "sms":
             return PHONE_JUNK.sub("", self.target)
         if self.type in ROBOT_KEYS:
-            return robot_address(self.target, ROBOT_KEYS[self.type])
+            return robot_address(self.target, self.type)
         return self.target
 
 
 ROBOT_KEYS = {"wecom": "key", "dingtalk": "access_token"}  # the key's parameter in robot URLs
+# A vendor's own parameters in a pasted robot URL, dropped (the endpoint is built from the key
+# alone): DingTalk's request signature, stale an hour on (each message is signed here with the
+# #SEC secret), and WeCom's debug. Dropped where a URL is read, so the check, the dedup and the
+# send read it alike (kept, `…&debug=1` and the key were two destinations).
+ROBOT_URL_DROPPED = {"wecom": {"debug"}, "dingtalk": {"timestamp", "sign"}}
+
+
+def is_url(target: str) -> bool:
+    """Whether a robot target is its URL (`http://`, `https://`, the scheme in any case)."""
+    return target[:8].lower().startswith(("http://", "https://"))
 
 
 def robot_address(
-    target: str, key_param: str, resolve: Callable[[str], str] = str
+    target: str, kind: str, resolve: Callable[[str], str] = str
 ) -> tuple[str, dict[str, list[str]]]:
-    """(key, options) of a robot target: the key, `secret:NAME` (``resolve``d) or the robot's
-    URL, each optionally followed by `?options`; a URL's fragment (#SIGN_SECRET) is kept."""
-    if target.startswith(("http://", "https://")):
+    """(key, options) of a ``kind`` robot's target: the key, `secret:NAME` (``resolve``d) or
+    the robot's URL, each optionally followed by `?options`; a URL's fragment (#SIGN_SECRET) is
+    kept, its vendor's own parameters (ROBOT_URL_DROPPED) are not."""
+    key_param = ROBOT_KEYS[kind]
+    if is_url(target):
         reference, options = target, ""
     else:
         reference, _, options = target.partition("?")
     value = resolve(reference)
-    if value.startswith(("http://", "https://")):
+    if is_url(value):
         parts = urlsplit(value)
         query = parse_qs(parts.query)
         key = (query.pop(key_param, [""]) or [""])[0]
-        if parts.fragment:
-            key += "#" + parts.fragment
+        # `URL#SIGN_SECRET?at=...`: the options after the secret, as in the key form (read as
+        # part of the secret, every message was signed wrong).
+        secret, _, after = parts.fragment.partition("?")
+        if secret:
+            key += "#" + secret
+        options = "&".join(filter(None, (after, options)))
     else:
         key, _, inline = value.partition("?")
         query = parse_qs(inline)
     for name, values in parse_qs(options).items():
         query.setdefault(name, []).extend(values)
+    for name in ROBOT_URL_DROPPED[kind] if is_url(value) else ():
+        query.pop(name, None)
     return key, query
 
 
@@ -314,21 +334,54 @@ def redact_target(channel: str, target: str) -> str:
 APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
 
 
+class _TypoQuiet(logging.Filter):
+    """Apprise logs a URL it cannot read at ERROR or WARNING ("Unparseable Telegram URL", "An
+    invalid Slack Token (…) was specified"), quoting what was typed, a token perhaps: a user's
+    typo, refused as such where it is checked, not the server's failure, and no log's to keep.
+    Every record above DEBUG is dropped while a URL is read (a plugin disabled on this system
+    is asked before, `apprise_disabled`, and logged by the check)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno <= logging.DEBUG or not _READING.get()
+
+
+_READING: ContextVar[bool] = ContextVar("apprise_reading", default=False)
+_TYPO_QUIET = _TypoQuiet()
+
+
 # One URL is read here several times a delivery (checked, aimed, shown): Apprise's parse is
 # ~1 ms of CPU, and its answer depends on the text alone.
 @functools.lru_cache(maxsize=256)
+def apprise_plugin(value: str) -> Any | None:
+    """Apprise's reading of ``value``: the plugin of its service, or None (a token missing, an
+    ID of the wrong form: every send of it would fail)."""
+    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
+
+    logging.getLogger("apprise").addFilter(_TYPO_QUIET)  # once: a filter is added once
+    reading = _READING.set(True)
+    try:
+        return apprise.Apprise.instantiate(value)
+    finally:
+        _READING.reset(reading)
+
+
+def apprise_disabled(scheme: str) -> bool:
+    """Whether Apprise disabled ``scheme``'s plugin on this machine (its requirements missing):
+    every URL of it is refused, the operator's to fix, not the user's."""
+    from apprise.apprise import N_MGR
+
+    return scheme in N_MGR and not N_MGR[scheme].enabled
+
+
 def apprise_http_url(value: str) -> str | None:
     """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard):
     the host as Apprise itself reads it (json://a@X@Y posts to X), else after the last `@`;
     None in a hosted mode, where the first part is a token (notica://TOKEN, ntfy://TOPIC)."""
-    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
-
     scheme, _, rest = value.partition("://")
     scheme = scheme.lower()
     secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    plugin = apprise.Apprise.instantiate(value)
-    if plugin is not None:  # else Apprise refuses it at send
+    if (plugin := apprise_plugin(value)) is not None:  # else Apprise refuses it at send
         if not plugin.host or getattr(plugin, "mode", None) in APPRISE_HOSTED_MODES:
             return None  # the service's own address (trigv://KEY, notifico://ID/HOOK)
         secure = bool(plugin.secure)

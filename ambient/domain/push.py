@@ -7,11 +7,12 @@ allow-listed networks) is decided in `ambient.clients.notify.targets`.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import time
 from email.utils import parseaddr
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -25,13 +26,18 @@ from ambient.domain.notify import (
     CHANNEL_TYPES,
     MAX_TARGETS,
     ROBOT_KEYS,
+    ROBOT_URL_DROPPED,
     NotificationKind,
     Target,
+    apprise_disabled,
     apprise_http_url,
+    apprise_plugin,
+    is_url,
 )
 from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
+log = logging.getLogger(__name__)
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
@@ -92,25 +98,33 @@ def _secret_problem(kind: str, value: str) -> Refusal | None:
 
 
 def _options_problem(kind: str, query: str) -> Refusal | None:
-    try:
-        options = parse_qs(query, strict_parsing=True)
-    except ValueError:
-        return Refusal("options after ? are not name=value pairs: %(query)s", query=repr(query))
+    # A part is said by its name, a long one by its first characters: a token or the signing
+    # secret pasted where options go must not be quoted into a refusal, a log or an event.
+    if problem := _secret_pasted(kind, query.split("&")):
+        return problem
+    for name, eq, _ in (pair.partition("=") for pair in query.split("&") if pair):
+        if not (name and eq):
+            return Refusal("options after ? are not name=value pairs: %(part)s", part=_shown(name))
+    options = parse_qs(query)
     if unknown := set(options) - ROBOT_OPTIONS[kind]:
         allowed = ", ".join(sorted(ROBOT_OPTIONS[kind]))
         return Refusal(
             "unknown %(kind)s option %(option)s; allowed: %(allowed)s",
             kind=kind,
-            option=repr(sorted(unknown)[0]),
+            option=_shown(sorted(unknown)[0]),
             allowed=allowed,
         )
     for values in options.values():
-        for item in (i for v in values for i in v.split(",")):
+        for item in (i for v in values for i in v.split(",") if i):
             if item not in ("all", "@all") and not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", item):
                 return Refusal(
-                    "not a user id or phone number to mention: %(item)s", item=repr(item)
+                    "not a user id or phone number to mention: %(item)s", item=_shown(item)
                 )
     return None
+
+
+def _shown(part: str) -> str:
+    return repr(part if len(part) <= 16 else part[:4] + "…")
 
 
 def _email_problem(value: str) -> Refusal | None:
@@ -160,10 +174,18 @@ def _apprise_problem(value: str) -> Refusal | None:
         return Refusal(
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
         )
-    if scheme in APPRISE_HTTP:
-        aimed = apprise_http_url(value)
-        return _url_problem(aimed) if aimed else None
-    if scheme not in APPRISE_HOSTED:
+    if scheme in APPRISE_HOSTED | APPRISE_HTTP and apprise_disabled(scheme):  # before it is read
+        log.warning(
+            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
+        )
+        return Refusal(
+            "Apprise %(scheme)s:// is not available on this server: use another service, or "
+            "ask the operator to install what it needs",
+            scheme=scheme,
+        )
+    if scheme in APPRISE_HTTP and (aimed := apprise_http_url(value)):
+        return _url_problem(aimed) or _unread(scheme, value)
+    if scheme not in APPRISE_HOSTED | APPRISE_HTTP:
         # mailto, mqtt, irc, xmpp, smpp, ... reach a host of the URL's choosing by protocols the
         # destination guard cannot check.
         return Refusal(
@@ -172,20 +194,27 @@ def _apprise_problem(value: str) -> Refusal | None:
             "HTTP one (ntfy://, gotify://, json://, ...) or a webhook target",
             scheme=scheme,
         )
-    return None
+    return _unread(scheme, value)
+
+
+def _unread(scheme: str, value: str) -> Refusal | None:
+    # Its token is not said back: the refusal may be logged.
+    if apprise_plugin(value) is not None:
+        return None
+    return Refusal(
+        "Apprise cannot read this %(scheme)s:// URL (a token or ID missing or of the wrong "
+        "form): write it as that service's page in the Apprise docs shows",
+        scheme=scheme,
+    )
 
 
 def _robot_problem(kind: str, value: str) -> Refusal | None:
-    if value.startswith(("http://", "https://")):
-        parts = urlsplit(value)
-        param = ROBOT_KEYS[kind]
-        if not parse_qs(parts.query).get(param):
-            return Refusal(
-                "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param
-            )
-        return None
-    address, sep, options = value.partition("?")
     pattern = ROBOT_KEY if kind == "wecom" else DING_ADDRESS
+    if is_url(value):
+        return _robot_url_problem(kind, value, pattern)
+    address, sep, options = value.partition("?")
+    if kind == "dingtalk" and "&" in address.partition("#")[2]:
+        return _after_secret("TOKEN")
     if not pattern.fullmatch(address):
         form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
         return Refusal(
@@ -194,6 +223,58 @@ def _robot_problem(kind: str, value: str) -> Refusal | None:
             form=form,
         )
     return _options_problem(kind, options) if sep else None
+
+
+def _robot_url_problem(kind: str, value: str, pattern: re.Pattern[str]) -> Refusal | None:
+    # The robot's URL: its key and the options after it (`&mentioned=...`) are checked as in
+    # the key form; unchecked, a misspelled option was saved and silently did nothing.
+    parts = urlsplit(value)
+    param = ROBOT_KEYS[kind]
+    if not (keys := parse_qs(parts.query).get(param)):
+        return Refusal(
+            "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param
+        )
+    secret, _, after = parts.fragment.partition("?")  # as robot_address reads it
+    if kind == "wecom" and parts.fragment:
+        return Refusal("a wecom robot URL ends with its key and options: remove the # and after")
+    if "&" in secret:
+        return _after_secret("…")
+    if not pattern.fullmatch(keys[0] + (f"#{secret}" if secret else "")):
+        # Not said back: it is a credential.
+        form = Refusal("the robot key") if kind == "wecom" else "ACCESS_TOKEN[#SIGN_SECRET]"
+        return Refusal(
+            "the %(param)s= of this %(kind)s robot URL is not %(form)s (options go after "
+            "it with &, e.g. &%(option)s=...)",
+            param=param,
+            kind=kind,
+            form=form,
+            option=sorted(ROBOT_OPTIONS[kind])[0],
+        )
+    pairs = [*parts.query.split("&"), *after.split("&")]
+    if problem := _secret_pasted(kind, pairs):  # a dropped sign=SEC… too: every send failed
+        return problem
+    dropped = ROBOT_URL_DROPPED[kind] | {param}
+    options = "&".join(p for p in pairs if p and p.partition("=")[0] not in dropped)
+    return _options_problem(kind, options) if options else None
+
+
+def _after_secret(start: str) -> Refusal:
+    # The hint in the form the target was written: `TOKEN#SEC…` or the URL's `…#SEC…`.
+    return Refusal(
+        "options after the #SIGN_SECRET go after ?, not &: %(start)s#SEC…?at=all", start=start
+    )
+
+
+def _secret_pasted(kind: str, pairs: list[str]) -> Refusal | None:
+    # DingTalk's signing secret (SEC…) as an option's name or value, or in a list of mentions,
+    # as written or decoded (`%2CSEC…`, `+SEC…`).
+    if kind != "dingtalk":
+        return None
+    for name, _, value in (pair.partition("=") for pair in pairs):
+        parts = (name, *value.split(","), *re.split(r"[,\s]+", unquote_plus(value)))
+        if any(p.startswith("SEC") for p in parts):
+            return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
+    return None
 
 
 class QuietHours(UserConfig):

@@ -92,6 +92,7 @@ async def _settings_page(
             "digest": shown_digest,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
+            "withdrawals": await state.devices.withdrawals(me.name),
             "endpoints": endpoints,
             "endpoint_errors": errors_said,
             "added": added,
@@ -334,6 +335,22 @@ async def let_speaker_back(
     if isinstance(view := await _device_changed(change, _, device), Response):
         return view
     said = _("%(name)s may allow %(device)s again.", device=view.device_id, name=speaker)
+    return back("/app/settings", said)
+
+
+@router.post("/app/xiaozhi/withdrawn/let-back")
+async def let_withdrawn_back(
+    page: Page, _: PageWords, user: FormText = "", speaker: FormText = ""
+) -> Response:
+    """Let back someone withdrawn from an owner's devices, naming no device (none may be left)."""
+    owner = user or page.me.name
+    try:
+        await page.state.devices.let_back_from(page.me.name, owner, speaker)
+    except DeviceError as exc:  # not withdrawn (another tab), or not the caller's to lift
+        return back("/app/settings", what_went_wrong(exc, _))
+    if owner == page.me.name:
+        return back("/app/settings", _("%(name)s may allow your devices again.", name=speaker))
+    said = _("%(name)s may allow %(owner)s's devices again.", name=speaker, owner=owner)
     return back("/app/settings", said)
 
 

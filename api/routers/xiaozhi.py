@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Header, Path, status
+from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -34,6 +34,8 @@ from ambient.xiaozhi import (
     DeviceRefusedError,
     DeviceView,
     InvalidDeviceError,
+    UnknownOwnerError,
+    Withdrawals,
 )
 from ambient.xiaozhi_context import voice_facts
 from api.deps import CurrentUser, SessionDep, StateDep
@@ -41,6 +43,8 @@ from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
 endpoints_router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
+
+Changed = TypeVar("Changed", DeviceView, Withdrawals)
 
 # xiaozhi-server waits 3 s and then goes on without the context: answer well before that.
 CONTEXT_BUDGET = 1.0
@@ -149,12 +153,34 @@ async def let_speaker_back(ref: str, name: str, state: StateDep, caller: Current
     return await _named_in_path(state.devices.let_back(caller.name, ref, name), name)
 
 
-async def _named_in_path(change: Awaitable[DeviceView], name: str) -> DeviceView:
-    """A change of the user ``name`` on a device: its refusals said at the path's parts."""
+@router.get("/withdrawn")
+async def list_withdrawn(state: StateDep, caller: CurrentUser) -> list[Withdrawals]:
+    """Whom your devices may not answer until let back, devices or none (an admin: everyone's)."""
+    return await state.devices.withdrawals(caller.name)
+
+
+@router.delete("/withdrawn/{name}")
+async def let_withdrawn_back(
+    name: str,
+    state: StateDep,
+    caller: CurrentUser,
+    user: Annotated[
+        str | None, Query(min_length=1, max_length=63, description="the owner; default: you")
+    ] = None,
+) -> Withdrawals:
+    """Let back a user withdrawn from your devices, naming none (an admin names the ``user``)."""
+    owner = caller.name if user is None else user
+    return await _named_in_path(state.devices.let_back_from(caller.name, owner, name), name)
+
+
+async def _named_in_path(change: Awaitable[Changed], name: str) -> Changed:
+    """A change of the user ``name`` (on a device, or the owner's): refusals at the path's parts."""
     try:
         return await change
     except AmbiguousDeviceError as exc:
         raise http_error(exc) from None
+    except UnknownOwnerError as exc:  # the owner the query named, before the name is looked at
+        raise unprocessable((["user"], str(exc)), where="query", given=exc.owner) from None
     except InvalidDeviceError as exc:  # no body: the name in the path is what was refused
         raise unprocessable((["name"], str(exc)), where="path", given=name) from None
 

@@ -21,7 +21,7 @@ from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.models import XiaozhiEndpoint
+from ambient.storage.models import User, XiaozhiEndpoint
 from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
@@ -56,14 +56,14 @@ async def test_endpoints_registered_at_once_past_the_limit_leave_the_user_at_the
         everyone = asyncio.Event()
         looked_up = Endpoints._not_registered
 
-        async def after_the_count(self: Endpoints, address: str) -> None:
+        async def after_the_count(self: Endpoints, actor: User | None, address: str) -> None:
             nonlocal counted
             counted += 1
             if counted == AT_ONCE:
                 everyone.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(everyone.wait(), 1)
-            await looked_up(self, address)
+            await looked_up(self, actor, address)
 
         setattr(Endpoints, "_not_registered", after_the_count)  # noqa: B010
         try:

@@ -191,6 +191,29 @@ async def test_a_url_already_registered_is_refused_for_anyone_as_one_connection_
     ).status_code == 201
 
 
+async def test_a_url_another_user_registered_is_refused_without_naming_their_endpoint(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    """A member sending a 接入点 URL another user registered was told "already registered
+    (endpoint 7)": the other user's endpoint id, which their own list never shows. Refused,
+    as before, naming no endpoint; its owner and an admin still get the id."""
+    alice, bob = unique("alice"), unique("bob")
+    as_alice = await member_headers(api_settings, alice)
+    as_bob = await member_headers(api_settings, bob)
+    url = "wss://api.xiaozhi.me/mcp/?token=m.n.o"
+    first = await api.post("/xiaozhi/endpoints", json={"user": alice, "url": url}, headers=as_alice)
+    assert first.status_code == 201, first.text
+    again = await api.post("/xiaozhi/endpoints", json={"user": bob, "url": url}, headers=as_bob)
+    assert again.status_code == 422, again.text
+    [error] = again.json()["detail"]
+    assert error["loc"] == ["body", "url"], error
+    assert error["msg"] == (
+        "this 接入点 is already registered by another user; it holds one connection: "
+        "ask an admin, who sees which endpoint holds it"
+    ), error
+    assert (await api.get("/xiaozhi/endpoints", headers=as_bob)).json() == []
+
+
 def test_the_cli_adds_lists_and_removes_with_the_token_masked(
     api_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

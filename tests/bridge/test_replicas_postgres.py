@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, Endpoints
 from ambient.bridge.runner import BridgeRunner
@@ -14,10 +15,12 @@ from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import AuditRecord, XiaozhiWithdrawal
 from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 from tests.standins.xiaozhi_broker import running_broker
+from tests.support.waits import eventually
 
 SECRET = "test-secret-key-for-endpoints"
 LOOPBACK = DestinationGuard(["127.0.0.1/32"])
@@ -202,6 +205,73 @@ async def test_withdrawals_through_two_devices_of_one_owner_at_once_on_postgresq
             assert all(set(people) <= set(d.withdrawn) for d in devices)
         devices = [d for d in await DeviceService(databases[0]).list(None) if d.user == owner]
         assert [d.speakers for d in devices] == [[], []]
+    finally:
+        for db in databases:
+            await db.close()
+
+
+# The backends waiting, directly or through another waiter, on the locks of :holder (asked in a
+# transaction of its own: one reads pg_stat_activity as it was at its first read).
+_WAITING_ON = text(
+    "WITH RECURSIVE waiting(pid) AS ("
+    " SELECT pid FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"
+    " UNION SELECT a.pid FROM pg_stat_activity a JOIN waiting w"
+    " ON w.pid = ANY(pg_blocking_pids(a.pid))) SELECT count(*) FROM waiting"
+)
+
+
+async def test_let_backs_of_one_withdrawal_at_once_on_postgresql_lift_it_once(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Two let-backs of one withdrawal at once (both naming the owner; one the owner, one a
+    device): without the owner's turn each read it withdrawn, each deleted it and each
+    audited a let back. Each round holds the withdrawal's row until both wait, so both had
+    read it by then (or one waits for the owner's turn): one lifts it, one is refused."""
+    from ambient.xiaozhi import DeviceService, InvalidDeviceError
+
+    await upgrade_async(postgres_url)
+    databases = [Database(postgres_url) for _ in range(4)]
+
+    async def both_wait(holder: int) -> bool:
+        async with databases[3].session() as session:
+            return await session.scalar(_WAITING_ON, {"holder": holder}) == 2
+
+    try:
+        owner = unique("pg-owner")
+        async with databases[0].session() as session:
+            await UserRepository(session).create(UserCreate(name=owner))
+            await session.commit()
+        mac = "aa:bb:cc:" + ":".join(unique("")[-6:][i : i + 2] for i in (0, 2, 4))
+        await DeviceService(databases[0]).add(None, owner, mac)
+        for by_device in (False, True):
+            lin = unique("pg-lin")
+            async with databases[0].session() as session:
+                await UserRepository(session).create(UserCreate(name=lin))
+                await session.commit()
+            await DeviceService(databases[0]).allow(lin, mac)
+            await DeviceService(databases[0]).withdraw(None, mac, lin)
+            async with databases[2].session() as holder:
+                held = select(XiaozhiWithdrawal).where(XiaozhiWithdrawal.speaker == lin)
+                assert await holder.scalar(held.with_for_update()) is not None
+                first, second = (DeviceService(db) for db in databases[:2])
+                lifts = [
+                    asyncio.ensure_future(first.let_back_from(None, owner, lin)),
+                    asyncio.ensure_future(
+                        second.let_back(None, mac, lin)
+                        if by_device
+                        else second.let_back_from(owner, owner, lin)
+                    ),
+                ]
+                pid = await holder.scalar(text("SELECT pg_backend_pid()"))
+                await eventually(partial(both_wait, pid), "both let-backs waiting")
+                await holder.rollback()
+            done = await asyncio.gather(*lifts, return_exceptions=True)
+            refused = [d for d in done if isinstance(d, BaseException)]
+            assert len(refused) == 1 and isinstance(refused[0], InvalidDeviceError), done
+            async with databases[0].session() as session:
+                audited = select(AuditRecord).where(AuditRecord.action == "xiaozhi.device.let_back")
+                rows = await session.scalars(audited)
+                assert [r.detail["speaker"] for r in rows].count(lin) == 1
     finally:
         for db in databases:
             await db.close()

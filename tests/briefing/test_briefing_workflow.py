@@ -1390,15 +1390,21 @@ def test_one_alarm_is_said_in_the_singular_and_chinese_keeps_its_counter() -> No
     ("language", "alarms", "headline"),
     [
         ("en", ALARMS_NOT_CONFIGURED, "Yesterday: 2 errors, no problem needs a person"),
-        ("en", "AuthFailure: keys refused", "Yesterday: 2 errors, no problem needs a person"),
+        (
+            "en",
+            "AuthFailure: keys refused",
+            "Yesterday: 2 errors, alarms could not be read, no problem needs a person",
+        ),
         ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，没有问题需要人工处理"),
+        ("zh", "AuthFailure: keys refused", "昨天有 2 个错误、告警没能读取，没有问题需要人工处理"),
     ],
 )
 def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(
     language: Language, alarms: str, headline: str
 ) -> None:
     """Without Tencent Cloud, or with its alarm history refused, the headline said "0 open
-    alarms" (0 条未恢复告警), then that there is no alarm history: a count never read."""
+    alarms" (0 条未恢复告警), then that there is no alarm history: a count never read. Refused,
+    no alarm was read: it said "alarms not all read" (告警没能全部读取), as of one source."""
     inputs = BriefingInputs(
         date="2026-11-22",
         language=language,

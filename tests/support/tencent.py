@@ -8,7 +8,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.wiring import AppState
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG
 
 
@@ -35,4 +35,12 @@ def ops_state(
         channels=deps.channels,
         tencent=tencent,
         stdio_user="ops",
+    )
+
+
+def late_log_before_the_second_page(api: TencentApi, row: dict[str, object]) -> None:
+    """Between the search's first and second page, a late log (a LogListener catching up)
+    lands among the logs the first page held: by Offset, every older log moves one on."""
+    api.before["SearchLog"] = lambda: api.before.__setitem__(
+        "SearchLog", lambda: api.logs.append(row)
     )

@@ -539,6 +539,39 @@ async def test_a_search_cls_stopped_at_its_limit_answers_what_was_read_saying_so
     ) in said_first
 
 
+async def test_a_search_that_does_not_move_on_is_said_with_one_advice_in_the_command(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A next page holding only logs answered before: the command said "…: ask again, or narrow
+    the time range: narrow the query or the hours", two advices, one given twice."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    recent = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    results = [
+        {"TopicId": "t-1", "PkgId": "P", "PkgLogId": str(n), "Time": recent - n}
+        | {"LogJson": json.dumps({"msg": f"timeout {n}"})}
+        for n in range(3)
+    ]
+    answer = {"Analysis": False, "ListOver": False, "Context": "c", "Results": results}
+    page = (200, "application/json", json.dumps({"Response": answer}).encode())
+    api.raw["SearchLog"] = [page, page]
+    said = await asyncio.to_thread(
+        CliRunner().invoke, app, ["cloud", "logs", "t-1", "--limit", "10"], env=cli_env(state)
+    )
+    assert said.exit_code == 0, said.output
+    text = " ".join(said.output.split())  # the console wraps its lines
+    assert text.endswith(
+        "CLS answered a page without a log it had not answered before (logs landing late move "
+        "a search on): run it again"
+    ), text
+    assert "narrow" not in text and "ask again" not in text, text
+
+
 def nested(depth: int, time: str) -> str:
     """A JSON log line whose "detail" holds objects ``depth`` levels deep (built as text: no
     encoder's recursion limit in the way)."""
@@ -770,3 +803,35 @@ async def test_alarms_asked_for_a_region_are_that_regions_only(
     listed = await asyncio.to_thread(CliRunner().invoke, app, args, env=cli_env(state))
     assert listed.exit_code == 0, listed.output
     assert [a["name"] for a in json.loads(listed.stdout)] == ["sh burst", "sh cpu"], listed.stdout
+
+
+async def test_a_search_of_logs_without_a_time_is_not_said_to_match_none_in_the_command(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """Every log's Time in seconds: the search stopped after as many skipped as asked, and the
+    command said "no logs matched '*' in the last 1 hour" of 5 logs it could not read."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    seconds = int(datetime.now(UTC).timestamp()) - 60
+    results = [
+        {"TopicId": "t-1", "PkgId": "P", "PkgLogId": str(n), "Time": seconds - n}
+        | {"LogJson": json.dumps({"msg": f"timeout {n}"})}
+        for n in range(5)
+    ]
+    answer = {"Analysis": False, "ListOver": False, "Context": "c", "Results": results}
+    api.raw["SearchLog"] = [(200, "application/json", json.dumps({"Response": answer}).encode())]
+    said = await asyncio.to_thread(
+        CliRunner().invoke, app, ["cloud", "logs", "t-1", "--limit", "5"], env=cli_env(state)
+    )
+    assert said.exit_code == 0, said.output
+    text = " ".join(said.output.split())  # the console wraps its lines
+    assert text == (
+        "the search stopped after 5 logs without a time in its range (SearchLog's Time, an "
+        "integer of milliseconds): check the way to the API (AMBIENT_TENCENTCLOUD_ENDPOINT, a "
+        "proxy) 5 unreadable lines skipped"
+    ), text

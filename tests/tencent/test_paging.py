@@ -129,6 +129,86 @@ async def test_a_list_that_changes_while_read_is_read_again_not_answered_short(
     assert [c[2]["Offset"] for c in api.calls] == [0, 100, 0, 100]
 
 
+async def test_a_list_with_one_item_removed_and_one_made_between_pages_is_read_again(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Between two pages a cluster is made (at the list's head) and one of the second page's
+    deleted: the total is the same, and the second page starts a row earlier than asked (a row
+    read twice, one short of the total). It was said "not the API's answer" and not asked
+    again, as if a proxy ignored Offset; it is a list that changed, read anew and whole."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    now = [_cluster(150), *rows[:120], *rows[121:]]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": now[100:150], "TotalCount": 150}),
+    ]
+    api.clusters = now  # what the API answers once the raw pages are served
+    clusters = await list_clusters(tc)
+    assert sorted(c.cluster_id for c in clusters) == sorted(c["ClusterId"] for c in now)
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100, 0, 100]
+
+
+async def test_a_list_whose_page_holds_no_item_short_of_its_total_is_not_the_apis_answer(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An empty page before a total that did not change: no list that changed answers so."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": [], "TotalCount": 150}),
+    ]
+    with pytest.raises(TencentAnswerError, match="listed 100 of its 150 items in 2 pages"):
+        await list_clusters(tc)
+
+
+async def test_a_first_page_holding_a_row_twice_short_of_its_total_is_not_the_apis_answer(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A way to the API that drops a row and serves another twice in the one page there is: the
+    page was taken without its twin, as a page that started earlier than asked, and read again
+    3 times as a list that changed ("try again in a moment")."""
+    api, tc = cloud
+    rows = [_cluster(0), _cluster(0), _cluster(1)]
+    api.raw["DescribeClusters"] = [_answer({"Clusters": rows, "TotalCount": 3})]
+    with pytest.raises(TencentAnswerError, match="listed 2 of its 3 items in 1 pages"):
+        await list_clusters(tc)
+    assert [c[2]["Offset"] for c in api.calls] == [0]
+
+
+@pytest.mark.parametrize(
+    ("second", "total", "said"),
+    [
+        # A way to the API that drops a row of each second page: it starts a row earlier than
+        # asked, one short of the total (in-page twins counted as served).
+        (slice(99, 149), 150, "listed 149 of its 150 items in 2 pages"),
+        # One whose second page always says a lower TotalCount: it raised ListChanged before
+        # the read was noted.
+        (slice(100, 149), 149, "listed 150 items, then 149 at page 2"),
+    ],
+)
+async def test_a_list_short_alike_at_each_of_its_reads_is_not_a_list_that_changed(
+    cloud: tuple[TencentApi, TencentCloud], second: slice, total: int, said: str
+) -> None:
+    """The same answer at each of the 3 reads was said a list that changed ("try again in a
+    moment"), which no read mends: it is the API's pages or the way to it."""
+    api, tc = cloud
+    rows = [_cluster(n) for n in range(150)]
+    api.raw["DescribeClusters"] = [
+        _answer({"Clusters": rows[:100], "TotalCount": 150}),
+        _answer({"Clusters": rows[second], "TotalCount": total}),
+    ] * 3
+    with pytest.raises(TencentAnswerError) as caught:
+        await list_clusters(tc)
+    assert caught.value.message == (
+        f"DescribeClusters {said}, the same at each of its 3 reads (a list that changed would "
+        "not answer alike): check the API's pages or the way to it (a proxy, "
+        "AMBIENT_TENCENTCLOUD_ENDPOINT)"
+    )
+    assert [c[2]["Offset"] for c in api.calls] == [0, 100] * 3
+
+
 async def test_a_list_that_changes_at_each_read_is_said_changed_after_three_reads(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
@@ -137,9 +217,13 @@ async def test_a_list_that_changes_at_each_read_is_said_changed_after_three_read
     api, tc = cloud
     rows = [_cluster(n) for n in range(150)]
     api.raw["DescribeClusters"] = [
-        _answer({"Clusters": rows[:100], "TotalCount": 150}),
-        _answer({"Clusters": rows[101:150], "TotalCount": 149}),
-    ] * 3
+        page
+        for left in range(3)  # one more gone at each read: no read alike
+        for page in (
+            _answer({"Clusters": rows[left : left + 100], "TotalCount": 150 - left}),
+            _answer({"Clusters": rows[left + 101 : 150], "TotalCount": 149 - left}),
+        )
+    ]
     with pytest.raises(TencentListChangedError) as changed:
         await list_clusters(tc)
     # Said to whoever reads it: what happened and what to do, not the read's own bookkeeping.

@@ -18,17 +18,10 @@ from ambient.clients.tencent.errors import TencentAnswerError
 from ambient.clients.tencent.logs import search_logs
 from ambient.cloud.errors import told
 from tests.standins.tencent_api import TencentApi
+from tests.support.tencent import late_log_before_the_second_page
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = NOW - timedelta(hours=2), NOW
-
-
-def _late_log_before_the_second_page(api: TencentApi, row: dict[str, object]) -> None:
-    """Between the search's first and second page, a late log (a LogListener catching up)
-    lands among the logs the first page held: by Offset, every older log moves one on."""
-    api.before["SearchLog"] = lambda: api.before.__setitem__(
-        "SearchLog", lambda: api.logs.append(row)
-    )
 
 
 async def test_a_log_re_served_on_the_next_offset_page_is_counted_once(
@@ -38,7 +31,7 @@ async def test_a_log_re_served_on_the_next_offset_page_is_counted_once(
     api.context_logs = 1_000  # past Context's cap the search goes on by Offset
     base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
     api.logs = [{"time": base + i, "json": {"n": i}} for i in range(2_500)]
-    _late_log_before_the_second_page(api, {"time": base + 2_400, "json": {"n": "late"}})
+    late_log_before_the_second_page(api, {"time": base + 2_400, "json": {"n": "late"}})
     found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=5_000)
     counts = Counter(r.content["n"] for r in found.logs)  # type: ignore[index]
     assert [n for n, times in counts.items() if times > 1] == []

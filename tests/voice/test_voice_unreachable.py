@@ -4,6 +4,7 @@ an exception's class name."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -15,7 +16,7 @@ from tencentcloud.common.credential import Credential
 
 from ambient import temporal
 from ambient.briefing.service import BriefingService
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import LIST_READS, TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage import Database
@@ -267,3 +268,53 @@ async def test_a_cluster_list_tke_gives_after_the_voice_stopped_waiting_is_said_
         finally:  # the stand-in's held requests let go before it stops
             for _, released in (first, later):
                 released.set()
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            Language.ZH,
+            f"腾讯云的集群列表在读的时候一直在变，连读{LIST_READS}次都没读完整。请过一会儿再问。",
+        ),
+        (
+            Language.EN,
+            f"Tencent Cloud's cluster list kept changing while I read it, {LIST_READS} times"
+            " over. Please ask again in a moment.",
+        ),
+    ],
+    ids=["zh", "en"],
+)
+async def test_a_cluster_list_that_changes_at_each_read_is_said_so_not_as_tencent_unreachable(
+    deps: WorkerDeps, language: Language, said: str
+) -> None:
+    """A cluster leaving TKE's list while each of its three reads paged (ListChanged): Tencent
+    Cloud answered every page, and cluster_health said "暂时连不上腾讯云" / "I can't reach
+    Tencent Cloud right now", which sends the user to check a network that works."""
+    user = unique("vl")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user, language=language))
+        await session.commit()
+    rows = [
+        {"ClusterId": f"cls-{n:08d}", "ClusterName": f"c{n}", "ClusterStatus": "Running"}
+        for n in range(150)
+    ]
+
+    def page(payload: dict[str, object]) -> tuple[int, str, bytes]:
+        return 200, "application/json", json.dumps({"Response": payload}).encode()
+
+    api = TencentApi()
+    api.raw["DescribeClusters"] = [
+        page({"Clusters": rows[:100], "TotalCount": 150}),
+        page({"Clusters": rows[101:150], "TotalCount": 149}),
+    ] * LIST_READS
+    client = await temporal.connect(deps.settings, lazy=True)
+    state = AppState(settings=deps.settings, db=deps.db, temporal=client, channels=deps.channels)
+    async with serve(api.app()) as base:
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, user) as voice:
+            answer = await say(voice, "cluster_health")
+    assert answer == said
+    # Each read from its first page (the stand-in answers in order whatever is asked).
+    asked = [(action, params.get("Offset")) for _, action, params in api.calls]
+    assert asked == [("DescribeClusters", 0), ("DescribeClusters", 100)] * LIST_READS

@@ -5,8 +5,9 @@ from __future__ import annotations
 from playwright.async_api import Browser, expect
 
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Language, UserCreate
 from ambient.storage.users import UserRepository, user_public
+from ambient.xiaozhi import DeviceService
 from api.app import create_app
 from tests.conftest import unique
 from tests.support.servers import serve
@@ -62,3 +63,34 @@ async def test_a_link_from_elsewhere_puts_no_notice_on_a_signed_in_page(
         await page.goto(f"{base}/app/settings")
         await page.get_by_role("button", name="Save settings").click()
         await expect(page.get_by_role("status")).to_contain_text("Settings saved")
+
+
+async def test_an_owners_withdrawn_member_has_one_let_back_button_however_many_devices(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """Each device card of the owner's showed the owner's withdrawals and a "Let … back"
+    button: two speakers, two buttons doing the same. One now, and it lets them back."""
+    owner, mei = unique("wdo"), unique("wdm")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name=owner, language=Language.EN)
+        )
+        await UserRepository(session).create(UserCreate(name=mei))
+        await session.commit()
+    devices = DeviceService(deps.db)
+    macs = ["aa:bb:cc:00:01:0a", "aa:bb:cc:00:01:0b"]
+    for mac in macs:
+        await devices.add(owner, owner, mac)
+    await devices.allow(mei, macs[0])
+    await devices.withdraw(owner, macs[0], mei)
+    async with serve(create_app(deps.settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app/settings")
+        button = page.get_by_role("button", name=f"Let {mei} back")
+        await expect(button).to_have_count(1)
+        await expect(page.locator("#devices .card")).to_have_count(2)
+        await expect(page.locator("#devices")).not_to_contain_text("Withdrawn")
+        await button.click()
+        await expect(page.get_by_role("status")).to_contain_text(f"{mei} may allow")
+        await expect(button).to_have_count(0)
+    assert [d.withdrawn for d in await devices.list(owner)] == [[], []]

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
@@ -306,13 +306,106 @@ async def test_the_owner_stops_their_device_answering_someone_who_allowed_it(
     again = await page.post("/app/xiaozhi/devices/withdraw", data=sent, follow_redirects=True)
     assert "'mei' has not allowed aa:bb:cc:00:00:0d" in html.unescape(again.text)
     assert [v.speakers for v in await DeviceService(db).list("lin")] == [[]]
-    # Withdrawn until let back: the card says so and lets them back; then mei may allow it.
-    assert "Withdrawn, may not allow it again until let back: mei" in again.text
-    form = re.search(r'action="/app/xiaozhi/devices/let-back".*?</form>', again.text, re.S)
+    # Withdrawn until let back: the page says so and lets them back; then mei may allow it.
+    assert (
+        "Withdrawn from your devices, may not allow any of them again until let back: mei"
+    ) in again.text
+    form = re.search(r'action="/app/xiaozhi/withdrawn/let-back".*?</form>', again.text, re.S)
     assert form is not None and "Let mei back" in form[0], again.text
-    assert dict(re.findall(r'name="(device|speaker)" value="([^"]*)"', form[0])) == sent
-    back = await page.post("/app/xiaozhi/devices/let-back", data=sent, follow_redirects=True)
-    assert "mei may allow aa:bb:cc:00:00:0d again." in html.unescape(back.text)
+    owners = dict(re.findall(r'name="(user|speaker)" value="([^"]*)"', form[0]))
+    assert owners == {"user": "lin", "speaker": "mei"}
+    back = await page.post("/app/xiaozhi/withdrawn/let-back", data=owners, follow_redirects=True)
+    assert "mei may allow your devices again." in html.unescape(back.text)
     assert "let-back" not in back.text
     await DeviceService(db).allow("mei", "aa:bb:cc:00:00:0d")
     assert [v.speakers for v in await DeviceService(db).list("lin")] == [["mei"]]
+    # A page from before the owner's form (its button named the device) still lets them back.
+    await page.post("/app/xiaozhi/devices/withdraw", data=sent)
+    back = await page.post("/app/xiaozhi/devices/let-back", data=sent, follow_redirects=True)
+    assert "mei may allow aa:bb:cc:00:00:0d again." in html.unescape(back.text)
+    assert "let-back" not in back.text
+
+
+async def test_an_owners_withdrawals_are_shown_once_not_on_every_device_card(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    """Withdrawals are the owner's, not a device's: each of the owner's cards said "Withdrawn
+    …: mei" with its own "Let mei back" button, the same names and buttons once per device."""
+    macs = ["aa:bb:cc:00:00:1a", "aa:bb:cc:00:00:1b", "aa:bb:cc:00:00:1c"]
+    for mac in macs:
+        added = await page.post("/app/xiaozhi/devices", data={"device_id": mac})
+        assert added.status_code == 201, added.text
+    async with db.session() as session:
+        for name in ("mei", "kai"):
+            await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    devices = DeviceService(db)
+    for name in ("mei", "kai"):
+        await devices.allow(name, macs[0])
+        await devices.withdraw("lin", macs[0], name)
+    shown = html.unescape((await page.get("/app/settings")).text)
+    cards = shown[shown.index('id="devices"') : shown.index("</ul>", shown.index('id="devices"'))]
+    assert "Withdrawn" not in cards and "let-back" not in cards, cards
+    said = "Withdrawn from your devices, may not allow any of them again until let back: kai, mei"
+    assert shown.count(said) == 1, shown
+    buttons = re.findall(r"<button>Let (\w+) back</button>", shown)
+    assert buttons == ["kai", "mei"], shown
+    form = re.search(r'action="/app/xiaozhi/[a-z/-]*let-back".*?</form>', shown, re.S)
+    assert form is not None
+    back = await page.post(
+        form[0].split('"')[1],
+        data=dict(re.findall(r'name="(\w+)" value="([^"]*)"', form[0])),
+        follow_redirects=True,
+    )
+    assert "kai may allow" in html.unescape(back.text), back.text
+    assert [v.withdrawn for v in await devices.list("lin")] == [["mei"]] * 3
+
+
+@pytest.mark.parametrize(
+    ("language", "exempt"),
+    [
+        ("en", "A call from a xiaozhi.me 接入点 names a device, never a voice: it acts for you"),
+        ("zh", "从 xiaozhi.me 接入点来的调用只指明音箱、从不带声音，照样替你操作"),
+    ],
+    ids=["en", "zh"],
+)
+async def test_the_voiceprint_warning_says_xiaozhi_me_calls_still_act_for_the_owner(
+    page: httpx.AsyncClient, language: str, exempt: str
+) -> None:
+    """The warning next to the voiceprint id said an unnamed voice may not act once it is set,
+    and not that a xiaozhi.me 接入点's calls are exempt (they name a device, and are the
+    owner's): an owner with only a xiaozhi.me speaker read that setting it stops them."""
+    # lin chose no language: the pages speak the browser's.
+    shown = await page.get("/app/settings", headers={"accept-language": language})
+    warning = re.search(r'<p class="muted" id="voiceprint-warning">([^<]*)</p>', shown.text)
+    assert warning is not None, shown.text
+    assert exempt in html.unescape(warning[1]), warning[1]
+
+
+async def test_an_admins_let_back_buttons_name_each_owner(settings: Settings, db: Database) -> None:
+    """An admin's page shows each owner's withdrawals once per owner; two owners who withdrew
+    the same member gave two buttons both named "Let p-lin back", told apart by nothing a
+    screen reader says. Another owner's button names the owner."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    devices = DeviceService(db)
+    async with db.session() as session:
+        users = UserRepository(session)
+        _, token = await users.create(UserCreate(name="p-admin", role=Role.ADMIN))
+        for name in ("p-o1", "p-o2", "p-lin"):
+            await users.create(UserCreate(name=name))
+        await session.commit()
+    for n, owner in enumerate(("p-o1", "p-o2", "p-admin")):
+        mac = f"aa:bb:cc:00:01:0{n}"
+        await devices.add(None, owner, mac)
+        await devices.allow("p-lin", mac)
+        await devices.withdraw(None, mac, "p-lin")
+    async with signed_in(settings, token, "/app/settings") as page:
+        shown = html.unescape((await page.get("/app/settings")).text)
+        zh = (await page.get("/app/settings", headers={"accept-language": "zh"})).text
+    buttons = re.findall(r"<button>(Let p-lin back[^<]*)</button>", shown)
+    assert sorted(buttons) == [
+        "Let p-lin back",
+        "Let p-lin back to p-o1's devices",
+        "Let p-lin back to p-o2's devices",
+    ], shown
+    assert "放行 p-lin 回到 p-o1 的音箱" in html.unescape(zh), zh

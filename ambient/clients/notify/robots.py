@@ -226,7 +226,7 @@ class RobotChannel:
 
     def address(self, target: str) -> tuple[str, dict[str, list[str]]]:
         """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
-        return robot_address(target, self.key_param, self.secrets.resolve)
+        return robot_address(target, self.name, self.secrets.resolve)
 
     def endpoint(self, key: str) -> str:
         """The send URL for the robot ``key`` (always below the configured base URL)."""

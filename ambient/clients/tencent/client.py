@@ -432,17 +432,27 @@ class TencentCloud:
         told apart by ``key``, their id (None: by all their fields); a page that brings no new
         one (an API that ignores Offset) ends the read, as do the pages its TotalCount needs
         and one more, or without a total MAX_PAGES pages. A list that changed while it was read
-        (`_read_once`) is read again from its first page, up to LIST_READS times."""
+        (`_read_once`) is read again from its first page, up to LIST_READS times; short the
+        same at each read (its first page, total and count alike), it is no list that changed
+        but a way to the API that drops items: a TencentAnswerError."""
 
         def page(offset: int) -> Awaitable[dict[str, Any]]:
             asked = {**params, "Offset": offset, "Limit": page_size}
             return self.call(product, action, asked, region=region)
 
+        shorts: list[tuple[Any, ...]] = []  # each read short of its total: how it was
         for read in range(1, LIST_READS + 1):
             try:
-                return await _read_once(page, action, items, key)
+                return await _read_once(page, action, items, key, shorts)
             except TencentListChangedError as exc:
                 log.info("%s read again from its first page: %s", action, exc.message)
+                if read == LIST_READS and len(shorts) == read and len(set(shorts)) == 1:
+                    raise TencentAnswerError(
+                        ANSWER,
+                        f"{shorts[0][0]}, the same at each of its {read} reads (a list that "
+                        "changed would not answer alike): check the API's pages or the way to "
+                        "it (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+                    ) from None
                 if read == LIST_READS:  # said to whoever reads it: what happened, what to do
                     raise TencentListChangedError(
                         LIST_CHANGED,
@@ -453,16 +463,23 @@ class TencentCloud:
 
 
 async def _read_once(
-    page: Callable[[int], Awaitable[dict[str, Any]]], action: str, items: str, key: str | None
+    page: Callable[[int], Awaitable[dict[str, Any]]],
+    action: str,
+    items: str,
+    key: str | None,
+    shorts: list[tuple[Any, ...]],
 ) -> list[dict[str, Any]]:
-    """One read of a paged list from its first page. Its total lower at a later page than at
-    the first (an item left, a later one moved back past a page's edge), or a total not
-    reached that changed: a TencentListChangedError (retryable). A total not reached otherwise
-    is a TencentAnswerError (a lookup said "none" would create a duplicate); without a total,
-    said in the log."""
+    """One read of a paged list from its first page (a page at Offset holds the items from
+    there as the list stands when asked: the Describe* references). Short of its total, or
+    lower at a later page, after items made or removed meanwhile (a total that changed, a page
+    starting earlier than asked): a TencentListChangedError (retryable); after an empty page
+    or the first answered again, which no list answers: a TencentAnswerError (a lookup said
+    "none" would create a duplicate). Without a total, said in the log. A read short of its
+    total, or lower at a later page, is added to ``shorts`` (how it was, first page, its total)."""
     found: dict[str, dict[str, Any]] = {}
     offset, asked, pages, total, first = 0, 0, MAX_PAGES, None, None
     batch: list[Any] = []
+    heads: list[str] = []  # the first page's items
     new: dict[str, dict[str, Any]] = {}
     while asked < pages:
         answer = await page(offset)
@@ -471,12 +488,16 @@ async def _read_once(
         total = answer.get("TotalCount", answer.get("Total"))
         first = total if asked == 1 else first
         if total is not None and first is not None and int(total) < int(first):
+            lower = f"{action} listed {first} items, then {total} at page {asked}"
+            shorts.append((lower, tuple(heads), first))  # alike at each read: not a change
             raise TencentListChangedError(
                 LIST_CHANGED,
-                f"{action} listed {first} items, then {total} at page {asked}: one left "
-                "the list while it was read, and a later one may have been skipped",
+                f"{lower}: one left the list while it was read, and a later one may have been "
+                "skipped",
             )
-        new = {_identity(item, key, action): item for item in batch}
+        idents = [_identity(item, key, action) for item in batch]
+        heads = idents if asked == 1 else heads  # as served: a row twice in it kept twice
+        new = dict(zip(idents, batch, strict=True))
         new = {ident: item for ident, item in new.items() if ident not in found}
         found |= new
         offset += len(batch)
@@ -486,7 +507,9 @@ async def _read_once(
             break
     if total is not None and len(found) < int(total):
         short = f"{action} listed {len(found)} of its {total} items in {asked} pages"
-        if total != first:  # items made while it was read: read anew
+        shorts.append((short, tuple(heads), first))
+        paged = batch and idents != heads
+        if total != first or paged:  # items made (or made and removed) while it was read
             raise TencentListChangedError(LIST_CHANGED, f"{short}: the list changed")
         raise TencentAnswerError(
             ANSWER,

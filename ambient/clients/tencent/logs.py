@@ -28,6 +28,13 @@ MAX_NESTING = 100
 # cls errorcodes: FailedOperation.GetlogReachLimit, a search at its maximum count of logs.
 REACH_LIMIT = "FailedOperation.GetlogReachLimit"
 STOPPED = f"CLS stopped the search at its maximum count of logs ({REACH_LIMIT})"
+# Said as a fact: each surface gives its own advice (the command: run it again).
+SERVED_AGAIN = (
+    "CLS answered a page without a log it had not answered before (logs landing late move a "
+    "search on)"
+)
+# Ours: a log's Time is CLS's integer of ms, so logs without one are not the API's answer.
+NO_TIME = "logs without a time in its range (SearchLog's Time, an integer of milliseconds)"
 
 
 class LogRecord(BaseModel):
@@ -57,8 +64,15 @@ class SearchResult(BaseModel):
     logs: list[LogRecord] = Field(default_factory=list)
     analysis: list[dict[str, Any]] = Field(default_factory=list, description="SQL rows, if any")
     complete: bool = Field(description="false when the limit cut the result")
+    skipped_lines: int = Field(
+        default=0,
+        description="lines skipped: a file's unreadable ones, CLS logs without a time (an "
+        "integer of ms) in the search's range",
+    )
     stopped: str | None = Field(
-        default=None, description="why CLS stopped the search before its end, if it did"
+        default=None,
+        description="why the search stopped before its end, if it did: CLS stopped it, or "
+        "its pages did not move on or held only logs without a time",
     )
 
 
@@ -68,13 +82,23 @@ class LogTopic(BaseModel):
     logset_id: str | None = None
 
 
-def _log_record(item: dict[str, Any], topic_id: str) -> LogRecord:
+def _log_time(item: dict[str, Any], params: dict[str, Any]) -> datetime | None:
+    """A log's Time (SearchLog's LogInfo: "日志时间，单位ms", an integer) when it is one in the
+    search's [From, To] (To too: an older reference did not say its end was out; the briefing's
+    day leaves it to the next day); None for any other, a log the search cannot place."""
+    when = item.get("Time")
+    if isinstance(when, bool) or not isinstance(when, int):
+        return None
+    return from_ms(when) if params["From"] <= when <= params["To"] else None
+
+
+def _log_record(item: dict[str, Any], topic_id: str, when: datetime) -> LogRecord:
     raw = item.get("LogJson") or item.get("RawLog") or ""
     content: dict[str, Any] | str = str(raw)
     with contextlib.suppress(TypeError, ValueError, RecursionError):
         content = json.loads(raw)
     return LogRecord(
-        time=from_ms(item["Time"]),
+        time=when,
         topic_id=item.get("TopicId", topic_id),
         source=item.get("Source"),
         content=content,
@@ -96,7 +120,10 @@ async def log_pages(
     first 10,000, then with ``Offset``, which has no such cap (SearchLog's reference: Context
     "总计最多可获取1万条原始日志", Offset "无日志条数限制"). A page's ``complete`` is true on
     the last page of a search read to its end; a search CLS stopped at its maximum count ends
-    with a page saying so in ``stopped`` (what was read before it kept)."""
+    with a page saying so in ``stopped`` (what was read before it kept), as does one whose next
+    page held no log not answered before. A log served again, or without a time in the range
+    (skipped, counted in ``skipped_lines``), takes no place of the limit; as many skipped as
+    the limit end the search, ``stopped`` saying how many."""
     # Either would come back as an empty answer (or an API error), not as what to change.
     if limit < 1:
         raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
@@ -118,7 +145,7 @@ async def log_pages(
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }
-    read, seen = 0, set[int]()
+    read, got, skips, seen = 0, 0, 0, set[int]()
     while True:
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
@@ -159,17 +186,37 @@ async def log_pages(
             yield SearchResult(analysis=rows, complete=len(rows) < cap)
             return
         results = page.get("Results") or []
-        answered = results[: limit - read]
-        read += len(answered)  # positions in the search, as Offset counts them
-        logs = [_log_record(item, topic_id) for item in answered if _first_time(item, seen)]
+        # Logs served again (by Offset) or skipped take no place of the limit: the next fill it.
+        logs: list[LogRecord] = []
+        skipped, used, new = 0, 0, False
+        for item in results:
+            if got + len(logs) >= limit:
+                break
+            used += 1
+            if not _first_time(item, seen):
+                continue
+            new = True
+            if (when := _log_time(item, params)) is None:
+                skipped += 1  # said in the result (skipped_lines), not dropped unsaid
+            else:
+                logs.append(_log_record(item, topic_id, when))
+        read, got = read + used, got + len(logs)  # read: positions, as Offset counts them
+        skips += skipped
         # The last page: said so (ListOver), or by Offset a short one. Without a next Context
         # (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
         over = bool(page.get("ListOver")) or (by_offset and len(results) < params["Limit"])
-        if read >= limit or over:
-            yield SearchResult(logs=logs, complete=over and len(answered) == len(results))
+        if got >= limit or over or not new:
+            complete = over and used == len(results)
+            # A page of none but logs already read, not the last: no next page can be told.
+            stopped = None if over or new else SERVED_AGAIN
+            yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete, stopped=stopped)
             return
-        yield SearchResult(logs=logs, complete=False)
+        if skips >= limit:  # skipped logs bound the pages as answered ones do
+            stopped = f"the search stopped after {skips} {NO_TIME}"
+            yield SearchResult(logs=logs, skipped_lines=skipped, complete=False, stopped=stopped)
+            return
+        yield SearchResult(logs=logs, skipped_lines=skipped, complete=False)
         if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
             params = _by_offset(params, read)
         else:  # other parameters must stay unchanged between Context's pages
@@ -221,6 +268,7 @@ async def search_logs(
     result = SearchResult(complete=False)
     async for page in log_pages(tc, topic_id, query, start, end, limit=limit, region=region):
         result.logs += page.logs
+        result.skipped_lines += page.skipped_lines
         result.analysis, result.complete = page.analysis, page.complete
         result.stopped = page.stopped
     return result

@@ -1,0 +1,75 @@
+"""Alarms partly unread (a source refused or changing at each read) are not said as read: not
+in the headline's count of open alarms, nor in the facts the LLM is given."""
+
+from __future__ import annotations
+
+import pytest
+
+from ambient.briefing.config import Language
+from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, SourceNote
+from ambient.briefing.writer import llm_prompt, offline_draft
+
+READ = SourceNote(source="alarms", ok=True, detail="0 alarms")
+UNREAD = SourceNote(source="alarms.cls", ok=False, detail="AuthFailure: refused")
+UNSET = SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED)
+
+
+def _day(language: Language, errors: int, notes: list[SourceNote]) -> BriefingInputs:
+    return BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        log_lines=3,
+        errors=errors,
+        alarms_configured=UNSET not in notes,
+        notes=notes,
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        ("en", "Yesterday: 2 errors, alarms not all read, no problem needs a person"),
+        ("zh", "昨天有 2 个错误、告警没能全部读取，没有问题需要人工处理"),
+    ],
+)
+def test_a_day_with_errors_whose_alarms_were_partly_read_does_not_count_them_open(
+    language: Language, headline: str
+) -> None:
+    """Monitor's alarms read, CLS's refused: the headline said "2 errors, 0 open alarms", a
+    count of alarms not all read."""
+    draft = offline_draft(_day(language, 2, [READ, UNREAD]))
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+
+
+def test_the_llm_is_not_told_a_partly_read_alarm_history_is_available() -> None:
+    """The prompt said "Alarm history available: yes, 0 alarms" with CLS's alarms unread."""
+    facts = llm_prompt(_day("en", 2, [READ, UNREAD])).split("\n")[0]
+    assert facts.endswith(
+        "Alarm history available: partly read: alarms.cls unread: AuthFailure: refused; "
+        "0 alarms read (0 not resolved)."
+    ), facts
+    assert (
+        llm_prompt(_day("en", 2, [READ]))
+        .split("\n")[0]
+        .endswith("Alarm history available: yes, 0 alarms (0 not resolved).")
+    )
+    assert (
+        llm_prompt(_day("en", 2, [UNSET])).split("\n")[0].endswith("Alarm history available: no.")
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "errors", "headline"),
+    [
+        ("en", 0, "Yesterday was quiet"),
+        ("zh", 0, "昨天一切平稳"),
+        ("en", 2, "Yesterday: 2 errors, no problem needs a person"),
+        ("zh", 2, "昨天有 2 个错误，没有问题需要人工处理"),
+    ],
+)
+def test_a_day_without_tencent_cloud_says_no_alarm_unread(
+    language: Language, errors: int, headline: str
+) -> None:
+    """Tencent Cloud not configured: no alarm history to read, so none is said unread."""
+    assert offline_draft(_day(language, errors, [UNSET])).headline == headline

@@ -1,0 +1,65 @@
+"""An Apprise target is one Apprise can read, or it is refused where it is saved."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from ambient.domain.notify import Target
+from ambient.domain.push import target_problem
+from tests.conftest import unique
+from tests.notify.test_push_config import api  # noqa: F401  (the API as bob)
+
+TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654"
+
+
+async def test_an_apprise_url_apprise_cannot_read_is_refused_when_saved(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    # A Telegram URL without its bot token, a Slack or Discord one missing its tokens: saved,
+    # each failed every send for good ("not a valid Apprise URL"), found only then.
+    for target in ("tgram://", "tgram://987654/", "slack://nothing", "discord://x", "feishu://"):
+        answer = await api.put(
+            "/users/me/push", json={"channels": [{"type": "apprise", "target": target}]}
+        )
+        assert answer.status_code == 422, (target, answer.text)
+        detail = answer.json()["detail"][0]
+        assert detail["loc"] == ["body", "channels", 0, "target"], target
+        scheme = target.partition("://")[0]
+        assert f"Apprise cannot read this {scheme}:// URL" in detail["msg"], detail["msg"]
+    assert (await api.get("/users/me/push")).json()["channels"] == []  # nothing stored
+    saved = await api.put(
+        "/users/me/push", json={"channels": [{"type": "apprise", "target": TELEGRAM}]}
+    )
+    assert saved.status_code == 200, saved.text
+    assert (await api.get("/users/me/push")).json()["channels"][0]["target"] == TELEGRAM
+
+
+def test_an_apprise_url_refused_is_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    # Apprise logs a user's typo at ERROR ("Unparseable Telegram URL"), which reads as the
+    # server's own failure: the refusal says it, the log keeps it at DEBUG at most.
+    # A plugin's own WARNING quotes what was typed, a token perhaps ("An invalid Slack (third)
+    # Token (…) was specified"): not kept either.
+    token = unique("Tok") + "&x"
+    for typo in (f"tgram://{unique('bot')}/", f"slack://T1JJ3T3L2/A1BRTD4JD/{token}/#c"):
+        with caplog.at_level(logging.DEBUG):
+            assert target_problem(Target(type="apprise", target=typo)) is not None, typo
+    assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+def test_an_apprise_service_disabled_on_the_server_is_said_as_the_servers(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plugin Apprise disables on this machine (its requirements missing): its "is disabled on
+    # this system" was dropped with the typos, and the user was told their URL was wrong.
+    from apprise.apprise import N_MGR
+
+    monkeypatch.setattr(N_MGR["tgram"], "enabled", False)
+    target = Target(type="apprise", target=f"{TELEGRAM}{unique('x')}")
+    with caplog.at_level(logging.DEBUG):
+        problem = str(target_problem(target))
+    assert "not available on this server" in problem and "cannot read" not in problem, problem
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("tgram://" in line and "disabled" in line for line in warned), warned
