@@ -27,11 +27,12 @@ COMPLETED = (
 
 class Unanswered(Exception):
     """An update not answered by its request's deadline. ``sent``: the server may hold it (it
-    may still apply when a worker takes it); not sent, nothing was asked."""
+    may still apply when a worker takes it); not sent, nothing was asked. ``taken``: its worker
+    accepted it and is at it (a briefing's preparation outlasts any request's budget)."""
 
-    def __init__(self, *, sent: bool) -> None:
-        super().__init__("sent" if sent else "not sent")
-        self.sent = sent
+    def __init__(self, *, sent: bool, taken: bool = False) -> None:
+        super().__init__("taken" if taken else "sent" if sent else "not sent")
+        self.sent, self.taken = sent or taken, taken
 
 
 async def answered(
@@ -55,10 +56,13 @@ async def answered(
                 result_type=result_type,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             )
+    except temporal.CUT_SHORT:
+        raise Unanswered(sent=True) from None
+    try:
         async with asyncio.timeout_at(until):
             return await sent.result()
     except temporal.CUT_SHORT:
-        raise Unanswered(sent=True) from None
+        raise Unanswered(sent=True, taken=True) from None
 
 
 async def accepted(client: Client, workflow_id: str, update_id: str, until: float) -> bool:

@@ -245,7 +245,12 @@ class TaskService(RequestDeadline):
                 try:
                     await self._briefing(self.briefings.regenerate(user, until))
                 except updates.Unanswered as exc:
-                    raise silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
+                    if not exc.taken:
+                        raise silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
+                    # Taken, its preparation outlasts the request: started, as a watch's.
+                    return TaskRef(
+                        task_id=task_id, kind=kind, state=before, created=False, note=CHECK_STARTED
+                    )
             else:
                 # What the controls it holds and has not taken yet make of it: a pause on its
                 # way is a paused task (a resume on its way, a running one).

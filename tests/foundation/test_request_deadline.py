@@ -25,7 +25,7 @@ from ambient.watches.configs import TaskState
 from ambient.watches.inputs import WorkerSilentError
 from ambient.watches.models import TaskStatus
 from ambient.watches.service import CHECK_STARTED, DELIVERED_UNCONFIRMED, TaskService
-from tests.briefing.harness import make_user
+from tests.briefing.harness import held_preparations, make_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_silent_worker import at_rest
 from tests.voice.support import worker_state
@@ -142,6 +142,32 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
         "now was sent "
         "and may still run when its worker takes it: call get_task later to see its result"
     )
+
+
+async def test_a_briefing_check_now_whose_preparation_outlasts_its_budget_is_said_started(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's check now its worker took, its preparation (up to PREPARE_TIMEOUT) longer
+    than the request's budget, was told "no worker answered; is the worker running?": the
+    worker is running and preparing. Said started, as a watch's check taken and not done."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-briefing-slow")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        briefings = BriefingService(dev_env.client, state.settings, deps.db)
+        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
+        )
+        reasons, held = held_preparations(monkeypatch)  # its logs slow to read: held
+        try:
+            poked = await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
+        finally:
+            held.set()
+    assert (poked.note, poked.state, poked.checked) == (CHECK_STARTED, "active", None)
+    assert reasons == ["regenerate"]
 
 
 async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_left(
