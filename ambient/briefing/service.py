@@ -204,6 +204,7 @@ class BriefingService(Greeting):
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             deadline = deadline if until is None else min(deadline, until)
             handed_run, handed = await self._hand_over(user, until)
+            _in_time(deadline)  # its hand-over took it all: the run stays, nothing sent
             current, replaced = handed or current, handed_run or replaced
             if handed is None and replaced is not None:
                 current = await records.greeted_since(
@@ -246,6 +247,8 @@ class BriefingService(Greeting):
             f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
         )
         new_run: str | None = None  # the latest run, when the start's answer came late
+        if deadline is not None:
+            _in_time(deadline)  # a start sent past it could land while the answer says not
         try:
             async with asyncio.timeout_at(deadline):
                 started = await self.client.start_workflow(
@@ -613,6 +616,12 @@ class BriefingService(Greeting):
             tencent=self.tencent,
             is_admin=lambda: self._admin(user),
         )
+
+
+def _in_time(deadline: float) -> None:
+    """TimeoutError (create: NOT_REPLACED) when a replacement's ``deadline`` has passed."""
+    if deadline <= asyncio.get_running_loop().time():
+        raise TimeoutError
 
 
 def _left(until: float | None) -> timedelta | None:

@@ -22,7 +22,7 @@ from ambient import temporal, updates
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
-from ambient.watches.inputs import WorkerSilentError
+from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.watches.models import TaskStatus
 from ambient.watches.service import CHECK_STARTED, DELIVERED_UNCONFIRMED, TaskService
 from tests.briefing.harness import held_preparations, make_user
@@ -202,6 +202,43 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
     # Each read had what was left of the request's one budget, the second less than the first.
     first, second = given
     assert first is not None and second is not None and second < first <= BUDGET, given
+
+
+async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's update whose hand-over its worker let run to the request's deadline still
+    started the new run (with a deadline already past: a start that lands replaces the run
+    while the caller is told the new config did not reach Temporal)."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-briefing-hand-over")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        briefings = BriefingService(dev_env.client, state.settings, deps.db)
+        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
+        )
+        hand_over, started = briefings._hand_over, list[str]()
+
+        async def silent_hand_over(*args: Any) -> Any:
+            await worker.shutdown()  # the hand-over waits to the request's deadline
+            return await hand_over(*args)
+
+        async def start(*args: Any, **kwargs: Any) -> Any:
+            started.append(kwargs["id"])
+            return await start_workflow(*args, **kwargs)
+
+        briefings._hand_over = silent_hand_over  # type: ignore[method-assign,assignment]
+        start_workflow = dev_env.client.start_workflow
+        monkeypatch.setattr(dev_env.client, "start_workflow", start)
+        with pytest.raises(TaskError, match="did not reach Temporal in time"):
+            await asyncio.wait_for(
+                tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
+            )
+    assert started == []
 
 
 async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
