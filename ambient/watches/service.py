@@ -339,7 +339,10 @@ class TaskService(RequestDeadline):
                 )
             except TaskNotFoundError:  # deleted since the look above: stopped, as it says
                 raise TaskStateError(stopped(task_id)) from None
-            return await self._read_by(user, task_id, until)
+            try:  # its new run started: applied
+                return await self._read_by(user, task_id, until)
+            except WorkerSilentError as exc:
+                raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}") from None
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)
         if isinstance(parsed, ReminderConfig):

@@ -24,7 +24,12 @@ from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
 from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.watches.models import TaskStatus
-from ambient.watches.service import CHECK_STARTED, DELIVERED_UNCONFIRMED, TaskService
+from ambient.watches.service import (
+    APPLIED_UNREAD,
+    CHECK_STARTED,
+    DELIVERED_UNCONFIRMED,
+    TaskService,
+)
 from tests.briefing.harness import held_preparations, make_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_silent_worker import at_rest
@@ -239,6 +244,37 @@ async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
             )
     assert started == []
+
+
+async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_was_applied(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's new config running (its new run started), the status read after it
+    unanswered: the bare silent-worker words read as nothing done."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    user = unique("deadline-briefing-applied")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        briefings = BriefingService(dev_env.client, state.settings, deps.db)
+        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
+        )
+        create = briefings.create
+
+        async def created_then_silent(*args: Any, **kwargs: Any) -> Any:
+            ref = await create(*args, **kwargs)
+            await worker.shutdown()
+            return ref
+
+        briefings.create = created_then_silent  # type: ignore[method-assign]
+        with pytest.raises(WorkerSilentError) as told:
+            await asyncio.wait_for(
+                tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
+            )
+    assert str(told.value).endswith(f"; {APPLIED_UNREAD}"), str(told.value)
 
 
 async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
