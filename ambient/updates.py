@@ -79,13 +79,11 @@ async def accepted(client: Client, workflow_id: str, update_id: str, until: floa
             lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
         ),
     )
-    if until <= asyncio.get_running_loop().time():
-        return False
     try:
         polled = await client.workflow_service.poll_workflow_execution_update(
             request, retry=True, timeout=temporal.time_left(until)
         )
-    except RPCError:
+    except (RPCError, temporal.OutOfTime):  # nothing left (not asked) or no answer: not taken
         return False
     # Completed, a rejected update's failure reads as an accepted one's would: taken only when
     # it answered (a worker refusing it, one of a release before its handler, asks again).
