@@ -304,10 +304,16 @@ async def test_a_cluster_list_that_changes_at_each_read_is_said_so_not_as_tencen
         return 200, "application/json", json.dumps({"Response": payload}).encode()
 
     api = TencentApi()
+    # A cluster leaves at each read, another by the next: each read answers otherwise (a list
+    # answered alike at each read is the way to the API's fault, not a change).
     api.raw["DescribeClusters"] = [
-        page({"Clusters": rows[:100], "TotalCount": 150}),
-        page({"Clusters": rows[101:150], "TotalCount": 149}),
-    ] * LIST_READS
+        answer
+        for r in range(LIST_READS)
+        for answer in (
+            page({"Clusters": rows[r : r + 100], "TotalCount": 150 - r}),
+            page({"Clusters": rows[r + 101 : 150], "TotalCount": 149 - r}),
+        )
+    ]
     client = await temporal.connect(deps.settings, lazy=True)
     state = AppState(settings=deps.settings, db=deps.db, temporal=client, channels=deps.channels)
     async with serve(api.app()) as base:
