@@ -11,7 +11,6 @@ range (``analyze_logs``) is `ambient.briefing.logs`.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -60,6 +59,7 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link,
 )
+from ambient.briefing.steering import FINISHING, NOT_FOUND, Steering
 from ambient.briefing.unprepared import PREPARATION_FAILED, not_prepared
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
@@ -71,7 +71,6 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
-from ambient.temporal import ALREADY_SO, DELIVERED_FAILING, DELIVERED_UNCONFIRMED
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
@@ -83,12 +82,7 @@ MAX_LISTED = 366  # a year of days
 # heartbeat timeout, workflows/daily_briefing_prepare_push.py) and is then recorded.
 FINISHING_WAIT = 15.0
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
-NOT_FOUND = "no daily briefing for %r; create one with create_daily_briefing"
 # Deleted, its run still finishing (a preparation or push under way): gone already.
-FINISHING = (
-    "the daily briefing of %r was deleted (its last step is finishing); "
-    "create one with create_daily_briefing"
-)
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 # A send or regenerate whose run ended under it (a new config, a stop): the run settles a push
 # under way before it ends, so what it had begun may be done.
@@ -118,7 +112,7 @@ def _with_user_defaults(user: User, config: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in defaults.items() if v}, **given}
 
 
-class BriefingService(Greeting):
+class BriefingService(Greeting, Steering):
     def __init__(
         self,
         client: Client,
@@ -376,77 +370,6 @@ class BriefingService(Greeting):
             if quiet and temporal_down(exc):
                 return None
             raise
-
-    async def pause(self, user: str) -> BriefingStatus:
-        return await self._steer(user, paused=True)
-
-    async def resume(self, user: str) -> BriefingStatus:
-        return await self._steer(user, paused=False)
-
-    async def _steer(self, user: str, *, paused: bool) -> BriefingStatus:
-        """Pause or resume; one already so once the controls on their way apply (a pause no
-        worker took yet is a paused briefing) is sent nothing (a signal more in its history)
-        and noted so, as a task's pause is; requests that read the run alike send one signal
-        (the server records a request id once)."""
-        signal = "pause" if paused else "resume"
-        state, basis = await self._live(user)
-        if basis is not None and state == temporal.CONTROL_STATES[signal]:
-            return await self._steered(user, paused, ALREADY_SO)
-        # Not whole (a worker holds the run's task): sent under an id of its own.
-        request_id = f"{signal}/{basis}" if basis else str(uuid.uuid4())
-        try:
-            await temporal.signal_once(self.client, task_id_for(user), signal, request_id)
-        except RPCError as exc:
-            if temporal.not_found(exc):  # the run ended since the look
-                raise BriefingNotFoundError(NOT_FOUND % user) from None
-            raise
-        return await self._steered(user, paused)
-
-    async def _steered(self, user: str, paused: bool, note: str | None = None) -> BriefingStatus:
-        """The status after a pause or resume (``note``: it already was so), or what happened
-        since the control. A worker silent or Temporal gone: the run's config as it started,
-        said as delivered and not confirmed, as a task's control is (the server holds the
-        signal for a worker). A worker that keeps failing the run's workflow task: delivered,
-        not applied until that is mended (waiting does not help). The run deleted or ended
-        since: said so, as a control sent after that is. Any other refusal: as it came."""
-        try:
-            status = await self.read_status(user)
-        except (BriefingError, RuntimeError) as exc:
-            trouble = temporal.worker_trouble(str(exc))
-            if trouble == "failing":
-                raise BriefingUnavailableError(Refusal(DELIVERED_FAILING)) from None
-            if trouble != "silent" and not temporal_down(exc):
-                raise
-            return await self._unconfirmed(user, paused, note)
-        if status is None:
-            raise BriefingNotFoundError(NOT_FOUND % user)  # ended since the control
-        if status.stopping:
-            raise BriefingNotFoundError(FINISHING % user)  # deleted since: it changes nothing
-        if note is None:
-            return await self.told(user, status)
-        return (await self.told(user, status)).model_copy(update={"note": note, "paused": paused})
-
-    async def _unconfirmed(self, user: str, paused: bool, note: str | None) -> BriefingStatus:
-        """A control the run's worker (or Temporal) did not confirm: the run's config as it
-        started, read off the server's record (no worker needed), noted delivered and not
-        confirmed; not readable either (Temporal gone): a refusal saying so."""
-        _, run = await records.running_input(self.client, task_id_for(user))
-        if run is None:
-            # Delivered all the same, and not wrong of the caller.
-            raise BriefingUnavailableError(Refusal(DELIVERED_UNCONFIRMED))
-        carry = run.carry
-        return BriefingStatus(
-            user=user,
-            task_id=task_id_for(user),
-            config=run.config,
-            paused=paused,
-            phase="unknown",
-            days_completed=carry.days_completed,
-            last_date=carry.last_date,
-            last_midnight=carry.last_midnight,
-            last_given_at=carry.last_given_at,
-            note=note or DELIVERED_UNCONFIRMED,
-        )
 
     async def delete(self, user: str) -> BriefingRef:
         status = await self._running(user)
