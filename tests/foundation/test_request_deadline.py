@@ -9,7 +9,8 @@ Here the worker answers the request's first query and stops at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +54,25 @@ def silent_after_first_answer(tasks: TaskService, worker: Worker) -> None:
         return status
 
     tasks._workflow_status = then_silent  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def briefing_at_rest(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, prefix: str
+) -> AsyncIterator[tuple[Worker, TaskService, str, str]]:
+    """A user's daily briefing at rest under a running worker, and the task service over it
+    (its worker, the service, the user, the briefing's task id)."""
+    user = unique(prefix)
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        briefings = BriefingService(dev_env.client, state.settings, deps.db)
+        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
+        tasks = TaskService(
+            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
+        )
+        yield worker, tasks, user, task_id
 
 
 async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not_hung(
@@ -122,16 +142,13 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
     """A briefing's check now (a regenerate) reads its status, then sends the update: a worker
     that answered the read and then fell silent left the update waiting with no end."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-briefing")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        briefings = BriefingService(dev_env.client, state.settings, deps.db)
-        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
-        await at_rest(dev_env.client.get_workflow_handle(task_id))
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
-        )
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing") as (
+        worker,
+        tasks,
+        user,
+        task_id,
+    ):
+        briefings = tasks.briefings
         answered = briefings.read_status
 
         async def then_silent(*args: Any, **kwargs: Any) -> Any:
@@ -156,16 +173,8 @@ async def test_a_briefing_check_now_whose_preparation_outlasts_its_budget_is_sai
     than the request's budget, was told "no worker answered; is the worker running?": the
     worker is running and preparing. Said started, as a watch's check taken and not done."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-briefing-slow")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        briefings = BriefingService(dev_env.client, state.settings, deps.db)
-        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
-        await at_rest(dev_env.client.get_workflow_handle(task_id))
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
-        )
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-slow") as at_rest_now:
+        _, tasks, user, task_id = at_rest_now
         reasons, held = held_preparations(monkeypatch)  # its logs slow to read: held
         try:
             poked = await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
@@ -181,16 +190,13 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
     """A briefing's update reads its status (is its worker answering?), then replaces its run,
     reading it again: that read had a whole budget of its own, past the request's."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-briefing-update")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        briefings = BriefingService(dev_env.client, state.settings, deps.db)
-        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
-        await at_rest(dev_env.client.get_workflow_handle(task_id))
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
-        )
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-update") as (
+        worker,
+        tasks,
+        user,
+        task_id,
+    ):
+        briefings = tasks.briefings
         answered, given = briefings.read_status, list[timedelta | None]()
 
         async def then_silent(*args: Any, within: timedelta | None = None, **kwargs: Any) -> Any:
@@ -216,16 +222,13 @@ async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_
     started the new run (with a deadline already past: a start that lands replaces the run
     while the caller is told the new config did not reach Temporal)."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-briefing-hand-over")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        briefings = BriefingService(dev_env.client, state.settings, deps.db)
-        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
-        await at_rest(dev_env.client.get_workflow_handle(task_id))
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
-        )
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-hand-over") as (
+        worker,
+        tasks,
+        user,
+        task_id,
+    ):
+        briefings = tasks.briefings
         hand_over, started = briefings._hand_over, list[str]()
 
         async def silent_hand_over(*args: Any) -> Any:
@@ -252,16 +255,13 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
     """A briefing's new config running (its new run started), the status read after it
     unanswered: the bare silent-worker words read as nothing done."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-briefing-applied")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        briefings = BriefingService(dev_env.client, state.settings, deps.db)
-        task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
-        await at_rest(dev_env.client.get_workflow_handle(task_id))
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=briefings, baseline_wait=1
-        )
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-applied") as (
+        worker,
+        tasks,
+        user,
+        task_id,
+    ):
+        briefings = tasks.briefings
         create = briefings.create
 
         async def created_then_silent(*args: Any, **kwargs: Any) -> Any:
