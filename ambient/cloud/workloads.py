@@ -148,11 +148,12 @@ class WorkloadOps:
         subject = f"kube:{spec.cluster_id}"
         # Permission first: a caller who may not apply is not told what is wrong with the YAML.
         await self.service.authorize(actor, "apply_yaml", subject, mode)
-        objects = parse_documents(spec.documents, spec.namespace)
         # The namespace too: it is where documents that name none go.
         key = _hashed(f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}")
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
+            # Inside the audit: YAML refused before anything is sent leaves its row (invalid).
+            objects = parse_documents(spec.documents, spec.namespace)
             writing: list[bool] = []
 
             async def apply(client: AsyncClient) -> list[DocumentChange]:

@@ -304,7 +304,39 @@ async def test_ck02_one_invalid_document_applies_nothing_and_is_named(
     assert ("shop", "checkout-settings") not in kube.configmaps
     async with state.db.session() as session:
         rows = await AuditRepository(session).list()
-    assert [r.detail["outcome"] for r in rows if r.action == "cloud.apply_yaml"] == ["failed"]
+    # Each call its one row: refused by the cluster, or before anything was sent (invalid).
+    outcomes = [
+        (r.detail["outcome"], r.detail["kind"]) for r in rows if r.action == "cloud.apply_yaml"
+    ]
+    assert sorted(outcomes) == [("failed", "invalid")] * 3 + [("failed", "invalid_document")]
+
+
+async def test_ck02_yaml_refused_before_anything_is_sent_is_audited_once_as_invalid(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """YAML refused before a request went to the cluster (not YAML, a document without its
+    kind, none at all) left no audit row, where a create's bad input or a scale to 0 leaves
+    one (kind invalid): an admin reading the audit never saw those calls."""
+    kube, state = cluster
+    cases = [
+        "kind: ConfigMap\nmetadata: {name: [unclosed\n",
+        f"{CONFIG}---\nkind: Service\n",
+        "---\n",
+    ]
+    async with client(state, "ops") as c:
+        for documents in cases:
+            failed, message = await call(
+                c,
+                "apply_yaml",
+                apply={"cluster_id": "cls-abcd1234", "documents": documents},
+                mode="execute",
+            )
+            assert failed and "documents" in message, message
+    assert kube.calls == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.apply_yaml", limit=10)
+    said = [(r.actor, r.detail["outcome"], r.detail["kind"], r.detail["mode"]) for r in rows]
+    assert said == [("ops", "failed", "invalid", "execute")] * len(cases)
 
 
 async def test_ck03_scale_and_restart_preview_then_change_once_per_key(
