@@ -15,7 +15,7 @@ from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import CloudGuard, Mode, outcome_of
-from ambient.cloud.errors import readable
+from ambient.cloud.errors import CloudOpsFailedError, readable
 
 Finder = Callable[[], Awaitable[str | None]]
 
@@ -119,6 +119,12 @@ class CloudCreates(CloudGuard):
                 step.resource_id = await writes.send(self.tencent, request)
                 step.sent = True
             except TencentCloudError as exc:
+                if writes.answer_lost(exc):
+                    step.resource_id, step.sent = (
+                        await self._made_unanswered(request, exc, find),
+                        True,
+                    )
+                    return step
                 if not writes.name_taken(request.action, exc.code):
                     raise
                 step.resource_id = await find()
@@ -126,6 +132,24 @@ class CloudCreates(CloudGuard):
                     raise
                 step.existing = True
         return step
+
+    async def _made_unanswered(
+        self, request: CloudRequest, exc: TencentCloudError, find: Finder
+    ) -> str | None:
+        """A create sent whose answer never came may have been carried out: the one a lookup
+        finds is what it made; none found, the caller hears that it may still have been made
+        (a retry finds it, and makes none if it is there), not that Tencent Cloud was down."""
+        self.tencent.forget(request.region)
+        with contextlib.suppress(TencentCloudError):
+            if (found := await find()) is not None:
+                return found
+        raise CloudOpsFailedError(
+            "answer_lost",
+            f"{request.action} got no answer from Tencent Cloud ({exc.message}): it may have "
+            "been made all the same, and nothing of that name is listed yet; ask again with "
+            "the same request in a minute: it looks for what this one made first and makes no "
+            "second",
+        )
 
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:

@@ -876,3 +876,52 @@ async def test_a_retried_create_finds_its_resource_behind_a_thousand_names_that_
     assert not failed and not failed_again, (dry, done)
     assert dry["resource_id"] == done["resource_id"] == "logset-audit"
     assert done["steps"][0]["existing"] is True and api.creates() == []
+
+
+# A gateway's answer in place of the API's: the request reached Tencent Cloud (or did not), the
+# answer never came back.
+LOST = (504, "text/html", b"<html><body><h1>504 Gateway Time-out</h1></body></html>")
+NAMED_CASES = [case for case in CASES if case[0] != "create_cls_alarm"]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), NAMED_CASES)
+async def test_a_create_whose_answer_is_lost_after_it_was_made_answers_what_it_made(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    """The create reached Tencent Cloud and made the resource; its answer was a gateway's 504.
+    It was said 'Tencent Cloud is unavailable for CreateClusterNodePool; try again' and audited
+    failed (unavailable) while a node pool existed: what the create made, as a lookup finds."""
+    api, state = cloud
+    api.raw[actions[-1]] = [LOST]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, tool, **{arg: spec}, mode="execute")
+        assert not failed, done
+        _, again = await call(c, tool, **{arg: spec}, mode="execute")
+    assert len(api.creates()) == 1
+    assert done["resource_id"] and done["resource_id"] == again["resource_id"]
+    assert done["steps"][-1]["sent"] is True and done["summary"].startswith("created")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action=f"cloud.{tool}", limit=10)
+    assert sorted(r.detail["outcome"] for r in rows) == ["executed", "existing"]
+
+
+async def test_a_create_whose_answer_is_lost_and_nothing_is_listed_says_it_may_have_been_made(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """No answer and nothing of the name listed (not made, or not listed yet): 'unavailable;
+    try again' said nothing happened. The answer says it may have been made and that the same
+    request again makes no second; audited with kind answer_lost."""
+    api, state = cloud
+    api.failures["CreateLogset"] = ["InternalError"]  # not made, and the gateway's page said
+    api.raw["CreateLogset"] = [LOST]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
+    assert failed and "may have been made" in message and "no second" in message, message
+    assert "504" in message and "unavailable" not in message
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset", limit=10)
+    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "answer_lost")]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud, field
 from ambient.clients.tencent.clusters import list_node_pools
-from ambient.clients.tencent.errors import TencentNotFoundError
+from ambient.clients.tencent.errors import TencentCloudError, TencentNotFoundError
 
 
 class CloudRequest(BaseModel):
@@ -183,6 +183,16 @@ NAME_TAKEN = {
 def name_taken(action: str, code: str) -> bool:
     """True when ``code`` is the API's answer to a create whose name another caller took."""
     return code in NAME_TAKEN.get(action, ())
+
+
+# No answer of the API's (no RequestId): the connection failed or timed out, or a gateway or
+# proxy answered in its place. The request may have reached Tencent Cloud and been carried out.
+NO_ANSWER = ("ClientNetworkError", "ServerNetworkError")
+
+
+def answer_lost(exc: TencentCloudError) -> bool:
+    """True when a write may have been carried out although it failed: its answer never came."""
+    return exc.code in NO_ANSWER and not exc.request_id
 
 
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
