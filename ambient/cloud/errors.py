@@ -39,6 +39,33 @@ ACCOUNT_STATES = {
     "OperationDenied.AccountDestroy": "has been destroyed: use the keys of a live account",
     "OperationDenied.AccountNotExists": "does not exist: check the SecretId's account",
 }
+# Codes the writes' API references document (each action's error codes) whose class alone
+# would mislead: what to do about each.
+DOCUMENTED = {
+    # CreateAlarm: 低频不支持告警 (the topic's storage, not a parameter of the request).
+    "OperationDenied.AlarmNotSupportForSearchLow": (
+        "invalid_parameter",
+        "the topic is on low-frequency storage, which CLS alarms cannot query; alarm on a "
+        "topic of standard storage",
+    ),
+    # CreateTopic: Topic 创建中 (another create of the name, not listed yet).
+    "FailedOperation.TopicCreating": (
+        "unavailable",
+        "a topic of that name is being created by another request; ask again in a moment: "
+        "the same request finds that topic and makes no second",
+    ),
+    # CreateScheduledSql: 无效的数据加工语句.
+    "InvalidParameter.InvalidEtlContent": (
+        "invalid_parameter",
+        "CLS cannot run the task's SQL (`sql`); try it on the source topic with search_logs "
+        "and ask again with one that works",
+    ),
+    # ModifyNodePoolDesiredCapacityAboutAsg: the node pool gone since it was read.
+    "FailedOperation.RecordNotFound": (
+        "not_found",
+        "the node pool does not exist (any more); list_node_pools names the cluster's pools",
+    ),
+}
 INVALID_PREFIXES = (
     "InvalidParameter",
     "MissingParameter",
@@ -192,6 +219,9 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"Tencent Cloud refused {where}: the account {ACCOUNT_STATES[exc.code]}; nothing "
             f"was changed. {exc.message}"
         )
+    if exc.code in DOCUMENTED:
+        kind, advice = DOCUMENTED[exc.code]
+        return kind, f"Tencent Cloud refused {where}: {advice}. {exc.message}"
     if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
         return "unavailable", (
             f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "

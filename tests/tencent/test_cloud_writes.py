@@ -925,3 +925,118 @@ async def test_a_create_whose_answer_is_lost_and_nothing_is_listed_says_it_may_h
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.create_logset", limit=10)
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "answer_lost")]
+
+
+async def test_a_create_the_api_says_timed_out_on_its_side_may_have_been_made(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateAlarmNotice's documented FailedOperation.Timeout (操作超时) is the API's own
+    timeout: the notice may have been made. It was said 'Tencent Cloud is unavailable ...; try
+    again' as if nothing had happened; now as an answer lost, and no policy goes out."""
+    api, state = cloud
+    api.failures["CreateAlarmNotice"] = ["FailedOperation.Timeout"]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+    assert failed and "may have been made" in message and "unavailable" not in message, message
+    assert [a for _, a, _ in api.creates()] == ["CreateAlarmNotice"]
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_cls_alarm_notice")
+    assert [r.detail["kind"] for r in rows] == ["answer_lost"]
+
+
+async def test_a_topic_being_created_by_another_request_is_the_one_found(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateTopic's documented FailedOperation.TopicCreating (Topic 创建中): another caller's
+    create of the name is under way. It was said 'CreateTopic (...) failed'; the topic listed is
+    the one asked for, as after a conflict."""
+    api, state = cloud
+    racing = {"TopicId": "topic-racing", "TopicName": "nginx", "LogsetId": "logset-app"}
+    api.before["CreateTopic"] = lambda: api.topics.append(racing)
+    api.failures["CreateTopic"] = ["FailedOperation.TopicCreating"]
+    topic = {"logset_id": "logset-app", "name": "nginx"}
+    async with client(state, "ops") as c:
+        failed, result = await call(c, "create_log_topic", topic=topic, mode="execute")
+    assert not failed, result
+    assert result["resource_id"] == "topic-racing" and result["steps"][0]["existing"] is True
+
+
+WITHOUT_NOTICE = {**ALARM, "notice_name": None, "notice_webhook": None, "notice_ids": ["n-1"]}
+
+
+@pytest.mark.parametrize(
+    ("tool", "arg", "spec", "action", "code", "says"),
+    [
+        # CreateAlarm: 低频不支持告警 (a topic on low-frequency storage), not a parameter's fault.
+        (
+            "create_cls_alarm",
+            "alarm",
+            WITHOUT_NOTICE,
+            "CreateAlarm",
+            "OperationDenied.AlarmNotSupportForSearchLow",
+            "standard storage",
+        ),
+        # CreateTopic: Topic 创建中, with nothing of the name listed yet.
+        (
+            "create_log_topic",
+            "topic",
+            {"logset_id": "logset-app", "name": "nginx"},
+            "CreateTopic",
+            "FailedOperation.TopicCreating",
+            "ask again in a moment",
+        ),
+        # CreateScheduledSql: 无效的数据加工语句.
+        (
+            "create_scheduled_sql",
+            "task",
+            SQL,
+            "CreateScheduledSql",
+            "InvalidParameter.InvalidEtlContent",
+            "search_logs",
+        ),
+    ],
+)
+async def test_documented_codes_of_the_creates_say_what_to_do(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    action: str,
+    code: str,
+    says: str,
+) -> None:
+    api, state = cloud
+    api.alarm_notices = [{"AlarmNoticeId": "n-1", "Name": "oncall", "Type": "All"}]
+    api.failures[action] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, tool, **{arg: spec}, mode="execute")
+    assert failed and says in message and code in message, message
+    assert "rejected a parameter" not in message and " failed:" not in message
+
+
+async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """ModifyNodePoolDesiredCapacityAboutAsg's documented FailedOperation.RecordNotFound (the pool
+    gone between the read and the change) was said 'ModifyNodePool... failed: ...'."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "a",
+            "DesiredNodesNum": 1,
+            "MinNodesNum": 0,
+            "MaxNodesNum": 4,
+        }
+    ]
+    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.RecordNotFound"]
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=2,
+            mode="execute",
+        )
+    assert failed and "list_node_pools" in message and "does not exist" in message, message

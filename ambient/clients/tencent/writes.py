@@ -174,7 +174,8 @@ CREATED_ID = {
 # share one, so a race there can make two.
 NAME_TAKEN = {
     "CreateLogset": ("InvalidParameter.LogsetConflict", "FailedOperation.LogsetConflict"),
-    "CreateTopic": ("InvalidParameter.TopicConflict",),
+    # FailedOperation.TopicCreating (Topic 创建中): another create of the name under way.
+    "CreateTopic": ("InvalidParameter.TopicConflict", "FailedOperation.TopicCreating"),
     "CreateAlarmNotice": ("InvalidParameter.AlarmNoticeConflict",),
     "CreateAlarm": ("InvalidParameter.AlarmConflict",),
 }
@@ -188,11 +189,13 @@ def name_taken(action: str, code: str) -> bool:
 # No answer of the API's (no RequestId): the connection failed or timed out, or a gateway or
 # proxy answered in its place. The request may have reached Tencent Cloud and been carried out.
 NO_ANSWER = ("ClientNetworkError", "ServerNetworkError")
+# The API's own timeout (cls errorcodes: 操作超时; CreateAlarmNotice documents it): the same.
+TIMED_OUT = ("FailedOperation.Timeout",)
 
 
 def answer_lost(exc: TencentCloudError) -> bool:
-    """True when a write may have been carried out although it failed: its answer never came."""
-    return exc.code in NO_ANSWER and not exc.request_id
+    """True when a write may have been carried out although it failed: no answer said how."""
+    return (exc.code in NO_ANSWER and not exc.request_id) or exc.code in TIMED_OUT
 
 
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
