@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.clusters import list_node_pools
+from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region, outcome_of
 from ambient.cloud.creates import CloudCreates, WriteResult
@@ -159,7 +161,12 @@ class NodePoolWrites(CloudCreates):
                     },
                 )
                 with readable(request.product, request.action):
-                    await writes.send(self.tencent, request)
+                    try:
+                        await writes.send(self.tencent, request)
+                    except TencentCloudError as exc:
+                        if not writes.answer_lost(exc):
+                            raise
+                        await self._resized_unanswered(spec, region, exc)
             detail["outcome"] = outcome_of(mode, changed=executed)
         return NodePoolScaleResult(
             cluster_id=spec.cluster_id,
@@ -167,6 +174,27 @@ class NodePoolWrites(CloudCreates):
             previous=pool.desired,
             desired=spec.desired,
             executed=executed,
+        )
+
+    async def _resized_unanswered(
+        self, spec: NodePoolScaleSpec, region: str, exc: TencentCloudError
+    ) -> None:
+        """A resize sent whose answer never came may have been made: the pool read again at
+        the size asked is done; else the caller hears that it may still be (not 'try again'
+        as if nothing had happened; the same size asked again changes nothing more)."""
+        self.tencent.forget(region)
+        with contextlib.suppress(TencentCloudError):
+            pools = await list_node_pools(self.tencent, spec.cluster_id, region=region)
+            if any(
+                p.node_pool_id == spec.node_pool_id and p.desired == spec.desired for p in pools
+            ):
+                return
+        raise CloudOpsFailedError(
+            "answer_lost",
+            f"ModifyNodePoolDesiredCapacityAboutAsg got no answer from Tencent Cloud "
+            f"({exc.message}): the pool may be resizing to {spec.desired} all the same; "
+            "list_node_pools shows its desired size, and asking for the same size again "
+            "changes nothing more",
         )
 
     async def create_node_pool(

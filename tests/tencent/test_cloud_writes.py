@@ -1040,3 +1040,37 @@ async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
             mode="execute",
         )
     assert failed and "list_node_pools" in message and "does not exist" in message, message
+
+
+async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_done(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """The resize reached TKE; its answer was a gateway's 504. It was said 'Tencent Cloud is
+    unavailable ...; try again' and audited failed while the pool had its new size: the pool
+    read again says what was done."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "a",
+            "DesiredNodesNum": 1,
+            "MinNodesNum": 0,
+            "MaxNodesNum": 4,
+        }
+    ]
+    api.raw["ModifyNodePoolDesiredCapacityAboutAsg"] = [LOST]
+    async with client(state, "ops") as c:
+        failed, done = await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=3,
+            mode="execute",
+        )
+    assert not failed, done
+    assert done["executed"] is True and done["previous"] == 1
+    assert api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.scale_node_pool")
+    assert [r.detail["outcome"] for r in rows] == ["executed"]
