@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import anyio
+
 from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.errors import CloudOpsError, CloudOpsRefusedError
 from ambient.domain.identifiers import TencentRegion
@@ -17,6 +19,10 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.users import user_named
 
 Mode = Literal["dry_run", "execute"]
+INTERRUPTED = (
+    "the call was stopped before it finished (its caller cancelled or timed out); a request it "
+    "had sent may still be carried out: ask again with the same request to see what it did"
+)
 Region = TencentRegion | None
 
 
@@ -58,12 +64,19 @@ class CloudGuard:
     async def failures_audited(
         self, actor: str, operation: str, subject: str, detail: dict[str, Any]
     ) -> AsyncIterator[None]:
-        """A CloudOpsError raised inside leaves a failed call's audit row: ``detail`` and why."""
+        """A CloudOpsError raised inside leaves a failed call's audit row: ``detail`` and why;
+        so does the call cancelled inside (its caller gone), whose request may be out."""
         try:
             yield
         except CloudOpsError as exc:
             failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
             await self.audit(actor, operation, subject, {**detail, **failure})
+            raise
+        except anyio.get_cancelled_exc_class():
+            # Its caller cancelled or timed out; a request sent goes on without it.
+            failure = {"outcome": "failed", "kind": "interrupted", "reason": INTERRUPTED}
+            with anyio.CancelScope(shield=True):
+                await self.audit(actor, operation, subject, {**detail, **failure})
             raise
 
     async def authorize(

@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.cloud.logs import LogsetSpec
 from ambient.cloud.node_pools import NodePoolSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -1074,3 +1075,26 @@ async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_do
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.scale_node_pool")
     assert [r.detail["outcome"] for r in rows] == ["executed"]
+
+
+async def test_a_create_stopped_while_its_request_is_out_leaves_its_audit_row(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A call cancelled while its create was out (an MCP client that cancelled or timed out, the
+    chat agent's call past its time) left no audit row at all, while the create went on in
+    Tencent Cloud: now one, failed with kind interrupted, the request in it."""
+    api, state = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["CreateLogset"] = (arrived, released)
+    asked = state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
+    task = asyncio.create_task(asked)
+    await arrived.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset")
+    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "interrupted")]
+    assert rows[0].detail["request"]["action"] == "CreateLogset"
+    assert "may still" in rows[0].detail["reason"]
