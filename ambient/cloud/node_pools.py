@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -26,6 +26,19 @@ from ambient.domain.numbers import WholeNumber
 SCALING_GROUP_NAME = re.compile(r"[A-Za-z0-9_.\-\u4e00-\u9fff]+")
 
 
+# AS SystemDisk.DiskType (its data types: 取值范围): AS refuses any other.
+DiskType = Literal[
+    "LOCAL_BASIC",
+    "LOCAL_SSD",
+    "CLOUD_BASIC",
+    "CLOUD_PREMIUM",
+    "CLOUD_SSD",
+    "CLOUD_BSSD",
+    "CLOUD_HSSD",
+    "CLOUD_TSSD",
+]
+
+
 class NodePoolSpec(UserConfig):
     cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     name: str = Field(
@@ -39,7 +52,7 @@ class NodePoolSpec(UserConfig):
     minimum: WholeNumber = Field(default=0, ge=0, le=1000, description="fewest nodes")
     maximum: WholeNumber = Field(default=3, ge=0, le=1000, description="most nodes")
     desired: WholeNumber = Field(default=1, ge=0, le=1000, description="nodes to start with")
-    disk_type: str = Field(default="CLOUD_PREMIUM", max_length=32, description="system disk")
+    disk_type: DiskType = Field(default="CLOUD_PREMIUM", description="system disk type")
     disk_size: WholeNumber = Field(default=50, ge=20, le=1024, description="system disk GB")
     security_group_ids: list[str] = Field(default_factory=list, max_length=5)
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")

@@ -80,6 +80,12 @@ STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186
 STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
 # DescribeClusterKubeconfig's server for an API server access that is not enabled.
 UNREACHABLE_SERVER = "https://127.0.0.1:9"
+AS_DISK_TYPES = frozenset(
+    {
+        "LOCAL_BASIC", "LOCAL_SSD", "CLOUD_BASIC", "CLOUD_PREMIUM", "CLOUD_SSD", "CLOUD_BSSD",
+        "CLOUD_HSSD", "CLOUD_TSSD",
+    }
+)  # fmt: skip
 AS_GROUP_NAME = re.compile(r"[A-Za-z0-9_.\-\u4e00-\u9fff]+")
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 # The regions the API answers in (its region list; X-TC-Region). Another, such as a typo
@@ -1312,9 +1318,14 @@ class TencentApi:
             )
         try:
             scaling = json.loads(params["AutoScalingGroupPara"])
-            json.loads(params["LaunchConfigurePara"])
+            launch = json.loads(params["LaunchConfigurePara"])
         except (KeyError, TypeError, ValueError):
             return error("InvalidParameter.Param", "AutoScalingGroupPara is not JSON")
+        # LaunchConfigurePara is AS's CreateLaunchConfiguration (377/20447): SystemDisk.DiskType
+        # takes the eight values of AS's data types (默认取值：CLOUD_PREMIUM).
+        disk = (launch.get("SystemDisk") or {}).get("DiskType", "CLOUD_PREMIUM")
+        if disk not in AS_DISK_TYPES:
+            return error("InvalidParameter.AsCommonError", f"SystemDisk.DiskType {disk!r}")
         # AutoScalingGroupPara is AS's CreateAutoScalingGroup (377/20440): AutoScalingGroupName,
         # MaxSize, MinSize and VpcId required; the name "仅支持中文、英文、数字、下划线、分隔符"-"、
         # 小数点，最大长度不能超55个字节"; sizes in [0, 2000]. DesiredCapacity is optional.

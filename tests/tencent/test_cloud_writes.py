@@ -1098,3 +1098,41 @@ async def test_a_create_stopped_while_its_request_is_out_leaves_its_audit_row(
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "interrupted")]
     assert rows[0].detail["request"]["action"] == "CreateLogset"
     assert "may still" in rows[0].detail["reason"]
+
+
+async def test_a_system_disk_type_auto_scaling_does_not_know_is_refused_before_any_call(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """disk_type was free text: 'SSD' or 'cloud_premium' was promised by a dry run and sent,
+    for AS to refuse (its SystemDisk.DiskType takes eight values). Now a tool error naming the
+    field, nothing asked of Tencent Cloud."""
+    api, state = cloud
+    async with client(state, "viewer") as c:
+        for disk_type in ("SSD", "cloud_premium"):
+            failed, message = await call(
+                c, "create_node_pool", pool={**POOL, "disk_type": disk_type}
+            )
+            assert failed and "disk_type" in message and "CLOUD_PREMIUM" in message, message
+        failed, dry = await call(c, "create_node_pool", pool={**POOL, "disk_type": "CLOUD_HSSD"})
+    assert not failed, dry
+    assert json.loads(dry["steps"][0]["request"]["params"]["LaunchConfigurePara"])[
+        "SystemDisk"
+    ] == {
+        "DiskType": "CLOUD_HSSD",
+        "DiskSize": 50,
+    }
+    assert [a for _, a, _ in api.calls] == ["DescribeClusterNodePools"]
+
+
+async def test_the_stand_in_refuses_a_system_disk_type_auto_scaling_does_not_know(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    params = NodePoolSpec.model_validate(POOL).request().params
+    launch = {**json.loads(params["LaunchConfigurePara"]), "SystemDisk": {"DiskType": "SSD"}}
+    with pytest.raises(TencentRequestError) as refused:
+        await state.tencent.call(
+            "tke", "CreateClusterNodePool", {**params, "LaunchConfigurePara": json.dumps(launch)}
+        )
+    assert refused.value.code == "InvalidParameter.AsCommonError"
+    assert api.node_pools["cls-abcd1234"] == []
