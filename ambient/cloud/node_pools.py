@@ -227,8 +227,22 @@ class NodePoolWrites(CloudCreates):
             f"tke:{spec.cluster_id}/nodepool:{spec.name}",
             mode,
             request,
-            lambda: writes.find_node_pool(
-                self.tencent, spec.cluster_id, spec.name, region=spec.region
-            ),
+            lambda: self._find_node_pool(spec),
             f"node pool {spec.name!r}",
         )
+
+    async def _find_node_pool(self, spec: NodePoolSpec) -> str | None:
+        """The live pool of the name: one deleted is not it (the user's new one is asked for);
+        one being deleted still holds the name of its scaling group, unique in the account (AS
+        CreateAutoScalingGroup), so nothing can be created until it is gone: said so."""
+        pools = await list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
+        named = [p for p in pools if p.name == spec.name and p.state != "deleted"]
+        if (live := next((p for p in named if p.state != "deleting"), None)) is not None:
+            return live.node_pool_id
+        if named:
+            raise CloudOpsFailedError(
+                "conflict",
+                f"node pool {spec.name!r} ({named[0].node_pool_id}) is being deleted and holds "
+                "its name until it is gone; ask again once list_node_pools no longer shows it",
+            )
+        return None

@@ -1136,3 +1136,45 @@ async def test_the_stand_in_refuses_a_system_disk_type_auto_scaling_does_not_kno
         )
     assert refused.value.code == "InvalidParameter.AsCommonError"
     assert api.node_pools["cls-abcd1234"] == []
+
+
+def _old_gpu_pool(state: str) -> dict[str, Any]:
+    return {
+        "NodePoolId": "np-old",
+        "Name": "gpu",
+        "LifeState": state,
+        "DesiredNodesNum": 0,
+        "MinNodesNum": 0,
+        "MaxNodesNum": 4,
+    }
+
+
+async def test_a_node_pool_deleted_is_not_the_one_a_create_of_its_name_finds(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """The user deleted node pool gpu and asked for a new one: the lookup by name took the
+    deleted pool (LifeState deleted) for it, 'already exists (np-old); nothing sent'."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [_old_gpu_pool("deleted")]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert not failed, done
+    assert done["resource_id"] != "np-old" and done["steps"][0]["sent"] is True
+    assert [a for _, a, _ in api.creates()] == ["CreateClusterNodePool"]
+
+
+async def test_a_node_pool_being_deleted_is_said_so_and_nothing_is_sent(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A pool of the name being deleted (LifeState deleting) was answered as the new one
+    ('already exists'); it is not, and its scaling group's name is unique in the account
+    until it is gone (AS CreateAutoScalingGroup), so the create waits for that: said so."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [_old_gpu_pool("deleting")]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and "being deleted" in message and "list_node_pools" in message, message
+    assert api.creates() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_node_pool")
+    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "conflict")]

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud, field
-from ambient.clients.tencent.clusters import list_node_pools
 from ambient.clients.tencent.errors import TencentCloudError, TencentNotFoundError
 
 
@@ -60,13 +59,6 @@ def _named(
     API's (`field`): "not found" would create a duplicate."""
     found = next((item for item in items if item.get(by) == name), None)
     return None if found is None else str(field(found, id_field, action))
-
-
-async def find_node_pool(
-    tc: TencentCloud, cluster_id: str, name: str, *, region: str | None
-) -> str | None:
-    pools = await list_node_pools(tc, cluster_id, region=region)
-    return next((pool.node_pool_id for pool in pools if pool.name == name), None)
 
 
 async def find_logset(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
