@@ -60,6 +60,17 @@ DOCUMENTED = {
         "CLS cannot run the task's SQL (`sql`); try it on the source topic with search_logs "
         "and ask again with one that works",
     ),
+    # CreateClusterNodePool: 伸缩组资源创建报错, under either prefix; the same request again
+    # meets the same refusal, so no "try again".
+    **dict.fromkeys(
+        ("FailedOperation.AsCommon", "InternalError.AsCommon"),
+        (
+            "failed",
+            "Auto Scaling refused the node pool's scaling group or launch configuration (its "
+            "words say why: a scaling group name the account already uses, a subnet, VPC or "
+            "instance type, a quota); fix that and ask again",
+        ),
+    ),
     # ModifyNodePoolDesiredCapacityAboutAsg: the node pool gone since it was read.
     "FailedOperation.RecordNotFound": (
         "not_found",
@@ -221,7 +232,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         )
     if exc.code in DOCUMENTED:
         kind, advice = DOCUMENTED[exc.code]
-        return kind, f"Tencent Cloud refused {where}: {advice}. {exc.message}"
+        return kind, f"{where}: {advice}. {exc.message}"
     if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
         return "unavailable", (
             f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "

@@ -1015,6 +1015,22 @@ async def test_documented_codes_of_the_creates_say_what_to_do(
     assert "rejected a parameter" not in message and " failed:" not in message
 
 
+@pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
+async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
+    cloud: tuple[TencentApi, AppState], code: str
+) -> None:
+    """CreateClusterNodePool's documented AS errors (the scaling group or launch configuration
+    refused: a group name the account uses, a subnet, an instance type) were 'CreateClusterNode
+    Pool (...) failed: ...', and InternalError.AsCommon 'unavailable ...; try again', which the
+    same request cannot pass."""
+    api, state = cloud
+    api.failures["CreateClusterNodePool"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and "Auto Scaling refused" in message and code in message, message
+    assert "try again" not in message and " failed:" not in message
+
+
 async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
