@@ -6,6 +6,7 @@ a document that one refuses in the preview stops them all before any is applied.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from typing import Any, Literal
 
@@ -306,6 +307,26 @@ def _refused(
     )
 
 
+# Where a document bound for a namespace that an earlier one creates is validated.
+CHECKED_IN = "default"
+
+
+async def _checked_elsewhere(client: AsyncClient, index: int, obj: Any) -> None:
+    """The server dry-runs nothing into a namespace that does not exist yet: a dry-run create
+    of the document in ``default`` has the cluster validate it, so that one it refuses (422)
+    stops the apply before the namespace is made. Anything else there (the name taken, RBAC,
+    no such namespace) leaves it to be checked when applied, after its namespace."""
+    probe = copy.deepcopy(obj)
+    probe.metadata.namespace = CHECKED_IN
+    try:
+        await client.create(probe, dry_run=True)
+    except ApiError as exc:
+        if exc.status.code == 422:
+            raise _refused(exc, index, obj, "nothing was applied") from None
+    except (httpx2.HTTPStatusError, httpx2.TransportError):
+        pass
+
+
 async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[DocumentChange]:
     """A server-side dry run of every document first: one refused, none is applied."""
     changes: list[DocumentChange] = []
@@ -326,6 +347,7 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
             details = exc.status.details if isinstance(exc, ApiError) else None
             if namespace not in creating or details is None or details.kind != "namespaces":
                 raise _refused(exc, index, obj, "nothing was applied") from None
+            await _checked_elsewhere(client, index, obj)
             after = obj
         if kind == "Namespace" and live is None:
             creating.add(name)

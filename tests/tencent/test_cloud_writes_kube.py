@@ -82,6 +82,15 @@ class ApplyingKubeApi(KubeApi):
         namespace["metadata"]["resourceVersion"] = "1"
         return JSONResponse(namespace, status_code=call.status)
 
+    async def _create(self, plural: str, ns: str, request: Request) -> Response:
+        # Validated first, as the API server validates a create (dry run or not).
+        problem = refusal(plural, json.loads(await request.body()))
+        if problem is not None:
+            await self._log(request, 422, json.loads(await request.body()))
+            name = json.loads(await request.body())["metadata"]["name"]
+            return _status(422, "Invalid", f'{KINDS[plural][0]} "{name}" is invalid: {problem}')
+        return await super()._create(plural, ns, request)
+
     def _item(self, plural: str) -> Callable[[Request], Any]:
         inner = super()._item(plural)
 
@@ -1136,6 +1145,24 @@ async def test_ck14_a_yaml_creating_a_namespace_previews_and_applies_what_goes_i
     assert [d["applied"] for d in done["documents"]] == [True, True]
     assert "payments" in kube.namespaces
     assert kube.configmaps[("payments", "checkout-settings")]["data"] == {"TIMEOUT": "30"}
+
+
+async def test_ck14_an_invalid_document_bound_for_a_namespace_the_yaml_creates_applies_nothing(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A document the cluster refuses, going into a namespace an earlier document creates,
+    could not be dry-run there (no such namespace yet): the apply made the namespace, then met
+    the refusal: one invalid document, something applied. It is checked by a dry-run create
+    where a namespace exists, and refused before anything is written."""
+    kube, state = cluster
+    documents = "apiVersion: v1\nkind: Namespace\nmetadata: {name: payments}\n---\n"
+    documents += BROKEN.replace("namespace: shop", "namespace: payments")
+    apply = {"cluster_id": "cls-abcd1234", "documents": documents}
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert failed and "document 2 (Deployment worker) was refused by the cluster" in message
+    assert "image: Required value" in message and "nothing was applied" in message, message
+    assert kube.writes() == [] and "payments" not in kube.namespaces
 
 
 async def test_ck15_one_yaml_applied_to_two_namespaces_is_two_requests_not_a_retry(
