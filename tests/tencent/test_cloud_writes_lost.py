@@ -1,0 +1,337 @@
+"""Asked-for Tencent Cloud writes whose answer was lost, and the documented codes of the
+writes' API references, through the MCP tools against the TC3-verifying stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from ambient.clients.tencent.errors import TencentRequestError
+from ambient.cloud.logs import LogsetSpec
+from ambient.cloud.node_pools import NodePoolSpec
+from ambient.storage.audit import AuditRepository
+from ambient.wiring import AppState
+from tests.standins.tencent_api import TencentApi
+from tests.tencent.test_cloud_tools import call, client
+from tests.tencent.test_cloud_writes import ALARM, CASES, POOL, SQL, cloud
+
+__all__ = ["cloud"]  # the fixture, shared
+
+# A gateway's answer in place of the API's: the request reached Tencent Cloud (or did not), the
+# answer never came back.
+LOST = (504, "text/html", b"<html><body><h1>504 Gateway Time-out</h1></body></html>")
+NAMED_CASES = [case for case in CASES if case[0] != "create_cls_alarm"]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "actions"), NAMED_CASES)
+async def test_a_create_whose_answer_is_lost_after_it_was_made_answers_what_it_made(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    actions: list[str],
+) -> None:
+    """The create reached Tencent Cloud and made the resource; its answer was a gateway's 504.
+    It was said 'Tencent Cloud is unavailable for CreateClusterNodePool; try again' and audited
+    failed (unavailable) while a node pool existed: what the create made, as a lookup finds."""
+    api, state = cloud
+    api.raw[actions[-1]] = [LOST]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, tool, **{arg: spec}, mode="execute")
+        assert not failed, done
+        _, again = await call(c, tool, **{arg: spec}, mode="execute")
+    assert len(api.creates()) == 1
+    assert done["resource_id"] and done["resource_id"] == again["resource_id"]
+    assert done["steps"][-1]["sent"] is True and done["summary"].startswith("created")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action=f"cloud.{tool}", limit=10)
+    assert sorted(r.detail["outcome"] for r in rows) == ["executed", "existing"]
+
+
+async def test_a_create_whose_answer_is_lost_and_nothing_is_listed_says_it_may_have_been_made(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """No answer and nothing of the name listed (not made, or not listed yet): 'unavailable;
+    try again' said nothing happened. The answer says it may have been made and that the same
+    request again makes no second; audited with kind answer_lost."""
+    api, state = cloud
+    api.failures["CreateLogset"] = ["InternalError"]  # not made, and the gateway's page said
+    api.raw["CreateLogset"] = [LOST]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
+    assert failed and "may have been made" in message and "no second" in message, message
+    assert "504" in message and "unavailable" not in message
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset", limit=10)
+    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "answer_lost")]
+
+
+async def test_a_create_the_api_says_timed_out_on_its_side_may_have_been_made(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateAlarmNotice's documented FailedOperation.Timeout (操作超时) is the API's own
+    timeout: the notice may have been made. It was said 'Tencent Cloud is unavailable ...; try
+    again' as if nothing had happened; now as an answer lost, and no policy goes out."""
+    api, state = cloud
+    api.failures["CreateAlarmNotice"] = ["FailedOperation.Timeout"]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+    assert failed and "may have been made" in message and "unavailable" not in message, message
+    assert [a for _, a, _ in api.creates()] == ["CreateAlarmNotice"]
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_cls_alarm_notice")
+    assert [r.detail["kind"] for r in rows] == ["answer_lost"]
+
+
+async def test_a_topic_being_created_by_another_request_is_the_one_found(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateTopic's documented FailedOperation.TopicCreating (Topic 创建中): another caller's
+    create of the name is under way. It was said 'CreateTopic (...) failed'; the topic listed is
+    the one asked for, as after a conflict."""
+    api, state = cloud
+    racing = {"TopicId": "topic-racing", "TopicName": "nginx", "LogsetId": "logset-app"}
+    api.before["CreateTopic"] = lambda: api.topics.append(racing)
+    api.failures["CreateTopic"] = ["FailedOperation.TopicCreating"]
+    topic = {"logset_id": "logset-app", "name": "nginx"}
+    async with client(state, "ops") as c:
+        failed, result = await call(c, "create_log_topic", topic=topic, mode="execute")
+    assert not failed, result
+    assert result["resource_id"] == "topic-racing" and result["steps"][0]["existing"] is True
+
+
+WITHOUT_NOTICE = {**ALARM, "notice_name": None, "notice_webhook": None, "notice_ids": ["n-1"]}
+
+
+@pytest.mark.parametrize(
+    ("tool", "arg", "spec", "action", "code", "says"),
+    [
+        # CreateAlarm: 低频不支持告警 (a topic on low-frequency storage), not a parameter's fault.
+        (
+            "create_cls_alarm",
+            "alarm",
+            WITHOUT_NOTICE,
+            "CreateAlarm",
+            "OperationDenied.AlarmNotSupportForSearchLow",
+            "standard storage",
+        ),
+        # CreateTopic: Topic 创建中, with nothing of the name listed yet.
+        (
+            "create_log_topic",
+            "topic",
+            {"logset_id": "logset-app", "name": "nginx"},
+            "CreateTopic",
+            "FailedOperation.TopicCreating",
+            "ask again in a moment",
+        ),
+        # CreateScheduledSql: 无效的数据加工语句.
+        (
+            "create_scheduled_sql",
+            "task",
+            SQL,
+            "CreateScheduledSql",
+            "InvalidParameter.InvalidEtlContent",
+            "search_logs",
+        ),
+    ],
+)
+async def test_documented_codes_of_the_creates_say_what_to_do(
+    cloud: tuple[TencentApi, AppState],
+    tool: str,
+    arg: str,
+    spec: dict[str, Any],
+    action: str,
+    code: str,
+    says: str,
+) -> None:
+    api, state = cloud
+    api.alarm_notices = [{"AlarmNoticeId": "n-1", "Name": "oncall", "Type": "All"}]
+    api.failures[action] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, tool, **{arg: spec}, mode="execute")
+    assert failed and says in message and code in message, message
+    assert "rejected a parameter" not in message and " failed:" not in message
+
+
+@pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
+async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
+    cloud: tuple[TencentApi, AppState], code: str
+) -> None:
+    """CreateClusterNodePool's documented AS errors (the scaling group or launch configuration
+    refused: a group name the account uses, a subnet, an instance type) were 'CreateClusterNode
+    Pool (...) failed: ...', and InternalError.AsCommon 'unavailable ...; try again', which the
+    same request cannot pass."""
+    api, state = cloud
+    api.failures["CreateClusterNodePool"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and "Auto Scaling refused" in message and code in message, message
+    assert "try again" not in message and " failed:" not in message
+
+
+async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """ModifyNodePoolDesiredCapacityAboutAsg's documented FailedOperation.RecordNotFound (the pool
+    gone between the read and the change) was said 'ModifyNodePool... failed: ...'."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "a",
+            "DesiredNodesNum": 1,
+            "MinNodesNum": 0,
+            "MaxNodesNum": 4,
+        }
+    ]
+    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.RecordNotFound"]
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=2,
+            mode="execute",
+        )
+    assert failed and "list_node_pools" in message and "does not exist" in message, message
+
+
+async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_done(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """The resize reached TKE; its answer was a gateway's 504. It was said 'Tencent Cloud is
+    unavailable ...; try again' and audited failed while the pool had its new size: the pool
+    read again says what was done."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "a",
+            "DesiredNodesNum": 1,
+            "MinNodesNum": 0,
+            "MaxNodesNum": 4,
+        }
+    ]
+    api.raw["ModifyNodePoolDesiredCapacityAboutAsg"] = [LOST]
+    async with client(state, "ops") as c:
+        failed, done = await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=3,
+            mode="execute",
+        )
+    assert not failed, done
+    assert done["executed"] is True and done["previous"] == 1
+    assert api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 3
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.scale_node_pool")
+    assert [r.detail["outcome"] for r in rows] == ["executed"]
+
+
+async def test_a_create_stopped_while_its_request_is_out_leaves_its_audit_row(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A call cancelled while its create was out (an MCP client that cancelled or timed out, the
+    chat agent's call past its time) left no audit row at all, while the create went on in
+    Tencent Cloud: now one, failed with kind interrupted, the request in it."""
+    api, state = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["CreateLogset"] = (arrived, released)
+    asked = state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
+    task = asyncio.create_task(asked)
+    await arrived.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset")
+    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "interrupted")]
+    assert rows[0].detail["request"]["action"] == "CreateLogset"
+    assert "may still" in rows[0].detail["reason"]
+
+
+async def test_a_system_disk_type_auto_scaling_does_not_know_is_refused_before_any_call(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """disk_type was free text: 'SSD' or 'cloud_premium' was promised by a dry run and sent,
+    for AS to refuse (its SystemDisk.DiskType takes eight values). Now a tool error naming the
+    field, nothing asked of Tencent Cloud."""
+    api, state = cloud
+    async with client(state, "viewer") as c:
+        for disk_type in ("SSD", "cloud_premium"):
+            failed, message = await call(
+                c, "create_node_pool", pool={**POOL, "disk_type": disk_type}
+            )
+            assert failed and "disk_type" in message and "CLOUD_PREMIUM" in message, message
+        failed, dry = await call(c, "create_node_pool", pool={**POOL, "disk_type": "CLOUD_HSSD"})
+    assert not failed, dry
+    assert json.loads(dry["steps"][0]["request"]["params"]["LaunchConfigurePara"])[
+        "SystemDisk"
+    ] == {
+        "DiskType": "CLOUD_HSSD",
+        "DiskSize": 50,
+    }
+    assert [a for _, a, _ in api.calls] == ["DescribeClusterNodePools"]
+
+
+async def test_the_stand_in_refuses_a_system_disk_type_auto_scaling_does_not_know(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    params = NodePoolSpec.model_validate(POOL).request().params
+    launch = {**json.loads(params["LaunchConfigurePara"]), "SystemDisk": {"DiskType": "SSD"}}
+    with pytest.raises(TencentRequestError) as refused:
+        await state.tencent.call(
+            "tke", "CreateClusterNodePool", {**params, "LaunchConfigurePara": json.dumps(launch)}
+        )
+    assert refused.value.code == "InvalidParameter.AsCommonError"
+    assert api.node_pools["cls-abcd1234"] == []
+
+
+def _old_gpu_pool(state: str) -> dict[str, Any]:
+    return {
+        "NodePoolId": "np-old",
+        "Name": "gpu",
+        "LifeState": state,
+        "DesiredNodesNum": 0,
+        "MinNodesNum": 0,
+        "MaxNodesNum": 4,
+    }
+
+
+async def test_a_node_pool_deleted_is_not_the_one_a_create_of_its_name_finds(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """The user deleted node pool gpu and asked for a new one: the lookup by name took the
+    deleted pool (LifeState deleted) for it, 'already exists (np-old); nothing sent'."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [_old_gpu_pool("deleted")]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert not failed, done
+    assert done["resource_id"] != "np-old" and done["steps"][0]["sent"] is True
+    assert [a for _, a, _ in api.creates()] == ["CreateClusterNodePool"]
+
+
+async def test_a_node_pool_being_deleted_is_said_so_and_nothing_is_sent(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A pool of the name being deleted (LifeState deleting) was answered as the new one
+    ('already exists'); it is not, and its scaling group's name is unique in the account
+    until it is gone (AS CreateAutoScalingGroup), so the create waits for that: said so."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [_old_gpu_pool("deleting")]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and "being deleted" in message and "list_node_pools" in message, message
+    assert api.creates() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_node_pool")
+    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "conflict")]
