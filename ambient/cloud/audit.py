@@ -27,9 +27,10 @@ Region = TencentRegion | None
 
 
 def outcome_of(mode: Mode, *, changed: bool, existing: bool = False) -> str:
-    """What an asked-for write did, as its audit row says: existing, executed, dry_run or noop."""
+    """What an asked-for write did, as its audit row says: existing, executed, dry_run or noop;
+    unconfirmed when it was sent, its answer lost, and one of the name found (``existing``)."""
     if existing:
-        return "existing"
+        return "unconfirmed" if changed else "existing"
     return "executed" if changed else ("dry_run" if mode == "dry_run" else "noop")
 
 

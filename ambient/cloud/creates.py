@@ -24,7 +24,10 @@ class WriteStep(BaseModel):
     request: CloudRequest = Field(description="exactly what is (or would be) sent")
     idempotency_key: str
     sent: bool = Field(description="true when this call sent the request")
-    existing: bool = Field(description="true when a resource of that name already existed")
+    existing: bool = Field(
+        description="true when a resource of that name was found (sent too: found after the "
+        "answer was lost, this request's or another caller's)"
+    )
     resource_id: str | None = None
 
 
@@ -45,6 +48,23 @@ class WriteResult(BaseModel):
 # same moment) can still race there, and then two resources exist: list_node_pools and the
 # console show both, and either may be deleted. A lock's entry goes with its last user.
 _CREATING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+# What the same request asked again after a lost answer does, by how the API keeps names.
+ELSE = (
+    "Look for it before asking again: the same request sends nothing if one of the name is "
+    "listed by then, but makes a second if it is not listed yet (the name is not unique)"
+)
+AGAIN = {
+    **dict.fromkeys(
+        writes.NAME_TAKEN,
+        "The same request again finds it, or meets its name taken and finds it then: no second",
+    ),
+    "CreateClusterNodePool": (
+        "The same request again sends nothing if the pool is listed by then; if not, Auto "
+        "Scaling refuses a second scaling group of its name, and the pool is looked up again"
+    ),
+}
 
 
 class CloudCreates(CloudGuard):
@@ -120,12 +140,11 @@ class CloudCreates(CloudGuard):
                 step.sent = True
             except TencentCloudError as exc:
                 if writes.answer_lost(exc):
-                    step.resource_id, step.sent = (
-                        await self._made_unanswered(request, exc, find),
-                        True,
-                    )
+                    # Sent, its answer lost: one found of the name may be ours or another's.
+                    step.resource_id = await self._made_unanswered(request, exc, find)
+                    step.sent = step.existing = True
                     return step
-                if not writes.name_taken(request.action, exc.code):
+                if not writes.maybe_taken(request.action, exc.code):
                     raise
                 step.resource_id = await find()
                 if step.resource_id is None:
@@ -135,26 +154,35 @@ class CloudCreates(CloudGuard):
 
     async def _made_unanswered(
         self, request: CloudRequest, exc: TencentCloudError, find: Finder
-    ) -> str | None:
+    ) -> str:
         """A create sent whose answer never came may have been carried out: the one a lookup
-        finds is what it made; none found, the caller hears that it may still have been made
-        (a retry finds it, and makes none if it is there), not that Tencent Cloud was down."""
+        finds of the name is this request's or another caller's (made between our lookup and
+        our send: nothing here tells them apart); none found, or the lookup failing, the
+        caller hears that it may still have been made, not that Tencent Cloud was down."""
         self.tencent.forget(request.region)
-        with contextlib.suppress(TencentCloudError):
-            if (found := await find()) is not None:
+        try:
+            found = await find()
+        except TencentCloudError as again:
+            listed = f"whether it is there could not be checked ({again.code}: {again.message})"
+        else:
+            if found is not None:
                 return found
+            listed = "it is not listed yet"
         raise CloudOpsFailedError(
             "answer_lost",
-            f"{request.action} got no answer from Tencent Cloud ({exc.message}): it may have "
-            "been made all the same, and nothing of that name is listed yet; ask again with "
-            "the same request in a minute: it looks for what this one made first and makes no "
-            "second",
+            f"{request.action} was sent and got no answer from Tencent Cloud ({exc}): it may "
+            f"have been made all the same, and {listed}. {AGAIN.get(request.action, ELSE)}",
         )
 
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:
         last = steps[-1]
-        if last.existing:
+        if last.existing and last.sent:
+            summary = (
+                f"{last.request.action} was sent and its answer lost; {what} is listed "
+                f"({last.resource_id}): it may be the one this request made or another caller's"
+            )
+        elif last.existing:
             summary = f"{what} already exists ({last.resource_id}); nothing sent"
         elif last.sent:
             summary = f"created {what} ({last.resource_id})"

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 import pytest
 
-from ambient.clients.tencent.errors import TencentRequestError
+from ambient.clients.tencent import writes
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError, TencentRequestError
+from ambient.cloud.errors import CloudOpsFailedError
 from ambient.cloud.logs import LogsetSpec
 from ambient.cloud.node_pools import NodePoolSpec
+from ambient.deps import WorkerDeps
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import TencentApi
+from tests.support.tencent import ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_cloud_writes import ALARM, CASES, POOL, SQL, cloud
 
@@ -27,16 +33,16 @@ NAMED_CASES = [case for case in CASES if case[0] != "create_cls_alarm"]
 
 
 @pytest.mark.parametrize(("tool", "arg", "spec", "actions"), NAMED_CASES)
-async def test_a_create_whose_answer_is_lost_after_it_was_made_answers_what_it_made(
+async def test_a_create_whose_answer_is_lost_says_the_one_found_may_be_another_callers(
     cloud: tuple[TencentApi, AppState],
     tool: str,
     arg: str,
     spec: dict[str, Any],
     actions: list[str],
 ) -> None:
-    """The create reached Tencent Cloud and made the resource; its answer was a gateway's 504.
-    It was said 'Tencent Cloud is unavailable for CreateClusterNodePool; try again' and audited
-    failed (unavailable) while a node pool existed: what the create made, as a lookup finds."""
+    """The create reached Tencent Cloud; its answer was a gateway's 504. What a lookup finds
+    then may be what it made or another caller's (made between our lookup and our send): it
+    is said found, perhaps this request's, audited unconfirmed; never 'created'."""
     api, state = cloud
     api.raw[actions[-1]] = [LOST]
     async with client(state, "ops") as c:
@@ -45,10 +51,98 @@ async def test_a_create_whose_answer_is_lost_after_it_was_made_answers_what_it_m
         _, again = await call(c, tool, **{arg: spec}, mode="execute")
     assert len(api.creates()) == 1
     assert done["resource_id"] and done["resource_id"] == again["resource_id"]
-    assert done["steps"][-1]["sent"] is True and done["summary"].startswith("created")
+    step = done["steps"][-1]
+    assert step["sent"] is True and step["existing"] is True, step
+    assert "may be" in done["summary"] and not done["summary"].startswith("created")
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action=f"cloud.{tool}", limit=10)
-    assert sorted(r.detail["outcome"] for r in rows) == ["executed", "existing"]
+    assert sorted(r.detail["outcome"] for r in rows) == ["existing", "unconfirmed"]
+
+
+async def test_a_logset_another_caller_made_behind_a_lost_answer_is_not_claimed_as_made(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """Another caller made logset audit between our lookup and our send; ours met its
+    conflict, answered by a gateway's 504. It was said 'created logset 'audit'
+    (logset-someone-else)', existing false, audited executed."""
+    api, state = cloud
+    theirs = {"LogsetId": "logset-someone-else", "LogsetName": "audit"}
+    api.before["CreateLogset"] = lambda: api.logsets.append(theirs)
+    api.raw["CreateLogset"] = [LOST]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
+    assert not failed, done
+    assert done["resource_id"] == "logset-someone-else"
+    assert done["steps"][0]["existing"] is True and "created" not in done["summary"], done
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset")
+    assert [r.detail["outcome"] for r in rows] == ["unconfirmed"]
+
+
+@pytest.mark.parametrize("status", [403, 407, 503])
+async def test_a_proxy_refusing_a_create_is_not_said_an_answer_lost(
+    cloud: tuple[TencentApi, AppState], status: int
+) -> None:
+    """A proxy's 403/407/503 answers before anything reached Tencent Cloud: the create was
+    said 'may have been made' and looked up again (kind answer_lost)."""
+    api, state = cloud
+    api.raw["CreateLogset"] = [(status, "text/html", b"<html>proxy says no</html>")]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
+    assert failed and "may have been made" not in message and f"HTTP {status}" in message
+    assert [a for _, a, _ in api.calls][-1] == "CreateLogset"  # no lookup after it
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset")
+    assert [r.detail["kind"] for r in rows] == ["unavailable"]
+
+
+async def test_a_create_whose_connection_is_refused_is_not_an_answer_lost() -> None:
+    """Connection refused: nothing was sent, yet the SDK's ClientNetworkError (no RequestId)
+    was read as an answer lost ('may have been made', the name looked up again)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    tc = standin_tencent(f"http://127.0.0.1:{port}")
+    with pytest.raises(TencentCloudError) as failed:
+        await tc.call("cls", "CreateLogset", {"LogsetName": "audit"})
+    assert failed.value.code == "ClientNetworkError", failed.value
+    assert not writes.answer_lost(failed.value)
+
+
+async def test_a_create_whose_read_timed_out_is_an_answer_lost(
+    cloud: tuple[TencentApi, AppState], deps: WorkerDeps
+) -> None:
+    """The request was sent and its answer did not come within the client's timeout (the
+    stand-in holds it until the test releases it): it may have been made."""
+    api, state = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["CreateLogset"] = (arrived, released)
+    tc = state.tencent
+    impatient = TencentCloud(
+        tc.credential, region=tc.region, endpoint=tc._endpoint, protocol="http", timeout=1
+    )
+    try:
+        with pytest.raises(CloudOpsFailedError) as failed:
+            await ops_state(deps, impatient).cloud_ops.create_logset(
+                "ops", LogsetSpec(name="audit"), "execute"
+            )
+    finally:
+        released.set()
+    assert failed.value.kind == "answer_lost" and "may have been made" in str(failed.value)
+
+
+async def test_a_lookup_that_fails_after_a_lost_answer_says_it_could_not_be_checked(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """No answer, and the lookup after it failed too: it said 'nothing of that name is listed
+    yet', which nobody saw."""
+    api, state = cloud
+    api.before["CreateLogset"] = lambda: api.failures.update(DescribeLogsets=["InternalError"])
+    api.raw["CreateLogset"] = [LOST]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
+    assert failed and "could not be checked" in message, message
+    assert "not listed" not in message
 
 
 async def test_a_create_whose_answer_is_lost_and_nothing_is_listed_says_it_may_have_been_made(
@@ -62,7 +156,7 @@ async def test_a_create_whose_answer_is_lost_and_nothing_is_listed_says_it_may_h
     api.raw["CreateLogset"] = [LOST]
     async with client(state, "ops") as c:
         failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
-    assert failed and "may have been made" in message and "no second" in message, message
+    assert failed and "may have been made" in message and "meets its name taken" in message
     assert "504" in message and "unavailable" not in message
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.create_logset", limit=10)
@@ -335,3 +429,19 @@ async def test_a_node_pool_being_deleted_is_said_so_and_nothing_is_sent(
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.create_node_pool")
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "conflict")]
+
+
+async def test_a_node_pool_create_auto_scaling_refuses_finds_the_pool_listed_by_then(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A retry after a lost answer whose pool was not listed yet: the lookup finds nothing, the
+    create goes out, and Auto Scaling refuses a second scaling group of the name (AsCommon).
+    It was said 'Auto Scaling refused ...; fix that' while the pool was there to find."""
+    api, state = cloud
+    made = {**_old_gpu_pool("creating"), "NodePoolId": "np-made"}
+    api.before["CreateClusterNodePool"] = lambda: api.node_pools["cls-abcd1234"].append(made)
+    api.failures["CreateClusterNodePool"] = ["FailedOperation.AsCommon"]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert not failed, done
+    assert done["resource_id"] == "np-made" and done["steps"][0]["existing"] is True

@@ -205,11 +205,43 @@ def _not_the_api(status: int, body: bytes) -> TencentCloudSDKException:
     """An HTTP error status without an API error: what answered (a gateway, a proxy) and what
     it said, which may be nothing (an empty 504 was said as "ServerNetworkError: ")."""
     page = " ".join(body.decode(errors="replace").split())
-    return TencentCloudSDKException(
+    error = TencentCloudSDKException(
         "ServerNetworkError",
         f"HTTP {status} and no Tencent Cloud API answer (if it lasts, check the way to the "
         f"API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): {page or 'empty body'}",
     )
+    error.status = status
+    return error
+
+
+# A gateway's answer for the API that it passed the request on to and heard nothing back from.
+GATEWAY_LOST = (502, 504)
+
+
+def unanswered(exc: TencentCloudSDKException) -> bool:
+    """True when the request was sent and its answer never came: a gateway's 502 or 504, or
+    the SDK's ClientNetworkError over requests' read timeout or a connection dropped after
+    it was made. A connection refused, a name that does not resolve, TLS, a proxy's refusal
+    or a request never signed was never sent."""
+    import requests  # the SDK's own transport, loaded with it
+
+    if getattr(exc, "status", None) in GATEWAY_LOST:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, requests.ReadTimeout):
+        return True
+    not_made = (
+        requests.ConnectTimeout,
+        requests.exceptions.SSLError,
+        requests.exceptions.ProxyError,
+    )
+    if not isinstance(cause, requests.ConnectionError) or isinstance(cause, not_made):
+        return False
+    # urllib3's ProtocolError: the connection made, then reset or closed without an answer
+    # ("Connection aborted"); a NewConnectionError (refused, DNS) is the connection not made.
+    from urllib3.exceptions import ProtocolError
+
+    return any(isinstance(arg, ProtocolError) for arg in cause.args)
 
 
 def _api_error(body: Any) -> TencentCloudSDKException | None:
@@ -309,6 +341,7 @@ class TencentCloud:
                 return await asyncio.to_thread(answer, client, action, params)
             except TencentCloudSDKException as exc:
                 error = translate(exc)
+                error.unanswered = unanswered(exc)
                 # Rate limits (retryable) back off here; the rest is the caller's.
                 if patient and error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
                     await asyncio.sleep(self._backoff * 2**attempt)

@@ -26,6 +26,10 @@ class TencentCloudError(Exception):
     call: tuple[str, str] | None = None
     # The CVM role whose temporary keys signed it (AMBIENT_TENCENTCLOUD_CVM_ROLE), if any.
     role: str | None = None
+    # Sent, and no answer came back (a read timeout, the connection reset, a gateway's 502 or
+    # 504): it may have been carried out. Not so for a connection never made (refused, DNS,
+    # TLS, a proxy's refusal) or a request never signed (no CVM role keys).
+    unanswered: bool = False
 
     def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
         super().__init__(

@@ -178,16 +178,26 @@ def name_taken(action: str, code: str) -> bool:
     return code in NAME_TAKEN.get(action, ())
 
 
-# No answer of the API's (no RequestId): the connection failed or timed out, or a gateway or
-# proxy answered in its place. The request may have reached Tencent Cloud and been carried out.
-NO_ANSWER = ("ClientNetworkError", "ServerNetworkError")
-# The API's own timeout (cls errorcodes: 操作超时; CreateAlarmNotice documents it): the same.
+# Refusals that may be a name taken, among other causes: a node pool's name is its scaling
+# group's, unique in the account, and Auto Scaling's refusal of it comes back as AsCommon (a
+# retry after a lost answer whose pool was not listed yet). A lookup tells.
+MAYBE_TAKEN = {"CreateClusterNodePool": ("FailedOperation.AsCommon", "InternalError.AsCommon")}
+
+
+def maybe_taken(action: str, code: str) -> bool:
+    return name_taken(action, code) or code in MAYBE_TAKEN.get(action, ())
+
+
+# The API's own timeout (cls errorcodes: 操作超时; CreateAlarmNotice documents it): the
+# request reached CLS, which did not say whether it was carried out.
 TIMED_OUT = ("FailedOperation.Timeout",)
 
 
 def answer_lost(exc: TencentCloudError) -> bool:
-    """True when a write may have been carried out although it failed: no answer said how."""
-    return (exc.code in NO_ANSWER and not exc.request_id) or exc.code in TIMED_OUT
+    """True when a write may have been carried out although it failed: it was sent and no
+    answer came (``unanswered``: a read timeout, a reset, a gateway's 502/504), or CLS timed
+    out on its side."""
+    return exc.unanswered or exc.code in TIMED_OUT
 
 
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
