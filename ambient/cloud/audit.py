@@ -3,7 +3,9 @@ ambient/cloud/service.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -18,11 +20,18 @@ from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import user_named
 
+log = logging.getLogger(__name__)
+
 Mode = Literal["dry_run", "execute"]
-INTERRUPTED = (
-    "the call was stopped before it finished (its caller cancelled or timed out); a request it "
-    "had sent may still be carried out: ask again with the same request to see what it did"
-)
+STOPPED = "the call was stopped before it finished (its caller cancelled or timed out)"
+# By how far it got: ``detail["sent"]``, set by the calls that track it (creates, scale_node_
+# pool, apply_yaml); a dry run sends no write.
+INTERRUPTED = {
+    True: f"{STOPPED}; a request it had sent may still be carried out: ask again with the "
+    "same request to see what it did",
+    False: f"{STOPPED} before anything was sent; nothing was changed",
+}
+AUDIT_GRACE = 10.0  # seconds a call waits for its audit row once cancelled (or to finish one)
 Region = TencentRegion | None
 
 
@@ -32,6 +41,10 @@ def outcome_of(mode: Mode, *, changed: bool, existing: bool = False) -> str:
     if existing:
         return "unconfirmed" if changed else "existing"
     return "executed" if changed else ("dry_run" if mode == "dry_run" else "noop")
+
+
+# Audit rows being written: a task is kept until it ends (the loop holds only weak ones).
+_writing: set[asyncio.Future[None]] = set()
 
 
 class CloudGuard:
@@ -51,6 +64,37 @@ class CloudGuard:
             )
             await session.commit()
 
+    async def recorded(self, actor: str, operation: str, subject: str, detail: Any) -> None:
+        """The audit row, written whatever happens to the call: its own task, waited for under
+        a shield (a cancel, a second one too, does not stop it) for at most AUDIT_GRACE (a
+        hung database does not hold the call for ever: logged). A cancel met while waiting
+        is raised once the row is written."""
+        write = asyncio.ensure_future(self.audit(actor, operation, subject, detail))
+        _writing.add(write)
+        write.add_done_callback(_writing.discard)
+        cancelled = False
+        with anyio.move_on_after(AUDIT_GRACE, shield=True) as grace:
+            while not write.done():
+                try:
+                    await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    if grace.cancel_called:
+                        raise  # the grace ran out: the scope ends here
+                    cancelled = True
+        if not write.done():
+            log.error(
+                "the audit row of cloud.%s on %s was not written within %s s (the database did "
+                "not answer); it goes on being written: %s",
+                operation,
+                subject,
+                AUDIT_GRACE,
+                redact_values(detail),
+            )
+        elif not write.cancelled() and write.exception() is not None:
+            raise write.exception()  # type: ignore[misc]
+        if cancelled:
+            raise asyncio.CancelledError
+
     @contextlib.asynccontextmanager
     async def audited(
         self, actor: str, operation: str, subject: str, detail: dict[str, Any]
@@ -59,25 +103,27 @@ class CloudGuard:
         for a CloudOpsError raised inside, the failed call's (``failures_audited``)."""
         async with self.failures_audited(actor, operation, subject, detail):
             yield
-        await self.audit(actor, operation, subject, detail)
+        await self.recorded(actor, operation, subject, detail)
 
     @contextlib.asynccontextmanager
     async def failures_audited(
         self, actor: str, operation: str, subject: str, detail: dict[str, Any]
     ) -> AsyncIterator[None]:
         """A CloudOpsError raised inside leaves a failed call's audit row: ``detail`` and why;
-        so does the call cancelled inside (its caller gone), whose request may be out."""
+        so does the call cancelled inside (its caller gone), saying how far it got."""
         try:
             yield
         except CloudOpsError as exc:
             failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
-            await self.audit(actor, operation, subject, {**detail, **failure})
+            await self.recorded(actor, operation, subject, {**detail, **failure})
             raise
         except anyio.get_cancelled_exc_class():
             # Its caller cancelled or timed out; a request sent goes on without it.
-            failure = {"outcome": "failed", "kind": "interrupted", "reason": INTERRUPTED}
-            with anyio.CancelScope(shield=True):
-                await self.audit(actor, operation, subject, {**detail, **failure})
+            sent = detail.get("mode") == "execute" and detail.get("sent", True)
+            reason = INTERRUPTED[bool(sent)]
+            failure = {"outcome": "failed", "kind": "interrupted", "reason": reason}
+            with contextlib.suppress(asyncio.CancelledError):  # the one raised on
+                await self.recorded(actor, operation, subject, {**detail, **failure})
             raise
 
     async def authorize(

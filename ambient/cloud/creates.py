@@ -83,7 +83,7 @@ class CloudCreates(CloudGuard):
         """One resource: the permission, then the create (or the one found by name). Building
         ``request`` checks the input, after the permission: who may not act hears that."""
         await self.authorize(actor, operation, subject, mode)
-        async with self.failures_audited(actor, operation, subject, {"mode": mode}):
+        async with self.failures_audited(actor, operation, subject, {"mode": mode, "sent": False}):
             built = request()
         step = await self._create(actor, operation, subject, mode, built, find)
         return self._result(operation, mode, [step], what)
@@ -104,6 +104,7 @@ class CloudCreates(CloudGuard):
             "mode": mode,
             "request": request.model_dump(),
             "idempotency_key": key,
+            "sent": False,  # until the write goes out: a call stopped before says so
         }
         # A create whose name the API keeps unique answers a race with its conflict code (and
         # the loser adopts the winner's); the others take turns per resource in this process.
@@ -117,13 +118,13 @@ class CloudCreates(CloudGuard):
         async with self.audited(actor, operation, subject, detail):
             with readable(request.product, request.action):
                 async with lock:
-                    step = await self._find_or_send(request, key, mode, find)
+                    step = await self._find_or_send(request, key, mode, find, detail)
             detail["outcome"] = outcome_of(mode, changed=step.sent, existing=step.existing)
             detail["resource_id"] = step.resource_id
         return step
 
     async def _find_or_send(
-        self, request: CloudRequest, key: str, mode: Mode, find: Finder
+        self, request: CloudRequest, key: str, mode: Mode, find: Finder, detail: dict[str, Any]
     ) -> WriteStep:
         found = await find()
         step = WriteStep(
@@ -136,6 +137,7 @@ class CloudCreates(CloudGuard):
         if found is None and mode == "execute":
             # Send the create; if another caller made the same name in between, that one is it.
             try:
+                detail["sent"] = True
                 step.resource_id = await writes.send(self.tencent, request)
                 step.sent = True
             except TencentCloudError as exc:

@@ -237,7 +237,8 @@ class ClsWrites(CloudCreates):
         # "invalid"), and a policy of that name (made before, its answer lost), a missing topic
         # or notice or another logset must not leave a new notice behind.
         find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
-        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+        checking = {"mode": mode, "sent": False}
+        async with self.failures_audited(actor, "create_cls_alarm", subject, checking):
             if not spec.notice_ids and not spec.notice_name:
                 raise CloudOpsInputError(
                     "notice_ids", "name an existing notice or give notice_name to create one"

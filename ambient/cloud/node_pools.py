@@ -139,6 +139,7 @@ class NodePoolWrites(CloudCreates):
             "desired": spec.desired,
             "region": region,
             "permission": permission.value,
+            "sent": False,
         }
         async with self.audited(actor, "scale_node_pool", subject, detail):
             with readable("tke", "DescribeClusterNodePools"):
@@ -174,6 +175,7 @@ class NodePoolWrites(CloudCreates):
                     },
                 )
                 with readable(request.product, request.action):
+                    detail["sent"] = True
                     try:
                         await writes.send(self.tencent, request)
                     except TencentCloudError as exc:

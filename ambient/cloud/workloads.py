@@ -150,7 +150,7 @@ class WorkloadOps:
         await self.service.authorize(actor, "apply_yaml", subject, mode)
         # The namespace too: it is where documents that name none go.
         key = _hashed(f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}")
-        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
+        detail: dict[str, Any] = {"mode": mode, "idempotency_key": key, "sent": False}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
             # Inside the audit: YAML refused before anything is sent leaves its row (invalid).
             objects = parse_documents(spec.documents, spec.namespace)
@@ -161,6 +161,7 @@ class WorkloadOps:
                 detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
                 if mode == "execute":
                     writing.append(True)  # a refusal now may follow documents applied
+                    detail["sent"] = True
                     await apply_documents(client, objects, changes)
                 return changes
 

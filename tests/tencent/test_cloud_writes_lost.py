@@ -8,11 +8,14 @@ import json
 import socket
 from typing import Any
 
+import anyio
 import pytest
 
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRequestError
+from ambient.cloud import audit
+from ambient.cloud.audit import CloudGuard
 from ambient.cloud.errors import CloudOpsFailedError
 from ambient.cloud.logs import LogsetSpec
 from ambient.cloud.node_pools import NodePoolSpec
@@ -20,6 +23,7 @@ from ambient.deps import WorkerDeps
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import TencentApi
+from tests.support.servers import HANG
 from tests.support.tencent import ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_cloud_writes import ALARM, CASES, POOL, SQL, cloud
@@ -328,6 +332,26 @@ async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_do
     assert [r.detail["outcome"] for r in rows] == ["executed"]
 
 
+def _held_audit(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """The audit's row writes wait, once come in, until released: a database slow to answer."""
+    arrived, released = asyncio.Event(), asyncio.Event()
+    write = CloudGuard.audit
+
+    async def held(self: CloudGuard, *args: Any) -> None:
+        arrived.set()
+        await released.wait()
+        await write(self, *args)
+
+    monkeypatch.setattr(CloudGuard, "audit", held)
+    return arrived, released
+
+
+async def _rows(state: AppState) -> list[tuple[str, str | None]]:
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset")
+    return [(r.detail["outcome"], r.detail.get("kind")) for r in rows]
+
+
 async def test_a_create_stopped_while_its_request_is_out_leaves_its_audit_row(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
@@ -348,7 +372,98 @@ async def test_a_create_stopped_while_its_request_is_out_leaves_its_audit_row(
         rows = await AuditRepository(session).list(action="cloud.create_logset")
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "interrupted")]
     assert rows[0].detail["request"]["action"] == "CreateLogset"
-    assert "may still" in rows[0].detail["reason"]
+    assert "may still" in rows[0].detail["reason"] and rows[0].detail["sent"] is True
+
+
+@pytest.mark.parametrize("mode", ["dry_run", "execute"])
+async def test_a_create_stopped_during_its_lookup_says_nothing_was_sent(
+    cloud: tuple[TencentApi, AppState], mode: str
+) -> None:
+    """Cancelled while it looked the name up (or in a dry run), the row said 'a request it had
+    sent may still be carried out' when nothing had been sent."""
+    api, state = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["DescribeLogsets"] = (arrived, released)
+    task = asyncio.create_task(
+        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), mode)  # type: ignore[arg-type]
+    )
+    await arrived.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_logset")
+    assert len(rows) == 1 and "before anything was sent" in rows[0].detail["reason"], rows
+    assert "may still" not in rows[0].detail["reason"] and api.creates() == []
+
+
+async def test_a_second_cancel_does_not_lose_the_interrupted_row(
+    cloud: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while its create was out, and cancelled again while its row was written: the
+    second cancel stopped the write (the shield held only anyio's cancel), no row at all."""
+    api, state = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["CreateLogset"] = (arrived, released)
+    writing, written = _held_audit(monkeypatch)
+    task = asyncio.create_task(
+        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
+    )
+    await arrived.wait()
+    task.cancel()
+    await writing.wait()
+    task.cancel()
+    written.set()
+    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    assert await _rows(state) == [("failed", "interrupted")]
+
+
+async def test_a_cancel_while_the_executed_row_is_written_does_not_lose_it(
+    cloud: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The create done, its caller cancelled while its row was written: no row (the success
+    row was not shielded at all) for a logset made."""
+    api, state = cloud
+    writing, written = _held_audit(monkeypatch)
+    task = asyncio.create_task(
+        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
+    )
+    await writing.wait()
+    task.cancel()
+    written.set()
+    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _rows(state) == [("executed", None)]
+    assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
+
+
+async def test_a_hung_audit_write_does_not_hold_a_cancelled_call_for_ever(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database does not answer the interrupted row: the cancelled call waited for it for
+    ever. Now for the grace (made short here), logged; the row is written when it can be."""
+    api, state = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["CreateLogset"] = (arrived, released)
+    monkeypatch.setattr(audit, "AUDIT_GRACE", 0.05)
+    writing, written = _held_audit(monkeypatch)
+    task = asyncio.create_task(
+        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
+    )
+    await arrived.wait()
+    task.cancel()
+    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+        await task
+    assert writing.is_set() and "was not written" in caplog.text
+    written.set()
+    released.set()
+    await asyncio.gather(*audit._writing)
+    assert await _rows(state) == [("failed", "interrupted")]
 
 
 async def test_a_system_disk_type_auto_scaling_does_not_know_is_refused_before_any_call(
