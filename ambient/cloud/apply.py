@@ -309,20 +309,33 @@ def _refused(
 
 # Where a document bound for a namespace that an earlier one creates is validated.
 CHECKED_IN = "default"
+# A 422 of admission, not of the document's schema: a policy or webhook may answer for
+# ``default`` alone what it would not for the document's own namespace.
+ADMISSION = ("admission webhook", "ValidatingAdmissionPolicy")
+
+
+def _invalid_document(exc: ApiError) -> bool:
+    """The API server's own validation refusing the document (StatusReasonInvalid with its
+    fields' causes), which holds in any namespace."""
+    status = exc.status
+    causes = (status.details.causes if status.details else None) or []
+    admission = any(word in (status.message or "") for word in ADMISSION)
+    return status.code == 422 and not admission and any(c.field for c in causes)
 
 
 async def _checked_elsewhere(client: AsyncClient, index: int, obj: Any) -> None:
     """The server dry-runs nothing into a namespace that does not exist yet: a dry-run create
-    of the document in ``default`` has the cluster validate it, so that one it refuses (422)
-    stops the apply before the namespace is made. Anything else there (the name taken, RBAC,
-    no such namespace) leaves it to be checked when applied, after its namespace."""
+    of the document in ``default`` has the cluster validate it, so that one its schema refuses
+    stops the apply before the namespace is made. Anything else there (a policy or webhook,
+    the name taken, RBAC, no such namespace) leaves it to be checked when applied."""
     probe = copy.deepcopy(obj)
     probe.metadata.namespace = CHECKED_IN
     try:
         await client.create(probe, dry_run=True)
     except ApiError as exc:
-        if exc.status.code == 422:
-            raise _refused(exc, index, obj, "nothing was applied") from None
+        if _invalid_document(exc):
+            done = f"nothing was applied (checked by a dry run in namespace {CHECKED_IN})"
+            raise _refused(exc, index, obj, done) from None
     except (httpx2.HTTPStatusError, httpx2.TransportError):
         pass
 

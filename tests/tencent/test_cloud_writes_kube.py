@@ -84,11 +84,25 @@ class ApplyingKubeApi(KubeApi):
 
     async def _create(self, plural: str, ns: str, request: Request) -> Response:
         # Validated first, as the API server validates a create (dry run or not).
-        problem = refusal(plural, json.loads(await request.body()))
+        body = json.loads(await request.body())
+        problem, name = refusal(plural, body), body["metadata"]["name"]
         if problem is not None:
-            await self._log(request, 422, json.loads(await request.body()))
-            name = json.loads(await request.body())["metadata"]["name"]
-            return _status(422, "Invalid", f'{KINDS[plural][0]} "{name}" is invalid: {problem}')
+            await self._log(request, 422, body)
+            # StatusError of field.ErrorList: each cause names its field (NewInvalid).
+            field, _, said = problem.partition(": ")
+            cause = {"reason": "FieldValueInvalid", "message": said, "field": field}
+            details = {"name": name, "kind": plural, "causes": [cause]}
+            message = f'{KINDS[plural][0]} "{name}" is invalid: {problem}'
+            return _status(422, "Invalid", message, details)
+        # A ValidatingAdmissionPolicy denying the namespace (``denied_in``), after validation:
+        # 422 Invalid as the API server words it, no causes.
+        if (policy := getattr(self, "denied_in", {}).get(ns)) is not None:
+            await self._log(request, 422, body)
+            message = (
+                f"{plural} \"{name}\" is forbidden: ValidatingAdmissionPolicy '{policy}' with "
+                f"binding '{policy}-binding' denied request: no workloads in {ns}"
+            )
+            return _status(422, "Invalid", message)
         return await super()._create(plural, ns, request)
 
     def _item(self, plural: str) -> Callable[[Request], Any]:
