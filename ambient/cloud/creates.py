@@ -67,6 +67,12 @@ AGAIN = {
 }
 
 
+def _unanswered(exc: TencentCloudError) -> str:
+    if exc.code in writes.TIMED_OUT:  # its RequestId kept: CLS's support can trace it
+        return "CLS timed out on its side, not saying whether it was carried out"
+    return "got no answer from Tencent Cloud"
+
+
 class CloudCreates(CloudGuard):
     """Creates by name, idempotent across retries and concurrent callers of this process."""
 
@@ -172,8 +178,8 @@ class CloudCreates(CloudGuard):
             listed = "it is not listed yet"
         raise CloudOpsFailedError(
             "answer_lost",
-            f"{request.action} was sent and got no answer from Tencent Cloud ({exc}): it may "
-            f"have been made all the same, and {listed}. {AGAIN.get(request.action, ELSE)}",
+            f"{request.action} was sent and {_unanswered(exc)} ({exc}): it may have been made "
+            f"all the same, and {listed}. {AGAIN.get(request.action, ELSE)}",
         )
 
     @staticmethod

@@ -43,19 +43,19 @@ ACCOUNT_STATES = {
 # would mislead: what to do about each.
 DOCUMENTED = {
     # CreateAlarm: 低频不支持告警 (the topic's storage, not a parameter of the request).
-    "OperationDenied.AlarmNotSupportForSearchLow": (
+    ("CreateAlarm", "OperationDenied.AlarmNotSupportForSearchLow"): (
         "invalid_parameter",
         "the topic is on low-frequency storage, which CLS alarms cannot query; alarm on a "
         "topic of standard storage",
     ),
     # CreateTopic: Topic 创建中 (another create of the name, not listed yet).
-    "FailedOperation.TopicCreating": (
+    ("CreateTopic", "FailedOperation.TopicCreating"): (
         "unavailable",
         "a topic of that name is being created by another request; ask again in a moment: "
         "the same request finds that topic and makes no second",
     ),
     # CreateScheduledSql: 无效的数据加工语句.
-    "InvalidParameter.InvalidEtlContent": (
+    ("CreateScheduledSql", "InvalidParameter.InvalidEtlContent"): (
         "invalid_parameter",
         "CLS cannot run the task's SQL (`sql`); try it on the source topic with search_logs "
         "and ask again with one that works",
@@ -63,7 +63,10 @@ DOCUMENTED = {
     # CreateClusterNodePool: 伸缩组资源创建报错, under either prefix; the same request again
     # meets the same refusal, so no "try again".
     **dict.fromkeys(
-        ("FailedOperation.AsCommon", "InternalError.AsCommon"),
+        (
+            ("CreateClusterNodePool", "FailedOperation.AsCommon"),
+            ("CreateClusterNodePool", "InternalError.AsCommon"),
+        ),
         (
             "failed",
             "Auto Scaling refused the node pool's scaling group or launch configuration (its "
@@ -72,7 +75,7 @@ DOCUMENTED = {
         ),
     ),
     # ModifyNodePoolDesiredCapacityAboutAsg: the node pool gone since it was read.
-    "FailedOperation.RecordNotFound": (
+    ("ModifyNodePoolDesiredCapacityAboutAsg", "FailedOperation.RecordNotFound"): (
         "not_found",
         "the node pool does not exist (any more); list_node_pools names the cluster's pools",
     ),
@@ -230,8 +233,8 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"Tencent Cloud refused {where}: the account {ACCOUNT_STATES[exc.code]}; nothing "
             f"was changed. {exc.message}"
         )
-    if exc.code in DOCUMENTED:
-        kind, advice = DOCUMENTED[exc.code]
+    if (action, exc.code) in DOCUMENTED:
+        kind, advice = DOCUMENTED[action, exc.code]
         return kind, f"{where}: {advice}. {exc.message}"
     if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
         return "unavailable", (

@@ -1325,7 +1325,7 @@ class TencentApi:
         # takes the eight values of AS's data types (默认取值：CLOUD_PREMIUM).
         disk = (launch.get("SystemDisk") or {}).get("DiskType", "CLOUD_PREMIUM")
         if disk not in AS_DISK_TYPES:
-            return error("InvalidParameter.AsCommonError", f"SystemDisk.DiskType {disk!r}")
+            return error("InvalidParameter.Param", f"SystemDisk.DiskType {disk!r}")
         # AutoScalingGroupPara is AS's CreateAutoScalingGroup (377/20440): AutoScalingGroupName,
         # MaxSize, MinSize and VpcId required; the name "仅支持中文、英文、数字、下划线、分隔符"-"、
         # 小数点，最大长度不能超55个字节"; sizes in [0, 2000]. DesiredCapacity is optional.

@@ -178,6 +178,7 @@ async def test_a_create_the_api_says_timed_out_on_its_side_may_have_been_made(
     async with client(state, "ops") as c:
         failed, message = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
     assert failed and "may have been made" in message and "unavailable" not in message, message
+    assert "CLS timed out on its side" in message and "RequestId req-standin" in message
     assert [a for _, a, _ in api.creates()] == ["CreateAlarmNotice"]
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.create_cls_alarm_notice")
@@ -500,7 +501,7 @@ async def test_the_stand_in_refuses_a_system_disk_type_auto_scaling_does_not_kno
         await state.tencent.call(
             "tke", "CreateClusterNodePool", {**params, "LaunchConfigurePara": json.dumps(launch)}
         )
-    assert refused.value.code == "InvalidParameter.AsCommonError"
+    assert refused.value.code == "InvalidParameter.Param"
     assert api.node_pools["cls-abcd1234"] == []
 
 
