@@ -94,6 +94,10 @@ class ApplyingKubeApi(KubeApi):
             details = {"name": name, "kind": plural, "causes": [cause]}
             message = f'{KINDS[plural][0]} "{name}" is invalid: {problem}'
             return _status(422, "Invalid", message, details)
+        # A proxy's page in place of the API server's answer there (``paged_in``).
+        if ns in getattr(self, "paged_in", ()):
+            await self._log(request, 502, body)
+            return Response(b"<html>502 Bad Gateway</html>", 502, media_type="text/html")
         # A ValidatingAdmissionPolicy denying the namespace (``denied_in``), after validation:
         # 422 Invalid as the API server words it, no causes.
         if (policy := getattr(self, "denied_in", {}).get(ns)) is not None:
