@@ -22,6 +22,7 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 from ambient.remediation.views import RemediationSummary
+from ambient.request_deadline import request_deadline
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
@@ -283,7 +284,8 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         task, question, (label, label_en) = await _which_task(state, user, name)
         if task is None:
             return question
-        status = await tasks.get(user, task.task_id, within=worker_time())
+        with request_deadline(worker_time()):
+            status = await tasks.get(user, task.task_id)
         said = sentences.STATE_WORDS.get(status.state.value, status.state.value)
         said_en = sentences.STATE_WORDS_EN.get(status.state.value, status.state.value)
         async with state.db.session() as session:
@@ -339,9 +341,8 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
     row = rows[0]
     given = row.given_at is not None
     if not given:
-        live = await state.briefings.read_status(
-            user, quiet=True, within=timedelta(seconds=worker_time())
-        )
+        with request_deadline(worker_time()):
+            live = await state.briefings.read_status(user, quiet=True)
         given = bool(live and live.day and live.day.date == row.date and live.given_at)
     day = date.fromisoformat(row.date)
     state_zh, state_en = (
@@ -364,7 +365,8 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
         if task is None:
             return question
         # Within the call's budget, all of it (a silent worker: said as not confirmed).
-        sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id, within=left())
+        with request_deadline(left()):
+            sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id)
         if sent.note == DELIVERED_UNCONFIRMED:
             # Handed over, but its worker (or Temporal) did not answer since: it applies when
             # the worker takes it, so "已暂停" would say more than is known.

@@ -53,6 +53,10 @@ class SendIn(UserConfig):
     request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID)
 
 
+class RegenerateIn(UserConfig):
+    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID)
+
+
 class AnalyzeIn(UserConfig):
     log_source: dict[str, Any]
     start: datetime
@@ -118,8 +122,10 @@ async def list_briefings(
 
 
 @router.post("/regenerate")
-async def regenerate(user: CurrentUser, state: StateDep) -> PreparedBriefing:
-    return await state.briefings.regenerate(user.name)
+async def regenerate(
+    user: CurrentUser, state: StateDep, body: RegenerateIn | None = None
+) -> PreparedBriefing:
+    return await state.briefings.regenerate(user.name, body.request_id if body else None)
 
 
 @router.post("/send")

@@ -41,6 +41,9 @@ Date = Annotated[
     str | None,
     Field(description="the local date YYYY-MM-DD; the latest when omitted"),
 ]
+RequestId = Annotated[
+    str | None, Field(description="retry-safe id: the same id is done once, answered alike")
+]
 
 
 class BriefingList(BaseModel):
@@ -96,10 +99,7 @@ async def greet(
             description="whose briefing (default: you; others: admins only)",
         ),
     ] = None,
-    request_id: Annotated[
-        str | None,
-        Field(description="retry-safe id: the same id gets the same answer"),
-    ] = None,
+    request_id: RequestId = None,
 ) -> GreetResult:
     """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
     later greetings say when it was given."""
@@ -123,17 +123,17 @@ async def list_briefings(
     return BriefingList(briefings=items)
 
 
-async def regenerate_briefing(ctx: Context[Any, Any]) -> PreparedBriefing:
+async def regenerate_briefing(
+    ctx: Context[Any, Any], request_id: RequestId = None
+) -> PreparedBriefing:
     """Prepare today's briefing again now (new version; it is not spoken again)."""
-    return await app_state(ctx).briefings.regenerate(current_user(ctx))
+    return await app_state(ctx).briefings.regenerate(current_user(ctx), request_id)
 
 
 async def send_briefing(
     ctx: Context[Any, Any],
     date: Date = None,
-    request_id: Annotated[
-        str | None, Field(description="retry-safe id: the same id sends once")
-    ] = None,
+    request_id: RequestId = None,
 ) -> NotifyResult:
     """Send a briefing through your push channels now ("send today's briefing to my email")."""
     return await app_state(ctx).briefings.send(current_user(ctx), date, request_id)

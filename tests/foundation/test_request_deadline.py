@@ -19,12 +19,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal, updates
+from ambient import request_deadline, temporal, updates
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.models import TaskStatus
 from ambient.watches.service import (
     APPLIED_UNREAD,
     CHECK_STARTED,
@@ -43,17 +42,23 @@ BUDGET = timedelta(seconds=2)
 GENEROUS = 15 * BUDGET.total_seconds()
 
 
-def silent_after_first_answer(tasks: TaskService, worker: Worker) -> None:
-    """The task's worker answers the next status query, then stops (no worker polls its queue
-    from then on: a query or an update waits for one)."""
-    answer = tasks._workflow_status
+def silent_after_first_answer(
+    monkeypatch: pytest.MonkeyPatch,
+    worker: Worker,
+    owner: object,
+    method: str = "_workflow_status",
+) -> None:
+    """``owner``'s ``method`` (by default the task service's status query) answers once, then
+    the task's worker stops (no worker polls its queue from then on: a query or an update
+    waits for one)."""
+    answer = getattr(owner, method)
 
-    async def then_silent(*args: Any, **kwargs: Any) -> TaskStatus:
-        status = await answer(*args, **kwargs)
+    async def then_silent(*args: Any, **kwargs: Any) -> Any:
+        answered = await answer(*args, **kwargs)
         await worker.shutdown()
-        return status
+        return answered
 
-    tasks._workflow_status = then_silent  # type: ignore[method-assign]
+    monkeypatch.setattr(owner, method, then_silent)
 
 
 @asynccontextmanager
@@ -90,7 +95,7 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
         tasks = TaskService(
             dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
         )
-        silent_after_first_answer(tasks, worker)
+        silent_after_first_answer(monkeypatch, worker, tasks)
         # Sent once its worker answered a query: it waited for that worker with no end.
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
@@ -126,7 +131,7 @@ async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_b
             briefings=BriefingService(dev_env.client, state.settings, deps.db),
             baseline_wait=3 * BUDGET.total_seconds(),
         )
-        silent_after_first_answer(tasks, worker)
+        silent_after_first_answer(monkeypatch, worker, tasks)
         assert (await tasks.get(user, task.task_id)).state is TaskState.ACTIVE
         asked: list[timedelta] = []
         monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
@@ -148,15 +153,7 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
         user,
         task_id,
     ):
-        briefings = tasks.briefings
-        answered = briefings.read_status
-
-        async def then_silent(*args: Any, **kwargs: Any) -> Any:
-            status = await answered(*args, **kwargs)
-            await worker.shutdown()
-            return status
-
-        briefings.read_status = then_silent  # type: ignore[method-assign]
+        silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
     assert str(told.value) == (
@@ -199,9 +196,10 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
         briefings = tasks.briefings
         answered, given = briefings.read_status, list[timedelta | None]()
 
-        async def then_silent(*args: Any, within: timedelta | None = None, **kwargs: Any) -> Any:
-            given.append(within)
-            status = await answered(*args, within=within, **kwargs)
+        async def then_silent(*args: Any, **kwargs: Any) -> Any:
+            rest = request_deadline.left()  # what the read may take of the request
+            given.append(None if rest is None else timedelta(seconds=rest))
+            status = await answered(*args, **kwargs)
             await worker.shutdown()
             return status
 
@@ -261,15 +259,7 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
         user,
         task_id,
     ):
-        briefings = tasks.briefings
-        create = briefings.create
-
-        async def created_then_silent(*args: Any, **kwargs: Any) -> Any:
-            ref = await create(*args, **kwargs)
-            await worker.shutdown()
-            return ref
-
-        briefings.create = created_then_silent  # type: ignore[method-assign]
+        silent_after_first_answer(monkeypatch, worker, tasks.briefings, "create")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
@@ -290,7 +280,8 @@ async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
             user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
         )
         with pytest.raises(WorkerSilentError) as told:
-            await state.tasks.pause(user, task.task_id, within=0)
+            with request_deadline.request_deadline(0):
+                await state.tasks.pause(user, task.task_id)
         history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
     assert str(told.value) == (
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
@@ -319,14 +310,14 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         )
         spent: list[float] = []
 
-        def deadline(*_args: Any, **_kwargs: Any) -> float:
-            spent.append(asyncio.get_running_loop().time())
+        def budget(*_args: Any, **_kwargs: Any) -> float:
+            spent.append(0.0)
             return spent[-1]
 
-        async def answered_at_the_deadline(_user: str, _task_id: str, _until: float) -> TaskState:
+        async def answered_at_the_deadline(_user: str, _task_id: str) -> TaskState:
             return TaskState.ACTIVE  # its worker answered, the request's time all spent
 
-        tasks._deadline = deadline  # type: ignore[method-assign]
+        tasks._budget = budget  # type: ignore[method-assign]
         tasks._answering = answered_at_the_deadline  # type: ignore[method-assign, assignment]
         changed = {"urls": ["https://example.org/"]}
         with pytest.raises(WorkerSilentError) as told:
@@ -408,7 +399,8 @@ async def test_a_read_whose_worker_is_silent_asks_why_within_its_budget(
     monkeypatch.setattr(WorkflowHandle, "describe", described)
     monkeypatch.setattr(service, "get_system_info", informed)
     with pytest.raises(WorkerSilentError):
-        await state.tasks.get(user, task.task_id, within=BUDGET.total_seconds())
+        with request_deadline.request_deadline(BUDGET.total_seconds()):
+            await state.tasks.get(user, task.task_id)
     # Its query waited out the whole budget: nothing left to ask why with.
     assert asked == []
 
@@ -429,14 +421,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
         tasks = TaskService(
             dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
         )
-        answered = updates.answered
-
-        async def applied_then_silent(*args: Any, **kwargs: Any) -> Any:
-            applied = await answered(*args, **kwargs)
-            await worker.shutdown()
-            return applied
-
-        monkeypatch.setattr(updates, "answered", applied_then_silent)
+        silent_after_first_answer(monkeypatch, worker, updates, "answered")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
                 tasks.update(user, task.task_id, {"urls": ["https://example.com/"]}), GENEROUS
