@@ -144,8 +144,9 @@ class TaskService(RequestDeadline):
                 if running.state is TaskState.STOPPED and not again:
                     # Deleted a moment ago and still winding down: let it end, then start anew.
                     # However the old life ended (or not yet), the new one starts.
+                    # Within the create's deadline, less a read's room for the start again.
                     await temporal.ended_within(
-                        self.client.get_workflow_handle(task_id), left() or 0.0
+                        self.client.get_workflow_handle(task_id), (left() or 0.0) - READ_ROOM
                     )
                     return await self._start(kind, arg, summary, again=True)
                 if running.state is TaskState.STOPPED:
