@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import math
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent.client import LIST_READS, TencentCloud, field, from_ms, ms
+from ambient.clients.tencent.client import TencentCloud, from_ms, ms
 from ambient.clients.tencent.errors import (
     LIST_CHANGED,
     TencentCloudError,
@@ -145,74 +144,52 @@ def _unread(
 async def _monitor_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
 ) -> list[AlarmRecord]:
-    """Monitor's alarms, its list read again from its first page when it changed while read
-    (as TencentCloud.paged reads a list by Offset)."""
-    for read in range(1, LIST_READS + 1):
-        try:
-            return await _monitor_read(tc, start, end, region, open_only)
-        except TencentListChangedError:
-            if read == LIST_READS:
-                raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
-    raise AssertionError("unreachable")  # the last read returned or raised
-
-
-async def _monitor_read(
-    tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
-) -> list[AlarmRecord]:
     # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数", each alarm
     # naming its own (Histories[].Region).
-    alarms: dict[str, AlarmRecord] = {}
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}
-    first_total = 0
-    for page in itertools.count(1):
-        answer = await tc.call(
+    params = {
+        "Module": "monitor",
+        # Oldest first: an alarm that begins while the pages are read comes after them
+        # (newest first, the default, it moved every later page: one listed twice).
+        "Order": "ASC",
+        # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于 EndTime":
+        # asked from a second before, one at ``start`` is found (`_within`).
+        "StartTime": math.ceil(start.timestamp()) - 1,
+        "EndTime": math.ceil(end.timestamp()),
+        **status,
+    }
+    try:
+        # Paged by PageNumber with the checks of a list paged by Offset: read again from its
+        # first page when it changed while read, short of its total not said whole. Told
+        # apart by AlarmId (AlarmHistory: 告警历史Id), one alarm however often it is served.
+        histories = await tc.paged(
             "monitor",
             "DescribeAlarmHistories",
-            {
-                "Module": "monitor",
-                "PageNumber": page,
-                "PageSize": 100,
-                # Oldest first: an alarm that begins while the pages are read comes after them
-                # (newest first, the default, it moved every later page: one listed twice).
-                "Order": "ASC",
-                # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于
-                # EndTime": asked from a second before, one at ``start`` is found (`_within`).
-                "StartTime": math.ceil(start.timestamp()) - 1,
-                "EndTime": math.ceil(end.timestamp()),
-                **status,
-            },
+            params,
+            "Histories",
+            "AlarmId",
+            by_number=True,
             region=region,
         )
-        histories = answer.get("Histories") or []
-        total = int(answer.get("TotalCount") or 0)
-        if page > 1 and total < first_total:
-            # An alarm left the list while it was read (one recovered, read by AlarmStatus):
-            # every later one moved a place back, and the one at this page's edge was skipped.
-            raise TencentListChangedError(
-                LIST_CHANGED,
-                f"DescribeAlarmHistories listed {first_total} alarms, then {total} at page {page}",
-            )
-        first_total = total if page == 1 else first_total
-        # Told apart by AlarmId (AlarmHistory: 告警历史Id), one alarm however often it is served.
-        alarms |= {
-            str(field(h, "AlarmId", "DescribeAlarmHistories")): AlarmRecord(
-                source="monitor",
-                name=h.get("PolicyName") or _alarm_name(h),
-                status=h.get("AlarmStatus") or "",
-                time=datetime.fromtimestamp(int(h.get("FirstOccurTime") or 0), UTC),
-                level=h.get("AlarmLevel"),
-                target=h.get("AlarmObject"),
-                detail=h.get("Content") or "",
-                # Written as a short name ("gz"), as the API reference's examples show.
-                region=region_name(h.get("Region")),
-                dimensions=_dimensions(h.get("Dimensions")),
-            )
-            for h in histories
-        }
-        if not histories or page * 100 >= total:
-            break
-    return _within(list(alarms.values()), start, end)
+    except TencentListChangedError:
+        raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
+    alarms = [
+        AlarmRecord(
+            source="monitor",
+            name=h.get("PolicyName") or _alarm_name(h),
+            status=h.get("AlarmStatus") or "",
+            time=datetime.fromtimestamp(int(h.get("FirstOccurTime") or 0), UTC),
+            level=h.get("AlarmLevel"),
+            target=h.get("AlarmObject"),
+            detail=h.get("Content") or "",
+            # Written as a short name ("gz"), as the API reference's examples show.
+            region=region_name(h.get("Region")),
+            dimensions=_dimensions(h.get("Dimensions")),
+        )
+        for h in histories
+    ]
+    return _within(alarms, start, end)
 
 
 async def _cls_alarms(
