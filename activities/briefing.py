@@ -248,6 +248,7 @@ class BriefingActivities:
                 _read_again_if_passing(TencentRetryableError(unread.source, unread.error), "alarms")
         count = len(history.alarms)
         read = f"{count} alarm{'' if count == 1 else 's'}"  # "1 alarm" in the report's sources
+        read += f", {history.unreadable} unreadable" if history.unreadable else ""
         notes.append(SourceNote(source="alarms", ok=True, detail=read))
         # One source failed, the other answered: its alarms are listed, the failed one said.
         notes += [

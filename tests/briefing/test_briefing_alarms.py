@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,3 +243,24 @@ async def test_alarms_that_change_at_each_read_fail_the_attempt_before_the_logs_
         with pytest.raises(ApplicationError, match="the alarms changed while they were read"):
             await ActivityEnvironment().run(acts.prepare_briefing, request)
     assert [c[1] for c in api.calls if c[1] == "SearchLog"] == []
+
+
+async def test_a_days_alarms_without_a_time_are_said_unreadable_in_its_sources(
+    settings: Settings, db: Database
+) -> None:
+    """An alarm whose FirstOccurTime is not the API's (in ms, here) was dropped by the day
+    unsaid, or failed the whole read; now its count is said beside the alarms read."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    at = int((day.logs_from + timedelta(hours=2)).timestamp())
+    window = [
+        {"AlarmId": f"alarm-{n}", "PolicyName": f"disk-{n}", "AlarmStatus": "OK"}
+        | {"FirstOccurTime": at * 1000 if n == 2 else at + n}
+        for n in range(3)
+    ]
+    api.raw["DescribeAlarmHistories"] = [
+        (200, "application/json", json.dumps({"Response": answer}).encode())
+        for answer in ({"Histories": window, "TotalCount": 3}, {"Histories": [], "TotalCount": 0})
+    ]
+    prepared, _ = await _prepared(settings, db, api, day)
+    assert {s.source: s.detail for s in prepared.sources}["alarms"] == "2 alarms, 1 unreadable"

@@ -60,3 +60,57 @@ async def test_monitor_alarms_whose_pages_stop_short_of_their_total_are_said_unr
     assert [a for a in history.alarms if a.source == "monitor"] == []
     assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
     assert "DescribeAlarmHistories listed 100 of its 250 items" in history.unread[0].error
+
+
+# FirstOccurTime missing, not an integer, in ms (out of the range asked), a bool: no time.
+NOT_TIMES: list[object] = [None, "yesterday", IN_WINDOW * 1000, True, 1.5e9]
+
+
+async def test_monitor_alarms_without_a_time_in_the_range_asked_are_skipped_and_counted(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An alarm's FirstOccurTime was taken unchecked: missing, it became an alarm of 1970 that
+    the day dropped without a word; not an integer, a ValueError failed the whole alarm read.
+    Now, as a log's Time is: skipped and counted, the alarms with a time listed."""
+    api, tc = cloud
+    served = [_alarm(0), *(_alarm(n + 1, when) for n, when in enumerate(NOT_TIMES))]
+    served[2].pop("FirstOccurTime")
+    api.raw["DescribeAlarmHistories"] = [_answer({"Histories": served, "TotalCount": 6})]
+    history = await list_alarms(tc, START, END, said=told)
+    assert [a.name for a in history.alarms] == ["disk-0"]
+    assert history.alarms[0].time == datetime.fromtimestamp(IN_WINDOW, UTC)
+    assert (history.unreadable, history.unread) == (5, [])
+
+
+async def test_cls_alert_records_without_a_time_in_the_range_asked_are_skipped_and_counted(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """CLS's twin: a record's CreateTime (ms) in seconds was an alarm of 1970, dropped unsaid."""
+    api, tc = cloud
+    in_window = IN_WINDOW * 1000
+    seconds = {"RecordId": "r-seconds", "AlarmName": "5xx-s", "Status": 0, "CreateTime": IN_WINDOW}
+    real = [
+        {"RecordId": f"r-{n}", "AlarmName": f"5xx-{n}", "Status": 0, "CreateTime": when}
+        for n, when in enumerate([in_window, in_window + 1])
+    ]
+    odd = [{**seconds}, {**seconds, "RecordId": "r-none", "CreateTime": None}]
+    api.raw["DescribeAlertRecordHistory"] = [_answer({"Records": real + odd, "TotalCount": 4})]
+    history = await list_alarms(tc, START, END, said=told)
+    assert sorted(a.name for a in history.alarms) == ["5xx-0", "5xx-1"]
+    assert (history.unreadable, history.unread) == (2, [])
+
+
+async def test_a_source_whose_every_alarm_has_no_time_is_said_unread_not_a_day_of_none(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Every alarm of Monitor's answer without a time (in ms, say): the day was said to have
+    no Monitor alarm. It is said unread, its words naming the field and what to check."""
+    api, tc = cloud
+    served = [_alarm(n, IN_WINDOW * 1000 + n) for n in range(3)]
+    api.raw["DescribeAlarmHistories"] = [_answer({"Histories": served, "TotalCount": 3})]
+    history = await list_alarms(tc, START, END, said=told)
+    assert history.alarms == []  # its count said in its words, not again as skipped ones
+    assert history.unreadable == 0
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
+    assert "3 alarms without a time in the range asked" in history.unread[0].error
+    assert "FirstOccurTime" in history.unread[0].error

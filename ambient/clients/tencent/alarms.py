@@ -11,9 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent.client import TencentCloud, from_ms, ms
+from ambient.clients.tencent.client import TencentCloud, ms
 from ambient.clients.tencent.errors import (
+    ANSWER,
     LIST_CHANGED,
+    TencentAnswerError,
     TencentCloudError,
     TencentListChangedError,
     TencentRetryableError,
@@ -58,6 +60,9 @@ class AlarmHistory(BaseModel):
     unread: list[UnreadSource] = Field(
         default_factory=list, description="sources that could not be read: their alarms are missing"
     )
+    unreadable: int = Field(
+        default=0, description="alarms skipped: answered without a time in the range asked"
+    )
 
 
 def _dimensions(value: Any) -> dict[str, str]:
@@ -87,6 +92,9 @@ ALARMS_CHANGED = "the alarms changed while they were read; not listed this time"
 # How far before a window an alarm still firing is looked for (``ongoing``): a month.
 ONGOING_LOOKBACK = timedelta(days=30)
 
+# Ours: an alarm's time is the API's integer in the range asked, so one without is not its answer.
+NO_TIME = "alarms without a time in the range asked"
+
 
 async def list_alarms(
     tc: TencentCloud,
@@ -110,20 +118,22 @@ async def list_alarms(
     errors: list[TencentCloudError] = []
     for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
         try:
-            history.alarms += await read(tc, start, end, region, False)
+            found, skipped = await read(tc, start, end, region, False)
         except TencentCloudError as exc:
             errors.append(exc)
             history.unread.append(_unread(source, exc, said))
             continue
+        history.alarms, history.unreadable = history.alarms + found, history.unreadable + skipped
         if ongoing:
             # The windows meet at start and neither holds it twice: no alarm is in both. Its
             # own failure (a rate limit) leaves the window's alarms read, and is said.
             try:
-                earlier = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
+                earlier, skipped = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
             except TencentCloudError as exc:
                 history.unread.append(_unread(f"{source} (firing since before)", exc, said))
                 continue
             history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
+            history.unreadable += skipped
     if len(errors) == 2:
         raise errors[0]
     # Each alarm names its own region, and an answer may hold other regions' (Monitor's Region
@@ -132,6 +142,27 @@ async def list_alarms(
     history.alarms = [a for a in history.alarms if region is None or a.region in (None, region)]
     history.alarms.sort(key=lambda a: a.time, reverse=True)
     return history
+
+
+def _skipped(times: list[datetime | None], field_said: str) -> int:
+    """How many alarms of a read had no time in the range asked; every one of them is no day
+    of none but an answer that is not the API's."""
+    skipped = times.count(None)
+    if skipped and skipped == len(times):
+        raise TencentAnswerError(
+            ANSWER,
+            f"the answer is not the API's: {skipped} {NO_TIME} ({field_said}): check the way "
+            "to the API (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+        )
+    return skipped
+
+
+def _alarm_time(value: Any, low: int, high: int, per_second: int) -> datetime | None:
+    """An alarm's time when it is the API's integer in the range asked (``per_second``: 1 for
+    seconds, 1000 for ms); None for any other, an alarm the read cannot place."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return datetime.fromtimestamp(value / per_second, UTC)
 
 
 def _unread(
@@ -143,7 +174,7 @@ def _unread(
 
 async def _monitor_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
-) -> list[AlarmRecord]:
+) -> tuple[list[AlarmRecord], int]:
     # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数", each alarm
     # naming its own (Histories[].Region).
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
@@ -174,12 +205,15 @@ async def _monitor_alarms(
         )
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
+    low, high = params["StartTime"], params["EndTime"]
+    times = [_alarm_time(h.get("FirstOccurTime"), low, high, 1) for h in histories]
+    skipped = _skipped(times, "DescribeAlarmHistories' FirstOccurTime, an integer of seconds")
     alarms = [
         AlarmRecord(
             source="monitor",
             name=h.get("PolicyName") or _alarm_name(h),
             status=h.get("AlarmStatus") or "",
-            time=datetime.fromtimestamp(int(h.get("FirstOccurTime") or 0), UTC),
+            time=when,
             level=h.get("AlarmLevel"),
             target=h.get("AlarmObject"),
             detail=h.get("Content") or "",
@@ -187,23 +221,25 @@ async def _monitor_alarms(
             region=region_name(h.get("Region")),
             dimensions=_dimensions(h.get("Dimensions")),
         )
-        for h in histories
+        for h, when in zip(histories, times, strict=True)
+        if when is not None
     ]
-    return _within(alarms, start, end)
+    return _within(alarms, start, end), skipped
 
 
 async def _cls_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
-) -> list[AlarmRecord]:
+) -> tuple[list[AlarmRecord], int]:
     # Filter status "0": 未恢复 (DescribeAlertRecordHistory's Filters).
     status = {"Filters": [{"Key": "status", "Values": ["0"]}]} if open_only else {}
+    # Its reference does not say whether From and To are in the range: a millisecond wider
+    # and the range kept here (`_within`).
+    params = {"From": ms(start) - 1, "To": ms(end) + 1, **status}
     try:
         records = await tc.paged(
             "cls",
             "DescribeAlertRecordHistory",
-            # Its reference does not say whether From and To are in the range: a millisecond
-            # wider and the range kept here (`_within`).
-            {"From": ms(start) - 1, "To": ms(end) + 1, **status},
+            params,
             "Records",
             # AlertHistoryRecord.RecordId "告警历史ID", given every record: one record, whose
             # Status and Duration change while it is read.
@@ -212,12 +248,14 @@ async def _cls_alarms(
         )
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
+    times = [_alarm_time(r.get("CreateTime"), params["From"], params["To"], 1000) for r in records]
+    skipped = _skipped(times, "DescribeAlertRecordHistory's CreateTime, an integer of ms")
     alarms = [
         AlarmRecord(
             source="cls",
             name=r.get("AlarmName") or "",
             status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status") or "")),
-            time=from_ms(r.get("CreateTime") or 0),
+            time=when,
             level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel") or "") or None),
             target=r.get("TopicName") or r.get("TopicId"),
             detail=r.get("Trigger") or "",
@@ -225,9 +263,10 @@ async def _cls_alarms(
             # alarm's logs and cluster are.
             region=region_name(r.get("Region")),
         )
-        for r in records
+        for r, when in zip(records, times, strict=True)
+        if when is not None
     ]
-    return _within(alarms, start, end)
+    return _within(alarms, start, end), skipped
 
 
 def _within(alarms: list[AlarmRecord], start: datetime, end: datetime) -> list[AlarmRecord]:
