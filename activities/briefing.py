@@ -127,7 +127,8 @@ class BriefingActivities:
         if report is not None:
             fill_from_report(inputs, report)
         inputs.notes += alarm_notes
-        inputs.alarms_configured, inputs.alarms = alarms is not None, alarms or []
+        # Configured, read or not: the notes say which sources were read.
+        inputs.alarms_configured, inputs.alarms = self._tencent.configured, alarms or []
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
         written = await write_briefing(self._llm, inputs, within=written_by - clock())

@@ -73,3 +73,13 @@ def test_a_day_without_tencent_cloud_says_no_alarm_unread(
 ) -> None:
     """Tencent Cloud not configured: no alarm history to read, so none is said unread."""
     assert offline_draft(_day(language, errors, [UNSET])).headline == headline
+
+
+def test_the_llm_is_told_an_alarm_history_none_of_which_was_read_was_not_read() -> None:
+    """Tencent Cloud configured, both sources refused: the prompt said the history was "partly
+    read: …; 0 alarms read", a count of alarms read when none was."""
+    refused = SourceNote(source="alarms", ok=False, detail="AuthFailure: refused")
+    facts = llm_prompt(_day("en", 2, [refused])).split("\n")[0]
+    assert facts.endswith(
+        "Alarm history available: no, none could be read: alarms unread: AuthFailure: refused."
+    ), facts
