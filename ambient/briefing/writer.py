@@ -195,6 +195,8 @@ _SOURCE_NAMES = {
     "alarms.cls": "CLS 告警记录",
     "alarms.monitor (firing since before)": "今天以前开始、仍在告警的云监控告警",
     "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
+    "alarms.monitor (the day's)": "当天的云监控告警记录",
+    "alarms.cls (the day's)": "当天的 CLS 告警记录",
     "llm": "大模型",
     "discussions": "讨论",
 }
@@ -203,6 +205,8 @@ _SOURCE_NAMES_EN = {
     "alarms.monitor": "Cloud Monitor alarms",
     "alarms.cls": "CLS alert records",
     "alarms.monitor (firing since before)": "Cloud Monitor alarms firing since before the day",
+    "alarms.monitor (the day's)": "Cloud Monitor alarms of the day",
+    "alarms.cls (the day's)": "CLS alert records of the day",
     "alarms.cls (firing since before)": "CLS alert records firing since before the day",
 }
 # A source that failed, said in the briefing's language (failed logs are its headline).
@@ -216,6 +220,17 @@ _FAILED_SAID = {
     "alarms.cls": (
         "CLS 告警记录没能读取，简报里只有云监控的告警。",
         "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
+    ),
+    # Only the day's read failed: the alarms still firing since before are listed.
+    "alarms.monitor (the day's)": (
+        "云监控当天的告警没能读取，此前开始、仍在告警的已列出。",
+        "Cloud Monitor's alarms of the day could not be read: those still firing since before "
+        "are listed. ",
+    ),
+    "alarms.cls (the day's)": (
+        "CLS 当天的告警记录没能读取，此前开始、仍在告警的已列出。",
+        "CLS alert records of the day could not be read: those still firing since before are "
+        "listed. ",
     ),
     # Only the look-back failed: the day's own alarms are all listed.
     "alarms.monitor (firing since before)": (

@@ -264,3 +264,69 @@ async def test_a_days_alarms_without_a_time_are_said_unreadable_in_its_sources(
     ]
     prepared, _ = await _prepared(settings, db, api, day)
     assert {s.source: s.detail for s in prepared.sources}["alarms"] == "2 alarms, 1 unreadable"
+
+
+class _DayRefused(TencentCloud):
+    """Tencent Cloud refusing the day's alarm reads of ``refused`` (no status filter: not a
+    look-back) with ``code``, the look-backs too when ``look_back``."""
+
+    refused: tuple[str, ...] = ()
+    code, look_back = "RequestLimitExceeded", False
+
+    async def call(
+        self, product: str, action: str, params: dict[str, Any], *, region: str | None = None
+    ) -> dict[str, Any]:
+        looking_back = "AlarmStatus" in params or "Filters" in params
+        if action in self.refused and (self.look_back or not looking_back):
+            raise TencentRetryableError(self.code, "too many requests")
+        return await super().call(product, action, params, region=region)
+
+
+async def _history_refused(refused: tuple[str, ...], *, look_back: bool = False) -> Any:
+    """The alarms of a day whose ``refused`` day reads fail, a disk full since three days
+    before it (Monitor) and a 5xx burst since two (CLS), both still firing."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    since = day.logs_from - timedelta(days=3)
+    api.monitor_alarms = [
+        {
+            "PolicyName": "disk-full",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": int(since.timestamp()),
+        }
+    ]
+    burst = int((day.logs_from - timedelta(days=2)).timestamp() * 1000)
+    api.cls_records = [{"AlarmName": "5xx burst", "Status": 0, "CreateTime": burst}]
+    async with serve(api.app()) as base:
+        tc = standin_tencent(base)
+        refusing = _DayRefused(tc.credential, region="ap-guangzhou")
+        refusing.__dict__.update(tc.__dict__)
+        refusing.refused, refusing.look_back = refused, look_back
+        return await list_alarms(refusing, day.logs_from, day.logs_to, ongoing=True)
+
+
+async def test_alarms_still_firing_are_listed_when_the_days_read_of_their_source_failed() -> None:
+    """Monitor's read of the day rate-limited past its retries: its alarms still firing from
+    before (a disk full for three days) were not even asked for, and the briefing's open
+    problems went without them. They are read and listed; the day's read is said unread."""
+    history = await _history_refused(("DescribeAlarmHistories",))
+    assert sorted((a.name, a.ongoing) for a in history.alarms) == [
+        ("5xx burst", True),
+        ("disk-full", True),
+    ]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor (the day's)", True)]
+
+
+async def test_both_days_reads_failed_still_list_the_alarms_firing_since_before() -> None:
+    """Both sources' reads of the day failed: the whole call failed, the open problems that
+    could be read too."""
+    refused = ("DescribeAlarmHistories", "DescribeAlertRecordHistory")
+    history = await _history_refused(refused)
+    assert sorted(a.name for a in history.alarms) == ["5xx burst", "disk-full"]
+    assert [u.source for u in history.unread] == ["monitor (the day's)", "cls (the day's)"]
+
+
+async def test_a_source_whose_day_and_look_back_both_failed_is_said_unread_once() -> None:
+    history = await _history_refused(("DescribeAlarmHistories",), look_back=True)
+    assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", True)]

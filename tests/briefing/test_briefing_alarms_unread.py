@@ -83,3 +83,24 @@ def test_the_llm_is_told_an_alarm_history_none_of_which_was_read_was_not_read() 
     assert facts.endswith(
         "Alarm history available: no, none could be read: alarms unread: AuthFailure: refused."
     ), facts
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            "en",
+            "Cloud Monitor's alarms of the day could not be read: those still firing since "
+            "before are listed.",
+        ),
+        ("zh", "云监控当天的告警没能读取，此前开始、仍在告警的已列出。"),
+    ],
+)
+def test_a_days_read_failed_whose_alarms_still_firing_were_read_says_which(
+    language: Language, said: str
+) -> None:
+    """The day's Monitor alarms unread, its alarms still firing read: said as such, not as a
+    source read whole nor as one of which nothing is listed."""
+    day_unread = SourceNote(source="alarms.monitor (the day's)", ok=False, detail="busy")
+    draft = offline_draft(_day(language, 2, [READ, day_unread]))
+    assert said in draft.spoken_text

@@ -113,28 +113,39 @@ async def list_alarms(
     One source refused (a CAM policy without its action, CLS not opened in the region, a rate
     limit past the retries): the other's alarms are answered and it is named in ``unread``,
     its error as ``said`` words it (a door's sentence saying what to fix; the API's code and
-    message by default). Both refused: the call fails, with Monitor's error."""
+    message by default); a day's read refused whose look-back was read is named "(the day's)",
+    its alarms still firing listed. Nothing read: the call fails, with Monitor's error."""
     history = AlarmHistory()
     errors: list[TencentCloudError] = []
+    looked_back = False
     for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
+        failed: TencentCloudError | None = None
         try:
             found, skipped = await read(tc, start, end, region, False)
+            history.alarms, history.unreadable = (
+                history.alarms + found,
+                history.unreadable + skipped,
+            )
         except TencentCloudError as exc:
-            errors.append(exc)
-            history.unread.append(_unread(source, exc, said))
+            errors.append(failed := exc)
+        if not ongoing:
+            history.unread += [_unread(source, failed, said)] if failed else []
             continue
-        history.alarms, history.unreadable = history.alarms + found, history.unreadable + skipped
-        if ongoing:
-            # The windows meet at start and neither holds it twice: no alarm is in both. Its
-            # own failure (a rate limit) leaves the window's alarms read, and is said.
-            try:
-                earlier, skipped = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
-            except TencentCloudError as exc:
-                history.unread.append(_unread(f"{source} (firing since before)", exc, said))
-                continue
-            history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
-            history.unreadable += skipped
-    if len(errors) == 2:
+        # The windows meet at start and neither holds it twice: no alarm is in both. Read when
+        # the day's read failed too: those still firing are the open problems a user asks for
+        # first. Its own failure (a rate limit) leaves the day's alarms read, and is said.
+        try:
+            earlier, skipped = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
+        except TencentCloudError as exc:
+            # After the day's own failure, the source is said unread once, by the day's error.
+            unread = _unread(source, failed, said) if failed else None
+            history.unread.append(unread or _unread(f"{source} (firing since before)", exc, said))
+            continue
+        looked_back = True
+        history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
+        history.unreadable += skipped
+        history.unread += [_unread(f"{source} (the day's)", failed, said)] if failed else []
+    if len(errors) == 2 and not looked_back:
         raise errors[0]
     # Each alarm names its own region, and an answer may hold other regions' (Monitor's Region
     # is optional in its API reference). A region asked for: its alarms (one naming none may be
