@@ -190,15 +190,16 @@ async def _monitor_alarms(
     # naming its own (Histories[].Region).
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}
+    # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于 EndTime": asked
+    # from a second before, one at ``start`` is found (`_within`).
+    low, high = math.ceil(start.timestamp()) - 1, math.ceil(end.timestamp())
     params = {
         "Module": "monitor",
         # Oldest first: an alarm that begins while the pages are read comes after them
         # (newest first, the default, it moved every later page: one listed twice).
         "Order": "ASC",
-        # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于 EndTime":
-        # asked from a second before, one at ``start`` is found (`_within`).
-        "StartTime": math.ceil(start.timestamp()) - 1,
-        "EndTime": math.ceil(end.timestamp()),
+        "StartTime": low,
+        "EndTime": high,
         **status,
     }
     try:
@@ -216,7 +217,6 @@ async def _monitor_alarms(
         )
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
-    low, high = params["StartTime"], params["EndTime"]
     times = [_alarm_time(h.get("FirstOccurTime"), low, high, 1) for h in histories]
     skipped = _skipped(times, "DescribeAlarmHistories' FirstOccurTime, an integer of seconds")
     alarms = [
@@ -245,7 +245,8 @@ async def _cls_alarms(
     status = {"Filters": [{"Key": "status", "Values": ["0"]}]} if open_only else {}
     # Its reference does not say whether From and To are in the range: a millisecond wider
     # and the range kept here (`_within`).
-    params = {"From": ms(start) - 1, "To": ms(end) + 1, **status}
+    low, high = ms(start) - 1, ms(end) + 1
+    params = {"From": low, "To": high, **status}
     try:
         records = await tc.paged(
             "cls",
@@ -259,7 +260,7 @@ async def _cls_alarms(
         )
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
-    times = [_alarm_time(r.get("CreateTime"), params["From"], params["To"], 1000) for r in records]
+    times = [_alarm_time(r.get("CreateTime"), low, high, 1000) for r in records]
     skipped = _skipped(times, "DescribeAlertRecordHistory's CreateTime, an integer of ms")
     alarms = [
         AlarmRecord(
