@@ -1017,7 +1017,10 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
         ]
         # The alarms are read first: a failure of theirs fails the attempt before the logs.
         api.failures["SearchLog"] = ["InternalError"] * failing
-        api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"] * failing
+        # Each attempt's day read fails; a failed day's look-back is read too, failing before
+        # the last attempt's (there it reads, the alarms still firing: none).
+        refused = ["FailedOperation.DataQueryFailed"] * (2 * failing - 1)
+        api.failures["DescribeAlarmHistories"] = refused
         await stack.service.create("lars", config)
         await stack.skip_to(day.window_start + timedelta(minutes=1))
         view = await stack.service.get_briefing("lars", day.date)
@@ -1032,7 +1035,7 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
         assert "| cpu-high |" in view.report_markdown
     else:
         # The last attempt reads both once more; what fails then is noted, the briefing made:
-        # CLS's alert records were read (none), Cloud Monitor's history is named as not read.
+        # CLS's alert records were read (none), Cloud Monitor's day is named as not read.
         unavailable = "Tencent Cloud is unavailable for {0} ({1}); try again. injected {1} "
         assert sources == {
             "logs": (
@@ -1042,7 +1045,7 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
                 + "(RequestId req-standin)",
             ),
             "alarms": (True, "0 alarms"),
-            "alarms.monitor": (
+            "alarms.monitor (the day's)": (
                 False,
                 unavailable.format("DescribeAlarmHistories", "FailedOperation.DataQueryFailed")
                 + "(RequestId req-standin)",
