@@ -61,7 +61,9 @@ class AlarmHistory(BaseModel):
         default_factory=list, description="sources that could not be read: their alarms are missing"
     )
     unreadable: int = Field(
-        default=0, description="alarms skipped: answered without a time in the range asked"
+        default=0,
+        description="alarms skipped: answered without a time the API's (missing, not"
+        " an integer, not its unit)",
     )
 
 
@@ -92,8 +94,11 @@ ALARMS_CHANGED = "the alarms changed while they were read; not listed this time"
 # How far before a window an alarm still firing is looked for (``ongoing``): a month.
 ONGOING_LOOKBACK = timedelta(days=30)
 
-# Ours: an alarm's time is the API's integer in the range asked, so one without is not its answer.
-NO_TIME = "alarms without a time in the range asked"
+# Ours: an alarm's time is the API's integer (Monitor's in the range asked, which its reference
+# says it filters; CLS's in ms), so one without is not its answer.
+NO_TIME = "alarms without a time"
+# A CLS CreateTime plausible as ms: from 1973 (below: seconds) to year 5138 (above: not ms).
+CLS_MS = (10**11, 10**14)
 
 
 async def list_alarms(
@@ -156,21 +161,21 @@ async def list_alarms(
 
 
 def _skipped(times: list[datetime | None], field_said: str) -> int:
-    """How many alarms of a read had no time in the range asked; every one of them is no day
-    of none but an answer that is not the API's."""
+    """How many alarms of a read had no time the API's (``field_said``: which); every one of
+    them is no day of none but an answer that is not the API's."""
     skipped = times.count(None)
     if skipped and skipped == len(times):
         raise TencentAnswerError(
             ANSWER,
-            f"the answer is not the API's: {skipped} {NO_TIME} ({field_said}): check the way "
+            f"the answer is not the API's: {skipped} {NO_TIME} {field_said}: check the way "
             "to the API (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
         )
     return skipped
 
 
 def _alarm_time(value: Any, low: int, high: int, per_second: int) -> datetime | None:
-    """An alarm's time when it is the API's integer in the range asked (``per_second``: 1 for
-    seconds, 1000 for ms); None for any other, an alarm the read cannot place."""
+    """An alarm's time when it is an integer in [low, high] (``per_second``: 1 for seconds,
+    1000 for ms); None for any other, an alarm the read cannot place."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         return None
     return datetime.fromtimestamp(value / per_second, UTC)
@@ -218,7 +223,9 @@ async def _monitor_alarms(
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
     times = [_alarm_time(h.get("FirstOccurTime"), low, high, 1) for h in histories]
-    skipped = _skipped(times, "DescribeAlarmHistories' FirstOccurTime, an integer of seconds")
+    skipped = _skipped(
+        times, "in the range asked (DescribeAlarmHistories' FirstOccurTime, an integer of seconds)"
+    )
     alarms = [
         AlarmRecord(
             source="monitor",
@@ -260,8 +267,10 @@ async def _cls_alarms(
         )
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
-    times = [_alarm_time(r.get("CreateTime"), low, high, 1000) for r in records]
-    skipped = _skipped(times, "DescribeAlertRecordHistory's CreateTime, an integer of ms")
+    # Its reference does not say From/To filter on CreateTime (a record begun before, still
+    # open, may be answered): a time in ms out of the range is placed, and left to `_within`.
+    times = [_alarm_time(r.get("CreateTime"), *CLS_MS, 1000) for r in records]
+    skipped = _skipped(times, "in ms (DescribeAlertRecordHistory's CreateTime)")
     alarms = [
         AlarmRecord(
             source="cls",
