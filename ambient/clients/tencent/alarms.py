@@ -66,6 +66,11 @@ class AlarmHistory(BaseModel):
         " an integer, not its unit)",
     )
 
+    def skipped_said(self) -> list[str]:
+        """The alarms skipped, said as the doors list what they could not read (none: none)."""
+        n = self.unreadable
+        return [f"{n} unreadable alarm{'' if n == 1 else 's'} skipped"] if n else []
+
 
 def _dimensions(value: Any) -> dict[str, str]:
     """Monitor's Dimensions (a JSON string in DescribeAlarmHistories): an object, or a list of
