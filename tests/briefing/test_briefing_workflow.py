@@ -1017,10 +1017,9 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
         ]
         # The alarms are read first: a failure of theirs fails the attempt before the logs.
         api.failures["SearchLog"] = ["InternalError"] * failing
-        # Each attempt's day read fails; a failed day's look-back is read too, failing before
-        # the last attempt's (there it reads, the alarms still firing: none).
-        refused = ["FailedOperation.DataQueryFailed"] * (2 * failing - 1)
-        api.failures["DescribeAlarmHistories"] = refused
+        # Each attempt's day read fails; the last's look-back is read (the alarms still firing:
+        # none), the others' not: their attempt fails anyway.
+        api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"] * failing
         await stack.service.create("lars", config)
         await stack.skip_to(day.window_start + timedelta(minutes=1))
         view = await stack.service.get_briefing("lars", day.date)

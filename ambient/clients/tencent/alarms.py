@@ -16,6 +16,7 @@ from ambient.clients.tencent.errors import (
     ANSWER,
     LIST_CHANGED,
     TencentAnswerError,
+    TencentAuthError,
     TencentCloudError,
     TencentListChangedError,
     TencentRetryableError,
@@ -114,6 +115,7 @@ async def list_alarms(
     region: str | None = None,
     ongoing: bool = False,
     said: Callable[[TencentCloudError], str] = str,
+    day_failed: Callable[[TencentCloudError], None] = lambda exc: None,
 ) -> AlarmHistory:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first.
 
@@ -124,7 +126,9 @@ async def list_alarms(
     limit past the retries): the other's alarms are answered and it is named in ``unread``,
     its error as ``said`` words it (a door's sentence saying what to fix; the API's code and
     message by default); a day's read refused whose look-back was read is named "(the day's)",
-    its alarms still firing listed. Nothing read: the call fails, with Monitor's error."""
+    its alarms still firing listed. Nothing read: the call fails, with Monitor's error.
+    ``day_failed`` hears a source's day read failed, before anything else is read: a caller
+    that will ask again (a passing failure, an attempt retried) raises, nothing read in vain."""
     history = AlarmHistory()
     errors: list[TencentCloudError] = []
     looked_back = False
@@ -138,12 +142,14 @@ async def list_alarms(
             )
         except TencentCloudError as exc:
             errors.append(failed := exc)
-        if not ongoing:
+            day_failed(exc)
+        # The windows meet at start and neither holds it twice: no alarm is in both. Read when
+        # the day's read failed too, but for the keys (the same action refused again): those
+        # still firing are the open problems a user asks for first. Its own failure (a rate
+        # limit) leaves the day's alarms read, and is said.
+        if not ongoing or isinstance(failed, TencentAuthError):
             history.unread += [_unread(source, failed, said)] if failed else []
             continue
-        # The windows meet at start and neither holds it twice: no alarm is in both. Read when
-        # the day's read failed too: those still firing are the open problems a user asks for
-        # first. Its own failure (a rate limit) leaves the day's alarms read, and is said.
         try:
             earlier, skipped = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
         except TencentCloudError as exc:
