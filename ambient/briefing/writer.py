@@ -123,7 +123,7 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     Every number the briefing may say is stated here: the faithfulness check holds it to this."""
     firing = still_open(inputs.alarms)
     counted = f"{_many(len(inputs.alarms), 'alarm', 'alarms')}"
-    unread = alarms_unread(inputs)
+    unread = alarms_unread(inputs) if inputs.alarms_configured else []
     said = "; ".join(f"{n.source} unread: {n.detail}" for n in unread)
     if not inputs.alarms_configured:
         history = "no."

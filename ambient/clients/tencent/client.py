@@ -439,9 +439,8 @@ class TencentCloud:
         with PageNumber/PageSize (Monitor's), its pages counted as they come, read alike."""
 
         def page(offset: int, number: int) -> Awaitable[dict[str, Any]]:
-            asked = {**params, "Offset": offset, "Limit": page_size}
-            if by_number:
-                asked = {**params, "PageNumber": number, "PageSize": page_size}
+            paging = {"PageNumber": number, "PageSize": page_size} if by_number else {}
+            asked = {**params, **(paging or {"Offset": offset, "Limit": page_size})}
             return self.call(product, action, asked, region=region)
 
         shorts: list[tuple[Any, ...]] = []  # each read short of its total: how it was
@@ -473,8 +472,9 @@ async def _read_once(
     key: str | None,
     shorts: list[tuple[Any, ...]],
 ) -> list[dict[str, Any]]:
-    """One read of a paged list from its first page (a page at Offset holds the items from
-    there as the list stands when asked: the Describe* references). Short of its total, or
+    """One read of a paged list from its first page, ``page`` asked its offset and number (a
+    page at an Offset, or PageNumber, holds the items from there as the list stands when asked:
+    the Describe* references). Short of its total, or
     lower at a later page, after items made or removed meanwhile (a total that changed, a page
     starting earlier than asked): a TencentListChangedError (retryable); after an empty page
     or the first answered again, which no list answers: a TencentAnswerError (a lookup said
