@@ -17,6 +17,7 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
+    TencentAnswerError,
     TencentAuthError,
     TencentCloudError,
     TencentRetryableError,
@@ -278,6 +279,8 @@ class _DayRefused(TencentCloud):
     refused: tuple[str, ...] = ()
     error: type[TencentCloudError] = TencentRetryableError
     code, look_back = "RequestLimitExceeded", False
+    # The look-backs' own refusal, when ``look_back`` (``error`` by default).
+    back_error: type[TencentCloudError] | None = None
     asked: list[tuple[str, bool]]
 
     async def call(
@@ -285,6 +288,8 @@ class _DayRefused(TencentCloud):
     ) -> dict[str, Any]:
         looking_back = "AlarmStatus" in params or "Filters" in params
         self.asked.append((action, looking_back))
+        if action in self.refused and looking_back and self.look_back and self.back_error:
+            raise self.back_error("RequestLimitExceeded", "refused")
         if action in self.refused and (self.look_back or not looking_back):
             raise self.error(self.code, "refused")
         return await super().call(product, action, params, region=region)
@@ -348,6 +353,21 @@ async def test_a_source_whose_day_and_look_back_both_failed_is_said_unread_once(
     history, asked = await _history_refused(("DescribeAlarmHistories",), look_back=True)
     assert ("DescribeAlarmHistories", True) in asked  # the look-back was asked, and failed
     assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", True)]
+
+
+async def test_a_source_whose_day_failed_for_good_and_look_back_for_now_is_asked_again() -> None:
+    """Monitor's day read answered what is not the API's (for good) and its look-back was
+    rate-limited (for now): the source was said unread by the day's error alone, not to be
+    asked again, and the briefing went without its alarms still firing, which another attempt
+    could read."""
+    history, _ = await _history_refused(
+        ("DescribeAlarmHistories",),
+        look_back=True,
+        error=TencentAnswerError,
+        code="not the API's answer",
+        back_error=TencentRetryableError,
+    )
     assert [(u.source, u.retryable) for u in history.unread] == [("monitor", True)]
 
 

@@ -153,8 +153,11 @@ async def list_alarms(
         try:
             earlier, skipped = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
         except TencentCloudError as exc:
-            # After the day's own failure, the source is said unread once, by the day's error.
+            # After the day's own failure, the source is said unread once, by the day's error;
+            # asking again may read it if either failure was a passing one.
             unread = _unread(source, failed, said) if failed else None
+            if unread is not None and isinstance(exc, TencentRetryableError):
+                unread.retryable = True
             history.unread.append(unread or _unread(f"{source} (firing since before)", exc, said))
             continue
         looked_back = True
