@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from ambient import temporal
-from ambient.request_deadline import deadline, request_deadline
+from ambient.request_deadline import deadline, left, request_deadline
 
 
 async def test_a_request_inside_another_keeps_the_sooner_deadline() -> None:
@@ -50,3 +50,12 @@ async def test_work_a_request_started_is_not_cut_by_it_once_the_request_ended() 
     go_on.set()
     await task
     assert seen[0] is not None and seen[1:] == [None]
+
+
+async def test_sync_code_a_request_runs_in_a_thread_reads_its_deadline() -> None:
+    """A request's sync code run in a thread (anyio, Starlette's threadpool: the context
+    copied) read the loop's clock, which a thread has none of: RuntimeError, not the rest."""
+    with request_deadline(30):
+        rest = await asyncio.to_thread(left)
+        loop_rest = (deadline() or 0.0) - asyncio.get_running_loop().time()
+    assert rest is not None and 0 < rest <= 30 and 0 < loop_rest <= 30
