@@ -193,24 +193,35 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
         user,
         task_id,
     ):
-        briefings = tasks.briefings
-        answered, given = briefings.read_status, list[timedelta | None]()
-
-        async def then_silent(*args: Any, **kwargs: Any) -> Any:
-            rest = request_deadline.left()  # what the read may take of the request
-            given.append(None if rest is None else timedelta(seconds=rest))
-            status = await answered(*args, **kwargs)
-            await worker.shutdown()
-            return status
-
-        briefings.read_status = then_silent  # type: ignore[method-assign]
+        silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
+        asked: list[timedelta] = []  # the budget each read was given
+        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
         with pytest.raises(WorkerSilentError):
             await asyncio.wait_for(
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
             )
-    # Each read had what was left of the request's one budget, the second less than the first.
-    first, second = given
-    assert first is not None and second is not None and second < first <= BUDGET, given
+    # The request's budget is a read's own (baseline_wait under it): each read had what was left
+    # of it, less than a budget of its own, the second less than the first.
+    first, second = asked
+    assert second < first < BUDGET, asked
+
+
+async def test_a_status_read_inside_a_request_is_given_what_is_left_of_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watch's and a briefing's status read inside a request shorter than a read's own
+    budget wait for what is left of the request, not their own budget past it."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", 4 * BUDGET)  # a read's own: 8 s
+    async with briefing_at_rest(dev_env, deps, "deadline-read") as (_, tasks, user, briefing):
+        watch = await tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        asked: list[timedelta] = []
+        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
+        for task_id in (watch.task_id, briefing):
+            with request_deadline.request_deadline(2 * BUDGET.total_seconds()):  # 4 s
+                await tasks.get(user, task_id)
+    assert len(asked) == 2 and all(budget <= 2 * BUDGET for budget in asked), asked
 
 
 async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_run(
