@@ -43,12 +43,14 @@ async def answered(
     id: str | None = None,
     result_type: type | None = None,
 ) -> Any:
-    """The update's result by the request's deadline; Unanswered if not (none: not sent)."""
-    clock, until = asyncio.get_running_loop().time, deadline() or 0.0
-    if until <= clock():
+    """The update's result by the request's deadline; Unanswered if not (none left: not sent).
+    Outside a request, taken within QUERY_TIMEOUT and its result waited for with no end."""
+    clock, until = asyncio.get_running_loop().time, deadline()
+    if until is not None and until <= clock():
         raise Unanswered(sent=False)
+    take = clock() + temporal.QUERY_TIMEOUT.total_seconds()
     try:
-        async with asyncio.timeout_at(min(until, clock() + temporal.QUERY_TIMEOUT.total_seconds())):
+        async with asyncio.timeout_at(take if until is None else min(until, take)):
             sent = await handle.start_update(
                 update,
                 *args,

@@ -453,3 +453,25 @@ def counted(
         return await queried(ask, within)
 
     return ask
+
+
+async def test_an_update_sent_outside_any_request_keeps_its_own_bound(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Outside a request (a CLI one-shot, a test) an update had no deadline to read and was
+    said unanswered, never sent ("nothing was sent"): it is taken within QUERY_TIMEOUT and its
+    result waited for as the SDK does."""
+    user = unique("deadline-outside")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        config = (await state.tasks.get(user, task.task_id)).config
+        handle = dev_env.client.get_workflow_handle(task.task_id)
+        assert request_deadline.deadline() is None
+        applied = await asyncio.wait_for(
+            updates.answered(handle, "update_config", config, id=unique("outside")), GENEROUS
+        )
+    assert applied == config
