@@ -55,7 +55,7 @@ class BriefingUnanswered(BriefingError):
     ``sent``: the server may hold it (it may still run); ``taken``: its worker is at it."""
 
     def __init__(self, what: str, *, sent: bool, taken: bool) -> None:
-        did = "was taken and may still finish" if taken else "was sent and may still run"
+        did = "was taken and may still finish" if taken else "was asked for and may still run"
         said = f"the {what} {did}: call get_task later to see the briefing's status"
         super().__init__(
             f"{refused_request(silent_worker())}; {said if sent else 'nothing was sent'}"

@@ -33,7 +33,7 @@ from ambient.briefing.errors import BriefingUnanswered
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
-from ambient.request_deadline import bounded, left, request_deadline
+from ambient.request_deadline import bounded, request_deadline
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
@@ -146,7 +146,8 @@ class TaskService(RequestDeadline):
                     # However the old life ended (or not yet), the new one starts.
                     # Within the create's deadline, less a read's room for the start again.
                     await temporal.ended_within(
-                        self.client.get_workflow_handle(task_id), (left() or 0.0) - READ_ROOM
+                        self.client.get_workflow_handle(task_id),
+                        bounded(self.baseline_wait) - READ_ROOM,
                     )
                     return await self._start(kind, arg, summary, again=True)
                 if running.state is TaskState.STOPPED:
@@ -375,7 +376,7 @@ class TaskService(RequestDeadline):
                 # A page the update added is checked at once: its outcome (a wrong URL) is in the
                 # answer, as a create's baseline is; not in time, get_task shows it later. The
                 # status read after it keeps a read's time.
-                with request_deadline((left() or 0.0) - READ_ROOM):
+                with request_deadline(bounded(self._budget(checks=True)) - READ_ROOM):
                     await self._waited_check(handle, "pages_checked")
             try:
                 status = await self.get(user, task_id)
