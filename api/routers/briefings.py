@@ -50,11 +50,11 @@ voice_router = APIRouter(prefix="/voice", tags=["voice"])
 
 class SendIn(UserConfig):
     date: str | None = Field(default=None, description="YYYY-MM-DD; the latest when omitted")
-    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID)
+    request_id: str | None = Field(default=None, min_length=1, max_length=MAX_REQUEST_ID)
 
 
 class RegenerateIn(UserConfig):
-    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID)
+    request_id: str | None = Field(default=None, min_length=1, max_length=MAX_REQUEST_ID)
 
 
 class AnalyzeIn(UserConfig):

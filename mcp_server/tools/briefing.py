@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.models import (
+    MAX_REQUEST_ID,
     BriefingListItem,
     BriefingRef,
     BriefingView,
@@ -42,7 +43,12 @@ Date = Annotated[
     Field(description="the local date YYYY-MM-DD; the latest when omitted"),
 ]
 RequestId = Annotated[
-    str | None, Field(description="retry-safe id: the same id is done once, answered alike")
+    str | None,
+    Field(
+        min_length=1,
+        max_length=MAX_REQUEST_ID,
+        description="retry-safe id: the same id is done once, answered alike",
+    ),
 ]
 
 
