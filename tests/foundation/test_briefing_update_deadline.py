@@ -34,8 +34,8 @@ async def test_a_regenerate_asked_directly_whose_worker_goes_silent_is_told_so_n
         with pytest.raises(BriefingError) as told:
             await asyncio.wait_for(tasks.briefings.regenerate(user), GENEROUS)
     assert str(told.value) == (
-        f"Temporal refused the request: {temporal.silent_worker()}; the regenerate was sent and "
-        "may still run: call get_task later to see the briefing's status"
+        f"Temporal refused the request: {temporal.silent_worker()}; the regenerate was asked "
+        "for and may still run: call get_task later to see the briefing's status"
     )
 
 
