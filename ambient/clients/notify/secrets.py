@@ -74,6 +74,16 @@ class SecretResolver:
                 Refusal(NOT_TO_ORIGIN, secret=repr(name), origin=origin or url, example=example)
             )
 
+    def usable(self, value: str, *, user: str, is_admin: bool) -> str:
+        """``resolve``d if ``user`` may use it, else ``value`` as written (refused at send)."""
+        if not value.startswith(SECRET_PREFIX):
+            return value
+        try:
+            self.check_access(value, user=user, is_admin=is_admin)
+            return self.resolve(value)
+        except PermanentNotifyError:
+            return value
+
     def resolve(self, value: str) -> str:
         """The value itself, or the named secret's value for an exact `secret:NAME`."""
         if not value.startswith(SECRET_PREFIX):
