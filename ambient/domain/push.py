@@ -43,6 +43,9 @@ MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# DingTalk's signing secret as its robot's security settings show it: SEC and 64 hex digits
+# (matched from 32 on: a secret cut short is one still).
+SIGN_SECRET = re.compile(r"SEC[0-9a-fA-F]{32}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.
 ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
@@ -266,13 +269,14 @@ def _after_secret(start: str) -> Refusal:
 
 
 def _secret_pasted(kind: str, pairs: list[str]) -> Refusal | None:
-    # DingTalk's signing secret (SEC…) as an option's name or value, or in a list of mentions,
-    # as written or decoded (`%2CSEC…`, `+SEC…`).
+    # DingTalk's signing secret as an option's name or value, or in a list of mentions, as
+    # written or decoded (`%2CSEC…`, `+SEC…`); by its shape, so a user id that starts with SEC
+    # (`at=SECURITY01`) is still a mention.
     if kind != "dingtalk":
         return None
     for name, _, value in (pair.partition("=") for pair in pairs):
         parts = (name, *value.split(","), *re.split(r"[,\s]+", unquote_plus(value)))
-        if any(p.startswith("SEC") for p in parts):
+        if any(SIGN_SECRET.match(p) for p in parts):
             return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
     return None
 

@@ -86,7 +86,7 @@ async def test_a_robot_key_its_vendor_does_not_know_says_to_check_the_robots_url
     said = str(refused.value)
     assert code in said and "robot settings" in said and "update this target" in said, said
     # A known key is sent as before.
-    await channel.send("alice", REPORT, WECOM_KEY if robot == "wecom" else DING_TOKEN)
+    await channel.send("alice", REPORT, "secret:ops-bot" if robot == "wecom" else "secret:ding")
 
 
 def test_a_dingtalk_mention_that_starts_with_sec_is_a_mention_not_a_secret() -> None:

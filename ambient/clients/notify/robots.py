@@ -47,6 +47,13 @@ DINGTALK_LIMITED: dict[int, float | None] = {130101: 600.0, 410100: None}  # hel
 # naming one cause (keywords not in content, sign not match, ip not in whitelist): said whole,
 # with where the signing secret is set on the path sent by (``secret``).
 SETTINGS_REFUSED = {
+    # A key or token the vendor does not know (mistyped, cut, or its robot removed): WeCom's
+    # "invalid webhook url", DingTalk's "token is not exist". Through Apprise too (wecombot://).
+    **dict.fromkeys(
+        [("wecom", 93000), ("wecombot", 93000), ("dingtalk", 300001)],
+        "no robot has this key: copy the robot's webhook URL again from the group's robot "
+        "settings and update this target (a robot removed from its group needs a new one)",
+    ),
     ("dingtalk", 310000): (
         "the robot's security settings refused the message: check them in the group's robot "
         "settings (a custom keyword must be in every message, {secret} must be the robot's "
