@@ -7,7 +7,6 @@ allow-listed networks) is decided in `ambient.clients.notify.targets`.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import time
 from email.utils import parseaddr
@@ -37,7 +36,6 @@ from ambient.domain.notify import (
 from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
-log = logging.getLogger(__name__)
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
@@ -178,9 +176,7 @@ def _apprise_problem(value: str) -> Refusal | None:
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
         )
     if scheme in APPRISE_HOSTED | APPRISE_HTTP and apprise_disabled(scheme):  # before it is read
-        log.warning(
-            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
-        )
+        # The operator's to fix: logged where targets are checked for use (TargetPolicy).
         return Refusal(
             "Apprise %(scheme)s:// is not available on this server: use another service, or "
             "ask the operator to install what it needs",

@@ -7,6 +7,7 @@ import logging
 import httpx
 import pytest
 
+from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Target
 from ambient.domain.push import target_problem
 from tests.conftest import unique
@@ -61,5 +62,11 @@ def test_an_apprise_service_disabled_on_the_server_is_said_as_the_servers(
     with caplog.at_level(logging.DEBUG):
         problem = str(target_problem(target))
     assert "not available on this server" in problem and "cannot read" not in problem, problem
+    # The form's rules are pure (DESIGN: ambient/domain): the operator is told where targets
+    # are checked for use, at entry and at every send.
+    assert [r for r in caplog.records if r.name.startswith("ambient.domain")] == []
+    with caplog.at_level(logging.DEBUG):
+        used = TargetPolicy.strict().problem(target, user="alice", is_admin=False)
+    assert str(used) == problem
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("tgram://" in line and "disabled" in line for line in warned), warned
