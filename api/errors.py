@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -144,12 +145,38 @@ def _cut(value: Any, left: list[int] | None = None) -> Any:
     return dict(items) if isinstance(value, dict) else [v for _, v in items]
 
 
+def _target_shown(value: Any) -> Any:
+    """A notification target as a 422 says it back: its key, token or URL path and query may
+    be a credential, so an http(s) URL by its host, another (Apprise's tgram://TOKEN) by its
+    scheme, anything else by four characters (`secret:NAME` whole: a name)."""
+    if not isinstance(value, str) or value.startswith("secret:") or len(value) <= 4:
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value[:4] + "…"
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    return f"{scheme}://{host if scheme.lower() in ('http', 'https') else ''}…"
+
+
+def _unsecret(loc: Sequence[Any], value: Any) -> Any:
+    """``value`` refused at ``loc`` with every notification target in it shown so."""
+    if loc and loc[-1] == "target":
+        return _target_shown(value)
+    if isinstance(value, dict):
+        return {k: _unsecret([k], v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsecret((), v) for v in value]
+    return value
+
+
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         _json_safe(
             jsonable_encoder(
-                {**error, "input": _cut(error["input"])} if "input" in error else error
+                {**error, "input": _cut(_unsecret(error["loc"], error["input"]))}
+                if "input" in error
+                else error
             )
         )
         for error in exc.errors()
