@@ -303,8 +303,9 @@ class QuietHours(UserConfig):
 
 
 class PushChannel(Target):
-    """A target checked by its form where it enters (push config, typed task configs); the
-    errors name `type` or `target`. Kinds: briefing, watch, remediation when omitted."""
+    """A push config's target, its type checked here; its form and use are checked where it is
+    saved (`ambient.push.save_push_config`), which keeps a channel stored before a rule
+    refused it. Kinds: briefing, watch, remediation when omitted."""
 
     kinds: list[NotificationKind] | None = Field(
         default_factory=lambda: list(ALL_KINDS),
@@ -320,11 +321,7 @@ class PushChannel(Target):
 
     @field_validator("target")
     @classmethod
-    def _target_form(cls, value: str, info: ValidationInfo) -> str:
-        if (kind := info.data.get("type")) is None:
-            return value  # the type already failed; that error is the one to read
-        if (problem := target_problem(Target(type=kind, target=value))) is not None:
-            raise problem
+    def _stripped(cls, value: str) -> str:
         return value.strip()
 
 
