@@ -99,8 +99,11 @@ class RemediationService(RemediationReads):
         user: str,
         alert: dict[str, Any] | Alert,
         mode: Mode = "dry_run",
+        *,
+        request_id: str | None = None,
     ) -> StartResult:
-        """Start the alert's remediation, or join the one already running for it."""
+        """Start the alert's remediation, or join the one already running for it; a request
+        retried with its ``request_id`` joins that run once (its audit row written once)."""
         if mode not in ("dry_run", "execute"):
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
         parsed = accepted(Alert, alert)
@@ -132,7 +135,7 @@ class RemediationService(RemediationReads):
                 )
                 break
             except WorkflowAlreadyStartedError:
-                repeated = await self._deduplicate(user, workflow_id, parsed, mode)
+                repeated = await self._deduplicate(user, workflow_id, parsed, mode, request_id)
                 if repeated is not None:
                     return repeated
                 # Its run ended between the start and the repeat's signal: the alert is new
@@ -150,10 +153,15 @@ class RemediationService(RemediationReads):
         )
 
     async def _deduplicate(
-        self, user: str, workflow_id: str, alert: Alert, mode: Mode
+        self, user: str, workflow_id: str, alert: Alert, mode: Mode, request_id: str | None
     ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        joined = await join(self.client, self.db, self.settings, user, workflow_id, alert=alert)
+        # Keyed under the run joined (join's audit subject is its run id): the same request
+        # to a later run of this id is a repeat of that run's.
+        key = None if request_id is None else f"request:{user}:{request_id}"
+        joined = await join(
+            self.client, self.db, self.settings, user, workflow_id, alert=alert, key=key
+        )
         if joined is None:
             return None
         attributes, visible = joined

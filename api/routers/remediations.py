@@ -34,11 +34,16 @@ from api.errors import refusal, unprocessable
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
 
+# The start's retry-safe id, alike at every door.
+RETRY_SAFE = "optional retry-safe id: the same request sent again joins a running remediation once"
+
+
 class RemediationStart(UserConfig):
     alert: Alert
     mode: Literal["dry_run", "execute"] = Field(
         default="dry_run", description="the lower of this and your rollback_permission applies"
     )
+    request_id: str | None = Field(default=None, max_length=128, description=RETRY_SAFE)
 
 
 RUN_KEY = (
@@ -108,7 +113,10 @@ async def start(
 ) -> StartResult:
     """Start the alert's remediation (201), or join the one running for its workload (200)."""
     return created_or_found(
-        await state.remediations.start(user.name, body.alert, body.mode), response
+        await state.remediations.start(
+            user.name, body.alert, body.mode, request_id=body.request_id
+        ),
+        response,
     )
 
 

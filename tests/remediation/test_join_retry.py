@@ -11,8 +11,11 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.remediation import RemediationActivities
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import JoinRequest
-from tests.conftest import unique
+from api.app import create_app
+from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
+from tests.support.admins import admin_headers
+from tests.support.servers import http_client, serve
 
 
 async def test_a_joined_alert_retried_after_its_write_is_audited_once(
@@ -61,3 +64,56 @@ async def test_a_joined_alert_retried_after_its_write_is_audited_once(
         (stranger, "watch"),
     ]
     assert view.joined_by == [owner, stranger]
+
+
+async def test_an_alert_sent_again_by_a_retried_request_joins_its_run_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The API, MCP and CLI joined with no key: a request retried (its answer lost on the way)
+    wrote a second ``deduplicated`` row, the owner reading two repeats of one alert. Its
+    ``request_id`` keys it under the run it joined (a later run's repeat is a repeat anew)."""
+    owner = unique("own")
+    remediation_settings(deps)
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        sent = alert(url, workload=owner)
+        rid = (await remediations.start(owner, sent)).remediation_id
+        for request_id in ("r1", "r1", "r1", "r2", None, None):
+            again = await remediations.start(owner, sent, request_id=request_id)
+            assert again.deduplicated and again.remediation_id == rid
+        view = await remediations.get(owner, rid)
+        await remediations.abort(owner, rid, reason="test over")
+    keys = [a.detail.get("key") for a in view.audit if a.action == "deduplicated"]
+    assert keys == [f"request:{owner}:r1", f"request:{owner}:r2", None, None]
+
+
+async def test_a_join_retried_through_the_api_with_its_request_id_is_audited_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    owner = unique("api-owner")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with serve(create_app(settings)) as base, http_client(base) as http:
+            registered = await http.post(
+                "/users", json={"name": owner}, headers=await admin_headers(settings)
+            )
+            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+            subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
+            started = await http.post("/remediations", json={"alert": subject})
+            assert started.status_code == 201, started.text
+            path = f"/remediations/{started.json()['remediation_id'].removeprefix('remediation/')}"
+            body = {"alert": subject, "request_id": "retried"}
+            for _ in range(2):
+                again = await http.post("/remediations", json=body)
+                assert again.status_code == 200 and again.json()["deduplicated"], again.text
+            audit = (await http.get(path)).json()["audit"]
+            await http.post(f"{path}/abort", json={})
+    assert [a["detail"].get("key") for a in audit if a["action"] == "deduplicated"] == [
+        f"request:{owner}:retried"
+    ]
