@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.domain.push import PushConfig, fallback_address, stored_push_config
+from ambient.domain.push import KEPT, PushConfig, fallback_address, keeping
 from ambient.refusals import Refusal
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository
@@ -15,11 +15,9 @@ from ambient.storage.users import UserRepository
 async def save_push_config(
     session: AsyncSession, user: User, config: PushConfig, policy: TargetPolicy
 ) -> None:
-    """Check every channel for ``user`` (TargetError naming it, nothing saved), then store.
-    A channel sent back as it is stored is kept unchecked: one a rule added since refuses
-    fails each send saying why, and must not block saving the others (the settings page sends
-    every channel back)."""
-    stored = {(c.type, c.target.strip()) for c in stored_push_config(user.push_config).channels}
+    """Check every channel for ``user`` (TargetError naming it, nothing saved), then store;
+    one sent back as it is stored is kept unchecked (``config`` read with ``keeping``)."""
+    stored = keeping(user.push_config)[KEPT]
     for index, channel in enumerate(config.channels):
         if (channel.type, channel.target) in stored:
             continue

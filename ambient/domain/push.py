@@ -303,9 +303,10 @@ class QuietHours(UserConfig):
 
 
 class PushChannel(Target):
-    """A push config's target, its type checked here; its form and use are checked where it is
-    saved (`ambient.push.save_push_config`), which keeps a channel stored before a rule
-    refused it. Kinds: briefing, watch, remediation when omitted."""
+    """A target checked by its form where it enters (a push config); the errors name `type` or
+    `target`. One sent back as it is stored (``keeping``'s context) is kept unchecked: saved
+    before a rule refused it, it fails each send saying why, and must not block saving the
+    others (the settings page sends every channel back). Kinds: the first three when omitted."""
 
     kinds: list[NotificationKind] | None = Field(
         default_factory=lambda: list(ALL_KINDS),
@@ -321,7 +322,13 @@ class PushChannel(Target):
 
     @field_validator("target")
     @classmethod
-    def _stripped(cls, value: str) -> str:
+    def _target_form(cls, value: str, info: ValidationInfo) -> str:
+        if (kind := info.data.get("type")) is None:
+            return value  # the type already failed; that error is the one to read
+        kept = (info.context or {}).get(KEPT, ())
+        problem = target_problem(Target(type=kind, target=value))
+        if problem is not None and (kind, value.strip()) not in kept:
+            raise problem
         return value.strip()
 
 
@@ -340,6 +347,14 @@ class PushConfig(UserConfig):
                     kind=channel.type,
                 )
         return channels
+
+
+KEPT = "kept"  # the validation context's channels stored as (type, target)
+
+
+def keeping(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The validation context of a push config sent to replace the stored ``raw``."""
+    return {KEPT: {(c.type, c.target.strip()) for c in stored_push_config(raw).channels}}
 
 
 def fallback_address(

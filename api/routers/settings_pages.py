@@ -21,7 +21,7 @@ from ambient.bridge.endpoints import (
 )
 from ambient.clients.notify.targets import TargetError
 from ambient.domain import field_errors as fields
-from ambient.domain.push import PushConfig, stored_push_config
+from ambient.domain.push import PushConfig, keeping, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.users import SettingRefusedError, UserRepository, user_public
@@ -195,7 +195,9 @@ async def save_push(page: Page, session: SessionDep, _: PageWords) -> Response:
     try:
         # The page edits channels only: the quiet hours set elsewhere stay as they are stored.
         quiet = stored_push_config(page.me.push_config).quiet_hours
-        config = PushConfig.model_validate({"channels": channels})
+        config = PushConfig.model_validate(
+            {"channels": channels}, context=keeping(page.me.push_config)
+        )
         config = config.model_copy(update={"quiet_hours": quiet})
         await save_push_config(session, page.me, config, page.state.channels.policy)
     except ValidationError as exc:

@@ -688,12 +688,12 @@ async def test_a_phone_number_without_its_country_code_is_never_texted(
     # The gateway gets the digits and Apprise puts "+" before them (Twilio: +13800000000):
     # a Chinese mobile written without +86 would be texted to a stranger's number abroad.
     # Refused where it is saved, and at send when it comes from the profile.
-    from ambient.clients.notify.targets import TargetPolicy
+    import pytest
+    from pydantic import ValidationError
 
     state, base = endpoints
-    local = Target(type="sms", target="13800000000")
-    refused = TargetPolicy.strict().problem(local, user="alice", is_admin=False)
-    assert "international form" in str(refused)
+    with pytest.raises(ValidationError, match=r"international form"):
+        PushConfig.model_validate({"channels": [{"type": "sms", "target": "13800000000"}]})
     await _user(deps.db, "alice")
     async with deps.db.session() as session:  # saved before the profile refused such a number
         await session.execute(update(User).where(User.name == "alice").values(phone="13800000000"))

@@ -217,7 +217,6 @@ async def test_the_push_tool_refuses_a_broken_robot_url_naming_the_field(deps: W
         current = await client.call_tool("get_push_config", {})
     text = refused.content[0].text  # type: ignore[union-attr]
     assert refused.is_error and "push config not changed" in text, text
-    # Named as the target rules name a channel (its form is checked with them, at save).
-    assert "channels[0]" in text and "unknown wecom option 'mention'" in text, text
+    assert "channels.0.target" in text and "unknown wecom option 'mention'" in text, text
     assert current.structured_content is not None
     assert current.structured_content["channels"] == []
