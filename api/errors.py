@@ -38,6 +38,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
+from ambient.domain.push import SECRET_NAME, SECRET_PREFIX
 from ambient.refusals import Refusal
 from ambient.status import problem_told, temporal_down
 
@@ -148,8 +149,18 @@ def _cut(value: Any, left: list[int] | None = None) -> Any:
 def _target_shown(value: Any) -> Any:
     """A notification target as a 422 says it back: its key, token or URL path and query may
     be a credential, so an http(s) URL by its host, another (Apprise's tgram://TOKEN) by its
-    scheme, anything else by four characters (`secret:NAME` whole: a name)."""
-    if not isinstance(value, str) or value.startswith("secret:") or len(value) <= 4:
+    scheme, `secret:NAME` by its name (its ?options hidden), anything else by four characters;
+    a list or object sent as a target, each of its values so."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        shown = {k: _target_shown(v) for k, v in items}
+        return shown if isinstance(value, dict) else list(shown.values())
+    if not isinstance(value, str):
+        value = json.dumps(value)
+    name, options = value.removeprefix(SECRET_PREFIX).partition("?")[::2]
+    if value.startswith(SECRET_PREFIX) and SECRET_NAME.fullmatch(name):
+        return f"{SECRET_PREFIX}{name}{'?…' if options else ''}"
+    if len(value) <= 4:
         return value
     scheme, sep, rest = value.partition("://")
     if not sep:
@@ -159,13 +170,16 @@ def _target_shown(value: Any) -> Any:
 
 
 def _unsecret(loc: Sequence[Any], value: Any) -> Any:
-    """``value`` refused at ``loc`` with every notification target in it shown so."""
+    """``value`` refused at ``loc`` with every notification target in it shown so: a target's,
+    and a channel sent as a bare text (a URL where an object goes)."""
     if loc and loc[-1] == "target":
         return _target_shown(value)
+    if isinstance(value, str) and len(loc) > 1 and loc[-2] == "channels":
+        return _target_shown(value)
     if isinstance(value, dict):
-        return {k: _unsecret([k], v) for k, v in value.items()}
+        return {k: _unsecret([*loc, k], v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unsecret((), v) for v in value]
+        return [_unsecret([*loc, i], v) for i, v in enumerate(value)]
     return value
 
 

@@ -87,7 +87,9 @@ def _unknown_type(kind: str) -> Refusal:
 def _secret_problem(kind: str, value: str) -> Refusal | None:
     name, sep, options = value[len(SECRET_PREFIX) :].partition("?")
     if not SECRET_NAME.fullmatch(name):
-        return Refusal("not a secret name: %(name)s (letters, digits, _ . -)", name=repr(name))
+        # Said by its first characters: what follows `secret:` may be the credential itself.
+        shown = repr(name if len(name) <= 4 else name[:4] + "…")
+        return Refusal("not a secret name: %(name)s (letters, digits, _ . -)", name=shown)
     if sep and kind not in ROBOT_OPTIONS:
         # The name must be exact: a suffix would be glued onto the secret's value.
         return Refusal(

@@ -220,3 +220,38 @@ async def test_the_push_tool_refuses_a_broken_robot_url_naming_the_field(deps: W
     assert "channels.0.target" in text and "unknown wecom option 'mention'" in text, text
     assert current.structured_content is not None
     assert current.structured_content["channels"] == []
+
+
+async def test_a_refused_secret_reference_or_bare_channel_is_not_echoed(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    # `secret:` then a token (not a secret's name) was said back whole, in `input` and in the
+    # message; a target sent as a list and a channel sent as a bare URL were said back too.
+    key = unique("TOKEN")
+    for channels in (
+        [{"type": "dingtalk", "target": f"secret:ding{key}#{LEAKED}"}],
+        [
+            {
+                "type": "feishu",
+                "target": f"secret:https://open.feishu.cn/open-apis/bot/v2/hook/{key}",
+            }
+        ],
+        [{"type": "wecom", "target": [f"{key}?mention=@all"]}],
+        [f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={key}"],
+    ):
+        answer = await api.put("/users/me/push", json={"channels": channels})
+        assert answer.status_code == 422, answer.text
+        assert key[4:] not in answer.text and _no_secret(answer.text), answer.text
+    # A secret's own name is its reference, said back as written; its options are not.
+    answer = await api.put(
+        "/users/me/push",
+        json={"channels": [{"type": "wecom", "target": f"secret:ops-bot?mention={key}"}]},
+    )
+    assert answer.status_code == 422 and key[4:] not in answer.text, answer.text
+    assert answer.json()["detail"][0]["input"] == "secret:ops-bot?…", answer.text
+
+
+def test_a_secret_reference_that_is_no_name_is_said_by_its_first_characters() -> None:
+    problem = target_problem(Target(type="dingtalk", target=f"secret:dingTOKEN1234#{LEAKED}"))
+    assert problem is not None and "TOKEN1234" not in str(problem), str(problem)
+    assert "'ding…'" in str(problem) and _no_secret(str(problem)), str(problem)
