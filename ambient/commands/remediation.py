@@ -27,7 +27,7 @@ from ambient.commands import (
 )
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.views import VERDICTS, RemediationError, audit_action
+from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, audit_action
 from ambient.sharing import ShareLinkLimitError
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
@@ -116,7 +116,7 @@ def start(
     mode: Annotated[str, typer.Option(help="dry_run or execute")] = "dry_run",
     follow: Annotated[bool, typer.Option(help="show progress until it ends")] = True,
     as_json: Json = False,
-    request_id: Annotated[str | None, typer.Option(help="retry-safe request id")] = None,
+    request_id: Annotated[str | None, typer.Option(help=RETRY_SAFE)] = None,
 ) -> None:
     """Start the remediation of an alert and follow it.
 

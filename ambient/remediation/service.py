@@ -35,7 +35,7 @@ from ambient import temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable, check_verify_secret, cluster_identity
-from ambient.remediation.joins import NOT_ADDED, join
+from ambient.remediation.joins import NOT_ADDED, join, request_key
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
 from ambient.remediation.runs import (
@@ -52,6 +52,8 @@ from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_asked
 from ambient.remediation.views import (
+    REQUEST_ID,
+    REQUEST_ID_FORM,
     InvalidRemediationError,
     RemediationError,
     RemediationRefusedError,
@@ -70,6 +72,8 @@ from workflows.remediation_safety import STATE_CONFLICT
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
+# The memo of a run started with a request_id: its key (request_key).
+START_REQUEST = "start_request"
 
 
 class RemediationService(RemediationReads):
@@ -103,10 +107,17 @@ class RemediationService(RemediationReads):
         request_id: str | None = None,
     ) -> StartResult:
         """Start the alert's remediation, or join the one already running for it; a request
-        retried with its ``request_id`` joins that run once (its audit row written once)."""
+        retried with its ``request_id`` is answered as the first was: the run it started, or
+        the run it joined (its audit row written once)."""
         if mode not in ("dry_run", "execute"):
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
+        if request_id is not None and not REQUEST_ID.fullmatch(request_id):
+            raise InvalidRemediationError(
+                f"request_id: send {REQUEST_ID_FORM}; nothing was started",
+                field="request_id",
+            )
         parsed = accepted(Alert, alert)
+        key = None if request_id is None else request_key(user, request_id, parsed)
         check_reachable(self.settings, parsed)
         account = await self._user(user)
         check_verify_secret(self.settings, parsed, user=user, is_admin=account.is_admin)
@@ -127,6 +138,8 @@ class RemediationService(RemediationReads):
                     task_queue=self.settings.temporal_task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     task_timeout=TASK_TIMEOUT,
+                    # The request that started it: that request sent again is answered so.
+                    memo={START_REQUEST: key} if key else None,
                     search_attributes=search_attributes(user, parsed.cluster_id),
                     static_summary=(
                         f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
@@ -135,7 +148,9 @@ class RemediationService(RemediationReads):
                 )
                 break
             except WorkflowAlreadyStartedError:
-                repeated = await self._deduplicate(user, workflow_id, parsed, mode, request_id)
+                if key and await self._started_by(workflow_id, key):
+                    break  # this request started it, its answer lost: answered as then
+                repeated = await self._deduplicate(user, workflow_id, parsed, mode, key)
                 if repeated is not None:
                     return repeated
                 # Its run ended between the start and the repeat's signal: the alert is new
@@ -152,13 +167,17 @@ class RemediationService(RemediationReads):
             state="scoring",
         )
 
+    async def _started_by(self, workflow_id: str, key: str) -> bool:
+        """Whether the run going on under ``workflow_id`` was started by the request ``key``."""
+        description = await self.client.get_workflow_handle(workflow_id).describe()
+        return await description.memo_value(START_REQUEST, None) == key
+
     async def _deduplicate(
-        self, user: str, workflow_id: str, alert: Alert, mode: Mode, request_id: str | None
+        self, user: str, workflow_id: str, alert: Alert, mode: Mode, key: str | None
     ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
         # Keyed under the run joined (join's audit subject is its run id): the same request
         # to a later run of this id is a repeat of that run's.
-        key = None if request_id is None else f"request:{user}:{request_id}"
         joined = await join(
             self.client, self.db, self.settings, user, workflow_id, alert=alert, key=key
         )

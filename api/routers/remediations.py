@@ -17,6 +17,7 @@ from ambient.remediation.runs import (
     RemediationStatus,
 )
 from ambient.remediation.views import (
+    RETRY_SAFE,
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
@@ -34,16 +35,13 @@ from api.errors import refusal, unprocessable
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
 
-# The start's retry-safe id, alike at every door.
-RETRY_SAFE = "optional retry-safe id: the same request sent again joins a running remediation once"
-
-
 class RemediationStart(UserConfig):
     alert: Alert
     mode: Literal["dry_run", "execute"] = Field(
         default="dry_run", description="the lower of this and your rollback_permission applies"
     )
-    request_id: str | None = Field(default=None, max_length=128, description=RETRY_SAFE)
+    # Its form is the service's to check (one rule at every door): no bound here.
+    request_id: str | None = Field(default=None, description=RETRY_SAFE)
 
 
 RUN_KEY = (

@@ -16,6 +16,7 @@ from ambient.remediation.runs import (
     RemediationStatus,
 )
 from ambient.remediation.views import (
+    RETRY_SAFE,
     RemediationSummary,
     RemediationView,
     ScoreView,
@@ -77,14 +78,7 @@ async def start_remediation(
             "cluster. The lower of this and your rollback_permission applies."
         ),
     ] = "dry_run",
-    request_id: Annotated[
-        str | None,
-        Field(
-            max_length=128,
-            description="optional retry-safe id: the same call sent again joins a running "
-            "remediation once",
-        ),
-    ] = None,
+    request_id: Annotated[str | None, Field(description=RETRY_SAFE)] = None,
 ) -> StartResult:
     """Start the graded remediation of an alert. While one runs for its workload (the same
     alert, or another source or metric on it), none starts (deduplicated: true; it joins that

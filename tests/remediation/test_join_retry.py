@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.remediation import RemediationActivities
 from ambient.deps import WorkerDeps
+from ambient.remediation.joins import request_key
 from ambient.remediation.runs import JoinRequest
+from ambient.remediation.views import InvalidRemediationError
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
@@ -84,7 +87,39 @@ async def test_an_alert_sent_again_by_a_retried_request_joins_its_run_once(
         view = await remediations.get(owner, rid)
         await remediations.abort(owner, rid, reason="test over")
     keys = [a.detail.get("key") for a in view.audit if a.action == "deduplicated"]
-    assert keys == [f"request:{owner}:r1", f"request:{owner}:r2", None, None]
+    assert keys == [request_key(owner, "r1", sent), request_key(owner, "r2", sent), None, None]
+    # A digest: a stranger's request_id is text of their choosing, not put in the owner's audit.
+    assert all("r1" not in (key or "").split(":")[-1] for key in keys), keys
+
+
+async def test_a_start_retried_with_its_request_id_is_answered_as_started(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The start that carried the id, its answer lost and sent again, was answered as a repeat
+    (created false) and wrote a ``deduplicated`` row in the owner's own run."""
+    owner = unique("own")
+    remediation_settings(deps)
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        sent = alert(url, workload=owner)
+        for bad in ("", "x" * 129, "a\nb", "über"):
+            with pytest.raises(InvalidRemediationError, match="request_id") as refused:
+                await remediations.start(owner, sent, request_id=bad)
+            assert refused.value.field == "request_id"
+        first = await remediations.start(owner, sent, request_id="s1")
+        again = await remediations.start(owner, sent, request_id="s1")
+        assert first.created and not first.deduplicated
+        assert again == first
+        # The id reused for another alert on the run: that alert's own repeat, audited.
+        other = alert(url, source="monitor", metric="latency", workload=owner)
+        joined = await remediations.start(owner, other, request_id="s1")
+        assert joined.deduplicated and joined.remediation_id == first.remediation_id
+        view = await remediations.get(owner, first.remediation_id)
+        await remediations.abort(owner, first.remediation_id, reason="test over")
+    repeats = [a.detail for a in view.audit if a.action == "deduplicated"]
+    assert [(r["metric"], r["key"]) for r in repeats] == [
+        ("latency", request_key(owner, "s1", other))
+    ]
 
 
 async def test_a_join_retried_through_the_api_with_its_request_id_is_audited_once(
@@ -104,8 +139,19 @@ async def test_a_join_retried_through_the_api_with_its_request_id_is_audited_onc
                 "/users", json={"name": owner}, headers=await admin_headers(settings)
             )
             http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
-            subject = alert("http://127.0.0.1:9/metrics", workload=owner).model_dump(mode="json")
-            started = await http.post("/remediations", json={"alert": subject})
+            sent = alert("http://127.0.0.1:9/metrics", workload=owner)
+            subject = sent.model_dump(mode="json")
+            refused = await http.post(
+                "/remediations", json={"alert": subject, "request_id": "a\tb"}
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["detail"][0]["loc"] == ["body", "request_id"], refused.text
+            # The first start carries the id: sent again, it is answered as started.
+            body = {"alert": subject, "request_id": "first"}
+            started = await http.post("/remediations", json=body)
+            assert started.status_code == 201, started.text
+            again = await http.post("/remediations", json=body)
+            assert (again.status_code, again.json()) == (201, started.json()), again.text
             assert started.status_code == 201, started.text
             path = f"/remediations/{started.json()['remediation_id'].removeprefix('remediation/')}"
             body = {"alert": subject, "request_id": "retried"}
@@ -115,5 +161,5 @@ async def test_a_join_retried_through_the_api_with_its_request_id_is_audited_onc
             audit = (await http.get(path)).json()["audit"]
             await http.post(f"{path}/abort", json={})
     assert [a["detail"].get("key") for a in audit if a["action"] == "deduplicated"] == [
-        f"request:{owner}:retried"
+        request_key(owner, "retried", sent)
     ]
