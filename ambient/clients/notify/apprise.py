@@ -24,7 +24,7 @@ from ambient.clients.notify.errors import (
 from ambient.clients.notify.http_errors import checked_destination, refusal
 from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit, refused
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.notify.targets import aimed_url
+from ambient.clients.notify.targets import aimed_url, warn_if_disabled
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
@@ -326,6 +326,7 @@ class AppriseChannel:
         url = self.secrets.resolve(target)
         resolved = Target(type="apprise", target=url)
         if (problem := target_problem(resolved)) is not None:
+            warn_if_disabled(resolved)  # a secret's URL: entry saw only secret:NAME
             raise PermanentNotifyError(str(problem))
         aimed = aimed_url(resolved)
         pinned: dict[str, str] = {}

@@ -58,13 +58,7 @@ class TargetPolicy:
         """Why ``user`` may not send to ``target``, or None (no DNS; see the module doc)."""
         value = target.target.strip()
         if (problem := target_problem(target)) is not None:
-            scheme = value.partition("://")[0].lower()
-            checked = APPRISE_HOSTED | APPRISE_HTTP  # the schemes refused as disabled
-            if target.type == "apprise" and scheme in checked and apprise_disabled(scheme):
-                log.warning(
-                    "Apprise %s:// is disabled on this system (its plugin lacks a requirement)",
-                    scheme,
-                )
+            warn_if_disabled(target)
             return problem
         if target.type == "inbox" and value not in ("", user):
             return Refusal(
@@ -92,6 +86,17 @@ class TargetPolicy:
         for index, target in enumerate(targets):
             if (problem := self.problem(target, user=user, is_admin=is_admin)) is not None:
                 raise TargetError(field, index, problem)
+
+
+def warn_if_disabled(target: Target) -> None:
+    """Tell the operator an Apprise target's plugin is disabled here (the user reads only that
+    it is not available): where a URL is checked for use, a secret's once resolved."""
+    scheme = target.target.strip().partition("://")[0].lower()
+    checked = APPRISE_HOSTED | APPRISE_HTTP  # the schemes refused as disabled
+    if target.type == "apprise" and scheme in checked and apprise_disabled(scheme):
+        log.warning(
+            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
+        )
 
 
 def aimed_url(target: Target) -> str | None:
