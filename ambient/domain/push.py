@@ -37,6 +37,8 @@ from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
+# What a push channel's kinds say (every schema that reads one).
+CHANNEL_KINDS = "briefing, watch, remediation, system (briefing, watch, remediation when omitted)"
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -304,6 +306,15 @@ class QuietHours(UserConfig):
         return now >= start or now < end
 
 
+class PushChannelSent(Target):
+    """A push channel as a door reads it (API body, MCP argument), before its form is checked
+    against the stored config (``keeping``): the schema says PushChannel's kinds."""
+
+    kinds: list[NotificationKind] | None = Field(
+        default_factory=lambda: list(ALL_KINDS), description=CHANNEL_KINDS
+    )
+
+
 class PushChannel(Target):
     """A target checked by its form where it enters (a push config); the errors name `type` or
     `target`. One sent back as it is stored (``keeping``'s context) is kept unchecked: saved
@@ -311,8 +322,7 @@ class PushChannel(Target):
     others (the settings page sends every channel back). Kinds: the first three when omitted."""
 
     kinds: list[NotificationKind] | None = Field(
-        default_factory=lambda: list(ALL_KINDS),
-        description="briefing, watch, remediation, system (the first three when omitted)",
+        default_factory=lambda: list(ALL_KINDS), description=CHANNEL_KINDS
     )
 
     @field_validator("type")

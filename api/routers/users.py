@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ambient import grants
 from ambient.clients.notify.targets import TargetError
-from ambient.domain.notify import MAX_TARGETS, Target
-from ambient.domain.push import PushConfig, keeping, stored_push_config
+from ambient.domain.notify import MAX_TARGETS
+from ambient.domain.push import PushChannelSent, PushConfig, keeping, stored_push_config
 from ambient.domain.users import (
     GRANTED_FIELDS,
     Grant,
@@ -135,7 +135,7 @@ async def read_push_config(user: CurrentUser) -> PushConfig:
 class PushConfigSent(PushConfig):
     """A push config as sent: its channels' forms are checked against the stored config."""
 
-    channels: list[Target] = Field(default_factory=list, max_length=MAX_TARGETS)  # type: ignore[assignment]
+    channels: list[PushChannelSent] = Field(default_factory=list, max_length=MAX_TARGETS)  # type: ignore[assignment]
 
 
 @router.put("/me/push")

@@ -15,8 +15,14 @@ from pydantic import Field, ValidationError
 from ambient import grants
 from ambient.clients.notify.targets import TargetError
 from ambient.domain.field_errors import field_problems
-from ambient.domain.notify import MAX_TARGETS, Target
-from ambient.domain.push import PushConfig, QuietHours, keeping, stored_push_config
+from ambient.domain.notify import MAX_TARGETS
+from ambient.domain.push import (
+    PushChannelSent,
+    PushConfig,
+    QuietHours,
+    keeping,
+    stored_push_config,
+)
 from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.push import save_push_config
 from ambient.storage.users import UserRepository, not_registered, user_public
@@ -74,7 +80,7 @@ async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
 
 async def set_push_config(
     ctx: Context[Any, Any],
-    channels: Annotated[list[Target], Field(description=CHANNELS, max_length=MAX_TARGETS)],
+    channels: Annotated[list[PushChannelSent], Field(description=CHANNELS, max_length=MAX_TARGETS)],
     quiet_hours: Annotated[QuietHours | None, Field(description=QUIET)] = None,
 ) -> PushConfig:
     """Replace your push channels (and quiet hours); invalid input changes nothing."""
