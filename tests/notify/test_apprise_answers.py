@@ -151,10 +151,17 @@ async def test_a_robot_over_its_rate_limit_asks_to_be_tried_later(robots: Robots
 async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_failures(
     robots: Robots,
 ) -> None:
-    with pytest.raises(PermanentNotifyError, match=r"dingtalk.*300001.*token is not exist"):
+    with pytest.raises(PermanentNotifyError, match=r"dingtalk.*300001.*token is not exist") as ding:
         await CHANNEL.send("alice", MESSAGE, "dingtalk://" + "b" * 64, idempotency_key="k")
-    with pytest.raises(PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"):
+    with pytest.raises(
+        PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"
+    ) as wecom:
         await CHANNEL.send("alice", MESSAGE, "wecombot://wrong-key", idempotency_key="k")
+    # What to do, for an Apprise URL: the key or token from the robot's webhook URL goes in it
+    # (not "update this target" with the webhook URL, which an Apprise target is not).
+    assert "put the access_token from it into dingtalk://TOKEN" in str(ding.value), ding.value
+    assert "put the key from it into wecombot://KEY" in str(wecom.value), wecom.value
+    assert all("update this target" not in str(e.value) for e in (ding, wecom))
     await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
     await CHANNEL.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}", idempotency_key="k")
     assert [name for name, _ in robots.received] == ["dingtalk", "wecom"]

@@ -205,6 +205,11 @@ def _read_whole(response: requests.Response) -> None:
 
 # Where Apprise's dingtalk:// takes the robot's signing secret (its URL templates).
 SIGNED = "the secret in the URL dingtalk://{secret}@{token}/"
+# Where an Apprise robot URL holds what the robot's webhook URL names it by.
+KEY_IN_URL = {
+    "wecombot": "put the key from it into wecombot://KEY",
+    "dingtalk": "put the access_token from it into dingtalk://TOKEN",
+}
 
 
 def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | None:
@@ -225,7 +230,8 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
             return TransientNotifyError(f"{scheme} system busy ({code}): try again shortly")
         said = str(body.get(robot.says))[:200]
         return PermanentNotifyError(
-            f"{scheme}: the robot refused the message ({refused(scheme, code, said, SIGNED)})"
+            f"{scheme}: the robot refused the message "
+            f"({refused(scheme, code, said, SIGNED, KEY_IN_URL.get(scheme, ''))})"
         )
     return None
 

@@ -52,7 +52,7 @@ SETTINGS_REFUSED = {
     **dict.fromkeys(
         [("wecom", 93000), ("wecombot", 93000), ("dingtalk", 300001)],
         "no robot has this key: copy the robot's webhook URL again from the group's robot "
-        "settings and update this target (a robot removed from its group needs a new one)",
+        "settings and {update} (a robot removed from its group needs a new one)",
     ),
     ("dingtalk", 310000): (
         "the robot's security settings refused the message: check them in the group's robot "
@@ -65,11 +65,16 @@ SIGNED_BY = "the target's #SEC... secret"  # a dingtalk target's (`RobotChannel`
 log = logging.getLogger(__name__)
 
 
-def refused(robot: str, code: int, said: object, secret: str = SIGNED_BY) -> str:
+UPDATE_TARGET = "update this target"  # a robot target holds the webhook URL or its key
+
+
+def refused(
+    robot: str, code: int, said: object, secret: str = SIGNED_BY, update: str = UPDATE_TARGET
+) -> str:
     """A robot's refusal (``code`` and its message ``said``) and what to check, if known;
-    ``secret``: where its signing secret is set."""
+    ``secret``: where its signing secret is set; ``update``: how its key is put in again."""
     why = SETTINGS_REFUSED.get((robot, code))
-    return f"{code}: {said}" + (f"; {why.format(secret=secret)}" if why else "")
+    return f"{code}: {said}" + (f"; {why.format(secret=secret, update=update)}" if why else "")
 
 
 class RateLimiter:
