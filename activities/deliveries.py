@@ -134,14 +134,12 @@ def targets_for(
     kind: NotificationKind,
     wanted: list[Target],
     recipient: Recipient,
-    secrets: SecretResolver | None = None,
+    secrets: SecretResolver,
 ) -> tuple[list[Target], bool]:
     """Where a message of ``kind`` goes, each place once (a robot named by its key and by a
     `secret:NAME` of ``secrets`` the recipient may use is one), and whether quiet hours hold
     it back now."""
-    resolve: Callable[[str], str] = str
-    if secrets is not None:
-        resolve = partial(secrets.usable, user=recipient.name, is_admin=recipient.is_admin)
+    resolve = partial(secrets.usable, user=recipient.name, is_admin=recipient.is_admin)
     targets: list[Target] = []
     configured = [c for c in recipient.channels if c.wants(kind)]
     for target in [*(t for t in wanted if t.wants(kind)), *configured]:
