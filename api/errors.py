@@ -38,7 +38,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
-from ambient.domain.push import SECRET_NAME, SECRET_PREFIX
+from ambient.domain.push import INBOX_NAME, SECRET_NAME, SECRET_PREFIX
 from ambient.refusals import Refusal
 from ambient.status import problem_told, temporal_down
 
@@ -177,7 +177,9 @@ def _unsecret(loc: Sequence[Any], value: Any) -> Any:
     if isinstance(value, str) and len(loc) > 1 and loc[-2] == "channels":
         return _target_shown(value)
     if isinstance(value, dict):
-        return {k: _unsecret([*loc, k], v) for k, v in value.items()}
+        # An inbox target is a user's name, as its refusal says it: shown as sent.
+        inbox = value.get("type") == "inbox" and INBOX_NAME.fullmatch(str(value.get("target")))
+        return {k: v if inbox else _unsecret([*loc, k], v) for k, v in value.items()}
     if isinstance(value, list):
         return [_unsecret([*loc, i], v) for i, v in enumerate(value)]
     return value

@@ -42,6 +42,7 @@ CHANNEL_KINDS = "briefing, watch, remediation, system (briefing, watch, remediat
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+INBOX_NAME = re.compile(r"[A-Za-z0-9_.@-]{0,63}")  # an inbox target: a user's name
 ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # DingTalk's signing secret as its robot's security settings show it: SEC and 64 hex digits
 # (matched from 32 on: a secret cut short is one still).
@@ -65,7 +66,7 @@ def target_problem(target: Target) -> Refusal | None:
     if value.startswith(SECRET_PREFIX) and kind not in ("email", "sms"):  # these resolve none
         return _secret_problem(kind, value)
     if kind == "inbox":
-        return None if re.fullmatch(r"[A-Za-z0-9_.@-]{0,63}", value) else Refusal("not a user name")
+        return None if INBOX_NAME.fullmatch(value) else Refusal("not a user name")
     if kind == "email":
         return None if not value else _email_problem(value)
     if kind == "sms":
