@@ -29,7 +29,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.refusals import Refusal
@@ -129,6 +129,19 @@ class RemediationService(RemediationReads):
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
         workflow_id = remediation_id(parsed, cluster_identity(self.settings, parsed.cluster_id))
+        message = f"started {workflow_id} ({decision.reason}); get_remediation shows the plan"
+        started = StartResult(
+            remediation_id=workflow_id,
+            created=True,
+            mode=decision.mode,
+            message=message,
+            state="scoring",
+        )
+        # Only with a request_id (the plain start, an alert storm's, pays no extra RPC): the
+        # id's latest run, going on or ended, started by this request is its answer again.
+        first = key and await self._started_by(workflow_id, key)
+        if first:
+            return first
         for _ in range(2):
             try:
                 await self.client.start_workflow(
@@ -139,7 +152,7 @@ class RemediationService(RemediationReads):
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     task_timeout=TASK_TIMEOUT,
                     # The request that started it: that request sent again is answered so.
-                    memo={START_REQUEST: key} if key else None,
+                    memo={START_REQUEST: {"key": key, **started.model_dump()}} if key else None,
                     search_attributes=search_attributes(user, parsed.cluster_id),
                     static_summary=(
                         f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
@@ -148,8 +161,9 @@ class RemediationService(RemediationReads):
                 )
                 break
             except WorkflowAlreadyStartedError:
-                if key and await self._started_by(workflow_id, key):
-                    break  # this request started it, its answer lost: answered as then
+                first = key and await self._started_by(workflow_id, key)
+                if first:
+                    return first  # this request started it, its answer lost: answered as then
                 repeated = await self._deduplicate(user, workflow_id, parsed, mode, key)
                 if repeated is not None:
                     return repeated
@@ -159,18 +173,21 @@ class RemediationService(RemediationReads):
             raise RemediationError(
                 f"{workflow_id} ended and started again while this alert came in; send it again"
             )
-        return StartResult(
-            remediation_id=workflow_id,
-            created=True,
-            mode=decision.mode,
-            message=f"started {workflow_id} ({decision.reason}); get_remediation shows the plan",
-            state="scoring",
-        )
+        return started
 
-    async def _started_by(self, workflow_id: str, key: str) -> bool:
-        """Whether the run going on under ``workflow_id`` was started by the request ``key``."""
-        description = await self.client.get_workflow_handle(workflow_id).describe()
-        return await description.memo_value(START_REQUEST, None) == key
+    async def _started_by(self, workflow_id: str, key: str) -> StartResult | None:
+        """The answer the request ``key`` had when it started the latest run of
+        ``workflow_id`` (going on or ended); None when that run is not its."""
+        try:
+            description = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        memo = await description.memo_value(START_REQUEST, None)
+        if not isinstance(memo, dict) or memo.pop("key", None) != key:
+            return None
+        return StartResult.model_validate(memo)
 
     async def _deduplicate(
         self, user: str, workflow_id: str, alert: Alert, mode: Mode, key: str | None
