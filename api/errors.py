@@ -38,7 +38,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
-from ambient.domain.push import INBOX_NAME, SECRET_NAME, SECRET_PREFIX
+from ambient.domain.push import INBOX_NAME, SECRET_PREFIX, secret_shown
 from ambient.refusals import Refusal
 from ambient.status import problem_told, temporal_down
 
@@ -146,20 +146,16 @@ def _cut(value: Any, left: list[int] | None = None) -> Any:
     return dict(items) if isinstance(value, dict) else [v for _, v in items]
 
 
-def _target_shown(value: Any) -> Any:
+# A refused value at a loc naming any of these is a notification target's, or may hold one.
+TARGET_LOCS = {"target", "targets", "channels", "notification"}
+
+
+def _target_shown(value: str) -> str:
     """A notification target as a 422 says it back: its key, token or URL path and query may
     be a credential, so an http(s) URL by its host, another (Apprise's tgram://TOKEN) by its
-    scheme, `secret:NAME` by its name (its ?options hidden), anything else by four characters;
-    a list or object sent as a target, each of its values so."""
-    if isinstance(value, dict | list):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        shown = {k: _target_shown(v) for k, v in items}
-        return shown if isinstance(value, dict) else list(shown.values())
-    if not isinstance(value, str):
-        value = json.dumps(value)
-    name, options = value.removeprefix(SECRET_PREFIX).partition("?")[::2]
-    if value.startswith(SECRET_PREFIX) and SECRET_NAME.fullmatch(name):
-        return f"{SECRET_PREFIX}{name}{'?…' if options else ''}"
+    scheme, `secret:NAME` as secret_shown says it, anything else by four characters."""
+    if value.startswith(SECRET_PREFIX):
+        return SECRET_PREFIX + secret_shown(value.removeprefix(SECRET_PREFIX))
     if len(value) <= 4:
         return value
     scheme, sep, rest = value.partition("://")
@@ -170,19 +166,23 @@ def _target_shown(value: Any) -> Any:
 
 
 def _unsecret(loc: Sequence[Any], value: Any) -> Any:
-    """``value`` refused at ``loc`` with every notification target in it shown so: a target's,
-    and a channel sent as a bare text (a URL where an object goes)."""
-    if loc and loc[-1] == "target":
-        return _target_shown(value)
-    if isinstance(value, str) and len(loc) > 1 and loc[-2] == "channels":
-        return _target_shown(value)
+    """``value`` refused at ``loc`` with every text under a target, targets, channels or
+    notification key shown as _target_shown says, but a channel's `type` and `kinds` and an
+    inbox's target (a user's name, as its refusal says it); None and numbers as sent."""
     if isinstance(value, dict):
-        # An inbox target is a user's name, as its refusal says it: shown as sent.
-        inbox = value.get("type") == "inbox" and INBOX_NAME.fullmatch(str(value.get("target")))
-        return {k: v if inbox else _unsecret([*loc, k], v) for k, v in value.items()}
+        target = value.get("target")
+        inbox = value.get("type") == "inbox" and isinstance(target, str)
+        inbox = inbox and bool(INBOX_NAME.fullmatch(str(target)))
+        return {
+            k: v if inbox and k == "target" else _unsecret([*loc, k], v) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_unsecret([*loc, i], v) for i, v in enumerate(value)]
-    return value
+    if not isinstance(value, str) or not TARGET_LOCS & {p for p in loc if isinstance(p, str)}:
+        return value
+    if loc[-1] == "type" or "kinds" in loc[-2:]:
+        return value
+    return _target_shown(value)
 
 
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -43,6 +43,9 @@ MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 INBOX_NAME = re.compile(r"[A-Za-z0-9_.@-]{0,63}")  # an inbox target: a user's name
+# What after `secret:` may be a credential pasted, not a name: a UUID (a WeCom or Feishu key) or
+# a run of 32 letters or digits (a DingTalk access_token, 64 hex digits).
+KEY_SHAPED = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}|[A-Za-z0-9]{32}")
 ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # DingTalk's signing secret as its robot's security settings show it: SEC and 64 hex digits
 # (matched from 32 on: a secret cut short is one still).
@@ -82,6 +85,17 @@ def target_problem(target: Target) -> Refusal | None:
     return _robot_problem(kind, value)
 
 
+def secret_shown(text: str) -> str:
+    """What follows `secret:` as a refusal or a 422 says it: its name whole when it is a secret
+    name not shaped like a key (KEY_SHAPED), else its first 4 characters; ?options or #… as
+    `?…`, `#…`."""
+    name = re.split(r"[?#]", text, maxsplit=1)[0]
+    rest = text[len(name) : len(name) + 1] + "…" if len(text) > len(name) else ""
+    if len(name) <= 4 or (SECRET_NAME.fullmatch(name) and not KEY_SHAPED.search(name)):
+        return name + rest
+    return name[:4] + "…" + rest
+
+
 def _unknown_type(kind: str) -> Refusal:
     known = ", ".join(CHANNEL_TYPES)
     return Refusal("unknown channel type %(kind)s; known: %(known)s", kind=repr(kind), known=known)
@@ -91,13 +105,13 @@ def _secret_problem(kind: str, value: str) -> Refusal | None:
     name, sep, options = value[len(SECRET_PREFIX) :].partition("?")
     if not SECRET_NAME.fullmatch(name):
         # Said by its first characters: what follows `secret:` may be the credential itself.
-        shown = repr(name if len(name) <= 4 else name[:4] + "…")
+        shown = repr(secret_shown(name))
         return Refusal("not a secret name: %(name)s (letters, digits, _ . -)", name=shown)
     if sep and kind not in ROBOT_OPTIONS:
         # The name must be exact: a suffix would be glued onto the secret's value.
         return Refusal(
             "secret:%(name)s takes no ?options on a %(kind)s target (use the exact name)",
-            name=name,
+            name=secret_shown(name),
             kind=kind,
         )
     return _options_problem(kind, options) if sep else None
