@@ -13,6 +13,7 @@ from activities.notify import NotifyActivities
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Target
@@ -85,6 +86,15 @@ async def test_a_robot_key_its_vendor_does_not_know_says_to_check_the_robots_url
         await channel.send("alice", REPORT, target)
     said = str(refused.value)
     assert code in said and "robot settings" in said and "update this target" in said, said
+    # Held in a server secret, only the operator can change it: said so, by the secret's name.
+    held = SecretResolver({"stale-bot": SecretStr(target)})
+    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, held, base)
+    with pytest.raises(PermanentNotifyError) as refused:
+        await channel.send("alice", REPORT, "secret:stale-bot")
+    said = str(refused.value)
+    assert "ask the operator to put it in the server secret 'stale-bot'" in said, said
+    assert "update this target" not in said, said
+    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, SECRETS, base)
     # A known key is sent as before.
     await channel.send("alice", REPORT, "secret:ops-bot" if robot == "wecom" else "secret:ding")
 

@@ -22,7 +22,13 @@ from ambient.clients.notify.errors import (
     TransientNotifyError,
 )
 from ambient.clients.notify.http_errors import checked_destination, refusal
-from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit, refused
+from ambient.clients.notify.robots import (
+    DINGTALK_LIMITED,
+    WECOM_LIMITED,
+    held_in_secret,
+    over_limit,
+    refused,
+)
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url, warn_if_disabled
 from ambient.domain.notify import Message, Target
@@ -212,8 +218,11 @@ KEY_IN_URL = {
 }
 
 
-def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | None:
-    """The notify error of a robot's answer that refused the message, or None."""
+def robot_refusal(
+    scheme: str, answers: list[requests.Response], update: str | None = None
+) -> Exception | None:
+    """The notify error of a robot's answer that refused the message, or None; ``update``: how
+    its key is put in again, when not into the Apprise URL (KEY_IN_URL)."""
     if (robot := ROBOT_ANSWERS.get(scheme)) is None:
         return None
     for response in answers:
@@ -231,7 +240,7 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
         said = str(body.get(robot.says))[:200]
         return PermanentNotifyError(
             f"{scheme}: the robot refused the message "
-            f"({refused(scheme, code, said, SIGNED, KEY_IN_URL.get(scheme, ''))})"
+            f"({refused(scheme, code, said, SIGNED, update or KEY_IN_URL.get(scheme, ''))})"
         )
     return None
 
@@ -270,8 +279,11 @@ def _notify(sender: apprise.Apprise, message: Message) -> bool:
     return bool(sender.notify(body=body, title=title, body_format=given))
 
 
-async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
-    """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
+async def notify_apprise(
+    url: str, message: Message, pinned: dict[str, str] | None = None, update: str | None = None
+) -> None:
+    """Send through Apprise; ``pinned``: host name -> the address the guard checked for it;
+    ``update``: how a robot's key is put in again (robot_refusal)."""
     import apprise  # ~25 ms to import: only a send needs it
 
     sender = apprise.Apprise()
@@ -310,7 +322,8 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
         _PINNED.reset(token)
         _ANSWERS.reset(kept)
         _CONNECTIONS.reset(held)
-    if (refused := robot_refusal(url.partition("://")[0].lower(), answers.read)) is not None:
+    scheme = url.partition("://")[0].lower()
+    if (refused := robot_refusal(scheme, answers.read, update)) is not None:
         raise refused
     if not ok:
         raise status_refusal(answers)
@@ -340,7 +353,7 @@ class AppriseChannel:
             checked = await checked_destination(self.guard, aimed)
             if checked.address is not None:
                 pinned[url_host(aimed).lower()] = checked.address
-        await notify_apprise(url, message, pinned)
+        await notify_apprise(url, message, pinned, held_in_secret(target))
         return None
 
 

@@ -31,6 +31,7 @@ from ambient.clients.notify.errors import (
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import robot_address
+from ambient.domain.push import SECRET_PREFIX, secret_shown
 from ambient.render import markdown_literal
 from ambient.storage import Database
 from ambient.storage.models import RobotWindow
@@ -66,6 +67,15 @@ log = logging.getLogger(__name__)
 
 
 UPDATE_TARGET = "update this target"  # a robot target holds the webhook URL or its key
+
+
+def held_in_secret(target: str) -> str | None:
+    """How a key held in a server secret (``target`` is `secret:NAME`) is put in again: only the
+    operator changes AMBIENT_SECRETS. None for a target that holds its own."""
+    if not target.strip().startswith(SECRET_PREFIX):
+        return None
+    name = secret_shown(target.strip().removeprefix(SECRET_PREFIX))
+    return f"ask the operator to put it in the server secret {name!r} (AMBIENT_SECRETS)"
 
 
 def refused(
@@ -244,7 +254,9 @@ class RobotChannel:
         """The send URL for the robot ``key`` (always below the configured base URL)."""
         return f"{self.base_url.rstrip('/')}{self.path}?{urlencode({self.key_param: key})}"
 
-    async def post(self, url: str, payload: dict[str, object], *, robot: str) -> None:
+    async def post(
+        self, url: str, payload: dict[str, object], *, robot: str, update: str = UPDATE_TARGET
+    ) -> None:
         """POST to the robot ``robot`` (its key) once its rate limit has a slot; its ``errcode``
         answer as a notify error (rate limits: transient)."""
         await self.limiter.acquire(robot)
@@ -264,7 +276,7 @@ class RobotChannel:
             raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
             raise PermanentNotifyError(
-                f"{self.name} errcode {refused(self.name, code, body.get('errmsg'))}"
+                f"{self.name} errcode {refused(self.name, code, body.get('errmsg'), update=update)}"
             )
 
 
