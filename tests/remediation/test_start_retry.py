@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import Mode
 from tests.conftest import unique
 from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
 
@@ -25,10 +26,11 @@ async def test_a_retry_asking_another_mode_is_answered_with_the_runs_mode(
     remediation_settings(deps, remediation_approval_from_rung=1, remediation_executor="kubernetes")
     await add_user(deps, owner, permission="execute")
     async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
-        for first, then, workload in (
+        runs: list[tuple[Mode, Mode, str]] = [
             ("dry_run", "execute", owner),
             ("execute", "dry_run", f"{owner}-x"),
-        ):
+        ]
+        for first, then, workload in runs:
             sent = alert(url, workload=workload)
             started = await remediations.start(owner, sent, first, request_id="m1")
             again = await remediations.start(owner, sent, then, request_id="m1")
