@@ -86,14 +86,13 @@ def target_problem(target: Target) -> Refusal | None:
 
 
 def secret_shown(text: str) -> str:
-    """What follows `secret:` as a refusal or a 422 says it: its name whole when it is a secret
-    name not shaped like a key (KEY_SHAPED), else its first 4 characters; ?options or #… as
-    `?…`, `#…`."""
-    name = re.split(r"[?#]", text, maxsplit=1)[0]
-    rest = text[len(name) : len(name) + 1] + "…" if len(text) > len(name) else ""
-    if len(name) <= 4 or (SECRET_NAME.fullmatch(name) and not KEY_SHAPED.search(name)):
-        return name + rest
-    return name[:4] + "…" + rest
+    """What follows `secret:` as a refusal or a 422 says it: a secret name not shaped like a
+    key (KEY_SHAPED) whole, its ?options as `?…`; anything else (a key, a token#SEC…) by its
+    first 4 characters."""
+    name, sep, _ = text.partition("?")
+    if SECRET_NAME.fullmatch(name) and not KEY_SHAPED.search(name):
+        return name + ("?…" if sep else "")
+    return text if len(text) <= 4 else text[:4] + "…"
 
 
 def _unknown_type(kind: str) -> Refusal:

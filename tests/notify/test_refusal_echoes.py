@@ -27,7 +27,7 @@ def _unsaid(text: str, *secrets: str) -> bool:
 @pytest.mark.parametrize("key", [UUID_KEY, HEX_TOKEN])
 def test_a_key_shaped_secret_name_is_said_by_its_first_characters(key: str) -> None:
     assert secret_shown(key) == key[:4] + "…"
-    assert secret_shown(f"{key}?at=x") == key[:4] + "…?…"
+    assert secret_shown(f"{key}?at=x") == key[:4] + "…"
     assert secret_shown("ops-bot") == "ops-bot"
     problem = target_problem(Target(type="webhook", target=f"secret:{key}?x=1"))
     assert problem is not None and _unsaid(str(problem), key), str(problem)
