@@ -4,10 +4,10 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import status
+from fastapi import Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -29,7 +29,6 @@ from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
     DeviceRefusedError,
-    DeviceView,
     InvalidDeviceError,
     normalize_device_id,
 )
@@ -302,39 +301,30 @@ async def allow_device(
     return back("/app/settings", message)
 
 
-async def _device_changed(
-    change: Awaitable[DeviceView], _: PageWords, device: str
-) -> DeviceView | Response:
-    """The device a change of its speakers left, or the page back saying why it was refused."""
+# A device's change of one speaker, and what the page says once it is made.
+SPEAKER_CHANGES = {
+    "withdraw": N_("%(device)s no longer answers %(name)s."),  # your device, their consent
+    "let-back": N_("%(name)s may allow %(device)s again."),  # theirs to give again
+}
+
+
+@router.post("/app/xiaozhi/devices/withdraw")
+@router.post("/app/xiaozhi/devices/let-back")
+async def change_speaker(
+    request: Request, page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
+) -> Response:
+    """Stop your device answering someone who allowed it, or let someone you withdrew allow it
+    again (the path says which)."""
+    change = request.url.path.rsplit("/", 1)[1]
+    devices = page.state.devices
+    act = devices.withdraw if change == "withdraw" else devices.let_back
     try:
-        return await change
+        view = await act(page.me.name, device, speaker)
     except InvalidDeviceError as exc:
         return back("/app/settings", what_went_wrong(exc, _))
     except DeviceError:
         return back("/app/settings", _("No device %(device)s among yours.", device=device))
-
-
-@router.post("/app/xiaozhi/devices/withdraw")
-async def withdraw_speaker(
-    page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
-) -> Response:
-    """Stop your device answering someone who allowed it: their consent, your speaker."""
-    change = page.state.devices.withdraw(page.me.name, device, speaker)
-    if isinstance(view := await _device_changed(change, _, device), Response):
-        return view
-    said = _("%(device)s no longer answers %(name)s.", device=view.device_id, name=speaker)
-    return back("/app/settings", said)
-
-
-@router.post("/app/xiaozhi/devices/let-back")
-async def let_speaker_back(
-    page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
-) -> Response:
-    """Let someone whose consent you withdrew allow your device again."""
-    change = page.state.devices.let_back(page.me.name, device, speaker)
-    if isinstance(view := await _device_changed(change, _, device), Response):
-        return view
-    said = _("%(name)s may allow %(device)s again.", device=view.device_id, name=speaker)
+    said = _(SPEAKER_CHANGES[change], device=view.device_id, name=speaker)
     return back("/app/settings", said)
 
 
@@ -342,15 +332,15 @@ async def let_speaker_back(
 async def let_withdrawn_back(
     page: Page, _: PageWords, user: FormText = "", speaker: FormText = ""
 ) -> Response:
-    """Let back someone withdrawn from an owner's devices, naming no device (none may be left)."""
-    owner = user or page.me.name
+    """Let back someone withdrawn from an owner's devices, naming no device (none may be left).
+    The form names the owner, yours too: an empty one is the service's to refuse."""
     try:
-        await page.state.devices.let_back_from(page.me.name, owner, speaker)
-    except DeviceError as exc:  # not withdrawn (another tab), or not the caller's to lift
+        await page.state.devices.let_back_from(page.me.name, user, speaker)
+    except DeviceError as exc:  # not withdrawn (another tab), no owner, or not the caller's
         return back("/app/settings", what_went_wrong(exc, _))
-    if owner == page.me.name:
+    if user == page.me.name:
         return back("/app/settings", _("%(name)s may allow your devices again.", name=speaker))
-    said = _("%(name)s may allow %(owner)s's devices again.", name=speaker, owner=owner)
+    said = _("%(name)s may allow %(owner)s's devices again.", name=speaker, owner=user)
     return back("/app/settings", said)
 
 
