@@ -78,19 +78,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A joined alert's verify block is read with its sender's rights to the secret it names, as
-# the run's own is with the run's user's (it was read as nobody's) (docs/remediation.md).
-JOINED_AS_SENT = "joined-read-as-sent"
-# An abort heard by a run that then handed itself over (its verification failed, it heard the
-# abort as it handed over) is audited as one that stopped nothing (`stopped_it`: False); only
-# one that cut its change's retries short handed it over (docs/remediation.md).
-ABORT_STOP_SAID = "abort-stop-said"
-# A run cancelled before its end whose cancel's writes fail for good closes Cancelled, not
-# Failed by the write's error (docs/remediation.md).
-CANCEL_CLOSES = "cancel-closes-cancelled"
-# A cancel that cuts the push of a run's hand-over is audited `cancelled` (after its end), not
-# as the push's failure, and the run, its end recorded, closes Cancelled (docs/remediation.md).
-CUT_PUSH_CANCELLED = "cut-push-cancelled"
 
 
 class RemediationRecords:
@@ -131,14 +118,6 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        # Deprecated where they were asked, as the run starts (docs/deploy.md, "Upgrading
-        # workflow code"): their old paths (a joined alert read as nobody's, an abort that
-        # stopped nothing said to have stopped it, a cancel's write failing for good closing the
-        # run Failed, a cancel cutting the hand-over's push audited as its failure) are deleted.
-        workflow.deprecate_patch(JOINED_AS_SENT)
-        workflow.deprecate_patch(ABORT_STOP_SAID)
-        workflow.deprecate_patch(CANCEL_CLOSES)
-        workflow.deprecate_patch(CUT_PUSH_CANCELLED)
         self.push_cut: str | None = None  # what a cancel cut the hand-over's push with
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).

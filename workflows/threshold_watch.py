@@ -37,9 +37,6 @@ from workflows.watch_controls import WatchControls, failure_text, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
-# A breach's remediation joined is keyed by its check, the same at the ask a cancel makes
-# again: its join is audited once (it was keyed by each ask's activity) (docs/remediation.md).
-JOIN_KEYED = "join-keyed-by-check"
 
 
 def _payload(transition: Transition) -> dict[str, Any]:
@@ -83,9 +80,6 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
-        # Deprecated where it was asked (docs/deploy.md, "Upgrading workflow code"): the old
-        # path (a join keyed by each ask's activity, audited again at a re-ask) is deleted.
-        workflow.deprecate_patch(JOIN_KEYED)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:

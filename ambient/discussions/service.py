@@ -288,10 +288,19 @@ class DiscussionService(DiscussionReads):
                     "auto_reply, or sent within 2 s of what it answers): it does not act; a "
                     "person replies themself"
                 )
+            elif not run:
+                # Stored by a release before runs were told apart: about whichever run was
+                # then, which the alert's current run may not be.
+                why = Refusal(
+                    "this discussion was opened before each run had its own: a reply here does "
+                    "not act; answer %(run)s's current run on its page or with "
+                    "approve_remediation / abort_remediation",
+                    run=rid,
+                )
             elif self.remediations is None:
                 why = Refusal("Temporal is not configured here")
             else:
-                reason, run_key = message.content[:500], subject if run else None
+                reason, run_key = message.content[:500], subject
                 try:
                     if verb == "abort":
                         await self.remediations.abort(user, rid, reason, run_key=run_key)

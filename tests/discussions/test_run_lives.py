@@ -16,7 +16,7 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.remediation.service import RemediationService
-from ambient.storage.models import DiscussionMessage
+from ambient.storage.models import Discussion, DiscussionMessage
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _server as _wired
@@ -114,6 +114,63 @@ async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_
         answered = await bus.reply_message(owner, earlier, reply)
         assert answered.action is not None and answered.action["done"] is False
         assert "earlier run" in answered.action["reason"], answered.action
+        view = await remediations.get(owner, rid)
+        assert view.state == "waiting_approval" and view.approvals == []
+        await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+async def test_a_reply_in_a_discussion_opened_before_runs_had_their_own_does_not_steer(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A discussion stored by a release before runs were told apart names the alert
+    (remediation/{fingerprint}), not a run: approve there was about whichever run was then,
+    and must not approve the alert's current run, whose plan nobody read there."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("legacy-ops")
+    await add_user(deps, owner, permission="dry_run")
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (
+        url,
+        settings,
+        remediations,
+    ):
+        subject = alert(url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+        # As the release before stored it: its subject the alert's id, no run named.
+        old = unique("disc")[:64]
+        long_ago = datetime.now(UTC) - timedelta(days=7)
+        async with deps.db.session() as session:
+            session.add(
+                Discussion(
+                    id=old,
+                    topic="Remediation of checkout",
+                    topic_key=unique("remediation of checkout"),
+                    initiator="remediation",
+                    status="open",
+                    subject=rid,
+                    created_at=long_ago,
+                    updated_at=long_ago,
+                )
+            )
+            session.add(
+                DiscussionMessage(
+                    id=unique("plan")[:64],
+                    discussion_id=old,
+                    from_id="remediation",
+                    content="plan: roll back",
+                    created_at=long_ago,
+                )
+            )
+            await session.commit()
+
+        async def waiting() -> bool:
+            return (await remediations.get(owner, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "this week's run waits for approval")
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
+        reply = MessageIn(from_id=owner, content="approved", tags=["approve"])
+        answered = await bus.reply_message(owner, old, reply)
+        assert answered.action is not None and answered.action["done"] is False, answered
+        assert "before each run" in answered.action["reason"], answered.action
         view = await remediations.get(owner, rid)
         assert view.state == "waiting_approval" and view.approvals == []
         await dev_env.client.get_workflow_handle(rid).terminate()
