@@ -47,6 +47,10 @@ _MAC = re.compile(
 )
 DEVICE_TOKEN_PREFIX = "xzd_"
 # Said to a member whose consent the owner (or an admin) withdrew, by role, not the owner's name.
+WITHDRAWN = N_(
+    "Its owner (or an admin) withdrew your consent to %(device)s: you may allow it again once "
+    "its owner or an admin lets you back (ask its owner)"
+)
 NOT_ALLOWED = N_("%(speaker)s has not allowed %(device)s; it answers %(speakers)s; nothing changed")
 SPEAKERS_WITHDRAWN = N_(
     "speakers: %(speakers)s withdrawn from %(owner)s's devices: let them back first (ambient "
@@ -242,9 +246,8 @@ class DeviceService:
     async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceConsent:
         """The caller lets this device answer them by voiceprint (or, ``allowed=False``, stops).
 
-        Anyone may allow any device id they name (one of an owner who withdrew them answers as
-        no device): it only ever shares the caller's own data, and only with that device's
-        owner's rights or less. Its number names it only to its
+        Anyone may allow any device id they name: it only ever shares the caller's own data,
+        and only with that device's owner's rights or less. Its number names it only to its
         owner, an admin, or who allowed it already (numbers walked from 1 must not list every
         speaker's MAC and owner); and another's answer shows only the caller's own consent,
         not whose device it is (a MAC is no secret: the answer named the user behind any MAC).
@@ -264,14 +267,14 @@ class DeviceService:
                     or row.device_id in _device_keys(ref)
                 ),
             )
-            # The owner's withdrawal stands until they undo it, on every device of theirs (a
-            # re-allow undid it at once), and each answers as no device: refused as withdrawn,
-            # they named to the member every MAC that calls with that owner's rights.
-            if row is None or actor in await _withdrawn(session, row.user):
-                raise DeviceNotFoundError(
-                    f"no device {said_back(ref, 64)} open to you: none has that id, or its "
-                    "owner withdrew your consent (ask its owner)"
-                )
+            if row is None:
+                raise DeviceNotFoundError(f"no device {said_back(ref, 64)}")
+            if allowed and actor in await _withdrawn(session, row.user):
+                # The owner's withdrawal stands until they undo it, on every device of theirs:
+                # a re-allow (of this device or another of the owner's) undid it at once.
+                # Said by role, not name (a withdrawn member still learns which MACs are the
+                # owner's: docs/xiaozhi.md says so).
+                raise DeviceRefusedError(Refusal(WITHDRAWN, device=row.device_id))
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
             row.speakers = sorted(names - {row.user})

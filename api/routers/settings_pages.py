@@ -28,6 +28,7 @@ from ambient.storage.users import SettingRefusedError, UserRepository, user_publ
 from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
+    DeviceRefusedError,
     InvalidDeviceError,
     normalize_device_id,
 )
@@ -288,14 +289,10 @@ async def allow_device(
     yes, typed = allowed != "off", {"allow_device": device}
     try:
         view = await page.state.devices.allow(page.me.name, device, allowed=yes)
-    except InvalidDeviceError as exc:  # two named
+    except (InvalidDeviceError, DeviceRefusedError) as exc:  # two named; a consent withdrawn
         return await _settings_page(page, errors=what_went_wrong(exc, _), typed=typed)
-    except DeviceError:  # none, or its owner's withdrawal: said alike (whose it is, unsaid)
-        errors = _(
-            "There is no device %(device)s open to you: none has that id, or its owner withdrew"
-            " your consent (ask its owner).",
-            device=device,
-        )
+    except DeviceError:
+        errors = _("There is no device %(device)s.", device=device)
         return await _settings_page(page, errors=errors, typed=typed)
     if yes:
         message = _("%(device)s may now answer you by your voiceprint.", device=view.device_id)

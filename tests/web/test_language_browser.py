@@ -191,7 +191,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
             await page.get_by_role("button", name="Allow", exact=True).click()
             # Refused, the form comes back with the refusal and the id as typed.
             await expect(page.get_by_role("alert")).to_contain_text(
-                "There is no device ff:ff:ff:ff:ff:ff open to you"
+                "There is no device ff:ff:ff:ff:ff:ff."
             )
             await expect(page.get_by_label("Their device id")).to_have_value("ff:ff:ff:ff:ff:ff")
             await page.get_by_label("Their device id").fill(mac)
@@ -221,9 +221,7 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
             await page.goto(f"{base}/app/settings")
             await page.get_by_label("Their device id").fill(mac)
             await page.get_by_role("button", name="Stop allowing").click()
-            await expect(page.get_by_role("alert")).to_contain_text(
-                f"There is no device {mac} open"
-            )
+            await expect(page.get_by_role("alert")).to_contain_text(f"There is no device {mac}.")
 
 
 async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and_removed(

@@ -101,8 +101,8 @@ async def test_an_owner_withdraws_a_member_then_lets_them_back_but_not_naming_no
 ) -> None:
     """The card's "Stop answering" and the withdrawal's "Let … back" go through the service;
     a let-back whose owner field was emptied (the form read it as the caller, and let them
-    back) is refused and lets no one back. Withdrawn, the member's allow is answered as for a
-    device nobody has (refused as withdrawn, it told them the device was the owner's)."""
+    back) is refused and lets no one back. Withdrawn, the member's own Allow is refused as
+    withdrawn, by role, until let back."""
     owner, mei = unique("wbo"), unique("wbm")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(
@@ -127,14 +127,15 @@ async def test_an_owner_withdraws_a_member_then_lets_them_back_but_not_naming_no
         await page.get_by_role("button", name=f"Stop answering {mei}").click()
         await expect(page.get_by_role("status")).to_contain_text(f"{mac} no longer answers {mei}.")
         async with phone_page(browser) as theirs:
-            cookie = {"name": "ambient_token", "value": mei_token, "url": base}
-            await theirs.context.add_cookies([cookie])
+            await theirs.context.add_cookies(
+                [{"name": "ambient_token", "value": mei_token, "url": base}]
+            )
             await theirs.goto(f"{base}/app/settings")
             await theirs.get_by_label("Their device id").fill(mac)
             await theirs.get_by_role("button", name="Allow", exact=True).click()
             await expect(theirs.get_by_role("alert")).to_contain_text(
-                f"There is no device {mac} open to you: none has that id, or its owner"
-                " withdrew your consent (ask its owner)."
+                f"Its owner (or an admin) withdrew your consent to {mac}: you may allow it again"
+                " once its owner or an admin lets you back (ask its owner)"
             )
         back = page.get_by_role("button", name=f"Let {mei} back")
         form = page.locator("form[action='/app/xiaozhi/withdrawn/let-back']")

@@ -259,7 +259,7 @@ async def test_a_refused_allow_keeps_the_device_id_the_user_typed(page: httpx.As
     """Allowing a device nobody has answered with a redirect to an empty form."""
     refused = await page.post("/app/xiaozhi/devices/allow", data={"device": "aa:bb:cc:dd:ee:99"})
     assert refused.status_code == 422
-    assert "There is no device aa:bb:cc:dd:ee:99 open to you" in html.unescape(refused.text)
+    assert "There is no device aa:bb:cc:dd:ee:99." in html.unescape(refused.text)
     assert values(refused.text, "allow-device")["device"] == ["aa:bb:cc:dd:ee:99"]
 
 
