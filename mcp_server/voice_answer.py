@@ -143,14 +143,8 @@ async def answer(
             trouble = temporal.worker_trouble(str(exc))
             if trouble == "failing":
                 return say(sentences.WORKER_FAILING, sentences.WORKER_FAILING_EN)
-            if trouble == "silent":
-                # What the request did is the service's answer's last words (sent or not).
-                return say(
-                    *next(
-                        (s for did, s in sentences.SILENT_DID.items() if str(exc).endswith(did)),
-                        (sentences.WORKER_SILENT, sentences.WORKER_SILENT_EN),
-                    )
-                )
+            if trouble == "silent":  # a read's (a pause or resume says what it did: _control)
+                return say(sentences.WORKER_SILENT, sentences.WORKER_SILENT_EN)
             # The service's message is English for the API and MCP (and names fields, tools
             # and ids): the voice says what kind of refusal it was, the log keeps the message.
             log.info("voice tool refused: %s", exc)

@@ -13,13 +13,6 @@ from ambient.remediation.views import (
     RemediationStateError,
 )
 from ambient.speakers import SpeakerKind
-from ambient.watches.deadline import (
-    APPLIED_UNREAD,
-    CHECK_SENT,
-    CONTROL_SENT,
-    NOT_SENT,
-    SENT_UNANSWERED,
-)
 from ambient.watches.inputs import TaskNotFoundError, TaskStateError
 
 UNKNOWN_TOOL = "这个我还不会做。可以问我任务状态、待处理的事、最近的错误，或者暂停和恢复任务。"
@@ -45,28 +38,6 @@ WORKER_SILENT_EN = (
     "The background worker is not answering, so I can't read the live status now."
     " Please check that it is running."
 )
-# A request of a task (a pause, a check now, an update) whose worker went silent, by what the
-# service's answer says it did after the silent-worker words (ambient.watches.deadline): the
-# listener learns whether to ask again. Any other (a read, nothing asked) is WORKER_SILENT.
-SILENT_SENT = (
-    "后台的工作进程没有响应，但请求已经发出，它接手后还可能生效，稍后可以问我这个任务的状态。",
-    "The background worker isn't answering, but the request was sent and may still apply:"
-    " ask me about the task later.",
-)
-SILENT_DID = {
-    SENT_UNANSWERED: SILENT_SENT,
-    CHECK_SENT: SILENT_SENT,
-    CONTROL_SENT: SILENT_SENT,
-    NOT_SENT: (
-        "后台的工作进程没有响应，这次什么都没有发出，任务没有变。",
-        "The background worker isn't answering, so nothing was sent and the task is unchanged.",
-    ),
-    APPLIED_UNREAD: (
-        "已经改好了，但后台的工作进程没有响应，现在读不到任务的状态，稍后可以再问我。",
-        "It was changed, but the background worker isn't answering, so I can't read the task"
-        " now: ask me later.",
-    ),
-}
 WORKER_FAILING = "后台的工作进程一直在这件事上出错，现在查不到也改不了。请让运维看一下它的日志。"
 WORKER_FAILING_EN = (
     "The background worker keeps failing on this, so I can't read or change it now."

@@ -1,113 +1,67 @@
-"""A request whose worker went silent: the voice says what it did (sent, or nothing), as the
-service's answer does, not one sentence for every silent worker."""
+"""A voice pause or resume whose worker went silent says what it did, with the task's name:
+sent and not confirmed, or nothing sent (the service's error carries which, as data)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
+from datetime import timedelta
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.speakers import SpeakerKind
-from ambient.watches.deadline import (
-    APPLIED_UNREAD,
-    CHECK_SENT,
-    CONTROL_SENT,
-    SENT_UNANSWERED,
-    in_time,
-    silent,
-)
-from ambient.watches.inputs import WorkerSilentError
-from ambient.wiring import AppState
-from mcp_server import voice_answer
-from tests.voice.support import assert_speakable
-
-SENT = (
-    "后台的工作进程没有响应，但请求已经发出，它接手后还可能生效，稍后可以问我这个任务的状态。",
-    "The background worker isn't answering, but the request was sent and may still apply:"
-    " ask me about the task later.",
-)
-NOT_SENT = (
-    "后台的工作进程没有响应，这次什么都没有发出，任务没有变。",
-    "The background worker isn't answering, so nothing was sent and the task is unchanged.",
-)
-APPLIED = (
-    "已经改好了，但后台的工作进程没有响应，现在读不到任务的状态，稍后可以再问我。",
-    "It was changed, but the background worker isn't answering, so I can't read the task now:"
-    " ask me later.",
-)
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
+from ambient.storage.users import UserRepository
+from tests.conftest import running_worker, unique
+from tests.voice.support import say, voice_client, worker_state
 
 
-def _out_of_time(sent: bool, words: str) -> WorkerSilentError:
-    """The service's error for a request whose deadline came at a call (`in_time`)."""
-    try:
-        with in_time("threshold-watch/vs/shop", words):
-            raise temporal.OutOfTime(sent=sent)
-    except WorkerSilentError as exc:
-        return exc
-    raise AssertionError("in_time let it through")
-
-
-def _hearing(english: bool) -> Any:
-    """Who speaks: the owner, in ``english`` or Chinese."""
-
-    async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Any, bool]:
-        return SimpleNamespace(kind=SpeakerKind.OWNER, user=SimpleNamespace(name=owner)), english
-
-    return heard
-
-
-async def _said(work: Any) -> str:
-    """What the voice answers a call whose ``work`` this is."""
-    state = SimpleNamespace(stdio_user="vs")
-    ctx: Any = SimpleNamespace(request_context=SimpleNamespace(lifespan_context=state, params={}))
-    return await voice_answer.answer(ctx, None, work)
-
-
-def _applied_unread() -> WorkerSilentError:
-    """An update applied whose status read then found the worker silent (TaskService.update)."""
-    return WorkerSilentError(f"{silent('threshold-watch/vs/shop')}; {APPLIED_UNREAD}")
-
-
-@pytest.mark.parametrize(
-    ("error", "said"),
-    [
-        (lambda: _out_of_time(True, CONTROL_SENT), SENT),
-        (lambda: _out_of_time(True, CHECK_SENT), SENT),
-        (lambda: _out_of_time(True, SENT_UNANSWERED), SENT),
-        (lambda: _out_of_time(False, CONTROL_SENT), NOT_SENT),
-        (_applied_unread, APPLIED),
-    ],
-    ids=["control-sent", "check-sent", "update-sent", "nothing-sent", "applied-unread"],
-)
-async def test_a_request_whose_worker_went_silent_is_said_as_sent_or_not(
-    error: Any, said: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+async def test_a_voice_pause_whose_worker_went_silent_says_whether_it_was_sent(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A pause whose signal may have reached the server and one that sent nothing were both
-    "后台的工作进程没有响应，现在查不到实时状态。" (a read's words), though the service's answer
-    said which: the listener could not tell whether to ask again."""
-
-    async def work(state: AppState, user: str) -> str:
-        raise error()
-
-    answers = []
-    for english in (False, True):
-        monkeypatch.setattr(voice_answer, "heard", _hearing(english))
-        answers.append(await _said(work))
-    assert tuple(answers) == said
-    for answer in answers:
-        assert_speakable(answer)
-
-
-async def test_a_read_whose_worker_is_silent_is_still_said_as_a_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The silent-worker words alone (a status read, nothing asked of the task): the read's
-    sentence, as before."""
-
-    async def work(state: AppState, user: str) -> str:
-        raise silent("threshold-watch/vs/shop")
-
-    monkeypatch.setattr(voice_answer, "heard", _hearing(False))
-    assert await _said(work) == "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
+    """A pause (or resume) whose request's time ran out before anything was sent was said
+    with a read's words, "后台的工作进程没有响应，现在查不到实时状态。", naming neither the
+    task nor that nothing was sent; one sent whose worker went silent after answering is said
+    as sent and not confirmed."""
+    users = {Language.ZH: unique("vsil"), Language.EN: unique("vsile")}
+    said: dict[Language, list[str]] = {}
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=2))
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        tasks = {}
+        for language, user in users.items():
+            async with deps.db.session() as session:
+                await UserRepository(session).create(UserCreate(name=user, language=language))
+                await session.commit()
+            config = {"urls": ["https://example.com/"]}
+            tasks[user] = await state.tasks.create(user, "web_monitor", config, name="shop-page")
+    # No worker now: the pause is delivered (the server holds it), its status read unanswered.
+    for language, user in users.items():
+        async with voice_client(state, user) as client:
+            said[language] = [await say(client, "pause_task", name="shop page")]
+    # The request's time spent before its first call to Temporal: nothing is sent.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(0))
+    for language, user in users.items():
+        async with voice_client(state, user) as client:
+            said[language].append(await say(client, "resume_task", name="shop page"))
+    assert said == {
+        Language.ZH: [
+            "已发出暂停shop page的指令，还没得到确认，稍后可以问我它的状态。",
+            "后台的工作进程没有响应，恢复shop page的指令没有发出，它没有变。",
+        ],
+        Language.EN: [
+            "I asked shop page to pause, but it isn't confirmed yet; ask me about it later.",
+            "The background worker isn't answering, so I didn't send the resume: shop page is"
+            " unchanged.",
+        ],
+    }
+    # The resume was not sent: each task is still paused, as the pause left it.
+    for user, task in tasks.items():
+        handle = dev_env.client.get_workflow_handle(task.task_id)
+        history = [e async for e in handle.fetch_history_events()]
+        names = [
+            e.workflow_execution_signaled_event_attributes.signal_name
+            for e in history
+            if e.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        assert names == ["pause"], (user, names)
