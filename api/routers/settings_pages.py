@@ -4,10 +4,10 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import Request, status
+from fastapi import status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -29,6 +29,8 @@ from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
     DeviceRefusedError,
+    DeviceService,
+    DeviceView,
     InvalidDeviceError,
     normalize_device_id,
 )
@@ -301,31 +303,35 @@ async def allow_device(
     return back("/app/settings", message)
 
 
-# A device's change of one speaker, and what the page says once it is made.
-SPEAKER_CHANGES = {
-    "withdraw": N_("%(device)s no longer answers %(name)s."),  # your device, their consent
-    "let-back": N_("%(name)s may allow %(device)s again."),  # theirs to give again
-}
+# A device's change of one speaker: the service's call, and what the page says once made.
+SpeakerChange = Callable[[DeviceService, str, str, str], Awaitable[DeviceView]]
 
 
-@router.post("/app/xiaozhi/devices/withdraw")
-@router.post("/app/xiaozhi/devices/let-back")
-async def change_speaker(
-    request: Request, page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
-) -> Response:
-    """Stop your device answering someone who allowed it, or let someone you withdrew allow it
-    again (the path says which)."""
-    change = request.url.path.rsplit("/", 1)[1]
-    devices = page.state.devices
-    act = devices.withdraw if change == "withdraw" else devices.let_back
-    try:
-        view = await act(page.me.name, device, speaker)
-    except InvalidDeviceError as exc:
-        return back("/app/settings", what_went_wrong(exc, _))
-    except DeviceError:
-        return back("/app/settings", _("No device %(device)s among yours.", device=device))
-    said = _(SPEAKER_CHANGES[change], device=view.device_id, name=speaker)
-    return back("/app/settings", said)
+def _speaker_change(act: SpeakerChange, words: str) -> Callable[..., Awaitable[Response]]:
+    """The route of one change of a device's speaker (``act``, said by ``words``)."""
+
+    async def change_speaker(
+        page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
+    ) -> Response:
+        try:
+            view = await act(page.state.devices, page.me.name, device, speaker)
+        except InvalidDeviceError as exc:
+            return back("/app/settings", what_went_wrong(exc, _))
+        except DeviceError:
+            return back("/app/settings", _("No device %(device)s among yours.", device=device))
+        return back("/app/settings", _(words, device=view.device_id, name=speaker))
+
+    return change_speaker
+
+
+# Stop your device answering someone who allowed it (their consent, your speaker), or let
+# someone you withdrew allow it again (theirs to give again).
+router.post("/app/xiaozhi/devices/withdraw")(
+    _speaker_change(DeviceService.withdraw, N_("%(device)s no longer answers %(name)s."))
+)
+router.post("/app/xiaozhi/devices/let-back")(
+    _speaker_change(DeviceService.let_back, N_("%(name)s may allow %(device)s again."))
+)
 
 
 @router.post("/app/xiaozhi/withdrawn/let-back")
