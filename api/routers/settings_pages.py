@@ -324,14 +324,17 @@ def _speaker_change(act: SpeakerChange, words: str) -> Callable[..., Awaitable[R
     return change_speaker
 
 
-# Stop your device answering someone who allowed it (their consent, your speaker), or let
-# someone you withdrew allow it again (theirs to give again).
-router.post("/app/xiaozhi/devices/withdraw")(
-    _speaker_change(DeviceService.withdraw, N_("%(device)s no longer answers %(name)s."))
-)
-router.post("/app/xiaozhi/devices/let-back")(
-    _speaker_change(DeviceService.let_back, N_("%(name)s may allow %(device)s again."))
-)
+# Each its own name and description (the one handler's docstring would be both's).
+router.post(
+    "/app/xiaozhi/devices/withdraw",
+    name="withdraw_speaker",
+    description="Stop your device answering someone who allowed it: their consent, your speaker.",
+)(_speaker_change(DeviceService.withdraw, N_("%(device)s no longer answers %(name)s.")))
+router.post(
+    "/app/xiaozhi/devices/let-back",
+    name="let_speaker_back",
+    description="Let someone whose consent you withdrew allow your device again.",
+)(_speaker_change(DeviceService.let_back, N_("%(name)s may allow %(device)s again.")))
 
 
 @router.post("/app/xiaozhi/withdrawn/let-back")
