@@ -373,9 +373,9 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
                 raise
             if not exc.sent:
                 return say(
-                    f"后台的工作进程没有响应，{verb}{label}的指令没有发出，它没有变。",
-                    f"The background worker isn't answering, so I didn't send the {verb_en}:"
-                    f" {label_en} is unchanged.",
+                    f"{verb}{label}的指令没有发出，它没有变。请稍后再说一次。",
+                    f"I couldn't send the {verb_en}, so {label_en} is unchanged."
+                    " Please ask again in a moment.",
                 )
             note = DELIVERED_UNCONFIRMED  # sent, and may still apply: as a note says it
         if note == DELIVERED_UNCONFIRMED:
