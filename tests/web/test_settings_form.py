@@ -442,3 +442,24 @@ async def test_a_stored_channel_a_rule_now_refuses_is_kept_when_the_push_form_is
     assert refused.status_code == 422 and "Channel 1, Target" in refused.text, refused.text
     async with db.session() as session:
         assert (await UserRepository(session).get("lin")).push_config == stored
+
+
+async def test_a_let_back_form_naming_no_owner_is_refused_and_lets_no_one_back(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    """The form read an empty owner as the caller and let them back, where the API
+    (`?user=`) and the CLI (`--user ''`) refuse it: the service refuses it, nothing changes."""
+    devices = DeviceService(db)
+    added = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:00:00:2a"})
+    assert added.status_code == 201, added.text
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="mei"))
+        await session.commit()
+    await devices.allow("mei", "aa:bb:cc:00:00:2a")
+    await devices.withdraw("lin", "aa:bb:cc:00:00:2a", "mei")
+    for sent in ({"user": "", "speaker": "mei"}, {"speaker": "mei"}):
+        back = await page.post("/app/xiaozhi/withdrawn/let-back", data=sent, follow_redirects=True)
+        said = html.unescape(back.text)
+        assert "No user '': name an owner whose withdrawals are listed; nothing changed" in said
+        assert "may allow your devices again" not in said
+        assert [v.withdrawn for v in await devices.list("lin")] == [["mei"]]
