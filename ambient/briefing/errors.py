@@ -41,6 +41,11 @@ class InvalidBriefingError(BriefingError):
         self.given = given
 
 
+class BriefingStartedError(BriefingError):
+    """A new config is running (the update applied), but a control sent while it was being
+    changed was lost: send it again."""
+
+
 class BriefingReplacedError(BriefingError):
     """The run an update was taken up by ended under it (a new config, a stop): do it again."""
 

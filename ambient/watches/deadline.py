@@ -104,10 +104,11 @@ class RequestDeadline(TaskSchedules):
         return None, False
 
 
-def silent(task_id: str, did: str | None = None) -> WorkerSilentError:
-    """The silent-worker words every door says (a page, the voice), and what the request did."""
+def silent(task_id: str, did: str | None = None, sent: bool | None = None) -> WorkerSilentError:
+    """The silent-worker words every door says (a page, the voice), and what the request did
+    (``did`` in words, ``sent`` as data)."""
     said = temporal.refused_request(temporal.silent_worker(), task_id)
-    return WorkerSilentError(said if did is None else f"{said}; {did}")
+    return WorkerSilentError(said if did is None else f"{said}; {did}", sent=sent)
 
 
 @contextlib.contextmanager
@@ -118,7 +119,7 @@ def in_time(task_id: str, sent: str) -> Iterator[None]:
     try:
         yield
     except temporal.OutOfTime as exc:
-        raise silent(task_id, sent if exc.sent else NOT_SENT) from None
+        raise silent(task_id, sent if exc.sent else NOT_SENT, exc.sent) from None
 
 
 @contextlib.contextmanager
@@ -128,9 +129,9 @@ def nothing_sent(task_id: str, unsent: str) -> Iterator[None]:
     try:
         yield
     except WorkerSilentError as exc:
-        raise WorkerSilentError(f"{exc}; {unsent}") from None
+        raise WorkerSilentError(f"{exc}; {unsent}", sent=False) from None
     except temporal.OutOfTime:
-        raise silent(task_id, unsent) from None
+        raise silent(task_id, unsent, False) from None
 
 
 def stopped(task_id: str) -> Refusal:

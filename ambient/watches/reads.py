@@ -24,6 +24,7 @@ from ambient import temporal
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
+    BriefingStartedError,
     BriefingUnanswered,
     BriefingUnavailableError,
     InvalidBriefingError,
@@ -492,8 +493,11 @@ class TaskReads:
         except BriefingUnavailableError as exc:
             raise TaskUnavailableError(str(exc)) from None
         except BriefingError as exc:
-            silent = temporal.SILENT_WORKER in str(exc)  # a control sent is then delivered
-            raise (WorkerSilentError if silent else TaskError)(str(exc)) from None
+            if temporal.SILENT_WORKER not in str(exc):
+                raise TaskError(str(exc)) from None
+            # A new config running is applied (a read's, else: a control sent is delivered).
+            sent = True if isinstance(exc, BriefingStartedError) else None
+            raise WorkerSilentError(str(exc), sent=sent) from None
 
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted

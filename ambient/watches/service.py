@@ -246,7 +246,9 @@ class TaskService(RequestDeadline):
                         await self._briefing(self.briefings.regenerate(user))
                     except BriefingUnanswered as exc:
                         if not exc.taken:
-                            raise silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
+                            raise silent(
+                                task_id, CHECK_SENT if exc.sent else NOT_SENT, exc.sent
+                            ) from None
                         # Taken, its preparation outlasts the request: started, as a watch's.
                         return TaskRef(
                             task_id=task_id,
@@ -346,7 +348,7 @@ class TaskService(RequestDeadline):
                 try:  # its new run started: applied
                     return await self.get(user, task_id)
                 except WorkerSilentError as exc:
-                    raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}") from None
+                    raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
             # The same rules as create, for the task's own type (a digest is a schedule config).
             parsed = await checked_config(kind.value, config, user, self.settings, self.db)
             if isinstance(parsed, ReminderConfig):
@@ -365,7 +367,7 @@ class TaskService(RequestDeadline):
                 with found(task_id):
                     applied = await updates.answered(handle, "update_config", payload, id=update_id)
             except updates.Unanswered as exc:
-                raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent) from None
+                raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent, exc.sent) from None
             except WorkflowUpdateFailedError as exc:
                 if (await self.get(user, task_id)).state is TaskState.STOPPED:
                     # A delete landed after our look: the task is stopped, the config is not wrong.
@@ -381,7 +383,7 @@ class TaskService(RequestDeadline):
             try:
                 status = await self.get(user, task_id)
             except WorkerSilentError as exc:
-                raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}") from None
+                raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
             if status.config != applied:
                 # Another request's update was applied after this one (the workflow takes them one
                 # at a time, in the order the server took them): said, not answered as in force.

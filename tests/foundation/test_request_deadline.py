@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ambient import request_deadline, temporal, updates
+from ambient.briefing import records
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
@@ -107,6 +109,7 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
         "the update was sent and may still apply when its worker takes it: call get_task "
         "later to see the config in force"
     )
+    assert told.value.sent is True
     # (Whether it does is the server's: an update no worker took lives in its memory alone.)
 
 
@@ -276,6 +279,24 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
             )
     assert str(told.value).endswith(f"; {APPLIED_UNREAD}"), str(told.value)
+    assert told.value.sent is True
+
+
+async def test_a_briefing_update_running_whose_control_read_times_out_says_it_was_applied(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's new config running, the read of the controls sent meanwhile timed out:
+    said with the silent-worker words as a read's (``sent`` None), though the update applied."""
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-kept") as (_, tasks, user, id_):
+
+        async def timed_out(*_args: Any) -> list[str]:
+            raise RPCError("Timeout expired", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+        monkeypatch.setattr(records, "signals", timed_out)
+        with pytest.raises(WorkerSilentError) as told:
+            await tasks.update(user, id_, {"timezone": "Europe/Berlin"})
+    assert str(told.value).startswith("the new config is running"), str(told.value)
+    assert told.value.sent is True
 
 
 async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
@@ -298,6 +319,7 @@ async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
         "nothing was sent, the task is unchanged"
     )
+    assert told.value.sent is False
     signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in history.events]
     assert "pause" not in signals
 
@@ -343,6 +365,7 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
     assert str(told.value) == (
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; {did}"
     )
+    assert told.value.sent is False
     updates = [
         e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
         for e in history.events
@@ -441,6 +464,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
         "the update was applied; call get_task later to see the task's status"
     )
+    assert told.value.sent is True
 
 
 def counted(
