@@ -127,7 +127,8 @@ class BriefingActivities:
         if report is not None:
             fill_from_report(inputs, report)
         inputs.notes += alarm_notes
-        inputs.alarms_configured, inputs.alarms = alarms is not None, alarms or []
+        # Configured, read or not: the notes say which sources were read.
+        inputs.alarms_configured, inputs.alarms = self._tencent.configured, alarms or []
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
         written = await write_briefing(self._llm, inputs, within=written_by - clock())
@@ -236,8 +237,14 @@ class BriefingActivities:
             return None
         try:
             # Also the alarms still firing that began before yesterday: the day's open problems.
+            # A day read failing for now on an attempt not the last fails it, nothing more read.
             history = await list_alarms(
-                self._tencent, day.logs_from, day.logs_to, ongoing=True, said=told
+                self._tencent,
+                day.logs_from,
+                day.logs_to,
+                ongoing=True,
+                said=told,
+                day_failed=lambda exc: _read_again_if_passing(exc, "alarm history"),
             )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
@@ -248,6 +255,7 @@ class BriefingActivities:
                 _read_again_if_passing(TencentRetryableError(unread.source, unread.error), "alarms")
         count = len(history.alarms)
         read = f"{count} alarm{'' if count == 1 else 's'}"  # "1 alarm" in the report's sources
+        read += f", {history.unreadable} unreadable" if history.unreadable else ""
         notes.append(SourceNote(source="alarms", ok=True, detail=read))
         # One source failed, the other answered: its alarms are listed, the failed one said.
         notes += [

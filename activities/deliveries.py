@@ -10,12 +10,14 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
 
 from ambient.clients.notify.errors import TAKEN_OVER, TransientNotifyError
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import (
     INTERNAL_ERROR,
     NOTIFY_TRIES,
@@ -129,9 +131,15 @@ def delivery_key(request_key: str, channel: str, target: str) -> str:
 
 
 def targets_for(
-    kind: NotificationKind, wanted: list[Target], recipient: Recipient
+    kind: NotificationKind,
+    wanted: list[Target],
+    recipient: Recipient,
+    secrets: SecretResolver,
 ) -> tuple[list[Target], bool]:
-    """Where a message of ``kind`` goes, and whether quiet hours hold it back now."""
+    """Where a message of ``kind`` goes, each place once (a robot named by its key and by a
+    `secret:NAME` of ``secrets`` the recipient may use is one), and whether quiet hours hold
+    it back now."""
+    resolve = partial(secrets.usable, user=recipient.name, is_admin=recipient.is_admin)
     targets: list[Target] = []
     configured = [c for c in recipient.channels if c.wants(kind)]
     for target in [*(t for t in wanted if t.wants(kind)), *configured]:
@@ -143,7 +151,7 @@ def targets_for(
                 target.type, recipient.channels, recipient.email, recipient.phone
             )
         target = Target(type=target.type, target=named)
-        if not any(target.same_destination(t) for t in targets):
+        if not any(target.same_destination(t, resolve) for t in targets):
             targets.append(target)
     quiet = False
     if recipient.quiet_hours is not None:

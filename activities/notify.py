@@ -96,6 +96,7 @@ class NotifyActivities:
         # (settings.llm_mode): else its ``no_model`` words are sent.
         self._model = model
         self._policy = channels.policy
+        self.secrets = channels.policy.secrets  # the server secrets targets may name
         self._timeout = channels.target_timeout
         self.retry_seconds = channels.retry_seconds
         self._hand_over = HandOver(channels.give_up_seconds, channels.later_seconds)
@@ -171,7 +172,7 @@ class NotifyActivities:
         if await self._hand_over.handed_over(request):
             return
         recipient = await self.recipient(request.user)
-        targets, _ = targets_for(request.message.kind, request.targets, recipient)
+        targets, _ = targets_for(request.message.kind, request.targets, recipient, self.secrets)
         held: list[Row] = []
         async with self._db.writing() as session:
             deliveries = DeliveryRepository(session)
@@ -214,7 +215,9 @@ class NotifyActivities:
         retry_until = give_up_time(activity.info()) if later else None
         try:
             recipient = await self.recipient(request.user)
-            targets, quiet = targets_for(request.message.kind, request.targets, recipient)
+            targets, quiet = targets_for(
+                request.message.kind, request.targets, recipient, self.secrets
+            )
             # Said in the recipient's language (its deadline in their time zone, its words with
             # no model) here, where they are known (not in the workflow); a deliver-later run
             # is handed the request as asked, and picks again.

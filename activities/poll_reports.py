@@ -180,7 +180,8 @@ class PollReports:
         recipient = await self.poller.recipient(request.user)
         if self._plan is not None and self._plan[0] is recipient:
             return self._plan[1]  # the same settings as the last check's: the same plan
-        targets, _ = targets_for(NotificationKind.WATCH, request.targets, recipient)
+        secrets = self.poller.notifier.secrets
+        targets, _ = targets_for(NotificationKind.WATCH, request.targets, recipient, secrets)
         own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
         others = [t for t in targets if t not in own]
         inbox = recipient.language if recipient.exists and own else None

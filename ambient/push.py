@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.domain.push import PushConfig, fallback_address
+from ambient.domain.push import KEPT, PushConfig, fallback_address, keeping
 from ambient.refusals import Refusal
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository
@@ -15,8 +15,14 @@ from ambient.storage.users import UserRepository
 async def save_push_config(
     session: AsyncSession, user: User, config: PushConfig, policy: TargetPolicy
 ) -> None:
-    """Check every channel for ``user`` (TargetError naming it, nothing saved), then store."""
-    policy.check_all(config.channels, user=user.name, is_admin=user.is_admin, field="channels")
+    """Check every channel for ``user`` (TargetError naming it, nothing saved), then store;
+    one sent back as it is stored is kept unchecked (``config`` read with ``keeping``)."""
+    stored = keeping(user.push_config)[KEPT]
+    for index, channel in enumerate(config.channels):
+        if (channel.type, channel.target) in stored:
+            continue
+        if (why := policy.problem(channel, user=user.name, is_admin=user.is_admin)) is not None:
+            raise TargetError("channels", index, why)
     # An email or sms channel without a target sends to another of its type's address, else
     # the profile's: with neither, every push to it would fail ("no email target").
     for index, channel in enumerate(config.channels):

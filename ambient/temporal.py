@@ -45,6 +45,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ambient import __version__
 from ambient.codec import EncryptionCodec, parse_key
 from ambient.refusals import N_
+from ambient.request_deadline import bounded, deadline, left
 from ambient.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,17 +99,13 @@ class InFlight:
 
 
 async def state_in_flight(
-    client: Client,
-    description: WorkflowExecutionDescription,
-    state: str,
-    until: float | None = None,
+    client: Client, description: WorkflowExecutionDescription, state: str
 ) -> InFlight:
     """The run's ``state`` (as its worker last made it) once the controls it holds and has not
     taken yet apply (they arrived after its last completed workflow task; the
     ``description``'s history, not later), resting on the last of those controls, else that
     completion (a run with no workflow task pending: its last event). A pause in flight is a
-    paused task; two requests that read alike are one decision. ``until``: the request's
-    deadline (`time_left`)."""
+    paused task; two requests that read alike are one decision."""
     seen = description.raw_description.workflow_execution_info.history_length
     if not description.raw_description.HasField("pending_workflow_task"):
         # Every control it holds was taken (one not taken is a workflow task pending): no
@@ -124,9 +121,9 @@ async def state_in_flight(
     controls: list[tuple[int, str]] = []  # the controls not taken, newest first
     taken = 0  # the last completed workflow task (none yet: every control is still to come)
     while not taken:
-        with by(until):
+        with by():
             page = await client.workflow_service.get_workflow_execution_history_reverse(
-                request, retry=True, timeout=time_left(until)
+                request, retry=True, timeout=time_left()
             )
         for event in page.history.events:
             name = event.workflow_execution_signaled_event_attributes.signal_name
@@ -153,15 +150,15 @@ HELD_WAIT = 2.0
 
 
 async def read_in_flight(
-    client: Client,
-    look: Callable[[], Awaitable[tuple[str, WorkflowExecutionDescription]]],
-    until: float | None = None,
+    client: Client, look: Callable[[], Awaitable[tuple[str, WorkflowExecutionDescription]]]
 ) -> tuple[WorkflowExecutionDescription, InFlight]:
     """A run as ``look`` describes it (its state as its worker last made it, and its
     description) and `state_in_flight`'s reading of it, looked at again while a worker holds a
-    workflow task of the run, up to HELD_WAIT (the reading not whole then) and ``until``."""
+    workflow task of the run, up to HELD_WAIT (the reading not whole then) and the request's
+    deadline."""
     clock = asyncio.get_running_loop().time
     held_until, pause = clock() + HELD_WAIT, 0.05
+    until = deadline()
     while True:
         state, description = await look()
         held = description.raw_description.pending_workflow_task.state
@@ -169,17 +166,15 @@ async def read_in_flight(
             held_until, until or held_until
         ):
             # The history read once: not at every look while the task is held.
-            return description, await state_in_flight(client, description, state, until)
+            return description, await state_in_flight(client, description, state)
         await asyncio.sleep(pause)
         pause = min(2 * pause, 0.4)
 
 
-async def signal_once(
-    client: Client, workflow_id: str, signal: str, request_id: str, until: float | None = None
-) -> None:
+async def signal_once(client: Client, workflow_id: str, signal: str, request_id: str) -> None:
     """Send ``signal`` (no arguments) to the workflow's current run under ``request_id``: the
     server records a signal whose request id the run has seen once (the SDK's handle sends a
-    fresh id each time). ``until``: the request's deadline (`time_left`)."""
+    fresh id each time)."""
     request = SignalWorkflowExecutionRequest(
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id),
@@ -187,9 +182,9 @@ async def signal_once(
         identity=client.identity,
         request_id=request_id,
     )
-    with by(until, sends=True):
+    with by(sends=True):
         await client.workflow_service.signal_workflow_execution(
-            request, retry=True, timeout=time_left(until)
+            request, retry=True, timeout=time_left()
         )
 
 
@@ -203,28 +198,27 @@ class OutOfTime(Exception):
         self.sent = sent
 
 
-def time_left(until: float | None) -> timedelta | None:
-    """An RPC's deadline out of a request's (``until``, the loop's time; None: the SDK's own):
-    each call of a request waits only for what is left of it, not a budget of its own. Nothing
+def time_left() -> timedelta | None:
+    """An RPC's deadline out of the running request's (outside one, None: the SDK's own): each
+    call of a request waits only for what is left of it, not a budget of its own. Nothing
     left: OutOfTime, the call not made (sent with a moment's deadline, a signal could still
     land while the answer said nothing was done)."""
-    if until is None:
+    if (rest := left()) is None:
         return None
-    left = until - asyncio.get_running_loop().time()
-    if left <= 0:
+    if rest <= 0:
         raise OutOfTime(sent=False)
-    return timedelta(seconds=left)
+    return timedelta(seconds=rest)
 
 
 @contextlib.contextmanager
-def by(until: float | None, *, sends: bool = False) -> Iterator[None]:
-    """A call bounded by the request's ``until`` whose deadline passed: OutOfTime (``sends``:
+def by(*, sends: bool = False) -> Iterator[None]:
+    """A call bounded by the request's deadline, which passed: OutOfTime (``sends``:
     the call may have reached the server), not "Temporal is unreachable" (UNREACHABLE reads
     DEADLINE_EXCEEDED so when it is a deadline of the SDK's own)."""
     try:
         yield
     except RPCError as exc:
-        if until is None or not timed_out(exc):
+        if deadline() is None or not timed_out(exc):
             raise
         raise OutOfTime(sent=sends) from None
 
@@ -414,18 +408,17 @@ FAILING_ATTEMPT = 3
 
 
 async def out_of_time(
-    client: Client, workflow_id: str | None = None, until: float | None = None
+    client: Client, workflow_id: str | None = None
 ) -> tuple[str, RPCError | None]:
     """Why a query or update of ``workflow_id`` ran out of time, and the error to raise it
     from: Temporal's own silence (down, or gone since the client connected) asked once, a
     worker that keeps failing the run's workflow task (an attempt of it under way when the read
     came, which the server refuses at once between attempts), or else a silent worker. Each
-    ask waits a second at most, and no later than ``until`` (the request's deadline: nothing
-    left, not asked)."""
-    clock = asyncio.get_running_loop().time
+    ask waits a second at most, and no later than the request's deadline (nothing left: not
+    asked)."""
 
     def room() -> timedelta:
-        return timedelta(seconds=1.0 if until is None else min(1.0, until - clock()))
+        return timedelta(seconds=bounded(1.0))
 
     if room() <= timedelta(0):
         return silent_worker(), None

@@ -1,4 +1,4 @@
-"""An update sent within a request's deadline (the loop's time), and what it did when cut short.
+"""An update sent within the running request's deadline, and what it did when cut short.
 
 `execute_update` waits for a worker to take the update with no end of its own: a worker that
 answered a read and then fell silent held the request for good. Here the update is taken
@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.request_deadline import deadline
 
 ACCEPTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
 COMPLETED = (
@@ -39,16 +40,17 @@ async def answered(
     handle: WorkflowHandle[Any, Any],
     update: Any,
     *args: Any,
-    until: float,
     id: str | None = None,
     result_type: type | None = None,
 ) -> Any:
-    """The update's result by ``until``; Unanswered if not (nothing left: not sent)."""
-    clock = asyncio.get_running_loop().time
-    if until <= clock():
+    """The update's result by the request's deadline; Unanswered if not (none left: not sent).
+    Outside a request, taken within QUERY_TIMEOUT and its result waited for with no end."""
+    clock, until = asyncio.get_running_loop().time, deadline()
+    if until is not None and until <= clock():
         raise Unanswered(sent=False)
+    take = clock() + temporal.QUERY_TIMEOUT.total_seconds()
     try:
-        async with asyncio.timeout_at(min(until, clock() + temporal.QUERY_TIMEOUT.total_seconds())):
+        async with asyncio.timeout_at(take if until is None else min(until, take)):
             sent = await handle.start_update(
                 update,
                 *args,
@@ -65,10 +67,10 @@ async def answered(
         raise Unanswered(sent=True, taken=True) from None
 
 
-async def accepted(client: Client, workflow_id: str, update_id: str, until: float) -> bool:
+async def accepted(client: Client, workflow_id: str, update_id: str) -> bool:
     """Whether the server says the workflow's worker took the update ``update_id`` (asked at
     once: the poll waits for ADMITTED, which any update the server holds has reached). One the
-    server does not know, or no answer by ``until``: not taken."""
+    server does not know, or no answer by the request's deadline: not taken."""
     request = PollWorkflowExecutionUpdateRequest(
         namespace=client.namespace,
         update_ref=UpdateRef(
@@ -81,7 +83,7 @@ async def accepted(client: Client, workflow_id: str, update_id: str, until: floa
     )
     try:
         polled = await client.workflow_service.poll_workflow_execution_update(
-            request, retry=True, timeout=temporal.time_left(until)
+            request, retry=True, timeout=temporal.time_left()
         )
     except (RPCError, temporal.OutOfTime):  # nothing left (not asked) or no answer: not taken
         return False

@@ -395,6 +395,8 @@ class DeviceService:
 
     async def let_back_from(self, actor: str | None, owner: str, speaker: str) -> Withdrawals:
         """`let_back` naming the owner, not a device: one with no device left may too."""
+        if not owner:  # named by no one: not read as the caller, at any door
+            raise UnknownOwnerError(owner)
         if actor != owner and not await self._admin(actor):
             raise DeviceRefusedError(Refusal(NOT_YOURS_TO_LET_BACK))
         async with self.db.write_session() as session:

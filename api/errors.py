@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
+from ambient.domain.push import INBOX_NAME, SECRET_PREFIX, secret_shown
 from ambient.refusals import Refusal
 from ambient.status import problem_told, temporal_down
 
@@ -144,12 +146,53 @@ def _cut(value: Any, left: list[int] | None = None) -> Any:
     return dict(items) if isinstance(value, dict) else [v for _, v in items]
 
 
+# A refused value at a loc naming any of these is a notification target's, or may hold one.
+TARGET_LOCS = {"target", "targets", "channels", "notification"}
+
+
+def _target_shown(value: str) -> str:
+    """A notification target as a 422 says it back: its key, token or URL path and query may
+    be a credential, so an http(s) URL by its host, another (Apprise's tgram://TOKEN) by its
+    scheme, `secret:NAME` as secret_shown says it, anything else by four characters."""
+    if value.startswith(SECRET_PREFIX):
+        return SECRET_PREFIX + secret_shown(value.removeprefix(SECRET_PREFIX))
+    if len(value) <= 4:
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value[:4] + "…"
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    return f"{scheme}://{host if scheme.lower() in ('http', 'https') else ''}…"
+
+
+def _unsecret(loc: Sequence[Any], value: Any) -> Any:
+    """``value`` refused at ``loc`` with every text under a target, targets, channels or
+    notification key shown as _target_shown says, but a channel's `type` and `kinds` and an
+    inbox's target (a user's name, as its refusal says it); None and numbers as sent."""
+    if isinstance(value, dict):
+        target = value.get("target")
+        inbox = value.get("type") == "inbox" and isinstance(target, str)
+        inbox = inbox and bool(INBOX_NAME.fullmatch(str(target)))
+        return {
+            k: v if inbox and k == "target" else _unsecret([*loc, k], v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_unsecret([*loc, i], v) for i, v in enumerate(value)]
+    if not isinstance(value, str) or not TARGET_LOCS & {p for p in loc if isinstance(p, str)}:
+        return value
+    if loc[-1] == "type" or "kinds" in loc[-2:]:
+        return value
+    return _target_shown(value)
+
+
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         _json_safe(
             jsonable_encoder(
-                {**error, "input": _cut(error["input"])} if "input" in error else error
+                {**error, "input": _cut(_unsecret(error["loc"], error["input"]))}
+                if "input" in error
+                else error
             )
         )
         for error in exc.errors()

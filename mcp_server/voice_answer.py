@@ -143,7 +143,7 @@ async def answer(
             trouble = temporal.worker_trouble(str(exc))
             if trouble == "failing":
                 return say(sentences.WORKER_FAILING, sentences.WORKER_FAILING_EN)
-            if trouble == "silent":
+            if trouble == "silent":  # a read's (a pause or resume says what it did: _control)
                 return say(sentences.WORKER_SILENT, sentences.WORKER_SILENT_EN)
             # The service's message is English for the API and MCP (and names fields, tools
             # and ids): the voice says what kind of refusal it was, the log keeps the message.

@@ -22,13 +22,14 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 from ambient.remediation.views import RemediationSummary
+from ambient.request_deadline import request_deadline
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
 from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind
-from ambient.watches.inputs import TASK_NAME
+from ambient.watches.inputs import TASK_NAME, WorkerSilentError
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
@@ -283,7 +284,8 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         task, question, (label, label_en) = await _which_task(state, user, name)
         if task is None:
             return question
-        status = await tasks.get(user, task.task_id, within=worker_time())
+        with request_deadline(worker_time()):
+            status = await tasks.get(user, task.task_id)
         said = sentences.STATE_WORDS.get(status.state.value, status.state.value)
         said_en = sentences.STATE_WORDS_EN.get(status.state.value, status.state.value)
         async with state.db.session() as session:
@@ -339,9 +341,8 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
     row = rows[0]
     given = row.given_at is not None
     if not given:
-        live = await state.briefings.read_status(
-            user, quiet=True, within=timedelta(seconds=worker_time())
-        )
+        with request_deadline(worker_time()):
+            live = await state.briefings.read_status(user, quiet=True)
         given = bool(live and live.day and live.day.date == row.date and live.given_at)
     day = date.fromisoformat(row.date)
     state_zh, state_en = (
@@ -363,18 +364,31 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
         task, question, (label, label_en) = await _which_task(state, user, name)
         if task is None:
             return question
-        # Within the call's budget, all of it (a silent worker: said as not confirmed).
-        sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id, within=left())
-        if sent.note == DELIVERED_UNCONFIRMED:
+        verb, verb_en = ("暂停", "pause") if pause else ("恢复", "resume")
+        # Within the call's budget, all of it (a silent worker: said as sent or not).
+        control = tasks.pause if pause else tasks.resume
+        try:
+            with request_deadline(left()):
+                note = (await control(user, task.task_id)).note
+        except WorkerSilentError as exc:
+            if exc.sent is None:  # a read's: said as one
+                raise
+            if not exc.sent:
+                return say(
+                    f"{verb}{label}的指令没有发出，它没有变。请稍后再说一次。",
+                    f"I couldn't send the {verb_en}, so {label_en} is unchanged."
+                    " Please ask again in a moment.",
+                )
+            note = DELIVERED_UNCONFIRMED  # sent, and may still apply: as a note says it
+        if note == DELIVERED_UNCONFIRMED:
             # Handed over, but its worker (or Temporal) did not answer since: it applies when
             # the worker takes it, so "已暂停" would say more than is known.
-            verb, verb_en = ("暂停", "pause") if pause else ("恢复", "resume")
             return say(
                 f"已发出{verb}{label}的指令，还没得到确认，稍后可以问我它的状态。",
                 f"I asked {label_en} to {verb_en}, but it isn't confirmed yet;"
                 " ask me about it later.",
             )
-        if sent.note == ALREADY_SO:  # nothing was sent: "好的，已暂停" said it had just been
+        if note == ALREADY_SO:  # nothing was sent: "好的，已暂停" said it had just been
             if pause:
                 return say(f"{label}本来就是暂停的。", f"{label_en} was already paused.")
             return say(f"{label}本来就在运行。", f"{label_en} was already running.")

@@ -5,6 +5,7 @@ BriefingError
  ├── InvalidBriefingError    bad config or arguments: nothing was changed
  ├── BriefingRefusedError    another user's briefing, without the admin role
  ├── BriefingUnavailableError  the server could not do it now (its preparation failed)
+ ├── BriefingUnanswered      a regenerate or send its worker did not answer in time
  └── BriefingNotFoundError   no daily briefing (or no briefing of that date) for this user
 """
 
@@ -23,6 +24,7 @@ from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.refusals import Refusal, said_back
+from ambient.temporal import refused_request, silent_worker
 
 
 class BriefingError(Exception):
@@ -39,6 +41,11 @@ class InvalidBriefingError(BriefingError):
         self.given = given
 
 
+class BriefingStartedError(BriefingError):
+    """A new config is running (the update applied), but a control sent while it was being
+    changed was lost: send it again."""
+
+
 class BriefingReplacedError(BriefingError):
     """The run an update was taken up by ended under it (a new config, a stop): do it again."""
 
@@ -46,6 +53,19 @@ class BriefingReplacedError(BriefingError):
 class BriefingUnavailableError(BriefingError):
     """Nothing in the request was wrong: the server could not do it now (a regenerate's
     preparation failed: the database away, a source down); try again in a few minutes."""
+
+
+class BriefingUnanswered(BriefingError):
+    """A regenerate or send (``what``) its worker did not answer by the request's deadline.
+    ``sent``: the server may hold it (it may still run); ``taken``: its worker is at it."""
+
+    def __init__(self, what: str, *, sent: bool, taken: bool) -> None:
+        did = "was taken and may still finish" if taken else "was asked for and may still run"
+        said = f"the {what} {did}: call get_task later to see the briefing's status"
+        super().__init__(
+            f"{refused_request(silent_worker())}; {said if sent else 'nothing was sent'}"
+        )
+        self.sent, self.taken = sent, taken
 
 
 class BriefingRefusedError(BriefingError):

@@ -91,7 +91,9 @@ class BriefingInputs(BaseModel):
     top_templates: list[TemplateStat] = Field(default_factory=list)
     anomalies: list[str] = Field(default_factory=list)
     alarms: list[AlarmRecord] = Field(default_factory=list)
-    alarms_configured: bool = False
+    alarms_configured: bool = Field(
+        default=False, description="Tencent Cloud configured: read or not, as the notes say"
+    )
     fixed: list[str] = Field(default_factory=list)
     needs_person: list[str] = Field(default_factory=list)
     news: list[str] = Field(default_factory=list)

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.briefing.config import midnight_ending
-from ambient.briefing.errors import BriefingError
+from ambient.briefing.errors import BriefingStartedError
 from ambient.briefing.models import (
     BriefingCarry,
     BriefingRun,
@@ -156,7 +156,7 @@ async def keep_controls(
     try:
         sent = await signals(client, new_run.id, replaced)
     except RPCError as exc:
-        raise BriefingError(
+        raise BriefingStartedError(
             "the new config is running, but a pause or delete sent while it was being "
             f"changed could not be read ({temporal.refusal(exc)}); read the daily "
             "briefing's status and send it again"
@@ -174,7 +174,7 @@ async def keep_controls(
     except RPCError as exc:
         # Started, so the change is made: what is lost is the control, said as such.
         verb = "delete" if signal == "stop" else signal
-        raise BriefingError(
+        raise BriefingStartedError(
             f"the new config is running, but the {verb} sent while it was being changed "
             f"did not reach it ({temporal.refusal(exc)}); {verb} the daily briefing again"
         ) from None

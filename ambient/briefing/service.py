@@ -28,13 +28,14 @@ from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ambient import temporal, updates
+from ambient import request_deadline, temporal, updates
 from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig, midnight_ending
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
     BriefingReplacedError,
+    BriefingUnanswered,
     BriefingUnavailableError,
     InvalidBriefingError,
     check_date,
@@ -48,6 +49,7 @@ from ambient.briefing.greeting import Greeting
 from ambient.briefing.logs import analyze_logs, check_cls_keys, check_log_path
 from ambient.briefing.models import (
     KIND,
+    PREPARE_TIMEOUT,
     BriefingCarry,
     BriefingListItem,
     BriefingRef,
@@ -84,6 +86,9 @@ FINISHING_WAIT = 15.0
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 # Deleted, its run still finishing (a preparation or push under way): gone already.
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
+# A regenerate's or send's one deadline: a preparation under way (a send waits for it) and its
+# own work (a preparation, a push). Taken, it has its worker; the worker gone, this ends it.
+UPDATE_WAIT = 2 * PREPARE_TIMEOUT
 # A send or regenerate whose run ended under it (a new config, a stop): the run settles a push
 # under way before it ends, so what it had begun may be done.
 REPLACED = {
@@ -128,16 +133,11 @@ class BriefingService(Greeting, Steering):
     # --- create and steer ------------------------------------------------------------
 
     async def create(
-        self,
-        user: str,
-        config: dict[str, Any] | BriefingConfig,
-        *,
-        replace_only: bool = False,
-        until: float | None = None,
+        self, user: str, config: dict[str, Any] | BriefingConfig, *, replace_only: bool = False
     ) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one.
         ``replace_only`` (an update): a briefing deleted meanwhile is not started again.
-        ``until``: the request's deadline (the loop's time), which bounds every wait."""
+        Inside a request (a task's update), its deadline bounds every wait."""
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
@@ -152,7 +152,7 @@ class BriefingService(Greeting, Steering):
             raise invalid_config(errors, exc.inputs[0]) from None
         for _ in range(2):
             try:
-                return await self._start(user, config, replace_only, until)
+                return await self._start(user, config, replace_only)
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
@@ -162,12 +162,10 @@ class BriefingService(Greeting, Steering):
                 raise BriefingError(NOT_REPLACED) from None
         raise BriefingError("the daily briefing is being created by another request; try again")
 
-    async def _start(
-        self, user: str, parsed: BriefingConfig, replace_only: bool, until: float | None
-    ) -> BriefingRef:
+    async def _start(self, user: str, parsed: BriefingConfig, replace_only: bool) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
-        current = await self.read_status(user, within=_left(until))
+        current = await self.read_status(user)
         deadline = None
         replaced: str | None = None  # the run id of the run replaced
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
@@ -196,8 +194,8 @@ class BriefingService(Greeting, Steering):
             # The run is replaced within half the hold or not at all (then it speaks again).
             created, replaced = await records.described(self.client, task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
-            deadline = deadline if until is None else min(deadline, until)
-            handed_run, handed = await self._hand_over(user, until)
+            deadline = min(deadline, request_deadline.deadline() or deadline)
+            handed_run, handed = await self._hand_over(user)
             _in_time(deadline)  # its hand-over took it all: the run stays, nothing sent
             current, replaced = handed or current, handed_run or replaced
             if handed is None and replaced is not None:
@@ -269,20 +267,20 @@ class BriefingService(Greeting, Steering):
             state = await records.keep_controls(self.client, replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
-    async def _hand_over(
-        self, user: str, until: float | None
-    ) -> tuple[str | None, BriefingStatus | None]:
-        """The run id and last status of the running briefing, as it hands over by ``until``
-        (the request's deadline, if any) and QUERY_TIMEOUT; None when no run takes it (it just
+    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
+        """The run id and last status of the running briefing, as it hands over by the
+        request's deadline (if any) and QUERY_TIMEOUT; None when no run takes it (it just
         ended, or does not answer: it is replaced all the same)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
 
         async def hand_over() -> tuple[str | None, BriefingStatus]:
-            async with asyncio.timeout_at(until):
-                update = await handle.start_update(
-                    DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
-                )
-                return update.workflow_run_id, await update.result()
+            with request_deadline.request_deadline(temporal.QUERY_TIMEOUT.total_seconds()):
+                async with asyncio.timeout_at(request_deadline.deadline()):
+                    update = await handle.start_update(
+                        DailyBriefingWorkflow.hand_over,
+                        wait_for_stage=WorkflowUpdateStage.COMPLETED,
+                    )
+                    return update.workflow_run_id, await update.result()
 
         return await self._answer(hand_over(), task_id_for(user), quiet=True) or (None, None)
 
@@ -291,8 +289,8 @@ class BriefingService(Greeting, Steering):
         when none runs."""
         return await self.told(user, await self._running(user), operator=operator)
 
-    async def _running(self, user: str, until: float | None = None) -> BriefingStatus:
-        status = await self.read_status(user, within=_left(until))
+    async def _running(self, user: str) -> BriefingStatus:
+        status = await self.read_status(user)
         if status is None:
             raise BriefingNotFoundError(NOT_FOUND % user)
         return status
@@ -317,21 +315,16 @@ class BriefingService(Greeting, Steering):
             return False
 
     async def read_status(
-        self,
-        user: str,
-        *,
-        ended: bool = False,
-        quiet: bool = False,
-        within: timedelta | None = None,
+        self, user: str, *, ended: bool = False, quiet: bool = False
     ) -> BriefingStatus | None:
         """The one read of a briefing's status: its running run's (``ended``: or what its last
-        run knew at its end, a worker replays it); errors as `_answer`. ``within``: the
-        caller's own budget, when shorter than QUERY_TIMEOUT."""
-        if within is not None and within <= timedelta(0):  # a request's deadline spent: not asked
+        run knew at its end, a worker replays it), within QUERY_TIMEOUT and what is left of the
+        request; errors as `_answer`."""
+        if request_deadline.left() == 0:  # a request's deadline spent: not asked
             if quiet:
                 return None
             raise BriefingError(temporal.refused_request(temporal.silent_worker()))
-        budget = temporal.QUERY_TIMEOUT if within is None else min(temporal.QUERY_TIMEOUT, within)
+        budget = timedelta(seconds=request_deadline.bounded(temporal.QUERY_TIMEOUT.total_seconds()))
         handle = self.client.get_workflow_handle(task_id_for(user))
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
         ask = temporal.queried(
@@ -341,19 +334,17 @@ class BriefingService(Greeting, Steering):
             budget,
         )
         # `queried` keeps the budget by its own timer: another here would race it.
-        return await self._answer(ask, task_id_for(user), quiet=quiet, timed=False)
+        return await self._answer(ask, task_id_for(user), quiet=quiet)
 
     async def _answer(
-        self, ask: Awaitable[T], workflow_id: str, *, quiet: bool = False, timed: bool = True
+        self, ask: Awaitable[T], workflow_id: str, *, quiet: bool = False
     ) -> T | None:
-        """The run's answer (a status query, the hand-over update): None when no run takes it
-        (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
-        None when ``quiet`` (the caller goes on without it), as Temporal down is. ``timed``:
-        bounded by QUERY_TIMEOUT here (False: ``ask`` keeps its own budget)."""
-        budget = temporal.QUERY_TIMEOUT.total_seconds() if timed else None
+        """The run's answer (a status query, the hand-over update; each keeps its own budget):
+        None when no run takes it (none, or it has ended); Temporal's refusal or no worker in
+        time a BriefingError, but None when ``quiet`` (the caller goes on without it), as
+        Temporal down is."""
         try:
-            async with asyncio.timeout(budget):
-                return await ask
+            return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
         except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
@@ -456,10 +447,15 @@ class BriefingService(Greeting, Steering):
             await self._overlay_live(user, items[:1])
         return items
 
-    async def regenerate(self, user: str, until: float | None = None) -> PreparedBriefing:
-        """Prepare the current day's briefing again now (a new version); ``until``: the
-        request's deadline (the loop's time; `updates.Unanswered` past it)."""
-        return await self._update(user, "regenerate", DailyBriefingWorkflow.regenerate, until=until)
+    async def regenerate(self, user: str, request_id: str | None = None) -> PreparedBriefing:
+        """Prepare the current day's briefing again now (a new version); ``request_id`` makes
+        a retried request prepare once (without it, each call prepares)."""
+        # Temporal takes an update id once in a run: a retry after a cut answer is answered
+        # with the first try's preparation, not another LLM run.
+        key = f"{task_id_for(user)}/regenerate/{request_id_of(request_id)}"
+        return await self._update(
+            user, "regenerate", DailyBriefingWorkflow.regenerate, id=update_id_of("regenerate", key)
+        )
 
     async def send(
         self, user: str, date: str | None = None, request_id: str | None = None
@@ -478,26 +474,22 @@ class BriefingService(Greeting, Steering):
         )
 
     async def _update(
-        self,
-        user: str,
-        what: Literal["send", "regenerate"],
-        update: Any,
-        *args: Any,
-        id: str | None = None,
-        until: float | None = None,
+        self, user: str, what: Literal["send", "regenerate"], update: Any, *args: Any, id: str
     ) -> Any:
-        """An update of the user's running briefing; one the workflow refuses is invalid.
-        ``until``: the request's deadline, for its read and the update (`updates.answered`)."""
-        # Unlike a signal, an update waits for a worker to take it up (and, admitted, runs
-        # whenever one comes): its run answering a status query first, or the worker is
-        # said silent now, as the task service's updates are. The status says a deleted one.
-        if (await self._running(user, until)).stopping:
-            raise BriefingNotFoundError(FINISHING % user)
+        """An update of the user's running briefing, its read and the update within one
+        deadline (UPDATE_WAIT, or a request's around it that is sooner); one the workflow
+        refuses is invalid."""
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
-            if until is not None:
-                return await updates.answered(handle, update, *args, id=id, until=until)
-            return await handle.execute_update(update, *args, id=id)
+            with request_deadline.request_deadline(UPDATE_WAIT.total_seconds()):
+                # Unlike a signal, an update waits for a worker to take it up (and, admitted,
+                # runs whenever one comes): its run answering a status query first, or the
+                # worker is said silent now. The status says a deleted one.
+                if (await self._running(user)).stopping:
+                    raise BriefingNotFoundError(FINISHING % user)
+                return await updates.answered(handle, update, *args, id=id)
+        except updates.Unanswered as exc:
+            raise BriefingUnanswered(what, sent=exc.sent, taken=exc.taken) from None
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted between the look above and the update: as once its run has ended.
@@ -545,10 +537,3 @@ def _in_time(deadline: float) -> None:
     """TimeoutError (create: NOT_REPLACED) when a replacement's ``deadline`` has passed."""
     if deadline <= asyncio.get_running_loop().time():
         raise TimeoutError
-
-
-def _left(until: float | None) -> timedelta | None:
-    """What is left of a request's deadline (None: no deadline; a read's own budget)."""
-    if until is None:
-        return None
-    return timedelta(seconds=max(0.0, until - asyncio.get_running_loop().time()))

@@ -5,7 +5,6 @@ server holds when its worker does not answer."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio.client import Client
@@ -37,12 +36,7 @@ class Steering:
         async def _live(self, user: str) -> tuple[str, str | None]: ...
 
         async def read_status(
-            self,
-            user: str,
-            *,
-            ended: bool = False,
-            quiet: bool = False,
-            within: timedelta | None = None,
+            self, user: str, *, ended: bool = False, quiet: bool = False
         ) -> BriefingStatus | None: ...
 
         async def told(

@@ -123,10 +123,13 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     Every number the briefing may say is stated here: the faithfulness check holds it to this."""
     firing = still_open(inputs.alarms)
     counted = f"{_many(len(inputs.alarms), 'alarm', 'alarms')}"
+    unread = alarms_unread(inputs) if inputs.alarms_configured else []
+    said = "; ".join(f"{n.source} unread: {n.detail}" for n in unread)
     if not inputs.alarms_configured:
         history = "no."
-    elif unread := alarms_unread(inputs):  # a count of some sources is not of the day's alarms
-        said = "; ".join(f"{n.source} unread: {n.detail}" for n in unread)
+    elif none_read(unread):  # no count at all, not "0 alarms read"
+        history = f"no, none could be read: {said}."
+    elif unread:  # a count of some sources is not of the day's alarms
         history = f"partly read: {said}; {counted} read ({len(firing)} not resolved)."
     else:
         history = f"yes, {counted} ({len(firing)} not resolved)."
@@ -192,6 +195,8 @@ _SOURCE_NAMES = {
     "alarms.cls": "CLS 告警记录",
     "alarms.monitor (firing since before)": "今天以前开始、仍在告警的云监控告警",
     "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
+    "alarms.monitor (the day's)": "当天的云监控告警记录",
+    "alarms.cls (the day's)": "当天的 CLS 告警记录",
     "llm": "大模型",
     "discussions": "讨论",
 }
@@ -200,6 +205,8 @@ _SOURCE_NAMES_EN = {
     "alarms.monitor": "Cloud Monitor alarms",
     "alarms.cls": "CLS alert records",
     "alarms.monitor (firing since before)": "Cloud Monitor alarms firing since before the day",
+    "alarms.monitor (the day's)": "Cloud Monitor alarms of the day",
+    "alarms.cls (the day's)": "CLS alert records of the day",
     "alarms.cls (firing since before)": "CLS alert records firing since before the day",
 }
 # A source that failed, said in the briefing's language (failed logs are its headline).
@@ -213,6 +220,17 @@ _FAILED_SAID = {
     "alarms.cls": (
         "CLS 告警记录没能读取，简报里只有云监控的告警。",
         "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
+    ),
+    # Only the day's read failed: the alarms still firing since before are listed.
+    "alarms.monitor (the day's)": (
+        "云监控当天的告警没能读取，此前开始、仍在告警的已列出。",
+        "Cloud Monitor's alarms of the day could not be read: those still firing since before "
+        "are listed. ",
+    ),
+    "alarms.cls (the day's)": (
+        "CLS 当天的告警记录没能读取，此前开始、仍在告警的已列出。",
+        "CLS alert records of the day could not be read: those still firing since before are "
+        "listed. ",
     ),
     # Only the look-back failed: the day's own alarms are all listed.
     "alarms.monitor (firing since before)": (
@@ -259,6 +277,11 @@ def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
     ]
 
 
+def none_read(unread: list[SourceNote]) -> bool:
+    """Whether the whole alarm history was unread ("alarms"), not one source of it."""
+    return any(n.source == "alarms" for n in unread)
+
+
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     """A deterministic extractive briefing from the reduced inputs (no LLM)."""
     zh = inputs.language == "zh"
@@ -271,8 +294,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     firing = still_open(inputs.alarms)
     unread_alarms = alarms_unread(inputs)
     missed = bool(unread_alarms)
-    # The whole history unread ("alarms"), not one source of it: no alarm was read at all.
-    none_read = any(n.source == "alarms" for n in unread_alarms)
+    nothing_read = none_read(unread_alarms)
     alarms_read = inputs.alarms_configured and not missed  # open alarms are counted only then
     happened: list[str] = []
     if inputs.log_lines:
@@ -341,7 +363,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         elif missed:  # a count of the alarms read is not the day's (the spoken text says why)
             opened = (
                 said("、告警没能读取", ", alarms could not be read")
-                if none_read
+                if nothing_read
                 else said("、告警没能全部读取", ", alarms not all read")
             )
         headline = said(
@@ -368,7 +390,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                 "昨天没有错误，但告警没能读取",
                 "Yesterday: no errors, but the alarms could not be read",
             )
-            if none_read
+            if nothing_read
             else said(
                 "昨天没有错误，但告警没能全部读取",
                 "Yesterday: no errors, but not every alarm could be read",

@@ -193,7 +193,9 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     if isinstance(exc, TencentAnswerError):  # not "unavailable ... try again": it answers so
         return "failed", exc.message
     if isinstance(exc, TencentListChangedError):  # worded for whoever reads it, no API code
-        return "unavailable", exc.message
+        # Not an outage (every call was answered): the list's state changed under the reads,
+        # asked again in a moment (RFC 9110's 409, as a name taken meanwhile is).
+        return "conflict", exc.message
     if not action:
         # An error the client worded itself, no call made (a window whose start is after its
         # end, a region out of format, a search to narrow): its words say what to do.

@@ -191,8 +191,8 @@ def alarms(
     """Cloud Monitor alarms and CLS alert records."""
     history = _read(lambda reads: reads.alarms(hours, region))
     found = history.alarms
-    for unread in history.unread:
-        err_console.print(str(unread), markup=False, highlight=False)
+    for unread in [*map(str, history.unread), *history.skipped_said()]:
+        err_console.print(unread, markup=False, highlight=False)
     print_rows(
         console,
         ["time", "source", "name", "status", "target"],

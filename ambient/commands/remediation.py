@@ -27,7 +27,7 @@ from ambient.commands import (
 )
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.views import VERDICTS, RemediationError, audit_action
+from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, audit_action
 from ambient.sharing import ShareLinkLimitError
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
@@ -116,6 +116,7 @@ def start(
     mode: Annotated[str, typer.Option(help="dry_run or execute")] = "dry_run",
     follow: Annotated[bool, typer.Option(help="show progress until it ends")] = True,
     as_json: Json = False,
+    request_id: Annotated[str | None, typer.Option(help=RETRY_SAFE)] = None,
 ) -> None:
     """Start the remediation of an alert and follow it.
 
@@ -123,7 +124,8 @@ def start(
     """
 
     async def work(service: RemediationService) -> Any:
-        started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]
+        alerted = json_object(alert, "alert")
+        started = await service.start(user, alerted, mode, request_id=request_id)  # type: ignore[arg-type]
         if as_json or not follow:
             return started
         # "started <id> (…); get_remediation shows the plan": the command with the id to type.

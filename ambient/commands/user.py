@@ -116,22 +116,25 @@ def push(
     ],
 ) -> None:
     """Replace a user's push channels and quiet hours."""
-    from ambient.domain.push import PushConfig
+    from ambient.domain.push import PushConfig, keeping
 
     try:
-        push = PushConfig.model_validate(json.loads(config))
-    except ValueError as exc:  # not JSON, or a ValidationError
-        why = "; ".join(field_problems(exc)) if isinstance(exc, ValidationError) else exc
-        raise fail(f"push config not changed: {why}", 2) from None
+        sent = json.loads(config)
+    except ValueError as exc:  # not JSON
+        raise fail(f"push config not changed: {exc}", 2) from None
 
-    async def work(users: UserRepository) -> None:
+    async def work(users: UserRepository) -> PushConfig:
         user = await _existing(users, name)
+        push = PushConfig.model_validate(sent, context=keeping(user.push_config))
         # The same target rules as every other door, for that user's role.
         policy = TargetPolicy.from_settings(Settings())
         await save_push_config(users.session, user, push, policy)
+        return push
 
     try:
-        _run(work)
+        push = _run(work)
+    except ValidationError as exc:
+        raise fail(f"push config not changed: {'; '.join(field_problems(exc))}", 2) from None
     except TargetError as exc:
         raise fail(f"push config not changed: {exc}", 2) from None
     print_json(console, push)

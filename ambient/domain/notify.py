@@ -200,16 +200,17 @@ class Target(UserConfig):
     def wants(self, kind: NotificationKind) -> bool:
         return self.kinds is None or kind in self.kinds
 
-    def same_destination(self, other: Target) -> bool:
-        """Both reach one place: a phone number however written, a robot by its URL or key."""
-        return self.type == other.type and self._place() == other._place()
+    def same_destination(self, other: Target, resolve: Callable[[str], str] = str) -> bool:
+        """Both reach one place: a phone number however written, a robot by its URL or key, a
+        robot, webhook or Apprise URL by the `secret:NAME` holding it (``resolve``d)."""
+        return self.type == other.type and self._place(resolve) == other._place(resolve)
 
-    def _place(self) -> object:
+    def _place(self, resolve: Callable[[str], str]) -> object:
         if self.type == "sms":
             return PHONE_JUNK.sub("", self.target)
         if self.type in ROBOT_KEYS:
-            return robot_address(self.target, self.type)
-        return self.target
+            return robot_address(self.target, self.type, resolve)
+        return resolve(self.target) if self.type in ("webhook", "apprise") else self.target
 
 
 ROBOT_KEYS = {"wecom": "key", "dingtalk": "access_token"}  # the key's parameter in robot URLs

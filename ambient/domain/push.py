@@ -7,7 +7,6 @@ allow-listed networks) is decided in `ambient.clients.notify.targets`.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import time
 from email.utils import parseaddr
@@ -37,12 +36,20 @@ from ambient.domain.notify import (
 from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
-log = logging.getLogger(__name__)
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
+# What a push channel's kinds say (every schema that reads one).
+CHANNEL_KINDS = "briefing, watch, remediation, system (briefing, watch, remediation when omitted)"
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+INBOX_NAME = re.compile(r"[A-Za-z0-9_.@-]{0,63}")  # an inbox target: a user's name
+# What after `secret:` may be a credential pasted, not a name: a UUID (a WeCom or Feishu key) or
+# a run of 32 letters or digits (a DingTalk access_token, 64 hex digits).
+KEY_SHAPED = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}|[A-Za-z0-9]{32}")
 ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# DingTalk's signing secret as its robot's security settings show it: SEC and 64 hex digits
+# (matched from 32 on: a secret cut short is one still).
+SIGN_SECRET = re.compile(r"SEC[0-9a-fA-F]{32}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.
 ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
@@ -62,7 +69,7 @@ def target_problem(target: Target) -> Refusal | None:
     if value.startswith(SECRET_PREFIX) and kind not in ("email", "sms"):  # these resolve none
         return _secret_problem(kind, value)
     if kind == "inbox":
-        return None if re.fullmatch(r"[A-Za-z0-9_.@-]{0,63}", value) else Refusal("not a user name")
+        return None if INBOX_NAME.fullmatch(value) else Refusal("not a user name")
     if kind == "email":
         return None if not value else _email_problem(value)
     if kind == "sms":
@@ -78,6 +85,16 @@ def target_problem(target: Target) -> Refusal | None:
     return _robot_problem(kind, value)
 
 
+def secret_shown(text: str) -> str:
+    """What follows `secret:` as a refusal or a 422 says it: a secret name not shaped like a
+    key (KEY_SHAPED) whole, its ?options as `?…`; anything else (a key, a token#SEC…) by its
+    first 4 characters."""
+    name, sep, _ = text.partition("?")
+    if SECRET_NAME.fullmatch(name) and not KEY_SHAPED.search(name):
+        return name + ("?…" if sep else "")
+    return text if len(text) <= 4 else text[:4] + "…"
+
+
 def _unknown_type(kind: str) -> Refusal:
     known = ", ".join(CHANNEL_TYPES)
     return Refusal("unknown channel type %(kind)s; known: %(known)s", kind=repr(kind), known=known)
@@ -86,12 +103,14 @@ def _unknown_type(kind: str) -> Refusal:
 def _secret_problem(kind: str, value: str) -> Refusal | None:
     name, sep, options = value[len(SECRET_PREFIX) :].partition("?")
     if not SECRET_NAME.fullmatch(name):
-        return Refusal("not a secret name: %(name)s (letters, digits, _ . -)", name=repr(name))
+        # Said by its first characters: what follows `secret:` may be the credential itself.
+        shown = repr(secret_shown(name))
+        return Refusal("not a secret name: %(name)s (letters, digits, _ . -)", name=shown)
     if sep and kind not in ROBOT_OPTIONS:
         # The name must be exact: a suffix would be glued onto the secret's value.
         return Refusal(
             "secret:%(name)s takes no ?options on a %(kind)s target (use the exact name)",
-            name=name,
+            name=secret_shown(name),
             kind=kind,
         )
     return _options_problem(kind, options) if sep else None
@@ -175,9 +194,7 @@ def _apprise_problem(value: str) -> Refusal | None:
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
         )
     if scheme in APPRISE_HOSTED | APPRISE_HTTP and apprise_disabled(scheme):  # before it is read
-        log.warning(
-            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
-        )
+        # The operator's to fix: logged where targets are checked for use (TargetPolicy).
         return Refusal(
             "Apprise %(scheme)s:// is not available on this server: use another service, or "
             "ask the operator to install what it needs",
@@ -266,13 +283,14 @@ def _after_secret(start: str) -> Refusal:
 
 
 def _secret_pasted(kind: str, pairs: list[str]) -> Refusal | None:
-    # DingTalk's signing secret (SEC…) as an option's name or value, or in a list of mentions,
-    # as written or decoded (`%2CSEC…`, `+SEC…`).
+    # DingTalk's signing secret as an option's name or value, or in a list of mentions, as
+    # written or decoded (`%2CSEC…`, `+SEC…`); by its shape, so a user id that starts with SEC
+    # (`at=SECURITY01`) is still a mention.
     if kind != "dingtalk":
         return None
     for name, _, value in (pair.partition("=") for pair in pairs):
         parts = (name, *value.split(","), *re.split(r"[,\s]+", unquote_plus(value)))
-        if any(p.startswith("SEC") for p in parts):
+        if any(SIGN_SECRET.match(p) for p in parts):
             return Refusal("the signing secret goes after #: …access_token=TOKEN#SEC…")
     return None
 
@@ -302,13 +320,23 @@ class QuietHours(UserConfig):
         return now >= start or now < end
 
 
-class PushChannel(Target):
-    """A target checked by its form where it enters (push config, typed task configs); the
-    errors name `type` or `target`. Kinds: briefing, watch, remediation when omitted."""
+class PushChannelSent(Target):
+    """A push channel as a door reads it (API body, MCP argument), before its form is checked
+    against the stored config (``keeping``): the schema says PushChannel's kinds."""
 
     kinds: list[NotificationKind] | None = Field(
-        default_factory=lambda: list(ALL_KINDS),
-        description="briefing, watch, remediation, system (the first three when omitted)",
+        default_factory=lambda: list(ALL_KINDS), description=CHANNEL_KINDS
+    )
+
+
+class PushChannel(Target):
+    """A target checked by its form where it enters (a push config); the errors name `type` or
+    `target`. One sent back as it is stored (``keeping``'s context) is kept unchecked: saved
+    before a rule refused it, it fails each send saying why, and must not block saving the
+    others (the settings page sends every channel back). Kinds: the first three when omitted."""
+
+    kinds: list[NotificationKind] | None = Field(
+        default_factory=lambda: list(ALL_KINDS), description=CHANNEL_KINDS
     )
 
     @field_validator("type")
@@ -323,7 +351,9 @@ class PushChannel(Target):
     def _target_form(cls, value: str, info: ValidationInfo) -> str:
         if (kind := info.data.get("type")) is None:
             return value  # the type already failed; that error is the one to read
-        if (problem := target_problem(Target(type=kind, target=value))) is not None:
+        kept = (info.context or {}).get(KEPT, ())
+        problem = target_problem(Target(type=kind, target=value))
+        if problem is not None and (kind, value.strip()) not in kept:
             raise problem
         return value.strip()
 
@@ -343,6 +373,14 @@ class PushConfig(UserConfig):
                     kind=channel.type,
                 )
         return channels
+
+
+KEPT = "kept"  # the validation context's channels stored as (type, target)
+
+
+def keeping(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The validation context of a push config sent to replace the stored ``raw``."""
+    return {KEPT: {(c.type, c.target.strip()) for c in stored_push_config(raw).channels}}
 
 
 def fallback_address(

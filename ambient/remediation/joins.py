@@ -15,6 +15,7 @@ operator's own (Cloud Monitor, CLS, not a member's typing): its configured user 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,3 +168,11 @@ def _going(run: WorkflowExecutionDescription) -> bool:
     """Still taking alerts: running, and not in a final state (sending its report)."""
     state = run.typed_search_attributes.get(temporal.STATE)
     return run.status is WorkflowExecutionStatus.RUNNING and state not in FINAL_STATES
+
+
+def request_key(user: str, request_id: str, alert: Alert) -> str:
+    """The key of a start or join sent with ``request_id``: a digest (a stranger's id is text
+    of their choosing, not for the owner's audit) of the id and the alert's source and metric
+    (an id reused for another alert on the run is that alert's own repeat, audited)."""
+    said = "\n".join((user, request_id, alert.source, alert.metric or ""))
+    return f"request:{user}:{hashlib.sha256(said.encode()).hexdigest()[:32]}"

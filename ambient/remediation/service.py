@@ -29,13 +29,13 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable, check_verify_secret, cluster_identity
-from ambient.remediation.joins import NOT_ADDED, join
+from ambient.remediation.joins import NOT_ADDED, join, request_key
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
 from ambient.remediation.runs import (
@@ -52,6 +52,8 @@ from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_asked
 from ambient.remediation.views import (
+    REQUEST_ID,
+    REQUEST_ID_FORM,
     InvalidRemediationError,
     RemediationError,
     RemediationRefusedError,
@@ -70,6 +72,8 @@ from workflows.remediation_safety import STATE_CONFLICT
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
+# The memo of a run started with a request_id: its key (request_key).
+START_REQUEST = "start_request"
 
 
 class RemediationService(RemediationReads):
@@ -99,11 +103,21 @@ class RemediationService(RemediationReads):
         user: str,
         alert: dict[str, Any] | Alert,
         mode: Mode = "dry_run",
+        *,
+        request_id: str | None = None,
     ) -> StartResult:
-        """Start the alert's remediation, or join the one already running for it."""
+        """Start the alert's remediation, or join the one already running for it; a request
+        retried with its ``request_id`` is answered as the first was: the run it started, or
+        the run it joined (its audit row written once)."""
         if mode not in ("dry_run", "execute"):
             raise InvalidRemediationError("mode: use 'dry_run' or 'execute'", field="mode")
+        if request_id is not None and not REQUEST_ID.fullmatch(request_id):
+            raise InvalidRemediationError(
+                f"request_id: send {REQUEST_ID_FORM}; nothing was started",
+                field="request_id",
+            )
         parsed = accepted(Alert, alert)
+        key = None if request_id is None else request_key(user, request_id, parsed)
         check_reachable(self.settings, parsed)
         account = await self._user(user)
         check_verify_secret(self.settings, parsed, user=user, is_admin=account.is_admin)
@@ -115,6 +129,19 @@ class RemediationService(RemediationReads):
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
         workflow_id = remediation_id(parsed, cluster_identity(self.settings, parsed.cluster_id))
+        message = f"started {workflow_id} ({decision.reason}); get_remediation shows the plan"
+        started = StartResult(
+            remediation_id=workflow_id,
+            created=True,
+            mode=decision.mode,
+            message=message,
+            state="scoring",
+        )
+        # Only with a request_id (the plain start, an alert storm's, pays no extra RPC): the
+        # id's latest run, going on or ended, started by this request is its answer again.
+        first = key and await self._started_by(workflow_id, key)
+        if first:
+            return first
         for _ in range(2):
             try:
                 await self.client.start_workflow(
@@ -124,6 +151,8 @@ class RemediationService(RemediationReads):
                     task_queue=self.settings.temporal_task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     task_timeout=TASK_TIMEOUT,
+                    # The request that started it: that request sent again is answered so.
+                    memo={START_REQUEST: {"key": key, **started.model_dump()}} if key else None,
                     search_attributes=search_attributes(user, parsed.cluster_id),
                     static_summary=(
                         f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
@@ -132,7 +161,10 @@ class RemediationService(RemediationReads):
                 )
                 break
             except WorkflowAlreadyStartedError:
-                repeated = await self._deduplicate(user, workflow_id, parsed, mode)
+                first = key and await self._started_by(workflow_id, key)
+                if first:
+                    return first  # this request started it, its answer lost: answered as then
+                repeated = await self._deduplicate(user, workflow_id, parsed, mode, key)
                 if repeated is not None:
                     return repeated
                 # Its run ended between the start and the repeat's signal: the alert is new
@@ -141,19 +173,31 @@ class RemediationService(RemediationReads):
             raise RemediationError(
                 f"{workflow_id} ended and started again while this alert came in; send it again"
             )
-        return StartResult(
-            remediation_id=workflow_id,
-            created=True,
-            mode=decision.mode,
-            message=f"started {workflow_id} ({decision.reason}); get_remediation shows the plan",
-            state="scoring",
-        )
+        return started
+
+    async def _started_by(self, workflow_id: str, key: str) -> StartResult | None:
+        """The answer the request ``key`` had when it started the latest run of
+        ``workflow_id`` (going on or ended); None when that run is not its."""
+        try:
+            description = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        memo = await description.memo_value(START_REQUEST, None)
+        if not isinstance(memo, dict) or memo.pop("key", None) != key:
+            return None
+        return StartResult.model_validate(memo)
 
     async def _deduplicate(
-        self, user: str, workflow_id: str, alert: Alert, mode: Mode
+        self, user: str, workflow_id: str, alert: Alert, mode: Mode, key: str | None
     ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        joined = await join(self.client, self.db, self.settings, user, workflow_id, alert=alert)
+        # Keyed under the run joined (join's audit subject is its run id): the same request
+        # to a later run of this id is a repeat of that run's.
+        joined = await join(
+            self.client, self.db, self.settings, user, workflow_id, alert=alert, key=key
+        )
         if joined is None:
             return None
         attributes, visible = joined

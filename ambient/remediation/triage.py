@@ -85,8 +85,8 @@ async def unresolved_alarms(
             window=window, skipped=[f"the alarm history could not be read: {told(exc)}"]
         )
     found: dict[str, Alert] = {}
-    # A source refused while the other answered: its alarms are not here, and the night says so.
-    skipped = [str(unread) for unread in history.unread]
+    # A source refused while the other answered, alarms without a time: not here, and said.
+    skipped = [*map(str, history.unread), *history.skipped_said()]
     for alarm in history.alarms:
         if alarm.status.upper() not in UNRESOLVED:
             continue

@@ -9,6 +9,7 @@ RemediationError
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -78,6 +79,15 @@ def audit_action(action: str, detail: dict[str, Any]) -> str:
 
 class RemediationError(Exception):
     """A remediation operation failed; the message says what to do."""
+
+
+# A start's retry-safe id, one rule and one wording at every door (API, MCP, CLI).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID_FORM = "1-128 of A-Z a-z 0-9 . _ : - (a UUID will do)"
+RETRY_SAFE = (
+    f"optional retry-safe id, {REQUEST_ID_FORM}: the same request sent again is answered as "
+    "the first was (started, or joined once)"
+)
 
 
 class InvalidRemediationError(RemediationError):

@@ -1,7 +1,8 @@
-"""One deadline for a whole request of a task (a check now, an update, a pause, a resume),
-taken once and passed down to every call it makes to Temporal: each bounded alone, a worker
-that answered one and then fell silent made the caller wait their sum. What the answer says
-when the time runs out: the silent-worker words and what the request did (sent or not)."""
+"""A task request's one deadline (a check now, an update, a pause, a resume): its budget,
+set at its top (`ambient.request_deadline`) and read by every call it makes to Temporal: each
+bounded alone, a worker that answered one and then fell silent made the caller wait their sum.
+What the answer says when the time runs out: the silent-worker words and what the request did
+(sent or not)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from ambient import temporal, updates
 from ambient.refusals import N_, Refusal
+from ambient.request_deadline import deadline
 from ambient.watches.inputs import TaskStateError, WorkerSilentError
 from ambient.watches.models import TaskStatus
 from ambient.watches.schedules import TaskSchedules
@@ -52,21 +54,19 @@ READ_ROOM = 2.0
 class RequestDeadline(TaskSchedules):
     """A task service's one deadline for a request, its check now and its status read."""
 
-    def _deadline(self, within: float | None = None, *, checks: bool = False) -> float:
-        """The loop's time by which a control or an update answers, all its calls together:
-        each bounded alone, a worker gone silent part-way made the caller wait their sum (an
-        update, for good). QUERY_TIMEOUT, ``baseline_wait`` for a request that waits for a
-        check (``checks``), ``within`` when the caller's is shorter."""
+    def _budget(self, *, checks: bool = False) -> float:
+        """The seconds in which a control or an update answers, all its calls together (its
+        `request_deadline`): each bounded alone, a worker gone silent part-way made the caller
+        wait their sum (an update, for good). QUERY_TIMEOUT, ``baseline_wait`` for a request
+        that waits for a check (``checks``)."""
         budget = temporal.QUERY_TIMEOUT.total_seconds()
         if checks:
             budget = max(budget, self.baseline_wait)
-        return asyncio.get_running_loop().time() + (
-            budget if within is None else min(budget, within)
-        )
+        return budget
 
-    async def _checked_now(self, task_id: str, until: float) -> tuple[TaskStatus | None, bool]:
+    async def _checked_now(self, task_id: str) -> tuple[TaskStatus | None, bool]:
         """Ask a watch to check now and wait, up to ``baseline_wait`` and the request's
-        ``until`` (less SIGNAL_ROOM), for the status once that check ended, and whether its
+        deadline (less SIGNAL_ROOM), for the status once that check ended, and whether its
         worker took the ask (None, True: not in time). A worker of a release before the
         ``checked_now`` update refuses it: the signal asks. Not taken in time, the signal asks
         too: an update no worker accepted yet lives in the server's memory alone (a restart
@@ -74,7 +74,7 @@ class RequestDeadline(TaskSchedules):
         A run stopping (a delete after the caller's look) refuses it as stopped: said at once,
         no signal (the run would ignore it, and once ended it would be told "no task")."""
         handle = self.client.get_workflow_handle(task_id)
-        loop = asyncio.get_running_loop()
+        loop, until = asyncio.get_running_loop(), deadline() or float("inf")
         update_id, taken = f"check-now-{uuid.uuid4().hex}", False
         try:
             async with asyncio.timeout_at(
@@ -94,30 +94,21 @@ class RequestDeadline(TaskSchedules):
         except temporal.CUT_SHORT:
             # In the run's history (its acceptance's answer maybe cut on its way): the check
             # is made without a signal, which would make a second.
-            if taken or await updates.accepted(self.client, task_id, update_id, until):
+            if taken or await updates.accepted(self.client, task_id, update_id):
                 return None, True
         # Sent as every control of a task is (a request id of its own: each asks a check).
         try:
-            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()), until)
+            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()))
         except temporal.OutOfTime:  # the update before it was sent
             raise temporal.OutOfTime(sent=True) from None
         return None, False
 
-    async def _read_by(self, user: str, task_id: str, until: float) -> TaskStatus:
-        """The task's status (`get`), its worker given what is left of the request's time
-        (none left: said silent without asking)."""
-        left = until - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise silent(task_id)
-        return await self.get(
-            user, task_id, within=min(left, temporal.QUERY_TIMEOUT.total_seconds())
-        )
 
-
-def silent(task_id: str, did: str | None = None) -> WorkerSilentError:
-    """The silent-worker words every door says (a page, the voice), and what the request did."""
+def silent(task_id: str, did: str | None = None, sent: bool | None = None) -> WorkerSilentError:
+    """The silent-worker words every door says (a page, the voice), and what the request did
+    (``did`` in words, ``sent`` as data)."""
     said = temporal.refused_request(temporal.silent_worker(), task_id)
-    return WorkerSilentError(said if did is None else f"{said}; {did}")
+    return WorkerSilentError(said if did is None else f"{said}; {did}", sent=sent)
 
 
 @contextlib.contextmanager
@@ -128,7 +119,7 @@ def in_time(task_id: str, sent: str) -> Iterator[None]:
     try:
         yield
     except temporal.OutOfTime as exc:
-        raise silent(task_id, sent if exc.sent else NOT_SENT) from None
+        raise silent(task_id, sent if exc.sent else NOT_SENT, exc.sent) from None
 
 
 @contextlib.contextmanager
@@ -138,9 +129,9 @@ def nothing_sent(task_id: str, unsent: str) -> Iterator[None]:
     try:
         yield
     except WorkerSilentError as exc:
-        raise WorkerSilentError(f"{exc}; {unsent}") from None
+        raise WorkerSilentError(f"{exc}; {unsent}", sent=False) from None
     except temporal.OutOfTime:
-        raise silent(task_id, unsent) from None
+        raise silent(task_id, unsent, False) from None
 
 
 def stopped(task_id: str) -> Refusal:

@@ -63,7 +63,15 @@ class TaskStateError(InvalidTaskError):
 
 
 class WorkerSilentError(TaskError):
-    """The task's worker did not answer within QUERY_TIMEOUT (none running, or busy)."""
+    """The task's worker did not answer within QUERY_TIMEOUT (none running, or busy).
+    ``sent``: what the request did, as its words say after the silent-worker words: True, sent
+    (it may still apply, or it applied), False, nothing sent; None, a read (nothing asked).
+    False with RETRY_UNSENT's words: this request sent nothing (an earlier try with the same
+    request_id may still apply)."""
+
+    def __init__(self, message: str, *, sent: bool | None = None) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class TaskUnavailableError(TaskError):

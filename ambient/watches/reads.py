@@ -3,7 +3,6 @@ attributes, then schedules), and one task's status. ``TaskService`` adds the wri
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import builtins
 import json
@@ -25,12 +24,15 @@ from ambient import temporal
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
+    BriefingStartedError,
+    BriefingUnanswered,
     BriefingUnavailableError,
     InvalidBriefingError,
 )
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.clients.web import FETCH_TIMEOUT
+from ambient.request_deadline import bounded, left
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -350,27 +352,19 @@ class TaskReads:
             )
         return tasks, schedules.next_page_token
 
-    async def get(
-        self,
-        user: str,
-        task_id: str,
-        *,
-        within: float | None = None,
-        operator: bool | None = None,
-    ) -> TaskStatus:
-        """The task's status; ``within``: seconds its worker may take to answer (a caller with a
-        shorter budget than QUERY_TIMEOUT, the voice, hears a silent worker as such);
-        ``operator``: a briefing's failures as an admin reads them (None: as ``user`` may)."""
+    async def get(self, user: str, task_id: str, *, operator: bool | None = None) -> TaskStatus:
+        """The task's status, within QUERY_TIMEOUT and what is left of a request around it (the
+        voice's: a silent worker said as such); ``operator``: a briefing's failures as an admin
+        reads them (None: as ``user`` may)."""
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
-        until = None if within is None else asyncio.get_running_loop().time() + within
-        status = await self._workflow_status(user, kind, task_id, within, operator=operator)
+        status = await self._workflow_status(user, kind, task_id, operator=operator)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice). Within what the query left.
         try:
-            description = await self._describe(task_id, until)
+            description = await self._describe(task_id)
         except temporal.OutOfTime:  # its worker took the read's time: silent, as a read says
             raise WorkerSilentError(
                 temporal.refused_request(temporal.silent_worker(), task_id)
@@ -446,19 +440,14 @@ class TaskReads:
         )
 
     async def _workflow_status(
-        self,
-        user: str,
-        kind: TaskKind,
-        task_id: str,
-        within: float | None = None,
-        *,
-        operator: bool | None = True,
+        self, user: str, kind: TaskKind, task_id: str, *, operator: bool | None = True
     ) -> TaskStatus:
         """A watch's status query or the briefing's status read, as every task answers (a
-        briefing's failures as ``BriefingService.told`` says them to ``operator``)."""
-        timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
-        # A caller's budget (``within``) is its deadline: why the read was late is asked by it.
-        until = None if within is None else asyncio.get_running_loop().time() + within
+        briefing's failures as ``BriefingService.told`` says them to ``operator``), within
+        QUERY_TIMEOUT and what is left of the request."""
+        if left() == 0:  # the request's time spent: not asked
+            raise WorkerSilentError(temporal.refused_request(temporal.silent_worker(), task_id))
+        timeout = timedelta(seconds=bounded(temporal.QUERY_TIMEOUT.total_seconds()))
         briefing = kind is TaskKind.DAILY_BRIEFING
         try:
             if not briefing:
@@ -473,34 +462,30 @@ class TaskReads:
                         ),
                         timeout,
                     )
-            # A briefing's read keeps QUERY_TIMEOUT itself; a caller's shorter budget here.
-            async with asyncio.timeout(within):
-                # The one read every door makes; an ended run's as it ended (get: STOPPED).
-                status = await self._briefing(
-                    self.briefings.read_status(user, ended=True, within=timeout)
-                )
+            # The one read every door makes; an ended run's as it ended (get: STOPPED).
+            status = await self._briefing(self.briefings.read_status(user, ended=True))
         except TimeoutError:
             # A silent worker, one that keeps failing the run, or Temporal.
-            why, down = await temporal.out_of_time(self.client, task_id, until)
+            why, down = await temporal.out_of_time(self.client, task_id)
             error = TaskError if down else WorkerSilentError
             raise error(temporal.refused_request(why, task_id)) from down
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return briefing_task_status(await self.briefings.told(user, status, operator=operator))
 
-    async def _describe(
-        self, task_id: str, until: float | None = None
-    ) -> WorkflowExecutionDescription:
-        """The run's description (``until``: the request's deadline, the loop's time)."""
+    async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
+        """The run's description, within what is left of the request."""
         handle = self.client.get_workflow_handle(task_id)
-        with found(task_id), temporal.by(until):
-            return await handle.describe(rpc_timeout=temporal.time_left(until))
+        with found(task_id), temporal.by():
+            return await handle.describe(rpc_timeout=temporal.time_left())
 
     @staticmethod
     async def _briefing(work: Awaitable[T]) -> T:
         """A briefing operation, its errors as task errors (the field named, nothing changed)."""
         try:
             return await work
+        except BriefingUnanswered:  # what it did is the caller's to say (a check now's words)
+            raise
         except InvalidBriefingError as exc:
             raise InvalidTaskError(str(exc)) from None
         except BriefingNotFoundError as exc:
@@ -508,8 +493,11 @@ class TaskReads:
         except BriefingUnavailableError as exc:
             raise TaskUnavailableError(str(exc)) from None
         except BriefingError as exc:
-            silent = temporal.SILENT_WORKER in str(exc)  # a control sent is then delivered
-            raise (WorkerSilentError if silent else TaskError)(str(exc)) from None
+            if temporal.SILENT_WORKER not in str(exc):
+                raise TaskError(str(exc)) from None
+            # A new config running is applied (a read's, else: a control sent is delivered).
+            sent = True if isinstance(exc, BriefingStartedError) else None
+            raise WorkerSilentError(str(exc), sent=sent) from None
 
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted

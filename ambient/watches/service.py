@@ -29,9 +29,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal, updates
+from ambient.briefing.errors import BriefingUnanswered
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
+from ambient.request_deadline import bounded, request_deadline
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
@@ -115,198 +117,204 @@ class TaskService(RequestDeadline):
         arg: WebMonitorInput | ThresholdWatchInput,
         summary: str,
         *,
-        until: float | None = None,
+        again: bool = False,
     ) -> TaskRef:
-        """Start a new life of the task, or find the running one with the same config: waited
-        for until ``until`` (the loop's time), one ``baseline_wait`` for the whole create."""
-        task_id, user, retried = arg.task, arg.user, until is not None
-        if until is None:
-            until = asyncio.get_running_loop().time() + self.baseline_wait
+        """Start a new life of the task, or find the running one with the same config, in one
+        ``baseline_wait`` for the whole create (``again``: its old life, stopping, let end)."""
+        task_id, user = arg.task, arg.user
+        if not again:
             await self._ended_otherwise(user, task_id, "created again")
-        try:
-            handle = await self.client.start_workflow(
-                WORKFLOW_TYPES[kind].run,
-                arg,
-                id=task_id,
-                task_queue=self.settings.temporal_task_queue,
-                # A stopped task's id may start again: a new life with its own keys.
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=temporal.search_attributes(
-                    kind.value, user, state=TaskState.ACTIVE.value
-                ),
-                static_summary=summary,
-                memo=temporal.task_memo(summary, datetime.now(UTC)),
-            )
-        except WorkflowAlreadyStartedError:
-            running = await self._workflow_status(user, kind, task_id)
-            if running.state is TaskState.STOPPED and not retried:
-                # Deleted a moment ago and still winding down: let it end, then start anew.
-                # However the old life ended (or not yet), the new one starts.
-                left = until - asyncio.get_running_loop().time()
-                await temporal.ended_within(self.client.get_workflow_handle(task_id), left)
-                return await self._start(kind, arg, summary, until=until)
-            if running.state is TaskState.STOPPED:
-                # Its last event or delivery is still under way: it is neither this create's
-                # task nor one to update.
-                raise InvalidTaskError(
-                    f"name: task {task_id!r} is still stopping after its delete (its last "
-                    "event or alert is being sent); create it again in a moment"
-                ) from None
-            if running.config != _as_stored(arg.config):
-                raise InvalidTaskError(
-                    Refusal(
-                        "name: task %(task)s already runs with another config; "
-                        "call update_task to change it, or delete_task first to start it anew",
-                        task=repr(task_id),
+        with request_deadline(self.baseline_wait):  # started again: the first start's
+            try:
+                handle = await self.client.start_workflow(
+                    WORKFLOW_TYPES[kind].run,
+                    arg,
+                    id=task_id,
+                    task_queue=self.settings.temporal_task_queue,
+                    # A stopped task's id may start again: a new life with its own keys.
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    search_attributes=temporal.search_attributes(
+                        kind.value, user, state=TaskState.ACTIVE.value
+                    ),
+                    static_summary=summary,
+                    memo=temporal.task_memo(summary, datetime.now(UTC)),
+                )
+            except WorkflowAlreadyStartedError:
+                running = await self._workflow_status(user, kind, task_id)
+                if running.state is TaskState.STOPPED and not again:
+                    # Deleted a moment ago and still winding down: let it end, then start anew.
+                    # However the old life ended (or not yet), the new one starts.
+                    # Within the create's deadline, less a read's room for the start again.
+                    await temporal.ended_within(
+                        self.client.get_workflow_handle(task_id),
+                        bounded(self.baseline_wait) - READ_ROOM,
                     )
-                ) from None
-            if not running.checks and running.state is TaskState.ACTIVE:
-                # Created a moment ago by a concurrent request: its first check is running.
-                handle = self.client.get_workflow_handle(task_id)
-                running = await self._waited_check(handle, "baseline", until) or running
-            return created_ref(running, created=False)
-        # The state the first check's answer shows (a pause that landed during it: paused).
-        first = await self._waited_check(handle, "baseline", until)
-        if first is None:
-            return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
-        return created_ref(first, created=True)
+                    return await self._start(kind, arg, summary, again=True)
+                if running.state is TaskState.STOPPED:
+                    # Its last event or delivery is still under way: it is neither this create's
+                    # task nor one to update.
+                    raise InvalidTaskError(
+                        f"name: task {task_id!r} is still stopping after its delete (its last "
+                        "event or alert is being sent); create it again in a moment"
+                    ) from None
+                if running.config != _as_stored(arg.config):
+                    raise InvalidTaskError(
+                        Refusal(
+                            "name: task %(task)s already runs with another config; "
+                            "call update_task to change it, or delete_task first to start it anew",
+                            task=repr(task_id),
+                        )
+                    ) from None
+                if not running.checks and running.state is TaskState.ACTIVE:
+                    # Created a moment ago by a concurrent request: its first check is running.
+                    handle = self.client.get_workflow_handle(task_id)
+                    running = await self._waited_check(handle, "baseline") or running
+                return created_ref(running, created=False)
+            # The state the first check's answer shows (a pause that landed during it: paused).
+            first = await self._waited_check(handle, "baseline")
+            if first is None:
+                return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
+            return created_ref(first, created=True)
 
     async def _waited_check(
-        self, handle: WorkflowHandle[Any, Any], update: str, until: float | None = None
+        self, handle: WorkflowHandle[Any, Any], update: str
     ) -> TaskStatus | None:
-        """A check the watch's ``update`` waits for, up to ``until`` (the loop's time; None:
-        ``baseline_wait`` from now); None: not in time (the task still runs, no worker may be
-        polling yet: get_task shows it once it ends)."""
-        until = until or asyncio.get_running_loop().time() + self.baseline_wait
+        """A check the watch's ``update`` waits for, up to ``baseline_wait`` and the request's
+        deadline; None: not in time (the task still runs, no worker may be polling yet:
+        get_task shows it once it ends)."""
         with contextlib.suppress(*temporal.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
-            async with asyncio.timeout_at(until):
+            async with asyncio.timeout(bounded(self.baseline_wait)):
                 return await handle.execute_update(update, result_type=TaskStatus)
         return None
 
     # --- steer ----------------------------------------------------------------------
 
-    # ``within``: the caller's own budget for the whole request (the voice's), when shorter.
-    async def pause(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
-        return await self._control(user, task_id, "pause", TaskState.PAUSED, within)
+    # A caller's own request around these (the voice's) keeps its deadline when it is sooner.
+    async def pause(self, user: str, task_id: str) -> TaskRef:
+        return await self._control(user, task_id, "pause", TaskState.PAUSED)
 
-    async def resume(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
-        return await self._control(user, task_id, "resume", TaskState.ACTIVE, within)
+    async def resume(self, user: str, task_id: str) -> TaskRef:
+        return await self._control(user, task_id, "resume", TaskState.ACTIVE)
 
-    async def trigger(self, user: str, task_id: str, *, within: float | None = None) -> TaskRef:
-        return await self._control(user, task_id, "check_now", None, within)
+    async def trigger(self, user: str, task_id: str) -> TaskRef:
+        return await self._control(user, task_id, "check_now", None)
 
     async def _control(
-        self,
-        user: str,
-        task_id: str,
-        signal: str,
-        new_state: TaskState | None,
-        within: float | None = None,
+        self, user: str, task_id: str, signal: str, new_state: TaskState | None
     ) -> TaskRef:
         kind = self._owned(user, task_id)
         # A check now waits for its check (a briefing's, its preparation) as a create does.
-        until = self._deadline(within, checks=signal == "check_now" and kind in _ASKED_NOW)
-        before: TaskState | None = None  # a workflow's state before its control
-        checked: TaskStatus | None = None  # a watch's status once its check now ended
-        taken = False  # a watch's check now taken by its worker, its result not in yet
-        if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
-            # Its answer is the status its write was checked against: no third look.
-            status, wrote = await self._update_schedule(
-                user, task_id, None, pause=signal == "pause"
-            )
-            note = None if wrote else ALREADY_SO
-            return TaskRef(
-                task_id=task_id, kind=status.kind, state=status.state, created=False, note=note
-            )
-        sent_words = CHECK_SENT if signal == "check_now" else CONTROL_SENT
-        with found(task_id), in_time(task_id, sent_words):
-            if kind is TaskKind.SCHEDULE:
-                await self.client.get_schedule_handle(task_id).trigger()
-            elif kind in _WATCHES and signal == "check_now":
-                # Asked through an update that answers once the check ended: what it read, and
-                # a page whose server asked us to wait is not asked, and the answer says so (a
-                # status read after a signal often predates the check); its state as the
-                # controls on their way make it (a resume just sent: active).
-                before, described = await self._live(task_id, until)
-                seen = await temporal.state_in_flight(self.client, described, before, until)
-                if seen.state == TaskState.STOPPED.value:
-                    raise TaskStateError(stopped(task_id))
-                before = TaskState(seen.state)
-                asked_at = asyncio.get_running_loop().time()
-                checked, taken = await self._checked_now(task_id, until)
-                waited = asyncio.get_running_loop().time() - asked_at
-                if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
-                    # No worker took it in a read's budget: silent, as a read would say, and
-                    # not asked again (the caller would wait out that budget twice).
-                    until = asked_at
-            elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
-                # "Run it now" for a briefing: prepare today's briefing again at once.
-                before, _ = await self._live(task_id, until)
-                try:
-                    await self._briefing(self.briefings.regenerate(user, until))
-                except updates.Unanswered as exc:
-                    if not exc.taken:
-                        raise silent(task_id, CHECK_SENT if exc.sent else NOT_SENT) from None
-                    # Taken, its preparation outlasts the request: started, as a watch's.
-                    return TaskRef(
-                        task_id=task_id, kind=kind, state=before, created=False, note=CHECK_STARTED
-                    )
-            else:
-                # What the controls it holds and has not taken yet make of it: a pause on its
-                # way is a paused task (a resume on its way, a running one).
-                described, seen = await temporal.read_in_flight(
-                    self.client, lambda: self._live(task_id, until), until
+        with request_deadline(self._budget(checks=signal == "check_now" and kind in _ASKED_NOW)):
+            before: TaskState | None = None  # a workflow's state before its control
+            checked: TaskStatus | None = None  # a watch's status once its check now ended
+            taken = False  # a watch's check now taken by its worker, its result not in yet
+            spent = False  # a check now no worker took in a read's budget: no read after it
+            if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
+                # Its answer is the status its write was checked against: no third look.
+                status, wrote = await self._update_schedule(
+                    user, task_id, None, pause=signal == "pause"
                 )
-                if seen.state == TaskState.STOPPED.value:  # a delete on its way
-                    raise TaskStateError(stopped(task_id))
-                before = TaskState(seen.state)
-                if seen.whole and before is new_state:
-                    return TaskRef(
-                        task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
+                note = None if wrote else ALREADY_SO
+                return TaskRef(
+                    task_id=task_id, kind=status.kind, state=status.state, created=False, note=note
+                )
+            sent_words = CHECK_SENT if signal == "check_now" else CONTROL_SENT
+            with found(task_id), in_time(task_id, sent_words):
+                if kind is TaskKind.SCHEDULE:
+                    await self.client.get_schedule_handle(task_id).trigger()
+                elif kind in _WATCHES and signal == "check_now":
+                    # Asked through an update that answers once the check ended: what it read, and
+                    # a page whose server asked us to wait is not asked, and the answer says so (a
+                    # status read after a signal often predates the check); its state as the
+                    # controls on their way make it (a resume just sent: active).
+                    before, described = await self._live(task_id)
+                    seen = await temporal.state_in_flight(self.client, described, before)
+                    if seen.state == TaskState.STOPPED.value:
+                        raise TaskStateError(stopped(task_id))
+                    before = TaskState(seen.state)
+                    asked_at = asyncio.get_running_loop().time()
+                    checked, taken = await self._checked_now(task_id)
+                    waited = asyncio.get_running_loop().time() - asked_at
+                    if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
+                        # No worker took it in a read's budget: silent, as a read would say, and
+                        # not asked again (the caller would wait out that budget twice).
+                        spent = True
+                elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
+                    # "Run it now" for a briefing: prepare today's briefing again at once.
+                    before, _ = await self._live(task_id)
+                    try:
+                        await self._briefing(self.briefings.regenerate(user))
+                    except BriefingUnanswered as exc:
+                        if not exc.taken:
+                            raise silent(
+                                task_id, CHECK_SENT if exc.sent else NOT_SENT, exc.sent
+                            ) from None
+                        # Taken, its preparation outlasts the request: started, as a watch's.
+                        return TaskRef(
+                            task_id=task_id,
+                            kind=kind,
+                            state=before,
+                            created=False,
+                            note=CHECK_STARTED,
+                        )
+                else:
+                    # What the controls it holds and has not taken yet make of it: a pause on its
+                    # way is a paused task (a resume on its way, a running one).
+                    described, seen = await temporal.read_in_flight(
+                        self.client, lambda: self._live(task_id)
                     )
-                # Requests that read the run alike send one signal (the server records a
-                # request id once); one sent while a worker holds the run's task, whose reading
-                # is not whole, is sent under an id of its own and never answered "already".
-                whole = f"{signal}/{described.run_id}/{seen.basis}"
-                request_id = whole if seen.whole else str(uuid.uuid4())
-                await temporal.signal_once(self.client, task_id, signal, request_id, until)
-        try:
-            status = checked or await self._read_by(user, task_id, until)
-        except Exception as exc:
-            if before is None or not (isinstance(exc, WorkerSilentError) or temporal_down(exc)):
-                raise
-            # The control is delivered (the server holds it) and applies when the worker takes
-            # it: a worker busy now (its workflow task held by a slow local activity), or
-            # Temporal gone since, is no failure to report. A check now its worker took is
-            # started (its result shows in the status).
+                    if seen.state == TaskState.STOPPED.value:  # a delete on its way
+                        raise TaskStateError(stopped(task_id))
+                    before = TaskState(seen.state)
+                    if seen.whole and before is new_state:
+                        return TaskRef(
+                            task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
+                        )
+                    # Requests that read the run alike send one signal (the server records a
+                    # request id once); one sent while a worker holds the run's task, whose reading
+                    # is not whole, is sent under an id of its own and never answered "already".
+                    whole = f"{signal}/{described.run_id}/{seen.basis}"
+                    request_id = whole if seen.whole else str(uuid.uuid4())
+                    await temporal.signal_once(self.client, task_id, signal, request_id)
+            try:
+                if spent:
+                    raise silent(task_id)
+                status = checked or await self.get(user, task_id)
+            except Exception as exc:
+                if before is None or not (isinstance(exc, WorkerSilentError) or temporal_down(exc)):
+                    raise
+                # The control is delivered (the server holds it) and applies when the worker takes
+                # it: a worker busy now (its workflow task held by a slow local activity), or
+                # Temporal gone since, is no failure to report. A check now its worker took is
+                # started (its result shows in the status).
+                return TaskRef(
+                    task_id=task_id,
+                    kind=kind,
+                    state=new_state or before,
+                    created=False,
+                    note=CHECK_STARTED if taken else DELIVERED_UNCONFIRMED,
+                )
+            if status.state is TaskState.STOPPED:
+                # A delete landed between the look above and the control: the run, stopping,
+                # ignored it. Answered as a control sent after the delete is, not as applied.
+                raise TaskStateError(stopped(task_id))
+            waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
+            zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
+            note = waits_note(waits, zone)
+            if checked is None and signal == "check_now" and kind in _WATCHES:
+                # Asked, its result not in by this answer.
+                note = CHECK_STARTED
+            found_now = await found_at_check(self.db, user, checked, waits) if checked else None
+            # The status's kind: a news digest is a schedule by its id, a digest by its config.
             return TaskRef(
                 task_id=task_id,
-                kind=kind,
-                state=new_state or before,
+                kind=status.kind,
+                state=new_state or status.state,
                 created=False,
-                note=CHECK_STARTED if taken else DELIVERED_UNCONFIRMED,
+                note=note,
+                waits=waits,
+                checked=found_now,
             )
-        if status.state is TaskState.STOPPED:
-            # A delete landed between the look above and the control: the run, stopping,
-            # ignored it. Answered as a control sent after the delete is, not as applied.
-            raise TaskStateError(stopped(task_id))
-        waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
-        zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
-        note = waits_note(waits, zone)
-        if checked is None and signal == "check_now" and kind in _WATCHES:
-            # Asked, its result not in by this answer.
-            note = CHECK_STARTED
-        found_now = await found_at_check(self.db, user, checked, waits) if checked else None
-        # The status's kind: a news digest is a schedule by its id, a digest by its config.
-        return TaskRef(
-            task_id=task_id,
-            kind=status.kind,
-            state=new_state or status.state,
-            created=False,
-            note=note,
-            waits=waits,
-            checked=found_now,
-        )
 
     async def update(
         self,
@@ -324,66 +332,63 @@ class TaskService(RequestDeadline):
             raise InvalidTaskError(f"request_id: 1-{MAX_REQUEST_ID} characters")
         kind = self._owned(user, task_id)
         # One deadline for every call below (a web monitor's waits for the pages it added).
-        until = self._deadline(checks=True)
-        # Not sent: a retry (its request_id reused) says this try sent nothing, as the first
-        # try's update may still apply.
-        unsent = NOT_SENT if request_id is None else RETRY_UNSENT
-        if kind is TaskKind.DAILY_BRIEFING:
-            # The briefing takes a new config as a new run that carries the day and the pause
-            # (a deleted one still finishing would be started again: refused).
+        with request_deadline(self._budget(checks=True)):
+            # Not sent: a retry (its request_id reused) says this try sent nothing, as the first
+            # try's update may still apply.
+            unsent = NOT_SENT if request_id is None else RETRY_UNSENT
+            if kind is TaskKind.DAILY_BRIEFING:
+                # The briefing takes a new config as a new run that carries the day and the pause
+                # (a deleted one still finishing would be started again: refused).
+                with nothing_sent(task_id, unsent):
+                    await self._answering(user, task_id)
+                try:
+                    await self._briefing(self.briefings.create(user, config, replace_only=True))
+                except TaskNotFoundError:  # deleted since the look above: stopped, as it says
+                    raise TaskStateError(stopped(task_id)) from None
+                try:  # its new run started: applied
+                    return await self.get(user, task_id)
+                except WorkerSilentError as exc:
+                    raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
+            # The same rules as create, for the task's own type (a digest is a schedule config).
+            parsed = await checked_config(kind.value, config, user, self.settings, self.db)
+            if isinstance(parsed, ReminderConfig):
+                return (await self._update_schedule(user, task_id, parsed))[0]
+            payload = parsed.model_dump(mode="json")
+            update_id = f"update-{request_id or uuid.uuid4().hex}"
+            # An update waits for a worker to take it, with no end: with none running it hung for
+            # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
+            # nothing was sent (a change sent could still apply when a worker came back).
             with nothing_sent(task_id, unsent):
-                await self._answering(user, task_id, until)
+                await self._answering(user, task_id)
+            handle = self.client.get_workflow_handle(task_id)
             try:
-                await self._briefing(
-                    self.briefings.create(user, config, replace_only=True, until=until)
-                )
-            except TaskNotFoundError:  # deleted since the look above: stopped, as it says
-                raise TaskStateError(stopped(task_id)) from None
-            try:  # its new run started: applied
-                return await self._read_by(user, task_id, until)
+                # Taken within QUERY_TIMEOUT (its worker has just answered a query), answered by
+                # the deadline; nothing left by now: not sent.
+                with found(task_id):
+                    applied = await updates.answered(handle, "update_config", payload, id=update_id)
+            except updates.Unanswered as exc:
+                raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent, exc.sent) from None
+            except WorkflowUpdateFailedError as exc:
+                if (await self.get(user, task_id)).state is TaskState.STOPPED:
+                    # A delete landed after our look: the task is stopped, the config is not wrong.
+                    raise TaskStateError(stopped(task_id)) from None
+                raise InvalidTaskError(f"update rejected: {exc.cause}") from None
+            if isinstance(parsed, WebMonitorConfig):
+                await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
+                # A page the update added is checked at once: its outcome (a wrong URL) is in the
+                # answer, as a create's baseline is; not in time, get_task shows it later. The
+                # status read after it keeps a read's time.
+                with request_deadline(bounded(self._budget(checks=True)) - READ_ROOM):
+                    await self._waited_check(handle, "pages_checked")
+            try:
+                status = await self.get(user, task_id)
             except WorkerSilentError as exc:
-                raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}") from None
-        # The same rules as create, for the task's own type (a digest is a schedule config).
-        parsed = await checked_config(kind.value, config, user, self.settings, self.db)
-        if isinstance(parsed, ReminderConfig):
-            return (await self._update_schedule(user, task_id, parsed))[0]
-        payload = parsed.model_dump(mode="json")
-        update_id = f"update-{request_id or uuid.uuid4().hex}"
-        # An update waits for a worker to take it, with no end: with none running it hung for
-        # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
-        # nothing was sent (a change sent could still apply when a worker came back).
-        with nothing_sent(task_id, unsent):
-            await self._answering(user, task_id, until)
-        handle = self.client.get_workflow_handle(task_id)
-        try:
-            # Taken within QUERY_TIMEOUT (its worker has just answered a query), answered by
-            # ``until``; nothing left by now: not sent.
-            with found(task_id):
-                applied = await updates.answered(
-                    handle, "update_config", payload, id=update_id, until=until
-                )
-        except updates.Unanswered as exc:
-            raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent) from None
-        except WorkflowUpdateFailedError as exc:
-            if (await self._read_by(user, task_id, until)).state is TaskState.STOPPED:
-                # A delete landed after our look: the task is stopped, the config is not wrong.
-                raise TaskStateError(stopped(task_id)) from None
-            raise InvalidTaskError(f"update rejected: {exc.cause}") from None
-        if isinstance(parsed, WebMonitorConfig):
-            await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
-            # A page the update added is checked at once: its outcome (a wrong URL) is in the
-            # answer, as a create's baseline is; not in time, get_task shows it later. The
-            # status read after it keeps a read's time.
-            await self._waited_check(handle, "pages_checked", until - READ_ROOM)
-        try:
-            status = await self._read_by(user, task_id, until)
-        except WorkerSilentError as exc:
-            raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}") from None
-        if status.config != applied:
-            # Another request's update was applied after this one (the workflow takes them one
-            # at a time, in the order the server took them): said, not answered as in force.
-            status.note = OVERTAKEN
-        return status
+                raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
+            if status.config != applied:
+                # Another request's update was applied after this one (the workflow takes them one
+                # at a time, in the order the server took them): said, not answered as in force.
+                status.note = OVERTAKEN
+            return status
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
@@ -445,31 +450,25 @@ class TaskService(RequestDeadline):
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
 
-    async def _live(
-        self, task_id: str, until: float | None = None
-    ) -> tuple[TaskState, WorkflowExecutionDescription]:
+    async def _live(self, task_id: str) -> tuple[TaskState, WorkflowExecutionDescription]:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
         again once it had ended). Its state (the controls its worker took) and its run."""
         # Read off the run's own search attribute (the server's, no worker asked): a status
         # query first left a control under load undone, "is the worker running?" said.
-        description = await self._describe(task_id, until)
+        description = await self._describe(task_id)
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(stopped(task_id))
         return TaskState(state), description
 
-    async def _answering(self, user: str, task_id: str, until: float) -> TaskState:
-        """``_live``, and its worker answering within QUERY_TIMEOUT and ``until``
+    async def _answering(self, user: str, task_id: str) -> TaskState:
+        """``_live``, and its worker answering within QUERY_TIMEOUT and the request's deadline
         (WorkerSilentError if not): an update or a new run waits for a worker, with none
         running for good."""
-        await self._live(task_id, until)
-        left = until - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise silent(task_id)
-        within = min(left, temporal.QUERY_TIMEOUT.total_seconds())
-        status = await self._workflow_status(user, self._owned(user, task_id), task_id, within)
+        await self._live(task_id)
+        status = await self._workflow_status(user, self._owned(user, task_id), task_id)
         if status.state is TaskState.STOPPED:
             raise TaskStateError(stopped(task_id))
         return status.state

@@ -50,7 +50,11 @@ voice_router = APIRouter(prefix="/voice", tags=["voice"])
 
 class SendIn(UserConfig):
     date: str | None = Field(default=None, description="YYYY-MM-DD; the latest when omitted")
-    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID)
+    request_id: str | None = Field(default=None, min_length=1, max_length=MAX_REQUEST_ID)
+
+
+class RegenerateIn(UserConfig):
+    request_id: str | None = Field(default=None, min_length=1, max_length=MAX_REQUEST_ID)
 
 
 class AnalyzeIn(UserConfig):
@@ -118,8 +122,10 @@ async def list_briefings(
 
 
 @router.post("/regenerate")
-async def regenerate(user: CurrentUser, state: StateDep) -> PreparedBriefing:
-    return await state.briefings.regenerate(user.name)
+async def regenerate(
+    user: CurrentUser, state: StateDep, body: RegenerateIn | None = None
+) -> PreparedBriefing:
+    return await state.briefings.regenerate(user.name, body.request_id if body else None)
 
 
 @router.post("/send")

@@ -78,7 +78,8 @@ class ImageBody(UserConfig):
 
 # Upstream answers by class: what the caller can act on. A refusal of the server's own keys
 # or kubeconfig (auth, account) stays 502: 401 and 403 speak of the caller's token and
-# permission, which were fine. "unavailable" says try again, as 503 does for Temporal.
+# permission, which were fine. Two say try again: "unavailable", an outage, 503 as for
+# Temporal; "conflict" when a list changed at each read, 409 (the state changed: ask anew).
 STATUS = {
     "refused": status.HTTP_403_FORBIDDEN,  # the caller's rollback_permission does not allow it
     "not_found": status.HTTP_404_NOT_FOUND,

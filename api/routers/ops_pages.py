@@ -15,6 +15,7 @@ from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
     BriefingReplacedError,
+    BriefingUnanswered,
     BriefingUnavailableError,
     InvalidBriefingError,
 )
@@ -70,6 +71,11 @@ def briefing_problem(exc: BriefingError, _: Words) -> str:
         "Your briefing did not answer in time (its worker is busy or stopped); "
         "try again in a moment."
     )
+    if isinstance(exc, BriefingUnanswered) and exc.sent:  # asked again: prepared or sent twice
+        silent = N_(
+            "Your briefing was asked and may still finish (its worker is busy or stopped); "
+            "check the briefing before asking again."
+        )
     return worker_unanswered(exc, _, silent) or _(
         "Briefings are unavailable right now; try again in a moment."
     )
@@ -136,21 +142,25 @@ async def briefing_page(
         history=history,
         problem=problem,
         named=BRIEFING_WORDS,
+        request_id=uuid.uuid4().hex,  # the forms' own: sent again (a reload), done once
         offline=page.state.settings.llm_mode == "offline",
     )
 
 
 @router.post("/app/briefings/action")
-async def briefing_action(page: Page, _: PageWords, action: FormText) -> Response:
+async def briefing_action(
+    page: Page, _: PageWords, action: FormText, request_id: FormText = ""
+) -> Response:
+    asked = request_id or None
     try:
         if action == "regenerate":
-            prepared = await page.state.briefings.regenerate(page.me.name)
+            prepared = await page.state.briefings.regenerate(page.me.name, asked)
             return back(
                 "/app/briefings",
                 _("Prepared again (version %(version)s)", version=prepared.version),
             )
         if action == "send":
-            await page.state.briefings.send(page.me.name)
+            await page.state.briefings.send(page.me.name, request_id=asked)
             return back("/app/briefings", _("Sent through your push channels"))
     except BriefingNotFoundError:
         return back(

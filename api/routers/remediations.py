@@ -17,6 +17,7 @@ from ambient.remediation.runs import (
     RemediationStatus,
 )
 from ambient.remediation.views import (
+    RETRY_SAFE,
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
@@ -39,6 +40,8 @@ class RemediationStart(UserConfig):
     mode: Literal["dry_run", "execute"] = Field(
         default="dry_run", description="the lower of this and your rollback_permission applies"
     )
+    # Its form is the service's to check (one rule at every door): no bound here.
+    request_id: str | None = Field(default=None, description=RETRY_SAFE)
 
 
 RUN_KEY = (
@@ -108,7 +111,10 @@ async def start(
 ) -> StartResult:
     """Start the alert's remediation (201), or join the one running for its workload (200)."""
     return created_or_found(
-        await state.remediations.start(user.name, body.alert, body.mode), response
+        await state.remediations.start(
+            user.name, body.alert, body.mode, request_id=body.request_id
+        ),
+        response,
     )
 
 

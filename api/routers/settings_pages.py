@@ -4,7 +4,7 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import status
@@ -21,7 +21,7 @@ from ambient.bridge.endpoints import (
 )
 from ambient.clients.notify.targets import TargetError
 from ambient.domain import field_errors as fields
-from ambient.domain.push import PushConfig, stored_push_config
+from ambient.domain.push import PushConfig, keeping, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.storage.users import SettingRefusedError, UserRepository, user_public
@@ -29,6 +29,7 @@ from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,
     DeviceRefusedError,
+    DeviceService,
     DeviceView,
     InvalidDeviceError,
     normalize_device_id,
@@ -195,7 +196,9 @@ async def save_push(page: Page, session: SessionDep, _: PageWords) -> Response:
     try:
         # The page edits channels only: the quiet hours set elsewhere stay as they are stored.
         quiet = stored_push_config(page.me.push_config).quiet_hours
-        config = PushConfig.model_validate({"channels": channels})
+        config = PushConfig.model_validate(
+            {"channels": channels}, context=keeping(page.me.push_config)
+        )
         config = config.model_copy(update={"quiet_hours": quiet})
         await save_push_config(session, page.me, config, page.state.channels.policy)
     except ValidationError as exc:
@@ -302,55 +305,53 @@ async def allow_device(
     return back("/app/settings", message)
 
 
-async def _device_changed(
-    change: Awaitable[DeviceView], _: PageWords, device: str
-) -> DeviceView | Response:
-    """The device a change of its speakers left, or the page back saying why it was refused."""
-    try:
-        return await change
-    except InvalidDeviceError as exc:
-        return back("/app/settings", what_went_wrong(exc, _))
-    except DeviceError:
-        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+# A device's change of one speaker: the service's call, and what the page says once made.
+SpeakerChange = Callable[[DeviceService, str, str, str], Awaitable[DeviceView]]
 
 
-@router.post("/app/xiaozhi/devices/withdraw")
-async def withdraw_speaker(
-    page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
-) -> Response:
-    """Stop your device answering someone who allowed it: their consent, your speaker."""
-    change = page.state.devices.withdraw(page.me.name, device, speaker)
-    if isinstance(view := await _device_changed(change, _, device), Response):
-        return view
-    said = _("%(device)s no longer answers %(name)s.", device=view.device_id, name=speaker)
-    return back("/app/settings", said)
+def _speaker_change(act: SpeakerChange, words: str) -> Callable[..., Awaitable[Response]]:
+    """The route of one change of a device's speaker (``act``, said by ``words``)."""
+
+    async def change_speaker(
+        page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
+    ) -> Response:
+        try:
+            view = await act(page.state.devices, page.me.name, device, speaker)
+        except InvalidDeviceError as exc:
+            return back("/app/settings", what_went_wrong(exc, _))
+        except DeviceError:
+            return back("/app/settings", _("No device %(device)s among yours.", device=device))
+        return back("/app/settings", _(words, device=view.device_id, name=speaker))
+
+    return change_speaker
 
 
-@router.post("/app/xiaozhi/devices/let-back")
-async def let_speaker_back(
-    page: Page, _: PageWords, device: FormText = "", speaker: FormText = ""
-) -> Response:
-    """Let someone whose consent you withdrew allow your device again."""
-    change = page.state.devices.let_back(page.me.name, device, speaker)
-    if isinstance(view := await _device_changed(change, _, device), Response):
-        return view
-    said = _("%(name)s may allow %(device)s again.", device=view.device_id, name=speaker)
-    return back("/app/settings", said)
+# Each its own name and description (the one handler's docstring would be both's).
+router.post(
+    "/app/xiaozhi/devices/withdraw",
+    name="withdraw_speaker",
+    description="Stop your device answering someone who allowed it: their consent, your speaker.",
+)(_speaker_change(DeviceService.withdraw, N_("%(device)s no longer answers %(name)s.")))
+router.post(
+    "/app/xiaozhi/devices/let-back",
+    name="let_speaker_back",
+    description="Let someone whose consent you withdrew allow your device again.",
+)(_speaker_change(DeviceService.let_back, N_("%(name)s may allow %(device)s again.")))
 
 
 @router.post("/app/xiaozhi/withdrawn/let-back")
 async def let_withdrawn_back(
     page: Page, _: PageWords, user: FormText = "", speaker: FormText = ""
 ) -> Response:
-    """Let back someone withdrawn from an owner's devices, naming no device (none may be left)."""
-    owner = user or page.me.name
+    """Let back someone withdrawn from an owner's devices, naming no device (none may be left).
+    The form names the owner, yours too: an empty one is the service's to refuse."""
     try:
-        await page.state.devices.let_back_from(page.me.name, owner, speaker)
-    except DeviceError as exc:  # not withdrawn (another tab), or not the caller's to lift
+        await page.state.devices.let_back_from(page.me.name, user, speaker)
+    except DeviceError as exc:  # not withdrawn (another tab), no owner, or not the caller's
         return back("/app/settings", what_went_wrong(exc, _))
-    if owner == page.me.name:
+    if user == page.me.name:
         return back("/app/settings", _("%(name)s may allow your devices again.", name=speaker))
-    said = _("%(name)s may allow %(owner)s's devices again.", name=speaker, owner=owner)
+    said = _("%(name)s may allow %(owner)s's devices again.", name=speaker, owner=user)
     return back("/app/settings", said)
 
 

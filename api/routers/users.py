@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ambient import grants
 from ambient.clients.notify.targets import TargetError
-from ambient.domain.push import PushConfig, stored_push_config
+from ambient.domain.notify import MAX_TARGETS
+from ambient.domain.push import PushChannelSent, PushConfig, keeping, stored_push_config
 from ambient.domain.users import (
     GRANTED_FIELDS,
     Grant,
@@ -130,12 +132,25 @@ async def read_push_config(user: CurrentUser) -> PushConfig:
     return stored_push_config(user.push_config)
 
 
+class PushConfigSent(PushConfig):
+    """A push config as sent: its channels' forms are checked against the stored config."""
+
+    channels: list[PushChannelSent] = Field(default_factory=list, max_length=MAX_TARGETS)  # type: ignore[assignment]
+
+
 @router.put("/me/push")
 async def set_push_config(
-    config: PushConfig, user: CurrentUser, session: SessionDep, state: StateDep
+    sent: PushConfigSent, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> PushConfig:
     """Replace the caller's push channels and quiet hours (the same target rules as sending:
     your own inbox only, secrets you may use, public addresses)."""
+    try:
+        # A channel sent back as stored is kept, however a rule added since reads it.
+        raw = sent.model_dump(exclude_unset=True)
+        config = PushConfig.model_validate(raw, context=keeping(user.push_config))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
     try:
         await save_push_config(session, user, config, state.channels.policy)
     except TargetError as exc:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.models import (
+    MAX_REQUEST_ID,
     BriefingListItem,
     BriefingRef,
     BriefingView,
@@ -40,6 +41,14 @@ YOURS = "default: your user settings (05:00, 06:00-10:00, Asia/Shanghai unless c
 Date = Annotated[
     str | None,
     Field(description="the local date YYYY-MM-DD; the latest when omitted"),
+]
+RequestId = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=MAX_REQUEST_ID,
+        description="retry-safe id: the same id is done once, answered alike",
+    ),
 ]
 
 
@@ -96,10 +105,7 @@ async def greet(
             description="whose briefing (default: you; others: admins only)",
         ),
     ] = None,
-    request_id: Annotated[
-        str | None,
-        Field(description="retry-safe id: the same id gets the same answer"),
-    ] = None,
+    request_id: RequestId = None,
 ) -> GreetResult:
     """The voice trigger ("你好，小智"): the briefing at the day's first greeting in the window;
     later greetings say when it was given."""
@@ -123,17 +129,17 @@ async def list_briefings(
     return BriefingList(briefings=items)
 
 
-async def regenerate_briefing(ctx: Context[Any, Any]) -> PreparedBriefing:
+async def regenerate_briefing(
+    ctx: Context[Any, Any], request_id: RequestId = None
+) -> PreparedBriefing:
     """Prepare today's briefing again now (new version; it is not spoken again)."""
-    return await app_state(ctx).briefings.regenerate(current_user(ctx))
+    return await app_state(ctx).briefings.regenerate(current_user(ctx), request_id)
 
 
 async def send_briefing(
     ctx: Context[Any, Any],
     date: Date = None,
-    request_id: Annotated[
-        str | None, Field(description="retry-safe id: the same id sends once")
-    ] = None,
+    request_id: RequestId = None,
 ) -> NotifyResult:
     """Send a briefing through your push channels now ("send today's briefing to my email")."""
     return await app_state(ctx).briefings.send(current_user(ctx), date, request_id)

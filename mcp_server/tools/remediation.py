@@ -16,6 +16,7 @@ from ambient.remediation.runs import (
     RemediationStatus,
 )
 from ambient.remediation.views import (
+    RETRY_SAFE,
     RemediationSummary,
     RemediationView,
     ScoreView,
@@ -77,12 +78,15 @@ async def start_remediation(
             "cluster. The lower of this and your rollback_permission applies."
         ),
     ] = "dry_run",
+    request_id: Annotated[str | None, Field(description=RETRY_SAFE)] = None,
 ) -> StartResult:
     """Start the graded remediation of an alert. While one runs for its workload (the same
     alert, or another source or metric on it), none starts (deduplicated: true; it joins that
     run, which stays its owner's). Returns remediation_id;
     get_remediation shows the plan, progress and audit of yours."""
-    return await app_state(ctx).remediations.start(current_user(ctx), alert, mode)
+    return await app_state(ctx).remediations.start(
+        current_user(ctx), alert, mode, request_id=request_id
+    )
 
 
 async def approve_remediation(

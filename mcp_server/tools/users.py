@@ -15,8 +15,14 @@ from pydantic import Field, ValidationError
 from ambient import grants
 from ambient.clients.notify.targets import TargetError
 from ambient.domain.field_errors import field_problems
-from ambient.domain.notify import MAX_TARGETS, Target
-from ambient.domain.push import PushConfig, QuietHours, stored_push_config
+from ambient.domain.notify import MAX_TARGETS
+from ambient.domain.push import (
+    PushChannelSent,
+    PushConfig,
+    QuietHours,
+    keeping,
+    stored_push_config,
+)
 from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.push import save_push_config
 from ambient.storage.users import UserRepository, not_registered, user_public
@@ -74,21 +80,20 @@ async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
 
 async def set_push_config(
     ctx: Context[Any, Any],
-    channels: Annotated[list[Target], Field(description=CHANNELS, max_length=MAX_TARGETS)],
+    channels: Annotated[list[PushChannelSent], Field(description=CHANNELS, max_length=MAX_TARGETS)],
     quiet_hours: Annotated[QuietHours | None, Field(description=QUIET)] = None,
 ) -> PushConfig:
     """Replace your push channels (and quiet hours); invalid input changes nothing."""
     state = app_state(ctx)
     try:
-        config = PushConfig.model_validate(
-            {
-                "channels": [c.model_dump(exclude_unset=True) for c in channels],
-                "quiet_hours": quiet_hours,
-            }
-        )
         async with state.db.session() as session:
             name = current_user(ctx)
             user = await UserRepository(session).existing(name, ToolError(not_registered(name)))
+            sent = {
+                "channels": [c.model_dump(exclude_unset=True) for c in channels],
+                "quiet_hours": quiet_hours,
+            }
+            config = PushConfig.model_validate(sent, context=keeping(user.push_config))
             await save_push_config(session, user, config, state.channels.policy)
             await session.commit()
     except (ValidationError, TargetError) as exc:  # the form, then the target rules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +14,14 @@ from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, ClsLogSpec, DayPlan, plan_for
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
-from ambient.clients.tencent.alarms import list_alarms
+from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentRetryableError
+from ambient.clients.tencent.errors import (
+    TencentAnswerError,
+    TencentAuthError,
+    TencentCloudError,
+    TencentRetryableError,
+)
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
@@ -242,3 +248,153 @@ async def test_alarms_that_change_at_each_read_fail_the_attempt_before_the_logs_
         with pytest.raises(ApplicationError, match="the alarms changed while they were read"):
             await ActivityEnvironment().run(acts.prepare_briefing, request)
     assert [c[1] for c in api.calls if c[1] == "SearchLog"] == []
+
+
+async def test_a_days_alarms_without_a_time_are_said_unreadable_in_its_sources(
+    settings: Settings, db: Database
+) -> None:
+    """An alarm whose FirstOccurTime is not the API's (in ms, here) was dropped by the day
+    unsaid, or failed the whole read; now its count is said beside the alarms read."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    at = int((day.logs_from + timedelta(hours=2)).timestamp())
+    window = [
+        {"AlarmId": f"alarm-{n}", "PolicyName": f"disk-{n}", "AlarmStatus": "OK"}
+        | {"FirstOccurTime": at * 1000 if n == 2 else at + n}
+        for n in range(3)
+    ]
+    api.raw["DescribeAlarmHistories"] = [
+        (200, "application/json", json.dumps({"Response": answer}).encode())
+        for answer in ({"Histories": window, "TotalCount": 3}, {"Histories": [], "TotalCount": 0})
+    ]
+    prepared, _ = await _prepared(settings, db, api, day)
+    assert {s.source: s.detail for s in prepared.sources}["alarms"] == "2 alarms, 1 unreadable"
+
+
+class _DayRefused(TencentCloud):
+    """Tencent Cloud refusing the day's alarm reads of ``refused`` (no status filter: not a
+    look-back) with ``error`` and ``code``, the look-backs too when ``look_back``; ``asked``
+    holds each alarm read asked (action, whether a look-back)."""
+
+    refused: tuple[str, ...] = ()
+    error: type[TencentCloudError] = TencentRetryableError
+    code, look_back = "RequestLimitExceeded", False
+    # The look-backs' own refusal, when ``look_back`` (``error`` by default).
+    back_error: type[TencentCloudError] | None = None
+    asked: list[tuple[str, bool]]
+
+    async def call(
+        self, product: str, action: str, params: dict[str, Any], *, region: str | None = None
+    ) -> dict[str, Any]:
+        looking_back = "AlarmStatus" in params or "Filters" in params
+        self.asked.append((action, looking_back))
+        if action in self.refused and looking_back and self.look_back and self.back_error:
+            raise self.back_error("RequestLimitExceeded", "refused")
+        if action in self.refused and (self.look_back or not looking_back):
+            raise self.error(self.code, "refused")
+        return await super().call(product, action, params, region=region)
+
+
+def _refusing(tc: TencentCloud, refused: tuple[str, ...], **how: Any) -> _DayRefused:
+    refusing = _DayRefused(tc.credential, region="ap-guangzhou")
+    refusing.__dict__.update(tc.__dict__)
+    refusing.refused, refusing.asked = refused, []
+    refusing.__dict__.update(how)
+    return refusing
+
+
+async def _history_refused(
+    refused: tuple[str, ...], **how: Any
+) -> tuple[AlarmHistory, list[tuple[str, bool]]]:
+    """The alarms of a day whose ``refused`` day reads fail, a disk full since three days
+    before it (Monitor) and a 5xx burst since two (CLS), both still firing; and the reads asked."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    since = day.logs_from - timedelta(days=3)
+    api.monitor_alarms = [
+        {
+            "PolicyName": "disk-full",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": int(since.timestamp()),
+        }
+    ]
+    burst = int((day.logs_from - timedelta(days=2)).timestamp() * 1000)
+    api.cls_records = [{"AlarmName": "5xx burst", "Status": 0, "CreateTime": burst}]
+    async with serve(api.app()) as base:
+        refusing = _refusing(standin_tencent(base), refused, **how)
+        history = await list_alarms(refusing, day.logs_from, day.logs_to, ongoing=True)
+        return history, refusing.asked
+
+
+async def test_alarms_still_firing_are_listed_when_the_days_read_of_their_source_failed() -> None:
+    """Monitor's read of the day rate-limited past its retries: its alarms still firing from
+    before (a disk full for three days) were not even asked for, and the briefing's open
+    problems went without them. They are read and listed; the day's read is said unread."""
+    history, _ = await _history_refused(("DescribeAlarmHistories",))
+    assert sorted((a.name, a.ongoing) for a in history.alarms) == [
+        ("5xx burst", True),
+        ("disk-full", True),
+    ]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor (the day's)", True)]
+
+
+async def test_both_days_reads_failed_still_list_the_alarms_firing_since_before() -> None:
+    """Both sources' reads of the day failed: the whole call failed, the open problems that
+    could be read too."""
+    refused = ("DescribeAlarmHistories", "DescribeAlertRecordHistory")
+    history, _ = await _history_refused(refused)
+    assert sorted(a.name for a in history.alarms) == ["5xx burst", "disk-full"]
+    assert [u.source for u in history.unread] == ["monitor (the day's)", "cls (the day's)"]
+
+
+async def test_a_source_whose_day_and_look_back_both_failed_is_said_unread_once() -> None:
+    """Monitor's day read and its look-back both failed: the source is said unread once, as
+    "monitor" by the day's error, not also as "monitor (firing since before)"; CLS is listed."""
+    history, asked = await _history_refused(("DescribeAlarmHistories",), look_back=True)
+    assert ("DescribeAlarmHistories", True) in asked  # the look-back was asked, and failed
+    assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", True)]
+
+
+async def test_a_source_whose_day_failed_for_good_and_look_back_for_now_is_asked_again() -> None:
+    """Monitor's day read answered what is not the API's (for good) and its look-back was
+    rate-limited (for now): the source was said unread by the day's error alone, not to be
+    asked again, and the briefing went without its alarms still firing, which another attempt
+    could read."""
+    history, _ = await _history_refused(
+        ("DescribeAlarmHistories",),
+        look_back=True,
+        error=TencentAnswerError,
+        code="not the API's answer",
+        back_error=TencentRetryableError,
+    )
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", True)]
+
+
+async def test_a_days_read_refused_by_the_keys_asks_no_look_back() -> None:
+    """Monitor's day read refused by CAM (AuthFailure): its look-back was asked too, the same
+    action refused again. It is not; the source is said unread, CLS's alarms listed."""
+    history, asked = await _history_refused(
+        ("DescribeAlarmHistories",), error=TencentAuthError, code="AuthFailure"
+    )
+    assert ("DescribeAlarmHistories", True) not in asked
+    assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
+
+
+async def test_a_days_alarm_read_failing_for_now_reads_no_look_back_on_an_attempt_not_the_last(
+    settings: Settings, db: Database
+) -> None:
+    """Monitor's day read rate-limited on an attempt that is not the last: the attempt fails
+    (the next reads again), yet the 30-day look-backs, and CLS, were read first and thrown
+    away. The attempt fails at the day's failure, nothing more asked."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    async with serve(TencentApi().app()) as base:
+        refusing = _refusing(standin_tencent(base), ("DescribeAlarmHistories",))
+        acts = BriefingActivities(db, LLMClient(settings), refusing, settings)
+        request = PrepareRequest(
+            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
+        )
+        with pytest.raises(ApplicationError, match="RequestLimitExceeded"):
+            await ActivityEnvironment().run(acts.prepare_briefing, request)
+    assert refusing.asked == [("DescribeAlarmHistories", False)]

@@ -27,14 +27,14 @@ DAY = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
 
 
 def _changing(api: TencentApi, action: str, rows: list[dict[str, Any]], read: str) -> None:
-    """Each later page of ``action``'s ``read`` ("day" or "look-back") finds one row of the
+    """Each later page of ``action``'s ``read`` ("day", "look-back" or "both") finds one row of the
     list gone (an alarm deleted, or recovered: no longer firing), at every read."""
 
     def gone() -> None:
         params = api.calls[-1][2]
         looking_back = "AlarmStatus" in params or "Filters" in params
         later = params.get("PageNumber", 1) > 1 or params.get("Offset", 0) > 0
-        if later and looking_back == (read == "look-back"):
+        if later and (read == "both" or looking_back == (read == "look-back")):
             rows.pop(-1 if looking_back else 0)  # the day's rows first, the look-back's after
         api.before[action] = gone
 
@@ -83,11 +83,12 @@ SAID = {
     "en": [
         "Cloud Monitor alarms firing since before the day could not be read: the day's own are "
         "all listed.",
-        "CLS alert records could not be read: only Cloud Monitor alarms are counted.",
+        "CLS alert records of the day could not be read: those still firing since before are "
+        "listed.",
     ],
     "zh": [
         "今天以前开始、仍在告警的云监控告警没能读取，当天的告警都已列出。",
-        "CLS 告警记录没能读取，简报里只有云监控的告警。",
+        "CLS 当天的告警记录没能读取，此前开始、仍在告警的已列出。",
     ],
 }
 WHY = {
@@ -100,16 +101,17 @@ WHY = {
 async def test_alarm_reads_that_change_at_each_read_are_said_and_the_briefing_goes_out(
     settings: Settings, db: Database, language: str
 ) -> None:
-    """Cloud Monitor's look-back and CLS's day (its look-back then unread with it) changing at
-    each of their 3 reads, on the last attempt: the day's own Monitor alarms and the logs are in
-    the briefing, and each source not read is named with why, spoken, on the page, among the
-    sources and in the prepared event's failed sources."""
+    """Cloud Monitor's look-back and CLS's day changing at each of their 3 reads, on the last
+    attempt: the day's own Monitor alarms, CLS's still firing from before (its look-back, read
+    though its day was not) and the logs are in the briefing, and each read that failed is named
+    with why, spoken, on the page, among the sources and in the prepared event's failed
+    sources."""
     api = TencentApi()
     _alarms(api, day=150, back=150)
     _changing(api, "DescribeAlarmHistories", api.monitor_alarms, "look-back")
     _changing(api, "DescribeAlertRecordHistory", api.cls_records, "day")
     prepared, report, failed = await _prepared_on_the_last_attempt(settings, db, api, language)
-    unread = ["alarms.monitor (firing since before)", "alarms.cls"]
+    unread = ["alarms.monitor (firing since before)", "alarms.cls (the day's)"]
     assert failed == unread
     assert [(s.source, s.ok) for s in prepared.sources] == [
         ("logs", True),
@@ -128,12 +130,13 @@ async def test_alarm_reads_that_change_at_each_read_are_said_and_the_briefing_go
 async def test_a_quiet_day_whose_alarms_could_not_all_be_read_is_not_said_quiet(
     settings: Settings, db: Database, language: str
 ) -> None:
-    """No error, no alarm read open, but both sources' day lists changed at each read: the
-    whole alarm history unread. The headline said "Yesterday was quiet" (昨天一切平稳)."""
+    """No error, no alarm read open, but both sources' lists, the day's and those firing since
+    before, changed at each read: the whole alarm history unread. The headline said "Yesterday
+    was quiet" (昨天一切平稳)."""
     api = TencentApi()
-    _alarms(api, day=150, back=0)
-    _changing(api, "DescribeAlarmHistories", api.monitor_alarms, "day")
-    _changing(api, "DescribeAlertRecordHistory", api.cls_records, "day")
+    _alarms(api, day=150, back=150)
+    _changing(api, "DescribeAlarmHistories", api.monitor_alarms, "both")
+    _changing(api, "DescribeAlertRecordHistory", api.cls_records, "both")
     prepared, _, failed = await _prepared_on_the_last_attempt(settings, db, api, language)
     assert failed == ["alarms"]
     assert (

@@ -73,3 +73,34 @@ def test_a_day_without_tencent_cloud_says_no_alarm_unread(
 ) -> None:
     """Tencent Cloud not configured: no alarm history to read, so none is said unread."""
     assert offline_draft(_day(language, errors, [UNSET])).headline == headline
+
+
+def test_the_llm_is_told_an_alarm_history_none_of_which_was_read_was_not_read() -> None:
+    """Tencent Cloud configured, both sources refused: the prompt said the history was "partly
+    read: …; 0 alarms read", a count of alarms read when none was."""
+    refused = SourceNote(source="alarms", ok=False, detail="AuthFailure: refused")
+    facts = llm_prompt(_day("en", 2, [refused])).split("\n")[0]
+    assert facts.endswith(
+        "Alarm history available: no, none could be read: alarms unread: AuthFailure: refused."
+    ), facts
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            "en",
+            "Cloud Monitor's alarms of the day could not be read: those still firing since "
+            "before are listed.",
+        ),
+        ("zh", "云监控当天的告警没能读取，此前开始、仍在告警的已列出。"),
+    ],
+)
+def test_a_days_read_failed_whose_alarms_still_firing_were_read_says_which(
+    language: Language, said: str
+) -> None:
+    """The day's Monitor alarms unread, its alarms still firing read: said as such, not as a
+    source read whole nor as one of which nothing is listed."""
+    day_unread = SourceNote(source="alarms.monitor (the day's)", ok=False, detail="busy")
+    draft = offline_draft(_day(language, 2, [READ, day_unread]))
+    assert said in draft.spoken_text

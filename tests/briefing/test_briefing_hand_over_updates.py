@@ -446,8 +446,8 @@ async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_a
         await stack.created_in_window("ivo", config)
         looked, describe = TaskService._answering, records.described
 
-        async def looked_then_deleted(self, user, task_id, until):  # type: ignore[no-untyped-def]
-            state = await looked(self, user, task_id, until)
+        async def looked_then_deleted(self, user, task_id):  # type: ignore[no-untyped-def]
+            state = await looked(self, user, task_id)
             if deleted == "before the read":
                 await service.delete(user)  # another door's, answered
             return state

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -17,7 +18,8 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
-from api.routers.briefings import http_error
+from api.routers.briefings import RegenerateIn, http_error
+from mcp_server.tools.briefing import RequestId
 from tests.conftest import unique
 
 
@@ -194,3 +196,14 @@ def test_a_stored_briefing_with_news_a_digest_refuses_keeps_running() -> None:
     config = read_stored(BriefingConfig, stored)
     assert [str(u) for u in config.news_urls] == ["https://example.com/"] * 2
     assert config.categories == [" "]
+
+
+@pytest.mark.parametrize("request_id", ["", "x" * 129])
+def test_a_regenerate_request_id_out_of_its_bound_is_refused_at_each_door(request_id: str) -> None:
+    """The service's 1-128 characters, in the API's model and the MCP tool's schema (an empty
+    one reached the service through the API; the tool's schema said no bound at all)."""
+    with pytest.raises(ValidationError) as by_api:
+        RegenerateIn.model_validate({"request_id": request_id})
+    assert [error["loc"] for error in by_api.value.errors()] == [("request_id",)]
+    with pytest.raises(ValidationError):
+        TypeAdapter(RequestId).validate_python(request_id)

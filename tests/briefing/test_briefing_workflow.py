@@ -1017,6 +1017,8 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
         ]
         # The alarms are read first: a failure of theirs fails the attempt before the logs.
         api.failures["SearchLog"] = ["InternalError"] * failing
+        # Each attempt's day read fails; the last's look-back is read (the alarms still firing:
+        # none), the others' not: their attempt fails anyway.
         api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"] * failing
         await stack.service.create("lars", config)
         await stack.skip_to(day.window_start + timedelta(minutes=1))
@@ -1032,7 +1034,7 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
         assert "| cpu-high |" in view.report_markdown
     else:
         # The last attempt reads both once more; what fails then is noted, the briefing made:
-        # CLS's alert records were read (none), Cloud Monitor's history is named as not read.
+        # CLS's alert records were read (none), Cloud Monitor's day is named as not read.
         unavailable = "Tencent Cloud is unavailable for {0} ({1}); try again. injected {1} "
         assert sources == {
             "logs": (
@@ -1042,7 +1044,7 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
                 + "(RequestId req-standin)",
             ),
             "alarms": (True, "0 alarms"),
-            "alarms.monitor": (
+            "alarms.monitor (the day's)": (
                 False,
                 unavailable.format("DescribeAlarmHistories", "FailedOperation.DataQueryFailed")
                 + "(RequestId req-standin)",

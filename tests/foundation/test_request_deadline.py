@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal, updates
+from ambient import request_deadline, temporal, updates
+from ambient.briefing import records
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.models import TaskStatus
 from ambient.watches.service import (
     APPLIED_UNREAD,
     CHECK_STARTED,
@@ -43,17 +44,23 @@ BUDGET = timedelta(seconds=2)
 GENEROUS = 15 * BUDGET.total_seconds()
 
 
-def silent_after_first_answer(tasks: TaskService, worker: Worker) -> None:
-    """The task's worker answers the next status query, then stops (no worker polls its queue
-    from then on: a query or an update waits for one)."""
-    answer = tasks._workflow_status
+def silent_after_first_answer(
+    monkeypatch: pytest.MonkeyPatch,
+    worker: Worker,
+    owner: object,
+    method: str = "_workflow_status",
+) -> None:
+    """``owner``'s ``method`` (by default the task service's status query) answers once, then
+    the task's worker stops (no worker polls its queue from then on: a query or an update
+    waits for one)."""
+    answer = getattr(owner, method)
 
-    async def then_silent(*args: Any, **kwargs: Any) -> TaskStatus:
-        status = await answer(*args, **kwargs)
+    async def then_silent(*args: Any, **kwargs: Any) -> Any:
+        answered = await answer(*args, **kwargs)
         await worker.shutdown()
-        return status
+        return answered
 
-    tasks._workflow_status = then_silent  # type: ignore[method-assign]
+    monkeypatch.setattr(owner, method, then_silent)
 
 
 @asynccontextmanager
@@ -90,7 +97,7 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
         tasks = TaskService(
             dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
         )
-        silent_after_first_answer(tasks, worker)
+        silent_after_first_answer(monkeypatch, worker, tasks)
         # Sent once its worker answered a query: it waited for that worker with no end.
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
@@ -102,6 +109,7 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
         "the update was sent and may still apply when its worker takes it: call get_task "
         "later to see the config in force"
     )
+    assert told.value.sent is True
     # (Whether it does is the server's: an update no worker took lives in its memory alone.)
 
 
@@ -126,7 +134,7 @@ async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_b
             briefings=BriefingService(dev_env.client, state.settings, deps.db),
             baseline_wait=3 * BUDGET.total_seconds(),
         )
-        silent_after_first_answer(tasks, worker)
+        silent_after_first_answer(monkeypatch, worker, tasks)
         assert (await tasks.get(user, task.task_id)).state is TaskState.ACTIVE
         asked: list[timedelta] = []
         monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
@@ -148,15 +156,7 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
         user,
         task_id,
     ):
-        briefings = tasks.briefings
-        answered = briefings.read_status
-
-        async def then_silent(*args: Any, **kwargs: Any) -> Any:
-            status = await answered(*args, **kwargs)
-            await worker.shutdown()
-            return status
-
-        briefings.read_status = then_silent  # type: ignore[method-assign]
+        silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
     assert str(told.value) == (
@@ -196,23 +196,35 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
         user,
         task_id,
     ):
-        briefings = tasks.briefings
-        answered, given = briefings.read_status, list[timedelta | None]()
-
-        async def then_silent(*args: Any, within: timedelta | None = None, **kwargs: Any) -> Any:
-            given.append(within)
-            status = await answered(*args, within=within, **kwargs)
-            await worker.shutdown()
-            return status
-
-        briefings.read_status = then_silent  # type: ignore[method-assign]
+        silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
+        asked: list[timedelta] = []  # the budget each read was given
+        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
         with pytest.raises(WorkerSilentError):
             await asyncio.wait_for(
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
             )
-    # Each read had what was left of the request's one budget, the second less than the first.
-    first, second = given
-    assert first is not None and second is not None and second < first <= BUDGET, given
+    # The request's budget is a read's own (baseline_wait under it): each read had what was left
+    # of it, less than a budget of its own, the second less than the first.
+    first, second = asked
+    assert second < first < BUDGET, asked
+
+
+async def test_a_status_read_inside_a_request_is_given_what_is_left_of_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watch's and a briefing's status read inside a request shorter than a read's own
+    budget wait for what is left of the request, not their own budget past it."""
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", 4 * BUDGET)  # a read's own: 8 s
+    async with briefing_at_rest(dev_env, deps, "deadline-read") as (_, tasks, user, briefing):
+        watch = await tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        asked: list[timedelta] = []
+        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
+        for task_id in (watch.task_id, briefing):
+            with request_deadline.request_deadline(2 * BUDGET.total_seconds()):  # 4 s
+                await tasks.get(user, task_id)
+    assert len(asked) == 2 and all(budget <= 2 * BUDGET for budget in asked), asked
 
 
 async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_run(
@@ -261,20 +273,30 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
         user,
         task_id,
     ):
-        briefings = tasks.briefings
-        create = briefings.create
-
-        async def created_then_silent(*args: Any, **kwargs: Any) -> Any:
-            ref = await create(*args, **kwargs)
-            await worker.shutdown()
-            return ref
-
-        briefings.create = created_then_silent  # type: ignore[method-assign]
+        silent_after_first_answer(monkeypatch, worker, tasks.briefings, "create")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
             )
     assert str(told.value).endswith(f"; {APPLIED_UNREAD}"), str(told.value)
+    assert told.value.sent is True
+
+
+async def test_a_briefing_update_running_whose_control_read_times_out_says_it_was_applied(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A briefing's new config running, the read of the controls sent meanwhile timed out:
+    said with the silent-worker words as a read's (``sent`` None), though the update applied."""
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-kept") as (_, tasks, user, id_):
+
+        async def timed_out(*_args: Any) -> list[str]:
+            raise RPCError("Timeout expired", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+        monkeypatch.setattr(records, "signals", timed_out)
+        with pytest.raises(WorkerSilentError) as told:
+            await tasks.update(user, id_, {"timezone": "Europe/Berlin"})
+    assert str(told.value).startswith("the new config is running"), str(told.value)
+    assert told.value.sent is True
 
 
 async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
@@ -290,12 +312,14 @@ async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
             user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
         )
         with pytest.raises(WorkerSilentError) as told:
-            await state.tasks.pause(user, task.task_id, within=0)
+            with request_deadline.request_deadline(0):
+                await state.tasks.pause(user, task.task_id)
         history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
     assert str(told.value) == (
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
         "nothing was sent, the task is unchanged"
     )
+    assert told.value.sent is False
     signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in history.events]
     assert "pause" not in signals
 
@@ -319,14 +343,14 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         )
         spent: list[float] = []
 
-        def deadline(*_args: Any, **_kwargs: Any) -> float:
-            spent.append(asyncio.get_running_loop().time())
+        def budget(*_args: Any, **_kwargs: Any) -> float:
+            spent.append(0.0)
             return spent[-1]
 
-        async def answered_at_the_deadline(_user: str, _task_id: str, _until: float) -> TaskState:
+        async def answered_at_the_deadline(_user: str, _task_id: str) -> TaskState:
             return TaskState.ACTIVE  # its worker answered, the request's time all spent
 
-        tasks._deadline = deadline  # type: ignore[method-assign]
+        tasks._budget = budget  # type: ignore[method-assign]
         tasks._answering = answered_at_the_deadline  # type: ignore[method-assign, assignment]
         changed = {"urls": ["https://example.org/"]}
         with pytest.raises(WorkerSilentError) as told:
@@ -341,6 +365,7 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
     assert str(told.value) == (
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; {did}"
     )
+    assert told.value.sent is False
     updates = [
         e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
         for e in history.events
@@ -408,7 +433,8 @@ async def test_a_read_whose_worker_is_silent_asks_why_within_its_budget(
     monkeypatch.setattr(WorkflowHandle, "describe", described)
     monkeypatch.setattr(service, "get_system_info", informed)
     with pytest.raises(WorkerSilentError):
-        await state.tasks.get(user, task.task_id, within=BUDGET.total_seconds())
+        with request_deadline.request_deadline(BUDGET.total_seconds()):
+            await state.tasks.get(user, task.task_id)
     # Its query waited out the whole budget: nothing left to ask why with.
     assert asked == []
 
@@ -429,14 +455,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
         tasks = TaskService(
             dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
         )
-        answered = updates.answered
-
-        async def applied_then_silent(*args: Any, **kwargs: Any) -> Any:
-            applied = await answered(*args, **kwargs)
-            await worker.shutdown()
-            return applied
-
-        monkeypatch.setattr(updates, "answered", applied_then_silent)
+        silent_after_first_answer(monkeypatch, worker, updates, "answered")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
                 tasks.update(user, task.task_id, {"urls": ["https://example.com/"]}), GENEROUS
@@ -445,6 +464,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
         f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
         "the update was applied; call get_task later to see the task's status"
     )
+    assert told.value.sent is True
 
 
 def counted(
@@ -457,3 +477,25 @@ def counted(
         return await queried(ask, within)
 
     return ask
+
+
+async def test_an_update_sent_outside_any_request_keeps_its_own_bound(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Outside a request (a CLI one-shot, a test) an update had no deadline to read and was
+    said unanswered, never sent ("nothing was sent"): it is taken within QUERY_TIMEOUT and its
+    result waited for as the SDK does."""
+    user = unique("deadline-outside")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        config = (await state.tasks.get(user, task.task_id)).config
+        handle = dev_env.client.get_workflow_handle(task.task_id)
+        assert request_deadline.deadline() is None
+        applied = await asyncio.wait_for(
+            updates.answered(handle, "update_config", config, id=unique("outside")), GENEROUS
+        )
+    assert applied == config

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -119,7 +120,8 @@ async def robots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Robots]:
         yield state
 
 
-CHANNEL = AppriseChannel(SecretResolver({}), DestinationGuard())
+GUARD = DestinationGuard()
+CHANNEL = AppriseChannel(SecretResolver({}), GUARD)
 
 
 async def test_a_feishu_robot_refusing_a_wrong_token_is_a_failure_naming_its_code(
@@ -151,10 +153,23 @@ async def test_a_robot_over_its_rate_limit_asks_to_be_tried_later(robots: Robots
 async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_failures(
     robots: Robots,
 ) -> None:
-    with pytest.raises(PermanentNotifyError, match=r"dingtalk.*300001.*token is not exist"):
+    with pytest.raises(PermanentNotifyError, match=r"dingtalk.*300001.*token is not exist") as ding:
         await CHANNEL.send("alice", MESSAGE, "dingtalk://" + "b" * 64, idempotency_key="k")
-    with pytest.raises(PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"):
+    with pytest.raises(
+        PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"
+    ) as wecom:
         await CHANNEL.send("alice", MESSAGE, "wecombot://wrong-key", idempotency_key="k")
+    # What to do, for an Apprise URL: the key or token from the robot's webhook URL goes in it
+    # (not "update this target" with the webhook URL, which an Apprise target is not).
+    assert "put the access_token from it into dingtalk://TOKEN" in str(ding.value), ding.value
+    assert "put the key from it into wecombot://KEY" in str(wecom.value), wecom.value
+    assert all("update this target" not in str(e.value) for e in (ding, wecom))
+    # An Apprise URL held in a server secret: only the operator can change it.
+    held = AppriseChannel(SecretResolver({"tg": SecretStr("wecombot://wrong-key")}), GUARD)
+    with pytest.raises(PermanentNotifyError, match="93000") as wecom:
+        await held.send("alice", MESSAGE, "secret:tg", idempotency_key="k")
+    assert "ask the operator to put it in the server secret 'tg'" in str(wecom.value), wecom.value
+    assert "into wecombot://KEY" not in str(wecom.value), wecom.value
     await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
     await CHANNEL.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}", idempotency_key="k")
     assert [name for name, _ in robots.received] == ["dingtalk", "wecom"]

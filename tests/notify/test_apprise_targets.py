@@ -6,8 +6,14 @@ import logging
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from ambient.domain.notify import Target
+from ambient.clients.guard import DestinationGuard
+from ambient.clients.notify.apprise import AppriseChannel
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.targets import TargetPolicy
+from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from tests.conftest import unique
 from tests.notify.test_push_config import api  # noqa: F401  (the API as bob)
@@ -61,5 +67,29 @@ def test_an_apprise_service_disabled_on_the_server_is_said_as_the_servers(
     with caplog.at_level(logging.DEBUG):
         problem = str(target_problem(target))
     assert "not available on this server" in problem and "cannot read" not in problem, problem
+    # The form's rules are pure (DESIGN: ambient/domain): the operator is told where targets
+    # are checked for use, at entry and at every send.
+    assert [r for r in caplog.records if r.name.startswith("ambient.domain")] == []
+    with caplog.at_level(logging.DEBUG):
+        used = TargetPolicy.strict().problem(target, user="alice", is_admin=False)
+    assert str(used) == problem
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("tgram://" in line and "disabled" in line for line in warned), warned
+
+
+async def test_an_apprise_service_disabled_for_a_url_held_in_a_secret_is_told_the_operator(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `secret:tg` holding a tgram:// URL: the check for use saw only `secret:tg`, and the
+    # operator was never told the plugin is disabled (the user's every send failed).
+    from apprise.apprise import N_MGR
+
+    monkeypatch.setattr(N_MGR["tgram"], "enabled", False)
+    secrets = SecretResolver({"tg": SecretStr(TELEGRAM)})
+    channel = AppriseChannel(secrets, DestinationGuard())
+    with caplog.at_level(logging.DEBUG), pytest.raises(PermanentNotifyError) as failed:
+        await channel.send("alice", Message(title="t", body="b"), "secret:tg")
+    assert "not available on this server" in str(failed.value), failed.value
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("tgram://" in line and "disabled" in line for line in warned), warned
+    assert all(TELEGRAM[9:] not in r.getMessage() for r in caplog.records)

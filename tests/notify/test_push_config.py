@@ -334,3 +334,22 @@ async def test_the_quiet_hours_the_assistant_reads_say_held_pushes_are_not_sent_
 def _tools(deps: WorkerDeps, user: str) -> Client:
     """An MCP client of the full server, acting as ``user`` (as over stdio)."""
     return mcp_as(deps, user)
+
+
+async def test_the_push_schema_says_the_kinds_a_channel_gets_when_omitted(
+    api: httpx.AsyncClient, deps: WorkerDeps
+) -> None:
+    # The body's channels were read as plain targets, documented "all when omitted", while a
+    # channel saved without kinds gets briefing, watch and remediation, not system.
+    schemas = (await api.get("/openapi.json")).json()["components"]["schemas"]
+    body = schemas["PushConfigSent"]["properties"]["channels"]["items"]["$ref"].split("/")[-1]
+    said = schemas[body]["properties"]["kinds"]["description"]
+    assert "briefing, watch, remediation when omitted" in said, said
+    sent = await api.put("/users/me/push", json={"channels": [{"type": "inbox"}]})
+    assert sent.json()["channels"][0]["kinds"] == ["briefing", "watch", "remediation"], sent.text
+    async with _tools(deps, unique("kinds")) as client:
+        tools = (await client.list_tools()).tools
+        tool = next(t for t in tools if t.name == "set_push_config")
+    channel = tool.input_schema["properties"]["channels"]["items"]["$ref"].split("/")[-1]
+    said = tool.input_schema["$defs"][channel]["properties"]["kinds"]["description"]
+    assert "briefing, watch, remediation when omitted" in said, said

@@ -3,7 +3,6 @@ forms (DingTalk's signed URL, WeCom's &debug=1) are sent, saved now or before.""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import httpx
@@ -92,13 +91,37 @@ async def test_a_robot_url_refused_for_a_misplaced_secret_never_says_the_secret(
         answer = await api.put(
             "/users/me/push", json={"channels": [{"type": "dingtalk", "target": target}]}
         )
-        # The 422 names the problem (its `input` echoes the caller's own request, cut).
-        said = json.dumps([error["msg"] for error in answer.json()["detail"]])
-        assert answer.status_code == 422 and _no_secret(said), said
+        # The 422 names the problem and where, never the secret (nor its `input`, which
+        # echoed the target as sent: a response a proxy, a browser or a log may keep).
+        assert answer.status_code == 422 and _no_secret(answer.text), answer.text
+        assert answer.json()["detail"][0]["loc"] == ["body", "channels", 0, "target"]
     # An unknown option or a mention is named, a long one by its first characters alone.
     problem = target_problem(Target(type="dingtalk", target=f"{DING_URL}{DING_TOKEN}&{LEAKED}=x"))
     assert problem is not None and _no_secret(str(problem)), str(problem)
     assert (await api.get("/users/me/push")).json()["channels"] == []
+
+
+async def test_a_refused_target_is_not_echoed_with_its_key_or_token(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    # A robot's key, a webhook's query and an Apprise URL's token are credentials: a 422
+    # refusing one for a misspelled option said it back in its `input`, whole.
+    key = unique("k3y")
+    for channel in (
+        {"type": "wecom", "target": f"{key}?mention=@all"},
+        {"type": "wecom", "target": f"{WECOM_URL}{key}&mention=@all"},
+        {"type": "dingtalk", "target": f"{key}#{LEAKED}?mention=@all"},
+        {"type": "apprise", "target": f"tgram://{key}/"},
+        {"type": "webhook", "target": f"http://10.1.2.3/hook?token={key}"},
+    ):
+        answer = await api.put("/users/me/push", json={"channels": [channel]})
+        assert answer.status_code == 422, answer.text
+        assert key not in answer.text and _no_secret(answer.text), answer.text
+        assert [e["loc"] for e in answer.json()["detail"]] == [["body", "channels", 0, "target"]]
+        # Refused as a whole channel (no type), its target is not echoed either.
+        untyped = {"target": channel["target"]}
+        answer = await api.put("/users/me/push", json={"channels": [untyped, channel]})
+        assert answer.status_code == 422 and key not in answer.text, answer.text
 
 
 async def test_a_stored_robot_url_with_a_misplaced_secret_fails_at_send_without_saying_it(
@@ -197,3 +220,38 @@ async def test_the_push_tool_refuses_a_broken_robot_url_naming_the_field(deps: W
     assert "channels.0.target" in text and "unknown wecom option 'mention'" in text, text
     assert current.structured_content is not None
     assert current.structured_content["channels"] == []
+
+
+async def test_a_refused_secret_reference_or_bare_channel_is_not_echoed(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    # `secret:` then a token (not a secret's name) was said back whole, in `input` and in the
+    # message; a target sent as a list and a channel sent as a bare URL were said back too.
+    key = unique("TOKEN")
+    for channels in (
+        [{"type": "dingtalk", "target": f"secret:ding{key}#{LEAKED}"}],
+        [
+            {
+                "type": "feishu",
+                "target": f"secret:https://open.feishu.cn/open-apis/bot/v2/hook/{key}",
+            }
+        ],
+        [{"type": "wecom", "target": [f"{key}?mention=@all"]}],
+        [f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={key}"],
+    ):
+        answer = await api.put("/users/me/push", json={"channels": channels})
+        assert answer.status_code == 422, answer.text
+        assert key[4:] not in answer.text and _no_secret(answer.text), answer.text
+    # A secret's own name is its reference, said back as written; its options are not.
+    answer = await api.put(
+        "/users/me/push",
+        json={"channels": [{"type": "wecom", "target": f"secret:ops-bot?mention={key}"}]},
+    )
+    assert answer.status_code == 422 and key[4:] not in answer.text, answer.text
+    assert answer.json()["detail"][0]["input"] == "secret:ops-bot?…", answer.text
+
+
+def test_a_secret_reference_that_is_no_name_is_said_by_its_first_characters() -> None:
+    problem = target_problem(Target(type="dingtalk", target=f"secret:dingTOKEN1234#{LEAKED}"))
+    assert problem is not None and "TOKEN1234" not in str(problem), str(problem)
+    assert "'ding…'" in str(problem) and _no_secret(str(problem)), str(problem)

@@ -388,6 +388,22 @@ async def test_both_sources_refused_the_night_says_what_to_fix_and_ends(
         await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
 
 
+async def test_alarms_without_a_time_are_said_skipped_by_the_night(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An alarm answered without a time the API gives is skipped by the read and counted
+    (``unreadable``); the night's record said only the sources unread, so an unresolved alarm
+    went untriaged without a word. It says how many were skipped."""
+    api, tencent = cloud
+    day = [a | {"AlarmId": f"alarm-{n}"} for n, a in enumerate(api.monitor_alarms[:4])]
+    day[2].update(AlarmStatus="ALARM", FirstOccurTime="yesterday")  # cart, unresolved
+    answer = {"Response": {"Histories": day, "TotalCount": 4}}
+    api.raw["DescribeAlarmHistories"] = [(200, "application/json", json.dumps(answer).encode())]
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert "cls-night001/prod/cart" not in [a.service for a in found.alerts]
+    assert any(s.startswith("1 unreadable alarm skipped") for s in found.skipped), found.skipped
+
+
 async def test_a_second_alarm_on_one_workload_is_said_not_dropped(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

@@ -835,3 +835,31 @@ async def test_a_search_of_logs_without_a_time_is_not_said_to_match_none_in_the_
         "integer of milliseconds): check the way to the API (AMBIENT_TENCENTCLOUD_ENDPOINT, a "
         "proxy) 5 unreadable lines skipped"
     ), text
+
+
+async def test_alarms_without_a_time_are_said_skipped_in_the_command(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """An alarm whose FirstOccurTime is not the API's is skipped and counted (list_alarms'
+    ``unreadable``); the command listed the others and said nothing of it, where `cloud logs`
+    says its unreadable lines."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    t = int(datetime.now(UTC).timestamp()) - 600
+    histories = [
+        {"AlarmId": "a-1", "PolicyName": "cpu-high", "AlarmStatus": "ALARM", "FirstOccurTime": t},
+        {"AlarmId": "a-2", "PolicyName": "disk-full", "FirstOccurTime": "yesterday"},
+    ]
+    answer = {"Response": {"Histories": histories, "TotalCount": 2}}
+    api.raw["DescribeAlarmHistories"] = [(200, "application/json", json.dumps(answer).encode())]
+    listed = await asyncio.to_thread(
+        CliRunner().invoke, app, ["cloud", "alarms"], env=cli_env(state)
+    )
+    assert listed.exit_code == 0, listed.output
+    assert "cpu-high" in listed.output, listed.output
+    assert "1 unreadable alarm skipped" in " ".join(listed.output.split()), listed.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections.abc import AsyncIterator
 
@@ -632,3 +633,36 @@ async def test_a_misspelt_field_in_a_tool_argument_or_a_spec_file_is_refused_by_
     assert done.exit_code == 2, done.output
     assert "max_size: Extra inputs are not permitted" in done.output, done.output
     assert cloud.calls == []
+
+
+async def test_a_lookup_whose_list_changed_at_each_read_is_a_conflict_not_an_outage(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    """A create's lookup by name whose list changed at each of its 3 reads (topics made or
+    removed meanwhile) was a 503, an outage's status, for a Tencent Cloud that answered every
+    call: it is a 409 (RFC 9110: a conflict with the resource's current state, to submit
+    again), its words as they were, and nothing is created."""
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    rows = [{"TopicId": f"topic-{n:03d}", "TopicName": f"t{n}"} for n in range(150)]
+
+    def page(found: list[dict[str, str]], total: int) -> tuple[int, str, bytes]:
+        body = {"Response": {"Topics": found, "TotalCount": total, "RequestId": "r"}}
+        return 200, "application/json", json.dumps(body).encode()
+
+    cloud.raw["DescribeTopics"] = [
+        answer
+        for left in range(3)  # one more gone at each read: no read alike
+        for answer in (
+            page(rows[left : left + 100], 150 - left),
+            page(rows[left + 101 : 150], 149 - left),
+        )
+    ]
+    topic = {"logset_id": "logset-app", "name": "nginx", "mode": "execute"}
+    answer = await http.post("/cloud/log-topics", json=topic, headers=ops)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["detail"] == (
+        "Tencent Cloud's DescribeTopics list changed at each of its 3 reads (items made or "
+        "removed meanwhile); try again in a moment"
+    )
+    assert cloud.creates() == []

@@ -180,3 +180,26 @@ async def test_analyze_logs_says_a_search_that_does_not_move_on_with_its_own_rea
     assert analysis.report.capped and analysis.report.stopped == stop
     assert f"Read only the newest 5 lines: {stop}.\n" in analysis.markdown
     assert "source's limit" not in analysis.markdown
+
+
+async def test_a_short_page_by_offset_whose_list_is_not_over_does_not_end_the_search(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """SearchLog's ListOver says whether every log the search matches was answered; a page
+    by Offset answered short of Limit while ListOver was false ended the search there, the
+    logs after it unread and the search said complete."""
+    api, tc = cloud
+
+    def by_offset(first: int, count: int, over: bool) -> tuple[int, str, bytes]:
+        status, kind, body = _page([IN_WINDOW - first - n for n in range(count)], page=first)
+        answer = json.loads(body)["Response"] | {"ListOver": over, "Context": ""}
+        return status, kind, json.dumps({"Response": answer}).encode()
+
+    # Limit 100 asked: 5 (no Context: on by Offset), then 2 (short, not over), then 3 and over.
+    api.raw["SearchLog"] = [by_offset(0, 5, False), by_offset(5, 2, False), by_offset(7, 3, True)]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
+    assert [r.time for r in found.logs] == [
+        datetime.fromtimestamp((IN_WINDOW - n) / 1000, UTC) for n in range(10)
+    ]
+    assert found.complete and found.stopped is None
+    assert [c[2].get("Offset") for c in api.calls] == [None, 5, 7]

@@ -89,8 +89,8 @@ async def test_a_keyword_hit_is_said_past_a_hundred_newer_events_of_its_watch(
     ref = await service.create(USER, "web_monitor", config, unique("busy"))
     checked_now = service._checked_now
 
-    async def busy_after(task_id: str, until: float) -> tuple[TaskStatus | None, bool]:
-        status = await checked_now(task_id, until)
+    async def busy_after(task_id: str) -> tuple[TaskStatus | None, bool]:
+        status = await checked_now(task_id)
         async with service.db.writing() as session:
             for n in range(101):  # newer than the check's hit, before its answer reads it
                 await EventRepository(session).add(

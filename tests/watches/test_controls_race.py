@@ -35,9 +35,9 @@ async def test_a_control_overtaken_by_a_delete_is_refused_as_stopped_not_answere
         await service.pause(user, task_id)
     looked = service._live
 
-    async def deleted_after_the_look(task: str, until: float | None = None) -> Any:
+    async def deleted_after_the_look(task: str) -> Any:
         # Another request's delete lands right after this control's look at the task.
-        before = await looked(task, until)
+        before = await looked(task)
         await service.delete(user, task)
         return before
 

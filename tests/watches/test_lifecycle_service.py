@@ -866,10 +866,8 @@ async def test_a_check_now_a_stopping_watch_refuses_is_answered_stopped_without_
     service, task_id = held.service, held.task_id
     looked = service._live
 
-    async def deleted_after_the_look(
-        task: str, until: float | None = None
-    ) -> tuple[TaskState, Any]:
-        before = await looked(task, until)
+    async def deleted_after_the_look(task: str) -> tuple[TaskState, Any]:
+        before = await looked(task)
         await service.delete(USER, task)
         assert (await service.get(USER, task)).state == "stopped"  # the run took the stop
         return before
@@ -1176,8 +1174,8 @@ async def test_an_update_that_a_delete_overtakes_is_refused_as_stopped_not_as_a_
     ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("race"))
     looked = service._answering
 
-    async def look_then_deleted(user: str, task_id: str, until: float) -> None:
-        await looked(user, task_id, until)
+    async def look_then_deleted(user: str, task_id: str) -> None:
+        await looked(user, task_id)
         await service.delete(user, task_id)  # the other request's delete, in between
 
     monkeypatch.setattr(service, "_answering", look_then_deleted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Dialog, expect
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
@@ -94,3 +94,60 @@ async def test_an_owners_withdrawn_member_has_one_let_back_button_however_many_d
         await expect(page.get_by_role("status")).to_contain_text(f"{mei} may allow")
         await expect(button).to_have_count(0)
     assert [d.withdrawn for d in await devices.list(owner)] == [[], []]
+
+
+async def test_an_owner_withdraws_a_member_then_lets_them_back_but_not_naming_no_owner(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """The card's "Stop answering" and the withdrawal's "Let … back" go through the service;
+    a let-back whose owner field was emptied (the form read it as the caller, and let them
+    back) is refused and lets no one back. Withdrawn, the member's own Allow is refused as
+    withdrawn, by role, until let back."""
+    owner, mei = unique("wbo"), unique("wbm")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name=owner, language=Language.EN)
+        )
+        _, mei_token = await UserRepository(session).create(
+            UserCreate(name=mei, language=Language.EN)
+        )
+        await session.commit()
+    devices = DeviceService(deps.db)
+    mac = "aa:bb:cc:00:01:2c"
+    await devices.add(owner, owner, mac)
+    await devices.allow(mei, mac)
+    async with serve(create_app(deps.settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app/settings")
+
+        async def accept(dialog: Dialog) -> None:
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        await page.get_by_role("button", name=f"Stop answering {mei}").click()
+        await expect(page.get_by_role("status")).to_contain_text(f"{mac} no longer answers {mei}.")
+        async with phone_page(browser) as theirs:
+            await theirs.context.add_cookies(
+                [{"name": "ambient_token", "value": mei_token, "url": base}]
+            )
+            await theirs.goto(f"{base}/app/settings")
+            await theirs.get_by_label("Their device id").fill(mac)
+            await theirs.get_by_role("button", name="Allow", exact=True).click()
+            await expect(theirs.get_by_role("alert")).to_contain_text(
+                f"Its owner (or an admin) withdrew your consent to {mac}: you may allow it again"
+                " once its owner or an admin lets you back (ask its owner)"
+            )
+        back = page.get_by_role("button", name=f"Let {mei} back")
+        form = page.locator("form[action='/app/xiaozhi/withdrawn/let-back']")
+        await form.locator("input[name=user]").evaluate("field => { field.value = '' }")
+        await back.click()
+        await expect(page.get_by_role("status")).to_contain_text(
+            "No user '': name an owner whose withdrawals are listed; nothing changed"
+        )
+        assert [d.withdrawn for d in await devices.list(owner)] == [[mei]]
+        await back.click()
+        await expect(page.get_by_role("status")).to_contain_text(
+            f"{mei} may allow your devices again."
+        )
+        await expect(back).to_have_count(0)
+    assert [d.withdrawn for d in await devices.list(owner)] == [[]]

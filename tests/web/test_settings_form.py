@@ -409,3 +409,57 @@ async def test_an_admins_let_back_buttons_name_each_owner(settings: Settings, db
         "Let p-lin back to p-o2's devices",
     ], shown
     assert "放行 p-lin 回到 p-o1 的音箱" in html.unescape(zh), zh
+
+
+async def test_a_stored_channel_a_rule_now_refuses_is_kept_when_the_push_form_is_saved(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    # The page sends every channel back: one saved by an older release with a misspelled
+    # option blocked adding any other, the form refused whole.
+    stale = {"type": "wecom", "target": "4b1c2d3e-0000-4000-8000-00000000abcd?mention=@all"}
+    async with db.session() as session:
+        user = await UserRepository(session).get("lin")
+        user.push_config = {"channels": [stale]}
+        await session.commit()
+    shown = values((await page.get("/app/settings")).text, "push")
+    assert shown["target"][0] == stale["target"], shown
+    typed = {
+        "type": [stale["type"], "email"],
+        "target": [stale["target"], "lin2@example.com"],
+        "kinds": ["0:watch", "1:briefing"],
+    }
+    saved = await page.post("/app/push", data=typed)
+    assert saved.status_code == 303, saved.text
+    async with db.session() as session:
+        stored = (await UserRepository(session).get("lin")).push_config
+    assert [(c["type"], c["target"]) for c in stored["channels"]] == [
+        ("wecom", stale["target"]),
+        ("email", "lin2@example.com"),
+    ]
+    # Changed, it is checked as new: refused by its number on the form, nothing saved.
+    typed["target"][0] = stale["target"].replace("abcd", "abce")
+    refused = await page.post("/app/push", data=typed)
+    assert refused.status_code == 422 and "Channel 1, Target" in refused.text, refused.text
+    async with db.session() as session:
+        assert (await UserRepository(session).get("lin")).push_config == stored
+
+
+async def test_a_let_back_form_naming_no_owner_is_refused_and_lets_no_one_back(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    """The form read an empty owner as the caller and let them back, where the API
+    (`?user=`) and the CLI (`--user ''`) refuse it: the service refuses it, nothing changes."""
+    devices = DeviceService(db)
+    added = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:00:00:2a"})
+    assert added.status_code == 201, added.text
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name="mei"))
+        await session.commit()
+    await devices.allow("mei", "aa:bb:cc:00:00:2a")
+    await devices.withdraw("lin", "aa:bb:cc:00:00:2a", "mei")
+    for sent in ({"user": "", "speaker": "mei"}, {"speaker": "mei"}):
+        back = await page.post("/app/xiaozhi/withdrawn/let-back", data=sent, follow_redirects=True)
+        said = html.unescape(back.text)
+        assert "No user '': name an owner whose withdrawals are listed; nothing changed" in said
+        assert "may allow your devices again" not in said
+        assert [v.withdrawn for v in await devices.list("lin")] == [["mei"]]

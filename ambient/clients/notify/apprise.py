@@ -22,9 +22,15 @@ from ambient.clients.notify.errors import (
     TransientNotifyError,
 )
 from ambient.clients.notify.http_errors import checked_destination, refusal
-from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit, refused
+from ambient.clients.notify.robots import (
+    DINGTALK_LIMITED,
+    WECOM_LIMITED,
+    held_in_secret,
+    over_limit,
+    refused,
+)
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.notify.targets import aimed_url
+from ambient.clients.notify.targets import aimed_url, warn_if_disabled
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
@@ -205,10 +211,18 @@ def _read_whole(response: requests.Response) -> None:
 
 # Where Apprise's dingtalk:// takes the robot's signing secret (its URL templates).
 SIGNED = "the secret in the URL dingtalk://{secret}@{token}/"
+# Where an Apprise robot URL holds what the robot's webhook URL names it by.
+KEY_IN_URL = {
+    "wecombot": "put the key from it into wecombot://KEY",
+    "dingtalk": "put the access_token from it into dingtalk://TOKEN",
+}
 
 
-def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | None:
-    """The notify error of a robot's answer that refused the message, or None."""
+def robot_refusal(
+    scheme: str, answers: list[requests.Response], update: str | None = None
+) -> Exception | None:
+    """The notify error of a robot's answer that refused the message, or None; ``update``: how
+    its key is put in again, when not into the Apprise URL (KEY_IN_URL)."""
     if (robot := ROBOT_ANSWERS.get(scheme)) is None:
         return None
     for response in answers:
@@ -225,7 +239,8 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
             return TransientNotifyError(f"{scheme} system busy ({code}): try again shortly")
         said = str(body.get(robot.says))[:200]
         return PermanentNotifyError(
-            f"{scheme}: the robot refused the message ({refused(scheme, code, said, SIGNED)})"
+            f"{scheme}: the robot refused the message "
+            f"({refused(scheme, code, said, SIGNED, update or KEY_IN_URL.get(scheme, ''))})"
         )
     return None
 
@@ -264,8 +279,11 @@ def _notify(sender: apprise.Apprise, message: Message) -> bool:
     return bool(sender.notify(body=body, title=title, body_format=given))
 
 
-async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
-    """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
+async def notify_apprise(
+    url: str, message: Message, pinned: dict[str, str] | None = None, update: str | None = None
+) -> None:
+    """Send through Apprise; ``pinned``: host name -> the address the guard checked for it;
+    ``update``: how a robot's key is put in again (robot_refusal)."""
     import apprise  # ~25 ms to import: only a send needs it
 
     sender = apprise.Apprise()
@@ -304,7 +322,8 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
         _PINNED.reset(token)
         _ANSWERS.reset(kept)
         _CONNECTIONS.reset(held)
-    if (refused := robot_refusal(url.partition("://")[0].lower(), answers.read)) is not None:
+    scheme = url.partition("://")[0].lower()
+    if (refused := robot_refusal(scheme, answers.read, update)) is not None:
         raise refused
     if not ok:
         raise status_refusal(answers)
@@ -326,6 +345,7 @@ class AppriseChannel:
         url = self.secrets.resolve(target)
         resolved = Target(type="apprise", target=url)
         if (problem := target_problem(resolved)) is not None:
+            warn_if_disabled(resolved)  # a secret's URL: entry saw only secret:NAME
             raise PermanentNotifyError(str(problem))
         aimed = aimed_url(resolved)
         pinned: dict[str, str] = {}
@@ -333,7 +353,7 @@ class AppriseChannel:
             checked = await checked_destination(self.guard, aimed)
             if checked.address is not None:
                 pinned[url_host(aimed).lower()] = checked.address
-        await notify_apprise(url, message, pinned)
+        await notify_apprise(url, message, pinned, held_in_secret(target))
         return None
 
 

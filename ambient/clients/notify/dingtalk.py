@@ -18,8 +18,10 @@ from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.robots import (
     DINGTALK_LIMITED,
     EVERYONE,
+    UPDATE_TARGET,
     RobotChannel,
     heading,
+    held_in_secret,
     listed,
 )
 from ambient.domain.notify import ROBOT_KEYS, Message
@@ -75,5 +77,5 @@ class DingTalkChannel(RobotChannel):
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
-        await self.post(url, payload, robot=token)
+        await self.post(url, payload, robot=token, update=held_in_secret(target) or UPDATE_TARGET)
         return None

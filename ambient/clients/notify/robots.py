@@ -31,6 +31,7 @@ from ambient.clients.notify.errors import (
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import robot_address
+from ambient.domain.push import SECRET_PREFIX, secret_shown
 from ambient.render import markdown_literal
 from ambient.storage import Database
 from ambient.storage.models import RobotWindow
@@ -47,6 +48,13 @@ DINGTALK_LIMITED: dict[int, float | None] = {130101: 600.0, 410100: None}  # hel
 # naming one cause (keywords not in content, sign not match, ip not in whitelist): said whole,
 # with where the signing secret is set on the path sent by (``secret``).
 SETTINGS_REFUSED = {
+    # A key or token the vendor does not know (mistyped, cut, or its robot removed): WeCom's
+    # "invalid webhook url", DingTalk's "token is not exist". Through Apprise too (wecombot://).
+    **dict.fromkeys(
+        [("wecom", 93000), ("wecombot", 93000), ("dingtalk", 300001)],
+        "no robot has this key: copy the robot's webhook URL again from the group's robot "
+        "settings and {update} (a robot removed from its group needs a new one)",
+    ),
     ("dingtalk", 310000): (
         "the robot's security settings refused the message: check them in the group's robot "
         "settings (a custom keyword must be in every message, {secret} must be the robot's "
@@ -58,11 +66,25 @@ SIGNED_BY = "the target's #SEC... secret"  # a dingtalk target's (`RobotChannel`
 log = logging.getLogger(__name__)
 
 
-def refused(robot: str, code: int, said: object, secret: str = SIGNED_BY) -> str:
+UPDATE_TARGET = "update this target"  # a robot target holds the webhook URL or its key
+
+
+def held_in_secret(target: str) -> str | None:
+    """How a key held in a server secret (``target`` is `secret:NAME`) is put in again: only the
+    operator changes AMBIENT_SECRETS. None for a target that holds its own."""
+    if not target.strip().startswith(SECRET_PREFIX):
+        return None
+    name = secret_shown(target.strip().removeprefix(SECRET_PREFIX))
+    return f"ask the operator to put it in the server secret {name!r} (AMBIENT_SECRETS)"
+
+
+def refused(
+    robot: str, code: int, said: object, secret: str = SIGNED_BY, update: str = UPDATE_TARGET
+) -> str:
     """A robot's refusal (``code`` and its message ``said``) and what to check, if known;
-    ``secret``: where its signing secret is set."""
+    ``secret``: where its signing secret is set; ``update``: how its key is put in again."""
     why = SETTINGS_REFUSED.get((robot, code))
-    return f"{code}: {said}" + (f"; {why.format(secret=secret)}" if why else "")
+    return f"{code}: {said}" + (f"; {why.format(secret=secret, update=update)}" if why else "")
 
 
 class RateLimiter:
@@ -232,7 +254,9 @@ class RobotChannel:
         """The send URL for the robot ``key`` (always below the configured base URL)."""
         return f"{self.base_url.rstrip('/')}{self.path}?{urlencode({self.key_param: key})}"
 
-    async def post(self, url: str, payload: dict[str, object], *, robot: str) -> None:
+    async def post(
+        self, url: str, payload: dict[str, object], *, robot: str, update: str = UPDATE_TARGET
+    ) -> None:
         """POST to the robot ``robot`` (its key) once its rate limit has a slot; its ``errcode``
         answer as a notify error (rate limits: transient)."""
         await self.limiter.acquire(robot)
@@ -252,7 +276,7 @@ class RobotChannel:
             raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
             raise PermanentNotifyError(
-                f"{self.name} errcode {refused(self.name, code, body.get('errmsg'))}"
+                f"{self.name} errcode {refused(self.name, code, body.get('errmsg'), update=update)}"
             )
 
 

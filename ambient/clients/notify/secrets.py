@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pydantic import SecretStr
 
 from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
-from ambient.domain.push import SECRET_PREFIX
+from ambient.domain.push import SECRET_PREFIX, secret_shown
 from ambient.refusals import N_, Refusal
 from ambient.settings import ServerSecret, url_origin
 
@@ -55,7 +55,7 @@ class SecretResolver:
         # member which names the operator defined, one guess at a time.
         example = '{"NAME": {"value": "...", "users": ["' + user + '"]}}'
         raise PermanentNotifyError(
-            Refusal(NOT_AVAILABLE, secret=repr(name), user=user, example=example)
+            Refusal(NOT_AVAILABLE, secret=repr(secret_shown(name)), user=user, example=example)
         )
 
     def check_use(self, value: str, url: str, *, user: str, is_admin: bool) -> None:
@@ -69,10 +69,21 @@ class SecretResolver:
         name = self._name(value)
         origin = url_origin(url)
         if origin is None or origin not in self._secrets[name].origins:
-            example = origin_example(name, origin or url)
+            shown = secret_shown(name)
+            example = origin_example(shown, origin or url)
             raise SecretOriginError(
-                Refusal(NOT_TO_ORIGIN, secret=repr(name), origin=origin or url, example=example)
+                Refusal(NOT_TO_ORIGIN, secret=repr(shown), origin=origin or url, example=example)
             )
+
+    def usable(self, value: str, *, user: str, is_admin: bool) -> str:
+        """``resolve``d if ``user`` may use it, else ``value`` as written (refused at send)."""
+        if not value.startswith(SECRET_PREFIX):
+            return value
+        try:
+            self.check_access(value, user=user, is_admin=is_admin)
+            return self.resolve(value)
+        except PermanentNotifyError:
+            return value
 
     def resolve(self, value: str) -> str:
         """The value itself, or the named secret's value for an exact `secret:NAME`."""
@@ -85,8 +96,9 @@ class SecretResolver:
         if name not in self._secrets:
             if "?" in name or "#" in name:
                 raise PermanentNotifyError(
-                    f"{value!r}: a secret is referenced by its exact name (secret:NAME), "
+                    f"{SECRET_PREFIX + secret_shown(name)!r}: a secret is referenced by its "
+                    "exact name (secret:NAME), "
                     "nothing may follow it"
                 )
-            raise PermanentNotifyError(Refusal(UNKNOWN, secret=repr(name)))
+            raise PermanentNotifyError(Refusal(UNKNOWN, secret=repr(secret_shown(name))))
         return name

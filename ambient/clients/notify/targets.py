@@ -8,15 +8,24 @@ same rules run again when a message is sent, with DNS, so nothing relies on entr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.notify import APPRISE_HTTP, Target, apprise_http_url
+from ambient.domain.notify import (
+    APPRISE_HOSTED,
+    APPRISE_HTTP,
+    Target,
+    apprise_disabled,
+    apprise_http_url,
+)
 from ambient.domain.push import SECRET_PREFIX, target_problem
 from ambient.refusals import Refusal
 from ambient.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class TargetError(ValueError):
@@ -47,9 +56,10 @@ class TargetPolicy:
 
     def problem(self, target: Target, *, user: str, is_admin: bool) -> str | Refusal | None:
         """Why ``user`` may not send to ``target``, or None (no DNS; see the module doc)."""
-        if (problem := target_problem(target)) is not None:
-            return problem
         value = target.target.strip()
+        if (problem := target_problem(target)) is not None:
+            warn_if_disabled(target)
+            return problem
         if target.type == "inbox" and value not in ("", user):
             return Refusal(
                 "an inbox target is your own inbox (%(user)s or empty), not %(value)s",
@@ -76,6 +86,17 @@ class TargetPolicy:
         for index, target in enumerate(targets):
             if (problem := self.problem(target, user=user, is_admin=is_admin)) is not None:
                 raise TargetError(field, index, problem)
+
+
+def warn_if_disabled(target: Target) -> None:
+    """Tell the operator an Apprise target's plugin is disabled here (the user reads only that
+    it is not available): where a URL is checked for use, a secret's once resolved."""
+    scheme = target.target.strip().partition("://")[0].lower()
+    checked = APPRISE_HOSTED | APPRISE_HTTP  # the schemes refused as disabled
+    if target.type == "apprise" and scheme in checked and apprise_disabled(scheme):
+        log.warning(
+            "Apprise %s:// is disabled on this system (its plugin lacks a requirement)", scheme
+        )
 
 
 def aimed_url(target: Target) -> str | None:

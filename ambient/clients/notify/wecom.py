@@ -14,7 +14,14 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.clients.notify.robots import WECOM_LIMITED, RobotChannel, heading, listed
+from ambient.clients.notify.robots import (
+    UPDATE_TARGET,
+    WECOM_LIMITED,
+    RobotChannel,
+    heading,
+    held_in_secret,
+    listed,
+)
 from ambient.domain.notify import ROBOT_KEYS, Message
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
@@ -59,7 +66,7 @@ class WeComChannel(RobotChannel):
         if not key:
             raise PermanentNotifyError("wecom target needs the robot key (or secret:NAME)")
         mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
-        url = self.endpoint(key)
+        url, update = self.endpoint(key), held_in_secret(target) or UPDATE_TARGET
         text = f"{heading(message.title)}\n{message.body}"
         if message.link_to_add:
             text += f"\n\n[详情 / details]({message.link_to_add})"
@@ -77,7 +84,7 @@ class WeComChannel(RobotChannel):
         # A retry goes on after the posts an earlier try sent: the group sees each once.
         for index in range(posts.done if posts else 0, len(payloads)):
             try:
-                await self.post(url, payloads[index], robot=key)
+                await self.post(url, payloads[index], robot=key, update=update)
             except (PermanentNotifyError, TransientNotifyError) as exc:
                 if index == 0:
                     raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import math
 from collections.abc import Callable
@@ -12,9 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent.client import LIST_READS, TencentCloud, field, from_ms, ms
+from ambient.clients.tencent.client import TencentCloud, ms
 from ambient.clients.tencent.errors import (
+    ANSWER,
     LIST_CHANGED,
+    TencentAnswerError,
+    TencentAuthError,
     TencentCloudError,
     TencentListChangedError,
     TencentRetryableError,
@@ -59,6 +61,16 @@ class AlarmHistory(BaseModel):
     unread: list[UnreadSource] = Field(
         default_factory=list, description="sources that could not be read: their alarms are missing"
     )
+    unreadable: int = Field(
+        default=0,
+        description="alarms skipped: answered without a time the API's (missing, not"
+        " an integer, not its unit)",
+    )
+
+    def skipped_said(self) -> list[str]:
+        """The alarms skipped, said as the doors list what they could not read (none: none)."""
+        n = self.unreadable
+        return [f"{n} unreadable alarm{'' if n == 1 else 's'} skipped"] if n else []
 
 
 def _dimensions(value: Any) -> dict[str, str]:
@@ -88,6 +100,12 @@ ALARMS_CHANGED = "the alarms changed while they were read; not listed this time"
 # How far before a window an alarm still firing is looked for (``ongoing``): a month.
 ONGOING_LOOKBACK = timedelta(days=30)
 
+# Ours: an alarm's time is the API's integer (Monitor's in the range asked, which its reference
+# says it filters; CLS's in ms), so one without is not its answer.
+NO_TIME = "alarms without a time"
+# A CLS CreateTime plausible as ms: from 1973 (below: seconds) to year 5138 (above: not ms).
+CLS_MS = (10**11, 10**14)
+
 
 async def list_alarms(
     tc: TencentCloud,
@@ -97,6 +115,7 @@ async def list_alarms(
     region: str | None = None,
     ongoing: bool = False,
     said: Callable[[TencentCloudError], str] = str,
+    day_failed: Callable[[TencentCloudError], None] = lambda exc: None,
 ) -> AlarmHistory:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first.
 
@@ -106,26 +125,46 @@ async def list_alarms(
     One source refused (a CAM policy without its action, CLS not opened in the region, a rate
     limit past the retries): the other's alarms are answered and it is named in ``unread``,
     its error as ``said`` words it (a door's sentence saying what to fix; the API's code and
-    message by default). Both refused: the call fails, with Monitor's error."""
+    message by default); a day's read refused whose look-back was read is named "(the day's)",
+    its alarms still firing listed. Nothing read: the call fails, with Monitor's error.
+    ``day_failed`` hears a source's day read failed, before anything else is read: a caller
+    that will ask again (a passing failure, an attempt retried) raises, nothing read in vain."""
     history = AlarmHistory()
     errors: list[TencentCloudError] = []
+    looked_back = False
     for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
+        failed: TencentCloudError | None = None
         try:
-            history.alarms += await read(tc, start, end, region, False)
+            found, skipped = await read(tc, start, end, region, False)
+            history.alarms, history.unreadable = (
+                history.alarms + found,
+                history.unreadable + skipped,
+            )
         except TencentCloudError as exc:
-            errors.append(exc)
-            history.unread.append(_unread(source, exc, said))
+            errors.append(failed := exc)
+            day_failed(exc)
+        # The windows meet at start and neither holds it twice: no alarm is in both. Read when
+        # the day's read failed too, but for the keys (the same action refused again): those
+        # still firing are the open problems a user asks for first. Its own failure (a rate
+        # limit) leaves the day's alarms read, and is said.
+        if not ongoing or isinstance(failed, TencentAuthError):
+            history.unread += [_unread(source, failed, said)] if failed else []
             continue
-        if ongoing:
-            # The windows meet at start and neither holds it twice: no alarm is in both. Its
-            # own failure (a rate limit) leaves the window's alarms read, and is said.
-            try:
-                earlier = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
-            except TencentCloudError as exc:
-                history.unread.append(_unread(f"{source} (firing since before)", exc, said))
-                continue
-            history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
-    if len(errors) == 2:
+        try:
+            earlier, skipped = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
+        except TencentCloudError as exc:
+            # After the day's own failure, the source is said unread once, by the day's error;
+            # asking again may read it if either failure was a passing one.
+            unread = _unread(source, failed, said) if failed else None
+            if unread is not None and isinstance(exc, TencentRetryableError):
+                unread.retryable = True
+            history.unread.append(unread or _unread(f"{source} (firing since before)", exc, said))
+            continue
+        looked_back = True
+        history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
+        history.unreadable += skipped
+        history.unread += [_unread(f"{source} (the day's)", failed, said)] if failed else []
+    if len(errors) == 2 and not looked_back:
         raise errors[0]
     # Each alarm names its own region, and an answer may hold other regions' (Monitor's Region
     # is optional in its API reference). A region asked for: its alarms (one naming none may be
@@ -133,6 +172,27 @@ async def list_alarms(
     history.alarms = [a for a in history.alarms if region is None or a.region in (None, region)]
     history.alarms.sort(key=lambda a: a.time, reverse=True)
     return history
+
+
+def _skipped(times: list[datetime | None], field_said: str) -> int:
+    """How many alarms of a read had no time the API's (``field_said``: which); every one of
+    them is no day of none but an answer that is not the API's."""
+    skipped = times.count(None)
+    if skipped and skipped == len(times):
+        raise TencentAnswerError(
+            ANSWER,
+            f"the answer is not the API's: {skipped} {NO_TIME} {field_said}: check the way "
+            "to the API (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+        )
+    return skipped
+
+
+def _alarm_time(value: Any, low: int, high: int, per_second: int) -> datetime | None:
+    """An alarm's time when it is an integer in [low, high] (``per_second``: 1 for seconds,
+    1000 for ms); None for any other, an alarm the read cannot place."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return datetime.fromtimestamp(value / per_second, UTC)
 
 
 def _unread(
@@ -144,89 +204,75 @@ def _unread(
 
 async def _monitor_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
-) -> list[AlarmRecord]:
-    """Monitor's alarms, its list read again from its first page when it changed while read
-    (as TencentCloud.paged reads a list by Offset)."""
-    for read in range(1, LIST_READS + 1):
-        try:
-            return await _monitor_read(tc, start, end, region, open_only)
-        except TencentListChangedError:
-            if read == LIST_READS:
-                raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
-    raise AssertionError("unreachable")  # the last read returned or raised
-
-
-async def _monitor_read(
-    tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
-) -> list[AlarmRecord]:
+) -> tuple[list[AlarmRecord], int]:
     # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数", each alarm
     # naming its own (Histories[].Region).
-    alarms: dict[str, AlarmRecord] = {}
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}
-    first_total = 0
-    for page in itertools.count(1):
-        answer = await tc.call(
+    # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于 EndTime": asked
+    # from a second before, one at ``start`` is found (`_within`).
+    low, high = math.ceil(start.timestamp()) - 1, math.ceil(end.timestamp())
+    params = {
+        "Module": "monitor",
+        # Oldest first: an alarm that begins while the pages are read comes after them
+        # (newest first, the default, it moved every later page: one listed twice).
+        "Order": "ASC",
+        "StartTime": low,
+        "EndTime": high,
+        **status,
+    }
+    try:
+        # Paged by PageNumber with the checks of a list paged by Offset: read again from its
+        # first page when it changed while read, short of its total not said whole. Told
+        # apart by AlarmId (AlarmHistory: 告警历史Id), one alarm however often it is served.
+        histories = await tc.paged(
             "monitor",
             "DescribeAlarmHistories",
-            {
-                "Module": "monitor",
-                "PageNumber": page,
-                "PageSize": 100,
-                # Oldest first: an alarm that begins while the pages are read comes after them
-                # (newest first, the default, it moved every later page: one listed twice).
-                "Order": "ASC",
-                # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于
-                # EndTime": asked from a second before, one at ``start`` is found (`_within`).
-                "StartTime": math.ceil(start.timestamp()) - 1,
-                "EndTime": math.ceil(end.timestamp()),
-                **status,
-            },
+            params,
+            "Histories",
+            "AlarmId",
+            by_number=True,
             region=region,
         )
-        histories = answer.get("Histories") or []
-        total = int(answer.get("TotalCount") or 0)
-        if page > 1 and total < first_total:
-            # An alarm left the list while it was read (one recovered, read by AlarmStatus):
-            # every later one moved a place back, and the one at this page's edge was skipped.
-            raise TencentListChangedError(
-                LIST_CHANGED,
-                f"DescribeAlarmHistories listed {first_total} alarms, then {total} at page {page}",
-            )
-        first_total = total if page == 1 else first_total
-        # Told apart by AlarmId (AlarmHistory: 告警历史Id), one alarm however often it is served.
-        alarms |= {
-            str(field(h, "AlarmId", "DescribeAlarmHistories")): AlarmRecord(
-                source="monitor",
-                name=h.get("PolicyName") or _alarm_name(h),
-                status=h.get("AlarmStatus") or "",
-                time=datetime.fromtimestamp(int(h.get("FirstOccurTime") or 0), UTC),
-                level=h.get("AlarmLevel"),
-                target=h.get("AlarmObject"),
-                detail=h.get("Content") or "",
-                # Written as a short name ("gz"), as the API reference's examples show.
-                region=region_name(h.get("Region")),
-                dimensions=_dimensions(h.get("Dimensions")),
-            )
-            for h in histories
-        }
-        if not histories or page * 100 >= total:
-            break
-    return _within(list(alarms.values()), start, end)
+    except TencentListChangedError:
+        raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
+    times = [_alarm_time(h.get("FirstOccurTime"), low, high, 1) for h in histories]
+    skipped = _skipped(
+        times, "in the range asked (DescribeAlarmHistories' FirstOccurTime, an integer of seconds)"
+    )
+    alarms = [
+        AlarmRecord(
+            source="monitor",
+            name=h.get("PolicyName") or _alarm_name(h),
+            status=h.get("AlarmStatus") or "",
+            time=when,
+            level=h.get("AlarmLevel"),
+            target=h.get("AlarmObject"),
+            detail=h.get("Content") or "",
+            # Written as a short name ("gz"), as the API reference's examples show.
+            region=region_name(h.get("Region")),
+            dimensions=_dimensions(h.get("Dimensions")),
+        )
+        for h, when in zip(histories, times, strict=True)
+        if when is not None
+    ]
+    return _within(alarms, start, end), skipped
 
 
 async def _cls_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
-) -> list[AlarmRecord]:
+) -> tuple[list[AlarmRecord], int]:
     # Filter status "0": 未恢复 (DescribeAlertRecordHistory's Filters).
     status = {"Filters": [{"Key": "status", "Values": ["0"]}]} if open_only else {}
+    # Its reference does not say whether From and To are in the range: a millisecond wider
+    # and the range kept here (`_within`).
+    low, high = ms(start) - 1, ms(end) + 1
+    params = {"From": low, "To": high, **status}
     try:
         records = await tc.paged(
             "cls",
             "DescribeAlertRecordHistory",
-            # Its reference does not say whether From and To are in the range: a millisecond
-            # wider and the range kept here (`_within`).
-            {"From": ms(start) - 1, "To": ms(end) + 1, **status},
+            params,
             "Records",
             # AlertHistoryRecord.RecordId "告警历史ID", given every record: one record, whose
             # Status and Duration change while it is read.
@@ -235,12 +281,16 @@ async def _cls_alarms(
         )
     except TencentListChangedError:
         raise TencentListChangedError(LIST_CHANGED, ALARMS_CHANGED) from None
+    # Its reference does not say From/To filter on CreateTime (a record begun before, still
+    # open, may be answered): a time in ms out of the range is placed, and left to `_within`.
+    times = [_alarm_time(r.get("CreateTime"), *CLS_MS, 1000) for r in records]
+    skipped = _skipped(times, "in ms (DescribeAlertRecordHistory's CreateTime)")
     alarms = [
         AlarmRecord(
             source="cls",
             name=r.get("AlarmName") or "",
             status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status") or "")),
-            time=from_ms(r.get("CreateTime") or 0),
+            time=when,
             level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel") or "") or None),
             target=r.get("TopicName") or r.get("TopicId"),
             detail=r.get("Trigger") or "",
@@ -248,9 +298,10 @@ async def _cls_alarms(
             # alarm's logs and cluster are.
             region=region_name(r.get("Region")),
         )
-        for r in records
+        for r, when in zip(records, times, strict=True)
+        if when is not None
     ]
-    return _within(alarms, start, end)
+    return _within(alarms, start, end), skipped
 
 
 def _within(alarms: list[AlarmRecord], start: datetime, end: datetime) -> list[AlarmRecord]:

@@ -458,6 +458,7 @@ class TencentCloud:
         key: str | None,
         *,
         page_size: int = 100,
+        by_number: bool = False,
         region: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every item, paged with Offset/Limit until the total is reached: a lookup by name
@@ -467,10 +468,12 @@ class TencentCloud:
         and one more, or without a total MAX_PAGES pages. A list that changed while it was read
         (`_read_once`) is read again from its first page, up to LIST_READS times; short the
         same at each read (its first page, total and count alike), it is no list that changed
-        but a way to the API that drops items: a TencentAnswerError."""
+        but a way to the API that drops items: a TencentAnswerError. ``by_number``: a list paged
+        with PageNumber/PageSize (Monitor's), its pages counted as they come, read alike."""
 
-        def page(offset: int) -> Awaitable[dict[str, Any]]:
-            asked = {**params, "Offset": offset, "Limit": page_size}
+        def page(offset: int, number: int) -> Awaitable[dict[str, Any]]:
+            paging = {"PageNumber": number, "PageSize": page_size} if by_number else {}
+            asked = {**params, **(paging or {"Offset": offset, "Limit": page_size})}
             return self.call(product, action, asked, region=region)
 
         shorts: list[tuple[Any, ...]] = []  # each read short of its total: how it was
@@ -496,14 +499,15 @@ class TencentCloud:
 
 
 async def _read_once(
-    page: Callable[[int], Awaitable[dict[str, Any]]],
+    page: Callable[[int, int], Awaitable[dict[str, Any]]],
     action: str,
     items: str,
     key: str | None,
     shorts: list[tuple[Any, ...]],
 ) -> list[dict[str, Any]]:
-    """One read of a paged list from its first page (a page at Offset holds the items from
-    there as the list stands when asked: the Describe* references). Short of its total, or
+    """One read of a paged list from its first page, ``page`` asked its offset and number (a
+    page at an Offset, or PageNumber, holds the items from there as the list stands when asked:
+    the Describe* references). Short of its total, or
     lower at a later page, after items made or removed meanwhile (a total that changed, a page
     starting earlier than asked): a TencentListChangedError (retryable); after an empty page
     or the first answered again, which no list answers: a TencentAnswerError (a lookup said
@@ -515,7 +519,7 @@ async def _read_once(
     heads: list[str] = []  # the first page's items
     new: dict[str, dict[str, Any]] = {}
     while asked < pages:
-        answer = await page(offset)
+        answer = await page(offset, asked + 1)
         asked += 1
         batch = answer.get(items) or []
         total = answer.get("TotalCount", answer.get("Total"))

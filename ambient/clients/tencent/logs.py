@@ -202,10 +202,11 @@ async def log_pages(
                 logs.append(_log_record(item, topic_id, when))
         read, got = read + used, got + len(logs)  # read: positions, as Offset counts them
         skips += skipped
-        # The last page: said so (ListOver), or by Offset a short one. Without a next Context
-        # (at Context's cap), the rest is read by Offset.
+        # The last page is the one ListOver says is (SearchLog's reference: 日志是否已全部返回),
+        # or by Offset an empty one: a page short of Limit may come before more. Without a
+        # next Context (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
-        over = bool(page.get("ListOver")) or (by_offset and len(results) < params["Limit"])
+        over = bool(page.get("ListOver")) or (by_offset and not results)
         if got >= limit or over or not new:
             complete = over and used == len(results)
             # A page of none but logs already read, not the last: no next page can be told.

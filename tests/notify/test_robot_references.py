@@ -1,0 +1,109 @@
+"""A robot however it is named (its key, its URL, a server secret holding it), and what a
+robot's refusal of its key tells the user to do (the WeCom 群机器人 and DingTalk 自定义机器人
+docs' errcodes)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.clients.notify.dingtalk import DingTalkChannel
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.wecom import WeComChannel
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Target
+from ambient.domain.push import target_problem
+from ambient.settings import ServerSecret
+from tests.conftest import unique
+from tests.notify.standins import DING_TOKEN, WECOM_KEY, PushEndpoints
+from tests.notify.test_channels import REPORT, SECRETS
+from tests.notify.test_delivery import _request, _set_push, _settings, _user
+
+
+async def test_one_robot_named_by_a_secret_and_by_its_key_gets_one_message(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    # The task names the WeCom robot by the server secret an admin set for it, the push config
+    # by its key: the group got every alert twice (the secret's name was compared, not the key).
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    await _set_push(deps.db, "alice", {"channels": [{"type": "wecom", "target": WECOM_KEY}]})
+    notify = NotifyActivities(
+        deps.db, build_channels(_settings(deps.settings, base), deps.db, deps.http)
+    )
+    sent = await ActivityEnvironment().run(
+        notify.notify, _request(unique("robot"), Target(type="wecom", target="secret:ops-bot"))
+    )
+    assert [(d.channel, d.target, d.status) for d in sent.deliveries] == [
+        ("wecom", "secret:ops-bot", DeliveryStatus.SENT)
+    ]
+    assert [name for name, _ in state.received] == ["wecom"]
+
+
+async def test_a_secret_the_user_may_not_use_does_not_stand_in_for_their_own_robot_key(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    # A secret holding the same key that alice may not use is refused at send: read as the
+    # same robot, it would have taken the place of her own key's message.
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    await _set_push(deps.db, "alice", {"channels": [{"type": "wecom", "target": WECOM_KEY}]})
+    settings = _settings(deps.settings, base)
+    admins = {"admins-bot": ServerSecret(value=SecretStr(WECOM_KEY))}
+    settings = settings.model_copy(update={"secrets": {**settings.secrets, **admins}})
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    sent = await ActivityEnvironment().run(
+        notify.notify, _request(unique("robot"), Target(type="wecom", target="secret:admins-bot"))
+    )
+    assert sorted((d.target, d.status) for d in sent.deliveries) == [
+        ("secret:admins-bot", DeliveryStatus.FAILED),
+        ("weco…", DeliveryStatus.SENT),
+    ]
+    assert [name for name, _ in state.received] == ["wecom"]
+
+
+@pytest.mark.parametrize(
+    ("robot", "target", "code"),
+    [("wecom", "wrong-key", "93000"), ("dingtalk", "wrong-token", "300001")],
+)
+async def test_a_robot_key_its_vendor_does_not_know_says_to_check_the_robots_url(
+    endpoints: tuple[PushEndpoints, str],
+    http: httpx.AsyncClient,
+    robot: str,
+    target: str,
+    code: str,
+) -> None:
+    # WeCom's 93000 "invalid webhook url", DingTalk's 300001 "token is not exist": said in the
+    # vendor's words alone, the user did not learn that the key in their target is wrong.
+    _, base = endpoints
+    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, SECRETS, base)
+    with pytest.raises(PermanentNotifyError) as refused:
+        await channel.send("alice", REPORT, target)
+    said = str(refused.value)
+    assert code in said and "robot settings" in said and "update this target" in said, said
+    # Held in a server secret, only the operator can change it: said so, by the secret's name.
+    held = SecretResolver({"stale-bot": SecretStr(target)})
+    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, held, base)
+    with pytest.raises(PermanentNotifyError) as refused:
+        await channel.send("alice", REPORT, "secret:stale-bot")
+    said = str(refused.value)
+    assert "ask the operator to put it in the server secret 'stale-bot'" in said, said
+    assert "update this target" not in said, said
+    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, SECRETS, base)
+    # A known key is sent as before.
+    await channel.send("alice", REPORT, "secret:ops-bot" if robot == "wecom" else "secret:ding")
+
+
+def test_a_dingtalk_mention_that_starts_with_sec_is_a_mention_not_a_secret() -> None:
+    # DingTalk's signing secret is SEC and 64 hex digits; a user id may start with SEC too.
+    for mention in ("SECURITY01", "sec-oncall", "SEC1", "SECabcdef"):
+        target = Target(type="dingtalk", target=f"{DING_TOKEN}?at={mention}")
+        assert target_problem(target) is None, (mention, str(target_problem(target)))
+    secret = "SEC" + "5f0e2c9d" * 8
+    problem = target_problem(Target(type="dingtalk", target=f"{DING_TOKEN}?at={secret}"))
+    assert problem is not None and "the signing secret goes after #" in str(problem)
