@@ -113,6 +113,47 @@ async def test_a_create_whose_connection_is_refused_is_not_an_answer_lost() -> N
     assert not writes.answer_lost(failed.value)
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["closed", "timed-out"])
+async def test_a_create_whose_answer_breaks_off_mid_body_is_an_answer_lost(held: bool) -> None:
+    """The SDK sends with stream=True and the body is read after it: an answer cut short (200,
+    Content-Length 100, closed after a few bytes, or held past the client's timeout) raised
+    requests' ChunkedEncodingError or ConnectionError(ReadTimeoutError), not a Tencent Cloud
+    error: no audit row, the caller crashed. It is an answer lost."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+
+        def cut_short() -> None:
+            conn, _ = server.accept()
+            with conn:
+                read = b""
+                while b"\r\n\r\n" not in read:
+                    read += conn.recv(65536)
+                head, body = read.split(b"\r\n\r\n", 1)
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(body) < length:  # the whole request read: a FIN, not a reset
+                    body += conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 100\r\n\r\n{"Response": {'
+                )
+                if held:
+                    conn.recv(1)  # until the client gives up and closes
+
+        served = asyncio.create_task(asyncio.to_thread(cut_short))
+        tc = standin_tencent(f"http://127.0.0.1:{port}")
+        if held:
+            tc = TencentCloud(
+                tc.credential, region=tc.region, endpoint=tc._endpoint, protocol="http", timeout=1
+            )
+        with pytest.raises(TencentCloudError) as failed:
+            await tc.call("cls", "CreateLogset", {"LogsetName": "audit"})
+        await served
+    assert failed.value.code == "ClientNetworkError", failed.value
+    assert writes.answer_lost(failed.value)
+
+
 async def test_a_create_whose_read_timed_out_is_an_answer_lost(
     cloud: tuple[TencentApi, AppState], deps: WorkerDeps
 ) -> None:

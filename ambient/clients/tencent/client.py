@@ -165,13 +165,20 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     signed request is the SDK's (``_call``) and the status and body are read here. An API
     error sent with an HTTP error status is that error; any other answer with one is a
     ServerNetworkError naming the status, and an answer that is not the API's JSON (a
-    proxy's page) is one too.
+    proxy's page) is one too. The SDK sends with stream=True: the body is read here, and
+    a connection that breaks off in it is the SDK's ClientNetworkError (an answer lost).
     """
+    import requests  # the SDK's own transport, loaded with it
+
     try:
         sent = client._call(action, params, None, None)
+        try:
+            body = sent.content
+        except requests.RequestException as exc:
+            raise TencentCloudSDKException("ClientNetworkError", repr(exc)) from exc
         if sent.status_code != 200:  # the SDK's `_check_status`, said with the status
-            raise _api_error(sent.content) or _not_the_api(sent.status_code, sent.content)
-        data = json.loads(sent.content)
+            raise _api_error(body) or _not_the_api(sent.status_code, body)
+        data = json.loads(body)
     except (ValueError, KeyError, TypeError) as exc:
         raise TencentCloudSDKException(
             "ServerNetworkError", f"the answer is not a Tencent Cloud API response ({exc!r})"
@@ -221,15 +228,16 @@ GATEWAY_LOST = (502, 504)
 def unanswered(exc: TencentCloudSDKException) -> bool:
     """True when the request was sent and its answer never came: a gateway's 502 or 504, or
     the SDK's ClientNetworkError over requests' read timeout or a connection dropped after
-    it was made. A connection refused, a name that does not resolve, TLS, a proxy's refusal
-    or a request never signed was never sent."""
+    it was made (a body broken off or timed out mid-read included). A connection refused, a
+    name that does not resolve, TLS, a proxy's refusal or a request never signed was never
+    sent."""
     import requests  # the SDK's own transport, loaded with it
 
     if getattr(exc, "status", None) in GATEWAY_LOST:
         return True
     cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, requests.ReadTimeout):
-        return True
+    if isinstance(cause, requests.ReadTimeout | requests.exceptions.ChunkedEncodingError):
+        return True  # the body broken off (ChunkedEncodingError) was sent and answered in part
     not_made = (
         requests.ConnectTimeout,
         requests.exceptions.SSLError,
@@ -239,9 +247,10 @@ def unanswered(exc: TencentCloudSDKException) -> bool:
         return False
     # urllib3's ProtocolError: the connection made, then reset or closed without an answer
     # ("Connection aborted"); a NewConnectionError (refused, DNS) is the connection not made.
-    from urllib3.exceptions import ProtocolError
+    # A read timeout in the body (stream=True) is a ConnectionError over ReadTimeoutError.
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-    return any(isinstance(arg, ProtocolError) for arg in cause.args)
+    return any(isinstance(arg, ProtocolError | ReadTimeoutError) for arg in cause.args)
 
 
 def _api_error(body: Any) -> TencentCloudSDKException | None:
