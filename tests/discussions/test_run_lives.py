@@ -4,7 +4,9 @@ someone else, neither joins nor shows the earlier run's discussion."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -16,6 +18,7 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.remediation.service import RemediationService
+from ambient.remediation.views import RemediationView
 from ambient.storage.models import Discussion, DiscussionMessage
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
@@ -79,11 +82,13 @@ async def test_the_same_alert_remediated_later_for_another_user_keeps_the_runs_a
         assert [m["content"] for m in read["messages"]] == ["plan: restart, dave's secret"]
 
 
-async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_run(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    """The same alert remediated again: approve in last week's discussion is about last
-    week's run, and must not approve this week's plan nobody has read there."""
+async def _approve_in(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    discussion_of: Callable[[str, str], Awaitable[str]],
+) -> tuple[dict[str, Any], RemediationView]:
+    """This week's run of an alert waiting for approval, and its owner's approve in the
+    discussion ``discussion_of(rid, owner)`` stores: the reply's action and the run after it."""
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner = unique("runs-ops")
     await add_user(deps, owner, permission="dry_run")
@@ -94,6 +99,28 @@ async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_
     ):
         subject = alert(url, workload=owner, settle_seconds=0)
         rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+        discussion = await discussion_of(rid, owner)
+
+        async def waiting() -> bool:
+            return (await remediations.get(owner, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "this week's run waits for approval")
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
+        reply = MessageIn(from_id=owner, content="approved", tags=["approve"])
+        answered = await bus.reply_message(owner, discussion, reply)
+        view = await remediations.get(owner, rid)
+        await dev_env.client.get_workflow_handle(rid).terminate()
+    assert answered.action is not None, answered
+    return answered.action, view
+
+
+async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The same alert remediated again: approve in last week's discussion is about last
+    week's run, and must not approve this week's plan nobody has read there."""
+
+    async def last_weeks(rid: str, owner: str) -> str:
         # Last week's run of the same alert, ended, its discussion still open.
         await _run(deps, rid, "run-last-week", owner, "resolved")
         earlier = await _plan_posted_by_run(deps, rid, "run-last-week", "plan: roll back")
@@ -104,19 +131,11 @@ async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_
                 .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
             )
             await session.commit()
+        return earlier
 
-        async def waiting() -> bool:
-            return (await remediations.get(owner, rid)).state == "waiting_approval"
-
-        await eventually(waiting, "this week's run waits for approval")
-        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
-        reply = MessageIn(from_id=owner, content="approved", tags=["approve"])
-        answered = await bus.reply_message(owner, earlier, reply)
-        assert answered.action is not None and answered.action["done"] is False
-        assert "earlier run" in answered.action["reason"], answered.action
-        view = await remediations.get(owner, rid)
-        assert view.state == "waiting_approval" and view.approvals == []
-        await dev_env.client.get_workflow_handle(rid).terminate()
+    action, view = await _approve_in(dev_env, deps, last_weeks)
+    assert action["done"] is False and "earlier run" in action["reason"], action
+    assert view.state == "waiting_approval" and view.approvals == []
 
 
 async def test_a_reply_in_a_discussion_opened_before_runs_had_their_own_does_not_steer(
@@ -125,19 +144,10 @@ async def test_a_reply_in_a_discussion_opened_before_runs_had_their_own_does_not
     """A discussion stored by a release before runs were told apart names the alert
     (remediation/{fingerprint}), not a run: approve there was about whichever run was then,
     and must not approve the alert's current run, whose plan nobody read there."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner = unique("legacy-ops")
-    await add_user(deps, owner, permission="dry_run")
-    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (
-        url,
-        settings,
-        remediations,
-    ):
-        subject = alert(url, workload=owner, settle_seconds=0)
-        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+
+    async def stored_before(rid: str, owner: str) -> str:
         # As the release before stored it: its subject the alert's id, no run named.
-        old = unique("disc")[:64]
-        long_ago = datetime.now(UTC) - timedelta(days=7)
+        old, long_ago = unique("disc")[:64], datetime.now(UTC) - timedelta(days=7)
         async with deps.db.session() as session:
             session.add(
                 Discussion(
@@ -161,19 +171,11 @@ async def test_a_reply_in_a_discussion_opened_before_runs_had_their_own_does_not
                 )
             )
             await session.commit()
+        return old
 
-        async def waiting() -> bool:
-            return (await remediations.get(owner, rid)).state == "waiting_approval"
-
-        await eventually(waiting, "this week's run waits for approval")
-        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
-        reply = MessageIn(from_id=owner, content="approved", tags=["approve"])
-        answered = await bus.reply_message(owner, old, reply)
-        assert answered.action is not None and answered.action["done"] is False, answered
-        assert "before each run" in answered.action["reason"], answered.action
-        view = await remediations.get(owner, rid)
-        assert view.state == "waiting_approval" and view.approvals == []
-        await dev_env.client.get_workflow_handle(rid).terminate()
+    action, view = await _approve_in(dev_env, deps, stored_before)
+    assert action["done"] is False and "before each run" in action["reason"], action
+    assert view.state == "waiting_approval" and view.approvals == []
 
 
 async def test_closing_a_discussion_one_may_not_close_says_who_may(deps: WorkerDeps) -> None:
