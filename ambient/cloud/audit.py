@@ -73,24 +73,30 @@ class CloudGuard:
         _writing.add(write)
         write.add_done_callback(_writing.discard)
         cancelled = False
-        with anyio.move_on_after(AUDIT_GRACE, shield=True) as grace:
-            while not write.done():
-                try:
-                    await asyncio.shield(write)
-                except asyncio.CancelledError:
-                    if grace.cancel_called:
-                        raise  # the grace ran out: the scope ends here
-                    cancelled = True
-        if not write.done():
-            log.error(
-                "the audit row of cloud.%s on %s was not written within %s s (the database did "
-                "not answer); it goes on being written: %s",
-                operation,
-                subject,
-                AUDIT_GRACE,
-                redact_values(detail),
-            )
-        elif not write.cancelled() and write.exception() is not None:
+        try:
+            with anyio.move_on_after(AUDIT_GRACE, shield=True) as grace:
+                while not write.done():
+                    try:
+                        await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        if grace.cancel_called:
+                            raise  # the grace ran out: the scope ends here
+                        cancelled = True
+        finally:
+            # Said however the wait ended (a second asyncio cancel leaves the scope by its own
+            # CancelledError), and a write that then fails is said too: nobody awaits it.
+            if not write.done():
+                said = redact_values(detail)
+                log.error(
+                    "the audit row of cloud.%s on %s was not written within %s s (the database "
+                    "did not answer); it goes on being written: %s",
+                    operation,
+                    subject,
+                    AUDIT_GRACE,
+                    said,
+                )
+                write.add_done_callback(lambda done: _failed_late(done, operation, subject, said))
+        if write.done() and not write.cancelled() and write.exception() is not None:
             raise write.exception()  # type: ignore[misc]
         if cancelled:
             raise asyncio.CancelledError
@@ -153,3 +159,9 @@ class CloudGuard:
             {**asked, "mode": mode, "outcome": "refused", "permission": permission.value},
         )
         raise CloudOpsRefusedError(reason)
+
+
+def _failed_late(write: asyncio.Future[None], operation: str, subject: str, said: Any) -> None:
+    """A row written past its call's grace that failed: logged, as its call has answered."""
+    if not write.cancelled() and (exc := write.exception()) is not None:
+        log.error("the audit row of cloud.%s on %s was lost: %r: %s", operation, subject, exc, said)
