@@ -141,15 +141,19 @@ async def test_a_pause_or_resume_its_worker_has_not_confirmed_is_said_as_sent_no
             await _user(deps, user, language)
             config = {"urls": ["https://example.com/"]}
             await state.tasks.create(user, "web_monitor", config, name="shop-page")
+
     # No worker now: each control is delivered (the server holds it) and its status read is
     # not answered. The request keeps its whole budget (QUERY_TIMEOUT): one shorter than the
     # wait for a workflow task the stopped worker left started (HELD_WAIT) sent nothing.
-    said = {}
-    for language, user in users.items():
+    # Each call waits that budget out: the two users' calls are made side by side.
+    async def pause_and_resume(user: str) -> list[str]:
         async with voice_client(state, user) as client:
-            said[language] = [
+            return [
                 await say(client, tool, name="shop page") for tool in ("pause_task", "resume_task")
             ]
+
+    heard = await asyncio.gather(*(pause_and_resume(user) for user in users.values()))
+    said = dict(zip(users, heard, strict=True))
     assert said == {
         Language.ZH: [
             "已发出暂停shop page的指令，还没得到确认，稍后可以问我它的状态。",
