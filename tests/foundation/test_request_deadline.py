@@ -153,12 +153,8 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
     """A briefing's check now (a regenerate) reads its status, then sends the update: a worker
     that answered the read and then fell silent left the update waiting with no end."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
@@ -193,12 +189,8 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
     """A briefing's update reads its status (is its worker answering?), then replaces its run,
     reading it again: that read had a whole budget of its own, past the request's."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing-update") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-update") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         asked: list[timedelta] = []  # the budget each read was given
         monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
@@ -237,12 +229,8 @@ async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_
     started the new run (with a deadline already past: a start that lands replaces the run
     while the caller is told the new config did not reach Temporal)."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing-hand-over") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-hand-over") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         briefings = tasks.briefings
         hand_over, started = briefings._hand_over, list[str]()
 
@@ -270,12 +258,8 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
     """A briefing's new config running (its new run started), the status read after it
     unanswered: the bare silent-worker words read as nothing done."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing-applied") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-applied") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "create")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
