@@ -5,6 +5,7 @@ server (real time: the dead channel's five tries take ~30 s, the three doors' se
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,7 +70,7 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
                 for client in (alone, two):
                     config = _all_day(_zone_away_from_midnight())
                     await _call(client, "create_daily_briefing", **config)
-                    await eventually(lambda c=client: _regenerated(c), "prepared")
+                    await eventually(functools.partial(_regenerated, client), "prepared")
                 # Each door's send at once: the dead channel's retries are waited out once.
                 by_mcp, by_api, by_cli, by_mcp_both, by_page = await asyncio.gather(
                     _call(alone, "send_briefing", request_id="m"),
