@@ -24,11 +24,11 @@ TOOK = (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE)
 # What to do about a channel that did not take it, by how it failed (once each in the words).
 TRANSIENT = N_("Check that it is up and reachable, then send again.")
 PERMANENT = N_("Correct it in your push config, then send again.")
-DEFERRED = N_("Its receiver asked to wait: it is tried again by itself (list_deliveries).")
+DEFERRED = N_("Its receiver asked to wait: it is tried again by itself.")
 QUIET = N_("Your quiet hours held it back: send again after them.")
 INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
 HIDDEN = "its text is an administrator's"  # a driver's text, its SQL or host
-UNREAD = N_("What each channel did could not be read back: list_deliveries shows it.")
+UNREAD = N_("What each channel did could not be read back: your deliveries show it.")
 # The longest send key whose rows all keep it whole (`activities.deliveries.delivery_key` cuts
 # a longer one to fit deliveries.key, 255, and hashes it: another send's rows may share the cut).
 READABLE_KEY = 255 - len(f":{max(CHANNEL_TYPES, key=len)}:sha256:") - 64

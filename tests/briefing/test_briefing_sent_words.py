@@ -53,10 +53,10 @@ def test_what_to_do_follows_how_each_channel_missed_it_said_once_each() -> None:
         "Not sent to wecom abcd…: permanent: HTTP 404. Not sent to email a@b: permanent: no "
         "mailbox. Not sent to webhook h: transient: HTTP 429. Not sent to dingtalk k…: "
         "suppressed. Correct it in your push config, then send again. Its receiver asked to "
-        "wait: it is tried again by itself (list_deliveries). Your quiet hours held it back: "
+        "wait: it is tried again by itself. Your quiet hours held it back: "
         "send again after them."
     )
     assert none_took([inbox, refused])
     assert _said(inbox) == "No push channel of yours takes briefings: add one. Your inbox has it."
     assert not none_took([inbox])
-    assert _said() == "What each channel did could not be read back: list_deliveries shows it."
+    assert _said() == "What each channel did could not be read back: your deliveries show it."
