@@ -27,6 +27,7 @@ PERMANENT = N_("Correct it in your push config, then send again.")
 DEFERRED = N_("Its receiver asked to wait: it is tried again by itself.")
 QUIET = N_("Your quiet hours held it back: send again after them.")
 INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
+NOT_FINISHED = "transient: no try finished this send (the last ended in flight)"
 HIDDEN = "its text is an administrator's"  # a driver's text, its SQL or host
 UNREAD = N_("What each channel did could not be read back: your deliveries show it.")
 # The longest send key whose rows all keep it whole (`activities.deliveries.delivery_key` cuts
@@ -55,22 +56,24 @@ async def briefing_sent(
         except (SQLAlchemyError, OSError):
             pass  # sent all the same: said as the workflow answered
     shown = [delivery_of(row, operator=operator) for row in sorted(rows, key=lambda r: r.id)]
-    deliveries = [d for d in shown if d is not None] or result.deliveries
+    deliveries = shown or result.deliveries
     return BriefingSent(deliveries=deliveries, said=" ".join(map(str, sent_words(deliveries))))
 
 
-def delivery_of(row: Any, *, operator: bool) -> Delivery | None:
-    """A delivery row of the send as its answer shows it (None: still in flight); a failure the
-    product made (a bug, the database) is an admin's text, as the status says it."""
-    if row.status not in DeliveryStatus.__members__.values():
-        return None
-    error = row.error
+def delivery_of(row: Any, *, operator: bool) -> Delivery:
+    """A delivery row of the send as its answer shows it; a failure the product made (a bug,
+    the database) is an admin's text, as the status says it."""
+    status, error = row.status, row.error
+    if status not in DeliveryStatus.__members__.values():
+        # Pending after its send answered: its give-up failed too (the database away), and
+        # it reads as that give-up would have written it (`activities.deliveries.GIVEN_UP`).
+        status, error = DeliveryStatus.FAILED, NOT_FINISHED
     if error and INTERNAL_ERROR in error and not operator:
         error = error.partition(INTERNAL_ERROR)[0] + INTERNAL_ERROR + HIDDEN
     return Delivery(
         channel=row.channel,
         target=row.target,
-        status=row.status,
+        status=status,
         provider_id=row.provider_id,
         error=error,
     )
