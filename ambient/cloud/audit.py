@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["dry_run", "execute"]
 STOPPED = "the call was stopped before it finished (its caller cancelled or timed out)"
-# By how far it got: ``detail["sent"]``, set by the calls that track it (creates, scale_node_
-# pool, apply_yaml); a dry run sends no write.
+# By how far it got: ``detail["sent"]``, set by the calls that track it (creates, node pools,
+# apply_yaml, scale and restart_workload); a dry run sends no write.
 INTERRUPTED = {
     True: f"{STOPPED}; a request it had sent may still be carried out: ask again with the "
     "same request to see what it did",

@@ -134,9 +134,12 @@ class KubernetesExecutor:
         return rollout_health(await ClusterReads(client).deployment(target))
 
     # --- changes ------------------------------------------------------------------------
-    async def apply_on(self, client: AsyncClient, step: StepRequest) -> StepResult:
+    async def apply_on(
+        self, client: AsyncClient, step: StepRequest, sending: Callable[[], object] = lambda: None
+    ) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest (on
-        the client of a caller that keeps it: the doors' asked-for changes)."""
+        the client of a caller that keeps it: the doors' asked-for changes, told by
+        ``sending`` just before a write goes out)."""
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
@@ -181,6 +184,7 @@ class KubernetesExecutor:
                 )
             try:
                 for change in plan.changes:
+                    sending()
                     await self._send(client, change)
                     sent[change.object] = change.sent()
             except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
