@@ -113,15 +113,23 @@ class CloudGuard:
 
     @contextlib.asynccontextmanager
     async def failures_audited(
-        self, actor: str, operation: str, subject: str, detail: dict[str, Any]
+        self,
+        actor: str,
+        operation: str,
+        subject: str,
+        detail: dict[str, Any],
+        *,
+        errors: bool = True,
     ) -> AsyncIterator[None]:
-        """A CloudOpsError raised inside leaves a failed call's audit row: ``detail`` and why;
-        so does the call cancelled inside (its caller gone), saying how far it got."""
+        """A CloudOpsError raised inside (unless not ``errors``) leaves a failed call's audit
+        row: ``detail`` and why; so does the call cancelled inside (its caller gone), saying
+        how far it got."""
         try:
             yield
         except CloudOpsError as exc:
-            failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
-            await self.recorded(actor, operation, subject, {**detail, **failure})
+            if errors:
+                failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
+                await self.recorded(actor, operation, subject, {**detail, **failure})
             raise
         except anyio.get_cancelled_exc_class():
             # Its caller cancelled or timed out; a request sent goes on without it.

@@ -102,16 +102,19 @@ class CloudCreates(CloudGuard):
         mode: Mode,
         request: CloudRequest,
         find: Finder,
+        detail: dict[str, Any] | None = None,
     ) -> WriteStep:
+        """The one write and its audit row, ``detail`` (the caller's to read, if given)."""
         # The region the request goes to, named: the preview and the audit say where it acts.
         request = request.model_copy(update={"region": request.region or self.tencent.region})
         key = request.idempotency_key()
-        detail: dict[str, Any] = {
-            "mode": mode,
-            "request": request.model_dump(),
-            "idempotency_key": key,
-            "sent": False,  # until the write goes out: a call stopped before says so
-        }
+        detail = {} if detail is None else detail
+        detail.update(
+            mode=mode,
+            request=request.model_dump(),
+            idempotency_key=key,
+            sent=False,  # until the write goes out: a call stopped before says so
+        )
         # A create whose name the API keeps unique answers a race with its conflict code (and
         # the loser adopts the winner's); the others take turns per resource in this process.
         # Keyed by what names the resource: operation, subject (cluster and name) and region

@@ -271,14 +271,21 @@ class ClsWrites(CloudCreates):
         notice_ids = list(spec.notice_ids)
         if spec.notice_name and not exists:
             notice_name = spec.notice_name
-            notice = await self._create(
-                actor,
-                "create_cls_alarm_notice",
-                f"cls:notice:{notice_name}",
-                mode,
-                spec.notice_request(notice_name),
-                lambda: writes.find_alarm_notice(self.tencent, notice_name, region=spec.region),
-            )
+            # Stopped in the notice's step (or its row), this call leaves its row too, saying
+            # how far the notice got: made, it is what asking again finds.
+            progress: dict[str, Any] = {"step": "create_cls_alarm_notice"}
+            async with self.failures_audited(
+                actor, "create_cls_alarm", subject, progress, errors=False
+            ):
+                notice = await self._create(
+                    actor,
+                    "create_cls_alarm_notice",
+                    f"cls:notice:{notice_name}",
+                    mode,
+                    spec.notice_request(notice_name),
+                    lambda: writes.find_alarm_notice(self.tencent, notice_name, region=spec.region),
+                    progress,
+                )
             steps.append(notice)
             # In a dry run a new notice has no id yet: the placeholder says where it comes from.
             notice_ids.append(notice.resource_id or f"<id of new notice {notice_name!r}>")

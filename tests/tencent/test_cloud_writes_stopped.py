@@ -9,13 +9,17 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from ambient.cloud.logs import AlarmSpec
 from ambient.cloud.workloads import WorkloadSpec
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.kube_api import ApiCall
+from tests.standins.tencent_api import TencentApi
+from tests.tencent.test_cloud_writes import ALARM, cloud
 from tests.tencent.test_cloud_writes_kube import WORKLOAD, ApplyingKubeApi, cluster, standins
+from tests.tencent.test_cloud_writes_lost import _held_audit
 
-__all__ = ["cluster", "standins"]  # the fixtures, shared
+__all__ = ["cloud", "cluster", "standins"]  # the fixtures, shared
 
 
 def _held_kube(kube: ApplyingKubeApi, method: str) -> tuple[asyncio.Event, asyncio.Event]:
@@ -69,3 +73,47 @@ async def test_a_workload_change_stopped_says_whether_its_write_was_sent(
     assert (row["outcome"], row["kind"], row.get("sent")) == ("failed", "interrupted", sent), row
     assert said in row["reason"], row
     assert len(kube.writes("deployments")) == int(sent)
+
+
+@pytest.mark.parametrize(
+    ("held", "sent", "notice"),
+    [
+        ("DescribeAlarmNotices", False, "failed"),
+        ("CreateAlarmNotice", True, "failed"),
+        ("its row", True, "executed"),
+    ],
+    ids=["notice-lookup", "notice-sent", "notice-made"],
+)
+async def test_an_alarm_stopped_in_its_notice_step_leaves_its_row_saying_how_far_it_got(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    held: str,
+    sent: bool,
+    notice: str,
+) -> None:
+    """create_cls_alarm makes its notice first: cancelled there, while the notice was looked
+    up, sent or made and its row written, the call left no create_cls_alarm row at all. It
+    leaves one now: interrupted, and sent (the notice's request) as far as it got."""
+    api, state = cloud
+    if held == "its row":
+        arrived, released = _held_audit(monkeypatch)
+    else:
+        arrived, released = asyncio.Event(), asyncio.Event()
+        api.held[held] = (arrived, released)
+    spec = AlarmSpec.model_validate(ALARM)
+    task = asyncio.create_task(state.cloud_ops.create_cls_alarm("ops", spec, "execute"))
+    await arrived.wait()
+    task.cancel()
+    released.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    said = {r.action: r.detail for r in rows if r.action.startswith("cloud.")}
+    assert said.keys() == {"cloud.create_cls_alarm_notice", "cloud.create_cls_alarm"}, said
+    assert said["cloud.create_cls_alarm_notice"]["outcome"] == notice
+    row = said["cloud.create_cls_alarm"]
+    assert (row["outcome"], row["kind"], row["sent"]) == ("failed", "interrupted", sent), row
+    assert ("may still be carried out" in row["reason"]) is sent, row
+    assert row["request"]["action"] == "CreateAlarmNotice"
+    assert "CreateAlarm" not in [a for _, a, _ in api.creates()]
