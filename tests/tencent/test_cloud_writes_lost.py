@@ -18,7 +18,7 @@ from ambient.cloud import audit
 from ambient.cloud.audit import CloudGuard
 from ambient.cloud.errors import CloudOpsFailedError
 from ambient.cloud.logs import LogsetSpec
-from ambient.cloud.node_pools import NodePoolSpec
+from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.deps import WorkerDeps
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
@@ -372,6 +372,37 @@ async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_do
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.scale_node_pool")
     assert [r.detail["outcome"] for r in rows] == ["executed"]
+
+
+async def test_a_node_pool_scale_unanswered_whose_re_read_fails_says_both_with_the_request_id(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """TKE timed out on its side (its RequestId given) and the pool could not be read again:
+    the re-read's failure was swallowed, and the resize's code and RequestId, which Tencent's
+    support asks for, were left out of 'got no answer'."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [
+        {
+            "NodePoolId": "np-1",
+            "Name": "a",
+            "DesiredNodesNum": 1,
+            "MinNodesNum": 0,
+            "MaxNodesNum": 4,
+        }
+    ]
+    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.Timeout"]
+    refused = ["UnauthorizedOperation.CamNoAuth"]
+    api.before["ModifyNodePoolDesiredCapacityAboutAsg"] = lambda: api.failures.update(
+        DescribeClusterNodePools=refused
+    )
+    spec = NodePoolScaleSpec(cluster_id="cls-abcd1234", node_pool_id="np-1", desired=3)
+    with pytest.raises(CloudOpsFailedError) as lost:
+        await state.cloud_ops.scale_node_pool("ops", spec, "execute")
+    said = str(lost.value)
+    assert lost.value.kind == "answer_lost" and "may be resizing to 3" in said, said
+    assert "FailedOperation.Timeout: injected FailedOperation.Timeout (RequestId req-" in said
+    assert "could not be checked (UnauthorizedOperation.CamNoAuth: " in said, said
+    assert [a for _, a, _ in api.calls].count("DescribeClusterNodePools") == 2
 
 
 def _held_audit(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
