@@ -29,6 +29,11 @@ class WriteStep(BaseModel):
         "answer was lost, this request's or another caller's)"
     )
     resource_id: str | None = None
+    refused: str | None = Field(
+        default=None,
+        description="the API's refusal of the request sent, when one of the name was found "
+        "then: made before it, this request made nothing",
+    )
 
 
 class WriteResult(BaseModel):
@@ -128,7 +133,8 @@ class CloudCreates(CloudGuard):
             with readable(request.product, request.action):
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find, detail)
-            detail["outcome"] = outcome_of(mode, changed=step.sent, existing=step.existing)
+            changed = step.sent and step.refused is None
+            detail["outcome"] = outcome_of(mode, changed=changed, existing=step.existing)
             detail["resource_id"] = step.resource_id
         return step
 
@@ -160,7 +166,10 @@ class CloudCreates(CloudGuard):
                 step.resource_id = await find()
                 if step.resource_id is None:
                     raise
-                step.existing = True
+                # Sent and refused (for a node pool, AsCommon: any error creating its scaling
+                # group), and one of the name is listed: made before it, not by it.
+                step.sent = step.existing = True
+                step.refused = str(exc)
         return step
 
     async def _made_unanswered(
@@ -188,7 +197,13 @@ class CloudCreates(CloudGuard):
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:
         last = steps[-1]
-        if last.existing and last.sent:
+        if last.refused is not None:
+            summary = (
+                f"{last.request.action} was sent and refused ({last.refused}); {what} is "
+                f"listed ({last.resource_id}), made before this request (an earlier one's or "
+                "another caller's): this one made nothing"
+            )
+        elif last.existing and last.sent:
             summary = (
                 f"{last.request.action} was sent and its answer lost; {what} is listed "
                 f"({last.resource_id}): it may be the one this request made or another caller's"

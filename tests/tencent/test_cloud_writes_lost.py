@@ -679,7 +679,10 @@ async def test_a_node_pool_create_auto_scaling_refuses_finds_the_pool_listed_by_
 ) -> None:
     """A retry after a lost answer whose pool was not listed yet: the lookup finds nothing, the
     create goes out, and Auto Scaling refuses a second scaling group of the name (AsCommon).
-    It was said 'Auto Scaling refused ...; fix that' while the pool was there to find."""
+    It was said 'Auto Scaling refused ...; fix that' while the pool was there to find; then
+    'already exists (np-made); nothing sent' (sent false) while the create had gone out and
+    been refused. AsCommon is any error creating the scaling group (伸缩组资源创建报错, the
+    API reference and the SDK's error codes), not a name taken: the refusal is said whole."""
     api, state = cloud
     made = {**_old_gpu_pool("creating"), "NodePoolId": "np-made"}
     api.before["CreateClusterNodePool"] = lambda: api.node_pools["cls-abcd1234"].append(made)
@@ -688,3 +691,13 @@ async def test_a_node_pool_create_auto_scaling_refuses_finds_the_pool_listed_by_
         failed, done = await call(c, "create_node_pool", pool=POOL, mode="execute")
     assert not failed, done
     assert done["resource_id"] == "np-made" and done["steps"][0]["existing"] is True
+    assert done["steps"][0]["sent"] is True and "nothing sent" not in done["summary"], done
+    assert done["summary"] == (
+        "CreateClusterNodePool was sent and refused (FailedOperation.AsCommon: injected "
+        "FailedOperation.AsCommon (RequestId req-standin)); node pool 'gpu' is listed (np-made), "
+        "made before this request (an earlier one's or another caller's): this one made nothing"
+    )
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_node_pool")
+    [row] = [r.detail for r in rows]
+    assert (row["outcome"], row["sent"], row["resource_id"]) == ("existing", True, "np-made")
