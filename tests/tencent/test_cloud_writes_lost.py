@@ -4,6 +4,7 @@ writes' API references, through the MCP tools against the TC3-verifying stand-in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from typing import Any
@@ -405,14 +406,19 @@ async def test_a_node_pool_scale_unanswered_whose_re_read_fails_says_both_with_t
     assert [a for _, a, _ in api.calls].count("DescribeClusterNodePools") == 2
 
 
-def _held_audit(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
-    """The audit's row writes wait, once come in, until released: a database slow to answer."""
+def _held_audit(
+    monkeypatch: pytest.MonkeyPatch, fails: bool = False
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The audit's row writes wait, once come in, until released: a database slow to answer
+    (and then failing, if ``fails``)."""
     arrived, released = asyncio.Event(), asyncio.Event()
     write = CloudGuard.audit
 
     async def held(self: CloudGuard, *args: Any) -> None:
         arrived.set()
         await released.wait()
+        if fails:
+            raise OSError("disk I/O error")
         await write(self, *args)
 
     monkeypatch.setattr(CloudGuard, "audit", held)
@@ -513,85 +519,49 @@ async def test_a_cancel_while_the_executed_row_is_written_does_not_lose_it(
     assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
 
 
-async def test_a_hung_audit_write_does_not_hold_a_cancelled_call_for_ever(
+@pytest.mark.parametrize(
+    ("cancels", "fails"), [(1, False), (2, False), (0, True)], ids=["cancelled", "twice", "lost"]
+)
+async def test_an_audit_row_past_its_grace_does_not_hold_the_call_and_is_logged(
     cloud: tuple[TencentApi, AppState],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    cancels: int,
+    fails: bool,
 ) -> None:
-    """The database does not answer the interrupted row: the cancelled call waited for it for
-    ever. Now for the grace (made short here), logged; the row is written when it can be."""
+    """The database does not answer a call's row within the grace (made short here): the call
+    cancelled while its create was out waited for it for ever; cancelled again while its row
+    hung, it left the grace's scope by its own CancelledError, past the log that says the row
+    is late; answered, and its row then failing, the row was lost with only asyncio's "exception
+    never retrieved" to say so (nobody awaited the write). Each ends, logged; the row is
+    written when it can be, or logged lost with the request's detail redacted."""
     api, state = cloud
-    arrived, released = asyncio.Event(), asyncio.Event()
-    api.held["CreateLogset"] = (arrived, released)
-    monkeypatch.setattr(audit, "AUDIT_GRACE", 0.05)
-    writing, written = _held_audit(monkeypatch)
-    task = asyncio.create_task(
-        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
-    )
-    await arrived.wait()
-    task.cancel()
-    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
-        await task
-    assert writing.is_set() and "was not written" in caplog.text
-    written.set()
-    released.set()
-    await asyncio.gather(*audit._writing)
-    assert await _rows(state) == [("failed", "interrupted")]
-
-
-async def test_a_hung_audit_write_cancelled_twice_is_still_logged(
-    cloud: tuple[TencentApi, AppState],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Cancelled while its create was out, and again while its row hung: the second cancel
-    left the grace's scope by its own CancelledError, past the log that says the row is late."""
-    api, state = cloud
-    arrived, released = asyncio.Event(), asyncio.Event()
-    api.held["CreateLogset"] = (arrived, released)
     monkeypatch.setattr(audit, "AUDIT_GRACE", 0.2)
-    writing, written = _held_audit(monkeypatch)
+    writing, written = _held_audit(monkeypatch, fails=fails)
+    sent, answered = asyncio.Event(), asyncio.Event()
+    if cancels:
+        api.held["CreateLogset"] = (sent, answered)
     task = asyncio.create_task(
         state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
     )
-    await arrived.wait()
-    task.cancel()
-    await writing.wait()
-    task.cancel()
-    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+    if cancels:
+        await sent.wait()
+        task.cancel()
+    if cancels == 2:
+        await writing.wait()
+        task.cancel()
+    stopped = pytest.raises(asyncio.CancelledError) if cancels else contextlib.nullcontext()
+    with anyio.fail_after(HANG), stopped:
         await task
-    assert "was not written" in caplog.text, caplog.text
+    assert writing.is_set() and "was not written" in caplog.text, caplog.text
     written.set()
-    released.set()
-    await asyncio.gather(*audit._writing)
-    assert await _rows(state) == [("failed", "interrupted")]
-
-
-async def test_an_audit_row_that_fails_after_its_grace_is_logged_lost(
-    cloud: tuple[TencentApi, AppState],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The create made, its row not written within the grace (the call answered) and then
-    failing: nobody awaited the write, and the row was lost with only asyncio's "exception
-    never retrieved" to say so. It is logged as lost, the request's detail redacted."""
-    api, state = cloud
-    monkeypatch.setattr(audit, "AUDIT_GRACE", 0.05)
-    arrived, released = asyncio.Event(), asyncio.Event()
-
-    async def failing(self: CloudGuard, *args: Any) -> None:
-        arrived.set()
-        await released.wait()
-        raise OSError("disk I/O error")
-
-    monkeypatch.setattr(CloudGuard, "audit", failing)
-    with anyio.fail_after(HANG):
-        await state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
-    assert arrived.is_set() and "was not written" in caplog.text
-    released.set()
-    await asyncio.gather(*audit._writing, return_exceptions=True)
-    assert "was lost" in caplog.text and "disk I/O error" in caplog.text, caplog.text
-    assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
+    answered.set()
+    await asyncio.gather(*audit._writing, return_exceptions=fails)
+    if fails:
+        assert "was lost" in caplog.text and "disk I/O error" in caplog.text, caplog.text
+        assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
+    else:
+        assert await _rows(state) == [("failed", "interrupted")]
 
 
 async def test_a_system_disk_type_auto_scaling_does_not_know_is_refused_before_any_call(
