@@ -31,8 +31,13 @@ class WriteStep(BaseModel):
     resource_id: str | None = None
     refused: str | None = Field(
         default=None,
-        description="the API's refusal of the request sent, when one of the name was found "
-        "then: made before it, this request made nothing",
+        description="the API's refusal of the request sent, its name taken (its conflict "
+        "code), one of the name found then: made before it, this request made nothing",
+    )
+    error: str | None = Field(
+        default=None,
+        description="the API's general error to the request sent (a node pool's AsCommon), "
+        "one of the name found then: made before it, or by it before it failed",
     )
 
 
@@ -166,10 +171,11 @@ class CloudCreates(CloudGuard):
                 step.resource_id = await find()
                 if step.resource_id is None:
                     raise
-                # Sent and refused (for a node pool, AsCommon: any error creating its scaling
-                # group), and one of the name is listed: made before it, not by it.
                 step.sent = step.existing = True
-                step.refused = str(exc)
+                if writes.name_taken(request.action, exc.code):  # made before it, not by it
+                    step.refused = str(exc)
+                else:  # a node pool's AsCommon (any error making its scaling group): maybe ours
+                    step.error = str(exc)
         return step
 
     async def _made_unanswered(
@@ -183,7 +189,7 @@ class CloudCreates(CloudGuard):
         try:
             found = await find()
         except TencentCloudError as again:
-            listed = f"whether it is there could not be checked ({again.code}: {again.message})"
+            listed = f"whether it is there could not be checked ({again})"
         else:
             if found is not None:
                 return found
@@ -202,6 +208,13 @@ class CloudCreates(CloudGuard):
                 f"{last.request.action} was sent and refused ({last.refused}); {what} is "
                 f"listed ({last.resource_id}), made before this request (an earlier one's or "
                 "another caller's): this one made nothing"
+            )
+        elif last.error is not None:
+            summary = (
+                f"{last.request.action} was refused with a general Auto Scaling error "
+                f"({last.error}); {what} is listed now ({last.resource_id}): an earlier "
+                "request's, another caller's, or possibly this one's — check it with "
+                "list_node_pools"
             )
         elif last.existing and last.sent:
             summary = (

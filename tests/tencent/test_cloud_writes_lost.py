@@ -181,13 +181,14 @@ async def test_a_lookup_that_fails_after_a_lost_answer_says_it_could_not_be_chec
     cloud: tuple[TencentApi, AppState],
 ) -> None:
     """No answer, and the lookup after it failed too: it said 'nothing of that name is listed
-    yet', which nobody saw."""
+    yet', which nobody saw; then the lookup's code and message without its RequestId."""
     api, state = cloud
     api.before["CreateLogset"] = lambda: api.failures.update(DescribeLogsets=["InternalError"])
     api.raw["CreateLogset"] = [LOST]
     async with client(state, "ops") as c:
         failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
     assert failed and "could not be checked" in message, message
+    assert "(InternalError: injected InternalError (RequestId req-" in message, message
     assert "not listed" not in message
 
 
@@ -644,30 +645,33 @@ async def test_a_node_pool_being_deleted_is_said_so_and_nothing_is_sent(
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "conflict")]
 
 
+@pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
 async def test_a_node_pool_create_auto_scaling_refuses_finds_the_pool_listed_by_then(
-    cloud: tuple[TencentApi, AppState],
+    cloud: tuple[TencentApi, AppState], code: str
 ) -> None:
     """A retry after a lost answer whose pool was not listed yet: the lookup finds nothing, the
-    create goes out, and Auto Scaling refuses a second scaling group of the name (AsCommon).
-    It was said 'Auto Scaling refused ...; fix that' while the pool was there to find; then
-    'already exists (np-made); nothing sent' (sent false) while the create had gone out and
-    been refused. AsCommon is any error creating the scaling group (伸缩组资源创建报错, the
-    API reference and the SDK's error codes), not a name taken: the refusal is said whole."""
+    create goes out, and Auto Scaling refuses it (AsCommon). It was said 'Auto Scaling refused
+    ...; fix that' while the pool was there to find; then 'already exists (np-made); nothing
+    sent' (sent false) while the create had gone out; then 'this one made nothing', audited
+    existing. AsCommon is any error creating the scaling group (伸缩组资源创建报错, the API
+    reference), not a name taken, and InternalError.AsCommon is the server's: this request may
+    have made the pool and then failed. Said so, with the refusal whole; audited unconfirmed."""
     api, state = cloud
     made = {**_old_gpu_pool("creating"), "NodePoolId": "np-made"}
     api.before["CreateClusterNodePool"] = lambda: api.node_pools["cls-abcd1234"].append(made)
-    api.failures["CreateClusterNodePool"] = ["FailedOperation.AsCommon"]
+    api.failures["CreateClusterNodePool"] = [code]
     async with client(state, "ops") as c:
         failed, done = await call(c, "create_node_pool", pool=POOL, mode="execute")
     assert not failed, done
-    assert done["resource_id"] == "np-made" and done["steps"][0]["existing"] is True
-    assert done["steps"][0]["sent"] is True and "nothing sent" not in done["summary"], done
-    assert done["summary"] == (
-        "CreateClusterNodePool was sent and refused (FailedOperation.AsCommon: injected "
-        "FailedOperation.AsCommon (RequestId req-standin)); node pool 'gpu' is listed (np-made), "
-        "made before this request (an earlier one's or another caller's): this one made nothing"
+    [step] = done["steps"]
+    assert (step["sent"], step["existing"], step["refused"]) == (True, True, None), step
+    assert step["error"] == f"{code}: injected {code} (RequestId req-standin)", step
+    assert done["resource_id"] == "np-made" and done["summary"] == (
+        f"CreateClusterNodePool was refused with a general Auto Scaling error ({step['error']}); "
+        "node pool 'gpu' is listed now (np-made): an earlier request's, another caller's, or "
+        "possibly this one's — check it with list_node_pools"
     )
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.create_node_pool")
     [row] = [r.detail for r in rows]
-    assert (row["outcome"], row["sent"], row["resource_id"]) == ("existing", True, "np-made")
+    assert (row["outcome"], row["sent"], row["resource_id"]) == ("unconfirmed", True, "np-made")
