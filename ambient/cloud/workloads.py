@@ -230,7 +230,7 @@ class WorkloadOps:
                         **more,
                     )
                     # On this client: this is its one retry (not the executor's own too).
-                    made = self.executor.apply_on(client, step, lambda: detail.update(sent=True))
+                    made = self.executor.apply_on(client, step, lambda now: detail.update(sent=now))
                     return key, await made
                 except KubeError as exc:
                     raise _kube_failure(exc, f"{operation} {target}") from None

@@ -22,16 +22,19 @@ from tests.tencent.test_cloud_writes_lost import _held_audit
 __all__ = ["cloud", "cluster", "standins"]  # the fixtures, shared
 
 
-def _held_kube(kube: ApplyingKubeApi, method: str) -> tuple[asyncio.Event, asyncio.Event]:
-    """The Deployment's first ``method`` request (not a dry run) waits, once received and
-    logged, until released: a write held there is sent and not yet answered."""
+def _held_kube(
+    kube: ApplyingKubeApi, method: str, conflicted: bool = False
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The Deployment's first ``method`` request (not a dry run; if ``conflicted``, the first
+    after a write refused with 409) waits, once received and logged, until released: a write
+    held there is sent and not yet answered."""
     arrived, released = asyncio.Event(), asyncio.Event()
     log = kube._log
 
     async def held(request: Request, status: int, body: Any = None) -> ApiCall:
         call = await log(request, status, body)
         if call.method == method and "/deployments/checkout" in call.path and not call.dry_run:
-            if not arrived.is_set():
+            if not arrived.is_set() and (not conflicted or 409 in [c.status for c in kube.calls]):
                 arrived.set()
                 await released.wait()
         return call
@@ -41,19 +44,32 @@ def _held_kube(kube: ApplyingKubeApi, method: str) -> tuple[asyncio.Event, async
 
 
 @pytest.mark.parametrize(
-    ("method", "sent", "said"),
-    [("GET", False, "before anything was sent"), ("PATCH", True, "may still be carried out")],
-    ids=["read", "write"],
+    ("method", "conflicted", "sent", "said"),
+    [
+        ("GET", False, False, "before anything was sent"),
+        ("PATCH", False, True, "may still be carried out"),
+        ("GET", True, False, "before anything was sent"),
+    ],
+    ids=["read", "write", "read-after-409"],
 )
 @pytest.mark.parametrize("operation", ["restart_workload", "scale_workload"])
 async def test_a_workload_change_stopped_says_whether_its_write_was_sent(
-    cluster: tuple[ApplyingKubeApi, AppState], operation: str, method: str, sent: bool, said: str
+    cluster: tuple[ApplyingKubeApi, AppState],
+    operation: str,
+    method: str,
+    conflicted: bool,
+    sent: bool,
+    said: str,
 ) -> None:
     """A restart or scale cancelled while it read the Deployment was audited 'a request it had
     sent may still be carried out' with nothing sent; the row says how far it got, and a
-    cancel once the PATCH is out never says nothing was changed."""
+    cancel once the PATCH is out never says nothing was changed. Its PATCH refused (409:
+    another writer in between, nothing stored) and the call cancelled while it read the
+    Deployment again, it still said its request may be carried out."""
     kube, state = cluster
-    arrived, released = _held_kube(kube, method)
+    if conflicted:
+        kube.interfere("deployments", "shop", "checkout", lambda d: d["spec"].update(paused=False))
+    arrived, released = _held_kube(kube, method, conflicted)
     spec = WorkloadSpec.model_validate(WORKLOAD)
     ops = state.workload_ops
     asked = (
@@ -73,6 +89,8 @@ async def test_a_workload_change_stopped_says_whether_its_write_was_sent(
     assert (row["outcome"], row["kind"], row.get("sent")) == ("failed", "interrupted", sent), row
     assert said in row["reason"], row
     assert len(kube.writes("deployments")) == int(sent)
+    refused = [c for c in kube.calls if c.method == "PATCH" and c.status == 409]
+    assert len(refused) == int(conflicted), kube.calls
 
 
 @pytest.mark.parametrize(
