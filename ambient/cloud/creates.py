@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.writes import CloudRequest
-from ambient.cloud.audit import CloudGuard, Mode, outcome_of
+from ambient.cloud.audit import CloudGuard, Mode, Stopped, outcome_of
 from ambient.cloud.errors import CloudOpsFailedError, readable
 
 Finder = Callable[[], Awaitable[str | None]]
@@ -113,8 +113,10 @@ class CloudCreates(CloudGuard):
         request: CloudRequest,
         find: Finder,
         detail: dict[str, Any] | None = None,
+        stopped: Stopped | None = None,
     ) -> WriteStep:
-        """The one write and its audit row, ``detail`` (the caller's to read, if given)."""
+        """The one write and its audit row, ``detail`` (the caller's to read, if given; and
+        ``stopped``, the rows of the call it is a step of if it is stopped)."""
         # The region the request goes to, named: the preview and the audit say where it acts.
         request = request.model_copy(update={"region": request.region or self.tencent.region})
         key = request.idempotency_key()
@@ -134,7 +136,7 @@ class CloudCreates(CloudGuard):
             if request.action in writes.NAME_TAKEN or mode == "dry_run"
             else _CREATING.setdefault(f"{operation}\n{subject}\n{request.region}", asyncio.Lock())
         )
-        async with self.audited(actor, operation, subject, detail):
+        async with self.audited(actor, operation, subject, detail, stopped):
             with readable(request.product, request.action):
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find, detail)

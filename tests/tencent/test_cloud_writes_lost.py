@@ -16,7 +16,6 @@ from ambient.clients.tencent import writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRequestError
 from ambient.cloud import audit
-from ambient.cloud.audit import CloudGuard
 from ambient.cloud.errors import CloudOpsFailedError
 from ambient.cloud.logs import LogsetSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
@@ -25,7 +24,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import HANG
-from tests.support.tencent import ops_state, standin_tencent
+from tests.support.tencent import held_audit, ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_cloud_writes import ALARM, CASES, POOL, SQL, cloud
 
@@ -407,25 +406,6 @@ async def test_a_node_pool_scale_unanswered_whose_re_read_fails_says_both_with_t
     assert [a for _, a, _ in api.calls].count("DescribeClusterNodePools") == 2
 
 
-def _held_audit(
-    monkeypatch: pytest.MonkeyPatch, fails: bool = False
-) -> tuple[asyncio.Event, asyncio.Event]:
-    """The audit's row writes wait, once come in, until released: a database slow to answer
-    (and then failing, if ``fails``)."""
-    arrived, released = asyncio.Event(), asyncio.Event()
-    write = CloudGuard.audit
-
-    async def held(self: CloudGuard, *args: Any) -> None:
-        arrived.set()
-        await released.wait()
-        if fails:
-            raise OSError("disk I/O error")
-        await write(self, *args)
-
-    monkeypatch.setattr(CloudGuard, "audit", held)
-    return arrived, released
-
-
 async def _rows(state: AppState) -> list[tuple[str, str | None]]:
     async with state.db.session() as session:
         rows = await AuditRepository(session).list(action="cloud.create_logset")
@@ -486,7 +466,7 @@ async def test_a_second_cancel_does_not_lose_the_interrupted_row(
     api, state = cloud
     arrived, released = asyncio.Event(), asyncio.Event()
     api.held["CreateLogset"] = (arrived, released)
-    writing, written = _held_audit(monkeypatch)
+    writing, written = held_audit(monkeypatch)
     task = asyncio.create_task(
         state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
     )
@@ -507,7 +487,7 @@ async def test_a_cancel_while_the_executed_row_is_written_does_not_lose_it(
     """The create done, its caller cancelled while its row was written: no row (the success
     row was not shielded at all) for a logset made."""
     api, state = cloud
-    writing, written = _held_audit(monkeypatch)
+    writing, written = held_audit(monkeypatch)
     task = asyncio.create_task(
         state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
     )
@@ -538,7 +518,7 @@ async def test_an_audit_row_past_its_grace_does_not_hold_the_call_and_is_logged(
     written when it can be, or logged lost with the request's detail redacted."""
     api, state = cloud
     monkeypatch.setattr(audit, "AUDIT_GRACE", 0.2)
-    writing, written = _held_audit(monkeypatch, fails=fails)
+    writing, written = held_audit(monkeypatch, fails=fails)
     sent, answered = asyncio.Event(), asyncio.Event()
     if cancels:
         api.held["CreateLogset"] = (sent, answered)
@@ -550,6 +530,7 @@ async def test_an_audit_row_past_its_grace_does_not_hold_the_call_and_is_logged(
         task.cancel()
     if cancels == 2:
         await writing.wait()
+        assert not task.done()  # within the grace: or this is the case above again
         task.cancel()
     stopped = pytest.raises(asyncio.CancelledError) if cancels else contextlib.nullcontext()
     with anyio.fail_after(HANG), stopped:
