@@ -75,7 +75,7 @@ class CloudGuard:
             await session.commit()
 
     def _started(self, actor: str, rows: list[Row]) -> list[tuple[asyncio.Future[None], Row]]:
-        started = []
+        started: list[tuple[asyncio.Future[None], Row]] = []
         for row in rows:
             write = asyncio.ensure_future(self.audit(actor, *row))
             _writing.add(write)
