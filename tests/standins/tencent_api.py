@@ -230,10 +230,15 @@ PRIMITIVES: dict[str, tuple[type, ...]] = {
 }
 
 
+# API 3.0's Integer is a 64-bit integer: a number past it is no Integer.
+INT64 = range(-(2**63), 2**63)
+
+
 def mistyped_parameter(service: str, action: str, params: dict[str, Any]) -> str | None:
     """The first field whose value is not of the type the action defines for it (Integer,
-    String, Boolean, an object, an array of one): the API refuses it (InvalidParameter) instead
-    of reading "100" as 100. Types are read from the SDK's request models, as the fields are."""
+    String, Boolean, an object, an array of one; a null is none of them): the API refuses it
+    (common error codes: InvalidParameter, "参数错误（包括参数格式、类型等错误）") instead of
+    reading "100" as 100. Types are read from the SDK's request models, as the fields are."""
     version = VERSIONS[service].replace("-", "")
     models = importlib.import_module(f"tencentcloud.{service}.v{version}.models")
     request = getattr(models, f"{action}Request", None)
@@ -247,7 +252,7 @@ def _mistyped(models: Any, model: Any, value: Any, prefix: str) -> str | None:
     for name, given in value.items():
         kind = types.get(name, "").strip()
         path = f"{prefix}.{name}" if prefix else name
-        if given is None or not kind:  # absent, or not a field of it (UnknownParameter's)
+        if not kind:  # not a field of it (UnknownParameter's)
             continue
         many = kind.startswith("list of ")
         kind = kind.removeprefix("list of ").split()[0].strip(":`").rsplit(".", 1)[-1]
@@ -257,8 +262,10 @@ def _mistyped(models: Any, model: Any, value: Any, prefix: str) -> str | None:
             where = f"{path}.{index}" if many else path
             if kind in PRIMITIVES:
                 # JSON has no int/bool divide, Python does: True is not an Integer here.
-                if not isinstance(item, PRIMITIVES[kind]) or (
-                    kind != "bool" and isinstance(item, bool)
+                if (
+                    not isinstance(item, PRIMITIVES[kind])
+                    or (kind != "bool" and isinstance(item, bool))
+                    or (kind == "int" and item not in INT64)
                 ):
                     return where
             elif hasattr(models, kind) and (

@@ -9,8 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRequestError
 from ambient.cloud.errors import told
 from tests.standins.tencent_api import TencentApi
 
@@ -132,3 +135,20 @@ async def test_cls_alert_records_begun_outside_the_range_asked_are_not_unreadabl
     api.raw["DescribeAlertRecordHistory"] = [_answer({"Records": records, "TotalCount": 2})]
     history = await list_alarms(tc, START, END, said=told)
     assert (history.alarms, history.unreadable, history.unread) == ([], 0, [])
+
+
+@pytest.mark.parametrize("given", [None, 2**63, -(2**63) - 1])
+@pytest.mark.parametrize("field", ["StartTime", "EndTime"])
+async def test_an_alarm_time_asked_that_is_no_integer_is_refused_as_the_api_refuses_it(
+    cloud: tuple[TencentApi, TencentCloud], field: str, given: object
+) -> None:
+    """DescribeAlarmHistories' StartTime and EndTime are Integers (int64): the stand-in took a
+    null, or a number past int64, and failed with a Python TypeError (an HTTP 500, read as a
+    passing ServerNetworkError) or listed by it; the API answers InvalidParameter (common
+    error codes: a parameter's format or type wrong)."""
+    api, tc = cloud
+    api.monitor_alarms = [{"PolicyName": "disk", "AlarmStatus": "ALARM", "FirstOccurTime": 10}]
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call("monitor", "DescribeAlarmHistories", {"Module": "monitor", field: given})
+    assert (refused.value.code, type(refused.value)) == ("InvalidParameter", TencentRequestError)
+    assert f"`{field}`" in refused.value.message
