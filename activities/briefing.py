@@ -244,7 +244,7 @@ class BriefingActivities:
                 day.logs_to,
                 ongoing=True,
                 said=told,
-                day_failed=lambda exc: _read_again_if_passing(exc, "alarm history"),
+                fail_fast=not temporal.last_attempt(PREPARE_ATTEMPTS),
             )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")

@@ -19,7 +19,9 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
     TencentAnswerError,
     TencentAuthError,
+    TencentClockError,
     TencentCloudError,
+    TencentNotFoundError,
     TencentRetryableError,
 )
 from ambient.settings import Settings
@@ -398,3 +400,42 @@ async def test_a_days_alarm_read_failing_for_now_reads_no_look_back_on_an_attemp
         with pytest.raises(ApplicationError, match="RequestLimitExceeded"):
             await ActivityEnvironment().run(acts.prepare_briefing, request)
     assert refusing.asked == [("DescribeAlarmHistories", False)]
+
+
+async def test_a_days_read_refused_for_this_machines_clock_asks_no_look_back() -> None:
+    """Monitor's day read refused for the clock (AuthFailure.SignatureExpire): the look-back
+    was asked too, signed by the same clock and refused again. It is not, as for the keys."""
+    history, asked = await _history_refused(
+        ("DescribeAlarmHistories",), error=TencentClockError, code="AuthFailure.SignatureExpire"
+    )
+    assert ("DescribeAlarmHistories", True) not in asked
+    assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
+
+
+async def test_a_days_read_not_found_still_lists_the_alarms_firing_since_before() -> None:
+    """Monitor's day read answered ResourceNotFound (not retried): the look-back is its own
+    request, neither the keys nor the clock refused, so the alarms still firing are read and
+    listed, the day's read said unread."""
+    history, asked = await _history_refused(
+        ("DescribeAlarmHistories",), error=TencentNotFoundError, code="ResourceNotFound"
+    )
+    assert ("DescribeAlarmHistories", True) in asked
+    assert sorted(a.name for a in history.alarms) == ["5xx burst", "disk-full"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor (the day's)", False)]
+
+
+async def test_a_day_read_failing_for_now_raises_the_clouds_own_error_when_asked_to_fail_fast() -> (
+    None
+):
+    """The client told the briefing of a passing day failure through a callback that raised
+    Temporal's ApplicationError inside the Tencent Cloud layer. Asked to fail fast, the client
+    raises its own TencentRetryableError at the day's failure, nothing more read; the activity
+    decides what that means for its attempt."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    async with serve(TencentApi().app()) as base:
+        refusing = _refusing(standin_tencent(base), ("DescribeAlarmHistories",))
+        with pytest.raises(TencentRetryableError, match="RequestLimitExceeded"):
+            await list_alarms(refusing, day.logs_from, day.logs_to, ongoing=True, fail_fast=True)
+    assert refusing.asked == [("DescribeAlarmHistories", False)]
+

@@ -137,6 +137,27 @@ async def test_cls_alert_records_begun_outside_the_range_asked_are_not_unreadabl
     assert (history.alarms, history.unreadable, history.unread) == ([], 0, [])
 
 
+async def test_unreadable_alarms_skipped_are_said_with_their_source(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """ "3 unreadable alarms skipped" named no source: which console to look in was not said.
+    Each source's are counted and said by its name."""
+    api, tc = cloud
+    served = [_alarm(0), _alarm(1, None), _alarm(2, "yesterday")]
+    api.raw["DescribeAlarmHistories"] = [_answer({"Histories": served, "TotalCount": 3})]
+    records = [
+        {"RecordId": f"r-{n}", "AlarmName": f"5xx-{n}", "Status": 0, "CreateTime": when}
+        for n, when in enumerate([IN_WINDOW * 1000, IN_WINDOW])
+    ]
+    api.raw["DescribeAlertRecordHistory"] = [_answer({"Records": records, "TotalCount": 2})]
+    history = await list_alarms(tc, START, END, said=told)
+    assert (history.unreadable, history.unreadable_by) == (3, {"monitor": 2, "cls": 1})
+    assert history.skipped_said() == [
+        "2 unreadable alarms skipped (Cloud Monitor)",
+        "1 unreadable alarm skipped (CLS)",
+    ]
+
+
 @pytest.mark.parametrize("given", [None, 2**63, -(2**63) - 1])
 @pytest.mark.parametrize("field", ["StartTime", "EndTime"])
 async def test_an_alarm_time_asked_that_is_no_integer_is_refused_as_the_api_refuses_it(
