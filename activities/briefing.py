@@ -262,6 +262,11 @@ class BriefingActivities:
             SourceNote(source=f"alarms.{u.source}", ok=False, detail=u.error)
             for u in history.unread
         ]
+        # Alarms skipped unreadable: not all of the day's were read (its count is the detail).
+        notes += [
+            SourceNote(source=f"alarms.{source} (unreadable)", ok=False, detail=str(n))
+            for source, n in history.unreadable_by.items()
+        ]
         return history.alarms
 
     async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:

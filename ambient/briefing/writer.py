@@ -124,7 +124,12 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     firing = still_open(inputs.alarms)
     counted = f"{_many(len(inputs.alarms), 'alarm', 'alarms')}"
     unread = alarms_unread(inputs) if inputs.alarms_configured else []
-    said = "; ".join(f"{n.source} unread: {n.detail}" for n in unread)
+    said = "; ".join(
+        _failed_said(n, False).strip().rstrip(".")
+        if n.source.endswith("(unreadable)")
+        else f"{n.source} unread: {n.detail}"
+        for n in unread
+    )
     if not inputs.alarms_configured:
         history = "no."
     elif none_read(unread):  # no count at all, not "0 alarms read"
@@ -243,6 +248,15 @@ _FAILED_SAID = {
         "CLS alert records firing since before the day could not be read: the day's own are "
         "all listed. ",
     ),
+    # Alarms answered without a time the API gives: skipped ({n}, the note's detail).
+    "alarms.monitor (unreadable)": (
+        "云监控有 {n} 条告警的时间无法读取，已跳过。",
+        "Cloud Monitor alarms skipped, their time unreadable: {n}. ",
+    ),
+    "alarms.cls (unreadable)": (
+        "CLS 有 {n} 条告警记录的时间无法读取，已跳过。",
+        "CLS alert records skipped, their time unreadable: {n}. ",
+    ),
     "llm": (
         "大模型没有回应，这份简报按规则写成。",
         "The language model did not answer: this briefing was written by rules. ",
@@ -262,10 +276,17 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
     """A failed source in the written briefing (page, e-mail)."""
     if note.detail == ALARMS_NOT_CONFIGURED:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
+    if note.source.endswith("(unreadable)"):  # not unavailable: read, some alarms skipped
+        return _failed_said(note, zh).strip()
     if zh:
         name = _SOURCE_NAMES.get(note.source, note.source)
         return f"数据源不可用：{name}：{_short(_detail(note, zh))}"
     return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
+
+
+def _failed_said(note: SourceNote, zh: bool) -> str:
+    """A failed source's sentence in the briefing's language."""
+    return _FAILED_SAID[note.source][0 if zh else 1].replace("{n}", note.detail)
 
 
 def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
@@ -475,7 +496,7 @@ def _spoken(
         )
     for note in failed:
         if note.source in _FAILED_SAID and note not in unset:
-            say(*_FAILED_SAID[note.source])
+            parts.append(_failed_said(note, zh))
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
 

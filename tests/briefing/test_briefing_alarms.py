@@ -439,3 +439,26 @@ async def test_a_day_read_failing_for_now_raises_the_clouds_own_error_when_asked
             await list_alarms(refusing, day.logs_from, day.logs_to, ongoing=True, fail_fast=True)
     assert refusing.asked == [("DescribeAlarmHistories", False)]
 
+
+async def test_a_day_whose_alarms_were_all_skipped_unreadable_is_not_said_quiet(
+    settings: Settings, db: Database
+) -> None:
+    """Yesterday's only Monitor alarm answered without a time the API gives (in ms), beside one
+    that began the second before the day: "也没有未恢复的告警" was spoken, the skipped one in the
+    sources alone. The spoken briefing and the page say it was skipped, and whose it was."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    at, before = (int(t.timestamp()) for t in (day.logs_from + timedelta(hours=2), day.logs_from))
+    served = [
+        {"AlarmId": "a-1", "PolicyName": "disk", "AlarmStatus": "OK", "FirstOccurTime": at * 1000},
+        {"AlarmId": "a-2", "PolicyName": "cpu", "AlarmStatus": "OK", "FirstOccurTime": before - 1},
+    ]
+    api.raw["DescribeAlarmHistories"] = [
+        (200, "application/json", json.dumps({"Response": answer}).encode())
+        for answer in ({"Histories": served, "TotalCount": 2}, {"Histories": [], "TotalCount": 0})
+    ]
+    prepared, row = await _prepared(settings, db, api, day)
+    assert {s.source: s.detail for s in prepared.sources}["alarms"] == "0 alarms, 1 unreadable"
+    said = "云监控有 1 条告警的时间无法读取，已跳过。"
+    assert "没有未恢复的告警" not in prepared.spoken_text and said in prepared.spoken_text
+    assert said in row.content["needs_attention"]

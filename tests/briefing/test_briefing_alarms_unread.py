@@ -104,3 +104,33 @@ def test_a_days_read_failed_whose_alarms_still_firing_were_read_says_which(
     day_unread = SourceNote(source="alarms.monitor (the day's)", ok=False, detail="busy")
     draft = offline_draft(_day(language, 2, [READ, day_unread]))
     assert said in draft.spoken_text
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "headline"),
+    [
+        (
+            "en",
+            "CLS alert records skipped, their time unreadable: 2.",
+            "Yesterday: no errors, but not every alarm could be read",
+        ),
+        ("zh", "CLS 有 2 条告警记录的时间无法读取，已跳过。", "昨天没有错误，但告警没能全部读取"),
+    ],
+)
+def test_alarms_skipped_unreadable_are_said_not_a_quiet_day(
+    language: Language, said: str, headline: str
+) -> None:
+    """CLS's two alarms of the day answered without a time: the briefing said "Yesterday was
+    quiet" (no alarm), the skipped ones in its sources alone."""
+    skipped = SourceNote(source="alarms.cls (unreadable)", ok=False, detail="2")
+    draft = offline_draft(_day(language, 0, [READ, skipped]))
+    assert draft.headline == headline
+    assert said in draft.spoken_text and said in draft.needs_attention
+    assert (
+        llm_prompt(_day(language, 0, [READ, skipped]))
+        .split("\n")[0]
+        .endswith(
+            "Alarm history available: partly read: CLS alert records skipped, their time "
+            "unreadable: 2; 0 alarms read (0 not resolved)."
+        )
+    )
