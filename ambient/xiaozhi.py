@@ -233,9 +233,7 @@ class DeviceService:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
         admin = await self._admin(actor)
         async with self.db.session() as session:
-            row = await self._find(session, ref, lambda row: admin or row.user == actor)
-            if row is None:
-                raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
+            row = await self._yours(session, actor, admin, ref)
             # Its owner's withdrawals listed as they remain (they are the owner's, not its).
             [view] = await _viewed(session, [row], actor)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
@@ -283,6 +281,15 @@ class DeviceService:
             await session.commit()
             speakers = row.speakers if admin or row.user == actor else [actor] if allowed else []
             return DeviceConsent(device_id=row.device_id, speakers=speakers, allowed=allowed)
+
+    @classmethod
+    async def _yours(
+        cls, session: AsyncSession, actor: str | None, admin: bool, ref: str, hint: str = ""
+    ) -> XiaozhiDevice:
+        row = await cls._find(session, ref, lambda row: admin or row.user == actor)
+        if row is None:
+            raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours{hint}")
+        return row
 
     @staticmethod
     async def _find(
@@ -350,17 +357,13 @@ class DeviceService:
     async def withdraw(self, actor: str | None, ref: str, speaker: str) -> DeviceView:
         """The device stops answering ``speaker``, whose consent its owner (or an admin) takes
         back: someone else's consent is theirs to give, the owner's speaker the owner's to keep."""
+        # Naming oneself: one's own consent is withdrawn where it was given. Said to anyone who
+        # names themself, whether the device exists or not.
+        own = f"; to stop it answering you, DELETE /xiaozhi/devices/{ref[:64]}/allow"
+        own += " (or Stop allowing on your settings page)"
         admin = await self._admin(actor)
         async with self.db.write_session() as session:
-            row = await self._find(session, ref, lambda row: admin or row.user == actor)
-            if row is None:
-                # Naming oneself: one's own consent is withdrawn where it was given. Said to
-                # anyone who names themself, whether the device exists or not.
-                own = f"; to stop it answering you, DELETE /xiaozhi/devices/{ref[:64]}/allow"
-                own += " (or Stop allowing on your settings page)"
-                raise DeviceNotFoundError(
-                    f"no device {said_back(ref, 64)} among yours{own if speaker == actor else ''}"
-                )
+            row = await self._yours(session, actor, admin, ref, own if speaker == actor else "")
             if speaker not in (row.speakers or []):
                 raise InvalidDeviceError(
                     Refusal(
@@ -387,9 +390,7 @@ class DeviceService:
         again (owner or admin): their consent is still theirs to give."""
         admin = await self._admin(actor)
         async with self.db.write_session() as session:
-            row = await self._find(session, ref, lambda row: admin or row.user == actor)
-            if row is None:
-                raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
+            row = await self._yours(session, actor, admin, ref)
             await _let_back(session, actor, row.user, speaker, f"xiaozhi-device:{row.device_id}")
             return (await _viewed(session, [row], actor))[0]
 

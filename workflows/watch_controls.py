@@ -285,8 +285,7 @@ class WatchControls:
             # end goes on): that end is under way, and a wake would cut its last sends short.
             workflow.logger.info("stop of a stopped watch: nothing to do")
             return
-        if not self.state.stop_requested:
-            workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
+        workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         self.state.stop_requested, self.wake = True, True
 
     @workflow.update
