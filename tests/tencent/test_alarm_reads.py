@@ -158,18 +158,30 @@ async def test_unreadable_alarms_skipped_are_said_with_their_source(
     ]
 
 
-@pytest.mark.parametrize("given", [None, 2**63, -(2**63) - 1])
+@pytest.mark.parametrize("given", [2**64, -(2**63) - 1, "10"])
 @pytest.mark.parametrize("field", ["StartTime", "EndTime"])
 async def test_an_alarm_time_asked_that_is_no_integer_is_refused_as_the_api_refuses_it(
     cloud: tuple[TencentApi, TencentCloud], field: str, given: object
 ) -> None:
-    """DescribeAlarmHistories' StartTime and EndTime are Integers (int64): the stand-in took a
-    null, or a number past int64, and failed with a Python TypeError (an HTTP 500, read as a
-    passing ServerNetworkError) or listed by it; the API answers InvalidParameter (common
-    error codes: a parameter's format or type wrong)."""
+    """DescribeAlarmHistories' StartTime and EndTime are Integers, whose upper limit is an
+    unsigned 64-bit integer's (API 3.0's 参数类型): a number past it, or text, is refused
+    InvalidParameter (common error codes: a parameter's format or type wrong)."""
     api, tc = cloud
     api.monitor_alarms = [{"PolicyName": "disk", "AlarmStatus": "ALARM", "FirstOccurTime": 10}]
     with pytest.raises(TencentRequestError) as refused:
         await tc.call("monitor", "DescribeAlarmHistories", {"Module": "monitor", field: given})
     assert (refused.value.code, type(refused.value)) == ("InvalidParameter", TencentRequestError)
     assert f"`{field}`" in refused.value.message
+
+
+async def test_an_alarm_time_up_to_the_unsigned_64_bit_limit_or_null_is_an_integer_or_absent(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """2**64 - 1 is an Integer (the stand-in refused it past 2**63 - 1); a null is absent, as
+    the SDK sends it, so the documented defaults hold: StartTime a day before now (the
+    stand-in failed on it with a Python TypeError, an HTTP 500)."""
+    api, tc = cloud
+    api.monitor_alarms = [_alarm(1, 10), _alarm(2, IN_WINDOW)]
+    asked = {"Module": "monitor", "StartTime": None, "EndTime": 2**64 - 1}
+    answer = await tc.call("monitor", "DescribeAlarmHistories", asked)
+    assert [h["PolicyName"] for h in answer["Histories"]] == ["disk-2"]
