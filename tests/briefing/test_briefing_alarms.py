@@ -413,16 +413,16 @@ async def test_a_days_read_refused_for_this_machines_clock_asks_no_look_back() -
     assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
 
 
-async def test_a_days_read_not_found_still_lists_the_alarms_firing_since_before() -> None:
-    """Monitor's day read answered ResourceNotFound (not retried): the look-back is its own
-    request, neither the keys nor the clock refused, so the alarms still firing are read and
-    listed, the day's read said unread."""
+async def test_a_days_read_not_found_asks_no_look_back() -> None:
+    """Monitor's day read answered ResourceNotFound: the look-back asks the same action in
+    the same region and account, and was refused again. It is not asked, as for the keys and
+    the clock; the day's read is said unread, CLS listed."""
     history, asked = await _history_refused(
         ("DescribeAlarmHistories",), error=TencentNotFoundError, code="ResourceNotFound"
     )
-    assert ("DescribeAlarmHistories", True) in asked
-    assert sorted(a.name for a in history.alarms) == ["5xx burst", "disk-full"]
-    assert [(u.source, u.retryable) for u in history.unread] == [("monitor (the day's)", False)]
+    assert ("DescribeAlarmHistories", True) not in asked
+    assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
 
 
 async def test_a_day_read_failing_for_now_raises_the_clouds_own_error_when_asked_to_fail_fast() -> (

@@ -21,6 +21,7 @@ from ambient.clients.tencent.errors import (
     TencentClockError,
     TencentCloudError,
     TencentListChangedError,
+    TencentNotFoundError,
     TencentRetryableError,
 )
 from ambient.domain.identifiers import region_name
@@ -157,10 +158,12 @@ async def list_alarms(
             errors.append(failed := exc)
         # The windows meet at start and neither holds it twice: no alarm is in both. Read when
         # the day's read failed too (those still firing are the open problems a user asks for
-        # first), but when the keys or the clock were refused: they sign every request alike,
-        # so it would be refused again. Its own failure (a rate limit) leaves the day's alarms
-        # read, and is said.
-        if not ongoing or isinstance(failed, TencentAuthError | TencentClockError):
+        # first), but when the keys or the clock were refused (they sign every request alike)
+        # or the source was not found (the same action, region and account; no reference
+        # documents a ResourceNotFound of the time asked): it would be refused again. Its own
+        # failure (a rate limit) leaves the day's alarms read, and is said.
+        refused_again = TencentAuthError | TencentClockError | TencentNotFoundError
+        if not ongoing or isinstance(failed, refused_again):
             history.unread += [_unread(source, failed, said)] if failed else []
             continue
         try:
