@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import time as real_time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from tencentcloud.common import abstract_client
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, ClsLogSpec, DayPlan, plan_for
@@ -402,15 +407,31 @@ async def test_a_days_alarm_read_failing_for_now_reads_no_look_back_on_an_attemp
     assert refusing.asked == [("DescribeAlarmHistories", False)]
 
 
-async def test_a_days_read_refused_for_this_machines_clock_asks_no_look_back() -> None:
-    """Monitor's day read refused for the clock (AuthFailure.SignatureExpire): the look-back
-    was asked too, signed by the same clock and refused again. It is not, as for the keys."""
-    history, asked = await _history_refused(
-        ("DescribeAlarmHistories",), error=TencentClockError, code="AuthFailure.SignatureExpire"
-    )
-    assert ("DescribeAlarmHistories", True) not in asked
-    assert [a.name for a in history.alarms] == ["5xx burst"]
-    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
+class _Reached(TencentApi):
+    """The Tencent stand-in noting every action that reached it, refused at its door or not."""
+
+    reached: list[str]
+
+    async def handle(self, request: Request) -> Response:
+        self.reached.append(request.headers["x-tc-action"])
+        return await super().handle(request)
+
+
+async def test_a_days_read_refused_for_this_machines_clock_asks_no_look_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This machine's clock six minutes slow: the stand-in refuses the day's read
+    AuthFailure.SignatureExpire, as the API does. The look-back, signed by the same clock, was
+    asked too and refused again. Each source is asked once, and the call fails saying why."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = _Reached()
+    api.reached = []
+    slow = SimpleNamespace(time=lambda: real_time.time() - 360)
+    async with serve(api.app()) as base:
+        monkeypatch.setattr(abstract_client, "time", slow)
+        with pytest.raises(TencentClockError, match="SignatureExpire"):
+            await list_alarms(standin_tencent(base), day.logs_from, day.logs_to, ongoing=True)
+    assert api.reached == ["DescribeAlarmHistories", "DescribeAlertRecordHistory"]
 
 
 async def test_a_days_read_not_found_asks_no_look_back() -> None:
