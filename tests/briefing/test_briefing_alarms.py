@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from temporalio.exceptions import ApplicationError
@@ -32,7 +33,7 @@ from ambient.clients.tencent.errors import (
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.models import Briefing
+from ambient.storage.models import Briefing, Event
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
@@ -483,3 +484,9 @@ async def test_a_day_whose_alarms_were_all_skipped_unreadable_is_not_said_quiet(
     said = "云监控有 1 条告警的时间无法读取，已跳过。"
     assert "没有未恢复的告警" not in prepared.spoken_text and said in prepared.spoken_text
     assert said in row.content["needs_attention"]
+    # A source read, its skipped alarms counted: not a failed source on the page or the event.
+    assert "(unreadable)" not in row.report_markdown
+    async with db.session() as session:
+        event = await session.scalar(select(Event).where(Event.kind == "briefing.prepared"))
+    assert event is not None
+    assert not [s for s in event.payload["failed_sources"] if s.startswith("alarms")]
