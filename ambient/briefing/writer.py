@@ -354,9 +354,9 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     unread_said = ""
     if missed:
         unread_said = (
-            said("、告警没能读取", ", alarms could not be read")
+            said("，告警没能读取", ", alarms could not be read")
             if nothing_read
-            else said("、告警没能全部读取", ", alarms not all read")
+            else said("，告警没能全部读取", ", alarms not all read")
         )
     if not inputs.log_lines:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
@@ -372,6 +372,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             headline = said("昨天没有日志记录", "No logs were recorded yesterday")
         if alarms_read and not firing:  # else the open ones are said, or why none were read
             headline += said("，也没有未恢复的告警", ", and no alarm is open")
+        headline += unread_said
         if people:
             headline += said("，", "; ") + needs
     elif people or firing or errors or inputs.errors:

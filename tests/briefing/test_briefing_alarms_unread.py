@@ -23,11 +23,10 @@ def _day(
     return BriefingInputs(
         date="2026-11-22",
         language=language,
-        log_lines=3,
         errors=errors,
         alarms_configured=UNSET not in notes,
         notes=notes,
-        **more,
+        **{"log_lines": 3, **more},
     )
 
 
@@ -35,7 +34,7 @@ def _day(
     ("language", "headline"),
     [
         ("en", "Yesterday: 2 errors, alarms not all read, no problem needs a person"),
-        ("zh", "昨天有 2 个错误、告警没能全部读取，没有问题需要人工处理"),
+        ("zh", "昨天有 2 个错误，告警没能全部读取，没有问题需要人工处理"),
     ],
 )
 def test_a_day_with_errors_whose_alarms_were_partly_read_does_not_count_them_open(
@@ -168,15 +167,24 @@ def test_alarms_skipped_unreadable_are_said_in_three_spoken_sentences_at_most(
             "Yesterday: no errors, but 1 anomaly, alarms not all read",
         ),
         ("en", {"warnings": 2}, "Yesterday: no errors, 2 warnings, alarms not all read"),
-        ("zh", {"anomalies": ["p99 x3"]}, "昨天没有错误，但有 1 个异常、告警没能全部读取"),
-        ("zh", {"warnings": 2}, "昨天没有错误，有 2 个警告、告警没能全部读取"),
+        ("zh", {"anomalies": ["p99 x3"]}, "昨天没有错误，但有 1 个异常，告警没能全部读取"),
+        ("zh", {"warnings": 2}, "昨天没有错误，有 2 个警告，告警没能全部读取"),
+        (
+            "en",
+            {"log_lines": 0, "logs_configured": False},
+            "No log source is set up, alarms not all read",
+        ),
+        ("zh", {"log_lines": 0, "logs_configured": False}, "没有配置日志源，告警没能全部读取"),
+        ("en", {"log_lines": 0}, "No logs were recorded yesterday, alarms not all read"),
+        ("zh", {"log_lines": 0}, "昨天没有日志记录，告警没能全部读取"),
     ],
 )
-def test_a_day_of_anomalies_or_warnings_whose_alarms_were_not_all_read_says_so_first(
+def test_a_day_of_anomalies_warnings_or_no_logs_whose_alarms_were_not_all_read_says_so_first(
     language: Language, more: dict[str, object], headline: str
 ) -> None:
-    """A day of an anomaly (or warnings) and an alarm skipped unreadable: the headline said
-    the anomaly alone, the skipped alarm past the three sentences a spoken answer keeps."""
+    """A day of an anomaly (or warnings, or no log lines) and an alarm skipped unreadable: the
+    headline said the rest alone, the skipped alarm past the three sentences a spoken answer
+    keeps."""
     draft = offline_draft(_day(language, 0, [READ], alarms_skipped={"monitor": 1}, **more))
     assert draft.headline == headline
     assert headline in speakable(draft.spoken_text, english=language == "en")
