@@ -64,6 +64,29 @@ def silent_after_first_answer(
 
 
 @asynccontextmanager
+async def watch_under_worker(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, prefix: str, baseline_wait: float = 1
+) -> AsyncIterator[tuple[Worker, TaskService, str, str]]:
+    """A user's web watch under a running worker, and a task service over it waiting
+    ``baseline_wait`` for a check (its worker, the service, the user, the watch's task id)."""
+    user = unique(prefix)
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        task = await state.tasks.create(
+            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
+        )
+        tasks = TaskService(
+            dev_env.client,
+            state.settings,
+            deps.db,
+            briefings=state.briefings,
+            baseline_wait=baseline_wait,
+        )
+        yield worker, tasks, user, task.task_id
+
+
+@asynccontextmanager
 async def briefing_at_rest(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, prefix: str
 ) -> AsyncIterator[tuple[Worker, TaskService, str, str]]:
@@ -86,26 +109,16 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-update")
-    await make_user(deps.db, user)
     changed = {"urls": ["https://example.org/"]}
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
-        )
+    async with watch_under_worker(dev_env, deps, "deadline-update") as watched:
+        worker, tasks, user, task_id = watched
         silent_after_first_answer(monkeypatch, worker, tasks)
         # Sent once its worker answered a query: it waited for that worker with no end.
         with pytest.raises(WorkerSilentError) as told:
-            await asyncio.wait_for(
-                tasks.update(user, task.task_id, changed, request_id="r1"), GENEROUS
-            )
+            await asyncio.wait_for(tasks.update(user, task_id, changed, request_id="r1"), GENEROUS)
     # The silent-worker words every door says, and what the request did: sent, not undone.
     assert str(told.value) == (
-        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
+        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; "
         "the update was sent and may still apply when its worker takes it: call get_task "
         "later to see the config in force"
     )
@@ -120,25 +133,15 @@ async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_b
     deadline is): a worker silent all that time was then asked for the status, and waited out
     for a read's budget more, before the answer said the check now was delivered."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-check")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        tasks = TaskService(
-            dev_env.client,
-            state.settings,
-            deps.db,
-            briefings=BriefingService(dev_env.client, state.settings, deps.db),
-            baseline_wait=3 * BUDGET.total_seconds(),
-        )
+    async with watch_under_worker(
+        dev_env, deps, "deadline-check", 3 * BUDGET.total_seconds()
+    ) as watched:
+        worker, tasks, user, task_id = watched
         silent_after_first_answer(monkeypatch, worker, tasks)
-        assert (await tasks.get(user, task.task_id)).state is TaskState.ACTIVE
+        assert (await tasks.get(user, task_id)).state is TaskState.ACTIVE
         asked: list[timedelta] = []
         monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
-        poked = await asyncio.wait_for(tasks.trigger(user, task.task_id), GENEROUS)
+        poked = await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
     assert (poked.note, poked.state, poked.checked) == (DELIVERED_UNCONFIRMED, "active", None)
     # Its whole budget spent on the check's wait: no read of the worker after it.
     assert asked == []
@@ -150,12 +153,8 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
     """A briefing's check now (a regenerate) reads its status, then sends the update: a worker
     that answered the read and then fell silent left the update waiting with no end."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
@@ -190,12 +189,8 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
     """A briefing's update reads its status (is its worker answering?), then replaces its run,
     reading it again: that read had a whole budget of its own, past the request's."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing-update") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-update") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         asked: list[timedelta] = []  # the budget each read was given
         monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
@@ -234,12 +229,8 @@ async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_
     started the new run (with a deadline already past: a start that lands replaces the run
     while the caller is told the new config did not reach Temporal)."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing-hand-over") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-hand-over") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         briefings = tasks.briefings
         hand_over, started = briefings._hand_over, list[str]()
 
@@ -267,12 +258,8 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
     """A briefing's new config running (its new run started), the status read after it
     unanswered: the bare silent-worker words read as nothing done."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    async with briefing_at_rest(dev_env, deps, "deadline-briefing-applied") as (
-        worker,
-        tasks,
-        user,
-        task_id,
-    ):
+    async with briefing_at_rest(dev_env, deps, "deadline-briefing-applied") as at_rest_now:
+        worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "create")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
@@ -304,19 +291,14 @@ async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
 ) -> None:
     """A voice call whose budget is spent (``within`` 0) still described the run and sent the
     pause with a 10 ms deadline each, then answered "delivered, not confirmed"."""
-    user = unique("deadline-spent")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
+    async with watch_under_worker(dev_env, deps, "deadline-spent") as watched:
+        _, tasks, user, task_id = watched
         with pytest.raises(WorkerSilentError) as told:
             with request_deadline.request_deadline(0):
-                await state.tasks.pause(user, task.task_id)
-        history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
+                await tasks.pause(user, task_id)
+        history = await dev_env.client.get_workflow_handle(task_id).fetch_history()
     assert str(told.value) == (
-        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
+        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; "
         "nothing was sent, the task is unchanged"
     )
     assert told.value.sent is False
@@ -331,16 +313,8 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
     """An update whose deadline was spent by its look (its worker's answer came at the end)
     said it "was sent and may still apply" when nothing was sent; a retry (its request_id used
     before) may not say the task is unchanged: the first try's update may still apply."""
-    user = unique("deadline-spent-update")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
-        )
+    async with watch_under_worker(dev_env, deps, "deadline-spent-update") as watched:
+        _, tasks, user, task_id = watched
         spent: list[float] = []
 
         def budget(*_args: Any, **_kwargs: Any) -> float:
@@ -354,8 +328,8 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         tasks._answering = answered_at_the_deadline  # type: ignore[method-assign, assignment]
         changed = {"urls": ["https://example.org/"]}
         with pytest.raises(WorkerSilentError) as told:
-            await tasks.update(user, task.task_id, changed, request_id=request_id)
-        history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
+            await tasks.update(user, task_id, changed, request_id=request_id)
+        history = await dev_env.client.get_workflow_handle(task_id).fetch_history()
     did = (
         "nothing was sent, the task is unchanged"
         if request_id is None
@@ -363,7 +337,7 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         "sent may still apply: call get_task later to see the config in force)"
     )
     assert str(told.value) == (
-        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; {did}"
+        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; {did}"
     )
     assert told.value.sent is False
     updates = [
@@ -380,16 +354,8 @@ async def test_a_check_now_accepted_whose_answer_is_cut_on_its_way_is_not_asked_
     deadline (cut on its way): the signal asked it again (a second check). The server is asked
     whether it was taken: taken, the answer says the check started, with no signal."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-taken")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
-        )
+    async with watch_under_worker(dev_env, deps, "deadline-taken") as watched:
+        _, tasks, user, task_id = watched
         start_update, never = WorkflowHandle.start_update, asyncio.Event()
 
         async def accepted_then_lost(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -398,8 +364,8 @@ async def test_a_check_now_accepted_whose_answer_is_cut_on_its_way_is_not_asked_
 
         with monkeypatch.context() as patched:
             patched.setattr(WorkflowHandle, "start_update", accepted_then_lost)
-            poked = await asyncio.wait_for(tasks.trigger(user, task.task_id), GENEROUS)
-        history = await dev_env.client.get_workflow_handle(task.task_id).fetch_history()
+            poked = await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
+        history = await dev_env.client.get_workflow_handle(task_id).fetch_history()
     assert poked.note == CHECK_STARTED, poked
     signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in history.events]
     assert "check_now" not in signals
@@ -410,15 +376,10 @@ async def test_a_read_whose_worker_is_silent_asks_why_within_its_budget(
 ) -> None:
     """A read with a caller's budget (the voice's, a request's rest) that its worker let run
     out then asked the server why, a second for each of two asks past that budget."""
-    user = unique("deadline-why")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        assert (await state.tasks.pause(user, task.task_id)).note is None
-        await at_rest(dev_env.client.get_workflow_handle(task.task_id))
+    async with watch_under_worker(dev_env, deps, "deadline-why") as watched:
+        _, tasks, user, task_id = watched
+        assert (await tasks.pause(user, task_id)).note is None
+        await at_rest(dev_env.client.get_workflow_handle(task_id))
     describe, service = WorkflowHandle.describe, dev_env.client.workflow_service
     system_info, asked = service.get_system_info, list[str]()  # each ask why, by name
 
@@ -434,7 +395,7 @@ async def test_a_read_whose_worker_is_silent_asks_why_within_its_budget(
     monkeypatch.setattr(service, "get_system_info", informed)
     with pytest.raises(WorkerSilentError):
         with request_deadline.request_deadline(BUDGET.total_seconds()):
-            await state.tasks.get(user, task.task_id)
+            await tasks.get(user, task_id)
     # Its query waited out the whole budget: nothing left to ask why with.
     assert asked == []
 
@@ -445,23 +406,15 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
     """An update its worker applied, the status read after it unanswered (the worker gone):
     the silent-worker words say the update was applied, not that it may be."""
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
-    user = unique("deadline-applied")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        tasks = TaskService(
-            dev_env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
-        )
+    async with watch_under_worker(dev_env, deps, "deadline-applied") as watched:
+        worker, tasks, user, task_id = watched
         silent_after_first_answer(monkeypatch, worker, updates, "answered")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(
-                tasks.update(user, task.task_id, {"urls": ["https://example.com/"]}), GENEROUS
+                tasks.update(user, task_id, {"urls": ["https://example.com/"]}), GENEROUS
             )
     assert str(told.value) == (
-        f"Temporal refused the request for {task.task_id!r}: {temporal.silent_worker()}; "
+        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; "
         "the update was applied; call get_task later to see the task's status"
     )
     assert told.value.sent is True
@@ -485,15 +438,10 @@ async def test_an_update_sent_outside_any_request_keeps_its_own_bound(
     """Outside a request (a CLI one-shot, a test) an update had no deadline to read and was
     said unanswered, never sent ("nothing was sent"): it is taken within QUERY_TIMEOUT and its
     result waited for as the SDK does."""
-    user = unique("deadline-outside")
-    await make_user(deps.db, user)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        task = await state.tasks.create(
-            user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
-        )
-        config = (await state.tasks.get(user, task.task_id)).config
-        handle = dev_env.client.get_workflow_handle(task.task_id)
+    async with watch_under_worker(dev_env, deps, "deadline-outside") as watched:
+        _, tasks, user, task_id = watched
+        config = (await tasks.get(user, task_id)).config
+        handle = dev_env.client.get_workflow_handle(task_id)
         assert request_deadline.deadline() is None
         applied = await asyncio.wait_for(
             updates.answered(handle, "update_config", config, id=unique("outside")), GENEROUS

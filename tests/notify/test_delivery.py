@@ -483,25 +483,6 @@ async def test_one_phone_number_written_two_ways_gets_one_sms(
     assert [body["phone"] for _, body in state.received] == ["8613800000000"]
 
 
-async def test_one_robot_named_by_its_url_and_by_its_key_gets_one_message(
-    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
-) -> None:
-    # The task names the WeCom robot by the webhook URL WeCom shows, the push config by its
-    # key (both documented forms of one robot): the group got every alert twice.
-    state, base = endpoints
-    await _user(deps.db, "alice")
-    await _set_push(deps.db, "alice", {"channels": [{"type": "wecom", "target": WECOM_KEY}]})
-    notify = NotifyActivities(
-        deps.db, build_channels(_settings(deps.settings, base), deps.db, deps.http)
-    )
-    url = f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"
-    sent = await ActivityEnvironment().run(
-        notify.notify, _request(unique("robot"), Target(type="wecom", target=url))
-    )
-    assert [(d.channel, d.status) for d in sent.deliveries] == [("wecom", "sent")]
-    assert [name for name, _ in state.received] == ["wecom"]
-
-
 async def test_a_wecom_message_in_several_posts_retried_after_a_failure_sends_each_post_once(
     deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:

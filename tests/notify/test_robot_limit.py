@@ -14,6 +14,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.util import await_only
 
+from ambient.clients.notify.base import SEND_CLOCK, SendClock
 from ambient.clients.notify.errors import DeferredNotifyError, TransientNotifyError
 from ambient.clients.notify.robots import SharedRateLimiter
 from ambient.clients.notify.wecom import WeComChannel
@@ -25,6 +26,10 @@ from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WECOM_KEY, PushEndpoints
 from tests.notify.test_channels import REPORT, SECRETS
 from tests.support.waits import eventually
+
+
+async def _not_held(_seconds: float) -> None:
+    """A send's lease with no row behind it (a deadline of none: never renewed)."""
 
 
 def _hashed(key: str) -> str:
@@ -82,8 +87,19 @@ async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_ar
         for db in two_workers
     )
     await one.acquire("robot")
-    waiting = asyncio.create_task(two.acquire("robot"))  # its slot is a minute away
-    await asyncio.sleep(0.3)
+    clock = SendClock(asyncio.timeout(None), hold=_not_held)
+
+    async def cut_off_send() -> None:
+        SEND_CLOCK.set(clock)  # this task's context alone
+        await two.acquire("robot")  # its slot is a minute away
+
+    async def waiting_its_turn() -> bool:
+        # Cut off inside its take (on a loaded host, past the fixed 0.3 s sleep this replaced),
+        # a slot whose write had landed was never given back: cut off once it waits its turn.
+        return clock.waited > 0 or waiting.done()
+
+    waiting = asyncio.create_task(cut_off_send())
+    await eventually(waiting_its_turn, "the second send waiting for its slot")
     assert not waiting.done()
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -24,45 +24,47 @@ from tests.notify.standins import DING_TOKEN, WECOM_KEY, PushEndpoints
 from tests.notify.test_channels import REPORT, SECRETS
 from tests.notify.test_delivery import _request, _set_push, _settings, _user
 
+ROBOT_URL = f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={WECOM_KEY}"
+NOT_HERS = {"admins-bot": ServerSecret(value=SecretStr(WECOM_KEY))}  # alice may not use it
 
-async def test_one_robot_named_by_a_secret_and_by_its_key_gets_one_message(
-    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+
+@pytest.mark.parametrize(
+    ("named", "secrets", "delivered"),
+    [
+        # By the webhook URL WeCom shows (both are documented forms of one robot).
+        (ROBOT_URL, {}, [(ROBOT_URL.split("?")[0] + "?…", DeliveryStatus.SENT)]),  # its key masked
+        # By the server secret an admin set for it (the secret's name was compared, not the key).
+        ("secret:ops-bot", {}, [("secret:ops-bot", DeliveryStatus.SENT)]),
+        # By a secret holding the same key that alice may not use: refused at send. Read as the
+        # same robot, it would have taken the place of her own key's message.
+        (
+            "secret:admins-bot",
+            NOT_HERS,
+            [("secret:admins-bot", DeliveryStatus.FAILED), ("weco…", DeliveryStatus.SENT)],
+        ),
+    ],
+    ids=["url", "secret", "secret-not-hers"],
+)
+async def test_one_robot_named_by_its_key_and_otherwise_gets_one_message(
+    deps: WorkerDeps,
+    endpoints: tuple[PushEndpoints, str],
+    named: str,
+    secrets: dict[str, ServerSecret],
+    delivered: list[tuple[str, DeliveryStatus]],
 ) -> None:
-    # The task names the WeCom robot by the server secret an admin set for it, the push config
-    # by its key: the group got every alert twice (the secret's name was compared, not the key).
-    state, base = endpoints
-    await _user(deps.db, "alice")
-    await _set_push(deps.db, "alice", {"channels": [{"type": "wecom", "target": WECOM_KEY}]})
-    notify = NotifyActivities(
-        deps.db, build_channels(_settings(deps.settings, base), deps.db, deps.http)
-    )
-    sent = await ActivityEnvironment().run(
-        notify.notify, _request(unique("robot"), Target(type="wecom", target="secret:ops-bot"))
-    )
-    assert [(d.channel, d.target, d.status) for d in sent.deliveries] == [
-        ("wecom", "secret:ops-bot", DeliveryStatus.SENT)
-    ]
-    assert [name for name, _ in state.received] == ["wecom"]
-
-
-async def test_a_secret_the_user_may_not_use_does_not_stand_in_for_their_own_robot_key(
-    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
-) -> None:
-    # A secret holding the same key that alice may not use is refused at send: read as the
-    # same robot, it would have taken the place of her own key's message.
+    # The task names the WeCom robot otherwise than the push config does (by its key): the
+    # group got every alert twice.
     state, base = endpoints
     await _user(deps.db, "alice")
     await _set_push(deps.db, "alice", {"channels": [{"type": "wecom", "target": WECOM_KEY}]})
     settings = _settings(deps.settings, base)
-    admins = {"admins-bot": ServerSecret(value=SecretStr(WECOM_KEY))}
-    settings = settings.model_copy(update={"secrets": {**settings.secrets, **admins}})
+    settings = settings.model_copy(update={"secrets": {**settings.secrets, **secrets}})
     notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
     sent = await ActivityEnvironment().run(
-        notify.notify, _request(unique("robot"), Target(type="wecom", target="secret:admins-bot"))
+        notify.notify, _request(unique("robot"), Target(type="wecom", target=named))
     )
-    assert sorted((d.target, d.status) for d in sent.deliveries) == [
-        ("secret:admins-bot", DeliveryStatus.FAILED),
-        ("weco…", DeliveryStatus.SENT),
+    assert sorted((d.channel, d.target, d.status) for d in sent.deliveries) == [
+        ("wecom", target, status) for target, status in delivered
     ]
     assert [name for name, _ in state.received] == ["wecom"]
 
@@ -81,20 +83,21 @@ async def test_a_robot_key_its_vendor_does_not_know_says_to_check_the_robots_url
     # WeCom's 93000 "invalid webhook url", DingTalk's 300001 "token is not exist": said in the
     # vendor's words alone, the user did not learn that the key in their target is wrong.
     _, base = endpoints
-    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, SECRETS, base)
+    channel_of = WeComChannel if robot == "wecom" else DingTalkChannel
+    channel = channel_of(http, SECRETS, base)
     with pytest.raises(PermanentNotifyError) as refused:
         await channel.send("alice", REPORT, target)
     said = str(refused.value)
     assert code in said and "robot settings" in said and "update this target" in said, said
     # Held in a server secret, only the operator can change it: said so, by the secret's name.
     held = SecretResolver({"stale-bot": SecretStr(target)})
-    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, held, base)
+    channel = channel_of(http, held, base)
     with pytest.raises(PermanentNotifyError) as refused:
         await channel.send("alice", REPORT, "secret:stale-bot")
     said = str(refused.value)
     assert "ask the operator to put it in the server secret 'stale-bot'" in said, said
     assert "update this target" not in said, said
-    channel = (WeComChannel if robot == "wecom" else DingTalkChannel)(http, SECRETS, base)
+    channel = channel_of(http, SECRETS, base)
     # A known key is sent as before.
     await channel.send("alice", REPORT, "secret:ops-bot" if robot == "wecom" else "secret:ding")
 

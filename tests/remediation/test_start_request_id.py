@@ -6,75 +6,83 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
+from ambient.remediation.alerts import Alert
+from ambient.wiring import AppState
 from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
     alert,
-    app_state,
-    call,
-    error_of,
     mcp,
     remediation_settings,
     remediations_on_dev,
 )
 
 FORM = "1-128 of A-Z a-z 0-9 . _ : -"
+Answer = dict[str, Any] | str | None  # a start's fields, or its refusal's words
+# A door's starts of ``owner``'s alert, one per request_id, in turn.
+Door = Callable[[AppState, str, Alert, list[str]], Awaitable[list[Answer]]]
 
 
-async def test_start_remediation_retried_with_its_request_id_is_answered_as_started(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+async def by_mcp(state: AppState, owner: str, sent: Alert, request_ids: list[str]) -> list[Answer]:
+    """``start_remediation`` called by ``owner``'s MCP client."""
+    answers: list[Answer] = []
+    async with mcp(state, owner) as client:
+        for request_id in request_ids:
+            args = {"alert": sent.model_dump(mode="json"), "request_id": request_id}
+            result = await client.call_tool("start_remediation", args)
+            said = " ".join(getattr(c, "text", "") for c in result.content)
+            answers.append(said if result.is_error else result.structured_content)
+    return answers
+
+
+async def by_cli(state: AppState, owner: str, sent: Alert, request_ids: list[str]) -> list[Answer]:
+    """``ambient remediation start --json`` run as ``owner``: its JSON when it exits 0."""
+    env = {
+        "AMBIENT_DATA_DIR": str(state.settings.data_dir),
+        "AMBIENT_USER": owner,
+        "AMBIENT_TEMPORAL_ADDRESS": state.settings.temporal_address,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": state.settings.temporal_task_queue,
+        "AMBIENT_FETCH_ALLOW_CIDRS": '["127.0.0.1/32"]',
+        "COLUMNS": "300",
+    }
+    args = ["remediation", "start", sent.model_dump_json(), "--json", "--request-id"]
+    runs = [
+        await asyncio.to_thread(CliRunner().invoke, cli, [*args, request_id], env=env)
+        for request_id in request_ids
+    ]
+    return [json.loads(run.output) if run.exit_code == 0 else run.output for run in runs]
+
+
+@pytest.mark.parametrize(
+    ("door", "malformed", "request_id"),
+    [(by_mcp, "a b", "m-1"), (by_cli, "x" * 129, "c-1")],
+    ids=["mcp", "cli"],
+)
+async def test_a_start_retried_with_its_request_id_is_answered_as_started(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, door: Door, malformed: str, request_id: str
 ) -> None:
-    owner = unique("mcp-own")
+    owner = unique("start-own")
     remediation_settings(deps)
     await add_user(deps, owner)
     async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
-        state = app_state(dev_env, deps, settings.temporal_task_queue)
-        sent = alert(url, workload=owner).model_dump(mode="json")
-        async with mcp(state, owner) as client:
-            refused = await error_of(client, "start_remediation", alert=sent, request_id="a b")
-            first = await call(client, "start_remediation", alert=sent, request_id="m-1")
-            again = await call(client, "start_remediation", alert=sent, request_id="m-1")
+        state = AppState(
+            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+        )
+        starts = [malformed, request_id, request_id]
+        refused, first, again = await door(state, owner, alert(url, workload=owner), starts)
+        assert isinstance(first, dict), first
         view = await remediations.get(owner, first["remediation_id"])
         await remediations.abort(owner, first["remediation_id"], reason="test over")
-    assert "request_id" in refused and FORM in refused and "nothing was started" in refused
+    assert isinstance(refused, str) and "request_id" in refused and FORM in refused, refused
+    assert "nothing was started" in refused, refused
     assert first["created"] and again == first
-    assert [a for a in view.audit if a.action == "deduplicated"] == []
-
-
-async def test_cli_start_retried_with_its_request_id_is_answered_as_started(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    owner = unique("cli-own")
-    remediation_settings(deps)
-    await add_user(deps, owner)
-    async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
-        env = {
-            "AMBIENT_DATA_DIR": str(settings.data_dir),
-            "AMBIENT_USER": owner,
-            "AMBIENT_TEMPORAL_ADDRESS": settings.temporal_address,
-            "AMBIENT_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-            "AMBIENT_FETCH_ALLOW_CIDRS": '["127.0.0.1/32"]',
-            "COLUMNS": "300",
-        }
-        sent = alert(url, workload=owner).model_dump_json()
-
-        async def start(request_id: str) -> tuple[int, str]:
-            args = ["remediation", "start", sent, "--json", "--request-id", request_id]
-            done = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
-            return done.exit_code, done.output
-
-        refused = await start("x" * 129)
-        first, again = await start("c-1"), await start("c-1")
-        rid = json.loads(first[1])["remediation_id"]
-        view = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, reason="test over")
-    assert refused[0] != 0 and "request_id" in refused[1] and FORM in refused[1], refused
-    assert first[0] == again[0] == 0, (first, again)
-    assert json.loads(first[1])["created"] and json.loads(again[1]) == json.loads(first[1])
     assert [a for a in view.audit if a.action == "deduplicated"] == []
