@@ -71,8 +71,8 @@ AGAIN = {
         "The same request again finds it, or meets its name taken and finds it then: no second",
     ),
     "CreateClusterNodePool": (
-        "The same request again sends nothing if the pool is listed by then; if not, Auto "
-        "Scaling refuses a second scaling group of its name, and the pool is looked up again"
+        "The same request again sends nothing if the pool is listed by then; if not, it is "
+        "sent, and Auto Scaling's general error (AsCommon) has the pool looked up again"
     ),
 }
 
@@ -170,7 +170,15 @@ class CloudCreates(CloudGuard):
                     return step
                 if not writes.maybe_taken(request.action, exc.code):
                     raise
-                step.resource_id = await find()
+                try:
+                    step.resource_id = await find()
+                except TencentCloudError as again:  # the lookup's error said, and the refusal
+                    raise CloudOpsFailedError(
+                        "failed",
+                        f"{request.action} was sent and refused ({exc}); whether one of its "
+                        f"name is listed could not be checked ({again}). "
+                        f"{AGAIN.get(request.action, ELSE)}",
+                    ) from None
                 if step.resource_id is None:
                     raise
                 step.sent = step.existing = True

@@ -628,6 +628,42 @@ async def test_a_node_pool_being_deleted_is_said_so_and_nothing_is_sent(
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "conflict")]
 
 
+@pytest.mark.parametrize(
+    ("action", "code", "tool", "args"),
+    [
+        (
+            "CreateLogset",
+            "InvalidParameter.LogsetConflict",
+            "create_logset",
+            {"logset": {"name": "audit"}},
+        ),
+        ("CreateClusterNodePool", "FailedOperation.AsCommon", "create_node_pool", {"pool": POOL}),
+    ],
+)
+async def test_a_create_refused_whose_lookup_then_fails_says_both(
+    cloud: tuple[TencentApi, AppState], action: str, code: str, tool: str, args: dict[str, Any]
+) -> None:
+    """Sent and refused for its name (or Auto Scaling's general error), and the lookup after
+    it failed: only the lookup's 'Tencent Cloud is unavailable …; try again' was said, not that
+    the create went out nor its refusal and RequestId. Both said now; audited failed, sent."""
+    api, state = cloud
+    lookup = {
+        "CreateLogset": "DescribeLogsets",
+        "CreateClusterNodePool": "DescribeClusterNodePools",
+    }
+    api.before[action] = lambda: api.failures.update({lookup[action]: ["InternalError"]})
+    api.failures[action] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, tool, mode="execute", **args)
+    assert failed, message
+    assert f"{action} was sent and refused ({code}: injected {code} (RequestId req-" in message
+    assert "could not be checked (InternalError: injected InternalError (RequestId req-" in message
+    operation = f"cloud.{tool}"
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action=operation)
+    assert [(r.detail["outcome"], r.detail["sent"]) for r in rows] == [("failed", True)]
+
+
 @pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
 async def test_a_node_pool_create_auto_scaling_refuses_finds_the_pool_listed_by_then(
     cloud: tuple[TencentApi, AppState], code: str
