@@ -297,6 +297,16 @@ async def test_documented_codes_of_the_creates_say_what_to_do(
     assert "rejected a parameter" not in message and " failed:" not in message
 
 
+# A node pool of one node (0-4) the resize tests scale.
+POOL_A = {
+    "NodePoolId": "np-1",
+    "Name": "a",
+    "DesiredNodesNum": 1,
+    "MinNodesNum": 0,
+    "MaxNodesNum": 4,
+}
+
+
 @pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
 async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
     cloud: tuple[TencentApi, AppState], code: str
@@ -319,15 +329,7 @@ async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
     """ModifyNodePoolDesiredCapacityAboutAsg's documented FailedOperation.RecordNotFound (the pool
     gone between the read and the change) was said 'ModifyNodePool... failed: ...'."""
     api, state = cloud
-    api.node_pools["cls-abcd1234"] = [
-        {
-            "NodePoolId": "np-1",
-            "Name": "a",
-            "DesiredNodesNum": 1,
-            "MinNodesNum": 0,
-            "MaxNodesNum": 4,
-        }
-    ]
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
     api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.RecordNotFound"]
     async with client(state, "ops") as c:
         failed, message = await call(
@@ -348,15 +350,7 @@ async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_do
     unavailable ...; try again' and audited failed while the pool had its new size: the pool
     read again says what was done."""
     api, state = cloud
-    api.node_pools["cls-abcd1234"] = [
-        {
-            "NodePoolId": "np-1",
-            "Name": "a",
-            "DesiredNodesNum": 1,
-            "MinNodesNum": 0,
-            "MaxNodesNum": 4,
-        }
-    ]
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
     api.raw["ModifyNodePoolDesiredCapacityAboutAsg"] = [LOST]
     async with client(state, "ops") as c:
         failed, done = await call(
@@ -382,15 +376,7 @@ async def test_a_node_pool_scale_unanswered_whose_re_read_fails_says_both_with_t
     the re-read's failure was swallowed, and the resize's code and RequestId, which Tencent's
     support asks for, were left out of 'got no answer'."""
     api, state = cloud
-    api.node_pools["cls-abcd1234"] = [
-        {
-            "NodePoolId": "np-1",
-            "Name": "a",
-            "DesiredNodesNum": 1,
-            "MinNodesNum": 0,
-            "MaxNodesNum": 4,
-        }
-    ]
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
     api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.Timeout"]
     refused = ["UnauthorizedOperation.CamNoAuth"]
     api.before["ModifyNodePoolDesiredCapacityAboutAsg"] = lambda: api.failures.update(
