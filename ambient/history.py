@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.deliver_later import retries_ended_before
-from ambient.domain.notify import CHANNEL_TYPES, redact_target
+from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
@@ -138,16 +138,27 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
     return user
 
 
-def delivery_public(row: Delivery, ended_before: datetime) -> DeliveryPublic:
+def delivery_public(
+    row: Delivery, ended_before: datetime, *, operator: bool = True
+) -> DeliveryPublic:
     """A delivery as the doors show it: a deferred one whose give-up fell ``ended_before``
     (`retries_ended_before`) failed, its retries ended (its run was terminated: no code
-    said so)."""
+    said so); to a member, an error the product made is `error_shown`."""
     public = DeliveryPublic.model_validate(row, from_attributes=True)
     # Rows written before targets were redacted on write still hold the raw target.
     shown: dict[str, Any] = {"target": redact_target(row.channel, row.target)}
     if row.retries_ended(ended_before):
         shown |= {"status": "failed", "error": f"{row.error}; its retries ended"}
+    shown["error"] = error_shown(shown.get("error", row.error), operator=operator)
     return public.model_copy(update=shown)
+
+
+def error_shown(error: str | None, *, operator: bool) -> str | None:
+    """A delivery's error as its reader sees it: one the product made (`INTERNAL_ERROR`: a
+    bug, the database's text, its SQL or host) is an administrator's."""
+    if error and INTERNAL_ERROR in error and not operator:
+        return f"{error.partition(INTERNAL_ERROR)[0]}{INTERNAL_ERROR}its text is an administrator's"
+    return error
 
 
 async def events(

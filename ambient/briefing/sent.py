@@ -1,37 +1,40 @@
-"""What a briefing sent on request answers: this send's deliveries as their rows say them
-(the inbox copy and each push channel, a failed one with why) and, in words, which channels
-took it, which did not and why, and what to do."""
+"""What a briefing sent on request answers: every channel the send asked for as its rows say
+it (the inbox copy and each push channel, a failed one with why), one that failed before its
+row was written as the workflow answered it, and, in words, which channels took it, which did
+not and why, and what to do."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ambient.domain.deliver_later import retries_ended_before
 from ambient.domain.notify import (
     CHANNEL_TYPES,
     INTERNAL_ERROR,
     Delivery,
     DeliveryStatus,
     NotifyResult,
+    redact_target,
 )
+from ambient.history import delivery_public, error_shown
 from ambient.refusals import N_, Refusal
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
 
 TOOK = (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE)
-# What to do about a channel that did not take it, by how it failed (once each in the words).
+# What to do about a channel that failed, by how it failed (once each in the words).
 TRANSIENT = N_("Check that it is up and reachable, then send again.")
 PERMANENT = N_("Correct it in your push config, then send again.")
-DEFERRED = N_("Its receiver asked to wait: it is tried again by itself.")
-QUIET = N_("Your quiet hours held it back: send again after them.")
 INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
 NOT_FINISHED = "transient: no try finished this send (the last ended in flight)"
-HIDDEN = "its text is an administrator's"  # a driver's text, its SQL or host
 UNREAD = N_("What each channel did could not be read back: your deliveries show it.")
-# The longest send key whose rows all keep it whole (`activities.deliveries.delivery_key` cuts
-# a longer one to fit deliveries.key, 255, and hashes it: another send's rows may share the cut).
+# Below it, a send key's rows all keep it whole (`activities.deliveries.delivery_key` cuts a
+# longer request key to fit deliveries.key, 255, and hashes it): a key one longer is cut to
+# this length for the longest channel, so its rows would be read as this key's.
 READABLE_KEY = 255 - len(f":{max(CHANNEL_TYPES, key=len)}:sha256:") - 64
 
 
@@ -45,45 +48,53 @@ async def briefing_sent(
     db: Database, user: str, key: str, result: NotifyResult, *, operator: bool
 ) -> BriefingSent:
     """The answer of ``user``'s send ``key`` once its update answered: the rows under its key
-    (one send request's alone: its request id is in it), which say a channel whose retries were
-    spent (the workflow then answers no deliveries) and the inbox copy; else, the database away
-    or the key too long to read its rows back, what the workflow answered."""
+    (one send request's alone: its request id is in it, with no ':'), which say a channel whose
+    retries were spent (the workflow then answers no deliveries) and the inbox copy, and what
+    the workflow answered of a channel with no row (its push config entry unreadable)."""
     rows: list[Any] = []
-    if len(key) <= READABLE_KEY:
+    if len(key) < READABLE_KEY:
         try:
             async with db.session() as session:
                 rows = await DeliveryRepository(session).under(user, key)
         except (SQLAlchemyError, OSError):
             pass  # sent all the same: said as the workflow answered
-    shown = [delivery_of(row, operator=operator) for row in sorted(rows, key=lambda r: r.id)]
-    deliveries = shown or result.deliveries
-    return BriefingSent(deliveries=deliveries, said=" ".join(map(str, sent_words(deliveries))))
+    now = datetime.now(UTC)
+    ended = retries_ended_before(now)
+    shown = [
+        _of(row, delivery_public(row, ended, operator=operator), now)
+        for row in sorted(rows, key=lambda r: r.id)
+    ]
+    had = {(d.channel, d.target) for d in shown}
+    shown += [
+        d.model_copy(update={"error": error_shown(d.error, operator=operator)})
+        for d in result.deliveries
+        if (d.channel, redact_target(d.channel, d.target)) not in had
+    ]
+    return BriefingSent(deliveries=shown, said=" ".join(map(str, sent_words(shown))))
 
 
-def delivery_of(row: Any, *, operator: bool) -> Delivery:
-    """A delivery row of the send as its answer shows it; a failure the product made (a bug,
-    the database) is an admin's text, as the status says it."""
-    status, error = row.status, row.error
-    if status not in DeliveryStatus.__members__.values():
-        # Pending after its send answered: its give-up failed too (the database away), and
-        # it reads as that give-up would have written it (`activities.deliveries.GIVEN_UP`).
-        status, error = DeliveryStatus.FAILED, NOT_FINISHED
-    if error and INTERNAL_ERROR in error and not operator:
-        error = error.partition(INTERNAL_ERROR)[0] + INTERNAL_ERROR + HIDDEN
+def _of(row: Any, public: Any, now: datetime) -> Delivery:
+    status, error = public.status, public.error
+    if status == "pending":
+        # In flight after its send answered: a try holds it (a deliver-later run's), still
+        # being sent; none does (its give-up failed too, the database away), failed for now.
+        held = not row.takeable(now)
+        status, error = ("deferred", error) if held else ("failed", NOT_FINISHED)
     return Delivery(
-        channel=row.channel,
-        target=row.target,
+        channel=public.channel,
+        target=public.target,
         status=status,
         provider_id=row.provider_id,
         error=error,
     )
 
 
-def none_took(deliveries: Sequence[Delivery]) -> bool:
-    """Whether the user has push channels for it and none of them took it (the inbox copy is
-    the product's own, not a channel they asked for)."""
+def missed_all(deliveries: Sequence[Delivery]) -> bool:
+    """Whether nothing reached any channel the user asked for because each failed (the inbox
+    copy is the product's own), or what each did could not be read back."""
     pushed = [d for d in deliveries if d.channel != "inbox"]
-    return bool(pushed) and not any(d.status in TOOK for d in pushed)
+    failed = bool(pushed) and all(d.status is DeliveryStatus.FAILED for d in pushed)
+    return not deliveries or failed
 
 
 def sent_words(deliveries: Sequence[Delivery]) -> list[Refusal]:
@@ -103,10 +114,7 @@ def sent_words(deliveries: Sequence[Delivery]) -> list[Refusal]:
         words.append(Refusal(N_("Your inbox has it.")))
     todo: list[str] = []
     for missed in (d for d in pushed if d.status not in TOOK):
-        why = missed.error or missed.status.value
-        words.append(
-            Refusal(N_("Not sent to %(channel)s: %(why)s."), channel=_named([missed]), why=why)
-        )
+        words.append(_missed(missed))
         todo.append(_to_do(missed))
     words += [Refusal(said) for said in dict.fromkeys(t for t in todo if t)]
     return words
@@ -116,14 +124,31 @@ def _named(deliveries: Sequence[Delivery]) -> str:
     return ", ".join(f"{d.channel} {d.target}".strip() for d in deliveries)
 
 
+def _missed(missed: Delivery) -> Refusal:
+    """One channel that has not taken it, in the reader's words: its error without its class
+    (the what-to-do says it), the receiver's or the driver's own text as it came."""
+    channel, error = _named([missed]), missed.error or ""
+    if missed.status is DeliveryStatus.DEFERRED:
+        return Refusal(
+            N_("Still being sent to %(channel)s: it is tried again by itself."), channel=channel
+        )
+    if missed.status is DeliveryStatus.SUPPRESSED:
+        held = N_("Held back from %(channel)s by your quiet hours: send again after them.")
+        return Refusal(held, channel=channel)
+    if INTERNAL_ERROR in error:
+        return Refusal(
+            N_("Not sent to %(channel)s: an internal error stopped it."), channel=channel
+        )
+    why = error.partition(": ")[2] if error.startswith(("transient: ", "permanent: ")) else error
+    return Refusal(N_("Not sent to %(channel)s: %(why)s."), channel=channel, why=why)
+
+
 def _to_do(missed: Delivery) -> str:
     error = missed.error or ""
+    if missed.status is not DeliveryStatus.FAILED:
+        return ""  # tried again by itself, or held back: its sentence says what to do
     if INTERNAL_ERROR in error:
         return INTERNAL
-    if missed.status is DeliveryStatus.DEFERRED:
-        return DEFERRED
-    if missed.status is DeliveryStatus.SUPPRESSED:
-        return QUIET
     if error.startswith("transient:"):
         return TRANSIENT
     # A message handed over whose answer never came may have arrived: its error says so.

@@ -463,6 +463,12 @@ class BriefingService(Greeting, Steering):
         """Push a briefing (default: the latest) through the user's channels now; what each
         channel did, read back from this send's deliveries (`briefing_sent`)."""
         request_id = request_id_of(request_id)
+        if ":" in request_id:  # its rows' keys go on with ':' (`briefing_sent` reads them back)
+            raise InvalidBriefingError(
+                "request_id: no ':' in it (another send's could read as this one's); use "
+                "letters, digits, '-' or '_'",
+                field="request_id",
+            )
         view = await self.get_briefing(user, date)
         # Keyed by one life of the briefing (its creation, which a new config's run keeps): the
         # id is every life's, and a briefing created again sends a request id used before.

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
-from ambient.briefing.sent import none_took
+from ambient.briefing.sent import missed_all
 from ambient.briefing.service import BriefingService
 from ambient.cli_numbers import whole_number
 from ambient.commands import (
@@ -143,7 +143,8 @@ def regenerate(user: User, as_json: Json = False) -> None:
 
 @app.command()
 def send(user: User, date: Date = None, as_json: Json = False) -> None:
-    """Push a briefing through --user's channels now; exit 1 when none of them took it."""
+    """Push a briefing through --user's channels now; exit 1 when each of them failed, or
+    what they did could not be read back."""
     result = _run(lambda s: s.send(user, date))
     if as_json:
         _print(result, True)
@@ -152,7 +153,7 @@ def send(user: User, date: Date = None, as_json: Json = False) -> None:
             said = f"{delivery.channel} {delivery.target or '-'}: {delivery.status.value}"
             why = f" ({delivery.error})" if delivery.error else ""
             console.print(said + why, markup=False, soft_wrap=True)  # a URL stays whole
-    if none_took(result.deliveries):
+    if missed_all(result.deliveries):
         raise fail(result.said)  # as any command that failed: stderr, exit 1
     if not as_json:
         console.print(result.said, markup=False, soft_wrap=True)

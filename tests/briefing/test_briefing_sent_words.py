@@ -1,43 +1,129 @@
-"""A briefing send's answer in words, and which send keys its rows can be read back under."""
+"""A briefing send's answer in words, which send keys its rows are read back under, and what
+its rows and the workflow's answer are said as (on the real database)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from datetime import UTC, datetime, timedelta
 
 from activities.deliveries import delivery_key
-from ambient.briefing.sent import READABLE_KEY, delivery_of, none_took, sent_words
-from ambient.domain.notify import CHANNEL_TYPES, Delivery, DeliveryStatus
+from ambient.briefing.sent import READABLE_KEY, briefing_sent, missed_all, sent_words
+from ambient.domain.notify import CHANNEL_TYPES, Delivery, DeliveryStatus, NotifyResult
+from ambient.storage import Database
+from ambient.storage.models import Delivery as Row
+from tests.conftest import unique
+
+NOTHING = NotifyResult(deliveries=[])
 
 
-def test_a_send_key_up_to_the_bound_keeps_every_rows_key_whole_and_a_longer_one_does_not() -> None:
-    """Rows are read back by the range under their send's key: a key cut to fit the column
-    (and hashed) is another send's too, so a longer key answers what the workflow said."""
-    key = "k" * READABLE_KEY
+def test_a_send_key_under_the_bound_keeps_every_rows_key_whole_and_one_at_it_does_not() -> None:
+    """Rows are read back by the range under their send's key: a longer key's rows, cut to fit
+    the column (and hashed), begin with the key at the bound, so that key is not read back."""
+    key = "k" * (READABLE_KEY - 1)
     for channel in CHANNEL_TYPES:
         assert delivery_key(key, channel, "x" * 512).startswith(f"{key}:"), channel
     longest = max(CHANNEL_TYPES, key=len)
-    assert not delivery_key(key + "k", longest, "x" * 512).startswith(f"{key}k:")
+    at = "k" * READABLE_KEY
+    assert delivery_key(at + "k", longest, "x" * 512).startswith(f"{at}:")
 
 
-def _row(channel: str, status: str, error: str | None = None) -> SimpleNamespace:
-    return SimpleNamespace(
-        channel=channel, target="t", status=status, provider_id=None, error=error
+async def _rows(db: Database, user: str, *rows: Row) -> None:
+    async with db.session() as session:
+        for row in rows:
+            row.user = user
+            session.add(row)
+        await session.commit()
+
+
+def _row(key: str, channel: str, status: str, error: str | None = None, **more: object) -> Row:
+    return Row(
+        key=delivery_key(key, channel, "t"),
+        channel=channel,
+        target="t",
+        status=status,
+        attempts=1,
+        error=error,
+        **more,
     )
 
 
-def test_the_products_own_failure_is_an_admins_text_and_a_row_in_flight_failed_for_now() -> None:
-    broken = _row("email", "failed", "permanent: internal error: OperationalError: db at 10.0.0.5")
-    member = delivery_of(broken, operator=False)
-    assert member is not None
-    assert member.error == "permanent: internal error: its text is an administrator's"
-    assert _said(member).endswith("Tell your administrator, who sees why in the deliveries.")
-    admin = delivery_of(broken, operator=True)
-    assert admin is not None and admin.error == broken.error
-    cut = delivery_of(_row("email", "pending"), operator=True)
-    assert (cut.status, cut.error) == (
-        "failed",
-        "transient: no try finished this send (the last ended in flight)",
+async def test_a_send_at_the_bound_does_not_read_a_longer_sends_rows_cut_to_its_length(
+    db: Database,
+) -> None:
+    user = unique("u")
+    key = "k" * READABLE_KEY
+    longer = Row(
+        key=delivery_key(key + "k", max(CHANNEL_TYPES, key=len), "x" * 512),
+        channel="dingtalk",
+        target="x…",
+        status="sent",
+        attempts=1,
     )
+    await _rows(db, user, longer)
+    sent = await briefing_sent(db, user, key, NOTHING, operator=False)
+    assert sent.deliveries == []
+    assert sent.said == "What each channel did could not be read back: your deliveries show it."
+
+
+async def test_an_internal_error_the_workflow_answered_is_an_admins_text_as_a_rows(
+    db: Database,
+) -> None:
+    """Rows unread (the key too long), the workflow's answer is said: a member was shown the
+    driver's text (its SQL, its host) there, an admin still is."""
+    user = unique("u")
+    text = "permanent: internal error: OperationalError: db at 10.0.0.5"
+    broken = Delivery(channel="email", target="a@b", status=DeliveryStatus.FAILED, error=text)
+    answered = NotifyResult(deliveries=[broken])
+    key = "k" * READABLE_KEY
+    member = await briefing_sent(db, user, key, answered, operator=False)
+    assert [d.error for d in member.deliveries] == [
+        "permanent: internal error: its text is an administrator's"
+    ]
+    assert member.said == (
+        "Not sent to any of your push channels. Not sent to email a@b: an internal error "
+        "stopped it. Tell your administrator, who sees why in the deliveries."
+    )
+    admin = await briefing_sent(db, user, key, answered, operator=True)
+    assert [d.error for d in admin.deliveries] == [text]
+    await _rows(db, user, _row("r", "email", "failed", text))
+    from_row = await briefing_sent(db, user, "r", NOTHING, operator=False)
+    assert [d.error for d in from_row.deliveries] == [d.error for d in member.deliveries]
+
+
+async def test_a_row_deliver_later_still_tries_is_being_sent_and_one_whose_retries_ended_failed(
+    db: Database,
+) -> None:
+    """A row in flight under a live lease (a deliver-later run's try) was said failed, send
+    again; it is still being sent, as a deferred one still in its run; a deferred row past its
+    give-up and one in flight that no try holds any more failed."""
+    user, now = unique("u"), datetime.now(UTC)
+    soon, long_ago = now + timedelta(minutes=5), now - timedelta(days=30)
+    later = "transient: HTTP 503"
+    await _rows(
+        db,
+        user,
+        _row("s", "webhook", "pending", later, lease_until=soon),
+        _row("s", "wecom", "deferred", later, retry_until=soon),
+        _row("s", "dingtalk", "deferred", later, retry_until=long_ago),
+        _row("s", "email", "pending", None, lease_until=long_ago),
+    )
+    sent = await briefing_sent(db, user, "s", NOTHING, operator=False)
+    said = [(d.channel, d.status.value, d.error) for d in sent.deliveries]
+    assert said == [
+        ("webhook", "deferred", later),
+        ("wecom", "deferred", later),
+        ("dingtalk", "failed", f"{later}; its retries ended"),
+        ("email", "failed", "transient: no try finished this send (the last ended in flight)"),
+    ]
+    assert sent.said == (
+        # Targets as the deliveries show them: a robot key's four characters.
+        "Not sent to any of your push channels. "
+        "Still being sent to webhook t…: it is tried again by itself. "
+        "Still being sent to wecom t…: it is tried again by itself. "
+        "Not sent to dingtalk t…: HTTP 503; its retries ended. "
+        "Not sent to email t: no try finished this send (the last ended in flight). "
+        "Check that it is up and reachable, then send again."
+    )
+    assert not missed_all(sent.deliveries)  # some are still being sent
 
 
 def _said(*deliveries: Delivery) -> str:
@@ -54,13 +140,19 @@ def test_what_to_do_follows_how_each_channel_missed_it_said_once_each() -> None:
     quiet = Delivery(channel="dingtalk", target="k…", status="suppressed")
     assert _said(inbox, refused, wrong, later, quiet) == (
         "Not sent to any of your push channels. Your inbox has it. "
-        "Not sent to wecom abcd…: permanent: HTTP 404. Not sent to email a@b: permanent: no "
-        "mailbox. Not sent to webhook h: transient: HTTP 429. Not sent to dingtalk k…: "
-        "suppressed. Correct it in your push config, then send again. Its receiver asked to "
-        "wait: it is tried again by itself. Your quiet hours held it back: "
-        "send again after them."
+        "Not sent to wecom abcd…: HTTP 404. Not sent to email a@b: no mailbox. "
+        "Still being sent to webhook h: it is tried again by itself. "
+        "Held back from dingtalk k… by your quiet hours: send again after them. "
+        "Correct it in your push config, then send again."
     )
-    assert none_took([inbox, refused])
     assert _said(inbox) == "No push channel of yours takes briefings: add one. Your inbox has it."
-    assert not none_took([inbox])
     assert _said() == "What each channel did could not be read back: your deliveries show it."
+
+
+def test_the_cli_fails_when_every_channel_asked_for_failed_or_nothing_was_read_back() -> None:
+    inbox = Delivery(channel="inbox", target="", status=DeliveryStatus.SENT)
+    failed = Delivery(channel="wecom", target="k…", status="failed", error="permanent: HTTP 404")
+    quiet = Delivery(channel="dingtalk", target="k…", status="suppressed")
+    later = Delivery(channel="webhook", target="h", status="deferred", error="transient: 429")
+    assert missed_all([inbox, failed]) and missed_all([])
+    assert not any(missed_all(d) for d in ([inbox], [inbox, quiet], [failed, later], [inbox]))
