@@ -58,10 +58,9 @@ async def briefing_sent(
                 rows = await DeliveryRepository(session).under(user, key)
         except (SQLAlchemyError, OSError):
             pass  # sent all the same: said as the workflow answered
-    now = datetime.now(UTC)
-    ended = retries_ended_before(now)
+    ended = retries_ended_before(datetime.now(UTC))
     shown = [
-        _of(row, delivery_public(row, ended, operator=operator), now)
+        _of(row, delivery_public(row, ended, operator=operator), ended)
         for row in sorted(rows, key=lambda r: r.id)
     ]
     had = {(d.channel, d.target) for d in shown}
@@ -73,13 +72,18 @@ async def briefing_sent(
     return BriefingSent(deliveries=shown, said=" ".join(map(str, sent_words(shown))))
 
 
-def _of(row: Any, public: Any, now: datetime) -> Delivery:
+def _of(row: Any, public: Any, ended: datetime) -> Delivery:
     status, error = public.status, public.error
     if status == "pending":
-        # In flight after its send answered: a try holds it (a deliver-later run's), still
-        # being sent; none does (its give-up failed too, the database away), failed for now.
-        held = not row.takeable(now)
-        status, error = ("deferred", error) if held else ("failed", NOT_FINISHED)
+        # In flight after its send answered. A deliver-later run's (its give-up ahead) is still
+        # being sent, whatever its lease: a try whose worker died leaves it, and the run's next
+        # try takes it over (docs/notifications.md, "Leases"). The send's own try, lost (its
+        # give-up failed too, the database away), has no run to retry it: failed.
+        until = row.retry_until
+        if until is not None and until >= ended:
+            status = "deferred"
+        else:
+            status, error = "failed", NOT_FINISHED + ("; its retries ended" if until else "")
     return Delivery(
         channel=public.channel,
         target=public.target,

@@ -92,19 +92,21 @@ async def test_an_internal_error_the_workflow_answered_is_an_admins_text_as_a_ro
 async def test_a_row_deliver_later_still_tries_is_being_sent_and_one_whose_retries_ended_failed(
     db: Database,
 ) -> None:
-    """A row in flight under a live lease (a deliver-later run's try) was said failed, send
-    again; it is still being sent, as a deferred one still in its run; a deferred row past its
-    give-up and one in flight that no try holds any more failed."""
+    """A deliver-later try's row whose worker died (pending, its lease expired, its give-up
+    ahead) was said failed, send again, though the run's next try sends it: sent again, it
+    arrived twice. It is still being sent, as a deferred one still in its run; a deferred row
+    past its give-up failed, and so does the send's own lost try (pending under a live lease,
+    no give-up), which no run tries again: it was said 'tried again by itself'."""
     user, now = unique("u"), datetime.now(UTC)
     soon, long_ago = now + timedelta(minutes=5), now - timedelta(days=30)
     later = "transient: HTTP 503"
     await _rows(
         db,
         user,
-        _row("s", "webhook", "pending", later, lease_until=soon),
+        _row("s", "webhook", "pending", later, lease_until=long_ago, retry_until=soon),
         _row("s", "wecom", "deferred", later, retry_until=soon),
         _row("s", "dingtalk", "deferred", later, retry_until=long_ago),
-        _row("s", "email", "pending", None, lease_until=long_ago),
+        _row("s", "email", "pending", None, lease_until=soon),
     )
     sent = await briefing_sent(db, user, "s", NOTHING, operator=False)
     said = [(d.channel, d.status.value, d.error) for d in sent.deliveries]
