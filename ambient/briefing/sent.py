@@ -5,6 +5,7 @@ not and why, and what to do."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,20 @@ UNREAD = N_("What each channel did could not be read back: your deliveries show 
 READABLE_KEY = 255 - len(f":{max(CHANNEL_TYPES, key=len)}:sha256:") - 64
 
 
+def send_key(task_id: str, created: datetime | None, date: str, request_id: str) -> str:
+    """The key of a send on request (its deliveries' idempotency key, read back under it):
+    keyed by one life of the briefing (its creation, which a new config's run keeps; the task
+    id is every life's, and a briefing created again sends a request id used before). A request
+    id with ':' (its rows' keys go on with ':': another send's could read as this one's) or one
+    that would make the key too long to read back is keyed by its hash: the same id, the same
+    key (a retried send sends once), and one that fits as it was keyed before."""
+    life = f"/{created:%Y%m%dT%H%M%S%f}" if created else ""  # a memo without it: as before
+    key = f"{task_id}{life}/{date}/send/"
+    if ":" in request_id or len(key + request_id) >= READABLE_KEY:
+        request_id = "sha256-" + hashlib.sha256(request_id.encode()).hexdigest()[:32]
+    return key + request_id
+
+
 class BriefingSent(NotifyResult):
     """A send's answer: its deliveries and, in words, what came of them."""
 
@@ -48,7 +63,7 @@ async def briefing_sent(
     db: Database, user: str, key: str, result: NotifyResult, *, operator: bool
 ) -> BriefingSent:
     """The answer of ``user``'s send ``key`` once its update answered: the rows under its key
-    (one send request's alone: its request id is in it, with no ':'), which say a channel whose
+    (one send request's alone: `send_key`), which say a channel whose
     retries were spent (the workflow then answers no deliveries) and the inbox copy, and what
     the workflow answered of a channel with no row (its push config entry unreadable)."""
     rows: list[Any] = []
@@ -64,11 +79,16 @@ async def briefing_sent(
         for row in sorted(rows, key=lambda r: r.id)
     ]
     had = {(d.channel, d.target) for d in shown}
-    shown += [
-        d.model_copy(update={"error": error_shown(d.error, operator=operator)})
+    answered = [
+        d.model_copy(
+            update={
+                "target": redact_target(d.channel, d.target),
+                "error": error_shown(d.error, operator=operator),
+            }
+        )
         for d in result.deliveries
-        if (d.channel, redact_target(d.channel, d.target)) not in had
     ]
+    shown += [d for d in answered if (d.channel, d.target) not in had]
     return BriefingSent(deliveries=shown, said=" ".join(map(str, sent_words(shown))))
 
 

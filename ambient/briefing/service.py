@@ -61,7 +61,7 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link,
 )
-from ambient.briefing.sent import BriefingSent, briefing_sent
+from ambient.briefing.sent import BriefingSent, briefing_sent, send_key
 from ambient.briefing.steering import FINISHING, NOT_FOUND, Steering
 from ambient.briefing.unprepared import PREPARATION_FAILED, not_prepared
 from ambient.clients.tencent.client import TencentCloud
@@ -463,18 +463,9 @@ class BriefingService(Greeting, Steering):
         """Push a briefing (default: the latest) through the user's channels now; what each
         channel did, read back from this send's deliveries (`briefing_sent`)."""
         request_id = request_id_of(request_id)
-        if ":" in request_id:  # its rows' keys go on with ':' (`briefing_sent` reads them back)
-            raise InvalidBriefingError(
-                "request_id: no ':' in it (another send's could read as this one's); use "
-                "letters, digits, '-' or '_'",
-                field="request_id",
-            )
         view = await self.get_briefing(user, date)
-        # Keyed by one life of the briefing (its creation, which a new config's run keeps): the
-        # id is every life's, and a briefing created again sends a request id used before.
         created, _ = await records.described(self.client, task_id_for(user))
-        life = f"/{created:%Y%m%dT%H%M%S%f}" if created else ""  # a memo without it: as before
-        key = f"{task_id_for(user)}{life}/{view.date}/send/{request_id}"
+        key = send_key(task_id_for(user), created, view.date, request_id)
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
         result = await self._update(
             user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)

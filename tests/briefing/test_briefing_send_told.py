@@ -74,7 +74,8 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
                 # Each door's send at once: the dead channel's retries are waited out once.
                 by_mcp, by_api, by_cli, by_mcp_both, by_page = await asyncio.gather(
                     _call(alone, "send_briefing", request_id="m"),
-                    http.post("/briefings/send", json={"request_id": "a"}),
+                    # The longest request id: its key was too long to read back by.
+                    http.post("/briefings/send", json={"request_id": "a" * 128}),
                     asyncio.to_thread(_cli, settings, dead_only),
                     _call(two, "send_briefing", request_id="m"),
                     page.post(

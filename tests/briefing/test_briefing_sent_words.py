@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from activities.deliveries import delivery_key
-from ambient.briefing.sent import READABLE_KEY, briefing_sent, missed_all, sent_words
+from ambient.briefing.sent import READABLE_KEY, briefing_sent, missed_all, send_key, sent_words
 from ambient.domain.notify import CHANNEL_TYPES, Delivery, DeliveryStatus, NotifyResult
+from ambient.domain.users import MAX_USER_NAME
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
 from tests.conftest import unique
@@ -24,6 +25,20 @@ def test_a_send_key_under_the_bound_keeps_every_rows_key_whole_and_one_at_it_doe
     longest = max(CHANNEL_TYPES, key=len)
     at = "k" * READABLE_KEY
     assert delivery_key(at + "k", longest, "x" * 512).startswith(f"{at}:")
+
+
+def test_every_send_key_is_read_back_its_own_and_the_same_for_a_retried_send() -> None:
+    """A request id of 1-128 characters made a key past the bound for a long user name (or
+    alice's from 115 characters): its rows were not read back. Every key is under it now, one
+    send's alone (no ':' in its request id part), and a retried send's the same."""
+    task, created = f"daily-briefing/{'u' * MAX_USER_NAME}", datetime.now(UTC)
+    for request_id in ("x" * 128, "a:inbox", "x" * 70, "y"):
+        key = send_key(task, created, "2026-12-02", request_id)
+        assert len(key) < READABLE_KEY, request_id
+        assert ":" not in key.rpartition("/send/")[2], request_id
+        assert key == send_key(task, created, "2026-12-02", request_id)
+    assert send_key(task, created, "2026-12-02", "y").endswith("/send/y")  # as keyed before
+    assert send_key(task, None, "2026-12-02", "a:b") != send_key(task, None, "2026-12-02", "a")
 
 
 async def _rows(db: Database, user: str, *rows: Row) -> None:
