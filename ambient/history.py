@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.deliver_later import retries_ended_before
-from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, redact_target
+from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, made_here, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
@@ -156,7 +156,7 @@ def delivery_public(
 def error_shown(error: str | None, *, operator: bool) -> str | None:
     """A delivery's error as its reader sees it: one the product made (`INTERNAL_ERROR`: a
     bug, the database's text, its SQL or host) is an administrator's."""
-    if error and INTERNAL_ERROR in error and not operator:
+    if made_here(error) and not operator:
         return f"{error.partition(INTERNAL_ERROR)[0]}{INTERNAL_ERROR}its text is an administrator's"
     return error
 
@@ -204,9 +204,11 @@ async def deliveries(
     task: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
+    operator: bool,
 ) -> list[DeliveryPublic]:
     """Deliveries newest first; page with ``before_id`` (``user`` None: everyone's). A status
-    or channel that does not exist is refused, never answered with nothing."""
+    or channel that does not exist is refused, never answered with nothing. Read by a member
+    (not ``operator``), an internal error's text is masked, as their sends say it."""
     if status is not None and status not in get_args(DeliveryState):
         raise FilterError(f"status: {status!r} is not {', '.join(get_args(DeliveryState))}")
     if channel is not None and channel not in CHANNEL_TYPES:
@@ -222,4 +224,4 @@ async def deliveries(
         limit=limit,
         ended_before=ended,
     )
-    return [delivery_public(row, ended) for row in rows]
+    return [delivery_public(row, ended, operator=operator) for row in rows]

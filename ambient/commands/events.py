@@ -83,7 +83,14 @@ def deliveries(
     try:
         rows = run_in_session(
             lambda s: history.deliveries(
-                s, user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
+                s,
+                user,
+                status=status,
+                channel=channel,
+                task=task,
+                before_id=before_id,
+                limit=limit,
+                operator=True,  # the server's own command line: its operator's
             )
         )
     except history.FilterError as exc:

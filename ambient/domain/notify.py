@@ -153,6 +153,12 @@ MAX_TARGETS = 20
 # shown a driver's text as their channel's failure (`ambient.briefing.unprepared`).
 INTERNAL_ERROR = "internal error: "
 
+
+def made_here(error: str | None) -> bool:
+    """Whether an error is the product's own (`INTERNAL_ERROR`): its text an administrator's."""
+    return INTERNAL_ERROR in (error or "")
+
+
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 CHANNEL_TYPES = tuple(sorted(get_args(ChannelType)))
 

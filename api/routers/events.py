@@ -213,4 +213,5 @@ async def list_deliveries(
         task=task,
         before_id=before_id,
         limit=limit,
+        operator=user.is_admin,
     )

@@ -164,6 +164,7 @@ async def list_deliveries(
             task=task,
             before_id=before_id,
             limit=limit,
+            operator=(await current_user_row(ctx)).is_admin,
         )
     return Deliveries(deliveries=rows, next_before_id=_next_before(rows, limit))
 
