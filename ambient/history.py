@@ -138,9 +138,10 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
     return user
 
 
-def delivery_public(
-    row: Delivery, ended_before: datetime, *, operator: bool = True
-) -> DeliveryPublic:
+RETRIES_ENDED = "; its retries ended"  # a deferred row's error, its give-up past
+
+
+def delivery_public(row: Delivery, ended_before: datetime, *, operator: bool) -> DeliveryPublic:
     """A delivery as the doors show it: a deferred one whose give-up fell ``ended_before``
     (`retries_ended_before`) failed, its retries ended (its run was terminated: no code
     said so); to a member, an error the product made is `error_shown`."""
@@ -148,7 +149,7 @@ def delivery_public(
     # Rows written before targets were redacted on write still hold the raw target.
     shown: dict[str, Any] = {"target": redact_target(row.channel, row.target)}
     if row.retries_ended(ended_before):
-        shown |= {"status": "failed", "error": f"{row.error}; its retries ended"}
+        shown |= {"status": "failed", "error": f"{row.error}{RETRIES_ENDED}"}
     shown["error"] = error_shown(shown.get("error", row.error), operator=operator)
     return public.model_copy(update=shown)
 

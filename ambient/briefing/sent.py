@@ -6,7 +6,7 @@ not and why, and what to do."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from ambient.domain.notify import (
     NotifyResult,
     redact_target,
 )
-from ambient.history import delivery_public, error_shown
+from ambient.history import RETRIES_ENDED, delivery_public, error_shown
 from ambient.refusals import N_, Refusal
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
@@ -31,7 +31,9 @@ TOOK = (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE)
 TRANSIENT = N_("Check that it is up and reachable, then send again.")
 PERMANENT = N_("Correct it in your push config, then send again.")
 INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
-NOT_FINISHED = "transient: no try finished this send (the last ended in flight)"
+NOT_FINISHED = "transient: " + N_("no try finished this send (the last ended in flight)")
+# The product's own words in a channel's error (a receiver's text is said as it came).
+ITS_WORDS = {NOT_FINISHED.partition(": ")[2], N_("push config")}
 UNREAD = N_("What each channel did could not be read back: your deliveries show it.")
 # Below it, a send key's rows all keep it whole (`activities.deliveries.delivery_key` cuts a
 # longer request key to fit deliveries.key, 255, and hashes it): a key one longer is cut to
@@ -89,7 +91,7 @@ async def briefing_sent(
         for d in result.deliveries
     ]
     shown += [d for d in answered if (d.channel, d.target) not in had]
-    return BriefingSent(deliveries=shown, said=" ".join(map(str, sent_words(shown))))
+    return BriefingSent(deliveries=shown, said=joined(map(str, sent_words(shown))))
 
 
 def _of(row: Any, public: Any, ended: datetime) -> Delivery:
@@ -103,7 +105,7 @@ def _of(row: Any, public: Any, ended: datetime) -> Delivery:
         if until is not None and until >= ended:
             status = "deferred"
         else:
-            status, error = "failed", NOT_FINISHED + ("; its retries ended" if until else "")
+            status, error = "failed", NOT_FINISHED + (RETRIES_ENDED if until else "")
     return Delivery(
         channel=public.channel,
         target=public.target,
@@ -144,14 +146,28 @@ def sent_words(deliveries: Sequence[Delivery]) -> list[Refusal]:
     return words
 
 
+def joined(sentences: Iterable[str]) -> str:
+    """Sentences as one text: after a Chinese one's stop (。) no space."""
+    text = ""
+    for sentence in sentences:
+        text += sentence if not text or text.endswith("。") else f" {sentence}"
+    return text
+
+
 def _named(deliveries: Sequence[Delivery]) -> str:
     return ", ".join(f"{d.channel} {d.target}".strip() for d in deliveries)
+
+
+def _said(words: str) -> str | Refusal:
+    """A part of a channel's sentence in the page's language where it is the product's own."""
+    return Refusal(words) if words in ITS_WORDS else words
 
 
 def _missed(missed: Delivery) -> Refusal:
     """One channel that has not taken it, in the reader's words: its error without its class
     (the what-to-do says it), the receiver's or the driver's own text as it came."""
-    channel, error = _named([missed]), missed.error or ""
+    name = "push config" if missed.channel == "push_config" else _named([missed])
+    channel, error = _said(name), missed.error or ""
     if missed.status is DeliveryStatus.DEFERRED:
         return Refusal(
             N_("Still being sent to %(channel)s: it is tried again by itself."), channel=channel
@@ -163,8 +179,13 @@ def _missed(missed: Delivery) -> Refusal:
         return Refusal(
             N_("Not sent to %(channel)s: an internal error stopped it."), channel=channel
         )
+    ended = error.endswith(RETRIES_ENDED)
+    error = error.removesuffix(RETRIES_ENDED)
     why = error.partition(": ")[2] if error.startswith(("transient: ", "permanent: ")) else error
-    return Refusal(N_("Not sent to %(channel)s: %(why)s."), channel=channel, why=why)
+    said = _said(why)
+    if ended:
+        said = Refusal(N_("%(why)s; its retries ended"), why=said)
+    return Refusal(N_("Not sent to %(channel)s: %(why)s."), channel=channel, why=said)
 
 
 def _to_do(missed: Delivery) -> str:

@@ -20,7 +20,7 @@ from ambient.briefing.errors import (
     InvalidBriefingError,
 )
 from ambient.briefing.models import BriefingView
-from ambient.briefing.sent import sent_words
+from ambient.briefing.sent import joined, sent_words
 from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.views import (
@@ -162,7 +162,7 @@ async def briefing_action(
             )
         if action == "send":
             sent = await page.state.briefings.send(page.me.name, request_id=asked)
-            said = " ".join(_(w.msgid, **w.values) for w in sent_words(sent.deliveries))
+            said = joined(in_words(w, _) for w in sent_words(sent.deliveries))
             return back("/app/briefings", said)
     except BriefingNotFoundError:
         return back(

@@ -98,14 +98,14 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
     outcomes = [(d["channel"], d["status"]) for d in sent["deliveries"]]
     assert sorted(outcomes) == [("inbox", "sent"), ("push_config", "failed"), ("webhook", "sent")]
     assert sent["said"].startswith(
-        f"Sent to webhook {live}. Your inbox has it. Not sent to push_config: "
+        f"Sent to webhook {live}. Your inbox has it. Not sent to push config: "
     )
     assert sent["said"].endswith("Correct it in your push config, then send again.")
     assert by_cli.exit_code == 0, by_cli.output
     held_said = f"Held back from webhook {live}?… by your quiet hours: send again after them."
     assert held_said in " ".join(by_cli.output.split())
     assert parse_qs(urlsplit(by_page.headers["location"]).query)["msg"] == [
-        f"没有发到你的任何推送渠道。 收件箱里有一份。 "
+        f"没有发到你的任何推送渠道。收件箱里有一份。"
         f"免打扰时段内没有发送到 webhook {live}?…：请在免打扰时段之后再发送。"
     ]
     # The broken user's send, to the live webhook; quiet hours held the others back.

@@ -111,8 +111,8 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
     assert by_mcp_both["said"] == f"Sent to webhook {shown_live}. Your inbox has it. {not_sent}"
     assert by_page.status_code == 303, by_page.text
     assert parse_qs(urlsplit(by_page.headers["location"]).query)["msg"] == [
-        f"已发送到 webhook {shown_live}。 收件箱里有一份。 未发送到 webhook {dead}："
-        f"{REFUSED}。 请确认它在运行且能连通，然后再发送一次。"
+        f"已发送到 webhook {shown_live}。收件箱里有一份。未发送到 webhook {dead}："
+        f"{REFUSED}。请确认它在运行且能连通，然后再发送一次。"
     ]
     assert "t0p-secret" not in str(by_mcp_both) + by_cli_live.output
     assert by_cli.exit_code == 1, by_cli.output

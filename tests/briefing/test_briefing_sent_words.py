@@ -6,11 +6,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from activities.deliveries import delivery_key
-from ambient.briefing.sent import READABLE_KEY, briefing_sent, missed_all, send_key, sent_words
+from ambient.briefing.sent import (
+    NOT_FINISHED,
+    READABLE_KEY,
+    briefing_sent,
+    joined,
+    missed_all,
+    send_key,
+    sent_words,
+)
 from ambient.domain.notify import CHANNEL_TYPES, Delivery, DeliveryStatus, NotifyResult
-from ambient.domain.users import MAX_USER_NAME
+from ambient.domain.users import MAX_USER_NAME, Language
+from ambient.history import RETRIES_ENDED
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
+from api.i18n import Words
+from api.routers.pages import in_words
 from tests.conftest import unique
 
 NOTHING = NotifyResult(deliveries=[])
@@ -173,3 +184,27 @@ def test_the_cli_fails_when_every_channel_asked_for_failed_or_nothing_was_read_b
     later = Delivery(channel="webhook", target="h", status="deferred", error="transient: 429")
     assert missed_all([inbox, failed]) and missed_all([])
     assert not any(missed_all(d) for d in ([inbox], [inbox, quiet], [failed, later], [inbox]))
+
+
+def test_the_products_own_words_in_a_channels_sentence_are_the_pages_language() -> None:
+    """The zh page said a channel's why in the product's English ("no try finished this send
+    …", "; its retries ended", push_config) and joined its sentences with a space."""
+    lost = Delivery(channel="email", target="a@b", status="failed", error=NOT_FINISHED)
+    ended = Delivery(
+        channel="dingtalk", target="k…", status="failed", error=f"{NOT_FINISHED}{RETRIES_ENDED}"
+    )
+    config = Delivery(
+        channel="push_config", target="", status="failed", error="permanent: channel 2: no type"
+    )
+    zh = Words(Language.ZH)
+    assert joined(in_words(w, zh) for w in sent_words([lost, ended, config])) == (
+        "没有发到你的任何推送渠道。"
+        "未发送到 email a@b：这次发送没有一次尝试完成（最后一次在发送途中中断）。"
+        "未发送到 dingtalk k…：这次发送没有一次尝试完成（最后一次在发送途中中断）；重试已结束。"
+        "未发送到 推送设置：channel 2: no type。"
+        "请确认它在运行且能连通，然后再发送一次。请在推送设置里改正它，然后再发送一次。"
+    )
+    assert _said(config) == (
+        "Not sent to any of your push channels. Not sent to push config: channel 2: no type. "
+        "Correct it in your push config, then send again."
+    )
