@@ -34,6 +34,8 @@ INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
 NOT_FINISHED = "transient: " + N_("no try finished this send (the last ended in flight)")
 # The product's own words in a channel's error (a receiver's text is said as it came).
 ITS_WORDS = {NOT_FINISHED.partition(": ")[2], N_("push config")}
+# A message handed over whose answer never came (`activities.deliveries.HANDED_UNANSWERED`).
+MAYBE_DELIVERED = "may have been delivered"
 UNREAD = N_("What each channel did could not be read back: your deliveries show it.")
 # Below it, a send key's rows all keep it whole (`activities.deliveries.delivery_key` cuts a
 # longer request key to fit deliveries.key, 255, and hashes it): a key one longer is cut to
@@ -117,10 +119,17 @@ def _of(row: Any, public: Any, ended: datetime) -> Delivery:
 
 def missed_all(deliveries: Sequence[Delivery]) -> bool:
     """Whether nothing reached any channel the user asked for because each failed (the inbox
-    copy is the product's own), or what each did could not be read back."""
+    copy is the product's own; a message handed over whose answer never came may have arrived:
+    no failure to send again for), or what each did could not be read back."""
     pushed = [d for d in deliveries if d.channel != "inbox"]
-    failed = bool(pushed) and all(d.status is DeliveryStatus.FAILED for d in pushed)
+    failed = bool(pushed) and all(
+        d.status is DeliveryStatus.FAILED and not _maybe_delivered(d) for d in pushed
+    )
     return not deliveries or failed
+
+
+def _maybe_delivered(delivery: Delivery) -> bool:
+    return MAYBE_DELIVERED in (delivery.error or "")
 
 
 def sent_words(deliveries: Sequence[Delivery]) -> list[Refusal]:
@@ -197,4 +206,4 @@ def _to_do(missed: Delivery) -> str:
     if error.startswith("transient:"):
         return TRANSIENT
     # A message handed over whose answer never came may have arrived: its error says so.
-    return "" if "may have been delivered" in error else PERMANENT
+    return "" if _maybe_delivered(missed) else PERMANENT

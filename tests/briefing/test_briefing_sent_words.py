@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities.deliveries import delivery_key
+from activities.deliveries import HANDED_UNANSWERED, delivery_key
 from ambient.briefing.sent import (
     NOT_FINISHED,
     READABLE_KEY,
@@ -184,6 +184,10 @@ def test_the_cli_fails_when_every_channel_asked_for_failed_or_nothing_was_read_b
     later = Delivery(channel="webhook", target="h", status="deferred", error="transient: 429")
     assert missed_all([inbox, failed]) and missed_all([])
     assert not any(missed_all(d) for d in ([inbox], [inbox, quiet], [failed, later], [inbox]))
+    # An email handed over whose answer never came may have arrived: not one to send again.
+    handed = Delivery(channel="email", target="a@b", status="failed", error=HANDED_UNANSWERED)
+    assert not missed_all([inbox, handed]) and missed_all([inbox, handed, failed]) is False
+    assert "may have been delivered" in _said(inbox, handed)
 
 
 def test_the_products_own_words_in_a_channels_sentence_are_the_pages_language() -> None:
