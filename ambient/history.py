@@ -157,7 +157,7 @@ def delivery_public(row: Delivery, ended_before: datetime, *, operator: bool) ->
 def error_shown(error: str | None, *, operator: bool) -> str | None:
     """A delivery's error as its reader sees it: one the product made (`INTERNAL_ERROR`: a
     bug, the database's text, its SQL or host) is an administrator's."""
-    if made_here(error) and not operator:
+    if error and made_here(error) and not operator:
         return f"{error.partition(INTERNAL_ERROR)[0]}{INTERNAL_ERROR}its text is an administrator's"
     return error
 
