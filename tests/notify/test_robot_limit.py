@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -12,8 +13,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
+from ambient.clients.notify import robots
 from ambient.clients.notify.base import SEND_CLOCK, SendClock
 from ambient.clients.notify.errors import DeferredNotifyError, TransientNotifyError
 from ambient.clients.notify.robots import SharedRateLimiter
@@ -208,3 +211,67 @@ async def test_a_slot_taken_after_waiting_for_the_robots_row_is_kept_at_the_time
         now[0] = 1064  # 59 seconds after that post: the robot's minute is not over
         with pytest.raises(DeferredNotifyError, match="over 1/min"):
             await sender.acquire(robot)
+
+
+@contextlib.contextmanager
+def _held_after_commit(db: Database, landed: asyncio.Event, go_on: asyncio.Event) -> Iterator[None]:
+    """``db``'s commits land, then wait for ``go_on`` (``landed`` set): a cut there is a cut
+    after the take's write, before the take returns."""
+
+    def wait(session: Session) -> None:
+        if session.get_bind() is db.engine.sync_engine:
+            landed.set()
+            await_only(go_on.wait())
+
+    event.listen(Session, "after_commit", wait)
+    try:
+        yield
+    finally:
+        event.remove(Session, "after_commit", wait)
+
+
+async def test_a_send_cut_off_after_its_take_has_landed_gives_its_slot_and_only_its_back(
+    two_workers: tuple[Database, Database],
+) -> None:
+    """A send cut off inside its take, its slot's write committed but the take not returned
+    (a delivery's deadline, a worker's graceful stop, on a loaded host): nobody gave the slot
+    back, and the robot lost a message's room for the rest of its minute. Given back now, once:
+    another send's slot of the same instant stays."""
+    now = [1000.0]
+    one, two = (
+        SharedRateLimiter(db, per_minute=2, max_wait=0, clock=lambda: now[0]) for db in two_workers
+    )
+    await one.acquire("robot")  # the other worker's slot, at the same instant
+    landed, go_on = asyncio.Event(), asyncio.Event()
+    with _held_after_commit(two_workers[1], landed, go_on):
+        send = asyncio.create_task(two.acquire("robot"))
+        await landed.wait()
+        send.cancel()
+        go_on.set()  # the take would have returned now: the cut came first
+        with pytest.raises(asyncio.CancelledError):
+            await send
+    async with two_workers[0].session() as session:
+        row = await session.get(RobotWindow, _hashed("robot"))
+    assert row is not None and list(row.slots) == [1000.0]
+    await one.acquire("robot")  # the room it had
+    with pytest.raises(DeferredNotifyError, match="over 2/min"):
+        await one.acquire("robot")
+
+
+async def test_a_slot_whose_take_does_not_end_is_given_up_on_and_said(
+    two_workers: tuple[Database, Database],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The give-back of a cut-off take waits for its write at most GIVE_BACK_WAIT: a database
+    that does not answer never holds up a worker's stop. The slot lapses with its minute, said."""
+    monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
+    limiter = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0)
+    landed, never = asyncio.Event(), asyncio.Event()
+    with _held_after_commit(two_workers[1], landed, never):
+        send = asyncio.create_task(limiter.acquire("robot"))
+        await landed.wait()
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(send, timeout=10)  # not held by its give-back
+    assert "robot limiter: a slot not given back" in caplog.text

@@ -12,7 +12,7 @@ import bisect
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import urlencode
@@ -39,6 +39,7 @@ from ambient.storage.users import hash_token
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
+GIVE_BACK_WAIT = 5.0  # seconds a send cut off gives its slot back in, at most (a stop waits 10)
 # The errcodes that mean "over the rate limit", with the seconds the vendor's docs say the robot
 # refuses after it (None: they do not say): retried sooner, every try is refused again.
 WECOM_LIMITED: dict[int, float | None] = {45009: 60.0, 45033: None}  # its minute ends by then
@@ -163,8 +164,9 @@ class SharedRateLimiter(RateLimiter):
     A slot is taken in one write transaction on the robot's row (locked on PostgreSQL, the
     write lock on SQLite), keyed by the sha256 of the robot's key. Times are the processes'
     clocks (epoch seconds): keep them in sync (NTP), as the workers' beats already need. A
-    process killed while waiting leaves its slot taken until its minute ends: a robot loses
-    a message's worth of its minute, never goes past its limit."""
+    send cut off while taking or waiting gives its slot back within GIVE_BACK_WAIT; a process
+    killed meanwhile (or a database that does not answer by then) leaves it taken until its
+    minute ends: a robot loses a message's worth of its minute, never goes past its limit."""
 
     def __init__(
         self,
@@ -177,6 +179,16 @@ class SharedRateLimiter(RateLimiter):
         self._db = db
 
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
+        # Its write runs to its end even if the send is cut off meanwhile: a slot it landed
+        # goes back (acquire never had it, so gives nothing back for it: once, and only it).
+        take = asyncio.ensure_future(self._write(robot, longest))
+        try:
+            return await asyncio.shield(take)
+        except asyncio.CancelledError:
+            await self._return(robot, take)
+            raise
+
+    async def _write(self, robot: str, longest: float) -> tuple[float, float, float | None]:
         key = hash_token(robot)  # its row: the key is a credential, never stored
         async with self._db.writing() as session:
             conn = await session.connection()
@@ -196,20 +208,35 @@ class SharedRateLimiter(RateLimiter):
         return now, slot, freed
 
     async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
+        async def taken() -> tuple[float, float, float | None]:
+            return 0.0, slot, freed
+
+        await self._return(robot, taken())
+
+    async def _return(self, robot: str, take: Awaitable[tuple[float, float, float | None]]) -> None:
+        """Give back the slot ``take`` takes, once it has (none if it fails)."""
         key = hash_token(robot)
 
         async def give_back() -> None:
-            async with self._db.writing() as session:
-                conn = await session.connection()
-                window = await _locked_window(conn, key)
-                _unplace(window, slot, freed)
-                await _store(conn, key, window)
+            async with asyncio.timeout(GIVE_BACK_WAIT):
+                try:
+                    _, slot, freed = await take
+                except Exception:  # no slot taken (over the limit, the database away)
+                    return
+                async with self._db.writing() as session:
+                    conn = await session.connection()
+                    window = await _locked_window(conn, key)
+                    _unplace(window, slot, freed)
+                    await _store(conn, key, window)
 
         try:
-            # Shielded: the send was cut off, and a second cut must not lose the slot's return.
+            # Shielded: a second cut must not lose the slot's return. Bounded, its take's write
+            # too: a worker's stop never waits on a database that does not answer.
             await asyncio.shield(give_back())
-        except Exception as exc:  # the database away: the slot lapses with its minute
-            log.warning("robot limiter: a slot not given back (%s)", exc)
+        except Exception as exc:  # the database away or stuck: the slot lapses with its minute
+            log.warning(
+                "robot limiter: a slot not given back, taken until its minute ends (%r)", exc
+            )
 
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
