@@ -237,25 +237,25 @@ async def test_a_send_cut_off_after_its_take_has_landed_gives_its_slot_and_only_
     (a delivery's deadline, a worker's graceful stop, on a loaded host): nobody gave the slot
     back, and the robot lost a message's room for the rest of its minute. Given back now, once:
     another send's slot of the same instant stays."""
-    now = [1000.0]
+    robot, now = unique("robot"), [1000.0]
     one, two = (
         SharedRateLimiter(db, per_minute=2, max_wait=0, clock=lambda: now[0]) for db in two_workers
     )
-    await one.acquire("robot")  # the other worker's slot, at the same instant
+    await one.acquire(robot)  # the other worker's slot, at the same instant
     landed, go_on = asyncio.Event(), asyncio.Event()
     with _held_after_commit(two_workers[1], landed, go_on):
-        send = asyncio.create_task(two.acquire("robot"))
+        send = asyncio.create_task(two.acquire(robot))
         await landed.wait()
         send.cancel()
         go_on.set()  # the take would have returned now: the cut came first
         with pytest.raises(asyncio.CancelledError):
             await send
     async with two_workers[0].session() as session:
-        row = await session.get(RobotWindow, _hashed("robot"))
+        row = await session.get(RobotWindow, _hashed(robot))
     assert row is not None and list(row.slots) == [1000.0]
-    await one.acquire("robot")  # the room it had
+    await one.acquire(robot)  # the room it had
     with pytest.raises(DeferredNotifyError, match="over 2/min"):
-        await one.acquire("robot")
+        await one.acquire(robot)
 
 
 async def test_a_slot_whose_take_does_not_end_is_given_up_on_and_said(
@@ -266,12 +266,42 @@ async def test_a_slot_whose_take_does_not_end_is_given_up_on_and_said(
     """The give-back of a cut-off take waits for its write at most GIVE_BACK_WAIT: a database
     that does not answer never holds up a worker's stop. The slot lapses with its minute, said."""
     monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
-    limiter = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0)
+    limiter, robot = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0), unique("robot")
     landed, never = asyncio.Event(), asyncio.Event()
     with _held_after_commit(two_workers[1], landed, never):
-        send = asyncio.create_task(limiter.acquire("robot"))
+        send = asyncio.create_task(limiter.acquire(robot))
         await landed.wait()
         send.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(send, timeout=10)  # not held by its give-back
     assert "robot limiter: a slot not given back" in caplog.text
+
+
+async def test_a_send_cut_off_inside_a_take_that_finds_no_room_gives_nothing_back(
+    two_workers: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A take cut off runs to its end: one that finds the robot's minute full takes no slot,
+    so none is given back (the other send's stays) and nothing is said."""
+    robot, now = unique("robot"), [1000.0]
+    one, two = (
+        SharedRateLimiter(db, per_minute=1, max_wait=0, clock=lambda: now[0]) for db in two_workers
+    )
+    await one.acquire(robot)
+    reached, go_on = asyncio.Event(), asyncio.Event()
+
+    @event.listens_for(two_workers[1].engine.sync_engine, "after_cursor_execute")
+    def reading(*args: Any) -> None:  # the take holds the robot's row, its room not yet seen
+        if not reached.is_set() and args[2].lstrip().startswith("INSERT INTO robot_windows"):
+            reached.set()
+            await_only(go_on.wait())
+
+    send = asyncio.create_task(two.acquire(robot))
+    await reached.wait()
+    send.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    async with two_workers[0].session() as session:
+        row = await session.get(RobotWindow, _hashed(robot))
+    assert row is not None and list(row.slots) == [1000.0]
+    assert "not given back" not in caplog.text
