@@ -43,10 +43,11 @@ from ambient.briefing.models import (
     briefing_link,
 )
 from ambient.briefing.records import store_given
+from ambient.briefing.report import full_report_markdown, summary_markdown
 from ambient.briefing.unprepared import DATABASE_FAILED
-from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
+from ambient.briefing.writer import finish, write_briefing
 from ambient.clients.llm import LLMClient
-from ambient.clients.tencent.alarms import AlarmRecord, list_alarms
+from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import told
@@ -112,7 +113,7 @@ class BriefingActivities:
         # The alarms before the logs: their passing failure fails this attempt before a day's
         # logs are read, not after, and the next attempt reads them again, not the logs twice.
         alarm_notes: list[SourceNote] = []
-        alarms = await self._alarms(day, alarm_notes)
+        history = await self._alarms(day, alarm_notes)
         report, baseline_before = await self._reduce_logs(request, notes)
         zone = ZoneInfo(request.config.timezone)
         inputs = BriefingInputs(
@@ -128,7 +129,9 @@ class BriefingActivities:
             fill_from_report(inputs, report)
         inputs.notes += alarm_notes
         # Configured, read or not: the notes say which sources were read.
-        inputs.alarms_configured, inputs.alarms = self._tencent.configured, alarms or []
+        inputs.alarms_configured = self._tencent.configured
+        if history is not None:  # its skipped alarms said by source, not a source unread
+            inputs.alarms, inputs.alarms_skipped = history.alarms, history.unreadable_by
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
         written = await write_briefing(self._llm, inputs, within=written_by - clock())
@@ -230,7 +233,7 @@ class BriefingActivities:
         notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))
         return report, baseline
 
-    async def _alarms(self, day: DayPlan, notes: list[SourceNote]) -> list[AlarmRecord] | None:
+    async def _alarms(self, day: DayPlan, notes: list[SourceNote]) -> AlarmHistory | None:
         """The day's alarms (None: not configured, or neither source read), noted in ``notes``."""
         if not self._tencent.configured:
             notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
@@ -244,7 +247,7 @@ class BriefingActivities:
                 day.logs_to,
                 ongoing=True,
                 said=told,
-                day_failed=lambda exc: _read_again_if_passing(exc, "alarm history"),
+                fail_fast=not temporal.last_attempt(PREPARE_ATTEMPTS),
             )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
@@ -262,7 +265,7 @@ class BriefingActivities:
             SourceNote(source=f"alarms.{u.source}", ok=False, detail=u.error)
             for u in history.unread
         ]
-        return history.alarms
+        return history
 
     async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:
         """The user's discussions active during the day (links to read them)."""

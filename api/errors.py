@@ -265,6 +265,13 @@ class MethodNotAllowed:
         # OPTIONS (CORS preflight) and HEAD are left to the app and its middleware.
         method = scope.get("method") if scope["type"] == "http" else None
         if method in METHODS and not self._served(scope, method):
+            # "/tasks/" is "/tasks": FastAPI's redirect of a trailing slash never came, as
+            # DELETE /tasks/{id} (an empty id) and the catch-all mount match the path first.
+            bare = scope["path"].rstrip("/")
+            if bare and bare != scope["path"] and self._served({**scope, "path": bare}, method):
+                raw = scope.get("raw_path", b"").rstrip(b"/") or bare.encode()
+                await self.app({**scope, "path": bare, "raw_path": raw}, receive, send)
+                return
             # Asked per method, so routers included lazily (FastAPI's wrappers) count too.
             allowed = [m for m in METHODS if m != method and self._served(scope, m)]
             if allowed:

@@ -52,7 +52,8 @@ def at_limit(size: int, briefing: str) -> dict[str, str]:
 
 def briefing_report() -> str:
     """The full report of the offline briefing of a varied day (tables, lists, emphasis)."""
-    from ambient.briefing.writer import finish, full_report_markdown, offline_draft
+    from ambient.briefing.report import full_report_markdown
+    from ambient.briefing.writer import finish, offline_draft
     from bench.llm_steps import briefing_days
 
     inputs = briefing_days(1)[0]

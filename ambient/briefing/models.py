@@ -94,6 +94,9 @@ class BriefingInputs(BaseModel):
     alarms_configured: bool = Field(
         default=False, description="Tencent Cloud configured: read or not, as the notes say"
     )
+    alarms_skipped: dict[str, int] = Field(
+        default_factory=dict, description="alarms skipped unreadable, by source (monitor, cls)"
+    )
     fixed: list[str] = Field(default_factory=list)
     needs_person: list[str] = Field(default_factory=list)
     news: list[str] = Field(default_factory=list)

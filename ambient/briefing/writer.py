@@ -1,7 +1,7 @@
 """What a briefing says in text: the LLM's draft (checked against its input, else the
 offline draft, written without an LLM: extractive, deterministic), the prompt it is written
-from, the stored briefing made from any draft (the draft plus its TTS segments, sources and
-totals), and the markdown the push and the share page show."""
+from, and the stored briefing made from any draft (the draft plus its TTS segments, sources
+and totals); the markdown it is shown in is report.py's."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from ambient.briefing.models import (
     SourceNote,
     hello,
 )
+from ambient.briefing.report import source_detail
 from ambient.clients.llm import Answer, LLMClient, data_block
-from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
+from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.clients.tencent.tts import tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
-from ambient.render import markdown_literal
 from ambient.speech import spoken_clip
 
 
@@ -124,12 +124,15 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     firing = still_open(inputs.alarms)
     counted = f"{_many(len(inputs.alarms), 'alarm', 'alarms')}"
     unread = alarms_unread(inputs) if inputs.alarms_configured else []
-    said = "; ".join(f"{n.source} unread: {n.detail}" for n in unread)
+    said = "; ".join(
+        [f"{n.source} unread: {n.detail}" for n in unread]
+        + [s.rstrip(".") for s in skipped_said(inputs, zh=False)]
+    )
     if not inputs.alarms_configured:
         history = "no."
     elif none_read(unread):  # no count at all, not "0 alarms read"
         history = f"no, none could be read: {said}."
-    elif unread:  # a count of some sources is not of the day's alarms
+    elif said:  # a count of some sources, or some alarms skipped, is not of the day's alarms
         history = f"partly read: {said}; {counted} read ({len(firing)} not resolved)."
     else:
         history = f"yes, {counted} ({len(firing)} not resolved)."
@@ -248,14 +251,11 @@ _FAILED_SAID = {
         "The language model did not answer: this briefing was written by rules. ",
     ),
 }
-
-
-# A failed source's detail the product words itself, in a Chinese briefing.
-_DETAILS_ZH = {ALARMS_CHANGED: "告警在读取时发生了变化，这次没有列出"}
-
-
-def _detail(note: SourceNote, zh: bool) -> str:
-    return _DETAILS_ZH.get(note.detail, note.detail) if zh else note.detail
+# Alarms answered without a time the API gives, skipped, by source: (Chinese, English's one).
+_SKIPPED = {
+    "monitor": ("云监控有 {n} 条告警", "Cloud Monitor alarm"),
+    "cls": ("CLS 有 {n} 条告警记录", "CLS alert record"),
+}
 
 
 def _unavailable(note: SourceNote, zh: bool) -> str:
@@ -264,8 +264,20 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
     if zh:
         name = _SOURCE_NAMES.get(note.source, note.source)
-        return f"数据源不可用：{name}：{_short(_detail(note, zh))}"
+        return f"数据源不可用：{name}：{_short(source_detail(note, zh))}"
     return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
+
+
+def skipped_said(inputs: BriefingInputs, zh: bool) -> list[str]:
+    """The alarms skipped unreadable, a sentence a source, its count first (a number ending a
+    sentence is read as an item's numbering by speech: "…: 1." ends none)."""
+    return [
+        f"{_SKIPPED[source][0].format(n=n)}的时间无法读取，已跳过。"
+        if zh
+        else f"{_many(n, _SKIPPED[source][1] + ' was', _SKIPPED[source][1] + 's were')} "
+        f"skipped: {'its time' if n == 1 else 'their times'} could not be read."
+        for source, n in inputs.alarms_skipped.items()
+    ]
 
 
 def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
@@ -293,7 +305,8 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     failed = [n for n in inputs.notes if not n.ok]
     firing = still_open(inputs.alarms)
     unread_alarms = alarms_unread(inputs)
-    missed = bool(unread_alarms)
+    skipped = skipped_said(inputs, zh)
+    missed = bool(unread_alarms or skipped)
     nothing_read = none_read(unread_alarms)
     alarms_read = inputs.alarms_configured and not missed  # open alarms are counted only then
     happened: list[str] = []
@@ -326,7 +339,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     attention = [_short(a) for a in inputs.anomalies[:4]]
     zone = ZoneInfo(inputs.timezone)
     attention += [f"{a.name} ({a.target or a.source}){since(a, zone, zh)}" for a in firing[:3]]
-    attention += [_unavailable(n, zh) for n in failed]
+    attention += [_unavailable(n, zh) for n in failed] + skipped
     people = len(inputs.needs_person)
     # None is said as none ("0 个问题需要人工处理" was said of a day no problem waited on).
     needs = (
@@ -337,6 +350,14 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         if people
         else said("没有问题需要人工处理", "no problem needs a person")
     )
+    # A count of the alarms read is not the day's (the spoken text says why).
+    unread_said = ""
+    if missed:
+        unread_said = (
+            said("，告警没能读取", ", alarms could not be read")
+            if nothing_read
+            else said("，告警没能全部读取", ", alarms not all read")
+        )
     if not inputs.log_lines:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
         if any(n.source == "logs" for n in failed):
@@ -351,20 +372,15 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             headline = said("昨天没有日志记录", "No logs were recorded yesterday")
         if alarms_read and not firing:  # else the open ones are said, or why none were read
             headline += said("，也没有未恢复的告警", ", and no alarm is open")
+        headline += unread_said
         if people:
             headline += said("，", "; ") + needs
     elif people or firing or errors or inputs.errors:
-        opened = ""
+        opened = unread_said
         if alarms_read:
             count = len(firing)
             opened = said(
                 f"、{count} 条未恢复告警", f", {_many(count, 'open alarm', 'open alarms')}"
-            )
-        elif missed:  # a count of the alarms read is not the day's (the spoken text says why)
-            opened = (
-                said("、告警没能读取", ", alarms could not be read")
-                if nothing_read
-                else said("、告警没能全部读取", ", alarms not all read")
             )
         headline = said(
             f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
@@ -373,15 +389,21 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     elif inputs.anomalies:
         # Not "quiet": the spoken briefing goes on to name them.
         count = len(inputs.anomalies)
-        headline = said(
-            f"昨天没有错误，但有 {count} 个异常",
-            f"Yesterday: no errors, but {_many(count, 'anomaly', 'anomalies')}",
+        headline = (
+            said(
+                f"昨天没有错误，但有 {count} 个异常",
+                f"Yesterday: no errors, but {_many(count, 'anomaly', 'anomalies')}",
+            )
+            + unread_said
         )
     elif inputs.warnings:
         # Not "quiet" either: a day of warnings is said as one (they often come before errors).
-        headline = said(
-            f"昨天没有错误，有 {inputs.warnings} 个警告",
-            f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}",
+        headline = (
+            said(
+                f"昨天没有错误，有 {inputs.warnings} 个警告",
+                f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}",
+            )
+            + unread_said
         )
     elif missed:
         # Not "quiet": alarms there may have been, unread (the spoken briefing says which).
@@ -476,6 +498,7 @@ def _spoken(
     for note in failed:
         if note.source in _FAILED_SAID and note not in unset:
             say(*_FAILED_SAID[note.source])
+    parts += [s if zh else f"{s} " for s in skipped_said(inputs, zh)]
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
 
@@ -492,72 +515,3 @@ def _capped(lines: int) -> tuple[str, str]:
 def _many(count: int, one: str, more: str) -> str:
     """The count and its words, in the singular for one ("1 alarm is", "2 alarms are")."""
     return f"{count} {one if count == 1 else more}"
-
-
-def summary_markdown(content: BriefingContent, link: str) -> str:
-    """The WeCom / DingTalk card: headline, four lists, link (their texts shown as written)."""
-    zh = content.language == "zh"
-    lines = [f"**{markdown_literal(content.headline)}**", ""]
-    sections = [
-        ("发生了什么" if zh else "What happened", content.what_happened),
-        ("需要关注" if zh else "Needs attention", content.needs_attention),
-        ("已自动修复" if zh else "Fixed automatically", content.fixed_automatically),
-        ("需要人工处理" if zh else "Needs a person", content.needs_a_person),
-    ]
-    for title, items in sections:
-        if items:
-            # A blank line first: markdown starts a list only after one.
-            lines += [f"**{title}**", ""]
-            lines += [f"- {markdown_literal(item)}" for item in items]
-            lines.append("")
-    lines.append(f"[{'完整报告' if zh else 'Full report'}]({link})")
-    return "\n".join(lines)
-
-
-def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> str:
-    """The full report (email HTML and the share page): summary, the template table, sources."""
-    zh = content.language == "zh"
-    lines = [f"# {'每日简报' if zh else 'Daily briefing'} {content.date}", ""]
-
-    def section(title: str, items: list[str]) -> None:
-        if items:
-            lines.extend(["", f"## {title}", *(f"- {item}" for item in items)])
-
-    lines.append(summary_markdown(content, "#templates").rsplit("\n", 1)[0])
-    lines += [f"*generated_by: {content.generated_by}*", ""]
-    lines.append(f"## {'日志模板' if zh else 'Log templates'}")
-    if inputs.top_templates:
-        lines += ["| level | count | template | example |", "|---|---:|---|---|"]
-        for t in inputs.top_templates:
-            cells = [_cell(t.template) + (" *(new)*" if t.new else ""), _cell(t.example)]
-            lines.append(f"| {t.level} | {t.count} | {cells[0]} | {cells[1]} |")
-    elif any(n.source == "logs" and not n.ok for n in inputs.notes):
-        lines.append(
-            "日志没能读取（见数据源）。" if zh else "The logs could not be read (see Sources)."
-        )
-    else:
-        lines.append("没有日志。" if zh else "No log lines.")
-    section("异常" if zh else "Anomalies", [_cell(a) for a in inputs.anomalies])
-    if inputs.alarms:
-        zone = ZoneInfo(inputs.timezone)
-        lines += ["", f"## {'告警' if zh else 'Alarms'}"]
-        lines += [f"| time ({zone}) | source | name | status | target |", "|---|---|---|---|---|"]
-        for a in listed(inputs.alarms):
-            lines.append(
-                f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
-                f"| {_cell(a.status)}{since(a, zone, zh)} | {_cell(a.target or '')} |"
-            )
-        if more := left_out(inputs.alarms, zh):
-            lines += ["", f"*{more}*"]
-    lines += ["", f"## {'数据源' if zh else 'Sources'}"]
-    lines += [
-        f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(_detail(n, zh))}"
-        for n in inputs.notes
-    ]
-    section("新闻" if zh else "News", [_cell(n) for n in inputs.news])
-    section("讨论" if zh else "Discussions", [_cell(d) for d in inputs.discussions])
-    return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return markdown_literal(" ".join(text.split())[:300]).replace("|", "\\|")

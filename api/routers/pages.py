@@ -196,6 +196,7 @@ PYDANTIC_WORDS = (
     N_("Input should be a valid integer, unable to parse string as an integer"),
     N_("Input should be a valid integer, got a number with a fractional part"),
     N_("Input should be a finite number"),
+    N_("Input should be a valid number"),
     N_("Input should be a valid URL, %(error)s"),
     N_("relative URL without a base"),
     N_("invalid IPv6 address"),

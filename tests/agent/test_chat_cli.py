@@ -67,28 +67,26 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
     code, out = await _run(env, "--user", "ops", "hello")
     assert code == 0 and "OPENAI_API_KEY" in out
 
+    # A model's words are printed as they are: brackets are not markup (a '[/INST]' was a
+    # MarkupError traceback mid-chat, an '[admin]' vanished). So is a tool name the model made
+    # up (a '[/]' was a MarkupError traceback mid-chat). One command for all: each start of
+    # `ambient chat` costs seconds of the suite's CPU. (An unknown user's refusal:
+    # test_the_unregistered_user_refusal_is_one_line_in_a_pipe.)
     llm = LLMApi()
-    llm.script(ToolCalls([("get_status", {})]), Content("Everything is up."))
+    llm.script(
+        ToolCalls([("get_status", {})]),
+        ToolCalls([("get_[/]status", {})]),
+        Content("Everything is up. Ask [admin] about [/INST] tokens."),
+    )
     async with serve(llm.app()) as llm_url:
         env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
         code, out = await _run(env, "--user", "ops", "is everything up?")
     assert code == 0, out
-    assert "→ get_status" in out and "← get_status ok" in out
-    assert "Everything is up." in out
+    assert "→ get_status" in out and "← get_status ok" in out, out
     # The tool's answer reached the model as a tool message.
     assert '"temporal_reachable": true' in llm.requests[1]["messages"][-1]["content"]
-
-    # A model's words are printed as they are: brackets are not markup (a '[/INST]' was a
-    # MarkupError traceback mid-chat, an '[admin]' vanished). So is a tool name the model made
-    # up (a '[/]' was a MarkupError traceback mid-chat). One command for both: each start of
-    # `ambient chat` costs seconds of the suite's CPU. (An unknown user's refusal:
-    # test_the_unregistered_user_refusal_is_one_line_in_a_pipe.)
-    llm.script(ToolCalls([("get_[/]status", {})]), Content("Ask [admin] about [/INST] tokens."))
-    async with serve(llm.app()) as llm_url:
-        env |= {"OPENAI_BASE_URL": f"{llm_url}/v1"}
-        code, out = await _run(env, "--user", "ops", "who knows?")
-    assert code == 0 and "← get_[/]status failed" in out, out
-    assert "Ask [admin] about [/INST] tokens." in out, out
+    assert "← get_[/]status failed" in out, out
+    assert "Everything is up. Ask [admin] about [/INST] tokens." in out, out
 
 
 async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_written(

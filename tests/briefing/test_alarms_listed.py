@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ambient.briefing.models import BriefingInputs, SourceNote
-from ambient.briefing.writer import finish, full_report_markdown, llm_prompt, offline_draft
+from ambient.briefing.report import full_report_markdown
+from ambient.briefing.writer import finish, llm_prompt, offline_draft
 from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import time as real_time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from tencentcloud.common import abstract_client
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, ClsLogSpec, DayPlan, plan_for
@@ -19,13 +25,15 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
     TencentAnswerError,
     TencentAuthError,
+    TencentClockError,
     TencentCloudError,
+    TencentNotFoundError,
     TencentRetryableError,
 )
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.models import Briefing
+from ambient.storage.models import Briefing, Event
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
@@ -398,3 +406,87 @@ async def test_a_days_alarm_read_failing_for_now_reads_no_look_back_on_an_attemp
         with pytest.raises(ApplicationError, match="RequestLimitExceeded"):
             await ActivityEnvironment().run(acts.prepare_briefing, request)
     assert refusing.asked == [("DescribeAlarmHistories", False)]
+
+
+class _Reached(TencentApi):
+    """The Tencent stand-in noting every action that reached it, refused at its door or not."""
+
+    reached: list[str]
+
+    async def handle(self, request: Request) -> Response:
+        self.reached.append(request.headers["x-tc-action"])
+        return await super().handle(request)
+
+
+async def test_a_days_read_refused_for_this_machines_clock_asks_no_look_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This machine's clock six minutes slow: the stand-in refuses the day's read
+    AuthFailure.SignatureExpire, as the API does. The look-back, signed by the same clock, was
+    asked too and refused again. Each source is asked once, and the call fails saying why."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = _Reached()
+    api.reached = []
+    slow = SimpleNamespace(time=lambda: real_time.time() - 360)
+    async with serve(api.app()) as base:
+        monkeypatch.setattr(abstract_client, "time", slow)
+        with pytest.raises(TencentClockError, match="SignatureExpire"):
+            await list_alarms(standin_tencent(base), day.logs_from, day.logs_to, ongoing=True)
+    assert api.reached == ["DescribeAlarmHistories", "DescribeAlertRecordHistory"]
+
+
+async def test_a_days_read_not_found_asks_no_look_back() -> None:
+    """Monitor's day read answered ResourceNotFound: the look-back asks the same action in
+    the same region and account, and was refused again. It is not asked, as for the keys and
+    the clock; the day's read is said unread, CLS listed."""
+    history, asked = await _history_refused(
+        ("DescribeAlarmHistories",), error=TencentNotFoundError, code="ResourceNotFound"
+    )
+    assert ("DescribeAlarmHistories", True) not in asked
+    assert [a.name for a in history.alarms] == ["5xx burst"]
+    assert [(u.source, u.retryable) for u in history.unread] == [("monitor", False)]
+
+
+async def test_a_day_read_failing_for_now_raises_the_clouds_own_error_when_asked_to_fail_fast() -> (
+    None
+):
+    """The client told the briefing of a passing day failure through a callback that raised
+    Temporal's ApplicationError inside the Tencent Cloud layer. Asked to fail fast, the client
+    raises its own TencentRetryableError at the day's failure, nothing more read; the activity
+    decides what that means for its attempt."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    async with serve(TencentApi().app()) as base:
+        refusing = _refusing(standin_tencent(base), ("DescribeAlarmHistories",))
+        with pytest.raises(TencentRetryableError, match="RequestLimitExceeded"):
+            await list_alarms(refusing, day.logs_from, day.logs_to, ongoing=True, fail_fast=True)
+    assert refusing.asked == [("DescribeAlarmHistories", False)]
+
+
+async def test_a_day_whose_alarms_were_all_skipped_unreadable_is_not_said_quiet(
+    settings: Settings, db: Database
+) -> None:
+    """Yesterday's only Monitor alarm answered without a time the API gives (in ms), beside one
+    that began the second before the day: "也没有未恢复的告警" was spoken, the skipped one in the
+    sources alone. The spoken briefing and the page say it was skipped, and whose it was."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    at, before = (int(t.timestamp()) for t in (day.logs_from + timedelta(hours=2), day.logs_from))
+    served = [
+        {"AlarmId": "a-1", "PolicyName": "disk", "AlarmStatus": "OK", "FirstOccurTime": at * 1000},
+        {"AlarmId": "a-2", "PolicyName": "cpu", "AlarmStatus": "OK", "FirstOccurTime": before - 1},
+    ]
+    api.raw["DescribeAlarmHistories"] = [
+        (200, "application/json", json.dumps({"Response": answer}).encode())
+        for answer in ({"Histories": served, "TotalCount": 2}, {"Histories": [], "TotalCount": 0})
+    ]
+    prepared, row = await _prepared(settings, db, api, day)
+    assert {s.source: s.detail for s in prepared.sources}["alarms"] == "0 alarms, 1 unreadable"
+    said = "云监控有 1 条告警的时间无法读取，已跳过。"
+    assert "没有未恢复的告警" not in prepared.spoken_text and said in prepared.spoken_text
+    assert said in row.content["needs_attention"]
+    # A source read, its skipped alarms counted: not a failed source on the page or the event.
+    assert "(unreadable)" not in row.report_markdown
+    async with db.session() as session:
+        event = await session.scalar(select(Event).where(Event.kind == "briefing.prepared"))
+    assert event is not None
+    assert not [s for s in event.payload["failed_sources"] if s.startswith("alarms")]

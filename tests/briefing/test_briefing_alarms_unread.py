@@ -3,25 +3,30 @@ in the headline's count of open alarms, nor in the facts the LLM is given."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ambient.briefing.config import Language
 from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, SourceNote
 from ambient.briefing.writer import llm_prompt, offline_draft
+from ambient.speech import speakable
 
 READ = SourceNote(source="alarms", ok=True, detail="0 alarms")
 UNREAD = SourceNote(source="alarms.cls", ok=False, detail="AuthFailure: refused")
 UNSET = SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED)
 
 
-def _day(language: Language, errors: int, notes: list[SourceNote]) -> BriefingInputs:
+def _day(
+    language: Language, errors: int, notes: list[SourceNote], **more: object
+) -> BriefingInputs:
     return BriefingInputs(
         date="2026-11-22",
         language=language,
-        log_lines=3,
         errors=errors,
         alarms_configured=UNSET not in notes,
         notes=notes,
+        **{"log_lines": 3, **more},
     )
 
 
@@ -29,7 +34,7 @@ def _day(language: Language, errors: int, notes: list[SourceNote]) -> BriefingIn
     ("language", "headline"),
     [
         ("en", "Yesterday: 2 errors, alarms not all read, no problem needs a person"),
-        ("zh", "昨天有 2 个错误、告警没能全部读取，没有问题需要人工处理"),
+        ("zh", "昨天有 2 个错误，告警没能全部读取，没有问题需要人工处理"),
     ],
 )
 def test_a_day_with_errors_whose_alarms_were_partly_read_does_not_count_them_open(
@@ -104,3 +109,82 @@ def test_a_days_read_failed_whose_alarms_still_firing_were_read_says_which(
     day_unread = SourceNote(source="alarms.monitor (the day's)", ok=False, detail="busy")
     draft = offline_draft(_day(language, 2, [READ, day_unread]))
     assert said in draft.spoken_text
+
+
+def _sentences(text: str) -> int:
+    return len(re.findall(r"[。！？]|[.!?](?=\s|$)", text))
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "headline"),
+    [
+        (
+            "en",
+            [
+                "1 Cloud Monitor alarm was skipped: its time could not be read.",
+                "2 CLS alert records were skipped: their times could not be read.",
+            ],
+            "Yesterday: no errors, but not every alarm could be read",
+        ),
+        (
+            "zh",
+            [
+                "云监控有 1 条告警的时间无法读取，已跳过。",
+                "CLS 有 2 条告警记录的时间无法读取，已跳过。",
+            ],
+            "昨天没有错误，但告警没能全部读取",
+        ),
+    ],
+)
+def test_alarms_skipped_unreadable_are_said_in_three_spoken_sentences_at_most(
+    language: Language, said: list[str], headline: str
+) -> None:
+    """A quiet day whose alarms of both sources were skipped unreadable: "Cloud Monitor alarms
+    skipped, their time unreadable: 1." ended in a bare number, which speakable reads as an
+    item's numbering, so its cut to three sentences failed and five were spoken. The count
+    comes first, in the singular for one; the page and the LLM read the sentences too."""
+    day = _day(language, 0, [READ], alarms_skipped={"monitor": 1, "cls": 2})
+    draft = offline_draft(day)
+    assert draft.headline == headline
+    spoken = speakable(draft.spoken_text, english=language == "en")
+    assert _sentences(spoken) <= 3 and said[0] in spoken
+    assert all(s in draft.spoken_text for s in said) and draft.needs_attention == said
+    facts, status = llm_prompt(day).split("\n", 1)
+    assert facts.endswith(
+        "partly read: 1 Cloud Monitor alarm was skipped: its time could not be read; 2 CLS "
+        "alert records were skipped: their times could not be read; 0 alarms read (0 not "
+        "resolved)."
+    )
+    assert "unreadable" not in status
+
+
+@pytest.mark.parametrize(
+    ("language", "more", "headline"),
+    [
+        (
+            "en",
+            {"anomalies": ["p99 x3"]},
+            "Yesterday: no errors, but 1 anomaly, alarms not all read",
+        ),
+        ("en", {"warnings": 2}, "Yesterday: no errors, 2 warnings, alarms not all read"),
+        ("zh", {"anomalies": ["p99 x3"]}, "昨天没有错误，但有 1 个异常，告警没能全部读取"),
+        ("zh", {"warnings": 2}, "昨天没有错误，有 2 个警告，告警没能全部读取"),
+        (
+            "en",
+            {"log_lines": 0, "logs_configured": False},
+            "No log source is set up, alarms not all read",
+        ),
+        ("zh", {"log_lines": 0, "logs_configured": False}, "没有配置日志源，告警没能全部读取"),
+        ("en", {"log_lines": 0}, "No logs were recorded yesterday, alarms not all read"),
+        ("zh", {"log_lines": 0}, "昨天没有日志记录，告警没能全部读取"),
+    ],
+)
+def test_a_day_of_anomalies_warnings_or_no_logs_whose_alarms_were_not_all_read_says_so_first(
+    language: Language, more: dict[str, object], headline: str
+) -> None:
+    """A day of an anomaly (or warnings, or no log lines) and an alarm skipped unreadable: the
+    headline said the rest alone, the skipped alarm past the three sentences a spoken answer
+    keeps."""
+    draft = offline_draft(_day(language, 0, [READ], alarms_skipped={"monitor": 1}, **more))
+    assert draft.headline == headline
+    assert headline in speakable(draft.spoken_text, english=language == "en")

@@ -1398,7 +1398,7 @@ def test_one_alarm_is_said_in_the_singular_and_chinese_keeps_its_counter() -> No
             "Yesterday: 2 errors, alarms could not be read, no problem needs a person",
         ),
         ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，没有问题需要人工处理"),
-        ("zh", "AuthFailure: keys refused", "昨天有 2 个错误、告警没能读取，没有问题需要人工处理"),
+        ("zh", "AuthFailure: keys refused", "昨天有 2 个错误，告警没能读取，没有问题需要人工处理"),
     ],
 )
 def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(

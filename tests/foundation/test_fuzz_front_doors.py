@@ -321,6 +321,20 @@ async def test_wrong_methods_answer_405_with_the_allowed_ones(api: httpx.AsyncCl
     assert (await api.get("/no-such-page")).status_code == 404
 
 
+async def test_a_path_written_with_a_trailing_slash_is_served_as_without_it(
+    api: httpx.AsyncClient,
+) -> None:
+    # `curl -X POST .../tasks/` was told "this path takes DELETE" (DELETE /tasks/{id} takes an
+    # empty id) and `GET /users/me/` a bare text "Not Found": neither says what to do.
+    me = await api.get("/users/me/")
+    assert (me.status_code, me.json()["name"]) == (200, "fuzz-api"), me.text
+    created = await api.post("/tasks/", json={"type": "pigeon", "config": WEB})
+    assert created.status_code == 422, created.text
+    assert created.json()["detail"][0]["loc"][-1] == "type"
+    # A path an API route serves with the slash is still its own.
+    assert (await api.delete("/tasks/")).status_code == 404
+
+
 async def test_api_says_temporal_is_unreachable_with_a_503(
     api: httpx.AsyncClient, offline_settings: Settings
 ) -> None:

@@ -230,10 +230,16 @@ PRIMITIVES: dict[str, tuple[type, ...]] = {
 }
 
 
+# API 3.0's 参数类型: an Integer's upper limit is that of an unsigned 64-bit integer (its lower
+# one a signed 64-bit integer's, the stand-in's assumption): a number past them is no Integer.
+INTEGER = range(-(2**63), 2**64)
+
+
 def mistyped_parameter(service: str, action: str, params: dict[str, Any]) -> str | None:
     """The first field whose value is not of the type the action defines for it (Integer,
-    String, Boolean, an object, an array of one): the API refuses it (InvalidParameter) instead
-    of reading "100" as 100. Types are read from the SDK's request models, as the fields are."""
+    String, Boolean, an object, an array of one): the API refuses it
+    (common error codes: InvalidParameter, "参数错误（包括参数格式、类型等错误）") instead of
+    reading "100" as 100. Types are read from the SDK's request models, as the fields are."""
     version = VERSIONS[service].replace("-", "")
     models = importlib.import_module(f"tencentcloud.{service}.v{version}.models")
     request = getattr(models, f"{action}Request", None)
@@ -257,8 +263,10 @@ def _mistyped(models: Any, model: Any, value: Any, prefix: str) -> str | None:
             where = f"{path}.{index}" if many else path
             if kind in PRIMITIVES:
                 # JSON has no int/bool divide, Python does: True is not an Integer here.
-                if not isinstance(item, PRIMITIVES[kind]) or (
-                    kind != "bool" and isinstance(item, bool)
+                if (
+                    not isinstance(item, PRIMITIVES[kind])
+                    or (kind != "bool" and isinstance(item, bool))
+                    or (kind == "int" and item not in INTEGER)
                 ):
                     return where
             elif hasattr(models, kind) and (
@@ -802,6 +810,8 @@ class TencentApi:
         if headers.get("x-tc-version") != VERSIONS[service]:
             return error("NoSuchVersion", f"{service} has no version {headers.get('x-tc-version')}")
         params = json.loads(body or b"{}")
+        if isinstance(params, dict):  # a null is absent, as the SDK drops None: defaults hold
+            params = {k: v for k, v in params.items() if v is not None}
         self.calls.append((service, action, params))
         self.regions.append(headers.get("x-tc-region"))
         if headers.get("x-tc-region") and headers["x-tc-region"] not in REGIONS:

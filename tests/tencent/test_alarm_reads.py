@@ -9,8 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRequestError
 from ambient.cloud.errors import told
 from tests.standins.tencent_api import TencentApi
 
@@ -132,3 +135,53 @@ async def test_cls_alert_records_begun_outside_the_range_asked_are_not_unreadabl
     api.raw["DescribeAlertRecordHistory"] = [_answer({"Records": records, "TotalCount": 2})]
     history = await list_alarms(tc, START, END, said=told)
     assert (history.alarms, history.unreadable, history.unread) == ([], 0, [])
+
+
+async def test_unreadable_alarms_skipped_are_said_with_their_source(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """ "3 unreadable alarms skipped" named no source: which console to look in was not said.
+    Each source's are counted and said by its name."""
+    api, tc = cloud
+    served = [_alarm(0), _alarm(1, None), _alarm(2, "yesterday")]
+    api.raw["DescribeAlarmHistories"] = [_answer({"Histories": served, "TotalCount": 3})]
+    records = [
+        {"RecordId": f"r-{n}", "AlarmName": f"5xx-{n}", "Status": 0, "CreateTime": when}
+        for n, when in enumerate([IN_WINDOW * 1000, IN_WINDOW])
+    ]
+    api.raw["DescribeAlertRecordHistory"] = [_answer({"Records": records, "TotalCount": 2})]
+    history = await list_alarms(tc, START, END, said=told)
+    assert (history.unreadable, history.unreadable_by) == (3, {"monitor": 2, "cls": 1})
+    assert history.skipped_said() == [
+        "2 unreadable alarms skipped (Cloud Monitor)",
+        "1 unreadable alarm skipped (CLS)",
+    ]
+
+
+@pytest.mark.parametrize("given", [2**64, -(2**63) - 1, "10"])
+@pytest.mark.parametrize("field", ["StartTime", "EndTime"])
+async def test_an_alarm_time_asked_that_is_no_integer_is_refused_as_the_api_refuses_it(
+    cloud: tuple[TencentApi, TencentCloud], field: str, given: object
+) -> None:
+    """DescribeAlarmHistories' StartTime and EndTime are Integers, whose upper limit is an
+    unsigned 64-bit integer's (API 3.0's 参数类型): a number past it, or text, is refused
+    InvalidParameter (common error codes: a parameter's format or type wrong)."""
+    api, tc = cloud
+    api.monitor_alarms = [{"PolicyName": "disk", "AlarmStatus": "ALARM", "FirstOccurTime": 10}]
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call("monitor", "DescribeAlarmHistories", {"Module": "monitor", field: given})
+    assert (refused.value.code, type(refused.value)) == ("InvalidParameter", TencentRequestError)
+    assert f"`{field}`" in refused.value.message
+
+
+async def test_an_alarm_time_up_to_the_unsigned_64_bit_limit_or_null_is_an_integer_or_absent(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """2**64 - 1 is an Integer (the stand-in refused it past 2**63 - 1); a null is absent, as
+    the SDK sends it, so the documented defaults hold: StartTime a day before now (the
+    stand-in failed on it with a Python TypeError, an HTTP 500)."""
+    api, tc = cloud
+    api.monitor_alarms = [_alarm(1, 10), _alarm(2, IN_WINDOW)]
+    asked = {"Module": "monitor", "StartTime": None, "EndTime": 2**64 - 1}
+    answer = await tc.call("monitor", "DescribeAlarmHistories", asked)
+    assert [h["PolicyName"] for h in answer["Histories"]] == ["disk-2"]

@@ -72,15 +72,16 @@ async def test_a_task_interval_in_other_digits_is_refused_by_its_label(
     settings: Settings, db: Database
 ) -> None:
     # float() reads "１０", "1_0" and "1e1" as 10: the form's interval took them as typed
-    # numbers (the endpoint number takes ASCII digits only).
+    # numbers (the endpoint number takes ASCII digits only). What is wrong is said in the
+    # page's language, as for an interval out of range, and so is a number typed in words.
     async with zh_pages(settings, db, unique("iv"), "/app") as (http, _):
-        for odd in ("１０", "1_0", "1e1", "٣"):
+        for odd in ("１０", "1_0", "1e1", "٣", "十", "half an hour"):
             form = {"urls": "https://example.com/", "interval": odd}
             answer = await http.post("/app/tasks", data=form)
             assert answer.status_code == 422, (odd, answer.status_code)
             notice = re.search(r'<p class="(?:notice|error)" role="\w+">(.*?)</p>', answer.text)
             assert notice is not None, answer.text[:1000]
-            assert html.unescape(notice[1]).startswith("未创建：间隔（分钟）: "), notice[1]
+            assert html.unescape(notice[1]) == "未创建：间隔（分钟）: 应为数字", notice[1]
 
 
 async def test_an_endpoint_removed_from_a_stale_page_is_not_named_by_a_number_never_shown(

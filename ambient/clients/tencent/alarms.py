@@ -15,10 +15,13 @@ from ambient.clients.tencent.client import TencentCloud, ms
 from ambient.clients.tencent.errors import (
     ANSWER,
     LIST_CHANGED,
+    PRODUCT_NAMES,
     TencentAnswerError,
     TencentAuthError,
+    TencentClockError,
     TencentCloudError,
     TencentListChangedError,
+    TencentNotFoundError,
     TencentRetryableError,
 )
 from ambient.domain.identifiers import region_name
@@ -66,11 +69,22 @@ class AlarmHistory(BaseModel):
         description="alarms skipped: answered without a time the API's (missing, not"
         " an integer, not its unit)",
     )
+    unreadable_by: dict[str, int] = Field(
+        default_factory=dict, description="the alarms skipped of each source (monitor, cls)"
+    )
+
+    def skip(self, source: str, skipped: int) -> None:
+        """Count ``skipped`` alarms of ``source`` as unreadable."""
+        if skipped:
+            self.unreadable += skipped
+            self.unreadable_by[source] = self.unreadable_by.get(source, 0) + skipped
 
     def skipped_said(self) -> list[str]:
-        """The alarms skipped, said as the doors list what they could not read (none: none)."""
-        n = self.unreadable
-        return [f"{n} unreadable alarm{'' if n == 1 else 's'} skipped"] if n else []
+        """The alarms skipped, said by source as the doors list what they could not read."""
+        return [
+            f"{n} unreadable alarm{'' if n == 1 else 's'} skipped ({PRODUCT_NAMES[source]})"
+            for source, n in self.unreadable_by.items()
+        ]
 
 
 def _dimensions(value: Any) -> dict[str, str]:
@@ -115,7 +129,7 @@ async def list_alarms(
     region: str | None = None,
     ongoing: bool = False,
     said: Callable[[TencentCloudError], str] = str,
-    day_failed: Callable[[TencentCloudError], None] = lambda exc: None,
+    fail_fast: bool = False,
 ) -> AlarmHistory:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first.
 
@@ -127,8 +141,8 @@ async def list_alarms(
     its error as ``said`` words it (a door's sentence saying what to fix; the API's code and
     message by default); a day's read refused whose look-back was read is named "(the day's)",
     its alarms still firing listed. Nothing read: the call fails, with Monitor's error.
-    ``day_failed`` hears a source's day read failed, before anything else is read: a caller
-    that will ask again (a passing failure, an attempt retried) raises, nothing read in vain."""
+    ``fail_fast``: a day read failing for now raises at once, nothing more read (for a caller
+    that will ask again)."""
     history = AlarmHistory()
     errors: list[TencentCloudError] = []
     looked_back = False
@@ -136,18 +150,20 @@ async def list_alarms(
         failed: TencentCloudError | None = None
         try:
             found, skipped = await read(tc, start, end, region, False)
-            history.alarms, history.unreadable = (
-                history.alarms + found,
-                history.unreadable + skipped,
-            )
+            history.alarms += found
+            history.skip(source, skipped)
         except TencentCloudError as exc:
+            if fail_fast and isinstance(exc, TencentRetryableError):
+                raise
             errors.append(failed := exc)
-            day_failed(exc)
         # The windows meet at start and neither holds it twice: no alarm is in both. Read when
-        # the day's read failed too, but for the keys (the same action refused again): those
-        # still firing are the open problems a user asks for first. Its own failure (a rate
-        # limit) leaves the day's alarms read, and is said.
-        if not ongoing or isinstance(failed, TencentAuthError):
+        # the day's read failed too (those still firing are the open problems a user asks for
+        # first), but when the keys or the clock were refused (they sign every request alike)
+        # or the source was not found (the same action, region and account; no reference
+        # documents a ResourceNotFound of the time asked): it would be refused again. Its own
+        # failure (a rate limit) leaves the day's alarms read, and is said.
+        refused_again = TencentAuthError | TencentClockError | TencentNotFoundError
+        if not ongoing or isinstance(failed, refused_again):
             history.unread += [_unread(source, failed, said)] if failed else []
             continue
         try:
@@ -162,7 +178,7 @@ async def list_alarms(
             continue
         looked_back = True
         history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
-        history.unreadable += skipped
+        history.skip(source, skipped)
         history.unread += [_unread(f"{source} (the day's)", failed, said)] if failed else []
     if len(errors) == 2 and not looked_back:
         raise errors[0]
