@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -37,6 +38,33 @@ async def _not_held(_seconds: float) -> None:
 
 def _hashed(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def _slots(db: Database, robot: str) -> list[float] | None:
+    """The robot's window as every worker reads it (None: it has no row)."""
+    async with db.session() as session:
+        row = await session.get(RobotWindow, _hashed(robot))
+    return None if row is None else list(row.slots)
+
+
+async def _lock_waited(db: Database) -> bool:
+    """Whether a statement on ``db``'s PostgreSQL server waits for a lock (a row another holds)."""
+    async with db.session() as session:
+        waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return bool(await session.scalar(text(waits)))
+
+
+class _Turn(asyncio.Lock):
+    """A SQLite Database's write turn that says when a writer queues for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        if self.locked():
+            self.queued.set()
+        return await super().acquire()
 
 
 @pytest_asyncio.fixture
@@ -200,12 +228,7 @@ async def test_a_slot_taken_after_waiting_for_the_robots_row_is_kept_at_the_time
             await taking.flush()
             waiting = asyncio.create_task(sender.acquire(robot))
 
-            async def blocked() -> bool:
-                async with two.session() as session:
-                    waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    return bool(await session.scalar(text(waits)))
-
-            await eventually(blocked, "the send waiting for the robot's row")
+            await eventually(partial(_lock_waited, two), "the send waiting for the robot's row")
             now[0] += 5  # the other take ends five seconds on
         await asyncio.wait_for(waiting, timeout=10)  # posted at 1005
         now[0] = 1064  # 59 seconds after that post: the robot's minute is not over
@@ -263,8 +286,9 @@ async def test_a_slot_whose_take_does_not_end_is_given_up_on_and_said(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The give-back of a cut-off take waits for its write at most GIVE_BACK_WAIT: a database
-    that does not answer never holds up a worker's stop. The slot lapses with its minute, said."""
+    """The give-back of a send cut off while its take commits waits for that commit at most
+    GIVE_BACK_WAIT: a database that does not answer never holds up a worker's stop. The slot
+    landed lapses with its minute, said."""
     monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
     limiter, robot = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0), unique("robot")
     landed, never = asyncio.Event(), asyncio.Event()
@@ -273,8 +297,120 @@ async def test_a_slot_whose_take_does_not_end_is_given_up_on_and_said(
         await landed.wait()
         send.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(send, timeout=10)  # not held by its give-back
+            await send  # not held by its give-back
+    assert await _slots(two_workers[0], robot) == [1000.0]
     assert "robot limiter: a slot not given back" in caplog.text
+
+
+async def test_a_send_cut_off_while_its_take_waits_its_turn_takes_no_slot_and_says_nothing(
+    two_workers: tuple[Database, Database],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A send cut off while its take waits for the write turn (SQLite) or the robot's row
+    (PostgreSQL), as a burst's sends queue there: it ends at once and writes nothing. Its take
+    ran on shielded after the cut and wrote its slot, then needed a second write turn to give
+    it back (under load it missed: the robot's room lost); meanwhile the send held up its
+    worker's stop, and said "a slot not given back" of a take that never had the turn."""
+    robot, db = unique("robot"), two_workers[1]
+    one, two = (
+        SharedRateLimiter(worker, per_minute=1, max_wait=0, clock=lambda: 1000.0)
+        for worker in two_workers
+    )
+    turn = _Turn()
+    monkeypatch.setattr(db, "_write_turn", turn)  # SQLite's, this worker's writers queue on it
+    async with db.writing() as holding:  # another send's take holds the turn and the row
+        if not db.sqlite:
+            made = postgresql.insert(RobotWindow).values(robot=_hashed(robot), slots=[], until=0.0)
+            await holding.execute(made)
+        send = asyncio.create_task(two.acquire(robot))
+
+        async def queued() -> bool:
+            return turn.queued.is_set() if db.sqlite else await _lock_waited(db)
+
+        await eventually(queued, "the send waiting for its turn")
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send  # the turn still held
+    await one.acquire(robot)  # the robot's one slot of the minute: the cut send took none
+    assert await _slots(two_workers[0], robot) == [1000.0]
+    assert "not given back" not in caplog.text
+
+
+async def test_a_send_cut_off_in_a_full_minute_gives_back_its_slot_not_another_sends_of_then(
+    two_workers: tuple[Database, Database],
+) -> None:
+    """The robot's minute full ([1000, 1000]), two sends at 1010 each take the slot 1060, each
+    pushing a 1000 out. One cut off after its take's commit gives back one 1060 and its 1000:
+    the other send's 1060 stays, as if the cut one had never asked."""
+    robot, now = unique("robot"), [1000.0]
+    one, two = (
+        SharedRateLimiter(db, per_minute=2, max_wait=120, clock=lambda: now[0])
+        for db in two_workers
+    )
+    await one.acquire(robot)
+    await one.acquire(robot)
+    now[0] = 1010.0
+    waiting = asyncio.create_task(one.acquire(robot))  # its slot at 1060: it waits for it
+
+    async def taken() -> bool:
+        return await _slots(two_workers[0], robot) == [1000.0, 1060.0]
+
+    await eventually(taken, "the waiting send's slot")
+    landed, go_on = asyncio.Event(), asyncio.Event()
+    with _held_after_commit(two_workers[1], landed, go_on):
+        send = asyncio.create_task(two.acquire(robot))
+        await landed.wait()
+        assert await _slots(two_workers[0], robot) == [1060.0, 1060.0]
+        send.cancel()
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+    assert await _slots(two_workers[0], robot) == [1000.0, 1060.0]
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await _slots(two_workers[0], robot) == [1000.0, 1000.0]
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["given-back", "refused"])
+async def test_a_send_cut_off_again_while_giving_its_slot_back_leaves_the_give_back_to_end(
+    two_workers: tuple[Database, Database], caplog: pytest.LogCaptureFixture, refused: bool
+) -> None:
+    """A send cut off after its take's commit is cut again while it gives the slot back (a
+    worker's stop after a delivery's deadline): the send ends at once, its give-back runs on
+    and the slot goes back; one the database refuses is said (it was not: the failure went to
+    the shielded task, which nobody read once the send had ended)."""
+    robot, db = unique("robot"), two_workers[1]
+    limiter = SharedRateLimiter(db, per_minute=1, max_wait=0, clock=lambda: 1000.0)
+    landed, go_on, giving, answered = (asyncio.Event() for _ in range(4))
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def giving_back(*args: Any) -> None:  # the give-back's first statement, once the take landed
+        if landed.is_set() and not giving.is_set() and "INSERT INTO robot_windows" in args[2]:
+            giving.set()
+            await_only(answered.wait())
+            if refused:
+                raise ConnectionError("the database went away")
+
+    with _held_after_commit(db, landed, go_on):
+        send = asyncio.create_task(limiter.acquire(robot))
+        await landed.wait()
+        send.cancel()
+        go_on.set()
+        await giving.wait()
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+        answered.set()
+
+        async def ended() -> bool:
+            said = "robot limiter: a slot not given back" in caplog.text
+            return said == refused and await _slots(two_workers[0], robot) == (
+                [1000.0] if refused else []
+            )
+
+        await eventually(ended, "the slot given back, or said not")
 
 
 async def test_a_send_cut_off_inside_a_take_that_finds_no_room_gives_nothing_back(

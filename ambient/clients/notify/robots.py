@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -39,7 +40,9 @@ from ambient.storage.users import hash_token
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
-GIVE_BACK_WAIT = 5.0  # seconds a send cut off gives its slot back in, at most (a stop waits 10)
+# Seconds a cut send's slot has to go back in, its commit's end included: well within the 5 s a
+# delivery keeps to record its outcome after a cut (activities/deliveries.py LEASE_MARGIN).
+GIVE_BACK_WAIT = 2.0
 # The errcodes that mean "over the rate limit", with the seconds the vendor's docs say the robot
 # refuses after it (None: they do not say): retried sooner, every try is refused again.
 WECOM_LIMITED: dict[int, float | None] = {45009: 60.0, 45033: None}  # its minute ends by then
@@ -164,9 +167,10 @@ class SharedRateLimiter(RateLimiter):
     A slot is taken in one write transaction on the robot's row (locked on PostgreSQL, the
     write lock on SQLite), keyed by the sha256 of the robot's key. Times are the processes'
     clocks (epoch seconds): keep them in sync (NTP), as the workers' beats already need. A
-    send cut off while taking or waiting gives its slot back within GIVE_BACK_WAIT; a process
-    killed meanwhile (or a database that does not answer by then) leaves it taken until its
-    minute ends: a robot loses a message's worth of its minute, never goes past its limit."""
+    send cut off before its take commits writes nothing; once the commit began, or while
+    waiting for its slot, it gives the slot back within GIVE_BACK_WAIT. A process killed
+    meanwhile (or a database that does not answer by then) leaves it taken until its minute
+    ends: a robot loses a message's worth of its minute, never goes past its limit."""
 
     def __init__(
         self,
@@ -177,20 +181,13 @@ class SharedRateLimiter(RateLimiter):
     ) -> None:
         super().__init__(per_minute, max_wait, clock)
         self._db = db
+        self._giving: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
 
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
-        # Its write runs to its end even if the send is cut off meanwhile: a slot it landed
-        # goes back (acquire never had it, so gives nothing back for it: once, and only it).
-        take = asyncio.ensure_future(self._write(robot, longest))
-        try:
-            return await asyncio.shield(take)
-        except asyncio.CancelledError:
-            await self._return(robot, take)
-            raise
-
-    async def _write(self, robot: str, longest: float) -> tuple[float, float, float | None]:
         key = hash_token(robot)  # its row: the key is a credential, never stored
-        async with self._db.writing() as session:
+        async with contextlib.AsyncExitStack() as stack:
+            # Cut before its commit (waiting for the write turn or the row), a take writes nothing.
+            session = await stack.enter_async_context(self._db.writing())
             conn = await session.connection()
             window = await _locked_window(conn, key)
             # Read once the row is held: a send that queued for it posts now, not when it asked.
@@ -205,38 +202,44 @@ class SharedRateLimiter(RateLimiter):
             gone = quiet.with_for_update(skip_locked=True).scalar_subquery()
             await conn.execute(delete(RobotWindow).where(RobotWindow.robot.in_(gone)))
             await _store(conn, key, window)
+            # Its commit (``writing``'s end) runs to its end even if the send is cut meanwhile.
+            landing = asyncio.ensure_future(stack.pop_all().aclose())
+        try:
+            await asyncio.shield(landing)
+        except asyncio.CancelledError:
+            await self._give_back(robot, slot, freed, landing)  # acquire never had it: once
+            raise
         return now, slot, freed
 
-    async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
-        async def taken() -> tuple[float, float, float | None]:
-            return 0.0, slot, freed
-
-        await self._return(robot, taken())
-
-    async def _return(self, robot: str, take: Awaitable[tuple[float, float, float | None]]) -> None:
-        """Give back the slot ``take`` takes, once it has (none if it fails)."""
+    async def _give_back(
+        self, robot: str, slot: float, freed: float | None, landing: Awaitable[None] | None = None
+    ) -> None:
+        """Give ``slot`` back (``freed`` with it), once ``landing``, the commit that took it, has
+        landed (nothing if it failed): shielded from a second cut, bounded by GIVE_BACK_WAIT."""
         key = hash_token(robot)
 
         async def give_back() -> None:
-            async with asyncio.timeout(GIVE_BACK_WAIT):
-                try:
-                    _, slot, freed = await take
-                except Exception:  # no slot taken (over the limit, the database away)
-                    return
-                async with self._db.writing() as session:
-                    conn = await session.connection()
-                    window = await _locked_window(conn, key)
-                    _unplace(window, slot, freed)
-                    await _store(conn, key, window)
+            try:
+                async with asyncio.timeout(GIVE_BACK_WAIT):
+                    if landing is not None:
+                        try:
+                            await landing
+                        except Exception:  # no slot taken
+                            return
+                    async with self._db.writing() as session:
+                        conn = await session.connection()
+                        window = await _locked_window(conn, key)
+                        _unplace(window, slot, freed)
+                        await _store(conn, key, window)
+            except Exception as exc:  # the database away or stuck: the slot lapses with its minute
+                log.warning(
+                    "robot limiter: a slot not given back, taken until its minute ends (%r)", exc
+                )
 
-        try:
-            # Shielded: a second cut must not lose the slot's return. Bounded, its take's write
-            # too: a worker's stop never waits on a database that does not answer.
-            await asyncio.shield(give_back())
-        except Exception as exc:  # the database away or stuck: the slot lapses with its minute
-            log.warning(
-                "robot limiter: a slot not given back, taken until its minute ends (%r)", exc
-            )
+        giving = asyncio.ensure_future(give_back())  # its own task: a second cut leaves it running
+        self._giving.add(giving)
+        giving.add_done_callback(self._giving.discard)
+        await asyncio.shield(giving)
 
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
