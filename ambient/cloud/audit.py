@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any, Literal
 
 import anyio
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["dry_run", "execute"]
 STOPPED = "the call was stopped before it finished (its caller cancelled or timed out)"
-# By how far it got: ``detail["sent"]``, set by the calls that track it (creates, scale_node_
-# pool, apply_yaml); a dry run sends no write.
+# By how far it got: ``detail["sent"]``, set by the calls that track it (creates, node pools,
+# apply_yaml, scale and restart_workload); a dry run sends no write.
 INTERRUPTED = {
     True: f"{STOPPED}; a request it had sent may still be carried out: ask again with the "
     "same request to see what it did",
@@ -33,6 +34,15 @@ INTERRUPTED = {
 }
 AUDIT_GRACE = 10.0  # seconds a call waits for its audit row once cancelled (or to finish one)
 Region = TencentRegion | None
+Row = tuple[str, str, dict[str, Any]]  # an audit row's operation, subject and detail
+Stopped = Callable[[], list[Row]]  # the rows of the call a step is part of, if it is stopped
+
+
+def interrupted(detail: dict[str, Any]) -> dict[str, Any]:
+    """The row of a call stopped part-way: ``detail``, saying how far it got."""
+    sent = detail.get("mode") == "execute" and detail.get("sent", True)
+    reason = INTERRUPTED[bool(sent)]
+    return {**detail, "outcome": "failed", "kind": "interrupted", "reason": reason}
 
 
 def outcome_of(mode: Mode, *, changed: bool, existing: bool = False) -> str:
@@ -64,56 +74,90 @@ class CloudGuard:
             )
             await session.commit()
 
-    async def recorded(self, actor: str, operation: str, subject: str, detail: Any) -> None:
+    def _started(self, actor: str, rows: list[Row]) -> list[tuple[asyncio.Future[None], Row]]:
+        started: list[tuple[asyncio.Future[None], Row]] = []
+        for row in rows:
+            write = asyncio.ensure_future(self.audit(actor, *row))
+            _writing.add(write)
+            write.add_done_callback(_writing.discard)
+            started.append((write, row))
+        return started
+
+    async def recorded(
+        self,
+        actor: str,
+        operation: str,
+        subject: str,
+        detail: Any,
+        stopped: Stopped | None = None,
+        *,
+        cancelled: bool = False,
+    ) -> None:
         """The audit row, written whatever happens to the call: its own task, waited for under
         a shield (a cancel, a second one too, does not stop it) for at most AUDIT_GRACE (a
         hung database does not hold the call for ever: logged). A cancel met while waiting
-        is raised once the row is written."""
-        write = asyncio.ensure_future(self.audit(actor, operation, subject, detail))
-        _writing.add(write)
-        write.add_done_callback(_writing.discard)
-        cancelled = False
+        is raised once the row is written. ``stopped`` gives the rows of the call this one is
+        a step of, written too once it is cancelled (at once if ``cancelled``): one grace."""
+        writes = self._started(actor, [(operation, subject, detail)])
+        if cancelled and stopped is not None:
+            writes += self._started(actor, stopped())
         try:
             with anyio.move_on_after(AUDIT_GRACE, shield=True) as grace:
-                while not write.done():
+                while not all(write.done() for write, _ in writes):
                     try:
-                        await asyncio.shield(write)
+                        await asyncio.wait([write for write, _ in writes])  # not cancelling them
                     except asyncio.CancelledError:
                         if grace.cancel_called:
                             raise  # the grace ran out: the scope ends here
+                        if not cancelled and stopped is not None:
+                            writes += self._started(actor, stopped())
                         cancelled = True
         finally:
             # Said however the wait ended (a second asyncio cancel leaves the scope by its own
             # CancelledError), and a write that then fails is said too: nobody awaits it.
-            if not write.done():
-                said = redact_values(detail)
-                log.error(
-                    "the audit row of cloud.%s on %s was not written within %s s (the database "
-                    "did not answer); it goes on being written: %s",
-                    operation,
-                    subject,
-                    AUDIT_GRACE,
-                    said,
-                )
-                write.add_done_callback(lambda done: _failed_late(done, operation, subject, said))
-        if write.done() and not write.cancelled() and write.exception() is not None:
-            raise write.exception()  # type: ignore[misc]
+            for write, (late, where, row) in writes:
+                if not write.done():
+                    said = redact_values(row)
+                    log.error(
+                        "the audit row of cloud.%s on %s was not written within %s s (the "
+                        "database did not answer); it goes on being written: %s",
+                        late,
+                        where,
+                        AUDIT_GRACE,
+                        said,
+                    )
+                    write.add_done_callback(
+                        partial(_failed_late, operation=late, subject=where, said=said)
+                    )
+        for write, _ in writes:
+            if write.done() and not write.cancelled() and write.exception() is not None:
+                raise write.exception()  # type: ignore[misc]
         if cancelled:
             raise asyncio.CancelledError
 
     @contextlib.asynccontextmanager
     async def audited(
-        self, actor: str, operation: str, subject: str, detail: dict[str, Any]
+        self,
+        actor: str,
+        operation: str,
+        subject: str,
+        detail: dict[str, Any],
+        stopped: Stopped | None = None,
     ) -> AsyncIterator[None]:
         """The call's audit row: ``detail`` as the block leaves it (its outcome set there), or
         for a CloudOpsError raised inside, the failed call's (``failures_audited``)."""
-        async with self.failures_audited(actor, operation, subject, detail):
+        async with self.failures_audited(actor, operation, subject, detail, stopped):
             yield
-        await self.recorded(actor, operation, subject, detail)
+        await self.recorded(actor, operation, subject, detail, stopped)
 
     @contextlib.asynccontextmanager
     async def failures_audited(
-        self, actor: str, operation: str, subject: str, detail: dict[str, Any]
+        self,
+        actor: str,
+        operation: str,
+        subject: str,
+        detail: dict[str, Any],
+        stopped: Stopped | None = None,
     ) -> AsyncIterator[None]:
         """A CloudOpsError raised inside leaves a failed call's audit row: ``detail`` and why;
         so does the call cancelled inside (its caller gone), saying how far it got."""
@@ -121,15 +165,13 @@ class CloudGuard:
             yield
         except CloudOpsError as exc:
             failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
-            await self.recorded(actor, operation, subject, {**detail, **failure})
+            await self.recorded(actor, operation, subject, {**detail, **failure}, stopped)
             raise
         except anyio.get_cancelled_exc_class():
             # Its caller cancelled or timed out; a request sent goes on without it.
-            sent = detail.get("mode") == "execute" and detail.get("sent", True)
-            reason = INTERRUPTED[bool(sent)]
-            failure = {"outcome": "failed", "kind": "interrupted", "reason": reason}
             with contextlib.suppress(asyncio.CancelledError):  # the one raised on
-                await self.recorded(actor, operation, subject, {**detail, **failure})
+                stop = interrupted(detail)
+                await self.recorded(actor, operation, subject, stop, stopped, cancelled=True)
             raise
 
     async def authorize(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.writes import CloudRequest
-from ambient.cloud.audit import CloudGuard, Mode, outcome_of
+from ambient.cloud.audit import CloudGuard, Mode, Stopped, outcome_of
 from ambient.cloud.errors import CloudOpsFailedError, readable
 
 Finder = Callable[[], Awaitable[str | None]]
@@ -29,6 +29,16 @@ class WriteStep(BaseModel):
         "answer was lost, this request's or another caller's)"
     )
     resource_id: str | None = None
+    refused: str | None = Field(
+        default=None,
+        description="the API's refusal of the request sent, its name taken (its conflict "
+        "code), one of the name found then: made before it, this request made nothing",
+    )
+    error: str | None = Field(
+        default=None,
+        description="the API's general error to the request sent (a node pool's AsCommon), "
+        "one of the name found then: made before it, or by it before it failed",
+    )
 
 
 class WriteResult(BaseModel):
@@ -61,8 +71,8 @@ AGAIN = {
         "The same request again finds it, or meets its name taken and finds it then: no second",
     ),
     "CreateClusterNodePool": (
-        "The same request again sends nothing if the pool is listed by then; if not, Auto "
-        "Scaling refuses a second scaling group of its name, and the pool is looked up again"
+        "The same request again sends nothing if the pool is listed by then; if not, it is "
+        "sent, and Auto Scaling's general error (AsCommon) has the pool looked up again"
     ),
 }
 
@@ -102,16 +112,21 @@ class CloudCreates(CloudGuard):
         mode: Mode,
         request: CloudRequest,
         find: Finder,
+        detail: dict[str, Any] | None = None,
+        stopped: Stopped | None = None,
     ) -> WriteStep:
+        """The one write and its audit row, ``detail`` (the caller's to read, if given; and
+        ``stopped``, the rows of the call it is a step of if it is stopped)."""
         # The region the request goes to, named: the preview and the audit say where it acts.
         request = request.model_copy(update={"region": request.region or self.tencent.region})
         key = request.idempotency_key()
-        detail: dict[str, Any] = {
-            "mode": mode,
-            "request": request.model_dump(),
-            "idempotency_key": key,
-            "sent": False,  # until the write goes out: a call stopped before says so
-        }
+        detail = {} if detail is None else detail
+        detail.update(
+            mode=mode,
+            request=request.model_dump(),
+            idempotency_key=key,
+            sent=False,  # until the write goes out: a call stopped before says so
+        )
         # A create whose name the API keeps unique answers a race with its conflict code (and
         # the loser adopts the winner's); the others take turns per resource in this process.
         # Keyed by what names the resource: operation, subject (cluster and name) and region
@@ -121,11 +136,12 @@ class CloudCreates(CloudGuard):
             if request.action in writes.NAME_TAKEN or mode == "dry_run"
             else _CREATING.setdefault(f"{operation}\n{subject}\n{request.region}", asyncio.Lock())
         )
-        async with self.audited(actor, operation, subject, detail):
+        async with self.audited(actor, operation, subject, detail, stopped):
             with readable(request.product, request.action):
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find, detail)
-            detail["outcome"] = outcome_of(mode, changed=step.sent, existing=step.existing)
+            changed = step.sent and step.refused is None
+            detail["outcome"] = outcome_of(mode, changed=changed, existing=step.existing)
             detail["resource_id"] = step.resource_id
         return step
 
@@ -154,10 +170,22 @@ class CloudCreates(CloudGuard):
                     return step
                 if not writes.maybe_taken(request.action, exc.code):
                     raise
-                step.resource_id = await find()
+                try:
+                    step.resource_id = await find()
+                except TencentCloudError as again:  # the lookup's error said, and the refusal
+                    raise CloudOpsFailedError(
+                        "failed",
+                        f"{request.action} was sent and refused ({exc}); whether one of its "
+                        f"name is listed could not be checked ({again}). "
+                        f"{AGAIN.get(request.action, ELSE)}",
+                    ) from None
                 if step.resource_id is None:
                     raise
-                step.existing = True
+                step.sent = step.existing = True
+                if writes.name_taken(request.action, exc.code):  # made before it, not by it
+                    step.refused = str(exc)
+                else:  # a node pool's AsCommon (any error making its scaling group): maybe ours
+                    step.error = str(exc)
         return step
 
     async def _made_unanswered(
@@ -171,7 +199,7 @@ class CloudCreates(CloudGuard):
         try:
             found = await find()
         except TencentCloudError as again:
-            listed = f"whether it is there could not be checked ({again.code}: {again.message})"
+            listed = f"whether it is there could not be checked ({again})"
         else:
             if found is not None:
                 return found
@@ -185,7 +213,20 @@ class CloudCreates(CloudGuard):
     @staticmethod
     def _result(operation: str, mode: Mode, steps: list[WriteStep], what: str) -> WriteResult:
         last = steps[-1]
-        if last.existing and last.sent:
+        if last.refused is not None:
+            summary = (
+                f"{last.request.action} was sent and refused ({last.refused}); {what} is "
+                f"listed ({last.resource_id}), made before this request (an earlier one's or "
+                "another caller's): this one made nothing"
+            )
+        elif last.error is not None:
+            summary = (
+                f"{last.request.action} was refused with a general Auto Scaling error "
+                f"({last.error}); {what} is listed now ({last.resource_id}): an earlier "
+                "request's, another caller's, or possibly this one's — check it with "
+                "list_node_pools"
+            )
+        elif last.existing and last.sent:
             summary = (
                 f"{last.request.action} was sent and its answer lost; {what} is listed "
                 f"({last.resource_id}): it may be the one this request made or another caller's"

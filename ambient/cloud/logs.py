@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, field_validator
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.writes import CloudRequest
-from ambient.cloud.audit import Mode, Region
+from ambient.cloud.audit import Mode, Region, Row, interrupted
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
 from ambient.cloud.errors import CloudOpsInputError, readable
 from ambient.domain.configs import UserConfig
@@ -271,6 +271,15 @@ class ClsWrites(CloudCreates):
         notice_ids = list(spec.notice_ids)
         if spec.notice_name and not exists:
             notice_name = spec.notice_name
+            made: dict[str, Any] = {}
+
+            def stopped() -> list[Row]:
+                # Stopped in its notice's step (or its row), the call leaves its own row too,
+                # saying how far the notice got: made, it is what asking again finds.
+                got = {"mode": mode, "step": "create_cls_alarm_notice", "sent": made["sent"]}
+                row = interrupted({**got, "notice_id": made.get("resource_id")})
+                return [("create_cls_alarm", subject, row)]
+
             notice = await self._create(
                 actor,
                 "create_cls_alarm_notice",
@@ -278,6 +287,8 @@ class ClsWrites(CloudCreates):
                 mode,
                 spec.notice_request(notice_name),
                 lambda: writes.find_alarm_notice(self.tencent, notice_name, region=spec.region),
+                made,
+                stopped,
             )
             steps.append(notice)
             # In a dry run a new notice has no id yet: the placeholder says where it comes from.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from typing import Any, Literal
@@ -198,16 +197,21 @@ class NodePoolWrites(CloudCreates):
         the size asked is done; else the caller hears that it may still be (not 'try again'
         as if nothing had happened; the same size asked again changes nothing more)."""
         self.tencent.forget(region)
-        with contextlib.suppress(TencentCloudError):
+        # Each error said whole: its code and the RequestId Tencent's support asks for.
+        checked = ""
+        try:
             pools = await list_node_pools(self.tencent, spec.cluster_id, region=region)
+        except TencentCloudError as again:
+            checked = f"; whether it did could not be checked ({again})"
+        else:
             if any(
                 p.node_pool_id == spec.node_pool_id and p.desired == spec.desired for p in pools
             ):
                 return
         raise CloudOpsFailedError(
             "answer_lost",
-            f"ModifyNodePoolDesiredCapacityAboutAsg got no answer from Tencent Cloud "
-            f"({exc.message}): the pool may be resizing to {spec.desired} all the same; "
+            f"ModifyNodePoolDesiredCapacityAboutAsg got no answer from Tencent Cloud ({exc}): "
+            f"the pool may be resizing to {spec.desired} all the same{checked}; "
             "list_node_pools shows its desired size, and asking for the same size again "
             "changes nothing more",
         )

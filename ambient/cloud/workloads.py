@@ -207,7 +207,7 @@ class WorkloadOps:
         target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode, **fields)
-        detail: dict[str, Any] = {"mode": mode, **fields}
+        detail: dict[str, Any] = {"mode": mode, **fields, "sent": False}
         async with self.service.audited(actor, operation, subject, detail):
             check()
 
@@ -230,7 +230,8 @@ class WorkloadOps:
                         **more,
                     )
                     # On this client: this is its one retry (not the executor's own too).
-                    return key, await self.executor.apply_on(client, step)
+                    made = self.executor.apply_on(client, step, lambda now: detail.update(sent=now))
+                    return key, await made
                 except KubeError as exc:
                     raise _kube_failure(exc, f"{operation} {target}") from None
 

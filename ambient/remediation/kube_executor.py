@@ -134,9 +134,16 @@ class KubernetesExecutor:
         return rollout_health(await ClusterReads(client).deployment(target))
 
     # --- changes ------------------------------------------------------------------------
-    async def apply_on(self, client: AsyncClient, step: StepRequest) -> StepResult:
+    async def apply_on(
+        self,
+        client: AsyncClient,
+        step: StepRequest,
+        sending: Callable[[bool], object] = lambda _: None,
+    ) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest (on
-        the client of a caller that keeps it: the doors' asked-for changes)."""
+        the client of a caller that keeps it: the doors' asked-for changes, told by
+        ``sending`` whether a write may be stored: true as one goes out, back to whether an
+        earlier one was once the API server refuses it or it never connects)."""
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
@@ -181,9 +188,12 @@ class KubernetesExecutor:
                 )
             try:
                 for change in plan.changes:
+                    sending(True)
                     await self._send(client, change)
                     sent[change.object] = change.sent()
             except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
+                if isinstance(exc, ApiError) and status_of(exc)[0] < 500:
+                    sending(bool(sent))  # refused by the API server: this write stored nothing
                 if status_of(exc)[0] == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
                 error = kube_error(exc, f"rung {int(step.rung)} on {step.target}")
@@ -200,6 +210,8 @@ class KubernetesExecutor:
                 error.changed = bool(written)
                 raise error from None
             except httpx2.TransportError as exc:
+                if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+                    sending(bool(sent))  # not connected: this write was not sent
                 raise unreachable(exc, f"rung {int(step.rung)} on {step.target}") from None
             return self._applied(plan, sent)
         raise KubeUnavailableError(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud.audit import CloudGuard
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.wiring import AppState
@@ -44,3 +49,25 @@ def late_log_before_the_second_page(api: TencentApi, row: dict[str, object]) -> 
     api.before["SearchLog"] = lambda: api.before.__setitem__(
         "SearchLog", lambda: api.logs.append(row)
     )
+
+
+def held_audit(
+    monkeypatch: pytest.MonkeyPatch, fails: bool = False, started: list[str] | None = None
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The cloud audit's row writes wait, once come in (``arrived`` set each time, and each
+    one's operation added to ``started``), until released: a database slow to answer (and
+    then failing, if ``fails``)."""
+    arrived, released = asyncio.Event(), asyncio.Event()
+    write = CloudGuard.audit
+
+    async def held(self: CloudGuard, actor: str, operation: str, *args: Any) -> None:
+        if started is not None:
+            started.append(operation)
+        arrived.set()
+        await released.wait()
+        if fails:
+            raise OSError("disk I/O error")
+        await write(self, actor, operation, *args)
+
+    monkeypatch.setattr(CloudGuard, "audit", held)
+    return arrived, released

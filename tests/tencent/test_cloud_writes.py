@@ -540,7 +540,9 @@ async def test_cw11_two_callers_creating_the_same_name_at_once_both_get_the_one_
     for index in range(len(actions)):
         steps = [a["steps"][index], b["steps"][index]]
         assert steps[0]["resource_id"] == steps[1]["resource_id"]
-        assert sorted((s["sent"], s["existing"]) for s in steps) == [(False, True), (True, False)]
+        # Both sent: the loser's was refused for the name taken, made nothing, and says so.
+        said = sorted((s["sent"], s["existing"], s["refused"] is not None) for s in steps)
+        assert said == [(True, False, False), (True, True, True)], steps
     async with state.db.session() as session:
         rows = await AuditRepository(session).list()
     outcomes = [r.detail["outcome"] for r in rows if r.action == f"cloud.{tool}"]

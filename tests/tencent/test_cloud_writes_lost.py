@@ -4,6 +4,7 @@ writes' API references, through the MCP tools against the TC3-verifying stand-in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from typing import Any
@@ -15,16 +16,15 @@ from ambient.clients.tencent import writes
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRequestError
 from ambient.cloud import audit
-from ambient.cloud.audit import CloudGuard
 from ambient.cloud.errors import CloudOpsFailedError
 from ambient.cloud.logs import LogsetSpec
-from ambient.cloud.node_pools import NodePoolSpec
+from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.deps import WorkerDeps
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import HANG
-from tests.support.tencent import ops_state, standin_tencent
+from tests.support.tencent import held_audit, ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_cloud_writes import ALARM, CASES, POOL, SQL, cloud
 
@@ -180,13 +180,14 @@ async def test_a_lookup_that_fails_after_a_lost_answer_says_it_could_not_be_chec
     cloud: tuple[TencentApi, AppState],
 ) -> None:
     """No answer, and the lookup after it failed too: it said 'nothing of that name is listed
-    yet', which nobody saw."""
+    yet', which nobody saw; then the lookup's code and message without its RequestId."""
     api, state = cloud
     api.before["CreateLogset"] = lambda: api.failures.update(DescribeLogsets=["InternalError"])
     api.raw["CreateLogset"] = [LOST]
     async with client(state, "ops") as c:
         failed, message = await call(c, "create_logset", logset={"name": "audit"}, mode="execute")
     assert failed and "could not be checked" in message, message
+    assert "(InternalError: injected InternalError (RequestId req-" in message, message
     assert "not listed" not in message
 
 
@@ -296,6 +297,16 @@ async def test_documented_codes_of_the_creates_say_what_to_do(
     assert "rejected a parameter" not in message and " failed:" not in message
 
 
+# A node pool of one node (0-4) the resize tests scale.
+POOL_A = {
+    "NodePoolId": "np-1",
+    "Name": "a",
+    "DesiredNodesNum": 1,
+    "MinNodesNum": 0,
+    "MaxNodesNum": 4,
+}
+
+
 @pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
 async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
     cloud: tuple[TencentApi, AppState], code: str
@@ -318,15 +329,7 @@ async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
     """ModifyNodePoolDesiredCapacityAboutAsg's documented FailedOperation.RecordNotFound (the pool
     gone between the read and the change) was said 'ModifyNodePool... failed: ...'."""
     api, state = cloud
-    api.node_pools["cls-abcd1234"] = [
-        {
-            "NodePoolId": "np-1",
-            "Name": "a",
-            "DesiredNodesNum": 1,
-            "MinNodesNum": 0,
-            "MaxNodesNum": 4,
-        }
-    ]
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
     api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.RecordNotFound"]
     async with client(state, "ops") as c:
         failed, message = await call(
@@ -347,15 +350,7 @@ async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_do
     unavailable ...; try again' and audited failed while the pool had its new size: the pool
     read again says what was done."""
     api, state = cloud
-    api.node_pools["cls-abcd1234"] = [
-        {
-            "NodePoolId": "np-1",
-            "Name": "a",
-            "DesiredNodesNum": 1,
-            "MinNodesNum": 0,
-            "MaxNodesNum": 4,
-        }
-    ]
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
     api.raw["ModifyNodePoolDesiredCapacityAboutAsg"] = [LOST]
     async with client(state, "ops") as c:
         failed, done = await call(
@@ -374,18 +369,27 @@ async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_do
     assert [r.detail["outcome"] for r in rows] == ["executed"]
 
 
-def _held_audit(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
-    """The audit's row writes wait, once come in, until released: a database slow to answer."""
-    arrived, released = asyncio.Event(), asyncio.Event()
-    write = CloudGuard.audit
-
-    async def held(self: CloudGuard, *args: Any) -> None:
-        arrived.set()
-        await released.wait()
-        await write(self, *args)
-
-    monkeypatch.setattr(CloudGuard, "audit", held)
-    return arrived, released
+async def test_a_node_pool_scale_unanswered_whose_re_read_fails_says_both_with_the_request_id(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """TKE timed out on its side (its RequestId given) and the pool could not be read again:
+    the re-read's failure was swallowed, and the resize's code and RequestId, which Tencent's
+    support asks for, were left out of 'got no answer'."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
+    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.Timeout"]
+    refused = ["UnauthorizedOperation.CamNoAuth"]
+    api.before["ModifyNodePoolDesiredCapacityAboutAsg"] = lambda: api.failures.update(
+        DescribeClusterNodePools=refused
+    )
+    spec = NodePoolScaleSpec(cluster_id="cls-abcd1234", node_pool_id="np-1", desired=3)
+    with pytest.raises(CloudOpsFailedError) as lost:
+        await state.cloud_ops.scale_node_pool("ops", spec, "execute")
+    said = str(lost.value)
+    assert lost.value.kind == "answer_lost" and "may be resizing to 3" in said, said
+    assert "FailedOperation.Timeout: injected FailedOperation.Timeout (RequestId req-" in said
+    assert "could not be checked (UnauthorizedOperation.CamNoAuth: " in said, said
+    assert [a for _, a, _ in api.calls].count("DescribeClusterNodePools") == 2
 
 
 async def _rows(state: AppState) -> list[tuple[str, str | None]]:
@@ -448,7 +452,7 @@ async def test_a_second_cancel_does_not_lose_the_interrupted_row(
     api, state = cloud
     arrived, released = asyncio.Event(), asyncio.Event()
     api.held["CreateLogset"] = (arrived, released)
-    writing, written = _held_audit(monkeypatch)
+    writing, written = held_audit(monkeypatch)
     task = asyncio.create_task(
         state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
     )
@@ -469,7 +473,7 @@ async def test_a_cancel_while_the_executed_row_is_written_does_not_lose_it(
     """The create done, its caller cancelled while its row was written: no row (the success
     row was not shielded at all) for a logset made."""
     api, state = cloud
-    writing, written = _held_audit(monkeypatch)
+    writing, written = held_audit(monkeypatch)
     task = asyncio.create_task(
         state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
     )
@@ -482,85 +486,52 @@ async def test_a_cancel_while_the_executed_row_is_written_does_not_lose_it(
     assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
 
 
-async def test_a_hung_audit_write_does_not_hold_a_cancelled_call_for_ever(
+@pytest.mark.parametrize(
+    ("cancels", "fails"), [(1, False), (2, False), (0, True)], ids=["cancelled", "twice", "lost"]
+)
+async def test_an_audit_row_past_its_grace_does_not_hold_the_call_and_is_logged(
     cloud: tuple[TencentApi, AppState],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    cancels: int,
+    fails: bool,
 ) -> None:
-    """The database does not answer the interrupted row: the cancelled call waited for it for
-    ever. Now for the grace (made short here), logged; the row is written when it can be."""
+    """The database does not answer a call's row within the grace (made short here): the call
+    cancelled while its create was out waited for it for ever; cancelled again while its row
+    hung, it left the grace's scope by its own CancelledError, past the log that says the row
+    is late; answered, and its row then failing, the row was lost with only asyncio's "exception
+    never retrieved" to say so (nobody awaited the write). Each ends, logged; the row is
+    written when it can be, or logged lost with the request's detail redacted."""
     api, state = cloud
-    arrived, released = asyncio.Event(), asyncio.Event()
-    api.held["CreateLogset"] = (arrived, released)
-    monkeypatch.setattr(audit, "AUDIT_GRACE", 0.05)
-    writing, written = _held_audit(monkeypatch)
+    # Cancelled twice: a grace no load outlasts, so the second cancel lands within it and
+    # ends the wait itself (a short one could run out first: the case above again).
+    monkeypatch.setattr(audit, "AUDIT_GRACE", 2 * HANG if cancels == 2 else 0.2)
+    writing, written = held_audit(monkeypatch, fails=fails)
+    sent, answered = asyncio.Event(), asyncio.Event()
+    if cancels:
+        api.held["CreateLogset"] = (sent, answered)
     task = asyncio.create_task(
         state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
     )
-    await arrived.wait()
-    task.cancel()
-    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+    if cancels:
+        await sent.wait()
+        task.cancel()
+    if cancels == 2:
+        await writing.wait()
+        assert not task.done()  # within the grace
+        task.cancel()
+    stopped = pytest.raises(asyncio.CancelledError) if cancels else contextlib.nullcontext()
+    with anyio.fail_after(HANG), stopped:
         await task
-    assert writing.is_set() and "was not written" in caplog.text
+    assert writing.is_set() and "was not written" in caplog.text, caplog.text
     written.set()
-    released.set()
-    await asyncio.gather(*audit._writing)
-    assert await _rows(state) == [("failed", "interrupted")]
-
-
-async def test_a_hung_audit_write_cancelled_twice_is_still_logged(
-    cloud: tuple[TencentApi, AppState],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Cancelled while its create was out, and again while its row hung: the second cancel
-    left the grace's scope by its own CancelledError, past the log that says the row is late."""
-    api, state = cloud
-    arrived, released = asyncio.Event(), asyncio.Event()
-    api.held["CreateLogset"] = (arrived, released)
-    monkeypatch.setattr(audit, "AUDIT_GRACE", 0.2)
-    writing, written = _held_audit(monkeypatch)
-    task = asyncio.create_task(
-        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
-    )
-    await arrived.wait()
-    task.cancel()
-    await writing.wait()
-    task.cancel()
-    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
-        await task
-    assert "was not written" in caplog.text, caplog.text
-    written.set()
-    released.set()
-    await asyncio.gather(*audit._writing)
-    assert await _rows(state) == [("failed", "interrupted")]
-
-
-async def test_an_audit_row_that_fails_after_its_grace_is_logged_lost(
-    cloud: tuple[TencentApi, AppState],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The create made, its row not written within the grace (the call answered) and then
-    failing: nobody awaited the write, and the row was lost with only asyncio's "exception
-    never retrieved" to say so. It is logged as lost, the request's detail redacted."""
-    api, state = cloud
-    monkeypatch.setattr(audit, "AUDIT_GRACE", 0.05)
-    arrived, released = asyncio.Event(), asyncio.Event()
-
-    async def failing(self: CloudGuard, *args: Any) -> None:
-        arrived.set()
-        await released.wait()
-        raise OSError("disk I/O error")
-
-    monkeypatch.setattr(CloudGuard, "audit", failing)
-    with anyio.fail_after(HANG):
-        await state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
-    assert arrived.is_set() and "was not written" in caplog.text
-    released.set()
-    await asyncio.gather(*audit._writing, return_exceptions=True)
-    assert "was lost" in caplog.text and "disk I/O error" in caplog.text, caplog.text
-    assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
+    answered.set()
+    await asyncio.gather(*audit._writing, return_exceptions=fails)
+    if fails:
+        assert "was lost" in caplog.text and "disk I/O error" in caplog.text, caplog.text
+        assert [a for _, a, _ in api.creates()] == ["CreateLogset"]
+    else:
+        assert await _rows(state) == [("failed", "interrupted")]
 
 
 async def test_a_system_disk_type_auto_scaling_does_not_know_is_refused_before_any_call(
@@ -643,17 +614,69 @@ async def test_a_node_pool_being_deleted_is_said_so_and_nothing_is_sent(
     assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "conflict")]
 
 
+@pytest.mark.parametrize(
+    ("action", "code", "tool", "args"),
+    [
+        (
+            "CreateLogset",
+            "InvalidParameter.LogsetConflict",
+            "create_logset",
+            {"logset": {"name": "audit"}},
+        ),
+        ("CreateClusterNodePool", "FailedOperation.AsCommon", "create_node_pool", {"pool": POOL}),
+    ],
+)
+async def test_a_create_refused_whose_lookup_then_fails_says_both(
+    cloud: tuple[TencentApi, AppState], action: str, code: str, tool: str, args: dict[str, Any]
+) -> None:
+    """Sent and refused for its name (or Auto Scaling's general error), and the lookup after
+    it failed: only the lookup's 'Tencent Cloud is unavailable …; try again' was said, not that
+    the create went out nor its refusal and RequestId. Both said now; audited failed, sent."""
+    api, state = cloud
+    lookup = {
+        "CreateLogset": "DescribeLogsets",
+        "CreateClusterNodePool": "DescribeClusterNodePools",
+    }
+    api.before[action] = lambda: api.failures.update({lookup[action]: ["InternalError"]})
+    api.failures[action] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, tool, mode="execute", **args)
+    assert failed, message
+    assert f"{action} was sent and refused ({code}: injected {code} (RequestId req-" in message
+    assert "could not be checked (InternalError: injected InternalError (RequestId req-" in message
+    operation = f"cloud.{tool}"
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action=operation)
+    assert [(r.detail["outcome"], r.detail["sent"]) for r in rows] == [("failed", True)]
+
+
+@pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
 async def test_a_node_pool_create_auto_scaling_refuses_finds_the_pool_listed_by_then(
-    cloud: tuple[TencentApi, AppState],
+    cloud: tuple[TencentApi, AppState], code: str
 ) -> None:
     """A retry after a lost answer whose pool was not listed yet: the lookup finds nothing, the
-    create goes out, and Auto Scaling refuses a second scaling group of the name (AsCommon).
-    It was said 'Auto Scaling refused ...; fix that' while the pool was there to find."""
+    create goes out, and Auto Scaling refuses it (AsCommon). It was said 'Auto Scaling refused
+    ...; fix that' while the pool was there to find; then 'already exists (np-made); nothing
+    sent' (sent false) while the create had gone out; then 'this one made nothing', audited
+    existing. AsCommon is any error creating the scaling group (伸缩组资源创建报错, the API
+    reference), not a name taken, and InternalError.AsCommon is the server's: this request may
+    have made the pool and then failed. Said so, with the refusal whole; audited unconfirmed."""
     api, state = cloud
     made = {**_old_gpu_pool("creating"), "NodePoolId": "np-made"}
     api.before["CreateClusterNodePool"] = lambda: api.node_pools["cls-abcd1234"].append(made)
-    api.failures["CreateClusterNodePool"] = ["FailedOperation.AsCommon"]
+    api.failures["CreateClusterNodePool"] = [code]
     async with client(state, "ops") as c:
         failed, done = await call(c, "create_node_pool", pool=POOL, mode="execute")
     assert not failed, done
-    assert done["resource_id"] == "np-made" and done["steps"][0]["existing"] is True
+    [step] = done["steps"]
+    assert (step["sent"], step["existing"], step["refused"]) == (True, True, None), step
+    assert step["error"] == f"{code}: injected {code} (RequestId req-standin)", step
+    assert done["resource_id"] == "np-made" and done["summary"] == (
+        f"CreateClusterNodePool was refused with a general Auto Scaling error ({step['error']}); "
+        "node pool 'gpu' is listed now (np-made): an earlier request's, another caller's, or "
+        "possibly this one's — check it with list_node_pools"
+    )
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_node_pool")
+    [row] = [r.detail for r in rows]
+    assert (row["outcome"], row["sent"], row["resource_id"]) == ("unconfirmed", True, "np-made")

@@ -128,6 +128,7 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
         assert not description.schedule.state.paused
 
 
+@pytest.mark.usefixtures("product_query_budget")  # each call waits out a read no worker answers
 async def test_a_pause_or_resume_its_worker_has_not_confirmed_is_said_as_sent_not_as_done(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -143,9 +144,10 @@ async def test_a_pause_or_resume_its_worker_has_not_confirmed_is_said_as_sent_no
             await state.tasks.create(user, "web_monitor", config, name="shop-page")
 
     # No worker now: each control is delivered (the server holds it) and its status read is
-    # not answered. The request keeps its whole budget (QUERY_TIMEOUT): one shorter than the
-    # wait for a workflow task the stopped worker left started (HELD_WAIT) sent nothing.
-    # Each call waits that budget out: the two users' calls are made side by side.
+    # not answered. The request keeps the product's whole budget (QUERY_TIMEOUT, 5 s), not the
+    # tests' 15 s for a starved worker (none runs here): 3 s past the wait for a workflow task
+    # the stopped worker left started (HELD_WAIT, 2 s) for the signal; a budget no longer than
+    # that wait sent nothing. Each call waits it out: the two users' calls are side by side.
     async def pause_and_resume(user: str) -> list[str]:
         async with voice_client(state, user) as client:
             return [

@@ -178,9 +178,9 @@ def name_taken(action: str, code: str) -> bool:
     return code in NAME_TAKEN.get(action, ())
 
 
-# Refusals that may be a name taken, among other causes: a node pool's name is its scaling
-# group's, unique in the account, and Auto Scaling's refusal of it comes back as AsCommon (a
-# retry after a lost answer whose pool was not listed yet). A lookup tells.
+# Refusals that may be a name taken, among other causes: AsCommon is any error creating a node
+# pool's scaling group (伸缩组资源创建报错; a retry after a lost answer meets it too). A lookup
+# tells whether a pool of the name is listed, not whose it is: found, it is said unconfirmed.
 MAYBE_TAKEN = {"CreateClusterNodePool": ("FailedOperation.AsCommon", "InternalError.AsCommon")}
 
 

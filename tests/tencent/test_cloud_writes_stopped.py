@@ -1,0 +1,173 @@
+"""Asked-for cloud writes stopped part-way (their caller cancelled or timed out): the audit row
+says how far each got (``sent``), through the real clients against the stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import pytest
+from starlette.requests import Request
+
+from ambient.cloud import audit
+from ambient.cloud.logs import AlarmSpec
+from ambient.cloud.workloads import WorkloadSpec
+from ambient.storage.audit import AuditRepository
+from ambient.wiring import AppState
+from tests.standins.kube_api import ApiCall
+from tests.standins.tencent_api import TencentApi
+from tests.support.servers import HANG
+from tests.support.tencent import held_audit
+from tests.tencent.test_cloud_writes import ALARM, cloud
+from tests.tencent.test_cloud_writes_kube import WORKLOAD, ApplyingKubeApi, cluster, standins
+
+__all__ = ["cloud", "cluster", "standins"]  # the fixtures, shared
+
+
+def _held_kube(
+    kube: ApplyingKubeApi, method: str, conflicted: bool = False
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The Deployment's first ``method`` request (not a dry run; if ``conflicted``, the first
+    after a write refused with 409) waits, once received and logged, until released: a write
+    held there is sent and not yet answered."""
+    arrived, released = asyncio.Event(), asyncio.Event()
+    log = kube._log
+
+    async def held(request: Request, status: int, body: Any = None) -> ApiCall:
+        call = await log(request, status, body)
+        if call.method == method and "/deployments/checkout" in call.path and not call.dry_run:
+            if not arrived.is_set() and (not conflicted or 409 in [c.status for c in kube.calls]):
+                arrived.set()
+                await released.wait()
+        return call
+
+    kube._log = held  # type: ignore[method-assign]
+    return arrived, released
+
+
+@pytest.mark.parametrize(
+    ("method", "conflicted", "sent", "said"),
+    [
+        ("GET", False, False, "before anything was sent"),
+        ("PATCH", False, True, "may still be carried out"),
+        ("GET", True, False, "before anything was sent"),
+    ],
+    ids=["read", "write", "read-after-409"],
+)
+@pytest.mark.parametrize("operation", ["restart_workload", "scale_workload"])
+async def test_a_workload_change_stopped_says_whether_its_write_was_sent(
+    cluster: tuple[ApplyingKubeApi, AppState],
+    operation: str,
+    method: str,
+    conflicted: bool,
+    sent: bool,
+    said: str,
+) -> None:
+    """A restart or scale cancelled while it read the Deployment was audited 'a request it had
+    sent may still be carried out' with nothing sent; the row says how far it got, and a
+    cancel once the PATCH is out never says nothing was changed. Its PATCH refused (409:
+    another writer in between, nothing stored) and the call cancelled while it read the
+    Deployment again, it still said its request may be carried out."""
+    kube, state = cluster
+    if conflicted:
+        kube.interfere("deployments", "shop", "checkout", lambda d: d["spec"].update(paused=False))
+    arrived, released = _held_kube(kube, method, conflicted)
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    ops = state.workload_ops
+    asked = (
+        ops.restart_workload("ops", spec, "execute")
+        if operation == "restart_workload"
+        else ops.scale_workload("ops", spec, 5, "execute")
+    )
+    task = asyncio.create_task(asked)
+    await arrived.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action=f"cloud.{operation}")
+    [row] = [r.detail for r in rows]
+    assert (row["outcome"], row["kind"], row.get("sent")) == ("failed", "interrupted", sent), row
+    assert said in row["reason"], row
+    assert len(kube.writes("deployments")) == int(sent)
+    refused = [c for c in kube.calls if c.method == "PATCH" and c.status == 409]
+    assert len(refused) == int(conflicted), kube.calls
+
+
+@pytest.mark.parametrize(
+    ("held", "sent", "notice"),
+    [
+        ("DescribeAlarmNotices", False, "failed"),
+        ("CreateAlarmNotice", True, "failed"),
+        ("its row", True, "executed"),
+    ],
+    ids=["notice-lookup", "notice-sent", "notice-made"],
+)
+async def test_an_alarm_stopped_in_its_notice_step_leaves_its_row_saying_how_far_it_got(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    held: str,
+    sent: bool,
+    notice: str,
+) -> None:
+    """create_cls_alarm makes its notice first: cancelled there, while the notice was looked
+    up, sent or made and its row written, the call left no create_cls_alarm row at all. It
+    leaves one now: interrupted, and sent (the notice's request) as far as it got."""
+    api, state = cloud
+    if held == "its row":
+        arrived, released = held_audit(monkeypatch)
+    else:
+        arrived, released = asyncio.Event(), asyncio.Event()
+        api.held[held] = (arrived, released)
+    spec = AlarmSpec.model_validate(ALARM)
+    task = asyncio.create_task(state.cloud_ops.create_cls_alarm("ops", spec, "execute"))
+    await arrived.wait()
+    task.cancel()
+    released.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    said = {r.action: r.detail for r in rows if r.action.startswith("cloud.")}
+    assert said.keys() == {"cloud.create_cls_alarm_notice", "cloud.create_cls_alarm"}, said
+    assert said["cloud.create_cls_alarm_notice"]["outcome"] == notice
+    row = said["cloud.create_cls_alarm"]
+    assert (row["outcome"], row["kind"], row["sent"]) == ("failed", "interrupted", sent), row
+    assert ("may still be carried out" in row["reason"]) is sent, row
+    # Each row its own: the notice's request is in the notice's, the step in the alarm's.
+    assert row["step"] == "create_cls_alarm_notice" and "request" not in row, row
+    assert "step" not in said["cloud.create_cls_alarm_notice"], said
+    assert "CreateAlarm" not in [a for _, a, _ in api.creates()]
+
+
+async def test_an_alarm_stopped_in_its_notice_step_writes_both_rows_under_one_grace(
+    cloud: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while its notice's create was out, the call waited for the notice's row (up
+    to the audit's grace), then began the alarm's and waited again: two graces for a database
+    that does not answer, where the docs promise one. Both writes start at once now (the
+    grace made longer than the test's guard: a second write after it never starts)."""
+    api, state = cloud
+    monkeypatch.setattr(audit, "AUDIT_GRACE", 2 * HANG)
+    started: list[str] = []
+    writing, written = held_audit(monkeypatch, started=started)
+    sent, answered = asyncio.Event(), asyncio.Event()
+    api.held["CreateAlarmNotice"] = (sent, answered)
+    spec = AlarmSpec.model_validate(ALARM)
+    task = asyncio.create_task(state.cloud_ops.create_cls_alarm("ops", spec, "execute"))
+    await sent.wait()
+    task.cancel()
+    try:
+        with anyio.fail_after(HANG):
+            while len(started) < 2:
+                await writing.wait()
+                writing.clear()
+        assert sorted(started) == ["create_cls_alarm", "create_cls_alarm_notice"]
+        assert not task.done()
+    finally:
+        written.set()
+        answered.set()
+    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+        await task
