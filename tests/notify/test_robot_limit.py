@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
 from ambient.clients.notify import robots
-from ambient.clients.notify.base import SEND_CLOCK, SendClock
+from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import DeferredNotifyError, TransientNotifyError
 from ambient.clients.notify.robots import SharedRateLimiter
 from ambient.clients.notify.wecom import WeComChannel
@@ -38,6 +38,11 @@ async def _not_held(_seconds: float) -> None:
 
 def _hashed(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def _now(value: bool) -> bool:
+    """``value``, as ``eventually`` asks it (an answer already known)."""
+    return value
 
 
 async def _slots(db: Database, robot: str) -> list[float] | None:
@@ -281,25 +286,103 @@ async def test_a_send_cut_off_after_its_take_has_landed_gives_its_slot_and_only_
         await one.acquire(robot)
 
 
-async def test_a_slot_whose_take_does_not_end_is_given_up_on_and_said(
+async def test_a_send_whose_take_does_not_end_waits_for_its_give_back_only_so_long(
     two_workers: tuple[Database, Database],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The give-back of a send cut off while its take commits waits for that commit at most
-    GIVE_BACK_WAIT: a database that does not answer never holds up a worker's stop. The slot
-    landed lapses with its minute, said."""
+    """A send cut off while its take commits waits for its give-back at most GIVE_BACK_WAIT: a
+    database that does not answer never holds it up. The give-back goes on, and gives the slot
+    back once the commit ends (it was given up on after GIVE_BACK_WAIT: the slot lost)."""
     monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
     limiter, robot = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0), unique("robot")
-    landed, never = asyncio.Event(), asyncio.Event()
-    with _held_after_commit(two_workers[1], landed, never):
+    landed, go_on = asyncio.Event(), asyncio.Event()
+    with _held_after_commit(two_workers[1], landed, go_on):
         send = asyncio.create_task(limiter.acquire(robot))
         await landed.wait()
         send.cancel()
         with pytest.raises(asyncio.CancelledError):
             await send  # not held by its give-back
-    assert await _slots(two_workers[0], robot) == [1000.0]
-    assert "robot limiter: a slot not given back" in caplog.text
+        assert await _slots(two_workers[0], robot) == [1000.0]
+        go_on.set()  # the commit ends, well past GIVE_BACK_WAIT
+
+        async def ended() -> bool:
+            said = "a slot not given back" in caplog.text
+            return said or await _slots(two_workers[0], robot) == []
+
+        await eventually(ended, "the slot given back, or said not")
+    assert await _slots(two_workers[0], robot) == [] and "not given back" not in caplog.text
+
+
+async def test_a_send_cut_off_while_waiting_gives_its_slot_back_however_long_its_turn_takes(
+    two_workers: tuple[Database, Database],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A send cut off while it waits for its slot (its deadline, a worker's stop) gives the slot
+    back. Its give-back, bounded by GIVE_BACK_WAIT, was abandoned when it did not get the write
+    turn (SQLite) or the robot's row (PostgreSQL) by then, as under load: the slot lost for the
+    robot's minute. The send waits for it that long; the give-back goes on to its end."""
+    monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
+    robot, db = unique("robot"), two_workers[1]
+    limiter = SharedRateLimiter(db, per_minute=1, max_wait=120, clock=lambda: 1000.0)
+    await limiter.acquire(robot)
+    send = asyncio.create_task(limiter.acquire(robot))  # its slot at 1060: it waits for it
+
+    async def taken() -> bool:
+        return await _slots(two_workers[0], robot) == [1060.0]
+
+    await eventually(taken, "the waiting send's slot")
+    async with db.writing() as holding:  # another send's take holds the turn and the row
+        if not db.sqlite:
+            row = select(RobotWindow).where(RobotWindow.robot == _hashed(robot))
+            await holding.execute(row.with_for_update())
+        send.cancel()
+        await eventually(lambda: _now(send.done()), "the cut send ended, GIVE_BACK_WAIT on")
+    with pytest.raises(asyncio.CancelledError):
+        await send
+
+    async def ended() -> bool:
+        said = "a slot not given back" in caplog.text
+        return said or await _slots(two_workers[0], robot) == [1000.0]
+
+    await eventually(ended, "the slot given back, or said not")
+    assert await _slots(two_workers[0], robot) == [1000.0] and "not given back" not in caplog.text
+
+
+async def test_a_worker_stopping_with_a_give_back_in_flight_lets_it_end(
+    two_workers: tuple[Database, Database], http: httpx.AsyncClient
+) -> None:
+    """A worker stops while a cut send's slot goes back (the send cut again, ended): its stop
+    (the channels' aclose) waits for the give-back, bounded. It left it pending, to be
+    destroyed with the loop ("Task was destroyed but it is pending"): the slot lost."""
+    robot, db = unique("robot"), two_workers[1]
+    limiter = SharedRateLimiter(db, per_minute=1, max_wait=0, clock=lambda: 1000.0)
+    channels = ChannelRegistry([WeComChannel(http, SECRETS, "http://127.0.0.1:9", limiter=limiter)])
+    before = asyncio.all_tasks()
+    landed, go_on, giving, answered = (asyncio.Event() for _ in range(4))
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def giving_back(*args: Any) -> None:  # the give-back's first statement, once the take landed
+        if landed.is_set() and not giving.is_set() and "INSERT INTO robot_windows" in args[2]:
+            giving.set()
+            await_only(answered.wait())
+
+    with _held_after_commit(db, landed, go_on):
+        send = asyncio.create_task(limiter.acquire(robot))
+        await landed.wait()
+        send.cancel()
+        go_on.set()
+        await eventually(lambda: _now(giving.is_set() or send.done()), "the give-back")
+        assert giving.is_set()
+        send.cancel()  # the worker's stop cuts it again
+        with pytest.raises(asyncio.CancelledError):
+            await send
+        asyncio.get_running_loop().call_soon(answered.set)  # the database answers meanwhile
+        await channels.aclose()
+        # Asked first: the read below would give a give-back left running the time to end.
+        assert asyncio.all_tasks() - before == set()  # nothing pending for the loop to destroy
+    assert await _slots(two_workers[0], robot) == []
 
 
 async def test_a_send_cut_off_while_its_take_waits_its_turn_takes_no_slot_and_says_nothing(
@@ -398,7 +481,9 @@ async def test_a_send_cut_off_again_while_giving_its_slot_back_leaves_the_give_b
         await landed.wait()
         send.cancel()
         go_on.set()
-        await giving.wait()
+        # Not a bare wait: a send that gives nothing back (main's) ends instead.
+        await eventually(lambda: _now(giving.is_set() or send.done()), "the give-back")
+        assert giving.is_set()
         send.cancel()
         with pytest.raises(asyncio.CancelledError):
             await send

@@ -40,8 +40,9 @@ from ambient.storage.users import hash_token
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
-# Seconds a cut send's slot has to go back in, its commit's end included: well within the 5 s a
-# delivery keeps to record its outcome after a cut (activities/deliveries.py LEASE_MARGIN).
+# Seconds a cut send waits for its slot's give-back (which goes on after), and a worker's stop
+# for those in flight: well within the 5 s a delivery keeps to record its outcome after a cut
+# (activities/deliveries.py LEASE_MARGIN).
 GIVE_BACK_WAIT = 2.0
 # The errcodes that mean "over the rate limit", with the seconds the vendor's docs say the robot
 # refuses after it (None: they do not say): retried sooner, every try is refused again.
@@ -134,6 +135,9 @@ class RateLimiter:
     async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
         _unplace(self._sent.get(robot, deque()), slot, freed)
 
+    async def aclose(self) -> None:
+        """Nothing left running: a slot goes back at once."""
+
     def _place(
         self, window: deque[float], now: float, longest: float
     ) -> tuple[float, float | None]:
@@ -168,9 +172,10 @@ class SharedRateLimiter(RateLimiter):
     write lock on SQLite), keyed by the sha256 of the robot's key. Times are the processes'
     clocks (epoch seconds): keep them in sync (NTP), as the workers' beats already need. A
     send cut off before its take commits writes nothing; once the commit began, or while
-    waiting for its slot, it gives the slot back within GIVE_BACK_WAIT. A process killed
-    meanwhile (or a database that does not answer by then) leaves it taken until its minute
-    ends: a robot loses a message's worth of its minute, never goes past its limit."""
+    waiting for its slot, it gives the slot back, in a task that runs to its end (the send
+    waits for it at most GIVE_BACK_WAIT, a worker's stop as long again). A process killed
+    meanwhile (or a database that does not answer by the stop) leaves it taken until its
+    minute ends: a robot loses a message's worth of its minute, never goes past its limit."""
 
     def __init__(
         self,
@@ -181,7 +186,7 @@ class SharedRateLimiter(RateLimiter):
     ) -> None:
         super().__init__(per_minute, max_wait, clock)
         self._db = db
-        self._giving: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
+        self._giving: set[asyncio.Future[None]] = set()  # cut sends' slots going back
 
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
         key = hash_token(robot)  # its row: the key is a credential, never stored
@@ -215,31 +220,44 @@ class SharedRateLimiter(RateLimiter):
         self, robot: str, slot: float, freed: float | None, landing: Awaitable[None] | None = None
     ) -> None:
         """Give ``slot`` back (``freed`` with it), once ``landing``, the commit that took it, has
-        landed (nothing if it failed): shielded from a second cut, bounded by GIVE_BACK_WAIT."""
+        landed (nothing if it failed), in a task of its own that runs to its end: the cut send
+        waits for it at most GIVE_BACK_WAIT, a second cut not at all; ``aclose`` drains it."""
         key = hash_token(robot)
 
         async def give_back() -> None:
             try:
-                async with asyncio.timeout(GIVE_BACK_WAIT):
-                    if landing is not None:
-                        try:
-                            await landing
-                        except Exception:  # no slot taken
-                            return
-                    async with self._db.writing() as session:
-                        conn = await session.connection()
-                        window = await _locked_window(conn, key)
-                        _unplace(window, slot, freed)
-                        await _store(conn, key, window)
-            except Exception as exc:  # the database away or stuck: the slot lapses with its minute
+                if landing is not None:
+                    try:
+                        await asyncio.shield(landing)
+                    except Exception:  # no slot taken
+                        return
+                async with self._db.writing() as session:
+                    conn = await session.connection()
+                    window = await _locked_window(conn, key)
+                    _unplace(window, slot, freed)
+                    await _store(conn, key, window)
+            except Exception as exc:  # the database away: the slot lapses with its minute
                 log.warning(
                     "robot limiter: a slot not given back, taken until its minute ends (%r)", exc
                 )
 
-        giving = asyncio.ensure_future(give_back())  # its own task: a second cut leaves it running
-        self._giving.add(giving)
+        giving = asyncio.ensure_future(give_back())
+        self._giving.add(giving)  # held: the loop keeps weak references
         giving.add_done_callback(self._giving.discard)
-        await asyncio.shield(giving)
+        await asyncio.wait({giving}, timeout=GIVE_BACK_WAIT)
+
+    async def aclose(self) -> None:
+        """Let the slots of cut sends go back, for at most GIVE_BACK_WAIT (a worker's stop): one
+        the database has not taken back by then is cut off, said."""
+        if not self._giving:
+            return
+        _, left = await asyncio.wait(set(self._giving), timeout=GIVE_BACK_WAIT)
+        for giving in left:
+            giving.cancel()
+            log.warning(
+                "robot limiter: a slot not given back by the stop, taken until its minute ends"
+            )
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
@@ -279,6 +297,10 @@ class RobotChannel:
     def address(self, target: str) -> tuple[str, dict[str, list[str]]]:
         """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
         return robot_address(target, self.name, self.secrets.resolve)
+
+    async def aclose(self) -> None:
+        """Let the slots of sends cut off go back (a worker's stop)."""
+        await self.limiter.aclose()
 
     def endpoint(self, key: str) -> str:
         """The send URL for the robot ``key`` (always below the configured base URL)."""
