@@ -350,6 +350,37 @@ async def test_a_send_cut_off_while_waiting_gives_its_slot_back_however_long_its
     assert await _slots(two_workers[0], robot) == [1000.0] and "not given back" not in caplog.text
 
 
+async def test_a_worker_stopping_cuts_off_a_give_back_the_database_holds_up_and_says_so(
+    two_workers: tuple[Database, Database],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker's stop waits for a give-back at most GIVE_BACK_WAIT: one the database holds up
+    past that (another take holds the turn or the row) is cut off, said, and leaves nothing
+    pending; its slot stays taken until its minute ends."""
+    monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
+    robot, db = unique("robot"), two_workers[1]
+    limiter = SharedRateLimiter(db, per_minute=1, max_wait=120, clock=lambda: 1000.0)
+    await limiter.acquire(robot)
+    before = asyncio.all_tasks()
+    send = asyncio.create_task(limiter.acquire(robot))  # its slot at 1060: it waits for it
+
+    async def taken() -> bool:
+        return await _slots(two_workers[0], robot) == [1060.0]
+
+    await eventually(taken, "the waiting send's slot")
+    async with db.writing() as holding:  # another send's take holds the turn and the row
+        if not db.sqlite:
+            row = select(RobotWindow).where(RobotWindow.robot == _hashed(robot))
+            await holding.execute(row.with_for_update())
+        send.cancel()
+        await eventually(lambda: _now(send.done()), "the cut send ended, GIVE_BACK_WAIT on")
+        await limiter.aclose()  # the worker stops, the turn still held
+        assert asyncio.all_tasks() - before == set()
+    assert "a slot not given back by the stop" in caplog.text
+    assert await _slots(two_workers[0], robot) == [1060.0]
+
+
 async def test_a_worker_stopping_with_a_give_back_in_flight_lets_it_end(
     two_workers: tuple[Database, Database], http: httpx.AsyncClient
 ) -> None:
