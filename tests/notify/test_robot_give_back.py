@@ -55,14 +55,19 @@ class _Turn(asyncio.Lock):
 
 
 @contextlib.contextmanager
-def _held_after_commit(db: Database, landed: asyncio.Event, go_on: asyncio.Event) -> Iterator[None]:
+def _held_after_commit(
+    db: Database, landed: asyncio.Event, go_on: asyncio.Event, then: Exception | None = None
+) -> Iterator[None]:
     """``db``'s commits land, then wait for ``go_on`` (``landed`` set): a cut there is a cut
-    after the take's write, before the take returns."""
+    after the take's write, before the take returns. ``then``: raised after, a commit that
+    landed and failed (PostgreSQL's connection dropped after its commit)."""
 
     def wait(session: Session) -> None:
         if session.get_bind() is db.engine.sync_engine:
             landed.set()
             await_only(go_on.wait())
+            if then is not None:
+                raise then
 
     event.listen(Session, "after_commit", wait)
     try:
@@ -375,3 +380,55 @@ async def test_a_send_cut_off_inside_a_take_that_finds_no_room_gives_nothing_bac
         row = await session.get(RobotWindow, hashed(robot))
     assert row is not None and list(row.slots) == [1000.0]
     assert "not given back" not in caplog.text
+
+
+async def test_a_worker_stopping_while_a_cut_sends_commit_is_held_ends_it_and_says_so(
+    two_workers: tuple[Database, Database],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker stops while a cut send's take still commits (the database holds it): the stop
+    cut off the give-back waiting for the commit, the commit ran on, held by nothing, past the
+    stop and the database's close (the loop's end cancelled it then). It ends with the stop
+    now, said: the slot may be left taken."""
+    monkeypatch.setattr(robots, "GIVE_BACK_WAIT", 0.1)
+    limiter, robot = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0), unique("robot")
+    before = asyncio.all_tasks()
+    landed, go_on = asyncio.Event(), asyncio.Event()
+    try:
+        with _held_after_commit(two_workers[1], landed, go_on):
+            send = asyncio.create_task(limiter.acquire(robot))
+            await landed.wait()
+            send.cancel()
+            await eventually(lambda: _now(send.done()), "the cut send ended, GIVE_BACK_WAIT on")
+            stopping = asyncio.create_task(limiter.aclose())  # the commit still held
+            await eventually(lambda: _now(stopping.done()), "the stop, GIVE_BACK_WAIT on")
+            await stopping
+            assert asyncio.all_tasks() - before == set()  # nothing left running
+    finally:
+        go_on.set()  # a commit left running (the defect) ends before the database closes
+    assert "may be left taken until its minute ends" in caplog.text
+
+
+async def test_a_cut_sends_commit_that_fails_after_landing_says_its_slot_may_be_left_taken(
+    two_workers: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL a commit can land and still fail (the connection dropped after it): a
+    send cut while its take commits gave nothing back and said nothing, its slot taken
+    unseen. Nothing is given back (it may not have landed); it is said."""
+    limiter, robot = SharedRateLimiter(two_workers[1], clock=lambda: 1000.0), unique("robot")
+    landed, go_on = asyncio.Event(), asyncio.Event()
+    dropped = ConnectionError("the connection dropped after the commit")
+    with _held_after_commit(two_workers[1], landed, go_on, then=dropped):
+        send = asyncio.create_task(limiter.acquire(robot))
+        await landed.wait()
+        send.cancel()
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+
+        async def said() -> bool:
+            return "may be left taken until its minute ends" in caplog.text
+
+        await eventually(said, "the failed commit said")
+    assert await _slots(two_workers[0], robot) == [1000.0]

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import urlencode
@@ -44,6 +44,7 @@ PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
 # for those in flight: well within the 5 s a delivery keeps to record its outcome after a cut
 # (activities/deliveries.py LEASE_MARGIN).
 GIVE_BACK_WAIT = 2.0
+LEFT_TAKEN = "it may be left taken until its minute ends"  # a slot not known to be given back
 # The errcodes that mean "over the rate limit", with the seconds the vendor's docs say the robot
 # refuses after it (None: they do not say): retried sooner, every try is refused again.
 WECOM_LIMITED: dict[int, float | None] = {45009: 60.0, 45033: None}  # its minute ends by then
@@ -174,8 +175,9 @@ class SharedRateLimiter(RateLimiter):
     send cut off before its take commits writes nothing; once the commit began, or while
     waiting for its slot, it gives the slot back, in a task that runs to its end (the send
     waits for it at most GIVE_BACK_WAIT, a worker's stop as long again). A process killed
-    meanwhile (or a database that does not answer by the stop) leaves it taken until its
-    minute ends: a robot loses a message's worth of its minute, never goes past its limit."""
+    meanwhile (or a database that does not answer by the stop, or a commit that fails: on
+    PostgreSQL it may have landed) leaves it taken until its minute ends, logged: a robot
+    loses a message's worth of its minute, never goes past its limit."""
 
     def __init__(
         self,
@@ -217,7 +219,11 @@ class SharedRateLimiter(RateLimiter):
         return now, slot, freed
 
     async def _give_back(
-        self, robot: str, slot: float, freed: float | None, landing: Awaitable[None] | None = None
+        self,
+        robot: str,
+        slot: float,
+        freed: float | None,
+        landing: asyncio.Future[None] | None = None,
     ) -> None:
         """Give ``slot`` back (``freed`` with it), once ``landing``, the commit that took it, has
         landed (nothing if it failed), in a task of its own that runs to its end: the cut send
@@ -229,7 +235,14 @@ class SharedRateLimiter(RateLimiter):
                 if landing is not None:
                     try:
                         await asyncio.shield(landing)
-                    except Exception:  # no slot taken
+                    except asyncio.CancelledError:  # the stop: the commit ends with it, not after
+                        landing.cancel()
+                        await asyncio.gather(landing, return_exceptions=True)
+                        raise
+                    except Exception as exc:  # PostgreSQL's may have landed (dropped after it)
+                        log.warning(
+                            "robot limiter: a slot's commit failed (%r): %s", exc, LEFT_TAKEN
+                        )
                         return
                 async with self._db.writing() as session:
                     conn = await session.connection()
@@ -237,9 +250,7 @@ class SharedRateLimiter(RateLimiter):
                     _unplace(window, slot, freed)
                     await _store(conn, key, window)
             except Exception as exc:  # the database away: the slot lapses with its minute
-                log.warning(
-                    "robot limiter: a slot not given back, taken until its minute ends (%r)", exc
-                )
+                log.warning("robot limiter: a slot not given back (%r): %s", exc, LEFT_TAKEN)
 
         giving = asyncio.ensure_future(give_back())
         self._giving.add(giving)  # held: the loop keeps weak references
@@ -248,15 +259,14 @@ class SharedRateLimiter(RateLimiter):
 
     async def aclose(self) -> None:
         """Let the slots of cut sends go back, for at most GIVE_BACK_WAIT (a worker's stop): one
-        the database has not taken back by then is cut off, said."""
+        the database has not taken back by then is cut off (a commit it waits for with it),
+        said."""
         if not self._giving:
             return
         _, left = await asyncio.wait(set(self._giving), timeout=GIVE_BACK_WAIT)
         for giving in left:
             giving.cancel()
-            log.warning(
-                "robot limiter: a slot not given back by the stop, taken until its minute ends"
-            )
+            log.warning("robot limiter: a slot not given back by the stop: %s", LEFT_TAKEN)
         await asyncio.gather(*left, return_exceptions=True)
 
 
