@@ -19,6 +19,7 @@ from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
     NotifyResult,
+    handed_ended,
     redact_target,
 )
 from ambient.history import RETRIES_ENDED, delivery_public, error_shown
@@ -32,6 +33,8 @@ TRANSIENT = N_("Check that it is up and reachable, then send again.")
 PERMANENT = N_("Correct it in your push config, then send again.")
 INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
 NOT_FINISHED = "transient: " + N_("no try finished this send (the last ended in flight)")
+# A row in flight with no give-up ahead: its outcome is not known yet.
+STILL_SENDING = N_("still being sent; your deliveries show how it ends")
 # The product's own words in a channel's error (a receiver's text is said as it came).
 ITS_WORDS = {NOT_FINISHED.partition(": ")[2], N_("push config")}
 # A message handed over whose answer never came (`activities.deliveries.HANDED_UNANSWERED`).
@@ -99,15 +102,22 @@ async def briefing_sent(
 def _of(row: Any, public: Any, ended: datetime) -> Delivery:
     status, error = public.status, public.error
     if status == "pending":
-        # In flight after its send answered. A deliver-later run's (its give-up ahead) is still
-        # being sent, whatever its lease: a try whose worker died leaves it, and the run's next
-        # try takes it over (docs/notifications.md, "Leases"). The send's own try, lost (its
-        # give-up failed too, the database away), has no run to retry it: failed.
+        # In flight after its send answered. One whose try was handing it over ends as its
+        # give-up ends it: it may have been delivered. A deliver-later run's (its give-up ahead)
+        # is still being sent, whatever its lease: a try whose worker died leaves it, and the
+        # run's next try takes it over (docs/notifications.md, "Leases"); past its give-up it
+        # failed. One with no give-up stamped may be a live lease's holder's, or one a
+        # deliver-later run takes over (answered in flight, not deferred), or the send's own
+        # lost try: not known yet, so never "send again" (a second copy).
         until = row.retry_until
-        if until is not None and until >= ended:
+        if handed := handed_ended(row.provider_id):
+            status, error = "failed", handed
+        elif until is None:
+            status, error = "deferred", STILL_SENDING
+        elif until >= ended:
             status = "deferred"
         else:
-            status, error = "failed", NOT_FINISHED + (RETRIES_ENDED if until else "")
+            status, error = "failed", NOT_FINISHED + RETRIES_ENDED
     return Delivery(
         channel=public.channel,
         target=public.target,
@@ -177,6 +187,11 @@ def _missed(missed: Delivery) -> Refusal:
     (the what-to-do says it), the receiver's or the driver's own text as it came."""
     name = "push config" if missed.channel == "push_config" else _named([missed])
     channel, error = _said(name), missed.error or ""
+    if missed.status is DeliveryStatus.DEFERRED and error == STILL_SENDING:
+        return Refusal(
+            N_("Still being sent to %(channel)s: your deliveries show how it ends."),
+            channel=channel,
+        )
     if missed.status is DeliveryStatus.DEFERRED:
         return Refusal(
             N_("Still being sent to %(channel)s: it is tried again by itself."), channel=channel

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities.deliveries import HANDED_UNANSWERED, delivery_key
+from activities.deliveries import delivery_key
 from ambient.briefing.sent import (
     NOT_FINISHED,
     READABLE_KEY,
+    STILL_SENDING,
     briefing_sent,
     joined,
     missed_all,
     send_key,
     sent_words,
 )
-from ambient.domain.notify import CHANNEL_TYPES, Delivery, DeliveryStatus, NotifyResult
+from ambient.domain.notify import (
+    CHANNEL_TYPES,
+    HANDED_UNANSWERED,
+    HANDING,
+    Delivery,
+    DeliveryStatus,
+    NotifyResult,
+)
 from ambient.domain.users import MAX_USER_NAME, Language
 from ambient.history import RETRIES_ENDED
 from ambient.storage import Database
@@ -121,8 +129,11 @@ async def test_a_row_deliver_later_still_tries_is_being_sent_and_one_whose_retri
     """A deliver-later try's row whose worker died (pending, its lease expired, its give-up
     ahead) was said failed, send again, though the run's next try sends it: sent again, it
     arrived twice. It is still being sent, as a deferred one still in its run; a deferred row
-    past its give-up failed, and so does the send's own lost try (pending under a live lease,
-    no give-up), which no run tries again: it was said 'tried again by itself'."""
+    past its give-up failed. A pending row with no give-up stamped (the send's own try, lost,
+    or one a deliver-later run takes over, or one its live lease's holder still finishes) was
+    said 'failed… send again' and failed the CLI: its outcome is not known yet. One whose try
+    was handing the message over ends as the give-up ends it: it may have been delivered, not
+    sent again (it was said 'send again': sent twice)."""
     user, now = unique("u"), datetime.now(UTC)
     soon, long_ago = now + timedelta(minutes=5), now - timedelta(days=30)
     later = "transient: HTTP 503"
@@ -140,7 +151,7 @@ async def test_a_row_deliver_later_still_tries_is_being_sent_and_one_whose_retri
         ("webhook", "deferred", later),
         ("wecom", "deferred", later),
         ("dingtalk", "failed", f"{later}; its retries ended"),
-        ("email", "failed", "transient: no try finished this send (the last ended in flight)"),
+        ("email", "deferred", STILL_SENDING),
     ]
     assert sent.said == (
         # Targets as the deliveries show them: a robot key's four characters.
@@ -148,10 +159,29 @@ async def test_a_row_deliver_later_still_tries_is_being_sent_and_one_whose_retri
         "Still being sent to webhook t…: it is tried again by itself. "
         "Still being sent to wecom t…: it is tried again by itself. "
         "Not sent to dingtalk t…: HTTP 503; its retries ended. "
-        "Not sent to email t: no try finished this send (the last ended in flight). "
+        "Still being sent to email t: your deliveries show how it ends. "
         "Check that it is up and reachable, then send again."
     )
     assert not missed_all(sent.deliveries)  # some are still being sent
+    await _rows(
+        db,
+        user,
+        _row("h", "email", "pending", None, lease_until=soon, provider_id=HANDING),
+        _row("h", "webhook", "pending", later, retry_until=long_ago, provider_id=HANDING),
+        _row("h", "wecom", "pending", later, retry_until=long_ago, provider_id="posts:2"),
+        _row("h", "dingtalk", "pending", None, lease_until=long_ago, provider_id="posts:1"),
+    )
+    handed = await briefing_sent(db, user, "h", NOTHING, operator=False)
+    said = [(d.channel, d.status.value, d.error) for d in handed.deliveries]
+    assert said == [
+        ("email", "failed", HANDED_UNANSWERED),
+        ("webhook", "failed", HANDED_UNANSWERED),
+        # The give-up says a pending row in several posts not finished, as any in flight.
+        ("wecom", "failed", f"{NOT_FINISHED}; its retries ended"),
+        ("dingtalk", "deferred", STILL_SENDING),
+    ]
+    assert "send again" not in handed.said.split("wecom")[0]
+    assert handed.said.count("may have been delivered") == 2
 
 
 def _said(*deliveries: Delivery) -> str:

@@ -10,7 +10,6 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import (
     GIVEN_UP,
-    HANDED_UNANSWERED,
     HANDING,
     MAX_KEY,
     RowPosts,
@@ -22,6 +21,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import (
     CHANNEL_TYPES,
+    HANDED_UNANSWERED,
     DeliveryStatus,
     Message,
     NotificationKind,
