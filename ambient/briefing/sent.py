@@ -25,6 +25,7 @@ from ambient.domain.notify import (
 from ambient.history import RETRIES_ENDED, delivery_public, error_shown
 from ambient.refusals import N_, Refusal
 from ambient.storage import Database
+from ambient.storage.models import Delivery as DeliveryRow
 from ambient.storage.repositories import DeliveryRepository
 
 TOOK = (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE)
@@ -43,6 +44,8 @@ UNREAD = N_("What each channel did could not be read back: your deliveries show 
 # Below it, a send key's rows all keep it whole (`activities.deliveries.delivery_key` cuts a
 # longer request key to fit deliveries.key, 255, and hashes it): a key one longer is cut to
 # this length for the longest channel, so its rows would be read as this key's.
+# A row's target is cut to deliveries.target's length (`activities.deliveries.MAX_SHOWN`).
+MAX_SHOWN = DeliveryRow.target.type.length
 READABLE_KEY = 255 - len(f":{max(CHANNEL_TYPES, key=len)}:sha256:") - 64
 
 
@@ -89,7 +92,7 @@ async def briefing_sent(
     answered = [
         d.model_copy(
             update={
-                "target": redact_target(d.channel, d.target),
+                "target": redact_target(d.channel, d.target)[:MAX_SHOWN],
                 "error": error_shown(d.error, operator=operator),
             }
         )
@@ -151,6 +154,8 @@ def sent_words(deliveries: Sequence[Delivery]) -> list[Refusal]:
     words: list[Refusal] = []
     if took:
         words.append(Refusal(N_("Sent to %(channels)s."), channels=_named(took)))
+    elif any(map(_maybe_delivered, pushed)):
+        words.append(Refusal(N_("It may have reached your push channels; none said it did.")))
     elif pushed:
         words.append(Refusal(N_("Not sent to any of your push channels.")))
     else:

@@ -32,8 +32,8 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """A push config entry that cannot be read (no row: it fails before any send) was dropped
-        once the live webhook had its row; quiet hours holding the only channel back made the CLI
-        exit 1 and the zh page say "suppressed"; a 128-character request id made a key too long to
+    once the live webhook had its row; quiet hours holding the only channel back made the CLI
+    exit 1 and the zh page say "suppressed"; a 128-character request id made a key too long to
     read back: the answer was the workflow's, its webhook's token in its target and words."""
     broken, quiet = unique("sx"), unique("sq")
     bots = PushEndpoints()

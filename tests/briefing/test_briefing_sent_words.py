@@ -242,3 +242,33 @@ def test_the_products_own_words_in_a_channels_sentence_are_the_pages_language() 
         "Not sent to any of your push channels. Not sent to push config: channel 2: no type. "
         "Correct it in your push config, then send again."
     )
+
+
+async def test_a_channel_the_workflow_answered_with_a_long_target_is_said_once(
+    db: Database,
+) -> None:
+    """A row keeps its target cut to 512 characters: the workflow's answer of the same channel,
+    its target redacted whole, was said again beside its row."""
+    user = unique("u")
+    target = "https://hooks.example/" + "p" * 600
+    await _rows(
+        db,
+        user,
+        Row(
+            key=delivery_key("w", "webhook", target),
+            channel="webhook",
+            target=target[:512],
+            status="sent",
+            attempts=1,
+        ),
+    )
+    answered = Delivery(channel="webhook", target=target, status=DeliveryStatus.SENT)
+    sent = await briefing_sent(db, user, "w", NotifyResult(deliveries=[answered]), operator=True)
+    assert [d.channel for d in sent.deliveries] == ["webhook"]
+
+
+def test_a_channel_that_may_have_been_delivered_is_not_said_unsent() -> None:
+    handed = Delivery(channel="email", target="a@b", status="failed", error=HANDED_UNANSWERED)
+    said = _said(handed)
+    assert not said.startswith("Not sent to any of your push channels"), said
+    assert said.startswith("It may have reached your push channels")
