@@ -458,10 +458,16 @@ class BriefingService(Greeting, Steering):
         )
 
     async def send(
-        self, user: str, date: str | None = None, request_id: str | None = None
+        self,
+        user: str,
+        date: str | None = None,
+        request_id: str | None = None,
+        *,
+        operator: bool | None = None,
     ) -> BriefingSent:
         """Push a briefing (default: the latest) through the user's channels now; what each
-        channel did, read back from this send's deliveries (`briefing_sent`)."""
+        channel did, read back from this send's deliveries (`briefing_sent`), masked as
+        ``user`` reads it or, ``operator`` given, as whoever runs the server (the CLI) does."""
         request_id = request_id_of(request_id)
         view = await self.get_briefing(user, date)
         created, _ = await records.described(self.client, task_id_for(user))
@@ -470,7 +476,9 @@ class BriefingService(Greeting, Steering):
         result = await self._update(
             user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)
         )
-        return await briefing_sent(self.db, user, key, result, operator=await self._operator(user))
+        if operator is None:
+            operator = await self._operator(user)
+        return await briefing_sent(self.db, user, key, result, operator=operator)
 
     async def _update(
         self, user: str, what: Literal["send", "regenerate"], update: Any, *args: Any, id: str
