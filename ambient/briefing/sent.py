@@ -54,11 +54,13 @@ def send_key(task_id: str, created: datetime | None, date: str, request_id: str)
     keyed by one life of the briefing (its creation, which a new config's run keeps; the task
     id is every life's, and a briefing created again sends a request id used before). A request
     id with ':' (its rows' keys go on with ':': another send's could read as this one's) or one
-    that would make the key too long to read back is keyed by its hash: the same id, the same
-    key (a retried send sends once), and one that fits as it was keyed before."""
+    that would make the key too long to read back, or one like a hash, is keyed by its hash:
+    the same id, the same key (a retried send sends once), and one that fits as it was keyed
+    before."""
     life = f"/{created:%Y%m%dT%H%M%S%f}" if created else ""  # a memo without it: as before
     key = f"{task_id}{life}/{date}/send/"
-    if ":" in request_id or len(key + request_id) >= READABLE_KEY:
+    hashed = request_id.startswith("sha256-")  # else one could be another id's hash
+    if hashed or ":" in request_id or len(key + request_id) >= READABLE_KEY:
         request_id = "sha256-" + hashlib.sha256(request_id.encode()).hexdigest()[:32]
     return key + request_id
 

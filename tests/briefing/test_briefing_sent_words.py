@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from activities.deliveries import delivery_key
+from ambient.briefing.errors import InvalidBriefingError, request_id_of
 from ambient.briefing.sent import (
     NOT_FINISHED,
     READABLE_KEY,
@@ -272,3 +275,20 @@ def test_a_channel_that_may_have_been_delivered_is_not_said_unsent() -> None:
     said = _said(handed)
     assert not said.startswith("Not sent to any of your push channels"), said
     assert said.startswith("It may have reached your push channels")
+
+
+def test_a_request_id_like_a_hashed_one_is_hashed_too() -> None:
+    """A literal request id 'sha256-<32 hex>' was keyed as it came: the same key as the id
+    it is the hash of, whose send it then read back (and Temporal took as already sent)."""
+    task, created = "daily-briefing/alice", datetime.now(UTC)
+    hashed = send_key(task, created, "2026-12-02", "a:inbox")
+    literal = hashed.rpartition("/")[2]
+    assert literal.startswith("sha256-")
+    assert send_key(task, created, "2026-12-02", literal) != hashed
+
+
+def test_a_request_id_holding_a_nul_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidBriefingError) as refused:
+        request_id_of("a\x00b")
+    assert refused.value.field == "request_id"
+    assert "NUL" in str(refused.value)
