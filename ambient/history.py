@@ -171,15 +171,26 @@ async def events(
     since: datetime | None = None,
     before_id: int | None = None,
     limit: int = 100,
+    operator: bool,
 ) -> list[EventPublic]:
-    """Events newest first, page by page with ``before_id`` (``user`` None: everyone's)."""
+    """Events newest first, page by page with ``before_id`` (``user`` None: everyone's); read
+    by a member (not ``operator``), as `event_public` shows them."""
     _storable(kind=kind, task=task)
     if kind is not None and kind not in EVENT_KINDS:
         raise FilterError(f"kind: {kind!r} is not {', '.join(EVENT_KINDS)}")
     rows = await EventRepository(session).list(
         user=user, kind=kind, task=task, since=since, before_id=before_id, limit=limit
     )
-    return [EventPublic.model_validate(row) for row in rows]
+    return [event_public(row, operator=operator) for row in rows]
+
+
+def event_public(row: Any, *, operator: bool) -> EventPublic:
+    """An event as its reader sees it: a failure's error the product made (a delivery.failed's:
+    the database's text, its host) is an administrator's, as in the deliveries."""
+    event = EventPublic.model_validate(row)
+    if isinstance(error := event.payload.get("error"), str):
+        event.payload = {**event.payload, "error": error_shown(error, operator=operator)}
+    return event
 
 
 async def inbox(
