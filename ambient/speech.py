@@ -99,7 +99,22 @@ _RATIO_AFTER = re.compile(rf"\s*的?(?:{_RATIO})", re.IGNORECASE)
 _ARROW = re.compile(r"\s*-+>\s*")
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 # "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
-_ITEM_NUMBER = re.compile(r"(?:^|[\s：:；;，,])\d{1,2}\.$")
+# It is a list's first ("要点：1.", the text's start) or has the item before or after it
+# numbered too (one a line is a space once cleaned): "rose to 42." or "CPU: 93." ends one.
+_ITEM_NUMBER = re.compile(r"(?:^|(?P<mark>[：:；;，,])|\s)\s*(?P<n>\d{1,2})\.$")
+
+
+def _item_number(text: str, end: int) -> bool:
+    """Whether the full stop ending at ``end`` numbers a list's item."""
+    item = _ITEM_NUMBER.search(text, 0, end)
+    if item is None:
+        return False
+    n = int(item["n"])
+    if item.start() == 0 or (item["mark"] and n == 1):
+        return True
+    return bool(re.search(rf"(?<!\d){n - 1}\.\s", text[: item.start() + 1])) or bool(
+        re.match(rf".*?\s{n + 1}\.\s", text[end:] + " ")
+    )
 
 
 def cleaned(text: str, *, english: bool = False) -> str:
@@ -196,7 +211,7 @@ def said_time(hhmm: str, *, english: bool = False) -> str:
 def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:
     """A spoken answer: ``text`` cleaned, then three sentences and ``limit`` chars at most."""
     text = cleaned(text, english=english)
-    ends = [m.end() for m in _FULL_STOP.finditer(text) if not _ITEM_NUMBER.search(text, 0, m.end())]
+    ends = [m.end() for m in _FULL_STOP.finditer(text) if not _item_number(text, m.end())]
     if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
         text = text[: ends[MAX_SENTENCES - 1]]
     if len(text) <= limit:

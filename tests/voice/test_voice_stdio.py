@@ -126,6 +126,18 @@ def test_a_numbered_list_is_not_cut_at_its_numbers() -> None:
     )
 
 
+def test_a_sentence_ending_in_a_number_is_a_sentence_not_a_list_item() -> None:
+    """Any one- or two-digit number before a full stop was taken for a list item's: "CPU on
+    web-1 rose to 42." or "Peak CPU: 93." ended no sentence, and the three-sentence cut ran
+    on into a fourth."""
+    said = "CPU on web-1 rose to 42. Errors went up to 17. Memory fell to 30. Disk is fine."
+    assert speakable(said) == "CPU on web-1 rose to 42. Errors went up to 17. Memory fell to 30."
+    marked = "Peak CPU: 93. Errors: 17. Memory: 30. Disk is fine."
+    assert speakable(marked) == "Peak CPU: 93. Errors: 17. Memory: 30."
+    listed = "Two things. 1. checkout errors rose. 2. payments alarm open. Bye."
+    assert speakable(listed) == "Two things. 1. checkout errors rose. 2. payments alarm open."
+
+
 def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
     """The id rules took out what a listener needs: "3/5" and "I/O" as a path id, an 8-digit
     number (an order or alarm id, a count) as a hex id: "3/5 个副本就绪" was said "个副本就绪"."""
