@@ -171,7 +171,7 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     import requests  # the SDK's own transport, loaded with it
 
     try:
-        sent = client._call(action, params, None, None)
+        sent = client._call(action, present(params), None, None)
         try:
             body = sent.content
         except requests.RequestException as exc:
@@ -192,6 +192,14 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
         raise error
     response.pop("RequestId", None)
     return response
+
+
+def present(value: Any) -> Any:
+    """``value`` without its None fields, at any depth: sent as they are (the SDK leaves None
+    out of its typed models only), an API refuses a null where the field's default holds."""
+    if isinstance(value, dict):
+        return {k: present(v) for k, v in value.items() if v is not None}
+    return [present(v) for v in value] if isinstance(value, list) else value
 
 
 def field(item: Any, name: str, action: str) -> Any:
