@@ -74,6 +74,13 @@ DOCUMENTED = {
             "instance type, a quota); fix that and ask again",
         ),
     ),
+    # AsCommon whose words name nothing: nothing to fix, and the same request may pass later.
+    ("CreateClusterNodePool", "AsCommon"): (
+        "failed",
+        "Auto Scaling refused the node pool's scaling group or launch configuration without "
+        "saying why; try again later, and if it is refused again, check the scaling group's "
+        "activity history in the Auto Scaling console",
+    ),
     # ModifyNodePoolDesiredCapacityAboutAsg: the node pool gone since it was read.
     ("ModifyNodePoolDesiredCapacityAboutAsg", "FailedOperation.RecordNotFound"): (
         "not_found",
@@ -236,8 +243,9 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"was changed. {exc.message}"
         )
     if (action, exc.code) in DOCUMENTED:
-        kind, advice = DOCUMENTED[action, exc.code]
-        return kind, f"{where}: {advice}. {exc.message}"
+        unsaid = exc.code.endswith("AsCommon") and exc.message.strip() in ("", exc.code)
+        kind, advice = DOCUMENTED[action, "AsCommon" if unsaid else exc.code]
+        return kind, f"{where}: {advice}. {exc.message}".rstrip()
     if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
         return "unavailable", (
             f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "

@@ -323,6 +323,22 @@ async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
     assert "try again" not in message and " failed:" not in message
 
 
+@pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
+async def test_an_auto_scaling_refusal_that_names_nothing_says_what_can_be_done(
+    cloud: tuple[TencentApi, AppState], code: str
+) -> None:
+    """Refused with AsCommon and no words of why, it said 'its words say why ...; fix that and
+    ask again': nothing was named to fix. It says to try again later and where to look."""
+    api, state = cloud
+    api.failures["CreateClusterNodePool"] = [code]
+    api.failure_words["CreateClusterNodePool"] = ""
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and f"CreateClusterNodePool ({code}): Auto Scaling refused" in message, message
+    assert "without saying why" in message and "try again later" in message, message
+    assert "Auto Scaling console" in message and "fix that" not in message, message
+
+
 async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
