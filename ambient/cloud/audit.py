@@ -129,9 +129,11 @@ class CloudGuard:
                     write.add_done_callback(
                         partial(_failed_late, operation=late, subject=where, said=said)
                     )
-        for write, _ in writes:
-            if write.done() and not write.cancelled() and write.exception() is not None:
-                raise write.exception()  # type: ignore[misc]
+        failed = [(w, row) for w, row in writes if w.done() and not w.cancelled() and w.exception()]
+        for write, (late, where, row) in failed[1:]:  # the first is raised, the others logged
+            _failed_late(write, late, where, redact_values(row))
+        if failed:
+            raise failed[0][0].exception()  # type: ignore[misc]
         if cancelled:
             raise asyncio.CancelledError
 

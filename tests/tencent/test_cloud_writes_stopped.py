@@ -142,6 +142,39 @@ async def test_an_alarm_stopped_in_its_notice_step_leaves_its_row_saying_how_far
     assert "CreateAlarm" not in [a for _, a, _ in api.creates()]
 
 
+async def test_each_row_of_one_grace_that_fails_is_logged(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelled in its notice's step, the call writes the notice's row and the alarm's under
+    one grace; both writes failing, the first's error was raised and the second's said nowhere
+    (asyncio's "exception never retrieved" at most). Each one not raised is logged lost."""
+    api, state = cloud
+    monkeypatch.setattr(audit, "AUDIT_GRACE", 2 * HANG)
+    started: list[str] = []
+    writing, written = held_audit(monkeypatch, fails=True, started=started)
+    sent, answered = asyncio.Event(), asyncio.Event()
+    api.held["CreateAlarmNotice"] = (sent, answered)
+    spec = AlarmSpec.model_validate(ALARM)
+    task = asyncio.create_task(state.cloud_ops.create_cls_alarm("ops", spec, "execute"))
+    await sent.wait()
+    task.cancel()
+    try:
+        with anyio.fail_after(HANG):
+            while len(started) < 2:
+                await writing.wait()
+                writing.clear()
+    finally:
+        written.set()
+        answered.set()
+    with anyio.fail_after(HANG), pytest.raises(OSError, match="disk I/O error"):
+        await task
+    lost = [r.getMessage() for r in caplog.records if "was lost" in r.getMessage()]
+    assert len(lost) == 1 and "cloud.create_cls_alarm on " in lost[0], caplog.text
+    assert "OSError('disk I/O error')" in lost[0], lost
+
+
 async def test_an_alarm_stopped_in_its_notice_step_writes_both_rows_under_one_grace(
     cloud: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch
 ) -> None:
