@@ -98,28 +98,39 @@ _RATIO_BEFORE = re.compile(rf"(?:{_RATIO})\s*(?:is|was|of|at|为|是|=|:|：)?\s
 _RATIO_AFTER = re.compile(rf"\s*的?(?:{_RATIO})", re.IGNORECASE)
 _ARROW = re.compile(r"\s*-+>\s*")
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
-# "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
-# It is a list's first ("要点：1.", the text's start) or has the item before or after it
-# numbered too (one a line is a space once cleaned): "rose to 42." or "CPU: 93." ends one.
-_ITEM_NUMBER = re.compile(r"(?:^|(?P<mark>[：:；;，,])|\s)\s*(?P<n>\d{1,2})\.$")
+# "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.". A
+# number is an item's only where it opens a segment (the text's start, a line's, after a mark
+# or a sentence's end) in a run 1, 2, … of such numbers, each after the one before it; a later
+# item opens after its own mark, not a colon ("Checks: 1. Alerts: 2." is two sentences). A
+# number ending a sentence ("rose to 12.", "at 1.9.") opens none.
+_ITEM = re.compile(
+    r"(?:^|(?<=\n)|(?<=[：；，。！？])|(?<=[：；，。！？:;,.!?] ))(\d{1,2})\.(?=\s|$)"
+)
 
 
-def _item_number(text: str, end: int) -> bool:
-    """Whether the full stop ending at ``end`` numbers a list's item."""
-    item = _ITEM_NUMBER.search(text, 0, end)
-    if item is None:
-        return False
-    n = int(item["n"])
-    if item.start() == 0 or (item["mark"] and n == 1):
-        return True
-    return bool(re.search(rf"(?<!\d){n - 1}\.\s", text[: item.start() + 1])) or bool(
-        re.match(rf".*?\s{n + 1}\.\s", text[end:] + " ")
-    )
+def _list_numbers(text: str) -> set[int]:
+    """Where each full stop numbering a list's item ends, in one pass over ``text``."""
+    items: set[int] = set()
+    run: list[int] = []
+    for item in _ITEM.finditer(text):
+        at = item.start() - 1 - (text[item.start() - 1 : item.start()] == " ")
+        n, mark = int(item[1]), text[at] if at >= 0 else ""
+        if n == len(run) + 1 > 1 and mark not in ":：":
+            run.append(item.end())
+            continue
+        items.update(run if len(run) > 1 else ())
+        run = [item.end()] if n == 1 else []
+    return items | (set(run) if len(run) > 1 else set())
 
 
 def cleaned(text: str, *, english: bool = False) -> str:
     """Text a TTS engine reads well, whatever its length: no Markdown, URLs or ids (the words
     it puts in are English when ``english``). Every spoken answer goes through it."""
+    return _cleaned_lines(text, english).replace("\n", " ")
+
+
+def _cleaned_lines(text: str, english: bool) -> str:
+    """``cleaned``, each run of white space one space, or one line break if it holds one."""
     text = _LINK.sub(r"\1", text)
     to = " to " if english else "到"
     text = _SPAN.sub(lambda m: m[1] + to, text)
@@ -139,7 +150,7 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _EMPTIED_KEY.sub("", text)
     text = _COMPARE.sub(lambda m: f" {_COMPARED[m[1]][english]} ", text)
     text = _MARKDOWN.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"[^\S\n]+", " ", re.sub(r"\s*\n\s*", "\n", text)).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
 
 
@@ -210,8 +221,10 @@ def said_time(hhmm: str, *, english: bool = False) -> str:
 
 def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:
     """A spoken answer: ``text`` cleaned, then three sentences and ``limit`` chars at most."""
-    text = cleaned(text, english=english)
-    ends = [m.end() for m in _FULL_STOP.finditer(text) if not _item_number(text, m.end())]
+    text = _cleaned_lines(text, english)
+    items = _list_numbers(text)
+    text = text.replace("\n", " ")
+    ends = [m.end() for m in _FULL_STOP.finditer(text) if m.end() not in items]
     if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
         text = text[: ends[MAX_SENTENCES - 1]]
     if len(text) <= limit:

@@ -136,6 +136,17 @@ def test_a_sentence_ending_in_a_number_is_a_sentence_not_a_list_item() -> None:
     assert speakable(marked) == "Peak CPU: 93. Errors: 17. Memory: 30."
     listed = "Two things. 1. checkout errors rose. 2. payments alarm open. Bye."
     assert speakable(listed) == "Two things. 1. checkout errors rose. 2. payments alarm open."
+    # A 1 after a colon, a number after an earlier n-1 or a version's last digit ends a
+    # sentence too: only a run 1, 2, … of numbers each opening its segment numbers a list.
+    for said, kept in (
+        ("Firing alarms: 1. Pending fixes: 0. CPU is fine. Disk is fine.", 48),
+        ("告警数：1. 待审批：0. CPU正常. 磁盘正常.", 20),
+        ("Errors rose to 12. Warnings to 13. CPU is fine. Disk is fine.", 47),
+        ("Replicas scaled to 3. Nodes went to 4. CPU is fine. Disk is fine.", 51),
+        ("Upgraded to 1.9. Pods at 10. CPU is fine. Disk is fine.", 41),
+        ("Checks: 1. Alerts: 2. Disk: 3. Memory: 4.", 30),
+    ):
+        assert speakable(said) == said[:kept], said
 
 
 def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
