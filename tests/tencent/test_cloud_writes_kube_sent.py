@@ -102,7 +102,9 @@ async def test_a_workload_change_whose_patch_cannot_connect_is_audited_not_sent(
     standins: tuple[ApplyingKubeApi, TencentApi, AppState], operation: str
 ) -> None:
     """The API server's port closes after the Deployment was read: the PATCH never connects
-    (ConnectError), so nothing was sent; the row says so and the words say it is unreachable."""
+    (ConnectError), so nothing was sent; the row says so and the words say the workload
+    was not changed (they were only the retry's read error: "reading Deployment ...: All
+    connection attempts failed; try again")."""
     kube, cloud, state = standins
     log = kube._log
 
@@ -117,7 +119,7 @@ async def test_a_workload_change_whose_patch_cannot_connect_is_audited_not_sent(
         kube._log = closing_after_reads  # type: ignore[method-assign]
         cloud.kubeconfigs["cls-abcd1234"] = kubeconfig(relayed)
         said, row = await _asked(state, operation)
-    assert said.endswith("All connection attempts failed; try again"), said
+    assert said.endswith(f"the workload {WORKLOAD['name']} was not changed; try again"), said
     assert (row["outcome"], row["kind"], row["sent"]) == ("failed", "unavailable", False), row
     assert [c.method for c in kube.calls] == ["GET"] * READS[operation], kube.calls
     assert kube.writes() == []
