@@ -753,6 +753,7 @@ class TencentApi:
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # each call's body as it came
     regions: list[str | None] = field(default_factory=list)  # X-TC-Region of each call
     # action -> runs once just before that action is handled (another caller racing us).
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
@@ -827,6 +828,7 @@ class TencentApi:
             return error("NoSuchVersion", f"{service} has no version {headers.get('x-tc-version')}")
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
+        self.bodies.append(body)
         self.regions.append(headers.get("x-tc-region"))
         if headers.get("x-tc-region") and headers["x-tc-region"] not in REGIONS:
             return error("InvalidParameterValue", BAD_REGION)
@@ -858,7 +860,9 @@ class TencentApi:
                 "MissingParameter", f"The request is missing a required parameter `{absent}`."
             )
         # A null is no absent parameter (the SDK's models leave None out; a dict sent as it
-        # is keeps it): a required one is missing (above), any other of the wrong type.
+        # is keeps it): a required one is missing (above), any other of the wrong type. A
+        # conservative assumption, stricter than what is documented: the common error codes
+        # list InvalidParameter and MissingParameter and say nothing of null.
         null = null_parameter(params)
         if null is not None:
             return error("InvalidParameter", f"`{null}` is null, not of the type {action} defines")
