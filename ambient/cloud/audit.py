@@ -113,8 +113,9 @@ class CloudGuard:
                             writes += self._started(actor, stopped())
                         cancelled = True
         finally:
-            # Said however the wait ended (a second asyncio cancel leaves the scope by its own
-            # CancelledError), and a write that then fails is said too: nobody awaits it.
+            # Said however the wait ended (all written, the grace run out, or an error of the
+            # wait; a second asyncio cancel does not end it: absorbed above, the wait goes on),
+            # and a write that then fails is said too: nobody awaits it.
             for write, (late, where, row) in writes:
                 if not write.done():
                     said = redact_values(row)
@@ -130,7 +131,8 @@ class CloudGuard:
                         partial(_failed_late, operation=late, subject=where, said=said)
                     )
         failed = [(w, row) for w, row in writes if w.done() and not w.cancelled() and w.exception()]
-        for write, (late, where, row) in failed[1:]:  # the first is raised, the others logged
+        # Each logged, the first too: its raise may go to a caller that is gone.
+        for write, (late, where, row) in failed:
             _failed_late(write, late, where, redact_values(row))
         if failed:
             raise failed[0][0].exception()  # type: ignore[misc]
