@@ -101,8 +101,9 @@ _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 # "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.". A
 # number is an item's only where it opens a segment (the text's start, a line's, after a mark
 # or a sentence's end) in a run 1, 2, … of such numbers, each after the one before it; a later
-# item opens after its own mark, not a colon ("Checks: 1. Alerts: 2." is two sentences). A
-# number ending a sentence ("rose to 12.", "at 1.9.") opens none.
+# item opens after its own mark, not a colon ("Checks: 1. Alerts: 2." is two sentences), a
+# comma too ("1. a, 2. b": so "Firing, 1. Pending, 2." is read as a list, not cut). A number
+# ending a sentence ("rose to 12.", "at 1.9.") opens none; a line opened by "1." is an item.
 _ITEM = re.compile(
     r"(?:^|(?<=\n)|(?<=[：；，。！？])|(?<=[：；，。！？:;,.!?] ))(\d{1,2})\.(?=\s|$)"
 )
@@ -120,6 +121,8 @@ def _list_numbers(text: str) -> set[int]:
             continue
         items.update(run if len(run) > 1 else ())
         run = [item.end()] if n == 1 else []
+        if n == 1 and text[item.start() - 1 : item.start()] in ("", "\n"):
+            items.add(item.end())  # a line opened by "1." is an item, alone too
     return items | (set(run) if len(run) > 1 else set())
 
 
@@ -223,12 +226,16 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
     """A spoken answer: ``text`` cleaned, then three sentences and ``limit`` chars at most."""
     text = _cleaned_lines(text, english)
     items = _list_numbers(text)
+    ones = {m.end() for m in _ITEM.finditer(text) if m[1] == "1"}
     text = text.replace("\n", " ")
     ends = [m.end() for m in _FULL_STOP.finditer(text) if m.end() not in items]
-    if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
-        text = text[: ends[MAX_SENTENCES - 1]]
+    # A "1." may end a sentence ("Firing alarms: 1.") or open a one-item list: no cut there.
+    cuts = [e for e in ends if e not in ones]
+    third = next((e for e in cuts if e >= ends[MAX_SENTENCES - 1]), 0) if len(ends) > 2 else 0
+    if third and text[third:].strip():
+        text = text[:third]
     if len(text) <= limit:
         return text
     # At a sentence's end, as they are counted ("3.5" is none: "from 120 ms to 3." was said).
-    end = max((e for e in ends if e <= limit), default=0)
+    end = max((e for e in cuts if e <= limit), default=0)
     return text[:end].rstrip() if end > limit // 3 else spoken_clip(text, limit)

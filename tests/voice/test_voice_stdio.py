@@ -147,6 +147,15 @@ def test_a_sentence_ending_in_a_number_is_a_sentence_not_a_list_item() -> None:
         ("Checks: 1. Alerts: 2. Disk: 3. Memory: 4.", 30),
     ):
         assert speakable(said) == said[:kept], said
+    # A one-item list's "1." is never where the cut lands: it stopped there, the item unsaid
+    # ("…要点：1."), and one opening a line counts as no sentence end ("再见。" was cut).
+    for said, kept in (
+        ("早上好！昨天有一个问题。要点：1. checkout 有 12 个错误。再见。", 36),
+        ("Good morning. One thing. Yesterday: 1. checkout errors rose. Bye.", 60),
+    ):
+        assert speakable(said) == said[:kept], said
+    lines = "早上好！要点：\n1. checkout 有 12 个错误。\n再见。"
+    assert speakable(lines) == lines.replace("\n", " ")
 
 
 def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
