@@ -208,6 +208,6 @@ class CloudGuard:
 
 
 def _failed_late(write: asyncio.Future[None], operation: str, subject: str, said: Any) -> None:
-    """A row written past its call's grace that failed: logged, as its call has answered."""
+    """A failed audit row: logged (its raise, if any, may reach nobody)."""
     if not write.cancelled() and (exc := write.exception()) is not None:
         log.error("the audit row of cloud.%s on %s was lost: %r: %s", operation, subject, exc, said)
