@@ -213,7 +213,8 @@ async def _verification_held(handle: WorkflowHandle[Any, Any], holding: HeldRequ
     Deployment with it: that read held, or the lost run's verification's, an abort then came
     before the verification in the run's history, and the run stopped at its settle, as an
     abort during the settle is promised to (the attempt unverified), or before its first
-    climb. Every read held, a lost task's are let through until the history has it verifying."""
+    climb. Every read held, a lost task's and the first try's are let through until the
+    history has the run verifying."""
 
     def verifying(event: Any) -> bool:
         said = event.upsert_workflow_search_attributes_event_attributes.search_attributes
@@ -228,10 +229,12 @@ async def _verification_held(handle: WorkflowHandle[Any, Any], holding: HeldRequ
     lost = 0
     while True:
         await asyncio.wait_for(holding.arrived.wait(), HANG)
-        ask_history = functools.partial(told, lost)
-        recorded, lost = await eventually(ask_history, "the run verifying, or a task lost")
-        if recorded:
-            return
+        # Held at the first try's read run again (the run "applying"): let through.
+        if (await ask(handle, "status", result_type=RemediationStatus)).state == "verifying":
+            ask_history = functools.partial(told, lost)
+            recorded, lost = await eventually(ask_history, "the run verifying, or a task lost")
+            if recorded:
+                return
         holding.let_through()
 
 
