@@ -263,14 +263,15 @@ class WatchControls:
         that check did not ask it; a threshold watch shows what it read. What check now
         answers; the ``check_now`` signal alone does not wait."""
         self.ask_check()
-        asked_after = self.checks_started()  # the check asked for starts after this
-
+        ended = self.asked_check_ended()
         # Bounded: a continue-as-new waits for every handler, and no check runs meanwhile.
-        await until(
-            lambda: self.state.stop_requested or self.checks_ended() > asked_after,
-            CHECK_NOW_WAIT,
-        )
+        await until(lambda: self.state.stop_requested or ended(), CHECK_NOW_WAIT)
         return self.status()
+
+    def asked_check_ended(self) -> Callable[[], bool]:
+        """Whether the check asked for now has ended: one started after now."""
+        asked_after = self.checks_started()
+        return lambda: self.checks_ended() > asked_after
 
     @checked_now.validator
     def validate_check(self) -> None:

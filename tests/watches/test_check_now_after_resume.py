@@ -1,0 +1,96 @@
+"""Check now right after a resume answers with the check it asked for, whatever the resume's
+poll was doing: that poll, ended by the ask before its check, was counted as the check asked
+for and then voided, and the answer waited a check longer, or CHECK_NOW_WAIT (30 s) in full,
+past the service's wait (25 s): "started; its result will show ..." and no result."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ambient.watches.configs import TaskState
+from ambient.watches.service import TaskService
+from tests.conftest import unique
+from tests.support.record import save_history
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+
+def as_shipped(tests: TaskService) -> TaskService:
+    """The service with the product's wait for a check (25 s), not the tests' longer one."""
+    return TaskService(tests.client, tests.settings, tests.db, briefings=tests.briefings)
+
+
+async def test_check_now_while_the_resumes_poll_reads_the_page_answers_the_check_it_asked(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    site, base = gated
+    page = f"{base}/a"
+    site.pages["/a"] = article("All quiet.")
+    tasks = as_shipped(service)
+    ref = await tasks.create(USER, "web_monitor", monitor(base, "/a"), unique("resumed"))
+    assert ref.baseline is not None
+    assert (await tasks.pause(USER, ref.task_id)).state is TaskState.PAUSED
+    site.pages["/a"] = article("All quiet.", "Outage in the east.")
+    site.page_gate.clear()
+    site.page_waiting.clear()
+    assert (await tasks.resume(USER, ref.task_id)).state is TaskState.ACTIVE
+    await site.page_waiting.wait()  # the resume's poll is reading the page
+    site.page_waiting.clear()
+    asked = asyncio.create_task(tasks.trigger(USER, ref.task_id))
+    await site.page_waiting.wait()  # the ask ended that poll; the next one reads the page
+    site.page_gate.set()
+    answer = await asked
+    assert answer.note is None
+    assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
+    assert answer.state is TaskState.ACTIVE
+    status = await tasks.get(USER, ref.task_id)
+    assert status.checks == 2  # the baseline and the check asked for
+    # The resume's poll voided by the ask, the next one's check answered, for the replay.
+    await save_history(
+        service.client.get_workflow_handle(ref.task_id), "web_monitor_check_now_after_resume"
+    )
+    await tasks.delete(USER, ref.task_id)
+
+
+async def test_check_now_right_after_resume_answers_a_check_made(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """No gate: the ask meets the resume's poll wherever it is (starting, reading, ended)."""
+    site, base = gated
+    page = f"{base}/a"
+    site.pages["/a"] = article("All quiet.")
+    tasks = as_shipped(service)
+    ref = await tasks.create(USER, "web_monitor", monitor(base, "/a"), unique("resumed"))
+    await tasks.pause(USER, ref.task_id)
+    site.pages["/a"] = article("Something else.")
+    await tasks.resume(USER, ref.task_id)
+    answer = await tasks.trigger(USER, ref.task_id)
+    assert answer.note is None
+    assert answer.checked is not None and answer.checked["urls"][page]["error"] is None
+    status = await tasks.get(USER, ref.task_id)
+    assert status.checks >= 2  # the resume's check, if it was made, and the one asked for
+    await tasks.delete(USER, ref.task_id)
+
+
+async def test_check_now_of_a_paused_watch_answers_the_check_and_stays_paused(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """No poll runs when it is asked."""
+    site, base = gated
+    page = f"{base}/a"
+    site.pages["/a"] = article("All quiet.")
+    tasks = as_shipped(service)
+    ref = await tasks.create(USER, "web_monitor", monitor(base, "/a"), unique("paused"))
+    await tasks.pause(USER, ref.task_id)
+    site.pages["/a"] = article("All quiet.", "Outage in the east.")
+    answer = await tasks.trigger(USER, ref.task_id)
+    assert answer.note is None
+    assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
+    assert answer.state is TaskState.PAUSED
+    assert (await tasks.get(USER, ref.task_id)).checks == 2
+    await tasks.delete(USER, ref.task_id)
