@@ -94,3 +94,30 @@ async def test_check_now_of_a_paused_watch_answers_the_check_and_stays_paused(
     assert answer.state is TaskState.PAUSED
     assert (await tasks.get(USER, ref.task_id)).checks == 2
     await tasks.delete(USER, ref.task_id)
+
+
+async def test_a_resume_while_check_now_of_a_paused_watch_reads_the_page_answers_the_check(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The other order: the resume ends the asked poll before its check, which is asked again."""
+    site, base = gated
+    page = f"{base}/a"
+    site.pages["/a"] = article("All quiet.")
+    tasks = as_shipped(service)
+    ref = await tasks.create(USER, "web_monitor", monitor(base, "/a"), unique("asked"))
+    await tasks.pause(USER, ref.task_id)
+    site.pages["/a"] = article("All quiet.", "Outage in the east.")
+    site.page_gate.clear()
+    site.page_waiting.clear()
+    asked = asyncio.create_task(tasks.trigger(USER, ref.task_id))
+    await site.page_waiting.wait()  # the asked poll is reading the page
+    site.page_waiting.clear()
+    assert (await tasks.resume(USER, ref.task_id)).state is TaskState.ACTIVE
+    await site.page_waiting.wait()  # the resume ended it; the next one reads the page
+    site.page_gate.set()
+    answer = await asked
+    assert answer.note is None
+    assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
+    assert (await tasks.get(USER, ref.task_id)).checks == 2
+    await tasks.delete(USER, ref.task_id)
