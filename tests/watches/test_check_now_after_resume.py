@@ -6,6 +6,7 @@ past the service's wait (25 s): "started; its result will show ..." and no resul
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from ambient.watches.configs import TaskState
 from ambient.watches.service import TaskService
@@ -68,11 +69,16 @@ async def test_check_now_right_after_resume_answers_a_check_made(
     await tasks.pause(USER, ref.task_id)
     site.pages["/a"] = article("Something else.")
     await tasks.resume(USER, ref.task_id)
+    before = await tasks.get(USER, ref.task_id)
+    asked_at = datetime.now(UTC)
     answer = await tasks.trigger(USER, ref.task_id)
     assert answer.note is None
     assert answer.checked is not None and answer.checked["urls"][page]["error"] is None
     status = await tasks.get(USER, ref.task_id)
-    assert status.checks >= 2  # the resume's check, if it was made, and the one asked for
+    # The check the answer shows began after the ask: not the resume's, made before it.
+    assert status.checks > before.checks
+    checked_at = datetime.fromisoformat(status.detail["urls"][page]["last_checked_at"])
+    assert checked_at > asked_at
     await tasks.delete(USER, ref.task_id)
 
 
@@ -80,7 +86,7 @@ async def test_check_now_of_a_paused_watch_answers_the_check_and_stays_paused(
     service: TaskService,  # noqa: F811
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
-    """No poll runs when it is asked."""
+    """No poll runs when it is asked (an order that already worked: a regression guard)."""
     site, base = gated
     page = f"{base}/a"
     site.pages["/a"] = article("All quiet.")
@@ -100,7 +106,7 @@ async def test_a_resume_while_check_now_of_a_paused_watch_reads_the_page_answers
     service: TaskService,  # noqa: F811
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
-    """The other order: the resume ends the asked poll before its check, which is asked again."""
+    """The resume ends the asked poll before its check (an order that already worked)."""
     site, base = gated
     page = f"{base}/a"
     site.pages["/a"] = article("All quiet.")
