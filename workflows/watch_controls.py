@@ -209,6 +209,10 @@ class WatchControls:
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
+        # Under each watch's patch: a continue-as-new waits for the check asked (what check
+        # now waits for) to start, in this run (`continue_if_suggested`).
+        self.check_first = False
+        self.held_at: int | None = None  # the checks begun when a continue first waited
 
     @property
     def life(self) -> str:
@@ -424,10 +428,26 @@ class WatchControls:
         """Continue-as-new between checks when Temporal (or a test) suggests it, with this
         run's input, the config and the state (which carries the controls) as they are now."""
         if self.continue_suggested():
+            if self.waits_for_check():
+                return  # the next pass makes the check asked, the one after continues
             await workflow.wait_condition(workflow.all_handlers_finished)
             if not self.state.stop_requested:
                 next_run = {"config": self.config, "state": self.state}
                 workflow.continue_as_new(self.request.model_copy(update=next_run))
+
+    def waits_for_check(self) -> bool:
+        """Whether a continue-as-new waits a pass for a check asked and not begun: it waits
+        for check now (every handler), and check now for a check only the next run would make.
+        Only until one check begins, so checks asked every pass do not hold it forever."""
+        if not (self.check_first and self.state.check_requested):
+            return False
+        if self.held_at is None:
+            self.held_at = self.checks_begun()
+        return self.held_at == self.checks_begun()
+
+    def checks_begun(self) -> int:
+        """The checks begun (a web monitor: the polls of this run), counted as each begins."""
+        return self.state.checks
 
     async def finish(self) -> None:
         """The watch stopped: show it and say so, once."""

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+
 from ambient.watches.configs import TaskState
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.record import save_history
+from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
@@ -127,3 +130,100 @@ async def test_a_resume_while_check_now_of_a_paused_watch_reads_the_page_answers
     assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
     assert (await tasks.get(USER, ref.task_id)).checks == 2
     await tasks.delete(USER, ref.task_id)
+
+
+async def test_check_now_during_a_runs_last_poll_answers_the_check_before_continuing_as_new(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Asked during a run's last poll: the run makes the check before it continues as new (it
+    waited for check now, check now for a poll only the next run made: CHECK_NOW_WAIT)."""
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+
+    site, base = gated
+    page = f"{base}/a"
+    site.pages["/a"] = article("All quiet.")
+    task_id = f"web-monitor/{USER}/{unique('last-pass')}"
+    watch = WebMonitorInput(
+        user=USER,
+        task=task_id,
+        config=WebMonitorConfig.model_validate(monitor(base, "/a", minutes=1)),
+        check_interval_seconds=0.5,
+        poll_window_seconds=1.0,
+        continue_as_new_after_events=1,  # every pass is a run's last
+    )
+    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues every pass")
+    handle = service.client.get_workflow_handle(task_id)
+    first = run = (await handle.describe()).run_id
+    site.page_gate.clear()
+    site.page_waiting.clear()
+    await site.page_waiting.wait()
+    while (run := (await handle.describe()).run_id) == first:  # a later run's poll reads
+        site.page_waiting.clear()
+        site.page_gate.set()
+        site.page_gate.clear()
+        await site.page_waiting.wait()
+    site.pages["/a"] = article("All quiet.", "Outage in the east.")
+    site.page_waiting.clear()
+    tasks = as_shipped(service)
+    asked = asyncio.create_task(tasks.trigger(USER, task_id))
+    await site.page_waiting.wait()  # the ask ended that poll; the asked one reads the page
+    site.page_gate.set()
+    answer = await asked
+    assert answer.note is None
+    assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
+    # The run asked, its check made before it continued as new, for the replay.
+    asked_run = service.client.get_workflow_handle(task_id, run_id=run)
+    ended = WorkflowExecutionStatus.CONTINUED_AS_NEW
+    await eventually(lambda: _is(asked_run, ended), "the asked run continued as new")
+    await save_history(
+        asked_run,
+        "web_monitor_check_now_before_continue",
+    )
+    await tasks.delete(USER, task_id)
+
+
+async def test_threshold_check_now_during_a_runs_last_check_answers_the_check_it_asked(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Asked while a run's last check reads its source: the run checks again before it
+    continues as new (it waited for check now, check now for the next run's check)."""
+    from temporalio.api.enums.v1 import EventType
+
+    from ambient.watches.configs import TaskKind
+    from ambient.watches.models import ThresholdWatchInput
+    from tests.watches.test_workflows import threshold
+
+    site, base = gated
+    site.values = [5.0, 150.0]
+    site.gate.clear()
+    task_id = f"threshold-watch/{USER}/{unique('last-check')}"
+    watch = ThresholdWatchInput(
+        user=USER, task=task_id, config=threshold(base), continue_as_new_after_checks=1
+    )
+    started = asyncio.create_task(service._start(TaskKind.THRESHOLD_WATCH, watch, "each check"))
+    await site.waiting.wait()  # the first run's only check reads the source
+    handle = service.client.get_workflow_handle(task_id)
+    handle = service.client.get_workflow_handle(task_id, run_id=(await handle.describe()).run_id)
+    asked = asyncio.create_task(as_shipped(service).trigger(USER, task_id))
+
+    async def accepted() -> bool:
+        kinds = [e.event_type async for e in handle.fetch_history_events()]
+        return EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED in kinds
+
+    await eventually(accepted, "check now taken during the check")
+    site.gate.set()
+    await started
+    answer = await asked
+    assert answer.note is None
+    assert answer.checked is not None and answer.checked["value"] == 150.0
+    ended = WorkflowExecutionStatus.CONTINUED_AS_NEW
+    await eventually(lambda: _is(handle, ended), "the asked run continued as new")
+    await save_history(handle, "threshold_watch_check_now_before_continue")  # that run's
+    await service.delete(USER, task_id)
+
+
+async def _is(handle: WorkflowHandle[object, object], status: WorkflowExecutionStatus) -> bool:
+    return (await handle.describe()).status == status
