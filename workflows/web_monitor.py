@@ -98,8 +98,8 @@ class WebMonitorWorkflow(WatchControls):
         self.voided = 0  # polls of this run a control ended before their asked check
         self.ended_poll = 0  # the last poll of this run that ended and was not voided
         # Check now waits for a poll started after it to end (`asked_check_ended`),
-        # and a continue-as-new waits for it to begin (`waits_for_check`).
-        self.by_poll = self.check_first = workflow.patched("check-now-by-poll")
+        # and a continue-as-new waits for checks asked (`holds_for_check`).
+        self.check_first = workflow.patched("check-now-by-poll")
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -422,7 +422,7 @@ class WebMonitorWorkflow(WatchControls):
         return self.polls - self.voided
 
     def asked_check_ended(self) -> Callable[[], bool]:
-        if not self.by_poll:
+        if not self.check_first:
             # Before the patch: the running poll counted as started, its voiding (the ask
             # ends it) then lowered the count, and the answer came one poll late or at
             # CHECK_NOW_WAIT.
@@ -431,9 +431,6 @@ class WebMonitorWorkflow(WatchControls):
         # ask ends, did not. One a control voided asks it again (the next poll's).
         asked = self.polls
         return lambda: self.ended_poll > asked
-
-    def checks_begun(self) -> int:
-        return self.polls
 
     def continue_suggested(self) -> bool:
         if super().continue_suggested():

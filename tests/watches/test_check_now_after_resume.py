@@ -227,3 +227,51 @@ async def test_threshold_check_now_during_a_runs_last_check_answers_the_check_it
 
 async def _is(handle: WorkflowHandle[object, object], status: WorkflowExecutionStatus) -> bool:
     return (await handle.describe()).status == status
+
+
+async def test_a_second_check_now_during_the_held_poll_answers_both_checks(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A second check now while the poll a run's continue-as-new waited for reads the page:
+    that poll, voided, is asked again and made before the run continues (held once only, the
+    run waited for both answers, and they for a poll only the next run made: CHECK_NOW_WAIT)."""
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+
+    site, base = gated
+    page = f"{base}/a"
+    site.pages["/a"] = article("All quiet.")
+    task_id = f"web-monitor/{USER}/{unique('held-twice')}"
+    watch = WebMonitorInput(
+        user=USER,
+        task=task_id,
+        config=WebMonitorConfig.model_validate(monitor(base, "/a", minutes=1)),
+        check_interval_seconds=0.5,
+        poll_window_seconds=1.0,
+        continue_as_new_after_events=1,  # every pass is a run's last
+    )
+    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues every pass")
+    handle = service.client.get_workflow_handle(task_id)
+    first = (await handle.describe()).run_id
+    site.page_gate.clear()
+    site.page_waiting.clear()
+    await site.page_waiting.wait()
+    while (await handle.describe()).run_id == first:  # a later run's poll reads
+        site.page_waiting.clear()
+        site.page_gate.set()
+        site.page_gate.clear()
+        await site.page_waiting.wait()
+    site.pages["/a"] = article("All quiet.", "Outage in the east.")
+    site.page_waiting.clear()
+    tasks = as_shipped(service)
+    asked = asyncio.create_task(tasks.trigger(USER, task_id))
+    await site.page_waiting.wait()  # the ask ended that poll; the held pass's poll reads
+    site.page_waiting.clear()
+    again = asyncio.create_task(tasks.trigger(USER, task_id))
+    await site.page_waiting.wait()  # the second ask ended it; the one asked again reads
+    site.page_gate.set()
+    for answer in (await asked, await again):
+        assert answer.note is None
+        assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
+    await tasks.delete(USER, task_id)
