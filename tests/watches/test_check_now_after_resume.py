@@ -275,3 +275,60 @@ async def test_a_second_check_now_during_the_held_poll_answers_both_checks(
         assert answer.note is None
         assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
     await tasks.delete(USER, task_id)
+
+
+async def test_threshold_a_second_check_now_during_the_held_check_answers_both_checks(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A second check now while the check a run's continue-as-new waited for reads the
+    source: the run checks again before it continues (held once only, both answers waited
+    CHECK_NOW_WAIT, the second with no result)."""
+    from temporalio.api.enums.v1 import EventType
+
+    from ambient.watches.configs import TaskKind
+    from ambient.watches.models import ThresholdWatchInput
+    from tests.watches.test_workflows import threshold
+
+    site, base = gated
+    site.values = [5.0, 150.0, 160.0]
+    site.gate.clear()
+    task_id = f"threshold-watch/{USER}/{unique('held-twice')}"
+    watch = ThresholdWatchInput(
+        user=USER, task=task_id, config=threshold(base), continue_as_new_after_checks=1
+    )
+    started = asyncio.create_task(service._start(TaskKind.THRESHOLD_WATCH, watch, "each check"))
+    await site.waiting.wait()  # the first run's only check reads the source
+    handle = service.client.get_workflow_handle(task_id)
+    handle = service.client.get_workflow_handle(task_id, run_id=(await handle.describe()).run_id)
+    # The tests' wait, not the product's 25 s: while the gate holds a read (a local activity),
+    # an ask is taken only at the worker's task heartbeat (~8 s), and the first waits for two.
+    tasks = service
+
+    async def accepted(count: int) -> bool:
+        names = [
+            e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        ]
+        return names.count("checked_now") >= count
+
+    asked = asyncio.create_task(tasks.trigger(USER, task_id))
+    await eventually(lambda: accepted(1), "check now taken during the check")
+    site.waiting.clear()
+    site.gate.set()
+    site.gate.clear()
+    # Not the create's answer first: its baseline answers between checks, and the held pass
+    # checks at once, so it waits for the check the gate holds.
+    await site.waiting.wait()  # the held pass's check reads the source
+    again = asyncio.create_task(tasks.trigger(USER, task_id))
+    await eventually(lambda: accepted(2), "the second check now taken during the held check")
+    site.gate.set()
+    await started
+    first, second = await asked, await again
+    for answer in (first, second):
+        assert answer.note is None
+        assert answer.checked is not None
+    assert first.checked is not None and first.checked["value"] == 150.0
+    assert second.checked is not None and second.checked["value"] == 160.0
+    await service.delete(USER, task_id)
