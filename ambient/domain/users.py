@@ -73,12 +73,16 @@ class Language(StrEnum):
 GRANTED_FIELDS = ("role", "rollback_permission")
 
 
+# What a user's or a task's name may be (their patterns alike), as every door refuses one.
+NAME_RULE = (
+    "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
+    "starting with a letter or digit"
+)
+
+
 def validate_user_name(value: str) -> str:
     if not _NAME.fullmatch(value):
-        raise Refusal(
-            "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
-        )
+        raise Refusal(NAME_RULE)
     if value == "me":
         # /users/me is the caller: a user named "me" could not be addressed by name.
         raise Refusal("'me' is reserved (it means the caller in /users/me)")
