@@ -459,14 +459,15 @@ async def test_a_greeting_with_no_briefing_and_no_model_names_who_can_set_one_up
         Language.EN: "Hello! No daily briefing is set up yet, and with no language model "
         "configured the web assistant cannot set one up: ask your administrator to.",
     }
-    # The administrator (`ambient dev`'s user) was sent to ask the administrator: told what
-    # they set it up with themselves, the command the README gives.
+    # The administrator (`ambient dev`'s user) was sent to ask the administrator: told where
+    # they set it up themselves, in words (it was read a command, "ambient briefing create
+    # --user NAME": no words a voice says, or a listener can act on).
     assert await _not_set_up_heard(dev_env, deps, offline, Role.ADMIN) == {
         Language.ZH: "你好！还没有设置每日简报，这里也没有配置语言模型。你是管理员，"
-        "可以在服务器上运行 ambient briefing create --user NAME 来设置。",
+        "可以在服务器的命令行里为自己创建每日简报，命令行的帮助里有做法。",
         Language.EN: "Hello! No daily briefing is set up yet, and no language model is "
-        "configured. As the administrator, you can set one up on the server by running "
-        "ambient briefing create --user NAME.",
+        "configured. As the administrator, you can create your daily briefing from the "
+        "server's command line; its help shows how.",
     }
 
 
