@@ -156,7 +156,18 @@ def test_a_command_refuses_a_data_dir_that_does_not_exist_and_makes_nothing(
         "AMBIENT_DATA_DIR at the one `ambient dev` runs with, or set one up there with "
         "`ambient dev` or `ambient migrate`\n"
     )
-    for command in (["events"], ["user", "list"], ["task", "list"], ["chat", "--user", "x", "hi"]):
+    # status said the database answered, mcp made one and then asked for a migration.
+    for command in (
+        ["events"],
+        ["user", "list"],
+        ["task", "list"],
+        ["chat", "--user", "x", "hi"],
+        ["status"],
+        ["mcp", "--user", "x"],
+        ["worker"],
+        ["api"],
+        ["migrate", "--check"],
+    ):
         result = CliRunner().invoke(app, command, env=env)
         assert (result.exit_code, result.stdout, result.stderr) == (1, "", said), command
     assert not typo.exists()
