@@ -353,13 +353,20 @@ class TaskService(RequestDeadline):
             # The same rules as create, for the task's own type (a digest is a schedule config).
             try:
                 parsed = await checked_config(kind.value, config, user, self.settings, self.db)
-            except ConfigError:
-                # A task that is not there is said first: its config is no matter then.
-                with found(task_id):
+            except ConfigError as bad:
+                # A task that is not there is said first: its config is no matter then. Any
+                # other answer of that look (Temporal down, out of time) leaves the config's.
+                try:
                     if kind is TaskKind.SCHEDULE:
-                        await self.client.get_schedule_handle(task_id).describe()
+                        handle = self.client.get_schedule_handle(task_id)
+                        with found(task_id), temporal.by():
+                            await handle.describe(rpc_timeout=temporal.time_left())
                     else:
                         await self._describe(task_id)
+                except TaskNotFoundError:
+                    raise
+                except Exception:
+                    raise bad from None
                 raise
             if isinstance(parsed, ReminderConfig):
                 return (await self._update_schedule(user, task_id, parsed))[0]
