@@ -402,6 +402,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
     for sdk_app in (mcp_app, voice_app):  # innermost: after the SDK's token check
         sdk_app.add_exception_handler(404, not_found)
+        sdk_app.state.holder = holder  # a page's 404 reads who signed in (the app's own state)
         sdk_app.user_middleware.append(
             Middleware(malformed_messages_refused, {"/mcp", VOICE_PATH}, security)
         )

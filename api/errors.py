@@ -2,7 +2,8 @@
 
 - validation errors: 422 with FastAPI's shape, even when the input holds NaN, infinity or a
   lone UTF-16 surrogate (FastAPI's own handler fails to encode those and answers 500);
-- a path nothing serves: 404 in JSON, saying where the paths are (the MCP app's own was text);
+- a path nothing serves: 404 in JSON, saying where the paths are (the MCP app's own was text),
+  under /app a page saying where the pages start;
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
   otherwise answer 404 for every unmatched request);
 - Temporal or the database down: 503 from any route, saying which in a user's terms; to an
@@ -244,8 +245,13 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
 
-async def not_found(request: Request, _: Exception) -> JSONResponse:
-    """The MCP apps' 404 (their mount at "/" takes every path no API route matched)."""
+async def not_found(request: Request, _: Exception) -> Response:
+    """The MCP apps' 404 (their mount at "/" takes every path no API route matched); under
+    /app, the pages', on a page."""
+    if request.url.path == "/app" or request.url.path.startswith("/app/"):
+        from api.routers.app_pages import no_such_page  # the pages import this module
+
+        return await no_such_page(request)
     said = f"no API path {request.url.path[:INPUT_SHOWN]}; the API's paths are listed at /docs"
     return JSONResponse({"detail": said}, status_code=404)
 

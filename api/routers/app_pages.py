@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Form, Query
+from fastapi import Form, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -24,7 +24,8 @@ from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.pauses import wait_said
 from ambient.watches.reads import TaskSummary
-from api.deps import SessionDep
+from api.deps import SessionDep, get_state
+from api.errors import INPUT_SHOWN
 from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
@@ -40,6 +41,9 @@ from api.routers.pages import (
     field_errors,
     in_words,
     page_router,
+    page_user,
+    page_words,
+    render,
     what_went_wrong,
     worker_unanswered,
 )
@@ -61,6 +65,17 @@ def task_problem(exc: TaskError, _: Words) -> str:
     return worker_unanswered(exc, _, silent) or _(
         "Tasks are unavailable right now; try again in a moment."
     )
+
+
+async def no_such_page(request: Request) -> Response:
+    """A mistyped address under /app (the MCP mount's 404): a page saying where pages start."""
+    async with get_state(request).db.session() as session:
+        user = await page_user(request, session)
+    _ = await page_words(request, user)
+    path = request.url.path[:INPUT_SHOWN]
+    problem = _("There is no page %(path)s; the pages start at /app.", path=path)
+    context = {"user": user, "heading": _("No such page"), "problem": problem}
+    return render(request, "unavailable.html", context, status.HTTP_404_NOT_FOUND)
 
 
 MONITOR_LABELS = {
