@@ -358,9 +358,9 @@ class TaskService(RequestDeadline):
                 # other answer of that look (Temporal down, out of time) leaves the config's.
                 try:
                     if kind is TaskKind.SCHEDULE:
-                        handle = self.client.get_schedule_handle(task_id)
+                        schedule = self.client.get_schedule_handle(task_id)
                         with found(task_id), temporal.by():
-                            await handle.describe(rpc_timeout=temporal.time_left())
+                            await schedule.describe(rpc_timeout=temporal.time_left())
                     else:
                         await self._describe(task_id)
                 except TaskNotFoundError:
