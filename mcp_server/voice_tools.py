@@ -301,16 +301,22 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         # Only a watch checks something: a reminder, a digest or the briefing runs. None yet is
         # said so ("已执行 0 次", ran 0 times, was said of a reminder before its first time).
         done, done_en = (
-            ((f"已检查 {n} 次", f"checked {times}") if n else ("还没有检查过", "not checked yet"))
+            (
+                (f"已检查 {n} 次", f", checked {times}")
+                if n
+                else ("还没有检查过", " and has not been checked yet")
+            )
             if task.kind in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
             else (
-                (f"已执行 {n} 次", f"run {times} so far") if n else ("还没有执行过", "not run yet")
+                (f"已执行 {n} 次", f", run {times} so far")
+                if n
+                else ("还没有执行过", " and has not run yet")
             )
         )
         wait, wait_en = await _site_wait(state, user, status)
         return say(
             f"{label}{said}，{done}{but}{wait}。",
-            f"{label_en} {said_en}, {done_en}{but_en}{wait_en}.",
+            f"{label_en} {said_en}{done_en}{but_en}{wait_en}.",
         )
 
     return await answer(ctx, speaker, work)

@@ -757,7 +757,7 @@ async def test_a_reminder_said_by_its_time_says_the_clock_in_words(
                 said[language] = await say(client, "task_status", name="第一个")
     assert said == {
         Language.ZH: "提醒（每天 8点30分）正在运行，还没有执行过。",
-        Language.EN: "reminder daily at 8:30 is running, not run yet.",
+        Language.EN: "reminder daily at 8:30 is running and has not run yet.",
     }, said
 
 
