@@ -116,6 +116,7 @@ async def run_worker(settings: Settings) -> None:
             deps = WorkerDeps(
                 settings=settings, db=db, channels=build_channels(settings, db, http), http=http
             )
+            stack.push_async_callback(deps.channels.aclose)  # before the database closes
             stack.push_async_callback(deps.pages.aclose)
             worker = build_worker(client, deps)
             log.info(

@@ -19,6 +19,7 @@ from temporalio import activity
 from ambient.clients.notify.errors import TAKEN_OVER, TransientNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import (
+    HANDING,
     INTERNAL_ERROR,
     NOTIFY_TRIES,
     Delivery,
@@ -26,6 +27,7 @@ from ambient.domain.notify import (
     NotificationKind,
     NotifyRequest,
     Target,
+    handed_ended,
 )
 from ambient.domain.push import PushChannel, QuietHours, fallback_address
 from ambient.log_redaction import redact
@@ -38,19 +40,6 @@ GIVE_UP_TRIES = NOTIFY_TRIES  # the tries its callers give notify_given_up
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
-# A delivery row's provider_id while its message is handed to the receiver (`RowPosts.handing`):
-# found by a later try, the one that handed it died before the receiver's answer was recorded.
-HANDING = "handing"
-# That try's delivery, failed for good: the receiver may have it, and another copy is worse.
-HANDED_UNANSWERED = (
-    "permanent: the worker sending it died after handing the message to the receiver, before "
-    "its answer: it may have been delivered; not sent again"
-)
-# A try cancelled (its caller's cancel: a briefing deleted) after handing the message over.
-HANDED_CANCELLED = (
-    "permanent: its send was cancelled after the message was handed to the receiver, before "
-    "its answer: it may have been delivered; not sent again"
-)
 # A try cut off by its deadline after the message was handed over, before the answer.
 HANDED_TIMED_OUT = (
     "permanent: no answer within {seconds:g}s after the message was handed to the receiver: "
@@ -189,9 +178,10 @@ async def give_up(
     error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
     if row is not None and row.status == "pending" and now is not None and not row.takeable(now):
         return False
-    if row is not None and row.status == "pending" and row.provider_id == HANDING:
+    handed = handed_ended(row.provider_id, request.cancelled) if row is not None else None
+    if row is not None and row.status == "pending" and handed:
         # Its last try died (or was cancelled) handing the message over: the receiver may have it.
-        error = HANDED_CANCELLED if request.cancelled else HANDED_UNANSWERED
+        error = handed
         if await DeliveryRepository(session).give_up(key, error, now):
             await record_failure(session, request, failure(channel, shown, error), key, True)
         return True

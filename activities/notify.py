@@ -33,7 +33,6 @@ from activities.deliver_later import (
 from activities.deliveries import (
     GIVE_UP_TRIES,
     HANDED_TIMED_OUT,
-    HANDED_UNANSWERED,
     HANDING,
     HELD_LATER,
     LEASE_MARGIN,
@@ -59,6 +58,7 @@ from ambient.clients.notify.errors import (
     TransientNotifyError,
 )
 from ambient.domain.notify import (
+    HANDED_UNANSWERED,
     INTERNAL_ERROR,
     Delivery,
     DeliveryStatus,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.deliver_later import retries_ended_before
-from ambient.domain.notify import CHANNEL_TYPES, redact_target
+from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, made_here, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
@@ -138,16 +138,28 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
     return user
 
 
-def delivery_public(row: Delivery, ended_before: datetime) -> DeliveryPublic:
+RETRIES_ENDED = "; its retries ended"  # a deferred row's error, its give-up past
+
+
+def delivery_public(row: Delivery, ended_before: datetime, *, operator: bool) -> DeliveryPublic:
     """A delivery as the doors show it: a deferred one whose give-up fell ``ended_before``
     (`retries_ended_before`) failed, its retries ended (its run was terminated: no code
-    said so)."""
+    said so); to a member, an error the product made is `error_shown`."""
     public = DeliveryPublic.model_validate(row, from_attributes=True)
     # Rows written before targets were redacted on write still hold the raw target.
     shown: dict[str, Any] = {"target": redact_target(row.channel, row.target)}
     if row.retries_ended(ended_before):
-        shown |= {"status": "failed", "error": f"{row.error}; its retries ended"}
+        shown |= {"status": "failed", "error": f"{row.error}{RETRIES_ENDED}"}
+    shown["error"] = error_shown(shown.get("error", row.error), operator=operator)
     return public.model_copy(update=shown)
+
+
+def error_shown(error: str | None, *, operator: bool) -> str | None:
+    """A delivery's error as its reader sees it: one the product made (`INTERNAL_ERROR`: a
+    bug, the database's text, its SQL or host) is an administrator's."""
+    if error and made_here(error) and not operator:
+        return f"{error.partition(INTERNAL_ERROR)[0]}{INTERNAL_ERROR}its text is an administrator's"
+    return error
 
 
 async def events(
@@ -159,15 +171,26 @@ async def events(
     since: datetime | None = None,
     before_id: int | None = None,
     limit: int = 100,
+    operator: bool,
 ) -> list[EventPublic]:
-    """Events newest first, page by page with ``before_id`` (``user`` None: everyone's)."""
+    """Events newest first, page by page with ``before_id`` (``user`` None: everyone's); read
+    by a member (not ``operator``), as `event_public` shows them."""
     _storable(kind=kind, task=task)
     if kind is not None and kind not in EVENT_KINDS:
         raise FilterError(f"kind: {kind!r} is not {', '.join(EVENT_KINDS)}")
     rows = await EventRepository(session).list(
         user=user, kind=kind, task=task, since=since, before_id=before_id, limit=limit
     )
-    return [EventPublic.model_validate(row) for row in rows]
+    return [event_public(row, operator=operator) for row in rows]
+
+
+def event_public(row: Any, *, operator: bool) -> EventPublic:
+    """An event as its reader sees it: a failure's error the product made (a delivery.failed's:
+    the database's text, its host) is an administrator's, as in the deliveries."""
+    event = EventPublic.model_validate(row)
+    if isinstance(error := event.payload.get("error"), str):
+        event.payload = {**event.payload, "error": error_shown(error, operator=operator)}
+    return event
 
 
 async def inbox(
@@ -193,9 +216,11 @@ async def deliveries(
     task: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
+    operator: bool,
 ) -> list[DeliveryPublic]:
     """Deliveries newest first; page with ``before_id`` (``user`` None: everyone's). A status
-    or channel that does not exist is refused, never answered with nothing."""
+    or channel that does not exist is refused, never answered with nothing. Read by a member
+    (not ``operator``), an internal error's text is masked, as their sends say it."""
     if status is not None and status not in get_args(DeliveryState):
         raise FilterError(f"status: {status!r} is not {', '.join(get_args(DeliveryState))}")
     if channel is not None and channel not in CHANNEL_TYPES:
@@ -211,4 +236,4 @@ async def deliveries(
         limit=limit,
         ended_before=ended,
     )
-    return [delivery_public(row, ended) for row in rows]
+    return [delivery_public(row, ended, operator=operator) for row in rows]

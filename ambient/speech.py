@@ -98,13 +98,42 @@ _RATIO_BEFORE = re.compile(rf"(?:{_RATIO})\s*(?:is|was|of|at|为|是|=|:|：)?\s
 _RATIO_AFTER = re.compile(rf"\s*的?(?:{_RATIO})", re.IGNORECASE)
 _ARROW = re.compile(r"\s*-+>\s*")
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
-# "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
-_ITEM_NUMBER = re.compile(r"(?:^|[\s：:；;，,])\d{1,2}\.$")
+# "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.". A
+# number is an item's only where it opens a segment (the text's start, a line's, after a mark
+# or a sentence's end) in a run 1, 2, … of such numbers, each after the one before it; a later
+# item opens after its own mark, not a colon ("Checks: 1. Alerts: 2." is two sentences), a
+# comma too ("1. a, 2. b": so "Firing, 1. Pending, 2." is read as a list, not cut). A number
+# ending a sentence ("rose to 12.", "at 1.9.") opens none; a line opened by "1." is an item.
+_ITEM = re.compile(
+    r"(?:^|(?<=\n)|(?<=[：；，。！？])|(?<=[：；，。！？:;,.!?] ))(\d{1,2})\.(?=\s|$)"
+)
+
+
+def _list_numbers(text: str) -> set[int]:
+    """Where each full stop numbering a list's item ends, in one pass over ``text``."""
+    items: set[int] = set()
+    run: list[int] = []
+    for item in _ITEM.finditer(text):
+        at = item.start() - 1 - (text[item.start() - 1 : item.start()] == " ")
+        n, mark = int(item[1]), text[at] if at >= 0 else ""
+        if n == len(run) + 1 > 1 and mark not in ":：":
+            run.append(item.end())
+            continue
+        items.update(run if len(run) > 1 else ())
+        run = [item.end()] if n == 1 else []
+        if n == 1 and text[item.start() - 1 : item.start()] in ("", "\n"):
+            items.add(item.end())  # a line opened by "1." is an item, alone too
+    return items | (set(run) if len(run) > 1 else set())
 
 
 def cleaned(text: str, *, english: bool = False) -> str:
     """Text a TTS engine reads well, whatever its length: no Markdown, URLs or ids (the words
     it puts in are English when ``english``). Every spoken answer goes through it."""
+    return _cleaned_lines(text, english).replace("\n", " ")
+
+
+def _cleaned_lines(text: str, english: bool) -> str:
+    """``cleaned``, each run of white space one space, or one line break if it holds one."""
     text = _LINK.sub(r"\1", text)
     to = " to " if english else "到"
     text = _SPAN.sub(lambda m: m[1] + to, text)
@@ -124,7 +153,7 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _EMPTIED_KEY.sub("", text)
     text = _COMPARE.sub(lambda m: f" {_COMPARED[m[1]][english]} ", text)
     text = _MARKDOWN.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"[^\S\n]+", " ", re.sub(r"\s*\n\s*", "\n", text)).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
 
 
@@ -195,12 +224,18 @@ def said_time(hhmm: str, *, english: bool = False) -> str:
 
 def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:
     """A spoken answer: ``text`` cleaned, then three sentences and ``limit`` chars at most."""
-    text = cleaned(text, english=english)
-    ends = [m.end() for m in _FULL_STOP.finditer(text) if not _ITEM_NUMBER.search(text, 0, m.end())]
-    if len(ends) >= MAX_SENTENCES and text[ends[MAX_SENTENCES - 1] :].strip():
-        text = text[: ends[MAX_SENTENCES - 1]]
+    text = _cleaned_lines(text, english)
+    items = _list_numbers(text)
+    ones = {m.end() for m in _ITEM.finditer(text) if m[1] == "1"}
+    text = text.replace("\n", " ")
+    ends = [m.end() for m in _FULL_STOP.finditer(text) if m.end() not in items]
+    # A "1." may end a sentence ("Firing alarms: 1.") or open a one-item list: no cut there.
+    cuts = [e for e in ends if e not in ones]
+    third = next((e for e in cuts if e >= ends[MAX_SENTENCES - 1]), 0) if len(ends) > 2 else 0
+    if third and text[third:].strip():
+        text = text[:third]
     if len(text) <= limit:
         return text
     # At a sentence's end, as they are counted ("3.5" is none: "from 120 ms to 3." was said).
-    end = max((e for e in ends if e <= limit), default=0)
+    end = max((e for e in cuts if e <= limit), default=0)
     return text[:end].rstrip() if end > limit // 3 else spoken_clip(text, limit)

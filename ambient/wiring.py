@@ -163,6 +163,7 @@ async def open_state(
             tencent=TencentCloud.from_settings(settings),
             stdio_user=stdio_user,
         )
+        stack.push_async_callback(state.channels.aclose)  # before the database closes
         stack.push_async_callback(state.close_clusters)
         yield state
 

@@ -188,6 +188,7 @@ async def run(count: int, concurrency: int) -> None:
                 for line in failed[:3]:
                     print(f"  failed: {line}", flush=True)
             stats = (await http.get(f"{base}/stats")).json()
+            await channels.aclose()  # before the database closes, as the worker
         await db.close()
         print("\n| endpoint | received | distinct | duplicates | given up | missing |")
         print("|---|---|---|---|---|---|")

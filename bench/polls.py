@@ -102,7 +102,8 @@ async def main(
                     break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
-            notifier = NotifyActivities(db, build_channels(settings, db, http))
+            channels = build_channels(settings, db, http)
+            notifier = NotifyActivities(db, channels)
             for module, idle in [(module, idle) for module in clients for idle in idles]:
                 client_class: type[PageClient] = importlib.import_module(module).PageClient
                 pages = client_class(ssl_context=client_tls, idle_seconds=idle)
@@ -153,6 +154,7 @@ async def main(
                     f"{events} | {failures} |",
                     flush=True,
                 )
+            await channels.aclose()  # before the database closes, as the worker
     finally:
         site.terminate()
         await db.close()

@@ -296,6 +296,7 @@ async def main(sequential: int, concurrent: int, passthrough: bool = False) -> l
                     result = await phase(name, service, timed, indexes, mode, together)
                     results.append(result)
                     print(row(result), flush=True)
+            await deps.channels.aclose()  # before the database closes, as the worker
         await clients.aclose()
         await db.close()
     finally:

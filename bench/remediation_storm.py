@@ -817,6 +817,7 @@ async def main(args: argparse.Namespace) -> None:
                     flooded = await flood(bench, args.flood, args.distinct, args.seconds, 5)
                     print(f"flood: {flooded}", flush=True)
                 print(f"uptime: {os.getloadavg()}", flush=True)
+            await deps.channels.aclose()  # before the database closes, as the worker
         await sender.stop()
         await clients.aclose()
         await api.aclose()

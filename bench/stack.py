@@ -98,6 +98,7 @@ async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
             try:
                 yield BenchStack(client, server.pid, site, site_url, deps)
             finally:
+                await deps.channels.aclose()  # before the database closes, as the worker
                 await deps.pages.aclose()
                 await db.close()
     finally:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import MAX_REQUEST_ID
+from ambient.domain.configs import NUL_REFUSED
 from ambient.domain.field_errors import Refused, field_errors, field_problems
 from ambient.refusals import Refusal, said_back
 from ambient.temporal import refused_request, silent_worker
@@ -100,6 +101,8 @@ def request_id_of(given: str | None) -> str:
     when none is given."""
     if given is not None and not 1 <= len(given) <= MAX_REQUEST_ID:
         raise InvalidBriefingError(f"request_id: 1-{MAX_REQUEST_ID} characters", field="request_id")
+    if given is not None and "\x00" in given:  # the doors refuse it before; a key cannot hold it
+        raise InvalidBriefingError(f"request_id: {NUL_REFUSED}", field="request_id")
     return uuid.uuid4().hex if given is None else given
 
 

@@ -61,10 +61,10 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link,
 )
+from ambient.briefing.sent import BriefingSent, briefing_sent, send_key
 from ambient.briefing.steering import FINISHING, NOT_FOUND, Steering
 from ambient.briefing.unprepared import PREPARATION_FAILED, not_prepared
 from ambient.clients.tencent.client import TencentCloud
-from ambient.domain.notify import NotifyResult
 from ambient.refusals import N_, Refusal
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
@@ -458,20 +458,27 @@ class BriefingService(Greeting, Steering):
         )
 
     async def send(
-        self, user: str, date: str | None = None, request_id: str | None = None
-    ) -> NotifyResult:
-        """Push a briefing (default: the latest) through the user's channels now."""
+        self,
+        user: str,
+        date: str | None = None,
+        request_id: str | None = None,
+        *,
+        operator: bool | None = None,
+    ) -> BriefingSent:
+        """Push a briefing (default: the latest) through the user's channels now; what each
+        channel did, read back from this send's deliveries (`briefing_sent`), masked as
+        ``user`` reads it or, ``operator`` given, as whoever runs the server (the CLI) does."""
         request_id = request_id_of(request_id)
         view = await self.get_briefing(user, date)
-        # Keyed by one life of the briefing (its creation, which a new config's run keeps): the
-        # id is every life's, and a briefing created again sends a request id used before.
         created, _ = await records.described(self.client, task_id_for(user))
-        life = f"/{created:%Y%m%dT%H%M%S%f}" if created else ""  # a memo without it: as before
-        key = f"{task_id_for(user)}{life}/{view.date}/send/{request_id}"
+        key = send_key(task_id_for(user), created, view.date, request_id)
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
-        return await self._update(
+        result = await self._update(
             user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)
         )
+        if operator is None:
+            operator = await self._operator(user)
+        return await briefing_sent(self.db, user, key, result, operator=operator)
 
     async def _update(
         self, user: str, what: Literal["send", "regenerate"], update: Any, *args: Any, id: str

@@ -14,7 +14,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from ambient.briefing.config import Language
-from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, Message, NotificationKind
+from ambient.domain.notify import (
+    CHANNEL_TYPES,
+    Message,
+    NotificationKind,
+    made_here,
+)
 from ambient.refusals import N_
 
 # The preparation's error type when the database failed it (activities/briefing.py).
@@ -161,7 +166,6 @@ CHANNELS_FAILED = (
     "transient delivery failures: ",
     "given up: ",
 )
-_MADE_HERE = (f"permanent: {INTERNAL_ERROR}", f"transient: {INTERNAL_ERROR}")
 
 
 def said_to_member(error: str | None, words: str, *, channels: bool = False) -> str | None:
@@ -171,6 +175,6 @@ def said_to_member(error: str | None, words: str, *, channels: bool = False) -> 
     if error is None:
         return None
     date, _, why = error.partition(": ")
-    if channels and why.startswith(CHANNELS_FAILED) and not any(m in why for m in _MADE_HERE):
+    if channels and why.startswith(CHANNELS_FAILED) and not made_here(why):
         return error
     return f"{date}: {words}"

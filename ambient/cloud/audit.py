@@ -113,8 +113,9 @@ class CloudGuard:
                             writes += self._started(actor, stopped())
                         cancelled = True
         finally:
-            # Said however the wait ended (a second asyncio cancel leaves the scope by its own
-            # CancelledError), and a write that then fails is said too: nobody awaits it.
+            # Said however the wait ended (all written, the grace run out, or an error of the
+            # wait; a second asyncio cancel does not end it: absorbed above, the wait goes on),
+            # and a write that then fails is said too: nobody awaits it.
             for write, (late, where, row) in writes:
                 if not write.done():
                     said = redact_values(row)
@@ -129,9 +130,12 @@ class CloudGuard:
                     write.add_done_callback(
                         partial(_failed_late, operation=late, subject=where, said=said)
                     )
-        for write, _ in writes:
-            if write.done() and not write.cancelled() and write.exception() is not None:
-                raise write.exception()  # type: ignore[misc]
+        failed = [(w, row) for w, row in writes if w.done() and not w.cancelled() and w.exception()]
+        # Each logged, the first too: its raise may go to a caller that is gone.
+        for write, (late, where, row) in failed:
+            _failed_late(write, late, where, redact_values(row))
+        if failed:
+            raise failed[0][0].exception()  # type: ignore[misc]
         if cancelled:
             raise asyncio.CancelledError
 
@@ -204,6 +208,6 @@ class CloudGuard:
 
 
 def _failed_late(write: asyncio.Future[None], operation: str, subject: str, said: Any) -> None:
-    """A row written past its call's grace that failed: logged, as its call has answered."""
+    """A failed audit row: logged (its raise, if any, may reach nobody)."""
     if not write.cancelled() and (exc := write.exception()) is not None:
         log.error("the audit row of cloud.%s on %s was lost: %r: %s", operation, subject, exc, said)

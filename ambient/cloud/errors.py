@@ -60,8 +60,8 @@ DOCUMENTED = {
         "CLS cannot run the task's SQL (`sql`); try it on the source topic with search_logs "
         "and ask again with one that works",
     ),
-    # CreateClusterNodePool: 伸缩组资源创建报错, under either prefix; the same request again
-    # meets the same refusal, so no "try again".
+    # CreateClusterNodePool: 伸缩组资源创建报错, under either prefix, its words naming a cause
+    # or none (the same request may then pass later).
     **dict.fromkeys(
         (
             ("CreateClusterNodePool", "FailedOperation.AsCommon"),
@@ -69,9 +69,11 @@ DOCUMENTED = {
         ),
         (
             "failed",
-            "Auto Scaling refused the node pool's scaling group or launch configuration (its "
-            "words say why: a scaling group name the account already uses, a subnet, VPC or "
-            "instance type, a quota); fix that and ask again",
+            "Auto Scaling refused the node pool's scaling group or launch configuration: if its "
+            "words name a cause (a scaling group name the account already uses, a subnet, VPC "
+            "or instance type, a quota), fix that and ask again; if not, try again later, check "
+            "the scaling groups and launch configurations in the Auto Scaling console, and "
+            "quote the RequestId to Tencent Cloud support",
         ),
     ),
     # ModifyNodePoolDesiredCapacityAboutAsg: the node pool gone since it was read.
@@ -237,7 +239,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         )
     if (action, exc.code) in DOCUMENTED:
         kind, advice = DOCUMENTED[action, exc.code]
-        return kind, f"{where}: {advice}. {exc.message}"
+        return kind, f"{where}: {advice}. {exc.message}".rstrip()
     if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
         return "unavailable", (
             f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "

@@ -71,7 +71,8 @@ class WorkloadResult(BaseModel):
 T = TypeVar("T")
 
 
-def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
+def _kube_failure(exc: KubeError, what: str, unchanged: str = "") -> CloudOpsFailedError:
+    """``exc`` in words; ``unchanged``: the workload said not changed (nothing was sent)."""
     if isinstance(exc, KubeForbiddenError):
         return lacks_permission(exc, f"{what} was not changed")
     kind, message = "failed", f"{what}: {exc}"
@@ -80,7 +81,8 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     elif isinstance(exc, KubeUnauthorizedError):  # the credentials, not the request
         kind = "auth"
     elif isinstance(exc, KubeUnavailableError):
-        kind, message = "unavailable", f"{message}; try again"
+        unsaid = f"; {unchanged} was not changed" if unchanged else ""
+        kind, message = "unavailable", f"{message}{unsaid}; try again"
     return CloudOpsFailedError(kind, message, stale=exc.stale, stale_again=exc.stale_again)
 
 
@@ -233,7 +235,8 @@ class WorkloadOps:
                     made = self.executor.apply_on(client, step, lambda now: detail.update(sent=now))
                     return key, await made
                 except KubeError as exc:
-                    raise _kube_failure(exc, f"{operation} {target}") from None
+                    unsent = "" if detail["sent"] else f"the workload {target.name}"
+                    raise _kube_failure(exc, f"{operation} {target}", unsent) from None
 
             key, result = await self._on_cluster(spec.cluster_id, spec.region, change)
             detail["outcome"] = outcome_of(

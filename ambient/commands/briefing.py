@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
+from ambient.briefing.sent import missed_all
 from ambient.briefing.service import BriefingService
 from ambient.cli_numbers import whole_number
 from ambient.commands import (
@@ -142,14 +143,21 @@ def regenerate(user: User, as_json: Json = False) -> None:
 
 @app.command()
 def send(user: User, date: Date = None, as_json: Json = False) -> None:
-    """Push a briefing through --user's channels now."""
-    result = _run(lambda s: s.send(user, date))
+    """Push a briefing through --user's channels now; exit 1 when each of them failed (one
+    that may have been delivered is no failure: sent again, it could arrive twice), or what
+    they did could not be read back."""
+    result = _run(lambda s: s.send(user, date, operator=True))  # the operator's, unmasked
     if as_json:
         _print(result, True)
-        return
-    for delivery in result.deliveries:
-        said = f"{delivery.channel} {delivery.target or '-'}: {delivery.status.value}"
-        console.print(said, markup=False)
+    else:
+        for delivery in result.deliveries:
+            said = f"{delivery.channel} {delivery.target or '-'}: {delivery.status.value}"
+            why = f" ({delivery.error})" if delivery.error else ""
+            console.print(said + why, markup=False, soft_wrap=True)  # a URL stays whole
+    if missed_all(result.deliveries):
+        raise fail(result.said)  # as any command that failed: stderr, exit 1
+    if not as_json:
+        console.print(result.said, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -44,7 +44,9 @@ def events(
 ) -> None:
     """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
     try:
-        rows = run_in_session(lambda s: history.events(s, user, kind=kind, task=task, limit=limit))
+        rows = run_in_session(
+            lambda s: history.events(s, user, kind=kind, task=task, limit=limit, operator=True)
+        )
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
     _print(rows, as_json, ["id", "created_at", "user", "kind", "task", "payload"], "events")
@@ -83,7 +85,14 @@ def deliveries(
     try:
         rows = run_in_session(
             lambda s: history.deliveries(
-                s, user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
+                s,
+                user,
+                status=status,
+                channel=channel,
+                task=task,
+                before_id=before_id,
+                limit=limit,
+                operator=True,  # the server's own command line: its operator's
             )
         )
     except history.FilterError as exc:

@@ -153,6 +153,12 @@ MAX_TARGETS = 20
 # shown a driver's text as their channel's failure (`ambient.briefing.unprepared`).
 INTERNAL_ERROR = "internal error: "
 
+
+def made_here(error: str | None) -> bool:
+    """Whether an error is the product's own (`INTERNAL_ERROR`): its text an administrator's."""
+    return INTERNAL_ERROR in (error or "")
+
+
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 CHANNEL_TYPES = tuple(sorted(get_args(ChannelType)))
 
@@ -256,6 +262,31 @@ def robot_address(
     for name in ROBOT_URL_DROPPED[kind] if is_url(value) else ():
         query.pop(name, None)
     return key, query
+
+
+# A delivery row's provider_id while its message is handed to the receiver (`RowPosts.handing`):
+# found by a later try, the one that handed it died before the receiver's answer was recorded.
+HANDING = "handing"
+# That try's delivery, failed for good: the receiver may have it, and another copy is worse.
+HANDED_UNANSWERED = (
+    "permanent: the worker sending it died after handing the message to the receiver, before "
+    "its answer: it may have been delivered; not sent again"
+)
+# A try cancelled (its caller's cancel: a briefing deleted) after handing the message over.
+HANDED_CANCELLED = (
+    "permanent: its send was cancelled after the message was handed to the receiver, before "
+    "its answer: it may have been delivered; not sent again"
+)
+
+
+def handed_ended(provider_id: str | None, cancelled: bool = False) -> str | None:
+    """How a delivery left in flight ends when given up if its try was handing the message
+    over (``HANDING``): failed for good, it may have been delivered, not sent again (another
+    copy is worse). None for any other: the give-up fails it for now (`activities.deliveries.
+    give_up`), and a briefing send's answer says so (`ambient.briefing.sent`)."""
+    if provider_id != HANDING:
+        return None
+    return HANDED_CANCELLED if cancelled else HANDED_UNANSWERED
 
 
 class DeliveryStatus(StrEnum):

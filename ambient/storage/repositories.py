@@ -345,9 +345,9 @@ class DeliveryRepository(Repository):
 
     async def under(self, user: str, request_key: str) -> list[Delivery]:
         """The deliveries of ``user``'s notification ``request_key``: the keys from
-        ``request_key:`` to ``request_key;``, a range of the key's index (keys compare bytewise;
+        ``request_key:`` up to ``request_key;``, a range of the key's index (keys compare bytewise;
         by the user and the key's LIKE, it read all of the user's rows: deliveries are kept)."""
-        keys = Delivery.key.between(f"{request_key}:", f"{request_key};")
+        keys = (Delivery.key >= f"{request_key}:") & (Delivery.key < f"{request_key};")
         rows = await self.session.scalars(select(Delivery).where(keys))
         return [row for row in rows if row.user == user]
 

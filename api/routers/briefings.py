@@ -34,8 +34,8 @@ from ambient.briefing.models import (
     LogAnalysis,
     PreparedBriefing,
 )
+from ambient.briefing.sent import BriefingSent
 from ambient.domain.configs import UserConfig
-from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
 from ambient.sharing import ReportLink
 from ambient.storage.users import UserRepository
@@ -129,7 +129,7 @@ async def regenerate(
 
 
 @router.post("/send")
-async def send(body: SendIn, user: CurrentUser, state: StateDep) -> NotifyResult:
+async def send(body: SendIn, user: CurrentUser, state: StateDep) -> BriefingSent:
     """Push a briefing through your channels now."""
     return await state.briefings.send(user.name, body.date, body.request_id)
 

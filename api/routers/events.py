@@ -66,7 +66,9 @@ async def list_events(
 ) -> list[EventPublic]:
     """The caller's events, newest first."""
     name = await history.whose(session, user.name, user.is_admin, of)
-    return await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
+    return await history.events(
+        session, name, kind=kind, task=task, since=since, limit=limit, operator=user.is_admin
+    )
 
 
 LastEventId = Annotated[
@@ -143,7 +145,7 @@ async def stream_events(
     """
 
     def frame(row: Event) -> tuple[str, Any]:
-        return row.kind, EventPublic.model_validate(row).model_dump(mode="json")
+        return row.kind, history.event_public(row, operator=user.is_admin).model_dump(mode="json")
 
     return stream(request, state.db, user, after_id, last_event_id, frame)
 
@@ -213,4 +215,5 @@ async def list_deliveries(
         task=task,
         before_id=before_id,
         limit=limit,
+        operator=user.is_admin,
     )

@@ -20,6 +20,7 @@ from ambient.briefing.errors import (
     InvalidBriefingError,
 )
 from ambient.briefing.models import BriefingView
+from ambient.briefing.sent import joined, sent_words
 from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.views import (
@@ -160,8 +161,9 @@ async def briefing_action(
                 _("Prepared again (version %(version)s)", version=prepared.version),
             )
         if action == "send":
-            await page.state.briefings.send(page.me.name, request_id=asked)
-            return back("/app/briefings", _("Sent through your push channels"))
+            sent = await page.state.briefings.send(page.me.name, request_id=asked)
+            said = joined(in_words(w, _) for w in sent_words(sent.deliveries))
+            return back("/app/briefings", said)
     except BriefingNotFoundError:
         return back(
             "/app/briefings", _("You have no morning briefing set up: nothing to prepare or send.")

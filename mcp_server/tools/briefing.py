@@ -18,7 +18,7 @@ from ambient.briefing.models import (
     LogAnalysis,
     PreparedBriefing,
 )
-from ambient.domain.notify import NotifyResult
+from ambient.briefing.sent import BriefingSent
 from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
@@ -140,8 +140,9 @@ async def send_briefing(
     ctx: Context[Any, Any],
     date: Date = None,
     request_id: RequestId = None,
-) -> NotifyResult:
-    """Send a briefing through your push channels now ("send today's briefing to my email")."""
+) -> BriefingSent:
+    """Send a briefing through your push channels now ("send today's briefing to my email");
+    `said` tells which channels took it, which did not and why, and what to do."""
     return await app_state(ctx).briefings.send(current_user(ctx), date, request_id)
 
 

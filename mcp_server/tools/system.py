@@ -113,7 +113,14 @@ async def list_events(
     async with app_state(ctx).db.session() as session:
         name = await _whose(ctx, session, user)
         rows = await history.events(
-            session, name, kind=kind, task=task, since=since, before_id=before_id, limit=limit
+            session,
+            name,
+            kind=kind,
+            task=task,
+            since=since,
+            before_id=before_id,
+            limit=limit,
+            operator=(await current_user_row(ctx)).is_admin,
         )
     return Events(events=rows, next_before_id=_next_before(rows, limit))
 
@@ -164,6 +171,7 @@ async def list_deliveries(
             task=task,
             before_id=before_id,
             limit=limit,
+            operator=(await current_user_row(ctx)).is_admin,
         )
     return Deliveries(deliveries=rows, next_before_id=_next_before(rows, limit))
 

@@ -16,10 +16,10 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 import activities.briefing
-from activities.deliveries import HANDED_CANCELLED
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingReplacedError
 from ambient.deps import WorkerDeps
+from ambient.domain.notify import HANDED_CANCELLED
 from ambient.domain.users import Language
 from ambient.storage.repositories import DeliveryRepository
 from api.i18n import Words

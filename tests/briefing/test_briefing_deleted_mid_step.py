@@ -18,10 +18,10 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
-from activities.deliveries import HANDED_CANCELLED
 from ambient.briefing.config import BriefingConfig, DayPlan
 from ambient.clients.notify import inbox
 from ambient.deps import WorkerDeps
+from ambient.domain.notify import HANDED_CANCELLED
 from ambient.storage.repositories import DeliveryRepository
 from tests.briefing.harness import Stack, briefing_stack, held_preparations, make_user
 from tests.support.channels import mail_held

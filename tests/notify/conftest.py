@@ -1,4 +1,5 @@
-"""The notify tests' shared stand-ins: the push endpoints, the mailbox, an HTTP client."""
+"""The notify tests' shared stand-ins: the push endpoints, the mailbox, an HTTP client, two
+workers' databases."""
 
 from collections.abc import AsyncIterator, Iterator
 
@@ -6,6 +7,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
 from tests.notify.standins import Mailbox, PushEndpoints
 from tests.support.servers import http_client, serve
 
@@ -28,3 +31,15 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 def mailbox() -> Iterator[Mailbox]:
     with Mailbox() as box:
         yield box
+
+
+@pytest_asyncio.fixture
+async def two_workers(database_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """What two worker processes hold: a Database each, on one app database."""
+    await upgrade_async(database_url)
+    one, two = Database(database_url), Database(database_url)
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()

@@ -10,7 +10,6 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import (
     GIVEN_UP,
-    HANDED_UNANSWERED,
     HANDING,
     MAX_KEY,
     RowPosts,
@@ -22,6 +21,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import (
     CHANNEL_TYPES,
+    HANDED_UNANSWERED,
     DeliveryStatus,
     Message,
     NotificationKind,
@@ -428,7 +428,7 @@ async def test_quiet_hours_record_the_held_back_push_as_suppressed(deps: WorkerD
         assert [(d.channel, d.status) for d in result.deliveries] == [("webhook", "suppressed")]
     # "Why no push last night?": the deliveries list answers, without the token.
     async with deps.db.session() as session:
-        rows = await history.deliveries(session, "erin", status="suppressed")
+        rows = await history.deliveries(session, "erin", status="suppressed", operator=True)
         events = await EventRepository(session).list(user="erin")
     assert [(r.channel, r.target, r.error) for r in rows] == [
         ("webhook", "https://hooks.example/x?…", "quiet hours")
@@ -458,7 +458,7 @@ async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) 
     request = _request("a1").model_copy(update={"user": "fay"})
     result = await ActivityEnvironment().run(notify.notify, request)
     async with deps.db.session() as session:
-        rows = await history.deliveries(session, "fay")
+        rows = await history.deliveries(session, "fay", operator=True)
     shown = sorted(r.target for r in rows)
     assert shown == sorted(d.target for d in result.deliveries)
     assert shown == ["discord://…", "gotify://push.example/…", "tgram://…"]

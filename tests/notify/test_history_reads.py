@@ -100,6 +100,46 @@ async def test_api_reads_own_records_and_admins_may_name_a_user(
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
 
 
+BROKEN = "permanent: internal error: OperationalError: db at 10.0.0.5"
+MASKED = "permanent: internal error: its text is an administrator's"
+
+
+async def _broken(settings: Settings, user: str) -> None:
+    """A delivery of ``user``'s the product failed (its error an internal one's)."""
+    from ambient.storage.models import Delivery, Event
+
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            fields = {"channel": "email", "target": "e@x", "status": "failed", "attempts": 1}
+            session.add(Delivery(user=user, key=f"broken-{user}", error=BROKEN, **fields))
+            said = {"channel": "email", "error": BROKEN, "retrying": False}
+            session.add(Event(kind="delivery.failed", user=user, task="t", payload=said))
+            await session.commit()
+    finally:
+        await db.close()
+
+
+async def test_a_members_deliveries_show_an_internal_error_as_their_sends_do(
+    stack: tuple[httpx.AsyncClient, dict[str, str]], settings: Settings
+) -> None:
+    """A member's briefing send masks an internal error's text (the database's, its host);
+    their deliveries showed it whole. An admin reads it."""
+    http, auth = stack
+    await _broken(settings, "erin")
+    own = (await http.get("/deliveries", headers={"Authorization": auth["erin"]})).json()
+    admin = {"Authorization": auth["admin"]}
+    theirs = (await http.get("/deliveries", params={"user": "erin"}, headers=admin)).json()
+    assert MASKED in [d["error"] for d in own] and BROKEN not in json.dumps(own)
+    assert BROKEN in [d["error"] for d in theirs]
+    # Its delivery.failed event said the text whole to the member (docs/notifications.md).
+    events = (await http.get("/events", headers={"Authorization": auth["erin"]})).json()
+    failed = [e["payload"]["error"] for e in events if e["kind"] == "delivery.failed"]
+    assert MASKED in failed and BROKEN not in json.dumps(events)
+    theirs = (await http.get("/events", params={"user": "erin"}, headers=admin)).json()
+    assert BROKEN in [e["payload"].get("error") for e in theirs]
+
+
 async def test_marking_read_answers_422_or_404_never_500(
     stack: tuple[httpx.AsyncClient, dict[str, str]],
 ) -> None:
@@ -169,6 +209,16 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
         assert "wecom" in str(tools["list_deliveries"].input_schema["properties"]["channel"])
         pigeon = await call("gina", "list_deliveries", {"channel": "pigeon"})
         assert pigeon.is_error and "channel" in pigeon.content[0].text  # type: ignore[attr-defined]
+        await _broken(settings, "gina")
+        masked = await call("gina", "list_deliveries", {"channel": "email"})
+        errors = [r["error"] for r in masked.structured_content["deliveries"]]  # type: ignore[attr-defined]
+        assert MASKED in errors and BROKEN not in errors
+        whole = await call("root", "list_deliveries", {"user": "gina", "channel": "email"})
+        assert BROKEN in [r["error"] for r in whole.structured_content["deliveries"]]  # type: ignore[attr-defined]
+        events = await call("gina", "list_events", {"kind": "delivery.failed"})
+        assert BROKEN not in str(events) and MASKED in str(events)
+        whole = await call("root", "list_events", {"user": "gina", "kind": "delivery.failed"})
+        assert BROKEN in str(whole)
         as_admin = await call("root", "read_inbox", {"user": "hank"})
         assert [m["title"] for m in as_admin.structured_content["messages"]] == ["hello hank"]  # type: ignore[attr-defined]
     finally:

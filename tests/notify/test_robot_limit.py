@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import event, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.util import await_only
@@ -32,20 +31,16 @@ async def _not_held(_seconds: float) -> None:
     """A send's lease with no row behind it (a deadline of none: never renewed)."""
 
 
-def _hashed(key: str) -> str:
+def hashed(key: str) -> str:
+    """The robot's row: the sha256 of its key (a credential, never stored)."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@pytest_asyncio.fixture
-async def two_workers(database_url: str) -> AsyncIterator[tuple[Database, Database]]:
-    """What two worker processes hold: a Database each, on one app database."""
-    await upgrade_async(database_url)
-    one, two = Database(database_url), Database(database_url)
-    try:
-        yield one, two
-    finally:
-        await one.close()
-        await two.close()
+async def lock_waited(db: Database) -> bool:
+    """Whether a statement on ``db``'s PostgreSQL server waits for a lock (a row another holds)."""
+    async with db.session() as session:
+        waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return bool(await session.scalar(text(waits)))
 
 
 async def test_two_workers_sending_to_one_robot_keep_its_limit_together(
@@ -71,7 +66,7 @@ async def test_two_workers_sending_to_one_robot_keep_its_limit_together(
     assert len(state.received) == 20 and state.throttled == []
     # The robot's key is a credential: its window is kept under its hash.
     async with two_workers[0].session() as session:
-        row = await session.get(RobotWindow, _hashed(WECOM_KEY))
+        row = await session.get(RobotWindow, hashed(WECOM_KEY))
     assert row is not None and len(row.slots) == 20
 
 
@@ -109,7 +104,7 @@ async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_ar
         # Its return is shielded and runs on after the cut send ends (at load, past the next
         # take, which then found the slot still taken): the other worker reads it back.
         async with two_workers[0].session() as session:
-            row = await session.get(RobotWindow, _hashed("robot"))
+            row = await session.get(RobotWindow, hashed("robot"))
             return row is not None and list(row.slots) == [1000.0]
 
     await eventually(given_back, "the cut-off slot given back")
@@ -119,7 +114,7 @@ async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_ar
     await two.acquire("another robot")
     async with two_workers[0].session() as session:
         kept = {r.robot: r.slots for r in (await session.execute(select(RobotWindow))).scalars()}
-    assert _hashed("robot") not in kept and kept[_hashed("another robot")] == [now[0]]
+    assert hashed("robot") not in kept and kept[hashed("another robot")] == [now[0]]
 
 
 async def test_a_take_on_postgresql_does_not_wait_for_another_robots_take_in_progress(
@@ -138,14 +133,14 @@ async def test_a_take_on_postgresql_does_not_wait_for_another_robots_take_in_pro
         await sender.acquire(quiet)
         now[0] += 61
         async with two.writing() as taking:  # another worker's take holds the quiet robot
-            held = select(RobotWindow).where(RobotWindow.robot == _hashed(quiet))
+            held = select(RobotWindow).where(RobotWindow.robot == hashed(quiet))
             assert (await taking.scalar(held.with_for_update())) is not None
             await asyncio.wait_for(sender.acquire(robot), timeout=10)
         now[0] += 1
         await sender.acquire(robot)  # a later take removes the quiet robot's row
         async with one.session() as session:
             robots = set((await session.scalars(select(RobotWindow.robot))).all())
-    assert _hashed(robot) in robots and _hashed(quiet) not in robots
+    assert hashed(robot) in robots and hashed(quiet) not in robots
 
 
 async def test_a_take_on_postgresql_keeps_a_quiet_robots_row_another_worker_removes_meanwhile(
@@ -172,7 +167,7 @@ async def test_a_take_on_postgresql_keeps_a_quiet_robots_row_another_worker_remo
 
         await sender.acquire(quiet)
         async with one.session() as session:
-            row = await session.get(RobotWindow, _hashed(quiet))
+            row = await session.get(RobotWindow, hashed(quiet))
     assert cleaned and row is not None and row.slots == [now[0]]
 
 
@@ -192,17 +187,12 @@ async def test_a_slot_taken_after_waiting_for_the_robots_row_is_kept_at_the_time
         await sender.acquire(unique("another robot"))  # the table and the pools in use
         async with two.writing() as taking:  # another worker's take holds the robot's row
             await taking.execute(
-                postgresql.insert(RobotWindow).values(robot=_hashed(robot), slots=[], until=0.0)
+                postgresql.insert(RobotWindow).values(robot=hashed(robot), slots=[], until=0.0)
             )
             await taking.flush()
             waiting = asyncio.create_task(sender.acquire(robot))
 
-            async def blocked() -> bool:
-                async with two.session() as session:
-                    waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    return bool(await session.scalar(text(waits)))
-
-            await eventually(blocked, "the send waiting for the robot's row")
+            await eventually(partial(lock_waited, two), "the send waiting for the robot's row")
             now[0] += 5  # the other take ends five seconds on
         await asyncio.wait_for(waiting, timeout=10)  # posted at 1005
         now[0] = 1064  # 59 seconds after that post: the robot's minute is not over

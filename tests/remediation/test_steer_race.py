@@ -11,7 +11,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationStateError
+from ambient.remediation.views import RemediationView
 from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
@@ -88,7 +90,17 @@ async def test_an_approval_and_a_refusal_at_once_apply_one_and_refuse_the_other_
             remediations.approve(admin, rid, False, "not now", rung=1),
             return_exceptions=True,
         )
-        view = await remediations.get(owner, rid)
+
+        async def acted() -> RemediationView | None:
+            view = await remediations.get(owner, rid)
+            return view if view.attempts or view.state in FINAL_STATES else None
+
+        # The reply says the run took the answer; the run audits it (`approval`) after, before
+        # it acts on it (the rung's change, or the hand-over). Usually in the workflow task
+        # that carries the reply, but the SDK sends that task early when its local activities
+        # outlast 80% of its timeout (a starved host, an audit write retried on a locked
+        # database): the row comes after the reply.
+        view = await eventually(acted, "the run acts on the answer it took")
 
     refused = [a for a in answers if isinstance(a, BaseException)]
     assert len(refused) == 1, answers

@@ -305,6 +305,21 @@ def _lacks(node: Any, steps: list[str], prefix: str) -> str | None:
     return None
 
 
+def null_parameter(value: Any, prefix: str = "") -> str | None:
+    """The first parameter sent as a JSON null, named as the API names it (Filters.0.Values)."""
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else (enumerate(value) if isinstance(value, list) else ())
+    )
+    for key, item in items:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        found = name if item is None else null_parameter(item, name)
+        if found is not None:
+            return found
+    return None
+
+
 # --- Filters.N of the Describe* lists, as each API reference documents them -----------------
 # (keys, matching and bounds from the references' Filters.N text, the same text as the SDK's
 # models and tencentcloud-cli's api.json).
@@ -715,6 +730,7 @@ class TencentApi:
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
+    failure_words: dict[str, str] = field(default_factory=dict)  # action -> their Message
     # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
     search_result_bytes: int = 20 * 2**20
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
@@ -737,6 +753,7 @@ class TencentApi:
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # each call's body as it came
     regions: list[str | None] = field(default_factory=list)  # X-TC-Region of each call
     # action -> runs once just before that action is handled (another caller racing us).
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
@@ -810,9 +827,8 @@ class TencentApi:
         if headers.get("x-tc-version") != VERSIONS[service]:
             return error("NoSuchVersion", f"{service} has no version {headers.get('x-tc-version')}")
         params = json.loads(body or b"{}")
-        if isinstance(params, dict):  # a null is absent, as the SDK drops None: defaults hold
-            params = {k: v for k, v in params.items() if v is not None}
         self.calls.append((service, action, params))
+        self.bodies.append(body)
         self.regions.append(headers.get("x-tc-region"))
         if headers.get("x-tc-region") and headers["x-tc-region"] not in REGIONS:
             return error("InvalidParameterValue", BAD_REGION)
@@ -831,7 +847,7 @@ class TencentApi:
             hook()
         if self.failures.get(action):
             code = self.failures[action].pop(0)
-            return error(code, f"injected {code}")
+            return error(code, self.failure_words.get(action, f"injected {code}"))
         unknown = unknown_parameters(service, action, params)
         if unknown:
             return error("UnknownParameter", f"`{unknown[0]}` is not a parameter of {action}")
@@ -843,6 +859,13 @@ class TencentApi:
             return error(
                 "MissingParameter", f"The request is missing a required parameter `{absent}`."
             )
+        # A null is no absent parameter (the SDK's models leave None out; a dict sent as it
+        # is keeps it): a required one is missing (above), any other of the wrong type. A
+        # conservative assumption, stricter than what is documented: the common error codes
+        # list InvalidParameter and MissingParameter and say nothing of null.
+        null = null_parameter(params)
+        if null is not None:
+            return error("InvalidParameter", f"`{null}` is null, not of the type {action} defines")
         refused = refused_filters(action, params)
         if refused is not None:
             return error("InvalidParameter", f"Filters: {refused}")

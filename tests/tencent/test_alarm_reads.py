@@ -177,9 +177,9 @@ async def test_an_alarm_time_asked_that_is_no_integer_is_refused_as_the_api_refu
 async def test_an_alarm_time_up_to_the_unsigned_64_bit_limit_or_null_is_an_integer_or_absent(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
-    """2**64 - 1 is an Integer (the stand-in refused it past 2**63 - 1); a null is absent, as
-    the SDK sends it, so the documented defaults hold: StartTime a day before now (the
-    stand-in failed on it with a Python TypeError, an HTTP 500)."""
+    """2**64 - 1 is an Integer (the stand-in refused it past 2**63 - 1); a None is left out of
+    the request (the API refuses a null), so the documented defaults hold: StartTime a day
+    before now (the stand-in failed on it with a Python TypeError, an HTTP 500)."""
     api, tc = cloud
     api.monitor_alarms = [_alarm(1, 10), _alarm(2, IN_WINDOW)]
     asked = {"Module": "monitor", "StartTime": None, "EndTime": 2**64 - 1}

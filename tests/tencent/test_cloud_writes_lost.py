@@ -307,20 +307,29 @@ POOL_A = {
 }
 
 
+@pytest.mark.parametrize("words", [None, "", "FailedOperation.AsCommon"])
 @pytest.mark.parametrize("code", ["FailedOperation.AsCommon", "InternalError.AsCommon"])
 async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
-    cloud: tuple[TencentApi, AppState], code: str
+    cloud: tuple[TencentApi, AppState], code: str, words: str | None
 ) -> None:
     """CreateClusterNodePool's documented AS errors (the scaling group or launch configuration
     refused: a group name the account uses, a subnet, an instance type) were 'CreateClusterNode
-    Pool (...) failed: ...', and InternalError.AsCommon 'unavailable ...; try again', which the
-    same request cannot pass."""
+    Pool (...) failed: ...', and InternalError.AsCommon 'unavailable ...; try again'. Its words
+    may name the cause or nothing (empty, or the code alone): one advice says what to do either
+    way, with the words the API gave."""
     api, state = cloud
     api.failures["CreateClusterNodePool"] = [code]
+    if words is not None:
+        api.failure_words["CreateClusterNodePool"] = words
     async with client(state, "ops") as c:
         failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
-    assert failed and "Auto Scaling refused" in message and code in message, message
-    assert "try again" not in message and " failed:" not in message
+    assert failed and f"CreateClusterNodePool ({code}): Auto Scaling refused" in message, message
+    assert "if its words name a cause" in message and "fix that and ask again" in message
+    assert "if not, try again later" in message and " failed:" not in message, message
+    assert "scaling groups and launch configurations in the Auto Scaling console" in message
+    assert "quote the RequestId to Tencent Cloud support" in message, message
+    told = f"injected {code}" if words is None else words  # the API's words, whole
+    assert message.endswith(f"support. {told} (RequestId req-standin)".replace("  ", " "))
 
 
 async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(

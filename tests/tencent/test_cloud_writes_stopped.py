@@ -142,6 +142,44 @@ async def test_an_alarm_stopped_in_its_notice_step_leaves_its_row_saying_how_far
     assert "CreateAlarm" not in [a for _, a, _ in api.creates()]
 
 
+async def test_each_row_of_one_grace_that_fails_is_logged(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelled in its notice's step, the call writes the notice's row and the alarm's under
+    one grace; both writes failing, the first's error was raised and the second's said nowhere
+    (asyncio's "exception never retrieved" at most). Each is logged lost, the raised one too:
+    its raise may go to a caller that is gone."""
+    api, state = cloud
+    monkeypatch.setattr(audit, "AUDIT_GRACE", 2 * HANG)
+    started: list[str] = []
+    writing, written = held_audit(monkeypatch, fails=True, started=started)
+    sent, answered = asyncio.Event(), asyncio.Event()
+    api.held["CreateAlarmNotice"] = (sent, answered)
+    spec = AlarmSpec.model_validate(ALARM)
+    task = asyncio.create_task(state.cloud_ops.create_cls_alarm("ops", spec, "execute"))
+    await sent.wait()
+    task.cancel()
+    try:
+        with anyio.fail_after(HANG):
+            while len(started) < 2:
+                await writing.wait()
+                writing.clear()
+    finally:
+        written.set()
+        answered.set()
+    with anyio.fail_after(HANG), pytest.raises(OSError, match="disk I/O error"):
+        await task
+    # Both logged, the raised one too (its raise may go to a caller that is gone).
+    lost = sorted(r.getMessage() for r in caplog.records if "was lost" in r.getMessage())
+    assert [m.split(" was lost")[0] for m in lost] == [
+        "the audit row of cloud.create_cls_alarm on cls:alarm:too-many-errors",
+        "the audit row of cloud.create_cls_alarm_notice on cls:notice:oncall",
+    ], caplog.text
+    assert all("OSError('disk I/O error')" in m for m in lost), lost
+
+
 async def test_an_alarm_stopped_in_its_notice_step_writes_both_rows_under_one_grace(
     cloud: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,6 +126,38 @@ def test_a_numbered_list_is_not_cut_at_its_numbers() -> None:
     )
 
 
+def test_a_sentence_ending_in_a_number_is_a_sentence_not_a_list_item() -> None:
+    """Any one- or two-digit number before a full stop was taken for a list item's: "CPU on
+    web-1 rose to 42." or "Peak CPU: 93." ended no sentence, and the three-sentence cut ran
+    on into a fourth."""
+    said = "CPU on web-1 rose to 42. Errors went up to 17. Memory fell to 30. Disk is fine."
+    assert speakable(said) == "CPU on web-1 rose to 42. Errors went up to 17. Memory fell to 30."
+    marked = "Peak CPU: 93. Errors: 17. Memory: 30. Disk is fine."
+    assert speakable(marked) == "Peak CPU: 93. Errors: 17. Memory: 30."
+    listed = "Two things. 1. checkout errors rose. 2. payments alarm open. Bye."
+    assert speakable(listed) == "Two things. 1. checkout errors rose. 2. payments alarm open."
+    # A 1 after a colon, a number after an earlier n-1 or a version's last digit ends a
+    # sentence too: only a run 1, 2, … of numbers each opening its segment numbers a list.
+    for said, kept in (
+        ("Firing alarms: 1. Pending fixes: 0. CPU is fine. Disk is fine.", 48),
+        ("告警数：1. 待审批：0. CPU正常. 磁盘正常.", 20),
+        ("Errors rose to 12. Warnings to 13. CPU is fine. Disk is fine.", 47),
+        ("Replicas scaled to 3. Nodes went to 4. CPU is fine. Disk is fine.", 51),
+        ("Upgraded to 1.9. Pods at 10. CPU is fine. Disk is fine.", 41),
+        ("Checks: 1. Alerts: 2. Disk: 3. Memory: 4.", 30),
+    ):
+        assert speakable(said) == said[:kept], said
+    # A one-item list's "1." is never where the cut lands: it stopped there, the item unsaid
+    # ("…要点：1."), and one opening a line counts as no sentence end ("再见。" was cut).
+    for said, kept in (
+        ("早上好！昨天有一个问题。要点：1. checkout 有 12 个错误。再见。", 36),
+        ("Good morning. One thing. Yesterday: 1. checkout errors rose. Bye.", 60),
+    ):
+        assert speakable(said) == said[:kept], said
+    lines = "早上好！要点：\n1. checkout 有 12 个错误。\n再见。"
+    assert speakable(lines) == lines.replace("\n", " ")
+
+
 def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids() -> None:
     """The id rules took out what a listener needs: "3/5" and "I/O" as a path id, an 8-digit
     number (an order or alarm id, a count) as a hex id: "3/5 个副本就绪" was said "个副本就绪"."""

@@ -72,7 +72,10 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             await expect(briefing).to_contain_text("Spoken")
             await fits_phone(page, "10-briefing")
             await page.get_by_role("button", name="Send to my channels").click()
-            await expect(page.get_by_role("status")).to_contain_text("Sent")
+            # No push channel of the member's: the page says so, and that the inbox has it.
+            await expect(page.get_by_role("status")).to_have_text(
+                "No push channel of yours takes briefings: add one. Your inbox has it."
+            )
             # The push carries a share link: it opens the report without signing in.
             async with deps.db.session() as session:
                 sent = await InboxRepository(session).list(name)

@@ -110,6 +110,14 @@ class ChannelRegistry:
         self.language = language
         self._channels = {channel.name: channel for channel in channels or []}
 
+    async def aclose(self) -> None:
+        """Let what the channels left running end (a worker's stop): the slots of robot sends
+        cut off go back, bounded."""
+        closing = [
+            close() for c in self._channels.values() if (close := getattr(c, "aclose", None))
+        ]
+        await asyncio.gather(*closing)
+
     def get(self, name: str) -> Channel:
         if (channel := self._channels.get(name)) is None:
             known = ", ".join(sorted(self._channels)) or "none"

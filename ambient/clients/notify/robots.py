@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -39,6 +40,11 @@ from ambient.storage.users import hash_token
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
+# Seconds a cut send waits for its slot's give-back (which goes on after), and a worker's stop
+# for those in flight: well within the 5 s a delivery keeps to record its outcome after a cut
+# (activities/deliveries.py LEASE_MARGIN).
+GIVE_BACK_WAIT = 2.0
+LEFT_TAKEN = "it may be left taken until its minute ends"  # a slot not known to be given back
 # The errcodes that mean "over the rate limit", with the seconds the vendor's docs say the robot
 # refuses after it (None: they do not say): retried sooner, every try is refused again.
 WECOM_LIMITED: dict[int, float | None] = {45009: 60.0, 45033: None}  # its minute ends by then
@@ -130,6 +136,9 @@ class RateLimiter:
     async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
         _unplace(self._sent.get(robot, deque()), slot, freed)
 
+    async def aclose(self) -> None:
+        """Nothing left running: a slot goes back at once."""
+
     def _place(
         self, window: deque[float], now: float, longest: float
     ) -> tuple[float, float | None]:
@@ -163,8 +172,12 @@ class SharedRateLimiter(RateLimiter):
     A slot is taken in one write transaction on the robot's row (locked on PostgreSQL, the
     write lock on SQLite), keyed by the sha256 of the robot's key. Times are the processes'
     clocks (epoch seconds): keep them in sync (NTP), as the workers' beats already need. A
-    process killed while waiting leaves its slot taken until its minute ends: a robot loses
-    a message's worth of its minute, never goes past its limit."""
+    send cut off before its take commits writes nothing; once the commit began, or while
+    waiting for its slot, it gives the slot back, in a task that runs to its end (the send
+    waits for it at most GIVE_BACK_WAIT, a worker's stop as long again). A process killed
+    meanwhile (or a database that does not answer by the stop, or a commit that fails: on
+    PostgreSQL it may have landed) leaves it taken until its minute ends, logged: a robot
+    loses a message's worth of its minute, never goes past its limit."""
 
     def __init__(
         self,
@@ -175,10 +188,13 @@ class SharedRateLimiter(RateLimiter):
     ) -> None:
         super().__init__(per_minute, max_wait, clock)
         self._db = db
+        self._giving: set[asyncio.Future[None]] = set()  # cut sends' slots going back
 
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
         key = hash_token(robot)  # its row: the key is a credential, never stored
-        async with self._db.writing() as session:
+        async with contextlib.AsyncExitStack() as stack:
+            # Cut before its commit (waiting for the write turn or the row), a take writes nothing.
+            session = await stack.enter_async_context(self._db.writing())
             conn = await session.connection()
             window = await _locked_window(conn, key)
             # Read once the row is held: a send that queued for it posts now, not when it asked.
@@ -193,23 +209,65 @@ class SharedRateLimiter(RateLimiter):
             gone = quiet.with_for_update(skip_locked=True).scalar_subquery()
             await conn.execute(delete(RobotWindow).where(RobotWindow.robot.in_(gone)))
             await _store(conn, key, window)
+            # Its commit (``writing``'s end) runs to its end even if the send is cut meanwhile.
+            landing = asyncio.ensure_future(stack.pop_all().aclose())
+        try:
+            await asyncio.shield(landing)
+        except asyncio.CancelledError:
+            await self._give_back(robot, slot, freed, landing)  # acquire never had it: once
+            raise
         return now, slot, freed
 
-    async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
+    async def _give_back(
+        self,
+        robot: str,
+        slot: float,
+        freed: float | None,
+        landing: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Give ``slot`` back (``freed`` with it), once ``landing``, the commit that took it, has
+        landed (nothing if it failed), in a task of its own that runs to its end: the cut send
+        waits for it at most GIVE_BACK_WAIT, a second cut not at all; ``aclose`` drains it."""
         key = hash_token(robot)
 
         async def give_back() -> None:
-            async with self._db.writing() as session:
-                conn = await session.connection()
-                window = await _locked_window(conn, key)
-                _unplace(window, slot, freed)
-                await _store(conn, key, window)
+            try:
+                if landing is not None:
+                    try:
+                        await asyncio.shield(landing)
+                    except asyncio.CancelledError:  # the stop: the commit ends with it, not after
+                        landing.cancel()
+                        await asyncio.gather(landing, return_exceptions=True)
+                        raise
+                    except Exception as exc:  # PostgreSQL's may have landed (dropped after it)
+                        log.warning(
+                            "robot limiter: a slot's commit failed (%r): %s", exc, LEFT_TAKEN
+                        )
+                        return
+                async with self._db.writing() as session:
+                    conn = await session.connection()
+                    window = await _locked_window(conn, key)
+                    _unplace(window, slot, freed)
+                    await _store(conn, key, window)
+            except Exception as exc:  # the database away: the slot lapses with its minute
+                log.warning("robot limiter: a slot not given back (%r): %s", exc, LEFT_TAKEN)
 
-        try:
-            # Shielded: the send was cut off, and a second cut must not lose the slot's return.
-            await asyncio.shield(give_back())
-        except Exception as exc:  # the database away: the slot lapses with its minute
-            log.warning("robot limiter: a slot not given back (%s)", exc)
+        giving = asyncio.ensure_future(give_back())
+        self._giving.add(giving)  # held: the loop keeps weak references
+        giving.add_done_callback(self._giving.discard)
+        await asyncio.wait({giving}, timeout=GIVE_BACK_WAIT)
+
+    async def aclose(self) -> None:
+        """Let the slots of cut sends go back, for at most GIVE_BACK_WAIT (a worker's stop): one
+        the database has not taken back by then is cut off (a commit it waits for with it),
+        said."""
+        if not self._giving:
+            return
+        _, left = await asyncio.wait(set(self._giving), timeout=GIVE_BACK_WAIT)
+        for giving in left:
+            giving.cancel()
+            log.warning("robot limiter: a slot not given back by the stop: %s", LEFT_TAKEN)
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
@@ -249,6 +307,10 @@ class RobotChannel:
     def address(self, target: str) -> tuple[str, dict[str, list[str]]]:
         """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
         return robot_address(target, self.name, self.secrets.resolve)
+
+    async def aclose(self) -> None:
+        """Let the slots of sends cut off go back (a worker's stop)."""
+        await self.limiter.aclose()
 
     def endpoint(self, key: str) -> str:
         """The send URL for the robot ``key`` (always below the configured base URL)."""
