@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Form, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
@@ -24,7 +25,7 @@ from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.pauses import wait_said
 from ambient.watches.reads import TaskSummary
-from api.deps import SessionDep, get_state
+from api.deps import SessionDep
 from api.errors import INPUT_SHOWN
 from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
@@ -37,11 +38,11 @@ from api.routers.pages import (
     PageId,
     PageWords,
     UserPage,
+    _user_of,
     back,
     field_errors,
     in_words,
     page_router,
-    page_user,
     page_words,
     render,
     what_went_wrong,
@@ -69,8 +70,10 @@ def task_problem(exc: TaskError, _: Words) -> str:
 
 async def no_such_page(request: Request) -> Response:
     """A mistyped address under /app (the MCP mount's 404): a page saying where pages start."""
-    async with get_state(request).db.session() as session:
-        user = await page_user(request, session)
+    try:
+        user = await _user_of(request)
+    except (SQLAlchemyError, OSError):  # the database away: the page, as to one signed out
+        user = None
     _ = await page_words(request, user)
     path = request.url.path[:INPUT_SHOWN]
     problem = _("There is no page %(path)s; the pages start at /app.", path=path)
