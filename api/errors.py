@@ -245,17 +245,6 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
 
-async def not_found(request: Request, _: Exception) -> Response:
-    """The MCP apps' 404 (their mount at "/" takes every path no API route matched); under
-    /app, the pages', on a page."""
-    if request.url.path == "/app" or request.url.path.startswith("/app/"):
-        from api.routers.app_pages import no_such_page  # the pages import this module
-
-        return await no_such_page(request)
-    said = f"no API path {request.url.path[:INPUT_SHOWN]}; the API's paths are listed at /docs"
-    return JSONResponse({"detail": said}, status_code=404)
-
-
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 

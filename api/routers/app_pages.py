@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request, status
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
@@ -66,6 +66,15 @@ def task_problem(exc: TaskError, _: Words) -> str:
     return worker_unanswered(exc, _, silent) or _(
         "Tasks are unavailable right now; try again in a moment."
     )
+
+
+async def not_found(request: Request, _: Exception) -> Response:
+    """The MCP apps' 404 (their mount at "/" takes every path no API route matched); under
+    /app, the pages', on a page."""
+    if request.url.path == "/app" or request.url.path.startswith("/app/"):
+        return await no_such_page(request)
+    said = f"no API path {request.url.path[:INPUT_SHOWN]}; the API's paths are listed at /docs"
+    return JSONResponse({"detail": said}, status_code=404)
 
 
 async def no_such_page(request: Request) -> Response:
