@@ -280,13 +280,14 @@ def status(
 ) -> None:
     """Is Temporal reachable, are workers polling, does the database answer?"""
     from ambient import temporal
-    from ambient.commands import folded, table_of
+    from ambient.commands import existing_data_dir, folded, table_of
     from ambient.runtime import discovered_settings
     from ambient.status import system_status
     from ambient.storage import Database
 
+    settings = existing_data_dir(discovered_settings())
+
     async def probe() -> bool:
-        settings = discovered_settings()
         async with Database(settings.resolved_database_url) as db:
             client = await temporal.connect(settings, lazy=True)
             report = await system_status(settings, client, db)
@@ -333,8 +334,10 @@ def migrate(
 
 def _require_migrated(settings: Settings) -> None:
     """Exit with the refusal's message (not a traceback) when the database is behind."""
+    from ambient.commands import existing_data_dir
     from ambient.storage.migrate import DatabaseBehindError, require_current
 
+    existing_data_dir(settings)
     try:
         asyncio.run(require_current(settings.resolved_database_url))
     except DatabaseBehindError as exc:

@@ -38,7 +38,12 @@ from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
 from api.deps import INVALID_TOKEN, MISSING_TOKEN
-from api.errors import MAX_BODY_BYTES, feature_error, install_error_mapping, refuse_nul
+from api.errors import (
+    MAX_BODY_BYTES,
+    feature_error,
+    install_error_mapping,
+    refuse_nul,
+)
 from api.routers import (
     app_pages,
     audit,
@@ -395,6 +400,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
     for sdk_app in (mcp_app, voice_app):  # innermost: after the SDK's token check
+        sdk_app.add_exception_handler(404, app_pages.not_found)
+        sdk_app.state.holder = holder  # a page's 404 reads who signed in (the app's own state)
         sdk_app.user_middleware.append(
             Middleware(malformed_messages_refused, {"/mcp", VOICE_PATH}, security)
         )

@@ -2,6 +2,8 @@
 
 - validation errors: 422 with FastAPI's shape, even when the input holds NaN, infinity or a
   lone UTF-16 surrogate (FastAPI's own handler fails to encode those and answers 500);
+- a path nothing serves: 404 in JSON, saying where the paths are (the MCP app's own was text),
+  under /app a page saying where the pages start;
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
   otherwise answer 404 for every unmatched request);
 - Temporal or the database down: 503 from any route, saying which in a user's terms; to an

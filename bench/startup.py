@@ -13,7 +13,7 @@ end without any server:
 
 Bytecode is cached as `make` leaves it (PYTHONDONTWRITEBYTECODE unset), under a folder of the
 run's own (PYTHONPYCACHEPREFIX) written by one unmeasured run of each command first. Each
-checkout has a data folder of its own, migrated by that first run. Prints each command's
+checkout has a data folder of its own (made here), migrated by that first run. Prints each command's
 median wall and CPU for A and B and the A/B ratio of each pair (median, min–max).
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.startup --runs 7 --vs /path/to/other/checkout
@@ -54,6 +54,8 @@ def closed_port() -> int:
 
 
 def environment(tree: Path, data: Path, cache: Path, temporal: str) -> dict[str, str]:
+    # A command refuses a data folder that does not exist: the rows would time that refusal.
+    data.mkdir(parents=True, exist_ok=True)
     keep = {
         k: v
         for k, v in os.environ.items()

@@ -563,10 +563,12 @@ def pick_task(
     else among the first four."""
     key = _flat(said)
     exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
+    # A deleted task is found by its name, but not counted or offered as one of yours, nor
+    # asked about beside a live one of its name (the live one is meant).
+    live = [t for t in tasks if t.state is not TaskState.STOPPED]
+    exact = [t for t in exact if t in live] or exact
     if len(exact) == 1:
         return Picked(exact[0], "", [])
-    # A deleted task is found by its name, but not counted or offered as one of yours.
-    live = [t for t in tasks if t.state is not TaskState.STOPPED]
     if not live and not exact:
         return Picked(None, "You have no tasks yet." if english else "你还没有任何任务。", [])
 

@@ -297,17 +297,26 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
             # right after the day's briefing was spoken. Said instead: the latest one's state.
             latest, latest_en = await _latest_briefing(state, user)
             return say(f"{label}{said}，{latest}。", f"{label_en} {said_en}; {latest_en}.")
-        times = counted(status.checks, "time", "times")
-        # Only a watch checks something: a reminder, a digest or the briefing runs.
+        n, times = status.checks, counted(status.checks, "time", "times")
+        # Only a watch checks something: a reminder, a digest or the briefing runs. None yet is
+        # said so ("已执行 0 次", ran 0 times, was said of a reminder before its first time).
         done, done_en = (
-            ("已检查", f"checked {times}")
+            (
+                (f"已检查 {n} 次", f", checked {times}")
+                if n
+                else ("还没有检查过", " and has not been checked yet")
+            )
             if task.kind in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
-            else ("已执行", f"run {times} so far")
+            else (
+                (f"已执行 {n} 次", f", run {times} so far")
+                if n
+                else ("还没有执行过", " and has not run yet")
+            )
         )
         wait, wait_en = await _site_wait(state, user, status)
         return say(
-            f"{label}{said}，{done} {status.checks} 次{but}{wait}。",
-            f"{label_en} {said_en}, {done_en}{but_en}{wait_en}.",
+            f"{label}{said}，{done}{but}{wait}。",
+            f"{label_en} {said_en}{done_en}{but_en}{wait_en}.",
         )
 
     return await answer(ctx, speaker, work)

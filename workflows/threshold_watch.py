@@ -80,6 +80,8 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
+        # A continue-as-new waits for checks asked (`holds_for_check`).
+        self.check_first = workflow.patched("check-now-before-continue")
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:

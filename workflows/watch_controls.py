@@ -58,6 +58,8 @@ NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timed
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # What an update of a stopping watch is refused with (the service's refusal says it too).
+# The passes a run's continue-as-new waits at most for checks asked (check now waits for them).
+HELD_PASSES = 3
 STOPPED = "the task is stopped; create it again to restart it"
 A = TypeVar("A")
 R = TypeVar("R")
@@ -209,6 +211,10 @@ class WatchControls:
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
+        # Under each watch's patch: a continue-as-new waits for checks asked (what check now
+        # waits for) to be made, in this run (`continue_if_suggested`).
+        self.check_first = False
+        self.held = 0  # the passes a continue-as-new of this run waited (`holds_for_check`)
 
     @property
     def life(self) -> str:
@@ -263,14 +269,15 @@ class WatchControls:
         that check did not ask it; a threshold watch shows what it read. What check now
         answers; the ``check_now`` signal alone does not wait."""
         self.ask_check()
-        asked_after = self.checks_started()  # the check asked for starts after this
-
+        ended = self.asked_check_ended()
         # Bounded: a continue-as-new waits for every handler, and no check runs meanwhile.
-        await until(
-            lambda: self.state.stop_requested or self.checks_ended() > asked_after,
-            CHECK_NOW_WAIT,
-        )
+        await until(lambda: self.state.stop_requested or ended(), CHECK_NOW_WAIT)
         return self.status()
+
+    def asked_check_ended(self) -> Callable[[], bool]:
+        """Whether the check asked for now has ended: one started after now."""
+        asked_after = self.checks_started()
+        return lambda: self.checks_ended() > asked_after
 
     @checked_now.validator
     def validate_check(self) -> None:
@@ -423,10 +430,28 @@ class WatchControls:
         """Continue-as-new between checks when Temporal (or a test) suggests it, with this
         run's input, the config and the state (which carries the controls) as they are now."""
         if self.continue_suggested():
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self.holds_for_check():
+                return  # the next pass makes the check asked
+            # A check asked meanwhile (check now waits for it, this for check now) goes back
+            # to the loop to be made.
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() or self.holds_for_check(count=False)
+            )
+            if self.holds_for_check():
+                return
             if not self.state.stop_requested:
                 next_run = {"config": self.config, "state": self.state}
                 workflow.continue_as_new(self.request.model_copy(update=next_run))
+
+    def holds_for_check(self, count: bool = True) -> bool:
+        """Whether a continue-as-new waits a pass for a check asked: it waits for check now
+        (every handler), and check now for a check only the next run would make. At most
+        HELD_PASSES passes a run (``count``: take one), so checks asked every pass still let
+        it continue."""
+        if not (self.check_first and self.state.check_requested and self.held < HELD_PASSES):
+            return False
+        self.held += count
+        return True
 
     async def finish(self) -> None:
         """The watch stopped: show it and say so, once."""

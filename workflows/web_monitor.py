@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -95,6 +96,10 @@ class WebMonitorWorkflow(WatchControls):
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.voided = 0  # polls of this run a control ended before their asked check
+        self.ended_poll = 0  # the last poll of this run that ended and was not voided
+        # Check now waits for a poll started after it to end (`asked_check_ended`),
+        # and a continue-as-new waits for checks asked (`holds_for_check`).
+        self.check_first = workflow.patched("check-now-by-poll")
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -236,19 +241,21 @@ class WebMonitorWorkflow(WatchControls):
                         self.state.next_due = self.grid_after(
                             due, request.first_check_in, interval, lost
                         )
+                    self.ended_poll = number
                     return
             result = await handle
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
                 # end_poll cancelled it (perhaps before a worker took it): asked for, no
                 # failure; the next poll takes over what it stored.
-                self.ask_again(ended)
+                self.ask_again(ended, number)
                 return
             # A poll that failed for good is a failure to show; the watch waits an interval
             # and polls again.
             text = self.note_failure("poll", error)
             self.state.event_failures += 1
             self.state.next_due = now + interval
+            self.ended_poll = number
             await self.tell(
                 kind="watch.poll_failed",
                 key=f"{self.task}/{self.life}/poll-failed/{workflow.uuid4()}",
@@ -258,7 +265,7 @@ class WebMonitorWorkflow(WatchControls):
         finally:
             self.checking = False
         self.absorb(result)
-        self.ask_again(ended and result.checks == 0)
+        self.ask_again(ended and result.checks == 0, number)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
         elif asked and (end := self.pause_end()) is not None:
@@ -267,13 +274,16 @@ class WebMonitorWorkflow(WatchControls):
             # ask none of them).
             self.state.next_due = end
 
-    def ask_again(self, lost: bool) -> None:
+    def ask_again(self, lost: bool, number: int) -> None:
         """A check asked for that a control ended before it was made (``lost``) is asked
         again, paused or not (a paused watch checks when asked), unless the watch stops; its
-        poll does not count as one that ended (what check now and an update wait for)."""
+        poll (``number``) does not count as one that ended (what check now and an update wait
+        for)."""
         if lost and not self.state.stop_requested:
             self.state.check_requested = True
             self.voided += 1
+        else:
+            self.ended_poll = number
 
     def pause_end(self) -> datetime | None:
         """When the first page may be asked again, if every page's server asked for a pause
@@ -410,6 +420,17 @@ class WebMonitorWorkflow(WatchControls):
         # may end with no check made: failed, lost); one a control ended before its asked
         # check, which is asked again, does not count.
         return self.polls - self.voided
+
+    def asked_check_ended(self) -> Callable[[], bool]:
+        if not self.check_first:
+            # Before the patch: the running poll counted as started, its voiding (the ask
+            # ends it) then lowered the count, and the answer came one poll late or at
+            # CHECK_NOW_WAIT.
+            return super().asked_check_ended()
+        # A poll started after the ask made the check asked for; the running one, which the
+        # ask ends, did not. One a control voided asks it again (the next poll's).
+        asked = self.polls
+        return lambda: self.ended_poll > asked
 
     def continue_suggested(self) -> bool:
         if super().continue_suggested():

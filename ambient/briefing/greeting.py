@@ -106,14 +106,7 @@ class Greeting:
         if via != "voice":
             return NOT_SET_UP_BY_TOOL
         if user and user.is_admin:
-            zh, en = NOT_SET_UP_ADMIN_NO_MODEL
-            # A name the voice would say otherwise ("ops_admin" as "ops admin", a hex run
-            # dropped) is said as what it stands for.
-            said = cleaned(user.name) == user.name
-            return (
-                zh.format(user=user.name if said else "加上你的用户名"),
-                en.format(user=user.name if said else "and your user name"),
-            )
+            return NOT_SET_UP_ADMIN_NO_MODEL
         return NOT_SET_UP_NO_MODEL
 
     async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:

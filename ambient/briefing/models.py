@@ -218,14 +218,14 @@ NOT_SET_UP_NO_MODEL = (
     "Hello! No daily briefing is set up yet, and with no language model configured the web "
     "assistant cannot set one up: ask your administrator to.",
 )
-# The administrator themselves, asking it by voice with no model: the command the README gives
-# (``{user}``: theirs; the command needs it).
+# The administrator themselves, asking it by voice with no model: where, in words (a command,
+# a path or an id is no spoken word; the CLI's help, and the README, give the command).
 NOT_SET_UP_ADMIN_NO_MODEL = (
     "你好！还没有设置每日简报，这里也没有配置语言模型。你是管理员，"
-    "可以在服务器上运行 ambient briefing create --user {user} 来设置。",
+    "可以在服务器的命令行里为自己创建每日简报，命令行的帮助里有做法。",
     "Hello! No daily briefing is set up yet, and no language model is configured. As the "
-    "administrator, you can set one up on the server by running ambient briefing create "
-    "--user {user}.",
+    "administrator, you can create your daily briefing from the server's command line; its "
+    "help shows how.",
 )
 NOT_SET_UP_BY_TOOL = (
     "你好！还没有设置每日简报：调用 create_daily_briefing 来设置。",

@@ -40,6 +40,9 @@ STILL_SENDING = N_("still being sent; your deliveries show how it ends")
 ITS_WORDS = {NOT_FINISHED.partition(": ")[2], N_("push config")}
 # A message handed over whose answer never came (`activities.deliveries.HANDED_UNANSWERED`).
 MAYBE_DELIVERED = "may have been delivered"
+MAY_HAVE_IT = N_(
+    "%(channel)s may have it: the worker sending it died before its answer; not sent again."
+)
 UNREAD = N_("What each channel did could not be read back: your deliveries show it.")
 # Below it, a send key's rows all keep it whole (`activities.deliveries.delivery_key` cuts a
 # longer request key to fit deliveries.key, 255, and hashes it): a key one longer is cut to
@@ -210,6 +213,8 @@ def _missed(missed: Delivery) -> Refusal:
         return Refusal(
             N_("Not sent to %(channel)s: an internal error stopped it."), channel=channel
         )
+    if _maybe_delivered(missed):
+        return Refusal(MAY_HAVE_IT, channel=channel)
     ended = error.endswith(RETRIES_ENDED)
     error = error.removesuffix(RETRIES_ENDED)
     why = error.partition(": ")[2] if error.startswith(("transient: ", "permanent: ")) else error

@@ -183,6 +183,19 @@ def parsed(model: type[M], **values: Any) -> M:
         raise fail("\n".join(field_problems(exc, "input")), 2) from None
 
 
+def existing_data_dir(settings: Settings) -> Settings:
+    """``settings``, unless its database is SQLite in a data dir that does not exist: a
+    mistyped AMBIENT_DATA_DIR made a new empty database there, and "no tasks" was said."""
+    where = settings.data_dir.resolve()
+    if settings.database_url is None and not where.is_dir():
+        raise fail(
+            f"no data directory at {where} (AMBIENT_DATA_DIR, default .data): point "
+            "AMBIENT_DATA_DIR at the one `ambient dev` runs with, or set one up there with "
+            "`ambient dev` or `ambient migrate`"
+        )
+    return settings
+
+
 def run_service(
     service: Callable[[AppState], S],
     work: Callable[[S], Awaitable[T]],
@@ -192,7 +205,7 @@ def run_service(
     from ambient.status import database_problem, temporal_problem
     from ambient.wiring import open_state
 
-    settings = discovered_settings()
+    settings = existing_data_dir(discovered_settings())
 
     async def main() -> T:
         # The command holds the database, as `ambient migrate` does; Temporal connects lazily.
@@ -219,7 +232,7 @@ def run_operator(
     """``work`` on the app database for an operator command, migrated first and closed after;
     a ``refused`` error is its message on a line (as it is: it names no MCP tool), exit ``code``."""
     # Whoever runs these holds the database, as `ambient migrate` does.
-    url = Settings().resolved_database_url
+    url = existing_data_dir(Settings()).resolved_database_url
 
     async def main() -> T:
         await upgrade_async(url)

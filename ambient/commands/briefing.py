@@ -143,9 +143,10 @@ def regenerate(user: User, as_json: Json = False) -> None:
 
 @app.command()
 def send(user: User, date: Date = None, as_json: Json = False) -> None:
-    """Push a briefing through --user's channels now; exit 1 when each of them failed (one
-    that may have been delivered is no failure: sent again, it could arrive twice), or what
-    they did could not be read back."""
+    """Push a briefing through --user's channels now.
+
+    Exits 1 when each of them failed (one that may have been delivered is no failure: sent
+    again, it could arrive twice), or what they did could not be read back."""
     result = _run(lambda s: s.send(user, date, operator=True))  # the operator's, unmasked
     if as_json:
         _print(result, True)

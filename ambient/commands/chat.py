@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ambient.agent.chat import OFFLINE, ChatEvent
-from ambient.commands import fail
+from ambient.commands import existing_data_dir, fail
 from ambient.runtime import discovered_settings
 from ambient.startup import loading
 from ambient.storage.users import registered
@@ -41,7 +41,8 @@ def _show(event: ChatEvent) -> None:
 
 async def _chat(user: str, message: str | None, yes: bool) -> int:
     # The command holds the database, as `ambient migrate` and every other command do.
-    async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
+    settings = existing_data_dir(discovered_settings())
+    async with open_state(settings, stdio_user=user, upgrade=True) as state:
         row = await registered(state.db, user, fail)
         # The agent (our MCP server in-process, its tools and the SDK) is made for the first
         # message a model answers: a user who is not registered, who leaves at the first

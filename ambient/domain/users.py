@@ -24,7 +24,7 @@ from pydantic import (
 
 from ambient.discussions.rules import PRODUCT_AGENTS
 from ambient.domain.configs import UserConfig
-from ambient.refusals import Refusal, said_back
+from ambient.refusals import N_, Refusal, said_back
 
 # Checked with fullmatch: re's "$" also matches before a final "\n" ("eve\n" was a user).
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -73,12 +73,16 @@ class Language(StrEnum):
 GRANTED_FIELDS = ("role", "rollback_permission")
 
 
+# What a user's or a task's name may be (their patterns alike), as every door refuses one.
+NAME_RULE = N_(
+    "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
+    "starting with a letter or digit"
+)
+
+
 def validate_user_name(value: str) -> str:
     if not _NAME.fullmatch(value):
-        raise Refusal(
-            "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
-        )
+        raise Refusal(NAME_RULE)
     if value == "me":
         # /users/me is the caller: a user named "me" could not be addressed by name.
         raise Refusal("'me' is reserved (it means the caller in /users/me)")

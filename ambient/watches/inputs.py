@@ -32,6 +32,8 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
+from ambient.domain.users import NAME_RULE
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -89,11 +91,15 @@ class ConfigError(InvalidTaskError):
     422s do."""
 
     def __init__(
-        self, errors: Sequence[Refused], prefix: Location = ("config",), inputs: Sequence[Any] = ()
+        self,
+        errors: Sequence[Refused],
+        prefix: Location = ("config",),
+        inputs: Sequence[Any] = (),
+        head: str = "invalid config",
     ) -> None:
         self.errors = [(prefix + loc, message) for loc, message in errors]
         self.inputs = list(inputs) or [None] * len(self.errors)
-        super().__init__("invalid config — " + "; ".join(field_problems(self.errors)))
+        super().__init__(f"{head} — " + "; ".join(field_problems(self.errors)))
 
     @property
     def in_config(self) -> list[Refused]:
@@ -275,8 +281,9 @@ def task_name(name: str | None, config: BaseModel) -> str:
         # Derived from the config: creating the same task twice finds the first one.
         return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
     if not TASK_NAME.fullmatch(name):
-        rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
-        raise ConfigError([(("name",), rule)], prefix=(), inputs=[name])
+        # The name, not the config, is wrong: said so at every door (MCP said "invalid config").
+        refused = [(("name",), Refusal(NAME_RULE))]
+        raise ConfigError(refused, prefix=(), inputs=[name], head="invalid task name")
     return name
 
 

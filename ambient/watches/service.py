@@ -56,6 +56,7 @@ from ambient.watches.deadline import (
     stopped,
 )
 from ambient.watches.inputs import (
+    ConfigError,
     InvalidTaskError,
     TaskNotFoundError,
     TaskStateError,
@@ -350,7 +351,23 @@ class TaskService(RequestDeadline):
                 except WorkerSilentError as exc:
                     raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
             # The same rules as create, for the task's own type (a digest is a schedule config).
-            parsed = await checked_config(kind.value, config, user, self.settings, self.db)
+            try:
+                parsed = await checked_config(kind.value, config, user, self.settings, self.db)
+            except ConfigError as bad:
+                # A task that is not there is said first: its config is no matter then. Any
+                # other answer of that look (Temporal down, out of time) leaves the config's.
+                try:
+                    if kind is TaskKind.SCHEDULE:
+                        schedule = self.client.get_schedule_handle(task_id)
+                        with found(task_id), temporal.by():
+                            await schedule.describe(rpc_timeout=temporal.time_left())
+                    else:
+                        await self._describe(task_id)
+                except TaskNotFoundError:
+                    raise
+                except Exception:
+                    raise bad from None
+                raise
             if isinstance(parsed, ReminderConfig):
                 return (await self._update_schedule(user, task_id, parsed))[0]
             payload = parsed.model_dump(mode="json")

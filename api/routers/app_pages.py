@@ -11,8 +11,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Form, Query
-from fastapi.responses import HTMLResponse, Response
+from fastapi import Form, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
@@ -25,6 +26,7 @@ from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, Tas
 from ambient.watches.pauses import wait_said
 from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep
+from api.errors import INPUT_SHOWN
 from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
@@ -36,10 +38,13 @@ from api.routers.pages import (
     PageId,
     PageWords,
     UserPage,
+    _user_of,
     back,
     field_errors,
     in_words,
     page_router,
+    page_words,
+    render,
     what_went_wrong,
     worker_unanswered,
 )
@@ -61,6 +66,28 @@ def task_problem(exc: TaskError, _: Words) -> str:
     return worker_unanswered(exc, _, silent) or _(
         "Tasks are unavailable right now; try again in a moment."
     )
+
+
+async def not_found(request: Request, _: Exception) -> Response:
+    """The MCP apps' 404 (their mount at "/" takes every path no API route matched); under
+    /app, the pages', on a page."""
+    if request.url.path == "/app" or request.url.path.startswith("/app/"):
+        return await no_such_page(request)
+    said = f"no API path {request.url.path[:INPUT_SHOWN]}; the API's paths are listed at /docs"
+    return JSONResponse({"detail": said}, status_code=404)
+
+
+async def no_such_page(request: Request) -> Response:
+    """A mistyped address under /app (the MCP mount's 404): a page saying where pages start."""
+    try:
+        user = await _user_of(request)
+    except (SQLAlchemyError, OSError):  # the database away: the page, as to one signed out
+        user = None
+    _ = await page_words(request, user)
+    path = request.url.path[:INPUT_SHOWN]
+    problem = _("There is no page %(path)s; the pages start at /app.", path=path)
+    context = {"user": user, "heading": _("No such page"), "problem": problem}
+    return render(request, "unavailable.html", context, status.HTTP_404_NOT_FOUND)
 
 
 MONITOR_LABELS = {

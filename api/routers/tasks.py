@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
+from ambient.domain.users import NAME_RULE
 from ambient.watches.inputs import (
     AnyConfig,
     ConfigError,
@@ -32,7 +33,8 @@ class TaskCreate(UserConfig):
     type: TaskType = Field(description="the kind of background task")
     # Parsed by type in TaskService (ambient.watches.inputs), published as the typed models.
     config: AnyConfig
-    name: str | None = Field(default=None, max_length=63, description="optional short name")
+    # Its length and characters refused by the service, as at every door, naming what it may be.
+    name: str | None = Field(default=None, description=f"optional short name: {NAME_RULE}")
 
 
 # The fields a route takes outside its body, whichever route the service names them for; any

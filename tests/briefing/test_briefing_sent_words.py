@@ -184,7 +184,7 @@ async def test_a_row_deliver_later_still_tries_is_being_sent_and_one_whose_retri
         ("dingtalk", "deferred", STILL_SENDING),
     ]
     assert "send again" not in handed.said.split("wecom")[0]
-    assert handed.said.count("may have been delivered") == 2
+    assert handed.said.count("may have it: the worker sending it died") == 2
 
 
 def _said(*deliveries: Delivery) -> str:
@@ -220,7 +220,16 @@ def test_the_cli_fails_when_every_channel_asked_for_failed_or_nothing_was_read_b
     # An email handed over whose answer never came may have arrived: not one to send again.
     handed = Delivery(channel="email", target="a@b", status="failed", error=HANDED_UNANSWERED)
     assert not missed_all([inbox, handed]) and missed_all([inbox, handed, failed]) is False
-    assert "may have been delivered" in _said(inbox, handed)
+    assert "may have been delivered" not in _said(inbox, handed)  # the product's English
+    assert _said(inbox, handed) == (
+        "It may have reached your push channels; none said it did. Your inbox has it. "
+        "email a@b may have it: the worker sending it died before its answer; not sent again."
+    )
+    zh = Words(Language.ZH)
+    assert joined(in_words(w, zh) for w in sent_words([handed])) == (
+        "可能已送达你的推送渠道；没有渠道确认收到。"
+        "email a@b 可能已收到：发送它的进程在收到回应前中断了；没有再发一次。"
+    )
 
 
 def test_the_products_own_words_in_a_channels_sentence_are_the_pages_language() -> None:

@@ -145,6 +145,37 @@ def test_status_shows_settings_and_errors_as_written_not_as_markup(tmp_path: Pat
     assert queue in down.output and "Temporal is unreachable" in down.output, down.output
 
 
+def test_a_command_refuses_a_data_dir_that_does_not_exist_and_makes_nothing(
+    tmp_path: Path,
+) -> None:
+    # A mistyped AMBIENT_DATA_DIR made a new empty database there: "no events", no users.
+    typo = tmp_path / "dta"
+    env = {**_offline_env(typo), "AMBIENT_TEMPORAL_ADDRESS": f"127.0.0.1:{_closed_port()}"}
+    said = (
+        f"no data directory at {typo} (AMBIENT_DATA_DIR, default .data): point "
+        "AMBIENT_DATA_DIR at the one `ambient dev` runs with, or set one up there with "
+        "`ambient dev` or `ambient migrate`\n"
+    )
+    # status said the database answered, mcp made one and then asked for a migration.
+    for command in (
+        ["events"],
+        ["user", "list"],
+        ["task", "list"],
+        ["chat", "--user", "x", "hi"],
+        ["status"],
+        ["mcp", "--user", "x"],
+        ["worker"],
+        ["api"],
+        ["migrate", "--check"],
+    ):
+        result = CliRunner().invoke(app, command, env=env)
+        assert (result.exit_code, result.stdout, result.stderr) == (1, "", said), command
+    assert not typo.exists()
+    # The commands that set one up still make it.
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    assert CliRunner().invoke(app, ["events"], env=env).stdout == "no events\n"
+
+
 def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
     env = {"AMBIENT_DATA_DIR": str(tmp_path)}
     runner = CliRunner()

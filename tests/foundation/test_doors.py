@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from ambient.briefing.service import BriefingService
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import NAME_RULE, UserCreate
 from ambient.storage.users import UserRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError
 from ambient.watches.service import TaskService
@@ -93,14 +93,24 @@ BAD = [
         form={"urls": PAGE, "interval": "0"},
         label="Every (minutes)",
     ),
-    Bad(
-        "bad name",
-        {"urls": [PAGE]},
-        ("name",),
-        "1-63 characters",
-        name="Not A Name!",
-        form={"urls": PAGE},
-        label="Name (optional)",
+    # A name's refusal says it is the name, and what a name may be (MCP said "invalid config";
+    # the API a too long one in pydantic's words, "String should have at most 63 characters").
+    *(
+        Bad(
+            case,
+            {"urls": [PAGE]},
+            ("name",),
+            NAME_RULE,
+            name=name,
+            form={"urls": PAGE} if name else None,  # the form's empty name is no name
+            label="Name (optional)",
+        )
+        for case, name in (
+            ("bad name", "Not A Name!"),
+            ("empty name", ""),
+            ("too long a name", "n" * 64),
+            ("name with a control character", "bad\x07name"),
+        )
     ),
     Bad(
         # " " matched every new line of every page with a space in it: a hit at each change.
@@ -293,6 +303,8 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
         result = await mcp.call_tool(f"create_{bad.kind}", arguments)  # the tool of its kind
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error and f"{_named(bad.where)}: {bad.says}" in text, text
+    head = "invalid task name" if bad.where == ("name",) else "invalid config"
+    assert text.startswith(f"Error executing tool create_{bad.kind}: {head} — "), text
 
     answer = await doors.http.post(
         "/tasks", json={"type": bad.kind, "config": bad.config, "name": bad.name}
@@ -312,6 +324,7 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
         "--name", bad.name, "--user", doors.me,
     )  # fmt: skip
     assert code == 1 and f"{_named(bad.where)}: {bad.says}" in output, output
+    assert f"{head} — " in output, output
 
     if bad.form is not None:
         message = await doors.form("/app/tasks", {**bad.form, "name": bad.name})
@@ -370,6 +383,30 @@ async def test_no_door_reads_or_steers_a_task_of_another_user(doors: Doors, stee
     other = task.split("/")[1]
     status = await doors.service.get(other, task)
     assert (status.state, status.config["message"], status.checks) == ("active", "x", 0)
+
+
+async def test_every_door_says_an_update_of_a_missing_task_finds_no_task_before_its_config(
+    doors: Doors,
+) -> None:
+    # A config refused for a task that does not exist was answered about the config: the user
+    # fixed it, and was then told there is no such task.
+    for task, bad in (
+        (f"web-monitor/{doors.me}/never-made", {"urls": ["not a url"]}),
+        (f"reminder/{doors.me}/never-made", {"hour": 99, "message": "x"}),
+    ):
+        missing = f"no task {task!r}; call list_tasks to see your task ids"
+        async with doors.mcp() as mcp:
+            result = await mcp.call_tool("update_task", {"task_id": task, "config": bad})
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        assert result.is_error and text == f"Error executing tool update_task: {missing}", text
+
+        answer = await doors.http.put(f"/tasks/{task}/config", json=bad)
+        assert (answer.status_code, answer.json()) == (404, {"detail": missing}), answer.text
+
+        code, output = await doors.cli(
+            "task", "update", task, "--config", json.dumps(bad), "--user", doors.me
+        )
+        assert code == 1 and f"no task {task!r}" in output, output
 
 
 async def test_the_service_refuses_another_users_inbox_whoever_calls_it(

@@ -321,6 +321,36 @@ async def test_wrong_methods_answer_405_with_the_allowed_ones(api: httpx.AsyncCl
     assert (await api.get("/no-such-page")).status_code == 404
 
 
+async def test_an_unknown_path_answers_404_in_json_saying_where_the_paths_are(
+    api: httpx.AsyncClient,
+) -> None:
+    # Every other error is JSON with a `detail`; an unknown path was a bare text "Not Found".
+    for path in ("/no-such-page", "/tasks-typo/x", "/mcp/no-such-door"):
+        missing = await api.get(path)
+        assert missing.status_code == 404, (path, missing.text)
+        assert missing.headers["content-type"] == "application/json", (path, missing.text)
+        assert missing.json() == {
+            "detail": f"no API path {path}; the API's paths are listed at /docs"
+        }
+
+
+async def test_a_bad_task_name_is_refused_naming_the_name_and_what_it_may_be(
+    api: httpx.AsyncClient,
+) -> None:
+    rule = (
+        "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
+        "starting with a letter or digit"
+    )
+    for name in ("", "x" * 64, "bad\x07name", "Bad Name", "-dash"):
+        created = await api.post(
+            "/tasks", json={"type": "web_monitor", "config": WEB, "name": name}
+        )
+        assert created.status_code == 422, (name, created.text)
+        assert created.json()["detail"] == [
+            {"type": "value_error", "loc": ["body", "name"], "msg": rule, "input": name}
+        ], name
+
+
 async def test_a_path_written_with_a_trailing_slash_is_served_as_without_it(
     api: httpx.AsyncClient,
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ambient.speech import cleaned, spoken_clip
@@ -47,9 +49,9 @@ def test_only_a_java_package_is_left_out_not_part_of_a_name_or_an_address() -> N
     assert "ops.team.Lead@example.com" in cleaned("mail ops.team.Lead@example.com", english=True)
 
 
-def test_the_administrator_is_told_the_command_with_a_name_the_voice_can_say() -> None:
-    """The hint's --user named another user when the voice said the name otherwise ("ops_admin"
-    as "ops admin", a hex run dropped): such a name is said as what it stands for."""
+def test_the_administrator_is_told_where_to_set_one_up_in_words_not_a_command() -> None:
+    """The answer read to an administrator held a shell command ("ambient briefing create
+    --user NAME"): no words a voice says, nor a name it could say as written (ops_admin)."""
     from types import SimpleNamespace
     from typing import Any, cast
 
@@ -59,10 +61,8 @@ def test_the_administrator_is_told_the_command_with_a_name_the_voice_can_say() -
 
     greeting = cast(Any, Greeting.__new__(Greeting))
     greeting.settings = SimpleNamespace(llm_mode="offline")
-    for name, zh in (("dev", "--user dev"), ("ops_admin", "--user 加上你的用户名")):
-        admin = User(name=name, role=Role.ADMIN)
-        said_zh, said_en = greeting._not_set_up("voice", admin)
-        assert zh in said_zh, said_zh
-        assert said_en.endswith(
-            f"--user {name}." if name == "dev" else "--user and your user name."
-        )
+    for name in ("dev", "ops_admin"):
+        said = greeting._not_set_up("voice", User(name=name, role=Role.ADMIN))
+        assert "命令行" in said[0] and "command line" in said[1], said
+        assert not any(re.search(r"ambient|--|/|_|`", text) for text in said), said
+        assert said == greeting._not_set_up("voice", User(name="dev", role=Role.ADMIN))

@@ -200,10 +200,11 @@ def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
     task, _, _ = pick_task(tasks, "第一个", named=named)
     assert task is not None and task.task_id == "web-monitor/ann/reborn"
 
-    # One of the two deleted (still listed, as stopped): it is named, and its place is its own.
+    # One of the two deleted (still listed, as stopped): the live one is meant ("有 2 个任务
+    # 符合" offered the deleted one beside it); the deleted one keeps its kind and its place.
     tasks[0] = tasks[0].model_copy(update={"state": TaskState.STOPPED})
-    task, question, named = pick_task(tasks, "reborn")
-    assert task is None and "网页监控 reborn、阈值监控 reborn" in question, question
+    task, question, _ = pick_task(tasks, "reborn")
+    assert task is not None and task.task_id == "threshold-watch/ann/reborn", question
     task, _, _ = pick_task(tasks, "第一个", named=named)
     assert task is not None and task.task_id == "web-monitor/ann/reborn"
     task, _, _ = pick_task(tasks, "网页监控 reborn", named=named)

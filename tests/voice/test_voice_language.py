@@ -89,7 +89,7 @@ async def test_an_english_user_hears_every_tool_and_refusal_in_english_and_chine
         said = await _tasks_errors_and_refusals(state, english)
         zh = await _tasks_errors_and_refusals(state, chinese)
 
-    assert said["status"] == "morning standup is running, run 0 times so far.", said
+    assert said["status"] == "morning standup is running and has not run yet.", said
     assert said["several"].startswith("2 tasks fit: "), said
     assert "Please say the full name." in said["several"]
     assert said["missing"].startswith("I found no task called “backup”. Your tasks are: "), said

@@ -111,7 +111,7 @@ async def test_a_place_said_to_another_api_replica_or_after_a_restart_is_one_the
         # would look: a voice of this process's own, new, still finds it.
         async with voice_client(state, user) as again:
             status = await say(again, "task_status", name="第二个")
-        assert status == f"{_said(last)}已暂停，已执行 0 次。", (status, other)
+        assert status == f"{_said(last)}已暂停，还没有执行过。", (status, other)
 
 
 async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_used(
@@ -141,7 +141,7 @@ async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_us
                 assert asked == f"有 2 个任务符合：{_said(first)}、{_said(last)}。请说完整的名字。"
                 assert statements == ["INSERT"]
                 status = await say(voice, "task_status", name="第二个")
-                assert status == f"{_said(last)}正在运行，已执行 0 次。", status
+                assert status == f"{_said(last)}正在运行，还没有执行过。", status
                 assert statements == ["INSERT", "SELECT"]
                 named = await say(voice, "task_status", name=other)
                 assert named.startswith(f"{_said(other)}正在运行"), named
@@ -149,7 +149,7 @@ async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_us
 
                 # bo heard no list: the second of his own tasks.
                 status = await say(bo_voice, "task_status", name="第二个")
-                assert status == f"{_said(theirs[1])}正在运行，已执行 0 次。", status
+                assert status == f"{_said(theirs[1])}正在运行，还没有执行过。", status
 
                 # The answer given NAMED_FOR and a second ago.
                 async with deps.db.session() as session:
@@ -160,7 +160,7 @@ async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_us
                         row.created_at -= NAMED_FOR + timedelta(seconds=1)
                     await session.commit()
                 status = await say(voice, "task_status", name="第二个")
-                assert status == f"{_said(other)}正在运行，已执行 0 次。", status
+                assert status == f"{_said(other)}正在运行，还没有执行过。", status
     finally:
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", noted)
 

@@ -80,12 +80,33 @@ async def test_a_task_said_by_its_name_as_written_is_read_without_the_task_list(
         async with voice_client(state, user) as client:
             for said, label in (("morning standup", "morning"), ("Evening Standup", "evening")):
                 status = await say(client, "task_status", name=said)
-                assert status == f"{label} standup正在运行，已执行 0 次。", status
+                assert status == f"{label} standup正在运行，还没有执行过。", status
             assert "已暂停" in await say(client, "pause_task", name="morning standup")
             assert listed == [0]
             # Said otherwise than as written, the list is read as before.
             assert "已暂停" in await say(client, "task_status", name="morningstandup")
             assert listed[0]
+
+
+async def test_a_name_of_a_deleted_task_and_a_live_one_is_the_live_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A web monitor deleted (listed as stopped while Temporal keeps its run) and a reminder of
+    its name: "有 2 个任务符合：网页监控 reborn、提醒 reborn。请说完整的名字。" was asked back."""
+    user = unique("vd")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": [f"{base}/news"]}
+        watch = (await state.tasks.create(user, "web_monitor", config, name="reborn")).task_id
+        await state.tasks.delete(user, watch)
+        await dev_env.client.get_workflow_handle(watch).result()
+        await state.tasks.create(user, "schedule", {"hour": 9, "message": "x"}, name="reborn")
+        async with voice_client(state, user) as client:
+            status = await say(client, "task_status", name="reborn")
+        assert status == "reborn正在运行，还没有执行过。", status
 
 
 async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
@@ -100,7 +121,7 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
         async with voice_client(state, user) as client:
             status = await say(client, "task_status", name="morning standup")
             # A reminder checks nothing: "已检查 0 次" was said of every kind of task.
-            assert status == "morning standup正在运行，已执行 0 次。", status
+            assert status == "morning standup正在运行，还没有执行过。", status
             both = await say(client, "pause_task", name="standup")
             assert "有 2 个任务符合" in both and "evening standup" in both
             missing = await say(client, "task_status", name="backup")
@@ -438,14 +459,15 @@ async def test_a_greeting_with_no_briefing_and_no_model_names_who_can_set_one_up
         Language.EN: "Hello! No daily briefing is set up yet, and with no language model "
         "configured the web assistant cannot set one up: ask your administrator to.",
     }
-    # The administrator (`ambient dev`'s user) was sent to ask the administrator: told what
-    # they set it up with themselves, the command the README gives.
+    # The administrator (`ambient dev`'s user) was sent to ask the administrator: told where
+    # they set it up themselves, in words (it was read a command, "ambient briefing create
+    # --user NAME": no words a voice says, or a listener can act on).
     assert await _not_set_up_heard(dev_env, deps, offline, Role.ADMIN) == {
         Language.ZH: "你好！还没有设置每日简报，这里也没有配置语言模型。你是管理员，"
-        "可以在服务器上运行 ambient briefing create --user NAME 来设置。",
+        "可以在服务器的命令行里为自己创建每日简报，命令行的帮助里有做法。",
         Language.EN: "Hello! No daily briefing is set up yet, and no language model is "
-        "configured. As the administrator, you can set one up on the server by running "
-        "ambient briefing create --user NAME.",
+        "configured. As the administrator, you can create your daily briefing from the "
+        "server's command line; its help shows how.",
     }
 
 
@@ -734,8 +756,8 @@ async def test_a_reminder_said_by_its_time_says_the_clock_in_words(
             async with voice_client(state, user) as client:
                 said[language] = await say(client, "task_status", name="第一个")
     assert said == {
-        Language.ZH: "提醒（每天 8点30分）正在运行，已执行 0 次。",
-        Language.EN: "reminder daily at 8:30 is running, run 0 times so far.",
+        Language.ZH: "提醒（每天 8点30分）正在运行，还没有执行过。",
+        Language.EN: "reminder daily at 8:30 is running and has not run yet.",
     }, said
 
 
@@ -756,7 +778,7 @@ async def test_a_task_named_with_a_hex_looking_word_is_said_by_its_name(
             for name in names:
                 said = name.replace("-", " ")
                 status = await say(client, "task_status", name=said)
-                assert status == f"{said}正在运行，已执行 0 次。", status
+                assert status == f"{said}正在运行，还没有执行过。", status
             missing = await say(client, "task_status", name="backup")
             asked, _, listed = missing.partition("你有 5 个任务，比如：")
             assert asked == "没找到叫“backup”的任务。", missing

@@ -3,16 +3,19 @@ fetch, is refused with the field named, and nothing is created."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import ConfigError
 from ambient.watches.service import TaskService
 from ambient.wiring import AppState
+from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.users import register
@@ -174,3 +177,25 @@ async def test_mcp_refuses_a_cloud_monitor_metric_without_tencent_cloud_keys(
         assert "source: Tencent Cloud is not configured" in error
         assert "TENCENTCLOUD_SECRET_ID" in error
         assert (await call(client, "list_tasks"))["tasks"] == []
+
+
+async def test_a_bad_config_for_an_update_is_said_with_temporal_unreachable(
+    deps: WorkerDeps,
+) -> None:
+    # The look for a missing task before its config answered "Temporal is unreachable" instead.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    settings = deps.settings.model_copy(update={"temporal_address": closed})
+    client = await temporal.connect(settings, lazy=True)
+    briefings = BriefingService(client, settings, deps.db)
+    service = TaskService(client, settings, deps.db, briefings=briefings)
+    user = unique("down")
+    await register(deps.db, user)
+    for task, bad, field in (
+        (f"web-monitor/{user}/pages", {"urls": ["not a url"]}, ("config", "urls", 0)),
+        (f"reminder/{user}/tea", {"hour": 99, "message": "x"}, ("config", "hour")),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            await service.update(user, task, bad)
+        assert refused.value.errors[0][0] == field, refused.value

@@ -11,7 +11,10 @@ import httpx
 from ambient.bridge.endpoints import EndpointCreate, Endpoints
 from ambient.settings import Settings
 from ambient.storage import Database
+from api.app import create_app
 from tests.conftest import unique
+from tests.support.api_worker import api_client
+from tests.support.servers import serve
 from tests.web.test_refusals_language import zh_pages
 
 
@@ -102,3 +105,22 @@ async def test_an_endpoint_removed_from_a_stale_page_is_not_named_by_a_number_ne
     notice = re.search(r'<p class="notice" role="status">(.*?)</p>', page.text, re.S)
     assert notice is not None
     assert html.unescape(notice[1]) == "这个接入点已不在你的名下：可能已在别处删除。"
+
+
+async def test_a_mistyped_page_under_app_is_said_on_a_page_in_the_users_language(
+    settings: Settings, db: Database
+) -> None:
+    # It answered the API's JSON: "no API path /app/taks; the API's paths are listed at /docs".
+    async with zh_pages(settings, db, unique("typo"), "/app") as (http, _):
+        for path in ("/app/taks", "/app/task/x/y"):
+            page = await http.get(path)
+            assert page.status_code == 404, page.text
+            assert shown(page) == f"没有页面 {path}；页面从 /app 开始。"
+            assert "<h1>没有这个页面</h1>" in page.text and 'href="/app"' in page.text
+    # Signed out: the browser's language; a path outside /app is still the API's.
+    async with serve(create_app(settings)) as base, api_client(base) as anonymous:
+        page = await anonymous.get("/app/taks", headers={"Accept-Language": "en"})
+        assert page.status_code == 404
+        assert shown(page) == "There is no page /app/taks; the pages start at /app."
+        api = await anonymous.get("/apps")
+        assert api.json() == {"detail": "no API path /apps; the API's paths are listed at /docs"}
