@@ -21,7 +21,7 @@ from tests.briefing.test_briefing_surfaces import _all_day, _call, _zone_away_fr
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
 from tests.notify.test_delivery import _quiet_now
-from tests.support.api_worker import signed_in_api
+from tests.support.api_worker import reaching, signed_in_api
 from tests.support.mcp_as import mcp_as
 from tests.support.pages import signed_in
 from tests.support.servers import serve
@@ -66,12 +66,7 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
             held_back.push_config = {**held_back.push_config, "quiet_hours": held}
             await session.commit()
         async with running_worker(dev_env.client, deps) as worker:
-            settings = deps.settings.model_copy(
-                update={
-                    "temporal_task_queue": worker.task_queue,
-                    "temporal_address": dev_env.client.service_client.config.target_host,
-                }
-            )
+            settings = reaching(deps, dev_env.client, worker)
             async with (
                 mcp_as(deps, broken, temporal=dev_env.client, settings=settings) as client,
                 mcp_as(deps, quiet, temporal=dev_env.client, settings=settings) as quiet_client,

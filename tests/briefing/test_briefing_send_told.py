@@ -23,7 +23,7 @@ from tests.briefing.test_briefing_send_lives import _regenerated
 from tests.briefing.test_briefing_surfaces import _all_day, _call, _zone_away_from_midnight
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
-from tests.support.api_worker import signed_in_api
+from tests.support.api_worker import reaching, signed_in_api
 from tests.support.mcp_as import mcp_as
 from tests.support.pages import signed_in
 from tests.support.servers import free_port, serve
@@ -55,12 +55,7 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
         token = await _user(deps, dead_only, [dead])
         both_token = await _user(deps, both, [dead, live])
         async with running_worker(dev_env.client, deps) as worker:
-            settings = deps.settings.model_copy(
-                update={
-                    "temporal_task_queue": worker.task_queue,
-                    "temporal_address": dev_env.client.service_client.config.target_host,
-                }
-            )
+            settings = reaching(deps, dev_env.client, worker)
             async with (
                 mcp_as(deps, dead_only, temporal=dev_env.client, settings=settings) as alone,
                 mcp_as(deps, both, temporal=dev_env.client, settings=settings) as two,

@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
@@ -22,18 +24,23 @@ def api_client(base: str, **options: Any) -> httpx.AsyncClient:
     return http_client(base, **options)
 
 
+def reaching(deps: WorkerDeps, client: Client, worker: Worker) -> Settings:
+    """deps' settings that reach ``worker``: its task queue, the Temporal server of ``client``."""
+    return deps.settings.model_copy(
+        update={
+            "temporal_task_queue": worker.task_queue,
+            "temporal_address": client.service_client.config.target_host,
+        }
+    )
+
+
 @asynccontextmanager
 async def api_over_worker(
     env: WorkflowEnvironment, deps: WorkerDeps
 ) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
     """A worker on deps, the API served with settings that reach it, and a client to the API."""
     async with running_worker(env.client, deps) as worker:
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": env.client.service_client.config.target_host,
-            }
-        )
+        settings = reaching(deps, env.client, worker)
         async with (
             serve(create_app(settings)) as base,
             api_client(base) as http,
