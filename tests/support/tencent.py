@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.audit import CloudGuard
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
+from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG
@@ -71,3 +73,20 @@ def held_audit(
 
     monkeypatch.setattr(CloudGuard, "audit", held)
     return arrived, released
+
+
+async def cancelled_while_out(
+    state: AppState, asked: Awaitable[Any], held: tuple[asyncio.Event, asyncio.Event], action: str
+) -> list[dict[str, Any]]:
+    """The call ``asked`` cancelled while its request ``held`` (arrived, released) is out, the
+    request then let go on: the details of the audit rows of ``action``."""
+    arrived, released = held
+    task = asyncio.ensure_future(asked)
+    await arrived.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action=action)
+    return [r.detail for r in rows]

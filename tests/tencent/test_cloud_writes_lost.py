@@ -24,7 +24,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import HANG
-from tests.support.tencent import held_audit, ops_state, standin_tencent
+from tests.support.tencent import cancelled_while_out, held_audit, ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_cloud_writes import ALARM, CASES, POOL, SQL, cloud
 
@@ -414,20 +414,12 @@ async def test_a_create_stopped_while_its_request_is_out_leaves_its_audit_row(
     chat agent's call past its time) left no audit row at all, while the create went on in
     Tencent Cloud: now one, failed with kind interrupted, the request in it."""
     api, state = cloud
-    arrived, released = asyncio.Event(), asyncio.Event()
-    api.held["CreateLogset"] = (arrived, released)
+    held = api.held["CreateLogset"] = (asyncio.Event(), asyncio.Event())
     asked = state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), "execute")
-    task = asyncio.create_task(asked)
-    await arrived.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    released.set()
-    async with state.db.session() as session:
-        rows = await AuditRepository(session).list(action="cloud.create_logset")
-    assert [(r.detail["outcome"], r.detail["kind"]) for r in rows] == [("failed", "interrupted")]
-    assert rows[0].detail["request"]["action"] == "CreateLogset"
-    assert "may still" in rows[0].detail["reason"] and rows[0].detail["sent"] is True
+    rows = await cancelled_while_out(state, asked, held, "cloud.create_logset")
+    assert [(r["outcome"], r["kind"]) for r in rows] == [("failed", "interrupted")]
+    assert rows[0]["request"]["action"] == "CreateLogset"
+    assert "may still" in rows[0]["reason"] and rows[0]["sent"] is True
 
 
 @pytest.mark.parametrize("mode", ["dry_run", "execute"])

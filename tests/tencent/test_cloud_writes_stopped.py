@@ -4,6 +4,8 @@ says how far each got (``sent``), through the real clients against the stand-ins
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -18,7 +20,7 @@ from ambient.wiring import AppState
 from tests.standins.kube_api import ApiCall
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import HANG
-from tests.support.tencent import held_audit
+from tests.support.tencent import cancelled_while_out, held_audit
 from tests.tencent.test_cloud_writes import ALARM, cloud
 from tests.tencent.test_cloud_writes_kube import WORKLOAD, ApplyingKubeApi, cluster, standins
 
@@ -80,15 +82,7 @@ async def test_a_workload_change_stopped_says_whether_its_write_was_sent(
         if operation == "restart_workload"
         else ops.scale_workload("ops", spec, 5, "execute")
     )
-    task = asyncio.create_task(asked)
-    await arrived.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    released.set()
-    async with state.db.session() as session:
-        rows = await AuditRepository(session).list(action=f"cloud.{operation}")
-    [row] = [r.detail for r in rows]
+    [row] = await cancelled_while_out(state, asked, (arrived, released), f"cloud.{operation}")
     assert (row["outcome"], row["kind"], row.get("sent")) == ("failed", "interrupted", sent), row
     assert said in row["reason"], row
     assert len(kube.writes("deployments")) == int(sent)
@@ -142,19 +136,17 @@ async def test_an_alarm_stopped_in_its_notice_step_leaves_its_row_saying_how_far
     assert "CreateAlarm" not in [a for _, a, _ in api.creates()]
 
 
-async def test_each_row_of_one_grace_that_fails_is_logged(
-    cloud: tuple[TencentApi, AppState],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Cancelled in its notice's step, the call writes the notice's row and the alarm's under
-    one grace; both writes failing, the first's error was raised and the second's said nowhere
-    (asyncio's "exception never retrieved" at most). Each is logged lost, the raised one too:
-    its raise may go to a caller that is gone."""
+@contextlib.asynccontextmanager
+async def _cut_in_its_notice_step(
+    cloud: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch, fails: bool = False
+) -> AsyncIterator[tuple[asyncio.Task[Any], list[str]]]:
+    """create_cls_alarm cancelled while its notice's create is out, its audit rows held (each
+    failing if ``fails``) under a grace longer than the test's guard, until both rows' writes
+    began: the call's task and the rows begun; on leaving, the writes and the create go on."""
     api, state = cloud
     monkeypatch.setattr(audit, "AUDIT_GRACE", 2 * HANG)
     started: list[str] = []
-    writing, written = held_audit(monkeypatch, fails=True, started=started)
+    writing, written = held_audit(monkeypatch, fails=fails, started=started)
     sent, answered = asyncio.Event(), asyncio.Event()
     api.held["CreateAlarmNotice"] = (sent, answered)
     spec = AlarmSpec.model_validate(ALARM)
@@ -166,9 +158,23 @@ async def test_each_row_of_one_grace_that_fails_is_logged(
             while len(started) < 2:
                 await writing.wait()
                 writing.clear()
+        yield task, started
     finally:
         written.set()
         answered.set()
+
+
+async def test_each_row_of_one_grace_that_fails_is_logged(
+    cloud: tuple[TencentApi, AppState],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelled in its notice's step, the call writes the notice's row and the alarm's under
+    one grace; both writes failing, the first's error was raised and the second's said nowhere
+    (asyncio's "exception never retrieved" at most). Each is logged lost, the raised one too:
+    its raise may go to a caller that is gone."""
+    async with _cut_in_its_notice_step(cloud, monkeypatch, fails=True) as (task, _):
+        pass
     with anyio.fail_after(HANG), pytest.raises(OSError, match="disk I/O error"):
         await task
     # Both logged, the raised one too (its raise may go to a caller that is gone).
@@ -187,25 +193,8 @@ async def test_an_alarm_stopped_in_its_notice_step_writes_both_rows_under_one_gr
     to the audit's grace), then began the alarm's and waited again: two graces for a database
     that does not answer, where the docs promise one. Both writes start at once now (the
     grace made longer than the test's guard: a second write after it never starts)."""
-    api, state = cloud
-    monkeypatch.setattr(audit, "AUDIT_GRACE", 2 * HANG)
-    started: list[str] = []
-    writing, written = held_audit(monkeypatch, started=started)
-    sent, answered = asyncio.Event(), asyncio.Event()
-    api.held["CreateAlarmNotice"] = (sent, answered)
-    spec = AlarmSpec.model_validate(ALARM)
-    task = asyncio.create_task(state.cloud_ops.create_cls_alarm("ops", spec, "execute"))
-    await sent.wait()
-    task.cancel()
-    try:
-        with anyio.fail_after(HANG):
-            while len(started) < 2:
-                await writing.wait()
-                writing.clear()
+    async with _cut_in_its_notice_step(cloud, monkeypatch) as (task, started):
         assert sorted(started) == ["create_cls_alarm", "create_cls_alarm_notice"]
         assert not task.done()
-    finally:
-        written.set()
-        answered.set()
     with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
         await task
