@@ -57,9 +57,9 @@ CHECK_NOW_WAIT = timedelta(seconds=30)
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timedelta(seconds=2))
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
-# What an update of a stopping watch is refused with (the service's refusal says it too).
 # The passes a run's continue-as-new waits at most for checks asked (check now waits for them).
 HELD_PASSES = 3
+# What an update of a stopping watch is refused with (the service's refusal says it too).
 STOPPED = "the task is stopped; create it again to restart it"
 A = TypeVar("A")
 R = TypeVar("R")
