@@ -197,6 +197,12 @@ class RemediationActivities(RemediationSafetyActivities):
                 detail = checkpoint.model_dump(mode="json")
                 await append_entry(session, saved, "checkpoint", detail)
                 opened.checkpoint = checkpoint
+            if opened.gate.allowed:
+                # Run again after its task was lost: the first try that followed may have made
+                # the change, its marker lost with the task (an abort read first ends the run).
+                made = Keyed(run_key=request.run_key, key=f"{key}/action")
+                if (recorded := await find_entry(session, made, "action")) is not None:
+                    opened.made = StepResult.model_validate(recorded.detail)
         return opened
 
     async def _save_prepared(

@@ -144,7 +144,12 @@ class GradedRemediationWorkflow(RemediationChange):
                 # Aborted before its first climb: open_remediation reserved that rung's slot
                 # (the run's until given back, a cancel meanwhile gives it back).
                 self.reserved = step_key(self.run_key, self.plan[0].rung)
-                await self._free_slot(self.reserved)
+                if first.made is not None and self.keeps_lost_change:
+                    # Made by the first try of an opening whose task was lost (the abort came
+                    # before the task was run again): the run's change, as made after it.
+                    await self._post_step(self._made_before(first, first.made))
+                else:
+                    await self._free_slot(self.reserved)
             await self._abort(self.aborted)
         else:
             await self._hand_over(budget_spent(len(self.plan)), "budget_exhausted")
@@ -169,12 +174,7 @@ class GradedRemediationWorkflow(RemediationChange):
             attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
             self.attempts.append(attempt)
             await self._nothing_to_roll_back(attempt, key)
-            await self._discuss(
-                f"{key}/step",
-                f"Rung {int(step.rung)} ({step.rung.name.lower()}, {self.mode}): "
-                f"{attempt.skipped_reason}",
-                ["step"],
-            )
+            await self._post_step(attempt)
             return "next"
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
@@ -198,12 +198,7 @@ class GradedRemediationWorkflow(RemediationChange):
         result = await self._apply(step, key, attempt, opened.checkpoint if opened else None)
         if result == ABORTED_BEFORE_CHANGE and self.aborted:
             return await self._abort(self.aborted)
-        await self._discuss(
-            f"{key}/step",
-            f"Rung {int(step.rung)} ({step.rung.name.lower()}, {self.mode}): "
-            + (attempt.skipped_reason or attempt.detail or "applied"),
-            ["step"],
-        )
+        await self._post_step(attempt)
         if isinstance(result, Refusal):
             # A change that could not be made is no evidence that a stronger one is needed.
             await self._hand_over(result)
@@ -371,11 +366,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 return earlier
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return not_applied(step.rung, cause_of(exc))
-        self.reserved = None
-        attempt.applied, attempt.already_applied = result.applied, result.already_applied
-        attempt.detail, attempt.patch = result.detail, result.patch
-        attempt.skipped_reason = result.skipped_reason
-        attempt.at = workflow.now()
+        self._took(attempt, result)
         return result
 
     async def _nothing_to_roll_back(self, attempt: Attempt, key: str) -> None:

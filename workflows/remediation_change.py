@@ -20,8 +20,8 @@ from workflows.remediation_safety import RemediationSafety
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.refusals import Refusal
-    from ambient.remediation.ladder import StepRequest, StepResult
-    from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Attempt, Keyed
+    from ambient.remediation.ladder import StepRequest, StepResult, step_key
+    from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Attempt, Keyed, Opened
     from ambient.temporal import ACTIVITY_FAILED
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
@@ -151,11 +151,7 @@ class RemediationChange(RemediationSafety):
                 attempt.skipped_reason = f"change failed: {cause_of(exc)}"
                 self.reserved = None
             return
-        attempt.applied, attempt.already_applied = result.applied, result.already_applied
-        attempt.detail, attempt.patch = result.detail, result.patch
-        attempt.skipped_reason = result.skipped_reason
-        attempt.at = workflow.now()
-        self.reserved = None
+        self._took(attempt, result)
 
     async def _cancelled(self) -> None:
         """Clean up after a cancellation requested in Temporal, before the run closes as
@@ -183,6 +179,35 @@ class RemediationChange(RemediationSafety):
         self.awaiting_approval = None
         self.outcome, self.outcome_said = CANCELLED, None
         await self._cancel_wrote(self._finish("aborted"), "its end recorded")
+
+    def _made_before(self, opened: Opened, made: StepResult) -> Attempt:
+        """The first rung's attempt, its change ``made`` by the try that followed an opening of
+        this run whose workflow task was lost: as the try's answer, its slot counted."""
+        step, permission = self.plan[0], opened.permission
+        self.mode = permission.mode if permission and permission.mode else self.request.mode
+        self.baseline = opened.checkpoint
+        key = step_key(self.run_key, step.rung)
+        attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
+        self.attempts.append(attempt)
+        self._took(attempt, made)
+        return attempt
+
+    def _took(self, attempt: Attempt, result: StepResult) -> None:
+        """The change's answer is the attempt's; the step's slot is the change's."""
+        attempt.applied, attempt.already_applied = result.applied, result.already_applied
+        attempt.detail, attempt.patch = result.detail, result.patch
+        attempt.skipped_reason = result.skipped_reason
+        attempt.at = workflow.now()
+        self.reserved = None
+
+    async def _post_step(self, attempt: Attempt) -> None:
+        """The step's outcome on the alert's discussion."""
+        await self._discuss(
+            f"{attempt.key}/step",
+            f"Rung {int(attempt.rung)} ({attempt.rung.name.lower()}, {attempt.mode}): "
+            + (attempt.skipped_reason or attempt.detail or "applied"),
+            ["step"],
+        )
 
     def _maybe_applied(self, attempt: Attempt, given_up: Refusal) -> None:
         """A change given up after a try that may have written (``given_up``, what to check):

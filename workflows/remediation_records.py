@@ -122,6 +122,9 @@ class RemediationRecords:
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
         self.abort_stopped_change = False
+        # An abort read before the first climb keeps the change a lost opening's try made
+        # (Opened.made) instead of giving its slot back (docs/deploy.md, the patches).
+        self.keeps_lost_change = workflow.patched("abort-keeps-lost-first-change")
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -15,7 +15,14 @@ from ambient.domain.checks import MetricReading
 from ambient.domain.configs import as_it_ran
 from ambient.refusals import Said
 from ambient.remediation.alerts import Alert, VerifySpec
-from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
+from ambient.remediation.ladder import (
+    Checkpoint,
+    Mode,
+    RolloutHealth,
+    Rung,
+    StepResult,
+    WorkloadRef,
+)
 from ambient.remediation.safety import Gate, PermissionDecision
 from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard
 
@@ -116,6 +123,9 @@ class Opened(BaseModel):
     gate: Gate | None = None
     # Only when that gate let the step go and the workload could be read.
     checkpoint: Checkpoint | None = None
+    # The first rung's change as recorded by a try made after an earlier opening of this run,
+    # whose workflow task was lost (the history holds neither): the run's, not to be made again.
+    made: StepResult | None = None
 
 
 class VerifyInput(Keyed):

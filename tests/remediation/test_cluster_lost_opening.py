@@ -1,0 +1,150 @@
+"""An abort that reaches a run before its first climb, after the opening's workflow task that
+made the first change was lost: the change stays the run's (its attempt, its slot, its audit).
+
+The first rung's one try is a local activity in the opening's workflow task, whose marker the
+history gets only when that task completes. A worker that stalls or dies after the try wrote
+(a loaded CI host: the task timed out) leaves a history without it, and the next task runs the
+run again from its start, an abort that came meanwhile read first."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    HandleSignalInput,
+    Interceptor,
+    StartLocalActivityInput,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+
+from activities.registry import build_activities
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.remediation.alerts import remediation_id
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
+from ambient.remediation.storage import ActionLedger, record_asked
+from ambient.storage.audit import AuditRepository
+from tests.conftest import unique
+from tests.remediation.support import alert, error_rate
+from tests.remediation.test_cluster import CLUSTER, _kubeconfig
+from tests.remediation.test_cluster_edges import _checkout, _executing
+from tests.remediation.test_workflow import USER
+from tests.support.record import save_history
+from tests.support.servers import HANG, serve
+from tests.support.waits import ask, eventually
+from workflows.registry import ALL_WORKFLOWS
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
+
+TASK_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+
+
+class LosesTheOpening(Interceptor):
+    """Fails a run's workflow task at the post that follows the first change (the opening's
+    task, its first try made) until the run has heard an abort: the task is lost after the
+    change, as a worker's that stalls or dies there, and the history never holds the try."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        class Losing(WorkflowInboundInterceptor):
+            heard = False
+
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                inbound = self
+
+                class Failing(WorkflowOutboundInterceptor):
+                    def start_local_activity(
+                        self, input: StartLocalActivityInput
+                    ) -> workflow.ActivityHandle[Any]:
+                        if input.activity == "post_to_discussion" and not inbound.heard:
+                            raise RuntimeError("the worker lost this workflow task")
+                        return super().start_local_activity(input)
+
+                super().init(Failing(outbound))
+
+            async def handle_signal(self, input: HandleSignalInput) -> None:
+                self.heard = self.heard or input.signal == "abort"
+                await super().handle_signal(input)
+
+        return Losing
+
+
+@pytest.mark.devserver
+async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_its_change(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The opening's task restarted the Deployment (its one try) and was lost; the abort came
+    before the task run again, which read it first: the run ended "before its first climb"
+    with no attempt, gave the rate-limit slot back and said nothing of the restart made. Now it
+    ends as an abort after a first change does: the restart is its attempt, the slot kept."""
+    api = _checkout(tmp_path)
+    async with serve(api.app()) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with error_rate(healthy_from=None) as (_, url):
+            queue = unique("tq")
+            worker = Worker(
+                dev_env.client,
+                task_queue=queue,
+                workflows=ALL_WORKFLOWS,
+                activities=build_activities(deps),
+                workflow_runner=temporal.workflow_runner(),
+                interceptors=[LosesTheOpening()],
+                build_id=temporal.BUILD_ID,
+            )
+            async with worker:
+                subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+                handle: WorkflowHandle[
+                    Any, RemediationStatus
+                ] = await dev_env.client.start_workflow(
+                    GradedRemediationWorkflow.run,
+                    RemediationInput(alert=subject, user=USER, mode="execute"),
+                    id=f"{remediation_id(subject)}-{unique('t')}",
+                    task_queue=queue,
+                    search_attributes=search_attributes(USER, subject.cluster_id),
+                )
+                await eventually(lambda: _task_failed(handle), "the opening's task lost")
+                assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+                # As the abort door sends it (its record first, then the signal).
+                run_key = f"{handle.id}@{handle.first_execution_run_id}"
+                async with deps.db.writing() as session:
+                    token = await record_asked(session, run_key, USER, {"reason": "stop"}, "abort")
+                await handle.signal(
+                    GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop", token=token)
+                )
+                await asyncio.wait_for(handle.result(), HANG)
+                status = await ask(handle, "status", result_type=RemediationStatus)
+                # Recorded: the abort after a lost opening replays (tests/histories).
+                await save_history(handle, "remediation_aborted_after_a_lost_opening")
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{run_key}#1")
+
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+    assert status.state == "aborted" and status.outcome.startswith("aborted by"), status.outcome
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
+        (Rung.RESTART, True, None)
+    ]
+    restart = status.attempts[0]
+    assert restart.detail.startswith("restart deployment prod/checkout"), restart.detail
+    assert restart.at is not None and restart.verified is None
+    assert slot is not None  # the restart was made: it counts
+    actions = [r.action for r in audit]
+    assert actions.count("action") == 1 and actions.count("aborted") == 1, actions
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    assert "hand_over" not in actions
+
+
+async def _task_failed(handle: WorkflowHandle[Any, Any]) -> bool:
+    return any([e.event_type == TASK_FAILED async for e in handle.fetch_history_events()])
