@@ -41,19 +41,17 @@ from mcp_server.voice_answer import answer, device, english, left, say, worker_t
 from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters
 from mcp_server.voice_errors import alike_once, labels_of, task_said
 from mcp_server.voice_failures import failed_clause
+from mcp_server.voice_fix_names import run_about
 from mcp_server.voice_prompt import Spoken, TaskName
-from mcp_server.voice_speech import (
+from mcp_server.voice_references import (
     LIST_SEP_EN,
     ORDINALS_EN,
     counted,
     names_a_place,
     ordinal_word,
-    pick_task,
-    run_about,
     spoken_name,
-    task_label,
-    unnamed,
 )
+from mcp_server.voice_task_names import pick_task, task_label, unnamed
 
 log = logging.getLogger(__name__)
 
