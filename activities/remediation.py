@@ -203,6 +203,7 @@ class RemediationActivities(RemediationSafetyActivities):
                 made = Keyed(run_key=request.run_key, key=f"{key}/action")
                 if (recorded := await find_entry(session, made, "action")) is not None:
                     opened.made = StepResult.model_validate(recorded.detail)
+                    opened.made_at = recorded.created_at
         return opened
 
     async def _save_prepared(

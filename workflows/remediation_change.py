@@ -190,6 +190,7 @@ class RemediationChange(RemediationSafety):
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
         self.attempts.append(attempt)
         self._took(attempt, made)
+        attempt.at = opened.made_at or attempt.at  # the change's time, not this task's
         return attempt
 
     def _took(self, attempt: Attempt, result: StepResult) -> None:

@@ -126,6 +126,8 @@ class Opened(BaseModel):
     # The first rung's change as recorded by a try made after an earlier opening of this run,
     # whose workflow task was lost (the history holds neither): the run's, not to be made again.
     made: StepResult | None = None
+    # When that change's action row was written: the attempt's time, not the abort's task's.
+    made_at: datetime | None = None
 
 
 class VerifyInput(Keyed):

@@ -33,7 +33,9 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
+from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import ActionLedger, record_asked
+from ambient.remediation.views import report_markdown
 from ambient.storage.audit import AuditRepository
 from tests.conftest import unique
 from tests.remediation.support import alert, error_rate
@@ -125,6 +127,11 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
                 )
                 await asyncio.wait_for(handle.result(), HANG)
                 status = await ask(handle, "status", result_type=RemediationStatus)
+                # What users read (get_remediation, the page): the service's view.
+                settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+                view = await RemediationService(dev_env.client, settings, deps.db).get(
+                    USER, handle.id
+                )
                 # Recorded: the abort after a lost opening replays (tests/histories).
                 await save_history(handle, "remediation_aborted_after_a_lost_opening")
         async with deps.db.session() as session:
@@ -138,7 +145,15 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
     ]
     restart = status.attempts[0]
     assert restart.detail.startswith("restart deployment prod/checkout"), restart.detail
-    assert restart.at is not None and restart.verified is None
+    # The restart's time is its action row's, not the abort's task's (that came later).
+    (made,) = [r for r in audit if r.action == "action"]
+    assert restart.at == made.created_at and restart.verified is None
+    assert view.state == "aborted" and view.outcome == status.outcome, view.outcome
+    assert [(a.rung, a.applied, a.at) for a in view.attempts] == [
+        (Rung.RESTART, True, made.created_at)
+    ]
+    (row,) = [line for line in report_markdown(view).splitlines() if line.startswith("| 1 | ")]
+    assert "restart deployment" in row and "not reached" not in row, row
     assert slot is not None  # the restart was made: it counts
     actions = [r.action for r in audit]
     assert actions.count("action") == 1 and actions.count("aborted") == 1, actions
