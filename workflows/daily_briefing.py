@@ -37,13 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.briefing.unprepared import Unprepared
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-from workflows.watch_controls import (
-    NOTIFY_RETRY,
-    SHORT,
-    failure_text,
-    given_up,
-    until,
-)
+from workflows.sends import NOTIFY_RETRY, SHORT, failure_text, given_up
+from workflows.watch_controls import until
 
 # A greeting is refused when the workflow takes it up this long after GreetRequest.answer_by:
 # room for the service's clock running behind the server's (the service sets answer_by this

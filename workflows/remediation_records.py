@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.render import markdown_literal
     from ambient.temporal import ACTIVITY_FAILED
 
-from workflows.watch_controls import deliver
+from workflows.sends import deliver
 
 P = TypeVar("P")
 R = TypeVar("R")

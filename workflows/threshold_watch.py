@@ -32,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
 
 from workflows.remediation_start import start_remediation
-from workflows.watch_controls import WatchControls, failure_text, until
+from workflows.sends import failure_text
+from workflows.watch_controls import WatchControls, until
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))

@@ -46,7 +46,7 @@ from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
 from tests.support.deliveries import left_in_flight
 from tests.support.servers import serve
 from tests.support.waits import eventually
-from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_RETRY
+from workflows.sends import NOTIFY_HEARTBEAT, NOTIFY_RETRY
 
 
 def _settings(settings: Settings, base: str, **extra: object) -> Settings:
