@@ -14,8 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient import temporal
-from ambient.briefing import records
-from ambient.briefing import service as service_module
+from ambient.briefing import creation, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import GreetOutcome
@@ -104,7 +103,7 @@ async def test_a_new_config_started_as_the_deadline_passed_is_not_said_to_have_f
 
         changed = config.model_copy(update={"window_end": "11:00"})
         with monkeypatch.context() as patched:
-            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(creation, "HAND_OVER_HOLD", timedelta(seconds=2))
             patched.setattr(Client, "start_workflow", start_then_answer_late)
             ref = await service.create("pat", changed)
         status = await service.status("pat")
