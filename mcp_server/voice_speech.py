@@ -17,7 +17,7 @@ from ambient.domain.identifiers import TKE_CLUSTER_ID
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.reads import TaskSummary
+from ambient.watches.listing import TaskSummary
 from mcp_server.voice_numbers import CJK, ENGLISH_NUMBERS, ORDINAL_WORDS, number
 from mcp_server.voice_sentences import KIND_WORDS, METRIC_WORDS
 

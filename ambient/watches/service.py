@@ -39,7 +39,7 @@ from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
 from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.answers import created_ref, found_at_check
-from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.deadline import (
     APPLIED_UNREAD,
     CHECK_SENT,
@@ -64,6 +64,7 @@ from ambient.watches.inputs import (
     checked_config,
     task_name,
 )
+from ambient.watches.listing import WORKFLOW_TYPES
 from ambient.watches.models import (
     TaskRef,
     TaskStatus,
@@ -71,7 +72,7 @@ from ambient.watches.models import (
     WebMonitorInput,
 )
 from ambient.watches.pauses import site_waits, waits_note
-from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
+from ambient.watches.reads import found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
 # An update applied, then replaced by another one of the task (another request at once): the

@@ -27,9 +27,8 @@ from ambient import temporal
 from ambient.briefing.errors import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import TaskKind, task_id_for
+from ambient.watches.configs import PREFIXES, TaskKind, task_id_for
 from ambient.watches.inputs import WorkerSilentError
-from ambient.watches.reads import PREFIXES
 from mcp_server.voice_sentences import WORKER_FAILING_EN
 from tests.briefing.harness import make_user
 from tests.conftest import unique

@@ -31,9 +31,8 @@ from ambient.briefing.models import GreetOutcome
 from ambient.codec import new_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import TaskKind, task_id_for
+from ambient.watches.configs import PREFIXES, TaskKind, task_id_for
 from ambient.watches.inputs import WorkerSilentError
-from ambient.watches.reads import PREFIXES
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.waits import eventually

@@ -8,7 +8,7 @@ import pytest
 
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.reads import TaskSummary
+from ambient.watches.listing import TaskSummary
 from mcp_server import voice_speech
 from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_speech import (

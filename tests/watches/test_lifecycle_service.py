@@ -39,8 +39,8 @@ from ambient.watches.inputs import (
     TaskNotFoundError,
     TaskStateError,
 )
+from ambient.watches.listing import TaskSummary
 from ambient.watches.models import TaskStatus
-from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import CHECK_STARTED, TaskService
 from tests.conftest import unique
