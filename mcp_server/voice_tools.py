@@ -27,13 +27,12 @@ from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
-from ambient.temporal import ALREADY_SO
+from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.configs import TaskKind
 from ambient.watches.inputs import TASK_NAME, WorkerSilentError
 from ambient.watches.listing import TaskSummary
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
-from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences

@@ -24,14 +24,11 @@ from ambient import request_deadline, temporal, updates
 from ambient.briefing import records
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.temporal import DELIVERED_UNCONFIRMED
 from ambient.watches.configs import TaskState
+from ambient.watches.deadline import CHECK_STARTED
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.service import (
-    APPLIED_UNREAD,
-    CHECK_STARTED,
-    DELIVERED_UNCONFIRMED,
-    TaskService,
-)
+from ambient.watches.service import APPLIED_UNREAD, TaskService
 from tests.briefing.harness import held_preparations, make_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_silent_worker import at_rest

@@ -20,9 +20,10 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage.users import UserRepository
+from ambient.temporal import DELIVERED_UNCONFIRMED
 from ambient.watches.configs import TaskState, task_id_for
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user

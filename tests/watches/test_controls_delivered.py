@@ -16,8 +16,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
+from ambient.temporal import DELIVERED_UNCONFIRMED
 from ambient.watches.models import TaskKind, TaskState
-from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from ambient.watches.service import TaskService
 from tests.conftest import _binary, running_worker, unique
 from tests.support.api_worker import signed_in_api
 from tests.support.servers import HANG, start_dev_server
