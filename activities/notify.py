@@ -49,7 +49,8 @@ from activities.deliveries import (
     record_failure,
     targets_for,
 )
-from ambient import temporal
+from ambient import activity_attempts
+from ambient.activity_attempts import heartbeating
 from ambient.clients.notify import inbox
 from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import (
@@ -74,7 +75,6 @@ from ambient.storage.db import database_busy
 from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository
 from ambient.storage.users import not_registered, user_named
-from ambient.temporal import heartbeating
 
 IN_FLIGHT = "transient: a send to this target is in flight; retrying after its lease"
 
@@ -111,7 +111,9 @@ class NotifyActivities:
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
         try:
-            return await self.send(request, last_try=temporal.last_attempt(request.attempts))
+            return await self.send(
+                request, last_try=activity_attempts.last_attempt(request.attempts)
+            )
         except asyncio.CancelledError:
             if _cancelled_for_good():
                 # No try comes after this one, and a caller that does not wait for its cancel
@@ -164,7 +166,7 @@ class NotifyActivities:
         # sent. It is left to its holder, and this give-up tried again once the lease ends.
         # Still held at the last try, its holder is taken for dead (a live one finishes within
         # its lease) and it is given up.
-        await self._give_up(request, forced=temporal.last_attempt(GIVE_UP_TRIES))
+        await self._give_up(request, forced=activity_attempts.last_attempt(GIVE_UP_TRIES))
 
     async def _give_up(self, request: NotifyRequest, *, forced: bool) -> None:
         """`notify_given_up`'s work; ``forced``: rows a live lease holds are given up too

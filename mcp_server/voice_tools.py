@@ -21,13 +21,13 @@ from ambient.clients.tencent.errors import (
     TencentListChangedError,
     TencentRetryableError,
 )
+from ambient.controls_in_flight import ALREADY_SO
 from ambient.remediation.views import RemediationSummary
 from ambient.request_deadline import request_deadline
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
-from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind
 from ambient.watches.inputs import TASK_NAME, WorkerSilentError
 from ambient.watches.models import TaskStatus

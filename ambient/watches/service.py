@@ -28,16 +28,16 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ambient import temporal, updates
+from ambient import controls_in_flight, no_answer, temporal, updates
 from ambient.briefing.errors import BriefingUnanswered
 from ambient.briefing.models import MAX_REQUEST_ID
+from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
 from ambient.request_deadline import bounded, request_deadline
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
-from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.answers import created_ref, found_at_check
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.deadline import (
@@ -183,7 +183,7 @@ class TaskService(RequestDeadline):
         """A check the watch's ``update`` waits for, up to ``baseline_wait`` and the request's
         deadline; None: not in time (the task still runs, no worker may be polling yet:
         get_task shows it once it ends)."""
-        with contextlib.suppress(*temporal.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
+        with contextlib.suppress(*no_answer.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
             async with asyncio.timeout(bounded(self.baseline_wait)):
                 return await handle.execute_update(update, result_type=TaskStatus)
         return None
@@ -229,14 +229,14 @@ class TaskService(RequestDeadline):
                     # status read after a signal often predates the check); its state as the
                     # controls on their way make it (a resume just sent: active).
                     before, described = await self._live(task_id)
-                    seen = await temporal.state_in_flight(self.client, described, before)
+                    seen = await controls_in_flight.state_in_flight(self.client, described, before)
                     if seen.state == TaskState.STOPPED.value:
                         raise TaskStateError(stopped(task_id))
                     before = TaskState(seen.state)
                     asked_at = asyncio.get_running_loop().time()
                     checked, taken = await self._checked_now(task_id)
                     waited = asyncio.get_running_loop().time() - asked_at
-                    if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
+                    if not taken and waited >= no_answer.QUERY_TIMEOUT.total_seconds():
                         # No worker took it in a read's budget: silent, as a read would say, and
                         # not asked again (the caller would wait out that budget twice).
                         spent = True
@@ -261,7 +261,7 @@ class TaskService(RequestDeadline):
                 else:
                     # What the controls it holds and has not taken yet make of it: a pause on its
                     # way is a paused task (a resume on its way, a running one).
-                    described, seen = await temporal.read_in_flight(
+                    described, seen = await controls_in_flight.read_in_flight(
                         self.client, lambda: self._live(task_id)
                     )
                     if seen.state == TaskState.STOPPED.value:  # a delete on its way
@@ -276,7 +276,7 @@ class TaskService(RequestDeadline):
                     # is not whole, is sent under an id of its own and never answered "already".
                     whole = f"{signal}/{described.run_id}/{seen.basis}"
                     request_id = whole if seen.whole else str(uuid.uuid4())
-                    await temporal.signal_once(self.client, task_id, signal, request_id)
+                    await controls_in_flight.signal_once(self.client, task_id, signal, request_id)
             try:
                 if spent:
                     raise silent(task_id)
@@ -359,8 +359,8 @@ class TaskService(RequestDeadline):
                 try:
                     if kind is TaskKind.SCHEDULE:
                         schedule = self.client.get_schedule_handle(task_id)
-                        with found(task_id), temporal.by():
-                            await schedule.describe(rpc_timeout=temporal.time_left())
+                        with found(task_id), no_answer.by():
+                            await schedule.describe(rpc_timeout=no_answer.time_left())
                     else:
                         await self._describe(task_id)
                 except TaskNotFoundError:
