@@ -22,15 +22,14 @@ from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import waiting_for
 from mcp_server.voice_answer import answer, device, english, left, say
-from mcp_server.voice_prompt import Reference, Spoken
-from mcp_server.voice_speech import (
+from mcp_server.voice_fix_names import (
     cluster_names,
     clusters_alike,
-    names_nothing,
-    ordinal_word,
     pick_remediation,
     run_about,
 )
+from mcp_server.voice_prompt import Reference, Spoken
+from mcp_server.voice_references import names_nothing, ordinal_word
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
