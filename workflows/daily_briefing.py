@@ -23,6 +23,7 @@ from workflows.daily_briefing_prepare_push import PrepareAndPush, cancelled
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
         BriefingRun,
@@ -35,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         greeting_text,
     )
     from ambient.briefing.unprepared import Unprepared
-    from ambient.temporal import ACTIVITY_FAILED, STATE
+    from ambient.temporal import STATE
 
 from workflows.sends import NOTIFY_RETRY, SHORT, failure_text, given_up
 from workflows.watch_controls import until

@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ambient import request_deadline, temporal
+from ambient import no_answer, request_deadline, temporal
 from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig, midnight_ending
 from ambient.briefing.errors import (
@@ -218,7 +218,7 @@ class Creation:
         handle = self.client.get_workflow_handle(task_id_for(user))
 
         async def hand_over() -> tuple[str | None, BriefingStatus]:
-            with request_deadline.request_deadline(temporal.QUERY_TIMEOUT.total_seconds()):
+            with request_deadline.request_deadline(no_answer.QUERY_TIMEOUT.total_seconds()):
                 async with asyncio.timeout_at(request_deadline.deadline()):
                     update = await handle.start_update(
                         DailyBriefingWorkflow.hand_over,

@@ -26,7 +26,7 @@ from temporalio.client import (
 from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError
 
-from ambient import request_deadline, temporal, updates
+from ambient import controls_in_flight, no_answer, request_deadline, temporal, updates
 from ambient.briefing import records
 from ambient.briefing.creation import DELETED, Creation
 from ambient.briefing.errors import (
@@ -141,11 +141,13 @@ class BriefingService(Creation, Greeting, Steering):
         if request_deadline.left() == 0:  # a request's deadline spent: not asked
             if quiet:
                 return None
-            raise BriefingError(temporal.refused_request(temporal.silent_worker()))
-        budget = timedelta(seconds=request_deadline.bounded(temporal.QUERY_TIMEOUT.total_seconds()))
+            raise BriefingError(no_answer.refused_request(no_answer.silent_worker()))
+        budget = timedelta(
+            seconds=request_deadline.bounded(no_answer.QUERY_TIMEOUT.total_seconds())
+        )
         handle = self.client.get_workflow_handle(task_id_for(user))
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
-        ask = temporal.queried(
+        ask = no_answer.queried(
             lambda left: handle.query(
                 DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
             ),
@@ -165,16 +167,16 @@ class BriefingService(Creation, Greeting, Steering):
             return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
-        except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
-            if quiet or temporal.not_found(exc):
+        except (*no_answer.CUT_SHORT, *no_answer.QUERY_REFUSED) as exc:
+            if quiet or no_answer.not_found(exc):
                 return None
             # Out of time: a silent worker, unless the server itself does not answer. Any other
             # refusal was answered (by the server, or by a worker too busy to read in time).
-            if isinstance(exc, temporal.CUT_SHORT) or temporal.timed_out(exc):
-                why, down = await temporal.out_of_time(self.client, workflow_id)
+            if isinstance(exc, no_answer.CUT_SHORT) or no_answer.timed_out(exc):
+                why, down = await no_answer.out_of_time(self.client, workflow_id)
             else:
-                why, down = temporal.refusal(exc), None
-            raise BriefingError(temporal.refused_request(why)) from down
+                why, down = no_answer.refusal(exc), None
+            raise BriefingError(no_answer.refused_request(why)) from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):
                 return None
@@ -190,10 +192,10 @@ class BriefingService(Creation, Greeting, Steering):
     async def _live(self, user: str) -> tuple[str, str | None]:
         """Refuse a briefing deleted whose run still finishes (a preparation or push under way),
         or on its way to be: it is gone already, as it is once that run has ended. Its state
-        once the controls it holds apply (`temporal.read_in_flight`), and what that reading
-        rests on (its run and event; None: not whole, a worker holds the run's task), read off
-        the server: a status query before a control, as the task service's was, left it undone
-        under load ("is the worker running?"), where these need no worker."""
+        once the controls it holds apply (`controls_in_flight.read_in_flight`), and what that
+        reading rests on (its run and event; None: not whole, a worker holds the run's task),
+        read off the server: a status query before a control, as the task service's was, left it
+        undone under load ("is the worker running?"), where these need no worker."""
 
         async def look() -> tuple[str, WorkflowExecutionDescription]:
             description = await self.client.get_workflow_handle(task_id_for(user)).describe()
@@ -202,11 +204,11 @@ class BriefingService(Creation, Greeting, Steering):
             return description.typed_search_attributes.get(temporal.STATE) or "active", description
 
         try:
-            description, seen = await temporal.read_in_flight(self.client, look)
+            description, seen = await controls_in_flight.read_in_flight(self.client, look)
         except RPCError as exc:
-            if temporal.not_found(exc):
+            if no_answer.not_found(exc):
                 raise BriefingNotFoundError(NOT_FOUND % user) from None
-            raise BriefingError(temporal.refused_request(temporal.refusal(exc))) from None
+            raise BriefingError(no_answer.refused_request(no_answer.refusal(exc))) from None
         if seen.state == "stopped":
             raise BriefingNotFoundError(FINISHING % user)
         return seen.state, f"{description.run_id}/{seen.basis}" if seen.whole else None
@@ -319,7 +321,7 @@ class BriefingService(Creation, Greeting, Steering):
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted between the look above and the update: as once its run has ended.
                 raise BriefingNotFoundError(DELETED % user) from None
-            if getattr(exc.cause, "type", None) == temporal.RUN_ENDED_UNDER_UPDATE:
+            if getattr(exc.cause, "type", None) == no_answer.RUN_ENDED_UNDER_UPDATE:
                 # Taken up, then the run was replaced (a new config) or stopped under it.
                 # "Send again" read as "not sent" when its push had gone out (the run settles
                 # a push under way before it ends): the status says which.

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 
-from ambient import temporal
+from ambient import controls_in_flight, no_answer, temporal
 from ambient.briefing.errors import BriefingUnanswered
+from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.request_deadline import request_deadline
 from ambient.status import temporal_down
 from ambient.storage.users import registered
-from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.answers import found_at_check
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.deadline import (
@@ -77,14 +77,14 @@ class TaskControls(RequestDeadline):
                     # status read after a signal often predates the check); its state as the
                     # controls on their way make it (a resume just sent: active).
                     before, described = await self._live(task_id)
-                    seen = await temporal.state_in_flight(self.client, described, before)
+                    seen = await controls_in_flight.state_in_flight(self.client, described, before)
                     if seen.state == TaskState.STOPPED.value:
                         raise TaskStateError(stopped(task_id))
                     before = TaskState(seen.state)
                     asked_at = asyncio.get_running_loop().time()
                     checked, taken = await self._checked_now(task_id)
                     waited = asyncio.get_running_loop().time() - asked_at
-                    if not taken and waited >= temporal.QUERY_TIMEOUT.total_seconds():
+                    if not taken and waited >= no_answer.QUERY_TIMEOUT.total_seconds():
                         # No worker took it in a read's budget: silent, as a read would say, and
                         # not asked again (the caller would wait out that budget twice).
                         spent = True
@@ -109,7 +109,7 @@ class TaskControls(RequestDeadline):
                 else:
                     # What the controls it holds and has not taken yet make of it: a pause on its
                     # way is a paused task (a resume on its way, a running one).
-                    described, seen = await temporal.read_in_flight(
+                    described, seen = await controls_in_flight.read_in_flight(
                         self.client, lambda: self._live(task_id)
                     )
                     if seen.state == TaskState.STOPPED.value:  # a delete on its way
@@ -124,7 +124,7 @@ class TaskControls(RequestDeadline):
                     # is not whole, is sent under an id of its own and never answered "already".
                     whole = f"{signal}/{described.run_id}/{seen.basis}"
                     request_id = whole if seen.whole else str(uuid.uuid4())
-                    await temporal.signal_once(self.client, task_id, signal, request_id)
+                    await controls_in_flight.signal_once(self.client, task_id, signal, request_id)
             try:
                 if spent:
                     raise silent(task_id)

@@ -17,7 +17,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -62,13 +62,13 @@ def found(task_id: str) -> Iterator[None]:
     """Temporal's refusal of a request for ``task_id`` as a task error."""
     try:
         yield
-    except temporal.QUERY_REFUSED as exc:
-        if temporal.not_found(exc):
+    except no_answer.QUERY_REFUSED as exc:
+        if no_answer.not_found(exc):
             raise TaskNotFoundError(
                 f"no task {task_id!r}; call list_tasks to see your task ids"
             ) from None
-        refused = temporal.refused_request(temporal.refusal(exc), task_id)
-        raise (WorkerSilentError if temporal.unanswered(exc) else TaskError)(refused) from None
+        refused = no_answer.refused_request(no_answer.refusal(exc), task_id)
+        raise (WorkerSilentError if no_answer.unanswered(exc) else TaskError)(refused) from None
 
 
 class TaskReads(TaskListing):
@@ -107,9 +107,9 @@ class TaskReads(TaskListing):
         # poll handing back in between was counted twice). Within what the query left.
         try:
             description = await self._describe(task_id)
-        except temporal.OutOfTime:  # its worker took the read's time: silent, as a read says
+        except no_answer.OutOfTime:  # its worker took the read's time: silent, as a read says
             raise WorkerSilentError(
-                temporal.refused_request(temporal.silent_worker(), task_id)
+                no_answer.refused_request(no_answer.silent_worker(), task_id)
             ) from None
         if description.status is not WorkflowExecutionStatus.RUNNING:
             # The same answer list_tasks gives: a task whose run has ended is stopped.
@@ -188,8 +188,8 @@ class TaskReads(TaskListing):
         briefing's failures as ``BriefingService.told`` says them to ``operator``), within
         QUERY_TIMEOUT and what is left of the request."""
         if left() == 0:  # the request's time spent: not asked
-            raise WorkerSilentError(temporal.refused_request(temporal.silent_worker(), task_id))
-        timeout = timedelta(seconds=bounded(temporal.QUERY_TIMEOUT.total_seconds()))
+            raise WorkerSilentError(no_answer.refused_request(no_answer.silent_worker(), task_id))
+        timeout = timedelta(seconds=bounded(no_answer.QUERY_TIMEOUT.total_seconds()))
         briefing = kind is TaskKind.DAILY_BRIEFING
         try:
             if not briefing:
@@ -198,7 +198,7 @@ class TaskReads(TaskListing):
                 # through it: another timer here would race it at the same instant.
                 handle = self.client.get_workflow_handle(task_id)
                 with found(task_id):
-                    return await temporal.queried(
+                    return await no_answer.queried(
                         lambda left: handle.query(
                             "status", result_type=TaskStatus, rpc_timeout=left
                         ),
@@ -208,9 +208,9 @@ class TaskReads(TaskListing):
             status = await self._briefing(self.briefings.read_status(user, ended=True))
         except TimeoutError:
             # A silent worker, one that keeps failing the run, or Temporal.
-            why, down = await temporal.out_of_time(self.client, task_id)
+            why, down = await no_answer.out_of_time(self.client, task_id)
             error = TaskError if down else WorkerSilentError
-            raise error(temporal.refused_request(why, task_id)) from down
+            raise error(no_answer.refused_request(why, task_id)) from down
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return briefing_task_status(await self.briefings.told(user, status, operator=operator))
@@ -218,8 +218,8 @@ class TaskReads(TaskListing):
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
         """The run's description, within what is left of the request."""
         handle = self.client.get_workflow_handle(task_id)
-        with found(task_id), temporal.by():
-            return await handle.describe(rpc_timeout=temporal.time_left())
+        with found(task_id), no_answer.by():
+            return await handle.describe(rpc_timeout=no_answer.time_left())
 
     @staticmethod
     async def _briefing(work: Awaitable[T]) -> T:
@@ -235,7 +235,7 @@ class TaskReads(TaskListing):
         except BriefingUnavailableError as exc:
             raise TaskUnavailableError(str(exc)) from None
         except BriefingError as exc:
-            if temporal.SILENT_WORKER not in str(exc):
+            if no_answer.SILENT_WORKER not in str(exc):
                 raise TaskError(str(exc)) from None
             # A new config running is applied (a read's, else: a control sent is delivered).
             sent = True if isinstance(exc, BriefingStartedError) else None

@@ -23,7 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ambient import temporal, updates
+from ambient import no_answer, temporal, updates
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
@@ -170,7 +170,7 @@ class TaskService(TaskControls):
         """A check the watch's ``update`` waits for, up to ``baseline_wait`` and the request's
         deadline; None: not in time (the task still runs, no worker may be polling yet:
         get_task shows it once it ends)."""
-        with contextlib.suppress(*temporal.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
+        with contextlib.suppress(*no_answer.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
             async with asyncio.timeout(bounded(self.baseline_wait)):
                 return await handle.execute_update(update, result_type=TaskStatus)
         return None
@@ -217,8 +217,8 @@ class TaskService(TaskControls):
                 try:
                     if kind is TaskKind.SCHEDULE:
                         schedule = self.client.get_schedule_handle(task_id)
-                        with found(task_id), temporal.by():
-                            await schedule.describe(rpc_timeout=temporal.time_left())
+                        with found(task_id), no_answer.by():
+                            await schedule.describe(rpc_timeout=no_answer.time_left())
                     else:
                         await self._describe(task_id)
                 except TaskNotFoundError:

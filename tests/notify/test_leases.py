@@ -22,7 +22,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import GIVE_UP_TRIES, GIVEN_UP, LEASE_MARGIN, RowPosts
-from activities.notify import IN_FLIGHT, NotifyActivities
+from activities.notify import NotifyActivities
+from activities.notify_target import IN_FLIGHT
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.inbox import InboxChannel
