@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
@@ -192,7 +192,7 @@ async def _decide(
                     run_key=run.run_key,
                     rung=rung,
                 )
-        except temporal.CUT_SHORT:
+        except no_answer.CUT_SHORT:
             verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")
             return say(
                 f"对{run_about(run)}修复的{verb_zh}还没得到确认。稍后问我有什么在等你审批。",

@@ -32,7 +32,7 @@ UNKNOWN_SPEAKER_EN = (
     "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
     " Ask the owner to register your voiceprint in the settings."
 )
-# A read that needs a worker while none runs (ambient.temporal.QUERY_TIMEOUT): said plainly.
+# A read that needs a worker while none runs (ambient.no_answer.QUERY_TIMEOUT): said plainly.
 WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
 WORKER_SILENT_EN = (
     "The background worker is not answering, so I can't read the live status now."

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.reads import TaskSummary
+from ambient.watches.listing import TaskSummary
 from mcp_server import voice_fix_names
 from mcp_server.voice_references import (
     LIST_SEP_EN,

@@ -10,17 +10,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mcp.server.mcpserver import Context
 
+from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.request_deadline import request_deadline
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
-from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind
 from ambient.watches.inputs import TASK_NAME, WorkerSilentError
+from ambient.watches.listing import TaskSummary
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
-from ambient.watches.reads import TaskSummary
-from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time

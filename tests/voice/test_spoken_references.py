@@ -8,7 +8,7 @@ import pytest
 
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.reads import TaskSummary
+from ambient.watches.listing import TaskSummary
 from mcp_server import voice_fix_names
 from mcp_server.voice_fix_names import cluster_names, clusters_alike, pick_remediation, run_about
 from mcp_server.voice_numbers import hours_said
