@@ -36,7 +36,7 @@ from ambient.settings import Settings
 from ambient.sharing import ShareLinkLimitError
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
-from ambient.xiaozhi import DeviceError
+from ambient.xiaozhi_errors import DeviceError
 from api.deps import INVALID_TOKEN, MISSING_TOKEN
 from api.errors import (
     MAX_BODY_BYTES,
