@@ -59,6 +59,7 @@ from api.routers import (
     remediations,
     settings_pages,
     share,
+    signin_pages,
     tasks,
     users,
     xiaozhi,
@@ -95,6 +96,7 @@ ROUTERS = [
     app_pages.router,
     settings_pages.router,
     pages.router,
+    signin_pages.router,
 ]
 
 
