@@ -18,7 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import activity_attempts
+from ambient.activity_attempts import heartbeating
 from ambient.briefing.config import ClsLogSpec, DayPlan, plan_day
 from ambient.briefing.logreport import (
     LogBaseline,
@@ -63,7 +64,6 @@ from ambient.storage.briefings import BaselineRepository, BriefingRepository, Br
 from ambient.storage.models import Discussion, DiscussionMessage
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import UserRepository
-from ambient.temporal import heartbeating
 from ambient.watches.configs import task_id_for
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
@@ -247,7 +247,7 @@ class BriefingActivities:
                 day.logs_to,
                 ongoing=True,
                 said=told,
-                fail_fast=not temporal.last_attempt(PREPARE_ATTEMPTS),
+                fail_fast=not activity_attempts.last_attempt(PREPARE_ATTEMPTS),
             )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
@@ -379,7 +379,9 @@ def _read_again_if_passing(exc: Exception, source: str) -> None:
     """A passing Tencent Cloud failure (network, a back end, a rate limit) fails an attempt that
     is not the preparation's last: the next reads the source again, rather than the day's
     briefing going without it. The last attempt notes it and prepares without the source."""
-    if isinstance(exc, TencentRetryableError) and not temporal.last_attempt(PREPARE_ATTEMPTS):
+    if isinstance(exc, TencentRetryableError) and not activity_attempts.last_attempt(
+        PREPARE_ATTEMPTS
+    ):
         raise ApplicationError(f"{source}: {exc}", type="SourceUnavailable") from exc
 
 

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.deliveries import end_unsent, what_went
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.domain.deliver_later import (
     DELIVER_LATER_KIND,
     DELIVER_LATER_TYPE,
@@ -91,7 +91,7 @@ class HandOver:
         except RuntimeError:  # no client (an activity run without one)
             return False
         except RPCError as exc:
-            return temporal.not_found(exc)
+            return no_answer.not_found(exc)
         stopping = described.typed_search_attributes.get(temporal.STATE) == TaskState.STOPPED
         running = described.status is WorkflowExecutionStatus.RUNNING
         if not running or stopping or another_life(request, described):

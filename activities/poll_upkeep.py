@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.storage import Database
 from ambient.storage.models import utcnow
 from ambient.watches.leases import (
@@ -168,7 +168,7 @@ class PollUpkeep:
                 except RPCError as exc:
                     # NOT_FOUND: the run has ended, or the attempt did (it handed back, or
                     # Temporal already runs it again): nothing to do.
-                    if not temporal.not_found(exc):
+                    if not no_answer.not_found(exc):
                         log.warning("telling %s its poll is lost failed: %s", lease.task, exc)
                         return False
                 return True

@@ -14,7 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from ambient.temporal import BUILD_ID, STALLED, runtime_used, workflow_runner
+from ambient.no_answer import STALLED
+from ambient.temporal import BUILD_ID, runtime_used, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 

@@ -17,7 +17,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSyste
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.clients.llm import openai_client
 from ambient.refusals import N_
 from ambient.settings import Settings
@@ -40,7 +40,7 @@ DATABASE_DOWN = N_(
 
 def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, RPCError):
-        return exc.status in temporal.UNREACHABLE
+        return exc.status in no_answer.UNREACHABLE
     # The SDK's connect (also the lazy client's first call) fails with a plain RuntimeError.
     return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
 
@@ -61,7 +61,7 @@ def temporal_down(exc: BaseException) -> bool:
     Not for a worker that did not answer a query: the server may say DEADLINE_EXCEEDED for it,
     which the feature's error (raised from it) already names as a silent worker.
     """
-    return temporal.SILENT_WORKER not in str(exc) and _in_chain(exc, _unreachable) is not None
+    return no_answer.SILENT_WORKER not in str(exc) and _in_chain(exc, _unreachable) is not None
 
 
 def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:

@@ -17,7 +17,7 @@ from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.request_deadline import deadline
 
 ACCEPTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
@@ -48,7 +48,7 @@ async def answered(
     clock, until = asyncio.get_running_loop().time, deadline()
     if until is not None and until <= clock():
         raise Unanswered(sent=False)
-    take = clock() + temporal.QUERY_TIMEOUT.total_seconds()
+    take = clock() + no_answer.QUERY_TIMEOUT.total_seconds()
     try:
         async with asyncio.timeout_at(take if until is None else min(until, take)):
             sent = await handle.start_update(
@@ -58,12 +58,12 @@ async def answered(
                 result_type=result_type,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             )
-    except temporal.CUT_SHORT:
+    except no_answer.CUT_SHORT:
         raise Unanswered(sent=True) from None
     try:
         async with asyncio.timeout_at(until):
             return await sent.result()
-    except temporal.CUT_SHORT:
+    except no_answer.CUT_SHORT:
         raise Unanswered(sent=True, taken=True) from None
 
 
@@ -83,9 +83,9 @@ async def accepted(client: Client, workflow_id: str, update_id: str) -> bool:
     )
     try:
         polled = await client.workflow_service.poll_workflow_execution_update(
-            request, retry=True, timeout=temporal.time_left()
+            request, retry=True, timeout=no_answer.time_left()
         )
-    except (RPCError, temporal.OutOfTime):  # nothing left (not asked) or no answer: not taken
+    except (RPCError, no_answer.OutOfTime):  # nothing left (not asked) or no answer: not taken
         return False
     # Completed, a rejected update's failure reads as an accepted one's would: taken only when
     # it answered (a worker refusing it, one of a release before its handler, asks again).

@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import Language
@@ -82,10 +82,10 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
         try:
             view = await service.get(user, run.remediation_id)
         except RemediationError as exc:
-            if temporal.SILENT_WORKER in str(exc):
+            if no_answer.SILENT_WORKER in str(exc):
                 raise  # whether it waits is unknown, not "no"
             return None
-        if temporal.FAILED_TASK in view.unanswered:
+        if no_answer.FAILED_TASK in view.unanswered:
             return None  # its worker keeps failing it: no answer can be taken (as it ended)
         if view.unanswered:  # its state as recorded: whether it waits is the run's to say
             raise RemediationError(view.unanswered)

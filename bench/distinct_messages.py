@@ -23,7 +23,7 @@ from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import fill_from_report
 from ambient.briefing.models import BriefingInputs
-from ambient.briefing.writer import offline_draft
+from ambient.briefing.offline import offline_draft
 
 DAY = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -52,8 +52,9 @@ def at_limit(size: int, briefing: str) -> dict[str, str]:
 
 def briefing_report() -> str:
     """The full report of the offline briefing of a varied day (tables, lists, emphasis)."""
+    from ambient.briefing.offline import offline_draft
     from ambient.briefing.report import full_report_markdown
-    from ambient.briefing.writer import finish, offline_draft
+    from ambient.briefing.writer import finish
     from bench.llm_steps import briefing_days
 
     inputs = briefing_days(1)[0]

@@ -1,5 +1,6 @@
 """The voice profile: a handful of tools a 小智 speaker's model can use, answered in speech, on
-their own MCP server (the tools: ``voice_tools``, ``voice_approvals``).
+their own MCP server (the tools: ``voice_needs``, ``voice_tasks``,
+``voice_approvals``, ``voice_errors``, ``voice_clusters``).
 
 Same service layer and rights as the full server (`mcp_server.server`), but every answer is
 one or two spoken sentences in ``content[0].text``: no Markdown, ids or URLs, at most
@@ -29,16 +30,11 @@ from mcp_server.server import ListedServer, build_server, reads_only
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import CALL_BUDGET, heard, within
 from mcp_server.voice_approvals import approve_remediation, refuse_remediation
+from mcp_server.voice_clusters import cluster_health
 from mcp_server.voice_errors import recent_errors
+from mcp_server.voice_needs import greet, what_needs_me
 from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS
-from mcp_server.voice_tools import (
-    cluster_health,
-    greet,
-    pause_task,
-    resume_task,
-    task_status,
-    what_needs_me,
-)
+from mcp_server.voice_tasks import pause_task, resume_task, task_status
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.errors import BriefingError
 from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
@@ -140,7 +140,7 @@ async def answer(
         if database_down(exc):
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
         if isinstance(exc, RemediationError | TaskError | BriefingError):
-            trouble = temporal.worker_trouble(str(exc))
+            trouble = no_answer.worker_trouble(str(exc))
             if trouble == "failing":
                 return say(sentences.WORKER_FAILING, sentences.WORKER_FAILING_EN)
             if trouble == "silent":  # a read's (a pause or resume says what it did: _control)
@@ -209,7 +209,7 @@ def _wound_down(task: asyncio.Task[Any]) -> None:
 def worker_time() -> float:
     """Seconds a read may still wait for the worker: the budget left, at most QUERY_TIMEOUT."""
     # A slow list before it then leaves a silent worker said as one, not as a slow system.
-    return max(0.5, min(temporal.QUERY_TIMEOUT.total_seconds(), left()))
+    return max(0.5, min(no_answer.QUERY_TIMEOUT.total_seconds(), left()))
 
 
 def left() -> float:

@@ -16,21 +16,20 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import waiting_for
 from mcp_server.voice_answer import answer, device, english, left, say
-from mcp_server.voice_prompt import Reference, Spoken
-from mcp_server.voice_speech import (
+from mcp_server.voice_fix_names import (
     cluster_names,
     clusters_alike,
-    names_nothing,
-    ordinal_word,
     pick_remediation,
     run_about,
 )
+from mcp_server.voice_prompt import Reference, Spoken
+from mcp_server.voice_references import names_nothing, ordinal_word
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
@@ -193,7 +192,7 @@ async def _decide(
                     run_key=run.run_key,
                     rung=rung,
                 )
-        except temporal.CUT_SHORT:
+        except no_answer.CUT_SHORT:
             verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")
             return say(
                 f"对{run_about(run)}修复的{verb_zh}还没得到确认。稍后问我有什么在等你审批。",

@@ -18,7 +18,8 @@ from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, left, say
 from mcp_server.voice_prompt import Span, Spoken
-from mcp_server.voice_speech import counted, spoken_name, task_labels, unnamed
+from mcp_server.voice_references import counted, spoken_name
+from mcp_server.voice_task_names import task_labels, unnamed
 
 log = logging.getLogger(__name__)
 

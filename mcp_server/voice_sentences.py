@@ -32,7 +32,7 @@ UNKNOWN_SPEAKER_EN = (
     "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
     " Ask the owner to register your voiceprint in the settings."
 )
-# A read that needs a worker while none runs (ambient.temporal.QUERY_TIMEOUT): said plainly.
+# A read that needs a worker while none runs (ambient.no_answer.QUERY_TIMEOUT): said plainly.
 WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"
 WORKER_SILENT_EN = (
     "The background worker is not answering, so I can't read the live status now."
@@ -146,7 +146,7 @@ KIND_WORDS = {
 # An alert's metric is named as its source writes it ("error_rate", Cloud Monitor's "CPUUsage",
 # TKE's "K8sWorkloadPodRestartTotal"): the common ones are said in the listener's words, so a
 # Chinese answer does not switch to English mid-sentence ("checkout 的 error rate") and what the
-# listener says back ("checkout 的错误率") names the fix (`voice_speech.metric_said`; by its
+# listener says back ("checkout 的错误率") names the fix (`voice_fix_names.metric_said`; by its
 # words, lowercased, TKE's "K8sWorkload" left out). Others are said as written.
 METRIC_WORDS: dict[str, tuple[str, str]] = {
     **dict.fromkeys(("error rate", "error ratio", "err rate"), ("错误率", "error rate")),

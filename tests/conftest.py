@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.binaries import find_binary
 from ambient.clients.http1 import PageClient
 from ambient.clients.notify.registry import build_channels
@@ -111,18 +111,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: first.get(getattr(item, "originalname", item.name), len(first)))
 
 
-# A read waits temporal.QUERY_TIMEOUT (5 s) for the run's worker, then says the worker did not
+# A read waits no_answer.QUERY_TIMEOUT (5 s) for the run's worker, then says the worker did not
 # answer. A test process shares two cores with five others and their servers, so its worker is
 # at times starved past 5 s while it runs: reads in the tests wait three times the product's
 # budget, as a person on a slow host would try again. Tests of the budget itself (a silent or a
 # stalled worker) set the product's with the `product_query_budget` fixture, or their own.
-PRODUCT_QUERY_TIMEOUT = temporal.QUERY_TIMEOUT
+PRODUCT_QUERY_TIMEOUT = no_answer.QUERY_TIMEOUT
 LOADED_HOST_QUERY_TIMEOUT = 3 * PRODUCT_QUERY_TIMEOUT
 
 
 @pytest.fixture(autouse=True)
 def loaded_host_query_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", LOADED_HOST_QUERY_TIMEOUT)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", LOADED_HOST_QUERY_TIMEOUT)
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ async def clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]
 @pytest.fixture
 def product_query_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """The product's own read budget (5 s), for a test of what a silent worker's reads say."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", PRODUCT_QUERY_TIMEOUT)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", PRODUCT_QUERY_TIMEOUT)
 
 
 def _binary(name: str, package: str) -> str:

@@ -23,6 +23,7 @@ from workflows.daily_briefing_prepare_push import PrepareAndPush, cancelled
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
         BriefingRun,
@@ -35,15 +36,10 @@ with workflow.unsafe.imports_passed_through():
         greeting_text,
     )
     from ambient.briefing.unprepared import Unprepared
-    from ambient.temporal import ACTIVITY_FAILED, STATE
+    from ambient.temporal import STATE
 
-from workflows.watch_controls import (
-    NOTIFY_RETRY,
-    SHORT,
-    failure_text,
-    given_up,
-    until,
-)
+from workflows.sends import NOTIFY_RETRY, SHORT, failure_text, given_up
+from workflows.watch_controls import until
 
 # A greeting is refused when the workflow takes it up this long after GreetRequest.answer_by:
 # room for the service's clock running behind the server's (the service sets answer_by this

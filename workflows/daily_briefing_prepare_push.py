@@ -32,10 +32,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
     from ambient.domain.notify import Message, NotifyResult, Target
-    from ambient.temporal import RUN_ENDED_UNDER_UPDATE
+    from ambient.no_answer import RUN_ENDED_UNDER_UPDATE
 
 from workflows.reminder import check_news_pages
-from workflows.watch_controls import deliver, failure_text, short_activity
+from workflows.sends import deliver, failure_text, short_activity
 
 T = TypeVar("T")
 WAIT_CANCELLATION_COMPLETED = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED

@@ -29,8 +29,9 @@ with workflow.unsafe.imports_passed_through():
         LaterDelivery,
         LaterOutcome,
     )
+    from ambient.domain.notify import NOTIFY_TIMEOUT
 
-from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
+from workflows.sends import NOTIFY_HEARTBEAT, failure_text, short_activity
 
 
 @workflow.defn(name=DELIVER_LATER_TYPE)

@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message, NotificationKind, Target, Wording
     from ambient.render import markdown_literal
 
-from workflows.watch_controls import deliver, given_up
+from workflows.sends import deliver, given_up
 
 
 @workflow.defn

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.domain.notify import Message, NotificationKind, Target, Wording
 
-from workflows.watch_controls import deliver, given_up, record_event
+from workflows.sends import deliver, given_up, record_event
 
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 

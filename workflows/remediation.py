@@ -21,6 +21,7 @@ from workflows.remediation_records import RECORD_RETRY, cause_of
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.refusals import Refusal
     from ambient.remediation.alerts import VerifySpec
@@ -65,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.safety import PermissionDecision, scale_target
     from ambient.remediation.scores import PlannedStep
-    from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
 # An abort that came while a rung's checkpoint was read stops that rung's change: _apply's

@@ -19,10 +19,10 @@ from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import StepRequest, StepResult
     from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Attempt, Keyed
-    from ambient.temporal import ACTIVITY_FAILED
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 # The type of the failure a change given up after a try that may have written raises.

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.discussions import DiscussionActivities
     from activities.remediation import RemediationActivities
     from ambient import temporal
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.discussions.rules import AgentPost, remediation_post_id
     from ambient.domain.notify import Message, NotificationKind, Target, Wording
     from ambient.refusals import Refusal, Said
@@ -51,9 +52,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.render import markdown_literal
-    from ambient.temporal import ACTIVITY_FAILED
 
-from workflows.watch_controls import deliver
+from workflows.sends import deliver
 
 P = TypeVar("P")
 R = TypeVar("R")

@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.remediation.alerts import remediation_id
     from ambient.remediation.runs import (
         TRIAGE,
@@ -19,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
         TriageInput,
         TriageResult,
     )
-    from ambient.temporal import ACTIVITY_FAILED
 
 from workflows.remediation_records import cause_of
 from workflows.remediation_start import start_remediation

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
 
-from workflows.watch_controls import delivery_errors, failure_text, record_event
+from workflows.sends import delivery_errors, failure_text, record_event
 
 
 async def check_news_pages(

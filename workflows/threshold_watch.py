@@ -16,11 +16,11 @@ with workflow.unsafe.imports_passed_through():
     import jsonpath_ng.ext.parser  # noqa: F401
 
     from activities.watches import WatchActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.notify import Message, Wording
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
-    from ambient.temporal import ACTIVITY_FAILED
     from ambient.watches.configs import TaskKind, notification_targets
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.watches.threshold_config import (
@@ -32,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
 
 from workflows.remediation_start import start_remediation
-from workflows.watch_controls import WatchControls, failure_text, until
+from workflows.sends import failure_text
+from workflows.watch_controls import WatchControls, until
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))

@@ -14,7 +14,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
-    from ambient.temporal import ACTIVITY_FAILED
+    from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.watches.configs import (
         TaskKind,
         WebMonitorConfig,

@@ -19,7 +19,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.domain.configs import UserConfig
 from ambient.domain.event_digest import DigestRun, agent_task
 from ambient.domain.numbers import WholeNumber
@@ -45,7 +45,7 @@ class EventDigestService:
             try:
                 await handle.delete()
             except RPCError as exc:
-                if not temporal.not_found(exc):
+                if not no_answer.not_found(exc):
                     raise
             return setting
         every = setting.every_minutes
@@ -63,7 +63,7 @@ class EventDigestService:
         try:
             await handle.describe()
         except RPCError as exc:
-            if not temporal.not_found(exc):
+            if not no_answer.not_found(exc):
                 raise
             # Turned on: the marker first, so a write that fails leaves nothing on, and the
             # retry (which would find the schedule and only update it) starts from now too.
@@ -98,7 +98,7 @@ class EventDigestService:
         try:
             described = await self.client.get_schedule_handle(agent_task(user)).describe()
         except RPCError as exc:
-            if temporal.not_found(exc):
+            if no_answer.not_found(exc):
                 return DigestSetting(enabled=False)
             raise
         intervals = described.schedule.spec.intervals

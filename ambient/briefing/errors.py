@@ -24,8 +24,8 @@ from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import NUL_REFUSED
 from ambient.domain.field_errors import Refused, field_errors, field_problems
+from ambient.no_answer import refused_request, silent_worker
 from ambient.refusals import Refusal, said_back
-from ambient.temporal import refused_request, silent_worker
 
 
 class BriefingError(Exception):

@@ -18,7 +18,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -161,8 +161,8 @@ class Greeting:
             # Repeat greetings are answered by a query (no history write); the first one of
             # the day, and any retry of it, goes through the update that decides.
             # No longer than the caller listens: a worker down answers no query either.
-            ask = min(temporal.QUERY_TIMEOUT, timedelta(seconds=max(0.1, until - clock())))
-            repeat = await temporal.queried(
+            ask = min(no_answer.QUERY_TIMEOUT, timedelta(seconds=max(0.1, until - clock())))
+            repeat = await no_answer.queried(
                 lambda left: handle.query(
                     DailyBriefingWorkflow.already_given, request_id, rpc_timeout=left
                 ),
@@ -186,19 +186,19 @@ class Greeting:
                 result = await handle.execute_update(
                     DailyBriefingWorkflow.greet, request, id=update_id
                 )
-        except temporal.CUT_SHORT:
+        except no_answer.CUT_SHORT:
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then).
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
-        except temporal.QUERY_REFUSED as exc:
-            if temporal.not_found(exc):
+        except no_answer.QUERY_REFUSED as exc:
+            if no_answer.not_found(exc):
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
                 return await self._said(row, GreetOutcome.UNAVAILABLE, self._not_set_up(via, row))
-            if temporal.unanswered(exc) and not temporal.task_failing(exc):
+            if no_answer.unanswered(exc) and not no_answer.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
-            refused = temporal.refused_request(temporal.refusal(exc), request="the greeting")
+            refused = no_answer.refused_request(no_answer.refusal(exc), request="the greeting")
             raise BriefingError(refused) from None
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
@@ -207,7 +207,7 @@ class Greeting:
                 return await self._said(
                     deleted or user, GreetOutcome.UNAVAILABLE, self._not_set_up(via, deleted)
                 )
-            ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
+            ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, no_answer.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:
                 # This server's clock runs ahead, a new config is replacing the run, or the
                 # run ended (deleted) under a greeting waiting for its preparation.

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.briefing.config import midnight_ending
 from ambient.briefing.errors import BriefingStartedError
 from ambient.briefing.models import (
@@ -158,7 +158,7 @@ async def keep_controls(
     except RPCError as exc:
         raise BriefingStartedError(
             "the new config is running, but a pause or delete sent while it was being "
-            f"changed could not be read ({temporal.refusal(exc)}); read the daily "
+            f"changed could not be read ({no_answer.refusal(exc)}); read the daily "
             "briefing's status and send it again"
         ) from None
     toggles = [name for name in sent if name in ("pause", "resume")]
@@ -176,7 +176,7 @@ async def keep_controls(
         verb = "delete" if signal == "stop" else signal
         raise BriefingStartedError(
             f"the new config is running, but the {verb} sent while it was being changed "
-            f"did not reach it ({temporal.refusal(exc)}); {verb} the daily briefing again"
+            f"did not reach it ({no_answer.refusal(exc)}); {verb} the daily briefing again"
         ) from None
     return state
 

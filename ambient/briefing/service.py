@@ -4,15 +4,15 @@ MCP tools, the API and the CLI are thin adapters over ``BriefingService``. The t
 the workflow id `daily-briefing/{user}` (one per user), so creating twice is idempotent.
 
 Its errors, and the checks of what it is given, are in `ambient.briefing.errors`; a
-greeting (``greet``) is `ambient.briefing.greeting`; the analysis of logs over any time
-range (``analyze_logs``) is `ambient.briefing.logs`.
+create (``create``) is `ambient.briefing.creation`; a greeting (``greet``) is
+`ambient.briefing.greeting`; the analysis of logs over any time range (``analyze_logs``)
+is `ambient.briefing.logs`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,15 +22,13 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
-    WorkflowUpdateStage,
 )
-from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError
 
-from ambient import request_deadline, temporal, updates
+from ambient import controls_in_flight, no_answer, request_deadline, temporal, updates
 from ambient.briefing import records
-from ambient.briefing.config import BriefingConfig, midnight_ending
+from ambient.briefing.creation import DELETED, Creation
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -40,20 +38,15 @@ from ambient.briefing.errors import (
     InvalidBriefingError,
     check_date,
     field_of,
-    invalid_config,
-    parse_config,
     request_id_of,
     update_id_of,
 )
 from ambient.briefing.greeting import Greeting
-from ambient.briefing.logs import analyze_logs, check_cls_keys, check_log_path
+from ambient.briefing.logs import analyze_logs
 from ambient.briefing.models import (
-    KIND,
     PREPARE_TIMEOUT,
-    BriefingCarry,
     BriefingListItem,
     BriefingRef,
-    BriefingRun,
     BriefingStatus,
     BriefingView,
     LogAnalysis,
@@ -71,21 +64,11 @@ from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.models import User
-from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
-from ambient.watches.inputs import ConfigError, check_destinations
-from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
+from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
 
 MAX_LISTED = 366  # a year of days
-# How long a create waits for a stopped run to finish before asking to be sent again: a push
-# cut short by the delete hears it at its next heartbeat (within ~8 s: 0.8 of the 10 s
-# heartbeat timeout, workflows/daily_briefing_prepare_push.py) and is then recorded.
-FINISHING_WAIT = 15.0
-DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
-# Deleted, its run still finishing (a preparation or push under way): gone already.
-NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 # A regenerate's or send's one deadline: a preparation under way (a send waits for it) and its
 # own work (a preparation, a push). Taken, it has its worker; the worker gone, this ends it.
 UPDATE_WAIT = 2 * PREPARE_TIMEOUT
@@ -104,20 +87,7 @@ REPLACED = {
 T = TypeVar("T")
 
 
-def _with_user_defaults(user: User, config: dict[str, Any]) -> dict[str, Any]:
-    """Fields left out come from the user's settings (time zone, briefing window, language)."""
-    given = {k: v for k, v in config.items() if v is not None}
-    defaults = {
-        "timezone": user.timezone,
-        "prepare_at": user.briefing_prepare_at,
-        "window_start": user.briefing_window_start,
-        "window_end": user.briefing_window_end,
-        "language": user.language,
-    }
-    return {**{k: v for k, v in defaults.items() if v}, **given}
-
-
-class BriefingService(Greeting, Steering):
+class BriefingService(Creation, Greeting, Steering):
     def __init__(
         self,
         client: Client,
@@ -130,159 +100,7 @@ class BriefingService(Greeting, Steering):
         self.db = db
         self.tencent = tencent or TencentCloud.from_settings(settings)
 
-    # --- create and steer ------------------------------------------------------------
-
-    async def create(
-        self, user: str, config: dict[str, Any] | BriefingConfig, *, replace_only: bool = False
-    ) -> BriefingRef:
-        """Start the user's daily briefing; the same config again finds the running one.
-        ``replace_only`` (an update): a briefing deleted meanwhile is not started again.
-        Inside a request (a task's update), its deadline bounds every wait."""
-        row = await registered(self.db, user, InvalidBriefingError)
-        if not isinstance(config, BriefingConfig):
-            config = parse_config(_with_user_defaults(row, config))
-        # Checked here, not first at the morning's read: a path with nothing there too.
-        await check_log_path(config.log_source, self.settings.log_dir, admin=row.is_admin)
-        check_cls_keys(config.log_source, self.tencent)
-        try:
-            # At creation and update like a web monitor's URLs, not first at the morning's fetch.
-            check_destinations(config, self.settings)
-        except ConfigError as exc:
-            errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
-            raise invalid_config(errors, exc.inputs[0]) from None
-        for _ in range(2):
-            try:
-                return await self._start(user, config, replace_only)
-            except WorkflowAlreadyStartedError:
-                # Another create started it between our read and our start: decide again
-                # against it, as if it had come first (the same config finds it, another
-                # replaces it and keeps its pause).
-                continue
-            except TimeoutError:  # handed over, not replaced in time: the run speaks again
-                raise BriefingError(NOT_REPLACED) from None
-        raise BriefingError("the daily briefing is being created by another request; try again")
-
-    async def _start(self, user: str, parsed: BriefingConfig, replace_only: bool) -> BriefingRef:
-        task_id = task_id_for(user)
-        policy = WorkflowIDConflictPolicy.FAIL
-        current = await self.read_status(user)
-        deadline = None
-        replaced: str | None = None  # the run id of the run replaced
-        created: datetime | None = None  # a replaced run's creation, which the new run keeps
-        if replace_only and (current is None or current.stopping):
-            raise BriefingNotFoundError(DELETED % user)
-        if current is not None and current.stopping:
-            # A stopped run still finishing (recording today's greeting) is no briefing to
-            # find or replace: wait for it to end, then start anew from what it stored.
-            if not await temporal.ended_within(
-                self.client.get_workflow_handle(task_id), FINISHING_WAIT
-            ):
-                raise BriefingError(
-                    "the stopped daily briefing is still finishing; create it again in a minute"
-                )
-            current = None
-        if current is None:
-            carry = await records.given_before(self.client, self.db, user)
-        else:
-            if current.config == parsed:
-                state = "paused" if current.paused else "active"
-                return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
-            # A new config replaces the running one; today's "already given" and a pause
-            # carry over (changing when to speak is not asking to speak again). Read again
-            # as the run hands over: a greeting since the read above is in it, later ones
-            # are refused ("greet again"), so none speaks to a run about to be terminated.
-            # The run is replaced within half the hold or not at all (then it speaks again).
-            created, replaced = await records.described(self.client, task_id)
-            deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
-            deadline = min(deadline, request_deadline.deadline() or deadline)
-            handed_run, handed = await self._hand_over(user)
-            _in_time(deadline)  # its hand-over took it all: the run stays, nothing sent
-            current, replaced = handed or current, handed_run or replaced
-            if handed is None and replaced is not None:
-                current = await records.greeted_since(
-                    self.client, current, task_id, replaced, deadline
-                )
-            if replace_only and (
-                current.stopping  # deleted before it handed over
-                or (
-                    handed is None
-                    and replaced
-                    and "stop" in await records.signals(self.client, task_id, replaced)
-                )
-            ):
-                raise BriefingNotFoundError(DELETED % user)
-            # The status's fields of the carry's names (last_midnight: in the zone it was
-            # briefed in), then what this run gave and prepared.
-            carry = BriefingCarry.model_validate(current, from_attributes=True)
-            carry.last_given_at = current.given_at or current.last_given_at
-            carry.replaced_date = current.prepared.date if current.prepared else carry.replaced_date
-            if current.prepared and not (current.given_at or current.pushed_at or carry.paused):
-                # Its window may be over in the new config's zone or hours: the new run pushes
-                # it then, as this run would have at its window's end.
-                carry.unheard_date = current.prepared.date
-            if current.last_date is not None and current.last_midnight is None:
-                # A run carrying none (from before it, or a day read from the database): its
-                # own config's zone, the one it briefs in.
-                carry.last_midnight = midnight_ending(current.last_date, current.config)
-            if current.given_at is not None and current.day is not None:
-                carry.last_date, carry.last_midnight = current.day.date, current.day.logs_to
-                # The run stores its greeting when the window ends: stored now, or the day
-                # would stay "ready" (and a briefing created again would speak it twice).
-                async with asyncio.timeout_at(deadline):
-                    await records.store_given(
-                        self.db, user, current.day.date, current.given_at, current.given_via
-                    )
-            policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
-        state = "paused" if carry.paused else "active"
-        summary = (
-            f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
-            f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
-        )
-        new_run: str | None = None  # the latest run, when the start's answer came late
-        if deadline is not None:
-            _in_time(deadline)  # a start sent past it could land while the answer says not
-        try:
-            async with asyncio.timeout_at(deadline):
-                started = await self.client.start_workflow(
-                    DailyBriefingWorkflow.run,
-                    BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
-                    id=task_id,
-                    task_queue=self.settings.temporal_task_queue,
-                    id_conflict_policy=policy,
-                    search_attributes=temporal.search_attributes(KIND, user, state=state),
-                    static_summary=summary,
-                    # What list_tasks shows for the briefing, like every other task.
-                    memo=temporal.task_memo(summary, created or datetime.now(UTC)),
-                )
-            new_run = started.result_run_id
-        except TimeoutError:
-            # Not replaced in time (create says so), unless the server took the start and its
-            # answer came late: the running run's input tells, read from the server's record
-            # (a query needs a worker, and one as slow as this server then did not answer).
-            new_run, live = await records.running_input(self.client, task_id)
-            if live is None or live.config != parsed:
-                raise
-        if replaced is not None:
-            handle = self.client.get_workflow_handle(task_id, run_id=new_run)
-            state = await records.keep_controls(self.client, replaced, handle, carry) or state
-        return BriefingRef(task_id=task_id, state=state, config=parsed)
-
-    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
-        """The run id and last status of the running briefing, as it hands over by the
-        request's deadline (if any) and QUERY_TIMEOUT; None when no run takes it (it just
-        ended, or does not answer: it is replaced all the same)."""
-        handle = self.client.get_workflow_handle(task_id_for(user))
-
-        async def hand_over() -> tuple[str | None, BriefingStatus]:
-            with request_deadline.request_deadline(temporal.QUERY_TIMEOUT.total_seconds()):
-                async with asyncio.timeout_at(request_deadline.deadline()):
-                    update = await handle.start_update(
-                        DailyBriefingWorkflow.hand_over,
-                        wait_for_stage=WorkflowUpdateStage.COMPLETED,
-                    )
-                    return update.workflow_run_id, await update.result()
-
-        return await self._answer(hand_over(), task_id_for(user), quiet=True) or (None, None)
+    # --- status and steer ------------------------------------------------------------
 
     async def status(self, user: str, *, operator: bool | None = None) -> BriefingStatus:
         """The running briefing's status as ``user`` reads it (`told`); BriefingNotFoundError
@@ -323,11 +141,13 @@ class BriefingService(Greeting, Steering):
         if request_deadline.left() == 0:  # a request's deadline spent: not asked
             if quiet:
                 return None
-            raise BriefingError(temporal.refused_request(temporal.silent_worker()))
-        budget = timedelta(seconds=request_deadline.bounded(temporal.QUERY_TIMEOUT.total_seconds()))
+            raise BriefingError(no_answer.refused_request(no_answer.silent_worker()))
+        budget = timedelta(
+            seconds=request_deadline.bounded(no_answer.QUERY_TIMEOUT.total_seconds())
+        )
         handle = self.client.get_workflow_handle(task_id_for(user))
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
-        ask = temporal.queried(
+        ask = no_answer.queried(
             lambda left: handle.query(
                 DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
             ),
@@ -347,16 +167,16 @@ class BriefingService(Greeting, Steering):
             return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
-        except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
-            if quiet or temporal.not_found(exc):
+        except (*no_answer.CUT_SHORT, *no_answer.QUERY_REFUSED) as exc:
+            if quiet or no_answer.not_found(exc):
                 return None
             # Out of time: a silent worker, unless the server itself does not answer. Any other
             # refusal was answered (by the server, or by a worker too busy to read in time).
-            if isinstance(exc, temporal.CUT_SHORT) or temporal.timed_out(exc):
-                why, down = await temporal.out_of_time(self.client, workflow_id)
+            if isinstance(exc, no_answer.CUT_SHORT) or no_answer.timed_out(exc):
+                why, down = await no_answer.out_of_time(self.client, workflow_id)
             else:
-                why, down = temporal.refusal(exc), None
-            raise BriefingError(temporal.refused_request(why)) from down
+                why, down = no_answer.refusal(exc), None
+            raise BriefingError(no_answer.refused_request(why)) from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):
                 return None
@@ -372,10 +192,10 @@ class BriefingService(Greeting, Steering):
     async def _live(self, user: str) -> tuple[str, str | None]:
         """Refuse a briefing deleted whose run still finishes (a preparation or push under way),
         or on its way to be: it is gone already, as it is once that run has ended. Its state
-        once the controls it holds apply (`temporal.read_in_flight`), and what that reading
-        rests on (its run and event; None: not whole, a worker holds the run's task), read off
-        the server: a status query before a control, as the task service's was, left it undone
-        under load ("is the worker running?"), where these need no worker."""
+        once the controls it holds apply (`controls_in_flight.read_in_flight`), and what that
+        reading rests on (its run and event; None: not whole, a worker holds the run's task),
+        read off the server: a status query before a control, as the task service's was, left it
+        undone under load ("is the worker running?"), where these need no worker."""
 
         async def look() -> tuple[str, WorkflowExecutionDescription]:
             description = await self.client.get_workflow_handle(task_id_for(user)).describe()
@@ -384,11 +204,11 @@ class BriefingService(Greeting, Steering):
             return description.typed_search_attributes.get(temporal.STATE) or "active", description
 
         try:
-            description, seen = await temporal.read_in_flight(self.client, look)
+            description, seen = await controls_in_flight.read_in_flight(self.client, look)
         except RPCError as exc:
-            if temporal.not_found(exc):
+            if no_answer.not_found(exc):
                 raise BriefingNotFoundError(NOT_FOUND % user) from None
-            raise BriefingError(temporal.refused_request(temporal.refusal(exc))) from None
+            raise BriefingError(no_answer.refused_request(no_answer.refusal(exc))) from None
         if seen.state == "stopped":
             raise BriefingNotFoundError(FINISHING % user)
         return seen.state, f"{description.run_id}/{seen.basis}" if seen.whole else None
@@ -501,7 +321,7 @@ class BriefingService(Greeting, Steering):
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted between the look above and the update: as once its run has ended.
                 raise BriefingNotFoundError(DELETED % user) from None
-            if getattr(exc.cause, "type", None) == temporal.RUN_ENDED_UNDER_UPDATE:
+            if getattr(exc.cause, "type", None) == no_answer.RUN_ENDED_UNDER_UPDATE:
                 # Taken up, then the run was replaced (a new config) or stopped under it.
                 # "Send again" read as "not sent" when its push had gone out (the run settles
                 # a push under way before it ends): the status says which.
@@ -538,9 +358,3 @@ class BriefingService(Greeting, Steering):
             tencent=self.tencent,
             is_admin=lambda: self._admin(user),
         )
-
-
-def _in_time(deadline: float) -> None:
-    """TimeoutError (create: NOT_REPLACED) when a replacement's ``deadline`` has passed."""
-    if deadline <= asyncio.get_running_loop().time():
-        raise TimeoutError

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import controls_in_flight, no_answer
 from ambient.briefing import records
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, BriefingUnavailableError
 from ambient.briefing.models import BriefingStatus
+from ambient.controls_in_flight import ALREADY_SO, DELIVERED_FAILING, DELIVERED_UNCONFIRMED
 from ambient.refusals import Refusal
 from ambient.status import temporal_down
-from ambient.temporal import ALREADY_SO, DELIVERED_FAILING, DELIVERED_UNCONFIRMED
 from ambient.watches.configs import task_id_for
 
 NOT_FOUND = "no daily briefing for %r; create one with create_daily_briefing"
@@ -56,14 +56,14 @@ class Steering:
         (the server records a request id once)."""
         signal = "pause" if paused else "resume"
         state, basis = await self._live(user)
-        if basis is not None and state == temporal.CONTROL_STATES[signal]:
+        if basis is not None and state == controls_in_flight.CONTROL_STATES[signal]:
             return await self._steered(user, paused, ALREADY_SO)
         # Not whole (a worker holds the run's task): sent under an id of its own.
         request_id = f"{signal}/{basis}" if basis else str(uuid.uuid4())
         try:
-            await temporal.signal_once(self.client, task_id_for(user), signal, request_id)
+            await controls_in_flight.signal_once(self.client, task_id_for(user), signal, request_id)
         except RPCError as exc:
-            if temporal.not_found(exc):  # the run ended since the look
+            if no_answer.not_found(exc):  # the run ended since the look
                 raise BriefingNotFoundError(NOT_FOUND % user) from None
             raise
         return await self._steered(user, paused)
@@ -78,7 +78,7 @@ class Steering:
         try:
             status = await self.read_status(user)
         except (BriefingError, RuntimeError) as exc:
-            trouble = temporal.worker_trouble(str(exc))
+            trouble = no_answer.worker_trouble(str(exc))
             if trouble == "failing":
                 raise BriefingUnavailableError(Refusal(DELIVERED_FAILING)) from None
             if trouble != "silent" and not temporal_down(exc):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from temporalio import activity
 
-from ambient import temporal
+from ambient import activity_attempts
 from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError, KubeUnreachableError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
@@ -95,7 +95,7 @@ def tried_again() -> bool:
     if info.is_local and info.activity_type == "apply_remediation_step":
         return True
     # The policy the workflow gives a change and its checkpoint, where the server sends none.
-    return not temporal.last_attempt(CHANGE_RETRY.maximum_attempts)
+    return not activity_attempts.last_attempt(CHANGE_RETRY.maximum_attempts)
 
 
 class DryRunExecutor:

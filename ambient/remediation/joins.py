@@ -23,7 +23,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput, Keyed
 from ambient.remediation.safety import Approvers, may_steer
@@ -95,7 +95,7 @@ async def join(
                 )
             return None  # however it ended (terminated, failed): the alert starts the next run
     except RPCError as exc:
-        if temporal.not_found(exc):  # "workflow execution already completed"
+        if no_answer.not_found(exc):  # "workflow execution already completed"
             return None
         raise
     attributes = description.typed_search_attributes

@@ -17,7 +17,7 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.clients.llm import LLMClient
 from ambient.domain.configs import read_stored
 from ambient.remediation.alerts import Alert
@@ -99,17 +99,17 @@ class RemediationReads:
         handle = self.client.get_workflow_handle(rid)
         status, silent = None, ""
         try:
-            status = await temporal.queried(
+            status = await no_answer.queried(
                 lambda left: handle.query(GradedRemediationWorkflow.status, rpc_timeout=left),
-                temporal.QUERY_TIMEOUT,
+                no_answer.QUERY_TIMEOUT,
             )
-        except temporal.QUERY_REFUSED as exc:
+        except no_answer.QUERY_REFUSED as exc:
             # A busy or stopped worker: what the database holds is shown, not "unavailable".
-            if not temporal.unanswered(exc):
+            if not no_answer.unanswered(exc):
                 raise refused(rid, exc) from None
-            silent = temporal.refusal(exc)
+            silent = no_answer.refusal(exc)
         except TimeoutError:  # no try answered within the budget, nor refused as busy
-            silent = temporal.silent_worker()
+            silent = no_answer.silent_worker()
         try:
             if status is not None and status.state in FINAL_STATES:
                 return status
@@ -146,7 +146,7 @@ class RemediationReads:
                 subject=run_key, not_action=REPEATED, limit=1000
             )
         if row is None:  # its first task has not stored it: nothing to show yet
-            raise RemediationError(temporal.refused_request(silent, run.id))
+            raise RemediationError(no_answer.refused_request(silent, run.id))
         said: dict[str, list[dict[str, Any]]] = {}
         for record in audit:
             said.setdefault(record.action, []).append(record.detail)
@@ -243,7 +243,9 @@ class RemediationReads:
         try:
             found = [
                 e
-                async for e in self.client.list_workflows(query, rpc_timeout=temporal.QUERY_TIMEOUT)
+                async for e in self.client.list_workflows(
+                    query, rpc_timeout=no_answer.QUERY_TIMEOUT
+                )
                 if e.typed_search_attributes.get(temporal.STATE) is not None
                 and e.status is not WorkflowExecutionStatus.COMPLETED
             ]
@@ -314,6 +316,6 @@ def _closed_by_temporal(run: WorkflowExecution) -> str:
 
 def refused(rid: str, exc: RPCError | WorkflowQueryFailedError) -> RemediationError:
     """What Temporal's refusal of a request about ``rid`` means to the caller."""
-    if temporal.not_found(exc):
+    if no_answer.not_found(exc):
         return not_found(rid)
-    return RemediationError(temporal.refused_request(temporal.refusal(exc), rid))
+    return RemediationError(no_answer.refused_request(no_answer.refusal(exc), rid))

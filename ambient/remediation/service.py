@@ -31,7 +31,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable, check_verify_secret, cluster_identity
@@ -243,7 +243,7 @@ class RemediationService(RemediationReads):
             user, rid, run_key, "approve" if approve else "refuse"
         )
         if status.unanswered:  # which rung waits, if any, is the run's to say
-            again = "" if temporal.FAILED_TASK in status.unanswered else "; try again in a moment"
+            again = "" if no_answer.FAILED_TASK in status.unanswered else "; try again in a moment"
             raise RemediationError(
                 f"{rid} did not answer ({status.unanswered}): nothing was answered{again}"
             )
@@ -288,7 +288,7 @@ class RemediationService(RemediationReads):
                 raise RemediationStateError(f"approval not accepted: {cause}") from None
             raise RemediationRefusedError(f"approval not accepted: {cause}") from None
         except RPCError as exc:
-            if temporal.not_found(exc):  # the run checked ended in between
+            if no_answer.not_found(exc):  # the run checked ended in between
                 raise await self._ended(rid, status) from None
             raise refused(rid, exc) from None
 

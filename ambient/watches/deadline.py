@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 
-from ambient import temporal, updates
+from ambient import controls_in_flight, no_answer, updates
 from ambient.refusals import N_, Refusal
 from ambient.request_deadline import deadline
 from ambient.watches.inputs import TaskStateError, WorkerSilentError
@@ -59,7 +59,7 @@ class RequestDeadline(TaskSchedules):
         `request_deadline`): each bounded alone, a worker gone silent part-way made the caller
         wait their sum (an update, for good). QUERY_TIMEOUT, ``baseline_wait`` for a request
         that waits for a check (``checks``)."""
-        budget = temporal.QUERY_TIMEOUT.total_seconds()
+        budget = no_answer.QUERY_TIMEOUT.total_seconds()
         if checks:
             budget = max(budget, self.baseline_wait)
         return budget
@@ -91,34 +91,36 @@ class RequestDeadline(TaskSchedules):
         except WorkflowUpdateFailedError as exc:
             if isinstance(exc.cause, ApplicationError) and exc.cause.message == STOPPED:
                 raise TaskStateError(stopped(task_id)) from None
-        except temporal.CUT_SHORT:
+        except no_answer.CUT_SHORT:
             # In the run's history (its acceptance's answer maybe cut on its way): the check
             # is made without a signal, which would make a second.
             if taken or await updates.accepted(self.client, task_id, update_id):
                 return None, True
         # Sent as every control of a task is (a request id of its own: each asks a check).
         try:
-            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()))
-        except temporal.OutOfTime:  # the update before it was sent
-            raise temporal.OutOfTime(sent=True) from None
+            await controls_in_flight.signal_once(
+                self.client, task_id, "check_now", str(uuid.uuid4())
+            )
+        except no_answer.OutOfTime:  # the update before it was sent
+            raise no_answer.OutOfTime(sent=True) from None
         return None, False
 
 
 def silent(task_id: str, did: str | None = None, sent: bool | None = None) -> WorkerSilentError:
     """The silent-worker words every door says (a page, the voice), and what the request did
     (``did`` in words, ``sent`` as data)."""
-    said = temporal.refused_request(temporal.silent_worker(), task_id)
+    said = no_answer.refused_request(no_answer.silent_worker(), task_id)
     return WorkerSilentError(said if did is None else f"{said}; {did}", sent=sent)
 
 
 @contextlib.contextmanager
 def in_time(task_id: str, sent: str) -> Iterator[None]:
-    """A request's deadline reached at a call (`temporal.OutOfTime`): the silent-worker words,
+    """A request's deadline reached at a call (`no_answer.OutOfTime`): the silent-worker words,
     and ``sent`` when that call (or one before it) may have reached the server, else that
     nothing was sent."""
     try:
         yield
-    except temporal.OutOfTime as exc:
+    except no_answer.OutOfTime as exc:
         raise silent(task_id, sent if exc.sent else NOT_SENT, exc.sent) from None
 
 
@@ -130,7 +132,7 @@ def nothing_sent(task_id: str, unsent: str) -> Iterator[None]:
         yield
     except WorkerSilentError as exc:
         raise WorkerSilentError(f"{exc}; {unsent}", sent=False) from None
-    except temporal.OutOfTime:
+    except no_answer.OutOfTime:
         raise silent(task_id, unsent, False) from None
 
 

@@ -21,10 +21,10 @@ from temporalio.converter import encode_search_attributes
 
 from ambient import temporal
 from ambient.storage.repositories import SnapshotRepository
-from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskError, task_name
 from ambient.watches.models import TaskRef, TaskStatus
-from ambient.watches.reads import PREFIXES, TaskReads, found, schedule_kind
+from ambient.watches.reads import TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
 from workflows.reminder import ReminderWorkflow
 

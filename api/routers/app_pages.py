@@ -24,8 +24,8 @@ from ambient.refusals import N_
 from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.listing import TaskSummary
 from ambient.watches.pauses import wait_said
-from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep
 from api.errors import INPUT_SHOWN
 from api.i18n import Words, in_zone

@@ -10,7 +10,7 @@ from fastapi import Form, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -237,7 +237,7 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
     return page.show(
         "remediation.html",
         run=view,
-        failed_task=temporal.FAILED_TASK,
+        failed_task=no_answer.FAILED_TASK,
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,

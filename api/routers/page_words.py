@@ -7,7 +7,7 @@ import re
 
 from pydantic import ValidationError
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.domain import field_errors as fields
 from ambient.refusals import N_, Refusal
 from ambient.watches.inputs import ConfigError
@@ -41,7 +41,7 @@ def worker_unanswered(exc: Exception, _: Words, silent: str) -> str | None:
     (a msgid) when it did not in time (stopped, or too busy: nothing was done, and the feature
     is not down), its own sentence when it keeps failing the run's workflow task (trying again
     does not help); None for any other refusal."""
-    trouble = temporal.worker_trouble(str(exc))
+    trouble = no_answer.worker_trouble(str(exc))
     if trouble == "failing":
         return _(
             "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "

@@ -21,8 +21,8 @@ from ambient.watches.inputs import (
     TaskType,
     TaskUnavailableError,
 )
+from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.models import TaskRef, TaskStatus
-from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from api.deps import CurrentUser, StateDep, created_or_found
 from api.errors import refusal, unprocessable
 

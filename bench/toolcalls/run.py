@@ -449,7 +449,7 @@ def voice_reading() -> ProductReading:
     from ambient.speakers import DEFAULT_ASSISTANT, names_no_speaker
     from mcp_server.voice import TOOLS
     from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
-    from mcp_server.voice_speech import names_nothing
+    from mcp_server.voice_references import names_nothing
 
     effects = {
         function.__name__: Effect(

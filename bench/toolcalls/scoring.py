@@ -272,7 +272,7 @@ class Report(BaseModel):
 class Effect(BaseModel):
     """What calling a product tool does, for reading a call nobody asked for: whether it
     changes anything, and the argument naming its target (the product asks back when that
-    names nothing: mcp_server.voice_speech.names_nothing)."""
+    names nothing: mcp_server.voice_references.names_nothing)."""
 
     writes: bool
     reference: str | None = None

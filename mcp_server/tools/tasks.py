@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from ambient.domain.numbers import WholeNumber
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.inputs import AnyConfig, NewConfig, TaskType, config_schema
+from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.models import TaskRef, TaskStatus
-from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from mcp_server.auth import app_state, current_user

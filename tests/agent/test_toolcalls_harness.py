@@ -473,7 +473,7 @@ _VOICE_SETS = ("voice.jsonl", "voice_followups.jsonl", "voice_confirm.jsonl")
 def _said_without_a_name(value: str) -> bool:
     """A reference the voice tools read in either language: "它", "第二", "确认"."""
     from mcp_server.voice_approvals import _YES
-    from mcp_server.voice_speech import names_nothing
+    from mcp_server.voice_references import names_nothing
 
     return (
         names_nothing(value)

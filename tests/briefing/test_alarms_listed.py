@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ambient.briefing.models import BriefingInputs, SourceNote
+from ambient.briefing.offline import offline_draft
 from ambient.briefing.report import full_report_markdown
-from ambient.briefing.writer import finish, llm_prompt, offline_draft
+from ambient.briefing.writer import finish, llm_prompt
 from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)

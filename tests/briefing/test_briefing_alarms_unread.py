@@ -9,7 +9,8 @@ import pytest
 
 from ambient.briefing.config import Language
 from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, SourceNote
-from ambient.briefing.writer import llm_prompt, offline_draft
+from ambient.briefing.offline import offline_draft
+from ambient.briefing.writer import llm_prompt
 from ambient.speech import speakable
 
 READ = SourceNote(source="alarms", ok=True, detail="0 alarms")

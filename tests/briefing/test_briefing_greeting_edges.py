@@ -17,8 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing import records
-from ambient.briefing import service as service_module
+from ambient.briefing import creation, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError
 from ambient.briefing.greeting import GREET_ROUND_TRIP
@@ -175,7 +174,7 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
             await store(*args)
 
         with monkeypatch.context() as patched:
-            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(creation, "HAND_OVER_HOLD", timedelta(seconds=2))
             patched.setattr(records, "store_given", slow)
             with pytest.raises(BriefingError, match="try again"):
                 await service.create("kit", config.model_copy(update={"window_end": "11:00"}))

@@ -13,15 +13,14 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient import temporal
-from ambient.briefing import records
-from ambient.briefing import service as service_module
+from ambient import no_answer
+from ambient.briefing import creation, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
+from ambient.no_answer import QUERY_TIMEOUT
 from ambient.storage.repositories import InboxRepository
-from ambient.temporal import QUERY_TIMEOUT
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
 from api.routers.briefings import http_error
@@ -98,13 +97,13 @@ async def test_a_new_config_started_as_the_deadline_passed_is_not_said_to_have_f
         async def start_then_answer_late(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             started = await start(self, *args, **kwargs)
             if worker != "answering":
-                patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
+                patched.setattr(no_answer, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             await asyncio.sleep(2)
             return started
 
         changed = config.model_copy(update={"window_end": "11:00"})
         with monkeypatch.context() as patched:
-            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(creation, "HAND_OVER_HOLD", timedelta(seconds=2))
             patched.setattr(Client, "start_workflow", start_then_answer_late)
             ref = await service.create("pat", changed)
         status = await service.status("pat")
@@ -212,17 +211,17 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
             if handed == "sent before it":  # the next ask is the hand-over's
                 await other_door()
             if handed == "hand-over unanswered":
-                patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
+                patched.setattr(no_answer, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             return described
 
         async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            patched.setattr(temporal, "QUERY_TIMEOUT", budget)
+            patched.setattr(no_answer, "QUERY_TIMEOUT", budget)
             if handed != "sent before it":
                 await other_door()  # another door's, answered
             if control == "delete" and not deleting:  # the test server's two-step start
                 await eventually(lambda: _closed(describe, self, kwargs["id"]), "the run ended")
             # From here no worker answers a read in time, as a loaded one does not.
-            patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
+            patched.setattr(no_answer, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             return await start(self, *args, **kwargs)
 
         changed = config.model_copy(update={"window_end": "11:00"})

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing import service as briefing_service
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
@@ -29,7 +29,7 @@ async def test_a_prepare_again_taken_and_unfinished_is_said_asked_and_sent_again
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Said "try again in a moment": a try again prepared again (another LLM run)."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     monkeypatch.setattr(briefing_service, "UPDATE_WAIT", 2 * BUDGET)
     name = unique("page-asked")
     async with deps.db.session() as session:

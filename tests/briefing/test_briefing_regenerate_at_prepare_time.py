@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.config import BriefingConfig, DayPlan
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
@@ -90,7 +90,7 @@ async def _admitted(env: WorkflowEnvironment, update_id: str) -> bool:
     try:
         await env.client.workflow_service.poll_workflow_execution_update(request)
     except RPCError as exc:
-        if temporal.not_found(exc):  # not yet
+        if no_answer.not_found(exc):  # not yet
             return False
         raise
     return True

@@ -10,7 +10,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import controls_in_flight, no_answer
 from ambient.briefing.service import NOT_FOUND, BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -33,13 +33,16 @@ async def test_a_second_pause_while_the_first_is_on_its_way_sends_nothing(
     and sent a second pause signal. A pause on its way is a paused briefing, as a task's
     is: the second is answered "already so" and sends nothing."""
     # The status read after each control waits this long for the absent worker.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=2))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=2))
     user, token, settings = await _briefing(dev_env, deps, "ida")
     async with signed_in_api(settings, token) as http:
         first = await http.post("/briefings/daily/pause")
         second = await http.post("/briefings/daily/pause")
     assert first.status_code == 200, first.text
-    assert (first.json()["paused"], first.json()["note"]) == (True, temporal.DELIVERED_UNCONFIRMED)
+    assert (first.json()["paused"], first.json()["note"]) == (
+        True,
+        controls_in_flight.DELIVERED_UNCONFIRMED,
+    )
     assert second.status_code == 200, second.text
     assert (second.json()["paused"], second.json()["note"]) == (True, ALREADY)
     run = dev_env.client.get_workflow_handle(f"daily-briefing/{user}")

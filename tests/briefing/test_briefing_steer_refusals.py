@@ -11,7 +11,7 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import KIND, BriefingCarry, BriefingRun
 from ambient.briefing.service import BriefingService
@@ -78,7 +78,7 @@ async def test_a_pause_of_a_briefing_whose_worker_keeps_failing_it_is_said_so(
     assert paused.status_code == 503, paused.text
     said = paused.json()["detail"]
     assert said.startswith("delivered; not applied"), said
-    assert temporal.worker_trouble(said) == "failing", said
+    assert no_answer.worker_trouble(said) == "failing", said
 
 
 async def test_a_pause_that_reaches_a_briefing_deleted_meanwhile_is_said_deleted(

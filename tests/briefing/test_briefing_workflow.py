@@ -28,8 +28,9 @@ from ambient.briefing.models import (
     SourceNote,
     greeting_text,
 )
+from ambient.briefing.offline import offline_draft
 from ambient.briefing.service import BriefingService
-from ambient.briefing.writer import llm_prompt, offline_draft
+from ambient.briefing.writer import llm_prompt
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role

@@ -14,7 +14,7 @@ from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import BriefingInputs
-from ambient.briefing.writer import offline_draft
+from ambient.briefing.offline import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from tests.standins.tencent_api import TencentApi

@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.errors import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import WorkerSilentError
@@ -28,13 +28,13 @@ async def test_a_regenerate_asked_directly_whose_worker_goes_silent_is_told_so_n
 ) -> None:
     """Reached directly, a regenerate read the status, then sent `execute_update`, which waits
     for a worker with no end: one that answered the read and then fell silent held it for good."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-regenerate") as (worker, tasks, user, _):
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         with pytest.raises(BriefingError) as told:
             await asyncio.wait_for(tasks.briefings.regenerate(user), GENEROUS)
     assert str(told.value) == (
-        f"Temporal refused the request: {temporal.silent_worker()}; the regenerate was asked "
+        f"Temporal refused the request: {no_answer.silent_worker()}; the regenerate was asked "
         "for and may still run: call get_task later to see the briefing's status"
     )
 
@@ -45,7 +45,7 @@ async def test_a_briefing_update_whose_worker_goes_silent_asks_why_within_its_bu
     """A briefing's update reads its status again as its new run is started: that read, its
     worker silent, took what was left of the request and then asked the server why (up to a
     second for each of two asks) past the request's deadline."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-why-briefing") as at_rest_now:
         worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")

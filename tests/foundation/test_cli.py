@@ -23,7 +23,7 @@ from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.reads import TaskSummary
+from ambient.watches.listing import TaskSummary
 from tests.conftest import unique
 from tests.foundation.test_dev_stack import DevStack
 from tests.foundation.test_mcp_protocol import INITIALIZE

@@ -23,13 +23,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.briefing.errors import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import TaskKind, task_id_for
+from ambient.watches.configs import PREFIXES, TaskKind, task_id_for
 from ambient.watches.inputs import WorkerSilentError
-from ambient.watches.reads import PREFIXES
 from mcp_server.voice_sentences import WORKER_FAILING_EN
 from tests.briefing.harness import make_user
 from tests.conftest import unique
@@ -84,7 +83,7 @@ async def refused_by_the_server(handle: WorkflowHandle[object, object]) -> bool:
     try:
         await handle.query(Failing.status, rpc_timeout=timedelta(seconds=1))
     except RPCError as exc:
-        return temporal.task_failing(exc)
+        return no_answer.task_failing(exc)
     return False
 
 
@@ -92,7 +91,7 @@ async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_rea
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each read waits out the query's budget: 1 s, not the product's 5.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     client: Client = dev_env.client
     queue, user = unique("tq"), unique("failing")
     await make_user(deps.db, user)
@@ -126,8 +125,8 @@ async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_rea
                 )
             # Said as the worker failing the run's task, with the words every door matches on
             # for a worker that did not answer.
-            failing = re.escape(temporal.failing_worker())
-            assert failing.startswith(re.escape(temporal.SILENT_WORKER))
+            failing = re.escape(no_answer.failing_worker())
+            assert failing.startswith(re.escape(no_answer.SILENT_WORKER))
             with pytest.raises(WorkerSilentError, match=failing):
                 await state.tasks.get(user, watch)
             with pytest.raises(BriefingError, match=failing):
@@ -163,16 +162,16 @@ async def test_a_read_that_runs_out_of_time_during_a_later_attempt_is_the_failin
         namespace=client.namespace, task_queue=TaskQueue(name=queue), identity="holds its tasks"
     )
     # A worker that takes each attempt and never completes it (each times out after 1 s).
-    for attempt in range(1, temporal.FAILING_ATTEMPT + 1):
+    for attempt in range(1, no_answer.FAILING_ATTEMPT + 1):
         taken = await client.workflow_service.poll_workflow_task_queue(poll)
         assert taken.attempt == attempt
     # The third attempt is under way: a read of the run runs out of time now.
-    why, down = await temporal.out_of_time(client, workflow_id)
-    assert (why, down) == (temporal.failing_worker(), None)
+    why, down = await no_answer.out_of_time(client, workflow_id)
+    assert (why, down) == (no_answer.failing_worker(), None)
     # Without the run named, or for one whose task is on its first attempt: a silent worker.
-    assert (await temporal.out_of_time(client))[0] == temporal.silent_worker()
+    assert (await no_answer.out_of_time(client))[0] == no_answer.silent_worker()
     other = unique("first-attempt")
     await client.start_workflow("AnyWorkflow", id=other, task_queue=queue)
-    assert (await temporal.out_of_time(client, other))[0] == temporal.silent_worker()
+    assert (await no_answer.out_of_time(client, other))[0] == no_answer.silent_worker()
     for run in (workflow_id, other):
         await client.get_workflow_handle(run).terminate()

@@ -25,9 +25,10 @@ from ambient import replay as replaying
 from ambient.cli import app
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.no_answer import STALLED
 from ambient.replay import load_workflows, replay
 from ambient.storage.users import UserRepository
-from ambient.temporal import STALLED, workflow_runner
+from ambient.temporal import workflow_runner
 from tests.conftest import running_worker, unique
 from tests.support.parsing import parsed
 from tests.support.workflows import PingInput, PingWorkflow

@@ -20,18 +20,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import request_deadline, temporal, updates
+from ambient import no_answer, request_deadline, updates
 from ambient.briefing import records
 from ambient.briefing.service import BriefingService
+from ambient.controls_in_flight import DELIVERED_UNCONFIRMED
 from ambient.deps import WorkerDeps
 from ambient.watches.configs import TaskState
+from ambient.watches.deadline import CHECK_STARTED
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.service import (
-    APPLIED_UNREAD,
-    CHECK_STARTED,
-    DELIVERED_UNCONFIRMED,
-    TaskService,
-)
+from ambient.watches.service import APPLIED_UNREAD, TaskService
 from tests.briefing.harness import held_preparations, make_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_silent_worker import at_rest
@@ -108,7 +105,7 @@ async def briefing_at_rest(
 async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not_hung(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     changed = {"urls": ["https://example.org/"]}
     async with watch_under_worker(dev_env, deps, "deadline-update") as watched:
         worker, tasks, user, task_id = watched
@@ -118,7 +115,7 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
             await asyncio.wait_for(tasks.update(user, task_id, changed, request_id="r1"), GENEROUS)
     # The silent-worker words every door says, and what the request did: sent, not undone.
     assert str(told.value) == (
-        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; "
+        f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; "
         "the update was sent and may still apply when its worker takes it: call get_task "
         "later to see the config in force"
     )
@@ -132,7 +129,7 @@ async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_b
     """A check now waits ``baseline_wait`` for the check (past a read's budget, as a fetch's
     deadline is): a worker silent all that time was then asked for the status, and waited out
     for a read's budget more, before the answer said the check now was delivered."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with watch_under_worker(
         dev_env, deps, "deadline-check", 3 * BUDGET.total_seconds()
     ) as watched:
@@ -140,7 +137,7 @@ async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_b
         silent_after_first_answer(monkeypatch, worker, tasks)
         assert (await tasks.get(user, task_id)).state is TaskState.ACTIVE
         asked: list[timedelta] = []
-        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
+        monkeypatch.setattr(no_answer, "queried", counted(no_answer.queried, asked))
         poked = await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
     assert (poked.note, poked.state, poked.checked) == (DELIVERED_UNCONFIRMED, "active", None)
     # Its whole budget spent on the check's wait: no read of the worker after it.
@@ -152,14 +149,14 @@ async def test_a_briefing_check_now_whose_worker_goes_silent_after_answering_is_
 ) -> None:
     """A briefing's check now (a regenerate) reads its status, then sends the update: a worker
     that answered the read and then fell silent left the update waiting with no end."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-briefing") as at_rest_now:
         worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         with pytest.raises(WorkerSilentError) as told:
             await asyncio.wait_for(tasks.trigger(user, task_id), GENEROUS)
     assert str(told.value) == (
-        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; the check "
+        f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; the check "
         "now was sent "
         "and may still run when its worker takes it: call get_task later to see its result"
     )
@@ -171,7 +168,7 @@ async def test_a_briefing_check_now_whose_preparation_outlasts_its_budget_is_sai
     """A briefing's check now its worker took, its preparation (up to PREPARE_TIMEOUT) longer
     than the request's budget, was told "no worker answered; is the worker running?": the
     worker is running and preparing. Said started, as a watch's check taken and not done."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-briefing-slow") as at_rest_now:
         _, tasks, user, task_id = at_rest_now
         reasons, held = held_preparations(monkeypatch)  # its logs slow to read: held
@@ -188,12 +185,12 @@ async def test_a_briefing_update_whose_worker_goes_silent_reads_within_what_is_l
 ) -> None:
     """A briefing's update reads its status (is its worker answering?), then replaces its run,
     reading it again: that read had a whole budget of its own, past the request's."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-briefing-update") as at_rest_now:
         worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "read_status")
         asked: list[timedelta] = []  # the budget each read was given
-        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
+        monkeypatch.setattr(no_answer, "queried", counted(no_answer.queried, asked))
         with pytest.raises(WorkerSilentError):
             await asyncio.wait_for(
                 tasks.update(user, task_id, {"timezone": "Europe/Berlin"}), GENEROUS
@@ -209,13 +206,13 @@ async def test_a_status_read_inside_a_request_is_given_what_is_left_of_it(
 ) -> None:
     """A watch's and a briefing's status read inside a request shorter than a read's own
     budget wait for what is left of the request, not their own budget past it."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", 4 * BUDGET)  # a read's own: 8 s
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", 4 * BUDGET)  # a read's own: 8 s
     async with briefing_at_rest(dev_env, deps, "deadline-read") as (_, tasks, user, briefing):
         watch = await tasks.create(
             user, "web_monitor", {"urls": ["https://example.com/"]}, name="shop-page"
         )
         asked: list[timedelta] = []
-        monkeypatch.setattr(temporal, "queried", counted(temporal.queried, asked))
+        monkeypatch.setattr(no_answer, "queried", counted(no_answer.queried, asked))
         for task_id in (watch.task_id, briefing):
             with request_deadline.request_deadline(2 * BUDGET.total_seconds()):  # 4 s
                 await tasks.get(user, task_id)
@@ -228,7 +225,7 @@ async def test_a_briefing_update_whose_hand_over_takes_its_budget_starts_no_new_
     """A briefing's update whose hand-over its worker let run to the request's deadline still
     started the new run (with a deadline already past: a start that lands replaces the run
     while the caller is told the new config did not reach Temporal)."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-briefing-hand-over") as at_rest_now:
         worker, tasks, user, task_id = at_rest_now
         briefings = tasks.briefings
@@ -257,7 +254,7 @@ async def test_a_briefing_update_applied_whose_worker_then_goes_silent_says_it_w
 ) -> None:
     """A briefing's new config running (its new run started), the status read after it
     unanswered: the bare silent-worker words read as nothing done."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with briefing_at_rest(dev_env, deps, "deadline-briefing-applied") as at_rest_now:
         worker, tasks, user, task_id = at_rest_now
         silent_after_first_answer(monkeypatch, worker, tasks.briefings, "create")
@@ -298,7 +295,7 @@ async def test_a_pause_with_no_time_left_sends_nothing_and_says_so(
                 await tasks.pause(user, task_id)
         history = await dev_env.client.get_workflow_handle(task_id).fetch_history()
     assert str(told.value) == (
-        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; "
+        f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; "
         "nothing was sent, the task is unchanged"
     )
     assert told.value.sent is False
@@ -337,7 +334,7 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         "sent may still apply: call get_task later to see the config in force)"
     )
     assert str(told.value) == (
-        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; {did}"
+        f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; {did}"
     )
     assert told.value.sent is False
     updates = [
@@ -353,7 +350,7 @@ async def test_a_check_now_accepted_whose_answer_is_cut_on_its_way_is_not_asked_
     """A check now's update accepted by its worker, the acceptance's answer not in by the
     deadline (cut on its way): the signal asked it again (a second check). The server is asked
     whether it was taken: taken, the answer says the check started, with no signal."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with watch_under_worker(dev_env, deps, "deadline-taken") as watched:
         _, tasks, user, task_id = watched
         start_update, never = WorkflowHandle.start_update, asyncio.Event()
@@ -405,7 +402,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
 ) -> None:
     """An update its worker applied, the status read after it unanswered (the worker gone):
     the silent-worker words say the update was applied, not that it may be."""
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", BUDGET)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
     async with watch_under_worker(dev_env, deps, "deadline-applied") as watched:
         worker, tasks, user, task_id = watched
         silent_after_first_answer(monkeypatch, worker, updates, "answered")
@@ -414,7 +411,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
                 tasks.update(user, task_id, {"urls": ["https://example.com/"]}), GENEROUS
             )
     assert str(told.value) == (
-        f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}; "
+        f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; "
         "the update was applied; call get_task later to see the task's status"
     )
     assert told.value.sent is True
@@ -423,7 +420,7 @@ async def test_an_update_applied_whose_worker_then_goes_silent_says_it_was_appli
 def counted(
     queried: Callable[..., Awaitable[Any]], asked: list[timedelta]
 ) -> Callable[..., Awaitable[Any]]:
-    """``temporal.queried``, each budget it is given recorded in ``asked``."""
+    """``no_answer.queried``, each budget it is given recorded in ``asked``."""
 
     async def ask(ask: Callable[[timedelta], Awaitable[Any]], within: timedelta) -> Any:
         asked.append(within)

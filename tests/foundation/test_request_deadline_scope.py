@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.request_deadline import deadline, left, request_deadline
 
 
@@ -24,12 +24,12 @@ async def test_a_request_inside_another_keeps_the_sooner_deadline() -> None:
 
 
 async def test_a_call_outside_any_request_keeps_its_own_bound() -> None:
-    assert temporal.time_left() is None
+    assert no_answer.time_left() is None
 
 
 async def test_a_call_past_its_requests_deadline_is_not_made() -> None:
-    with request_deadline(0), pytest.raises(temporal.OutOfTime) as cut:
-        temporal.time_left()
+    with request_deadline(0), pytest.raises(no_answer.OutOfTime) as cut:
+        no_answer.time_left()
     assert cut.value.sent is False
 
 
@@ -42,7 +42,7 @@ async def test_work_a_request_started_is_not_cut_by_it_once_the_request_ended() 
         seen.append(deadline())
         started.set()
         await go_on.wait()
-        seen.append(temporal.time_left())  # OutOfTime, were the request's deadline kept
+        seen.append(no_answer.time_left())  # OutOfTime, were the request's deadline kept
 
     with request_deadline(0):
         task = asyncio.create_task(background())

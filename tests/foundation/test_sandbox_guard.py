@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import workflows
-from ambient import temporal
+from ambient import no_answer
 from ambient.deps import WorkerDeps
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
@@ -59,7 +59,7 @@ async def outcome(client: Client, queue: str, what: str) -> str:
                 return "ran"
             failed = event.workflow_task_failed_event_attributes
             if event.HasField("workflow_task_failed_event_attributes") and not (
-                failed.failure.message.startswith(temporal.STALLED)
+                failed.failure.message.startswith(no_answer.STALLED)
             ):
                 return failed.failure.message
         return None

@@ -11,18 +11,19 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingUnavailableError
 from ambient.briefing.models import GreetOutcome
+from ambient.controls_in_flight import DELIVERED_UNCONFIRMED
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskState, task_id_for
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
@@ -56,7 +57,7 @@ async def test_a_status_asked_while_no_worker_runs_says_the_worker_is_silent(
     # query asks for QUERY_TIMEOUT at most and the error says what is wrong.
     with pytest.raises(BriefingError, match="no worker answered within 5 s"):
         await stack.service.status(user)
-    assert temporal.QUERY_TIMEOUT.total_seconds() == 5
+    assert no_answer.QUERY_TIMEOUT.total_seconds() == 5
 
 
 async def a_watch_and_no_worker(
@@ -158,7 +159,7 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
                 await at_rest(handle)
         for handle in handles:
             await no_poller_said(handle)
-        monkeypatch.setattr(temporal, "QUERY_TIMEOUT", NO_POLLER_BUDGET)
+        monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", NO_POLLER_BUDGET)
         async with mcp(AppState(**{**state.__dict__, "stdio_user": user})) as client:
             refused = [await error_of(client, "get_task", task_id=h.id) for h in handles]
         async with voice_client(state, user) as client:
@@ -180,7 +181,7 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
         greeted = await state.briefings.greet(user, request_id="no worker polls")
     finally:
         await env.shutdown()
-    silent = temporal.silent_worker()
+    silent = no_answer.silent_worker()
     tool = "Error executing tool get_task: Temporal refused the request"
     # The briefing's read is the briefing service's own, which names no task.
     assert refused == [f"{tool} for {watch.task_id!r}: {silent}", f"{tool}: {silent}"]
@@ -202,8 +203,8 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
 def test_a_request_ended_by_its_deadline_is_read_as_out_of_time_in_each_wording(
     status: RPCStatusCode, message: str, expired: bool
 ) -> None:
-    assert temporal.timed_out(RPCError(message, status, None)) is expired
-    assert temporal.unanswered(RPCError(message, status, None)) is expired
+    assert no_answer.timed_out(RPCError(message, status, None)) is expired
+    assert no_answer.unanswered(RPCError(message, status, None)) is expired
 
 
 async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_runs_is_sent(
@@ -228,7 +229,7 @@ async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_r
             handle = env.client.get_workflow_handle(task_id_for(user))
             await at_rest(handle)
         await no_poller_said(handle)
-        monkeypatch.setattr(temporal, "QUERY_TIMEOUT", NO_POLLER_BUDGET)
+        monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", NO_POLLER_BUDGET)
         address = env.client.service_client.config.target_host
         settings = stack.service.settings.model_copy(update={"temporal_address": address})
         async with signed_in_api(settings, token) as http:
@@ -252,7 +253,7 @@ async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_r
     assert paused.json()["config"]["timezone"] == "Asia/Shanghai"
     assert signals == ["pause", "resume"]
     assert regenerated.status_code in (502, 503), regenerated.text
-    assert temporal.SILENT_WORKER in regenerated.json()["detail"]
+    assert no_answer.SILENT_WORKER in regenerated.json()["detail"]
 
 
 async def test_a_briefing_pause_whose_temporal_went_right_after_it_says_delivered(
@@ -275,7 +276,7 @@ async def test_a_briefing_pause_whose_temporal_went_right_after_it_says_delivere
         await env.shutdown()
     # Temporal gone, each read waits out its budget (the status query's, then the record's:
     # 5 s each); 1 s each here, and the same answer.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     monkeypatch.setattr(records, "READ_TIMEOUT", 1.0)
     with pytest.raises(BriefingUnavailableError) as refused:
         await stack.service._steered(user, True)

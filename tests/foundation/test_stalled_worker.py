@@ -25,15 +25,14 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.codec import new_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import TaskKind, task_id_for
+from ambient.watches.configs import PREFIXES, TaskKind, task_id_for
 from ambient.watches.inputs import WorkerSilentError
-from ambient.watches.reads import PREFIXES
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.waits import eventually
@@ -142,7 +141,7 @@ async def test_a_query_a_stalled_worker_fails_is_the_silent_worker_at_every_read
             with pytest.raises(WorkflowQueryFailedError, match=r"\[TMPRL1101\]"):
                 await client.get_workflow_handle(watches[0]).query("status")
             # Said as a silent worker (every door's words for it), and as the busy one it is.
-            busy = re.escape(temporal.silent_worker(busy=True))
+            busy = re.escape(no_answer.silent_worker(busy=True))
             with pytest.raises(WorkerSilentError, match=busy):
                 await state.tasks.get(user, watches[1])
             with pytest.raises(BriefingError, match=busy):
@@ -196,9 +195,9 @@ async def test_a_query_a_worker_refused_in_a_moment_of_load_is_asked_again_and_a
         handle = await client.start_workflow(StalledOnce.run, id=run_id, task_queue=queue)
         try:
             await eventually(partial(first_task_done, client, run_id), "the run started")
-            answer = await temporal.queried(
+            answer = await no_answer.queried(
                 lambda left: handle.query(StalledOnce.status, rpc_timeout=left),
-                temporal.QUERY_TIMEOUT,
+                no_answer.QUERY_TIMEOUT,
             )
             assert answer == "answered" and STALLS[run_id] == 2
         finally:
@@ -215,13 +214,13 @@ async def test_a_busy_refusal_then_a_try_whose_deadline_comes_back_late_is_said_
         nonlocal tries
         tries += 1
         if tries == 1:
-            raise WorkflowQueryFailedError(f"{temporal.STALLED} Potential deadlock detected")
+            raise WorkflowQueryFailedError(f"{no_answer.STALLED} Potential deadlock detected")
         await asyncio.Event().wait()  # no answer, and no deadline heard in time
         return "never"
 
     async with asyncio.timeout(10):
-        with pytest.raises(WorkflowQueryFailedError, match=re.escape(temporal.STALLED)):
-            await temporal.queried(ask, timedelta(seconds=3))
+        with pytest.raises(WorkflowQueryFailedError, match=re.escape(no_answer.STALLED)):
+            await no_answer.queried(ask, timedelta(seconds=3))
     assert tries == 2
 
 
@@ -235,4 +234,4 @@ async def test_a_read_no_try_of_which_is_answered_ends_at_its_budget_as_out_of_t
 
     async with asyncio.timeout(10):
         with pytest.raises(TimeoutError):
-            await temporal.queried(ask, timedelta(seconds=1))
+            await no_answer.queried(ask, timedelta(seconds=1))

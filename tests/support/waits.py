@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from temporalio.client import WorkflowHandle
 
-from ambient import temporal
+from ambient import no_answer
 from tests.support.servers import HANG
 
 T = TypeVar("T")
@@ -49,14 +49,14 @@ async def eventually(
 # What the server answers a query while the run's last workflow task failed (a starved worker's
 # task the deadlock detector cut short, tried again after a backoff); a run whose code fails
 # for good answers it as long as the wait lasts, then the test fails with it.
-FAILED_TASK = temporal.FAILED_TASK
+FAILED_TASK = no_answer.FAILED_TASK
 
 
 def worker_slow(exc: BaseException) -> bool:
     """Whether ``exc`` says a worker did not answer in time: the words every door says it in,
     the SDK's deadlock detector's failure of a query, or the server's while that task retries."""
     text = str(exc)
-    return any(words in text for words in (temporal.SILENT_WORKER, temporal.STALLED, FAILED_TASK))
+    return any(words in text for words in (no_answer.SILENT_WORKER, no_answer.STALLED, FAILED_TASK))
 
 
 async def until_equal(read: Callable[[], Awaitable[T]], wanted: T, what: str) -> None:

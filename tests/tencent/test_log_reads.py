@@ -13,7 +13,7 @@ from ambient.briefing.config import ClsLogSpec
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logs import analyze_logs, read_log_source
 from ambient.briefing.models import BriefingInputs
-from ambient.briefing.writer import offline_draft
+from ambient.briefing.offline import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.logs import SERVED_AGAIN, search_logs
 from ambient.settings import Settings

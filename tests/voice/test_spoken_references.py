@@ -8,18 +8,12 @@ import pytest
 
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
-from ambient.watches.reads import TaskSummary
-from mcp_server import voice_speech
+from ambient.watches.listing import TaskSummary
+from mcp_server import voice_fix_names
+from mcp_server.voice_fix_names import cluster_names, clusters_alike, pick_remediation, run_about
 from mcp_server.voice_numbers import hours_said
-from mcp_server.voice_speech import (
-    cluster_names,
-    clusters_alike,
-    names_a_place,
-    pick_remediation,
-    pick_task,
-    run_about,
-    task_label,
-)
+from mcp_server.voice_references import names_a_place
+from mcp_server.voice_task_names import pick_task, task_label
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -906,13 +900,13 @@ def test_naming_fixes_among_many_costs_in_proportion_to_how_many_there_are(
     reference to one of n waiting fixes compared n² pairs. Counted, not timed: the metrics
     said (one per comparison) grow as n does."""
     said: list[str] = []
-    counting = voice_speech.metric_said
+    counting = voice_fix_names.metric_said
 
     def metric_said(metric: str, english: bool = False) -> str:
         said.append(metric)
         return counting(metric, english)
 
-    monkeypatch.setattr(voice_speech, "metric_said", metric_said)
+    monkeypatch.setattr(voice_fix_names, "metric_said", metric_said)
 
     def compared(n: int) -> int:
         said.clear()

@@ -409,7 +409,7 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
 
     from ambient.remediation.views import RemediationSummary
     from mcp_server.voice_answer import english
-    from mcp_server.voice_tools import needs_answer
+    from mcp_server.voice_needs import needs_answer
 
     def run(n: int, workload: str) -> RemediationSummary:
         return RemediationSummary(

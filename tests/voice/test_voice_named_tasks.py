@@ -18,7 +18,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.storage.models import Event
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
-from mcp_server.voice_tools import NAMED_FOR, TASKS_NAMED
+from mcp_server.voice_tasks import NAMED_FOR, TASKS_NAMED
 from tests.conftest import running_worker, unique
 from tests.support.api_replicas import api_env, api_replica
 from tests.support.servers import HANG

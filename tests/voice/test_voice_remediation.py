@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
+from ambient import no_answer, temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation import service as remediation_service
 from ambient.remediation.runs import RemediationStatus
@@ -535,7 +535,7 @@ async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(
         pass  # the worker stops here; the run still waits for the approval
     # Each read waits out QUERY_TIMEOUT with no worker: 1 s rather than the product's 5 (two
     # reads); what is said does not depend on how long the query waited.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     async with voice_client(state, OWNER) as client:
         assert await say(client, "what_needs_me") == WORKER_SILENT
         assert await say(client, "approve_remediation", which="checkout") == WORKER_SILENT
@@ -571,13 +571,13 @@ async def test_a_run_whose_worker_keeps_failing_it_is_left_out_not_the_whole_lis
             try:
                 await handle.query("status", rpc_timeout=timedelta(seconds=1))
             except RPCError as exc:
-                return temporal.task_failing(exc)
+                return no_answer.task_failing(exc)
             return False
 
         # From the task's third attempt.
         await eventually(refused_by_the_server, "the server refuses the run's reads")
         view = await state.remediations.get(OWNER, handle.id)
-        assert (view.state, view.unanswered) == ("waiting_approval", temporal.failing_worker())
+        assert (view.state, view.unanswered) == ("waiting_approval", no_answer.failing_worker())
         async with voice_client(state, OWNER) as client:
             # Not asked for an approval it cannot take, and the list is said, not failed.
             assert await say(client, "what_needs_me") == (
@@ -887,7 +887,7 @@ async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and
             await worker.shutdown()
             # The decision's read waits out QUERY_TIMEOUT with no worker: 1 s, not the
             # product's 5 (the reads before it, of a live worker, keep the product's).
-            monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+            monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
             view = await read()
             await stack.enter_async_context(
                 build_worker(dev_env.client, deps, task_queue=worker.task_queue)
@@ -899,7 +899,7 @@ async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and
             before = await AuditRepository(session).list(subject=waits.run_key, limit=1000)
         async with voice_client(state, OWNER) as client:
             said = await say(client, "approve_remediation", which="checkout")
-        assert [v.unanswered for v in views] == ["", temporal.silent_worker()]
+        assert [v.unanswered for v in views] == ["", no_answer.silent_worker()]
         assert "没有响应" in said and "稍后再试" in said and "已批准" not in said, said
         async with deps.db.session() as session:
             after = await AuditRepository(session).list(subject=waits.run_key, limit=1000)

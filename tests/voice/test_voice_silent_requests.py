@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.users import UserRepository
@@ -33,7 +33,7 @@ async def test_a_voice_pause_that_sent_nothing_says_so_and_to_ask_again(
             config = {"urls": ["https://example.com/"]}
             tasks[user] = await state.tasks.create(user, "web_monitor", config, name="shop-page")
     # The request's time spent before its first call to Temporal: nothing is sent.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(0))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(0))
     said = {}
     for language, user in users.items():
         async with voice_client(state, user) as client:

@@ -229,7 +229,7 @@ async def test_unnamed_tasks_errors_are_said_apart_by_count_when_temporal_refuse
 
 
 def test_failing_watches_said_alike_are_named_once_with_how_many() -> None:
-    from mcp_server.voice_tools import _failing_said
+    from mcp_server.voice_needs import _failing_said
 
     zh, _ = _failing_said(["网页监控", "网页监控", "backup"], 3)
     assert zh == "3 个监控一直检查失败：网页监控（2 个）、backup"

@@ -25,8 +25,9 @@ import worker as worker_module
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
+from ambient.watches.deadline import CHECK_STARTED
 from ambient.watches.models import TaskStatus
-from ambient.watches.service import CHECK_STARTED, TaskService
+from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history

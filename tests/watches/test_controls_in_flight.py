@@ -18,10 +18,10 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import controls_in_flight, no_answer
+from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
-from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from tests.conftest import LOADED_HOST_QUERY_TIMEOUT, running_worker, unique
 from tests.support.mcp_as import mcp_as
 from tests.support.waits import eventually
@@ -71,7 +71,7 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
     site.pages["/a"] = article("A page.")
     # The answer's status read waits this long for the (stopped) worker: what it says does not
     # depend on how long it waited.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     task_id, settings = await monitor_left_alone(dev_env, loopback_deps, f"{base}/a")
     # No worker now: a pause sent stays in flight (its workflow task pending) until one is back.
     handle = dev_env.client.get_workflow_handle(task_id)
@@ -92,7 +92,7 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
         assert [t["note"] for t in told] == [DELIVERED_UNCONFIRMED, ALREADY_SO]
     # A worker back: the pause applies once; the watch is deleted. Its read waits as other
     # tests' do (1 s was missed under load: "no worker answered within 1 s").
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", LOADED_HOST_QUERY_TIMEOUT)
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", LOADED_HOST_QUERY_TIMEOUT)
     async with build_worker(dev_env.client, loopback_deps, task_queue=settings.temporal_task_queue):
         async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
             status = await mcp.call_tool("get_task", {"task_id": task_id})
@@ -113,10 +113,10 @@ async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
     request id) and the watch ran on after the person's last word, pause."""
     site, base = gated
     site.pages["/a"] = article("A page.")
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     # Each control waits this long for the held task before it sends (all three within the
     # task's 10 s timeout, after which the server would hand the run on).
-    monkeypatch.setattr(temporal, "HELD_WAIT", 0.2)
+    monkeypatch.setattr(controls_in_flight, "HELD_WAIT", 0.2)
     task_id, settings = await monitor_left_alone(dev_env, loopback_deps, f"{base}/a")
     client = dev_env.client
     handle = client.get_workflow_handle(task_id)

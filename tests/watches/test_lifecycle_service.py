@@ -33,16 +33,17 @@ from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository, not_registered
 from ambient.watches import schedules
 from ambient.watches.configs import TaskState
+from ambient.watches.deadline import CHECK_STARTED
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
     TaskNotFoundError,
     TaskStateError,
 )
+from ambient.watches.listing import TaskSummary
 from ambient.watches.models import TaskStatus
-from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
-from ambient.watches.service import CHECK_STARTED, TaskService
+from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
 from ambient.storage.users import UserRepository
@@ -55,7 +55,7 @@ async def test_a_run_waiting_for_its_change_window_says_until_when_in_the_reader
             try:
                 view = await remediations.get(name, rid)
             except RemediationError as exc:  # its first task not done yet on a busy machine
-                if temporal.SILENT_WORKER not in str(exc):
+                if no_answer.SILENT_WORKER not in str(exc):
                     raise
                 return None
             return view.waiting.until if view.waiting else None

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.deps import WorkerDeps
 from ambient.storage.audit import AuditRepository
 from tests.conftest import unique
@@ -29,7 +29,7 @@ async def test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_no
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each read below waits out the query's budget: 1 s, not the product's 5.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("kai")
     await add_user(deps, name, permission="dry_run")
@@ -77,7 +77,7 @@ async def test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_no
     # The API says the same.
     assert api.status_code == 200, api.text
     shown = api.json()
-    assert shown["unanswered"] == temporal.silent_worker()
+    assert shown["unanswered"] == no_answer.silent_worker()
     assert (shown["run_key"], shown["state"], shown["waiting"], shown["mode"]) == (
         run_key,
         "waiting_approval",

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import no_answer
 from ambient.briefing.errors import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
@@ -121,7 +121,7 @@ def test_a_worker_that_did_not_answer_is_said_as_such_not_as_the_feature_being_d
     """A refusal because the worker did not answer in time (stopped, or too busy: a service
     raises it with the silent worker's words) was said "Tasks / Briefings / Remediations are
     unavailable right now" on the pages, as if the feature were down."""
-    words = temporal.silent_worker(busy=busy)
+    words = no_answer.silent_worker(busy=busy)
     task = WorkerSilentError(f"Temporal refused the request for 'w': {words}")
     briefing = BriefingError(f"Temporal refused the request: {words}")
     run = RemediationError(f"r did not answer ({words}): nothing was answered")
@@ -150,7 +150,7 @@ def test_a_worker_that_did_not_answer_is_said_as_such_not_as_the_feature_being_d
         assert [task_problem(task, _), briefing_problem(briefing, _)] == said[:2]
         assert remediation_problem(run, _) == said[2]
     # A worker that keeps failing the run's workflow task: trying again does not help.
-    failing = temporal.failing_worker()
+    failing = no_answer.failing_worker()
     errors = [
         WorkerSilentError(f"Temporal refused the request for 'w': {failing}"),
         BriefingError(f"Temporal refused the request: {failing}"),

@@ -18,7 +18,7 @@ RENEW_EVERY = 2.5  # seconds between renewals of a waiting send's lease (its mar
 
 @dataclass
 class SendClock:
-    """A send's deadline and its row's lease (activities/notify.py): a wait for a turn moves
+    """A send's deadline and its row's lease (activities/notify_target.py): a wait for a turn moves
     the deadline on by the wait, so the post after it has its whole time (cut off mid-post, its
     retry would post it again), and renews the lease through it, so no other try takes the row
     meanwhile, yet one dying in the wait frees it as soon as one dying mid-post."""

@@ -1,0 +1,360 @@
+"""The offline draft of a briefing, written without an LLM (extractive, deterministic), and
+what both drafts say alike: the greeting for the hour, the alarm sources unread, the alarms
+skipped, a count in words. The LLM's draft and the stored briefing are writer.py's."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from ambient.briefing.alarm_listing import since, still_open
+from ambient.briefing.logreport import TemplateStat, most_frequent_error
+from ambient.briefing.models import (
+    ALARMS_NOT_CONFIGURED,
+    SPOKEN_MAX_CHARS,
+    BriefingDraft,
+    BriefingInputs,
+    SourceNote,
+    hello,
+)
+from ambient.briefing.report import source_detail
+from ambient.clients.tencent.alarms import AlarmRecord
+from ambient.domain.events import clipped
+from ambient.domain.loglevels import ERROR_LEVELS
+from ambient.speech import spoken_clip
+
+
+def greeting(inputs: BriefingInputs) -> str:
+    """The greeting for the hour the briefing is first spoken, in its language (said again
+    for the hour it is given: `greeted_at`)."""
+    return hello(int(inputs.window_start[:2]), inputs.language)
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return clipped(" ".join(text.split()), limit)
+
+
+# The sources' names in a Chinese briefing.
+_SOURCE_NAMES = {
+    "logs": "日志",
+    "alarms": "告警记录",
+    "alarms.monitor": "云监控告警记录",
+    "alarms.cls": "CLS 告警记录",
+    "alarms.monitor (firing since before)": "今天以前开始、仍在告警的云监控告警",
+    "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
+    "alarms.monitor (the day's)": "当天的云监控告警记录",
+    "alarms.cls (the day's)": "当天的 CLS 告警记录",
+    "llm": "大模型",
+    "discussions": "讨论",
+}
+# In English the other sources are named by their key ("logs unavailable: ...").
+_SOURCE_NAMES_EN = {
+    "alarms.monitor": "Cloud Monitor alarms",
+    "alarms.cls": "CLS alert records",
+    "alarms.monitor (firing since before)": "Cloud Monitor alarms firing since before the day",
+    "alarms.monitor (the day's)": "Cloud Monitor alarms of the day",
+    "alarms.cls (the day's)": "CLS alert records of the day",
+    "alarms.cls (firing since before)": "CLS alert records firing since before the day",
+}
+# A source that failed, said in the briefing's language (failed logs are its headline).
+_FAILED_SAID = {
+    "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
+    # One alarm source failed while the other answered (list_alarms' unread).
+    "alarms.monitor": (
+        "云监控告警记录没能读取，简报里只有 CLS 的告警。",
+        "Cloud Monitor alarms could not be read: only CLS alert records are counted. ",
+    ),
+    "alarms.cls": (
+        "CLS 告警记录没能读取，简报里只有云监控的告警。",
+        "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
+    ),
+    # Only the day's read failed: the alarms still firing since before are listed.
+    "alarms.monitor (the day's)": (
+        "云监控当天的告警没能读取，此前开始、仍在告警的已列出。",
+        "Cloud Monitor's alarms of the day could not be read: those still firing since before "
+        "are listed. ",
+    ),
+    "alarms.cls (the day's)": (
+        "CLS 当天的告警记录没能读取，此前开始、仍在告警的已列出。",
+        "CLS alert records of the day could not be read: those still firing since before are "
+        "listed. ",
+    ),
+    # Only the look-back failed: the day's own alarms are all listed.
+    "alarms.monitor (firing since before)": (
+        "今天以前开始、仍在告警的云监控告警没能读取，当天的告警都已列出。",
+        "Cloud Monitor alarms firing since before the day could not be read: the day's own "
+        "are all listed. ",
+    ),
+    "alarms.cls (firing since before)": (
+        "今天以前开始、仍在告警的 CLS 告警没能读取，当天的告警都已列出。",
+        "CLS alert records firing since before the day could not be read: the day's own are "
+        "all listed. ",
+    ),
+    "llm": (
+        "大模型没有回应，这份简报按规则写成。",
+        "The language model did not answer: this briefing was written by rules. ",
+    ),
+}
+# Alarms answered without a time the API gives, skipped, by source: (Chinese, English's one).
+_SKIPPED = {
+    "monitor": ("云监控有 {n} 条告警", "Cloud Monitor alarm"),
+    "cls": ("CLS 有 {n} 条告警记录", "CLS alert record"),
+}
+
+
+def _unavailable(note: SourceNote, zh: bool) -> str:
+    """A failed source in the written briefing (page, e-mail)."""
+    if note.detail == ALARMS_NOT_CONFIGURED:
+        return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
+    if zh:
+        name = _SOURCE_NAMES.get(note.source, note.source)
+        return f"数据源不可用：{name}：{_short(source_detail(note, zh))}"
+    return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
+
+
+def skipped_said(inputs: BriefingInputs, zh: bool) -> list[str]:
+    """The alarms skipped unreadable, a sentence a source, its count first (a number ending a
+    sentence is read as an item's numbering by speech: "…: 1." ends none)."""
+    return [
+        f"{_SKIPPED[source][0].format(n=n)}的时间无法读取，已跳过。"
+        if zh
+        else f"{many(n, _SKIPPED[source][1] + ' was', _SKIPPED[source][1] + 's were')} "
+        f"skipped: {'its time' if n == 1 else 'their times'} could not be read."
+        for source, n in inputs.alarms_skipped.items()
+    ]
+
+
+def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
+    """The alarm sources that could not be read (Tencent Cloud not configured is none)."""
+    return [
+        n
+        for n in inputs.notes
+        if n.source.startswith("alarms") and not n.ok and n.detail != ALARMS_NOT_CONFIGURED
+    ]
+
+
+def none_read(unread: list[SourceNote]) -> bool:
+    """Whether the whole alarm history was unread ("alarms"), not one source of it."""
+    return any(n.source == "alarms" for n in unread)
+
+
+def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
+    """A deterministic extractive briefing from the reduced inputs (no LLM)."""
+    zh = inputs.language == "zh"
+
+    def said(chinese: str, english: str) -> str:
+        return chinese if zh else english
+
+    errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
+    failed = [n for n in inputs.notes if not n.ok]
+    firing = still_open(inputs.alarms)
+    unread_alarms = alarms_unread(inputs)
+    skipped = skipped_said(inputs, zh)
+    missed = bool(unread_alarms or skipped)
+    nothing_read = none_read(unread_alarms)
+    alarms_read = inputs.alarms_configured and not missed  # open alarms are counted only then
+    happened: list[str] = []
+    if inputs.log_lines:
+        happened.append(
+            f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
+            if zh
+            else f"{many(inputs.log_lines, 'log line', 'log lines')}, "
+            f"{many(inputs.errors, 'error', 'errors')}, "
+            f"{many(inputs.warnings, 'warning', 'warnings')}"
+        )
+        unread = inputs.logs_unreadable
+        if unread * 10 >= inputs.log_lines:  # a tenth or more: the counts miss part of the day
+            happened[-1] += said(
+                f"，另有 {unread} 行无法读取（见数据源）",
+                f", and {many(unread, 'line', 'lines')} could not be read (see Sources)",
+            )
+        if inputs.logs_capped:
+            happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
+    if inputs.trend:
+        happened.append(inputs.trend)
+    happened += [f"{t.level} ×{t.count}: {_short(t.template)}" for t in errors[:3]]
+    if inputs.alarms:
+        happened.append(
+            f"告警 {len(inputs.alarms)} 条（未恢复 {len(firing)} 条）"
+            if zh
+            else f"{many(len(inputs.alarms), 'alarm', 'alarms')} ({len(firing)} not resolved)"
+        )
+    happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
+    attention = [_short(a) for a in inputs.anomalies[:4]]
+    zone = ZoneInfo(inputs.timezone)
+    attention += [f"{a.name} ({a.target or a.source}){since(a, zone, zh)}" for a in firing[:3]]
+    attention += [_unavailable(n, zh) for n in failed] + skipped
+    people = len(inputs.needs_person)
+    # None is said as none ("0 个问题需要人工处理" was said of a day no problem waited on).
+    needs = (
+        said(
+            f"{people} 个问题需要人工处理",
+            f"{many(people, 'problem needs', 'problems need')} a person",
+        )
+        if people
+        else said("没有问题需要人工处理", "no problem needs a person")
+    )
+    # A count of the alarms read is not the day's (the spoken text says why).
+    unread_said = ""
+    if missed:
+        unread_said = (
+            said("，告警没能读取", ", alarms could not be read")
+            if nothing_read
+            else said("，告警没能全部读取", ", alarms not all read")
+        )
+    if not inputs.log_lines:
+        # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
+        if any(n.source == "logs" for n in failed):
+            headline = said("昨天的日志没能读取", "Yesterday's logs could not be read")
+        elif not inputs.logs_configured:
+            headline = said("没有配置日志源", "No log source is set up")
+        elif matched := inputs.log_filter:  # lines there were, none that matched
+            headline = said(
+                f"昨天没有符合 {matched} 的日志", f"No log lines matched {matched} yesterday"
+            )
+        else:
+            headline = said("昨天没有日志记录", "No logs were recorded yesterday")
+        if alarms_read and not firing:  # else the open ones are said, or why none were read
+            headline += said("，也没有未恢复的告警", ", and no alarm is open")
+        headline += unread_said
+        if people:
+            headline += said("，", "; ") + needs
+    elif people or firing or errors or inputs.errors:
+        opened = unread_said
+        if alarms_read:
+            count = len(firing)
+            opened = said(
+                f"、{count} 条未恢复告警", f", {many(count, 'open alarm', 'open alarms')}"
+            )
+        headline = said(
+            f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
+            f"Yesterday: {many(inputs.errors, 'error', 'errors')}{opened}, {needs}",
+        )
+    elif inputs.anomalies:
+        # Not "quiet": the spoken briefing goes on to name them.
+        count = len(inputs.anomalies)
+        headline = (
+            said(
+                f"昨天没有错误，但有 {count} 个异常",
+                f"Yesterday: no errors, but {many(count, 'anomaly', 'anomalies')}",
+            )
+            + unread_said
+        )
+    elif inputs.warnings:
+        # Not "quiet" either: a day of warnings is said as one (they often come before errors).
+        headline = (
+            said(
+                f"昨天没有错误，有 {inputs.warnings} 个警告",
+                f"Yesterday: no errors, {many(inputs.warnings, 'warning', 'warnings')}",
+            )
+            + unread_said
+        )
+    elif missed:
+        # Not "quiet": alarms there may have been, unread (the spoken briefing says which).
+        headline = (
+            said(
+                "昨天没有错误，但告警没能读取",
+                "Yesterday: no errors, but the alarms could not be read",
+            )
+            if nothing_read
+            else said(
+                "昨天没有错误，但告警没能全部读取",
+                "Yesterday: no errors, but not every alarm could be read",
+            )
+        )
+    else:
+        headline = said("昨天一切平稳", "Yesterday was quiet")
+    return BriefingDraft(
+        headline=_short(headline, 200),
+        what_happened=happened[:10],
+        needs_attention=attention[:10],
+        fixed_automatically=[_short(f, 200) for f in inputs.fixed[:10]],
+        needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
+        spoken_text=_spoken(inputs, headline, errors, firing, failed)[:SPOKEN_MAX_CHARS],
+    )
+
+
+def _spoken(
+    inputs: BriefingInputs,
+    headline: str,
+    errors: list[TemplateStat],
+    firing: list[AlarmRecord],
+    failed: list[SourceNote],
+) -> str:
+    zh = inputs.language == "zh"
+    parts: list[str] = []
+
+    def say(chinese: str, english: str) -> None:
+        parts.append(chinese if zh else english)
+
+    hello = greeting(inputs)
+    say(f"{hello}，这是昨天的简报。", f"{hello}, here is yesterday's briefing. ")
+    say(headline + "。", headline + ". ")
+    if inputs.logs_capped:
+        say(*_capped(inputs.log_lines))
+    # The most frequent: the templates come most severe first (one CRITICAL line was said as
+    # the day's most frequent error over an ERROR of thousands).
+    top = most_frequent_error(errors)
+    if top is not None:
+        say(
+            f"最多的错误是：{spoken_clip(top.template, 60)}，共 {top.count} 次。",
+            f"The most frequent error was {spoken_clip(top.template, 60)}, "
+            f"{many(top.count, 'time', 'times')}. ",
+        )
+    if inputs.trend:
+        say(inputs.trend + "。", inputs.trend + ". ")
+    if inputs.anomalies:
+        first = spoken_clip(inputs.anomalies[0], 60)
+        say(
+            f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
+            f"{many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",
+        )
+    unset = [n for n in failed if n.source == "alarms" and n.detail == ALARMS_NOT_CONFIGURED]
+    if unset:
+        say(
+            "腾讯云未配置，没有告警记录。", "Tencent Cloud is not configured, so no alarm history. "
+        )
+    elif firing:
+        began = since(firing[0], ZoneInfo(inputs.timezone), zh)
+        say(
+            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}{began}。",
+            f"{many(len(firing), 'alarm is', 'alarms are')} still open"
+            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}{began}. ",
+        )
+    if inputs.fixed:
+        say(
+            f"夜间自动修复了 {len(inputs.fixed)} 个问题。",
+            f"{many(len(inputs.fixed), 'problem was', 'problems were')} fixed "
+            "automatically overnight. ",
+        )
+    if inputs.needs_person:
+        count, first = len(inputs.needs_person), spoken_clip(inputs.needs_person[0], 60)
+        say(
+            f"有 {count} 个问题需要人工处理：{first}。",
+            f"{many(count, 'problem needs', 'problems need')} a person: {first}. ",
+        )
+    if inputs.news:
+        say(
+            f"新闻 {len(inputs.news)} 条，例如：{spoken_clip(inputs.news[0], 60)}。",
+            f"{many(len(inputs.news), 'news item', 'news items')}, for example: "
+            f"{spoken_clip(inputs.news[0], 60)}. ",
+        )
+    for note in failed:
+        if note.source in _FAILED_SAID and note not in unset:
+            say(*_FAILED_SAID[note.source])
+    parts += [s if zh else f"{s} " for s in skipped_said(inputs, zh)]
+    say("详细报告已放在简报页面。", "The full report is on the briefing page.")
+    return "".join(parts).strip()
+
+
+def _capped(lines: int) -> tuple[str, str]:
+    """The log counts are of the newest lines only (Chinese, English)."""
+    return (
+        # Not "the source's limit": CLS may have stopped the search (the sources say why).
+        f"只读取了当天最新的 {lines} 行日志，以上数字只算这些。",
+        f"Only the day's newest {lines} log lines were read; the counts are of those. ",
+    )
+
+
+def many(count: int, one: str, more: str) -> str:
+    """The count and its words, in the singular for one ("1 alarm is", "2 alarms are")."""
+    return f"{count} {one if count == 1 else more}"

@@ -1,0 +1,114 @@
+"""The voice profile's cluster_health: how many TKE clusters run and which do not, each
+failure of the Tencent Cloud read said as what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from ambient.clients.tencent.client import LIST_READS
+from ambient.clients.tencent.errors import (
+    TencentAnswerError,
+    TencentAuthError,
+    TencentClockError,
+    TencentCloudError,
+    TencentListChangedError,
+    TencentRetryableError,
+)
+from ambient.wiring import AppState
+from mcp_server.voice_answer import answer, left, say
+from mcp_server.voice_approvals import VOICE_CLUSTERS
+from mcp_server.voice_prompt import Spoken
+from mcp_server.voice_references import spoken_name
+
+log = logging.getLogger(__name__)
+
+
+async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+    """How many TKE clusters run, and which do not."""
+
+    async def work(state: AppState, _: str) -> str:
+        cloud = state.cloud
+        if not cloud.configured:
+            return say(
+                "还没有配置腾讯云账号，我看不到集群。",
+                "No Tencent Cloud account is set up, so I can't see any clusters.",
+            )
+        reads = state.cloud_reads
+        # One read at a time, shared with the fixes' cluster names (`name_clusters`). It goes
+        # on when this call stops waiting: "请稍后再问" is true, as the next call has its answer.
+        reading = reads.tencent.shared(VOICE_CLUSTERS, reads.clusters)
+        try:
+            # The SDK waits 30 s for an answer, a voice client 10: a silent endpoint is named
+            # before the call's budget runs out (and is said as this system being slow).
+            async with asyncio.timeout(left()):
+                clusters = await asyncio.shield(reading)
+        except TimeoutError:
+            return say(
+                "腾讯云没有及时回应，看不到集群状况，请稍后再问。",
+                "Tencent Cloud did not answer in time, so I can't see the clusters."
+                " Please ask again later.",
+            )
+        except TencentClockError:
+            return say(
+                "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。",
+                "This machine's clock is more than five minutes off Tencent Cloud's, so every"
+                " request is refused. Please set the system time right.",
+            )
+        except TencentAuthError:
+            # Asking again later cannot help: the keys or their CAM policy must change.
+            return say(
+                "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。",
+                "Tencent Cloud refused the configured keys, so I can't see the clusters."
+                " Please check the API keys and their access policy.",
+            )
+        except TencentAnswerError as exc:
+            # Not the API's answer (an id missing, a list stopping short): asked again, the
+            # same way to it (a proxy, the endpoint set) answers the same.
+            log.warning("cluster_health: %s", exc)
+            return say(
+                "腾讯云那边的回答不是它的接口该有的样子，看不到集群。请让运维检查到腾讯云的网络代理和接口地址设置。",
+                "Tencent Cloud's answer was not what its API gives, so I can't see the clusters."
+                " Please ask an operator to check the proxy and endpoint set for Tencent Cloud.",
+            )
+        except TencentListChangedError:
+            # Reached at every page: a cluster made or removed meanwhile, at each of the reads.
+            return say(
+                f"腾讯云的集群列表在读的时候一直在变，连读{LIST_READS}次都没读完整。请过一会儿再问。",
+                f"Tencent Cloud's cluster list kept changing while I read it, {LIST_READS} times"
+                " over. Please ask again in a moment.",
+            )
+        except TencentRetryableError:
+            return say(
+                "暂时连不上腾讯云，看不到集群状况，请稍后再问。",
+                "I can't reach Tencent Cloud right now. Please ask again later.",
+            )
+        except TencentCloudError as exc:
+            # Refused for good (a region out of format or not served, the account's state):
+            # asking later answers the same. The API's words stay in the log.
+            log.info("cluster_health refused: %s", exc)
+            return say(
+                "腾讯云拒绝了查询集群的请求，稍后再问也一样。请检查腾讯云的配置，比如地域。",
+                "Tencent Cloud refused the cluster query, and asking later won't change that."
+                " Please check the Tencent Cloud settings, such as the region.",
+            )
+        if not clusters:
+            return say("这个账号下没有容器集群。", "This account has no container clusters.")
+        bad = [c for c in clusters if c.status.lower() != "running"]
+        if not bad:
+            if len(clusters) == 1:  # not "all 1 clusters"
+                return say("唯一的集群在正常运行。", "The cluster is running normally.")
+            return say(
+                f"{len(clusters)} 个集群都在正常运行。",
+                f"All {len(clusters)} clusters are running normally.",
+            )
+        names = "、".join(spoken_name(c.name) for c in bad[:3])
+        return say(
+            f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{names}。",
+            f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {names.replace('、', ', ')}.",
+        )
+
+    return await answer(ctx, speaker, work)

@@ -1,0 +1,174 @@
+"""The voice profile's tools of what the user should hear first: greet (today's briefing,
+spoken) and what_needs_me (fixes to approve, alerts open, watches failing), every count said."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from ambient.remediation.views import RemediationSummary
+from ambient.speech import MAX_SPOKEN, cleaned
+from ambient.storage.repositories import EventRepository
+from ambient.wiring import AppState
+from ambient.xiaozhi_context import failing_in_a_row, waiting_for
+from mcp_server.voice_answer import answer, english, left, say
+from mcp_server.voice_approvals import name_clusters
+from mcp_server.voice_errors import alike_once, labels_of, task_said
+from mcp_server.voice_fix_names import run_about
+from mcp_server.voice_prompt import Spoken
+from mcp_server.voice_references import LIST_SEP_EN, ORDINALS_EN, counted, ordinal_word
+
+OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
+
+
+async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+    """The greeting: today's briefing, spoken."""
+
+    async def work(state: AppState, user: str) -> str:
+        # The briefing is spent on the greeting it answers: only while we still listen.
+        result = await state.briefings.greet(user, via="voice", audio=False, within=left())
+        # The briefing's first sentences (greeting, headline, the top error): speakable keeps
+        # three; any other answer is the service's, in the user's words.
+        return result.text
+
+    return await answer(ctx, speaker, work)
+
+
+async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+    """What waits for the user: remediations to approve, alerts still open, watches failing."""
+
+    async def work(state: AppState, user: str) -> str:
+        service = state.remediations
+        waiting = await waiting_for(service, user)
+        await name_clusters(state, waiting)
+        runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
+        running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
+        async with state.db.session() as session:
+            pages = await EventRepository(session).failing(user=user)
+        failing = list(dict.fromkeys(task for task, _, _ in pages))  # a watch, however many pages
+        if not waiting and not running and not failing:
+            return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
+        storm = len(runs) > OPEN_LISTED
+        labels = await labels_of(state, user, failing)
+        named = [task_said(task, labels) for task in failing]
+        return needs_answer(waiting, running, storm, named, failing_in_a_row(pages))
+
+    return await answer(ctx, speaker, work)
+
+
+# How many fixes and watches an answer names, tried in turn until it is short enough to say:
+# the first fix is named as long as any name is (the answer asks to approve it).
+_NAMED = [(3, 3), (2, 3), (2, 2), (1, 2), (1, 1), (1, 0), (0, 0)]
+
+
+def needs_answer(
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+    in_a_row: tuple[str, str] = ("", ""),
+) -> str:
+    """What needs the user (``failing``: the watches failing now, as said). Every count said
+    whole: past what an answer holds, how badly the watches fail
+    (``in_a_row``, `failing_in_a_row`) goes first, then names (``_NAMED``), not the sentences
+    after them (``storm``: more alerts are open than were listed)."""
+    for fixes, watches in _NAMED:
+        for row in dict.fromkeys((in_a_row, ("", ""))):
+            text = _needs_said(waiting, running, storm, failing, fixes, watches, row)
+            if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
+                return text
+    return text
+
+
+def _needs_said(
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+    fixes: int,
+    names: int,
+    in_a_row: tuple[str, str],
+) -> str:
+    """What needs the user, every count said, naming ``fixes`` fixes and ``names`` watches at
+    most (``storm``: more alerts are open than were listed)."""
+    parts = []
+    if waiting:
+        named = "；".join(
+            f"第{ordinal_word(i)}个是{run_about(r, among=waiting)}"
+            for i, r in enumerate(waiting[:fixes])
+        )
+        named_en = LIST_SEP_EN.join(
+            f"{ORDINALS_EN[i]}, {run_about(r, english=True, among=waiting)}"
+            for i, r in enumerate(waiting[:fixes])
+        )
+        said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
+        # "The first one" only once it was named: unnamed, the listener asks which.
+        hint, hint_en = (
+            ("可以说“批准第一个”。", "You can say approve the first one. ") if named else ("", "")
+        )
+        parts.append(
+            say(
+                f"有 {len(waiting)} 个修复等你审批{said}。{hint}",
+                f"{counted(len(waiting), 'fix', 'fixes')} waiting for your approval"
+                f"{said_en}. {hint_en}",
+            )
+        )
+    # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
+    # (three sentences at most).
+    watches, watches_en = _failing_said(failing, names)
+    watches, watches_en = watches + in_a_row[0], watches_en + in_a_row[1]
+    if running:
+        more = "多" if storm else ""  # after a storm: "500 多个"
+        more_en = " or more" if more else ""
+        alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
+        also, also_en = (f"，还有 {watches}", f", and {watches_en}") if failing else ("", "")
+        if waiting:
+            parts.append(
+                say(
+                    f"另有 {len(running)} {more}个告警正在自动处理{also}。",
+                    f"Plus {alerts} handled automatically{also_en}.",
+                )
+            )
+        else:  # nothing before it to be "besides"
+            being = "is" if len(running) == 1 and not more else "are"
+            parts.append(
+                say(
+                    f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理{also}。",
+                    f"No fixes wait for your approval; {alerts} {being} being handled"
+                    f" automatically{also_en}.",
+                )
+            )
+    elif failing and waiting:
+        parts.append(say(f"另有 {watches}。", f"Also, {watches_en}."))
+    elif failing:
+        parts.append(
+            say(
+                f"没有等你审批的修复，但有 {watches}。",
+                f"No fixes wait for your approval, but {watches_en}.",
+            )
+        )
+    return "".join(parts).strip()
+
+
+def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
+    """The watches failing now (``tasks``: each as said), counted, with ``most`` names at
+    most, in Chinese and English."""
+    # Said alike (unnamed, their labels not read): once, with how many ("网页监控（2 个）").
+    alike = Counter(tasks)
+    names = [name if alike[name] == 1 else alike_once(name, alike[name]) for name in alike]
+    shown, more = names[:most], len(names) > most
+    keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
+    listed, listed_en = (
+        (
+            f"：{'、'.join(shown)}{' 等' if more else ''}",
+            f": {', '.join(shown)}{' and more' if more else ''}",
+        )
+        if shown
+        else ("", "")
+    )
+    return (
+        f"{len(tasks)} 个监控一直检查失败{listed}",
+        f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks{listed_en}",
+    )

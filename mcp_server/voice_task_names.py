@@ -1,0 +1,335 @@
+"""A task as the voice names it: by its name, or by its summary said in the listener's language
+("提醒（每天 8点30分）"), with its place among tasks said alike; and the task a spoken name picks,
+or the question asked back (a place said next is one of the tasks it named). Deterministic, no LLM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from ambient.speech import speakable
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.listing import TaskSummary
+from mcp_server import voice_fix_names
+from mcp_server.voice_references import (
+    LIST_SEP_EN,
+    ORDINALS_EN,
+    UNSAID,
+    WHAT_IT_IS,
+    counted,
+    flat,
+    index_said,
+    names_a_place,
+    names_nothing,
+    only_so_many,
+    ordinal_word,
+    part_of,
+    place_alone,
+    spoken_name,
+)
+from mcp_server.voice_sentences import KIND_WORDS
+
+# A task created without a name is said by its summary, which the service writes for lists
+# ("Web monitor of 1 URL(s) every 5 min for alice"): its shapes said in Chinese and English.
+_SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
+    (
+        re.compile(r"Web monitor of (\d+) URL\(s\) every ([\d.]+) min\b"),
+        "网页监控（{0} 个网址，每 {1} 分钟）",
+        lambda n, m: (
+            f"web monitor of {counted(n, 'page', 'pages')} every {counted(m, 'minute', 'minutes')}"
+        ),
+    ),
+    (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}", lambda m: f"threshold watch {m}"),
+    (
+        re.compile(r"News digest of (\d+) page\(s\), (\w+) at (\d\d:\d\d)"),
+        "新闻摘要（{0} 个网页，{1} {2}）",
+        lambda n, e, t: f"news digest of {counted(n, 'page', 'pages')} {e} at {t}",
+    ),
+    (
+        re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"),
+        "提醒（{0} {1}）",
+        lambda e, t: f"reminder {e} at {t}",
+    ),
+    (
+        re.compile(r"News digest of (\d+) page\(s\), cron"),
+        "新闻摘要（{0} 个网页，按计划）",
+        lambda n: f"news digest of {counted(n, 'page', 'pages')} on a schedule",
+    ),
+    (re.compile(r"Reminder, cron"), "提醒（按计划）", lambda: "reminder on a schedule"),
+    (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),
+]
+_EVERY = {"daily": "每天", "weekly": "每周"}
+# What ends an item of a list said aloud, or a sentence, inside a label someone wrote: a comma
+# or semicolon between words (not "1,000") and a sentence's end in English, "、" and the sentence
+# ends in Chinese (whose shapes hold "，" inside their brackets, which ends no item of "、").
+_LABEL_BREAKS = (
+    re.compile(r"\s*(?:[、；;。！？]|[!?](?=\s|$))\s*"),
+    re.compile(r"\s*(?:[,;](?!\d)|[.!?](?=\s|$)|[、，；。！？])\s*"),
+)
+
+
+def spoken_summary(summary: str | None, english: bool = False) -> str | None:
+    """A task's summary as the voice says it: the service's own shapes in the listener's
+    language (Chinese unless ``english``), any other summary as it is."""
+    for pattern, said, said_en in _SUMMARIES:
+        if summary and (found := pattern.match(summary)):
+            # A word among them is a threshold watch's metric (said as `metric_said`), or
+            # daily/weekly; counts and times ("2.5", "08:30") as written.
+            if english:
+                return said_en(
+                    *(
+                        voice_fix_names.metric_said(g, english) if g.isidentifier() else g
+                        for g in found.groups()
+                    )
+                )
+            words = [
+                _EVERY.get(g, voice_fix_names.metric_said(g) if g.isidentifier() else g)
+                for g in found.groups()
+            ]
+            return said.format(*words)
+    return summary
+
+
+# The name a task created without one gets (12 hex digits of a hash): digits among them, as a
+# hash has; a name of the letters a-f alone ("deadbeefcafe") is one a person gave.
+_DERIVED_NAME = re.compile(r"(?=[a-f]*\d)[0-9a-f]{12}")
+
+
+def unnamed(name: str) -> bool:
+    """Whether a task's ``name`` is the one derived for a task created without a name."""
+    return _DERIVED_NAME.fullmatch(name) is not None
+
+
+def task_label(task: TaskSummary, english: bool = False, among: Sequence[TaskSummary] = ()) -> str:
+    """The task as the voice names it (`task_labels`), among ``among`` (the user's tasks)."""
+    others = (t for t in among if t.task_id != task.task_id)
+    return task_labels([task, *others], english)[task.task_id]
+
+
+def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str, str]:
+    """Each task's label by its id, as the voice names it among ``tasks``: by its name, or by
+    its summary; one said by its summary as another is ("提醒（每天 8点30分）" for two reminders
+    at 8:30) with its place among them by when each was created: "第二个提醒（每天 8点30分）",
+    "the second reminder daily at 8:30" (a deleted one as it is said alone)."""
+    labels, groups = _said_alike(tasks, english)
+    for group in groups:
+        for i, task in enumerate(group):
+            labels[task.task_id] = _numbered(labels[task.task_id], i, english)
+    return labels
+
+
+def _said_order(listed: Sequence[TaskSummary], alike: list[list[TaskSummary]]) -> list[TaskSummary]:
+    """``listed`` in the order a list says them: the tasks said alike (``alike``, each group in
+    its numbered order, `_said_alike`) together, in that order, ahead of the others (each group,
+    and the others, as ``listed`` has them), so that a place said alone ("第二个") is the task
+    its label numbers so ("第二个提醒…"); listed newest first, "第二个" was the first reminder."""
+    number = {t.task_id: (g, i) for g, group in enumerate(alike) for i, t in enumerate(group)}
+    first: dict[int, int] = {}  # each group's first place in ``listed``
+    for j, task in enumerate(listed):
+        if task.task_id in number:
+            first.setdefault(number[task.task_id][0], j)
+
+    def key(j: int) -> tuple[int, int, int]:
+        if (g_i := number.get(listed[j].task_id)) is None:
+            return (1, j, 0)
+        return (0, first[g_i[0]], g_i[1])
+
+    return [listed[j] for j in sorted(range(len(listed)), key=key)]
+
+
+def _said_alike(
+    tasks: Sequence[TaskSummary], english: bool
+) -> tuple[dict[str, str], list[list[TaskSummary]]]:
+    """Each task's label said alone, by its id; and the live tasks said alike by their
+    summary, each group by when they were created (a creation not known: first)."""
+    labels: dict[str, str] = {}
+    alike: defaultdict[str, list[TaskSummary]] = defaultdict(list)
+    for task in tasks:
+        said = _summary_label(task, english)
+        labels[task.task_id] = said or spoken_name(task.task_id.rsplit("/", 1)[-1])
+        if said is not None and task.state is not TaskState.STOPPED:
+            alike[said].append(task)
+    groups = [
+        sorted(group, key=lambda t: (t.started_at or _LONG_AGO, t.task_id))
+        for group in alike.values()
+        if len(group) > 1
+    ]
+    return labels, groups
+
+
+def _numbered(said: str, i: int, english: bool) -> str:
+    """A label said with its place (from 0) among labels said alike."""
+    if not english:
+        return f"第{ordinal_word(i)}个{said}"
+    return f"the {ORDINALS_EN[i]} {said}" if i < len(ORDINALS_EN) else f"{said} number {i + 1}"
+
+
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)  # a task whose creation is not known: first
+
+
+def _summary_label(task: TaskSummary, english: bool) -> str | None:
+    """The label of a task said by its summary; None for one said by its name."""
+    name = task.task_id.rsplit("/", 1)[-1]
+    # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
+    if not (unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING):
+        return None
+    summary = spoken_summary(task.summary, english)
+    said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
+    # One phrase: labels are said in lists ("; " between English items, "、" between
+    # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
+    # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
+    return _LABEL_BREAKS[english].sub(" ", said).strip()
+
+
+class Picked(NamedTuple):
+    """A spoken task reference resolved: the task; or None, the question asked back and the
+    tasks it named, in its order (ids: a place said next is one of them)."""
+
+    task: TaskSummary | None
+    question: str
+    named: list[str]
+
+
+def _kind_word(task: TaskSummary, english: bool) -> str:
+    zh, en = KIND_WORDS.get(task.task_id.split("/", 1)[0], ("", ""))
+    return en.removeprefix("a ") if english else zh
+
+
+def _labels(tasks: list[TaskSummary], english: bool, among: Mapping[str, str]) -> list[str]:
+    """The tasks as an answer names them (``among``: `task_labels` of the user's tasks; a
+    deleted one as said alone): two of one name
+    ("reborn", a web monitor and a threshold watch) by their kinds too ("网页监控 reborn"),
+    as they can be asked for."""
+    plain = [among.get(t.task_id) or task_label(t, english) for t in tasks]
+    return [
+        f"{_kind_word(t, english)} {label}".strip() if plain.count(label) > 1 else label
+        for t, label in zip(tasks, plain, strict=True)
+    ]
+
+
+def pick_task(
+    tasks: list[TaskSummary],
+    said: str,
+    english: bool = False,
+    *,
+    named: Sequence[str] = (),
+) -> Picked:
+    """The task whose name (or summary) ``said`` names; ask back when none or several
+    (in English when ``english``). A place alone ("第二个") is one in ``named``, the tasks the
+    user's last asking answer named (a voice call carries no history: its caller keeps them),
+    else among the first four."""
+    key = flat(said)
+    exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
+    # A deleted task is found by its name, but not counted or offered as one of yours, nor
+    # asked about beside a live one of its name (the live one is meant).
+    live = [t for t in tasks if t.state is not TaskState.STOPPED]
+    exact = [t for t in exact if t in live] or exact
+    if len(exact) == 1:
+        return Picked(exact[0], "", [])
+    if not live and not exact:
+        return Picked(None, "You have no tasks yet." if english else "你还没有任何任务。", [])
+
+    def asking(listed: list[TaskSummary], question: str) -> Picked:
+        return Picked(None, question, [t.task_id for t in listed])
+
+    sep = LIST_SEP_EN if english else "、"
+    labels = [task_labels(live, en) for en in (False, True)]  # said among the live ones
+    _, alike = _said_alike(live, english)  # kept together in every list said (`_said_order`)
+    shown = _said_order(live, alike)[:4]  # the tasks an answer names
+    shown_said = sep.join(_labels(shown, english, labels[english]))
+    # Some of many named: how many there are is said, or four sound like all of them.
+    if len(live) > 4:
+        yours = f"You have {len(live)} tasks, like: {shown_said}"
+        yours_zh = f"你有 {len(live)} 个任务，比如：{shown_said}"
+    else:
+        yours, yours_zh = f"Your tasks are: {shown_said}", f"你的任务有：{shown_said}"
+    if names_nothing(said):  # after the exact name: a task may be called "monitor"
+        if english:
+            return asking(shown, f"Which task do you mean? {yours}.")
+        return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
+
+    def called(key: str) -> list[TaskSummary]:
+        # By its name, or its summary as written or as the voice says it in either language
+        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation;
+        # first those it names whole, as a list said them ("提醒（每天 8点）", not also
+        # "提醒（每天 8点30分）", of which it is a part). A place alone ("第二个") is one in the
+        # list last said, not a part of a label said with its place among tasks said alike
+        # ("第二个提醒（每天 8点30分）").
+        bare, place = UNSAID.sub("", key), names_a_place(said)
+
+        def names(t: TaskSummary) -> list[str]:
+            return [
+                text or ""
+                for en in (False, True)
+                for text in (
+                    t.summary,
+                    spoken_summary(t.summary, en),
+                    task_label(t, en) if place else labels[en][t.task_id],
+                )
+            ]
+
+        def says(n: str) -> bool:  # ``n`` said whole, with or without its punctuation
+            return key == flat(n) or (bool(bare) and bare == flat(UNSAID.sub("", n)))
+
+        whole = [t for t in live if any(n and says(n) for n in names(t))]
+        return whole or [
+            t
+            for t in live
+            if part_of(key, t.task_id.rsplit("/", 1)[-1])
+            or any(part_of(key, n) or part_of(bare, UNSAID.sub("", n)) for n in names(t))
+        ]
+
+    def of_kind(key: str) -> list[TaskSummary]:
+        """ "网页监控 reborn", "threshold watch reborn": a name with its kind."""
+        return [
+            t
+            for t in tasks  # a deleted one too, as by its exact name
+            if key
+            in {
+                flat(f"{kind}{t.task_id.rsplit('/', 1)[-1]}")
+                for kind in (_kind_word(t, False), _kind_word(t, True))
+                if kind
+            }
+        ]
+
+    # Else without the words that only say what it is ("backup任务", "the backup task").
+    found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
+    # "第二个" alone (not "second backup"): its place among the tasks the last answer named.
+    ordinal = None if found else place_alone(text := said.strip().lower())
+    if ordinal:
+        by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
+        places = [by_id[i] for i in named if i in by_id] or shown
+        index = index_said(ordinal, text)
+        if index is not None and -len(places) <= index < len(places):
+            return Picked(places[index], "", [])
+        # Past the end: how many, as for the fixes (not "没找到叫“第五个”的任务").
+        if {t.task_id for t in places} == {t.task_id for t in live}:
+            many_en = counted(len(places), "task", "tasks")
+            return asking(places, only_so_many(f"{len(places)} 个任务", many_en, english))
+        # Counted among some of them only (the list the last answer named, or the first four):
+        # "只有 4 个任务" would be untrue, so the list a place counts in is named.
+        listed = sep.join(_labels(places, english, labels[english]))
+        if english:
+            return asking(
+                places,
+                f"By number I can pick only these {len(places)}: {listed}."
+                " Say which number or the name.",
+            )
+        return asking(places, f"按第几个只能选这 {len(places)} 个：{listed}。请说第几个或任务名。")
+    if len(found) == 1:
+        return Picked(found[0], "", [])
+    found = _said_order(found, alike)
+    if not found:
+        if english:
+            return asking(shown, f"I found no task called “{said}”. {yours}.")
+        return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
+    listed_said = sep.join(_labels(found[:4], english, labels[english]))
+    if english:
+        return asking(
+            found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."
+        )
+    return asking(found[:4], f"有 {len(found)} 个任务符合：{listed_said}。请说完整的名字。")
