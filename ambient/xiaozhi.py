@@ -6,36 +6,42 @@ belongs to one user, authenticates with its own token (stored hashed), and may n
 users who allowed it to answer them by voiceprint. Every permission is decided here, so the
 API, the CLI and the voice tools cannot differ.
 
-    DeviceError
-    ├── InvalidDeviceError   bad input, nothing changed (API: 422 naming the field)
-    │   └── AmbiguousDeviceError  a reference naming several devices (API: 422 at the ref)
-    ├── DeviceRefusedError   the caller may not (API: 403)
-    └── DeviceNotFoundError  no such device among the caller's (API: 404)
+The refusals are in ambient.xiaozhi_errors, what a caller is shown in ambient.xiaozhi_views.
 """
 
 from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import suppress
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import OPERATOR
 from ambient.refusals import N_, Refusal, said_back
-from ambient.speakers import UNMATCHED_WARNING, UNMATCHED_WARNING_OTHERS
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import take_turn
-from ambient.storage.models import MAX_ID, User, XiaozhiDevice, XiaozhiWithdrawal
+from ambient.storage.models import MAX_ID, XiaozhiDevice, XiaozhiWithdrawal
 from ambient.storage.users import UserRepository, hash_token
 from ambient.storage.users import new_api_token as _new_token
+from ambient.xiaozhi_errors import (
+    NOT_ALLOWED,
+    NOT_WITHDRAWN,
+    NOT_YOURS_TO_LET_BACK,
+    SPEAKERS_WITHDRAWN,
+    WITHDRAWN,
+    AmbiguousDeviceError,
+    DeviceNotFoundError,
+    DeviceRefusedError,
+    InvalidDeviceError,
+    UnknownOwnerError,
+)
+from ambient.xiaozhi_views import DeviceAdded, DeviceConsent, DeviceView, Withdrawals, viewed
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
@@ -46,101 +52,6 @@ _MAC = re.compile(
     r"^[0-9a-f]{2}([-:_]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
 )
 DEVICE_TOKEN_PREFIX = "xzd_"
-# Said to a member whose consent the owner (or an admin) withdrew, by role, not the owner's name.
-WITHDRAWN = N_(
-    "Its owner (or an admin) withdrew your consent to %(device)s: you may allow it again once "
-    "its owner or an admin lets you back (ask its owner)"
-)
-NOT_ALLOWED = N_("%(speaker)s has not allowed %(device)s; it answers %(speakers)s; nothing changed")
-SPEAKERS_WITHDRAWN = N_(
-    "speakers: %(speakers)s withdrawn from %(owner)s's devices: let them back first (ambient "
-    "xiaozhi device let-back --user %(owner)s NAME, or DELETE "
-    "/xiaozhi/withdrawn/NAME?user=%(owner)s), or register it without them; nothing changed"
-)
-NOT_WITHDRAWN = N_(
-    "%(speaker)s is not withdrawn from %(owner)s's devices; withdrawn: %(withdrawn)s; "
-    "nothing changed"
-)
-NOT_YOURS_TO_LET_BACK = N_(
-    "only the owner of the devices (or an admin) may let back whom the owner withdrew: ask the "
-    "owner; nothing changed"
-)
-NO_OWNER = N_("no user %(user)s: name an owner whose withdrawals are listed; nothing changed")
-
-
-class DeviceError(Exception):
-    """Base of device errors."""
-
-
-class InvalidDeviceError(DeviceError):
-    """Bad input: nothing was changed."""
-
-
-class AmbiguousDeviceError(InvalidDeviceError):
-    """A device reference (``ref``) naming several devices: nothing was changed."""
-
-    def __init__(self, refusal: Refusal, ref: str) -> None:
-        super().__init__(refusal)
-        self.ref = ref
-
-
-class UnknownOwnerError(InvalidDeviceError):
-    """The owner named (not a device) is no user: nothing was changed."""
-
-    def __init__(self, owner: str) -> None:
-        super().__init__(Refusal(NO_OWNER, user=said_back(owner, 63)))
-        self.owner = owner
-
-
-class DeviceRefusedError(DeviceError):
-    """The caller may not do this."""
-
-
-class DeviceNotFoundError(DeviceError):
-    """No such device among the caller's."""
-
-
-class DeviceView(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    device_id: str
-    user: str
-    speakers: list[str] = Field(description="other users this device may answer by voiceprint")
-    withdrawn: list[str] = Field(
-        default_factory=list,
-        description="users whose consent the owner (or an admin) withdrew: they may not allow "
-        "this device, nor any other of the owner's, again until let back",
-    )
-    created_at: datetime
-    warning: str | None = Field(
-        default=None,
-        description="why a voice it does not match may read but not act, while it answers others "
-        "and its owner has no voiceprint id (as the settings page's card says it)",
-    )
-
-
-class DeviceConsent(BaseModel):
-    """The answer to an allow (or its withdrawal): what the caller may know. Not whose device
-    it is: a MAC is no secret, and its owner is theirs to tell."""
-
-    device_id: str
-    speakers: list[str] = Field(
-        description="who this device may answer by voiceprint: all of them for its owner or an "
-        "admin; anyone else's answer names only themselves, if they allowed it"
-    )
-    allowed: bool = Field(description="whether the caller's consent is now given")
-
-
-class Withdrawals(BaseModel):
-    """An owner's withdrawals, with or without a device of theirs left."""
-
-    user: str = Field(description="the owner whose devices may not take their consent")
-    withdrawn: list[str] = Field(description="the users withdrawn, until let back")
-
-
-class DeviceAdded(DeviceView):
-    token: str = Field(description="the device token, shown once (stored hashed)")
 
 
 def normalize_device_id(value: str) -> str:
@@ -218,7 +129,7 @@ class DeviceService:
                 ) from None
             await _audit(session, actor, "xiaozhi.device.add", row, speakers=names)
             await session.commit()
-            [view] = await _viewed(session, [row], actor)
+            [view] = await viewed(session, [row], actor)
         return DeviceAdded(**view.model_dump(), token=token)
 
     async def list(self, actor: str | None) -> list[DeviceView]:
@@ -227,7 +138,7 @@ class DeviceService:
         if not await self._admin(actor):
             query = query.where(XiaozhiDevice.user == actor)
         async with self.db.session() as session:
-            return await _viewed(session, await session.scalars(query), actor)
+            return await viewed(session, await session.scalars(query), actor)
 
     async def remove(self, actor: str | None, ref: str) -> DeviceView:
         """Remove by numeric id or device id (owner or admin); the token stops working."""
@@ -235,7 +146,7 @@ class DeviceService:
         async with self.db.session() as session:
             row = await self._yours(session, actor, admin, ref)
             # Its owner's withdrawals listed as they remain (they are the owner's, not its).
-            [view] = await _viewed(session, [row], actor)
+            [view] = await viewed(session, [row], actor)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
             await _audit(session, actor, "xiaozhi.device.remove", row)
             await session.commit()
@@ -383,7 +294,7 @@ class DeviceService:
                 session.add(XiaozhiWithdrawal(owner=row.user, speaker=speaker))
             await _audit(session, actor, "xiaozhi.device.withdraw", row, speaker=speaker)
             await session.commit()
-            return (await _viewed(session, [row], actor))[0]
+            return (await viewed(session, [row], actor))[0]
 
     async def let_back(self, actor: str | None, ref: str, speaker: str) -> DeviceView:
         """``speaker``, whose consent the owner (or an admin) withdrew, may allow the device
@@ -392,7 +303,7 @@ class DeviceService:
         async with self.db.write_session() as session:
             row = await self._yours(session, actor, admin, ref)
             await _let_back(session, actor, row.user, speaker, f"xiaozhi-device:{row.device_id}")
-            return (await _viewed(session, [row], actor))[0]
+            return (await viewed(session, [row], actor))[0]
 
     async def let_back_from(self, actor: str | None, owner: str, speaker: str) -> Withdrawals:
         """`let_back` naming the owner, not a device: one with no device left may too."""
@@ -416,9 +327,6 @@ class DeviceService:
             for gone in await session.scalars(query):
                 by_owner.setdefault(gone.owner, []).append(gone.speaker)
         return [Withdrawals(user=o, withdrawn=sorted(names)) for o, names in by_owner.items()]
-
-
-_NO_VOICEPRINT = (User.voiceprint_id.is_(None), User.voiceprint_id == "")
 
 
 async def _owner_turn(session: AsyncSession, owner: str) -> None:
@@ -459,43 +367,6 @@ async def _withdrawn(session: AsyncSession, owner: str) -> list[str]:
     """Whose consent ``owner``'s devices may not take until let back."""
     query = select(XiaozhiWithdrawal.speaker).where(XiaozhiWithdrawal.owner == owner)
     return sorted(await session.scalars(query))
-
-
-async def _viewed(
-    session: AsyncSession, rows: Iterable[XiaozhiDevice], actor: str | None
-) -> list[DeviceView]:
-    """The devices as listed, with their owner's withdrawals, and warned (UNMATCHED_WARNING to
-    the owner, UNMATCHED_WARNING_OTHERS naming them to an admin or the operator) on every device
-    of an owner with no voiceprint id once any device of theirs answers others: a mark like
-    "未知" there may read but not act (resolve_speaker, _nobody_named: a rule per owner)."""
-    rows = list(rows)
-    owners = {row.user for row in rows}
-    withdrawn: dict[str, list[str]] = {}
-    query = select(XiaozhiWithdrawal).where(XiaozhiWithdrawal.owner.in_(owners))
-    for gone in await session.scalars(query.order_by(XiaozhiWithdrawal.speaker)):
-        withdrawn.setdefault(gone.owner, []).append(gone.speaker)
-    answering = select(XiaozhiDevice.user, XiaozhiDevice.speakers).where(
-        XiaozhiDevice.user.in_(owners)
-    )
-    unenrolled = select(User.name).where(User.name.in_(owners), or_(*_NO_VOICEPRINT))
-    bare = set(await session.scalars(unenrolled)) & {
-        name for name, speakers in (await session.execute(answering)).tuples() if speakers
-    }
-
-    def warning(owner: str) -> str | None:
-        if owner not in bare:
-            return None
-        return UNMATCHED_WARNING if owner == actor else UNMATCHED_WARNING_OTHERS % {"owner": owner}
-
-    return [
-        DeviceView.model_validate(row).model_copy(
-            update={
-                "withdrawn": withdrawn.get(row.user, []),
-                "warning": warning(row.user),
-            }
-        )
-        for row in rows
-    ]
 
 
 async def _audit(

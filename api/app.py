@@ -36,7 +36,7 @@ from ambient.settings import Settings
 from ambient.sharing import ShareLinkLimitError
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
-from ambient.xiaozhi import DeviceError
+from ambient.xiaozhi_errors import DeviceError
 from api.deps import INVALID_TOKEN, MISSING_TOKEN
 from api.errors import (
     MAX_BODY_BYTES,
@@ -59,6 +59,7 @@ from api.routers import (
     remediations,
     settings_pages,
     share,
+    signin_pages,
     tasks,
     users,
     xiaozhi,
@@ -95,6 +96,7 @@ ROUTERS = [
     app_pages.router,
     settings_pages.router,
     pages.router,
+    signin_pages.router,
 ]
 
 

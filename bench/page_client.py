@@ -7,7 +7,8 @@ connections kept 600 s); every round each client in turn sends ``--gets`` GETs o
 its ETag (all answered 304), timed with the event loop thread's CPU time
 (``time.thread_time``), so other processes on a shared machine move the figure little. Prints
 the median and the minimum over the rounds of CPU microseconds per GET. ``git show
-REV:ambient/clients/http1.py > old_http1.py`` (on ``PYTHONPATH``) compares a former client.
+REV:ambient/clients/http1.py > old_http1.py`` (on ``PYTHONPATH``) compares a former client; a
+former answer reader (``http1_answer.py``, and ``http1_codings.py``) is copied beside it too.
 """
 
 from __future__ import annotations

@@ -44,8 +44,9 @@ from ambient.remediation.service import RemediationService
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from ambient.watches.service import TaskService
-from ambient.xiaozhi import DeviceAdded, DeviceService
+from ambient.xiaozhi import DeviceService
 from ambient.xiaozhi_context import waiting_for
+from ambient.xiaozhi_views import DeviceAdded
 from bench.greeting import ZONES, api_ready, pct, prepared, write_logs
 from bench.stack import process_stack
 from tests.remediation.support import alert, error_rate

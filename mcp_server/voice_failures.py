@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ambient.clients import guard, http1, metric_reads, web
+from ambient.clients import guard, http1_errors, metric_reads, web
 from ambient.clients.extract import UNREADABLE
 from ambient.clients.notify import secrets
 from ambient.refusals import Refusal, read_back
@@ -32,9 +32,9 @@ _REASONS = {
     web.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
     web.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
     web.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
-    http1.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
+    http1_errors.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
     **dict.fromkeys(
-        http1.CODINGS,
+        http1_errors.CODINGS,
         ("回答的压缩方式读不了", "the answer is compressed in a way that cannot be read"),
     ),
     web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
@@ -95,7 +95,9 @@ _REASONS = {
         ),
         ("返回的数据里没有要的数值", "its answer held no number to read"),
     ),
-    **dict.fromkeys(http1.CUTS, ("网站没回答完连接就断了", "the connection ended mid-answer")),
+    **dict.fromkeys(
+        http1_errors.CUTS, ("网站没回答完连接就断了", "the connection ended mid-answer")
+    ),
 }
 # A page read but not watchable (ambient.clients.extract's words, not msgids): by how they start.
 _UNREAD = (

@@ -31,15 +31,14 @@ from ambient.clients.guard import (
     DestinationLookupError,
     RefusedDestinationError,
 )
-from ambient.clients.http1 import (
+from ambient.clients.http1 import Answer, PageClient
+from ambient.clients.http1_errors import (
     CODINGS,
     CUTS,
     TWO_LOCATIONS,
-    Answer,
     BodyTooLargeError,
     ConnectionCutError,
     HttpProtocolError,
-    PageClient,
 )
 from ambient.clients.page_encodings import page_text
 from ambient.domain.deliver_later import retry_after_seconds

@@ -24,7 +24,8 @@ from ambient.cli_numbers import whole_number
 from ambient.commands import Json, echo_json, parsed, run_in_session, run_operator, table_of
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
-from ambient.xiaozhi import DeviceError, DeviceService
+from ambient.xiaozhi import DeviceService
+from ambient.xiaozhi_errors import DeviceError
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 endpoint_app = typer.Typer(

@@ -20,6 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from ambient.clients.metric_reads import said_refusal
 from ambient.domain.numbers import WholeNumber
 from ambient.history import event_name
+from ambient.refusals import N_
 from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
@@ -31,8 +32,8 @@ from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
+from api.routers.page_words import field_errors, in_words, what_went_wrong, worker_unanswered
 from api.routers.pages import (
-    N_,
     FormText,
     Page,
     PageId,
@@ -40,13 +41,9 @@ from api.routers.pages import (
     UserPage,
     _user_of,
     back,
-    field_errors,
-    in_words,
     page_router,
     page_words,
     render,
-    what_went_wrong,
-    worker_unanswered,
 )
 
 router = page_router()

@@ -31,6 +31,7 @@ from ambient.discussions.views import (
     InvalidDiscussionError,
 )
 from ambient.domain.numbers import WholeNumber
+from ambient.refusals import N_
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW, skipped_said
@@ -44,20 +45,8 @@ from ambient.remediation.views import (
 )
 from ambient.storage.models import MAX_ID
 from api.i18n import Words
-from api.routers.pages import (
-    N_,
-    FormText,
-    Page,
-    PageId,
-    PageWords,
-    UserPage,
-    back,
-    field_errors,
-    in_words,
-    page_router,
-    what_went_wrong,
-    worker_unanswered,
-)
+from api.routers.page_words import field_errors, in_words, what_went_wrong, worker_unanswered
+from api.routers.pages import FormText, Page, PageId, PageWords, UserPage, back, page_router
 
 router = page_router()
 

@@ -3,7 +3,9 @@
 No front-end build step: Jinja2 templates, one stylesheet and one script served from the
 package. The page signs in with the user's API token, kept in an HttpOnly, SameSite=Strict
 cookie; forms post back here and every action goes through the same services the API uses,
-so the same checks apply.
+so the same checks apply. Here: what every page's route shares (its router, user, words, page,
+notices) and the front page; signing in and registering in api.routers.signin_pages, a
+refusal in a page's words in api.routers.page_words.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta
 from itertools import accumulate
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,12 +26,9 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, sta
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 
-from ambient import grants, no_answer
 from ambient.domain import field_errors as fields
-from ambient.domain.users import Language, UserCreate
-from ambient.refusals import N_, Refusal
+from ambient.domain.users import Language
 from ambient.status import (
     DATABASE_DOWN,
     TEMPORAL_DOWN,
@@ -39,20 +36,14 @@ from ambient.status import (
     system_status,
     temporal_down,
 )
-from ambient.storage.models import User, utcnow
-from ambient.storage.users import (
-    TOKEN_PREFIX,
-    UserExistsError,
-    UserRepository,
-    VoiceprintTakenError,
-)
-from ambient.watches.inputs import ConfigError
+from ambient.storage.models import User
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from api.deps import SessionDep, StateDep, get_state
 from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
+from api.routers.page_words import in_words
 from api.security import refuse_cross_site_writes
-from mcp_server.tools import tools_named
 
 
 # A browser shows the API's JSON 503 after a form post or a link: a page says it instead.
@@ -134,91 +125,6 @@ router = page_router()
 HERE = Path(__file__).resolve().parent.parent
 STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text/css"}
 COOKIE = "ambient_token"
-
-
-def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str, str]) -> str:
-    """Field errors as the form shows them, by ``labels`` and in the page's language."""
-    # A service's ConfigError names fields inside the config: they are the form's own fields.
-    errors = exc.in_config if isinstance(exc, ConfigError) else fields.field_errors(exc)
-    parts = []
-    for raw, message in errors:
-        loc = [str(p) for p in raw]
-        label = labels.get(loc[0]) if loc else None
-        if label is None:
-            where = ".".join(loc) or _("value")
-        else:
-            where = _(label)
-            # Lists come from one line per item: "Pages, line 2".
-            if loc[1:2] and loc[1].isdigit():
-                where = _("%(label)s, line %(line)d", label=where, line=int(loc[1]) + 1)
-        parts.append(f"{where}: {in_words(message, _)}")
-    return "; ".join(parts)
-
-
-# The services word their errors for MCP callers ("...; call list_tasks"); a page says what
-# happened in its own words and offers its own links instead.
-def worker_unanswered(exc: Exception, _: Words, silent: str) -> str | None:
-    """What a page says of a service's refusal because the worker did not answer: ``silent``
-    (a msgid) when it did not in time (stopped, or too busy: nothing was done, and the feature
-    is not down), its own sentence when it keeps failing the run's workflow task (trying again
-    does not help); None for any other refusal."""
-    trouble = no_answer.worker_trouble(str(exc))
-    if trouble == "failing":
-        return _(
-            "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "
-            "log says why. If it goes on, an operator has to mend it."
-        )
-    return _(silent) if trouble == "silent" else None
-
-
-def what_went_wrong(exc: Exception, _: Words) -> str:
-    """A service error as a page says it: its Refusal translated, else its own words without
-    the clauses that name an MCP tool (what to call next is for an agent, not the page)."""
-    # The catalog's translation names no tool.
-    said = exc if isinstance(exc, Refusal) else exc.args[0] if exc.args else None
-    if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
-        return in_words(said, _)
-    clauses = str(exc).split("; ")
-    text = "; ".join(clause for clause in clauses if not tools_named(clause)) or clauses[0]
-    # A sentence starts with a capital, but an id it starts with ("remediation/...") is not
-    # a word of it: copied from the page, it must still be the id.
-    if re.match(r"[a-z]+(?![\w/.-])", text):
-        return text[:1].upper() + text[1:]
-    return text
-
-
-# pydantic's refusals the pages say in their own words (by its message templates, the msgids
-# of the Refusals ambient.domain.field_errors makes of them); any other is said in English.
-PYDANTIC_WORDS = (
-    N_("required"),
-    N_("Input should be greater than or equal to %(ge)s"),
-    N_("Input should be less than or equal to %(le)s"),
-    N_("Input should be a valid integer, unable to parse string as an integer"),
-    N_("Input should be a valid integer, got a number with a fractional part"),
-    N_("Input should be a finite number"),
-    N_("Input should be a valid number"),
-    N_("Input should be a valid URL, %(error)s"),
-    N_("relative URL without a base"),
-    N_("invalid IPv6 address"),
-    N_("empty host"),
-    N_("invalid port number"),
-    N_("URL scheme should be %(expected_schemes)s"),
-    N_("value is not a valid email address: %(reason)s"),
-    N_("String should match pattern '%(pattern)s'"),
-    N_("String should have at most %(max_length)s character%(expected_plural)s"),
-    N_(
-        "%(field_type)s should have at most %(max_length)s item%(expected_plural)s after "
-        "validation, not %(actual_length)s"
-    ),
-)
-
-
-def in_words(refusal: str | Refusal, _: Words) -> str:
-    """A refusal in the page's language where the catalog has its words; else its English."""
-    if not isinstance(refusal, Refusal) or _(refusal.msgid) == refusal.msgid:
-        return str(refusal)
-    values = {k: in_words(v, _) if isinstance(v, Refusal) else v for k, v in refusal.values.items()}
-    return _(refusal.msgid, **values)
 
 
 async def page_user(request: Request, session: SessionDep) -> User | None:
@@ -381,126 +287,3 @@ async def index(request: Request, state: StateDep, user: MaybeUser) -> Response:
             "open_registration": state.settings.open_registration,
         },
     )
-
-
-@router.get("/signin", response_class=HTMLResponse)
-async def signin_form(request: Request) -> HTMLResponse:
-    return render(request, "signin.html", {"error": None})
-
-
-@router.post("/signin")
-async def signin(
-    request: Request, session: SessionDep, _: PageWords, token: FormText = ""
-) -> Response:
-    user = await UserRepository(session).by_token(token.strip()) if token.strip() else None
-    if user is None:
-        return render(
-            request,
-            "signin.html",
-            {"error": _("That token is not valid. Use the token printed at registration.")},
-            status.HTTP_401_UNAUTHORIZED,
-        )
-    return _signed_in(back("/app"), request, token.strip())
-
-
-def _signed_in(response: Response, request: Request, token: str) -> Response:
-    response.set_cookie(
-        COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=30 * 24 * 3600,
-    )
-    return response
-
-
-@router.get("/register", response_class=HTMLResponse)
-async def register_form(request: Request, state: StateDep) -> Response:
-    if not state.settings.open_registration:
-        return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
-    # The form's own name: its API token is made from it (``_form_token``).
-    typed = {"form": secrets.token_urlsafe(24)}
-    return render(request, "register.html", {"closed": False, "error": None, "typed": typed})
-
-
-@router.post("/register")
-async def register(
-    request: Request,
-    state: StateDep,
-    session: SessionDep,
-    _: PageWords,
-    name: FormText = "",
-    email: FormText = "",
-    form: FormText = "",
-) -> Response:
-    """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
-    # The new user's language is the browser's if zh or en; else unchosen, so it follows
-    # AMBIENT_DEFAULT_LANGUAGE.
-    if not state.settings.open_registration:
-        return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
-    asked = from_accept_language(request.headers.get("accept-language"))
-    made = _form_token(form, name.strip()) if form else None
-    try:
-        data = UserCreate.model_validate(
-            {"name": name.strip(), "email": email.strip() or None, "language": asked}
-        )
-        user, token = await grants.register(
-            session, None, data, settings=state.settings, token=made
-        )
-    except ValidationError as exc:
-        error = field_errors(exc, _, REGISTER_LABELS)
-    except UserExistsError:
-        # The same form sent again with the same name (a double click): the user its first
-        # submit made, whose page the browser dropped for this one. Its token, again, within
-        # a minute of the first: a form resent later (Back after signing out on a shared
-        # machine) shows nothing it made.
-        again = await UserRepository(session).by_token(made) if made else None
-        if made and again is not None and utcnow() - again.created_at < SAME_FORM_WITHIN:
-            return _registered(request, again, made)
-        error = _("name: %(name)s is taken", name=repr(name.strip()))
-    except (VoiceprintTakenError, grants.RegistrationRefusedError):
-        # Open registration takes no voiceprint (the name is one), nor a name the settings give
-        # rights to: said as a name taken, not whose voice it names or what it is given.
-        error = _("name: %(name)s is taken", name=repr(name.strip()))
-    else:
-        await session.commit()
-        return _registered(request, user, token)
-    # Shown again as the person filled it in.
-    typed = {"name": name, "email": email, "form": form}
-    return render(
-        request,
-        "register.html",
-        {"closed": False, "error": error, "typed": typed},
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
-
-
-def _registered(request: Request, user: User, token: str) -> Response:
-    """The new user's page, its token shown once, signed in by that token."""
-    page = render(request, "registered.html", {"user": user, "token": token})
-    return _signed_in(page, request, token)
-
-
-# How long a registration form's second submit shows the token its first made.
-SAME_FORM_WITHIN = timedelta(minutes=1)
-
-
-def _form_token(form: str, name: str) -> str:
-    """The API token a registration form's submit of ``name`` makes: each time the same for
-    one form and name (its second submit finds the user its first made; another name makes
-    another), made with the server's key (no one chooses it, or makes another form's)."""
-    said = b"register\0%s\0%s" % (form.encode(), name.encode())
-    digest = hmac.new(NOTICE_KEY.get(), said, hashlib.sha256)
-    return TOKEN_PREFIX + digest.hexdigest()
-
-
-# The registration form's fields as it labels them (refusals name the field by its label).
-REGISTER_LABELS = {"name": N_("User name"), "email": N_("Email")}
-
-
-@router.post("/signout")
-async def signout() -> Response:
-    response = back("/")
-    response.delete_cookie(COOKIE)
-    return response

@@ -24,32 +24,24 @@ from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, keeping, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
+from ambient.refusals import N_
 from ambient.storage.users import SettingRefusedError, UserRepository, user_public
-from ambient.xiaozhi import (
-    DeviceAdded,
-    DeviceError,
-    DeviceRefusedError,
-    DeviceService,
-    DeviceView,
-    InvalidDeviceError,
-    normalize_device_id,
-)
+from ambient.xiaozhi import DeviceService, normalize_device_id
+from ambient.xiaozhi_errors import DeviceError, DeviceRefusedError, InvalidDeviceError
+from ambient.xiaozhi_views import DeviceAdded, DeviceView
 from api.deps import SessionDep
 from api.i18n import Words, from_accept_language
+from api.routers.page_words import field_errors, in_words, what_went_wrong
 from api.routers.pages import (
-    N_,
     FormText,
     Page,
     PageWords,
     UserPage,
     back,
-    field_errors,
-    in_words,
     language_of,
     notice,
     page_router,
     render,
-    what_went_wrong,
 )
 
 router = page_router()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import Language
+from ambient.refusals import N_
 from ambient.sharing import (
     PENDING,
     ExpiredShareLinkError,
@@ -25,7 +26,7 @@ from ambient.sharing import (
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.i18n import Words
-from api.routers.pages import N_, language_of, page_router
+from api.routers.pages import language_of, page_router
 
 router = APIRouter(prefix="/share", tags=["share"])
 

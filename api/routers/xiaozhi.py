@@ -25,19 +25,16 @@ from ambient.domain.numbers import WholeNumber
 from ambient.status import database_down, problem_told
 from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_named
-from ambient.xiaozhi import (
+from ambient.xiaozhi_context import voice_facts
+from ambient.xiaozhi_errors import (
     AmbiguousDeviceError,
-    DeviceAdded,
-    DeviceConsent,
     DeviceError,
     DeviceNotFoundError,
     DeviceRefusedError,
-    DeviceView,
     InvalidDeviceError,
     UnknownOwnerError,
-    Withdrawals,
 )
-from ambient.xiaozhi_context import voice_facts
+from ambient.xiaozhi_views import DeviceAdded, DeviceConsent, DeviceView, Withdrawals
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import refusal, unprocessable
 

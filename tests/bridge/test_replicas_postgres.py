@@ -227,7 +227,8 @@ async def test_let_backs_of_one_withdrawal_at_once_on_postgresql_lift_it_once(
     device): without the owner's turn each read it withdrawn, each deleted it and each
     audited a let back. Each round holds the withdrawal's row until both wait, so both had
     read it by then (or one waits for the owner's turn): one lifts it, one is refused."""
-    from ambient.xiaozhi import DeviceService, InvalidDeviceError
+    from ambient.xiaozhi import DeviceService
+    from ambient.xiaozhi_errors import InvalidDeviceError
 
     await upgrade_async(postgres_url)
     databases = [Database(postgres_url) for _ in range(4)]

@@ -32,7 +32,7 @@ from ambient.history import RETRIES_ENDED
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
 from api.i18n import Words
-from api.routers.pages import in_words
+from api.routers.page_words import in_words
 from tests.conftest import unique
 
 NOTHING = NotifyResult(deliveries=[])

@@ -43,7 +43,7 @@ from ambient.remediation.scores import (
 from ambient.remediation.triage import alert_from_alarm
 from ambient.watches.threshold_config import Condition
 from api.i18n import Words
-from api.routers.pages import in_words, what_went_wrong
+from api.routers.page_words import in_words, what_went_wrong
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 

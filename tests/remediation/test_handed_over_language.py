@@ -18,7 +18,7 @@ from ambient.remediation.outcomes import a_while, in_chinese, not_approved
 from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import InboxRepository
 from api.i18n import Words
-from api.routers.pages import in_words
+from api.routers.page_words import in_words
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_cluster import CLUSTER, V1, _kubeconfig, cluster

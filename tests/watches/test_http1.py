@@ -25,7 +25,8 @@ import h11
 import pytest
 
 from ambient.clients import http1
-from ambient.clients.http1 import BodyTooLargeError, HttpProtocolError, PageClient
+from ambient.clients.http1 import PageClient
+from ambient.clients.http1_errors import BodyTooLargeError, HttpProtocolError
 from ambient.clients.web import FetchError, TooLargeError, WebFetcher
 from bench.certs import certificate
 

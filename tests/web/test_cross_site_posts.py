@@ -8,13 +8,19 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from api.routers import app_pages, ops_pages, pages, settings_pages
+from api.routers import app_pages, ops_pages, pages, settings_pages, signin_pages
 from tests.conftest import unique
 from tests.support.servers import http_client, serve
 
 FORM_POSTS = sorted(
     route.path
-    for router in (pages.router, app_pages.router, settings_pages.router, ops_pages.router)
+    for router in (
+        pages.router,
+        signin_pages.router,
+        app_pages.router,
+        settings_pages.router,
+        ops_pages.router,
+    )
     for route in router.routes
     if isinstance(route, APIRoute) and "POST" in route.methods
 )

@@ -31,6 +31,7 @@ SOURCES = (
     *sorted(TEMPLATES.glob("*.html")),
     *sorted((TEMPLATES.parent / "routers").glob("*pages.py")),
     TEMPLATES.parent / "routers" / "share.py",  # a shared report's page frame
+    TEMPLATES.parent / "routers" / "page_words.py",  # a refusal in a page's words
     *sorted((TEMPLATES.parent.parent / "ambient").rglob("*.py")),
 )
 

@@ -16,7 +16,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from api.routers.pages import what_went_wrong
+from api.routers.page_words import what_went_wrong
 from mcp_server.server import build_server
 from mcp_server.tools import TOOL_NAMES
 from tests.conftest import unique

@@ -12,7 +12,7 @@ from playwright.async_api import Error as PlaywrightError
 from ambient.deps import WorkerDeps
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from api.routers.pages import SAME_FORM_WITHIN
+from api.routers.signin_pages import SAME_FORM_WITHIN
 from tests.conftest import unique
 from tests.support.servers import HANG, http_client, serve
 from tests.web.test_pages_browser import phone_page
