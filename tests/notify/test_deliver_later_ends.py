@@ -48,6 +48,18 @@ async def _serving_tries(
         yield notify, tries
 
 
+async def _ended(run: Any) -> None:
+    """Wait until ``run`` (a handle a start returned) has ended, without skipping the test
+    server's time: its ``result()`` would skip it, and the deliver-later run's try, due after
+    the greylist's delay, would run before the test's next step (a briefing replaced by a new
+    config would be seen between its two runs, as if deleted)."""
+    for _ in range(100):  # a bound
+        if (await run.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{run.id} never ended")
+
+
 async def _handed_over_then(
     ts_env: WorkflowEnvironment, alice: WorkerDeps, state: str, *, delete: bool
 ) -> tuple[str, str, LaterOutcome]:
@@ -75,10 +87,7 @@ async def _handed_over_then(
         assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
         if delete:
             await watch.signal(StandingWatch.stop)  # the task's delete: its run ends
-            for _ in range(100):  # a bound; the server's time not skipped meanwhile
-                if (await watch.describe()).status != WorkflowExecutionStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.1)
+            await _ended(watch)
         workflow_id = later_workflow_id("alice", key)
         run = (await ts_env.client.get_workflow_handle(workflow_id).describe()).run_id
         later = ts_env.client.get_workflow_handle(workflow_id, run_id=run, result_type=LaterOutcome)
@@ -196,7 +205,7 @@ async def test_a_later_delivery_of_a_watch_deleted_and_created_again_is_not_sent
         result = await tries.run(notify.notify, request)
         assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
         await old.signal(StandingWatch.stop)  # deleted ...
-        await old.result()
+        await _ended(old)
         new = await ts_env.client.start_workflow(  # ... and created again: a new life
             StandingWatch.run,
             id=task,
@@ -249,7 +258,7 @@ async def _briefing_push_then(
         assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
         memo = await (await old.describe()).memo()
         await old.signal(StandingWatch.stop)  # deleted, or replaced by a new config ...
-        await old.result()
+        await _ended(old)
         created = datetime.now(ZoneInfo("UTC")) if created_again else temporal.created_at(memo)
         assert created is not None
         new = await _briefing_run(ts_env, queue, created)  # ... and its next run
