@@ -429,20 +429,11 @@ async def test_a_create_stopped_during_its_lookup_says_nothing_was_sent(
     """Cancelled while it looked the name up (or in a dry run), the row said 'a request it had
     sent may still be carried out' when nothing had been sent."""
     api, state = cloud
-    arrived, released = asyncio.Event(), asyncio.Event()
-    api.held["DescribeLogsets"] = (arrived, released)
-    task = asyncio.create_task(
-        state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), mode)  # type: ignore[arg-type]
-    )
-    await arrived.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    released.set()
-    async with state.db.session() as session:
-        rows = await AuditRepository(session).list(action="cloud.create_logset")
-    assert len(rows) == 1 and "before anything was sent" in rows[0].detail["reason"], rows
-    assert "may still" not in rows[0].detail["reason"] and api.creates() == []
+    held = api.held["DescribeLogsets"] = (asyncio.Event(), asyncio.Event())
+    asked = state.cloud_ops.create_logset("ops", LogsetSpec(name="audit"), mode)  # type: ignore[arg-type]
+    rows = await cancelled_while_out(state, asked, held, "cloud.create_logset")
+    assert len(rows) == 1 and "before anything was sent" in rows[0]["reason"], rows
+    assert "may still" not in rows[0]["reason"] and api.creates() == []
 
 
 async def test_a_second_cancel_does_not_lose_the_interrupted_row(
