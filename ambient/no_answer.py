@@ -104,12 +104,12 @@ async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -
     while True:
         # A retry's RPC ends a full second before the timer, which a loaded loop may fire in
         # the same turn as the answer: the busy worker's refusal, not "no worker answered".
-        left = until - clock() - (0 if stalled is None else STALLED_RETRY_ROOM)
+        room = until - clock() - (0 if stalled is None else STALLED_RETRY_ROOM)
         try:
             # The timer too: a loaded host's RPC deadline came back after it (CI, a starved
             # loop), and a caller's timer then read the busy worker as a silent one.
             async with asyncio.timeout_at(until):
-                return await ask(timedelta(seconds=max(0.1, left)))
+                return await ask(timedelta(seconds=max(0.1, room)))
         except WorkflowQueryFailedError as exc:
             if not exc.message.startswith(STALLED):
                 raise

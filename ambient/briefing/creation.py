@@ -39,8 +39,8 @@ from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 # cut short by the delete hears it at its next heartbeat (within ~8 s: 0.8 of the 10 s
 # heartbeat timeout, workflows/daily_briefing_prepare_push.py) and is then recorded.
 FINISHING_WAIT = 15.0
-DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 # Deleted, its run still finishing (a preparation or push under way): gone already.
+DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 T = TypeVar("T")
 
