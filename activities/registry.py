@@ -60,6 +60,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         remediation.take_remediation_checkpoint,
         remediation.apply_remediation_step,
         remediation.release_remediation_slot,
+        remediation.read_remediation_opening,
         remediation.join_remediation,
         remediation.verify_remediation,
         remediation.audit_remediation,

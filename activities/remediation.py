@@ -58,7 +58,7 @@ from ambient.remediation.runs import (
 )
 from ambient.remediation.safety import breaker_after, effective_mode
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard, plan
+from ambient.remediation.scores import plan
 from ambient.remediation.storage import (
     ActionLedger,
     AlertRuleRepository,
@@ -241,12 +241,7 @@ class RemediationActivities(RemediationSafetyActivities):
             kept.append((await append_entry(session, entry, action, detail)).detail)
         if kept[0]["card"] == scored["card"] and kept[1]["plan"] == planned["plan"]:
             return prepared  # the records are this opening's own
-        opened = Opened(
-            card=ScoreCard.model_validate(kept[0]["card"]),
-            rule=AlertRule.model_validate(kept[1]["rule"]) if kept[1]["rule"] else None,
-            plan=[PlannedStep.model_validate(step) for step in kept[1]["plan"]],
-            policy=RemediationPolicy.model_validate(kept[1]["policy"]),
-        )
+        opened = Opened.recorded(kept[0], kept[1])
         row = await RemediationRepository(session).get(run_key)
         if row is not None:
             row.score, row.budget = opened.card.score, opened.card.budget

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from ambient.remediation.runs import GateInput, Keyed, PermissionInput
+from ambient.remediation.ladder import Rung, StepResult, step_key
+from ambient.remediation.runs import GateInput, Keyed, Opened, PermissionInput
 from ambient.remediation.safety import (
     ChangeWindow,
     Gate,
@@ -77,6 +78,38 @@ class RemediationSafetyActivities:
         # checked at once (an alert storm) must not both see the last free slot.
         async with self._db.writing() as session:
             return await self._gate(session, request)
+
+    @activity.defn
+    async def read_remediation_opening(self, run: Keyed) -> Opened | None:
+        """What the run's opening recorded, read only (None: no plan recorded): the run was
+        cancelled in Temporal before it read open_remediation's answer (the opening's workflow
+        task lost after its first try, run again with the cancel). The first rung's slot is
+        given as its gate's only while it is still held; its change, from its action row."""
+        run_key = run.run_key
+        async with self._db.session() as session:
+            rows = [
+                await find_entry(session, Keyed(run_key=run_key, key=f"{run_key}/{a}"), a)
+                for a in ("scored", "planned")
+            ]
+            if rows[0] is None or rows[1] is None:
+                return None
+            opened = Opened.recorded(rows[0].detail, rows[1].detail)
+            first = next((s for s in opened.plan[:1] if s.rung is not Rung.HAND_OVER), None)
+            if first is None:
+                return opened
+            key = step_key(run_key, first.rung)
+            asked = Keyed(run_key=run_key, key=f"{key}/permission")
+            if (permission := await find_entry(session, asked, "permission")) is not None:
+                opened.permission = PermissionDecision(
+                    mode=permission.detail["mode"], reason=permission.detail["reason"]
+                )
+            if await ActionLedger(session).reserved(key) is not None:
+                opened.gate = Gate(allowed=True, reason="slot already reserved by this step")
+            made = Keyed(run_key=run_key, key=f"{key}/action")
+            if (recorded := await find_entry(session, made, "action")) is not None:
+                opened.made = StepResult.model_validate(recorded.detail)
+                opened.made_at = recorded.created_at
+        return opened
 
     async def _gate(self, session: AsyncSession, request: GateInput) -> Gate:
         now = request.now

@@ -157,6 +157,10 @@ class RemediationChange(RemediationSafety):
         """Clean up after a cancellation requested in Temporal, before the run closes as
         Cancelled: the slot a step reserved and did not use, the audit (who asked is not known
         to the run: Temporal's history holds the identity its client gave), the run's end."""
+        if not self.plan and self.reads_lost_opening:
+            # Cancelled before the run read its opening's answer: that opening may have been
+            # made before, its workflow task lost after its first try (its slot, its change).
+            await self._cancel_wrote(self._opening_read(), "its opening read")
         if self.reserved is not None:
             await self._cancel_wrote(self._free_slot(self.reserved), "its slot given back")
         cancelled = self._audit(
@@ -179,6 +183,22 @@ class RemediationChange(RemediationSafety):
         self.awaiting_approval = None
         self.outcome, self.outcome_said = CANCELLED, None
         await self._cancel_wrote(self._finish("aborted"), "its end recorded")
+
+    async def _opening_read(self) -> None:
+        """What an opening the run never heard of recorded: its plan, the first rung's slot
+        while held (given back, ``_cancelled``) and the change its first try made (kept)."""
+        opened = await self._act(
+            RemediationActivities.read_remediation_opening,
+            Keyed(run_key=self.run_key, key=self.run_key),
+            retry=RECORD_RETRY,
+        )
+        if opened is None:
+            return
+        self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
+        if opened.made is not None:
+            self._made_before(opened, opened.made)
+        elif opened.gate is not None:
+            self.reserved = step_key(self.run_key, self.plan[0].rung)
 
     def _made_before(self, opened: Opened, made: StepResult) -> Attempt:
         """The first rung's attempt, its change ``made`` by the try that followed an opening of

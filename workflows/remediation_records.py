@@ -125,6 +125,9 @@ class RemediationRecords:
         # An abort read before the first climb keeps the change a lost opening's try made
         # (Opened.made) instead of giving its slot back (docs/deploy.md, the patches).
         self.keeps_lost_change = workflow.patched("abort-keeps-lost-first-change")
+        # A cancel before the run read its opening's answer reads what that opening recorded
+        # (its change kept, its slot given back if unused): docs/deploy.md, the patches.
+        self.reads_lost_opening = workflow.patched("cancel-reads-lost-opening")
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -129,6 +129,16 @@ class Opened(BaseModel):
     # When that change's action row was written: the attempt's time, not the abort's task's.
     made_at: datetime | None = None
 
+    @classmethod
+    def recorded(cls, scored: dict[str, Any], planned: dict[str, Any]) -> Opened:
+        """The score and plan an opening's ``scored`` and ``planned`` audit rows hold."""
+        return cls(
+            card=ScoreCard.model_validate(scored["card"]),
+            rule=AlertRule.model_validate(planned["rule"]) if planned["rule"] else None,
+            plan=[PlannedStep.model_validate(step) for step in planned["plan"]],
+            policy=RemediationPolicy.model_validate(planned["policy"]),
+        )
+
 
 class VerifyInput(Keyed):
     mode: Mode

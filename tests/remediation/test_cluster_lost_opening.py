@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     HandleSignalInput,
@@ -47,6 +48,7 @@ from tests.support.servers import HANG, serve
 from tests.support.waits import ask, eventually
 from workflows.registry import ALL_WORKFLOWS
 from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_change import CANCELLED
 from workflows.remediation_records import search_attributes
 
 TASK_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
@@ -54,12 +56,18 @@ TASK_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
 
 class LosesTheOpening(Interceptor):
     """Fails a run's workflow task at the post that follows the first change (the opening's
-    task, its first try made) until the run has heard an abort: the task is lost after the
-    change, as a worker's that stalls or dies there, and the history never holds the try."""
+    task, its first try made) until the run has heard an abort or a cancel: the task is lost
+    after the change, as a worker's that stalls or dies there, and the history never holds the
+    try. ``at`` the first try instead, the task is lost after the opening, nothing written."""
+
+    def __init__(self, at: str = "post_to_discussion") -> None:
+        self.at = at
 
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput
     ) -> type[WorkflowInboundInterceptor]:
+        at = self.at
+
         class Losing(WorkflowInboundInterceptor):
             heard = False
 
@@ -70,7 +78,8 @@ class LosesTheOpening(Interceptor):
                     def start_local_activity(
                         self, input: StartLocalActivityInput
                     ) -> workflow.ActivityHandle[Any]:
-                        if input.activity == "post_to_discussion" and not inbound.heard:
+                        heard = inbound.heard or workflow.cancellation_reason() is not None
+                        if input.activity == at and not heard:
                             raise RuntimeError("the worker lost this workflow task")
                         return super().start_local_activity(input)
 
@@ -163,3 +172,80 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
 
 async def _task_failed(handle: WorkflowHandle[Any, Any]) -> bool:
     return any([e.event_type == TASK_FAILED async for e in handle.fetch_history_events()])
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("lost", ["after_its_change", "before_its_change"])
+async def test_a_cancel_read_before_the_opening_s_answer_says_what_that_opening_did(
+    lost: str, dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A cancel in Temporal (not an abort) in the same window: the task run again is cancelled
+    while it opens, before it reads open_remediation's answer. The run ended with no attempt,
+    its `cancelled` row's `written` empty though the restart was made, and the slot the lost
+    opening reserved stayed counted though nothing was written. Now the run reads what its
+    opening recorded: the restart made is its attempt and its slot; a slot unused is given back."""
+    api = _checkout(tmp_path)
+    before = lost == "before_its_change"
+    async with serve(api.app()) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with error_rate(healthy_from=None) as (_, url):
+            queue = unique("tq")
+            interceptor = LosesTheOpening(
+                "apply_remediation_step" if before else "post_to_discussion"
+            )
+            worker = Worker(
+                dev_env.client,
+                task_queue=queue,
+                workflows=ALL_WORKFLOWS,
+                activities=build_activities(deps),
+                workflow_runner=temporal.workflow_runner(),
+                interceptors=[interceptor],
+                build_id=temporal.BUILD_ID,
+            )
+            async with worker:
+                subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+                handle: WorkflowHandle[
+                    Any, RemediationStatus
+                ] = await dev_env.client.start_workflow(
+                    GradedRemediationWorkflow.run,
+                    RemediationInput(alert=subject, user=USER, mode="execute"),
+                    id=f"{remediation_id(subject)}-{unique('t')}",
+                    task_queue=queue,
+                    search_attributes=search_attributes(USER, subject.cluster_id),
+                )
+                await eventually(lambda: _task_failed(handle), "the opening's task lost")
+                run_key = f"{handle.id}@{handle.first_execution_run_id}"
+                async with deps.db.session() as session:
+                    held = await ActionLedger(session).reserved(f"{run_key}#1")
+                assert held is not None  # the lost opening reserved the first rung's slot
+                writes = [] if before else [("deployments", "PATCH")]
+                assert [(c.kind, c.method) for c in api.writes()] == writes
+                await handle.cancel()
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+                status = await ask(handle, "status", result_type=RemediationStatus)
+                if not before:
+                    # Recorded: the cancel after a lost opening replays (tests/histories).
+                    await save_history(handle, "remediation_cancelled_after_a_lost_opening")
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{run_key}#1")
+
+    assert isinstance(closed.value.cause, CancelledError)
+    assert [(c.kind, c.method) for c in api.writes()] == writes
+    assert (status.state, status.outcome) == ("aborted", CANCELLED)
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    if before:
+        assert status.attempts == [] and cancelled.detail["written"] == []
+        assert slot is None  # nothing changed: the cluster's hour does not count it
+        return
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
+        (Rung.RESTART, True, None)
+    ]
+    restart = status.attempts[0]
+    (made,) = [r for r in audit if r.action == "action"]
+    assert restart.detail.startswith("restart deployment prod/checkout"), restart.detail
+    assert restart.at == made.created_at
+    assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
+    assert slot is not None  # the restart was made: it counts
