@@ -9,6 +9,8 @@ run again from its start, an abort that came meanwhile read first."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -104,28 +106,7 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
     async with serve(api.app()) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with error_rate(healthy_from=None) as (_, url):
-            queue = unique("tq")
-            worker = Worker(
-                dev_env.client,
-                task_queue=queue,
-                workflows=ALL_WORKFLOWS,
-                activities=build_activities(deps),
-                workflow_runner=temporal.workflow_runner(),
-                interceptors=[LosesTheOpening()],
-                build_id=temporal.BUILD_ID,
-            )
-            async with worker:
-                subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-                handle: WorkflowHandle[
-                    Any, RemediationStatus
-                ] = await dev_env.client.start_workflow(
-                    GradedRemediationWorkflow.run,
-                    RemediationInput(alert=subject, user=USER, mode="execute"),
-                    id=f"{remediation_id(subject)}-{unique('t')}",
-                    task_queue=queue,
-                    search_attributes=search_attributes(USER, subject.cluster_id),
-                )
-                await eventually(lambda: _task_failed(handle), "the opening's task lost")
+            async with _lost_opening(dev_env, deps, url, LosesTheOpening()) as handle:
                 assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
                 # As the abort door sends it (its record first, then the signal).
                 run_key = f"{handle.id}@{handle.first_execution_run_id}"
@@ -137,6 +118,7 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
                 await asyncio.wait_for(handle.result(), HANG)
                 status = await ask(handle, "status", result_type=RemediationStatus)
                 # What users read (get_remediation, the page): the service's view.
+                queue = (await handle.describe()).task_queue
                 settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
                 view = await RemediationService(dev_env.client, settings, deps.db).get(
                     USER, handle.id
@@ -170,6 +152,34 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
     assert "hand_over" not in actions
 
 
+@contextlib.asynccontextmanager
+async def _lost_opening(
+    env: WorkflowEnvironment, deps: WorkerDeps, url: str, losing: LosesTheOpening
+) -> AsyncIterator[WorkflowHandle[Any, RemediationStatus]]:
+    """A run on a worker that ``losing`` makes lose its opening's task, once it was lost."""
+    queue = unique("tq")
+    worker = Worker(
+        env.client,
+        task_queue=queue,
+        workflows=ALL_WORKFLOWS,
+        activities=build_activities(deps),
+        workflow_runner=temporal.workflow_runner(),
+        interceptors=[losing],
+        build_id=temporal.BUILD_ID,
+    )
+    async with worker:
+        subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+        handle: WorkflowHandle[Any, RemediationStatus] = await env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="execute"),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=queue,
+            search_attributes=search_attributes(USER, subject.cluster_id),
+        )
+        await eventually(lambda: _task_failed(handle), "the opening's task lost")
+        yield handle
+
+
 async def _task_failed(handle: WorkflowHandle[Any, Any]) -> bool:
     return any([e.event_type == TASK_FAILED async for e in handle.fetch_history_events()])
 
@@ -189,31 +199,8 @@ async def test_a_cancel_read_before_the_opening_s_answer_says_what_that_opening_
     async with serve(api.app()) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with error_rate(healthy_from=None) as (_, url):
-            queue = unique("tq")
-            interceptor = LosesTheOpening(
-                "apply_remediation_step" if before else "post_to_discussion"
-            )
-            worker = Worker(
-                dev_env.client,
-                task_queue=queue,
-                workflows=ALL_WORKFLOWS,
-                activities=build_activities(deps),
-                workflow_runner=temporal.workflow_runner(),
-                interceptors=[interceptor],
-                build_id=temporal.BUILD_ID,
-            )
-            async with worker:
-                subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-                handle: WorkflowHandle[
-                    Any, RemediationStatus
-                ] = await dev_env.client.start_workflow(
-                    GradedRemediationWorkflow.run,
-                    RemediationInput(alert=subject, user=USER, mode="execute"),
-                    id=f"{remediation_id(subject)}-{unique('t')}",
-                    task_queue=queue,
-                    search_attributes=search_attributes(USER, subject.cluster_id),
-                )
-                await eventually(lambda: _task_failed(handle), "the opening's task lost")
+            losing = LosesTheOpening("apply_remediation_step" if before else "post_to_discussion")
+            async with _lost_opening(dev_env, deps, url, losing) as handle:
                 run_key = f"{handle.id}@{handle.first_execution_run_id}"
                 async with deps.db.session() as session:
                     held = await ActionLedger(session).reserved(f"{run_key}#1")
