@@ -12,8 +12,10 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import Mode
+from ambient.remediation.views import RemediationView
 from tests.conftest import unique
 from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
+from tests.support.waits import eventually
 
 
 async def test_a_retry_asking_another_mode_is_answered_with_the_runs_mode(
@@ -34,11 +36,18 @@ async def test_a_retry_asking_another_mode_is_answered_with_the_runs_mode(
             sent = alert(url, workload=workload)
             started = await remediations.start(owner, sent, first, request_id="m1")
             again = await remediations.start(owner, sent, then, request_id="m1")
-            view = await remediations.get(owner, started.remediation_id)
+
+            async def decided(rid: str = started.remediation_id) -> RemediationView | None:
+                # The start answers once the run is started; its mode is decided at its
+                # opening (the permission), read a moment later on a loaded machine.
+                view = await remediations.get(owner, rid)
+                return view if view.mode is not None else None
+
+            view = await eventually(decided, "the run's mode decided")
             await remediations.abort(owner, started.remediation_id, reason="test over")
             assert started.mode == first and started.created
             assert again == started, (first, then)
-            assert view.mode == first
+            assert (view.mode, view.mode_asked) == (first, first)
 
 
 async def test_a_retry_after_its_run_ended_starts_no_second_run(
