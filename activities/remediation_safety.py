@@ -84,9 +84,12 @@ class RemediationSafetyActivities:
         """What the run's opening recorded, read only (None: no plan recorded): the run was
         cancelled in Temporal before it read open_remediation's answer (the opening's workflow
         task lost after its first try, run again with the cancel). The first rung's slot is
-        given as its gate's only while it is still held; its change, from its action row."""
+        given as its gate's only while it is still held; its change, from its action row.
+        Read in the run's write turn: an opening cancelled mid-write has committed or rolled
+        back by then, not left half seen."""
         run_key = run.run_key
-        async with self._db.session() as session:
+        async with self._db.writing() as session:
+            await take_turn(session, f"{run_key}/audit")
             rows = [
                 await find_entry(session, Keyed(run_key=run_key, key=f"{run_key}/{a}"), a)
                 for a in ("scored", "planned")
