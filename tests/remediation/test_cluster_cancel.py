@@ -1,7 +1,7 @@
 """A run cancelled in Temporal (the Web UI's "Request Cancellation"): it cleans up, then
 closes as Cancelled, while it waits for an approval, while its change is tried, while its
-change settles before verification, and while an activity works on it (the first change's
-one try, the verification); an abort then ends it "aborted"."""
+change settles before verification, while an activity works on it (the first change's one
+try, the verification) and before its opening answered; an abort then ends it "aborted"."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
@@ -27,7 +28,13 @@ from ambient.clients.notify.inbox import InboxChannel
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
+from ambient.remediation.runs import (
+    AbortInput,
+    Opened,
+    OpenInput,
+    RemediationInput,
+    RemediationStatus,
+)
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
@@ -523,3 +530,59 @@ async def _cancelled_at_first_try(
             audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
             slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
     return closed.value, status, list(audit), slot
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_before_its_opening_answered_gives_back_the_slot_it_reserved(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The opening (open_remediation, a local activity in the run's first workflow task)
+    reserved the first rung's slot and wrote its records; its answer was still on its way when
+    the run was cancelled (heard at the task's heartbeat). The run knew no plan yet: it closed
+    with the slot counted against the cluster's hour for a change never made. It reads what its
+    opening recorded now, and gives the slot back."""
+    api = _checkout(tmp_path)
+    async with serve(api.app()) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        everything = build_activities(deps)
+        (opening,) = [a for a in everything if a.__name__ == "open_remediation"]
+        opened = asyncio.Event()
+
+        @activity.defn(name="open_remediation")
+        async def answer_held(request: OpenInput) -> Opened:
+            answer: Opened = await opening(request)
+            opened.set()
+            await asyncio.Event().wait()  # its answer held: cancelled here, with the run
+            return answer
+
+        async with error_rate(healthy_from=None) as (_, url):
+            worker = Worker(
+                dev_env.client,
+                task_queue=unique("tq"),
+                workflows=ALL_WORKFLOWS,
+                activities=[a for a in everything if a is not opening] + [answer_held],
+                workflow_runner=temporal.workflow_runner(),
+                build_id=temporal.BUILD_ID,
+            )
+            async with worker:
+                subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+                handle = await start(dev_env, worker.task_queue, subject, mode="execute")
+                await asyncio.wait_for(opened.wait(), HANG)
+                run_key = f"{handle.id}@{handle.first_execution_run_id}"
+                async with deps.db.session() as session:
+                    assert await ActionLedger(session).reserved(f"{run_key}#1") is not None
+                await handle.cancel()
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+                status = await ask(handle, "status", result_type=RemediationStatus)
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{run_key}#1")
+
+    assert isinstance(closed.value.cause, CancelledError)
+    assert (status.state, status.outcome, status.attempts) == ("aborted", CANCELLED, [])
+    assert api.writes() == []
+    assert slot is None  # nothing changed: the cluster's hour does not count it
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert (cancelled.detail["state"], cancelled.detail["written"]) == ("scoring", [])
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
