@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -64,6 +66,15 @@ log = logging.getLogger(__name__)
 GREET_ROUND_TRIP = 2.0
 # How long a spoken greeting waits for its record (the run stores it at the window's end too).
 STORE_GIVEN_WITHIN = 1.0
+# Records not stored within it, still being written (held here: the loop keeps weak ones).
+_storing: set[asyncio.Future[None]] = set()
+
+
+def _stored(user: str, store: asyncio.Future[None]) -> None:
+    """A greeting's record written, or why not (the run stores it at the window's end)."""
+    _storing.discard(store)
+    if not store.cancelled() and (error := store.exception()) is not None:
+        log.warning("storing %s's greeting failed: %r", user, error)
 
 
 async def _wall_clock() -> datetime:
@@ -216,14 +227,17 @@ class Greeting:
         if result.outcome is not GreetOutcome.SPOKEN:
             return await self._in_users_words(user, result)
         if result.date is not None and result.given_at is not None:
-            try:
-                # Stored now, not only when the window ends: a run reset from the Web UI to
-                # before this greeting reads it back when it prepares, and stays spoken. Within
-                # a moment: a database busy with writes must not hold the spoken answer.
-                async with asyncio.timeout(STORE_GIVEN_WITHIN):
-                    await store_given(self.db, user, result.date, result.given_at, via)
-            except (SQLAlchemyError, TimeoutError) as exc:  # the run stores it at the window's end
-                log.warning("storing %s's greeting failed: %r", user, exc)
+            # Stored now, not only when the window ends: a run reset from the Web UI to before
+            # this greeting reads it back when it prepares, and stays spoken. Waited for a
+            # moment (a database busy with writes must not hold the spoken answer), and written
+            # after it all the same: cut off there, a reset before the window's end spoke again.
+            store = asyncio.ensure_future(
+                store_given(self.db, user, result.date, result.given_at, via)
+            )
+            _storing.add(store)
+            store.add_done_callback(functools.partial(_stored, user))
+            with contextlib.suppress(SQLAlchemyError, TimeoutError):  # said by _stored
+                await asyncio.wait_for(asyncio.shield(store), STORE_GIVEN_WITHIN)
         # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
         result.text = greeted_at(result.text, result.given_at_local)
         result.segments[:1] = [greeted_at(s, result.given_at_local) for s in result.segments[:1]]

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing import creation, records
+from ambient.briefing import creation, greeting, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError
 from ambient.briefing.greeting import GREET_ROUND_TRIP
@@ -184,6 +184,39 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
     assert spoken.outcome is GreetOutcome.SPOKEN
     assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
     assert status.config == config
+
+
+async def test_a_greeting_stored_slower_than_its_wait_is_stored_all_the_same(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spoken answer waits a moment for the greeting's record, a database busy with
+    writes cannot hold it. Past that moment the write was cut off: the record waited for the
+    window's end, and a run reset from the Web UI before it spoke the day again. The answer
+    still does not wait; the record is written after it."""
+    await make_user(deps.db, "lia")
+    store, released = greeting.store_given, asyncio.Event()
+
+    async def busy(*args):  # type: ignore[no-untyped-def]
+        await released.wait()  # a database busy past the answer's wait
+        await store(*args)
+
+    monkeypatch.setattr(greeting, "store_given", busy)
+    monkeypatch.setattr(greeting, "STORE_GIVEN_WITHIN", 0.05)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        await stack.created_in_window("lia", BriefingConfig(timezone="Asia/Shanghai"))
+        await eventually(lambda: _prepared(service, "lia"), "briefing prepared")
+        spoken = await service.greet("lia", via="voice", request_id="busy")
+        released.set()  # the database answers after the greeting was said
+
+        async def stored():  # type: ignore[no-untyped-def]
+            async with deps.db.session() as session:
+                rows = await BriefingRepository(session).list("lia", limit=1)
+            return rows[0] if rows and rows[0].given_at is not None else None
+
+        row = await eventually(stored, "the greeting's record", bound=10)
+    assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text
+    assert (row.given_at, row.given_via) == (spoken.given_at, "voice")
 
 
 async def test_a_greeting_waiting_for_preparation_when_the_run_is_handed_over_is_answered(
