@@ -148,6 +148,8 @@ class GradedRemediationWorkflow(RemediationChange):
                     # Made by the first try of an opening whose task was lost (the abort came
                     # before the task was run again): the run's change, as made after it.
                     await self._post_step(self._made_before(first, first.made))
+                    if self.reserved is not None:  # nothing sent: a dry run's, a step already so
+                        await self._free_slot(self.reserved)
                 else:
                     await self._free_slot(self.reserved)
             await self._abort(self.aborted)

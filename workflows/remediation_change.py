@@ -185,8 +185,9 @@ class RemediationChange(RemediationSafety):
         await self._cancel_wrote(self._finish("aborted"), "its end recorded")
 
     async def _opening_read(self) -> None:
-        """What an opening the run never heard of recorded: its plan, the first rung's slot
-        while held (given back, ``_cancelled``) and the change its first try made (kept)."""
+        """What an opening the run never heard of recorded: its plan and the change its first
+        try made (kept). A slot held with no change recorded stays counted: its try may not
+        have run, or may have written with its answer lost, and no row tells them apart."""
         opened = await self._act(
             RemediationActivities.read_remediation_opening,
             Keyed(run_key=self.run_key, key=self.run_key),
@@ -197,8 +198,6 @@ class RemediationChange(RemediationSafety):
         self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
         if opened.made is not None:
             self._made_before(opened, opened.made)
-        elif opened.gate is not None:
-            self.reserved = step_key(self.run_key, self.plan[0].rung)
 
     def _made_before(self, opened: Opened, made: StepResult) -> Attempt:
         """The first rung's attempt, its change ``made`` by the try that followed an opening of
@@ -211,6 +210,12 @@ class RemediationChange(RemediationSafety):
         self.attempts.append(attempt)
         self._took(attempt, made)
         attempt.at = opened.made_at or attempt.at  # the change's time, not this task's
+        unsent = self.mode == "dry_run" or (made.skipped_reason is not None and not made.applied)
+        held = opened.gate is not None and opened.gate.allowed
+        if unsent and held and self.reads_lost_opening:
+            # Nothing was sent (a dry run, a step already so): its try gave the slot back, and
+            # the opening run again reserved it anew. The caller gives it back again.
+            self.reserved = key
         return attempt
 
     def _took(self, attempt: Attempt, result: StepResult) -> None:

@@ -533,14 +533,14 @@ async def _cancelled_at_first_try(
 
 
 @pytest.mark.devserver
-async def test_a_run_cancelled_before_its_opening_answered_gives_back_the_slot_it_reserved(
+async def test_a_run_cancelled_before_its_opening_answered_ends_cancelled_its_slot_counted(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     """The opening (open_remediation, a local activity in the run's first workflow task)
     reserved the first rung's slot and wrote its records; its answer was still on its way when
-    the run was cancelled (heard at the task's heartbeat). The run knew no plan yet: it closed
-    with the slot counted against the cluster's hour for a change never made. It reads what its
-    opening recorded now, and gives the slot back."""
+    the run was cancelled (heard at the task's heartbeat). The run reads what its opening
+    recorded and ends Cancelled, nothing written. The slot stays counted: from the rows, this
+    is not told from a lost task whose try may have written with its answer lost."""
     api = _checkout(tmp_path)
     async with serve(api.app()) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
@@ -582,7 +582,7 @@ async def test_a_run_cancelled_before_its_opening_answered_gives_back_the_slot_i
     assert isinstance(closed.value.cause, CancelledError)
     assert (status.state, status.outcome, status.attempts) == ("aborted", CANCELLED, [])
     assert api.writes() == []
-    assert slot is None  # nothing changed: the cluster's hour does not count it
+    assert slot is not None  # not known unmade: counted
     (cancelled,) = [r for r in audit if r.action == "cancelled"]
     assert (cancelled.detail["state"], cancelled.detail["written"]) == ("scoring", [])
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]

@@ -34,7 +34,7 @@ from activities.registry import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
-from ambient.remediation.ladder import Rung
+from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import ActionLedger, record_asked
@@ -154,7 +154,11 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
 
 @contextlib.asynccontextmanager
 async def _lost_opening(
-    env: WorkflowEnvironment, deps: WorkerDeps, url: str, losing: LosesTheOpening
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    url: str,
+    losing: LosesTheOpening,
+    mode: Mode = "execute",
 ) -> AsyncIterator[WorkflowHandle[Any, RemediationStatus]]:
     """A run on a worker that ``losing`` makes lose its opening's task, once it was lost."""
     queue = unique("tq")
@@ -171,7 +175,7 @@ async def _lost_opening(
         subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
         handle: WorkflowHandle[Any, RemediationStatus] = await env.client.start_workflow(
             GradedRemediationWorkflow.run,
-            RemediationInput(alert=subject, user=USER, mode="execute"),
+            RemediationInput(alert=subject, user=USER, mode=mode),
             id=f"{remediation_id(subject)}-{unique('t')}",
             task_queue=queue,
             search_attributes=search_attributes(USER, subject.cluster_id),
@@ -185,33 +189,36 @@ async def _task_failed(handle: WorkflowHandle[Any, Any]) -> bool:
 
 
 @pytest.mark.devserver
-@pytest.mark.parametrize("lost", ["after_its_change", "before_its_change"])
+@pytest.mark.parametrize("lost", ["after_its_change", "before_its_change", "after_a_dry_run"])
 async def test_a_cancel_read_before_the_opening_s_answer_says_what_that_opening_did(
     lost: str, dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
     """A cancel in Temporal (not an abort) in the same window: the task run again is cancelled
-    while it opens, before it reads open_remediation's answer. The run ended with no attempt,
-    its `cancelled` row's `written` empty though the restart was made, and the slot the lost
-    opening reserved stayed counted though nothing was written. Now the run reads what its
-    opening recorded: the restart made is its attempt and its slot; a slot unused is given back."""
+    while it opens, before it reads open_remediation's answer. The run ended with no attempt
+    and its `cancelled` row's `written` empty though the restart was made. Now the run reads
+    what its opening recorded: the restart made is its attempt and its slot. A slot held with
+    no change recorded stays counted (its try may have written, its answer lost: nothing tells
+    it from a try never made); one a dry run recorded as nothing sent is given back."""
     api = _checkout(tmp_path)
-    before = lost == "before_its_change"
+    before, dry = lost == "before_its_change", lost == "after_a_dry_run"
     async with serve(api.app()) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with error_rate(healthy_from=None) as (_, url):
             losing = LosesTheOpening("apply_remediation_step" if before else "post_to_discussion")
-            async with _lost_opening(dev_env, deps, url, losing) as handle:
+            mode = "dry_run" if dry else "execute"
+            async with _lost_opening(dev_env, deps, url, losing, mode) as handle:
                 run_key = f"{handle.id}@{handle.first_execution_run_id}"
                 async with deps.db.session() as session:
                     held = await ActionLedger(session).reserved(f"{run_key}#1")
-                assert held is not None  # the lost opening reserved the first rung's slot
-                writes = [] if before else [("deployments", "PATCH")]
+                # The lost opening reserved the first rung's slot (a dry run's try gave it back).
+                assert (held is None) == dry
+                writes = [] if before or dry else [("deployments", "PATCH")]
                 assert [(c.kind, c.method) for c in api.writes()] == writes
                 await handle.cancel()
                 with pytest.raises(WorkflowFailureError) as closed:
                     await asyncio.wait_for(handle.result(), HANG)
                 status = await ask(handle, "status", result_type=RemediationStatus)
-                if not before:
+                if lost == "after_its_change":
                     # Recorded: the cancel after a lost opening replays (tests/histories).
                     await save_history(handle, "remediation_cancelled_after_a_lost_opening")
         async with deps.db.session() as session:
@@ -225,7 +232,14 @@ async def test_a_cancel_read_before_the_opening_s_answer_says_what_that_opening_
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
     if before:
         assert status.attempts == [] and cancelled.detail["written"] == []
-        assert slot is None  # nothing changed: the cluster's hour does not count it
+        assert slot is not None  # not known unmade: counted
+        return
+    if dry:
+        assert [(a.rung, a.applied, a.mode) for a in status.attempts] == [
+            (Rung.RESTART, False, "dry_run")
+        ]
+        assert cancelled.detail["written"] == []
+        assert slot is None  # nothing sent: the cluster's hour does not count it
         return
     assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
         (Rung.RESTART, True, None)
@@ -236,3 +250,34 @@ async def test_a_cancel_read_before_the_opening_s_answer_says_what_that_opening_
     assert restart.at == made.created_at
     assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
     assert slot is not None  # the restart was made: it counts
+
+
+@pytest.mark.devserver
+async def test_an_abort_after_a_lost_dry_run_opening_gives_its_slot_back(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A dry run's first try records "nothing sent" and gives its slot back; its task lost, the
+    opening run again with the abort reserved the slot anew, and the run kept it as a change
+    made: counted against the cluster's hour for a change nobody made. It is given back now."""
+    api = _checkout(tmp_path)
+    async with serve(api.app()) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with error_rate(healthy_from=None) as (_, url):
+            async with _lost_opening(dev_env, deps, url, LosesTheOpening(), "dry_run") as handle:
+                run_key = f"{handle.id}@{handle.first_execution_run_id}"
+                async with deps.db.writing() as session:
+                    token = await record_asked(session, run_key, USER, {"reason": "stop"}, "abort")
+                await handle.signal(
+                    GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop", token=token)
+                )
+                await asyncio.wait_for(handle.result(), HANG)
+                status = await ask(handle, "status", result_type=RemediationStatus)
+        async with deps.db.session() as session:
+            slot = await ActionLedger(session).reserved(f"{run_key}#1")
+
+    assert api.writes() == []
+    assert status.state == "aborted", status.outcome
+    assert [(a.rung, a.applied, a.mode) for a in status.attempts] == [
+        (Rung.RESTART, False, "dry_run")
+    ]
+    assert slot is None  # nothing sent: the cluster's hour does not count it
