@@ -108,15 +108,7 @@ async def test_an_abort_read_before_the_first_climb_after_a_lost_opening_keeps_i
         async with error_rate(healthy_from=None) as (_, url):
             async with _lost_opening(dev_env, deps, url, LosesTheOpening()) as handle:
                 assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
-                # As the abort door sends it (its record first, then the signal).
-                run_key = f"{handle.id}@{handle.first_execution_run_id}"
-                async with deps.db.writing() as session:
-                    token = await record_asked(session, run_key, USER, {"reason": "stop"}, "abort")
-                await handle.signal(
-                    GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop", token=token)
-                )
-                await asyncio.wait_for(handle.result(), HANG)
-                status = await ask(handle, "status", result_type=RemediationStatus)
+                run_key, status = await _aborted(deps, handle)
                 # What users read (get_remediation, the page): the service's view.
                 queue = (await handle.describe()).task_queue
                 settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
@@ -182,6 +174,21 @@ async def _lost_opening(
         )
         await eventually(lambda: _task_failed(handle), "the opening's task lost")
         yield handle
+
+
+async def _aborted(
+    deps: WorkerDeps, handle: WorkflowHandle[Any, RemediationStatus]
+) -> tuple[str, RemediationStatus]:
+    """The run aborted as the abort door sends it (its record first, then the signal), ended:
+    its run key and status."""
+    run_key = f"{handle.id}@{handle.first_execution_run_id}"
+    async with deps.db.writing() as session:
+        token = await record_asked(session, run_key, USER, {"reason": "stop"}, "abort")
+    await handle.signal(
+        GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop", token=token)
+    )
+    await asyncio.wait_for(handle.result(), HANG)
+    return run_key, await ask(handle, "status", result_type=RemediationStatus)
 
 
 async def _task_failed(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -264,14 +271,7 @@ async def test_an_abort_after_a_lost_dry_run_opening_gives_its_slot_back(
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with error_rate(healthy_from=None) as (_, url):
             async with _lost_opening(dev_env, deps, url, LosesTheOpening(), "dry_run") as handle:
-                run_key = f"{handle.id}@{handle.first_execution_run_id}"
-                async with deps.db.writing() as session:
-                    token = await record_asked(session, run_key, USER, {"reason": "stop"}, "abort")
-                await handle.signal(
-                    GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop", token=token)
-                )
-                await asyncio.wait_for(handle.result(), HANG)
-                status = await ask(handle, "status", result_type=RemediationStatus)
+                run_key, status = await _aborted(deps, handle)
         async with deps.db.session() as session:
             slot = await ActionLedger(session).reserved(f"{run_key}#1")
 
