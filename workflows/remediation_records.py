@@ -126,7 +126,8 @@ class RemediationRecords:
         # (Opened.made) instead of giving its slot back (docs/deploy.md, the patches).
         self.keeps_lost_change = workflow.patched("abort-keeps-lost-first-change")
         # A cancel before the run read its opening's answer reads what that opening recorded
-        # (its change kept, its slot given back if unused): docs/deploy.md, the patches.
+        # (its change kept); a lost try recorded as nothing sent has its slot given back, by an
+        # abort too: docs/deploy.md, the patches.
         self.reads_lost_opening = workflow.patched("cancel-reads-lost-opening")
 
     def _ended(self, outcome: Refusal) -> None:
