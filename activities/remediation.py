@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.remediation_safety import RemediationSafetyActivities
+from activities.remediation_safety import RemediationSafetyActivities, take_recorded_change
 from ambient.clients.kube import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
@@ -200,10 +200,7 @@ class RemediationActivities(RemediationSafetyActivities):
             if opened.gate.allowed:
                 # Run again after its task was lost: the first try that followed may have made
                 # the change, its marker lost with the task (an abort read first ends the run).
-                made = Keyed(run_key=request.run_key, key=f"{key}/action")
-                if (recorded := await find_entry(session, made, "action")) is not None:
-                    opened.made = StepResult.model_validate(recorded.detail)
-                    opened.made_at = recorded.created_at
+                await take_recorded_change(session, Keyed(run_key=request.run_key, key=key), opened)
         return opened
 
     async def _save_prepared(

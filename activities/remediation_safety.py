@@ -108,10 +108,7 @@ class RemediationSafetyActivities:
                 )
             if await ActionLedger(session).reserved(key) is not None:
                 opened.gate = Gate(allowed=True, reason="slot already reserved by this step")
-            made = Keyed(run_key=run_key, key=f"{key}/action")
-            if (recorded := await find_entry(session, made, "action")) is not None:
-                opened.made = StepResult.model_validate(recorded.detail)
-                opened.made_at = recorded.created_at
+            await take_recorded_change(session, Keyed(run_key=run_key, key=key), opened)
         return opened
 
     async def _gate(self, session: AsyncSession, request: GateInput) -> Gate:
@@ -165,6 +162,15 @@ class RemediationSafetyActivities:
         """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
         async with self._db.writing() as session:
             await ActionLedger(session).release(step.key)
+
+
+async def take_recorded_change(session: AsyncSession, step: Keyed, opened: Opened) -> None:
+    """The first rung's change as its try's action row recorded it (``Opened.made``), if a try
+    made after an earlier opening of the run (its workflow task lost) wrote one."""
+    made = Keyed(run_key=step.run_key, key=f"{step.key}/action")
+    if (recorded := await find_entry(session, made, "action")) is not None:
+        opened.made = StepResult.model_validate(recorded.detail)
+        opened.made_at = recorded.created_at
 
 
 def _decided(result: Gate, gate: GateName) -> Gate:
