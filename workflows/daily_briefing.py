@@ -205,10 +205,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                     await self._push_unprepared(day.date, self.preparation_failure, key)
                 return
         self.phase = "pushing"
-        try:
-            await self._push(day.date, "not greeted", key)
-        except ActivityError as exc:  # its message or its row not written (a database away)
-            self.carry.last_push_error = f"{day.date}: {given_up(exc)}"
+        await self._push_unheard(day.date)
 
     # --- greeting ---------------------------------------------------------------------
 
@@ -338,23 +335,22 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     @workflow.signal
     def pause(self) -> None:
-        if not self._ended_for("pause"):
-            self.paused = True
-            self._show_state("paused")
+        self._steer("pause", paused=True)
 
     @workflow.signal
     def resume(self) -> None:
-        if not self._ended_for("resume"):
-            self.paused = False
-            self._show_state("active")
+        self._steer("resume", paused=False)
 
-    def _ended_for(self, control: str) -> bool:
-        """Whether the run is deleted or cancelled, still finishing: ``control`` is taken and
-        changes nothing."""
-        if not self._ending():
-            return False
-        workflow.logger.info("%s of a deleted or cancelled daily briefing: nothing to do", control)
-        return True
+    def _steer(self, control: str, *, paused: bool) -> None:
+        """A pause or resume: taken and changing nothing once the run is deleted or cancelled,
+        still finishing (stopping, the briefing stays listed "stopped")."""
+        if self._ending():
+            workflow.logger.info(
+                "%s of a deleted or cancelled daily briefing: nothing to do", control
+            )
+            return
+        self.paused = paused
+        workflow.upsert_search_attributes([STATE.value_set("paused" if paused else "active")])
 
     @workflow.signal
     def stop(self) -> None:
@@ -374,11 +370,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # ("preparing", "pushing") nor the one it would have waited in. State alone, no command.
         self.phase = "stopped"
         return "stopped"
-
-    def _show_state(self, state: str) -> None:
-        # Stopping, the briefing stays listed "stopped" (a door that looked before the delete).
-        if not self.stopping:
-            workflow.upsert_search_attributes([STATE.value_set(state)])
 
     @workflow.query
     def already_given(self, request_id: str) -> GreetResult | None:

@@ -88,9 +88,8 @@ class Steering:
             raise BriefingNotFoundError(NOT_FOUND % user)  # ended since the control
         if status.stopping:
             raise BriefingNotFoundError(FINISHING % user)  # deleted since: it changes nothing
-        if note is None:
-            return await self.told(user, status)
-        return (await self.told(user, status)).model_copy(update={"note": note, "paused": paused})
+        told = await self.told(user, status)
+        return told if note is None else told.model_copy(update={"note": note, "paused": paused})
 
     async def _unconfirmed(self, user: str, paused: bool, note: str | None) -> BriefingStatus:
         """A control the run's worker (or Temporal) did not confirm: the run's config as it

@@ -6,6 +6,7 @@ briefing's preparation), each answered with the task as the control left it. ``T
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from datetime import UTC, datetime
 
@@ -52,6 +53,7 @@ class TaskControls(RequestDeadline):
         self, user: str, task_id: str, signal: str, new_state: TaskState | None
     ) -> TaskRef:
         kind = self._owned(user, task_id)
+        ref = functools.partial(TaskRef, task_id=task_id, created=False)
         # A check now waits for its check (a briefing's, its preparation) as a create does.
         with request_deadline(self._budget(checks=signal == "check_now" and kind in _ASKED_NOW)):
             before: TaskState | None = None  # a workflow's state before its control
@@ -63,10 +65,7 @@ class TaskControls(RequestDeadline):
                 status, wrote = await self._update_schedule(
                     user, task_id, None, pause=signal == "pause"
                 )
-                note = None if wrote else ALREADY_SO
-                return TaskRef(
-                    task_id=task_id, kind=status.kind, state=status.state, created=False, note=note
-                )
+                return ref(kind=status.kind, state=status.state, note=None if wrote else ALREADY_SO)
             sent_words = CHECK_SENT if signal == "check_now" else CONTROL_SENT
             with found(task_id), in_time(task_id, sent_words):
                 if kind is TaskKind.SCHEDULE:
@@ -99,13 +98,7 @@ class TaskControls(RequestDeadline):
                                 task_id, CHECK_SENT if exc.sent else NOT_SENT, exc.sent
                             ) from None
                         # Taken, its preparation outlasts the request: started, as a watch's.
-                        return TaskRef(
-                            task_id=task_id,
-                            kind=kind,
-                            state=before,
-                            created=False,
-                            note=CHECK_STARTED,
-                        )
+                        return ref(kind=kind, state=before, note=CHECK_STARTED)
                 else:
                     # What the controls it holds and has not taken yet make of it: a pause on its
                     # way is a paused task (a resume on its way, a running one).
@@ -116,9 +109,7 @@ class TaskControls(RequestDeadline):
                         raise TaskStateError(stopped(task_id))
                     before = TaskState(seen.state)
                     if seen.whole and before is new_state:
-                        return TaskRef(
-                            task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
-                        )
+                        return ref(kind=kind, state=before, note=ALREADY_SO)
                     # Requests that read the run alike send one signal (the server records a
                     # request id once); one sent while a worker holds the run's task, whose reading
                     # is not whole, is sent under an id of its own and never answered "already".
@@ -136,11 +127,9 @@ class TaskControls(RequestDeadline):
                 # it: a worker busy now (its workflow task held by a slow local activity), or
                 # Temporal gone since, is no failure to report. A check now its worker took is
                 # started (its result shows in the status).
-                return TaskRef(
-                    task_id=task_id,
+                return ref(
                     kind=kind,
                     state=new_state or before,
-                    created=False,
                     note=CHECK_STARTED if taken else DELIVERED_UNCONFIRMED,
                 )
             if status.state is TaskState.STOPPED:
@@ -155,11 +144,9 @@ class TaskControls(RequestDeadline):
                 note = CHECK_STARTED
             found_now = await found_at_check(self.db, user, checked, waits) if checked else None
             # The status's kind: a news digest is a schedule by its id, a digest by its config.
-            return TaskRef(
-                task_id=task_id,
+            return ref(
                 kind=status.kind,
                 state=new_state or status.state,
-                created=False,
                 note=note,
                 waits=waits,
                 checked=found_now,
