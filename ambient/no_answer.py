@@ -114,12 +114,8 @@ async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -
             if not exc.message.startswith(STALLED):
                 raise
             stalled = exc
-        except TimeoutError:
-            if stalled is None:
-                raise
-            raise stalled from None
-        except RPCError as exc:
-            if stalled is None or not timed_out(exc):
+        except (TimeoutError, RPCError) as exc:
+            if stalled is None or (isinstance(exc, RPCError) and not timed_out(exc)):
                 raise
             raise stalled from None
         if until - clock() < 2 * STALLED_RETRY_ROOM:

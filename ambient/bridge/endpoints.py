@@ -351,23 +351,20 @@ class Endpoints:
                 if _broker_key(stored) == wanted:
                     held, user = row.id, row.user
                     break
-        if held is not None and actor is not None and not actor.is_admin and user != actor.name:
-            raise EndpointInputError(
-                "url",
-                Refusal(
-                    "this 接入点 is already registered by another user; it holds one "
-                    "connection: ask an admin, who sees which endpoint holds it"
-                ),
+        if held is None:
+            return
+        if actor is not None and not actor.is_admin and user != actor.name:
+            said = Refusal(
+                "this 接入点 is already registered by another user; it holds one "
+                "connection: ask an admin, who sees which endpoint holds it"
             )
-        if held is not None:
-            raise EndpointInputError(
-                "url",
-                Refusal(
-                    "this 接入点 is already registered (endpoint %(held)s); it holds one "
-                    "connection: remove that endpoint first",
-                    held=held,
-                ),
+        else:
+            said = Refusal(
+                "this 接入点 is already registered (endpoint %(held)s); it holds one "
+                "connection: remove that endpoint first",
+                held=held,
             )
+        raise EndpointInputError("url", said)
 
     async def list(self, actor: User | None) -> list[EndpointPublic]:
         """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""

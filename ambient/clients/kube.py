@@ -335,11 +335,6 @@ class KubeClients:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._closed = False  # aclose(): the process stops, no client is made again
 
-    async def client(self, cluster_id: str | None, region: str | None = None) -> AsyncClient:
-        """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
-        configured one); KubeError says why no kubeconfig reaches it."""
-        return (await self._kept(cluster_id, region)).client
-
     async def _kept(self, cluster_id: str | None, region: str | None, use: bool = False) -> _Kept:
         """The cluster's kept client (``use``: counted as used until its call ends). A context's is
         made again once AMBIENT_KUBECONFIG is edited: while the server it named still answers,
@@ -422,20 +417,12 @@ class KubeClients:
 
     def _key(self, cluster_id: str | None, region: str | None) -> Key:
         """One key per cluster: a context has no region, a TKE cluster's default is the
-        configured one (else the same cluster asked both ways had two clients, and a
-        forget after a rotation left the other on the old kubeconfig)."""
+        configured one (else the same cluster asked both ways had two clients, and a stale
+        one dropped after a rotation left the other on the old kubeconfig)."""
         with contextlib.suppress(KubeError):  # an unreadable file: the client says so
             if cluster_id is None or cluster_id in kubeconfig_contexts(self._kubeconfig):
                 return cluster_id, None
         return cluster_id, region or (self._tencent.region if self._tencent else None)
-
-    async def forget(self, cluster_id: str | None, region: str | None = None) -> None:
-        """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
-        key = self._key(cluster_id, region)
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            kept = self._clients.get(key)
-        if kept is not None:
-            await self._drop(kept)
 
     async def aclose(self) -> None:
         self._closed = True

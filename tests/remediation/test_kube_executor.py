@@ -109,6 +109,11 @@ async def kube(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
             await clients.aclose()
 
 
+async def _client(clients: KubeClients, cluster_id: str, region: str | None = None) -> Any:
+    """The cluster's kept client, as a call on it takes it."""
+    return (await clients._kept(cluster_id, region)).client
+
+
 def _replaced(operations: list[dict[str, Any]], path: str) -> Any:
     """The value a JSON patch (what rollbacks send) puts at ``path``."""
     [value] = [op["value"] for op in operations if op["path"] == path]
@@ -526,10 +531,10 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
             target = kube.target.model_copy(update={"cluster_id": "cls-tke00001"})
             assert (await executor.checkpoint(target)).images == [V1]
             # The configured region named or not: one cluster, one client (a forget drops it).
-            named = await clients.client("cls-tke00001", "ap-guangzhou")
-            assert await clients.client("cls-tke00001") is named
-            await clients.forget("cls-tke00001")
-            assert await clients.client("cls-tke00001", "ap-guangzhou") is not named
+            named = await _client(clients, "cls-tke00001", "ap-guangzhou")
+            assert await _client(clients, "cls-tke00001") is named
+            await clients._drop(await clients._kept("cls-tke00001", None))
+            assert await _client(clients, "cls-tke00001", "ap-guangzhou") is not named
             with pytest.raises(KubeError, match="TKE has no cluster cls-none0001"):
                 await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none0001"}))
         finally:
@@ -561,11 +566,11 @@ async def test_a_cluster_whose_kubeconfig_is_slow_to_come_does_not_hold_up_the_o
         )
         clients = KubeClients(kube.kubeconfig, tencent)
         try:
-            slow = asyncio.create_task(clients.client("cls-slow0001"))
+            slow = asyncio.create_task(_client(clients, "cls-slow0001"))
             await arrived.wait()  # its DescribeClusterKubeconfig is on the wire, held there
             # The same cluster asked again meanwhile waits for that one call.
-            again = asyncio.create_task(clients.client("cls-slow0001"))
-            fast = await asyncio.wait_for(clients.client("cls-fast0001"), 60)
+            again = asyncio.create_task(_client(clients, "cls-slow0001"))
+            fast = await asyncio.wait_for(_client(clients, "cls-fast0001"), 60)
             held = not slow.done() and not again.done()  # the fast one came first
             released.set()
             assert await slow is await again and fast is not await slow
@@ -617,7 +622,7 @@ async def test_a_tke_kubeconfig_tencent_refuses_is_a_kube_error_retried_only_if_
                 pytest.raises(CloudOpsFailedError) as said,
                 readable("tke", "DescribeClusterKubeconfig"),
             ):
-                await clients.client("cls-tke00002")
+                await _client(clients, "cls-tke00002")
         finally:
             await clients.aclose()
     assert refused.value.retryable is retryable

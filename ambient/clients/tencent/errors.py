@@ -194,8 +194,6 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
         or (code.startswith("InternalError.") and code.endswith("NotFound"))
     ):
         return TencentNotFoundError(code, text, request_id)
-    if code.startswith(INTERNAL_PERMANENT):
-        return TencentRequestError(code, text, request_id)
-    if code.startswith(RETRYABLE_PREFIXES):
+    if code.startswith(RETRYABLE_PREFIXES) and not code.startswith(INTERNAL_PERMANENT):
         return TencentRetryableError(code, text, request_id)
     return TencentRequestError(code, text, request_id)

@@ -35,15 +35,6 @@ class CloudRequest(BaseModel):
 
 
 # --- lookups by name (a retried create finds what the first attempt made) -------------------
-# Each CLS list's item id (its API reference), which tells its pages' items apart (`paged`).
-_IDS = {
-    "DescribeLogsets": "LogsetId",
-    "DescribeTopics": "TopicId",
-    "DescribeAlarmNotices": "AlarmNoticeId",
-    "DescribeAlarms": "AlarmId",
-}
-
-
 async def _listed(
     tc: TencentCloud, action: str, items: str, region: str | None, **values: str
 ) -> list[dict[str, Any]]:
@@ -91,6 +82,8 @@ _NAMED = {
         "AlarmNoticeNotExist",
     ),
 }
+# Each CLS list's item id (its API reference), which tells its pages' items apart (`paged`).
+_IDS = {action: ident for action, _, _, ident, _ in _NAMED.values()} | {"DescribeAlarms": "AlarmId"}
 
 
 async def must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | None) -> None:
