@@ -119,7 +119,9 @@ class RemediationSafetyActivities:
         # The run's audit turn before the cluster's, as the opening takes them: the other order
         # deadlocked with a run's opening still under way (append_entry takes it below).
         await take_turn(session, f"{request.run_key}/audit")
-        await ledger.lock_cluster(request.cluster_id)
+        # The cluster's turn until the transaction ends: count, then reserve, atomically (steps
+        # checked at once on any worker cannot all see the last free slot).
+        await take_turn(session, f"remediation-ledger/{request.cluster_id}")
         if await ledger.reserved(step) is not None:
             return Gate(allowed=True, reason="slot already reserved by this step")
         recorded = await find_entry(session, request, "gate")

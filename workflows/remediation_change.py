@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import StepRequest, StepResult, step_key
-    from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Attempt, Keyed, Opened
+    from ambient.remediation.runs import CHANGE_RETRY, Attempt, Keyed, Opened
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 # The type of the failure a change given up after a try that may have written raises.
@@ -163,9 +163,7 @@ class RemediationChange(RemediationSafety):
             await self._cancel_wrote(self._opening_read(), "its opening read")
         if self.reserved is not None:
             await self._cancel_wrote(self._free_slot(self.reserved), "its slot given back")
-        cancelled = self._audit(
-            f"{self.run_key}/cancelled",
-            "cancelled",
+        cancelled = self._cancel_audit(
             {
                 "state": self.state,
                 "rung": int(self.next_rung) if self.next_rung else None,
@@ -176,8 +174,7 @@ class RemediationChange(RemediationSafety):
                     for a in self.attempts
                     if a.applied or a.maybe_applied
                 ],
-            },
-            actor=UNVERIFIED,
+            }
         )
         await self._cancel_wrote(cancelled, "its cancel audited")
         self.awaiting_approval = None

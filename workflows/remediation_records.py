@@ -187,9 +187,12 @@ class RemediationRecords:
         # Each on its own: an end that failed for good skipped the cancel's audit.
         await self._cancel_wrote(self._finish(state), "its end recorded")
         detail = {"state": state, "after": "its end", "push": key}
-        cancelled = self._audit(f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED)
-        await self._cancel_wrote(cancelled, "its cancel audited")
+        await self._cancel_wrote(self._cancel_audit(detail), "its cancel audited")
         raise asyncio.CancelledError(self.push_cut)
+
+    async def _cancel_audit(self, detail: dict[str, Any]) -> AuditEntry:
+        """The run's cancel audited (no door recorded it: Temporal's own cancel)."""
+        return await self._audit(f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED)
 
     async def _cancel_wrote(self, write: Awaitable[object], what: str) -> None:
         """One of a cancel's writes. Failed for good (after RECORD_RETRY's hour), the next are
@@ -214,10 +217,7 @@ class RemediationRecords:
             # closed writes its row (ambient/remediation/reads.py, _record_closed).
             with contextlib.suppress(*ACTIVITY_FAILED):
                 await ending
-                detail = {"state": state, "after": "its end"}
-                await self._audit(
-                    f"{self.run_key}/cancelled", "cancelled", detail, actor=UNVERIFIED
-                )
+                await self._cancel_audit({"state": state, "after": "its end"})
             raise
 
     async def _finished(self, state: RemediationState, resolved: Rung | None) -> None:
@@ -386,11 +386,10 @@ class RemediationRecords:
                 task=self.remediation_id,
             )
         except ActivityError as exc:
-            ending = self.state in FINAL_STATES  # its hand-over's or its end's push: it ends
-            if run_cancelled(exc) and not ending:
-                # The run's cancellation, not the push's failure: the run cleans up and closes.
-                raise asyncio.CancelledError(cause_of(exc)) from exc
             if run_cancelled(exc):
+                if self.state not in FINAL_STATES:  # not its hand-over's or its end's push
+                    # The run's cancellation, not the push's failure: the run cleans up, closes.
+                    raise asyncio.CancelledError(cause_of(exc)) from exc
                 # Its end's push cut by the cancel (maybe sent, maybe not): no failure of it,
                 # the cancel audited after its end (_hand_over).
                 self.push_cut = cause_of(exc)
@@ -430,13 +429,13 @@ class RemediationRecords:
         *,
         limit: timedelta = SHORT,
         retry: RetryPolicy = READ_RETRY,
-        local: bool = True,
     ) -> R:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
-        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
         try:
-            return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=limit, retry_policy=retry
+            )
         except ActivityError as exc:
             if run_cancelled(exc):
                 # Cancelled in Temporal while this activity ran (its verification, a

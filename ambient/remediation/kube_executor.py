@@ -77,7 +77,8 @@ class KubernetesExecutor:
         return await self._on(target, lambda client: self._checkpoint(client, target))
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        return await self._on(target, lambda client: self._rollout_health(client, target))
+        deployment = await self._on(target, lambda c: ClusterReads(c).deployment(target))
+        return rollout_health(deployment)
 
     async def apply(self, step: StepRequest) -> StepResult:
         return await self._on(step.target, lambda client: self.apply_on(client, step))
@@ -129,9 +130,6 @@ class KubernetesExecutor:
             taken_at=datetime.now(UTC),
             detail="; ".join(notes),
         )
-
-    async def _rollout_health(self, client: AsyncClient, target: WorkloadRef) -> RolloutHealth:
-        return rollout_health(await ClusterReads(client).deployment(target))
 
     # --- changes ------------------------------------------------------------------------
     async def apply_on(

@@ -14,7 +14,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
 )
-from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
 from ambient import no_answer, temporal
@@ -88,7 +87,9 @@ class RemediationReads:
             description = await self.client.get_workflow_handle(rid).describe()
         except RPCError as exc:
             raise refused(rid, exc) from None
-        if not await self._may_steer(user, description.typed_search_attributes):
+        is_admin = (await self._user(user)).is_admin
+        attributes = description.typed_search_attributes
+        if not may_steer_run(user, is_admin, attributes, self.settings.remediation_approvers):
             raise not_found(rid)
         return await self._status(rid, description)
 
@@ -211,9 +212,7 @@ class RemediationReads:
             repository = RemediationRepository(session)
             seen = await repository.seen_by(account, self.settings.remediation_approvers)
             open_rows = await repository.list(seen=seen, open_only=True, limit=None)
-        places = await self.states_now(
-            [RemediationSummary.model_validate(row) for row in open_rows]
-        )
+        places = await self.states_now([row.remediation_id for row in open_rows])
         async with self.db.session() as session:
             repository = RemediationRepository(session)
             rows = await repository.list(
@@ -232,14 +231,14 @@ class RemediationReads:
             run.attempts, run.mode = max(run.attempts, acted), mode or run.mode
         return [r for r in runs if r.state == state][offset : offset + limit] if now else runs
 
-    async def states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
+    async def states_now(self, remediation_ids: list[str]) -> dict[str, str]:
         """Where each running run is now, by run key: its row is written when the run is
         planned and when it ends; in between, the server's list holds its AmbientState (the
         workflow keeps it current). A list that cannot be had (Temporal down or slow) leaves
         the rows' own: the list is the database's, as it was before it asked."""
-        if not runs:
+        if not remediation_ids:
             return {}
-        query = temporal.ids_query(r.remediation_id for r in runs)
+        query = temporal.ids_query(remediation_ids)
         try:
             found = [
                 e
@@ -300,11 +299,6 @@ class RemediationReads:
 
     async def _user(self, name: str) -> User:
         return await registered(self.db, name, RemediationRefusedError)
-
-    async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
-        """``may_steer_run`` for a registered ``user``."""
-        is_admin = (await self._user(user)).is_admin
-        return may_steer_run(user, is_admin, run, self.settings.remediation_approvers)
 
 
 def _closed_by_temporal(run: WorkflowExecution) -> str:

@@ -116,7 +116,7 @@ class Gate(BaseModel):
     said: Said | None = None
 
 
-def _closed(reason: Refusal, retry_after_seconds: float) -> Gate:
+def _closed(reason: Refusal, retry_after_seconds: float | None = None) -> Gate:
     return Gate(
         allowed=False,
         reason=str(reason),
@@ -167,8 +167,7 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
             if start > local_now:
                 openings.append(start)
     if not openings:
-        none = Refusal("no change window opens within a week")
-        return Gate(allowed=False, reason=str(none), said=Said.of(none))
+        return _closed(Refusal("no change window opens within a week"))
     opens = min(openings)
     return _closed(
         Refusal(OUTSIDE_WINDOWS, opens=opens.isoformat()),
@@ -256,8 +255,7 @@ def breaker_gate(state: BreakerState, now: datetime, threshold: int, open_second
     if open_for >= open_seconds:
         return Gate(allowed=True, reason="breaker half-open: one trial allowed")
     left = timedelta(seconds=open_seconds - open_for)
-    said = Refusal(BREAKER_OPEN, failures=state.failures, after=a_while(left))
-    return Gate(allowed=False, reason=str(said), said=Said.of(said))
+    return _closed(Refusal(BREAKER_OPEN, failures=state.failures, after=a_while(left)))
 
 
 def breaker_after(

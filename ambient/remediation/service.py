@@ -86,13 +86,12 @@ class RemediationService(RemediationReads):
         async with self.db.session() as session:
             rules = await AlertRuleRepository(session).all()
         scored = await score_alert(parsed, rules, self.llm)
+        cluster = cluster_identity(self.settings, parsed.cluster_id)
         # The card's own fields (its dimensions as plain data), and what they lead to.
         return ScoreView(
             **scored.card.model_dump(),
-            fingerprint=parsed.fingerprint(cluster_identity(self.settings, parsed.cluster_id)),
-            remediation_id=remediation_id(
-                parsed, cluster_identity(self.settings, parsed.cluster_id)
-            ),
+            fingerprint=parsed.fingerprint(cluster),
+            remediation_id=remediation_id(parsed, cluster),
             plan=plan(scored.card.score, scored.rule, self.settings.remediation_approval_from_rung),
         )
 
@@ -381,7 +380,7 @@ class RemediationService(RemediationReads):
         """The run and the caller's account, if they may ``act`` on it (approve, refuse, abort)."""
         # With run_key (a reply in a run's discussion, a button on a run's page), only that run
         # is answered. Who may is
-        # _may_steer (in _seen_status), with a rollback_permission at least the run's mode:
+        # may_steer_run (in _seen_status), with a rollback_permission at least the run's mode:
         # refusing an execute step is as much a decision about it as approving it.
         status = await self._seen_status(user, rid)
         if run_key is not None and status.run_key != run_key:

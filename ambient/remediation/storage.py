@@ -72,7 +72,6 @@ class RemediationRepository(Repository):
     async def list(
         self,
         *,
-        user: str | None = None,
         state: str | None = None,
         open_only: bool = False,
         ids: Collection[str] | None = None,
@@ -84,7 +83,7 @@ class RemediationRepository(Repository):
         """The newest runs first; ``open_only``: those not in a final state; ``ids``: those;
         ``since``: those started then or later; ``limit`` None: all of them; ``offset``: after
         that many; ``seen``: those a user sees (``seen_by``)."""
-        query = select(RemediationRecord).where(seen).filter_by(**given(user=user, state=state))
+        query = select(RemediationRecord).where(seen).filter_by(**given(state=state))
         if open_only:
             query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
         if ids is not None:
@@ -130,11 +129,6 @@ class RemediationRepository(Repository):
 
 class ActionLedger(Repository):
     """Changes per cluster, reserved before they are made (the rate limit counts these)."""
-
-    async def lock_cluster(self, cluster_id: str) -> None:
-        """Take the cluster's turn until the transaction ends: count, then reserve, atomically
-        (steps checked at once on any worker cannot all see the last free slot)."""
-        await take_turn(self.session, f"remediation-ledger/{cluster_id}")
 
     async def reserved(self, key: str) -> RemediationAction | None:
         query = select(RemediationAction).where(RemediationAction.key == key)
