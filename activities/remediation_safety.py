@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from ambient.remediation.ladder import Rung, StepResult, step_key
-from ambient.remediation.runs import GateInput, Keyed, Opened, PermissionInput
+from ambient.remediation.runs import SLOT_HELD, GateInput, Keyed, Opened, PermissionInput
 from ambient.remediation.safety import (
     ChangeWindow,
     Gate,
@@ -107,7 +107,7 @@ class RemediationSafetyActivities:
                     mode=permission.detail["mode"], reason=permission.detail["reason"]
                 )
             if await ActionLedger(session).reserved(key) is not None:
-                opened.gate = Gate(allowed=True, reason="slot already reserved by this step")
+                opened.gate = Gate(allowed=True, reason=SLOT_HELD)
             await take_recorded_change(session, Keyed(run_key=run_key, key=key), opened)
         return opened
 
@@ -123,7 +123,7 @@ class RemediationSafetyActivities:
         # checked at once on any worker cannot all see the last free slot).
         await take_turn(session, f"remediation-ledger/{request.cluster_id}")
         if await ledger.reserved(step) is not None:
-            return Gate(allowed=True, reason="slot already reserved by this step")
+            return Gate(allowed=True, reason=SLOT_HELD)
         recorded = await find_entry(session, request, "gate")
         if recorded is not None and recorded.detail["allowed"]:
             # A check run again (its task lost with its worker) after its step gave the slot

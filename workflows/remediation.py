@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_RETRY,
         FINAL_STATES,
         JOINED,
+        SLOT_HELD,
         AbortInput,
         Attempt,
         CheckpointInput,
@@ -150,6 +151,13 @@ class GradedRemediationWorkflow(RemediationChange):
                     await self._post_step(self._made_before(first, first.made))
                     if self.reserved is not None:  # nothing sent: a dry run's, a step already so
                         await self._free_slot(self.reserved)
+                elif (
+                    first.gate.reason == SLOT_HELD
+                    and self.lost_try_maybe_made
+                    and (maybe := self._maybe_made_before(first)) is not None
+                ):
+                    # Held by that lost opening, no change recorded: its try may have written.
+                    await self._post_step(maybe)
                 else:
                     await self._free_slot(self.reserved)
             await self._abort(self.aborted)

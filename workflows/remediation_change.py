@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
-    from ambient.remediation.ladder import StepRequest, StepResult, step_key
-    from ambient.remediation.runs import CHANGE_RETRY, Attempt, Keyed, Opened
+    from ambient.remediation.ladder import Mode, StepRequest, StepResult, step_key
+    from ambient.remediation.outcomes import maybe_applied
+    from ambient.remediation.runs import CHANGE_RETRY, LOST_TRY, Attempt, Keyed, Opened
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 # The type of the failure a change given up after a try that may have written raises.
@@ -195,16 +196,14 @@ class RemediationChange(RemediationSafety):
         self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
         if opened.made is not None:
             self._made_before(opened, opened.made)
+        elif opened.gate is not None and self.lost_try_maybe_made:
+            if self._maybe_made_before(opened) is None:  # a dry run's: nothing sent
+                self.reserved = step_key(self.run_key, self.plan[0].rung)
 
     def _made_before(self, opened: Opened, made: StepResult) -> Attempt:
         """The first rung's attempt, its change ``made`` by the try that followed an opening of
         this run whose workflow task was lost: as the try's answer, its slot counted."""
-        step, permission = self.plan[0], opened.permission
-        self.mode = permission.mode if permission and permission.mode else self.request.mode
-        self.baseline = opened.checkpoint
-        key = step_key(self.run_key, step.rung)
-        attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
-        self.attempts.append(attempt)
+        attempt = self._first_attempt(opened)
         self._took(attempt, made)
         attempt.at = opened.made_at or attempt.at  # the change's time, not this task's
         unsent = self.mode == "dry_run" or (made.skipped_reason is not None and not made.applied)
@@ -212,7 +211,34 @@ class RemediationChange(RemediationSafety):
         if unsent and held and self.reads_lost_opening:
             # Nothing was sent (a dry run, a step already so): its try gave the slot back, and
             # the opening run again reserved it anew. The caller gives it back again.
-            self.reserved = key
+            self.reserved = attempt.key
+        return attempt
+
+    def _maybe_made_before(self, opened: Opened) -> Attempt | None:
+        """The first rung's attempt when a lost opening of this run held its slot and no change
+        was recorded: its try may have written (its answer lost with the task) or never have
+        run, and no row tells which. Said so, as a change whose answer was lost is, and its
+        slot kept counted: a stalled worker's try may still write after the run ended. None
+        for a dry run, which sends nothing (its slot is the caller's to give back)."""
+        if self._first_mode(opened) == "dry_run":
+            return None
+        attempt = self._first_attempt(opened)
+        attempt.at = workflow.now()
+        target = self.alert.target()
+        self._maybe_applied(attempt, maybe_applied(attempt.rung, LOST_TRY, target))
+        return attempt
+
+    def _first_mode(self, opened: Opened) -> Mode:
+        permission = opened.permission
+        return permission.mode if permission and permission.mode else self.request.mode
+
+    def _first_attempt(self, opened: Opened) -> Attempt:
+        """The first rung's attempt, in the mode its recorded permission gave."""
+        step, self.mode = self.plan[0], self._first_mode(opened)
+        self.baseline = opened.checkpoint
+        key = step_key(self.run_key, step.rung)
+        attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
+        self.attempts.append(attempt)
         return attempt
 
     def _took(self, attempt: Attempt, result: StepResult) -> None:

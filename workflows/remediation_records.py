@@ -129,6 +129,10 @@ class RemediationRecords:
         # (its change kept); a lost try recorded as nothing sent has its slot given back, by an
         # abort too: docs/deploy.md, the patches.
         self.reads_lost_opening = workflow.patched("cancel-reads-lost-opening")
+        # An abort or a cancel that finds the first rung's slot held by a lost opening, no
+        # change recorded, says that change may have been made and keeps the slot counted
+        # (it gave it back, or said nothing of it): docs/deploy.md, the patches.
+        self.lost_try_maybe_made = workflow.patched("lost-first-try-maybe-made")
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

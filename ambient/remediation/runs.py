@@ -49,6 +49,13 @@ FINAL_STATES = ("resolved", "handed_over", "budget_exhausted", "aborted", "refus
 # The actor of what a Temporal message asked for with no door's record of that user asking
 # (sent from the Web UI or a Temporal client by hand): no user name can spell it.
 UNVERIFIED = "Temporal (sender not verified)"
+# A step's gate when its slot was reserved already: by an earlier try of the same step (its
+# opening's workflow task lost with its worker, the history holding neither).
+SLOT_HELD = "slot already reserved by this step"
+# Why the first rung's change may have been made when an opening the run never heard of held
+# its slot and no change was recorded: its try may have written before it was lost, or never
+# have run (a cancel heard as the opening answered reads the same rows).
+LOST_TRY = "no record says whether its first try ran"
 
 
 class RemediationPolicy(BaseModel):

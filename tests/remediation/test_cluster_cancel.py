@@ -540,7 +540,8 @@ async def test_a_run_cancelled_before_its_opening_answered_ends_cancelled_its_sl
     reserved the first rung's slot and wrote its records; its answer was still on its way when
     the run was cancelled (heard at the task's heartbeat). The run reads what its opening
     recorded and ends Cancelled, nothing written. The slot stays counted: from the rows, this
-    is not told from a lost task whose try may have written with its answer lost."""
+    is not told from a lost task whose try may have written with its answer lost, and the
+    first rung is said as a change that may have been made, with what to check."""
     api = _checkout(tmp_path)
     async with serve(api.app()) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
@@ -580,9 +581,17 @@ async def test_a_run_cancelled_before_its_opening_answered_ends_cancelled_its_sl
             slot = await ActionLedger(session).reserved(f"{run_key}#1")
 
     assert isinstance(closed.value.cause, CancelledError)
-    assert (status.state, status.outcome, status.attempts) == ("aborted", CANCELLED, [])
+    assert (status.state, status.outcome) == ("aborted", CANCELLED)
+    assert [(a.rung, a.applied, a.maybe_applied) for a in status.attempts] == [
+        (Rung.RESTART, False, True)
+    ]
+    maybe = status.attempts[0].detail
+    assert maybe.startswith("may have been made") and "deployment/prod/checkout" in maybe, maybe
     assert api.writes() == []
     assert slot is not None  # not known unmade: counted
     (cancelled,) = [r for r in audit if r.action == "cancelled"]
-    assert (cancelled.detail["state"], cancelled.detail["written"]) == ("scoring", [])
+    assert (cancelled.detail["state"], cancelled.detail["written"]) == (
+        "scoring",
+        [f"rung 1 (restart): {maybe}"],
+    )
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
@@ -40,6 +41,7 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import ActionLedger, record_asked
 from ambient.remediation.views import report_markdown
 from ambient.storage.audit import AuditRepository
+from ambient.storage.models import DiscussionMessage
 from tests.conftest import unique
 from tests.remediation.support import alert, error_rate
 from tests.remediation.test_cluster import CLUSTER, _kubeconfig
@@ -54,6 +56,9 @@ from workflows.remediation_change import CANCELLED
 from workflows.remediation_records import search_attributes
 
 TASK_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+MAYBE = (
+    "may have been made (no record says whether its first try ran): check deployment/prod/checkout"
+)
 
 
 class LosesTheOpening(Interceptor):
@@ -238,7 +243,11 @@ async def test_a_cancel_read_before_the_opening_s_answer_says_what_that_opening_
     (cancelled,) = [r for r in audit if r.action == "cancelled"]
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
     if before:
-        assert status.attempts == [] and cancelled.detail["written"] == []
+        # Its try may have written before it was lost (a stalled worker's still may): said so.
+        assert [(a.rung, a.applied, a.maybe_applied) for a in status.attempts] == [
+            (Rung.RESTART, False, True)
+        ]
+        assert cancelled.detail["written"] == [f"rung 1 (restart): {MAYBE}"]
         assert slot is not None  # not known unmade: counted
         return
     if dry:
@@ -281,3 +290,51 @@ async def test_an_abort_after_a_lost_dry_run_opening_gives_its_slot_back(
         (Rung.RESTART, False, "dry_run")
     ]
     assert slot is None  # nothing sent: the cluster's hour does not count it
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("mode", ["execute", "dry_run"])
+async def test_an_abort_after_an_opening_lost_at_its_first_try_says_the_change_may_be_made(
+    mode: Mode, dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The opening's task was lost as its first try began (a worker that stalls there may
+    still write when it wakes); the abort came before the task ran again. The run gave the
+    slot back and ended with no attempt, "before its change", though the try's write was
+    unknown. Now the first rung is an attempt that may have been made, with what to check,
+    its slot counted, its step posted. A dry run sends nothing: its slot is given back."""
+    api = _checkout(tmp_path)
+    async with serve(api.app()) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with error_rate(healthy_from=None) as (_, url):
+            losing = LosesTheOpening("apply_remediation_step")
+            async with _lost_opening(dev_env, deps, url, losing, mode) as handle:
+                run_key = f"{handle.id}@{handle.first_execution_run_id}"
+                async with deps.db.session() as session:
+                    assert await ActionLedger(session).reserved(f"{run_key}#1") is not None
+                _, status = await _aborted(deps, handle)
+                if mode == "execute":
+                    # Recorded: the abort after a lost first try replays (tests/histories).
+                    await save_history(handle, "remediation_aborted_after_a_lost_first_try")
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{run_key}#1")
+
+    assert api.writes() == []
+    assert status.state == "aborted" and status.outcome.startswith("aborted by"), status.outcome
+    actions = [r.action for r in audit]
+    assert "action" not in actions and actions.count("aborted") == 1, actions
+    if mode == "dry_run":
+        assert status.attempts == [] and slot is None  # nothing sent: not counted
+        return
+    assert [(a.rung, a.applied, a.maybe_applied, a.detail) for a in status.attempts] == [
+        (Rung.RESTART, False, True, MAYBE)
+    ]
+    assert slot is not None  # not known unmade: counted
+    async with deps.db.session() as session:
+        posts = await session.scalars(
+            select(DiscussionMessage).where(DiscussionMessage.from_id == "remediation")
+        )
+        steps = [p.content for p in posts if "step" in p.tags]
+    # Its discussion hears it as a person reads the attempt (the words escaped as Markdown).
+    assert len(steps) == 1 and "may have been applied" in steps[0], steps
+    assert "check deployment/prod/checkout" in steps[0], steps
