@@ -70,6 +70,7 @@ from ambient.remediation.storage import (
     breaker_state,
     find_entry,
     read_audit_keys,
+    run_ended,
 )
 from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
@@ -79,6 +80,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 
 T = TypeVar("T")
+RUN_ENDED = "the remediation ended (aborted, cancelled or finished) before this try: nothing sent"
 
 
 class RemediationActivities(RemediationSafetyActivities):
@@ -257,6 +259,12 @@ class RemediationActivities(RemediationSafetyActivities):
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
+        if step.mode == "execute":
+            async with self._db.session() as session:
+                if await run_ended(session, step.remediation_id):
+                    # A try of a run that ended without it (a stalled worker's, woken after
+                    # the run was aborted or cancelled): said as not sent, nothing sent.
+                    raise ApplicationError(RUN_ENDED, False, type="RunEnded", non_retryable=True)
         try:
             # Not bounded: a write cut off may have been made, and the run must hear so (the
             # activity's timeout: "change failed", its slot kept), not a refusal (nothing

@@ -184,6 +184,15 @@ def breaker_state(row: RemediationBreaker | None) -> BreakerState:
     return BreakerState() if row is None else BreakerState.model_validate(row, from_attributes=True)
 
 
+async def run_ended(session: AsyncSession, run_key: str) -> bool:
+    """Whether the run recorded its end (aborted, cancelled, finished): a try of its that a
+    stalled worker makes after it (its workflow task lost, the run gone on without it) must
+    send nothing."""
+    ended = AuditRecord.action.in_(("aborted", "cancelled", "finished"))
+    query = select(AuditRecord.id).where(AuditRecord.subject == run_key, ended).limit(1)
+    return await session.scalar(query) is not None
+
+
 async def find_entry(session: AsyncSession, keyed: Keyed, action: str) -> AuditRecord | None:
     """``keyed``'s audit record under its run key, if one was appended."""
     subject, key = keyed.run_key, keyed.key

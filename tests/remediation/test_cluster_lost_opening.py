@@ -19,8 +19,8 @@ from sqlalchemy import select
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import CancelledError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import (
     HandleSignalInput,
     Interceptor,
@@ -35,10 +35,10 @@ from activities.registry import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
-from ambient.remediation.ladder import Mode, Rung
-from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
+from ambient.remediation.ladder import Mode, Rung, StepRequest, WorkloadRef, step_key
+from ambient.remediation.runs import AbortInput, Keyed, RemediationInput, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import ActionLedger, record_asked
+from ambient.remediation.storage import ActionLedger, append_entry, record_asked
 from ambient.remediation.views import report_markdown
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import DiscussionMessage
@@ -338,3 +338,41 @@ async def test_an_abort_after_an_opening_lost_at_its_first_try_says_the_change_m
     # Its discussion hears it as a person reads the attempt (the words escaped as Markdown).
     assert len(steps) == 1 and "may have been applied" in steps[0], steps
     assert "check deployment/prod/checkout" in steps[0], steps
+
+
+async def test_a_try_a_stalled_worker_makes_after_its_run_ended_sends_nothing(
+    deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A worker that stalled in the opening's task (not died) wakes after the run went on
+    without it and ended (aborted, "may have been made"): its first try restarted the
+    Deployment after the run's end. A try of a run that recorded its end sends nothing now,
+    refused for good as not sent; a live run's same try restarts it."""
+    api = _checkout(tmp_path)
+    async with serve(api.app()) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        (apply,) = [a for a in build_activities(deps) if a.__name__ == "apply_remediation_step"]
+        target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+
+        def step(run_key: str) -> StepRequest:
+            return StepRequest(
+                remediation_id=run_key,
+                rung=Rung.RESTART,
+                target=target,
+                mode="execute",
+                key=step_key(run_key, Rung.RESTART),
+                restarted_at="2026-12-03T09:00:00Z",
+            )
+
+        ended, live = f"{unique('remediation/ended')}@1", f"{unique('remediation/live')}@1"
+        async with deps.db.writing() as session:
+            keyed = Keyed(run_key=ended, key=f"{ended}/finished")
+            await append_entry(session, keyed, "finished", {"state": "aborted"})
+        with pytest.raises(ApplicationError) as refused:
+            await ActivityEnvironment().run(apply, step(ended))
+        unsent = api.writes()
+        made = await ActivityEnvironment().run(apply, step(live))
+
+    assert unsent == []
+    assert refused.value.type == "RunEnded" and refused.value.non_retryable
+    assert tuple(refused.value.details) == (False,)  # not sent: what the run's `wrote` reads
+    assert made.applied and [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]

@@ -26,6 +26,7 @@ from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef, step_key
 from ambient.remediation.runs import CheckpointInput, VerifyInput
 from ambient.settings import Settings
+from ambient.storage import Database
 from tests.standins.kube_api import kubeconfig
 from tests.support.servers import serve
 
@@ -64,7 +65,7 @@ async def _verify(acts: RemediationActivities) -> Any:
 
 @asynccontextmanager
 async def _silent_cluster(
-    tmp_path: Path, asked: list[str]
+    tmp_path: Path, asked: list[str], db: Database | None = None
 ) -> AsyncIterator[tuple[ActivityEnvironment, RemediationActivities]]:
     """Activities on a cluster whose API server answers nothing (until the test ends), in an
     activity of 2 s (its reads given up at 1.6 s: a fifth kept); each request in ``asked``."""
@@ -81,7 +82,7 @@ async def _silent_cluster(
         path.write_text(yaml.safe_dump(kubeconfig({TARGET.cluster_id: base})))
         clients = KubeClients(path, None)
         acts = RemediationActivities(
-            cast(Any, None),
+            cast(Any, db),
             Settings(remediation_executor="kubernetes"),
             None,
             {"kubernetes": KubernetesExecutor(clients)},
@@ -115,9 +116,10 @@ async def test_a_cluster_that_does_not_answer_is_given_up_in_the_activity_s_time
     assert asked == ["GET /apis/apps/v1/namespaces/shop/deployments/checkout"]
 
 
-async def test_a_change_is_not_cut_off_by_the_reads_bound(tmp_path: Path) -> None:
+async def test_a_change_is_not_cut_off_by_the_reads_bound(tmp_path: Path, db: Database) -> None:
     """A change the bound cut off was said refused ("aborted before its change", its slot
-    given back) though its write may have been made: it runs on to the activity's own end."""
-    async with _silent_cluster(tmp_path, []) as (env, acts):
+    given back) though its write may have been made: it runs on to the activity's own end
+    (its run not ended: the try reads that first)."""
+    async with _silent_cluster(tmp_path, [], db) as (env, acts):
         with pytest.raises(TimeoutError):  # still waiting past the reads' 1.6 s
             await asyncio.wait_for(env.run(_change, acts), 3)
