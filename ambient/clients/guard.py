@@ -173,6 +173,15 @@ class DestinationGuard:
         self._refuse(host, map(ipaddress.ip_address, addresses), RESOLVES_NON_PUBLIC)
         return addresses
 
+    def check_host_blocking(self, host: str, port: int) -> list[str]:
+        """``host``'s addresses, refused as ``check_url`` refuses them, looked up in this thread
+        (not the cache): for a client that connects by itself, in a thread of its own, to
+        hosts a service's answer names (an Apprise service's discovery)."""
+        self._refuse(host, _literal_addresses(host))
+        addresses = _lookup(host, port)
+        self._refuse(host, map(ipaddress.ip_address, addresses), RESOLVES_NON_PUBLIC)
+        return addresses
+
     def _refuse(self, host: str, addresses: Iterable[IPAddress], said: str = NON_PUBLIC) -> None:
         """RefusedDestinationError naming the first of ``addresses`` that is refused."""
         for address in addresses:
@@ -214,14 +223,7 @@ class DestinationGuard:
         now = time.monotonic()
         if (cached := self._resolved.get((host, port))) is not None and cached[0] > now:
             return list(cached[1])
-        try:
-            infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError, ValueError) as exc:
-            raise DestinationLookupError(CANNOT_RESOLVE % {"host": host, "reason": exc}) from exc
-        # Each once, in order, without an IPv6 scope (%eth0): the address decides, not the NIC.
-        addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
-        if not addresses:
-            raise DestinationLookupError(CANNOT_RESOLVE % {"host": host, "reason": "no addresses"})
+        addresses = await asyncio.to_thread(_lookup, host, port)
         if len(self._resolved) >= RESOLVE_CACHE_SIZE:
             self._resolved.clear()
         self._resolved[(host, port)] = (now + RESOLVE_TTL, tuple(addresses))
@@ -275,6 +277,19 @@ def _one_name(url: str, host: str) -> None:
         named = None
     if named != host:
         raise RefusedDestinationError(TWO_NAMES, host=repr(written))
+
+
+def _lookup(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, each once, in order (blocking)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise DestinationLookupError(CANNOT_RESOLVE % {"host": host, "reason": exc}) from exc
+    # Without an IPv6 scope (%eth0): the address decides, not the NIC.
+    addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+    if not addresses:
+        raise DestinationLookupError(CANNOT_RESOLVE % {"host": host, "reason": "no addresses"})
+    return addresses
 
 
 def _literal_addresses(host: str) -> list[IPAddress]:

@@ -184,7 +184,7 @@ async def test_a_telegram_bot_whose_owner_is_found_in_100_kb_of_updates_gets_the
     # The owner's chat is read from the bot's updates, which the service reads whole: cut at a
     # webhook's 64 KiB, they were not JSON, and the message was never sent (every retry alike).
     telegram = Telegram(updates=100, text="磁盘告警 " * 100)
-    channel = AppriseChannel(SecretResolver({}), DestinationGuard())
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))  # the vendor
     async with serve(telegram.app()) as base:
         telegram_at(base)
         await channel.send("alice", Message(title="Disk 91%", body="node-3"), TELEGRAM)
@@ -230,7 +230,7 @@ async def test_a_robot_refusal_cut_mid_answer_is_not_taken_for_sent(
     body = b'{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}'
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
     answer += b"Content-Length: %d\r\n\r\n" % len(body) + body
-    channel = AppriseChannel(SecretResolver({}), DestinationGuard())
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))  # the vendor
     async with cut_answers(answer, sent=12) as base:
         monkeypatch.setattr(NotifyDingTalk, "notify_url", base + "/robot/send?access_token={token}")
         with pytest.raises(TransientNotifyError, match="IncompleteRead") as failed:

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 import urllib3.util.connection
 
-from ambient.clients.guard import DestinationGuard, url_host
+from ambient.clients.guard import (
+    DestinationGuard,
+    DestinationLookupError,
+    RefusedDestinationError,
+    url_host,
+)
 from ambient.clients.notify.base import SEND_CLOCK
 from ambient.clients.notify.errors import (
     PermanentNotifyError,
@@ -40,13 +45,38 @@ if TYPE_CHECKING:
     import apprise
     import requests
 
-# Apprise connects by itself (requests, through urllib3), so the address cannot be put in the
-# URL as for webhooks: the one the guard checked is pinned for the send instead, or Apprise's own
-# lookup at connect time could find the name pointing elsewhere (DNS rebinding). The name stays
-# in the URL (Host, TLS). A context variable: Apprise's worker threads copy the caller's context.
-_PINNED: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
-    "apprise_pinned", default=None
-)
+
+@dataclass
+class Pins:
+    """Where a user's Apprise send may connect. Apprise connects by itself (requests, through
+    urllib3), so the address cannot be put in the URL as for webhooks: the one the guard
+    checked is pinned for the send instead, or Apprise's own lookup at connect time could find
+    the name pointing elsewhere (DNS rebinding); the name stays in the URL (Host, TLS). Any
+    other host the send reaches, one a service's answer named (Matrix's server discovery
+    follows the homeserver's `.well-known` file anywhere), passes the guard at its connect,
+    or is not connected to (``refused`` says why)."""
+
+    addresses: dict[str, str]  # host name -> the address the guard checked for it
+    guard: DestinationGuard
+    refused: list[str] = field(default_factory=list)
+
+    def address(self, host: str, port: int) -> str:
+        """The address to connect to for ``host``; OSError (urllib3's connect error) if refused."""
+        name = host.rstrip(".").lower()
+        if (pinned := self.addresses.get(name)) is not None:
+            return pinned
+        try:
+            return self.guard.check_host_blocking(name, port)[0]
+        except RefusedDestinationError as exc:
+            self.refused.append(str(exc))
+            raise ConnectionRefusedError(str(exc)) from None
+        except DestinationLookupError as exc:
+            raise OSError(str(exc)) from None
+
+
+# A context variable: Apprise's worker threads copy the caller's context. None: a send to the
+# operator's own URL (the SMS gateway), connected to as Apprise names it.
+_PINNED: contextvars.ContextVar[Pins | None] = contextvars.ContextVar("apprise_pins", default=None)
 _connect = urllib3.util.connection.create_connection
 
 
@@ -100,8 +130,9 @@ def _pinned_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> s
     """urllib3's connect, to the checked address of a name pinned for this send; the socket is
     the send's to close at its deadline."""
     host, port = address
-    pinned = (_PINNED.get() or {}).get(host.rstrip(".").lower())
-    sock = _connect((pinned or host, port), *args, **kwargs)
+    if (pins := _PINNED.get()) is not None:
+        host = pins.address(host, port)
+    sock = _connect((host, port), *args, **kwargs)
     if (connections := _CONNECTIONS.get()) is not None:
         connections.opened(sock)
     return sock
@@ -280,9 +311,9 @@ def _notify(sender: apprise.Apprise, message: Message) -> bool:
 
 
 async def notify_apprise(
-    url: str, message: Message, pinned: dict[str, str] | None = None, update: str | None = None
+    url: str, message: Message, pins: Pins | None = None, update: str | None = None
 ) -> None:
-    """Send through Apprise; ``pinned``: host name -> the address the guard checked for it;
+    """Send through Apprise; ``pins``: where a user's URL may connect (None: the operator's);
     ``update``: how a robot's key is put in again (robot_refusal)."""
     import apprise  # ~25 ms to import: only a send needs it
 
@@ -308,7 +339,7 @@ async def notify_apprise(
     _keep_answers()
     answers = Answers()
     connections = Connections()
-    token, kept = _PINNED.set(pinned), _ANSWERS.set(answers)
+    token, kept = _PINNED.set(pins), _ANSWERS.set(answers)
     held = _CONNECTIONS.set(connections)
     try:
         ok = await asyncio.to_thread(_notify, sender, message)
@@ -322,6 +353,8 @@ async def notify_apprise(
         _PINNED.reset(token)
         _ANSWERS.reset(kept)
         _CONNECTIONS.reset(held)
+    if pins is not None and pins.refused:  # a host a service's answer named, refused
+        raise PermanentNotifyError(f"the Apprise service led to a {pins.refused[0]}")
     scheme = url.partition("://")[0].lower()
     if (refused := robot_refusal(scheme, answers.read, update)) is not None:
         raise refused
@@ -348,12 +381,12 @@ class AppriseChannel:
             warn_if_disabled(resolved)  # a secret's URL: entry saw only secret:NAME
             raise PermanentNotifyError(str(problem))
         aimed = aimed_url(resolved)
-        pinned: dict[str, str] = {}
+        pins = Pins({}, self.guard)
         if aimed is not None:
             checked = await checked_destination(self.guard, aimed)
             if checked.address is not None:
-                pinned[url_host(aimed).lower()] = checked.address
-        await notify_apprise(url, message, pinned, held_in_secret(target))
+                pins.addresses[url_host(aimed).lower()] = checked.address
+        await notify_apprise(url, message, pins, held_in_secret(target))
         return None
 
 
