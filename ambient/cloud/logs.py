@@ -130,7 +130,10 @@ class AlarmSpec(UserConfig):
         params: dict[str, Any] = {"Name": name, "Type": "All"}
         if self.notice_uids:
             receivers = {"ReceiverType": "Uin", "ReceiverIds": self.notice_uids}
-            params["NoticeReceivers"] = [{**receivers, "ReceiverChannels": ["Email", "Sms"]}]
+            channels = {"ReceiverChannels": ["Email", "Sms"]}
+            # The reference marks the hours a receiver takes notices in "必填": all day.
+            hours = {"StartTime": "00:00:00", "EndTime": "23:59:59"}
+            params["NoticeReceivers"] = [receivers | channels | hours]
         if self.notice_webhook:
             hook = {"Url": self.notice_webhook, "CallbackType": "Http", "Method": "POST"}
             params["WebCallbacks"] = [hook]

@@ -125,6 +125,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "NoticeReceivers[].ReceiverType",
         "NoticeReceivers[].ReceiverIds",
         "NoticeReceivers[].ReceiverChannels",
+        # The SDK's field text: "允许接收信息的开始时间。格式：`15:04:05`。必填" (and EndTime's).
+        "NoticeReceivers[].StartTime",
+        "NoticeReceivers[].EndTime",
         "WebCallbacks[].Url",
         "WebCallbacks[].CallbackType",
     ),
@@ -540,7 +543,9 @@ def _period(p: Params) -> bool:
 def _receivers(p: Params) -> bool:
     channels = {"Email", "Sms", "WeChat", "Phone"}
     return all(
-        r["ReceiverType"] in ("Uin", "Group") and set(r["ReceiverChannels"]) <= channels
+        r["ReceiverType"] in ("Uin", "Group")
+        and set(r["ReceiverChannels"]) <= channels
+        and all(re.fullmatch(r"\d\d:\d\d:\d\d", r[at]) for at in ("StartTime", "EndTime"))
         for r in p.get("NoticeReceivers") or []
     )
 
@@ -593,7 +598,7 @@ VALUE_RULES: dict[str, tuple[tuple[str, Callable[[Params], bool]], ...]] = {
         ),
         (
             "NoticeReceivers: ReceiverType Uin or Group, ReceiverChannels of Email, Sms, "
-            "WeChat, Phone",
+            "WeChat, Phone, StartTime and EndTime as 15:04:05",
             _receivers,
         ),
         (

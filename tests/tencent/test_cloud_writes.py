@@ -683,6 +683,21 @@ async def test_cw15_the_audit_keeps_an_alarm_notice_webhook_without_its_key(
     assert "0f1e2d3c" not in repr(audited)
 
 
+async def test_an_alarm_notice_to_account_uids_names_the_hours_the_reference_requires(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # NoticeReceivers' StartTime and EndTime are "必填" in the reference: a notice to account
+    # UIDs went without them, and a server that holds to the reference answered MissingParameter.
+    api, state = cloud
+    alarm = {**ALARM, "notice_webhook": None, "notice_uids": [100012345678]}
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_cls_alarm", alarm=alarm, mode="execute")
+    assert not failed, done
+    (receiver,) = api.creates()[0][2]["NoticeReceivers"]
+    assert (receiver["StartTime"], receiver["EndTime"]) == ("00:00:00", "23:59:59")
+    assert [a for _, a, _ in api.creates()] == ["CreateAlarmNotice", "CreateAlarm"]
+
+
 async def test_an_alarm_policy_is_looked_up_once_by_its_create(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
