@@ -27,6 +27,7 @@ from ambient.briefing.errors import (
 from ambient.briefing.logs import check_cls_keys, check_log_path
 from ambient.briefing.models import KIND, BriefingCarry, BriefingRef, BriefingRun, BriefingStatus
 from ambient.clients.tencent.client import TencentCloud
+from ambient.domain.configs import STORED
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import User
@@ -94,6 +95,28 @@ class Creation:
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise invalid_config(errors, exc.inputs[0]) from None
+        return await self._create(user, config, replace_only)
+
+    async def follow_schedule(self, user: str, schedule: dict[str, str]) -> BriefingRef | None:
+        """The running briefing takes ``schedule`` (the user's settings' time zone, preparation
+        and window, as the config names them): replaced as an update replaces it, what it gave
+        and prepared today and its pause carried over. None when no briefing runs (or it was
+        deleted meanwhile) or it keeps that schedule already. Its other fields (log source,
+        news) are not checked again: the user said nothing new of them."""
+        current = await self.read_status(user)
+        if current is None or current.stopping:
+            return None
+        config = current.config.model_copy(update=schedule)
+        if config == current.config:
+            return None
+        # The config's own rules (a window that ends after it starts, prepared by its start).
+        config = BriefingConfig.model_validate(config.model_dump(), context=STORED)
+        try:
+            return await self._create(user, config, replace_only=True)
+        except BriefingNotFoundError:
+            return None
+
+    async def _create(self, user: str, config: BriefingConfig, replace_only: bool) -> BriefingRef:
         for _ in range(2):
             try:
                 return await self._start(user, config, replace_only)

@@ -190,8 +190,7 @@ class UserRepository(Repository):
 
     async def update(self, user: User, data: UserSettings) -> None:
         """Change ``user``'s own settings (SettingRefusedError: nothing changed, rolled back)."""
-        _briefing_times_fit({field: getattr(user, field) for field in BRIEFING_TIMES}, data)
-        await self._voiceprint_free(data.voiceprint_id, user.name)
+        await self.check(user, data)
         for field, value in data.model_dump(exclude_unset=True).items():
             if value is not None or field in CLEARABLE_SETTINGS:
                 setattr(user, field, value)
@@ -204,6 +203,11 @@ class UserRepository(Repository):
             if _voiceprint_clash(exc):  # another update took it after the check above
                 raise _voiceprint_taken(data.voiceprint_id) from exc
             raise
+
+    async def check(self, user: User, data: UserSettings) -> None:
+        """SettingRefusedError when ``data`` cannot be ``user``'s settings; changes nothing."""
+        _briefing_times_fit({field: getattr(user, field) for field in BRIEFING_TIMES}, data)
+        await self._voiceprint_free(data.voiceprint_id, user.name)
 
     async def _voiceprint_free(
         self, voiceprint: str | None, name: str, field: str = "voiceprint_id"

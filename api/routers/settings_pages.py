@@ -11,6 +11,7 @@ from fastapi import status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from ambient import user_settings
 from ambient.agent.digest import DigestSetting
 from ambient.bridge.endpoints import (
     EndpointCreate,
@@ -19,13 +20,14 @@ from ambient.bridge.endpoints import (
     Endpoints,
     said_error,
 )
+from ambient.briefing.errors import BriefingUnavailableError
 from ambient.clients.notify.targets import TargetError
 from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, keeping, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.refusals import N_
-from ambient.storage.users import SettingRefusedError, UserRepository, user_public
+from ambient.storage.users import SettingRefusedError, user_public
 from ambient.xiaozhi import DeviceService, normalize_device_id
 from ambient.xiaozhi_errors import DeviceError, DeviceRefusedError, InvalidDeviceError
 from ambient.xiaozhi_views import DeviceAdded, DeviceView
@@ -141,13 +143,15 @@ async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Respon
     data = {key: value or None for key, value in sent.items() if value or key in CLEARABLE_SETTINGS}
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
-        await UserRepository(session).update(page.me, UserSettings.model_validate(data))
+        settings = UserSettings.model_validate(data)
+        await user_settings.save_settings(session, page.me, settings, page.state.briefings)
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
     except SettingRefusedError as exc:
         errors = f"{_(SETTINGS_LABELS[exc.field])}: {in_words(exc.args[0], _)}"
+    except BriefingUnavailableError as exc:
+        errors = in_words(exc.args[0], _)
     else:
-        await session.commit()
         # Said in the language just chosen: the next page speaks it too.
         _ = Words(language_of(page.request, page.me))
         return back("/app/settings", _("Settings saved"))

@@ -29,6 +29,7 @@ from ambient.domain.users import (
 )
 from ambient.push import save_push_config
 from ambient.storage.users import SettingRefusedError, UserExistsError, UserRepository, user_public
+from ambient.user_settings import save_settings
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, StateDep
 from api.errors import unauthorized, unprocessable
 
@@ -90,7 +91,9 @@ async def read_me(user: CurrentUser) -> UserPublic:
 
 
 @router.patch("/me")
-async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) -> UserPublic:
+async def update_me(
+    data: SelfUpdate, user: CurrentUser, session: SessionDep, state: StateDep
+) -> UserPublic:
     """Change your settings: email, phone, wake words, time zone, briefing window...
 
     Role and rollback permission are refused with 403 and nothing changes.
@@ -111,10 +114,9 @@ async def update_me(data: SelfUpdate, user: CurrentUser, session: SessionDep) ->
     )
     # The user was loaded in this request's session (FastAPI shares the dependency).
     try:
-        await UserRepository(session).update(user, settings)
+        await save_settings(session, user, settings, state.briefings)
     except SettingRefusedError as exc:
         raise unprocessable(([exc.field], str(exc)), given=getattr(settings, exc.field)) from None
-    await session.commit()
     return user_public(user)
 
 

@@ -14,6 +14,7 @@ import pytest_asyncio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
 
 from ambient import grants
 from ambient.domain.users import Role, UserCreate
@@ -37,6 +38,16 @@ async def _api(settings: Settings, **extra: Any) -> AsyncIterator[httpx.AsyncCli
 @pytest_asyncio.fixture
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async for client in _api(settings):
+        yield client
+
+
+@pytest_asyncio.fixture
+async def scheduled_api(
+    settings: Settings, dev_env: WorkflowEnvironment
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with Temporal there: a change of a user's schedule asks their daily briefing."""
+    address = dev_env.client.service_client.config.target_host
+    async for client in _api(settings, temporal_address=address):
         yield client
 
 
@@ -562,10 +573,11 @@ async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
 
 
 async def test_briefing_times_that_could_make_no_briefing_are_refused_where_they_are_set(
-    api: httpx.AsyncClient, admin: dict[str, str], settings: Settings, db: Database
+    scheduled_api: httpx.AsyncClient, admin: dict[str, str], settings: Settings, db: Database
 ) -> None:
     """A greeting window that ends before it starts, or a preparation after it starts, was
     stored; the user's next briefing then failed on a field they never gave it."""
+    api = scheduled_api
     kai = await _member(api, admin, "kai")
     for body, field in (
         ({"briefing_window_start": "11:00"}, "briefing_window_start"),

@@ -16,7 +16,8 @@ from tests.support.servers import free_port, http_client, serve
 
 @pytest_asyncio.fixture
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    # Temporal is not needed for users: point at a closed port (the client connects lazily).
+    # Temporal at a closed port (the client connects lazily): a user's settings save without
+    # it, all but a changed briefing schedule (tests/briefing/test_briefing_follows_settings.py).
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with serve(create_app(settings)) as base:
         async with http_client(base) as client:
@@ -53,11 +54,11 @@ async def test_register_read_update_and_rotate_token(
     updated = await api.patch(
         "/users/me",
         headers=auth,
-        json={"wake_words": ["你好，小智"], "briefing_window_end": "09:30"},
+        json={"wake_words": ["你好，小智"], "assistant_name": "小安"},
     )
     assert updated.status_code == 200
     assert updated.json()["rollback_permission"] == "dry_run"
-    assert updated.json()["briefing_window_end"] == "09:30"
+    assert updated.json()["assistant_name"] == "小安"
 
     rotated = await api.post("/users/me/token", headers=auth)
     new_token = rotated.json()["token"]

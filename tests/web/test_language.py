@@ -210,7 +210,7 @@ async def test_a_chosen_language_can_go_back_to_the_default_on_the_page_and_in_t
         assert chosen.status_code == 200 and chosen.json()["language"] == "zh"
         cleared = await http.patch("/users/me", json={"language": None}, headers=auth)
         assert cleared.status_code == 200 and cleared.json()["language"] is None
-        kept = await http.patch("/users/me", json={"timezone": "UTC"}, headers=auth)
+        kept = await http.patch("/users/me", json={"phone": "+86 10 1234"}, headers=auth)
         assert kept.json()["language"] is None
 
 

@@ -1,0 +1,66 @@
+"""Saving a user's own settings, the one way every door does it (``PATCH /users/me``, the
+settings page): checked, then the running daily briefing moved to a schedule that changed,
+then stored. Briefing refused or unreachable: nothing is stored, and saving again retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ambient.briefing.errors import BriefingError, BriefingUnavailableError
+from ambient.domain.users import UserSettings
+from ambient.refusals import N_, Refusal
+from ambient.status import temporal_down
+from ambient.storage.models import User
+from ambient.storage.users import UserRepository
+
+if TYPE_CHECKING:
+    from ambient.briefing.service import BriefingService
+
+log = logging.getLogger(__name__)
+
+# The settings that are a daily briefing's schedule, by the names its config gives them.
+SCHEDULE = {
+    "timezone": "timezone",
+    "briefing_prepare_at": "prepare_at",
+    "briefing_window_start": "window_start",
+    "briefing_window_end": "window_end",
+}
+TEMPORAL_AWAY = N_(
+    "your settings were not saved: Temporal, which runs your daily briefing, is not reachable "
+    "right now, so the briefing could not take the new schedule; save them again in a moment"
+)
+NOT_FOLLOWED = N_(
+    "your settings were not saved: your daily briefing could not take the new schedule "
+    "(%(why)s); save them again in a minute"
+)
+
+
+async def save_settings(
+    session: AsyncSession, user: User, data: UserSettings, briefings: BriefingService
+) -> None:
+    """Store ``data`` as ``user``'s settings. When it changes their schedule (time zone,
+    preparation, greeting window), their running briefing takes the whole schedule the
+    settings now hold, as the settings page shows it (SettingRefusedError, BriefingError:
+    nothing stored)."""
+    users = UserRepository(session)
+    await users.check(user, data)
+    before = {field: getattr(user, field) for field in SCHEDULE}
+    given = data.model_dump(include=set(SCHEDULE), exclude_none=True)
+    if {**before, **given} != before:
+        schedule = {SCHEDULE[field]: value for field, value in {**before, **given}.items()}
+        try:
+            await briefings.follow_schedule(user.name, schedule)
+        except (BriefingError, RuntimeError) as exc:
+            if temporal_down(exc):
+                log.warning("settings of %s not saved: Temporal did not answer: %s", user.name, exc)
+                raise BriefingUnavailableError(Refusal(TEMPORAL_AWAY)) from exc
+            if not isinstance(exc, BriefingError):
+                raise
+            why = exc.args[0] if exc.args and isinstance(exc.args[0], Refusal) else str(exc)
+            raise BriefingUnavailableError(Refusal(NOT_FOLLOWED, why=why)) from exc
+    await users.update(user, data)
+    await session.commit()

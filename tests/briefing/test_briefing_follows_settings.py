@@ -1,0 +1,126 @@
+"""A user's settings are their daily briefing's schedule: changing the time zone or briefing
+times (PATCH /users/me, the settings page) moves the running briefing to them, its pause and
+today kept; a change it cannot take (Temporal away) stores nothing, and saving again retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.service import BriefingService
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.users import UserRepository
+from tests.briefing.test_briefing_task_door import zone_at_midday
+from tests.conftest import unique
+from tests.support.api_worker import api_over_worker, signed_in_api
+from tests.support.pages import signed_in
+from tests.support.servers import free_port
+from tests.support.waits import eventually
+
+
+async def _registered(deps: WorkerDeps, name: str) -> str:
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, timezone="UTC"))
+        await session.commit()
+    return token
+
+
+def _schedule(config: Any) -> tuple[str, ...]:
+    """A config's (or its JSON's) time zone, preparation and window."""
+    fields = ("timezone", "prepare_at", "window_start", "window_end")
+    read = config.get if isinstance(config, dict) else lambda field: getattr(config, field)
+    return tuple(read(field) for field in fields)
+
+
+async def test_the_running_briefing_follows_the_schedule_saved_in_settings_at_every_door(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Created with its own zone and window, then: a PATCH of other settings leaves the run
+    alone; a PATCH of the window moves it to the settings' whole schedule (paused, it stays
+    paused); the settings page's save does the same; a user with no briefing starts none."""
+    name, idle = unique("follow"), unique("idle")
+    token, idle_token = await _registered(deps, name), await _registered(deps, idle)
+    async with api_over_worker(dev_env, deps) as (settings, _):
+        briefings = BriefingService(dev_env.client, settings, deps.db, deps.tencent)
+        zone = zone_at_midday()
+        created = await briefings.create(
+            name, {"timezone": zone, "window_start": "06:30", "language": "en"}
+        )
+        assert _schedule(created.config) == (zone, "05:00", "06:30", "10:00")
+        handle = dev_env.client.get_workflow_handle(f"daily-briefing/{name}")
+        first_run = (await handle.describe()).run_id
+        await briefings.pause(name)
+        async with signed_in_api(settings, token) as http:
+            other = await http.patch("/users/me", json={"phone": "+86 10 5555"})
+            assert other.status_code == 200, other.text
+            assert (await handle.describe()).run_id == first_run
+            moved = await http.patch(
+                "/users/me", json={"briefing_window_start": "07:00", "briefing_window_end": "11:00"}
+            )
+            assert moved.status_code == 200, moved.text
+            status = (await http.get("/briefings/daily")).json()
+        assert _schedule(status["config"]) == (
+            "UTC",
+            "05:00",
+            "07:00",
+            "11:00",
+        ), status
+        assert status["paused"] is True and status["config"]["language"] == "en"
+        assert (await handle.describe()).run_id != first_run
+        # The settings page: the form as a browser posts it, every field.
+        form = {
+            "timezone": "Asia/Tokyo",
+            "briefing_prepare_at": "06:00",
+            "briefing_window_start": "07:00",
+            "briefing_window_end": "11:00",
+            "language": "en",
+        }
+        async with signed_in(settings, token, referer="/app/settings") as page:
+            saved = await page.post("/app/settings", data=form)
+            assert saved.status_code == 303, saved.text
+            shown = await page.get("/app/settings")
+            assert "moves your running daily briefing to all four at once" in shown.text
+        status = (await briefings.status(name)).config
+        assert _schedule(status) == ("Asia/Tokyo", "06:00", "07:00", "11:00")
+        assert (await briefings.status(name)).paused
+        # No briefing: the settings are stored, none is started.
+        async with signed_in_api(settings, idle_token) as http:
+            alone = await http.patch("/users/me", json={"timezone": "Europe/Paris"})
+            assert alone.status_code == 200 and alone.json()["timezone"] == "Europe/Paris"
+            assert (await http.get("/briefings/daily")).status_code == 404
+        await handle.signal("stop")
+        await eventually(lambda: _ended(dev_env, handle.id), "the briefing ended")
+
+
+async def test_a_schedule_the_briefing_cannot_take_stores_nothing(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Temporal away: the new window is refused with a 503 saying the settings were not saved
+    (and on the page, in the user's language), the row keeps its times; other settings save."""
+    name = unique("away")
+    token = await _registered(deps, name)
+    away = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with signed_in_api(away, token) as http:
+        refused = await http.patch("/users/me", json={"briefing_window_end": "11:00"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["detail"].startswith("your settings were not saved"), refused.text
+        me = (await http.get("/users/me")).json()
+        assert me["briefing_window_end"] == "10:00"
+        other = await http.patch("/users/me", json={"phone": "+86 10 5555"})
+        assert other.status_code == 200, other.text
+    async with signed_in(away, token, referer="/app/settings") as page:
+        form = {"timezone": "UTC", "briefing_window_end": "11:00", "language": "zh"}
+        shown = await page.post("/app/settings", data=form)
+        assert shown.status_code == 422 and "your settings were not saved" in shown.text
+        chinese = {"accept-language": "zh-CN,zh;q=0.9"}
+        shown = await page.post("/app/settings", data=form, headers=chinese)
+        assert shown.status_code == 422 and "设置未保存" in shown.text, shown.text
+    async with deps.db.session() as session:
+        row = await UserRepository(session).get(name)
+    assert row is not None and row.briefing_window_end == "10:00" and row.language is None
+
+
+async def _ended(env: WorkflowEnvironment, workflow_id: str) -> bool:
+    return (await env.client.get_workflow_handle(workflow_id).describe()).close_time is not None
