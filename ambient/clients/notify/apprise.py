@@ -127,8 +127,9 @@ _CONNECTIONS: contextvars.ContextVar[Connections | None] = contextvars.ContextVa
 
 
 def _pinned_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-    """urllib3's connect, to the checked address of a name pinned for this send; the socket is
-    the send's to close at its deadline."""
+    """urllib3's connect, for a user's send to the address the guard checked: a name pinned
+    for this send, any other host (one the service led to) checked now (``Pins.address``).
+    The socket is the send's to close at its deadline."""
     host, port = address
     if (pins := _PINNED.get()) is not None:
         host = pins.address(host, port)
