@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from ambient import activity_attempts
-from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError, KubeUnreachableError
+from ambient.clients.kube import (
+    KubeClients,
+    KubeError,
+    KubeNotFoundError,
+    KubeUnreachableError,
+    TkeClusterNotFoundError,
+)
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
 from ambient.remediation.kube_executor import KubernetesExecutor
@@ -113,8 +119,10 @@ class DryRunExecutor:
             return None, "no cluster access configured"
         try:
             return await call(self._kube), ""
-        except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
-            raise  # the cluster answered: no plan from the alert would be true
+        except (KubeNotFoundError, TkeClusterNotFoundError, StepInputError, WorkloadReplacedError):
+            # The cluster (or TKE: no cluster of that id) answered: no plan from the alert
+            # would be true.
+            raise
         except KubeError as exc:
             if exc.retryable and not isinstance(exc, KubeUnreachableError) and tried_again():
                 # A busy or restarting API server (it answered 429, 5xx): waited out by the
@@ -161,7 +169,7 @@ class DryRunExecutor:
             health, why = await self._read(
                 target.cluster_id, lambda kube: kube.rollout_health(target)
             )
-        except KubeNotFoundError as exc:
+        except (KubeNotFoundError, TkeClusterNotFoundError) as exc:
             health, why = None, str(exc)
         if health is not None:
             return health

@@ -20,6 +20,7 @@ from ambient.clients.kube import (
     KubeError,
     KubeNotFoundError,
     KubeUnavailableError,
+    TkeClusterNotFoundError,
     client_from_kubeconfig,
 )
 from ambient.cloud.errors import CloudOpsFailedError, readable
@@ -634,6 +635,49 @@ async def test_a_tke_kubeconfig_tencent_refuses_is_a_kube_error_retried_only_if_
     assert str(refused.value).startswith(f"{said_first}{code}")
     kinds = {"AuthFailure": "auth", "ResourceNotFound": "not_found", "InternalError": "unavailable"}
     assert said.value.kind == kinds[code.split(".")[0]]
+
+
+@pytest.mark.parametrize(
+    ("code", "stops"),
+    [
+        ("ResourceNotFound.ClusterNotFound", True),  # the id names no cluster: nothing to plan
+        ("AuthFailure.UnauthorizedOperation", False),  # not allowed to read it: from the alert
+    ],
+)
+async def test_a_dry_run_on_a_cluster_tke_does_not_have_stops_as_execute_does(
+    kube: Cluster, code: str, stops: bool
+) -> None:
+    """A mistyped cluster id (well-formed, unknown to TKE) was dry-run "from the alert alone":
+    a whole ladder planned, approvals asked, for a cluster that does not exist. It stops at
+    the first checkpoint now, as a workload that does not exist does; a cluster it may not
+    read is still previewed from the alert."""
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from ambient.remediation.dry_run import DryRunExecutor
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    cloud = TencentApi(failures={"DescribeClusterKubeconfig": [code] * 20})
+    async with serve(cloud.app()) as base:
+        tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+        )
+        clients = KubeClients(kube.kubeconfig, tencent)
+        try:
+            target = kube.target.model_copy(update={"cluster_id": "cls-nosuch01"})
+            if stops:
+                with pytest.raises(
+                    TkeClusterNotFoundError, match="TKE has no cluster cls-nosuch01"
+                ):
+                    await DryRunExecutor(clients).checkpoint(target)
+            else:
+                previewed = await DryRunExecutor(clients).checkpoint(target)
+                assert not previewed.observed and code in previewed.detail
+        finally:
+            await clients.aclose()
 
 
 async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_again(
