@@ -2,7 +2,8 @@
 
 Read through the Tencent Cloud client; one alert per workload (its fingerprint: one ladder per
 workload). Repeats of one alarm collapse; another alarm on a workload already found, and what
-names no TKE workload, are said in skipped, not dropped silently.
+names no TKE Deployment (no workload, another kind, no namespace), are said in skipped,
+not dropped silently.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def _find(pattern: str, text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def alert_from_alarm(alarm: AlarmRecord) -> Alert | None:
-    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
+def alert_from_alarm(alarm: AlarmRecord) -> Alert | str:
+    """An alert from a Cloud Monitor / CLS alarm record naming a TKE Deployment, or why the
+    record is none (said in the night's skipped): a target is never guessed, since a ladder
+    run on a guess changes another workload of the same name."""
     # A Monitor alarm's dimensions name its workload; its alarm object is a display text. Else
     # the text is read for key:value pairs (e.g. a CLS trigger's cluster_id=… workload=…).
     cluster, namespace, workload = workload_of(alarm.dimensions)
@@ -41,12 +44,17 @@ def alert_from_alarm(alarm: AlarmRecord) -> Alert | None:
     cluster = cluster or _find(r"\b(cls-[a-z0-9]{4,})\b", text)
     workload = workload or _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
     if not cluster or not workload:
-        return None
-    namespace = (
-        namespace
-        or _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text)
-        or "default"
-    )
+        return "names no TKE workload"
+    dims = {key.lower(): value for key, value in alarm.dimensions.items()}
+    kind = dims.get("workload_kind") or _find(r"\bworkload_kind\s*[:=]\s*\"?([A-Za-z]+)", text)
+    if kind and kind.lower() != "deployment":
+        return f"is on {kind} {workload} in {cluster}: remediation changes Deployments only"
+    namespace = namespace or _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text)
+    if not namespace:
+        return (
+            f"names workload {workload} in {cluster} but no namespace: remediation does not "
+            "guess one (add namespace to the alarm's dimensions or text)"
+        )
     try:
         return Alert(
             source=alarm.source,
@@ -59,8 +67,8 @@ def alert_from_alarm(alarm: AlarmRecord) -> Alert | None:
             message=alarm.detail[:4000],
             labels={"level": alarm.level} if alarm.level else {},
         )
-    except ValueError:
-        return None
+    except ValueError as exc:
+        return f"names a workload remediation cannot take ({exc})"
 
 
 async def unresolved_alarms(
@@ -91,8 +99,8 @@ async def unresolved_alarms(
         if alarm.status.upper() not in UNRESOLVED:
             continue
         alert = alert_from_alarm(alarm)
-        if alert is None:
-            skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
+        if isinstance(alert, str):
+            skipped.append(f"{alarm.source} alarm {alarm.name!r}: {alert}")
             continue
         # One remediation per workload: repeats of the same alarm collapse here; another
         # alarm on it joins the first one's remediation, and is said.

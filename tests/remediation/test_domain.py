@@ -411,7 +411,7 @@ def test_alarm_records_naming_a_tke_workload_become_alerts() -> None:
             level="serious",
         )
     )
-    assert found is not None
+    assert isinstance(found, Alert), found
     assert (found.cluster_id, found.namespace, found.workload) == (
         "cls-abc12345",
         "prod",
@@ -425,7 +425,51 @@ def test_alarm_records_naming_a_tke_workload_become_alerts() -> None:
         target="topic-1",
         detail="disk full on cvm",
     )
-    assert alert_from_alarm(disk) is None
+    assert alert_from_alarm(disk) == "names no TKE workload"
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "detail", "why"),
+    [
+        # A Monitor alarm on a StatefulSet: not a Deployment remediation of its name.
+        (
+            {
+                "tke_cluster_instance_id": "cls-abcd1234",
+                "namespace": "prod",
+                "workload_kind": "StatefulSet",
+                "workload_name": "checkout",
+            },
+            "pod restarts > 3",
+            "is on StatefulSet checkout in cls-abcd1234: remediation changes Deployments only",
+        ),
+        ({}, "workload_kind=DaemonSet cluster_id=cls-abcd1234 ns=prod workload=agent", "DaemonSet"),
+        # No namespace anywhere: not guessed ("default" was, another Deployment of that name).
+        (
+            {"tke_cluster_instance_id": "cls-abcd1234", "workload_name": "checkout"},
+            "pod restarts > 3",
+            "names workload checkout in cls-abcd1234 but no namespace",
+        ),
+        ({}, "cluster_id=cls-abcd1234 workload=checkout errors=120", "but no namespace"),
+    ],
+)
+def test_an_alarm_naming_no_deployment_for_certain_is_skipped_with_why(
+    dimensions: dict[str, str], detail: str, why: str
+) -> None:
+    """The night's triage guessed namespace "default" and took any kind for a Deployment: a
+    ladder in execute mode changed another workload of the same name."""
+    record = AlarmRecord(
+        source="monitor" if dimensions else "cls",
+        name="restarts",
+        status="ALARM",
+        time=NOW,
+        dimensions=dimensions,
+        detail=detail,
+    )
+    said = alert_from_alarm(record)
+    assert isinstance(said, str) and why in said, said
+    kinded = {**dimensions, "namespace": "prod", "workload_kind": "Deployment"}
+    if "workload_name" in dimensions:  # named a Deployment, with its namespace: an alert
+        assert isinstance(alert_from_alarm(record.model_copy(update={"dimensions": kinded})), Alert)
 
 
 def test_a_tke2_threshold_breach_becomes_an_alert_verified_by_the_same_source() -> None:
