@@ -280,7 +280,13 @@ class GradedRemediationWorkflow(RemediationChange):
         if permission.mode is None:
             if again:
                 await self._free_slot(key)
-            self.outcome = f"refused: {permission.reason}"
+            refused = f"refused: {permission.reason}"
+            if any(a.applied for a in self.attempts) and self.refusal_hands_over:
+                # Revoked after changes were made: a person is told what was changed and what
+                # to undo (an isolation left in place), as when the budget is spent.
+                await self._hand_over(refused, "refused")
+                return False
+            self.outcome = refused
             await self._finish("refused")
             return False
         self.mode = "dry_run" if again and self.mode == "dry_run" else permission.mode

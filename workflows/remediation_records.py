@@ -133,6 +133,10 @@ class RemediationRecords:
         # change recorded, says that change may have been made and keeps the slot counted
         # (it gave it back, or said nothing of it): docs/deploy.md, the patches.
         self.lost_try_maybe_made = workflow.patched("lost-first-try-maybe-made")
+        # A run refused by its owner's permission after it changed the cluster hands over (a
+        # push, the briefing's broadcast, what to undo); it ended silently before:
+        # docs/deploy.md, the patches.
+        self.refusal_hands_over = workflow.patched("refused-after-change-hands-over")
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -249,8 +249,8 @@ async def test_an_abort_heard_while_a_rungs_permission_is_checked_is_audited_too
 ) -> None:
     """Rung 1 did not clear the alert; the owner's permission was revoked, and the run was
     aborted while rung 2's permission check was retried (the database refusing its record):
-    the run ended refused, and the abort it heard is audited once, said to have come too
-    late to stop it."""
+    the run ended refused (handed over: rung 1 had changed the cluster), and the abort it
+    heard is audited once, said to have come too late to stop it."""
     queue = Queue(dev_env, deps)
     async with _cluster(deps, tmp_path, _released(), refused=0) as (_, url):
         async with queue.runs():
@@ -265,10 +265,12 @@ async def test_an_abort_heard_while_a_rungs_permission_is_checked_is_audited_too
                     await session.commit()
                 await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
                 await signal_taken(handle)
-            status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
+            async with queue.acts():  # rung 1 changed the cluster: the refusal hands over
+                status: RemediationStatus = await asyncio.wait_for(handle.result(), HANG)
             _, audit, _ = await run_ended(deps, handle)
 
     assert status.state == "refused", status.outcome
+    assert [a.action for a in audit].count("hand_over") == 1
     (aborted,) = [r for r in audit if r.action == "aborted"]
     assert (aborted.actor, aborted.detail["ended"]) == (UNVERIFIED, "refused")
     assert audit_action(aborted.action, aborted.detail) == "aborted too late to stop it"
