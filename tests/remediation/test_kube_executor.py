@@ -651,21 +651,13 @@ async def test_a_dry_run_on_a_cluster_tke_does_not_have_stops_as_execute_does(
     a whole ladder planned, approvals asked, for a cluster that does not exist. It stops at
     the first checkpoint now, as a workload that does not exist does; a cluster it may not
     read is still previewed from the alert."""
-    from tencentcloud.common.credential import Credential
-
-    from ambient.clients.tencent.client import TencentCloud
     from ambient.remediation.dry_run import DryRunExecutor
-    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+    from tests.standins.tencent_api import TencentApi
+    from tests.support.tencent import standin_tencent
 
     cloud = TencentApi(failures={"DescribeClusterKubeconfig": [code] * 20})
     async with serve(cloud.app()) as base:
-        tencent = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-        )
-        clients = KubeClients(kube.kubeconfig, tencent)
+        clients = KubeClients(kube.kubeconfig, standin_tencent(base))
         try:
             target = kube.target.model_copy(update={"cluster_id": "cls-nosuch01"})
             if stops:
