@@ -52,6 +52,9 @@ async def save_settings(
     given = data.model_dump(include=set(SCHEDULE), exclude_none=True)
     if {**before, **given} != before:
         schedule = {SCHEDULE[field]: value for field, value in {**before, **given}.items()}
+        # The check's read transaction ended: no pooled connection held across Temporal's
+        # round trips (objects stay loaded, expire_on_commit=False).
+        await session.commit()
         try:
             await briefings.follow_schedule(user.name, schedule)
         except (BriefingError, RuntimeError) as exc:
