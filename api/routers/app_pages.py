@@ -182,8 +182,25 @@ async def create_web_monitor(
         problem = _("Not created: %(why)s", why=task_problem(exc, _))
         return await _dashboard(page, session, _, typed=typed, problem=problem)
     if ref.created:
-        return back("/app", _("Created %(task)s", task=ref.task_id))
-    return back("/app", _("Exists: %(task)s", task=ref.task_id))
+        done = _("Created %(task)s", task=ref.task_id)
+    else:
+        done = _("Exists: %(task)s", task=ref.task_id)
+    for more in baseline_said(ref.baseline, _):
+        done = _("%(said)s; %(more)s", said=done, more=more)
+    return back("/app", done)
+
+
+def baseline_said(baseline: dict[str, Any] | None, _: Words) -> list[str]:
+    """What a new web monitor's first check left to act on: each page it could not read and
+    why (or has not read yet); none when it read them all; its first check not over yet."""
+    if baseline is None:
+        return [_("its first check has not finished yet: its page shows what it finds")]
+    pages = baseline.get("urls") or {}
+    return [
+        _("%(page)s: %(found)s", page=url, found=found_said(seen, _))
+        for url, seen in pages.items()
+        if seen.get("outcome") in (None, "error")
+    ]
 
 
 # The task buttons and states: the API's values are the msgids the pages translate.
