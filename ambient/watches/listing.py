@@ -9,7 +9,7 @@ import builtins
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -36,6 +36,15 @@ DEFAULT_PAGE_SIZE = 50
 # What a door's task list may be narrowed to.
 KindFilter = Literal[TaskType, "daily_briefing"]
 StateFilter = Literal["active", "paused", "stopped"]
+
+
+def checked_filters(kind: str | None, state: str | None) -> None:
+    """A list's ``kind`` and ``state`` as the doors' models allow them, checked here too, so
+    no door (the CLI passes what was typed) lists unfiltered tasks, or none, for a typo."""
+    for field, value, allowed in (("kind", kind, KindFilter), ("state", state, StateFilter)):
+        if value is not None and value not in get_args(allowed):
+            known = ", ".join(get_args(allowed))
+            raise InvalidTaskError(f"{field}: {value!r} is not one of {known}")
 
 
 class TaskSummary(BaseModel):
@@ -90,6 +99,7 @@ class TaskListing:
     ) -> TaskPage:
         """The caller's tasks (a visibility query on our search attributes, then schedules),
         each once: with ``page_size`` a page and its token, without every task to ``limit``."""
+        checked_filters(kind, state)
         if page_size is None:
             tasks: list[TaskSummary] = []
             token: str | None = None

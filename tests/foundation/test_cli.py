@@ -769,3 +769,24 @@ def test_a_second_dev_stack_on_the_same_data_dir_is_refused_and_the_first_keeps_
     assert f"already runs on {tmp_path}" in " ".join(result.output.split())
     assert not (tmp_path / "temporal.db").exists()
     assert read_runtime(tmp_path) == running
+
+
+async def test_task_list_refuses_a_kind_or_state_it_does_not_know(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    """MCP and the API refuse these at their doors; the CLI passed them as typed, and the
+    service listed active tasks for --state Paused and nothing for --kind web-monitor."""
+    env = _env(tmp_path, dev_env)
+    migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    made = await asyncio.to_thread(CliRunner().invoke, app, ["user", "create", "dev"], env=env)
+    assert made.exit_code == 0, made.output
+    kinds = "web_monitor, threshold_watch, schedule, news_digest, daily_briefing"
+    for args, said in (
+        (["--state", "Paused"], "state: 'Paused' is not one of active, paused, stopped"),
+        (["--state", "bogus", "--json"], "state: 'bogus' is not one of active, paused, stopped"),
+        (["--kind", "web-monitor"], f"kind: 'web-monitor' is not one of {kinds}"),
+    ):
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["task", "list", *args], env=env)
+        assert result.exit_code != 0 and result.stdout == "", (args, result.output)
+        assert said in result.stderr, (args, result.stderr)
