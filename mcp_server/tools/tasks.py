@@ -143,7 +143,7 @@ async def get_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskStatus:
 
 
 async def pause_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
-    """Pause a task: no checks until it is resumed."""
+    """Pause a task: no scheduled checks until it is resumed (one asked for still runs)."""
     return await app_state(ctx).tasks.pause(current_user(ctx), task_id)
 
 
