@@ -55,6 +55,7 @@ from ambient.cloud.errors import told
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
+from ambient.remediation.intake import cluster_approvers
 from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.sharing import share_report
@@ -271,7 +272,7 @@ class BriefingActivities:
         """The user's discussions active during the day (links to read them)."""
         async with self._db.session() as session:
             try:
-                theirs = await members_see(session, user, self._settings.remediation_approvers)
+                theirs = await members_see(session, user, cluster_approvers(self._settings))
             except DiscussionError:
                 return  # not a registered user: no discussions of theirs to link
             rows = (

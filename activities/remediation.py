@@ -29,6 +29,7 @@ from ambient.clients.kube import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.dry_run import tried_again
+from ambient.remediation.intake import cluster_names, cluster_service
 from ambient.remediation.joins import NAME_ONLY, NAME_ONLY_WHY, TRIAGE, join
 from ambient.remediation.ladder import (
     Checkpoint,
@@ -131,7 +132,8 @@ class RemediationActivities(RemediationSafetyActivities):
             max_scale_step=settings.remediation_max_scale_step,
             step_timeout_seconds=settings.remediation_step_timeout_seconds,
         )
-        scored = await score_alert(request.alert, rules, self._llm)
+        names = cluster_names(settings, request.alert.cluster_id)
+        scored = await score_alert(request.alert, rules, self._llm, names)
         steps = plan(scored.card.score, scored.rule, policy.approval_from_rung)
         opened = Opened(card=scored.card, rule=scored.rule, plan=steps, policy=policy)
         first = steps[0] if steps and steps[0].rung is not Rung.HAND_OVER else None
@@ -374,11 +376,13 @@ class RemediationActivities(RemediationSafetyActivities):
             raise ApplicationError(unknown, type="Unverified", non_retryable=True)
         verification = request.judge(health)
         execute = request.mode == "execute"
+        # One service's breaker however its alerts name its cluster (a context, the TKE id).
+        _, service = cluster_service(self._settings, request.target.cluster_id, request.service)
         async with self._db.writing() as session:
             breakers = BreakerRepository(session)
             # A dry run changed nothing: whether the alert cleared says nothing of the rung (its
             # failures opened the breaker on a service the rung was never tried on).
-            row = await breakers.row(request.service, int(request.rung)) if execute else None
+            row = await breakers.row(service, int(request.rung)) if execute else None
             if execute and (row is None or row.last_key != request.key):
                 after = breaker_after(
                     breaker_state(row),
@@ -386,7 +390,7 @@ class RemediationActivities(RemediationSafetyActivities):
                     request.now,
                     self._settings.remediation_breaker_failures,
                 )
-                await breakers.save(row, request.service, int(request.rung), after, request.key)
+                await breakers.save(row, service, int(request.rung), after, request.key)
             detail = {"rung": int(request.rung), **verification.model_dump(mode="json")}
             await append_entry(session, request, "verification", detail)
         return verification

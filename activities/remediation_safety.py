@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
+from ambient.remediation.intake import cluster_service
 from ambient.remediation.ladder import Rung, StepResult, step_key
 from ambient.remediation.runs import SLOT_HELD, GateInput, Keyed, Opened, PermissionInput
 from ambient.remediation.safety import (
@@ -119,9 +120,12 @@ class RemediationSafetyActivities:
         # The run's audit turn before the cluster's, as the opening takes them: the other order
         # deadlocked with a run's opening still under way (append_entry takes it below).
         await take_turn(session, f"{request.run_key}/audit")
+        # One cluster's ledger and one service's breaker however alerts name the cluster (a
+        # kubeconfig context, the TKE id it reaches): two names were two rate limits.
+        cluster, service = cluster_service(settings, request.cluster_id, request.service)
         # The cluster's turn until the transaction ends: count, then reserve, atomically (steps
         # checked at once on any worker cannot all see the last free slot).
-        await take_turn(session, f"remediation-ledger/{request.cluster_id}")
+        await take_turn(session, f"remediation-ledger/{cluster}")
         if await ledger.reserved(step) is not None:
             return Gate(allowed=True, reason=SLOT_HELD)
         recorded = await find_entry(session, request, "gate")
@@ -129,13 +133,13 @@ class RemediationSafetyActivities:
             # A check run again (its task lost with its worker) after its step gave the slot
             # back (a dry run, a skipped change): that step may be made already and runs again
             # on the gate it was let go by, holding the slot again.
-            await ledger.reserve(step, request.cluster_id, request.service, int(request.rung), now)
+            await ledger.reserve(step, cluster, service, int(request.rung), now)
             return Gate(allowed=True, reason=recorded.detail["reason"])
         local = now.astimezone(ZoneInfo(settings.remediation_timezone))
         decision = _decided(change_window_gate(local, self._windows), "change_window")
         if decision.allowed:
             breaker = breaker_gate(
-                await BreakerRepository(session).state(request.service, int(request.rung)),
+                await BreakerRepository(session).state(service, int(request.rung)),
                 now,
                 settings.remediation_breaker_failures,
                 settings.remediation_breaker_open_minutes * 60,
@@ -145,16 +149,14 @@ class RemediationSafetyActivities:
         if decision.allowed:
             per_hour = settings.remediation_rate_limit_per_hour
             recent, changes = await ledger.recent(
-                request.cluster_id, now - timedelta(hours=1), newest=max(per_hour, 1)
+                cluster, now - timedelta(hours=1), newest=max(per_hour, 1)
             )
             limit = rate_limit_gate(
                 recent, now, per_hour, settings.remediation_cluster_cooldown_seconds, changes
             )
             decision = _decided(limit, "rate_limit")
             if limit.allowed:
-                await ledger.reserve(
-                    step, request.cluster_id, request.service, int(request.rung), now
-                )
+                await ledger.reserve(step, cluster, service, int(request.rung), now)
         detail = {"rung": int(request.rung), **decision.model_dump(exclude={"said"})}
         await append_entry(session, request, "gate", detail)
         return decision

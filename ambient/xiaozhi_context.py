@@ -17,6 +17,7 @@ from ambient import no_answer, temporal
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import Language
+from ambient.remediation.intake import cluster_approvers
 from ambient.remediation.safety import named_anywhere
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
@@ -66,7 +67,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
         if account is None:
             return []
         repository = RemediationRepository(session)
-        seen = await repository.seen_by(account, service.settings.remediation_approvers)
+        seen = await repository.seen_by(account, cluster_approvers(service.settings))
         # Of those the user may see, the runs the server lists, however many newer ones are
         # open; without its list, the newest open ones.
         rows = await repository.list(
@@ -149,7 +150,7 @@ async def voice_facts(
     greet would answer), the approvals waiting and the runs still open: past that the briefing
     is not said ready, the approvals are unknown (None), the open runs are the rows', and the
     rest still answers."""
-    approvers = remediations.settings.remediation_approvers if remediations else {}
+    approvers = cluster_approvers(remediations.settings) if remediations else {}
     async with db.session() as session:
         repository = RemediationRepository(session)
         # The runs "what needs me" lists (list_runs): also another's on a cluster of theirs.

@@ -19,6 +19,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.configs import holds_nul
 from ambient.refusals import Refusal
+from ambient.remediation.intake import cluster_approvers
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -84,7 +85,7 @@ class DiscussionAccess:
         self.db, self.settings = db, settings
 
     async def _visible(self, session: AsyncSession, user: str) -> ColumnElement[bool]:
-        return await members_see(session, user, self.settings.remediation_approvers)
+        return await members_see(session, user, cluster_approvers(self.settings))
 
     async def _get(
         self, session: Any, discussion_id: str, user: str, *, lock: bool = False

@@ -3,12 +3,16 @@ configured executor can reach, a verify URL the worker's destination guard allow
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+from glob import escape
+
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.kube import KubeError, kubeconfig_contexts, kubeconfig_tke_clusters
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
 from ambient.remediation.alerts import Alert
+from ambient.remediation.safety import Approvers
 from ambient.remediation.views import InvalidRemediationError
 from ambient.settings import Settings
 
@@ -85,3 +89,47 @@ def cluster_identity(settings: Settings, cluster_id: str) -> str:
     # A person's alert names the context, a watch's or the triage's (Cloud Monitor dimensions)
     # the TKE id: two ids were two ladders on one Deployment at once.
     return kubeconfig_tke_clusters(settings.kubeconfig).get(cluster_id, cluster_id)
+
+
+def cluster_names(settings: Settings, cluster_id: str) -> frozenset[str]:
+    """Every name of the cluster ``cluster_id`` names: it, its TKE id (``cluster_identity``)
+    and each context of AMBIENT_KUBECONFIG that reaches that id. An alert rule's or the
+    approvers' cluster glob that matches one of them is about this cluster."""
+    reaches = kubeconfig_tke_clusters(settings.kubeconfig)
+    identity = reaches.get(cluster_id, cluster_id)
+    return frozenset({cluster_id, identity, *(c for c, i in reaches.items() if i == identity)})
+
+
+def cluster_approvers(settings: Settings) -> Approvers:
+    """AMBIENT_REMEDIATION_APPROVERS with each cluster of AMBIENT_KUBECONFIG's contexts under
+    all its names: whoever a glob names on the TKE id (``cls-*``) approves on a context that
+    reaches it (``prod``), and the other way round. Every door reads the policy through it."""
+    policy = settings.remediation_approvers
+    reaches = kubeconfig_tke_clusters(settings.kubeconfig)
+    if not policy or not reaches:
+        return policy
+    widened = {pattern: list(names) for pattern, names in policy.items()}
+    for identity in set(reaches.values()):
+        names = cluster_names(settings, identity)
+        approvers = sorted(
+            {
+                user
+                for pattern, users in policy.items()
+                if any(fnmatchcase(name, pattern) for name in names)
+                for user in users
+            }
+        )
+        for name in names if approvers else ():
+            exact = widened.setdefault(escape(name), [])
+            exact.extend(user for user in approvers if user not in exact)
+    return widened
+
+
+def cluster_service(settings: Settings, cluster_id: str, service: str) -> tuple[str, str]:
+    """The cluster's one name (``cluster_identity``) and ``service`` (``Alert.service``: the
+    cluster, namespace and workload) under it: the rate limit's ledger and the breaker count
+    one cluster's and one service's steps however their alerts name the cluster."""
+    cluster = cluster_identity(settings, cluster_id)
+    if cluster != cluster_id and service.startswith(f"{cluster_id}/"):
+        service = cluster + service.removeprefix(cluster_id)
+    return cluster, service

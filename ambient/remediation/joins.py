@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from ambient import no_answer, temporal
 from ambient.remediation.alerts import Alert
+from ambient.remediation.intake import cluster_approvers
 from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput, Keyed
 from ambient.remediation.safety import Approvers, may_steer
 from ambient.remediation.storage import append_entry
@@ -146,7 +147,7 @@ async def _steers(
         return True
     account = await user_named(db, user)
     admin = account is not None and account.is_admin
-    return may_steer_run(user, admin, run, settings.remediation_approvers)
+    return may_steer_run(user, admin, run, cluster_approvers(settings))
 
 
 def may_steer_run(

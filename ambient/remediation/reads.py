@@ -20,6 +20,7 @@ from ambient import no_answer, temporal
 from ambient.clients.llm import LLMClient
 from ambient.domain.configs import read_stored
 from ambient.remediation.alerts import Alert
+from ambient.remediation.intake import cluster_approvers
 from ambient.remediation.joins import REPEATED, may_steer_run
 from ambient.remediation.runs import (
     FINAL_STATES,
@@ -89,7 +90,7 @@ class RemediationReads:
             raise refused(rid, exc) from None
         is_admin = (await self._user(user)).is_admin
         attributes = description.typed_search_attributes
-        if not may_steer_run(user, is_admin, attributes, self.settings.remediation_approvers):
+        if not may_steer_run(user, is_admin, attributes, cluster_approvers(self.settings)):
             raise not_found(rid)
         return await self._status(rid, description)
 
@@ -210,7 +211,7 @@ class RemediationReads:
         now = state is not None and state not in FINAL_STATES
         async with self.db.session() as session:
             repository = RemediationRepository(session)
-            seen = await repository.seen_by(account, self.settings.remediation_approvers)
+            seen = await repository.seen_by(account, cluster_approvers(self.settings))
             open_rows = await repository.list(seen=seen, open_only=True, limit=None)
         places = await self.states_now([row.remediation_id for row in open_rows])
         async with self.db.session() as session:
@@ -276,7 +277,7 @@ class RemediationReads:
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
             repository = RemediationRepository(session)
-            seen = await repository.seen_by(account, self.settings.remediation_approvers)
+            seen = await repository.seen_by(account, cluster_approvers(self.settings))
             rows = await repository.list(seen=seen, since=since, limit=None)
         # The row's own fields, and the rungs tried from its detail.
         outcomes = [

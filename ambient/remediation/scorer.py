@@ -10,6 +10,7 @@ instructions.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
@@ -59,18 +60,21 @@ class ScoredAlert:
     failure: str | None = None
 
 
-async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | None) -> ScoredAlert:
-    """The alert's score card; offline rules when no LLM is configured or it gives no answer."""
-    rule = match_rule(alert, rules)
+async def score_alert(
+    alert: Alert, rules: list[AlertRule], llm: LLMClient | None, clusters: Collection[str] = ()
+) -> ScoredAlert:
+    """The alert's score card; offline rules when no LLM is configured or it gives no answer.
+    ``clusters``: the other names of the alert's cluster its rules may name it by."""
+    rule = match_rule(alert, rules, clusters)
     if llm is None or llm.offline:
-        return ScoredAlert(offline_score(alert, rules), rule)
+        return ScoredAlert(offline_score(alert, rules, clusters), rule)
     fields = alert.model_dump(mode="json", exclude={"verify"})
     user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
     outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
     answer, failure, attempts = outcome.value, outcome.failure, outcome.attempts
     if answer is None:
         # Recorded as the offline rules' card, with why: never as the model's score.
-        card = offline_score(alert, rules)
+        card = offline_score(alert, rules, clusters)
         card.reasons.insert(
             0, f"the LLM gave no valid answer ({failure}): offline rules scored this alert"
         )

@@ -6,6 +6,7 @@ import fnmatch
 import math
 import re
 import sys
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -79,9 +80,13 @@ class AlertRule(BaseModel):
     manual: bool = Field(default=False, description="never act; hand over to a person at once")
     note: str = ""
 
-    def matches(self, alert: Alert) -> bool:
+    def matches(self, alert: Alert, clusters: Collection[str] = ()) -> bool:
+        """Whether the rule is about the alert's workload; ``clusters``: the other names of its
+        cluster (``cluster_names``: its TKE id, the kubeconfig contexts that reach it)."""
         return (
-            fnmatch.fnmatchcase(alert.cluster_id, self.cluster_id)
+            any(
+                fnmatch.fnmatchcase(name, self.cluster_id) for name in (alert.cluster_id, *clusters)
+            )
             and fnmatch.fnmatchcase(alert.namespace, self.namespace)
             and fnmatch.fnmatchcase(alert.workload, self.workload)
         )
@@ -90,9 +95,11 @@ class AlertRule(BaseModel):
         return sum(part != "*" for part in (self.cluster_id, self.namespace, self.workload))
 
 
-def match_rule(alert: Alert, rules: list[AlertRule]) -> AlertRule | None:
+def match_rule(
+    alert: Alert, rules: list[AlertRule], clusters: Collection[str] = ()
+) -> AlertRule | None:
     """The most specific rule that matches (ties: the first given)."""
-    matching = [rule for rule in rules if rule.matches(alert)]
+    matching = [rule for rule in rules if rule.matches(alert, clusters)]
     return max(matching, key=lambda rule: rule.specificity(), default=None)
 
 
@@ -131,7 +138,9 @@ _URGENT_METRICS = ("error", "5xx", "availability", "latency", "timeout", "fail",
 _PROD_NAMESPACES = ("prod", "production", "live", "kube-system", "payment", "payments")
 
 
-def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
+def offline_score(
+    alert: Alert, rules: list[AlertRule], clusters: Collection[str] = ()
+) -> ScoreCard:
     """Rule-based sub-scores with reasons, used when no LLM is configured."""
     text = f"{alert.message} {alert.metric or ''}".lower()
     labels = {k.lower(): v.lower() for k, v in alert.labels.items()}
@@ -182,7 +191,7 @@ def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
         importance=DimensionScore(score=importance, reason=importance_reason),
         time_sensitivity=DimensionScore(score=time_sensitivity, reason=time_reason),
     )
-    return score_card(dimensions, match_rule(alert, rules), "offline")
+    return score_card(dimensions, match_rule(alert, rules, clusters), "offline")
 
 
 # --- the plan -------------------------------------------------------------------------

@@ -34,7 +34,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from ambient import no_answer, temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
-from ambient.remediation.intake import check_reachable, check_verify_secret, cluster_identity
+from ambient.remediation.intake import (
+    check_reachable,
+    check_verify_secret,
+    cluster_identity,
+    cluster_names,
+)
 from ambient.remediation.joins import NOT_ADDED, join, request_key
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
@@ -85,7 +90,8 @@ class RemediationService(RemediationReads):
         parsed = accepted(Alert, alert)
         async with self.db.session() as session:
             rules = await AlertRuleRepository(session).all()
-        scored = await score_alert(parsed, rules, self.llm)
+        names = cluster_names(self.settings, parsed.cluster_id)
+        scored = await score_alert(parsed, rules, self.llm, names)
         cluster = cluster_identity(self.settings, parsed.cluster_id)
         # The card's own fields (its dimensions as plain data), and what they lead to.
         return ScoreView(
