@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         MetricSource,
         PrometheusSource,
         ThresholdWatchConfig,
+        breach_target_refusal,
     )
     from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
 
@@ -83,6 +84,8 @@ class ThresholdWatchWorkflow(WatchControls):
         super().__init__(request, request.state or ThresholdWatchState())
         # A continue-as-new waits for checks asked (`holds_for_check`).
         self.check_first = workflow.patched("check-now-before-continue")
+        # A breach's remediation names a Deployment for certain: no namespace guessed.
+        self.names_its_target = workflow.patched("breach-target-not-guessed")
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -258,6 +261,7 @@ class ThresholdWatchWorkflow(WatchControls):
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",
             self.config.combine,
+            guess_namespace=not self.names_its_target,
         )
 
         async def said(what: str, **more: Any) -> None:  # the breach's one remediation event
@@ -268,9 +272,11 @@ class ThresholdWatchWorkflow(WatchControls):
             )
 
         if alert is None:
+            reason = breach_target_refusal(source) if self.names_its_target else None
             await said(
                 "requested",
-                reason="the metric names no TKE workload: remediation needs a "
+                reason=reason
+                or "the metric names no TKE workload: remediation needs a "
                 "tencent_monitor source with tke_cluster_instance_id and workload_name",
             )
             return

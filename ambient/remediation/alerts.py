@@ -23,7 +23,13 @@ from ambient.domain.identifiers import (
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import MAX_CONDITIONS, ShortText
-from ambient.watches.threshold_config import Condition, MetricSource, TencentMonitorSource
+from ambient.watches.threshold_config import (
+    Condition,
+    MetricSource,
+    TencentMonitorSource,
+    breach_target_refusal,
+    workload_of,
+)
 
 # --- alerts ---------------------------------------------------------------------------
 
@@ -153,22 +159,19 @@ def _digest(parts: list[str]) -> str:
 # A threshold breach's here; a Monitor or CLS alarm's is the triage's (remediation/triage.py).
 
 
-def workload_of(dimensions: dict[str, str]) -> tuple[str | None, str | None, str | None]:
-    """Cluster, namespace and workload named by QCE/TKE2 dimensions (keys in any case)."""
-    dims = {k.lower(): v for k, v in dimensions.items()}
-    cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
-    return cluster, dims.get("namespace"), dims.get("workload_name") or dims.get("workload")
-
-
 def alert_from_breach(
     source: dict[str, Any],
     value: float,
     conditions: list[Condition],
     message: str,
     combine: Literal["all", "any"] = "any",
+    *,
+    guess_namespace: bool = False,
 ) -> Alert | None:
-    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions);
-    ``conditions`` are the lines it crossed, ``combine`` how the watch combines its lines."""
+    """An alert from a threshold-watch breach on a TKE Deployment metric (QCE/TKE2
+    dimensions; None: ``breach_target_refusal`` says why not); ``conditions`` are the lines it
+    crossed, ``combine`` how the watch combines its lines. ``guess_namespace``: the release
+    before's reading, for its runs' replay (any kind, namespace ``default`` when none)."""
     # Verification reads the same source; healthy is the breach no longer holding: the value
     # back on or inside each line crossed ("above 0" breached is over at 0), and for a watch
     # that breaches only past all its lines at once, back inside any one of them.
@@ -176,6 +179,8 @@ def alert_from_breach(
         return None
     cluster, namespace, workload = workload_of(source.get("dimensions") or {})
     if not cluster or not workload:
+        return None
+    if not guess_namespace and breach_target_refusal(source) is not None:
         return None
     healthy = [
         Condition(op="below" if c.op == "above" else "above", value=c.value) for c in conditions

@@ -254,6 +254,20 @@ class ThresholdWatchConfig(_TaskBase):
                 )
         return source
 
+    @field_validator("on_breach")
+    @classmethod
+    def _certain_target(cls, on_breach: str, info: ValidationInfo) -> str:
+        # A Cloud Monitor metric that names its workload's cluster and name but not for certain
+        # which Deployment (no namespace, another kind): its remediations would be refused at
+        # every breach, or (the release before) change another Deployment of that name.
+        source = info.data.get("source")
+        if on_breach == "remediate" and isinstance(source, TencentMonitorSource):
+            cluster, _, workload = workload_of(source.dimensions)
+            why = breach_target_refusal(source.model_dump(mode="json"))
+            if cluster and workload and why is not None and not reading_stored(info):
+                raise ValueError(why)
+        return on_breach
+
     @model_validator(mode="before")
     @classmethod
     def _as_it_ran(cls, data: Any, info: ValidationInfo) -> Any:
@@ -308,3 +322,37 @@ class ThresholdWatchConfig(_TaskBase):
                 f"(above {top:.15g}, below {bottom:.15g}), so a breach could never recover; "
                 f"give at most {max(top - bottom, 0) / 2:.15g}"
             )
+
+
+def workload_of(dimensions: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """Cluster, namespace and workload named by QCE/TKE2 dimensions (keys in any case)."""
+    dims = {k.lower(): v for k, v in dimensions.items()}
+    cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
+    return cluster, dims.get("namespace"), dims.get("workload_name") or dims.get("workload")
+
+
+NO_WORKLOAD = (
+    "the metric names no TKE workload: remediation needs a tencent_monitor source with "
+    "tke_cluster_instance_id, namespace and workload_name"
+)
+
+
+def breach_target_refusal(source: dict[str, Any]) -> str | None:
+    """Why a threshold watch's breaches on ``source`` cannot be remediated (None: they can):
+    its dimensions must name a Deployment for certain, since a ladder run on a guessed
+    namespace or on another kind of workload changes another Deployment of that name."""
+    if source.get("type") != "tencent_monitor":
+        return NO_WORKLOAD
+    dimensions = source.get("dimensions") or {}
+    cluster, namespace, workload = workload_of(dimensions)
+    if not cluster or not workload:
+        return NO_WORKLOAD
+    kind = {key.lower(): value for key, value in dimensions.items()}.get("workload_kind")
+    if kind and kind.lower() != "deployment":
+        return f"the metric is on {kind} {workload}: remediation changes Deployments only"
+    if not namespace:
+        return (
+            f"the metric names workload {workload} in {cluster} but no namespace: remediation "
+            "does not guess one (add namespace to the source's dimensions)"
+        )
+    return None

@@ -477,12 +477,26 @@ def test_a_tke2_threshold_breach_becomes_an_alert_verified_by_the_same_source() 
         "type": "tencent_monitor",
         "namespace": "QCE/TKE2",
         "metric": "K8sWorkloadRateCpuCoreUsedCluster",
-        "dimensions": {"tke_cluster_instance_id": "cls-abc12345", "workload_name": "web"},
+        "dimensions": {
+            "tke_cluster_instance_id": "cls-abc12345",
+            "namespace": "prod",
+            "workload_name": "web",
+        },
     }
     found = alert_from_breach(source, 97.0, [Condition(op="above", value=90)], "cpu")
     assert found is not None and found.verify is not None
     assert found.verify.holds(50) and not found.verify.holds(95)
     assert alert_from_breach({"type": "http_json", "url": "http://x/"}, 1, [], "") is None
+    # A workload named but not for certain is no alert (the release before guessed "default").
+    unsure = {
+        **source,
+        "dimensions": {"tke_cluster_instance_id": "cls-abc12345", "workload_name": "web"},
+    }
+    assert alert_from_breach(unsure, 97.0, [Condition(op="above", value=90)], "cpu") is None
+    guessed = alert_from_breach(unsure, 97.0, [], "cpu", guess_namespace=True)
+    assert guessed is not None and guessed.namespace == "default"
+    statefulset = {**source["dimensions"], "workload_kind": "StatefulSet"}  # type: ignore[dict-item]
+    assert alert_from_breach({**source, "dimensions": statefulset}, 97.0, [], "cpu") is None
 
 
 def test_stats_give_success_by_rung_service_type_time_and_exhausted_budgets() -> None:
@@ -519,7 +533,11 @@ TKE2_RESTARTS = {
     "type": "tencent_monitor",
     "namespace": "QCE/TKE2",
     "metric": "K8sWorkloadPodRestartTotal",
-    "dimensions": {"tke_cluster_instance_id": "cls-abc12345", "workload_name": "web"},
+    "dimensions": {
+        "tke_cluster_instance_id": "cls-abc12345",
+        "namespace": "prod",
+        "workload_name": "web",
+    },
 }
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.domain.configs import STORED
 from ambient.remediation import joins as remediation_joins
 from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
 from ambient.remediation.runs import RemediationInput, RemediationStatus
@@ -35,8 +37,12 @@ USER = "watcher"
 METRIC = "K8sWorkloadRateCpuCoreUsedCluster"
 
 
-def source(workload: str | None, region: str | None = None) -> dict[str, Any]:
-    dimensions = {"tke_cluster_instance_id": "cls-watch001", "namespace": "prod"}
+def source(
+    workload: str | None, region: str | None = None, namespace: str | None = "prod"
+) -> dict[str, Any]:
+    dimensions = {"tke_cluster_instance_id": "cls-watch001"}
+    if namespace:
+        dimensions["namespace"] = namespace
     if workload:
         dimensions["workload_name"] = workload
     return {
@@ -55,15 +61,18 @@ async def run_watch(
     workload: str | None,
     region: str | None = None,
     history: str | None = None,
+    namespace: str | None = "prod",
 ) -> tuple[str, list[Any]]:
     task = f"threshold-watch/{USER}/{unique('cpu')}"
+    # Read as a running watch reads its config: one a release before took (no namespace).
     config = ThresholdWatchConfig.model_validate(
         {
-            "source": source(workload, region),
+            "source": source(workload, region, namespace),
             "conditions": [{"op": "above", "value": 90}],
             "check_interval_minutes": 5,
             "on_breach": "remediate",
-        }
+        },
+        context=STORED,
     )
     handle = await env.client.start_workflow(
         ThresholdWatchWorkflow.run,
@@ -158,6 +167,71 @@ async def test_breach_without_a_workload_records_why_it_cannot_remediate(
         _, events = await run_watch(ts_env, deps, worker.task_queue, None)
     assert events[0].kind == "watch.remediation_requested"
     assert "names no TKE workload" in events[0].payload["reason"]
+
+
+async def test_a_breach_on_a_workload_named_without_its_namespace_guesses_none(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """A watch created before such configs were refused: its breach started a remediation of
+    the Deployment of that name in namespace "default", which it never named."""
+    api, tencent = cloud
+    api.metric_points[METRIC] = [(int(time.time()) - 30, 97.0), (int(time.time()) + 3600, 97.0)]
+    deps.tencent = tencent
+    remediation_settings(deps)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        _, events = await run_watch(
+            ts_env,
+            deps,
+            worker.task_queue,
+            "checkout",
+            namespace=None,
+            history="threshold_watch_remediate_no_namespace",
+        )
+    assert [e.kind for e in events] == ["watch.remediation_requested"], events
+    assert events[0].payload["reason"] == (
+        "the metric names workload checkout in cls-watch001 but no namespace: remediation "
+        "does not guess one (add namespace to the source's dimensions)"
+    )
+    # The run the release before started (on its guess) was not started.
+    guessed = alert_from_breach(
+        source("checkout", namespace=None), 97.0, [], "", guess_namespace=True
+    )
+    assert guessed is not None and guessed.namespace == "default"
+    with pytest.raises(RPCError) as missing:
+        await ts_env.client.get_workflow_handle(remediation_id(guessed)).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_remediating_watch_must_name_a_deployment_for_certain() -> None:
+    for dimensions, why in (
+        (
+            {"tke_cluster_instance_id": "cls-watch001", "workload_name": "checkout"},
+            "the metric names workload checkout in cls-watch001 but no namespace",
+        ),
+        (
+            {
+                "tke_cluster_instance_id": "cls-watch001",
+                "namespace": "prod",
+                "workload_name": "db",
+                "workload_kind": "StatefulSet",
+            },
+            "the metric is on StatefulSet db: remediation changes Deployments only",
+        ),
+    ):
+        config = {
+            "source": {**source(None), "dimensions": dimensions},
+            "threshold": 90,
+            "on_breach": "remediate",
+        }
+        with pytest.raises(ValueError) as refused:
+            ThresholdWatchConfig.model_validate(config)
+        assert "on_breach" in str(refused.value) and why in str(refused.value)
+        # Notified only, it is a watch like any other; stored, it reads as it ran.
+        ThresholdWatchConfig.model_validate({**config, "on_breach": "notify"})
+        ThresholdWatchConfig.model_validate(config, context=STORED)
 
 
 async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_next_run(
