@@ -247,7 +247,11 @@ async def latest_metric_point(
 ) -> MetricPoint:
     """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
     end = now or datetime.now(UTC)
-    start = end - timedelta(seconds=period * 10)
+    # Ten periods, and never less than a current value's age and a period: at a 10 s period
+    # ten were 100 s, and a datapoint Cloud Monitor published 2 minutes late, still current,
+    # was "no datapoints" (a mistyped dimension, the message said).
+    window = max(timedelta(seconds=period * 10), current_within(period) + timedelta(seconds=period))
+    start = end - window
     points = await get_metric(
         tc, namespace, metric, dimensions, start, end, period=period, region=region, patient=patient
     )
@@ -255,7 +259,7 @@ async def latest_metric_point(
     if not points:
         raise TencentRequestError(
             "NoData",
-            f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
+            f"{namespace}/{metric} has no datapoints in the last {window.total_seconds():.0f}s;"
             f" check that its dimensions ({named}) name a resource that reports it",
         )
     newest, current = points[-1], current_within(period)
