@@ -196,6 +196,14 @@ def spoken_clip(text: str, limit: int) -> str:
     return (cut[:space] if space >= limit // 2 else cut[: limit - 1]) + "…"
 
 
+def within_a_sentence(text: str) -> str:
+    """``text`` (a log's template, quoted in a sentence of ours) ending no sentence: its full
+    stops are commas, its last dropped. A cut to three sentences ended at the "." in "Request
+    timed out. Retrying", and the sentence's count was never heard."""
+    text = _FULL_STOP.sub(lambda m: "，" if m[0][0] in "。！？" else ",", text)
+    return text.rstrip(",， ")
+
+
 def _closed(text: str) -> bool:
     """Whether ``text`` leaves no quote or bracket open (a cut there would)."""
     opened = sum(text.count(c) for c in _OPENERS) - sum(text.count(c) for c in _CLOSERS)

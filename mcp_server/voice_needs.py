@@ -30,7 +30,10 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         # The briefing is spent on the greeting it answers: only while we still listen.
         result = await state.briefings.greet(user, via="voice", audio=False, within=left())
         # The briefing's first sentences (greeting, headline, the top error): speakable keeps
-        # three; any other answer is the service's, in the user's words.
+        # three, with what it puts in (a time in words) in the briefing's language, which the
+        # user's may no longer be; any other answer is the service's, in the user's words.
+        if result.language is not None:
+            english.set(result.language == "en")
         return result.text
 
     return await answer(ctx, speaker, work)

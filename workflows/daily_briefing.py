@@ -275,6 +275,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             given_at=now,
             given_at_local=day.local_hhmm(now),
             generated_by=prepared.generated_by,
+            language=self.run_input.config.language,
         )
 
     @greet.validator

@@ -13,10 +13,12 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 
@@ -70,6 +72,23 @@ STORE_GIVEN_WITHIN = 1.0
 _storing: set[asyncio.Future[None]] = set()
 
 
+# Greetings cut short once their update was sent, by user: (its request id, when). The day may
+# have been spoken to it and not heard ("call me again" was said): the user's next greeting
+# without an id of its own, in this process and within UNHEARD_FOR, takes that id and hears the
+# briefing that was spoken to it, once. Another process (an API replica) says "already given".
+_unheard: dict[str, tuple[str, float]] = {}
+UNHEARD_FOR = 30 * 60.0
+
+
+def _heard_later(user: str, now: float) -> str | None:
+    """The request id of ``user``'s greeting cut short lately (taken: it is asked once)."""
+    request_id, at = _unheard.pop(user, ("", 0.0))
+    for name, (_, then) in list(_unheard.items()):  # the others' too old: forgotten
+        if now - then > UNHEARD_FOR:
+            _unheard.pop(name, None)
+    return request_id if request_id and now - at <= UNHEARD_FOR else None
+
+
 def _stored(user: str, store: asyncio.Future[None]) -> None:
     """A greeting's record written, or why not (the run stores it at the window's end)."""
     _storing.discard(store)
@@ -99,6 +118,29 @@ class Greeting:
         else the server's default."""
         row = await user_named(self.db, user) if isinstance(user, str) else user
         return ((row.language if row else None) or self.settings.default_language) == Language.ZH
+
+    @staticmethod
+    async def _given_to_another(
+        handle: WorkflowHandle[Any, Any], request_id: str, until: float
+    ) -> GreetResult | None:
+        """The "already given" answer when today's briefing was spoken to another request
+        than ``request_id``, by a query (no history write), no longer than the caller listens
+        (``until``): a worker down answers no query either."""
+        left = max(0.1, until - asyncio.get_running_loop().time())
+        return await no_answer.queried(
+            lambda rpc: handle.query(
+                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=rpc
+            ),
+            min(no_answer.QUERY_TIMEOUT, timedelta(seconds=left)),
+        )
+
+    async def _heard_zh(self, user: str) -> bool:
+        """``_chinese``, or the server's default when the database does not answer (a spoken
+        briefing from a worker of the release before, which does not say its language)."""
+        try:
+            return await self._chinese(user)
+        except SQLAlchemyError:
+            return self.settings.default_language == Language.ZH
 
     async def _said(
         self, user: str | User, outcome: GreetOutcome, texts: tuple[str, str]
@@ -164,7 +206,10 @@ class Greeting:
         clock = asyncio.get_running_loop().time
         listens = self.greet_timeout.total_seconds() if within is None else within
         until = clock() + min(listens, self.greet_timeout.total_seconds())
+        # A caller's own id is theirs to send again; without one, one cut short may be taken.
+        earlier = _heard_later(user, clock()) if request_id is None else None
         request_id = request_id_of(request_id)
+        sent = False  # the update that may speak the day was sent
         # The same request id is applied once by Temporal: a retried call gets the same answer.
         update_id = update_id_of("greet", f"{user}/{request_id}")
         handle = self.client.get_workflow_handle(task_id_for(user))
@@ -172,13 +217,13 @@ class Greeting:
             # Repeat greetings are answered by a query (no history write); the first one of
             # the day, and any retry of it, goes through the update that decides.
             # No longer than the caller listens: a worker down answers no query either.
-            ask = min(no_answer.QUERY_TIMEOUT, timedelta(seconds=max(0.1, until - clock())))
-            repeat = await no_answer.queried(
-                lambda left: handle.query(
-                    DailyBriefingWorkflow.already_given, request_id, rpc_timeout=left
-                ),
-                ask,
-            )
+            repeat = await self._given_to_another(handle, request_id, until)
+            if repeat is not None and earlier is not None:
+                # Given today: to the greeting cut short (whose id the workflow answers as
+                # its own, None), its update with that id answers what it spoke, again.
+                if await self._given_to_another(handle, earlier, until) is None:
+                    request_id, repeat = earlier, None
+                    update_id = update_id_of("greet", f"{user}/{request_id}")
             if repeat is not None:
                 return await self._in_users_words(user, repeat)
             wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
@@ -193,14 +238,22 @@ class Greeting:
             )
             # The whole wait is bounded, not each call: a server answers a long poll with
             # "nothing yet" before its deadline, and the client polls again.
+            sent = True
             async with asyncio.timeout(max(0.0, until - clock())):
                 result = await handle.execute_update(
                     DailyBriefingWorkflow.greet, request, id=update_id
                 )
         except no_answer.CUT_SHORT:
             # Unknown, not failed: the same request id later gets the workflow's own answer
-            # (a new answer_by, so an update refused as too late is decided then).
+            # (a new answer_by, so an update refused as too late is decided then), and the
+            # user's next greeting here is that request again.
+            if sent:
+                _unheard[user] = (request_id, clock())
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
+        except asyncio.CancelledError:
+            if sent:  # the call ended under it (its connection handed over): as cut short
+                _unheard[user] = (request_id, clock())
+            raise
         except no_answer.QUERY_REFUSED as exc:
             if no_answer.not_found(exc):
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
@@ -242,8 +295,12 @@ class Greeting:
         result.text = greeted_at(result.text, result.given_at_local)
         result.segments[:1] = [greeted_at(s, result.given_at_local) for s in result.segments[:1]]
         if via == "voice":
-            # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
-            result.text = cleaned(result.text, english=not await self._chinese(user))
+            # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>, and
+            # what cleaning puts in is in the briefing's language (the user's may have changed
+            # since it was written). Nothing after the spoken answer may fail it: the day is
+            # spent, and "it failed" was heard, then "already given".
+            english = result.language == "en" if result.language else not await self._heard_zh(user)
+            result.text = cleaned(result.text, english=english)
             # Cut again for TTS: "something" is longer than the "<*>" it replaces.
             result.segments = tts_segments(result.text)
         if audio and self.tencent.configured:

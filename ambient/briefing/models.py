@@ -172,6 +172,9 @@ class GreetResult(BaseModel):
     given_at_local: str | None = Field(default=None, description="HH:MM in the user's zone")
     window: str | None = Field(default=None, description="HH:MM–HH:MM an outside_window names")
     generated_by: str | None = None
+    language: Language | None = Field(
+        default=None, description="the language a spoken briefing is written in"
+    )
     unprepared: Unprepared | None = Field(
         default=None, description="why the day's briefing could not be prepared (unavailable)"
     )

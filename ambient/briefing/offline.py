@@ -20,7 +20,7 @@ from ambient.briefing.report import source_detail
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
-from ambient.speech import spoken_clip
+from ambient.speech import spoken_clip, within_a_sentence
 
 
 def greeting(inputs: BriefingInputs) -> str:
@@ -295,15 +295,15 @@ def _spoken(
     # the day's most frequent error over an ERROR of thousands).
     top = most_frequent_error(errors)
     if top is not None:
+        said = within_a_sentence(spoken_clip(top.template, 60))
         say(
-            f"最多的错误是：{spoken_clip(top.template, 60)}，共 {top.count} 次。",
-            f"The most frequent error was {spoken_clip(top.template, 60)}, "
-            f"{many(top.count, 'time', 'times')}. ",
+            f"最多的错误是：{said}，共 {top.count} 次。",
+            f"The most frequent error was {said}, {many(top.count, 'time', 'times')}. ",
         )
     if inputs.trend:
         say(inputs.trend + "。", inputs.trend + ". ")
     if inputs.anomalies:
-        first = spoken_clip(inputs.anomalies[0], 60)
+        first = within_a_sentence(spoken_clip(inputs.anomalies[0], 60))
         say(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
             f"{many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",

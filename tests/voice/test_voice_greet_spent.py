@@ -1,0 +1,139 @@
+"""Once the workflow has spoken the day's briefing, nothing after it may fail the greeting: the
+service read the user's language again after the update, and a database hiccup there was heard
+as "it failed", then "already given" at the next greeting: the day's briefing was lost. What the
+cleaning puts in is in the briefing's language, which the user's may no longer be."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.greeting import Greeting
+from ambient.briefing.logreport import TemplateStat
+from ambient.briefing.models import BriefingInputs, GreetOutcome
+from ambient.briefing.offline import offline_draft
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
+from ambient.speech import cleaned, speakable
+from mcp_server import voice_answer
+from tests.conftest import running_worker, unique
+from tests.support.waits import eventually
+from tests.voice.conftest import PRODUCT_CALL_BUDGET
+from tests.voice.support import voice_client, worker_state
+from tests.voice.test_voice_language import _prepared, _user
+
+DAY = {"prepare_at": "00:00", "window_start": "00:00", "window_end": "23:59", "timezone": "UTC"}
+
+
+async def test_a_database_hiccup_after_the_briefing_is_spoken_does_not_lose_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = unique("spent")
+    await _user(deps, user, Language.ZH)
+    asked: list[str] = []
+
+    async def chinese(self: Greeting, who: Any) -> bool:
+        # The database refuses every read of the user's language from now on.
+        asked.append(str(who))
+        raise OperationalError("SELECT users", {}, Exception("database is locked"))
+
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        service = state.briefings
+        await service.create(user, {**DAY, "language": "zh"})
+        try:
+            await eventually(lambda: _prepared(service, user), "prepared")
+            monkeypatch.setattr(Greeting, "_chinese", chinese)
+            async with voice_client(state, user) as client:
+                first = (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
+        finally:
+            monkeypatch.undo()
+            await service.delete(user)
+    assert first.startswith("早上好，这是昨天的简报"), first
+    assert asked == []  # the briefing says its language: no read after it was spoken
+
+
+async def test_a_briefing_is_cleaned_in_its_own_language_for_a_user_who_changed_theirs(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    user = unique("twolang")
+    await _user(deps, user, Language.ZH)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        service = state.briefings
+        await service.create(user, {**DAY, "language": "en"})
+        try:
+            await eventually(lambda: _prepared(service, user), "prepared")
+            spoken = await service.greet(user, via="voice", audio=False)
+        finally:
+            await service.delete(user)
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.language == "en", spoken
+    assert spoken.text.startswith("Good morning"), spoken.text
+
+
+@pytest.mark.parametrize(
+    ("language", "template", "heard"),
+    [
+        ("zh", "Request timed out. Retrying in <*> ms", "Retrying in some ms，共 40 次。"),
+        ("en", "Connection closed by peer. Reconnecting!", "Reconnecting, 40 times."),
+        ("zh", "连接失败。正在重试", "连接失败，正在重试，共 40 次。"),
+    ],
+)
+def test_the_top_error_said_in_the_briefing_keeps_its_count_whatever_its_stops(
+    language: str, template: str, heard: str
+) -> None:
+    """A log template holding a full stop ended the third spoken sentence at it: "最多的错误是：
+    Request timed out." was heard, and its count never."""
+    stat = TemplateStat(template_id="t1", template=template, level="ERROR", count=40, example="x")
+    inputs = BriefingInputs(
+        date="2026-12-03", language=language, log_lines=5000, errors=40, top_templates=[stat]
+    )
+    spoken = offline_draft(inputs).spoken_text
+    said = speakable(cleaned(spoken, english=language == "en"), english=language == "en")
+    assert said.endswith(heard), said
+
+
+async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_greeting(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow spoke the day to a greeting whose answer came back after the call's
+    budget (a loaded server, a slow network): "call me again" was heard, then "already given
+    at …" at the next greeting, and the day's briefing never."""
+    user = unique("unheard")
+    await _user(deps, user, Language.ZH)
+    real = WorkflowHandle.execute_update
+    slow = [True]
+
+    async def execute_update(self: WorkflowHandle[Any, Any], update: Any, *a: Any, **k: Any) -> Any:
+        result = await real(self, update, *a, **k)
+        if slow and getattr(update, "__name__", "") == "greet":
+            slow.clear()
+            await asyncio.sleep(60)  # applied; its answer's way back outlasts the call
+        return result
+
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        service = state.briefings
+        await service.create(user, {**DAY, "language": "zh"})
+        try:
+            await eventually(lambda: _prepared(service, user), "prepared")
+            monkeypatch.setattr(WorkflowHandle, "execute_update", execute_update)
+            # The product's budget (this folder's tests have three times it): the first call
+            # waits all of it.
+            monkeypatch.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
+            async with voice_client(state, user) as client:
+                said = [
+                    (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
+                    for _ in range(3)
+                ]
+        finally:
+            monkeypatch.undo()
+            await service.delete(user)
+    assert "再叫我一次" in said[0], said
+    assert said[1].startswith("早上好，这是昨天的简报"), said  # the briefing it was spoken
+    assert "播报过了" in said[2], said  # once: then as any later greeting
