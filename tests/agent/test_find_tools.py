@@ -17,7 +17,10 @@ from bench.find_tools import batch_of, load, recall, split
 from mcp_server.server import build_server
 
 TOOLS = [
-    ToolDoc("pause_task", "Pause a task: no scheduled checks until it is resumed (one asked for still runs)."),
+    ToolDoc(
+        "pause_task",
+        "Pause a task: no scheduled checks until it is resumed (one asked for still runs).",
+    ),
     ToolDoc("resume_task", "Resume a paused task (a watch checks at once)."),
     ToolDoc("get_status", "Report whether Temporal is reachable and the database answers."),
     ToolDoc(
@@ -87,7 +90,10 @@ def test_quoted_values_and_ids_in_a_request_are_not_words_about_the_tool() -> No
 
 
 def test_an_id_reads_as_the_kind_of_thing_it_names_not_as_its_words() -> None:
-    pause = ToolDoc("pause_task", "Pause a task: no scheduled checks until it is resumed (one asked for still runs).")
+    pause = ToolDoc(
+        "pause_task",
+        "Pause a task: no scheduled checks until it is resumed (one asked for still runs).",
+    )
     metric = ToolDoc("get_metric", "Datapoints of a Cloud Monitor metric: disk usage, CPU.")
     watch = ToolDoc("create_threshold_watch", "Watch a metric and alert on a threshold.")
     read = ToolDoc("read_discussion", "All messages of one discussion.")
@@ -381,7 +387,10 @@ async def test_find_tools_over_mcp_ranks_the_servers_own_tools_and_schemas_only_
     assert plain.is_error is False and plain.structured_content is not None
     found: list[dict[str, Any]] = plain.structured_content["tools"]
     assert len(found) == 5 and found[0]["name"] == "pause_task"
-    assert found[0]["description"] == "Pause a task: no scheduled checks until it is resumed (one asked for still runs)."
+    assert (
+        found[0]["description"]
+        == "Pause a task: no scheduled checks until it is resumed (one asked for still runs)."
+    )
     assert "暂停→pause" in found[0]["why"] and found[0]["input_schema"] is None
     assert "find_tools" not in {f["name"] for f in found}
     assert schemas.structured_content is not None
