@@ -263,8 +263,13 @@ class NotifyActivities(TargetSender):
                         await record_failure(session, request, delivery, key, True)
         summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
         # A deliver-later run's next try comes when the receiver asked (at least a second
-        # on), else by its retry policy.
+        # on), else by its retry policy; not later than the run's give-up for a target that
+        # asked to wait past it (a daily quota's Retry-After), while another may pass before:
+        # that wait gave the whole run up at its first try, a greylisting mail server's too.
         asked = [max(d.later, 1.0) for d in waiting if d.later]
+        if retry_until is not None:
+            left = (retry_until - datetime.now(UTC)).total_seconds()
+            asked = [wait for wait in asked if wait < left] or asked
         # Every failure of this try as details: a last try's raise is all its caller gets.
         raise ApplicationError(
             f"transient delivery failures: {summary}",

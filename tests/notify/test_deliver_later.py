@@ -182,6 +182,38 @@ async def test_a_greylisted_email_is_delivered_once_after_the_delay_its_server_a
     assert (row.status, row.attempts) == ("sent", 3)
 
 
+async def test_a_wait_past_the_give_up_asked_by_one_target_leaves_the_others_their_tries(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    """A webhook's daily quota (429, Retry-After a day) beside a greylisting mail server: the
+    day was the later run's next retry delay, past its give-up, so the run gave up after its
+    first try, and the mail the server would have taken ten minutes later was never sent."""
+    mailbox.greylist_first = 5 + 2  # the reminder's five tries, then two of the later run's
+    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 5 minutes"
+    alice.settings = alice.settings.model_copy(update={"notify_give_up_seconds": 1800.0})
+    alice.channels = build_channels(alice.settings, alice.db, alice.http)
+    posts: list[int] = []
+
+    async def hook(request: Request) -> Response:
+        posts.append(429)
+        return Response("daily quota", status_code=429, headers={"Retry-After": "86400"})
+
+    task = unique("reminder/alice/standup")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        async with running_worker(ts_env.client, alice) as worker:
+            email = {"type": "email", "target": ADDRESS}
+            await _remind(
+                ts_env, worker, task, email, {"type": "webhook", "target": f"{base}/hook"}
+            )
+            later = await _later(ts_env, task)
+            outcome = await _outcome(ts_env, later)
+    assert [mail["To"] for mail in mailbox.messages] == [ADDRESS], outcome
+    assert (await _row(alice, f"{task}/run", "email")).status == "sent"
+    webhook = await _row(alice, f"{task}/run", "webhook")
+    assert webhook.status == "failed" and "429" in (webhook.error or ""), webhook.error
+    assert outcome.gave_up and [f.split(":")[0] for f in outcome.failures] == ["webhook"]
+
+
 async def test_a_delivery_a_later_run_has_reads_deferred_until_its_give_up_then_failed(
     ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
 ) -> None:
