@@ -216,7 +216,19 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 def _unread(scheme: str, value: str) -> Refusal | None:
     # Its token is not said back: the refusal may be logged.
-    if apprise_plugin(value) is not None:
+    if (plugin := apprise_plugin(value)) is not None:
+        # A URL of several destinations (ntfy://host/a/b, tgram://bot/chat1/chat2) is sent to
+        # all of them by each try: one that failed for now had each retry post to the others
+        # again. Apprise counts a plugin's requests with its own retries in (its __len__).
+        destinations = len(plugin) // (max(int(getattr(plugin, "retry", 0) or 0), 0) + 1)
+        if destinations > 1:
+            return Refusal(
+                "one destination an Apprise target: this %(scheme)s:// URL names %(count)s, "
+                "and a retry after one failed would send to the others again; add each "
+                "destination as a target of its own",
+                scheme=scheme,
+                count=destinations,
+            )
         return None
     return Refusal(
         "Apprise cannot read this %(scheme)s:// URL (a token or ID missing or of the wrong "

@@ -1038,3 +1038,33 @@ async def test_an_apprise_url_holding_a_second_url_is_refused_before_any_send(
     with pytest.raises(PermanentNotifyError, match="one Apprise URL a target"):
         await notify_apprise(url, REPORT)
     assert state.received == []
+
+
+@pytest.mark.parametrize(
+    ("url", "count"),
+    [
+        ("ntfy://ntfy.sh/ops/down", 2),
+        ("tgram://123456789:abcdefg_hijklmnop/-100123/-100456/-100789", 3),
+        ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#ops/#dev", 2),
+    ],
+)
+def test_an_apprise_url_naming_several_destinations_is_refused_when_saved(
+    url: str, count: int
+) -> None:
+    """Each try sends to every destination of the URL: one that failed for now (a 502) had
+    every retry post again to those that had taken the message (five copies)."""
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    problem = TargetPolicy.strict().problem(
+        Target(type="apprise", target=url), user="bob", is_admin=False
+    )
+    assert f"names {count}, and a retry after one failed" in str(problem), problem
+    single = url.rsplit("/", count - 1)[0]  # the first destination alone, its own retries too
+    for one in (single, f"{single}?retry=2"):
+        assert (
+            TargetPolicy.strict().problem(
+                Target(type="apprise", target=one), user="bob", is_admin=False
+            )
+            is None
+        )
