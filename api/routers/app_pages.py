@@ -19,9 +19,9 @@ from sse_starlette.sse import EventSourceResponse
 
 from ambient.clients.metric_reads import said_refusal
 from ambient.domain.numbers import WholeNumber
-from ambient.history import event_name
+from ambient.history import EventPublic, event_name
 from ambient.refusals import N_
-from ambient.storage.models import MAX_ID, Event
+from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.listing import TaskSummary
@@ -347,15 +347,15 @@ async def event_stream(
     """The caller's new events as server-sent events (EventSource sends the cookie, and the
     last event's id when it reconnects: late commits and a dropped connection lose none)."""
 
-    def frame(row: Event) -> tuple[str, Any]:
+    def frame(event: EventPublic) -> tuple[str, Any]:
         return "ambient", {
-            "id": row.id,
-            "kind": row.kind,
-            "name": _(event_name(row.kind, row.payload)),
-            "task": row.task,
+            "id": event.id,
+            "kind": event.kind,
+            "name": _(event_name(event.kind, event.payload)),
+            "task": event.task,
             # In the user's time zone, as the page's own list gives it (the script shows it).
-            "created_at": in_zone(row.created_at, page.me.timezone).isoformat(),
-            "payload": row.payload,
+            "created_at": in_zone(event.created_at, page.me.timezone).isoformat(),
+            "payload": event.payload,
         }
 
     return stream(page.request, page.state.db, page.me, after_id, last_event_id, frame)

@@ -27,7 +27,7 @@ from ambient.history import (
 )
 from ambient.storage.db import Database
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
-from ambient.storage.models import MAX_ID, Event, User
+from ambient.storage.models import MAX_ID, User
 from ambient.storage.repositories import InboxRepository
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import unprocessable
@@ -87,9 +87,11 @@ def stream(
     user: User,
     after_id: int,
     last_event_id: str | None,
-    frame: Callable[[Event], tuple[str, Any]],
+    frame: Callable[[EventPublic], tuple[str, Any]],
 ) -> EventSourceResponse:
-    """``user``'s new events as server-sent events, ``frame(row)`` naming each one's event."""
+    """``user``'s new events as server-sent events, ``frame(event)`` naming each one's event:
+    each as ``user`` may read it (``event_public``: a failure's internal error masked for a
+    member), whatever the door."""
     # From the Last-Event-ID a reconnecting client sends, else after ``after_id``; until the
     # client leaves or the token it was opened with is rotated.
     if last_event_id is None:
@@ -118,7 +120,7 @@ def stream(
         async for row, token in follow(
             db, cursor, user=user.name, stopped=stopped, poll_seconds=POLL_SECONDS
         ):
-            event, data = frame(row)
+            event, data = frame(history.event_public(row, operator=user.is_admin))
             yield {
                 "id": token,
                 "event": event,
@@ -144,8 +146,8 @@ async def stream_events(
     ``Last-Event-ID`` (EventSource does) and misses nothing, late commits included.
     """
 
-    def frame(row: Event) -> tuple[str, Any]:
-        return row.kind, history.event_public(row, operator=user.is_admin).model_dump(mode="json")
+    def frame(event: EventPublic) -> tuple[str, Any]:
+        return event.kind, event.model_dump(mode="json")
 
     return stream(request, state.db, user, after_id, last_event_id, frame)
 

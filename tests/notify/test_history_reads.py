@@ -17,10 +17,12 @@ from ambient.clients.notify.registry import build_channels
 from ambient.domain.notify import Message, NotifyRequest, Target
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.models import Event
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.support.admins import admin_headers
+from tests.support.pages import signed_in
 from tests.support.servers import free_port, http_client, serve
 
 
@@ -138,6 +140,53 @@ async def test_a_members_deliveries_show_an_internal_error_as_their_sends_do(
     assert MASKED in failed and BROKEN not in json.dumps(events)
     theirs = (await http.get("/events", params={"user": "erin"}, headers=admin)).json()
     assert BROKEN in [e["payload"].get("error") for e in theirs]
+
+
+async def _first_data(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], after_id: int
+) -> str:
+    """The first event a stream sends after ``after_id`` (its data line)."""
+    params = {"after_id": after_id}
+    async with http.stream("GET", path, params=params, headers=headers) as answer:
+        assert answer.status_code == 200, await answer.aread()
+
+        async def read() -> str:
+            async for line in answer.aiter_lines():
+                if line.startswith("data:"):
+                    return line
+            return ""
+
+        return await asyncio.wait_for(read(), 15)
+
+
+async def test_every_event_stream_masks_a_members_internal_error(
+    stack: tuple[httpx.AsyncClient, dict[str, str]], settings: Settings
+) -> None:
+    """The dashboard's live stream built its own frames from the stored row: a member read a
+    delivery failure's internal error whole there (the database's text, its host), masked in
+    GET /events, /events/stream and MCP."""
+    http, auth = stack
+    erin = {"Authorization": auth["erin"]}
+    before = max(e["id"] for e in (await http.get("/events", headers=erin)).json())
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            session.add(
+                Event(
+                    kind="delivery.failed",
+                    user="erin",
+                    task="t",
+                    payload={"channel": "email", "error": BROKEN, "retrying": False},
+                )
+            )
+            await session.commit()
+    finally:
+        await db.close()
+    api = await _first_data(http, "/events/stream", erin, before)
+    async with signed_in(settings, auth["erin"].removeprefix("Bearer "), "/app") as page:
+        shown = await _first_data(page, "/app/events/stream", {}, before)
+    assert MASKED in api and BROKEN not in api, api
+    assert MASKED in shown and BROKEN not in shown, shown
 
 
 async def test_marking_read_answers_422_or_404_never_500(
