@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.exceptions import TemporalError
 
 from ambient.briefing.errors import BriefingError, BriefingUnavailableError
 from ambient.domain.users import UserSettings
@@ -33,6 +34,7 @@ TEMPORAL_AWAY = N_(
     "your settings were not saved: Temporal, which runs your daily briefing, is not reachable "
     "right now, so the briefing could not take the new schedule; save them again in a moment"
 )
+TEMPORAL_REFUSED = N_("Temporal refused the change")
 NOT_FOLLOWED = N_(
     "your settings were not saved: your daily briefing could not take the new schedule "
     "(%(why)s); save them again in a minute"
@@ -57,10 +59,17 @@ async def save_settings(
         await session.commit()
         try:
             await briefings.follow_schedule(user.name, schedule)
-        except (BriefingError, RuntimeError) as exc:
+        except (BriefingError, TemporalError, RuntimeError) as exc:
             if temporal_down(exc):
                 log.warning("settings of %s not saved: Temporal did not answer: %s", user.name, exc)
                 raise BriefingUnavailableError(Refusal(TEMPORAL_AWAY)) from exc
+            if isinstance(exc, TemporalError):
+                # Temporal refused a call of the move (a start, a describe): said as the
+                # briefing's refusal, not a 500; its text stays in the log.
+                log.warning("settings of %s not saved: Temporal refused: %s", user.name, exc)
+                raise BriefingUnavailableError(
+                    Refusal(NOT_FOLLOWED, why=Refusal(TEMPORAL_REFUSED))
+                ) from exc
             if not isinstance(exc, BriefingError):
                 raise
             why = exc.args[0] if exc.args and isinstance(exc.args[0], Refusal) else str(exc)

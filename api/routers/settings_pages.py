@@ -141,6 +141,9 @@ async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Respon
     sent["wake_words"] = [line.strip() for line in sent["wake_words"].splitlines() if line.strip()]
     # An emptied setting is cleared where it may be; the others keep their stored value.
     data = {key: value or None for key, value in sent.items() if value or key in CLEARABLE_SETTINGS}
+    # The wake words shown are the words kept: emptied, there are none (as PATCH /users/me
+    # with []); it said "Settings saved" and kept them.
+    data["wake_words"] = sent["wake_words"]
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
         settings = UserSettings.model_validate(data)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
@@ -124,3 +126,32 @@ async def test_a_schedule_the_briefing_cannot_take_stores_nothing(
 
 async def _ended(env: WorkflowEnvironment, workflow_id: str) -> bool:
     return (await env.client.get_workflow_handle(workflow_id).describe()).close_time is not None
+
+
+async def test_a_schedule_temporal_refuses_to_move_stores_nothing_and_says_why(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporal answering but refusing a call of the move (not unreachable): its error was no
+    briefing error and escaped the save, a 500 "internal error" from the API."""
+    name = unique("refused")
+    token = await _registered(deps, name)
+
+    async def refused(self: BriefingService, user: str, schedule: dict[str, str]) -> None:
+        raise RPCError("namespace is not allowed", RPCStatusCode.PERMISSION_DENIED, b"")
+
+    monkeypatch.setattr(BriefingService, "follow_schedule", refused)
+    async with signed_in_api(deps.settings, token) as http:
+        answer = await http.patch("/users/me", json={"briefing_window_end": "11:00"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"] == (
+            "your settings were not saved: your daily briefing could not take the new schedule "
+            "(Temporal refused the change); save them again in a minute"
+        )
+    async with signed_in(deps.settings, token, referer="/app/settings") as page:
+        form = {"timezone": "UTC", "briefing_window_end": "11:00"}
+        chinese = {"accept-language": "zh-CN,zh;q=0.9"}
+        shown = await page.post("/app/settings", data=form, headers=chinese)
+        assert shown.status_code == 422 and "Temporal 拒绝了这次更改" in shown.text, shown.text
+    async with deps.db.session() as session:
+        row = await UserRepository(session).get(name)
+    assert row is not None and row.briefing_window_end == "10:00"

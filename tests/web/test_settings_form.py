@@ -71,6 +71,22 @@ async def test_saving_the_settings_form_unchanged_changes_nothing(
     assert after == before and after.wake_words == ["hey, ambient", "你好，小智"]
 
 
+async def test_emptying_the_wake_words_on_the_form_keeps_none_as_the_api_does(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    shown = values((await page.get("/app/settings")).text, "settings")
+    saved = await page.post("/app/settings", data={**shown, "wake_words": " \n "})
+    assert saved.status_code == 303, saved.text
+    async with db.session() as session:
+        user = await UserRepository(session).get("lin")
+    assert user is not None and user.wake_words == []
+    shown = values((await page.get("/app/settings")).text, "settings")
+    assert await page.post("/app/settings", data={**shown, "wake_words": "你好，小智"})
+    async with db.session() as session:
+        user = await UserRepository(session).get("lin")
+    assert user is not None and user.wake_words == ["你好，小智"]
+
+
 async def test_a_refused_settings_form_shows_what_the_user_typed(
     page: httpx.AsyncClient,
 ) -> None:
