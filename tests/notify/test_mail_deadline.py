@@ -96,3 +96,44 @@ async def test_a_send_cancelled_while_the_server_holds_its_answer_ends_at_once()
         finally:
             release.set()
     assert done == {send} and send.cancelled()
+
+
+class SlowGoodbye(Mailbox):
+    """Takes the message at once (250), then holds its answer to QUIT past the deadline."""
+
+    async def handle_QUIT(self, server: object, session: object, envelope: object) -> str:
+        await asyncio.sleep(3 * DEADLINE)
+        return "221 Bye"
+
+
+async def test_a_mail_the_server_took_at_once_is_sent_however_slow_its_goodbye(
+    deps: WorkerDeps,
+) -> None:
+    """The QUIT after the 250 ran inside the send's deadline: a server slow to answer it had
+    the send cut there, and the mail it had taken was recorded failed, "may have been
+    delivered", and said so to the user."""
+    await _user(deps.db, "alice")
+    with SlowGoodbye() as mailbox:
+        deps.settings = deps.settings.model_copy(
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": mailbox.port,
+                "smtp_tls": "none",
+                "notify_target_timeout": DEADLINE,
+            }
+        )
+        notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="email", target="alice@example.com")],
+            idempotency_key=unique("slow-goodbye"),
+        )
+        result = await ActivityEnvironment().run(notify.notify, request)
+        assert len(mailbox.messages) == 1
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], result
+    key = delivery_key(request.idempotency_key, "email", "alice@example.com")
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+        failed = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    assert row is not None and row.status == "sent" and failed == []

@@ -165,12 +165,15 @@ class _Client(aiosmtplib.SMTP):
     before the server's answer is recorded leaves it said there."""
 
     data_begun = False
+    accepted = False  # the server said it took the message (its answer to the DATA)
     posts: Posts | None = None
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, asyncio.CancelledError) or self.accepted:
             # Cancelled (its activity's cancel heard): closed at once. aiosmtplib's QUIT
-            # waited for a server that had not answered the message, up to ``timeout``.
+            # waited for a server that had not answered the message, up to ``timeout``. Taken
+            # (250): the goodbye is no matter, and a server slow to say it had the send cut by
+            # its deadline there, the mail it took recorded failed ("may have been delivered").
             self.close()
             return
         await super().__aexit__(exc_type, exc, tb)
@@ -192,9 +195,11 @@ class _Client(aiosmtplib.SMTP):
 
         protocol.write = noting  # type: ignore[method-assign]
         try:
-            return await super().data(message, **options)
+            answer = await super().data(message, **options)
         finally:
             protocol.write = write  # type: ignore[method-assign]
+        self.accepted = True  # a refusal raised above
+        return answer
 
 
 def _refused(exc: aiosmtplib.SMTPResponseException, what: str, fix: str) -> Exception:
