@@ -25,9 +25,11 @@ from ambient.clients.notify.errors import (
     TransientNotifyError,
 )
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.robots import SharedRateLimiter
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
 from tests.notify.test_delivery import _user
 from tests.support.servers import serve
@@ -241,3 +243,21 @@ async def test_a_self_hosted_service_over_its_rate_limit_asks_to_be_tried_later(
     with pytest.raises(TransientNotifyError, match="HTTP 502") as soon:
         await channel.send("alice", MESSAGE, f"{json_url}/502", idempotency_key="k")
     assert not isinstance(soon.value, DeferredNotifyError)
+
+
+async def test_a_robot_reached_through_apprise_keeps_the_limit_its_own_channel_keeps(
+    robots: Robots, db: Database
+) -> None:
+    """dingtalk:// and wecombot:// posted a burst at once: past DingTalk's 20 a minute the
+    robot is held off ten minutes, the dingtalk targets on it too. Now a robot's slots are
+    shared with its own channel's, in the app database, whichever way it is named."""
+    limiter = SharedRateLimiter(db, per_minute=3, max_wait=0.0)
+    channel = AppriseChannel(SecretResolver({}), GUARD, limiter=limiter)
+    # The robot's own channel (dingtalk:TOKEN, another worker's) sent one this minute.
+    await SharedRateLimiter(db, per_minute=3, max_wait=0.0).acquire(DING_TOKEN)
+    for _ in range(2):
+        await channel.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}/")
+    with pytest.raises(DeferredNotifyError, match="robot over 3/min"):
+        await channel.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}/")
+    await channel.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}")  # another robot's window
+    assert [name for name, _ in robots.received] == ["dingtalk", "dingtalk", "wecom"]

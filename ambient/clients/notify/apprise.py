@@ -30,13 +30,14 @@ from ambient.clients.notify.http_errors import checked_destination, refusal
 from ambient.clients.notify.robots import (
     DINGTALK_LIMITED,
     WECOM_LIMITED,
+    RateLimiter,
     held_in_secret,
     over_limit,
     refused,
 )
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url, warn_if_disabled
-from ambient.domain.notify import Message, Target
+from ambient.domain.notify import Message, Target, apprise_plugin
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
 from ambient.render import markdown_html, markdown_plain
@@ -374,6 +375,14 @@ class AppriseChannel:
 
     secrets: SecretResolver
     guard: DestinationGuard
+    # The robots' windows (DingTalk's, WeCom's): a robot reached through Apprise keeps the
+    # limit the dingtalk and wecom channels keep for it, one robot however it is named.
+    limiter: RateLimiter | None = None
+
+    async def aclose(self) -> None:
+        """Let the slots of sends cut off go back (a worker's stop)."""
+        if self.limiter is not None:
+            await self.limiter.aclose()
 
     async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         url = self.secrets.resolve(target)
@@ -387,8 +396,23 @@ class AppriseChannel:
             checked = await checked_destination(self.guard, aimed)
             if checked.address is not None:
                 pins.addresses[url_host(aimed).lower()] = checked.address
+        if self.limiter is not None and (robot := robot_of(url)) is not None:
+            # A burst through dingtalk:// went out at once: past DingTalk's 20 a minute the
+            # robot is held off ten minutes, for the dingtalk targets on it too.
+            await self.limiter.acquire(robot)
         await notify_apprise(url, message, pins, held_in_secret(target))
         return None
+
+
+def robot_of(url: str) -> str | None:
+    """The key of the chat robot an Apprise URL posts to (``dingtalk://``'s token,
+    ``wecombot://``'s key), as the dingtalk and wecom channels name it; None for any other."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("dingtalk", "wecombot"):
+        return None
+    plugin = apprise_plugin(url)
+    key = getattr(plugin, "token" if scheme == "dingtalk" else "key", None)
+    return key if isinstance(key, str) and key else None
 
 
 @dataclass(repr=False)  # the gateway template may hold its credentials
