@@ -127,6 +127,12 @@ async def resolve_speaker(
         users = UserRepository(session)
         if (account := await users.get(owner)) is None:
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
+        if device:
+            # A xiaozhi.me broker's call names its device, never a voice: there is no voiceprint
+            # there, and the name is what the model wrote ("我是梅" said by anyone near the
+            # speaker, or the owner's own spoken name). It is the owner's, whatever it names:
+            # a name answered another user who had allowed one of the owner's devices.
+            return Speaker(SpeakerKind.OWNER, account)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT
         # "未知" / "unknown" / "主人" / "owner", by the owner's settings alone (docs/xiaozhi.md):

@@ -148,6 +148,33 @@ async def test_a_xiaozhi_me_call_is_the_owners_though_their_device_answers_a_col
             assert await _said(http, owner, filler, "pause_task", name="n") == UNMATCHED_ACTS_EN
 
 
+async def test_a_name_said_on_a_xiaozhi_me_call_is_never_another_user(
+    settings: Settings,
+) -> None:
+    """xiaozhi.me passes no voiceprint: the ``speaker`` there is what the model wrote. Anyone
+    near the owner's speaker who said "我是 lin" was answered as lin (lin had allowed one of
+    the owner's devices), with lin's data and lin's name on what they approved; and the owner
+    whose spoken name the model wrote was refused as a stranger."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, unique("named-den"))
+        lin_name = unique("named-lin")
+        lin = await register(http, settings, lin_name)
+        await http.patch("/users/me", json={"language": "en"}, headers=owner)
+        mac = "aa:bb:cc:00:11:33"
+        added = await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert added.status_code == 201, added.text
+        allowed = await http.post(f"/xiaozhi/devices/{mac}/allow", headers=lin)
+        assert allowed.status_code == 200, allowed.text
+        for named in (lin_name, "小明"):
+            acted = [
+                await _said(http, owner, named, tool, device="xz-client-4", **args)
+                for tool, args in ACTING
+            ]
+            assert acted == ACTED, (named, acted)  # the owner's, in the owner's English
+        # Where voiceprints name voices (no device named), lin is lin, a stranger a stranger.
+        assert await _said(http, owner, "小明") == UNKNOWN_SPEAKER_EN
+
+
 async def test_an_unnamed_greeting_leaves_the_days_briefing_for_the_owners_named_one(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
