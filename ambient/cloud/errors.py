@@ -38,6 +38,13 @@ ACCOUNT_STATES = {
     "OperationDenied.AccountIsolate": "is in arrears (overdue payment): settle it in the console",
     "OperationDenied.AccountDestroy": "has been destroyed: use the keys of a live account",
     "OperationDenied.AccountNotExists": "does not exist: check the SecretId's account",
+    # TKE's (tke errorcodes): 余额不足, 未实名认证, 无支付权限.
+    "InternalError.InsufficientBalance": "has too little balance: top it up in the console",
+    "InternalError.TradeInsufficientBalance": "has too little balance: top it up in the console",
+    "InternalError.NotVerified": "is not identity-verified (实名认证): verify it in the console",
+    "InternalError.NoPaymentAccess": (
+        "may not pay for new resources with these keys: grant the payment permission in CAM"
+    ),
 }
 # Codes the writes' API references document (each action's error codes) whose class alone
 # would mislead: what to do about each.
@@ -53,6 +60,12 @@ DOCUMENTED = {
         "unavailable",
         "a topic of that name is being created by another request; ask again in a moment: "
         "the same request finds that topic and makes no second",
+    ),
+    # CreateClusterNodePool: 镜像OS不支持 (tke errorcodes InternalError.OsNotSupport).
+    ("CreateClusterNodePool", "InternalError.OsNotSupport"): (
+        "invalid_parameter",
+        "TKE does not support the node pool's OS (`os_name`) for this cluster; ask again with "
+        "an OS the cluster's node pools may run",
     ),
     # CreateScheduledSql: 无效的数据加工语句.
     ("CreateScheduledSql", "InvalidParameter.InvalidEtlContent"): (

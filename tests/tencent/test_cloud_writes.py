@@ -214,6 +214,15 @@ async def test_cw04_each_tencent_error_class_reads_as_what_to_do(
         ("InternalError.QuotaMaxNodLimit", "quota or limit reached"),
         ("InternalError.Param", "rejected a parameter of CreateClusterNodePool"),
         ("InternalError.ClusterNotFound", "does not exist"),
+        # Lasting causes TKE words as InternalError (tke errorcodes): said as "unavailable,
+        # try again" and retried, before.
+        ("InternalError.TradeInsufficientBalance", "account has too little balance"),
+        ("InternalError.InsufficientBalance", "account has too little balance"),
+        ("InternalError.NotVerified", "account is not identity-verified"),
+        ("InternalError.NoPaymentAccess", "may not pay for new resources"),
+        ("InternalError.OsNotSupport", "node pool's OS (`os_name`)"),
+        ("InternalError.PublicClusterOpNotSupport", "CreateClusterNodePool"),
+        ("InternalError.CidrConflictWithVpcCidr", "CreateClusterNodePool"),
     ],
 )
 async def test_tke_internal_errors_naming_a_permanent_cause_read_as_what_to_do(
@@ -223,8 +232,9 @@ async def test_tke_internal_errors_naming_a_permanent_cause_read_as_what_to_do(
     api.failures["CreateClusterNodePool"] = [code]
     async with client(state, "ops") as c:
         failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
-    assert failed and says in message and code in message
-    assert "try again" not in message
+    assert failed and says in message and code in message, message
+    assert "try again" not in message and "unavailable" not in message, message
+    assert api.failures["CreateClusterNodePool"] == []  # asked once, not retried
 
 
 @pytest.mark.parametrize(

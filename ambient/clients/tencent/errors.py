@@ -158,7 +158,28 @@ SERVICE_ROLES = {
         "CLS_QcsRole (role entity cls.cloud.tencent.com) the policy this operation needs"
     ),
 }
-INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
+# TKE words lasting causes as InternalError too (tke errorcodes): the account's state (余额不足,
+# 未实名认证, 无支付权限), a request the cluster or its network cannot take (镜像OS不支持, 集群不
+# 支持当前操作, CIDR conflicts, 资源已存在): asked again, the same answer, so not retried and not
+# said as "unavailable, try again".
+INTERNAL_PERMANENT = (
+    "InternalError.Param",
+    "InternalError.Quota",
+    "InternalError.AccountUserNotAuthenticated",
+    "InternalError.CamNoAuth",
+    "InternalError.Cidr",
+    "InternalError.EmptyClusterNotSupport",
+    "InternalError.GatewayAlreadyAssociatedCidr",
+    "InternalError.InsufficientBalance",
+    "InternalError.InvalidPrivateNetworkCidr",
+    "InternalError.NoPaymentAccess",
+    "InternalError.NotVerified",
+    "InternalError.OsNotSupport",
+    "InternalError.PublicClusterOpNotSupport",
+    "InternalError.ResourceExistAlready",
+    "InternalError.RouteTableNotEmpty",
+    "InternalError.TradeInsufficientBalance",
+)
 # A product not offered in the region asked: the common code (接口不支持所传地域) and CLS's
 # (cls errorcodes: 当前地域不支持). Cloud Monitor's FailedOperation.RegionUnavailable (地区不可用)
 # is not one: its reference does not say it lasts, and it is said as the API words it.
