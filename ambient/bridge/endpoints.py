@@ -15,9 +15,10 @@ import base64
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -47,6 +48,9 @@ from ambient.storage.models import User, XiaozhiEndpoint, utcnow
 from ambient.storage.users import UserRepository, user_subject
 
 MASK = "***"
+# A broker's token is URL-safe text (a JWT's base64url, or base64 percent-encoded): anything
+# else in it came with the copy (a "。", "，", a zero-width space or a byte order mark).
+TOKEN_STRAY = re.compile(r"[^A-Za-z0-9._~+/=-]")
 MASKED_LENGTH = 2048  # XiaozhiEndpoint.url_masked
 NONCE_BYTES = 12
 MAX_ENDPOINTS_PER_USER = 10
@@ -210,8 +214,21 @@ class EndpointCreate(UserConfig):
             raise Refusal("user:password@ is not accepted in the address")
         if not parts.hostname:
             raise Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
-        if not dict(parse_qsl(parts.query)).get("token"):
+        token = dict(parse_qsl(parts.query)).get("token")
+        if not token:
             raise Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
+        # As written, percent-decoded but "+" kept ("+" is a base64 token's, not a space).
+        pairs = (pair.partition("=") for pair in parts.query.split("&"))
+        written = "".join(unquote(value) for key, _, value in pairs if key == "token")
+        if (stray := TOKEN_STRAY.search(written)) is not None:
+            # A "。" or a zero-width space copied with the URL was sent as part of the token,
+            # and the broker's "token wrong or expired" sent the user to copy the same again.
+            raise Refusal(
+                "its token holds %(char)s (U+%(code)s), which no token has: it came with the "
+                "copy; copy the URL again without it",
+                char=repr(stray[0]),
+                code=f"{ord(stray[0]):04X}",
+            )
         try:
             parse_uri(url.strip())  # what the bridge dials with: a #fragment, say, it refuses
         except InvalidURI as exc:  # its message, not its str: that quotes the token

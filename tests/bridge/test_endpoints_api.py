@@ -97,6 +97,11 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         ("wss://api.xiaozhi.me/mcp/?token=abc#top", "fragment identifier is meaningless"),
         # ... or sent as a request line no server reads ("did not receive a valid HTTP response").
         ("wss://api.xiaozhi.me/mcp/?token=abc def", "contains spaces, backslashes or controls"),
+        # A mark copied with the URL: it went into the token, and the broker said the token
+        # was wrong or expired, so the user pasted the same again.
+        ("wss://api.xiaozhi.me/mcp/?token=eyJh.eyJz.c2ln。", "token holds '。' (U+3002)"),
+        ("wss://api.xiaozhi.me/mcp/?token=eyJh.c2ln%E2%80%8B", "token holds '\\u200b' (U+200B)"),
+        ("wss://api.xiaozhi.me/mcp/?token=eyJh.c2ln\ufeff", "(U+FEFF), which no token has"),
     ],
 )
 async def test_a_bad_url_is_refused_with_422_naming_the_field(
@@ -110,6 +115,12 @@ async def test_a_bad_url_is_refused_with_422_naming_the_field(
     [error] = answer.json()["detail"]
     assert error["loc"] == ["body", "url"] and says in error["msg"]
     assert (await api.get("/xiaozhi/endpoints", headers=headers)).json() == []
+
+
+def test_a_token_of_base64_or_a_jwt_is_taken_as_written() -> None:
+    for token in ("eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl_-", "q2V+a/b=", "q2V%2Ba%2Fb%3D"):
+        url = f"wss://api.xiaozhi.me/mcp/?token={token}"
+        assert EndpointCreate(user="admin", url=url).url == url
 
 
 def test_a_url_holding_a_nul_is_refused_by_the_rule_itself_not_only_by_a_door() -> None:
