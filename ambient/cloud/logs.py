@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, field_validator
 
@@ -17,6 +18,7 @@ from ambient.cloud.errors import CloudOpsInputError, readable
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import as_utc
+from ambient.storage.users import user_named
 
 # What the CLS API references refuse in a name, so a dry run does not promise such a create:
 # '|' in any name, alarm and notice names past 255 bytes ("最大支持255个字节"), a webhook URL past
@@ -305,7 +307,15 @@ class ClsWrites(CloudCreates):
     async def create_scheduled_sql(
         self, actor: str, spec: ScheduledSqlSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        start = as_utc(spec.start or datetime.now(UTC))
+        start = spec.start or datetime.now(UTC)
+        if start.tzinfo is None:
+            # A first run written without an offset is in the caller's time zone (their
+            # profile), as search_logs reads its times: it was read as UTC, 8 hours late in
+            # Shanghai. CLS takes an absolute time (ProcessStartTime, ms).
+            user = await user_named(self.db, actor)
+            zone = ZoneInfo(user.timezone) if user is not None and user.timezone else UTC
+            start = start.replace(tzinfo=zone)
+        start = as_utc(start)
         # Whole minutes: a retry a few seconds later builds the same request (same key).
         start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
 from ambient.cloud.node_pools import NodePoolSpec
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import UserCreate, UserSettings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
@@ -903,3 +904,24 @@ async def test_a_retried_create_finds_its_resource_behind_a_thousand_names_that_
     assert not failed and not failed_again, (dry, done)
     assert dry["resource_id"] == done["resource_id"] == "logset-audit"
     assert done["steps"][0]["existing"] is True and api.creates() == []
+
+
+async def test_a_scheduled_sql_start_without_an_offset_is_in_the_callers_time_zone(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """search_logs reads a time without an offset in the caller's zone; a scheduled SQL's
+    first run was read as UTC: 08:00 asked in Shanghai ran at 16:00 there."""
+    api, state = cloud
+    async with state.db.session() as session:
+        users = UserRepository(session)
+        ops = await users.get("ops")
+        assert ops is not None
+        await users.update(ops, UserSettings(timezone="Asia/Shanghai"))
+        await session.commit()
+    async with client(state, "ops") as c:
+        for start in ("2026-11-22T08:00:00", "2026-11-22T00:00:00Z"):
+            task = {**SQL, "name": f"at-{start[-1]}", "start": start}
+            await call(c, "create_scheduled_sql", task=task, mode="execute")
+    sent = [p["ProcessStartTime"] for _, a, p in api.calls if a == "CreateScheduledSql"]
+    shanghai_eight = int(datetime(2026, 11, 22, tzinfo=UTC).timestamp()) * 1000
+    assert sent == [shanghai_eight, shanghai_eight], sent
