@@ -31,27 +31,36 @@ async def _try(notify: NotifyActivities, request: NotifyRequest) -> None:
         assert exc.type == "TransientNotifyError"
 
 
+def _mailing(
+    deps: WorkerDeps, mailbox: Mailbox, name: str
+) -> tuple[NotifyActivities, NotifyRequest]:
+    """The notify activities sending mail through ``mailbox`` within DEADLINE, and a new
+    notification of alice's to her address."""
+    deps.settings = deps.settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "smtp_tls": "none",
+            "notify_target_timeout": DEADLINE,
+        }
+    )
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=[Target(type="email", target="alice@example.com")],
+        idempotency_key=unique(name),
+    )
+    return notify, request
+
+
 async def test_a_mail_the_server_took_but_answered_after_the_deadline_is_not_sent_again(
     deps: WorkerDeps,
 ) -> None:
     await _user(deps.db, "alice")
     with Mailbox() as mailbox:
         mailbox.data_delay = 3 * DEADLINE  # the 250 comes after the send was cut off
-        deps.settings = deps.settings.model_copy(
-            update={
-                "smtp_host": "127.0.0.1",
-                "smtp_port": mailbox.port,
-                "smtp_tls": "none",
-                "notify_target_timeout": DEADLINE,
-            }
-        )
-        notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
-        request = NotifyRequest(
-            user="alice",
-            message=Message(title="Disk 91%", body="node-3"),
-            targets=[Target(type="email", target="alice@example.com")],
-            idempotency_key=unique("mail-deadline"),
-        )
+        notify, request = _mailing(deps, mailbox, "mail-deadline")
         # Every try Temporal would make: the first was cut off waiting for the 250.
         for _ in range(3):
             await _try(notify, request)
@@ -114,21 +123,7 @@ async def test_a_mail_the_server_took_at_once_is_sent_however_slow_its_goodbye(
     delivered", and said so to the user."""
     await _user(deps.db, "alice")
     with SlowGoodbye() as mailbox:
-        deps.settings = deps.settings.model_copy(
-            update={
-                "smtp_host": "127.0.0.1",
-                "smtp_port": mailbox.port,
-                "smtp_tls": "none",
-                "notify_target_timeout": DEADLINE,
-            }
-        )
-        notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
-        request = NotifyRequest(
-            user="alice",
-            message=Message(title="Disk 91%", body="node-3"),
-            targets=[Target(type="email", target="alice@example.com")],
-            idempotency_key=unique("slow-goodbye"),
-        )
+        notify, request = _mailing(deps, mailbox, "slow-goodbye")
         result = await ActivityEnvironment().run(notify.notify, request)
         assert len(mailbox.messages) == 1
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], result

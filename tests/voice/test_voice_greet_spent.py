@@ -6,6 +6,8 @@ cleaning puts in is in the briefing's language, which the user's may no longer b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from ambient.briefing.offline import offline_draft
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.speech import cleaned, speakable
+from ambient.wiring import AppState
 from mcp_server import voice_answer
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
@@ -30,11 +33,27 @@ from tests.voice.test_voice_language import _prepared, _user
 DAY = {"prepare_at": "00:00", "window_start": "00:00", "window_end": "23:59", "timezone": "UTC"}
 
 
+@asynccontextmanager
+async def prepared(
+    env: WorkflowEnvironment, deps: WorkerDeps, name: str, language: str
+) -> AsyncIterator[tuple[AppState, str]]:
+    """A Chinese-speaking user (a fresh one named from ``name``) whose briefing, written in
+    ``language``, is prepared and open all day, served by a worker; deleted after."""
+    user = unique(name)
+    await _user(deps, user, Language.ZH)
+    async with running_worker(env.client, deps) as worker:
+        state = worker_state(env.client, deps, worker.task_queue)
+        await state.briefings.create(user, {**DAY, "language": language})
+        try:
+            await eventually(lambda: _prepared(state.briefings, user), "prepared")
+            yield state, user
+        finally:
+            await state.briefings.delete(user)
+
+
 async def test_a_database_hiccup_after_the_briefing_is_spoken_does_not_lose_it(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user = unique("spent")
-    await _user(deps, user, Language.ZH)
     asked: list[str] = []
 
     async def chinese(self: Greeting, who: Any) -> bool:
@@ -42,18 +61,11 @@ async def test_a_database_hiccup_after_the_briefing_is_spoken_does_not_lose_it(
         asked.append(str(who))
         raise OperationalError("SELECT users", {}, Exception("database is locked"))
 
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        service = state.briefings
-        await service.create(user, {**DAY, "language": "zh"})
-        try:
-            await eventually(lambda: _prepared(service, user), "prepared")
-            monkeypatch.setattr(Greeting, "_chinese", chinese)
+    async with prepared(dev_env, deps, "spent", "zh") as (state, user):
+        with monkeypatch.context() as patched:
+            patched.setattr(Greeting, "_chinese", chinese)
             async with voice_client(state, user) as client:
                 first = (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
-        finally:
-            monkeypatch.undo()
-            await service.delete(user)
     assert first.startswith("早上好，这是昨天的简报"), first
     assert asked == []  # the briefing says its language: no read after it was spoken
 
@@ -61,17 +73,8 @@ async def test_a_database_hiccup_after_the_briefing_is_spoken_does_not_lose_it(
 async def test_a_briefing_is_cleaned_in_its_own_language_for_a_user_who_changed_theirs(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    user = unique("twolang")
-    await _user(deps, user, Language.ZH)
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        service = state.briefings
-        await service.create(user, {**DAY, "language": "en"})
-        try:
-            await eventually(lambda: _prepared(service, user), "prepared")
-            spoken = await service.greet(user, via="voice", audio=False)
-        finally:
-            await service.delete(user)
+    async with prepared(dev_env, deps, "twolang", "en") as (state, user):
+        spoken = await state.briefings.greet(user, via="voice", audio=False)
     assert spoken.outcome is GreetOutcome.SPOKEN and spoken.language == "en", spoken
     assert spoken.text.startswith("Good morning"), spoken.text
 
@@ -104,8 +107,6 @@ async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_gree
     """The workflow spoke the day to a greeting whose answer came back after the call's
     budget (a loaded server, a slow network): "call me again" was heard, then "already given
     at …" at the next greeting, and the day's briefing never."""
-    user = unique("unheard")
-    await _user(deps, user, Language.ZH)
     real = WorkflowHandle.execute_update
     slow = [True]
 
@@ -116,24 +117,17 @@ async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_gree
             await asyncio.sleep(60)  # applied; its answer's way back outlasts the call
         return result
 
-    async with running_worker(dev_env.client, deps) as worker:
-        state = worker_state(dev_env.client, deps, worker.task_queue)
-        service = state.briefings
-        await service.create(user, {**DAY, "language": "zh"})
-        try:
-            await eventually(lambda: _prepared(service, user), "prepared")
-            monkeypatch.setattr(WorkflowHandle, "execute_update", execute_update)
+    async with prepared(dev_env, deps, "unheard", "zh") as (state, user):
+        with monkeypatch.context() as patched:
+            patched.setattr(WorkflowHandle, "execute_update", execute_update)
             # The product's budget (this folder's tests have three times it): the first call
             # waits all of it.
-            monkeypatch.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
+            patched.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
             async with voice_client(state, user) as client:
                 said = [
                     (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
                     for _ in range(3)
                 ]
-        finally:
-            monkeypatch.undo()
-            await service.delete(user)
     assert "再叫我一次" in said[0], said
     assert said[1].startswith("早上好，这是昨天的简报"), said  # the briefing it was spoken
     assert "播报过了" in said[2], said  # once: then as any later greeting
