@@ -196,6 +196,17 @@ def spoken_clip(text: str, limit: int) -> str:
     return (cut[:space] if space >= limit // 2 else cut[: limit - 1]) + "…"
 
 
+def sentences_within(text: str, limit: int) -> str:
+    """``text`` in ``limit`` characters: its sentences that fit, when they keep half of it,
+    else ``spoken_clip`` (a clause's end, or after a word)."""
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in _FULL_STOP.finditer(text) if m.end() <= limit]
+    if ends and ends[-1] >= limit // 2:
+        return text[: ends[-1]]
+    return spoken_clip(text, limit)
+
+
 def within_a_sentence(text: str) -> str:
     """``text`` (a log's template, quoted in a sentence of ours) ending no sentence: its full
     stops are commas, its last dropped. A cut to three sentences ended at the "." in "Request

@@ -20,7 +20,7 @@ from ambient.briefing.report import source_detail
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
-from ambient.speech import spoken_clip, within_a_sentence
+from ambient.speech import sentences_within, spoken_clip, within_a_sentence
 
 
 def greeting(inputs: BriefingInputs) -> str:
@@ -269,8 +269,15 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         needs_attention=attention[:10],
         fixed_automatically=[_short(f, 200) for f in inputs.fixed[:10]],
         needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
-        spoken_text=_spoken(inputs, headline, errors, firing, failed)[:SPOKEN_MAX_CHARS],
+        spoken_text=_within(_spoken(inputs, headline, errors, firing, failed)),
     )
+
+
+def _within(spoken: str) -> str:
+    """The spoken text in SPOKEN_MAX_CHARS: past it, its sentences that fit (else a clause's
+    end, or after a word), as a speaker hears it whole (POST /voice/greeting), never ended
+    inside a word."""
+    return sentences_within(spoken, SPOKEN_MAX_CHARS)
 
 
 def _spoken(

@@ -131,3 +131,18 @@ async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_gree
     assert "再叫我一次" in said[0], said
     assert said[1].startswith("早上好，这是昨天的简报"), said  # the briefing it was spoken
     assert "播报过了" in said[2], said  # once: then as any later greeting
+
+
+def test_a_spoken_briefing_past_its_length_is_cut_between_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cut at SPOKEN_MAX_CHARS by character count: a speaker that reads the whole text
+    (POST /voice/greeting) ended mid-word."""
+    from ambient.briefing import offline
+
+    long = "Checkout failed for customers in the east. " * 40
+    monkeypatch.setattr(offline, "_spoken", lambda *args: long)
+    inputs = BriefingInputs(date="2026-12-03", language="en")
+    spoken = offline_draft(inputs).spoken_text
+    assert len(spoken) <= offline.SPOKEN_MAX_CHARS
+    assert spoken.endswith("in the east."), spoken[-40:]  # a sentence's end, not "cust"
