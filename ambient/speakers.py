@@ -139,9 +139,8 @@ async def resolve_speaker(
         # the owner set a voiceprint id: a stranger (the owner's voice comes by that id). None
         # set: the owner where no device of theirs answers anyone else, else UNMATCHED (read as
         # the owner, acting refused; see _nobody_named). Another's consent is not the owner's
-        # choice and never makes the owner a stranger. A call naming a device (xiaozhi.me) had
-        # no voiceprint to name anyone: its filler is nobody named, voiceprint id or not.
-        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id and not device:
+        # choice and never makes the owner a stranger.
+        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and account.voiceprint_id:
             return Speaker(SpeakerKind.UNKNOWN, None)
         # xiaozhi-server's own marks for a voice it did not match ("未知说话人", "stranger"), no
         # model's filler: a stranger always, never a user who took one as a name or voiceprint.
@@ -150,12 +149,12 @@ async def resolve_speaker(
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
-            return await _nobody_named(session, account, key, device)
+            return await _nobody_named(session, account, key)
         found = list(await session.scalars(select(User).where(speaks_as(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
         if not found and (key in ROLE_WORDS or names_no_speaker(speaker, assistant, described_as)):
-            return await _nobody_named(session, account, key, device)
+            return await _nobody_named(session, account, key)
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)
         person = found[0]
@@ -169,16 +168,13 @@ async def resolve_speaker(
         return Speaker(SpeakerKind.ALLOWED, person)
 
 
-async def _nobody_named(session: AsyncSession, owner: User, key: str, device: str) -> Speaker:
+async def _nobody_named(session: AsyncSession, owner: User, key: str) -> Speaker:
     """A call naming nobody is the owner's. But where the owner's device answers others and the
     owner enrolled no voiceprint id, xiaozhi-server's voiceprint may be on: its mark for a voice
     it did not match, as a model words it ("未知", "unknown", "主人"), is then the owner's or a
     stranger's, no one can tell (UNMATCHED). With a voiceprint id set, the owner's voice is
-    named by it: nobody named is UNNAMED. A xiaozhi.me broker's call (it names a device, never a
-    voice) is the owner's before either rule, voiceprint id or not, devices answering others
-    or not."""
-    if device:  # a xiaozhi.me broker's call: no voiceprint there to name anyone
-        return Speaker(SpeakerKind.OWNER, owner)
+    named by it: nobody named is UNNAMED. (A xiaozhi.me broker's call is the owner's before
+    any of this: ``resolve_speaker``.)"""
     if owner.voiceprint_id:
         return Speaker(SpeakerKind.UNNAMED, owner)
     if key in UNKNOWN_VOICE or key in ROLE_WORDS:
