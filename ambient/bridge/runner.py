@@ -56,7 +56,7 @@ from ambient.bridge.serving import (
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import Language
 from ambient.storage.db import Database
-from ambient.storage.models import XiaozhiEndpoint, utcnow
+from ambient.storage.models import User, XiaozhiEndpoint, utcnow
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 
@@ -131,6 +131,9 @@ class BridgeRunner:
     # dials, connected, failures (for tests, metrics)
     counts: Counter[str] = field(default_factory=Counter, init=False)
     _renewed_at: float = field(default=0.0, init=False)
+    # Whether each held endpoint's user hears English, as last read (at its dial, then at each
+    # call's check): the bridge's own notes follow a language changed while connected.
+    _english: dict[int, bool] = field(default_factory=dict, init=False)
 
     async def run(self) -> None:
         """Scan, claim, renew and drop until cancelled; a failed scan is logged, not fatal."""
@@ -196,6 +199,7 @@ class BridgeRunner:
         # cancellation arriving meanwhile (the runner's stop), and on Python 3.11 it is not
         # sent again: the runner went on scanning and the API's shutdown waited for good.
         await asyncio.wait({task})
+        self._english.pop(endpoint_id, None)  # after its notes (a call released) were said
         log.info("xiaozhi endpoint %s: connection closed (%s)", endpoint_id, why)
 
     async def stop(self) -> None:
@@ -219,6 +223,7 @@ class BridgeRunner:
             url, masked = "", f"endpoint {endpoint_id}"
             try:
                 user, url, verbatim, english = await self._endpoint(endpoint_id)
+                self._english[endpoint_id] = english
                 masked = mask_url(url)
                 async with await self._opened(url, replacing) as ws:
                     connected = True
@@ -230,7 +235,7 @@ class BridgeRunner:
                             ws,
                             self.server_for(user),
                             verbatim=verbatim,
-                            english=english,
+                            english=lambda: self._english.get(endpoint_id, False),
                             refused=lambda: self._refusal(endpoint_id),
                         )
                     except asyncio.CancelledError:
@@ -295,15 +300,23 @@ class BridgeRunner:
         removed or held by another runner, or not known in time. A database that cannot say
         at once refuses it: a call run then might be a removed endpoint's, with its user's
         rights (frames wait behind this check, pings too)."""
+        read = (
+            select(XiaozhiEndpoint.holder, User.language)
+            .outerjoin(User, User.name == XiaozhiEndpoint.user)
+            .where(XiaozhiEndpoint.id == endpoint_id)
+        )
         try:
             async with asyncio.timeout(self.timing.check_seconds), self.db.session() as session:
-                holder = await session.scalar(
-                    select(XiaozhiEndpoint.holder).where(XiaozhiEndpoint.id == endpoint_id)
-                )
+                row = (await session.execute(read)).first()
         except Exception as exc:
             log.warning("xiaozhi endpoint %s: not checked before a call: %r", endpoint_id, exc)
             return UNCHECKED_NOTE
-        return None if holder == self.name else WITHDRAWN_NOTE  # None: the row is gone
+        if row is None:  # the row is gone
+            return WITHDRAWN_NOTE
+        holder, language = row
+        if endpoint_id in self._english:  # the user's language now, for the notes that follow
+            self._english[endpoint_id] = (language or self.default_language) == Language.EN
+        return None if holder == self.name else WITHDRAWN_NOTE
 
     async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool, bool]:
         """The endpoint's user, URL, whether it is verbatim, and whether its user's language

@@ -104,13 +104,15 @@ async def serve_mcp(
     server: MCPServer[Any],
     *,
     verbatim: bool = False,
-    english: bool = False,
+    english: bool | Callable[[], bool] = False,
     refused: Callable[[], Awaitable[Note | None]] | None = None,
 ) -> None:
     """Serve ``server`` over ``socket`` until the socket closes (its error propagates).
     ``refused``: asked before each tool call, why the connection may not run it (its endpoint
     removed or taken over: a removal is seen at the runner's next scan), None when it may.
-    ``english``: the bridge's own notes are said in English (else Chinese)."""
+    ``english``: the bridge's own notes are said in English (else Chinese); a callable is
+    asked at each note (the user's language as it is now, not at the dial)."""
+    said_in: Callable[[], bool] = english if callable(english) else (lambda: english)
     to_server, server_reads = create_context_streams[SessionMessage | Exception](16)
     server_writes, from_server = create_context_streams[SessionMessage](16)
     calls: set[str] = set()  # ids (as JSON) of tools/call requests not yet answered
@@ -131,8 +133,9 @@ async def serve_mcp(
                 if isinstance(message, JSONRPCRequest):
                     why = await refused() if refused and message.method == "tools/call" else None
                     if why is not None:
-                        said = {"content": [{"type": "text", "text": why[english]}]}
-                        result = shape_result(said, verbatim=verbatim, english=english)
+                        in_english = said_in()
+                        said = {"content": [{"type": "text", "text": why[in_english]}]}
+                        result = shape_result(said, verbatim=verbatim, english=in_english)
                         await socket.send(
                             as_frame({"jsonrpc": "2.0", "id": message.id, "result": result})
                         )
@@ -162,7 +165,7 @@ async def serve_mcp(
                         # What the envelope (its id) leaves of the limit for the result.
                         room = RESULT_LIMIT_BYTES - _size({**body, "result": {}}) + len("{}")
                         body["result"] = shape_result(
-                            body["result"], verbatim=verbatim, english=english, limit=room
+                            body["result"], verbatim=verbatim, english=said_in(), limit=room
                         )
                 await socket.send(as_frame(body))
 
@@ -180,10 +183,11 @@ async def serve_mcp(
             group.cancel_scope.cancel()
             # Not an error result: a relay drops an error's text, and the device would say
             # "the tool returned an error without saying why" instead of the note.
+            in_english = said_in()
             released = shape_result(
-                {"content": [{"type": "text", "text": RELEASED_NOTE[english]}]},
+                {"content": [{"type": "text", "text": RELEASED_NOTE[in_english]}]},
                 verbatim=verbatim,
-                english=english,
+                english=in_english,
             )
             with suppress(Exception), anyio.move_on_after(1, shield=True):
                 for key in list(calls):

@@ -42,7 +42,7 @@ from ambient.bridge.serving import (
     serve_mcp,
 )
 from ambient.clients.guard import DestinationGuard
-from ambient.domain.users import Language, UserCreate
+from ambient.domain.users import Language, UserCreate, UserSettings
 from ambient.settings import Settings
 from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.users import UserRepository
@@ -1408,6 +1408,42 @@ async def test_the_bridges_own_notes_are_said_in_the_endpoints_users_language(
         RELEASED_NOTE[1],
     )
     assert not any(re.search("[\u4e00-\u9fff]", note) for note in (cut, unchecked, withdrawn))
+
+
+async def test_the_bridges_notes_follow_a_language_changed_while_connected(
+    state: AppState,
+) -> None:
+    """The notes took the user's language at the dial: a user who switched to English heard
+    the bridge's notes in Chinese until the next re-dial, days later."""
+
+    def server_for(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="notes")
+
+        @server.tool()
+        def report() -> str:
+            """A long report."""
+            return "所有集群都正常。" * 2000
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", server_for)),
+    ):
+        user = unique("vic")
+        await register(state, user, broker.url(token), language=Language.ZH)
+        connection = await broker.held(token)
+        before = await within(HANG, connection.call_tool("report", {}))
+        async with state.db.session() as session:
+            users = UserRepository(session)
+            account = await users.get(user)
+            assert account is not None
+            await users.update(account, UserSettings(language=Language.EN))
+            await session.commit()
+        after = await within(HANG, connection.call_tool("report", {}))
+    assert before["result"]["content"][0]["text"].endswith(CUT_NOTE[0])
+    assert after["result"]["content"][0]["text"].endswith(CUT_NOTE[1])
 
 
 class ClosingSocket:
