@@ -95,7 +95,11 @@ def cluster_names(settings: Settings, cluster_id: str) -> frozenset[str]:
     """Every name of the cluster ``cluster_id`` names: it, its TKE id (``cluster_identity``)
     and each context of AMBIENT_KUBECONFIG that reaches that id. An alert rule's or the
     approvers' cluster glob that matches one of them is about this cluster."""
-    reaches = kubeconfig_tke_clusters(settings.kubeconfig)
+    return _names_in(kubeconfig_tke_clusters(settings.kubeconfig), cluster_id)
+
+
+def _names_in(reaches: dict[str, str], cluster_id: str) -> frozenset[str]:
+    """``cluster_names`` in the map of contexts to the TKE ids they reach, read once."""
     identity = reaches.get(cluster_id, cluster_id)
     return frozenset({cluster_id, identity, *(c for c, i in reaches.items() if i == identity)})
 
@@ -110,7 +114,7 @@ def cluster_approvers(settings: Settings) -> Approvers:
         return policy
     widened = {pattern: list(names) for pattern, names in policy.items()}
     for identity in set(reaches.values()):
-        names = cluster_names(settings, identity)
+        names = _names_in(reaches, identity)
         approvers = sorted(
             {
                 user
