@@ -74,8 +74,15 @@ TLS_BROKER = N_("%(reason)s (a broker that speaks only TLS wants an address star
 # An endpoint's last error as the bridge writes it (English: the CLI and MCP show it so), read
 # back by a page to say it in its reader's language: a wrong token (the broker's 401, or the
 # relay's 1008 close), an endpoint unreachable, a refusal. Any other is shown as written.
+# No process of this deployment dials endpoints (settings.xiaozhi_bridge off): said instead of
+# "not dialed yet", which would wait forever.
+BRIDGE_OFF = N_(
+    "no process dials 接入点 here: the bridge is off (AMBIENT_XIAOZHI_BRIDGE=false); "
+    "ask the operator to turn it on"
+)
 KNOWN_ERRORS = (
     N_("not dialed yet"),
+    BRIDGE_OFF,
     NOT_HELD,
     NOT_HELD_SINCE,
     N_("the connection ended"),
@@ -257,12 +264,16 @@ class EndpointPublic(BaseModel):
     since: datetime
 
     @classmethod
-    def of(cls, row: XiaozhiEndpoint, now: datetime) -> EndpointPublic:
+    def of(cls, row: XiaozhiEndpoint, now: datetime, *, bridge_on: bool = True) -> EndpointPublic:
         """The row as shown: connected or retrying only while a bridge holds its lease (an API
-        process that stopped, or died, leaves its row saying either); the last error is kept."""
+        process that stopped, or died, leaves its row saying either); the last error is kept.
+        With the bridge off, one no bridge holds says that none will."""
         public = cls.model_validate(row)
         lease = row.lease_until
         held = row.holder is not None and lease is not None and lease >= now
+        if not held and not bridge_on:
+            public.state, public.last_error = "retrying", BRIDGE_OFF
+            return public
         # A retrying row whose lease was never taken is one not dialed yet.
         if not held and (lease is not None or public.state == "connected"):
             last = NOT_HELD_SINCE % {"reason": row.last_error} if row.last_error else NOT_HELD
@@ -278,12 +289,15 @@ class Endpoints:
     session: AsyncSession
     cipher: EndpointCipher
     guard: DestinationGuard
+    # Whether this deployment's API processes dial endpoints (settings.xiaozhi_bridge).
+    bridge_on: bool = True
 
     @classmethod
     def of(cls, session: AsyncSession, settings: Settings) -> Endpoints:
-        """The service with the settings' secret key and destination allow-list."""
+        """The service with the settings' secret key, destination allow-list and bridge."""
         cipher = EndpointCipher(settings.secret_key.get_secret_value())
-        return cls(session, cipher, DestinationGuard(settings.fetch_allow_cidrs))
+        guard = DestinationGuard(settings.fetch_allow_cidrs)
+        return cls(session, cipher, guard, settings.xiaozhi_bridge)
 
     async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
@@ -337,7 +351,7 @@ class Endpoints:
             await self.session.rollback()
             raise
         await self._audited(actor, "xiaozhi.endpoint.add", row, token=_fingerprint(data.url))
-        return EndpointPublic.model_validate(row)
+        return EndpointPublic.of(row, utcnow(), bridge_on=self.bridge_on)
 
     async def _below_limit(self, user: str, refused_at: int) -> None:
         """Refuses (field ``user``) when ``user`` has ``refused_at`` endpoints or more."""
@@ -389,7 +403,8 @@ class Endpoints:
         if actor is not None and not actor.is_admin:
             query = query.where(XiaozhiEndpoint.user == actor.name)
         now = utcnow()
-        return [EndpointPublic.of(row, now) for row in await self.session.scalars(query)]
+        rows = await self.session.scalars(query)
+        return [EndpointPublic.of(row, now, bridge_on=self.bridge_on) for row in rows]
 
     async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
         row = await self.session.get(XiaozhiEndpoint, endpoint_id)

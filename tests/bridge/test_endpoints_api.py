@@ -82,6 +82,29 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         assert connection.close_reason == "1001 endpoint released"
 
 
+async def test_an_endpoint_added_where_the_bridge_is_off_says_no_process_will_dial_it(
+    api_settings: Settings,
+) -> None:
+    # AMBIENT_XIAOZHI_BRIDGE=false: it said "not dialed yet", and would have forever.
+    settings = api_settings.model_copy(update={"xiaozhi_bridge": False})
+    user = unique("mia")
+    headers = await member_headers(settings, user)
+    async with serve(create_app(settings)) as base, http_client(base) as api:
+        created = await api.post(
+            "/xiaozhi/endpoints",
+            json={"user": user, "url": "wss://api.xiaozhi.me/mcp/?token=abc"},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        [listed] = (await api.get("/xiaozhi/endpoints", headers=headers)).json()
+    for row in (created.json(), listed):
+        assert row["state"] == "retrying"
+        assert row["last_error"] == (
+            "no process dials 接入点 here: the bridge is off (AMBIENT_XIAOZHI_BRIDGE=false); "
+            "ask the operator to turn it on"
+        )
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

@@ -11,13 +11,21 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, Endpoints
+from ambient.bridge.endpoints import (
+    EndpointCipher,
+    EndpointCreate,
+    EndpointPublic,
+    Endpoints,
+    said_error,
+)
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiEndpoint, utcnow
 from ambient.storage.users import UserRepository
+from api.i18n import Words
+from api.routers.page_words import in_words
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
 
@@ -78,7 +86,7 @@ async def test_an_endpoints_known_last_errors_are_said_in_chinese(
 ) -> None:
     # One user's endpoints, one for each error (and one no bridge holds): past the usual limit.
     monkeypatch.setattr("ambient.bridge.endpoints.MAX_ENDPOINTS_PER_USER", len(ERRORS) + 1)
-    # No bridge dials them here: the rows say what the test wrote.
+    # No bridge of this API dials them: the rows say what another replica's bridge wrote.
     closed = f"127.0.0.1:{free_port()}"
     settings = settings.model_copy(update={"temporal_address": closed, "xiaozhi_bridge": False})
     cipher = EndpointCipher(settings.secret_key.get_secret_value())
@@ -90,21 +98,39 @@ async def test_an_endpoints_known_last_errors_are_said_in_chinese(
         for n, error in enumerate([*ERRORS, None]):
             url = f"ws://127.0.0.1:9/mcp/?token=t{n}"
             added = await endpoints.add(None, EndpointCreate(user="mei", url=url))
-            # The last one's bridge stopped (its lease ran out): its last error is said inside.
-            lease = utcnow() - timedelta(minutes=1) if error is None else None
+            # The last one's bridge stopped (its lease ran out); the others' holds them.
+            held = error is not None
+            lease = utcnow() + timedelta(minutes=1) if held else utcnow() - timedelta(minutes=1)
             last = "refused by the broker: HTTP 401 invalid token: expired or unknown"
             await session.execute(
                 update(XiaozhiEndpoint)
                 .where(XiaozhiEndpoint.id == added.id)
-                .values(last_error=error or last, lease_until=lease, holder=None)
+                .values(
+                    last_error=error or last,
+                    lease_until=lease,
+                    holder="replica-b" if held else None,
+                )
             )
         await session.commit()
     async with signed_in(settings, token) as http:
         page = html.unescape((await http.get("/app/settings")).text)
     for chinese in ERRORS.values():
         assert f"最近的错误：{chinese}<" in page, chinese
+    # The one no bridge holds, on an API whose bridge is off: no bridge will, and it says so.
+    off = "这里没有进程拨号接入点：桥接已关闭（AMBIENT_XIAOZHI_BRIDGE=false）；请管理员打开它"
+    assert f"最近的错误：{off}<" in page
+    # ...and where a bridge runs, that the one holding it stopped, with its last error inside.
     stopped = (
         "现在没有 bridge 持有它（持有它的 API 进程已停止）：API 在运行吗？"
         f"（最近的错误：{ERRORS[last]}）"
     )
-    assert f"最近的错误：{stopped}<" in page
+    row = await _row_of(db, added.id)
+    shown = EndpointPublic.of(row, utcnow()).last_error
+    assert shown is not None and in_words(said_error(shown), Words(Language.ZH)) == stopped
+
+
+async def _row_of(db: Database, endpoint: int) -> XiaozhiEndpoint:
+    async with db.session() as session:
+        row = await session.get(XiaozhiEndpoint, endpoint)
+    assert row is not None
+    return row
