@@ -17,7 +17,7 @@ import lzma
 import os
 import re
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from ambient.clients.log_formats import TRACE, TRACE_LINE, file_record, parse_line
 from ambient.clients.log_parts import whole_lines
 from ambient.clients.tencent.logs import LogRecord, SearchResult
-from ambient.domain.loglevels import SEVERITY, level_and_message
+from ambient.domain.loglevels import SEVERITY, level_and_message, normal_level
 
 MAX_LINE = 1 << 20  # bytes of one line
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
@@ -124,8 +124,9 @@ class FileLogSource:
         self.failed: list[str] = []
 
     @classmethod
-    def inside(cls, root: Path, name: str) -> FileLogSource:
-        """The file or folder ``name`` under ``root``; LogPathError if it leads out of it."""
+    def inside(cls, root: Path, name: str, zone: tzinfo = UTC) -> FileLogSource:
+        """The file or folder ``name`` under ``root``, its wall times read in ``zone``;
+        LogPathError if it leads out of it."""
         if "\x00" in name:
             raise LogPathError("a file topic cannot contain a NUL byte")
         if len(name) > MAX_NAME:
@@ -137,7 +138,7 @@ class FileLogSource:
                 "file topics must name a file or folder inside AMBIENT_LOG_DIR "
                 "(symlinks are followed to where they point)"
             )
-        return cls(Path(target), Path(real_root))
+        return cls(Path(target), Path(real_root), zone)
 
     def _allowed(self, path: Path) -> bool:
         return self.root is None or Path(os.path.realpath(path)).is_relative_to(self.root)
@@ -304,17 +305,75 @@ class FileLogSource:
         self.skipped_examples += unreadable.examples[: max(0, 5 - len(self.skipped_examples))]
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
-        term = "" if query.strip() in ("", "*") else query.strip().lower()
-        found = [
-            record
-            for record in self.records(start, end)
-            if not term or term in json.dumps(record.content, ensure_ascii=False).lower()
-        ]
+        wanted = file_query(query)
+        found = [record for record in self.records(start, end) if wanted(record)]
         found.sort(key=lambda r: r.time, reverse=True)
         return SearchResult(logs=found[:limit], complete=len(found) <= limit)
 
     async def search(
         self, query: str, start: datetime, end: datetime, *, limit: int = 1000
     ) -> SearchResult:
-        """Plain substring search (`*` for all) in the window, newest first."""
+        """The records in the window that ``query`` matches (`file_query`), newest first."""
         return await asyncio.to_thread(self._scan, query, start, end, limit)
+
+
+# CQL's simplest forms, as a file topic reads them: terms joined by AND, each `field:value`
+# (the record's field holds the value; `level` read as the record's level however its format
+# names it) or text the line holds as shown, quotes and backslashes as written.
+_AND = re.compile(r"\s+AND\s+")
+_FIELD = re.compile(r"(?P<key>[A-Za-z_@][\w.@-]*)\s*:\s*(?P<value>.+)")
+
+
+def _unquoted(text: str) -> str:
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def _shown(content: dict[str, Any] | str) -> str:
+    """The text a search reads: the record's values as written (not JSON-escaped), and the
+    record as JSON (what earlier releases matched against)."""
+    if isinstance(content, str):
+        return content.lower()
+    values = [_text(value) for value in content.values()]
+    return "\n".join([*values, json.dumps(content, ensure_ascii=False)]).lower()
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _term(part: str) -> Callable[[LogRecord, str], bool]:
+    text = _unquoted(part).lower()
+    field = _FIELD.fullmatch(part.strip())
+    if field is None:
+        return lambda _record, shown: text in shown
+    key, value = field["key"].lower(), _unquoted(field["value"]).rstrip("*").lower()
+    level = normal_level(value) if key == "level" else "UNKNOWN"
+
+    def matches(record: LogRecord, shown: str) -> bool:
+        content = record.content
+        if isinstance(content, dict):
+            if level != "UNKNOWN" and level_and_message(content)[0] == level:
+                return True
+            held = next((v for k, v in content.items() if k.lower() == key), None)
+            if level == "UNKNOWN" and held is not None and value in _text(held).lower():
+                return True
+        return text in shown  # else the text as written ("C:\\srv", "note: retry")
+
+    return matches
+
+
+def file_query(query: str) -> Callable[[LogRecord], bool]:
+    """Whether a file topic's record matches ``query``: `*` (or nothing) all; else each term
+    joined by AND, a term `field:value` or text the line shows."""
+    if query.strip() in ("", "*"):
+        return lambda _record: True
+    terms = [_term(part) for part in _AND.split(query.strip()) if part.strip()]
+
+    def wanted(record: LogRecord) -> bool:
+        shown = _shown(record.content)
+        return all(term(record, shown) for term in terms)
+
+    return wanted

@@ -10,7 +10,7 @@ TencentCloudError and KubeError as they are, a file topic's problem as a CloudOp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from ambient.clients.kube import KubeClients, Workload, list_workloads
 from ambient.clients.logs import FileLogSource, LogPathError
@@ -80,23 +80,25 @@ class CloudReads:
         hours: float = 1,
         limit: int = 100,
         region: str | None = None,
+        zone: tzinfo = UTC,
     ) -> LogSearch:
         """A CLS topic's logs, or a ``file:NAME`` topic's, in [start, end), newest first; end
         defaults to now, start to ``hours`` before the end (an end given alone: the hour up to
-        it, not a window from an hour ago that ends before it begins)."""
+        it, not a window from an hour ago that ends before it begins). A file's line whose
+        time has no offset is read in ``zone``, the caller's, as the briefing reads it."""
         if not 1 <= limit <= MAX_LOGS:
             raise CloudOpsInputError("limit", f"between 1 and {MAX_LOGS}, not {limit}")
         finish = end or datetime.now(UTC)
         begin = start or _since("hours", hours, MAX_LOG_HOURS, "hours", before=finish)
         if topic_id.startswith(FILE_TOPIC):
-            return await self._search_file(topic_id, query, begin, finish, limit)
+            return await self._search_file(topic_id, query, begin, finish, limit, zone)
         found = await search_logs(
             self.tencent, topic_id, query, begin, finish, limit=limit, region=region
         )
         return LogSearch(**found.model_dump())
 
     async def _search_file(
-        self, topic_id: str, query: str, start: datetime, end: datetime, limit: int
+        self, topic_id: str, query: str, start: datetime, end: datetime, limit: int, zone: tzinfo
     ) -> LogSearch:
         folder = self.settings.log_dir
         if folder is None:
@@ -105,7 +107,7 @@ class CloudReads:
             )
         try:
             # Real paths: a symlink (or `..`) that leads out of the folder is refused.
-            source = FileLogSource.inside(folder, topic_id.removeprefix(FILE_TOPIC))
+            source = FileLogSource.inside(folder, topic_id.removeprefix(FILE_TOPIC), zone)
             found = await source.search(query, start, end, limit=limit)
         except LogPathError as exc:
             raise CloudOpsFailedError("invalid", str(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -145,8 +146,12 @@ def logs(
     as_json: Json = False,
 ) -> None:
     """Search a CLS topic (CQL, or '* | select ...' SQL), or file:NAME under AMBIENT_LOG_DIR."""
+    # A log file's times written without offset are this terminal's wall times.
+    here = datetime.now().astimezone().tzinfo or UTC
     found = _read(
-        lambda reads: reads.search_logs(topic_id, query, hours=hours, limit=limit, region=region)
+        lambda reads: reads.search_logs(
+            topic_id, query, hours=hours, limit=limit, region=region, zone=here
+        )
     )
     if as_json:
         print_json(console, found)

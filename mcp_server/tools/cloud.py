@@ -14,7 +14,13 @@ from ambient.clients.kube import Workload
 from ambient.clients.log_formats import parse_time
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
-from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOGS, MAX_METRIC_MINUTES, LogSearch
+from ambient.cloud.reads import (
+    FILE_TOPIC,
+    MAX_ALARM_HOURS,
+    MAX_LOGS,
+    MAX_METRIC_MINUTES,
+    LogSearch,
+)
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
     TKE_CLUSTER_HINT,
@@ -117,7 +123,11 @@ async def search_logs(
         str, Field(description="a CLS topic id, or file:NAME for a file under AMBIENT_LOG_DIR")
     ],
     query: Annotated[
-        str, Field(description="CQL, e.g. 'level:ERROR', or '* | select ...' SQL; '*' for all")
+        str,
+        Field(
+            description="CQL, e.g. 'level:ERROR', or '* | select ...' SQL; '*' for all "
+            "(a file: topic takes field:value or text, joined by AND)"
+        ),
     ] = "*",
     start: Annotated[str | None, Field(description="ISO time; default one hour before end")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
@@ -125,10 +135,11 @@ async def search_logs(
     region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
-    zone = await _caller_zone(ctx) if start or end else UTC
+    # The caller's zone reads the times given and a log file's times written without offset.
+    zone = await _caller_zone(ctx) if start or end or topic_id.startswith(FILE_TOPIC) else UTC
     begin, finish = _time(start, zone), _time(end, zone)
     return await app_state(ctx).cloud_reads.search_logs(
-        topic_id, query, begin, finish, limit=limit, region=region
+        topic_id, query, begin, finish, limit=limit, region=region, zone=zone
     )
 
 
