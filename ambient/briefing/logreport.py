@@ -228,7 +228,9 @@ class LogReducer:
         by_id: dict[str, TemplateStat] = {}
         members: dict[str, list[int]] = {}
         for index, group in enumerate(self._groups):
-            level, text = group.level, self.miner.template(group.shape)
+            # A secret the words' masking did not see ("password = x", three words) is
+            # hidden here, before the template names anything (its id, keywords, anomalies).
+            level, text = group.level, hide_secrets(self.miner.template(group.shape))
             tid = template_id(level, text)
             members.setdefault(tid, []).append(index)
             stat = by_id.get(tid)

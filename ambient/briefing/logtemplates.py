@@ -114,11 +114,13 @@ _VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCA
 # A secret written into a log line is no template word and no example text: the report is
 # spoken, pushed and opened by share link. Its value follows a key that names one, in the
 # same word ("password=x", "client_secret:x", "?access_token=x") or in the next words
-# ("db_password: x", "Authorization: Bearer x"). The names are log_redaction's, one list.
+# ("db_password: x", "Authorization: Bearer x"), its key quoted or not, the quote escaped
+# as JSON inside a string writes it (body="{\"password\":\"x\"}"), after `=`, `:` or Ruby's
+# `=>`. The names are log_redaction's, one list.
 _SECRET = re.compile(
-    rf"(?i)((?:{SECRET_KEY}[\"']?[ \t]*[=:：][ \t]*|\bbearer[ \t]+)"
+    rf"(?i)((?:{SECRET_KEY}(?:\\?[\"'])?[ \t]*(?:=>|[=:：])[ \t]*|\bbearer[ \t]+)"
     r"(?:(?:bearer|basic|digest)[ \t]+)?)"
-    r"(?:\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}]+)"
+    rf"(?:{re.escape(WILDCARD)}|\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}}]+)"
 )
 # What a word holding a secret holds, lower-cased: a cheap test before `_SECRET`.
 _SECRET_HINT = re.compile(
@@ -161,6 +163,10 @@ class Masker:
 
     def __call__(self, message: str) -> str:
         if "'" in message or '"' in message or "“" in message or "「" in message or "‘" in message:
+            if '\\"' in message and _SECRET_HINT.search(message.lower()):
+                # JSON inside a string ({\"password\":\"x\"}): its quotes, escaped, would
+                # be read as quoted runs around the secret, which no later pass then sees.
+                message = hide_secrets(message)
             message = _QUOTED.sub(_QUOTED_AS, message)
         known = self._words.get
         words = message.split()

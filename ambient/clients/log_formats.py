@@ -227,12 +227,22 @@ def _year(month: int, day: int, today: date) -> int:
     return today.year - ((month, day) > (today.month, today.day))
 
 
+# A terminal's colours (SGR: "\x1b[31mERROR\x1b[0m"), as zap's colour level encoder, Spring Boot
+# with its ANSI output on and logback's %highlight write them: the level read without them.
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_colours(line: str) -> str:
+    """``line`` without the terminal colour codes written in it."""
+    return _COLOURS.sub("", line) if "\x1b" in line else line
+
+
 def parse_line(
     line: str, source: str, zone: tzinfo = UTC, today: date | None = None, *, inner: bool = False
 ) -> LogRecord | None:
     """One log line as a record, or None if it has no readable time; ``inner``: the line a
     priority, CRI prefix or Docker wrapper carried, not unwrapped again (``<1>`` 2000 times)."""
-    line = line.strip()
+    line = without_colours(line).strip()
     if not line:
         return None
     if not inner and (priority := PRIORITY.match(line)):
@@ -338,6 +348,7 @@ def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[
     line = content.get("__CONTENT__")
     if not isinstance(line, str) or line.startswith("{"):
         return content
+    line = without_colours(line)
     first, newline, rest = line.partition("\n")
     record = parse_line(first, "cls", zone, inner=True)
     fields = record.content if record is not None else text_fields(first.strip())

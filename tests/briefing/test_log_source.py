@@ -341,3 +341,28 @@ async def test_an_uncaught_crash_in_a_cls_multi_line_record_is_a_critical_event(
         "RuntimeError: no worker",
         "panic: runtime error: invalid memory address or nil pointer dereference",
     ]
+
+
+async def test_lines_whose_level_a_terminal_colours_count_at_their_level(tmp_path: Path) -> None:
+    # zap's colour level encoder and Spring Boot's ANSI output: the level was UNKNOWN, and the
+    # briefing said no errors.
+    day = datetime(2026, 12, 3, tzinfo=UTC)
+    (tmp_path / "app.log").write_text(
+        "2026-12-03T10:00:00.123Z\t\x1b[31mERROR\x1b[0m\tpay/handler.go:42\tpayment failed\n"
+        "2026-12-03 10:00:01.123 \x1b[31mERROR\x1b[0;39m 1 --- [main] c.a.Pay : payment failed\n"
+        "2026-12-03 10:00:02.123 \x1b[1;33mWARN\x1b[m disk nearly full\n"
+    )
+    reducer = LogReducer()
+    await read_log_source(
+        FileLogSpec(path=str(tmp_path / "app.log")),
+        day,
+        day + timedelta(days=1),
+        reducer,
+        log_dir=tmp_path,
+        admin=True,
+        tencent=None,
+    )
+    report = reducer.report(start=day, end=day + timedelta(days=1))
+    assert report.by_level == {"ERROR": 2, "WARNING": 1}
+    said = render_markdown(report)
+    assert "\x1b" not in said and "payment failed" in said

@@ -537,6 +537,25 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
 
 
 @pytest.mark.parametrize(
+    "message",
+    [
+        "db login failed: password = opensesame",  # three words: no word masked it
+        'auth failed params={"user"=>"bob", "password"=>"opensesame"}',  # Ruby's hash
+        # JSON in a string:
+        'bad request body="{\\"user\\":\\"bob\\",\\"password\\":\\"opensesame\\"}"',
+    ],
+)
+def test_a_secret_written_spaced_in_a_ruby_hash_or_as_escaped_json_is_hidden(
+    message: str,
+) -> None:
+    # Each showed the password in the template, the example or both.
+    report = reduce_logs(record(DAY + timedelta(minutes=i), "ERROR", message) for i in range(3))
+    said = report.model_dump_json() + render_markdown(report)
+    assert "opensesame" not in said
+    assert [t.template for t in report.templates] != []
+
+
+@pytest.mark.parametrize(
     ("days", "change", "english", "chinese"),
     [
         (1, 0.3, "Errors were level with the previous day", "错误数与前 1 天持平"),
