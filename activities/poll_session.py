@@ -335,7 +335,8 @@ class PollSession:
         reading = self.readings[url]
         comparable = (
             seen.hash is not None
-            and seen.extractor in (read.extractor, None)
+            # (the release before's tag: the same rules read this text, hiding nothing)
+            and seen.extractor in (read.extractor, read.earlier, None)
             and (seen.reading == reading or config.compares_with(url, seen.reading))
         )
         after = seen.model_copy(

@@ -67,6 +67,8 @@ class Page:
     text: str
     hash: str
     extractor: str
+    # The tag the release before read this same text under, if it read the same (EARLIER).
+    earlier: str | None = None
 
 
 @dataclass
@@ -131,17 +133,18 @@ async def read_page(
     # and for its write (docs/benchmarks.md, "Worker memory", round 5).
     del fetched
 
-    def read() -> tuple[list[str], str]:
-        text, extractor = extracted(html, selector, kind)
-        return normalise(text, ignored), extractor
+    def read() -> tuple[list[str], str, str | None]:
+        text, extractor, earlier = extracted(html, selector, kind)
+        return normalise(text, ignored), extractor, earlier
 
     try:
         # Extraction is CPU work: keep it off the event loop the other checks share.
-        lines, extractor = await asyncio.to_thread(read)
+        lines, extractor, earlier = await asyncio.to_thread(read)
     except Exception as exc:  # the page (or its selector) cannot be read: a failed check
         raise FetchError(f"{UNREADABLE}{exc}") from None
     text = "\n".join(lines)
-    return Page(fresh, lines, text, hashlib.sha256(text.encode()).hexdigest(), extractor)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Page(fresh, lines, text, digest, extractor, earlier)
 
 
 class WatchActivities:

@@ -24,9 +24,17 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 # the rules changed, not the page. Each path has its own, so a release that changes one path's
 # rules starts anew only the pages that path reads (the others' changes are told as before).
 # trafilatura's own rules decide every non-plain page, so its version is part of that tag.
-PAGE_EXTRACTOR = f"x6-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
-SELECTOR_EXTRACTOR = "s7"  # a CSS selector's matches
+PAGE_EXTRACTOR = f"x7-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
+SELECTOR_EXTRACTOR = "s8"  # a CSS selector's matches
 JSON_EXTRACTOR = "j7"  # a JSON answer read without a selector
+# The tag each path's text had in the release before, where its rules read the text the same:
+# a page that hides nothing from its reader (x7 and s8 take out what it hides) is compared
+# with its text of that release, its change at the upgrade told.
+EARLIER = {
+    PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}",
+    SELECTOR_EXTRACTOR: "s7",
+    JSON_EXTRACTOR: JSON_EXTRACTOR,
+}
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).
 UNREADABLE = "cannot read the page's text: "
 
@@ -99,6 +107,13 @@ class NoTextError(ValueError):
 class Extracted(NamedTuple):
     text: str
     extractor: str  # the tag of the path that read it
+    # The tag the release before read this same text under (EARLIER); None when it read
+    # another (this page hides text, which that release read).
+    earlier: str | None
+
+
+def _read(text: str, extractor: str, *, hid: bool = False) -> Extracted:
+    return Extracted(text, extractor, None if hid else EARLIER.get(extractor))
 
 
 def extractors_for(selector: str | None) -> tuple[str, ...]:
@@ -135,23 +150,28 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # them in another order changed at every check).
         with suppress(ValueError):  # not JSON after all: read as a page
             values = json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
-            return Extracted(values, JSON_EXTRACTOR)
+            return _read(values, JSON_EXTRACTOR)
     if media_type.startswith("text/plain") and not selector:
         # A changelog.txt, a status.txt: its angle brackets are text, not tags.
         if not html.strip():
             raise NoTextError("the page has no text")
-        return Extracted(html, PAGE_EXTRACTOR)
+        return _read(html, PAGE_EXTRACTOR)
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)
         if not nodes:  # a matched element may be empty (no alert today), a missing one is not
             raise NoTextError(f"the selector {selector!r} matches nothing on the page")
-        _unseen_removed(nodes)
+        hid = _unseen_removed(nodes)
         # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
         # from the last match to the first: unwrapping inside a match leaves the matches
         # within it read already.
         texts = [block_text(node, plain=False, inline=SELECTED_INLINE) for node in nodes[::-1]]
-        return Extracted("\n".join(texts[::-1]), SELECTOR_EXTRACTOR)
+        return _read("\n".join(texts[::-1]), SELECTOR_EXTRACTOR, hid=hid)
+    # What the page hides from its reader is no text of it (a per-request stamp in a hidden
+    # <div> was a change at every check, a word in it a keyword hit): taken out first, and
+    # trafilatura given the page without it.
+    if hid := _hidden_removed(tree.body):
+        html = tree.html or ""
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     if body is not None and not_plain_because(body) is None:
@@ -159,24 +179,62 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # cascade splits inline elements into lines ("下午发生", "数据库", "故障": a keyword
         # "数据库故障" never found), where the blocks' text keeps them on their line.
         if plain := block_text(body):
-            return Extracted(plain, PAGE_EXTRACTOR)
+            return _read(plain, PAGE_EXTRACTOR, hid=hid)
     import trafilatura  # ~60 ms to import: only a page that is not plain needs it
 
     text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
     if text:
-        return Extracted(str(text), PAGE_EXTRACTOR)
+        return _read(str(text), PAGE_EXTRACTOR, hid=hid)
     # trafilatura found nothing: the body's blocks, without scripts and styles
     text = block_text(body, plain=False) if body is not None else ""
     if not text:
         raise NoTextError("the page has no text (is it rendered by JavaScript?)")
-    return Extracted(text, PAGE_EXTRACTOR)
+    return _read(text, PAGE_EXTRACTOR, hid=hid)
 
 
-def _unseen_removed(nodes: list[LexborNode]) -> None:
-    """Take out of each match what no reader sees in it (UNSEEN: scripts, styles, ...): a
-    script's nonce changed the page at every check and its words hit keywords. An element the
-    selector matched, or one holding a match, stays: the selector named it. The text either
-    side of one taken out is one text again ("Database <script>…</script>outage" one line)."""
+# What a page hides from its reader: the hidden attribute, an inline style that hides. Not
+# aria-hidden (on screen, only not read aloud) and not a stylesheet's rules (not read here).
+HIDING = "[hidden], [style]"
+HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)", re.I)
+
+
+def _hides(node: LexborNode) -> bool:
+    attributes = node.attributes
+    return "hidden" in attributes or HIDING_STYLE.search(attributes.get("style") or "") is not None
+
+
+def _has_text(node: LexborNode) -> bool:
+    """Whether ``node`` holds text the release before read (not a script's, a style's)."""
+    return node.tag not in DROPPED and bool(node.text(strip=True))
+
+
+def _hidden_removed(root: LexborNode | None) -> bool:
+    """Take out of ``root`` each element it hides (the outermost of nested ones); whether one
+    holding text was."""
+    if root is None:
+        return False
+    # Chosen before any is removed: a removed element's descendants are gone with it.
+    taken: dict[int, LexborNode] = {}
+    for node in root.css(HIDING):
+        if not _hides(node):
+            continue
+        parent = node.parent
+        while parent is not None and parent.mem_id not in taken:
+            parent = parent.parent
+        if parent is None:
+            taken[node.mem_id] = node
+    hid = any(_has_text(node) for node in taken.values())
+    for node in taken.values():
+        node.decompose()
+    return hid
+
+
+def _unseen_removed(nodes: list[LexborNode]) -> bool:
+    """Take out of each match what no reader sees in it (UNSEEN: scripts, styles, ...; and
+    what the page hides): a script's nonce changed the page at every check and its words hit
+    keywords. An element the selector matched, or one holding a match, stays: the selector
+    named it. The text either side of one taken out is one text again ("Database
+    <script>…</script>outage" one line). Whether an element the page hides was taken out."""
     kept = {node.mem_id for node in nodes}
     for node in nodes:
         parent = node.parent
@@ -185,8 +243,9 @@ def _unseen_removed(nodes: list[LexborNode]) -> None:
             parent = parent.parent
     # Chosen before any is removed: a removed element's descendants are gone with it.
     unseen: dict[int, LexborNode] = {}
+    hid = False
     for node in nodes:
-        for inner in node.css(UNSEEN):
+        for inner in [*node.css(UNSEEN), *filter(_hides, node.css(HIDING))]:
             if inner.mem_id in kept or inner.mem_id in unseen:
                 continue
             parent = inner.parent
@@ -194,11 +253,13 @@ def _unseen_removed(nodes: list[LexborNode]) -> None:
                 parent = parent.parent
             if parent is None:  # not inside one taken out already
                 unseen[inner.mem_id] = inner
+                hid = hid or (_hides(inner) and _has_text(inner))
     for inner in unseen.values():
         inner.decompose()
     if unseen:
         for node in nodes:
             node.merge_text_nodes()
+    return hid
 
 
 def not_plain_because(body: LexborNode) -> str | None:

@@ -628,3 +628,41 @@ async def test_a_cos_sts_signed_redirect_is_one_page_and_shows_no_credential(
     shown = f"{base}/report.txt?[redacted]"
     assert gone == {"outcome": "error", "error": f"HTTP 404 (redirected to {shown})"}
     assert "sts-secret" not in history.to_json()
+
+
+def stamped_page(stamp: str, *, news: str = "") -> bytes:
+    """A status page whose reader sees the same text at every request, and a stamp it hides
+    (a hidden attribute, an inline display:none) that changes at each."""
+    visible = "The quarterly maintenance window is scheduled for Saturday night. " * 3
+    return (
+        "<html><body><article><h1>Status</h1>"
+        f"<p>{visible}</p>"
+        f"<div style='display: none;'>rendered by node-7, request {stamp}</div>"
+        f"<p hidden>Major outage (draft {stamp})</p>"
+        f"<p>All systems operational.{news}</p></article></body></html>"
+    ).encode()
+
+
+async def test_what_a_page_hides_from_its_reader_is_no_change_and_no_keyword_hit(
+    service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
+) -> None:
+    """Text a page hides (its hidden attribute, an inline display:none) was read as its text:
+    a per-request stamp in it changed the page at every check, and trafilatura merged it into
+    the visible paragraph's line, so a keyword in that unchanged paragraph hit every time; a
+    word nobody sees ("outage") hit too."""
+    site, base = strict
+    url = f"{base}/status"
+    site.pages["/status"] = Resource(stamped_page("1"))
+    task_id = await created(service, watch(url, keywords=["maintenance", "outage"]))
+    site.pages["/status"] = Resource(stamped_page("2"))
+    same = await checked(service, task_id, url)
+    site.pages["/status"] = Resource(stamped_page("3", news=" Payments degraded."))
+    changed = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert same == {"outcome": "unchanged", "error": None}
+    assert changed == {"outcome": "changed", "error": None}
+    async with loopback_deps.db.session() as session:
+        texts = list(
+            await session.scalars(select(WatchSnapshot.text).where(WatchSnapshot.task == task_id))
+        )
+    assert all("node-7" not in text and "outage" not in text for text in texts), texts

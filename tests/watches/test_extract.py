@@ -475,10 +475,11 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 
 
 def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -> None:
-    # This release changed the selector's and JSON's rules, not a page's: a page read as
-    # before compares with its text of the release before (x6).
-    assert PAGE_EXTRACTOR == f"x6-t{trafilatura.__version__}"
-    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR) == ("s7", "j7")
+    # This release changed a page's and a selector's rules (what a page hides is no text):
+    # a text that hides nothing names the release before's tag too (x6, s7), to be compared
+    # with; JSON's rules are as before.
+    assert PAGE_EXTRACTOR == f"x7-t{trafilatura.__version__}"
+    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR) == ("s8", "j7")
     page = f"<html><body><article><p>{STORY}</p></article></body></html>"
     assert extracted(page).extractor == PAGE_EXTRACTOR
     assert extracted(CHROME).extractor == PAGE_EXTRACTOR  # trafilatura's
@@ -487,7 +488,12 @@ def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -
     assert extracted('{"b": 1, "a": 2}', media_type="application/json") == (
         '{\n "a": 2,\n "b": 1\n}',
         JSON_EXTRACTOR,
+        JSON_EXTRACTOR,
     )
+    assert extracted(page).earlier == f"x6-t{trafilatura.__version__}"
+    assert extracted(page, "p").earlier == "s7"
+    hiding = page.replace("</article>", "<p hidden>rendered by node-7</p></article>")
+    assert extracted(hiding).earlier is None and extracted(hiding, "article").earlier is None
     assert extracted(page, media_type="application/json").extractor == PAGE_EXTRACTOR
 
 
@@ -514,3 +520,22 @@ def test_a_comment_inside_a_paragraph_keeps_its_text_on_one_line_as_trafilatura_
     fast = main_text(html)
     assert "Price 1 today is 42 dollars." in fast
     assert lines(fast) == lines(trafilatura_text(html))
+
+
+def test_what_a_page_hides_from_its_reader_is_not_its_text() -> None:
+    # Its hidden attribute and an inline style that hides it; aria-hidden is on screen.
+    hides = [
+        "<p hidden>Major outage</p>",
+        "<div style='display:none'>Major outage</div>",
+        '<div style="color: red; DISPLAY : NONE">Major outage</div>',
+        "<span style='visibility: hidden'>Major outage</span>",
+    ]
+    for hidden in hides:
+        page = f"<html><body><p>All systems operational.</p>{hidden}</body></html>"
+        assert main_text(page) == "All systems operational.", hidden
+        selected = f"<html><body><div id='s'><p>All systems operational.</p>{hidden}</div>"
+        assert main_text(selected + "</body></html>", "#s") == "All systems operational."
+    shown = "<html><body><p>All systems operational.</p><p aria-hidden='true'>Icons</p></body>"
+    assert "Icons" in main_text(shown + "</html>")
+    # An element the selector names is read though the page hides it: the user asked for it.
+    assert main_text("<html><body><p id='d' hidden>Draft</p></body></html>", "#d") == "Draft"
