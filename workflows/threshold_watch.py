@@ -59,6 +59,11 @@ def _described_zh(transition: Transition) -> str:
     return f"当前值 {transition.value:.15g}（规则：{rules}）"
 
 
+def _lines(config: ThresholdWatchConfig) -> tuple[Any, ...]:
+    """What decides whether a value breaches: its conditions, how they combine, the margin."""
+    return (config.conditions, config.combine, config.hysteresis)
+
+
 def _source_said(source: MetricSource | None) -> str:
     """A metric source as its owner knows it: the Cloud Monitor metric and instance, the
     JSON document's URL and path, the Prometheus query."""
@@ -86,6 +91,8 @@ class ThresholdWatchWorkflow(WatchControls):
         self.check_first = workflow.patched("check-now-before-continue")
         # A breach's remediation names a Deployment for certain: no namespace guessed.
         self.names_its_target = workflow.patched("breach-target-not-guessed")
+        # An update counts the datapoint read last once: again only under new lines.
+        self.counts_a_point_once = workflow.patched("update-counts-a-datapoint-once")
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -309,6 +316,17 @@ class ThresholdWatchWorkflow(WatchControls):
         await said("started", remediation_id=child, joined=joined)
 
     def config_replaced(self, old: ThresholdWatchConfig) -> None:
+        if self.counts_a_point_once and old.source == self.config.source:
+            if _lines(old) == _lines(self.config):
+                # The datapoint the rule took stays taken: read again at the check the update
+                # wakes, it was a second breaching check of one spike (a cooldown changed).
+                return
+            # New lines: the breaching checks counted against the old ones say nothing of
+            # these, and the datapoint read last is taken again, as one check of them.
+            if not self.state.rule.breaching:
+                self.state.rule.consecutive = 0
+            self.state.last_point_at = None
+            return
         # New lines (or a new source) take the datapoint read last too, at the next check.
         self.state.last_point_at = None
         if old.source == self.config.source:

@@ -374,6 +374,74 @@ async def test_new_lines_take_the_datapoint_read_last_at_the_next_check(
     assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
 
 
+async def checked_after_update(
+    service: TaskService, handle: WorkflowHandle[Any, Any], task_id: str, config: dict[str, Any]
+) -> TaskStatus:
+    """An update, then the check it wakes (a running watch checks at once), told."""
+    before: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
+    await service.update(USER, task_id, config)
+
+    async def done() -> TaskStatus | None:
+        now: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
+        return now if now.checks > before.checks else None
+
+    await eventually(done, "the check after the update")
+    told: TaskStatus = await handle.execute_update("baseline", result_type=TaskStatus)
+    return told
+
+
+async def test_an_update_keeping_the_lines_counts_no_datapoint_twice(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """for_checks 2 on a 5-minute metric, one spike datapoint; the owner changes only the
+    cooldown. The check the update woke read the same datapoint again and counted it as the
+    second breaching check: "Breach" for one spike (and with on_breach remediate, a run)."""
+    api, service = cloud
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 900, 50.0)]
+    task_id, baseline = await create(service, cpu(for_checks=2, source={"period": 300}))
+    assert baseline == {"value": 50.0, "error": None}
+    handle = service.client.get_workflow_handle(task_id)
+    api.metric_points[METRIC].append((now - 600, 95.0))  # one spike, never another
+    first = await check(service, handle)
+    assert first.detail["breaching"] is False
+    cooler = cpu(for_checks=2, cooldown_minutes=10, source={"period": 300})
+    after = await checked_after_update(service, handle, task_id, cooler)
+    values = [v for _, v in after.detail["values"]]  # type: ignore[attr-defined]
+    assert (after.detail["breaching"], values) == (False, [50.0, 95.0])
+    # New lines take the datapoint again, as one check of them: still no second.
+    lowered = cpu(for_checks=2, threshold=80, cooldown_minutes=10, source={"period": 300})
+    again = await checked_after_update(service, handle, task_id, lowered)
+    assert again.detail["breaching"] is False
+    api.metric_points[METRIC].append((now - 300, 85.0))  # over 80: the second
+    lasting = await check(service, handle)
+    assert lasting.detail["breaching"] is True
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
+    await save_history(handle, "threshold_watch_update_counts_a_datapoint_once")
+
+
+async def test_a_raised_line_counts_its_breaching_checks_from_none(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """for_checks 3 on line 90: 91 and 92 counted two; the owner raises the line to 95. One
+    read at 96, the first over 95, was told as a breach, as if three checks had been."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu(for_checks=3))
+    handle = service.client.get_workflow_handle(task_id)
+    for value in (91, 92):
+        reads(api, value)
+        await check(service, handle)
+    reads(api, 96)
+    once = await checked_after_update(service, handle, task_id, cpu(for_checks=3, threshold=95))
+    assert once.detail["breaching"] is False
+    for _ in range(2):
+        reads(api, 96)
+        third = await check(service, handle)
+    assert third.detail["breaching"] is True
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
+
+
 async def test_another_metric_is_a_new_series_and_the_breach_left_behind_is_said_once(
     cloud: tuple[TencentApi, TaskService],
 ) -> None:
