@@ -19,7 +19,13 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, Field
 
-from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, hide_secrets, template_id
+from ambient.briefing.logtemplates import (
+    WILDCARD,
+    TemplateMiner,
+    hide_secrets,
+    template_id,
+    template_secrets_hidden,
+)
 from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
@@ -230,7 +236,7 @@ class LogReducer:
         for index, group in enumerate(self._groups):
             # A secret the words' masking did not see ("password = x", three words) is
             # hidden here, before the template names anything (its id, keywords, anomalies).
-            level, text = group.level, hide_secrets(self.miner.template(group.shape))
+            level, text = group.level, template_secrets_hidden(self.miner.template(group.shape))
             tid = template_id(level, text)
             members.setdefault(tid, []).append(index)
             stat = by_id.get(tid)
