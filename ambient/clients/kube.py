@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,12 @@ class KubeUnauthorizedError(KubeError):
 
 class KubeForbiddenError(KubeError):
     """The API server knows our credentials but RBAC does not allow the call (403)."""
+
+
+class KubeRefusedError(KubeError):
+    """The API server refused the request by a rule of the cluster's, not for the credentials
+    (a 403 of an admission webhook or policy, a quota exceeded, a namespace being deleted):
+    the same request is refused again, whatever client sends it."""
 
 
 class KubeUnavailableError(KubeError):
@@ -136,8 +143,20 @@ def kube_error(exc: httpx2.HTTPStatusError, what: str) -> KubeError:
         )
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
+    if not isinstance(exc, ApiError):
+        # A page of what stands before the API server (a gateway's 404, a proxy's 403): not
+        # the API server saying the object is missing or the user may not.
+        return KubeError(f"{what}: {message}")
+    if code == 403 and RBAC_REFUSAL.search(message) is None:
+        return KubeRefusedError(f"{what}: refused by the cluster: {message}")
     error = {404: KubeNotFoundError, 403: KubeForbiddenError}.get(code, KubeError)
     return error(f"{what}: {message}")
+
+
+# How the API server's authorizer words a refusal (`User "u" cannot patch resource
+# "deployments" in API group "apps"...`, `cannot get path "/healthz"`): any other 403 is a
+# rule of the cluster's, not of the credentials.
+RBAC_REFUSAL = re.compile(r'\bcannot [a-z]+ (?:resource|path) "')
 
 
 async def kube_call(what: str, call: Awaitable[T]) -> T:

@@ -20,6 +20,7 @@ from ambient.clients.kube import (
     KubeError,
     KubeForbiddenError,
     KubeNotFoundError,
+    KubeRefusedError,
     KubeUnauthorizedError,
     KubeUnavailableError,
 )
@@ -75,6 +76,8 @@ def _kube_failure(exc: KubeError, what: str, unchanged: str = "") -> CloudOpsFai
     """``exc`` in words; ``unchanged``: the workload said not changed (nothing was sent)."""
     if isinstance(exc, KubeForbiddenError):
         return lacks_permission(exc, f"{what} was not changed")
+    if isinstance(exc, KubeRefusedError):  # a webhook's policy, a quota: not the credentials
+        return CloudOpsFailedError("conflict", f"{exc}; {what} was not changed")
     kind, message = "failed", f"{what}: {exc}"
     if isinstance(exc, KubeNotFoundError):
         kind = "not_found"

@@ -10,6 +10,7 @@ Errors (from ``ambient.clients.kube``):
 
     KubeError                  invalid: not retryable
     ├── KubeForbiddenError     RBAC refused the call (403): not retryable
+    ├── KubeRefusedError       a rule of the cluster's refused it (a webhook's 403): not retryable
     ├── StepInputError         (kube_plans) the step lacks what its rung needs: not retryable
     ├── KubeNotFoundError      the workload does not exist: not retryable
     └── KubeUnavailableError   unreachable, 5xx, 429, conflicts that kept coming: retryable
@@ -143,6 +144,8 @@ class KubernetesExecutor:
         ``sending`` whether a write may be stored: true as one goes out, back to whether an
         earlier one was once the API server refuses it or it never connects)."""
         planner = StepPlanner(ClusterReads(client))
+        # What a failure names: a ladder's rung, or the workload a person's change was of.
+        what = str(step.target) if step.asked else f"rung {int(step.rung)} on {step.target}"
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
             try:
@@ -194,7 +197,7 @@ class KubernetesExecutor:
                     sending(bool(sent))  # refused by the API server: this write stored nothing
                 if status_of(exc)[0] == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
-                error = kube_error(exc, f"rung {int(step.rung)} on {step.target}")
+                error = kube_error(exc, what)
                 written = [*sent, *plan.done]
                 if written:
                     # A step refused halfway (a full rollback at its ConfigMap after the
@@ -210,10 +213,10 @@ class KubernetesExecutor:
             except httpx2.TransportError as exc:
                 if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
                     sending(bool(sent))  # not connected: this write was not sent
-                raise unreachable(exc, f"rung {int(step.rung)} on {step.target}") from None
+                raise unreachable(exc, what) from None
             return self._applied(plan, sent)
         raise KubeUnavailableError(
-            f"rung {int(step.rung)} on {step.target}: conflicts kept coming "
+            f"{what}: conflicts kept coming "
             f"({CONFLICT_ATTEMPTS} fresh reads, each overtaken by another writer)"
         )
 

@@ -1525,3 +1525,35 @@ async def test_a_deny_policy_during_a_rollout_selects_both_releases_pods(kube: C
     assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
     policy = kube.api.networkpolicies[("shop", isolation_policy_name(rid))]
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "checkout"}}
+
+
+async def test_a_gateways_404_page_is_not_said_as_the_deployment_missing(tmp_path: Path) -> None:
+    """A proxy or ingress before the API server answering its own 404 page: the checkpoint
+    said "deployment shop/checkout not found", which ends a run as if the workload were
+    gone, and the page was thrown away."""
+    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    class Gateway(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Any:
+            page = b"<html><h1>404 Not Found</h1>nginx</html>"
+            return Response(page, 404, media_type="text/html")
+
+    api = KubeApi()
+    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
+    app = api.app()
+    app.add_middleware(Gateway)
+    async with serve(app) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({"prod": base})))
+        clients = KubeClients(path, None)
+        try:
+            target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
+            with pytest.raises(KubeError) as raised:
+                await KubernetesExecutor(clients).checkpoint(target)
+        finally:
+            await clients.aclose()
+    assert not isinstance(raised.value, KubeNotFoundError) and not raised.value.retryable
+    said = str(raised.value)
+    assert "not a Kubernetes API answer" in said and "nginx" in said, said

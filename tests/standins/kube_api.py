@@ -377,6 +377,9 @@ class KubeApi:
     # What our credentials may not do (RBAC), answered 403: a resource plural ("configmaps":
     # every verb) or a verb and a plural ("patch configmaps": reads still allowed).
     forbidden: set[str] = field(default_factory=set)
+    # Writes a validating admission webhook denies, answered 403 as the API server relays its
+    # denial: a verb and a plural ("patch deployments") and the webhook's words.
+    webhook_denials: dict[str, str] = field(default_factory=dict)
     # The next writes answered 503, as by an API server that is briefly down.
     unavailable_writes: int = 0
     # The next reads of a resource answered 503, by plural or by verb and plural as in
@@ -904,6 +907,10 @@ class KubeApi:
                 return await self._forbid(request, plural)
             if self._busy(request, plural):
                 return await self._unavailable(request)
+            if (denial := self.webhook_denials.get(f"{self.verb(request)} {plural}")) is not None:
+                await self._log(request, 403)
+                said = f'admission webhook "validate.kyverno.svc-fail" denied the request: {denial}'
+                return _status(403, "Forbidden", said)
             if key not in store:
                 await self._log(request, 404)
                 return _status(

@@ -586,6 +586,25 @@ async def test_ck08_a_write_rbac_refuses_is_blamed_on_the_credentials_not_the_ya
     assert _kubeconfig_fetches(cloud) == 2 + 2
 
 
+async def test_ck08_a_write_a_webhook_denies_is_said_as_the_clusters_rule_and_sent_once(
+    standins: tuple[ApplyingKubeApi, TencentApi, AppState],
+) -> None:
+    """A Kyverno or Gatekeeper policy's 403 was said as missing RBAC ("grant it to that
+    user"), and the refused PATCH was sent again on a client made anew."""
+    kube, cloud, state = standins
+    policy = "policy max-replicas: replicas must be at most 4"
+    kube.webhook_denials = {"patch deployments": policy}
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c, "scale_workload", workload=WORKLOAD, replicas=5, mode="execute"
+        )
+    assert failed and policy in message and "refused by the cluster" in message, message
+    assert "lack permission" not in message and "RBAC" not in message
+    assert "was not changed" in message
+    assert [c.status for c in kube.calls if c.method == "PATCH"] == [403]
+    assert _kubeconfig_fetches(cloud) == 1
+
+
 def _failing_writes(kube: ApplyingKubeApi, fail: Callable[[], Response | None]) -> None:
     """After the first real (not dry-run) apply, ``fail()`` runs; its answer, if any, is what
     every later real apply gets."""
