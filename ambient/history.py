@@ -138,6 +138,16 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
     return user
 
 
+async def named(session: AsyncSession, user: str | None) -> str | None:
+    """The user an operator's read names (None: everyone's), refused when no such user: a
+    misspelt name read as "none" said nothing happened."""
+    if user is not None:
+        await UserRepository(session).existing(
+            user, FilterError(f"user: no user {user!r}; omit it for everyone's records")
+        )
+    return user
+
+
 RETRIES_ENDED = "; its retries ended"  # a deferred row's error, its give-up past
 
 

@@ -12,10 +12,12 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.cli_numbers import whole_number
 from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of
+from ambient.history import DeliveryPublic, EventPublic, InboxMessagePublic
 from ambient.storage.models import MAX_ID
 
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
@@ -43,10 +45,13 @@ def events(
     as_json: Json = False,
 ) -> None:
     """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
+
+    async def read(session: AsyncSession) -> list[EventPublic]:
+        name = await history.named(session, user)
+        return await history.events(session, name, kind=kind, task=task, limit=limit, operator=True)
+
     try:
-        rows = run_in_session(
-            lambda s: history.events(s, user, kind=kind, task=task, limit=limit, operator=True)
-        )
+        rows = run_in_session(read)
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
     _print(rows, as_json, ["id", "created_at", "user", "kind", "task", "payload"], "events")
@@ -59,7 +64,15 @@ def inbox(
     as_json: Json = False,
 ) -> None:
     """A user's inbox, newest first."""
-    rows = run_in_session(lambda s: history.inbox(s, user, unread_only=unread, limit=limit))
+
+    async def read(session: AsyncSession) -> list[InboxMessagePublic]:
+        await history.named(session, user)
+        return await history.inbox(session, user, unread_only=unread, limit=limit)
+
+    try:
+        rows = run_in_session(read)
+    except history.FilterError as exc:
+        raise fail(f"--{exc}", 2) from None
     _print(rows, as_json, ["id", "created_at", "kind", "title", "read", "link"], "inbox messages")
 
 
@@ -82,19 +95,21 @@ def deliveries(
     as_json: Json = False,
 ) -> None:
     """Deliveries, newest first, with attempts and the error of each failure."""
-    try:
-        rows = run_in_session(
-            lambda s: history.deliveries(
-                s,
-                user,
-                status=status,
-                channel=channel,
-                task=task,
-                before_id=before_id,
-                limit=limit,
-                operator=True,  # the server's own command line: its operator's
-            )
+
+    async def read(session: AsyncSession) -> list[DeliveryPublic]:
+        return await history.deliveries(
+            session,
+            await history.named(session, user),
+            status=status,
+            channel=channel,
+            task=task,
+            before_id=before_id,
+            limit=limit,
+            operator=True,  # the server's own command line: its operator's
         )
+
+    try:
+        rows = run_in_session(read)
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]

@@ -49,6 +49,10 @@ def filter_error(exc: FilterError) -> Exception:
 
 
 Limit = Annotated[WholeNumber, Query(ge=1, le=1000)]
+# The next page: the last id seen (the pages MCP's list_events and read_inbox give).
+BeforeId = Annotated[
+    WholeNumber | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
+]
 Of = Annotated[
     UserName | None, Query(alias="user", description="another user's events (admins only)")
 ]
@@ -61,13 +65,21 @@ async def list_events(
     task: Annotated[str | None, Query(max_length=255)] = None,
     kind: Annotated[str | None, Query(max_length=64, description="e.g. delivery.failed")] = None,
     since: datetime | None = None,
+    before_id: BeforeId = None,
     limit: Limit = 100,
     of: Of = None,
 ) -> list[EventPublic]:
-    """The caller's events, newest first."""
+    """The caller's events, newest first; older ones page by page with ``before_id``."""
     name = await history.whose(session, user.name, user.is_admin, of)
     return await history.events(
-        session, name, kind=kind, task=task, since=since, limit=limit, operator=user.is_admin
+        session,
+        name,
+        kind=kind,
+        task=task,
+        since=since,
+        before_id=before_id,
+        limit=limit,
+        operator=user.is_admin,
     )
 
 
@@ -154,10 +166,15 @@ async def stream_events(
 
 @router.get("/{kind}")
 async def list_events_of_kind(
-    kind: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, of: Of = None
+    kind: str,
+    user: CurrentUser,
+    session: SessionDep,
+    before_id: BeforeId = None,
+    limit: Limit = 100,
+    of: Of = None,
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
-    return await list_events(user, session, kind=kind, limit=limit, of=of)
+    return await list_events(user, session, kind=kind, before_id=before_id, limit=limit, of=of)
 
 
 @inbox_router.get("")
@@ -165,14 +182,15 @@ async def list_inbox(
     user: CurrentUser,
     session: SessionDep,
     unread: bool = False,
+    before_id: BeforeId = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
     of: Annotated[
         UserName | None, Query(alias="user", description="another user's inbox (admins only)")
     ] = None,
 ) -> list[InboxMessagePublic]:
-    """The caller's inbox, newest first."""
+    """The caller's inbox, newest first; older messages page by page with ``before_id``."""
     name = await history.whose(session, user.name, user.is_admin, of)
-    return await history.inbox(session, name, unread_only=unread, limit=limit)
+    return await history.inbox(session, name, unread_only=unread, before_id=before_id, limit=limit)
 
 
 @inbox_router.post("/{message_id}/read")
@@ -199,9 +217,7 @@ async def list_deliveries(
     ] = None,
     channel: ChannelType | None = None,
     task: Annotated[str | None, Query(max_length=255)] = None,
-    before_id: Annotated[
-        WholeNumber | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
-    ] = None,
+    before_id: BeforeId = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
     of: Annotated[
         UserName | None, Query(alias="user", description="another user's deliveries (admins only)")

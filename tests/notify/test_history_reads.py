@@ -315,3 +315,53 @@ async def test_cli_prints_events_inbox_and_deliveries_as_json(settings: Settings
         runner.invoke, app, ["deliveries", "--channel", "pigeon"], env=env
     )
     assert pigeon.exit_code == 2 and "--channel: 'pigeon' is not" in pigeon.output
+
+
+async def test_events_and_inbox_page_back_with_before_id_as_deliveries_do(
+    stack: tuple[httpx.AsyncClient, dict[str, str]], settings: Settings
+) -> None:
+    """GET /events and /inbox dropped before_id without a word: the same newest page came
+    back, and nothing older than one page could be read over HTTP."""
+    http, auth = stack
+    erin = {"Authorization": auth["erin"]}
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            for n in range(5):
+                session.add(Event(kind="watch.hit", user="erin", task="t", payload={"n": n}))
+            await session.commit()
+    finally:
+        await db.close()
+    pages: list[list[int]] = []
+    before: dict[str, int] = {}
+    for _ in range(3):
+        params = {"kind": "watch.hit", "limit": 2, **before}
+        page = (await http.get("/events", params=params, headers=erin)).json()
+        pages.append([e["payload"]["n"] for e in page])
+        if page:
+            before = {"before_id": page[-1]["id"]}
+    assert pages == [[4, 3], [2, 1], [0]]
+    by_kind = await http.get("/events/watch.hit", params={"limit": 9, **before}, headers=erin)
+    assert by_kind.json() == []
+    newest = (await http.get("/inbox", headers=erin)).json()
+    older = await http.get("/inbox", params={"before_id": newest[-1]["id"]}, headers=erin)
+    assert older.status_code == 200 and older.json() == []
+    bad = await http.get("/inbox", params={"before_id": 0}, headers=erin)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "before_id"]
+
+
+def test_the_cli_refuses_a_user_it_does_not_know_as_the_api_does(settings: Settings) -> None:
+    """`ambient inbox|events|deliveries --user <typo>` said "no inbox messages" (exit 0):
+    a misspelt name read as nothing happened."""
+    asyncio.run(_migrated(settings))
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    for command in ("inbox", "events", "deliveries"):
+        done = CliRunner().invoke(app, [command, "--user", "nobody-typo"], env=env)
+        assert done.exit_code == 2, (command, done.output)
+        assert "--user: no user 'nobody-typo'" in done.output, done.output
+
+
+async def _migrated(settings: Settings) -> None:
+    from ambient.storage.migrate import upgrade_async
+
+    await upgrade_async(settings.resolved_database_url)
