@@ -230,8 +230,17 @@ def feature_error(http_error: Callable[[Any], Exception]) -> Any:
 
 
 def out_of_range(exc: Exception) -> bool:
-    """A number beyond what the database stores (an id edited by hand in a link or form)."""
-    return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
+    """A number beyond what the database stores (an id edited by hand in a link or form):
+    anywhere in the chain of causes (asyncpg's DataError wraps its OverflowError a few deep
+    under SQLAlchemy's)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OverflowError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

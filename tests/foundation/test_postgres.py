@@ -138,3 +138,29 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_a_reques
             assert (await session.execute(text("SELECT 2"))).scalar_one() == 2
     finally:
         await db.close()
+
+
+async def test_an_id_past_postgresqls_integer_is_out_of_range_not_an_internal_error(
+    settings: Settings, postgres_url: str
+) -> None:
+    """asyncpg wraps its OverflowError a few causes deep under SQLAlchemy's error: the
+    catch-all looked one deep and answered such a number 500. The settings page's remove
+    form sent it to the database at all."""
+    from sqlalchemy.exc import DBAPIError
+
+    from api.errors import out_of_range
+    from tests.support.pages import signed_in
+
+    async with on_postgres(settings, postgres_url) as (pg_settings, db):
+        with pytest.raises(DBAPIError) as raised:
+            async with db.session() as session:
+                await session.execute(text("SELECT id FROM events WHERE id = :id"), {"id": 2**32})
+        assert out_of_range(raised.value)
+        async with db.session() as session:
+            _, token = await UserRepository(session).create(UserCreate(name="epuser"))
+            await session.commit()
+        async with signed_in(pg_settings, token, "/app/settings") as http:
+            answer = await http.post(
+                "/app/xiaozhi/endpoints/remove", data={"endpoint": "3000000000"}
+            )
+    assert answer.status_code == 303, (answer.status_code, answer.text[:300])
