@@ -147,7 +147,9 @@ class TargetSender:
             return delivery(status=DeliveryStatus.FAILED, error=error)
         if provider_id == HANDING:  # taken over from a try whose worker died handing it over
             outcome = failure(channel_name, shown, HANDED_UNANSWERED)
-        elif held:
+        elif held and not posts_sent(provider_id):
+            # (A message whose first posts went out before quiet hours began is finished:
+            # held, the group kept "(1/3)" and the rest was never posted.)
             outcome = delivery(status=DeliveryStatus.SUPPRESSED, error="quiet hours")
         else:
             # The posts an earlier try sent (``posts:N``, written below): it goes on after them.

@@ -112,3 +112,39 @@ async def test_a_later_part_failing_for_now_is_posted_by_the_retry_after_the_fir
     result = await notify.send(_request(key), heartbeat=False)
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
     assert [part[-5:] for part in state.taken] == ["(1/3)", "(2/3)", "(3/3)"]
+
+
+async def test_a_message_begun_before_quiet_hours_is_finished_not_left_half_posted(
+    deps: WorkerDeps, robot: tuple[Robot, NotifyActivities]
+) -> None:
+    """Part 1 of 3 posted, part 2 "system busy", quiet hours begun before the retry: the
+    retry held the rest back and said "held back by quiet hours ...; not sent", while the
+    group showed "(1/3)" and parts 2 and 3 never came, not after quiet hours either."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ambient.storage.users import UserRepository
+
+    state, notify = robot
+    state.answers = [0, -1]
+    key = unique("parts-quiet")
+    try:
+        await notify.send(_request(key), heartbeat=False)
+    except ApplicationError:
+        pass
+    assert [part[-5:] for part in state.taken] == ["(1/3)"]
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get("alice")
+        assert user is not None
+        hour = datetime.now(ZoneInfo(user.timezone)).hour
+        quiet = {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00"}
+        await users.set_push_config(user, {"channels": [], "quiet_hours": quiet})
+        await session.commit()
+    result = await notify.send(_request(key), heartbeat=False, last_try=True)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert [part[-5:] for part in state.taken] == ["(1/3)", "(2/3)", "(3/3)"]
+    # A message not begun is still held back in quiet hours.
+    fresh = await notify.send(_request(unique("quiet-new")), heartbeat=False)
+    assert [d.status for d in fresh.deliveries] == [DeliveryStatus.SUPPRESSED]
+    assert len(state.taken) == 3
