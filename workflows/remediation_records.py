@@ -323,6 +323,14 @@ class RemediationRecords:
         score = f"score {self.card.score}, budget {self.card.budget}" if self.card else "scoring"
         workflow.set_current_details(f"**{state}** — {score}{rung}. {self.outcome}".strip())
 
+    def _run_mode(self) -> Mode:
+        """The mode the run's row shows (the list, the stats): execute once any rung changed
+        the cluster or may have, whatever mode a later rung took (an owner's permission lowered
+        to dry_run mid-run): a list saying dry_run read as nothing was touched."""
+        if any(a.mode == "execute" and (a.applied or a.maybe_applied) for a in self.attempts):
+            return "execute"
+        return self.mode or self.request.mode
+
     async def _record(self) -> None:
         resolved = [a.rung for a in self.attempts if a.resolved]
         tried = [int(a.rung) for a in self.attempts if a.skipped_reason is None]
@@ -333,7 +341,7 @@ class RemediationRecords:
                 remediation_id=self.remediation_id,
                 user=self.request.user,
                 alert=self.alert,
-                mode=self.mode or self.request.mode,
+                mode=self._run_mode(),
                 state=self.state,
                 score=self.card.score if self.card else None,
                 budget=self.card.budget if self.card else None,
