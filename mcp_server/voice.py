@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ from ambient.wiring import AppState, StateHolder
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import ListedServer, build_server, reads_only
-from mcp_server.tools.hints import LOOK, READ, RECORD
+from mcp_server.tools.hints import CHANGE, LOOK, READ, RECORD
 from mcp_server.voice_answer import CALL_BUDGET, heard, within
 from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_clusters import cluster_health
@@ -49,7 +50,7 @@ class VoiceServer(ListedServer):
         # A small model fills an optional argument it has nothing for with null or "": left
         # out, for every argument alike (a required one left out is still asked for again).
         arguments = {
-            key: value
+            key: _as_compared(value)
             for key, value in (arguments or {}).items()
             if value is not None and not (isinstance(value, str) and not value.strip())
         }
@@ -124,10 +125,18 @@ class VoiceServer(ListedServer):
         return CallToolResult(content=[TextContent(type="text", text=en if to_english else zh)])
 
 
+def _as_compared(value: Any) -> Any:
+    """A spoken argument in the forms names are stored and compared in: a recogniser's or a
+    model's full-width "backup２", "３ｈ" or "，" (NFKC) was no task's name and no time span."""
+    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+
+
 TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [
     (greet, RECORD),
     (what_needs_me, READ),
-    (approve_remediation, RECORD),
+    # An approval lets a rung run on the cluster (a rollback, an isolation): as the full
+    # server's tool, destructive and of the world outside. A refusal changes nothing there.
+    (approve_remediation, CHANGE),
     (refuse_remediation, RECORD),
     (task_status, READ),
     (pause_task, RECORD),

@@ -455,3 +455,23 @@ async def test_a_write_tool_on_a_read_only_server_is_refused_saying_why(state: A
     said = refused.content[0].text  # type: ignore[union-attr]
     assert refused.is_error and "pause_task changes things" in said and "read-only" in said, said
     assert unknown.content[0].text == "Unknown tool: pause_tasks"  # type: ignore[union-attr]
+
+
+async def test_the_voice_approval_is_hinted_as_destructive_as_the_full_servers(
+    deps: WorkerDeps,
+) -> None:
+    """The voice profile's approve_remediation runs the same rollback or isolation as the
+    full server's, yet said it was neither destructive nor of the world outside: a client
+    that asks before such a tool let a voice approval of a rollback through."""
+    from tests.briefing.harness import make_user
+    from tests.support.mcp_as import mcp_as
+
+    await make_user(deps.db, "ops")
+    async with mcp_as(deps, "ops") as full:
+        full_hints = {t.name: t.annotations for t in (await full.list_tools()).tools}
+    async with mcp_as(deps, "ops", voice=True) as voice:
+        voice_hints = {t.name: t.annotations for t in (await voice.list_tools()).tools}
+    approve = voice_hints["approve_remediation"]
+    assert approve is not None and full_hints["approve_remediation"] is not None
+    assert (approve.destructive_hint, approve.open_world_hint) == (True, True)
+    assert approve == full_hints["approve_remediation"]

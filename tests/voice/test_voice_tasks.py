@@ -88,6 +88,26 @@ async def test_a_task_said_by_its_name_as_written_is_read_without_the_task_list(
             assert listed[0]
 
 
+async def test_a_name_or_span_said_in_full_width_forms_is_read_as_written(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A recogniser or model writing "backup２" (a full-width digit) heard "no task called
+    backup２"; "３ｈ" was no time span."""
+    user = unique("vw")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for name in ("backup2", "db-backup"):
+            await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
+        async with voice_client(state, user) as client:
+            half = await say(client, "task_status", name="backup2")
+            assert "正在运行" in half, half
+            assert await say(client, "task_status", name="ｂａｃｋｕｐ２") == half
+            assert "已暂停" in await say(client, "pause_task", name="backup２")
+            spans = [await say(client, "recent_errors", hours=span) for span in ("3h", "３ｈ")]
+            assert spans[0] == spans[1], spans
+
+
 async def test_a_name_of_a_deleted_task_and_a_live_one_is_the_live_one(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
