@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -182,12 +183,16 @@ async def events(
     before_id: int | None = None,
     limit: int = 100,
     operator: bool,
+    zone: str | None = None,
 ) -> list[EventPublic]:
     """Events newest first, page by page with ``before_id`` (``user`` None: everyone's); read
-    by a member (not ``operator``), as `event_public` shows them."""
+    by a member (not ``operator``), as `event_public` shows them. A ``since`` without an
+    offset is a wall time in ``zone``, the reader's (as search_logs reads one), else UTC."""
     _storable(kind=kind, task=task)
     if kind is not None and kind not in EVENT_KINDS:
         raise FilterError(f"kind: {kind!r} is not {', '.join(EVENT_KINDS)}")
+    if since is not None and since.tzinfo is None and zone:
+        since = since.replace(tzinfo=ZoneInfo(zone))
     rows = await EventRepository(session).list(
         user=user, kind=kind, task=task, since=since, before_id=before_id, limit=limit
     )

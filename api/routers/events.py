@@ -80,6 +80,7 @@ async def list_events(
         before_id=before_id,
         limit=limit,
         operator=user.is_admin,
+        zone=user.timezone,  # a since without an offset: the caller's wall time
     )
 
 

@@ -102,7 +102,10 @@ async def list_events(
     ] = None,
     since: Annotated[
         datetime | None,
-        Field(description="Only events at or after this ISO 8601 time"),
+        Field(
+            description="Only events at or after this ISO 8601 time (one without an offset "
+            "is in your time zone)"
+        ),
     ] = None,
     before_id: BeforeId = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
@@ -112,6 +115,7 @@ async def list_events(
     (with the error that says what to fix); next_before_id pages back."""
     async with app_state(ctx).db.session() as session:
         name = await _whose(ctx, session, user)
+        me = await current_user_row(ctx)
         rows = await history.events(
             session,
             name,
@@ -120,7 +124,8 @@ async def list_events(
             since=since,
             before_id=before_id,
             limit=limit,
-            operator=(await current_user_row(ctx)).is_admin,
+            operator=me.is_admin,
+            zone=me.timezone,
         )
     return Events(events=rows, next_before_id=_next_before(rows, limit))
 

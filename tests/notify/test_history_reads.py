@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from activities.notify import NotifyActivities
 from ambient.cli import app
 from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
 from ambient.domain.notify import Message, NotifyRequest, Target
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -365,3 +366,39 @@ async def _migrated(settings: Settings) -> None:
     from ambient.storage.migrate import upgrade_async
 
     await upgrade_async(settings.resolved_database_url)
+
+
+async def test_a_since_without_an_offset_is_the_readers_wall_time_at_every_door(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """list_events read "since 14:30" (no offset) as 14:30 UTC: in Shanghai eight hours late,
+    and the last hour's events answered none."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from ambient.domain.users import UserCreate
+    from ambient.storage.repositories import EventRepository
+    from ambient.storage.users import UserRepository
+    from tests.support.mcp_as import mcp_as
+
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="li", timezone="Asia/Shanghai")
+        )
+        await EventRepository(session).add("watch.hit", user="li", payload={"n": 1})
+        await session.commit()
+    hour_ago = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1)
+    naive = hour_ago.replace(tzinfo=None).isoformat(timespec="seconds")
+    async with mcp_as(deps, "li") as client:
+        with_offset = await client.call_tool(
+            "list_events", {"since": hour_ago.isoformat(timespec="seconds")}
+        )
+        wall = await client.call_tool("list_events", {"since": naive})
+    assert with_offset.structured_content is not None and wall.structured_content is not None
+    assert len(with_offset.structured_content["events"]) == 1
+    assert len(wall.structured_content["events"]) == 1, wall.structured_content
+    api_settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(api_settings)) as base, http_client(base) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        answer = await http.get("/events", params={"since": naive}, headers=headers)
+    assert answer.status_code == 200 and len(answer.json()) == 1, answer.text
