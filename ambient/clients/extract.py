@@ -112,8 +112,29 @@ class Extracted(NamedTuple):
     earlier: str | None
 
 
-def _read(text: str, extractor: str, *, hid: bool = False) -> Extracted:
-    return Extracted(text, extractor, None if hid else EARLIER.get(extractor))
+def _read(text: str, extractor: str, *, changed: bool = False) -> Extracted:
+    """``text`` read under ``extractor``; ``changed``: the release before read it otherwise."""
+    return Extracted(text, extractor, None if changed else EARLIER.get(extractor))
+
+
+# Text types read as HTML: the rest of text/* (markdown, CSV, a log) is plain text.
+MARKUP_TEXT = ("text/html", "text/xml", "text/xsl")
+# Declared as bytes, or not at all: a body that opens with a tag is a page.
+UNDECLARED = ("", "application/octet-stream", "binary/octet-stream")
+
+
+def plain_text(media_type: str, body: str) -> bool | None:
+    """Whether a body of ``media_type`` is read as plain text: True for text/plain (as the
+    release before read it), False for another plain type (it read them as HTML), None for
+    markup."""
+    kind = media_type.partition(";")[0].strip()
+    if kind == "text/plain":
+        return True
+    if kind.startswith("text/") and kind not in MARKUP_TEXT:
+        return False
+    if kind in UNDECLARED and not body.lstrip("\ufeff \t\r\n").startswith("<"):
+        return False
+    return None
 
 
 def extractors_for(selector: str | None) -> tuple[str, ...]:
@@ -151,11 +172,12 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         with suppress(ValueError):  # not JSON after all: read as a page
             values = json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
             return _read(values, JSON_EXTRACTOR)
-    if media_type.startswith("text/plain") and not selector:
-        # A changelog.txt, a status.txt: its angle brackets are text, not tags.
+    if not selector and (as_before := plain_text(media_type, html)) is not None:
+        # A changelog.txt, a CHANGELOG.md, a CSV: its angle brackets are text, not tags (read
+        # as HTML, a "<script>" written in it took every line after it away).
         if not html.strip():
             raise NoTextError("the page has no text")
-        return _read(html, PAGE_EXTRACTOR)
+        return _read(html, PAGE_EXTRACTOR, changed=not as_before)
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)
@@ -166,7 +188,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # from the last match to the first: unwrapping inside a match leaves the matches
         # within it read already.
         texts = [block_text(node, plain=False, inline=SELECTED_INLINE) for node in nodes[::-1]]
-        return _read("\n".join(texts[::-1]), SELECTOR_EXTRACTOR, hid=hid)
+        return _read("\n".join(texts[::-1]), SELECTOR_EXTRACTOR, changed=hid)
     # What the page hides from its reader is no text of it (a per-request stamp in a hidden
     # <div> was a change at every check, a word in it a keyword hit): taken out first, and
     # trafilatura given the page without it.
@@ -179,17 +201,17 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # cascade splits inline elements into lines ("下午发生", "数据库", "故障": a keyword
         # "数据库故障" never found), where the blocks' text keeps them on their line.
         if plain := block_text(body):
-            return _read(plain, PAGE_EXTRACTOR, hid=hid)
+            return _read(plain, PAGE_EXTRACTOR, changed=hid)
     import trafilatura  # ~60 ms to import: only a page that is not plain needs it
 
     text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
     if text:
-        return _read(str(text), PAGE_EXTRACTOR, hid=hid)
+        return _read(str(text), PAGE_EXTRACTOR, changed=hid)
     # trafilatura found nothing: the body's blocks, without scripts and styles
     text = block_text(body, plain=False) if body is not None else ""
     if not text:
         raise NoTextError("the page has no text (is it rendered by JavaScript?)")
-    return _read(text, PAGE_EXTRACTOR, hid=hid)
+    return _read(text, PAGE_EXTRACTOR, changed=hid)
 
 
 # What a page hides from its reader: the hidden attribute, an inline style that hides. Not

@@ -30,7 +30,25 @@ UTF_16_LABELS = frozenset(
     {"utf-16", "utf-16le", "utf-16be", "unicode", "unicodefeff", "unicodefffe", "ucs-2"}
     | {"csunicode", "iso-10646-ucs-2"}
 )
+# The same by the codec Python resolves a label to: every label of Latin-1 ("l1", "cp819",
+# "iso_8859-1", …) is windows-1252 to a browser, EUC-KR windows-949, ISO-8859-9 windows-1254,
+# TIS-620 and ISO-8859-11 windows-874 (WHATWG Encoding's table).
+RESOLVED_AS_BROWSERS = {
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+    "euc_kr": "cp949",
+    "iso8859-9": "cp1254",
+    "iso8859-11": "cp874",
+    "tis-620": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "big5": "big5hkscs",
+}
 WIDE_RUN = re.compile("[^\x00-\x7f\ufffd]{2,}")  # two or more non-ASCII characters in a row
+# An undeclared page whose bytes are UTF-8 but for a few (a summary a CMS cut in the middle of
+# a character): UTF-8, when its valid non-ASCII characters outnumber the invalid bytes so.
+MOSTLY_UTF8 = 8
 
 
 def page_text(body: bytes, content_type: str) -> str:
@@ -62,7 +80,15 @@ def page_text(body: bytes, content_type: str) -> str:
         try:
             return body.decode()
         except UnicodeDecodeError:
-            return undeclared_text(body)
+            pass
+        text = body.decode(errors="replace")
+        # JSON is UTF-8 (RFC 8259 8.1); another page mostly UTF-8 is read so, its few broken
+        # bytes as U+FFFD: as GB18030, one cut character made the whole page mojibake.
+        invalid = text.count("\ufffd") - body.count("\ufffd".encode())
+        wide = len(text) - len(text.encode("ascii", errors="ignore")) - invalid
+        if "json" in content_type.lower() or wide >= MOSTLY_UTF8 * invalid:
+            return text
+        return undeclared_text(body)
     return body.decode(encoding, errors="replace")
 
 
@@ -70,9 +96,10 @@ def _codec(label: str) -> str | None:
     """The codec a charset label names as browsers read it; None for one Python does not know."""
     encoding = AS_BROWSERS_READ.get(label.lower(), label)
     try:
-        return codecs.lookup(encoding).name
+        name = codecs.lookup(encoding).name
     except LookupError:
         return None
+    return RESOLVED_AS_BROWSERS.get(name, name)
 
 
 def undeclared_text(body: bytes) -> str:

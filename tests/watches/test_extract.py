@@ -539,3 +539,21 @@ def test_what_a_page_hides_from_its_reader_is_not_its_text() -> None:
     assert "Icons" in main_text(shown + "</html>")
     # An element the selector names is read though the page hides it: the user asked for it.
     assert main_text("<html><body><p id='d' hidden>Draft</p></body></html>", "#d") == "Draft"
+
+
+def test_a_text_file_served_as_markdown_csv_or_bytes_is_read_as_written() -> None:
+    """Only text/plain was read as text: a CHANGELOG.md (text/markdown), a CSV, a file served
+    as application/octet-stream was parsed as HTML, and a "<script>" written in it took every
+    line after it away (a release added below it was no change)."""
+    changelog = (
+        "# Changelog\n\n## 2.4.1\n- Security: escape <script> in titles\n\n"
+        "## 2.4.0\n- URGENT: database migration required\n"
+    )
+    for kind in ("text/markdown; charset=utf-8", "text/csv", "application/octet-stream", ""):
+        read = extracted(changelog, media_type=kind)
+        assert "database migration" in read.text and "<script>" in read.text, kind
+        assert read.earlier is None  # the release before read it otherwise: a new baseline
+    assert extracted(changelog, media_type="text/plain").earlier == f"x6-t{trafilatura.__version__}"
+    # A page served as bytes is still a page.
+    page = "<!doctype html><html><body><p>All quiet.</p><script>x()</script></body></html>"
+    assert main_text(page, media_type="application/octet-stream") == "All quiet."

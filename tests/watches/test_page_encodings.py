@@ -94,3 +94,29 @@ async def test_a_big5_page_of_hong_kong_is_read_with_its_hkscs_characters(
         rows = await EventRepository(session).list(task=handle.id, limit=100)
     hits = [str(row.payload["excerpt"]) for row in rows if row.kind == "watch.hit"]
     assert len(hits) == 1 and "東涌綫停咗服務，請改搭巴士。" in hits[0], hits
+
+
+def test_every_label_of_latin_1_and_euc_kr_reads_as_browsers_read_them() -> None:
+    """ "latin-1", "l1", "cp819", … were true ISO-8859-1 (curly quotes, dashes and € as
+    invisible C1 controls); EUC-KR lacked windows-949's characters (똠 as U+FFFD)."""
+    from ambient.clients.page_encodings import page_text
+
+    text = "Price: “10 €” – final"
+    for label in ("iso8859-1", "iso_8859-1", "latin-1", "l1", "cp819", "iso-ir-100"):
+        assert page_text(text.encode("cp1252"), f"text/html; charset={label}") == text, label
+    assert page_text("똠방각하".encode("cp949"), "text/html; charset=euc-kr") == "똠방각하"
+
+
+def test_an_undeclared_utf8_page_with_a_broken_byte_is_utf8_not_gb18030() -> None:
+    """One character a CMS cut by bytes made a whole undeclared UTF-8 page GB18030 mojibake
+    (今日数据库故障 as 浠婃棩鏁版嵁搴撴晠闅): no Chinese keyword ever hit; JSON is UTF-8."""
+    from ambient.clients.page_encodings import page_text
+
+    cut = "系统公告：维护".encode()[:-1]
+    body = b"<p>" + "今日数据库故障已恢复。".encode() + b"</p><p>" + cut + b"...</p>"
+    assert "今日数据库故障已恢复。" in page_text(body, "text/html")
+    api = '{"status": "数据库故障", "note": "'.encode() + "维护".encode()[:-1] + b'"}'
+    assert "数据库故障" in page_text(api, "application/json")
+    # Still: an old European page, its accents no UTF-8, and an undeclared GBK page.
+    assert page_text("<p>Müller café</p>".encode("latin-1"), "text/html") == "<p>Müller café</p>"
+    assert page_text("<p>数据库故障</p>".encode("gbk"), "text/html") == "<p>数据库故障</p>"
