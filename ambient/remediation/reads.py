@@ -195,15 +195,19 @@ class RemediationReads:
         open_only: bool = False,
         limit: int = 50,
         offset: int = 0,
+        before_id: int | None = None,
     ) -> list[RemediationSummary]:
         """The runs the caller may see (``may_steer``), newest first: ``limit`` of them after
-        the first ``offset`` (a list's next page)."""
+        the first ``offset``, or before the run ``before_id`` (a list's next page: one that
+        no run started, ended or moved between the pages shifts)."""
         # A state no remediation can be in is a mistake to say, not a filter that finds none.
         if state is not None and state not in get_args(RemediationState):
             states = ", ".join(get_args(RemediationState))
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
         if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
             raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
+        if before_id is not None and not 1 <= before_id <= MAX_ID:
+            raise InvalidRemediationError(f"before_id: 1 to {MAX_ID}", field="before_id")
         account = await self._user(user)
         # A running run's row holds where it was planned: a state it may be in now is asked of
         # every open row, then kept where the run is in it. Runs Temporal closed are written
@@ -222,6 +226,7 @@ class RemediationReads:
                 open_only=open_only or now,
                 limit=None if now else limit,
                 offset=0 if now else offset,
+                before_id=before_id,
             )
             runs = [RemediationSummary.model_validate(row) for row in rows]
             running = [r for r in runs if r.state not in FINAL_STATES]

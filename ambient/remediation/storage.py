@@ -78,6 +78,7 @@ class RemediationRepository(Repository):
         since: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        before_id: int | None = None,
         seen: ColumnElement[bool] = true(),
     ) -> list[RemediationRecord]:
         """The newest runs first; ``open_only``: those not in a final state; ``ids``: those;
@@ -90,6 +91,8 @@ class RemediationRepository(Repository):
             query = query.where(RemediationRecord.remediation_id.in_(ids))
         if since is not None:
             query = query.where(RemediationRecord.started_at >= since)
+        if before_id is not None:
+            query = query.where(RemediationRecord.id < before_id)
         query = query.order_by(RemediationRecord.id.desc()).offset(offset).limit(limit)
         return list(await self.session.scalars(query))
 

@@ -195,6 +195,8 @@ class RemediationSummary(BaseModel):
     # The list row of one stored remediation (its RemediationRecord); a running one's state, mode
     # and attempts are where it is now (RemediationReads.list_runs).
     model_config = ConfigDict(from_attributes=True)
+    # Its row's number: the next page is the runs before the last one's (`before_id`).
+    id: int
     remediation_id: str
     run_key: str
     user: str

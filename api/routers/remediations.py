@@ -29,6 +29,7 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
+from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, StateDep, created_or_found
 from api.errors import refusal, unprocessable
 
@@ -74,6 +75,7 @@ FIELD_PLACES = {
     "state": ("query", "state"),
     "days": ("query", "days"),
     "offset": ("query", "offset"),
+    "before_id": ("query", "before_id"),
 }
 
 # The refusals no field is to blame for; any other RemediationError is a 503 (Temporal down)
@@ -124,9 +126,15 @@ async def list_remediations(
     state: StateDep,
     state_: Annotated[RemediationState | None, Query(alias="state")] = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
-    offset: Annotated[WholeNumber, Query(ge=0, description="skip this many: the next page")] = 0,
+    offset: Annotated[WholeNumber, Query(ge=0, description="skip this many (older paging)")] = 0,
+    before_id: Annotated[
+        WholeNumber | None,
+        Query(ge=1, le=MAX_ID, description="the next page: the last id seen"),
+    ] = None,
 ) -> list[RemediationSummary]:
-    return await state.remediations.list_runs(user.name, state=state_, limit=limit, offset=offset)
+    return await state.remediations.list_runs(
+        user.name, state=state_, limit=limit, offset=offset, before_id=before_id
+    )
 
 
 @router.get("/stats")

@@ -57,8 +57,13 @@ RunKey = Annotated[
 
 class RemediationList(BaseModel):
     remediations: list[RemediationSummary]
+    next_before_id: int | None = Field(
+        default=None, description="pass as before_id for the next page; null on the last page"
+    )
     next_offset: int | None = Field(
-        default=None, description="pass as offset for the next page; null on the last page"
+        default=None,
+        description="(older clients) pass as offset for the next page; a run started between "
+        "pages shifts it: prefer next_before_id",
     )
 
 
@@ -136,15 +141,24 @@ async def list_remediations(
         Field(description="only the remediations in this state"),
     ] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500)] = 50,
-    offset: Annotated[WholeNumber, Field(ge=0, description="skip this many: the next page")] = 0,
+    before_id: Annotated[
+        WholeNumber | None, Field(ge=1, description="the next page: next_before_id")
+    ] = None,
+    offset: Annotated[WholeNumber, Field(ge=0, description="skip this many (older paging)")] = 0,
 ) -> RemediationList:
     """Yours and those on clusters you are a named approver for (an admin sees everyone's),
-    newest first; when next_offset is not null, pass it as offset for the next page."""
+    newest first; when next_before_id is not null, pass it as before_id for the next page."""
+    # One more than asked: whether a next page exists (a last page that fills the limit
+    # pointed at an empty one).
     runs = await app_state(ctx).remediations.list_runs(
-        current_user(ctx), state=state, limit=limit, offset=offset
+        current_user(ctx), state=state, limit=limit + 1, offset=offset, before_id=before_id
     )
-    more = offset + limit if len(runs) == limit else None
-    return RemediationList(remediations=runs, next_offset=more)
+    page, more = runs[:limit], len(runs) > limit
+    return RemediationList(
+        remediations=page,
+        next_before_id=page[-1].id if more else None,
+        next_offset=offset + limit if more else None,
+    )
 
 
 async def remediation_stats(
