@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Integer,
+    Select,
+    String,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -122,7 +132,7 @@ class DiscussionReads(DiscussionAccess):
                 .where(
                     # autoescape: a '%' or '_' in the keyword is a character to find, not a
                     # LIKE wildcard that matches every message.
-                    or_(*(DiscussionMessage.content.icontains(w, autoescape=True) for w in said)),
+                    or_(*(self._holds(w) for w in said)),
                     await self._visible(session, user),
                 )
             )
@@ -131,6 +141,14 @@ class DiscussionReads(DiscussionAccess):
             rows, more = await _newest_first(session, matching, order, total, offset, PAGE)
             found = [MessageView.model_validate(r, from_attributes=True) for r in rows]
         return Found(query=words, total_matches=total, results=found, next_offset=more)
+
+    def _holds(self, word: str) -> ColumnElement[bool]:
+        """A message holding ``word`` in any case, of any script: PostgreSQL's ILIKE, SQLite's
+        casefold (its own lower() folds ASCII alone: "DÉPLOIEMENT" found no "déploiement")."""
+        if self.db.sqlite:
+            folded = func.casefold(DiscussionMessage.content, type_=String)
+            return folded.contains(word.casefold(), autoescape=True)
+        return DiscussionMessage.content.icontains(word, autoescape=True)
 
     async def detect_anomalies(
         self, user: str, discussion_id: str, threshold_seconds: float = 2.0

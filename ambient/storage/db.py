@@ -46,6 +46,10 @@ SQLITE_TURN = "sqlite-write-turn"
 Row = TypeVar("Row")
 
 
+def _casefold(text: object) -> object:
+    return text.casefold() if isinstance(text, str) else text
+
+
 class TurnConnection(aiosqlite.Connection):
     """An aiosqlite connection whose statements run in the caller's thread during a write turn:
     holding the lock they take microseconds, while aiosqlite's four thread hops a statement
@@ -155,6 +159,9 @@ class Database:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
+                # SQLite's lower() folds ASCII alone: "any case" searches of other scripts
+                # ("Échec", "Ölwerk") fold with Python's casefold, as PostgreSQL's ILIKE does.
+                dbapi_conn.create_function("casefold", 1, _casefold, deterministic=True)
         else:
             asyncpg = parsed.get_driver_name() == "asyncpg"
             connect = {"connect_args": {"timeout": CONNECT_TIMEOUT}} if asyncpg else {}
