@@ -206,7 +206,11 @@ def api(
     bind: dict[str, Any] = (
         {"fd": fd}
         if fd is not None
-        else {"host": host or settings.api_host, "port": port or settings.api_port}
+        else {
+            # Given, even 0 (any free port) or "", they are what the command line asked for.
+            "host": settings.api_host if host is None else host,
+            "port": settings.api_port if port is None else port,
+        }
     )
     uvicorn.run(create_app(settings), log_level="info", timeout_keep_alive=KEEP_ALIVE, **bind)
 

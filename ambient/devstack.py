@@ -187,10 +187,14 @@ async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: floa
                 f"(is port {opts.temporal_port} or {opts.ui_port} in use?); {log}:\n{log_tail(log)}"
             )
         try:
-            return await temporal.connect(settings)
+            client = await temporal.connect(settings)
         except Exception as exc:  # the server is still starting
             last = exc
             await asyncio.sleep(0.3)
+            continue
+        if server is None or server.poll() is None:
+            return client
+        # Another server answered on our port while ours failed to bind it: said above.
     raise DevStackError(f"Temporal did not answer at {settings.temporal_address}: {last}")
 
 
@@ -283,6 +287,22 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def refuse_taken(host: str, port: int, what: str, option: str) -> None:
+    """DevStackError when ``port`` is taken: a second ``ambient dev`` on the same Temporal port
+    reached the first one's server, registered attributes there and pointed its worker and API
+    at it, then died saying only "temporal exited with 1"."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise DevStackError(
+            f"{what}'s port {host}:{port} is taken ({exc.strerror}): stop what holds it "
+            f"(another ambient dev?) or choose another with {option}"
+        ) from exc
+    finally:
+        sock.close()
+
+
 def wait_http(url: str, deadline: float, opts: DevOptions) -> None:
     while time.monotonic() < deadline:
         for name, child in opts.children.items():
@@ -367,6 +387,8 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         address = f"{opts.host}:{opts.temporal_port}" if ours else opts.temporal_address
         settings = settings.model_copy(update={"temporal_address": address})
         if ours:
+            refuse_taken(opts.host, opts.temporal_port, "Temporal", "--temporal-port")
+            refuse_taken(opts.host, opts.ui_port, "the Temporal Web UI", "--ui-port")
             log = opts.data_dir / "temporal.log"
             start("temporal", temporal_command(opts, settings), dict(os.environ), log)
         token = asyncio.run(unless_stopped(prepare(settings, opts, deadline), stop))

@@ -22,6 +22,7 @@ from ambient.cli import LAZY, app
 from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
+from ambient.settings import Settings
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
 from tests.conftest import unique
@@ -790,3 +791,37 @@ async def test_task_list_refuses_a_kind_or_state_it_does_not_know(
         result = await asyncio.to_thread(CliRunner().invoke, app, ["task", "list", *args], env=env)
         assert result.exit_code != 0 and result.stdout == "", (args, result.output)
         assert said in result.stderr, (args, result.stderr)
+
+
+def test_a_dev_stack_whose_temporal_port_another_server_holds_says_so_and_touches_nothing(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    """A second `ambient dev` on a Temporal port another one's server held reached that
+    server, registered attributes on it, migrated and wrote a token, pointed its worker and
+    API at it, then died saying only "temporal exited with 1"."""
+    taken = dev_env.client.service_client.config.target_host.rpartition(":")[2]
+    ports = [str(_closed_port()) for _ in range(2)]
+    args = ["dev", "--data-dir", str(tmp_path), "--api-port", ports[0]]
+    args += ["--temporal-port", taken, "--ui-port", ports[1], "--metrics-port", "0"]
+    result = CliRunner().invoke(app, args, env=_offline_env(tmp_path))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"Temporal's port 127.0.0.1:{taken} is taken" in said and "--temporal-port" in said
+    assert not (tmp_path / "ambient.db").exists() and not (tmp_path / "dev-token").exists()
+    assert not (tmp_path / "temporal.db").exists()
+
+
+def test_ambient_api_binds_the_port_asked_even_0(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ambient api --port 0` (any free port, as the parser allows) was read as not given:
+    the API bound AMBIENT_API_PORT."""
+    import uvicorn
+
+    bound: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kw: bound.update(kw))
+    monkeypatch.setattr("ambient.cli._require_migrated", lambda _settings: None)
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_API_PORT": "8123"}
+    result = CliRunner().invoke(app, ["api", "--port", "0"], env=env)
+    assert result.exit_code == 0, result.output
+    assert bound["port"] == 0
