@@ -9,7 +9,7 @@ read any). Deliveries show targets redacted (no tokens, keys or query strings).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,14 +139,18 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
     return user
 
 
-async def named(session: AsyncSession, user: str | None) -> str | None:
-    """The user an operator's read names (None: everyone's), refused when no such user: a
-    misspelt name read as "none" said nothing happened."""
-    if user is not None:
+T = TypeVar("T")
+
+
+async def found_for(session: AsyncSession, user: str | None, rows: list[T]) -> list[T]:
+    """The ``rows`` an operator's read of ``user`` found; none for a user that does not exist is
+    refused: a misspelt name read as "none" said nothing happened. (A deleted user's records
+    are still read: the operator's history is whole.)"""
+    if user is not None and not rows:
         await UserRepository(session).existing(
             user, FilterError(f"user: no user {user!r}; omit it for everyone's records")
         )
-    return user
+    return rows
 
 
 RETRIES_ENDED = "; its retries ended"  # a deferred row's error, its give-up past

@@ -47,8 +47,8 @@ def events(
     """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
 
     async def read(session: AsyncSession) -> list[EventPublic]:
-        name = await history.named(session, user)
-        return await history.events(session, name, kind=kind, task=task, limit=limit, operator=True)
+        rows = await history.events(session, user, kind=kind, task=task, limit=limit, operator=True)
+        return await history.found_for(session, user, rows)
 
     try:
         rows = run_in_session(read)
@@ -66,8 +66,8 @@ def inbox(
     """A user's inbox, newest first."""
 
     async def read(session: AsyncSession) -> list[InboxMessagePublic]:
-        await history.named(session, user)
-        return await history.inbox(session, user, unread_only=unread, limit=limit)
+        rows = await history.inbox(session, user, unread_only=unread, limit=limit)
+        return await history.found_for(session, user, rows)
 
     try:
         rows = run_in_session(read)
@@ -97,9 +97,9 @@ def deliveries(
     """Deliveries, newest first, with attempts and the error of each failure."""
 
     async def read(session: AsyncSession) -> list[DeliveryPublic]:
-        return await history.deliveries(
+        rows = await history.deliveries(
             session,
-            await history.named(session, user),
+            user,
             status=status,
             channel=channel,
             task=task,
@@ -107,6 +107,7 @@ def deliveries(
             limit=limit,
             operator=True,  # the server's own command line: its operator's
         )
+        return await history.found_for(session, user, rows)
 
     try:
         rows = run_in_session(read)

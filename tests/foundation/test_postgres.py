@@ -144,8 +144,8 @@ async def test_an_id_past_postgresqls_integer_is_out_of_range_not_an_internal_er
     settings: Settings, postgres_url: str
 ) -> None:
     """asyncpg wraps its OverflowError a few causes deep under SQLAlchemy's error: the
-    catch-all looked one deep and answered such a number 500. The settings page's remove
-    form sent it to the database at all."""
+    catch-all looked one deep and answered such a number 500 (the settings page's remove
+    form, a link edited by hand), where SQLite's answered 422."""
     from sqlalchemy.exc import DBAPIError
 
     from api.errors import out_of_range
@@ -163,4 +163,4 @@ async def test_an_id_past_postgresqls_integer_is_out_of_range_not_an_internal_er
             answer = await http.post(
                 "/app/xiaozhi/endpoints/remove", data={"endpoint": "3000000000"}
             )
-    assert answer.status_code == 303, (answer.status_code, answer.text[:300])
+    assert answer.status_code == 422, (answer.status_code, answer.text[:300])
