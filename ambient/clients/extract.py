@@ -16,7 +16,7 @@ import re
 from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -27,6 +27,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 PAGE_EXTRACTOR = f"x7-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
 SELECTOR_EXTRACTOR = "s8"  # a CSS selector's matches
 JSON_EXTRACTOR = "j7"  # a JSON answer read without a selector
+FEED_EXTRACTOR = "f1"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
 # a page that hides nothing from its reader (x7 and s8 take out what it hides) is compared
 # with its text of that release, its change at the upgrade told.
@@ -117,6 +118,66 @@ def _read(text: str, extractor: str, *, changed: bool = False) -> Extracted:
     return Extracted(text, extractor, None if changed else EARLIER.get(extractor))
 
 
+# A feed: served as one (Atom, RSS, RDF) or as XML whose root is one.
+FEED_ROOT = re.compile(
+    r"\A\ufeff?\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*|<\?[^>]*\?>\s*)*"
+    r"<(?:[\w-]+:)?(?:feed|rss|RDF)\b",
+    re.S,
+)
+DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml[^>]*\?>")
+ENTRIES = {"entry", "item"}
+ENTRY_TEXT = ("title", "summary", "content", "description", "encoded")
+MAX_FEED_ENTRIES = 500
+
+
+def feed_text(media_type: str, body: str) -> str | None:
+    """An Atom or RSS feed's text: its title, then each entry's title and text (HTML read as
+    its text), one a line, in the feed's order; None when the body is no feed."""
+    kind = media_type.partition(";")[0].strip().lower()
+    if ("xml" not in kind and kind not in UNDECLARED) or FEED_ROOT.match(body) is None:
+        return None
+    from lxml import etree  # type: ignore[import-untyped]  # trafilatura's, for a feed only
+
+    # Its text is decoded already: the declaration's encoding would be applied again. No
+    # entity of the document's own DTD is expanded, nothing fetched.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
+    try:
+        root = etree.fromstring(DECLARATION.sub("", body, count=1), parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if root is None:
+        return None
+    lines: list[str] = []
+    channel = next((e for e in root if _local(e) == "channel"), root)
+    if (title := next((e for e in channel if _local(e) == "title"), None)) is not None:
+        lines.append(_said(title))
+    entries = [e for e in root.iter() if _local(e) in ENTRIES][:MAX_FEED_ENTRIES]
+    for entry in entries:
+        for name in ENTRY_TEXT:
+            lines += [_said(e) for e in entry if _local(e) == name]
+    text = "\n".join(line for line in lines if line)
+    if not text:
+        raise NoTextError("the feed has no entries with text")
+    return text
+
+
+def _local(element: Any) -> str:
+    tag = element.tag
+    return tag.rpartition("}")[2].rpartition(":")[2] if isinstance(tag, str) else ""
+
+
+def _said(element: Any) -> str:
+    """An element's text on one line; HTML in it (escaped or in CDATA, or XHTML) as its text."""
+    written = "".join(element.itertext())
+    if "<" in written:
+        body = LexborHTMLParser(written).body
+        if body is not None:  # inline elements on their line ("正在<b>处理</b>" one word)
+            body.unwrap_tags(list(SELECTED_INLINE))
+            body.merge_text_nodes()
+        written = body.text(separator=" ") if body is not None else ""
+    return " ".join(written.split())
+
+
 # Text types read as HTML: the rest of text/* (markdown, CSV, a log) is plain text.
 MARKUP_TEXT = ("text/html", "text/xml", "text/xsl")
 # Declared as bytes, or not at all: a body that opens with a tag is a page.
@@ -138,8 +199,9 @@ def plain_text(media_type: str, body: str) -> bool | None:
 
 
 def extractors_for(selector: str | None) -> tuple[str, ...]:
-    """The tags a page's text is read under now: its selector's, else a page's or JSON's."""
-    return (SELECTOR_EXTRACTOR,) if selector else (PAGE_EXTRACTOR, JSON_EXTRACTOR)
+    """The tags a page's text is read under now: its selector's, else a page's, JSON's or a
+    feed's."""
+    return (SELECTOR_EXTRACTOR,) if selector else (PAGE_EXTRACTOR, JSON_EXTRACTOR, FEED_EXTRACTOR)
 
 
 def extractor_for(selector: str | None, media_type: str) -> str:
@@ -147,7 +209,10 @@ def extractor_for(selector: str | None, media_type: str) -> str:
     as a page: a text of its tag is read anew, never taken as this one's)."""
     if selector:
         return SELECTOR_EXTRACTOR
-    return JSON_EXTRACTOR if "json" in media_type.lower() else PAGE_EXTRACTOR
+    kind = media_type.lower()
+    if "json" in kind:
+        return JSON_EXTRACTOR
+    return FEED_EXTRACTOR if "xml" in kind and "html" not in kind else PAGE_EXTRACTOR
 
 
 def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
@@ -172,6 +237,11 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         with suppress(ValueError):  # not JSON after all: read as a page
             values = json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
             return _read(values, JSON_EXTRACTOR)
+    if not selector and (feed := feed_text(media_type, html)) is not None:
+        # An Atom or RSS feed: each entry's title and text a line of its own (read as a page,
+        # the feed was one line of fields run together: an old entry's word was a hit at
+        # every new entry, a new one's never found).
+        return Extracted(feed, FEED_EXTRACTOR, None)
     if not selector and (as_before := plain_text(media_type, html)) is not None:
         # A changelog.txt, a CHANGELOG.md, a CSV: its angle brackets are text, not tags (read
         # as HTML, a "<script>" written in it took every line after it away).

@@ -557,3 +557,59 @@ def test_a_text_file_served_as_markdown_csv_or_bytes_is_read_as_written() -> Non
     # A page served as bytes is still a page.
     page = "<!doctype html><html><body><p>All quiet.</p><script>x()</script></body></html>"
     assert main_text(page, media_type="application/octet-stream") == "All quiet."
+
+
+def _atom(*entries: tuple[str, str]) -> str:
+    body = "".join(
+        f"<entry><title>{title}</title><link href='https://status.example/{i}'/><id>{i}</id>"
+        f"<updated>2024-05-0{i}T10:00:00Z</updated><summary>{summary}</summary></entry>"
+        for i, (title, summary) in enumerate(entries, 1)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>Status</title>{body}</feed>"
+    )
+
+
+async def test_a_feeds_entries_are_lines_so_a_new_entry_is_the_change_and_its_hit() -> None:
+    """An Atom feed was read as one line of its fields run together ("Database down1 2024-…"):
+    any new entry made that line "added", so a word of an old entry hit again, and a word of
+    the new one that ran into the next field never did."""
+    from activities.watches import read_page
+    from ambient.clients.web import WebFetcher
+    from ambient.watches.configs import WebMonitorConfig
+    from ambient.watches.page_changes import diff_pages
+    from tests.watches.test_http1 import Scripted, ok, scripted
+
+    old = [("Scheduled maintenance", "DB maintenance on Saturday"), ("Resolved", "All good")]
+    new = [("Database down", "We are investigating"), *old]
+    atom = "Content-Type: application/atom+xml; charset=utf-8"
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    server = Scripted(ok(_atom(*old).encode(), atom), ok(_atom(*new).encode(), atom))
+    async with scripted(server) as (_, port):
+        url = f"http://127.0.0.1:{port}/history.atom"
+        config = WebMonitorConfig.model_validate(
+            {"urls": [url], "keywords": ["maintenance", "down"]}
+        )
+        before = await read_page(fetcher, url, config)
+        after = await read_page(fetcher, url, config)
+    await fetcher.aclose()
+    diff = diff_pages(before.lines, after.lines, config.keywords)
+    assert diff.added == ["Database down", "We are investigating"]
+    assert set(diff.hits) == {"down"}
+
+
+def test_an_rss_feeds_html_is_read_as_its_text_in_the_encoding_it_was_read_in() -> None:
+    rss = (
+        '<?xml version="1.0" encoding="gbk"?><rss version="2.0"><channel><title>新闻</title>'
+        "<item><title>数据库故障</title><description><![CDATA[<p>正在<b>处理</b></p>]]>"
+        "</description></item><item><title>B</title>"
+        "<description>&lt;p&gt;escaped &amp;amp; html&lt;/p&gt;</description></item>"
+        "</channel></rss>"
+    )
+    for kind in ("application/rss+xml", "text/xml; charset=gbk", "application/xml", ""):
+        read = extracted(rss, media_type=kind)
+        assert read.text == "新闻\n数据库故障\n正在处理\nB\nescaped & html", kind
+        assert read.extractor == "f1" and read.earlier is None  # a new baseline once
+    # XML that is no feed is read as before.
+    assert extracted("<html><body><p>x</p></body></html>", media_type="text/xml").text == "x"
