@@ -925,3 +925,45 @@ async def test_a_scheduled_sql_start_without_an_offset_is_in_the_callers_time_zo
     sent = [p["ProcessStartTime"] for _, a, p in api.calls if a == "CreateScheduledSql"]
     shanghai_eight = int(datetime(2026, 11, 22, tzinfo=UTC).timestamp()) * 1000
     assert sent == [shanghai_eight, shanghai_eight], sent
+
+
+async def test_a_scheduled_sql_of_the_name_writing_to_another_topic_is_not_the_one_asked(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A task of the same name and source writing elsewhere was taken for the one asked:
+    "already exists (task-000001); nothing sent", and nothing ever wrote to the topic asked;
+    a dry run to a topic that does not exist was said "already exists" too."""
+    api, state = cloud
+    archive = {"TopicId": "topic-archive", "TopicName": "archive", "LogsetId": "logset-app"}
+    api.topics.append(archive)
+    async with client(state, "ops") as c:
+        failed, first = await call(c, "create_scheduled_sql", task=SQL, mode="execute")
+        assert not failed, first
+        other = {**SQL, "target_topic_id": "topic-archive"}
+        failed, second = await call(c, "create_scheduled_sql", task=other, mode="execute")
+        assert not failed, second
+        gone = {**SQL, "target_topic_id": "topic-gone"}
+        refused, said = await call(c, "create_scheduled_sql", task=gone)
+    targets = [p["DstResource"]["TopicId"] for _, action, p in api.creates()]
+    assert targets == ["topic-stats", "topic-archive"], (targets, second)
+    assert refused and "topic-gone" in str(said), said
+
+
+async def test_a_notice_answered_without_its_id_is_looked_up_not_sent_as_a_placeholder(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateAlarmNotice answered without its AlarmNoticeId (not the API's answer): the step
+    was audited executed with no id, and CreateAlarm went out naming the dry run's
+    placeholder "<id of new notice 'oncall'>", refused as a notice that does not exist."""
+    api, state = cloud
+    api.raw["CreateAlarmNotice"] = [(200, "application/json", b'{"Response": {"RequestId": "r"}}')]
+    async with client(state, "ops") as c:
+        failed, answer = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+    assert not failed, answer
+    # The notice was made: its id is found by its name, and the alarm names it.
+    sent = [p["AlarmNoticeIds"] for _, action, p in api.creates() if action == "CreateAlarm"]
+    assert sent == [["notice-000001"]], sent
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list(action="cloud.create_cls_alarm_notice")
+    told = [(r.detail["outcome"], r.detail["resource_id"]) for r in rows]
+    assert told == [("unconfirmed", "notice-000001")], told

@@ -15,7 +15,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud, field
-from ambient.clients.tencent.errors import TencentCloudError, TencentNotFoundError
+from ambient.clients.tencent.errors import (
+    TencentAnswerError,
+    TencentCloudError,
+    TencentNotFoundError,
+)
 
 
 class CloudRequest(BaseModel):
@@ -133,8 +137,14 @@ async def find_scheduled_sql(
         "TaskId",
         region=region,
     )
-    # Task names are not unique: one of that name reading another topic is another task.
-    mine = [t for t in items if t.get("SrcTopicId") == source_topic_id]
+    # Task names are not unique: one of that name reading another topic, or writing to
+    # another, is another task (taken for this one, nothing was ever written where asked).
+    mine = [
+        t
+        for t in items
+        if t.get("SrcTopicId") == source_topic_id
+        and (t.get("DstResource") or {}).get("TopicId") == target_topic_id
+    ]
     found = _named(mine, "Name", name, "TaskId", "DescribeScheduledSqlInfo")
     if found is None:
         for topic in (source_topic_id, target_topic_id):
@@ -198,5 +208,13 @@ async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
     answer = await tc.call(request.product, request.action, request.params, region=request.region)
     # The next list shows what was just made, not the one cached before it.
     tc.forget(request.region)
-    found = answer.get(CREATED_ID.get(request.action, ""))
-    return str(found) if found else None
+    if (named := CREATED_ID.get(request.action)) is None:
+        return None
+    try:
+        return str(field(answer, named, request.action))
+    except TencentAnswerError as exc:
+        # Sent and answered, but not as the API answers: whether it was made is for a lookup
+        # by its name to say (as for an answer lost); never "made, with no id", which sent a
+        # dry run's placeholder in the alarm that was to use it.
+        exc.unanswered = True
+        raise
