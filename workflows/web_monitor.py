@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -100,6 +100,9 @@ class WebMonitorWorkflow(WatchControls):
         # Check now waits for a poll started after it to end (`asked_check_ended`),
         # and a continue-as-new waits for checks asked (`holds_for_check`).
         self.check_first = workflow.patched("check-now-by-poll")
+        # A poll asked to end whose dead process the sweep then fails ("PollLost") ended as
+        # asked: no failure shown.
+        self.lost_after_end_asked = workflow.patched("poll-lost-after-end-is-no-failure")
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -211,7 +214,7 @@ class WebMonitorWorkflow(WatchControls):
         self.polls += 1
         number, self.lost = self.polls, None
         self.checking = True
-        ended = False
+        ended = end_asked = False
         try:
             handle = workflow.start_activity_method(
                 PagePoller.poll_pages,
@@ -230,6 +233,7 @@ class WebMonitorWorkflow(WatchControls):
             await self.until_heard(lambda: handle.done() or self.wake or self.is_lost(number))
             if not handle.done() and not self.is_lost(number):
                 ended = first_only and not deliver_only  # its asked check may not be made
+                end_asked = True
                 await self.end_poll(handle, number)
                 if not handle.done() and not self.is_lost(number):
                     await self.until_heard(lambda: handle.done() or self.is_lost(number))
@@ -245,7 +249,15 @@ class WebMonitorWorkflow(WatchControls):
                     return
             result = await handle
         except ActivityError as error:
-            if isinstance(error.cause, CancelledError):
+            if isinstance(error.cause, CancelledError) or (
+                # Asked to end (a pause, check now, an update, a delete) as its worker died:
+                # the sweep failed the attempt its cancel waited on; Temporal does not retry
+                # an attempt it was asked to cancel. Ended as asked, not a failure to show.
+                self.lost_after_end_asked
+                and end_asked
+                and isinstance(error.cause, ApplicationError)
+                and error.cause.type == "PollLost"
+            ):
                 # end_poll cancelled it (perhaps before a worker took it): asked for, no
                 # failure; the next poll takes over what it stored.
                 self.ask_again(ended, number)

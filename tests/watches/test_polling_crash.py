@@ -317,3 +317,49 @@ async def test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped
 
 async def _answered(state: GatedSite, n: int) -> bool:
     return len(state.hooks) >= n
+
+
+async def _no_poll_pending(handle: WorkflowHandle[Any, Any]) -> bool:
+    described = await handle.describe()
+    pending = described.raw_description.pending_activities
+    return not any(p.activity_type.name == "poll_pages" for p in pending)
+
+
+@pytest.mark.devserver
+async def test_a_pause_just_after_the_worker_died_is_no_poll_failure(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Paused a moment after its worker was killed: the poll's end went unread, its cancel
+    waited, the sweep failed the attempt ("PollLost"), and the watch showed a failure it never
+    had (event_failures 1, a watch.poll_failed event), for a poll the user only asked to stop."""
+    site = Site()
+    site.pages["/news"] = article("Quiet morning.")
+    async with serve(site.app()) as base:
+        env = crash_env(dev_env, loopback_deps, tmp_path, "pause-after-kill")
+        task = unique(f"web-monitor/{USER}/pausekill")
+        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
+            queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
+            handle = await start(dev_env, queue, fast([f"{base}/news"]), window=600.0, task=task)
+            await serving(dev_env, env, first)
+            await eventually(lambda: _checks(handle, 1))
+
+            async def polling() -> bool:
+                return len(site.requests) >= 3
+
+            await eventually(polling)
+            first.send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        await handle.signal("pause")
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
+            await serving(dev_env, env, second)
+            await eventually(lambda: _no_poll_pending(handle), bound=120)
+            paused = await status(handle)
+            fetched = len(site.requests)
+            await asyncio.sleep(2)
+            assert len(site.requests) == fetched  # paused: nothing checked
+            await handle.signal("stop")
+            await asyncio.wait_for(handle.result(), 60)
+            await save_history(handle, "web_monitor_paused_after_its_worker_died")
+    kinds = [kind for kind, _ in await events(loopback_deps, task)]
+    assert paused.state == "paused" and paused.detail["event_failures"] == 0, paused.detail
+    assert "watch.poll_failed" not in kinds, kinds
