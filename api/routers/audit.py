@@ -63,5 +63,6 @@ async def read_audit(
         action=action,
         limit=limit,
         after=after,
+        settled=True,  # paged by the last id: none past one still being committed
     )
     return [AuditEntry.model_validate(r, from_attributes=True) for r in records]
