@@ -98,6 +98,8 @@ class LogReport(BaseModel):
     capped: bool = False
     # Why the read stopped short of its end, when not at the source's limit.
     stopped: str | None = None
+    # Files not read to their end (a rotated .gz broken off): what is in them is not counted.
+    broken: list[str] = Field(default_factory=list)
     by_level: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateStat] = Field(
         default_factory=list,
@@ -142,6 +144,7 @@ class LogReducer:
         self.timed = True  # a line of the source had a time read here (files say)
         self.capped = False
         self.stopped: str | None = None  # why the read stopped short, when not at the limit
+        self.broken: list[str] = []  # files not read to their end
         self._keys: dict[tuple[str, int], _Group] = {}
         self._groups: list[_Group] = []
         self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
@@ -217,6 +220,7 @@ class LogReducer:
             unreadable=self.unreadable,
             capped=self.capped,
             stopped=self.stopped,
+            broken=self.broken,
             by_level=dict(sorted(levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
             templates=_bounded(stats, max_templates),
             template_count=len(stats),

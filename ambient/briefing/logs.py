@@ -128,6 +128,7 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     count = len(reducer.add_many(lines))
     reducer.unreadable = skipped = source.skipped
     reducer.timed = source.timed
+    reducer.broken = list(source.failed)
     failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
 
@@ -155,6 +156,7 @@ def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud)
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.log_lines, inputs.logs_capped = report.total, report.capped
     inputs.logs_unreadable = report.unreadable
+    inputs.logs_broken = len(report.broken)
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
     # The most severe first, and the error the briefing names as the most frequent (past 20

@@ -85,6 +85,7 @@ class BriefingInputs(BaseModel):
     log_lines: int = 0
     logs_capped: bool = Field(default=False, description="only the newest log lines were read")
     logs_unreadable: int = Field(default=0, description="the window's lines without a read time")
+    logs_broken: int = Field(default=0, description="log files not read to their end")
     errors: int = 0
     warnings: int = 0
     trend: str | None = None

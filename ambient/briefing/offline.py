@@ -132,6 +132,13 @@ def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
     ]
 
 
+def logs_short(inputs: BriefingInputs) -> bool:
+    """Whether a part of the day's logs that may hold errors was not read: a tenth or more of
+    its lines without a time read here, or a file not read to its end."""
+    unread = inputs.logs_unreadable
+    return inputs.logs_broken > 0 or (unread > 0 and unread * 10 >= inputs.log_lines)
+
+
 def none_read(unread: list[SourceNote]) -> bool:
     """Whether the whole alarm history was unread ("alarms"), not one source of it."""
     return any(n.source == "alarms" for n in unread)
@@ -166,6 +173,12 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             happened[-1] += said(
                 f"，另有 {unread} 行无法读取（见数据源）",
                 f", and {many(unread, 'line', 'lines')} could not be read (see Sources)",
+            )
+        if broken := inputs.logs_broken:
+            happened[-1] += said(
+                f"，{broken} 个日志文件没能读完（见数据源）",
+                f", and {many(broken, 'log file', 'log files')} could not be read to the end "
+                "(see Sources)",
             )
         if inputs.logs_capped:
             happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
@@ -245,6 +258,16 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             said(
                 f"昨天没有错误，有 {inputs.warnings} 个警告",
                 f"Yesterday: no errors, {many(inputs.warnings, 'warning', 'warnings')}",
+            )
+            + unread_said
+        )
+    elif logs_short(inputs):
+        # Not "quiet" either: a part of the day's logs was not read (a tenth or more of its
+        # lines without a time read, a rotated file broken off), its errors perhaps with it.
+        headline = (
+            said(
+                "昨天读到的日志里没有错误，但日志没能全部读取",
+                "Yesterday: no errors in the logs read, but not all logs could be read",
             )
             + unread_said
         )
