@@ -21,6 +21,7 @@ START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 def _run(n: int, workload: str, alert_type: str = "error_rate") -> RemediationSummary:
     return RemediationSummary(
+        id=n,
         remediation_id=f"remediation/{n:040x}",
         run_key=f"remediation/{n:040x}@run",
         user="ops",

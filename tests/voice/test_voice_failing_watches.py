@@ -413,6 +413,7 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
 
     def run(n: int, workload: str) -> RemediationSummary:
         return RemediationSummary(
+            id=n,
             remediation_id=f"remediation/r{n}",
             run_key=f"remediation/r{n}@1",
             user=OWNER,
