@@ -33,7 +33,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
@@ -257,6 +257,26 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+# The page each of the pages' forms posts from, by the form's path prefix: a form's page is
+# shown at its POST address when it is refused or answers with something to show once.
+FORM_PAGES = (
+    ("/app/tasks", "/app"),
+    ("/app/push", "/app/settings"),
+    ("/app/digest", "/app/settings"),
+    ("/app/settings", "/app/settings"),
+    ("/app/xiaozhi", "/app/settings"),
+    ("/app/discussions", "/app/discussions"),
+    ("/app/remediation", "/app/remediations"),
+    ("/app/briefing", "/app/briefings"),
+    ("/app/", "/app"),
+)
+
+
+def form_page(path: str) -> str | None:
+    """The page a POST-only address under /app belongs to; None outside the pages."""
+    return next((page for prefix, page in FORM_PAGES if path.startswith(prefix)), None)
+
+
 class MethodNotAllowed:
     """405 for a path an API route serves with other methods, before the catch-all mount."""
 
@@ -285,6 +305,11 @@ class MethodNotAllowed:
                 return
             # Asked per method, so routers included lazily (FastAPI's wrappers) count too.
             allowed = [m for m in METHODS if m != method and self._served(scope, m)]
+            if method == "GET" and allowed and (page := form_page(scope["path"])) is not None:
+                # The address a form's refusal (or a new device's token) was shown at, opened
+                # again (Enter, a new tab, a bookmark): the page the form is on, not JSON.
+                await RedirectResponse(page, status_code=303)(scope, receive, send)
+                return
             if allowed:
                 takes = ", ".join(allowed)
                 response = JSONResponse(

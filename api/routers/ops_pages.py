@@ -285,9 +285,33 @@ async def remediation_action(
         if action == "abort":
             await remediations.abort(me.name, remediation_id, reason, run_key=run_key)
             return back(here, _("Abort requested"))
+    except RemediationStateError as exc:
+        if action in ("approve", "refuse") and await _answered_already(
+            page, remediation_id, run_key, rung, action == "approve"
+        ):
+            # A double click: the first submit's answer was taken, the second's refused (the
+            # run waits no more); the browser shows the second's page: it says the first's.
+            return back(here, _("Approved") if action == "approve" else _("Refused"))
+        return back(here, remediation_problem(exc, _))
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))
     return back(here, _("Unknown action %(action)s", action=repr(action)))
+
+
+async def _answered_already(
+    page: UserPage, remediation_id: str, run_key: str | None, rung: int | None, approve: bool
+) -> bool:
+    """Whether the caller's answer to this run's rung is already the one given (taken)."""
+    try:
+        view = await page.state.remediations.get(page.me.name, remediation_id)
+    except RemediationError:
+        return False
+    if run_key is not None and view.run_key != run_key:
+        return False
+    return any(
+        d.approver == page.me.name and d.approve == approve and (rung is None or d.rung == rung)
+        for d in view.approvals
+    )
 
 
 # A discussion's status as its pages name it.

@@ -124,3 +124,25 @@ async def test_a_mistyped_page_under_app_is_said_on_a_page_in_the_users_language
         assert shown(page) == "There is no page /app/taks; the pages start at /app."
         api = await anonymous.get("/apps")
         assert api.json() == {"detail": "no API path /apps; the API's paths are listed at /docs"}
+
+
+async def test_the_address_a_form_was_answered_at_opens_its_page_not_json(
+    settings: Settings, db: Database
+) -> None:
+    """A refused form (and a new device's token) is shown at the form's POST address: opened
+    again (Enter, a new tab, a bookmark), it answered {"detail": "method GET not allowed
+    here; this path takes POST"}, in English on a Chinese page."""
+    async with zh_pages(settings, db, "lu", "/app") as (http, _):
+        for path, page in (
+            ("/app/tasks", "/app"),
+            ("/app/push", "/app/settings"),
+            ("/app/digest", "/app/settings"),
+            ("/app/xiaozhi/devices", "/app/settings"),
+            ("/app/discussions/post", "/app/discussions"),
+            ("/app/remediation/action", "/app/remediations"),
+        ):
+            opened = await http.get(path, headers={"accept": "text/html"})
+            assert (opened.status_code, opened.headers.get("location")) == (303, page), path
+        # The API's own paths still say which methods they take.
+        api = await http.delete("/health")
+        assert api.status_code == 405 and api.headers["allow"] == "GET"

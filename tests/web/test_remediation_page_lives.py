@@ -111,3 +111,38 @@ async def test_an_approve_button_of_one_rung_does_not_approve_the_next_rung(
 async def _past(waits_on: Any, rung: int) -> int | None:
     now = await waits_on()
     return now if now is not None and now != rung else None
+
+
+async def test_an_approve_clicked_twice_says_approved_and_abort_asks_first(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A double click: the first submit's approval was taken, the browser showed the
+    second's answer, "not waiting for approval (state resolved)", and the person could not
+    tell whether theirs counted. Abort stopped a run at one tap, with no question."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("dbl")
+    await add_user(deps, name, permission="dry_run")
+    token = await new_token(deps, name)
+    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (url, settings, runs):
+        rid = (
+            await runs.start(name, alert(url, workload=name, settle_seconds=0), mode="dry_run")
+        ).remediation_id
+
+        async def waiting() -> bool:
+            return (await runs.get(name, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "the run waits for approval")
+        async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
+            page = (await http.get("/app/remediation", params={"id": rid})).text
+            assert 'value="abort" class="danger" data-confirm="Abort ' in page
+            assert 'name="reason" maxlength="1000"' in page
+            form = {**decide_form(page), "action": "approve"}
+            said = []
+            for _ in range(2):
+                answer = await http.post("/app/remediation/action", data=form)
+                assert answer.status_code == 303, answer.text
+                said.append(unquote(answer.headers["location"].partition("msg=")[2]))
+            refused = await http.post("/app/remediation/action", data={**form, "action": "refuse"})
+            other = unquote(refused.headers["location"].partition("msg=")[2])
+    assert said == ["Approved", "Approved"], said
+    assert other != "Refused", other  # an answer not given is still said refused as it was
