@@ -13,6 +13,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.remediation.storage import RemediationRepository
 from ambient.storage.models import InboxMessage
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
@@ -90,6 +91,11 @@ async def test_a_change_then_a_dry_run_says_which_rung_changed_the_cluster(
         (Rung.SCALE_OUT, "dry_run", False),
     ]
     assert [c.kind for c in api.writes()] == ["deployments"]  # the restart alone
+    # Its row (list_remediations, the web list, the stats) says what it was: a run that
+    # changed the cluster, not the dry run its last rung was (it read so, as nothing touched).
+    async with deps.db.session() as session:
+        row = await RemediationRepository(session).get(status.run_key)
+    assert row is not None and row.mode == "execute", row
     assert end.title == "Remediated: cls-standin1/prod/checkout"
     assert end.body == (
         f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out), a dry run that "
