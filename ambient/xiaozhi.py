@@ -45,12 +45,17 @@ from ambient.xiaozhi_views import DeviceAdded, DeviceConsent, DeviceView, Withdr
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
-# A MAC as routers and labels write it (AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF), or as
-# 小智 writes it over MQTT (aa_bb_cc_dd_ee_ff in its client id and topic): stored as the firmware
-# sends it in `device-id`, aa:bb:cc:dd:ee:ff, or no wake would ever match.
+# A MAC as routers and labels write it (AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF; Huawei
+# and H3C aabb-ccdd-eeff, HP aabbcc-ddeeff), or as 小智 writes it over MQTT (aa_bb_cc_dd_ee_ff in
+# its client id and topic): stored as the firmware sends it in `device-id`, aa:bb:cc:dd:ee:ff,
+# or no wake would ever match.
 _MAC = re.compile(
-    r"^[0-9a-f]{2}([-:_]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
+    r"^[0-9a-f]{2}([-:_]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$"
+    r"|^[0-9a-f]{4}([-.])[0-9a-f]{4}\2[0-9a-f]{4}$|^[0-9a-f]{6}-[0-9a-f]{6}$"
 )
+# The other ways a MAC was stored as typed before these were read as one (rows of earlier
+# releases), by the digits' groups and their separator.
+_NOTATIONS = ((2, ":"), (2, "-"), (2, "_"), (2, ""), (4, "."), (4, "-"), (6, "-"))
 DEVICE_TOKEN_PREFIX = "xzd_"
 
 
@@ -67,6 +72,17 @@ def normalize_device_id(value: str) -> str:
         digits = re.sub(r"[-:._]", "", value)
         return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
     return value
+
+
+def _notations(mac: str) -> set[str]:
+    """``mac`` (aa:bb:cc:dd:ee:ff) in every notation a device was stored in as typed."""
+    if not _MAC.match(mac):
+        return {mac}
+    digits = mac.replace(":", "")
+    return {
+        separator.join(digits[i : i + size] for i in range(0, 12, size))
+        for size, separator in _NOTATIONS
+    }
 
 
 def _device_keys(ref: str) -> set[str]:
@@ -253,7 +269,10 @@ class DeviceService:
             holder = await session.scalar(
                 select(XiaozhiDevice).where(XiaozhiDevice.token_hash == hash_token(token))
             )
-            row = await session.scalar(select(XiaozhiDevice).where(XiaozhiDevice.device_id == mac))
+            # The MAC as the firmware sends it, or as a row of an earlier release typed it.
+            row = await session.scalar(
+                select(XiaozhiDevice).where(XiaozhiDevice.device_id.in_(_notations(mac)))
+            )
         if holder is None:
             raise DeviceRefusedError(
                 "wrong device token: send the token shown when one of your devices was registered"

@@ -10,11 +10,14 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy import update
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import XiaozhiDevice
 from api.app import create_app
 from tests.remediation.support import run_row
 from tests.standins.xiaozhi_server import fetch_all
@@ -450,6 +453,9 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
             ("AA-BB-CC-DD-EE-51", "aa:bb:cc:dd:ee:51"),
             ("aabb.ccdd.ee52", "aa:bb:cc:dd:ee:52"),
             ("AABBCCDDEE53", "aa:bb:cc:dd:ee:53"),
+            # Huawei and H3C (display mac-address), HP and Aruba: stored as typed, refused.
+            ("AABB-CCDD-EE54", "aa:bb:cc:dd:ee:54"),
+            ("aabbcc-ddee55", "aa:bb:cc:dd:ee:55"),
         ):
             added = await http.post("/xiaozhi/devices", json={"device_id": typed}, headers=me)
             assert added.status_code == 201 and added.json()["device_id"] == mac, added.text
@@ -463,6 +469,26 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
         # an id that is no MAC is kept as it is (lowercase), as before
         other = await http.post("/xiaozhi/devices", json={"device_id": "web-test-1"}, headers=me)
         assert other.json()["device_id"] == "web-test-1"
+        # A row an earlier release stored as typed is the device the firmware names.
+        legacy = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:56"}, headers=me
+        )
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.session() as session:
+                await session.execute(
+                    update(XiaozhiDevice)
+                    .where(XiaozhiDevice.device_id == "aa:bb:cc:dd:ee:56")
+                    .values(device_id="aabb-ccdd-ee56")
+                )
+                await session.commit()
+        finally:
+            await db.close()
+        wake = {
+            "device-id": "aa:bb:cc:dd:ee:56",
+            "Authorization": f"Bearer {legacy.json()['token']}",
+        }
+        assert (await http.get("/xiaozhi/context", headers=wake)).json()["code"] == 0
 
 
 async def test_a_mac_copied_from_the_mqtt_client_id_is_the_device_xiaozhi_names(
