@@ -45,9 +45,19 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     ),
     (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}", lambda m: f"threshold watch {m}"),
     (
+        re.compile(r"News digest of (\d+) page\(s\), weekly on ([a-z,]+) at (\d\d:\d\d)"),
+        "新闻摘要（{0} 个网页，每周{1} {2}）",
+        lambda n, d, t: f"news digest of {counted(n, 'page', 'pages')} weekly on {d} at {t}",
+    ),
+    (
         re.compile(r"News digest of (\d+) page\(s\), (\w+) at (\d\d:\d\d)"),
         "新闻摘要（{0} 个网页，{1} {2}）",
         lambda n, e, t: f"news digest of {counted(n, 'page', 'pages')} {e} at {t}",
+    ),
+    (
+        re.compile(r"Reminder, weekly on ([a-z,]+) at (\d\d:\d\d)"),
+        "提醒（每周{0} {1}）",
+        lambda d, t: f"reminder weekly on {d} at {t}",
     ),
     (
         re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"),
@@ -63,6 +73,20 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),
 ]
 _EVERY = {"daily": "每天", "weekly": "每周"}
+# A weekly one's days, said: "mon,fri" is 一、五 (每周一、五), "Mon, Fri".
+_DAYS_ZH = dict(
+    zip(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "一二三四五六日", strict=True)
+)
+_DAY_LIST = re.compile(r"(?:mon|tue|wed|thu|fri|sat|sun)(?:,(?:mon|tue|wed|thu|fri|sat|sun))*")
+
+
+def _days_said(days: str, english: bool) -> str:
+    names = days.split(",")
+    if english:
+        return ", ".join(name.capitalize() for name in names)
+    return "、".join(_DAYS_ZH[name] for name in names)
+
+
 # What ends an item of a list said aloud, or a sentence, inside a label someone wrote: a comma
 # or semicolon between words (not "1,000") and a sentence's end in English, "、" and the sentence
 # ends in Chinese (whose shapes hold "，" inside their brackets, which ends no item of "、").
@@ -82,12 +106,18 @@ def spoken_summary(summary: str | None, english: bool = False) -> str | None:
             if english:
                 return said_en(
                     *(
-                        voice_fix_names.metric_said(g, english) if g.isidentifier() else g
+                        _days_said(g, True)
+                        if _DAY_LIST.fullmatch(g)
+                        else voice_fix_names.metric_said(g, english)
+                        if g.isidentifier()
+                        else g
                         for g in found.groups()
                     )
                 )
             words = [
-                _EVERY.get(g, voice_fix_names.metric_said(g) if g.isidentifier() else g)
+                _days_said(g, False)
+                if _DAY_LIST.fullmatch(g)
+                else _EVERY.get(g, voice_fix_names.metric_said(g) if g.isidentifier() else g)
                 for g in found.groups()
             ]
             return said.format(*words)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -168,15 +168,19 @@ class TaskReads(TaskListing):
             config = run.config.model_dump(mode="json")
             kind = schedule_kind(run.config)
         info = description.info
+        paused = description.schedule.state.paused
+        now = datetime.now(UTC)
+        # A paused schedule fires nothing: Temporal keeps the times it had, falling behind.
+        coming = [] if paused else [t for t in info.next_action_times if t > now][:5]
         return TaskStatus(
             task_id=task_id,
             kind=kind,
             user=user,
-            state=TaskState.PAUSED if description.schedule.state.paused else TaskState.ACTIVE,
+            state=TaskState.PAUSED if paused else TaskState.ACTIVE,
             checks=info.num_actions,
             config=config,
             detail={
-                "next_runs": [t.isoformat() for t in info.next_action_times[:5]],
+                "next_runs": [t.isoformat() for t in coming],
                 "recent_runs": [a.scheduled_at.isoformat() for a in info.recent_actions[-5:]],
             },
         )

@@ -173,10 +173,12 @@ def _new_run_id(task_id: str) -> str:
 
 
 def _schedule_summary(config: ReminderConfig, user: str) -> str:
+    # A weekly one names its days: "every Monday" and "every Friday" were one line.
+    days = f" on {','.join(d for d in DAYS if d in config.days)}" if config.type == "weekly" else ""
     when = (
         f"cron {config.cron}"
         if config.type == "cron"
-        else (f"{config.type} at {config.hour:02d}:{config.minute:02d}")
+        else (f"{config.type}{days} at {config.hour:02d}:{config.minute:02d}")
     )
     what = (
         f"News digest of {len(config.news_urls)} page(s)"

@@ -1,0 +1,51 @@
+"""A reminder as it is read back: a paused one lists no coming runs (Temporal keeps the times
+it had, falling into the past), and a weekly one names its days, in lists and in the voice
+("every Monday" and "every Friday" were one line: 提醒（每周 09:00）)."""
+
+# ruff: noqa: F811 - the fixtures `service`, `loopback_deps` are used by name
+
+from __future__ import annotations
+
+from ambient.watches.configs import TaskState
+from ambient.watches.service import TaskService
+from mcp_server.voice_task_names import spoken_summary
+from tests.conftest import unique
+from tests.support.waits import eventually
+from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+
+async def test_a_paused_reminder_lists_no_coming_runs(service: TaskService) -> None:
+    config = {"cron": "* * * * *", "timezone": "UTC", "message": "tick"}
+    ref = await service.create(USER, "schedule", config, unique("sched"))
+    try:
+        active = await service.get(USER, ref.task_id)
+        assert active.detail["next_runs"]
+        await service.pause(USER, ref.task_id)
+        paused = await service.get(USER, ref.task_id)
+        assert paused.state is TaskState.PAUSED and paused.detail["next_runs"] == []
+    finally:
+        await service.delete(USER, ref.task_id)
+
+
+async def test_two_weekly_reminders_on_other_days_are_listed_and_said_apart(
+    service: TaskService,
+) -> None:
+    base = {"type": "weekly", "hour": 9, "timezone": "UTC", "message": "report"}
+    mon = await service.create(USER, "schedule", base | {"days": ["fri", "mon"]}, None)
+    fri = await service.create(USER, "schedule", base | {"days": ["fri"]}, None)
+    try:
+
+        async def both() -> dict[str, str | None] | None:
+            listed = {t.task_id: t.summary for t in await service.list(USER)}
+            ids = (mon.task_id, fri.task_id)
+            return {i: listed[i] for i in ids} if all(listed.get(i) for i in ids) else None
+
+        summaries = await eventually(both, "both weekly reminders listed")
+    finally:
+        await service.delete(USER, mon.task_id)
+        await service.delete(USER, fri.task_id)
+    assert summaries[mon.task_id] == f"Reminder, weekly on mon,fri at 09:00 UTC, for {USER}"
+    assert summaries[fri.task_id] == f"Reminder, weekly on fri at 09:00 UTC, for {USER}"
+    assert spoken_summary(summaries[mon.task_id]) == "提醒（每周一、五 09:00）"
+    assert spoken_summary(summaries[fri.task_id], english=True) == "reminder weekly on Fri at 09:00"
