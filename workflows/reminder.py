@@ -122,9 +122,11 @@ class ReminderWorkflow:
             elif check.outcome == "error":
                 notes = f"unavailable ({check.error})", f"无法访问（{check.error}）"
             elif check.outcome == "baseline":
+                # Its next run, whenever its schedule makes it (a week on, a cron's next
+                # time): "from tomorrow" was said to weekly and cron digests too.
                 notes = (
-                    "first look taken; news appear from tomorrow",
-                    "已记下页面当前内容，明天起推送新闻",
+                    "first look taken; news appear from its next run",
+                    "已记下页面当前内容，下次起推送新闻",
                 )
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
