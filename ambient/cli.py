@@ -366,30 +366,45 @@ def replay(
     from ambient import temporal
     from ambient.runtime import discovered_settings
 
-    classes = replaying.load_workflows(workflows or [])
-    if query is not None:
+    try:
+        classes = replaying.load_workflows(workflows or [])
+        if query is not None:
 
-        async def fetch() -> list[replaying.ReplayOutcome]:
-            client = await temporal.connect(discovered_settings())
-            return await replaying.replay_query(client, query, classes)
+            async def fetch() -> list[replaying.ReplayOutcome]:
+                client = await temporal.connect(discovered_settings())
+                return await replaying.replay_query(client, query, classes)
 
-        outcomes = asyncio.run(fetch())
-    else:
-        files = replaying.history_files(paths or [])
-        if not files:
-            err_console.print("no history files found")
-            raise typer.Exit(2)
-        converter = temporal.data_converter(Settings())
-        outcomes = asyncio.run(replaying.replay_files(files, classes, converter))
-    failed = [o for o in outcomes if not o.ok]
+            outcomes = asyncio.run(fetch())
+        else:
+            files = replaying.history_files(paths or [])
+            if not files:
+                err_console.print("no history files found")
+                raise typer.Exit(2)
+            converter = temporal.data_converter(Settings())
+            outcomes = asyncio.run(replaying.replay_files(files, classes, converter))
+    except replaying.ReplayInputError as exc:
+        err_console.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    failed = [o for o in outcomes if not o.ok and not o.unreadable]
+    unreadable = [o for o in outcomes if o.unreadable]
     for outcome in outcomes:
-        mark = "[green]ok[/]" if outcome.ok else "[red]NON-DETERMINISTIC[/]"
+        mark = (
+            "[green]ok[/]"
+            if outcome.ok
+            else "[red]UNREADABLE[/]"
+            if outcome.unreadable
+            else "[red]NON-DETERMINISTIC[/]"
+        )
         named = f"{outcome.workflow_type} ({outcome.workflow_id}) {outcome.source}"
         console.print(f"{mark} {escape(named)}")
         if outcome.error:
             console.print(f"    {outcome.error}", highlight=False, markup=False)
-    console.print(f"{len(outcomes) - len(failed)}/{len(outcomes)} histories replayed cleanly")
-    raise typer.Exit(1 if failed else 0)
+    replayed = len(outcomes) - len(unreadable)
+    console.print(f"{replayed - len(failed)}/{replayed} histories replayed cleanly")
+    if unreadable:
+        console.print(f"{len(unreadable)} file(s) could not be read as a history")
+    # Non-determinism 1; a file that is no history 2 (a wrong path in CI is told apart).
+    raise typer.Exit(1 if failed else 2 if unreadable else 0)
 
 
 def main() -> None:

@@ -142,14 +142,16 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
 T = TypeVar("T")
 
 
-async def found_for(session: AsyncSession, user: str | None, rows: list[T]) -> list[T]:
+async def found_for(
+    session: AsyncSession, user: str | None, rows: list[T], *, everyone: bool = True
+) -> list[T]:
     """The ``rows`` an operator's read of ``user`` found; none for a user that does not exist is
     refused: a misspelt name read as "none" said nothing happened. (A deleted user's records
-    are still read: the operator's history is whole.)"""
+    are still read: the operator's history is whole.) ``everyone``: the read may name no user
+    (its refusal says so)."""
     if user is not None and not rows:
-        await UserRepository(session).existing(
-            user, FilterError(f"user: no user {user!r}; omit it for everyone's records")
-        )
+        hint = "omit it for everyone's records" if everyone else "`ambient user list` names them"
+        await UserRepository(session).existing(user, FilterError(f"user: no user {user!r}; {hint}"))
     return rows
 
 

@@ -12,11 +12,17 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from ambient.no_answer import STALLED
 from ambient.temporal import BUILD_ID, runtime_used, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
+
+
+class ReplayInputError(ValueError):
+    """What was asked to replay cannot be: a path that is not there, a ``module:attr`` that
+    names nothing, a query the server refuses (said in one line, exit 2)."""
 
 
 @dataclass
@@ -25,6 +31,8 @@ class ReplayOutcome:
     workflow_id: str
     workflow_type: str
     error: str | None
+    # The file could not be read as a history (not JSON, not a history): no verdict on it.
+    unreadable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -38,12 +46,19 @@ def load_workflows(specs: Sequence[str]) -> list[type]:
         # Like `python -m`: modules named on the command line resolve from the current folder.
         sys.path.insert(0, os.getcwd())
     for spec in specs:
-        value = pkgutil.resolve_name(spec)
+        try:
+            value = pkgutil.resolve_name(spec)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ReplayInputError(f"--workflows {spec}: {exc}") from None
         found.extend(value if isinstance(value, list | tuple) else [value])
     return found
 
 
 def history_files(paths: Iterable[Path]) -> list[Path]:
+    """The history files of ``paths`` (a folder's JSON files); a path not there is refused."""
+    paths = list(paths)
+    if missing := [str(path) for path in paths if not path.exists()]:
+        raise ReplayInputError(f"no such file or folder: {', '.join(missing)}")
     return [
         f for path in paths for f in (sorted(path.rglob("*.json")) if path.is_dir() else [path])
     ]
@@ -93,18 +108,30 @@ async def replay_files(
     files: Sequence[Path], workflows: Sequence[type], converter: DataConverter | None = None
 ) -> list[ReplayOutcome]:
     runner = replayer(workflows, converter)
-    # Each history read as it is replayed: a folder of them is never held parsed at once.
-    return [
-        _outcome(str(f), await replay(runner, WorkflowHistory.from_json(f.stem, f.read_text())))
-        for f in files
-    ]
+    # Each history read as it is replayed: a folder of them is never held parsed at once. One
+    # that cannot be read is said so, and the others still replay.
+    outcomes: list[ReplayOutcome] = []
+    for f in files:
+        try:
+            history = WorkflowHistory.from_json(f.stem, f.read_text())
+        except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError among them
+            outcomes.append(ReplayOutcome(str(f), "?", "?", f"not a history: {exc}", True))
+            continue
+        outcomes.append(_outcome(str(f), await replay(runner, history)))
+    return outcomes
 
 
 async def replay_query(
     client: Client, query: str, workflows: Sequence[type]
 ) -> list[ReplayOutcome]:
-    histories = client.list_workflows(query, limit=100).map_histories()
+    # Every history the query matches: cut at 100, a deploy gate passed on the first 100.
+    histories = client.list_workflows(query).map_histories()
     runner = replayer(workflows, client.data_converter)
-    async with runner.workflow_replay_iterator(histories) as iterator:
-        results = [result async for result in iterator]
+    try:
+        async with runner.workflow_replay_iterator(histories) as iterator:
+            results = [result async for result in iterator]
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise ReplayInputError(f"--query: {exc.message}") from None
+        raise
     return [_outcome(query, await replay(runner, result.history, result)) for result in results]

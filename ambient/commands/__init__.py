@@ -116,11 +116,15 @@ def table_of(
 ) -> Table:
     """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them). Its cells,
     title and caption are text, never Rich markup: they quote names, messages and errors that
-    users and outside systems wrote ("[/]" would end the command, "[red]" would vanish)."""
+    users and outside systems wrote ("[/]" would end the command, "[red]" would vanish). A
+    column named by its header folds a long value, never cuts it ("platform-oncall-seco…" was
+    a user's name the next command needed whole)."""
     for part in ("title", "caption"):
         if isinstance(options.get(part), str):
             options[part] = Text(options[part], style=f"table.{part}")  # Rich's own look
-    shown = Table(*columns, **options)
+    shown = Table(
+        *(Column(c, overflow="fold") if isinstance(c, str) else c for c in columns), **options
+    )
     for row in rows:
         shown.add_row(*(Text(value) if isinstance(value, str) else value for value in row))
     return shown

@@ -67,7 +67,7 @@ def inbox(
 
     async def read(session: AsyncSession) -> list[InboxMessagePublic]:
         rows = await history.inbox(session, user, unread_only=unread, limit=limit)
-        return await history.found_for(session, user, rows)
+        return await history.found_for(session, user, rows, everyone=False)
 
     try:
         rows = run_in_session(read)

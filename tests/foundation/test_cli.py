@@ -30,6 +30,7 @@ from tests.foundation.test_dev_stack import DevStack
 from tests.foundation.test_mcp_protocol import INITIALIZE
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
+from tests.support.waits import eventually
 
 
 def _env(tmp_path: Path, dev_env: WorkflowEnvironment) -> dict[str, str]:
@@ -825,3 +826,77 @@ def test_ambient_api_binds_the_port_asked_even_0(
     result = CliRunner().invoke(app, ["api", "--port", "0"], env=env)
     assert result.exit_code == 0, result.output
     assert bound["port"] == 0
+
+
+def _said_in_a_line(result: Any) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert "Traceback" not in result.output and "╭─" not in result.output, result.output
+
+
+def test_replay_of_what_cannot_be_replayed_says_so_in_a_line_and_exits_2(tmp_path: Path) -> None:
+    """A missing path, a file that is no history, a --workflows typo: a Python traceback and
+    exit 1, the code non-determinism exits with (CI could not tell a wrong path from broken
+    code); one bad file stopped the others' replay."""
+    runner = CliRunner()
+    missing = runner.invoke(app, ["replay", str(tmp_path / "typo.json")])
+    _said_in_a_line(missing)
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
+    (tmp_path / "notes.json").write_text('{"a": 1}')
+    (tmp_path / "broken.json").write_bytes(b"\xff\xfe not json")
+    other = runner.invoke(app, ["replay", str(tmp_path)])
+    _said_in_a_line(other)
+    assert other.exit_code == 2 and "2 file(s) could not be read as a history" in other.output
+    assert other.output.count("UNREADABLE") == 2, other.output
+    typo = runner.invoke(
+        app, ["replay", "--workflows", "tests.support.workflow:TEST_WORKFLOWS", str(tmp_path)]
+    )
+    _said_in_a_line(typo)
+    assert typo.exit_code == 2 and "--workflows tests.support.workflow" in typo.output
+
+
+async def test_replay_query_replays_every_match_and_says_a_bad_query_in_a_line(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    """A query matching 105 runs replayed the first 100 and said "100/100 histories replayed
+    cleanly", exit 0: a deploy gate passed on what it never read."""
+    import uuid
+
+    client = dev_env.client
+    kind = f"ReplayNoSuch{uuid.uuid4().hex[:8]}"
+    for n in range(105):
+        await client.start_workflow(kind, id=f"{kind}-{n}", task_queue=f"q-{kind}")
+
+    async def counted() -> bool:
+        return (await client.count_workflows(f'WorkflowType="{kind}"')).count == 105
+
+    await eventually(counted, "the runs listed")
+    env = {
+        "AMBIENT_DATA_DIR": str(tmp_path),
+        "AMBIENT_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+    }
+    runner = CliRunner()
+    query = ["replay", "--query", f'WorkflowType="{kind}"']
+    result = await asyncio.to_thread(runner.invoke, app, query, env=env)
+    assert "/105 histories" in result.output, result.output[-300:]
+    bad = await asyncio.to_thread(
+        runner.invoke, app, ["replay", "--query", "WorkflowType = "], env=env
+    )
+    _said_in_a_line(bad)
+    assert bad.exit_code == 2 and "--query:" in bad.output, bad.output
+
+
+def test_a_users_table_folds_a_long_name_never_cuts_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ambient user list` at 80 columns cut "platform-oncall-seco…": the name the next
+    command needs whole."""
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    name = "platform-oncall-secondary-reviewer"
+    email = f"{name}@infrastructure.example.com"
+    assert runner.invoke(app, ["user", "create", name, "--email", email]).exit_code == 0
+    listed = runner.invoke(app, ["user", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and "…" not in listed.output, listed.output
+    assert "platform-oncall" in listed.output and "example.com" in listed.output
