@@ -212,7 +212,7 @@ class TaskService(TaskControls):
             try:
                 parsed = await checked_config(kind.value, config, user, self.settings, self.db)
             except ConfigError as bad:
-                # A task that is not there is said first: its config is no matter then. Any
+                # A task that is not there (or stopped) is said first: its config is no matter. Any
                 # other answer of that look (Temporal down, out of time) leaves the config's.
                 try:
                     if kind is TaskKind.SCHEDULE:
@@ -220,8 +220,10 @@ class TaskService(TaskControls):
                         with found(task_id), no_answer.by():
                             await schedule.describe(rpc_timeout=no_answer.time_left())
                     else:
-                        await self._describe(task_id)
-                except TaskNotFoundError:
+                        # A deleted watch too (ended or ending): it cannot take any config, and
+                        # a config fixed was then told "is stopped".
+                        await self._live(task_id)
+                except (TaskNotFoundError, TaskStateError):
                     raise
                 except Exception:
                     raise bad from None

@@ -161,6 +161,10 @@ async def test_pause_resume_update_and_delete_through_search_attributes(
         await call(client, "delete_task", task_id=task_id)
         await eventually(lambda: listed_as("stopped"))
         assert "is stopped" in await error_of(client, "pause_task", task_id=task_id)
+        # Its config wrong too, it is said stopped first: a config fixed was then told so.
+        bad = {**config, "check_interval_minutes": 0.2}
+        said = await error_of(client, "update_task", task_id=task_id, config=bad)
+        assert "is stopped" in said and "check_interval_minutes" not in said, said
 
 
 async def test_bad_input_gets_a_clear_tool_error(app: AppState) -> None:
