@@ -6,84 +6,79 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.config import BriefingConfig
+from ambient.briefing.config import BriefingConfig, DayPlan
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import briefing_stack, make_user
 
 
+async def spoken(
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    user: str,
+    language: str,
+    logs: Callable[[DayPlan], Path],
+) -> tuple[str, list[str]]:
+    """The briefing the user's first greeting gets, over the logs ``logs`` writes for its day:
+    what is spoken, and what happened as the briefing page lists it."""
+    await make_user(deps.db, user)
+    async with briefing_stack(env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language=language)
+        day = await stack.plan(config)
+        source = {"type": "file", "path": str(logs(day))}
+        await stack.service.create(user, config.model_dump(mode="json") | {"log_source": source})
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        result = await stack.service.greet(user, request_id="one", via="voice")
+        view = await stack.service.get_briefing(user, day.date)
+    assert result.outcome is GreetOutcome.SPOKEN
+    return result.text, view.content.what_happened
+
+
+def _lines(day: DayPlan, hours: int, level: str, message: str, count: int) -> str:
+    start = day.logs_from + timedelta(hours=hours)
+    return "".join(
+        json.dumps(
+            {
+                "time": (start + timedelta(seconds=i)).isoformat(),
+                "level": level,
+                "message": f"{message} {i}",
+            }
+        )
+        + "\n"
+        for i in range(count)
+    )
+
+
 async def test_a_rotated_file_that_breaks_off_is_not_said_quiet(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    await make_user(deps.db, "rita")
-    async with briefing_stack(ts_env, deps) as stack:
-        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
+    def logs(day: DayPlan) -> Path:
         folder = tmp_path / "app"
         folder.mkdir()
-        live = [
-            {
-                "time": (day.logs_from + timedelta(hours=14, minutes=i)).isoformat(),
-                "level": "INFO",
-                "message": f"GET /health 200 in {i} ms",
-            }
-            for i in range(50)
-        ]
-        (folder / "app.log").write_text("\n".join(json.dumps(x) for x in live) + "\n")
-        morning = [
-            {
-                "time": (day.logs_from + timedelta(hours=2, seconds=i)).isoformat(),
-                "level": "ERROR",
-                "message": f"payment timeout after {i} ms",
-            }
-            for i in range(300)
-        ]
-        whole = gzip.compress(("\n".join(json.dumps(x) for x in morning) + "\n").encode())
-        (folder / "app.log.1.gz").write_bytes(whole[:20])  # broken off: its errors unread
-        log_source = {"type": "file", "path": str(folder)}
-        await stack.service.create(
-            "rita", config.model_dump(mode="json") | {"log_source": log_source}
-        )
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
-        result = await stack.service.greet("rita", request_id="one", via="voice")
-        view = await stack.service.get_briefing("rita", day.date)
-    assert result.outcome is GreetOutcome.SPOKEN
-    assert "quiet" not in result.text, result.text
-    assert "not all logs could be read" in result.text, result.text
-    assert any("could not be read to the end" in h for h in view.content.what_happened)
+        (folder / "app.log").write_text(_lines(day, 14, "INFO", "GET /health 200", 50))
+        morning = gzip.compress(_lines(day, 2, "ERROR", "payment timeout", 300).encode())
+        (folder / "app.log.1.gz").write_bytes(morning[:20])  # broken off: its errors unread
+        return folder
+
+    said, happened = await spoken(ts_env, deps, "rita", "en", logs)
+    assert "quiet" not in said and "not all logs could be read" in said, said
+    assert any("could not be read to the end" in line for line in happened), happened
 
 
 async def test_a_day_mostly_unreadable_is_not_said_quiet(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    await make_user(deps.db, "ugo")
-    async with briefing_stack(ts_env, deps) as stack:
-        config = BriefingConfig(timezone="Asia/Shanghai", language="zh")
-        day = await stack.plan(config)
+    def logs(day: DayPlan) -> Path:
         log = tmp_path / "app.log"
-        timed = [
-            json.dumps(
-                {
-                    "time": (day.logs_from + timedelta(hours=1, minutes=i)).isoformat(),
-                    "level": "INFO",
-                    "message": f"started worker {i}",
-                }
-            )
-            for i in range(10)
-        ]
-        untimed = [f"ERROR payment timeout after {i} ms" for i in range(500)]  # no time read
-        log.write_text("\n".join(timed + untimed) + "\n")
-        log_source = {"type": "file", "path": str(log)}
-        await stack.service.create(
-            "ugo", config.model_dump(mode="json") | {"log_source": log_source}
-        )
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
-        result = await stack.service.greet("ugo", request_id="one", via="voice")
-    assert result.outcome is GreetOutcome.SPOKEN
-    assert "一切平稳" not in result.text, result.text
-    assert "日志没能全部读取" in result.text, result.text
+        untimed = "".join(f"ERROR payment timeout after {i} ms\n" for i in range(500))
+        log.write_text(_lines(day, 1, "INFO", "started worker", 10) + untimed)  # no time read
+        return log
+
+    said, _ = await spoken(ts_env, deps, "ugo", "zh", logs)
+    assert "一切平稳" not in said and "日志没能全部读取" in said, said
