@@ -84,10 +84,14 @@ async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chine
     approved_run: tuple[httpx.AsyncClient, str],
 ) -> None:
     http, rid = approved_run
-    # The same button again (a double click, a second tab): the step is answered.
+    # The same button again (a double click, a second tab): the answer taken is said again.
     form = {"remediation_id": rid, "action": "approve"}
     again = said(await http.post("/app/remediation/action", data=form))
-    assert again == f"{rid} 现在没有在等待批准：这一步已经答复过，或这次处置已经结束"
+    assert again == "已批准"
+    # Another answer now: the step is answered, said in Chinese.
+    form["action"] = "refuse"
+    refused = said(await http.post("/app/remediation/action", data=form))
+    assert refused == f"{rid} 现在没有在等待批准：这一步已经答复过，或这次处置已经结束"
     form["action"] = "abort"
     aborted = said(await http.post("/app/remediation/action", data=form))
     assert aborted.startswith(f"{rid} 已经结束（状态 "), aborted
