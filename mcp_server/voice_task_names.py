@@ -14,6 +14,7 @@ from typing import NamedTuple
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
+from ambient.watches.reminders import DAYS
 from mcp_server import voice_fix_names
 from mcp_server.voice_references import (
     LIST_SEP_EN,
@@ -74,10 +75,8 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
 ]
 _EVERY = {"daily": "每天", "weekly": "每周"}
 # A weekly one's days, said: "mon,fri" is 一、五 (每周一、五), "Mon, Fri".
-_DAYS_ZH = dict(
-    zip(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "一二三四五六日", strict=True)
-)
-_DAY_LIST = re.compile(r"(?:mon|tue|wed|thu|fri|sat|sun)(?:,(?:mon|tue|wed|thu|fri|sat|sun))*")
+_DAYS_ZH = dict(zip(DAYS, "一二三四五六日", strict=True))
+_DAY_LIST = re.compile(rf"(?:{'|'.join(DAYS)})(?:,(?:{'|'.join(DAYS)}))*")
 
 
 def _days_said(days: str, english: bool) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
@@ -305,20 +306,26 @@ def _hidden_removed(root: LexborNode | None) -> bool:
     holding text was."""
     if root is None:
         return False
-    # Chosen before any is removed: a removed element's descendants are gone with it.
+    taken = _outermost(filter(_hides, root.css(HIDING)))
+    hid = any(_has_text(node) for node in taken)
+    for node in taken:
+        node.decompose()
+    return hid
+
+
+def _outermost(nodes: Iterable[LexborNode], kept: frozenset[int] = frozenset()) -> list[LexborNode]:
+    """Of ``nodes`` (in document order), those not ``kept`` and inside none taken before them:
+    chosen before any is removed, as a removed element's descendants are gone with it."""
     taken: dict[int, LexborNode] = {}
-    for node in root.css(HIDING):
-        if not _hides(node):
+    for node in nodes:
+        if node.mem_id in kept or node.mem_id in taken:
             continue
         parent = node.parent
         while parent is not None and parent.mem_id not in taken:
             parent = parent.parent
         if parent is None:
             taken[node.mem_id] = node
-    hid = any(_has_text(node) for node in taken.values())
-    for node in taken.values():
-        node.decompose()
-    return hid
+    return list(taken.values())
 
 
 def _unseen_removed(nodes: list[LexborNode]) -> bool:
@@ -333,20 +340,12 @@ def _unseen_removed(nodes: list[LexborNode]) -> bool:
         while parent is not None:
             kept.add(parent.mem_id)
             parent = parent.parent
-    # Chosen before any is removed: a removed element's descendants are gone with it.
-    unseen: dict[int, LexborNode] = {}
-    hid = False
-    for node in nodes:
-        for inner in [*node.css(UNSEEN), *filter(_hides, node.css(HIDING))]:
-            if inner.mem_id in kept or inner.mem_id in unseen:
-                continue
-            parent = inner.parent
-            while parent is not None and parent.mem_id not in unseen:
-                parent = parent.parent
-            if parent is None:  # not inside one taken out already
-                unseen[inner.mem_id] = inner
-                hid = hid or (_hides(inner) and _has_text(inner))
-    for inner in unseen.values():
+    inside = (
+        inner for node in nodes for inner in [*node.css(UNSEEN), *filter(_hides, node.css(HIDING))]
+    )
+    unseen = _outermost(inside, frozenset(kept))
+    hid = any(_hides(inner) and _has_text(inner) for inner in unseen)
+    for inner in unseen:
         inner.decompose()
     if unseen:
         for node in nodes:

@@ -242,9 +242,7 @@ def parse_line(
 ) -> LogRecord | None:
     """One log line as a record, or None if it has no readable time; ``inner``: the line a
     priority, CRI prefix or Docker wrapper carried, not unwrapped again (``<1>`` 2000 times)."""
-    if "\x1b" in line:
-        line = _COLOURS.sub("", line)
-    line = line.strip()
+    line = without_colours(line).strip()
     if not line:
         return None
     if not inner and (priority := PRIORITY.match(line)):
