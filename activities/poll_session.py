@@ -116,8 +116,12 @@ class PollSession:
                 stored = await self.stored(session, range(reports.seq + 1, mark.seq + 1))
                 for seq in sorted(stored):
                     reports.take(stored[seq])
-                self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
+            if mark is not None and mark.seq == reports.seq:
+                # Its page states, where checked later than the request's: a page's failed
+                # checks are kept there (heartbeats go far apart, and die with the process).
+                marked = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
+                self.urls = _fresher(self.urls, marked)
             here = self.poller.leases.process
             asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll, here)
             if await end_requested(session, asked):
@@ -139,7 +143,7 @@ class PollSession:
                 progress = None
             if progress is not None and progress.seq == reports.seq:
                 # Same events, fresher page states (validators, counts) and grid position.
-                self.urls, self.checks = progress.urls, progress.checks
+                self.urls, self.checks = _fresher(self.urls, progress.urls), progress.checks
                 self.next_due = progress.next_due.timestamp()
         if taken_over_at is not None:
             # The dead attempt checked on its grid until its process's last beat (a heartbeat
@@ -382,9 +386,12 @@ class PollSession:
         if starts:
             payload = {"url": url, "error": error[:500], "failures": after.failures}
             await self.tell_one(url, after, "watch.failing", payload, now)
+        else:
+            await self.keep(url, after, now)  # counted towards failing past a killed worker
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
+        failures = seen.failures
         # The usual check (the page answered as before) is kept in place; a recovery is a
         # new state, taken once its event is stored.
         after = seen.model_copy(update={"failing": False}) if seen.failing else seen
@@ -393,6 +400,13 @@ class PollSession:
         if seen.failing:
             payload = {"url": url, "after_failures": seen.failures}
             await self.tell_one(url, after, "watch.recovered", payload, now)
+        elif failures:
+            await self.keep(url, after, now)  # the kept count is back to none
+
+    async def keep(self, url: str, after: UrlState, now: datetime) -> None:
+        """Store the poll's mark with a page's new failure count and no event: a poll that
+        runs again after its worker died counts on from it."""
+        await self.tell(url, after, lambda _: [], now, what=f"storing the checks of {url}")
 
     async def tell_one(
         self, url: str, after: UrlState, kind: str, payload: dict[str, Any], now: datetime
@@ -450,6 +464,20 @@ class PollSession:
             late_failures=reports.late_failures,
             undelivered=sorted(reports.unsettled),
         )
+
+
+def _fresher(kept: dict[str, UrlState], other: dict[str, UrlState]) -> dict[str, UrlState]:
+    """Each page's state of the two that was checked last (``other``'s when as recent)."""
+    merged = dict(kept)
+    for url, state in other.items():
+        mine = merged.get(url)
+        if mine is None or _checked(state) >= _checked(mine):
+            merged[url] = state
+    return merged
+
+
+def _checked(state: UrlState) -> datetime:
+    return state.last_checked_at or datetime.min.replace(tzinfo=UTC)
 
 
 def _pause_asked(error: FetchError) -> timedelta | None:

@@ -363,3 +363,73 @@ async def test_a_pause_just_after_the_worker_died_is_no_poll_failure(
     kinds = [kind for kind, _ in await events(loopback_deps, task)]
     assert paused.state == "paused" and paused.detail["event_failures"] == 0, paused.detail
     assert "watch.poll_failed" not in kinds, kinds
+
+
+class FailingThenGated:
+    """A page that fails its first ``fail`` answers, holds the next until the test lets it go
+    (a worker is killed while it waits), fails one more, then answers."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.answers = 0
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        async def page(request: Any) -> Response:
+            self.answers += 1
+            n = self.answers
+            if n == self.fail + 1:
+                self.held.set()
+                await self.release.wait()
+            if n <= self.fail + 2:
+                return Response("down", status_code=500)
+            return Response(article("Back."), media_type="text/html")
+
+        return Starlette(routes=[Route("/news", page)])
+
+
+@pytest.mark.devserver
+async def test_failed_checks_counted_before_a_worker_died_still_count_towards_failing(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Three failed checks (the first poll's one, then two), the worker killed during the
+    fourth: the poll that runs again counts on from three (not from its first heartbeat's
+    two), so the next failure is the fourth, the threshold: the page is told failing, then
+    recovered after four failures."""
+    site = FailingThenGated(fail=3)
+    async with serve(site.app()) as base:
+        env = crash_env(dev_env, loopback_deps, tmp_path, "poll-failures")
+        env["AMBIENT_WORKER_DEAD_AFTER_SECONDS"] = "5"
+        task = unique(f"web-monitor/{USER}/failing")
+        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
+            queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
+            config = fast([f"{base}/news"], failure_threshold=4)
+            handle = await start(dev_env, queue, config, window=600.0, task=task)
+            await serving(dev_env, env, first)
+            await asyncio.wait_for(site.held.wait(), 60)
+            first.send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        site.release.set()
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
+            await eventually(lambda: _answered_times(site, 7), bound=120)
+            await handle.signal("stop")
+            await asyncio.wait_for(handle.result(), 60)
+    told = [(k, p) for k, p in await _payloads(loopback_deps, task) if k != "watch.stopped"]
+    assert [kind for kind, _ in told] == ["watch.failing", "watch.recovered"]
+    assert told[0][1]["failures"] == 4
+    assert told[1][1]["after_failures"] == 4
+
+
+async def _answered_times(site: FailingThenGated, n: int) -> bool:
+    return site.answers >= n
+
+
+async def _payloads(deps: WorkerDeps, task: str) -> list[tuple[str, dict[str, Any]]]:
+    async with deps.db.session() as session:
+        rows = await EventRepository(session).list(task=task, limit=100)
+    return [(row.kind, dict(row.payload)) for row in reversed(rows)]
