@@ -29,7 +29,7 @@ from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import ListedServer, build_server, reads_only
 from mcp_server.tools.hints import CHANGE, LOOK, READ, RECORD
-from mcp_server.voice_answer import CALL_BUDGET, heard, within
+from mcp_server.voice_answer import CALL_BUDGET, calling_device, device, heard, within
 from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_clusters import cluster_health
 from mcp_server.voice_errors import recent_errors
@@ -119,9 +119,12 @@ class VoiceServer(ListedServer):
         to_english = False
         if context is not None:
             named = speaker if isinstance(speaker, str) else None
+            # The device the call names, as `answer` reads it: a 接入点's call is its owner's.
+            calling = device.set(calling_device(context))
             with contextlib.suppress(Exception):
                 state, user = app_state(context), current_user(context)
                 _, to_english = await within(CALL_BUDGET / 2, heard(state, user, named))
+            device.reset(calling)
         return CallToolResult(content=[TextContent(type="text", text=en if to_english else zh)])
 
 

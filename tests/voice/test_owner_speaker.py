@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from ambient.settings import Settings
 from ambient.speakers import UNMATCHED_WARNING, UNMATCHED_WARNING_OTHERS
-from mcp_server.voice_sentences import UNKNOWN_SPEAKER
+from mcp_server.voice_sentences import UNKNOWN_SPEAKER, UNKNOWN_TOOL
+from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.pages import signed_in
 from tests.voice.support import register, voice_api
@@ -502,3 +503,39 @@ def test_the_operator_withdraws_a_members_consent_from_the_command_line(
     assert back.exit_code == 0 and "cli-mei may allow device" in back.output, back.output
     listed = runner.invoke(cli, ["xiaozhi", "device", "list", "--json"], env=env)
     assert [row["withdrawn"] for row in json.loads(listed.output)] == [[]]
+
+
+async def _called_on_endpoint(
+    http: httpx.AsyncClient, owner: dict[str, str], tool: str, speaker: str
+) -> str:
+    """What a xiaozhi.me 接入点's call of ``tool`` says: it names its device (``clientId``)."""
+    params = {"name": tool, "arguments": {"speaker": speaker}, "clientId": "xz-client-7"}
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+    called = await http.post("/mcp/voice", json=message, headers={**ACCEPT, **owner})
+    assert called.status_code == 200, called.text
+    return str(called.json()["result"]["content"][0]["text"])
+
+
+async def test_a_xiaozhi_me_call_asked_again_is_said_in_the_owners_language(
+    settings: Settings,
+) -> None:
+    """A 接入点's call is always its owner's (docs/xiaozhi.md), whatever name the model put in
+    ``speaker``: its answers are in the owner's language. Those a call gets before any tool
+    runs (an argument to say again, a tool the list no longer has) were said in the language
+    of the member the model named, an English-speaking colleague's on a Chinese owner's."""
+    async with voice_api(settings) as (_, http):
+        owner_name, mei_name = unique("zh-owner"), unique("mei")
+        owner = await register(http, settings, owner_name)
+        mei = await register(http, settings, mei_name)
+        assert (await http.patch("/users/me", json={"language": "zh"}, headers=owner)).is_success
+        assert (await http.patch("/users/me", json={"language": "en"}, headers=mei)).is_success
+        mac = "aa:bb:cc:00:11:2f"
+        added = await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert added.status_code == 201, added.text
+        allowed = await http.post(f"/xiaozhi/devices/{mac}/allow", headers=mei)
+        assert allowed.status_code == 200, allowed.text
+        normal = await _called_on_endpoint(http, owner, "recent_errors", mei_name)
+        again = await _called_on_endpoint(http, owner, "task_status", mei_name)  # no task named
+        stale = await _called_on_endpoint(http, owner, "list_tasks", mei_name)  # not served
+    assert normal == "最近 24 小时没有错误。", normal
+    assert (again, stale) == ("没听清任务名，请再说一次。", UNKNOWN_TOOL)
