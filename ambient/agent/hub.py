@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import httpcore2
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -87,11 +88,12 @@ def client_for(spec: McpServerSpec, *, timeout: float, guard: DestinationGuard) 
     """A not-yet-entered MCP client for the spec (our own response cache; the SDK's is off)."""
     if spec.transport == "http":
         assert spec.url is not None
+        # Every connection passes the guard, not only the URL when it was added: the name may
+        # point elsewhere since.
+        connections = httpx2.AsyncHTTPTransport(trust_env=False)
+        connections._pool._network_backend = GuardedBackend(guard)
         http = httpx2.AsyncClient(
-            headers=spec.headers,
-            timeout=timeout,
-            trust_env=False,
-            event_hooks={"request": [partial(_through_guard, guard)]},
+            headers=spec.headers, timeout=timeout, trust_env=False, transport=connections
         )
         transport = streamable_http_client(spec.url, http_client=http)
         return Client(transport, read_timeout_seconds=timeout, cache=None)
@@ -100,16 +102,35 @@ def client_for(spec: McpServerSpec, *, timeout: float, guard: DestinationGuard) 
     return Client(params, read_timeout_seconds=timeout, cache=None)
 
 
-async def _through_guard(guard: DestinationGuard, request: httpx2.Request) -> None:
-    """Every request passes the destination guard, not only the URL when it was added: the
-    name may point elsewhere since. Plain HTTP goes to the address checked (no second lookup)."""
-    try:
-        pinned = await guard.pin(str(request.url))
-    except (RefusedDestinationError, DestinationLookupError) as exc:
-        # As a connection that failed: the server is shown unavailable, and retried later.
-        raise httpx2.ConnectError(str(exc), request=request) from None
-    request.url = httpx2.URL(pinned.url)
-    request.headers.update(pinned.headers)
+class GuardedBackend(httpcore2.AsyncNetworkBackend):
+    """httpx2's connections, each to an address the destination guard checked for the host
+    just before (so not to one a second lookup found: DNS rebinding). The request stays as
+    written, its URL and Host naming the host: a same-origin redirect built from the Host
+    (Starlette's trailing-slash 307) is followed, and TLS verifies the name."""
+
+    def __init__(self, guard: DestinationGuard) -> None:
+        self.guard = guard
+        self.backend = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        try:
+            addresses = await self.guard.check_host(host, port)
+        except (RefusedDestinationError, DestinationLookupError) as exc:
+            # As a connection that failed: the server is shown unavailable, and retried later.
+            raise httpcore2.ConnectError(str(exc)) from None
+        return await self.backend.connect_tcp(
+            addresses[0], port, timeout, local_address, socket_options
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self.backend.sleep(seconds)
 
 
 class AgentHub:

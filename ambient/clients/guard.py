@@ -160,7 +160,7 @@ class DestinationGuard:
     def check_url_static(self, url: str) -> str:
         """The URL's host, refused by its form alone (no DNS): scheme, userinfo, literal IPs."""
         host = url_host(url)
-        self._refuse(host, _literal_addresses(host))
+        self._refuse_literal(host)
         _one_name(url, host)
         return host
 
@@ -169,18 +169,31 @@ class DestinationGuard:
         host = self.check_url_static(url)
         parts = urlsplit(url.strip())
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        addresses = await self.resolve(host, port)
-        self._refuse(host, map(ipaddress.ip_address, addresses), RESOLVES_NON_PUBLIC)
-        return addresses
+        return await self._checked(host, port)
+
+    async def check_host(self, host: str, port: int) -> list[str]:
+        """``host``'s addresses, refused as ``check_url`` refuses them: for a connection made
+        by name (an agent's MCP server), to go to an address checked."""
+        self._refuse_literal(host)
+        return await self._checked(host, port)
 
     def check_host_blocking(self, host: str, port: int) -> list[str]:
         """``host``'s addresses, refused as ``check_url`` refuses them, looked up in this thread
         (not the cache): for a client that connects by itself, in a thread of its own, to
         hosts a service's answer names (an Apprise service's discovery)."""
-        self._refuse(host, _literal_addresses(host))
+        self._refuse_literal(host)
         addresses = _lookup(host, port)
         self._refuse(host, map(ipaddress.ip_address, addresses), RESOLVES_NON_PUBLIC)
         return addresses
+
+    async def _checked(self, host: str, port: int) -> list[str]:
+        addresses = await self.resolve(host, port)
+        self._refuse(host, map(ipaddress.ip_address, addresses), RESOLVES_NON_PUBLIC)
+        return addresses
+
+    def _refuse_literal(self, host: str) -> None:
+        """Refuse the addresses ``host`` names without DNS."""
+        self._refuse(host, _literal_addresses(host))
 
     def _refuse(self, host: str, addresses: Iterable[IPAddress], said: str = NON_PUBLIC) -> None:
         """RefusedDestinationError naming the first of ``addresses`` that is refused."""

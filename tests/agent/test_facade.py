@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 
 from ambient.agent.errors import UnknownToolError
@@ -163,3 +165,31 @@ async def test_http_server_restart_is_survived_by_reconnecting() -> None:
         assert facade.health()["remote"] is Health.DEGRADED
     finally:
         await facade.close()
+
+
+async def test_a_server_named_by_host_is_reached_through_its_same_origin_redirect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An intranet MCP server named by host, its network allow-listed, answers its URL with a
+    trailing slash by Starlette's 307 to the URL without, built from the Host asked. Every
+    call failed: the request had been rewritten to the checked address, so the redirect read
+    as leaving the origin and was not followed."""
+    host = "mcp.corp.example"
+    real_getaddrinfo = socket.getaddrinfo
+
+    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:  # the DNS answer the test chooses
+        name = node.decode() if isinstance(node, bytes) else node
+        return real_getaddrinfo("127.0.0.1" if name == host else node, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    port = free_port()
+    spec = McpServerSpec(name="intranet", transport="http", url=f"http://{host}:{port}/mcp/")
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("intranet", lambda: client_for(spec, timeout=10, guard=LOOPBACK))
+    named = TransportSecuritySettings(allowed_hosts=[f"{host}:{port}"])  # asked by its name
+    try:
+        async with serve(toy_server().streamable_http_app(transport_security=named), port=port):
+            result = await facade.call("intranet__echo", {"text": "hi"})
+    finally:
+        await facade.close()
+    assert result.ok and result.text == "echo: hi", result.text
