@@ -192,8 +192,13 @@ class DestinationGuard:
         return addresses
 
     def _refuse_literal(self, host: str) -> None:
-        """Refuse the addresses ``host`` names without DNS."""
-        self._refuse(host, _literal_addresses(host))
+        """Refuse the addresses ``host`` names without DNS. A ``localhost`` name passes when
+        either loopback it may mean is allowed: which one it resolves to is not known without
+        DNS, and the lookup's every address is checked before a connection."""
+        addresses = _literal_addresses(host)
+        if LOCAL_NAMES.match(host.lower()) and any(self.refusal(a) is None for a in addresses):
+            return
+        self._refuse(host, addresses)
 
     def _refuse(self, host: str, addresses: Iterable[IPAddress], said: str = NON_PUBLIC) -> None:
         """RefusedDestinationError naming the first of ``addresses`` that is refused."""

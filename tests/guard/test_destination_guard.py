@@ -212,3 +212,25 @@ async def test_localhost_resolves_and_passes_only_when_loopback_is_allow_listed(
         await DestinationGuard().check_url("http://localhost:9/")
     addresses = await DestinationGuard(["127.0.0.0/8", "::1/128"]).check_url("http://localhost:9/")
     assert "127.0.0.1" in addresses
+
+
+async def test_localhost_is_taken_at_entry_when_a_loopback_it_may_mean_is_allow_listed() -> None:
+    """The README's example allow-list (10.20.0.0/16,127.0.0.0/8) refused a task's
+    http://localhost:9000/ at creation for ::1, an address this host's localhost may not even
+    have; the lookup before each fetch checks the addresses it does have."""
+    readme = ["10.20.0.0/16", "127.0.0.0/8"]
+    for url in ("http://localhost:9000/", "http://api.localhost/", "http://LOCALHOST./"):
+        DestinationGuard(readme).check_url_static(url)
+        DestinationGuard(["::1/128"]).check_url_static(url)
+    assert await FixedAnswers(["127.0.0.1"], readme).check_url("http://localhost:9000/") == [
+        "127.0.0.1"
+    ]
+    # Where localhost is ::1 as well, the fetch is refused, naming it.
+    with pytest.raises(RefusedDestinationError, match=r"resolves to ::1 is a loopback address"):
+        await FixedAnswers(["127.0.0.1", "::1"], readme).check_url("http://localhost:9000/")
+    # Without a loopback allowed, and in every other form, it stays refused at entry.
+    with pytest.raises(RefusedDestinationError, match=r"localhost: 127\.0\.0\.1 is a loopback"):
+        DestinationGuard(["10.20.0.0/16"]).check_url_static("http://localhost:9000/")
+    for url in ("http://[::1]:9000/", "http://[::]:9000/", "http://0:9000/"):
+        with pytest.raises(RefusedDestinationError):
+            DestinationGuard(readme).check_url_static(url)
