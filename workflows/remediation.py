@@ -52,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.runs import (
         CHANGE_RETRY,
         FINAL_STATES,
+        JOIN,
+        JOIN_TOO_LATE,
         JOINED,
         SLOT_HELD,
         AbortInput,
@@ -463,6 +465,19 @@ class GradedRemediationWorkflow(RemediationChange):
     def abort(self, request: AbortInput) -> None:
         if self.aborted is None and self.state not in FINAL_STATES:
             self.aborted = request
+
+    @workflow.update(name=JOIN)
+    def join(self, request: JoinInput) -> None:
+        self.joined(request)
+
+    @join.validator
+    def _join_before_the_outcome(self, request: JoinInput) -> None:
+        # Past its outcome (decided in the workflow task that took its last reads, maybe
+        # before this update came) the run reads no alert again: the alert is the next run's.
+        if self.outcome or self.aborted is not None or self.state in FINAL_STATES:
+            raise ApplicationError(
+                f"{self.remediation_id} has decided its outcome", type=JOIN_TOO_LATE
+            )
 
     @workflow.signal(name=JOINED)
     def joined(self, request: JoinInput) -> None:

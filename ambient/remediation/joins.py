@@ -19,14 +19,29 @@ import hashlib
 from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from ambient import no_answer, temporal
+from ambient import no_answer, temporal, updates
 from ambient.remediation.alerts import Alert
 from ambient.remediation.intake import cluster_approvers
-from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput, Keyed
+from ambient.remediation.runs import (
+    FINAL_STATES,
+    JOIN,
+    JOIN_TOO_LATE,
+    JOINED,
+    TRIAGE,
+    JoinInput,
+    Keyed,
+)
 from ambient.remediation.safety import Approvers, may_steer
 from ambient.remediation.storage import append_entry
 from ambient.remediation.views import RemediationStateError
@@ -35,6 +50,9 @@ from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import user_named
 
+# A run that took an alert and then ended as one of these ended by its own outcome, which
+# read the alert (taken before it); the rest were ended from outside (a terminate, a cancel).
+TAKES_TO_ITS_END = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
 # The audit action of an alert sent again while its run goes on.
 REPEATED = "deduplicated"
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
@@ -79,14 +97,18 @@ async def join(
         # (a signal to it once it has closed is NOT_FOUND: ended, below).
         run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
         steers = await _steers(db, settings, user, source, description.typed_search_attributes)
+        taken: bool | None = None
         if _going(description):
             if not steers:
                 alert = None  # joined as a name: nothing of the alert is the owner's to read
-            await run.signal(JOINED, JoinInput(user=user, alert=alert))
-            # Ended between the look and the signal, the run took the alert and will not look
-            # at it again: it is the next run's, as below.
-            description = await run.describe()
-        if not _going(description):
+            taken = await _told(run, JoinInput(user=user, alert=alert), key)
+            if taken and (await run.describe()).status not in TAKES_TO_ITS_END:
+                taken = False  # ended by a terminate or a cancel: it will read the alert no more
+            if taken is None:
+                # Held by the server for a worker that has not answered: taken as a signal
+                # is. Ended meanwhile, the run will not look at it: the next run's, as below.
+                description = await run.describe()
+        if taken is False or (taken is None and not _going(description)):
             # Ended (resolved, handed over, terminated, ...), maybe its report and notices
             # still going out: the alert again is the next run's, once this one is done.
             if not await temporal.ended_within(run, FINISHING_WAIT):
@@ -124,6 +146,28 @@ async def join(
             },
         )
     return Joined(attributes, steers)
+
+
+async def _told(run: WorkflowHandle[Any, Any], request: JoinInput, key: str | None) -> bool | None:
+    """Whether the run took the alert (True) or had decided its outcome, when it reads no
+    alert again (False; it may have decided in the very workflow task that was running when
+    the alert came, its description still saying it goes on). None: sent as the signal, which
+    the server keeps for the run: no worker answered in time (the update may still be taken
+    later, once: the run counts an alert once), or its worker is of a release before the
+    update."""
+    try:
+        await updates.answered(run, JOIN, request, id=f"join/{key}" if key else None)
+        return True
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == JOIN_TOO_LATE:
+            return False
+        if not (isinstance(cause, ApplicationError) and "update" in str(cause).lower()):
+            raise
+    except updates.Unanswered:
+        pass
+    await run.signal(JOINED, request)
+    return None
 
 
 async def _audited(

@@ -304,8 +304,12 @@ CHANGE_RETRY = RetryPolicy(
     non_retryable_error_types=["RemediationRefused", "InvalidStep"],
 )
 
-# The run's signal that its alert came again (ambient/remediation/joins.py sends it by name).
+# The run's signal that its alert came again (sent by releases before the update below).
 JOINED = "joined"
+# The run's update that its alert came again (ambient/remediation/joins.py sends it by name):
+# refused once the run's outcome is decided, when it would look at the alert no more.
+JOIN = "join"
+JOIN_TOO_LATE = "JoinTooLate"  # its refusal's type
 
 
 class JoinInput(BaseModel):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 from temporalio.client import (
     Client,
     Interceptor,
     OutboundInterceptor,
     SignalWorkflowInput,
+    StartWorkflowUpdateInput,
     WorkflowHandle,
 )
 from temporalio.testing import WorkflowEnvironment
@@ -22,8 +27,9 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.views import InvalidRemediationError
 from ambient.storage.audit import AuditRepository
 from ambient.temporal import STATE
-from tests.conftest import unique
+from tests.conftest import running_worker, unique
 from tests.remediation.support import (
+    ErrorRate,
     add_user,
     alert,
     as_door,
@@ -33,6 +39,7 @@ from tests.remediation.support import (
     remediations_with_worker,
     state_reaches,
 )
+from tests.support.servers import serve
 from tests.support.waits import eventually
 
 Racer = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]  # what befalls the run meanwhile
@@ -53,6 +60,11 @@ class BeforeJoined(Interceptor):
                 if input.signal == "joined":
                     await act(other.get_workflow_handle(input.id))
                 await super().signal_workflow(input)
+
+            async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+                if input.update == "join":
+                    await act(other.get_workflow_handle(input.id))
+                return await super().start_workflow_update(input)
 
         return Outbound(next)
 
@@ -304,12 +316,13 @@ class EndsAndRestartsAfterItsSignal(Interceptor):
         racer = self
 
         class Outbound(OutboundInterceptor):
-            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
-                await super().signal_workflow(input)
-                if input.signal == "joined" and not racer.raced:
+            async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+                sent = await super().start_workflow_update(input)
+                if input.update == "join" and not racer.raced:
                     racer.raced = True
                     await racer.other.get_workflow_handle(input.id).terminate("ended meanwhile")
                     await racer.restart()
+                return sent
 
         return Outbound(next)
 
@@ -342,3 +355,88 @@ async def test_a_repeat_is_joined_into_the_run_it_signalled_not_a_newer_one(
     assert racer.raced and repeat.deduplicated, repeat
     assert sender in now.joined_by, now.joined_by  # the run it was joined into got it
     assert [j.subject for j in joins] == [now.run_key]
+
+
+class SentJoin(Interceptor):
+    """Sets ``sent`` once a repeat's join has reached the server (a signal, taken) or is on
+    its way to it (an update: its answer waits for the run)."""
+
+    def __init__(self) -> None:
+        self.sent = asyncio.Event()
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        sent = self.sent
+
+        class Outbound(OutboundInterceptor):
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                await super().signal_workflow(input)
+                if input.signal == "joined":
+                    sent.set()
+
+            async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+                if input.update == "join":
+                    sent.set()
+                return await super().start_workflow_update(input)
+
+        return Outbound(next)
+
+
+@dataclass
+class HeldRead(ErrorRate):
+    """The error rate, its first read held until ``release`` (the run's verify in flight)."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def metrics(self, request: Request) -> Response:
+        if not self.arrived.is_set():
+            self.arrived.set()
+            await self.release.wait()
+        return await super().metrics(request)
+
+
+async def test_an_alert_joining_while_its_run_verifies_is_checked_or_starts_the_next_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """An alert on the workload (another metric, still unhealthy) sent while the run's verify
+    read was in flight: the run decided "resolved" in that workflow task, took the alert's
+    signal after it, and never read the alert; the sender was told it joined (deduplicated)
+    and nothing ever looked at it again. The run now takes an alert only before its outcome:
+    past it, the alert starts the next run once this one has ended."""
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=6)
+    await add_user(deps, owner)
+    held = HeldRead(healthy_from=1)
+    still_bad = ErrorRate(healthy_from=None)
+    async with (
+        serve(held.app()) as base,
+        serve(still_bad.app()) as bad_base,
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        workload = unique("checkout")
+        first = await service.start(
+            owner, alert(f"{base}/metrics", workload=workload, settle_seconds=0), "dry_run"
+        )
+        await asyncio.wait_for(held.arrived.wait(), 60)
+        run_id = (await dev_env.client.get_workflow_handle(first.remediation_id).describe()).run_id
+        handle = dev_env.client.get_workflow_handle(
+            first.remediation_id, run_id=run_id, result_type=RemediationStatus
+        )
+        joining = SentJoin()
+        racing = Client(**{**dev_env.client.config(), "interceptors": [joining]})
+        other = alert(
+            f"{bad_base}/metrics", workload=workload, metric="latency_p99", source="monitor"
+        )
+        repeat = asyncio.ensure_future(
+            RemediationService(racing, settings, deps.db).start(owner, other, "dry_run")
+        )
+        await asyncio.wait_for(joining.sent.wait(), 60)
+        held.release.set()
+        answered = await asyncio.wait_for(repeat, 120)
+        first_ended = await handle.result()
+        if answered.created:  # the next run
+            await dev_env.client.get_workflow_handle(first.remediation_id).terminate("test over")
+    # Told it joined, the alert was read by the run before it ended; or it is the next run's.
+    assert answered.created or still_bad.reads > 0, (answered, first_ended.state)
