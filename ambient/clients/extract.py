@@ -119,9 +119,11 @@ def _read(text: str, extractor: str, *, changed: bool = False) -> Extracted:
     return Extracted(text, extractor, None if changed else EARLIER.get(extractor))
 
 
-# A feed: served as one (Atom, RSS, RDF) or as XML whose root is one.
+# A feed: served as one (Atom, RSS, RDF) or as XML whose root is one (after comments,
+# processing instructions and a DOCTYPE, as RSS 0.91's, its internal subset too).
 FEED_ROOT = re.compile(
-    r"\A\ufeff?\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*|<\?[^>]*\?>\s*)*"
+    r"\A\ufeff?\s*(?:<\?xml[^>]*\?>\s*)?"
+    r"(?:<!--.*?-->\s*|<\?[^>]*\?>\s*|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>\s*)*"
     r"<(?:[\w-]+:)?(?:feed|rss|RDF)\b",
     re.S,
 )

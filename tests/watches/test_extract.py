@@ -613,3 +613,22 @@ def test_an_rss_feeds_html_is_read_as_its_text_in_the_encoding_it_was_read_in() 
         assert read.extractor == "f1" and read.earlier is None  # a new baseline once
     # XML that is no feed is read as before.
     assert extracted("<html><body><p>x</p></body></html>", media_type="text/xml").text == "x"
+
+
+def test_an_rss_091_feed_opening_with_its_doctype_is_read_as_a_feed() -> None:
+    """RSS 0.91 feeds open with Netscape's DOCTYPE (some with an internal subset): read as a
+    page, their entries ran together as one line, as a feed without one did before f1."""
+    entries = "<item><title>A</title><description>one</description></item>"
+    for doctype in (
+        '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+        '"http://my.netscape.com/publish/formats/rss-0.91.dtd">',
+        '<!DOCTYPE rss [<!ENTITY nbsp "&#160;">]>',
+    ):
+        rss = (
+            f'<?xml version="1.0" encoding="utf-8"?>\n{doctype}\n<rss version="0.91">'
+            f"<channel><title>News</title>{entries}"
+            "<item><title>B</title><description>two</description></item></channel></rss>"
+        )
+        read = extracted(rss, media_type="application/rss+xml")
+        assert read.text == "News\nA\none\nB\ntwo", doctype
+        assert read.extractor == "f1"
