@@ -15,6 +15,7 @@ from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFou
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
+    RBAC_CODES,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
     TencentAnswerError,
@@ -239,6 +240,12 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"Tencent Cloud refused {where}: it does not accept the keys; check "
             "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in "
             f"the console is refused too). {exc.message}"
+        )
+    if exc.code in RBAC_CODES:
+        return "auth", (
+            f"Tencent Cloud refused {where}: the sub-account has no TKE RBAC authorisation on "
+            "this cluster; an admin grants it in the TKE console (cluster → Authorization "
+            f"management) (docs/tencent-cloud.md). {exc.message}"
         )
     if isinstance(exc, TencentAuthError):
         return "auth", (

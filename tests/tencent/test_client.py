@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from tencentcloud.common.credential import Credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud, credential_from_env
@@ -24,6 +25,7 @@ from ambient.clients.tencent.errors import (
     TencentNotFoundError,
     TencentRequestError,
     TencentRetryableError,
+    translate,
 )
 from ambient.clients.tencent.logs import list_log_topics, search_logs
 from ambient.clients.tencent.metrics import get_metric, latest_metric_point
@@ -755,6 +757,10 @@ async def test_a_metric_window_past_7200_datapoints_is_refused_with_the_period_t
         ("InternalError.ClusterNotFound", TencentNotFoundError),
         ("InternalError.Param", TencentRequestError),
         ("InternalError.QuotaMaxNodLimit", TencentRequestError),
+        ("InternalError.ClusterUpgradeNodeVersion", TencentRequestError),  # 集群节点版本过低
+        # And under FailedOperation: 无该接口CAM权限, 子账户RBAC权限不足.
+        ("FailedOperation.CamNoAuth", TencentAuthError),
+        ("FailedOperation.RBACForbidden", TencentAuthError),
         # The rest stay worth a retry.
         ("InternalError", TencentRetryableError),
         ("InternalError.UnexpectedInternal", TencentRetryableError),
@@ -1448,3 +1454,31 @@ async def test_a_cvm_roles_keys_refused_say_the_roles_words_not_the_keys_variabl
         ), told(refused.value)
     else:
         assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in told(refused.value)
+
+
+def test_a_sub_account_tke_rbac_refuses_is_told_to_ask_for_rbac_not_a_cam_policy() -> None:
+    """子账户RBAC权限不足 was said as a failure ("… (FailedOperation.RBACForbidden) failed"),
+    and as auth it would name a CAM policy: the cluster's RBAC authorisation is what lacks."""
+    for code in ("FailedOperation.RBACForbidden", "UnauthorizedOperation.NoRBACPermissions"):
+        error = translate(TencentCloudSDKException(code, "子账户RBAC权限不足", "req-1"))
+        error.call = ("tke", "DescribeClusterKubeconfig")
+        said = told(error)
+        assert isinstance(error, TencentAuthError) and "TKE RBAC" in said, said
+        assert "CAM policy" not in said, said
+
+
+def test_a_finance_region_is_called_at_its_own_domain() -> None:
+    """A finance region (ap-shanghai-fsi) is isolated from the others: its calls went to the
+    nearby domain, monitor.tencentcloudapi.com, which serves the other regions only."""
+    tc = TencentCloud(Credential("AKIDexample", "secret"), region="ap-guangzhou")
+    assert tc._client("monitor", "ap-shanghai-fsi")._get_endpoint() == (
+        "monitor.ap-shanghai-fsi.tencentcloudapi.com"
+    )
+    assert tc._client("tke", "ap-beijing-fsi")._get_endpoint() == (
+        "tke.ap-beijing-fsi.tencentcloudapi.com"
+    )
+    assert tc._client("cls", "ap-guangzhou")._get_endpoint() == "cls.tencentcloudapi.com"
+    pinned = TencentCloud(
+        Credential("AKIDexample", "secret"), region="ap-guangzhou", endpoint="127.0.0.1:9"
+    )
+    assert pinned._client("cls", "ap-shanghai-fsi")._get_endpoint() == "127.0.0.1:9"

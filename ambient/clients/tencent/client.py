@@ -218,9 +218,12 @@ class TencentCloud:
         from tencentcloud.tts.v20190823.tts_client import TtsClient
 
         products = {"cls": ClsClient, "monitor": MonitorClient, "tke": TkeClient, "tts": TtsClient}
-        http = HttpProfile(
-            protocol=self._protocol, endpoint=self._endpoint, reqTimeout=self._timeout
-        )
+        endpoint = self._endpoint
+        if endpoint is None and region.endswith("-fsi"):
+            # A finance region is isolated: its domain names it (the nearby domain the SDK
+            # picks, <product>.tencentcloudapi.com, serves the other regions only).
+            endpoint = f"{product}.{region}.tencentcloudapi.com"
+        http = HttpProfile(protocol=self._protocol, endpoint=endpoint, reqTimeout=self._timeout)
         return products[product](self.credential, region, ClientProfile(httpProfile=http))
 
     async def call(

@@ -142,6 +142,9 @@ CLUSTER_STATE = (
 # errorcodes: 鉴权失败, 鉴权已过期): the keys or their access must change, as for AuthFailure.
 # No keys for a CVM role from the instance's metadata service (the SDK's own code for it).
 ROLE_UNAVAILABLE = "ClientError.MetadataError"
+# TKE refuses a sub-account its cluster's RBAC does not authorise (tke errorcodes: 子账户RBAC权限
+# 不足, 没有RBAC权限): granted in the TKE console, not by a CAM policy.
+RBAC_CODES = ("FailedOperation.RBACForbidden", "UnauthorizedOperation.NoRBACPermissions")
 AUTH_CODES = (
     ROLE_UNAVAILABLE,
     "InternalError.CamNoAuth",
@@ -149,6 +152,9 @@ AUTH_CODES = (
     "OperationDenied.ACLFailed",
     "UnsupportedOperation.AuthorizationFailed",
     "UnsupportedOperation.AuthorizationExpired",
+    # TKE's refusal of a sub-account under FailedOperation (tke errorcodes: 无该接口CAM权限).
+    "FailedOperation.CamNoAuth",
+    *RBAC_CODES,
 )
 # CLS answers InternalError.IllegalRole (cls errorcodes: 角色非法) for a call that needs its
 # service role when that role is missing or lacks the policy: a set-up to fix, not retried.
@@ -168,6 +174,7 @@ INTERNAL_PERMANENT = (
     "InternalError.AccountUserNotAuthenticated",
     "InternalError.CamNoAuth",
     "InternalError.Cidr",
+    "InternalError.ClusterUpgradeNodeVersion",  # 集群节点版本过低: the nodes must be upgraded
     "InternalError.EmptyClusterNotSupport",
     "InternalError.GatewayAlreadyAssociatedCidr",
     "InternalError.InsufficientBalance",
