@@ -42,13 +42,15 @@ async def answered(
     *args: Any,
     id: str | None = None,
     result_type: type | None = None,
+    taken_within: float | None = None,
 ) -> Any:
     """The update's result by the request's deadline; Unanswered if not (none left: not sent).
-    Outside a request, taken within QUERY_TIMEOUT and its result waited for with no end."""
+    Outside a request, taken within QUERY_TIMEOUT (or ``taken_within`` seconds) and its result
+    waited for with no end."""
     clock, until = asyncio.get_running_loop().time, deadline()
     if until is not None and until <= clock():
         raise Unanswered(sent=False)
-    take = clock() + no_answer.QUERY_TIMEOUT.total_seconds()
+    take = clock() + (taken_within or no_answer.QUERY_TIMEOUT.total_seconds())
     try:
         async with asyncio.timeout_at(take if until is None else min(until, take)):
             sent = await handle.start_update(

@@ -53,6 +53,10 @@ from ambient.storage.users import user_named
 # A run that took an alert and then ended as one of these ended by its own outcome, which
 # read the alert (taken before it); the rest were ended from outside (a terminate, a cancel).
 TAKES_TO_ITS_END = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
+# How long a join waits for the run's worker to take its update before it is sent as the
+# signal: in a flood the run's workflow task may hold it for seconds (its local activities),
+# and an alert's sender waits for the answer.
+JOIN_TAKEN_WITHIN = 1.0
 # The audit action of an alert sent again while its run goes on.
 REPEATED = "deduplicated"
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
@@ -156,7 +160,8 @@ async def _told(run: WorkflowHandle[Any, Any], request: JoinInput, key: str | No
     later, once: the run counts an alert once), or its worker is of a release before the
     update."""
     try:
-        await updates.answered(run, JOIN, request, id=f"join/{key}" if key else None)
+        key = f"join/{key}" if key else None
+        await updates.answered(run, JOIN, request, id=key, taken_within=JOIN_TAKEN_WITHIN)
         return True
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause

@@ -54,16 +54,24 @@ class BeforeJoined(Interceptor):
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
         other, act = self.other, self.act
+        acted: list[str] = []
+
+        async def once(workflow_id: str) -> None:
+            # The join's update, or its signal when no worker took the update in time (a
+            # loaded host): the run is raced once.
+            if not acted:
+                acted.append(workflow_id)
+                await act(other.get_workflow_handle(workflow_id))
 
         class Outbound(OutboundInterceptor):
             async def signal_workflow(self, input: SignalWorkflowInput) -> None:
                 if input.signal == "joined":
-                    await act(other.get_workflow_handle(input.id))
+                    await once(input.id)
                 await super().signal_workflow(input)
 
             async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
                 if input.update == "join":
-                    await act(other.get_workflow_handle(input.id))
+                    await once(input.id)
                 return await super().start_workflow_update(input)
 
         return Outbound(next)
