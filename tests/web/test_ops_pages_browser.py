@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Dialog, expect
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig, plan_for
@@ -100,6 +100,14 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             await expect(page.locator("#audit")).to_contain_text("score")
             await fits_phone(page, "11-remediation-waiting")
             await page.get_by_label("Reason (optional)").fill("looks safe")
+            # Approve asks first, as Abort does: the step changes the workload.
+            asked: list[str] = []
+
+            async def accept(dialog: Dialog) -> None:
+                asked.append(dialog.message)
+                await dialog.accept()
+
+            page.on("dialog", accept)
             await page.get_by_role("button", name="Approve restart").click()
             await expect(page.get_by_role("status")).to_have_text("Approved")
             await expect(page.locator("main h1")).to_contain_text(name)
@@ -110,6 +118,39 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
         await eventually(moved_on, "the approved step runs")
         view = await remediations.get(name, rid)
         assert any(d.approver == name and d.approve for d in view.approvals)
+        assert asked == [f"Approve restart for {rid}? The run takes this step."], asked
+
+
+async def test_enter_in_the_reason_field_decides_nothing(
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Enter in the reason field submitted the form's first button, Approve, with no question:
+    an operator writing why they would refuse approved the step."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("enter")
+    await add_user(deps, name, permission="dry_run")
+    token = await new_token(deps, name)
+    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (url, settings, runs):
+        rid = (
+            await runs.start(name, alert(url, workload=name, settle_seconds=0), mode="dry_run")
+        ).remediation_id
+
+        async def waiting() -> bool:
+            return (await runs.get(name, rid)).state == "waiting_approval"
+
+        await eventually(waiting, "the run waits for approval")
+        async with serve(create_app(settings)) as base, phone_page(browser) as page:
+            await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+            await page.goto(f"{base}/app/remediation?id={rid}")
+            reason = page.get_by_label("Reason (optional)")
+            await reason.fill("too risky at peak, refusing")
+            await reason.press("Enter")
+            # Enter sent nothing: the reason is still there to send with the button meant.
+            await page.get_by_role("button", name="Refuse").click()
+            await expect(page.get_by_role("status")).to_have_text("Refused")
+        view = await runs.get(name, rid)
+    decided = [(d.approver, d.approve, d.reason) for d in view.approvals]
+    assert decided == [(name, False, "too risky at peak, refusing")], decided
 
 
 async def test_member_opens_a_discussion_and_replies_on_the_page(

@@ -135,6 +135,9 @@ async def test_an_approve_clicked_twice_says_approved_and_abort_asks_first(
         async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
             page = (await http.get("/app/remediation", params={"id": rid})).text
             assert 'value="abort" class="danger" data-confirm="Abort ' in page
+            # Approve asks too; Enter in the reason field submits the disabled button before it.
+            assert f'data-confirm="Approve restart for {rid}? The run takes this step."' in page
+            assert page.index('<button type="submit" disabled hidden') < page.index('name="reason"')
             assert 'name="reason" maxlength="1000"' in page
             form = {**decide_form(page), "action": "approve"}
             said = []
