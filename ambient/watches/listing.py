@@ -96,16 +96,23 @@ class TaskListing:
         limit: int | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        without_stopped: bool = False,
     ) -> TaskPage:
         """The caller's tasks (a visibility query on our search attributes, then schedules),
-        each once: with ``page_size`` a page and its token, without every task to ``limit``."""
+        each once: with ``page_size`` a page and its token, without every task to ``limit``;
+        ``without_stopped``: those not stopped (the dashboard's, where a delete unlists it)."""
         checked_filters(kind, state)
         if page_size is None:
             tasks: list[TaskSummary] = []
             token: str | None = None
             while True:
                 page = await self.list(
-                    user, kind=kind, state=state, page_size=200, page_token=token
+                    user,
+                    kind=kind,
+                    state=state,
+                    page_size=200,
+                    page_token=token,
+                    without_stopped=without_stopped,
                 )
                 tasks.extend(page)
                 token = page.next_page_token
@@ -113,7 +120,7 @@ class TaskListing:
                     return TaskPage(tasks[:limit])
         if not 1 <= page_size <= 1000:
             raise InvalidTaskError("page_size: between 1 and 1000")
-        page = await self._page(user, kind, state, page_size, page_token)
+        page = await self._page(user, kind, state, page_size, page_token, without_stopped)
         if not page and page_token is None:
             # Nothing at all: a name nobody registered (`task list` defaults to dev) is refused
             # as a create is, not answered "no tasks". Asked after Temporal, which may be down.
@@ -121,7 +128,13 @@ class TaskListing:
         return page
 
     async def _page(
-        self, user: str, kind: str | None, state: str | None, page_size: int, page_token: str | None
+        self,
+        user: str,
+        kind: str | None,
+        state: str | None,
+        page_size: int,
+        page_token: str | None,
+        without_stopped: bool,
     ) -> TaskPage:
         phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
         watch_kinds = tuple(k.value for k in WORKFLOW_TYPES)
@@ -131,7 +144,7 @@ class TaskListing:
         watches: builtins.list[TaskSummary] = []
         if phase == "watches":
             watches, next_token = await self._list_watches(
-                user, kind, state, page_size, token_bytes
+                user, kind, state, page_size, token_bytes, without_stopped=without_stopped
             )
             if next_token is not None:
                 return TaskPage(watches, _cursor("watches", next_token))
@@ -182,6 +195,7 @@ class TaskListing:
         token: bytes | None,
         *,
         within: str = "",
+        without_stopped: bool = False,
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         """A page of the caller's watches (``within``: a clause on their ``WorkflowId``)."""
         clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
@@ -207,6 +221,11 @@ class TaskListing:
                 clauses.append(f'(ExecutionStatus != "Running" OR {attribute})')
             else:
                 clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
+        if without_stopped:  # running and not deleted (one winding down is stopped already)
+            name, stopped = temporal.STATE.name, json.dumps(TaskState.STOPPED.value)
+            clauses.append(
+                f'ExecutionStatus = "Running" AND ({name} != {stopped} OR {name} IS NULL)'
+            )
         executions = self.client.list_workflows(
             " AND ".join(clauses), page_size=size, next_page_token=token
         )

@@ -116,7 +116,10 @@ async def _dashboard(
     tasks_page = page.request.query_params.get("tasks_page") or None
     name = page.me.name
     try:
-        listed = await page.state.tasks.list(name, page_size=TASKS_PER_PAGE, page_token=tasks_page)
+        # A deleted task is not listed (its delete says so); list_tasks still shows it stopped.
+        listed = await page.state.tasks.list(
+            name, page_size=TASKS_PER_PAGE, page_token=tasks_page, without_stopped=True
+        )
         tasks, next_tasks = list(listed), listed.next_page_token
     except InvalidTaskError:  # a stale or edited link: start again from the first page
         return back("/app", _("That page of tasks is no longer there; here is the first."))

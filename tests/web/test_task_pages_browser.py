@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Dialog, expect
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
@@ -16,6 +17,7 @@ from api.app import create_app
 from api.routers import app_pages
 from tests.conftest import unique
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
@@ -137,6 +139,60 @@ async def test_check_now_on_the_dashboard_says_what_it_found_on_each_page_in_chi
         await expect(gone.locator("td")).to_have_text("失败：服务器答复 HTTP 404")
         await expect(page.locator("#pages tr", has_text=f"{base}/same")).to_contain_text("没有变化")
     await service.delete(name, made.task_id)
+
+
+async def test_a_monitor_deleted_from_its_card_is_no_longer_listed_on_the_dashboard(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    service: TaskService,  # noqa: F811  (its worker runs while the page is up)
+    gated: tuple[GatedSite, str],  # noqa: F811
+    browser: Browser,
+) -> None:
+    """Delete asks "It stops, and is no longer listed", and the card stayed: "stopped", with
+    no button left, for as long as Temporal kept the ended run."""
+    site, base = gated
+    site.pages["/news"] = article("Quiet day.")
+    name = unique("deleter")
+    async with loopback_deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
+        await session.commit()
+    made = await service.create(name, "web_monitor", monitor(base, "/news"), "news")
+    kept = await service.create(name, "schedule", {"hour": 9, "message": "stand-up"}, "standup")
+    settings = loopback_deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with serve(create_app(settings)) as app, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": app}])
+        await page.goto(f"{app}/app")
+        card = page.locator(f'li.card[data-task="{made.task_id}"]')
+        await expect(card).to_contain_text("active")
+
+        async def accept(dialog: Dialog) -> None:
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        await card.get_by_role("button", name="delete").click()
+        await expect(page.get_by_role("status")).to_contain_text("is stopped")
+        handle = dev_env.client.get_workflow_handle(made.task_id)
+
+        async def ended() -> bool:
+            return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+        await eventually(ended, "the deleted monitor's run ends")
+
+        async def unlisted() -> bool:
+            await page.goto(f"{app}/app")
+            return await card.count() == 0
+
+        await eventually(unlisted, "the deleted monitor leaves the dashboard")
+        await expect(page.locator(f'li.card[data-task="{kept.task_id}"]')).to_be_visible()
+
+    # list_tasks still says it stopped, as its docs say.
+    async def listed_stopped() -> bool:
+        states = {t.task_id: t.state.value for t in await service.list(name)}
+        return states.get(made.task_id) == "stopped"
+
+    await eventually(listed_stopped, "list_tasks lists the deleted monitor stopped")
 
 
 def _tasks(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> tuple[Settings, TaskService]:
