@@ -206,7 +206,7 @@ async def save_push(page: Page, session: SessionDep, _: PageWords) -> Response:
             for loc, message in fields.field_errors(exc)
         )
     except TargetError as exc:
-        where = channel_field(exc.loc[:2], _)  # the channel ("channels", 0), as before
+        where = channel_field(exc.loc, _)  # its target: ("channels", 0, "target")
         errors = f"{where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()

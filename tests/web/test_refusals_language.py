@@ -68,7 +68,7 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
             http, "/app/push", {"type": "webhook", "target": "http://[::1]:8/hook"}
         )
         assert said == (
-            "渠道 1: 不能访问 ::1：它不是公网地址（::1）；"
+            "渠道 1，目标: 不能访问 ::1：它不是公网地址（::1）；"
             "如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
         )
         said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "https://api.xiaozhi.me/mcp/"})
@@ -148,7 +148,14 @@ async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese
         said = await refusal(http, "/app/push", {"type": "webhook", "target": ""})
         assert said == "渠道 1，目标: webhook 渠道需要填写目标（地址、URL、key 或 secret:NAME）"
         said = await refusal(http, "/app/push", {"type": "inbox", "target": "someone"})
-        assert said == "渠道 1: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
+        assert said == "渠道 1，目标: 收件箱只能是你自己的（'mei' 或留空），不能是 'someone'"
+        # The target's placeholder offers secret:NAME: one the member may not use was refused
+        # in English, by its channel alone.
+        said = await refusal(http, "/app/push", {"type": "webhook", "target": "secret:ops-bot"})
+        assert said == (
+            "渠道 1，目标: 密钥 'ops-bot' 对 mei 不可用：服务器密钥只给管理员用，除非运维在 "
+            'AMBIENT_SECRETS 里列上这个用户（{"NAME": {"value": "...", "users": ["mei"]}}）'
+        )
 
 
 async def test_a_chinese_browsers_registration_refusals_name_the_fields_in_chinese(

@@ -70,7 +70,9 @@ class TargetPolicy:
             try:
                 self.secrets.check_access(value.partition("?")[0], user=user, is_admin=is_admin)
             except PermanentNotifyError as exc:
-                return str(exc)
+                # Its Refusal as it is, for a page to say in its language.
+                said = exc.args[0] if exc.args else None
+                return said if isinstance(said, Refusal) else str(exc)
             return None
         if (url := aimed_url(target)) is not None:
             try:
