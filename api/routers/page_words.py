@@ -89,6 +89,12 @@ PYDANTIC_WORDS = (
         "%(field_type)s should have at most %(max_length)s item%(expected_plural)s after "
         "validation, not %(actual_length)s"
     ),
+    # Pages of only spaces pass the browser's check of a required box, and come as no page.
+    N_(
+        "%(field_type)s should have at least %(min_length)s item%(expected_plural)s after "
+        "validation, not %(actual_length)s"
+    ),
+    N_("URL should have at most %(max_length)s character%(expected_plural)s"),
 )
 
 

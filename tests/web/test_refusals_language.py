@@ -119,6 +119,21 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
         assert "refused destination ::1" in api.json()["detail"][0]["msg"]
 
 
+async def test_a_monitor_with_blank_or_overlong_pages_is_refused_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    """Spaces or empty lines pass the browser's check of the required Pages box and come as no
+    page; that and a URL too long were refused in pydantic's English ("List should have at
+    least 1 item after validation, not 0")."""
+    async with zh_pages(settings, db, "kong", "/app") as (http, _):
+        monitor = {"interval": "30", "keywords": "", "name": ""}
+        said = await refusal(http, "/app/tasks", monitor | {"urls": " \n "})
+        assert said == "未创建：网页: 至少要有 1 项，这里有 0 项"
+        long = "https://example.com/" + "a" * 2100
+        said = await refusal(http, "/app/tasks", monitor | {"urls": long})
+        assert said == "未创建：网页，第 1 行: 网址不能超过 2048 个字符"
+
+
 async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese(
     settings: Settings, db: Database
 ) -> None:
