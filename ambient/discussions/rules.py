@@ -101,7 +101,9 @@ class MessageIn(UserConfig):
     def _tags(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not _TAG.fullmatch(tag):
-                raise ValueError(f"tag {tag!r}: 1-40 letters, digits, '_', '.', ':' or '-'")
+                raise Refusal(
+                    "tag %(tag)s: 1-40 letters, digits, '_', '.', ':' or '-'", tag=repr(tag)
+                )
         return list(dict.fromkeys(tags))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -90,7 +91,7 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     if isinstance(exc, DiscussionClosedError):
         return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
-        return field_errors(exc, _, {"content": N_("Message")})
+        return field_errors(exc, _, {"content": N_("Message"), "tags": N_("Tags")})
     if isinstance(exc, InvalidDiscussionError) and exc.field == "message_id":
         # The form's id names a message it sent before (the browser's Back, then a new text).
         return _("This form already sent another message; here it is anew: send it again.")
@@ -387,7 +388,8 @@ async def discussion_post(
         message = MessageIn(
             from_id=me.name,
             content=content,
-            tags=[t.strip() for t in tags.split(",") if t.strip()],
+            # Between commas, "，" and "、" too: the commas a Chinese user types (as keywords).
+            tags=[t.strip() for t in re.split("[,，、]", tags) if t.strip()],
             message_id=message_id or None,
         )
         if discussion_id:

@@ -37,6 +37,16 @@ async def test_a_blank_message_or_topic_is_refused_by_its_label_in_chinese(
         assert "周报" not in listing.text and "上线了" not in listing.text
 
 
+async def test_a_tag_the_rule_refuses_is_said_by_its_label_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    """It was said in English, named "tags" ("tags: tag '跟 进': 1-40 letters, ...")."""
+    async with zh_pages(settings, db, "biao", "/app/discussions") as (http, _):
+        sent = {"topic": "周报", "content": "上线了", "tags": "紧急，跟 进"}
+        said = await refusal(http, "/app/discussions/post", sent)
+        assert said == "标签: 标签 '跟 进'：须为 1-40 个字母、数字、'_'、'.'、':' 或 '-'"
+
+
 async def test_a_form_sent_before_posts_a_new_message_after_saying_so(
     settings: Settings, db: Database
 ) -> None:

@@ -63,6 +63,28 @@ async def test_a_chinese_discussion_page_says_which_messages_are_unverified_in_c
         await expect(labels).to_have_text(["推断", "无法核实"])
 
 
+async def test_a_reply_tagged_with_chinese_commas_is_posted_with_each_tag(
+    settings: Settings, db: Database, browser: Browser
+) -> None:
+    """Tags typed "紧急，跟进" were one tag, refused in English ("tags: tag '紧急，跟进': ...")."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    _name, token = await _chinese_user(db, "biaoqian")
+    async with _signed_in_page(settings, browser, token) as (base, page):
+        await page.goto(f"{base}/app/discussions")
+        await page.locator("#topic").fill(unique("发布计划"))
+        await page.locator("#content").fill("周五发布，大家看看")
+        await page.locator("#new-discussion button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text("已发布")
+        await page.locator("#content").fill("我来跟进")
+        await page.get_by_label("标签（逗号分隔；approve、refuse 或 abort 会作用于修复）").fill(
+            "紧急，跟进、 周五 ,紧急"
+        )
+        await page.locator("#reply button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text("已发布")
+        tags = page.locator("#messages li").last.locator(".state")
+        await expect(tags).to_have_text(["紧急", "跟进", "周五"])
+
+
 async def test_a_long_discussion_opens_on_its_newest_messages_and_pages_to_the_rest(
     settings: Settings, db: Database, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
