@@ -100,7 +100,8 @@ class TaskListing:
     ) -> TaskPage:
         """The caller's tasks (a visibility query on our search attributes, then schedules),
         each once: with ``page_size`` a page and its token, without every task to ``limit``;
-        ``without_stopped``: those not stopped (the dashboard's, where a delete unlists it)."""
+        ``without_stopped``: not those their owner stopped (the dashboard's, where a delete
+        unlists a task)."""
         checked_filters(kind, state)
         if page_size is None:
             tasks: list[TaskSummary] = []
@@ -221,11 +222,11 @@ class TaskListing:
                 clauses.append(f'(ExecutionStatus != "Running" OR {attribute})')
             else:
                 clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
-        if without_stopped:  # running and not deleted (one winding down is stopped already)
+        if without_stopped:
+            # Not deleted or stopped by its owner (winding down, or ended so): one that ended
+            # otherwise (failed, terminated in the Web UI) is still shown, stopped.
             name, stopped = temporal.STATE.name, json.dumps(TaskState.STOPPED.value)
-            clauses.append(
-                f'ExecutionStatus = "Running" AND ({name} != {stopped} OR {name} IS NULL)'
-            )
+            clauses.append(f"({name} != {stopped} OR {name} IS NULL)")
         executions = self.client.list_workflows(
             " AND ".join(clauses), page_size=size, next_page_token=token
         )

@@ -158,6 +158,9 @@ async def test_a_monitor_deleted_from_its_card_is_no_longer_listed_on_the_dashbo
         await session.commit()
     made = await service.create(name, "web_monitor", monitor(base, "/news"), "news")
     kept = await service.create(name, "schedule", {"hour": 9, "message": "stand-up"}, "standup")
+    # One ended from outside (terminated in the Web UI): not deleted, so still shown, stopped.
+    halted = await service.create(name, "web_monitor", monitor(base, "/news"), "halted")
+    await dev_env.client.get_workflow_handle(halted.task_id).terminate("by hand")
     settings = loopback_deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
@@ -186,6 +189,9 @@ async def test_a_monitor_deleted_from_its_card_is_no_longer_listed_on_the_dashbo
 
         await eventually(unlisted, "the deleted monitor leaves the dashboard")
         await expect(page.locator(f'li.card[data-task="{kept.task_id}"]')).to_be_visible()
+        await expect(page.locator(f'li.card[data-task="{halted.task_id}"]')).to_contain_text(
+            "stopped"
+        )
 
     # list_tasks still says it stopped, as its docs say.
     async def listed_stopped() -> bool:
