@@ -17,7 +17,7 @@ from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
-from ambient.storage.users import UserRepository, user_public, user_subject
+from ambient.storage.users import UserRepository, user_public, user_subject, voiceprint_taken
 
 ADMIN_GRANTS = (
     "only an admin grants role and rollback_permission "
@@ -88,6 +88,28 @@ def named_in_settings(settings: Settings) -> set[str]:
     return {name for names in granted for name in names if name}
 
 
+def check_voiceprint(settings: Settings, voiceprint: str | None, name: str) -> None:
+    """Refuse ``voiceprint`` as the voiceprint id of user ``name`` when it is another name the
+    settings give rights to: it names its user as a name does, and so kept that name from
+    being registered, by an admin too. Said as a voiceprint id someone has (nothing of what
+    the settings give it). VoiceprintTakenError; every door's check (registration, settings)."""
+    key = (voiceprint or "").lower()
+    if key and key != name and key in {n.lower() for n in named_in_settings(settings)}:
+        raise voiceprint_taken(voiceprint)
+
+
+async def free_name(
+    session: AsyncSession, name: str, *, settings: Settings, actor: str
+) -> tuple[str, str] | None:
+    """Before an admin or the operator registers ``name``, a name the settings give rights to:
+    a voiceprint id another user holds that is ``name`` (taken before such ids were refused,
+    or before the settings named it) is cleared, audited. Who held it and as what, else
+    None."""
+    if name not in named_in_settings(settings):
+        return None
+    return await UserRepository(session).release_voiceprint(name, actor=actor)
+
+
 async def register(
     session: AsyncSession,
     caller: User | None,
@@ -98,8 +120,9 @@ async def register(
 ) -> tuple[User, str]:
     """Register ``data`` as ``caller``: an admin registers anyone; with open registration
     anyone registers a member with the default permission, under a name the settings give no
-    rights to. The user and its API token (UserExistsError if the name is taken); not
-    committed."""
+    rights to. No voiceprint id may be another name the settings give rights to; an admin
+    registering such a name clears another's voiceprint id that is it (``free_name``). The
+    user and its API token (UserExistsError if the name is taken); not committed."""
     if caller is not None and caller.is_admin:
         actor = caller.name
     elif settings.open_registration:
@@ -125,4 +148,7 @@ async def register(
         )
     else:
         raise RegistrationRefusedError("only an admin registers users")
+    check_voiceprint(settings, data.voiceprint_id, data.name)
+    # Open registration never gets here with such a name (refused above).
+    await free_name(session, data.name, settings=settings, actor=actor)
     return await UserRepository(session).create(data, actor=actor, token=token)

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.exceptions import TemporalError
 
+from ambient import grants
 from ambient.briefing.errors import BriefingError, BriefingUnavailableError
 from ambient.domain.users import UserSettings
 from ambient.refusals import N_, Refusal
+from ambient.settings import Settings
 from ambient.status import temporal_down
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository
@@ -42,12 +44,19 @@ NOT_FOLLOWED = N_(
 
 
 async def save_settings(
-    session: AsyncSession, user: User, data: UserSettings, briefings: BriefingService
+    session: AsyncSession,
+    user: User,
+    data: UserSettings,
+    briefings: BriefingService,
+    *,
+    settings: Settings,
 ) -> None:
     """Store ``data`` as ``user``'s settings. When it changes their schedule (time zone,
     preparation, greeting window), their running briefing takes the whole schedule the
     settings now hold, as the settings page shows it (SettingRefusedError, BriefingError:
-    nothing stored)."""
+    nothing stored). No voiceprint id that is a name ``settings`` give rights to
+    (``grants.check_voiceprint``)."""
+    grants.check_voiceprint(settings, data.voiceprint_id, user.name)
     users = UserRepository(session)
     await users.check(user, data)
     before = {field: getattr(user, field) for field in SCHEDULE}

@@ -25,6 +25,7 @@ from ambient.domain.users import (
     RollbackPermission,
     UserCreate,
 )
+from ambient.grants import free_name
 from ambient.push import save_push_config
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
@@ -80,12 +81,22 @@ def create(
         role=Role.ADMIN if admin else Role.MEMBER,
         rollback_permission=rollback,
     )
+
+    async def work(users: UserRepository) -> tuple[tuple[str, str] | None, str]:
+        # A name the settings give rights to, held as another's voiceprint id: cleared.
+        held = await free_name(users.session, name, settings=Settings(), actor=OPERATOR)
+        return held, (await users.create(data))[1]
+
     try:
-        _, token = _run(lambda users: users.create(data))
+        held, token = _run(work)
     except UserExistsError:
         raise fail(f"user {name!r} already exists") from None
     except SettingRefusedError as exc:
         raise fail(str(exc)) from None
+    if held is not None:
+        holder, voiceprint = held
+        said = f"cleared {holder}'s voiceprint id {voiceprint!r}: the settings give {name!r} rights"
+        console.print(said, soft_wrap=True, markup=False)
     console.print(f"created {name}; API token: {token}", soft_wrap=True, markup=False)
 
 

@@ -81,7 +81,7 @@ def user_public(user: User) -> UserPublic:
     return public
 
 
-def _voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:
+def voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:
     # Says what to do, not that another user has it, nor whether as a name or a voiceprint:
     # a member trying names learns no more of who is registered than any refused value tells.
     if field == "name":
@@ -128,7 +128,7 @@ class UserRepository(Repository):
         except IntegrityError as exc:
             await self.session.rollback()
             if _voiceprint_clash(exc):  # taken by another registration or update meanwhile
-                raise _voiceprint_taken(data.voiceprint_id) from exc
+                raise voiceprint_taken(data.voiceprint_id) from exc
             raise UserExistsError(data.name) from exc
         await AuditRepository(self.session).append(
             actor=actor,
@@ -201,7 +201,7 @@ class UserRepository(Repository):
             await self.session.rollback()
             await self.session.refresh(user)  # its stored values, not the refused ones
             if _voiceprint_clash(exc):  # another update took it after the check above
-                raise _voiceprint_taken(data.voiceprint_id) from exc
+                raise voiceprint_taken(data.voiceprint_id) from exc
             raise
 
     async def check(self, user: User, data: UserSettings) -> None:
@@ -218,7 +218,26 @@ class UserRepository(Repository):
             return
         query = select(User.id).where(User.name != name, speaks_as(voiceprint))
         if await self.session.scalar(query.limit(1)) is not None:
-            raise _voiceprint_taken(voiceprint, field)
+            raise voiceprint_taken(voiceprint, field)
+
+    async def release_voiceprint(self, name: str, *, actor: str) -> tuple[str, str] | None:
+        """Clear another user's voiceprint id that is ``name`` (in any case), audited as
+        ``actor``: who held it and as what, None when no one did. For a name the server's
+        settings give rights to, being registered (ambient.grants.free_name)."""
+        query = select(User).where(User.name != name, func.lower(User.voiceprint_id) == name)
+        holder = await self.session.scalar(query.limit(1))
+        if holder is None:
+            return None
+        held = holder.voiceprint_id or ""
+        holder.voiceprint_id = None
+        await self.session.flush()
+        await AuditRepository(self.session).append(
+            actor=actor,
+            action="user.voiceprint.cleared",
+            subject=user_subject(holder.name),
+            detail={"voiceprint_id": held, "registered": name},
+        )
+        return holder.name, held
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()

@@ -146,8 +146,10 @@ async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Respon
     data["wake_words"] = sent["wake_words"]
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
-        settings = UserSettings.model_validate(data)
-        await user_settings.save_settings(session, page.me, settings, page.state.briefings)
+        wanted = UserSettings.model_validate(data)
+        await user_settings.save_settings(
+            session, page.me, wanted, page.state.briefings, settings=page.state.settings
+        )
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
     except SettingRefusedError as exc:

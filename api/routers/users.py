@@ -109,14 +109,14 @@ async def update_me(
             reason=f"you cannot change your own {', '.join(granted)}: {grants.ADMIN_GRANTS}",
         )
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused))
-    settings = UserSettings.model_validate(
+    wanted = UserSettings.model_validate(
         data.model_dump(exclude_unset=True, exclude=set(GRANTED_FIELDS))
     )
     # The user was loaded in this request's session (FastAPI shares the dependency).
     try:
-        await save_settings(session, user, settings, state.briefings)
+        await save_settings(session, user, wanted, state.briefings, settings=state.settings)
     except SettingRefusedError as exc:
-        raise unprocessable(([exc.field], str(exc)), given=getattr(settings, exc.field)) from None
+        raise unprocessable(([exc.field], str(exc)), given=getattr(wanted, exc.field)) from None
     return user_public(user)
 
 

@@ -572,6 +572,117 @@ async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
     assert (await resolve_speaker(db, "lin", "Ren", approvers={})).kind == SpeakerKind.OWNER
 
 
+# Names the settings give rights to, as the tests below set them.
+GRANTING = {
+    "remediation_approvers": {"cls-prod*": ["oncall"]},
+    "secrets": {"ops-hook": ServerSecret(value=SecretStr("x"), users=["relay"])},
+    "remediation_triage_user": "night",
+}
+
+
+async def test_no_voiceprint_id_takes_a_name_the_settings_give_rights_to(
+    settings: Settings,
+) -> None:
+    """A voiceprint id names its user as a name does, so a new user may not be named as one:
+    a member who took an approver's name as their voiceprint id (at open registration, or in
+    their settings) kept the admin from ever registering the approver ("'oncall' cannot be
+    used as a name")."""
+    settings = settings.model_copy(update=GRANTING)
+    async for api in _api(settings, open_registration=True):
+        admin = await admin_headers(settings)
+        member = await _member(api, admin, "mallory")
+        origin = str(api.base_url).rstrip("/")
+        cookie = {"Origin": origin, "Cookie": f"ambient_token={member['Authorization'][7:]}"}
+        for name in ("oncall", "Relay", "night"):
+            opened = await api.post("/users", json={"name": "mal", "voiceprint_id": name})
+            assert opened.status_code == 422, opened.text
+            patched = await api.patch("/users/me", json={"voiceprint_id": name}, headers=member)
+            assert patched.status_code == 422, patched.text
+            [error] = patched.json()["detail"]
+            assert error["loc"] == ["body", "voiceprint_id"]
+            # Said as a voiceprint id someone has: what the settings give it is not told.
+            assert error["msg"] == f"{name!r} cannot be used as a voiceprint id: choose another"
+            page = await api.post("/app/settings", data={"voiceprint_id": name}, headers=cookie)
+            assert "cannot be used as a voiceprint id" in page.text
+            by_admin = await api.post(
+                "/users", json={"name": "vic", "voiceprint_id": name}, headers=admin
+            )
+            assert by_admin.status_code == 422, by_admin.text
+        assert (await api.get("/users/me", headers=member)).json()["voiceprint_id"] is None
+        # The admin registers each name; its own name is its user's voiceprint id as ever.
+        for made in ({"name": "oncall", "voiceprint_id": "OnCall"}, {"name": "relay"}):
+            answer = await api.post("/users", json=made, headers=admin)
+            assert answer.status_code == 201, answer.text
+
+
+async def test_an_admin_registers_a_name_the_settings_give_rights_to_held_as_a_voiceprint(
+    settings: Settings, db: Database
+) -> None:
+    """A voiceprint id taken before such ids were refused, or before the settings named it,
+    is cleared when an admin registers that name, and the clearing audited: the name was
+    "cannot be used as a name" for good."""
+    settings = settings.model_copy(update=GRANTING)
+    async with db.session() as session:
+        users = UserRepository(session)
+        for name, voiceprint in (("mallory", "OnCall"), ("mab", "night"), ("lin", "vp-lin")):
+            await users.create(UserCreate(name=name, voiceprint_id=voiceprint))
+        await session.commit()
+    async for api in _api(settings):
+        admin = await admin_headers(settings)
+        made = await api.post("/users", json={"name": "oncall"}, headers=admin)
+        assert made.status_code == 201, made.text
+        listed = (await api.get("/users", headers=admin)).json()
+        voiceprints = {user["name"]: user["voiceprint_id"] for user in listed}
+        assert voiceprints["mallory"] is None and voiceprints["mab"] == "night", voiceprints
+        # A name the settings give nothing is refused as before.
+        kept = await api.post("/users", json={"name": "vp-lin"}, headers=admin)
+        assert kept.status_code == 422, kept.text
+    assert await _audit(settings, action="user.voiceprint.cleared") == [
+        (
+            "admin",
+            "user.voiceprint.cleared",
+            "user:mallory",
+            {"voiceprint_id": "OnCall", "registered": "oncall"},
+        )
+    ]
+    assert (await resolve_speaker(db, "oncall", "OnCall", approvers={})).kind == SpeakerKind.OWNER
+
+
+def test_the_operator_registers_a_name_the_settings_give_rights_to_held_as_a_voiceprint(
+    tmp_path: Path,
+) -> None:
+    """`ambient user create NAME` clears a voiceprint id that is NAME, as an admin's
+    registration does, where the server's settings give NAME rights."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(tmp_path), "AMBIENT_REMEDIATION_TRIAGE_USER": "night"}
+    runner = CliRunner()
+    created = runner.invoke(cli, ["user", "create", "mab"], env=env)
+    assert created.exit_code == 0, created.output
+
+    async def voiceprint(name: str, value: str | None = None) -> str | None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}")
+        try:
+            async with db.session() as session:
+                user = await UserRepository(session).existing(name, LookupError(name))
+                if value is not None:  # taken before such ids were refused
+                    user.voiceprint_id = value
+                    await session.commit()
+                return user.voiceprint_id
+        finally:
+            await db.close()
+
+    asyncio.run(voiceprint("mab", "Night"))
+    created = runner.invoke(cli, ["user", "create", "night"], env=env)
+    assert created.exit_code == 0, created.output
+    assert "cleared mab's voiceprint id 'Night'" in created.output
+    assert asyncio.run(voiceprint("mab")) is None
+
+
 async def test_briefing_times_that_could_make_no_briefing_are_refused_where_they_are_set(
     scheduled_api: httpx.AsyncClient, admin: dict[str, str], settings: Settings, db: Database
 ) -> None:
