@@ -51,7 +51,7 @@ from ambient.storage.users import user_named
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import PageDiff, diff_pages, normalise
-from ambient.watches.poll_store import PageText, advance_snapshot
+from ambient.watches.poll_store import PageText, advance_round, advance_snapshot
 from ambient.watches.threshold_config import HttpJsonSource, MetricSource, PrometheusSource
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
@@ -162,7 +162,10 @@ class WatchActivities:
 
     @activity.defn
     async def check_page(self, check: CheckPageInput) -> PageCheck:
-        """Fetch one news page and compare its main text with the newest stored for it."""
+        """Fetch one news page and compare its main text with the newest stored for it (with
+        a round's: the newest an earlier round stored)."""
+        if check.round is not None:
+            return await self._check_round(check, check.round)
         async with self._db.session() as session:
             stored = (
                 await session.execute(
@@ -188,15 +191,21 @@ class WatchActivities:
             async with self._db.writing() as session:
                 page = PageText(check.url, last_hash, read.hash, read.text)
                 before = await advance_snapshot(session, check.task, page)
-        old = before.split("\n") if before else ([] if before is not None else None)
-        diff: PageDiff = await asyncio.to_thread(diff_pages, old, read.lines, check.keywords)
-        return PageCheck(
-            url=check.url,
-            outcome="baseline" if old is None else "changed",
-            hash=read.hash,
-            hits=diff.hits,
-            excerpt=diff.excerpt,
-        )
+        return await _compared(check, read, before)
+
+    async def _check_round(self, check: CheckPageInput, round: str) -> PageCheck:
+        """``check`` as one of its round's: against the text the rounds before stored last,
+        which every check of the round compares with (`advance_round`)."""
+        try:
+            read = await read_page(self._fetcher, check.url, None)
+        except FetchError as exc:
+            return PageCheck(url=check.url, outcome="error", error=str(exc))
+        async with self._db.writing() as session:
+            page = PageText(check.url, None, read.hash, read.text)
+            last_hash, before = await advance_round(session, check.task, round, page)
+        if read.hash == last_hash:
+            return PageCheck(url=check.url, outcome="unchanged", hash=read.hash)
+        return await _compared(check, read, before)
 
     async def _snapshot_text(self, snapshot_id: int) -> str | None:
         async with self._db.session() as session:
@@ -322,6 +331,19 @@ class WatchActivities:
 def _scrubbed(said: str, credentials: Credentials | None) -> str:
     # Scrubbed before it is cut: a value cut in two would be said in part.
     return credentials.scrubbed(said) if credentials else said
+
+
+async def _compared(check: CheckPageInput, read: Page, before: str | None) -> PageCheck:
+    """``read`` against the text ``before`` it (None: no last text, a first look; "": gone)."""
+    old = before.split("\n") if before else ([] if before is not None else None)
+    diff: PageDiff = await asyncio.to_thread(diff_pages, old, read.lines, check.keywords)
+    return PageCheck(
+        url=check.url,
+        outcome="baseline" if old is None else "changed",
+        hash=read.hash,
+        hits=diff.hits,
+        excerpt=diff.excerpt,
+    )
 
 
 def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PreparedBriefing,
         PrepareRequest,
         PushRequest,
+        news_task,
     )
     from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
     from ambient.domain.notify import Message, NotifyResult, Target
@@ -188,7 +189,7 @@ class PrepareAndPush:
                 return  # deleted while this waited for another preparation (cancelled)
             self.phase = "preparing"
             run = self.run_input
-            news = await self._news() if run.config.news_urls else []
+            news = await self._news(self.day.date) if run.config.news_urls else []
             try:
                 self.prepared = await workflow.execute_activity_method(
                     BriefingActivities.prepare_briefing,
@@ -230,10 +231,13 @@ class PrepareAndPush:
         day, at = self.day, self.prepared_at
         return not (day is not None and at is not None and at < day.prepare_at)
 
-    async def _news(self) -> list[str]:
+    async def _news(self, date: str) -> list[str]:
         run, config = self.run_input, self.run_input.config
-        # Each day compares with the page as the previous day's run stored it.
-        checks = await check_news_pages(f"{run.task_id}/news", config.news_urls, config.categories)
+        # Each day compares with the page as the previous day's run stored it; each
+        # preparation of one day (a regenerate, one again after a failure) with the same.
+        checks = await check_news_pages(
+            news_task(run.task_id), config.news_urls, config.categories, round=date
+        )
         lines: list[str] = []
         for url, check in zip(config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):

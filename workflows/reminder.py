@@ -22,15 +22,16 @@ from workflows.sends import delivery_errors, failure_text, record_event
 
 
 async def check_news_pages(
-    task: str, urls: Sequence[object], categories: list[str]
+    task: str, urls: Sequence[object], categories: list[str], round: str | None = None
 ) -> list[PageCheck | BaseException]:
-    """Every news page checked against the page as ``task`` stored it last; a check that failed
-    for good is its exception, so one bad page is a line saying so, not a lost digest."""
+    """Every news page checked against the page as ``task`` stored it last (with a ``round``,
+    as its rounds before stored it last: `CheckPageInput.round`); a check that failed for good
+    is its exception, so one bad page is a line saying so, not a lost digest."""
     return await asyncio.gather(
         *(
             workflow.execute_activity_method(
                 WatchActivities.check_page,
-                CheckPageInput(task=task, url=str(url), keywords=categories),
+                CheckPageInput(task=task, url=str(url), keywords=categories, round=round),
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_attempts=2),
             )

@@ -387,6 +387,12 @@ PREPARE_ATTEMPTS = 3
 PREPARE_TIMEOUT = timedelta(minutes=10)
 
 
+def news_task(task_id: str) -> str:
+    """The task the briefing's news pages are stored under (one text a day: the day's
+    preparations compare with the page as the day before stored it)."""
+    return f"{task_id}/news"
+
+
 class PrepareRequest(BaseModel):
     user: str
     task_id: str

@@ -15,6 +15,10 @@ class CheckPageInput(BaseModel):
     task: str
     url: str
     keywords: list[str] = Field(default_factory=list)
+    # A daily briefing's date: every check of one round (its first preparation, a regenerate,
+    # a retry) compares with the page as the last earlier round stored it, not as the
+    # round's own earlier check did (`poll_store.advance_round`).
+    round: str | None = None
 
 
 class PageCheck(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ColumnElement, Index, Integer, String, Text, UniqueConstraint, or_
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import LargeBinary
 
@@ -25,6 +25,20 @@ class WatchSnapshot(Numbered, Dated, Base):
     url: Mapped[str] = mapped_column(String(2048))
     hash: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
+
+
+def round_task(task: str, round: str) -> str:
+    """The task a round's texts of ``task``'s pages are stored under (a daily briefing's date:
+    `poll_store.advance_round`)."""
+    return f"{task}/{round}"
+
+
+def with_rounds(task: str) -> ColumnElement[bool]:
+    """The snapshots of ``task``, and those its rounds stored (`round_task`)."""
+    return or_(
+        WatchSnapshot.task == task,
+        WatchSnapshot.task.startswith(round_task(task, ""), autoescape=True),
+    )
 
 
 class WatchPoll(Base):

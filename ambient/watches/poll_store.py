@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from ambient.domain.notify import Message
 from ambient.storage.db import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
-from ambient.storage.polls import WatchPoll, WatchSnapshot
+from ambient.storage.polls import WatchPoll, WatchSnapshot, round_task, with_rounds
 from ambient.storage.repositories import inbox_fields
 
 
@@ -111,6 +111,31 @@ async def advance_snapshot(session: AsyncSession, task: str, page: PageText) -> 
     old = writes.add(task, page, list(rows))
     await writes.execute(conn)
     return old
+
+
+async def advance_round(
+    session: AsyncSession, task: str, round: str, page: PageText
+) -> tuple[str | None, str | None]:
+    """Store ``page``'s text as ``round``'s (a daily briefing's date) in the session's
+    transaction; the hash and text the rounds before stored last (None: none, a first look).
+    The round's own earlier text is replaced and every other text but that last one dropped,
+    so each check of one round (a preparation again, a retry) compares with the same text."""
+    own = round_task(task, round)
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            select(SNAPSHOTS.c.id, SNAPSHOTS.c.task, SNAPSHOTS.c.hash, SNAPSHOTS.c.text)
+            .where(with_rounds(task), SNAPSHOTS.c.url == page.url)
+            .order_by(SNAPSHOTS.c.created_at.desc(), SNAPSHOTS.c.id.desc())
+        )
+    ).all()
+    earlier = next((r for r in rows if r.task != own), None)
+    drop = [r.id for r in rows if r is not earlier]
+    if drop:
+        await conn.execute(DROP_IDS, {"b_ids": drop})
+    text = {"task": own, "url": page.url, "hash": page.new_hash, "text": page.text}
+    await conn.execute(ADD_SNAPSHOTS, [{**text, "created_at": utcnow()}])
+    return (earlier.hash, earlier.text) if earlier else (None, None)
 
 
 @dataclass(frozen=True)

@@ -1127,6 +1127,56 @@ async def test_a_news_page_whose_check_fails_for_good_says_why_in_the_briefing(
     assert "the database refuses writes" in view.report_markdown
 
 
+NEWS_PAGE = "<html><body><article>{}</article></body></html>"
+WEATHER = "<p>Weather: sunny all week in the valley.</p>"
+MERGER = "<p>Big merger announced between Acme and Globex today.</p>"
+
+
+async def _briefed(service, user, date):  # type: ignore[no-untyped-def]
+    try:
+        return await service.get_briefing(user, date)
+    except Exception:
+        return None
+
+
+async def test_a_day_prepared_again_compares_its_news_with_the_day_before(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A regenerate compared the page with the text the day's first preparation had just
+    stored: the day's news were gone."""
+    from starlette.responses import HTMLResponse
+
+    from ambient.briefing.config import plan_day
+
+    content = {"body": WEATHER}
+
+    async def page(_request: object) -> HTMLResponse:
+        return HTMLResponse(NEWS_PAGE.format(content["body"]))
+
+    await make_user(deps.db, "nora")
+    async with news_site(deps, page) as site, briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(
+            timezone="Asia/Shanghai",
+            language="en",
+            news_urls=[f"{site}/news"],  # type: ignore[list-item]
+        )
+        day1 = await stack.created_in_window("nora", config)
+        first = await eventually(lambda: _briefed(stack.service, "nora", day1.date), "day 1")
+        content["body"] = WEATHER + MERGER  # overnight, a headline
+        day2 = plan_day(day1.window_end + timedelta(hours=1), config)
+        await stack.skip_to(day2.window_start + timedelta(minutes=5))
+        scheduled = await eventually(lambda: _briefed(stack.service, "nora", day2.date), "day 2")
+        content["body"] += "<p>Rain expected on the coast by the weekend.</p>"
+        again = await stack.service.regenerate("nora", request_id="again")
+        regenerated = await stack.service.get_briefing("nora", day2.date)
+    assert "first look taken" in first.report_markdown
+    assert "Big merger" in scheduled.report_markdown, scheduled.report_markdown
+    # The same day against the same page of the day before: its news, and the later line.
+    assert again.date == day2.date and regenerated.version > scheduled.version
+    assert "Big merger" in regenerated.report_markdown, regenerated.report_markdown
+    assert "Rain expected" in regenerated.report_markdown
+
+
 async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
