@@ -25,12 +25,20 @@ from ambient.briefing.errors import (
     parse_config,
 )
 from ambient.briefing.logs import check_cls_keys, check_log_path
-from ambient.briefing.models import KIND, BriefingCarry, BriefingRef, BriefingRun, BriefingStatus
+from ambient.briefing.models import (
+    KIND,
+    BriefingCarry,
+    BriefingRef,
+    BriefingRun,
+    BriefingStatus,
+    news_task,
+)
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.configs import STORED
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import User
+from ambient.storage.repositories import SnapshotRepository
 from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
@@ -150,6 +158,11 @@ class Creation:
             current = None
         if current is None:
             carry = await records.given_before(self.client, self.db, user)
+            # A new life: its news pages are compared from its own first look, not with the
+            # pages a deleted briefing kept (they are kept by task id, every life's). Before
+            # the start: its run checks them at once when it prepares at once.
+            async with self.db.writing() as session:
+                await SnapshotRepository(session).purge_rounds(news_task(task_id))
         else:
             if current.config == parsed:
                 state = "paused" if current.paused else "active"

@@ -18,7 +18,7 @@ from ambient.domain.notify import Message
 from ambient.render import markdown_plain
 from ambient.storage.db import Repository, given
 from ambient.storage.models import HAPPENED, Delivery, Event, InboxMessage
-from ambient.storage.polls import WatchSnapshot
+from ambient.storage.polls import WatchSnapshot, with_rounds
 
 # The inbox's title and link columns (PostgreSQL refuses a longer value; SQLite keeps it).
 INBOX_TITLE, INBOX_LINK = 255, 1024
@@ -382,3 +382,7 @@ class SnapshotRepository(Repository):
 
     async def purge(self, task: str) -> None:
         await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))
+
+    async def purge_rounds(self, task: str) -> None:
+        """``task``'s snapshots and its rounds' (a daily briefing's news, kept per date)."""
+        await self.session.execute(delete(WatchSnapshot).where(with_rounds(task)))

@@ -1177,6 +1177,42 @@ async def test_a_day_prepared_again_compares_its_news_with_the_day_before(
     assert "Rain expected" in regenerated.report_markdown
 
 
+async def test_a_briefing_created_again_takes_a_first_look_at_its_news_pages(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A briefing deleted and created again (the same task id) compared the page with the text
+    the deleted briefing stored, where a new one takes its first look."""
+    from starlette.responses import HTMLResponse
+
+    from ambient.briefing.config import plan_day
+
+    content = {"body": WEATHER}
+
+    async def page(_request: object) -> HTMLResponse:
+        return HTMLResponse(NEWS_PAGE.format(content["body"]))
+
+    await make_user(deps.db, "owen")
+    async with news_site(deps, page) as site, briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(
+            timezone="Asia/Shanghai",
+            language="en",
+            news_urls=[f"{site}/news"],  # type: ignore[list-item]
+        )
+        day1 = await stack.created_in_window("owen", config)
+        first = await eventually(lambda: _briefed(stack.service, "owen", day1.date), "day 1")
+        await stack.skip_to(day1.window_end + timedelta(minutes=5))
+        await stack.service.delete("owen")
+        await eventually(lambda: _gone(stack.service, "owen"), "the deleted run ended")
+        content["body"] = WEATHER + MERGER  # the page moves on while there is no briefing
+        await stack.service.create("owen", config)
+        day2 = plan_day(day1.window_end + timedelta(hours=1), config)
+        await stack.skip_to(day2.window_start + timedelta(minutes=5))
+        view = await eventually(lambda: _briefed(stack.service, "owen", day2.date), "day 2")
+    assert "first look taken" in first.report_markdown
+    assert "first look taken" in view.report_markdown, view.report_markdown
+    assert "Big merger" not in view.report_markdown
+
+
 async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
