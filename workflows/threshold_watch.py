@@ -93,6 +93,11 @@ class ThresholdWatchWorkflow(WatchControls):
         self.names_its_target = workflow.patched("breach-target-not-guessed")
         # An update counts the datapoint read last once: again only under new lines.
         self.counts_a_point_once = workflow.patched("update-counts-a-datapoint-once")
+        # A reading of a source an update replaced while it was read is not judged by the new
+        # source's rule: the new source is read at once, and check now answers with that.
+        self.judges_its_source = workflow.patched("replaced-source-read-not-judged")
+        self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
+        self.taken = 0  # the number of this run's last check whose reading was taken
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -140,6 +145,7 @@ class ThresholdWatchWorkflow(WatchControls):
 
     async def check(self) -> None:
         self.state.checks += 1
+        source = self.sources_given
         try:
             reading = await self.read()
         except ACTIVITY_FAILED as error:
@@ -147,6 +153,12 @@ class ThresholdWatchWorkflow(WatchControls):
                 raise
             # A read that failed for good is a failed reading, not the end of the watch.
             reading = MetricReading(error=failure_text(error))
+        if self.judges_its_source and self.sources_given != source:
+            # An update replaced the source while it was read: the rule is the new source's,
+            # started fresh, and the old source's value (or failure) says nothing of it. Not
+            # taken; the new source is read at once.
+            self.state.check_requested = True
+            return
         await self.apply(reading)
 
     async def read(self) -> MetricReading:
@@ -208,6 +220,7 @@ class ThresholdWatchWorkflow(WatchControls):
 
         transition = self.take(reading, now, alert)
         self.checking = False  # the state is whole: a baseline waiting answers now
+        self.taken = self.state.checks
         # The state says they happened: a cancel heard meanwhile lets them all be told.
         with self.whole():
             for said in alerts:
@@ -331,6 +344,7 @@ class ThresholdWatchWorkflow(WatchControls):
         self.state.last_point_at = None
         if old.source == self.config.source:
             return
+        self.sources_given += 1
         # Another metric or instance is a new series: its breach, its count of breaching
         # checks and its cooldown start fresh (carried over, a new metric over the line was
         # never told and the old breach's recovery could never come).
@@ -368,6 +382,14 @@ class ThresholdWatchWorkflow(WatchControls):
             message=Message(title=f"No longer watched: {self.task}", body=body, zh=zh),
             targets=notification_targets(self.config.notification, self.config.targets),
         )
+
+    def asked_check_ended(self) -> Callable[[], bool]:
+        if not self.judges_its_source:
+            return super().asked_check_ended()
+        # A check whose source an update replaced during its read took nothing: the check
+        # asked for is the next one whose reading is taken (it comes at once).
+        asked = self.checks_started()
+        return lambda: self.taken > asked
 
     def parse_config(
         self, config: dict[str, Any], context: dict[str, Any] | None = None

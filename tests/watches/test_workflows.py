@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -26,7 +30,7 @@ from ambient.watches.threshold_rule import ThresholdState
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
-from tests.support.waits import ask
+from tests.support.waits import ask, eventually
 from tests.watches.site import Site
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
@@ -323,3 +327,61 @@ async def test_watch_started_without_a_source_reports_it_and_reads_once_given_on
         await handle.execute_update("update_config", threshold(base).model_dump(mode="json"))
         status = await checks_reach(ts_env, handle, first.checks + 1)
         assert status.detail["last_value"] == 50 and status.detail["last_error"] is None
+
+
+class TwoSources:
+    """/old answers 90 until ``hold`` is set, then holds its answers until ``release`` and
+    says 150; /new answers 50."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.hold, self.release = asyncio.Event(), asyncio.Event()
+
+    async def old(self, request: Request) -> Response:
+        if not self.hold.is_set():
+            return JSONResponse({"data": {"amount": "90"}})
+        self.held += 1
+        await self.release.wait()
+        return JSONResponse({"data": {"amount": "150"}})
+
+    async def new(self, request: Request) -> Response:
+        return JSONResponse({"data": {"amount": "50"}})
+
+
+async def test_a_reading_of_the_replaced_source_is_not_judged_as_the_new_sources(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,
+    product_local_read_limit: None,
+) -> None:
+    """The owner moves the watch to another metric while a check reads the old one: that
+    reading (150, over the line) was judged by the new metric's fresh rule, "Breach" for a
+    metric at 50 (then "Recovered" at the next check), and check now answered it."""
+    sources = TwoSources()
+    app = Starlette(routes=[Route("/old", sources.old), Route("/new", sources.new)])
+    async with serve(app) as base:
+        old = {"type": "http_json", "url": f"{base}/old", "json_path": "$.data.amount"}
+        new = {"type": "http_json", "url": f"{base}/new", "json_path": "$.data.amount"}
+        async with running_worker(dev_env.client, loopback_deps) as worker:
+            handle = await start_threshold(dev_env, worker.task_queue, threshold(base, source=old))
+            await handle.execute_update("baseline", result_type=TaskStatus)  # 90: within
+            sources.hold.set()
+            asked = await handle.start_update(
+                "checked_now", wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=TaskStatus
+            )
+
+            async def reading() -> bool:
+                # The local read, cut off after its limit, then the activity's read.
+                return sources.held >= 2
+
+            await eventually(reading, "the check's activity reading /old")
+            config = threshold(base, source=new).model_dump(mode="json")
+            await handle.execute_update("update_config", config)
+            sources.release.set()  # the old metric's read answers 150
+            # Check now answers the check of the metric the watch reads now.
+            answer = await asked.result()
+            await handle.signal("stop")
+            await handle.result()
+    await save_history(handle, "threshold_watch_source_replaced_mid_read")
+    assert answer.config["source"]["url"] == f"{base}/new"
+    assert (answer.detail["last_value"], answer.detail["breaching"]) == (50, False), answer.detail
+    assert await kinds(loopback_deps, handle.id) == ["watch.stopped"]
