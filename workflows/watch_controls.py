@@ -83,6 +83,8 @@ class WatchControls:
         # Under each watch's patch: a continue-as-new waits for checks asked (what check now
         # waits for) to be made, in this run (`continue_if_suggested`).
         self.check_first = False
+        # Under the web monitor's patch: how long the baseline update waits (None: for good).
+        self.baseline_wait: timedelta | None = None
         self.held = 0  # the passes a continue-as-new of this run waited (`holds_for_check`)
 
     @property
@@ -168,11 +170,14 @@ class WatchControls:
     async def baseline(self) -> TaskStatus:
         """Wait for the first check of this task and return its status (the baseline): its
         reading taken, not its alerts delivered (a slow channel would hold the answer)."""
-        # A poll's state is whole between polls: no need to wait for the one running now.
-        await workflow.wait_condition(
-            lambda: self.state.checks > 0 and (self.POLLS or not self.checking)
-        )
+        await until(self.baseline_taken(), self.baseline_wait)
         return self.status()
+
+    def baseline_taken(self) -> Callable[[], bool]:
+        """Whether the baseline update answers: the first check made (a threshold watch's
+        first read counts though it failed)."""
+        # A poll's state is whole between polls: no need to wait for the one running now.
+        return lambda: self.state.checks > 0 and (self.POLLS or not self.checking)
 
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         slot_after_beat,
     )
 
-from workflows.watch_controls import WatchControls, until
+from workflows.watch_controls import CHECK_NOW_WAIT, WatchControls, until
 
 # How long one poll may run before it hands back: about POLL_CHECKS checks, so the
 # hand-back (a few history events and a workflow task) is shared by that many checks, within
@@ -103,6 +103,12 @@ class WebMonitorWorkflow(WatchControls):
         # A poll asked to end whose dead process the sweep then fails ("PollLost") ended as
         # asked: no failure shown.
         self.lost_after_end_asked = workflow.patched("poll-lost-after-end-is-no-failure")
+        # The baseline update answers once a poll ended without a check too (failed), or the
+        # watch stops, and at most after CHECK_NOW_WAIT: pending, it held the run's
+        # continue-as-new (which waits for every handler) and no poll ran again.
+        self.bounds_baseline = workflow.patched("baseline-wait-bounded")
+        if self.bounds_baseline:
+            self.baseline_wait = CHECK_NOW_WAIT
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -432,6 +438,14 @@ class WebMonitorWorkflow(WatchControls):
         # may end with no check made: failed, lost); one a control ended before its asked
         # check, which is asked again, does not count.
         return self.polls - self.voided
+
+    def baseline_taken(self) -> Callable[[], bool]:
+        if not self.bounds_baseline:
+            return super().baseline_taken()
+        ended = self.checks_ended()  # the polls of this run that ended (not voided)
+        return lambda: (
+            self.state.checks > 0 or self.state.stop_requested or self.checks_ended() > ended
+        )
 
     def asked_check_ended(self) -> Callable[[], bool]:
         if not self.check_first:

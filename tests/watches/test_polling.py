@@ -18,10 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import activities.polling as polling
 from activities import poll_upkeep
 from activities.polling import PagePoller
 from ambient.deps import WorkerDeps
@@ -599,6 +601,63 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     assert any("watch_polls" in row.payload["error"] for row in failed)
     assert final.detail["last_failure"]["what"] == "poll"
     assert final.state == "stopped" and final.detail["event_failures"] >= 1
+
+
+@pytest.mark.parametrize("baseline_asked", [False, True])
+async def test_a_watch_whose_first_polls_failed_checks_again_once_the_outage_ends(
+    baseline_asked: bool,
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,
+    site: tuple[Site, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its first polls fail for good (the app database away) while its create's `baseline`
+    update waits: that update stayed in the run after its caller gave up, and the run's
+    continue-as-new, which waits for every handler, waited for good: no poll ran again, and
+    the watch said "active"."""
+    state, base = site
+    state.pages["/news"] = article("First headline.")
+    outage = {"on": True}
+    real = polling.PollSession
+
+    def session(*args: Any) -> Any:
+        if outage["on"]:  # every poll fails for good
+            raise ApplicationError("database unavailable", non_retryable=True)
+        return real(*args)
+
+    monkeypatch.setattr(polling, "PollSession", session)
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(
+            dev_env,
+            worker.task_queue,
+            fast([f"{base}/news"]),
+            continue_as_new_after_events=30,
+        )
+        # What TaskService.create does: it asks for the baseline, and gives up waiting.
+        asked = None
+        if baseline_asked:
+            asked = await handle.start_update(
+                "baseline", wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=TaskStatus
+            )
+
+        async def at_its_end() -> bool:
+            """The run's history is as long as continues it as new (or it continued)."""
+            described = await handle.describe()
+            info = described.raw_description.workflow_execution_info
+            return info.history_length >= 30 or described.run_id != info.first_run_id
+
+        await eventually(at_its_end, "the run's continue-as-new point, its polls failing")
+        outage["on"] = False  # the database is back
+        await eventually(lambda: _checks(handle, 1), "a check after the outage")
+        answer = await asked.result() if asked is not None else None
+        await handle.signal("stop")
+        await handle.result()
+    if answer is not None:
+        first = dev_env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        await save_history(first, "web_monitor_baseline_after_a_failed_poll")
+        # The baseline answers once the first poll failed: no check, and why.
+        assert (answer.state, answer.checks) == ("active", 0)
+        assert "database unavailable" in answer.detail["last_error"], answer.detail
 
 
 def workflows_only(env: WorkflowEnvironment, queue: str, deps: WorkerDeps) -> Worker:
