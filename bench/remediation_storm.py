@@ -612,6 +612,10 @@ async def flood(
     failures = [r["error"] for r in results if "error" in r]
     created = [a["remediation_id"] for a in answers if a["created"]]
     deduplicated = sum(1 for a in answers if a.get("deduplicated"))
+    # How long a repeat waited for its answer (the join: the run's update, or its signal).
+    joins = sorted(
+        r["answered"] - r["sent"] for r in results if r.get("body", {}).get("deduplicated")
+    )
     finals = await bench.until(sorted(set(created)), {"waiting_approval"}, 600)
     async with bench.db.session() as session:
         dedup_rows = (
@@ -663,6 +667,10 @@ async def flood(
         "created": len(created),
         "runs": len(set(created)),
         "deduplicated": deduplicated,
+        "repeat_answer_ms": {
+            "p50": round(1000 * joins[len(joins) // 2]) if joins else None,
+            "p95": round(1000 * joins[int(0.95 * (len(joins) - 1))]) if joins else None,
+        },
         "dedup_audit": dedup_rows,
         "waiting_approval": sum(1 for s in finals.values() if s["state"] == "waiting_approval"),
         "writes_before_approval": writes_before,
