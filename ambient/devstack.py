@@ -44,7 +44,7 @@ from ambient.runtime import (
 )
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
+from ambient.storage.migrate import MigrationRefusedError, upgrade_async
 from ambient.storage.users import UserRepository
 
 DEV_USER = "dev"
@@ -239,7 +239,10 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
 async def prepare(settings: Settings, opts: DevOptions, deadline: float) -> str:
     client = await wait_for_temporal(settings, opts, deadline)
     await register_search_attributes(client)
-    await upgrade_async(settings.resolved_database_url)
+    try:
+        await upgrade_async(settings.resolved_database_url)
+    except MigrationRefusedError as exc:  # said in its line, as every start says it
+        raise DevStackError(str(exc)) from None
     return await ensure_dev_user(settings, opts.data_dir / "dev-token")
 
 
@@ -285,6 +288,25 @@ def listen(host: str, port: int) -> socket.socket:
         ) from exc
     sock.listen(2048)
     return sock
+
+
+def ended_with(parent: int, command: list[str]) -> list[str]:
+    """``command`` run so that the kernel sends it SIGTERM when ``ambient dev`` ends, however
+    it ends (SIGKILL, the OOM killer), not only by a signal it handles: Temporal, the worker and
+    the API went on running, unseen, on the data folder. Set in a process of its own that then
+    becomes the command (a Popen hook in ours could deadlock on a lock another thread held)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", PDEATHSIG_EXEC, str(parent), *command]
+
+
+# prctl(PR_SET_PDEATHSIG = 1, SIGTERM); a parent already gone: not started at all.
+PDEATHSIG_EXEC = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
 
 
 def refuse_taken(host: str, port: int, what: str, option: str) -> None:
@@ -358,7 +380,12 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             # in order.
             out = log.open("ab") if log else None
             opts.children[name] = subprocess.Popen(
-                command, env=env, start_new_session=True, stdout=out, stderr=out, pass_fds=pass_fds
+                ended_with(os.getpid(), command),
+                env=env,
+                start_new_session=True,
+                stdout=out,
+                stderr=out,
+                pass_fds=pass_fds,
             )
         finally:
             spawning = False
@@ -367,6 +394,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)  # the terminal closed: a stop, as Ctrl-C is
     opts.data_dir = opts.data_dir.resolve()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     api_socket: socket.socket | None = None
@@ -386,6 +414,10 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         ours = opts.temporal_address is None  # a Temporal dev server of our own
         address = f"{opts.host}:{opts.temporal_port}" if ours else opts.temporal_address
         settings = settings.model_copy(update={"temporal_address": address})
+        if opts.metrics_port:  # the worker binds it once started
+            refuse_taken(
+                opts.host, opts.metrics_port, "the worker's metrics", "--metrics-port (0: off)"
+            )
         if ours:
             refuse_taken(opts.host, opts.temporal_port, "Temporal", "--temporal-port")
             refuse_taken(opts.host, opts.ui_port, "the Temporal Web UI", "--ui-port")

@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from ambient.devstack import queue_flags
 from tests.conftest import unique
 from tests.support.servers import HANG, free_port, http_client
+from tests.support.waits import eventually
 from tests.support.workflows import WaitForSignalWorkflow
 
 STARTUP_SECONDS = 120
@@ -301,3 +302,84 @@ def test_the_apis_socket_answers_without_waiting_for_an_ack() -> None:
         accepted, _ = server.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+async def _children_end_with_it(tmp_path: Path, sig: signal.Signals) -> None:
+    """``ambient dev`` ended by ``sig``: none of its children outlives it."""
+    stack = DevStack(tmp_path / "data")
+    await stack.start()
+    assert stack.process is not None
+    children = psutil.Process(stack.process.pid).children(recursive=True)
+    assert children, "".join(stack.output)
+    try:
+        stack.process.send_signal(sig)
+        await asyncio.to_thread(stack.process.wait, 60)
+
+        async def gone() -> bool:
+            return not [c for c in children if c.is_running() and c.status() != "zombie"]
+
+        await eventually(gone, "the stack's children end with it", bound=60)
+    finally:
+        for child in children:
+            if child.is_running():
+                child.kill()
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+async def test_a_stack_ended_by_a_hang_up_or_a_kill_leaves_no_child_running(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or the OOM killer (SIGKILL): Temporal, the worker and the
+    API went on running unseen on the data folder, checking watches and sending alerts, and a
+    second stack moved to other ports ran beside them on the same databases."""
+    await _children_end_with_it(tmp_path, sig)
+
+
+async def test_a_taken_metrics_port_is_refused_naming_it_and_its_option(tmp_path: Path) -> None:
+    """The worker's metrics port, taken (a second stack on the default 9464): the worker died
+    with a traceback and the stack said "worker exited with 1", after "ambient-ops is up"."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        command = DevStack(tmp_path / "data").command()
+        command[command.index("--metrics-port") + 1] = str(port)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+        done = await asyncio.to_thread(
+            subprocess.run, command, capture_output=True, text=True, env=env, timeout=120
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert f"127.0.0.1:{port} is taken" in output and "--metrics-port" in output, output[-2000:]
+    assert "ambient-ops is up" not in output and "Traceback" not in output, output[-2000:]
+
+
+@pytest.mark.devserver
+async def test_a_database_a_newer_release_migrated_is_refused_in_one_line(tmp_path: Path) -> None:
+    """docs/deploy.md: such a database is refused by every start; `ambient dev` ended in a
+    128-line traceback with the refusal at its end."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    migrated = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ambient.cli", "migrate"],
+        capture_output=True,
+        text=True,
+        env={**env, "AMBIENT_DATA_DIR": str(data)},
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    with closing(sqlite3.connect(data / "ambient.db")) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = '0099_from_a_newer_release'")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        DevStack(data).command(),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=STARTUP_SECONDS,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "a newer release migrated it" in output, output[-2000:]
+    assert "Traceback" not in output, output[-2000:]
