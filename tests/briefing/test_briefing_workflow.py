@@ -1139,29 +1139,39 @@ async def _briefed(service, user, date):  # type: ignore[no-untyped-def]
         return None
 
 
-async def test_a_day_prepared_again_compares_its_news_with_the_day_before(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    """A regenerate compared the page with the text the day's first preparation had just
-    stored: the day's news were gone."""
+@asynccontextmanager
+async def _news_day_one(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, user: str
+) -> AsyncIterator[tuple[Any, dict[str, str], BriefingConfig, Any, Any]]:
+    """``user``'s briefing of one news page (its body in the dict yielded) and its first day
+    prepared: the stack, the page's content, the config, the day and its briefing."""
     from starlette.responses import HTMLResponse
-
-    from ambient.briefing.config import plan_day
 
     content = {"body": WEATHER}
 
     async def page(_request: object) -> HTMLResponse:
         return HTMLResponse(NEWS_PAGE.format(content["body"]))
 
-    await make_user(deps.db, "nora")
+    await make_user(deps.db, user)
     async with news_site(deps, page) as site, briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(
             timezone="Asia/Shanghai",
             language="en",
             news_urls=[f"{site}/news"],  # type: ignore[list-item]
         )
-        day1 = await stack.created_in_window("nora", config)
-        first = await eventually(lambda: _briefed(stack.service, "nora", day1.date), "day 1")
+        day1 = await stack.created_in_window(user, config)
+        first = await eventually(lambda: _briefed(stack.service, user, day1.date), "day 1")
+        yield stack, content, config, day1, first
+
+
+async def test_a_day_prepared_again_compares_its_news_with_the_day_before(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A regenerate compared the page with the text the day's first preparation had just
+    stored: the day's news were gone."""
+    from ambient.briefing.config import plan_day
+
+    async with _news_day_one(ts_env, deps, "nora") as (stack, content, config, day1, first):
         content["body"] = WEATHER + MERGER  # overnight, a headline
         day2 = plan_day(day1.window_end + timedelta(hours=1), config)
         await stack.skip_to(day2.window_start + timedelta(minutes=5))
@@ -1182,24 +1192,9 @@ async def test_a_briefing_created_again_takes_a_first_look_at_its_news_pages(
 ) -> None:
     """A briefing deleted and created again (the same task id) compared the page with the text
     the deleted briefing stored, where a new one takes its first look."""
-    from starlette.responses import HTMLResponse
-
     from ambient.briefing.config import plan_day
 
-    content = {"body": WEATHER}
-
-    async def page(_request: object) -> HTMLResponse:
-        return HTMLResponse(NEWS_PAGE.format(content["body"]))
-
-    await make_user(deps.db, "owen")
-    async with news_site(deps, page) as site, briefing_stack(ts_env, deps) as stack:
-        config = BriefingConfig(
-            timezone="Asia/Shanghai",
-            language="en",
-            news_urls=[f"{site}/news"],  # type: ignore[list-item]
-        )
-        day1 = await stack.created_in_window("owen", config)
-        first = await eventually(lambda: _briefed(stack.service, "owen", day1.date), "day 1")
+    async with _news_day_one(ts_env, deps, "owen") as (stack, content, config, day1, first):
         await stack.skip_to(day1.window_end + timedelta(minutes=5))
         await stack.service.delete("owen")
         await eventually(lambda: _gone(stack.service, "owen"), "the deleted run ended")

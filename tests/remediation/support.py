@@ -432,3 +432,16 @@ class HeldAnswer:
             await app(scope, receive, late)
 
         return held
+
+
+async def waiting_dry_run(runs: RemediationService, name: str, url: str) -> str:
+    """A dry run of ``name``'s that waits for approval at rung 1 (settling at once after)."""
+    rid = (
+        await runs.start(name, alert(url, workload=name, settle_seconds=0), mode="dry_run")
+    ).remediation_id
+
+    async def waiting() -> bool:
+        return (await runs.get(name, rid)).state == "waiting_approval"
+
+    await eventually(waiting, "the run waits for approval")
+    return rid

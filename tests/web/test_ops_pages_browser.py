@@ -24,6 +24,7 @@ from tests.remediation.support import (
     new_token,
     remediation_settings,
     remediations_on_dev,
+    waiting_dry_run,
 )
 from tests.support.servers import serve
 from tests.support.waits import eventually
@@ -131,14 +132,7 @@ async def test_enter_in_the_reason_field_decides_nothing(
     await add_user(deps, name, permission="dry_run")
     token = await new_token(deps, name)
     async with remediations_on_dev(dev_env, deps, healthy_from=1) as (url, settings, runs):
-        rid = (
-            await runs.start(name, alert(url, workload=name, settle_seconds=0), mode="dry_run")
-        ).remediation_id
-
-        async def waiting() -> bool:
-            return (await runs.get(name, rid)).state == "waiting_approval"
-
-        await eventually(waiting, "the run waits for approval")
+        rid = await waiting_dry_run(runs, name, url)
         async with serve(create_app(settings)) as base, phone_page(browser) as page:
             await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
             await page.goto(f"{base}/app/remediation?id={rid}")

@@ -19,6 +19,7 @@ from tests.remediation.support import (
     new_token,
     remediation_settings,
     remediations_on_dev,
+    waiting_dry_run,
 )
 from tests.support.pages import signed_in
 from tests.support.waits import eventually
@@ -124,14 +125,7 @@ async def test_an_approve_clicked_twice_says_approved_and_abort_asks_first(
     await add_user(deps, name, permission="dry_run")
     token = await new_token(deps, name)
     async with remediations_on_dev(dev_env, deps, healthy_from=1) as (url, settings, runs):
-        rid = (
-            await runs.start(name, alert(url, workload=name, settle_seconds=0), mode="dry_run")
-        ).remediation_id
-
-        async def waiting() -> bool:
-            return (await runs.get(name, rid)).state == "waiting_approval"
-
-        await eventually(waiting, "the run waits for approval")
+        rid = await waiting_dry_run(runs, name, url)
         async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
             page = (await http.get("/app/remediation", params={"id": rid})).text
             assert 'value="abort" class="danger" data-confirm="Abort ' in page
