@@ -94,7 +94,7 @@ def check_voiceprint(settings: Settings, voiceprint: str | None, name: str) -> N
     being registered, by an admin too. Said as a voiceprint id someone has (nothing of what
     the settings give it). VoiceprintTakenError; every door's check (registration, settings)."""
     key = (voiceprint or "").lower()
-    if key and key != name and key in {n.lower() for n in named_in_settings(settings)}:
+    if key and key != name.lower() and key in {n.lower() for n in named_in_settings(settings)}:
         raise voiceprint_taken(voiceprint)
 
 

@@ -224,7 +224,8 @@ class UserRepository(Repository):
         """Clear another user's voiceprint id that is ``name`` (in any case), audited as
         ``actor``: who held it and as what, None when no one did. For a name the server's
         settings give rights to, being registered (ambient.grants.free_name)."""
-        query = select(User).where(User.name != name, func.lower(User.voiceprint_id) == name)
+        held_as = func.lower(User.voiceprint_id) == name.lower()
+        query = select(User).where(User.name != name, held_as)
         holder = await self.session.scalar(query.limit(1))
         if holder is None:
             return None
