@@ -9,12 +9,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
+from pydantic import SecretStr
 
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from api.app import create_app
+from api.i18n import Words
+from api.routers.page_words import in_words
 from tests.support.api_worker import api_client
 from tests.support.pages import signed_in
 from tests.support.servers import free_port, serve
@@ -219,3 +225,24 @@ async def test_a_device_someone_else_registered_is_not_said_to_be_yours_to_remov
     async with zh_pages(settings, db, "ke", "/app/settings") as (http, _):
         said = await refusal(http, "/app/xiaozhi/devices", {"device_id": "aa:bb:cc:dd:ee:02"})
         assert said == "设备 aa:bb:cc:dd:ee:02 已由另一个人注册：只有它的主人或管理员可以删除。"
+
+
+def test_a_secret_named_with_something_after_it_is_refused_in_chinese_words() -> None:
+    """The `secret:NAME?…` refusal (an admin's reference looked up, a send) was English only:
+    a text, not a Refusal a page can say in its language."""
+    secrets = SecretResolver({"ops-bot": SecretStr("https://hooks.example/x")})
+    refused = []
+    for value in ("secret:ops-bot?x=1", "secret:nope#x"):
+        with pytest.raises(PermanentNotifyError) as caught:
+            secrets.check_access(value, user="boss", is_admin=True)
+        refused.append(caught.value)
+    said = [in_words(exc.args[0], Words(Language.ZH)) for exc in refused]
+    assert said == [
+        "'secret:ops-bot?…'：密钥只能用确切的名称引用（secret:NAME），后面不能再跟任何内容",
+        "'secret:nope…'：密钥只能用确切的名称引用（secret:NAME），后面不能再跟任何内容",
+    ]
+    # The English is as before.
+    assert str(refused[0]) == (
+        "'secret:ops-bot?…': a secret is referenced by its exact name (secret:NAME), "
+        "nothing may follow it"
+    )

@@ -28,6 +28,9 @@ NOT_TO_ORIGIN = N_(
     "may go to in AMBIENT_SECRETS (%(example)s)"
 )
 UNKNOWN = N_("unknown secret %(secret)s: the operator defines it in AMBIENT_SECRETS")
+NOT_EXACT = N_(
+    "%(secret)s: a secret is referenced by its exact name (secret:NAME), nothing may follow it"
+)
 REFUSALS = (NOT_AVAILABLE, NOT_TO_ORIGIN, UNKNOWN)
 
 
@@ -95,10 +98,7 @@ class SecretResolver:
         name = value[len(SECRET_PREFIX) :]
         if name not in self._secrets:
             if "?" in name or "#" in name:
-                raise PermanentNotifyError(
-                    f"{SECRET_PREFIX + secret_shown(name)!r}: a secret is referenced by its "
-                    "exact name (secret:NAME), "
-                    "nothing may follow it"
-                )
+                shown = repr(SECRET_PREFIX + secret_shown(name))
+                raise PermanentNotifyError(Refusal(NOT_EXACT, secret=shown))
             raise PermanentNotifyError(Refusal(UNKNOWN, secret=repr(secret_shown(name))))
         return name
