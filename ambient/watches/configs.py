@@ -40,7 +40,7 @@ from temporalio import workflow
 
 from ambient.domain.configs import UserConfig, reading_stored, shows_nothing, unseen, unseen_codes
 from ambient.domain.notify import MAX_TARGETS, ChannelType, Target
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 
 MAX_URLS = 50
 MAX_KEYWORDS = 100
@@ -100,6 +100,39 @@ ShortText = Annotated[str, StringConstraints(max_length=200)]
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
+# RE2's reasons (its error codes' words, then ": " and the part of the pattern at fault), said
+# in the page's language by these msgids; another is said as RE2 words it.
+RE2_REASONS = frozenset(
+    {
+        N_("unexpected error"),
+        N_("invalid escape sequence"),
+        N_("invalid character class"),
+        N_("invalid character class range"),
+        N_("missing ]"),
+        N_("missing )"),
+        N_("unexpected )"),
+        N_("trailing \\"),
+        N_("no argument for repetition operator"),
+        N_("invalid repetition size"),
+        N_("bad repetition operator"),
+        N_("invalid perl operator"),
+        N_("invalid UTF-8"),
+        N_("invalid named capture group"),
+        N_("pattern too large - compile failed"),
+    }
+)
+
+
+def _re2_reason(reason: str) -> str | Refusal:
+    """RE2's reason, a Refusal where it is one of RE2_REASONS (its English as RE2 words it)."""
+    code, sep, part = reason.partition(": ")
+    if code not in RE2_REASONS:
+        return reason
+    return (
+        Refusal("%(problem)s: %(part)s", problem=Refusal(code), part=part) if sep else Refusal(code)
+    )
+
+
 def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
     """A user's regular expression in RE2: linear time, so no pattern can stall the worker."""
     options = re2.Options()
@@ -113,7 +146,7 @@ def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
             "%(pattern)s is not a valid regular expression: %(reason)s (RE2 syntax: no "
             "backreferences or lookaround)",
             pattern=repr(pattern),
-            reason=str(reason),
+            reason=_re2_reason(str(reason)),
         ) from None
 
 

@@ -11,17 +11,19 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from ambient.watches.service import TaskService
 from api.app import create_app
 from api.routers import app_pages
 from tests.conftest import unique
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import loopback_deps  # noqa: F401  (fixture)
+from tests.web.test_discussion_pages_browser import _chinese_user, _signed_in_page
 from tests.web.test_pages_browser import phone_page
 
 
@@ -208,3 +210,26 @@ def _tasks(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> tuple[Settings, Ta
     )
     briefings = BriefingService(dev_env.client, settings, deps.db)
     return settings, TaskService(dev_env.client, settings, deps.db, briefings=briefings)
+
+
+async def test_a_keyword_that_is_no_regular_expression_is_refused_in_chinese_naming_it(
+    settings: Settings, db: Database, browser: Browser
+) -> None:
+    """RE2's reason was said in its English inside the Chinese refusal ("缺少 )" was "missing
+    ): (a")."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    _name, token = await _chinese_user(db, "zhengze")
+    said = {
+        "re:(a": "'(a' 不是有效的正则表达式：缺少 )：(a",
+        "re:a**": "'a**' 不是有效的正则表达式：错误的重复运算符：**",
+        "re:x\\": "'x\\\\' 不是有效的正则表达式：末尾多了一个 \\",
+    }
+    async with _signed_in_page(settings, browser, token) as (base, page):
+        for keywords, reason in said.items():
+            await page.goto(f"{base}/app")
+            await page.get_by_label("网页（每行一个 URL）").fill("https://a.example/news")
+            await page.locator("#keywords").fill(keywords)
+            await page.get_by_role("button", name="创建监控").click()
+            await expect(page.get_by_role("status")).to_have_text(
+                f"未创建：关键词，第 1 行: {reason}（RE2 语法：不支持反向引用和环视）"
+            )
