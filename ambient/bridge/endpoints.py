@@ -205,8 +205,10 @@ class EndpointCreate(UserConfig):
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
         except ValueError as exc:
             raise Refusal("not a URL (%(error)s)", error=str(exc)) from None
+        if not parts.scheme:  # blank (spaces pass the browser's check of the box) or no scheme
+            raise Refusal("must start with wss:// or ws:// (got no scheme://)")
         if parts.scheme.lower() not in ("ws", "wss"):
-            got = f"{parts.scheme or 'no scheme'}://"
+            got = f"{parts.scheme}://"
             raise Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
         # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
         decoded = [text for pair in parse_qsl(parts.query) for text in pair]

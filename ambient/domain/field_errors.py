@@ -35,6 +35,9 @@ def refusal(error: ErrorDetails) -> Refusal:
     """One pydantic error as a Refusal whose English is the error's message, word for word."""
     if error["type"] == "missing":
         return Refusal("required")
+    if error["type"] == "string_too_short" and (error.get("ctx") or {}).get("min_length") == 1:
+        # An empty box, said as pydantic says it; a page can say it is empty.
+        return Refusal("String should have at least 1 character")
     ctx = error.get("ctx") or {}
     cause = ctx.get("error")
     if isinstance(cause, Refusal):

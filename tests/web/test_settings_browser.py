@@ -151,3 +151,42 @@ async def test_an_owner_withdraws_a_member_then_lets_them_back_but_not_naming_no
         )
         await expect(back).to_have_count(0)
     assert [d.withdrawn for d in await devices.list(owner)] == [[]]
+
+
+async def test_a_blank_endpoint_url_is_refused_in_chinese_words(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """Spaces pass the browser's check of the required 接入点 URL box: the refusal said "（这里是
+    no scheme://）"; an empty one sent by hand, pydantic's "String should have at least 1
+    character"."""
+    async with deps.db.session() as session:
+        _, zh = await UserRepository(session).create(
+            UserCreate(name=unique("kongbai"), language=Language.ZH)
+        )
+        _, en = await UserRepository(session).create(
+            UserCreate(name=unique("blank"), language=Language.EN)
+        )
+        await session.commit()
+    said = {
+        zh: ("添加接入点", "接入点 URL: 必须以 wss:// 或 ws:// 开头（这里没有写协议）", "不能为空"),
+        en: (
+            "Add 接入点",
+            "接入点 URL: must start with wss:// or ws:// (got no scheme://)",
+            "String should have at least 1 character",
+        ),
+    }
+    async with serve(create_app(deps.settings)) as base:
+        for token, (button, spaces, empty) in said.items():
+            async with phone_page(browser) as page:
+                await page.context.add_cookies(
+                    [{"name": "ambient_token", "value": token, "url": base}]
+                )
+                await page.goto(f"{base}/app/settings")
+                await page.locator("#endpoint-url").fill("   ")
+                await page.get_by_role("button", name=button).click()
+                await expect(page.get_by_role("alert")).to_have_text(spaces)
+                # Sent empty (the browser's check of the box taken off).
+                await page.locator("#endpoint-url").evaluate("input => { input.required = false }")
+                await page.locator("#endpoint-url").fill("")
+                await page.get_by_role("button", name=button).click()
+                await expect(page.get_by_role("alert")).to_have_text(f"接入点 URL: {empty}")
