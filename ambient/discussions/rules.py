@@ -93,7 +93,7 @@ class MessageIn(UserConfig):
     def _message_id(cls, value: str | None) -> str | None:
         # The store keeps ids in 64 characters; one a person can quote back in a retry.
         if value is not None and not _ID.fullmatch(value):
-            raise ValueError("1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric")
+            raise Refusal("1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric")
         return value
 
     @field_validator("tags")

@@ -91,11 +91,17 @@ def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:
     if isinstance(exc, DiscussionClosedError):
         return _("This discussion is closed: it takes no more replies.")
     if isinstance(exc, ValidationError):
-        return field_errors(exc, _, {"content": N_("Message"), "tags": N_("Tags")})
+        # message_id: the form's hidden id, named as the API names it (edited by hand).
+        labels = {"content": N_("Message"), "tags": N_("Tags"), "message_id": N_("message_id")}
+        return field_errors(exc, _, labels)
     if isinstance(exc, InvalidDiscussionError) and exc.field == "message_id":
         # The form's id names a message it sent before (the browser's Back, then a new text).
         return _("This form already sent another message; here it is anew: send it again.")
     return what_went_wrong(exc, _)
+
+
+def _names_message_id(exc: ValidationError) -> bool:
+    return any(error["loc"][:1] == ("message_id",) for error in exc.errors())
 
 
 # A briefing's state, and who wrote it when no model did, as the pages name them.
@@ -404,6 +410,7 @@ async def discussion_post(
         # A refused post stored nothing: its id is kept for the same message sent again, unless
         # the id is the one refused.
         taken = isinstance(exc, InvalidDiscussionError) and exc.field == "message_id"
+        taken = taken or (isinstance(exc, ValidationError) and _names_message_id(exc))
         if message_id and not taken:
             typed["message_id"] = message_id
         if not discussion_id:

@@ -161,3 +161,48 @@ async def _signed_in_page(
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         yield base, page
+
+
+async def test_a_reply_form_whose_hidden_id_was_edited_is_refused_in_chinese_and_sends_anew(
+    settings: Settings, db: Database, browser: Browser
+) -> None:
+    """The form's hidden message_id, edited by hand, was refused in English ("message_id: 1-64
+    letters, ..."), and kept: sending the form again was refused again."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    _name, token = await _chinese_user(db, "yincang")
+    async with _signed_in_page(settings, browser, token) as (base, page):
+        await page.goto(f"{base}/app/discussions")
+        await page.locator("#topic").fill(unique("隐藏字段"))
+        await page.locator("#content").fill("第一条")
+        await page.locator("#new-discussion button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text("已发布")
+        hidden = page.locator("#reply input[name=message_id]")
+        await hidden.evaluate("input => { input.value = 'not an id!' }")
+        await page.locator("#content").fill("第二条")
+        await page.locator("#reply button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text(
+            "消息 ID: 须为 1-64 个字母、数字、'_'、'.'、':' 或 '-'，以字母或数字开头"
+        )
+        await expect(hidden).not_to_have_value("not an id!")
+        await page.locator("#reply button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text("已发布")
+        await expect(page.locator("#messages li").last).to_contain_text("第二条")
+    # An English page says it as before.
+    english = settings.model_copy(update={"default_language": Language.EN})
+    async with db.session() as session:
+        _, en_token = await UserRepository(session).create(
+            UserCreate(name=unique("hidden"), language=Language.EN)
+        )
+        await session.commit()
+    async with _signed_in_page(english, browser, en_token) as (base, page):
+        await page.goto(f"{base}/app/discussions")
+        await page.locator("#new-discussion input[name=message_id]").evaluate(
+            "input => { input.value = 'not an id!' }"
+        )
+        await page.locator("#topic").fill(unique("hidden"))
+        await page.locator("#content").fill("first")
+        await page.locator("#new-discussion button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text(
+            "message_id: 1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric"
+        )
+
