@@ -213,7 +213,8 @@ REMEDIATIONS_PER_PAGE = 50
 async def remediation_list(
     page: Page,
     _: PageWords,
-    offset: Annotated[WholeNumber, Query(ge=0)] = 0,  # its bound: list_runs
+    # list_runs' bound, here: a hand-edited ?offset= is said as any link the page cannot take.
+    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
 ) -> Response:
     problem, next_offset = None, None
     try:
@@ -349,7 +350,11 @@ async def _discussion_list(
 
 @router.get("/app/discussion", response_class=HTMLResponse)
 async def discussion_page(
-    page: Page, _: PageWords, id: str, offset: WholeNumber | None = None
+    page: Page,
+    _: PageWords,
+    id: str,
+    # read_discussion's bound, here (its refusal is the API's English).
+    offset: Annotated[WholeNumber | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> Response:
     try:
         read = await page.state.discussions.read_discussion(page.me.name, id, offset)

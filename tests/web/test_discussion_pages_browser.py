@@ -206,3 +206,27 @@ async def test_a_reply_form_whose_hidden_id_was_edited_is_refused_in_chinese_and
             "message_id: 1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric"
         )
 
+
+async def test_a_hand_edited_offset_in_a_list_link_is_said_on_a_page_in_chinese(
+    settings: Settings, db: Database, browser: Browser
+) -> None:
+    """?offset= beyond the database's integers on a discussion or the remediation list was
+    answered in the service's English ("Offset: 0 to 2147483647 ...")."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name, token = await _chinese_user(db, "fanye")
+    posted = await DiscussionService(db, settings).send_message(
+        name, unique("翻页"), MessageIn(from_id=name, content="开始")
+    )
+    said = "这个链接或表单里有页面无法接受的值：offset: "
+    shown = {
+        f"/app/discussion?id={posted.discussion_id}&offset=-1": said + "不能小于 0",
+        f"/app/discussion?id={posted.discussion_id}&offset=abc": said + "应为整数",
+        "/app/discussions?offset=-1": said + "不能小于 0",
+        "/app/remediations?offset=99999999999": said + "不能大于 2147483647",
+        "/app/remediations?offset=abc": said + "应为整数",
+    }
+    async with _signed_in_page(settings, browser, token) as (base, page):
+        for path, text in shown.items():
+            answer = await page.goto(f"{base}{path}")
+            assert answer is not None and answer.status == 422, path
+            await expect(page.get_by_role("alert")).to_have_text(text)
