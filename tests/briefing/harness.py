@@ -7,9 +7,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -80,6 +81,22 @@ def write_day_logs(path: Path, day: DayPlan, extra: list[str] | None = None) -> 
     )
     path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n")
     return path
+
+
+def next_clock_change(zone: str, after: datetime, *, forward: bool) -> date:
+    """The first local date, three days or more after ``after``, on which ``zone``'s clocks
+    spring forward (``forward``) or fall back: a test moves the test server's clock to the
+    days before it, which it cannot do to a date already passed (the server starts at the
+    wall clock)."""
+    here = ZoneInfo(zone)
+    day = after.astimezone(here).date() + timedelta(days=3)
+    while True:
+        before = datetime.combine(day, time(), here).utcoffset()
+        later = datetime.combine(day + timedelta(days=1), time(), here).utcoffset()
+        if before is not None and later is not None and before != later:
+            if (later > before) == forward:
+                return day
+        day += timedelta(days=1)
 
 
 @dataclass

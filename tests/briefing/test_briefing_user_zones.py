@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.config import BriefingConfig, plan_day
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
-from tests.briefing.harness import briefing_stack, make_user
+from tests.briefing.harness import briefing_stack, make_user, next_clock_change
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
@@ -68,18 +68,22 @@ async def test_a_kathmandu_morning_reads_its_own_yesterday_from_cls_and_the_alar
 async def test_a_los_angeles_day_that_falls_back_reads_its_twenty_five_hours(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    """America/Los_Angeles falls back at 02:00 on 2027-11-07: the briefing of the 8th reads
-    the 7th's 25 hours (07:00 UTC to 08:00 UTC the next day), its lines written without an
-    offset in local time; 23:59 local on the 7th (07:59 UTC on the 8th) counts, 00:00 on the
-    8th does not; the greeting at 06:00 PST is said as 06:00."""
+    """America/Los_Angeles falls back at 02:00 (on 2027-11-07, the next change when this was
+    written): the briefing of the day after reads the change's 25 hours (07:00 UTC to 08:00
+    UTC the next day), its lines written without an offset in local time; 23:59 local on the
+    day of the change (07:59 UTC the next day) counts, 00:00 the next day does not; the
+    greeting at 06:00 PST is said as 06:00."""
     await make_user(deps.db, "lars")
+    now = await ts_env.get_current_time()
+    change = next_clock_change("America/Los_Angeles", now, forward=False)
+    before, after = change - timedelta(days=1), change + timedelta(days=1)
     lines = [
-        ("2027-11-06T23:59:59", "the day before"),
-        ("2027-11-07T00:00:00", "db timeout at first"),
-        ("2027-11-07T01:30:00", "db timeout in the first 01:30"),
-        ("2027-11-07T12:00:00", "db timeout at noon"),
-        ("2027-11-07T23:59:00", "db timeout late"),
-        ("2027-11-08T00:00:00", "today's error"),
+        (f"{before}T23:59:59", "the day before"),
+        (f"{change}T00:00:00", "db timeout at first"),
+        (f"{change}T01:30:00", "db timeout in the first 01:30"),
+        (f"{change}T12:00:00", "db timeout at noon"),
+        (f"{change}T23:59:00", "db timeout late"),
+        (f"{after}T00:00:00", "today's error"),
     ]
     path = tmp_path / "app.log"
     path.write_text(
@@ -91,11 +95,12 @@ async def test_a_los_angeles_day_that_falls_back_reads_its_twenty_five_hours(
         log_source={"type": "file", "path": str(path)},  # type: ignore[arg-type]
     )
     async with briefing_stack(ts_env, deps) as stack:
-        await stack.skip_to(datetime(2027, 11, 7, 20, 0, tzinfo=UTC))  # noon PST on the 7th
+        # noon PST on the day of the change
+        await stack.skip_to(datetime.combine(change, time(20), UTC))
         day = plan_day(await stack.now(), config)
-        assert day.date == "2027-11-08"
+        assert day.date == str(after)
         assert day.logs_to - day.logs_from == timedelta(hours=25)
-        assert day.window_start == datetime(2027, 11, 8, 14, 0, tzinfo=UTC)
+        assert day.window_start == datetime.combine(after, time(14), UTC)
         # Last written that day (the test server's clock is a year ahead of the file's).
         os.utime(path, (day.logs_to.timestamp(),) * 2)
         await stack.service.create("lars", config)

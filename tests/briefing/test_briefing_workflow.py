@@ -48,6 +48,7 @@ from tests.briefing.harness import (
     briefing_stack,
     make_user,
     news_site,
+    next_clock_change,
     write_day_logs,
 )
 from tests.support.record import save_history
@@ -396,13 +397,15 @@ async def test_a_greeting_the_workflow_does_not_answer_in_time_gets_an_answer_to
 async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    """America/New_York springs forward on 2027-03-14: 05:00 local is 10:00 UTC, then 09:00."""
-    from datetime import UTC, datetime
+    """America/New_York springs forward (on 2027-03-14, the next change when this was
+    written): 05:00 local is 10:00 UTC, then 09:00."""
+    from datetime import UTC, datetime, time
 
     await make_user(deps.db, "frank")
     async with briefing_stack(ts_env, deps) as stack:
+        change = next_clock_change("America/New_York", await stack.now(), forward=True)
         # Nothing runs yet: the test server's clock jumps to the day before the change.
-        await stack.skip_to(datetime(2027, 3, 12, 18, 0, tzinfo=UTC))
+        await stack.skip_to(datetime.combine(change - timedelta(days=2), time(18), UTC))
         config = BriefingConfig(timezone="America/New_York", language="en")
         await stack.service.create("frank", config)
         seen: list[str] = []
@@ -417,34 +420,38 @@ async def test_briefing_follows_a_zone_with_daylight_saving_across_the_change(
             assert prepared.prepared_at is not None
             seen.append(prepared.prepared_at.astimezone(UTC).strftime("%H:%M"))
             await stack.skip_to(status.day.window_end + timedelta(minutes=2))
-    assert seen[0] == "2027-03-13" and seen[1] in ("10:00", "10:01")
-    assert seen[2] == "2027-03-14" and seen[3] in ("09:00", "09:01")
+    assert seen[0] == str(change - timedelta(days=1)) and seen[1] in ("10:00", "10:01")
+    assert seen[2] == str(change) and seen[3] in ("09:00", "09:01")
 
 
 async def test_the_evening_before_a_clock_change_names_the_greeting_time_and_day_as_they_were(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    """America/New_York falls back at 02:00 on 2027-11-07: the evening before, the briefing
-    spoken at 07:30 is said as given at 07:30 (not 06:30), and from midnight on it is a new day."""
-    from datetime import UTC, datetime
+    """America/New_York falls back at 02:00 (on 2027-11-07, the next change when this was
+    written): the evening before, the briefing spoken at 07:30 is said as given at 07:30 (not
+    06:30), and from midnight on it is a new day."""
+    from datetime import UTC, datetime, time
 
     await make_user(deps.db, "fern")
     async with briefing_stack(ts_env, deps) as stack:
-        await stack.skip_to(datetime(2027, 11, 5, 18, 0, tzinfo=UTC))
+        change = next_clock_change("America/New_York", await stack.now(), forward=False)
+        eve = change - timedelta(days=1)
+        await stack.skip_to(datetime.combine(eve - timedelta(days=1), time(18), UTC))
         await stack.service.create(
             "fern", BriefingConfig(timezone="America/New_York", language="en")
         )
-        await stack.skip_to(datetime(2027, 11, 6, 11, 30, tzinfo=UTC))  # 07:30 EDT
+        await stack.skip_to(datetime.combine(eve, time(11, 30), UTC))  # 07:30 EDT
         spoken = await stack.service.greet("fern", request_id="morning")
-        await stack.skip_to(datetime(2027, 11, 7, 0, 0, tzinfo=UTC))  # 20:00 EDT
+        await stack.skip_to(datetime.combine(change, time(0, 0), UTC))  # 20:00 EDT
         await eventually(lambda: _next_run(stack.service, "fern"), "the next day's run")
         evening = await stack.service.greet("fern", request_id="evening")
-        await stack.skip_to(datetime(2027, 11, 7, 4, 30, tzinfo=UTC))  # 00:30 EDT, the 7th
+        # 00:30 EDT on the day of the change
+        await stack.skip_to(datetime.combine(change, time(4, 30), UTC))
         night = await stack.service.greet("fern", request_id="after-midnight")
     assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "07:30"
     assert evening.outcome is GreetOutcome.ALREADY_GIVEN
     assert evening.given_at_local == "07:30" and "at 7:30" in evening.text
-    assert night.outcome is GreetOutcome.OUTSIDE_WINDOW and night.date == "2027-11-07"
+    assert night.outcome is GreetOutcome.OUTSIDE_WINDOW and night.date == str(change)
 
 
 def test_the_voice_context_knows_the_day_the_evening_before_clocks_spring_forward() -> None:
