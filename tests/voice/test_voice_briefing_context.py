@@ -17,6 +17,10 @@ from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
+# UTC+14, +13 and +12: each a day or more ahead of AWAY_PROFILE's UTC-12, so their dates always
+# differ from its date; one of them is away from its midnight at any hour.
+AWAY_ZONES = ("Pacific/Kiritimati", "Etc/GMT-13", "Etc/GMT-12")
+AWAY_PROFILE = "Etc/GMT+12"
 
 
 async def _user(deps: WorkerDeps, name: str, timezone: str) -> None:
@@ -56,18 +60,19 @@ async def test_the_context_says_ready_only_when_greet_would_speak_the_briefing(
     now = datetime.now(UTC)
     zone = next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 21)
     later = f"{now.astimezone(ZoneInfo(zone)).hour + 2:02d}:00"
+    # Its window is the whole day: a zone where it is not near midnight (at 23:59 the window
+    # is over, and after midnight the new day is not yet prepared).
+    away_zone = next(z for z in AWAY_ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 22)
     early, away = unique("early"), unique("away")
     await _user(deps, early, zone)
-    # Their dates always differ (UTC+14 and UTC-11): the briefing's day is not the profile's.
-    await _user(deps, away, "Pacific/Pago_Pago")
+    # Their dates always differ: the briefing's day is not the profile's.
+    await _user(deps, away, AWAY_PROFILE)
     async with running_worker(dev_env.client, deps) as worker:
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
         service = BriefingService(dev_env.client, settings, deps.db, tencent=deps.tencent)
         day = {"prepare_at": "00:00", "window_end": "23:59", "language": "en"}
         await service.create(early, {**day, "timezone": zone, "window_start": later})
-        await service.create(
-            away, {**day, "timezone": "Pacific/Kiritimati", "window_start": "00:00"}
-        )
+        await service.create(away, {**day, "timezone": away_zone, "window_start": "00:00"})
         try:
             await _prepared(service, early)
             assert await _facts(deps, service, early) == (False, False)
