@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -336,12 +336,25 @@ async def test_a_reminder_without_a_time_zone_runs_in_the_users_own(
     await service.delete(USER, given.task_id)
 
 
+def _day_soon_not_a_monday(now: datetime) -> int:
+    """The day of the month (at most 28: every month has it) of the first date two days or
+    more after ``now`` that is no Monday."""
+    day = now.date() + timedelta(days=2)
+    while day.weekday() == 0 or day.day > 28:
+        day += timedelta(days=1)
+    return day.day
+
+
 async def test_a_cron_naming_days_of_month_and_of_week_runs_on_either_as_cron_does(
     service: TaskService,
 ) -> None:
     # Cron runs "0 9 1 * 1" on the 1st and on Mondays; a schedule's one cron needs both, so it
-    # ran only on a Monday the 1st (and "0 9 31 2 1", on Mondays in February, never).
-    for cron, weekday, day in (("0 9 1 * 1", 0, 1), ("0 9 31 2 1", 0, 31)):
+    # ran only on a Monday the 1st (and "0 9 31 2 1", on Mondays in February, never). The day
+    # of the month is one whose next date is no Monday: the ten next runs Temporal lists hold
+    # it (from 2027-01-01 to the 24th the ten of "0 9 1 * 1" were all Mondays, February's and
+    # March's 1sts among them).
+    payday = _day_soon_not_a_monday(datetime.now(UTC))
+    for cron, weekday, day in ((f"0 9 {payday} * 1", 0, payday), ("0 9 31 2 1", 0, 31)):
         config = {"cron": cron, "timezone": "UTC", "message": "payday"}
         ref = await service.create(USER, "schedule", config, unique("sched"))
         runs = (await service.client.get_schedule_handle(ref.task_id).describe()).info
@@ -349,7 +362,7 @@ async def test_a_cron_naming_days_of_month_and_of_week_runs_on_either_as_cron_do
         assert times and all((t.hour, t.minute) == (9, 0) for t in times), (cron, times)
         assert all(t.weekday() == weekday or t.day == day for t in times), (cron, times)
         assert any(t.weekday() == weekday and t.day != day for t in times), (cron, times)
-        if cron == "0 9 1 * 1":
+        if day == payday:
             assert any(t.day == day and t.weekday() != weekday for t in times), times
         assert (await service.get(USER, ref.task_id)).config["cron"] == cron
         await service.delete(USER, ref.task_id)
