@@ -24,6 +24,7 @@ from ambient.domain.users import Language
 from ambient.speech import cleaned, speakable
 from ambient.wiring import AppState
 from mcp_server import voice_answer
+from tests.briefing.test_briefing_task_door import zone_at_midday
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
 from tests.voice.conftest import PRODUCT_CALL_BUDGET
@@ -34,7 +35,8 @@ from tests.voice.test_voice_language import _prepared, _user
 # wall clock): any of the three.
 BRIEFING_ZH = tuple(f"{word}，这是昨天的简报" for word in ("早上好", "下午好", "晚上好"))
 
-DAY = {"prepare_at": "00:00", "window_start": "00:00", "window_end": "23:59", "timezone": "UTC"}
+# The whole day, in a zone where it is midday now: far from the window's end and the next day.
+DAY = {"prepare_at": "00:00", "window_start": "00:00", "window_end": "23:59"}
 
 
 @asynccontextmanager
@@ -47,7 +49,8 @@ async def prepared(
     await _user(deps, user, Language.ZH)
     async with running_worker(env.client, deps) as worker:
         state = worker_state(env.client, deps, worker.task_queue)
-        await state.briefings.create(user, {**DAY, "language": language})
+        config = {**DAY, "timezone": zone_at_midday(), "language": language}
+        await state.briefings.create(user, config)
         try:
             await eventually(lambda: _prepared(state.briefings, user), "prepared")
             yield state, user
