@@ -125,9 +125,12 @@ def targets_for(
     recipient: Recipient,
     secrets: SecretResolver,
 ) -> tuple[list[Target], bool]:
-    """Where a message of ``kind`` goes, each place once (a robot named by its key and by a
-    `secret:NAME` of ``secrets`` the recipient may use is one), and whether quiet hours hold
-    it back now."""
+    """Where a message of ``kind`` goes, each place once (`Target.same_destination`: a robot
+    named by its key and by a `secret:NAME` of ``secrets`` the recipient may use is one, an
+    address in other capitals too), the first target naming it kept as written, and whether
+    quiet hours hold it back now."""
+    # Compared by place, kept as written: its text stays in `delivery_key`, so a retry of a
+    # delivery begun before places were compared this way finds its row (no second send).
     resolve = partial(secrets.usable, user=recipient.name, is_admin=recipient.is_admin)
     targets: list[Target] = []
     configured = [c for c in recipient.channels if c.wants(kind)]

@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ambient.domain.configs import UserConfig, reading_stored
@@ -207,16 +208,56 @@ class Target(UserConfig):
         return self.kinds is None or kind in self.kinds
 
     def same_destination(self, other: Target, resolve: Callable[[str], str] = str) -> bool:
-        """Both reach one place: a phone number however written, a robot by its URL or key, a
-        robot, webhook or Apprise URL by the `secret:NAME` holding it (``resolve``d)."""
+        """Both reach one place: a phone number however written, an email address in any case
+        or with its domain in either script, a robot by its URL or key, a webhook URL with the
+        host in any case or its default port, a robot, webhook or Apprise URL by the
+        `secret:NAME` holding it (``resolve``d)."""
         return self.type == other.type and self._place(resolve) == other._place(resolve)
 
     def _place(self, resolve: Callable[[str], str]) -> object:
         if self.type == "sms":
             return PHONE_JUNK.sub("", self.target)
+        if self.type == "email":
+            return mailbox(self.target)
         if self.type in ROBOT_KEYS:
             return robot_address(self.target, self.type, resolve)
-        return resolve(self.target) if self.type in ("webhook", "apprise") else self.target
+        if self.type == "webhook":
+            return web_address(resolve(self.target))
+        return resolve(self.target) if self.type == "apprise" else self.target
+
+
+def mailbox(address: str) -> str:
+    """The mailbox ``address`` reaches, one text however it is written: the domain in ASCII
+    (``例子.中国`` is ``xn--fsqu00a.xn--fiqs8s``, as the mail is sent) and lower case, the
+    local part case-folded (mail providers take ``Alice`` and ``alice`` as one)."""
+    try:
+        checked = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        return address.strip()  # refused where it was saved and at the send
+    return f"{checked.local_part.casefold()}@{checked.ascii_domain.lower()}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_address(url: str) -> str:
+    """``url`` as the place it posts to: its scheme and host in lower case, its scheme's
+    default port, an empty path and the fragment (never sent) left out
+    (``https://Hooks.example.com:443`` is ``https://hooks.example.com/``); its path and query
+    as written (a server may tell their case)."""
+    parts = urlsplit(url.strip())
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not one: refused at the send
+        return url
+    scheme = parts.scheme.lower()
+    if host is None or scheme not in DEFAULT_PORTS:
+        return url
+    user, at, _ = parts.netloc.rpartition("@")
+    host = f"[{host}]" if ":" in host else host
+    shown_port = "" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{user}{at}{host}{shown_port}{parts.path or '/'}{query}"
 
 
 ROBOT_KEYS = {"wecom": "key", "dingtalk": "access_token"}  # the key's parameter in robot URLs

@@ -38,7 +38,7 @@ from ambient.storage.repositories import DeliveryRepository, EventRepository, In
 from ambient.storage.users import UserRepository
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
-from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
+from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, Mailbox, PushEndpoints
 from tests.notify.workflows import SendOnceWorkflow
 from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
@@ -112,6 +112,14 @@ async def _lease_over(db: Database, key: str) -> None:
         await DeliveryRepository(session).hold(
             key, row.attempts, datetime.now(UTC) - timedelta(seconds=1)
         )
+
+
+def _mailing(deps: WorkerDeps, mailbox: Mailbox) -> NotifyActivities:
+    """The notify activities over ``deps``, email sent to ``mailbox``."""
+    deps.settings = deps.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
+    )
+    return NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
 
 
 def _request(
@@ -481,6 +489,42 @@ async def test_one_phone_number_written_two_ways_gets_one_sms(
     )
     assert [(d.channel, d.status) for d in sent.deliveries] == [("sms", "sent")]
     assert [body["phone"] for _, body in state.received] == ["8613800000000"]
+
+
+async def test_one_mailbox_written_with_other_capitals_gets_one_mail(
+    deps: WorkerDeps, mailbox: Mailbox
+) -> None:
+    """The profile keeps the address as typed at sign-up, a watch names it in lower case: one
+    mailbox (a domain is case-blind, and mail providers fold the local part), one mail."""
+    await _user(deps.db, "alice", email="Alice@Example.com")
+    await _set_push(deps.db, "alice", {"channels": [{"type": "email", "target": ""}]})
+    notify = _mailing(deps, mailbox)
+    sent = await ActivityEnvironment().run(
+        notify.notify, _request("mail-case-1", Target(type="email", target="alice@example.com"))
+    )
+    assert [(d.channel, d.status) for d in sent.deliveries] == [("email", "sent")]
+    assert [mail["To"] for mail in mailbox.messages] == ["alice@example.com"]
+
+
+async def test_one_mailbox_whose_domain_is_written_in_chinese_and_in_ascii_gets_one_mail(
+    deps: WorkerDeps, mailbox: Mailbox
+) -> None:
+    """例子.中国 is sent to as xn--fsqu00a.xn--fiqs8s: a target naming either is one mailbox."""
+    await _user(deps.db, "alice", email="alice@例子.中国")
+    await _set_push(deps.db, "alice", {"channels": [{"type": "email", "target": ""}]})
+    notify = _mailing(deps, mailbox)
+    idn = Target(type="email", target="alice@xn--fsqu00a.xn--fiqs8s")
+    sent = await ActivityEnvironment().run(notify.notify, _request("mail-idn-1", idn))
+    assert [(d.channel, d.status) for d in sent.deliveries] == [("email", "sent")]
+    assert [envelope[1] for envelope in mailbox.envelopes] == [["alice@xn--fsqu00a.xn--fiqs8s"]]
+
+
+def test_a_webhook_url_in_other_capitals_or_with_its_default_port_is_one_destination() -> None:
+    hook = Target(type="webhook", target="https://hooks.example.com/x")
+    for same in ("https://Hooks.Example.com/x", "HTTPS://hooks.example.com:443/x"):
+        assert hook.same_destination(Target(type="webhook", target=same))
+    for other in ("https://hooks.example.com:8443/x", "https://hooks.example.com/X"):
+        assert not hook.same_destination(Target(type="webhook", target=other))
 
 
 async def test_a_wecom_message_in_several_posts_retried_after_a_failure_sends_each_post_once(
