@@ -33,7 +33,7 @@ from ambient.domain.push import PushChannel, QuietHours, fallback_address
 from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
-from ambient.storage.repositories import DeliveryRepository, EventRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository, receivers_text
 
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
 GIVE_UP_TRIES = NOTIFY_TRIES  # the tries its callers give notify_given_up
@@ -154,9 +154,12 @@ def targets_for(
 
 def failure(channel: str, target: str, error: str) -> Delivery:
     """A failed delivery; its error is shown to users and kept in rows and events: never
-    with a URL's query."""
+    with a URL's query, a NUL of the receiver's words as U+FFFD (as its row holds them)."""
     return Delivery(
-        channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
+        channel=channel,
+        target=target,
+        status=DeliveryStatus.FAILED,
+        error=receivers_text(redact(error)),
     )
 
 

@@ -22,6 +22,8 @@ from ambient.storage.polls import WatchSnapshot, with_rounds
 
 # The inbox's title and link columns (PostgreSQL refuses a longer value; SQLite keeps it).
 INBOX_TITLE, INBOX_LINK = 255, 1024
+# A delivery's provider_id column: a receiver's message id (a webhook's X-Request-Id).
+PROVIDER_ID = 255
 # A watch's checks turning failing and back (a web monitor's per page, a threshold watch's),
 # and a page an update took out of a web monitor (failing no more: not watched).
 FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
@@ -30,6 +32,13 @@ FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
 CONTROL_KINDS = ("watch.stopped", "watch.paused", "watch.resumed")
 # A delivery row still in flight: what give_up and hold change, and nothing settled.
 _PENDING = Delivery.status == "pending"
+
+
+def receivers_text(text: str, limit: int | None = None) -> str:
+    """What a receiver said (its refusal's words, its message id) as a row can hold it: a NUL
+    as U+FFFD (PostgreSQL's text holds none), cut to ``limit`` characters with "…"."""
+    text = text.replace("\x00", "\ufffd")
+    return text if limit is None else clipped(text, limit)
 
 
 def _held(attempt: int) -> tuple[ColumnElement[bool], ...]:
@@ -339,6 +348,13 @@ class DeliveryRepository(Repository):
 
     async def _set(self, key: str, *only: SQLCoreOperations[bool], **values: Any) -> int:
         """The rows changed: 0 when ``only`` no longer holds (another try settled it)."""
+        # A receiver's words and id, as stored on both databases: on PostgreSQL a NUL in them
+        # or an id past its column failed the write after the message was sent (the row left
+        # in flight: a retry of its key would send it again).
+        if values.get("error") is not None:
+            values["error"] = receivers_text(values["error"])
+        if values.get("provider_id") is not None:
+            values["provider_id"] = receivers_text(values["provider_id"], PROVIDER_ID)
         update_row = update(Delivery).where(Delivery.key == key, *only).values(**values)
         done = await self.session.execute(update_row.execution_options(synchronize_session=False))
         return cast(CursorResult[Any], done).rowcount

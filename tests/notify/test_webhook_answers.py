@@ -3,7 +3,8 @@ and headers; a refusal's reason or a robot's JSON, the first words of its body; 
 service reads, its answer to a bound. A member's webhook is a URL they aim at a server they may
 run: an answer that never ends, or one compressed a thousandfold, was read whole into the
 worker's memory, which every user's sends share; one that trickled was read until the send's
-deadline, and the message, taken, posted again."""
+deadline, and the message, taken, posted again. What it said is kept as both databases can
+hold it (a NUL, an id past its column)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -35,8 +37,13 @@ from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.deps import WorkerDeps
-from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.domain.notify import Delivery, DeliveryStatus, Message, NotifyRequest, Target
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import Delivery as Row
 from tests.conftest import unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.test_delivery import _user
 from tests.support.servers import http_client, serve
 
@@ -328,3 +335,65 @@ async def test_an_apprise_services_refusal_cut_mid_answer_is_said_by_its_status(
             await channel.send("alice", Message(title="t", body="b"), f"json://{address}/hook")
     if refused is DeferredNotifyError:
         assert isinstance(failed.value, DeferredNotifyError) and failed.value.retry_after == 120
+
+
+async def _answered_by(
+    database_url: str, settings: Settings, answer: Response
+) -> tuple[list[Delivery], list[bytes], list[Row]]:
+    """A notification to a webhook answering ``answer``, on the app database at
+    ``database_url``: what the notification returned, the posts it took and the rows kept."""
+    posts: list[bytes] = []
+
+    async def hook(request: Request) -> Response:
+        posts.append(await request.body())
+        return answer
+
+    await upgrade_async(database_url)
+    db, user, key = Database(database_url), unique("ann"), unique("disk")
+    try:
+        await _user(db, user)
+        async with (
+            serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base,
+            http_client() as http,
+        ):
+            aimed = settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+            notify = NotifyActivities(db, build_channels(aimed, db, http))
+            request = NotifyRequest(
+                user=user,
+                message=Message(title="Disk 91%", body="node-3"),
+                targets=[Target(type="webhook", target=f"{base}/hook")],
+                idempotency_key=key,
+            )
+            result = await ActivityEnvironment().run(notify.notify, request)
+        async with db.session() as session:
+            rows = list(await session.scalars(select(Row).where(Row.key.startswith(key))))
+    finally:
+        await db.close()
+    return result.deliveries, posts, rows
+
+
+async def test_a_webhook_answering_a_request_id_past_its_column_is_sent_once(
+    database_url: str, settings: Settings
+) -> None:
+    # A receiver's gateway that chains trace ids answered a 300-character X-Request-Id: on
+    # PostgreSQL its row refused it after the message was taken, the send said "internal
+    # error" and the row stayed in flight (a retry of its key could post it again).
+    answer = Response("ok", headers={"x-request-id": "r" * 300})
+    deliveries, posts, rows = await _answered_by(database_url, settings, answer)
+    assert [d.status for d in deliveries] == [DeliveryStatus.SENT]
+    assert len(posts) == 1
+    assert [(r.status, r.provider_id) for r in rows] == [("sent", "r" * 254 + "…")]
+
+
+async def test_a_webhook_refusal_whose_words_hold_a_nul_is_said_as_its_refusal(
+    database_url: str, settings: Settings
+) -> None:
+    # A receiver whose 400 carries a C program's buffer: on PostgreSQL (its text holds no NUL)
+    # the refusal's row was refused, the send said "internal error" and the row stayed in
+    # flight until its lease ran out. A NUL is kept as U+FFFD, on both databases.
+    answer = Response(b"bad signature\x00\x00", status_code=400)
+    deliveries, posts, rows = await _answered_by(database_url, settings, answer)
+    said = "permanent: HTTP 400: bad signature\ufffd\ufffd"
+    assert [(d.status, d.error) for d in deliveries] == [(DeliveryStatus.FAILED, said)]
+    assert len(posts) == 1
+    assert [(r.status, r.error) for r in rows] == [("failed", said)]
