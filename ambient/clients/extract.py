@@ -248,9 +248,12 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     if not selector and (as_before := plain_text(media_type, html)) is not None:
         # A changelog.txt, a CHANGELOG.md, a CSV: its angle brackets are text, not tags (read
         # as HTML, a "<script>" written in it took every line after it away).
-        if not html.strip():
+        # A NUL (a log line cut by its writer) is no text, as in a page's HTML: PostgreSQL's
+        # text holds none, and there the page's snapshot was refused at every check.
+        written = html.replace("\x00", "")
+        if not written.strip():
             raise NoTextError("the page has no text")
-        return _read(html, PAGE_EXTRACTOR, changed=not as_before)
+        return _read(written, PAGE_EXTRACTOR, changed=not as_before or written != html)
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)

@@ -1,21 +1,38 @@
 """What a watch reads from pages of real sites: pages rendered by JavaScript, selectors that
 miss, keywords written in another width, JSON APIs watched as pages."""
 
-# ruff: noqa: F811 - the fixtures `site` and `loopback_deps` are imported and used by name
+# ruff: noqa: F811 - the fixtures `site`, `loopback_deps`, `any_db` and `postgres_url` are
+# imported and used by name
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from temporalio.testing import WorkflowEnvironment
+from sqlalchemy import select
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.notify import NotifyActivities
+from activities.polling import PagePoller
+from activities.watches import WatchActivities
+from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
+from ambient.domain.checks import CheckPageInput
+from ambient.storage import Database
+from ambient.storage.models import Event
+from ambient.storage.polls import WatchSnapshot
 from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import TaskStatus
-from tests.conftest import running_worker
+from ambient.watches.polling import PollRequest
+from tests.conftest import running_worker, unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.servers import serve
 from tests.support.waits import ask, eventually
 from tests.watches.site import Site, article
+from tests.watches.test_poll_ends import any_db  # noqa: F401  (fixture)
 from tests.watches.test_polling import _changes, _checks, fast, start
 from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
 
@@ -155,3 +172,71 @@ async def test_an_updated_selector_reads_the_page_anew_and_its_text_is_no_change
 async def _outcome(handle: Any, url: str, outcome: str) -> Any:
     seen = (await ask(handle, "status", result_type=TaskStatus)).detail["urls"][url]
     return seen if seen["last_outcome"] == outcome else None
+
+
+# A status file whose writer cut a line mid-write: a NUL byte before its newline.
+STATUS = "service a: {a}\nservice b: ok\x00\n"
+
+
+async def test_a_plain_text_page_holding_a_nul_is_checked_and_its_change_told(
+    any_db: Database,
+) -> None:
+    # A briefing's news check: on PostgreSQL (its text holds no NUL) the page's snapshot was
+    # refused and the check raised at every run. A NUL is no text, as in a page's HTML.
+    site = Site()
+    site.encoded["/status.txt"] = (STATUS.format(a="ok").encode(), "text/plain")
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    activities = WatchActivities(any_db, fetcher, TencentCloud(None, region="ap-guangzhou"))
+    async with serve(site.app()) as base:
+        check = CheckPageInput(task=unique("news"), url=f"{base}/status.txt", keywords=["down"])
+        first = await ActivityEnvironment().run(activities.check_page, check)
+        site.encoded["/status.txt"] = (STATUS.format(a="down").encode(), "text/plain")
+        changed = await ActivityEnvironment().run(activities.check_page, check)
+    assert (first.outcome, changed.outcome) == ("baseline", "changed")
+    assert changed.hits == {"down": ["service a: down"]}
+    async with any_db.session() as session:
+        texts = await session.scalars(
+            select(WatchSnapshot.text).where(WatchSnapshot.task == check.task)
+        )
+        assert sorted(texts) == ["service a: down\nservice b: ok", "service a: ok\nservice b: ok"]
+
+
+async def test_a_web_monitors_change_on_a_plain_text_page_holding_a_nul_is_stored_and_told(
+    any_db: Database,
+) -> None:
+    # On PostgreSQL the poll's write of the page was refused at every check: a failed write
+    # counted, its change never stored nor told.
+    site = Site()
+    site.encoded["/status.txt"] = (STATUS.format(a="ok").encode(), "text/plain")
+    task = f"web-monitor/alice/{unique('status')}"
+    poller = PagePoller(
+        any_db,
+        WebFetcher(allow_cidrs=["127.0.0.1/32"]),
+        NotifyActivities(any_db, ChannelRegistry()),
+    )
+    async with serve(site.app()) as base:
+        config = WebMonitorConfig.model_validate(
+            {"urls": [f"{base}/status.txt"], "keywords": ["down"], "check_interval_minutes": 1}
+        )
+        request = PollRequest(
+            user="alice",
+            task=task,
+            workflow_id=task,
+            life="life-1",
+            config=config,
+            targets=[],
+            interval_seconds=60.0,
+            window_seconds=600.0,
+            first_only=True,
+            poll=1,
+        )
+        first = await ActivityEnvironment().run(poller.poll_pages, request)
+        site.encoded["/status.txt"] = (STATUS.format(a="down").encode(), "text/plain")
+        again = request.model_copy(update={"urls": first.urls, "seq": first.seq, "poll": 2})
+        changed = await ActivityEnvironment().run(poller.poll_pages, again)
+    assert (first.event_failures, changed.event_failures) == (0, 0)
+    hits = [(event.kind, event.payload["hits"]) for event in changed.events]
+    assert hits == [("watch.hit", {"down": ["service a: down"]})]
+    async with any_db.session() as session:
+        kinds = await session.scalars(select(Event.kind).where(Event.task == task))
+        assert list(kinds) == ["watch.hit"]
