@@ -382,7 +382,7 @@ class RemediationActivities(RemediationSafetyActivities):
             breakers = BreakerRepository(session)
             # A dry run changed nothing: whether the alert cleared says nothing of the rung (its
             # failures opened the breaker on a service the rung was never tried on).
-            row = await breakers.row(service, int(request.rung)) if execute else None
+            row = await breakers.turn(service, int(request.rung)) if execute else None
             if execute and (row is None or row.last_key != request.key):
                 after = breaker_after(
                     breaker_state(row),

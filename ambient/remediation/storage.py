@@ -170,6 +170,14 @@ class BreakerRepository(Repository):
     async def state(self, service: str, rung: int) -> BreakerState:
         return breaker_state(await self.row(service, rung))
 
+    async def turn(self, service: str, rung: int) -> RemediationBreaker | None:
+        """The row, read in its breaker's turn, held until the transaction ends (to ``save``
+        the outcome): two runs on one service verifying at once on PostgreSQL (no write lock)
+        both read 1 failure and both wrote 2, and the breaker stayed closed; a first row
+        written by both was refused to one."""
+        await take_turn(self.session, f"remediation-breaker/{service}/{rung}")
+        return await self.row(service, rung)
+
     async def save(
         self, row: RemediationBreaker | None, service: str, rung: int, state: BreakerState, key: str
     ) -> None:

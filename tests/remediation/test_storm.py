@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
 from temporalio.testing import WorkflowEnvironment
@@ -42,7 +42,7 @@ from ambient.remediation.storage import (
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import SQLITE_TURN
-from ambient.storage.models import AuditRecord, RemediationAction
+from ambient.storage.models import AuditRecord, RemediationAction, RemediationBreaker
 from ambient.storage.users import UserRepository
 from api.deps import get_optional_user
 from tests.conftest import unique
@@ -55,6 +55,7 @@ from tests.remediation.support import (
 )
 from tests.remediation.test_kube_executor import Cluster, kube  # noqa: F401  (fixture)
 from tests.support.api_worker import signed_in_api
+from tests.support.waits import eventually
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -650,3 +651,72 @@ async def test_a_verification_reads_its_breaker_row_once_and_a_retry_counts_no_f
     async with deps.db.session() as session:
         state = await BreakerRepository(session).state(service, int(Rung.RESTART))
     assert state.failures == 1, state  # counted once for the key
+
+
+@pytest.mark.parametrize("earlier", [1, 0])
+async def test_two_runs_failing_on_one_service_at_once_count_both_and_open_its_breaker(
+    deps: WorkerDeps, any_db: Database, monkeypatch: pytest.MonkeyPatch, earlier: int
+) -> None:
+    # A restart of a Deployment failed (once, or never yet); then two alerts of it (its CPU,
+    # its error rate: two runs) each restarted it, and their verifications, on two workers,
+    # ended at once, unresolved: the failure that reaches the threshold opens the breaker.
+    # On PostgreSQL both read 1 failure and both wrote 2, and the breaker stayed closed; with
+    # no row yet, both wrote the first and one verification failed on the other's.
+    threshold = earlier + 2
+    remediation_settings(
+        deps, remediation_executor="kubernetes", remediation_breaker_failures=threshold
+    )
+    service = unique("checkout")
+    target = WorkloadRef(cluster_id="cls-a1b2c3d4", namespace="default", name=service)
+    read: list[str] = []
+    row = BreakerRepository.row
+
+    async def other_read_or_waits() -> bool:
+        # On SQLite the other cannot read before this one's write turn ends.
+        if len(read) == 2 or any_db.sqlite:
+            return True
+        async with any_db.session() as session:
+            waiting = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
+                "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            return bool(await session.scalar(text(waiting)))
+
+    async def read_then_held(
+        self: BreakerRepository, service: str, rung: int
+    ) -> RemediationBreaker | None:
+        # Each holds its transaction open after its read until the other has read too or
+        # waits for its turn: two workers' verifications overlapping.
+        found = await row(self, service, rung)
+        read.append(service)
+        await eventually(other_read_or_waits, "the other run's read or its wait")
+        return found
+
+    def verification(run: str) -> VerifyInput:
+        run_key = f"remediation/{unique(run)}@run"
+        return VerifyInput(
+            run_key=run_key,
+            key=f"{step_key(run_key, Rung.RESTART)}/verification",
+            mode="execute",
+            target=target,
+            service=service,
+            rung=Rung.RESTART,
+            now=datetime.now(UTC),
+        )
+
+    one, other = (
+        RemediationActivities(any_db, deps.settings, None, {"kubernetes": _Unhealthy()})
+        for _ in "ab"
+    )
+    for _ in range(earlier):
+        await one.verify_remediation(verification("first"))  # alone: 1 failure
+    monkeypatch.setattr(BreakerRepository, "row", read_then_held)
+    verified = await asyncio.gather(
+        one.verify_remediation(verification("cpu")),
+        other.verify_remediation(verification("errors")),
+    )
+    monkeypatch.setattr(BreakerRepository, "row", row)
+    assert [v.resolved for v in verified] == [False, False]
+    async with any_db.session() as session:
+        state = await BreakerRepository(session).state(service, int(Rung.RESTART))
+    assert (state.failures, state.opened_at is not None) == (threshold, True), state
