@@ -7,6 +7,11 @@ whole-number fields of the models its JSON bodies and the MCP tools' arguments a
 node count, a share link's days) refuse them here, as pydantic's own int_parsing (int_type for
 true and false) error (the 422 names the field); the CLI reads them with DIGITS too
 (ambient/cli_numbers.py). A JSON number is int's to check.
+
+A bounded whole number puts its bounds before the check, ``Annotated[int, Field(ge=1, le=500),
+WHOLE_NUMBER]``: after it (``Annotated[WholeNumber, Field(ge=1)]``) pydantic still enforces
+them but publishes them under its own names (``ge``, ``le``), which no JSON Schema validator or
+model reads, instead of ``minimum`` and ``maximum`` in the tools' and the API's schemas.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ def _as_written(pattern: re.Pattern[str], kind: str) -> Any:
     return check
 
 
-WholeNumber = Annotated[int, BeforeValidator(_as_written(DIGITS, "int"))]
+WHOLE_NUMBER = BeforeValidator(_as_written(DIGITS, "int"))
+WholeNumber = Annotated[int, WHOLE_NUMBER]
 # A decimal number as the doors take it: a number, or ASCII digits with one point (lax float
 # reads "9_5" as 95, "1e2" as 100, "inf").
 DecimalNumber = Annotated[float, BeforeValidator(_as_written(DECIMAL, "float"))]

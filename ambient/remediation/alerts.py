@@ -20,7 +20,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     object_name,
 )
-from ambient.domain.numbers import DecimalNumber, WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER, DecimalNumber
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import MAX_CONDITIONS, ShortText
 from ambient.watches.threshold_config import (
@@ -95,7 +95,7 @@ class Alert(UserConfig):
     threshold: DecimalNumber | None = None
     message: str = Field(default="", max_length=4000, description="alert text (data only)")
     verify: VerifySpec | None = None
-    settle_seconds: WholeNumber | None = Field(default=None, ge=0, le=24 * 3600)
+    settle_seconds: Annotated[int | None, WHOLE_NUMBER] = Field(default=None, ge=0, le=24 * 3600)
     # Bounded like a metric's dimensions: an alert travels whole in the workflow's input (a
     # label set past Temporal's 2 MB blob limit was an HTTP 500) and in every status answer.
     labels: dict[ShortText, ShortText] = Field(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.clients.metric_reads import said_refusal
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.history import EventPublic, event_name
 from ambient.refusals import N_
 from ambient.storage.models import MAX_ID
@@ -333,7 +333,7 @@ async def task_detail(page: Page, _: PageWords, id: PageId) -> Response:
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    page: Page, session: SessionDep, message_id: Annotated[WholeNumber, Form(ge=1, le=MAX_ID)]
+    page: Page, session: SessionDep, message_id: Annotated[int, Form(ge=1, le=MAX_ID), WHOLE_NUMBER]
 ) -> Response:
     await InboxRepository(session).mark_read(page.me.name, message_id)
     await session.commit()
@@ -344,7 +344,7 @@ async def inbox_read(
 async def event_stream(
     page: Page,
     _: PageWords,
-    after_id: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = 0,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """The caller's new events as server-sent events (EventSource sends the cookie, and the

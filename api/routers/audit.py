@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_subject
@@ -36,14 +36,15 @@ async def read_audit(
     ] = None,
     actor: Annotated[str | None, Query(max_length=255)] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. user.grant")] = None,
-    limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=1000), WHOLE_NUMBER] = 200,
     after: Annotated[
-        WholeNumber | None,
+        int | None,
         Query(
             ge=0,
             le=MAX_ID,
             description="the id of the last record read: the next page starts after it",
         ),
+        WHOLE_NUMBER,
     ] = None,
 ) -> list[AuditEntry]:
     """Audit records, oldest first, ``limit`` a page (the next: ``after`` the last one's id).

@@ -36,7 +36,7 @@ from ambient.briefing.models import (
 )
 from ambient.briefing.sent import BriefingSent
 from ambient.domain.configs import UserConfig
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.sharing import ReportLink
 from ambient.storage.users import UserRepository
 from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep, created_or_found
@@ -116,7 +116,9 @@ async def config_schema() -> dict[str, Any]:
 
 @router.get("")
 async def list_briefings(
-    user: CurrentUser, state: StateDep, limit: Annotated[WholeNumber, Query(ge=1, le=366)] = 30
+    user: CurrentUser,
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=366), WHOLE_NUMBER] = 30,
 ) -> list[BriefingListItem]:
     return await state.briefings.list_briefings(user.name, limit)
 

@@ -15,7 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
 from ambient.domain.notify import ChannelType
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.users import UserName
 from ambient.history import (
     DeliveryPublic,
@@ -48,10 +48,10 @@ def filter_error(exc: FilterError) -> Exception:
     return unprocessable(([exc.field], str(exc)), where="query")
 
 
-Limit = Annotated[WholeNumber, Query(ge=1, le=1000)]
+Limit = Annotated[int, Query(ge=1, le=1000), WHOLE_NUMBER]
 # The next page: the last id seen (the pages MCP's list_events and read_inbox give).
 BeforeId = Annotated[
-    WholeNumber | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
+    int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen"), WHOLE_NUMBER
 ]
 Of = Annotated[
     UserName | None, Query(alias="user", description="another user's events (admins only)")
@@ -149,7 +149,7 @@ async def stream_events(
     user: CurrentUser,
     state: StateDep,
     after_id: Annotated[
-        WholeNumber, Query(ge=0, le=MAX_ID, description="start after this event id")
+        int, Query(ge=0, le=MAX_ID, description="start after this event id"), WHOLE_NUMBER
     ] = 0,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
@@ -184,7 +184,7 @@ async def list_inbox(
     session: SessionDep,
     unread: bool = False,
     before_id: BeforeId = None,
-    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 50,
     of: Annotated[
         UserName | None, Query(alias="user", description="another user's inbox (admins only)")
     ] = None,
@@ -196,7 +196,7 @@ async def list_inbox(
 
 @inbox_router.post("/{message_id}/read")
 async def mark_read(
-    message_id: Annotated[WholeNumber, Path(ge=1, le=MAX_ID, description="the message id")],
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the message id"), WHOLE_NUMBER],
     user: CurrentUser,
     session: SessionDep,
 ) -> InboxMessagePublic:
@@ -219,7 +219,7 @@ async def list_deliveries(
     channel: ChannelType | None = None,
     task: Annotated[str | None, Query(max_length=255)] = None,
     before_id: BeforeId = None,
-    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 50,
     of: Annotated[
         UserName | None, Query(alias="user", description="another user's deliveries (admins only)")
     ] = None,

@@ -31,7 +31,7 @@ from ambient.discussions.views import (
     DiscussionRead,
     InvalidDiscussionError,
 )
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
@@ -214,7 +214,7 @@ async def remediation_list(
     page: Page,
     _: PageWords,
     # list_runs' bound, here: a hand-edited ?offset= is said as any link the page cannot take.
-    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = 0,
 ) -> Response:
     problem, next_offset = None, None
     try:
@@ -332,7 +332,7 @@ DISCUSSIONS_PER_PAGE = 50
 
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(
-    page: Page, offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0
+    page: Page, offset: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = 0
 ) -> Response:
     return await _discussion_list(page, offset=offset)
 
@@ -354,7 +354,7 @@ async def discussion_page(
     _: PageWords,
     id: str,
     # read_discussion's bound, here (its refusal is the API's English).
-    offset: Annotated[WholeNumber | None, Query(ge=0, le=MAX_ID)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = None,
 ) -> Response:
     try:
         read = await page.state.discussions.read_discussion(page.me.name, id, offset)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import (
     ApprovalDecision,
@@ -125,11 +125,14 @@ async def list_remediations(
     user: CurrentUser,
     state: StateDep,
     state_: Annotated[RemediationState | None, Query(alias="state")] = None,
-    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
-    offset: Annotated[WholeNumber, Query(ge=0, description="skip this many (older paging)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 50,
+    offset: Annotated[
+        int, Query(ge=0, description="skip this many (older paging)"), WHOLE_NUMBER
+    ] = 0,
     before_id: Annotated[
-        WholeNumber | None,
+        int | None,
         Query(ge=1, le=MAX_ID, description="the next page: the last id seen"),
+        WHOLE_NUMBER,
     ] = None,
 ) -> list[RemediationSummary]:
     return await state.remediations.list_runs(
@@ -139,7 +142,7 @@ async def list_remediations(
 
 @router.get("/stats")
 async def stats(
-    user: CurrentUser, state: StateDep, days: Annotated[WholeNumber, Query(ge=1, le=365)] = 30
+    user: CurrentUser, state: StateDep, days: Annotated[int, Query(ge=1, le=365), WHOLE_NUMBER] = 30
 ) -> RemediationStats:
     return await state.remediations.stats(user.name, days=days)
 

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.users import Language
 from ambient.refusals import N_
 from ambient.sharing import (
@@ -45,7 +45,9 @@ class ShareCreate(UserConfig):
         return body
 
     kind: Literal["briefing", "remediation", "report"] = "report"
-    days: WholeNumber | None = Field(default=None, ge=1, le=365, description="default 7")
+    days: Annotated[int | None, WHOLE_NUMBER] = Field(
+        default=None, ge=1, le=365, description="default 7"
+    )
 
 
 class ShareCreated(BaseModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import Field
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.users import NAME_RULE
 from ambient.watches.inputs import (
     AnyConfig,
@@ -83,7 +83,7 @@ async def list_tasks(
     response: Response,
     kind: KindFilter | None = None,
     state_: Annotated[StateFilter | None, Query(alias="state")] = None,
-    page_size: Annotated[WholeNumber | None, Query(ge=1, le=1000)] = None,
+    page_size: Annotated[int | None, Query(ge=1, le=1000), WHOLE_NUMBER] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[TaskSummary]:
     """Your tasks a page at a time (page_size, default 50); the next page's token is in

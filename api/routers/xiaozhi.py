@@ -21,7 +21,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
 )
 from ambient.domain.configs import UserConfig
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.status import database_down, problem_told
 from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_named
@@ -220,7 +220,7 @@ async def list_endpoints(
 
 @endpoints_router.delete("/{endpoint_id}")
 async def remove_endpoint(
-    endpoint_id: Annotated[WholeNumber, Path(ge=1, le=MAX_ID)],
+    endpoint_id: Annotated[int, Path(ge=1, le=MAX_ID), WHOLE_NUMBER],
     user: CurrentUser,
     session: SessionDep,
     state: StateDep,

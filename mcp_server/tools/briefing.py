@@ -19,7 +19,7 @@ from ambient.briefing.models import (
     PreparedBriefing,
 )
 from ambient.briefing.sent import BriefingSent
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
 from mcp_server.auth import app_state, current_user
@@ -122,7 +122,7 @@ async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingVie
 
 async def list_briefings(
     ctx: Context[Any, Any],
-    limit: Annotated[WholeNumber, Field(ge=1, le=366, description="most recent first")] = 30,
+    limit: Annotated[int, Field(ge=1, le=366, description="most recent first"), WHOLE_NUMBER] = 30,
 ) -> BriefingList:
     """Your briefings by date: headline, whether given (when) or pushed."""
     items = await app_state(ctx).briefings.list_briefings(current_user(ctx), limit)

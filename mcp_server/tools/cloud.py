@@ -29,7 +29,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     TkeClusterId,
 )
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER, WholeNumber
 from ambient.refusals import said_back
 from ambient.storage.users import user_named
 from mcp_server.auth import ANONYMOUS, app_state, caller
@@ -131,7 +131,7 @@ async def search_logs(
     ] = "*",
     start: Annotated[str | None, Field(description="ISO time; default one hour before end")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
-    limit: Annotated[WholeNumber, Field(ge=1, le=MAX_LOGS)] = 100,
+    limit: Annotated[int, Field(ge=1, le=MAX_LOGS), WHOLE_NUMBER] = 100,
     region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
@@ -150,7 +150,7 @@ async def get_metric(
     dimensions: Annotated[
         dict[str, str], Field(min_length=1, description='e.g. {"InstanceId": "ins-123"}')
     ],
-    minutes: Annotated[WholeNumber, Field(ge=1, le=MAX_METRIC_MINUTES)] = 60,
+    minutes: Annotated[int, Field(ge=1, le=MAX_METRIC_MINUTES), WHOLE_NUMBER] = 60,
     period: Annotated[WholeNumber, Field(description="seconds per point: 60, 300, 3600")] = 60,
     region: Region = None,
 ) -> Metric:
@@ -163,7 +163,7 @@ async def get_metric(
 
 async def list_alarms(
     ctx: Context[Any, Any],
-    hours: Annotated[WholeNumber, Field(ge=1, le=MAX_ALARM_HOURS)] = 24,
+    hours: Annotated[int, Field(ge=1, le=MAX_ALARM_HOURS), WHOLE_NUMBER] = 24,
     region: Region = None,
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""

@@ -15,7 +15,7 @@ from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpe
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.workloads import MAX_REPLICAS, WorkloadResult, WorkloadSpec
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from mcp_server.auth import app_state
 from mcp_server.tools.cloud import ModeArg, Region, cloud_actor
 from mcp_server.tools.hints import CHANGE, LOOK, WRITE
@@ -83,7 +83,7 @@ async def scale_workload(
     ctx: Context[Any, Any],
     workload: Annotated[WorkloadSpec, Field(description="the Deployment to scale")],
     replicas: Annotated[
-        WholeNumber, Field(ge=1, le=MAX_REPLICAS, description="absolute replica count")
+        int, Field(ge=1, le=MAX_REPLICAS, description="absolute replica count"), WHOLE_NUMBER
     ],
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
@@ -126,7 +126,9 @@ async def scale_node_pool(
     node_pool_id: Annotated[
         str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
     ],
-    desired: Annotated[WholeNumber, Field(ge=0, le=1000, description="desired number of nodes")],
+    desired: Annotated[
+        int, Field(ge=0, le=1000, description="desired number of nodes"), WHOLE_NUMBER
+    ],
     region: Region = None,
     mode: ModeArg = "dry_run",
 ) -> NodePoolScaleResult:

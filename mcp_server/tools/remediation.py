@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import (
     ApprovalDecision,
@@ -140,11 +140,13 @@ async def list_remediations(
         RemediationState | None,
         Field(description="only the remediations in this state"),
     ] = None,
-    limit: Annotated[WholeNumber, Field(ge=1, le=500)] = 50,
+    limit: Annotated[int, Field(ge=1, le=500), WHOLE_NUMBER] = 50,
     before_id: Annotated[
-        WholeNumber | None, Field(ge=1, description="the next page: next_before_id")
+        int | None, Field(ge=1, description="the next page: next_before_id"), WHOLE_NUMBER
     ] = None,
-    offset: Annotated[WholeNumber, Field(ge=0, description="skip this many (older paging)")] = 0,
+    offset: Annotated[
+        int, Field(ge=0, description="skip this many (older paging)"), WHOLE_NUMBER
+    ] = 0,
 ) -> RemediationList:
     """Yours and those on clusters you are a named approver for (an admin sees everyone's),
     newest first; when next_before_id is not null, pass it as before_id for the next page."""
@@ -163,7 +165,7 @@ async def list_remediations(
 
 async def remediation_stats(
     ctx: Context[Any, Any],
-    days: Annotated[WholeNumber, Field(ge=1, le=365, description="look back this far")] = 30,
+    days: Annotated[int, Field(ge=1, le=365, description="look back this far"), WHOLE_NUMBER] = 30,
 ) -> RemediationStats:
     """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
     return await app_state(ctx).remediations.stats(current_user(ctx), days=days)

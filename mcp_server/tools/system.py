@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.domain.notify import ChannelType
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     DeliveryPublic,
@@ -38,8 +38,9 @@ User = Annotated[
 
 
 BeforeId = Annotated[
-    WholeNumber | None,
+    int | None,
     Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+    WHOLE_NUMBER,
 ]
 
 
@@ -108,7 +109,7 @@ async def list_events(
         ),
     ] = None,
     before_id: BeforeId = None,
-    limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many"), WHOLE_NUMBER] = 50,
     user: User = None,
 ) -> Events:
     """What happened, newest first: watch hits and breaches, task changes, failed deliveries
@@ -134,7 +135,7 @@ async def read_inbox(
     ctx: Context[Any, Any],
     unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
     before_id: BeforeId = None,
-    limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 20,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many"), WHOLE_NUMBER] = 20,
     user: User = None,
 ) -> Inbox:
     """Your inbox (the notifications stored for you), newest first; next_before_id pages
@@ -161,7 +162,7 @@ async def list_deliveries(
     ] = None,
     task: Annotated[str | None, Field(max_length=255, description="Only this task_id")] = None,
     before_id: BeforeId = None,
-    limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many"), WHOLE_NUMBER] = 50,
     user: User = None,
 ) -> Deliveries:
     """Every send of a notification to one target, newest first, with attempts and the error
@@ -238,7 +239,7 @@ class ToolFinder:
             ),
         ],
         limit: Annotated[
-            WholeNumber, Field(ge=1, le=20, description="How many tools, best first")
+            int, Field(ge=1, le=20, description="How many tools, best first"), WHOLE_NUMBER
         ] = 5,
         with_schemas: Annotated[
             bool, Field(description="Also answer each tool's input JSON schema")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.inputs import AnyConfig, NewConfig, TaskType, config_schema
 from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
@@ -115,12 +115,13 @@ async def list_tasks(
     kind: Annotated[KindFilter | None, Field(description="only this kind")] = None,
     state: Annotated[StateFilter | None, Field(description="only this state")] = None,
     page_size: Annotated[
-        WholeNumber | None,
+        int | None,
         Field(
             ge=1,
             le=1000,
             description=f"tasks per page (1-1000); omitted: {DEFAULT_PAGE_SIZE}",
         ),
+        WHOLE_NUMBER,
     ] = None,
     page_token: Annotated[
         str | None,

@@ -1,20 +1,27 @@
 """What tools/list publishes as each tool's input schema: repeats once under $defs, no titles,
-still a schema every documented example passes."""
+bounds in JSON Schema's words, still a schema every documented example passes."""
 
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ambient.settings import Settings
+from api.app import create_app
 from mcp_server.server import build_server, published
+from mcp_server.voice import build_voice_server
+from tests.support.servers import http_client, serve
 from tests.watches.test_tasks_mcp import ORIGINAL
 
 
 def _schemas() -> dict[str, dict[str, Any]]:
+    return {name: tool.parameters for name, tool in _tools().items()}
+
+
+def _tools() -> dict[str, Any]:
     server = build_server(Settings())
-    return {tool.name: tool.parameters for tool in server._tool_manager.list_tools()}
+    return {tool.name: tool for tool in server._tool_manager.list_tools()}
 
 
 def _titles(node: Any) -> list[str]:
@@ -126,3 +133,68 @@ def test_a_log_source_is_published_as_its_two_shapes_not_any_object(tool: str) -
         assert not check.is_valid(bad), bad
     text = repr(argument)
     assert "'file'" in text and "'cls'" in text
+
+
+def _pydantic_words(node: Any, path: str = "") -> list[str]:
+    """Where a schema says a bound in pydantic's words (ge, le, gt, lt), which no JSON Schema
+    validator or model reads, instead of minimum, maximum and their exclusive forms."""
+    if isinstance(node, list):
+        return [found for item in node for found in _pydantic_words(item, path)]
+    if not isinstance(node, dict):
+        return []
+    found = [f"{path}/{key}" for key in ("ge", "le", "gt", "lt") if key in node]
+    for key, value in node.items():
+        if key == "properties":  # a field may be called "ge"
+            found += [f for name, sub in value.items() for f in _pydantic_words(sub, name)]
+        else:
+            found += _pydantic_words(value, path)
+    return found
+
+
+async def test_no_published_schema_says_a_bound_in_pydantics_words(settings: Settings) -> None:
+    # 38 bounds of 17 tools (list_tasks' page_size, scale_workload's replicas, ...) and 41 of
+    # the API's were published as {"ge": 1, "le": 1000}: a client or a model took any number.
+    voice = build_voice_server(settings)._tool_manager.list_tools()
+    tools = {**_tools(), **{f"voice {tool.name}": tool for tool in voice}}
+    assert {name: _pydantic_words(tool.parameters) for name, tool in tools.items()} == {
+        name: [] for name in tools
+    }
+    async with serve(create_app(settings)) as base, http_client(base) as http:
+        document = (await http.get("/openapi.json")).json()
+    assert _pydantic_words(document) == []
+    limit = next(
+        p for p in document["paths"]["/tasks"]["get"]["parameters"] if p["name"] == "page_size"
+    )
+    assert limit["schema"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 1000}
+
+
+# A tool's arguments its own model refuses by a numeric bound, and by nothing else.
+ALERT = {"source": "manual", "cluster_id": "cls-abc12345", "workload": "api"}
+BOUNDED = [
+    ("list_tasks", {"page_size": 0}),
+    ("list_tasks", {"page_size": 1001}),
+    ("list_events", {"limit": 0}),
+    ("list_events", {"before_id": 0}),
+    (
+        "scale_workload",
+        {
+            "workload": {"cluster_id": "cls-abc12345", "namespace": "prod", "name": "api"},
+            "replicas": 0,
+        },
+    ),
+    ("scale_node_pool", {"cluster_id": "cls-abc12345", "node_pool_id": "np-1", "desired": -1}),
+    ("list_alarms", {"hours": 100000}),
+    ("remediation_stats", {"days": 0}),
+    ("list_remediations", {"offset": -1}),
+    ("start_remediation", {"alert": {**ALERT, "settle_seconds": -1}}),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments"), BOUNDED, ids=[f"{t}-{a}" for t, a in BOUNDED])
+def test_a_bound_a_tool_enforces_is_one_its_published_schema_says(
+    tool: str, arguments: dict[str, Any]
+) -> None:
+    found = _tools()[tool]
+    with pytest.raises(ValidationError):
+        found.fn_metadata.arg_model.model_validate(arguments)
+    assert not Draft202012Validator(found.parameters).is_valid(arguments), found.parameters
