@@ -34,7 +34,7 @@ class FileLogSpec(BaseModel):
     # A field of the other source type is refused by name, not ignored.
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["file"] = "file"
+    type: Literal["file"] = Field(default="file", description="a log file or folder")
     # Bounded (as the CLS fields below): the config travels whole in the workflow's input
     # (Temporal's limit is 2 MB) and is said back in refusals; no path is longer than PATH_MAX.
     path: Annotated[str, NewBound(4096)] = Field(
@@ -49,9 +49,9 @@ QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 class ClsLogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["cls"] = "cls"
+    type: Literal["cls"] = Field(default="cls", description="Tencent Cloud CLS")
     topic_id: Annotated[str, NewBound(64)] = Field(min_length=1, description="CLS topic id")
-    region: str | None = None
+    region: str | None = Field(default=None, description="its region (default: the configured one)")
     # SearchLog takes at most 12 KB: no query that ever worked is longer.
     query: Annotated[str, NewBound(12_288)] = Field(
         default="*", description="CQL filter; * for everything"
@@ -78,16 +78,25 @@ LogSourceSpec = Annotated[FileLogSpec | ClsLogSpec, Field(discriminator="type")]
 class BriefingConfig(UserConfig):
     """One user's daily briefing: where yesterday's logs come from and when to speak."""
 
-    log_source: LogSourceSpec | None = None
-    timezone: TimeZone = "Asia/Shanghai"
-    prepare_at: HHMM = "05:00"
-    window_start: HHMM = "06:00"
-    window_end: HHMM = "10:00"
-    language: Language = "zh"
-    push_if_not_greeted: bool = True
+    # Described as update_task publishes them (create_daily_briefing's arguments say more).
+    log_source: LogSourceSpec | None = Field(
+        default=None, description="where yesterday's logs come from; null for no logs"
+    )
+    timezone: TimeZone = Field(default="Asia/Shanghai", description="IANA time zone")
+    prepare_at: HHMM = Field(default="05:00", description="when to prepare; HH:MM, 24-hour")
+    window_start: HHMM = Field(default="06:00", description="greeting window start; HH:MM")
+    window_end: HHMM = Field(default="10:00", description="greeting window end; HH:MM")
+    language: Language = Field(default="zh", description="spoken language")
+    push_if_not_greeted: bool = Field(
+        default=True, description="push through your channels when nobody greets by window end"
+    )
     # Checked by the news digest's own path (check_page): its rules, as a news digest's.
-    news_urls: PageUrls = Field(default_factory=list, max_length=20)
-    categories: list[Keyword] = Field(default_factory=list, max_length=20)
+    news_urls: PageUrls = Field(
+        default_factory=list, max_length=20, description="news pages / RSS feeds, at most 20"
+    )
+    categories: list[Keyword] = Field(
+        default_factory=list, max_length=20, description="news keywords / categories, at most 20"
+    )
 
     @field_validator("log_source", mode="before")
     @classmethod

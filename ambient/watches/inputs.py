@@ -313,10 +313,11 @@ CONFIG_BY_TYPE = "the config of the kind named by `type`: " + ", ".join(
     f"{kind} → {model.__name__}" for kind, model in CONFIG_MODELS.items()
 )
 # The generic create's config, as the MCP tool and the API take it; an update's, of the task's
-# own type (each door says so in its own words).
+# own type (each door says so in its own words), a daily briefing's among them.
 AnyConfig = Annotated[
     dict[str, Any], config_schema(*CONFIG_MODELS.values()), Field(description=CONFIG_BY_TYPE)
 ]
 NewConfig = Annotated[
-    dict[str, Any], config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig)
+    dict[str, Any],
+    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, BriefingConfig),
 ]

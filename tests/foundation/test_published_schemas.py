@@ -198,3 +198,18 @@ def test_a_bound_a_tool_enforces_is_one_its_published_schema_says(
     with pytest.raises(ValidationError):
         found.fn_metadata.arg_model.model_validate(arguments)
     assert not Draft202012Validator(found.parameters).is_valid(arguments), found.parameters
+
+
+def test_update_task_publishes_the_config_of_a_daily_briefing_it_takes() -> None:
+    # Its config was web monitor | threshold watch | reminder, each taking no other field: a
+    # validating client refused a briefing's {"window_end": "11:00"} that the tool takes
+    # (test_the_daily_briefing_id_works_with_the_generic_task_tools).
+    check = Draft202012Validator(_schemas()["update_task"])
+    for config in (
+        {"window_end": "11:00"},
+        {"log_source": {"type": "file", "path": "/var/log/app"}, "timezone": "Europe/Berlin"},
+        {"log_source": {"topic_id": "t-1"}, "news_urls": ["https://example.com/feed"]},
+    ):
+        assert list(check.iter_errors({"task_id": "daily-briefing/dev", "config": config})) == []
+    for config in ({"window_end": 11}, {"log_source": {"type": "ftp"}}, {"wake_at": "11:00"}):
+        assert not check.is_valid({"task_id": "daily-briefing/dev", "config": config}), config

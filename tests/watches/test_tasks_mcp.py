@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from jsonschema import Draft202012Validator
 from mcp import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -298,10 +299,14 @@ async def test_the_daily_briefing_id_works_with_the_generic_task_tools(app: AppS
             client, "update_task", task_id=task_id, config={"window_end": "05:00"}
         )
         assert "window_end" in message
-        updated = await call(
-            client, "update_task", task_id=task_id, config={"timezone": "Europe/Berlin"}
-        )
-        assert updated["config"]["timezone"] == "Europe/Berlin" and updated["state"] == "paused"
+        moved = {"timezone": "Europe/Berlin", "window_end": "11:00"}
+        updated = await call(client, "update_task", task_id=task_id, config=moved)
+        assert updated["config"] == {**updated["config"], **moved}
+        assert updated["state"] == "paused"
+        # What the tool took, its published schema takes too (it was a watch's or a reminder's).
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        check = Draft202012Validator(tools["update_task"].input_schema)
+        assert list(check.iter_errors({"task_id": task_id, "config": moved})) == []
         assert (await call(client, "resume_task", task_id=task_id))["state"] == "active"
         assert (await call(client, "delete_task", task_id=task_id))["state"] == "stopped"
 
