@@ -64,6 +64,7 @@ from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
+from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
 from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
@@ -110,8 +111,15 @@ class BriefingService(Creation, Greeting, Steering):
     async def _running(self, user: str) -> BriefingStatus:
         status = await self.read_status(user)
         if status is None:
-            raise BriefingNotFoundError(NOT_FOUND % user)
+            raise await self._none_for(user, NOT_FOUND % user)
         return status
+
+    async def _none_for(self, user: str, message: str) -> BriefingNotFoundError:
+        """``message``, that ``user`` has no briefing; a name nobody registered (a typo, or
+        `--user` left at dev) refused as every door refuses it: not told to create one, which
+        fails. Asked only when nothing was found, after Temporal, which may be down."""
+        await registered(self.db, user, BriefingNotFoundError)
+        return BriefingNotFoundError(message)
 
     async def told(
         self, user: str, status: BriefingStatus, *, operator: bool | None = None
@@ -200,14 +208,14 @@ class BriefingService(Creation, Greeting, Steering):
         async def look() -> tuple[str, WorkflowExecutionDescription]:
             description = await self.client.get_workflow_handle(task_id_for(user)).describe()
             if description.status is not WorkflowExecutionStatus.RUNNING:
-                raise BriefingNotFoundError(NOT_FOUND % user)
+                raise await self._none_for(user, NOT_FOUND % user)
             return description.typed_search_attributes.get(temporal.STATE) or "active", description
 
         try:
             description, seen = await controls_in_flight.read_in_flight(self.client, look)
         except RPCError as exc:
             if no_answer.not_found(exc):
-                raise BriefingNotFoundError(NOT_FOUND % user) from None
+                raise await self._none_for(user, NOT_FOUND % user) from None
             raise BriefingError(no_answer.refused_request(no_answer.refusal(exc))) from None
         if seen.state == "stopped":
             raise BriefingNotFoundError(FINISHING % user)
@@ -226,8 +234,8 @@ class BriefingService(Creation, Greeting, Steering):
                 row = await repo.get(user, date)
         if row is None:
             what = f"of {date}" if date else "yet"
-            raise BriefingNotFoundError(
-                f"no briefing {what} for {user!r}; list_briefings shows the dates"
+            raise await self._none_for(
+                user, f"no briefing {what} for {user!r}; list_briefings shows the dates"
             )
         view = BriefingView.model_validate(row)
         if view.given_at is None:
@@ -263,6 +271,9 @@ class BriefingService(Creation, Greeting, Steering):
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=limit)
         items = [BriefingListItem.model_validate(row) for row in rows]
+        if not items:
+            # None at all: a name nobody registered is refused, not listed as no briefings.
+            await registered(self.db, user, BriefingNotFoundError)
         if items and items[0].given_at is None:
             await self._overlay_live(user, items[:1])
         return items

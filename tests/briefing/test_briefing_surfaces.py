@@ -261,3 +261,20 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
             assert (await http.post("/briefings/daily/resume", headers=me)).status_code == 200
             await dev_env.client.get_workflow_handle(f"daily-briefing/{name}").signal("stop")
             assert json.loads(created.text)["task_id"] == f"daily-briefing/{name}"
+
+
+async def test_mcp_briefing_tools_of_a_user_nobody_registered_say_so(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # list_briefings answered [] and the others "no briefing yet" / "no daily briefing for
+    # 'x'; create one with create_daily_briefing", which then refused the name.
+    user = unique("ghost")
+    async with mcp_as(deps, user, temporal=dev_env.client) as mcp:
+        said = {
+            tool: await mcp.call_tool(tool, {})
+            for tool in ("list_briefings", "get_briefing", "regenerate_briefing", "send_briefing")
+        }
+    words = f"no user '{user}': an admin registers it (ambient user create {user})"
+    assert {tool: (r.is_error, getattr(r.content[0], "text", "")) for tool, r in said.items()} == {
+        tool: (True, f"Error executing tool {tool}: {words}") for tool in said
+    }

@@ -601,6 +601,8 @@ def test_ambient_dev_runs_in_the_data_dir_its_settings_read(
 def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Path) -> None:
     env = _offline_env(tmp_path)
     env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"  # none of these asks it
+    # A user nobody registered is refused as such (test_a_briefing_command_for_a_user_nobody_...).
+    assert CliRunner().invoke(app, ["user", "create", "dev"], env=env).exit_code == 0
     said = {
         args[0]: CliRunner().invoke(app, [*args, "--user", "dev"], env=env)
         for args in (
@@ -717,6 +719,35 @@ def test_a_user_nobody_registered_is_refused_in_the_same_words_by_every_command(
     }
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["briefing", "list"],
+        ["briefing", "list", "--json"],
+        ["briefing", "status"],
+        ["briefing", "pause"],
+        ["briefing", "stop"],
+        ["briefing", "show"],
+        ["briefing", "send"],
+    ],
+    ids=" ".join,
+)
+async def test_a_briefing_command_for_a_user_nobody_registered_says_so(
+    tmp_path: Path, dev_env: WorkflowEnvironment, args: list[str]
+) -> None:
+    """`briefing list --user <typo>` printed an empty table ([] with --json) and exited 0;
+    status, pause and stop said "no daily briefing ...; create one with `ambient briefing
+    create`", which then failed "no user"; show and send "no briefing yet"."""
+    env = _env(tmp_path, dev_env)
+    migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    said = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--user", "ghost"], env=env)
+    assert (said.exit_code, " ".join(said.output.split())) == (
+        1,
+        "no user 'ghost': an admin registers it (ambient user create ghost)",
+    )
+
+
 def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
     tmp_path: Path,
 ) -> None:
@@ -745,6 +776,10 @@ async def test_no_daily_briefing_names_the_command_that_creates_one(
 ) -> None:
     # `ambient briefing status` said "create one with create_daily_briefing", an MCP tool.
     env = _env(tmp_path, dev_env)
+    made = await asyncio.to_thread(
+        CliRunner().invoke, app, ["user", "create", "nobriefing-cli"], env=env
+    )
+    assert made.exit_code == 0, made.output
     args = ["briefing", "status", "--user", "nobriefing-cli"]
     said = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
     assert (said.exit_code, said.output.split()) == (
