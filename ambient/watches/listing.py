@@ -1,18 +1,21 @@
-"""Listing tasks: a user's tasks a page at a time (watches by a visibility query on our search
-attributes, then schedules), each once, and those of given names or name starts (a voice
-call's). ``TaskReads`` adds a task's status."""
+"""Listing tasks: a user's tasks a page at a time (watches by visibility queries on our search
+attributes, then schedules), each once as of the first page's moment, and those of given names
+or name starts (a voice call's). ``TaskReads`` adds a task's status."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import builtins
 import json
+import re
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from ambient import temporal
 from ambient.storage import Database
@@ -63,22 +66,69 @@ class TaskPage(list[TaskSummary]):
         self.next_page_token = next_page_token
 
 
-def _cursor(phase: str, token: bytes | None) -> str:
-    raw = json.dumps({"p": phase, "t": base64.b64encode(token).decode() if token else None})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+# A list is a snapshot at its first page's moment (T0), walked in three phases whose order no
+# later change can move: runs running at T0 by start (newest first; one that ended since is
+# listed at its place, not again behind the cursor), runs ended before T0 by end, schedules.
+_PHASES = ("running", "ended", "schedules")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STALE = "page_token: not a token from a previous list; omit it to start again"
 
 
-def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        phase, token = data["p"], data["t"]
-        if phase not in ("watches", "schedules"):
-            raise ValueError(phase)
-        return phase, base64.b64decode(token) if token else None
-    except (ValueError, KeyError, TypeError):
-        raise InvalidTaskError(
-            "page_token: not a token from a previous list; omit it to start again"
-        ) from None
+@dataclass(frozen=True)
+class _Cursor:
+    """Where a walk is: its T0, its phase, the last run listed (start in µs, run id) in
+    ``running``, and Temporal's own token in ``ended`` and ``schedules``."""
+
+    t0: int
+    phase: str = "running"
+    start: int | None = None
+    run: str | None = None
+    token: bytes | None = None
+
+    def text(self) -> str:
+        token = base64.b64encode(self.token).decode() if self.token else None
+        raw = {"v": 2, "t0": self.t0, "p": self.phase, "s": self.start, "r": self.run, "t": token}
+        return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
+
+    @classmethod
+    def parse(cls, text: str) -> _Cursor:
+        """The cursor ``text`` names; one of an older release (no version) is refused alike."""
+        try:
+            data = json.loads(base64.urlsafe_b64decode(text.encode()))
+            t0, phase, start, run, token = (data[k] for k in ("t0", "p", "s", "r", "t"))
+            valid = (
+                data["v"] == 2
+                and phase in _PHASES
+                and isinstance(t0, int)
+                and (start is None or isinstance(start, int))
+                and (run is None or (isinstance(run, str) and _RUN_ID.fullmatch(run)))
+                and (start is None) == (run is None)
+            )
+            if not valid:
+                raise ValueError(text)
+            return cls(t0, phase, start, run, base64.b64decode(token) if token else None)
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise InvalidTaskError(_STALE) from None
+
+    def to(self, phase: str, token: bytes | None = None) -> _Cursor:
+        return _Cursor(self.t0, phase, token=token)
+
+
+_RUN_ID = re.compile(r"[0-9a-f-]{1,64}")
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _moment(micros: int) -> str:
+    """A visibility query's time: microseconds, as visibility keeps them."""
+    return f'"{(_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
+
+
+def _place(execution: WorkflowExecution) -> tuple[int, str]:
+    """A run's place in the ``running`` phase: visibility's order (newest start, then run id)."""
+    return -_micros(execution.start_time), execution.run_id
 
 
 class TaskListing:
@@ -137,30 +187,126 @@ class TaskListing:
         page_token: str | None,
         without_stopped: bool,
     ) -> TaskPage:
-        phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
+        cursor = _Cursor.parse(page_token) if page_token else _Cursor(_micros(_now()))
         watch_kinds = tuple(k.value for k in WORKFLOW_TYPES)
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
-        if phase == "watches" and kind not in (None, *watch_kinds):
-            phase, token_bytes = "schedules", None
+        if cursor.phase != "schedules" and kind not in (None, *watch_kinds):
+            cursor = cursor.to("schedules")
         watches: builtins.list[TaskSummary] = []
-        if phase == "watches":
-            watches, next_token = await self._list_watches(
-                user, kind, state, page_size, token_bytes, without_stopped=without_stopped
-            )
-            if next_token is not None:
-                return TaskPage(watches, _cursor("watches", next_token))
-            if kind not in (None, *schedule_kinds):
-                return TaskPage(watches)
-            if len(watches) >= page_size:
-                return TaskPage(watches, _cursor("schedules", None))
-            # Watches are done: the schedules fill the rest of the page (a caller who stops at
-            # a short or empty page has still seen the start of both).
-            token_bytes = None
+        filters = _Filters(user, kind, state, without_stopped)
+        if cursor.phase == "running":
+            watches, cursor = await self._running_at_t0(filters, page_size, cursor)
+        if cursor.phase == "ended" and len(watches) < page_size:
+            ended, cursor = await self._ended_before_t0(filters, page_size - len(watches), cursor)
+            watches += ended
+        if cursor.phase != "schedules":
+            return TaskPage(watches, cursor.text())
+        if kind not in (None, *schedule_kinds):
+            return TaskPage(watches)
+        if len(watches) >= page_size:
+            return TaskPage(watches, cursor.text())
+        # Watches are done: the schedules fill the rest of the page (a caller who stops at
+        # a short or empty page has still seen the start of both).
         schedules, next_token = await self._list_schedules(
-            user, kind, state, page_size - len(watches), token_bytes
+            user, kind, state, page_size - len(watches), cursor.token
         )
-        more = _cursor("schedules", next_token) if next_token else None
+        more = cursor.to("schedules", next_token).text() if next_token else None
         return TaskPage([*watches, *schedules], more)
+
+    async def _running_at_t0(
+        self, filters: _Filters, size: int, cursor: _Cursor
+    ) -> tuple[builtins.list[TaskSummary], _Cursor]:
+        """The next runs that were running at T0, by start: those still running (one query,
+        visibility's own order, which their start fixes) and, at their place, those that ended
+        since (deleted, or continued as new), shown as their task is now."""
+        t0 = _moment(cursor.t0)
+        clauses = [*self._watch_clauses(filters), f"StartTime < {t0}"]
+        if cursor.start is not None:
+            at = _moment(cursor.start)
+            clauses.append(f'(StartTime < {at} OR (StartTime = {at} AND RunId > "{cursor.run}"))')
+        running_now = [*clauses, 'ExecutionStatus = "Running"']
+        if filters.without_stopped:
+            running_now.append(_NOT_STOPPED)
+        running = await self._runs(running_now, size)
+        # Not filtered on the state their run ended with: a task created again is shown as
+        # its new life, and is left out only if that is stopped.
+        ended_since = [*clauses, f"CloseTime >= {t0}"]
+        if len(running) == size:  # the rest of the range is the next page's
+            last = running[-1]
+            at = _moment(_micros(last.start_time))
+            ended_since.append(
+                f'(StartTime > {at} OR (StartTime = {at} AND RunId <= "{last.run_id}"))'
+            )
+        # Under state active or paused only running runs are asked for: none has ended.
+        asks_running = filters.state in (TaskState.ACTIVE.value, TaskState.PAUSED.value)
+        ended = [] if asks_running else await self._runs(ended_since, None)
+        # A run that ended between the two queries is in both: it is listed once, ended.
+        runs = sorted({r.run_id: r for r in [*running, *ended]}.values(), key=_place)
+        tasks = await self._shown(runs[:size], filters, cursor.t0)
+        if len(running) < size and len(runs) <= size:
+            return tasks, cursor.to("ended")
+        last = runs[:size][-1]
+        return tasks, _Cursor(cursor.t0, "running", _micros(last.start_time), last.run_id)
+
+    async def _ended_before_t0(
+        self, filters: _Filters, size: int, cursor: _Cursor
+    ) -> tuple[builtins.list[TaskSummary], _Cursor]:
+        """The next runs that had ended before T0, by their end (a set and an order nothing
+        later changes): each the last life its task had begun by T0, shown as it is now."""
+        if filters.state in (TaskState.ACTIVE.value, TaskState.PAUSED.value):
+            return [], cursor.to("schedules")  # only running runs are asked for
+        clauses = [
+            *self._watch_clauses(filters),
+            'ExecutionStatus != "ContinuedAsNew"',
+            f"CloseTime < {_moment(cursor.t0)}",
+        ]
+        if filters.without_stopped:
+            clauses.append(_NOT_STOPPED)
+        executions = self.client.list_workflows(
+            " AND ".join(clauses), page_size=size, next_page_token=cursor.token
+        )
+        await executions.fetch_next_page()
+        tasks = await self._shown([*(executions.current_page or [])], filters, cursor.t0)
+        if executions.next_page_token:
+            return tasks, cursor.to("ended", executions.next_page_token)
+        return tasks, cursor.to("schedules")
+
+    async def _runs(
+        self, clauses: builtins.list[str], size: int | None
+    ) -> builtins.list[WorkflowExecution]:
+        """The runs a visibility query finds: a page of ``size``, or all of them."""
+        executions = self.client.list_workflows(" AND ".join(clauses), page_size=size or 1000)
+        if size is None:
+            return [run async for run in executions]
+        await executions.fetch_next_page()
+        return builtins.list(executions.current_page or [])
+
+    async def _shown(
+        self, runs: builtins.list[WorkflowExecution], filters: _Filters, t0: int
+    ) -> builtins.list[TaskSummary]:
+        """``runs`` as their tasks are now: a running one as it is; an ended one as its task's
+        newest life, and not at all if its task began a later life before T0 (listed there)."""
+        ended = [r.id for r in runs if r.status is not WorkflowExecutionStatus.RUNNING]
+        lives: dict[str, builtins.list[WorkflowExecution]] = {}
+        if ended:
+            async for life in self.client.list_workflows(temporal.ids_query(ended)):
+                lives.setdefault(life.id, []).append(life)
+        tasks: builtins.list[TaskSummary] = []
+        for run in runs:
+            if run.status is not WorkflowExecutionStatus.RUNNING:
+                others = lives.get(run.id, [])
+                by_t0 = [run, *(life for life in others if _micros(life.start_time) < t0)]
+                if max(by_t0, key=_started).run_id != run.run_id:
+                    continue  # an earlier life: the task is listed at its later one
+                run = max([run, *others], key=_started)
+            task = await _summary(run)
+            stopped_by_owner = run.typed_search_attributes.get(temporal.STATE) == "stopped"
+            if filters.state not in (None, task.state) or (
+                filters.without_stopped and stopped_by_owner
+            ):
+                continue  # its newest life is not what the list asks for
+            tasks.append(task)
+        return tasks
 
     async def named(self, user: str, names: Iterable[str]) -> builtins.list[TaskSummary]:
         """The caller's tasks of these exact names, each kind's (a voice call's name said as
@@ -187,6 +333,33 @@ class TaskListing:
                     break
         return tasks
 
+    def _watch_clauses(self, filters: _Filters, within: str = "") -> builtins.list[str]:
+        """The visibility clauses of the caller's watches, of every status (``within``: a
+        clause on their ``WorkflowId``)."""
+        clauses = [f"{temporal.USER.name} = {json.dumps(filters.user)}"]
+        if within:
+            clauses.append(within)
+        # Exact: each kind is its workflow type and its kind attribute.
+        kinds = [
+            f"({temporal.KIND.name} = {json.dumps(k.value)} "
+            f"AND WorkflowType = {json.dumps(workflow_type.__name__)})"
+            for k, workflow_type in WORKFLOW_TYPES.items()
+            if filters.kind in (None, k.value)
+        ]
+        clauses.append(f"({' OR '.join(kinds)})")
+        # The state is filtered in the query, not after it: a page of 10,000 tasks filtered
+        # afterwards would come back nearly empty, page after page.
+        state = filters.state
+        if state is not None:
+            attribute = f"{temporal.STATE.name} = {json.dumps(state)}"
+            if state == TaskState.ACTIVE.value:  # a run started before the attribute: active
+                attribute = f"({attribute} OR {temporal.STATE.name} IS NULL)"
+            if state == TaskState.STOPPED.value:  # ended, or deleted and still winding down
+                clauses.append(f'(ExecutionStatus != "Running" OR {attribute})')
+            else:
+                clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
+        return clauses
+
     async def _list_watches(
         self,
         user: str,
@@ -196,37 +369,11 @@ class TaskListing:
         token: bytes | None,
         *,
         within: str = "",
-        without_stopped: bool = False,
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         """A page of the caller's watches (``within``: a clause on their ``WorkflowId``)."""
-        clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
-        if within:
-            clauses.append(within)
-        # Exact: each kind is its workflow type and its kind attribute.
-        kinds = [
-            f"({temporal.KIND.name} = {json.dumps(k.value)} "
-            f"AND WorkflowType = {json.dumps(workflow_type.__name__)})"
-            for k, workflow_type in WORKFLOW_TYPES.items()
-            if kind in (None, k.value)
-        ]
-        clauses.append(f"({' OR '.join(kinds)})")
+        clauses = self._watch_clauses(_Filters(user, kind, state), within)
         # A continued-as-new run is history; its successor is the task.
         clauses.append('ExecutionStatus != "ContinuedAsNew"')
-        # The state is filtered in the query, not after it: a page of 10,000 tasks filtered
-        # afterwards would come back nearly empty, page after page.
-        if state is not None:
-            attribute = f"{temporal.STATE.name} = {json.dumps(state)}"
-            if state == TaskState.ACTIVE.value:  # a run started before the attribute: active
-                attribute = f"({attribute} OR {temporal.STATE.name} IS NULL)"
-            if state == TaskState.STOPPED.value:  # ended, or deleted and still winding down
-                clauses.append(f'(ExecutionStatus != "Running" OR {attribute})')
-            else:
-                clauses.append(f'ExecutionStatus = "Running" AND {attribute}')
-        if without_stopped:
-            # Not deleted or stopped by its owner (winding down, or ended so): one that ended
-            # otherwise (failed, terminated in the Web UI) is still shown, stopped.
-            name, stopped = temporal.STATE.name, json.dumps(TaskState.STOPPED.value)
-            clauses.append(f"({name} != {stopped} OR {name} IS NULL)")
         executions = self.client.list_workflows(
             " AND ".join(clauses), page_size=size, next_page_token=token
         )
@@ -240,20 +387,7 @@ class TaskListing:
             running = execution.status is WorkflowExecutionStatus.RUNNING
             if not running and latest.get(execution.id, execution.run_id) != execution.run_id:
                 continue  # an earlier life of a task that was created again
-            attrs = execution.typed_search_attributes
-            current = attrs.get(temporal.STATE) or TaskState.ACTIVE.value
-            if not running:
-                current = TaskState.STOPPED.value
-            memo = await execution.memo()
-            tasks.append(
-                TaskSummary(
-                    task_id=execution.id,
-                    kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
-                    state=TaskState(current),
-                    summary=memo.get("summary") if isinstance(memo.get("summary"), str) else None,
-                    started_at=temporal.created_at(memo) or execution.start_time,
-                )
-            )
+            tasks.append(await _summary(execution))
         return tasks, executions.next_page_token
 
     async def _latest_runs(self, workflow_ids: builtins.list[str]) -> dict[str, str]:
@@ -310,3 +444,48 @@ class TaskListing:
                 )
             )
         return tasks, schedules.next_page_token
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """What a list asks for: whose tasks, of which kind and state, and whether those their
+    owner stopped are left out."""
+
+    user: str
+    kind: str | None = None
+    state: str | None = None
+    without_stopped: bool = False
+
+
+# Not deleted or stopped by its owner (winding down, or ended so): one that ended otherwise
+# (failed, terminated in the Web UI) is still shown, stopped.
+_NOT_STOPPED = f"({temporal.STATE.name} != {json.dumps(TaskState.STOPPED.value)} OR " + (
+    f"{temporal.STATE.name} IS NULL)"
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _started(execution: WorkflowExecution) -> tuple[datetime, str]:
+    return execution.start_time, execution.run_id
+
+
+async def _summary(execution: WorkflowExecution) -> TaskSummary:
+    """A watch's run as the list shows it: an ended run (continued as new aside) is stopped."""
+    attrs = execution.typed_search_attributes
+    current = attrs.get(temporal.STATE) or TaskState.ACTIVE.value
+    if execution.status not in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    ):
+        current = TaskState.STOPPED.value
+    memo = await execution.memo()
+    return TaskSummary(
+        task_id=execution.id,
+        kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
+        state=TaskState(current),
+        summary=memo.get("summary") if isinstance(memo.get("summary"), str) else None,
+        started_at=temporal.created_at(memo) or execution.start_time,
+    )

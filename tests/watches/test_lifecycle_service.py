@@ -4,6 +4,8 @@ request id, schedules updated in place, paged lists with summaries."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ from ambient.watches.inputs import (
     TaskNotFoundError,
     TaskStateError,
 )
-from ambient.watches.listing import TaskSummary
+from ambient.watches.listing import TaskPage, TaskSummary
 from ambient.watches.models import TaskStatus
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
@@ -595,6 +597,10 @@ async def test_list_pages_through_every_task_once(
     assert len(seen) == len(set(seen)) and set(user_tasks) <= set(seen)
     with pytest.raises(InvalidTaskError, match="page_token"):
         await service.list(USER, page_size=2, page_token="not-a-token")
+    # The previous release's cursor (its phase and Temporal's token) is refused the same way.
+    older = base64.urlsafe_b64encode(json.dumps({"p": "watches", "t": None}).encode()).decode()
+    with pytest.raises(InvalidTaskError, match="omit it to start again"):
+        await service.list(USER, page_size=2, page_token=older)
     for task_id in user_tasks:
         await service.delete(USER, task_id)
 
@@ -719,6 +725,123 @@ async def test_paging_walks_every_task_exactly_once_when_a_task_is_created_betwe
     assert len(seen) == len(set(seen))  # nothing twice, the late task included or not
     assert set(before) <= set(seen)
     for task_id in [*before, late]:
+        await service.delete(user, task_id)
+
+
+async def rest_of(service: TaskService, user: str, first: TaskPage) -> list[TaskSummary]:
+    """``first`` and every page after it."""
+    seen, token = list(first), first.next_page_token
+    while token is not None:
+        page = await service.list(user, page_size=len(first), page_token=token)
+        seen += page
+        token = page.next_page_token
+    return seen
+
+
+async def in_visibility(service: TaskService, task_id: str, status: str) -> None:
+    """Wait until visibility (what a list reads) shows ``task_id``'s newest run in ``status``."""
+
+    async def shown() -> bool:
+        runs = [r async for r in service.client.list_workflows(f'WorkflowId = "{task_id}"')]
+        newest = max(runs, key=lambda run: run.start_time)
+        return newest.status is WorkflowExecutionStatus[status]
+
+    await eventually(shown, f"{task_id} {status} in visibility")
+
+
+async def test_a_task_deleted_between_pages_is_listed_once(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # Listed active on the first page, then deleted: its ended run sorted behind the cursor
+    # and the last page listed it again, stopped.
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user = unique("deleter")
+    await register(service.db, user)
+    ids = [
+        (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i))).task_id
+        for i in range(4)
+    ]
+    await eventually_listed(service, user, ids)
+    first = await service.list(user, page_size=2)
+    gone = first[0].task_id
+    await service.delete(user, gone)
+    await service.client.get_workflow_handle(gone).result()
+    await in_visibility(service, gone, "COMPLETED")
+    seen = await rest_of(service, user, first)
+    assert sorted(t.task_id for t in seen) == sorted(ids)
+    for task_id in ids:
+        await service.delete(user, task_id)
+
+
+async def test_tasks_deleted_ahead_of_the_cursor_are_listed_once_a_page_at_a_time(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # Ended since the first page, they are listed at their place among those still running,
+    # and a page holds no more than its size of them.
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user = unique("ahead")
+    await register(service.db, user)
+    ids = [
+        (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i))).task_id
+        for i in range(4)
+    ]
+    await eventually_listed(service, user, ids)
+    first = await service.list(user, page_size=1)
+    ahead = [task_id for task_id in ids if task_id != first[0].task_id][1:]
+    for task_id in ahead:
+        await service.delete(user, task_id)
+        await service.client.get_workflow_handle(task_id).result()
+        await in_visibility(service, task_id, "COMPLETED")
+    seen, token = [first], first.next_page_token
+    while token is not None:
+        page = await service.list(user, page_size=1, page_token=token)
+        seen.append(page)
+        token = page.next_page_token
+    assert all(len(page) <= 1 for page in seen)
+    listed = {t.task_id: t.state for page in seen for t in page}
+    assert sorted(t.task_id for page in seen for t in page) == sorted(ids)
+    assert [listed[task_id] for task_id in ahead] == ["stopped", "stopped"]
+    for task_id in ids:
+        await service.delete(user, task_id)
+
+
+async def test_a_task_deleted_and_created_again_between_pages_is_listed_once_as_it_is_now(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # One not yet listed, deleted and created again: its new run sorted ahead of the cursor
+    # and its ended run was an earlier life, so no page listed it. One already listed, the
+    # same: listed once, on the first page.
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user = unique("again")
+    await register(service.db, user)
+    names = [unique("n") for _ in range(4)]
+    ids = [
+        (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i), n)).task_id
+        for i, n in enumerate(names)
+    ]
+    await eventually_listed(service, user, ids)
+    first = await service.list(user, page_size=2)
+    listed = first[0].task_id
+    later = next(task_id for task_id in ids if task_id not in {t.task_id for t in first})
+    for task_id in (listed, later):
+        await service.delete(user, task_id)
+        await service.client.get_workflow_handle(task_id).result()
+        await in_visibility(service, task_id, "COMPLETED")
+        index = ids.index(task_id)
+        config = monitor(base, "/a", minutes=60 + index)
+        again = await service.create(user, "web_monitor", config, names[index])
+        assert again.created and again.task_id == task_id
+        await in_visibility(service, task_id, "RUNNING")
+    seen = await rest_of(service, user, first)
+    assert sorted(t.task_id for t in seen) == sorted(ids)
+    assert [t.state for t in seen if t.task_id == later] == ["active"]
+    for task_id in ids:
         await service.delete(user, task_id)
 
 
