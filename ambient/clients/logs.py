@@ -43,6 +43,9 @@ TRACEBACK = "Traceback (most recent call last):"
 CHAINED = ("During handling of", "The above exception")
 WARNED = SEVERITY["WARNING"]
 RAISED = re.compile(r"[A-Za-z_][\w.]*(?:: .*|:)?")
+# A Python exception's message over lines after its line: PostgreSQL's (psycopg2's DETAIL,
+# HINT, CONTEXT, LINE n), SQLAlchemy's [SQL: ...], [parameters: ...] and its link.
+RAISED_MORE = re.compile(r"(?:DETAIL|HINT|CONTEXT|LINE \d+): |\[|\(Background on this error at: ")
 
 
 def uncaught_crash(text: str, level: str) -> str | None:
@@ -65,6 +68,19 @@ def uncaught_crash(text: str, level: str) -> str | None:
                         raised = written
             return raised  # none without its exception line, as in a file
     return None
+
+
+def _in_traceback(state: str, text: str) -> str | None:
+    """Where an event's Python traceback is after ``text``, a line not indented, read in
+    ``state`` ("frames": its header read; "raised": its exception line read): the first such
+    line after the frames is the exception line whatever its name ("DoesNotExist",
+    "socket.timeout"), its message's further lines and a chained traceback's header follow.
+    None: the line is no part of it."""
+    if text.startswith(TRACEBACK):
+        return "frames"
+    if text.startswith(CHAINED) or (state == "raised" and RAISED_MORE.match(text)):
+        return state
+    return "raised" if state == "frames" else None
 
 
 def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
@@ -233,6 +249,9 @@ class FileLogSource:
         block: str | None = None
         crash: LogRecord | None = None
         raised = False  # the traceback's exception line was read (a chained one comes after)
+        # The event's Python traceback: None, "frames" (its header read), "raised" (its
+        # exception line read, whatever the exception's name; a chained one may follow).
+        python: str | None = None
         thrown = False  # an event's Java exception line was read, its frames not yet
         framed = False  # the event's last trace line was a frame (indented)
         for number, line in whole_lines(self.lines(path)):
@@ -250,6 +269,7 @@ class FileLogSource:
                 if crash is not None:
                     yield crash
                 last, block, crash, thrown, framed = record, "event", None, False, False
+                python = None
                 yield record
                 continue
             text = line.strip()
@@ -265,6 +285,8 @@ class FileLogSource:
                 if not raised and RAISED.fullmatch(text):
                     crash, raised = _crashed(last, where, text), True
                     continue
+                if raised and RAISED_MORE.match(text):
+                    continue
             if crash is not None:  # the traceback ended above this line
                 yield crash
                 crash = None
@@ -278,10 +300,19 @@ class FileLogSource:
                 and (block is None or SEVERITY[level_and_message(last.content)[0]] < WARNED)
             ):
                 block, raised = "traceback", False
+            elif (
+                block == "event"
+                and python is not None
+                and not line[0].isspace()
+                and (after := _in_traceback(python, text)) is not None
+            ):
+                python = after
             elif block == "event" and (thrown or CONTINUATION.match(line)):
                 # A Java exception's message may run over lines before its frames (MyBatis's
                 # "### SQL: ...", Spring's "; bad SQL grammar ..."): they belong to it too.
                 # Not a Python exception's (its line comes last, after the frames).
+                if text.startswith(TRACEBACK):
+                    python = "frames"
                 framed, was_framed = line[0].isspace(), framed
                 thrown = not framed and (
                     thrown

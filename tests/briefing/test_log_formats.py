@@ -18,6 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, plan_for
+from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logs import analyze_logs
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
@@ -32,6 +33,9 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 
 DAY = datetime(2026, 11, 23, tzinfo=UTC).date()
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The day before DAY in Shanghai, as the briefing of DAY reads it.
+WINDOW = datetime(2026, 11, 22, tzinfo=SHANGHAI), datetime(2026, 11, 23, tzinfo=SHANGHAI)
 
 
 async def prepare(
@@ -53,6 +57,13 @@ async def prepare(
         row = await BriefingRepository(session).get("alice", DAY.isoformat())
     assert row is not None
     return prepared, row.report_markdown
+
+
+def reduced(source: FileLogSource) -> LogReport:
+    """The report of the source's records of WINDOW, as the briefing reduces them."""
+    reducer = LogReducer()
+    reducer.add_many((r.time, *level_and_message(r.content)) for r in source.records(*WINDOW))
+    return reducer.report(start=WINDOW[0], end=WINDOW[1])
 
 
 def log_note(prepared: PreparedBriefing) -> str:
@@ -298,6 +309,93 @@ async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unre
     # The one line that is neither an event nor part of one is still unreadable.
     assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
     assert "日志 2 行，错误 2" in report
+
+
+# Django's request logger: one logged error, its traceback a chained one (an exception raised
+# while handling another), whose exceptions' names end in neither Error nor Exception.
+DJANGO_CHAINED = """\
+2026-11-22 10:00:02,000 ERROR django.request Internal Server Error: /api/users/5
+Traceback (most recent call last):
+  File "/app/views.py", line 10, in get
+    user = User.objects.get(pk=pk)
+  File "/usr/lib/python3/site-packages/django/db/models/query.py", line 637, in get
+    raise self.model.DoesNotExist(
+users.models.User.DoesNotExist: User matching query does not exist.
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/app/views.py", line 12, in get
+    raise Http404("no user")
+django.http.response.Http404: no user
+2026-11-22 10:00:03,000 INFO django.server "GET /api/users/5 HTTP/1.1" 404 23
+"""
+# SQLAlchemy's error after psycopg2's, and requests' timeout after socket's: the exception's
+# message over lines after it ([SQL: ...], PostgreSQL's DETAIL, SQLAlchemy's "Background").
+SQLALCHEMY_CHAINED = """\
+2026-11-22 11:00:00,000 ERROR app.orders could not save the order
+Traceback (most recent call last):
+  File "/app/orders.py", line 20, in save
+    cursor.execute(statement, parameters)
+psycopg2.errors.UniqueViolation: duplicate key value violates unique constraint "orders_pkey"
+DETAIL:  Key (id)=(5) already exists.
+
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/app/orders.py", line 22, in save
+    session.commit()
+sqlalchemy.exc.IntegrityError: (psycopg2.errors.UniqueViolation) duplicate key value
+DETAIL:  Key (id)=(5) already exists.
+[SQL: INSERT INTO orders (id) VALUES (%(id)s)]
+[parameters: {'id': 5}]
+(Background on this error at: https://sqlalche.me/e/20/gkpj)
+2026-11-22 11:00:01,000 WARNING app.fetch the ledger is slow
+Traceback (most recent call last):
+  File "/app/fetch.py", line 3, in get
+    sock.recv(1024)
+socket.timeout: timed out
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/app/fetch.py", line 5, in get
+    raise ReadTimeout()
+requests.exceptions.ReadTimeout
+garbage without a time
+"""
+
+
+def test_a_logged_errors_chained_traceback_is_not_an_uncaught_crash(tmp_path: Path) -> None:
+    """logger.exception's traceback belongs to its line (a traceback after a warning or an
+    error is that line's own), chained too, whatever its exceptions are named (Django's
+    DoesNotExist, psycopg2's UniqueViolation, requests' ReadTimeout): not a second, CRITICAL
+    "uncaught crash" event, nor unreadable lines."""
+    path = tmp_path / "app.log"
+    path.write_text(DJANGO_CHAINED + SQLALCHEMY_CHAINED, encoding="utf-8")
+    source = FileLogSource(path, zone=SHANGHAI)
+    records = [(r.content.get("level"), r.content["message"]) for r in source.records(*WINDOW)]
+    assert records == [
+        ("ERROR", "django.request Internal Server Error: /api/users/5"),
+        ("INFO", 'django.server "GET /api/users/5 HTTP/1.1" 404 23'),
+        ("ERROR", "app.orders could not save the order"),
+        ("WARNING", "app.fetch the ledger is slow"),
+    ]
+    # The one line that is neither an event nor part of one is still unreadable.
+    assert source.skipped == 1, source.skipped_examples
+
+
+async def test_a_logged_errors_chained_traceback_is_one_error_in_the_briefing(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # It was "2 errors": the second traceback read as an uncaught crash.
+    path = tmp_path / "app.log"
+    path.write_text(DJANGO_CHAINED, encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert "昨天有 1 个错误" in prepared.headline, prepared.headline
+    assert "CRITICAL" not in report
+    assert log_note(prepared).endswith(": 2 lines read"), log_note(prepared)
 
 
 def _container_log(path: Path, runtime: str, written: list[tuple[str, str]]) -> Path:
