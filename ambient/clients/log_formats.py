@@ -17,6 +17,7 @@ from ambient.domain.loglevels import (
     TIME_FIELDS,
     level_and_message,
     status_level,
+    without_colours,
 )
 
 # The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
@@ -225,16 +226,6 @@ def _wall(year: int, month: int, day: int, hms: str, zone: tzinfo) -> datetime:
 def _year(month: int, day: int, today: date) -> int:
     """The year of a day written without one: the one that puts it on or before ``today``."""
     return today.year - ((month, day) > (today.month, today.day))
-
-
-# A terminal's colours (SGR: "\x1b[31mERROR\x1b[0m"), as zap's colour level encoder, Spring Boot
-# with its ANSI output on and logback's %highlight write them: the level read without them.
-_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def without_colours(line: str) -> str:
-    """``line`` without the terminal colour codes written in it."""
-    return _COLOURS.sub("", line) if "\x1b" in line else line
 
 
 def parse_line(

@@ -93,9 +93,20 @@ def status_level(status: Any) -> str | None:
     return None
 
 
+# A terminal's colours (SGR: "\x1b[31mERROR\x1b[0m"), as zap's colour level encoder, Spring Boot
+# with its ANSI output on and logback's %highlight write them, in a text line or inside a JSON
+# line's string (winston's colorize() before json()): the level read without them.
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_colours(line: str) -> str:
+    """``line`` without the terminal colour codes written in it."""
+    return _COLOURS.sub("", line) if "\x1b" in line else line
+
+
 def normal_level(raw: Any) -> str:
-    """A level name from whatever a source wrote (warn, W, Error, fatal...)."""
-    return _LEVEL_NAMES.get(str(raw).strip().upper(), "UNKNOWN")
+    """A level name from whatever a source wrote (warn, W, Error, fatal, coloured...)."""
+    return _LEVEL_NAMES.get(without_colours(str(raw)).strip().upper(), "UNKNOWN")
 
 
 def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
@@ -132,7 +143,7 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
         if found is None:
             skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS}
             found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
-        message = found if isinstance(found, str) else str(found)
+        message = without_colours(found if isinstance(found, str) else str(found))
         if raw_level is None and message.startswith("{"):  # a JSON line carried whole
             with suppress(ValueError, RecursionError):  # (CLS's __CONTENT__): its fields
                 inner = json.loads(message)

@@ -182,6 +182,38 @@ async def test_ecs_serilog_and_string_epoch_json_lines_are_read_and_a_bool_is_no
     assert "日志 5 行，错误 3，警告 1" in report
 
 
+# winston's format.combine(format.colorize(), format.json()) and zap's CapitalColorLevelEncoder
+# under its JSON encoder: the level's colour codes are inside the JSON string, escaped (\u001b).
+COLOURED_JSON = (
+    '{"level":"\\u001b[31merror\\u001b[39m","message":"payment provider refused the charge",'
+    '"timestamp":"2026-11-22T10:00:00+08:00"}\n'
+    '{"level":"\\u001b[31mERROR\\u001b[0m","ts":1795312801.5,"msg":"ledger write failed",'
+    '"caller":"ledger/write.go:42"}\n'
+)
+
+
+def test_a_json_lines_coloured_level_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(COLOURED_JSON, encoding="utf-8")
+    report = reduced(FileLogSource(path, zone=SHANGHAI))
+    assert report.by_level == {"ERROR": 2}, report.by_level
+    assert [t.template for t in report.templates] == [
+        "payment provider refused the charge",
+        "ledger write failed",
+    ]
+
+
+async def test_a_day_of_coloured_json_errors_is_not_said_quiet(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # The level read as UNKNOWN: a day of errors was said "昨天一切平稳".
+    path = tmp_path / "app.log"
+    path.write_text(COLOURED_JSON, encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert "昨天一切平稳" not in prepared.spoken_text, prepared.spoken_text
+    assert "错误 2" in report, report
+
+
 async def test_dotnet_json_console_and_serilog_json_lines_are_read_with_their_level(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
