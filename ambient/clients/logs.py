@@ -88,6 +88,21 @@ def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
     return file_record(before.time, {"message": line, "level": "CRITICAL"}, source, flat=True)
 
 
+def not_utf8(raw: bytes) -> str:
+    """A line that is not UTF-8 throughout: UTF-8 with a character or two cut (a note cut to
+    N bytes by Go's s[:n] or C's snprintf) when its valid characters beyond ASCII outnumber its
+    invalid ones, the cut ones left out as at a line's end (a "�" in their place split the
+    line's template from the same line's uncut); else GBK (read as GB18030), as Chinese Windows
+    and zh_CN.GBK locales write it, whose lines are rarely valid UTF-8 for more than a
+    character. GB18030 alone is no test: most UTF-8 Chinese decodes as it, to mojibake."""
+    text = raw.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    beyond_ascii = len(text) - len(text.encode("ascii", errors="ignore")) - invalid
+    if beyond_ascii > invalid:
+        return raw.decode("utf-8", errors="ignore")
+    return raw.decode("gb18030", errors="replace")
+
+
 def rotation_order(path: Path) -> tuple[int, str]:
     """app.log (newest) before app.log.1 before app.log.2.gz ..."""
     numbers = re.findall(r"\.(\d+)(?:\.(?:gz|xz|bz2))?$", path.name)
@@ -199,8 +214,8 @@ class FileLogSource:
                     except UnicodeDecodeError as exc:
                         if exc.reason == "unexpected end of data":  # cut inside a character
                             yield raw[: exc.start].decode("utf-8")
-                        else:  # Chinese Windows and zh_CN.GBK locales write GBK (in GB18030)
-                            yield raw.decode("gb18030", errors="replace")
+                        else:
+                            yield not_utf8(raw)
                     raw = handle.readline(MAX_LINE)
         # A file still being compressed ends early (EOFError), a damaged one fails in its codec.
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:

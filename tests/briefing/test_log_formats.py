@@ -162,6 +162,32 @@ async def test_a_utf8_file_with_a_byte_order_mark_loses_no_line(
     assert "日志 2 行，错误 2" in report
 
 
+def test_a_utf8_line_cut_inside_a_character_keeps_its_chinese(tmp_path: Path) -> None:
+    """A service that cuts a note to N bytes (Go's s[:n], C's snprintf) cuts inside a Chinese
+    character mid-line: the line is UTF-8 but for that one character. Read whole as GBK, every
+    Chinese word of it turned to mojibake, and the same error split off into its own template.
+    The cut character is left out, as at a line's end."""
+    lines = []
+    for second, name in enumerate(["张三丰", "李四光明", "王五"]):
+        note = ("备注" + name + "的订单").encode()[:8]  # cut inside 张/李/王
+        lines.append(
+            f"2026-11-22 10:00:0{second} ERROR 支付失败 订单 {1000 + second} 备注=".encode()
+            + note
+            + b"... retrying"
+        )
+    for second, note in enumerate(["好", "急", "加急"], 6):
+        line = f"2026-11-22 10:00:0{second} ERROR 支付失败 订单 100{second} 备注={note}... retrying"
+        lines.append(line.encode())
+    path = tmp_path / "app.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    source = FileLogSource(path, zone=SHANGHAI)
+    [first, *_] = source.records(*WINDOW)
+    assert first.content["message"] == "支付失败 订单 1000 备注=备注... retrying"
+    report = reduced(source)
+    templates = [(t.count, t.template) for t in report.templates]
+    assert templates == [(6, "支付失败订单<*>备注= <*> ... retrying")]
+
+
 async def test_ecs_serilog_and_string_epoch_json_lines_are_read_and_a_bool_is_no_time(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
