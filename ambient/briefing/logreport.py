@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from pydantic import BaseModel, Field
 
@@ -50,7 +50,7 @@ class TemplateStat(BaseModel):
 
 
 class HourRate(BaseModel):
-    hour: datetime
+    hour: datetime  # when the hour began, an hour of the report's start's zone
     total: int
     errors: int
     warnings: int
@@ -199,6 +199,7 @@ class LogReducer:
         stats, members = self._stats()
         first = min((g.first for g in self._groups), default=_NEVER)
         last = max((g.last for g in self._groups), default=-_NEVER)
+        zone = start.tzinfo if start is not None and start.tzinfo is not None else UTC
         start = start or _dt(first)
         end = end or _dt(last + 1)
         levels: Counter[str] = Counter()
@@ -224,7 +225,7 @@ class LogReducer:
             by_level=dict(sorted(levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
             templates=_bounded(stats, max_templates),
             template_count=len(stats),
-            hours=self._hours(),
+            hours=self._hours(zone),
             trend=_trend(total, errors, warnings, days),
             anomalies=anomalies[:20],
             new_templates=[s.template_id for s in stats if s.new],
@@ -261,21 +262,24 @@ class LogReducer:
             stat.last_seen = max((t for t in (stat.last_seen, last) if t), default=None)
         return sorted(by_id.values(), key=lambda s: (-SEVERITY[s.level], -s.count)), members
 
-    def _hours(self) -> list[HourRate]:
+    def _hours(self, zone: tzinfo) -> list[HourRate]:
+        """Lines per hour of ``zone``'s clock: India's (UTC+5:30), Nepal's (+5:45) hours begin
+        off UTC's, and a day its clock changes has 23 or 25 of them."""
         per_hour: dict[int, list[int]] = {}
-        per_bucket = 3600 // BUCKET_SECONDS
+        began: dict[int, int] = {}  # a bucket -> when its hour of the clock began (epoch s)
         for packed, n in self._buckets.items():
             level = self._groups[packed & 0xFFFFFF].level
-            row = per_hour.setdefault((packed >> 24) // per_bucket, [0, 0, 0])
+            bucket = packed >> 24
+            if (hour := began.get(bucket)) is None:
+                hour = began[bucket] = _hour_began(bucket * BUCKET_SECONDS, zone)
+            row = per_hour.setdefault(hour, [0, 0, 0])
             row[0] += n
             if level in ERROR_LEVELS:
                 row[1] += n
             elif level == "WARNING":
                 row[2] += n
         return [
-            HourRate(
-                hour=datetime.fromtimestamp(h * 3600, UTC), total=v[0], errors=v[1], warnings=v[2]
-            )
+            HourRate(hour=datetime.fromtimestamp(h, UTC), total=v[0], errors=v[1], warnings=v[2])
             for h, v in sorted(per_hour.items())
         ]
 
@@ -319,6 +323,12 @@ class LogReducer:
                 )
             )
         return found
+
+
+def _hour_began(seconds: int, zone: tzinfo) -> int:
+    """When the hour of ``zone``'s clock holding the epoch ``seconds`` began (epoch s)."""
+    offset = datetime.fromtimestamp(seconds, zone).utcoffset()
+    return seconds - (seconds + int(offset.total_seconds() if offset else 0)) % 3600
 
 
 def most_frequent_error(templates: Iterable[TemplateStat]) -> TemplateStat | None:

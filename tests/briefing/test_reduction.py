@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -299,6 +300,29 @@ def test_a_report_over_more_than_one_day_says_the_day_of_each_hour_and_time() ->
     assert "- ERROR 2 2026-11-21 02:00–2026-11-22 01:00: disk full" in text
     one_day = render_markdown(reduce_logs(lines[:2]))
     assert "02h 1/1/0 23h 1/0/0" in one_day and "- ERROR 1 02:00–02:00: disk full" in one_day
+
+
+@pytest.mark.parametrize(
+    "zone", ["Asia/Kolkata", "Asia/Kathmandu", "Australia/Adelaide", "America/St_Johns"]
+)
+def test_hours_are_said_as_the_readers_hours_in_a_zone_off_the_hour(zone: str) -> None:
+    """India (UTC+5:30), Nepal (+5:45), Adelaide, Newfoundland: the hours line of the report
+    (markdown, e-mail, the LLM's prompt) names the local hour a line was written in. Binned by
+    UTC hour, it said 25 hours, each half an hour off."""
+    tz = ZoneInfo(zone)
+    start, end = datetime(2026, 11, 22, tzinfo=tz), datetime(2026, 11, 23, tzinfo=tz)
+    reducer = LogReducer()
+    for hour in range(24):
+        reducer.add(datetime(2026, 11, 22, hour, 10, tzinfo=tz), "INFO", "tick")
+    reducer.add(datetime(2026, 11, 22, 0, 10, tzinfo=tz), "ERROR", "db down")
+    reducer.add(datetime(2026, 11, 22, 23, 59, tzinfo=tz), "WARNING", "disk almost full")
+    report = reducer.report(start=start, end=end)
+    assert [h.hour.astimezone(tz).hour for h in report.hours] == list(range(24))
+    markdown = render_markdown(report, tz=tz)
+    hours = markdown.split("lines/errors/warnings\n")[1].splitlines()[0]
+    assert hours == " ".join(
+        f"{h:02d}h {1 + (h in (0, 23))}/{int(h == 0)}/{int(h == 23)}" for h in range(24)
+    )
 
 
 def _day(offset: int, disk_errors: int, infos: int = 100) -> list[LogRecord]:
