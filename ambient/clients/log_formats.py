@@ -88,9 +88,12 @@ PHP_LEVELS = {
 }
 # journalctl -o short-unix: the epoch in seconds and microseconds, then as syslog writes it.
 UNIX_TIME = re.compile(r"^(?P<ts>\d{10}\.\d{1,9}) (?P<rest>.*)$")
-# nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
+# nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING). Any
+# fields before the time (the client, ident and user of the common format; Apache's
+# vhost_combined and nginx's $host first put the virtual host before them), each taken whole
+# (possessive: a line without the time is passed over in one go, not tried field by field).
 ACCESS = re.compile(
-    r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
+    r"^(?:[^\s\[]\S* )++\[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
     r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
 )
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
@@ -211,7 +214,7 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             return _wall(int(match["y"]), month, day, match["hms"], written), fields
         if match := UNIX_TIME.match(line):
             return parse_time(match["ts"], zone), {"message": match["rest"]}
-        if match := ACCESS.match(line):
+        if '] "' in line and (match := ACCESS.match(line)):
             level = status_level(match["status"]) or "INFO"
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}

@@ -324,6 +324,30 @@ async def test_syslog_access_nginx_chinese_date_and_logfmt_lines_are_read(
     assert "日志 8 行，错误 5，警告 2" in report
 
 
+# Apache's vhost_combined (Debian's other_vhosts_access.log; nginx configs that put $host
+# first): the virtual host before the combined format.
+VHOST_ACCESS = (
+    'shop.example.com:443 10.0.0.1 - - [22/Nov/2026:10:00:00 +0800] "GET /api/orders/123 '
+    'HTTP/1.1" 502 157 "-" "curl/8.0"\n'
+    'shop.example.com:443 10.0.0.2 - - [22/Nov/2026:10:00:01 +0800] "GET /api/orders/124 '
+    'HTTP/1.1" 200 157 "-" "curl/8.0"\n'
+    'shop.example.com 10.0.0.3 - - 0.012 [22/Nov/2026:10:00:02 +0800] "GET /api/orders/125 '
+    'HTTP/1.1" 404 157 "-" "curl/8.0"\n'
+)
+
+
+async def test_an_access_log_with_fields_before_the_client_is_read_with_its_5xx_as_errors(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # Said unread: no line had a time in a format the briefing reads.
+    path = tmp_path / "other_vhosts_access.log"
+    path.write_text(VHOST_ACCESS, encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert "昨天有 1 个错误" in prepared.headline, (prepared.headline, prepared.sources)
+    assert log_note(prepared).endswith(": 3 lines read")
+    assert "日志 3 行，错误 1，警告 1" in report
+
+
 def test_a_syslog_line_without_a_year_is_on_or_before_the_day_it_is_read_for(
     tmp_path: Path,
 ) -> None:
