@@ -43,6 +43,9 @@ MESSAGE_FIELDS = (
     # MessageTemplate is the template, not the line): PascalCase names
     *("Message", "RenderedMessage"),
 )
+# A message one object down, when none is at the top: Rust's tracing-subscriber JSON
+# ({"fields": {"message": ...}, "target": ...}), as ECS's level is read from "log".
+NESTED_MESSAGE_FIELDS = ("message", "msg")
 LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",
     "log.level", "@l",
@@ -135,6 +138,8 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             status = next((content[f] for f in STATUS_FIELDS if f in content), None)
             raw_level = status_level(status) if status is not None else None
         found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
+        if found is None:
+            found = _nested_message(content)
         if isinstance(content.get("involvedObject"), dict) and content.get("type") in EVENT_TYPES:
             # A Kubernetes Event (an event exporter's, TKE's event store): its type the level,
             # its reason before its message.
@@ -158,6 +163,16 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
         message = message[match.end() :].lstrip(" ]>:-：")
     return normal_level(match[1]), message
+
+
+def _nested_message(content: dict[str, Any]) -> str | None:
+    """The message an object in ``content`` holds (`NESTED_MESSAGE_FIELDS`), the first one's."""
+    for value in content.values():
+        if isinstance(value, dict):
+            for name in NESTED_MESSAGE_FIELDS:
+                if isinstance(found := value.get(name), str):
+                    return found
+    return None
 
 
 def _severity_entry(text: Any, severity: Any, program: Any) -> tuple[str, str]:

@@ -275,6 +275,33 @@ async def test_dotnet_json_console_and_serilog_json_lines_are_read_with_their_le
     assert "| WARNING | 1 | Slow card <\\*> | Slow card 42 |" in report
 
 
+# Rust's tracing-subscriber JSON format (fmt().json()): the message under "fields".
+TRACING_JSON = "".join(
+    f'{{"timestamp":"2026-11-22T02:00:0{i}.123456Z","level":"ERROR",'
+    f'"fields":{{"message":"{message}","attempt":{i}}},"target":"app::{target}"}}\n'
+    for i, (message, target) in enumerate(
+        [
+            ("database connection refused", "db"),
+            ("payment provider timed out", "pay"),
+            ("payment provider timed out", "pay"),
+            ("user not found", "users"),
+        ]
+    )
+)
+
+
+async def test_rust_tracing_json_errors_are_told_apart_by_their_message(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # Read as "fields={...} target=...", every error was one template, "fields={<*>: <*>} <*>".
+    path = tmp_path / "app.log"
+    path.write_text(TRACING_JSON, encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert "payment provider timed out" in prepared.spoken_text, prepared.spoken_text
+    assert "- ERROR ×2: payment provider timed out" in report, report
+    assert "fields=" not in report, report
+
+
 @pytest.mark.parametrize("level", [60, 50, 3, "Error"])
 def test_a_clef_events_level_property_is_the_messages_not_its_level(level: object) -> None:
     """Serilog's compact JSON (CLEF) writes an event's properties as top-level keys and leaves
