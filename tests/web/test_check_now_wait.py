@@ -17,7 +17,7 @@ from ambient.clients.web import FetchError, NoAnswerError, WebFetcher
 from ambient.domain.users import Language
 from ambient.watches.service import TaskService
 from api.i18n import Words
-from api.routers.app_pages import failed_said
+from api.routers.app_pages import failed_said, read_said
 from tests.conftest import unique
 from tests.support.servers import free_port, serve
 from tests.watches.site import Site, article
@@ -72,7 +72,7 @@ async def test_check_now_of_a_threshold_watch_on_the_dashboard_says_what_it_read
         assert answer.status_code == 303
         said.append(unquote(answer.headers["location"].partition("msg=")[2]))
     await service.delete(USER, ref.task_id)
-    assert said[0] == f"立即执行：{ref.task_id} 运行中；读到 150.0：超过阈值"
+    assert said[0] == f"立即执行：{ref.task_id} 运行中；读到 150.0：越过阈值"
     assert said[1].startswith(f"立即执行：{ref.task_id} 运行中；失败："), said[1]
 
 
@@ -277,3 +277,18 @@ def test_a_metric_answer_of_the_wrong_shape_is_said_in_the_readers_language() ->
     for error, chinese in said.items():
         assert failed_said(error, zh) == f"失败：{chinese}"
         assert failed_said(error, en) == f"failed: {error}"
+
+
+def test_a_reading_under_a_line_it_fell_below_is_not_said_in_chinese_to_exceed_it() -> None:
+    """A watch on a price falling under 60000 was told "读到 55000.0：超过阈值" ("went over the
+    threshold") when it dropped under it: the words say a line was crossed, not which way."""
+    read = {
+        "outcome": "breach",
+        "value": 55000.0,
+        "conditions": [{"op": "below", "value": 60000.0}],
+        "breaching": True,
+        "error": None,
+    }
+    said = read_said(read, Words(Language.ZH))
+    assert said == "读到 55000.0：越过阈值", said
+    assert Words(Language.ZH)("threshold crossed") == "越过阈值"
