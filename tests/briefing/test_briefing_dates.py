@@ -10,6 +10,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from api.app import create_app
+from tests.briefing.harness import make_user
 from tests.briefing.test_briefing_share import _store
 from tests.conftest import unique
 from tests.support.admins import admin_headers
@@ -20,6 +21,7 @@ async def test_a_date_without_leading_zeros_finds_the_briefing_and_a_future_one_
     dev_env: WorkflowEnvironment, settings: Settings, deps: WorkerDeps
 ) -> None:
     user = unique("dates")
+    await make_user(deps.db, user)  # a date of a user nobody registered is "no user"
     await _store(deps, user, "2026-01-05")
     service = BriefingService(dev_env.client, settings, deps.db)
 
