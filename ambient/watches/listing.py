@@ -286,11 +286,9 @@ class TaskListing:
     ) -> builtins.list[TaskSummary]:
         """``runs`` as their tasks are now: a running one as it is; an ended one as its task's
         newest life, and not at all if its task began a later life before T0 (listed there)."""
-        ended = [r.id for r in runs if r.status is not WorkflowExecutionStatus.RUNNING]
-        lives: dict[str, builtins.list[WorkflowExecution]] = {}
-        if ended:
-            async for life in self.client.list_workflows(temporal.ids_query(ended)):
-                lives.setdefault(life.id, []).append(life)
+        lives = await self._lives(
+            [r.id for r in runs if r.status is not WorkflowExecutionStatus.RUNNING]
+        )
         tasks: builtins.list[TaskSummary] = []
         for run in runs:
             if run.status is not WorkflowExecutionStatus.RUNNING:
@@ -379,9 +377,10 @@ class TaskListing:
         )
         await executions.fetch_next_page()
         page = executions.current_page or []
-        latest = await self._latest_runs(
+        lives = await self._lives(
             [e.id for e in page if e.status is not WorkflowExecutionStatus.RUNNING]
         )
+        latest = {task: max(runs, key=_started).run_id for task, runs in lives.items()}
         tasks: list[TaskSummary] = []
         for execution in page:
             running = execution.status is WorkflowExecutionStatus.RUNNING
@@ -390,14 +389,15 @@ class TaskListing:
             tasks.append(await _summary(execution))
         return tasks, executions.next_page_token
 
-    async def _latest_runs(self, workflow_ids: builtins.list[str]) -> dict[str, str]:
-        """The newest run of each id: one visibility query for a page, not a describe each."""
-        if not workflow_ids:
-            return {}
-        query = temporal.ids_query(workflow_ids)
-        runs = [run async for run in self.client.list_workflows(query)]
-        # Oldest first: each id's newest run is the one its key keeps.
-        return {run.id: run.run_id for run in sorted(runs, key=lambda run: run.start_time)}
+    async def _lives(
+        self, workflow_ids: builtins.list[str]
+    ) -> dict[str, builtins.list[WorkflowExecution]]:
+        """Every run of each id: one visibility query for a page, not a describe each."""
+        lives: dict[str, builtins.list[WorkflowExecution]] = {}
+        if workflow_ids:
+            async for life in self.client.list_workflows(temporal.ids_query(workflow_ids)):
+                lives.setdefault(life.id, []).append(life)
+        return lives
 
     async def _list_schedules(
         self,
