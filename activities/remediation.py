@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.remediation_safety import RemediationSafetyActivities, take_recorded_change
+from ambient import activity_attempts
 from ambient.clients.kube import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
@@ -41,6 +42,7 @@ from ambient.remediation.ladder import (
     step_key,
 )
 from ambient.remediation.runs import (
+    TRIAGE_RETRY,
     AuditEntry,
     CheckpointInput,
     CollectInput,
@@ -442,9 +444,20 @@ class RemediationActivities(RemediationSafetyActivities):
 
     @activity.defn
     async def collect_unresolved_alarms(self, request: CollectInput) -> TriageAlerts:
-        """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads."""
+        """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads.
+
+        A source failing for now fails an attempt that is not the last: the next reads both
+        sources again, rather than the night going without one (no later night reads this day).
+        """
         zone = ZoneInfo(self._settings.remediation_timezone)
-        return await unresolved_alarms(self._tencent, zone, request.now, request.days)
+        return await unresolved_alarms(
+            self._tencent,
+            zone,
+            request.now,
+            request.days,
+            fail_fast=not activity_attempts.last_attempt(TRIAGE_RETRY.maximum_attempts),
+            asked=activity.info().attempt,
+        )
 
 
 # Seconds of an activity's time left when its Kubernetes calls are given up: an API server

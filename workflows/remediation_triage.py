@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -15,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import remediation_id
     from ambient.remediation.runs import (
         TRIAGE,
+        TRIAGE_RETRY,
         CollectInput,
         RemediationInput,
         TriageInput,
@@ -33,7 +33,7 @@ class AlertTriageWorkflow:
             RemediationActivities.collect_unresolved_alarms,
             CollectInput(days=request.days, now=workflow.now()),
             start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10)),
+            retry_policy=TRIAGE_RETRY,
         )
         result = TriageResult(window=found.window, skipped=found.skipped)
         # One alert per workload already (unresolved_alarms collapses the others into skipped).

@@ -304,6 +304,11 @@ CHANGE_RETRY = RetryPolicy(
     non_retryable_error_types=["RemediationRefused", "InvalidStep"],
 )
 
+# The nightly triage's read of the alarms (AlertTriageWorkflow gives it): a source failing for
+# now (a rate limit, an outage) fails an attempt that is not the last, so the next reads it
+# again; the last goes on without it and says so (the schedule never asks that day again).
+TRIAGE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10))
+
 # The run's signal that its alert came again (sent by releases before the update below).
 JOINED = "joined"
 # The run's update that its alert came again (ambient/remediation/joins.py sends it by name):

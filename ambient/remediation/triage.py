@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ambient.clients.tencent.alarms import AlarmRecord, list_alarms
+from ambient.clients.tencent.alarms import AlarmRecord, UnreadSource, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import told
@@ -71,10 +71,27 @@ def alert_from_alarm(alarm: AlarmRecord) -> Alert | str:
         return f"names a workload remediation cannot take ({exc})"
 
 
+def _unread_said(unread: UnreadSource, asked: int) -> str:
+    """A source not read, said; one failing for now, as still failing on the last attempt."""
+    if unread.retryable and asked > 1:
+        return f"{unread} (still failing on the night's last of {asked} attempts)"
+    return str(unread)
+
+
 async def unresolved_alarms(
-    tencent: TencentCloud | None, zone: ZoneInfo, now: datetime, days: int
+    tencent: TencentCloud | None,
+    zone: ZoneInfo,
+    now: datetime,
+    days: int,
+    *,
+    fail_fast: bool = False,
+    asked: int = 1,
 ) -> TriageAlerts:
-    """The alarms of the ``days`` whole days before today (in ``zone``) not yet recovered."""
+    """The alarms of the ``days`` whole days before today (in ``zone``) not yet recovered.
+
+    ``fail_fast``: a source failing for now (a rate limit, an outage) raises, nothing more read,
+    for an activity attempt that is not its last (the next reads both again); else it is said
+    unread, with the ``asked`` attempts that read the day."""
     today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=days), today
     window = f"{start.isoformat()} – {end.isoformat()}"
@@ -83,9 +100,11 @@ async def unresolved_alarms(
             window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
         )
     try:
-        history = await list_alarms(tencent, start, end, said=told)
+        history = await list_alarms(tencent, start, end, said=told, fail_fast=fail_fast)
     except TencentRetryableError:
-        raise  # an outage or a rate limit: the activity's retries ask again
+        # An outage or a rate limit: an attempt not the last is asked again (one source's
+        # failure raised too); the last raises only when both sources failed.
+        raise
     except TencentCloudError as exc:
         # Both sources refused for good (the keys, a CAM policy): the night says what to fix,
         # as for one source, and ends; it failed with the API's code alone.
@@ -94,7 +113,8 @@ async def unresolved_alarms(
         )
     found: dict[str, Alert] = {}
     # A source refused while the other answered, alarms without a time: not here, and said.
-    skipped = [*map(str, history.unread), *history.skipped_said()]
+    skipped = [_unread_said(unread, asked) for unread in history.unread]
+    skipped += history.skipped_said()
     for alarm in history.alarms:
         if alarm.status.upper() not in UNRESOLVED:
             continue

@@ -16,12 +16,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud
 from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.joins import NAME_ONLY
 from ambient.remediation.runs import (
+    TRIAGE_RETRY,
     RemediationInput,
     RemediationStatus,
     TriageInput,
@@ -113,10 +114,8 @@ async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
     api.kubeconfigs.update({f"cls-{name}": "" for name in ("night001", "night002", "night003")})
     api.kubeconfigs["cls-watch001"] = ""
     async with serve(api.app()) as base:
-        yield (
-            api,
-            standin_tencent(base),
-        )
+        # A rate limit the client waits out a few ms apart (its own first wait is 0.5 s).
+        yield api, standin_tencent(base, backoff=0.01)
 
 
 async def _triage(
@@ -390,6 +389,71 @@ async def test_both_sources_refused_the_night_says_what_to_fix_and_ends(
         api.failures[action] = ["InternalError"] * 9
     with pytest.raises(TencentRetryableError):
         await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+
+
+# Cloud Monitor's answers to one read of the day: the first and the client's retries.
+RATE_LIMITED = ["RequestLimitExceeded"] * (LIMIT_RETRIES + 1)
+
+
+async def _triage_history(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tencent: TencentCloud
+) -> tuple[TriageResult, list[str], int]:
+    """A night's triage: its result, the services of the runs it started (then ended), and how
+    many attempts its read of the alarms took."""
+    deps.tencent = tencent
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approval_timeout_minutes=14 * 24 * 60
+    )
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await _triage(ts_env, worker)
+        result: TriageResult = await handle.result()
+        services = []
+        for rid in result.started:
+            child = ts_env.client.get_workflow_handle(rid)
+            status = await ask(child, "status", result_type=RemediationStatus)
+            services.append(status.alert.service)
+            await child.terminate("test over")
+    history = await handle.fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    return result, sorted(services), attempts[0]
+
+
+async def test_a_source_rate_limited_at_triage_is_read_again_by_the_next_attempt(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
+) -> None:
+    """Cloud Monitor rate-limited past the client's own retries while CLS answered: the night
+    went on with CLS's alarm only, Monitor's unresolved alarms untriaged and said "busy … try
+    again in a moment", the activity's other attempts unused. The attempt fails, and the next
+    reads both sources."""
+    api, tencent = cloud
+    api.failures["DescribeAlarmHistories"] = list(RATE_LIMITED)
+    result, services, attempt = await _triage_history(ts_env, deps, tencent)
+    assert services == ["cls-night001/prod/checkout", "cls-night001/prod/search"]
+    assert result.skipped == ["monitor alarm 'cvm disk': names no TKE workload"]
+    assert attempt == 2
+
+
+async def test_a_source_rate_limited_on_every_attempt_is_said_unread_by_the_night(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
+) -> None:
+    """Rate-limited on each of the triage's attempts: the last goes on with CLS's alarm and
+    says Cloud Monitor was not read, still failing on the last of its attempts."""
+    api, tencent = cloud
+    api.failures["DescribeAlarmHistories"] = RATE_LIMITED * TRIAGE_RETRY.maximum_attempts
+    result, services, attempt = await _triage_history(ts_env, deps, tencent)
+    assert services == ["cls-night001/prod/search"]
+    assert result.skipped == [
+        "monitor alarms could not be read: Tencent Cloud is busy for DescribeAlarmHistories "
+        "(RequestLimitExceeded) (too many requests at once); try again in a moment. injected "
+        "RequestLimitExceeded (RequestId req-standin) (still failing on the night's last of 3 "
+        "attempts)"
+    ]
+    assert attempt == TRIAGE_RETRY.maximum_attempts
 
 
 async def test_alarms_without_a_time_are_said_skipped_by_the_night(

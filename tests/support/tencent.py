@@ -19,14 +19,16 @@ from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG
 
 
-def standin_tencent(base: str) -> TencentCloud:
-    """The real Tencent Cloud client, aimed at the stand-in served at ``base``."""
+def standin_tencent(base: str, backoff: float = 0.5) -> TencentCloud:
+    """The real Tencent Cloud client, aimed at the stand-in served at ``base`` (``backoff``:
+    its first wait on a rate limit, the client's own by default)."""
     return TencentCloud(
         Credential(SECRET_ID, SECRET_KEY),
         region="ap-guangzhou",
         endpoint=base.removeprefix("http://"),
         protocol="http",
         timeout=int(HANG),  # served on the test's own loop: a loaded host's answers come late
+        backoff=backoff,
     )
 
 
