@@ -87,10 +87,17 @@ _UNIT_HOURS = {
     **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
     **dict.fromkeys(("分钟", "minute", "min"), 1 / 60),  # an hour at least
     **dict.fromkeys(("月", "month"), 720),  # a week at most
+    # "最近一年", "半年", "今年", "a quarter": a week too (not read, each was asked again).
+    **dict.fromkeys(("季度", "quarter"), 2160),
+    **dict.fromkeys(("年", "year", "yr"), 8760),
 }
-# "8点钟" is a clock time, not a span.
+# "8点钟" is a clock time, not a span; "a quarter of an hour" is minutes, not three months.
 _UNITS_ZH = "|".join("(?<!点)钟" if k == "钟" else k for k in _UNIT_HOURS if not k.isascii())
-_UNITS_EN = "|".join(f"{k}s?" for k in _UNIT_HOURS if k.isascii())
+_UNITS_EN = "|".join(
+    r"quarters?(?!\s+(?:of\s+an?\s+)?hour)" if k == "quarter" else f"{k}s?"
+    for k in _UNIT_HOURS
+    if k.isascii()
+)
 _SPAN = re.compile(
     rf"(\d+(?:\.\d+)?|[零一二三四五六七八九十百千两俩半几]+|\b{_ENGLISH_COUNT}\b"
     r"|\b(?:half a|half an|a|an|half|couple|few|several)\b)?"

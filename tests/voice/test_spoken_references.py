@@ -486,6 +486,20 @@ def test_a_span_said_in_minutes_or_months_is_read_not_refused_as_unheard() -> No
         assert hours_said(said) == 168, said
 
 
+def test_a_span_said_in_years_or_quarters_is_read_as_the_week() -> None:
+    """ "最近一年", "今年", "a year" and "一个季度" were no span (their unit not known) and were
+    asked again each time; "今年" is this year, not today, and a quarter of an hour is still
+    minutes, not three months."""
+    for said in ["一年", "半年", "今年", "最近一年", "去年以来", "一个季度", "这个季度"]:
+        assert hours_said(said) == 168, said
+    for said in ["a year", "past year", "this year", "2 years", "last quarter", "a quarter"]:
+        assert hours_said(said) == 168, said
+    for said, hours in [("今天", 24), ("今晚", 24), ("今早", 24), ("today", 24)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("a quarter of an hour") == 1 and hours_said("一刻钟") == 1
+    assert hours_said("yearly") is None  # "year" inside another word is no span
+
+
 def test_a_task_said_with_what_kind_of_thing_it_is_is_found_by_its_name() -> None:
     """ "暂停 backup 任务" came as name="backup任务" and was answered "没找到叫“backup任务”的
     任务", as were "the backup task", "比特币的监控" and "那个晨会提醒"."""

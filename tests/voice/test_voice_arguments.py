@@ -182,6 +182,22 @@ async def test_a_span_past_a_week_is_read_as_the_week_and_said_so_however_it_is_
             assert said == "No errors in the last 7 days.", (hours, said)
 
 
+async def test_a_span_said_in_years_or_quarters_is_read_as_the_week_not_asked_again(
+    deps: WorkerDeps,
+) -> None:
+    """ "最近一年有报错吗" copied as hours="一年" was answered "没听清时间范围…，请再说一次。",
+    and so was every saying of it again ("半年", "今年", "a year", "一个季度"), while "三个月"
+    was read as the week: past a week, a span in years or quarters is the week, said so."""
+    user = unique("vy")
+    await make_user(deps.db, user)
+    years = ["一年", "半年", "今年", "最近一年", "一个季度", "a year", "past year", "last quarter"]
+    async with voice_without_temporal(deps, user) as voice:
+        assert await say(voice, "recent_errors", hours="三个月") == "最近 7 天没有错误。"
+        for hours in years:
+            said = await say(voice, "recent_errors", hours=hours)
+            assert said == "最近 7 天没有错误。", (hours, said)
+
+
 async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_owners(
     deps: WorkerDeps,
 ) -> None:
