@@ -105,10 +105,12 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 f"{len(clusters)} 个集群都在正常运行。",
                 f"All {len(clusters)} clusters are running normally.",
             )
-        names = "、".join(spoken_name(c.name) for c in bad[:3])
+        # Three named at most; past them the list is said to go on ("等" / "and more").
+        names = [spoken_name(c.name) for c in bad[:3]]
+        more, more_en = (" 等", " and more") if len(bad) > len(names) else ("", "")
         return say(
-            f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{names}。",
-            f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {names.replace('、', ', ')}.",
+            f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{'、'.join(names)}{more}。",
+            f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {', '.join(names)}{more_en}.",
         )
 
     return await answer(ctx, speaker, work)

@@ -570,6 +570,30 @@ async def test_a_single_cluster_running_is_said_as_one_not_as_all(
             assert await say(client, "cluster_health") == "唯一的集群在正常运行。"
 
 
+async def test_unhealthy_clusters_past_the_three_named_are_said_to_go_on(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """With four of five clusters unhealthy the speaker said "5 个集群里有 4 个不正常：alpha、
+    bravo、charlie。": three named as if they were all."""
+    bad = [
+        {"ClusterId": f"cls-bad{i}xxxx", "ClusterName": name, "ClusterStatus": "Abnormal"}
+        for i, name in enumerate(("alpha", "bravo", "charlie", "delta"))
+    ]
+    said: dict[Language, str] = {}
+    state = _state(deps, dev_env)
+    async with serve(TencentApi(clusters=[PROD_RUNNING, *bad]).app()) as base:
+        state.tencent = standin_tencent(base)
+        for language in (Language.ZH, Language.EN):
+            user = unique("vcl")
+            await _user(deps, user, language)
+            async with voice_client(state, user) as client:
+                said[language] = await say(client, "cluster_health")
+    assert said[Language.ZH] == "5 个集群里有 4 个不正常：alpha、bravo、charlie 等。", said
+    assert said[Language.EN] == ("Unhealthy clusters, 4 of 5: alpha, bravo, charlie and more."), (
+        said
+    )
+
+
 async def test_recent_errors_name_a_task_without_a_name_by_its_kind_in_words(
     deps: WorkerDeps, dev_env: WorkflowEnvironment
 ) -> None:
