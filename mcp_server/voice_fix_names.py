@@ -241,12 +241,15 @@ def pick_remediation(
         if english:
             return None, f"I found no “{said}”. {_which_waits(runs, english)}"
         return None, f"没找到“{said}”。{_which_waits(runs)}"
+    # Three named at most; past them the list is said to go on, or three sound like all.
+    more = len(matches) > 3
     if english:
         listed = LIST_SEP_EN.join(
             f"number {runs.index(r) + 1}, {run_about(r, english, runs)}" for r in matches[:3]
         )
+        listed += f"{LIST_SEP_EN}and more" if more else ""
         return None, f"{len(matches)} fit: {listed}. Say which number."
     listed = "、".join(
         f"第{ordinal_word(runs.index(r))}个{run_about(r, among=runs)}" for r in matches[:3]
     )
-    return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
+    return None, f"有 {len(matches)} 个符合：{listed}{' 等' if more else ''}。请说第几个。"

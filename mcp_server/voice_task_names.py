@@ -357,6 +357,9 @@ def pick_task(
             return asking(shown, f"I found no task called “{said}”. {yours}.")
         return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
     listed_said = sep.join(_labels(found[:4], english, labels[english]))
+    # Four named at most; past them the list is said to go on, or four sound like all of them.
+    if len(found) > 4:
+        listed_said += f"{LIST_SEP_EN}and more" if english else " 等"
     if english:
         return asking(
             found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."

@@ -500,6 +500,38 @@ def test_a_span_said_in_years_or_quarters_is_read_as_the_week() -> None:
     assert hours_said("yearly") is None  # "year" inside another word is no span
 
 
+def test_a_list_of_tasks_or_fixes_cut_short_says_there_are_more() -> None:
+    """ "有 6 个任务符合：A、B、C、D。" and "有 4 个符合：第一个…、第二个…、第三个…。" named four
+    and three as if they were all that fit: past those named, the list says it goes on."""
+    tasks = [_task(f"reminder/ops/backup-{n}") for n in range(1, 7)]
+    _, question, listed = pick_task(tasks, "backup")
+    assert question == (
+        "有 6 个任务符合：backup 1、backup 2、backup 3、backup 4 等。请说完整的名字。"
+    ), question
+    assert len(listed) == 4
+    _, question, _ = pick_task(tasks, "backup", english=True)
+    assert question == (
+        "6 tasks fit: backup 1; backup 2; backup 3; backup 4; and more. Please say the full name."
+    ), question
+    _, question, _ = pick_task(tasks[:4], "backup")  # all four named: no more
+    assert question.endswith("backup 4。请说完整的名字。"), question
+    alerts = ["error_rate", "latency", "cpu_usage", "memory_usage"]
+    runs = [_run(n, "redis", alert) for n, alert in enumerate(alerts, 1)]
+    _, question = pick_remediation(runs, "redis")
+    assert question == (
+        "有 4 个符合：第一个redis 的错误率、第二个redis 的延迟、第三个redis 的 CPU 使用率 等。"
+        "请说第几个。"
+    ), question
+    _, question = pick_remediation(runs, "redis", english=True)
+    assert question == (
+        "4 fit: number 1, error rate on redis; number 2, latency on redis;"
+        " number 3, cpu usage on redis; and more. Say which number."
+    ), question
+    _, question = pick_remediation(runs[:3], "redis")  # all three named: no more
+    assert question.endswith("第三个redis 的 CPU 使用率。请说第几个。"), question
+    assert_speakable(question)
+
+
 def test_a_task_said_with_what_kind_of_thing_it_is_is_found_by_its_name() -> None:
     """ "暂停 backup 任务" came as name="backup任务" and was answered "没找到叫“backup任务”的
     任务", as were "the backup task", "比特币的监控" and "那个晨会提醒"."""
