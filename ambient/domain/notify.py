@@ -382,8 +382,9 @@ class NotifyResult(BaseModel):
 
 
 def redact_target(channel: str, target: str) -> str:
-    """A target as results, rows, events and logs show it: no tokens, keys or queries (URLs
-    lose user info, query and fragment; robot keys keep four characters; the rest as is)."""
+    """A target as results, rows, events, logs and user listings show it: no tokens, keys or
+    queries (URLs lose user info, query and fragment, and a webhook's or Apprise URL's path;
+    robot keys keep four characters; the rest as is)."""
     if not target or target.startswith("secret:") or channel in ("email", "sms", "inbox"):
         return target
     if "://" in target:
@@ -398,6 +399,11 @@ def redact_target(channel: str, target: str) -> str:
                 return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
             return f"{scheme}://…"
         path = re.split(r"[?#]", tail, maxsplit=1)[0]
+        if channel in ("webhook", "apprise") and path.strip("/"):
+            # A webhook's path may be its token (Discord's /api/webhooks/ID/TOKEN, Slack's
+            # /services/T/B/SECRET, Feishu's /hook/TOKEN), in Apprise's https forms too: the
+            # host is kept. A robot URL's path is its vendor's (its key is in the query).
+            return f"{scheme}://{authority}/…"
         return f"{scheme}://{authority}{path}" + ("?…" if path != tail else "")
     return target[:4] + "…"
 

@@ -42,6 +42,7 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
     and what to do, and the CLI exits 1 when no channel asked for took it."""
     dead_only, both = unique("sd"), unique("sb")
     dead = f"http://127.0.0.1:{free_port()}/hook"
+    dead_shown = dead.removesuffix("hook") + "…"  # a webhook's path may be its token
     bots = PushEndpoints()
     async with serve(bots.app()) as base:
         live = f"{base}/hook?token=t0p-secret"  # a query is a secret's place: never shown
@@ -85,13 +86,13 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
                 by_cli_live = await asyncio.to_thread(_cli, settings, both)
     failed = {
         "channel": "webhook",
-        "target": dead,
+        "target": dead_shown,
         "status": "failed",
         "provider_id": None,
         "error": f"transient: {REFUSED}",
     }
     inbox = {"channel": "inbox", "status": "sent", "error": None}
-    not_sent = f"Not sent to webhook {dead}: {REFUSED}. {CHECK}"
+    not_sent = f"Not sent to webhook {dead_shown}: {REFUSED}. {CHECK}"
     assert by_api.status_code == 200, by_api.text
     for answer in (by_mcp, by_api.json()):
         first, *rest = answer["deliveries"]
@@ -99,19 +100,22 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
         assert answer["said"] == (
             f"Not sent to any of your push channels. Your inbox has it. {not_sent}"
         )
-    shown_live = f"{base}/hook?…"
+    shown_live = f"{base}/…"
     outcomes = [(d["channel"], d["target"], d["status"]) for d in by_mcp_both["deliveries"]]
-    assert sorted(outcomes[1:]) == [("webhook", dead, "failed"), ("webhook", shown_live, "sent")]
+    assert sorted(outcomes[1:]) == [
+        ("webhook", dead_shown, "failed"),
+        ("webhook", shown_live, "sent"),
+    ]
     assert outcomes[0][::2] == ("inbox", "sent")
     assert by_mcp_both["said"] == f"Sent to webhook {shown_live}. Your inbox has it. {not_sent}"
     assert by_page.status_code == 303, by_page.text
     assert parse_qs(urlsplit(by_page.headers["location"]).query)["msg"] == [
-        f"已发送到 webhook {shown_live}。收件箱里有一份。未发送到 webhook {dead}："
+        f"已发送到 webhook {shown_live}。收件箱里有一份。未发送到 webhook {dead_shown}："
         f"{REFUSED}。请确认它在运行且能连通，然后再发送一次。"
     ]
     assert "t0p-secret" not in str(by_mcp_both) + by_cli_live.output
     assert by_cli.exit_code == 1, by_cli.output
-    assert f"webhook {dead}: failed (transient: {REFUSED})" in by_cli.output
+    assert f"webhook {dead_shown}: failed (transient: {REFUSED})" in by_cli.output
     assert "Not sent to any of your push channels" in " ".join(by_cli.output.split())
     assert by_cli_live.exit_code == 0, by_cli_live.output
     assert f"webhook {shown_live}: sent" in by_cli_live.output

@@ -26,6 +26,9 @@ from tests.support.admins import admin_headers
 from tests.support.pages import signed_in
 from tests.support.servers import free_port, http_client, serve
 
+# A webhook's token may be in its path (Slack's, Discord's): no reader sees it, nor the query.
+PATH_TOKEN = "P4thT0ken-s3cret"
+
 
 async def _notify(settings: Settings, user: str, key: str) -> None:
     """One inbox message and two failed deliveries (no SMTP; a refused webhook) for ``user``."""
@@ -41,7 +44,9 @@ async def _notify(settings: Settings, user: str, key: str) -> None:
                     targets=[
                         Target(type="inbox"),
                         Target(type="email", target=f"{user}@example.com"),
-                        Target(type="webhook", target="http://127.0.0.1:9/h?token=t0p-s3cret"),
+                        Target(
+                            type="webhook", target=f"http://127.0.0.1:9/h/{PATH_TOKEN}?t=t0p-s3cret"
+                        ),
                     ],
                     idempotency_key=key,
                     task="disk-watch",
@@ -82,12 +87,14 @@ async def test_api_reads_own_records_and_admins_may_name_a_user(
     assert by_channel["email"]["error"] == (
         "permanent: email is not configured: set AMBIENT_SMTP_HOST"
     )
-    assert by_channel["webhook"]["target"] == "http://127.0.0.1:9/h?…"
-    assert "t0p-s3cret" not in json.dumps(deliveries)
+    assert by_channel["webhook"]["target"] == "http://127.0.0.1:9/…"
+    assert "t0p-s3cret" not in json.dumps(deliveries) and PATH_TOKEN not in json.dumps(deliveries)
     failed = (await http.get("/deliveries", params={"status": "failed"}, headers=erin)).json()
     assert {d["channel"] for d in failed} == {"email", "webhook"}
     events = (await http.get("/events", params={"kind": "delivery.failed"}, headers=erin)).json()
     assert len(events) == 2 and all(e["task"] == "disk-watch" for e in events)
+    assert "http://127.0.0.1:9/…" in {e["payload"]["target"] for e in events}
+    assert PATH_TOKEN not in json.dumps(events)
     inbox = (await http.get("/inbox", headers=erin)).json()
     assert [m["title"] for m in inbox] == ["hello erin"]
 
@@ -99,6 +106,9 @@ async def test_api_reads_own_records_and_admins_may_name_a_user(
     admin = {"Authorization": auth["admin"]}
     franks = (await http.get("/deliveries", params={"user": "frank"}, headers=admin)).json()
     assert {d["user"] for d in franks} == {"frank"} and len(franks) == 3
+    assert PATH_TOKEN not in json.dumps(franks)
+    franks_events = (await http.get("/events", params={"user": "frank"}, headers=admin)).text
+    assert "127.0.0.1:9" in franks_events and PATH_TOKEN not in franks_events
     bad = await http.get("/deliveries", params={"status": "lost"}, headers=erin)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
 
@@ -265,6 +275,9 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
         assert MASKED in errors and BROKEN not in errors
         whole = await call("root", "list_deliveries", {"user": "gina", "channel": "email"})
         assert BROKEN in [r["error"] for r in whole.structured_content["deliveries"]]  # type: ignore[attr-defined]
+        hooks = await call("root", "list_deliveries", {"user": "gina", "channel": "webhook"})
+        shown = [r["target"] for r in hooks.structured_content["deliveries"]]  # type: ignore[attr-defined]
+        assert shown == ["http://127.0.0.1:9/…"] and PATH_TOKEN not in str(hooks)
         events = await call("gina", "list_events", {"kind": "delivery.failed"})
         assert BROKEN not in str(events) and MASKED in str(events)
         whole = await call("root", "list_events", {"user": "gina", "kind": "delivery.failed"})

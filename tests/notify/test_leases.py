@@ -253,7 +253,7 @@ async def test_permanent_failures_are_returned_and_visible_as_events(
     assert by_target[("email", "alice@example.com")].error == (
         "permanent: email is not configured: set AMBIENT_SMTP_HOST"
     )
-    refused = by_target[("webhook", "http://127.0.0.2:9/hook?…")]
+    refused = by_target[("webhook", "http://127.0.0.2:9/…")]
     assert refused.status == DeliveryStatus.FAILED and "loopback" in (refused.error or "")
     assert "not 'bob'" in (by_target[("inbox", "bob")].error or "")
     assert "not available to alice" in (by_target[("webhook", "secret:admin-hook")].error or "")

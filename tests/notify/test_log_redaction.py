@@ -76,7 +76,7 @@ async def test_httpx_request_logs_are_redacted_once_installed(
         ("webhook", "https://u:p@hooks.example#s3cret", "https://hooks.example?…"),
         ("apprise", "json://hooks.example?token=s3cret", "json://hooks.example/…"),
         ("apprise", "https://hooks.example?token=s3cret", "https://hooks.example?…"),
-        ("webhook", "https://hooks.example/x?token=s3cret", "https://hooks.example/x?…"),
+        ("webhook", "https://hooks.example/x?token=s3cret", "https://hooks.example/…"),
     ],
 )
 def test_a_target_url_without_a_path_is_shown_without_its_query(
@@ -104,3 +104,59 @@ def test_a_hosted_apprise_target_is_shown_without_its_token(target: str, shown: 
 
     # In their hosted forms these services' first part is the token, not a host.
     assert redact_target("apprise", target) == shown
+
+
+@pytest.mark.parametrize(
+    ("channel", "target", "shown"),
+    [
+        (
+            "apprise",
+            "https://discord.com/api/webhooks/123456789012345678/Zq9SECRETdiscordTOKEN0123",
+            "https://discord.com/…",
+        ),
+        (
+            "apprise",
+            "https://hooks.slack.com/services/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",
+            "https://hooks.slack.com/…",
+        ),
+        (
+            "apprise",
+            "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/",
+            "https://api.telegram.org/…",
+        ),
+        (
+            "apprise",
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0f8e2a6c-3b1d-4e5f-9a7b",
+            "https://qyapi.weixin.qq.com/…",
+        ),
+        (
+            "apprise",
+            "https://open.feishu.cn/open-apis/bot/v2/hook/0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b1",
+            "https://open.feishu.cn/…",
+        ),
+        (
+            "apprise",
+            "https://open.larksuite.com/open-apis/bot/v2/hook/0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8",
+            "https://open.larksuite.com/…",
+        ),
+        (
+            "apprise",
+            "https://oapi.dingtalk.com/robot/send?access_token=abcdef0123456789abcdef",
+            "https://oapi.dingtalk.com/…",
+        ),
+        ("apprise", "https://ntfy.sh/my-private-topic", "https://ntfy.sh/…"),
+        (
+            "webhook",
+            "https://hooks.slack.com/services/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",
+            "https://hooks.slack.com/…",
+        ),
+        ("webhook", "https://hooks.example/", "https://hooks.example/"),
+    ],
+)
+def test_a_target_url_is_shown_by_its_host_its_path_may_be_a_token(
+    channel: str, target: str, shown: str
+) -> None:
+    from ambient.domain.notify import redact_target
+
+    # Apprise reads these services' own https URLs too: their token is in the path or query.
+    assert redact_target(channel, target) == shown

@@ -353,3 +353,39 @@ async def test_the_push_schema_says_the_kinds_a_channel_gets_when_omitted(
     channel = tool.input_schema["properties"]["channels"]["items"]["$ref"].split("/")[-1]
     said = tool.input_schema["$defs"][channel]["properties"]["kinds"]["description"]
     assert "briefing, watch, remediation when omitted" in said, said
+
+
+DISCORD_TOKEN = "Zq9SECRETdiscordTOKEN0123456789abcdefXYZ"
+SLACK_SECRET = "Xk9sPq2LmN8vRt4WzY6bQ1cD"
+
+
+async def test_an_admin_reads_a_members_push_targets_without_their_tokens(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    # Apprise reads Discord's and Slack's own https webhook URLs as it reads discord:// and
+    # slack://; the token is in the path in both forms, as it is in many a webhook's.
+    channels = [
+        {"type": "apprise", "target": f"discord://123456789012345678/{DISCORD_TOKEN}"},
+        {
+            "type": "apprise",
+            "target": f"https://discord.com/api/webhooks/123456789012345678/{DISCORD_TOKEN}",
+        },
+        {"type": "apprise", "target": f"https://hooks.slack.com/services/T0A/B0F/{SLACK_SECRET}"},
+        {"type": "webhook", "target": f"https://hooks.slack.com/services/T0A/B0F/{SLACK_SECRET}"},
+    ]
+    saved = await api.put("/users/me/push", json={"channels": channels})
+    assert saved.status_code == 200, saved.text
+    admin = await admin_headers(settings)
+    shown = (await api.get("/users/bob", headers=admin)).json()["push_config"]["channels"]
+    assert [c["target"] for c in shown] == [
+        "discord://…",
+        "https://discord.com/…",
+        "https://hooks.slack.com/…",
+        "https://hooks.slack.com/…",
+    ]
+    listed = (await api.get("/users", headers=admin)).text
+    assert DISCORD_TOKEN not in listed and SLACK_SECRET not in listed
+    # The owner's own push config keeps them whole.
+    assert (await api.get("/users/me/push")).json()["channels"] == [
+        {**c, "kinds": ["briefing", "watch", "remediation"]} for c in channels
+    ]
