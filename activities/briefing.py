@@ -174,7 +174,7 @@ class BriefingActivities:
                 },
                 idempotency_key=f"{request.task_id}/{day.date}/prepared/v{row.version}",
             )
-            if report is not None:
+            if report is not None and not report.all_unread:
                 baseline = update_baseline(baseline_before, report, log_day(request))
                 await BaselineRepository(session).save(
                     request.user, day.date, baseline.model_dump(mode="json")
@@ -226,6 +226,8 @@ class BriefingActivities:
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}"))
             return None, baseline
         report = reducer.report(baseline=baseline, start=day.logs_from, end=day.logs_to)
+        if report.all_unread:  # no trend of a day not read ("errors fell 100%")
+            report = reducer.report(start=day.logs_from, end=day.logs_to)
         if report.unreadable and not reducer.timed:
             # Lines there were, none in a format read here: not a quiet day, nor a baseline day.
             unknown = "no line has a time in a format the briefing reads"

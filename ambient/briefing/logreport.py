@@ -117,6 +117,12 @@ class LogReport(BaseModel):
         description="template id -> count, every template up to 10,000 (for the baseline)",
     )
 
+    @property
+    def all_unread(self) -> bool:
+        """Whether lines there were and none was read (files broken off, lines without a time
+        read here): no day of the baseline, nor one compared with it."""
+        return not self.total and bool(self.broken or self.unreadable)
+
 
 _NEVER = math.inf
 

@@ -160,16 +160,19 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     nothing_read = none_read(unread_alarms)
     alarms_read = inputs.alarms_configured and not missed  # open alarms are counted only then
     happened: list[str] = []
-    if inputs.log_lines:
+    if inputs.log_lines or logs_short(inputs):
+        # No line read of a day whose lines there were: no count of it ("0 errors").
         happened.append(
-            f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
+            said("没有读到日志行", "No log lines were read")
+            if not inputs.log_lines
+            else f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
             if zh
             else f"{many(inputs.log_lines, 'log line', 'log lines')}, "
             f"{many(inputs.errors, 'error', 'errors')}, "
             f"{many(inputs.warnings, 'warning', 'warnings')}"
         )
         unread = inputs.logs_unreadable
-        if unread * 10 >= inputs.log_lines:  # a tenth or more: the counts miss part of the day
+        if unread and unread * 10 >= inputs.log_lines:  # a tenth or more: part of the day
             happened[-1] += said(
                 f"，另有 {unread} 行无法读取（见数据源）",
                 f", and {many(unread, 'line', 'lines')} could not be read (see Sources)",
@@ -220,6 +223,10 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             headline = said("昨天的日志没能读取", "Yesterday's logs could not be read")
         elif not inputs.logs_configured:
             headline = said("没有配置日志源", "No log source is set up")
+        elif logs_short(inputs):
+            # Lines there were, none read (a rotated file broken off before its first line, a
+            # day of lines without a time read here): not a day without logs.
+            headline = said("昨天的日志没能全部读取", "Yesterday: not all logs could be read")
         elif matched := inputs.log_filter:  # lines there were, none that matched
             headline = said(
                 f"昨天没有符合 {matched} 的日志", f"No log lines matched {matched} yesterday"

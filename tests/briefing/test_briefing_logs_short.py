@@ -1,6 +1,7 @@
 """A day whose logs were not all read is never said as a quiet one: a day of lines mostly
 without a time read here, and a rotated file broken off, were both spoken "Yesterday was
-quiet" while their errors went unread."""
+quiet" while their errors went unread; with no line read at all, they were "No logs were
+recorded yesterday"."""
 
 from __future__ import annotations
 
@@ -13,20 +14,22 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig, DayPlan
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.models import BriefingView, GreetOutcome
 from ambient.deps import WorkerDeps
+from ambient.storage import Database
+from ambient.storage.models import LogBaselineRow
 from tests.briefing.harness import briefing_stack, make_user
 
 
-async def spoken(
+async def briefed(
     env: WorkflowEnvironment,
     deps: WorkerDeps,
     user: str,
     language: str,
     logs: Callable[[DayPlan], Path],
-) -> tuple[str, list[str]]:
+) -> tuple[str, BriefingView]:
     """The briefing the user's first greeting gets, over the logs ``logs`` writes for its day:
-    what is spoken, and what happened as the briefing page lists it."""
+    what is spoken, and the briefing as its page shows it."""
     await make_user(deps.db, user)
     async with briefing_stack(env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language=language)
@@ -37,7 +40,26 @@ async def spoken(
         result = await stack.service.greet(user, request_id="one", via="voice")
         view = await stack.service.get_briefing(user, day.date)
     assert result.outcome is GreetOutcome.SPOKEN
-    return result.text, view.content.what_happened
+    return result.text, view
+
+
+async def spoken(
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    user: str,
+    language: str,
+    logs: Callable[[DayPlan], Path],
+) -> tuple[str, list[str]]:
+    """What is spoken, and what happened as the briefing page lists it."""
+    said, view = await briefed(env, deps, user, language, logs)
+    return said, view.content.what_happened
+
+
+async def baseline_days(db: Database, user: str) -> list[dict[str, int]]:
+    """The days of the user's stored log baseline."""
+    async with db.session() as session:
+        row = await session.get(LogBaselineRow, user)
+    return list(row.data.get("days", [])) if row is not None else []
 
 
 def _lines(day: DayPlan, hours: int, level: str, message: str, count: int) -> str:
@@ -82,3 +104,50 @@ async def test_a_day_mostly_unreadable_is_not_said_quiet(
 
     said, _ = await spoken(ts_env, deps, "ugo", "zh", logs)
     assert "一切平稳" not in said and "日志没能全部读取" in said, said
+
+
+async def test_yesterdays_rotated_file_broken_off_with_no_line_read_is_not_no_logs(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Rotated at midnight: yesterday is all in app.log.1.gz, which breaks off before its
+    first line; app.log holds only today's lines. It was said "No logs were recorded
+    yesterday" and kept in the baseline as a day of none."""
+
+    def logs(day: DayPlan) -> Path:
+        folder = tmp_path / "app"
+        folder.mkdir()
+        (folder / "app.log").write_text(_lines(day, 24, "INFO", "GET /health 200", 50))
+        yesterday = gzip.compress(_lines(day, 2, "ERROR", "payment timeout", 300).encode())
+        (folder / "app.log.1.gz").write_bytes(yesterday[:20])  # broken off
+        return folder
+
+    said, view = await briefed(ts_env, deps, "rv7a", "en", logs)
+    assert "No logs were recorded yesterday" not in said, said
+    assert "Yesterday: not all logs could be read" in said, said
+    assert view.content.headline == "Yesterday: not all logs could be read"
+    assert view.content.what_happened[0] == (
+        "No log lines were read, and 1 log file could not be read to the end (see Sources)"
+    )
+    assert await baseline_days(deps.db, "rv7a") == []
+
+
+async def test_a_day_whose_every_line_is_unreadable_is_not_said_to_have_no_logs(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The service changed its log format yesterday: the file's earlier lines have times,
+    yesterday's 500 none read here (counted unreadable). Said "No logs were recorded
+    yesterday" / 昨天没有日志记录: a day of unread logs spoken as a day without any."""
+
+    def logs(day: DayPlan) -> Path:
+        log = tmp_path / "app.log"
+        before = _lines(day, -48, "INFO", "started worker", 10)
+        untimed = "".join(f"ERROR payment timeout after {i} ms\n" for i in range(500))
+        log.write_text(before + untimed)
+        return log
+
+    said, view = await briefed(ts_env, deps, "rv7b", "zh", logs)
+    sources = {s.source: s.detail for s in view.content.sources}
+    assert "500 unreadable" in sources["logs"], sources
+    assert "昨天没有日志记录" not in said and "昨天的日志没能全部读取" in said, said
+    assert view.content.what_happened[0] == "没有读到日志行，另有 500 行无法读取（见数据源）"
+    assert await baseline_days(deps.db, "rv7b") == []
