@@ -134,9 +134,14 @@ def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
 
 def logs_short(inputs: BriefingInputs) -> bool:
     """Whether a part of the day's logs that may hold errors was not read: a tenth or more of
-    its lines without a time read here, or a file not read to its end."""
+    its lines without a time read here, a file not read to its end, or only the newest lines
+    read (a CLS search at its cap, or stopped by CLS)."""
     unread = inputs.logs_unreadable
-    return inputs.logs_broken > 0 or (unread > 0 and unread * 10 >= inputs.log_lines)
+    return (
+        inputs.logs_broken > 0
+        or inputs.logs_capped
+        or (unread > 0 and unread * 10 >= inputs.log_lines)
+    )
 
 
 def none_read(unread: list[SourceNote]) -> bool:
@@ -270,7 +275,8 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         )
     elif logs_short(inputs):
         # Not "quiet" either: a part of the day's logs was not read (a tenth or more of its
-        # lines without a time read, a rotated file broken off), its errors perhaps with it.
+        # lines without a time read, a rotated file broken off, only the newest lines read),
+        # its errors perhaps with it.
         headline = (
             said(
                 "昨天读到的日志里没有错误，但日志没能全部读取",

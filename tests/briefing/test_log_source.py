@@ -240,6 +240,36 @@ async def test_a_cls_search_stopped_at_its_limit_keeps_what_was_read_and_says_so
     assert report.capped and report.total == 2_000
 
 
+@pytest.mark.parametrize("cut", ["capped", "stopped"])
+async def test_a_day_of_which_only_the_newest_lines_were_read_is_not_said_quiet(
+    monkeypatch: pytest.MonkeyPatch, cut: str
+) -> None:
+    """A busy CLS topic past the briefing's cap (or a search CLS stopped): only the last hours
+    of the day were read, none of them an error. The headline (the page's title, the History
+    list, the push card, the spoken briefing) said "Yesterday was quiet" / "昨天一切平稳" of a
+    day most of whose logs were never read, where a rotated file broken off, the same partial
+    read, is "not all logs could be read"."""
+    api = TencentApi(search_pages=2 if cut == "stopped" else None)
+    if cut == "capped":
+        monkeypatch.setattr(logs, "MAX_SEARCH_LOGS", 1_500)
+    first = int(START.timestamp() * 1000)
+    api.logs = [
+        {"time": first + i * 1000, "json": {"level": "INFO", "message": f"GET /health {i} ms"}}
+        for i in range(2_500)
+    ]
+    _, reducer = await _cls_read(api)
+    report = reducer.report(start=START, end=END)
+    assert report.capped and report.total < 2_500 and not report.by_level.keys() - {"INFO"}
+    for language, headline in (
+        ("en", "Yesterday: no errors in the logs read, but not all logs could be read"),
+        ("zh", "昨天读到的日志里没有错误，但日志没能全部读取"),
+    ):
+        inputs = BriefingInputs(date="2026-11-23", language=language)
+        fill_from_report(inputs, report)
+        draft = offline_draft(inputs)
+        assert draft.headline == headline and headline in draft.spoken_text, draft
+
+
 async def _cls_read(api: TencentApi) -> tuple[str, LogReducer]:
     """A day of topic-1 read as the stand-in ``api`` serves it: what the read said, its reducer."""
     reducer = LogReducer()
