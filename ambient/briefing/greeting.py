@@ -304,10 +304,16 @@ class Greeting:
             # Cut again for TTS: "something" is longer than the "<*>" it replaces.
             result.segments = tts_segments(result.text)
         if audio and self.tencent.configured:
+            # No longer than the caller still listens, less the answer's way back: the day is
+            # spent, and an answer after it hung up was a briefing spoken to nobody.
+            speaking = max(0.0, until - clock() - GREET_ROUND_TRIP)
             try:
-                mp3 = await text_to_voice(self.tencent, result.text)
+                async with asyncio.timeout(speaking):
+                    mp3 = await text_to_voice(self.tencent, result.text)
                 result.audio_mp3_b64 = base64.b64encode(mp3).decode()
+            # The text is the answer; audio is a bonus the device can synthesise itself.
+            except TimeoutError:
+                log.warning("TTS for %s not done in the %.1f s left: text only", user, speaking)
             except TencentCloudError as exc:
-                # The text is the answer; audio is a bonus the device can synthesise itself.
                 log.warning("TTS failed for %s: %s", user, exc)
         return result

@@ -961,6 +961,40 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
 
 
+async def test_a_spoken_briefing_waits_for_tts_past_what_its_caller_listens(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """POST /voice/greeting (audio on by default): the workflow spends the day, then the
+    service synthesised every segment with no bound. Tencent TTS slow (or stuck until its
+    30 s request timeout, per segment) kept the answer past what the device listens: the
+    briefing was spoken to nobody and the next greeting heard "already given". Now TTS has
+    what the caller still listens, less the way back; the text alone is answered after it."""
+    async with _cls_stack(ts_env, deps, "rv7c") as (api, stack, day):
+        await stack.service.create("rv7c", _cls_config())
+        await stack.skip_to(day.window_start + timedelta(minutes=1))
+        stack.service.greet_timeout = timedelta(seconds=6)  # what the caller listens
+        arrived, released = asyncio.Event(), asyncio.Event()
+        api.held["TextToVoice"] = (arrived, released)  # TTS stuck until the test ends
+        greeting = asyncio.create_task(stack.service.greet("rv7c", via="voice", request_id="a"))
+        try:
+            # Not a speed claim: well past the caller's 6 s, short of one TTS request's 30 s.
+            done, _ = await asyncio.wait({greeting}, timeout=6 + 20)
+            answered = greeting in done
+        finally:
+            released.set()
+            first = await greeting
+        again = await stack.service.greet("rv7c", via="voice", request_id="b")
+    assert answered, "the spoken briefing waited for TTS past what its caller listens"
+    assert arrived.is_set()  # TTS was asked, and the answer did not wait for it
+    assert first.outcome is GreetOutcome.SPOKEN
+    assert first.text and first.segments and first.audio_mp3_b64 is None
+    assert any(
+        r.name == "ambient.briefing.greeting" and "TTS for rv7c not done" in r.getMessage()
+        for r in caplog.records
+    ), caplog.records
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN
+
+
 async def test_cls_alarms_refused_the_briefing_lists_monitor_alarms_and_says_cls_was_not_read(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
