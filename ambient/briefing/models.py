@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,6 +71,12 @@ class SourceNote(BaseModel):
     detail: str = ""
 
 
+# Why the model's briefing was not given: its draft not faithful to the data, or not a valid
+# one, the server's refusal of the request (of its key: 401, 403), or no answer (late, or
+# unreachable).
+LlmFailure = Literal["unfaithful", "invalid", "refused", "key", "unanswered"]
+
+
 class BriefingInputs(BaseModel):
     """Everything preparation gathered, reduced: what the LLM sees (as data) and offline reads."""
 
@@ -105,6 +111,9 @@ class BriefingInputs(BaseModel):
     discussions: list[str] = Field(default_factory=list)
     notes: list[SourceNote] = Field(default_factory=list)
     report_markdown: str = ""
+    llm_failed: LlmFailure | None = Field(
+        default=None, description="why the model's briefing is not the one given (its note says)"
+    )
 
 
 class BriefingContent(BriefingDraft):

@@ -89,9 +89,28 @@ _FAILED_SAID = {
         "CLS alert records firing since before the day could not be read: the day's own are "
         "all listed. ",
     ),
-    "llm": (
+}
+# Why the model's briefing was not given, said by failure (BriefingInputs.llm_failed).
+_LLM_FAILED_SAID = {
+    "unanswered": (
         "大模型没有回应，这份简报按规则写成。",
         "The language model did not answer: this briefing was written by rules. ",
+    ),
+    "unfaithful": (
+        "大模型写的简报与数据不符，这份简报按规则写成。",
+        "The language model's briefing did not match the data: this one was written by rules. ",
+    ),
+    "invalid": (
+        "大模型没有给出可用的简报，这份简报按规则写成。",
+        "The language model gave no usable briefing: this one was written by rules. ",
+    ),
+    "refused": (
+        "大模型服务拒绝了请求，这份简报按规则写成。",
+        "The language model refused the request: this briefing was written by rules. ",
+    ),
+    "key": (
+        "大模型服务拒绝了它的密钥，这份简报按规则写成。",
+        "The language model refused its key: this briefing was written by rules. ",
     ),
 }
 # Alarms answered without a time the API gives, skipped, by source: (Chinese, English's one).
@@ -382,7 +401,9 @@ def _spoken(
             f"{spoken_clip(inputs.news[0], 60)}. ",
         )
     for note in failed:
-        if note.source in _FAILED_SAID and note not in unset:
+        if note.source == "llm":
+            say(*_LLM_FAILED_SAID[inputs.llm_failed or "unanswered"])
+        elif note.source in _FAILED_SAID and note not in unset:
             say(*_FAILED_SAID[note.source])
     parts += [s if zh else f"{s} " for s in skipped_said(inputs, zh)]
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")

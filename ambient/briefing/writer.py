@@ -82,6 +82,15 @@ async def write_briefing(
     if draft is None:
         detail = f"the LLM gave no valid briefing ({outcome.failure}); written offline instead"
         inputs.notes.append(SourceNote(source="llm", ok=False, detail=detail))
+        inputs.llm_failed = (
+            "key"
+            if outcome.refused in (401, 403)
+            else "refused"
+            if outcome.refused
+            else "invalid"
+            if outcome.invalid
+            else "unanswered"
+        )
         return WrittenBriefing(offline_draft(inputs), "offline")
     unsupported = unsupported_claims(draft_text(draft), prompt)
     if unsupported:
@@ -92,6 +101,7 @@ async def write_briefing(
             "the offline briefing is spoken instead"
         )
         inputs.notes.append(SourceNote(source="llm", ok=False, detail=detail))
+        inputs.llm_failed = "unfaithful"
         return WrittenBriefing(offline_draft(inputs), "offline", draft, unsupported)
     return WrittenBriefing(draft, llm.model, draft)
 

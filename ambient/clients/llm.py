@@ -78,6 +78,10 @@ class Answer(Generic[T]):
     value: T | None
     attempts: int
     failure: str | None = None
+    # The HTTP status of a request the server refused (a wrong key, a model it lacks).
+    refused: int | None = None
+    # The model answered, with output that was not the schema's (cut off, or not valid).
+    invalid: bool = False
 
 
 def openai_client(
@@ -146,12 +150,14 @@ class LLMClient:
         failure = ""
         for attempt in range(1, ATTEMPTS + 1):
             logged = ""  # what the log says instead of the one-line failure, when it says more
+            invalid = False  # of this attempt: the last one's failure is the answer's
             try:
                 result = await self._attempt(system, user, schema, max_tokens, frequency_penalty)
             except openai.LengthFinishReasonError:
-                failure = f"the model's output was cut off at {max_tokens} tokens"
+                failure, invalid = f"the model's output was cut off at {max_tokens} tokens", True
             except (ValidationError, ValueError) as exc:
                 failure = f"the model's output did not match the schema: {_first_line(exc)}"
+                invalid = True
                 # Every field the output got wrong, and how: what to fix in the prompt or model.
                 logged = f"the model's output did not match the schema: {exc}"
             except openai.APIStatusError as exc:
@@ -160,7 +166,9 @@ class LLMClient:
                     # changes nothing, and every caller falls back to its rules saying so.
                     log.warning("llm request refused: %s", exc)
                     why = f"the LLM server refused the request ({exc.status_code}): {exc.message}"
-                    return Answer(value=None, attempts=attempt, failure=why)
+                    return Answer(
+                        value=None, attempts=attempt, failure=why, refused=exc.status_code
+                    )
                 failure = f"the LLM server answered {exc.status_code}: {exc.message}"
             except openai.APIConnectionError as exc:
                 failure = f"the LLM server at {self.base_url} could not be reached ({exc})"
@@ -172,7 +180,7 @@ class LLMClient:
                 failure = "the model returned no answer"
                 continue
             log.warning("llm attempt %d/%d failed: %s", attempt, ATTEMPTS, logged or failure)
-        return Answer(value=None, attempts=ATTEMPTS, failure=failure)
+        return Answer(value=None, attempts=ATTEMPTS, failure=failure, invalid=invalid)
 
     async def _attempt(
         self,

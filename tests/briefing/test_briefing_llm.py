@@ -18,7 +18,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, plan_for
-from ambient.briefing.models import BriefingDraft, PrepareRequest
+from ambient.briefing.models import BriefingDraft, BriefingInputs, PrepareRequest, SourceNote
+from ambient.briefing.offline import offline_draft
 from ambient.clients.llm import DATA_RULE, LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
@@ -131,6 +132,7 @@ async def test_an_unreachable_llm_server_is_named_in_the_briefing_note(
     assert prepared.generated_by == "offline"
     (note,) = [s for s in prepared.sources if s.source == "llm"]
     assert f"127.0.0.1:{port}" in note.detail and "could not be reached" in note.detail
+    assert "大模型没有回应，这份简报按规则写成。" in prepared.spoken_text, prepared.spoken_text
 
 
 async def test_a_wrong_llm_token_is_named_in_the_briefing_note_and_the_briefing_is_written(
@@ -163,6 +165,44 @@ async def test_invalid_output_is_retried_then_the_offline_briefing_is_used(
     assert prepared.spoken_text.startswith("早上好")
     llm_note = [s for s in prepared.sources if s.source == "llm"]
     assert llm_note and not llm_note[0].ok
+    # It answered, with no briefing of use: not said as a model that did not answer.
+    assert "大模型没有给出可用的简报，这份简报按规则写成。" in prepared.spoken_text
+
+
+async def test_a_model_draft_refused_as_unfaithful_is_not_spoken_as_a_model_that_did_not_answer(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The model answered, its draft was refused for made-up facts (or the server refused the
+    key, 401): the offline briefing said "大模型没有回应" / "The language model did not
+    answer", a wrong reason, heard by the user and read on the page."""
+    api, url = llm_api
+    made_up = GOOD.model_copy(update={"headline": "checkout-api failed 300 times"})
+    api.script(Content.of(made_up))
+    prepared, _ = await _prepare(_llm_settings(settings, url), db, tmp_path)
+    (note,) = [s for s in prepared.sources if s.source == "llm"]
+    assert "stated what its input does not" in note.detail  # it answered
+    assert "没有回应" not in prepared.spoken_text, prepared.spoken_text
+    assert "大模型写的简报与数据不符，这份简报按规则写成。" in prepared.spoken_text
+
+    wrong = _llm_settings(settings, url).model_copy(
+        update={"openai_api_key": SecretStr("not-the-key")}
+    )
+    prepared, _ = await _prepare(wrong, db, tmp_path)
+    (note,) = [s for s in prepared.sources if s.source == "llm"]
+    assert "refused" in note.detail and "401" in note.detail
+    assert "没有回应" not in prepared.spoken_text, prepared.spoken_text
+    assert "大模型服务拒绝了它的密钥，这份简报按规则写成。" in prepared.spoken_text
+    # In English too, each failure its own reason.
+    note = SourceNote(source="llm", ok=False, detail="(the note)")
+    for failed, said in (
+        ("unfaithful", "The language model's briefing did not match the data"),
+        ("key", "The language model refused its key"),
+        ("refused", "The language model refused the request"),
+        ("invalid", "The language model gave no usable briefing"),
+        ("unanswered", "The language model did not answer"),
+    ):
+        inputs = BriefingInputs(date="2026-11-23", language="en", notes=[note], llm_failed=failed)
+        assert said in offline_draft(inputs).spoken_text
 
 
 async def test_output_that_fails_the_schema_is_logged_with_each_field_it_got_wrong(
