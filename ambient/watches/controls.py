@@ -10,11 +10,16 @@ import functools
 import uuid
 from datetime import UTC, datetime
 
-from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    ScheduleOverlapPolicy,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
 
 from ambient import controls_in_flight, no_answer, temporal
 from ambient.briefing.errors import BriefingUnanswered
 from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
+from ambient.refusals import N_
 from ambient.request_deadline import request_deadline
 from ambient.status import temporal_down
 from ambient.storage.users import registered
@@ -59,6 +64,7 @@ class TaskControls(RequestDeadline):
             before: TaskState | None = None  # a workflow's state before its control
             checked: TaskStatus | None = None  # a watch's status once its check now ended
             taken = False  # a watch's check now taken by its worker, its result not in yet
+            queued = False  # a schedule's run now asked while one of its runs is under way
             spent = False  # a check now no worker took in a read's budget: no read after it
             if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
                 # Its answer is the status its write was checked against: no third look.
@@ -69,7 +75,12 @@ class TaskControls(RequestDeadline):
             sent_words = CHECK_SENT if signal == "check_now" else CONTROL_SENT
             with found(task_id), in_time(task_id, sent_words):
                 if kind is TaskKind.SCHEDULE:
-                    await self.client.get_schedule_handle(task_id).trigger()
+                    # A run now asked while a run is under way runs after it (the schedule's
+                    # own overlap policy, skip, dropped it while the answer said it was done),
+                    # and the answer says so. Asked again then, the two asks are one run.
+                    handle = self.client.get_schedule_handle(task_id)
+                    queued = bool((await handle.describe()).info.running_actions)
+                    await handle.trigger(overlap=ScheduleOverlapPolicy.BUFFER_ONE)
                 elif kind in _WATCHES and signal == "check_now":
                     # Asked through an update that answers once the check ended: what it read, and
                     # a page whose server asked us to wait is not asked, and the answer says so (a
@@ -138,7 +149,7 @@ class TaskControls(RequestDeadline):
                 raise TaskStateError(stopped(task_id))
             waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
             zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
-            note = waits_note(waits, zone)
+            note = RUNS_AFTER_THE_CURRENT if queued else waits_note(waits, zone)
             if checked is None and signal == "check_now" and kind in _WATCHES:
                 # Asked, its result not in by this answer.
                 note = CHECK_STARTED
@@ -165,6 +176,9 @@ class TaskControls(RequestDeadline):
             raise TaskStateError(stopped(task_id))
         return TaskState(state), description
 
+
+# A schedule's run now asked while one of its runs was under way.
+RUNS_AFTER_THE_CURRENT = N_("a run is under way; this one runs once it has ended")
 
 _WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
 _ASKED_NOW = (*_WATCHES, TaskKind.DAILY_BRIEFING)

@@ -35,6 +35,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository, not_registered
 from ambient.watches import schedules
 from ambient.watches.configs import TaskState
+from ambient.watches.controls import RUNS_AFTER_THE_CURRENT
 from ambient.watches.deadline import CHECK_STARTED
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -1197,6 +1198,36 @@ async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
     # The schedule starts its runs a moment after the trigger.
     await until_equal(sent, ["run", "walk"], "both reminders sent")
     await service.delete(USER, again.task_id)
+
+
+async def test_a_run_now_while_a_digest_runs_runs_after_it_and_says_so(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A second run now while the first still read a slow news page answered 'active' as
+    the first did, and never ran: the schedule skipped it (its overlap policy)."""
+    state, base = gated
+    state.pages["/front"] = article("Old story about rivers.")
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    ref = await service.create(USER, "schedule", digest, unique("digest"))
+    handle = service.client.get_schedule_handle(ref.task_id)
+    state.page_waiting.clear()
+    state.page_gate.clear()  # a slow news page: the first run now is still reading it
+    first = await service.trigger(USER, ref.task_id)
+    await asyncio.wait_for(state.page_waiting.wait(), 30)
+    second = await service.trigger(USER, ref.task_id)  # "send it to me now" again
+    state.page_gate.set()
+    assert first.note is None, first
+    assert second.note == RUNS_AFTER_THE_CURRENT, second
+
+    async def runs() -> int | None:
+        info = (await handle.describe()).info
+        done = info.num_actions >= 2 and not info.running_actions
+        return info.num_actions if done else None
+
+    assert await eventually(runs, "two runs for two asks") == 2
+    assert (await handle.describe()).info.num_actions_skipped_overlap == 0
+    await service.delete(USER, ref.task_id)
 
 
 async def test_a_news_digest_steered_and_deleted_is_answered_as_a_news_digest(
