@@ -343,6 +343,7 @@ async def _compared(check: CheckPageInput, read: Page, before: str | None) -> Pa
         hash=read.hash,
         hits=diff.hits,
         excerpt=diff.excerpt,
+        more_added=diff.more_added,
     )
 
 

@@ -117,6 +117,7 @@ class ReminderWorkflow:
         for url, check in zip(run.config.news_urls, checks, strict=True):
             notes: tuple[str, str] | None = None
             lines: list[str] = []
+            more = 0  # new lines past those shown
             if isinstance(check, BaseException):
                 why = failure_text(check)
                 notes = f"unavailable ({why})", f"无法访问（{why}）"
@@ -132,15 +133,18 @@ class ReminderWorkflow:
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
             elif check.excerpt:
-                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")][:5]
+                # Every new line the excerpt holds, then how many more: the next run compares
+                # with the page as stored now, so a line left out unsaid was never told.
+                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")]
                 lines = [f"- {ln}" for ln in added]
+                more = check.more_added
             else:
                 notes = "nothing new", "没有新内容"
             page = url if isinstance(check, BaseException) else check.url
             if notes is None:
                 section = f"**{page}**\n" + "\n".join(lines)
-                en.append(section)
-                zh.append(section)
+                en.append(section + (f"\n… and {more} more new lines" if more else ""))
+                zh.append(section + (f"\n……另有 {more} 行新内容" if more else ""))
             else:
                 en.append(f"**{page}**: {notes[0]}")
                 zh.append(f"**{page}**：{notes[1]}")

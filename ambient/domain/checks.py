@@ -27,6 +27,8 @@ class PageCheck(BaseModel):
     hash: str | None = None
     hits: dict[str, list[str]] = Field(default_factory=dict)
     excerpt: str = ""
+    # New lines past the excerpt's ("+" lines it has no room for): a digest says how many.
+    more_added: int = 0
     error: str | None = None
 
 

@@ -88,6 +88,9 @@ class PageDiff(BaseModel):
         description="keyword -> new lines that mention it (at most 5, then '… N more lines')"
     )
     excerpt: str
+    # New ("+") lines of the diff past the excerpt's: a digest tells every new line it shows,
+    # then how many more there are (the excerpt's own notice counts removed lines too).
+    more_added: int = 0
 
 
 def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> PageDiff:
@@ -135,14 +138,22 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     # The new text first: a hunk lists its removed lines before its added ones, so a page
     # rewritten at length showed only "-" lines, and a digest (its "+" lines) nothing.
     shown: dict[str, list[tuple[int, str]]] = {"+": [], "-": []}
-    count = 0
+    count = more_added = 0
     for count, line in enumerate(body, start=1):
         if len(kept := shown[line[0]]) < EXCERPT_LINES:
             kept.append((count, clipped(line, MAX_SHOWN_LINE)))
+        elif line[0] == "+":
+            more_added += 1
     lines = sorted(shown["+"] + shown["-"][: EXCERPT_LINES - len(shown["+"])])
     excerpt = [line for _, line in lines]
     if count > len(excerpt):
         excerpt.append(f"… {count - len(excerpt)} more changed lines")
     if not excerpt and old != new:  # past MAX_DIFF_CELLS, lines that only moved
         excerpt = ["(the same lines as before, in another order)"]
-    return PageDiff(changed=old != new, added=added, hits=hits, excerpt="\n".join(excerpt))
+    return PageDiff(
+        changed=old != new,
+        added=added,
+        hits=hits,
+        excerpt="\n".join(excerpt),
+        more_added=more_added,
+    )

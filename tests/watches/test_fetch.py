@@ -269,6 +269,7 @@ async def test_a_page_rewritten_at_length_shows_its_new_lines_and_how_many_more_
         *(f"+第{n}条：服务已迁移。" for n in range(12)),
         "… 48 more changed lines",
     ]
+    assert changed.more_added == 18  # of the 48: new lines, the rest removed ones
 
 
 async def test_a_digest_check_retried_after_it_stored_the_page_still_tells_the_change(

@@ -20,7 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.storage.repositories import InboxRepository
 from ambient.watches.models import TaskStatus, ThresholdWatchInput
+from ambient.watches.page_changes import EXCERPT_LINES
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
@@ -34,6 +36,7 @@ from tests.watches.test_workflows import (
     inbox_titles,
     kinds,
     loopback_deps,  # noqa: F401  (fixture)
+    reads_chinese,
     threshold,
 )
 from workflows.reminder import ReminderWorkflow
@@ -242,6 +245,30 @@ async def test_trigger_during_a_check_runs_another_check_right_after_it(
     assert second - started < timedelta(seconds=30)
 
 
+async def two_digest_runs(
+    env: WorkflowEnvironment, deps: WorkerDeps, state: GatedSite, base: str, after: str
+) -> tuple[str, list[str]]:
+    """A news digest of ``base``/front run twice, the page ``after`` between the runs: its
+    task and the two runs' bodies."""
+    config = ReminderConfig.model_validate(
+        {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    )
+    task = unique("reminder/alice/digest")
+    bodies = []
+    async with running_worker(env.client, deps) as worker:
+        for day in range(2):
+            bodies.append(
+                await env.client.execute_workflow(
+                    ReminderWorkflow.run,
+                    ReminderRun(user=USER, task=task, config=config),
+                    id=f"{task}/run-{day}",
+                    task_queue=worker.task_queue,
+                )
+            )
+            state.pages["/front"] = after
+    return task, bodies
+
+
 async def test_news_digest_second_run_reports_what_changed_since_the_first(
     ts_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
@@ -249,25 +276,34 @@ async def test_news_digest_second_run_reports_what_changed_since_the_first(
 ) -> None:
     state, base = gated
     state.pages["/front"] = article("Old story about rivers.")
-    config = ReminderConfig.model_validate(
-        {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
-    )
-    task = unique("reminder/alice/digest")
-    bodies = []
-    async with running_worker(ts_env.client, loopback_deps) as worker:
-        for day in range(2):
-            bodies.append(
-                await ts_env.client.execute_workflow(
-                    ReminderWorkflow.run,
-                    ReminderRun(user=USER, task=task, config=config),
-                    id=f"{task}/run-{day}",
-                    task_queue=worker.task_queue,
-                )
-            )
-            state.pages["/front"] = article("Old story about rivers.", "New bridge opens.")
+    after = article("Old story about rivers.", "New bridge opens.")
+    task, bodies = await two_digest_runs(ts_env, loopback_deps, state, base, after)
     await save_history(ts_env.client.get_workflow_handle(f"{task}/run-1"), "reminder_news_digest")
     assert "first look taken" in bodies[0]
     assert "first look" not in bodies[1] and "New bridge opens." in bodies[1]
+
+
+async def test_a_digest_tells_every_new_headline_then_how_many_more(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    """A page with 8 new headlines was told in 5, the other 3 never (the next run compares
+    with the page as stored), and nothing said that any were left out."""
+    await reads_chinese(loopback_deps)
+    state, base = gated
+    new = [f"Headline number {n} of the day." for n in range(1, 21)]
+    for count, more in ((8, 0), (20, 20 - EXCERPT_LINES)):
+        state.pages["/front"] = article("Old story about rivers.")
+        after = article("Old story about rivers.", *new[:count])
+        _task, bodies = await two_digest_runs(ts_env, loopback_deps, state, base, after)
+        told = [line for line in new[:count] if f"- {line}" in bodies[1]]
+        assert told == new[: min(count, EXCERPT_LINES)], bodies[1]
+        said = f"… and {more} more new lines"
+        assert bodies[1].endswith(said) if more else "more" not in bodies[1], bodies[1]
+    async with loopback_deps.db.session() as session:
+        sent = (await InboxRepository(session).list(USER, limit=1))[0]
+    assert sent.body.endswith(f"……另有 {20 - EXCERPT_LINES} 行新内容"), sent.body
 
 
 async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_goes_on(
