@@ -132,13 +132,14 @@ class ReminderWorkflow:
                 )
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
-            elif check.excerpt:
+            elif added := [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")]:
                 # Every new line the excerpt holds, then how many more: the next run compares
                 # with the page as stored now, so a line left out unsaid was never told.
-                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")]
                 lines = [f"- {ln}" for ln in added]
                 more = check.more_added
             else:
+                # Unchanged, or changed with nothing added (lines only removed, or moved): its
+                # section was the page's address with nothing under it.
                 notes = "nothing new", "没有新内容"
             page = url if isinstance(check, BaseException) else check.url
             if notes is None:

@@ -306,6 +306,23 @@ async def test_a_digest_tells_every_new_headline_then_how_many_more(
     assert sent.body.endswith(f"……另有 {20 - EXCERPT_LINES} 行新内容"), sent.body
 
 
+async def test_a_digest_page_that_only_lost_lines_says_nothing_new(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    """A page whose changes were only removals was a section of its address alone."""
+    await reads_chinese(loopback_deps)
+    state, base = gated
+    state.pages["/front"] = article("Old story about rivers.", "Another old story.")
+    after = article("Old story about rivers.")
+    _task, bodies = await two_digest_runs(ts_env, loopback_deps, state, base, after)
+    assert bodies[1] == f"**{base}/front**: nothing new", bodies[1]
+    async with loopback_deps.db.session() as session:
+        sent = (await InboxRepository(session).list(USER, limit=1))[0]
+    assert sent.body == f"**{base}/front**：没有新内容", sent.body
+
+
 async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_goes_on(
     ts_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
