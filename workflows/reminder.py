@@ -111,7 +111,7 @@ class ReminderWorkflow:
     async def digest(self, run: ReminderRun) -> tuple[str, str]:
         """The news digest's body, in English and in Chinese (the pages' lines as written)."""
         # Each run is its own workflow: compare with the last run's stored page.
-        checks = await check_news_pages(run.task, run.config.news_urls, run.config.categories)
+        checks = await check_news_pages(run.pages_key, run.config.news_urls, run.config.categories)
         en: list[str] = []
         zh: list[str] = []
         for url, check in zip(run.config.news_urls, checks, strict=True):

@@ -396,9 +396,7 @@ class DeliveryRepository(Repository):
 class SnapshotRepository(Repository):
     """Web monitors' last two page texts per (task, url) (`poll_store.advance_snapshot`)."""
 
-    async def purge(self, task: str) -> None:
-        await self.session.execute(delete(WatchSnapshot).where(WatchSnapshot.task == task))
-
     async def purge_rounds(self, task: str) -> None:
-        """``task``'s snapshots and its rounds' (a daily briefing's news, kept per date)."""
+        """``task``'s snapshots and its rounds' (a daily briefing's news, kept per date; a news
+        digest's, kept per life: `ReminderRun.pages_key`)."""
         await self.session.execute(delete(WatchSnapshot).where(with_rounds(task)))

@@ -259,6 +259,16 @@ class ReminderRun(BaseModel):
     user: str
     task: str
     config: ReminderConfig
+    # The schedule's life (a create's; kept by its updates): a digest's pages are stored under
+    # it, so a run of a deleted life that stores a page late is not a new life's last look.
+    # None: a schedule created before lives were kept, its pages stored under its task.
+    life: str | None = None
+
+    @property
+    def pages_key(self) -> str:
+        """The task a digest's page texts are stored under: beside the task's own, as a round's
+        are (`ambient.storage.polls.with_rounds` reads and purges them with the task's)."""
+        return f"{self.task}/life-{self.life}" if self.life else self.task
 
     @field_validator("config", mode="before")
     @classmethod

@@ -41,7 +41,8 @@ class TaskSchedules(TaskReads):
     ) -> TaskRef:
         task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
         kind = schedule_kind(parsed)
-        schedule = self._schedule(user, task_id, parsed, _new_run_id(task_id))
+        life = _new_life()
+        schedule = self._schedule(user, task_id, parsed, _run_id(task_id, life), life)
         try:
             await self.client.create_schedule(
                 task_id,
@@ -56,18 +57,21 @@ class TaskSchedules(TaskReads):
             # was fixed (one cron for both day fields, say) runs as its config says now.
             status, _ = await self._update_schedule(user, task_id, parsed, same_config=True)
             return TaskRef(task_id=task_id, kind=kind, state=status.state, created=False)
-        # A new life: its news pages are compared from its own first look, not with the pages a
-        # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
-        # comes at its hour, after this.
+        # A new life: its news pages are compared from its own first look, stored under its
+        # life (`ReminderRun.pages_key`), so a deleted life's run still reading a page stores it
+        # under its own. The pages deleted lives kept (and a schedule's from before lives were
+        # kept, under its task id) are dropped. Its first run comes at its hour, after this.
         async with self.db.writing() as session:
-            await SnapshotRepository(session).purge(task_id)
+            await SnapshotRepository(session).purge_rounds(task_id)
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
-    def _schedule(self, user: str, task_id: str, parsed: ReminderConfig, run_id: str) -> Schedule:
+    def _schedule(
+        self, user: str, task_id: str, parsed: ReminderConfig, run_id: str, life: str | None
+    ) -> Schedule:
         return Schedule(
             action=ScheduleActionStartWorkflow(
                 ReminderWorkflow.run,
-                ReminderRun(user=user, task=task_id, config=parsed),
+                ReminderRun(user=user, task=task_id, config=parsed, life=life),
                 id=run_id,
                 task_queue=self.settings.temporal_task_queue,
                 typed_search_attributes=temporal.search_attributes("reminder_run", user),
@@ -118,12 +122,14 @@ class TaskSchedules(TaskReads):
             schedule = current.schedule
             if config is not None:
                 action = current.schedule.action
-                run_id = (
-                    action.id
-                    if isinstance(action, ScheduleActionStartWorkflow)
-                    else _new_run_id(task_id)
-                )
-                schedule = self._schedule(user, task_id, config, run_id)
+                if isinstance(action, ScheduleActionStartWorkflow):
+                    # Its life as created (None for one created before lives were kept: its
+                    # pages stay under its task id, compared as before).
+                    run_id, life = action.id, run.life if run else None
+                else:
+                    life = _new_life()
+                    run_id = _run_id(task_id, life)
+                schedule = self._schedule(user, task_id, config, run_id, life)
             paused = schedule.state.paused = (
                 current.schedule.state.paused if pause is None else pause
             )
@@ -166,10 +172,14 @@ class TaskSchedules(TaskReads):
         )
 
 
-def _new_run_id(task_id: str) -> str:
+def _new_life() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _run_id(task_id: str, life: str) -> str:
     # Runs are named by the task's life and the second they are asked for: a run of a
     # deleted life does not take the id (and the once-only keys) of a new life's run.
-    return f"{task_id}/run-{uuid.uuid4().hex[:8]}"
+    return f"{task_id}/run-{life}"
 
 
 def _schedule_summary(config: ReminderConfig, user: str) -> str:

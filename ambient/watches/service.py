@@ -287,7 +287,8 @@ class TaskService(TaskControls):
                 await self._ended_otherwise(user, task_id, "deleted", running=False)
         if purge:
             async with self.db.writing() as session:
-                await SnapshotRepository(session).purge(task_id)
+                # Its own, and a digest's lives' (`ReminderRun.pages_key`).
+                await SnapshotRepository(session).purge_rounds(task_id)
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.STOPPED, created=False)
 
     # --- helpers --------------------------------------------------------------------

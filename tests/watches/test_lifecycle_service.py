@@ -1331,6 +1331,55 @@ async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look
     await service.delete(USER, again.task_id)
 
 
+async def test_a_digest_created_again_while_the_deleted_ones_run_reads_still_looks_first(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The deleted digest's run, still reading a slow page, stored it after the new life's
+    create had dropped the kept pages: the new life's first run said "nothing new", never
+    "first look taken"."""
+    state, base = gated
+    state.pages["/front"] = article("Old story about rivers.")
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    name = unique("digest")
+
+    async def scheduled_run(task_id: str, day: str) -> Awaitable[str]:
+        """One run as the schedule starts it: the run its action holds, its own workflow id."""
+        described = await service.client.get_schedule_handle(task_id).describe()
+        run = await service._stored_run(described)
+        assert run is not None
+        return service.client.execute_workflow(
+            ReminderWorkflow.run,
+            run,
+            id=f"{task_id}/run-{day}",
+            task_queue=service.settings.temporal_task_queue,
+        )
+
+    first = await service.create(USER, "schedule", digest, name)
+    assert "first look taken" in await (await scheduled_run(first.task_id, "1"))
+    # The old life's next run is reading the page (a slow news site) ...
+    state.pages["/front"] = article("Old story about rivers.", "New bridge opens.")
+    state.page_waiting.clear()
+    state.page_gate.clear()
+    old_run = asyncio.ensure_future(await scheduled_run(first.task_id, "2"))
+    await asyncio.wait_for(state.page_waiting.wait(), 30)
+    # ... when the digest is deleted and created again under its name (a delete lets a run
+    # under way deliver).
+    await service.delete(USER, first.task_id)
+    again = await service.create(USER, "schedule", digest, name)
+    assert again.task_id == first.task_id and again.created
+    state.page_gate.set()
+    assert "New bridge opens." in await old_run
+    body = await (await scheduled_run(again.task_id, "3"))
+    assert "first look taken" in body, body
+    # An update keeps the life, and so the pages its runs compare with.
+    await service.update(USER, again.task_id, digest | {"hour": 9})
+    state.pages["/front"] = article("Old story about rivers.", "Second bridge opens.")
+    body = await (await scheduled_run(again.task_id, "4"))
+    assert "- Second bridge opens." in body and "New bridge" not in body, body
+    await service.delete(USER, again.task_id)
+
+
 async def test_an_update_that_a_delete_overtakes_is_refused_as_stopped_not_as_a_bad_config(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
