@@ -9,7 +9,7 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         stopped_on_purpose,
     )
     from ambient.remediation.runs import (
+        AFTER_CHANGE_PERIODS,
         CHANGE_RETRY,
         FINAL_STATES,
         JOIN,
@@ -66,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         RemediationStatus,
         Verification,
         VerifyInput,
+        read_before,
     )
     from ambient.remediation.safety import PermissionDecision, scale_target
     from ambient.remediation.scores import PlannedStep
@@ -208,6 +210,7 @@ class GradedRemediationWorkflow(RemediationChange):
         self.attempts.append(attempt)
         await self._set_state("applying")
         result = await self._apply(step, key, attempt, opened.checkpoint if opened else None)
+        changed_at = workflow.now()
         if result == ABORTED_BEFORE_CHANGE and self.aborted:
             return await self._abort(self.aborted)
         await self._post_step(attempt)
@@ -227,7 +230,7 @@ class GradedRemediationWorkflow(RemediationChange):
         if self.aborted:
             return await self._abort(self.aborted)
         try:
-            verification = await self._verify(step, key, attempt.mode)
+            verification = await self._verify(step, key, attempt.mode, changed_at)
         except ACTIVITY_FAILED as exc:
             # Whether the change worked is unknown: climbing to a stronger rung blind is not
             # safe, and a failed run would tell nobody. A person takes it from here.
@@ -235,6 +238,8 @@ class GradedRemediationWorkflow(RemediationChange):
             attempt.verification = f"verification failed: {cause_of(exc)}"
             await self._hand_over(not_verified(step.rung, cause_of(exc)))
             return "stop"
+        if verification is None:  # aborted while it waited for a datapoint after the change
+            return await self._abort(self.aborted) if self.aborted else "stop"
         attempt.verified = True
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
@@ -429,10 +434,27 @@ class GradedRemediationWorkflow(RemediationChange):
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))
 
-    async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
+    async def _verify(
+        self, step: PlannedStep, key: str, mode: Mode, changed_at: datetime
+    ) -> Verification | None:
+        """The step's verdict; None when an abort came while it waited for a datapoint."""
         await self._set_state("verifying")
         verify = self.alert.verify
         reading = await self._read(verify, self.request.user) if verify is not None else None
+        if not self.verifies_after_change:
+            changed = None
+        else:
+            changed = changed_at
+            period = getattr(verify.source, "period", 0) if verify is not None else 0
+            # A datapoint stamped before the change is none of its doing: the next period's is
+            # read, up to AFTER_CHANGE_PERIODS of them; still none, the step is not verified.
+            for _ in range(AFTER_CHANGE_PERIODS):
+                if verify is None or not period or not read_before(reading, changed):
+                    break
+                await self._wait(timedelta(seconds=period))
+                if self.aborted:
+                    return None
+                reading = await self._read(verify, self.request.user)
         return await self._act(
             RemediationActivities.verify_remediation,
             VerifyInput(
@@ -445,6 +467,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 verify=self.alert.verify,
                 reading=reading,
                 now=workflow.now(),
+                changed_at=changed,
             ),
             # Its cluster read and its breaker write wait out an outage as the change did: a
             # database hiccup must not hand over a run as "could not be verified".

@@ -137,6 +137,10 @@ class RemediationRecords:
         # push, the briefing's broadcast, what to undo); it ended silently before:
         # docs/deploy.md, the patches.
         self.refusal_hands_over = workflow.patched("refused-after-change-hands-over")
+        # A verification's datapoint stamped before the step's change is no verdict: the next
+        # period's is waited for (it judged the one of before, the breach's own, "not resolved"
+        # and climbed): docs/deploy.md, the patches.
+        self.verifies_after_change = workflow.patched("verify-reading-after-the-change")
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

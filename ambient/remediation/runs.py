@@ -147,6 +147,29 @@ class Opened(BaseModel):
         )
 
 
+# How many periods of its metric a verification waits, one at a time, for a datapoint stamped
+# after the change (a 300 s Cloud Monitor metric publishes the period that holds it only once
+# that period is over): none by then, the change could not be verified.
+AFTER_CHANGE_PERIODS = 3
+
+
+def read_before(reading: MetricReading | None, changed_at: datetime | None) -> bool:
+    """Whether ``reading`` is a datapoint stamped before the change: no word on the change."""
+    return (
+        changed_at is not None
+        and reading is not None
+        and reading.value is not None
+        and reading.at is not None
+        and reading.at < changed_at
+    )
+
+
+def before_the_change(reading: MetricReading) -> str:
+    """Why a datapoint from before the change says nothing of it."""
+    at = f" ({reading.at:%Y-%m-%d %H:%M:%S} UTC)" if reading.at else ""
+    return f"no datapoint after the change: the newest{at} is from before it"
+
+
 class VerifyInput(Keyed):
     mode: Mode
     target: WorkloadRef
@@ -155,15 +178,27 @@ class VerifyInput(Keyed):
     verify: VerifySpec | None = None
     reading: MetricReading | None = None
     now: datetime
+    # When the step's change was made: a reading stamped before it is no verdict (None: a run
+    # started before this was known, its reading judged whatever its time).
+    changed_at: datetime | None = None
+
+    def stale(self) -> bool:
+        return read_before(self.reading, self.changed_at)
 
     def unknown(self, health: RolloutHealth) -> str | None:
-        """Why no verdict can be given (metric unread, rollout not failed), or None."""
-        # Not resolved is a finding; an unreadable metric is none.
-        if self.verify is None or (self.reading is not None and self.reading.value is not None):
+        """Why no verdict can be given (metric unread or from before the change, rollout not
+        failed), or None."""
+        # Not resolved is a finding; an unreadable metric is none, nor a value from before.
+        reading = self.reading
+        if self.verify is None or (
+            reading is not None and reading.value is not None and not self.stale()
+        ):
             return None
         if health.observed and not health.available:
             return None
-        error = self.reading.error if self.reading else "no reading"
+        if reading is not None and self.stale():
+            return before_the_change(reading)
+        error = reading.error if reading else "no reading"
         return f"metric unreadable: {error}"
 
     def judge(self, health: RolloutHealth) -> Verification:
@@ -176,6 +211,9 @@ class VerifyInput(Keyed):
             if reading is None or reading.value is None:
                 metric_ok = False
                 parts.append(f"metric unreadable: {reading.error if reading else 'no reading'}")
+            elif self.stale():
+                # Only a failed rollout gets here: it decides, the value of before says nothing.
+                parts.append(f"metric: {before_the_change(reading)}")
             else:
                 value = reading.value
                 metric_ok = self.verify.holds(value)

@@ -18,6 +18,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.remediation import joins as remediation_joins
 from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
+from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
@@ -421,3 +422,49 @@ async def test_an_alert_of_another_region_is_verified_with_its_metric_read_there
     ]
     assert read and set(read) == {"ap-shanghai"}, read
     assert status.state == "resolved", status.outcome
+
+
+async def test_a_change_is_not_judged_on_a_datapoint_from_before_it(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """A 300 s metric publishes the period holding the change only once that period is over:
+    after the settle, its newest datapoint is still the breach's own, from before the restart.
+    That is no verdict: the run reads again a period later, up to three, and with none newer
+    it hands over as not verified, climbing to no stronger rung on a value of before."""
+    api, tencent = cloud
+    # 4 minutes old when the run verifies: nothing after it is published.
+    api.metric_points[METRIC] = [(int(time.time()) - 240, 95.0)]
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    subject = Alert.model_validate(
+        {
+            "source": "threshold_watch",
+            "cluster_id": "cls-watch001",
+            "namespace": "prod",
+            "workload": "checkout",
+            "verify": {
+                "source": source("checkout") | {"period": 300},
+                "healthy": [{"op": "below", "value": 90}],
+            },
+        }
+    )
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="dry_run"),
+            id=f"{remediation_id(subject)}-{unique('r')}",
+            task_queue=worker.task_queue,
+        )
+        status = await handle.result()
+        await save_history(handle, "remediation_verify_reading_after_the_change")
+    # The restart alone, not judged on the datapoint of before it.
+    assert [(a.rung, a.verified) for a in status.attempts] == [(Rung.RESTART, False)], (
+        status.attempts
+    )
+    assert "no datapoint after the change" in status.attempts[0].verification
+    assert status.state == "handed_over", status.outcome
+    reads = [action for _, action, _ in api.calls if action == "DescribeStatisticData"]
+    assert len(reads) == 4, reads  # the first, then one a period for three periods
