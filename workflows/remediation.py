@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.runs import (
         AFTER_CHANGE_PERIODS,
+        AFTER_CHANGE_WAIT,
         CHANGE_RETRY,
         FINAL_STATES,
         JOIN,
@@ -447,11 +448,12 @@ class GradedRemediationWorkflow(RemediationChange):
             changed = changed_at
             period = getattr(verify.source, "period", 0) if verify is not None else 0
             # A datapoint stamped before the change is none of its doing: the next period's is
-            # read, up to AFTER_CHANGE_PERIODS of them; still none, the step is not verified.
+            # read (a minute on at least), up to AFTER_CHANGE_PERIODS of them; still none, the
+            # step is not verified.
             for _ in range(AFTER_CHANGE_PERIODS):
                 if verify is None or not period or not read_before(reading, changed):
                     break
-                await self._wait(timedelta(seconds=period))
+                await self._wait(max(timedelta(seconds=period), AFTER_CHANGE_WAIT))
                 if self.aborted:
                     return None
                 reading = await self._read(verify, self.request.user)

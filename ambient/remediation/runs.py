@@ -151,6 +151,10 @@ class Opened(BaseModel):
 # after the change (a 300 s Cloud Monitor metric publishes the period that holds it only once
 # that period is over): none by then, the change could not be verified.
 AFTER_CHANGE_PERIODS = 3
+# The shortest of those waits: Cloud Monitor publishes a datapoint a minute or more after its
+# period ends, so a 10 s metric waited 10 s three times, 30 s, and was not verified for a
+# datapoint on its way (three minutes in all, with none after the change by then).
+AFTER_CHANGE_WAIT = timedelta(minutes=1)
 
 
 def read_before(reading: MetricReading | None, changed_at: datetime | None) -> bool:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -433,9 +435,60 @@ async def test_a_change_is_not_judged_on_a_datapoint_from_before_it(
     after the settle, its newest datapoint is still the breach's own, from before the restart.
     That is no verdict: the run reads again a period later, up to three, and with none newer
     it hands over as not verified, climbing to no stronger rung on a value of before."""
+    api, _ = cloud
+    status, waits = await verified_on_a_datapoint_of_before(
+        ts_env,
+        deps,
+        cloud,
+        source("checkout") | {"period": 300},
+        "remediation_verify_reading_after_the_change",
+    )
+    # The restart alone, not judged on the datapoint of before it.
+    assert [(a.rung, a.verified) for a in status.attempts] == [(Rung.RESTART, False)], (
+        status.attempts
+    )
+    assert "no datapoint after the change" in status.attempts[0].verification
+    assert status.state == "handed_over", status.outcome
+    reads = [action for _, action, _ in api.calls if action == "DescribeStatisticData"]
+    assert len(reads) == 4, reads  # the first, then one a period for three periods
+    assert waits == [timedelta(seconds=300)] * 3, waits
+
+
+async def test_a_10_s_metric_waits_a_minute_for_its_datapoint_after_the_change(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """Cloud Monitor lands a datapoint a minute or more after its period ends: a 10 s metric
+    read again 10 s on, three times, gave up after 30 s on a datapoint still on its way. Each
+    wait is a minute at the least."""
+    api, _ = cloud
+    cvm = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/CVM",
+        "metric": "CPUUsage",
+        "dimensions": {"InstanceId": "ins-watch001"},
+        "period": 10,
+    }
+    status, waits = await verified_on_a_datapoint_of_before(ts_env, deps, cloud, cvm)
+    assert "no datapoint after the change" in status.attempts[0].verification
+    reads = [action for _, action, _ in api.calls if action == "GetMonitorData"]
+    assert len(reads) == 4, reads
+    assert waits == [timedelta(minutes=1)] * 3, waits
+
+
+async def verified_on_a_datapoint_of_before(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811 - the fixture's value, passed on
+    verify_source: dict[str, Any],
+    history: str | None = None,
+) -> tuple[RemediationStatus, list[timedelta]]:
+    """A dry run of a restart whose verify block reads ``verify_source``, a Cloud Monitor
+    metric whose newest datapoint, 4 minutes old, is from before the change (nothing after it
+    is published): how the run ended, and the waits it made after its settle."""
     api, tencent = cloud
-    # 4 minutes old when the run verifies: nothing after it is published.
-    api.metric_points[METRIC] = [(int(time.time()) - 240, 95.0)]
+    api.metric_points[verify_source["metric"]] = [(int(time.time()) - 240, 95.0)]
     deps.tencent = tencent
     remediation_settings(deps, remediation_approval_from_rung=0)
     await add_user(deps, USER)
@@ -445,10 +498,7 @@ async def test_a_change_is_not_judged_on_a_datapoint_from_before_it(
             "cluster_id": "cls-watch001",
             "namespace": "prod",
             "workload": "checkout",
-            "verify": {
-                "source": source("checkout") | {"period": 300},
-                "healthy": [{"op": "below", "value": 90}],
-            },
+            "verify": {"source": verify_source, "healthy": [{"op": "below", "value": 90}]},
         }
     )
     async with running_worker(ts_env.client, deps) as worker:
@@ -459,12 +509,12 @@ async def test_a_change_is_not_judged_on_a_datapoint_from_before_it(
             task_queue=worker.task_queue,
         )
         status = await handle.result()
-        await save_history(handle, "remediation_verify_reading_after_the_change")
-    # The restart alone, not judged on the datapoint of before it.
-    assert [(a.rung, a.verified) for a in status.attempts] == [(Rung.RESTART, False)], (
-        status.attempts
-    )
-    assert "no datapoint after the change" in status.attempts[0].verification
-    assert status.state == "handed_over", status.outcome
-    reads = [action for _, action, _ in api.calls if action == "DescribeStatisticData"]
-    assert len(reads) == 4, reads  # the first, then one a period for three periods
+        if history is not None:
+            await save_history(handle, history)
+        timers = [
+            e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        ]
+    settle = timedelta(seconds=deps.settings.remediation_settle_seconds)
+    return status, timers[timers.index(settle) + 1 :]
