@@ -21,15 +21,21 @@ from ambient.domain.configs import STORED
 from ambient.remediation import joins as remediation_joins
 from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import RemediationInput, RemediationStatus
+from ambient.remediation.runs import (
+    AFTER_CHANGE_PERIODS,
+    AFTER_CHANGE_WAIT,
+    RemediationInput,
+    RemediationStatus,
+)
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, remediation_settings
+from tests.remediation.support import add_user, error_rate, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture
-from tests.standins.tencent_api import TencentApi
+from tests.standins.tencent_api import TencentApi, every_period
 from tests.support.record import save_history
+from tests.support.servers import HANG
 from tests.support.waits import ask
 from worker import ALL_WORKFLOWS, build_worker
 from workflows.remediation import GradedRemediationWorkflow
@@ -38,6 +44,9 @@ from workflows.threshold_watch import ThresholdWatchWorkflow
 
 USER = "watcher"
 METRIC = "K8sWorkloadRateCpuCoreUsedCluster"
+# A run on the dev server's clock waits for its metric's datapoint after the change (up to its
+# reads again, a minute each at the least) before its verdict.
+AFTER_CHANGE_BOUND = AFTER_CHANGE_PERIODS * AFTER_CHANGE_WAIT.total_seconds() + HANG
 
 
 def source(
@@ -332,22 +341,28 @@ async def ended_run_holding_its_notice(
     conditions = ThresholdWatchConfig.model_validate(
         {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
     ).conditions
-    first_alert = alert_from_breach(source(workload), 97.0, conditions, "cpu 97")
-    assert first_alert is not None
-    rid = remediation_id(first_alert)
-    # The first run resolves (the metric reads healthy) on a worker that cannot send notices:
-    # its final notice waits for the queue's next worker.
-    now = int(time.time())
-    api.metric_points[METRIC] = [(now - 30, 10.0), (now + 3600, 10.0)]
+    breach = alert_from_breach(source(workload), 97.0, conditions, "cpu 97")
+    assert breach is not None
+    rid = remediation_id(breach)
+    # The first run resolves on a worker that cannot send notices: its final notice waits for
+    # the queue's next worker. Its alert, on the same workload, reads a healthy error rate (a
+    # Cloud Monitor metric would have it wait a minute for its datapoint after the change).
     queue = unique("tq")
     mute = [a for a in build_activities(deps) if a.__name__ != "notify"]  # type: ignore[attr-defined]
-    async with Worker(
-        dev_env.client,
-        task_queue=queue,
-        workflows=ALL_WORKFLOWS,
-        activities=mute,
-        workflow_runner=temporal.workflow_runner(),
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        Worker(
+            dev_env.client,
+            task_queue=queue,
+            workflows=ALL_WORKFLOWS,
+            activities=mute,
+            workflow_runner=temporal.workflow_runner(),
+        ),
     ):
+        first_alert = Alert.model_validate(
+            breach.model_dump(mode="json") | {"verify": healthy_error_rate(url)}
+        )
+        assert remediation_id(first_alert) == rid
         first = await dev_env.client.start_workflow(
             GradedRemediationWorkflow.run,
             RemediationInput(alert=first_alert, user=USER, mode="execute"),
@@ -361,8 +376,16 @@ async def ended_run_holding_its_notice(
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the first run did not resolve")
-    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    api.metric_points[METRIC] = every_period(97.0)
     return workload, rid, described, queue
+
+
+def healthy_error_rate(url: str) -> dict[str, Any]:
+    """A verify block reading the error rate at ``url`` (an `error_rate` endpoint)."""
+    return {
+        "source": {"type": "http_json", "url": url, "json_path": "$.error_rate"},
+        "healthy": [{"op": "below", "value": 0.05}],
+    }
 
 
 async def remediation_events(
@@ -387,17 +410,19 @@ async def remediation_events(
 
 
 async def test_an_alert_of_another_region_is_verified_with_its_metric_read_there(
-    ts_env: WorkflowEnvironment,
+    dev_env: WorkflowEnvironment,
     deps: WorkerDeps,
     cloud: tuple[TencentApi, Any],  # noqa: F811
 ) -> None:
     """An alert sent to the API names its cluster's region; its verification metric, a
     Cloud Monitor source that names none, is that cluster's: read in the alert's region,
-    not in the configured one (where it has no datapoints and the run could not verify)."""
+    not in the configured one (where it has no datapoints and the run could not verify).
+    On the dev server's clock: the datapoint after the change is the next minute's, read a
+    minute on (a time-skipping server's minute passes before Cloud Monitor's does)."""
     api, tencent = cloud
-    api.metric_points[METRIC] = [(int(time.time()) - 30, 12.0), (int(time.time()) + 3600, 12.0)]
+    api.metric_points[METRIC] = every_period(12.0)
     deps.tencent = tencent
-    remediation_settings(deps, remediation_approval_from_rung=0)
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_settle_seconds=0)
     await add_user(deps, USER)
     subject = Alert.model_validate(
         {
@@ -409,14 +434,14 @@ async def test_an_alert_of_another_region_is_verified_with_its_metric_read_there
             "verify": {"source": source("checkout"), "healthy": [{"op": "below", "value": 90}]},
         }
     )
-    async with running_worker(ts_env.client, deps) as worker:
-        handle = await ts_env.client.start_workflow(
+    async with running_worker(dev_env.client, deps) as worker:
+        handle = await dev_env.client.start_workflow(
             GradedRemediationWorkflow.run,
             RemediationInput(alert=subject, user=USER, mode="dry_run"),
             id=f"{remediation_id(subject)}-{unique('r')}",
             task_queue=worker.task_queue,
         )
-        status = await handle.result()
+        status = await asyncio.wait_for(handle.result(), AFTER_CHANGE_BOUND)
     read = [
         region
         for (_, action, _), region in zip(api.calls, api.regions, strict=True)

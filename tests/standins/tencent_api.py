@@ -105,6 +105,18 @@ BAD_REGION = "A value specified in `X-TC-Region` is not valid, is unsupported, o
 MONITOR_PERIODS = (10, 60, 300, 3600, 86400)
 
 
+def every_period(
+    value: float, period: int = 60, *, before: int = 3600, after: int = 3600
+) -> list[tuple[int, float]]:
+    """A metric holding ``value``: a datapoint on each whole-period boundary from ``before``
+    seconds ago to ``after`` seconds on. The stand-in serves none stamped after now, so
+    those ahead appear one a period as time passes (Cloud Monitor publishes a period's
+    datapoint once the period is over, minutes late; the stand-in has no such lag)."""
+    now = int(time.time())
+    first = (now - before) // period * period
+    return [(stamp, value) for stamp in range(first, now + after + 1, period)]
+
+
 def error(code: str, message: str) -> Response:
     return reply({"Error": {"Code": code, "Message": message}})
 
@@ -713,6 +725,8 @@ class TencentApi:
     node_pools: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     monitor_alarms: list[dict[str, Any]] = field(default_factory=list)
     cls_records: list[dict[str, Any]] = field(default_factory=list)
+    # metric -> its datapoints (epoch seconds, value): none stamped after now is served yet
+    # (Cloud Monitor has published nothing of the future; see `every_period`).
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     # GetMonitorData: metric -> the periods it is kept at (MONITOR_PERIODS when not named).
     metric_periods: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -1219,13 +1233,14 @@ class TencentApi:
         if (end - start) // period > 1440:
             return error("InvalidParameterValue", "more than 1440 datapoints in one request")
         series = self.metric_series.get(params["MetricName"])
-        answers = []
+        answers: list[dict[str, Any]] = []
+        now = time.time()
         for instance in params["Instances"] if series is not None else params["Instances"][:1]:
             asked = {d["Name"]: d["Value"] for d in instance["Dimensions"]}
             stamped = (
                 points if series is None else next((p for dims, p in series if dims == asked), [])
             )
-            inside = [(t, v) for t, v in stamped if start <= t <= end]
+            inside = [(t, v) for t, v in stamped if start <= t <= min(end, now)]
             answers.append(
                 {
                     "Dimensions": instance["Dimensions"],
@@ -1276,7 +1291,8 @@ class TencentApi:
                 f"at period {period}s StartTime must be within "
                 f"{STATISTIC_RETENTION[period] // 86400} days of now",
             )
-        data = []
+        data: list[dict[str, Any]] = []
+        now = time.time()
         for metric in params["MetricNames"]:
             named = {c["Key"]: c["Value"][0] for c in conditions}
             series = self.metric_series.get(metric) or [(named, self.metric_points.get(metric, []))]
@@ -1284,7 +1300,9 @@ class TencentApi:
             for dimensions, stamped in series:
                 if any(dimensions.get(c["Key"]) not in c["Value"] for c in conditions):
                     continue
-                inside = [{"Timestamp": t, "Value": v} for t, v in stamped if start <= t <= end]
+                inside = [
+                    {"Timestamp": t, "Value": v} for t, v in stamped if start <= t <= min(end, now)
+                ]
                 if inside:
                     named_dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
                     points.append({"Dimensions": named_dims, "Values": inside})
