@@ -128,7 +128,11 @@ async def read_page(
     same = last.hash is not None and raw_hash == last.raw_hash
     if same and last.extractor == extractor_for(selector, fetched.content_type):
         return SameBytes(fresh, last.extractor)
-    html, kind = fetched.text(), fetched.content_type
+    kind = fetched.content_type
+    try:
+        html = fetched.text()
+    except Exception as exc:  # bytes no codec reads: a failed check of this page, not the poll's
+        raise FetchError(f"{UNREADABLE}{exc}") from None
     # The body, then its text, are not held while the check waits for a thread to extract
     # and for its write (docs/benchmarks.md, "Worker memory", round 5).
     del fetched

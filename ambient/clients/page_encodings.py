@@ -45,6 +45,13 @@ RESOLVED_AS_BROWSERS = {
     "shift_jis": "cp932",
     "big5": "big5hkscs",
 }
+# Python codecs no browser reads a page in: a label naming one is passed over as an unknown one.
+# Not text encodings at all (base64, hex, quoted-printable, rot13, zlib, uu: decoding raised,
+# and the whole poll failed), and text codecs of Python's own (UTF-7: WHATWG drops its label,
+# its "+…-" runs are a filter-evasion trick; idna and undefined raise on any page).
+NO_PAGE_ENCODING = frozenset(
+    {"utf-7", "idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"}
+)
 WIDE_RUN = re.compile("[^\x00-\x7f\ufffd]{2,}")  # two or more non-ASCII characters in a row
 # An undeclared page whose bytes are UTF-8 but for a few (a summary a CMS cut in the middle of
 # a character): UTF-8, when its valid non-ASCII characters outnumber the invalid bytes so.
@@ -93,13 +100,16 @@ def page_text(body: bytes, content_type: str) -> str:
 
 
 def _codec(label: str) -> str | None:
-    """The codec a charset label names as browsers read it; None for one Python does not know."""
+    """The codec a charset label names as browsers read it; None for one Python does not know
+    or no browser reads a page in (``NO_PAGE_ENCODING``, a codec of bytes such as base64)."""
     encoding = AS_BROWSERS_READ.get(label.lower(), label)
     try:
-        name = codecs.lookup(encoding).name
+        codec = codecs.lookup(encoding)
     except LookupError:
         return None
-    return RESOLVED_AS_BROWSERS.get(name, name)
+    if not codec._is_text_encoding or codec.name in NO_PAGE_ENCODING:
+        return None
+    return RESOLVED_AS_BROWSERS.get(codec.name, codec.name)
 
 
 def undeclared_text(body: bytes) -> str:

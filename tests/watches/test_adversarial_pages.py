@@ -666,3 +666,24 @@ async def test_what_a_page_hides_from_its_reader_is_no_change_and_no_keyword_hit
             await session.scalars(select(WatchSnapshot.text).where(WatchSnapshot.task == task_id))
         )
     assert all("node-7" not in text and "outage" not in text for text in texts), texts
+
+
+async def test_a_page_labelled_with_a_bytes_codec_is_read_and_the_watchs_other_page_too(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A page labelled "charset=hex" (or base64, quoted-printable: Python codecs of bytes, no
+    text encoding) failed the whole poll: the poll was retried, every URL fetched again each
+    time, and the create answered no baseline, the watch's healthy page's neither. The label
+    is passed over, as browsers pass over a label they do not know."""
+    site, base = strict
+    good, odd = f"{base}/good", f"{base}/odd"
+    site.pages["/good"] = Resource(article("All quiet.").encode())
+    hexed = "text/html; charset=hex"
+    site.pages["/odd"] = Resource(article("一切正常。").encode(), content_type=hexed)
+    task_id = await created(service, {**watch(good, keywords=["故障"]), "urls": [good, odd]})
+    news = article("一切正常。", "数据库故障。").encode()
+    site.pages["/odd"] = Resource(news, content_type=hexed)
+    changed = await checked(service, task_id, odd)
+    await service.delete(USER, task_id)
+    assert changed == {"outcome": "hit", "error": None, "hits": {"故障": ["数据库故障。"]}}
+    assert site.answers("/good") == [200, 200]  # once a check: no poll asked again

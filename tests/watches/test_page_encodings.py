@@ -120,3 +120,19 @@ def test_an_undeclared_utf8_page_with_a_broken_byte_is_utf8_not_gb18030() -> Non
     # Still: an old European page, its accents no UTF-8, and an undeclared GBK page.
     assert page_text("<p>Müller café</p>".encode("latin-1"), "text/html") == "<p>Müller café</p>"
     assert page_text("<p>数据库故障</p>".encode("gbk"), "text/html") == "<p>数据库故障</p>"
+
+
+def test_a_charset_label_of_a_bytes_codec_is_passed_over_like_an_unknown_label() -> None:
+    """A label naming a Python codec that is no text encoding (base64, hex, quoted-printable,
+    rot13, zlib, uu) raised LookupError reading the page, and the whole poll failed; UTF-7,
+    idna and the like are no label a browser reads a page in either."""
+    from ambient.clients.page_encodings import page_text
+
+    body = "<p>数据库故障</p>".encode()
+    for label in ("base64", "hex", "quoted-printable", "rot13", "zip", "uu", "utf-7", "idna"):
+        assert page_text(body, f"text/html; charset={label}") == "<p>数据库故障</p>", label
+    meta = b'<meta http-equiv="Content-Type" content="text/html; charset=quoted-printable">'
+    assert page_text(meta + body, "text/html").endswith("<p>数据库故障</p>")
+    # The next declaration is read, as after a label no codec knows.
+    gbk = b'<meta charset="gbk">' + "<p>数据库故障</p>".encode("gbk")
+    assert page_text(gbk, "text/html; charset=hex").endswith("<p>数据库故障</p>")
