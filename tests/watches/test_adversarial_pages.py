@@ -687,3 +687,23 @@ async def test_a_page_labelled_with_a_bytes_codec_is_read_and_the_watchs_other_p
     await service.delete(USER, task_id)
     assert changed == {"outcome": "hit", "error": None, "hits": {"故障": ["数据库故障。"]}}
     assert site.answers("/good") == [200, 200]  # once a check: no poll asked again
+
+
+async def test_a_keyword_across_a_hidden_span_inside_a_paragraph_is_a_hit(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A hidden span inside a paragraph (against copying) split its line in two where it
+    stood: "数据库故障" across it was never a hit."""
+    site, base = strict
+    url = f"{base}/news"
+    site.pages["/news"] = Resource(article("一切正常。").encode())
+    task_id = await created(service, watch(url, keywords=["数据库故障"]))
+    said = "<p>下午发生数据库<span style='display:none'>7f3a</span>故障</p>"
+    site.pages["/news"] = Resource(f"<html><body>{said}</body></html>".encode())
+    found = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert found == {
+        "outcome": "hit",
+        "error": None,
+        "hits": {"数据库故障": ["下午发生数据库故障"]},
+    }

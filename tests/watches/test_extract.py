@@ -541,6 +541,23 @@ def test_what_a_page_hides_from_its_reader_is_not_its_text() -> None:
     assert main_text("<html><body><p id='d' hidden>Draft</p></body></html>", "#d") == "Draft"
 
 
+def test_a_hidden_span_or_a_script_inside_a_paragraph_does_not_split_its_line() -> None:
+    """Chinese sites put hidden spans inside text against copying; the reader sees one line,
+    as docs/watches.md promises `Database <script>…</script>outage` reads "Database outage"
+    (trafilatura reads it so too). The fast path made two lines of it: a keyword across them
+    never hit. Such a page's lines are not the release before's: a new baseline once."""
+    hidden = "<p>下午发生数据库<span style='display:none'>7f3a</span>故障</p>"
+    scripted = "<p>Database <script>var x = 1</script><noscript>JS</noscript>outage</p>"
+    for paragraph, line in ((hidden, "下午发生数据库故障"), (scripted, "Database outage")):
+        read = extracted(f"<html><body>{paragraph}</body></html>")
+        assert read == (line, PAGE_EXTRACTOR, None), paragraph
+    # A script beside the paragraphs splits no text: compared with the release before's.
+    beside = f"<html><body><p>{STORY}</p><script>track()</script><p>Bye.</p></body></html>"
+    assert extracted(beside).text == f"{STORY.strip()}\nBye."
+    assert extracted(beside).earlier == f"x6-t{trafilatura.__version__}"
+    assert lines(main_text(beside)) == lines(trafilatura_text(beside))
+
+
 def test_a_text_file_served_as_markdown_csv_or_bytes_is_read_as_written() -> None:
     """Only text/plain was read as text: a CHANGELOG.md (text/markdown), a CSV, a file served
     as application/octet-stream was parsed as HTML, and a "<script>" written in it took every
