@@ -28,7 +28,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 PAGE_EXTRACTOR = f"x7-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
 SELECTOR_EXTRACTOR = "s8"  # a CSS selector's matches
 JSON_EXTRACTOR = "j7"  # a JSON answer read without a selector
-FEED_EXTRACTOR = "f1"  # an Atom or RSS feed read without a selector
+FEED_EXTRACTOR = "f2"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
 # a page that hides nothing from its reader (x7 and s8 take out what it hides) is compared
 # with its text of that release, its change at the upgrade told.
@@ -36,12 +36,15 @@ EARLIER = {
     PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}",
     SELECTOR_EXTRACTOR: "s7",
     JSON_EXTRACTOR: JSON_EXTRACTOR,
+    # f2 takes out of an entry's HTML what its reader does not see (f1 read it)
+    FEED_EXTRACTOR: "f1",
 }
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).
 UNREADABLE = "cannot read the page's text: "
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
+DROPPED_ELEMENTS = ", ".join(DROPPED)
 # Never text inside a selector's match: the same, but an SVG's drawn text (a badge, a chart's
 # labels) is read; what it does not draw (its scripts, styles, definitions, title and
 # description, metadata, and the symbols, clip paths and masks other elements use) is not.
@@ -133,7 +136,7 @@ ENTRY_TEXT = ("title", "summary", "content", "description", "encoded")
 MAX_FEED_ENTRIES = 500
 
 
-def feed_text(media_type: str, body: str) -> str | None:
+def feed_text(media_type: str, body: str) -> Extracted | None:
     """An Atom or RSS feed's text: its title, then each entry's title and text (HTML read as
     its text), one a line, in the feed's order; None when the body is no feed."""
     kind = media_type.partition(";")[0].strip().lower()
@@ -150,18 +153,19 @@ def feed_text(media_type: str, body: str) -> str | None:
         return None
     if root is None:
         return None
-    lines: list[str] = []
+    said: list[tuple[str, bool]] = []
     channel = next((e for e in root if _local(e) == "channel"), root)
     if (title := next((e for e in channel if _local(e) == "title"), None)) is not None:
-        lines.append(_said(title))
+        said.append(_said(title))
     entries = [e for e in root.iter() if _local(e) in ENTRIES][:MAX_FEED_ENTRIES]
     for entry in entries:
         for name in ENTRY_TEXT:
-            lines += [_said(e) for e in entry if _local(e) == name]
-    text = "\n".join(line for line in lines if line)
+            said += [_said(e) for e in entry if _local(e) == name]
+    text = "\n".join(line for line, _ in said if line)
     if not text:
         raise NoTextError("the feed has no entries with text")
-    return text
+    # A feed whose entries' HTML held nothing unseen reads as f1 read it: compared with that.
+    return _read(text, FEED_EXTRACTOR, changed=any(unseen for _, unseen in said))
 
 
 def _local(element: Any) -> str:
@@ -169,16 +173,26 @@ def _local(element: Any) -> str:
     return tag.rpartition("}")[2].rpartition(":")[2] if isinstance(tag, str) else ""
 
 
-def _said(element: Any) -> str:
-    """An element's text on one line; HTML in it (escaped or in CDATA, or XHTML) as its text."""
+def _said(element: Any) -> tuple[str, bool]:
+    """An element's text on one line, HTML in it (escaped or in CDATA, or XHTML) as its text;
+    whether that HTML held an element its reader does not see."""
     written = "".join(element.itertext())
+    unseen: list[LexborNode] = []
     if "<" in written:
         body = LexborHTMLParser(written).body
-        if body is not None:  # inline elements on their line ("正在<b>处理</b>" one word)
+        if body is not None:
+            # As on a page: its scripts, styles, embeds and what it hides are no text of the
+            # entry (an analytics snippet's words hit keywords nobody reads), taken out before
+            # its inline elements are unwrapped, its text either side one text again.
+            found = body.css(f"{DROPPED_ELEMENTS}, {HIDING}")
+            unseen = _outermost(node for node in found if node.tag in DROPPED or _hides(node))
+            for node in unseen:
+                node.decompose()
+            # inline elements on their line ("正在<b>处理</b>" one word)
             body.unwrap_tags(list(SELECTED_INLINE))
             body.merge_text_nodes()
         written = body.text(separator=" ") if body is not None else ""
-    return " ".join(written.split())
+    return " ".join(written.split()), bool(unseen)
 
 
 # Text types read as HTML: the rest of text/* (markdown, CSV, a log) is plain text.
@@ -244,7 +258,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # An Atom or RSS feed: each entry's title and text a line of its own (read as a page,
         # the feed was one line of fields run together: an old entry's word was a hit at
         # every new entry, a new one's never found).
-        return Extracted(feed, FEED_EXTRACTOR, None)
+        return feed
     if not selector and (as_before := plain_text(media_type, html)) is not None:
         # A changelog.txt, a CHANGELOG.md, a CSV: its angle brackets are text, not tags (read
         # as HTML, a "<script>" written in it took every line after it away).
@@ -294,9 +308,6 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     if not text:
         raise NoTextError("the page has no text (is it rendered by JavaScript?)")
     return _read(text, PAGE_EXTRACTOR, changed=hid or joined)
-
-
-DROPPED_ELEMENTS = ", ".join(DROPPED)
 
 
 def _text_joined(body: LexborNode) -> bool:

@@ -707,3 +707,29 @@ async def test_a_keyword_across_a_hidden_span_inside_a_paragraph_is_a_hit(
         "error": None,
         "hits": {"数据库故障": ["下午发生数据库故障"]},
     }
+
+
+def rss(*descriptions: str) -> bytes:
+    items = "".join(
+        f"<item><title>entry {n}</title><description>{d}</description></item>"
+        for n, d in enumerate(descriptions)
+    )
+    channel = f"<channel><title>Status</title>{items}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
+
+
+async def test_a_new_feed_entry_whose_script_names_a_keyword_is_no_hit(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A feed entry's escaped <script> was read as its text: "outage" in a tracking call hit
+    the keyword, though no reader of the entry sees it."""
+    site, base = strict
+    url = f"{base}/feed"
+    kind = "application/rss+xml"
+    site.pages["/feed"] = Resource(rss("&lt;p&gt;Quiet.&lt;/p&gt;"), content_type=kind)
+    task_id = await created(service, watch(url, keywords=["outage"]))
+    done = "&lt;p&gt;Maintenance done.&lt;script&gt;report('outage')&lt;/script&gt;&lt;/p&gt;"
+    site.pages["/feed"] = Resource(rss("&lt;p&gt;Quiet.&lt;/p&gt;", done), content_type=kind)
+    found = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert found == {"outcome": "changed", "error": None}

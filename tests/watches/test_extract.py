@@ -627,7 +627,8 @@ def test_an_rss_feeds_html_is_read_as_its_text_in_the_encoding_it_was_read_in() 
     for kind in ("application/rss+xml", "text/xml; charset=gbk", "application/xml", ""):
         read = extracted(rss, media_type=kind)
         assert read.text == "新闻\n数据库故障\n正在处理\nB\nescaped & html", kind
-        assert read.extractor == "f1" and read.earlier is None  # a new baseline once
+        # Nothing unseen in its entries: compared with its text of the release before.
+        assert read.extractor == "f2" and read.earlier == "f1"
     # XML that is no feed is read as before.
     assert extracted("<html><body><p>x</p></body></html>", media_type="text/xml").text == "x"
 
@@ -648,4 +649,27 @@ def test_an_rss_091_feed_opening_with_its_doctype_is_read_as_a_feed() -> None:
         )
         read = extracted(rss, media_type="application/rss+xml")
         assert read.text == "News\nA\none\nB\ntwo", doctype
-        assert read.extractor == "f1"
+        assert read.extractor == "f2"
+
+
+def _rss(*descriptions: str) -> str:
+    items = "".join(
+        f"<item><title>entry {n}</title><description>{d}</description></item>"
+        for n, d in enumerate(descriptions)
+    )
+    channel = f"<channel><title>Status</title>{items}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
+
+
+def test_a_feed_entrys_script_and_hidden_text_are_no_text_of_it() -> None:
+    """An escaped <script> in an entry's description (an embed, an analytics snippet) was read
+    as words of the entry, its words hits of keywords the reader never sees; a hidden span
+    inside a phrase split it. Such a feed starts a new baseline once (f1 read them)."""
+    scripted = "&lt;p&gt;All systems normal.&lt;script&gt;track('outage')&lt;/script&gt;&lt;/p&gt;"
+    hidden = "<![CDATA[<p>数据库<span style='display:none'>x9</span>故障</p>]]>"
+    styled = "<![CDATA[<style>p{color:red}</style><p>Fine<iframe src=x>embed</iframe>.</p>]]>"
+    assert extracted(_rss(scripted, hidden, styled), media_type="application/rss+xml") == (
+        "Status\nentry 0\nAll systems normal.\nentry 1\n数据库故障\nentry 2\nFine.",
+        "f2",
+        None,
+    )
