@@ -27,6 +27,22 @@ EXCERPT_LINES = 12
 HIT_LINES = 5  # a keyword's new lines shown, then how many more
 
 
+# Format characters (Unicode category Cf, as of Unicode 14): a soft hyphen, zero-width spaces
+# and joiners, a word joiner, a BOM, bidi marks show nothing, and "Data&shy;base" or
+# "数据&#8203;库" hid the word from a keyword.
+UNSHOWN = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
+
+
+def matched_text(text: str) -> str:
+    """``text`` as a keyword reads it: without the format characters no reader sees."""
+    return text if text.isascii() else UNSHOWN.sub("", text)
+
+
 @functools.lru_cache(maxsize=4096)
 def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
     """Matchers per keyword (each has ``search``): user regexes in RE2, plain words escaped."""
@@ -34,10 +50,12 @@ def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
     compiled: list[tuple[str, Any]] = []
     for keyword in keywords:
         if keyword.startswith("re:"):
-            compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
+            source = matched_text(keyword[3:])
+            compiled.append((keyword, compile_user_regex(source, ignore_case=True)))
         else:
-            # Its whitespace collapsed as a page's is: "a  b" or "a\tb" pasted is "a b".
-            folded = " ".join(unicodedata.normalize("NFKC", keyword).split())
+            # Its whitespace collapsed as a page's is: "a  b" or "a\tb" pasted is "a b"; its
+            # format characters dropped as the line's are (a word pasted with a soft hyphen).
+            folded = " ".join(matched_text(unicodedata.normalize("NFKC", keyword)).split())
             compiled.append((keyword, re.compile(_plain(folded), re.I)))
     return tuple(compiled)
 
@@ -101,10 +119,13 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     added = [line for line in new if line not in seen]
     hits: dict[str, list[str]] = {}
     # A plain keyword reads letters and digits in either width (ＡＩ is AI: NFKC), as the
-    # Chinese pages that write them full-width mean them.
-    folded = [unicodedata.normalize("NFKC", line) for line in added] if keywords else []
+    # Chinese pages that write them full-width mean them; any keyword reads a line without its
+    # format characters (matched_text), the line shown as the page wrote it. The stored text
+    # and its hash keep them: a page's hash is as before.
+    unshown = [matched_text(line) for line in added] if keywords else []
+    folded = [unicodedata.normalize("NFKC", line) for line in unshown]
     for keyword, pattern in keyword_patterns(tuple(keywords)):
-        texts = added if keyword.startswith("re:") else folded
+        texts = unshown if keyword.startswith("re:") else folded
         found = [line for line, text in zip(added, texts, strict=True) if pattern.search(text)]
         if found:
             hits[keyword] = [clipped(line, MAX_SHOWN_LINE) for line in found[:HIT_LINES]]

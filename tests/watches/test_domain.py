@@ -1,3 +1,4 @@
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -223,6 +224,23 @@ def test_keywords_match_letters_and_digits_of_either_width() -> None:
         "5G": ["５Ｇ基站故障"],
         "ＡＩ": ["发布ＡＩ大模型", "使用AI技术"],
     }
+
+
+def test_a_soft_hyphen_or_zero_width_space_inside_a_word_does_not_hide_it() -> None:
+    """&shy; (CMS hyphenation) and &#8203; (editors, anti-copy) are not shown: the reader sees
+    "Database outage" / "数据库故障", a keyword did not. A regular expression reads the line
+    so too; the line is shown as the page wrote it."""
+    for html, keyword in (
+        ("<html><body><p>Data&shy;base outage</p></body></html>", "database outage"),
+        ("<html><body><p>下午发生数据&#8203;库故障</p></body></html>", "数据库故障"),
+        ("<html><body><p>Pay&#8203;ments\u2060 down</p></body></html>", r"re:payments\s+down"),
+        ("<html><body><p>\ufeffAPI\u200d错误</p></body></html>", "api错误"),
+    ):
+        lines = normalise(main_text(html), [])
+        assert diff_pages(["before"], lines, [keyword]).hits == {keyword: lines}, (lines, keyword)
+    # Every format character (Unicode's Cf) is one a keyword passes over.
+    unshown = {chr(c) for c in range(0x110000) if page_changes.UNSHOWN.fullmatch(chr(c))}
+    assert unshown == {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
 
 
 def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
