@@ -155,7 +155,7 @@ class RemediationRecords:
         self.outcome, self.outcome_said = str(reason), said_as
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
-        tried = rungs_tried(self.attempts)
+        tried = rungs_tried(self.attempts, metric=self.alert.verify is not None)
         lead = f"Remediation `{self.remediation_id}` stopped: "
         said = (  # plain text, names from the alert's JSON in it (the briefing speaks it)
             f"{reason}. Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
@@ -179,7 +179,7 @@ class RemediationRecords:
         await self._set_state(state)
         # In Chinese, to whoever reads it: the isolation to undo first, then the reason and
         # the alerts' names as written (the rungs tried and the run's own reasons in Chinese).
-        zh_tried = rungs_tried(self.attempts, zh=True)
+        zh_tried = rungs_tried(self.attempts, zh=True, metric=self.alert.verify is not None)
         zh_said = (
             left_isolated(self.attempts, zh=True)
             + f"{in_chinese(reason)}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"

@@ -336,8 +336,9 @@ def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
     )
 
 
-def rungs_tried(attempts: list[Attempt], zh: bool = False) -> str:
-    """The rungs tried, as a person handed the run reads them: each and how it went."""
+def rungs_tried(attempts: list[Attempt], zh: bool = False, metric: bool = True) -> str:
+    """The rungs tried, as a person handed the run reads them: each and how it went (without a
+    ``metric`` to read, a dry run's rung was not seen to leave the alert unresolved)."""
     said = []
     for attempt in attempts:
         name = RUNG_NAMES_ZH[attempt.rung] if zh else attempt.rung.name.lower()
@@ -345,6 +346,8 @@ def rungs_tried(attempts: list[Attempt], zh: bool = False) -> str:
             name += "（可能已执行）" if zh else " (may have been applied)"
         elif attempt.skipped_reason is not None:
             name += "（未执行）" if zh else " (not applied)"
+        elif attempt.resolved is False and attempt.mode == "dry_run" and not metric:
+            name += "（演练，无验证指标可判断）" if zh else " (dry run, no verify metric to tell)"
         elif attempt.resolved is False:
             name += "（未解决）" if zh else " (not resolved)"
         said.append(name)

@@ -235,6 +235,13 @@ class VerifyInput(Keyed):
             # Nothing to observe (dry run without a cluster): the metric alone decides.
             rollout_ok = metric_ok is not None
         resolved = bool(rollout_ok and metric_ok is not False)
+        if self.mode == "dry_run" and self.verify is None:
+            # A rollout available says a change came back, and a dry run made none: with no
+            # metric read, nothing tells whether the alert is over. The preview climbs on.
+            parts.append(
+                "a dry run changes nothing, and no verify metric tells if the alert cleared"
+            )
+            resolved = False
         return Verification(
             resolved=resolved,
             metric_ok=metric_ok,

@@ -171,6 +171,50 @@ async def test_dry_run_reads_the_cluster_and_writes_nothing(
     assert isolate.patch is not None and "service/prod/checkout" in isolate.patch
 
 
+async def test_a_dry_run_without_a_verify_block_previews_the_ladder_not_saying_the_alert_cleared(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A latency alert (no verify block) on a workload whose pods are all Ready: its dry run
+    ended at rung 1 "resolved" and pushed "Alert cleared", the restart it never made having
+    "rolled out". Nothing was changed and nothing read tells whether the alert is over: the
+    preview climbs the ladder and hands over, saying so of each rung."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        remediation_settings(
+            deps, remediation_approval_from_rung=0, kubeconfig=path, remediation_settle_seconds=0
+        )
+        await add_user(deps, USER, permission="dry_run")
+        async with running_worker(ts_env.client, deps) as worker:
+            subject = alert(
+                "http://127.0.0.1:9/unused",
+                cluster_id=CLUSTER,
+                verify=None,
+                metric="latency_p99",
+                message="p99 latency 4s on checkout",
+            )
+            handle = await start(ts_env, worker.task_queue, subject, mode="dry_run")
+            status = await handle.result()
+
+    assert api.writes() == []
+    assert status.state == "budget_exhausted", status.outcome
+    judged = [a for a in status.attempts if a.verified]
+    assert [a.rung for a in judged] == [Rung.RESTART, Rung.SCALE_OUT, Rung.ISOLATE]
+    for attempt in judged:
+        assert attempt.resolved is False
+        assert "no verify metric tells if the alert cleared" in (attempt.verification or "")
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    assert not any(m.title.startswith("Alert cleared") for m in inbox), inbox
+    (handed,) = [m for m in inbox if m.title.startswith("Needs a person")]
+    assert (
+        "Tried: restart (dry run, no verify metric to tell), scale_out (dry run, no verify "
+        "metric to tell), rollback (not applied), isolate (dry run, no verify metric to tell)."
+    ) in handed.body
+
+
 async def test_a_dry_run_waits_out_a_short_api_outage_as_execute_does_not_planning_from_the_alert(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
