@@ -176,23 +176,7 @@ def test_remediation_texts_say_numbers_as_read() -> None:
     assert card.dimensions.severity.reason.startswith("value 1234567.8 against"), card
     card = offline_score(_alert(value=1234567.8, threshold=1000, message="x"), [])
     assert card.dimensions.severity.reason.startswith("value 1234567.8 is"), card
-    verify = VerifySpec.model_validate(
-        {
-            "source": {"type": "http_json", "url": "https://m.example/x", "json_path": "$.v"},
-            "healthy": [{"op": "below", "value": 0.0500001}],
-        }
-    )
-    request = VerifyInput(
-        run_key="r",
-        key="k",
-        mode="dry_run",
-        target=WorkloadRef(cluster_id="cls-a1b2c3d4", namespace="default", name="web"),
-        service="web",
-        rung=Rung.RESTART,
-        verify=verify,
-        reading=MetricReading(value=0.05000015),
-        now=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+    request = _dry_restart(below=0.0500001, value=0.05000015)
     health = RolloutHealth(available=True, ready_replicas=1, desired=1, detail="1/1")
     said = request.judge(health).detail
     assert said.startswith("metric 0.05000015 is not healthy (below 0.0500001)"), said
@@ -201,23 +185,7 @@ def test_remediation_texts_say_numbers_as_read() -> None:
 def test_a_dry_runs_verdict_is_its_metrics_and_without_one_is_not_resolved() -> None:
     """A dry run changed nothing: an available rollout says nothing of the alert. Its verify
     metric read healthy clears it (on its own); with no verify block, nothing tells."""
-    verify = VerifySpec.model_validate(
-        {
-            "source": {"type": "http_json", "url": "https://m.example/x", "json_path": "$.v"},
-            "healthy": [{"op": "below", "value": 0.05}],
-        }
-    )
-    request = VerifyInput(
-        run_key="r",
-        key="k",
-        mode="dry_run",
-        target=WorkloadRef(cluster_id="cls-a1b2c3d4", namespace="default", name="web"),
-        service="web",
-        rung=Rung.RESTART,
-        verify=verify,
-        reading=MetricReading(value=0.01),
-        now=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+    request = _dry_restart(below=0.05, value=0.01)
     health = RolloutHealth(
         available=True, observed=True, ready_replicas=2, desired=2, detail="2/2 available"
     )
@@ -227,6 +195,27 @@ def test_a_dry_runs_verdict_is_its_metrics_and_without_one_is_not_resolved() -> 
     assert not verdict.resolved and "no verify metric tells" in verdict.detail, verdict
     executed = blind.model_copy(update={"mode": "execute"})
     assert executed.judge(health).resolved  # a restart that came back: rollout health decides
+
+
+def _dry_restart(*, below: float, value: float) -> VerifyInput:
+    """A dry run's restart of web, verified by a metric healthy below ``below``, read ``value``."""
+    verify = VerifySpec.model_validate(
+        {
+            "source": {"type": "http_json", "url": "https://m.example/x", "json_path": "$.v"},
+            "healthy": [{"op": "below", "value": below}],
+        }
+    )
+    return VerifyInput(
+        run_key="r",
+        key="k",
+        mode="dry_run",
+        target=WorkloadRef(cluster_id="cls-a1b2c3d4", namespace="default", name="web"),
+        service="web",
+        rung=Rung.RESTART,
+        verify=verify,
+        reading=MetricReading(value=value),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 def test_alert_text_cannot_choose_a_target_outside_kubernetes_names() -> None:
