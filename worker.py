@@ -79,14 +79,27 @@ def build_worker(
 
 
 async def ensure_triage_schedule(client: Client, settings: Settings, db: Database) -> None:
-    """The nightly alert triage Schedule, when a triage user is configured (idempotent)."""
-    if not settings.remediation_triage_user:
-        return
-    from ambient.remediation.service import RemediationService
+    """The nightly alert triage Schedule as configured: made or updated when a triage user is
+    set; without one, the schedule an earlier start made is deleted (one made by hand stays)."""
+    from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
     from ambient.remediation.views import RemediationError
 
+    service = RemediationService(client, settings, db)
+    if not settings.remediation_triage_user:
+        try:
+            removed = await service.unschedule_triage()
+        except RPCError as exc:
+            log.warning("nightly alert triage not removed: %s", exc)
+            return
+        if removed:
+            log.info(
+                "nightly alert triage removed: AMBIENT_REMEDIATION_TRIAGE_USER is not set "
+                "(schedule %s deleted)",
+                TRIAGE_SCHEDULE,
+            )
+        return
     try:
-        await RemediationService(client, settings, db).schedule_triage()
+        log.info("nightly alert triage: %s", (await service.schedule_triage()).said())
     except (RemediationError, RPCError) as exc:
         log.warning("nightly alert triage not scheduled: %s", exc)
 

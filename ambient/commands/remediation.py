@@ -271,6 +271,7 @@ def rule(
 
 @app.command()
 def triage(user: User) -> None:
-    """Create the nightly alert-triage Schedule (05:00 team time by default; idempotent)."""
-    schedule = _run(lambda s: s.schedule_triage(user))
-    console.print(f"schedule {schedule} is in place")
+    """Create or update the nightly alert-triage Schedule to run as USER (at
+    AMBIENT_REMEDIATION_TRIAGE_AT, 05:00 team time by default)."""
+    made = _run(lambda s: s.schedule_triage(user))
+    console.print(made.said(), markup=False)

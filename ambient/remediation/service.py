@@ -12,10 +12,11 @@ nothing. What it answers and raises is in ``ambient.remediation.views``.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
@@ -24,6 +25,9 @@ from temporalio.client import (
     ScheduleCalendarSpec,
     ScheduleRange,
     ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
@@ -65,6 +69,7 @@ from ambient.remediation.views import (
     RemediationStateError,
     ScoreView,
     StartResult,
+    TriageSchedule,
     accepted,
     already_finished,
     check_reason,
@@ -77,6 +82,10 @@ from workflows.remediation_safety import STATE_CONFLICT
 from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
+# Who made the triage Schedule, in its action's memo: the worker from
+# AMBIENT_REMEDIATION_TRIAGE_USER (deleted at a start without it), or a person by hand (kept).
+# One an earlier release made has none: it counts as the worker's.
+MADE_BY, FROM_SETTINGS, BY_HAND = "triage_made_by", "settings", "hand"
 # The memo of a run started with a request_id: its key (request_key).
 START_REQUEST = "start_request"
 
@@ -335,31 +344,75 @@ class RemediationService(RemediationReads):
             await session.commit()
         return parsed
 
-    async def schedule_triage(self, user: str | None = None) -> str:
-        """The nightly triage Schedule (idempotent): 05:00 in the team's time zone by default."""
+    async def schedule_triage(self, user: str | None = None) -> TriageSchedule:
+        """The nightly triage Schedule as configured: at AMBIENT_REMEDIATION_TRIAGE_AT in the
+        team's time zone, as ``user`` (by hand) or AMBIENT_REMEDIATION_TRIAGE_USER. Made, or
+        updated in place: the settings and the user given win, an operator's pause stays."""
         triage_user = user or self.settings.remediation_triage_user
         if not triage_user:
             raise InvalidRemediationError(
                 "no triage user: set AMBIENT_REMEDIATION_TRIAGE_USER (its permission applies)"
             )
         hour, minute = (int(part) for part in self.settings.remediation_triage_at.split(":"))
+        zone = self.settings.remediation_timezone
         schedule = Schedule(
             action=ScheduleActionStartWorkflow(
                 AlertTriageWorkflow.run,
                 TriageInput(user=triage_user),
                 id=f"{TRIAGE_SCHEDULE}/run",
                 task_queue=self.settings.temporal_task_queue,
+                memo={MADE_BY: BY_HAND if user else FROM_SETTINGS},
             ),
             spec=ScheduleSpec(
                 calendars=[
                     ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])
                 ],
-                time_zone_name=self.settings.remediation_timezone,
+                time_zone_name=zone,
             ),
         )
-        with contextlib.suppress(ScheduleAlreadyRunningError):
+        made = TriageSchedule(
+            schedule=TRIAGE_SCHEDULE,
+            created=True,
+            user=triage_user,
+            at=f"{hour:02d}:{minute:02d}",
+            time_zone=zone,
+            paused=False,
+        )
+        try:
             await self.client.create_schedule(TRIAGE_SCHEDULE, schedule)
-        return TRIAGE_SCHEDULE
+            return made
+        except ScheduleAlreadyRunningError:
+            pass  # a restart, or another worker starting at once: updated in place
+        kept = ScheduleState()
+
+        def keeping_its_state(given: ScheduleUpdateInput) -> ScheduleUpdate:
+            # Called again on a conflict (another start updating it): the latest state is kept.
+            nonlocal kept
+            kept = given.description.schedule.state
+            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=kept))
+
+        await self.client.get_schedule_handle(TRIAGE_SCHEDULE).update(keeping_its_state)
+        return made.model_copy(update={"created": False, "paused": kept.paused})
+
+    async def unschedule_triage(self) -> bool:
+        """With no AMBIENT_REMEDIATION_TRIAGE_USER: the triage Schedule made from it is deleted
+        (True); one made by hand (``ambient remediation triage``) stays."""
+        handle = self.client.get_schedule_handle(TRIAGE_SCHEDULE)
+        try:
+            described = await handle.describe()
+            action = described.schedule.action
+            memo = action.memo if isinstance(action, ScheduleActionStartWorkflow) else None
+            made_by = (memo or {}).get(MADE_BY)
+            if isinstance(made_by, Payload):
+                made_by = self.client.data_converter.payload_converter.from_payload(made_by, str)
+            if made_by == BY_HAND:
+                return False
+            await handle.delete()
+        except RPCError as exc:
+            if no_answer.not_found(exc):  # none, or another worker starting deleted it first
+                return False
+            raise
+        return True
 
     async def _ended(self, rid: str, checked: RemediationStatus) -> RemediationStateError:
         """Why the run checked can no longer be answered: it ended, and maybe another is current."""

@@ -136,6 +136,27 @@ class StartResult(BaseModel):
     state: str | None = None
 
 
+class TriageSchedule(BaseModel):
+    """The nightly triage Schedule as ``schedule_triage`` left it, created or updated."""
+
+    schedule: str
+    created: bool
+    user: str
+    at: str
+    time_zone: str
+    # Paused by an operator in the Temporal Web UI: a restart or an update keeps the pause.
+    paused: bool
+
+    def said(self) -> str:
+        done = "created" if self.created else "updated"
+        line = (
+            f"schedule {self.schedule} {done}: nightly at {self.at} {self.time_zone} as {self.user}"
+        )
+        if self.paused:
+            line += " (paused in the Temporal Web UI: it runs nothing until resumed there)"
+        return line
+
+
 class AuditLine(BaseModel):
     at: datetime
     actor: str

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,11 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
-from temporalio.client import ScheduleActionStartWorkflow, WorkflowHandle
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from typer.testing import CliRunner
 
+from ambient.cli import app as cli
 from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud
 from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.deps import WorkerDeps
@@ -317,7 +321,7 @@ async def test_triage_schedule_runs_at_five_in_the_team_time_zone(
         described = await handle.describe()
     finally:
         await handle.delete()
-    assert first == second == TRIAGE_SCHEDULE
+    assert (first.created, second.created) == (True, False)
     spec = described.schedule.spec
     assert spec.time_zone_name == "Asia/Shanghai"
     assert [(c.hour[0].start, c.minute[0].start) for c in spec.calendars] == [(5, 0)]
@@ -348,6 +352,111 @@ async def test_worker_start_schedules_the_triage_only_when_a_triage_user_is_set(
     assert isinstance(action, ScheduleActionStartWorkflow)
     (decoded,) = await dev_env.client.data_converter.decode(action.args, [TriageInput])
     assert decoded.user == USER
+
+
+async def _triage_schedule(client: Client) -> tuple[str, list[tuple[int, int]], str, bool]:
+    """The triage Schedule's user, times, time zone and pause; then it is deleted."""
+    handle = client.get_schedule_handle(TRIAGE_SCHEDULE)
+    try:
+        described = await handle.describe()
+    finally:
+        await handle.delete()
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    (decoded,) = await client.data_converter.decode(action.args, [TriageInput])
+    spec = described.schedule.spec
+    times = [(c.hour[0].start, c.minute[0].start) for c in spec.calendars]
+    return decoded.user, times, spec.time_zone_name or "", described.schedule.state.paused
+
+
+async def test_a_restart_with_new_triage_settings_moves_the_schedule_and_keeps_a_pause(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The schedule stayed at its old time, zone and user (one with rollback_permission
+    execute) whatever the settings said at the next start."""
+    await add_user(deps, "night", permission="execute")
+    await add_user(deps, "dawn", permission="dry_run")
+    before = deps.settings.model_copy(
+        update={"remediation_triage_user": "night", "remediation_triage_at": "05:00"}
+    )
+    await ensure_triage_schedule(dev_env.client, before, deps.db)
+    # An operator pauses it in the Web UI, then moves the triage and restarts the worker.
+    await dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE).pause(note="paused in the Web UI")
+    after = deps.settings.model_copy(
+        update={
+            "remediation_triage_user": "dawn",
+            "remediation_triage_at": "03:30",
+            "remediation_timezone": "Europe/Berlin",
+        }
+    )
+    await ensure_triage_schedule(dev_env.client, after, deps.db)
+    assert await _triage_schedule(dev_env.client) == ("dawn", [(3, 30)], "Europe/Berlin", True)
+
+
+async def test_two_workers_starting_at_once_both_leave_the_configured_schedule(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await add_user(deps, "dawn")
+    configured = deps.settings.model_copy(update={"remediation_triage_user": "dawn"})
+    await asyncio.gather(
+        *(ensure_triage_schedule(dev_env.client, configured, deps.db) for _ in range(2))
+    )
+    assert await _triage_schedule(dev_env.client) == ("dawn", [(5, 0)], "Asia/Shanghai", False)
+
+
+async def test_triage_by_hand_as_another_user_runs_as_that_user_and_says_so(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """`ambient remediation triage --user dawn` said "schedule alert-triage is in place" and
+    the schedule went on as night."""
+    await add_user(deps, "night", permission="execute")
+    await add_user(deps, "dawn", permission="dry_run")
+    env = {
+        "AMBIENT_DATA_DIR": str(deps.settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": deps.settings.temporal_task_queue,
+        "AMBIENT_REMEDIATION_TRIAGE_AT": "04:15",
+    }
+    said = []
+    for user in ("night", "dawn"):
+        args = ["remediation", "triage", "--user", user]
+        result = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+        assert result.exit_code == 0, result.output
+        said.append(" ".join(result.output.split()))
+    assert await _triage_schedule(dev_env.client) == ("dawn", [(4, 15)], "Asia/Shanghai", False)
+    assert said == [
+        "schedule alert-triage created: nightly at 04:15 Asia/Shanghai as night",
+        "schedule alert-triage updated: nightly at 04:15 Asia/Shanghai as dawn",
+    ]
+
+
+async def test_a_restart_without_a_triage_user_removes_the_schedule_it_made(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unsetting AMBIENT_REMEDIATION_TRIAGE_USER left the old user's nightly triage running,
+    with its rollback_permission, for good."""
+    await add_user(deps, "night", permission="execute")
+    on = deps.settings.model_copy(update={"remediation_triage_user": "night"})
+    await ensure_triage_schedule(dev_env.client, on, deps.db)
+    off = deps.settings.model_copy(update={"remediation_triage_user": None})
+    with caplog.at_level(logging.INFO, logger="ambient.worker"):
+        await ensure_triage_schedule(dev_env.client, off, deps.db)
+    with pytest.raises(RPCError) as gone:
+        await dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE).describe()
+    assert gone.value.status is RPCStatusCode.NOT_FOUND, gone.value
+    assert "nightly alert triage removed: AMBIENT_REMEDIATION_TRIAGE_USER is not set" in (
+        caplog.text
+    )
+
+
+async def test_a_restart_without_a_triage_user_keeps_a_triage_made_by_hand(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await add_user(deps, "dawn")
+    await RemediationService(dev_env.client, deps.settings, deps.db).schedule_triage("dawn")
+    off = deps.settings.model_copy(update={"remediation_triage_user": None})
+    await ensure_triage_schedule(dev_env.client, off, deps.db)
+    assert await _triage_schedule(dev_env.client) == ("dawn", [(5, 0)], "Asia/Shanghai", False)
 
 
 async def test_cls_refused_still_triages_monitor_alarms_and_says_cls_was_not_read(
