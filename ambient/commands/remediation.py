@@ -271,7 +271,9 @@ def rule(
 
 @app.command()
 def triage(user: User) -> None:
-    """Create or update the nightly alert-triage Schedule to run as USER (at
-    AMBIENT_REMEDIATION_TRIAGE_AT, 05:00 team time by default)."""
+    """Create or update the nightly alert-triage Schedule, run as USER.
+
+    It runs at AMBIENT_REMEDIATION_TRIAGE_AT (05:00 team time by default).
+    """
     made = _run(lambda s: s.schedule_triage(user))
     console.print(made.said(), markup=False)
