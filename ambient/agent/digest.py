@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from pydantic import Field
@@ -33,6 +34,15 @@ from workflows.event_agent import EventDigestWorkflow
 class DigestSetting(UserConfig):
     enabled: bool = Field(description="let the agent read new events and decide what to push")
     every_minutes: WholeNumber = Field(default=15, ge=5, le=1440, description="how often it looks")
+
+
+class DigestState(DigestSetting):
+    """The setting as it stands: on or off, and whether an operator paused it."""
+
+    paused: bool = Field(
+        default=False,
+        description="paused by an operator in the Temporal Web UI: nothing runs until resumed",
+    )
 
 
 class EventDigestService:
@@ -71,8 +81,13 @@ class EventDigestService:
         try:
             await self.client.create_schedule(agent_task(user), schedule)
         except ScheduleAlreadyRunningError:
-            # On already: a new every_minutes is no new start (what came since is still told).
-            await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+            # On already: a new every_minutes is no new start (what came since is still told),
+            # and an operator's pause in the Temporal Web UI stays.
+            await handle.update(
+                lambda given: ScheduleUpdate(
+                    schedule=dataclasses.replace(schedule, state=given.description.schedule.state)
+                )
+            )
         return setting
 
     async def _start_from_now(self, user: str) -> None:
@@ -94,13 +109,14 @@ class EventDigestService:
                 },
             )
 
-    async def get(self, user: str) -> DigestSetting:
+    async def get(self, user: str) -> DigestState:
         try:
             described = await self.client.get_schedule_handle(agent_task(user)).describe()
         except RPCError as exc:
             if no_answer.not_found(exc):
-                return DigestSetting(enabled=False)
+                return DigestState(enabled=False)
             raise
         intervals = described.schedule.spec.intervals
         minutes = int(intervals[0].every.total_seconds() // 60) if intervals else 15
-        return DigestSetting(enabled=True, every_minutes=minutes)
+        paused = described.schedule.state.paused
+        return DigestState(enabled=True, every_minutes=minutes, paused=paused)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ambient.agent.digest import DigestSetting
+from ambient.agent.digest import DigestSetting, DigestState
 from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import OWN_SERVER, AgentFacade, ToolStats
 from ambient.agent.hub import ChatRuntime, McpServerSpec, ReadOnlyTools
@@ -166,8 +166,9 @@ async def agent_tools(user: CurrentUser, chat: ChatDep, refresh: bool = False) -
 
 
 @router.get("/agent/digest")
-async def read_digest(user: CurrentUser, state: StateDep) -> DigestSetting:
-    """Whether the event-driven agent reads your events and decides what to push."""
+async def read_digest(user: CurrentUser, state: StateDep) -> DigestState:
+    """Whether the event-driven agent reads your events and decides what to push, and whether
+    an operator paused it (in the Temporal Web UI: nothing runs then)."""
     return await state.digests.get(user.name)
 
 

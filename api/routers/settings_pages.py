@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient import user_settings
-from ambient.agent.digest import DigestSetting
+from ambient.agent.digest import DigestSetting, DigestState
 from ambient.bridge.endpoints import (
     EndpointCreate,
     EndpointError,
@@ -65,7 +65,7 @@ async def _settings_page(
     shown = user_public(me).model_copy(update=typed.get("settings", {}))
     push = stored_push_config(me.push_config)
     try:
-        digest: DigestSetting | None = await state.digests.get(me.name)
+        digest: DigestState | None = await state.digests.get(me.name)
     except Exception:  # Temporal down: the rest of the settings still work
         digest = None
     shown_digest = typed.get("digest", digest) if digest is not None else None
@@ -85,6 +85,7 @@ async def _settings_page(
             "allow_device": typed.get("allow_device", ""),
             "endpoint": typed.get("endpoint", {}),
             "digest": shown_digest,
+            "digest_paused": digest is not None and digest.paused,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
             "withdrawals": await state.devices.withdrawals(me.name),

@@ -157,16 +157,45 @@ async def test_digest_setting_creates_updates_and_deletes_the_schedule(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
     async with signed_in_api(settings, token) as http:
-        assert (await http.get("/agent/digest")).json() == {"enabled": False, "every_minutes": 15}
+        off = {"enabled": False, "every_minutes": 15, "paused": False}
+        assert (await http.get("/agent/digest")).json() == off
         on = await http.put("/agent/digest", json={"enabled": True, "every_minutes": 30})
         assert on.status_code == 200
-        assert (await http.get("/agent/digest")).json() == {"enabled": True, "every_minutes": 30}
+        on_30 = {"enabled": True, "every_minutes": 30, "paused": False}
+        assert (await http.get("/agent/digest")).json() == on_30
         await http.put("/agent/digest", json={"enabled": True, "every_minutes": 10})
         assert (await http.get("/agent/digest")).json()["every_minutes"] == 10
         too_often = await http.put("/agent/digest", json={"enabled": True, "every_minutes": 1})
         assert too_often.status_code == 422 and "every_minutes" in too_often.text
         await http.put("/agent/digest", json={"enabled": False})
         assert (await http.get("/agent/digest")).json()["enabled"] is False
+
+
+async def test_a_digest_paused_in_the_web_ui_is_said_paused_and_saving_keeps_the_pause(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Paused from the Temporal Web UI, the schedule ran nothing and GET /agent/digest said
+    only that it was on."""
+    user = unique("agent-paused")
+    token = await _user(deps, user)
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    handle = dev_env.client.get_schedule_handle(f"event-agent/{user}")
+    try:
+        async with signed_in_api(settings, token) as http:
+            await http.put("/agent/digest", json={"enabled": True, "every_minutes": 15})
+            await handle.pause(note="paused from the Web UI")  # what the Web UI's Pause does
+            paused = (await http.get("/agent/digest")).json()
+            # The person changes how often it looks: the operator's pause stays.
+            await http.put("/agent/digest", json={"enabled": True, "every_minutes": 30})
+            saved = (await http.get("/agent/digest")).json()
+        described = await handle.describe()
+    finally:
+        await handle.delete()
+    assert paused == {"enabled": True, "every_minutes": 15, "paused": True}
+    assert saved == {"enabled": True, "every_minutes": 30, "paused": True}
+    assert described.schedule.state.paused
 
 
 async def test_turning_the_agent_on_tells_what_happens_from_then_not_older_events(

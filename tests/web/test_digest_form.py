@@ -44,3 +44,29 @@ async def test_a_refused_digest_is_said_by_its_label_and_keeps_what_was_typed(
             shown.index('id="digest"') : shown.index("</form>", shown.index('id="digest"'))
         ]
         assert not re.search(r'name="enabled"\s*checked', form)
+
+
+async def test_a_digest_paused_in_the_web_ui_is_said_paused_on_the_settings_page(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The page showed the digest on, nothing said, while the paused schedule ran nothing."""
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    name = unique("digest-paused")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
+        await session.commit()
+    handle = dev_env.client.get_schedule_handle(f"event-agent/{name}")
+    try:
+        async with signed_in(settings, token, "/app/settings") as http:
+            saved = await http.post("/app/digest", data={"enabled": "on", "every_minutes": "15"})
+            assert saved.status_code == 303, saved.text
+            running = html.unescape((await http.get("/app/settings")).text)
+            await handle.pause(note="paused from the Web UI")
+            paused = html.unescape((await http.get("/app/settings")).text)
+    finally:
+        await handle.delete()
+    said = "已被运维人员在 Temporal Web UI 中暂停"
+    assert said not in running
+    assert said in paused, paused[paused.index('id="digest"') - 200 :][:1500]
