@@ -38,7 +38,7 @@ from ambient.watches.deadline import (
 from ambient.watches.inputs import TaskNotFoundError, TaskStateError, WorkerSilentError
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.pauses import site_waits, waits_note
-from ambient.watches.reads import found
+from ambient.watches.reads import found, of_a_known_user
 
 
 class TaskControls(RequestDeadline):
@@ -54,6 +54,7 @@ class TaskControls(RequestDeadline):
     async def trigger(self, user: str, task_id: str) -> TaskRef:
         return await self._control(user, task_id, "check_now", None)
 
+    @of_a_known_user
     async def _control(
         self, user: str, task_id: str, signal: str, new_state: TaskState | None
     ) -> TaskRef:

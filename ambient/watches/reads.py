@@ -4,10 +4,11 @@ description, the briefing's status), with the task list of ``TaskListing``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from temporalio.client import (
     Client,
@@ -32,6 +33,7 @@ from ambient.clients.web import FETCH_TIMEOUT
 from ambient.request_deadline import bounded, left
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.users import registered
 from ambient.watches.configs import TaskKind, TaskState, task_kind
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -46,6 +48,8 @@ from ambient.watches.polling import PollProgress
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R", bound="TaskReads")
 
 # How much longer than a fetch (web.FETCH_TIMEOUT) a create waits for its first check.
 PAST_FETCH = 5.0
@@ -71,6 +75,24 @@ def found(task_id: str) -> Iterator[None]:
         raise (WorkerSilentError if no_answer.unanswered(exc) else TaskError)(refused) from None
 
 
+def of_a_known_user(
+    method: Callable[Concatenate[R, str, P], Awaitable[T]],
+) -> Callable[Concatenate[R, str, P], Awaitable[T]]:
+    """A task operation whose task is not found for a user nobody registered says that, and
+    who registers it (as a create does), not "no task": the id was never what was wrong."""
+
+    @functools.wraps(method)
+    async def known(self: R, user: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(self, user, *args, **kwargs)
+        except TaskNotFoundError:
+            # Asked only then: a found task's user is registered, no read more for it.
+            await registered(self.db, user, InvalidTaskError)
+            raise
+
+    return known
+
+
 class TaskReads(TaskListing):
     """The read side of ``TaskService``: its clients, the task list (`TaskListing`) and a task's
     status."""
@@ -94,6 +116,7 @@ class TaskReads(TaskListing):
         # self-hosted xiaozhi-server waits for a tool call.
         self.baseline_wait = baseline_wait
 
+    @of_a_known_user
     async def get(self, user: str, task_id: str, *, operator: bool | None = None) -> TaskStatus:
         """The task's status, within QUERY_TIMEOUT and what is left of a request around it (the
         voice's: a silent worker said as such); ``operator``: a briefing's failures as an admin

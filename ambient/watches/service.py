@@ -58,7 +58,7 @@ from ambient.watches.models import (
     ThresholdWatchInput,
     WebMonitorInput,
 )
-from ambient.watches.reads import found
+from ambient.watches.reads import found, of_a_known_user
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
 # An update applied, then replaced by another one of the task (another request at once): the
@@ -175,6 +175,7 @@ class TaskService(TaskControls):
                 return await handle.execute_update(update, result_type=TaskStatus)
         return None
 
+    @of_a_known_user
     async def update(
         self,
         user: str,
@@ -274,6 +275,7 @@ class TaskService(TaskControls):
         removed = [url for _, url in failing if url is not None and url not in watched]
         await self._tell(user, task_id, [("watch.url_removed", {"url": url}) for url in removed])
 
+    @of_a_known_user
     async def delete(self, user: str, task_id: str, *, purge: bool = False) -> TaskRef:
         """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots."""
         kind = self._owned(user, task_id)

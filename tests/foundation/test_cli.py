@@ -748,6 +748,36 @@ async def test_a_briefing_command_for_a_user_nobody_registered_says_so(
     )
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["task", "show", "web-monitor/ghost/x"],
+        ["task", "show", "web-monitor/dev/x"],
+        ["task", "pause", "threshold-watch/ghost/x"],
+        ["task", "resume", "web-monitor/ghost/x"],
+        ["task", "trigger", "web-monitor/ghost/x"],
+        ["task", "update", "web-monitor/ghost/x", "--config", '{"urls": ["https://a.example"]}'],
+        ["task", "delete", "web-monitor/ghost/x"],
+        ["task", "show", "briefing/ghost"],
+    ],
+    ids=" ".join,
+)
+async def test_a_task_command_for_a_user_nobody_registered_says_so_not_no_task(
+    tmp_path: Path, dev_env: WorkflowEnvironment, args: list[str]
+) -> None:
+    """`task show <id> --user <typo>` said "no task '<id>'; run `ambient task list`", which then
+    said "no user": the id was never what was wrong."""
+    env = _env(tmp_path, dev_env)
+    migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    said = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--user", "ghost"], env=env)
+    assert (said.exit_code, said.stdout, " ".join(said.stderr.split())) == (
+        1,
+        "",
+        "no user 'ghost': an admin registers it (ambient user create ghost)",
+    )
+
+
 def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
     tmp_path: Path,
 ) -> None:
