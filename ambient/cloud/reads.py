@@ -132,6 +132,16 @@ class CloudReads:
     ) -> list[MetricPoint]:
         """Datapoints of a Cloud Monitor metric over the last ``minutes``."""
         window = _since("minutes", minutes, MAX_METRIC_MINUTES, "minutes"), datetime.now(UTC)
+        # Datapoints lie on the period's boundaries and only those inside the window are
+        # answered: a window shorter than a period may hold none, an empty answer that reads as
+        # an instance reporting nothing.
+        if period >= 1 and minutes * 60 < period:
+            raise CloudOpsInputError(
+                "minutes",
+                f"the window ({minutes} min) is shorter than the metric's period ({period} s), "
+                f"so it holds no datapoint: ask for at least {-(-period // 60)} minutes, or a "
+                "shorter period",
+            )
         return await get_metric(
             self.tencent, namespace, metric, dimensions, *window, period=period, region=region
         )

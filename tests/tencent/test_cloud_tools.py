@@ -20,7 +20,7 @@ from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi, every_period
 from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
 from tests.support.tencent import ops_state, standin_tencent
@@ -117,6 +117,30 @@ async def test_read_tools_answer_from_the_cloud_and_files(
     ] == 1
     assert failed and "inside AMBIENT_LOG_DIR" in escape
     assert failed_time and "not an ISO time" in bad_time
+
+
+async def test_a_metric_window_shorter_than_its_period_is_refused_saying_so(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """get_metric over 1 minute of a 5-minute metric answered {"points": []}, as if the
+    instance reported nothing: no 300 s datapoint lies in a 60 s window. Now it says why,
+    asking nothing of the API; a window of one period answers its datapoint."""
+    api, state = cloud_state
+    api.metric_points["CPUUsage"] = every_period(40.0, 300)
+    asked = len(api.calls)
+    metric = {"namespace": "QCE/CVM", "metric": "CPUUsage", "dimensions": {"InstanceId": "ins-1"}}
+    async with client(state, "viewer") as c:
+        failed, said = await call(c, "get_metric", **metric, minutes=1, period=300)
+        refused_asked = len(api.calls) - asked
+        _, one_period = await call(c, "get_metric", **metric, minutes=5, period=300)
+    assert failed, said
+    assert refused_asked == 0
+    assert said == (
+        "Error executing tool get_metric: minutes: the window (1 min) is shorter than the "
+        "metric's period (300 s), so it holds no datapoint: ask for at least 5 minutes, or a "
+        "shorter period"
+    )
+    assert [p["value"] for p in one_period["points"]] == [40.0]
 
 
 @pytest.mark.timeout(60, method="signal")  # the regression hung: it fails here instead
