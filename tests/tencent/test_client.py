@@ -17,7 +17,7 @@ from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from ambient.clients.tencent.alarms import list_alarms
-from ambient.clients.tencent.client import TencentCloud, credential_from_env
+from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud, credential_from_env
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -808,9 +808,10 @@ async def test_a_monitor_read_whose_back_end_failed_is_worth_reading_again(
 ) -> None:
     """Cloud Monitor's error codes for its own query back ends and its rate limit (its
     errorcodes: 数据查询失败, 内部服务错误, 后端服务超时, 请求受限 ... 限频): retryable, so a
-    verification reads again instead of taking it as the metric's answer."""
+    verification reads again instead of taking it as the metric's answer (the rate limit
+    after the client's own tries, backing off)."""
     api, tc = cloud
-    api.failures["GetMonitorData"] = [code]
+    api.failures["GetMonitorData"] = [code] * (LIMIT_RETRIES + 1)
     with pytest.raises(TencentRetryableError) as failed:
         await get_metric(
             tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(minutes=5), NOW

@@ -94,13 +94,16 @@ class TencentNotFoundError(TencentRequestError):
 # search past 15 concurrent ones on a topic with LimitExceeded.LogSearch (cls errorcodes:
 # "并发查询超过限制，单topic并发最大值15"), a rate limit despite its LimitExceeded prefix, and
 # its own read and tag-service limits as FailedOperation.ReadQpsLimit / .TagQpsLimit (读qps超过
-# 限制, 请求标签服务限频); TTS its rate limit as LimitExceeded.AccessLimit (请求超过限制频率).
+# 限制, 请求标签服务限频); TTS its rate limit as LimitExceeded.AccessLimit (请求超过限制频率);
+# Cloud Monitor its own as LimitExceeded.LimitedAccess (请求受限 ... 触发限频等限制操作): backed
+# off, not said as a quota to raise.
 RATE_LIMITS = (
     "RequestLimitExceeded",
     "LimitExceeded.LogSearch",
     "FailedOperation.ReadQpsLimit",
     "FailedOperation.TagQpsLimit",
     "LimitExceeded.AccessLimit",
+    "LimitExceeded.LimitedAccess",
 )
 RETRYABLE_PREFIXES = (
     "ClientNetworkError",
@@ -112,14 +115,13 @@ RETRYABLE_PREFIXES = (
     "FailedOperation.SearchTimeout",
     "FailedOperation.Timeout",
     # Cloud Monitor: its query back ends failed or timed out (数据查询失败, 数据库查询失败,
-    # 查询分析数据失败, 内部服务错误, 后端服务超时), and its rate limit (请求受限 ... 限频).
+    # 查询分析数据失败, 内部服务错误, 后端服务超时); its rate limit is in RATE_LIMITS.
     "FailedOperation.DataQueryFailed",
     "FailedOperation.DbQueryFailed",
     "FailedOperation.DruidQueryFailed",
     "FailedOperation.InternalError",
     "FailedOperation.DoHTTPTransferFailed",
     "FailedOperation.DoTRPCTransferFailed",
-    "LimitExceeded.LimitedAccess",
     # TKE could not reach the cluster's API server for the call (tke errorcodes: 连接用户
     # Kubernetes集群失败), under FailedOperation as under InternalError: one cause, one answer.
     "FailedOperation.KubeClientConnection",
