@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from mcp import Client
 
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud
 from ambient.cloud.errors import CloudOpsInputError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -141,6 +141,20 @@ async def test_a_metric_window_shorter_than_its_period_is_refused_saying_so(
         "shorter period"
     )
     assert [p["value"] for p in one_period["points"]] == [40.0]
+
+
+async def test_a_metric_read_cloud_monitor_rate_limits_is_said_busy_not_a_quota(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """LimitExceeded.LimitedAccess is Cloud Monitor's rate limit (请求受限 ... 限频): get_metric
+    said "quota or limit reached: remove unused resources or raise the quota"."""
+    api, state = cloud_state
+    api.failures["GetMonitorData"] = ["LimitExceeded.LimitedAccess"] * (LIMIT_RETRIES + 1)
+    metric = {"namespace": "QCE/CVM", "metric": "CPUUsage", "dimensions": {"InstanceId": "ins-1"}}
+    async with client(state, "viewer") as c:
+        failed, said = await call(c, "get_metric", **metric, minutes=5)
+    assert failed and "(too many requests at once); try again in a moment" in said, said
+    assert "quota" not in said and api.failures["GetMonitorData"] == []
 
 
 @pytest.mark.timeout(60, method="signal")  # the regression hung: it fails here instead
