@@ -38,6 +38,7 @@ from ambient.domain.users import Grant, Role, UserCreate
 from ambient.runtime import (
     RUNTIME_FILE,
     RuntimeInfo,
+    process_started,
     read_runtime,
     remove_runtime,
     write_runtime,
@@ -443,6 +444,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 api_port=opts.api_port,
                 ui_url=ui if ours else None,
                 local_llm_port=settings.local_llm_port if settings.local_llm else None,
+                started=process_started(os.getpid()),
             ),
         )
         starting = False

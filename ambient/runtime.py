@@ -3,7 +3,8 @@
 `ambient dev --temporal-port 17233 --api-port 18000` writes ``DATA_DIR/runtime.json``;
 `ambient status`, `ambient task ...` and `ambient mcp` read it, so they talk to that stack
 without repeating the ports. Environment variables (and `.env`) still win, and a file left
-by a stack that is no longer running (its process is gone) is ignored.
+by a stack that is no longer running (its process is gone, or its pid is another process's
+now: a restarted container hands the same small pids out again) is ignored.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class RuntimeInfo(BaseModel):
     ui_url: str | None = None
     # `ambient dev --local-llm`: the stack's LLM is the local model on this port.
     local_llm_port: int | None = None
+    # When ``pid`` started (clock ticks after boot, Linux): a pid used again is not the stack.
+    started: int | None = None
 
 
 def write_runtime(data_dir: Path, info: RuntimeInfo) -> None:
@@ -43,14 +46,27 @@ def remove_runtime(data_dir: Path, pid: int) -> None:
         (data_dir / RUNTIME_FILE).unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_started(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot (/proc's starttime), or None where
+    there is no /proc or no such process."""
     try:
-        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # After the command in parentheses (which may hold spaces), starttime is the 20th field.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _alive(info: RuntimeInfo) -> bool:
+    try:
+        os.kill(info.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    started = process_started(info.pid)
+    return info.started is None or started is None or started == info.started
 
 
 def read_runtime(data_dir: Path, *, check_alive: bool = True) -> RuntimeInfo | None:
@@ -60,7 +76,7 @@ def read_runtime(data_dir: Path, *, check_alive: bool = True) -> RuntimeInfo | N
         info = RuntimeInfo.model_validate(json.loads(path.read_text()))
     except (OSError, ValueError, ValidationError):
         return None
-    if check_alive and not _alive(info.pid):
+    if check_alive and not _alive(info):
         return None
     return info
 

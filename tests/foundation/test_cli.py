@@ -21,7 +21,13 @@ from typer.testing import CliRunner
 from ambient.cli import LAZY, app
 from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
-from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
+from ambient.runtime import (
+    RuntimeInfo,
+    discovered_settings,
+    process_started,
+    read_runtime,
+    write_runtime,
+)
 from ambient.settings import Settings
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
@@ -318,6 +324,20 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     )
     assert read_runtime(tmp_path) is None
     assert discovered_settings(data_dir=tmp_path).temporal_address == "localhost:7233"
+
+
+def test_a_file_whose_pid_is_another_process_now_is_ignored(tmp_path: Path) -> None:
+    """A container restarted hands the same small pids out again: a stack's file left from
+    before names a pid that runs, but another process, so no stack runs there."""
+    info = RuntimeInfo(pid=os.getpid(), temporal_address="h:1", api_host="h", api_port=1)
+    started = process_started(os.getpid())
+    assert started is not None  # Linux's /proc: the start of this test's process
+    write_runtime(tmp_path, info.model_copy(update={"started": started + 1}))
+    assert read_runtime(tmp_path) is None
+    write_runtime(tmp_path, info.model_copy(update={"started": started}))
+    assert read_runtime(tmp_path) is not None
+    write_runtime(tmp_path, info)  # a file written before the start was recorded
+    assert read_runtime(tmp_path) is not None
 
 
 def test_task_list_never_cuts_ids_and_speaks_json() -> None:
