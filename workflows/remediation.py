@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         not_applied,
         not_checkpointed,
         not_verified,
+        of_a_dry_run,
         resolved_at,
         stopped_on_purpose,
     )
@@ -139,7 +140,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 break
             self.next_rung = step.rung
             if step.rung is Rung.HAND_OVER:
-                await self._hand_over(ladder_top())
+                await self._hand_over(of_a_dry_run(ladder_top(), self.attempts))
                 return self.status()
             outcome = await self._climb(step)
             if outcome != "next":
@@ -167,7 +168,8 @@ class GradedRemediationWorkflow(RemediationChange):
                     await self._free_slot(self.reserved)
             await self._abort(self.aborted)
         else:
-            await self._hand_over(budget_spent(len(self.plan)), "budget_exhausted")
+            spent = of_a_dry_run(budget_spent(len(self.plan)), self.attempts)
+            await self._hand_over(spent, "budget_exhausted")
         return self.status()
 
     # --- one rung -----------------------------------------------------------------------

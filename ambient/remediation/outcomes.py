@@ -86,6 +86,7 @@ HANDED_OVER_ZH = {
     "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (
         "%(budget)s 次尝试的预算已用完，告警仍未解决"
     ),
+    "a dry run, nothing was changed: %(reason)s": "演练，未做任何改动：%(reason)s",
     "rung %(rung)s (%(name)s) was not applied: its checkpoint could not be read (%(cause)s)": (
         "第 %(rung)s 级未执行：读取检查点失败（%(cause)s）"
     ),
@@ -166,6 +167,14 @@ def budget_spent(budget: int) -> Refusal:
         "the budget of %(budget)s attempt(s) is spent and the alert is not resolved",
         budget=budget,
     )
+
+
+def of_a_dry_run(reason: Refusal, attempts: list[Attempt]) -> Refusal:
+    """The ladder's end as a dry run says it, its rungs all previewed and none changed: said as
+    the budget or the ladder alone, it read as changes made that failed."""
+    if not attempts or any(a.mode != "dry_run" for a in attempts):
+        return reason
+    return Refusal("a dry run, nothing was changed: %(reason)s", reason=reason)
 
 
 def not_checkpointed(rung: Rung, cause: str) -> Refusal:

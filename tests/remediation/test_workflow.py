@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 
 from ambient.clients.kube import KubeError, KubeUnavailableError
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import RolloutHealth, Rung, StepRequest, StepResult, WorkloadRef
@@ -133,6 +134,52 @@ async def test_each_score_band_climbs_exactly_its_budget_then_hands_over(
     assert any(m.kind == "remediation" and "Needs a person" in m.title for m in inbox)
     assert record is not None and record.state == status.state
     assert record.budget_exhausted is (budget != 6)
+
+
+@pytest.mark.parametrize("language", [None, Language.ZH], ids=["en", "zh"])
+@pytest.mark.parametrize(
+    ("fields", "english", "chinese"),
+    [
+        (
+            BANDS[1][0],
+            "the budget of 2 attempt(s) is spent and the alert is not resolved",
+            "2 次尝试的预算已用完，告警仍未解决",
+        ),
+        (BANDS[4][0], "the ladder reached hand-over (rung 6)", "已到第 6 级（转人工）"),
+    ],
+    ids=["budget_spent", "ladder_top"],
+)
+async def test_a_dry_runs_end_says_it_was_a_dry_run_that_changed_nothing(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    fields: dict[str, Any],
+    english: str,
+    chinese: str,
+    language: Language | None,
+) -> None:
+    """A dry run whose metric stays bad ended as a run whose changes failed ("the budget of 2
+    attempt(s) is spent and the alert is not resolved"): its end, record and push now say it
+    was a dry run and nothing was changed, in its reader's language."""
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER, language=language)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url, message="errors", **fields))
+        status = await handle.result()
+
+    said = f"a dry run, nothing was changed: {english}"
+    assert status.mode == "dry_run" and status.outcome == said, status.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+        record = await RemediationRepository(session).get(status.run_key)
+    assert record is not None and record.detail["outcome"] == said
+    (pushed,) = [m for m in inbox if "`" + status.remediation_id + "`" in m.body]
+    if language is Language.ZH:
+        assert f"已停止：演练，未做任何改动：{chinese}。告警：" in pushed.body, pushed.body
+    else:
+        assert f"stopped: {said}. Alert:" in pushed.body, pushed.body
 
 
 async def test_success_at_rung_two_stops_the_ladder(
