@@ -141,6 +141,10 @@ class RemediationRecords:
         # period's is waited for (it judged the one of before, the breach's own, "not resolved"
         # and climbed): docs/deploy.md, the patches.
         self.verifies_after_change = workflow.patched("verify-reading-after-the-change")
+        # A dry run changed nothing, so no datapoint is after its change: its verification reads
+        # once and judges the latest (it waited up to 3 periods for a newer one and handed
+        # over as not verified): docs/deploy.md, the patches.
+        self.dry_run_reads_once = workflow.patched("dry-run-reads-once")
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

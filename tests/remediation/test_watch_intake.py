@@ -20,13 +20,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.remediation import joins as remediation_joins
 from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
-from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import (
-    AFTER_CHANGE_PERIODS,
-    AFTER_CHANGE_WAIT,
-    RemediationInput,
-    RemediationStatus,
-)
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import Mode, Rung
+from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
 from ambient.watches.threshold_config import ThresholdWatchConfig
@@ -35,7 +31,6 @@ from tests.remediation.support import add_user, error_rate, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture
 from tests.standins.tencent_api import TencentApi, every_period
 from tests.support.record import save_history
-from tests.support.servers import HANG
 from tests.support.waits import ask
 from worker import ALL_WORKFLOWS, build_worker
 from workflows.remediation import GradedRemediationWorkflow
@@ -44,9 +39,6 @@ from workflows.threshold_watch import ThresholdWatchWorkflow
 
 USER = "watcher"
 METRIC = "K8sWorkloadRateCpuCoreUsedCluster"
-# A run on the dev server's clock waits for its metric's datapoint after the change (up to its
-# reads again, a minute each at the least) before its verdict.
-AFTER_CHANGE_BOUND = AFTER_CHANGE_PERIODS * AFTER_CHANGE_WAIT.total_seconds() + HANG
 
 
 def source(
@@ -417,8 +409,7 @@ async def test_an_alert_of_another_region_is_verified_with_its_metric_read_there
     """An alert sent to the API names its cluster's region; its verification metric, a
     Cloud Monitor source that names none, is that cluster's: read in the alert's region,
     not in the configured one (where it has no datapoints and the run could not verify).
-    On the dev server's clock: the datapoint after the change is the next minute's, read a
-    minute on (a time-skipping server's minute passes before Cloud Monitor's does)."""
+    A dry run: it judges the latest datapoint, read once."""
     api, tencent = cloud
     api.metric_points[METRIC] = every_period(12.0)
     deps.tencent = tencent
@@ -441,7 +432,7 @@ async def test_an_alert_of_another_region_is_verified_with_its_metric_read_there
             id=f"{remediation_id(subject)}-{unique('r')}",
             task_queue=worker.task_queue,
         )
-        status = await asyncio.wait_for(handle.result(), AFTER_CHANGE_BOUND)
+        status = await handle.result()
     read = [
         region
         for (_, action, _), region in zip(api.calls, api.regions, strict=True)
@@ -502,21 +493,53 @@ async def test_a_10_s_metric_waits_a_minute_for_its_datapoint_after_the_change(
     assert waits == [timedelta(minutes=1)] * 3, waits
 
 
+async def test_a_dry_run_judges_its_metrics_latest_datapoint_without_waiting_for_a_newer_one(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """A dry run changed nothing, so no datapoint can be after its change: it waited up to 3
+    periods for one at each rung (a 300 s metric, 15 minutes a rung) and handed over as not
+    verified. It reads once and judges the latest datapoint, as it reads."""
+    api, _ = cloud
+    status, waits = await verified_on_a_datapoint_of_before(
+        ts_env,
+        deps,
+        cloud,
+        source("checkout") | {"period": 300},
+        "remediation_dry_run_reads_once",
+        mode="dry_run",
+    )
+    judged = [a for a in status.attempts if a.verified]
+    assert judged and judged[0].rung is Rung.RESTART, status.attempts
+    for attempt in judged:
+        assert attempt.mode == "dry_run" and attempt.resolved is False
+        assert (attempt.verification or "").startswith("metric 95 is not healthy"), attempt
+    assert status.state == "budget_exhausted", status.outcome
+    reads = [action for _, action, _ in api.calls if action == "DescribeStatisticData"]
+    assert len(reads) == len(judged), reads  # one read a rung
+    settle = timedelta(seconds=deps.settings.remediation_settle_seconds)
+    assert set(waits) <= {settle}, waits  # the next rungs' settles, nothing waited for
+
+
 async def verified_on_a_datapoint_of_before(
     ts_env: WorkflowEnvironment,
     deps: WorkerDeps,
     cloud: tuple[TencentApi, Any],  # noqa: F811 - the fixture's value, passed on
     verify_source: dict[str, Any],
     history: str | None = None,
+    mode: Mode = "execute",
 ) -> tuple[RemediationStatus, list[timedelta]]:
-    """A dry run of a restart whose verify block reads ``verify_source``, a Cloud Monitor
-    metric whose newest datapoint, 4 minutes old, is from before the change (nothing after it
-    is published): how the run ended, and the waits it made after its settle."""
+    """A run (``mode``) of a restart whose verify block reads ``verify_source``, a Cloud
+    Monitor metric whose newest datapoint, 4 minutes old, is from before the change (nothing
+    after it is published): how the run ended, and the waits it made after its first settle.
+    Executed by the dry-run executor under the Kubernetes executor's name: nothing is sent."""
     api, tencent = cloud
     api.metric_points[verify_source["metric"]] = [(int(time.time()) - 240, 95.0)]
     deps.tencent = tencent
-    remediation_settings(deps, remediation_approval_from_rung=0)
-    await add_user(deps, USER)
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": DryRunExecutor()}
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="execute")
     subject = Alert.model_validate(
         {
             "source": "threshold_watch",
@@ -529,7 +552,7 @@ async def verified_on_a_datapoint_of_before(
     async with running_worker(ts_env.client, deps) as worker:
         handle = await ts_env.client.start_workflow(
             GradedRemediationWorkflow.run,
-            RemediationInput(alert=subject, user=USER, mode="dry_run"),
+            RemediationInput(alert=subject, user=USER, mode=mode),
             id=f"{remediation_id(subject)}-{unique('r')}",
             task_queue=worker.task_queue,
         )
