@@ -106,6 +106,9 @@ def _needs_said(
             f"{ORDINALS_EN[i]}, {run_about(r, english=True, among=waiting)}"
             for i, r in enumerate(waiting[:fixes])
         )
+        # Past the fixes named the list is said to go on, or they sound like all of them.
+        if named and len(waiting) > fixes:
+            named, named_en = f"{named} 等", f"{named_en}{LIST_SEP_EN}and more"
         said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
         # "The first one" only once it was named: unnamed, the listener asks which.
         hint, hint_en = (

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from ambient import no_answer, temporal
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.remediation import service as remediation_service
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
@@ -277,6 +278,33 @@ async def test_two_fixes_whose_metrics_are_said_alike_are_named_apart_and_found_
     assert asked == (
         "有 3 个修复在等你审批。要批准第二个，checkout 的 cpu util的修复吗？确认就再说一次批准。"
     ), asked
+
+
+async def test_fixes_waiting_past_the_three_named_are_said_to_go_on(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """With four fixes waiting, what_needs_me said "有 4 个修复等你审批：第一个是…；第二个是…；
+    第三个是…。": three named as if they were all."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    said: dict[Language, str] = {}
+    async with waiting(ts_env, deps, "checkout", "payments", "search", "catalog") as (state, _):
+        for language in (Language.ZH, Language.EN):
+            async with deps.db.session() as session:
+                row = await UserRepository(session).get(OWNER)
+                assert row is not None
+                row.language = language
+                await session.commit()
+            async with voice_client(state, OWNER) as client:
+                said[language] = await say(client, "what_needs_me")
+    assert said[Language.ZH] == (
+        "有 4 个修复等你审批：第一个是checkout 的错误率；第二个是payments 的错误率；"
+        "第三个是search 的错误率 等。可以说“批准第一个”。"
+    ), said
+    assert said[Language.EN] == (
+        "4 fixes waiting for your approval: first, error rate on checkout; second, error rate"
+        " on payments; third, error rate on search; and more. You can say approve the first one."
+    ), said
 
 
 async def test_fixes_alike_but_for_their_cluster_are_named_by_it_and_found_so(
