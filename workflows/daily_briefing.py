@@ -83,6 +83,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
+        # A greeting sent by hand (no answer_by: the Web UI's, every door sets one) hears the
+        # briefing as a trial and leaves the day to the user's greeting; it spent the day
+        # before: docs/deploy.md, the patches.
+        self.hand_greeting_is_a_trial = workflow.patched("hand-greeting-keeps-the-day")
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -264,19 +268,22 @@ class DailyBriefingWorkflow(PrepareAndPush):
             # Taken up in time, it waited for its preparation past that moment: "not ready"
             # (its caller has stopped listening), and the day is kept for the next greeting.
             return self._short_answer(GreetOutcome.PREPARING, day)
-        self.given_at, self.given_via, self.given_request = now, request.via, request.request_id
-        self.phase = "given"
         prepared = self.prepared
-        return GreetResult(
+        spoken = GreetResult(
             outcome=GreetOutcome.SPOKEN,
             text=prepared.spoken_text,
             segments=prepared.spoken_segments,
             date=prepared.date,
-            given_at=now,
-            given_at_local=day.local_hhmm(now),
             generated_by=prepared.generated_by,
             language=self.run_input.config.language,
         )
+        if request.answer_by is None and self.hand_greeting_is_a_trial:
+            # Sent by hand (an operator trying the greeting from the Web UI): what the user
+            # would hear, with no given_at; the day stays theirs to greet, or to be pushed.
+            return spoken
+        self.given_at, self.given_via, self.given_request = now, request.via, request.request_id
+        self.phase = "given"
+        return spoken.model_copy(update={"given_at": now, "given_at_local": day.local_hhmm(now)})
 
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:

@@ -168,8 +168,9 @@ class GreetRequest(BaseModel):
     # overflow the workflow's timedelta, a task failure retried forever.
     wait_seconds: float | None = Field(default=None, ge=0, le=3600)
     # When the caller stops waiting for the answer (the service's clock at send plus its wait;
-    # None: requests from before it). The workflow refuses a greeting it takes up later (a
-    # worker down or backed up): applied then, it would use up the day for nobody.
+    # None: one sent by hand, from the Web UI, answered as a trial that keeps the day). The
+    # workflow refuses a greeting it takes up later (a worker down or backed up): applied
+    # then, it would use up the day for nobody.
     answer_by: datetime | None = None
 
 

@@ -114,7 +114,8 @@ async def greeting(
                     if update_id in vias and completed.outcome.HasField("success"):
                         payloads = completed.outcome.success.payloads
                         [answer] = await client.data_converter.decode(payloads, [GreetResult])
-                        if answer.outcome is GreetOutcome.SPOKEN:
+                        # A trial sent by hand (no given_at) spoke the day to nobody.
+                        if answer.outcome is GreetOutcome.SPOKEN and answer.given_at:
                             spoken = (answer.given_at, vias[update_id])
     except UNREADABLE:
         return None

@@ -21,7 +21,7 @@ from ambient.briefing import creation, greeting, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError
 from ambient.briefing.greeting import GREET_ROUND_TRIP
-from ambient.briefing.models import GreetOutcome, GreetRequest
+from ambient.briefing.models import GreetOutcome, GreetRequest, GreetResult
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role, UserCreate
@@ -569,6 +569,31 @@ async def test_a_greeting_sent_by_hand_with_an_endless_wait_is_refused_naming_it
     reason = refused.value.cause.cause
     assert reason is not None and "wait_seconds" in str(reason), reason
     assert status.given_at is None and not status.paused
+
+
+async def test_a_greeting_sent_by_hand_is_a_trial_that_keeps_the_users_day(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """An operator trying the greeting from the Web UI (a greet update with a request id only)
+    was spoken the briefing and the day was used up: the user's "你好，小智" then heard
+    "already given". It hears what the user would, with no given_at, and the user's greeting
+    speaks the day."""
+    user = unique("greet-trial")
+    await make_user(deps.db, user)
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.created_in_window(user, BriefingConfig(timezone="Asia/Shanghai", language="en"))
+        await eventually(lambda: _prepared(stack.service, user), "briefing prepared")
+        handle = ts_env.client.get_workflow_handle(f"daily-briefing/{user}")
+        trial = await handle.execute_update(
+            "greet", {"request_id": "by-hand"}, result_type=GreetResult
+        )
+        kept = await stack.service.status(user)
+        spoken = await stack.service.greet(user, via="voice", request_id="morning")
+        await save_history(handle, "daily_briefing_greeting_sent_by_hand")
+    assert trial.outcome is GreetOutcome.SPOKEN and trial.given_at is None, trial
+    assert kept.given_at is None, kept
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at is not None, spoken.text
+    assert spoken.text.startswith(trial.text), (trial.text, spoken.text)
 
 
 @pytest.mark.parametrize("nonsense", [{"by": "hand"}, "now", 0])
