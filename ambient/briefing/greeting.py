@@ -44,7 +44,7 @@ from ambient.briefing.models import (
     greeting_text,
 )
 from ambient.briefing.records import store_given
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import TencentCloud, calls_within
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.domain.users import MAX_USER_NAME, Language
@@ -308,7 +308,9 @@ class Greeting:
             # spent, and an answer after it hung up was a briefing spoken to nobody.
             speaking = max(0.0, until - clock() - GREET_ROUND_TRIP)
             try:
-                async with asyncio.timeout(speaking):
+                # Each TTS request timed out then too: a thread waiting on a cut-off one was
+                # held for its own 30 s after the caller had gone.
+                async with calls_within(speaking):
                     mp3 = await text_to_voice(self.tencent, result.text)
                 result.audio_mp3_b64 = base64.b64encode(mp3).decode()
             # The text is the answer; audio is a bonus the device can synthesise itself.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +19,12 @@ from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from ambient.clients.tencent.alarms import list_alarms
-from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud, credential_from_env
+from ambient.clients.tencent.client import (
+    LIMIT_RETRIES,
+    TencentCloud,
+    calls_within,
+    credential_from_env,
+)
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -774,6 +781,29 @@ async def test_tke_internal_errors_that_name_a_permanent_cause_are_not_retried(
     with pytest.raises(kind) as err:
         await list_node_pools(tc, "cls-abcd1234")
     assert type(err.value) is kind and err.value.code == code
+
+
+async def test_tts_cut_off_by_its_callers_bound_leaves_its_thread_free(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A spoken briefing's TTS cut off by what its caller listens (TextToVoice stuck) kept its
+    SDK thread until the request's own timeout (30 s), the caller long gone: a few such
+    greetings in a row held every thread of the process's pool, and the next one's request
+    never went out. Now a request cut off is timed out with its caller, its thread free."""
+    api, tc = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["TextToVoice"] = (arrived, released)  # stuck until the test ends
+    # One more than the threads of asyncio's default pool (ThreadPoolExecutor's default).
+    calls = min(32, (os.cpu_count() or 1) + 4) + 1
+    try:
+        for _ in range(calls):
+            with pytest.raises(TimeoutError):
+                async with calls_within(0.5):
+                    await text_to_voice(tc, "你好")
+        asked = [p for _, action, p in api.calls if action == "TextToVoice"]
+    finally:
+        released.set()
+    assert len(asked) == calls, f"{len(asked)} of {calls} cut-off requests went out"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -63,6 +65,28 @@ NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
     "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
 )
+
+
+# When the calls made inside `calls_within` are cut off (the loop's clock; None: not bounded).
+_deadline: ContextVar[float | None] = ContextVar("tencent_deadline", default=None)
+# The shortest request timeout a bounded call is given (the SDK's request needs some).
+MIN_REQUEST_TIMEOUT = 0.1
+
+
+@asynccontextmanager
+async def calls_within(seconds: float) -> AsyncIterator[None]:
+    """The calls made inside, cut off after ``seconds`` (a TimeoutError), each SDK request
+    timed out by then too: the SDK is synchronous, and a request cut off only here held its
+    thread until its own timeout (30 s), after its caller had gone."""
+    loop = asyncio.get_running_loop()
+    outer = _deadline.get()
+    deadline = loop.time() + max(0.0, seconds)
+    token = _deadline.set(deadline if outer is None else min(outer, deadline))
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            yield
+    finally:
+        _deadline.reset(token)
 
 
 # Time units differ by API (see NOTES): CLS SearchLog and alert records are in milliseconds,
@@ -209,7 +233,7 @@ class TencentCloud:
     def configured(self) -> bool:
         return self.credential is not None
 
-    def _client(self, product: str, region: str) -> Any:
+    def _client(self, product: str, region: str, timeout: float | None = None) -> Any:
         # The SDK's product clients and their models take ~90 ms to import (with requests):
         # only a process that calls Tencent Cloud needs them.
         from tencentcloud.cls.v20201016.cls_client import ClsClient
@@ -223,7 +247,8 @@ class TencentCloud:
             # A finance region is isolated: its domain names it (the nearby domain the SDK
             # picks, <product>.tencentcloudapi.com, serves the other regions only).
             endpoint = f"{product}.{region}.tencentcloudapi.com"
-        http = HttpProfile(protocol=self._protocol, endpoint=endpoint, reqTimeout=self._timeout)
+        timeout = self._timeout if timeout is None else min(self._timeout, timeout)
+        http = HttpProfile(protocol=self._protocol, endpoint=endpoint, reqTimeout=timeout)
         return products[product](self.credential, region, ClientProfile(httpProfile=http))
 
     async def call(
@@ -247,11 +272,18 @@ class TencentCloud:
             region = tencent_region(region or self.region)
         except ValueError as exc:
             raise TencentRequestError("InvalidParameterValue.Region", f"{where} {exc}") from None
-        client = self._client(product, region)
         for attempt in range(LIMIT_RETRIES + 1):
+            # Inside `calls_within`, the request is timed out when its caller is cut off.
+            deadline, left = _deadline.get(), None
+            if deadline is not None:
+                left = max(MIN_REQUEST_TIMEOUT, deadline - asyncio.get_running_loop().time())
+            client = self._client(product, region, left)
             try:
                 return await asyncio.to_thread(answer, client, action, params)
             except TencentCloudSDKException as exc:
+                if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                    # Timed out with its caller (`calls_within`): cut off, as the caller is.
+                    raise TimeoutError from None
                 error = translate(exc)
                 error.unanswered = unanswered(exc)
                 # Rate limits (retryable) back off here; the rest is the caller's.
