@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -381,31 +382,51 @@ class NotifyResult(BaseModel):
         return [f"{d.channel}: {d.error}" for d in self.failures]
 
 
+# A target as `redact_target` shows it (a row's, shown again): a URL whose token it hid, with
+# or without its fingerprint (rows written before fingerprints were shown have none).
+_REDACTED = re.compile(r"[^:/?#]+://(?:…|[^/?#@]*(?:/…|(?:/[^?#]*)?\?…))(?:#[0-9a-f]{4})?")
+
+
+def target_fingerprint(target: str) -> str:
+    """Four hex characters of the whole target's SHA-256: two targets whose shown forms are
+    alike (two Slack webhooks) are told apart, the same target always alike; 16 bits, too few
+    to tell a token by."""
+    return hashlib.sha256(target.encode()).hexdigest()[:4]
+
+
 def redact_target(channel: str, target: str) -> str:
     """A target as results, rows, events, logs and user listings show it: no tokens, keys or
-    queries (URLs lose user info, query and fragment, and a webhook's or Apprise URL's path;
-    robot keys keep four characters; the rest as is)."""
+    queries (URLs lose user info, query and fragment, and a webhook's or Apprise URL's path,
+    and end with `#` and `target_fingerprint` where they lost any; robot keys keep four
+    characters; the rest as is). A target already shown so is shown as it is."""
     if not target or target.startswith("secret:") or channel in ("email", "sms", "inbox"):
         return target
     if "://" in target:
-        scheme, _, rest = target.partition("://")
-        end = len(re.split(r"[/?#]", rest, maxsplit=1)[0])  # a query may follow the host
-        authority, tail = rest[:end].rpartition("@")[2], rest[end:]
-        if channel == "apprise" and scheme.lower() not in ("http", "https"):
-            # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN, notica://TOKEN) and the
-            # path (discord://ID/TOKEN, gotify://host/TOKEN): only a self-hosted service's host
-            # is shown.
-            if scheme.lower() in APPRISE_HTTP and apprise_http_url(target):
-                return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
-            return f"{scheme}://…"
-        path = re.split(r"[?#]", tail, maxsplit=1)[0]
-        if channel in ("webhook", "apprise") and path.strip("/"):
-            # A webhook's path may be its token (Discord's /api/webhooks/ID/TOKEN, Slack's
-            # /services/T/B/SECRET, Feishu's /hook/TOKEN), in Apprise's https forms too: the
-            # host is kept. A robot URL's path is its vendor's (its key is in the query).
-            return f"{scheme}://{authority}/…"
-        return f"{scheme}://{authority}{path}" + ("?…" if path != tail else "")
+        if _REDACTED.fullmatch(target):
+            return target
+        shown = _url_shown(channel, target)
+        return shown if shown == target else f"{shown}#{target_fingerprint(target)}"
     return target[:4] + "…"
+
+
+def _url_shown(channel: str, target: str) -> str:
+    scheme, _, rest = target.partition("://")
+    end = len(re.split(r"[/?#]", rest, maxsplit=1)[0])  # a query may follow the host
+    authority, tail = rest[:end].rpartition("@")[2], rest[end:]
+    if channel == "apprise" and scheme.lower() not in ("http", "https"):
+        # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN, notica://TOKEN) and the
+        # path (discord://ID/TOKEN, gotify://host/TOKEN): only a self-hosted service's host
+        # is shown.
+        if scheme.lower() in APPRISE_HTTP and apprise_http_url(target):
+            return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
+        return f"{scheme}://…"
+    path = re.split(r"[?#]", tail, maxsplit=1)[0]
+    if channel in ("webhook", "apprise") and path.strip("/"):
+        # A webhook's path may be its token (Discord's /api/webhooks/ID/TOKEN, Slack's
+        # /services/T/B/SECRET, Feishu's /hook/TOKEN), in Apprise's https forms too: the
+        # host is kept. A robot URL's path is its vendor's (its key is in the query).
+        return f"{scheme}://{authority}/…"
+    return f"{scheme}://{authority}{path}" + ("?…" if path != tail else "")
 
 
 # Modes of self-hosted services' Apprise plugins that post to the service's own address:

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.domain.notify import redact_target
 from ambient.storage.users import UserRepository
 from tests.briefing.test_briefing_send_lives import _regenerated
 from tests.briefing.test_briefing_send_told import _cli, _user
@@ -39,7 +40,7 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
     bots = PushEndpoints()
     async with serve(bots.app()) as base:
         live = f"{base}/hook"
-        shown = f"{base}/…"  # a webhook's path may be its token: its host shown
+        shown = redact_target("webhook", live)  # a webhook's path may be its token
         deps.settings = deps.settings.model_copy(
             update={
                 "webhook_signing_secret": SecretStr(WEBHOOK_SECRET),
@@ -49,6 +50,7 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
         deps.channels = build_channels(deps.settings, deps.db, deps.http)
         await _user(deps, broken, [live])
         quiet_token = await _user(deps, quiet, [f"{live}?token=s3cret"])
+        quiet_shown = redact_target("webhook", f"{live}?token=s3cret")
         async with deps.db.session() as session:
             users = UserRepository(session)
             user = await users.get(broken)
@@ -90,7 +92,7 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
     assert longest.status_code == 200, longest.text
     assert "s3cret" not in longest.text
     said = sorted((d["channel"], d["target"], d["status"]) for d in longest.json()["deliveries"])
-    assert said == [("inbox", "", "sent"), ("webhook", shown, "suppressed")]
+    assert said == [("inbox", "", "sent"), ("webhook", quiet_shown, "suppressed")]
     outcomes = [(d["channel"], d["status"]) for d in sent["deliveries"]]
     assert sorted(outcomes) == [("inbox", "sent"), ("push_config", "failed"), ("webhook", "sent")]
     assert sent["said"].startswith(
@@ -98,11 +100,11 @@ async def test_every_channel_asked_for_is_said_and_quiet_hours_are_no_failure(
     )
     assert sent["said"].endswith("Correct it in your push config, then send again.")
     assert by_cli.exit_code == 0, by_cli.output
-    held_said = f"Held back from webhook {shown} by your quiet hours: send again after them."
+    held_said = f"Held back from webhook {quiet_shown} by your quiet hours: send again after them."
     assert held_said in " ".join(by_cli.output.split())
     assert parse_qs(urlsplit(by_page.headers["location"]).query)["msg"] == [
         f"没有发到你的任何推送渠道。收件箱里有一份。"
-        f"免打扰时段内没有发送到 webhook {shown}：请在免打扰时段之后再发送。"
+        f"免打扰时段内没有发送到 webhook {quiet_shown}：请在免打扰时段之后再发送。"
     ]
     # The broken user's send, to the live webhook; quiet hours held the others back.
     assert [name for name, _ in bots.received] == ["webhook"]

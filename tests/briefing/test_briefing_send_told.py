@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from ambient.cli import app as cli
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.domain.notify import redact_target
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.users import UserRepository
@@ -42,7 +43,7 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
     and what to do, and the CLI exits 1 when no channel asked for took it."""
     dead_only, both = unique("sd"), unique("sb")
     dead = f"http://127.0.0.1:{free_port()}/hook"
-    dead_shown = dead.removesuffix("hook") + "…"  # a webhook's path may be its token
+    dead_shown = redact_target("webhook", dead)  # a webhook's path may be its token
     bots = PushEndpoints()
     async with serve(bots.app()) as base:
         live = f"{base}/hook?token=t0p-secret"  # a query is a secret's place: never shown
@@ -100,7 +101,7 @@ async def test_a_send_says_which_channels_took_it_and_which_failed_and_why(
         assert answer["said"] == (
             f"Not sent to any of your push channels. Your inbox has it. {not_sent}"
         )
-    shown_live = f"{base}/…"
+    shown_live = redact_target("webhook", live)
     outcomes = [(d["channel"], d["target"], d["status"]) for d in by_mcp_both["deliveries"]]
     assert sorted(outcomes[1:]) == [
         ("webhook", dead_shown, "failed"),

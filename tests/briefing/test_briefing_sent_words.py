@@ -26,6 +26,7 @@ from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
     NotifyResult,
+    redact_target,
 )
 from ambient.domain.users import MAX_USER_NAME, Language
 from ambient.history import RETRIES_ENDED
@@ -259,24 +260,59 @@ def test_the_products_own_words_in_a_channels_sentence_are_the_pages_language() 
 async def test_a_channel_the_workflow_answered_with_a_long_target_is_said_once(
     db: Database,
 ) -> None:
-    """A row keeps its target cut to 512 characters: the workflow's answer of the same channel,
-    its target redacted whole, was said again beside its row."""
+    """A row keeps its target shown and cut to 512 characters: the workflow's answer of the
+    same channel, its target redacted whole, was said again beside its row."""
     user = unique("u")
-    target = "https://hooks.example/" + "p" * 600
+    target = "https://oapi.example/" + "p" * 600 + "?access_token=s3cret"
     await _rows(
         db,
         user,
         Row(
-            key=delivery_key("w", "webhook", target),
-            channel="webhook",
-            target=target[:512],
+            key=delivery_key("w", "dingtalk", target),
+            channel="dingtalk",
+            target=redact_target("dingtalk", target)[:512],  # as the notify activity writes it
             status="sent",
             attempts=1,
         ),
     )
-    answered = Delivery(channel="webhook", target=target, status=DeliveryStatus.SENT)
+    answered = Delivery(channel="dingtalk", target=target, status=DeliveryStatus.SENT)
     sent = await briefing_sent(db, user, "w", NotifyResult(deliveries=[answered]), operator=True)
-    assert [d.channel for d in sent.deliveries] == ["webhook"]
+    assert [d.channel for d in sent.deliveries] == ["dingtalk"]
+
+
+async def test_two_webhooks_to_one_host_are_both_said_one_from_its_row_one_as_answered(
+    db: Database,
+) -> None:
+    """Two Slack webhooks of one user: one sent (its row), one the workflow answered with no
+    row. Both were shown as https://hooks.slack.com/…, so the second was taken for the first
+    and dropped from the answer; each is said now, told apart by its URL's fingerprint."""
+    user = unique("u")
+    slack = "https://hooks.slack.com/services/T0AB12CDE/B0FG34HIJ/"
+    first, second = slack + "Xk9sPq2LmN8vRt4WzY6bQ1cD", slack + "Qw3eRt5yUi7oPa9sDf1gHj2k"
+    row = Row(
+        key=delivery_key("two", "webhook", first),
+        channel="webhook",
+        target=redact_target("webhook", first),  # as the notify activity writes it
+        status="sent",
+        attempts=1,
+    )
+    await _rows(db, user, row)
+    answered = [
+        Delivery(channel="webhook", target=redact_target("webhook", first), status="sent"),
+        Delivery(
+            channel="webhook",
+            target=redact_target("webhook", second),
+            status=DeliveryStatus.FAILED,
+            error="permanent: HTTP 404",
+        ),
+    ]
+    sent = await briefing_sent(db, user, "two", NotifyResult(deliveries=answered), operator=False)
+    assert [(d.status, d.error) for d in sent.deliveries] == [
+        ("sent", None),
+        ("failed", "permanent: HTTP 404"),
+    ]
+    assert len({d.target for d in sent.deliveries}) == 2
+    assert "Xk9sPq2" not in str(sent) and "Qw3eRt5" not in str(sent)
 
 
 def test_a_channel_that_may_have_been_delivered_is_not_said_unsent() -> None:

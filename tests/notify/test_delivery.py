@@ -28,6 +28,7 @@ from ambient.domain.notify import (
     NotifyRequest,
     NotifyResult,
     Target,
+    redact_target,
 )
 from ambient.domain.push import PushConfig
 from ambient.domain.users import Language, UserCreate
@@ -439,7 +440,7 @@ async def test_quiet_hours_record_the_held_back_push_as_suppressed(deps: WorkerD
         rows = await history.deliveries(session, "erin", status="suppressed", operator=True)
         events = await EventRepository(session).list(user="erin")
     assert [(r.channel, r.target, r.error) for r in rows] == [
-        ("webhook", "https://hooks.example/…", "quiet hours")
+        ("webhook", redact_target("webhook", "https://hooks.example/x?token=t0p"), "quiet hours")
     ]
     assert [e for e in events if e.kind == "delivery.failed"] == []
 
@@ -469,7 +470,12 @@ async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) 
         rows = await history.deliveries(session, "fay", operator=True)
     shown = sorted(r.target for r in rows)
     assert shown == sorted(d.target for d in result.deliveries)
-    assert shown == ["discord://…", "gotify://push.example/…", "tgram://…"]
+    assert shown == sorted(redact_target("apprise", url) for url in urls)
+    assert [s.partition("#")[0] for s in shown] == [
+        "discord://…",
+        "gotify://push.example/…",
+        "tgram://…",
+    ]
 
 
 async def test_one_phone_number_written_two_ways_gets_one_sms(

@@ -15,7 +15,7 @@ from activities.notify import NotifyActivities
 from ambient.cli import app
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.domain.notify import Message, NotifyRequest, Target
+from ambient.domain.notify import Message, NotifyRequest, Target, redact_target
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Event
@@ -28,6 +28,8 @@ from tests.support.servers import free_port, http_client, serve
 
 # A webhook's token may be in its path (Slack's, Discord's): no reader sees it, nor the query.
 PATH_TOKEN = "P4thT0ken-s3cret"
+HOOK = f"http://127.0.0.1:9/h/{PATH_TOKEN}?t=t0p-s3cret"
+HOOK_SHOWN = redact_target("webhook", HOOK)  # its host and fingerprint
 
 
 async def _notify(settings: Settings, user: str, key: str) -> None:
@@ -44,9 +46,7 @@ async def _notify(settings: Settings, user: str, key: str) -> None:
                     targets=[
                         Target(type="inbox"),
                         Target(type="email", target=f"{user}@example.com"),
-                        Target(
-                            type="webhook", target=f"http://127.0.0.1:9/h/{PATH_TOKEN}?t=t0p-s3cret"
-                        ),
+                        Target(type="webhook", target=HOOK),
                     ],
                     idempotency_key=key,
                     task="disk-watch",
@@ -87,13 +87,13 @@ async def test_api_reads_own_records_and_admins_may_name_a_user(
     assert by_channel["email"]["error"] == (
         "permanent: email is not configured: set AMBIENT_SMTP_HOST"
     )
-    assert by_channel["webhook"]["target"] == "http://127.0.0.1:9/…"
+    assert by_channel["webhook"]["target"] == HOOK_SHOWN
     assert "t0p-s3cret" not in json.dumps(deliveries) and PATH_TOKEN not in json.dumps(deliveries)
     failed = (await http.get("/deliveries", params={"status": "failed"}, headers=erin)).json()
     assert {d["channel"] for d in failed} == {"email", "webhook"}
     events = (await http.get("/events", params={"kind": "delivery.failed"}, headers=erin)).json()
     assert len(events) == 2 and all(e["task"] == "disk-watch" for e in events)
-    assert "http://127.0.0.1:9/…" in {e["payload"]["target"] for e in events}
+    assert HOOK_SHOWN in {e["payload"]["target"] for e in events}
     assert PATH_TOKEN not in json.dumps(events)
     inbox = (await http.get("/inbox", headers=erin)).json()
     assert [m["title"] for m in inbox] == ["hello erin"]
@@ -277,7 +277,7 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
         assert BROKEN in [r["error"] for r in whole.structured_content["deliveries"]]  # type: ignore[attr-defined]
         hooks = await call("root", "list_deliveries", {"user": "gina", "channel": "webhook"})
         shown = [r["target"] for r in hooks.structured_content["deliveries"]]  # type: ignore[attr-defined]
-        assert shown == ["http://127.0.0.1:9/…"] and PATH_TOKEN not in str(hooks)
+        assert shown == [HOOK_SHOWN] and PATH_TOKEN not in str(hooks)
         events = await call("gina", "list_events", {"kind": "delivery.failed"})
         assert BROKEN not in str(events) and MASKED in str(events)
         whole = await call("root", "list_events", {"user": "gina", "kind": "delivery.failed"})

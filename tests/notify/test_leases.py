@@ -32,7 +32,7 @@ from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
-from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target, redact_target
 from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
@@ -253,7 +253,9 @@ async def test_permanent_failures_are_returned_and_visible_as_events(
     assert by_target[("email", "alice@example.com")].error == (
         "permanent: email is not configured: set AMBIENT_SMTP_HOST"
     )
-    refused = by_target[("webhook", "http://127.0.0.2:9/…")]
+    refused = by_target[
+        ("webhook", redact_target("webhook", "http://127.0.0.2:9/hook?token=s3cret"))
+    ]
     assert refused.status == DeliveryStatus.FAILED and "loopback" in (refused.error or "")
     assert "not 'bob'" in (by_target[("inbox", "bob")].error or "")
     assert "not available to alice" in (by_target[("webhook", "secret:admin-hook")].error or "")

@@ -69,6 +69,13 @@ async def test_httpx_request_logs_are_redacted_once_installed(
     assert access[-1].args == ("127.0.0.1:5", "GET", "/x?[redacted]", "1.1", 200)
 
 
+def _fingerprinted(shown: str, target: str) -> str:
+    """``shown`` as a target is shown that hid a token: with its fingerprint."""
+    from ambient.domain.notify import target_fingerprint
+
+    return shown if shown == target else f"{shown}#{target_fingerprint(target)}"
+
+
 @pytest.mark.parametrize(
     ("channel", "target", "shown"),
     [
@@ -85,7 +92,7 @@ def test_a_target_url_without_a_path_is_shown_without_its_query(
     from ambient.domain.notify import redact_target
 
     # Rows, events and results show this: the query after the host held the token.
-    assert redact_target(channel, target) == shown
+    assert redact_target(channel, target) == _fingerprinted(shown, target)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +110,7 @@ def test_a_hosted_apprise_target_is_shown_without_its_token(target: str, shown: 
     from ambient.domain.notify import redact_target
 
     # In their hosted forms these services' first part is the token, not a host.
-    assert redact_target("apprise", target) == shown
+    assert redact_target("apprise", target) == _fingerprinted(shown, target)
 
 
 @pytest.mark.parametrize(
@@ -159,4 +166,36 @@ def test_a_target_url_is_shown_by_its_host_its_path_may_be_a_token(
     from ambient.domain.notify import redact_target
 
     # Apprise reads these services' own https URLs too: their token is in the path or query.
-    assert redact_target(channel, target) == shown
+    assert redact_target(channel, target) == _fingerprinted(shown, target)
+
+
+@pytest.mark.parametrize(
+    ("channel", "first", "second"),
+    [
+        (
+            "webhook",
+            "https://hooks.slack.com/services/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",
+            "https://hooks.slack.com/services/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",
+        ),
+        ("apprise", "https://ntfy.sh/ops-alerts-7f3a", "https://ntfy.sh/dev-alerts-9c1d"),
+        ("apprise", "tgram://123456789:AAHbotTOKEN/987654", "tgram://123456789:AAHbotTOKEN/55"),
+        ("apprise", "gotify://push.example/AppTOKEN1", "gotify://push.example/AppTOKEN2"),
+        ("webhook", "https://hooks.example?token=one", "https://hooks.example?token=two"),
+    ],
+)
+def test_two_targets_to_one_host_are_shown_apart_without_their_tokens(
+    channel: str, first: str, second: str
+) -> None:
+    """Two Slack webhooks of one user were both shown as https://hooks.slack.com/…: alike in
+    the deliveries, the briefing's answer and the user listings. Each now ends with a short
+    fingerprint of its whole URL (the same every time), its token still hidden."""
+    from ambient.domain.notify import redact_target
+
+    one, two = redact_target(channel, first), redact_target(channel, second)
+    assert one != two
+    for url, shown in ((first, one), (second, two)):
+        assert shown == redact_target(channel, url)  # stable
+        assert redact_target(channel, shown) == shown  # a row's target, shown again as it is
+        hidden = url.split("://", 1)[1].split("/", 1)[-1].split("?")[-1]
+        assert hidden not in shown, shown
+        assert len(shown.rpartition("#")[2]) == 4, shown
