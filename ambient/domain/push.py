@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ambient.clients.guard import RefusedDestinationError, url_host
+from ambient.clients.guard import NOT_A_NAME, RefusedDestinationError, url_host
 from ambient.domain.configs import STORED, M, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import (
@@ -200,6 +200,8 @@ def _apprise_problem(value: str) -> Refusal | None:
             "ask the operator to install what it needs",
             scheme=scheme,
         )
+    if scheme in APPRISE_HTTP and (named := _unicode_host(value)) is not None:
+        return named
     if scheme in APPRISE_HTTP and (aimed := apprise_http_url(value)):
         return _url_problem(aimed) or _unread(scheme, value)
     if scheme not in APPRISE_HOSTED | APPRISE_HTTP:
@@ -212,6 +214,28 @@ def _apprise_problem(value: str) -> Refusal | None:
             scheme=scheme,
         )
     return _unread(scheme, value)
+
+
+def _unicode_host(value: str) -> Refusal | None:
+    """A self-hosted service's URL naming its host in other than ASCII (例子.测试): Apprise
+    reads no host in it (ntfys://例子.测试/topic went to the public ntfy.sh), so the guard
+    checked none. Its ASCII name (IDNA, as a connection names it) is said, to be written."""
+    try:
+        host = urlsplit(value).hostname or ""
+    except ValueError:
+        return None  # said as a URL Apprise cannot read
+    if host.isascii():
+        return None
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return RefusedDestinationError(NOT_A_NAME)
+    return Refusal(
+        "Apprise does not read %(host)s as a host name (it would send elsewhere): write its "
+        "ASCII name %(name)s instead",
+        host=repr(host),
+        name=name,
+    )
 
 
 def _unread(scheme: str, value: str) -> Refusal | None:

@@ -93,3 +93,28 @@ async def test_an_apprise_service_disabled_for_a_url_held_in_a_secret_is_told_th
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("tgram://" in line and "disabled" in line for line in warned), warned
     assert all(TELEGRAM[9:] not in r.getMessage() for r in caplog.records)
+
+
+async def test_an_apprise_url_naming_a_unicode_host_is_refused_saying_its_ascii_name(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    """Apprise reads no host in ntfys://例子.测试/topic: it was saved unchecked and each send
+    went to the public ntfy.sh, topic "topic"; json://例子.测试/ was refused as a URL Apprise
+    cannot read (a token missing). Both are refused when saved, naming the ASCII form, which
+    is saved and checked as any host."""
+    for target in ("ntfys://例子.测试/topic", "json://例子.测试/hook", "gotify://例子.测试/Tok1"):
+        answer = await api.put(
+            "/users/me/push", json={"channels": [{"type": "apprise", "target": target}]}
+        )
+        assert answer.status_code == 422, (target, answer.text)
+        said = answer.json()["detail"][0]["msg"]
+        assert "xn--fsqu00a.xn--0zwm56d" in said and "ASCII" in said, said
+    assert (await api.get("/users/me/push")).json()["channels"] == []
+    ascii_form = "ntfys://xn--fsqu00a.xn--0zwm56d/topic"
+    saved = await api.put(
+        "/users/me/push", json={"channels": [{"type": "apprise", "target": ascii_form}]}
+    )
+    assert saved.status_code == 200, saved.text
+    # A look-alike of a refused name is refused as that name (the guard reads its host).
+    loopback = Target(type="apprise", target="ntfys://ｌｏｃａｌｈｏｓｔ/topic")
+    assert "localhost" in str(TargetPolicy.strict().problem(loopback, user="bob", is_admin=False))
