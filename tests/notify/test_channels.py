@@ -868,6 +868,27 @@ async def test_smtp_tls_that_cannot_work_is_a_permanent_configuration_error(
     assert mailbox.messages == []
 
 
+async def test_starttls_on_a_port_that_speaks_tls_at_once_says_which_setting_to_fix(
+    tmp_path: Path,
+) -> None:
+    """AMBIENT_SMTP_TLS=starttls with AMBIENT_SMTP_PORT=465: the server waits for a TLS
+    handshake, the client for a greeting, and the user read "transient:
+    SMTPConnectTimeoutError: Timed out waiting for server ready message", retried until its
+    give-up. It is said at once now, naming ssl for 465 and starttls for 587."""
+    cert, key = certificate("mail.test", tmp_path, ips=("127.0.0.1",))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with Mailbox(tls=server_tls) as secure:
+        for tls in ("starttls", "none"):
+            channel = EmailChannel("127.0.0.1", secure.port, "ops@example.com", tls=tls, timeout=1)
+            with pytest.raises(PermanentNotifyError) as said:
+                await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+            text = str(said.value)
+            assert "AMBIENT_SMTP_TLS=ssl" in text and "587" in text, text
+            assert "Timed out" not in text, text
+        assert secure.messages == []
+
+
 async def test_a_burst_to_a_wecom_robot_waits_for_its_rate_limit_instead_of_tripping_it(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 import ssl
@@ -123,6 +124,13 @@ class EmailChannel:
         except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
             if (problem := tls_problem(exc)) is not None:
                 raise PermanentNotifyError(problem) from exc
+            if await self._tls_first(exc):
+                raise PermanentNotifyError(
+                    f"the SMTP server on port {self.port} speaks TLS from the first byte "
+                    f"(implicit TLS) and sent no greeting to AMBIENT_SMTP_TLS={self.tls}: set "
+                    "AMBIENT_SMTP_TLS=ssl for this port (465), or use STARTTLS on port 587 "
+                    "(AMBIENT_SMTP_PORT=587, AMBIENT_SMTP_TLS=starttls)"
+                ) from exc
             if client.data_begun:
                 # Lost after the message was handed over, before the server said it took it
                 # (RFC 5321 6.1): it may have been delivered, and another try would be a second
@@ -144,6 +152,24 @@ class EmailChannel:
                 said += f": no STARTTLS offered on port {self.port}; set AMBIENT_SMTP_TLS"
             raise PermanentNotifyError(said) from exc
         return str(mail["Message-ID"])
+
+    async def _tls_first(self, exc: BaseException) -> bool:
+        """Whether a greeting waited for in vain (STARTTLS or plain SMTP asked for) is a server
+        waiting for a TLS handshake instead (port 465's implicit TLS): it answers one."""
+        if self.tls == "ssl" or not isinstance(exc, aiosmtplib.SMTPConnectTimeoutError):
+            return False
+        asked = ssl.create_default_context()  # only whether it speaks TLS, not whom it is
+        asked.check_hostname, asked.verify_mode = False, ssl.CERT_NONE
+        try:
+            async with asyncio.timeout(self.timeout):
+                _, writer = await asyncio.open_connection(self.host, self.port, ssl=asked)
+        except (OSError, TimeoutError):  # no handshake answered: not TLS (or not reached)
+            return False
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(1):
+                await writer.wait_closed()
+        return True
 
 
 def ascii_domain(address: str) -> str:
