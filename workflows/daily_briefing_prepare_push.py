@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         news_task,
     )
     from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
+    from ambient.domain.checks import more_new_lines
     from ambient.domain.notify import Message, NotifyResult, Target
     from ambient.no_answer import RUN_ENDED_UNDER_UPDATE
 
@@ -42,6 +43,8 @@ T = TypeVar("T")
 WAIT_CANCELLATION_COMPLETED = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 # A briefing push's heartbeat timeout: see `_deliver`.
 PUSH_HEARTBEAT = timedelta(seconds=10)
+# The news section's lines at most; past them, how many more lines of news there were is said.
+NEWS_LINES = 30
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -238,20 +241,34 @@ class PrepareAndPush:
         checks = await check_news_pages(
             news_task(run.task_id), config.news_urls, config.categories, round=date
         )
-        lines: list[str] = []
+        zh = config.language == "zh"
+        # Each line with how many lines of news it tells (a page's "… and N more new lines": N).
+        told: list[tuple[str, int]] = []
         for url, check in zip(config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):
-                lines.append(f"{url}: unavailable ({failure_text(check)})")
+                told.append((f"{url}: unavailable ({failure_text(check)})", 1))
             elif check.outcome == "error":
-                lines.append(f"{url}: unavailable ({check.error})")
+                told.append((f"{url}: unavailable ({check.error})", 1))
             elif check.outcome == "baseline":
-                lines.append(f"{url}: first look taken; news from tomorrow on")
+                told.append((f"{url}: first look taken; news from tomorrow on", 1))
             elif check.hits:
-                lines += [f"[{k}] {line}" for k, found in check.hits.items() for line in found]
+                told += [(f"[{k}] {line}", 1) for k, found in check.hits.items() for line in found]
             elif check.excerpt:
-                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")][:5]
-                lines += [f"{url}: {ln}" for ln in added]
-        return lines[:30]
+                # Every new line the excerpt holds, then how many more, as a news digest says
+                # them: tomorrow compares with the page as stored today, so a line left out
+                # unsaid is never told.
+                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")]
+                told += [(f"{url}: {ln}", 1) for ln in added]
+                if more := check.more_added:
+                    told.append((f"{url}: {more_new_lines(more, zh)}", more))
+        lines = [line for line, _ in told[:NEWS_LINES]]
+        if left := sum(count for _, count in told[NEWS_LINES:]):
+            lines.append(
+                f"……另有 {left} 行新闻未列出"
+                if zh
+                else f"… and {left} more {'line' if left == 1 else 'lines'} of news not listed"
+            )
+        return lines
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)

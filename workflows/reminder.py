@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
-    from ambient.domain.checks import CheckPageInput, PageCheck
+    from ambient.domain.checks import CheckPageInput, PageCheck, more_new_lines
     from ambient.domain.notify import Message, Wording
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
@@ -144,8 +144,8 @@ class ReminderWorkflow:
             page = url if isinstance(check, BaseException) else check.url
             if notes is None:
                 section = f"**{page}**\n" + "\n".join(lines)
-                en.append(section + (f"\n… and {more} more new lines" if more else ""))
-                zh.append(section + (f"\n……另有 {more} 行新内容" if more else ""))
+                en.append(section + (f"\n{more_new_lines(more, zh=False)}" if more else ""))
+                zh.append(section + (f"\n{more_new_lines(more, zh=True)}" if more else ""))
             else:
                 en.append(f"**{page}**: {notes[0]}")
                 zh.append(f"**{page}**：{notes[1]}")

@@ -32,6 +32,13 @@ class PageCheck(BaseModel):
     error: str | None = None
 
 
+def more_new_lines(count: int, zh: bool) -> str:
+    """A page's new lines past those told, said (a news digest's, a briefing's news)."""
+    if zh:
+        return f"……另有 {count} 行新内容"
+    return f"… and {count} more new {'line' if count == 1 else 'lines'}"
+
+
 class ReadMetricInput(BaseModel):
     source: dict[str, Any]
     # A failure a retry may mend (no answer, a 5xx or 429, a busy API) fails the activity

@@ -1182,10 +1182,15 @@ async def _briefed(service, user, date):  # type: ignore[no-untyped-def]
 
 @asynccontextmanager
 async def _news_day_one(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps, user: str
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    user: str,
+    language: Language = "en",
+    pages: int = 1,
 ) -> AsyncIterator[tuple[Any, dict[str, str], BriefingConfig, Any, Any]]:
-    """``user``'s briefing of one news page (its body in the dict yielded) and its first day
-    prepared: the stack, the page's content, the config, the day and its briefing."""
+    """``user``'s briefing of one news page (its body in the dict yielded; ``pages`` addresses
+    of it) and its first day prepared: the stack, the page's content, the config, the day and
+    its briefing."""
     from starlette.responses import HTMLResponse
 
     content = {"body": WEATHER}
@@ -1195,10 +1200,11 @@ async def _news_day_one(
 
     await make_user(deps.db, user)
     async with news_site(deps, page) as site, briefing_stack(ts_env, deps) as stack:
+        urls = [f"{site}/news"] + [f"{site}/news?page={n}" for n in range(2, pages + 1)]
         config = BriefingConfig(
             timezone="Asia/Shanghai",
-            language="en",
-            news_urls=[f"{site}/news"],  # type: ignore[list-item]
+            language=language,
+            news_urls=urls,  # type: ignore[arg-type]
         )
         day1 = await stack.created_in_window(user, config)
         first = await eventually(lambda: _briefed(stack.service, user, day1.date), "day 1")
@@ -1226,6 +1232,46 @@ async def test_a_day_prepared_again_compares_its_news_with_the_day_before(
     assert again.date == day2.date and regenerated.version > scheduled.version
     assert "Big merger" in regenerated.report_markdown, regenerated.report_markdown
     assert "Rain expected" in regenerated.report_markdown
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_briefing_tells_every_new_headline_then_how_many_more(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, language: Language
+) -> None:
+    """A page with 8 new headlines was told in 5 and the other 3 never (the next day compares
+    with the page as stored then), with no word of them; past 30 lines the news were cut
+    with nothing said either. Now every new line of a page's excerpt (12) is told, then how
+    many more, as a news digest says it, and past 30 lines how many more lines of news."""
+    from ambient.briefing.config import plan_day
+
+    headlines = [f"Headline number {n} of the day." for n in range(1, 21)]
+    async with _news_day_one(ts_env, deps, f"nils{language}", language, pages=3) as (
+        stack,
+        content,
+        config,
+        day1,
+        _first,
+    ):
+        # Overnight, 20 headlines on each of the three pages.
+        content["body"] = WEATHER + "".join(f"<p>{line}</p>" for line in headlines)
+        day2 = plan_day(day1.window_end + timedelta(hours=1), config)
+        await stack.skip_to(day2.window_start + timedelta(minutes=5))
+        view = await eventually(
+            lambda: _briefed(stack.service, f"nils{language}", day2.date), "day 2"
+        )
+    report = view.report_markdown
+    told = [line for line in headlines if line in report]
+    assert told == headlines[:12], report  # the excerpt's 12, not 5
+    # Pages 1 and 2 whole (12 lines, then 8 more), page 3's first 4 lines: 30 lines; its
+    # other 8 lines and 8 more are the 16 left out.
+    more, left = (
+        ("……另有 8 行新内容", "……另有 16 行新闻未列出")
+        if language == "zh"
+        else ("… and 8 more new lines", "… and 16 more lines of news not listed")
+    )
+    assert report.count(more) == 2, report
+    assert report.count(headlines[3]) == 3 and report.count(headlines[4]) == 2, report
+    assert left in report, report
 
 
 async def test_a_briefing_created_again_takes_a_first_look_at_its_news_pages(
