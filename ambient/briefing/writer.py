@@ -20,6 +20,7 @@ from ambient.briefing.models import (
 from ambient.briefing.offline import (
     alarms_unread,
     greeting,
+    logs_short,
     many,
     none_read,
     offline_draft,
@@ -142,7 +143,8 @@ def llm_prompt(inputs: BriefingInputs) -> str:
         f"Date: {inputs.date}. Log lines"
         + (f" matching {inputs.log_filter}" if inputs.log_filter else "")
         + f": {inputs.log_lines}, errors: {inputs.errors}, "
-        f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
+        f"warnings: {inputs.warnings}. {_logs_read(inputs)}"
+        f"Trend: {inputs.trend or 'no baseline yet'}. "
         f"Alarm history available: {history}"
     )
     sources = "\n".join(
@@ -172,6 +174,24 @@ def llm_prompt(inputs: BriefingInputs) -> str:
         parts.append(data_block("team discussions", "\n".join(inputs.discussions)))
     parts.append("Write the briefing as the JSON object the response format asks for.")
     return "\n\n".join(parts)
+
+
+def _logs_read(inputs: BriefingInputs) -> str:
+    """Said to the model of a day whose logs were only partly read (`logs_short`), whose
+    counts are of the lines read: it is not to call the day quiet (nothing when all were read).
+    """
+    if not logs_short(inputs):
+        return ""
+    unread, broken = inputs.logs_unreadable, inputs.logs_broken
+    why = [f"only the newest {inputs.log_lines} lines were read"] if inputs.logs_capped else []
+    if unread and unread * 10 >= inputs.log_lines:
+        why.append(f"{many(unread, 'line', 'lines')} could not be read")
+    if broken:
+        why.append(f"{many(broken, 'log file', 'log files')} could not be read to the end")
+    return (
+        f"Logs read in full: no, {'; '.join(why)}: the counts are of the lines read, so do not "
+        "call the day quiet or free of errors; say that not all logs could be read. "
+    )
 
 
 def finish(draft: BriefingDraft, inputs: BriefingInputs, generated_by: str) -> BriefingContent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -61,12 +62,25 @@ def _llm_settings(settings: Settings, url: str) -> Settings:
 
 
 async def _prepare(
-    settings: Settings, db: Database, tmp_path: Path, extra: list[str] | None = None
+    settings: Settings,
+    db: Database,
+    tmp_path: Path,
+    extra: list[str] | None = None,
+    broken_off: bool = False,
 ) -> Any:
+    """The briefing of the harness's day (``broken_off``: a folder whose rotated
+    app.log.1.gz breaks off, its lines unread)."""
     llm = LLMClient(settings)
     acts = BriefingActivities(db, llm, TencentCloud(None, region="ap-guangzhou"), settings)
     day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
     logs = write_day_logs(tmp_path / "app.log", day, extra)
+    if broken_off:
+        folder = tmp_path / "logs"  # the logs alone (the database may share tmp_path)
+        folder.mkdir()
+        logs = logs.rename(folder / "app.log")
+        (folder / "app.log.1.gz").write_bytes(gzip.compress(logs.read_bytes())[:20])
+        logs = folder
+
     config = BriefingConfig(log_source={"type": "file", "path": str(logs)})  # type: ignore[arg-type]
     request = PrepareRequest(user="alice", task_id="daily-briefing/alice", config=config, day=day)
     prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
@@ -97,6 +111,27 @@ async def test_valid_structured_output_becomes_the_briefing_segmented_for_tts(
     # The reduced report (templates with counts), never raw lines: the 120 INFO lines are one.
     assert "<<<DATA reduced log report>>>" in user
     assert "GET <*>" in user and "GET /api/items/7 200" not in user
+
+
+async def test_the_model_is_told_when_not_all_logs_could_be_read(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A rotated file broken off (or a CLS search capped, lines mostly without a time): the
+    model was given the counts of the lines read as the day's, with nothing saying the rest
+    went unread, so it could still call the day quiet where the offline briefing does not."""
+    api, url = llm_api
+    api.script(Content.of(GOOD))
+    await _prepare(_llm_settings(settings, url), db, tmp_path, broken_off=True)
+    facts = messages_text(api.requests[0], "user").split("\n")[0]
+    assert (
+        "Logs read in full: no, 1 log file could not be read to the end: the counts are of "
+        "the lines read, so do not call the day quiet or free of errors; say that not all "
+        "logs could be read."
+    ) in facts, facts
+    (whole := tmp_path / "whole").mkdir()
+    api.script(Content.of(GOOD))
+    await _prepare(_llm_settings(settings, url), db, whole)
+    assert "Logs read in full" not in messages_text(api.requests[1], "user")
 
 
 async def test_a_draft_stating_what_its_input_does_not_is_not_spoken_and_the_note_says_what(

@@ -15,6 +15,7 @@ from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import BriefingInputs
 from ambient.briefing.offline import offline_draft
+from ambient.briefing.writer import llm_prompt
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from tests.standins.tencent_api import TencentApi
@@ -268,6 +269,9 @@ async def test_a_day_of_which_only_the_newest_lines_were_read_is_not_said_quiet(
         fill_from_report(inputs, report)
         draft = offline_draft(inputs)
         assert draft.headline == headline and headline in draft.spoken_text, draft
+    # The model is told too, which could otherwise still call the day quiet.
+    said = f"Logs read in full: no, only the newest {report.total} lines were read: "
+    assert said in llm_prompt(inputs), llm_prompt(inputs)
 
 
 async def _cls_read(api: TencentApi) -> tuple[str, LogReducer]:
