@@ -174,7 +174,9 @@ class BriefingActivities:
                 },
                 idempotency_key=f"{request.task_id}/{day.date}/prepared/v{row.version}",
             )
-            if report is not None and not report.all_unread:
+            # A day partly read (or not at all) is no day of the baseline: its low counts
+            # would make the next days' errors "rise" against it.
+            if report is not None and not report.partly_read:
                 baseline = update_baseline(baseline_before, report, log_day(request))
                 await BaselineRepository(session).save(
                     request.user, day.date, baseline.model_dump(mode="json")

@@ -123,6 +123,19 @@ class LogReport(BaseModel):
         read here): no day of the baseline, nor one compared with it."""
         return not self.total and bool(self.broken or self.unreadable)
 
+    @property
+    def partly_read(self) -> bool:
+        """Whether a part of the logs that may hold errors was not read (`read_short`): no day
+        of the baseline, whose counts later days are compared with."""
+        return read_short(self.total, self.unreadable, len(self.broken), self.capped)
+
+
+def read_short(total: int, unreadable: int, broken: int, capped: bool) -> bool:
+    """Whether a part of a day's logs that may hold errors was not read: a tenth or more of
+    its lines without a time read here, a file not read to its end, or only the newest lines
+    read (a CLS search at its cap, or stopped by CLS). Such a day is not said quiet."""
+    return broken > 0 or capped or (unreadable > 0 and unreadable * 10 >= total)
+
 
 _NEVER = math.inf
 

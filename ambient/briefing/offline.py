@@ -7,7 +7,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from ambient.briefing.alarm_listing import since, still_open
-from ambient.briefing.logreport import TemplateStat, most_frequent_error
+from ambient.briefing.logreport import TemplateStat, most_frequent_error, read_short
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
     SPOKEN_MAX_CHARS,
@@ -152,14 +152,9 @@ def alarms_unread(inputs: BriefingInputs) -> list[SourceNote]:
 
 
 def logs_short(inputs: BriefingInputs) -> bool:
-    """Whether a part of the day's logs that may hold errors was not read: a tenth or more of
-    its lines without a time read here, a file not read to its end, or only the newest lines
-    read (a CLS search at its cap, or stopped by CLS)."""
-    unread = inputs.logs_unreadable
-    return (
-        inputs.logs_broken > 0
-        or inputs.logs_capped
-        or (unread > 0 and unread * 10 >= inputs.log_lines)
+    """Whether a part of the day's logs that may hold errors was not read (`read_short`)."""
+    return read_short(
+        inputs.log_lines, inputs.logs_unreadable, inputs.logs_broken, inputs.logs_capped
     )
 
 

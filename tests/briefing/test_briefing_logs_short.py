@@ -93,6 +93,26 @@ async def test_a_rotated_file_that_breaks_off_is_not_said_quiet(
     assert any("could not be read to the end" in line for line in happened), happened
 
 
+async def test_a_day_partly_read_is_no_day_of_the_baseline(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A day whose morning file broke off was kept in the 7-day baseline with the counts of
+    its afternoon alone: the days after it compared their errors with a day of none, "rose"."""
+
+    def logs(day: DayPlan) -> Path:
+        folder = tmp_path / "app"
+        folder.mkdir()
+        (folder / "app.log").write_text(_lines(day, 14, "ERROR", "payment timeout", 5))
+        morning = gzip.compress(_lines(day, 2, "ERROR", "payment timeout", 300).encode())
+        (folder / "app.log.1.gz").write_bytes(morning[:20])  # broken off: its errors unread
+        return folder
+
+    _, view = await briefed(ts_env, deps, "rv7c", "en", logs)
+    happened = view.content.what_happened
+    assert view.content.errors == 5 and "could not be read to the end" in happened[0], happened
+    assert await baseline_days(deps.db, "rv7c") == []
+
+
 async def test_a_day_mostly_unreadable_is_not_said_quiet(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
