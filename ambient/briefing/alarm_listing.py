@@ -10,12 +10,23 @@ LISTED = 50  # alarms listed at most; the counts are of them all
 
 
 def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
+    """The alarms not recovered (Monitor's ALARM, 未恢复; CLS's status 0): an OK, resolved,
+    expired (NO_CONF) or no-data (NO_DATA) one is not open, as the nightly triage reads them."""
     return [a for a in alarms if _open(a)]
 
 
+def no_data(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
+    """The alarms whose metric had too little data to tell (Monitor's NO_DATA, 数据不足): not
+    firing, not recovered either (a stopped instance, a broken reporter), said apart."""
+    return [a for a in alarms if _no_data(a)]
+
+
 def _open(alarm: AlarmRecord) -> bool:
-    return alarm.status.lower() not in ("ok", "resolved", "no_conf")
+    return alarm.status.lower() not in ("ok", "resolved", "no_conf", "no_data")
+
+
+def _no_data(alarm: AlarmRecord) -> bool:
+    return alarm.status.lower() == "no_data"
 
 
 def since(alarm: AlarmRecord, zone: ZoneInfo, zh: bool) -> str:
@@ -27,8 +38,13 @@ def since(alarm: AlarmRecord, zone: ZoneInfo, zh: bool) -> str:
 
 
 def listed(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms a briefing lists: the open ones first, each newest first, at most LISTED."""
-    return sorted(alarms, key=_open, reverse=True)[:LISTED]  # sorted is stable, reversed too
+    """The alarms a briefing lists: the open ones first, then those with no data, each newest
+    first, at most LISTED."""
+    return sorted(alarms, key=_rank, reverse=True)[:LISTED]  # sorted is stable, reversed too
+
+
+def _rank(alarm: AlarmRecord) -> tuple[bool, bool]:
+    return _open(alarm), _no_data(alarm)
 
 
 def left_out(alarms: list[AlarmRecord], zh: bool) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from ambient.briefing.alarm_listing import since, still_open
+from ambient.briefing.alarm_listing import no_data, since, still_open
 from ambient.briefing.logreport import TemplateStat, most_frequent_error, read_short
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
@@ -173,6 +173,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
     firing = still_open(inputs.alarms)
+    silent = no_data(inputs.alarms)
     unread_alarms = alarms_unread(inputs)
     skipped = skipped_said(inputs, zh)
     missed = bool(unread_alarms or skipped)
@@ -209,14 +210,19 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     happened += [f"{t.level} ×{t.count}: {_short(t.template)}" for t in errors[:3]]
     if inputs.alarms:
         happened.append(
-            f"告警 {len(inputs.alarms)} 条（未恢复 {len(firing)} 条）"
+            f"告警 {len(inputs.alarms)} 条（未恢复 {len(firing)} 条"
+            + (f"，数据不足 {len(silent)} 条）" if silent else "）")
             if zh
-            else f"{many(len(inputs.alarms), 'alarm', 'alarms')} ({len(firing)} not resolved)"
+            else f"{many(len(inputs.alarms), 'alarm', 'alarms')} ({len(firing)} not resolved"
+            + (f", {len(silent)} with no data)" if silent else ")")
         )
     happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
     attention = [_short(a) for a in inputs.anomalies[:4]]
     zone = ZoneInfo(inputs.timezone)
     attention += [f"{a.name} ({a.target or a.source}){since(a, zone, zh)}" for a in firing[:3]]
+    attention += [
+        f"{a.name} ({a.target or a.source}){said('：数据不足', ': no data')}" for a in silent[:3]
+    ]
     attention += [_unavailable(n, zh) for n in failed] + skipped
     people = len(inputs.needs_person)
     # None is said as none ("0 个问题需要人工处理" was said of a day no problem waited on).
@@ -254,16 +260,23 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             headline = said("昨天没有日志记录", "No logs were recorded yesterday")
         if alarms_read and not firing:  # else the open ones are said, or why none were read
             headline += said("，也没有未恢复的告警", ", and no alarm is open")
+            if silent:  # not firing, nor quiet: their metrics had no data
+                headline += said(f"（{len(silent)} 条数据不足）", f" ({len(silent)} with no data)")
         headline += unread_said
         if people:
             headline += said("，", "; ") + needs
-    elif people or firing or errors or inputs.errors:
+    elif people or firing or errors or inputs.errors or (silent and alarms_read):
         opened = unread_said
         if alarms_read:
             count = len(firing)
             opened = said(
                 f"、{count} 条未恢复告警", f", {many(count, 'open alarm', 'open alarms')}"
             )
+            if silent:  # apart from the open ones: not firing, nor recovered
+                opened += said(
+                    f"、{len(silent)} 条告警数据不足",
+                    f", {many(len(silent), 'alarm', 'alarms')} with no data",
+                )
         headline = said(
             f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
             f"Yesterday: {many(inputs.errors, 'error', 'errors')}{opened}, {needs}",
@@ -376,6 +389,12 @@ def _spoken(
             f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}{began}。",
             f"{many(len(firing), 'alarm is', 'alarms are')} still open"
             f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}{began}. ",
+        )
+    if (silent := no_data(inputs.alarms)) and not unset:
+        say(
+            f"有 {len(silent)} 条告警数据不足，包括 {silent[0].name}。",
+            f"{many(len(silent), 'alarm has', 'alarms have')} no data"
+            f"{': ' if len(silent) == 1 else ', including '}{silent[0].name}. ",
         )
     if inputs.fixed:
         say(

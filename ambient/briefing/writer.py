@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from ambient.briefing.alarm_listing import left_out, listed, still_open
+from ambient.briefing.alarm_listing import left_out, listed, no_data, still_open
 from ambient.briefing.faithfulness import Unsupported, unsupported_claims
 from ambient.briefing.models import (
     BriefingContent,
@@ -124,8 +124,14 @@ def draft_text(draft: BriefingDraft) -> str:
 def llm_prompt(inputs: BriefingInputs) -> str:
     """The user message: facts we computed, then every untrusted text inside a data block.
     Every number the briefing may say is stated here: the faithfulness check holds it to this."""
-    firing = still_open(inputs.alarms)
+    firing, silent = still_open(inputs.alarms), no_data(inputs.alarms)
     counted = f"{many(len(inputs.alarms), 'alarm', 'alarms')}"
+    # NO_DATA: the alarm's metric had too little data to tell; not firing, nor recovered.
+    resolved = f"{len(firing)} not resolved" + (
+        f", {len(silent)} with no data (NO_DATA: not firing, its metric had no data)"
+        if silent
+        else ""
+    )
     unread = alarms_unread(inputs) if inputs.alarms_configured else []
     said = "; ".join(
         [f"{n.source} unread: {n.detail}" for n in unread]
@@ -136,9 +142,9 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     elif none_read(unread):  # no count at all, not "0 alarms read"
         history = f"no, none could be read: {said}."
     elif said:  # a count of some sources, or some alarms skipped, is not of the day's alarms
-        history = f"partly read: {said}; {counted} read ({len(firing)} not resolved)."
+        history = f"partly read: {said}; {counted} read ({resolved})."
     else:
-        history = f"yes, {counted} ({len(firing)} not resolved)."
+        history = f"yes, {counted} ({resolved})."
     facts = (
         f"Date: {inputs.date}. Log lines"
         + (f" matching {inputs.log_filter}" if inputs.log_filter else "")

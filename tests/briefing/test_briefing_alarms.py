@@ -18,9 +18,11 @@ from tencentcloud.common import abstract_client
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, ClsLogSpec, DayPlan, plan_for
-from ambient.briefing.models import PreparedBriefing, PrepareRequest
+from ambient.briefing.models import BriefingInputs, PreparedBriefing, PrepareRequest
+from ambient.briefing.offline import offline_draft
+from ambient.briefing.writer import llm_prompt
 from ambient.clients.llm import LLMClient
-from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
+from ambient.clients.tencent.alarms import AlarmHistory, AlarmRecord, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
     TencentAnswerError,
@@ -34,6 +36,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import Briefing, Event
+from tests.briefing.harness import make_user
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
@@ -61,6 +64,62 @@ async def test_a_day_of_more_than_fifty_alarms_is_counted_whole_and_lists_the_op
     # The table lists 50: the open ones first.
     table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
     assert table.count("| disk-full |") == 50 and "| cpu-high |" not in table
+
+
+async def test_an_alarm_with_no_data_is_said_apart_not_counted_open(
+    settings: Settings, db: Database
+) -> None:
+    """Cloud Monitor's NO_DATA (数据不足: the metric had too little data to tell) was counted
+    as an open alarm ("有 2 条告警未恢复"), where the nightly triage, reading ALARM (未恢复)
+    alone, never took it up; it is now said apart, as an alarm with no data."""
+    await make_user(db, "alice")
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())  # Shanghai
+    api = TencentApi()
+
+    def alarm(name: str, status: str, hours: int) -> dict[str, object]:
+        at = day.logs_from + timedelta(hours=hours)
+        return {
+            "PolicyName": name,
+            "AlarmStatus": status,
+            "FirstOccurTime": int(at.timestamp()),
+            "AlarmObject": f"ins-{hours}",
+        }
+
+    api.monitor_alarms = [
+        alarm("net-in", "OK", 1),
+        alarm("cpu-usage", "NO_DATA", 2),
+        alarm("disk-full", "ALARM", 3),
+    ]
+    prepared, row = await _prepared(settings, db, api, day)
+    assert "- 告警 3 条（未恢复 1 条，数据不足 1 条）" in row.report_markdown
+    assert "有 1 条告警未恢复，包括 disk-full。" in prepared.spoken_text
+    assert "有 1 条告警数据不足，包括 cpu-usage。" in prepared.spoken_text
+    assert "- cpu-usage (ins-2)：数据不足" in row.report_markdown
+    # Listed the open one first, then the one with no data.
+    table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
+    names = [line.split(" | ")[2] for line in table.splitlines() if line.startswith("| 2026-")]
+    assert names == ["disk-full", "cpu-usage", "net-in"], table
+
+
+def test_a_day_whose_only_alarm_has_no_data_is_not_said_to_have_an_open_one() -> None:
+    """Said and told to the model as no alarm open, one with no data: a day whose one alarm
+    was NO_DATA was "1 open alarm", and the model read "(1 not resolved)"."""
+    at = datetime(2026, 11, 22, 3, tzinfo=UTC)
+    silent = AlarmRecord(source="monitor", name="cpu-usage", status="NO_DATA", time=at)
+    inputs = BriefingInputs(
+        date="2026-11-22", language="en", alarms_configured=True, alarms=[silent]
+    )
+    draft = offline_draft(inputs)
+    assert (
+        draft.headline == "No logs were recorded yesterday, and no alarm is open (1 with no data)"
+    )
+    assert "1 alarm has no data: cpu-usage." in draft.spoken_text
+    assert "still open" not in draft.spoken_text
+    assert "1 alarm (0 not resolved, 1 with no data" in llm_prompt(inputs)
+    errors = inputs.model_copy(update={"errors": 2, "log_lines": 10, "logs_configured": True})
+    assert offline_draft(errors).headline == (
+        "Yesterday: 2 errors, 0 open alarms, 1 alarm with no data, no problem needs a person"
+    )
 
 
 async def test_an_alarm_firing_since_before_yesterday_is_in_the_briefing_once_with_its_start(
