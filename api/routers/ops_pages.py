@@ -213,26 +213,31 @@ REMEDIATIONS_PER_PAGE = 50
 async def remediation_list(
     page: Page,
     _: PageWords,
-    # list_runs' bound, here: a hand-edited ?offset= is said as any link the page cannot take.
+    # The next page: the runs before the last one shown (a run started or ended meanwhile
+    # moves nothing). list_runs' bound, here: a hand-edited value is said as any link the
+    # page cannot take.
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID), WHOLE_NUMBER] = None,
+    # A link of the page's earlier shape (?offset=), still opened as it was.
     offset: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = 0,
 ) -> Response:
-    problem, next_offset = None, None
+    problem, next_before_id = None, None
     try:
         # One more than a page: whether there is a next page is known without counting.
         runs = await page.state.remediations.list_runs(
-            page.me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset
+            page.me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset, before_id=before_id
         )
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
     if len(runs) > REMEDIATIONS_PER_PAGE:
-        runs, next_offset = runs[:REMEDIATIONS_PER_PAGE], offset + REMEDIATIONS_PER_PAGE
+        runs = runs[:REMEDIATIONS_PER_PAGE]
+        next_before_id = runs[-1].id
     return page.show(
         "remediations.html",
         runs=runs,
         problem=problem,
         named=REMEDIATION_STATES,
-        offset=offset,
-        next_offset=next_offset,
+        first_page=before_id is None and not offset,
+        next_before_id=next_before_id,
     )
 
 

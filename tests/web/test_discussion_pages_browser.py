@@ -224,6 +224,7 @@ async def test_a_hand_edited_offset_in_a_list_link_is_said_on_a_page_in_chinese(
         "/app/discussions?offset=-1": said + "不能小于 0",
         "/app/remediations?offset=99999999999": said + "不能大于 2147483647",
         "/app/remediations?offset=abc": said + "应为整数",
+        "/app/remediations?before_id=0": said.replace("offset", "before_id") + "不能小于 1",
     }
     async with _signed_in_page(settings, browser, token) as (base, page):
         for path, text in shown.items():

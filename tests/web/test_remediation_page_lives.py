@@ -1,9 +1,11 @@
 """A remediation page answers the run it showed: the same alert remediated again later is a new
-run, and a button on a page of the earlier one does not decide for it."""
+run, and a button on a page of the earlier one does not decide for it; a run that starts while
+the list is read does not move its next page."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import unquote
@@ -11,6 +13,11 @@ from urllib.parse import unquote
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import RemediationRecord
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
@@ -22,6 +29,7 @@ from tests.remediation.support import (
     waiting_dry_run,
 )
 from tests.support.pages import signed_in
+from tests.support.servers import free_port
 from tests.support.waits import eventually
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
@@ -143,3 +151,60 @@ async def test_an_approve_clicked_twice_says_approved_and_abort_asks_first(
             other = unquote(refused.headers["location"].partition("msg=")[2])
     assert said == ["Approved", "Approved"], said
     assert other != "Refused", other  # an answer not given is still said refused as it was
+
+
+def _stored_run(user: str, n: int) -> RemediationRecord:
+    """A finished run's row, started ``n`` minutes into the day."""
+    started = datetime(2026, 3, 1, 8, 0, tzinfo=UTC) + timedelta(minutes=n)
+    return RemediationRecord(
+        run_key=f"remediation/{user}/r{n}@run{n}",
+        remediation_id=f"remediation/{user}/r{n}",
+        user=user,
+        cluster_id="cls-1",
+        service=f"svc-{n:03d}",
+        alert_type="cpu",
+        source="test",
+        mode="dry_run",
+        score=50,
+        budget=3,
+        state="resolved",
+        attempts=1,
+        started_at=started,
+        finished_at=started + timedelta(seconds=30),
+    )
+
+
+async def test_the_remediation_lists_more_link_shows_no_run_twice_when_one_starts_between_pages(
+    settings: Settings, db: Database
+) -> None:
+    """51 runs: the first page shows 50, More the last. A run started while the first page was
+    read pushed its last run onto the next page (More counted an offset), listed twice."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("pager")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.EN))
+        session.add_all(_stored_run(name, n) for n in range(51))
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        first = await http.get("/app/remediations")
+        assert first.status_code == 200
+        more = re.search(r'href="([^"]+)" rel="next"', first.text)
+        assert more, "no More link on a list of 51"
+        # A new alert's run starts while the first page is read.
+        async with db.session() as session:
+            session.add(_stored_run(name, 99))
+            await session.commit()
+        second = await http.get(unescape(more[1]))
+        # A link of the old shape (?offset=) still opens its page.
+        old = await http.get("/app/remediations", params={"offset": 50})
+    assert second.status_code == 200 and old.status_code == 200
+
+    def ids(page: str) -> list[str]:
+        return [unquote(i) for i in re.findall(r'href="/app/remediation\?id=([^"]+)"', page)]
+
+    shown_first, shown_second = ids(first.text), ids(second.text)
+    assert len(shown_first) == 50
+    assert not set(shown_first) & set(shown_second), "a run listed twice"
+    assert set(shown_first) | set(shown_second) == {f"remediation/{name}/r{n}" for n in range(51)}
+    assert ids(old.text) == [f"remediation/{name}/r1", f"remediation/{name}/r0"]
+    assert 'rel="next"' not in second.text
