@@ -48,6 +48,10 @@ from api.routers.pages import (
 
 router = page_router()
 TASKS_PER_PAGE = 50
+# The inbox a page at a time, newest first (its Older messages link gives the next).
+INBOX_PER_PAGE = 20
+# A page of the inbox: the messages before this one (a link the page gave, or a form's field).
+InboxBefore = Annotated[int | None, Query(ge=1, le=MAX_ID), WHOLE_NUMBER]
 
 
 def task_problem(exc: TaskError, _: Words) -> str:
@@ -96,8 +100,10 @@ MONITOR_LABELS = {
 
 
 @router.get("/app", response_class=HTMLResponse)
-async def dashboard(page: Page, session: SessionDep, _: PageWords) -> Response:
-    return await _dashboard(page, session, _)
+async def dashboard(
+    page: Page, session: SessionDep, _: PageWords, inbox_before: InboxBefore = None
+) -> Response:
+    return await _dashboard(page, session, _, inbox_before=inbox_before)
 
 
 async def _dashboard(
@@ -107,8 +113,10 @@ async def _dashboard(
     *,
     typed: dict[str, str] | None = None,
     problem: str | None = None,
+    inbox_before: int | None = None,
 ) -> Response:
-    """The dashboard; after a refused monitor, ``typed`` is its form as sent, shown again."""
+    """The dashboard; after a refused monitor, ``typed`` is its form as sent, shown again;
+    ``inbox_before``: the page of the inbox older than that message (the newest otherwise)."""
     tasks_error = None
     tasks: list[TaskSummary] = []
     next_tasks: str | None = None
@@ -126,7 +134,14 @@ async def _dashboard(
     except Exception:  # Temporal down must not take the page down: say so instead.
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
     events = await EventRepository(session).list(user=name, limit=20)
-    inbox = await InboxRepository(session).list(name, limit=20, unread_only=False)
+    # One more than a page: whether there are older messages is known without counting.
+    inbox = await InboxRepository(session).list(
+        name, limit=INBOX_PER_PAGE + 1, unread_only=False, before_id=inbox_before
+    )
+    older_inbox = None
+    if len(inbox) > INBOX_PER_PAGE:
+        inbox = inbox[:INBOX_PER_PAGE]
+        older_inbox = inbox[-1].id
     return page.show(
         "app.html",
         refused=problem,
@@ -138,6 +153,8 @@ async def _dashboard(
         event_name=event_name,
         last_event_id=max((e.id for e in events), default=0),
         inbox=inbox,
+        inbox_before=inbox_before,
+        older_inbox=older_inbox,
         typed=typed or {"interval": "30"},
     )
 
@@ -333,11 +350,15 @@ async def task_detail(page: Page, _: PageWords, id: PageId) -> Response:
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    page: Page, session: SessionDep, message_id: Annotated[int, Form(ge=1, le=MAX_ID), WHOLE_NUMBER]
+    page: Page,
+    session: SessionDep,
+    message_id: Annotated[int, Form(ge=1, le=MAX_ID), WHOLE_NUMBER],
+    # The page of the inbox the message was on: marking it read comes back there.
+    inbox_before: Annotated[int | None, Form(ge=1, le=MAX_ID), WHOLE_NUMBER] = None,
 ) -> Response:
     await InboxRepository(session).mark_read(page.me.name, message_id)
     await session.commit()
-    return back("/app")
+    return back("/app" if inbox_before is None else f"/app?inbox_before={inbox_before}")
 
 
 @router.get("/app/events/stream")

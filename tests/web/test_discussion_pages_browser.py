@@ -211,7 +211,8 @@ async def test_a_hand_edited_offset_in_a_list_link_is_said_on_a_page_in_chinese(
     settings: Settings, db: Database, browser: Browser
 ) -> None:
     """?offset= beyond the database's integers on a discussion or the remediation list was
-    answered in the service's English ("Offset: 0 to 2147483647 ...")."""
+    answered in the service's English ("Offset: 0 to 2147483647 ..."). The lists' other paging
+    links (the remediation list's before_id, the inbox's inbox_before) are said the same way."""
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     name, token = await _chinese_user(db, "fanye")
     posted = await DiscussionService(db, settings).send_message(
@@ -225,6 +226,7 @@ async def test_a_hand_edited_offset_in_a_list_link_is_said_on_a_page_in_chinese(
         "/app/remediations?offset=99999999999": said + "不能大于 2147483647",
         "/app/remediations?offset=abc": said + "应为整数",
         "/app/remediations?before_id=0": said.replace("offset", "before_id") + "不能小于 1",
+        "/app?inbox_before=abc": said.replace("offset", "inbox_before") + "应为整数",
     }
     async with _signed_in_page(settings, browser, token) as (base, page):
         for path, text in shown.items():

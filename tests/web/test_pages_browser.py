@@ -5,6 +5,8 @@ Screenshots are kept under test-artifacts/screenshots/ for people to look at.
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +19,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import EventRepository
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import InboxMessage
+from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
-from tests.support.servers import HANG, http_client, serve
+from tests.support.pages import signed_in
+from tests.support.servers import HANG, free_port, http_client, serve
 from tests.watches.site import Site, article
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -232,3 +238,44 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
     async with deps.db.session() as session:
         user = await UserRepository(session).get(name)
     assert user is not None and user.role == "member"
+
+
+async def test_the_dashboard_inbox_lets_every_unread_message_be_read_and_marked(
+    settings: Settings, db: Database
+) -> None:
+    """25 unread messages: the dashboard showed the newest 20 and no way to the rest; once
+    those were marked read, the 5 older unread ones were on no page and could never be marked.
+    Each page now links to the older messages, and marking one read comes back to its page."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("postbox")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
+        rows = [
+            InboxMessage(user=name, kind="watch", title=f"message {n:02d}", body="b")
+            for n in range(25)
+        ]
+        session.add_all(rows)
+        await session.commit()
+        every = {row.id for row in rows}
+    marked: set[int] = set()
+    async with signed_in(settings, token, referer="/app") as http:
+        address: str | None = "/app"
+        while address is not None:
+            page = (await http.get(address)).text
+            inbox = page.partition("<h2>Inbox</h2>")[2].partition("</section>")[0]
+            for form in re.findall(
+                r'<form method="post" action="/app/inbox/read".*?</form>', inbox, re.S
+            ):
+                hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form)
+                fields = {key: html.unescape(value) for key, value in hidden}
+                answer = await http.post("/app/inbox/read", data=fields)
+                # Back to the page the message was on, not to the newest messages.
+                assert answer.status_code == 303 and answer.headers["location"] == address
+                marked.add(int(fields["message_id"]))
+            older = re.search(r'href="([^"]+)" rel="next" id="inbox-older"', inbox)
+            address = html.unescape(older[1]) if older else None
+        shown = (await http.get("/app")).text
+    assert marked == every
+    async with db.session() as session:
+        assert not await InboxRepository(session).list(name, unread_only=True)
+    assert 'class="card unread"' not in shown
