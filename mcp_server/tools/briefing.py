@@ -23,7 +23,7 @@ from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
 from mcp_server.auth import app_state, current_user
-from mcp_server.tools.hints import AGAIN, READ, WRITE
+from mcp_server.tools.hints import AGAIN, LOOK, READ, WRITE
 from mcp_server.tools.users import register_push
 
 SOURCE_SHAPE = (
@@ -159,7 +159,8 @@ async def analyze_logs(
 def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(get_briefing, annotations=READ)
     mcp.add_tool(list_briefings, annotations=READ)
-    mcp.add_tool(analyze_logs, annotations=READ)
+    # A CLS source is read from Tencent Cloud, as search_logs reads it.
+    mcp.add_tool(analyze_logs, annotations=LOOK)
     mcp.add_tool(greet, annotations=WRITE)
     mcp.add_tool(regenerate_briefing, annotations=AGAIN)
     mcp.add_tool(send_briefing, annotations=AGAIN)

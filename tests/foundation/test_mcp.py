@@ -475,3 +475,14 @@ async def test_the_voice_approval_is_hinted_as_destructive_as_the_full_servers(
     assert approve is not None and full_hints["approve_remediation"] is not None
     assert (approve.destructive_hint, approve.open_world_hint) == (True, True)
     assert approve == full_hints["approve_remediation"]
+
+
+async def test_analyze_logs_is_hinted_open_world_as_search_logs_is(state: AppState) -> None:
+    """analyze_logs with a CLS source reads Tencent CLS as search_logs does, yet was hinted
+    as a read of the product's own records (open_world_hint false)."""
+    server = build_server(state.settings, holder=StateHolder(state))
+    async with Client(server, raise_exceptions=True) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert tools["search_logs"].annotations == tools["analyze_logs"].annotations
+    notes = tools["analyze_logs"].annotations
+    assert notes is not None and (notes.read_only_hint, notes.open_world_hint) == (True, True)
