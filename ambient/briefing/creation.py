@@ -51,6 +51,12 @@ FINISHING_WAIT = 15.0
 # Deleted, its run still finishing (a preparation or push under way): gone already.
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
+# A create that does not replace (the create_* tools' rule): update_task changes the config.
+RUNS_OTHER = (
+    "the daily briefing %r already runs with another config; call update_task to change it "
+    "(with every field to keep: the fields left out take their defaults), or delete_task first "
+    "to start it anew"
+)
 T = TypeVar("T")
 
 
@@ -86,10 +92,17 @@ class Creation:
         ) -> T | None: ...
 
     async def create(
-        self, user: str, config: dict[str, Any] | BriefingConfig, *, replace_only: bool = False
+        self,
+        user: str,
+        config: dict[str, Any] | BriefingConfig,
+        *,
+        replace_only: bool = False,
+        replace: bool = True,
     ) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one.
         ``replace_only`` (an update): a briefing deleted meanwhile is not started again.
+        ``replace`` False (the task doors' create): another config of a running briefing is
+        refused, not put in its place (an update replaces it).
         Inside a request (a task's update), its deadline bounds every wait."""
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
@@ -103,7 +116,7 @@ class Creation:
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise invalid_config(errors, exc.inputs[0]) from None
-        return await self._create(user, config, replace_only)
+        return await self._create(user, config, replace_only, replace=replace)
 
     async def follow_schedule(self, user: str, schedule: dict[str, str]) -> BriefingRef | None:
         """The running briefing takes ``schedule`` (the user's settings' time zone, preparation
@@ -124,10 +137,12 @@ class Creation:
         except BriefingNotFoundError:
             return None
 
-    async def _create(self, user: str, config: BriefingConfig, replace_only: bool) -> BriefingRef:
+    async def _create(
+        self, user: str, config: BriefingConfig, replace_only: bool, *, replace: bool = True
+    ) -> BriefingRef:
         for _ in range(2):
             try:
-                return await self._start(user, config, replace_only)
+                return await self._start(user, config, replace_only, replace=replace)
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
@@ -137,7 +152,9 @@ class Creation:
                 raise BriefingError(NOT_REPLACED) from None
         raise BriefingError("the daily briefing is being created by another request; try again")
 
-    async def _start(self, user: str, parsed: BriefingConfig, replace_only: bool) -> BriefingRef:
+    async def _start(
+        self, user: str, parsed: BriefingConfig, replace_only: bool, *, replace: bool = True
+    ) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self.read_status(user)
@@ -167,6 +184,8 @@ class Creation:
             if current.config == parsed:
                 state = "paused" if current.paused else "active"
                 return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
+            if not replace:
+                raise InvalidBriefingError(RUNS_OTHER % task_id)
             # A new config replaces the running one; today's "already given" and a pause
             # carry over (changing when to speak is not asking to speak again). Read again
             # as the run hands over: a greeting since the read above is in it, later ones

@@ -78,7 +78,8 @@ class TaskService(TaskControls):
         """The generic form: {type: web_monitor|threshold_watch|schedule|news_digest, config}."""
         if kind == TaskKind.DAILY_BRIEFING.value:
             # The user's one briefing, under the same id the briefing tools use.
-            ref = await self._briefing(self.briefings.create(user, config))
+            # Another config of a running one is refused, as for every kind (update changes it).
+            ref = await self._briefing(self.briefings.create(user, config, replace=False))
             return TaskRef.model_validate(ref, from_attributes=True)
         parsed = await checked_config(kind, config, user, self.settings, self.db)
         if isinstance(parsed, NewsDigestConfig):

@@ -81,7 +81,9 @@ async def create_daily_briefing(
     ] = None,
     categories: Annotated[list[str] | None, Field(description="news keywords / categories")] = None,
 ) -> BriefingRef:
-    """Set up your daily briefing: prepared before you arrive, spoken at your first greeting."""
+    """Set up your daily briefing: prepared before you arrive, spoken at your first greeting.
+    One runs already: the same config finds it (created false); another is refused, as
+    update_task changes it (with every field to keep)."""
     config = {
         "log_source": log_source,
         "timezone": timezone,
@@ -93,7 +95,7 @@ async def create_daily_briefing(
         "news_urls": news_urls or [],
         "categories": categories or [],
     }
-    return await app_state(ctx).briefings.create(current_user(ctx), config)
+    return await app_state(ctx).briefings.create(current_user(ctx), config, replace=False)
 
 
 async def greet(

@@ -15,6 +15,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
+from ambient.watches.inputs import InvalidTaskError
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
@@ -341,3 +342,35 @@ async def test_a_page_token_not_from_a_list_is_a_readable_tool_error(app: AppSta
     async with mcp(app) as client:
         text = await error_of(client, "list_tasks", page_token="not-a-token")
     assert "page_token: not a token from a previous list; omit it to start again" in text
+
+
+async def test_creating_the_daily_briefing_again_with_another_config_is_refused(
+    app: AppState,
+) -> None:
+    """A second create_daily_briefing with other (or omitted) arguments put its config in
+    place of the running one and answered created: true: an assistant that "set up the
+    briefing" again with defaults reset the user's news categories, time zone and push
+    setting unasked. It is refused now, as the other create_* tools refuse another config
+    under a name in use; update_task changes it."""
+    mine = {
+        "categories": ["kubernetes", "postgres"],
+        "timezone": "Europe/Berlin",
+        "push_if_not_greeted": False,
+    }
+    async with mcp(app) as client:
+        first = await call(client, "create_daily_briefing", **mine)
+        assert first["created"] is True
+        refused = await error_of(client, "create_daily_briefing")
+        # The generic create (POST /tasks, `ambient task create`) refuses it too.
+        with pytest.raises(InvalidTaskError, match="already runs with another config"):
+            await app.tasks.create(app.stdio_user or "", "daily_briefing", {})
+        same = await call(client, "create_daily_briefing", **mine)
+        config = (await call(client, "get_task", task_id=first["task_id"]))["config"]
+        await call(client, "delete_task", task_id=first["task_id"])
+    assert "already runs with another config" in refused and "update_task" in refused, refused
+    assert same["created"] is False
+    assert (config["categories"], config["timezone"], config["push_if_not_greeted"]) == (
+        ["kubernetes", "postgres"],
+        "Europe/Berlin",
+        False,
+    ), config
