@@ -27,6 +27,9 @@ FILE_TOPIC = "file:"
 # look-back; far past it the window cannot even be computed).
 MAX_ALARM_HOURS = 24 * 30
 MAX_METRIC_MINUTES = 7 * 24 * 60
+# Cloud Monitor's longest period is a day (its periods: 60, 300, 3600, 86400 seconds), as a
+# threshold watch's tencent_monitor source allows.
+MAX_METRIC_PERIOD = 86400
 MAX_LOG_HOURS = 24 * 3650
 MAX_LOGS = 1000  # logs a search answers at most (CLS SearchLog's Limit allows 1000)
 
@@ -131,11 +134,18 @@ class CloudReads:
         region: str | None = None,
     ) -> list[MetricPoint]:
         """Datapoints of a Cloud Monitor metric over the last ``minutes``."""
+        if not 1 <= period <= MAX_METRIC_PERIOD:
+            # Said on period, not as a window too short for it, nor failed computing windows.
+            raise CloudOpsInputError(
+                "period",
+                f"between 1 and {MAX_METRIC_PERIOD} seconds (a day, Cloud Monitor's longest "
+                "period; its periods are 60, 300, 3600 and 86400)",
+            )
         window = _since("minutes", minutes, MAX_METRIC_MINUTES, "minutes"), datetime.now(UTC)
         # Datapoints lie on the period's boundaries and only those inside the window are
         # answered: a window shorter than a period may hold none, an empty answer that reads as
         # an instance reporting nothing.
-        if period >= 1 and minutes * 60 < period:
+        if minutes * 60 < period:
             raise CloudOpsInputError(
                 "minutes",
                 f"the window ({minutes} min) is shorter than the metric's period ({period} s), "

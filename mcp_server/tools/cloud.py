@@ -19,6 +19,7 @@ from ambient.cloud.reads import (
     MAX_ALARM_HOURS,
     MAX_LOGS,
     MAX_METRIC_MINUTES,
+    MAX_METRIC_PERIOD,
     LogSearch,
 )
 from ambient.domain.identifiers import (
@@ -29,7 +30,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     TkeClusterId,
 )
-from ambient.domain.numbers import WHOLE_NUMBER, WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import said_back
 from ambient.storage.users import user_named
 from mcp_server.auth import ANONYMOUS, app_state, caller
@@ -151,7 +152,11 @@ async def get_metric(
         dict[str, str], Field(min_length=1, description='e.g. {"InstanceId": "ins-123"}')
     ],
     minutes: Annotated[int, Field(ge=1, le=MAX_METRIC_MINUTES), WHOLE_NUMBER] = 60,
-    period: Annotated[WholeNumber, Field(description="seconds per point: 60, 300, 3600")] = 60,
+    period: Annotated[
+        int,
+        Field(ge=1, le=MAX_METRIC_PERIOD, description="seconds per point: 60, 300, 3600, 86400"),
+        WHOLE_NUMBER,
+    ] = 60,
     region: Region = None,
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""

@@ -143,6 +143,29 @@ async def test_a_metric_window_shorter_than_its_period_is_refused_saying_so(
     assert [p["value"] for p in one_period["points"]] == [40.0]
 
 
+async def test_get_metric_publishes_its_period_bounds_and_refuses_one_past_them(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """get_metric published `period` as any whole number; 200000000 was refused on minutes
+    ("ask for at least 3333334 minutes", past the 7 days a read takes). Its schema says
+    1-86400 now (a day, Cloud Monitor's longest period), and a period past it is refused
+    naming period, asking nothing of the API."""
+    api, state = cloud_state
+    asked = len(api.calls)
+    metric = {"namespace": "QCE/CVM", "metric": "CPUUsage", "dimensions": {"InstanceId": "ins-1"}}
+    async with client(state, "viewer") as c:
+        tool = next(t for t in (await c.list_tools()).tools if t.name == "get_metric")
+        said = [
+            (await call(c, "get_metric", **metric, period=period))[1]
+            for period in (200_000_000, 10**12, 0)
+        ]
+    bounds = tool.input_schema["properties"]["period"]
+    assert (bounds["minimum"], bounds["maximum"]) == (1, 86400), bounds
+    for text in said:
+        assert "get_metric: invalid arguments — period: Input should be" in text, text
+    assert len(api.calls) == asked
+
+
 async def test_a_metric_read_cloud_monitor_rate_limits_is_said_busy_not_a_quota(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
@@ -735,6 +758,10 @@ async def test_the_reads_service_keeps_its_bounds_whichever_door_asks(
         (state.cloud_reads.search_logs("t-1", hours=24 * 3651), "hours"),
         (state.cloud_reads.alarms(hours=24 * 31), "hours"),
         (state.cloud_reads.metric("QCE/CVM", "CPUUsage", cvm, minutes=0), "minutes"),
+        # Not a window too short for it (asking 3333334 minutes, past the 7 days a read takes).
+        (state.cloud_reads.metric("QCE/CVM", "CPUUsage", cvm, period=200_000_000), "period"),
+        (state.cloud_reads.metric("QCE/CVM", "CPUUsage", cvm, period=0), "period"),
+        (state.cloud_reads.metric("QCE/CVM", "CPUUsage", cvm, period=86401), "period"),
     ]:
         with pytest.raises(CloudOpsInputError, match=f"^{field}: between"):
             await read
