@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
+from temporalio.api.workflowservice.v1 import ListSchedulesRequest, ListWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.storage import Database
@@ -72,6 +74,8 @@ class TaskPage(list[TaskSummary]):
 _PHASES = ("running", "ended", "schedules")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STALE = "page_token: not a token from a previous list; omit it to start again"
+# How a server answers a page token it cannot read.
+_UNREADABLE = (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.INVALID_ARGUMENT)
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,8 @@ class _Cursor:
             valid = (
                 data["v"] == 2
                 and phase in _PHASES
-                and isinstance(t0, int)
-                and (start is None or isinstance(start, int))
+                and _in_range(t0)
+                and (start is None or _in_range(start))
                 and (run is None or (isinstance(run, str) and _RUN_ID.fullmatch(run)))
                 and (start is None) == (run is None)
             )
@@ -115,6 +119,12 @@ class _Cursor:
 
 
 _RUN_ID = re.compile(r"[0-9a-f-]{1,64}")
+# A cursor's moments (µs since 1970) lie between then and the last moment a datetime holds.
+_LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def _in_range(micros: object) -> bool:
+    return type(micros) is int and 0 <= micros <= _micros(_LAST)
 
 
 def _micros(moment: datetime) -> int:
@@ -208,7 +218,7 @@ class TaskListing:
         # Watches are done: the schedules fill the rest of the page (a caller who stops at
         # a short or empty page has still seen the start of both).
         schedules, next_token = await self._list_schedules(
-            user, kind, state, page_size - len(watches), cursor.token
+            user, kind, state, page_size - len(watches), cursor.token, caller=True
         )
         more = cursor.to("schedules", next_token).text() if next_token else None
         return TaskPage([*watches, *schedules], more)
@@ -262,6 +272,7 @@ class TaskListing:
         ]
         if filters.without_stopped:
             clauses.append(_NOT_STOPPED)
+        await self._readable(" AND ".join(clauses), cursor.token)
         executions = self.client.list_workflows(
             " AND ".join(clauses), page_size=size, next_page_token=cursor.token
         )
@@ -270,6 +281,34 @@ class TaskListing:
         if executions.next_page_token:
             return tasks, cursor.to("ended", executions.next_page_token)
         return tasks, cursor.to("schedules")
+
+    async def _readable(self, query: str, token: bytes | None, *, schedules: bool = False) -> None:
+        """A Temporal token from the caller's page token, asked of the server once without
+        the client's retries: one it cannot read (changed on the way, or another deployment's)
+        is the stale token's refusal at once, not a failure after some 10 s of retries of the
+        server's answer (UNKNOWN "something went wrong", INTERNAL or INVALID_ARGUMENT).
+        Another failure (Temporal down) is the list's own to meet as it does."""
+        if token is None:
+            return
+        service, namespace = self.client.workflow_service, self.client.namespace
+        try:
+            if schedules:
+                await service.list_schedules(
+                    ListSchedulesRequest(
+                        namespace=namespace, maximum_page_size=1, next_page_token=token, query=query
+                    ),
+                    retry=False,
+                )
+            else:
+                await service.list_workflow_executions(
+                    ListWorkflowExecutionsRequest(
+                        namespace=namespace, page_size=1, next_page_token=token, query=query
+                    ),
+                    retry=False,
+                )
+        except RPCError as exc:
+            if exc.status in _UNREADABLE:
+                raise InvalidTaskError(_STALE) from None
 
     async def _runs(
         self, clauses: builtins.list[str], size: int | None
@@ -408,9 +447,10 @@ class TaskListing:
         token: bytes | None,
         *,
         within: str = "",
+        caller: bool = False,
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         """A page of the caller's schedules (``within``: a clause on ``WorkflowId``, asked of
-        their ``ScheduleId``)."""
+        their ``ScheduleId``; ``caller``: ``token`` came in the caller's page token)."""
         if state == TaskState.STOPPED.value:  # a schedule is active or paused, never stopped
             return [], None
         # Filtered in the query, as watches are: filtered after each page, a page came back
@@ -426,6 +466,8 @@ class TaskListing:
             clauses.append(within.replace("WorkflowId", "ScheduleId"))
         if state is not None:  # the server's own flag: a pause by any door or an older release
             clauses.append(f"TemporalSchedulePaused = {json.dumps(state == TaskState.PAUSED)}")
+        if caller:
+            await self._readable(" AND ".join(clauses), token, schedules=True)
         schedules = await self.client.list_schedules(
             " AND ".join(clauses), page_size=size, next_page_token=token
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -374,3 +376,49 @@ async def test_creating_the_daily_briefing_again_with_another_config_is_refused(
         "Europe/Berlin",
         False,
     ), config
+
+
+def _token(cursor: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode()
+
+
+async def test_a_page_token_with_a_changed_temporal_token_is_refused_as_stale(
+    app: AppState,
+) -> None:
+    """A page token whose wrapper decodes but whose Temporal token was changed (a character
+    copied wrong by a model, or a token of another deployment) failed the tool after some 10 s
+    of retries ("Error executing tool list_tasks"); a cursor whose moment is out of range,
+    with an OverflowError. Both are the stale token's refusal now."""
+    async with mcp(app) as client:
+        for hour in (7, 8, 9):
+            config = {"type": "daily", "hour": hour, "message": f"m{hour}"}
+            await call(client, "create_reminder", config=config)
+        token = None
+
+        async def paged() -> bool:
+            nonlocal token
+            token = (await call(client, "list_tasks", page_size=1, kind="schedule"))[
+                "next_page_token"
+            ]
+            return token is not None
+
+        await eventually(paged, "a page of schedules with a token after it")
+        assert token is not None
+        raw = json.loads(base64.urlsafe_b64decode(token))
+        assert raw["p"] == "schedules" and raw["t"], raw
+        inner = bytearray(base64.b64decode(raw["t"]))
+        inner[len(inner) // 2] ^= 0x55
+        changed = base64.b64encode(bytes(inner)).decode()
+        cursors = [
+            {**raw, "t": changed},
+            {**raw, "p": "ended", "t": changed},
+            {**raw, "t0": 10**20},
+            {**raw, "p": "running", "t0": -(10**20)},
+            {**raw, "p": "running", "s": 10**20, "r": "abc"},
+        ]
+        said = [
+            await error_of(client, "list_tasks", page_size=1, page_token=_token(cursor))
+            for cursor in cursors
+        ]
+    for text in said:
+        assert "page_token: not a token from a previous list; omit it to start again" in text, said
