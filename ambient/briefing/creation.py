@@ -35,6 +35,7 @@ from ambient.briefing.models import (
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.configs import STORED
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import User
@@ -42,6 +43,7 @@ from ambient.storage.repositories import SnapshotRepository
 from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
+from ambient.watches.summaries import BRIEFING
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
 # How long a create waits for a stopped run to finish before asking to be sent again: a push
@@ -233,9 +235,15 @@ class Creation:
                     )
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
-        summary = (
-            f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
-            f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
+        summary = str(
+            Refusal(
+                BRIEFING,
+                user=user,
+                prepare=parsed.prepare_at,
+                start=parsed.window_start,
+                end=parsed.window_end,
+                zone=parsed.timezone,
+            )
         )
         new_run: str | None = None  # the latest run, when the start's answer came late
         if deadline is not None:

@@ -26,6 +26,7 @@ from ambient.watches.inputs import InvalidTaskError, TaskError, task_name
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
+from ambient.watches.summaries import schedule_summary
 from workflows.reminder import ReminderWorkflow
 
 # How often an update_task of a schedule looks and writes again when other changes (a pause,
@@ -184,18 +185,18 @@ def _run_id(task_id: str, life: str) -> str:
 
 def _schedule_summary(config: ReminderConfig, user: str) -> str:
     # A weekly one names its days: "every Monday" and "every Friday" were one line.
-    days = f" on {','.join(d for d in DAYS if d in config.days)}" if config.type == "weekly" else ""
-    when = (
-        f"cron {config.cron}"
-        if config.type == "cron"
-        else (f"{config.type}{days} at {config.hour:02d}:{config.minute:02d}")
+    return str(
+        schedule_summary(
+            config.action,
+            config.type,
+            user=user,
+            zone=config.timezone,
+            count=len(config.news_urls),
+            time=f"{config.hour:02d}:{config.minute:02d}",
+            days=",".join(d for d in DAYS if d in config.days),
+            cron=config.cron or "",
+        )
     )
-    what = (
-        f"News digest of {len(config.news_urls)} page(s)"
-        if config.action == "news_digest"
-        else "Reminder"
-    )
-    return f"{what}, {when} {config.timezone}, for {user}"
 
 
 def _spec(config: ReminderConfig) -> ScheduleSpec:

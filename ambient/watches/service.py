@@ -29,6 +29,7 @@ from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
 from ambient.request_deadline import bounded, request_deadline
 from ambient.storage.repositories import EventRepository, SnapshotRepository
+from ambient.watches import summaries
 from ambient.watches.answers import created_ref
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.controls import TaskControls
@@ -88,15 +89,20 @@ class TaskService(TaskControls):
             return await self._create_schedule(user, parsed, name)
         if isinstance(parsed, WebMonitorConfig):
             task_id = f"{PREFIXES[TaskKind.WEB_MONITOR]}/{user}/{task_name(name, parsed)}"
-            summary = (
-                f"Web monitor of {len(parsed.urls)} URL(s) every "
-                f"{parsed.check_interval_minutes:g} min for {user}"
+            summary = str(
+                Refusal(
+                    summaries.WEB_MONITOR,
+                    count=len(parsed.urls),
+                    minutes=f"{parsed.check_interval_minutes:g}",
+                    user=user,
+                )
             )
             monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
             return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
         task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
         rules = f" {parsed.combine} ".join(f"{c.op} {c.value:.15g}" for c in parsed.conditions)
-        summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
+        metric = parsed.metric or parsed.source.type  # type: ignore[union-attr]
+        summary = str(Refusal(summaries.THRESHOLD_WATCH, metric=metric, rules=rules))
         watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
         return await self._start(TaskKind.THRESHOLD_WATCH, watch, summary)
 

@@ -20,12 +20,13 @@ from sse_starlette.sse import EventSourceResponse
 from ambient.clients.metric_reads import said_refusal
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.history import EventPublic, event_name
-from ambient.refusals import N_
+from ambient.refusals import N_, Refusal
 from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.listing import TaskSummary
 from ambient.watches.pauses import wait_said
+from ambient.watches.summaries import summary_said
 from api.deps import SessionDep
 from api.errors import INPUT_SHOWN
 from api.i18n import Words, in_zone
@@ -149,6 +150,9 @@ async def _dashboard(
         tasks_error=tasks_error,
         next_tasks=next_tasks,
         first_tasks_page=tasks_page is None,
+        # Each task's summary in the reader's words (stored in English for the API and the
+        # Temporal Web UI).
+        summaries={t.task_id: summary_words(t.summary, _) for t in tasks if t.summary},
         events=events,
         event_name=event_name,
         last_event_id=max((e.id for e in events), default=0),
@@ -234,6 +238,36 @@ TASK_KINDS = {
     "news_digest": N_("news digest"),
     "daily_briefing": N_("morning briefing"),
 }
+
+
+# A reminder's days and a threshold watch's lines, as a task's summary names them.
+DAY_NAMES = {
+    "mon": N_("Mon"),
+    "tue": N_("Tue"),
+    "wed": N_("Wed"),
+    "thu": N_("Thu"),
+    "fri": N_("Fri"),
+    "sat": N_("Sat"),
+    "sun": N_("Sun"),
+}
+RULE_WORDS = {"above": N_("above"), "below": N_("below"), "any": N_("or"), "all": N_("and")}
+
+
+def summary_words(summary: str, _: Words) -> str:
+    """A task's summary (list_tasks' English) in the page's language; one it does not know
+    (an older release's) as it is."""
+    said = summary_said(summary)
+    if said is None:
+        return summary
+    values = dict(said.values)
+    if "days" in values:
+        # The list's comma is a word of the language too (Chinese lists with 、).
+        days = [_(DAY_NAMES[d]) if d in DAY_NAMES else d for d in str(values["days"]).split(",")]
+        values["days"] = _(", ").join(days)
+    if "rules" in values:
+        words = str(values["rules"]).split(" ")
+        values["rules"] = " ".join(_(RULE_WORDS[w]) if w in RULE_WORDS else w for w in words)
+    return in_words(Refusal(said.msgid, **values), _)
 
 
 @router.post("/app/tasks/action")

@@ -103,6 +103,29 @@ async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
         assert "+08:00" in shown and "+00:00" not in shown, shown
 
 
+async def test_a_chinese_readers_task_cards_say_what_each_task_is_in_chinese(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
+) -> None:
+    """A zh reader's reminder card read "Reminder, daily at 09:00 Asia/Shanghai, for …": the
+    task's English summary (its schedule's note, as list_tasks gives it) put on the page as is."""
+    settings, tasks = _tasks(dev_env, deps)
+    name, token = await _chinese_user(deps.db, "kapian")
+    daily = await tasks.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
+    weekly = {"type": "weekly", "days": ["mon", "fri"], "hour": 18, "minute": 30, "message": "走"}
+    weeks = await tasks.create(name, "schedule", weekly, "walk")
+    async with _signed_in_page(settings, browser, token) as (base, page):
+        await page.goto(f"{base}/app")
+        said = {}
+        for made in (daily, weeks):
+            card = page.locator(f'li.card[data-task="{made.task_id}"] p.muted')
+            await expect(card).to_be_visible()
+            said[made.task_id] = await card.inner_text()
+    assert said == {
+        daily.task_id: f"定时提醒，每天 09:00（Asia/Shanghai），给 {name}",
+        weeks.task_id: f"定时提醒，每周一、周五 18:30（Asia/Shanghai），给 {name}",
+    }
+
+
 async def test_check_now_on_the_dashboard_says_what_it_found_on_each_page_in_chinese(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
@@ -130,6 +153,10 @@ async def test_check_now_on_the_dashboard_says_what_it_found_on_each_page_in_chi
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": app}])
         await page.goto(f"{app}/app")
         card = page.locator(f'li.card[data-task="{made.task_id}"]')
+        # Its line says what it is in Chinese too (the task's summary is kept in English).
+        await expect(card.locator("p.muted")).to_have_text(
+            f"网页监控（3 个网址），每 60 分钟检查，给 {name}"
+        )
         await card.get_by_role("button", name="立即执行").click()
         said = page.get_by_role("status")
         await expect(said).to_contain_text(f"{base}/hit：关键词命中：outage")

@@ -1,0 +1,61 @@
+"""A task's one-line summary: stored in English (its memo or schedule note, as list_tasks and the
+Temporal Web UI show it), read back on a page as the Refusal it was made from, in the reader's
+language."""
+
+from __future__ import annotations
+
+from ambient.refusals import N_, Refusal, read_back
+
+REMINDER_DAILY = N_("Reminder, daily at %(time)s %(zone)s, for %(user)s")
+REMINDER_WEEKLY = N_("Reminder, weekly on %(days)s at %(time)s %(zone)s, for %(user)s")
+REMINDER_CRON = N_("Reminder, cron %(cron)s %(zone)s, for %(user)s")
+DIGEST_DAILY = N_("News digest of %(count)s page(s), daily at %(time)s %(zone)s, for %(user)s")
+DIGEST_WEEKLY = N_(
+    "News digest of %(count)s page(s), weekly on %(days)s at %(time)s %(zone)s, for %(user)s"
+)
+DIGEST_CRON = N_("News digest of %(count)s page(s), cron %(cron)s %(zone)s, for %(user)s")
+WEB_MONITOR = N_("Web monitor of %(count)s URL(s) every %(minutes)s min for %(user)s")
+THRESHOLD_WATCH = N_("Threshold watch %(metric)s: %(rules)s")
+BRIEFING = N_(
+    "Daily briefing for %(user)s: prepare %(prepare)s, greeting window %(start)s–%(end)s (%(zone)s)"
+)
+SUMMARIES = (
+    REMINDER_DAILY,
+    REMINDER_WEEKLY,
+    REMINDER_CRON,
+    DIGEST_DAILY,
+    DIGEST_WEEKLY,
+    DIGEST_CRON,
+    WEB_MONITOR,
+    THRESHOLD_WATCH,
+    BRIEFING,
+)
+_SCHEDULES = {
+    ("reminder", "daily"): REMINDER_DAILY,
+    ("reminder", "weekly"): REMINDER_WEEKLY,
+    ("reminder", "cron"): REMINDER_CRON,
+    ("news_digest", "daily"): DIGEST_DAILY,
+    ("news_digest", "weekly"): DIGEST_WEEKLY,
+    ("news_digest", "cron"): DIGEST_CRON,
+}
+
+
+def schedule_summary(
+    action: str, type: str, *, user: str, zone: str, count: int, time: str, days: str, cron: str
+) -> Refusal:
+    """A reminder's or a news digest's summary (``count`` pages of a digest)."""
+    return Refusal(
+        _SCHEDULES[action, type],
+        count=count,
+        time=time,
+        days=days,
+        cron=cron,
+        zone=zone,
+        user=user,
+    )
+
+
+def summary_said(summary: str) -> Refusal | None:
+    """A stored summary as the Refusal it was made from; None: none of these (an older
+    release's, or another's words)."""
+    return read_back(summary, SUMMARIES)
