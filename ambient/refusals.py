@@ -28,11 +28,12 @@ def N_(message: str) -> str:
 
 # Values read back as any text (another's words; a length said in words; a path jsonpath-ng
 # writes with a space, $.'unit price'; a Content-Type's absence; a Content-Encoding's name as a
-# server sends it, "x gzip"; a task summary's cron and threshold lines), not one word.
+# server sends it, "x gzip"; a task summary's cron and threshold lines; a remediation step's
+# sentence and the images it rolls back to), not one word.
 _WORDS = frozenset(
     {
         *("reason", "why", "error", "query", "shown", "path", "after", "example", "kind"),
-        *("coding", "cron", "rules"),
+        *("coding", "cron", "rules", "sentence", "images"),
     }
 )
 

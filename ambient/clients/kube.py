@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.domain.identifiers import TKE_CLUSTER_ID
+from ambient.refusals import N_
 
 T = TypeVar("T")
 Key = tuple[str | None, str | None]  # a cluster's id (None: the current context), TKE region
@@ -34,6 +35,11 @@ FileVersion = tuple[int, int]  # a kubeconfig file's mtime (ns) and size
 
 REVISION = "deployment.kubernetes.io/revision"
 FIELD_MANAGER = "ambient-ops"
+# A cluster id no kubeconfig context and no Tencent Cloud account names (a page reads it back).
+NOT_A_CONTEXT = N_(
+    "cluster %(cluster)s is not a context of AMBIENT_KUBECONFIG and Tencent Cloud is not "
+    "configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
+)
 
 
 class KubeError(Exception):
@@ -294,10 +300,7 @@ async def cluster_client(
     if cluster_id in kubeconfig_contexts(kubeconfig):
         return client_from_kubeconfig(path=kubeconfig, context=cluster_id)
     if tencent is None or not tencent.configured:
-        raise KubeError(
-            f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
-            "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
-        )
+        raise KubeError(NOT_A_CONTEXT % {"cluster": repr(cluster_id)})
     params = {"ClusterId": cluster_id, "IsExtranet": tencent.tke_extranet}
     try:
         answer = await tencent.call("tke", "DescribeClusterKubeconfig", params, region=region)

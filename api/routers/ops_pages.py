@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -32,7 +33,8 @@ from ambient.discussions.views import (
     InvalidDiscussionError,
 )
 from ambient.domain.numbers import WHOLE_NUMBER
-from ambient.refusals import N_
+from ambient.refusals import N_, Refusal
+from ambient.remediation.attempt_words import attempt_said
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW, skipped_said
@@ -45,7 +47,7 @@ from ambient.remediation.views import (
     audit_action,
 )
 from ambient.storage.models import MAX_ID
-from api.i18n import Words
+from api.i18n import Words, in_zone
 from api.routers.page_words import field_errors, in_words, what_went_wrong, worker_unanswered
 from api.routers.pages import FormText, Page, PageId, PageWords, UserPage, back, page_router
 
@@ -241,6 +243,25 @@ async def remediation_list(
     )
 
 
+def attempt_words(text: str, _: Words, zone: str | None) -> str:
+    """An attempt's detail or verification in the page's language, its times in ``zone``."""
+    return in_words(_zoned(attempt_said(text), zone), _)
+
+
+def _zoned(said: str | Refusal, zone: str | None) -> str | Refusal:
+    if not isinstance(said, Refusal):
+        return said
+    values = {k: _zoned(v, zone) for k, v in said.values.items()}
+    if isinstance(time := values.get("time"), str):
+        try:
+            moment = datetime.fromisoformat(time)
+        except ValueError:  # not a time after all: said as written
+            pass
+        else:
+            values["time"] = in_zone(moment, zone).isoformat(timespec="seconds")
+    return Refusal(said.msgid, **values)
+
+
 @router.get("/app/remediation", response_class=HTMLResponse)
 async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
     try:
@@ -257,6 +278,14 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
         rungs=RUNG_NAMES,
         outcome=in_words(view.outcome_said.refusal(), _) if view.outcome_said else view.outcome,
         skipped=[in_words(skipped_said(a.skipped_reason or ""), _) for a in view.attempts],
+        # What each attempt did and what its check found, in the reader's words and time zone.
+        said=[
+            " ".join(
+                attempt_words(text or "", _, page.me.timezone)
+                for text in (a.detail, a.verification)
+            ).strip()
+            for a in view.attempts
+        ],
         # A gate's reason in the page's words (its first clause in English): the detail's
         # English otherwise.
         waiting_detail=(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from html import unescape
 from urllib.parse import unquote
 
 import httpx
@@ -21,7 +22,14 @@ from ambient.storage.users import UserRepository
 from api.i18n import catalog_path, translations
 from api.routers.ops_pages import RUNG_NAMES
 from tests.conftest import unique
-from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
+from tests.remediation.support import (
+    RunKeys,
+    add_user,
+    alert,
+    new_token,
+    remediation_settings,
+    remediations_on_dev,
+)
 from tests.support.pages import signed_in
 from tests.support.waits import eventually
 
@@ -114,6 +122,32 @@ async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes
     assert attempts == [("1", "重启", "演练")]
     # How it ended, in Chinese too (it said "resolved at rung 1 (restart)").
     assert re.findall(r"<th>结果</th><td>([^<]*)</td>", page) == ["已在第 1 级解决"]
+
+
+async def test_a_chinese_readers_remediation_page_says_its_attempts_in_chinese(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The attempts of a zh reader's run read "dry run: would restart … (restartedAt
+    2026-…+00:00)" and "metric 0.5 is not healthy (below 0.05); rollout not observed (…)": the
+    step's and the check's English as the executor wrote them, with a time in UTC."""
+    remediation_settings(deps, remediation_approval_from_rung=2)
+    name = unique("buzhou")
+    await add_user(deps, name, permission="dry_run", language=Language.ZH)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
+        sent = alert(metric_url, workload=name, settle_seconds=0)
+        rid = (await remediations.start(name, sent, mode="dry_run")).remediation_id
+        runs = RunKeys(remediations, name, rid)
+        await eventually(runs.waiting, "rung 2 waits for approval")
+        token = await new_token(deps, name)
+        async with signed_in(settings, token) as http:
+            shown = await http.get("/app/remediation", params={"id": rid})
+        await remediations.abort(name, rid, "done looking")
+    assert shown.status_code == 200
+    attempts = shown.text.partition('<ul class="cards">')[2].partition("</ul>")[0]
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", attempts)).split())
+    english = re.findall(r"\b(?:dry run|would|restart|replicas|metric|healthy|rollout)\b", text)
+    assert not english, f"English on a Chinese page: {text}"
+    assert "+00:00" not in text, text
 
 
 def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
