@@ -19,8 +19,8 @@ from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import already_finished
 from ambient.storage.users import UserRepository
-from api.i18n import catalog_path, translations
-from api.routers.ops_pages import RUNG_NAMES
+from api.i18n import Words, catalog_path, translations
+from api.routers.ops_pages import RUNG_NAMES, attempt_words
 from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
@@ -148,6 +148,34 @@ async def test_a_chinese_readers_remediation_page_says_its_attempts_in_chinese(
     english = re.findall(r"\b(?:dry run|would|restart|replicas|metric|healthy|rollout)\b", text)
     assert not english, f"English on a Chinese page: {text}"
     assert "+00:00" not in text, text
+
+
+def test_an_attempts_steps_and_checks_are_said_in_chinese_and_unchanged_in_english() -> None:
+    """The executor's and the check's English, as records of any release hold it: a Chinese
+    page says the restart, scale and rollback steps and the verdicts in Chinese, an English
+    page as written; both give the times in the reader's zone."""
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    stored = {
+        "dry run: would scale deployment/prod/web from 2 to 4 replicas; from the alert (no "
+        "cluster access configured)": "演练：将把 Deployment prod/web 从 2 个副本扩到 4 个；"
+        "依据告警推算（未配置集群访问）",
+        "roll back deployment prod/web to revision 3 (nginx:1.25, app:7)": (
+            "把 Deployment prod/web 回滚到版本 3（nginx:1.25, app:7）"
+        ),
+        "restart deployment prod/web (restartedAt 2026-03-01T08:00:00+00:00); already done: "
+        "deployment prod/web": "重启 Deployment prod/web（restartedAt 2026-03-01T16:00:00+08:00）"
+        "；已完成：deployment prod/web",
+        "metric 0.01 is healthy (at or below 0.05, above 0); rollout not observed (no cluster "
+        "access configured)": "指标 0.01 正常（不高于 0.05，高于 0）；"
+        "未观察到发布状态（未配置集群访问）",
+    }
+    for english, chinese in stored.items():
+        assert attempt_words(english, zh, "Asia/Shanghai") == chinese
+        assert attempt_words(english, en, "UTC") == english
+    # Words no msgid fits stay as written.
+    assert attempt_words("isolate: Services web in prod select no pod", zh, None) == (
+        "isolate: Services web in prod select no pod"
+    )
 
 
 def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
