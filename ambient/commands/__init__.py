@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -32,7 +34,18 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 err_console = Console(stderr=True)
 # The options every area's commands share.
-User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
+# The command's acting user, for the commands its refusals name (in_cli_words).
+ACTING_USER: ContextVar[str] = ContextVar("acting_user", default="")
+
+
+def _acting(user: str) -> str:
+    ACTING_USER.set(user)
+    return user
+
+
+User = Annotated[
+    str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user", callback=_acting)
+]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
 
@@ -65,13 +78,17 @@ OPTIONS = {"update_task": "--config JSON"}
 def in_cli_words(text: str, subject: str = "") -> str:
     """``text`` with each MCP tool it names replaced by the command that does the same; one that
     takes an id (SUBJECTS) given ``subject`` (the id it acts on), else the id of the tool's kind
-    the text names elsewhere. A list or create command is given none."""
+    the text names elsewhere. A list or create command is given none. Each names the acting
+    ``--user``: without it the command asked for one, or acted as another user."""
+    user = ACTING_USER.get()
+    as_user = f"--user {shlex.quote(user)}" if user else ""
 
     def command(tool: re.Match[str]) -> str:
         pattern = SUBJECTS.get(tool[2])
         found = pattern.search(text) if pattern and not subject else None
         its_id = (subject or (found[0] if found else "")) if pattern else ""
-        said = " ".join(part for part in (COMMANDS[tool[2]], its_id, OPTIONS.get(tool[2])) if part)
+        parts = (COMMANDS[tool[2]], its_id, OPTIONS.get(tool[2]), as_user)
+        said = " ".join(part for part in parts if part)
         return f"{'run ' if tool[1] else ''}`{said}`"
 
     return TOOL.sub(command, text)

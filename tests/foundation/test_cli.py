@@ -3,6 +3,8 @@ import asyncio
 import io
 import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -618,6 +620,22 @@ def test_ambient_dev_runs_in_the_data_dir_its_settings_read(
     assert seen == {"settings": tmp_path / "stack", "opts": tmp_path / "stack"}
 
 
+def test_the_command_a_refusal_names_runs_as_printed_as_the_same_user(tmp_path: Path) -> None:
+    """`briefing show --user alice` said "`ambient briefing list` shows the dates": run as
+    printed, without AMBIENT_USER, it was "Missing option '--user'" (exit 2); a task's
+    `ambient task list` listed the default user's tasks."""
+    env = _offline_env(tmp_path)
+    env.pop("AMBIENT_USER", None)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"
+    assert CliRunner().invoke(app, ["user", "create", "alice"], env=env).exit_code == 0
+    for refused in (["briefing", "show"], ["remediation", "show", "nope"]):
+        said = CliRunner().invoke(app, [*refused, "--user", "alice"], env=env)
+        hint = shlex.split(re.findall(r"`(ambient [^`]+)`", said.output)[0])[1:]
+        assert hint[-2:] == ["--user", "alice"], said.output
+        again = CliRunner().invoke(app, hint, env=env)
+        assert again.exit_code == 0 and "Missing option" not in again.output, (hint, again.output)
+
+
 def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Path) -> None:
     env = _offline_env(tmp_path)
     env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"  # none of these asks it
@@ -634,17 +652,17 @@ def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Pa
     assert {area: (r.exit_code, r.output.split()) for area, r in said.items()} == {
         "task": (
             1,
-            "no task 'web-monitor/bob/x' for user 'dev'; run `ambient task list` "
+            "no task 'web-monitor/bob/x' for user 'dev'; run `ambient task list --user dev` "
             "to see your task ids".split(),
         ),
         "remediation": (
             1,
             "no remediation 'nope': ids look like remediation/<fingerprint>; "
-            "run `ambient remediation list`".split(),
+            "run `ambient remediation list --user dev`".split(),
         ),
         "briefing": (
             1,
-            "no briefing yet for 'dev'; `ambient briefing list` shows the dates".split(),
+            "no briefing yet for 'dev'; `ambient briefing list --user dev` shows the dates".split(),
         ),
     }
 
@@ -672,8 +690,8 @@ async def test_a_refusal_naming_a_task_command_gives_it_the_task_id(
     assert (refused.exit_code, refused.output.split()) == (
         1,
         f"name: schedule {task!r} already exists with another config; run "
-        f"`ambient task update {task} --config JSON` to change it, or `ambient task delete {task}` "
-        "first".split(),
+        f"`ambient task update {task} --config JSON --user dev` to change it, or "
+        f"`ambient task delete {task} --user dev` first".split(),
     )
 
 
@@ -690,7 +708,8 @@ async def test_a_greeting_with_no_briefing_and_no_model_names_the_command_that_s
     heard = await asyncio.to_thread(CliRunner().invoke, app, greet, env=env)
     assert (heard.exit_code, heard.output) == (
         0,
-        "Hello! No daily briefing is set up yet: run `ambient briefing create` to set one up.\n",
+        "Hello! No daily briefing is set up yet: run `ambient briefing create --user dev` to "
+        "set one up.\n",
     )
 
 
@@ -834,7 +853,8 @@ async def test_no_daily_briefing_names_the_command_that_creates_one(
     said = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
     assert (said.exit_code, said.output.split()) == (
         1,
-        "no daily briefing for 'nobriefing-cli'; create one with `ambient briefing create`".split(),
+        "no daily briefing for 'nobriefing-cli'; create one with "
+        "`ambient briefing create --user nobriefing-cli`".split(),
     )
 
 

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
-from ambient.commands import in_cli_words
+from ambient.commands import ACTING_USER, in_cli_words
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import RemediationStatus
@@ -214,7 +214,9 @@ async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
     lines = followed.output.splitlines()
     rid = lines[0].split()[1]
     # The hint is the command to type, the run's id in it, not "`ambient remediation show`".
-    assert lines[0].endswith(f"; `ambient remediation show {rid}` shows the plan"), lines[0]
+    assert lines[0].endswith(f"; `ambient remediation show {rid} --user {user}` shows the plan"), (
+        lines[0]
+    )
     states = [line.split(": ", 1)[1] for line in lines if line.startswith(f"{rid}: ")]
     assert states and states[-1] == "resolved", followed.output
     assert len(set(states)) == len(states)  # a line when the state changes, not each second
@@ -302,7 +304,7 @@ async def test_approve_names_the_rung_and_run_it_was_checked_on(
     assert early[0] == 1 and "rung 2" in early[1] and "not come yet" in early[1], early
     assert other[0] == 1 and "no run of" in other[1], other
     # The refusal's tool (get_remediation) as the command to type, the run's id in it.
-    assert f"look at its current run (`ambient remediation show {rid}`)" in other[1], other
+    assert f"look at its current run (`ambient remediation show {rid} --user {user}`)" in other[1]
     assert unchanged.state == "waiting_approval" and unchanged.approvals == []
     assert taken == (0, "approved rung 1"), taken
 
@@ -318,7 +320,7 @@ async def test_abort_names_the_run_it_was_checked_on(
         unchanged = await service.get(user, rid)
         taken = await invoke(*abort, "--run-key", seen.run_key)
     assert other[0] == 1 and "no run of" in other[1], other
-    assert f"(`ambient remediation show {rid}`)" in other[1], other
+    assert f"(`ambient remediation show {rid} --user {user}`)" in other[1], other
     assert unchanged.state == "waiting_approval"
     assert taken[0] == 0 and "abort sent" in taken[1], taken
 
@@ -383,10 +385,18 @@ def test_a_list_command_is_named_without_the_id_a_show_command_takes() -> None:
     argument the command does not take), the show names the run."""
     rid = "remediation/0123456789abcdef"
     text = "get_remediation shows the plan; call list_remediations to see yours"
-    assert in_cli_words(text, rid) == (
-        f"`ambient remediation show {rid}` shows the plan; run `ambient remediation list` to see "
-        "yours"
-    )
-    assert in_cli_words("list_tasks, list_briefings", "web-monitor/ann/home") == (
-        "`ambient task list`, `ambient briefing list`"
-    )
+    acting = ACTING_USER.set("")  # outside a command: no --user to name
+    try:
+        assert in_cli_words(text, rid) == (
+            f"`ambient remediation show {rid}` shows the plan; run `ambient remediation list` to "
+            "see yours"
+        )
+        assert in_cli_words("list_tasks, list_briefings", "web-monitor/ann/home") == (
+            "`ambient task list`, `ambient briefing list`"
+        )
+        # A command's --user is named in each command it says (it asked for one, or acted as
+        # AMBIENT_USER's or the default user without it).
+        ACTING_USER.set("ann")
+        assert in_cli_words("list_tasks") == "`ambient task list --user ann`"
+    finally:
+        ACTING_USER.reset(acting)
