@@ -391,6 +391,8 @@ def replay(
         mark = (
             "[green]ok[/]"
             if outcome.ok
+            else "[red]NOT OURS[/]"
+            if outcome.foreign
             else "[red]UNREADABLE[/]"
             if outcome.unreadable
             else "[red]NON-DETERMINISTIC[/]"
@@ -402,8 +404,9 @@ def replay(
     replayed = len(outcomes) - len(unreadable)
     console.print(f"{replayed - len(failed)}/{replayed} histories replayed cleanly")
     if unreadable:
-        console.print(f"{len(unreadable)} file(s) could not be read as a history")
-    # Non-determinism 1; a file that is no history 2 (a wrong path in CI is told apart).
+        console.print(f"{len(unreadable)} file(s) could not be read as a history of ours")
+    # Non-determinism 1; a file that is no history or not our workflow 2 (a wrong path in CI
+    # is told apart).
     raise typer.Exit(1 if failed else 2 if unreadable else 0)
 
 

@@ -31,8 +31,10 @@ class ReplayOutcome:
     workflow_id: str
     workflow_type: str
     error: str | None
-    # The file could not be read as a history (not JSON, not a history): no verdict on it.
+    # The file could not be read as a history (not JSON, not a history), or its workflow type
+    # is none of the classes given: no verdict on it.
     unreadable: bool = False
+    foreign: bool = False  # unreadable as its workflow type is none of the classes given
 
     @property
     def ok(self) -> bool:
@@ -64,10 +66,19 @@ def history_files(paths: Iterable[Path]) -> list[Path]:
     ]
 
 
+# The replayer's failure for a history whose workflow type no class given defines.
+NOT_REGISTERED = "is not registered on this worker"
+
+
 def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
     error = None if result.replay_failure is None else str(result.replay_failure)
     first = result.history.events[:1]  # the started event (none in an empty history)
     kind = first[0].workflow_execution_started_event_attributes.workflow_type.name if first else ""
+    if error is not None and NOT_REGISTERED in error:
+        # Not this code's workflow (a test's, another service's): nothing said of determinism.
+        unknown = f"workflow type {kind or '?'} is not one of the product's; name its class with "
+        unknown += "--workflows module:attr"
+        return ReplayOutcome(source, result.history.workflow_id, kind or "?", unknown, True, True)
     return ReplayOutcome(source, result.history.workflow_id, kind or "?", error)
 
 

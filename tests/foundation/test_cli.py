@@ -940,6 +940,18 @@ def _said_in_a_line(result: Any) -> None:
     assert "Traceback" not in result.output and "╭─" not in result.output, result.output
 
 
+def test_a_history_of_a_workflow_type_the_product_lacks_is_not_called_non_deterministic() -> None:
+    """`ambient replay tests/histories` as the README wrote it: the tests' own PingWorkflow's
+    history was "NON-DETERMINISTIC" with the SDK's words, exit 1, as if the product's code
+    were; it is no workflow of the product's: said so, exit 2, the others replayed."""
+    ping = Path(__file__).resolve().parents[1] / "histories" / "support" / "ping.json"
+    result = CliRunner().invoke(app, ["replay", str(ping)])
+    _said_in_a_line(result)
+    assert result.exit_code == 2, result.output
+    assert "NON-DETERMINISTIC" not in result.output and "NOT OURS PingWorkflow" in result.output
+    assert "is not one of the product's; name its class with --workflows" in result.output
+
+
 def test_replay_of_what_cannot_be_replayed_says_so_in_a_line_and_exits_2(tmp_path: Path) -> None:
     """A missing path, a file that is no history, a --workflows typo: a Python traceback and
     exit 1, the code non-determinism exits with (CI could not tell a wrong path from broken
@@ -952,7 +964,9 @@ def test_replay_of_what_cannot_be_replayed_says_so_in_a_line_and_exits_2(tmp_pat
     (tmp_path / "broken.json").write_bytes(b"\xff\xfe not json")
     other = runner.invoke(app, ["replay", str(tmp_path)])
     _said_in_a_line(other)
-    assert other.exit_code == 2 and "2 file(s) could not be read as a history" in other.output
+    assert (
+        other.exit_code == 2 and "2 file(s) could not be read as a history of ours" in other.output
+    )
     assert other.output.count("UNREADABLE") == 2, other.output
     typo = runner.invoke(
         app, ["replay", "--workflows", "tests.support.workflow:TEST_WORKFLOWS", str(tmp_path)]
