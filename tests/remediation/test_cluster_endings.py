@@ -137,7 +137,11 @@ async def test_a_run_cancelled_while_its_end_cannot_be_recorded_still_closes_can
     assert isinstance(closed.value.cause, CancelledError), closed.value.cause
     assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
-    assert [r for r in audit if r.action == "cancelled"] == []  # its end not written whole
+    # Its end not written whole: no cancel audited after it (_finish). A cancel that a slow
+    # machine let come during the abort's push is audited on its own, after the end's writes
+    # (_hand_over's "each on its own"): the only cancelled row there may be, naming the push.
+    cancelled = [r.detail for r in audit if r.action == "cancelled"]
+    assert all("push" in detail for detail in cancelled), cancelled
 
 
 @pytest.mark.devserver
