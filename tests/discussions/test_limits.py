@@ -50,7 +50,7 @@ async def test_a_long_discussion_is_read_in_pages_with_the_next_offset(deps: Wor
     assert page["next_offset"] == 100
     assert [m["content"] for m in rest["messages"]] == [str(n) for n in range(100, 130)]
     assert rest["next_offset"] is None
-    assert all(": offset: 0 to 2147483647" in r for r in refusals), refusals
+    assert all(": offset: 0 to 9223372036854775807" in r for r in refusals), refusals
 
 
 async def test_more_discussions_than_a_page_are_listed_with_the_next_offset(
@@ -97,7 +97,7 @@ async def test_more_matches_than_a_page_are_searched_with_the_next_offset(
     assert page["next_offset"] == 5  # the older matches still to show
     assert [m["content"] for m in rest["results"]] == [f"hit {n}" for n in range(4, -1, -1)]
     assert rest["next_offset"] is None
-    assert ": offset: 0 to 2147483647" in wrong
+    assert ": offset: 0 to 9223372036854775807" in wrong
 
 
 async def test_the_api_pages_the_same_way_and_names_a_bad_offset(deps: WorkerDeps) -> None:

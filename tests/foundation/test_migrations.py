@@ -21,7 +21,7 @@ from ambient.storage.migrate import (
     upgrade,
     upgrade_async,
 )
-from ambient.storage.repositories import DeliveryRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.support.postgres import new_database
 
 # alembic_version of a database the branched chain (every area off 0003) brought to its heads:
@@ -482,3 +482,37 @@ def test_0028_names_the_users_whose_voiceprints_are_one_in_any_case(tmp_path: Pa
     assert result.exit_code == 1 and "Traceback" not in said, said
     assert "'josé': 'ann', 'bo'" in said and "then migrate again" in said, said
     assert asyncio.run(current_revisions(url)) == ("0027_discussion_keys",)
+
+
+def test_0030_keeps_the_rows_and_ids_go_on_past_32_bits(url: str) -> None:
+    """A database from before 0030 whose events reached 2**31 - 1 keeps them, and its next
+    event is 2**31: PostgreSQL's INTEGER ids refused it, SQLite's rowids never did."""
+    upgrade(url, "0029_device_withdrawn")
+
+    async def write() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (id, kind, payload, created_at)"
+                    " VALUES (2147483647, 'watch.breach', '{}', :at)"
+                ),
+                {"at": datetime(2026, 12, 1, tzinfo=UTC)},
+            )
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT setval('events_id_seq', 2147483647)"))
+        await engine.dispose()
+
+    async def add() -> list[int]:
+        db = Database(url)
+        try:
+            async with db.writing() as session:
+                await EventRepository(session).add("watch.breach")
+            async with db.session() as session:
+                return list(await session.scalars(text("SELECT id FROM events ORDER BY id")))
+        finally:
+            await db.close()
+
+    asyncio.run(write())
+    upgrade(url)
+    assert asyncio.run(add()) == [2**31 - 1, 2**31]

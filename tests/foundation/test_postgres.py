@@ -11,8 +11,10 @@ from sqlalchemy import text
 
 from ambient.domain.users import UserCreate, UserSettings
 from ambient.settings import Settings
-from ambient.storage import Database
+from ambient.storage import Database, polls
+from ambient.storage.event_cursor import EventCursor, read_events
 from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import MAX_ID, Base, Numbered
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserExistsError, UserRepository
 from tests.support.postgres import new_database
@@ -80,6 +82,52 @@ async def test_migrations_and_repositories_work_on_postgresql(postgres_url: str)
         await db.close()
 
 
+async def test_events_go_on_past_32_bit_ids_and_every_id_holds_64_bits(
+    postgres_server: str,
+) -> None:
+    """Millions of events, deliveries and snapshots a day reach 2**31 - 1 in a few years:
+    PostgreSQL's INTEGER ids then refused every insert ("nextval: reached maximum value of
+    sequence"), where SQLite's 64-bit rowids go on."""
+    url = new_database(postgres_server)  # its own: the sequence set far ahead
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            await session.execute(text("SELECT setval('events_id_seq', 2147483647)"))
+            await session.commit()
+        async with db.session() as session:
+            event = await EventRepository(session).add("watch.breach", user="pg-big")
+            await session.commit()
+        assert event.id == 2**31
+        async with db.session() as session:
+            rows, cursor = await read_events(session, EventCursor(last=2**31 - 1), user="pg-big")
+        assert [row.id for row in rows] == [2**31]
+        assert EventCursor.parse(cursor.token()).last == 2**31
+
+        numbered = {
+            mapper.local_table.name
+            for mapper in Base.registry.mappers
+            if issubclass(mapper.class_, Numbered)
+        }
+        assert {"events", "deliveries", polls.WatchSnapshot.__tablename__} <= numbered
+        async with db.session() as session:
+            ids = await session.execute(
+                text(
+                    "SELECT table_name, data_type FROM information_schema.columns"
+                    " WHERE table_schema = 'public' AND column_name = 'id'"
+                )
+            )
+            types = {table: kind for table, kind in ids if table in numbered}
+            sequences = await session.execute(
+                text("SELECT sequencename, data_type, max_value FROM pg_sequences")
+            )
+            limits = {name: (kind, top) for name, kind, top in sequences}
+        assert types == dict.fromkeys(numbered, "bigint")
+        assert {limits[f"{table}_id_seq"] for table in numbered} == {("bigint", MAX_ID)}
+    finally:
+        await db.close()
+
+
 async def test_two_events_with_one_key_at_once_store_one_row_and_both_get_it(
     postgres_url: str,
 ) -> None:
@@ -140,7 +188,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_a_reques
         await db.close()
 
 
-async def test_an_id_past_postgresqls_integer_is_out_of_range_not_an_internal_error(
+async def test_an_id_past_postgresqls_bigint_is_out_of_range_not_an_internal_error(
     settings: Settings, postgres_url: str
 ) -> None:
     """asyncpg wraps its OverflowError a few causes deep under SQLAlchemy's error: the
@@ -154,13 +202,11 @@ async def test_an_id_past_postgresqls_integer_is_out_of_range_not_an_internal_er
     async with on_postgres(settings, postgres_url) as (pg_settings, db):
         with pytest.raises(DBAPIError) as raised:
             async with db.session() as session:
-                await session.execute(text("SELECT id FROM events WHERE id = :id"), {"id": 2**32})
+                await session.execute(text("SELECT id FROM events WHERE id = :id"), {"id": 2**63})
         assert out_of_range(raised.value)
         async with db.session() as session:
             _, token = await UserRepository(session).create(UserCreate(name="epuser"))
             await session.commit()
         async with signed_in(pg_settings, token, "/app/settings") as http:
-            answer = await http.post(
-                "/app/xiaozhi/endpoints/remove", data={"endpoint": "3000000000"}
-            )
+            answer = await http.post("/app/xiaozhi/endpoints/remove", data={"endpoint": str(2**63)})
     assert answer.status_code == 422, (answer.status_code, answer.text[:300])

@@ -223,7 +223,7 @@ async def test_a_hand_edited_offset_in_a_list_link_is_said_on_a_page_in_chinese(
         f"/app/discussion?id={posted.discussion_id}&offset=-1": said + "不能小于 0",
         f"/app/discussion?id={posted.discussion_id}&offset=abc": said + "应为整数",
         "/app/discussions?offset=-1": said + "不能小于 0",
-        "/app/remediations?offset=99999999999": said + "不能大于 2147483647",
+        f"/app/remediations?offset={2**63}": said + "不能大于 9223372036854775807",
         "/app/remediations?offset=abc": said + "应为整数",
         "/app/remediations?before_id=0": said.replace("offset", "before_id") + "不能小于 1",
         "/app?inbox_before=abc": said.replace("offset", "inbox_before") + "应为整数",
