@@ -18,7 +18,7 @@ from ambient.clients.llm import LLMClient
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.event_cursor import GAP_GRACE, EventCursor, read_events
+from ambient.storage.event_cursor import GAP_GRACE, CursorTokenError, EventCursor, read_events
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
@@ -101,6 +101,19 @@ async def test_a_gap_nobody_fills_is_given_up_after_the_grace(any_db: Database) 
         assert set(after.gaps) == {mine + 1000}
         _, expired = await read_events(session, after, user="ada", now=now + GAP_GRACE)
     assert expired.gaps == {} and expired.last == mine
+
+
+def test_a_token_names_ids_up_to_the_largest_an_id_column_holds() -> None:
+    """Ids are 64-bit on both databases: a token at 2**63 - 1 (its gaps too) reads back as
+    written, one past it is refused (the 32-bit bound refused ids PostgreSQL now hands out)."""
+    largest = 2**63 - 1
+    token = f"{largest}~{2**31}.{largest - 1}"
+    cursor = EventCursor.parse(token)
+    assert (cursor.last, sorted(cursor.gaps)) == (largest, [2**31, largest - 1])
+    assert cursor.token() == token
+    for past in (f"{largest + 1}", f"{2**31}~{largest + 1}"):
+        with pytest.raises(CursorTokenError):
+            EventCursor.parse(past)
 
 
 async def test_the_event_agent_reads_an_event_that_committed_after_its_last_run_on_postgresql(

@@ -1,6 +1,6 @@
 """A row id a caller gives is checked against what an id column holds, on SQLite and on
-PostgreSQL (INTEGER: 32 bits there): past it, a 422 naming the parameter, never a driver's
-overflow answered as a 500; up to it, the route's own answer."""
+PostgreSQL (64 bits on both: BIGINT there): past it, a 422 naming the parameter, never a
+driver's overflow answered as a 500; up to it, the route's own answer."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from tests.support.servers import http_client, serve
 ROUTES = [
     ("GET", "/events/stream?after_id={id}", ["query", "after_id"], None),
     ("GET", "/deliveries?before_id={id}", ["query", "before_id"], 200),
+    ("GET", "/remediations?before_id={id}", ["query", "before_id"], 200),
+    ("GET", "/remediations?offset={id}", ["query", "offset"], 200),
     ("POST", "/inbox/{id}/read", ["path", "message_id"], 404),
     ("DELETE", "/xiaozhi/endpoints/{id}", ["path", "endpoint_id"], 404),
     ("DELETE", "/share/{id}", ["path", "link_id"], 404),
