@@ -1,9 +1,9 @@
 """The morning triage's input: yesterday's unresolved Monitor and CLS alarms as alerts.
 
 Read through the Tencent Cloud client; one alert per workload (its fingerprint: one ladder per
-workload). Repeats of one alarm collapse; another alarm on a workload already found, and what
-names no TKE Deployment (no workload, another kind, no namespace), are said in skipped,
-not dropped silently.
+workload). Repeats of one alarm collapse; another alarm on a workload already found, what
+names no TKE Deployment (no workload, another kind, no namespace), and an alarm with no data
+are said in skipped, not dropped silently.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from ambient.remediation.runs import TriageAlerts
 
 # AlarmStatus "ALARM": not recovered (CLS records' Status 0 reads the same, list_alarms).
 UNRESOLVED = {"ALARM"}
+# Its metric had too little data to tell: not remediated (nothing to verify a change by), and
+# said in skipped, as its user sees it apart in the console and the briefing.
+NO_DATA = "NO_DATA"
 _CLUSTER_KEYS = r"(?:tke_cluster_instance_id|cluster_id|clusterid|cluster)"
 _NAMESPACE_KEYS = r"(?:namespace|ns)"
 _WORKLOAD_KEYS = r"(?:workload_name|workload|deployment)"
@@ -71,6 +74,17 @@ def alert_from_alarm(alarm: AlarmRecord) -> Alert | str:
         return f"names a workload remediation cannot take ({exc})"
 
 
+def _no_data_said(alarm: AlarmRecord) -> str:
+    """A no-data alarm the night passes over, said with its workload when it names one."""
+    alert = alert_from_alarm(alarm)
+    on = f" on {alert.service}" if isinstance(alert, Alert) else ""
+    return (
+        f"{alarm.source} alarm {alarm.name!r}{on}: no data (NO_DATA, 数据不足): its metric had "
+        "too little data to tell, so it is not remediated (nothing to verify a change by); "
+        "look at what reports the metric"
+    )
+
+
 def _unread_said(unread: UnreadSource, asked: int) -> str:
     """A source not read, said; one failing for now, as still failing on the last attempt."""
     if unread.retryable and asked > 1:
@@ -115,7 +129,13 @@ async def unresolved_alarms(
     # A source refused while the other answered, alarms without a time: not here, and said.
     skipped = [_unread_said(unread, asked) for unread in history.unread]
     skipped += history.skipped_said()
+    silent: set[tuple[str, str, str]] = set()  # the no-data alarms said (repeats are not)
     for alarm in history.alarms:
+        if alarm.status.upper() == NO_DATA:
+            if (said := (alarm.source, alarm.name, alarm.target or "")) not in silent:
+                silent.add(said)
+                skipped.append(_no_data_said(alarm))
+            continue
         if alarm.status.upper() not in UNRESOLVED:
             continue
         alert = alert_from_alarm(alarm)

@@ -682,3 +682,31 @@ async def test_the_triages_alarms_join_another_members_run_with_their_text(
 async def _joined_by(run: WorkflowHandle[Any, Any], count: int) -> RemediationStatus | None:
     status: RemediationStatus = await run.query(GradedRemediationWorkflow.status)
     return status if len(status.joined_by) >= count else None
+
+
+async def test_an_alarm_with_no_data_is_said_skipped_by_the_night(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An alarm gone to no data (NO_DATA, 数据不足) on a workload is not remediated (nothing to
+    verify a change by), and the night passed over it without a word: its user, who saw it
+    in the console, got neither a run nor a line saying why. It is said in skipped, once."""
+    api, tencent = cloud
+    cart = tke("cls-night002", "shop", "cart")
+    api.monitor_alarms = [
+        {
+            "PolicyName": "cart cpu",
+            "AlarmStatus": "NO_DATA",
+            "FirstOccurTime": yesterday_at(hour),
+            "AlarmObject": cart,
+            "Content": "no data",
+        }
+        for hour in (2, 6)  # the same alarm twice: said once
+    ]
+    api.cls_records = []
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert found.alerts == []
+    assert found.skipped == [
+        "monitor alarm 'cart cpu' on cls-night002/shop/cart: no data (NO_DATA, 数据不足): its "
+        "metric had too little data to tell, so it is not remediated (nothing to verify a "
+        "change by); look at what reports the metric"
+    ], found.skipped
