@@ -244,13 +244,20 @@ class PrepareAndPush:
         zh = config.language == "zh"
         # Each line with how many lines of news it tells (a page's "… and N more new lines": N).
         told: list[tuple[str, int]] = []
+        # A page's state in the briefing's language (its error's words are the fetcher's).
+        unavailable = "{url}：无法访问（{why}）" if zh else "{url}: unavailable ({why})"
+        first_look = (
+            "{url}：已记下页面当前内容，明天起报告新闻"
+            if zh
+            else "{url}: first look taken; news from tomorrow on"
+        )
         for url, check in zip(config.news_urls, checks, strict=True):
             if isinstance(check, BaseException):
-                told.append((f"{url}: unavailable ({failure_text(check)})", 1))
+                told.append((unavailable.format(url=url, why=failure_text(check)), 1))
             elif check.outcome == "error":
-                told.append((f"{url}: unavailable ({check.error})", 1))
+                told.append((unavailable.format(url=url, why=check.error), 1))
             elif check.outcome == "baseline":
-                told.append((f"{url}: first look taken; news from tomorrow on", 1))
+                told.append((first_look.format(url=url), 1))
             elif check.hits:
                 told += [(f"[{k}] {line}", 1) for k, found in check.hits.items() for line in found]
             elif check.excerpt:

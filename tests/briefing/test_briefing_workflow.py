@@ -1168,6 +1168,38 @@ async def test_a_news_page_whose_check_fails_for_good_says_why_in_the_briefing(
     assert "the database refuses writes" in view.report_markdown
 
 
+async def test_a_zh_briefings_news_says_a_page_unavailable_and_a_first_look_in_chinese(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A Chinese briefing's news said a page that failed "unavailable (…)" and a page seen
+    the first time "first look taken; news from tomorrow on", in English."""
+    from starlette.responses import HTMLResponse
+
+    async def page(request: Any) -> HTMLResponse:
+        if request.query_params.get("gone"):
+            return HTMLResponse("gone", status_code=404)
+        return HTMLResponse("<html><body><article><p>A bakery opened.</p></article></body></html>")
+
+    await make_user(deps.db, "ping")
+    async with news_site(deps, page) as site:
+        async with briefing_stack(ts_env, deps) as stack:
+            config = BriefingConfig(
+                timezone="Asia/Shanghai",
+                language="zh",
+                news_urls=[f"{site}/news", f"{site}/news?gone=1"],  # type: ignore[list-item]
+            )
+            day = await stack.plan(config)
+            await stack.service.create("ping", config)
+            await stack.skip_to(day.window_start + timedelta(minutes=1))
+            status = await eventually(lambda: _prepared(stack.service, "ping"), "prepared")
+            assert status.prepared is not None
+            view = await stack.service.get_briefing("ping", day.date)
+    news = view.report_markdown.split("## 新闻")[1]
+    assert f"{site}/news：已记下页面当前内容，明天起报告新闻" in news, news
+    assert f"{site}/news?gone=1：无法访问（" in news, news
+    assert "unavailable" not in news and "first look" not in news, news
+
+
 NEWS_PAGE = "<html><body><article>{}</article></body></html>"
 WEATHER = "<p>Weather: sunny all week in the valley.</p>"
 MERGER = "<p>Big merger announced between Acme and Globex today.</p>"
