@@ -278,16 +278,17 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                     f", {many(len(silent), 'alarm', 'alarms')} with no data",
                 )
         headline = said(
-            f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
-            f"Yesterday: {many(inputs.errors, 'error', 'errors')}{opened}, {needs}",
+            f"昨天{_errors_said(inputs, zh)}{opened}，{needs}",
+            f"Yesterday: {_errors_said(inputs, zh)}{opened}, {needs}",
         )
     elif inputs.anomalies:
         # Not "quiet": the spoken briefing goes on to name them.
         count = len(inputs.anomalies)
         headline = (
             said(
-                f"昨天没有错误，但有 {count} 个异常",
-                f"Yesterday: no errors, but {many(count, 'anomaly', 'anomalies')}",
+                f"昨天{_errors_said(inputs, zh, none=True)}，但有 {count} 个异常",
+                f"Yesterday: {_errors_said(inputs, zh, none=True)}, but "
+                f"{many(count, 'anomaly', 'anomalies')}",
             )
             + unread_said
         )
@@ -295,8 +296,9 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         # Not "quiet" either: a day of warnings is said as one (they often come before errors).
         headline = (
             said(
-                f"昨天没有错误，有 {inputs.warnings} 个警告",
-                f"Yesterday: no errors, {many(inputs.warnings, 'warning', 'warnings')}",
+                f"昨天{_errors_said(inputs, zh, none=True)}，有 {inputs.warnings} 个警告",
+                f"Yesterday: {_errors_said(inputs, zh, none=True)}, "
+                f"{many(inputs.warnings, 'warning', 'warnings')}",
             )
             + unread_said
         )
@@ -334,6 +336,24 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
         spoken_text=_within(_spoken(inputs, headline, errors, firing, failed)),
     )
+
+
+def _errors_said(inputs: BriefingInputs, zh: bool, *, none: bool = False) -> str:
+    """The day's errors in its headline (``none``: none said as such, not "0 errors"); of a
+    day partly read (`logs_short`) a floor, with why in a clause, its counts being of the
+    lines read alone ("5 errors" was said as the day's)."""
+    count, short = inputs.errors, logs_short(inputs)
+    if count or not (none or short):
+        said = f"有 {count} 个错误" if zh else many(count, "error", "errors")
+        if short:
+            said = f"至少{said}" if zh else f"at least {said}"
+    elif short:
+        said = "读到的日志里没有错误" if zh else "no errors in the logs read"
+    else:
+        said = "没有错误" if zh else "no errors"
+    if short:
+        said += "（日志没能全部读取）" if zh else " (not all logs could be read)"
+    return said
 
 
 def _within(spoken: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig, DayPlan
@@ -111,6 +112,35 @@ async def test_a_day_partly_read_is_no_day_of_the_baseline(
     happened = view.content.what_happened
     assert view.content.errors == 5 and "could not be read to the end" in happened[0], happened
     assert await baseline_days(deps.db, "rv7c") == []
+
+
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        (
+            "en",
+            "Yesterday: at least 5 errors (not all logs could be read), no problem needs a person",
+        ),
+        ("zh", "昨天至少有 5 个错误（日志没能全部读取），没有问题需要人工处理"),
+    ],
+)
+async def test_the_errors_of_a_day_partly_read_are_spoken_as_a_floor(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, language: str, headline: str
+) -> None:
+    """A day whose morning file broke off, with 5 errors in its afternoon: 小智 said
+    "Yesterday: 5 errors" / "昨天有 5 个错误" as if those were the day's, the page's list alone
+    saying a file was not read to its end. The spoken headline says at least 5, and why."""
+
+    def logs(day: DayPlan) -> Path:
+        folder = tmp_path / "app"
+        folder.mkdir()
+        (folder / "app.log").write_text(_lines(day, 14, "ERROR", "payment timeout", 5))
+        morning = gzip.compress(_lines(day, 2, "ERROR", "payment timeout", 300).encode())
+        (folder / "app.log.1.gz").write_bytes(morning[:20])  # broken off: its errors unread
+        return folder
+
+    said, view = await briefed(ts_env, deps, f"rv8{language}", language, logs)
+    assert headline in said and view.content.headline == headline, said
 
 
 async def test_a_day_mostly_unreadable_is_not_said_quiet(
