@@ -30,7 +30,14 @@ def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None 
         why = f": {report.stopped}" if report.stopped else " (the source's limit)"
         lines.append(f"Read only the newest {report.total:,} lines{why}.")
     trend = report.trend
-    if trend.get("baseline_days"):
+    if trend.get("baseline_days") and report.partly_read:
+        # Its counts are of the lines read, floors: a rise is one, a fall or its rate is not.
+        lines.append(
+            f"Against the previous {trend['baseline_days']} days, not all lines read: "
+            f"lines {_floor(trend.get('total_change_pct'))}, "
+            f"errors {_floor(trend.get('errors_change_pct'), report.trend.get('errors'))}."
+        )
+    elif trend.get("baseline_days"):
         lines.append(
             f"Against the previous {trend['baseline_days']} days: "
             f"lines {_pct(trend.get('total_change_pct'))}, "
@@ -142,6 +149,13 @@ def _when(value: datetime | None, zone: tzinfo, long: bool = False) -> str:
 
 def _cut(text: str | None, width: int) -> str:
     return clipped((text or "").replace("\n", " "), width)
+
+
+def _floor(pct: float | int | None, count: float | int | None = None) -> str:
+    """A change of a count that is a floor: a rise at least as said, else none said."""
+    if pct is not None and pct > 0:
+        return f"at least {_pct(pct)}"
+    return f"{f'at least {count}, ' if count is not None else ''}not compared (not all lines read)"
 
 
 def _pct(value: float | int | None) -> str:

@@ -175,7 +175,22 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
         past = f"前 {days} 天" + ("平均" if days > 1 else "")
         if not zh:
             past = f"the previous {days} days' average" if days > 1 else "the previous day"
-        if round(change) == 0:
+        if report.partly_read and round(change) <= 0:
+            # Its count is of the lines read, a floor: "fell" or "level" may be false of the
+            # day (a capped day of as many errors as usual "fell"); a rise is one all the same.
+            n = inputs.errors
+            inputs.trend = (
+                f"错误至少 {n} 个：日志没能全部读取，没有与{past}比较"
+                if zh
+                else f"At least {n} errors: not compared with {past}, as not all logs could be read"
+            )
+        elif report.partly_read:
+            inputs.trend = (
+                f"错误数比{past}至少增加 {change:.0f}%"
+                if zh
+                else f"Errors rose at least {change:.0f}% against {past}"
+            )
+        elif round(change) == 0:
             inputs.trend = f"错误数与{past}持平" if zh else f"Errors were level with {past}"
         else:
             more = ("增加", "rose") if change > 0 else ("减少", "fell")

@@ -10,7 +10,7 @@ import pytest
 
 from ambient.briefing import logs
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
-from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.logreport import LogBaseline, LogReducer, LogReport
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import BriefingInputs
@@ -272,6 +272,55 @@ async def test_a_day_of_which_only_the_newest_lines_were_read_is_not_said_quiet(
     # The model is told too, which could otherwise still call the day quiet.
     said = f"Logs read in full: no, only the newest {report.total} lines were read: "
     assert said in llm_prompt(inputs), llm_prompt(inputs)
+
+
+@pytest.mark.parametrize(
+    ("usual", "en", "zh", "report"),
+    [
+        # 2,500 errors, as the days before: the 1,500 read "fell 40%".
+        (
+            2_500,
+            "At least 1500 errors: not compared with the previous 3 days' average, as not all "
+            "logs could be read",
+            "错误至少 1500 个：日志没能全部读取，没有与前 3 天平均比较",
+            "errors at least 1500, not compared (not all lines read).",
+        ),
+        # 1,000 a day before: more than 1,500 rose at least 50%.
+        (
+            1_000,
+            "Errors rose at least 50% against the previous 3 days' average",
+            "错误数比前 3 天平均至少增加 50%",
+            "errors at least +50%.",
+        ),
+    ],
+)
+async def test_a_day_of_which_only_the_newest_lines_were_read_claims_no_fall(
+    monkeypatch: pytest.MonkeyPatch, usual: int, en: str, zh: str, report: str
+) -> None:
+    """A day of 2,500 errors, as usual, past the briefing's cap of 1,500 lines: its count of
+    the lines read was compared with the 7-day baseline, "Errors fell 40%", on the page, in the
+    spoken briefing and to the model, of a day no better than the others. A capped count is a
+    floor: only a rise is said (at least), else the count is said as one."""
+    monkeypatch.setattr(logs, "MAX_SEARCH_LOGS", 1_500)
+    api = TencentApi()
+    first = int(START.timestamp() * 1000)
+    api.logs = [
+        {"time": first + i * 1000, "json": {"level": "ERROR", "message": f"disk {i} full"}}
+        for i in range(2_500)
+    ]
+    _, reducer = await _cls_read(api)
+    days = [{"__total__": 3_000, "__errors__": usual, "__day__": n} for n in range(3)]
+    read = reducer.report(start=START, end=END, baseline=LogBaseline(days=days))
+    assert read.capped and read.total == 1_500
+    for language, trend in (("en", en), ("zh", zh)):
+        inputs = BriefingInputs(date="2026-11-23", language=language)
+        fill_from_report(inputs, read)
+        assert inputs.trend == trend
+        draft = offline_draft(inputs)
+        assert trend in draft.spoken_text and "fell" not in draft.spoken_text, draft
+        assert "减少" not in draft.spoken_text, draft
+    markdown = render_markdown(read)
+    assert report in markdown and "-40" not in markdown, markdown
 
 
 async def _cls_read(api: TencentApi) -> tuple[str, LogReducer]:
