@@ -390,7 +390,9 @@ def _spoken(
             f"最多的错误是：{said}，共 {top.count} 次。",
             f"The most frequent error was {said}, {many(top.count, 'time', 'times')}. ",
         )
-    if inputs.trend:
+    # A partly read day's trend that compares nothing ("At least N errors: not compared…")
+    # repeats the headline's floor and its why: spoken once. A rise (at least X%) is said.
+    if inputs.trend and not (logs_short(inputs) and "%" not in inputs.trend):
         say(inputs.trend + "。", inputs.trend + ". ")
     if inputs.anomalies:
         first = within_a_sentence(spoken_clip(inputs.anomalies[0], 60))
