@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, status
@@ -16,6 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 from ambient import history
 from ambient.domain.notify import ChannelType
 from ambient.domain.numbers import WHOLE_NUMBER
+from ambient.domain.times import IsoTime
 from ambient.domain.users import UserName
 from ambient.history import (
     DeliveryPublic,
@@ -64,7 +64,9 @@ async def list_events(
     session: SessionDep,
     task: Annotated[str | None, Query(max_length=255)] = None,
     kind: Annotated[str | None, Query(max_length=64, description="e.g. delivery.failed")] = None,
-    since: datetime | None = None,
+    since: Annotated[
+        IsoTime | None, Query(description="ISO 8601; without an offset, in your time zone")
+    ] = None,
     before_id: BeforeId = None,
     limit: Limit = 100,
     of: Of = None,

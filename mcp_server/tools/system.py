@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient import history
 from ambient.domain.notify import ChannelType
 from ambient.domain.numbers import WHOLE_NUMBER
+from ambient.domain.times import IsoTime
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     DeliveryPublic,
@@ -102,7 +102,7 @@ async def list_events(
         str | None, Field(max_length=255, description="Only this task_id's events")
     ] = None,
     since: Annotated[
-        datetime | None,
+        IsoTime | None,
         Field(
             description="Only events at or after this ISO 8601 time (one without an offset "
             "is in your time zone)"

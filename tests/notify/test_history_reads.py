@@ -415,3 +415,46 @@ async def test_a_since_without_an_offset_is_the_readers_wall_time_at_every_door(
         headers = {"Authorization": f"Bearer {token}"}
         answer = await http.get("/events", params={"since": naive}, headers=headers)
     assert answer.status_code == 200 and len(answer.json()) == 1, answer.text
+
+
+async def test_a_since_that_is_no_iso_time_is_refused_naming_since_at_every_door(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """list_events read since 12 (a bare number, or its digits) as 12 seconds after 1970 and
+    answered every event; the schema says an ISO 8601 time. Now a number or any text that is
+    no ISO time is refused naming since and the forms it takes, at MCP and the API."""
+    from ambient.domain.users import UserCreate
+    from ambient.storage.repositories import EventRepository
+    from ambient.storage.users import UserRepository
+    from tests.support.mcp_as import mcp_as
+
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="mei", timezone="Asia/Shanghai")
+        )
+        await EventRepository(session).add("watch.hit", user="mei", payload={"n": 1})
+        await session.commit()
+    bad = [12, "12", 1_700_000_000, "1700000000", "yesterday", True]
+    async with mcp_as(deps, "mei") as client:
+        schema = next(t for t in (await client.list_tools()).tools if t.name == "list_events")
+        refused = [await client.call_tool("list_events", {"since": value}) for value in bad]
+        dated = await client.call_tool("list_events", {"since": "2020-01-01"})
+    published = schema.input_schema["properties"]["since"]["anyOf"][0]
+    assert published == {"type": "string", "format": "date-time"}
+    for value, answer in zip(bad, refused, strict=True):
+        text = answer.content[0].text  # type: ignore[union-attr]
+        assert answer.is_error, (value, answer.structured_content)
+        assert "since: must be an ISO 8601 time" in text and "+08:00" in text, (value, text)
+    assert dated.structured_content is not None and len(dated.structured_content["events"]) == 1
+    api_settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(api_settings)) as base, http_client(base) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        answers = [
+            await http.get("/events", params={"since": value}, headers=headers)
+            for value in ("12", "1700000000", "yesterday")
+        ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"][0]
+        assert detail["loc"] == ["query", "since"], detail
+        assert "must be an ISO 8601 time" in detail["msg"], detail

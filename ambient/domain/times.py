@@ -1,0 +1,37 @@
+"""Times as the doors take them: an ISO 8601 time, with its offset or without one (then the
+reader's wall time, placed in their zone where it is read).
+
+pydantic's lax datetime reads a number, or a text of digits, as seconds (or milliseconds)
+since 1970: ``since: 12`` became 00:00:12 UTC on 1 January 1970 and filtered nothing out. The
+published schema says a date-time string, so a number, true or any other text is refused here,
+naming the forms taken (the 422 and the tool error name the field).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+from ambient.refusals import N_, Refusal
+
+ISO_TIME = N_(
+    "must be an ISO 8601 time, with its offset (e.g. 2026-11-21T08:00:00+08:00) or without "
+    "one, in your time zone (e.g. 2026-11-21T08:00)"
+)
+
+
+def iso_time(value: Any) -> datetime:
+    """``value`` as a time if it is one or an ISO 8601 text of one; else refused."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise Refusal(ISO_TIME)
+
+
+IsoTime = Annotated[datetime, BeforeValidator(iso_time)]
