@@ -89,14 +89,19 @@ async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
     return ZoneInfo(user.timezone) if user is not None and user.timezone else UTC
 
 
-def _time(value: str | None, zone: tzinfo) -> datetime | None:
+def _time(field: str, value: str | None, zone: tzinfo) -> datetime | None:
+    """``value`` of the argument ``field`` as a time; refused naming ``field``, as a refused
+    argument is named."""
     if value is None:
         return None
     try:
         return parse_time(value, zone)
     except ValueError:
         shown = said_back(value, 40)
-        raise ToolError(f"not an ISO time: {shown} (e.g. 2026-11-21T08:00:00+08:00)") from None
+        raise ToolError(
+            f"invalid arguments — {field}: not an ISO time: {shown} "
+            "(e.g. 2026-11-21T08:00:00+08:00)"
+        ) from None
 
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
@@ -138,7 +143,7 @@ async def search_logs(
     """Search logs in a time window, newest first."""
     # The caller's zone reads the times given and a log file's times written without offset.
     zone = await _caller_zone(ctx) if start or end or topic_id.startswith(FILE_TOPIC) else UTC
-    begin, finish = _time(start, zone), _time(end, zone)
+    begin, finish = _time("start", start, zone), _time("end", end, zone)
     return await app_state(ctx).cloud_reads.search_logs(
         topic_id, query, begin, finish, limit=limit, region=region, zone=zone
     )

@@ -202,6 +202,22 @@ async def test_a_time_that_is_no_time_is_refused_without_saying_it_back_whole(
     assert failed and "not an ISO time: 'xxxx" in said and len(said) < 200, said
 
 
+async def test_a_time_that_is_no_time_is_refused_naming_start_or_end(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """search_logs said "not an ISO time: 'yesterday'" for a bad start or end without naming
+    which: a model given both could not tell which to fix. Now the refusal names its field, as
+    every refused argument is named ("invalid arguments — start: ...")."""
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        _, start = await call(c, "search_logs", topic_id="file:app.log", start="yesterday")
+        _, end = await call(
+            c, "search_logs", topic_id="file:app.log", start="2026-11-21T08:00:00Z", end="noon"
+        )
+    assert "invalid arguments — start: not an ISO time: 'yesterday'" in start, start
+    assert "invalid arguments — end: not an ISO time: 'noon'" in end, end
+
+
 async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
