@@ -31,7 +31,7 @@ from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
-from ambient.clients.tencent.metrics import latest_metric_point
+from ambient.clients.tencent.metrics import NoCurrentValueError, latest_metric_point
 from ambient.clients.web import (
     FROM_SOURCE,
     NO_BODY,
@@ -277,6 +277,9 @@ class WatchActivities:
             if fetch_refusal(str(exc)) and isinstance(source, HttpJsonSource | PrometheusSource):
                 where = FROM_SOURCE % {"reason": "", "url": source.url}
             return self._failed(request, exc, where, credentials)
+        except NoCurrentValueError as exc:
+            # Its datapoint's time in the owner's zone, as the watch says its other times.
+            return self._failed(request, exc.in_zone(await self._zone(request.owner)))
         except TencentCloudError as exc:
             return self._failed(request, exc)
         except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
@@ -285,6 +288,11 @@ class WatchActivities:
             said = NO_NUMBER % {"error": f"{type(exc).__name__}: {exc}"}
             return MetricReading(error=_scrubbed(said, credentials)[:500])
         return MetricReading(value=value)
+
+    async def _zone(self, owner: str | None) -> str:
+        """``owner``'s time zone (UTC for a read of no one's, or of a user since removed)."""
+        user = await user_named(self._db, owner) if owner is not None else None
+        return user.timezone if user is not None and user.timezone else "UTC"
 
     async def _credentials(
         self, source: HttpJsonSource | PrometheusSource, owner: str | None, sender: str | None

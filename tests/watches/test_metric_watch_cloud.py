@@ -149,6 +149,41 @@ async def test_a_stopped_instance_is_failing_once_and_recovered_once(
     assert await stopped(service, task_id) == ["watch.failing", "watch.recovered", "watch.stopped"]
 
 
+async def test_no_current_value_says_its_datapoints_time_in_the_owners_zone(
+    cloud: tuple[TencentApi, TaskService],
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> None:
+    """A watch's "no current value" said its newest datapoint's time as "9 min old
+    (2026-11-21 00:51 UTC)", where every other time the watch tells its owner is in their
+    zone. Now it is their wall time, naming the zone and its offset, as a deadline is said."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from ambient.domain.users import UserSettings
+    from ambient.storage.users import UserRepository
+
+    async with loopback_deps.db.session() as session:
+        users = UserRepository(session)
+        owner = await users.get(USER)
+        assert owner is not None
+        await users.update(owner, UserSettings(timezone="America/New_York"))
+        await session.commit()
+    api, service = cloud
+    reads(api, 40)
+    task_id, _ = await create(service, cpu(failure_threshold=1))
+    handle = service.client.get_workflow_handle(task_id)
+    stamp = (int(time.time()) - 9 * 60) // 60 * 60
+    api.metric_points[METRIC] = [(stamp, 40.0)]
+    quiet = await check(service, handle)
+    error = str(quiet.detail["last_error"])
+    wall = datetime.fromtimestamp(stamp, UTC).astimezone(ZoneInfo("America/New_York"))
+    offset = f"{wall:%z}"
+    said = f"from {wall:%Y-%m-%d %H:%M} (America/New_York, UTC{offset[:3]}:{offset[3:]}),"
+    assert "no current value" in error and said in error, error
+    assert "UTC)" not in error, error
+    await stopped(service, task_id)
+
+
 async def test_a_breach_whose_instance_stopped_reporting_is_no_current_value(
     cloud: tuple[TencentApi, TaskService],
 ) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.domain.notify import deadline_in
 from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 # The most datapoints one metric read fetches (in several requests): a week of minutes is not.
@@ -264,14 +265,27 @@ async def latest_metric_point(
         )
     newest, current = points[-1], current_within(period)
     if end - newest.time > current:
-        raise TencentRequestError(
-            "NoCurrentData",
+        raise NoCurrentValueError(
             f"{namespace}/{metric} has no current value: its newest datapoint is "
-            f"{_age(end - newest.time)} old ({newest.time:%Y-%m-%d %H:%M} UTC), and a {period}s "
-            f"metric is published within {_age(current)}; check that {named} still reports it "
+            f"{_age(end - newest.time)} old, from {{time}}, and a {period}s metric is "
+            f"published within {_age(current)}; check that {named} still reports it "
             "(a stopped instance reports nothing)",
+            newest.time,
         )
     return newest
+
+
+class NoCurrentValueError(TencentRequestError):
+    """A metric's newest datapoint is too old to be its current value (NoCurrentData); its
+    time said in UTC until `in_zone` says it in the reader's."""
+
+    def __init__(self, words: str, newest: datetime, zone: str = "UTC") -> None:
+        self.words, self.newest = words, newest  # words: "{time}" where the time goes
+        super().__init__("NoCurrentData", words.format(time=deadline_in(newest, zone, "en")))
+
+    def in_zone(self, zone: str) -> NoCurrentValueError:
+        """The same error, its datapoint's time the wall time in ``zone`` (an IANA name)."""
+        return NoCurrentValueError(self.words, self.newest, zone)
 
 
 def current_within(period: int) -> timedelta:
