@@ -13,6 +13,7 @@ from ambient.clients.notify.apprise import AppriseChannel
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
+from ambient.deps import WorkerDeps
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from tests.conftest import unique
@@ -118,3 +119,43 @@ async def test_an_apprise_url_naming_a_unicode_host_is_refused_saying_its_ascii_
     # A look-alike of a refused name is refused as that name (the guard reads its host).
     loopback = Target(type="apprise", target="ntfys://ｌｏｃａｌｈｏｓｔ/topic")
     assert "localhost" in str(TargetPolicy.strict().problem(loopback, user="bob", is_admin=False))
+
+
+async def test_an_apprise_url_stored_before_its_host_was_checked_fails_at_send_saying_why(
+    deps: WorkerDeps,
+) -> None:
+    """A target saved before a rule (an older version's push config, a running task's input)
+    is sent as stored: each send checks it again, the form and the destination guard, and
+    the delivery records why it was not sent."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.notify import NotifyActivities
+    from ambient import history
+    from ambient.domain.notify import NotifyRequest
+    from ambient.domain.users import UserCreate
+    from ambient.storage.users import UserRepository
+
+    user = unique("ada")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user))
+        await session.commit()
+    stored = {
+        "ntfys://例子.测试/topic": "write its ASCII name xn--fsqu00a.xn--0zwm56d instead",
+        "ntfys://ｌｏｃａｌｈｏｓｔ/topic": "write its ASCII name localhost instead",
+        "json://127.0.0.1:9/hook": "refused destination 127.0.0.1: 127.0.0.1 is a loopback",
+    }
+    await ActivityEnvironment().run(
+        NotifyActivities(deps.db, deps.channels).notify,
+        NotifyRequest(
+            user=user,
+            message=Message(title="disk", body="91%"),
+            targets=[Target(type="apprise", target=target) for target in stored],
+            idempotency_key=unique("old-apprise"),
+        ),
+    )
+    async with deps.db.session() as session:
+        rows = await history.deliveries(session, user, operator=True)
+    assert [row.status for row in rows] == ["failed"] * len(stored), rows
+    errors = sorted(str(row.error) for row in rows)
+    for said in stored.values():
+        assert any(said in error for error in errors), (said, errors)
