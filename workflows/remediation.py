@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
         not_applied,
         not_checkpointed,
         not_verified,
-        of_a_dry_run,
         resolved_at,
         stopped_on_purpose,
     )
@@ -140,7 +139,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 break
             self.next_rung = step.rung
             if step.rung is Rung.HAND_OVER:
-                await self._hand_over(of_a_dry_run(ladder_top(), self.attempts))
+                await self._hand_over(ladder_top())
                 return self.status()
             outcome = await self._climb(step)
             if outcome != "next":
@@ -168,8 +167,7 @@ class GradedRemediationWorkflow(RemediationChange):
                     await self._free_slot(self.reserved)
             await self._abort(self.aborted)
         else:
-            spent = of_a_dry_run(budget_spent(len(self.plan)), self.attempts)
-            await self._hand_over(spent, "budget_exhausted")
+            await self._hand_over(budget_spent(len(self.plan)), "budget_exhausted")
         return self.status()
 
     # --- one rung -----------------------------------------------------------------------
@@ -296,7 +294,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 # to undo (an isolation left in place), as when the budget is spent.
                 await self._hand_over(refused, "refused")
                 return False
-            self.outcome = refused
+            self._ended(refused)
             await self._finish("refused")
             return False
         self.mode = "dry_run" if again and self.mode == "dry_run" else permission.mode

@@ -179,7 +179,7 @@ class RemediationChange(RemediationSafety):
         )
         await self._cancel_wrote(cancelled, "its cancel audited")
         self.awaiting_approval = None
-        self.outcome, self.outcome_said = CANCELLED, None
+        self._ended(CANCELLED)
         await self._cancel_wrote(self._finish("aborted"), "its end recorded")
 
     async def _opening_read(self) -> None:

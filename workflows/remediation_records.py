@@ -34,7 +34,14 @@ with workflow.unsafe.imports_passed_through():
         Rung,
         rung_zh,
     )
-    from ambient.remediation.outcomes import alerts_joined, in_chinese, left_isolated, rungs_tried
+    from ambient.remediation.outcomes import (
+        A_DRY_RUN,
+        alerts_joined,
+        in_chinese,
+        left_isolated,
+        of_a_dry_run,
+        rungs_tried,
+    )
     from ambient.remediation.runs import (
         FINAL_STATES,
         UNVERIFIED,
@@ -146,17 +153,24 @@ class RemediationRecords:
         # over as not verified): docs/deploy.md, the patches.
         self.dry_run_reads_once = workflow.patched("dry-run-reads-once")
 
-    def _ended(self, outcome: Refusal) -> None:
-        """How the run ended, in English and as a page says it (the same words)."""
-        self.outcome, self.outcome_said = str(outcome), Said.of(outcome)
+    def _ended(self, outcome: str | Refusal) -> None:
+        """How the run ended, in English and as a page says it (the same words): a dry run's
+        end says it was one (``of_a_dry_run``)."""
+        outcome = self._as_run(outcome)
+        said = Said.of(outcome) if isinstance(outcome, Refusal) else None
+        self.outcome, self.outcome_said = str(outcome), said
+
+    def _as_run(self, reason: str | Refusal) -> str | Refusal:
+        """An end as this run says it: a dry run's, said to be one that changed nothing."""
+        return of_a_dry_run(reason, self.attempts, self.mode or self.request.mode)
 
     async def _hand_over(
         self, reason: str | Refusal, state: RemediationState = "handed_over"
     ) -> None:
         """Budget spent or stopped: the broadcast queue for the next briefing, and a push now
         (``reason`` a Refusal where the run built it: said in its reader's language)."""
-        said_as = Said.of(reason) if isinstance(reason, Refusal) else None
-        self.outcome, self.outcome_said = str(reason), said_as
+        reason = self._as_run(reason)
+        self._ended(reason)
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
         tried = rungs_tried(self.attempts, metric=self.alert.verify is not None)
@@ -256,7 +270,9 @@ class RemediationRecords:
             # on its own, not by the rung. A change made, at any rung, is said fixed.
             dry = all(a.mode == "dry_run" for a in self.attempts)
             title = f"Alert cleared: {service}"
-            body = "; a dry run: nothing was changed" if dry else "; nothing was changed"
+            # A dry run's outcome says so itself ("a dry run, nothing was changed: the alert
+            # cleared at rung 1 (restart)").
+            body = "" if dry else "; nothing was changed"
             zh = Wording(
                 title=f"告警已恢复：{service}",
                 body=f"修复 `{rid}`（{'演练，' if dry else ''}未做改动）：告警在{rung}后恢复。",
@@ -278,7 +294,8 @@ class RemediationRecords:
         else:
             title, body = f"Remediated: {service}", ""
             zh = Wording(title=f"已修复：{service}", body=f"修复 `{rid}` 已在{rung}解决。")
-        said = f"Remediation `{rid}` {self.outcome}{body}."
+        colon = ":" if self.outcome_said and self.outcome_said.msgid == A_DRY_RUN else ""
+        said = f"Remediation `{rid}`{colon} {self.outcome}{body}."
         await self._push(f"{self.run_key}/finished", title, said, zh)
 
     async def _audit_abort(self, aborted: AbortInput, ended: str | None = None) -> AuditEntry:

@@ -14,16 +14,30 @@ from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     RUNG_NAMES_ZH,
     Checkpoint,
+    Mode,
     Rung,
     WorkloadRef,
 )
 from ambient.remediation.runs import AbortInput, Attempt
 from ambient.remediation.safety import Gate, a_while
 
+RESOLVED_AT = N_("resolved at rung %(rung)s (%(name)s)")
+# What a dry run that was "resolved" says: the alert cleared on its own, nothing was changed.
+CLEARED_AT = N_("the alert cleared at rung %(rung)s (%(name)s)")
+A_DRY_RUN = N_("a dry run, nothing was changed: %(reason)s")
+NOT_VERIFIED = N_("rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)")
+# How a dry run says these ends: it applied nothing, and its "resolved" is the alert clearing.
+AS_A_DRY_RUN = {
+    RESOLVED_AT: CLEARED_AT,
+    NOT_VERIFIED: N_(
+        "rung %(rung)s (%(name)s) was previewed but could not be verified (%(cause)s)"
+    ),
+}
+
 
 def resolved_at(rung: Rung) -> Refusal:
     """A resolved run's outcome (a Refusal: a page says it in its reader's language)."""
-    return Refusal("resolved at rung %(rung)s (%(name)s)", **_at(rung))
+    return Refusal(RESOLVED_AT, **_at(rung))
 
 
 def _at(rung: Rung) -> dict[str, int | str]:
@@ -87,6 +101,10 @@ HANDED_OVER_ZH = {
         "%(budget)s 次尝试的预算已用完，告警仍未解决"
     ),
     "a dry run, nothing was changed: %(reason)s": "演练，未做任何改动：%(reason)s",
+    "the alert cleared at rung %(rung)s (%(name)s)": "告警在第 %(rung)s 级后恢复",
+    "rung %(rung)s (%(name)s) was previewed but could not be verified (%(cause)s)": (
+        "第 %(rung)s 级已预演，但无法核实结果（%(cause)s）"
+    ),
     "rung %(rung)s (%(name)s) was not applied: its checkpoint could not be read (%(cause)s)": (
         "第 %(rung)s 级未执行：读取检查点失败（%(cause)s）"
     ),
@@ -169,12 +187,18 @@ def budget_spent(budget: int) -> Refusal:
     )
 
 
-def of_a_dry_run(reason: Refusal, attempts: list[Attempt]) -> Refusal:
-    """The ladder's end as a dry run says it, its rungs all previewed and none changed: said as
-    the budget or the ladder alone, it read as changes made that failed."""
-    if not attempts or any(a.mode != "dry_run" for a in attempts):
+def of_a_dry_run(
+    reason: str | Refusal, attempts: list[Attempt], mode: Mode | None = None
+) -> str | Refusal:
+    """Any end of a dry run as a dry run says it (its rungs all previewed and none changed; no
+    rung tried, the run's ``mode``): said alone, "resolved at rung 1", a refusal or an abort
+    read as the end of a run that changed the cluster. Resolved, the alert cleared on its own."""
+    dry = all(a.mode == "dry_run" for a in attempts) if attempts else mode == "dry_run"
+    if not dry or (isinstance(reason, Refusal) and reason.msgid == A_DRY_RUN):
         return reason
-    return Refusal("a dry run, nothing was changed: %(reason)s", reason=reason)
+    if isinstance(reason, Refusal) and reason.msgid in AS_A_DRY_RUN:
+        reason = Refusal(AS_A_DRY_RUN[reason.msgid], **reason.values)
+    return Refusal(A_DRY_RUN, reason=reason)
 
 
 def not_checkpointed(rung: Rung, cause: str) -> Refusal:
@@ -217,11 +241,7 @@ def stopped_on_purpose(rung: Rung, reason: str) -> Refusal:
 
 
 def not_verified(rung: Rung, cause: str) -> Refusal:
-    return Refusal(
-        "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)",
-        **_at(rung),
-        cause=cause,
-    )
+    return Refusal(NOT_VERIFIED, **_at(rung), cause=cause)
 
 
 def cleared_isolated(rung: Rung) -> Refusal:

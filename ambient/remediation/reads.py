@@ -22,6 +22,7 @@ from ambient.domain.configs import read_stored
 from ambient.remediation.alerts import Alert
 from ambient.remediation.intake import cluster_approvers
 from ambient.remediation.joins import REPEATED, may_steer_run
+from ambient.remediation.outcomes import of_a_dry_run
 from ambient.remediation.runs import (
     FINAL_STATES,
     RemediationState,
@@ -182,6 +183,9 @@ class RemediationReads:
         outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
         async with self.db.writing() as session:
             row = await RemediationRepository(session).get(f"{run.id}@{run.run_id}")
+            if row is not None and row.mode == "dry_run":
+                # A dry run's end says it was one, as the run's own ends do (of_a_dry_run).
+                outcome = str(of_a_dry_run(outcome, [], "dry_run"))
             if row is not None and row.state not in FINAL_STATES:
                 row.state, row.finished_at = "aborted", run.close_time
                 row.detail = {**row.detail, "outcome": outcome}

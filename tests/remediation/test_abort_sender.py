@@ -69,8 +69,9 @@ async def test_an_abort_signalled_in_temporal_is_recorded_as_not_verified_not_as
         status.outcome
         == view.outcome
         == (
-            "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
-            f"name {given!r}): stop it"
+            # A dry run's end says it was one (its restart changed nothing).
+            "a dry run, nothing was changed: aborted in Temporal, not through ambient-ops: the "
+            f"sender is not verified (it gave the name {given!r}): stop it"
         )
     )
     async with deps.db.session() as session:
@@ -113,7 +114,8 @@ async def test_every_door_checks_the_caller_and_records_the_abort_under_that_use
         sent = {door: await tokens_sent(dev_env.client, rid) for door, rid in rids.items()}
 
     for door, view in views.items():
-        assert view.outcome == f"aborted by {owner}: via {door}", view.outcome
+        said = f"a dry run, nothing was changed: aborted by {owner}: via {door}"
+        assert view.outcome == said, view.outcome
         async with deps.db.session() as session:
             rows = await AuditRepository(session).list(subject=view.run_key)
         steps = [(r.action, r.actor) for r in rows if r.action.startswith("abort")]
@@ -144,8 +146,8 @@ async def test_a_doors_record_of_an_abort_that_never_arrived_verifies_no_abort_s
         status = await handle.result()
 
     assert status.outcome == (
-        "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
-        f"name {owner!r}): stop it"
+        "a dry run, nothing was changed: aborted in Temporal, not through ambient-ops: the "
+        f"sender is not verified (it gave the name {owner!r}): stop it"
     )
     async with deps.db.session() as session:
         rows = await AuditRepository(session).list(subject=status.run_key)

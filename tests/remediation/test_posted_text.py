@@ -49,7 +49,7 @@ async def test_an_abort_reason_is_escaped_once_in_the_outcome_post_and_shown_as_
         await handle.signal(GradedRemediationWorkflow.abort, asked)
         status = await handle.result()
     assert status.state == "aborted"
-    written = f"aborted: aborted by {owner}: {reason}"
+    written = f"aborted: a dry run, nothing was changed: aborted by {owner}: {reason}"
     async with deps.db.session() as session:
         posts = await session.scalars(
             select(DiscussionMessage).where(DiscussionMessage.from_id == "remediation")

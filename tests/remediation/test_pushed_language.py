@@ -113,8 +113,8 @@ async def test_an_english_readers_remediation_pushes_stay_english(
         "Alert cleared: cls-test0001/prod/checkout",
     ]
     said = (
-        f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out); a dry run: "
-        "nothing was changed."
+        f"Remediation `{status.remediation_id}`: a dry run, nothing was changed: the alert "
+        "cleared at rung 2 (scale_out)."
     )
     assert said in [text.strip() for text in shown["email"]]
     # A reader in UTC reads the deadline in UTC, said so.
@@ -156,9 +156,10 @@ async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
         )
         status = await handle.result()
     assert status.state == "handed_over", status.outcome
-    assert status.outcome == "lead refused rung 3: not now"
+    assert status.outcome == "a dry run, nothing was changed: lead refused rung 3: not now"
     async with deps.db.session() as session:
         inbox = await InboxRepository(session).list(USER)
     (hand_over,) = [m for m in inbox if m.title.startswith("需要人工处理")]
     assert "。已尝试：重启（未解决）、扩容（未解决）。" in hand_over.body, hand_over.body
-    assert "已停止：lead 拒绝了第 3 级：not now。告警：" in hand_over.body, hand_over.body
+    said = "已停止：演练，未做任何改动：lead 拒绝了第 3 级：not now。告警："
+    assert said in hand_over.body, hand_over.body

@@ -356,7 +356,8 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
         aborted = await invoke("remediation", "abort", rid)
     assert facts.open_alerts == 0, facts
     assert shown.state == "aborted" and shown.waiting is None, shown
-    assert shown.outcome == "terminated in Temporal before its own end", shown.outcome
+    said = "a dry run, nothing was changed: terminated in Temporal before its own end"
+    assert shown.outcome == said, shown.outcome
     assert shown.finished_at is not None
     assert listed == {seen.run_key: "aborted"} and still_open == []
     assert [r.run_key for r in ended] == [seen.run_key] and still_running == []

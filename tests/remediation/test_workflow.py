@@ -182,6 +182,61 @@ async def test_a_dry_runs_end_says_it_was_a_dry_run_that_changed_nothing(
         assert f"stopped: {said}. Alert:" in pushed.body, pushed.body
 
 
+async def test_every_end_of_a_dry_run_says_it_was_a_dry_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A dry run resolved, refused at its approval or aborted ended as a real run does
+    ("resolved at rung 1 (restart)", "lead refused rung 3", "aborted …"), as if its change had
+    cleared the alert or been stopped: each end now says it was a dry run, nothing changed;
+    the resolved one that the alert cleared (its record, its push, a zh reader's push)."""
+    dry = "a dry run, nothing was changed: "
+    remediation_settings(deps, remediation_approval_from_rung=3)
+    await add_user(deps, USER)
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        resolved = await (await start(ts_env, worker.task_queue, alert(url))).result()
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        refusal = ApprovalInput(
+            approver="lead", approver_permission="execute", approve=False, reason="freeze"
+        )
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve, await as_door(deps, handle, refusal)
+        )
+        refused = await handle.result()
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("settling",))
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by="lead"))
+        aborted = await handle.result()
+
+    assert resolved.state == "resolved"
+    assert resolved.outcome == dry + "the alert cleared at rung 1 (restart)"
+    assert refused.state == "handed_over" and refused.outcome == dry + "lead refused rung 3: freeze"
+    assert aborted.state == "aborted" and aborted.outcome.startswith(dry + "aborted in Temporal")
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+        records = [
+            await RemediationRepository(session).get(s.run_key)
+            for s in (resolved, refused, aborted)
+        ]
+    assert [r.detail["outcome"] for r in records if r is not None] == [
+        resolved.outcome,
+        refused.outcome,
+        aborted.outcome,
+    ]
+    bodies = [m.body for m in inbox]
+    cleared = f"Remediation `{resolved.remediation_id}`: {resolved.outcome}."
+    assert cleared in bodies, bodies
+    assert any(f"stopped: {refused.outcome}. Alert:" in b for b in bodies), bodies
+
+
 async def test_success_at_rung_two_stops_the_ladder(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -397,8 +452,9 @@ async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
     # Told "approved", the approver would believe the step runs; the run is aborted instead.
     # The abort was signalled in Temporal: the refusal does not name its sender as "ops".
     assert str(refused.value.cause) == (
-        f"StateConflict: {handle.id} has ended (aborted in Temporal, not through ambient-ops: "
-        "the sender is not verified (it gave the name 'ops'): stop): rung 1 will not be applied"
+        f"StateConflict: {handle.id} has ended (a dry run, nothing was changed: aborted in "
+        "Temporal, not through ambient-ops: the sender is not verified (it gave the name 'ops'): "
+        "stop): rung 1 will not be applied"
     )
     assert status.state == "aborted" and status.approvals == []
 
@@ -764,8 +820,8 @@ async def test_abort_stops_during_the_settle_timer(
     assert status.state == "aborted"
     # Signalled in Temporal, not through a door that checked "lead": the name is only a claim.
     assert status.outcome == (
-        "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
-        "name 'lead'): on it"
+        "a dry run, nothing was changed: aborted in Temporal, not through ambient-ops: the "
+        "sender is not verified (it gave the name 'lead'): on it"
     )
     assert [a.rung for a in status.attempts] == [Rung.RESTART] and site.reads == 0
     async with deps.db.session() as session:
@@ -867,7 +923,7 @@ async def test_a_verification_read_that_fails_once_is_read_again_and_verifies(
     assert status.state == "resolved"
     [restart] = status.attempts
     assert (restart.rung, restart.verified, restart.resolved) == (Rung.RESTART, True, True)
-    assert status.outcome == "resolved at rung 1 (restart)"
+    assert status.outcome == "a dry run, nothing was changed: the alert cleared at rung 1 (restart)"
 
 
 async def test_a_verification_metric_that_keeps_failing_hands_over_saying_how_many_reads_failed(
@@ -886,9 +942,10 @@ async def test_a_verification_metric_that_keeps_failing_hands_over_saying_how_ma
     assert status.state == "handed_over"
     assert [a.rung for a in status.attempts] == [Rung.RESTART]
     assert status.attempts[0].verified is False
+    # A dry run: its restart was previewed, not applied.
     assert status.outcome == (
-        "rung 1 (restart) was applied but could not be verified (metric unreadable: "
-        f"3 reads failed, the last: HTTP 503 from {url})"
+        "a dry run, nothing was changed: rung 1 (restart) was previewed but could not be "
+        f"verified (metric unreadable: 3 reads failed, the last: HTTP 503 from {url})"
     )
     async with deps.db.session() as session:
         queued = await BroadcastRepository(session).pending(USER)
@@ -1059,7 +1116,8 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
 
     # Recorded at the fourth try, not failed after the third.
     assert len(tried) == 4
-    assert status.state == "resolved" and status.outcome == "resolved at rung 1 (restart)"
+    cleared = "a dry run, nothing was changed: the alert cleared at rung 1 (restart)"
+    assert status.state == "resolved" and status.outcome == cleared
     actions = await audit_actions(deps, status.run_key)
     assert actions.count("approval") == 1 and actions[-1] == "finished"
 

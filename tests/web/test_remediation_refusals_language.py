@@ -120,8 +120,10 @@ async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes
     ]
     attempts = re.findall(r"<b>(\d+)\. (\w+)</b> (\S+)", page)
     assert attempts == [("1", "重启", "演练")]
-    # How it ended, in Chinese too (it said "resolved at rung 1 (restart)").
-    assert re.findall(r"<th>结果</th><td>([^<]*)</td>", page) == ["已在第 1 级解决"]
+    # How it ended, in Chinese too (it said "resolved at rung 1 (restart)"), as a dry run that
+    # changed nothing (it said 已在第 1 级解决, as if its restart had fixed it).
+    ended = re.findall(r"<th>结果</th><td>([^<]*)</td>", page)
+    assert ended == ["演练，未做任何改动：告警在第 1 级后恢复"]
 
 
 async def test_a_chinese_readers_remediation_page_says_its_attempts_in_chinese(
