@@ -34,10 +34,10 @@ from ambient.discussions.views import (
 )
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_, Refusal
-from ambient.remediation.attempt_words import attempt_said
+from ambient.remediation.attempt_words import attempt_said, skipped_words
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW, skipped_said
+from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -277,7 +277,7 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
         waits=REMEDIATION_WAITS,
         rungs=RUNG_NAMES,
         outcome=in_words(view.outcome_said.refusal(), _) if view.outcome_said else view.outcome,
-        skipped=[in_words(skipped_said(a.skipped_reason or ""), _) for a in view.attempts],
+        skipped=[in_words(skipped_words(a.skipped_reason or ""), _) for a in view.attempts],
         # What each attempt did and what its check found, in the reader's words and time zone.
         said=[
             " ".join(

@@ -15,12 +15,22 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
-from ambient.remediation.ladder import RUNG_ACTIONS, Rung
+from ambient.remediation.attempt_words import skipped_words
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import (
+    RUNG_ACTIONS,
+    RolloutHealth,
+    Rung,
+    StepRequest,
+    StepResult,
+    WorkloadRef,
+)
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import already_finished
 from ambient.storage.users import UserRepository
 from api.i18n import Words, catalog_path, translations
 from api.routers.ops_pages import RUNG_NAMES, attempt_words
+from api.routers.page_words import in_words
 from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
@@ -152,6 +162,106 @@ async def test_a_chinese_readers_remediation_page_says_its_attempts_in_chinese(
     assert "+00:00" not in text, text
 
 
+# What the cluster's plan of each rung writes on a dry run (kube_plans, kube_reads): a paused
+# Deployment's restart and rollback, one an autoscaler scales, the isolation that leaves a
+# shared Service alone, the full rollback's notes; and the rollout's verdict.
+CLUSTER_SAID = {
+    Rung.RESTART: StepResult(
+        applied=False,
+        detail="deployment prod/checkout is paused (spec.paused): nothing rolls out",
+        skipped_reason="deployment prod/checkout is paused: a restart would not roll out until "
+        "someone resumes it (kubectl rollout resume)",
+    ),
+    Rung.SCALE_OUT: StepResult(
+        applied=False,
+        detail="deployment prod/checkout runs 2 replicas under HorizontalPodAutoscaler "
+        "checkout (1-5 replicas)",
+        skipped_reason="deployment prod/checkout is scaled by HorizontalPodAutoscaler checkout "
+        "(1-5 replicas): its controller would undo a count set on the Deployment; raise the "
+        "autoscaler's bounds instead",
+    ),
+    Rung.ROLLBACK: StepResult(
+        applied=False,
+        detail="deployment prod/checkout is paused (spec.paused): nothing rolls out",
+        skipped_reason="deployment prod/checkout is paused: a rollback would not roll out "
+        "until someone resumes it (kubectl rollout resume)",
+    ),
+    Rung.ISOLATE: StepResult(
+        applied=False,
+        detail="dry run: would isolate: Services checkout, checkout-canary in prod select no "
+        "pod (ambient-ops/isolated=3f2a); Service shared also selects the pods of deployment "
+        "prod/cart: left as it is",
+    ),
+    Rung.FULL_ROLLBACK: StepResult(
+        applied=False,
+        detail="dry run: would full rollback: deployment prod/checkout to its template at the "
+        "first checkpoint (release is not a Deployment revision); replicas back to 4; "
+        "ConfigMap app-config data back to the first checkpoint; Service checkout selector "
+        "back to {'app': 'checkout'}; NetworkPolicy ambient-isolate-checkout-3f2a removed",
+    ),
+}
+
+
+class ClusterPlans(DryRunExecutor):
+    """A dry run's answers as the cluster's plan writes them, its rollout half available."""
+
+    async def apply(self, step: StepRequest) -> StepResult:
+        return CLUSTER_SAID[step.rung]
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        detail = "1 of 2 updated replicas are available"
+        return RolloutHealth(available=False, ready_replicas=1, desired=2, detail=detail)
+
+
+async def test_a_chinese_readers_page_says_the_clusters_isolation_rollback_and_verdict(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A dry run on a cluster (a paused Deployment, an autoscaled one, the isolation, the full
+    rollback, the rollout's verdict) showed its attempts in English on a zh page: each is
+    said in Chinese now, the objects' names as written."""
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    deps.executors = {"dry_run": ClusterPlans(), "kubernetes": DryRunExecutor()}
+    name = unique("jiqun")
+    await add_user(deps, name, permission="dry_run", language=Language.ZH)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
+        # Scored for all five rungs (the full rollback too).
+        labels = {"tier": "critical", "user_facing": "true"}
+        sent = alert(metric_url, workload=name, settle_seconds=0, labels=labels)
+        rid = (await remediations.start(name, sent, mode="dry_run")).remediation_id
+
+        async def ended() -> bool:
+            return (await remediations.get(name, rid)).state in FINAL_STATES
+
+        await eventually(ended, "the dry run climbs the ladder and hands over")
+        token = await new_token(deps, name)
+        async with signed_in(settings, token) as http:
+            shown = await http.get("/app/remediation", params={"id": rid})
+    assert shown.status_code == 200
+    attempts = shown.text.partition('<ul class="cards">')[2].partition("</ul>")[0]
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", attempts)).split())
+    for said in (
+        "Deployment prod/checkout 已暂停（spec.paused）：什么都不会发布",
+        "在有人恢复它（kubectl rollout resume）之前，重启不会发布",
+        "在有人恢复它（kubectl rollout resume）之前，回滚不会发布",
+        "请改为调高自动扩缩的上下限",
+        "隔离：prod 中的 Service checkout, checkout-canary 不再选中任何 Pod",
+        "Service shared 也选中了 deployment prod/cart 的 Pod：保持原样",
+        "全面回滚：Deployment prod/checkout 回到第一个检查点时的模板（所运行的版本不是 "
+        "Deployment 的一个版本）；副本数回到 4；ConfigMap app-config 的数据回到第一个检查点时；"
+        "Service checkout 的选择器回到 {'app': 'checkout'}；NetworkPolicy "
+        "ambient-isolate-checkout-3f2a 已删除",
+        "发布不可用：2 个已更新的副本中有 1 个可用",
+    ):
+        assert said in text, text
+    # The objects' names stay as written (spec.paused, an autoscaler's "(1-5 replicas)").
+    english = re.findall(
+        r"\b(?:dry run|would|selects?|rollback|rolled|removed|back to|available|someone|"
+        r"template|revision|isolate: Services)\b",
+        text,
+    )
+    assert not english, f"English on a Chinese page: {text}"
+
+
 def test_an_attempts_steps_and_checks_are_said_in_chinese_and_unchanged_in_english() -> None:
     """The executor's and the check's English, as records of any release hold it: a Chinese
     page says the restart, scale and rollback steps and the verdicts in Chinese, an English
@@ -170,14 +280,54 @@ def test_an_attempts_steps_and_checks_are_said_in_chinese_and_unchanged_in_engli
         "metric 0.01 is healthy (at or below 0.05, above 0); rollout not observed (no cluster "
         "access configured)": "指标 0.01 正常（不高于 0.05，高于 0）；"
         "未观察到发布状态（未配置集群访问）",
+        # A Deployment at 0 replicas, the isolation by a NetworkPolicy, from the alert alone,
+        # the rollout's verdicts.
+        "dry run: deployment prod/web ran no pod at the first checkpoint; from it (no cluster "
+        "access configured)": "演练：Deployment prod/web 在第一个检查点时没有运行任何 Pod；"
+        "依据该检查点推算（未配置集群访问）",
+        "dry run: would isolate: no Service selects only web; deny-all NetworkPolicy "
+        "ambient-isolate-web-1a": "演练：将隔离：没有只选中 web 的 Service；"
+        "用拒绝所有流量的 NetworkPolicy ambient-isolate-web-1a",
+        "dry run: would isolate deployment/prod/web: add {'ambient-ops/isolated': '1a'} to the "
+        "selector of its Services; from the alert (no cluster access configured)": "演练：将隔离 "
+        "Deployment prod/web：在它的 Service 的选择器中加入 {'ambient-ops/isolated': '1a'}；"
+        "依据告警推算（未配置集群访问）",
+        "dry run: would full rollback of deployment/prod/web: nothing was read, so only the "
+        "intent is recorded; from the alert (no cluster access configured)": "演练：将全面回滚 "
+        "Deployment prod/web：什么都没读到，只记下了意图；依据告警推算（未配置集群访问）",
+        "full rollback: deployment prod/web is paused: its release is not put back until it is "
+        "resumed; replicas left to HorizontalPodAutoscaler web (1-5 replicas); already done: "
+        "configmap prod/app": "全面回滚：Deployment prod/web 已暂停：恢复（resume）之前不会放回"
+        "它的版本；副本数交给 HorizontalPodAutoscaler web (1-5 replicas)；"
+        "已完成：configmap prod/app",
+        "metric 0.5 is not healthy (below 0.05); rollout not available: deployment prod/web is "
+        "scaled to 0 replicas: no pod serves": "指标 0.5 不正常（正常应为低于 0.05）；发布不可用："
+        "Deployment prod/web 已缩到 0 个副本：没有 Pod 提供服务",
+        "rollout available: prod/web successfully rolled out (2/2 available)": (
+            "发布可用：prod/web 已成功发布（2/2 可用）"
+        ),
     }
     for english, chinese in stored.items():
         assert attempt_words(english, zh, "Asia/Shanghai") == chinese
         assert attempt_words(english, en, "UTC") == english
+    # The reasons a step was skipped: a Deployment at 0 replicas, its autoscaler's, paused.
+    skipped = {
+        "deployment prod/web is scaled to 0 replicas: someone stopped it, and the scale out "
+        "does not start it again (scale it up by hand if it should run)": "Deployment prod/web "
+        "已缩到 0 个副本：有人停了它，扩容不会让它重新运行（如果它应该运行，请手动扩容）",
+        "deployment prod/web is scaled to 0 replicas by HorizontalPodAutoscaler web of "
+        "ScaledObject web (0-5 replicas) (or what drives it, such as KEDA), and a restart would "
+        "start no pod of it (change the autoscaler's bounds or triggers if it should run)": (
+            "Deployment prod/web 被 HorizontalPodAutoscaler web of ScaledObject web (0-5 "
+            "replicas)（或驱动它的组件，如 KEDA）缩到 0 个副本，重启也不会启动它的任何 Pod"
+            "（如果它应该运行，请修改自动扩缩的上下限或触发条件）"
+        ),
+    }
+    for english, chinese in skipped.items():
+        assert in_words(skipped_words(english), zh) == chinese
+        assert in_words(skipped_words(english), en) == english
     # Words no msgid fits stay as written.
-    assert attempt_words("isolate: Services web in prod select no pod", zh, None) == (
-        "isolate: Services web in prod select no pod"
-    )
+    assert attempt_words("isolate: the mesh's policy", zh, None) == "isolate: the mesh's policy"
 
 
 def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
