@@ -92,6 +92,7 @@ UNIX_TIME = re.compile(r"^(?P<ts>\d{10}\.\d{1,9}) (?P<rest>.*)$")
 # fields before the time (the client, ident and user of the common format; Apache's
 # vhost_combined and nginx's $host first put the virtual host before them), each taken whole
 # (possessive: a line without the time is passed over in one go, not tried field by field).
+ACCESS_TIME = "%d/%b/%Y:%H:%M:%S %z"
 ACCESS = re.compile(
     r"^(?:[^\s\[]\S* )++\[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
     r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
@@ -108,7 +109,8 @@ LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
 def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
-    """An epoch (a number or its digits) or ISO time; with no offset, a wall time in ``zone``."""
+    """An epoch (a number or its digits), an ISO time (with no offset, a wall time in
+    ``zone``) or an access log's (nginx's ``$time_local``: ``22/Nov/2026:10:00:00 +0800``)."""
     if isinstance(value, bool):  # an int to Python, but no time
         raise TypeError(f"{value!r} is not a time")
     if isinstance(value, str) and EPOCH.fullmatch(value):
@@ -122,7 +124,12 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
         except OverflowError:  # infinity, an int past a float, a time past the year 9999
             raise ValueError("an epoch out of the years 1 to 9999 is not a time") from None
     text = SPACED_ZONE.sub(lambda m: "Z" if m[0].strip() else "", str(value).replace(",", "."))
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        if not isinstance(value, str) or "/" not in value:
+            raise
+        return datetime.strptime(value, ACCESS_TIME)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
@@ -216,7 +223,7 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             return parse_time(match["ts"], zone), {"message": match["rest"]}
         if '] "' in line and (match := ACCESS.match(line)):
             level = status_level(match["status"]) or "INFO"
-            when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
+            when = datetime.strptime(match["ts"], ACCESS_TIME)
             return when, {"message": match["rest"], "level": level}
     return None
 

@@ -66,6 +66,7 @@ TIME_FIELDS = (
     # a Kubernetes Event's last and first time (its eventTime is mostly null); Envoy's
     # (Istio's) JSON access log
     *("lastTimestamp", "firstTimestamp", "start_time"),
+    "time_local",  # nginx's $time_local in a JSON log_format: 22/Nov/2026:10:00:00 +0800
 )
 # An HTTP status an access log written as JSON (nginx's, Envoy's) keeps: its level when the
 # line writes none (status_level).

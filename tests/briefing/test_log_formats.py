@@ -1476,3 +1476,20 @@ def test_a_traceback_cut_before_its_exception_in_a_cls_record_is_no_crash_as_in_
     cut = 'INFO starting\nTraceback (most recent call last):\n  File "app.py", line 3, in <module>'
     assert uncaught_crash(cut, "INFO") is None
     assert uncaught_crash(cut + "\nValueError: bad", "INFO") == "ValueError: bad"
+
+
+async def test_nginx_json_access_log_with_time_local_is_read(tmp_path: Path) -> None:
+    """The JSON log_format most nginx set-ups copy writes "time_local":"$time_local": every
+    line was unreadable and the day said "Yesterday's logs could not be read"."""
+    log = tmp_path / "access.json.log"
+    log.write_text(
+        '{"time_local":"22/Nov/2026:10:00:00 +0800","remote_addr":"10.0.0.1",'
+        '"request":"POST /api/pay HTTP/1.1","status":"502","body_bytes_sent":"157"}\n'
+        '{"time_local":"22/Nov/2026:10:00:01 +0800","remote_addr":"10.0.0.2",'
+        '"request":"GET /api/orders HTTP/1.1","status":"200","body_bytes_sent":"512"}\n'
+    )
+    source = FileLogSource(log, zone=SHANGHAI)
+    assert reduced(source).by_level == {"ERROR": 1, "INFO": 1}
+    assert source.skipped == 0
+    [first, _] = source.records(*WINDOW)
+    assert first.time == datetime(2026, 11, 22, 2, tzinfo=UTC)
