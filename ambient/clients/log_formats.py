@@ -247,11 +247,7 @@ def parse_line(
     if not line:
         return None
     if not inner and (priority := PRIORITY.match(line)):
-        record = parse_line(line[priority.end() :], source, zone, today, inner=True)
-        content = record.content if record is not None else None
-        if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
-            content["level"] = SYSLOG_SEVERITIES[int(priority[1]) % 8]
-        return record
+        return _prioritised(priority, line, source, zone, today)
     if line.startswith("{"):
         try:
             data = json.loads(line)
@@ -281,6 +277,18 @@ def parse_line(
         if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (logs.py)
             return file_record(when, text_fields(rest) | {TRACE: rest}, source, flat=True)
     return file_record(when, text_fields(rest), source, flat=True)
+
+
+def _prioritised(
+    priority: re.Match[str], line: str, source: str, zone: tzinfo, today: date | None
+) -> LogRecord | None:
+    """A syslog receiver's line after its priority, whose severity is the level of a line
+    that writes none."""
+    record = parse_line(line[priority.end() :], source, zone, today, inner=True)
+    content = record.content if record is not None else None
+    if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
+        content["level"] = SYSLOG_SEVERITIES[int(priority[1]) % 8]
+    return record
 
 
 # What Java's layouts write between the level and the message, read as fields: Spring Boot's
@@ -340,7 +348,8 @@ def _as_written(
 def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[str, Any] | str:
     """A CLS record collected as whole lines (单行全文, 多行全文: the line in ``__CONTENT__``)
     with the fields its first line has when read as a file's line: its time and header taken
-    off, its level, Java's thread and logger; a multi-line record's other lines kept after the
+    off (a syslog receiver's priority too, its severity the level of a line that writes none),
+    its level, Java's thread and logger; a multi-line record's other lines kept after the
     message. A record that names its level, or whose line reads as JSON, is as it came."""
     if not isinstance(content, dict) or any(
         f in content for f in (*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS)
@@ -351,8 +360,12 @@ def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[
         return content
     line = without_colours(line)
     first, newline, rest = line.partition("\n")
-    record = parse_line(first, "cls", zone, inner=True)
-    fields = record.content if record is not None else text_fields(first.strip())
+    first = first.strip()
+    if priority := PRIORITY.match(first):  # a syslog receiver's line, as a file's is read
+        record = _prioritised(priority, first, "cls", zone, None)
+    else:
+        record = parse_line(first, "cls", zone, inner=True)
+    fields = record.content if record is not None else text_fields(first)
     if not isinstance(fields, dict) or "message" not in fields:
         return content
     kept = {key: value for key, value in content.items() if key != "__CONTENT__"}

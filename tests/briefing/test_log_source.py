@@ -450,3 +450,20 @@ async def test_lines_whose_level_a_terminal_colours_count_at_their_level(tmp_pat
     assert report.by_level == {"ERROR": 2, "WARNING": 1}
     said = render_markdown(report)
     assert "\x1b" not in said and "payment failed" in said
+
+
+async def test_a_cls_full_text_syslog_line_with_its_priority_is_read_as_a_files_line() -> None:
+    """rsyslog's files (RSYSLOG_SyslogProtocol23Format, or a receiver keeping `<PRI>`)
+    collected by CLS as full text: the same line in a file is an ERROR with its time and host
+    taken off; in __CONTENT__ it was UNKNOWN, its priority and time mined as the message."""
+    lines = [
+        "<11>1 2026-11-22T10:00:00.003+08:00 web1 pay 1234 - - charge failed for order 7",
+        "<11>Nov 22 10:00:01 web1 pay[5]: charge failed for order 8",
+    ]
+    api = TencentApi()
+    at = int(START.timestamp() * 1000) + 3_600_000
+    api.logs = [{"time": at + i, "json": {"__CONTENT__": line}} for i, line in enumerate(lines)]
+    report = await _cls_report(api)
+    assert report.by_level == {"ERROR": 2}
+    # Its priority and time are no part of the message, as in a file.
+    assert all(t.example.startswith("web1 pay") for t in report.templates), report.templates
