@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ambient.clients.log_formats import parse_line
-from ambient.clients.logs import file_query
+from ambient.clients.logs import FileLogSource, file_query
 from ambient.clients.tencent.logs import LogRecord
 from ambient.deps import WorkerDeps
 from ambient.storage.users import UserRepository
@@ -90,3 +90,58 @@ def test_a_file_query_reads_each_formats_level_fields_and_plain_text() -> None:
     for query, wanted in cases.items():
         matches = file_query(query)
         assert [r for r in (plain, shouty, warned) if matches(r)] == wanted, query
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY = datetime(2026, 11, 22, tzinfo=SHANGHAI), datetime(2026, 11, 23, tzinfo=SHANGHAI)
+
+
+ORDERS = "".join(
+    f'{{"time":"2026-11-22T02:00:0{n}Z","level":"info","msg":"order paid",'
+    f'"order_id":{order},"status":{status},"path":"/api/orders/{order}"}}\n'
+    for n, (order, status) in enumerate([(7, 200), (17, 502), (70, 500), (1007, 404)])
+)
+
+
+async def test_a_file_topic_field_value_term_is_the_fields_value_not_a_part_of_it(
+    tmp_path: Path,
+) -> None:
+    """As CQL reads them: `order_id:7` (a number) is order 7, not 17, 70 and 1007;
+    `status:50` is no status here; a text field matches by its words, a trailing `*` a
+    word's beginning. Each matched any value holding the digits."""
+    log = tmp_path / "orders.log"
+    log.write_text(ORDERS)
+    source = FileLogSource(log, None, SHANGHAI)
+
+    async def orders(query: str) -> list[int]:
+        found = await source.search(query, *DAY)
+        return sorted(r.content["order_id"] for r in found.logs)  # type: ignore[index]
+
+    assert await orders("order_id:7") == [7]
+    assert await orders("status:50") == []
+    assert await orders("status:502") == [17]
+    assert await orders("path:/api/orders/7") == [7]
+    assert await orders('path:"orders/17"') == [17]
+    assert await orders("path:1*") == [17, 1007]
+    assert await orders("msg:paid") == [7, 17, 70, 1007]
+    assert await orders("msg:pai") == []
+    assert await orders("msg:pai*") == [7, 17, 70, 1007]
+
+
+async def test_a_file_topic_field_term_reads_a_nested_json_field_by_its_dotted_name(
+    tmp_path: Path,
+) -> None:
+    """Fluent Bit's and Filebeat's JSON lines nest Kubernetes' fields, which CLS's JSON index
+    names by their dotted path: `kubernetes.pod_name:pay-1` answered no logs, complete."""
+    log = tmp_path / "pods.log"
+    log.write_text(
+        '{"time":"2026-11-22T02:00:00Z","level":"error","msg":"charge failed",'
+        '"kubernetes":{"pod_name":"pay-1","namespace_name":"shop"}}\n'
+        '{"time":"2026-11-22T02:00:01Z","level":"error","msg":"charge failed",'
+        '"kubernetes":{"pod_name":"web-2","namespace_name":"shop"}}\n'
+    )
+    source = FileLogSource(log, None, SHANGHAI)
+    found = await source.search("kubernetes.pod_name:pay-1", *DAY)
+    assert [r.content["kubernetes"]["pod_name"] for r in found.logs] == ["pay-1"]  # type: ignore[index]
+    shop = await source.search("Kubernetes.Namespace_Name:shop AND level:error", *DAY)
+    assert len(shop.logs) == 2
