@@ -25,7 +25,7 @@ from typing import Any
 from ambient.clients.log_formats import TRACE, TRACE_LINE, file_record, parse_line
 from ambient.clients.log_parts import whole_lines
 from ambient.clients.tencent.logs import LogRecord, SearchResult
-from ambient.domain.loglevels import SEVERITY, level_and_message, normal_level
+from ambient.domain.loglevels import MESSAGE_FIELDS, SEVERITY, level_and_message, normal_level
 
 MAX_LINE = 1 << 20  # bytes of one line
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
@@ -43,9 +43,14 @@ TRACEBACK = "Traceback (most recent call last):"
 CHAINED = ("During handling of", "The above exception")
 WARNED = SEVERITY["WARNING"]
 RAISED = re.compile(r"[A-Za-z_][\w.]*(?:: .*|:)?")
-# A Python exception's message over lines after its line: PostgreSQL's (psycopg2's DETAIL,
-# HINT, CONTEXT, LINE n), SQLAlchemy's [SQL: ...], [parameters: ...] and its link.
-RAISED_MORE = re.compile(r"(?:DETAIL|HINT|CONTEXT|LINE \d+): |\[|\(Background on this error at: ")
+# A Python exception's message may run over the lines after its line (PostgreSQL's DETAIL and
+# HINT, SQLAlchemy's [SQL: ...], pydantic's field names and errors): the untimed lines after it
+# are its own up to a timed line or another traceback, but no more than this many not indented
+# (a format changed after it is still unreadable past them).
+MAX_RAISED_LINES = 1000
+# An event's trace kept in its record's message (as CLS's multi-line records keep it), in
+# characters: the rest of a longer one is read, not kept.
+MAX_TRACE_CHARS = 65536
 
 
 def uncaught_crash(text: str, level: str) -> str | None:
@@ -70,17 +75,29 @@ def uncaught_crash(text: str, level: str) -> str | None:
     return None
 
 
-def _in_traceback(state: str, text: str) -> str | None:
+def _in_traceback(state: str, text: str, said: int) -> str | None:
     """Where an event's Python traceback is after ``text``, a line not indented, read in
-    ``state`` ("frames": its header read; "raised": its exception line read): the first such
-    line after the frames is the exception line whatever its name ("DoesNotExist",
-    "socket.timeout"), its message's further lines and a chained traceback's header follow.
-    None: the line is no part of it."""
+    ``state`` ("frames": its header read; "raised": its exception line read, and ``said``
+    lines after it): the first such line after the frames is the exception line whatever its
+    name ("DoesNotExist", "socket.timeout"), the lines after it its message's (up to
+    MAX_RAISED_LINES) or a chained traceback's. None: the line is no part of it."""
     if text.startswith(TRACEBACK):
         return "frames"
-    if text.startswith(CHAINED) or (state == "raised" and RAISED_MORE.match(text)):
+    if text.startswith(CHAINED) or (state == "raised" and said < MAX_RAISED_LINES):
         return state
     return "raised" if state == "frames" else None
+
+
+def _traced(record: LogRecord, trace: list[str]) -> LogRecord:
+    """The record with its trace's lines below its message, as CLS's multi-line records
+    hold them (a search finds the exception a trace names); a record whose message is no text
+    is as it was."""
+    content = record.content
+    if isinstance(content, dict):
+        key = next((f for f in MESSAGE_FIELDS if f in content), None)
+        if key is not None and isinstance(content[key], str):
+            content[key] = "\n".join([content[key], *trace])
+    return record
 
 
 def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
@@ -267,6 +284,12 @@ class FileLogSource:
         # The event's Python traceback: None, "frames" (its header read), "raised" (its
         # exception line read, whatever the exception's name; a chained one may follow).
         python: str | None = None
+        said = 0  # lines not indented after an exception line (its message's)
+        # The record not yet yielded, whose trace's lines (``below``, ``kept`` characters) are
+        # still being read.
+        held: LogRecord | None = None
+        below: list[str] = []
+        kept = 0
         thrown = False  # an event's Java exception line was read, its frames not yet
         framed = False  # the event's last trace line was a frame (indented)
         for number, line in whole_lines(self.lines(path)):
@@ -281,11 +304,14 @@ class FileLogSource:
                 self.timed = True
                 if tail.count:
                     tail = _Unread()
+                if held is not None:
+                    yield _traced(held, below) if below else held
                 if crash is not None:
                     yield crash
                 last, block, crash, thrown, framed = record, "event", None, False, False
-                python = None
-                yield record
+                python, held = None, record
+                if below:
+                    below, kept = [], 0
                 continue
             text = line.strip()
             if not text or block == "dump":
@@ -298,16 +324,23 @@ class FileLogSource:
                     raised = False
                     continue
                 if not raised and RAISED.fullmatch(text):
-                    crash, raised = _crashed(last, where, text), True
+                    crash, raised, said = _crashed(last, where, text), True, 0
                     continue
-                if raised and RAISED_MORE.match(text):
+                if raised and said < MAX_RAISED_LINES and not CRASH_FIRST.match(text):
+                    said += 1  # the exception's message
                     continue
             if crash is not None:  # the traceback ended above this line
                 yield crash
                 crash = None
             if last is not None and CRASH_FIRST.match(text):
+                if held is not None:
+                    yield _traced(held, below) if below else held
+                    below, kept = [], 0
                 block = "dump" if text.startswith(("panic: ", "fatal error: ")) else "event"
-                yield _crashed(last, where, text)
+                held = _crashed(last, where, text)  # the JVM's frames after it are its trace
+                if block == "dump":
+                    yield held
+                    held = None
             elif (
                 last is not None
                 and text.startswith(TRACEBACK)
@@ -315,13 +348,20 @@ class FileLogSource:
                 and (block is None or SEVERITY[level_and_message(last.content)[0]] < WARNED)
             ):
                 block, raised = "traceback", False
+                if held is not None:  # an uncaught crash's, none of the record above's
+                    yield _traced(held, below) if below else held
+                    held, below, kept = None, [], 0
             elif (
                 block == "event"
                 and python is not None
                 and not line[0].isspace()
-                and (after := _in_traceback(python, text)) is not None
+                and (after := _in_traceback(python, text, said)) is not None
             ):
+                said = said + 1 if python == "raised" else 0
                 python = after
+                if held is not None and kept < MAX_TRACE_CHARS:
+                    below.append(line.rstrip())
+                    kept += len(line)
             elif block == "event" and (thrown or CONTINUATION.match(line)):
                 # A Java exception's message may run over lines before its frames (MyBatis's
                 # "### SQL: ...", Spring's "; bad SQL grammar ..."): they belong to it too.
@@ -334,6 +374,9 @@ class FileLogSource:
                     or text.startswith(("Caused by: ", "Suppressed: "))
                     or (not was_framed and THROWN.match(text) is not None)
                 )
+                if held is not None and kept < MAX_TRACE_CHARS:
+                    below.append(line.rstrip())
+                    kept += len(line)
                 continue
             else:
                 block = None
@@ -341,6 +384,8 @@ class FileLogSource:
                 if last is not None and start <= last.time < end:
                     self._skip(tail)
                     tail = _Unread()
+        if held is not None:
+            yield _traced(held, below) if below else held
         if crash is not None:
             yield crash
         if last is None or (last.time < start and _modified_since(path, start)):

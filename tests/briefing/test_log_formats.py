@@ -17,10 +17,11 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing.config import BriefingConfig, plan_for
+from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
 from ambient.briefing.logreport import LogReducer, LogReport
-from ambient.briefing.logs import analyze_logs
-from ambient.briefing.models import PreparedBriefing, PrepareRequest
+from ambient.briefing.logs import analyze_logs, fill_from_report, read_log_source
+from ambient.briefing.models import BriefingInputs, PreparedBriefing, PrepareRequest
+from ambient.briefing.offline import offline_draft
 from ambient.clients.llm import LLMClient
 from ambient.clients.log_formats import parse_line
 from ambient.clients.log_parts import DOCKER_PIECE, whole_lines
@@ -413,9 +414,11 @@ async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unre
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
     path = tmp_path / "app.log"
-    path.write_text(JAVA_AND_PYTHON_TRACES + "garbage without a time\n", encoding="utf-8")
+    java, python = JAVA_AND_PYTHON_TRACES.split("2026-11-22 10:00:01")
+    path.write_text(f"{java}garbage without a time\n2026-11-22 10:00:01{python}", encoding="utf-8")
     prepared, report = await prepare(settings, db, path)
-    # The one line that is neither an event nor part of one is still unreadable.
+    # The one line that is neither an event nor part of one (after a trace's last frame) is
+    # still unreadable.
     assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
     assert "日志 2 行，错误 2" in report
 
@@ -485,14 +488,19 @@ def test_a_logged_errors_chained_traceback_is_not_an_uncaught_crash(tmp_path: Pa
     path.write_text(DJANGO_CHAINED + SQLALCHEMY_CHAINED, encoding="utf-8")
     source = FileLogSource(path, zone=SHANGHAI)
     records = [(r.content.get("level"), r.content["message"]) for r in source.records(*WINDOW)]
-    assert records == [
+    assert [(level, message.split("\n")[0]) for level, message in records] == [
         ("ERROR", "django.request Internal Server Error: /api/users/5"),
         ("INFO", 'django.server "GET /api/users/5 HTTP/1.1" 404 23'),
         ("ERROR", "app.orders could not save the order"),
         ("WARNING", "app.fetch the ledger is slow"),
     ]
-    # The one line that is neither an event nor part of one is still unreadable.
-    assert source.skipped == 1, source.skipped_examples
+    # Each holds its traceback below its line; an untimed line after a traceback's exception
+    # line is that exception's message, as a Python exception's message may run over lines.
+    assert records[2][1].split("\n")[1:] == [
+        line for line in SQLALCHEMY_CHAINED.splitlines()[1:18] if line
+    ]
+    assert records[3][1].endswith("requests.exceptions.ReadTimeout\ngarbage without a time")
+    assert source.skipped == 0, source.skipped_examples
 
 
 async def test_a_logged_errors_chained_traceback_is_one_error_in_the_briefing(
@@ -603,7 +611,8 @@ async def test_an_uncaught_crash_without_a_time_is_a_critical_event_of_the_day(
     source = FileLogSource(path, zone=zone)
     day = datetime(2026, 11, 22, tzinfo=zone), datetime(2026, 11, 23, tzinfo=zone)
     records = [
-        (r.time.hour, r.content.get("level"), r.content["message"]) for r in source.records(*day)
+        (r.time.hour, r.content.get("level"), r.content["message"].split("\n")[0])
+        for r in source.records(*day)
     ]
     assert records == [
         (10, "INFO", "payments started"),
@@ -1476,6 +1485,52 @@ def test_a_traceback_cut_before_its_exception_in_a_cls_record_is_no_crash_as_in_
     cut = 'INFO starting\nTraceback (most recent call last):\n  File "app.py", line 3, in <module>'
     assert uncaught_crash(cut, "INFO") is None
     assert uncaught_crash(cut + "\nValueError: bad", "INFO") == "ValueError: bad"
+
+
+# FastAPI's unhandled error: pydantic's ValidationError writes its message over the lines
+# after the exception line, each error's field name not indented.
+PYDANTIC = """\
+2026-11-22 10:00:00,123 - app.api - ERROR - Exception in ASGI application
+Traceback (most recent call last):
+  File "/srv/app/api.py", line 10, in create
+    order = Order(**payload)
+pydantic_core._pydantic_core.ValidationError: 2 validation errors for Order
+amount
+  Input should be greater than 0 [type=greater_than, input_value=-1, input_type=int]
+    For further information visit https://errors.pydantic.dev/2.5/v/greater_than
+currency
+  Field required [type=missing, input_value={}, input_type=dict]
+    For further information visit https://errors.pydantic.dev/2.5/v/missing
+"""
+
+
+async def test_a_python_exception_whose_message_runs_over_lines_is_no_unreadable_line(
+    tmp_path: Path,
+) -> None:
+    """Its message's lines were counted unreadable, so one such error in a day of twenty
+    lines made the briefing say lines could not be read and the day not read in full."""
+    log = tmp_path / "api.log"
+    info = "".join(
+        f"2026-11-22 10:00:{n + 10:02d},000 - app.api - INFO - request served\n" for n in range(20)
+    )
+    log.write_text(PYDANTIC + info)
+    reducer = LogReducer()
+    said = await read_log_source(
+        FileLogSpec(path=str(log)),
+        *WINDOW,
+        reducer,
+        log_dir=None,
+        admin=True,
+        tencent=TencentCloud(None, region="ap-guangzhou"),
+        zone=SHANGHAI,
+    )
+    report = reducer.report(start=WINDOW[0], end=WINDOW[1])
+    inputs = BriefingInputs(date="2026-11-23", language="en", timezone="Asia/Shanghai")
+    fill_from_report(inputs, report)
+    draft = offline_draft(inputs)
+    assert report.by_level == {"ERROR": 1, "INFO": 20}
+    assert report.unreadable == 0, said
+    assert not any("could not be read" in line for line in draft.what_happened), draft
 
 
 async def test_nginx_json_access_log_with_time_local_is_read(tmp_path: Path) -> None:

@@ -92,8 +92,49 @@ def test_a_file_query_reads_each_formats_level_fields_and_plain_text() -> None:
         assert [r for r in (plain, shouty, warned) if matches(r)] == wanted, query
 
 
+# A Java and a Python error, each with its stack trace, as Spring Boot and Python's logging
+# write them.
+TRACED = """\
+2026-11-22 10:00:00.123 ERROR 1 --- [nio-8080-exec-1] c.e.shop.OrderController : Request failed
+java.lang.NullPointerException: Cannot invoke "String.length()" because "s" is null
+\tat com.example.shop.OrderController.create(OrderController.java:42)
+\tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:883)
+Caused by: java.sql.SQLException: Connection refused
+\tat com.mysql.cj.jdbc.ConnectionImpl.<init>(ConnectionImpl.java:100)
+\t... 12 more
+2026-11-22 10:00:01.000  INFO 1 --- [main] c.e.shop.App : Started
+2026-11-22 10:00:02,000 - app.views - ERROR - Internal Server Error: /api/orders/
+Traceback (most recent call last):
+  File "/srv/app/views.py", line 3, in get
+    raise ValueError("bad card")
+ValueError: bad card
+2026-11-22 10:00:03,000 - app.views - INFO - fine
+"""
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = datetime(2026, 11, 22, tzinfo=SHANGHAI), datetime(2026, 11, 23, tzinfo=SHANGHAI)
+
+
+async def test_a_file_topic_search_finds_the_exception_a_stack_trace_logged(
+    tmp_path: Path,
+) -> None:
+    """The exception an operator searches for is in the trace below the event's line: it
+    belongs to that event (as the briefing reads it, as CLS's multi-line records keep it), and
+    searching for it answered no logs, complete. The record now holds its trace below its
+    message."""
+    log = tmp_path / "app.log"
+    log.write_text(TRACED)
+    source = FileLogSource(log, None, SHANGHAI)
+    for query in ("NullPointerException", "SQLException", "ValueError", "bad card"):
+        found = await source.search(query, *DAY)
+        assert len(found.logs) == 1, (query, found.logs)
+    [java] = (await source.search("NullPointerException", *DAY)).logs
+    assert isinstance(java.content, dict)
+    assert java.content["message"].splitlines() == [
+        "Request failed",
+        *TRACED.splitlines()[1:7],
+    ]
+    every = (await source.search("*", *DAY)).logs
+    assert [r.content["level"] for r in every] == ["INFO", "ERROR", "INFO", "ERROR"]  # type: ignore[index]
 
 
 ORDERS = "".join(
