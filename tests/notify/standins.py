@@ -188,6 +188,7 @@ class Mailbox:
         tls: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
         smtputf8: bool = True,
+        size_limit: int | None = None,
     ) -> None:
         self.messages: list[EmailMessage] = []
         self.raw: list[bytes] = []  # each message as it came over the wire
@@ -228,7 +229,9 @@ class Mailbox:
             auth = {"auth_require_tls": False, "authenticator": self._authenticate}
         # With tls, the server speaks TLS from the first byte (implicit TLS, as on port 465).
         # Without smtputf8, no SMTPUTF8 offered (RFC 6531): addresses in ASCII only, as many
-        # relays take them.
+        # relays take them. With size_limit, the server announces it (ESMTP SIZE, RFC 1870) and
+        # refuses a MAIL FROM whose SIZE= is over it with 552, as Postfix's message_size_limit.
+        limit = {} if size_limit is None else {"data_size_limit": size_limit}
         self.controller = Controller(
             self,
             hostname="127.0.0.1",
@@ -236,6 +239,7 @@ class Mailbox:
             ssl_context=tls,
             enable_SMTPUTF8=smtputf8,
             **auth,
+            **limit,
         )
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, *args: Any) -> Any:

@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from temporalio.testing import ActivityEnvironment
 
+from activities.deliveries import delivery_key
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.dingtalk import DingTalkChannel
@@ -21,10 +23,12 @@ from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
-from ambient.domain.notify import Attachment, Message
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import Attachment, DeliveryStatus, Message
 from ambient.render import markdown_literal
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.repositories import DeliveryRepository, EventRepository
 from bench.certs import certificate
 from tests.notify.standins import (
     DING_SECRET,
@@ -34,6 +38,8 @@ from tests.notify.standins import (
     Mailbox,
     PushEndpoints,
 )
+from tests.notify.test_delivery import _user
+from tests.notify.test_mail_deadline import _mailing
 from tests.support.servers import HANG, free_port
 
 # The stand-ins live on loopback: allow exactly that, as an operator would allow a network.
@@ -985,6 +991,35 @@ async def test_a_refused_sender_names_the_setting_to_change() -> None:
     error = str(refused.value)
     assert "AMBIENT_SMTP_FROM" in error and "alerts@other.example" in error
     assert "must be same as authorization user" in error
+
+
+async def test_a_digest_over_the_servers_size_limit_is_not_told_as_a_wrong_sender(
+    deps: WorkerDeps,
+) -> None:
+    # A server announcing a message size limit (ESMTP SIZE: Postfix's message_size_limit, a
+    # corporate relay's) refuses a MAIL FROM whose SIZE= is over it with 552 "message size
+    # exceeds fixed maximum message size", the sender being fine. It was said "sender ...
+    # refused: set AMBIENT_SMTP_FROM ...", which no sender fixes.
+    await _user(deps.db, "alice")
+    with Mailbox(size_limit=20_000) as mailbox:
+        notify, request = _mailing(deps, mailbox, "size-limit")
+        digest = "\n".join(f"- 订单服务 node-{i}: 错误率 5.{i}% 超过阈值" for i in range(2_000))
+        request.message = Message(title="每日摘要", body=digest)
+        result = await ActivityEnvironment().run(notify.notify, request)
+        assert mailbox.messages == []
+    (delivery,) = result.deliveries
+    assert delivery.status is DeliveryStatus.FAILED
+    key = delivery_key(request.idempotency_key, "email", "alice@example.com")
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+        events = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    said = row.error if row is not None else ""
+    assert said.startswith("permanent: ")
+    assert [e.payload["error"] for e in events] == [said.removeprefix("permanent: ")]
+    # The server's words and its limit are kept; the sender is not what to change.
+    assert "552" in said and "message size exceeds" in said
+    assert "too big" in said and "20000 bytes" in said
+    assert "AMBIENT_SMTP_FROM" not in said, said
 
 
 async def test_a_link_the_body_already_carries_is_not_added_again(

@@ -115,6 +115,14 @@ class EmailChannel:
             )
             raise _refused(exc, "SMTP login", fix) from exc
         except aiosmtplib.SMTPSenderRefused as exc:
+            if too_big(exc):  # the sender is fine: no AMBIENT_SMTP_FROM makes it smaller
+                limit = client.size_limit
+                taken = f", which takes {limit} bytes at most" if limit else ""
+                raise PermanentNotifyError(
+                    f"the message is too big for this SMTP server{taken} ({exc.code} "
+                    f"{exc.message}): send less (a shorter body, fewer attachments), or raise "
+                    "the server's message size limit"
+                ) from exc
             raise _refused(exc, f"sender {exc.sender}", _fix(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500:  # 421 busy, 451 at DATA (some greylist there): later
@@ -193,6 +201,15 @@ class _Client(aiosmtplib.SMTP):
     data_begun = False
     accepted = False  # the server said it took the message (its answer to the DATA)
     posts: Posts | None = None
+    # The message size the server said it takes (ESMTP SIZE, RFC 1870; 0 or none: no limit
+    # said), kept past the close that forgets what the server offered.
+    size_limit = 0
+
+    async def ehlo(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        answer = await super().ehlo(*args, **kwargs)
+        said = self.esmtp_extensions.get("size", "").strip()
+        self.size_limit = int(said) if said.isdigit() else 0
+        return answer
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, asyncio.CancelledError) or self.accepted:
@@ -235,6 +252,12 @@ def _refused(exc: aiosmtplib.SMTPResponseException, what: str, fix: str) -> Exce
         asked = smtp_asked_delay(exc.message)
         return DeferredNotifyError(f"{what} refused for now ({said})", retry_after=asked)
     return PermanentNotifyError(f"{what} refused ({said}): {fix}")
+
+
+def too_big(refused: aiosmtplib.SMTPSenderRefused) -> bool:
+    """Whether MAIL FROM was refused for the message's size (its SIZE= over the server's limit,
+    RFC 1870: 552, enhanced status 5.3.4 "message too big for system"), not for the sender."""
+    return refused.code == 552 or "5.3.4" in refused.message
 
 
 def _fix(refused: aiosmtplib.SMTPSenderRefused) -> str:
