@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ambient.domain.notify import sender_mailbox
 from ambient.domain.users import Language
 
 TASK_QUEUE = "ambient-ops"
@@ -86,6 +87,14 @@ class ServerSecret(BaseModel):
     users: list[str] = Field(default_factory=list)
     # None listed: it is no source's credentials (whoever names it chooses the source's URL).
     origins: list[Annotated[str, AfterValidator(_origin_setting)]] = Field(default_factory=list)
+
+
+def _is_sender(value: str) -> bool:
+    try:
+        sender_mailbox(value)
+    except ValueError:
+        return False
+    return True
 
 
 class Settings(BaseSettings):
@@ -345,8 +354,20 @@ class Settings(BaseSettings):
         # Mail leaves as the account it logs in with unless a sender is set: providers refuse
         # another one (QQ, 163: "mail from address must be same as authorization user").
         login = self.smtp_username or ""
-        if "smtp_from" not in self.model_fields_set and "@" in login:
-            self.smtp_from = login
+        if "smtp_from" not in self.model_fields_set:
+            if "@" in login and _is_sender(login):
+                self.smtp_from = login
+            return self
+        # Read here as a name and an address (the email channel writes From and the envelope's
+        # sender from them): "Ops, Beijing <ops@example.com>" went into From as written, two
+        # addresses (the first "Ops"); a value holding no one mailbox failed every send.
+        try:
+            sender_mailbox(self.smtp_from)
+        except ValueError as exc:
+            raise ValueError(
+                f"AMBIENT_SMTP_FROM is not a sender: {exc}; give an address, or a name and an "
+                "address (Ops <ops@example.com>)"
+            ) from None
         return self
 
     @model_validator(mode="after")

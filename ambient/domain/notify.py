@@ -238,6 +238,47 @@ def mailbox(address: str) -> str:
     return f"{checked.local_part.casefold()}@{checked.ascii_domain.lower()}"
 
 
+# "Name <address>", the name perhaps in quotes (as mail clients write it), or the address alone.
+NAMED = re.compile(r"(?P<name>.*?)\s*<(?P<address>[^<>]*)>", re.DOTALL)
+# A host name of a relay's own network (localhost, mail.local): email_validator refuses these
+# as no Internet domain, which a private relay takes.
+HOST_NAME = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?",
+    re.IGNORECASE,
+)
+
+
+def sender_mailbox(value: str) -> tuple[str, str]:
+    """The display name (``""`` when none) and the address of a sender written as people write
+    one: ``Ops, Beijing <ops@example.com>``, ``"Ops" <ops@example.com>`` or the address
+    alone. The name is kept as written, commas, colons and brackets included (the From header
+    quotes or encodes it); a value holding no one address raises ``ValueError`` saying why."""
+    text = value.strip()
+    name, address = "", text
+    if (named := NAMED.fullmatch(text)) is not None:
+        name, address = " ".join(named["name"].split()), named["address"].strip()
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1]).strip()
+    if not address:
+        raise ValueError("no address")
+    try:
+        validate_email(address, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as exc:
+        local, at, host = address.rpartition("@")
+        if not (at and HOST_NAME.fullmatch(host) and _local_part(local)):
+            raise ValueError(f"{address!r} is not an email address ({exc})") from None
+    return name, address
+
+
+def _local_part(local: str) -> bool:
+    """Whether ``local`` is the part of an address before its ``@``, as email_validator reads it."""
+    try:
+        validate_email(f"{local}@example.com", check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

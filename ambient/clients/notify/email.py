@@ -8,7 +8,8 @@ import contextlib
 import hashlib
 import re
 import ssl
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
 from html import escape
@@ -25,7 +26,7 @@ from ambient.clients.notify.errors import (
     ssl_error_in,
 )
 from ambient.domain.deliver_later import smtp_asked_delay
-from ambient.domain.notify import Message
+from ambient.domain.notify import Message, sender_mailbox
 from ambient.render import markdown_html, markdown_plain
 
 
@@ -42,12 +43,23 @@ class EmailChannel:
     tls: str = "starttls"
     timeout: float = 30.0
     tls_context: ssl.SSLContext | None = None
+    # ``sender`` read as its display name and address:
+    # the From header is that one mailbox, the envelope's sender that address.
+    _from: Address = field(init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            name, address = sender_mailbox(self.sender)
+        except ValueError as exc:
+            raise ValueError(f"AMBIENT_SMTP_FROM is not a sender: {exc}") from None
+        local, _, domain = address.rpartition("@")
+        self._from = Address(display_name=name, username=local, domain=domain)
 
     def build(self, message: Message, to: str, idempotency_key: str) -> EmailMessage:
         mail = EmailMessage()
         # One header line: a line break in the title would be refused (or start a header).
         mail["Subject"] = " ".join(message.title.splitlines())
-        mail["From"] = self.sender
+        mail["From"] = self._from  # its name quoted or encoded as it needs (commas, colons)
         mail["To"] = to
         mail["Date"] = formatdate(localtime=False)
         # Stable per delivery: a resend after a crash carries the same id (clients thread it).
@@ -97,7 +109,7 @@ class EmailChannel:
         client.posts = posts
         try:
             async with client:
-                await client.send_message(mail)
+                await client.send_message(mail, sender=self._from.addr_spec)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # 4xx is "try again later" (greylisting, a full mailbox): only 5xx is final.
             if all(400 <= refused.code < 500 for refused in exc.recipients):
