@@ -52,6 +52,19 @@ async def test_an_address_whose_domain_is_chinese_goes_in_its_ascii_form() -> No
     assert box.messages[0]["To"].addresses[0].addr_spec == "zhangsan@xn--fsqu00a.xn--fiqs8s"
 
 
+async def test_a_sender_whose_domain_is_chinese_goes_in_its_ascii_form() -> None:
+    """A recipient's `例子.中国` went as `xn--fsqu00a.xn--fiqs8s` to a server without SMTPUTF8;
+    AMBIENT_SMTP_FROM's domain did not, and every mail was refused."""
+    with Mailbox(smtputf8=False) as box:
+        channel = EmailChannel("127.0.0.1", box.port, "运维 <ops@例子.中国>", tls="none")
+        await channel.send(
+            "alice", Message(title="告警", body="x"), "zhangsan@example.com", idempotency_key="k"
+        )
+    assert box.envelopes == [("ops@xn--fsqu00a.xn--fiqs8s", ["zhangsan@example.com"])]
+    (sender,) = box.messages[0]["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("运维", "ops@xn--fsqu00a.xn--fiqs8s")
+
+
 @pytest.mark.parametrize(
     ("sender", "name"),
     [

@@ -43,7 +43,7 @@ class EmailChannel:
     tls: str = "starttls"
     timeout: float = 30.0
     tls_context: ssl.SSLContext | None = None
-    # ``sender`` read as its display name and address:
+    # ``sender`` read as its display name and address (its domain in ASCII, as the recipient's):
     # the From header is that one mailbox, the envelope's sender that address.
     _from: Address = field(init=False)
 
@@ -52,7 +52,7 @@ class EmailChannel:
             name, address = sender_mailbox(self.sender)
         except ValueError as exc:
             raise ValueError(f"AMBIENT_SMTP_FROM is not a sender: {exc}") from None
-        local, _, domain = address.rpartition("@")
+        local, _, domain = ascii_domain(address).rpartition("@")
         self._from = Address(display_name=name, username=local, domain=domain)
 
     def build(self, message: Message, to: str, idempotency_key: str) -> EmailMessage:
