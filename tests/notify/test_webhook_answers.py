@@ -45,6 +45,7 @@ from ambient.storage.models import Delivery as Row
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.test_delivery import _user
+from tests.notify.test_leases import _notify, _rows
 from tests.support.servers import http_client, serve
 
 LONG = 64 * 1024 * 1024  # bytes of the long answer the receiver would send
@@ -397,3 +398,48 @@ async def test_a_webhook_refusal_whose_words_hold_a_nul_is_said_as_its_refusal(
     assert [(d.status, d.error) for d in deliveries] == [(DeliveryStatus.FAILED, said)]
     assert len(posts) == 1
     assert [(r.status, r.error) for r in rows] == [("failed", said)]
+
+
+@pytest.mark.parametrize("code", [410, 429, 500])
+async def test_a_refusal_whose_page_comes_slowly_is_said_by_its_status(
+    deps: WorkerDeps, code: int
+) -> None:
+    # The status line and headers at once, then an error page a few bytes at a time (a big
+    # page over a slow link, a proxy that stalls after the headers): the page was read until
+    # the send's deadline, its status dropped, "transient: no answer within 3s", and a 410
+    # Gone posted again.
+    posts: list[int] = []
+
+    async def refuse(request: Request) -> Response:
+        await request.body()
+        posts.append(code)
+
+        async def page() -> AsyncIterator[bytes]:
+            yield b"<html><body><h1>This endpoint is gone</h1>"
+            for _ in range(20):
+                await asyncio.sleep(0.5)
+                yield b" "
+
+        return StreamingResponse(page(), status_code=code, media_type="text/html")
+
+    await _user(deps.db, "alice")
+    async with serve(Starlette(routes=[Route("/hook", refuse, methods=["POST"])])) as base:
+        notify = _notify(deps, base, notify_target_timeout=3.0)
+        key = unique(f"slow-refusal-{code}")
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="webhook", target=f"{base}/hook")],
+            idempotency_key=key,
+        )
+        with contextlib.suppress(Exception):  # a transient failure is raised for a retry
+            await notify.send(request, heartbeat=False)
+        error = (await _rows(deps.db, key))["webhook"].error or ""
+    assert "no answer within" not in error, error
+    expected = {
+        410: "permanent: HTTP 410: <html><body><h1>This endpoint is gone</h1>",
+        429: "transient: HTTP 429",
+        500: "transient: HTTP 500",
+    }[code]
+    assert error.startswith(expected), error
+    assert posts == [code]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import zlib
@@ -35,6 +36,10 @@ LATER = (429, 503)
 # server: an answer without end, or one compressed a thousandfold, read whole, took the worker's
 # memory (which every user's sends share).
 ANSWER_LIMIT = 64 * 1024
+# Seconds a refusal's words are waited for (never more than half the send's time left): its
+# status is the answer, and an error page trickling in was read until the send's deadline cut
+# it, the status lost ("no answer"), and a 410 Gone posted again.
+REFUSAL_READ = 1.5
 # The headers that described the whole body as sent, not the words kept of it.
 UNREAD = (b"content-encoding", b"content-length", b"transfer-encoding")
 
@@ -79,9 +84,11 @@ async def post_json(
     async def post() -> httpx.Response:
         response = await http.send(request, stream=True, follow_redirects=False)
         try:
+            if not response.is_success:
+                return await first_words(response, within=refusal_read())
             # A body not needed is not waited for: one trickling on after a 2xx was read until
             # the send's deadline cut it, and the message, taken, was posted again.
-            return await first_words(response, read=reads_success or not response.is_success)
+            return await first_words(response, read=reads_success)
         finally:
             await response.aclose()
 
@@ -107,18 +114,34 @@ async def post_json(
     return response
 
 
-async def first_words(response: httpx.Response, *, read: bool = True) -> httpx.Response:
+def refusal_read() -> float:
+    """Seconds a refusal's words may take: REFUSAL_READ, or half the send's time left."""
+    send = SEND_CLOCK.get()
+    if send is None or (when := send.deadline.when()) is None:
+        return REFUSAL_READ
+    return max(min(REFUSAL_READ, (when - asyncio.get_running_loop().time()) / 2), 0)
+
+
+async def first_words(
+    response: httpx.Response, *, read: bool = True, within: float | None = None
+) -> httpx.Response:
     """``response`` (streamed) with at most ANSWER_LIMIT bytes of its body read (``read``;
-    else none), decoded if the receiver compressed it though asked not to (``decoded``)."""
+    else none), decoded if the receiver compressed it though asked not to (``decoded``).
+    ``within``: seconds the body is read for, what came by then kept."""
     raw = bytearray()
     if read:
         # Closed at once when left (httpx's iterator is a generator): not when collected.
         chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-        async with contextlib.aclosing(chunks_of) as chunks:
-            async for chunk in chunks:
-                raw += chunk
-                if len(raw) >= ANSWER_LIMIT:
-                    break
+        bound = asyncio.timeout(within)  # None: read as long as the send's own time lasts
+        try:
+            async with bound, contextlib.aclosing(chunks_of) as chunks:
+                async for chunk in chunks:
+                    raw += chunk
+                    if len(raw) >= ANSWER_LIMIT:
+                        break
+        except TimeoutError:
+            if not bound.expired():  # not this bound's
+                raise
     body = decoded(bytes(raw[:ANSWER_LIMIT]), response.headers.get("content-encoding"))
     # As received (bytes): a header decoded and encoded again can read otherwise.
     kept = [(k, v) for k, v in response.headers.raw if k.lower() not in UNREAD]
