@@ -206,9 +206,11 @@ class KubernetesExecutor:
                         f"{error}; written by this step before it was refused: "
                         + ", ".join(written)
                     )
-                # The server answered, so nothing of this write was stored: the step changed
-                # something if this call wrote before it or an earlier attempt stamped objects.
-                error.changed = bool(written)
+                # Refused before it was handled (a 4xx, the API server's own 503: shutting
+                # down), nothing of this write was stored: the step changed something if this
+                # call wrote before it or an earlier attempt stamped objects. Any other 5xx (a
+                # 504 Timeout, a 500 ServerTimeout, a gateway's page) may follow a stored write.
+                error.changed = True if written else (False if _stored_nothing(exc) else None)
                 raise error from None
             except httpx2.TransportError as exc:
                 if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
@@ -245,6 +247,14 @@ class KubernetesExecutor:
                 # Already gone is what we wanted: the API server's own 404, not a proxy's page.
                 if not (isinstance(exc, ApiError) and exc.status.code == 404):
                     raise
+
+
+def _stored_nothing(exc: httpx2.HTTPStatusError) -> bool:
+    """Whether the API server refused a write before handling it: its own Status of a 4xx, or
+    of a 503 (it answers so before a request is handled: shutting down). A 500 or 504 (its
+    storage did not answer in time) and any page of what stands before it may follow a write
+    it stored."""
+    return isinstance(exc, ApiError) and (status_of(exc)[0] < 500 or status_of(exc)[0] == 503)
 
 
 async def _unless_refused(read: Awaitable[T], refused: T, notes: list[str], what: str) -> T:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,11 @@ import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.remediation import RemediationActivities
 from ambient.clients.kube import (
     KubeClients,
     KubeError,
@@ -24,6 +30,7 @@ from ambient.clients.kube import (
     client_from_kubeconfig,
 )
 from ambient.cloud.errors import CloudOpsFailedError, readable
+from ambient.deps import WorkerDeps
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
@@ -44,6 +51,7 @@ from ambient.remediation.ladder import (
     WorkloadRef,
     step_key,
 )
+from ambient.remediation.storage import ActionLedger
 from tests.standins.kube_api import AnswerLost, ApiCall, KubeApi, kubeconfig
 from tests.support.servers import http_client, serve
 
@@ -1557,3 +1565,58 @@ async def test_a_gateways_404_page_is_not_said_as_the_deployment_missing(tmp_pat
     assert not isinstance(raised.value, KubeNotFoundError) and not raised.value.retryable
     said = str(raised.value)
     assert "not a Kubernetes API answer" in said and "nginx" in said, said
+
+
+async def test_a_504_for_a_stored_write_is_not_said_to_have_changed_nothing(kube: Cluster) -> None:
+    """The API server answers 504 Timeout ("request did not complete within requested
+    timeout") for a write it stored (the stand-in's AnswerLost). The step said it changed
+    nothing (``changed`` False, as for a 4xx): the slot was given back and an abort read
+    "before its change" although the Deployment was restarted. Now: it may have written."""
+    lost: list[str] = []
+
+    def lose_the_answer(call: ApiCall) -> None:
+        if not lost:
+            lost.append(call.path)
+            raise AnswerLost
+
+    kube.api.on_write = lose_the_answer
+    restart = kube.step("remediation/r504", Rung.RESTART, restarted_at="2026-11-22T17:00:00Z")
+    with pytest.raises(KubeUnavailableError) as raised:
+        await kube.executor.apply(restart)
+    assert len(kube.api.writes("deployments")) == 1  # the restart is stored
+    assert raised.value.changed is not False, raised.value
+
+
+async def test_a_last_try_answered_504_after_storing_the_restart_keeps_its_slot(
+    kube: Cluster, deps: WorkerDeps
+) -> None:
+    """The activity's last try (attempt 8 of 8): the API server stores the restart and
+    answers 504 Timeout. The activity gave the step's rate-limit slot back and told the run,
+    in the failure's details, that nothing was written: the run handed over saying no change
+    was made while the Deployment was restarted, and the cluster's rate limit no longer
+    counted it. Now the slot is kept and the run told it may have written (None)."""
+    deps.settings.remediation_executor = "kubernetes"
+    activities = RemediationActivities(
+        deps.db, deps.settings, None, {"kubernetes": kube.executor, "dry_run": kube.executor}
+    )
+    step = kube.step("remediation/r504b", Rung.RESTART, restarted_at="2026-11-22T17:00:00Z")
+    async with deps.db.writing() as session:
+        await ActionLedger(session).reserve(
+            step.key, kube.target.cluster_id, "checkout", 1, datetime.now(UTC)
+        )
+
+    def lose_the_answer(call: ApiCall) -> None:
+        raise AnswerLost
+
+    kube.api.on_write = lose_the_answer
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, attempt=8, retry_policy=RetryPolicy(maximum_attempts=8)
+    )
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(activities.apply_remediation_step, step)
+    assert len(kube.api.writes("deployments")) == 1  # restarted
+    async with deps.db.session() as session:
+        kept = await ActionLedger(session).reserved(step.key)
+    details = tuple(raised.value.details)
+    assert (kept is not None, details[:1]) == (True, (None,)), (kept, details)
