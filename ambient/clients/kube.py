@@ -190,7 +190,11 @@ class Workload(BaseModel):
     available: int
     revision: int | None
     images: list[str]
+    #: Rolled out, as the remediation ladder's rollout verdict judges it (``rolled_out``).
     healthy: bool
+    #: That verdict in words: what it waits for or failed on ("1 of 2 new replicas have been
+    #: updated", a progress deadline exceeded, scaled to 0), or rolled out.
+    health: str
 
 
 # What reading a kubeconfig raises for a file that is no kubeconfig (YAML of another shape
@@ -467,6 +471,42 @@ def _images(template: Any) -> list[str]:
     return [c.image or "" for c in containers]
 
 
+def rolled_out(deployment: dict[str, Any]) -> tuple[bool, str]:
+    """What `kubectl rollout status` decides of a Deployment (as the API gives it): rolled out,
+    or what it waits for or failed on; one scaled to 0 is not (kubectl calls it rolled out)."""
+    status, meta = deployment.get("status") or {}, deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    desired = spec.get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    total = status.get("replicas", 0)
+    name = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return False, f"waiting for the controller to observe {name}'s new spec"
+    progressing: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+    )
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        # The controller gave up on the rollout: old pods may still serve, the new release
+        # will not roll out however long we wait.
+        why = progressing.get("message") or "no progress within spec.progressDeadlineSeconds"
+        return (
+            False,
+            f"deployment {name} exceeded its progress deadline (ProgressDeadlineExceeded: {why})",
+        )
+    if desired == 0:
+        # Rolled out for kubectl, but no pod serves: a metric that falls now (no traffic, no
+        # errors) says nothing of the change, as behind an isolation.
+        return False, f"deployment {name} is scaled to 0 replicas: no pod serves"
+    if updated < desired:
+        return False, f"{updated} of {desired} new replicas have been updated"
+    if total > updated:
+        return False, f"{total - updated} old replicas are pending termination"
+    if available < updated:
+        return False, f"{available} of {updated} updated replicas are available"
+    return True, f"{name} successfully rolled out ({available}/{desired} available)"
+
+
 async def list_workloads(client: AsyncClient, namespace: str | None = None) -> list[Workload]:
     """Deployments with replica counts, current revision and a health verdict."""
     listing = client.list(Deployment, namespace=namespace or "*")
@@ -476,6 +516,8 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
         status, spec, meta = d.status, d.spec, d.metadata
         wanted = spec.replicas if spec and spec.replicas is not None else 1
         ready = (status.readyReplicas or 0) if status else 0
+        # Not ready >= wanted: a release past its progress deadline keeps its old pods ready.
+        healthy, health = rolled_out(d.to_dict())
         revision = (meta.annotations or {}).get(REVISION) if meta else None
         workloads.append(
             Workload(
@@ -487,7 +529,8 @@ async def list_workloads(client: AsyncClient, namespace: str | None = None) -> l
                 available=(status.availableReplicas or 0) if status else 0,
                 revision=revision_number(revision),
                 images=_images(spec.template if spec else None),
-                healthy=ready >= wanted,
+                healthy=healthy,
+                health=health,
             )
         )
     return sorted(workloads, key=lambda w: (w.namespace, w.name))

@@ -20,6 +20,7 @@ from ambient.clients.kube import (
     collected,
     kube_call,
     revision_number,
+    rolled_out,
 )
 from ambient.remediation.changes import (
     REVISION_HISTORY,
@@ -269,50 +270,15 @@ def previous_revision(
 
 
 def rollout_health(deployment: Obj) -> RolloutHealth:
-    """The Deployment's ready and desired pods, and whether it is rolled out (``_rolled_out``)."""
+    """The Deployment's ready and desired pods, and whether it is rolled out (``rolled_out``)."""
     replicas = deployment["spec"].get("replicas")
-    available, detail = _rolled_out(deployment)
+    available, detail = rolled_out(deployment)
     return RolloutHealth(
         available=available,
         ready_replicas=int((deployment.get("status") or {}).get("readyReplicas") or 0),
         desired=1 if replicas is None else int(replicas),
         detail=detail,
     )
-
-
-def _rolled_out(deployment: Obj) -> tuple[bool, str]:
-    """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on;
-    and a Deployment scaled to 0 is not available (kubectl calls it rolled out)."""
-    status, meta = deployment.get("status") or {}, deployment["metadata"]
-    desired = deployment["spec"].get("replicas", 1)
-    updated = status.get("updatedReplicas", 0)
-    available = status.get("availableReplicas", 0)
-    total = status.get("replicas", 0)
-    name = f"{meta['namespace']}/{meta['name']}"
-    if status.get("observedGeneration", 0) < meta.get("generation", 0):
-        return False, f"waiting for the controller to observe {name}'s new spec"
-    progressing: Obj = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
-    )
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        # The controller gave up on the rollout: old pods may still serve, the new release
-        # will not roll out however long we wait.
-        why = progressing.get("message") or "no progress within spec.progressDeadlineSeconds"
-        return (
-            False,
-            f"deployment {name} exceeded its progress deadline (ProgressDeadlineExceeded: {why})",
-        )
-    if desired == 0:
-        # Rolled out for kubectl, but no pod serves: a metric that falls now (no traffic, no
-        # errors) says nothing of the change, as behind an isolation.
-        return False, f"deployment {name} is scaled to 0 replicas: no pod serves"
-    if updated < desired:
-        return False, f"{updated} of {desired} new replicas have been updated"
-    if total > updated:
-        return False, f"{total - updated} old replicas are pending termination"
-    if available < updated:
-        return False, f"{available} of {updated} updated replicas are available"
-    return True, f"{name} successfully rolled out ({available}/{desired} available)"
 
 
 def _scaled_object(meta: ObjectMeta | None) -> str | None:

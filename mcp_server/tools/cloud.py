@@ -194,7 +194,8 @@ async def list_workloads(
     ] = None,
     region: Region = None,
 ) -> Workloads:
-    """Deployments with replicas ready/updated/available, current revision and images."""
+    """Deployments with replicas ready/updated/available, current revision and images, and
+    whether each is rolled out (healthy; health says what its rollout waits for or failed on)."""
     return Workloads(
         workloads=await app_state(ctx).cloud_reads.workloads(cluster_id, namespace, region)
     )

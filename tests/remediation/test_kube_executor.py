@@ -28,6 +28,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     TkeClusterNotFoundError,
     client_from_kubeconfig,
+    list_workloads,
 )
 from ambient.cloud.errors import CloudOpsFailedError, readable
 from ambient.deps import WorkerDeps
@@ -1620,3 +1621,27 @@ async def test_a_last_try_answered_504_after_storing_the_restart_keeps_its_slot(
         kept = await ActionLedger(session).reserved(step.key)
     details = tuple(raised.value.details)
     assert (kept is not None, details[:1]) == (True, (None,)), (kept, details)
+
+
+async def test_list_workloads_does_not_call_a_rollout_past_its_deadline_healthy(
+    kube: Cluster,
+) -> None:
+    """A release whose new pods never become ready under RollingUpdate (maxUnavailable 0):
+    the old ReplicaSet keeps every replica ready, and the controller reports Progressing
+    False, ProgressDeadlineExceeded (`kubectl rollout status` fails). list_workloads, the
+    tool a person or the agent asks "is checkout healthy?", said healthy: readyReplicas >=
+    spec.replicas was all it looked at. It judges by the ladder's rollout verdict now."""
+    kube.api.stalled_images = {V2}
+    await kube.release(V2)
+    client = await _client(kube.executor._clients, kube.target.cluster_id)
+    [checkout] = [w for w in await list_workloads(client, "shop") if w.name == "checkout"]
+    status = kube.deployment()["status"]
+    assert status["conditions"][-1]["reason"] == "ProgressDeadlineExceeded"
+    assert checkout.images == [V2]
+    assert not checkout.healthy, checkout
+    assert "exceeded its progress deadline" in checkout.health, checkout
+    # Put back to a release that rolls out: healthy again, and said so.
+    kube.api.stalled_images = set()
+    await kube.release(V1)
+    [fine] = [w for w in await list_workloads(client, "shop") if w.name == "checkout"]
+    assert fine.healthy and "successfully rolled out" in fine.health, fine
