@@ -193,7 +193,7 @@ class Workload(BaseModel):
     #: Rolled out, as the remediation ladder's rollout verdict judges it (``rolled_out``).
     healthy: bool
     #: That verdict in words: what it waits for or failed on ("1 of 2 new replicas have been
-    #: updated", a progress deadline exceeded, scaled to 0), or rolled out.
+    #: updated", a progress deadline exceeded, paused, scaled to 0), or rolled out.
     health: str
 
 
@@ -473,7 +473,8 @@ def _images(template: Any) -> list[str]:
 
 def rolled_out(deployment: dict[str, Any]) -> tuple[bool, str]:
     """What `kubectl rollout status` decides of a Deployment (as the API gives it): rolled out,
-    or what it waits for or failed on; one scaled to 0 is not (kubectl calls it rolled out)."""
+    or what it waits for or failed on; one scaled to 0 is not (kubectl calls it rolled out),
+    and a paused one is judged by its available replicas (its rollout goes no further)."""
     status, meta = deployment.get("status") or {}, deployment.get("metadata") or {}
     spec = deployment.get("spec") or {}
     desired = spec.get("replicas", 1)
@@ -498,6 +499,13 @@ def rolled_out(deployment: dict[str, Any]) -> tuple[bool, str]:
         # Rolled out for kubectl, but no pod serves: a metric that falls now (no traffic, no
         # errors) says nothing of the change, as behind an isolation.
         return False, f"deployment {name} is scaled to 0 replicas: no pod serves"
+    if spec.get("paused"):
+        # Paused (`kubectl rollout pause`), it updates no more replicas until it is resumed:
+        # waiting for them would never end. Its pods of both releases serve, counted together.
+        if available < desired:
+            return False, f"deployment {name} is paused: {available} of {desired} available"
+        midway = f" mid-rollout ({updated} of {desired} updated)" if updated < desired else ""
+        return True, f"deployment {name} is paused{midway}: {available}/{desired} available"
     if updated < desired:
         return False, f"{updated} of {desired} new replicas have been updated"
     if total > updated:

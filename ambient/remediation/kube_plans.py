@@ -136,6 +136,14 @@ class StepPlanner:
             # At 0 on purpose, whether a person or its autoscaler put it there: the ladder
             # hands over (as its restart does), it does not climb on to a rollback.
             return _stopped(name, Rung.SCALE_OUT, hpa)
+        if deployment["spec"].get("paused") and not step.asked:
+            # Someone holds its rollout (kubectl rollout pause): the ladder leaves its pods as
+            # they hold them, as its restart and rollback do. A person may scale it.
+            return StepPlan(
+                skipped_reason=f"{name} is paused: someone holds its rollout, and the ladder "
+                "does not scale it while it is held (kubectl rollout resume)",
+                detail=f"{name} is paused (spec.paused): not scaled",
+            )
         if hpa is not None:
             return StepPlan(
                 skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count set "

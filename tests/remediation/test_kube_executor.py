@@ -41,7 +41,7 @@ from ambient.remediation.changes import (
 )
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_plans import StepInputError
-from ambient.remediation.kube_reads import ClusterReads
+from ambient.remediation.kube_reads import ClusterReads, rollout_health
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     STEP_ANNOTATION,
@@ -959,6 +959,29 @@ async def test_restart_and_rollback_of_a_paused_deployment_are_skipped_saying_so
     assert kube.images() == [V2]
 
 
+async def test_the_ladder_s_scale_out_of_a_paused_deployment_is_skipped_saying_so(
+    kube: Cluster,
+) -> None:
+    """Paused mid-rollout, the ladder's restart and rollback were skipped but its scale out was
+    made: a rollout someone holds was grown under them. It is skipped as they are (its slot
+    given back); a scale a person asks for (scale_workload) is still made."""
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    await client.patch(Deployment, "checkout", {"spec": {"paused": True}}, namespace="shop")
+    await client.close()
+    writes = len(kube.api.writes())
+    scale = kube.step("remediation/r23", Rung.SCALE_OUT, replicas=4)
+    result = await kube.executor.apply(scale)
+    assert (result.applied, result.patch) == (False, None)
+    assert result.skipped_reason == (
+        "deployment shop/checkout is paused: someone holds its rollout, and the ladder does "
+        "not scale it while it is held (kubectl rollout resume)"
+    )
+    assert len(kube.api.writes()) == writes and kube.deployment()["spec"]["replicas"] == 2
+    asked = kube.step("asked", Rung.SCALE_OUT, replicas=4, asked=True)
+    assert (await kube.executor.apply(asked)).applied
+    assert kube.deployment()["spec"]["replicas"] == 4
+
+
 async def test_a_dry_run_on_a_namespace_the_cluster_does_not_have_says_the_workload_is_not_found(
     kube: Cluster,
 ) -> None:
@@ -1645,3 +1668,45 @@ async def test_list_workloads_does_not_call_a_rollout_past_its_deadline_healthy(
     await kube.release(V1)
     [fine] = [w for w in await list_workloads(client, "shop") if w.name == "checkout"]
     assert fine.healthy and "successfully rolled out" in fine.health, fine
+
+
+def test_rollout_health_of_a_paused_deployment_mid_rollout_says_it_is_paused() -> None:
+    """What a real API server returns for a Deployment someone paused mid-rollout (`kubectl
+    rollout pause` during a bad release, a common first response) and scaled 3 -> 5 (allowed
+    on a paused Deployment; the controller scales both ReplicaSets proportionally): all 5
+    replicas available, 2 of them of the new template, Progressing Unknown / DeploymentPaused.
+    The verdict said it waited for "2 of 5 new replicas have been updated", which never
+    happens while it is paused: a verification never resolved, however healthy the metric,
+    and the ladder climbed on to isolating the workload. Now it is paused, and available."""
+    deployment = {
+        "metadata": {"namespace": "shop", "name": "checkout", "generation": 7},
+        "spec": {"replicas": 5, "paused": True, "template": {}},
+        "status": {
+            "observedGeneration": 7,
+            "replicas": 5,
+            "updatedReplicas": 2,
+            "readyReplicas": 5,
+            "availableReplicas": 5,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {
+                    "type": "Progressing",
+                    "status": "Unknown",
+                    "reason": "DeploymentPaused",
+                    "message": "Deployment is paused",
+                },
+            ],
+        },
+    }
+    health = rollout_health(deployment)
+    assert "paused" in health.detail, health
+    assert (
+        health.detail
+        == "deployment shop/checkout is paused mid-rollout (2 of 5 updated): 5/5 available"
+    )
+    assert health.available, health
+    deployment["status"]["availableReplicas"] = 4  # one pod lost: not all serve
+    health = rollout_health(deployment)
+    assert not health.available and health.detail == (
+        "deployment shop/checkout is paused: 4 of 5 available"
+    ), health
