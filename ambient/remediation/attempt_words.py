@@ -47,6 +47,7 @@ SENTENCES = (
     # found made; and from the alert alone, the isolation and the full rollback.
     N_("deployment %(name)s runs no pod"),
     N_("deployment %(name)s is paused (spec.paused): nothing rolls out"),
+    N_("%(name)s is paused (spec.paused): not scaled"),
     N_("deployment %(name)s runs %(current)s replicas under %(hpa)s"),
     N_("deployment %(name)s already runs %(current)s replicas"),
     N_("deployment %(name)s was already restarted by %(key)s"),
@@ -99,6 +100,13 @@ WHYS = (
     N_("%(count)s old replicas are pending termination"),
     N_("%(available)s of %(updated)s updated replicas are available"),
     N_("%(name)s successfully rolled out (%(available)s/%(desired)s available)"),
+    # A paused Deployment, judged by its available replicas (its rollout goes no further).
+    N_("deployment %(name)s is paused: %(available)s of %(desired)s available"),
+    N_(
+        "deployment %(name)s is paused mid-rollout (%(updated)s of %(desired)s updated): "
+        "%(available)s/%(total)s available"
+    ),
+    N_("deployment %(name)s is paused: %(available)s/%(total)s available"),
 )
 # Why the executor skipped a step (an attempt's skipped reason): a paused Deployment, one at 0
 # replicas (someone's or its autoscaler's), one an autoscaler scales, one already so.
@@ -141,6 +149,10 @@ SKIPS = (
     N_(
         "deployment %(name)s is scaled by %(hpa)s: its controller would undo a count set on "
         "the Deployment; raise the autoscaler's bounds instead"
+    ),
+    N_(
+        "%(name)s is paused: someone holds its rollout, and the ladder does not scale it while "
+        "it is held (kubectl rollout resume)"
     ),
     N_("already at %(current)s replicas"),
     N_("current template already matches revision %(revision)s"),

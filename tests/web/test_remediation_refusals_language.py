@@ -306,6 +306,13 @@ def test_an_attempts_steps_and_checks_are_said_in_chinese_and_unchanged_in_engli
         "rollout available: prod/web successfully rolled out (2/2 available)": (
             "发布可用：prod/web 已成功发布（2/2 可用）"
         ),
+        # A paused Deployment: judged by its available replicas; its scale out not made.
+        "rollout available: deployment prod/web is paused mid-rollout (2 of 5 updated): 5/5 "
+        "available": "发布可用：Deployment prod/web 在发布中途暂停（5 个中已更新 2 个）：5/5 可用",
+        "rollout not available: deployment prod/web is paused: 3 of 5 available": (
+            "发布不可用：Deployment prod/web 已暂停：5 个副本中有 3 个可用"
+        ),
+        "prod/web is paused (spec.paused): not scaled": "prod/web 已暂停（spec.paused）：未扩容",
     }
     for english, chinese in stored.items():
         assert attempt_words(english, zh, "Asia/Shanghai") == chinese
@@ -322,6 +329,9 @@ def test_an_attempts_steps_and_checks_are_said_in_chinese_and_unchanged_in_engli
             "replicas)（或驱动它的组件，如 KEDA）缩到 0 个副本，重启也不会启动它的任何 Pod"
             "（如果它应该运行，请修改自动扩缩的上下限或触发条件）"
         ),
+        "prod/web is paused: someone holds its rollout, and the ladder does not scale it while "
+        "it is held (kubectl rollout resume)": "prod/web 已暂停：有人暂停了它的发布，暂停期间修复"
+        "阶梯不会为它扩容（kubectl rollout resume）",
     }
     for english, chinese in skipped.items():
         assert in_words(skipped_words(english), zh) == chinese
