@@ -127,10 +127,16 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     cls=LazyGroup,
 )
-console = Console()
 # Ports and file descriptors: ASCII digits only (int() also reads "1_0" and "８０００").
 NUMBER = whole_number(0)
-err_console = Console(stderr=True)
+
+
+def _terminal(stderr: bool = False) -> Console:
+    """The console every command prints on (ambient/commands ``terminal``), made when one
+    prints: importing this module imports no command's."""
+    from ambient.commands import terminal
+
+    return terminal(stderr)
 
 
 @app.command()
@@ -170,7 +176,7 @@ def dev(
         temporal_address=temporal_address,
         metrics_port=metrics_port or None,
     )
-    raise typer.Exit(run_dev(settings, opts, console))
+    raise typer.Exit(run_dev(settings, opts, _terminal()))
 
 
 @app.command()
@@ -295,6 +301,7 @@ def status(
         async with Database(settings.resolved_database_url) as db:
             client = await temporal.connect(settings, lazy=True)
             report = await system_status(settings, client, db)
+        console = _terminal()
         if as_json:
             console.print_json(report.model_dump_json())
         else:
@@ -311,7 +318,7 @@ def new_payload_key() -> None:
     """Print a fresh key for AMBIENT_PAYLOAD_KEY (payload encryption)."""
     from ambient.codec import new_key
 
-    console.print(new_key(), soft_wrap=True, highlight=False)
+    _terminal().print(new_key(), soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -326,14 +333,14 @@ def migrate(
     settings = Settings()
     if check:
         _require_migrated(settings)
-        console.print(f"database at {head_revision()}")
+        _terminal().print(f"database at {head_revision()}")
         return
     try:
         before, after = upgrade(settings.resolved_database_url)
     except MigrationRefusedError as exc:
-        err_console.print(str(exc), soft_wrap=True, highlight=False, markup=False)
+        _terminal(stderr=True).print(str(exc), soft_wrap=True, highlight=False, markup=False)
         raise typer.Exit(1) from exc
-    console.print(f"database from {', '.join(before) or 'empty'} to {after}")
+    _terminal().print(f"database from {', '.join(before) or 'empty'} to {after}")
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -345,7 +352,7 @@ def _require_migrated(settings: Settings) -> None:
     try:
         asyncio.run(require_current(settings.resolved_database_url))
     except DatabaseBehindError as exc:
-        err_console.print(str(exc), soft_wrap=True, highlight=False, markup=False)
+        _terminal(stderr=True).print(str(exc), soft_wrap=True, highlight=False, markup=False)
         raise typer.Exit(1) from exc
 
 
@@ -366,6 +373,7 @@ def replay(
     from ambient import temporal
     from ambient.runtime import discovered_settings
 
+    console, err_console = _terminal(), _terminal(stderr=True)
     try:
         classes = replaying.load_workflows(workflows or [])
         if query is not None:

@@ -32,7 +32,16 @@ if TYPE_CHECKING:  # the services are imported when a command runs, not when hel
 S = TypeVar("S")
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-err_console = Console(stderr=True)
+
+
+def terminal(stderr: bool = False) -> Console:
+    """A console for the CLI's output, every command's (stdout, or ``stderr``): what users and
+    outside systems wrote is printed as written. Rich's own reads `:name:` as an emoji in any
+    text it prints, markup or not: a rule named ':fire:' was said saved as '🔥'."""
+    return Console(stderr=stderr, emoji=False)
+
+
+err_console = terminal(stderr=True)
 # The options every area's commands share.
 # The command's acting user, for the commands its refusals name (in_cli_words).
 ACTING_USER: ContextVar[str] = ContextVar("acting_user", default="")

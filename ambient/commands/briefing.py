@@ -8,7 +8,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
 
 from ambient.briefing.errors import BriefingError
@@ -25,11 +24,12 @@ from ambient.commands import (
     print_json,
     run_service,
     table_of,
+    terminal,
 )
 from ambient.watches.configs import task_id_for
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
-console = Console()
+console = terminal()
 T = TypeVar("T")
 Date = Annotated[str | None, typer.Argument(help="YYYY-MM-DD; latest when omitted")]
 

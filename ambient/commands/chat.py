@@ -7,11 +7,10 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ambient.agent.chat import OFFLINE, ChatEvent
-from ambient.commands import existing_data_dir, fail
+from ambient.commands import existing_data_dir, fail, terminal
 from ambient.runtime import discovered_settings
 from ambient.startup import loading
 from ambient.storage.users import registered
@@ -20,7 +19,7 @@ from ambient.wiring import open_state
 if TYPE_CHECKING:
     from ambient.agent.hub import ChatRuntime
 
-console = Console(stderr=False)
+console = terminal()
 
 
 def _show(event: ChatEvent) -> None:

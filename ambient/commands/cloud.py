@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 import yaml
 from pydantic import BaseModel
-from rich.console import Console
 
 from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.kube import KubeClients
@@ -42,6 +41,7 @@ from ambient.commands import (
     print_rows,
     run_service,
     said_at,
+    terminal,
 )
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the state is built when a command runs (run_service)
     from ambient.wiring import AppState
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
-console = Console()
+console = terminal()
 T = TypeVar("T")
 
 

@@ -11,12 +11,11 @@ from typing import Annotated
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of
+from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of, terminal
 from ambient.history import DeliveryPublic, EventPublic, InboxMessagePublic
 from ambient.storage.models import MAX_ID
 
@@ -30,7 +29,7 @@ def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: 
     if as_json:
         echo_json(rows)
         return
-    console = Console()  # made now: sized to the terminal (or COLUMNS) of this run
+    console = terminal()  # made now: sized to the terminal (or COLUMNS) of this run
     # Ids, tasks and errors are never cut: they are what the user copies.
     dumped = [row.model_dump(mode="json") for row in rows]
     cells = [[cell(data.get(column)) for column in columns] for data in dumped]

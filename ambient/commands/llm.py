@@ -6,15 +6,14 @@ import signal
 import threading
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from ambient.commands import fail
+from ambient.commands import fail, terminal
 from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
 from ambient.settings import Settings
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
-console = Console()
+console = terminal()
 
 
 def _say(line: str) -> None:

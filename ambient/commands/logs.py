@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from ambient.briefing.logreport import LogReducer
@@ -36,11 +35,12 @@ from ambient.clients.log_formats import (
 )
 from ambient.clients.log_parts import whole_lines
 from ambient.clients.logs import CONTINUATION, FileLogSource
+from ambient.commands import terminal
 from ambient.domain.loglevels import SYSLOG_SEVERITIES, level_and_message
 from ambient.refusals import said_back
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
-err_console = Console(stderr=True)
+err_console = terminal(stderr=True)
 
 
 def read_line(

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -24,6 +23,7 @@ from ambient.commands import (
     run_service,
     said_at,
     table_of,
+    terminal,
 )
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
@@ -31,7 +31,7 @@ from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, au
 from ambient.sharing import ShareLinkLimitError
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
-console = Console()
+console = terminal()
 T = TypeVar("T")
 AlertFile = Annotated[
     str,

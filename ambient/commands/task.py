@@ -8,13 +8,13 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from ambient.commands import Json, User, json_object, print_json, print_rows, run_service
+from ambient.commands import Json, User, json_object, print_json, print_rows, run_service, terminal
 from ambient.watches.inputs import TaskError
 from ambient.watches.listing import TaskSummary
 from ambient.watches.service import TaskService
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
-console = Console()
+console = terminal()
 T = TypeVar("T")
 
 

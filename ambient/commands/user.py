@@ -12,10 +12,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.commands import fail, parsed, print_json, run_in_session, table_of
+from ambient.commands import fail, parsed, print_json, run_in_session, table_of, terminal
 from ambient.domain.field_errors import field_problems
 from ambient.domain.users import (
     OPERATOR,
@@ -39,7 +38,7 @@ from ambient.storage.users import (
 )
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
-console = Console()
+console = terminal()
 T = TypeVar("T")
 
 

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from ambient.bridge.endpoints import (
@@ -21,7 +20,15 @@ from ambient.bridge.endpoints import (
     Endpoints,
 )
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, echo_json, parsed, run_in_session, run_operator, table_of
+from ambient.commands import (
+    Json,
+    echo_json,
+    parsed,
+    run_in_session,
+    run_operator,
+    table_of,
+    terminal,
+)
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
 from ambient.xiaozhi import DeviceService
@@ -38,7 +45,7 @@ device_app = typer.Typer(
 )
 app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(device_app, name="device")
-console = Console()
+console = terminal()
 T = TypeVar("T")
 
 

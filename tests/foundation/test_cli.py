@@ -373,6 +373,41 @@ def test_a_table_shows_values_with_brackets_as_they_are() -> None:
     assert all(name in shown for name in names), shown
 
 
+def test_names_with_colons_are_printed_as_typed_not_as_emoji(tmp_path: Path) -> None:
+    """Rich replaces :name: with an emoji in every Console.print (markup=False does not stop
+    it): `remediation rule :fire:` said "alert rule '🔥' saved" (it saved ':fire:'), a
+    mistyped id 'a:x:b' came back as 'a❌b', `--workflows nope:X` as 'nope❌'."""
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"
+    env["COLUMNS"] = "300"
+    for step in (["migrate"], ["user", "create", "ops", "--admin"]):
+        done = CliRunner().invoke(app, step, env=env)
+        assert done.exit_code == 0, done.output
+    rule = CliRunner().invoke(app, ["remediation", "rule", ":fire:", "--user", "ops"], env=env)
+    assert rule.exit_code == 0, rule.output
+    assert rule.output.strip() == "alert rule ':fire:' saved", rule.output
+    who = CliRunner().invoke(app, ["user", "show", ":smile:"], env=env)
+    assert (who.exit_code, who.output.strip()) == (1, "no user ':smile:'")
+    shown = CliRunner().invoke(app, ["remediation", "show", "a:x:b", "--user", "ops"], env=env)
+    assert "'a:x:b'" in shown.output, shown.output
+    replay = CliRunner().invoke(app, ["replay", "--workflows", "nope:X", str(tmp_path)], env=env)
+    assert replay.exit_code == 2 and "nope:X" in replay.output, replay.output
+
+
+def test_every_console_the_cli_prints_on_is_made_by_its_one_factory() -> None:
+    # A console made elsewhere would read ':fire:' as an emoji again (Rich's default).
+    root = Path(__file__).resolve().parents[2]
+    made = [
+        str(path.relative_to(root))
+        for folder in ("ambient", "api", "mcp_server")
+        for path in sorted((root / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) == "Console"
+    ]
+    assert made == ["ambient/commands/__init__.py"], made  # in `terminal`
+
+
 def _cloud_env(tmp_path: Path, base: str) -> dict[str, str]:
     """The CLI's environment with Tencent Cloud at the stand-in served at ``base``."""
     return _offline_env(tmp_path) | {
