@@ -346,13 +346,21 @@ class RemediationService(RemediationReads):
 
     async def schedule_triage(self, user: str | None = None) -> TriageSchedule:
         """The nightly triage Schedule as configured: at AMBIENT_REMEDIATION_TRIAGE_AT in the
-        team's time zone, as ``user`` (by hand) or AMBIENT_REMEDIATION_TRIAGE_USER. Made, or
-        updated in place: the settings and the user given win, an operator's pause stays."""
+        team's time zone, as ``user`` (by hand) or AMBIENT_REMEDIATION_TRIAGE_USER, a registered
+        user. Made, or updated in place: the settings and the user given win, an operator's
+        pause stays."""
         triage_user = user or self.settings.remediation_triage_user
         if not triage_user:
             raise InvalidRemediationError(
                 "no triage user: set AMBIENT_REMEDIATION_TRIAGE_USER (its permission applies)"
             )
+        try:
+            # Nightly runs as nobody would start nothing, every night, unseen.
+            await self._user(triage_user)
+        except RemediationRefusedError as nobody:
+            if user:
+                raise
+            raise RemediationRefusedError(f"AMBIENT_REMEDIATION_TRIAGE_USER: {nobody}") from None
         hour, minute = (int(part) for part in self.settings.remediation_triage_at.split(":"))
         zone = self.settings.remediation_timezone
         schedule = Schedule(

@@ -430,6 +430,47 @@ async def test_triage_by_hand_as_another_user_runs_as_that_user_and_says_so(
     ]
 
 
+async def test_triage_by_hand_refuses_a_user_nobody_registered(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Every other command refuses a --user nobody registered (README "Output"); `remediation
+    triage --user ghost` (a typo) replaced the nightly triage's user with it, exit 0: the
+    05:00 sweep then ran as nobody."""
+    await add_user(deps, "night")
+    env = {
+        "AMBIENT_DATA_DIR": str(deps.settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": deps.settings.temporal_task_queue,
+    }
+    said = []
+    for user in ("night", "ghost"):
+        args = ["remediation", "triage", "--user", user]
+        result = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+        said.append((result.exit_code, " ".join(result.output.split())))
+    assert await _triage_schedule(dev_env.client) == ("night", [(5, 0)], "Asia/Shanghai", False)
+    assert said == [
+        (0, "schedule alert-triage created: nightly at 05:00 Asia/Shanghai as night"),
+        (1, "no user 'ghost': an admin registers it (ambient user create ghost)"),
+    ]
+
+
+async def test_a_worker_whose_triage_user_nobody_registered_says_so_and_makes_no_schedule(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker made the nightly triage as a name no user has: each night started nothing,
+    and no log said why."""
+    nobody = deps.settings.model_copy(update={"remediation_triage_user": "ghost"})
+    with caplog.at_level(logging.INFO, logger="ambient.worker"):
+        await ensure_triage_schedule(dev_env.client, nobody, deps.db)
+    with pytest.raises(RPCError) as absent:
+        await dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE).describe()
+    assert absent.value.status is RPCStatusCode.NOT_FOUND, absent.value
+    assert (
+        "nightly alert triage not scheduled: AMBIENT_REMEDIATION_TRIAGE_USER: no user 'ghost': "
+        "an admin registers it (ambient user create ghost)"
+    ) in caplog.text
+
+
 async def test_a_restart_without_a_triage_user_removes_the_schedule_it_made(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
 ) -> None:
