@@ -46,10 +46,11 @@ def _print(value: BaseModel, as_json: bool) -> None:
 
 
 def _log_source(log_file: str | None, cls_topic: str | None) -> dict[str, Any] | None:
-    """The log source --log-file or --cls-topic names (None for neither)."""
-    if log_file:
+    """The log source --log-file or --cls-topic names (None for neither). One given empty (an
+    unset $TOPIC) is given: the config refuses it by name, as the API and MCP do."""
+    if log_file is not None:
         return {"type": "file", "path": log_file}
-    return {"type": "cls", "topic_id": cls_topic} if cls_topic else None
+    return {"type": "cls", "topic_id": cls_topic} if cls_topic is not None else None
 
 
 @app.command()
@@ -68,7 +69,7 @@ def create(
     as_json: Json = False,
 ) -> None:
     """Set up (or replace) the daily briefing of --user."""
-    if log_file and cls_topic:
+    if log_file is not None and cls_topic is not None:
         raise fail("give --log-file or --cls-topic, not both", 2)
     config = {
         "log_source": _log_source(log_file, cls_topic),
@@ -172,7 +173,7 @@ def analyze(
 ) -> None:
     """The reduction report (templates, trend, anomalies) for any log source and range."""
     source = _log_source(log_file, cls_topic)
-    if source is None or (log_file and cls_topic):
+    if source is None or (log_file is not None and cls_topic is not None):
         raise fail("give exactly one of --log-file or --cls-topic", 2)
     result = _run(lambda s: s.analyze_logs(user, source, start, end))
     if as_json:

@@ -141,6 +141,37 @@ async def test_a_cls_log_source_without_tencent_cloud_keys_is_refused_at_create(
         await service.status("cleo")
 
 
+async def test_an_empty_log_source_option_is_refused_by_name_as_the_api_does(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database
+) -> None:
+    """`briefing create --cls-topic ''` (an unset $TOPIC) set up a briefing with no log source
+    at all, "created", exit 0, where create_daily_briefing and POST /briefings/daily refuse
+    topic_id "" (min_length 1); on a briefing that had a source, it replaced it with none.
+    `briefing analyze` said "give exactly one of --log-file or --cls-topic" of the one given."""
+    from tests.briefing.harness import make_user
+
+    user = unique("brief").replace("-", "")
+    await make_user(db, user)
+    env = {
+        "AMBIENT_DATA_DIR": str(settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "COLUMNS": "300",
+    }
+    window = ["--start", "2026-01-01T00:00:00+08:00", "--end", "2026-01-01T01:00:00+08:00"]
+    said = {}
+    for option, field in (("--cls-topic", "topic_id"), ("--log-file", "path")):
+        for command in (["create"], ["analyze", *window]):
+            args = ["briefing", *command, "--user", user, option, ""]
+            done = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+            said[command[0], option] = (done.exit_code, field in done.output, done.output)
+    assert {key: value[:2] for key, value in said.items()} == {key: (1, True) for key in said}, said
+    nothing = await asyncio.to_thread(
+        CliRunner().invoke, app, ["briefing", "status", "--user", user], env=env
+    )
+    assert nothing.exit_code == 1, nothing.output  # no briefing was set up
+
+
 async def test_briefing_list_json_keeps_chinese_as_it_is(settings: Settings) -> None:
     # It alone of the CLI's --json outputs wrote a Chinese headline as \\uXXXX escapes.
     from datetime import UTC, datetime
