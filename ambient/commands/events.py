@@ -15,7 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of, terminal
+from ambient.commands import (
+    Json,
+    cell,
+    echo_json,
+    err_console,
+    fail,
+    folded,
+    run_in_session,
+    table_of,
+    terminal,
+)
 from ambient.history import DeliveryPublic, EventPublic, InboxMessagePublic
 from ambient.storage.models import MAX_ID
 
@@ -23,56 +33,81 @@ User = Annotated[str | None, typer.Option("--user", help="only this user's (defa
 Limit = Annotated[
     int, typer.Option(parser=whole_number(1, 1000), help="at most this many, newest first")
 ]
+BeforeId = Annotated[
+    int | None,
+    typer.Option(parser=whole_number(1, MAX_ID), help="next page: the last id shown"),
+]
 
 
-def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str) -> None:
+def _print(
+    rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str, limit: int
+) -> None:
+    """The first ``limit`` of ``rows`` (read one past it: is there a next page?); a next page
+    is said on stderr under a table, where a script's JSON or a pipe's lines stay as they are."""
+    shown, more = rows[:limit], len(rows) > limit
     if as_json:
-        echo_json(rows)
+        echo_json(shown)
         return
     console = terminal()  # made now: sized to the terminal (or COLUMNS) of this run
     # Ids, tasks and errors are never cut: they are what the user copies.
-    dumped = [row.model_dump(mode="json") for row in rows]
+    dumped = [row.model_dump(mode="json") for row in shown]
     cells = [[cell(data.get(column)) for column in columns] for data in dumped]
-    console.print(table_of(folded(columns), cells, title=title) if rows else f"no {title}")
+    console.print(table_of(folded(columns), cells, title=title) if shown else f"no {title}")
+    if more:
+        err_console.print(f"more: --before-id {dumped[-1]['id']}", highlight=False)
 
 
 def events(
     user: User = None,
     kind: Annotated[str | None, typer.Option(help="e.g. watch.hit, delivery.failed")] = None,
     task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
+    before_id: BeforeId = None,
     limit: Limit = 50,
     as_json: Json = False,
 ) -> None:
     """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
 
     async def read(session: AsyncSession) -> list[EventPublic]:
-        rows = await history.events(session, user, kind=kind, task=task, limit=limit, operator=True)
+        rows = await history.events(
+            session,
+            user,
+            kind=kind,
+            task=task,
+            before_id=before_id,
+            limit=limit + 1,
+            operator=True,
+        )
         return await history.found_for(session, user, rows)
 
     try:
         rows = run_in_session(read)
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
-    _print(rows, as_json, ["id", "created_at", "user", "kind", "task", "payload"], "events")
+    columns = ["id", "created_at", "user", "kind", "task", "payload"]
+    _print(rows, as_json, columns, "events", limit)
 
 
 def inbox(
     user: Annotated[str, typer.Option("--user", help="whose inbox")],
     unread: Annotated[bool, typer.Option("--unread", help="only unread messages")] = False,
+    before_id: BeforeId = None,
     limit: Limit = 20,
     as_json: Json = False,
 ) -> None:
     """A user's inbox, newest first."""
 
     async def read(session: AsyncSession) -> list[InboxMessagePublic]:
-        rows = await history.inbox(session, user, unread_only=unread, limit=limit)
+        rows = await history.inbox(
+            session, user, unread_only=unread, before_id=before_id, limit=limit + 1
+        )
         return await history.found_for(session, user, rows, everyone=False)
 
     try:
         rows = run_in_session(read)
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
-    _print(rows, as_json, ["id", "created_at", "kind", "title", "read", "link"], "inbox messages")
+    columns = ["id", "created_at", "kind", "title", "read", "link"]
+    _print(rows, as_json, columns, "inbox messages", limit)
 
 
 def deliveries(
@@ -86,10 +121,7 @@ def deliveries(
     ] = None,
     channel: Annotated[str | None, typer.Option(help="email, webhook, wecom, ...")] = None,
     task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
-    before_id: Annotated[
-        int | None,
-        typer.Option(parser=whole_number(1, MAX_ID), help="next page: the last id shown"),
-    ] = None,
+    before_id: BeforeId = None,
     limit: Limit = 50,
     as_json: Json = False,
 ) -> None:
@@ -103,7 +135,7 @@ def deliveries(
             channel=channel,
             task=task,
             before_id=before_id,
-            limit=limit,
+            limit=limit + 1,
             operator=True,  # the server's own command line: its operator's
         )
         return await history.found_for(session, user, rows)
@@ -113,4 +145,4 @@ def deliveries(
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]
-    _print(rows, as_json, [*columns, "retry_until", "error"], "deliveries")
+    _print(rows, as_json, [*columns, "retry_until", "error"], "deliveries", limit)

@@ -15,6 +15,7 @@ from ambient.cli_numbers import whole_number
 from ambient.commands import (
     Json,
     User,
+    err_console,
     folded,
     in_cli_words,
     json_object,
@@ -29,6 +30,7 @@ from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, audit_action
 from ambient.sharing import ShareLinkLimitError
+from ambient.storage.models import MAX_ID
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = terminal()
@@ -204,16 +206,31 @@ def list_(
     user: User,
     state: Annotated[str | None, typer.Option(help="only this state")] = None,
     limit: Annotated[int, typer.Option(parser=whole_number(1, 500), help="at most")] = 50,
-    offset: Annotated[int, typer.Option(parser=whole_number(0), help="skip, to page on")] = 0,
+    offset: Annotated[int, typer.Option(parser=whole_number(0), help="skip this many")] = 0,
+    before_id: Annotated[
+        int | None,
+        typer.Option(
+            parser=whole_number(1, MAX_ID),
+            help="next page: N of a full page's last line, more: --before-id N",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Your remediations and those on clusters you are a named approver for (an admin: all)."""
-    runs = _run(lambda s: s.list_runs(user, state=state, limit=limit, offset=offset))
+    # One past the page: is there a next one? (A run started meanwhile shifts no before_id.)
+    read = _run(
+        lambda s: s.list_runs(
+            user, state=state, limit=limit + 1, offset=offset, before_id=before_id
+        )
+    )
+    runs = read[:limit]
     columns = ["remediation", "service", "state", "score", "attempts", "started"]
     cells: list[list[object]] = [
         [r.remediation_id, r.service, r.state, r.score, r.attempts, r.started_at] for r in runs
     ]
     print_rows(console, columns, cells, runs, as_json)
+    if len(read) > limit and not as_json:
+        err_console.print(f"more: --before-id {runs[-1].id}", highlight=False)
 
 
 @app.command()

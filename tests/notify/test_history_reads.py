@@ -364,6 +364,53 @@ async def test_events_and_inbox_page_back_with_before_id_as_deliveries_do(
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "before_id"]
 
 
+async def test_the_cli_pages_events_and_inbox_back_with_before_id_as_the_api_does(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """GET /events, /inbox, MCP list_events and read_inbox page back with before_id, and
+    `ambient deliveries --before-id`; `ambient events` and `ambient inbox` took no such option:
+    past the newest 1,000 (--limit's most) an operator could not read an event at all. A full
+    page says how to get the next on stderr; the last page says nothing."""
+    from ambient.domain.users import UserCreate
+    from ambient.storage.repositories import InboxRepository
+    from ambient.storage.users import UserRepository
+
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="erin"))
+        for n in range(3):
+            session.add(Event(kind="watch.hit", user="erin", task="t", payload={"n": n}))
+            await InboxRepository(session).add("erin", Message(title=f"m{n}", body="b"))
+        await session.commit()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "COLUMNS": "300"}
+
+    def run(*args: str) -> tuple[int, str, str]:
+        done = CliRunner().invoke(app, list(args), env=env)
+        return done.exit_code, done.stdout, done.stderr
+
+    def paged(command: str, key: str) -> list[tuple[list[object], str]]:
+        pages: list[tuple[list[object], str]] = []
+        before: tuple[str, ...] = ()
+        for _ in range(2):
+            code, out, err = run(command, "--user", "erin", "--limit", "2", "--json", *before)
+            assert code == 0, err
+            rows = json.loads(out)
+            pages.append(([row["payload"]["n"] if key == "n" else row[key] for row in rows], err))
+            before = ("--before-id", str(rows[-1]["id"]))
+        return pages
+
+    # --json prints the records alone: a script pages on by the last one's id.
+    assert await asyncio.to_thread(paged, "events", "n") == [([2, 1], ""), ([0], "")]
+    assert await asyncio.to_thread(paged, "inbox", "title") == [(["m2", "m1"], ""), (["m0"], "")]
+    newest = json.loads((await asyncio.to_thread(run, "events", "--user", "erin", "--json"))[1])
+    full = await asyncio.to_thread(run, "events", "--user", "erin", "--limit", "2")
+    assert full[0] == 0 and full[2] == f"more: --before-id {newest[1]['id']}\n", full
+    before = str(newest[1]["id"])
+    last = await asyncio.to_thread(
+        run, "events", "--user", "erin", "--limit", "2", "--before-id", before
+    )
+    assert last[0] == 0 and last[2] == "", last  # a page not full is the last
+
+
 def test_the_cli_refuses_a_user_it_does_not_know_as_the_api_does(settings: Settings) -> None:
     """`ambient inbox|events|deliveries --user <typo>` said "no inbox messages" (exit 0):
     a misspelt name read as nothing happened."""

@@ -188,6 +188,44 @@ async def test_remediation_list_pages_on_with_limit_and_offset(
     assert {line[0] for line in lines} == ids and {len(line) for line in lines} == {6}, piped.output
 
 
+async def test_remediation_list_pages_by_before_id_as_list_remediations_does(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """list_remediations and GET /remediations page by before_id (a run started between two
+    pages shifts nothing); `ambient remediation list` had only --offset, which shows a run
+    twice when one starts between the pages (an alert storm is when an operator pages)."""
+    from tests.remediation.support import run_row
+
+    user = unique("pager")
+    await add_user(deps, user)
+    async with deps.db.session() as session:
+        for i in range(3):
+            session.add(
+                run_row(f"remediation/{unique('fp')}", user, state="resolved", service=f"s{i}")
+            )
+        await session.commit()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_USER": user, "COLUMNS": "300"}
+
+    def listed(*options: str) -> tuple[list[dict[str, object]], str]:
+        shown = CliRunner().invoke(cli, ["remediation", "list", *options], env=env)
+        assert shown.exit_code == 0, shown.output
+        return (json.loads(shown.stdout) if "--json" in options else []), shown.stderr
+
+    first, _ = await asyncio.to_thread(listed, "--json", "--limit", "2")
+    async with deps.db.session() as session:  # a new run starts between the two pages
+        session.add(run_row(f"remediation/{unique('fp')}", user, state="resolved", service="s3"))
+        await session.commit()
+    before = str(first[-1]["id"])
+    rest, _ = await asyncio.to_thread(listed, "--json", "--limit", "2", "--before-id", before)
+    assert [r["service"] for r in first + rest] == ["s2", "s1", "s0"]
+    # A full page says how to get the next; the last says nothing.
+    newest, _ = await asyncio.to_thread(listed, "--json")
+    assert (await asyncio.to_thread(listed, "--limit", "2"))[1] == (
+        f"more: --before-id {newest[1]['id']}\n"
+    )
+    assert (await asyncio.to_thread(listed, "--limit", "2", "--before-id", before))[1] == ""
+
+
 async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
