@@ -19,7 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ambient.cli_numbers import whole_number
 from ambient.domain.configs import SURROGATE
-from ambient.log_redaction import setup_logging
+from ambient.log_redaction import quiet_logging, setup_logging
 from ambient.settings import Settings
 from ambient.startup import loading
 
@@ -55,6 +55,10 @@ LAZY: dict[str, tuple[str, str | None, str]] = {
         "Deliveries, newest first, with attempts and the error of each failure.",
     ),
 }
+
+# The commands that run for long and log as servers do (setup_logging); every other command
+# logs nothing on the terminal (quiet_logging): it says what happened in its own words.
+LOGGING = {"dev", "worker", "api", "mcp"}
 
 
 class LazyGroup(TyperGroup):
@@ -101,6 +105,12 @@ class LazyGroup(TyperGroup):
             if problem is None:
                 raise
             raise fail(problem) from None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in LOGGING:
+            quiet_logging()
+        return name, command, rest
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in LAZY and cmd_name not in self.commands:

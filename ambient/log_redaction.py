@@ -108,6 +108,15 @@ def install_redaction() -> None:
     logging.setLogRecordFactory(redacting)
 
 
+def quiet_logging() -> None:
+    """A one-shot command's logging: none on the terminal. The command says what happened in
+    its own line; a service's log line (a gRPC error's text, unredacted) was printed raw by
+    Python's last resort when no logging was set up."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, logging.NullHandler) for handler in root.handlers):
+        root.addHandler(logging.NullHandler())
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Every process's logging: redacted, to stderr (stdout belongs to MCP over stdio and to
     command output)."""

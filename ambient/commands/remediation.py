@@ -218,18 +218,21 @@ def list_(
 ) -> None:
     """Your remediations and those on clusters you are a named approver for (an admin: all)."""
     # One past the page: is there a next one? (A run started meanwhile shifts no before_id.)
-    read = _run(
-        lambda s: s.list_runs(
+    page = _run(
+        lambda s: s.list_page(
             user, state=state, limit=limit + 1, offset=offset, before_id=before_id
         )
     )
-    runs = read[:limit]
+    runs = page.runs[:limit]
     columns = ["remediation", "service", "state", "score", "attempts", "started"]
     cells: list[list[object]] = [
         [r.remediation_id, r.service, r.state, r.score, r.attempts, r.started_at] for r in runs
     ]
     print_rows(console, columns, cells, runs, as_json)
-    if len(read) > limit and not as_json:
+    if page.as_stored:  # a running run may be past the state shown
+        said = f"{page.as_stored}; states as last stored"
+        err_console.print(said, soft_wrap=True, markup=False, highlight=False)
+    if len(page.runs) > limit and not as_json:
         err_console.print(f"more: --before-id {runs[-1].id}", highlight=False)
 
 

@@ -36,6 +36,7 @@ from ambient.remediation.views import (
     AuditLine,
     InvalidRemediationError,
     RemediationError,
+    RemediationPage,
     RemediationRefusedError,
     RemediationSummary,
     RemediationView,
@@ -45,7 +46,7 @@ from ambient.remediation.views import (
 )
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
-from ambient.status import temporal_down
+from ambient.status import temporal_down, temporal_problem
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, User
@@ -204,6 +205,29 @@ class RemediationReads:
         """The runs the caller may see (``may_steer``), newest first: ``limit`` of them after
         the first ``offset``, or before the run ``before_id`` (a list's next page: one that
         no run started, ended or moved between the pages shifts)."""
+        return (
+            await self.list_page(
+                user,
+                state=state,
+                open_only=open_only,
+                limit=limit,
+                offset=offset,
+                before_id=before_id,
+            )
+        ).runs
+
+    async def list_page(
+        self,
+        user: str,
+        *,
+        state: RemediationState | str | None = None,
+        open_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> RemediationPage:
+        """The runs ``list_runs`` lists, and why their running runs' states are as stored when
+        Temporal's list could not be had (a terminal says so; a door may)."""
         # A state no remediation can be in is a mistake to say, not a filter that finds none.
         if state is not None and state not in get_args(RemediationState):
             states = ", ".join(get_args(RemediationState))
@@ -221,7 +245,7 @@ class RemediationReads:
             repository = RemediationRepository(session)
             seen = await repository.seen_by(account, cluster_approvers(self.settings))
             open_rows = await repository.list(seen=seen, open_only=True, limit=None)
-        places = await self.states_now([row.remediation_id for row in open_rows])
+        places, as_stored = await self._states_now([row.remediation_id for row in open_rows])
         async with self.db.session() as session:
             repository = RemediationRepository(session)
             rows = await repository.list(
@@ -239,15 +263,20 @@ class RemediationReads:
             acted, mode = progress.get(run.run_key, (0, None))
             run.state = places.get(run.run_key, run.state)
             run.attempts, run.mode = max(run.attempts, acted), mode or run.mode
-        return [r for r in runs if r.state == state][offset : offset + limit] if now else runs
+        listed = [r for r in runs if r.state == state][offset : offset + limit] if now else runs
+        return RemediationPage(runs=listed, as_stored=as_stored)
 
     async def states_now(self, remediation_ids: list[str]) -> dict[str, str]:
         """Where each running run is now, by run key: its row is written when the run is
         planned and when it ends; in between, the server's list holds its AmbientState (the
         workflow keeps it current). A list that cannot be had (Temporal down or slow) leaves
         the rows' own: the list is the database's, as it was before it asked."""
+        return (await self._states_now(remediation_ids))[0]
+
+    async def _states_now(self, remediation_ids: list[str]) -> tuple[dict[str, str], str | None]:
+        """``states_now``, and why there are none when the server's list failed."""
         if not remediation_ids:
-            return {}
+            return {}, None
         query = temporal.ids_query(remediation_ids)
         try:
             found = [
@@ -262,7 +291,7 @@ class RemediationReads:
             if not isinstance(exc, RPCError) and not temporal_down(exc):
                 raise
             log.warning("remediations: the server's list failed (%s); rows as stored", exc)
-            return {}
+            return {}, temporal_problem(exc, self.settings) or f"Temporal's list failed ({exc})"
         # A run closed without its own end (terminated) never writes its row: it is written here.
         for e in found:
             if _closed_by_temporal(e):
@@ -272,7 +301,7 @@ class RemediationReads:
             if _closed_by_temporal(e)
             else e.typed_search_attributes.get(temporal.STATE) or ""
             for e in found
-        }
+        }, None
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the remediations the caller sees (``may_steer``: theirs, those

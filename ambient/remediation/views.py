@@ -233,6 +233,15 @@ class RemediationSummary(BaseModel):
     finished_at: datetime | None
 
 
+class RemediationPage(BaseModel):
+    """A page of the remediation list (``RemediationReads.list_page``)."""
+
+    runs: list[RemediationSummary]
+    # Why a running run's state is as its row last stored it, not where the run is now
+    # (Temporal's list could not be had); None: each is where it is.
+    as_stored: str | None = None
+
+
 def accepted(model: type[M], value: dict[str, Any] | M, what: str = "alert") -> M:
     """An alert (or rule) as given, or validated; else refused, field by field."""
     if isinstance(value, model):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +31,7 @@ from ambient.storage.users import user_named
 from ambient.xiaozhi_context import voice_facts
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
-from tests.support.servers import HANG
+from tests.support.servers import HANG, free_port
 from tests.support.waits import eventually
 
 Invoke = Callable[..., Awaitable[tuple[int, str]]]
@@ -224,6 +227,42 @@ async def test_remediation_list_pages_by_before_id_as_list_remediations_does(
         f"more: --before-id {newest[1]['id']}\n"
     )
     assert (await asyncio.to_thread(listed, "--limit", "2", "--before-id", before))[1] == ""
+
+
+async def test_remediation_list_with_temporal_down_says_so_in_a_line_not_a_grpc_log(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """Every command says "Temporal is unreachable at ADDRESS: ..." (README "Output");
+    `remediation list` with an open run printed the service's log line on stderr:
+    "remediations: the server's list failed (Failed client connect: Server connection error:
+    tonic::transport::Error(Transport, ConnectError(...))); rows as stored", exit 0."""
+    from tests.remediation.support import run_row
+
+    user = unique("down")
+    await add_user(deps, user)
+    async with deps.db.session() as session:
+        fingerprint = f"remediation/{unique('fp')}"
+        session.add(run_row(fingerprint, user, state="settling", started_at=datetime.now(UTC)))
+        await session.commit()
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    env |= {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_TEMPORAL_ADDRESS": address}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ambient.cli", "remediation", "list", "--user", user],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
+        "AMBIENT_TEMPORAL_ADDRESS at a running server; states as last stored\n"
+    )
+    assert [line.split("\t")[:3] for line in done.stdout.splitlines()] == [
+        [fingerprint, "checkout", "settling"]
+    ]
 
 
 async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
