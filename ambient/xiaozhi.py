@@ -27,7 +27,7 @@ from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import take_turn
 from ambient.storage.models import MAX_ID, XiaozhiDevice, XiaozhiWithdrawal
-from ambient.storage.users import UserRepository, hash_token
+from ambient.storage.users import UserRepository, hash_token, not_registered
 from ambient.storage.users import new_api_token as _new_token
 from ambient.xiaozhi_errors import (
     NOT_ALLOWED,
@@ -40,6 +40,7 @@ from ambient.xiaozhi_errors import (
     DeviceRefusedError,
     InvalidDeviceError,
     UnknownOwnerError,
+    UnregisteredUserError,
 )
 from ambient.xiaozhi_views import DeviceAdded, DeviceConsent, DeviceView, Withdrawals, viewed
 
@@ -124,9 +125,9 @@ class DeviceService:
         token = DEVICE_TOKEN_PREFIX + _new_token()
         async with self.db.write_session() as session:
             users = UserRepository(session)
-            await users.existing(user, InvalidDeviceError(f"user: no user {user!r}"))
+            await users.existing(user, UnregisteredUserError(not_registered(user), "user"))
             for name in names:
-                await users.existing(name, InvalidDeviceError(f"speakers: no user {name!r}"))
+                await users.existing(name, UnregisteredUserError(not_registered(name), "speakers"))
             await _owner_turn(session, user)
             # A withdrawal holds for every device of the owner's, one registered later too.
             if gone := [name for name in names if name in await _withdrawn(session, user)]:

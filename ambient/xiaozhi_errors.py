@@ -2,7 +2,8 @@
 
 DeviceError
 ├── InvalidDeviceError   bad input, nothing changed (API: 422 naming the field)
-│   └── AmbiguousDeviceError  a reference naming several devices (API: 422 at the ref)
+│   ├── AmbiguousDeviceError  a reference naming several devices (API: 422 at the ref)
+│   └── UnregisteredUserError  a user named nobody registered (API: 422 at its field)
 ├── DeviceRefusedError   the caller may not (API: 403)
 └── DeviceNotFoundError  no such device among the caller's (API: 404)
 """
@@ -47,6 +48,15 @@ class AmbiguousDeviceError(InvalidDeviceError):
     def __init__(self, refusal: Refusal, ref: str) -> None:
         super().__init__(refusal)
         self.ref = ref
+
+
+class UnregisteredUserError(InvalidDeviceError):
+    """A user named (the device's, a speaker) nobody registered, said as every command says it
+    (``not_registered``): nothing was changed."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownOwnerError(InvalidDeviceError):

@@ -45,7 +45,7 @@ from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import take_turn
 from ambient.storage.models import User, XiaozhiEndpoint, utcnow
-from ambient.storage.users import UserRepository, user_subject
+from ambient.storage.users import UserRepository, not_registered, user_subject
 
 MASK = "***"
 # A broker's token is URL-safe text (a JWT's base64url, or base64 percent-encoded): anything
@@ -129,6 +129,17 @@ class EndpointInputError(EndpointError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class EndpointUserError(EndpointInputError):
+    """The endpoint's user is no user: said as every command says it (``not_registered``),
+    without the field its words name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("user", not_registered(name))
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 class EndpointNotFoundError(EndpointError):
@@ -308,8 +319,7 @@ class Endpoints:
                 f"you may register endpoints for yourself ({actor.name!r}) only; "
                 "an admin may for anyone"
             )
-        refusal = Refusal("%(user)s is not a registered user", user=repr(data.user))
-        await UserRepository(self.session).existing(data.user, EndpointInputError("user", refusal))
+        await UserRepository(self.session).existing(data.user, EndpointUserError(data.user))
         try:
             await self.guard.check_url(http_form(data.url))
         except RefusedDestinationError as exc:

@@ -18,11 +18,13 @@ from ambient.bridge.endpoints import (
     EndpointError,
     EndpointPublic,
     Endpoints,
+    EndpointUserError,
 )
 from ambient.cli_numbers import whole_number
 from ambient.commands import (
     Json,
     echo_json,
+    fail,
     parsed,
     run_in_session,
     run_operator,
@@ -53,7 +55,12 @@ T = TypeVar("T")
 
 
 def _endpoints(work: Callable[[Endpoints], Awaitable[T]], code: int = 1) -> T:
-    return run_in_session(lambda s: work(Endpoints.of(s, Settings())), EndpointError, code)
+    """``work`` on the endpoints; a refusal is a line and exit ``code``, a user nobody
+    registered exit 1, as every command says it."""
+    try:
+        return run_in_session(lambda s: work(Endpoints.of(s, Settings())))
+    except EndpointError as exc:
+        raise fail(str(exc), 1 if isinstance(exc, EndpointUserError) else code) from None
 
 
 @endpoint_app.command("add")

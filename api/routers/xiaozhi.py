@@ -33,6 +33,7 @@ from ambient.xiaozhi_errors import (
     DeviceRefusedError,
     InvalidDeviceError,
     UnknownOwnerError,
+    UnregisteredUserError,
 )
 from ambient.xiaozhi_views import DeviceAdded, DeviceConsent, DeviceView, Withdrawals
 from api.deps import CurrentUser, SessionDep, StateDep
@@ -113,6 +114,8 @@ def http_error(exc: DeviceError) -> Exception:
         return refusal(exc, STATUSES)
     if isinstance(exc, AmbiguousDeviceError):  # every route names its device by the path's ref
         return unprocessable((["ref"], str(exc)), where="path", given=exc.ref)
+    if isinstance(exc, UnregisteredUserError):  # its words name no field: it carries it
+        return unprocessable(([exc.field], str(exc)))
     field = str(exc).split(":", 1)[0]
     where = field if field in DeviceIn.model_fields else "device_id"
     return unprocessable(([where], str(exc)))

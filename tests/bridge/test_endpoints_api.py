@@ -275,8 +275,10 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
     )
     assert bad.exit_code == 2 and "url: " in bad.output and "token" in bad.output
     stranger = runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", "nobody", url])
-    assert (stranger.exit_code, stranger.stdout) == (2, "")
-    assert stranger.stderr == "user: 'nobody' is not a registered user\n"
+    assert (stranger.exit_code, stranger.stdout) == (1, "")
+    assert stranger.stderr == (
+        "no user 'nobody': an admin registers it (ambient user create nobody)\n"
+    )
     assert runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"]).exit_code == 0
     again = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", "1"])
     assert (again.exit_code, again.stdout) == (1, "")
@@ -284,12 +286,47 @@ def test_the_cli_adds_lists_and_removes_with_the_token_masked(
     # What the user typed is said back as typed, brackets and all (not read as markup).
     for name in ("[admin]", "[/]"):
         odd = runner.invoke(cli, ["xiaozhi", "endpoint", "add", "--user", name, url])
-        assert (odd.exit_code, odd.stdout) == (2, ""), odd.output
+        assert (odd.exit_code, odd.stdout) == (1, ""), odd.output
         assert name in odd.stderr, odd.stderr
     # An id no id column holds: refused as the argument, not a database overflow.
     huge = runner.invoke(cli, ["xiaozhi", "endpoint", "remove", str(2**63)])
     assert huge.exit_code == 2 and "endpoint_id" in huge.output, huge.output
     assert json.loads(runner.invoke(cli, ["xiaozhi", "endpoint", "list", "--json"]).output) == []
+
+
+async def test_a_user_nobody_registered_is_refused_in_every_commands_words_at_each_door(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    """README "Output": a --user nobody registered is "no user 'NAME': an admin registers it
+    (ambient user create NAME)", exit 1. `xiaozhi device add --user ghost` said "user: no user
+    'ghost'" (exit 1), `xiaozhi endpoint add --user ghost` "user: 'ghost' is not a registered
+    user" (exit 2): the words `ambient chat` was fixed away from, and no way to fix it. The
+    API answers both 422 at the user, in the same words."""
+    words = "no user 'ghost': an admin registers it (ambient user create ghost)"
+    url = "wss://api.xiaozhi.me/mcp/?token=t"
+    env = {"AMBIENT_DATA_DIR": str(api_settings.data_dir), "COLUMNS": "300"}
+    said = {
+        door: await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+        for door, args in {
+            "device add": ["xiaozhi", "device", "add", "aa:bb:cc:dd:ee:ff", "--user", "ghost"],
+            "endpoint add": ["xiaozhi", "endpoint", "add", url, "--user", "ghost"],
+        }.items()
+    }
+    assert {door: (r.exit_code, r.stdout, r.stderr) for door, r in said.items()} == {
+        door: (1, "", f"{words}\n") for door in said
+    }
+    headers = await admin_headers(api_settings)
+    answers = [
+        await api.post(path, json=body, headers=headers)
+        for path, body in (
+            ("/xiaozhi/devices", {"device_id": "aa:bb:cc:dd:ee:ff", "user": "ghost"}),
+            ("/xiaozhi/endpoints", {"url": url, "user": "ghost"}),
+        )
+    ]
+    assert [(a.status_code, a.json()["detail"][0]["loc"]) for a in answers] == [
+        (422, ["body", "user"])
+    ] * 2
+    assert all(a.json()["detail"][0]["msg"] == words for a in answers), [a.json() for a in answers]
 
 
 def test_the_cli_lists_an_endpoints_last_error_and_url_as_text_not_markup(

@@ -249,7 +249,9 @@ def test_devices_are_added_listed_and_removed_from_the_command_line(
         cli, ["xiaozhi", "device", "add", "--user", "nobody", "aa:bb:cc:00:00:08"], env=env
     )
     assert (unknown_user.exit_code, unknown_user.stdout) == (1, "")
-    assert unknown_user.stderr == "user: no user 'nobody'\n"
+    assert unknown_user.stderr == (
+        "no user 'nobody': an admin registers it (ambient user create nobody)\n"
+    )
     removed = runner.invoke(cli, ["xiaozhi", "device", "remove", str(rows[0]["id"])], env=env)
     assert removed.exit_code == 0 and "removed" in removed.output
     assert (
