@@ -38,7 +38,11 @@ LAZY: dict[str, tuple[str, str | None, str]] = {
     "user": ("user", None, "Users, their roles and permissions, and their API tokens."),
     "task": ("task", None, "Background tasks: watches, reminders, digests."),
     "briefing": ("briefing", None, "The daily briefing: set up, greet, read, send."),
-    "cloud": ("cloud", None, "Tencent Cloud: clusters, node pools, logs, metrics, alarms."),
+    "cloud": (
+        "cloud",
+        None,
+        "Tencent Cloud: clusters, node pools, log topics, logs, alarms, and changes to them.",
+    ),
     "logs": ("logs", None, "Logs: reduce log files to templates, rates and anomalies."),
     "remediation": ("remediation", None, "Graded remediation of TKE alerts."),
     "xiaozhi": ("xiaozhi", None, "小智 (xiaozhi): endpoints and devices."),

@@ -42,7 +42,7 @@ def look_back(amount: float, most: int, unit: str, before: datetime | None = Non
     """The moment ``amount`` hours or minutes (``unit``) before ``before`` (default now);
     ValueError past the bound."""
     if not 0 < amount <= most:
-        raise ValueError(f"between 0 and {most} {unit}, not {amount:g}")
+        raise ValueError(f"more than 0 and at most {most} {unit}, not {amount:g}")
     try:
         return (before or datetime.now(UTC)) - timedelta(**{unit: amount})
     except OverflowError:  # before the first year a datetime holds

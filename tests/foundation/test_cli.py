@@ -538,6 +538,21 @@ async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> No
     assert searched == ["ap-shanghai"]
 
 
+def test_cloud_says_its_bound_of_hours_as_it_is_and_its_help_what_it_has(tmp_path: Path) -> None:
+    """`--hours 0` was refused "between 0 and 87600 hours, not 0": 0 is between them. And
+    `ambient cloud --help` promised metrics no command of it reads."""
+    env = {**_offline_env(tmp_path), "COLUMNS": "300"}
+    said = {
+        hours: CliRunner().invoke(app, ["cloud", "logs", "t-1", "--hours", hours], env=env)
+        for hours in ("0", "87601")
+    }
+    for hours, result in said.items():
+        assert result.exit_code == 2, result.output
+        assert f"more than 0 and at most 87600 hours, not {hours}" in result.output, result.output
+    helped = CliRunner().invoke(app, ["cloud", "--help"], env=env)
+    assert helped.exit_code == 0 and "metrics" not in helped.output.lower(), helped.output
+
+
 async def test_cloud_logs_prints_a_json_record_as_json_not_as_a_python_dict(
     tmp_path: Path,
 ) -> None:
