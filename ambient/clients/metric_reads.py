@@ -18,6 +18,7 @@ from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
 from selectolax.lexbor import LexborHTMLParser
 
 from ambient.clients.notify import secrets
+from ambient.clients.page_encodings import declared_encoding
 from ambient.clients.web import (
     FROM_SOURCE,
     REDIRECTED,
@@ -418,7 +419,7 @@ def _json(result: FetchResult, asked: str) -> Any:
     """A metric answer's JSON; one that is not JSON (a proxy's sign-in page) said as what
     came back, not as the decoder's "Expecting value: line 1 column 1"."""
     try:
-        return json.loads(result.body)
+        return _loaded(result)
     except ValueError as exc:
         kind = result.content_type.split(";")[0].strip() or "no Content-Type"
         if "json" in kind:  # JSON, broken: where the decoder stopped
@@ -433,6 +434,18 @@ def _json(result: FetchResult, asked: str) -> Any:
         if result.url != asked:  # a sign-in page a proxy led to
             said = REDIRECTED % {"reason": said, "url": scrubbed(result.url, 150)}
         raise FetchError(said) from None
+
+
+def _loaded(result: FetchResult) -> Any:
+    """A JSON answer's document: UTF-8 (RFC 8259), else in the charset its Content-Type
+    declares (many Chinese services answer `application/json;charset=GBK`)."""
+    try:
+        return json.loads(result.body)
+    except UnicodeDecodeError:
+        encoding = declared_encoding(result.content_type)
+        if encoding is None:
+            raise
+        return json.loads(result.body.decode(encoding))
 
 
 def _where(path: JSONPath) -> str | None:

@@ -72,8 +72,7 @@ def page_text(body: bytes, content_type: str) -> str:
             return body[len(bom) :].decode(marked, errors="replace")
     # A label no codec answers to is passed over, as browsers pass over a label they do
     # not know: read as UTF-8, a GBK page labelled "windows-936" was garbage.
-    declared = HEADER_CHARSET.search(content_type)
-    encoding = _codec(declared.group(1)) if declared else None
+    encoding = declared_encoding(content_type)
     if encoding is None and (
         # A feed's XML declaration, else a page's <meta>, in its first bytes.
         (found := XML_ENCODING.match(body)) or (found := META_CHARSET.search(body, 0, 2048))
@@ -97,6 +96,13 @@ def page_text(body: bytes, content_type: str) -> str:
             return text
         return undeclared_text(body)
     return body.decode(encoding, errors="replace")
+
+
+def declared_encoding(content_type: str) -> str | None:
+    """The codec a Content-Type's charset names as browsers read it (GBK: GB18030); None
+    when it names none, or one no page is read in (``_codec``)."""
+    declared = HEADER_CHARSET.search(content_type)
+    return _codec(declared.group(1)) if declared else None
 
 
 def _codec(label: str) -> str | None:

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ambient.clients.metric_reads import read_json_number
+from ambient.clients.web import WebFetcher
 from ambient.domain.users import Language
 from ambient.watches.service import TaskService
 from api.i18n import Words
@@ -63,6 +65,8 @@ KUBE_SERIES = [
     }
     for i, (job, endpoint, container, port) in enumerate(TARGETS)
 ]
+# Chinese in the fields around the number: read as UTF-8, no byte of it was.
+GBK_DOCUMENT = '{"服务": "订单", "data": {"cpu": 42.5, "名称": "上海一区"}}'
 ZH, EN = Words(Language.ZH), Words(Language.EN)
 
 
@@ -135,6 +139,11 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
             return Response("<p>Please   sign in</p>", media_type="text/html")
         return Response(SIGN_IN, media_type="text/html")
 
+    async def gbk(request: Request) -> Response:
+        reads.append(request.url.path)  # as many Chinese services answer
+        headers = {"content-type": "application/json;charset=GBK"}
+        return Response(GBK_DOCUMENT.encode("gbk"), headers=headers)
+
     async def private(request: Request) -> Response:
         reads.append(request.url.path)  # a proxy sends the owner to its sign-in page
         return RedirectResponse("/login?next=%2Fprivate&session=abc123", status_code=302)
@@ -146,6 +155,7 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
             Route("/login", login),
             Route("/private", private),
             Route("/yuan", yuan),
+            Route("/gbk", gbk),
             Route("/api/v1/query", prometheus),
         ]
     )
@@ -447,3 +457,15 @@ async def test_a_prometheus_value_answered_with_warnings_and_infos_is_read(
     warned = {"type": "prometheus", "url": base, "query": "sum(rate(x[5m]))"}
     assert await _baseline(service, warned, "warned") == {"value": 0.5, "error": None}
     assert reads == ["/api/v1/query"]
+
+
+async def test_a_json_source_declaring_gbk_is_read_in_it(source: tuple[list[str], str]) -> None:
+    """`application/json;charset=GBK`: every read failed ("the source did not answer a number
+    (UnicodeDecodeError: …)"), whatever field held the Chinese."""
+    reads, base = source
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    try:
+        assert await read_json_number(fetcher, f"{base}/gbk", "$.data.cpu") == 42.5
+    finally:
+        await fetcher.aclose()
+    assert reads == ["/gbk"]
