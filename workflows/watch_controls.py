@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         WatchLife,
         WebMonitorInput,
     )
+    from ambient.watches.summaries import watch_summary
 
 from workflows.sends import delivery_errors, failure_text, record_event
 
@@ -78,6 +79,9 @@ class WatchControls:
         self.checking = False
         self.checks_this_run = 0
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
+        # An update rewrites the memo's summary (list_tasks, the dashboard, the voice's task
+        # names): it said the lines or interval the watch was created with.
+        self.resummarizes = workflow.patched("update-rewrites-summary")
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
         # Under each watch's patch: a continue-as-new waits for checks asked (what check now
@@ -186,6 +190,9 @@ class WatchControls:
         # Read as recorded: the validator refused what is refused now before it was recorded.
         old, self.config = self.config, self.parse_config(config, context=STORED)
         self.config_replaced(old)
+        summary = watch_summary(self.config, self.user)
+        if self.resummarizes and summary != watch_summary(old, self.user):
+            workflow.upsert_memo({"summary": summary})
         self.wake = True
         if self.CHECK_ON_UPDATE and not self.state.paused:
             self.state.check_requested = True
@@ -315,7 +322,10 @@ class WatchControls:
                 return
             if not self.state.stop_requested:
                 next_run = {"config": self.config, "state": self.state}
-                workflow.continue_as_new(self.request.model_copy(update=next_run))
+                # The next run's memo is the run's start's unless given: an update's summary
+                # would be lost.
+                memo = workflow.memo() if self.resummarizes else None
+                workflow.continue_as_new(self.request.model_copy(update=next_run), memo=memo)
 
     def holds_for_check(self, count: bool = True) -> bool:
         """Whether a continue-as-new waits a pass for a check asked: it waits for check now

@@ -89,20 +89,11 @@ class TaskService(TaskControls):
             return await self._create_schedule(user, parsed, name)
         if isinstance(parsed, WebMonitorConfig):
             task_id = f"{PREFIXES[TaskKind.WEB_MONITOR]}/{user}/{task_name(name, parsed)}"
-            summary = str(
-                Refusal(
-                    summaries.WEB_MONITOR,
-                    count=len(parsed.urls),
-                    minutes=f"{parsed.check_interval_minutes:g}",
-                    user=user,
-                )
-            )
             monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
+            summary = summaries.watch_summary(parsed, user)
             return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
         task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
-        rules = f" {parsed.combine} ".join(f"{c.op} {c.value:.15g}" for c in parsed.conditions)
-        metric = parsed.metric or parsed.source.type  # type: ignore[union-attr]
-        summary = str(Refusal(summaries.THRESHOLD_WATCH, metric=metric, rules=rules))
+        summary = summaries.watch_summary(parsed, user)
         watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
         return await self._start(TaskKind.THRESHOLD_WATCH, watch, summary)
 

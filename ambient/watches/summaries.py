@@ -4,7 +4,11 @@ language."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ambient.refusals import N_, Refusal, read_back
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.threshold_config import Condition, ThresholdWatchConfig
 
 REMINDER_DAILY = N_("Reminder, daily at %(time)s %(zone)s, for %(user)s")
 REMINDER_WEEKLY = N_("Reminder, weekly on %(days)s at %(time)s %(zone)s, for %(user)s")
@@ -53,6 +57,23 @@ def schedule_summary(
         zone=zone,
         user=user,
     )
+
+
+def watch_summary(config: WebMonitorConfig | ThresholdWatchConfig, user: str) -> str:
+    """A watch's summary of its ``config``: at its start, and again at each update (the
+    workflow keeps its memo's summary the lines or interval it watches now)."""
+    if isinstance(config, WebMonitorConfig):
+        minutes = f"{config.check_interval_minutes:g}"
+        return str(Refusal(WEB_MONITOR, count=len(config.urls), minutes=minutes, user=user))
+    metric = config.metric or (config.source.type if config.source else "")
+    return str(
+        Refusal(THRESHOLD_WATCH, metric=metric, rules=rules_of(config.conditions, config.combine))
+    )
+
+
+def rules_of(conditions: Sequence[Condition], combine: str) -> str:
+    """A threshold watch's lines as its summary says them (its messages too)."""
+    return f" {combine} ".join(f"{c.op} {c.value:.15g}" for c in conditions)
 
 
 def summary_said(summary: str) -> Refusal | None:

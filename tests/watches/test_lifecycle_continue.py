@@ -183,3 +183,44 @@ async def checked_now(handle: WorkflowHandle[Any, Any]) -> TaskStatus:
     # `baseline` answers once no check runs: the check's alerts are told by then.
     told: TaskStatus = await handle.execute_update("baseline", result_type=TaskStatus)
     return told
+
+
+async def test_a_summary_an_update_wrote_is_kept_by_the_next_run(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A continued run's memo is its run's start's unless given: list_tasks went back to the
+    line the watch was created with at its next continue-as-new."""
+    state, base = gated
+    state.values = [50]
+    task = unique("threshold-watch/alice/sum")
+    created = {"summary": "Threshold watch http_json: above 100", "created_at": "2026-12-01"}
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await dev_env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(
+                user=USER, task=task, config=threshold(base), continue_as_new_after_checks=2
+            ),
+            id=task,
+            task_queue=worker.task_queue,
+            memo=created,
+        )
+        first = (await handle.describe()).run_id
+        await handle.execute_update("baseline", result_type=TaskStatus)
+        raised = threshold(base, threshold=150).model_dump(mode="json")
+        await handle.execute_update("update_config", raised)
+        await handle.execute_update("checked_now")  # the run's second check: it continues
+
+        async def continued() -> bool:
+            return (await handle.describe()).run_id != first
+
+        await eventually(continued)
+        memo = await (await handle.describe()).memo()
+        await handle.signal("stop")
+        await handle.result()
+    assert memo == {**created, "summary": "Threshold watch http_json: above 150"}
+    await save_history(
+        dev_env.client.get_workflow_handle(task, run_id=first),
+        "threshold_watch_continued_with_its_summary",
+    )

@@ -243,6 +243,60 @@ async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_s
     await service.delete(USER, second.task_id)
 
 
+async def listed_summary(service: TaskService, task_id: str, says: str) -> str:
+    """The task's summary as list_tasks shows it, once it says ``says`` (a visibility query:
+    eventually consistent)."""
+
+    async def summary() -> str | None:
+        rows = [t for t in await service.list(USER) if t.task_id == task_id]
+        return rows[0].summary if rows and rows[0].summary and says in rows[0].summary else None
+
+    return await eventually(summary, f"a summary saying {says!r}")
+
+
+async def test_a_threshold_watchs_summary_says_the_lines_an_update_gave(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """list_tasks, the dashboard and the voice's task names said "above 100" after the line
+    was raised to 150: the summary was written once, at the start."""
+    state, base = gated
+    state.values = [50]
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+        "threshold": 100,
+        "check_interval_minutes": 5,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("sum"))
+    said = await listed_summary(service, ref.task_id, "100")
+    assert said == "Threshold watch http_json: above 100"
+    status = await service.update(USER, ref.task_id, {**config, "threshold": 150})
+    assert status.config["conditions"] == [{"op": "above", "value": 150.0}]
+    said = await listed_summary(service, ref.task_id, "150")
+    assert said == "Threshold watch http_json: above 150"
+    await service.delete(USER, ref.task_id)
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.result()
+    await save_history(handle, "threshold_watch_update_rewrites_summary")
+
+
+async def test_a_web_monitors_summary_says_the_interval_an_update_gave(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("every"))
+    await listed_summary(service, ref.task_id, "every 60 min")
+    await service.update(USER, ref.task_id, monitor(base, "/a", minutes=30))
+    said = await listed_summary(service, ref.task_id, "every 30 min")
+    assert said == f"Web monitor of 1 URL(s) every 30 min for {USER}"
+    await service.delete(USER, ref.task_id)
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.result()
+    await save_history(handle, "web_monitor_update_rewrites_summary")
+
+
 async def test_create_right_after_delete_starts_a_new_life(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
