@@ -250,8 +250,10 @@ class ThresholdWatchWorkflow(WatchControls):
                 alert("failing", "Failing", body, zh, error=reading.error, failures=state.failures)
             return None
         if state.failing:
-            zh = Wording(title="读取恢复", body="指标读取已恢复。")
-            said = ("Recovered", "The metric reads again.", zh)
+            # Not "Recovered": that is the metric's, back within its lines (a breach goes on).
+            value = f"{reading.value:.15g}"
+            zh = Wording(title="读取恢复", body=f"指标读取已恢复，当前值 {value}。")
+            said = ("Reading again", f"The metric reads again: value {value}.", zh)
             alert("recovered", *said, after_failures=state.failures)
         state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value

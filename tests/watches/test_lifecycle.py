@@ -4,6 +4,7 @@ triggers queue, the baseline is taken at once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -129,6 +130,88 @@ async def test_metric_source_answering_html_is_a_failed_reading_and_the_watch_go
     assert recovered.detail["last_value"] == 50 and recovered.detail["failing"] is False
     assert running is WorkflowExecutionStatus.RUNNING
     assert await kinds(loopback_deps, handle.id) == ["watch.failing", "watch.recovered"]
+
+
+def hook(base: str, deps: WorkerDeps) -> list[dict[str, str]]:
+    """A loopback webhook target (the deps' channels allowed to reach it)."""
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    return [{"type": "webhook", "target": f"{base}/hook"}]
+
+
+def told(state: GatedSite) -> list[str]:
+    """The titles the loopback webhook received, in order, without their task."""
+    return [str(json.loads(body)["title"]).split(":")[0] for body in state.hooks]
+
+
+async def test_reads_coming_back_during_a_breach_are_told_as_reading_again(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    """120 (breach), three failed reads (failing), then 130: the metric never left its line,
+    and its owner's last word was "Recovered", as a recovery from the breach says."""
+    state, base = gated
+    state.values = [50, 120, None, None, None, 130]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, failure_threshold=3)
+        status = await checks_reach(ts_env, handle, 7)
+        await handle.signal("stop")
+        await handle.result()
+    assert status.detail["breaching"] is True and status.detail["last_value"] == 130
+    assert await kinds(loopback_deps, handle.id) == [
+        "watch.breach",
+        "watch.failing",
+        "watch.recovered",
+        "watch.stopped",
+    ]
+    async with loopback_deps.db.session() as session:
+        messages = list(reversed(await InboxRepository(session).list(USER, limit=10)))
+    assert [m.title.split(":")[0] for m in messages] == ["Breach", "Failing", "Reading again"]
+    assert messages[-1].body == "The metric reads again: value 130."
+
+
+async def test_paused_in_breach_resumed_after_recovery_tells_the_recovery_once(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.values = [50, 120]
+    targets = hook(base, loopback_deps)  # before the worker: its channels reach it
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, targets=targets)
+        await checks_reach(ts_env, handle, 3)
+        await handle.signal("pause")
+        state.values, state.value_reads = [80], 0
+        await ts_env.sleep(timedelta(minutes=30))
+        await handle.signal("resume")
+        status = await checks_reach(ts_env, handle, 5)
+        await handle.signal("stop")
+        await handle.result()
+    assert status.detail["breaching"] is False
+    assert told(state) == ["Breach", "Recovered"]
+
+
+async def test_a_line_raised_during_a_breach_neither_re_alerts_nor_loses_the_recovery(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    state, base = gated
+    state.values = [50, 120]
+    targets = hook(base, loopback_deps)  # before the worker: its channels reach it
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, targets=targets)
+        await checks_reach(ts_env, handle, 3)
+        new = threshold(base, threshold=110, targets=targets).model_dump(mode="json")
+        await handle.execute_update("update_config", new, id="raise")
+        await checks_reach(ts_env, handle, 6)
+        state.values, state.value_reads = [105], 0
+        status = await checks_reach(ts_env, handle, 9)
+        await handle.signal("stop")
+        await handle.result()
+    assert status.detail["breaching"] is False
+    assert told(state) == ["Breach", "Recovered"]
 
 
 async def test_delivery_that_fails_for_good_is_counted_and_the_watch_goes_on(
