@@ -53,6 +53,7 @@ from ambient.storage.db import database_busy
 from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository
 from ambient.storage.users import user_named
+from api.i18n import in_reader_words
 
 
 def _cancelled_for_good() -> bool:
@@ -183,7 +184,7 @@ class NotifyActivities(TargetSender):
             # Said in the recipient's language (its deadline in their time zone, its words with
             # no model) here, where they are known (not in the workflow); a deliver-later run
             # is handed the request as asked, and picks again.
-            said = request.message.said_in(
+            said = in_reader_words(request.message, recipient.language).said_in(
                 recipient.language, recipient.timezone, model=self._model
             )
             told = request.model_copy(update={"message": said})

@@ -38,6 +38,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.watches.models import Failure
 from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.watches.polling import PollEvent, PollRequest, page_message
+from api.i18n import in_reader_words
 
 if TYPE_CHECKING:
     from activities.deliveries import Recipient
@@ -164,7 +165,7 @@ class PollReports:
             key = self.event_key(seq)
             message = self.message(kind, payload) if inbox else None
             # Stored here, not sent: said in their language, as `send` says what it sends.
-            said = message.said_in(inbox) if message and inbox else None
+            said = in_reader_words(message, inbox).said_in(inbox) if message and inbox else None
             copy = InboxCopy(said, delivery_key(key, "inbox", ""), shown) if said else None
             events.append(NewEvent(seq=seq, kind=kind, key=key, payload=payload, inbox=copy))
         return events

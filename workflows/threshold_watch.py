@@ -18,11 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.notify import Message, Wording
+    from ambient.domain.notify import REASON, RULES, Message, Wording
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
     from ambient.watches.configs import TaskKind, notification_targets
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
+    from ambient.watches.summaries import rules_of
     from ambient.watches.threshold_config import (
         HttpJsonSource,
         MetricSource,
@@ -54,9 +55,11 @@ def _describe(transition: Transition) -> str:
     return f"value {transition.value:.15g} ({rules})"
 
 
-def _described_zh(transition: Transition) -> str:
-    rules = "，".join(f"{c.op} {c.value:.15g}" for c in transition.conditions)
-    return f"当前值 {transition.value:.15g}（规则：{rules}）"
+def _described_zh(transition: Transition, combine: str, title: str) -> Wording:
+    """A breach or a recovery in Chinese: its lines said as the task page says them (高于 100
+    或 低于 10), by the notify activity (``Wording.rules``)."""
+    body = f"当前值 {transition.value:.15g}（规则：{RULES}）"
+    return Wording(title=title, body=body, rules=rules_of(transition.conditions, combine))
 
 
 def _lines(config: ThresholdWatchConfig) -> tuple[Any, ...]:
@@ -206,7 +209,7 @@ class ThresholdWatchWorkflow(WatchControls):
         ) -> None:
             """Record ``watch.{what}`` of this check and tell it as "{title}: {task}" (in
             Chinese as ``zh``, to whoever reads Chinese)."""
-            zh = Wording(title=f"{zh.title}：{self.task}", body=zh.body)
+            zh = zh.model_copy(update={"title": f"{zh.title}：{self.task}"})
             await self.tell(
                 kind=f"watch.{what}",
                 key=f"{key}/{what}",
@@ -244,8 +247,11 @@ class ThresholdWatchWorkflow(WatchControls):
             if state.failures >= self.config.failure_threshold and not state.failing:
                 state.failing = True
                 body = f"{state.failures} reads in a row failed: {reading.error}"
+                # Its reason in the reader's words, as the task page says it (Wording.reason).
                 zh = Wording(
-                    title="读取失败", body=f"连续 {state.failures} 次读取失败：{reading.error}"
+                    title="读取失败",
+                    body=f"连续 {state.failures} 次读取失败：{REASON}",
+                    reason=reading.error,
                 )
                 alert("failing", "Failing", body, zh, error=reading.error, failures=state.failures)
             return None
@@ -270,7 +276,7 @@ class ThresholdWatchWorkflow(WatchControls):
         if breach:
             self.state.breaches_total += 1
         title = "Breach" if breach else "Recovered"
-        zh = Wording(title="越限告警" if breach else "已恢复", body=_described_zh(transition))
+        zh = _described_zh(transition, self.config.combine, "越限告警" if breach else "已恢复")
         alert(transition.kind, title, _describe(transition), zh, **_payload(transition))
         return transition
 

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo,
 
 from ambient.domain.configs import UserConfig, reading_stored
 from ambient.domain.users import PHONE_JUNK
+from ambient.render import markdown_literal
 
 # One try of the notify activity (its start-to-close, as every workflow runs it); a
 # deliver-later run's last try ends at most this long after its give-up.
@@ -81,10 +82,27 @@ class Wording(BaseModel):
 
     title: str
     body: str | None = None
+    # Parts the body says where it names them (REASON, RULES), put in the reader's words by
+    # the activity that sends it (workflow code reads no catalog; ``in_reader_words``), else
+    # as written: a check's stored error (English), a threshold watch's lines as its summary
+    # says them ("above 100 any below 10").
+    reason: str | None = None
+    rules: str | None = None
+
+    def said_body(self) -> str | None:
+        """The body with its parts said in it (a stored error as literal markdown)."""
+        body = self.body
+        if body is not None and self.reason is not None:
+            body = body.replace(REASON, markdown_literal(self.reason))
+        if body is not None and self.rules is not None:
+            body = body.replace(RULES, self.rules)
+        return body
 
 
 # Where a message's words say its deadline (Message.deadline).
 DEADLINE = "{deadline}"
+# Where a wording's body says a check's stored error and a threshold watch's lines (Wording).
+REASON, RULES = "{reason}", "{rules}"
 
 
 def deadline_in(when: datetime, zone: str, language: str) -> str:
@@ -132,7 +150,7 @@ class Message(BaseModel):
             return self.no_model.said_in(language, zone)
         said = self.model_copy(update={"no_model": None}) if self.no_model else self
         if language == "zh" and self.zh is not None:
-            update = {"title": self.zh.title, "body": self.zh.body or self.body, "zh": None}
+            update = {"title": self.zh.title, "body": self.zh.said_body() or self.body, "zh": None}
             said = said.model_copy(update=update)
         if self.deadline is None:
             return said

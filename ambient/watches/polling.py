@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.domain.notify import Message, NotificationKind, Target, Wording
+from ambient.domain.notify import REASON, Message, NotificationKind, Target, Wording
 from ambient.render import markdown_literal
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import Failure, UrlState
@@ -152,11 +152,13 @@ def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Messa
     in English and in Chinese (the notify activity says it in its recipient's language)."""
     url = str(payload.get("url", ""))
     zh_body: str | None = None  # None: the same body (the page's words)
+    reason: str | None = None  # the error, in the reader's words (Wording.reason)
     if kind == "watch.failing":
-        failures, error = payload.get("failures"), payload.get("error")
-        error = markdown_literal(str(error))
+        failures, reason = payload.get("failures"), str(payload.get("error"))
+        error = markdown_literal(reason)
         title, body = f"Failing: {url}", f"{failures} checks in a row failed. Last error: {error}"
-        zh_title, zh_body = f"访问失败：{url}", f"连续 {failures} 次检查失败。最近一次错误：{error}"
+        zh_title = f"访问失败：{url}"
+        zh_body = f"连续 {failures} 次检查失败。最近一次错误：{REASON}"
     elif kind == "watch.recovered":
         title, body = f"Recovered: {url}", "The page answers again."
         zh_title, zh_body = f"已恢复：{url}", "页面已恢复正常访问。"
@@ -175,5 +177,5 @@ def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Messa
         zh_title = f"页面有变化：{url}"
     else:
         return None
-    zh = Wording(title=zh_title, body=zh_body)
+    zh = Wording(title=zh_title, body=zh_body, reason=reason)
     return Message(title=title, body=body, link=url, kind=NotificationKind.WATCH, zh=zh)

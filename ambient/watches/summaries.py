@@ -4,7 +4,7 @@ language."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ambient.refusals import N_, Refusal, read_back
 from ambient.watches.configs import WebMonitorConfig
@@ -23,6 +23,8 @@ THRESHOLD_WATCH = N_("Threshold watch %(metric)s: %(rules)s")
 BRIEFING = N_(
     "Daily briefing for %(user)s: prepare %(prepare)s, greeting window %(start)s–%(end)s (%(zone)s)"
 )
+# A threshold watch's lines as its summary says them ("above 100 any below 10"), word by word.
+RULE_WORDS = {"above": N_("above"), "below": N_("below"), "any": N_("or"), "all": N_("and")}
 SUMMARIES = (
     REMINDER_DAILY,
     REMINDER_WEEKLY,
@@ -74,6 +76,11 @@ def watch_summary(config: WebMonitorConfig | ThresholdWatchConfig, user: str) ->
 def rules_of(conditions: Sequence[Condition], combine: str) -> str:
     """A threshold watch's lines as its summary says them (its messages too)."""
     return f" {combine} ".join(f"{c.op} {c.value:.15g}" for c in conditions)
+
+
+def rules_in(rules: str, words: Callable[[str], str]) -> str:
+    """Lines as ``rules_of`` says them, in the language of ``words`` (a catalog's gettext)."""
+    return " ".join(words(RULE_WORDS[w]) if w in RULE_WORDS else w for w in rules.split(" "))
 
 
 def summary_said(summary: str) -> Refusal | None:

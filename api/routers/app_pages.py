@@ -17,7 +17,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
-from ambient.clients.metric_reads import said_refusal
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.history import EventPublic, event_name
 from ambient.refusals import N_, Refusal
@@ -26,10 +25,10 @@ from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.listing import TaskSummary
 from ambient.watches.pauses import wait_said
-from ambient.watches.summaries import summary_said
+from ambient.watches.summaries import rules_in, summary_said
 from api.deps import SessionDep
 from api.errors import INPUT_SHOWN
-from api.i18n import Words, in_zone
+from api.i18n import Words, error_words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
 from api.routers.events import LastEventId, stream
@@ -240,7 +239,7 @@ TASK_KINDS = {
 }
 
 
-# A reminder's days and a threshold watch's lines, as a task's summary names them.
+# A reminder's days, as a task's summary names them (a threshold watch's lines: RULE_WORDS).
 DAY_NAMES = {
     "mon": N_("Mon"),
     "tue": N_("Tue"),
@@ -250,7 +249,6 @@ DAY_NAMES = {
     "sat": N_("Sat"),
     "sun": N_("Sun"),
 }
-RULE_WORDS = {"above": N_("above"), "below": N_("below"), "any": N_("or"), "all": N_("and")}
 
 
 def summary_words(summary: str, _: Words) -> str:
@@ -265,8 +263,7 @@ def summary_words(summary: str, _: Words) -> str:
         days = [_(DAY_NAMES[d]) if d in DAY_NAMES else d for d in str(values["days"]).split(",")]
         values["days"] = _(", ").join(days)
     if "rules" in values:
-        words = str(values["rules"]).split(" ")
-        values["rules"] = " ".join(_(RULE_WORDS[w]) if w in RULE_WORDS else w for w in words)
+        values["rules"] = rules_in(str(values["rules"]), _)
     return in_words(Refusal(said.msgid, **values), _)
 
 
@@ -327,7 +324,7 @@ def failed_said(error: Any, _: Words) -> str:
     """A failed check and why: a fetch's usual failures (an HTTP status, a timeout) in the
     page's language, any other error as the check said it."""
     said = str(error or "?")
-    return _("failed: %(error)s", error=in_words(said_refusal(said) or said, _))
+    return _("failed: %(error)s", error=error_words(said, _))
 
 
 def read_said(read: dict[str, Any], _: Words) -> str:

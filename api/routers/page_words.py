@@ -11,7 +11,7 @@ from ambient import no_answer
 from ambient.domain import field_errors as fields
 from ambient.refusals import N_, Refusal
 from ambient.watches.inputs import ConfigError
-from api.i18n import Words
+from api.i18n import Words, in_words
 from mcp_server.tools import tools_named
 
 
@@ -96,11 +96,3 @@ PYDANTIC_WORDS = (
     ),
     N_("URL should have at most %(max_length)s character%(expected_plural)s"),
 )
-
-
-def in_words(refusal: str | Refusal, _: Words) -> str:
-    """A refusal in the page's language where the catalog has its words; else its English."""
-    if not isinstance(refusal, Refusal) or _(refusal.msgid) == refusal.msgid:
-        return str(refusal)
-    values = {k: in_words(v, _) if isinstance(v, Refusal) else v for k, v in refusal.values.items()}
-    return _(refusal.msgid, **values)

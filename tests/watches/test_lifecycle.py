@@ -170,6 +170,28 @@ async def test_reads_coming_back_during_a_breach_are_told_as_reading_again(
     assert messages[-1].body == "The metric reads again: value 130."
 
 
+async def test_a_chinese_readers_failing_alert_says_why_in_chinese(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    """The task page says the failure in Chinese; the push to the same reader said it in
+    English inside the Chinese sentence."""
+    await reads_chinese(loopback_deps)
+    state, base = gated
+    state.html, state.values = True, [50]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_watch(ts_env, worker.task_queue, base, failure_threshold=1)
+        await checks_reach(ts_env, handle, 2)
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        (message,) = await InboxRepository(session).list(USER, limit=10)
+    assert message.title == f"读取失败：{handle.id}"
+    said = "数据源答复的是 text/html，不是 JSON：<html><body>Maintenance</body></html>"
+    assert message.body == f"连续 1 次读取失败：{said}"
+
+
 async def test_paused_in_breach_resumed_after_recovery_tells_the_recovery_once(
     ts_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811

@@ -187,6 +187,25 @@ async def test_a_keyword_hit_in_the_inbox_of_a_user_who_reads_chinese_is_said_in
     assert await inbox_titles(loopback_deps) == [f"关键词命中：{base}/news"]
 
 
+async def test_a_failing_page_is_said_why_in_chinese_to_a_user_who_reads_chinese(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """The task page says the failure in Chinese; the alert to the same reader said it in
+    English inside the Chinese sentence ("最近一次错误：HTTP 404")."""
+    await reads_chinese(loopback_deps)
+    _, base = site
+    config = fast([f"{base}/gone"], failure_threshold=1)
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await eventually(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        (message,) = await InboxRepository(session).list(USER, limit=10)
+    assert message.title == f"访问失败：{base}/gone"
+    assert message.body == "连续 1 次检查失败。最近一次错误：服务器答复 HTTP 404"
+
+
 async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:

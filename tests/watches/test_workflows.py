@@ -169,9 +169,43 @@ async def test_a_breach_is_said_in_chinese_to_a_user_who_reads_chinese(
         await handle.result()
     async with loopback_deps.db.session() as session:
         messages = await InboxRepository(session).list(USER, limit=10)
+    # Its line in the words the task page says it (it said "above 50000.25").
     assert [(m.title, m.body) for m in reversed(messages)] == [
-        (f"越限告警：{handle.id}", "当前值 98765.43（规则：above 50000.25）"),
-        (f"已恢复：{handle.id}", "当前值 100（规则：above 50000.25）"),
+        (f"越限告警：{handle.id}", "当前值 98765.43（规则：高于 50000.25）"),
+        (f"已恢复：{handle.id}", "当前值 100（规则：高于 50000.25）"),
+    ]
+
+
+@pytest.mark.parametrize(("combine", "joined"), [("any", "或"), ("all", "且")])
+async def test_a_chinese_readers_alerts_join_the_lines_as_they_combine(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,
+    site: tuple[Site, str],
+    combine: str,
+    joined: str,
+) -> None:
+    """A breach names the lines it passed, a recovery every line, joined by 或 (any) or 且
+    (all), as the task's summary on its page says them."""
+    await reads_chinese(loopback_deps)
+    state, base = site
+    state.values = [50, 120, 80] if combine == "any" else [50, 150, 80]
+    lines = [{"op": "above", "value": 100}, {"op": "below", "value": 10}]
+    if combine == "all":
+        lines = [{"op": "above", "value": 100}, {"op": "below", "value": 200}]
+    config = threshold(base, conditions=lines, threshold=None, combine=combine)
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, config)
+        await checks_reach(ts_env, handle, 3)
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        messages = await InboxRepository(session).list(USER, limit=10)
+    second = "低于 10" if combine == "any" else "低于 200"
+    breach = "高于 100" if combine == "any" else f"高于 100 {joined} {second}"
+    value = 120 if combine == "any" else 150
+    assert [(m.title, m.body) for m in reversed(messages)] == [
+        (f"越限告警：{handle.id}", f"当前值 {value}（规则：{breach}）"),
+        (f"已恢复：{handle.id}", f"当前值 80（规则：高于 100 {joined} {second}）"),
     ]
 
 
