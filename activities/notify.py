@@ -53,7 +53,7 @@ from ambient.storage.db import database_busy
 from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository
 from ambient.storage.users import user_named
-from api.i18n import in_reader_words
+from ambient.words import in_reader_words
 
 
 def _cancelled_for_good() -> bool:

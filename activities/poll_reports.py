@@ -38,7 +38,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.watches.models import Failure
 from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.watches.polling import PollEvent, PollRequest, page_message
-from api.i18n import in_reader_words
+from ambient.words import in_reader_words
 
 if TYPE_CHECKING:
     from activities.deliveries import Recipient

@@ -9,88 +9,26 @@ zh or en, else the server's AMBIENT_DEFAULT_LANGUAGE.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from gettext import NullTranslations
-from io import BytesIO
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 
-from ambient.clients.metric_reads import said_refusal
-from ambient.domain.notify import Message
 from ambient.domain.users import Language
-from ambient.refusals import Refusal
 from ambient.render import markdown_plain
-from ambient.watches.summaries import rules_in
+from ambient.words import (  # noqa: F401  (the pages' words, as the worker's)
+    Words,
+    catalog_path,
+    error_words,
+    in_words,
+    translations,
+)
 
-LOCALE = Path(__file__).resolve().parent / "locale"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def catalog_path(language: Language) -> Path:
-    return LOCALE / language.value / "LC_MESSAGES" / "messages.po"
-
-
-@cache
-def translations(language: Language) -> NullTranslations:
-    """The language's catalog; English is the msgids themselves."""
-    if language == Language.EN:
-        return NullTranslations()
-    with catalog_path(language).open("rb") as po:
-        catalog = read_po(po, locale=language.value)
-    compiled = BytesIO()
-    write_mo(compiled, catalog)  # fuzzy entries are left out: they read as English
-    compiled.seek(0)
-    return Translations(compiled)
-
-
-class Words:
-    """What a page router says: ``_("Created %(task)s", task=...)`` in the page's language."""
-
-    def __init__(self, language: Language) -> None:
-        self._gettext: Callable[[str], str] = translations(language).gettext
-
-    def __call__(self, message: str, /, **values: Any) -> str:
-        text = self._gettext(message)
-        return text % values if values else text
-
-
-def in_words(refusal: str | Refusal, _: Words) -> str:
-    """A refusal in the page's language where the catalog has its words; else its English."""
-    if not isinstance(refusal, Refusal) or _(refusal.msgid) == refusal.msgid:
-        return str(refusal)
-    values = {k: in_words(v, _) if isinstance(v, Refusal) else v for k, v in refusal.values.items()}
-    return _(refusal.msgid, **values)
-
-
-def error_words(error: str, _: Words) -> str:
-    """A check's stored error (English) in the language of ``_`` where it reads back as one
-    the catalog words (``said_refusal``: an HTTP status, a metric's answer); else as stored."""
-    return in_words(said_refusal(error) or error, _)
-
-
-def in_reader_words(message: Message, language: str) -> Message:
-    """``message`` with the parts its Chinese wording says (a check's error, a threshold
-    watch's lines) in the catalog's words, as the pages say them, for a reader of
-    ``language`` (another reads the English, as written)."""
-    zh = message.zh
-    if language != Language.ZH or zh is None or (zh.reason is None and zh.rules is None):
-        return message
-    _ = Words(Language.ZH)
-    said = {
-        "reason": error_words(zh.reason, _) if zh.reason is not None else None,
-        "rules": rules_in(zh.rules, _) if zh.rules is not None else None,
-    }
-    return message.model_copy(update={"zh": zh.model_copy(update=said)})
 
 
 def from_accept_language(header: str | None) -> Language | None:
