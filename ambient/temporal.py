@@ -93,6 +93,20 @@ async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool
     return True
 
 
+async def until_ended(handle: WorkflowHandle[Any, Any]) -> None:
+    """Return once the run ``handle`` names has ended, however it ended (completed, failed,
+    terminated by another start, continued as new); never when the server does not say (a wait
+    raced with this one decides)."""
+    try:
+        await handle.result(follow_runs=False)
+        return
+    except RPCError:
+        pass
+    except Exception:  # its failure, termination or new run: ended
+        return
+    await asyncio.Event().wait()
+
+
 def payload_codec(settings: Settings) -> EncryptionCodec | None:
     """The encryption codec if a payload key is configured."""
     if settings.payload_key is None:

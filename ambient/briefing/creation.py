@@ -272,7 +272,7 @@ class Creation:
         if replaced is not None:
             handle = self.client.get_workflow_handle(task_id, run_id=new_run)
             state = await records.keep_controls(self.client, replaced, handle, carry) or state
-        return BriefingRef(task_id=task_id, state=state, config=parsed)
+        return BriefingRef(task_id=task_id, state=state, config=parsed).of_run(new_run)
 
     async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
         """The run id and last status of the running briefing, as it hands over by the

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
@@ -437,6 +437,17 @@ class BriefingRef(BaseModel):
     state: str = "active"
     created: bool = True
     config: RunningConfig
+    # The run this create started (None: the running one found), which an update reads by
+    # its id; not said to the caller.
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def of_run(self, run_id: str | None) -> BriefingRef:
+        self._run_id = run_id
+        return self
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
 
 
 class BriefingView(BaseModel):

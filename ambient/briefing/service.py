@@ -11,6 +11,7 @@ is `ambient.briefing.logs`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -20,6 +21,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
@@ -141,11 +143,13 @@ class BriefingService(Creation, Greeting, Steering):
             return False
 
     async def read_status(
-        self, user: str, *, ended: bool = False, quiet: bool = False
+        self, user: str, *, ended: bool = False, quiet: bool = False, run_id: str | None = None
     ) -> BriefingStatus | None:
         """The one read of a briefing's status: its running run's (``ended``: or what its last
         run knew at its end, a worker replays it), within QUERY_TIMEOUT and what is left of the
-        request; errors as `_answer`."""
+        request; errors as `_answer`. ``run_id``: that run's while it runs, None once it has
+        ended, also while the read waits (another request's new config ending the run under a
+        query left it unanswered until its time ran out: a silent worker, said wrongly)."""
         if request_deadline.left() == 0:  # a request's deadline spent: not asked
             if quiet:
                 return None
@@ -153,14 +157,16 @@ class BriefingService(Creation, Greeting, Steering):
         budget = timedelta(
             seconds=request_deadline.bounded(no_answer.QUERY_TIMEOUT.total_seconds())
         )
-        handle = self.client.get_workflow_handle(task_id_for(user))
-        rejected = None if ended else QueryRejectCondition.NOT_OPEN
-        ask = no_answer.queried(
+        handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
+        rejected = None if ended and run_id is None else QueryRejectCondition.NOT_OPEN
+        ask: Awaitable[BriefingStatus | None] = no_answer.queried(
             lambda left: handle.query(
                 DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
             ),
             budget,
         )
+        if run_id is not None:
+            ask = _unless_ended(ask, handle)
         # `queried` keeps the budget by its own timer: another here would race it.
         return await self._answer(ask, task_id_for(user), quiet=quiet)
 
@@ -369,3 +375,17 @@ class BriefingService(Creation, Greeting, Steering):
             tencent=self.tencent,
             is_admin=lambda: self._admin(user),
         )
+
+
+async def _unless_ended(ask: Awaitable[T], run: WorkflowHandle[Any, Any]) -> T | None:
+    """``ask``'s answer, or None once ``run`` has ended (its answer, when it came first)."""
+    asked, ended = asyncio.ensure_future(ask), asyncio.ensure_future(temporal.until_ended(run))
+    try:
+        await asyncio.wait((asked, ended), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in (asked, ended):
+            waiting.cancel()
+        await asyncio.gather(asked, ended, return_exceptions=True)
+    if asked.cancelled() or (not ended.cancelled() and asked.exception() is not None):
+        return None
+    return asked.result()

@@ -24,7 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import no_answer, temporal, updates
-from ambient.briefing.models import MAX_REQUEST_ID
+from ambient.briefing.models import MAX_REQUEST_ID, BriefingRef
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
 from ambient.request_deadline import bounded, request_deadline
@@ -59,7 +59,7 @@ from ambient.watches.models import (
     ThresholdWatchInput,
     WebMonitorInput,
 )
-from ambient.watches.reads import found, of_a_known_user
+from ambient.watches.reads import briefing_task_status, found, of_a_known_user
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
 # An update applied, then replaced by another one of the task (another request at once): the
@@ -200,11 +200,13 @@ class TaskService(TaskControls):
                 with nothing_sent(task_id, unsent):
                     await self._answering(user, task_id)
                 try:
-                    await self._briefing(self.briefings.create(user, config, replace_only=True))
+                    ref = await self._briefing(
+                        self.briefings.create(user, config, replace_only=True)
+                    )
                 except TaskNotFoundError:  # deleted since the look above: stopped, as it says
                     raise TaskStateError(stopped(task_id)) from None
                 try:  # its new run started: applied
-                    return await self.get(user, task_id)
+                    return await self._briefing_applied(user, task_id, ref)
                 except WorkerSilentError as exc:
                     raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
             # The same rules as create, for the task's own type (a digest is a schedule config).
@@ -265,6 +267,21 @@ class TaskService(TaskControls):
                 # at a time, in the order the server took them): said, not answered as in force.
                 status.note = OVERTAKEN
             return status
+
+    async def _briefing_applied(self, user: str, task_id: str, ref: BriefingRef) -> TaskStatus:
+        """The briefing's status after its new config: the run this update started, read by its
+        id. Another update's run replaced it meanwhile (or a delete ended it): the run in force,
+        its config said to be another's when it is (`OVERTAKEN`, as a watch's update says)."""
+        status = None
+        if ref.run_id is not None:
+            read = self.briefings.read_status(user, run_id=ref.run_id)
+            if (briefing := await self._briefing(read)) is not None:
+                status = briefing_task_status(await self.briefings.told(user, briefing))
+        if status is None:  # the running one found (the same config), or ended since
+            status = await self.get(user, task_id)
+        if status.config != ref.config.model_dump(mode="json"):
+            status.note = OVERTAKEN
+        return status
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the

@@ -22,12 +22,15 @@ from ambient.deps import WorkerDeps
 from ambient.no_answer import QUERY_TIMEOUT
 from ambient.storage.repositories import InboxRepository
 from ambient.watches.inputs import TaskStateError
-from ambient.watches.service import TaskService
+from ambient.watches.service import OVERTAKEN, TaskService
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, make_user
 from tests.briefing.test_briefing_task_door import zone_at_midday
-from tests.conftest import unique
+from tests.conftest import running_worker, unique
+from tests.support.api_worker import reaching
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
+from tests.support.users import register
 from tests.support.waits import eventually
 
 
@@ -475,3 +478,62 @@ async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_a
         assert await eventually(lambda: _ended(service, "ivo"), "the deleted briefing ended")
         last = await ts_env.client.get_workflow_handle("daily-briefing/ivo").describe()
     assert last.status is WorkflowExecutionStatus.COMPLETED, last.status
+
+
+SHANGHAI = {"timezone": "Asia/Shanghai", "window_start": "06:00", "prepare_at": "05:00"}
+BERLIN = {"timezone": "Europe/Berlin", "window_start": "07:30", "prepare_at": "06:00"}
+
+
+async def _called(client: Any, tool: str, **args: Any) -> tuple[bool, Any]:
+    answer = await client.call_tool(tool, args)
+    if answer.is_error:
+        return False, " ".join(getattr(c, "text", "") for c in answer.content)
+    return True, answer.structured_content
+
+
+async def test_two_briefing_updates_at_once_are_both_answered_truthfully(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Two agents of one user change the daily briefing's config at the same moment. One in
+    four waited out its read and was told no worker answered (while the worker ran), or both
+    were told success with the other's config and no word of it: the read after the new run
+    started went to whichever run was the latest, and the other's start ended it. Now each
+    reads the run it started; replaced meanwhile, it says so with the config in force."""
+    user = unique("bu")
+    await register(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = reaching(deps, dev_env.client, worker)
+        async with (
+            mcp_as(deps, user, temporal=dev_env.client, settings=settings) as one,
+            mcp_as(deps, user, temporal=dev_env.client, settings=settings) as two,
+        ):
+            ok, made = await _called(one, "create_daily_briefing", **SHANGHAI, window_end="10:00")
+            assert ok, made
+            task_id = f"daily-briefing/{user}"
+            told = []
+            for i in range(4):
+                sent = (f"09:0{i}", f"10:0{i}")
+                said = await asyncio.gather(
+                    _called(
+                        one, "update_task", task_id=task_id, config=BERLIN | {"window_end": sent[0]}
+                    ),
+                    _called(
+                        two,
+                        "update_task",
+                        task_id=task_id,
+                        config=SHANGHAI | {"window_end": sent[1]},
+                    ),
+                )
+                ok, now = await _called(one, "get_task", task_id=task_id)
+                assert ok, now
+                told.append((sent, said, now["config"]["window_end"]))
+            await dev_env.client.get_workflow_handle(task_id).signal("stop")
+    errors = [answer for _, said, _ in told for ok, answer in said if not ok]
+    assert errors == [], errors
+    for sent, said, in_force in told:
+        assert in_force in sent, told
+        for mine, (_, answer) in zip(sent, said, strict=True):
+            shown = answer["config"]["window_end"]
+            # Its own config in force, or the one in force with the sentence that says so.
+            assert (shown, answer["note"]) in {(mine, None), (in_force, OVERTAKEN)}, told
+        assert any(a["note"] is None for _, a in said), told
