@@ -28,6 +28,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import require_current
 from ambient.storage.retention import pruning
+from workflows.message_arguments import MessageArguments
 from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("ambient.worker")
@@ -62,6 +63,9 @@ def build_worker(
         workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=[*build_activities(deps), *extra_activities],
         workflow_runner=temporal.workflow_runner(),
+        # A signal or update sent by hand with arguments its handler cannot take: dropped or
+        # refused, never a workflow task failed for good.
+        interceptors=[MessageArguments()],
         # Web monitors' polls are long-running and mostly asleep: their own allowance.
         max_concurrent_activities=(
             deps.settings.max_concurrent_activities + deps.settings.max_watch_polls

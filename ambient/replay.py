@@ -17,6 +17,7 @@ from temporalio.worker import Replayer, WorkflowReplayResult
 
 from ambient.no_answer import STALLED
 from ambient.temporal import BUILD_ID, runtime_used, workflow_runner
+from workflows.message_arguments import MessageArguments
 from workflows.registry import ALL_WORKFLOWS
 
 
@@ -88,6 +89,7 @@ def replayer(workflows: Sequence[type], converter: DataConverter | None = None) 
         workflows=list(workflows),
         data_converter=converter or pydantic_data_converter,
         workflow_runner=workflow_runner(),
+        interceptors=[MessageArguments()],  # as the worker's: a signal it dropped is dropped
         build_id=BUILD_ID,  # not the SDK's default: a hash of every loaded module's code
     )
 

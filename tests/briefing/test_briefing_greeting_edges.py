@@ -596,13 +596,14 @@ async def test_a_greeting_sent_by_hand_is_a_trial_that_keeps_the_users_day(
     assert spoken.text.startswith(trial.text), (trial.text, spoken.text)
 
 
-@pytest.mark.parametrize("nonsense", [{"by": "hand"}, "now", 0])
+@pytest.mark.parametrize("nonsense", [[{"by": "hand"}], ["now"], [0], [{"by": "hand"}, "now"]])
 async def test_a_hand_over_sent_by_hand_with_arguments_is_refused_and_greetings_go_on(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps, nonsense: object
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, nonsense: list[object]
 ) -> None:
     """The service sends hand_over with no argument; one sent from the Web UI with an input was
     taken (no validator), and the briefing refused greetings for HAND_OVER_HOLD. It is refused
-    before it is recorded, and the next greeting is spoken."""
+    before it is recorded, and the next greeting is spoken. Two inputs (`temporal workflow
+    update execute --input` twice) failed the run's workflow task on every attempt."""
     user = unique("hand-over-by-hand")
     await make_user(deps.db, user)
     async with briefing_stack(ts_env, deps) as stack:
@@ -610,7 +611,7 @@ async def test_a_hand_over_sent_by_hand_with_arguments_is_refused_and_greetings_
         await eventually(lambda: _prepared(stack.service, user), "briefing prepared")
         handle = ts_env.client.get_workflow_handle(f"daily-briefing/{user}")
         with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update("hand_over", nonsense)
+            await handle.execute_update("hand_over", args=nonsense)
         spoken = await stack.service.greet(user, via="voice", request_id="after")
     assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text
 

@@ -5,6 +5,7 @@ whatever name the signal gave."""
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -23,6 +24,7 @@ from tests.remediation.support import (
     remediation_settings,
     remediations_on_dev,
     tokens_sent,
+    waiting_dry_run,
 )
 from tests.support.waits import eventually
 from workflows.remediation import GradedRemediationWorkflow
@@ -155,3 +157,40 @@ async def test_a_doors_record_of_an_abort_that_never_arrived_verifies_no_abort_s
         ("abort", owner),
         ("aborted", UNVERIFIED),
     ]
+
+
+@pytest.mark.parametrize(
+    ("signal", "args"),
+    [
+        ("abort", []),
+        ("abort", [{"by": "ops", "reason": "first"}, "extra"]),
+        ("joined", []),
+        ("joined", [{"user": "ops"}, {"user": "ops"}]),
+    ],
+    ids=["abort-no-input", "abort-two-inputs", "joined-no-input", "joined-two-inputs"],
+)
+async def test_a_signal_sent_by_hand_with_inputs_that_do_not_fit_is_dropped_and_the_run_goes_on(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, signal: str, args: list[object]
+) -> None:
+    # docs/remediation.md: a signal whose input does not decode is dropped, the run unchanged.
+    # The Web UI's "Send a signal" with its input box left empty (no input), or two inputs,
+    # called the handler with the wrong number of arguments: the TypeError failed the run's
+    # workflow task on every attempt, for good (the signal stays in its history).
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("own")
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        rid = await waiting_dry_run(remediations, owner, url)
+        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+        await handle.signal(signal, args=args)
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason="second"))
+        await eventually(lambda: _aborted(remediations, owner, rid), f"{rid} ends")
+        status = await handle.result()
+        failures = [
+            e.workflow_task_failed_event_attributes.failure.message
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        ]
+    assert failures == []
+    # The abort that fitted is the one taken.
+    assert status.outcome is not None and status.outcome.endswith(": second"), status.outcome

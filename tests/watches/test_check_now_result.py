@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import partial
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -276,7 +276,11 @@ async def test_a_worker_without_the_update_is_asked_by_the_signal(
     """The check is made all the same, and the answer says it started."""
     site, base = gated
     site.values = [5.0, 150.0]
-    monkeypatch.setattr(worker_module, "Worker", partial(Worker, interceptors=[_OlderRelease()]))
+
+    def older_worker(*args: Any, interceptors: Sequence[Interceptor] = (), **kwargs: Any) -> Worker:
+        return Worker(*args, interceptors=[*interceptors, _OlderRelease()], **kwargs)
+
+    monkeypatch.setattr(worker_module, "Worker", older_worker)
     queue = unique("tq")
     deps = loopback_deps
     deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})

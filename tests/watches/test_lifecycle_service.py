@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import Response
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
@@ -52,7 +53,7 @@ from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.users import register
 from tests.support.waits import eventually, until_equal
-from tests.watches.site import article
+from tests.watches.site import Site, article
 from tests.watches.test_controls_in_flight import signals
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
@@ -1636,3 +1637,36 @@ async def test_a_listed_briefing_keeps_when_it_was_created_across_a_new_config(
     created = listed[task_id].started_at
     assert created is not None and before <= created <= first.start_time
     await service.delete(user, task_id)
+
+
+async def task_failures(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The workflow-task failures in the run's history."""
+    return [
+        e.workflow_task_failed_event_attributes.failure.message
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+
+
+async def test_a_poll_lost_sent_by_hand_with_inputs_that_do_not_fit_leaves_a_watch_working(
+    service: TaskService,
+) -> None:
+    """The Temporal Web UI lists every signal a watch defines, poll_lost among them: sent
+    with its input box left empty (no input), or with two, it failed the watch's workflow task
+    on every attempt, for good. Now such a signal is dropped and the watch goes on."""
+    async with serve(Site().app()) as base:
+        ref = await service.create(USER, "web_monitor", monitor(base, "/"), unique("hand"))
+        handle = service.client.get_workflow_handle(ref.task_id)
+        await handle.signal("poll_lost")
+        lost = {"poll": 1, "process": "p-1", "reason": "by hand"}
+        await handle.signal("poll_lost", args=[lost, lost])
+        # The watch still takes its controls: the pause asked through ambient-ops lands.
+        await service.pause(USER, ref.task_id)
+
+        async def paused() -> bool:
+            return (await service.get(USER, ref.task_id)).state is TaskState.PAUSED
+
+        await eventually(paused, "the watch is paused")
+        failures = await task_failures(handle)
+        await service.delete(USER, ref.task_id)
+    assert failures == []

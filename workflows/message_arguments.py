@@ -1,0 +1,82 @@
+"""Signals and updates whose arguments do not fit their handler, as sent by hand.
+
+The Temporal Web UI's "Send a signal" with its input box left empty sends no argument, and
+`temporal workflow signal --input` twice sends two. The SDK decodes by the handler's type
+hints only when the counts match and otherwise calls ``handler(*args)``: the TypeError failed
+the workflow task on every attempt, for good (the signal stays in the history). Here such a
+signal is dropped with a warning, as the SDK drops one whose input does not decode, and such
+an update is refused (before it is accepted where the handler has a validator).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import (
+    HandleSignalInput,
+    HandleUpdateInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+
+# What an update whose arguments do not fit is refused with (its type, for a caller's code).
+NOT_ITS_ARGUMENTS = "ArgumentsNotTaken"
+
+
+def _misfit(kind: str, name: str, args: list[Any]) -> str | None:
+    """Why ``args`` do not fit the handler of the signal or update ``name`` (None: they fit,
+    or the handler is not one a class declares, left to the SDK)."""
+    defn = workflow._Definition.from_class(type(workflow.instance()))
+    if defn is None:
+        return None
+    handler = (defn.signals if kind == "signal" else defn.updates).get(name)
+    if handler is None or handler.name is None:  # a dynamic handler takes any arguments
+        return None
+    try:
+        # Bound as the SDK calls it: positionally, after the workflow object.
+        inspect.signature(handler.fn).bind(*([None] if handler.is_method else []), *args)
+    except TypeError as error:
+        return f"{len(args)} argument(s) given: {error}"
+    return None
+
+
+class _Inbound(WorkflowInboundInterceptor):
+    async def handle_signal(self, input: HandleSignalInput) -> None:
+        misfit = _misfit("signal", input.signal, list(input.args))
+        if misfit is not None:
+            workflow.logger.warning("signal %r dropped: %s", input.signal, misfit)
+            return
+        await super().handle_signal(input)
+
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        self._refuse_misfit(input)
+        super().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        # Reached without a validator (or on replay): an update accepted, failed, no change.
+        self._refuse_misfit(input)
+        return await super().handle_update_handler(input)
+
+    @staticmethod
+    def _refuse_misfit(input: HandleUpdateInput) -> None:
+        misfit = _misfit("update", input.update, list(input.args))
+        if misfit is not None:
+            raise ApplicationError(
+                f"update {input.update!r} refused: {misfit}",
+                type=NOT_ITS_ARGUMENTS,
+                non_retryable=True,
+            )
+
+
+class MessageArguments(Interceptor):
+    """Every worker's and replay's: a signal or update with arguments its handler cannot take
+    never fails the workflow task."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _Inbound
