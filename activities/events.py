@@ -8,7 +8,9 @@ from temporalio.exceptions import ApplicationError
 
 from ambient.domain.events import RecordEventInput
 from ambient.storage import Database
+from ambient.storage.models import Event
 from ambient.storage.repositories import EventRepository
+from ambient.watches.threshold_rule import ALREADY_TOLD, TOLD_ALERTS, alert_life, told_already
 
 
 class EventActivities:
@@ -26,11 +28,23 @@ class EventActivities:
         try:
             # Read (the key) then write: take the write lock first, keep it short.
             async with self._db.writing() as session:
-                row = await EventRepository(session).add(
-                    event.kind,
+                events = EventRepository(session)
+                kind, payload = event.kind, event.payload
+                if (told := await self._told_before(events, event)) is not None:
+                    kind = ALREADY_TOLD
+                    payload = {**payload, "alert": event.kind, "told_as": told.id}
+                    activity.logger.info(
+                        "%s of %s not told again: event %d told it in this life of the watch "
+                        "(its run was reset)",
+                        event.kind,
+                        event.task,
+                        told.id,
+                    )
+                row = await events.add(
+                    kind,
                     user=event.user,
                     task=event.task,
-                    payload=event.payload,
+                    payload=payload,
                     idempotency_key=event.idempotency_key,
                 )
             return row.id
@@ -42,3 +56,17 @@ class EventActivities:
                 type="EventRejected",
                 non_retryable=True,
             ) from None
+
+    @staticmethod
+    async def _told_before(events: EventRepository, event: RecordEventInput) -> Event | None:
+        """The event that told a threshold watch's breach (or recovery) ``event`` already: the
+        last one its life told was the same (``told_already``). None: it is to be told (or
+        recorded already: its key's event stays)."""
+        key, task = event.idempotency_key, event.task
+        if event.kind not in TOLD_ALERTS or key is None or task is None:
+            return None
+        life = alert_life(key)
+        if life is None or await events.keyed(key) is not None:
+            return None
+        last = await events.last_under(task, TOLD_ALERTS, life)
+        return last if last is not None and told_already(event.kind, last.kind) else None

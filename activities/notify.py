@@ -42,6 +42,7 @@ from ambient.activity_attempts import heartbeating
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
+    NotificationKind,
     NotifyRequest,
     NotifyResult,
     Target,
@@ -51,8 +52,9 @@ from ambient.domain.push import stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage.db import database_busy
 from ambient.storage.models import Delivery as Row
-from ambient.storage.repositories import DeliveryRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import user_named
+from ambient.watches.threshold_rule import ALREADY_TOLD, alert_life
 from ambient.words import in_reader_words
 
 
@@ -71,6 +73,11 @@ class NotifyActivities(TargetSender):
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
+        if await self._told_already(request):
+            activity.logger.info(
+                "%s not delivered: its watch told that alert already", request.idempotency_key
+            )
+            return NotifyResult(deliveries=[])
         try:
             return await self.send(
                 request, last_try=activity_attempts.last_attempt(request.attempts)
@@ -88,6 +95,22 @@ class NotifyActivities(TargetSender):
                 except Exception:  # rows held by live tries, a database away: left as they are
                     activity.logger.warning("a cancelled notify's give-up failed", exc_info=True)
             raise
+
+    async def _told_already(self, request: NotifyRequest) -> bool:
+        """Whether ``request`` tells a threshold watch's breach or recovery its life told
+        already: `record_event` recorded it so under the same key just before; sent to nobody."""
+        if request.message.kind is not NotificationKind.WATCH or request.task is None:
+            return False
+        if alert_life(request.idempotency_key) is None:
+            return False
+        try:
+            async with self._db.session() as session:
+                event = await EventRepository(session).keyed(request.idempotency_key)
+        except SQLAlchemyError:
+            # The event store away (its record failed too): told, as a failed record is.
+            activity.logger.warning("events not read: %s delivered", request.idempotency_key)
+            return False
+        return event is not None and event.kind == ALREADY_TOLD
 
     @activity.defn
     async def notify_later(self, request: NotifyRequest) -> NotifyResult:

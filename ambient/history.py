@@ -35,6 +35,7 @@ EVENT_KINDS = {
     "watch.breach": N_("threshold crossed"),
     "watch.recovery": N_("back within the threshold"),
     "watch.breach_unwatched": N_("breach no longer watched"),
+    "watch.already_told": N_("already told, not told again"),
     "watch.poll_failed": N_("a check failed"),
     "watch.url_removed": N_("page no longer watched"),
     "watch.delivery_failed": N_("notification not delivered"),

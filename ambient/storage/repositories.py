@@ -69,6 +69,21 @@ class EventRepository(Repository):
             return None
         return await self.session.scalar(select(Event).where(Event.idempotency_key == key))
 
+    async def keyed(self, key: str) -> Event | None:
+        """The event recorded under ``key``, if any."""
+        return await self._keyed(key)
+
+    async def last_under(self, task: str, kinds: Collection[str], prefix: str) -> Event | None:
+        """The newest event of ``task`` of one of ``kinds`` whose key begins with ``prefix``."""
+        query = (
+            select(Event)
+            .where(Event.task == task, Event.kind.in_(kinds))
+            .where(Event.idempotency_key.startswith(prefix, autoescape=True))
+            .order_by(Event.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
     async def list(
         self,
         *,

@@ -74,3 +74,27 @@ def evaluate(
     if silent:
         return state, None
     return state, Transition(kind=Breach.RECOVERY, value=value, conditions=config.conditions)
+
+
+# A breach and its end told by a threshold watch, alternately, once each per life of the watch
+# (its end: a recovery, or its source replaced: "no longer watched").
+TOLD_ALERTS = ("watch.breach", "watch.recovery", "watch.breach_unwatched")
+# What a breach or recovery the life told last is recorded as instead, told to nobody.
+ALREADY_TOLD = "watch.already_told"
+
+
+def told_already(kind: str, last: str | None) -> bool:
+    """Whether the alert ``kind`` (``watch.breach`` or ``watch.recovery``) is the one its
+    watch's life told last (``last``): a run reset to its first workflow task starts its rule
+    again while the life, and what it told, go on; its first breach of a metric still over the
+    line is the breach told before the reset."""
+    return kind in TOLD_ALERTS[:2] and kind == last
+
+
+def alert_life(key: str) -> str | None:
+    """The ``{task}/{life}/`` a threshold watch's alert key (``{task}/{life}/{check}/{what}``)
+    begins with: the keys of everything that life told. None: not such a key."""
+    parts = key.rsplit("/", 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return f"{parts[0]}/{parts[1]}/"

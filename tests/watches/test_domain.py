@@ -22,7 +22,7 @@ from ambient.watches.threshold_config import (
     UnknownMetricError,
     resolve_metric,
 )
-from ambient.watches.threshold_rule import ThresholdState, evaluate
+from ambient.watches.threshold_rule import ThresholdState, alert_life, evaluate, told_already
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -101,6 +101,22 @@ def test_breach_fires_once_and_recovery_once() -> None:
         ("recovery", 80),
         ("breach", 150),
     ]
+
+
+def test_a_breach_or_recovery_its_life_told_last_is_told_already() -> None:
+    # A run reset to its first workflow task starts its rule again: its first breach of a
+    # metric still over the line is the last one the life told.
+    assert told_already("watch.breach", "watch.breach")
+    assert told_already("watch.recovery", "watch.recovery")
+    assert not told_already("watch.breach", "watch.recovery")
+    assert not told_already("watch.breach", "watch.breach_unwatched")  # a new source's
+    assert not told_already("watch.breach", None)
+    assert not told_already("watch.recovery", None)  # its breach's event may be pruned
+    assert not told_already("watch.hit", "watch.hit")
+    key = "threshold-watch/alice/cpu/0195-run/12/breach"
+    assert alert_life(key) == "threshold-watch/alice/cpu/0195-run/"
+    assert alert_life("threshold-watch/alice/cpu/0195-run/12/remediate/x") is None
+    assert alert_life("briefing/alice/2026-01-02") is None
 
 
 def test_for_n_consecutive_checks() -> None:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,11 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import Response
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
+    Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -56,7 +60,12 @@ from tests.support.waits import eventually, until_equal
 from tests.watches.site import Site, article
 from tests.watches.test_controls_in_flight import signals
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from tests.watches.test_workflows import (  # noqa: F401  (fixture)
+    USER,
+    inbox_titles,
+    kinds,
+    loopback_deps,
+)
 from worker import build_worker
 from workflows.reminder import ReminderWorkflow
 
@@ -1670,3 +1679,77 @@ async def test_a_poll_lost_sent_by_hand_with_inputs_that_do_not_fit_leaves_a_wat
         failures = await task_failures(handle)
         await service.delete(USER, ref.task_id)
     assert failures == []
+
+
+async def reset_to_first_workflow_task(client: Client, workflow_id: str) -> str:
+    """`temporal workflow reset --type FirstWorkflowTask` of the running run: the new run's id."""
+    handle = client.get_workflow_handle(workflow_id)
+    completed = [
+        e.event_id
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    ]
+    run_id = (await handle.describe()).run_id
+    answer = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+            reason="upgrade",
+            workflow_task_finish_event_id=completed[0],
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    return answer.run_id
+
+
+async def test_a_threshold_watch_reset_as_the_upgrade_guide_says_does_not_tell_its_breach_again(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> None:
+    """docs/deploy.md: after a deploy, a watch may be reset to its first workflow task. The
+    reset run's rule starts again, so its first check of a metric still over the line was a
+    new breach: told again (a second event, a second push). Now it is told once; a recovery
+    after is told as ever."""
+    site, base = gated
+    site.values = [50, 150]  # the baseline, then over the line from the next check on
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+        "threshold": 100,
+        "check_interval_minutes": 60,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("reset"))
+    await service.trigger(USER, ref.task_id)  # the breach, told once
+
+    async def told() -> list[str]:
+        """The watch's breach and recovery events, and the checks that found one told."""
+        alerts = ("watch.breach", "watch.recovery", "watch.already_told")
+        return [k for k in await kinds(loopback_deps, ref.task_id) if k in alerts]
+
+    await until_equal(told, ["watch.breach"], "the breach is told")
+    # docs/deploy.md: after deploying, reset a watch to its first workflow task.
+    await reset_to_first_workflow_task(service.client, ref.task_id)
+    # The reset run's baseline: the metric still over the line, a breach already told.
+    await eventually(lambda: told_after(told, 1), "the reset run's first check told")
+    assert await told() == ["watch.breach", "watch.already_told"]
+    # Its end and a new breach after it are told as ever.
+    site.values.append(50)
+    await service.trigger(USER, ref.task_id)
+    await eventually(lambda: told_after(told, 2), "the recovery")
+    site.values.append(150)
+    await service.trigger(USER, ref.task_id)
+    await eventually(lambda: told_after(told, 3), "the next breach")
+    titles = [t.partition(":")[0] for t in await inbox_titles(loopback_deps) if ref.task_id in t]
+    await service.delete(USER, ref.task_id)
+    assert await told() == [
+        "watch.breach",
+        "watch.already_told",
+        "watch.recovery",
+        "watch.breach",
+    ]
+    assert titles == ["Breach", "Recovered", "Breach"], titles
+
+
+async def told_after(told: Callable[[], Awaitable[list[str]]], count: int) -> bool:
+    """Whether more than ``count`` alerts were told."""
+    return len(await told()) > count
