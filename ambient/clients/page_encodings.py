@@ -58,6 +58,17 @@ WIDE_RUN = re.compile("[^\x00-\x7f\ufffd]{2,}")  # two or more non-ASCII charact
 MOSTLY_UTF8 = 8
 
 
+# How far a page's </head> is looked for (a <meta> charset stands before it).
+HEAD_SEARCH = 65_536
+
+
+def _head_end(body: bytes) -> int:
+    """Where a page's <meta> charset may stand: before its </head> (in the first 64 KB), a
+    browser honouring one after the head's inline scripts; else its first 2 KB."""
+    end = body[:HEAD_SEARCH].lower().find(b"</head")
+    return end if end != -1 else 2048
+
+
 def page_text(body: bytes, content_type: str) -> str:
     """``body`` in the encoding the page declares (BOM, Content-Type, <meta>), else UTF-8,
     else GB18030 or windows-1252 (``undeclared_text``)."""
@@ -75,7 +86,8 @@ def page_text(body: bytes, content_type: str) -> str:
     encoding = declared_encoding(content_type)
     if encoding is None and (
         # A feed's XML declaration, else a page's <meta>, in its first bytes.
-        (found := XML_ENCODING.match(body)) or (found := META_CHARSET.search(body, 0, 2048))
+        (found := XML_ENCODING.match(body))
+        or (found := META_CHARSET.search(body, 0, _head_end(body)))
     ):
         label = found.group(1).decode("ascii")
         # A <meta> naming UTF-16 was read as ASCII, so the page is not UTF-16: WHATWG

@@ -136,3 +136,20 @@ def test_a_charset_label_of_a_bytes_codec_is_passed_over_like_an_unknown_label()
     # The next declaration is read, as after a label no codec knows.
     gbk = b'<meta charset="gbk">' + "<p>数据库故障</p>".encode("gbk")
     assert page_text(gbk, "text/html; charset=hex").endswith("<p>数据库故障</p>")
+
+
+HEAD_SCRIPTS = "<script>var _hmt = _hmt || []; /* analytics */</script>" * 60  # ~3 KB
+
+
+def test_a_meta_charset_after_the_heads_scripts_is_read_as_a_browser_reads_it() -> None:
+    """A Hong Kong page declaring big5 in a <meta> after 3 KB of the head's inline scripts (a
+    browser's parser still honours it): read as if undeclared, its text was GB18030 mojibake
+    ("翠ぱゅ祇独…"); a <meta> in the body (a quoted example) is no declaration."""
+    from ambient.clients.page_encodings import page_text
+
+    line = "香港天文台發出黃色暴雨警告信號。"
+    for meta in ('<meta charset="big5">', HTTP_EQUIV.replace("GBK", "big5")):
+        body = f"<html><head>{HEAD_SCRIPTS}{meta}<title>新聞</title></head><body><p>{line}</p>"
+        assert line in page_text(body.encode("big5"), "text/html")
+    quoted = f"<html><head></head><body>{HEAD_SCRIPTS}<pre>&lt;{META}</pre><p>今日正常。</p>"
+    assert "今日正常。" in page_text(quoted.encode("utf-8"), "text/html")
