@@ -132,6 +132,10 @@ class ReminderWorkflow:
                 )
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
+            elif run.config.categories:
+                # Categories keep their news only: a day without a hit has none to tell (every
+                # new line of every topic was listed).
+                notes = "nothing new in your categories", "你关注的类别没有新内容"
             elif added := [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")]:
                 # Every new line the excerpt holds, then how many more: the next run compares
                 # with the page as stored now, so a line left out unsaid was never told.

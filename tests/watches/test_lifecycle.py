@@ -351,12 +351,22 @@ async def test_trigger_during_a_check_runs_another_check_right_after_it(
 
 
 async def two_digest_runs(
-    env: WorkflowEnvironment, deps: WorkerDeps, state: GatedSite, base: str, after: str
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    state: GatedSite,
+    base: str,
+    after: str,
+    categories: tuple[str, ...] = (),
 ) -> tuple[str, list[str]]:
     """A news digest of ``base``/front run twice, the page ``after`` between the runs: its
     task and the two runs' bodies."""
     config = ReminderConfig.model_validate(
-        {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+        {
+            "action": "news_digest",
+            "news_urls": [f"{base}/front"],
+            "hour": 8,
+            "categories": list(categories),
+        }
     )
     task = unique("reminder/alice/digest")
     bodies = []
@@ -426,6 +436,26 @@ async def test_a_digest_page_that_only_lost_lines_says_nothing_new(
     async with loopback_deps.db.session() as session:
         sent = (await InboxRepository(session).list(USER, limit=1))[0]
     assert sent.body == f"**{base}/front**：没有新内容", sent.body
+
+
+async def test_a_digests_categories_keep_out_news_of_other_topics(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    """categories are the news a digest keeps: a day with none of them listed every new line
+    of every topic."""
+    await reads_chinese(loopback_deps)
+    state, base = gated
+    state.pages["/front"] = article("昨日旧闻。")
+    after = article("昨日旧闻。", "某明星官宣结婚。", "足球联赛第十轮战报。")
+    _task, bodies = await two_digest_runs(
+        ts_env, loopback_deps, state, base, after, ("价格", "油价")
+    )
+    assert bodies[1] == f"**{base}/front**: nothing new in your categories", bodies[1]
+    async with loopback_deps.db.session() as session:
+        sent = (await InboxRepository(session).list(USER, limit=1))[0]
+    assert sent.body == f"**{base}/front**：你关注的类别没有新内容", sent.body
 
 
 async def test_webhook_that_refuses_connections_uses_up_retries_and_the_watch_goes_on(
