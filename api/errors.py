@@ -5,7 +5,8 @@
 - a path nothing serves: 404 in JSON, saying where the paths are (the MCP app's own was text),
   under /app a page saying where the pages start;
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
-  otherwise answer 404 for every unmatched request);
+  otherwise answer 404 for every unmatched request); HEAD of a path served with GET: the GET's
+  status and headers; OPTIONS of a served path: 204 with ``Allow``;
 - Temporal or the database down: 503 from any route, saying which in a user's terms; to an
   admin's token "Temporal is unreachable at ADDRESS" / "the database is unreachable (WHERE: the
   driver's reason)" (the log keeps it for every caller);
@@ -278,7 +279,8 @@ def form_page(path: str) -> str | None:
 
 
 class MethodNotAllowed:
-    """405 for a path an API route serves with other methods, before the catch-all mount."""
+    """Before the catch-all mount: 405 for a path an API route serves with other methods;
+    HEAD as the path's GET without its body; OPTIONS as 204 with ``Allow``."""
 
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
@@ -293,18 +295,28 @@ class MethodNotAllowed:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # OPTIONS (CORS preflight) and HEAD are left to the app and its middleware.
         method = scope.get("method") if scope["type"] == "http" else None
-        if method in METHODS and not self._served(scope, method):
+        # HEAD and OPTIONS too: FastAPI's routes serve neither, and the MCP mount at "/" took
+        # them as paths nothing serves ("no API path /health" to an uptime monitor's HEAD).
+        if method in (*METHODS, "HEAD", "OPTIONS") and not self._served(scope, method):
             # "/tasks/" is "/tasks": FastAPI's redirect of a trailing slash never came, as
             # DELETE /tasks/{id} (an empty id) and the catch-all mount match the path first.
             bare = scope["path"].rstrip("/")
-            if bare and bare != scope["path"] and self._served({**scope, "path": bare}, method):
+            if bare and bare != scope["path"] and self._takes(bare, scope, method):
                 raw = scope.get("raw_path", b"").rstrip(b"/") or bare.encode()
-                await self.app({**scope, "path": bare, "raw_path": raw}, receive, send)
-                return
+                scope = {**scope, "path": bare, "raw_path": raw}
+                if self._served(scope, method):
+                    await self.app(scope, receive, send)
+                    return
             # Asked per method, so routers included lazily (FastAPI's wrappers) count too.
             allowed = [m for m in METHODS if m != method and self._served(scope, m)]
+            if method == "HEAD" and "GET" in allowed:
+                await self.app({**scope, "method": "GET"}, *headers_only(receive, send))
+                return
+            if method == "OPTIONS" and allowed:
+                takes = ", ".join([*allowed, *(["HEAD"] if "GET" in allowed else []), "OPTIONS"])
+                await Response(status_code=204, headers={"Allow": takes})(scope, receive, send)
+                return
             if method == "GET" and allowed and (page := form_page(scope["path"])) is not None:
                 # The address a form's refusal (or a new device's token) was shown at, opened
                 # again (Enter, a new tab, a bookmark): the page the form is on, not JSON.
@@ -320,6 +332,34 @@ class MethodNotAllowed:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _takes(self, path: str, scope: Scope, method: str) -> bool:
+        """Whether ``path`` is served with ``method``, or (HEAD, OPTIONS) with any method."""
+        probe = {**scope, "path": path}
+        if method == "HEAD":
+            return self._served(probe, "GET")
+        if method == "OPTIONS":
+            return any(self._served(probe, m) for m in METHODS)
+        return self._served(probe, method)
+
+
+def headers_only(receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """receive and send for a GET answering a HEAD: its status and headers are sent and the
+    answer ends; the body (a stream's too) is dropped, and the GET is told the client left."""
+    sent = False
+
+    async def receiving() -> Message:
+        return {"type": "http.disconnect"} if sent else await receive()
+
+    async def sending(message: Message) -> None:
+        nonlocal sent
+        if sent or message["type"] != "http.response.start":
+            return
+        await send(message)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        sent = True
+
+    return receiving, sending
 
 
 # Above the largest body a door takes: a dashboard image uploaded as a data: URL (up to

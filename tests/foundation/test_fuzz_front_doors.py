@@ -321,6 +321,41 @@ async def test_wrong_methods_answer_405_with_the_allowed_ones(api: httpx.AsyncCl
     assert (await api.get("/no-such-page")).status_code == 404
 
 
+async def test_head_and_options_are_answered_on_every_path_the_api_serves(
+    api: httpx.AsyncClient,
+) -> None:
+    # `curl -I` and uptime monitors' `HEAD /health` were told "no API path /health" (404), so
+    # the service looked down; OPTIONS likewise, on every path.
+    for path in ("/health", "/users/me", "/users/me/", "/docs", "/openapi.json"):
+        got, head = await api.get(path), await api.head(path)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == got.headers["content-length"], path
+    # As GET says it: Temporal is down here.
+    assert (await api.head("/tasks")).status_code == 503
+    # A stream's headers, then the answer ends: no event is waited for.
+    stream = await api.head("/events/stream")
+    assert stream.status_code == 200 and stream.content == b""
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    posted = await api.head("/users/me/token")
+    assert posted.status_code == 405 and posted.headers["allow"] == "POST"
+    options = await api.options("/users/me")
+    assert (options.status_code, options.content) == (204, b"")
+    assert set(options.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH", "OPTIONS"}
+    options = await api.options("/users/me/token")
+    assert options.status_code == 204 and options.headers["allow"] == "POST, OPTIONS"
+    # Where no method is served, it is still no path of the API's.
+    missing = await api.options("/no-such-page")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "detail": "no API path /no-such-page; the API's paths are listed at /docs"
+    }
+    assert (await api.head("/no-such-page")).status_code == 404
+    # The MCP door answers its own methods as it did.
+    door = await api.options("/mcp")
+    assert door.status_code == 405 and door.headers["allow"] == "GET, POST, DELETE"
+
+
 async def test_an_unknown_path_answers_404_in_json_saying_where_the_paths_are(
     api: httpx.AsyncClient,
 ) -> None:
