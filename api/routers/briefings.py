@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import (
@@ -159,7 +159,7 @@ async def share(date: str, user: CurrentUser, state: StateDep) -> ReportLink:
         raise http_error(exc, where="path") from None
 
 
-class GreetingIn(BaseModel):
+class GreetingIn(UserConfig):
     user_id: str | None = Field(default=None, max_length=63, description="who greeted")
     voiceprint_id: str | None = Field(
         default=None, max_length=128, description="or: the speaker's voiceprint id"

@@ -49,6 +49,8 @@ MISSPELT: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("POST", "/discussions/disc_1/messages", {"from_id": "a", "content": "c", "tag": ["x"]}, "tag"),
     ("POST", "/chat", {"message": "hi", "conversation": "c1"}, "conversation"),
+    # The CLI's --user written as the field: it greeted the caller, spending their briefing.
+    ("POST", "/voice/greeting", {"user": "bob", "audio": False}, "user"),
     (
         "POST",
         "/cloud/dashboard-image",
