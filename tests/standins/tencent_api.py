@@ -66,6 +66,17 @@ def expected_signature(
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+# CLS search syntax (检索条件语法规则, 614/47044): [检索条件] | [SQL语句]; a CQL value in double
+# quotes holds any character, `|` too (`msg:"a|b"`): the first `|` outside quotes starts the SQL.
+CQL_SEARCH_THEN_PIPE = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^"|])*\|')
+
+
+def _cql_parts(query: str) -> tuple[str, str | None]:
+    """A query's search condition and its SQL (None without one)."""
+    head = CQL_SEARCH_THEN_PIPE.match(query)
+    return (query, None) if head is None else (query[: head.end() - 1], query[head.end() :])
+
+
 def reply(payload: dict[str, Any]) -> Response:
     # Exactly application/json: with a charset the SDK would not see errors (see NOTES).
     body = json.dumps({"Response": {**payload, "RequestId": "req-standin"}}, ensure_ascii=False)
@@ -927,8 +938,8 @@ class TencentApi:
         # [From, To)"; older pages did not say: ``to_inclusive`` serves a record at To too.
         to = params["To"] + (1 if self.to_inclusive else 0)
         rows = [log for log in self.logs if params["From"] <= log["time"] < to]
-        query = params["QueryString"]
-        if "|" in query:  # SQL analysis: count by level
+        search, sql = _cql_parts(params["QueryString"])
+        if sql is not None:  # SQL analysis: count by level
             counts: dict[str, int] = {}
             for row in rows:
                 level = str(row["json"].get("level", "none"))
@@ -936,7 +947,7 @@ class TencentApi:
             rows_out = [{"level": k, "count": v} for k, v in sorted(counts.items())]
             # CLS LIMIT syntax (cloud.tencent.com/document/product/614/58977, intl 614/38733):
             # an SQL answers its first 100 rows unless it says `limit N` (at most 10,000).
-            limit = re.search(r"\blimit\s+(\d+)", query.split("|", 1)[1], re.IGNORECASE)
+            limit = re.search(r"\blimit\s+(\d+)", sql, re.IGNORECASE)
             rows_out = rows_out[: min(int(limit[1]), 10_000) if limit else 100]
             # The API reference (SearchLog): AnalysisRecords "当UseNewAnalysis为true时生效"; without
             # it the rows come as AnalysisResults/ColNames and AnalysisRecords is null.
@@ -952,8 +963,11 @@ class TencentApi:
                     ],
                 }
             return reply({"Analysis": True, **analysis, "ListOver": True, "Results": []})
-        term = query.strip()
-        if term != "*":
+        term = search.strip()
+        if (phrase := re.fullmatch(r'(\w+):"(.*)"', term)) is not None:  # key:"value"
+            key, value = phrase[1], phrase[2].lower()
+            rows = [r for r in rows if value in str(r["json"].get(key, "")).lower()]
+        elif term != "*":
             rows = [
                 r for r in rows if term.lower() in json.dumps(r["json"], ensure_ascii=False).lower()
             ]

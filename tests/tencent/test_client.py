@@ -1049,6 +1049,35 @@ async def test_a_page_of_logs_past_the_size_cls_answers_is_read_in_smaller_pages
         await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
 
 
+async def test_a_pipe_inside_quotes_is_the_searchs_value_not_the_start_of_its_sql(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """CQL reads a `|` inside double quotes as the value's (`msg:"a|b"`); the search took any
+    `|` for the start of an SQL analysis, and a page of it over 20 MB was refused ("narrow the
+    query or the time range") instead of read in smaller pages, as a search without one is."""
+    api, tc = cloud
+    base = int((NOW - timedelta(minutes=30)).timestamp() * 1000)
+    api.logs = [
+        {
+            "time": base + i,
+            "json": {"level": "ERROR" if i % 2 else "INFO", "msg": "a|b" if i % 2 else "c", "n": i}
+            | {"trace": "x" * 1000},
+        }
+        for i in range(1200)
+    ]
+    api.search_result_bytes = 300 * 1040  # about 300 of these lines a page
+    window = NOW - timedelta(hours=1), NOW
+    found = await search_logs(tc, "topic-1", 'msg:"a|b"', *window, limit=1000)
+    assert found.complete and not found.analysis
+    assert sorted(r.content["n"] for r in found.logs) == list(range(1, 1200, 2))  # type: ignore[index]
+    # The `|` after the quotes starts the SQL: its `limit`, none here, is read after that one
+    # (read after the first, "limit 1" said these two rows of 100 allowed were cut).
+    query = 'msg:"a|limit 1" | select level, count(*) group by level'
+    sql = await search_logs(tc, "topic-1", query, *window)
+    assert sql.analysis == [{"level": "ERROR", "count": 600}, {"level": "INFO", "count": 600}]
+    assert sql.complete
+
+
 @pytest.mark.parametrize("code", ["FailedOperation.SearchTimeout", "FailedOperation.Timeout"])
 async def test_a_log_search_that_timed_out_at_cls_may_be_retried(
     cloud: tuple[TencentApi, TencentCloud], code: str

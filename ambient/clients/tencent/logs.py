@@ -20,6 +20,9 @@ MAX_SEARCH_LOGS = 200_000  # a search's logs at most, read by Offset past Contex
 # cloud.tencent.com/document/product/614/58977).
 SQL_DEFAULT_ROWS, SQL_MAX_ROWS = 100, 10_000
 SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
+# [检索条件] | [SQL语句]: a CQL value in double quotes holds any character, `|` too (`msg:"a|b"`);
+# the first `|` outside quotes starts the SQL analysis.
+SEARCH_THEN_PIPE = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^"|])*\|')
 
 # Nested deeper, a record's content is kept as its JSON text: pydantic encodes 255 levels at
 # most, the answer's own with them, and a line nested past that failed the whole answer.
@@ -172,7 +175,7 @@ async def log_pages(
             too_large = exc.code == "LimitExceeded.SearchResultTooLarge"
             if not too_large and exc.code != "LimitExceeded.SearchResources":
                 raise
-            if not too_large or params["Limit"] == 1 or "|" in query:
+            if not too_large or params["Limit"] == 1 or sql_part(query) is not None:
                 raise TencentRequestError(
                     exc.code, f"{exc.message}: narrow the query or the time range", exc.request_id
                 ) from None
@@ -181,7 +184,7 @@ async def log_pages(
         if page.get("Analysis"):
             rows = [json.loads(row) for row in page.get("AnalysisRecords") or []]
             # As many rows as the SQL's limit allows may be a cut answer, not the whole one.
-            limit_clause = SQL_LIMIT.search(query.split("|", 1)[-1])
+            limit_clause = SQL_LIMIT.search(sql_part(query) or "")
             cap = min(int(limit_clause[1]), SQL_MAX_ROWS) if limit_clause else SQL_DEFAULT_ROWS
             yield SearchResult(analysis=rows, complete=len(rows) < cap)
             return
@@ -222,6 +225,12 @@ async def log_pages(
             params = _by_offset(params, read)
         else:  # other parameters must stay unchanged between Context's pages
             params = {**params, "Context": page["Context"]}
+
+
+def sql_part(query: str) -> str | None:
+    """The SQL analysis after a query's first `|` outside quotes; None for a search alone."""
+    head = SEARCH_THEN_PIPE.match(query)
+    return None if head is None else query[head.end() :]
 
 
 def _first_time(item: dict[str, Any], seen: set[int]) -> bool:
