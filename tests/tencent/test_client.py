@@ -1078,6 +1078,27 @@ async def test_a_pipe_inside_quotes_is_the_searchs_value_not_the_start_of_its_sq
     assert sql.complete
 
 
+async def test_a_topic_whose_cls_does_not_take_cql_says_what_to_do(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """SearchLog's OperationDenied.NewSyntaxNotSupported (cls errorcodes: 不支持新语法): CLS does
+    not take CQL, the syntax every search is sent in (QuerySyntax 1), there. It was said as
+    "rejected a parameter of SearchLog: 不支持新语法", no parameter the user gave, nothing to do."""
+    api, tc = cloud
+    api.failures["SearchLog"] = ["OperationDenied.NewSyntaxNotSupported"]
+    api.failure_words["SearchLog"] = "不支持新语法"
+    with pytest.raises(TencentRequestError) as refused:
+        await search_logs(tc, "topic-1", "level:ERROR", NOW - timedelta(hours=1), NOW)
+    assert told(refused.value) == (
+        "OperationDenied.NewSyntaxNotSupported: CLS does not take CQL, the syntax this search "
+        "is sent in (SearchLog's QuerySyntax 1), "
+        "for this topic or in its region (不支持新语法): search the topic in the CLS console, "
+        "which offers the Lucene syntax, or search a topic in a region whose CLS takes CQL "
+        "(RequestId req-standin)"
+    )
+    assert [p["QuerySyntax"] for _, action, p in api.calls if action == "SearchLog"] == [1]
+
+
 @pytest.mark.parametrize("code", ["FailedOperation.SearchTimeout", "FailedOperation.Timeout"])
 async def test_a_log_search_that_timed_out_at_cls_may_be_retried(
     cloud: tuple[TencentApi, TencentCloud], code: str

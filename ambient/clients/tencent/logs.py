@@ -31,6 +31,21 @@ MAX_NESTING = 100
 # cls errorcodes: FailedOperation.GetlogReachLimit, a search at its maximum count of logs.
 REACH_LIMIT = "FailedOperation.GetlogReachLimit"
 STOPPED = f"CLS stopped the search at its maximum count of logs ({REACH_LIMIT})"
+# cls errorcodes: OperationDenied.NewSyntaxNotSupported (不支持新语法), CQL refused there.
+NEW_SYNTAX = "OperationDenied.NewSyntaxNotSupported"
+# A search refused with nothing read: what happened (with CLS's words) and what to do.
+REFUSED = {
+    REACH_LIMIT: (
+        "CLS stopped the search at its maximum count of logs before any was read",
+        "narrow the query or the time range",
+    ),
+    NEW_SYNTAX: (
+        "CLS does not take CQL, the syntax this search is sent in (SearchLog's QuerySyntax 1), "
+        "for this topic or in its region",
+        "search the topic in the CLS console, which offers the Lucene syntax, or search a topic "
+        "in a region whose CLS takes CQL",
+    ),
+}
 # Said as a fact: each surface gives its own advice (the command: run it again).
 SERVED_AGAIN = (
     "CLS answered a page without a log it had not answered before (logs landing late move a "
@@ -157,13 +172,10 @@ async def log_pages(
                 # What was read is kept: the newest logs, said to be cut by CLS, not the limit.
                 yield SearchResult(complete=False, stopped=STOPPED)
                 return
-            if exc.code == REACH_LIMIT:  # at the first page: nothing to answer, only what to do
-                raise TencentRequestError(
-                    exc.code,
-                    "CLS stopped the search at its maximum count of logs before any was read "
-                    f"({exc.message}): narrow the query or the time range",
-                    exc.request_id,
-                ) from None
+            if exc.code in REFUSED:  # nothing to answer, only what to do
+                said, todo = REFUSED[exc.code]
+                message = f"{said} ({exc.message}): {todo}"
+                raise TencentRequestError(exc.code, message, exc.request_id) from None
             if exc.code == "FailedOperation.InvalidContext" and "Context" in params:
                 # A Context lives an hour (SearchLog's reference: "过期时间1小时"; cls errorcodes:
                 # 检索游标已失效或不存在): a search read slower goes on by Offset from where it is.
