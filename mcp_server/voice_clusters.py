@@ -18,6 +18,7 @@ from ambient.clients.tencent.errors import (
     TencentListChangedError,
     TencentRetryableError,
 )
+from ambient.cloud.errors import temporary_keys_refused
 from ambient.wiring import AppState
 from mcp_server.voice_answer import answer, left, say
 from mcp_server.voice_approvals import VOICE_CLUSTERS
@@ -52,13 +53,21 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "Tencent Cloud did not answer in time, so I can't see the clusters."
                 " Please ask again later.",
             )
-        except TencentClockError:
-            return say(
-                "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。",
-                "This machine's clock is more than five minutes off Tencent Cloud's, so every"
-                " request is refused. Please set the system time right.",
-            )
-        except TencentAuthError:
+        except (TencentClockError, TencentAuthError) as exc:
+            if temporary_keys_refused(exc):  # expired, most likely: a clock off says the same
+                return say(
+                    "腾讯云不接受配置的临时密钥，它可能已经过期，看不到集群。请让运维换上新的临时密钥，"
+                    "密钥 ID、密钥和令牌三项一起换。",
+                    "Tencent Cloud refused the configured temporary keys; they may have expired,"
+                    " so I can't see the clusters. Please ask an operator to set new temporary"
+                    " keys, the key ID, the key and the token together.",
+                )
+            if isinstance(exc, TencentClockError):
+                return say(
+                    "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。",
+                    "This machine's clock is more than five minutes off Tencent Cloud's, so every"
+                    " request is refused. Please set the system time right.",
+                )
             # Asking again later cannot help: the keys or their CAM policy must change.
             return say(
                 "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。",

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFoundError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
+    CLOCK_SKEW,
     RATE_LIMITS,
     RBAC_CODES,
     REGION_NOT_OFFERED,
@@ -193,6 +194,13 @@ KEYS_REFUSED = (
 TOKEN_REFUSED = "AuthFailure.TokenFailure"  # Token 错误: temporary keys' token
 
 
+def temporary_keys_refused(exc: TencentCloudError) -> bool:
+    """Temporary keys (STS) of the environment refused, or a token with keys of one's own:
+    expired, the API no longer knows their SecretId, says their token is wrong or their
+    signature expired (the clock, if they are new)."""
+    return exc.code == TOKEN_REFUSED or (exc.temporary and exc.code in (*KEYS_REFUSED, CLOCK_SKEW))
+
+
 def failure(exc: TencentCloudError, product: str = "", action: str = "") -> CloudOpsFailedError:
     """One sentence per error class that says what to do about it (naming the call refused),
     ending with the RequestId Tencent Cloud's support asks for."""
@@ -228,12 +236,14 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             "is right (NTP), and in the CAM console that the role still exists and is bound to "
             f"this instance. {exc.message}"
         )
-    if exc.code == TOKEN_REFUSED:
-        # The token of temporary keys (STS): they expire, and the three go together.
+    if temporary_keys_refused(exc):
+        # Temporary keys (STS) expire, and the three go together.
+        clock = "; if they are new, " if exc.code == CLOCK_SKEW else ". "
         return "auth", (
-            f"Tencent Cloud refused {where}: it does not accept the temporary keys' token; "
-            "temporary keys expire: set new TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and "
-            f"TENCENTCLOUD_TOKEN together (keys of your own take no token). {exc.message}"
+            f"Tencent Cloud refused {where}: it does not accept the temporary keys "
+            "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
+            "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together"
+            f"{clock}{exc.message}"
         )
     if exc.code in KEYS_REFUSED:
         return "auth", (

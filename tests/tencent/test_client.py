@@ -1530,11 +1530,50 @@ async def test_a_cvm_roles_keys_refused_say_the_roles_words_not_the_keys_variabl
     if code == "AuthFailure.TokenFailure":
         # Temporary keys' token (TENCENTCLOUD_TOKEN): it was said to check the two keys only.
         assert (
-            "temporary keys expire: set new TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and "
+            "get new ones (STS) and set TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and "
             "TENCENTCLOUD_TOKEN together" in told(refused.value)
         ), told(refused.value)
     else:
         assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in told(refused.value)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["AuthFailure.SecretIdNotFound", "AuthFailure.TokenFailure", "AuthFailure.SignatureExpire"],
+)
+async def test_temporary_keys_refused_are_said_as_temporary_keys_to_refresh(
+    cloud: tuple[TencentApi, TencentCloud], code: str
+) -> None:
+    """Temporary keys (STS: TENCENTCLOUD_TOKEN with its SecretId and SecretKey) expire within
+    hours; expired, the API answers that their SecretId does not exist, their token is wrong,
+    or their signature expired. It was said as keys to check ("check TENCENTCLOUD_SECRET_ID and
+    TENCENTCLOUD_SECRET_KEY"), or as this machine's clock. Now as temporary keys to renew."""
+    api, tc = cloud
+    if code == "AuthFailure.SecretIdNotFound":  # as the API answers keys it does not know
+        secret_id, words = "AKIDsts-expired", "unknown SecretId"
+    else:
+        api.failures["DescribeClusters"] = [code]
+        secret_id, words = SECRET_ID, f"injected {code}"
+    temporary = TencentCloud(
+        Credential(secret_id, SECRET_KEY, "sts-token"),
+        region="ap-guangzhou",
+        endpoint=tc._endpoint,
+        protocol="http",
+        timeout=int(HANG),
+    )
+    with pytest.raises(TencentRequestError) as refused:
+        await list_clusters(temporary)
+    clock = (
+        "; if they are new, this machine's clock is more than 5 minutes off; set it right (NTP). "
+        if code == "AuthFailure.SignatureExpire"
+        else ". "
+    )
+    assert told(refused.value) == (
+        f"Tencent Cloud refused DescribeClusters ({code}): it does not accept the temporary keys "
+        "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
+        "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together"
+        f"{clock}{words} (RequestId req-standin)"
+    )
 
 
 def test_a_sub_account_tke_rbac_refuses_is_told_to_ask_for_rbac_not_a_cam_policy() -> None:

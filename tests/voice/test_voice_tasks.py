@@ -751,6 +751,47 @@ async def test_cluster_health_on_a_machine_whose_clock_is_off_says_to_set_the_cl
     assert said == "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。"
 
 
+async def test_cluster_health_with_expired_temporary_keys_says_to_renew_them(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """Temporary keys (TENCENTCLOUD_TOKEN set) expired: the API no longer knows their SecretId
+    (AuthFailure.SecretIdNotFound), or says their token is wrong or their signature expired.
+    cluster_health said to check the API keys and their access policy, or the clock; now it
+    says the temporary keys have expired and are to be renewed, the three together."""
+    api = TencentApi(clusters=[PROD_RUNNING])
+    state = _state(deps, dev_env)
+    said: dict[Language, list[str]] = {Language.ZH: [], Language.EN: []}
+    async with serve(api.app()) as base:
+        for secret_id, failure in (
+            ("AKIDsts-expired", None),
+            (SECRET_ID, "AuthFailure.TokenFailure"),
+            (SECRET_ID, "AuthFailure.SignatureExpire"),
+        ):
+            state.tencent = TencentCloud(
+                Credential(secret_id, SECRET_KEY, "sts-token"),
+                region="ap-guangzhou",
+                endpoint=base.removeprefix("http://"),
+                protocol="http",
+                timeout=5,
+            )
+            for language in (Language.ZH, Language.EN):
+                api.failures["DescribeClusters"] = [failure] if failure else []
+                user = unique("vtk")
+                await _user(deps, user, language)
+                async with voice_client(state, user) as client:
+                    said[language].append(await say(client, "cluster_health"))
+    zh = (
+        "腾讯云不接受配置的临时密钥，它可能已经过期，看不到集群。请让运维换上新的临时密钥，"
+        "密钥 ID、密钥和令牌三项一起换。"
+    )
+    en = (
+        "Tencent Cloud refused the configured temporary keys; they may have expired, so I can't"
+        " see the clusters. Please ask an operator to set new temporary keys, the key ID, the key"
+        " and the token together."
+    )
+    assert said == {Language.ZH: [zh] * 3, Language.EN: [en] * 3}, said
+
+
 # One TKE cluster, running.
 PROD_RUNNING = {"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}
 

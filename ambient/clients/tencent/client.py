@@ -314,6 +314,7 @@ class TencentCloud:
                     )
                 error.call = (product, action)
                 error.role = getattr(self.credential, "role", None)
+                error.temporary = error.role is None and bool(self.credential.token)
                 raise error from None
         raise AssertionError("unreachable")
 

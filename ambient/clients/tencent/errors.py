@@ -26,6 +26,8 @@ class TencentCloudError(Exception):
     call: tuple[str, str] | None = None
     # The CVM role whose temporary keys signed it (AMBIENT_TENCENTCLOUD_CVM_ROLE), if any.
     role: str | None = None
+    # Signed by temporary keys of the environment (TENCENTCLOUD_TOKEN set), which expire.
+    temporary: bool = False
     # Sent, and no answer came back (a read timeout, the connection reset, a gateway's 502 or
     # 504): it may have been carried out. Not so for a connection never made (refused, DNS,
     # TLS, a proxy's refusal) or a request never signed (no CVM role keys).
