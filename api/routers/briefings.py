@@ -9,7 +9,6 @@ token works too (then the speaker is that user unless an admin names another).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -37,6 +36,7 @@ from ambient.briefing.models import (
 from ambient.briefing.sent import BriefingSent
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WHOLE_NUMBER
+from ambient.domain.times import IsoTime
 from ambient.sharing import ReportLink
 from ambient.storage.users import UserRepository
 from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep, created_or_found
@@ -59,8 +59,8 @@ class RegenerateIn(UserConfig):
 
 class AnalyzeIn(UserConfig):
     log_source: dict[str, Any]
-    start: datetime
-    end: datetime
+    start: IsoTime
+    end: IsoTime
 
 
 # The refusals no field is to blame for (a replaced run changed under the request; a

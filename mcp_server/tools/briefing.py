@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -20,6 +19,7 @@ from ambient.briefing.models import (
 )
 from ambient.briefing.sent import BriefingSent
 from ambient.domain.numbers import WHOLE_NUMBER
+from ambient.domain.times import IsoTime
 from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
 from mcp_server.auth import app_state, current_user
@@ -151,8 +151,8 @@ async def send_briefing(
 async def analyze_logs(
     ctx: Context[Any, Any],
     log_source: Annotated[LogSource, Field(description=ANALYZED)],
-    start: Annotated[datetime, Field(description="ISO 8601 with offset")],
-    end: Annotated[datetime, Field(description="ISO 8601 with offset")],
+    start: Annotated[IsoTime, Field(description="ISO 8601 with offset")],
+    end: Annotated[IsoTime, Field(description="ISO 8601 with offset")],
 ) -> LogAnalysis:
     """Reduce logs of any time range: templates with counts, trend, anomalies, keywords."""
     return await app_state(ctx).briefings.analyze_logs(current_user(ctx), log_source, start, end)

@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from ambient.clients.kube import Workload
-from ambient.clients.log_formats import parse_time
+from ambient.clients.log_formats import EPOCH, parse_time
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.reads import (
@@ -95,6 +95,8 @@ def _time(field: str, value: str | None, zone: tzinfo) -> datetime | None:
     if value is None:
         return None
     try:
+        if EPOCH.fullmatch(value.strip()):  # "ISO time", the schema says: no epoch digits
+            raise ValueError(value)
         return parse_time(value, zone)
     except ValueError:
         shown = said_back(value, 40)

@@ -176,3 +176,33 @@ async def test_a_log_path_with_nothing_there_is_refused_by_analysis_as_at_create
     assert " ".join(getattr(c, "text", "") for c in by_tool.content) == (
         f"Error executing tool analyze_logs: {refusal}"
     )
+
+
+async def test_a_start_or_end_that_is_a_number_is_refused_by_field_through_api_and_tool(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """``start: 12`` was read as 00:00:12 UTC on 1 January 1970 (pydantic's lax datetime), so
+    the analysis read 56 years of logs. A time is an ISO 8601 text: a number, or a text of
+    digits, is refused naming its field, through the API and the MCP tool alike."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("2026-11-20T10:00:00Z ERROR db timeout\n", encoding="utf-8")
+    source = {"type": "file", "path": "app.log"}
+    asks = [{"start": 12}, {"start": "1700000000"}, {"end": 1763683200}]
+    async with api(settings, logs) as (http, _, member):
+        for ask in asks:
+            answer = await http.post(
+                "/briefings/analyze", json={"log_source": source, **RANGE, **ask}, headers=member
+            )
+            assert answer.status_code == 422, answer.text
+            [refused] = answer.json()["detail"]
+            assert refused["loc"] == ["body", *ask] and "ISO 8601" in refused["msg"], refused
+    server = build_server(settings.model_copy(update={"log_dir": logs}), stdio_user="mel")
+    async with Client(server) as mcp:
+        for ask in asks:
+            by_tool = await mcp.call_tool("analyze_logs", {"log_source": source, **RANGE, **ask})
+            said = " ".join(getattr(c, "text", "") for c in by_tool.content)
+            assert by_tool.is_error and next(iter(ask)) in said and "ISO 8601" in said, said
+        kept = await mcp.call_tool("analyze_logs", {"log_source": source, **RANGE})
+    assert not kept.is_error and kept.structured_content is not None
+    assert kept.structured_content["report"]["total"] == 1

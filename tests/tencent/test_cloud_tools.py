@@ -192,6 +192,18 @@ async def test_an_epoch_too_large_for_any_time_is_refused_as_not_a_time(
     assert failed and "not an ISO time" in said
 
 
+async def test_a_start_of_epoch_digits_is_refused_as_the_schema_says_iso_time(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """search_logs' schema says "ISO time", yet "1700000000" was read as seconds after 1970
+    (and "1763683200000" as milliseconds): a model's guess searched another window unsaid."""
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        for digits in ("1700000000", "1763683200000"):
+            failed, said = await call(c, "search_logs", topic_id="file:app.log", start=digits)
+            assert failed and "start: not an ISO time" in said, said
+
+
 async def test_a_time_that_is_no_time_is_refused_without_saying_it_back_whole(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
