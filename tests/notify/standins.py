@@ -205,6 +205,8 @@ class Mailbox:
         self.tries: list[tuple[str, str]] = []
         # MAIL FROM answered so (a server wanting STARTTLS or a login first: "530 ...").
         self.mail_reply: str | None = None
+        # What a refused recipient is answered (``refuse``): Postfix's relay refusal, say.
+        self.refuse_reply = "550 no such user"
         # The connection lost after the message, before its 250 (RFC 5321 6.1): kept, unsaid.
         self.drop_after_data = False
         # Called once a message is kept, before its 250 is sent (e.g. to kill the sender).
@@ -263,7 +265,7 @@ class Mailbox:
         triplet = (envelope.mail_from or "", address)
         self.tries.append(triplet)
         if address in self.refuse:
-            return "550 no such user"
+            return self.refuse_reply
         if address in self.greylist:
             return "450 4.7.1 greylisted, try again later"
         if self.tries.count(triplet) <= self.greylist_first:

@@ -16,7 +16,11 @@ from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
@@ -88,7 +92,7 @@ async def test_email_refused_recipient_is_permanent_and_unreachable_server_trans
 ) -> None:
     mailbox.refuse.add("ghost@example.com")
     channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
-    with pytest.raises(PermanentNotifyError, match="recipient refused"):
+    with pytest.raises(PermanentNotifyError, match=r"recipient ghost@example\.com refused"):
         await channel.send("alice", REPORT, "ghost@example.com", idempotency_key="k")
     closed = EmailChannel("127.0.0.1", 1, "ops@example.com", tls="none", timeout=2)
     with pytest.raises(TransientNotifyError):
@@ -132,6 +136,33 @@ async def test_email_server_without_starttls_or_auth_is_a_permanent_configuratio
         with pytest.raises(PermanentNotifyError, match=setting) as refused:
             await plain.send("alice", REPORT, "alice@example.com", idempotency_key="k")
         assert "SMTP_FROM" not in str(refused.value)
+    assert mailbox.messages == []
+
+
+async def test_a_relay_refusal_and_a_full_server_are_said_in_words_with_what_to_do(
+    mailbox: Mailbox,
+) -> None:
+    """Postfix's "554 5.7.1 Relay access denied" at RCPT was said as a Python repr
+    ("recipient refused: [SMTPRecipientRefused(554, ...)]") with no word of the login that
+    lets a server relay; a 452 at MAIL FROM (the server's storage full, for now) was said as
+    the sender refused."""
+    plain = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    mailbox.refuse.add("bob@elsewhere.example")
+    mailbox.refuse_reply = "554 5.7.1 <bob@elsewhere.example>: Relay access denied"
+    with pytest.raises(PermanentNotifyError) as relay:
+        await plain.send("alice", REPORT, "bob@elsewhere.example", idempotency_key="k")
+    said = str(relay.value)
+    assert said.startswith(
+        "recipient bob@elsewhere.example refused (554 5.7.1 <bob@elsewhere.example>: Relay "
+        "access denied): this server does not relay mail"
+    ), said
+    assert "AMBIENT_SMTP_USERNAME" in said and "SMTPRecipientRefused" not in said
+    mailbox.mail_reply = "452 4.3.1 Insufficient system storage"
+    with pytest.raises(DeferredNotifyError) as full:
+        await plain.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    assert str(full.value) == (
+        "the SMTP server cannot take mail now (452 4.3.1 Insufficient system storage)"
+    )
     assert mailbox.messages == []
 
 

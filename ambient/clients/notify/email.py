@@ -111,14 +111,18 @@ class EmailChannel:
             async with client:
                 await client.send_message(mail, sender=self._from.addr_spec)
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            said = "; ".join(
+                f"recipient {r.recipient} refused{{}} ({r.code} {r.message})"
+                for r in exc.recipients
+            )
             # 4xx is "try again later" (greylisting, a full mailbox): only 5xx is final.
             if all(400 <= refused.code < 500 for refused in exc.recipients):
                 asked = [smtp_asked_delay(refused.message) for refused in exc.recipients]
                 stated = [delay for delay in asked if delay is not None]
                 raise DeferredNotifyError(
-                    f"recipient refused for now: {exc}", retry_after=max(stated, default=None)
+                    said.format(" for now"), retry_after=max(stated, default=None)
                 ) from exc
-            raise PermanentNotifyError(f"recipient refused: {exc}") from exc
+            raise PermanentNotifyError(said.format("") + self._relay_hint(exc)) from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
             fix = (
@@ -135,6 +139,9 @@ class EmailChannel:
                     f"{exc.message}): send less (a shorter body, fewer attachments), or raise "
                     "the server's message size limit"
                 ) from exc
+            if 400 <= exc.code < 500:  # 452 storage full, 451 a local error: the server's
+                said = f"the SMTP server cannot take mail now ({exc.code} {exc.message})"
+                raise DeferredNotifyError(said, retry_after=smtp_asked_delay(exc.message)) from exc
             raise _refused(exc, f"sender {exc.sender}", _fix(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500:  # 421 busy, 451 at DATA (some greylist there): later
@@ -172,6 +179,22 @@ class EmailChannel:
                 said += f": no STARTTLS offered on port {self.port}; set AMBIENT_SMTP_TLS"
             raise PermanentNotifyError(said) from exc
         return str(mail["Message-ID"])
+
+    def _relay_hint(self, refused: aiosmtplib.SMTPRecipientsRefused) -> str:
+        """What to set when the server refused to relay (Postfix: "554 5.7.1 Relay access
+        denied"): it relays for a login, or the provider's own submission server does."""
+        if not any("relay" in r.message.lower() for r in refused.recipients):
+            return ""
+        login = (
+            f"the login {self.username} may not send there"
+            if self.username
+            else "set AMBIENT_SMTP_USERNAME and AMBIENT_SMTP_PASSWORD (a login lets it relay)"
+        )
+        return (
+            f": this server does not relay mail from {self._from.addr_spec} to other domains; "
+            f"{login}, or send through your mail provider's submission server (port 587, "
+            "AMBIENT_SMTP_TLS=starttls)"
+        )
 
     async def _tls_first(self, exc: BaseException) -> bool:
         """Whether a greeting waited for in vain (STARTTLS or plain SMTP asked for) is a server
