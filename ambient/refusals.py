@@ -29,11 +29,11 @@ def N_(message: str) -> str:
 # Values read back as any text (another's words; a length said in words; a path jsonpath-ng
 # writes with a space, $.'unit price'; a Content-Type's absence; a Content-Encoding's name as a
 # server sends it, "x gzip"; a task summary's cron and threshold lines; a remediation step's
-# sentence and the images it rolls back to), not one word.
+# sentence and the images it rolls back to; a datapoint's date and time), not one word.
 _WORDS = frozenset(
     {
         *("reason", "why", "error", "query", "shown", "path", "after", "example", "kind"),
-        *("coding", "cron", "rules", "sentence", "images"),
+        *("coding", "cron", "rules", "sentence", "images", "moment"),
         # A remediation step's objects and what it put back: names listed, an autoscaler
         # named with its bounds, a selector, the revisions a Deployment has.
         *("names", "hpa", "selector", "done", "revisions", "notes"),

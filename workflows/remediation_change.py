@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import Mode, StepRequest, StepResult, step_key
-    from ambient.remediation.outcomes import maybe_applied
+    from ambient.remediation.outcomes import CANCELLED, maybe_applied
     from ambient.remediation.runs import CHANGE_RETRY, LOST_TRY, Attempt, Keyed, Opened
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
@@ -32,11 +32,7 @@ GIVEN_UP = "MaybeApplied"
 # cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
 # taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
 # was cancelled and the run ends "aborted": its row is not left running, its slot counted and
-# its audit silent. This is its outcome.
-CANCELLED = (
-    "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
-    "the sender is not verified"
-)
+# its audit silent. CANCELLED is its outcome.
 
 
 class RemediationChange(RemediationSafety):

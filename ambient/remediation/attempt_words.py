@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ambient.clients.kube import NOT_A_CONTEXT
 from ambient.refusals import N_, Refusal, read_back
+from ambient.remediation.outcomes import CANCELLED
 from ambient.remediation.safety import skipped_said
 
 DRY_FROM_ALERT = N_("dry run: would %(sentence)s; from the alert (%(why)s)")
@@ -69,6 +70,7 @@ SENTENCES = (
     ),
     N_("already applied (%(done)s)"),
 )
+VERIFY_FAILED = N_("verification failed: %(error)s")
 # A check's verdict, one clause each.
 CHECKS = (
     N_("metric %(value)s is healthy (%(why)s)"),
@@ -79,6 +81,21 @@ CHECKS = (
     N_("rollout not available: %(why)s"),
     N_("a dry run changes nothing, and no verify metric tells if the alert cleared"),
     N_("already done: %(why)s"),
+    # A check that failed (its error's own words, read back in turn), a datapoint from before.
+    VERIFY_FAILED,
+    N_("no datapoint after the change: the newest (%(moment)s UTC) is from before it"),
+    N_("no datapoint after the change: the newest is from before it"),
+    N_("metric: no datapoint after the change: the newest (%(moment)s UTC) is from before it"),
+    N_("metric: no datapoint after the change: the newest is from before it"),
+)
+# A run's end the run wrote as text: refused by the permission asked before a rung (and why),
+# cancelled in Temporal.
+ENDS = (
+    N_("refused: %(reason)s"),
+    N_("rollback_permission is 'none': an admin must grant dry_run or execute"),
+    N_("no user %(user)s"),
+    N_("unknown rollback_permission %(permission)s"),
+    CANCELLED,
 )
 # Why the cluster was not read, the alert's healthy lines.
 WHYS = (
@@ -173,6 +190,21 @@ def attempt_said(text: str) -> str | Refusal:
     return _clauses(text, (*SENTENCES, *CHECKS)) or _clause(text, CHECKS) or text
 
 
+def outcome_words(outcome: str | Refusal) -> str | Refusal:
+    """A run's end as a page says it: its Refusal's reason, or the text the run wrote, read
+    back as ENDS say them (a revoked permission's, a cancel in Temporal)."""
+    if isinstance(outcome, Refusal):
+        values = {
+            name: outcome_words(value) if name == "reason" else value
+            for name, value in outcome.values.items()
+        }
+        return Refusal(outcome.msgid, **values)
+    said = read_back(outcome, ENDS)
+    if said is not None and isinstance(reason := said.values.get("reason"), str):
+        return Refusal(said.msgid, reason=read_back(reason, ENDS) or reason)
+    return said or outcome
+
+
 def skipped_words(reason: str) -> str | Refusal:
     """A skipped attempt's reason as a page says it: the executor's (a paused Deployment, one
     at 0 replicas...) as its Refusal, the breaker's as ``skipped_said`` reads it."""
@@ -223,6 +255,8 @@ def _clause(text: str, msgids: tuple[str, ...]) -> Refusal | None:
         values["sentence"] = _sentence(sentence) or _clauses(sentence, SENTENCES) or sentence
     if "why" in values:
         values["why"] = _listed(values["why"])
+    if said.msgid == VERIFY_FAILED:
+        values["error"] = _clause(values["error"], CHECKS) or values["error"]
     return Refusal(said.msgid, **values)
 
 

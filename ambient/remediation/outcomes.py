@@ -25,6 +25,11 @@ RESOLVED_AT = N_("resolved at rung %(rung)s (%(name)s)")
 # What a dry run that was "resolved" says: the alert cleared on its own, nothing was changed.
 CLEARED_AT = N_("the alert cleared at rung %(rung)s (%(name)s)")
 A_DRY_RUN = N_("a dry run, nothing was changed: %(reason)s")
+# A run cancelled in Temporal (the Web UI's "Request Cancellation"), not through a door.
+CANCELLED = N_(
+    "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
+    "the sender is not verified"
+)
 NOT_VERIFIED = N_("rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)")
 # How a dry run says these ends: it applied nothing, and its "resolved" is the alert clearing.
 AS_A_DRY_RUN = {

@@ -34,7 +34,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_, Refusal
-from ambient.remediation.attempt_words import attempt_said, skipped_words
+from ambient.remediation.attempt_words import attempt_said, outcome_words, skipped_words
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
@@ -276,7 +276,9 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,
         rungs=RUNG_NAMES,
-        outcome=in_words(view.outcome_said.refusal(), _) if view.outcome_said else view.outcome,
+        outcome=in_words(
+            outcome_words(view.outcome_said.refusal() if view.outcome_said else view.outcome), _
+        ),
         skipped=[in_words(skipped_words(a.skipped_reason or ""), _) for a in view.attempts],
         # What each attempt did and what its check found, in the reader's words and time zone.
         said=[

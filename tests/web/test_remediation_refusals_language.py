@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
-from ambient.remediation.attempt_words import skipped_words
+from ambient.refusals import Refusal
+from ambient.remediation.attempt_words import outcome_words, skipped_words
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import (
     RUNG_ACTIONS,
@@ -25,6 +26,7 @@ from ambient.remediation.ladder import (
     StepResult,
     WorkloadRef,
 )
+from ambient.remediation.outcomes import A_DRY_RUN, CANCELLED
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import already_finished
 from ambient.storage.users import UserRepository
@@ -338,6 +340,40 @@ def test_an_attempts_steps_and_checks_are_said_in_chinese_and_unchanged_in_engli
         assert in_words(skipped_words(english), en) == english
     # Words no msgid fits stay as written.
     assert attempt_words("isolate: the mesh's policy", zh, None) == "isolate: the mesh's policy"
+
+
+def test_a_runs_end_and_a_failed_check_are_said_in_chinese_and_unchanged_in_english() -> None:
+    """A run cancelled in Temporal, refused by a revoked permission (a dry run's too), a check
+    that failed and a metric whose newest datapoint is from before the change stayed English on
+    a Chinese reader's page."""
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    ends: dict[str | Refusal, str] = {
+        CANCELLED: (
+            "在 Temporal 中取消（Request Cancellation），不是通过 ambient-ops：发起者未经核实"
+        ),
+        "refused: rollback_permission is 'none': an admin must grant dry_run or execute": (
+            "被拒绝：rollback_permission 为 'none'：需要管理员授予 dry_run 或 execute"
+        ),
+        "refused: no user 'fang'": "被拒绝：没有用户 'fang'",
+        Refusal(A_DRY_RUN, reason="refused: no user 'fang'"): (
+            "演练，未做任何改动：被拒绝：没有用户 'fang'"
+        ),
+    }
+    for english, chinese in ends.items():
+        assert in_words(outcome_words(english), zh) == chinese
+        assert in_words(outcome_words(english), en) == str(english)
+    checks = {
+        "verification failed: no datapoint after the change: the newest (2026-12-05 01:00:00 "
+        "UTC) is from before it": "验证失败：变更之后没有数据点：最新的（2026-12-05 01:00:00 UTC）"
+        "在变更之前",
+        "metric: no datapoint after the change: the newest is from before it; rollout not "
+        "available: 1 of 2 updated replicas are available": "指标：变更之后没有数据点：最新的"
+        "在变更之前；发布不可用：2 个已更新的副本中有 1 个可用",
+        "verification failed: the API server timed out": "验证失败：the API server timed out",
+    }
+    for english, chinese in checks.items():
+        assert attempt_words(english, zh, "Asia/Shanghai") == chinese
+        assert attempt_words(english, en, "UTC") == english
 
 
 def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
