@@ -250,6 +250,11 @@ def stats(
     console.print(
         f"{result.finished} finished, {result.resolved} resolved "
         f"({result.success_rate:.0%}); budgets run out: {result.budgets_exhausted}"
+        + (
+            f"; dry runs (changed nothing, not counted): {result.dry_runs}"
+            if result.dry_runs
+            else ""
+        )
     )
     if result.median_seconds_to_resolve is not None:
         console.print(f"median time to resolve: {result.median_seconds_to_resolve / 60:.1f} min")

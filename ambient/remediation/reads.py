@@ -317,10 +317,15 @@ class RemediationReads:
             repository = RemediationRepository(session)
             seen = await repository.seen_by(account, cluster_approvers(self.settings))
             rows = await repository.list(seen=seen, since=since, limit=None)
-        # The row's own fields, and the rungs tried from its detail.
+            # The mode its last permission check gave (a run asked to execute may be lowered).
+            given = await repository.progress([row.run_key for row in rows])
+        # The row's own fields, the rungs tried from its detail, and whether it was a dry run.
         outcomes = [
             RunOutcome.model_validate(row, from_attributes=True).model_copy(
-                update={"tried": list(row.detail.get("tried") or [])}
+                update={
+                    "tried": list(row.detail.get("tried") or []),
+                    "dry_run": (given.get(row.run_key, (0, None))[1] or row.mode) == "dry_run",
+                }
             )
             for row in rows
         ]

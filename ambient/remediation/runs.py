@@ -465,6 +465,8 @@ class RunOutcome(BaseModel):
     budget_exhausted: bool = False
     started_at: datetime
     finished_at: datetime | None = None
+    # Run as a dry run (asked, or lowered to one by its permission): it changed nothing.
+    dry_run: bool = False
 
 
 class RateRow(BaseModel):
@@ -476,6 +478,8 @@ class RateRow(BaseModel):
 
 class RemediationStats(BaseModel):
     total: int
+    # Finished dry runs: they changed nothing, so no figure below counts them.
+    dry_runs: int = 0
     finished: int
     resolved: int
     success_rate: float
@@ -504,8 +508,10 @@ def _rows(outcomes: list[RunOutcome], key: Callable[[RunOutcome], str]) -> list[
 
 
 def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
-    """Success rate by rung (of runs that tried it, how many it resolved), service, alert type."""
-    finished = [o for o in outcomes if o.state in FINAL_STATES]
+    """Success rate by rung (of runs that tried it, how many it resolved), service, alert type,
+    of the runs that changed the cluster: a dry run's "resolved" is the alert clearing alone."""
+    ended = [o for o in outcomes if o.state in FINAL_STATES]
+    finished = [o for o in ended if not o.dry_run]
     resolved = [o for o in finished if o.state == "resolved"]
     tried = Counter(rung for o in finished for rung in set(o.tried))
     resolved_by = Counter(o.resolved_rung for o in finished if o.resolved_rung in o.tried)
@@ -516,6 +522,7 @@ def remediation_stats(outcomes: list[RunOutcome]) -> RemediationStats:
     exhausted = sum(1 for o in finished if o.budget_exhausted)
     return RemediationStats(
         total=len(outcomes),
+        dry_runs=len(ended) - len(finished),
         finished=len(finished),
         resolved=len(resolved),
         success_rate=_rate(len(finished), len(resolved)),

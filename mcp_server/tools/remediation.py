@@ -167,7 +167,8 @@ async def remediation_stats(
     ctx: Context[Any, Any],
     days: Annotated[int, Field(ge=1, le=365, description="look back this far"), WHOLE_NUMBER] = 30,
 ) -> RemediationStats:
-    """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
+    """Outcomes of real runs: success rate by rung, service and alert type, time to resolve,
+    budgets run out; dry runs counted apart."""
     return await app_state(ctx).remediations.stats(current_user(ctx), days=days)
 
 

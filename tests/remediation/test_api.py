@@ -129,7 +129,7 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     approvals = [a for a in shown["audit"] if a["action"] == "approval"]
     assert approvals[0]["actor"] == user and approvals[0]["detail"]["reason"] == "go"
     assert [r["remediation_id"] for r in listed] == [rid]
-    assert stats["resolved"] == 1
+    assert (stats["dry_runs"], stats["resolved"]) == (1, 0)  # a dry run changed nothing
     assert missing.status_code == 404
     query = f"{temporal.KIND.name} = 'remediation' AND {temporal.USER.name} = {json.dumps(user)}"
 

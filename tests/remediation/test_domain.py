@@ -540,9 +540,11 @@ def test_stats_give_success_by_rung_service_type_time_and_exhausted_budgets() ->
             run("resolved", [1, 2], 2, 10),
             run("budget_exhausted", [1, 2], None, 30, svc="b"),
             RunOutcome(state="settling", service="a", alert_type="x", started_at=NOW),
+            # A dry run that "resolved": the alert cleared on its own, no rung changed a thing.
+            run("resolved", [1], 1, 2).model_copy(update={"dry_run": True}),
         ]
     )
-    assert (stats.total, stats.finished, stats.resolved) == (4, 3, 2)
+    assert (stats.total, stats.finished, stats.resolved, stats.dry_runs) == (5, 3, 2, 1)
     assert [(r.key, r.runs, r.resolved) for r in stats.by_rung] == [("1", 3, 1), ("2", 2, 1)]
     assert [(r.key, r.rate) for r in stats.by_service] == [("a", 1.0), ("b", 0.0)]
     assert stats.median_seconds_to_resolve == 7 * 60
