@@ -56,7 +56,7 @@ async def _transcode(direction: str, request: Request, settings: Settings) -> di
         )
     try:
         payloads = json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, UnicodeDecodeError) as exc:  # JSON is UTF-8 (RFC 8259)
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"body is not Payloads JSON: {exc}"
         ) from None

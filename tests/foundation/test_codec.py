@@ -278,3 +278,26 @@ async def test_a_payload_the_key_cannot_open_is_a_clear_error_not_a_500(
         "another key of that id (keep a replaced key in AMBIENT_PAYLOAD_OLD_KEYS under its "
         "own id) or altered"
     )
+
+
+async def test_a_body_that_is_not_utf8_is_refused_as_not_payloads_json_not_a_500(
+    settings: Settings,
+) -> None:
+    """A Web UI behind a proxy that re-encodes (Latin-1, UTF-16) sent bytes that are no UTF-8:
+    /codec/decode answered 500 Internal Server Error, and the Web UI showed nothing why."""
+    codec_token = "ui-codec-token-0123456789"
+    app = _settings(
+        settings, codec_token=SecretStr(codec_token), temporal_address=f"127.0.0.1:{free_port()}"
+    )
+    async with (
+        serve(create_app(app)) as base,
+        http_client(base) as http,
+    ):
+        auth = await admin_headers(app)
+        for body in (b'{"payloads": [\xff\xfe]}', '{"payloads": []}'.encode("utf-16")):
+            for answer in (
+                await http.post("/codec/decode", content=body, headers=auth),
+                await http.post(f"/codec/ui/{codec_token}/decode", content=body),
+            ):
+                assert answer.status_code == 422, answer.text
+                assert answer.json()["detail"].startswith("body is not Payloads JSON"), answer.text
