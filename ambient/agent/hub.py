@@ -12,7 +12,7 @@ import httpcore2
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +22,7 @@ from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.llm import openai_client
+from ambient.domain.configs import STORED, UserConfig, reading_stored
 from ambient.storage.db import take_turn
 from ambient.storage.models import AgentServer, User
 from ambient.wiring import AppState, StateHolder
@@ -46,8 +47,17 @@ ReadOnlyTools = Annotated[
 ]
 
 
-class McpServerSpec(BaseModel):
-    """One MCP server of a user's agent."""
+# A transport's own fields: the other's are refused, not kept unused (a `command` on an http
+# server, a token in `headers` of a stdio one).
+TRANSPORT_FIELDS = {"http": ("url", "headers"), "stdio": ("command", "args", "env")}
+# The longest URL, command or argument and the longest header or env value taken (a 200,000
+# character URL was stored and sent with every connection).
+LONGEST_TEXT, LONGEST_VALUE = 2048, 8192
+
+
+class McpServerSpec(UserConfig):
+    """One MCP server of a user's agent (unknown fields refused by name: a typo `header`
+    dropped the token silently)."""
 
     name: str = Field(description="short name, e.g. 'github' (tools appear as github__TOOL)")
     transport: Literal["http", "stdio"] = Field(description="streamable HTTP URL or a command")
@@ -65,6 +75,23 @@ class McpServerSpec(BaseModel):
     def _name(cls, value: str) -> str:
         if not _NAME.fullmatch(value):
             raise ValueError("1-32 characters of lowercase letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("url", "headers", "command", "args", "env")
+    @classmethod
+    def _fits(cls, value: Any, info: ValidationInfo) -> Any:
+        if reading_stored(info) or not value:
+            return value
+        transport = info.data.get("transport")
+        if transport is not None and info.field_name not in TRANSPORT_FIELDS[transport]:
+            theirs = ", ".join(TRANSPORT_FIELDS[transport])
+            raise ValueError(f"the {transport} transport takes {theirs}, not {info.field_name}")
+        if isinstance(value, dict):  # headers, env: their values
+            texts, most = list(value.values()), LONGEST_VALUE
+        else:  # url, command, args
+            texts, most = [value] if isinstance(value, str) else value, LONGEST_TEXT
+        if any(len(text) > most for text in texts):
+            raise ValueError(f"at most {most} characters")
         return value
 
     @model_validator(mode="after")
@@ -193,7 +220,10 @@ class AgentHub:
             rows = await session.execute(
                 select(AgentServer).where(AgentServer.user == user).order_by(AgentServer.id)
             )
-            return [McpServerSpec.model_validate(row.spec) for row in rows.scalars()]
+            # Read as stored: a spec added before a rule of today's still loads.
+            return [
+                McpServerSpec.model_validate(row.spec, context=STORED) for row in rows.scalars()
+            ]
 
     async def add(self, user: User, spec: McpServerSpec) -> None:
         """Add a server for ``user``: HTTP URLs pass the destination guard; stdio is admin-only."""
@@ -246,7 +276,9 @@ class AgentHub:
             )
             if row is None:
                 return None
-            spec = McpServerSpec.model_validate({**row.spec, "read_only_tools": read_only_tools})
+            spec = McpServerSpec.model_validate(
+                {**row.spec, "read_only_tools": read_only_tools}, context=STORED
+            )
             row.spec = spec.model_dump()
             await session.commit()
         return spec

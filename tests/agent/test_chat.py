@@ -420,3 +420,47 @@ async def test_read_only_tools_naming_a_tool_the_server_does_not_list_is_its_pro
         assert "toy" not in facade.problems()
     finally:
         await facade.close()
+
+
+async def test_a_server_spec_with_a_field_it_does_not_take_or_past_its_length_is_refused(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo `header` dropped the token silently (the server then answered 401 at every
+    use), a `command` on an http server was stored unused, and a 200,000-character URL was
+    stored and sent with every connection. Each is refused naming its field; a spec stored
+    before these rules still loads."""
+    host = "mcp.strict.example"
+    real_getaddrinfo = socket.getaddrinfo
+
+    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
+        name = node.decode() if isinstance(node, bytes) else node
+        return real_getaddrinfo("93.184.216.34" if name == host else node, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    user = unique("strict")
+    token = await _user(deps, user, "admin")
+    http_spec = {"name": "issues", "transport": "http", "url": f"http://{host}/mcp"}
+    stdio_spec = {"name": "local", "transport": "stdio", "command": sys.executable}
+    refused = [
+        ({**http_spec, "header": {"Authorization": "Bearer s3cret"}}, "header"),
+        ({**http_spec, "command": "/bin/sh"}, "command"),
+        ({**http_spec, "env": {"A": "b"}}, "env"),
+        ({**stdio_spec, "url": f"http://{host}/mcp"}, "url"),
+        ({**stdio_spec, "headers": {"Authorization": "x"}}, "headers"),
+        ({**http_spec, "url": f"http://{host}/" + "a" * 200_000}, "url"),
+        ({**http_spec, "headers": {"Authorization": "x" * 8193}}, "headers"),
+        ({**stdio_spec, "args": ["a" * 2049]}, "args"),
+    ]
+    async with signed_in_api(deps.settings, token) as http:
+        for spec, field in refused:
+            answer = await http.post("/agent/servers", json=spec)
+            assert answer.status_code == 422, (field, answer.text[:300])
+            assert len(answer.text) < 2000, answer.text[:300]
+            assert [e["loc"][:2] for e in answer.json()["detail"]] == [["body", field]], field
+        async with deps.db.session() as session:
+            # Stored before today's rules: a field of the other transport, one unknown.
+            stored = {**http_spec, "name": "old", "env": {"A": "b"}, "retired": 1}
+            session.add(AgentServer(user=user, name="old", spec=stored))
+            await session.commit()
+        servers = (await http.get("/agent/servers")).json()
+    assert [s["name"] for s in servers] == ["ambient", "old"]
