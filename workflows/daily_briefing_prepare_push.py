@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         news_task,
     )
     from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
-    from ambient.domain.checks import more_new_lines
+    from ambient.domain.checks import more_new_lines, notice_said
     from ambient.domain.notify import Message, NotifyResult, Target
     from ambient.no_answer import RUN_ENDED_UNDER_UPDATE
 
@@ -259,7 +259,11 @@ class PrepareAndPush:
             elif check.outcome == "baseline":
                 told.append((first_look.format(url=url), 1))
             elif check.hits:
-                told += [(f"[{k}] {line}", 1) for k, found in check.hits.items() for line in found]
+                told += [
+                    (f"[{k}] {notice_said(line, zh)}", 1)
+                    for k, found in check.hits.items()
+                    for line in found
+                ]
             elif check.excerpt:
                 # Every new line the excerpt holds, then how many more, as a news digest says
                 # them: tomorrow compares with the page as stored today, so a line left out

@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
-    from ambient.domain.checks import CheckPageInput, PageCheck, more_new_lines
+    from ambient.domain.checks import CheckPageInput, PageCheck, more_new_lines, notice_said
     from ambient.domain.notify import Message, Wording
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
@@ -117,6 +117,7 @@ class ReminderWorkflow:
         for url, check in zip(run.config.news_urls, checks, strict=True):
             notes: tuple[str, str] | None = None
             lines: list[str] = []
+            zh_lines: list[str] | None = None  # None: the same lines
             more = 0  # new lines past those shown
             if isinstance(check, BaseException):
                 why = failure_text(check)
@@ -132,6 +133,11 @@ class ReminderWorkflow:
                 )
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
+                zh_lines = [
+                    f"- [{k}] {notice_said(line, zh=True)}"
+                    for k, found in check.hits.items()
+                    for line in found
+                ]
             elif run.config.categories:
                 # Categories keep their news only: a day without a hit has none to tell (every
                 # new line of every topic was listed).
@@ -148,8 +154,9 @@ class ReminderWorkflow:
             page = url if isinstance(check, BaseException) else check.url
             if notes is None:
                 section = f"**{page}**\n" + "\n".join(lines)
+                zh_section = f"**{page}**\n" + "\n".join(lines if zh_lines is None else zh_lines)
                 en.append(section + (f"\n{more_new_lines(more, zh=False)}" if more else ""))
-                zh.append(section + (f"\n{more_new_lines(more, zh=True)}" if more else ""))
+                zh.append(zh_section + (f"\n{more_new_lines(more, zh=True)}" if more else ""))
             else:
                 en.append(f"**{page}**: {notes[0]}")
                 zh.append(f"**{page}**：{notes[1]}")

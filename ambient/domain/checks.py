@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +31,28 @@ class PageCheck(BaseModel):
     # New lines past the excerpt's ("+" lines it has no room for): a digest says how many.
     more_added: int = 0
     error: str | None = None
+
+
+# The notices a page's diff writes among its lines (``diff_pages``: a keyword's hits past
+# those shown, an excerpt's changed lines past its own, lines that only moved), stored in
+# English with the check, and how a Chinese reader reads them.
+MORE_HITS = "… {} more lines"
+MORE_CHANGED = "… {} more changed lines"
+ONLY_MOVED = "(the same lines as before, in another order)"
+_NOTICES = {
+    re.compile(r"… (\d+) more lines"): "……另有 {} 行",
+    re.compile(r"… (\d+) more changed lines"): "……另有 {} 行有变化",
+    re.compile(re.escape(ONLY_MOVED)): "（与之前相同的行，只是顺序变了）",
+}
+
+
+def notice_said(line: str, zh: bool) -> str:
+    """A line of a page's hits or excerpt in the reader's language: a notice of the diff's in
+    Chinese for a Chinese reader; the page's own words as written."""
+    for notice, chinese in _NOTICES.items() if zh else ():
+        if found := notice.fullmatch(line):
+            return chinese.format(*found.groups())
+    return line
 
 
 def more_new_lines(count: int, zh: bool) -> str:

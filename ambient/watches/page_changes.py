@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ambient.domain.checks import MORE_CHANGED, MORE_HITS, ONLY_MOVED
 from ambient.domain.events import clipped
 from ambient.watches.configs import compile_user_regex
 
@@ -130,7 +131,7 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
         if found:
             hits[keyword] = [clipped(line, MAX_SHOWN_LINE) for line in found[:HIT_LINES]]
         if len(found) > HIT_LINES:
-            hits[keyword].append(f"… {len(found) - HIT_LINES} more lines")
+            hits[keyword].append(MORE_HITS.format(len(found) - HIT_LINES))
     # The lines both pages start and end with are not in a diff without context: leave
     # them out of the matcher, whose cost grows with the lines it is given.
     limit = min(len(old), len(new))
@@ -168,9 +169,9 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     lines = sorted(shown["+"] + shown["-"][: EXCERPT_LINES - len(shown["+"])])
     excerpt = [line for _, line in lines]
     if count > len(excerpt):
-        excerpt.append(f"… {count - len(excerpt)} more changed lines")
+        excerpt.append(MORE_CHANGED.format(count - len(excerpt)))
     if not excerpt and old != new:  # past MAX_DIFF_CELLS, lines that only moved
-        excerpt = ["(the same lines as before, in another order)"]
+        excerpt = [ONLY_MOVED]
     return PageDiff(
         changed=old != new,
         added=added,

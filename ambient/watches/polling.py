@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ambient.domain.checks import notice_said
 from ambient.domain.notify import REASON, Message, NotificationKind, Target, Wording
 from ambient.render import markdown_literal
 from ambient.watches.configs import WebMonitorConfig
@@ -166,15 +167,22 @@ def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Messa
         hits: dict[str, list[str]] = payload.get("hits") or {}
         title, zh_title = f"Keyword hit on {url}", f"关键词命中：{url}"
         # The page's words, shown as written (a markdown channel renders the body).
-        body = "\n".join(
-            f"- **{markdown_literal(keyword)}**: {markdown_literal(line)}"
-            for keyword, found in hits.items()
-            for line in found
+        body, zh_body = (
+            "\n".join(
+                f"- **{markdown_literal(keyword)}**: {markdown_literal(notice_said(line, zh))}"
+                for keyword, found in hits.items()
+                for line in found
+            )
+            for zh in (False, True)
         )
     elif kind == "watch.change" and not keywords:
         # With keywords set, only hits are worth a message; plain changes stay events.
-        title, body = f"Changed: {url}", f"```\n{payload.get('excerpt', '')}\n```"
-        zh_title = f"页面有变化：{url}"
+        lines = str(payload.get("excerpt", "")).split("\n")
+        title, zh_title = f"Changed: {url}", f"页面有变化：{url}"
+        body, zh_body = (
+            "```\n" + "\n".join(notice_said(line, zh) for line in lines) + "\n```"
+            for zh in (False, True)
+        )
     else:
         return None
     zh = Wording(title=zh_title, body=zh_body, reason=reason)

@@ -138,3 +138,22 @@ def test_a_deadline_is_said_in_the_readers_zone_and_an_older_message_as_written(
     assert asked.said_in("en", "Mars/Olympus").body == "before 2026-12-01 08:30 UTC."
     older = Message(title="t", body="before 2026-12-01 08:30 UTC.")
     assert older.said_in("en", "Asia/Shanghai") == older
+
+
+def test_a_pages_diff_notices_are_said_in_chinese_and_its_own_lines_as_written() -> None:
+    """A Chinese reader's alert said "… 3 more lines", "… 48 more changed lines" and "(the
+    same lines as before, in another order)" in English among the page's lines."""
+    hits = {"GPU": ["RTX 5090 ¥16499", "… 3 more lines"]}
+    hit = page_message("watch.hit", {"url": URL, "hits": hits}, keywords=True)
+    assert hit is not None and hit.zh is not None
+    assert hit.zh.body == "- **GPU**: RTX 5090 ¥16499\n- **GPU**: ……另有 3 行"
+    assert hit.body == "- **GPU**: RTX 5090 ¥16499\n- **GPU**: … 3 more lines"
+    excerpt = "+ RTX 5090 ¥16499\n… 48 more changed lines"
+    change = page_message("watch.change", {"url": URL, "excerpt": excerpt}, keywords=False)
+    assert change is not None and change.zh is not None
+    assert change.zh.body == "```\n+ RTX 5090 ¥16499\n……另有 48 行有变化\n```"
+    assert change.body == f"```\n{excerpt}\n```"
+    moved = "(the same lines as before, in another order)"
+    only_moved = page_message("watch.change", {"url": URL, "excerpt": moved}, keywords=False)
+    assert only_moved is not None and only_moved.zh is not None
+    assert only_moved.zh.body == "```\n（与之前相同的行，只是顺序变了）\n```"

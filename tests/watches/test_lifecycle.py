@@ -515,3 +515,22 @@ async def test_create_answers_created_when_no_worker_takes_the_baseline(
     )
     assert ref.created is True and ref.baseline is None
     await dev_env.client.get_workflow_handle(ref.task_id).terminate("test over")
+
+
+async def test_a_digests_hits_past_those_shown_are_counted_in_the_readers_language(
+    ts_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],
+) -> None:
+    """A Chinese reader's digest said "… 2 more lines" in English after a category's hits."""
+    await reads_chinese(loopback_deps)
+    state, base = gated
+    state.pages["/front"] = article("昨日旧闻。")
+    prices = [f"第 {n} 条油价新闻。" for n in range(1, 8)]
+    after = article("昨日旧闻。", *prices)
+    _task, bodies = await two_digest_runs(ts_env, loopback_deps, state, base, after, ("油价",))
+    assert bodies[1].endswith("- [油价] … 2 more lines"), bodies[1]
+    async with loopback_deps.db.session() as session:
+        sent = (await InboxRepository(session).list(USER, limit=1))[0]
+    assert sent.body.endswith("- [油价] ……另有 2 行"), sent.body
+    assert "- [油价] 第 1 条油价新闻。" in sent.body
