@@ -19,7 +19,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.extract import UNREADABLE, extracted, extractor_for
+from ambient.clients.extract import FEED_HEAD, UNREADABLE, extracted, extractor_for
 from ambient.clients.metric_reads import (
     KEPT,
     NO_NUMBER,
@@ -126,7 +126,8 @@ async def read_page(
     # now: the same text, not read again. Another tag (a JSON answer the release before read
     # as a page) is read anew, or its next change would be a baseline, not told.
     same = last.hash is not None and raw_hash == last.raw_hash
-    if same and last.extractor == extractor_for(selector, fetched.content_type):
+    head = fetched.body[:FEED_HEAD].decode("utf-8", "replace")  # a feed served as a page
+    if same and last.extractor == extractor_for(selector, fetched.content_type, head):
         return SameBytes(fresh, last.extractor)
     kind = fetched.content_type
     try:

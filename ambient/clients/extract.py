@@ -130,17 +130,26 @@ FEED_ROOT = re.compile(
     r"<(?:[\w-]+:)?(?:feed|rss|RDF)\b",
     re.S,
 )
+# The bytes of a body read to tell a feed served as a page (its root past the prolog).
+FEED_HEAD = 4096
 DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml[^>]*\?>")
 ENTRIES = {"entry", "item"}
 ENTRY_TEXT = ("title", "summary", "content", "description", "encoded")
 MAX_FEED_ENTRIES = 500
 
 
+def is_feed(media_type: str, body: str) -> bool:
+    """Whether a body is read as a feed: XML, undeclared, or served as HTML or plain text (a
+    PHP rss.php says text/html) whose root is a feed's."""
+    kind = media_type.partition(";")[0].strip().lower()
+    served = "xml" in kind or kind in (*UNDECLARED, "text/html", "text/plain")
+    return served and FEED_ROOT.match(body) is not None
+
+
 def feed_text(media_type: str, body: str) -> Extracted | None:
     """An Atom or RSS feed's text: its title, then each entry's title and text (HTML read as
     its text), one a line, in the feed's order; None when the body is no feed."""
-    kind = media_type.partition(";")[0].strip().lower()
-    if ("xml" not in kind and kind not in UNDECLARED) or FEED_ROOT.match(body) is None:
+    if not is_feed(media_type, body):
         return None
     from lxml import etree  # type: ignore[import-untyped]  # trafilatura's, for a feed only
 
@@ -221,15 +230,18 @@ def extractors_for(selector: str | None) -> tuple[str, ...]:
     return (SELECTOR_EXTRACTOR,) if selector else (PAGE_EXTRACTOR, JSON_EXTRACTOR, FEED_EXTRACTOR)
 
 
-def extractor_for(selector: str | None, media_type: str) -> str:
-    """The tag an answer of ``media_type`` is read under now (JSON that does not parse is read
-    as a page: a text of its tag is read anew, never taken as this one's)."""
+def extractor_for(selector: str | None, media_type: str, head: str = "") -> str:
+    """The tag an answer of ``media_type`` whose body starts with ``head`` is read under now
+    (JSON that does not parse is read as a page: a text of its tag is read anew, never taken
+    as this one's)."""
     if selector:
         return SELECTOR_EXTRACTOR
     kind = media_type.lower()
     if "json" in kind:
         return JSON_EXTRACTOR
-    return FEED_EXTRACTOR if "xml" in kind and "html" not in kind else PAGE_EXTRACTOR
+    if ("xml" in kind and "html" not in kind) or is_feed(kind, head):
+        return FEED_EXTRACTOR
+    return PAGE_EXTRACTOR
 
 
 def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:

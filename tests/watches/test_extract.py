@@ -633,6 +633,49 @@ def test_an_rss_feeds_html_is_read_as_its_text_in_the_encoding_it_was_read_in() 
     assert extracted("<html><body><p>x</p></body></html>", media_type="text/xml").text == "x"
 
 
+async def test_a_feed_served_as_html_or_plain_text_is_read_as_a_feed() -> None:
+    """PHP's rss.php answers text/html, a CMS's feed text/plain: read as a page, the feed was
+    its fields run together, its <lastBuildDate> rebuilt at every request a change at every
+    check, and a hit showed the entry's raw CDATA. Bytes read before are not read again."""
+    from activities.watches import SameBytes, read_page
+    from ambient.clients.web import WebFetcher
+    from ambient.watches.configs import WebMonitorConfig
+    from ambient.watches.models import UrlState
+    from tests.watches.test_http1 import Scripted, ok, scripted
+
+    def rss(built: str) -> str:
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>新闻'
+            f"</title><lastBuildDate>{built}</lastBuildDate><item><title>数据库故障</title>"
+            "<description><![CDATA[<p>正在<b>处理</b></p>]]></description></item>"
+            "</channel></rss>"
+        )
+
+    for kind in ("text/html; charset=utf-8", "text/plain; charset=utf-8"):
+        read = extracted(rss("Sat, 05 Dec 2026 01:00:00 +0800"), media_type=kind)
+        assert read.text == "新闻\n数据库故障\n正在处理", kind
+        assert read.extractor == "f2"
+    # A page is still a page.
+    page = "<!doctype html><html><body><p>rss feed</p></body></html>"
+    assert extracted(page, media_type="text/html").extractor != "f2"
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    html = "Content-Type: text/html; charset=utf-8"
+    first, second = rss("Sat, 05 Dec 2026 01:00:00 +0800"), rss("Sat, 05 Dec 2026 01:01:00 +0800")
+    server = Scripted(
+        ok(first.encode(), html), ok(second.encode(), html), ok(second.encode(), html)
+    )
+    async with scripted(server) as (_, port):
+        url = f"http://127.0.0.1:{port}/rss.php"
+        config = WebMonitorConfig.model_validate({"urls": [url], "keywords": ["故障"]})
+        before = await read_page(fetcher, url, config)
+        after = await read_page(fetcher, url, config)
+        seen = {**after.fresh, "hash": after.hash, "extractor": after.extractor}
+        again = await read_page(fetcher, url, config, UrlState.model_validate(seen))
+    await fetcher.aclose()
+    assert before.lines == after.lines == ["新闻", "数据库故障", "正在处理"]
+    assert isinstance(again, SameBytes), again
+
+
 def test_an_rss_091_feed_opening_with_its_doctype_is_read_as_a_feed() -> None:
     """RSS 0.91 feeds open with Netscape's DOCTYPE (some with an internal subset): read as a
     page, their entries ran together as one line, as a feed without one did before f1."""
