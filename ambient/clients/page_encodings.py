@@ -142,6 +142,24 @@ def undeclared_text(body: bytes) -> str:
     ascii_chars = len(text.encode("ascii", errors="ignore"))
     wide = len(text) - ascii_chars
     common = (len(text.encode("gb2312", errors="ignore")) - ascii_chars) // 2
+    if common < 0.8 * wide and (big5 := _big5(body)) is not None:
+        return big5
     if common >= 0.8 * wide or sum(map(len, WIDE_RUN.findall(text))) >= 0.8 * wide:
         return text
     return body.decode("cp1252", errors="replace")
+
+
+def _big5(body: bytes) -> str | None:
+    """``body`` as Big5 (with HKSCS, as a browser reads Big5) if it is Big5 Chinese: strictly
+    decoded (GBK's own lead and trail bytes past Big5's fail it), its characters mostly Big5's
+    frequent ones (lead bytes A4-C6; Latin-1 accents and GBK's traditional characters decode,
+    if at all, to rare ones)."""
+    try:
+        text = body.decode("big5hkscs")
+    except UnicodeDecodeError:
+        return None
+    # Lead bytes A1-A3 are punctuation and symbols (，。「」): no word either way.
+    leads = [char.encode("big5hkscs")[0] for char in text if char > "\x7f"]
+    hanzi = [lead for lead in leads if lead > 0xA3 or lead < 0xA1]
+    frequent = sum(1 for lead in hanzi if 0xA4 <= lead <= 0xC6)
+    return text if hanzi and frequent >= 0.8 * len(hanzi) else None

@@ -122,6 +122,22 @@ def test_an_undeclared_utf8_page_with_a_broken_byte_is_utf8_not_gb18030() -> Non
     assert page_text("<p>数据库故障</p>".encode("gbk"), "text/html") == "<p>数据库故障</p>"
 
 
+def test_an_undeclared_big5_page_is_read_as_big5_and_a_traditional_gbk_page_as_gbk() -> None:
+    """A Taiwan or Hong Kong page declaring nothing, in Big5, was read as GB18030: every line
+    mojibake, no traditional keyword ever hit."""
+    from ambient.clients.page_encodings import page_text
+
+    text = "<p>臺灣新聞：颱風警報發布，各地學校停課，請民眾注意安全。</p>"
+    assert page_text(text.encode("big5"), "text/html") == text
+    hk = "<p>香港天文台發出八號烈風訊號，市民應留在室內。</p>"
+    assert page_text(hk.encode("big5hkscs"), "text/html") == hk
+    # Still: traditional characters in GBK, simplified Chinese, an old European page.
+    assert page_text(text.encode("gbk"), "text/html") == text
+    simplified = "<p>数据库故障已恢复</p>"
+    assert page_text(simplified.encode("gbk"), "text/html") == simplified
+    assert page_text("<p>Müller café</p>".encode("latin-1"), "text/html") == "<p>Müller café</p>"
+
+
 def test_a_charset_label_of_a_bytes_codec_is_passed_over_like_an_unknown_label() -> None:
     """A label naming a Python codec that is no text encoding (base64, hex, quoted-printable,
     rot13, zlib, uu) raised LookupError reading the page, and the whole poll failed; UTF-7,
