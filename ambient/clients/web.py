@@ -22,7 +22,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 from ambient.clients.guard import (
     CANNOT_RESOLVE,
@@ -354,6 +354,12 @@ class WebFetcher:
                 before, current = current, target
                 hops.append(current)
                 continue
+            if answer.status == 200 and not form and (sent_on := refreshed_to(current, answer)):
+                # A stub that sends the browser on (a portal's home to /cn/index.html) is no
+                # page to watch: followed as a redirect, through the guard at the loop's top.
+                before, current = current, sent_on
+                hops.append(current)
+                continue
             return self._result(url, current, answer, headers, posted=bool(form))
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))
 
@@ -404,6 +410,38 @@ class WebFetcher:
             answer.body,
             answer.headers.get("content-type", ""),
         )
+
+
+# A <meta http-equiv="refresh"> in a page's head: its content, the wait and where to go
+# (HTML's "shared declarative refresh steps": seconds, then ";" or ",", then "url=" and the URL,
+# quoted or not).
+META_REFRESH = re.compile(rb"<meta\b[^>]*\bhttp-equiv\s*=\s*[\"']?refresh\b[^>]*>", re.I)
+CONTENT = re.compile(rb"\bcontent\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.I)
+REFRESH = re.compile(
+    r"\s*(\d+)(?:\.\d*)?\s*[;,]?\s*(?:url\s*=\s*)?([\"']?)(.*?)\2\s*$", re.I | re.S
+)
+# A refresh sooner than this is a stub sending the reader on; a later one reloads the page.
+REFRESH_FOLLOWED = 5
+# The head a stub's refresh is looked for in.
+REFRESH_HEAD = 8192
+
+
+def refreshed_to(url: str, answer: Answer) -> str | None:
+    """Where an HTML page's meta refresh sends its reader at once (within REFRESH_FOLLOWED
+    seconds), if elsewhere than ``url``; None for a page to read."""
+    kind = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind not in ("", "text/html", "application/xhtml+xml"):
+        return None
+    tag = META_REFRESH.search(answer.body[:REFRESH_HEAD])
+    content = CONTENT.search(tag[0]) if tag else None
+    if content is None:
+        return None
+    written = next(part for part in content.groups() if part is not None)
+    refresh = REFRESH.match(written.decode("latin-1"))
+    if refresh is None or int(refresh[1]) > REFRESH_FOLLOWED or not refresh[3].strip():
+        return None
+    target = _spaces_encoded(urljoin(url, refresh[3].strip()))
+    return None if urldefrag(target)[0] == urldefrag(url)[0] else target
 
 
 def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:

@@ -88,6 +88,34 @@ async def test_redirect_to_a_private_address_is_refused(
     assert state.requests == [("/go", 302)]
 
 
+async def test_a_meta_refresh_stub_is_followed_as_a_browser_follows_it(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    """A Chinese portal's home is a stub, <meta http-equiv="refresh" content="0;url=/cn/">:
+    the watch read the stub ("the page has no text (is it rendered by JavaScript?)", or its
+    one sentence forever). Followed now, as a redirect is, through the destination guard; a
+    page refreshing itself later (content="300") is the page."""
+    state, base = site
+    stub = (
+        "<html><head><meta content='0; URL=/cn/index.html' http-equiv='Refresh'>"
+        "<title>跳转</title></head><body>正在跳转…</body></html>"
+    )
+    state.pages["/"] = stub
+    state.pages["/cn/index.html"] = article("今日新闻：系统升级完成。")
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    page = await fetcher.fetch(f"{base}/")
+    assert page.url == f"{base}/cn/index.html" and "系统升级完成" in page.body.decode()
+    state.pages["/away"] = stub.replace("/cn/index.html", "http://10.1.2.3/admin")
+    with pytest.raises(RefusedAddressError, match=r"redirected to http://10\.1\.2\.3/admin"):
+        await fetcher.fetch(f"{base}/away")
+    state.pages["/live"] = article("比分直播").replace(
+        "<head>", '<head><meta http-equiv="refresh" content="300">'
+    )
+    assert (await fetcher.fetch(f"{base}/live")).url == f"{base}/live"
+    state.pages["/loop"] = stub.replace("/cn/index.html", "/loop")
+    assert (await fetcher.fetch(f"{base}/loop")).url == f"{base}/loop"
+
+
 @pytest.mark.parametrize("authorization", [None, "Bearer tok-123"])
 async def test_a_redirect_to_a_port_no_url_has_is_refused_as_an_address(
     site: tuple[Site, str], http: httpx.AsyncClient, authorization: str | None
