@@ -22,15 +22,17 @@ ISO_TIME = N_(
 )
 
 
-def iso_time(value: Any) -> datetime:
+def iso_time(value: Any) -> datetime | str:
     """``value`` as a time if it is one or an ISO 8601 text of one; else refused."""
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and not value.strip().isdigit():  # "20261121" is no epoch
         try:
-            return datetime.fromisoformat(value)
+            datetime.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            return value  # read by pydantic, whose offset says itself "+08:00", not "UTC+08:00"
     raise Refusal(ISO_TIME)
 
 
