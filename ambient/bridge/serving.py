@@ -12,10 +12,12 @@ mcp_endpoint relays, wrapped to be spoken verbatim.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -99,6 +101,12 @@ class Socket(Protocol):
     async def recv(self) -> str | bytes: ...
 
 
+# When the tool call the server runs now arrived on the connection (the loop's clock), set
+# before it is handed to the server (the SDK runs a request in its sender's context): a voice
+# call's budget counts from there, the endpoint's check before it included.
+call_arrived: ContextVar[float] = ContextVar("bridge_call_arrived")
+
+
 async def serve_mcp(
     socket: Socket,
     server: MCPServer[Any],
@@ -131,6 +139,7 @@ async def serve_mcp(
                         await socket.send(as_frame(message))
                     continue
                 if isinstance(message, JSONRPCRequest):
+                    call_arrived.set(asyncio.get_running_loop().time())
                     why = await refused() if refused and message.method == "tools/call" else None
                     if why is not None:
                         in_english = said_in()
