@@ -54,7 +54,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     """Runs waiting for this user's approval now, oldest first ("the first one" is the one
     that has waited longest, the same every time it is asked).
 
-    Candidates are the open runs the user may see (``may_steer``, as ``list_runs`` lists
+    Candidates are the open runs the user may see (``may_steer``, as ``list_page`` lists
     them). The runs table is written at milestones, not when a run starts waiting, so the
     server's list narrows them first to the runs whose state attribute says waiting (one call,
     however many runs are open: acting and verifying runs are not asked), and each of those is
@@ -153,7 +153,7 @@ async def voice_facts(
     approvers = cluster_approvers(remediations.settings) if remediations else {}
     async with db.session() as session:
         repository = RemediationRepository(session)
-        # The runs "what needs me" lists (list_runs): also another's on a cluster of theirs.
+        # The runs "what needs me" lists (list_page): also another's on a cluster of theirs.
         seen = await repository.seen_by(user, approvers)
         runs = await repository.list(seen=seen, open_only=True, limit=None)
         pages = await EventRepository(session).failing(user=user.name)

@@ -46,7 +46,7 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
         await name_clusters(state, waiting)
-        runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
+        runs = (await service.list_page(user, open_only=True, limit=OPEN_LISTED + 1)).runs
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         async with state.db.session() as session:
             pages = await EventRepository(session).failing(user=user)

@@ -192,30 +192,6 @@ class RemediationReads:
                 row.detail = {**row.detail, "outcome": outcome}
         return outcome, run.close_time
 
-    async def list_runs(
-        self,
-        user: str,
-        *,
-        state: RemediationState | str | None = None,
-        open_only: bool = False,
-        limit: int = 50,
-        offset: int = 0,
-        before_id: int | None = None,
-    ) -> list[RemediationSummary]:
-        """The runs the caller may see (``may_steer``), newest first: ``limit`` of them after
-        the first ``offset``, or before the run ``before_id`` (a list's next page: one that
-        no run started, ended or moved between the pages shifts)."""
-        return (
-            await self.list_page(
-                user,
-                state=state,
-                open_only=open_only,
-                limit=limit,
-                offset=offset,
-                before_id=before_id,
-            )
-        ).runs
-
     async def list_page(
         self,
         user: str,
@@ -226,8 +202,11 @@ class RemediationReads:
         offset: int = 0,
         before_id: int | None = None,
     ) -> RemediationPage:
-        """The runs ``list_runs`` lists, and why their running runs' states are as stored when
-        Temporal's list could not be had (a terminal says so; a door may)."""
+        """The runs the caller may see (``may_steer``), newest first: ``limit`` of them after
+        the first ``offset``, or before the run ``before_id`` (a list's next page: one that
+        no run started, ended or moved between the pages shifts); and why their running runs'
+        states are as stored when Temporal's list could not be had (a terminal says so; a door
+        may)."""
         # A state no remediation can be in is a mistake to say, not a filter that finds none.
         if state is not None and state not in get_args(RemediationState):
             states = ", ".join(get_args(RemediationState))
@@ -305,7 +284,7 @@ class RemediationReads:
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the remediations the caller sees (``may_steer``: theirs, those
-        on clusters they approve for; an admin's: all), as ``list_runs`` lists them."""
+        on clusters they approve for; an admin's: all), as ``list_page`` lists them."""
         # The bounds of the API and MCP, for every door (the CLI passed 0 or 10**8 through).
         if not 1 <= days <= MAX_STATS_DAYS:
             raise InvalidRemediationError(

@@ -214,7 +214,7 @@ def report_markdown(view: RemediationView) -> str:
 
 class RemediationSummary(BaseModel):
     # The list row of one stored remediation (its RemediationRecord); a running one's state, mode
-    # and attempts are where it is now (RemediationReads.list_runs).
+    # and attempts are where it is now (RemediationReads.list_page).
     model_config = ConfigDict(from_attributes=True)
     # Its row's number: the next page is the runs before the last one's (`before_id`).
     id: int

@@ -216,7 +216,7 @@ async def remediation_list(
     page: Page,
     _: PageWords,
     # The next page: the runs before the last one shown (a run started or ended meanwhile
-    # moves nothing). list_runs' bound, here: a hand-edited value is said as any link the
+    # moves nothing). list_page' bound, here: a hand-edited value is said as any link the
     # page cannot take.
     before_id: Annotated[int | None, Query(ge=1, le=MAX_ID), WHOLE_NUMBER] = None,
     # A link of the page's earlier shape (?offset=), still opened as it was.
@@ -225,9 +225,10 @@ async def remediation_list(
     problem, next_before_id = None, None
     try:
         # One more than a page: whether there is a next page is known without counting.
-        runs = await page.state.remediations.list_runs(
+        listed = await page.state.remediations.list_page(
             page.me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset, before_id=before_id
         )
+        runs = listed.runs
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
     if len(runs) > REMEDIATIONS_PER_PAGE:

@@ -135,9 +135,10 @@ async def list_remediations(
         WHOLE_NUMBER,
     ] = None,
 ) -> list[RemediationSummary]:
-    return await state.remediations.list_runs(
+    listed = await state.remediations.list_page(
         user.name, state=state_, limit=limit, offset=offset, before_id=before_id
     )
+    return listed.runs
 
 
 @router.get("/stats")

@@ -152,9 +152,10 @@ async def list_remediations(
     newest first; when next_before_id is not null, pass it as before_id for the next page."""
     # One more than asked: whether a next page exists (a last page that fills the limit
     # pointed at an empty one).
-    runs = await app_state(ctx).remediations.list_runs(
+    listed = await app_state(ctx).remediations.list_page(
         current_user(ctx), state=state, limit=limit + 1, offset=offset, before_id=before_id
     )
+    runs = listed.runs
     page, more = runs[:limit], len(runs) > limit
     return RemediationList(
         remediations=page,

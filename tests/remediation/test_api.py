@@ -582,10 +582,10 @@ async def test_a_named_approver_lists_the_runs_on_their_cluster_at_every_door(
         await session.commit()
     state = AppState(settings=settings, db=deps.db, temporal=None, channels=deps.channels)  # type: ignore[arg-type]
     listed = {
-        name: [r.service for r in await state.remediations.list_runs(name)]
+        name: [r.service for r in (await state.remediations.list_page(name)).runs]
         for name in (owner, lead, bystander)
     }
-    second = await state.remediations.list_runs(lead, limit=1, offset=1)
+    second = (await state.remediations.list_page(lead, limit=1, offset=1)).runs
     # The stats are of the same runs.
     counted = {n: (await state.remediations.stats(n)).total for n in (owner, lead, bystander)}
     async with serve(create_app(settings)) as base, http_client(base) as http:

@@ -424,11 +424,11 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
         account = await user_named(deps.db, user)
         assert account is not None
         facts = await voice_facts(deps.db, account, service, budget=HANG)
-        ended = await service.list_runs(user, state="aborted")
-        still_running = await service.list_runs(user, open_only=True)
+        ended = (await service.list_page(user, state="aborted")).runs
+        still_running = (await service.list_page(user, open_only=True)).runs
         shown = await service.get(user, rid)
-        listed = {r.run_key: r.state for r in await service.list_runs(user)}
-        still_open = await service.list_runs(user, state="waiting_approval")
+        listed = {r.run_key: r.state for r in (await service.list_page(user)).runs}
+        still_open = (await service.list_page(user, state="waiting_approval")).runs
         approved = await invoke("remediation", "approve", rid, "--reason", "go")
         aborted = await invoke("remediation", "abort", rid)
     assert facts.open_alerts == 0, facts

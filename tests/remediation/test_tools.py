@@ -106,7 +106,7 @@ async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
             wrong_state = await error_of(client, "list_remediations", state="done")
         # ...by the service itself too, for a door without a schema (the CLI's --state).
         with pytest.raises(InvalidRemediationError, match="state: use one of"):
-            await state.remediations.list_runs(USER, state="done")
+            await state.remediations.list_page(USER, state="done")
         async with mcp(state) as client:
             stats = await call(client, "remediation_stats")
             again = await error_of(client, "approve_remediation", remediation_id=rid, approve=True)
