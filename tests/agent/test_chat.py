@@ -363,12 +363,8 @@ async def test_an_agent_server_whose_name_now_resolves_to_loopback_is_not_dialed
     assert hits == [], hits
 
 
-async def test_a_stored_servers_read_only_tools_change_without_retyping_its_secrets(
-    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """read_only_tools could be set only when adding a server: changing it meant deleting and
-    adding it again, retyping the header values every page shows as ***."""
-    host = "mcp.allow.example"
+def public_host(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    """``host`` resolves to a public address (93.184.216.34) for the rest of the test."""
     real_getaddrinfo = socket.getaddrinfo
 
     def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
@@ -376,6 +372,15 @@ async def test_a_stored_servers_read_only_tools_change_without_retyping_its_secr
         return real_getaddrinfo("93.184.216.34" if name == host else node, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", dns)
+
+
+async def test_a_stored_servers_read_only_tools_change_without_retyping_its_secrets(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_only_tools could be set only when adding a server: changing it meant deleting and
+    adding it again, retyping the header values every page shows as ***."""
+    host = "mcp.allow.example"
+    public_host(monkeypatch, host)
     user = unique("allow")
     token = await _user(deps, user)
     spec = {
@@ -430,13 +435,7 @@ async def test_a_server_spec_with_a_field_it_does_not_take_or_past_its_length_is
     stored and sent with every connection. Each is refused naming its field; a spec stored
     before these rules still loads."""
     host = "mcp.strict.example"
-    real_getaddrinfo = socket.getaddrinfo
-
-    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
-        name = node.decode() if isinstance(node, bytes) else node
-        return real_getaddrinfo("93.184.216.34" if name == host else node, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    public_host(monkeypatch, host)
     user = unique("strict")
     token = await _user(deps, user, "admin")
     http_spec = {"name": "issues", "transport": "http", "url": f"http://{host}/mcp"}
