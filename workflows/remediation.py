@@ -372,7 +372,8 @@ class GradedRemediationWorkflow(RemediationChange):
                     if wrote(exc) is not False:
                         # Out of time, its answer lost: a retry given up says it may be made.
                         why = answer_lost(exc, first)
-                        earlier = maybe_applied(step.rung, why, request.target)
+                        dry = attempt.mode == "dry_run"  # said as sending nothing
+                        earlier = maybe_applied(step.rung, why, request.target, dry_run=dry)
             if result is None:
                 if earlier is not None:
                     request = request.model_copy(update={"after_lost_try": True})

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import Mode, StepRequest, StepResult, step_key
-    from ambient.remediation.outcomes import CANCELLED, maybe_applied
+    from ambient.remediation.outcomes import CANCELLED, PREVIEW_LOST, maybe_applied
     from ambient.remediation.runs import CHANGE_RETRY, LOST_TRY, Attempt, Keyed, Opened
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
@@ -259,7 +259,11 @@ class RemediationChange(RemediationSafety):
         said so, not "could not be applied", and its slot kept for a person to look at."""
         attempt.skipped_reason = f"change failed: {given_up}"
         attempt.maybe_applied = True
-        attempt.detail = "may have been made ({why}): check {object}".format(**given_up.values)
+        attempt.detail = (
+            "previewed, its answer lost ({why}): nothing was sent"
+            if given_up.msgid == PREVIEW_LOST
+            else "may have been made ({why}): check {object}"
+        ).format(**given_up.values)
         self.reserved = None
 
     async def _free_slot(self, key: str) -> None:

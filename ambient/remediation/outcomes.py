@@ -222,9 +222,15 @@ def not_applied(rung: Rung, cause: str) -> Refusal:
     )
 
 
-def maybe_applied(rung: Rung, why: str, target: WorkloadRef) -> Refusal:
+# A dry run's try whose answer was lost: it sent nothing (its end says it was a dry run).
+PREVIEW_LOST = N_("rung %(rung)s (%(name)s) was previewed, its answer lost (%(why)s)")
+
+
+def maybe_applied(rung: Rung, why: str, target: WorkloadRef, *, dry_run: bool = False) -> Refusal:
     """A change given up (an abort, a cancel) after a try that may have written (``why``: its
-    answer lost): a person looks at the object to know."""
+    answer lost): a person looks at the object to know. A dry run's wrote nothing."""
+    if dry_run:
+        return Refusal(PREVIEW_LOST, **_at(rung), why=why)
     return Refusal(
         "rung %(rung)s (%(name)s) may have been applied (%(why)s): check %(object)s",
         **_at(rung),

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.checks import MetricReading
 from ambient.domain.users import Language
+from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
-from ambient.remediation.outcomes import gate_closed, in_chinese
+from ambient.remediation.outcomes import gate_closed, in_chinese, maybe_applied, of_a_dry_run
 from ambient.remediation.runs import RunOutcome, VerifyInput, remediation_stats
 from ambient.remediation.safety import (
     BreakerState,
@@ -605,3 +606,23 @@ def test_a_verify_blocks_inclusive_is_a_json_boolean_not_a_word() -> None:
         with pytest.raises(ValidationError, match="inclusive"):
             VerifySpec.model_validate({**spec, "inclusive": value})
     assert VerifySpec.model_validate({**spec, "inclusive": True}).inclusive
+
+
+def test_a_dry_runs_lost_answer_is_said_as_a_preview_not_as_a_change_that_may_be_made() -> None:
+    """A dry run whose first try's answer was lost said "a dry run, nothing was changed: rung 1
+    (restart) may have been applied (…): check deployment/prod/checkout", both at once."""
+    target = WorkloadRef(cluster_id="cls-1", namespace="prod", name="checkout")
+    why = "no answer within 10s"
+    dry = of_a_dry_run(maybe_applied(Rung.RESTART, why, target, dry_run=True), [], "dry_run")
+    assert str(dry) == (
+        "a dry run, nothing was changed: rung 1 (restart) was previewed, its answer lost "
+        "(no answer within 10s)"
+    )
+    assert isinstance(dry, Refusal)
+    assert in_words(dry, Words(Language.ZH)) == (
+        "演练，未做任何改动：第 1 级已预演，但结果没有传回（no answer within 10s）"
+    )
+    real = maybe_applied(Rung.RESTART, why, target)
+    assert str(real).endswith(
+        "may have been applied (no answer within 10s): check deployment/prod/checkout"
+    )
