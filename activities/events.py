@@ -57,6 +57,15 @@ class EventActivities:
                 non_retryable=True,
             ) from None
 
+    @activity.defn
+    async def recorded_kinds(self, keys: list[str]) -> dict[str, str]:
+        """The kind of the event recorded under each of the idempotency ``keys`` that has one
+        (a breach found told before: ``watch.already_told``)."""
+        async with self._db.session() as session:
+            events = EventRepository(session)
+            found = {key: await events.keyed(key) for key in keys}
+        return {key: event.kind for key, event in found.items() if event is not None}
+
     @staticmethod
     async def _told_before(events: EventRepository, event: RecordEventInput) -> Event | None:
         """The event that told a threshold watch's breach (or recovery) ``event`` already: the

@@ -46,6 +46,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     discussions = DiscussionActivities(deps.db, deps.settings)
     return [
         events.record_event,
+        events.recorded_kinds,
         notify.notify,
         notify.notify_later,
         notify.notify_given_up,

@@ -58,6 +58,12 @@ async def record_event(
     await short_activity(EventActivities.record_event, event)
 
 
+async def recorded_kinds(keys: list[str]) -> dict[str, str]:
+    """The kind of the event recorded under each of ``keys`` that has one (a read: retried
+    as a write is)."""
+    return await short_activity(EventActivities.recorded_kinds, keys)
+
+
 async def deliver(
     *,
     user: str,

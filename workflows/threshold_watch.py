@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Config validation parses JSONPath inside the sandbox; PLY finds its parser tables
@@ -31,10 +31,16 @@ with workflow.unsafe.imports_passed_through():
         ThresholdWatchConfig,
         breach_target_refusal,
     )
-    from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
+    from ambient.watches.threshold_rule import (
+        ALREADY_TOLD,
+        Breach,
+        ThresholdState,
+        Transition,
+        evaluate,
+    )
 
 from workflows.remediation_start import start_remediation
-from workflows.sends import failure_text
+from workflows.sends import failure_text, recorded_kinds
 from workflows.watch_controls import WatchControls, until
 
 READ_TIMEOUT = timedelta(seconds=30)
@@ -99,6 +105,10 @@ class ThresholdWatchWorkflow(WatchControls):
         # A reading of a source an update replaced while it was read is not judged by the new
         # source's rule: the new source is read at once, and check now answers with that.
         self.judges_its_source = workflow.patched("replaced-source-read-not-judged")
+        # A breach its watch's life told before (a run reset to its first workflow task finds
+        # the metric still over the line) is not remediated again: its remediation was asked
+        # for then (it asked again once the first had ended): docs/deploy.md, the patches.
+        self.remediates_a_breach_once = workflow.patched("told-breach-not-remediated-again")
         self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
         self.taken = 0  # the number of this run's last check whose reading was taken
 
@@ -229,7 +239,7 @@ class ThresholdWatchWorkflow(WatchControls):
             for said in alerts:
                 await tell(*said)
             if transition is not None and transition.kind is Breach.BREACH:
-                if self.config.on_breach == "remediate":
+                if self.config.on_breach == "remediate" and not await self._told_before(key):
                     await self._remediate(transition, _payload(transition), key)
 
     def take(
@@ -279,6 +289,21 @@ class ThresholdWatchWorkflow(WatchControls):
         zh = _described_zh(transition, self.config.combine, "越限告警" if breach else "已恢复")
         alert(transition.kind, title, _describe(transition), zh, **_payload(transition))
         return transition
+
+    async def _told_before(self, key: str) -> bool:
+        """Whether this check's breach was one its watch's life told (and remediated) before
+        a reset: recorded as told already, or this very check's remediation asked for by the
+        run the reset replaced (its keys are this run's)."""
+        if not self.remediates_a_breach_once:
+            return False
+        try:
+            kinds = await recorded_kinds([f"{key}/breach", f"{key}/remediate"])
+            return kinds.get(f"{key}/breach") == ALREADY_TOLD or f"{key}/remediate" in kinds
+        except ActivityError as error:  # not known: remediated, as before (a join at worst)
+            if self.heard(error) and not self.going_on:
+                raise
+            self.note_failure("event watch.breach", error)
+            return False
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""

@@ -605,3 +605,63 @@ async def _stopped_or_closed(handle: WorkflowHandle[Any, Any]) -> bool:
     described = await handle.describe()
     stopped = described.typed_search_attributes.get(temporal.STATE) == "stopped"
     return stopped or described.status is not WorkflowExecutionStatus.RUNNING
+
+
+@pytest.mark.parametrize("first", [97.0, 50.0], ids=["breach-first", "baseline-first"])
+async def test_a_remediating_watch_reset_does_not_remediate_its_told_breach_again(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+    first: float,
+) -> None:
+    """docs/deploy.md: after a deploy a watch may be reset to its first workflow task. Its
+    breach, still on, is found told before (the same check's events, or a later check's
+    breach recorded as ``watch.already_told``), yet a watch that remediates its breaches asked
+    for a second remediation of it once the first had ended: a second ladder on a workload a
+    person may be looking at."""
+    from tests.watches.test_lifecycle_service import reset_to_first_workflow_task
+
+    config, alert = await _remediating_watch(deps, cloud)
+    api, _ = cloud
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 60, first)]
+    rid = remediation_id(alert)
+    task = f"threshold-watch/{WATCHER}/{unique('cpu')}"
+    run = ThresholdWatchInput(user=WATCHER, task=task, config=config)
+
+    async def kinds() -> list[str]:
+        return [k for k in await _kinds(deps, task) if k.startswith("watch.")]
+
+    async with running_worker(dev_env.client, deps) as worker:
+        handle = await dev_env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            run,
+            id=task,
+            task_queue=worker.task_queue,
+            start_signal="check_now",
+        )
+        if first < 90:  # a baseline, then the breach at the next check
+            await handle.execute_update("baseline")
+            api.metric_points[METRIC] = [(now - 30, 97.0)]
+            await handle.execute_update("checked_now")
+        await eventually(lambda: _has(kinds, "watch.remediation_started"), "remediated")
+        remediation = dev_env.client.get_workflow_handle(rid)
+        started = (await remediation.describe()).run_id
+        await remediation.terminate("the first remediation ended")
+        reset = dev_env.client.get_workflow_handle(
+            task, run_id=await reset_to_first_workflow_task(dev_env.client, task)
+        )
+        await reset.execute_update("checked_now")  # the reset run's first check is whole
+        latest = (await remediation.describe()).run_id
+        await reset.signal("stop")
+        await reset.result()
+        history = f"threshold_watch_reset_{'after_baseline' if first < 90 else 'at_breach'}"
+        await save_history(reset, history)
+    assert latest == started
+    told = ["watch.already_told"] if first < 90 else []
+    said = ["watch.breach", "watch.remediation_started", *told, "watch.stopped"]
+    assert await kinds() == sorted(said)  # one remediation asked for: by the run before
+
+
+async def _has(kinds: Callable[[], Awaitable[list[str]]], kind: str) -> bool:
+    return kind in await kinds()
