@@ -8,7 +8,6 @@ even if the tz database changes later).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, time, timedelta
 from datetime import date as Date
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from ambient.clients.tencent.logs import sql_part
 from ambient.domain.configs import NewBound, UserConfig, new_region, reading_stored
 from ambient.domain.users import HHMM, TimeZone
 from ambient.watches.configs import Keyword, PageUrls
@@ -40,10 +40,6 @@ class FileLogSpec(BaseModel):
     path: Annotated[str, NewBound(4096)] = Field(
         min_length=1, description="a log file or a folder of rotated files"
     )
-
-
-SQL_PART = re.compile(r"\|\s*select\b", re.IGNORECASE)  # CQL's pipe to an SQL analysis
-QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 class ClsLogSpec(BaseModel):
@@ -64,7 +60,7 @@ class ClsLogSpec(BaseModel):
     def _lines(cls, value: str, info: ValidationInfo) -> str:
         # A "| select ..." answers rows of analysis, not log lines: the briefing read none and
         # said "0 lines read".
-        if SQL_PART.search(QUOTED.sub('""', value)) and not reading_stored(info):
+        if sql_part(value) is not None and not reading_stored(info):
             raise ValueError(
                 "the briefing reads log lines: give a search filter without '| select ...' "
                 "(an SQL analysis answers rows, not lines), e.g. 'level:ERROR' or '*'"
