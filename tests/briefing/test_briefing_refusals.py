@@ -40,17 +40,27 @@ def test_a_refused_field_is_named_in_the_422() -> None:
     assert [error["loc"] for error in answer.errors()] == [["body", "timezone"]]
 
 
-@pytest.mark.parametrize("query", ["level:ERROR | select count(*) as n", "* |SELECT level"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "level:ERROR | select count(*) as n",
+        "* |SELECT level",
+        "level:ERROR|histogram(__TIMESTAMP__, interval => 1 hour)",
+        'msg:"say \\"a|b\\"" | select 1',
+    ],
+)
 def test_a_cls_source_whose_query_is_an_sql_analysis_is_refused_by_name(query: str) -> None:
     """An SQL analysis answers rows, not log lines: the briefing read none of them and said
-    "0 lines read" every morning. A pipe inside a quoted filter is no analysis."""
+    "0 lines read" every morning. CLS reads whatever follows the first pipe outside quotes as
+    SQL, "select" or not; a pipe inside a quoted filter is no analysis."""
     source = {"type": "cls", "topic_id": "0a1b2c3d-0000-4000-8000-000000000001"}
     with pytest.raises(InvalidBriefingError) as refused:
         parse_config({"log_source": {**source, "query": query}})
     assert refused.value.field == "log_source.cls.query"
     assert "'| select ...'" in str(refused.value)
-    kept = parse_config({"log_source": {**source, "query": 'msg:"a | select b"'}})
-    assert kept.log_source is not None
+    for search in ('msg:"a | select b"', 'msg:"a|b" AND level:ERROR'):
+        kept = parse_config({"log_source": {**source, "query": search}})
+        assert kept.log_source is not None
 
 
 @pytest.mark.parametrize("region", ["guangzhou", "ap guangzhou", "广州"])
