@@ -58,8 +58,8 @@ class ClsLogSpec(BaseModel):
     @field_validator("query")
     @classmethod
     def _lines(cls, value: str, info: ValidationInfo) -> str:
-        # A "| select ..." answers rows of analysis, not log lines: the briefing read none and
-        # said "0 lines read".
+        # Whatever follows CLS's first pipe outside quotes is SQL analysis ("| select ...",
+        # "|histogram(...)"): it answers rows, not log lines, and the briefing said "0 lines read".
         if sql_part(value) is not None and not reading_stored(info):
             raise ValueError(
                 "the briefing reads log lines: give a search filter without '| select ...' "
