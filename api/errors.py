@@ -313,8 +313,10 @@ class MethodNotAllowed:
             if method == "HEAD" and "GET" in allowed:
                 await self.app({**scope, "method": "GET"}, *headers_only(receive, send))
                 return
+            # Every method the path takes, as OPTIONS answers it and a 405 must name it
+            # (RFC 9110 15.5.6): HEAD wherever GET is, OPTIONS wherever anything is.
+            takes = ", ".join([*allowed, *(["HEAD"] if "GET" in allowed else []), "OPTIONS"])
             if method == "OPTIONS" and allowed:
-                takes = ", ".join([*allowed, *(["HEAD"] if "GET" in allowed else []), "OPTIONS"])
                 await Response(status_code=204, headers={"Allow": takes})(scope, receive, send)
                 return
             if method == "GET" and allowed and (page := form_page(scope["path"])) is not None:
@@ -323,7 +325,6 @@ class MethodNotAllowed:
                 await RedirectResponse(page, status_code=303)(scope, receive, send)
                 return
             if allowed:
-                takes = ", ".join(allowed)
                 response = JSONResponse(
                     {"detail": f"method {method} not allowed here; this path takes {takes}"},
                     status_code=405,

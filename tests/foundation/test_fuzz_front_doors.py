@@ -312,12 +312,17 @@ async def test_api_never_answers_500_to_malformed_requests(api: httpx.AsyncClien
 
 async def test_wrong_methods_answer_405_with_the_allowed_ones(api: httpx.AsyncClient) -> None:
     put = await api.put("/tasks", json={})
-    assert put.status_code == 405 and set(put.headers["allow"].split(", ")) == {"GET", "POST"}
+    # Every method the path takes, HEAD and OPTIONS too, as OPTIONS answers it (RFC 9110: a
+    # 405's Allow lists them all); it named GET and POST alone.
+    allowed = set(put.headers["allow"].split(", "))
+    assert put.status_code == 405 and allowed == {"GET", "HEAD", "POST", "OPTIONS"}
+    assert set((await api.options("/tasks")).headers["allow"].split(", ")) == allowed
     get_health = await api.delete("/health")
-    assert get_health.status_code == 405 and get_health.headers["allow"] == "GET"
+    assert get_health.status_code == 405 and get_health.headers["allow"] == "GET, HEAD, OPTIONS"
     # `curl -s` shows the body only: it names what the path takes (GET /tasks/{id} was a bare
     # "method GET not allowed here", with nothing saying DELETE is what that path serves).
-    assert get_health.json()["detail"] == "method DELETE not allowed here; this path takes GET"
+    said = "method DELETE not allowed here; this path takes GET, HEAD, OPTIONS"
+    assert get_health.json()["detail"] == said
     assert (await api.get("/no-such-page")).status_code == 404
 
 
@@ -338,7 +343,7 @@ async def test_head_and_options_are_answered_on_every_path_the_api_serves(
     assert stream.status_code == 200 and stream.content == b""
     assert stream.headers["content-type"].startswith("text/event-stream")
     posted = await api.head("/users/me/token")
-    assert posted.status_code == 405 and posted.headers["allow"] == "POST"
+    assert posted.status_code == 405 and posted.headers["allow"] == "POST, OPTIONS"
     options = await api.options("/users/me")
     assert (options.status_code, options.content) == (204, b"")
     assert set(options.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH", "OPTIONS"}

@@ -145,4 +145,4 @@ async def test_the_address_a_form_was_answered_at_opens_its_page_not_json(
             assert (opened.status_code, opened.headers.get("location")) == (303, page), path
         # The API's own paths still say which methods they take.
         api = await http.delete("/health")
-        assert api.status_code == 405 and api.headers["allow"] == "GET"
+        assert api.status_code == 405 and api.headers["allow"] == "GET, HEAD, OPTIONS"
