@@ -127,6 +127,16 @@ def test_a_network_allowed_for_an_intranet_does_not_open_the_metadata_service(
         ("http://0x7f.1/", "127.0.0.1 is a loopback"),
         ("http://0177.0.0.1/", "127.0.0.1 is a loopback"),
         ("http://127.1/", "127.0.0.1 is a loopback"),
+        ("http://0x7f.0x0.0x0.0x1/", "127.0.0.1 is a loopback"),
+        ("http://017700000001/", "127.0.0.1 is a loopback"),
+        ("http://127.000.000.001/", "127.0.0.1 is a loopback"),
+        ("http://0:80/", "unspecified"),
+        ("http://169.254.169.254./", "cloud metadata"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "NAT64 form of 169.254.169.254"),
+        ("http://[::127.0.0.1]/", "IPv4-compatible form of 127.0.0.1"),
+        ("http://[::ffff:127.0.0.1%25lo]/", "IPv4-mapped form of 127.0.0.1"),
+        ("http://[2001::7f00:1]/", "Teredo"),
+        ("http://127.0.0.1%00.example.com/", "control characters"),
         ("http://[::1]:9/", "::1 is a loopback"),
         ("http://[::ffff:7f00:1]/", "IPv4-mapped form of 127.0.0.1"),
         ("http://[2002:7f00:1::]/", "6to4 form of 127.0.0.1"),
@@ -166,6 +176,10 @@ def test_static_check_passes_public_urls_and_names_needing_dns() -> None:
         "https://[2606:4700::1111]/",
     ):
         guard.check_url_static(url)
+    # An "@" after the host (in the query or fragment) is no userinfo: the host is the name
+    # before it, which is what is looked up and connected to.
+    assert guard.check_url_static("http://example.com#@127.0.0.1/") == "example.com"
+    assert guard.check_url_static("http://example.com?@127.0.0.1/") == "example.com"
     # An internationalised name is checked, and looked up, as the connection names it.
     assert guard.check_url_static("https://例子.测试/a") == "xn--fsqu00a.xn--0zwm56d"
 
@@ -234,3 +248,11 @@ async def test_localhost_is_taken_at_entry_when_a_loopback_it_may_mean_is_allow_
     for url in ("http://[::1]:9000/", "http://[::]:9000/", "http://0:9000/"):
         with pytest.raises(RefusedDestinationError):
             DestinationGuard(readme).check_url_static(url)
+
+
+async def test_a_leading_zero_reads_octal_as_the_connection_reads_it() -> None:
+    """0127 is octal to getaddrinfo (87): not loopback, and the address checked is the one
+    connected to."""
+    url = "http://00000000000000000127.0.0.1/"
+    assert await DestinationGuard().check_url(url) == ["87.0.0.1"]
+    assert (await DestinationGuard().pin(url)).url == "http://87.0.0.1/"
