@@ -184,6 +184,18 @@ NO_STREAM = {
         "'Accept: application/json, text/event-stream'",
     },
 }
+# Any other method (DELETE, OPTIONS, PUT, HEAD): POST is all this endpoint serves. The SDK
+# answered them 405 with "Allow: GET, POST, DELETE", two of which it refuses too, and a DELETE
+# (the spec's session end, which a stateless endpoint has no session for) with no Allow at all.
+POST_ONLY = {
+    "jsonrpc": "2.0",
+    "id": None,
+    "error": {
+        "code": -32600,
+        "message": "Method Not Allowed: this MCP endpoint (streamable HTTP, stateless) takes "
+        "JSON-RPC requests by POST only; it has no session to end",
+    },
+}
 
 
 def rebinding_refused(
@@ -236,17 +248,19 @@ def malformed_messages_refused(
     A GET is answered 405 at once: the SDK took one accepting */* (curl's, a browser's) for the
     SSE stream a server sends its own messages on, which a stateless server never has, and held
     it open with nothing to send. The spec's answer for "no stream here" is 405; the SDK's client
-    asks for that stream only with a session id, which a stateless server never gives."""
+    asks for that stream only with a session id, which a stateless server never gives. Any
+    other method is answered 405 too, ``Allow: POST`` (``POST_ONLY``)."""
     guard = TransportSecurityMiddleware(security)
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method") if scope["type"] == "http" else None
-        if (
-            method not in ("GET", "POST")
-            or scope["path"] not in paths
-            or not scope["user"].is_authenticated
-        ):
+        if method is None or scope["path"] not in paths or not scope["user"].is_authenticated:
             await app(scope, receive, send)
+            return
+        if method not in ("GET", "POST"):
+            await JSONResponse(POST_ONLY, status_code=405, headers={"Allow": "POST"})(
+                scope, receive, send
+            )
             return
         # Sent here, not by the SDK's transport: it would check (and log) the request again.
         if refused_headers := await guard.validate_request(

@@ -356,9 +356,14 @@ async def test_head_and_options_are_answered_on_every_path_the_api_serves(
         "detail": "no API path /no-such-page; the API's paths are listed at /docs"
     }
     assert (await api.head("/no-such-page")).status_code == 404
-    # The MCP door answers its own methods as it did.
-    door = await api.options("/mcp")
-    assert door.status_code == 405 and door.headers["allow"] == "GET, POST, DELETE"
+    # The MCP door takes POST alone, and says so to every other method: it said "GET, POST,
+    # DELETE", two of which it refuses as well, and a DELETE named nothing.
+    for method in ("OPTIONS", "DELETE", "PUT", "PATCH", "GET"):
+        door = await api.request(method, "/mcp")
+        assert (door.status_code, door.headers["allow"]) == (405, "POST"), method
+        assert door.json()["error"]["message"].startswith("Method Not Allowed: this MCP endpoint")
+    door = await api.head("/mcp")
+    assert (door.status_code, door.headers["allow"], door.content) == (405, "POST", b"")
 
 
 async def test_an_unknown_path_answers_404_in_json_saying_where_the_paths_are(

@@ -144,6 +144,10 @@ async def test_a_get_of_an_mcp_endpoint_is_answered_405_at_once_not_held_open(
                 error = got.json()["error"]
                 assert error["message"].startswith("Method Not Allowed: this MCP endpoint")
                 assert "send JSON-RPC requests by POST" in error["message"]
+            # A session's end (DELETE) too: a stateless endpoint has none, and takes POST alone.
+            ended = await http.delete(path, headers=me)
+            assert (ended.status_code, ended.headers["allow"]) == (405, "POST"), path
+            assert "POST only; it has no session to end" in ended.json()["error"]["message"]
         # Who is not known is still told so first.
         anonymous = await http.get("/mcp/voice")
         assert anonymous.status_code == 401, anonymous.text
