@@ -36,6 +36,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -216,6 +217,35 @@ def refusal(exc: E, statuses: Mapping[type[E], int]) -> Exception:
     if code is None and temporal_down(exc):
         return exc
     return HTTPException(code or 502, str(exc))
+
+
+class ErrorBody(BaseModel):
+    """A refusal in words (every one but a 422, whose ``detail`` lists the fields)."""
+
+    detail: str = Field(description="what was refused and what to do")
+
+
+# What each refusal means, as the OpenAPI document lists it beside a route's answers.
+REFUSALS: dict[int, str] = {
+    401: "no bearer token, or one no user has",
+    403: "not yours, or your role or rollback_permission does not allow it",
+    404: "no such thing of yours (the detail names it and where to list them)",
+    409: "its state does not take this now, or its name is taken",
+    410: "gone: expired or withdrawn",
+    429: "too many for now: Retry-After says when to try again",
+    502: "the service behind it (Tencent Cloud, a Kubernetes API, a push target) failed",
+    503: "Temporal or the app database cannot be reached now (the detail says which)",
+}
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a router's routes may answer, for its OpenAPI document: ``codes`` (its
+    feature's ``STATUSES``), and those of every route behind a token (401, 503); a 422 is
+    FastAPI's own (its fields listed)."""
+    return {
+        code: {"model": ErrorBody, "description": REFUSALS[code]}
+        for code in sorted({*codes, 401, 503} - {422})
+    }
 
 
 def feature_error(http_error: Callable[[Any], Exception]) -> Any:

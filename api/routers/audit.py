@@ -13,8 +13,9 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_subject
 from api.deps import CurrentUser, SessionDep
+from api.errors import answers
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], responses=answers(403))
 
 
 class AuditEntry(BaseModel):

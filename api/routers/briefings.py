@@ -40,12 +40,20 @@ from ambient.domain.times import IsoTime
 from ambient.sharing import ReportLink
 from ambient.storage.users import UserRepository
 from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep, created_or_found
-from api.errors import refusal, unauthorized, unprocessable
+from api.errors import answers, refusal, unauthorized, unprocessable
 from api.routers.tasks import FOUND
 from api.security import is_one_of
 
-router = APIRouter(prefix="/briefings", tags=["briefings"])
-voice_router = APIRouter(prefix="/voice", tags=["voice"])
+STATUSES = {
+    BriefingNotFoundError: 404,
+    BriefingRefusedError: 403,
+    BriefingReplacedError: 409,
+    BriefingUnavailableError: 503,
+}
+
+REFUSED = answers(*STATUSES.values(), 502)
+router = APIRouter(prefix="/briefings", tags=["briefings"], responses=REFUSED)
+voice_router = APIRouter(prefix="/voice", tags=["voice"], responses=REFUSED)
 
 
 class SendIn(UserConfig):
@@ -66,12 +74,6 @@ class AnalyzeIn(UserConfig):
 # The refusals no field is to blame for (a replaced run changed under the request; a
 # preparation that failed, to be tried again as with the database down); any other
 # BriefingError is a 503 (Temporal down) or a 502.
-STATUSES = {
-    BriefingNotFoundError: 404,
-    BriefingRefusedError: 403,
-    BriefingReplacedError: 409,
-    BriefingUnavailableError: 503,
-}
 
 
 def http_error(exc: BriefingError, where: str = "body") -> Exception:

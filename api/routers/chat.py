@@ -16,9 +16,9 @@ from ambient.agent.facade import OWN_SERVER, AgentFacade, ToolStats
 from ambient.agent.hub import ChatRuntime, McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import answers, unprocessable
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], responses=answers(403, 404))
 
 
 def get_chat(request: Request, state: StateDep) -> ChatRuntime:

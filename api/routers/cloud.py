@@ -28,9 +28,25 @@ from ambient.cloud.workloads import MAX_REPLICAS, WorkloadResult, WorkloadSpec
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import answers, unprocessable
 
-router = APIRouter(prefix="/cloud", tags=["cloud"])
+# Upstream answers by class: what the caller can act on. A refusal of the server's own keys
+# or kubeconfig (auth, account) stays 502: 401 and 403 speak of the caller's token and
+# permission, which were fine. Two say try again: "unavailable", an outage, 503 as for
+# Temporal; "conflict" when a list changed at each read, 409 (the state changed: ask anew).
+STATUS = {
+    "refused": status.HTTP_403_FORBIDDEN,  # the caller's rollback_permission does not allow it
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "invalid_parameter": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "invalid_document": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "quota": status.HTTP_409_CONFLICT,
+    "conflict": status.HTTP_409_CONFLICT,
+    "not_configured": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "offline": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+router = APIRouter(prefix="/cloud", tags=["cloud"], responses=answers(*STATUS.values(), 502))
 ModeField = Annotated[
     Mode, Field(description="dry_run (default) answers the exact request; execute sends it")
 ]
@@ -74,23 +90,6 @@ class RestartBody(WriteMode, WorkloadSpec): ...
 class ImageBody(UserConfig):
     image_url: str = Field(max_length=MAX_DATA_URL, description="http(s) URL or data:image/ upload")
     question: str = Field(default=DEFAULT_QUESTION, min_length=1, max_length=MAX_QUESTION)
-
-
-# Upstream answers by class: what the caller can act on. A refusal of the server's own keys
-# or kubeconfig (auth, account) stays 502: 401 and 403 speak of the caller's token and
-# permission, which were fine. Two say try again: "unavailable", an outage, 503 as for
-# Temporal; "conflict" when a list changed at each read, 409 (the state changed: ask anew).
-STATUS = {
-    "refused": status.HTTP_403_FORBIDDEN,  # the caller's rollback_permission does not allow it
-    "not_found": status.HTTP_404_NOT_FOUND,
-    "invalid_parameter": status.HTTP_422_UNPROCESSABLE_CONTENT,
-    "invalid_document": status.HTTP_422_UNPROCESSABLE_CONTENT,
-    "quota": status.HTTP_409_CONFLICT,
-    "conflict": status.HTTP_409_CONFLICT,
-    "not_configured": status.HTTP_503_SERVICE_UNAVAILABLE,
-    "offline": status.HTTP_503_SERVICE_UNAVAILABLE,
-    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
-}
 
 
 def http_error(exc: CloudOpsError) -> Exception:

@@ -22,10 +22,10 @@ from ambient.codec import CodecKeyError
 from ambient.settings import Settings
 from ambient.temporal import payload_codec
 from api.deps import SessionDep, StateDep, bearer, get_current_user, get_optional_user
-from api.errors import unauthorized
+from api.errors import answers, unauthorized
 from api.security import is_one_of
 
-router = APIRouter(prefix="/codec", tags=["codec"])
+router = APIRouter(prefix="/codec", tags=["codec"], responses=answers(403, 404))
 
 
 async def _authorize(request: Request, settings: Settings, session: SessionDep) -> None:

@@ -24,9 +24,13 @@ from ambient.discussions.views import (
 )
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from api.deps import CurrentUser, StateDep
-from api.errors import refusal, unprocessable
+from api.errors import answers, refusal, unprocessable
 
-router = APIRouter(prefix="/discussions", tags=["discussions"])
+STATUSES = {DiscussionNotFoundError: 404, SigningError: 403, DiscussionClosedError: 409}
+
+router = APIRouter(
+    prefix="/discussions", tags=["discussions"], responses=answers(*STATUSES.values(), 502)
+)
 
 
 class NewMessage(MessageIn):
@@ -36,7 +40,6 @@ class NewMessage(MessageIn):
 QUERY_FIELDS = {"keyword", "threshold_seconds", "offset"}
 
 # The refusals no field is to blame for; any other DiscussionError is a 502.
-STATUSES = {DiscussionNotFoundError: 404, SigningError: 403, DiscussionClosedError: 409}
 
 
 def http_error(exc: DiscussionError) -> Exception:

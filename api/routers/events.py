@@ -30,11 +30,12 @@ from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
 from ambient.storage.models import MAX_ID, User
 from ambient.storage.repositories import InboxRepository
 from api.deps import CurrentUser, SessionDep, StateDep
-from api.errors import unprocessable
+from api.errors import answers, unprocessable
 
-router = APIRouter(prefix="/events", tags=["events"])
-inbox_router = APIRouter(prefix="/inbox", tags=["inbox"])
-deliveries_router = APIRouter(prefix="/deliveries", tags=["deliveries"])
+# Another user's history asked for by a member: 403 (``http_error``).
+router = APIRouter(prefix="/events", tags=["events"], responses=answers(403))
+inbox_router = APIRouter(prefix="/inbox", tags=["inbox"], responses=answers(403))
+deliveries_router = APIRouter(prefix="/deliveries", tags=["deliveries"], responses=answers(403))
 POLL_SECONDS = 1.0
 
 

@@ -31,9 +31,13 @@ from ambient.remediation.views import (
 from ambient.sharing import ReportLink
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, StateDep, created_or_found
-from api.errors import refusal, unprocessable
+from api.errors import answers, refusal, unprocessable
 
-router = APIRouter(prefix="/remediations", tags=["remediations"])
+STATUSES = {RemediationNotFoundError: 404, RemediationRefusedError: 403, RemediationStateError: 409}
+
+router = APIRouter(
+    prefix="/remediations", tags=["remediations"], responses=answers(*STATUSES.values(), 502)
+)
 
 
 class RemediationStart(UserConfig):
@@ -80,7 +84,6 @@ FIELD_PLACES = {
 
 # The refusals no field is to blame for; any other RemediationError is a 503 (Temporal down)
 # or a 502.
-STATUSES = {RemediationNotFoundError: 404, RemediationRefusedError: 403, RemediationStateError: 409}
 
 
 def http_error(exc: RemediationError) -> Exception:

@@ -25,10 +25,11 @@ from ambient.sharing import (
 )
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, StateDep
+from api.errors import answers
 from api.i18n import Words
 from api.routers.pages import language_of, page_router
 
-router = APIRouter(prefix="/share", tags=["share"])
+router = APIRouter(prefix="/share", tags=["share"], responses=answers(404, 429))
 
 
 class ShareCreate(UserConfig):

@@ -24,9 +24,11 @@ from ambient.watches.inputs import (
 from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.models import TaskRef, TaskStatus
 from api.deps import CurrentUser, StateDep, created_or_found
-from api.errors import refusal, unprocessable
+from api.errors import answers, refusal, unprocessable
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+STATUSES = {TaskNotFoundError: 404, TaskStateError: 409, TaskUnavailableError: 503}
+
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=answers(*STATUSES.values(), 502))
 
 
 class TaskCreate(UserConfig):
@@ -46,7 +48,6 @@ OUTSIDE_BODY = {"task_id": "path", "page_token": "query"}
 # briefing's preparation that failed, to be tried again); any other TaskError is a 503
 # (Temporal down) or a 502. Bad input is refused (422) before Temporal is asked, as on every
 # router.
-STATUSES = {TaskNotFoundError: 404, TaskStateError: 409, TaskUnavailableError: 503}
 
 
 def http_error(exc: TaskError) -> Exception:

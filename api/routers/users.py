@@ -31,9 +31,9 @@ from ambient.push import save_push_config
 from ambient.storage.users import SettingRefusedError, UserExistsError, UserRepository, user_public
 from ambient.user_settings import save_settings
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, StateDep
-from api.errors import unauthorized, unprocessable
+from api.errors import answers, unauthorized, unprocessable
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=answers(403, 404, 409))
 
 
 class Registered(BaseModel):

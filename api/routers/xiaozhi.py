@@ -37,10 +37,18 @@ from ambient.xiaozhi_errors import (
 )
 from ambient.xiaozhi_views import DeviceAdded, DeviceConsent, DeviceView, Withdrawals
 from api.deps import CurrentUser, SessionDep, StateDep
-from api.errors import refusal, unprocessable
+from api.errors import answers, refusal, unprocessable
 
-router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
-endpoints_router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
+STATUSES = {DeviceNotFoundError: 404, DeviceRefusedError: 403}
+
+ENDPOINT_STATUSES = {EndpointPermissionError: 403, EndpointNotFoundError: 404}
+
+router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"], responses=answers(*STATUSES.values(), 502))
+endpoints_router = APIRouter(
+    prefix="/xiaozhi/endpoints",
+    tags=["xiaozhi"],
+    responses=answers(*ENDPOINT_STATUSES.values(), 502),
+)
 
 Changed = TypeVar("Changed", DeviceView, Withdrawals)
 
@@ -106,7 +114,6 @@ class DeviceIn(UserConfig):
 
 
 # The refusals no field is to blame for; any other DeviceError names a field.
-STATUSES = {DeviceNotFoundError: 404, DeviceRefusedError: 403}
 
 
 def http_error(exc: DeviceError) -> Exception:
@@ -196,7 +203,6 @@ async def remove_device(ref: str, state: StateDep, caller: CurrentUser) -> Devic
 
 
 # The refusals no field is to blame for (every EndpointError is one of these or a field's).
-ENDPOINT_STATUSES = {EndpointPermissionError: 403, EndpointNotFoundError: 404}
 
 
 def endpoint_error(exc: EndpointError) -> Exception:

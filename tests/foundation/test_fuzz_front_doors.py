@@ -551,3 +551,44 @@ async def test_mcp_tools_say_temporal_is_unreachable(
         result = await client.call_tool("list_tasks", {})
     address = f"Temporal is unreachable at {offline_settings.temporal_address}"
     assert result.is_error and address in _error_text(result), _error_text(result)
+
+
+async def test_the_openapi_document_lists_each_refusal_a_route_answers(
+    api: httpx.AsyncClient,
+) -> None:
+    """A client generated from /openapi.json knew 200, 201 and 422 alone: every other answer
+    (a wrong token, another's thing, Temporal down) was an undocumented error to it."""
+    document = (await api.get("/openapi.json")).json()
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+    assert document["components"]["schemas"]["ErrorBody"]["required"] == ["detail"]
+    for path, operations in document["paths"].items():
+        if path == "/health":  # asked by monitors without a token; it answers its state
+            continue
+        for method, operation in operations.items():
+            for code in ("401", "503"):  # every route behind a token needs the app's database
+                answer = operation["responses"][code]
+                assert answer["content"]["application/json"]["schema"] == error_body, (
+                    path,
+                    method,
+                    code,
+                )
+    # Real refusals, each among its route's documented answers.
+    wrong_token = {"Authorization": "Bearer amb_not-a-token"}
+    asked = [
+        ("GET", "/tasks", "/tasks", {}, wrong_token),  # 401
+        ("GET", "/tasks", "/tasks", {}, {}),  # 503: Temporal is down here
+        ("GET", "/users/nobody", "/users/{name}", {}, {}),  # 403 to a member
+        ("DELETE", "/share/99", "/share/{link_id}", {}, {}),  # 404
+        ("GET", "/audit", "/audit", {"subject": "user:someone-else"}, {}),  # 403
+        ("GET", "/events", "/events", {"user": "someone-else"}, {}),  # 403
+        ("DELETE", "/agent/servers/none", "/agent/servers/{name}", {}, {}),  # 404
+    ]
+    codes = set()
+    for method, url, path, params, headers in asked:
+        answer = await api.request(method, url, params=params, headers=headers)
+        documented = document["paths"][path][method.lower()]["responses"]
+        assert str(answer.status_code) in documented, (method, url, answer.status_code)
+        assert isinstance(answer.json(), dict), (method, url, answer.text)
+        assert isinstance(answer.json()["detail"], str), (method, url, answer.text)
+        codes.add(answer.status_code)
+    assert {401, 403, 404, 503} <= codes
