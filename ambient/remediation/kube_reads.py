@@ -7,8 +7,10 @@ import logging
 from typing import Any
 
 from lightkube import AsyncClient
+from lightkube.core.resource import NamespacedResourceG
+from lightkube.generic_resource import Generic, create_api_info
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.resources.autoscaling_v1 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
 from lightkube.resources.networking_v1 import NetworkPolicy
@@ -34,6 +36,34 @@ from ambient.remediation.ladder import ISOLATION_LABEL, RolloutHealth, WorkloadR
 
 log = logging.getLogger(__name__)
 
+
+# A Deployment and its ReplicaSets read as the server wrote them. lightkube's typed models drop
+# every field their Kubernetes version does not know: a rollback puts back the template it
+# read, and a cluster newer than the models would lose the release's newer pod fields (a
+# sidecar's restartPolicy once was one) in the very rollback that was to restore it.
+class AsWritten(NamespacedResourceG, Generic):  # type: ignore[misc]
+    """An apps/v1 object kept as the server's JSON (lightkube's generic resources' way)."""
+
+
+def _read_whole(kind: str, plural: str) -> type[AsWritten]:
+    """The class reading ``kind`` so, named as the kind (an error says "reading Deployment")."""
+    return type(kind, (AsWritten,), {"_api_info": create_api_info("apps", "v1", kind, plural)})
+
+
+RawDeployment = _read_whole("Deployment", "deployments")
+RawReplicaSet = _read_whole("ReplicaSet", "replicasets")
+
+
+def as_written(value: Any) -> Any:
+    """``value`` without its nulls (an empty template's ``creationTimestamp: null``), as the
+    typed models read it: a template read now compares equal to one a checkpoint recorded."""
+    if isinstance(value, dict):
+        return {key: as_written(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [as_written(item) for item in value]
+    return value
+
+
 # One namespace's listing of a kind on the wire per cluster client: a listing asked while another
 # is in flight takes that one's answer. In an alert storm a hundred checkpoints in one namespace
 # each listed all its Services (hundreds, the largest answer a checkpoint reads) and its
@@ -47,19 +77,19 @@ class ClusterReads:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def get(self, resource: Kind, namespace: str, name: str) -> Obj | None:
+    async def get(self, resource: Kind | type[AsWritten], namespace: str, name: str) -> Obj | None:
         what = f"reading {resource.__name__} {namespace}/{name}"
         try:
             obj = await kube_call(what, self._client.get(resource, name, namespace=namespace))
         except KubeNotFoundError:  # kube_error's answer to a 404
             return None
-        found: Obj = obj.to_dict()
+        found: Obj = as_written(obj.to_dict())
         return found
 
     async def deployment(self, target: WorkloadRef) -> Obj:
         if target.kind != "Deployment":
             raise KubeError(f"{target}: only Deployments can be remediated, not {target.kind}")
-        found = await self.get(Deployment, target.namespace, target.name)
+        found = await self.get(RawDeployment, target.namespace, target.name)
         if found is None:
             where = f"{target.namespace}/{target.name}"
             kind = await self._other_kind(target.namespace, target.name)
@@ -97,12 +127,12 @@ class ClusterReads:
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         sets = await kube_call(
             f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
-            collected(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
+            collected(self._client.list(RawReplicaSet, namespace=meta["namespace"], labels=labels)),
         )
         # The owner named by its uid, or by its name when the Deployment read has none.
         field, owner = ("uid", meta["uid"]) if meta.get("uid") else ("name", meta["name"])
         revisions: dict[int, Obj] = {}
-        for rs in (s.to_dict() for s in sets):
+        for rs in (as_written(s.to_dict()) for s in sets):
             owned = any(
                 o.get("kind") == "Deployment" and o.get(field) == owner
                 for o in rs["metadata"].get("ownerReferences") or []

@@ -166,6 +166,44 @@ async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_re
     assert kube.api.writes()[-1].body == rollback.patch["deployment/shop/checkout"]
 
 
+async def test_a_rollback_puts_back_the_pod_fields_the_client_library_does_not_know(
+    kube: Cluster,
+) -> None:
+    """lightkube's models (Kubernetes 1.37's) dropped every field they do not know: the
+    ReplicaSet's template came back without a newer cluster's pod fields, and the rollback
+    replaced the Deployment's template with that, losing them from the very release it put
+    back. The checkpoint's spec (a full rollback's last resort) lost them as well."""
+    pod = kube.deployment()["spec"]["template"]["spec"]
+    pod["schedulingFuture"] = {"mode": "v1-mode"}  # a pod field newer than the models
+    pod["containers"][0]["lifecycleFuture"] = {"stopSignal": "SIGUSR1"}
+    kube.api._reconcile("shop", "checkout")
+    client = client_from_kubeconfig(path=kube.kubeconfig, context=kube.target.cluster_id)
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "schedulingFuture": {"mode": "v2-mode"},
+                    "containers": [{"name": "checkout", "image": V2, "lifecycleFuture": None}],
+                }
+            }
+        }
+    }
+    await client.patch(Deployment, "checkout", patch, namespace="shop")
+    await client.close()
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.spec["template"]["spec"]["schedulingFuture"] == {"mode": "v2-mode"}
+    assert baseline.previous_template is not None
+    assert baseline.previous_template["spec"]["schedulingFuture"] == {"mode": "v1-mode"}
+
+    rollback = await kube.executor.apply(
+        kube.step("remediation/rf", Rung.ROLLBACK, to_revision=baseline.previous_revision)
+    )
+    assert rollback.applied and kube.images() == [V1]
+    pod = kube.deployment()["spec"]["template"]["spec"]
+    assert pod["schedulingFuture"] == {"mode": "v1-mode"}
+    assert pod["containers"][0]["lifecycleFuture"] == {"stopSignal": "SIGUSR1"}
+
+
 def without_version(patch: dict[str, Any]) -> dict[str, Any]:
     """A step's patch without its resourceVersion (the precondition a retry cannot know)."""
     return {
