@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from importlib.metadata import version
 from typing import Any, Literal
 
 import httpx2
@@ -205,6 +206,34 @@ def _check_kind(index: int, api_version: str, kind: str) -> None:
         raise _unusable(said) from None
 
 
+# The Kubernetes version whose fields the typed objects know (lightkube-models' 1.37.x).
+MODELS_VERSION = ".".join(version("lightkube-models").split(".")[:2])
+
+
+def _unknown_fields(written: Any, read: Any, path: str = "") -> list[str]:
+    """The fields of ``written`` (a document) that its typed object ``read`` lost: lightkube
+    drops a key its model lacks, so a misspelt field (``replicaz``), one at the wrong depth or
+    one newer than the models was applied as if never written."""
+    if isinstance(written, dict) and isinstance(read, dict):
+        return [
+            found
+            for key, value in written.items()
+            if value is not None
+            for found in (
+                _unknown_fields(value, read[key], f"{path}.{key}" if path else str(key))
+                if key in read
+                else [f"{path}.{key}" if path else str(key)]
+            )
+        ]
+    if isinstance(written, list) and isinstance(read, list):
+        return [
+            found
+            for index, (value, kept) in enumerate(zip(written, read, strict=False))
+            for found in _unknown_fields(value, kept, f"{path}[{index}]")
+        ]
+    return []
+
+
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     """lightkube objects for each non-empty document; the first bad one is named."""
     try:
@@ -240,6 +269,15 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
             obj = codecs.from_dict(doc)
         except (LoadResourceError, msgspec.ValidationError) as exc:
             raise _unusable(f"{label} {name}): {exc}") from None
+        if unknown := _unknown_fields(doc, obj.to_dict()):
+            more = f" and {len(unknown) - 5} more" if unknown[5:] else ""
+            shown = ", ".join(unknown[:5]) + more
+            fields = "field" if len(unknown) == 1 else "fields"
+            raise _unusable(
+                f"{label} {name}): unknown {fields} {shown}: not of {doc['apiVersion']} "
+                f"{doc['kind']} as Kubernetes {MODELS_VERSION} defines it (check its spelling "
+                "and indentation)"
+            )
         meta = obj.metadata
         if isinstance(obj, NamespacedResource) and meta is not None and not meta.namespace:
             meta.namespace = namespace

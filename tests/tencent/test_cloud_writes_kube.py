@@ -716,6 +716,15 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         CONFIG.replace("apiVersion: v1\nkind: ConfigMap", "apiVersion: app/v1\nkind: Deployment"): (
             OLD_OR_MISTYPED.format(version="app/v1", kind="Deployment")
         ),
+        # A misspelt field, and one at the wrong depth: lightkube's typed object dropped them,
+        # and the Deployment was applied (and reported) without them.
+        NEW_IMAGE.replace("replicas: 2", "replicaz: 2"): (
+            "document 1 (Deployment checkout): unknown field spec.replicaz: not of apps/v1 "
+            "Deployment as Kubernetes 1.37 defines it (check its spelling and indentation)"
+        ),
+        NEW_IMAGE.replace(
+            "    spec:\n      containers:", "    spec:\n      image: x:2\n      containers:"
+        ): ("unknown field spec.template.spec.image: not of apps/v1 Deployment"),
     }
     answers = {}
     async with client(state, "ops") as c:
