@@ -231,7 +231,6 @@ REFUSALS: dict[int, str] = {
     403: "not yours, or your role or rollback_permission does not allow it",
     404: "no such thing of yours (the detail names it and where to list them)",
     409: "its state does not take this now, or its name is taken",
-    410: "gone: expired or withdrawn",
     429: "too many for now: Retry-After says when to try again",
     502: "the service behind it (Tencent Cloud, a Kubernetes API, a push target) failed",
     503: "Temporal or the app database cannot be reached now (the detail says which)",
