@@ -34,6 +34,7 @@ QUOTA_PREFIXES = (
     "ResourceInsufficient",
     "ResourceUnavailable.Quota",
     "InternalError.Quota",
+    "FailedOperation.Quota",  # TKE's QuotaMaxNodLimit and QuotaMaxClsLimit (超过配额限制) too
 )
 # The account, not the request (cls errorcodes: 账户欠费, 账户已销毁, 账户不存在).
 ACCOUNT_STATES = {
@@ -63,11 +64,18 @@ DOCUMENTED = {
         "a topic of that name is being created by another request; ask again in a moment: "
         "the same request finds that topic and makes no second",
     ),
-    # CreateClusterNodePool: 镜像OS不支持 (tke errorcodes InternalError.OsNotSupport).
-    ("CreateClusterNodePool", "InternalError.OsNotSupport"): (
-        "invalid_parameter",
-        "TKE does not support the node pool's OS (`os_name`) for this cluster; ask again with "
-        "an OS the cluster's node pools may run",
+    # CreateClusterNodePool: 镜像OS不支持, under any of TKE's three prefixes (tke errorcodes).
+    **dict.fromkeys(
+        (
+            ("CreateClusterNodePool", "InternalError.OsNotSupport"),
+            ("CreateClusterNodePool", "FailedOperation.OsNotSupport"),
+            ("CreateClusterNodePool", "InvalidParameter.OsNotSupport"),
+        ),
+        (
+            "invalid_parameter",
+            "TKE does not support the node pool's OS (`os_name`) for this cluster; ask again "
+            "with an OS the cluster's node pools may run",
+        ),
     ),
     # CreateScheduledSql: 无效的数据加工语句.
     ("CreateScheduledSql", "InvalidParameter.InvalidEtlContent"): (
@@ -90,6 +98,12 @@ DOCUMENTED = {
             "the scaling groups and launch configurations in the Auto Scaling console, and "
             "quote the RequestId to Tencent Cloud support",
         ),
+    ),
+    # ModifyNodePoolDesiredCapacityAboutAsg: 节点池状态不正常, a pool being created or updated.
+    ("ModifyNodePoolDesiredCapacityAboutAsg", "ResourceUnavailable.NodePoolStateNotNormal"): (
+        "unavailable",
+        "the node pool is busy (being created or updated) and takes no new size now; ask again "
+        "once list_node_pools shows it normal",
     ),
     # ModifyNodePoolDesiredCapacityAboutAsg: the node pool gone since it was read.
     ("ModifyNodePoolDesiredCapacityAboutAsg", "FailedOperation.RecordNotFound"): (

@@ -60,10 +60,15 @@ class LogsetSpec(UserConfig):
         return CloudRequest(product="cls", action="CreateLogset", region=self.region, params=params)
 
 
+KEPT_FOR_EVER = 3640  # CreateTopic's Period for logs kept for ever
+
+
 class TopicSpec(UserConfig):
     logset_id: str = Field(max_length=64, description="the logset the topic belongs to")
     name: ClsName = Field(min_length=1, max_length=255, description="topic name (unique in logset)")
-    period: WholeNumber = Field(default=30, ge=1, le=3600, description="retention days")
+    period: WholeNumber = Field(
+        default=30, ge=1, le=KEPT_FOR_EVER, description="retention days: 1-3600, or 3640 for ever"
+    )
     partitions: WholeNumber = Field(default=1, ge=1, le=10, description="partition count")
     region: Region = Field(default=None, description="region (default: configured)")
 
@@ -72,6 +77,14 @@ class TopicSpec(UserConfig):
     def _not_reserved(cls, value: str) -> str:
         if value in RESERVED_TOPIC_NAMES:
             raise ValueError(f"is kept by CLS for its own logs ({', '.join(RESERVED_TOPIC_NAMES)})")
+        return value
+
+    @field_validator("period")
+    @classmethod
+    def _days_or_for_ever(cls, value: int) -> int:
+        # CreateTopic's Period: 1 to 3600 days; 3640 keeps the logs for ever (永久保存).
+        if 3600 < value < KEPT_FOR_EVER:
+            raise ValueError(f"1 to 3600 days, or {KEPT_FOR_EVER} to keep the logs for ever")
         return value
 
     def request(self) -> CloudRequest:
@@ -113,7 +126,10 @@ class AlarmSpec(UserConfig):
         default=None, max_length=1024, description="webhook URL the new notice calls"
     )
     notice_uids: list[WholeNumber] = Field(
-        default_factory=list, max_length=20, description="sub-account uins to email/SMS"
+        default_factory=list,
+        max_length=20,
+        description="CAM sub-users to email/SMS, by their Uid (as CAM's user list shows it), "
+        "not their UIN: CLS takes Uids",
     )
     region: Region = Field(default=None, description="region (default: configured)")
 

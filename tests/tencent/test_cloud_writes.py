@@ -222,6 +222,12 @@ async def test_cw04_each_tencent_error_class_reads_as_what_to_do(
         ("InternalError.NotVerified", "account is not identity-verified"),
         ("InternalError.NoPaymentAccess", "may not pay for new resources"),
         ("InternalError.OsNotSupport", "node pool's OS (`os_name`)"),
+        # The same refusals under TKE's other prefixes (tke errorcodes): "... failed" (a quota
+        # with no advice) and "rejected a parameter" with no word of the OS, before.
+        ("FailedOperation.OsNotSupport", "node pool's OS (`os_name`)"),
+        ("InvalidParameter.OsNotSupport", "node pool's OS (`os_name`)"),
+        ("FailedOperation.QuotaMaxNodLimit", "quota or limit reached"),
+        ("FailedOperation.QuotaMaxClsLimit", "quota or limit reached"),
         ("InternalError.PublicClusterOpNotSupport", "CreateClusterNodePool"),
         ("InternalError.CidrConflictWithVpcCidr", "CreateClusterNodePool"),
     ],
@@ -967,3 +973,21 @@ async def test_a_notice_answered_without_its_id_is_looked_up_not_sent_as_a_place
         rows = await AuditRepository(session).list(action="cloud.create_cls_alarm_notice")
     told = [(r.detail["outcome"], r.detail["resource_id"]) for r in rows]
     assert told == [("unconfirmed", "notice-000001")], told
+
+
+async def test_a_topic_kept_for_ever_is_created_and_a_period_cls_has_not_is_refused(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateTopic's Period takes 1 to 3600 days, or 3640 to keep the logs for ever (永久保存):
+    3640 was refused as past 3600, so a topic kept for ever could not be made."""
+    api, state = cloud
+    topic = {"logset_id": "logset-app", "name": "audit-forever", "period": 3640}
+    async with client(state, "ops") as c:
+        refused, created = await call(c, "create_log_topic", topic=topic, mode="execute")
+        failed, message = await call(
+            c, "create_log_topic", topic={**topic, "period": 3620}, mode="execute"
+        )
+    assert not refused, created
+    sent = [params for _, action, params in api.calls if action == "CreateTopic"]
+    assert [params["Period"] for params in sent] == [3640]
+    assert failed and "or 3640 to keep the logs for ever" in message, message

@@ -352,6 +352,28 @@ async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
     assert failed and "list_node_pools" in message and "does not exist" in message, message
 
 
+async def test_a_node_pool_busy_being_created_or_updated_says_ask_again_once_it_is_normal(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """ResourceUnavailable.NodePoolStateNotNormal (节点池状态不正常: a pool being created or
+    updated) was said 'ModifyNodePool... failed: ...', as if the resize could never work."""
+    api, state = cloud
+    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
+    code = "ResourceUnavailable.NodePoolStateNotNormal"
+    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(
+            c,
+            "scale_node_pool",
+            cluster_id="cls-abcd1234",
+            node_pool_id="np-1",
+            desired=2,
+            mode="execute",
+        )
+    assert failed and "the node pool is busy" in message and code in message, message
+    assert "once list_node_pools shows it normal" in message and "failed:" not in message
+
+
 async def test_a_node_pool_scale_whose_answer_is_lost_after_it_landed_is_said_done(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
