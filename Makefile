@@ -55,7 +55,7 @@ typecheck: install
 # longest tests start first (tests/conftest.py) and each process takes at most 8 tests at a time:
 # by default the first chunks are a quarter of each process's share, so one slow test late in
 # a chunk decided when the run ended.
-PYTEST_WORKERS ?= 6
+PYTEST_WORKERS ?= 8
 pytest: install
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --maxschedchunk 8 --durations=15
 

@@ -112,7 +112,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # A read waits no_answer.QUERY_TIMEOUT (5 s) for the run's worker, then says the worker did not
-# answer. A test process shares two cores with five others and their servers, so its worker is
+# answer. A test process shares two cores with seven others and their servers, so its worker is
 # at times starved past 5 s while it runs: reads in the tests wait three times the product's
 # budget, as a person on a slow host would try again. Tests of the budget itself (a silent or a
 # stalled worker) set the product's with the `product_query_budget` fixture, or their own.
