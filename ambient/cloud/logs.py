@@ -114,7 +114,11 @@ class AlarmSpec(UserConfig):
     )
     period_minutes: WholeNumber = Field(default=5, ge=1, le=1440, description="how often it runs")
     window_minutes: WholeNumber = Field(default=15, ge=1, le=1440, description="minutes searched")
-    trigger_count: WholeNumber = Field(default=1, ge=1, le=10, description="hits before it fires")
+    # CreateAlarm's TriggerCount: 1 to 2000 periods (its AlarmInfo's read-back says 10: not
+    # what the request takes).
+    trigger_count: WholeNumber = Field(
+        default=1, ge=1, le=2000, description="periods the condition holds before it fires"
+    )
     level: WholeNumber = Field(default=1, ge=0, le=2, description="0 warning, 1 info, 2 critical")
     notice_ids: list[str] = Field(
         default_factory=list, max_length=10, description="existing notice ids (notice-...)"

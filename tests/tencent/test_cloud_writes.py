@@ -991,3 +991,22 @@ async def test_a_topic_kept_for_ever_is_created_and_a_period_cls_has_not_is_refu
     sent = [params for _, action, params in api.calls if action == "CreateTopic"]
     assert [params["Period"] for params in sent] == [3640]
     assert failed and "or 3640 to keep the logs for ever" in message, message
+
+
+async def test_an_alarm_firing_after_an_hour_of_minutes_is_created_as_cls_allows(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CreateAlarm's TriggerCount takes 1 to 2000 periods: 60 (an hour of 1-minute checks) was
+    refused as past 10."""
+    api, state = cloud
+    async with client(state, "ops") as c:
+        refused, created = await call(
+            c, "create_cls_alarm", alarm={**ALARM, "trigger_count": 60}, mode="execute"
+        )
+        failed, message = await call(
+            c, "create_cls_alarm", alarm={**ALARM, "trigger_count": 2001}, mode="execute"
+        )
+    assert not refused, created
+    sent = [params for _, action, params in api.calls if action == "CreateAlarm"]
+    assert [params["TriggerCount"] for params in sent] == [60]
+    assert failed and "trigger_count" in message, message
