@@ -83,8 +83,9 @@ class ClusterReads:
             obj = await kube_call(what, self._client.get(resource, name, namespace=namespace))
         except KubeNotFoundError:  # kube_error's answer to a 404
             return None
-        found: Obj = as_written(obj.to_dict())
-        return found
+        found: Obj = obj.to_dict()
+        # A typed model's dict has no nulls already; the server's JSON has them.
+        return as_written(found) if isinstance(obj, AsWritten) else found
 
     async def deployment(self, target: WorkloadRef) -> Obj:
         if target.kind != "Deployment":

@@ -332,16 +332,13 @@ async def test_an_auto_scaling_refusal_of_a_node_pool_says_what_to_fix(
     assert message.endswith(f"support. {told} (RequestId req-standin)".replace("  ", " "))
 
 
-async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
-    cloud: tuple[TencentApi, AppState],
-) -> None:
-    """ModifyNodePoolDesiredCapacityAboutAsg's documented FailedOperation.RecordNotFound (the pool
-    gone between the read and the change) was said 'ModifyNodePool... failed: ...'."""
+async def _scale_refused(cloud: tuple[TencentApi, AppState], code: str) -> tuple[bool, str]:
+    """scale_node_pool of np-1 to 2, its ModifyNodePoolDesiredCapacityAboutAsg answered ``code``."""
     api, state = cloud
     api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
-    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = ["FailedOperation.RecordNotFound"]
+    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = [code]
     async with client(state, "ops") as c:
-        failed, message = await call(
+        return await call(
             c,
             "scale_node_pool",
             cluster_id="cls-abcd1234",
@@ -349,6 +346,14 @@ async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
             desired=2,
             mode="execute",
         )
+
+
+async def test_a_node_pool_tke_has_no_record_of_says_where_to_look(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """ModifyNodePoolDesiredCapacityAboutAsg's documented FailedOperation.RecordNotFound (the pool
+    gone between the read and the change) was said 'ModifyNodePool... failed: ...'."""
+    failed, message = await _scale_refused(cloud, "FailedOperation.RecordNotFound")
     assert failed and "list_node_pools" in message and "does not exist" in message, message
 
 
@@ -357,19 +362,8 @@ async def test_a_node_pool_busy_being_created_or_updated_says_ask_again_once_it_
 ) -> None:
     """ResourceUnavailable.NodePoolStateNotNormal (节点池状态不正常: a pool being created or
     updated) was said 'ModifyNodePool... failed: ...', as if the resize could never work."""
-    api, state = cloud
-    api.node_pools["cls-abcd1234"] = [dict(POOL_A)]
     code = "ResourceUnavailable.NodePoolStateNotNormal"
-    api.failures["ModifyNodePoolDesiredCapacityAboutAsg"] = [code]
-    async with client(state, "ops") as c:
-        failed, message = await call(
-            c,
-            "scale_node_pool",
-            cluster_id="cls-abcd1234",
-            node_pool_id="np-1",
-            desired=2,
-            mode="execute",
-        )
+    failed, message = await _scale_refused(cloud, code)
     assert failed and "the node pool is busy" in message and code in message, message
     assert "once list_node_pools shows it normal" in message and "failed:" not in message
 
