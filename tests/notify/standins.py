@@ -41,6 +41,8 @@ class PushEndpoints:
     robot_posts: dict[str, list[float]] = field(default_factory=dict)
     # Answers that said "over the rate limit", as (robot, errcode).
     throttled: list[tuple[str, int]] = field(default_factory=list)
+    # Past its limit DingTalk refuses the robot's messages for ten minutes (130101 each time).
+    ding_held_until: float = 0.0
     # Whom each DingTalk message @-mentioned, as the robot's docs say it does: the `at` of a
     # text or markdown message only (an actionCard, link or feedCard documents none), a mobile
     # only where its "@mobile" is in the text: (mobiles, everyone).
@@ -125,10 +127,16 @@ class PushEndpoints:
         sent = (await request.body()).decode()
         if self.ding_keywords and not any(k in sent for k in self.ding_keywords):
             return JSONResponse({"errcode": 310000, "errmsg": "keywords not in content"})
-        if (failed := await self._fail("dingtalk", request)) is not None:
+        failed = await self._fail("dingtalk", request)
+        if failed is None and time.monotonic() < self.ding_held_until:
+            self.throttled.append((DING_TOKEN, 130101))
+            failed = JSONResponse({"errcode": 130101, "errmsg": "send too fast"})
+        if failed is None:
+            failed = self._over_limit(DING_TOKEN, 130101, "send too fast")
+        if failed is not None:
+            if bytes(failed.body).startswith(b'{"errcode":130101,'):
+                self.ding_held_until = time.monotonic() + 600
             return failed
-        if (over := self._over_limit(DING_TOKEN, 130101, "send too fast")) is not None:
-            return over
         raw = await request.body()
         if len(raw) > 20000:  # what the real robot answers a larger request body
             return JSONResponse(

@@ -47,6 +47,7 @@ class Robots:
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, object]]] = []
         self.throttle = False
+        self.refused: list[str] = []  # the robots that answered "over the rate limit"
         self.base = ""
         self.ding_keywords: list[str] = []  # a DingTalk robot's custom keywords, if any
 
@@ -79,6 +80,7 @@ class Robots:
         if request.query_params.get("access_token") != DING_TOKEN:
             return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
         if self.throttle:  # past 20 a minute: the robot is held off for 10 minutes
+            self.refused.append("dingtalk")
             return JSONResponse({"errcode": 130101, "errmsg": "send too fast"})
         sent = (await request.body()).decode()
         if self.ding_keywords and not any(k in sent for k in self.ding_keywords):
@@ -261,3 +263,23 @@ async def test_a_robot_reached_through_apprise_keeps_the_limit_its_own_channel_k
         await channel.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}/")
     await channel.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}")  # another robot's window
     assert [name for name, _ in robots.received] == ["dingtalk", "dingtalk", "wecom"]
+
+
+async def test_a_robot_held_off_through_apprise_is_not_posted_to_until_it_takes_messages(
+    robots: Robots, db: Database
+) -> None:
+    """DingTalk holds a robot off ten minutes past its limit, refusing every message: each send
+    after the refusal posted once more to be refused, through Apprise or the robot's own
+    channel. The refusal fills the robot's shared window until then."""
+    robots.throttle = True
+    channel = AppriseChannel(SecretResolver({}), GUARD, limiter=SharedRateLimiter(db))
+    with pytest.raises(DeferredNotifyError, match="130101") as first:
+        await channel.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}/")
+    assert first.value.retry_after == 600
+    with pytest.raises(DeferredNotifyError, match="over 20/min") as after:
+        await channel.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}/")
+    with pytest.raises(DeferredNotifyError, match="over 20/min") as own:
+        await SharedRateLimiter(db).acquire(DING_TOKEN)  # the robot's dingtalk channel's turn
+    for deferred in (after.value, own.value):
+        assert deferred.retry_after is not None and 590 < deferred.retry_after <= 600
+    assert robots.refused == ["dingtalk"]

@@ -280,9 +280,15 @@ async def test_wecom_errors_are_classified(
     with pytest.raises(PermanentNotifyError, match="93000"):
         await channel.send("alice", REPORT, "wrong-key", idempotency_key="k")
     state.failures["wecom"] = ["errcode:45009", "500", "timeout"]
-    for impatient in (False, False, True):
+    with pytest.raises(DeferredNotifyError, match="45009"):
+        await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    # The robot's minute is over within 60 s: until then this worker does not post to it.
+    with pytest.raises(DeferredNotifyError, match="over 20/min"):
+        await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    assert state.failures["wecom"] == ["500", "timeout"]
+    for impatient in (False, True):  # a worker whose window has room
         with pytest.raises(TransientNotifyError):
-            await (WeComChannel(http, SECRETS, base, timeout=0.5) if impatient else channel).send(
+            await WeComChannel(http, SECRETS, base, timeout=0.5 if impatient else HANG).send(
                 "alice", REPORT, WECOM_KEY, idempotency_key="k"
             )
     assert state.failures["wecom"] == [] and state.received == []

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.util import await_only
 
 from ambient.clients.notify.base import SEND_CLOCK, SendClock
+from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.errors import DeferredNotifyError, TransientNotifyError
 from ambient.clients.notify.robots import SharedRateLimiter
 from ambient.clients.notify.wecom import WeComChannel
@@ -68,6 +69,31 @@ async def test_two_workers_sending_to_one_robot_keep_its_limit_together(
     async with two_workers[0].session() as session:
         row = await session.get(RobotWindow, hashed(WECOM_KEY))
     assert row is not None and len(row.slots) == 20
+
+
+async def test_a_robot_held_off_after_its_limit_is_not_posted_to_by_any_worker_until_then(
+    two_workers: tuple[Database, Database],
+    endpoints: tuple[PushEndpoints, str],
+    http: httpx.AsyncClient,
+) -> None:
+    """Past its limit (other senders share the robot) DingTalk holds a robot off ten minutes,
+    answering 130101 to every message. The window did not know: each other delivery to it,
+    from either worker, posted once more to be refused. The refusal fills the shared window
+    until the robot takes messages again: the next send is deferred to then, unposted."""
+    state, base = endpoints
+    state.failures["dingtalk"] = ["errcode:130101"]
+    one, two = (
+        DingTalkChannel(http, SECRETS, base, timeout=10, limiter=SharedRateLimiter(db))
+        for db in two_workers
+    )
+    with pytest.raises(DeferredNotifyError, match="130101") as refused:
+        await one.send("alice", REPORT, "secret:ding", idempotency_key="k")
+    assert refused.value.retry_after == 600
+    for channel in (two, one):
+        with pytest.raises(DeferredNotifyError, match="over 20/min") as held:
+            await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
+        assert held.value.retry_after is not None and 590 < held.value.retry_after <= 600
+    assert state.throttled == [] and state.received == []
 
 
 async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_are_forgotten(

@@ -23,6 +23,7 @@ from ambient.clients.guard import (
 )
 from ambient.clients.notify.base import SEND_CLOCK
 from ambient.clients.notify.errors import (
+    DeferredNotifyError,
     PermanentNotifyError,
     TransientNotifyError,
 )
@@ -396,11 +397,17 @@ class AppriseChannel:
             checked = await checked_destination(self.guard, aimed)
             if checked.address is not None:
                 pins.addresses[url_host(aimed).lower()] = checked.address
-        if self.limiter is not None and (robot := robot_of(url)) is not None:
+        robot = robot_of(url) if self.limiter is not None else None
+        if self.limiter is not None and robot is not None:
             # A burst through dingtalk:// went out at once: past DingTalk's 20 a minute the
             # robot is held off ten minutes, for the dingtalk targets on it too.
             await self.limiter.acquire(robot)
-        await notify_apprise(url, message, pins, held_in_secret(target))
+        try:
+            await notify_apprise(url, message, pins, held_in_secret(target))
+        except DeferredNotifyError as over:  # the robot over its limit (or a 429's Retry-After)
+            if self.limiter is not None and robot is not None and over.retry_after:
+                await self.limiter.hold(robot, over.retry_after)
+            raise
         return None
 
 

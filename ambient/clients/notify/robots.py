@@ -124,6 +124,13 @@ class RateLimiter:
             await self._give_back(robot, slot, freed)
             raise
 
+    async def hold(self, robot: str, seconds: float) -> None:
+        """The robot refused a message as over its limit and takes none for ``seconds`` (DingTalk
+        holds it ten minutes): its window is full until then, so the next sends to it wait or
+        are deferred to that time instead of each posting once more to be refused."""
+        now = self._clock()
+        self._sent[robot] = held(self._sent.get(robot, deque()), now + seconds, self._per_minute)
+
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
         """(now, the slot taken, the slot it pushed out of the window) in this process's
         window (no await until it is taken: no other send runs meanwhile)."""
@@ -155,6 +162,12 @@ class RateLimiter:
             freed = window.popleft()  # out of the window by the time this slot comes
         window.append(slot)
         return slot, freed
+
+
+def held(window: deque[float], until: float, per_minute: int) -> deque[float]:
+    """``window`` full until ``until``: each of its ``per_minute`` slots a minute before then (a
+    slot given back leaves it full), and the slots taken after that kept."""
+    return deque([until - 60.0] * per_minute + [slot for slot in window if slot > until - 60.0])
 
 
 def _unplace(window: deque[float], slot: float, freed: float | None) -> None:
@@ -217,6 +230,17 @@ class SharedRateLimiter(RateLimiter):
             await self._give_back(robot, slot, freed, landing)  # acquire never had it: once
             raise
         return now, slot, freed
+
+    async def hold(self, robot: str, seconds: float) -> None:
+        key = hash_token(robot)
+        try:
+            async with self._db.writing() as session:
+                conn = await session.connection()
+                window = await _locked_window(conn, key)
+                until = self._clock() + seconds
+                await _store(conn, key, held(window, until, self._per_minute))
+        except Exception as exc:  # the database away: the refusal is said all the same
+            log.warning("robot limiter: a robot's hold not kept (%r): its next sends post", exc)
 
     async def _give_back(
         self,
@@ -333,7 +357,9 @@ class RobotChannel:
                 f"(errcode): check {setting} ({response.text[:100]!r})"
             ) from None
         if code in self.rate_limited:
-            raise over_limit(self.name, code, self.rate_limited[code])
+            if (seconds := self.rate_limited[code]) is not None:
+                await self.limiter.hold(robot, seconds)
+            raise over_limit(self.name, code, seconds)
         if code == SYSTEM_BUSY:
             raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
