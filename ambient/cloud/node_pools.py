@@ -56,6 +56,11 @@ class NodePoolSpec(UserConfig):
     security_group_ids: list[str] = Field(default_factory=list, max_length=5)
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")
     os_name: str | None = Field(default=None, max_length=64, description="e.g. tlinux3.1x86_64")
+    autoscale: bool = Field(
+        default=True,
+        description="TKE's cluster autoscaler adds and removes nodes between minimum and "
+        "maximum (it may undo a scale_node_pool); false keeps the size asked for",
+    )
     region: Region = Field(default=None, description="region (default: configured)")
 
     @field_validator("name")
@@ -91,7 +96,7 @@ class NodePoolSpec(UserConfig):
             "AutoScalingGroupPara": json.dumps(scaling, sort_keys=True),
             "LaunchConfigurePara": json.dumps(launch, sort_keys=True),
             "InstanceAdvancedSettings": {},
-            "EnableAutoscale": True,
+            "EnableAutoscale": self.autoscale,
         }
         if self.labels:
             params["Labels"] = [{"Name": k, "Value": v} for k, v in sorted(self.labels.items())]

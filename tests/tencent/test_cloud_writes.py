@@ -123,6 +123,20 @@ async def test_cw01_a_dry_run_answers_the_exact_request_and_execute_sends_it_onc
     assert sorted(o for _, o in outcomes) == ["dry_run", "executed"]
 
 
+async def test_a_node_pool_is_made_without_the_autoscaler_when_asked(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """Every pool was made with TKE's cluster autoscaler on (EnableAutoscale true), free to take
+    it down to its minimum (0 by default) and undo a scale_node_pool: it is the asker's."""
+    api, state = cloud
+    async with client(state, "ops") as c:
+        for autoscale in (False, True):
+            pool = {**POOL, "name": f"pool-{autoscale}", "autoscale": autoscale}
+            failed, done = await call(c, "create_node_pool", pool=pool, mode="execute")
+            assert not failed, done
+    assert [params["EnableAutoscale"] for _, _, params in api.creates()] == [False, True]
+
+
 @pytest.mark.parametrize(("tool", "arg", "spec", "actions"), CASES)
 async def test_cw02_a_retried_create_finds_the_existing_resource_instead_of_making_two(
     cloud: tuple[TencentApi, AppState],
