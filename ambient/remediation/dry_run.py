@@ -81,7 +81,9 @@ def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
         for name, selector in baseline.service_selectors.items():
             patches[f"service/{step.target.namespace}/{name}"] = {"spec": {"selector": selector}}
         for name, data in baseline.configmaps.items():
-            patches[f"configmap/{step.target.namespace}/{name}"] = {"data": data}
+            binary = baseline.configmap_binaries.get(name)
+            restored = {"data": data, **({"binaryData": binary} if binary is not None else {})}
+            patches[f"configmap/{step.target.namespace}/{name}"] = restored
         return patches, (
             f"full rollback of {deployment} to revision {baseline.revision}: template, "
             f"{baseline.replicas} replicas, {len(baseline.service_selectors)} Service(s), "

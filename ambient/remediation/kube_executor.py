@@ -104,6 +104,7 @@ class KubernetesExecutor:
         unread = "isolation NetworkPolicies not looked for"
         policies = await _unless_refused(reads.isolation_policies(deployment), [], notes, unread)
         configmaps: dict[str, dict[str, Any]] = {}
+        binaries: dict[str, dict[str, str]] = {}
         for name in configmaps_of(deployment["spec"]["template"]):
             read = reads.get(ConfigMap, target.namespace, name)
             # {} when refused: a ConfigMap read always has its metadata.
@@ -112,6 +113,7 @@ class KubernetesExecutor:
                 notes.append(f"ConfigMap {name} does not exist (nothing to restore)")
             elif found:
                 configmaps[name] = dict(found.get("data") or {})
+                binaries[name] = dict(found.get("binaryData") or {})
         replicas = deployment["spec"].get("replicas", 1)
         return Checkpoint(
             target=target,
@@ -127,6 +129,7 @@ class KubernetesExecutor:
                 s["metadata"]["name"]: dict(s["spec"]["selector"]) for s in services
             },
             configmaps=configmaps,
+            configmap_binaries=binaries,
             isolation_policies=policies,
             taken_at=datetime.now(UTC),
             detail="; ".join(notes),

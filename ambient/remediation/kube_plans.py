@@ -308,7 +308,8 @@ class StepPlanner:
             step, baseline, deployment, plan, notes, policy if removing else None
         )
         for name, data in sorted(baseline.configmaps.items()):
-            await self._restore_configmap(step, name, data, plan, notes)
+            binary = baseline.configmap_binaries.get(name)
+            await self._restore_configmap(step, name, data, binary, plan, notes)
         for name, selector in sorted(baseline.service_selectors.items()):
             service = await self._reads.get(Service, namespace, name)
             if service is None:
@@ -392,11 +393,16 @@ class StepPlanner:
         step: StepRequest,
         name: str,
         data: dict[str, Any],
+        binary: dict[str, str] | None,
         plan: StepPlan,
         notes: list[str],
     ) -> None:
+        """Put the ConfigMap's data and its binaryData (None: not recorded) back."""
         namespace = step.target.namespace
         current = await self._reads.get(ConfigMap, namespace, name)
+        wanted: dict[str, dict[str, Any]] = {"data": data}
+        if binary is not None:
+            wanted["binaryData"] = binary
         if current is None:
             body = {
                 "apiVersion": "v1",
@@ -406,17 +412,18 @@ class StepPlanner:
                     "namespace": namespace,
                     "annotations": {STEP_ANNOTATION: step.key},
                 },
-                "data": data,
+                **wanted,
             }
             plan.changes.append(Change(ConfigMap, namespace, name, "create", body))
             notes.append(f"ConfigMap {name} recreated")
         elif stamped(current, step.key):
             plan.done.append(f"configmap {namespace}/{name}")
-        elif (current.get("data") or {}) != data:
-            body = {
-                "metadata": stamp(current, step.key),
-                "data": merge_diff(current.get("data") or {}, data),
-            }
+        elif changed := {
+            field: merge_diff(current.get(field) or {}, kept)
+            for field, kept in wanted.items()
+            if (current.get(field) or {}) != kept
+        }:
+            body = {"metadata": stamp(current, step.key), **changed}
             plan.changes.append(Change(ConfigMap, namespace, name, "patch", body, PatchType.MERGE))
             notes.append(f"ConfigMap {name} data back to the first checkpoint")
 

@@ -103,6 +103,9 @@ class Checkpoint(BaseModel):
     # Service name -> its selector; ConfigMap name -> its data (what full rollback restores).
     service_selectors: dict[str, dict[str, str]] = Field(default_factory=dict)
     configmaps: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # ConfigMap name -> its binaryData (base64), restored with its data; a checkpoint recorded
+    # before it was kept has none: those ConfigMaps' binaryData is left as it is.
+    configmap_binaries: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Deny-all NetworkPolicies of an earlier run's rung 4 (ISOLATION_LABEL) on the workload's
     # pods: no traffic reaches them, as behind a Service isolated since before the run.
     isolation_policies: list[str] = Field(default_factory=list)

@@ -386,6 +386,34 @@ async def test_concurrent_checkpoints_in_one_namespace_share_one_listing_of_each
         await client.close()
 
 
+async def test_full_rollback_puts_a_configmaps_binary_data_back_too(kube: Cluster) -> None:
+    """Full rollback restored a ConfigMap's `data` only: its `binaryData` (a keystore, a
+    compressed rule file) edited during the incident stayed as edited. A checkpoint recorded
+    before it kept binaryData leaves it as it is."""
+    files = kube.api.configmaps[("shop", "checkout-files")]
+    files["binaryData"] = {"rules.gz": "H4sIAAAAAAAAA0sEAHhZ4EUBAAAA"}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.configmap_binaries["checkout-files"] == files["binaryData"]
+    edited = {"rules.gz": "H4sIAAAAAAAAA0sCAOKjH0QBAAAA", "extra.bin": "AAEC"}
+    for checkpoint, restored in (
+        (baseline.model_copy(update={"configmap_binaries": {}}), edited),  # recorded before
+        (baseline, {"rules.gz": "H4sIAAAAAAAAA0sEAHhZ4EUBAAAA"}),
+    ):
+        files = kube.api.configmaps[("shop", "checkout-files")]
+        files["binaryData"] = dict(edited)
+        step = kube.step(
+            f"remediation/{len(restored)}",
+            Rung.FULL_ROLLBACK,
+            to_revision=baseline.previous_revision,
+            checkpoint=checkpoint,
+        )
+        assert (await kube.executor.apply(step)).applied
+        files = kube.api.configmaps[("shop", "checkout-files")]
+        assert files["binaryData"] == restored
+        assert files["data"] == {"app.yaml": "retries: 3\n"}
+
+
 async def test_isolate_then_full_rollback_restores_release_configmaps_replicas_and_selectors(
     kube: Cluster,
 ) -> None:
