@@ -52,6 +52,17 @@ async def labels_of(state: AppState, user: str, tasks: Iterable[str]) -> dict[st
     return {task: (zh[task], en[task]) for task in zh}
 
 
+async def watching(state: AppState, user: str) -> bool:
+    """Whether the user has a task not stopped (True when that cannot be read in time: the
+    answer is then said as before, not as if nothing watched)."""
+    try:
+        async with asyncio.timeout(min(LABELS_READ, left() / 2)):
+            return bool(await state.tasks.list(user, page_size=1, without_stopped=True))
+    except Exception as exc:
+        log.info("tasks not read for %s: %r", user, exc)
+        return True
+
+
 def task_said(task_id: str, labels: Mapping[str, tuple[str, str]] | None = None) -> str:
     """A task as the voice says it: its label among the user's tasks (``labels``,
     `labels_of`), else by its name, or unnamed by its kind (a task not listed)."""
@@ -106,6 +117,13 @@ async def recent_errors(
                     f"最近{zh}你的任务没有出错，但最新的简报里，日志有 {logged} 个错误。",
                     f"No task of yours failed in the last {en}, but the latest briefing "
                     f"counted {counted(logged, 'error', 'errors')} in the logs.",
+                )
+            if not latest and not await watching(state, user):
+                # Nothing looks for errors: "no errors" alone sounds like all is well.
+                return say(
+                    f"最近{zh}没有错误，不过你还没有任务或每日简报在看着。",
+                    f"No errors in the last {en}, but no task or daily briefing of yours "
+                    "is watching yet.",
                 )
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         labels = await labels_of(state, user, [task or "" for task in counts])

@@ -108,6 +108,26 @@ async def test_a_name_or_span_said_in_full_width_forms_is_read_as_written(
             assert spans[0] == spans[1], spans
 
 
+async def test_no_errors_said_where_nothing_watches_says_so(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "最近 24 小时没有错误" was the answer of a user with no task and no briefing: nothing had
+    looked for an error. Said so then; a task deleted watches no more."""
+    user = unique("vn")
+    await make_user(deps.db, user)
+    nothing = "最近 24 小时没有错误，不过你还没有任务或每日简报在看着。"
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, user) as client:
+            assert await say(client, "recent_errors") == nothing
+            made = await state.tasks.create(
+                user, "schedule", {"hour": 9, "message": "backup"}, name="backup"
+            )
+            assert await say(client, "recent_errors") == "最近 24 小时没有错误。"
+            await state.tasks.delete(user, made.task_id)
+            assert await say(client, "recent_errors") == nothing
+
+
 async def test_a_name_of_a_deleted_task_and_a_live_one_is_the_live_one(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
