@@ -7,6 +7,7 @@ import zlib
 
 from ambient.clients.http1_errors import (
     GZIP_MISNAMED,
+    MANY_MEMBERS,
     TRUNCATED,
     UNDECODED_CODING,
     BodyTooLargeError,
@@ -47,26 +48,41 @@ UNDECODED = frozenset(
     ("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi", "pack200-gzip")
 )
 GZIP_MAGIC = b"\x1f\x8b"  # how each gzip member starts
+FED = 1 << 16  # compressed bytes given to zlib at a time
+# Members of one gzip body decoded at most: a page is one (a log joined from a few), and a body
+# of tens of thousands of empty ones is no page but work.
+MOST_MEMBERS = 1000
 
 
 def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -> bytes:
     # gzip is a series of members (RFC 1952 2.2), each a stream of its own: the page is all of
     # them. Bytes after the last that are no member (a stray newline, a proxy's junk) are
-    # passed over, as urllib3 and httpx do; the first must be whole.
-    out, rest, first = b"", data, True
-    while first or (coding == "gzip" and rest.startswith(GZIP_MAGIC)):
-        member = zlib.decompressobj(wbits)
+    # passed over, as urllib3 and httpx do; the first must be whole. The input is fed a slice
+    # at a time and the output joined once: a body of many tiny members took time in the
+    # square of their number (each copied the rest of the input and the output so far): a
+    # minute of the event loop for 5 MB of them.
+    out: list[bytes] = []
+    view, at, size, members = memoryview(data), 0, 0, 0
+    while not members or (coding == "gzip" and view[at : at + 2] == GZIP_MAGIC):
+        if members == MOST_MEMBERS:
+            raise HttpProtocolError(MANY_MEMBERS % {"members": MOST_MEMBERS})
+        member, members, its = zlib.decompressobj(wbits), members + 1, len(out)
         try:
-            more = member.decompress(rest, max_bytes + 1 - len(out))
+            while not member.eof and at < len(view):
+                fed = view[at : at + FED]
+                more = member.decompress(fed, max_bytes + 1 - size)
+                size += len(more)
+                if size > max_bytes:
+                    raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
+                out.append(more)
+                at += len(fed) - len(member.unused_data) - len(member.unconsumed_tail)
         except zlib.error:
-            if first:
+            del out[its:]  # junk after the last member: none of it is the page
+            if members == 1:
                 raise
             break
-        if len(out) + len(more) > max_bytes:
-            raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
         if not member.eof:
             # The framing was complete, the compressed stream was not: a server that died
             # while compressing. Its first half is not the page.
             raise ConnectionCutError(TRUNCATED % {"coding": coding})
-        out, rest, first = out + more, member.unused_data, False
-    return out
+    return b"".join(out)

@@ -39,7 +39,11 @@ GZIP_MISNAMED = N_(
     "the answer is gzip bytes under Content-Encoding %(coding)s, which is no content coding (ask "
     "its server to label them gzip alone), and cannot be read"
 )
-CODINGS = (UNDECODED_CODING, GZIP_MISNAMED)
+MANY_MEMBERS = N_(
+    "the answer is gzip of more than %(members)s members, which no page is sent as, and cannot "
+    "be read"
+)
+CODINGS = (UNDECODED_CODING, GZIP_MISNAMED, MANY_MEMBERS)
 # Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
 TWO_LOCATIONS = N_(
     "the answer names two different Locations: a redirect names one target; watch the page "

@@ -235,6 +235,29 @@ async def test_a_gzip_body_of_several_members_is_read_whole() -> None:
     await client.aclose()
 
 
+async def test_a_gzip_body_of_tens_of_thousands_of_members_is_refused_not_decoded_for_minutes() -> (
+    None
+):
+    """Each member's decoding copied the rest of the body and the page so far: 5 MB of empty
+    members took about a minute of the event loop, every other check of the worker held up,
+    to read as an empty page. A body of more members than a page is sent as is refused; one
+    of members larger than a slice zlib is fed at a time is read whole, as before."""
+    client = PageClient()
+    many = gzip.compress(b"") * 20_000
+    most = b"".join(gzip.compress(b"%d\n" % n) for n in range(1000))
+    wide = [bytes(range(256)) * 800, bytes(reversed(range(256))) * 800]  # 200 KB each
+    stored = b"".join(gzip.compress(part, 0) for part in wide)  # not compressed: 200 KB each
+    assert len(stored) > 2 * 65536
+    answers = [ok(body, "Content-Encoding: gzip") for body in (many, most + most[:40], stored)]
+    async with scripted(Scripted(*answers, ok(most, "Content-Encoding: gzip"))) as (_, port):
+        for _ in range(2):
+            with pytest.raises(HttpProtocolError, match="gzip of more than 1000 members"):
+                await get(client, port)
+        assert await get(client, port) == (200, wide[0] + wide[1])
+        assert await get(client, port) == (200, b"".join(b"%d\n" % n for n in range(1000)))
+    await client.aclose()
+
+
 async def test_bytes_a_server_sends_on_an_idle_connection_are_not_the_next_answer() -> None:
     """A server that says "408 Request Timeout" as it closes an idle keep-alive connection
     (nginx, Go): the 408 was read as the next check's answer, every other check failing."""
