@@ -10,6 +10,7 @@ import functools
 import itertools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -112,12 +113,28 @@ class PageDiff(BaseModel):
     more_added: int = 0
 
 
+def beyond(lines: list[str], other: list[str]) -> list[str]:
+    """The lines of ``lines`` that ``other`` does not have, a line written n times more often
+    in ``lines`` counted n times (its later ones): a status page's new incident repeats the
+    template line ("Status: Investigating") of one already there, and it is new text."""
+    if len(set(lines)) == len(lines):  # each line once: the same as "not in other" (faster)
+        there = set(other)
+        return [line for line in lines if line not in there]
+    left = Counter(other)
+    kept = []
+    for line in lines:
+        if left[line]:
+            left[line] -= 1
+        else:
+            kept.append(line)
+    return kept
+
+
 def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> PageDiff:
     """What changed between two normalised pages; keyword hits count only on new text."""
     if old is None:  # first sight: a baseline, nothing is "new"
         return PageDiff(changed=False, added=[], hits={}, excerpt="")
-    seen = set(old)
-    added = [line for line in new if line not in seen]
+    added = beyond(new, old)
     hits: dict[str, list[str]] = {}
     # A plain keyword reads letters and digits in either width (ＡＩ is AI: NFKC), as the
     # Chinese pages that write them full-width mean them; any keyword reads a line without its
@@ -147,10 +164,9 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
         # difflib's matcher is quadratic: past this size its excerpt is the lines each side
         # lacks, in order (a page of 10,000 lines, every third changed, held the worker's
         # loop and the database's write lock 11 s; 56,000 lines, minutes).
-        olds, news = set(before), set(after)
         body = itertools.chain(  # the new text first
-            (f"+{line}" for line in after if line not in olds),
-            (f"-{line}" for line in before if line not in news),
+            (f"+{line}" for line in beyond(after, before)),
+            (f"-{line}" for line in beyond(before, after)),
         )
     else:
         diff = difflib.unified_diff(before, after, lineterm="", n=0)

@@ -196,6 +196,24 @@ def test_a_huge_line_is_matched_whole_and_shown_clipped() -> None:
     ]
 
 
+def test_a_new_line_written_like_one_already_on_the_page_is_new_text_for_keywords() -> None:
+    """A status page's new incident repeats its template line ("Status: Investigating ...")
+    of one already there: the diff showed it added, the keyword "investigating" found nothing
+    (a line already on the page was no new text), and no message went out."""
+    status = "Status: Investigating - We are currently investigating this issue."
+    old = ["Mar 8: Slow API", status, "Resolved"]
+    new = ["Mar 9: Login failures", status, "Mar 8: Slow API", status, "Resolved"]
+    diff = diff_pages(old, new, ["investigating"])
+    assert diff.added == ["Mar 9: Login failures", status]
+    assert diff.hits == {"investigating": [status]}
+    assert f"+{status}" in diff.excerpt.split("\n")
+    # Past the size where the excerpt is the lines each side lacks, the same.
+    page = [f"row {n}" for n in range(2100)]
+    big = diff_pages([*page, status], [*page[1:], status, status, "row new"], ["investigating"])
+    assert big.hits == {"investigating": [status]}
+    assert big.excerpt.split("\n")[:2] == [f"+{status}", "+row new"]
+
+
 def test_a_diff_shows_lines_that_begin_like_its_headers() -> None:
     # A signature "-- the editors" removed is "--- the editors" in the diff, not a header.
     diff = diff_pages(["-- the editors", "++ sale ++", "@@ home"], ["news"], [])
