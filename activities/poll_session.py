@@ -121,6 +121,13 @@ class PollSession:
                 # Its page states, where checked later than the request's: a page's failed
                 # checks are kept there (heartbeats go far apart, and die with the process).
                 marked = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
+                # A page the request has no state of is this poll's only if one of its
+                # attempts checked it (a page just added): else it was taken out of the watch
+                # since, and put back it is a new page, not compared with its old text.
+                since = activity.info().scheduled_time
+                marked = {
+                    url: s for url, s in marked.items() if url in self.urls or _checked(s) >= since
+                }
                 self.urls = _fresher(self.urls, marked)
             here = self.poller.leases.process
             asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll, here)

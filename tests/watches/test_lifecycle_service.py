@@ -1574,6 +1574,37 @@ async def test_an_update_adding_a_wrong_url_reports_it_as_a_create_does(
     await save_history(handle, "web_monitor_pages_checked")
 
 
+async def test_a_page_taken_out_and_put_back_is_a_new_baseline_not_compared_with_its_old_text(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A page's state was kept in the watch's poll record after the page was taken out of the
+    watch, and taken back by the next poll when it was put back: its first check compared
+    the page with its text from before, a change told (a stale diff) where a page added is a
+    baseline, and one failing when taken out came back failing, never said failing again."""
+    state, base = gated
+    state.pages["/ok"] = article("All quiet.")
+    state.pages["/back"] = article("Version one.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/ok", "/back"), unique("back"))
+    await service.update(USER, ref.task_id, monitor(base, "/ok"))
+    state.pages["/back"] = article("Version two: an outage.")
+    put_back = datetime.now(UTC)
+    await service.update(USER, ref.task_id, monitor(base, "/ok", "/back"))
+
+    async def checked() -> dict[str, Any] | None:
+        urls: Any = (await service.get(USER, ref.task_id)).detail["urls"]
+        page = urls.get(f"{base}/back") or {}
+        at = page.get("last_checked_at")
+        return page if at and datetime.fromisoformat(at) >= put_back else None
+
+    page = await eventually(checked, "the page put back checked")
+    assert page["last_outcome"] == "baseline", page
+    await service.delete(USER, ref.task_id)
+    async with service.db.session() as session:
+        events = await EventRepository(session).list(task=ref.task_id, limit=50)
+    assert [e.kind for e in events if e.kind in ("watch.change", "watch.hit")] == []
+
+
 async def test_an_update_changing_a_selector_answers_the_page_as_the_new_one_reads_it(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
