@@ -397,16 +397,18 @@ class AppriseChannel:
             checked = await checked_destination(self.guard, aimed)
             if checked.address is not None:
                 pins.addresses[url_host(aimed).lower()] = checked.address
-        robot = robot_of(url) if self.limiter is not None else None
-        if self.limiter is not None and robot is not None:
-            # A burst through dingtalk:// went out at once: past DingTalk's 20 a minute the
-            # robot is held off ten minutes, for the dingtalk targets on it too.
-            await self.limiter.acquire(robot)
+        limiter, robot = self.limiter, robot_of(url)
+        if limiter is None or robot is None:
+            await notify_apprise(url, message, pins, held_in_secret(target))
+            return None
+        # A burst through dingtalk:// went out at once: past DingTalk's 20 a minute the robot
+        # is held off ten minutes, for the dingtalk targets on it too.
+        await limiter.acquire(robot)
         try:
             await notify_apprise(url, message, pins, held_in_secret(target))
-        except DeferredNotifyError as over:  # the robot over its limit (or a 429's Retry-After)
-            if self.limiter is not None and robot is not None and over.retry_after:
-                await self.limiter.hold(robot, over.retry_after)
+        except DeferredNotifyError as over:  # over its limit: held as long as it said
+            if over.retry_after:
+                await limiter.hold(robot, over.retry_after)
             raise
         return None
 
