@@ -15,7 +15,7 @@ from ambient.wiring import AppState
 from ambient.xiaozhi_context import failing_in_a_row, waiting_for
 from mcp_server.voice_answer import answer, english, left, say
 from mcp_server.voice_approvals import name_clusters
-from mcp_server.voice_errors import alike_once, labels_of, task_said
+from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
 from mcp_server.voice_fix_names import run_about
 from mcp_server.voice_prompt import Spoken
 from mcp_server.voice_references import LIST_SEP_EN, ORDINALS_EN, counted, ordinal_word
@@ -52,6 +52,11 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
             pages = await EventRepository(session).failing(user=user)
         failing = list(dict.fromkeys(task for task, _, _ in pages))  # a watch, however many pages
         if not waiting and not running and not failing:
+            if not await watching(state, user):  # nothing looks: "all is well" is not known
+                return say(
+                    "现在没有需要你处理的事，不过你还没有任务在看着。",
+                    "Nothing needs you now, but no task of yours is watching yet.",
+                )
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         storm = len(runs) > OPEN_LISTED
         labels = await labels_of(state, user, failing)

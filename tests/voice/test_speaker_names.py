@@ -100,7 +100,7 @@ async def test_a_voiceprint_with_capitals_beyond_ascii_is_its_users_voice_and_no
     assert "cannot be used as a voiceprint id: choose another" in page, page[-500:]
     assert mine is None
     assert greeted.status_code == 200 and greeted.json()["outcome"] == "unavailable", greeted.text
-    assert heard == ["现在没有需要你处理的事，一切正常。"] * 2, heard
+    assert heard == ["现在没有需要你处理的事，不过你还没有任务在看着。"] * 2, heard
     for said in ("José", "JOSÉ", "josé"):
         speaker = await resolve_speaker(db, jo, said, approvers={})
         assert speaker.kind == SpeakerKind.OWNER and speaker.user is not None, said
@@ -140,6 +140,6 @@ async def test_the_owner_as_a_role_word_cannot_be_taken_by_one_user_from_everyon
     assert "a voice model calls a speaker's owner so" in page, page[-500:]
     assert named.status_code == 422 and named.json()["detail"][0]["loc"] == ["body", "name"]
     assert opened.status_code == 422 and "owner" in html.unescape(opened.text)
-    assert heard == "现在没有需要你处理的事，一切正常。" != UNKNOWN_SPEAKER, heard
+    assert heard == "现在没有需要你处理的事，不过你还没有任务在看着。" != UNKNOWN_SPEAKER, heard
     for word in ("主人", "owner"):
         assert (await resolve_speaker(db, ann, word, approvers={})).kind == SpeakerKind.OWNER

@@ -27,6 +27,8 @@ from tests.voice.test_voice_remediation import OWNER, waiting
 from tests.watches.site import Site, article
 
 ALL_WELL = "现在没有需要你处理的事，一切正常。"
+# No task left (the last one deleted): nothing looks, so "all is well" is not known.
+NOTHING_WATCHED = "现在没有需要你处理的事，不过你还没有任务在看着。"
 
 
 async def _kinds(db: Database, task: str) -> list[str]:
@@ -77,7 +79,7 @@ async def test_a_web_monitor_whose_page_cannot_be_reached_is_told_until_it_recov
 
             await state.tasks.delete(user, task)
             await eventually(_told(deps.db, task, "watch.stopped", 1))
-            assert await say(client, "what_needs_me") == ALL_WELL
+            assert await say(client, "what_needs_me") == NOTHING_WATCHED
     assert await _kinds(deps.db, task) == [
         "watch.failing",
         "watch.recovered",
