@@ -87,8 +87,10 @@ class PagePoller:
             activity.logger.info("poll %s of %s gives way to the poll holding it", lease.poll, key)
             return session.result()
         earlier = self.sessions.get(key)
-        if earlier is not None and earlier.run_id == session.run_id:
-            earlier.end(PollEnd.CONTROL)  # an earlier poll of this run, here: it stops now
+        if earlier is not None:
+            # An earlier poll of this run, here, or one of a run before it (reset or
+            # terminated: one run of a workflow is open at a time): it stops now.
+            earlier.end(PollEnd.CONTROL if earlier.run_id == session.run_id else PollEnd.CLOSED)
         self.sessions[key] = session
         self.running.add(session)
         # At the worker's shutdown every running poll hands back (one task for all).

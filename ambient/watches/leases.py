@@ -145,9 +145,10 @@ class LeaseBook:
                             interval_seconds=lease.interval_seconds,
                         )
                         mine["started_at"] = held.started_at
-                if holder.process != self.process and holder.poll != lease.poll:
-                    # An earlier poll still running elsewhere: it stops at its next mailbox
-                    # read (it would otherwise fetch beside this one until then).
+                if holder.process != self.process and not same_poll:
+                    # An earlier poll still running elsewhere (of this run, or of a run reset
+                    # or ended): it stops at its next mailbox read (it would otherwise fetch
+                    # beside this one until then).
                     await add_end_requests(session, [_end_request(holder)])
                 # The same row as the insert's (its key unchanged).
                 await conn.execute(update(LEASES).where(_of_watch(lease)).values(**mine))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -26,9 +27,10 @@ from ambient.storage import Database
 from ambient.storage.polls import WatchPollEnd, WatchPollLease
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.leases import RELEASED, Lease, LeaseBook
-from ambient.watches.polling import PollRequest
+from ambient.watches.polling import PollEnd, PollRequest
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_poll_ends import any_db  # noqa: F401  (fixture)
 from tests.watches.test_poll_leases import _age
@@ -144,3 +146,51 @@ async def test_a_later_poll_takes_the_watch_and_asks_the_earlier_holder_to_end(
     # A new run (continued as new) starts over from poll 1.
     assert await a.claim(Lease(task, "life-1", "run-2", 1))
     assert await _holder(any_db, task) == (1, "a")
+
+
+def _of_run(run_id: str) -> ActivityEnvironment:
+    """An activity environment whose poll belongs to the workflow run ``run_id``."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_run_id=run_id)
+    return env
+
+
+async def test_a_reset_runs_first_poll_ends_the_poll_of_the_run_before_it_in_the_same_process(
+    any_db: Database, task: str, counted: tuple[list[str], str]
+) -> None:
+    # `temporal workflow reset`: the old run is terminated while its poll sleeps between
+    # checks (its heartbeats reach the server up to 48 minutes apart), and the new run's
+    # first poll starts in the same worker process with the same number. The old poll
+    # fetched beside the new one until its heartbeat was refused.
+    fetches, base = counted
+    poller = PagePoller(
+        any_db,
+        WebFetcher(allow_cidrs=["127.0.0.1/32"]),
+        NotifyActivities(any_db, ChannelRegistry()),
+    )
+    keeps_polling = _request(task, base, 1).model_copy(update={"first_only": False})
+    old = asyncio.create_task(_of_run("run-old").run(poller.poll_pages, keeps_polling))
+
+    async def checked() -> bool:
+        return fetches == ["/news"]
+
+    await eventually(checked, "the old run's poll checked")
+    new = await _of_run("run-new").run(poller.poll_pages, _request(task, base, 1))
+    assert new.checks == 1
+    ended = await asyncio.wait_for(old, 30)
+    assert ended.ended is PollEnd.CLOSED
+    assert await _holder(any_db, task) == (1, poller.leases.process)
+
+
+async def test_a_reset_runs_poll_elsewhere_asks_the_poll_of_the_run_before_it_to_end(
+    any_db: Database, task: str
+) -> None:
+    # The same in two processes: the new run's poll 1 takes the watch from the old run's
+    # poll 1 (same number, another run) and asks it to end.
+    a, b = LeaseBook(any_db, "a", 30.0), LeaseBook(any_db, "b", 30.0)
+    assert await a.claim(Lease(task, "life-1", "run-old", 1))
+    assert await b.claim(Lease(task, "life-1", "run-new", 1))
+    async with any_db.session() as session:
+        asked = select(WatchPollEnd).where(WatchPollEnd.task == task)
+        ends = (await session.execute(asked)).scalars().all()
+    assert [(e.run_id, e.poll) for e in ends] == [("run-old", 1)]
