@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         WEB_MONITOR_TYPE,
         EndPoll,
         LostPollCheck,
+        PollEnd,
         PollLost,
         PollRequest,
         PollResult,
@@ -109,6 +110,9 @@ class WebMonitorWorkflow(WatchControls):
         self.bounds_baseline = workflow.patched("baseline-wait-bounded")
         if self.bounds_baseline:
             self.baseline_wait = CHECK_NOW_WAIT
+        # A check asked for that its worker's shutdown ended before it was made is asked
+        # again (it was taken as made: check now answered the check before's outcome).
+        self.shutdown_asks_again = workflow.patched("check-cut-by-shutdown-asked-again")
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -283,6 +287,8 @@ class WebMonitorWorkflow(WatchControls):
         finally:
             self.checking = False
         self.absorb(result)
+        if self.shutdown_asks_again and result.ended is PollEnd.SHUTDOWN:
+            ended = first_only and not deliver_only
         self.ask_again(ended and result.checks == 0, number)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays

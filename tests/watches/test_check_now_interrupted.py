@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import asyncio
 
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.service import BriefingService
+from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import TaskState
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.record import save_history
+from tests.support.servers import HANG
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from worker import build_worker
 
 
 async def test_a_pause_while_check_now_reads_the_page_still_makes_and_answers_the_check(
@@ -72,3 +78,46 @@ async def test_a_pause_while_the_first_check_reads_the_page_still_takes_the_base
         service.client.get_workflow_handle(task_id), "web_monitor_first_check_interrupted"
     )
     await service.delete(USER, task_id)
+
+
+async def test_check_now_cut_by_a_worker_shutdown_is_made_by_the_next_worker_and_answered(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # A deploy's graceful shutdown ended the poll while check now read the page: the poll
+    # handed back no check, the workflow counted it as the check asked for, and check now
+    # answered the outcome of the check before (the baseline), the change unsaid until the
+    # next interval.
+    state, base = gated
+    queue = unique("tq")
+    deps = loopback_deps
+    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    tasks = TaskService(
+        dev_env.client,
+        deps.settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+        baseline_wait=HANG,
+    )
+    page = f"{base}/a"
+    state.pages["/a"] = article("All quiet.")
+    first = build_worker(dev_env.client, deps, task_queue=queue)
+    running = asyncio.create_task(first.run())
+    ref = await tasks.create(USER, "web_monitor", monitor(base, "/a"), unique("deploy"))
+    state.pages["/a"] = article("All quiet.", "Outage in the east.")
+    state.page_gate.clear()
+    state.page_waiting.clear()
+    asked = asyncio.create_task(tasks.trigger(USER, ref.task_id))
+    await state.page_waiting.wait()  # the check now is reading the page
+    await first.shutdown()  # the deploy stops the worker
+    await running
+    state.page_gate.set()
+    async with build_worker(dev_env.client, deps, task_queue=queue):  # the new release's
+        answer = await asked
+        assert answer.checked == {"urls": {page: {"outcome": "changed", "error": None}}}
+        await save_history(
+            tasks.client.get_workflow_handle(ref.task_id),
+            "web_monitor_check_now_cut_by_shutdown",
+        )
+        await tasks.delete(USER, ref.task_id)
