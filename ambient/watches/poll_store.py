@@ -52,6 +52,11 @@ ADD_SNAPSHOTS, ADD_EVENTS, ADD_DELIVERIES = insert(SNAPSHOTS), insert(EVENTS), i
 
 log = logging.getLogger("ambient.polling")
 
+# A check of a page longer than this is compared (diff, keywords) before the transaction, in
+# a thread: inside it, a 100,000-line page held the write lock (SQLite: every writer's) and
+# every poll of the process for seconds. A smaller one costs less than that detour.
+OFF_LOOP_CHARS = 64_000
+
 
 @dataclass(frozen=True)
 class PageText:
@@ -72,11 +77,8 @@ class SnapshotWrites:
     touch: list[dict[str, Any]] = field(default_factory=list)
     texts: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, task: str, page: PageText, rows: list[Any]) -> str | None:
-        """Plan ``page`` given its stored ``rows``; its old text (None: no last hash; "": gone)."""
-        old = None
-        if page.last_hash is not None:
-            old = next((r.text for r in rows if r.hash == page.last_hash), "")
+    def add(self, task: str, page: PageText, rows: list[Any]) -> None:
+        """Plan ``page`` given its stored ``rows``."""
         keep = {page.new_hash, page.last_hash}
         self.drop += [r.id for r in rows if r.hash not in keep]
         same = next((r for r in rows if r.hash == page.new_hash), None)
@@ -92,7 +94,6 @@ class SnapshotWrites:
                     "created_at": self.now,
                 }
             )
-        return old
 
     async def execute(self, conn: AsyncConnection) -> None:
         if self.drop:
@@ -107,10 +108,18 @@ async def advance_snapshot(session: AsyncSession, task: str, page: PageText) -> 
     """Store ``page``'s new text in the session's transaction; its old text (see ``add``)."""
     conn = await session.connection()
     rows = await conn.execute(PAGES_OF.where(SNAPSHOTS.c.url == page.url), {"b_tasks": [task]})
-    writes = SnapshotWrites(utcnow())
-    old = writes.add(task, page, list(rows))
+    writes, stored = SnapshotWrites(utcnow()), list(rows)
+    writes.add(task, page, stored)
     await writes.execute(conn)
-    return old
+    return old_text(page, stored)
+
+
+def old_text(page: PageText, rows: list[Any]) -> str | None:
+    """The text ``page`` is compared with, of its stored ``rows`` (None: no last hash; "":
+    gone)."""
+    if page.last_hash is None:
+        return None
+    return next((r.text for r in rows if r.hash == page.last_hash), "")
 
 
 async def advance_round(
@@ -248,24 +257,35 @@ class PollWriter:
             _settle(item, result)
 
     async def _commit(self, batch: list[PollWrite]) -> list[list[NewEvent]]:
+        big = {i for i, item in enumerate(batch) if _big(item)}
+        early: dict[int, tuple[set[tuple[int, str]], list[NewEvent]]] = {}
+        if big:
+            early = await self._compared(batch, big)
         async with self.db.writing(bulk=True) as session:
             conn = await session.connection()
             now = utcnow()
             pages: dict[tuple[str, str], list[Any]] = {}
             tasks = sorted({item.task for item in batch if item.page is not None})
             if tasks:
-                for row in await conn.execute(PAGES_OF, {"b_tasks": tasks}):
-                    pages.setdefault((row.task, row.url), []).append(row)
+                pages = _by_page(await conn.execute(PAGES_OF, {"b_tasks": tasks}))
             snapshots = SnapshotWrites(now)
             events: list[dict[str, Any]] = []
             copies: list[tuple[InboxCopy, PollWrite]] = []
             marks: list[dict[str, Any]] = []
             results = []
-            for item in batch:
-                old = None
+            for i, item in enumerate(batch):
+                old, rows = None, []
                 if (page := item.page) is not None:
-                    old = snapshots.add(item.task, page, pages.get((item.task, page.url), []))
-                found = item.events(old)
+                    rows = pages.get((item.task, page.url), [])
+                    snapshots.add(item.task, page, rows)
+                    old = old_text(page, rows)
+                # Compared before with the texts still stored, or here (another poll of the
+                # watch, which its lease rules out but for a moment, may have written since).
+                compared = early.get(i)
+                if compared is not None and compared[0] == _same(rows):
+                    found = compared[1]
+                else:
+                    found = item.events(old)
                 results.append(found)
                 for event in found:
                     events.append(
@@ -297,6 +317,39 @@ class PollWriter:
             marked = ("seq", "urls", "updated_at")
             await conn.execute(upsert(conn.dialect.name, POLLS, ("task", "life"), marked), marks)
         return results
+
+    async def _compared(
+        self, batch: list[PollWrite], big: set[int]
+    ) -> dict[int, tuple[set[tuple[int, str]], list[NewEvent]]]:
+        """What the big pages' checks (``big``, by place in ``batch``) found, each with the
+        stored texts it was compared with, worked out in a thread before the transaction."""
+        tasks = sorted({batch[i].task for i in big})
+        async with self.db.reading() as conn:
+            pages = _by_page(await conn.execute(PAGES_OF, {"b_tasks": tasks}))
+        compared = {}
+        for i in sorted(big):
+            item, page = batch[i], batch[i].page
+            if page is not None:
+                rows = pages.get((item.task, page.url), [])
+                found = await asyncio.to_thread(item.events, old_text(page, rows))
+                compared[i] = (_same(rows), found)
+        return compared
+
+
+def _big(item: PollWrite) -> bool:
+    return item.page is not None and len(item.page.text) > OFF_LOOP_CHARS
+
+
+def _by_page(rows: Any) -> dict[tuple[str, str], list[Any]]:
+    pages: dict[tuple[str, str], list[Any]] = {}
+    for row in rows:
+        pages.setdefault((row.task, row.url), []).append(row)
+    return pages
+
+
+def _same(rows: list[Any]) -> set[tuple[int, str]]:
+    """What says a page's stored texts are unchanged: their rows' ids and hashes."""
+    return {(row.id, row.hash) for row in rows}
 
 
 def wake(nap: asyncio.Future[None]) -> None:

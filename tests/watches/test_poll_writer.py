@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from typing import Any
 
 import pytest
@@ -118,6 +120,62 @@ async def test_a_page_keeps_its_last_and_new_text_and_a_text_seen_again_is_newes
     assert snapshots["B"].created_at >= snapshots["C"].created_at  # B is the newest again
     await writer.write(_check(1, key="e", last="gone", new="D", text="text D", seen=seen))
     assert seen == [None, "text A", "text B", "text C", ""]  # "": the old text is gone
+
+
+def _write_beside(db: Database, sql: str, *args: Any) -> None:
+    """A write by another connection that waits for no lock (SQLite: fails if one is held)."""
+    path = db.engine.url.database
+    assert path is not None
+    with contextlib.closing(sqlite3.connect(path, timeout=0)) as other, other:
+        other.execute(sql, args)
+
+
+# A page big enough to be compared outside the transaction.
+BIG = "a line of a long page\n" * (poll_store.OFF_LOOP_CHARS // 20)
+
+
+async def test_a_big_changed_page_is_compared_outside_the_write_transaction(
+    db: Database,
+) -> None:
+    # A diff and its keywords ran inside the writer's transaction: on SQLite under the
+    # write lock, so a 100,000-line page held every writer of every process for seconds.
+    await _user(db)
+    writer = PollWriter(db, linger=0.01)
+    await writer.write(_check(1, key="a", new="A", text="text A"))
+    check = _check(1, key="b", last="A", new="B", text=BIG)
+    compare = check.events
+
+    def events(old: str | None) -> list[NewEvent]:
+        # Another process's write goes through while the check is compared.
+        _write_beside(db, "UPDATE users SET language = language WHERE name = ?", "ann")
+        return compare(old)
+
+    check.events = events
+    stored = await writer.write(check)
+    assert stored[0].key == "b" and stored[0].inbox is not None
+    assert stored[0].inbox.message.body == "text A"
+
+
+async def test_a_big_page_stored_again_while_its_check_was_compared_is_compared_again(
+    db: Database,
+) -> None:
+    await _user(db)
+    writer = PollWriter(db, linger=0.01)
+    await writer.write(_check(1, key="a", new="A", text="text A"))
+    seen: list[str | None] = []
+    check = _check(1, key="b", last="A", new="B", text=BIG, seen=seen)
+    compare = check.events
+
+    def events(old: str | None) -> list[NewEvent]:
+        if not seen:  # the first comparison: the page's text A is stored again meanwhile
+            _write_beside(db, "UPDATE watch_snapshots SET id = id + 100, text = ?", "text A2")
+        return compare(old)
+
+    check.events = events
+    stored = await writer.write(check)
+    assert seen == ["text A", "text A2"]
+    assert stored[0].inbox is not None and stored[0].inbox.message.body == "text A2"
+    assert {s.hash for s in await _all(db, WatchSnapshot)} == {"A", "B"}
 
 
 async def test_a_check_that_cannot_be_stored_fails_alone(db: Database) -> None:
