@@ -210,6 +210,14 @@ class Greeting:
         earlier = _heard_later(user, clock()) if request_id is None else None
         request_id = request_id_of(request_id)
         sent = False  # the update that may speak the day was sent
+
+        def unheard() -> None:
+            """Cut short: the greeting that may have been spoken (this one's update, else the
+            earlier one this could not ask about) is the user's next greeting."""
+            kept = request_id if sent else earlier
+            if kept is not None:
+                _unheard[user] = (kept, clock())
+
         # The same request id is applied once by Temporal: a retried call gets the same answer.
         update_id = update_id_of("greet", f"{user}/{request_id}")
         handle = self.client.get_workflow_handle(task_id_for(user))
@@ -247,12 +255,10 @@ class Greeting:
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then), and the
             # user's next greeting here is that request again.
-            if sent:
-                _unheard[user] = (request_id, clock())
+            unheard()
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
         except asyncio.CancelledError:
-            if sent:  # the call ended under it (its connection handed over): as cut short
-                _unheard[user] = (request_id, clock())
+            unheard()  # the call ended under it (its connection handed over): as cut short
             raise
         except no_answer.QUERY_REFUSED as exc:
             if no_answer.not_found(exc):
@@ -261,6 +267,7 @@ class Greeting:
                 return await self._said(row, GreetOutcome.UNAVAILABLE, self._not_set_up(via, row))
             if no_answer.unanswered(exc) and not no_answer.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
+                unheard()
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             refused = no_answer.refused_request(no_answer.refusal(exc), request="the greeting")
             raise BriefingError(refused) from None
@@ -279,6 +286,20 @@ class Greeting:
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is not GreetOutcome.SPOKEN:
             return await self._in_users_words(user, result)
+        try:
+            return await self._spoken(user, result, via=via, audio=audio, until=until)
+        except asyncio.CancelledError:
+            # Spoken, and the answer cut off on its way (the caller's budget ran out): the
+            # user's next greeting hears it.
+            _unheard[user] = (request_id, clock())
+            raise
+
+    async def _spoken(
+        self, user: str, result: GreetResult, *, via: str, audio: bool, until: float
+    ) -> GreetResult:
+        """The day's briefing the workflow spoke to this greeting, stored as given and made
+        ready for its caller (greeted at its hour, cleaned for a TTS, with audio)."""
+        clock = asyncio.get_running_loop().time
         if result.date is not None and result.given_at is not None:
             # Stored now, not only when the window ends: a run reset from the Web UI to before
             # this greeting reads it back when it prepares, and stays spoken. Waited for a

@@ -142,6 +142,76 @@ async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_gree
     assert "播报过了" in said[2], said  # once: then as any later greeting
 
 
+async def test_a_briefing_answered_too_late_is_kept_across_a_second_greeting_cut_short(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The greeting after one answered too late was itself cut short (the worker still
+    backed up: its query unanswered in time): the first greeting's request was taken and
+    dropped, so the third heard "already given" and the day's briefing never."""
+    real_update, real_query = WorkflowHandle.execute_update, WorkflowHandle.query
+    slow_update, slow_query = [True], [True]
+
+    async def execute_update(self: WorkflowHandle[Any, Any], update: Any, *a: Any, **k: Any) -> Any:
+        result = await real_update(self, update, *a, **k)
+        if slow_update and getattr(update, "__name__", "") == "greet":
+            slow_update.clear()
+            await asyncio.sleep(60)  # applied; its answer's way back outlasts the call
+        return result
+
+    async def query(self: WorkflowHandle[Any, Any], *a: Any, **k: Any) -> Any:
+        if not slow_update and slow_query:  # the second greeting's first query
+            slow_query.clear()
+            await asyncio.sleep(60)
+        return await real_query(self, *a, **k)
+
+    async with prepared(dev_env, deps, "unheard-twice", "zh") as (state, user):
+        with monkeypatch.context() as patched:
+            patched.setattr(WorkflowHandle, "execute_update", execute_update)
+            patched.setattr(WorkflowHandle, "query", query)
+            patched.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
+            async with voice_client(state, user) as client:
+                said = [
+                    (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
+                    for _ in range(4)
+                ]
+    assert "再叫我一次" in said[0], said
+    assert "再叫我一次" in said[1], said  # cut short too: nothing decided
+    assert said[2].startswith(BRIEFING_ZH), said  # the briefing it was spoken
+    assert "播报过了" in said[3], said
+
+
+async def test_a_briefing_spoken_and_cut_off_while_stored_is_heard_at_the_next_greeting(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow spoke the day, and the call's budget ran out while the greeting was
+    being stored (a database busy with writes): "too slow" was heard, then "already given"
+    at the next greeting, and the day's briefing never."""
+    from ambient.briefing import greeting
+
+    real_store = greeting.store_given
+    slow = [True]
+
+    async def store_given(*args: Any) -> Any:
+        if slow:
+            slow.clear()
+            await asyncio.sleep(60)  # the database busy past the call's budget
+        return await real_store(*args)
+
+    async with prepared(dev_env, deps, "cut-storing", "zh") as (state, user):
+        with monkeypatch.context() as patched:
+            patched.setattr(greeting, "store_given", store_given)
+            patched.setattr(greeting, "STORE_GIVEN_WITHIN", 60.0)
+            patched.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
+            async with voice_client(state, user) as client:
+                said = [
+                    (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
+                    for _ in range(3)
+                ]
+    assert not said[0].startswith(BRIEFING_ZH), said  # cut off: not heard
+    assert said[1].startswith(BRIEFING_ZH), said  # the briefing it was spoken
+    assert "播报过了" in said[2], said
+
+
 def test_a_spoken_briefing_past_its_length_is_cut_between_words(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
