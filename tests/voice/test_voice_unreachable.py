@@ -22,6 +22,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
+from mcp_server import voice_answer
 from mcp_server.voice import build_voice_server
 from mcp_server.voice_answer import CALL_BUDGET
 from tests.briefing.harness import make_user
@@ -125,6 +126,23 @@ async def test_a_tencent_cloud_that_never_answers_is_said_as_such_within_the_voi
     """An endpoint behind a dead path (a firewall that drops, a proxy that hangs) accepts and
     never answers: the SDK waits 30 s for it, the call's budget ran out first and cluster_health
     said "系统这会儿响应太慢" as if this system were slow. Now Tencent Cloud is named, in time."""
+    answer = await _clusters_of_a_silent_tencent(deps)
+    assert answer == "腾讯云没有及时回应，看不到集群状况，请稍后再问。"
+
+
+async def test_a_budget_spent_before_tencent_cloud_is_asked_is_said_as_this_system_slow(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call's budget went on this system's own work before the clusters' read (who
+    speaks, a bridge's endpoint check): the read's wait had no time left, and Tencent Cloud,
+    never waited for, was named as the one that did not answer."""
+    monkeypatch.setattr(voice_answer, "CALL_BUDGET", voice_answer.SAY_MARGIN + 0.3)
+    answer = await _clusters_of_a_silent_tencent(deps)
+    assert answer == "系统这会儿响应太慢，我没等到结果，请稍后再问。"
+
+
+async def _clusters_of_a_silent_tencent(deps: WorkerDeps) -> str:
+    """What cluster_health says of a Tencent Cloud endpoint that accepts and never answers."""
     held: list[asyncio.StreamWriter] = []
 
     async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -150,8 +168,7 @@ async def test_a_tencent_cloud_that_never_answers_is_said_as_such_within_the_voi
     )
     try:
         async with voice_client(state, user) as voice:
-            answer = await asyncio.wait_for(say(voice, "cluster_health"), CALL_BUDGET + 2)
-        assert answer == "腾讯云没有及时回应，看不到集群状况，请稍后再问。"
+            return await asyncio.wait_for(say(voice, "cluster_health"), CALL_BUDGET + 2)
     finally:
         # The SDK's thread still waits on the socket: closed, it gives up at once.
         for writer in held:
