@@ -87,6 +87,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # briefing as a trial and leaves the day to the user's greeting; it spent the day
         # before: docs/deploy.md, the patches.
         self.hand_greeting_is_a_trial = workflow.patched("hand-greeting-keeps-the-day")
+        # A briefing prepared before yesterday was over (a regenerate the evening before) is
+        # dropped when its day's preparation fails: it was spoken as the whole day.
+        self.drops_early_when_failing = workflow.patched("early-briefing-dropped-on-failure")
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -135,6 +136,50 @@ async def test_a_briefing_regenerated_the_evening_before_is_prepared_again_at_fi
     assert status.prepared_at is not None and status.prepared_at >= day.prepare_at
     assert view.version == 2 and view.content.errors == 41  # the day's 40, the evening's 1
     assert "disk full on db-1" in view.report_markdown
+
+
+async def test_a_briefing_regenerated_the_evening_before_is_not_spoken_when_five_fails(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The evening's briefing, made from the half of yesterday that had passed, was kept when
+    the 05:00 preparation failed (the database away), and the morning's greeting spoke it as
+    the whole day: the evening's errors unsaid. Now the greeting tries the preparation again
+    and, that failing too, says why."""
+    await make_user(deps.db, "evan")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        logs = write_day_logs(tmp_path / "app.log", day)
+        source = {"type": "file", "path": str(logs)}
+        await stack.service.create("evan", config.model_dump(mode="json") | {"log_source": source})
+        handle = ts_env.client.get_workflow_handle("daily-briefing/evan")
+        first_run = (await handle.describe()).run_id
+        await stack.skip_to(day.logs_to - timedelta(hours=5))  # 19:00 the evening before
+        early = await stack.service.regenerate("evan")
+        async with deps.db.session() as session:
+            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
+            await session.commit()
+        try:
+            await stack.skip_to(day.prepare_at + timedelta(minutes=1))
+            failed = await eventually(lambda: _failed(stack.service, "evan"), "05:00 failed")
+            await stack.skip_to(day.window_start + timedelta(minutes=5))
+            heard = await stack.service.greet("evan", request_id="morning")
+        finally:
+            async with deps.db.session() as session:
+                await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
+                await session.commit()
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/evan", run_id=first_run),
+            "daily_briefing_regenerated_early_then_failed",
+        )
+    assert early.date == day.date and early.version == 1
+    assert failed.prepared is None, failed.prepared
+    assert heard.outcome is GreetOutcome.UNAVAILABLE, heard.text
+
+
+async def _failed(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.preparation_error is not None else None
 
 
 async def _prepared_again(service, user):  # type: ignore[no-untyped-def]
