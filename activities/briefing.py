@@ -159,6 +159,7 @@ class BriefingActivities:
                 report_markdown=report_md,
                 generated_by=written.generated_by,
                 prepared_at=datetime.now(UTC),
+                day_ended=day.logs_to,
             )
             await BroadcastRepository(session).mark_broadcast(broadcast_ids, day.date)
             await EventRepository(session).add(

@@ -66,14 +66,22 @@ class BriefingRepository(Repository):
         report_markdown: str,
         generated_by: str,
         prepared_at: datetime,
+        day_ended: datetime | None = None,
     ) -> Briefing:
-        """Store the prepared briefing of ``date``; preparing again replaces it (version + 1)."""
+        """Store the prepared briefing of ``date``; preparing again replaces it (version + 1).
+        ``day_ended``: the end of the day it reports (its midnight in its zone). A greeting or
+        push before it was of another day of that date (one in a zone ahead, before the
+        briefing moved to one behind): not this day's, which is not spent by it."""
         row = await self.get(user, date)
         if row is None:
             row = Briefing(user=user, date=date, version=1)
             self.session.add(row)
         else:
             row.version = (row.version or 0) + 1
+            if day_ended is not None and row.given_at is not None and row.given_at < day_ended:
+                row.given_at = row.given_via = None
+            if day_ended is not None and row.pushed_at is not None and row.pushed_at < day_ended:
+                row.pushed_at = None
         row.content = content
         row.report_markdown = report_markdown
         row.generated_by = generated_by

@@ -503,8 +503,15 @@ async def test_a_briefing_deleted_and_created_again_in_a_zone_behind_keeps_the_m
 
         await eventually(created, "created again")
         status = await eventually(lambda: _planned(service, "ned"), "the day planned")
-    assert status.day is not None
-    assert status.day.date == day.date
+        assert status.day is not None
+        assert status.day.date == day.date
+        # That morning in Los Angeles is spoken: its preparation read back the Shanghai day's
+        # greeting (the same date's row) and took the morning as spoken, "already given".
+        await stack.skip_to(status.day.window_start + timedelta(minutes=5))
+        there = await service.greet("ned", via="voice", request_id="la-morning", within=15)
+        view = await service.get_briefing("ned", day.date)
+    assert there.outcome is GreetOutcome.SPOKEN, there.text
+    assert view.given_at is not None and view.given_at > spoken.given_at  # type: ignore[operator]
 
 
 async def test_an_admin_greeting_a_name_nobody_has_is_told_so_not_that_no_briefing_is_set_up(
