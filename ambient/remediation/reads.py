@@ -99,8 +99,11 @@ class RemediationReads:
     async def _status(
         self, rid: str, description: WorkflowExecutionDescription | None = None
     ) -> RemediationStatus:
-        """The run's status; one closed without its own end (terminated, timed out) is aborted."""
-        handle = self.client.get_workflow_handle(rid)
+        """The run's status; one closed without its own end (terminated, timed out) is aborted.
+        With ``description``, of the run it describes (whose owner was checked), not whichever
+        run of ``rid`` is the latest by the time it is asked."""
+        run_id = description.run_id if description is not None else None
+        handle = self.client.get_workflow_handle(rid, run_id=run_id)
         status, silent = None, ""
         try:
             status = await no_answer.queried(

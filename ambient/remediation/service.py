@@ -315,16 +315,24 @@ class RemediationService(RemediationReads):
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(already_finished(rid, status.state))
         handle = _run_handle(self.client, rid, status.run_key)  # the run checked, not the latest
-        description = await handle.describe()
-        if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise await self._ended(rid, status)
-        # The request as checked, before it is sent: the run records the name its abort gives
-        # as the sender's only with this record's one-time token (a Web UI signal can give any).
-        async with self.db.writing() as session:
-            token = await record_asked(session, status.run_key, user, {"reason": reason}, "abort")
-        await handle.signal(
-            GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason, token=token)
-        )
+        try:
+            description = await handle.describe()
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                raise await self._ended(rid, status)
+            # The request as checked, before it is sent: the run records the name its abort
+            # gives as the sender's only with this record's one-time token (a Web UI signal can
+            # give any).
+            async with self.db.writing() as session:
+                token = await record_asked(
+                    session, status.run_key, user, {"reason": reason}, "abort"
+                )
+            await handle.signal(
+                GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason, token=token)
+            )
+        except RPCError as exc:
+            if no_answer.not_found(exc):  # the run checked ended in between
+                raise await self._ended(rid, status) from None
+            raise refused(rid, exc) from None
         return await self._status(rid, description)
 
     # --- alert rules and the nightly triage --------------------------------------------

@@ -19,6 +19,7 @@ from tests.remediation.support import (
 )
 from tests.support.admins import admin_headers
 from tests.support.servers import http_client, serve
+from tests.support.users import register
 from tests.support.waits import eventually
 
 
@@ -75,3 +76,28 @@ async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
                     assert "earlier run" in said, said
         view = await remediations.get(name, rid)
         assert (view.run_key, view.state, view.attempts) == (second, "waiting_approval", [])
+
+
+async def test_a_runs_status_is_read_of_the_run_whose_owner_was_checked_not_a_later_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Who may see or steer a run is read from the run `describe` answers; its status was then
+    queried of whichever run of the remediation was the latest by then: a run started in
+    between (the same workload's next alert, another owner's) was shown and steered."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("lea")
+    await register(deps.db, name)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        same_alert = alert(url, workload=name, settle_seconds=0)
+        rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
+        runs = RunKeys(remediations, name, rid)
+        first = await eventually(runs.waiting, "the first run waits for approval")
+        described = await dev_env.client.get_workflow_handle(rid).describe()
+        await remediations.abort(name, rid, "not now")
+        await eventually(lambda: runs.ended(first), "the first run ends")
+        await remediations.start(name, same_alert, mode="dry_run")
+        second = await eventually(runs.waiting, "the second run waits for approval")
+        # The look that checked the first run's owner, answered after the second started.
+        status = await remediations._status(rid, described)
+    assert second != first
+    assert status.run_key == first and status.state != "waiting_approval", status
