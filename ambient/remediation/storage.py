@@ -288,6 +288,10 @@ ANSWER = "approve"
 SENT, SPENT = "token_sha256", "token_spent"
 
 
+# The records of a user's requests read at a time, looking for the one a message names.
+PAGE = 200
+
+
 async def record_asked(
     session: AsyncSession, run_key: str, user: str, detail: dict[str, Any], asked: str = ANSWER
 ) -> str:
@@ -329,11 +333,18 @@ async def _sent_by_door(
     if not isinstance(token, str):
         return False
     sent = hash_token(token)
-    rows = await AuditRepository(session).list(
-        subject=entry.run_key, action=asked, actor=entry.actor
-    )
-    if not any({**row.detail, SENT: sent, **claim} == row.detail for row in rows):
-        return False
+    # Every record of the actor's requests in the run, a page at a time: a script retrying
+    # on timeouts may have sent hundreds (the first page alone left its newest unverified).
+    after: int | None = None
+    while True:
+        rows = await AuditRepository(session).list(
+            subject=entry.run_key, action=asked, actor=entry.actor, after=after, limit=PAGE
+        )
+        if any({**row.detail, SENT: sent, **claim} == row.detail for row in rows):
+            break
+        if len(rows) < PAGE:
+            return False
+        after = rows[-1].id
     # Two copies verified at once: one spends it.
     await take_turn(session, f"remediation-token/{sent}")
     spending = Keyed(run_key=entry.run_key, key=f"{asked}/{sent}")

@@ -9,9 +9,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import AbortInput
+from ambient.remediation.runs import AbortInput, AuditEntry
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import UNVERIFIED, record_asked
+from ambient.remediation.storage import PAGE, UNVERIFIED, answer_verified, record_asked
+from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.conftest import unique
@@ -194,3 +195,27 @@ async def test_a_signal_sent_by_hand_with_inputs_that_do_not_fit_is_dropped_and_
     assert failures == []
     # The abort that fitted is the one taken.
     assert status.outcome is not None and status.outcome.endswith(": second"), status.outcome
+
+
+async def test_an_answer_after_hundreds_of_requests_by_its_approver_is_still_verified(
+    db: Database,
+) -> None:
+    # Only the first 200 records of a user's requests in a run were read: from the 201st on
+    # (a script retrying on timeouts), a real approval was refused as sent in Temporal, not
+    # through ambient-ops, and audited as unverified.
+    run_key, user = "remediation/0123456789abcdef@run", "amy"
+    said = {"rung": 2, "approve": True, "reason": ""}
+    async with db.writing() as session:
+        for _ in range(PAGE):
+            await record_asked(session, run_key, user, said)
+        token = await record_asked(session, run_key, user, said)
+    entry = AuditEntry(
+        run_key=run_key,
+        key=f"{run_key}/2/approve",
+        actor=user,
+        action="approved",
+        detail={**said, "token": token},
+        asked="approve",
+    )
+    async with db.writing() as session:
+        assert await answer_verified(session, entry)
