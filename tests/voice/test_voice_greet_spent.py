@@ -6,7 +6,7 @@ cleaning puts in is in the briefing's language, which the user's may no longer b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -110,12 +110,9 @@ def test_the_top_error_said_in_the_briefing_keeps_its_count_whatever_its_stops(
     assert said.endswith(heard), said
 
 
-async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_greeting(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The workflow spoke the day to a greeting whose answer came back after the call's
-    budget (a loaded server, a slow network): "call me again" was heard, then "already given
-    at …" at the next greeting, and the day's briefing never."""
+def first_greet_answered_late() -> tuple[Callable[..., Awaitable[Any]], list[bool]]:
+    """``WorkflowHandle.execute_update`` whose first greeting is applied and answered a minute
+    late (its answer's way back outlasts the call), and the flag that empties once it was."""
     real = WorkflowHandle.execute_update
     slow = [True]
 
@@ -123,9 +120,19 @@ async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_gree
         result = await real(self, update, *a, **k)
         if slow and getattr(update, "__name__", "") == "greet":
             slow.clear()
-            await asyncio.sleep(60)  # applied; its answer's way back outlasts the call
+            await asyncio.sleep(60)
         return result
 
+    return execute_update, slow
+
+
+async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_greeting(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow spoke the day to a greeting whose answer came back after the call's
+    budget (a loaded server, a slow network): "call me again" was heard, then "already given
+    at …" at the next greeting, and the day's briefing never."""
+    execute_update, _ = first_greet_answered_late()
     async with prepared(dev_env, deps, "unheard", "zh") as (state, user):
         with monkeypatch.context() as patched:
             patched.setattr(WorkflowHandle, "execute_update", execute_update)
@@ -148,15 +155,9 @@ async def test_a_briefing_answered_too_late_is_kept_across_a_second_greeting_cut
     """The greeting after one answered too late was itself cut short (the worker still
     backed up: its query unanswered in time): the first greeting's request was taken and
     dropped, so the third heard "already given" and the day's briefing never."""
-    real_update, real_query = WorkflowHandle.execute_update, WorkflowHandle.query
-    slow_update, slow_query = [True], [True]
-
-    async def execute_update(self: WorkflowHandle[Any, Any], update: Any, *a: Any, **k: Any) -> Any:
-        result = await real_update(self, update, *a, **k)
-        if slow_update and getattr(update, "__name__", "") == "greet":
-            slow_update.clear()
-            await asyncio.sleep(60)  # applied; its answer's way back outlasts the call
-        return result
+    real_query = WorkflowHandle.query
+    execute_update, slow_update = first_greet_answered_late()
+    slow_query = [True]
 
     async def query(self: WorkflowHandle[Any, Any], *a: Any, **k: Any) -> Any:
         if not slow_update and slow_query:  # the second greeting's first query
