@@ -8,17 +8,20 @@ import asyncio
 
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import TaskState
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.record import save_history
-from tests.support.servers import HANG
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import (  # noqa: F401  (fixture)
+    monitor,
+    queue_of_its_own,
+    service,
+    tasks_of,
+)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from worker import build_worker
 
@@ -90,16 +93,9 @@ async def test_check_now_cut_by_a_worker_shutdown_is_made_by_the_next_worker_and
     # answered the outcome of the check before (the baseline), the change unsaid until the
     # next interval.
     state, base = gated
-    queue = unique("tq")
     deps = loopback_deps
-    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
-    tasks = TaskService(
-        dev_env.client,
-        deps.settings,
-        deps.db,
-        briefings=BriefingService(dev_env.client, deps.settings, deps.db),
-        baseline_wait=HANG,
-    )
+    queue = queue_of_its_own(deps)
+    tasks = tasks_of(dev_env.client, deps)
     page = f"{base}/a"
     state.pages["/a"] = article("All quiet.")
     first = build_worker(dev_env.client, deps, task_queue=queue)

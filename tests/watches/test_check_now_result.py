@@ -31,11 +31,15 @@ from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
-from tests.support.servers import HANG
 from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import (  # noqa: F401  (fixture)
+    monitor,
+    queue_of_its_own,
+    service,
+    tasks_of,
+)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 
 
@@ -281,17 +285,10 @@ async def test_a_worker_without_the_update_is_asked_by_the_signal(
         return Worker(*args, interceptors=[*interceptors, _OlderRelease()], **kwargs)
 
     monkeypatch.setattr(worker_module, "Worker", older_worker)
-    queue = unique("tq")
     deps = loopback_deps
-    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    queue = queue_of_its_own(deps)
     async with worker_module.build_worker(dev_env.client, deps, task_queue=queue):
-        tasks = TaskService(
-            dev_env.client,
-            deps.settings,
-            deps.db,
-            briefings=BriefingService(dev_env.client, deps.settings, deps.db),
-            baseline_wait=HANG,
-        )
+        tasks = tasks_of(dev_env.client, deps)
         value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
         watch = await tasks.create(
             USER, "threshold_watch", {"source": value, "threshold": 100}, unique("older")

@@ -75,20 +75,29 @@ async def service(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
 ) -> AsyncIterator[TaskService]:
-    queue = unique("tq")
-    loopback_deps.settings = loopback_deps.settings.model_copy(
-        update={"temporal_task_queue": queue}
-    )
+    queue = queue_of_its_own(loopback_deps)
     async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
-        yield TaskService(
-            dev_env.client,
-            loopback_deps.settings,
-            loopback_deps.db,
-            briefings=BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db),
-            # A create's wait for its first check: the product's 25 s went by on a loaded host,
-            # and the baseline the tests check came back empty.
-            baseline_wait=HANG,
-        )
+        yield tasks_of(dev_env.client, loopback_deps)
+
+
+def queue_of_its_own(deps: WorkerDeps) -> str:
+    """A task queue for this test's worker alone, set in ``deps``' settings."""
+    queue = unique("tq")
+    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    return queue
+
+
+def tasks_of(client: Client, deps: WorkerDeps) -> TaskService:
+    """The task service the tests drive, on ``deps``' settings and database."""
+    return TaskService(
+        client,
+        deps.settings,
+        deps.db,
+        briefings=BriefingService(client, deps.settings, deps.db),
+        # A create's wait for its first check: the product's 25 s went by on a loaded host,
+        # and the baseline the tests check came back empty.
+        baseline_wait=HANG,
+    )
 
 
 def monitor(base: str, *paths: str, minutes: int = 60) -> dict[str, Any]:
