@@ -17,12 +17,14 @@ import asyncio
 import ipaddress
 import re
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from ambient.refusals import N_, Refusal
@@ -246,6 +248,44 @@ class DestinationGuard:
             self._resolved.clear()
         self._resolved[(host, port)] = (now + RESOLVE_TTL, tuple(addresses))
         return addresses
+
+
+class GuardedConnections(httpcore.AsyncNetworkBackend):
+    """httpx's connections, each to an address the destination guard checked for the host
+    just before, not to one a second lookup finds (DNS rebinding). The request stays as
+    written: its URL and Host name the host, and TLS verifies the certificate for it."""
+
+    def __init__(self, guard: DestinationGuard) -> None:
+        self.guard = guard
+        self.backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self.guard.check_host(host, port)
+        except (RefusedDestinationError, DestinationLookupError) as exc:
+            raise httpcore.ConnectError(str(exc)) from None  # a connection that failed
+        return await self.backend.connect_tcp(
+            addresses[0], port, timeout, local_address, socket_options
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self.backend.sleep(seconds)
+
+
+def guarded_client(
+    guard: DestinationGuard, *, verify: ssl.SSLContext | bool = True, timeout: float = 30
+) -> httpx.AsyncClient:
+    """An httpx client whose every connection goes through ``guard`` (GuardedConnections)."""
+    connections = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
+    connections._pool._network_backend = GuardedConnections(guard)
+    return httpx.AsyncClient(timeout=timeout, trust_env=False, transport=connections)
 
 
 def url_host(url: str) -> str:

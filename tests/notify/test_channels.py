@@ -406,18 +406,18 @@ async def test_webhook_is_signed_and_failures_classified(
     state, base = endpoints
     # The answers are waited for as long as a hung server takes; only the unanswered post
     # runs out of a short timeout (a loaded machine can take over 1 s to answer a 500).
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=HANG)
+    channel = WebhookChannel(SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=HANG)
     provider = await channel.send("alice", REPORT, f"{base}/hook", idempotency_key="wf/7:webhook")
     assert provider == "req-1"
     assert state.received[0][1]["idempotency_key"] == "wf/7:webhook"
     with pytest.raises(PermanentNotifyError, match="401"):
-        await WebhookChannel(http, SECRETS, "wrong", LOOPBACK).send(
+        await WebhookChannel(SECRETS, "wrong", LOOPBACK).send(
             "alice", REPORT, f"{base}/hook", idempotency_key="k"
         )
     state.failures["webhook"] = ["500", "timeout"]
     with pytest.raises(TransientNotifyError, match="500"):
         await channel.send("alice", REPORT, f"{base}/hook", idempotency_key="k")
-    impatient = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=0.5)
+    impatient = WebhookChannel(SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=0.5)
     with pytest.raises(TransientNotifyError, match="timeout"):
         await impatient.send("alice", REPORT, f"{base}/hook", idempotency_key="k")
     assert state.failures["webhook"] == []
@@ -449,7 +449,7 @@ async def test_webhook_to_a_refused_address_is_permanent_and_never_sent(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    strict = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, DestinationGuard(), timeout=10)
+    strict = WebhookChannel(SECRETS, WEBHOOK_SECRET, DestinationGuard(), timeout=10)
     for url in (f"{base}/hook", "http://localhost:9/hook", "http://[::ffff:127.0.0.1]:9/hook"):
         with pytest.raises(PermanentNotifyError, match="loopback"):
             await strict.send("alice", REPORT, url, idempotency_key="k")
@@ -462,7 +462,7 @@ async def test_webhook_redirect_is_not_followed(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=10)
+    channel = WebhookChannel(SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=10)
     with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
         await channel.send("alice", REPORT, f"{base}/moved", idempotency_key="k")
     with pytest.raises(PermanentNotifyError, match="HTTP 302: the endpoint redirects"):
@@ -476,7 +476,7 @@ async def test_plain_http_webhook_goes_to_the_checked_address_with_the_given_hos
     state, base = endpoints
     port = base.rsplit(":", 1)[1]
     guard = DestinationGuard(["127.0.0.0/8", "::1/128"])
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, guard, timeout=10)
+    channel = WebhookChannel(SECRETS, WEBHOOK_SECRET, guard, timeout=10)
     await channel.send("alice", REPORT, f"http://localhost:{port}/hook", idempotency_key="k")
     assert state.webhook_hosts == [f"localhost:{port}"]
     assert (await guard.pin(f"http://localhost:{port}/hook")).url == f"{base}/hook"
@@ -487,7 +487,7 @@ async def test_a_secret_is_referenced_by_its_exact_name_only(
 ) -> None:
     state, base = endpoints
     secrets = SecretResolver({"hook": SecretStr(f"{base}/hook")})
-    channel = WebhookChannel(http, secrets, WEBHOOK_SECRET, LOOPBACK, timeout=10)
+    channel = WebhookChannel(secrets, WEBHOOK_SECRET, LOOPBACK, timeout=10)
     with pytest.raises(PermanentNotifyError, match="exact name"):
         await channel.send("alice", REPORT, "secret:hook?extra=1", idempotency_key="k")
     await channel.send("alice", REPORT, "secret:hook", idempotency_key="k")
@@ -666,7 +666,7 @@ async def test_a_webhook_whose_url_holds_chinese_is_delivered(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
-    channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK)
+    channel = WebhookChannel(SECRETS, WEBHOOK_SECRET, LOOPBACK)
     target = f"{base}/hook?team=运维"
     # The delivery key names the target, so it holds the Chinese too; HTTP headers are ASCII.
     key = f"wf/7:webhook:{target}"
@@ -676,9 +676,13 @@ async def test_a_webhook_whose_url_holds_chinese_is_delivered(
 
 @asynccontextmanager
 async def _answering(
-    host: str, answer: bytes, requests: list[bytes], port: int = 0
+    host: str,
+    answer: bytes,
+    requests: list[bytes],
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[int]:
-    """A bare HTTP server on ``host`` that notes each request line and sends ``answer``."""
+    """A bare HTTP(S) server on ``host`` that notes each request line and sends ``answer``."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         requests.append(await reader.readline())
@@ -686,7 +690,7 @@ async def _answering(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, host, port)
+    server = await asyncio.start_server(handle, host, port, ssl=tls)
     async with server:
         yield server.sockets[0].getsockname()[1]
 
@@ -698,8 +702,35 @@ class _Rebinding(DestinationGuard):
     def check_url_static(self, url: str) -> None:
         pass  # "localhost" stands for any name here: only its lookups decide
 
+    def _refuse_literal(self, host: str) -> None:
+        pass
+
     async def resolve(self, host: str, port: int) -> list[str]:
         return ["127.0.0.2"]
+
+
+@asynccontextmanager
+async def _checked_and_rebound(
+    checked: list[bytes], rebound: list[bytes], tls: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """One port answering 200 on 127.0.0.2 (the address _Rebinding's guard checks) and on
+    127.0.0.1 (the one a second lookup finds), each noting the request lines it is sent."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with AsyncExitStack() as servers:
+        # A port free on 127.0.0.2 may be another process's on 127.0.0.1 (parallel tests),
+        # and another is tried then.
+        for _ in range(50):
+            port = await servers.enter_async_context(_answering("127.0.0.2", ok, checked, tls=tls))
+            try:
+                await servers.enter_async_context(
+                    _answering("127.0.0.1", ok, rebound, port, tls=tls)
+                )
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                await servers.aclose()
+        yield port
 
 
 async def test_apprise_posts_to_the_address_the_guard_checked_not_to_a_second_lookup() -> None:
@@ -708,25 +739,40 @@ async def test_apprise_posts_to_the_address_the_guard_checked_not_to_a_second_lo
     # an internal API). The send goes to the address checked, with the name kept as Host.
     checked: list[bytes] = []
     rebound: list[bytes] = []
-    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    async with AsyncExitStack() as servers:
-        # One port on both addresses: a port free on 127.0.0.2 may be another process's on
-        # 127.0.0.1 (parallel tests), and another is tried then.
-        for _ in range(50):
-            port = await servers.enter_async_context(_answering("127.0.0.2", ok, checked))
-            try:
-                await servers.enter_async_context(_answering("127.0.0.1", ok, rebound, port))
-                break
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                await servers.aclose()
+    async with _checked_and_rebound(checked, rebound) as port:
         url = f"json://localhost:{port}/notify"
         await AppriseChannel(SECRETS, _Rebinding(["127.0.0.2/32"])).send(
             "alice", REPORT, url, idempotency_key="k"
         )
     assert rebound == []
     assert len(checked) == 1 and checked[0].startswith(b"POST /notify ")
+
+
+async def test_an_https_webhook_posts_to_the_address_the_guard_checked_not_to_a_second_lookup(
+    tmp_path: Path,
+) -> None:
+    # DNS rebinding over HTTPS: the name passed the guard with an allowed address, and the
+    # connection, looking it up again, went wherever it named then: a TCP connect and a TLS
+    # handshake at an internal address, whose port's state the delivery error told. The
+    # connection goes to the address checked; the name stays for Host and TLS.
+    cert, key = certificate("localhost", tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    checked: list[bytes] = []
+    rebound: list[bytes] = []
+    async with _checked_and_rebound(checked, rebound, server_tls) as port:
+        guard = _Rebinding(["127.0.0.2/32"])
+        channel = WebhookChannel(SECRETS, WEBHOOK_SECRET, guard, timeout=10, verify=trusting)
+        try:
+            for _ in range(2):  # the second on the connection kept, or a new one: both checked
+                await channel.send(
+                    "alice", REPORT, f"https://localhost:{port}/hook", idempotency_key="k"
+                )
+        finally:
+            await channel.aclose()
+    assert rebound == []
+    assert len(checked) == 2 and all(line.startswith(b"POST /hook ") for line in checked)
 
 
 async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None:

@@ -21,7 +21,7 @@ from ambient.clients.notify.webhook import WebhookChannel
 from ambient.domain.deliver_later import retry_after_seconds, smtp_asked_delay
 from ambient.domain.notify import Message
 from tests.notify.standins import Mailbox
-from tests.support.servers import http_client, serve
+from tests.support.servers import serve
 
 MESSAGE = Message(title="Disk 91%", body="node-3")
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -103,13 +103,11 @@ async def test_a_webhook_answer_is_later_transient_or_final(
     async def hook(request: Request) -> Response:
         return Response("answer", status_code=status, headers=headers)
 
-    async with (
-        serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base,
-        http_client() as http,
-    ):
-        channel = WebhookChannel(http, SecretResolver({}), None, DestinationGuard(["127.0.0.1/32"]))
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        channel = WebhookChannel(SecretResolver({}), None, DestinationGuard(["127.0.0.1/32"]))
         with pytest.raises(raised) as answered:
             await channel.send("alice", MESSAGE, f"{base}/hook", idempotency_key="k")
+        await channel.aclose()
     assert type(answered.value) is raised
     asked = getattr(answered.value, "retry_after", None)
     if retry_after == "a date":

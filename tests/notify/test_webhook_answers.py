@@ -91,9 +91,9 @@ async def test_a_webhook_answering_at_length_is_taken_without_reading_the_rest()
     # deadline cut it, gigabytes on loopback, then posted again as a failed send): the message
     # was taken, and the rest of the answer is left unread.
     receiver = Receiver()
-    async with serve(receiver.app()) as base, http_client() as http:
+    async with serve(receiver.app()) as base:
         guard = DestinationGuard(["127.0.0.1/32"])
-        channel = WebhookChannel(http, SecretResolver({}), None, guard, timeout=60)
+        channel = WebhookChannel(SecretResolver({}), None, guard, timeout=60)
         message = Message(title="Disk 91%", body="node-3")
         await channel.send("alice", message, f"{base}/long", idempotency_key="k")
         # What the receiver had written when the send ended (it writes on into a connection

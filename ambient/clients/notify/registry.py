@@ -42,7 +42,7 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
             DingTalkChannel(
                 http, secrets, settings.dingtalk_base_url, limiter=SharedRateLimiter(db)
             ),
-            WebhookChannel(http, secrets, _secret(settings.webhook_signing_secret), guard),
+            WebhookChannel(secrets, _secret(settings.webhook_signing_secret), guard),
             AppriseChannel(secrets, guard, limiter=SharedRateLimiter(db)),
             SmsChannel(_secret(settings.sms_apprise_url), secrets),
         ],

@@ -9,15 +9,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
 
-from ambient.clients.guard import DestinationGuard
+from ambient.clients.guard import DestinationGuard, guarded_client
 from ambient.clients.notify.http_errors import checked_destination, post_json
 from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.tls import ca_context
 from ambient.domain.notify import Message
 from ambient.render import markdown_plain
 
@@ -31,19 +33,29 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 @dataclass(repr=False)  # the signing secret stays out of logs and tracebacks
 class WebhookChannel:
+    """Posts to the user's URL; every connection to the address the guard checked for its
+    host (HTTPS too: the name stays in the URL for Host and TLS), never a second lookup's."""
+
     name = "webhook"
 
-    http: httpx.AsyncClient
     secrets: SecretResolver
     signing_secret: str | None
     guard: DestinationGuard
     timeout: float = 15.0
+    verify: ssl.SSLContext = field(default_factory=ca_context)
+    http: httpx.AsyncClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = guarded_client(self.guard, verify=self.verify)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     async def send(
         self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
     ) -> str | None:
         url = self.secrets.resolve(target)
-        pinned = await checked_destination(self.guard, url)
+        await checked_destination(self.guard, url)  # refused for good, before any send
         sent = {
             "user": user,
             "kind": message.kind,
@@ -65,11 +77,10 @@ class WebhookChannel:
         }
         if self.signing_secret:
             headers["X-Ambient-Signature"] = signature(self.signing_secret, timestamp, body)
-        headers |= pinned.headers
         # Its 2xx says the message was taken: the answer's body is not read (nor waited for).
         response = await post_json(
             self.http,
-            pinned.url,
+            url,
             None,
             headers=headers,
             content=body,
