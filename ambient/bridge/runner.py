@@ -27,14 +27,15 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urljoin
 
 import websockets
 from mcp.server.mcpserver import MCPServer
 from sqlalchemy import ColumnElement, or_, select, update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
-from websockets.uri import parse_uri
+from websockets.uri import WebSocketURI, parse_uri
 
 from ambient import __version__
 from ambient.bridge import endpoints
@@ -74,15 +75,23 @@ USER_AGENT = f"ambient-ops/{__version__} {WEBSOCKETS_AGENT}"
 class _SameOrigin(connect):
     """``connect`` following a redirect only within the same scheme, host and port."""
 
-    # The guard checked the host the endpoint names, not wherever a 3xx points. websockets
-    # follows a wss:// redirect to any host (a pinned ws:// dial it already keeps in place).
+    # The guard checked the host the endpoint names, not wherever a 3xx points: another
+    # origin's redirect is the dial's failure, shown as its status (websockets would refuse it
+    # in words of its own: "with an explicit host", the pinned address).
     def process_redirect(self, exc: Exception) -> Exception | str:
-        followed = super().process_redirect(exc)
-        if isinstance(followed, str):
-            to, here = parse_uri(followed), self.ws_uri
-            if (to.secure, to.host, to.port) != (here.secure, here.host, here.port):
+        if isinstance(exc, InvalidStatus) and (moved := exc.response.headers.get("Location")):
+            to, here = parse_uri_or_none(urljoin(self.uri, moved)), self.ws_uri
+            if to is None or (to.secure, to.host, to.port) != (here.secure, here.host, here.port):
                 return exc
-        return followed
+        return super().process_redirect(exc)
+
+
+def parse_uri_or_none(uri: str) -> WebSocketURI | None:
+    """``uri`` parsed as a WebSocket URI, or None when it is not one."""
+    try:
+        return parse_uri(uri)
+    except InvalidURI:
+        return None
 
 
 @dataclass(frozen=True)
@@ -342,15 +351,15 @@ class BridgeRunner:
         return row.user, url, row.verbatim, language == Language.EN
 
     async def _dial(self, url: str) -> ClientConnection:
-        """Refuse a destination the guard refuses; dial plain ws:// at the checked addresses,
-        each in turn until one answers.
+        """Refuse a destination the guard refuses; dial the checked addresses, each in turn
+        until one answers.
 
         Resolving again at connect time would let a name flip to a refused address (DNS
-        rebinding); wss:// keeps the name, as TLS verifies the certificate for it (and asyncio
-        tries each of its addresses).
+        rebinding). The URL keeps the name: the Host names it, and wss:// verifies the
+        certificate for it (websockets takes TLS's name from the URL, not from ``host``).
         """
         addresses = await self.guard.check_url(http_form(url))
-        pins = [{"host": a} for a in addresses] if url.lower().startswith("ws://") else [{}]
+        pins = [{"host": a} for a in addresses]
         for pin in pins[:-1]:
             with suppress(OSError):  # refused, unreachable or timed out: the next address
                 return await self._connect(url, pin)

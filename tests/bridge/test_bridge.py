@@ -47,6 +47,7 @@ from ambient.settings import Settings
 from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder, open_state
+from bench.certs import certificate
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import (
@@ -1050,7 +1051,11 @@ def _tls_for(tmp: Path, *addresses: str) -> tuple[Path, ssl.SSLContext]:
 
 @asynccontextmanager
 async def _tls_answering(
-    host: str, tls: ssl.SSLContext, answer: Callable[[], bytes], requests: list[bytes]
+    host: str,
+    tls: ssl.SSLContext,
+    answer: Callable[[], bytes],
+    requests: list[bytes],
+    port: int = 0,
 ) -> AsyncIterator[int]:
     """A bare HTTPS server on ``host`` that notes each request line and sends ``answer()``."""
 
@@ -1061,9 +1066,59 @@ async def _tls_answering(
             await writer.drain()
             writer.close()
 
-    server = await asyncio.start_server(handle, host, 0, ssl=tls)
+    server = await asyncio.start_server(handle, host, port, ssl=tls)
     async with server:
         yield server.sockets[0].getsockname()[1]
+
+
+class _Rebinding(DestinationGuard):
+    """DNS that answers the guard's lookup of a name with 127.0.0.2 (allowed), while the
+    system's resolver, asked again at connect time, answers 127.0.0.1 (refused here)."""
+
+    def _refuse_literal(self, host: str) -> None:
+        pass  # "localhost" stands for any name here: only its lookups decide
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return ["127.0.0.2"]
+
+
+async def test_a_wss_endpoint_is_dialed_at_the_address_the_guard_checked_not_a_second_lookup(
+    state: AppState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DNS rebinding over wss://: the 接入点's name passed the guard with an allowed address,
+    # and the dial, looking the name up again, went wherever it named then (a TCP connect and
+    # a TLS handshake at an internal address; its port's state told by the error shown). The
+    # dial goes to the address checked, the name kept for TLS and the Host.
+    cert, key = certificate("localhost", tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the runner trusts the test certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    checked: list[bytes] = []
+    rebound: list[bytes] = []
+    missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with contextlib.AsyncExitStack() as servers:
+        # One port on both addresses (a port free on 127.0.0.2 may be taken on 127.0.0.1).
+        for _ in range(50):
+            port = await servers.enter_async_context(
+                _tls_answering("127.0.0.2", tls, lambda: missing, checked)
+            )
+            try:
+                await servers.enter_async_context(
+                    _tls_answering("127.0.0.1", tls, lambda: missing, rebound, port)
+                )
+                break
+            except OSError:
+                await servers.aclose()
+        token = unique("jwt")
+        await register(state, unique("reb"), f"wss://localhost:{port}/mcp/?token={token}")
+        runner = runner_for(state, "r1")
+        runner.guard = _Rebinding(["127.0.0.2/32"])
+        await runner.scan()
+        row = await within(HANG, _first_failure_shown(state))
+        await runner.stop()
+    assert "404" in (row.last_error or ""), row.last_error
+    assert rebound == []
+    assert [line.split(b" ")[1] for line in checked] == [f"/mcp/?token={token}".encode()]
 
 
 async def test_a_wss_address_of_a_plain_broker_says_to_dial_ws(state: AppState) -> None:
