@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from ambient.clients.guard import DestinationGuard
-from ambient.clients.notify.apprise import AppriseChannel
+from ambient.clients.notify.apprise import AppriseChannel, robot_of
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
@@ -55,6 +55,7 @@ class Robots:
         return Starlette(
             routes=[
                 Route("/open-apis/bot/v2/hook/{token}/", self.feishu, methods=["POST"]),
+                Route("/open-apis/bot/v2/hook/{token}", self.feishu, methods=["POST"]),  # Lark's
                 Route("/robot/send", self.dingtalk, methods=["POST"]),
                 Route("/cgi-bin/webhook/send", self.wecom, methods=["POST"]),
                 Route("/answer/{status:int}", self.answer, methods=["POST"]),
@@ -187,6 +188,43 @@ async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_fail
     # Its secret is where Apprise takes it, not a #SEC... this path has none of.
     assert "the secret in the URL dingtalk://{secret}@{token}/" in str(refused.value)
     assert "#SEC" not in str(refused.value)
+
+
+class _VendorHosts(DestinationGuard):
+    """The vendors' hosts a robot's own https URL names, found at the stand-ins' loopback
+    (this machine has no DNS for them)."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+
+async def test_a_robot_written_as_its_vendor_https_url_is_answered_as_that_robot(
+    robots: Robots, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Apprise reads WeCom's and Lark's own webhook URLs as their robots, and reads only the
+    # status of their answer (HTTP 200, refusal or not): a refusal in the body was recorded
+    # as sent, and a burst to the WeCom robot skipped the limit its other forms keep.
+    from apprise.plugins.lark import NotifyLark
+
+    monkeypatch.setattr(NotifyLark, "notify_url", robots.base + "/open-apis/bot/v2/hook/")
+    channel = AppriseChannel(SecretResolver({}), _VendorHosts(["127.0.0.1/32"]))
+    wecom = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key="
+    lark = "https://open.larksuite.com/open-apis/bot/v2/hook/"
+    with pytest.raises(PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"):
+        await channel.send("alice", MESSAGE, wecom + "wrong-key", idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match=r"lark.*19001.*access token invalid"):
+        await channel.send("alice", MESSAGE, lark + "wrong-token", idempotency_key="k")
+    robots.throttle = True
+    with pytest.raises(DeferredNotifyError, match="45009") as held:
+        await channel.send("alice", MESSAGE, wecom + WECOM_KEY, idempotency_key="k")
+    assert held.value.retry_after == 60
+    robots.throttle = False
+    await channel.send("alice", MESSAGE, wecom + WECOM_KEY, idempotency_key="k")
+    await channel.send("alice", MESSAGE, lark + FEISHU_TOKEN, idempotency_key="k")
+    assert [name for name, _ in robots.received] == ["wecom", "feishu"]
+    # One robot however it is written: its https URL keeps the window of wecombot://KEY.
+    assert robot_of(wecom + WECOM_KEY) == robot_of(f"wecombot://{WECOM_KEY}") == WECOM_KEY
+    assert robot_of("https://hooks.example.com/x?key=" + WECOM_KEY) is None
 
 
 async def test_a_feishu_delivery_refused_by_the_robot_is_listed_failed_not_sent(

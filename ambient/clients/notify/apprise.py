@@ -358,7 +358,7 @@ async def notify_apprise(
         _CONNECTIONS.reset(held)
     if pins is not None and pins.refused:  # a host a service's answer named, refused
         raise PermanentNotifyError(f"the Apprise service led to a {pins.refused[0]}")
-    scheme = url.partition("://")[0].lower()
+    scheme = robot_scheme(url, next(iter(sender)))
     if (refused := robot_refusal(scheme, answers.read, update)) is not None:
         raise refused
     if not ok:
@@ -413,13 +413,30 @@ class AppriseChannel:
         return None
 
 
+def robot_scheme(url: str, plugin: Any) -> str:
+    """The scheme of the service Apprise reads ``url`` as (its ``plugin``): a vendor's own
+    https robot URL is its robot's (WeCom's webhook URL is wecombot, Lark's lark), as a send
+    of it is answered; else the URL's scheme."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("http", "https") or plugin is None:
+        return scheme
+    protocols = plugin.secure_protocol
+    for protocol in (protocols,) if isinstance(protocols, str) else protocols:
+        if protocol in ROBOT_ANSWERS:
+            return str(protocol)
+    return scheme
+
+
 def robot_of(url: str) -> str | None:
     """The key of the chat robot an Apprise URL posts to (``dingtalk://``'s token,
-    ``wecombot://``'s key), as the dingtalk and wecom channels name it; None for any other."""
-    scheme = url.partition("://")[0].lower()
-    if scheme not in ("dingtalk", "wecombot"):
+    ``wecombot://``'s key, either robot's https URL), as the dingtalk and wecom channels name
+    it; None for any other."""
+    if url.partition("://")[0].lower() not in ("dingtalk", "wecombot", "http", "https"):
         return None
     plugin = apprise_plugin(url)
+    scheme = robot_scheme(url, plugin)
+    if scheme not in ("dingtalk", "wecombot"):
+        return None
     key = getattr(plugin, "token" if scheme == "dingtalk" else "key", None)
     return key if isinstance(key, str) and key else None
 
