@@ -188,7 +188,7 @@ def _apprise_problem(value: str) -> Refusal | None:
     if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
         return Refusal("not a valid Apprise URL (scheme://...; see the Apprise URL docs)")
     if scheme in ("http", "https"):
-        return _url_problem(value)
+        return _url_problem(value) or _native(value)
     if scheme in APPRISE_LOCAL:
         return Refusal(
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
@@ -214,6 +214,19 @@ def _apprise_problem(value: str) -> Refusal | None:
             scheme=scheme,
         )
     return _unread(scheme, value)
+
+
+def _native(value: str) -> Refusal | None:
+    """An http(s) Apprise URL is one of a service Apprise knows by its own address (Slack's,
+    Discord's, WeCom's webhook URLs): any other was saved, and every send of it refused."""
+    if apprise_plugin(value) is None:
+        return Refusal(
+            "Apprise does not read this URL as a service it knows (it reads some vendors' "
+            "own webhook URLs, Slack's, Discord's or WeCom's; not Feishu's, DingTalk's or "
+            "Telegram's): write it in the service's Apprise form (feishu://TOKEN, "
+            "dingtalk://TOKEN, ...), or use a webhook target for a plain HTTP endpoint"
+        )
+    return _unread("https", value)
 
 
 def _unicode_host(value: str) -> Refusal | None:

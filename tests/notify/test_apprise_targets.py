@@ -44,6 +44,27 @@ async def test_an_apprise_url_apprise_cannot_read_is_refused_when_saved(
     assert (await api.get("/users/me/push")).json()["channels"][0]["target"] == TELEGRAM
 
 
+def test_an_https_apprise_url_of_no_service_apprise_knows_is_refused_when_saved() -> None:
+    # Feishu's, DingTalk's and Telegram's own webhook URLs (and any other https URL) are not
+    # read by Apprise: saved, each failed every send for good ("not a valid Apprise URL").
+    for url in (
+        "https://open.feishu.cn/open-apis/bot/v2/hook/0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b1",
+        "https://oapi.dingtalk.com/robot/send?access_token=" + "a" * 64,
+        "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/",
+        "https://hooks.example.com/notify",
+    ):
+        problem = str(target_problem(Target(type="apprise", target=url)))
+        assert "Apprise does not read this URL" in problem and "feishu://" in problem, url
+    # Those it reads as their services are kept: Slack's, Discord's, WeCom's, ntfy's.
+    for url in (
+        "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+        "https://discord.com/api/webhooks/4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js",
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0f8e2a6c-3b1d",
+        "https://ntfy.sh/ops-alerts",
+    ):
+        assert target_problem(Target(type="apprise", target=url)) is None, url
+
+
 def test_an_apprise_url_refused_is_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
     # Apprise logs a user's typo at ERROR ("Unparseable Telegram URL"), which reads as the
     # server's own failure: the refusal says it, the log keeps it at DEBUG at most.
