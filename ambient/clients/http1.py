@@ -44,6 +44,9 @@ from ambient.clients.tls import ca_context
 IDLE_SECONDS = 120.0
 MAX_IDLE_PER_KEY = 16
 MAX_IDLE = 4096
+# At most this long for a connection (TCP and TLS) to an address before the next is tried: a
+# name's first address dropping the connect's packets took the whole time limit, every check.
+ADDRESS_WAIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -146,17 +149,23 @@ class PageClient:
         tls: dict[str, Any] = (
             {"ssl": self._ssl, "server_hostname": name} if scheme == "https" else {}
         )
-        for address in addresses:
+        for address in addresses[:-1]:
             try:
-                reader, writer = await asyncio.open_connection(address, port, **tls)
-            except ssl.SSLError:
+                async with asyncio.timeout(ADDRESS_WAIT):
+                    reader, writer = await asyncio.open_connection(address, port, **tls)
+            except ssl.SSLCertVerificationError:
                 raise  # the certificate is wrong for every address alike
-            except OSError as exc:
+            except OSError as exc:  # refused, unreachable, timed out, a handshake cut
                 failure = exc
                 continue
             self.opened += 1
             return _Connection(reader, writer)
-        raise failure
+        if not addresses:
+            raise failure
+        # The last address has what is left of the time limit.
+        reader, writer = await asyncio.open_connection(addresses[-1], port, **tls)
+        self.opened += 1
+        return _Connection(reader, writer)
 
     def _take(self, key: Key) -> _Connection | None:
         now = time.monotonic()

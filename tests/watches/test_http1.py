@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
 import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -317,6 +318,44 @@ def threaded(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def jammed(host: str, port: int) -> Iterator[None]:
+    """A listener on ``host``:``port`` whose queue is full: a connect's packets are dropped, as
+    at a dead node of a name's several addresses."""
+    listener = socket.socket()
+    listener.bind((host, port))
+    listener.listen(0)
+    waiting = [socket.socket() for _ in range(3)]
+    try:
+        for queued in waiting:
+            queued.setblocking(False)
+            with suppress(BlockingIOError):
+                queued.connect((host, port))
+        yield
+    finally:
+        for queued in waiting:
+            queued.close()
+        listener.close()
+
+
+async def test_a_first_address_that_never_connects_gives_way_to_the_next() -> None:
+    # A name with several addresses, the first a node dropping the connect's packets: its
+    # connect took the whole time limit, and every check of the page failed "timed out".
+    client = PageClient()
+    async with scripted(Scripted(ok(b"hello"))) as (server, port):
+        with jammed("127.0.0.2", port):
+            answer = await client.get(
+                f"http://example.test:{port}/",
+                {"User-Agent": "test"},
+                addresses=["127.0.0.2", "127.0.0.1"],
+                time_limit=http1.ADDRESS_WAIT * 4,
+                max_bytes=CAP,
+            )
+    await client.aclose()
+    assert (answer.status, answer.body) == (200, b"hello")
+    assert server.connections == 1
 
 
 async def test_a_connection_the_server_closed_while_idle_is_replaced_once() -> None:
