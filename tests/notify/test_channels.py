@@ -388,6 +388,25 @@ async def test_dingtalk_long_briefing_is_cut_with_a_note_under_the_robot_limit(
     assert sent["at"] == {"atMobiles": ["13900002222"], "isAtAll": False}
 
 
+async def test_dingtalk_cuts_a_body_json_writes_long_to_what_fits_and_a_long_title(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # JSON writes a quote or a line break in two bytes: a body of quotes (a log's JSON) was
+    # cut whole, counted as raw bytes; a title of 8,000 characters was never cut, and the
+    # robot refused the message for good (460101).
+    state, base = endpoints
+    channel = DingTalkChannel(http, SECRETS, base)
+    quotes = REPORT.model_copy(update={"body": '"' * 30000, "link": None})
+    await channel.send("alice", quotes, "secret:ding", idempotency_key="k")
+    titled = REPORT.model_copy(update={"title": "标题" * 4000, "body": "短", "link": None})
+    await channel.send("alice", titled, "secret:ding", idempotency_key="k")
+    (_, cut), (_, short) = state.received
+    kept = cut["markdown"]["text"].count('"')
+    assert 9000 < kept < 10000 and "已截断" in cut["markdown"]["text"], kept
+    assert len(short["markdown"]["title"]) == 200 and short["markdown"]["title"].endswith("…")
+    assert short["markdown"]["text"].endswith("\n\n短")
+
+
 async def test_dingtalk_limiter_refuses_past_twenty_a_minute(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote_plus
 
@@ -27,8 +28,32 @@ from ambient.clients.notify.robots import (
 from ambient.domain.notify import ROBOT_KEYS, Message
 
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
+TITLE_LIMIT = 200  # characters of a title kept (a notice's line; the body says the rest)
 CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for DingTalk)"
 OPEN = "查看详情 / Open"  # the message's link, as a button or in its text
+
+
+def request_size(payload: dict[str, object]) -> int:
+    """The bytes of ``payload``'s request body, as httpx encodes it (compact, UTF-8)."""
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def fitted(payload_with: Callable[[str], dict[str, object]], body: str) -> dict[str, object]:
+    """The payload of ``body``, or of as much of it as fits REQUEST_LIMIT, cut at a line's
+    end, with CUT_NOTE. Measured as sent: JSON writes a quote or a line break in two bytes
+    (a body of quotes was cut whole when counted as raw bytes)."""
+    payload = payload_with(body)
+    if request_size(payload) <= REQUEST_LIMIT:
+        return payload
+    fits, over = 0, len(body)  # the longest start of the body that fits, the shortest not
+    while over - fits > 1:
+        middle = (fits + over) // 2
+        if request_size(payload_with(body[:middle] + CUT_NOTE)) <= REQUEST_LIMIT:
+            fits = middle
+        else:
+            over = middle
+    kept = body[:fits]
+    return payload_with((kept.rpartition("\n")[0] or kept) + CUT_NOTE)
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -61,18 +86,16 @@ class DingTalkChannel(RobotChannel):
         def payload_with(body: str) -> dict[str, object]:
             text = body + (f"\n\n[{OPEN}]({link})" if link else "")
             text += "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
-            card = {"title": message.title, "text": f"{heading(message.title)}\n\n{text}"}
+            title = message.title  # said twice: the notice's line and the heading
+            if len(title) > TITLE_LIMIT:
+                title = title[: TITLE_LIMIT - 1] + "…"
+            card = {"title": title, "text": f"{heading(title)}\n\n{text}"}
             if button:
                 card |= {"singleTitle": OPEN, "singleURL": button}
             kind = "actionCard" if button else "markdown"
             return {"msgtype": kind, kind: card, "at": {"atMobiles": mobiles, "isAtAll": at_all}}
 
-        payload = payload_with(message.body)
-        over = len(json.dumps(payload, ensure_ascii=False).encode()) - REQUEST_LIMIT
-        if over > 0:  # cut the body: the JSON shrinks by at least the bytes cut from it
-            keep = len(message.body.encode()) - over - 2 * len(CUT_NOTE.encode())
-            kept = message.body.encode()[: max(keep, 0)].decode(errors="ignore")
-            payload = payload_with((kept.rpartition("\n")[0] or kept) + CUT_NOTE)
+        payload = fitted(payload_with, message.body)
         url = self.endpoint(token)
         if secret:
             timestamp = int(time.time() * 1000)
