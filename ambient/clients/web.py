@@ -416,6 +416,11 @@ class WebFetcher:
 # (HTML's "shared declarative refresh steps": seconds, then ";" or ",", then "url=" and the URL,
 # quoted or not).
 META_REFRESH = re.compile(rb"<meta\b[^>]*\bhttp-equiv\s*=\s*[\"']?refresh\b[^>]*>", re.I)
+# What a browser running scripts does not read as tags: comments, and the insides of script,
+# style, template and noscript (each to its end, or the head's end: no search backtracks).
+UNREAD = re.compile(
+    rb"<!--.*?(?:-->|\Z)|<(script|noscript|template|style)\b.*?(?:</\1\s*>|\Z)", re.I | re.S
+)
 CONTENT = re.compile(rb"\bcontent\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.I)
 REFRESH = re.compile(
     r"\s*(\d+)(?:\.\d*)?\s*[;,]?\s*(?:url\s*=\s*)?([\"']?)(.*?)\2\s*$", re.I | re.S
@@ -432,7 +437,7 @@ def refreshed_to(url: str, answer: Answer) -> str | None:
     kind = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind not in ("", "text/html", "application/xhtml+xml"):
         return None
-    tag = META_REFRESH.search(answer.body[:REFRESH_HEAD])
+    tag = META_REFRESH.search(UNREAD.sub(b" ", answer.body[:REFRESH_HEAD]))
     content = CONTENT.search(tag[0]) if tag else None
     if content is None:
         return None

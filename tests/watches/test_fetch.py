@@ -114,6 +114,15 @@ async def test_a_meta_refresh_stub_is_followed_as_a_browser_follows_it(
     assert (await fetcher.fetch(f"{base}/live")).url == f"{base}/live"
     state.pages["/loop"] = stub.replace("/cn/index.html", "/loop")
     assert (await fetcher.fetch(f"{base}/loop")).url == f"{base}/loop"
+    # A refresh a browser does not read as a tag: commented out, or for readers without
+    # scripts (<noscript>, "enable JavaScript"): the page is the page, not where it points.
+    for hidden in (
+        "<!-- <meta http-equiv='refresh' content='0;url=/cn/index.html'> -->",
+        "<noscript><meta http-equiv='refresh' content='0;url=/cn/index.html'></noscript>",
+        '<script>w(\'<meta http-equiv="refresh" content="0;url=/cn/index.html">\')</script>',
+    ):
+        state.pages["/here"] = article("本页内容").replace("<head>", "<head>" + hidden)
+        assert (await fetcher.fetch(f"{base}/here")).url == f"{base}/here", hidden
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer tok-123"])
