@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, field_validator
@@ -280,6 +281,8 @@ class ClsWrites(CloudCreates):
                 logset_id = await writes.logset_of_topic(
                     self.tencent, spec.topic_id, region=spec.region
                 )
+                # The notice's look is its create's own too (as the policy's is).
+                noticed = [] if looked[0] else [await self._same_notice(spec, spec.notice_name)]
             if spec.logset_id not in (None, "", logset_id):
                 raise CloudOpsInputError(
                     "logset_id",
@@ -296,6 +299,12 @@ class ClsWrites(CloudCreates):
         notice_ids = list(spec.notice_ids)
         if spec.notice_name and not exists:
             notice_name = spec.notice_name
+
+            async def find_notice() -> str | None:
+                if noticed:
+                    return noticed.pop()
+                return await writes.find_alarm_notice(self.tencent, notice_name, region=spec.region)
+
             made: dict[str, Any] = {}
 
             def stopped() -> list[Row]:
@@ -311,7 +320,7 @@ class ClsWrites(CloudCreates):
                 f"cls:notice:{notice_name}",
                 mode,
                 spec.notice_request(notice_name),
-                lambda: writes.find_alarm_notice(self.tencent, notice_name, region=spec.region),
+                find_notice,
                 made,
                 stopped,
             )
@@ -323,6 +332,29 @@ class ClsWrites(CloudCreates):
             await self._create(actor, "create_cls_alarm", subject, mode, request, find_policy)
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
+
+    async def _same_notice(self, spec: AlarmSpec, name: str | None) -> str | None:
+        """The id of the notice of ``name``, if there is one: taken only if it sends where
+        this asks (the alarm went to its old webhook or people, the ones asked for never
+        told)."""
+        if name is None:
+            return None
+        notice = await writes.alarm_notice_named(self.tencent, name, region=spec.region)
+        if notice is None:
+            return None
+        urls, uids = writes.notice_destinations(notice)
+        wanted = ({spec.notice_webhook} if spec.notice_webhook else set(), set(spec.notice_uids))
+        if (urls, uids) != wanted:
+            hosts = sorted(urlsplit(url).netloc or "?" for url in urls)  # a path may be a key
+            sends = ", ".join([*(f"a webhook at {h}" for h in hosts), *map(str, sorted(uids))])
+            raise CloudOpsInputError(
+                "notice_name",
+                f"a notice named {name!r} exists ({notice['AlarmNoticeId']}) and sends to "
+                f"{sends or 'no one'}, not to what this asks: to alarm through it as it is, "
+                f"give notice_ids=[{notice['AlarmNoticeId']!r}] without notice_name; else "
+                "choose another notice_name",
+            )
+        return str(notice["AlarmNoticeId"])
 
     async def create_scheduled_sql(
         self, actor: str, spec: ScheduledSqlSpec, mode: Mode = "dry_run"

@@ -762,6 +762,45 @@ async def test_cw16_an_alarm_policy_that_exists_leaves_no_new_notice_behind(
         assert [s["request"]["action"] for s in answer["steps"]] == ["CreateAlarm"]
 
 
+async def test_a_notice_of_that_name_sending_elsewhere_is_not_taken_for_the_one_asked_for(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # notice_name "oncall" with a webhook, while a notice "oncall" (someone else's, or an older
+    # one) calls another: the alarm was wired to it, its alerts sent there, and the summary
+    # said only "created alarm policy".
+    api, state = cloud
+    theirs = {"Url": "https://old.example.net/secret-path", "CallbackType": "Http"}
+    api.alarm_notices = [
+        {"AlarmNoticeId": "notice-old", "Name": "oncall", "WebCallbacks": [theirs]}
+    ]
+    async with client(state, "ops") as c:
+        for mode in ("dry_run", "execute"):
+            failed, said = await call(c, "create_cls_alarm", alarm=ALARM, mode=mode)
+            assert failed, said
+            assert "notice_name" in said and "notice-old" in said and "old.example.net" in said
+            assert "secret-path" not in said and "notice_ids=['notice-old']" in said, said
+        assert api.creates() == [] and api.cls_alarms == []
+        # As it is, by its id: taken.
+        by_id = {**ALARM, "notice_name": None, "notice_webhook": None, "notice_ids": ["notice-old"]}
+        failed, done = await call(c, "create_cls_alarm", alarm=by_id, mode="execute")
+        assert not failed, done
+        # One that sends where asked (made by an earlier try, or in the console, its
+        # callbacks under a rule): taken by its name.
+        ours = {"Url": ALARM["notice_webhook"], "CallbackType": "Http"}
+        api.alarm_notices.append(
+            {
+                "AlarmNoticeId": "notice-ours",
+                "Name": "ours",
+                "NoticeRules": [{"WebCallbacks": [ours]}],
+            }
+        )
+        again = {**ALARM, "name": "another", "notice_name": "ours"}
+        failed, done = await call(c, "create_cls_alarm", alarm=again, mode="execute")
+        assert not failed, done
+    assert [a["AlarmNoticeIds"] for a in api.cls_alarms] == [["notice-old"], ["notice-ours"]]
+    assert [a for _, a, _ in api.creates()] == ["CreateAlarm", "CreateAlarm"]
+
+
 async def test_cw17_a_scheduled_sql_task_of_that_name_on_another_topic_is_not_the_one_asked_for(
     cloud: tuple[TencentApi, AppState],
 ) -> None:

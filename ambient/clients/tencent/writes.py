@@ -121,6 +121,37 @@ async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) 
     return _named(items, "Name", name, "AlarmNoticeId", "DescribeAlarmNotices")
 
 
+async def alarm_notice_named(
+    tc: TencentCloud, name: str, *, region: str | None
+) -> dict[str, Any] | None:
+    """The notice of that name as listed (its receivers and callbacks), or None."""
+    items = await _listed(tc, "DescribeAlarmNotices", "AlarmNotices", region, name=name)
+    found = next((item for item in items if item.get("Name") == name), None)
+    if found is not None:
+        field(found, "AlarmNoticeId", "DescribeAlarmNotices")  # the API's answer, or said
+    return found
+
+
+def notice_destinations(notice: dict[str, Any]) -> tuple[set[str], set[int]]:
+    """Where a notice sends: its callbacks' URLs and its Uin receivers' ids, its rules'
+    (a notice made in the console keeps them in NoticeRules) as well as its own."""
+    parts = [notice, *(notice.get("NoticeRules") or [])]
+    urls = {
+        str(hook.get("Url"))
+        for part in parts
+        for hook in part.get("WebCallbacks") or []
+        if hook.get("Url")
+    }
+    uids = {
+        int(uid)
+        for part in parts
+        for receiver in part.get("NoticeReceivers") or []
+        if receiver.get("ReceiverType") == "Uin"
+        for uid in receiver.get("ReceiverIds") or []
+    }
+    return urls, uids
+
+
 async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
     items = await _listed(tc, "DescribeAlarms", "Alarms", region, name=name)
     return _named(items, "Name", name, "AlarmId", "DescribeAlarms")
