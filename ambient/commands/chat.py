@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ambient.agent.chat import OFFLINE, ChatEvent
-from ambient.commands import existing_data_dir, fail, terminal
+from ambient.commands import err_console, existing_data_dir, fail, terminal
 from ambient.runtime import discovered_settings
 from ambient.startup import loading
 from ambient.storage.users import registered
@@ -50,12 +50,18 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
         # One message from the command line, or each one asked until the person leaves.
         typed = iter(lambda: _ask(row.assistant_name), None)
         text: str | None
+        # One message's turn that did not do what was asked (no model, an error, a write
+        # declined) exits 1: a script reads that from the code. A session ends with 0.
+        undone = False
         try:
             for text in [message] if message is not None else typed:
                 if state.settings.openai_api_key is None:
                     # No model (openai_client's None): every message is answered with how to
                     # set one up, as the agent's turn answers it; no agent to make for that.
-                    console.print(escape(OFFLINE), soft_wrap=True)
+                    (console if message is None else err_console).print(
+                        escape(OFFLINE), soft_wrap=True
+                    )
+                    undone = True
                     continue
                 if runtime is None:
                     with loading():
@@ -71,6 +77,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                         conversation, text, approve=approve, confirm_id=confirm_id
                     ):
                         _show(event)
+                        undone |= event.type == "error"
                         if event.type == "confirm":
                             confirm = event
                     for call in confirm.calls if confirm else []:
@@ -81,12 +88,13 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     if confirm is None or (approve is False and not sys.stdin.isatty()):
                         break
                     approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
+                    undone |= not approve
                     confirm_id = confirm.confirm_id
                     text = None
         finally:
             if runtime is not None:
                 await runtime.hub.close()
-        return 0
+        return int(undone and message is not None)
 
 
 def _ask(name: str) -> str | None:

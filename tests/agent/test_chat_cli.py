@@ -64,8 +64,9 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
 ) -> None:
     env = await _chat_env(tmp_path, dev_env, {"ops": None})
 
+    # One message the command could not answer exits 1, saying why (a script reads it).
     code, out = await _run(env, "--user", "ops", "hello")
-    assert code == 0 and "OPENAI_API_KEY" in out
+    assert code == 1 and "OPENAI_API_KEY" in out
 
     # A model's words are printed as they are: brackets are not markup (a '[/INST]' was a
     # MarkupError traceback mid-chat, an '[admin]' vanished). So is a tool name the model made
@@ -111,7 +112,7 @@ async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_decli
     async with serve(llm.app()) as llm_url:
         env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
         code, out = await _run(env, "--user", "ops", "delete the x monitor")
-    assert code == 0, out
+    assert code == 1, out  # what was asked was not done
     assert len(llm.requests) == 2, out  # asked, then told it was declined: no more
     assert out.count("! delete_task") == 2 and "← delete_task failed declined" in out, out
 
