@@ -78,6 +78,10 @@ class Robots:
         return JSONResponse({"code": 0, "data": {}, "msg": "success", "StatusCode": 0})
 
     async def dingtalk(self, request: Request) -> JSONResponse:
+        if len(await request.body()) > 20000:  # the robot's request limit, as it answers
+            return JSONResponse(
+                {"errcode": 460101, "errmsg": "message too long, exceed 20000 bytes"}
+            )
         if request.query_params.get("access_token") != DING_TOKEN:
             return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
         if self.throttle:  # past 20 a minute: the robot is held off for 10 minutes
@@ -94,7 +98,13 @@ class Robots:
             return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
         if self.throttle:
             return JSONResponse({"errcode": 45009, "errmsg": "api freq out of limit"})
-        self.received.append(("wecom", await request.json()))
+        sent = await request.json()
+        kind = sent["msgtype"]
+        limit = {"markdown": 4096, "text": 2048}[kind]  # UTF-8 bytes of its content
+        if len(sent[kind]["content"].encode()) > limit:
+            said = f"{kind}.content exceed max length {limit}"
+            return JSONResponse({"errcode": 40058, "errmsg": said})
+        self.received.append(("wecom", sent))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     async def answer(self, request: Request) -> Response:
@@ -188,6 +198,22 @@ async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_fail
     # Its secret is where Apprise takes it, not a #SEC... this path has none of.
     assert "the secret in the URL dingtalk://{secret}@{token}/" in str(refused.value)
     assert "#SEC" not in str(refused.value)
+
+
+async def test_a_long_message_through_an_apprise_robot_is_cut_to_its_limit_not_refused(
+    robots: Robots,
+) -> None:
+    # Apprise passes a message past a robot's limit as it is (and counts characters, the
+    # robots bytes): WeCom refused a long Chinese briefing for good (40058), every day.
+    long = Message(title="早报", body="\n".join(f"第{i}行 数据库慢查询" for i in range(2000)))
+    await CHANNEL.send("alice", long, f"wecombot://{WECOM_KEY}", idempotency_key="k")
+    await CHANNEL.send("alice", long, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
+    (_, wecom), (_, ding) = robots.received
+    content = wecom["text"]["content"]
+    assert 1900 < len(content.encode()) <= 2048 and content.startswith("早报\r\n第0行"), content
+    assert "已截断" in content and "第1999行" not in content
+    text = ding["markdown"]["text"]
+    assert "已截断" in text and "第1999行" not in text and "第300行" in text
 
 
 class _VendorHosts(DestinationGuard):

@@ -32,6 +32,7 @@ from ambient.clients.notify.robots import (
     DINGTALK_LIMITED,
     WECOM_LIMITED,
     RateLimiter,
+    cut_to_fit,
     held_in_secret,
     over_limit,
     refused,
@@ -165,6 +166,15 @@ ROBOT_ANSWERS = {
     "dingtalk": RobotAnswer("errcode", "errmsg", DINGTALK_LIMITED, busy=-1),
     "wecombot": RobotAnswer("errcode", "errmsg", WECOM_LIMITED, busy=-1),
 }
+# A chat robot's limit on what Apprise sends it, in bytes (its docs), and whether JSON as
+# sent is counted (Apprise's, ASCII: a Chinese character is 6 bytes): WeCom's text content
+# 2048; Feishu's, Lark's and DingTalk's request 20,000 (room left for the rest of it).
+ROBOT_ROOM = {
+    "wecombot": (2048, False),
+    "feishu": (19_000, True),
+    "lark": (19_000, True),
+    "dingtalk": (19_000, True),
+}
 # Bytes of a service's answer read (decoded), more than a webhook's (http_errors.ANSWER_LIMIT):
 # a service reads some answers whole for what it sends (a Telegram bot's owner is found in its
 # pending updates, up to 100 messages of 4096 characters). An answer without end, or compressed
@@ -292,8 +302,9 @@ def status_refusal(answers: Answers) -> Exception:
     return refusal(failed[-1], f"{said}: HTTP {failed[-1].status_code}")
 
 
-def _notify(sender: apprise.Apprise, message: Message) -> bool:
-    """Apprise's send, with the body in the form its services take (run in a thread)."""
+def _notify(sender: apprise.Apprise, message: Message, scheme: str) -> bool:
+    """Apprise's send, with the body in the form its services take, cut to a chat robot's
+    limit (ROBOT_ROOM; ``scheme``: the service's, ``robot_scheme``) (run in a thread)."""
     import apprise
 
     body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
@@ -310,6 +321,17 @@ def _notify(sender: apprise.Apprise, message: Message) -> bool:
         body, given = markdown_html(body, breaks=True), apprise.NotifyFormat.HTML
         if title and services[0].title_maxlen <= 0:
             title = markdown_html(title, breaks=True)
+    if (room := ROBOT_ROOM.get(scheme)) is not None:
+        # Apprise passes a longer message as it is, and counts characters: the robot refused
+        # it for good (WeCom's 40058), every day a briefing was long.
+        limit, as_json = room
+
+        def fits(kept: str) -> bool:
+            sent = f"{title}\r\n{kept}" if title else kept  # the title goes in its body
+            size = json.dumps(sent) if as_json else sent  # Apprise's JSON: \uXXXX, 6 bytes
+            return len(size.encode()) <= limit
+
+        body = cut_to_fit(body, fits)
     return bool(sender.notify(body=body, title=title, body_format=given))
 
 
@@ -325,6 +347,7 @@ async def notify_apprise(
         raise PermanentNotifyError("not a valid Apprise URL (see the Apprise URL docs)")
     if len(sender) != 1:  # several in one string: the guard checked one (domain/push.py)
         raise PermanentNotifyError("one Apprise URL a target: add each service on its own")
+    scheme = robot_scheme(url, next(iter(sender)))
     # Apprise follows 3xx by itself (and a URL's ?redirect=yes asks it to): the guard checked
     # the host the URL names, not wherever a redirect points.
     for service in sender:
@@ -345,7 +368,7 @@ async def notify_apprise(
     token, kept = _PINNED.set(pins), _ANSWERS.set(answers)
     held = _CONNECTIONS.set(connections)
     try:
-        ok = await asyncio.to_thread(_notify, sender, message)
+        ok = await asyncio.to_thread(_notify, sender, message, scheme)
     except BaseException:
         # Cut off (the send's deadline, a cancelled activity): the thread goes on, so its
         # connections are closed under it, and it ends at its next read.
@@ -358,7 +381,6 @@ async def notify_apprise(
         _CONNECTIONS.reset(held)
     if pins is not None and pins.refused:  # a host a service's answer named, refused
         raise PermanentNotifyError(f"the Apprise service led to a {pins.refused[0]}")
-    scheme = robot_scheme(url, next(iter(sender)))
     if (refused := robot_refusal(scheme, answers.read, update)) is not None:
         raise refused
     if not ok:

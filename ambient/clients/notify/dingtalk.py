@@ -21,6 +21,7 @@ from ambient.clients.notify.robots import (
     EVERYONE,
     UPDATE_TARGET,
     RobotChannel,
+    cut_to_fit,
     heading,
     held_in_secret,
     listed,
@@ -29,7 +30,6 @@ from ambient.domain.notify import ROBOT_KEYS, Message
 
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
 TITLE_LIMIT = 200  # characters of a title kept (a notice's line; the body says the rest)
-CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for DingTalk)"
 OPEN = "查看详情 / Open"  # the message's link, as a button or in its text
 
 
@@ -39,21 +39,11 @@ def request_size(payload: dict[str, object]) -> int:
 
 
 def fitted(payload_with: Callable[[str], dict[str, object]], body: str) -> dict[str, object]:
-    """The payload of ``body``, or of as much of it as fits REQUEST_LIMIT, cut at a line's
-    end, with CUT_NOTE. Measured as sent: JSON writes a quote or a line break in two bytes
-    (a body of quotes was cut whole when counted as raw bytes)."""
-    payload = payload_with(body)
-    if request_size(payload) <= REQUEST_LIMIT:
-        return payload
-    fits, over = 0, len(body)  # the longest start of the body that fits, the shortest not
-    while over - fits > 1:
-        middle = (fits + over) // 2
-        if request_size(payload_with(body[:middle] + CUT_NOTE)) <= REQUEST_LIMIT:
-            fits = middle
-        else:
-            over = middle
-    kept = body[:fits]
-    return payload_with((kept.rpartition("\n")[0] or kept) + CUT_NOTE)
+    """The payload of ``body``, cut to fit REQUEST_LIMIT as sent: JSON writes a quote or a line
+    break in two bytes (a body of quotes was cut whole when counted as raw bytes)."""
+    return payload_with(
+        cut_to_fit(body, lambda kept: request_size(payload_with(kept)) <= REQUEST_LIMIT)
+    )
 
 
 def sign(secret: str, timestamp_ms: int) -> str:

@@ -39,6 +39,8 @@ from ambient.storage.models import RobotWindow
 from ambient.storage.users import hash_token
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
+# What ends a message cut to fit a robot's limit.
+CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for the robot)"
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
 # Seconds a cut send waits for its slot's give-back (which goes on after), and a worker's stop
 # for those in flight: well within the 5 s a delivery keeps to record its outcome after a cut
@@ -389,3 +391,19 @@ def heading(title: str) -> str:
     """A message's title as the markdown heading of a robot's message: its text as written, on
     one line (a title is someone's words, not markdown: no link, emphasis or new heading)."""
     return "### " + markdown_literal(" ".join(title.split()))
+
+
+def cut_to_fit(body: str, fits: Callable[[str], bool]) -> str:
+    """``body`` if it ``fits``, else the longest start of it that fits with CUT_NOTE after it,
+    cut at a line's end (a robot's limit, measured as the robot counts it)."""
+    if fits(body):
+        return body
+    keep, over = 0, len(body)  # the longest start known to fit, the shortest known not to
+    while over - keep > 1:
+        middle = (keep + over) // 2
+        if fits(body[:middle] + CUT_NOTE):
+            keep = middle
+        else:
+            over = middle
+    kept = body[:keep]
+    return (kept.rpartition("\n")[0] or kept) + CUT_NOTE
