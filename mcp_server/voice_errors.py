@@ -20,6 +20,7 @@ from mcp_server.voice_answer import answer, left, say
 from mcp_server.voice_prompt import Span, Spoken
 from mcp_server.voice_references import counted, spoken_name
 from mcp_server.voice_task_names import task_labels, unnamed
+from mcp_server.voice_tasks import said_tasks
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ async def recent_errors(
                 )
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         labels = await labels_of(state, user, [task or "" for task in counts])
+        await said_tasks(state, user, [])  # tasks named, but no list a place counts in
         by_task: Counter[str] = Counter()
         tasks_of: Counter[str] = Counter()  # how many tasks are said so (unnamed, not labelled)
         for task, count in counts.items():

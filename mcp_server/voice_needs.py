@@ -19,6 +19,7 @@ from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
 from mcp_server.voice_fix_names import run_about
 from mcp_server.voice_prompt import Spoken
 from mcp_server.voice_references import LIST_SEP_EN, ORDINALS_EN, counted, ordinal_word
+from mcp_server.voice_tasks import said_tasks
 
 OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
 
@@ -58,6 +59,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                     "Nothing needs you now, but no task of yours is watching yet.",
                 )
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
+        # Fixes and watches named: no list of tasks a place said next counts in.
+        await said_tasks(state, user, [])
         storm = len(runs) > OPEN_LISTED
         labels = await labels_of(state, user, failing)
         named = [task_said(task, labels) for task in failing]

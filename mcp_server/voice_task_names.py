@@ -249,8 +249,9 @@ def pick_task(
 ) -> Picked:
     """The task whose name (or summary) ``said`` names; ask back when none or several
     (in English when ``english``). A place alone ("第二个") is one in ``named``, the tasks the
-    user's last asking answer named (a voice call carries no history: its caller keeps them),
-    else among the first four."""
+    user's last answer on this device named (a voice call carries no history: its caller
+    keeps them); with none named, the only task is the first, and else the question asks
+    which, naming them (a place among tasks never said picked one the user never heard)."""
     key = flat(said)
     exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
     # A deleted task is found by its name, but not counted or offered as one of yours, nor
@@ -331,7 +332,11 @@ def pick_task(
     ordinal = None if found else place_alone(text := said.strip().lower())
     if ordinal:
         by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
-        places = [by_id[i] for i in named if i in by_id] or shown
+        places = [by_id[i] for i in named if i in by_id] or (live if len(live) == 1 else [])
+        if not places:
+            if english:
+                return asking(shown, f"Which task do you mean? {yours}.")
+            return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
         index = index_said(ordinal, text)
         if index is not None and -len(places) <= index < len(places):
             return Picked(places[index], "", [])

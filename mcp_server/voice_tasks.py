@@ -51,15 +51,23 @@ async def _which_task(
     named = await _named_lately(state, user) if names_a_place(name) else []
     picked = pick_task(tasks, name, english.get(), named=named)
     if picked.named:
-        async with state.db.session() as session:
-            await EventRepository(session).add(
-                TASKS_NAMED, user=user, payload={"tasks": picked.named, "device": device.get()}
-            )
-            await session.commit()
+        await said_tasks(state, user, picked.named)
     if picked.task is None:
         return None, picked.question, ("", "")
     label = task_label(picked.task, False, tasks), task_label(picked.task, True, tasks)
     return picked.task, picked.question, label
+
+
+async def said_tasks(state: AppState, user: str, tasks: list[str]) -> None:
+    """Keep ``tasks`` as the list the user's device was last told (a place said next counts
+    in it); none: an answer that named no list of tasks, so one heard before is not the list a
+    place said now refers to ("暂停第二个" after what needs me paused a task of a list heard
+    minutes before)."""
+    async with state.db.session() as session:
+        await EventRepository(session).add(
+            TASKS_NAMED, user=user, payload={"tasks": tasks, "device": device.get()}
+        )
+        await session.commit()
 
 
 async def _named_as_written(state: AppState, user: str, name: str) -> TaskSummary | None:

@@ -160,8 +160,8 @@ def test_tasks_are_named_as_spoken_and_hashed_names_by_their_summary() -> None:
 def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
     """ "有 2 个任务符合：standup weekly、standup daily。" then "第二个" paused the second of all
     the user's tasks, one nobody had named. An answer that asks back gives the tasks it named,
-    in its order; a place alone said next is one in that list (its caller keeps it), else
-    among the first four."""
+    in its order; a place alone said next is one in that list (its caller keeps it); with none
+    heard, it is asked which."""
     tasks = [
         _task("web-monitor/ann/reborn"),
         _task("reminder/ann/standup-daily"),
@@ -177,10 +177,13 @@ def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
     task, _, again = pick_task(tasks, "第二个", named=named)
     assert task is not None and task.task_id == "reminder/ann/standup-weekly"
     assert again == []  # a task picked names no list
-    task, _, _ = pick_task(tasks, "第二个")  # no list heard (another user's, or long ago)
-    assert task is not None and task.task_id == "reminder/ann/standup-daily"
-    task, _, _ = pick_task(tasks, "第二个", named=["reminder/ann/gone", "reminder/ann/left"])
-    assert task is not None and task.task_id == "reminder/ann/standup-daily"
+    # No list heard (another user's, long ago, or of tasks gone since): the place is in no
+    # list the user heard, and the question asks which, naming them (kept for the next place).
+    for heard in ([], ["reminder/ann/gone", "reminder/ann/left"]):
+        task, question, asked = pick_task(tasks, "第二个", named=heard)
+        assert task is None and question.startswith("你说的是哪一个任务？你的任务有："), question
+        assert asked == [t.task_id for t in tasks if t.task_id in asked] and len(asked) == 4
+    assert pick_task(tasks[1:2], "第一个").task is tasks[1]  # the only task is the first
     # Only a place alone is looked up in the list: a caller reads it for these only.
     assert all(map(names_a_place, ["第二个", "the second one", "2", "暂停二", "最后一个"]))
     assert not any(map(names_a_place, ["second backup", "2号机房", "standup", "它"]))
@@ -597,30 +600,37 @@ def test_a_task_is_found_by_its_place_in_the_list_the_voice_said() -> None:
     """ "没找到…你的任务有：backup、晨会提醒。" and the user said "第二个": answered
     "没找到叫“第二个”的任务" again, though the fixes are picked so."""
     tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
+    said_list = [t.task_id for t in tasks]  # the list the voice said
     for said, name in [("第二个", "晨会提醒"), ("第一个", "backup"), ("最后一个", "晨会提醒")]:
-        task, question, _ = pick_task(tasks, said)
+        task, question, _ = pick_task(tasks, said, named=said_list)
         assert task is not None and task.task_id.endswith(name), (said, question)
-    assert pick_task(tasks, "第三个")[0] is None
-    assert pick_task(tasks, "second backup")[0] is None  # a name with a place word in it
-    assert pick_task(tasks, "the second one")[0] is tasks[1]
-    assert pick_task(tasks, "倒数第一个")[0] is tasks[1]
+    assert pick_task(tasks, "第三个", named=said_list)[0] is None
+    assert (
+        pick_task(tasks, "second backup", named=said_list)[0] is None
+    )  # a name with a place word in it
+    assert pick_task(tasks, "the second one", named=said_list)[0] is tasks[1]
+    assert pick_task(tasks, "倒数第一个", named=said_list)[0] is tasks[1]
 
 
 def test_a_place_past_the_tasks_says_how_many_there_are_as_for_fixes() -> None:
     """ "第五个" with three tasks was answered "没找到叫“第五个”的任务。你的任务有：…", as if a
     task were called so, where a fix's place past the list says "只有 3 个…，请说第几个。"."""
     tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒", "hn")]
+    said_list = [t.task_id for t in tasks]  # the list the voice said
     for said in ("第五个", "5", "五号", "倒数第四个", "第0个"):
-        task, question, _ = pick_task(tasks, said)
+        task, question, _ = pick_task(tasks, said, named=said_list)
         assert task is None and question == "只有 3 个任务，请说第几个。", (said, question)
     for said in ("the fifth one", "number 4", "five"):
-        task, question, _ = pick_task(tasks, said, english=True)
+        task, question, _ = pick_task(tasks, said, english=True, named=said_list)
         assert task is None and question == "Only 3 tasks: say which number.", (said, question)
-    assert pick_task(tasks[:1], "second", english=True)[1] == "Only 1 task: say which number."
+    assert (
+        pick_task(tasks[:1], "second", english=True, named=said_list[:1])[1]
+        == "Only 1 task: say which number."
+    )
     # A place counts in the list the last answer named, else among the first four: where that
     # list is not all of them, "只有 4 个任务" would be untrue. The list is named, and kept.
     nine = [_task(f"reminder/u/{name}") for name in "abcdefghi"]
-    task, question, named = pick_task(nine, "第五个")
+    task, question, named = pick_task(nine, "第五个", named=[t.task_id for t in nine[:4]])
     assert task is None and question == "按第几个只能选这 4 个：a、b、c、d。请说第几个或任务名。"
     assert named == [t.task_id for t in nine[:4]]
     asked = ["reminder/u/f", "reminder/u/g"]
@@ -638,8 +648,9 @@ def test_a_place_said_as_a_number_with_hao_picks_that_fix_or_task() -> None:
         assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
     assert pick_remediation(RUNS, "五号")[1] == "只有 3 个修复在等你审批，请说第几个。"
     tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
-    assert pick_task(tasks, "二号")[0] is tasks[1]
-    assert pick_task(tasks, "2号机房")[0] is None  # a name with a number in it
+    said_list = [t.task_id for t in tasks]  # the list the voice said
+    assert pick_task(tasks, "二号", named=said_list)[0] is tasks[1]
+    assert pick_task(tasks, "2号机房", named=said_list)[0] is None  # a name with a number in it
 
 
 def test_a_span_said_as_recently_alone_is_the_default_day_not_asked_again() -> None:
@@ -728,8 +739,9 @@ def test_a_number_said_alone_as_the_question_back_asks_picks_that_place() -> Non
         assert pick_remediation(RUNS, said)[0] is run, said
     assert pick_remediation(RUNS, "five", english=True)[1].startswith("Only 3 fixes")
     tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
-    assert pick_task(tasks, "two", english=True)[0] is tasks[1]
-    assert pick_task(tasks, "暂停二")[0] is tasks[1]
+    said_list = [t.task_id for t in tasks]  # the list the voice said
+    assert pick_task(tasks, "two", english=True, named=said_list)[0] is tasks[1]
+    assert pick_task(tasks, "暂停二", named=said_list)[0] is tasks[1]
 
 
 def test_one_said_alone_picks_the_first_place_and_that_one_names_nothing() -> None:
@@ -741,16 +753,18 @@ def test_one_said_alone_picks_the_first_place_and_that_one_names_nothing() -> No
         run, question = pick_remediation(RUNS, said, english=True)
         assert run is None and question.startswith("Which one do you mean?"), said
     tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
-    assert pick_task(tasks, "one", english=True)[0] is tasks[0]
+    said_list = [t.task_id for t in tasks]  # the list the voice said
+    assert pick_task(tasks, "one", english=True, named=said_list)[0] is tasks[0]
 
 
 def test_a_number_word_inside_a_tasks_name_is_no_reference_to_it() -> None:
     """ "two" named the task whose name has it inside a word: "pause two" paused
     network-status, not the second task; "ten" named attention-list."""
     tasks = [_task(f"web-monitor/u/{name}") for name in ("network-status", "backup", "attention")]
-    assert pick_task(tasks, "two", english=True)[0] is tasks[1]
-    assert pick_task(tasks, "ten", english=True)[0] is None
-    assert pick_task(tasks, "network", english=True)[0] is tasks[0]
+    said_list = [t.task_id for t in tasks]  # the list the voice said
+    assert pick_task(tasks, "two", english=True, named=said_list)[0] is tasks[1]
+    assert pick_task(tasks, "ten", english=True, named=said_list)[0] is None
+    assert pick_task(tasks, "network", english=True, named=said_list)[0] is tasks[0]
     assert pick_task([_task("web-monitor/u/two-factor")], "two")[0] is not None  # a word of it
 
 

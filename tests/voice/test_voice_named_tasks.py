@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.models import Event
+from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from mcp_server.voice_tasks import NAMED_FOR, TASKS_NAMED
@@ -114,12 +115,41 @@ async def test_a_place_said_to_another_api_replica_or_after_a_restart_is_one_the
         assert status == f"{_said(last)}已暂停，还没有执行过。", (status, other)
 
 
+async def test_a_place_said_after_another_answer_is_not_one_of_a_list_heard_before(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "有 2 个任务符合：A、C", then "有什么要我处理" (naming no list of tasks), then
+    "暂停第二个": C was paused, from the list heard before the answer the user heard last."""
+    user = unique("vw")
+    await _user(deps, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        first, _, last = await _reminders(state, user)
+        async with voice_client(state, user) as voice:
+            asked = await say(voice, "task_status", name=_shared(first, last))
+            assert asked.startswith("有 2 个任务符合："), asked
+            async with deps.db.session() as session:  # a watch failing, named by both answers
+                watch = f"web-monitor/{user}/shop"
+                await EventRepository(session).add(
+                    "watch.failing", user=user, task=watch, payload={"url": "https://shop.test/"}
+                )
+                await session.commit()
+            needs = await say(voice, "what_needs_me")
+            assert "shop" in needs, needs
+            again = await say(voice, "pause_task", name="第二个")
+            assert again.startswith("你说的是哪一个任务？你的任务有："), again
+            assert "shop" in await say(voice, "recent_errors")
+            assert (await say(voice, "pause_task", name="第二个")).startswith("你说的是哪一个")
+    assert await _paused(dev_env, user) == set()
+
+
 async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_used(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    """Past NAMED_FOR, or for someone else, a place is one of the user's first four tasks, as
-    with no answer before it. The list costs one write an answer that asks back, and one read a
-    call that says a place alone; a call naming a task reads nothing of it."""
+    """Past NAMED_FOR, or for someone else, a list is not the user's to count in: a place
+    alone is asked about, naming the tasks (it picked one of the user's first four, a task
+    the user never heard named). The list costs one write an answer that asks back, and one
+    read a call that says a place alone; a call naming a task reads nothing of it."""
     ann, bo = unique("ann"), unique("bo")
     for name in (ann, bo):
         await _user(deps, name)
@@ -147,7 +177,10 @@ async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_us
                 assert named.startswith(f"{_said(other)}正在运行"), named
                 assert statements == ["INSERT", "SELECT"]
 
-                # bo heard no list: the second of his own tasks.
+                # bo heard no list: asked which, his own tasks named (then counted in).
+                asked = await say(bo_voice, "task_status", name="第二个")
+                said = "、".join(map(_said, theirs))
+                assert asked == f"你说的是哪一个任务？你的任务有：{said}。", asked
                 status = await say(bo_voice, "task_status", name="第二个")
                 assert status == f"{_said(theirs[1])}正在运行，还没有执行过。", status
 
@@ -159,8 +192,8 @@ async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_us
                     for row in rows:
                         row.created_at -= NAMED_FOR + timedelta(seconds=1)
                     await session.commit()
-                status = await say(voice, "task_status", name="第二个")
-                assert status == f"{_said(other)}正在运行，还没有执行过。", status
+                asked = await say(voice, "task_status", name="第二个")
+                assert asked == f"你说的是哪一个任务？你的任务有：{'、'.join(map(_said, order))}。"
     finally:
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", noted)
 
