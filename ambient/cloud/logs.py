@@ -15,7 +15,7 @@ from ambient.clients.tencent import writes
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region, Row, interrupted
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
-from ambient.cloud.errors import CloudOpsInputError, readable
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import as_utc
@@ -97,6 +97,11 @@ class TopicSpec(UserConfig):
             "StorageType": "hot",
         }
         return CloudRequest(product="cls", action="CreateTopic", region=self.region, params=params)
+
+
+# A create's refusal that says nothing was made (its input, a permission, the account, a
+# quota): a notice made for the alarm refused is deleted (create_cls_alarm).
+NOTHING_MADE = frozenset({"invalid_parameter", "not_found", "auth", "account", "quota"})
 
 
 class AlarmSpec(UserConfig):
@@ -328,10 +333,47 @@ class ClsWrites(CloudCreates):
             # In a dry run a new notice has no id yet: the placeholder says where it comes from.
             notice_ids.append(notice.resource_id or f"<id of new notice {notice_name!r}>")
         request = spec.request(logset_id, notice_ids)
-        steps.append(
-            await self._create(actor, "create_cls_alarm", subject, mode, request, find_policy)
-        )
+        try:
+            steps.append(
+                await self._create(actor, "create_cls_alarm", subject, mode, request, find_policy)
+            )
+        except CloudOpsFailedError as exc:
+            ours = steps[0] if steps and steps[0].sent and not steps[0].existing else None
+            if ours is None or ours.resource_id is None or exc.kind not in NOTHING_MADE:
+                raise
+            raise await self._unmake_notice(actor, spec, ours.resource_id, exc) from None
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
+
+    async def _unmake_notice(
+        self, actor: str, spec: AlarmSpec, notice_id: str, refused: CloudOpsFailedError
+    ) -> CloudOpsFailedError:
+        """The alarm refused (its condition, a permission): the notice this call made for it
+        is deleted, so bad input leaves nothing behind; the alarm's refusal, saying so."""
+        request = CloudRequest(
+            product="cls",
+            action="DeleteAlarmNotice",
+            region=spec.region,
+            params={"AlarmNoticeId": notice_id},
+        )
+        subject = f"cls:notice:{spec.notice_name}"
+        detail: dict[str, Any] = {"mode": "execute", "request": request.model_dump()}
+        try:
+            async with self.audited(actor, "delete_cls_alarm_notice", subject, detail):
+                with readable("cls", "DeleteAlarmNotice"):
+                    await writes.send(self.tencent, request)
+                detail["outcome"] = "executed"
+        except CloudOpsFailedError as again:
+            return CloudOpsFailedError(
+                refused.kind,
+                f"{refused}; the notice {spec.notice_name!r} ({notice_id}) made for it could not "
+                f"be deleted ({again}): give notice_ids=[{notice_id!r}] when asking again, or "
+                "delete it in the CLS console",
+            )
+        return CloudOpsFailedError(
+            refused.kind,
+            f"{refused}; the notice {spec.notice_name!r} ({notice_id}) made for it was deleted: "
+            "nothing was left behind",
+        )
 
     async def _same_notice(self, spec: AlarmSpec, name: str | None) -> str | None:
         """The id of the notice of ``name``, if there is one: taken only if it sends where

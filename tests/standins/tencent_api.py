@@ -143,6 +143,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     # CLS (cls/2020-10-16)
     "CreateLogset": ("LogsetName",),
     "CreateTopic": ("LogsetId", "TopicName"),
+    "DeleteAlarmNotice": ("AlarmNoticeId",),
     "CreateAlarmNotice": (
         "Name",
         "NoticeReceivers[].ReceiverType",
@@ -1120,6 +1121,16 @@ class TencentApi:
         notice = {"AlarmNoticeId": self._new_id("notice"), **params}
         self.alarm_notices.append(notice)
         return reply({"AlarmNoticeId": notice["AlarmNoticeId"]})
+
+    def cls_DeleteAlarmNotice(self, params: dict[str, Any]) -> Response:
+        notice = params["AlarmNoticeId"]
+        if notice not in {n["AlarmNoticeId"] for n in self.alarm_notices}:
+            return error("ResourceNotFound.AlarmNoticeNotExist", f"notice {notice}")
+        if any(notice in (a.get("AlarmNoticeIds") or []) for a in self.cls_alarms):
+            # Its reference: a notice an alarm policy uses is not deleted.
+            return error("OperationDenied", "the notice is used by an alarm policy")
+        self.alarm_notices = [n for n in self.alarm_notices if n["AlarmNoticeId"] != notice]
+        return reply({})
 
     def cls_CreateAlarm(self, params: dict[str, Any]) -> Response:
         known = {n["AlarmNoticeId"] for n in self.alarm_notices}

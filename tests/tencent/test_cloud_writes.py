@@ -801,6 +801,37 @@ async def test_a_notice_of_that_name_sending_elsewhere_is_not_taken_for_the_one_
     assert [a for _, a, _ in api.creates()] == ["CreateAlarm", "CreateAlarm"]
 
 
+async def test_an_alarm_refused_leaves_no_notice_made_for_it_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # The notice is made first, then CreateAlarm is refused (its condition, a CAM policy
+    # without cls:CreateAlarm): the notice stayed in CLS, made for nothing. It is deleted, and
+    # the refusal says so; a notice that was there before is never deleted.
+    api, state = cloud
+    api.failures["CreateAlarm"] = ["InvalidParameter"]
+    async with client(state, "ops") as c:
+        failed, said = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+        assert failed and "InvalidParameter" in said, said
+        assert "oncall" in said and "was deleted" in said, said
+        assert api.alarm_notices == [] and api.cls_alarms == []
+        # Its own delete refused: said, with the notice's id to use when asking again.
+        api.failures["CreateAlarm"] = ["AuthFailure.UnauthorizedOperation"]
+        api.failures["DeleteAlarmNotice"] = ["InternalError"]
+        failed, said = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+        assert failed and "could not be deleted" in said, said
+        [left] = api.alarm_notices
+        assert f"notice_ids=[{left['AlarmNoticeId']!r}]" in said, said
+        # The notice there before (left above, sending where asked): taken, never deleted.
+        api.failures["CreateAlarm"] = ["InvalidParameter"]
+        failed, said = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+        assert failed and "deleted" not in said, said
+    assert api.alarm_notices == [left]
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    deletes = [r.detail["outcome"] for r in rows if r.action == "cloud.delete_cls_alarm_notice"]
+    assert sorted(deletes) == ["executed", "failed"], deletes
+
+
 async def test_cw17_a_scheduled_sql_task_of_that_name_on_another_topic_is_not_the_one_asked_for(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
