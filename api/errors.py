@@ -108,7 +108,7 @@ async def refuse_nul(request: Request) -> None:
             return
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's depth: not ours to say
             return  # the route's own parsing names what is wrong
         found = unstorable_at(body)
         if found is not None:
@@ -194,7 +194,7 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = [
         _json_safe(
             jsonable_encoder(
-                {**error, "input": _cut(_unsecret(error["loc"], error["input"]))}
+                {**error, "input": _cut(_unsecret(error["loc"], _as_text(error["input"])))}
                 if "input" in error
                 else error
             )
@@ -206,6 +206,14 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         if len(shown) > INPUT_SHOWN:
             error["input"] = shown[:INPUT_SHOWN] + "…"
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _as_text(given: Any) -> Any:
+    """A body FastAPI did not parse (not sent as JSON) is its bytes: said as text, a byte
+    that is no UTF-8 as its escape (the encoder's own decode failed: a 500, signed in or not)."""
+    if isinstance(given, bytes | bytearray):
+        return bytes(given).decode("utf-8", "backslashreplace")
+    return given
 
 
 def refusal(exc: E, statuses: Mapping[type[E], int]) -> Exception:

@@ -138,18 +138,23 @@ SURROGATE_REFUSED = "holds a lone UTF-16 surrogate (U+D800-U+DFFF), which is no 
 def unstorable_at(
     value: Any, at: tuple[str | int, ...] = ()
 ) -> tuple[tuple[str | int, ...], str] | None:
-    """Where text in ``value`` (JSON-like) first cannot be stored, and why."""
-    if isinstance(value, str):
-        if holds_nul(value):
-            return at, NUL_REFUSED
-        return (at, SURROGATE_REFUSED) if SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        found = (unstorable_at(k, (*at, k)) or unstorable_at(v, (*at, k)) for k, v in value.items())
-    elif isinstance(value, list | tuple):
-        found = (unstorable_at(item, (*at, index)) for index, item in enumerate(value))
-    else:
-        return None
-    return next((where for where in found if where is not None), None)
+    """Where text in ``value`` (JSON-like) first cannot be stored, and why. Walked with a
+    stack, not by recursion: a body nested 450 deep ran out of Python's frames (a 500)."""
+    left: list[tuple[Any, tuple[str | int, ...]]] = [(value, at)]
+    while left:
+        item, where = left.pop()
+        if isinstance(item, str):
+            if holds_nul(item):
+                return where, NUL_REFUSED
+            if SURROGATE.search(item):
+                return where, SURROGATE_REFUSED
+        elif isinstance(item, dict):
+            # Each key before its value, in order: the first one found is the one written first.
+            for key, inner in reversed(item.items()):
+                left += [(inner, (*where, key)), (key, (*where, key))]
+        elif isinstance(item, list | tuple):
+            left += [(inner, (*where, i)) for i, inner in reversed(list(enumerate(item)))]
+    return None
 
 
 class StorableText(BaseModel):
