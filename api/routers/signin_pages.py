@@ -59,12 +59,16 @@ async def signin(
 
 
 def _signed_in(response: Response, request: Request, token: str) -> Response:
+    # Secure when the pages are served over HTTPS, here or at AMBIENT_PUBLIC_URL: behind a
+    # TLS proxy the request reaches the API as http (uvicorn trusts X-Forwarded-Proto from
+    # loopback only), and the token's cookie would go out on any plain-HTTP request too.
+    public = (request.app.state.settings.public_url or "").lower()
     response.set_cookie(
         COOKIE,
         token,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or public.startswith("https://"),
         max_age=30 * 24 * 3600,
     )
     return response

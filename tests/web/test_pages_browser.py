@@ -230,11 +230,21 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
         made = await http.post("/register", data={"name": name, "email": "r@example.com"})
         assert made.status_code == 200 and "amb_" in made.text
         assert "ambient_token" in made.headers["set-cookie"]
+        assert "secure" not in made.headers["set-cookie"].lower()  # plain HTTP on loopback
         assert (await http.get("/app")).status_code == 200  # signed in by the cookie
         taken = await http.post("/register", data={"name": name})
         assert taken.status_code == 422 and "is taken" in taken.text
         bad = await http.post("/register", data={"name": "Not A Name"})
         assert bad.status_code == 422 and "name" in bad.text
+    # Behind a TLS proxy (AMBIENT_PUBLIC_URL https), the request reaches the API as http:
+    # the cookie holding the token is Secure all the same.
+    proxied = settings.model_copy(update={"public_url": "https://ops.example.com"})
+    async with (
+        serve(create_app(proxied)) as base,
+        http_client(base, headers={"origin": base}) as http,
+    ):
+        made = await http.post("/register", data={"name": unique("tls"), "email": "t@ex.com"})
+        assert made.status_code == 200 and "secure" in made.headers["set-cookie"].lower()
     async with deps.db.session() as session:
         user = await UserRepository(session).get(name)
     assert user is not None and user.role == "member"
