@@ -78,4 +78,13 @@ class EventActivities:
         if life is None or await events.keyed(key) is not None:
             return None
         last = await events.last_under(task, TOLD_ALERTS, life)
-        return last if last is not None and told_already(event.kind, last.kind) else None
+        if last is None or not told_already(event.kind, last.kind):
+            return None
+        # Numbered by the watch (``alerts_told``): the last record told this one only if it
+        # holds its number or a later one. A lower one: the alerts between were told but their
+        # records failed (a recovery's), and this breach is a new one, to tell (it was kept
+        # from everyone, and from its remediation).
+        number, recorded = event.payload.get("told"), last.payload.get("told")
+        if isinstance(number, int) and isinstance(recorded, int) and recorded < number:
+            return None
+        return last

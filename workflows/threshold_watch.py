@@ -287,7 +287,9 @@ class ThresholdWatchWorkflow(WatchControls):
             self.state.breaches_total += 1
         title = "Breach" if breach else "Recovered"
         zh = _described_zh(transition, self.config.combine, "越限告警" if breach else "已恢复")
-        alert(transition.kind, title, _describe(transition), zh, **_payload(transition))
+        state.alerts_told += 1
+        told = _payload(transition) | {"told": state.alerts_told}
+        alert(transition.kind, title, _describe(transition), zh, **told)
         return transition
 
     async def _told_before(self, key: str) -> bool:
@@ -398,6 +400,7 @@ class ThresholdWatchWorkflow(WatchControls):
         if left is None:
             return
         self.state.left_breach = None
+        self.state.alerts_told += 1
         body = (
             f"The watch now reads {_source_said(self.config.source)}. The breach of "
             f"{left['said']} (last value {left['value']:.15g}) is no longer watched: "
@@ -411,7 +414,8 @@ class ThresholdWatchWorkflow(WatchControls):
         await self.tell(
             kind="watch.breach_unwatched",
             key=f"{self.task}/{self.life}/{self.state.checks}/breach-unwatched",
-            payload={k: v for k, v in left.items() if k != "said"},
+            payload={k: v for k, v in left.items() if k != "said"}
+            | {"told": self.state.alerts_told},
             message=Message(title=f"No longer watched: {self.task}", body=body, zh=zh),
             targets=notification_targets(self.config.notification, self.config.targets),
         )

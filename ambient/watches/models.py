@@ -121,6 +121,10 @@ class ThresholdWatchState(WatchLife):
     breaches_total: int = 0
     # A breach the owner was told of whose source an update replaced: said once, unwatched.
     left_breach: dict[str, Any] | None = None
+    # The breaches, recoveries and "no longer watched" this life told so far, each recorded
+    # with its number (``told``): a record that holds a lower one than an alert's was not
+    # that alert (the writes between failed), one that holds the same was (a reset run).
+    alerts_told: int = 0
 
 
 class ThresholdWatchInput(BaseModel):

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 from temporalio.api.common.v1 import WorkflowExecution
@@ -1794,6 +1795,54 @@ async def test_a_threshold_watch_reset_as_the_upgrade_guide_says_does_not_tell_i
         "watch.recovery",
         "watch.breach",
     ]
+
+
+async def test_a_threshold_watch_whose_recovery_record_failed_tells_the_next_breach(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> None:
+    """The recovery was told, but its event's record failed for good (the database refusing
+    it): the next breach found the last record a breach and was recorded "already told",
+    pushed to nobody and not remediated, after a "Recovered" for the breach before."""
+    assert loopback_deps.db.sqlite, "the refusal is a SQLite trigger"
+    site, base = gated
+    site.values = [50, 150]
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+        "threshold": 100,
+        "check_interval_minutes": 60,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("unrecorded"))
+    await service.trigger(USER, ref.task_id)
+
+    async def told() -> list[str]:
+        alerts = ("watch.breach", "watch.recovery", "watch.already_told")
+        return [k for k in await kinds(loopback_deps, ref.task_id) if k in alerts]
+
+    async def titles() -> list[str]:
+        inbox = await inbox_titles(loopback_deps)
+        return [t.partition(":")[0] for t in inbox if ref.task_id in t]
+
+    await until_equal(titles, ["Breach"], "the breach is pushed")
+    refuse = (
+        "CREATE TRIGGER refuse_recovery BEFORE INSERT ON events "
+        "WHEN NEW.kind = 'watch.recovery' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    async with loopback_deps.db.writing() as session:
+        await session.execute(text(refuse))
+    try:
+        site.values.append(50)
+        await service.trigger(USER, ref.task_id)
+        await until_equal(titles, ["Breach", "Recovered"], "the recovery is pushed")
+    finally:
+        async with loopback_deps.db.writing() as session:
+            await session.execute(text("DROP TRIGGER refuse_recovery"))
+    site.values.append(150)
+    await service.trigger(USER, ref.task_id)
+    await until_equal(titles, ["Breach", "Recovered", "Breach"], "the next breach is pushed")
+    await service.delete(USER, ref.task_id)
+    assert await told() == ["watch.breach", "watch.breach"]
 
 
 async def told_after(told: Callable[[], Awaitable[list[str]]], count: int) -> bool:
