@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import httpcore2
 import httpx2
@@ -20,7 +20,12 @@ from ambient.agent.chat import ChatAgent, ToolOffer, system_prompt, tool_offer
 from ambient.agent.conversations import ConversationStore
 from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
-from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+from ambient.clients.guard import (
+    DestinationGuard,
+    DestinationLookupError,
+    GuardedConnections,
+    RefusedDestinationError,
+)
 from ambient.clients.llm import openai_client
 from ambient.domain.configs import STORED, UserConfig, reading_stored
 from ambient.storage.db import take_turn
@@ -118,7 +123,8 @@ def client_for(spec: McpServerSpec, *, timeout: float, guard: DestinationGuard) 
         # Every connection passes the guard, not only the URL when it was added: the name may
         # point elsewhere since.
         connections = httpx2.AsyncHTTPTransport(trust_env=False)
-        connections._pool._network_backend = GuardedBackend(guard)
+        guarded = GuardedConnections(guard, httpcore2.AnyIOBackend(), httpcore2.ConnectError)
+        connections._pool._network_backend = cast(httpcore2.AsyncNetworkBackend, guarded)
         http = httpx2.AsyncClient(
             headers=spec.headers, timeout=timeout, trust_env=False, transport=connections
         )
@@ -127,37 +133,6 @@ def client_for(spec: McpServerSpec, *, timeout: float, guard: DestinationGuard) 
     assert spec.command is not None
     params = StdioServerParameters(command=spec.command, args=spec.args, env=spec.env or None)
     return Client(params, read_timeout_seconds=timeout, cache=None)
-
-
-class GuardedBackend(httpcore2.AsyncNetworkBackend):
-    """httpx2's connections, each to an address the destination guard checked for the host
-    just before (so not to one a second lookup found: DNS rebinding). The request stays as
-    written, its URL and Host naming the host: a same-origin redirect built from the Host
-    (Starlette's trailing-slash 307) is followed, and TLS verifies the name."""
-
-    def __init__(self, guard: DestinationGuard) -> None:
-        self.guard = guard
-        self.backend = httpcore2.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        try:
-            addresses = await self.guard.check_host(host, port)
-        except (RefusedDestinationError, DestinationLookupError) as exc:
-            # As a connection that failed: the server is shown unavailable, and retried later.
-            raise httpcore2.ConnectError(str(exc)) from None
-        return await self.backend.connect_tcp(
-            addresses[0], port, timeout, local_address, socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self.backend.sleep(seconds)
 
 
 class AgentHub:

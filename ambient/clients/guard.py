@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpcore
@@ -250,14 +251,16 @@ class DestinationGuard:
         return addresses
 
 
-class GuardedConnections(httpcore.AsyncNetworkBackend):
-    """httpx's connections, each to an address the destination guard checked for the host
-    just before, not to one a second lookup finds (DNS rebinding). The request stays as
-    written: its URL and Host name the host, and TLS verifies the certificate for it."""
+class GuardedConnections:
+    """An HTTP client's connections (httpcore's network backend, of httpx's or httpx2's),
+    each to an address the destination guard checked for the host just before, not to one a
+    second lookup finds (DNS rebinding). The request stays as written: its URL and Host name
+    the host (a same-origin redirect built from the Host is followed), and TLS verifies the
+    certificate for it. ``backend``: the library's own; ``failed``: its ConnectError, which a
+    refusal is raised as (a connection that failed: shown unavailable, tried again later)."""
 
-    def __init__(self, guard: DestinationGuard) -> None:
-        self.guard = guard
-        self.backend = httpcore.AnyIOBackend()
+    def __init__(self, guard: DestinationGuard, backend: Any, failed: type[Exception]) -> None:
+        self.guard, self.backend, self.failed = guard, backend, failed
 
     async def connect_tcp(
         self,
@@ -265,12 +268,12 @@ class GuardedConnections(httpcore.AsyncNetworkBackend):
         port: int,
         timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
         local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+        socket_options: Iterable[Any] | None = None,
+    ) -> Any:
         try:
             addresses = await self.guard.check_host(host, port)
         except (RefusedDestinationError, DestinationLookupError) as exc:
-            raise httpcore.ConnectError(str(exc)) from None  # a connection that failed
+            raise self.failed(str(exc)) from None
         return await self.backend.connect_tcp(
             addresses[0], port, timeout, local_address, socket_options
         )
@@ -284,7 +287,8 @@ def guarded_client(
 ) -> httpx.AsyncClient:
     """An httpx client whose every connection goes through ``guard`` (GuardedConnections)."""
     connections = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
-    connections._pool._network_backend = GuardedConnections(guard)
+    guarded = GuardedConnections(guard, httpcore.AnyIOBackend(), httpcore.ConnectError)
+    connections._pool._network_backend = cast(httpcore.AsyncNetworkBackend, guarded)
     return httpx.AsyncClient(timeout=timeout, trust_env=False, transport=connections)
 
 
