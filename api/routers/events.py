@@ -121,16 +121,17 @@ def stream(
                 (["Last-Event-ID"], message), where="header", given=last_event_id[:100]
             ) from None
 
-    opened_with = user.api_token_hash
+    opened_with = user.api_token_hash, user.role
 
     async def stopped() -> bool:
-        # A stream lasts no longer than its token: rotating a token that leaked must also end
-        # what was opened with it.
+        # A stream lasts no longer than its token and its role: rotating a token that leaked
+        # must also end what was opened with it, and an admin made a member stops reading
+        # events as an operator reads them (the errors unmasked).
         if await request.is_disconnected():
             return True
         async with db.session() as session:
-            query = select(User.api_token_hash).where(User.name == user.name)
-            return await session.scalar(query) != opened_with
+            query = select(User.api_token_hash, User.role).where(User.name == user.name)
+            return tuple((await session.execute(query)).one_or_none() or ()) != opened_with
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for row, token in follow(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import update
+
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.event_cursor import EventCursor, follow
+from ambient.storage.models import User
 from api.app import create_app
 from api.routers.pages import COOKIE
 from tests.foundation.test_event_cursor import STREAM_BOUND, _add, _api, _stream
@@ -66,3 +69,29 @@ async def test_an_event_committed_after_the_rotation_is_not_sent_on_the_old_toke
         async for row, _ in follow(db, EventCursor(), user="ada", stopped=stopped, poll_seconds=0)
     ]
     assert sent == [], f"events {sent} reached a rotated token's stream"
+
+
+async def test_an_event_stream_opened_by_an_admin_ends_when_they_are_made_a_member(
+    db: Database, settings: Settings
+) -> None:
+    """The stream read events as its opener's role was when it opened: an admin made a member
+    went on reading them as an operator does (internal errors unmasked) until reconnecting."""
+    settings, ada = await _api(settings, settings.resolved_database_url)
+    async with db.session() as session:
+        await session.execute(update(User).where(User.name == "ada").values(role="admin"))
+        await session.commit()
+    events: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    async with serve(create_app(settings)) as base:
+        reader = asyncio.create_task(_stream(base, ada, events))
+        try:
+            before = await _add(db, "ada", "watch.check")
+            assert (await asyncio.wait_for(events.get(), STREAM_BOUND))[1] == before
+            async with db.session() as session:
+                await session.execute(update(User).where(User.name == "ada").values(role="member"))
+                await session.commit()
+            after = await _add(db, "ada", "watch.breach")
+            done, _ = await asyncio.wait([reader], timeout=STREAM_BOUND)
+        finally:
+            reader.cancel()
+    assert events.empty(), f"event {after} reached a stream opened as an admin"
+    assert done, "the stream opened as an admin is still open"
