@@ -50,7 +50,7 @@ from ambient.watches.inputs import (
     TaskStateError,
 )
 from ambient.watches.listing import TaskPage, TaskSummary
-from ambient.watches.models import TaskStatus
+from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
 from tests.conftest import unique
@@ -1743,6 +1743,36 @@ async def reset_to_first_workflow_task(client: Client, workflow_id: str) -> str:
     return answer.run_id
 
 
+Said = Callable[[], Awaitable[list[str]]]
+
+
+async def _breaching(
+    service: TaskService, served: tuple[GatedSite, str], deps: WorkerDeps, name: str
+) -> tuple[GatedSite, TaskRef, Said, Said]:
+    """A threshold watch over its line from its second check on, that check asked for: the
+    site, the task, its breach and recovery events (and the checks that found one told), and
+    the titles of its messages in the inbox as they arrived."""
+    site, base = served
+    site.values = [50, 150]  # the baseline, then over the line from the next check on
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+        "threshold": 100,
+        "check_interval_minutes": 60,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique(name))
+    await service.trigger(USER, ref.task_id)  # the breach, told once
+
+    async def told() -> list[str]:
+        alerts = ("watch.breach", "watch.recovery", "watch.already_told")
+        return [k for k in await kinds(deps, ref.task_id) if k in alerts]
+
+    async def titles() -> list[str]:
+        inbox = await inbox_titles(deps)
+        return [t.partition(":")[0] for t in inbox if ref.task_id in t]
+
+    return site, ref, told, titles
+
+
 async def test_a_threshold_watch_reset_as_the_upgrade_guide_says_does_not_tell_its_breach_again(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
@@ -1752,26 +1782,7 @@ async def test_a_threshold_watch_reset_as_the_upgrade_guide_says_does_not_tell_i
     reset run's rule starts again, so its first check of a metric still over the line was a
     new breach: told again (a second event, a second push). Now it is told once; a recovery
     after is told as ever."""
-    site, base = gated
-    site.values = [50, 150]  # the baseline, then over the line from the next check on
-    config = {
-        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
-        "threshold": 100,
-        "check_interval_minutes": 60,
-    }
-    ref = await service.create(USER, "threshold_watch", config, unique("reset"))
-    await service.trigger(USER, ref.task_id)  # the breach, told once
-
-    async def told() -> list[str]:
-        """The watch's breach and recovery events, and the checks that found one told."""
-        alerts = ("watch.breach", "watch.recovery", "watch.already_told")
-        return [k for k in await kinds(loopback_deps, ref.task_id) if k in alerts]
-
-    async def titles() -> list[str]:
-        """The watch's messages in the inbox, as they arrived (a push retried comes later)."""
-        inbox = await inbox_titles(loopback_deps)
-        return [t.partition(":")[0] for t in inbox if ref.task_id in t]
-
+    site, ref, told, titles = await _breaching(service, gated, loopback_deps, "reset")
     await until_equal(told, ["watch.breach"], "the breach is told")
     await until_equal(titles, ["Breach"], "the breach is pushed")
     # docs/deploy.md: after deploying, reset a watch to its first workflow task.
@@ -1806,24 +1817,7 @@ async def test_a_threshold_watch_whose_recovery_record_failed_tells_the_next_bre
     it): the next breach found the last record a breach and was recorded "already told",
     pushed to nobody and not remediated, after a "Recovered" for the breach before."""
     assert loopback_deps.db.sqlite, "the refusal is a SQLite trigger"
-    site, base = gated
-    site.values = [50, 150]
-    config = {
-        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
-        "threshold": 100,
-        "check_interval_minutes": 60,
-    }
-    ref = await service.create(USER, "threshold_watch", config, unique("unrecorded"))
-    await service.trigger(USER, ref.task_id)
-
-    async def told() -> list[str]:
-        alerts = ("watch.breach", "watch.recovery", "watch.already_told")
-        return [k for k in await kinds(loopback_deps, ref.task_id) if k in alerts]
-
-    async def titles() -> list[str]:
-        inbox = await inbox_titles(loopback_deps)
-        return [t.partition(":")[0] for t in inbox if ref.task_id in t]
-
+    site, ref, told, titles = await _breaching(service, gated, loopback_deps, "unrecorded")
     await until_equal(titles, ["Breach"], "the breach is pushed")
     refuse = (
         "CREATE TRIGGER refuse_recovery BEFORE INSERT ON events "
