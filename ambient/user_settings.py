@@ -19,9 +19,11 @@ from ambient.settings import Settings
 from ambient.status import temporal_down
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository
+from ambient.watches.inputs import TaskError
 
 if TYPE_CHECKING:
     from ambient.briefing.service import BriefingService
+    from ambient.watches.service import TaskService
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ TEMPORAL_AWAY = N_(
     "right now, so the briefing could not take the new schedule; save them again in a moment"
 )
 TEMPORAL_REFUSED = N_("Temporal refused the change")
+ZONE_NOT_FOLLOWED = N_(
+    "your settings were not saved: a reminder or digest in your time zone could not take the "
+    "new one (%(why)s); save them again in a minute"
+)
 NOT_FOLLOWED = N_(
     "your settings were not saved: your daily briefing could not take the new schedule "
     "(%(why)s); save them again in a minute"
@@ -50,6 +56,7 @@ async def save_settings(
     briefings: BriefingService,
     *,
     settings: Settings,
+    tasks: TaskService,
 ) -> None:
     """Store ``data`` as ``user``'s settings. When it changes their schedule (time zone,
     preparation, greeting window), their running briefing takes the whole schedule the
@@ -83,5 +90,17 @@ async def save_settings(
                 raise
             why = exc.args[0] if exc.args and isinstance(exc.args[0], Refusal) else str(exc)
             raise BriefingUnavailableError(Refusal(NOT_FOLLOWED, why=why)) from exc
+    zone = given.get("timezone")
+    if before["timezone"] and zone and zone != before["timezone"]:
+        # Reminders and digests left in the profile's zone follow it too ("runs in the user's
+        # own time zone"): they kept firing at the old zone's hour. Moved before the settings
+        # are stored: one not moved stores nothing, and saving again moves the rest.
+        try:
+            await tasks.follow_zone(user.name, before["timezone"], zone)
+        except (TaskError, TemporalError, RuntimeError) as exc:
+            log.warning("settings of %s not saved: a reminder kept its zone: %s", user.name, exc)
+            if temporal_down(exc):
+                raise BriefingUnavailableError(Refusal(TEMPORAL_AWAY)) from exc
+            raise BriefingUnavailableError(Refusal(ZONE_NOT_FOLLOWED, why=str(exc))) from exc
     await users.update(user, data)
     await session.commit()

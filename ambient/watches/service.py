@@ -173,6 +173,20 @@ class TaskService(TaskControls):
                 return await handle.execute_update(update, result_type=TaskStatus)
         return None
 
+    async def follow_zone(self, user: str, old: str, new: str) -> list[str]:
+        """The user's reminders and digests in zone ``old`` (their profile's until now) moved to
+        ``new`` (the profile's now), as their daily briefing is: "08:00" stays 08:00 where they
+        live. One in another zone was given it and stays. The ids of those moved."""
+        moved = []
+        for task in await self.list(user, without_stopped=True):
+            if task.kind not in (TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST):
+                continue
+            config = (await self.get(user, task.task_id)).config
+            if config.get("timezone") == old:
+                await self.update(user, task.task_id, {**config, "timezone": new})
+                moved.append(task.task_id)
+        return moved
+
     @of_a_known_user
     async def update(
         self,

@@ -149,7 +149,12 @@ async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Respon
         # Permissions are not settings: only an admin grants them, through the users API.
         wanted = UserSettings.model_validate(data)
         await user_settings.save_settings(
-            session, page.me, wanted, page.state.briefings, settings=page.state.settings
+            session,
+            page.me,
+            wanted,
+            page.state.briefings,
+            settings=page.state.settings,
+            tasks=page.state.tasks,
         )
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)

@@ -114,7 +114,9 @@ async def update_me(
     )
     # The user was loaded in this request's session (FastAPI shares the dependency).
     try:
-        await save_settings(session, user, wanted, state.briefings, settings=state.settings)
+        await save_settings(
+            session, user, wanted, state.briefings, settings=state.settings, tasks=state.tasks
+        )
     except SettingRefusedError as exc:
         raise unprocessable(([exc.field], str(exc)), given=getattr(wanted, exc.field)) from None
     return user_public(user)

@@ -155,3 +155,33 @@ async def test_a_schedule_temporal_refuses_to_move_stores_nothing_and_says_why(
     async with deps.db.session() as session:
         row = await UserRepository(session).get(name)
     assert row is not None and row.briefing_window_end == "10:00"
+
+
+async def test_reminders_in_the_profiles_zone_follow_it_and_those_given_another_stay(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A reminder made without a zone runs in the profile's ("08:00" where the user lives);
+    the profile moved from UTC to Berlin, it kept firing at 08:00 UTC (10:00 in Berlin), while
+    the briefing moved. It follows now; one given its own zone keeps it."""
+    name = unique("zone")
+    token = await _registered(deps, name)
+    async with api_over_worker(dev_env, deps) as (settings, _):
+        async with signed_in_api(settings, token) as http:
+            made = {}
+            for label, zone in (("home", None), ("tokyo", "Asia/Tokyo")):
+                config = {"type": "daily", "hour": 8, "message": label}
+                config |= {"timezone": zone} if zone else {}
+                answer = await http.post(
+                    "/tasks", json={"type": "schedule", "config": config, "name": label}
+                )
+                assert answer.status_code in (200, 201), answer.text
+                made[label] = answer.json()["task_id"]
+            moved = await http.patch("/users/me", json={"timezone": "Europe/Berlin"})
+            assert moved.status_code == 200, moved.text
+            zones = {
+                label: (await http.get(f"/tasks/{task}/status")).json()["config"]["timezone"]
+                for label, task in made.items()
+            }
+    assert zones == {"home": "Europe/Berlin", "tokyo": "Asia/Tokyo"}
+    spec = (await dev_env.client.get_schedule_handle(made["home"]).describe()).schedule.spec
+    assert spec.time_zone_name == "Europe/Berlin"
