@@ -389,7 +389,7 @@ async def _discussion_list(
 async def discussion_page(
     page: Page,
     _: PageWords,
-    id: PageId,
+    id: str,
     # read_discussion's bound, here (its refusal is the API's English).
     offset: Annotated[int | None, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = None,
 ) -> Response:
@@ -430,11 +430,7 @@ async def discussion_post(
     message_id: FormText = "",
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
-    # A hand-edited id is cut as a page's id is bounded: quoted whole into the Location, it
-    # took the header past what a proxy passes (the 502 `fitted` keeps messages from).
-    here = (
-        f"/app/discussion?id={quote(discussion_id[:255])}" if discussion_id else "/app/discussions"
-    )
+    here = f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
     discussions, me = page.state.discussions, page.me
     try:
         message = MessageIn(
