@@ -109,6 +109,10 @@ class ThresholdWatchWorkflow(WatchControls):
         # the metric still over the line) is not remediated again: its remediation was asked
         # for then (it asked again once the first had ended): docs/deploy.md, the patches.
         self.remediates_a_breach_once = workflow.patched("told-breach-not-remediated-again")
+        # A datapoint older than the one the rule took (the newest left out of an answer, a
+        # null one dropped) is no new check: judged, one spike counted twice toward for_checks
+        # and the pointer moved back, so the newer one was judged again after it.
+        self.judges_newer_points = workflow.patched("older-datapoint-not-judged")
         self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
         self.taken = 0  # the number of this run's last check whose reading was taken
 
@@ -273,9 +277,14 @@ class ThresholdWatchWorkflow(WatchControls):
             alert("recovered", *said, after_failures=state.failures)
         state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
-        if reading.at is not None and reading.at == state.last_point_at:
+        taken = state.last_point_at
+        if (
+            reading.at is not None
+            and taken is not None
+            and (reading.at <= taken if self.judges_newer_points else reading.at == taken)
+        ):
             # The newest datapoint is the one the rule took (a metric kept at a longer period
-            # than the interval): reading it again is no new check; `for_checks` counts data.
+            # than the interval), or older: reading it is no new check; `for_checks` counts data.
             return None
         state.last_point_at = reading.at
         # A breach kept silent by the cooldown and still over the line when it ends is told then.

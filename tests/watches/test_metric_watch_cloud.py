@@ -397,6 +397,30 @@ async def test_for_checks_counts_datapoints_not_reads_of_the_same_one(
     assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
 
 
+async def test_a_datapoint_older_than_the_one_taken_is_no_new_check(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """An answer whose newest point is older than the one the rule took (the newest left out,
+    a null one dropped) was judged: one spike counted twice toward for_checks (a breach told
+    for it), and the pointer moved back, so the newer point was judged once more after it."""
+    api, service = cloud
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 900, 50.0)]
+    task_id, baseline = await create(service, cpu(for_checks=2, source={"period": 300}))
+    assert baseline == {"value": 50.0, "error": None}
+    handle = service.client.get_workflow_handle(task_id)
+    api.metric_points[METRIC] = [(now - 600, 95.0)]  # the spike: one breaching check
+    await check(service, handle)
+    api.metric_points[METRIC] = [(now - 800, 95.0)]  # an older point served
+    older = await check(service, handle)
+    assert older.detail["breaching"] is False, older.detail
+    api.metric_points[METRIC] = [(now - 600, 95.0), (now - 300, 96.0)]  # a newer one: second
+    lasting = await check(service, handle)
+    assert lasting.detail["breaching"] is True and lasting.detail["breaches_total"] == 1
+    await save_history(handle, "threshold_watch_older_datapoint_not_judged")
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
+
+
 async def test_new_lines_take_the_datapoint_read_last_at_the_next_check(
     cloud: tuple[TencentApi, TaskService],
 ) -> None:
