@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text as sql
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -127,11 +128,18 @@ class Stack:
             plan = plan_day(await self.now(), config)
         return plan
 
-    async def created(self, user: str, config: BriefingConfig) -> tuple[DayPlan, str]:
+    async def created(
+        self, user: str, config: BriefingConfig, logs: Path | None = None
+    ) -> tuple[DayPlan, str]:
         """``user``'s briefing created before its next day (``plan``): the day it planned and
-        the id of its workflow's first run."""
+        the id of its workflow's first run. ``logs``: its log source, a file written there of
+        that day's lines (``write_day_logs``)."""
         day = await self.plan(config)
-        await self.service.create(user, config)
+        if logs is None:
+            await self.service.create(user, config)
+        else:
+            source = {"type": "file", "path": str(write_day_logs(logs, day))}
+            await self.service.create(user, config.model_dump(mode="json") | {"log_source": source})
         handle = self.env.client.get_workflow_handle(f"daily-briefing/{user}")
         return day, (await handle.describe()).run_id
 
@@ -179,3 +187,12 @@ def held_preparations(monkeypatch: Any) -> tuple[list[str], asyncio.Event]:
 
     monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
     return reasons, held
+
+
+async def briefings_away(db: Database, away: bool = True) -> None:
+    """The database's briefings table taken away (every preparation fails, as with the
+    database away at 05:00), or given back (``away`` False)."""
+    old, new = ("briefings", "briefings_away") if away else ("briefings_away", "briefings")
+    async with db.session() as session:
+        await session.execute(sql(f"ALTER TABLE {old} RENAME TO {new}"))
+        await session.commit()

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -19,7 +18,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import task_id_for
-from tests.briefing.harness import briefing_stack, make_user, write_day_logs
+from tests.briefing.harness import briefing_stack, briefings_away, make_user
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -105,10 +104,8 @@ async def test_a_briefing_regenerated_the_evening_before_is_prepared_again_at_fi
     await make_user(deps.db, "eve")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        logs = write_day_logs(tmp_path / "app.log", day)
-        source = {"type": "file", "path": str(logs)}
-        await stack.service.create("eve", config.model_dump(mode="json") | {"log_source": source})
+        logs = tmp_path / "app.log"
+        day, _ = await stack.created("eve", config, logs=logs)
         await stack.skip_to(day.logs_to - timedelta(hours=5))  # 19:00 the evening before
         early = await stack.service.regenerate("eve")
         late_error = {
@@ -148,26 +145,17 @@ async def test_a_briefing_regenerated_the_evening_before_is_not_spoken_when_five
     await make_user(deps.db, "evan")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        logs = write_day_logs(tmp_path / "app.log", day)
-        source = {"type": "file", "path": str(logs)}
-        await stack.service.create("evan", config.model_dump(mode="json") | {"log_source": source})
-        handle = ts_env.client.get_workflow_handle("daily-briefing/evan")
-        first_run = (await handle.describe()).run_id
+        day, first_run = await stack.created("evan", config, logs=tmp_path / "app.log")
         await stack.skip_to(day.logs_to - timedelta(hours=5))  # 19:00 the evening before
         early = await stack.service.regenerate("evan")
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
-            await session.commit()
+        await briefings_away(deps.db)
         try:
             await stack.skip_to(day.prepare_at + timedelta(minutes=1))
             failed = await eventually(lambda: _failed(stack.service, "evan"), "05:00 failed")
             await stack.skip_to(day.window_start + timedelta(minutes=5))
             heard = await stack.service.greet("evan", request_id="morning")
         finally:
-            async with deps.db.session() as session:
-                await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
-                await session.commit()
+            await briefings_away(deps.db, away=False)
         await save_history(
             ts_env.client.get_workflow_handle("daily-briefing/evan", run_id=first_run),
             "daily_briefing_regenerated_early_then_failed",

@@ -11,7 +11,6 @@ from urllib.parse import unquote
 
 import httpx
 from mcp import Client
-from sqlalchemy import text
 from temporalio.exceptions import ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.testing import WorkflowEnvironment
@@ -33,7 +32,7 @@ from ambient.domain.users import Role, UserCreate
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from tests.briefing.harness import Stack, briefing_stack, make_user
+from tests.briefing.harness import Stack, briefing_stack, briefings_away, make_user
 from tests.support.api_worker import api_client, signed_in_api
 from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
@@ -55,18 +54,14 @@ async def test_a_briefing_that_could_not_be_prepared_is_said_at_a_greeting_and_p
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         day, first_run = await stack.created("nina", config)
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
-            await session.commit()
+        await briefings_away(deps.db)
         await stack.skip_to(day.prepare_at + timedelta(minutes=1))
         failed = await eventually(lambda: _failed_raw(stack, "nina"), "preparation failed")
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         heard = await stack.service.greet("nina", request_id="morning")
         await stack.skip_to(day.window_end + timedelta(minutes=1))
         await eventually(lambda: _next_day(stack, "nina", day.date), "the next day")
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
-            await session.commit()
+        await briefings_away(deps.db, away=False)
         await save_history(
             ts_env.client.get_workflow_handle("daily-briefing/nina", run_id=first_run),
             "daily_briefing_unprepared_pushed",
@@ -163,9 +158,7 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
         day = await stack.plan(config)
         for user in ("mel", "ada"):
             await stack.service.create(user, config)
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
-            await session.commit()
+        await briefings_away(deps.db)
         await stack.skip_to(day.prepare_at + timedelta(minutes=1))
         for user in ("mel", "ada"):
             await eventually(lambda u=user: _failed_raw(stack, u), "preparation failed")
@@ -200,9 +193,7 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
                     shown[language] = unquote((await _skipping(stack, action)).headers["location"])
         # Whoever runs the server (the CLI) reads a member's as an admin does.
         by_operator = await stack.service.status("mel", operator=True)
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
-            await session.commit()
+        await briefings_away(deps.db, away=False)
     assert by_operator.preparation_error and "briefings" in by_operator.preparation_error
     member_status, member_refusal, member_api = told["mel"]
     because = not_prepared(Unprepared.DATABASE)

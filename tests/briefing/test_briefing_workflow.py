@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -46,6 +45,7 @@ from ambient.watches.reads import briefing_task_status
 from tests.briefing.harness import (
     Stack,
     briefing_stack,
+    briefings_away,
     make_user,
     news_site,
     next_clock_change,
@@ -526,15 +526,11 @@ async def test_a_greeting_prepares_again_a_briefing_whose_preparation_failed(
         day = await stack.plan(config)
         await stack.service.create("hugo", config)
         # The database loses the briefings' table at preparation time: every try fails.
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
-            await session.commit()
+        await briefings_away(deps.db)
         await stack.skip_to(day.prepare_at + timedelta(minutes=1))
         failed = await eventually(lambda: _failed(stack.service, "hugo"), "preparation failed")
         assert failed.prepared is None
-        async with deps.db.session() as session:
-            await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
-            await session.commit()
+        await briefings_away(deps.db, away=False)
         # The database is back: the first greeting of the day prepares again and speaks it,
         # instead of "could not be prepared" until someone regenerates.
         await stack.skip_to(day.window_start + timedelta(minutes=5))

@@ -71,8 +71,7 @@ async def test_a_database_hiccup_after_the_briefing_is_spoken_does_not_lose_it(
     async with prepared(dev_env, deps, "spent", "zh") as (state, user):
         with monkeypatch.context() as patched:
             patched.setattr(Greeting, "_chinese", chinese)
-            async with voice_client(state, user) as client:
-                first = (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
+            (first,) = await greetings(state, user, 1)
     assert first.startswith(BRIEFING_ZH), first
     assert asked == []  # the briefing says its language: no read after it was spoken
 
@@ -110,6 +109,15 @@ def test_the_top_error_said_in_the_briefing_keeps_its_count_whatever_its_stops(
     assert said.endswith(heard), said
 
 
+async def greetings(state: AppState, user: str, times: int) -> list[str]:
+    """What ``times`` greetings in a row, on one voice client of ``user``'s, heard."""
+    async with voice_client(state, user) as client:
+        return [
+            (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
+            for _ in range(times)
+        ]
+
+
 def first_greet_answered_late() -> tuple[Callable[..., Awaitable[Any]], list[bool]]:
     """``WorkflowHandle.execute_update`` whose first greeting is applied and answered a minute
     late (its answer's way back outlasts the call), and the flag that empties once it was."""
@@ -139,11 +147,7 @@ async def test_a_greeting_spoken_but_answered_too_late_is_heard_at_the_next_gree
             # The product's budget (this folder's tests have three times it): the first call
             # waits all of it.
             patched.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
-            async with voice_client(state, user) as client:
-                said = [
-                    (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
-                    for _ in range(3)
-                ]
+            said = await greetings(state, user, 3)
     assert "再叫我一次" in said[0], said
     assert said[1].startswith(BRIEFING_ZH), said  # the briefing it was spoken
     assert "播报过了" in said[2], said  # once: then as any later greeting
@@ -170,11 +174,7 @@ async def test_a_briefing_answered_too_late_is_kept_across_a_second_greeting_cut
             patched.setattr(WorkflowHandle, "execute_update", execute_update)
             patched.setattr(WorkflowHandle, "query", query)
             patched.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
-            async with voice_client(state, user) as client:
-                said = [
-                    (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
-                    for _ in range(4)
-                ]
+            said = await greetings(state, user, 4)
     assert "再叫我一次" in said[0], said
     # Cut short too (its query's wait, or the call's budget on a loaded host): nothing decided.
     assert not said[1].startswith(BRIEFING_ZH) and "播报过了" not in said[1], said
@@ -204,11 +204,7 @@ async def test_a_briefing_spoken_and_cut_off_while_stored_is_heard_at_the_next_g
             patched.setattr(greeting, "store_given", store_given)
             patched.setattr(greeting, "STORE_GIVEN_WITHIN", 60.0)
             patched.setattr(voice_answer, "CALL_BUDGET", PRODUCT_CALL_BUDGET)
-            async with voice_client(state, user) as client:
-                said = [
-                    (await client.call_tool("greet", {})).content[0].text  # type: ignore[union-attr]
-                    for _ in range(3)
-                ]
+            said = await greetings(state, user, 3)
     assert not said[0].startswith(BRIEFING_ZH), said  # cut off: not heard
     assert said[1].startswith(BRIEFING_ZH), said  # the briefing it was spoken
     assert "播报过了" in said[2], said

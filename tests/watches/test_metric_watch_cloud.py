@@ -103,6 +103,17 @@ async def check(service: TaskService, handle: WorkflowHandle[Any, Any]) -> TaskS
     return told
 
 
+async def five_minute_watch(
+    api: TencentApi, service: TaskService, now: int, **fields: Any
+) -> tuple[str, WorkflowHandle[Any, Any]]:
+    """A watch of a 5-minute metric whose baseline read 50, a point 15 minutes old (as late as
+    Cloud Monitor publishes one): its task id and handle."""
+    api.metric_points[METRIC] = [(now - 900, 50.0)]
+    task_id, baseline = await create(service, cpu(source={"period": 300}, **fields))
+    assert baseline == {"value": 50.0, "error": None}
+    return task_id, service.client.get_workflow_handle(task_id)
+
+
 async def stopped(service: TaskService, task_id: str) -> list[str]:
     """The watch deleted and waited for to its end; the kinds of every event it recorded."""
     await service.delete(USER, task_id)
@@ -381,10 +392,7 @@ async def test_for_checks_counts_datapoints_not_reads_of_the_same_one(
     api, service = cloud
     now = int(time.time())
     # Points as late as Cloud Monitor publishes them: the newest is a current value.
-    api.metric_points[METRIC] = [(now - 900, 50.0)]
-    task_id, baseline = await create(service, cpu(for_checks=3, source={"period": 300}))
-    assert baseline == {"value": 50.0, "error": None}
-    handle = service.client.get_workflow_handle(task_id)
+    task_id, handle = await five_minute_watch(api, service, now, for_checks=3)
     api.metric_points[METRIC].append((now - 600, 95.0))
     for _ in range(3):
         spike = await check(service, handle)
@@ -405,10 +413,7 @@ async def test_a_datapoint_older_than_the_one_taken_is_no_new_check(
     for it), and the pointer moved back, so the newer point was judged once more after it."""
     api, service = cloud
     now = int(time.time())
-    api.metric_points[METRIC] = [(now - 900, 50.0)]
-    task_id, baseline = await create(service, cpu(for_checks=2, source={"period": 300}))
-    assert baseline == {"value": 50.0, "error": None}
-    handle = service.client.get_workflow_handle(task_id)
+    task_id, handle = await five_minute_watch(api, service, now, for_checks=2)
     api.metric_points[METRIC] = [(now - 600, 95.0)]  # the spike: one breaching check
     await check(service, handle)
     api.metric_points[METRIC] = [(now - 800, 95.0)]  # an older point served
@@ -462,10 +467,7 @@ async def test_an_update_keeping_the_lines_counts_no_datapoint_twice(
     second breaching check: "Breach" for one spike (and with on_breach remediate, a run)."""
     api, service = cloud
     now = int(time.time())
-    api.metric_points[METRIC] = [(now - 900, 50.0)]
-    task_id, baseline = await create(service, cpu(for_checks=2, source={"period": 300}))
-    assert baseline == {"value": 50.0, "error": None}
-    handle = service.client.get_workflow_handle(task_id)
+    task_id, handle = await five_minute_watch(api, service, now, for_checks=2)
     api.metric_points[METRIC].append((now - 600, 95.0))  # one spike, never another
     first = await check(service, handle)
     assert first.detail["breaching"] is False
