@@ -117,8 +117,8 @@ async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None
 
 
 async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    items = await _listed(tc, "DescribeAlarmNotices", "AlarmNotices", region, name=name)
-    return _named(items, "Name", name, "AlarmNoticeId", "DescribeAlarmNotices")
+    found = await alarm_notice_named(tc, name, region=region)
+    return None if found is None else str(found["AlarmNoticeId"])
 
 
 async def alarm_notice_named(
