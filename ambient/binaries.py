@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 
@@ -16,12 +17,15 @@ def find_binary(name: str) -> str | None:
     return shutil.which(name, path=os.pathsep.join([*folders, os.environ.get("PATH", os.defpath)]))
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM, and SIGKILL if it has not ended within ``timeout`` seconds."""
-    if process.poll() is None:
+def stop_process(*processes: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM to each at once, and SIGKILL to those not ended within ``timeout`` seconds."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in running:
         try:
-            process.wait(timeout=timeout)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
