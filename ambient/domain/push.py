@@ -17,20 +17,22 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ambient.clients.guard import NOT_A_NAME, RefusedDestinationError, url_host
+from ambient.domain.apprise_urls import (
+    APPRISE_HOSTED,
+    APPRISE_HTTP,
+    apprise_disabled,
+    apprise_http_url,
+    apprise_plugin,
+)
 from ambient.domain.configs import STORED, M, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import (
-    APPRISE_HOSTED,
-    APPRISE_HTTP,
     CHANNEL_TYPES,
     MAX_TARGETS,
     ROBOT_KEYS,
     ROBOT_URL_DROPPED,
     NotificationKind,
     Target,
-    apprise_disabled,
-    apprise_http_url,
-    apprise_plugin,
     is_url,
 )
 from ambient.domain.users import HHMM, phone_problem

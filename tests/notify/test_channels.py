@@ -651,7 +651,7 @@ def test_every_hosted_apprise_scheme_posts_to_its_services_own_address() -> None
 
     from apprise.manager_plugins import NotificationManager
 
-    from ambient.domain.push import APPRISE_HOSTED
+    from ambient.domain.apprise_urls import APPRISE_HOSTED
 
     plugins = NotificationManager()
     for scheme in sorted(APPRISE_HOSTED):
@@ -865,7 +865,8 @@ def test_the_guard_aims_an_apprise_url_at_the_host_its_request_goes_to(
 
 def test_every_self_hosted_apprise_scheme_is_aimed_at_the_host_it_names() -> None:
     from ambient.clients.notify.targets import aimed_url
-    from ambient.domain.notify import APPRISE_HTTP, Target
+    from ambient.domain.apprise_urls import APPRISE_HTTP
+    from ambient.domain.notify import Target
 
     for scheme in APPRISE_HTTP:
         secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP

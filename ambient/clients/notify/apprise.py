@@ -39,7 +39,8 @@ from ambient.clients.notify.robots import (
 )
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url, warn_if_disabled
-from ambient.domain.notify import Message, Target, apprise_plugin
+from ambient.domain.apprise_urls import apprise_plugin
+from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
 from ambient.render import markdown_html, markdown_plain

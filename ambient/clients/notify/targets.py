@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.notify import (
+from ambient.domain.apprise_urls import (
     APPRISE_HOSTED,
     APPRISE_HTTP,
-    Target,
     apprise_disabled,
     apprise_http_url,
 )
+from ambient.domain.notify import Target
 from ambient.domain.push import SECRET_PREFIX, target_problem
 from ambient.refusals import Refusal
 from ambient.settings import Settings
