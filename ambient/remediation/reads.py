@@ -23,14 +23,8 @@ from ambient.remediation.alerts import Alert
 from ambient.remediation.intake import cluster_approvers
 from ambient.remediation.joins import REPEATED, may_steer_run
 from ambient.remediation.outcomes import of_a_dry_run
-from ambient.remediation.runs import (
-    FINAL_STATES,
-    RemediationState,
-    RemediationStats,
-    RemediationStatus,
-    RunOutcome,
-    remediation_stats,
-)
+from ambient.remediation.runs import FINAL_STATES, RemediationState, RemediationStatus
+from ambient.remediation.stats import RemediationStats, RunOutcome, remediation_stats
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import (
     AuditLine,

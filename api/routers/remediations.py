@@ -10,12 +10,8 @@ from pydantic import Field
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import (
-    ApprovalDecision,
-    RemediationState,
-    RemediationStats,
-    RemediationStatus,
-)
+from ambient.remediation.runs import ApprovalDecision, RemediationState, RemediationStatus
+from ambient.remediation.stats import RemediationStats
 from ambient.remediation.views import (
     RETRY_SAFE,
     InvalidRemediationError,

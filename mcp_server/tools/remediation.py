@@ -9,12 +9,8 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import (
-    ApprovalDecision,
-    RemediationState,
-    RemediationStats,
-    RemediationStatus,
-)
+from ambient.remediation.runs import ApprovalDecision, RemediationState, RemediationStatus
+from ambient.remediation.stats import RemediationStats
 from ambient.remediation.views import (
     RETRY_SAFE,
     RemediationSummary,

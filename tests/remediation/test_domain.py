@@ -15,7 +15,7 @@ from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.outcomes import gate_closed, in_chinese, maybe_applied, of_a_dry_run
-from ambient.remediation.runs import RunOutcome, VerifyInput, remediation_stats
+from ambient.remediation.runs import VerifyInput
 from ambient.remediation.safety import (
     BreakerState,
     ChangeWindow,
@@ -41,6 +41,7 @@ from ambient.remediation.scores import (
     plan,
     total_score,
 )
+from ambient.remediation.stats import RunOutcome, remediation_stats
 from ambient.remediation.triage import alert_from_alarm
 from ambient.watches.threshold_config import Condition
 from api.i18n import Words
