@@ -230,26 +230,26 @@ class TaskListing:
         visibility's own order, which their start fixes) and, at their place, those that ended
         since (deleted, or continued as new), shown as their task is now."""
         t0 = _moment(cursor.t0)
-        clauses = [*self._watch_clauses(filters), f"StartTime < {t0}"]
+        place = [f"StartTime < {t0}"]
         if cursor.start is not None:
             at = _moment(cursor.start)
-            clauses.append(f'(StartTime < {at} OR (StartTime = {at} AND RunId > "{cursor.run}"))')
-        running_now = [*clauses, 'ExecutionStatus = "Running"']
+            place.append(f'(StartTime < {at} OR (StartTime = {at} AND RunId > "{cursor.run}"))')
+        running_now = [*self._watch_clauses(filters), *place, 'ExecutionStatus = "Running"']
         if filters.without_stopped:
             running_now.append(_NOT_STOPPED)
         running = await self._runs(running_now, size)
-        # Not filtered on the state their run ended with: a task created again is shown as
-        # its new life, and is left out only if that is stopped.
-        ended_since = [*clauses, f"CloseTime >= {t0}"]
+        # Of every state: a task created again is shown as its new life, left out only if that
+        # is not what is asked; one continued as new since T0 was active or paused at T0 (its
+        # next run started after T0, so only its ended run finds it).
+        anyhow = _Filters(filters.user, filters.kind, None, filters.without_stopped)
+        ended_since = [*self._watch_clauses(anyhow), *place, f"CloseTime >= {t0}"]
         if len(running) == size:  # the rest of the range is the next page's
             last = running[-1]
             at = _moment(_micros(last.start_time))
             ended_since.append(
                 f'(StartTime > {at} OR (StartTime = {at} AND RunId <= "{last.run_id}"))'
             )
-        # Under state active or paused only running runs are asked for: none has ended.
-        asks_running = filters.state in (TaskState.ACTIVE.value, TaskState.PAUSED.value)
-        ended = [] if asks_running else await self._runs(ended_since, None)
+        ended = await self._runs(ended_since, None)
         # A run that ended between the two queries is in both: it is listed once, ended.
         runs = sorted({r.run_id: r for r in [*running, *ended]}.values(), key=_place)
         tasks = await self._shown(runs[:size], filters, cursor.t0)

@@ -947,6 +947,55 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
         await service.delete(user, task_id)
 
 
+async def test_a_state_filtered_walk_lists_a_watch_that_continued_as_new_between_pages(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # A watch continues as new every few hundred events (about every 40 hours): under
+    # state=active its run running at the first page had ended by the next page, its new
+    # run started after it, and no page of the walk listed the watch.
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    user = unique("continuer")
+    await register(service.db, user)
+    task_id = f"web-monitor/{user}/{unique('continues')}"
+    watch = WebMonitorInput(
+        user=user,
+        task=task_id,
+        config=WebMonitorConfig.model_validate(monitor(base, "/a", minutes=60)),
+        continue_as_new_after_checks=1,
+    )
+    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues after a check")
+    handle = service.client.get_workflow_handle(task_id)
+    await in_visibility(service, task_id, "RUNNING")
+    ids = [
+        (await service.create(user, "web_monitor", monitor(base, "/a", minutes=61 + i))).task_id
+        for i in range(2)
+    ]
+    await eventually_listed(service, user, [task_id, *ids])
+    first = await service.list(user, page_size=1, state="active")
+    assert [t.task_id for t in first] == [ids[-1]]  # the newest; the watch further down
+    before = (await handle.describe()).run_id
+    await service.trigger(user, task_id)  # its check: the run continues as new after it
+
+    async def continued() -> bool:
+        return (await handle.describe()).run_id != before
+
+    await eventually(continued, "the watch's next run")
+    await in_visibility(service, task_id, "RUNNING")
+    seen, token = [t.task_id for t in first], first.next_page_token
+    while token is not None:
+        page = await service.list(user, page_size=1, page_token=token, state="active")
+        seen += [t.task_id for t in page]
+        token = page.next_page_token
+    assert sorted(seen) == sorted([task_id, *ids])
+    for each in [task_id, *ids]:
+        await service.delete(user, each)
+
+
 async def test_a_filtered_list_of_schedules_answers_full_pages_not_empty_ones(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
