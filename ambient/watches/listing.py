@@ -74,6 +74,9 @@ class TaskPage(list[TaskSummary]):
 _PHASES = ("running", "ended", "schedules")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STALE = "page_token: not a token from a previous list; omit it to start again"
+_OTHER_LIST = (
+    "page_token: from a list of another kind or state; ask with the same, or omit it to start again"
+)
 # How a server answers a page token it cannot read.
 _UNREADABLE = (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.INVALID_ARGUMENT)
 
@@ -81,17 +84,20 @@ _UNREADABLE = (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.INVA
 @dataclass(frozen=True)
 class _Cursor:
     """Where a walk is: its T0, its phase, the last run listed (start in µs, run id) in
-    ``running``, and Temporal's own token in ``ended`` and ``schedules``."""
+    ``running``, and Temporal's own token in ``ended`` and ``schedules``; ``asked``, the
+    filters its walk lists (a token of another list's walk skips or ends this one)."""
 
     t0: int
     phase: str = "running"
     start: int | None = None
     run: str | None = None
     token: bytes | None = None
+    asked: str = ""
 
     def text(self) -> str:
         token = base64.b64encode(self.token).decode() if self.token else None
-        raw = {"v": 2, "t0": self.t0, "p": self.phase, "s": self.start, "r": self.run, "t": token}
+        raw = {"v": 3, "t0": self.t0, "p": self.phase, "s": self.start, "r": self.run, "t": token}
+        raw["a"] = self.asked
         return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
 
     @classmethod
@@ -99,9 +105,10 @@ class _Cursor:
         """The cursor ``text`` names; one of an older release (no version) is refused alike."""
         try:
             data = json.loads(base64.urlsafe_b64decode(text.encode()))
-            t0, phase, start, run, token = (data[k] for k in ("t0", "p", "s", "r", "t"))
+            t0, phase, start, run, token, asked = (data[k] for k in ("t0", "p", "s", "r", "t", "a"))
             valid = (
-                data["v"] == 2
+                data["v"] == 3
+                and isinstance(asked, str)
                 and phase in _PHASES
                 and _in_range(t0)
                 and (start is None or _in_range(start))
@@ -110,12 +117,12 @@ class _Cursor:
             )
             if not valid:
                 raise ValueError(text)
-            return cls(t0, phase, start, run, base64.b64decode(token) if token else None)
+            return cls(t0, phase, start, run, base64.b64decode(token) if token else None, asked)
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise InvalidTaskError(_STALE) from None
 
     def to(self, phase: str, token: bytes | None = None) -> _Cursor:
-        return _Cursor(self.t0, phase, token=token)
+        return _Cursor(self.t0, phase, token=token, asked=self.asked)
 
 
 _RUN_ID = re.compile(r"[0-9a-f-]{1,64}")
@@ -197,7 +204,10 @@ class TaskListing:
         page_token: str | None,
         without_stopped: bool,
     ) -> TaskPage:
-        cursor = _Cursor.parse(page_token) if page_token else _Cursor(_micros(_now()))
+        asked = json.dumps([kind, state, without_stopped])
+        cursor = _Cursor.parse(page_token) if page_token else _Cursor(_micros(_now()), asked=asked)
+        if cursor.asked != asked:
+            raise InvalidTaskError(_OTHER_LIST)
         watch_kinds = tuple(k.value for k in WORKFLOW_TYPES)
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
         if cursor.phase != "schedules" and kind not in (None, *watch_kinds):
@@ -256,7 +266,8 @@ class TaskListing:
         if len(running) < size and len(runs) <= size:
             return tasks, cursor.to("ended")
         last = runs[:size][-1]
-        return tasks, _Cursor(cursor.t0, "running", _micros(last.start_time), last.run_id)
+        start = _micros(last.start_time)
+        return tasks, _Cursor(cursor.t0, "running", start, last.run_id, asked=cursor.asked)
 
     async def _ended_before_t0(
         self, filters: _Filters, size: int, cursor: _Cursor

@@ -409,15 +409,22 @@ async def test_a_page_token_with_a_changed_temporal_token_is_refused_as_stale(
         inner = bytearray(base64.b64decode(raw["t"]))
         inner[len(inner) // 2] ^= 0x55
         changed = base64.b64encode(bytes(inner)).decode()
+        unfiltered = json.dumps([None, None, False])  # an ended-phase token is a watch list's
         cursors = [
             {**raw, "t": changed},
-            {**raw, "p": "ended", "t": changed},
+            {**raw, "p": "ended", "t": changed, "a": unfiltered},
             {**raw, "t0": 10**20},
             {**raw, "p": "running", "t0": -(10**20)},
             {**raw, "p": "running", "s": 10**20, "r": "abc"},
         ]
         said = [
-            await error_of(client, "list_tasks", page_size=1, page_token=_token(cursor))
+            await error_of(
+                client,
+                "list_tasks",
+                page_size=1,
+                page_token=_token(cursor),
+                **({} if cursor["a"] == unfiltered else {"kind": "schedule"}),
+            )
             for cursor in cursors
         ]
     for text in said:
