@@ -51,6 +51,8 @@ OTHER = re.compile(
     r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
     r"(?(apache) (?P<ay>\d{4})\] \[(?:[\w-]*:)?(?P<level>\w+)\])\s*(?P<rest>.*)$"
 )
+# syslog's host and tag after its time: "web-01 payment-service[1234]: ".
+SYSLOG_TAG = re.compile(r"\S+ [^\s:\[]+(?:\[\d+\])?: ")
 # Ruby's Logger: "E, [2026-11-22T10:00:00.123456 #1] ERROR -- progname: message".
 RUBY = re.compile(r"^[A-Z], \[(?P<ts>[\dT:.-]+) #\d+\] +(?P<level>\w+) -- [^:]*: (?P<rest>.*)$")
 # klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
@@ -188,6 +190,13 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
             leveled = {"level": match["level"]} if match["level"] else {}
+            if match["mon"] and not match["apache"] and (tag := SYSLOG_TAG.match(match["rest"])):
+                # The level the program wrote, read after syslog's host and tag (and a time
+                # of its own), which took the start of the line where a level is looked for.
+                said = match["rest"][tag.end() :]
+                said = timed["rest"] if (timed := PLAIN.match(said)) else said
+                if (level := level_and_message(said)[0]) != "UNKNOWN":
+                    leveled = {"level": level}
             return _wall(year, month, day, match["hms"], zone), {
                 "message": match["rest"],
                 **leveled,

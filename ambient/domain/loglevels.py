@@ -25,14 +25,14 @@ _LEVEL_NAMES = {
     for name in names.split()
 }
 _LEVEL_IN_TEXT = re.compile(
-    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC"
+    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|D?PANIC"
     r"|ALERT|EMERG)(?![A-Za-z])"
 )
 # Where a level is written (first, in brackets, as level=), lower case and Chinese count too.
 _LEVEL_MARKED = re.compile(
     r"(?:^[\[<]?|[\[<]|(?<![A-Za-z])(?:level|severity|lvl)=\"?)"
     r"((?i:trace|debug|dbug|info|notice|warn(?:ing)?|err(?:or)?|eror|severe|crit(?:ical)?"
-    r"|fatal|panic|alert|emerg)|调试|信息|警告|错误|严重|致命)(?!\w)"
+    r"|fatal|d?panic|alert|emerg)|调试|信息|警告|错误|严重|致命)(?!\w)"
 )
 # Serilog's compact JSON (CLEF) writes @t, @l, @m (or only the template @mt); ECS log.level.
 MESSAGE_FIELDS = (
@@ -157,12 +157,15 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
                     return level_and_message(inner)
     if raw_level is not None:
         return normal_level(raw_level), message
-    # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").
-    match = _LEVEL_IN_TEXT.search(message, 0, 80) or _LEVEL_MARKED.search(message, 0, 80)
+    # No level field: the first level word near the start of the text ("[main] ERROR c.a.Foo
+    # - ..."), in capitals or where a level is written: a capital word in the message after
+    # nginx's "[error]" or zap's "error" is the message's ("open() /srv/INFO.txt failed").
+    found = [_LEVEL_IN_TEXT.search(message, 0, 80), _LEVEL_MARKED.search(message, 0, 80)]
+    match = min((m for m in found if m), key=lambda m: m.start(1), default=None)
     if match is None:
         return "UNKNOWN", message
     if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
-        message = message[match.end() :].lstrip(" ]>:-：")
+        message = message[match.end() :].lstrip(" \t]>:-：")
     return normal_level(match[1]), message
 
 

@@ -1548,3 +1548,29 @@ async def test_nginx_json_access_log_with_time_local_is_read(tmp_path: Path) -> 
     assert source.skipped == 0
     [first, _] = source.records(*WINDOW)
     assert first.time == datetime(2026, 11, 22, 2, tzinfo=UTC)
+
+
+def test_the_level_written_where_a_level_goes_wins_over_a_level_word_in_the_message() -> None:
+    """nginx's `[error]` was read INFO for a path in its message, zap's `error` DEBUG for a
+    word it quoted, `[warn]` ERROR; zap's DPANIC was UNKNOWN; a syslog line's level, past its
+    host, tag and the program's own time, was not read at all (UNKNOWN, or INFO from a
+    receiver's priority)."""
+    lines = {
+        '2026/11/22 10:00:00 [error] 7#7: *1 open() "/srv/INFO.txt" failed': "ERROR",
+        '2026-11-22T10:00:00.000+0800\terror\tcfg/load.go:42\tinvalid level "TRACE"': "ERROR",
+        "2026/11/22 10:00:00 [warn] 7#7: upstream sent ERROR header": "WARNING",
+        "2026-11-22 10:00:00 info: upstream said ERROR 502": "INFO",
+        "2026-11-22 10:00:00 [main] c.a.Foo - INFO loaded, ERROR count 0": "INFO",
+        "2026-11-22T10:00:00.000+0800\tDPANIC\tx.go:1\tnil map written": "CRITICAL",
+        "Nov 22 10:00:00 web-01 payment-service-7d9f8b6c4-x2x9z[1234]: 2026-11-22 "
+        "10:00:00.123 [http-nio-8080-exec-1] ERROR c.a.Pay - card refused": "ERROR",
+        "<30>Nov 22 10:00:00 web-01 payment-service-7d9f8b6c4-x2x9z[1234]: "
+        "[http-nio-8080-exec-1] WARN c.a.Pay - card slow": "WARNING",
+        "<11>Nov 22 10:00:00 web-01 sshd[99]: Failed password for root": "ERROR",
+    }
+    zone = ZoneInfo("Asia/Shanghai")
+    records = [parse_line(line, "f", zone, date(2026, 11, 23)) for line in lines]
+    read = [level_and_message(r.content)[0] if r else None for r in records]
+    assert read == list(lines.values())
+    # `ambient logs` (the reduction's own reader) reads them alike.
+    assert [read_line(line, date(2026, 11, 23))[1] for line in lines] == list(lines.values())  # type: ignore[index]
