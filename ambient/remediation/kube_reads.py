@@ -199,9 +199,11 @@ class ClusterReads:
         except KubeError as exc:
             if exc.retryable:
                 raise
-            # Not allowed to read them (RBAC): the count is ours to set.
+            # Not allowed to read them (RBAC): one may own the count and put back any count
+            # set on the Deployment (the metric then judged at its count), so it is taken as
+            # there, named as not known, as `sharing` takes workloads it could not list.
             log.info("autoscalers of %s not readable: %s", target, exc)
-            return None
+            return f"an autoscaler perhaps (HorizontalPodAutoscalers could not be listed: {exc})"
         wanted = (target.kind, target.name)
         for hpa in found:
             spec, meta = hpa.spec, hpa.metadata

@@ -1003,6 +1003,21 @@ async def test_scale_out_of_a_deployment_an_autoscaler_manages_is_skipped_naming
     assert kube.deployment()["spec"]["replicas"] == 2
 
 
+async def test_scale_out_where_autoscalers_cannot_be_listed_sets_no_count_saying_why(
+    kube: Cluster,
+) -> None:
+    # The documented Role had no autoscaling rule: HPAs unreadable were read as none, and the
+    # count set under the HPA, which put it back while the metric was judged at its count.
+    kube.api.forbidden = {"horizontalpodautoscalers"}
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=3)
+    result = await kube.executor.apply(kube.step("remediation/r21b", Rung.SCALE_OUT, replicas=4))
+    assert (result.applied, result.patch) == (False, None)
+    assert result.skipped_reason is not None
+    assert "an autoscaler perhaps" in result.skipped_reason
+    assert "forbidden" in result.skipped_reason
+    assert kube.api.writes() == []
+
+
 async def test_restart_and_rollback_of_a_paused_deployment_are_skipped_saying_so(
     kube: Cluster,
 ) -> None:
