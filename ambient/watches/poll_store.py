@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -415,10 +415,15 @@ async def _store_copies(
 
 @functools.cache
 def upsert(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    """Insert rows of ``table``, or set ``columns`` where ``keys`` are taken (one statement)."""
+    """Insert rows of ``table``, or set ``columns`` where ``keys`` are taken (one statement);
+    a ``seq`` (a watch's last event number) never goes back: a poll that overlapped another
+    for a moment, writing no event from an older mark, set it back, and every later event
+    of the watch took a number already taken."""
     statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     new = statement.excluded
+    values = {column: new[column] for column in columns}
+    if "seq" in values:
+        values["seq"] = case((new.seq > table.c.seq, new.seq), else_=table.c.seq)
     return statement.on_conflict_do_update(
-        index_elements=[table.c[key] for key in keys],
-        set_={column: new[column] for column in columns},
+        index_elements=[table.c[key] for key in keys], set_=values
     )

@@ -103,6 +103,23 @@ async def test_checks_of_many_polls_are_committed_in_one_transaction(db: Databas
     assert marks == {f"w{i}": ("life", 1) for i in range(40)}
 
 
+async def test_a_check_from_an_older_mark_never_sets_the_watchs_last_event_back(
+    db: Database,
+) -> None:
+    # Two polls of one watch overlapping a moment (a slow attempt a sweep failed): one stored
+    # event 1; the other, which read the mark before it, stored a check without one. The mark
+    # went back to 0: every later event of the watch took number 1 again (refused as taken),
+    # and a resumed poll never took event 1.
+    await _user(db)
+    writer = PollWriter(db, linger=0.01)
+    await writer.write(_check(0))
+    quiet = PollWrite(
+        poll="w0", life="life", user="ann", task="w0", seq=0, urls={}, events=lambda _: []
+    )
+    await writer.write(quiet)
+    assert {m.task: m.seq for m in await _all(db, WatchPoll)} == {"w0": 1}
+
+
 async def test_a_page_keeps_its_last_and_new_text_and_a_text_seen_again_is_newest(
     db: Database,
 ) -> None:
