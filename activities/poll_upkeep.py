@@ -208,7 +208,8 @@ class PollUpkeep:
                     await drop_end_requests(self.db, utcnow() - END_POLL_KEEP)
             except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
                 log.warning("reading poll end requests failed: %s", exc)
-            self.mailbox_open.set()
+            if cursor.last is not None:  # else a request before its first read went unread
+                self.mailbox_open.set()
             await asyncio.sleep(END_POLL_READ)
 
 

@@ -101,3 +101,34 @@ async def test_a_request_that_commits_after_a_later_one_is_read_on_postgresql(
     seen += await cursor.read()
     seen += await cursor.read()
     assert sorted(r.task for r in seen) == ["w-first", "w-second"]
+
+
+async def test_the_mailbox_opens_only_once_its_first_read_knows_where_it_reads_from(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its first read failed (the database locked a moment) and the mailbox opened anyway:
+    # polls resumed, a pause committed next, and the next read started after it: never read,
+    # the watch checked on while paused.
+    from sqlalchemy.exc import OperationalError
+
+    from activities.poll_upkeep import PollUpkeep
+
+    upkeep = PollUpkeep(db, {("w", "life"): object()}, dead_after=30, process="p")  # type: ignore[dict-item]
+    reading, failures = db.reading, [OperationalError("SELECT", {}, Exception("locked"))]
+
+    def flaky() -> Any:
+        if failures:
+            raise failures.pop()
+        return reading()
+
+    monkeypatch.setattr(db, "reading", flaky)
+    reader = asyncio.create_task(upkeep.read_end_requests())
+    try:
+        for _ in range(100):  # a bound, not a timing claim
+            if not failures:
+                break
+            await asyncio.sleep(0.01)
+        assert not failures and not upkeep.mailbox_open.is_set()
+        await asyncio.wait_for(upkeep.mailbox_open.wait(), 30)
+    finally:
+        reader.cancel()
