@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, select, tuple_, update
+from sqlalchemy import Table, delete, exists, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -249,12 +249,16 @@ def _end_request(lease: Lease) -> EndRequest:
 
 
 def _drop(leases: list[Lease], process: str | None = None) -> Any:
-    """Release these leases (held by ``process``, else each by its own): the row stays with no
-    process, so the watch's last poll number still fences a late start of an earlier poll
-    (``claim``)."""
+    """Release these leases (held by ``process``, else each by its own; by its attempt's task
+    token when it has one): the row stays with no process, so the watch's last poll number
+    still fences a late start of an earlier poll (``claim``). A failed attempt's end released
+    the lease its retry had just taken in the same process: the retry checked on unleased."""
+    columns = (LEASES.c.task, LEASES.c.life, LEASES.c.run_id, LEASES.c.poll, LEASES.c.process)
     keys = [(e.task, e.life, e.run_id, e.poll, process or e.process) for e in leases]
-    columns = tuple_(LEASES.c.task, LEASES.c.life, LEASES.c.run_id, LEASES.c.poll, LEASES.c.process)
-    return update(LEASES).where(and_(columns.in_(keys))).values(process=RELEASED)
+    untokened = [key for key, e in zip(keys, leases, strict=True) if e.task_token is None]
+    tokened = [(*key, e.task_token) for key, e in zip(keys, leases, strict=True) if e.task_token]
+    which = or_(tuple_(*columns).in_(untokened), tuple_(*columns, LEASES.c.task_token).in_(tokened))
+    return update(LEASES).where(which).values(process=RELEASED)
 
 
 async def forget_processes(db: Database, after: timedelta) -> None:

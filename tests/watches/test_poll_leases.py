@@ -69,6 +69,24 @@ async def test_a_process_claims_its_leases_with_its_beat_and_drops_only_its_own(
         assert [p.id for p in (await session.execute(select(WorkerProcess))).scalars()] == ["b"]
 
 
+async def test_a_failed_attempts_end_does_not_release_its_retrys_lease_in_the_same_process(
+    db: Database,
+) -> None:
+    # Attempt 1 of a poll failed and its lease was queued to drop; Temporal's retry ran in
+    # the same process and took the row again. The flush dropped the retry's lease: it
+    # checked on with none a sweep could find, and another attempt could take it beside it.
+    book = LeaseBook(db, "p", 30.0)
+    first = Lease("w1", "life", "run", 1, task_token=b"attempt-1")
+    assert await book.claim(first)
+    book.ended.append(first)
+    assert await book.claim(Lease("w1", "life", "run", 1, task_token=b"attempt-2"))
+    await book.flush()
+    assert await _leases(db) == [("w1", "run", 1, "p")]
+    book.ended.append(Lease("w1", "life", "run", 1, task_token=b"attempt-2"))
+    await book.flush()
+    assert await _leases(db) == []
+
+
 async def test_leases_of_a_process_silent_longer_than_its_dead_after_are_found(
     db: Database,
 ) -> None:
