@@ -145,10 +145,11 @@ class LeaseBook:
                             interval_seconds=lease.interval_seconds,
                         )
                         mine["started_at"] = held.started_at
-                if holder.process != self.process and not same_poll:
+                if holder.process not in (self.process, RELEASED) and not same_poll:
                     # An earlier poll still running elsewhere (of this run, or of a run reset
                     # or ended): it stops at its next mailbox read (it would otherwise fetch
-                    # beside this one until then).
+                    # beside this one until then). One released has ended: every poll's
+                    # start asked it again, under PostgreSQL's lock of the table.
                     await add_end_requests(session, [_end_request(holder)])
                 # The same row as the insert's (its key unchanged).
                 await conn.execute(update(LEASES).where(_of_watch(lease)).values(**mine))

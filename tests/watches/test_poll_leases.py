@@ -87,6 +87,19 @@ async def test_a_failed_attempts_end_does_not_release_its_retrys_lease_in_the_sa
     assert await _leases(db) == []
 
 
+async def test_a_poll_after_one_that_ended_asks_nothing_to_end(db: Database) -> None:
+    # Every poll's start after a hand-back wrote an end request for the poll that had ended
+    # (a row each poll, read by every process's mailbox, under a lock of the table).
+    book = LeaseBook(db, "p", 30.0)
+    first = Lease("w1", "life", "run", 1)
+    assert await book.claim(first)
+    book.ended.append(first)
+    await book.flush()
+    assert await LeaseBook(db, "q", 30.0).claim(Lease("w1", "life", "run", 2))
+    async with db.session() as session:
+        assert (await session.execute(select(WatchPollEnd))).scalars().all() == []
+
+
 async def test_leases_of_a_process_silent_longer_than_its_dead_after_are_found(
     db: Database,
 ) -> None:
