@@ -209,6 +209,7 @@ class BriefingActivities:
         baseline.source = source  # one stored before sources were named: taken as this one
         reducer = LogReducer()
         label = source_name(spec)
+        zone = ZoneInfo(request.config.timezone)
         try:
             read = await read_log_source(
                 spec,
@@ -219,7 +220,7 @@ class BriefingActivities:
                 # Read with the owner's role today: a demoted member's file stops here.
                 admin=owner is not None and owner.is_admin,
                 tencent=self._tencent,
-                zone=ZoneInfo(request.config.timezone),
+                zone=zone,
             )
         except (OSError, LogFileError, TencentCloudError) as exc:
             _read_again_if_passing(exc, label)
@@ -228,9 +229,12 @@ class BriefingActivities:
             # API's code alone.
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}"))
             return None, baseline
-        report = reducer.report(baseline=baseline, start=day.logs_from, end=day.logs_to)
+        # The day in its own zone: the report's hours are its clock's (India's, Nepal's begin
+        # off UTC's), not UTC's.
+        start, end = day.logs_from.astimezone(zone), day.logs_to.astimezone(zone)
+        report = reducer.report(baseline=baseline, start=start, end=end)
         if report.all_unread:  # no trend of a day not read ("errors fell 100%")
-            report = reducer.report(start=day.logs_from, end=day.logs_to)
+            report = reducer.report(start=start, end=end)
         if report.unreadable and not reducer.timed:
             # Lines there were, none in a format read here: not a quiet day, nor a baseline day.
             unknown = "no line has a time in a format the briefing reads"

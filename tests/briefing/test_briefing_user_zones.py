@@ -7,11 +7,15 @@ import json
 import os
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from activities import briefing as briefing_activities
 from ambient.briefing.config import BriefingConfig, plan_day
+from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import briefing_stack, make_user, next_clock_change
@@ -22,7 +26,7 @@ from tests.support.waits import eventually
 
 
 async def test_a_kathmandu_morning_reads_its_own_yesterday_from_cls_and_the_alarm_histories(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Asia/Kathmandu is UTC+05:45: yesterday is 00:00 to 00:00 there (18:15 UTC the day
     before), SearchLog and DescribeAlertRecordHistory get its bounds in ms, Monitor's alarm
@@ -36,6 +40,13 @@ async def test_a_kathmandu_morning_reads_its_own_yesterday_from_cls_and_the_alar
         log_source={"type": "cls", "topic_id": "topic-1"},  # type: ignore[arg-type]
     )
     api = TencentApi()
+    rendered: list[str] = []
+
+    def render(report: Any, tz: Any) -> str:
+        rendered.append(render_markdown(report, tz=tz))
+        return rendered[-1]
+
+    monkeypatch.setattr(briefing_activities, "render_markdown", render)
     await make_user(deps.db, "kiran")
     async with serve(api.app()) as base:
         deps.tencent = standin_tencent(base)
@@ -55,6 +66,10 @@ async def test_a_kathmandu_morning_reads_its_own_yesterday_from_cls_and_the_alar
             view = await stack.service.get_briefing("kiran", day.date)
     assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "06:20", spoken
     assert view.content.log_lines == 2 and view.content.errors == 2, view.content
+    # Its hours begin at a quarter past UTC's: the first error in its 00h (what the model
+    # reads), not in UTC's hour from 18:00 (23:45 there, said "23h").
+    hours = rendered[0].split("lines/errors/warnings\n")[1].split()
+    assert hours[:2] == ["00h", "1/1/0"], rendered[0]
     searches = [p for s, a, p in api.calls if a == "SearchLog"]
     assert searches and {(p["From"], p["To"]) for p in searches} == {(first, end)}
     # The alarm APIs are asked a moment wider (their ends excluded or unsaid), the day kept.
