@@ -123,10 +123,17 @@ def unreachable(exc: httpx2.TransportError, what: str) -> KubeUnreachableError:
     return error(f"{what}: {str(exc) or type(exc).__name__}")
 
 
+def api_status(exc: httpx2.HTTPStatusError) -> bool:
+    """Whether ``exc`` is the API server's own Status: lightkube reads any JSON answer as one,
+    a gateway's `{"message": "upstream request timeout"}` too (its code None: a 504 read as
+    status 0, "refused, nothing changed")."""
+    return isinstance(exc, ApiError) and bool(exc.status.code)
+
+
 def status_of(exc: httpx2.HTTPStatusError) -> tuple[int, str]:
     """The HTTP status and what it says: the API's Status, or the page of what answered."""
-    if isinstance(exc, ApiError):
-        return exc.status.code or 0, exc.status.message or str(exc)
+    if isinstance(exc, ApiError) and exc.status.code:  # api_status
+        return exc.status.code, exc.status.message or str(exc)
     # No Kubernetes Status (a gateway's or proxy's page in front of the API server): lightkube
     # raises the httpx error as its own cause, a loop Temporal's failure converter recursed
     # on ("Failed building exception result: maximum recursion depth exceeded").
@@ -149,7 +156,7 @@ def kube_error(exc: httpx2.HTTPStatusError, what: str) -> KubeError:
         )
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
-    if not isinstance(exc, ApiError):
+    if not api_status(exc):
         # A page of what stands before the API server (a gateway's 404, a proxy's 403): not
         # the API server saying the object is missing or the user may not.
         return KubeError(f"{what}: {message}")

@@ -31,6 +31,7 @@ from ambient.clients.kube import (
     KubeClients,
     KubeError,
     KubeUnavailableError,
+    api_status,
     kube_error,
     revision_number,
     status_of,
@@ -196,7 +197,7 @@ class KubernetesExecutor:
                     await self._send(client, change)
                     sent[change.object] = change.sent()
             except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
-                if isinstance(exc, ApiError) and status_of(exc)[0] < 500:
+                if api_status(exc) and status_of(exc)[0] < 500:
                     sending(bool(sent))  # refused by the API server: this write stored nothing
                 if status_of(exc)[0] == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
@@ -257,7 +258,7 @@ def _stored_nothing(exc: httpx2.HTTPStatusError) -> bool:
     of a 503 (it answers so before a request is handled: shutting down). A 500 or 504 (its
     storage did not answer in time) and any page of what stands before it may follow a write
     it stored."""
-    return isinstance(exc, ApiError) and (status_of(exc)[0] < 500 or status_of(exc)[0] == 503)
+    return api_status(exc) and (status_of(exc)[0] < 500 or status_of(exc)[0] == 503)
 
 
 async def _unless_refused(read: Awaitable[T], refused: T, notes: list[str], what: str) -> T:

@@ -1672,6 +1672,51 @@ async def test_a_gateways_404_page_is_not_said_as_the_deployment_missing(tmp_pat
     assert "not a Kubernetes API answer" in said and "nginx" in said, said
 
 
+async def test_a_gateways_json_504_after_a_write_is_not_said_to_have_changed_nothing(
+    tmp_path: Path,
+) -> None:
+    """A gateway before the API server answering a write it passed on with its own JSON
+    (`{"message": "upstream request timeout"}`, no Kubernetes Status): lightkube reads it as
+    an ApiError of code None, taken as status 0: "refused, changed nothing", and not tried
+    again, though the restart was stored."""
+    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    class Gateway(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Any:
+            answer = await call_next(request)
+            if request.method != "PATCH":
+                return answer
+            return JSONResponse({"message": "upstream request timeout"}, 504)
+
+    api = KubeApi()
+    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
+    app = api.app()
+    app.add_middleware(Gateway)
+    async with serve(app) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({"prod": base})))
+        clients = KubeClients(path, None)
+        try:
+            target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
+            step = StepRequest(
+                remediation_id="remediation/rgw",
+                rung=Rung.RESTART,
+                target=target,
+                mode="execute",
+                key=step_key("remediation/rgw", Rung.RESTART),
+                restarted_at="2026-11-22T17:00:00Z",
+            )
+            with pytest.raises(KubeError) as raised:
+                await KubernetesExecutor(clients).apply(step)
+        finally:
+            await clients.aclose()
+    assert len(api.writes("deployments")) == 1  # the restart is stored
+    assert raised.value.retryable and raised.value.changed is not False, raised.value
+    assert "upstream request timeout" in str(raised.value)
+
+
 async def test_a_504_for_a_stored_write_is_not_said_to_have_changed_nothing(kube: Cluster) -> None:
     """The API server answers 504 Timeout ("request did not complete within requested
     timeout") for a write it stored (the stand-in's AnswerLost). The step said it changed
