@@ -172,6 +172,20 @@ def kube_error(exc: httpx2.HTTPStatusError, what: str) -> KubeError:
 RBAC_REFUSAL = re.compile(r'\bcannot [a-z]+ (?:resource|path) "')
 
 
+# What lightkube raises when the kubeconfig's exec plugin gives no token (its command missing,
+# an apiVersion it does not implement (v1), a non-zero exit), before anything is sent: it went
+# out raw (retried as an unknown failure, the tools' "Error executing tool").
+NO_TOKEN = (ConfigError, OSError)
+
+
+def no_token(exc: Exception, what: str) -> KubeError:
+    """An exec plugin's failure as the credentials' (the kubeconfig is read again next time)."""
+    return KubeUnauthorizedError(
+        f"{what}: the kubeconfig's credential plugin gave no token ({exc}): fix its user's exec "
+        "(a command on the worker's PATH, apiVersion client.authentication.k8s.io/v1beta1)"
+    )
+
+
 async def kube_call(what: str, call: Awaitable[T]) -> T:
     """One API call with its failure as a KubeError (an unreachable server: retryable)."""
     try:
@@ -180,6 +194,8 @@ async def kube_call(what: str, call: Awaitable[T]) -> T:
         raise kube_error(exc, what) from None
     except httpx2.TransportError as exc:
         raise unreachable(exc, what) from None
+    except NO_TOKEN as exc:
+        raise no_token(exc, what) from None
 
 
 def revision_number(value: str | None) -> int | None:

@@ -27,12 +27,14 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
 from ambient.clients.kube import (
+    NO_TOKEN,
     REVISION,
     KubeClients,
     KubeError,
     KubeUnavailableError,
     api_status,
     kube_error,
+    no_token,
     revision_number,
     status_of,
     unreachable,
@@ -220,6 +222,11 @@ class KubernetesExecutor:
                 if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
                     sending(bool(sent))  # not connected: this write was not sent
                 raise unreachable(exc, what) from None
+            except NO_TOKEN as exc:
+                sending(bool(sent))  # no token for this write: not sent
+                error = no_token(exc, what)
+                error.changed = bool([*sent, *plan.done])
+                raise error from None
             return self._applied(plan, sent)
         raise KubeUnavailableError(
             f"{what}: conflicts kept coming "

@@ -25,6 +25,7 @@ from ambient.clients.kube import (
     KubeClients,
     KubeError,
     KubeNotFoundError,
+    KubeUnauthorizedError,
     KubeUnavailableError,
     TkeClusterNotFoundError,
     client_from_kubeconfig,
@@ -1715,6 +1716,40 @@ async def test_a_gateways_json_504_after_a_write_is_not_said_to_have_changed_not
     assert len(api.writes("deployments")) == 1  # the restart is stored
     assert raised.value.retryable and raised.value.changed is not False, raised.value
     assert "upstream request timeout" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("api_version", "command"),
+    [
+        ("client.authentication.k8s.io/v1", "true"),  # lightkube implements v1beta1 at most
+        ("client.authentication.k8s.io/v1beta1", "no-such-credential-helper"),
+        ("client.authentication.k8s.io/v1beta1", "false"),  # exits 1
+    ],
+)
+async def test_a_kubeconfig_credential_plugin_that_gives_no_token_is_said_as_the_credentials(
+    tmp_path: Path, api_version: str, command: str
+) -> None:
+    """A kubeconfig user's exec plugin that gives no token: lightkube's ConfigError or the
+    missing command's FileNotFoundError went out raw (the activity retried an unknown
+    failure, a tool said "Error executing tool"). Now the credentials' error, naming it."""
+    api = KubeApi()
+    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
+    async with serve(api.app()) as base:
+        config = kubeconfig({"prod": base})
+        config["users"] = [
+            {"name": "ops", "user": {"exec": {"apiVersion": api_version, "command": command}}}
+        ]
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        clients = KubeClients(path, None)
+        try:
+            target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
+            with pytest.raises(KubeUnauthorizedError) as raised:
+                await KubernetesExecutor(clients).checkpoint(target)
+        finally:
+            await clients.aclose()
+    assert "credential plugin gave no token" in str(raised.value), raised.value
+    assert api.writes() == []
 
 
 async def test_a_504_for_a_stored_write_is_not_said_to_have_changed_nothing(kube: Cluster) -> None:
