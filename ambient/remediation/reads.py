@@ -222,6 +222,13 @@ class RemediationReads:
             seen = await repository.seen_by(account, cluster_approvers(self.settings))
             open_rows = await repository.list(seen=seen, open_only=True, limit=None)
         places, as_stored = await self._states_now([row.remediation_id for row in open_rows])
+        if now and as_stored:
+            # The rows hold where each running run was planned: a list of those waiting for
+            # approval read empty while runs waited, the approver's list.
+            raise RemediationError(
+                f"state {state}: where the running runs are now could not be read "
+                f"({as_stored}); try again, or list without a state"
+            )
         async with self.db.session() as session:
             repository = RemediationRepository(session)
             rows = await repository.list(

@@ -123,6 +123,7 @@ async def start(
 async def list_remediations(
     user: CurrentUser,
     state: StateDep,
+    response: Response,
     state_: Annotated[RemediationState | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 50,
     offset: Annotated[
@@ -134,9 +135,15 @@ async def list_remediations(
         WHOLE_NUMBER,
     ] = None,
 ) -> list[RemediationSummary]:
+    """Running runs show where they are now; when Temporal's list failed, where they were last
+    stored, and the header ``X-States-As-Stored`` says why."""
     listed = await state.remediations.list_page(
         user.name, state=state_, limit=limit, offset=offset, before_id=before_id
     )
+    if listed.as_stored:
+        # A header's text is Latin-1: the reason as ASCII, on one line.
+        said = " ".join(listed.as_stored.split()).encode("ascii", "replace").decode()
+        response.headers["X-States-As-Stored"] = said
     return listed.runs
 
 

@@ -61,6 +61,11 @@ class RemediationList(BaseModel):
         description="(older clients) pass as offset for the next page; a run started between "
         "pages shifts it: prefer next_before_id",
     )
+    states_as_stored: str | None = Field(
+        default=None,
+        description="why running runs show the state last stored, not where they are now "
+        "(Temporal's list failed); null: each is where it is",
+    )
 
 
 async def score_alert(ctx: Context[Any, Any], alert: AlertArg) -> ScoreView:
@@ -157,6 +162,7 @@ async def list_remediations(
         remediations=page,
         next_before_id=page[-1].id if more else None,
         next_offset=offset + limit if more else None,
+        states_as_stored=listed.as_stored,
     )
 
 

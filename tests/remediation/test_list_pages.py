@@ -4,10 +4,12 @@ page that filled its limit pointed at an empty one."""
 
 from __future__ import annotations
 
+from ambient import temporal
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import make_user
 from tests.remediation.support import run_row
 from tests.support.mcp_as import mcp_as
+from tests.support.servers import free_port
 
 
 async def test_a_run_started_between_pages_is_listed_once_and_the_last_page_says_so(
@@ -31,3 +33,25 @@ async def test_a_run_started_between_pages_is_listed_once_and_the_last_page_says
     assert ids == ["r3", "r2", "r1", "r0"]
     # The last page filled its limit: nothing after it to ask for.
     assert second["next_before_id"] is None and second["next_offset"] is None
+
+
+async def test_a_list_with_temporal_down_says_its_states_are_as_stored(deps: WorkerDeps) -> None:
+    # A running run's row holds where it was planned: with Temporal's list failed, the MCP
+    # list showed those states as the runs' own, and `state=waiting_approval` (where runs may
+    # be now) answered an empty list while runs waited.
+    await make_user(deps.db, "ops")
+    async with deps.db.session() as session:
+        session.add(run_row("r-open", "ops", state="planned", service="svc"))
+        await session.commit()
+    down = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(down, lazy=True)
+    async with mcp_as(deps, "ops", temporal=client, settings=down) as mcp:
+        listed = (await mcp.call_tool("list_remediations", {})).structured_content
+        waiting = await mcp.call_tool("list_remediations", {"state": "waiting_approval"})
+    assert listed is not None and [r["remediation_id"] for r in listed["remediations"]] == [
+        "r-open"
+    ]
+    assert "unreachable" in listed["states_as_stored"], listed
+    assert waiting.is_error
+    said = waiting.content[0].text  # type: ignore[union-attr]
+    assert "where the running runs are now could not be read" in said, said

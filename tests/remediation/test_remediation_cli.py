@@ -263,6 +263,20 @@ async def test_remediation_list_with_temporal_down_says_so_in_a_line_not_a_grpc_
     assert [line.split("\t")[:3] for line in done.stdout.splitlines()] == [
         [fingerprint, "checkout", "settling"]
     ]
+    # Asked for runs in a state they may be in now: the stored states cannot say (a list of
+    # those waiting for approval read empty while runs waited).
+    waiting = await asyncio.to_thread(
+        subprocess.run,
+        [*done.args, "--state", "waiting_approval"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert waiting.returncode == 1 and waiting.stdout == "", waiting
+    assert "state waiting_approval: where the running runs are now could not be read" in (
+        waiting.stderr
+    ), waiting.stderr
 
 
 async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
