@@ -44,11 +44,11 @@ BeforeId = Annotated[
 ]
 
 
-def _next_before(
-    rows: Sequence[EventPublic | InboxMessagePublic | DeliveryPublic], limit: int
-) -> int | None:
-    """The id to pass as before_id for the next (older) page: none after a short page."""
-    return rows[-1].id if len(rows) == limit else None
+def _next_before(rows: Sequence[Any], limit: int) -> int | None:
+    """The id to pass as before_id for the next (older) page, of ``rows`` read one past
+    ``limit``: none when nothing is past it (a last page that filled its limit pointed at an
+    empty one)."""
+    return rows[limit - 1].id if len(rows) > limit else None
 
 
 NextBeforeId = Annotated[
@@ -124,11 +124,11 @@ async def list_events(
             task=task,
             since=since,
             before_id=before_id,
-            limit=limit,
+            limit=limit + 1,
             operator=me.is_admin,
             zone=me.timezone,
         )
-    return Events(events=rows, next_before_id=_next_before(rows, limit))
+    return Events(events=rows[:limit], next_before_id=_next_before(rows, limit))
 
 
 async def read_inbox(
@@ -143,9 +143,9 @@ async def read_inbox(
     async with app_state(ctx).db.session() as session:
         name = await _whose(ctx, session, user)
         rows = await history.inbox(
-            session, name, unread_only=unread_only, before_id=before_id, limit=limit
+            session, name, unread_only=unread_only, before_id=before_id, limit=limit + 1
         )
-    return Inbox(messages=rows, next_before_id=_next_before(rows, limit))
+    return Inbox(messages=rows[:limit], next_before_id=_next_before(rows, limit))
 
 
 async def list_deliveries(
@@ -179,7 +179,7 @@ async def list_deliveries(
             limit=limit,
             operator=(await current_user_row(ctx)).is_admin,
         )
-    return Deliveries(deliveries=rows, next_before_id=_next_before(rows, limit))
+    return Deliveries(deliveries=rows[:limit], next_before_id=_next_before(rows, limit))
 
 
 class FoundTool(BaseModel):

@@ -414,18 +414,19 @@ async def test_list_remediations_says_where_its_next_page_starts_and_when_it_end
 
 async def test_list_events_pages_back_past_its_newest_events(state: AppState) -> None:
     # Only the newest `limit` (at most 500) could be read: anything older was out of reach.
+    # A last page that filled its limit pointed at an empty one.
     async with state.db.session() as session:
         await UserRepository(session).create(UserCreate(name="alice"))
-        for n in range(3):
+        for n in range(4):
             await EventRepository(session).add("watch.hit", user="alice", payload={"n": n})
         await session.commit()
     async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
         first = (await client.call_tool("list_events", {"limit": 2})).structured_content
-        assert first is not None and [e["payload"]["n"] for e in first["events"]] == [2, 1]
+        assert first is not None and [e["payload"]["n"] for e in first["events"]] == [3, 2]
         assert first["next_before_id"] == first["events"][-1]["id"]
         args = {"limit": 2, "before_id": first["next_before_id"]}
         last = (await client.call_tool("list_events", args)).structured_content
-    assert last is not None and [e["payload"]["n"] for e in last["events"]] == [0]
+    assert last is not None and [e["payload"]["n"] for e in last["events"]] == [1, 0]
     assert last["next_before_id"] is None
 
 
@@ -433,16 +434,16 @@ async def test_read_inbox_pages_back_past_its_newest_messages(state: AppState) -
     # Only the newest `limit` (at most 500) could be read: older notifications were out of reach.
     async with state.db.session() as session:
         await UserRepository(session).create(UserCreate(name="alice"))
-        for n in range(3):
+        for n in range(4):
             await InboxRepository(session).add("alice", Message(title=f"m{n}", body="-"))
         await session.commit()
     async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
         first = (await client.call_tool("read_inbox", {"limit": 2})).structured_content
-        assert first is not None and [m["title"] for m in first["messages"]] == ["m2", "m1"]
+        assert first is not None and [m["title"] for m in first["messages"]] == ["m3", "m2"]
         assert first["next_before_id"] == first["messages"][-1]["id"]
         args = {"limit": 2, "before_id": first["next_before_id"]}
         last = (await client.call_tool("read_inbox", args)).structured_content
-    assert last is not None and [m["title"] for m in last["messages"]] == ["m0"]
+    assert last is not None and [m["title"] for m in last["messages"]] == ["m1", "m0"]
     assert last["next_before_id"] is None
 
 
