@@ -30,14 +30,14 @@ SELECTOR_EXTRACTOR = "s8"  # a CSS selector's matches
 JSON_EXTRACTOR = "j7"  # a JSON answer read without a selector
 FEED_EXTRACTOR = "f2"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
-# a page that hides nothing from its reader (x7 and s8 take out what it hides) is compared
-# with its text of that release, its change at the upgrade told.
+# a page that hides nothing from its reader (x7 takes out what it hides) is compared with its
+# text of that release, its change at the upgrade told. A selector's match (s8) is read
+# otherwise wherever its source breaks a line or it holds an image, a word break, an empty
+# inline element (s7 split a line there), a feed (f2) at the last three (f1 put a space): not
+# told without reading each twice, so they start anew.
 EARLIER = {
     PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}",
-    SELECTOR_EXTRACTOR: "s7",
     JSON_EXTRACTOR: JSON_EXTRACTOR,
-    # f2 takes out of an entry's HTML what its reader does not see (f1 read it)
-    FEED_EXTRACTOR: "f1",
 }
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).
 UNREADABLE = "cannot read the page's text: "
@@ -89,9 +89,13 @@ INLINE = [
 ]  # fmt: skip
 INLINE_TAGS = frozenset(INLINE)
 VOID = frozenset({"br", "hr"})
-# What stays on its line in a selector's match (no trafilatura to agree with there): links,
-# times and quotes too ("下午发生<a>数据库</a>故障" is one line).
-SELECTED_INLINE = INLINE_TAGS | {"a", "time", "q", "font", "del", "ins", "label"}
+# What stays on its line in a selector's match and a feed entry (no trafilatura to agree with
+# there): links, times and quotes too ("下午发生<a>数据库</a>故障" is one line), images and word
+# breaks ("数据<wbr>库故障"), ruby and its annotation ("漢(kan)").
+SELECTED_INLINE = INLINE_TAGS | {
+    "a", "time", "q", "font", "del", "ins", "label", "wbr", "img", "big", "tt", "nobr", "data",
+    "button", "ruby", "rt", "rp",
+}  # fmt: skip
 ALLOWED = TEXT_BLOCKS | CONTAINERS | VOID | INLINE_TAGS
 
 # trafilatura's MIN_DUPLICATE_LENGTH: longer repeated blocks are dropped as duplicates.
@@ -162,7 +166,7 @@ def feed_text(media_type: str, body: str) -> Extracted | None:
         return None
     if root is None:
         return None
-    said: list[tuple[str, bool]] = []
+    said: list[str] = []
     channel = next((e for e in root if _local(e) == "channel"), root)
     if (title := next((e for e in channel if _local(e) == "title"), None)) is not None:
         said.append(_said(title))
@@ -170,11 +174,10 @@ def feed_text(media_type: str, body: str) -> Extracted | None:
     for entry in entries:
         for name in ENTRY_TEXT:
             said += [_said(e) for e in entry if _local(e) == name]
-    text = "\n".join(line for line, _ in said if line)
+    text = "\n".join(line for line in said if line)
     if not text:
         raise NoTextError("the feed has no entries with text")
-    # A feed whose entries' HTML held nothing unseen reads as f1 read it: compared with that.
-    return _read(text, FEED_EXTRACTOR, changed=any(unseen for _, unseen in said))
+    return _read(text, FEED_EXTRACTOR)
 
 
 def _local(element: Any) -> str:
@@ -182,11 +185,9 @@ def _local(element: Any) -> str:
     return tag.rpartition("}")[2].rpartition(":")[2] if isinstance(tag, str) else ""
 
 
-def _said(element: Any) -> tuple[str, bool]:
-    """An element's text on one line, HTML in it (escaped or in CDATA, or XHTML) as its text;
-    whether that HTML held an element its reader does not see."""
+def _said(element: Any) -> str:
+    """An element's text on one line, HTML in it (escaped or in CDATA, or XHTML) as its text."""
     written = "".join(element.itertext())
-    unseen: list[LexborNode] = []
     if "<" in written:
         body = LexborHTMLParser(written).body
         if body is not None:
@@ -197,11 +198,12 @@ def _said(element: Any) -> tuple[str, bool]:
             unseen = _outermost(node for node in found if node.tag in DROPPED or _hides(node))
             for node in unseen:
                 node.decompose()
-            # inline elements on their line ("正在<b>处理</b>" one word)
-            body.unwrap_tags(list(SELECTED_INLINE))
+            # inline elements on their line ("正在<b>处理</b>" one word; an empty one, an
+            # image, a word break taken out)
+            body.unwrap_tags(list(SELECTED_INLINE), delete_empty=True)
             body.merge_text_nodes()
         written = body.text(separator=" ") if body is not None else ""
-    return " ".join(written.split()), bool(unseen)
+    return " ".join(written.split())
 
 
 # Text types read as HTML: the rest of text/* (markdown, CSV, a log) is plain text.
@@ -285,12 +287,12 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         nodes = tree.css(selector)
         if not nodes:  # a matched element may be empty (no alert today), a missing one is not
             raise NoTextError(f"the selector {selector!r} matches nothing on the page")
-        hid = _unseen_removed(nodes)
+        _unseen_removed(nodes)
         # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
         # from the last match to the first: unwrapping inside a match leaves the matches
         # within it read already.
-        texts = [block_text(node, plain=False, inline=SELECTED_INLINE) for node in nodes[::-1]]
-        return _read("\n".join(texts[::-1]), SELECTOR_EXTRACTOR, changed=hid)
+        texts = [block_text(node, plain=False, selected=True) for node in nodes[::-1]]
+        return _read("\n".join(texts[::-1]), SELECTOR_EXTRACTOR)
     # What the page hides from its reader is no text of it (a per-request stamp in a hidden
     # <div> was a change at every check, a word in it a keyword hit): taken out first, and
     # trafilatura given the page without it.
@@ -372,12 +374,12 @@ def _outermost(nodes: Iterable[LexborNode], kept: frozenset[int] = frozenset()) 
     return list(taken.values())
 
 
-def _unseen_removed(nodes: list[LexborNode]) -> bool:
+def _unseen_removed(nodes: list[LexborNode]) -> None:
     """Take out of each match what no reader sees in it (UNSEEN: scripts, styles, ...; and
     what the page hides): a script's nonce changed the page at every check and its words hit
     keywords. An element the selector matched, or one holding a match, stays: the selector
     named it. The text either side of one taken out is one text again ("Database
-    <script>…</script>outage" one line). Whether an element the page hides was taken out."""
+    <script>…</script>outage" one line)."""
     kept = {node.mem_id for node in nodes}
     for node in nodes:
         parent = node.parent
@@ -388,13 +390,11 @@ def _unseen_removed(nodes: list[LexborNode]) -> bool:
         inner for node in nodes for inner in [*node.css(UNSEEN), *filter(_hides, node.css(HIDING))]
     )
     unseen = _outermost(inside, frozenset(kept))
-    hid = any(_hides(inner) and _has_text(inner) for inner in unseen)
     for inner in unseen:
         inner.decompose()
     if unseen:
         for node in nodes:
             node.merge_text_nodes()
-    return hid
 
 
 def not_plain_because(body: LexborNode) -> str | None:
@@ -472,11 +472,12 @@ def _visible_chars(node: LexborNode) -> int:
     return len("".join(node.text().split()))
 
 
-def block_text(
-    body: LexborNode, *, plain: bool = True, inline: frozenset[str] = INLINE_TAGS
-) -> str:
-    """Text of the body (or an element), one block a line, ``inline`` elements kept on their
-    block's line; ``plain``: all of its text is in blocks (``not_plain_because`` said so)."""
+def block_text(body: LexborNode, *, plain: bool = True, selected: bool = False) -> str:
+    """Text of the body (or an element), one block a line, inline elements kept on their
+    block's line; ``plain``: all of its text is in blocks (``not_plain_because`` said so);
+    ``selected``: a selector's match (SELECTED_INLINE inline, its written line breaks spaces
+    but in a <pre>)."""
+    inline = SELECTED_INLINE if selected else INLINE_TAGS
     tags = {node.tag for node in body.traverse()}
     # Blocks whose written line breaks stay lines (trafilatura keeps them): found before
     # their inline elements are unwrapped.
@@ -493,7 +494,7 @@ def block_text(
         else []
     )
     for node in own:
-        node.unwrap()
+        node.unwrap(delete_empty=selected)
     if "-comment" in tags:
         # A comment inside a paragraph (server-rendered React writes "<!-- -->" between text
         # pieces) kept its text nodes apart: two lines where trafilatura, which drops
@@ -501,18 +502,27 @@ def block_text(
         for node in [node for node in body.traverse() if node.tag == "-comment"]:
             node.decompose()
     if present or own or "-comment" in tags:
-        body.unwrap_tags(present)
+        # in a match, an empty one (an icon's <i></i>), an image or a word break taken out
+        body.unwrap_tags(present, delete_empty=selected)
         body.merge_text_nodes()
     # Text nodes apart (lexbor drops a NUL from a page's text: it cannot be one of them).
     text = body.text(separator="\0", skip_empty=True)
-    if "\n" not in text or not plain:
-        text = text.replace("\0", "\n")
-    elif keeping:
+    if selected or (keeping and plain and "\n" in text):
         # A line break written inside a paragraph or heading is a space, as trafilatura reads
         # it: a paragraph wrapped at 80 columns in the source was several lines, a page
         # re-wrapped was a "change" and a phrase across the break was never found. Unwrapped
-        # and merged, each text node is a whole block's text.
+        # and merged, each text node is a whole block's text (in a match, the text between
+        # two blocks: "API:\n  <b>Major outage</b>" one line).
+        if selected and "pre" in tags:  # a <pre>'s breaks stay: its text nodes told one by one
+            pre = {n.mem_id for p in body.css("pre") for n in p.traverse(include_text=True)}
+            texts = (node for node in body.traverse(include_text=True) if node.tag == "-text")
+            text = "\0".join(
+                (node.text_content or "").replace("\n", "\0" if node.mem_id in pre else " ")
+                for node in texts
+            )
         text = "\n".join(" ".join(node.split()) for node in text.split("\0"))
+    elif "\n" not in text or not plain:
+        text = text.replace("\0", "\n")
     else:
         text = "\n".join(_block_lines(block, kept) for block in body.css(BLOCKS))
     return "\n".join(stripped for line in text.splitlines() if (stripped := line.strip()))
