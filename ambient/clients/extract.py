@@ -33,8 +33,9 @@ FEED_EXTRACTOR = "f2"  # an Atom or RSS feed read without a selector
 # a page that hides nothing from its reader (x7 takes out what it hides) is compared with its
 # text of that release, its change at the upgrade told. A selector's match (s8) is read
 # otherwise wherever its source breaks a line or it holds an image, a word break, an empty
-# inline element (s7 split a line there), a feed (f2) at the last three (f1 put a space): not
-# told without reading each twice, so they start anew.
+# inline element (s7 split a line there) or another match (read twice), a feed (f2) at an
+# image, a word break, an empty element (f1 put a space): not told without reading each
+# twice, so they start anew.
 EARLIER = {
     PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}",
     JSON_EXTRACTOR: JSON_EXTRACTOR,
@@ -289,10 +290,9 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
             raise NoTextError(f"the selector {selector!r} matches nothing on the page")
         _unseen_removed(nodes)
         # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
-        # from the last match to the first: unwrapping inside a match leaves the matches
-        # within it read already.
-        texts = [block_text(node, plain=False, selected=True) for node in nodes[::-1]]
-        return _read("\n".join(texts[::-1]), SELECTOR_EXTRACTOR)
+        # a match inside an earlier one is read with it, once (its text was read twice).
+        texts = [block_text(node, plain=False, selected=True) for node in _outermost(nodes)]
+        return _read("\n".join(texts), SELECTOR_EXTRACTOR)
     # What the page hides from its reader is no text of it (a per-request stamp in a hidden
     # <div> was a change at every check, a word in it a keyword hit): taken out first, and
     # trafilatura given the page without it.

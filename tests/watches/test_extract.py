@@ -410,14 +410,14 @@ def test_selector_gives_the_text_under_every_match_its_inline_elements_on_their_
     assert main_text(html, ".news") == "下午发生数据库故障\n已恢复"
     assert main_text(html, "span.ok") == "恢复"
     # A match with an element of its own tag inside it: that element stays on its line too
-    # ("42", "USD", "net" were three lines; the inner match is read whole after it).
+    # ("42", "USD", "net" were three lines; the inner match is read with it, once).
     nested = "<html><body><p>Price <span>42 <span>USD</span> net</span> today</p></body></html>"
-    assert main_text(nested, "span") == "42 USD net\nUSD"
+    assert main_text(nested, "span") == "42 USD net"
     assert main_text(nested, "p") == "Price 42 USD net today"
     bold = "<html><body><p>x <b>bold <b>inner</b> more</b> y</p></body></html>"
-    assert main_text(bold, "b") == "bold inner more\ninner"
-    # Matches inside matches each read whole, in page order.
-    assert main_text(html, ".news, .ok, b") == "USD\n下午发生数据库故障\n已恢复\n恢复\n复"
+    assert main_text(bold, "b") == "bold inner more"
+    # Matches inside matches are read with them, once, in page order.
+    assert main_text(html, ".news, .ok, b") == "USD\n下午发生数据库故障\n已恢复"
     assert main_text(html, "article p") == STORY.strip()
     assert main_text(html, "title") == "Prices"
     with pytest.raises(NoTextError, match=r"the selector '\.missing' matches nothing"):
@@ -451,6 +451,18 @@ def test_a_selectors_match_reads_its_source_line_breaks_and_word_breaks_as_the_p
     assert main_text("<p id='s'>Status:<i class='icon'></i>Operational</p>", "#s") == (
         "Status:Operational"
     )
+
+
+def test_a_match_inside_an_earlier_match_is_read_once_with_it() -> None:
+    """A selector matching nested elements read the inner one's text again after the outer
+    one's: "Database outage" was two lines of the text, a change inside it two changes and
+    `div` on a page of nested divs read its deepest text as often as it is deep."""
+    html = "<div class=news><div class=news>Database outage</div><div>Other</div></div>"
+    assert main_text(html, ".news") == "Database outage\nOther"
+    nested = "<div><div><p>Deep</p></div></div><div>Next</div>"
+    assert main_text(nested, "div") == "Deep\nNext"
+    # whichever order the selector names them in
+    assert main_text(f"<p>x</p>{html}", "div > div, .news") == "Database outage\nOther"
 
 
 def test_a_selectors_match_keeps_its_svg_text_and_a_line_an_unseen_element_sat_in() -> None:
