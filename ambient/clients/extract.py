@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
@@ -27,7 +27,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 # trafilatura's own rules decide every non-plain page, so its version is part of that tag.
 PAGE_EXTRACTOR = f"x7-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
 SELECTOR_EXTRACTOR = "s8"  # a CSS selector's matches
-JSON_EXTRACTOR = "j7"  # a JSON answer read without a selector
+JSON_EXTRACTOR = "j8"  # a JSON answer read without a selector
 FEED_EXTRACTOR = "f2"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
 # a page that hides nothing from its reader (x7 takes out what it hides) is compared with its
@@ -35,11 +35,8 @@ FEED_EXTRACTOR = "f2"  # an Atom or RSS feed read without a selector
 # otherwise wherever its source breaks a line or it holds an image, a word break, an empty
 # inline element (s7 split a line there) or another match (read twice), a feed (f2) at an
 # image, a word break, an empty element (f1 put a space): not told without reading each
-# twice, so they start anew.
-EARLIER = {
-    PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}",
-    JSON_EXTRACTOR: JSON_EXTRACTOR,
-}
+# twice, so they start anew; so does a JSON answer (j7 read it pretty-printed).
+EARLIER = {PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}"}
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).
 UNREADABLE = "cannot read the page's text: "
 
@@ -181,6 +178,24 @@ def feed_text(media_type: str, body: str) -> Extracted | None:
     return _read(text, FEED_EXTRACTOR)
 
 
+def _json_lines(value: Any, keys: str = "") -> Iterator[str]:
+    """A JSON answer's lines: each value after the keys that lead to it, so a diff names the
+    field that changed ("status.description: 数据库故障"). An item of a list adds none: one
+    added beside it leaves its line as it was (JSON pretty-printed gave the old last item a
+    comma, a new line whose keyword hit again). An object's keys in order, as theirs is no part
+    of it (RFC 8259: an API that wrote them in another order changed at every check); a string
+    as written, its lines lines ("数据库", not "\u6570\u636e\u5e93")."""
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            yield from _json_lines(value[key], f"{keys}.{key}" if keys else key)
+    elif isinstance(value, list) and value:
+        for item in value:
+            yield from _json_lines(item, keys)
+    else:
+        written = value if isinstance(value, str) else json.dumps(value)
+        yield f"{keys}: {written}" if keys else written
+
+
 def _local(element: Any) -> str:
     tag = element.tag
     return tag.rpartition("}")[2].rpartition(":")[2] if isinstance(tag, str) else ""
@@ -262,13 +277,8 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
             f"the page is not text ({declared}): a web monitor reads HTML, plain text or JSON"
         )
     if "json" in media_type and not selector:
-        # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
-        # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93";
-        # its keys in order, as an object's are no part of it (RFC 8259: an API that wrote
-        # them in another order changed at every check).
         with suppress(ValueError):  # not JSON after all: read as a page
-            values = json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
-            return _read(values, JSON_EXTRACTOR)
+            return _read("\n".join(_json_lines(json.loads(html))), JSON_EXTRACTOR)
     if not selector and (feed := feed_text(media_type, html)) is not None:
         # An Atom or RSS feed: each entry's title and text a line of its own (read as a page,
         # the feed was one line of fields run together: an old entry's word was a hit at

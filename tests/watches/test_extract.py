@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
@@ -20,7 +21,7 @@ from ambient.clients.extract import (
     main_text,
     not_plain_because,
 )
-from ambient.watches.page_changes import normalise
+from ambient.watches.page_changes import diff_pages, normalise
 from bench.site import PAGE as BENCH_PAGE
 
 STORY = "Operations steady today: the release went out and latency stayed inside the budget. " * 4
@@ -518,25 +519,56 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -> None:
     # This release changed a page's rules (what a page hides is no text): a text that hides
     # nothing names the release before's tag too (x6), to be compared with; a selector's match
-    # is read otherwise at its written line breaks (s7 made lines of them): it starts anew.
-    # JSON's rules are as before.
+    # is read otherwise at its written line breaks (s7 made lines of them) and a JSON answer
+    # in another form (j7 pretty-printed it): they start anew.
     assert PAGE_EXTRACTOR == f"x7-t{trafilatura.__version__}"
-    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR) == ("s8", "j7")
+    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR) == ("s8", "j8")
     page = f"<html><body><article><p>{STORY}</p></article></body></html>"
     assert extracted(page).extractor == PAGE_EXTRACTOR
     assert extracted(CHROME).extractor == PAGE_EXTRACTOR  # trafilatura's
     assert extracted("a <b>", media_type="text/plain").extractor == PAGE_EXTRACTOR
     assert extracted(page, "p").extractor == SELECTOR_EXTRACTOR
     assert extracted('{"b": 1, "a": 2}', media_type="application/json") == (
-        '{\n "a": 2,\n "b": 1\n}',
+        "a: 2\nb: 1",
         JSON_EXTRACTOR,
-        JSON_EXTRACTOR,
+        None,
     )
     assert extracted(page).earlier == f"x6-t{trafilatura.__version__}"
     assert extracted(page, "p").earlier is None
     hiding = page.replace("</article>", "<p hidden>rendered by node-7</p></article>")
     assert extracted(hiding).earlier is None and extracted(hiding, "article").earlier is None
     assert extracted(page, media_type="application/json").extractor == PAGE_EXTRACTOR
+
+
+def test_a_json_answer_is_its_values_one_a_line_after_their_keys() -> None:
+    """A JSON answer was read as JSON pretty-printed: an item appended to a list gave the old
+    last item's line a trailing comma, so the old entry was a new line and its keyword hit
+    again, and a string kept its escapes ("a\\nb" one line, its quotes as \\")."""
+
+    def read(answer: object) -> list[str]:
+        return lines(main_text(json.dumps(answer), media_type="application/json"))
+
+    old = {"alerts": ["Database outage"], "incidents": [{"name": "DB outage", "status": "ok"}]}
+    for new, added in (
+        ({**old, "alerts": ["Database outage", "API slow"]}, ["alerts: API slow"]),
+        ({**old, "alerts": ["API slow", "Database outage"]}, ["alerts: API slow"]),
+        (
+            {**old, "incidents": [*old["incidents"], {"name": "API slow", "status": "open"}]},
+            ["incidents.name: API slow", "incidents.status: open"],
+        ),
+    ):
+        diff = diff_pages(read(old), read(new), ["outage"])
+        assert (diff.added, diff.hits) == (added, {}), new
+    incident = ["incidents.name: DB outage", "incidents.status: ok"]
+    assert read(old) == ["alerts: Database outage", *incident]
+    # A string as written, its lines lines; keys in order; other values as JSON writes them.
+    notes = '"Line one\\nsaid \\"\\u6570\\u636e\\u5e93\\""'
+    answer = f'{{"notes": {notes}, "b": [true, null, 1.5, {{}}, []]}}'
+    assert extracted(answer, media_type="application/json") == (
+        'b: true\nb: null\nb: 1.5\nb: {}\nb: []\nnotes: Line one\nsaid "数据库"',
+        JSON_EXTRACTOR,
+        None,
+    )
 
 
 def test_a_plain_text_page_is_read_as_it_is_written() -> None:
