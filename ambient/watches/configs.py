@@ -138,6 +138,9 @@ def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
     options = re2.Options()
     options.log_errors = False  # a refused pattern is the user's error, not a log line
     options.case_sensitive = not ignore_case
+    # A page is matched line by line: no pattern matches a line break (an ignore pattern's
+    # "[^|]+" took every line after its own away, "\s*" joined two lines).
+    options.never_nl = True
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:

@@ -87,7 +87,8 @@ def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
 @functools.lru_cache(maxsize=4096)
 def _ignored(pattern: str) -> Any:
     # A user writes a pattern from the lines a diff shows (stripped, no "\r"), and "^" and "$"
-    # are such a line's start and end (a keyword is matched line by line too).
+    # are such a line's start and end, a match within one (a keyword is matched line by line
+    # too): the lines are matched joined, in one call, but no pattern matches a line break.
     return compile_user_regex(f"(?m){pattern}")
 
 

@@ -311,6 +311,17 @@ def test_an_ignore_pattern_anchored_to_a_line_hides_that_line() -> None:
     assert old == new == ["Breaking news", "Weather fine"]
 
 
+def test_an_ignore_pattern_hides_part_of_a_line_never_past_its_end() -> None:
+    """Patterns ran over the page's lines joined with line breaks: "Generated at [^|]+" took
+    every line after its own away (a change below it never told), and "build \\d+\\s*" joined
+    two lines into one."""
+    page = "Status: fine\nGenerated at 09:00 by node-7\nDatabase outage\nv2 build 41\nnext line"
+    patterns = [r"Generated at [^|]+", r"build \d+\s*"]
+    assert normalise(page, patterns) == ["Status: fine", "Database outage", "v2", "next line"]
+    # A pattern that names a line break matches nothing: no line holds one.
+    assert normalise("a\nb", [r"a\nb", r"a[\s\S]b", r"(?s)a.b"]) == ["a", "b"]
+
+
 def test_ignore_patterns_read_lines_as_the_diff_shows_them() -> None:
     # The patterns ran on the raw text: a JSON answer's line and a CRLF line ("\r" before
     # "$") stayed, though the user wrote the pattern from the stripped line the diff showed.
