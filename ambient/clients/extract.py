@@ -137,6 +137,9 @@ FEED_HEAD = 4096
 DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml[^>]*\?>")
 ENTRIES = {"entry", "item"}
 ENTRY_TEXT = ("title", "summary", "content", "description", "encoded")
+# A tag, in text whose feed does not say whether it is HTML (RSS): "<p>", "</b>", "<br/>",
+# '<a href="…">', not the "<y then" of "if x<y then".
+HTML_TAG = re.compile(r"</?[a-z][\w:-]*(?:\s+[\w:-]+\s*=[^<>]*)?\s*/?>", re.I)
 MAX_FEED_ENTRIES = 500
 
 
@@ -204,7 +207,11 @@ def _local(element: Any) -> str:
 def _said(element: Any) -> str:
     """An element's text on one line, HTML in it (escaped or in CDATA, or XHTML) as its text."""
     written = "".join(element.itertext())
-    if "<" in written:
+    # HTML where the feed says so (Atom's type="html"), or says nothing and a tag is written;
+    # plain text (type="text") and XHTML's text are read as written: "if x&lt;y then outage"
+    # read as HTML was "if x".
+    kind = element.get("type", "")
+    if kind in ("html", "text/html") or (not kind and HTML_TAG.search(written)):
         body = LexborHTMLParser(written).body
         if body is not None:
             # As on a page: its scripts, styles, embeds and what it hides are no text of the

@@ -707,6 +707,27 @@ def test_an_rss_feeds_html_is_read_as_its_text_in_the_encoding_it_was_read_in() 
     assert extracted("<html><body><p>x</p></body></html>", media_type="text/xml").text == "x"
 
 
+def test_a_feeds_plain_text_holding_a_less_than_sign_is_read_whole() -> None:
+    """A feed's text holding a "<" was read as HTML: Atom's type="text" summary "if x&lt;y
+    then outage" read "if x" (a tag "<y then outage>"), so the keyword "outage" never hit.
+    Text the feed calls HTML, or that holds a tag where it says nothing (RSS), still is."""
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Status</title>'
+        '<entry><title type="text">x&lt;y</title>'
+        '<summary type="text">if x&lt;y then outage &lt;b&gt;</summary></entry>'
+        '<entry><title type="html">&lt;b&gt;Fish&lt;/b&gt; &amp;amp; chips</title>'
+        '<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>a&lt;b</p></div>'
+        "</content></entry></feed>"
+    )
+    assert extracted(atom, media_type="application/atom+xml").text == (
+        "Status\nx<y\nif x<y then outage <b>\nFish & chips\na<b"
+    )
+    rss = _rss("&lt;p&gt;Fixed &lt;b&gt;now&lt;/b&gt;&lt;/p&gt;", "if x&lt;y then outage")
+    assert extracted(rss, media_type="application/rss+xml").text == (
+        "Status\nentry 0\nFixed now\nentry 1\nif x<y then outage"
+    )
+
+
 async def test_a_feed_served_as_html_or_plain_text_is_read_as_a_feed() -> None:
     """PHP's rss.php answers text/html, a CMS's feed text/plain: read as a page, the feed was
     its fields run together, its <lastBuildDate> rebuilt at every request a change at every
