@@ -26,15 +26,15 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 # rules starts anew only the pages that path reads (the others' changes are told as before).
 # trafilatura's own rules decide every non-plain page, so its version is part of that tag.
 PAGE_EXTRACTOR = f"x7-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
-SELECTOR_EXTRACTOR = "s8"  # a CSS selector's matches
+SELECTOR_EXTRACTOR = "s9"  # a CSS selector's matches
 JSON_EXTRACTOR = "j8"  # a JSON answer read without a selector
-FEED_EXTRACTOR = "f2"  # an Atom or RSS feed read without a selector
+FEED_EXTRACTOR = "f3"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
 # a page that hides nothing from its reader (x7 takes out what it hides) is compared with its
-# text of that release, its change at the upgrade told. A selector's match (s8) is read
+# text of that release, its change at the upgrade told. A selector's match (s9) is read
 # otherwise wherever its source breaks a line or it holds an image, a word break, an empty
-# inline element (s7 split a line there) or another match (read twice), a feed (f2) at an
-# image, a word break, an empty element (f1 put a space): not told without reading each
+# inline element (s8 split a line there) or another match (read twice), a feed (f3) at an
+# image, a word break, an empty element (f2 put a space): not told without reading each
 # twice, so they start anew; so does a JSON answer (j7 read it pretty-printed).
 EARLIER = {PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}"}
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).

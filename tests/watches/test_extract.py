@@ -12,6 +12,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ambient.clients.extract import (
     DROPPED,
+    FEED_EXTRACTOR,
     JSON_EXTRACTOR,
     PAGE_EXTRACTOR,
     SELECTOR_EXTRACTOR,
@@ -519,10 +520,11 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -> None:
     # This release changed a page's rules (what a page hides is no text): a text that hides
     # nothing names the release before's tag too (x6), to be compared with; a selector's match
-    # is read otherwise at its written line breaks (s7 made lines of them) and a JSON answer
+    # is read otherwise at its written line breaks (s8 made lines of them), a feed at a word
+    # break (f2 put a space) and a JSON answer
     # in another form (j7 pretty-printed it): they start anew.
     assert PAGE_EXTRACTOR == f"x7-t{trafilatura.__version__}"
-    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR) == ("s8", "j8")
+    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR, FEED_EXTRACTOR) == ("s9", "j8", "f3")
     page = f"<html><body><article><p>{STORY}</p></article></body></html>"
     assert extracted(page).extractor == PAGE_EXTRACTOR
     assert extracted(CHROME).extractor == PAGE_EXTRACTOR  # trafilatura's
@@ -702,7 +704,7 @@ def test_an_rss_feeds_html_is_read_as_its_text_in_the_encoding_it_was_read_in() 
         read = extracted(rss, media_type=kind)
         assert read.text == "新闻\n数据库故障\n正在处理\nB\nescaped & html", kind
         # f1 put a space at an image or a word break: a feed starts anew.
-        assert read.extractor == "f2" and read.earlier is None
+        assert read.extractor == "f3" and read.earlier is None
     # XML that is no feed is read as before.
     assert extracted("<html><body><p>x</p></body></html>", media_type="text/xml").text == "x"
 
@@ -749,10 +751,10 @@ async def test_a_feed_served_as_html_or_plain_text_is_read_as_a_feed() -> None:
     for kind in ("text/html; charset=utf-8", "text/plain; charset=utf-8"):
         read = extracted(rss("Sat, 05 Dec 2026 01:00:00 +0800"), media_type=kind)
         assert read.text == "新闻\n数据库故障\n正在处理", kind
-        assert read.extractor == "f2"
+        assert read.extractor == "f3"
     # A page is still a page.
     page = "<!doctype html><html><body><p>rss feed</p></body></html>"
-    assert extracted(page, media_type="text/html").extractor != "f2"
+    assert extracted(page, media_type="text/html").extractor != "f3"
     fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
     html = "Content-Type: text/html; charset=utf-8"
     first, second = rss("Sat, 05 Dec 2026 01:00:00 +0800"), rss("Sat, 05 Dec 2026 01:01:00 +0800")
@@ -787,7 +789,7 @@ def test_an_rss_091_feed_opening_with_its_doctype_is_read_as_a_feed() -> None:
         )
         read = extracted(rss, media_type="application/rss+xml")
         assert read.text == "News\nA\none\nB\ntwo", doctype
-        assert read.extractor == "f2"
+        assert read.extractor == "f3"
 
 
 def _rss(*descriptions: str) -> str:
@@ -808,6 +810,6 @@ def test_a_feed_entrys_script_and_hidden_text_are_no_text_of_it() -> None:
     styled = "<![CDATA[<style>p{color:red}</style><p>Fine<iframe src=x>embed</iframe>.</p>]]>"
     assert extracted(_rss(scripted, hidden, styled), media_type="application/rss+xml") == (
         "Status\nentry 0\nAll systems normal.\nentry 1\n数据库故障\nentry 2\nFine.",
-        "f2",
+        "f3",
         None,
     )
