@@ -186,3 +186,28 @@ async def test_a_file_topic_field_term_reads_a_nested_json_field_by_its_dotted_n
     assert [r.content["kubernetes"]["pod_name"] for r in found.logs] == ["pay-1"]  # type: ignore[index]
     shop = await source.search("Kubernetes.Namespace_Name:shop AND level:error", *DAY)
     assert len(shop.logs) == 2
+
+
+async def test_a_search_keeps_only_the_newest_it_answers_not_every_match(tmp_path: Path) -> None:
+    """Every matching record of the window was held to be sorted (~1 KB each): a day of a
+    million error lines searched with `*` held a gigabyte in the API or worker process."""
+    import tracemalloc
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    lines = (
+        f"{(now - timedelta(seconds=n)).isoformat()} ERROR request {n} failed\n"
+        for n in range(10_000)
+    )
+    (tmp_path / "big.log").write_text("".join(lines))
+    source = FileLogSource(tmp_path / "big.log")
+    tracemalloc.start()
+    try:
+        found = await source.search(
+            "*", now - timedelta(days=1), now + timedelta(seconds=1), limit=5
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.content["message"] for r in found.logs] == [f"request {n} failed" for n in range(5)]
+    assert not found.complete
+    assert peak < 2 * 2**20, peak  # all 10,000 held: about 9 MiB; five: about 0.1 MiB
