@@ -104,15 +104,23 @@ class PagePoller:
         except RuntimeError:  # none in a test environment
             client = None
         self.keeper.ensure_running(client)
+        released = False
         try:
             # Requests committed from now on are read by the mailbox; resume() looks for
             # one committed before.
             await self.keeper.mailbox_open.wait()
             await session.resume(claim.first_due())
             return await session.run()
+        except Exception:
+            # A failed attempt's lease goes now, not at the next flush: Temporal's retry in
+            # another process within those seconds gave way to it, handing back empty (a
+            # check asked for was never made).
+            released = await self.leases.release(lease)
+            raise
         finally:
             self.running.discard(session)
-            self.leases.ended.append(lease)
+            if not released:
+                self.leases.ended.append(lease)
             if self.sessions.get(key) is session:
                 del self.sessions[key]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Table, delete, exists, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ambient.storage.db import Database
@@ -93,6 +94,16 @@ class LeaseBook:
             if ended:
                 await conn.execute(_drop(ended, self.process))
         del self.ended[: len(ended)]
+
+    async def release(self, lease: Lease) -> bool:
+        """Release ``lease`` now (a failed attempt's); False if the database refused (it is
+        then the next flush's)."""
+        try:
+            async with self.db.writing() as session:
+                await session.execute(_drop([lease], self.process))
+        except SQLAlchemyError:
+            return False
+        return True
 
     async def _beat(self, conn: AsyncConnection, now: datetime) -> None:
         """Write this process's beat on ``conn``."""

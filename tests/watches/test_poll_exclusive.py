@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
+from activities.poll_session import PollSession
 from activities.polling import PagePoller
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.web import WebFetcher
@@ -116,6 +118,31 @@ async def test_an_earlier_poll_started_late_gives_way_even_after_the_later_one_e
     late = await ActivityEnvironment().run(elsewhere.poll_pages, _request(task, base, 4))
     assert late.checks == 0 and late.events == []
     assert fetches == ["/news"]
+
+
+async def test_a_failed_attempts_retry_in_another_process_takes_the_watch_at_once(
+    any_db: Database, task: str, counted: tuple[list[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failed attempt's lease waited for its process's next flush (up to 5 s): Temporal's
+    # retry a second later in another process gave way to it and handed back empty, and the
+    # check asked for (check now, an update's) was never made.
+    fetches, base = counted
+    notifier = NotifyActivities(any_db, ChannelRegistry())
+    here, elsewhere = (
+        PagePoller(any_db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier) for _ in "ab"
+    )
+    run, failing = PollSession.run, [RuntimeError("this attempt failed")]
+
+    async def fails_once(self: PollSession) -> Any:
+        if failing:
+            raise failing.pop()
+        return await run(self)
+
+    monkeypatch.setattr(PollSession, "run", fails_once)
+    with pytest.raises(RuntimeError):
+        await ActivityEnvironment().run(here.poll_pages, _request(task, base, 3))
+    retry = await ActivityEnvironment().run(elsewhere.poll_pages, _request(task, base, 3))
+    assert retry.checks == 1 and fetches == ["/news"]
 
 
 async def test_the_same_poll_is_taken_from_a_dead_process_only(any_db: Database, task: str) -> None:
