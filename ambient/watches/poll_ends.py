@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
@@ -56,12 +56,13 @@ async def add_end_requests(session: AsyncSession, requests: list[EndRequest]) ->
 
 
 async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
-    """Whether this poll was asked to end in its process (asked at its start: a request made
-    before the process's reader began is not read)."""
+    """Whether this poll was asked to end (asked at its start: a request made before the
+    process's reader began is not read). A request naming a process is for the attempt that
+    ran there when it was made (a sweep's, failing it by its token), not this one: Temporal's
+    retry of it in that same process was ended at its start."""
     fields = asdict(request)
-    process = fields.pop("process")
-    anywhere_or_here = or_(WatchPollEnd.process.is_(None), WatchPollEnd.process == process)
-    query = select(WatchPollEnd.id).filter_by(**fields).where(anywhere_or_here)
+    fields.pop("process")
+    query = select(WatchPollEnd.id).filter_by(**fields).where(WatchPollEnd.process.is_(None))
     return await session.scalar(query.limit(1)) is not None
 
 
