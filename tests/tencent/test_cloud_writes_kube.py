@@ -126,6 +126,15 @@ class ApplyingKubeApi(KubeApi):
         if self.refuses(request, plural):
             return await self._forbid(request, plural)
         body = json.loads(await request.body())
+        if not request.query_params.get("fieldManager"):
+            # As a real API server: an apply names its field manager (its fields' owner).
+            await self._log(request, 400, body)
+            return _status(
+                400,
+                "BadRequest",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch",
+            )
         if key[0] not in self.namespaces:
             await self._log(request, 404, body)
             return _status(
@@ -148,6 +157,9 @@ class ApplyingKubeApi(KubeApi):
         call = await self._log(request, 200, body)
         current = store[key]
         changed = merge_patch(copy.deepcopy(current), body)
+        # A resourceVersion or uid in the applied document is a precondition, as on a write.
+        if (refused := self._precondition(plural, current, body)) is not None:
+            return refused
         if call.dry_run:
             return JSONResponse(changed)
         self._store(plural, key, current, changed)
