@@ -603,3 +603,21 @@ def test_a_stored_monitors_page_state_from_before_is_compared_only_under_its_old
     assert config.compares_with(url, None) is as_before
     assert config.compares_with(url, config.reading(url)) is True
     assert config.compares_with(url, "0" * 16) is False
+
+
+def test_a_url_longer_than_its_column_once_percent_encoded_is_refused_a_stored_one_read() -> None:
+    """620 characters as typed, 5,420 as sent: taken, then every check's text of it refused by
+    PostgreSQL (its column holds 2,048), so the monitor never completed a check."""
+    url = "https://example.com/" + "数" * 600
+    assert refused(WebMonitorConfig, {"urls": [url]}) == [
+        (
+            "urls.0",
+            "Value error, the URL is 5,420 characters as sent (its non-ASCII characters "
+            "percent-encoded): at most 2,048",
+        )
+    ]
+    stored = WebMonitorConfig.model_validate({"urls": [url]}, context=STORED)
+    assert len(str(stored.urls[0])) == 5420
+    assert str(WebMonitorConfig.model_validate({"urls": [url[:220]]}).urls[0]).startswith(
+        "https://example.com/%E6%95%B0"
+    )
