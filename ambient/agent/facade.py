@@ -404,3 +404,12 @@ class AgentFacade:
                 raise AgentError(
                     f"MCP server {server.name!r} answered with an error: {exc}"
                 ) from None
+            except RuntimeError as exc:
+                # The client's check of an answer against the tool's own output schema (an
+                # older server's text-only answer): the call was made. Raised, it ended the
+                # whole chat turn with no answer to the model.
+                server.health.record(False)
+                raise AgentError(
+                    f"MCP server {server.name!r} answered outside its tool's own output "
+                    f"schema (the call was made): {exc}"
+                ) from None

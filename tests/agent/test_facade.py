@@ -145,6 +145,28 @@ async def test_calls_time_out_fail_readably_count_metrics_and_set_health() -> No
     assert stats["echo"].mean_latency_ms is not None
 
 
+async def test_an_answer_outside_the_tools_own_output_schema_is_a_failed_call() -> None:
+    """An added server whose tool publishes an output schema and answers text only (an older
+    server): the MCP client's check raised a RuntimeError that ended the chat turn with no
+    answer to the model and no end event."""
+    server: MCPServer[Any] = MCPServer(name="old")
+
+    async def status() -> str:
+        """The service's status."""
+        return "all fine"
+
+    server.add_tool(status, annotations=READ)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    server._tool_manager.get_tool("status").fn_metadata.output_schema = schema  # type: ignore[union-attr]
+    facade = AgentFacade(timeout_seconds=30)
+    facade.add_server("old", lambda: Client(server, cache=None))
+    try:
+        outcome = await facade.call("old__status", {})
+    finally:
+        await facade.close()
+    assert not outcome.ok and "outside its tool's own output schema" in outcome.text, outcome
+
+
 async def test_http_server_restart_is_survived_by_reconnecting() -> None:
     port = free_port()
     spec = McpServerSpec(name="remote", transport="http", url=f"http://127.0.0.1:{port}/mcp")
