@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from temporalio import activity
@@ -86,13 +87,29 @@ class EventAgentActivities:
 
     @activity.defn
     async def decide_digest(self, collected: CollectedEvents) -> DigestVerdict:
-        """The model's decision (validated), or the offline rules; and who made it."""
-        return await decide(self._llm, collected.events)
+        """The model's decision (validated), or the offline rules; and who made it: the model
+        has most of the activity's time, the rules the rest (a slow or hung model timed the
+        activity out three times, the run failed, and the next run read the same batch)."""
+        limit = activity.info().start_to_close_timeout
+        within = limit.total_seconds() * 0.75 if limit else None
+        return await decide(self._llm, collected.events, within=within)
 
 
-async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
+async def decide(
+    llm: LLMClient, events: list[EventBrief], within: float | None = None
+) -> DigestVerdict:
     """The decision about a batch of events: the model writes the message, the policy decides
-    whether there is one (or the offline rules do both, saying why)."""
+    whether there is one (or the offline rules do both, saying why); the model's part
+    ``within`` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            return await _decided(llm, events)
+    except TimeoutError:
+        late = f" (offline rules: the model did not answer within {round(within or 0)} s)"
+        return offline_verdict(events, late)
+
+
+async def _decided(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     # Routine events never notify, notable ones always do: the policy, not a judgement. A
     # small model told so in its prompt still notified every pause and held 1 to 3 of 28
     # notable batches (bench/llm_steps.py), so the model is asked only to write the message.

@@ -155,6 +155,10 @@ class LLMClient:
                 result = await self._attempt(system, user, schema, max_tokens, frequency_penalty)
             except openai.LengthFinishReasonError:
                 failure, invalid = f"the model's output was cut off at {max_tokens} tokens", True
+            except openai.ContentFilterFinishReasonError:
+                # The server's filter stops the same text again: the caller's rules, now.
+                why = "the LLM server's content filter stopped the model's answer"
+                return Answer(value=None, attempts=attempt, failure=why)
             except (ValidationError, ValueError) as exc:
                 failure = f"the model's output did not match the schema: {_first_line(exc)}"
                 invalid = True

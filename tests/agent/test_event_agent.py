@@ -440,6 +440,37 @@ async def test_an_endpoint_answering_no_chat_completion_leaves_the_rules_decidin
         assert "answered no chat completion" in verdict.decision.reason, answer
 
 
+async def test_a_model_slower_than_the_decisions_time_leaves_the_rules_deciding(
+    settings: Settings,
+) -> None:
+    # A hung endpoint (two tries of a minute) or a local model writing for minutes timed the
+    # 2-minute activity out, three times: the run failed with no decision, and the next run
+    # read the same batch. The model has most of the activity's time, the rules the rest.
+    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    api = LLMApi()
+    api.delay = 4.0
+    api.script(Content.of({"title": "t", "body": "b", "reason": "r"}))
+    async with scripted(settings, api) as llm:
+        verdict = await decide(llm, events, within=1.0)
+    assert verdict.generated_by == "offline" and verdict.decision.notify
+    assert "did not answer within 1 s" in verdict.decision.reason, verdict.decision.reason
+
+
+async def test_an_answer_stopped_by_the_servers_content_filter_leaves_the_rules_deciding(
+    settings: Settings,
+) -> None:
+    # Azure OpenAI's finish_reason content_filter: the SDK's error escaped the client, and
+    # the activity failed on every try (the same events filtered again).
+    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    api = LLMApi()
+    api.script(Content("{", finish="content_filter"))
+    async with scripted(settings, api) as llm:
+        verdict = await decide(llm, events)
+    assert len(api.requests) == 1  # not asked again: the filter stops the same text
+    assert verdict.generated_by == "offline" and verdict.decision.notify
+    assert "content filter" in verdict.decision.reason, verdict.decision.reason
+
+
 async def test_a_model_server_refusing_the_key_leaves_the_rules_deciding(
     settings: Settings,
 ) -> None:
