@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.domain.events import clipped
 from ambient.refusals import Refusal
 from ambient.render import markdown_html
 from ambient.settings import Settings
@@ -121,7 +122,9 @@ class ShareLinkRepository(Repository):
             token_id=token_id,
             user=user,
             kind=kind,
-            title=title,
+            # A remediation's names its workload's service (a Deployment's name alone may be
+            # 253 characters): PostgreSQL refused a longer title, a 500 (SQLite kept it).
+            title=clipped(title, 255),
             html=html,
             created_at=now,
             expires_at=now + timedelta(days=days),

@@ -27,6 +27,7 @@ from ambient.sharing import (
 from ambient.storage import Database
 from ambient.storage.models import ShareLink
 from api.app import create_app
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, http_client, serve
 
@@ -566,3 +567,13 @@ async def test_a_keyed_link_whose_render_died_with_its_process_is_made_again(
         again, _ = await repo.create("zoe", "report", "t", "<p>b</p>", days=7, key=key, now=later)
     assert same.id == left.id
     assert again.id != left.id and again.html == "<p>b</p>"
+
+
+async def test_a_title_longer_than_its_column_is_kept_cut_on_postgresql(
+    pg: Database, settings: Settings
+) -> None:
+    """A remediation's title names its service (a Deployment's name may be 253 characters):
+    PostgreSQL refused the row, and sharing the report answered 500 (SQLite kept it)."""
+    title = "Remediation of cls-abc/shop/" + "checkout-" * 30
+    row, made = await sharing.create_link(pg, settings, "yan", "remediation", title, "b")
+    assert made and len(row.title) == 255 and row.title.startswith(title[:200])
