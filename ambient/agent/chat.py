@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from ambient.agent.facade import AgentFacade
 
 MAX_ROUNDS = 8
+# A reply's bound: a looping local model wrote until its 32k context was full, holding
+# llama-server's one slot meanwhile (a reply or a call is far shorter).
+MAX_REPLY_TOKENS = 2048
 HISTORY_CHARS = 24_000  # AMBIENT_CHAT_HISTORY_CHARS's default
 # What the conversation keeps of a tool call the model made: what the API takes back.
 _TOOL_CALL: dict[str, Any] = {"id": True, "type": True, "function": {"name", "arguments"}}
@@ -236,6 +239,7 @@ class ChatAgent:
                     messages=conversation.messages,  # type: ignore[arg-type]
                     tools=tools or openai.omit,  # type: ignore[arg-type]
                     temperature=TOOL_CHOICE_TEMPERATURE,
+                    max_tokens=MAX_REPLY_TOKENS,
                 )
                 completion = completion_in(raw)
             except (openai.OpenAIError, NoCompletionError) as exc:
@@ -247,6 +251,14 @@ class ChatAgent:
                 for call in message.tool_calls or []
                 if isinstance(call, ChatCompletionMessageFunctionToolCall)
             ]
+            if completion.choices[0].finish_reason == "length":
+                # Cut off: a call's arguments cut are no call (answered "not valid JSON", the
+                # model cut again there, every round), a reply cut was shown as whole.
+                cut = f"the model's reply was cut off at its {MAX_REPLY_TOKENS}-token limit"
+                if calls or not message.content:
+                    yield event(type="error", text=f"{cut}; ask again, more briefly")
+                    return
+                message.content = f"{message.content}\n\n({cut})"
             entry: dict[str, Any] = {"role": "assistant", "content": message.content}
             if calls:
                 entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]

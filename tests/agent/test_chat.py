@@ -305,6 +305,34 @@ async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_
         assert "answered no chat completion" in (events[0].text or ""), events
 
 
+async def test_a_reply_cut_at_its_token_limit_says_so_and_a_cut_call_is_not_run(
+    conversations: ConversationStore,
+) -> None:
+    # finish_reason "length" was never read: a reply cut off was shown as whole, and a call
+    # whose arguments were cut was answered "not valid JSON", the model cut there again, for
+    # all 8 rounds. Each request now asks for a bounded reply.
+    llm, facade = LLMApi(), AgentFacade(timeout_seconds=5)
+    llm.script(
+        Content("The checks failed because", finish="length"),
+        ToolCalls([("echo", {"text": "a"})], finish="length"),
+    )
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = await conversations.open("dev", None)
+            cut = [e async for e in agent.turn(conversation, "why?")]
+            call = [e async for e in agent.turn(conversation, "echo a")]
+    finally:
+        await facade.close()
+    assert [e.type for e in cut] == ["message", "done"]
+    assert cut[0].text == (
+        "The checks failed because\n\n(the model's reply was cut off at its 2048-token limit)"
+    )
+    assert [e.type for e in call] == ["error"] and "cut off" in (call[0].text or ""), call
+    assert len(llm.requests) == 2 and all(r["max_tokens"] == 2048 for r in llm.requests)
+
+
 def _recording(app: Any, hits: list[str]) -> Any:
     """``app``, noting the path of every HTTP request that reaches it."""
 

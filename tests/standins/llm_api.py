@@ -48,6 +48,8 @@ class Content:
 @dataclass
 class ToolCalls:
     calls: list[tuple[str, dict[str, Any]]]
+    # "length": cut at the request's max_tokens (the last call's arguments cut short).
+    finish: str = "tool_calls"
 
 
 @dataclass
@@ -167,7 +169,7 @@ class LLMApi:
             message["content"] = answer.text
             finish = answer.finish
         else:
-            finish = "tool_calls"
+            finish = answer.finish
             message["tool_calls"] = [
                 {
                     "id": f"call_{index}",
