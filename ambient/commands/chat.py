@@ -71,6 +71,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     conversation = await runtime.conversations.open(user, None)
                 approve: bool | None = None
                 confirm_id: str | None = None
+                auto, approved = yes, 0  # --yes for this message, and its rounds approved
                 while True:
                     confirm: ChatEvent | None = None
                     async for event in agent.turn(
@@ -87,7 +88,17 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     # model that asks for the same call after each refusal.
                     if confirm is None or (approve is False and not sys.stdin.isatty()):
                         break
-                    approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
+                    if auto and approved >= MAX_APPROVED:
+                        # A model that asks for another write after each result (a small local
+                        # one repeats its calls) was approved on and on, each write run.
+                        err_console.print(
+                            f"--yes approved {MAX_APPROVED} rounds of calls for this message: "
+                            "declined the rest"
+                        )
+                        approve, auto = False, False
+                    else:
+                        approved += 1
+                        approve = auto or (sys.stdin.isatty() and typer.confirm("Run these?"))
                     undone |= not approve
                     confirm_id = confirm.confirm_id
                     text = None
@@ -95,6 +106,10 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
             if runtime is not None:
                 await runtime.hub.close()
         return int(undone and message is not None)
+
+
+# The rounds of calls --yes approves for one message: a task's work, not a loop's.
+MAX_APPROVED = 5
 
 
 def _ask(name: str) -> str | None:

@@ -117,6 +117,22 @@ async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_decli
     assert out.count("! delete_task") == 2 and "← delete_task failed declined" in out, out
 
 
+async def test_yes_approves_a_bounded_number_of_rounds_for_one_message(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # --yes approved every confirm: a model that asks for another write after each result
+    # (the small local one repeats its calls) ran it on and on, the command never ending.
+    env = await _chat_env(tmp_path, dev_env, {"ops": None})
+    llm = LLMApi(responder=lambda _: ToolCalls([("delete_task", {"task_id": "web-monitor/x"})]))
+    async with serve(llm.app()) as llm_url:
+        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
+        code, out = await _run(env, "--user", "ops", "--yes", "delete the x monitor")
+    assert code == 1, out
+    assert "--yes approved 5 rounds of calls for this message: declined the rest" in out, out
+    # Asked, five rounds run and each answered, then told it was declined: no more.
+    assert len(llm.requests) == 7, out
+
+
 async def test_chat_finds_the_running_dev_stack_as_every_command_does(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
