@@ -250,12 +250,15 @@ class AgentFacade:
 
     # --- tools ----------------------------------------------------------------------
 
-    async def tools(self, *, refresh: bool = False) -> list[ToolInfo]:
-        """Every tool of every reachable server; listings are cached for ``ttl`` seconds."""
+    async def tools(self, *, refresh: bool = False, failed_too: bool = True) -> list[ToolInfo]:
+        """Every tool of every reachable server; listings are cached for ``ttl`` seconds;
+        ``refresh`` lists them again, those that failed within ``RELIST_AFTER`` only if
+        ``failed_too`` (a person's asking, not a model's name that no server lists)."""
         infos: list[ToolInfo] = []
         for server in list(self._servers.values()):
             failed = server.failed_at
-            if not refresh and failed is not None and self.clock() - failed < RELIST_AFTER:
+            waits = not (refresh and failed_too)
+            if waits and failed is not None and self.clock() - failed < RELIST_AFTER:
                 continue
             try:
                 listed = await self._listing(server, refresh)
@@ -325,7 +328,9 @@ class AgentFacade:
     async def describe(self, function: str) -> ToolInfo:
         pair = self._names.resolve(function)
         if pair is None:
-            await self.tools(refresh=True)
+            # A name the model made up (often, for a small one): a hung server is not asked
+            # again for it within RELIST_AFTER, each unknown name stalling the turn its timeout.
+            await self.tools(refresh=True, failed_too=False)
             pair = self._names.resolve(function)
         if pair is None:
             raise UnknownToolError(f"no tool named {function!r}; list the tools first")

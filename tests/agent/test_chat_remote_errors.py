@@ -147,9 +147,12 @@ async def test_a_server_too_slow_to_list_its_tools_does_not_hold_up_every_turn()
     try:
         assert [t.function for t in await facade.tools()] == ["ours__lookup"]
         assert asked[0] == 1 and facade.health()["slow"] is Health.ERROR
-        # The next turns, within a minute, do not wait for it again: its tools are left out.
+        # The next turns, within a minute, do not wait for it again: its tools are left out;
+        # nor does a name the model made up (it relisted every server, the hung one too).
         now[0] += 30
         assert [t.function for t in await facade.tools()] == ["ours__lookup"]
+        with pytest.raises(UnknownToolError):
+            await facade.describe("slow__made_up")
         assert asked[0] == 1 and facade.health()["slow"] is Health.ERROR
         # Later it is asked again (it may be back); a refresh asks at once.
         now[0] += RELIST_AFTER
