@@ -8,7 +8,7 @@ A killed worker's polls are all started again in the live process within seconds
 claims of distinct watches by one process, ``--concurrency`` at a time, on a real PostgreSQL
 (pgserver's embedded binaries, as the tests and bench.replicas use) migrated to head, and on
 the SQLite file with ``--sqlite``. Each round uses new watches; it prints claims a second per
-round and their median, measured here, and the process's `worker_processes` row at the end.
+round and their median, measured here.
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ awaiting their baseline; one that never takes it is given up after ``--stall`` s
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
 The RSS before is read after glibc's ``malloc_trim(0)`` (as the worker's trim every minute
-leaves it: what starting freed is not the worker's); the running RSS as it is and after a
-trim ("trimmed": what the C allocator held free, not live, given back): the worker's RSS
-is between the two.
+leaves it: what starting freed is not the worker's); the running RSS after a full collection
+(Python's garbage collected: a little under what the worker holds between its collections)
+and after a trim ("trimmed": what the C allocator held free, not live, given back): the
+worker's RSS is between the two.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
-    parser.add_argument("--against", help="a git ref measured first, as the baseline")
+    parser.add_argument("--against", help="a git ref measured beside this tree, as the baseline")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     argv = [a for a in sys.argv[1:] if a != "--one"]

@@ -16,8 +16,8 @@ file), each phase against the idle server measured just before it:
   hand-backs per second).
 
 Server ms per operation = (server CPU over the window - idle rate x window) / operations;
-the operations are counted from the workers' own counters (heartbeats the server answered,
-activities completed).
+the operations: activities completed, counted by the workers; heartbeats the server answered,
+worked out from the heartbeat throttle over the window (no counter counts them).
 """
 
 from __future__ import annotations
