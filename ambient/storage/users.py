@@ -23,7 +23,7 @@ from ambient.domain.users import (
 )
 from ambient.refusals import Refusal
 from ambient.storage.audit import AuditRepository
-from ambient.storage.db import Database, Repository
+from ambient.storage.db import Database, Repository, take_turn
 from ambient.storage.models import VOICEPRINT_INDEX, User
 
 TOKEN_PREFIX = "amb_"
@@ -216,6 +216,10 @@ class UserRepository(Repository):
         # (ambient.speakers.resolve_speaker): one voice named twice answers to nobody.
         if voiceprint is None:
             return
+        # Checked and written in turn across processes: a name registered on one API replica
+        # while another's user took it as a voiceprint id (no index covers both) passed both
+        # checks, and that voice answered to nobody.
+        await take_turn(self.session, "user-names")
         query = select(User.id).where(User.name != name, speaks_as(voiceprint))
         if await self.session.scalar(query.limit(1)) is not None:
             raise voiceprint_taken(voiceprint, field)

@@ -35,6 +35,18 @@ async def database(
         await database.close()
 
 
+async def _waits_its_turn(database: Database) -> None:
+    """Until a session waits on another's lock (PostgreSQL; never on SQLite)."""
+    from tests.watches.test_poll_ends import _waiting_on_a_lock
+
+    if database.engine.dialect.name != "postgresql":
+        await asyncio.Event().wait()
+    for _ in range(600):  # a bound, not a timing claim
+        if await _waiting_on_a_lock(database):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_two_users_taking_one_voiceprint_at_once_the_second_is_refused(
     database: Database,
 ) -> None:
@@ -61,10 +73,13 @@ async def test_two_users_taking_one_voiceprint_at_once_the_second_is_refused(
                     b, UserSettings(voiceprint_id=voice.upper(), email="b@example.com")
                 )
             )
-            # (Or it ended first: it fails below rather than hanging here.)
+            # (Or it ended first: it fails below rather than hanging here; on PostgreSQL it
+            # waits for the first's turn, its check then made after the first's commit.)
             writes = asyncio.ensure_future(checked.wait())
-            await asyncio.wait({later, writes}, return_when=asyncio.FIRST_COMPLETED)
+            waits = asyncio.ensure_future(_waits_its_turn(database))
+            await asyncio.wait({later, writes, waits}, return_when=asyncio.FIRST_COMPLETED)
             writes.cancel()
+            waits.cancel()
         finally:
             event.remove(database.engine.sync_engine, "before_cursor_execute", writing)
         await one.commit()
@@ -80,3 +95,36 @@ async def test_two_users_taking_one_voiceprint_at_once_the_second_is_refused(
             if user.name in (first, second)
         }
     assert stored == {first: voice, second: None}
+
+
+async def test_a_name_registered_as_another_takes_it_as_a_voiceprint_is_refused_on_postgresql(
+    postgres_url: str,  # noqa: F811
+) -> None:
+    # Two API replicas: one registers "bob" while on the other a user takes "bob" as a
+    # voiceprint id. No index covers a name against a voiceprint: both checks passed, both
+    # committed, and "bob" answered to nobody.
+    from tests.watches.test_poll_ends import _waiting_on_a_lock
+
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    holder, bob = unique("holder"), unique("bob")
+    try:
+        async with database.session() as session:
+            await UserRepository(session).create(UserCreate(name=holder))
+            await session.commit()
+        async with database.session() as one, database.session() as other:
+            await UserRepository(one).create(UserCreate(name=bob))  # not committed yet
+            them = await UserRepository(other).get(holder)
+            assert them is not None
+            later = asyncio.create_task(
+                UserRepository(other).update(them, UserSettings(voiceprint_id=bob))
+            )
+            for _ in range(300):  # a bound, not a timing claim
+                if later.done() or await _waiting_on_a_lock(database):
+                    break
+                await asyncio.sleep(0.05)
+            await one.commit()
+            with pytest.raises(VoiceprintTakenError):
+                await later
+    finally:
+        await database.close()
