@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,9 @@ import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -1641,33 +1645,46 @@ async def test_a_deny_policy_during_a_rollout_selects_both_releases_pods(kube: C
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "checkout"}}
 
 
+Gate = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
+TARGET = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
+
+
+@asynccontextmanager
+async def _cluster(
+    tmp_path: Path, gate: Gate | None = None, user: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[KubeApi, KubernetesExecutor]]:
+    """A cluster with shop/checkout as kubeconfig context "prod" and its executor: behind a
+    ``gate`` (what stands before the API server: its answer to each request), its user's
+    credentials ``user``."""
+    api = KubeApi()
+    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
+    app = api.app()
+    if gate is not None:
+        app.add_middleware(BaseHTTPMiddleware, dispatch=gate)
+    async with serve(app) as base:
+        config = kubeconfig({"prod": base})
+        if user is not None:
+            config["users"] = [{"name": "ops", "user": user}]
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        clients = KubeClients(path, None)
+        try:
+            yield api, KubernetesExecutor(clients)
+        finally:
+            await clients.aclose()
+
+
 async def test_a_gateways_404_page_is_not_said_as_the_deployment_missing(tmp_path: Path) -> None:
     """A proxy or ingress before the API server answering its own 404 page: the checkpoint
     said "deployment shop/checkout not found", which ends a run as if the workload were
     gone, and the page was thrown away."""
-    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-    from starlette.requests import Request
-    from starlette.responses import Response
 
-    class Gateway(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Any:
-            page = b"<html><h1>404 Not Found</h1>nginx</html>"
-            return Response(page, 404, media_type="text/html")
+    async def nginx(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return Response(b"<html><h1>404 Not Found</h1>nginx</html>", 404, media_type="text/html")
 
-    api = KubeApi()
-    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
-    app = api.app()
-    app.add_middleware(Gateway)
-    async with serve(app) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({"prod": base})))
-        clients = KubeClients(path, None)
-        try:
-            target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
-            with pytest.raises(KubeError) as raised:
-                await KubernetesExecutor(clients).checkpoint(target)
-        finally:
-            await clients.aclose()
+    async with _cluster(tmp_path, nginx) as (_, executor):
+        with pytest.raises(KubeError) as raised:
+            await executor.checkpoint(TARGET)
     assert not isinstance(raised.value, KubeNotFoundError) and not raised.value.retryable
     said = str(raised.value)
     assert "not a Kubernetes API answer" in said and "nginx" in said, said
@@ -1680,39 +1697,24 @@ async def test_a_gateways_json_504_after_a_write_is_not_said_to_have_changed_not
     (`{"message": "upstream request timeout"}`, no Kubernetes Status): lightkube reads it as
     an ApiError of code None, taken as status 0: "refused, changed nothing", and not tried
     again, though the restart was stored."""
-    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
 
-    class Gateway(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Any:
-            answer = await call_next(request)
-            if request.method != "PATCH":
-                return answer
-            return JSONResponse({"message": "upstream request timeout"}, 504)
+    async def timing_out(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        answer = await call_next(request)
+        if request.method != "PATCH":
+            return answer
+        return JSONResponse({"message": "upstream request timeout"}, 504)
 
-    api = KubeApi()
-    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
-    app = api.app()
-    app.add_middleware(Gateway)
-    async with serve(app) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({"prod": base})))
-        clients = KubeClients(path, None)
-        try:
-            target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
-            step = StepRequest(
-                remediation_id="remediation/rgw",
-                rung=Rung.RESTART,
-                target=target,
-                mode="execute",
-                key=step_key("remediation/rgw", Rung.RESTART),
-                restarted_at="2026-11-22T17:00:00Z",
-            )
-            with pytest.raises(KubeError) as raised:
-                await KubernetesExecutor(clients).apply(step)
-        finally:
-            await clients.aclose()
+    step = StepRequest(
+        remediation_id="remediation/rgw",
+        rung=Rung.RESTART,
+        target=TARGET,
+        mode="execute",
+        key=step_key("remediation/rgw", Rung.RESTART),
+        restarted_at="2026-11-22T17:00:00Z",
+    )
+    async with _cluster(tmp_path, timing_out) as (api, executor):
+        with pytest.raises(KubeError) as raised:
+            await executor.apply(step)
     assert len(api.writes("deployments")) == 1  # the restart is stored
     assert raised.value.retryable and raised.value.changed is not False, raised.value
     assert "upstream request timeout" in str(raised.value)
@@ -1732,22 +1734,10 @@ async def test_a_kubeconfig_credential_plugin_that_gives_no_token_is_said_as_the
     """A kubeconfig user's exec plugin that gives no token: lightkube's ConfigError or the
     missing command's FileNotFoundError went out raw (the activity retried an unknown
     failure, a tool said "Error executing tool"). Now the credentials' error, naming it."""
-    api = KubeApi()
-    api.add_deployment("shop", "checkout", "registry/checkout:v1", replicas=2)
-    async with serve(api.app()) as base:
-        config = kubeconfig({"prod": base})
-        config["users"] = [
-            {"name": "ops", "user": {"exec": {"apiVersion": api_version, "command": command}}}
-        ]
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(config))
-        clients = KubeClients(path, None)
-        try:
-            target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
-            with pytest.raises(KubeUnauthorizedError) as raised:
-                await KubernetesExecutor(clients).checkpoint(target)
-        finally:
-            await clients.aclose()
+    plugin = {"exec": {"apiVersion": api_version, "command": command}}
+    async with _cluster(tmp_path, user=plugin) as (api, executor):
+        with pytest.raises(KubeUnauthorizedError) as raised:
+            await executor.checkpoint(TARGET)
     assert "credential plugin gave no token" in str(raised.value), raised.value
     assert api.writes() == []
 
