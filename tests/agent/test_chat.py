@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.agent.chat import ChatAgent
+from ambient.agent.chat import ChatAgent, ChatEvent
 from ambient.agent.conversations import ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import MAX_SERVERS
@@ -285,22 +285,30 @@ async def test_two_servers_added_at_once_past_the_limit_leave_the_user_at_the_li
         assert len(servers) == 1 + MAX_SERVERS, [s["name"] for s in servers]
 
 
+async def _turns(
+    conversations: ConversationStore, llm: LLMApi, *said: str
+) -> list[list[ChatEvent]]:
+    """The events of each turn of one conversation with the scripted model ``llm``, no tools."""
+    facade = AgentFacade(timeout_seconds=5)
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = await conversations.open("dev", None)
+            return [[e async for e in agent.turn(conversation, text)] for text in said]
+    finally:
+        await facade.close()
+
+
 async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_an_error(
     conversations: ConversationStore,
 ) -> None:
     # A proxy's page, a completion without choices, an error sent with status 200: the person
     # reads an error event (the door's stream ends normally), not a cut-off stream.
     for answer in NO_COMPLETION:
-        llm, facade = LLMApi(), AgentFacade(timeout_seconds=5)
+        llm = LLMApi()
         llm.script(answer)
-        try:
-            async with serve(llm.app()) as base:
-                model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-                agent = ChatAgent(model, "standin", facade, system="be brief")
-                conversation = await conversations.open("dev", None)
-                events = [e async for e in agent.turn(conversation, "hello")]
-        finally:
-            await facade.close()
+        [events] = await _turns(conversations, llm, "hello")
         assert [e.type for e in events] == ["error"], answer
         assert "answered no chat completion" in (events[0].text or ""), events
 
@@ -311,20 +319,12 @@ async def test_a_reply_cut_at_its_token_limit_says_so_and_a_cut_call_is_not_run(
     # finish_reason "length" was never read: a reply cut off was shown as whole, and a call
     # whose arguments were cut was answered "not valid JSON", the model cut there again, for
     # all 8 rounds. Each request now asks for a bounded reply.
-    llm, facade = LLMApi(), AgentFacade(timeout_seconds=5)
+    llm = LLMApi()
     llm.script(
         Content("The checks failed because", finish="length"),
         ToolCalls([("echo", {"text": "a"})], finish="length"),
     )
-    try:
-        async with serve(llm.app()) as base:
-            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-            agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = await conversations.open("dev", None)
-            cut = [e async for e in agent.turn(conversation, "why?")]
-            call = [e async for e in agent.turn(conversation, "echo a")]
-    finally:
-        await facade.close()
+    cut, call = await _turns(conversations, llm, "why?", "echo a")
     assert [e.type for e in cut] == ["message", "done"]
     assert cut[0].text == (
         "The checks failed because\n\n(the model's reply was cut off at its 2048-token limit)"

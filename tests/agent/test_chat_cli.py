@@ -102,16 +102,24 @@ async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_w
     assert code == 0 and "Traceback" not in out and "you → [/] [b]ot[/b] [ops]" in out, out
 
 
+async def _asked_again_and_again(
+    tmp_path: Path, dev_env: WorkflowEnvironment, *options: str
+) -> tuple[int, str, LLMApi]:
+    """`ambient chat` with ``options``, its model asking for the same write after each answer."""
+    env = await _chat_env(tmp_path, dev_env, {"ops": None})
+    llm = LLMApi(responder=lambda _: ToolCalls([("delete_task", {"task_id": "web-monitor/x"})]))
+    async with serve(llm.app()) as llm_url:
+        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
+        code, out = await _run(env, "--user", "ops", *options, "delete the x monitor")
+    return code, out, llm
+
+
 async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_declined_once(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
     # No terminal and no --yes: the write is declined. A small model that asks for the same
     # call after each refusal ran the command forever (asking the model again and again).
-    env = await _chat_env(tmp_path, dev_env, {"ops": None})
-    llm = LLMApi(responder=lambda _: ToolCalls([("delete_task", {"task_id": "web-monitor/x"})]))
-    async with serve(llm.app()) as llm_url:
-        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
-        code, out = await _run(env, "--user", "ops", "delete the x monitor")
+    code, out, llm = await _asked_again_and_again(tmp_path, dev_env)
     assert code == 1, out  # what was asked was not done
     assert len(llm.requests) == 2, out  # asked, then told it was declined: no more
     assert out.count("! delete_task") == 2 and "← delete_task failed declined" in out, out
@@ -122,11 +130,7 @@ async def test_yes_approves_a_bounded_number_of_rounds_for_one_message(
 ) -> None:
     # --yes approved every confirm: a model that asks for another write after each result
     # (the small local one repeats its calls) ran it on and on, the command never ending.
-    env = await _chat_env(tmp_path, dev_env, {"ops": None})
-    llm = LLMApi(responder=lambda _: ToolCalls([("delete_task", {"task_id": "web-monitor/x"})]))
-    async with serve(llm.app()) as llm_url:
-        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
-        code, out = await _run(env, "--user", "ops", "--yes", "delete the x monitor")
+    code, out, llm = await _asked_again_and_again(tmp_path, dev_env, "--yes")
     assert code == 1, out
     assert "--yes approved 5 rounds of calls for this message: declined the rest" in out, out
     # Asked, five rounds run and each answered, then told it was declined: no more.

@@ -424,12 +424,17 @@ NO_COMPLETION = [
 ]
 
 
+def _a_hit() -> list[EventBrief]:
+    """A batch of one notable event: the model is asked about it."""
+    return [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+
+
 async def test_an_endpoint_answering_no_chat_completion_leaves_the_rules_deciding(
     settings: Settings,
 ) -> None:
     # A proxy's page, a completion without choices, an error sent with status 200: the rules
     # tell the hit, saying why, as for a server that cannot be reached.
-    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    events = _a_hit()
     for answer in NO_COMPLETION:
         api = LLMApi()
         api.script(answer, answer)
@@ -446,7 +451,7 @@ async def test_a_model_slower_than_the_decisions_time_leaves_the_rules_deciding(
     # A hung endpoint (two tries of a minute) or a local model writing for minutes timed the
     # 2-minute activity out, three times: the run failed with no decision, and the next run
     # read the same batch. The model has most of the activity's time, the rules the rest.
-    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    events = _a_hit()
     api = LLMApi()
     api.delay = 4.0
     api.script(Content.of({"title": "t", "body": "b", "reason": "r"}))
@@ -461,7 +466,7 @@ async def test_an_answer_stopped_by_the_servers_content_filter_leaves_the_rules_
 ) -> None:
     # Azure OpenAI's finish_reason content_filter: the SDK's error escaped the client, and
     # the activity failed on every try (the same events filtered again).
-    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    events = _a_hit()
     api = LLMApi()
     api.script(Content("{", finish="content_filter"))
     async with scripted(settings, api) as llm:
@@ -477,7 +482,7 @@ async def test_a_model_server_refusing_the_key_leaves_the_rules_deciding(
     # A wrong or revoked key (401) failed decide_digest on every retry: the run recorded no
     # decision and the hit was never told. The rules tell it now, saying why, without asking
     # again (the same key is refused again).
-    events = [EventBrief(id=1, kind="watch.hit", task="web-monitor/a/hn", at=datetime.now(UTC))]
+    events = _a_hit()
     api = LLMApi()
     async with serve(api.app()) as url:
         llm = LLMClient(

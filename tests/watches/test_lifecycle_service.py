@@ -810,11 +810,13 @@ async def test_paging_walks_every_task_exactly_once_when_a_task_is_created_betwe
         await service.delete(user, task_id)
 
 
-async def rest_of(service: TaskService, user: str, first: TaskPage) -> list[TaskSummary]:
-    """``first`` and every page after it."""
+async def rest_of(
+    service: TaskService, user: str, first: TaskPage, **filters: Any
+) -> list[TaskSummary]:
+    """``first`` and every page after it (of the list ``filters`` ask for)."""
     seen, token = list(first), first.next_page_token
     while token is not None:
-        page = await service.list(user, page_size=len(first), page_token=token)
+        page = await service.list(user, page_size=len(first), page_token=token, **filters)
         seen += page
         token = page.next_page_token
     return seen
@@ -993,11 +995,7 @@ async def test_a_state_filtered_walk_lists_a_watch_that_continued_as_new_between
 
     await eventually(continued, "the watch's next run")
     await in_visibility(service, task_id, "RUNNING")
-    seen, token = [t.task_id for t in first], first.next_page_token
-    while token is not None:
-        page = await service.list(user, page_size=1, page_token=token, state="active")
-        seen += [t.task_id for t in page]
-        token = page.next_page_token
+    seen = [t.task_id for t in await rest_of(service, user, first, state="active")]
     assert sorted(seen) == sorted([task_id, *ids])
     for each in [task_id, *ids]:
         await service.delete(user, each)
