@@ -134,6 +134,13 @@ class DeviceService:
                 raise InvalidDeviceError(
                     Refusal(SPEAKERS_WITHDRAWN, speakers=", ".join(gone), owner=user)
                 )
+            taken = InvalidDeviceError(f"device_id: {mac} is already registered; remove it first")
+            # As an earlier release stored it too (aa-bb-…, aabb.ccdd.eeff): a second row of
+            # one device let `authenticate` pick either, refusing its owner.
+            if await session.scalar(
+                select(XiaozhiDevice.id).where(XiaozhiDevice.device_id.in_(_notations(mac)))
+            ):
+                raise taken
             row = XiaozhiDevice(
                 device_id=mac, user=user, token_hash=hash_token(token), speakers=names
             )
@@ -141,9 +148,7 @@ class DeviceService:
             try:
                 await session.flush()
             except IntegrityError:
-                raise InvalidDeviceError(
-                    f"device_id: {mac} is already registered; remove it first"
-                ) from None
+                raise taken from None
             await _audit(session, actor, "xiaozhi.device.add", row, speakers=names)
             await session.commit()
             [view] = await viewed(session, [row], actor)

@@ -495,6 +495,12 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
             "Authorization": f"Bearer {legacy.json()['token']}",
         }
         assert (await http.get("/xiaozhi/context", headers=wake)).json()["code"] == 0
+        # Registered again while that row stands: a second row of one device, and the
+        # firmware's wake matched either (its owner's token refused half the time).
+        again = await http.post(
+            "/xiaozhi/devices", json={"device_id": "AA-BB-CC-DD-EE-56"}, headers=me
+        )
+        assert again.status_code == 422 and "already registered" in again.text, again.text
 
 
 async def test_a_mac_copied_from_the_mqtt_client_id_is_the_device_xiaozhi_names(
