@@ -21,6 +21,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import (
     HANDING,
     INTERNAL_ERROR,
+    KEY_HASH,
     NOTIFY_TRIES,
     Delivery,
     DeliveryStatus,
@@ -118,7 +119,7 @@ def delivery_key(request_key: str, channel: str, target: str) -> str:
     key = f"{request_key}:{channel}:{target}"
     if len(key) <= MAX_KEY:
         return key
-    hashed = f":{channel}:sha256:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+    hashed = f":{channel}:sha256:{hashlib.sha256(key.encode()).hexdigest()[:KEY_HASH]}"
     return request_key[: MAX_KEY - len(hashed)] + hashed
 
 

@@ -16,6 +16,7 @@ from ambient.domain.deliver_later import retries_ended_before
 from ambient.domain.notify import (
     CHANNEL_TYPES,
     INTERNAL_ERROR,
+    KEY_HASH,
     Delivery,
     DeliveryStatus,
     NotifyResult,
@@ -49,7 +50,7 @@ UNREAD = N_("What each channel did could not be read back: your deliveries show 
 # this length for the longest channel, so its rows would be read as this key's.
 # A row's target is cut to deliveries.target's length (`activities.deliveries.MAX_SHOWN`).
 MAX_SHOWN = DeliveryRow.target.type.length
-READABLE_KEY = 255 - len(f":{max(CHANNEL_TYPES, key=len)}:sha256:") - 64
+READABLE_KEY = 255 - len(f":{max(CHANNEL_TYPES, key=len)}:sha256:") - KEY_HASH
 
 
 def send_key(task_id: str, created: datetime | None, date: str, request_id: str) -> str:

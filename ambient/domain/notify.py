@@ -132,6 +132,9 @@ class Message(BaseModel):
 
 # The most targets one list holds (a push config's channels, a task's extra targets).
 MAX_TARGETS = 20
+# Hex digits of the hash a delivery key past its column ends with (`delivery_key`): 128 bits,
+# short enough to keep a long request key whole before it.
+KEY_HASH = 32
 
 # A delivery's error made by the product, not by its receiver (a bug, the app's database):
 # tagged where it is made, after its "permanent: " or "transient: ", so that a member is not
