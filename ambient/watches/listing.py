@@ -96,8 +96,8 @@ class _Cursor:
 
     def text(self) -> str:
         token = base64.b64encode(self.token).decode() if self.token else None
-        raw = {"v": 3, "t0": self.t0, "p": self.phase, "s": self.start, "r": self.run, "t": token}
-        raw["a"] = self.asked
+        raw = {"v": 3, "t0": self.t0, "p": self.phase, "s": self.start, "r": self.run}
+        raw |= {"t": token, "a": self.asked}
         return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
 
     @classmethod

@@ -956,6 +956,24 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
         await service.delete(user, task_id)
 
 
+async def _continuing(service: TaskService, user: str, config: dict[str, Any], **run: float) -> str:
+    """A web monitor of ``user`` that continues as new after each check (``run``: more fields
+    of its input), started as a create starts it; its task id."""
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+
+    task_id = f"web-monitor/{user}/{unique('continues')}"
+    watch = WebMonitorInput(
+        user=user,
+        task=task_id,
+        config=WebMonitorConfig.model_validate(config),
+        continue_as_new_after_checks=1,
+        **run,  # type: ignore[arg-type]
+    )
+    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues after a check")
+    return task_id
+
+
 async def test_a_state_filtered_walk_lists_a_watch_that_continued_as_new_between_pages(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
@@ -963,21 +981,11 @@ async def test_a_state_filtered_walk_lists_a_watch_that_continued_as_new_between
     # A watch continues as new every few hundred events (about every 40 hours): under
     # state=active its run running at the first page had ended by the next page, its new
     # run started after it, and no page of the walk listed the watch.
-    from ambient.watches.configs import TaskKind, WebMonitorConfig
-    from ambient.watches.models import WebMonitorInput
-
     state, base = gated
     state.pages["/a"] = article("A page.")
     user = unique("continuer")
     await register(service.db, user)
-    task_id = f"web-monitor/{user}/{unique('continues')}"
-    watch = WebMonitorInput(
-        user=user,
-        task=task_id,
-        config=WebMonitorConfig.model_validate(monitor(base, "/a", minutes=60)),
-        continue_as_new_after_checks=1,
-    )
-    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues after a check")
+    task_id = await _continuing(service, user, monitor(base, "/a", minutes=60))
     handle = service.client.get_workflow_handle(task_id)
     await in_visibility(service, task_id, "RUNNING")
     ids = [
@@ -1538,23 +1546,13 @@ async def test_a_listed_watch_shows_when_it_was_created_not_when_its_run_continu
     """A watch continues as new every few hundred history events (about every 40 hours):
     list_tasks (and GET /tasks, `ambient task list`) showed its current run's start as its
     ``started_at``, so a watch created weeks ago read as started yesterday."""
-    from ambient.watches.configs import TaskKind, WebMonitorConfig
-    from ambient.watches.models import WebMonitorInput
-
     state, base = gated
     state.pages["/news"] = article("All quiet.")
-    task_id = f"web-monitor/{USER}/{unique('created')}"
-    config = WebMonitorConfig.model_validate(monitor(base, "/news", minutes=1))
-    watch = WebMonitorInput(
-        user=USER,
-        task=task_id,
-        config=config,
-        check_interval_seconds=0.5,
-        poll_window_seconds=1.0,
-        continue_as_new_after_checks=1,
-    )
     before = datetime.now(UTC)
-    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues at once")
+    config = monitor(base, "/news", minutes=1)
+    task_id = await _continuing(
+        service, USER, config, check_interval_seconds=0.5, poll_window_seconds=1.0
+    )
     handle = service.client.get_workflow_handle(task_id)
     first = await handle.describe()
 
