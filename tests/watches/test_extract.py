@@ -11,17 +11,15 @@ import trafilatura
 from selectolax.lexbor import LexborHTMLParser
 
 from ambient.clients.extract import (
-    DROPPED,
     FEED_EXTRACTOR,
     JSON_EXTRACTOR,
     PAGE_EXTRACTOR,
     SELECTOR_EXTRACTOR,
     NoTextError,
-    block_text,
     extracted,
     main_text,
-    not_plain_because,
 )
+from ambient.clients.page_blocks import DROPPED, block_text, not_plain_because
 from ambient.watches.page_changes import diff_pages, normalise
 from bench.site import PAGE as BENCH_PAGE
 
