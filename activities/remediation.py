@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.remediation_safety import RemediationSafetyActivities, take_recorded_change
 from ambient import activity_attempts
-from ambient.clients.kube import KubeError, KubeUnreachableError
+from ambient.clients.kube_errors import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.dry_run import tried_again

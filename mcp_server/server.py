@@ -39,7 +39,7 @@ from pydantic_core import to_json
 from ambient import __version__
 from ambient.bridge.serving import answered, read_text
 from ambient.briefing.errors import BriefingError
-from ambient.clients.kube import KubeError
+from ambient.clients.kube_errors import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.errors import CloudOpsError, told
 from ambient.discussions.views import DiscussionError

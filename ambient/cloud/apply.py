@@ -19,8 +19,8 @@ from lightkube.core.exceptions import ApiError, LoadResourceError
 from lightkube.core.resource import NamespacedResource
 from pydantic import BaseModel, Field, PrivateAttr
 
-from ambient.clients.kube import (
-    FIELD_MANAGER,
+from ambient.clients.kube import FIELD_MANAGER
+from ambient.clients.kube_errors import (
     KubeForbiddenError,
     KubeUnauthorizedError,
     kube_error,

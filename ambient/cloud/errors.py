@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFoundError
+from ambient.clients.kube_errors import KubeError, KubeForbiddenError, TkeClusterNotFoundError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     CLOCK_SKEW,

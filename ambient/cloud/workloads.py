@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from lightkube import AsyncClient
 from pydantic import BaseModel, Field
 
-from ambient.clients.kube import (
-    KubeClients,
+from ambient.clients.kube import KubeClients
+from ambient.clients.kube_errors import (
     KubeError,
     KubeForbiddenError,
     KubeNotFoundError,

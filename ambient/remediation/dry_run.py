@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from ambient import activity_attempts
-from ambient.clients.kube import (
-    KubeClients,
+from ambient.clients.kube import KubeClients
+from ambient.clients.kube_errors import (
     KubeError,
     KubeNotFoundError,
     KubeUnreachableError,

@@ -7,7 +7,8 @@ from fnmatch import fnmatchcase
 from glob import escape
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.kube import KubeError, kubeconfig_contexts, kubeconfig_tke_clusters
+from ambient.clients.kube import kubeconfig_contexts, kubeconfig_tke_clusters
+from ambient.clients.kube_errors import KubeError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID

@@ -26,16 +26,14 @@ import httpx2
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
-from ambient.clients.kube import (
+from ambient.clients.kube import REVISION, KubeClients, revision_number
+from ambient.clients.kube_errors import (
     NO_TOKEN,
-    REVISION,
-    KubeClients,
     KubeError,
     KubeUnavailableError,
     api_status,
     kube_error,
     no_token,
-    revision_number,
     status_of,
     unreachable,
 )

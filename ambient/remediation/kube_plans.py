@@ -14,7 +14,7 @@ from lightkube.resources.core_v1 import ConfigMap, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import PatchType
 
-from ambient.clients.kube import KubeError
+from ambient.clients.kube_errors import KubeError
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,

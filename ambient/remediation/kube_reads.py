@@ -15,15 +15,8 @@ from lightkube.resources.autoscaling_v1 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 
-from ambient.clients.kube import (
-    REVISION,
-    KubeError,
-    KubeNotFoundError,
-    collected,
-    kube_call,
-    revision_number,
-    rolled_out,
-)
+from ambient.clients.kube import REVISION, collected, revision_number, rolled_out
+from ambient.clients.kube_errors import KubeError, KubeNotFoundError, kube_call
 from ambient.remediation.changes import (
     REVISION_HISTORY,
     Kind,

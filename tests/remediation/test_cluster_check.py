@@ -9,7 +9,8 @@ import yaml
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.clients.kube import KubeError, kubeconfig_contexts
+from ambient.clients.kube import kubeconfig_contexts
+from ambient.clients.kube_errors import KubeError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import RollbackPermission, UserCreate
 from ambient.remediation.alerts import remediation_id

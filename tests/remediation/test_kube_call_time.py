@@ -21,7 +21,8 @@ from starlette.routing import Route
 from temporalio.testing import ActivityEnvironment
 
 from activities.remediation import RemediationActivities
-from ambient.clients.kube import KubeClients, KubeUnreachableError
+from ambient.clients.kube import KubeClients
+from ambient.clients.kube_errors import KubeUnreachableError
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef, step_key
 from ambient.remediation.runs import CheckpointInput, VerifyInput

@@ -25,15 +25,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.remediation import RemediationActivities
-from ambient.clients.kube import (
-    KubeClients,
+from ambient.clients.kube import KubeClients, client_from_kubeconfig, list_workloads
+from ambient.clients.kube_errors import (
     KubeError,
     KubeNotFoundError,
     KubeUnauthorizedError,
     KubeUnavailableError,
     TkeClusterNotFoundError,
-    client_from_kubeconfig,
-    list_workloads,
 )
 from ambient.cloud.errors import CloudOpsFailedError, readable
 from ambient.deps import WorkerDeps

@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient.clients.kube import KubeError, KubeUnavailableError
+from ambient.clients.kube_errors import KubeError, KubeUnavailableError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation.alerts import Alert, remediation_id

@@ -15,14 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ambient.clients.kube import (
-    KubeError,
-    KubeUnavailableError,
-    KubeUnreachableError,
-    client_from_kubeconfig,
-    cluster_client,
-    list_workloads,
-)
+from ambient.clients.kube import client_from_kubeconfig, cluster_client, list_workloads
+from ambient.clients.kube_errors import KubeError, KubeUnavailableError, KubeUnreachableError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate

@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from ambient.clients.kube import KubeClients, KubeConnectTimeoutError, list_workloads, unreachable
+from ambient.clients.kube import KubeClients, list_workloads
+from ambient.clients.kube_errors import KubeConnectTimeoutError, unreachable
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.kube_executor import KubernetesExecutor
