@@ -4,14 +4,11 @@ or name starts (a voice call's). ``TaskReads`` adds a task's status."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
@@ -24,6 +21,14 @@ from ambient.storage import Database
 from ambient.storage.users import registered
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskType
+from ambient.watches.list_cursor import (
+    OTHER_LIST,
+    STALE,
+    Cursor,
+    query_moment,
+    run_place,
+    to_micros,
+)
 from workflows.daily_briefing import DailyBriefingWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 from workflows.web_monitor import WebMonitorWorkflow
@@ -68,84 +73,8 @@ class TaskPage(list[TaskSummary]):
         self.next_page_token = next_page_token
 
 
-# A list is a snapshot at its first page's moment (T0), walked in three phases whose order no
-# later change can move: runs running at T0 by start (newest first; one that ended since is
-# listed at its place, not again behind the cursor), runs ended before T0 by end, schedules.
-_PHASES = ("running", "ended", "schedules")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_STALE = "page_token: not a token from a previous list; omit it to start again"
-_OTHER_LIST = (
-    "page_token: from a list of another kind or state; ask with the same, or omit it to start again"
-)
 # How a server answers a page token it cannot read.
 _UNREADABLE = (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.INVALID_ARGUMENT)
-
-
-@dataclass(frozen=True)
-class _Cursor:
-    """Where a walk is: its T0, its phase, the last run listed (start in µs, run id) in
-    ``running``, and Temporal's own token in ``ended`` and ``schedules``; ``asked``, the
-    filters its walk lists (a token of another list's walk skips or ends this one)."""
-
-    t0: int
-    phase: str = "running"
-    start: int | None = None
-    run: str | None = None
-    token: bytes | None = None
-    asked: str = ""
-
-    def text(self) -> str:
-        token = base64.b64encode(self.token).decode() if self.token else None
-        raw = {"v": 3, "t0": self.t0, "p": self.phase, "s": self.start, "r": self.run}
-        raw |= {"t": token, "a": self.asked}
-        return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
-
-    @classmethod
-    def parse(cls, text: str) -> _Cursor:
-        """The cursor ``text`` names; one of an older release (no version) is refused alike."""
-        try:
-            data = json.loads(base64.urlsafe_b64decode(text.encode()))
-            t0, phase, start, run, token, asked = (data[k] for k in ("t0", "p", "s", "r", "t", "a"))
-            valid = (
-                data["v"] == 3
-                and isinstance(asked, str)
-                and phase in _PHASES
-                and _in_range(t0)
-                and (start is None or _in_range(start))
-                and (run is None or (isinstance(run, str) and _RUN_ID.fullmatch(run)))
-                and (start is None) == (run is None)
-            )
-            if not valid:
-                raise ValueError(text)
-            return cls(t0, phase, start, run, base64.b64decode(token) if token else None, asked)
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise InvalidTaskError(_STALE) from None
-
-    def to(self, phase: str, token: bytes | None = None) -> _Cursor:
-        return _Cursor(self.t0, phase, token=token, asked=self.asked)
-
-
-_RUN_ID = re.compile(r"[0-9a-f-]{1,64}")
-# A cursor's moments (µs since 1970) lie between then and the last moment a datetime holds.
-_LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
-
-
-def _in_range(micros: object) -> bool:
-    return type(micros) is int and 0 <= micros <= _micros(_LAST)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _moment(micros: int) -> str:
-    """A visibility query's time: microseconds, as visibility keeps them."""
-    return f'"{(_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
-
-
-def _place(execution: WorkflowExecution) -> tuple[int, str]:
-    """A run's place in the ``running`` phase: visibility's order (newest start, then run id)."""
-    return -_micros(execution.start_time), execution.run_id
 
 
 class TaskListing:
@@ -205,9 +134,9 @@ class TaskListing:
         without_stopped: bool,
     ) -> TaskPage:
         asked = json.dumps([kind, state, without_stopped])
-        cursor = _Cursor.parse(page_token) if page_token else _Cursor(_micros(_now()), asked=asked)
+        cursor = Cursor.parse(page_token) if page_token else Cursor(to_micros(_now()), asked=asked)
         if cursor.asked != asked:
-            raise InvalidTaskError(_OTHER_LIST)
+            raise InvalidTaskError(OTHER_LIST)
         watch_kinds = tuple(k.value for k in WORKFLOW_TYPES)
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)
         if cursor.phase != "schedules" and kind not in (None, *watch_kinds):
@@ -234,15 +163,15 @@ class TaskListing:
         return TaskPage([*watches, *schedules], more)
 
     async def _running_at_t0(
-        self, filters: _Filters, size: int, cursor: _Cursor
-    ) -> tuple[builtins.list[TaskSummary], _Cursor]:
+        self, filters: _Filters, size: int, cursor: Cursor
+    ) -> tuple[builtins.list[TaskSummary], Cursor]:
         """The next runs that were running at T0, by start: those still running (one query,
         visibility's own order, which their start fixes) and, at their place, those that ended
         since (deleted, or continued as new), shown as their task is now."""
-        t0 = _moment(cursor.t0)
+        t0 = query_moment(cursor.t0)
         place = [f"StartTime < {t0}"]
         if cursor.start is not None:
-            at = _moment(cursor.start)
+            at = query_moment(cursor.start)
             place.append(f'(StartTime < {at} OR (StartTime = {at} AND RunId > "{cursor.run}"))')
         running_now = [*self._watch_clauses(filters), *place, 'ExecutionStatus = "Running"']
         if filters.without_stopped:
@@ -255,23 +184,23 @@ class TaskListing:
         ended_since = [*self._watch_clauses(anyhow), *place, f"CloseTime >= {t0}"]
         if len(running) == size:  # the rest of the range is the next page's
             last = running[-1]
-            at = _moment(_micros(last.start_time))
+            at = query_moment(to_micros(last.start_time))
             ended_since.append(
                 f'(StartTime > {at} OR (StartTime = {at} AND RunId <= "{last.run_id}"))'
             )
         ended = await self._runs(ended_since, None)
         # A run that ended between the two queries is in both: it is listed once, ended.
-        runs = sorted({r.run_id: r for r in [*running, *ended]}.values(), key=_place)
+        runs = sorted({r.run_id: r for r in [*running, *ended]}.values(), key=run_place)
         tasks = await self._shown(runs[:size], filters, cursor.t0)
         if len(running) < size and len(runs) <= size:
             return tasks, cursor.to("ended")
         last = runs[:size][-1]
-        start = _micros(last.start_time)
-        return tasks, _Cursor(cursor.t0, "running", start, last.run_id, asked=cursor.asked)
+        start = to_micros(last.start_time)
+        return tasks, Cursor(cursor.t0, "running", start, last.run_id, asked=cursor.asked)
 
     async def _ended_before_t0(
-        self, filters: _Filters, size: int, cursor: _Cursor
-    ) -> tuple[builtins.list[TaskSummary], _Cursor]:
+        self, filters: _Filters, size: int, cursor: Cursor
+    ) -> tuple[builtins.list[TaskSummary], Cursor]:
         """The next runs that had ended before T0, by their end (a set and an order nothing
         later changes): each the last life its task had begun by T0, shown as it is now."""
         if filters.state in (TaskState.ACTIVE.value, TaskState.PAUSED.value):
@@ -279,7 +208,7 @@ class TaskListing:
         clauses = [
             *self._watch_clauses(filters),
             'ExecutionStatus != "ContinuedAsNew"',
-            f"CloseTime < {_moment(cursor.t0)}",
+            f"CloseTime < {query_moment(cursor.t0)}",
         ]
         if filters.without_stopped:
             clauses.append(_NOT_STOPPED)
@@ -319,7 +248,7 @@ class TaskListing:
                 )
         except RPCError as exc:
             if exc.status in _UNREADABLE:
-                raise InvalidTaskError(_STALE) from None
+                raise InvalidTaskError(STALE) from None
 
     async def _runs(
         self, clauses: builtins.list[str], size: int | None
@@ -343,7 +272,7 @@ class TaskListing:
         for run in runs:
             if run.status is not WorkflowExecutionStatus.RUNNING:
                 others = lives.get(run.id, [])
-                by_t0 = [run, *(life for life in others if _micros(life.start_time) < t0)]
+                by_t0 = [run, *(life for life in others if to_micros(life.start_time) < t0)]
                 if max(by_t0, key=_started).run_id != run.run_id:
                     continue  # an earlier life: the task is listed at its later one
                 run = max([run, *others], key=_started)
