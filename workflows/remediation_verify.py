@@ -1,0 +1,110 @@
+"""A remediation's verification: the metric its alert's verify block reads, read after the
+change (the next period's datapoint when the one read is older than the change), and the
+verdict; the alerts joined to the run read each by its own block."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+from workflows.remediation_change import RemediationChange
+from workflows.remediation_records import cause_of
+
+with workflow.unsafe.imports_passed_through():
+    from activities.remediation import RemediationActivities
+    from activities.watches import WatchActivities
+    from ambient.activity_attempts import ACTIVITY_FAILED
+    from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.remediation.alerts import VerifySpec
+    from ambient.remediation.ladder import Mode
+    from ambient.remediation.outcomes import alert_named
+    from ambient.remediation.runs import (
+        AFTER_CHANGE_PERIODS,
+        AFTER_CHANGE_WAIT,
+        CHANGE_RETRY,
+        Verification,
+        VerifyInput,
+        read_before,
+    )
+    from ambient.remediation.scores import PlannedStep
+
+
+class RemediationVerify(RemediationChange):
+    """The verify block's reads and the step's verdict."""
+
+    async def _joined_still_open(self) -> str:
+        """The joined alerts (another source or metric on the workload) not known to be over,
+        each read by its own verify block; "" when all are healthy, or none joined."""
+        if not self.joined_alerts:
+            return ""
+        open_ones: list[str] = []
+        for joined, sender in zip(self.joined_alerts, self.joined_senders, strict=True):
+            name = alert_named(joined)
+            if joined.verify is None:
+                open_ones.append(f"{name} (no verify block: nothing tells it is over)")
+                continue
+            # Read with the rights of both the run's user and its sender (a signal names any
+            # sender): a secret either may not use is refused, as at the run's own verify.
+            reading = await self._read(joined.verify, self.request.user, sender)
+            if reading.value is None:
+                open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
+            elif not joined.verify.holds(reading.value):
+                open_ones.append(f"{name} ({reading.value:.15g}: not healthy)")
+        return ", ".join(open_ones)
+
+    async def _read(
+        self, verify: VerifySpec, owner: str, sender: str | None = None
+    ) -> MetricReading:
+        """The metric a verify block reads; a failed read is its error, not the run's."""
+        source = verify.source.model_dump(mode="json")
+        try:
+            # A read that fails in a way that may pass is read again (READ_RETRY): one 503
+            # must not hand the run over.
+            return await self._act(
+                WatchActivities.read_metric,
+                ReadMetricInput(source=source, retry_failures=True, owner=owner, sender=sender),
+            )
+        except ACTIVITY_FAILED as exc:
+            return MetricReading(error=cause_of(exc))
+
+    async def _verify(
+        self, step: PlannedStep, key: str, mode: Mode, changed_at: datetime
+    ) -> Verification | None:
+        """The step's verdict; None when an abort came while it waited for a datapoint."""
+        await self._set_state("verifying")
+        verify = self.alert.verify
+        reading = await self._read(verify, self.request.user) if verify is not None else None
+        if not self.verifies_after_change or (mode == "dry_run" and self.dry_run_reads_once):
+            changed = None
+        else:
+            changed = changed_at
+            period = getattr(verify.source, "period", 0) if verify is not None else 0
+            # A datapoint stamped before the change is none of its doing: the next period's is
+            # read (a minute on at least), up to AFTER_CHANGE_PERIODS of them; still none, the
+            # step is not verified.
+            for _ in range(AFTER_CHANGE_PERIODS):
+                if verify is None or not period or not read_before(reading, changed):
+                    break
+                await self._wait(max(timedelta(seconds=period), AFTER_CHANGE_WAIT))
+                if self.aborted:
+                    return None
+                reading = await self._read(verify, self.request.user)
+        return await self._act(
+            RemediationActivities.verify_remediation,
+            VerifyInput(
+                run_key=self.run_key,
+                key=f"{key}/verify",
+                mode=mode,
+                target=self.alert.target(),
+                service=self.alert.service,
+                rung=step.rung,
+                verify=self.alert.verify,
+                reading=reading,
+                now=workflow.now(),
+                changed_at=changed,
+            ),
+            # Its cluster read and its breaker write wait out an outage as the change did: a
+            # database hiccup must not hand over a run as "could not be verified".
+            retry=CHANGE_RETRY,
+        )
