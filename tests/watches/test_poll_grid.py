@@ -33,7 +33,8 @@ from tests.support.record import save_history
 from tests.support.waits import eventually
 from tests.watches.test_polling import USER, fast, scheduled_polls, start
 from tests.watches.test_workflows import loopback_deps  # noqa: F401  (fixture)
-from workflows.web_monitor import LOST_POLL_WAIT, WebMonitorWorkflow
+from workflows.web_monitor import WebMonitorWorkflow
+from workflows.web_monitor_polls import LOST_POLL_WAIT
 
 EVERY = 5.0  # the watch's interval in these tests (seconds)
 
