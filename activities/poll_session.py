@@ -22,7 +22,7 @@ from temporalio import activity
 from activities.poll_reports import Found, PollHost, PollReports
 from activities.watches import NotModified, Page, read_page
 from ambient.clients.extract import extractors_for
-from ambient.clients.web import FetchError, HttpStatusError
+from ambient.clients.web_errors import FetchError, HttpStatusError
 from ambient.storage.models import Event
 from ambient.storage.polls import WatchPoll
 from ambient.watches.models import Failure, UrlState

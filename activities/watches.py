@@ -32,15 +32,14 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import NoCurrentValueError, latest_metric_point
-from ambient.clients.web import (
+from ambient.clients.web import WebFetcher, validators_key
+from ambient.clients.web_errors import (
     FROM_SOURCE,
     NO_BODY,
     FetchError,
     HttpStatusError,
     NoAnswerError,
-    WebFetcher,
     fetch_refusal,
-    validators_key,
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.configs import STORED

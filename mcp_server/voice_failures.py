@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ambient.clients import guard, http1_errors, metric_reads, web
+from ambient.clients import guard, http1_errors, metric_reads, web_errors
 from ambient.clients.extract import UNREADABLE
 from ambient.clients.notify import secrets
 from ambient.refusals import Refusal, read_back
@@ -27,18 +27,18 @@ _STATUS_WORDS = {
     503: ("网站暂时不可用", "the site is unavailable for now"),
 }
 _REASONS = {
-    web.TOO_LARGE: ("网页太大，超过了上限", "the page is larger than the limit"),
-    web.TOO_MANY_REDIRECTS: ("网页跳转的次数太多", "it redirected too many times"),
-    web.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
-    web.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
-    web.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
+    web_errors.TOO_LARGE: ("网页太大，超过了上限", "the page is larger than the limit"),
+    web_errors.TOO_MANY_REDIRECTS: ("网页跳转的次数太多", "it redirected too many times"),
+    web_errors.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
+    web_errors.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
+    web_errors.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
     http1_errors.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
     **dict.fromkeys(
         http1_errors.CODINGS,
         ("回答的压缩方式读不了", "the answer is compressed in a way that cannot be read"),
     ),
-    web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
-    web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
+    web_errors.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
+    web_errors.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),
     metric_reads.PROMETHEUS_REFUSED_HTTP: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
     metric_reads.PROMETHEUS_REFUSED: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
@@ -120,19 +120,19 @@ def reason_said(error: str) -> tuple[str, str]:
 
 def _said(said: Refusal) -> tuple[str, str]:
     msgid, values = said.msgid, said.values
-    if msgid in (web.REDIRECTED, web.FROM_SOURCE):  # where it came from: not said
+    if msgid in (web_errors.REDIRECTED, web_errors.FROM_SOURCE):  # where it came from: not said
         reason = values.get("reason")
         if isinstance(reason, Refusal):
             return _said(reason)
         return reason_said(str(reason)) if reason else _UNWORDED
-    if msgid in (web.HTTP_STATUS, web.HTTP_STATUS_WAIT):
+    if msgid in (web_errors.HTTP_STATUS, web_errors.HTTP_STATUS_WAIT):
         status = str(values.get("status"))
         known = _STATUS_WORDS.get(int(status)) if status.isdigit() else None
         return known or (f"网站返回了错误 {status}", f"the site answered error {status}")
-    if msgid == web.TIMED_OUT:
+    if msgid == web_errors.TIMED_OUT:
         seconds = values.get("seconds")
         return f"网站 {seconds} 秒内没有回应", f"the site did not answer within {seconds} seconds"
-    if msgid == web.NO_CONNECTION:
+    if msgid == web_errors.NO_CONNECTION:
         reason = str(values.get("reason"))
         if reason.startswith("ConnectionRefusedError"):
             return "网站拒绝了连接", "the site refused the connection"
@@ -141,7 +141,7 @@ def _said(said: Refusal) -> tuple[str, str]:
         if "html" in str(values.get("kind")):
             return "返回的是网页，不是数据", "it answered a web page, not data"
         return "返回的不是数据", "it answered something other than data"
-    if msgid == web.TLS_FAILED:
+    if msgid == web_errors.TLS_FAILED:
         reason = str(values.get("reason"))
         if "expired" in reason:
             return "网站的安全证书过期了", "the site's certificate has expired"

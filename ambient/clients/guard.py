@@ -53,7 +53,7 @@ RESOLVE_CACHE_SIZE = 10_000
 
 
 # The guard's refusals, worded once: a fetch's error (a redirect refused) is stored as their
-# English and read back to be said in a page's language (ambient/clients/web.py).
+# English and read back to be said in a page's language (ambient/clients/web_errors.py).
 NON_PUBLIC = N_(
     "refused destination %(host)s: %(address)s %(why)s (a non-public address); allow it with "
     "AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"

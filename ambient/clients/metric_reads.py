@@ -19,17 +19,14 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ambient.clients.notify import secrets
 from ambient.clients.page_encodings import declared_encoding
-from ambient.clients.web import (
+from ambient.clients.web import FetchResult, WebFetcher, keeps_credentials, scrubbed
+from ambient.clients.web_errors import (
     FROM_SOURCE,
     REDIRECTED,
     FetchError,
-    FetchResult,
     HttpStatusError,
-    WebFetcher,
     fetch_refusal,
-    keeps_credentials,
     read_said,
-    scrubbed,
 )
 from ambient.refusals import N_, Refusal, read_back
 

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.web import FetchError, WebFetcher
+from ambient.clients.web import WebFetcher
+from ambient.clients.web_errors import FetchError
 from ambient.domain.users import Language
 from ambient.settings import ServerSecret
 from api.i18n import Words

@@ -15,14 +15,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.watches import NotModified, SameBytes, WatchActivities, read_page
 from ambient.clients.extract import PAGE_EXTRACTOR, main_text
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.web import (
+from ambient.clients.web import FetchResult, WebFetcher
+from ambient.clients.web_errors import (
     FetchError,
-    FetchResult,
     HttpStatusError,
     RefusedAddressError,
     TooLargeError,
     TooManyRedirectsError,
-    WebFetcher,
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database

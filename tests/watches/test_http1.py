@@ -28,7 +28,8 @@ import pytest
 from ambient.clients import http1
 from ambient.clients.http1 import PageClient
 from ambient.clients.http1_errors import BodyTooLargeError, HttpProtocolError
-from ambient.clients.web import FetchError, TooLargeError, WebFetcher
+from ambient.clients.web import WebFetcher
+from ambient.clients.web_errors import FetchError, TooLargeError
 from bench.certs import certificate
 
 LOOPBACK = ["127.0.0.1/32"]

@@ -24,12 +24,12 @@ from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 
 from activities.watches import read_page
-from ambient.clients.web import (
+from ambient.clients.web import WebFetcher
+from ambient.clients.web_errors import (
     FetchError,
     HttpStatusError,
     RefusedAddressError,
     TooManyRedirectsError,
-    WebFetcher,
 )
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository

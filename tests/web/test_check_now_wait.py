@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from ambient.clients.web import FetchError, NoAnswerError, WebFetcher
+from ambient.clients.web import WebFetcher
+from ambient.clients.web_errors import FetchError, NoAnswerError
 from ambient.domain.users import Language
 from ambient.watches.service import TaskService
 from api.i18n import Words
