@@ -48,7 +48,8 @@ from ambient.clients.http1 import IDLE_SECONDS, PageClient
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.web import WebFetcher
 from ambient.settings import Environment, Settings
-from ambient.watches.configs import WebMonitorConfig, notification_targets
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.notification_spec import notification_targets
 from ambient.watches.polling import PollRequest, PollResult
 from bench.certs import certificate
 from bench.stack import bench_database

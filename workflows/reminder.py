@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import CheckPageInput, PageCheck, more_new_lines, notice_said
     from ambient.domain.notify import Message, Wording
-    from ambient.watches.configs import notification_targets
+    from ambient.watches.notification_spec import notification_targets
     from ambient.watches.reminders import ReminderRun
 
 from workflows.sends import delivery_errors, failure_text, record_event

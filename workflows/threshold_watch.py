@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import REASON, RULES, Message, Wording
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
-    from ambient.watches.configs import TaskKind, notification_targets
+    from ambient.watches.configs import TaskKind
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
+    from ambient.watches.notification_spec import notification_targets
     from ambient.watches.summaries import rules_of
     from ambient.watches.threshold_config import (
         HttpJsonSource,

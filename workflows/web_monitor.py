@@ -13,17 +13,14 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
-    from ambient.watches.configs import (
-        TaskKind,
-        WebMonitorConfig,
-        notification_targets,
-    )
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
     from ambient.watches.models import (
         TaskStatus,
         UrlState,
         WebMonitorInput,
         WebMonitorState,
     )
+    from ambient.watches.notification_spec import notification_targets
     from ambient.watches.polling import (
         WEB_MONITOR_TYPE,
         PollEnd,

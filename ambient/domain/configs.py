@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import partial
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from annotated_types import GroupedMetadata
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -33,6 +34,8 @@ from pydantic import (
 from ambient.domain.identifiers import tencent_region
 
 STORED: dict[str, Any] = {"stored": True}
+# A name, label or address field of a config.
+ShortText = Annotated[str, StringConstraints(max_length=200)]
 
 M = TypeVar("M", bound=BaseModel)
 

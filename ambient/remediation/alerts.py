@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, field_validator, model_validator
 
-from ambient.domain.configs import UserConfig
+from ambient.domain.configs import ShortText, UserConfig
 from ambient.domain.identifiers import (
     ClusterRef,
     NamespaceName,
@@ -22,7 +22,7 @@ from ambient.domain.identifiers import (
 )
 from ambient.domain.numbers import WHOLE_NUMBER, DecimalNumber
 from ambient.remediation.ladder import WorkloadRef
-from ambient.watches.configs import MAX_CONDITIONS, ShortText
+from ambient.watches.configs import MAX_CONDITIONS
 from ambient.watches.threshold_config import (
     Condition,
     MetricSource,

@@ -1,7 +1,9 @@
 """What a remediation step writes to Kubernetes objects, as plain data (no I/O).
 
 The executor reads objects as dicts (what the API server sent), asks these functions what
-to write, and sends the result; a dry run shows the same writes without sending them.
+to write, and sends the result; a dry run shows the same writes without sending them. The
+isolation's pod selector (``own_pods``) and why a stopped Deployment is left alone
+(``stopped_reason``) are here too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ambient.remediation.ladder import (
     STEP_HISTORY_ANNOTATION,
     STEP_HISTORY_LENGTH,
     Checkpoint,
+    Rung,
 )
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -222,3 +225,49 @@ def merge_diff(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any
     diff: dict[str, Any] = {k: None for k in current if k not in wanted}
     diff.update({k: v for k, v in wanted.items() if current.get(k) != v})
     return diff
+
+
+def own_pods(deployment: Obj, running: list[Obj] | None = None) -> Obj:
+    """A pod selector of the Deployment's own pods: its selector (matchExpressions too; an
+    empty one would take every pod of the namespace) narrowed to its pod template's labels
+    that the pods of every ReplicaSet still ``running`` (a rollout under way) carry too."""
+    # Its selector alone may take other workloads' pods (tier=web: a StatefulSet's too, behind
+    # the shared Service the isolation left alone), and they have no alert. The template's
+    # labels satisfy the selector (the API server requires it), so its pods keep matching; an
+    # older release's pods may differ in some (version=v1), and kept they would escape.
+    selector = deployment["spec"]["selector"]
+    labels = (deployment["spec"]["template"].get("metadata") or {}).get("labels") or {}
+    for rs in running or []:
+        theirs = (rs["spec"]["template"].get("metadata") or {}).get("labels") or {}
+        labels = {k: v for k, v in labels.items() if theirs.get(k) == v}
+    chosen: Obj = {"matchLabels": {**labels, **(selector.get("matchLabels") or {})}}
+    if selector.get("matchExpressions"):
+        chosen["matchExpressions"] = selector["matchExpressions"]
+    return chosen
+
+
+def stopped_reason(
+    name: str, rung: Rung = Rung.SCALE_OUT, autoscaler: str | None = None, *, asked: bool = False
+) -> str:
+    """Why the ladder's ``rung`` (restart, scale out), or a restart a person ``asked`` for,
+    leaves a Deployment at 0 replicas alone (held there by ``autoscaler``, when one scales it)."""
+    # Zero is a person's or a tool's decision (the full rollback restores it as the state
+    # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
+    # either: starting pods someone stopped is no remediation of an alert. A restart would
+    # only change the template of no pod.
+    held = f"{name} is scaled to 0 replicas"
+    fix = "scale it up by hand if it should run"
+    if autoscaler is not None:
+        # "Someone stopped it" and "scale it up by hand" were said of a workload its
+        # autoscaler (or what drives it, as KEDA does) holds at 0: a count set by hand is undone.
+        held += f" by {autoscaler} (or what drives it, such as KEDA)"
+        fix = "change the autoscaler's bounds or triggers if it should run"
+    if asked:
+        return f"{held}: no pod runs, so there is nothing to restart ({fix})"
+    if rung is Rung.RESTART:
+        why = "a restart would start no pod of it"
+    else:
+        why = "the scale out does not start it again"
+    if autoscaler is not None:
+        return f"{held}, and {why} ({fix})"
+    return f"{held}: someone stopped it, and {why} ({fix})"

@@ -24,9 +24,14 @@ from ambient.clients.kube_errors import (
     TkeClusterNotFoundError,
 )
 from ambient.clients.tencent.client import TencentCloud
-from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
+from ambient.remediation.changes import (
+    RESTARTED_AT,
+    isolation_value,
+    stamp_annotations,
+    stopped_reason,
+)
 from ambient.remediation.kube_executor import KubernetesExecutor
-from ambient.remediation.kube_plans import StepInputError, WorkloadReplacedError, stopped_reason
+from ambient.remediation.kube_plans import StepInputError, WorkloadReplacedError
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     Checkpoint,

@@ -28,11 +28,13 @@ from ambient.remediation.changes import (
     isolation_value,
     json_stamp,
     merge_diff,
+    own_pods,
     revision_template,
     sent_json_stamp,
     sent_stamp,
     stamp,
     stamped,
+    stopped_reason,
 )
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import (
@@ -432,52 +434,6 @@ def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepP
     """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
     sent = _patch(Deployment, step.target, body)
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
-
-
-def own_pods(deployment: Obj, running: list[Obj] | None = None) -> Obj:
-    """A pod selector of the Deployment's own pods: its selector (matchExpressions too; an
-    empty one would take every pod of the namespace) narrowed to its pod template's labels
-    that the pods of every ReplicaSet still ``running`` (a rollout under way) carry too."""
-    # Its selector alone may take other workloads' pods (tier=web: a StatefulSet's too, behind
-    # the shared Service the isolation left alone), and they have no alert. The template's
-    # labels satisfy the selector (the API server requires it), so its pods keep matching; an
-    # older release's pods may differ in some (version=v1), and kept they would escape.
-    selector = deployment["spec"]["selector"]
-    labels = (deployment["spec"]["template"].get("metadata") or {}).get("labels") or {}
-    for rs in running or []:
-        theirs = (rs["spec"]["template"].get("metadata") or {}).get("labels") or {}
-        labels = {k: v for k, v in labels.items() if theirs.get(k) == v}
-    chosen: Obj = {"matchLabels": {**labels, **(selector.get("matchLabels") or {})}}
-    if selector.get("matchExpressions"):
-        chosen["matchExpressions"] = selector["matchExpressions"]
-    return chosen
-
-
-def stopped_reason(
-    name: str, rung: Rung = Rung.SCALE_OUT, autoscaler: str | None = None, *, asked: bool = False
-) -> str:
-    """Why the ladder's ``rung`` (restart, scale out), or a restart a person ``asked`` for,
-    leaves a Deployment at 0 replicas alone (held there by ``autoscaler``, when one scales it)."""
-    # Zero is a person's or a tool's decision (the full rollback restores it as the state
-    # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
-    # either: starting pods someone stopped is no remediation of an alert. A restart would
-    # only change the template of no pod.
-    held = f"{name} is scaled to 0 replicas"
-    fix = "scale it up by hand if it should run"
-    if autoscaler is not None:
-        # "Someone stopped it" and "scale it up by hand" were said of a workload its
-        # autoscaler (or what drives it, as KEDA does) holds at 0: a count set by hand is undone.
-        held += f" by {autoscaler} (or what drives it, such as KEDA)"
-        fix = "change the autoscaler's bounds or triggers if it should run"
-    if asked:
-        return f"{held}: no pod runs, so there is nothing to restart ({fix})"
-    if rung is Rung.RESTART:
-        why = "a restart would start no pod of it"
-    else:
-        why = "the scale out does not start it again"
-    if autoscaler is not None:
-        return f"{held}, and {why} ({fix})"
-    return f"{held}: someone stopped it, and {why} ({fix})"
 
 
 def _stopped(name: str, rung: Rung, autoscaler: str | None = None) -> StepPlan:

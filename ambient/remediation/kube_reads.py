@@ -226,7 +226,7 @@ class ClusterReads:
             if p.metadata is not None and ISOLATION_LABEL in (p.metadata.labels or {})
         ):
             chosen = (policy.get("spec") or {}).get("podSelector") or {}
-            # Rung 4's pod selector (kube_plans.own_pods; the Deployment's selector before):
+            # Rung 4's pod selector (changes.own_pods; the Deployment's selector before):
             # its labels all the pods', its expressions the Deployment's own.
             expressions = chosen.get("matchExpressions")
             if selects(chosen.get("matchLabels") or {}, labels) and (

@@ -37,7 +37,8 @@ from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
-from ambient.watches.configs import NotificationSpec, WebMonitorConfig
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.notification_spec import NotificationSpec
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.threshold_config import (
     DEFAULT_CATALOGUE,

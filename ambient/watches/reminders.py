@@ -19,12 +19,8 @@ from ambient.domain.configs import (
 from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
 from ambient.refusals import Refusal
-from ambient.watches.configs import (
-    Count,
-    Keyword,
-    Notification,
-    PageUrls,
-)
+from ambient.watches.configs import Count, Keyword, PageUrls
+from ambient.watches.notification_spec import Notification
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"

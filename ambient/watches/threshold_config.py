@@ -17,14 +17,13 @@ from pydantic import (
     model_validator,
 )
 
-from ambient.domain.configs import UserConfig, new_region, reading_stored
+from ambient.domain.configs import ShortText, UserConfig, new_region, reading_stored
 from ambient.domain.push import SECRET_NAME, SECRET_PREFIX
 from ambient.refusals import Refusal
 from ambient.watches.configs import (
     MAX_CONDITIONS,
     Count,
     Number,
-    ShortText,
     WebUrl,
     _TaskBase,
     check_json_path,

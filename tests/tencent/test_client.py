@@ -19,13 +19,9 @@ from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from ambient.clients.tencent.alarms import list_alarms
-from ambient.clients.tencent.client import (
-    LIMIT_RETRIES,
-    TencentCloud,
-    calls_within,
-    credential_from_env,
-)
+from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud, calls_within
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
+from ambient.clients.tencent.credentials import credential_from_env
 from ambient.clients.tencent.errors import (
     TencentAuthError,
     TencentNotConfiguredError,

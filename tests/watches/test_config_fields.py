@@ -15,8 +15,9 @@ from ambient.domain.notify import NotificationKind, Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import RemediationInput
-from ambient.watches.configs import NotificationSpec, WebMonitorConfig, notification_targets
+from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import ThresholdWatchInput, WebMonitorInput
+from ambient.watches.notification_spec import NotificationSpec, notification_targets
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.watches.threshold_config import ThresholdWatchConfig
 

@@ -8,12 +8,8 @@ from pydantic import ValidationError
 from ambient.clients.extract import main_text
 from ambient.settings import Settings
 from ambient.watches import page_changes
-from ambient.watches.configs import (
-    TaskKind,
-    WebMonitorConfig,
-    notification_targets,
-    task_kind,
-)
+from ambient.watches.configs import TaskKind, WebMonitorConfig, task_kind
+from ambient.watches.notification_spec import notification_targets
 from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.threshold_config import (

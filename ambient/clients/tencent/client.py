@@ -1,4 +1,5 @@
-"""The Tencent Cloud client: credentials, region, endpoint override, off-loop calls, retries.
+"""The Tencent Cloud client: region, endpoint override, off-loop calls, retries (its credentials
+in credentials.py).
 
 Every product goes through its SDK client's signed request (`_call`: real TC3 signing and
 transport; the body read by `transport.answer`, not `call_json`); calls run in a thread
@@ -13,11 +14,7 @@ import asyncio
 import difflib
 import json
 import logging
-import os
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -28,13 +25,13 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
+from ambient.clients.tencent.credentials import credential_from_env
 from ambient.clients.tencent.errors import (
     ANSWER,
     LIST_CHANGED,
     PRODUCT_NAMES,
     RATE_LIMITS,
     REGION_NOT_OFFERED,
-    ROLE_UNAVAILABLE,
     TencentAnswerError,
     TencentCloudError,
     TencentListChangedError,
@@ -97,69 +94,6 @@ def ms(value: datetime) -> int:
 
 def from_ms(value: int | str) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, UTC)
-
-
-def credential_from_env(cvm_role: str | None = None) -> Any | None:
-    """Keys from the environment, else the CVM role if named; None when neither."""
-    # Keys read from a file end in a newline, which the SDK's Credential refuses as a space;
-    # no Tencent Cloud key holds whitespace.
-    secret_id, secret_key, token = (
-        (os.environ.get(name) or "").strip()
-        for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_TOKEN")
-    )
-    if not (secret_id and secret_key) and not cvm_role:
-        return None
-    # With something to sign with only: the SDK's credentials load its HTTP client (requests).
-    from tencentcloud.common import credential as tc_credential
-
-    if secret_id and secret_key:
-        return tc_credential.Credential(secret_id, secret_key, token or None)
-
-    class RoleCredential(tc_credential.CVMRoleCredential):  # type: ignore[misc]
-        """The SDK's, said when the instance's metadata service gave no keys: the SDK passes
-        over any failure to get them, and its signing then failed on None (a TypeError, read
-        as a network error and retried, no request sent)."""
-
-        def update_credential(self) -> None:
-            super().update_credential()
-            if self._secret_id is None:
-                raise role_unavailable(self._role_endpoint + self.role, self.role)
-
-    return RoleCredential(cvm_role)
-
-
-METADATA_TIMEOUT = 3.0  # seconds the metadata service is asked again why it gave no keys
-
-
-def role_unavailable(url: str, role: str) -> TencentCloudSDKException:
-    """Why the metadata service gave the CVM ``role`` no keys (the SDK does not say), asked
-    once more at ``url``: a name that does not resolve (not a CVM) or an answer without keys
-    (no such role bound) is for the user to fix; no answer, or a server error, may pass on the
-    next try (a retryable ClientNetworkError)."""
-    try:
-        with urllib.request.urlopen(url, timeout=METADATA_TIMEOUT) as answer:
-            body = answer.read(4096)
-        # Keys now (the first ask failed on the way): the next call has them.
-        lasting = b'"Success"' not in body
-        why = f"it answered without keys: {body[:200]!r}" if lasting else "it answered late"
-    except urllib.error.HTTPError as exc:
-        why, lasting = f"it answered HTTP {exc.code}", exc.code < 500
-    except urllib.error.URLError as exc:
-        lasting = isinstance(exc.reason, socket.gaierror)
-        why = "its name does not resolve here" if lasting else f"it did not answer ({exc.reason})"
-    except OSError as exc:  # a timeout reading the answer
-        why, lasting = f"it did not answer ({exc})", False
-    where = "the instance's metadata service (metadata.tencentyun.com)"
-    if not lasting:
-        return TencentCloudSDKException(
-            "ClientNetworkError", f"no temporary keys for the CVM role {role!r}: {where}: {why}"
-        )
-    return TencentCloudSDKException(
-        ROLE_UNAVAILABLE,
-        f"no temporary keys for the CVM role {role!r} from {where}: {why}; run on a CVM with "
-        "that role bound to it (check the role's name), or set TENCENTCLOUD_SECRET_ID and "
-        "TENCENTCLOUD_SECRET_KEY",
-    )
 
 
 # Common error codes: a region the API does not know is an InvalidParameterValue whose message
