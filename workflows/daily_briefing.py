@@ -83,13 +83,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
-        # A greeting sent by hand (no answer_by: the Web UI's, every door sets one) hears the
-        # briefing as a trial and leaves the day to the user's greeting; it spent the day
-        # before: docs/deploy.md, the patches.
-        self.hand_greeting_is_a_trial = workflow.patched("hand-greeting-keeps-the-day")
-        # A briefing prepared before yesterday was over (a regenerate the evening before) is
-        # dropped when its day's preparation fails: it was spoken as the whole day.
-        self.drops_early_when_failing = workflow.patched("early-briefing-dropped-on-failure")
+        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
+        workflow.deprecate_patch("hand-greeting-keeps-the-day")
+        workflow.deprecate_patch("early-briefing-dropped-on-failure")
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -280,7 +276,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             generated_by=prepared.generated_by,
             language=self.run_input.config.language,
         )
-        if request.answer_by is None and self.hand_greeting_is_a_trial:
+        if request.answer_by is None:
             # Sent by hand (an operator trying the greeting from the Web UI): what the user
             # would hear, with no given_at; the day stays theirs to greet, or to be pushed.
             return spoken

@@ -78,7 +78,6 @@ class PrepareAndPush:
     given_via: str | None
     pushed_at: datetime | None
     cancelling: bool
-    drops_early_when_failing: bool
     _prepare_lock: asyncio.Lock
 
     @workflow.update
@@ -221,7 +220,7 @@ class PrepareAndPush:
                     raise  # deleted (`_unless_deleted`): no failure of the day's to record
                 self.preparation_error = str(exc.cause or exc)
                 self.preparation_failure = unprepared_because(exc.cause)
-                if self.drops_early_when_failing and not self._prepared_in_time():
+                if not self._prepared_in_time():
                     # Made before yesterday was over: not the day's briefing. A greeting
                     # prepares it again, and says why it cannot if that fails too.
                     self.prepared = None

@@ -141,7 +141,7 @@ class GradedRemediationWorkflow(RemediationVerify):
                 # Aborted before its first climb: open_remediation reserved that rung's slot
                 # (the run's until given back, a cancel meanwhile gives it back).
                 self.reserved = step_key(self.run_key, self.plan[0].rung)
-                if first.made is not None and self.keeps_lost_change:
+                if first.made is not None:
                     # Made by the first try of an opening whose task was lost (the abort came
                     # before the task was run again): the run's change, as made after it.
                     await self._post_step(self._made_before(first, first.made))
@@ -149,7 +149,6 @@ class GradedRemediationWorkflow(RemediationVerify):
                         await self._free_slot(self.reserved)
                 elif (
                     first.gate.reason == SLOT_HELD
-                    and self.lost_try_maybe_made
                     and (maybe := self._maybe_made_before(first)) is not None
                 ):
                     # Held by that lost opening, no change recorded: its try may have written.
@@ -280,7 +279,7 @@ class GradedRemediationWorkflow(RemediationVerify):
             if again:
                 await self._free_slot(key)
             refused = f"refused: {permission.reason}"
-            if any(a.applied for a in self.attempts) and self.refusal_hands_over:
+            if any(a.applied for a in self.attempts):
                 # Revoked after changes were made: a person is told what was changed and what
                 # to undo (an isolation left in place), as when the budget is spent.
                 await self._hand_over(refused, "refused")

@@ -154,7 +154,7 @@ class RemediationChange(RemediationSafety):
         """Clean up after a cancellation requested in Temporal, before the run closes as
         Cancelled: the slot a step reserved and did not use, the audit (who asked is not known
         to the run: Temporal's history holds the identity its client gave), the run's end."""
-        if not self.plan and self.reads_lost_opening:
+        if not self.plan:
             # Cancelled before the run read its opening's answer: that opening may have been
             # made before, its workflow task lost after its first try (its slot, its change).
             await self._cancel_wrote(self._opening_read(), "its opening read")
@@ -192,7 +192,7 @@ class RemediationChange(RemediationSafety):
         self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
         if opened.made is not None:
             self._made_before(opened, opened.made)
-        elif opened.gate is not None and self.lost_try_maybe_made:
+        elif opened.gate is not None:
             if self._maybe_made_before(opened) is None:  # a dry run's: nothing sent
                 self.reserved = step_key(self.run_key, self.plan[0].rung)
 
@@ -204,7 +204,7 @@ class RemediationChange(RemediationSafety):
         attempt.at = opened.made_at or attempt.at  # the change's time, not this task's
         unsent = self.mode == "dry_run" or (made.skipped_reason is not None and not made.applied)
         held = opened.gate is not None and opened.gate.allowed
-        if unsent and held and self.reads_lost_opening:
+        if unsent and held:
             # Nothing was sent (a dry run, a step already so): its try gave the slot back, and
             # the opening run again reserved it anew. The caller gives it back again.
             self.reserved = attempt.key

@@ -129,29 +129,13 @@ class RemediationRecords:
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
         self.abort_stopped_change = False
-        # An abort read before the first climb keeps the change a lost opening's try made
-        # (Opened.made) instead of giving its slot back (docs/deploy.md, the patches).
-        self.keeps_lost_change = workflow.patched("abort-keeps-lost-first-change")
-        # A cancel before the run read its opening's answer reads what that opening recorded
-        # (its change kept); a lost try recorded as nothing sent has its slot given back, by an
-        # abort too: docs/deploy.md, the patches.
-        self.reads_lost_opening = workflow.patched("cancel-reads-lost-opening")
-        # An abort or a cancel that finds the first rung's slot held by a lost opening, no
-        # change recorded, says that change may have been made and keeps the slot counted
-        # (it gave it back, or said nothing of it): docs/deploy.md, the patches.
-        self.lost_try_maybe_made = workflow.patched("lost-first-try-maybe-made")
-        # A run refused by its owner's permission after it changed the cluster hands over (a
-        # push, the briefing's broadcast, what to undo); it ended silently before:
-        # docs/deploy.md, the patches.
-        self.refusal_hands_over = workflow.patched("refused-after-change-hands-over")
-        # A verification's datapoint stamped before the step's change is no verdict: the next
-        # period's is waited for (it judged the one of before, the breach's own, "not resolved"
-        # and climbed): docs/deploy.md, the patches.
-        self.verifies_after_change = workflow.patched("verify-reading-after-the-change")
-        # A dry run changed nothing, so no datapoint is after its change: its verification reads
-        # once and judges the latest (it waited up to 3 periods for a newer one and handed
-        # over as not verified): docs/deploy.md, the patches.
-        self.dry_run_reads_once = workflow.patched("dry-run-reads-once")
+        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
+        workflow.deprecate_patch("abort-keeps-lost-first-change")
+        workflow.deprecate_patch("cancel-reads-lost-opening")
+        workflow.deprecate_patch("lost-first-try-maybe-made")
+        workflow.deprecate_patch("refused-after-change-hands-over")
+        workflow.deprecate_patch("verify-reading-after-the-change")
+        workflow.deprecate_patch("dry-run-reads-once")
 
     def _ended(self, outcome: str | Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words): a dry run's

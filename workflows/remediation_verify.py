@@ -75,7 +75,7 @@ class RemediationVerify(RemediationChange):
         await self._set_state("verifying")
         verify = self.alert.verify
         reading = await self._read(verify, self.request.user) if verify is not None else None
-        if not self.verifies_after_change or (mode == "dry_run" and self.dry_run_reads_once):
+        if mode == "dry_run":
             changed = None
         else:
             changed = changed_at

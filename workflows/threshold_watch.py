@@ -97,23 +97,13 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
-        # A continue-as-new waits for checks asked (`holds_for_check`).
-        self.check_first = workflow.patched("check-now-before-continue")
-        # A breach's remediation names a Deployment for certain: no namespace guessed.
-        self.names_its_target = workflow.patched("breach-target-not-guessed")
-        # An update counts the datapoint read last once: again only under new lines.
-        self.counts_a_point_once = workflow.patched("update-counts-a-datapoint-once")
-        # A reading of a source an update replaced while it was read is not judged by the new
-        # source's rule: the new source is read at once, and check now answers with that.
-        self.judges_its_source = workflow.patched("replaced-source-read-not-judged")
-        # A breach its watch's life told before (a run reset to its first workflow task finds
-        # the metric still over the line) is not remediated again: its remediation was asked
-        # for then (it asked again once the first had ended): docs/deploy.md, the patches.
-        self.remediates_a_breach_once = workflow.patched("told-breach-not-remediated-again")
-        # A datapoint older than the one the rule took (the newest left out of an answer, a
-        # null one dropped) is no new check: judged, one spike counted twice toward for_checks
-        # and the pointer moved back, so the newer one was judged again after it.
-        self.judges_newer_points = workflow.patched("older-datapoint-not-judged")
+        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
+        workflow.deprecate_patch("check-now-before-continue")
+        workflow.deprecate_patch("breach-target-not-guessed")
+        workflow.deprecate_patch("update-counts-a-datapoint-once")
+        workflow.deprecate_patch("replaced-source-read-not-judged")
+        workflow.deprecate_patch("told-breach-not-remediated-again")
+        workflow.deprecate_patch("older-datapoint-not-judged")
         self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
         self.taken = 0  # the number of this run's last check whose reading was taken
 
@@ -171,7 +161,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 raise
             # A read that failed for good is a failed reading, not the end of the watch.
             reading = MetricReading(error=failure_text(error))
-        if self.judges_its_source and self.sources_given != source:
+        if self.sources_given != source:
             # An update replaced the source while it was read: the rule is the new source's,
             # started fresh, and the old source's value (or failure) says nothing of it. Not
             # taken; the new source is read at once.
@@ -279,11 +269,7 @@ class ThresholdWatchWorkflow(WatchControls):
         state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
         taken = state.last_point_at
-        if (
-            reading.at is not None
-            and taken is not None
-            and (reading.at <= taken if self.judges_newer_points else reading.at == taken)
-        ):
+        if reading.at is not None and taken is not None and reading.at <= taken:
             # The newest datapoint is the one the rule took (a metric kept at a longer period
             # than the interval), or older: reading it is no new check; `for_checks` counts data.
             return None
@@ -306,8 +292,6 @@ class ThresholdWatchWorkflow(WatchControls):
         """Whether this check's breach was one its watch's life told (and remediated) before
         a reset: recorded as told already, or this very check's remediation asked for by the
         run the reset replaced (its keys are this run's)."""
-        if not self.remediates_a_breach_once:
-            return False
         try:
             kinds = await recorded_kinds([f"{key}/breach", f"{key}/remediate"])
             return kinds.get(f"{key}/breach") == ALREADY_TOLD or f"{key}/remediate" in kinds
@@ -326,7 +310,6 @@ class ThresholdWatchWorkflow(WatchControls):
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",
             self.config.combine,
-            guess_namespace=not self.names_its_target,
         )
 
         async def said(what: str, **more: Any) -> None:  # the breach's one remediation event
@@ -337,7 +320,7 @@ class ThresholdWatchWorkflow(WatchControls):
             )
 
         if alert is None:
-            reason = breach_target_refusal(source) if self.names_its_target else None
+            reason = breach_target_refusal(source)
             await said(
                 "requested",
                 reason=reason
@@ -374,7 +357,7 @@ class ThresholdWatchWorkflow(WatchControls):
         await said("started", remediation_id=child, joined=joined)
 
     def config_replaced(self, old: ThresholdWatchConfig) -> None:
-        if self.counts_a_point_once and old.source == self.config.source:
+        if old.source == self.config.source:
             if _lines(old) == _lines(self.config):
                 # The datapoint the rule took stays taken: read again at the check the update
                 # wakes, it was a second breaching check of one spike (a cooldown changed).
@@ -385,10 +368,8 @@ class ThresholdWatchWorkflow(WatchControls):
                 self.state.rule.consecutive = 0
             self.state.last_point_at = None
             return
-        # New lines (or a new source) take the datapoint read last too, at the next check.
+        # A new source: the datapoint read last is another series'.
         self.state.last_point_at = None
-        if old.source == self.config.source:
-            return
         self.sources_given += 1
         # Another metric or instance is a new series: its breach, its count of breaching
         # checks and its cooldown start fresh (carried over, a new metric over the line was
@@ -431,8 +412,6 @@ class ThresholdWatchWorkflow(WatchControls):
         )
 
     def asked_check_ended(self) -> Callable[[], bool]:
-        if not self.judges_its_source:
-            return super().asked_check_ended()
         # A check whose source an update replaced during its read took nothing: the check
         # asked for is the next one whose reading is taken (it comes at once).
         asked = self.checks_started()

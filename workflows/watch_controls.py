@@ -65,6 +65,8 @@ class WatchControls:
     POLLS = False
     # A web monitor checks a new configuration at once (new pages get their baseline).
     CHECK_ON_UPDATE = False
+    # How long the baseline update waits for the first check (None: for good).
+    BASELINE_WAIT: timedelta | None = None
     config: Any
     state: WatchLife
 
@@ -80,15 +82,11 @@ class WatchControls:
         self.checks_this_run = 0
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # An update rewrites the memo's summary (list_tasks, the dashboard, the voice's task
-        # names): it said the lines or interval the watch was created with.
-        self.resummarizes = workflow.patched("update-rewrites-summary")
+        # names): it said the lines or interval the watch was created with. At step 2
+        # (docs/deploy.md, "Upgrading workflow code").
+        workflow.deprecate_patch("update-rewrites-summary")
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
-        # Under each watch's patch: a continue-as-new waits for checks asked (what check now
-        # waits for) to be made, in this run (`continue_if_suggested`).
-        self.check_first = False
-        # Under the web monitor's patch: how long the baseline update waits (None: for good).
-        self.baseline_wait: timedelta | None = None
         self.held = 0  # the passes a continue-as-new of this run waited (`holds_for_check`)
 
     @property
@@ -150,9 +148,8 @@ class WatchControls:
         return self.status()
 
     def asked_check_ended(self) -> Callable[[], bool]:
-        """Whether the check asked for now has ended: one started after now."""
-        asked_after = self.checks_started()
-        return lambda: self.checks_ended() > asked_after
+        """Whether the check asked for now has ended (each watch says when)."""
+        raise NotImplementedError
 
     @checked_now.validator
     def validate_check(self) -> None:
@@ -174,7 +171,7 @@ class WatchControls:
     async def baseline(self) -> TaskStatus:
         """Wait for the first check of this task and return its status (the baseline): its
         reading taken, not its alerts delivered (a slow channel would hold the answer)."""
-        await until(self.baseline_taken(), self.baseline_wait)
+        await until(self.baseline_taken(), self.BASELINE_WAIT)
         return self.status()
 
     def baseline_taken(self) -> Callable[[], bool]:
@@ -191,7 +188,7 @@ class WatchControls:
         old, self.config = self.config, self.parse_config(config, context=STORED)
         self.config_replaced(old)
         summary = watch_summary(self.config, self.user)
-        if self.resummarizes and summary != watch_summary(old, self.user):
+        if summary != watch_summary(old, self.user):
             workflow.upsert_memo({"summary": summary})
         self.wake = True
         if self.CHECK_ON_UPDATE and not self.state.paused:
@@ -324,15 +321,16 @@ class WatchControls:
                 next_run = {"config": self.config, "state": self.state}
                 # The next run's memo is the run's start's unless given: an update's summary
                 # would be lost.
-                memo = workflow.memo() if self.resummarizes else None
-                workflow.continue_as_new(self.request.model_copy(update=next_run), memo=memo)
+                workflow.continue_as_new(
+                    self.request.model_copy(update=next_run), memo=workflow.memo()
+                )
 
     def holds_for_check(self, count: bool = True) -> bool:
         """Whether a continue-as-new waits a pass for a check asked: it waits for check now
         (every handler), and check now for a check only the next run would make. At most
         HELD_PASSES passes a run (``count``: take one), so checks asked every pass still let
         it continue."""
-        if not (self.check_first and self.state.check_requested and self.held < HELD_PASSES):
+        if not (self.state.check_requested and self.held < HELD_PASSES):
             return False
         self.held += count
         return True

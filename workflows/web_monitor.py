@@ -67,6 +67,10 @@ class WebMonitorWorkflow(PollEnds):
     CONFIG = WebMonitorConfig
     POLLS = True
     CHECK_ON_UPDATE = True
+    # The baseline update answers once a poll ended without a check too (failed), or the
+    # watch stops, and at most after CHECK_NOW_WAIT: pending, it held the run's
+    # continue-as-new (which waits for every handler) and no poll ran again.
+    BASELINE_WAIT = CHECK_NOW_WAIT
     request: WebMonitorInput
     config: WebMonitorConfig
     state: WebMonitorState
@@ -78,21 +82,11 @@ class WebMonitorWorkflow(PollEnds):
         self.polls = 0  # polls started in this run; the running one's number
         self.voided = 0  # polls of this run a control ended before their asked check
         self.ended_poll = 0  # the last poll of this run that ended and was not voided
-        # Check now waits for a poll started after it to end (`asked_check_ended`),
-        # and a continue-as-new waits for checks asked (`holds_for_check`).
-        self.check_first = workflow.patched("check-now-by-poll")
-        # A poll asked to end whose dead process the sweep then fails ("PollLost") ended as
-        # asked: no failure shown.
-        self.lost_after_end_asked = workflow.patched("poll-lost-after-end-is-no-failure")
-        # The baseline update answers once a poll ended without a check too (failed), or the
-        # watch stops, and at most after CHECK_NOW_WAIT: pending, it held the run's
-        # continue-as-new (which waits for every handler) and no poll ran again.
-        self.bounds_baseline = workflow.patched("baseline-wait-bounded")
-        if self.bounds_baseline:
-            self.baseline_wait = CHECK_NOW_WAIT
-        # A check asked for that its worker's shutdown ended before it was made is asked
-        # again (it was taken as made: check now answered the check before's outcome).
-        self.shutdown_asks_again = workflow.patched("check-cut-by-shutdown-asked-again")
+        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
+        workflow.deprecate_patch("check-now-by-poll")
+        workflow.deprecate_patch("poll-lost-after-end-is-no-failure")
+        workflow.deprecate_patch("baseline-wait-bounded")
+        workflow.deprecate_patch("check-cut-by-shutdown-asked-again")
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -243,8 +237,7 @@ class WebMonitorWorkflow(PollEnds):
                 # Asked to end (a pause, check now, an update, a delete) as its worker died:
                 # the sweep failed the attempt its cancel waited on; Temporal does not retry
                 # an attempt it was asked to cancel. Ended as asked, not a failure to show.
-                self.lost_after_end_asked
-                and end_asked
+                end_asked
                 and isinstance(error.cause, ApplicationError)
                 and error.cause.type == "PollLost"
             ):
@@ -267,7 +260,7 @@ class WebMonitorWorkflow(PollEnds):
         finally:
             self.checking = False
         self.absorb(result)
-        if self.shutdown_asks_again and result.ended is PollEnd.SHUTDOWN:
+        if result.ended is PollEnd.SHUTDOWN:
             ended = first_only and not deliver_only
         self.ask_again(ended and result.checks == 0, number)
         if deliver_only:
@@ -327,19 +320,12 @@ class WebMonitorWorkflow(PollEnds):
         return self.polls - self.voided
 
     def baseline_taken(self) -> Callable[[], bool]:
-        if not self.bounds_baseline:
-            return super().baseline_taken()
         ended = self.checks_ended()  # the polls of this run that ended (not voided)
         return lambda: (
             self.state.checks > 0 or self.state.stop_requested or self.checks_ended() > ended
         )
 
     def asked_check_ended(self) -> Callable[[], bool]:
-        if not self.check_first:
-            # Before the patch: the running poll counted as started, its voiding (the ask
-            # ends it) then lowered the count, and the answer came one poll late or at
-            # CHECK_NOW_WAIT.
-            return super().asked_check_ended()
         # A poll started after the ask made the check asked for; the running one, which the
         # ask ends, did not. One a control voided asks it again (the next poll's).
         asked = self.polls

@@ -165,13 +165,10 @@ def alert_from_breach(
     conditions: list[Condition],
     message: str,
     combine: Literal["all", "any"] = "any",
-    *,
-    guess_namespace: bool = False,
 ) -> Alert | None:
     """An alert from a threshold-watch breach on a TKE Deployment metric (QCE/TKE2
     dimensions; None: ``breach_target_refusal`` says why not); ``conditions`` are the lines it
-    crossed, ``combine`` how the watch combines its lines. ``guess_namespace``: the release
-    before's reading, for its runs' replay (any kind, namespace ``default`` when none)."""
+    crossed, ``combine`` how the watch combines its lines."""
     # Verification reads the same source; healthy is the breach no longer holding: the value
     # back on or inside each line crossed ("above 0" breached is over at 0), and for a watch
     # that breaches only past all its lines at once, back inside any one of them.
@@ -180,7 +177,7 @@ def alert_from_breach(
     cluster, namespace, workload = workload_of(source.get("dimensions") or {})
     if not cluster or not workload:
         return None
-    if not guess_namespace and breach_target_refusal(source) is not None:
+    if breach_target_refusal(source) is not None:
         return None
     healthy = [
         Condition(op="below" if c.op == "above" else "above", value=c.value) for c in conditions

@@ -515,8 +515,6 @@ def test_a_tke2_threshold_breach_becomes_an_alert_verified_by_the_same_source() 
         "dimensions": {"tke_cluster_instance_id": "cls-abc12345", "workload_name": "web"},
     }
     assert alert_from_breach(unsure, 97.0, [Condition(op="above", value=90)], "cpu") is None
-    guessed = alert_from_breach(unsure, 97.0, [], "cpu", guess_namespace=True)
-    assert guessed is not None and guessed.namespace == "default"
     statefulset = {**source["dimensions"], "workload_kind": "StatefulSet"}  # type: ignore[dict-item]
     assert alert_from_breach({**source, "dimensions": statefulset}, 97.0, [], "cpu") is None
 

@@ -199,10 +199,8 @@ async def test_a_breach_on_a_workload_named_without_its_namespace_guesses_none(
         "the metric names workload checkout in cls-watch001 but no namespace: remediation "
         "does not guess one (add namespace to the source's dimensions)"
     )
-    # The run the release before started (on its guess) was not started.
-    guessed = alert_from_breach(
-        source("checkout", namespace=None), 97.0, [], "", guess_namespace=True
-    )
+    # The run a guess of namespace default would have started was not started.
+    guessed = alert_from_breach(source("checkout", namespace="default"), 97.0, [], "")
     assert guessed is not None and guessed.namespace == "default"
     with pytest.raises(RPCError) as missing:
         await ts_env.client.get_workflow_handle(remediation_id(guessed)).describe()
