@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
@@ -20,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 from ambient.cli_numbers import whole_number
 from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import quiet_logging, setup_logging
-from ambient.settings import Settings
+from ambient.settings import Settings, settings_refusal
 from ambient.startup import loading
 
 # Each command group's module is imported when that command runs: a process started as
@@ -97,6 +98,12 @@ class LazyGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, click.exceptions.Exit, click.ClickException):
             raise  # the command has said it (`fail`, a usage error)
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            from ambient.commands import fail
+
+            raise fail(settings_refusal(exc), code=2) from None
         except Exception as exc:
             # Whatever the command, a Temporal or an app database that does not answer is one
             # line, exit 1 (the address as the command found it: env, else `ambient dev`'s file).

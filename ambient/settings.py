@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -100,8 +101,14 @@ def _is_sender(value: str) -> bool:
 class Settings(BaseSettings):
     """Configuration read from ``AMBIENT_*`` variables, a ``.env`` file, or arguments."""
 
+    # A refusal never quotes what it was given: a model-level one carried every setting (the
+    # SMTP password, the secrets) in its error (`settings_refusal` says it in one line).
     model_config = SettingsConfigDict(
-        env_prefix="AMBIENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="AMBIENT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -381,3 +388,13 @@ class Settings(BaseSettings):
                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
         return self
+
+
+def settings_refusal(exc: ValidationError) -> str:
+    """Why the settings were refused, one line naming each variable (never its value)."""
+    said = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = "_".join(str(part) for part in error["loc"]).upper()
+        said.append(f"AMBIENT_{where}: {message}" if where else message)
+    return "settings refused: " + "; ".join(said)

@@ -1,0 +1,50 @@
+"""A command refused by its settings says why in one line, and never what a secret holds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "mailpassword9876-do-not-print"
+
+
+def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    clean |= {"PYTHONPATH": str(ROOT), "AMBIENT_DATA_DIR": str(tmp_path), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "ambient.cli", *args],
+        cwd=tmp_path,  # no .env of the checkout's
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (
+            {"AMBIENT_ENVIRONMENT": "production", "AMBIENT_SECRET_KEY": "changeme"},
+            "AMBIENT_SECRET_KEY is a placeholder",
+        ),
+        ({"AMBIENT_API_PORT": "abc"}, "AMBIENT_API_PORT: Input should be a valid integer"),
+    ],
+)
+def test_a_refused_setting_is_one_line_that_names_it_and_no_secret_it_was_given_with(
+    tmp_path: Path, env: dict[str, str], said: str
+) -> None:
+    # A model-level refusal carried the whole input in its error (pydantic cuts it to its
+    # ends, the SMTP password at the end whole), and the CLI printed it as a traceback.
+    done = _ambient(tmp_path, "status", AMBIENT_SMTP_PASSWORD=SECRET, **env)
+    assert done.returncode == 2, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "input_value" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("settings refused: "), done.stderr
+    assert said in lines[0], lines[0]
