@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ambient.domain.notify import sender_mailbox
-from ambient.domain.users import Language
+from ambient.domain.users import Language, validate_timezone
 
 TASK_QUEUE = "ambient-ops"
 # The model `make llm` installs and `--local-llm` serves (ambient/local_llm.py).
@@ -289,7 +289,7 @@ class Settings(BaseSettings):
     # Change windows as [{"days": [1..7], "start": "HH:MM", "end": "HH:MM"}]; empty: any time.
     remediation_change_windows: list[dict[str, Any]] = Field(default_factory=list)
     # Team time zone of change windows and the nightly alert triage.
-    remediation_timezone: str = "Asia/Shanghai"
+    remediation_timezone: Annotated[str, AfterValidator(validate_timezone)] = "Asia/Shanghai"
     remediation_triage_at: str = Field(default="05:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # The user the nightly triage acts as (its permission applies); off when unset.
     remediation_triage_user: str | None = None
