@@ -90,3 +90,14 @@ def test_the_image_installs_from_the_lock_file() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "uv.lock" in dockerfile and "uv sync --frozen" in dockerfile
     assert "pip install ." not in dockerfile
+
+
+def test_only_the_api_is_published_beyond_the_host() -> None:
+    # Temporal's frontend and Web UI have no authentication of their own: published on every
+    # interface, anyone reaching the host read every workflow's history (task configs, inline
+    # webhook URLs and robot keys in clear without AMBIENT_PAYLOAD_KEY) and could end runs.
+    services = _compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if name != "api":
+                assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
