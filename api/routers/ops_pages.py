@@ -222,13 +222,13 @@ async def remediation_list(
     # A link of the page's earlier shape (?offset=), still opened as it was.
     offset: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = 0,
 ) -> Response:
-    problem, next_before_id = None, None
+    problem, next_before_id, as_stored = None, None, None
     try:
         # One more than a page: whether there is a next page is known without counting.
         listed = await page.state.remediations.list_page(
             page.me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset, before_id=before_id
         )
-        runs = listed.runs
+        runs, as_stored = listed.runs, listed.as_stored
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
     if len(runs) > REMEDIATIONS_PER_PAGE:
@@ -238,6 +238,9 @@ async def remediation_list(
         "remediations.html",
         runs=runs,
         problem=problem,
+        # Temporal's list failed: a running run shows the state its row stored (as the API's
+        # X-States-As-Stored says).
+        as_stored=as_stored,
         named=REMEDIATION_STATES,
         first_page=before_id is None and not offset,
         next_before_id=next_before_id,

@@ -165,3 +165,35 @@ async def test_a_briefing_given_by_voice_says_so_in_chinese(
     spoken = re.search(r"<p class=\"muted\">已于 [0-9:]+ 播报（([^<]*)）</p>", page)
     assert spoken is not None, page
     assert spoken[1] == "语音"
+
+
+async def test_the_remediation_list_with_temporal_down_says_its_states_are_as_last_stored(
+    settings: Settings, db: Database
+) -> None:
+    # A running run's row holds the state it was planned in: the API says so in a header,
+    # the page showed "planned" for a run waiting for its approver, with no word of it.
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="ming", language=Language.ZH)
+        )
+        session.add(
+            RemediationRecord(
+                run_key="remediation-ming@run",
+                remediation_id="remediation-ming",
+                user="ming",
+                cluster_id="cls-abcd1234",
+                service="default/web",
+                alert_type="cpu",
+                source="test",
+                mode="execute",
+                state="planned",
+                attempts=0,
+            )
+        )
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        page = (await http.get("/app/remediations")).text
+    notice = re.search(r'<p class="notice" id="states-as-stored"[^>]*>(.*?)</p>', page, re.S)
+    assert notice is not None, page
+    assert "状态为最后记录的状态" in notice.group(1), notice.group(1)
