@@ -22,7 +22,13 @@ from ambient.history import EventPublic, event_name
 from ambient.refusals import N_, Refusal
 from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import EventRepository, InboxRepository
-from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.inputs import (
+    ConfigError,
+    InvalidTaskError,
+    TaskError,
+    TaskNotFoundError,
+    WorkerSilentError,
+)
 from ambient.watches.listing import TaskSummary
 from ambient.watches.pauses import wait_said
 from ambient.watches.summaries import rules_in, summary_said
@@ -64,6 +70,11 @@ def task_problem(exc: TaskError, _: Words) -> str:
     silent = N_(
         "The task's worker did not answer in time (busy or stopped); try again in a moment."
     )
+    if isinstance(exc, WorkerSilentError) and exc.sent:  # asked again: done twice
+        silent = N_(
+            "The task was asked and may still do it (its worker is busy or stopped); check "
+            "the task before asking again."
+        )
     return worker_unanswered(exc, _, silent) or _(
         "Tasks are unavailable right now; try again in a moment."
     )

@@ -175,3 +175,18 @@ def test_a_worker_that_did_not_answer_is_said_as_such_not_as_the_feature_being_d
     assert task_problem(TaskError("Temporal refused the request: boom"), Words(Language.EN)) == (
         "Tasks are unavailable right now; try again in a moment."
     )
+
+
+def test_a_control_the_silent_worker_was_sent_says_to_check_before_asking_again() -> None:
+    """A trigger sent to a busy worker (a briefing's regenerate, a web monitor's check now)
+    may still run: the task page said "try again in a moment", and a second click prepared
+    the briefing twice (the briefings page said to check first)."""
+    words = no_answer.silent_worker(busy=True)
+    sent = WorkerSilentError(f"Temporal refused the request for 'w': {words}", sent=True)
+    assert task_problem(sent, Words(Language.EN)) == (
+        "The task was asked and may still do it (its worker is busy or stopped); check the "
+        "task before asking again."
+    )
+    assert task_problem(sent, Words(Language.ZH)) == (
+        "已向任务发出请求，它可能仍会执行（它的 worker 正忙或已停止）；再次请求前请先查看任务。"
+    )
