@@ -131,7 +131,11 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    return await UserRepository(session).by_token(token)
+    user = await UserRepository(session).by_token(token)
+    # Its read transaction ends here, as the API's (api/deps.py): held, its pooled connection
+    # waited through the page's Temporal round trips, and a few pages at once used the pool.
+    await session.commit()
+    return user
 
 
 MaybeUser = Annotated[User | None, Depends(page_user)]
