@@ -41,6 +41,7 @@ from ambient.clients.web_errors import (
     NoAnswerError,
     fetch_refusal,
 )
+from ambient.cloud.errors import failure
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.configs import STORED
 from ambient.refusals import Refusal
@@ -328,7 +329,7 @@ class WatchActivities:
     ) -> MetricReading:
         """A read that failed (``where``: whose endpoint, said after the error): a failed
         reading, or (``retry_failures``) a retryable error; the secret's value unsaid."""
-        said = _scrubbed(f"{exc}{where}", credentials)
+        said = _scrubbed(f"{_readable(exc)}{where}", credentials)
         if request.retry_failures and _may_pass_later(exc):
             reads = activity.info().attempt
             raise ApplicationError(
@@ -338,6 +339,14 @@ class WatchActivities:
         # A reading that failed is state for the watch (failing after N), not a crash;
         # bounded, as it is kept in the watch's history and status.
         return MetricReading(error=said[:KEPT])
+
+
+def _readable(exc: FetchError | TencentCloudError) -> str:
+    """A read's error as said to its owner: Tencent Cloud refusing the credentials as what to
+    fix (the keys, temporary keys, the CVM role, the CAM policy), as the cloud tools say it."""
+    if isinstance(exc, TencentCloudError) and (told := failure(exc)).kind == "auth":
+        return str(told)
+    return str(exc)
 
 
 def _scrubbed(said: str, credentials: Credentials | None) -> str:
