@@ -23,6 +23,7 @@ from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud, calls_wi
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.credentials import credential_from_env
 from ambient.clients.tencent.errors import (
+    TencentAnswerError,
     TencentAuthError,
     TencentNotConfiguredError,
     TencentNotFoundError,
@@ -1598,3 +1599,19 @@ def test_a_finance_region_is_called_at_its_own_domain() -> None:
         Credential("AKIDexample", "secret"), region="ap-guangzhou", endpoint="127.0.0.1:9"
     )
     assert pinned._client("cls", "ap-shanghai-fsi")._get_endpoint() == "127.0.0.1:9"
+
+
+async def test_a_series_whose_times_and_values_do_not_pair_is_no_answer_of_the_api(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """GetMonitorData gives each Timestamps entry its Values entry: an answer with one more of
+    either (a proxy's, nulls dropped on the way) was paired short, the newest value said at
+    another datapoint's time."""
+    api, tc = cloud
+    now = int(NOW.timestamp()) // 60 * 60
+    series = _series({"InstanceId": "ins-ours"}, (now - 60, 10.0), (now, 99.0))
+    series["Timestamps"] = series["Timestamps"][1:]  # the newest time, two values
+    body = {"Response": {"MetricName": "CPUUsage", "Period": 60, "DataPoints": [series]}}
+    api.raw["GetMonitorData"] = [(200, "application/json", json.dumps(body).encode())]
+    with pytest.raises(TencentAnswerError, match="2 values for 1 timestamps"):
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-ours"}, now=NOW)

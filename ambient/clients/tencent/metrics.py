@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentRequestError
+from ambient.clients.tencent.errors import ANSWER, TencentAnswerError, TencentRequestError
 from ambient.domain.notify import deadline_in
 from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
@@ -201,11 +201,19 @@ async def _metric_window(
         series = [s for s in series if _of_instance(s, dimensions)]
     if len(series) > 1:
         raise TencentRequestError("InvalidParameterValue.Dimensions", _many(series, metric))
-    return [
-        pair
-        for each in series
-        for pair in zip(each.get("Timestamps") or [], each.get("Values") or [], strict=False)
-    ]
+    pairs: list[tuple[Any, Any]] = []
+    for each in series:
+        times, values = each.get("Timestamps") or [], each.get("Values") or []
+        if len(times) != len(values):
+            # Each time has its value (the API's reference): paired short, the newest value
+            # was said at another datapoint's time.
+            raise TencentAnswerError(
+                ANSWER,
+                f"the answer is not the API's: {len(values)} values for {len(times)} timestamps "
+                f"of {metric}: check the way to the API (a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+            )
+        pairs += zip(times, values, strict=True)
+    return pairs
 
 
 def _of_instance(series: dict[str, Any], dimensions: dict[str, str]) -> bool:
