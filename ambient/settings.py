@@ -316,7 +316,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
+        from sqlalchemy.engine import URL  # not for every command that reads its settings
+
+        # Built, not written: a "?", "#" or "%" in the path was read as the URL's own.
+        path = str((self.data_dir / "ambient.db").resolve())
+        return URL.create("sqlite+aiosqlite", database=path).render_as_string(hide_password=False)
 
     @field_validator("retention_days")
     @classmethod

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from ambient.settings import Environment, Settings
+from ambient.storage import Database
 
 
 def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -104,3 +105,16 @@ def test_a_delivery_retry_wait_too_short_to_spare_a_target_is_refused(
         Settings(_env_file=None)  # type: ignore[call-arg]
     monkeypatch.setenv("AMBIENT_NOTIFY_RETRY_SECONDS", "0.5")
     assert Settings(_env_file=None).notify_retry_seconds == 0.5  # type: ignore[call-arg]
+
+
+async def test_a_data_dir_with_url_characters_in_its_path_holds_the_database(
+    tmp_path: Path,
+) -> None:
+    # Written into the URL as it is, "/srv/a?b" opened "/srv/a" (the rest a query) and
+    # "/srv/a%20b" opened "/srv/a b".
+    for name in ("a?b", "a%20b", "a#b"):
+        data = tmp_path / name
+        settings = Settings(data_dir=data, _env_file=None)  # type: ignore[call-arg]
+        async with Database(settings.resolved_database_url) as db:
+            assert await db.ping()
+        assert (data / "ambient.db").is_file(), sorted(p.name for p in tmp_path.rglob("*"))
