@@ -74,6 +74,9 @@ async def test_email_has_html_plain_part_attachment_and_stable_message_id(mailbo
     first = await channel.send("alice", message, "alice@example.com", idempotency_key="wf/1")
     again = await channel.send("alice", message, "alice@example.com", idempotency_key="wf/1")
     assert first == again  # the same delivery keeps its Message-ID
+    # Its right side the sender's domain (RFC 5322 3.6.4: a domain; a bare "ambient-ops" is
+    # scored as malformed by strict gateways, and two deployments' keys gave the same ids).
+    assert first.startswith("<") and first.endswith("@example.com>"), first
 
     mail = mailbox.messages[0]
     assert mail["Subject"] == "早报 Morning briefing" and mail["To"] == "alice@example.com"

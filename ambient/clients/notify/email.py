@@ -64,7 +64,7 @@ class EmailChannel:
         mail["Date"] = formatdate(localtime=False)
         # Stable per delivery: a resend after a crash carries the same id (clients thread it).
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-        mail["Message-ID"] = f"<{digest}@ambient-ops>"
+        mail["Message-ID"] = f"<{digest}@{self._from.domain}>"  # the sender's domain, in ASCII
         after = f"\n\n{message.link_to_add}" if message.link_to_add else ""
         mail.set_content(markdown_plain(message.body) + after)
         html = message.html or markdown_html(message.body)
