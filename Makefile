@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml uv.lock
 
 uv:  ## the venv and the pinned uv in it
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(UV) --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || \
+	$(UV) --version 2>/dev/null | grep -q '^uv $(UV_VERSION)\b' || \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
 lock-check: uv  ## fails when pyproject.toml changed and uv.lock was not regenerated (`uv lock`)
