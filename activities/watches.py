@@ -9,6 +9,7 @@ from the workflow itself raises (a non-retryable ``ApplicationError`` with a typ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from ambient.clients.metric_reads import (
 )
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import TencentCloud, calls_within
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import NoCurrentValueError, latest_metric_point
 from ambient.clients.web import WebFetcher, validators_key
@@ -246,7 +247,9 @@ class WatchActivities:
             else:
                 within = _cloud_read_time()
                 try:
-                    async with asyncio.timeout(within):
+                    # The SDK's request ends with the read (its thread, of the process's
+                    # shared pool, was held for its own 30 s after a local read was ended).
+                    async with calls_within(within) if within else contextlib.nullcontext():
                         point = await latest_metric_point(
                             self._tencent,
                             source.namespace,
@@ -259,6 +262,11 @@ class WatchActivities:
                             patient=not _local(),
                         )
                 except TimeoutError:
+                    if _local():  # finished as a regular read, given its longer time
+                        raise ApplicationError(
+                            f"Cloud Monitor did not answer within {within:.1f} s",
+                            type="LocalReadSlow",
+                        ) from None
                     raise TencentRetryableError(
                         "ClientNetworkError",
                         f"Cloud Monitor did not answer within {within:.0f} s (if it lasts, check "
@@ -383,12 +391,12 @@ CLOUD_READ_MARGIN = 5.0
 
 
 def _cloud_read_time() -> float | None:
-    """How long a Cloud Monitor read of this activity may take (None: no bound here, as for a
-    local read, which is cut off and read again as an activity)."""
-    if not activity.in_activity() or _local():
+    """How long a Cloud Monitor read of this activity may take (None: not in an activity, or
+    it has no bound): its time but a margin (a fifth of a local read's few seconds)."""
+    if not activity.in_activity() or (limit := activity.info().start_to_close_timeout) is None:
         return None
-    limit = activity.info().start_to_close_timeout
-    return None if limit is None else max(limit.total_seconds() - CLOUD_READ_MARGIN, 1.0)
+    seconds = limit.total_seconds()
+    return max(seconds - min(CLOUD_READ_MARGIN, seconds / 5), 0.1)
 
 
 def _local() -> bool:

@@ -1615,3 +1615,44 @@ async def test_a_series_whose_times_and_values_do_not_pair_is_no_answer_of_the_a
     api.raw["GetMonitorData"] = [(200, "application/json", json.dumps(body).encode())]
     with pytest.raises(TencentAnswerError, match="2 values for 1 timestamps"):
         await latest_metric_value(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-ours"}, now=NOW)
+
+
+async def test_a_local_metric_read_that_cloud_monitor_holds_leaves_its_thread_free(
+    cloud: tuple[TencentApi, TencentCloud], db: object
+) -> None:
+    """A threshold watch's first read is a local activity of 2 s: Cloud Monitor not answering,
+    Temporal ended it there, but its SDK request held a thread of the process's shared pool
+    for its own 30 s (web fetches' name lookups, mail sends and every other Tencent call use
+    that pool). Now the request ends with the read, which hands over to the regular read."""
+    from dataclasses import replace
+
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.watches import WatchActivities
+    from ambient.clients.web import WebFetcher
+    from ambient.domain.checks import ReadMetricInput
+
+    api, tc = cloud
+    arrived, released = asyncio.Event(), asyncio.Event()
+    api.held["GetMonitorData"] = (arrived, released)  # Cloud Monitor answers nothing
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/CVM",
+        "metric": "CPUUsage",
+        "dimensions": {"InstanceId": "ins-1"},
+    }
+    env = ActivityEnvironment()
+    env.info = replace(env.info, is_local=True, start_to_close_timeout=timedelta(seconds=2))
+    read = WatchActivities(db, WebFetcher(), tc).read_metric  # type: ignore[arg-type]
+    # One more than the threads of asyncio's default pool.
+    calls = min(32, (os.cpu_count() or 1) + 4) + 1
+    try:
+        for _ in range(calls):
+            with pytest.raises((ApplicationError, TimeoutError)):
+                async with asyncio.timeout(2):  # Temporal's end of the local activity
+                    await env.run(read, ReadMetricInput(source=source))
+        asked = [p for _, action, p in api.calls if action == "GetMonitorData"]
+    finally:
+        released.set()
+    assert len(asked) == calls, f"{len(asked)} of {calls} cut-off reads went out"
