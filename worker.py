@@ -108,12 +108,22 @@ async def ensure_triage_schedule(client: Client, settings: Settings, db: Databas
         log.warning("nightly alert triage not scheduled: %s", exc)
 
 
+class MetricsPortTakenError(RuntimeError):
+    """The worker's metrics port is another process's (a second worker on this host)."""
+
+
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """A runtime exporting Prometheus metrics, if a metrics port is set."""
     if not settings.metrics_port:
         return None
     address = f"{settings.api_host}:{settings.metrics_port}"
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    except ValueError as exc:  # the SDK's "Failed starting Prometheus exporter: ..."
+        raise MetricsPortTakenError(
+            f"the worker cannot export its metrics on {address} ({exc}): give each worker on "
+            "this host its own AMBIENT_METRICS_PORT, or 0 for none"
+        ) from None
 
 
 async def run_worker(settings: Settings) -> None:

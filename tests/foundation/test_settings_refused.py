@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,20 @@ def test_a_refused_setting_is_one_line_that_names_it_and_no_secret_it_was_given_
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("settings refused: "), done.stderr
     assert said in lines[0], lines[0]
+
+
+def test_a_second_worker_on_a_taken_metrics_port_says_which_setting_to_change(
+    tmp_path: Path,
+) -> None:
+    """Two workers on one host (docs/deploy.md: one a core): the second died with the SDK's
+    traceback ("Failed starting Prometheus exporter: Address already in use")."""
+    assert _ambient(tmp_path, "migrate").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _ambient(tmp_path, "worker", AMBIENT_METRICS_PORT=str(port))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port}" in lines[-1] and "AMBIENT_METRICS_PORT" in lines[-1], lines
