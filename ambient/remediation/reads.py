@@ -60,8 +60,9 @@ class RemediationReads:
     ) -> None:
         self.client, self.settings, self.db, self.llm = client, settings, db, llm
 
-    async def get(self, user: str, rid: str) -> RemediationView:
-        status = await self._seen_status(user, rid)
+    async def get(self, user: str, rid: str, run_id: str | None = None) -> RemediationView:
+        """The remediation's latest run, or its run ``run_id`` (an earlier one of its alert)."""
+        status = await self._seen_status(user, rid, run_id)
         # The run's own rows whole; of the repeats of its alert (anyone may send it, any number
         # of times) the first REPEATS_SHOWN: a thousand of them hid its approvals and its end.
         async with self.db.session() as session:
@@ -74,14 +75,16 @@ class RemediationReads:
         ]
         return RemediationView(**status.model_dump(), audit=audit)
 
-    async def _seen_status(self, user: str, rid: str) -> RemediationStatus:
+    async def _seen_status(
+        self, user: str, rid: str, run_id: str | None = None
+    ) -> RemediationStatus:
         """The run's status, queried only once the caller may see it."""
         # Who may see it is read from the run's search attributes, not a query: a query waits
         # for the run's worker, and a stranger's look at a run that exists took that time (or
         # its timeout) where one at no run was refused at once, telling them the run existed.
         check_id(rid)
         try:
-            description = await self.client.get_workflow_handle(rid).describe()
+            description = await self.client.get_workflow_handle(rid, run_id=run_id).describe()
         except RPCError as exc:
             raise refused(rid, exc) from None
         is_admin = (await self._user(user)).is_admin

@@ -266,10 +266,16 @@ def _zoned(said: str | Refusal, zone: str | None) -> str | Refusal:
     return Refusal(said.msgid, **values)
 
 
+# A Temporal run id, as the list's links give it.
+RunId = Annotated[str | None, Query(max_length=64, pattern=r"^[0-9a-f-]+$")]
+
+
 @router.get("/app/remediation", response_class=HTMLResponse)
-async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
+async def remediation_detail(page: Page, _: PageWords, id: PageId, run: RunId = None) -> Response:
     try:
-        view = await page.state.remediations.get(page.me.name, id)
+        # ``run``: one run of the remediation (the list's row of an earlier run of its alert);
+        # none, its latest.
+        view = await page.state.remediations.get(page.me.name, id, run)
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
     return page.show(

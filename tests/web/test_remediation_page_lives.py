@@ -200,7 +200,7 @@ async def test_the_remediation_lists_more_link_shows_no_run_twice_when_one_start
     assert second.status_code == 200 and old.status_code == 200
 
     def ids(page: str) -> list[str]:
-        return [unquote(i) for i in re.findall(r'href="/app/remediation\?id=([^"]+)"', page)]
+        return [unquote(i) for i in re.findall(r'href="/app/remediation\?id=([^"&]+)[&"]', page)]
 
     shown_first, shown_second = ids(first.text), ids(second.text)
     assert len(shown_first) == 50
@@ -208,3 +208,34 @@ async def test_the_remediation_lists_more_link_shows_no_run_twice_when_one_start
     assert set(shown_first) | set(shown_second) == {f"remediation/{name}/r{n}" for n in range(51)}
     assert ids(old.text) == [f"remediation/{name}/r1", f"remediation/{name}/r0"]
     assert 'rel="next"' not in second.text
+
+
+async def test_each_run_in_the_list_opens_its_own_page(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The list has a row a run; every row linked the remediation's id, whose page is its
+    latest run: Monday's resolved row opened Wednesday's run waiting for approval (its state,
+    its audit, its buttons), and Monday's run could not be opened at all."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name = unique("lin")
+    await add_user(deps, name, permission="dry_run")
+    token = await new_token(deps, name)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
+        same_alert = alert(metric_url, workload=name, settle_seconds=0)
+        rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
+        runs = RunKeys(remediations, name, rid)
+        first = await eventually(runs.waiting, "the first run waits for approval")
+        await remediations.abort(name, rid, "not now")
+        await eventually(lambda: runs.ended(first), "the first run ends")
+        await remediations.start(name, same_alert, mode="dry_run")
+        second = await eventually(runs.waiting, "the second run waits for approval")
+        async with signed_in(settings, token) as http:
+            listed = (await http.get("/app/remediations")).text
+            links = re.findall(r'<a class="id" href="([^"]+)">', listed)
+            assert len(links) == 2, listed
+            pages = [(await http.get(unescape(link))).text for link in links]
+    states = [re.search(r'<span class="state">([^<]*)</span>', p) for p in pages]
+    assert [s[1] if s else None for s in states] == ["waiting for approval", "aborted"], states
+    # The older run's page is that run's: no button to decide for the newer one.
+    assert 'id="decide"' in pages[0] and 'id="decide"' not in pages[1]
+    assert first.partition("@")[2] in links[1] and second.partition("@")[2] in links[0], links
