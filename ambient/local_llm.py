@@ -323,9 +323,14 @@ def start_server(settings: Settings, layout: Layout, *, template: Path | None) -
         raise LocalLLMError(f"port {settings.local_llm_port} is taken by another server ({url})")
     log = layout.server_log
     log.parent.mkdir(parents=True, exist_ok=True)
+    from ambient.devstack import ended_with  # the children's tie to `ambient dev`'s life
+
     with log.open("ab") as out:
         process = subprocess.Popen(
-            server_command(settings, layout, template=template),
+            # Ended by the kernel with the process that started it, however that ends: a
+            # killed `ambient dev` left it holding gigabytes, and the next one reused it as a
+            # server it did not own, so nothing ever stopped it.
+            ended_with(os.getpid(), server_command(settings, layout, template=template)),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -4,10 +4,15 @@ failing servers, and the one switch that points every LLM use at it. No model ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jinja2
@@ -290,3 +295,74 @@ def test_the_cache_dir_defaults_to_the_data_dir(tmp_path: Path) -> None:
     assert Layout.of(_settings(tmp_path, llm_cache_dir=shared)).model == (
         shared.resolve() / "models" / local_llm.MODEL_FILE
     )
+
+
+# A stand-in llama-server: answers /health and /v1/models with our model's id on its --port.
+FAKE_SERVER = f"""#!{sys.executable}
+import http.server, json, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        model = {{"data": [{{"id": "{LOCAL_LLM_MODEL}"}}]}}
+        said = {{"status": "ok"}} if self.path == "/health" else model
+        body = json.dumps(said).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Answer).serve_forever()
+"""
+
+STARTER = """
+import sys, time
+from pathlib import Path
+from ambient.local_llm import Layout, start_server
+from ambient.settings import Settings
+settings = Settings(data_dir=Path(sys.argv[1]), local_llm_port=int(sys.argv[2]), _env_file=None)
+layout = Layout.of(settings)
+server = start_server(settings, layout, template=layout.template)
+print(server.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_model_server_ends_with_the_process_that_started_it_however_it_ends(
+    tmp_path: Path,
+) -> None:
+    """`ambient dev --local-llm` killed (SIGKILL, the OOM killer): its Temporal, worker and API
+    got SIGTERM from the kernel, llama-server ran on holding gigabytes, and the next dev reused
+    it as a server it did not own, so nothing ever stopped it."""
+    settings, _ = _verified_layout(tmp_path, FAKE_SERVER)
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path), str(settings.local_llm_port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert starter.stdout is not None
+        pid = int(starter.stdout.readline())
+        assert _running(pid)
+        starter.kill()
+        starter.wait()
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ended = not _running(pid)
+    finally:
+        starter.kill()
+        with contextlib.suppress(ProcessLookupError, NameError):
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert ended, "the model server outlived the process that started it"
