@@ -162,8 +162,10 @@ def _terminal(stderr: bool = False) -> Console:
 
 @app.command()
 def dev(
-    data_dir: Annotated[Path, typer.Option(envvar="AMBIENT_DATA_DIR")] = Path(".data"),
-    api_port: Annotated[int, typer.Option(envvar="AMBIENT_API_PORT", parser=NUMBER)] = 8000,
+    # Not given here nor in the environment: as .env says, else Settings' default (.data, 8000,
+    # 9464, off), as every other command reads them.
+    data_dir: Annotated[Path | None, typer.Option(envvar="AMBIENT_DATA_DIR")] = None,
+    api_port: Annotated[int | None, typer.Option(envvar="AMBIENT_API_PORT", parser=NUMBER)] = None,
     temporal_port: Annotated[
         int, typer.Option(envvar="AMBIENT_TEMPORAL_PORT", parser=NUMBER)
     ] = 7233,
@@ -173,29 +175,35 @@ def dev(
         typer.Option(envvar="AMBIENT_TEMPORAL_ADDRESS", help="use this server, start none"),
     ] = None,
     metrics_port: Annotated[
-        int, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off", parser=NUMBER)
-    ] = 9464,
+        int | None, typer.Option(envvar="AMBIENT_METRICS_PORT", help="0: off", parser=NUMBER)
+    ] = None,
     local_llm: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--local-llm",
+            "--local-llm/--no-local-llm",
             envvar="AMBIENT_LOCAL_LLM",
             help="every LLM use goes to the local model (`make llm`), started or reused",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Run everything on embedded defaults: Temporal dev server + Web UI, worker, API, MCP."""
     with loading():
         from ambient.devstack import DevOptions, run_dev
 
-    settings = Settings(data_dir=data_dir, local_llm=local_llm)
+    given: dict[str, Any] = {
+        "data_dir": data_dir,
+        "api_port": api_port,
+        "metrics_port": metrics_port,
+        "local_llm": local_llm,
+    }
+    settings = Settings(**{name: value for name, value in given.items() if value is not None})
     opts = DevOptions(
         data_dir=settings.data_dir,  # as Settings reads it (~ expanded), for the children too
-        api_port=api_port,
+        api_port=settings.api_port,
         temporal_port=temporal_port,
         ui_port=ui_port,
         temporal_address=temporal_address,
-        metrics_port=metrics_port or None,
+        metrics_port=settings.metrics_port or None,
     )
     raise typer.Exit(run_dev(settings, opts, _terminal()))
 

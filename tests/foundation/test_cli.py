@@ -1070,3 +1070,50 @@ def test_a_users_table_folds_a_long_name_never_cuts_it(
     listed = runner.invoke(app, ["user", "list"], env={"COLUMNS": "80"})
     assert listed.exit_code == 0 and "…" not in listed.output, listed.output
     assert "platform-oncall" in listed.output and "example.com" in listed.output
+
+
+def test_ambient_dev_takes_its_settings_from_dot_env_as_every_command_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: every setting may be a line in .env. dev's options read only the shell's
+    environment, their defaults given to Settings over .env: the stack ran on ./.data while
+    `ambient user list` read .env's data dir, and AMBIENT_LOCAL_LLM=1 there switched the
+    worker and API to a local model dev never started."""
+    import ambient.devstack
+
+    seen: dict[str, Any] = {}
+
+    def run_dev(settings: Any, opts: Any, _console: Any) -> int:
+        seen.update(
+            data_dir=opts.data_dir,
+            api_port=opts.api_port,
+            metrics=opts.metrics_port,
+            local_llm=settings.local_llm,
+        )
+        return 0
+
+    (tmp_path / ".env").write_text(
+        "AMBIENT_DATA_DIR=stack\nAMBIENT_API_PORT=8123\nAMBIENT_METRICS_PORT=0\n"
+        "AMBIENT_LOCAL_LLM=1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "AMBIENT_DATA_DIR",
+        "AMBIENT_API_PORT",
+        "AMBIENT_METRICS_PORT",
+        "AMBIENT_LOCAL_LLM",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(ambient.devstack, "run_dev", run_dev)
+    result = CliRunner().invoke(app, ["dev"])
+    assert result.exit_code == 0, result.output
+    assert seen == {
+        "data_dir": Path("stack"),
+        "api_port": 8123,
+        "metrics": None,
+        "local_llm": True,
+    }, seen
+    # Given on the command line, an option still wins over .env.
+    result = CliRunner().invoke(app, ["dev", "--api-port", "8200", "--no-local-llm"])
+    assert result.exit_code == 0, result.output
+    assert (seen["api_port"], seen["local_llm"]) == (8200, False), seen
