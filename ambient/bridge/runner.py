@@ -111,6 +111,9 @@ class BridgeTiming:
     # mcp-endpoint-server on its pinned websockets 12 waits out its close timeout for an old
     # peer that does not answer (measured 20 s) before that one's handler ends.
     settle_seconds: float = 25.0
+    # The endpoint's row not read (the database down): read again after about this, the
+    # broker's backoff left as it was (no broker was asked).
+    unread_delay: float = 5.0
 
 
 def backoff_delays(timing: BridgeTiming) -> Iterator[float]:
@@ -230,10 +233,12 @@ class BridgeRunner:
             connected = False
             ws: ClientConnection | None = None
             url, masked = "", f"endpoint {endpoint_id}"
+            dialed = False
             try:
                 user, url, verbatim, english = await self._endpoint(endpoint_id)
                 self._english[endpoint_id] = english
                 masked = mask_url(url)
+                dialed = True
                 async with await self._opened(url, replacing) as ws:
                     connected = True
                     self.counts["connected"] += 1
@@ -265,7 +270,10 @@ class BridgeRunner:
                 replacing = ws.protocol.close_rcvd is None
             if connected and time.monotonic() - started >= self.timing.healthy_after:
                 delays = backoff_delays(self.timing)
-            delay = next(delays)
+            if dialed:
+                delay = next(delays)
+            else:  # its row not read: a database outage must not push the broker's backoff
+                delay = random.uniform(self.timing.unread_delay / 2, self.timing.unread_delay)
             self.counts["failures"] += 1
             log.warning(
                 "xiaozhi endpoint %s (%s): %s; re-dialing in %.1f s",

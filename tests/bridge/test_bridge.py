@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.http11 import USER_AGENT
 
 from ambient import __version__
+from ambient.bridge import endpoints as bridge_endpoints
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays, describe
 from ambient.bridge.serving import (
@@ -1584,3 +1585,31 @@ async def test_a_voice_calls_budget_counts_from_its_arrival_its_endpoint_check_s
         answer = await within(HANG, connection.call_tool("budget", {}))
     left = float(answer["result"]["content"][0]["text"])
     assert left <= CALL_BUDGET - slow_check, left
+
+
+async def test_an_endpoint_whose_row_could_not_be_read_is_dialed_once_it_can_be(
+    state: AppState,
+) -> None:
+    """The database down at a re-dial: the row's read failed, and that advanced the broker's
+    doubling backoff (no broker asked), so a five-minute outage left the endpoint retrying
+    for up to ten more minutes after the database was back."""
+    token = unique("unread")
+    async with running_broker({token}) as broker:
+        runner = runner_for(state, "r1")
+        # A broker's backoff of an hour: a re-dial after the outage at once shows it was not it.
+        runner.timing = BridgeTiming(first_delay=3600, healthy_after=3600, unread_delay=0.1)
+        read = runner._endpoint
+        unread = 3
+
+        async def endpoint(endpoint_id: int) -> tuple[str, str, bool, bool]:
+            nonlocal unread
+            if unread:  # the database down, as _endpoint says it
+                unread -= 1
+                raise LookupError(bridge_endpoints.UNREAD % {"reason": "connection refused"})
+            return await read(endpoint_id)
+
+        runner._endpoint = endpoint  # type: ignore[method-assign]
+        async with running(runner):
+            await register(state, unique("ida"), broker.url(token))
+            await broker.held(token, within=HANG)
+        assert unread == 0 and runner.counts["dials"] == 1 and runner.counts["failures"] == 3
