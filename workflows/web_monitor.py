@@ -43,12 +43,12 @@ POLL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=5,
 )
-POLL_SLACK = timedelta(minutes=2)
 # A killed worker's polls are started again when a live worker process finds the dead one's
 # leases (signal ``poll_lost``, well under a minute; activities/polling.py); graceful stops
 # hand back at once. The heartbeat timeout is the backstop when no process can tell (the
 # app database is down): one window. The server hears of a poll every 0.8 x that timeout
 # and each time costs it a write, so the backstop is kept long.
+POLL_SLACK = timedelta(minutes=2)
 # The worker caches few workflows (settings.max_cached_workflows: a cached run costs ~100 KB
 # of worker memory and a watch's run waits an hour between hand-backs), so a hand-back
 # usually replays its run's history: about six events a hand-back, tens of microseconds of

@@ -318,6 +318,22 @@ class RunKeys:
         return view.run_key != first or view.state in FINAL_STATES
 
 
+async def two_runs(
+    remediations: RemediationService, user: str, sent: Alert
+) -> tuple[str, str, str]:
+    """The same alert remediated twice (approval asked from rung 1): its first run aborted as
+    it waits for approval, its second waiting. The remediation's id and the two run keys."""
+    rid = (await remediations.start(user, sent, mode="dry_run")).remediation_id
+    runs = RunKeys(remediations, user, rid)
+    first = await eventually(runs.waiting, "the first run waits for approval")
+    await remediations.abort(user, rid, "not now")
+    await eventually(lambda: runs.ended(first), "the first run ends")
+    await remediations.start(user, sent, mode="dry_run")
+    second = await eventually(runs.waiting, "the second run waits for approval")
+    assert second != first
+    return rid, first, second
+
+
 @asynccontextmanager
 async def refusing(
     deps: WorkerDeps, verb: str, table: str, when: str = "", *, for_now: bool = False

@@ -16,6 +16,7 @@ from tests.remediation.support import (
     mcp,
     remediation_settings,
     remediations_on_dev,
+    two_runs,
 )
 from tests.support.admins import admin_headers
 from tests.support.servers import http_client, serve
@@ -38,16 +39,8 @@ async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
             )
             assert registered.status_code == 201, registered.text
             http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
-            same_alert = alert(url, workload=name, settle_seconds=0)
-            rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
-
-            runs = RunKeys(remediations, name, rid)
-            first = await eventually(runs.waiting, "the first run waits for approval")
-            await remediations.abort(name, rid, "not now")
-            await eventually(lambda: runs.ended(first), "the first run ends")
-            await remediations.start(name, same_alert, mode="dry_run")
-            second = await eventually(runs.waiting, "the second run waits for approval")
-            assert second != first
+            sent = alert(url, workload=name, settle_seconds=0)
+            rid, first, second = await two_runs(remediations, name, sent)
 
             path = f"/remediations/{rid.removeprefix('remediation/')}"
             for answer in (

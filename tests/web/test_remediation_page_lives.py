@@ -26,6 +26,7 @@ from tests.remediation.support import (
     new_token,
     remediation_settings,
     remediations_on_dev,
+    two_runs,
     waiting_dry_run,
 )
 from tests.support.pages import signed_in
@@ -221,14 +222,8 @@ async def test_each_run_in_the_list_opens_its_own_page(
     await add_user(deps, name, permission="dry_run")
     token = await new_token(deps, name)
     async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
-        same_alert = alert(metric_url, workload=name, settle_seconds=0)
-        rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
-        runs = RunKeys(remediations, name, rid)
-        first = await eventually(runs.waiting, "the first run waits for approval")
-        await remediations.abort(name, rid, "not now")
-        await eventually(lambda: runs.ended(first), "the first run ends")
-        await remediations.start(name, same_alert, mode="dry_run")
-        second = await eventually(runs.waiting, "the second run waits for approval")
+        sent = alert(metric_url, workload=name, settle_seconds=0)
+        _, first, second = await two_runs(remediations, name, sent)
         async with signed_in(settings, token) as http:
             listed = (await http.get("/app/remediations")).text
             links = re.findall(r'<a class="id" href="([^"]+)">', listed)
