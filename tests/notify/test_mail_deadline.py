@@ -3,9 +3,7 @@ may have been delivered, as when the connection is lost there, so no try sends i
 send cancelled while the server holds its answer ends at once."""
 
 import asyncio
-import ssl
 import threading
-from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -17,7 +15,6 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.storage.repositories import DeliveryRepository, EventRepository
-from bench.certs import certificate
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
 from tests.notify.test_delivery import _user
@@ -135,25 +132,3 @@ async def test_a_mail_the_server_took_at_once_is_sent_however_slow_its_goodbye(
         row = await DeliveryRepository(session).get(key)
         failed = await EventRepository(session).list(user="alice", kind="delivery.failed")
     assert row is not None and row.status == "sent" and failed == []
-
-
-async def test_starttls_on_a_tls_port_is_said_within_the_sends_deadline(
-    deps: WorkerDeps, tmp_path: Path
-) -> None:
-    """The channel waited its own 30 s for a greeting, as long as the send's deadline (30 s by
-    default): the deadline always came first, and the user read "no answer within 30s",
-    retried five times, never the setting to fix (AMBIENT_SMTP_TLS=ssl for 465)."""
-    await _user(deps.db, "alice")
-    cert, key = certificate("mail.test", tmp_path, ips=("127.0.0.1",))
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
-    with Mailbox(tls=server_tls) as secure:
-        notify, request = _mailing(deps, secure, "mail-tls-first")
-        await _try(notify, request)
-        assert secure.messages == []
-    key_ = delivery_key(request.idempotency_key, "email", "alice@example.com")
-    async with deps.db.session() as session:
-        row = await DeliveryRepository(session).get(key_)
-    assert row is not None and row.status == DeliveryStatus.FAILED.value, row
-    assert row.error is not None and row.error.startswith("permanent:"), row.error
-    assert "AMBIENT_SMTP_TLS=ssl" in row.error, row.error

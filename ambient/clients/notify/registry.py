@@ -22,10 +22,6 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-# The longest a mail server's greeting or reply is waited for (seconds).
-EMAIL_STEP = 10.0
-
-
 def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) -> ChannelRegistry:
     """Every channel; those lacking configuration answer with what to configure."""
     policy = TargetPolicy.from_settings(settings)
@@ -40,9 +36,6 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
                 username=settings.smtp_username,
                 password=_secret(settings.smtp_password),
                 tls=settings.smtp_tls,
-                # Each step's wait (a greeting, a reply) well inside the send's deadline, so a
-                # port that speaks TLS first is told as such, with the probe of it.
-                timeout=min(EMAIL_STEP, settings.notify_target_timeout / 3),
             ),
             # A robot's limit is kept by all who send: every worker and API replica.
             WeComChannel(http, secrets, settings.wecom_base_url, limiter=SharedRateLimiter(db)),
