@@ -37,3 +37,22 @@ def log_tail(path: Path, separator: str = "\n") -> str:
         return separator.join(path.read_text(errors="replace").splitlines()[-5:])
     except OSError:
         return ""
+
+
+def ended_with(parent: int, command: list[str]) -> list[str]:
+    """``command`` run so that the kernel sends it SIGTERM when ``ambient dev`` ends, however
+    it ends (SIGKILL, the OOM killer), not only by a signal it handles: Temporal, the worker and
+    the API went on running, unseen, on the data folder. Set in a process of its own that then
+    becomes the command (a Popen hook in ours could deadlock on a lock another thread held)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", PDEATHSIG_EXEC, str(parent), *command]
+
+
+# prctl(PR_SET_PDEATHSIG = 1, SIGTERM); a parent already gone: not started at all.
+PDEATHSIG_EXEC = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)

@@ -33,7 +33,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.binaries import find_binary, log_tail, stop_process
+from ambient.binaries import ended_with, find_binary, log_tail, stop_process
 from ambient.domain.users import Grant, Role, UserCreate
 from ambient.runtime import (
     RUNTIME_FILE,
@@ -289,25 +289,6 @@ def listen(host: str, port: int) -> socket.socket:
         ) from exc
     sock.listen(2048)
     return sock
-
-
-def ended_with(parent: int, command: list[str]) -> list[str]:
-    """``command`` run so that the kernel sends it SIGTERM when ``ambient dev`` ends, however
-    it ends (SIGKILL, the OOM killer), not only by a signal it handles: Temporal, the worker and
-    the API went on running, unseen, on the data folder. Set in a process of its own that then
-    becomes the command (a Popen hook in ours could deadlock on a lock another thread held)."""
-    if not sys.platform.startswith("linux"):
-        return command
-    return [sys.executable, "-c", PDEATHSIG_EXEC, str(parent), *command]
-
-
-# prctl(PR_SET_PDEATHSIG = 1, SIGTERM); a parent already gone: not started at all.
-PDEATHSIG_EXEC = (
-    "import ctypes, os, signal, sys; "
-    "ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0); "
-    "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
-    "os.execvp(sys.argv[2], sys.argv[2:])"
-)
 
 
 def refuse_taken(host: str, port: int, what: str, option: str) -> None:

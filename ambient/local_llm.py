@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from ambient.binaries import log_tail, stop_process
+from ambient.binaries import ended_with, log_tail, stop_process
 from ambient.local_llm_template import (
     HISTORY_FENCE,
     HISTORY_REQUEST,
@@ -323,8 +323,6 @@ def start_server(settings: Settings, layout: Layout, *, template: Path | None) -
         raise LocalLLMError(f"port {settings.local_llm_port} is taken by another server ({url})")
     log = layout.server_log
     log.parent.mkdir(parents=True, exist_ok=True)
-    from ambient.devstack import ended_with  # the children's tie to `ambient dev`'s life
-
     with log.open("ab") as out:
         process = subprocess.Popen(
             # Ended by the kernel with the process that started it, however that ends: a
