@@ -392,11 +392,13 @@ CLOUD_READ_MARGIN = 5.0
 
 def _cloud_read_time() -> float | None:
     """How long a Cloud Monitor read of this activity may take (None: not in an activity, or
-    it has no bound): its time but a margin (a fifth of a local read's few seconds)."""
+    it has no bound): its time but CLOUD_READ_MARGIN (a fifth of a local read's few seconds)."""
     if not activity.in_activity() or (limit := activity.info().start_to_close_timeout) is None:
         return None
     seconds = limit.total_seconds()
-    return max(seconds - min(CLOUD_READ_MARGIN, seconds / 5), 0.1)
+    if _local():  # a few seconds: a fifth kept, then finished as the regular read
+        return seconds * 0.8
+    return max(seconds - CLOUD_READ_MARGIN, 1.0)
 
 
 def _local() -> bool:
