@@ -12,6 +12,7 @@ from ambient.storage import Database
 from ambient.storage.models import Briefing, RemediationRecord
 from ambient.storage.users import UserRepository
 from api.app import create_app
+from tests.remediation.support import run_row
 from tests.support.pages import signed_in
 from tests.support.servers import free_port, http_client, serve
 
@@ -177,20 +178,7 @@ async def test_the_remediation_list_with_temporal_down_says_its_states_are_as_la
         _, token = await UserRepository(session).create(
             UserCreate(name="ming", language=Language.ZH)
         )
-        session.add(
-            RemediationRecord(
-                run_key="remediation-ming@run",
-                remediation_id="remediation-ming",
-                user="ming",
-                cluster_id="cls-abcd1234",
-                service="default/web",
-                alert_type="cpu",
-                source="test",
-                mode="execute",
-                state="planned",
-                attempts=0,
-            )
-        )
+        session.add(run_row("remediation-ming", "ming", mode="execute", state="planned"))
         await session.commit()
     async with signed_in(settings, token) as http:
         page = (await http.get("/app/remediations")).text
