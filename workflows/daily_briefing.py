@@ -83,9 +83,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
-        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
-        workflow.deprecate_patch("hand-greeting-keeps-the-day")
-        workflow.deprecate_patch("early-briefing-dropped-on-failure")
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:

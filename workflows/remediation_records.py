@@ -129,13 +129,6 @@ class RemediationRecords:
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
         self.abort_stopped_change = False
-        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
-        workflow.deprecate_patch("abort-keeps-lost-first-change")
-        workflow.deprecate_patch("cancel-reads-lost-opening")
-        workflow.deprecate_patch("lost-first-try-maybe-made")
-        workflow.deprecate_patch("refused-after-change-hands-over")
-        workflow.deprecate_patch("verify-reading-after-the-change")
-        workflow.deprecate_patch("dry-run-reads-once")
 
     def _ended(self, outcome: str | Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words): a dry run's

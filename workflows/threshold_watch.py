@@ -97,13 +97,6 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
-        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
-        workflow.deprecate_patch("check-now-before-continue")
-        workflow.deprecate_patch("breach-target-not-guessed")
-        workflow.deprecate_patch("update-counts-a-datapoint-once")
-        workflow.deprecate_patch("replaced-source-read-not-judged")
-        workflow.deprecate_patch("told-breach-not-remediated-again")
-        workflow.deprecate_patch("older-datapoint-not-judged")
         self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
         self.taken = 0  # the number of this run's last check whose reading was taken
 

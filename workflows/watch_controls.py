@@ -81,10 +81,6 @@ class WatchControls:
         self.checking = False
         self.checks_this_run = 0
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
-        # An update rewrites the memo's summary (list_tasks, the dashboard, the voice's task
-        # names): it said the lines or interval the watch was created with. At step 2
-        # (docs/deploy.md, "Upgrading workflow code").
-        workflow.deprecate_patch("update-rewrites-summary")
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
         self.held = 0  # the passes a continue-as-new of this run waited (`holds_for_check`)

@@ -82,11 +82,6 @@ class WebMonitorWorkflow(PollEnds):
         self.polls = 0  # polls started in this run; the running one's number
         self.voided = 0  # polls of this run a control ended before their asked check
         self.ended_poll = 0  # the last poll of this run that ended and was not voided
-        # Patches at their step 2 (docs/deploy.md, "Upgrading workflow code"): old paths gone.
-        workflow.deprecate_patch("check-now-by-poll")
-        workflow.deprecate_patch("poll-lost-after-end-is-no-failure")
-        workflow.deprecate_patch("baseline-wait-bounded")
-        workflow.deprecate_patch("check-cut-by-shutdown-asked-again")
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
