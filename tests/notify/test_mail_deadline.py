@@ -3,7 +3,9 @@ may have been delivered, as when the connection is lost there, so no try sends i
 send cancelled while the server holds its answer ends at once."""
 
 import asyncio
+import ssl
 import threading
+from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -15,6 +17,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.storage.repositories import DeliveryRepository, EventRepository
+from bench.certs import certificate
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
 from tests.notify.test_delivery import _user
@@ -32,15 +35,15 @@ async def _try(notify: NotifyActivities, request: NotifyRequest) -> None:
 
 
 def _mailing(
-    deps: WorkerDeps, mailbox: Mailbox, name: str
+    deps: WorkerDeps, mailbox: Mailbox, name: str, tls: str = "none"
 ) -> tuple[NotifyActivities, NotifyRequest]:
-    """The notify activities sending mail through ``mailbox`` within DEADLINE, and a new
-    notification of alice's to her address."""
+    """The notify activities sending mail through ``mailbox`` (AMBIENT_SMTP_TLS ``tls``) within
+    DEADLINE, and a new notification of alice's to her address."""
     deps.settings = deps.settings.model_copy(
         update={
             "smtp_host": "127.0.0.1",
             "smtp_port": mailbox.port,
-            "smtp_tls": "none",
+            "smtp_tls": tls,
             "notify_target_timeout": DEADLINE,
         }
     )
@@ -132,3 +135,24 @@ async def test_a_mail_the_server_took_at_once_is_sent_however_slow_its_goodbye(
         row = await DeliveryRepository(session).get(key)
         failed = await EventRepository(session).list(user="alice", kind="delivery.failed")
     assert row is not None and row.status == "sent" and failed == []
+
+
+async def test_starttls_asked_of_an_implicit_tls_port_is_said_within_the_sends_deadline(
+    deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """AMBIENT_SMTP_TLS=starttls on a port that speaks TLS from the first byte (465), through
+    the channels the worker builds: the greeting was waited for as long as the send's deadline
+    (30 s both by default), so the deadline cut the send first and the user read "no answer"
+    on every try, never the setting to fix. It is said at the first try now, for good."""
+    await _user(deps.db, "alice")
+    cert, key = certificate("mail.test", tmp_path, ips=("127.0.0.1",))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with Mailbox(tls=server_tls) as secure:
+        notify, request = _mailing(deps, secure, "starttls-on-465", tls="starttls")
+        result = await ActivityEnvironment().run(notify.notify, request)
+        assert secure.messages == []
+    [delivery] = result.deliveries
+    assert delivery.status == DeliveryStatus.FAILED, result
+    assert "AMBIENT_SMTP_TLS=ssl" in (delivery.error or ""), delivery.error
+    assert (delivery.error or "").startswith("permanent:"), delivery.error

@@ -42,6 +42,10 @@ class EmailChannel:
     password: str | None = None
     tls: str = "starttls"
     timeout: float = 30.0
+    # The connection and the server's greeting (a TLS handshake first with ``ssl``): a server
+    # waiting for a TLS handshake (STARTTLS asked on port 465) greets never, and a wait as
+    # long as the send's deadline left no time to say so.
+    greeting_wait: float = 10.0
     tls_context: ssl.SSLContext | None = None
     # ``sender`` read as its display name and address (its domain in ASCII, as the recipient's):
     # the From header is that one mailbox, the envelope's sender that address.
@@ -107,6 +111,7 @@ class EmailChannel:
             tls_context=self.tls_context,
         )
         client.posts = posts
+        client.greeting_wait = min(self.greeting_wait, self.timeout)
         try:
             async with client:
                 await client.send_message(mail, sender=self._from.addr_spec)
@@ -204,7 +209,7 @@ class EmailChannel:
         asked = ssl.create_default_context()  # only whether it speaks TLS, not whom it is
         asked.check_hostname, asked.verify_mode = False, ssl.CERT_NONE
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.greeting_wait):
                 _, writer = await asyncio.open_connection(self.host, self.port, ssl=asked)
         except (OSError, TimeoutError):  # no handshake answered: not TLS (or not reached)
             return False
@@ -239,6 +244,14 @@ class _Client(aiosmtplib.SMTP):
     # The message size the server said it takes (ESMTP SIZE, RFC 1870; 0 or none: no limit
     # said), kept past the close that forgets what the server offered.
     size_limit = 0
+    greeting_wait: float | None = None  # the connection's and greeting's, not each reply's
+
+    async def connect(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        # aiosmtplib's one ``timeout`` is every reply's (the one to DATA too, which a server's
+        # spam scan may hold): only the greeting's is shorter.
+        if self.greeting_wait is not None:
+            kwargs.setdefault("timeout", self.greeting_wait)
+        return await super().connect(*args, **kwargs)
 
     async def ehlo(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         answer = await super().ehlo(*args, **kwargs)

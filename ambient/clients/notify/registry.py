@@ -36,6 +36,9 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
                 username=settings.smtp_username,
                 password=_secret(settings.smtp_password),
                 tls=settings.smtp_tls,
+                # A third of the send's deadline at most: a greeting never sent is then said
+                # (STARTTLS asked of an implicit-TLS port) before the deadline cuts the send.
+                greeting_wait=min(10.0, settings.notify_target_timeout / 3),
             ),
             # A robot's limit is kept by all who send: every worker and API replica.
             WeComChannel(http, secrets, settings.wecom_base_url, limiter=SharedRateLimiter(db)),
