@@ -189,7 +189,10 @@ class ChatAgent:
         import openai
         from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-        stale = confirm_id is not None and confirm_id != conversation.confirm_id
+        # A yes names its confirm: one without (a client that left it out, retried after a cut
+        # answer) would run the calls a later confirm lists, which the person never saw.
+        named = confirm_id is not None or approve is True
+        stale = named and confirm_id != conversation.confirm_id
         if approve is not None and (stale or not (conversation.pending or text)):
             # Answered already, or declined by a newer message: a yes (a stale page, a retried
             # request) must not run the calls a later confirm lists, nor run any twice.

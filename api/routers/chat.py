@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from ambient.agent.digest import DigestSetting, DigestState
 from ambient.agent.errors import AgentError, AgentRefusedError
@@ -42,9 +42,17 @@ class ChatRequest(UserConfig):
     confirm_id: str | None = Field(
         default=None,
         max_length=64,
-        description="the confirm event's confirm_id this answer is for: an answer to an older "
-        "confirm runs nothing",
+        validate_default=True,
+        description="the confirm event's confirm_id this answer is for (required with approve "
+        "true): an answer to an older confirm runs nothing",
     )
+
+    @field_validator("confirm_id")
+    @classmethod
+    def _named_by_a_yes(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("approve") is True:
+            raise ValueError("a yes names the confirm it answers: the confirm event's confirm_id")
+        return value
 
 
 class ServerView(BaseModel):

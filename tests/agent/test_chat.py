@@ -88,7 +88,15 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
             assert [e["type"] for e in asked] == ["confirm"], asked
             assert asked[0]["calls"] == [{"function": "create_web_monitor", "arguments": create}]
             conversation = asked[0]["conversation_id"]
-            events = await _turn(http, conversation_id=conversation, approve=True)
+            # A yes names the confirm it answers: one without is refused, the field named.
+            unnamed = await http.post(
+                "/chat", json={"conversation_id": conversation, "approve": True}
+            )
+            assert unnamed.status_code == 422, unnamed.text
+            assert unnamed.json()["detail"][0]["loc"] == ["body", "confirm_id"], unnamed.text
+            assert (await http.get(f"/tasks/{task_id}/status")).status_code == 404
+            yes = {"approve": True, "confirm_id": asked[0]["confirm_id"]}
+            events = await _turn(http, conversation_id=conversation, **yes)
             kinds = [e["type"] for e in events]
             assert kinds == ["tool_call", "tool_result", "message", "done"], events
             assert events[1]["ok"] is True and task_id in events[1]["text"]
@@ -123,7 +131,8 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
             llm.script(ToolCalls([("delete_task", {"task_id": task_id})]), Content("Deleted."))
             again = await _turn(http, message="really delete it", conversation_id=conversation)
             assert [e["type"] for e in again] == ["confirm"]
-            done = await _turn(http, conversation_id=conversation, approve=True)
+            yes = {"approve": True, "confirm_id": again[0]["confirm_id"]}
+            done = await _turn(http, conversation_id=conversation, **yes)
             assert [e["type"] for e in done] == ["tool_call", "tool_result", "message", "done"]
             assert done[1]["ok"] is True
 

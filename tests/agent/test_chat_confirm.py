@@ -102,6 +102,12 @@ async def test_a_yes_runs_only_the_calls_its_confirm_listed_and_only_once(
             assert dropped == [] and len(llm.requests) == asked
             assert [c.function.arguments for c in conversation.pending] == ['{"name": "orders"}']
 
+            # A yes naming no confirm (a client that left the id out, retried after a cut
+            # answer) runs nothing either: the calls pending may not be the ones it saw.
+            unnamed = await turn(None, approve=True)
+            assert [e.type for e in unnamed] == ["error", "done"]
+            assert dropped == [] and len(llm.requests) == asked
+
             llm.script(Content("Dropped orders."))
             yes = await turn(None, approve=True, confirm_id=second.confirm_id)
             assert [e.type for e in yes] == ["tool_call", "tool_result", "message", "done"]
