@@ -33,7 +33,8 @@ WEBHOOK_SECRET = "whsec-test"
 @dataclass
 class PushEndpoints:
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    # Next responses to give per endpoint: "500", "timeout", "errcode:<n>"; then normal.
+    # Next responses to give per endpoint: "500", "timeout", "errcode:<n>", "late" (the message
+    # taken, as a group shows it, its answer held as "timeout"'s); then normal.
     failures: dict[str, list[str]] = field(default_factory=dict)
     # Host headers the webhook saw, in order (pinned requests keep the name the user gave).
     webhook_hosts: list[str] = field(default_factory=list)
@@ -80,7 +81,9 @@ class PushEndpoints:
         mode = queue.pop(0)
         if mode == "500":
             return Response("boom", status_code=500)
-        if mode == "timeout":
+        if mode == "late":
+            self.received.append((name, await request.json()))
+        if mode in ("timeout", "late"):
             # No answer until the client gives up (its timeout), however slow the machine: a
             # fixed 2 s came before a loaded client's 1 s ran out, and was answered.
             async with asyncio.timeout(HANG):

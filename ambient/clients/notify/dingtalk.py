@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote_plus
 
+from ambient.clients.notify.base import Posts
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.robots import (
     DINGTALK_LIMITED,
@@ -59,7 +60,15 @@ class DingTalkChannel(RobotChannel):
     key_param = ROBOT_KEYS[name]
     rate_limited = DINGTALK_LIMITED
 
-    async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
+    async def send(
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        posts: Posts | None = None,
+        **unused: object,
+    ) -> str | None:
         address, options = self.address(target)
         token, _, secret = address.partition("#")
         if not token:
@@ -90,5 +99,6 @@ class DingTalkChannel(RobotChannel):
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
-        await self.post(url, payload, robot=token, update=held_in_secret(target) or UPDATE_TARGET)
+        update = held_in_secret(target) or UPDATE_TARGET
+        await self.post(url, payload, robot=token, update=update, posts=posts)
         return None

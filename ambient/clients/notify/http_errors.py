@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import ssl
 import zlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -18,7 +18,7 @@ from ambient.clients.guard import (
     PinnedRequest,
     RefusedDestinationError,
 )
-from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, Posts
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
@@ -63,13 +63,18 @@ async def post_json(
     content: bytes | None = None,
     request_timeout: float = 15.0,
     reads_success: bool = True,
+    posts: Posts | None = None,
 ) -> httpx.Response:
     """POST; timeouts, connection errors, 408 and 5xx are transient, 429 and 503 "try again
     later" (``DeferredNotifyError``, with their Retry-After), other 4xx permanent. A 429 or 503
     whose Retry-After fits the send's turn budget (``SendClock``) is waited out and posted
     again once; a longer one is for a later delivery (docs/notifications.md, "Deliver later").
     ``reads_success``: a 2xx answer's body is read (a robot's JSON says if it took the
-    message); else the 2xx is the answer, returned at its headers with no body."""
+    message); else the 2xx is the answer, returned at its headers with no body. ``posts``
+    (a receiver that cannot drop a repeat, a chat robot): the row records the message goes
+    before the request's first byte, and a request written whole and then left unanswered
+    (its connection lost, its answer late) may have been delivered: failed for good, never
+    posted again (`handed`)."""
     # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
     request = http.build_request(
         "POST",
@@ -79,10 +84,13 @@ async def post_json(
         # Not compressed: what is read of the answer is its first bytes, as sent.
         headers={**(headers or {}), "Accept-Encoding": "identity"},
         timeout=request_timeout,
+        extensions=None if posts is None else {"trace": handed(posts)},
     )
 
     async def post() -> httpx.Response:
         response = await http.send(request, stream=True, follow_redirects=False)
+        if posts is not None and not response.is_success:
+            posts.handed = False  # refused: not taken (a 503's wait posts it again)
         try:
             if not response.is_success:
                 return await first_words(response, within=refusal_read())
@@ -99,9 +107,14 @@ async def post_json(
             if after <= TURN_WAIT - send.waited:
                 await send.waits(after)
                 response = await post()
-    except httpx.TimeoutException as exc:
-        raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
-    except httpx.TransportError as exc:
+    except httpx.TransportError as exc:  # a timeout too
+        if posts is not None and posts.handed:
+            raise PermanentNotifyError(
+                f"no answer after the message was sent ({type(exc).__name__}): it may have "
+                "been delivered; not sent again"
+            ) from exc
+        if isinstance(exc, httpx.TimeoutException):
+            raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
         if isinstance(refused := ssl_error_in(exc), ssl.SSLCertVerificationError):
             # Every retry fails the same way: said at once, with what to fix, as for email.
             raise PermanentNotifyError(
@@ -112,6 +125,21 @@ async def post_json(
     if response.status_code >= 400 or response.is_redirect:
         raise refusal(response, f"HTTP {response.status_code}")
     return response
+
+
+def handed(posts: Posts) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """httpcore's trace of a request: as its headers go, the row records that the message goes
+    now (a worker dying after leaves it said); once its body was written whole, the receiver
+    may act on it whatever becomes of the answer (``posts.handed``)."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".send_request_headers.started"):
+            posts.handed = False
+            await posts.handing()
+        elif event.endswith(".send_request_body.complete"):
+            posts.handed = True
+
+    return trace
 
 
 def refusal_read() -> float:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, Posts
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
@@ -343,12 +343,20 @@ class RobotChannel:
         return f"{self.base_url.rstrip('/')}{self.path}?{urlencode({self.key_param: key})}"
 
     async def post(
-        self, url: str, payload: dict[str, object], *, robot: str, update: str = UPDATE_TARGET
+        self,
+        url: str,
+        payload: dict[str, object],
+        *,
+        robot: str,
+        update: str = UPDATE_TARGET,
+        posts: Posts | None = None,
     ) -> None:
         """POST to the robot ``robot`` (its key) once its rate limit has a slot; its ``errcode``
         answer as a notify error (rate limits: transient)."""
         await self.limiter.acquire(robot)
-        response = await post_json(self.http, url, payload, request_timeout=self.timeout)
+        response = await post_json(
+            self.http, url, payload, request_timeout=self.timeout, posts=posts
+        )
         try:
             body = response.json()
             code = int(body["errcode"])

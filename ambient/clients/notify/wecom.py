@@ -84,7 +84,7 @@ class WeComChannel(RobotChannel):
         # A retry goes on after the posts an earlier try sent: the group sees each once.
         for index in range(posts.done if posts else 0, len(payloads)):
             try:
-                await self.post(url, payloads[index], robot=key, update=update)
+                await self.post(url, payloads[index], robot=key, update=update, posts=posts)
             except (PermanentNotifyError, TransientNotifyError) as exc:
                 if index == 0:
                     raise

@@ -1,0 +1,81 @@
+"""A chat robot keeps no record of what it was sent: a message it took whose answer never came
+(late, its connection lost) may be in the group, so no try posts it again; one that never
+reached it (a dead address) is tried again as before."""
+
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.deliveries import delivery_key
+from activities.notify import NotifyActivities
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage.repositories import DeliveryRepository
+from tests.conftest import unique
+from tests.notify.standins import WECOM_KEY, PushEndpoints
+from tests.notify.test_delivery import _user
+from tests.support.servers import free_port
+
+DEADLINE = 3.0  # the send's deadline (AMBIENT_NOTIFY_TARGET_TIMEOUT), seconds
+
+
+def _notify(deps: WorkerDeps, base: str) -> NotifyActivities:
+    settings = deps.settings.model_copy(
+        update={"wecom_base_url": base, "notify_target_timeout": DEADLINE}
+    )
+    return NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+
+
+def _request(name: str) -> NotifyRequest:
+    return NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=[Target(type="wecom", target=WECOM_KEY)],
+        idempotency_key=unique(name),
+    )
+
+
+async def _try(notify: NotifyActivities, request: NotifyRequest) -> None:
+    """One try of the notify activity, as Temporal runs it (a transient failure raises)."""
+    try:
+        await ActivityEnvironment().run(notify.notify, request)
+    except ApplicationError as exc:
+        assert exc.type == "TransientNotifyError"
+
+
+async def test_a_robot_post_taken_but_answered_too_late_is_not_posted_again(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    """The robot showed the message in its group, its answer came after the send's deadline:
+    each of Temporal's tries posted it again (five alerts in the group for one)."""
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    state.failures["wecom"] = ["late"]
+    notify, request = _notify(deps, base), _request("robot-late")
+    for _ in range(3):
+        await _try(notify, request)
+    assert len(state.received) == 1, state.received
+    key = delivery_key(request.idempotency_key, "wecom", WECOM_KEY)
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+    assert row is not None and row.status == DeliveryStatus.FAILED.value, row
+    assert (row.error or "").startswith("permanent:"), row.error
+    assert "may have been delivered; not sent again" in (row.error or ""), row.error
+
+
+async def test_a_robot_post_that_reached_no_one_is_posted_by_the_next_try(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    """Nothing listening at the robot's address (its connection refused): nothing was sent, so
+    the next try posts it, once."""
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    request = _request("robot-dead")
+    await _try(_notify(deps, f"http://127.0.0.1:{free_port()}"), request)
+    key = delivery_key(request.idempotency_key, "wecom", WECOM_KEY)
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+    assert row is not None and (row.error or "").startswith("transient:"), row
+    result = await ActivityEnvironment().run(_notify(deps, base).notify, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], result
+    assert len(state.received) == 1, state.received
