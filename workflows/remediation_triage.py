@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -24,14 +25,21 @@ with workflow.unsafe.imports_passed_through():
 from workflows.remediation_records import cause_of
 from workflows.remediation_start import start_remediation
 
+# The time the Schedule meant a run for (Temporal sets it on each run it starts).
+SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
 
 @workflow.defn
 class AlertTriageWorkflow:
     @workflow.run
     async def run(self, request: TriageInput) -> TriageResult:
+        night = workflow.info().typed_search_attributes.get(SCHEDULED_AT)
         found = await workflow.execute_activity_method(
             RemediationActivities.collect_unresolved_alarms,
-            CollectInput(days=request.days, now=workflow.now()),
+            # The night it was meant for: a run a worker took late (down past midnight) read
+            # the day after instead, and the night's day was never triaged. One started by hand,
+            # the time it starts.
+            CollectInput(days=request.days, now=night or workflow.now()),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=TRIAGE_RETRY,
         )

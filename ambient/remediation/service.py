@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -23,6 +24,8 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
     ScheduleState,
@@ -384,6 +387,12 @@ class RemediationService(RemediationReads):
                     ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])
                 ],
                 time_zone_name=zone,
+            ),
+            # A night whose run waits (no worker up) is kept for after it, each run reading its
+            # own night's day (not skipped: a whole day untriaged); a night the server missed
+            # is run up to a day late, never a week's backlog at once.
+            policy=SchedulePolicy(
+                overlap=ScheduleOverlapPolicy.BUFFER_ALL, catchup_window=timedelta(days=1)
             ),
         )
         made = TriageSchedule(

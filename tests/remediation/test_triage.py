@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowHandle
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleBackfill,
+    ScheduleOverlapPolicy,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -751,3 +757,48 @@ async def test_an_alarm_with_no_data_is_said_skipped_by_the_night(
         "metric had too little data to tell, so it is not remediated (nothing to verify a "
         "change by); look at what reports the metric"
     ], found.skipped
+
+
+async def test_a_night_run_late_reads_its_own_nights_day_and_the_next_is_kept(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A worker down past the next 05:00: the night's run, taken late, read the day before the
+    day it ran (a whole day never triaged), and the Schedule skipped the nights its run
+    waited through. Each night's run reads its own night's day now, and waits its turn."""
+    await add_user(deps, USER)
+    nights = [
+        (datetime.now(ZONE) - timedelta(days=back)).replace(
+            hour=5, minute=0, second=0, microsecond=0
+        )
+        for back in (4, 3)
+    ]
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        await RemediationService(dev_env.client, settings, deps.db).schedule_triage(USER)
+        handle = dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE)
+        try:
+            described = await handle.describe()
+            assert described.schedule.policy.overlap == ScheduleOverlapPolicy.BUFFER_ALL
+            # Two past nights' runs, started now (late), as the Schedule starts them.
+            await handle.backfill(
+                ScheduleBackfill(
+                    start_at=nights[0] - timedelta(minutes=1),
+                    end_at=nights[1] + timedelta(minutes=1),
+                    overlap=ScheduleOverlapPolicy.BUFFER_ALL,
+                )
+            )
+
+            async def runs() -> list[str] | None:
+                query = f'TemporalScheduledById="{TRIAGE_SCHEDULE}"'
+                found = [w.id async for w in dev_env.client.list_workflows(query)]
+                return found if len(found) == 2 else None
+
+            ids = await eventually(runs, "the two nights' runs")
+            results = [
+                await dev_env.client.get_workflow_handle(rid, result_type=TriageResult).result()
+                for rid in sorted(ids)
+            ]
+        finally:
+            await handle.delete()
+    days = [(night - timedelta(days=1)).replace(hour=0, minute=0) for night in nights]
+    assert [r.window.split(" – ")[0] for r in results] == [d.isoformat() for d in days]
