@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from ambient.clients.kube_errors import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.dry_run import tried_again
-from ambient.remediation.intake import cluster_names, cluster_service
+from ambient.remediation.intake import cluster_identity, cluster_names, cluster_service
 from ambient.remediation.joins import NAME_ONLY, NAME_ONLY_WHY, TRIAGE, join
 from ambient.remediation.ladder import (
     Checkpoint,
@@ -457,6 +458,7 @@ class RemediationActivities(RemediationSafetyActivities):
             request.days,
             fail_fast=not activity_attempts.last_attempt(TRIAGE_RETRY.maximum_attempts),
             asked=activity.info().attempt,
+            identity=functools.partial(cluster_identity, self._settings),
         )
 
 

@@ -45,8 +45,10 @@ class AlertTriageWorkflow:
         )
         result = TriageResult(window=found.window, skipped=found.skipped)
         # One alert per workload already (unresolved_alarms collapses the others into skipped).
-        for alert in found.alerts:
-            child = remediation_id(alert)
+        # By the cluster's one name (an alarm naming a kubeconfig context and one naming its
+        # TKE id are one workload); a result of an earlier release has none.
+        ids = found.ids or [remediation_id(alert) for alert in found.alerts]
+        for alert, child in zip(found.alerts, ids, strict=True):
             try:
                 child, joined = await start_remediation(
                     child,

@@ -439,6 +439,8 @@ class CollectInput(BaseModel):
 
 class TriageAlerts(BaseModel):
     alerts: list[Alert] = Field(default_factory=list)
+    # Each alert's remediation id, its cluster by its one name (none from an earlier release).
+    ids: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
     window: str = ""
 

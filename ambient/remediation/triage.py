@@ -9,6 +9,7 @@ are said in skipped, not dropped silently.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import told
 from ambient.domain.identifiers import region_name
-from ambient.remediation.alerts import Alert, workload_of
+from ambient.remediation.alerts import Alert, remediation_id, workload_of
 from ambient.remediation.runs import TriageAlerts
 
 # AlarmStatus "ALARM": not recovered (CLS records' Status 0 reads the same, list_alarms).
@@ -100,12 +101,14 @@ async def unresolved_alarms(
     *,
     fail_fast: bool = False,
     asked: int = 1,
+    identity: Callable[[str], str] = str,
 ) -> TriageAlerts:
     """The alarms of the ``days`` whole days before today (in ``zone``) not yet recovered.
 
     ``fail_fast``: a source failing for now (a rate limit, an outage) raises, nothing more read,
     for an activity attempt that is not its last (the next reads both again); else it is said
-    unread, with the ``asked`` attempts that read the day."""
+    unread, with the ``asked`` attempts that read the day. ``identity``: a cluster's one name
+    (``cluster_identity``: a kubeconfig context's TKE id), one workload however it is named."""
     today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=days), today
     window = f"{start.isoformat()} – {end.isoformat()}"
@@ -144,11 +147,13 @@ async def unresolved_alarms(
             continue
         # One remediation per workload: repeats of the same alarm collapse here; another
         # alarm on it joins the first one's remediation, and is said.
-        first = found.setdefault(alert.fingerprint(), alert)
+        first = found.setdefault(alert.fingerprint(identity(alert.cluster_id)), alert)
         if (first.source, first.metric) != (alert.source, alert.metric):
             skipped.append(
                 f"{alarm.source} alarm {alarm.name!r} on {alert.service}: joined into the "
                 f"remediation of {first.source} alarm {first.metric!r} (one remediation per "
                 "workload)"
             )
-    return TriageAlerts(alerts=list(found.values()), skipped=skipped, window=window)
+    alerts = list(found.values())
+    ids = [remediation_id(alert, identity(alert.cluster_id)) for alert in alerts]
+    return TriageAlerts(alerts=alerts, ids=ids, skipped=skipped, window=window)

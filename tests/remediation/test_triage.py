@@ -8,11 +8,13 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
+import yaml
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
@@ -44,6 +46,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, remediation_settings
+from tests.standins.kube_api import kubeconfig
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -802,3 +805,47 @@ async def test_a_night_run_late_reads_its_own_nights_day_and_the_next_is_kept(
             await handle.delete()
     days = [(night - timedelta(days=1)).replace(hour=0, minute=0) for night in nights]
     assert [r.window.split(" – ")[0] for r in results] == [d.isoformat() for d in days]
+
+
+async def test_alarms_naming_one_workload_by_its_context_and_by_its_tke_id_make_one_run(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, TencentCloud],
+    tmp_path: Path,
+) -> None:
+    """A CLS alarm's trigger naming the cluster by the kubeconfig context that reaches it
+    (``cluster=prod``), a Monitor alarm by its TKE id: the triage took them for two workloads
+    and started two ladders on one Deployment, under two ids, as the API's start by the
+    context did not (it names the run by the TKE id)."""
+    api, tencent = cloud
+    deps.tencent = tencent
+    api.cls_records = [
+        {
+            "AlarmName": "checkout errors",
+            "Status": 0,
+            "CreateTime": yesterday_at(5) * 1000,
+            "AlarmLevel": 1,
+            "TopicName": "checkout-logs",
+            "Trigger": "error count > 100 cluster_id=prod namespace=prod workload=checkout",
+        }
+    ]
+    config = kubeconfig({"prod": "https://cls-night001.ccs.tencent-cloud.com"})
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    remediation_settings(
+        deps,
+        kubeconfig=path,
+        remediation_approval_from_rung=1,
+        remediation_approval_timeout_minutes=60,
+    )
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        result = await (await _triage(ts_env, worker)).result()
+    checkout = alert(
+        "http://127.0.0.1:9/metrics",
+        cluster_id="cls-night001",
+        namespace="prod",
+        workload="checkout",
+    )
+    assert result.started == [remediation_id(checkout)], result
+    assert any("checkout errors" in said and "joined into" in said for said in result.skipped)
