@@ -219,8 +219,11 @@ class Settings(BaseSettings):
     share_link_days: int = Field(default=7, ge=1, le=365)
     # Per user: new share links an hour (0: no limit); a long body renders for seconds.
     share_links_per_hour: int = Field(default=20, ge=0)
-    # Each target's send is cut off after this; its delivery lease lasts a little longer.
-    notify_target_timeout: float = Field(default=30.0, gt=0, le=300)
+    # Each target's send is cut off after this; its delivery lease lasts a little longer. At
+    # most 60 s: the notify activity's two minutes (NOTIFY_TIMEOUT) must hold a send and a
+    # robot's wait for its turn (TURN_WAIT, 30 s), or Temporal cuts a send mid-post, frees its
+    # row, and each try posts it again.
+    notify_target_timeout: float = Field(default=30.0, gt=0, le=60)
     # A poll's next try of a failed delivery waits this long, doubling after each (to 16 times).
     notify_retry_seconds: float = Field(default=2.0, ge=0.5, le=60)
     # Targets of one notification sent at the same time.

@@ -118,3 +118,16 @@ async def test_a_data_dir_with_url_characters_in_its_path_holds_the_database(
         async with Database(settings.resolved_database_url) as db:
             assert await db.ping()
         assert (data / "ambient.db").is_file(), sorted(p.name for p in tmp_path.rglob("*"))
+
+
+def test_a_target_timeout_past_what_the_notify_activity_holds_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """150 s was taken: the notify activity (two minutes) was cut mid-post by Temporal, its row
+    freed, and every try posted the message again, none recording an outcome."""
+    monkeypatch.setenv("AMBIENT_NOTIFY_TARGET_TIMEOUT", "150")
+    with pytest.raises(ValidationError, match="notify_target_timeout") as caught:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "less than or equal to 60" in str(caught.value)
+    monkeypatch.setenv("AMBIENT_NOTIFY_TARGET_TIMEOUT", "60")
+    assert Settings(_env_file=None).notify_target_timeout == 60  # type: ignore[call-arg]
