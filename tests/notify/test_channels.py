@@ -820,6 +820,28 @@ async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None
     assert inside == []
 
 
+async def test_an_apprise_send_goes_to_the_address_checked_not_through_the_envs_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY in the worker's environment: requests (under Apprise) connected to the proxy,
+    so the guard checked the proxy's address, not the user's host, which the proxy looked up
+    again (past the pin against DNS rebinding); a proxy at a private address refused every
+    Apprise send. The user's host is connected to as checked, as a webhook is."""
+    proxied: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, proxied) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.2:{proxy}")
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        arrived: list[bytes] = []
+        async with _answering("127.0.0.1", ok, arrived) as public:
+            url = f"json://127.0.0.1:{public}/notify"
+            await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
+    assert len(arrived) == 1 and arrived[0].startswith(b"POST /notify "), arrived
+    assert proxied == []
+
+
 async def test_an_apprise_url_with_two_at_signs_is_checked_at_the_host_apprise_posts_to() -> None:
     # Apprise reads json://a@X@Y as user a at host X: the guard must check X (127.0.0.2 is
     # not in LOOPBACK), not Y after the last @.

@@ -213,6 +213,10 @@ def _keep_answers() -> None:
         if (kept := _ANSWERS.get()) is None:  # not an Apprise send's request
             return send(session, request, **kwargs)
         request.headers["Accept-Encoding"] = "identity"  # its size as sent
+        if _PINNED.get() is not None:
+            # A user's send: to the address the guard checked, never through a proxy from the
+            # environment (HTTP_PROXY), which would be checked instead and look the host up.
+            kwargs["proxies"] = {}
         response = send(session, request, **(kwargs | {"stream": True}))
         if not kwargs.get("stream"):  # else the service reads it as it goes
             try:
