@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
@@ -74,12 +74,20 @@ class EventCursor:
         return cls(last=int(payload.get("last_event_id", 0)), gaps=gaps)
 
 
+READ_LIMIT = 100  # events of every user a read looks at above its high-water mark
+
+
+async def newest_id(session: AsyncSession) -> int:
+    """The newest event's id, anyone's: where a stream of events from now on starts."""
+    return await session.scalar(select(func.max(Event.id))) or 0
+
+
 async def read_events(
     session: AsyncSession,
     cursor: EventCursor,
     *,
     user: str | None = None,
-    limit: int = 100,
+    limit: int = READ_LIMIT,
     now: datetime | None = None,
 ) -> tuple[list[Event], EventCursor]:
     """``user``'s events committed since ``cursor`` (late commits included), in id order,
@@ -123,13 +131,16 @@ async def follow(
     """``user``'s events as they commit until ``stopped``, each with the token to resume after
     it (naming its batch's events not yet sent, so a client dropped mid-batch gets them)."""
     while True:
+        before = cursor.last
         async with db.session() as session:
-            rows, cursor = await read_events(session, cursor, user=user)
+            rows, cursor = await read_events(session, cursor, user=user, limit=READ_LIMIT)
         # Looked at after the read: every event sent was committed before the look, so none
         # committed after the stream's token was rotated reaches what the old one opened.
         if await stopped():
             return
         for index, row in enumerate(rows):
             yield row, cursor.token(also=[r.id for r in rows[index + 1 :]])
-        if not rows:
+        # A batch of others' events as long as a read takes: more may follow at once (a new
+        # stream far behind the newest id crawled READ_LIMIT ids a poll, hours behind).
+        if not rows and cursor.last - before < READ_LIMIT:
             await asyncio.sleep(poll_seconds)

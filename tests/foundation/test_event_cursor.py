@@ -18,7 +18,14 @@ from ambient.clients.llm import LLMClient
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.event_cursor import GAP_GRACE, CursorTokenError, EventCursor, read_events
+from ambient.storage.event_cursor import (
+    GAP_GRACE,
+    READ_LIMIT,
+    CursorTokenError,
+    EventCursor,
+    follow,
+    read_events,
+)
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
@@ -241,3 +248,35 @@ async def test_a_users_streams_carry_none_of_another_users_events(
         api = await _first(base, ada, 2, path="/events/stream?user=bob")
         page = await _first(base, cookie, 2, path="/app/events/stream?user=bob")
     assert [event for _, event in api] == [event for _, event in page] == [ids[1], ids[4]]
+
+
+async def test_a_stream_far_behind_the_newest_event_catches_up_without_a_poll_between(
+    db: Database,
+) -> None:
+    """A stream started from an old id (a user whose last event is old, the API's default of
+    0) read a hundred of everyone's ids a poll and waited a poll after each batch that held
+    none of its user's: a million events behind, hours before a new one of its own came."""
+    for _ in range(3 * READ_LIMIT + 50):
+        await _add(db, "bob", "watch.hit")
+    mine = await _add(db, "ada", "watch.hit")
+
+    async def never() -> bool:
+        return False
+
+    # Polls an hour apart: only reading on at once reaches ada's event within the bound.
+    stream = follow(db, EventCursor(last=0), user="ada", stopped=never, poll_seconds=3600)
+    row, _ = await asyncio.wait_for(anext(stream), STREAM_BOUND)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert row.id == mine
+
+
+async def test_the_dashboards_live_feed_starts_from_the_newest_event_not_the_readers_own(
+    db: Database, settings: Settings
+) -> None:
+    settings, ada = await _api(settings, settings.resolved_database_url)
+    own = await _add(db, "ada", "watch.hit")
+    newest = [await _add(db, "bob", "watch.hit") for _ in range(3)][-1]
+    cookie = {"Cookie": f"{COOKIE}={ada['Authorization'].removeprefix('Bearer ')}"}
+    async with serve(create_app(settings)) as base, http_client(base) as http:
+        page = (await http.get("/app", headers=cookie)).text
+    assert f'data-after="{newest}"' in page and own < newest
