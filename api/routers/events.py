@@ -5,6 +5,7 @@ a notification to one target with its outcome and error."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -37,6 +38,9 @@ router = APIRouter(prefix="/events", tags=["events"], responses=answers(403))
 inbox_router = APIRouter(prefix="/inbox", tags=["inbox"], responses=answers(403))
 deliveries_router = APIRouter(prefix="/deliveries", tags=["deliveries"], responses=answers(403))
 POLL_SECONDS = 1.0
+# Streams one user may hold open at once on an API process: each reads the database every
+# poll, and a member holding hundreds took the connection pool every other request waits on.
+MAX_STREAMS = 5
 
 
 def http_error(exc: ScopeError) -> Exception:
@@ -122,6 +126,14 @@ def stream(
             ) from None
 
     opened_with = user.api_token_hash, user.role
+    held: Counter[str] = request.app.state.__dict__.setdefault("event_streams", Counter())
+    if held[user.name] >= MAX_STREAMS:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{MAX_STREAMS} event streams of yours are open already: close one (another tab, "
+            "another client) and try again",
+            headers={"Retry-After": "10"},
+        )
 
     async def stopped() -> bool:
         # A stream lasts no longer than its token and its role: rotating a token that leaked
@@ -134,15 +146,21 @@ def stream(
             return tuple((await session.execute(query)).one_or_none() or ()) != opened_with
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for row, token in follow(
-            db, cursor, user=user.name, stopped=stopped, poll_seconds=POLL_SECONDS
-        ):
-            event, data = frame(history.event_public(row, operator=user.is_admin))
-            yield {
-                "id": token,
-                "event": event,
-                "data": json.dumps(data, ensure_ascii=False, default=str),
-            }
+        held[user.name] += 1  # counted while it runs (one never started holds nothing)
+        try:
+            async for row, token in follow(
+                db, cursor, user=user.name, stopped=stopped, poll_seconds=POLL_SECONDS
+            ):
+                event, data = frame(history.event_public(row, operator=user.is_admin))
+                yield {
+                    "id": token,
+                    "event": event,
+                    "data": json.dumps(data, ensure_ascii=False, default=str),
+                }
+        finally:
+            held[user.name] -= 1
+            if held[user.name] <= 0:
+                del held[user.name]
 
     return EventSourceResponse(events())
 

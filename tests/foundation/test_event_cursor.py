@@ -30,10 +30,12 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from api.app import create_app
+from api.routers.events import MAX_STREAMS
 from api.routers.pages import COOKIE
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import free_port, http_client, serve
+from tests.support.waits import eventually
 
 # A bound on waiting for a stream, not a timing claim: a skipped event never comes.
 STREAM_BOUND = 20.0
@@ -280,3 +282,32 @@ async def test_the_dashboards_live_feed_starts_from_the_newest_event_not_the_rea
     async with serve(create_app(settings)) as base, http_client(base) as http:
         page = (await http.get("/app", headers=cookie)).text
     assert f'data-after="{newest}"' in page and own < newest
+
+
+async def test_a_user_holds_a_few_event_streams_at_once_and_gets_one_back_when_one_closes(
+    db: Database, settings: Settings
+) -> None:
+    """Each open stream reads the database every poll: a member opening hundreds held the
+    connection pool that every other request waits on. Past MAX_STREAMS the next is refused
+    (429, Retry-After), and a stream closed gives its place back."""
+    settings, ada = await _api(settings, settings.resolved_database_url)
+    first = await _add(db, "ada", "watch.hit")
+    async with serve(create_app(settings)) as base, http_client(base) as http:
+        queues = [asyncio.Queue[tuple[str, int]]() for _ in range(MAX_STREAMS)]
+        readers = [asyncio.create_task(_stream(base, ada, into)) for into in queues]
+        try:
+            for into in queues:  # each stream running: its first event read
+                assert (await asyncio.wait_for(into.get(), STREAM_BOUND))[1] == first
+            refused = await http.get("/events/stream", headers=ada)
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["Retry-After"] and "close one" in refused.json()["detail"]
+            readers.pop().cancel()
+
+            async def admitted() -> bool:
+                async with http.stream("GET", "/events/stream", headers=ada) as response:
+                    return response.status_code == 200
+
+            assert await eventually(admitted, "a stream's place given back")
+        finally:
+            for reader in readers:
+                reader.cancel()
