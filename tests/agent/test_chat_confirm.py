@@ -17,7 +17,7 @@ from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
 from tests.agent.test_facade import READ, TOY_READS, WRITE, toy_server
-from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, ToolCalls
 from tests.support.servers import free_port, serve
 
 # The stand-in servers listen on loopback, which the destination guard refuses unless allowed.
@@ -274,3 +274,31 @@ async def test_a_remote_tool_calling_itself_read_only_asks_unless_the_person_all
             assert [e.type for e in asked] == ["confirm"] and deleted == []
     finally:
         await facade.close()
+
+
+async def test_a_model_failing_is_told_by_its_kind_never_in_the_providers_words(
+    conversations: ConversationStore,
+) -> None:
+    """The provider's own text went to whoever chatted: a refused key's masked digits, a
+    proxy's page naming internal hosts. A person hears what kind of failure it was and what
+    to do; the operator's log keeps the rest."""
+    llm, facade = LLMApi(), AgentFacade(timeout_seconds=5)
+    try:
+        async with serve(llm.app()) as base:
+            told = []
+            for key, failing in (("sk-wrong", None), (API_KEY, Failure(502, PROXY_PAGE))):
+                if failing is not None:
+                    llm.script(failing)
+                model = AsyncOpenAI(api_key=key, base_url=f"{base}/v1", max_retries=0)
+                agent = ChatAgent(model, "standin", facade, system="be brief")
+                conversation = await conversations.open("dev", None)
+                events = [e async for e in agent.turn(conversation, "hello")]
+                assert [e.type for e in events] == ["error"], events
+                told.append(events[0].text or "")
+    finally:
+        await facade.close()
+    assert "OPENAI_API_KEY" in told[0] and "invalid api key" not in told[0], told
+    assert "HTTP 502" in told[1] and "10.2.3.4" not in told[1], told
+
+
+PROXY_PAGE = "<html><body>upstream 10.2.3.4:8000 (llm-internal) refused</body></html>"
