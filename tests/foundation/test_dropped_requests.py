@@ -86,7 +86,9 @@ async def whole_after(db: Database, base: str, headers: dict[str, str], hold: Ho
     await eventually(back, "the dropped request's connection back in the pool")
     async with http_client(base) as http:
         assert (await http.get("/users/me", headers=headers)).status_code == 200
-    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    # Its session's connection goes back as the request's dependencies end, which may be
+    # just after the answer reached the client (a clean-clone CI read it still out).
+    await eventually(back, "the next request's connection back in the pool")
 
 
 @pytest.fixture(autouse=True)
