@@ -78,11 +78,26 @@ def _status_table(status: RemediationStatus) -> Table:
     )
 
 
+def _silence(status: RemediationStatus) -> str:
+    """What a run that did not answer (its worker stopped or busy) leaves out: "" if it did."""
+    if not status.unanswered:
+        return ""
+    return (
+        f"{status.remediation_id} did not answer ({status.unanswered}): its state as last "
+        "recorded, without its attempts or what it waits for"
+    )
+
+
 async def _follow(service: RemediationService, user: str, rid: str) -> RemediationStatus:
     """Redraw the ladder until the remediation ends (Ctrl-C stops following, not the work)."""
-    status, said = await service.get(user, rid), None
+    status, said, silent = await service.get(user, rid), None, ""
     with Live(_status_table(status), console=console, refresh_per_second=4) as live:
         while True:
+            if (silence := _silence(status)) != silent:
+                # Said when it goes silent and when it answers again: the ladder shown is as
+                # recorded meanwhile (a stopped worker's run looked "planned", and followed on).
+                err_console.print(silence or f"{rid} answers again", soft_wrap=True, markup=False)
+                silent = silence
             if not console.is_terminal and status.state != said:
                 # Live draws a pipe the ladder once, at the end: a line per state until then.
                 console.print(
@@ -149,6 +164,8 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
     if as_json:
         print_json(console, view)
         return
+    if silence := _silence(view):
+        err_console.print(silence, soft_wrap=True, markup=False)
     console.print(_status_table(view))
     for line in view.audit:
         action = audit_action(line.action, line.detail)

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from ambient import no_answer
 from ambient.cli import app as cli
 from ambient.commands import ACTING_USER, in_cli_words
 from ambient.deps import WorkerDeps
@@ -30,7 +31,13 @@ from ambient.storage.db import Database
 from ambient.storage.users import user_named
 from ambient.xiaozhi_context import voice_facts
 from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    remediations_on_dev,
+)
 from tests.support.servers import HANG, free_port
 from tests.support.waits import eventually
 
@@ -492,3 +499,37 @@ def test_a_list_command_is_named_without_the_id_a_show_command_takes() -> None:
         assert in_cli_words("list_tasks") == "`ambient task list --user ann`"
     finally:
         ACTING_USER.reset(acting)
+
+
+async def test_show_of_a_run_whose_worker_stopped_says_it_is_as_last_recorded(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its worker stopped: `show` printed the state as recorded ("planned" while it waited for
+    its approver) as if the run had said it, every rung's result blank, nothing told; the page
+    and the API said it did not answer."""
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", timedelta(seconds=1))
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("cli-silent")
+    await add_user(deps, user, permission="dry_run")
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
+        rid = (
+            await remediations.start(user, alert(metric_url, workload=user), mode="dry_run")
+        ).remediation_id
+
+        async def waiting() -> bool:
+            view = await remediations.get(user, rid)
+            return view.waiting is not None and view.waiting.what == "approval"
+
+        await eventually(waiting, "rung 1 waits for approval")
+    # The worker has stopped: nothing answers the run's queries.
+    env = {
+        "AMBIENT_DATA_DIR": str(settings.data_dir),
+        "AMBIENT_USER": user,
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "COLUMNS": "300",
+    }
+    shown = await asyncio.to_thread(CliRunner().invoke, cli, ["remediation", "show", rid], env=env)
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.output.split())
+    assert f"{rid} did not answer" in said and "as last recorded" in said, shown.output
