@@ -110,7 +110,12 @@ class LazyGroup(TyperGroup):
             from ambient.commands import fail
             from ambient.runtime import discovered_settings
             from ambient.status import database_problem, temporal_problem
+            from ambient.storage.migrate import DatabaseBehindError, MigrationRefusedError
 
+            if isinstance(exc, MigrationRefusedError | DatabaseBehindError):
+                # The database a command migrates first (as `ambient migrate`): a newer
+                # release's, or data a migration cannot carry over, said as `migrate` says it.
+                raise fail(str(exc)) from None
             settings = discovered_settings()
             problem = temporal_problem(exc, settings) or database_problem(exc, settings)
             if problem is None:

@@ -24,7 +24,7 @@ from ambient.domain.field_errors import field_problems
 from ambient.runtime import discovered_settings
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
+from ambient.storage.migrate import DatabaseBehindError, MigrationRefusedError, upgrade_async
 
 if TYPE_CHECKING:  # the services are imported when a command runs, not when help lists it
     from ambient.wiring import AppState
@@ -246,6 +246,8 @@ def run_service(
         return asyncio.run(main())
     except typer.Exit:
         raise
+    except (MigrationRefusedError, DatabaseBehindError) as exc:
+        raise fail(str(exc)) from None  # as `ambient migrate` says it (the command migrates)
     except Exception as exc:
         said = (
             in_cli_words(str(exc)) if isinstance(exc, refused) else f"{type(exc).__name__}: {exc}"

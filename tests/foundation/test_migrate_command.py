@@ -115,6 +115,14 @@ async def test_a_database_a_newer_release_migrated_is_refused_as_a_downgrade(
         assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output
         assert "9999_newer" in done.output and "newer release" in done.output, done.output
         assert "run `ambient migrate`" not in done.output
+    # Any command migrates first, as `ambient migrate`: said in its words, one line, exit 1
+    # (an operator command printed a 130-line traceback; a service command the error's class).
+    for args in (["user", "list"], ["task", "list", "--user", "ann"]):
+        done = await asyncio.to_thread(runner.invoke, app, args, env=env)
+        assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output
+        said = " ".join(done.output.split())
+        assert said.startswith("the database is at revision 9999_newer"), done.output
+        assert "newer release" in said and "Traceback" not in done.output
     with pytest.raises(DatabaseBehindError, match="newer release"):
         async with open_state(behind):
             pass
