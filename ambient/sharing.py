@@ -89,6 +89,10 @@ def _signed(secret: str, token: str) -> tuple[str, int]:
     return token_id, expires
 
 
+# Hex digits of a keyed link's id its key names (the rest, to 32, random).
+KEY_NAMED = 16
+
+
 class ShareLinkRepository(Repository):
     def __init__(self, session: AsyncSession, secret: str) -> None:
         super().__init__(session)
@@ -170,17 +174,26 @@ class ShareLinkRepository(Repository):
 
     async def _keyed(self, key: str, now: datetime) -> tuple[str, ShareLink | None]:
         """The live link made before with ``key``, or the token id for a new one: a key's
-        links expire and are revoked, and asking again must then give a link that opens."""
+        links expire and are revoked, and asking again must then give a link that opens.
+
+        The key names an id's first half only, its second half random: an id that was the
+        key's hash whole let whoever holds the signing secret (a leaked key, the development
+        default) open another user's briefing by its date, never given a link to it. The
+        ids of the release before (the hash whole) are found by their first half alike."""
+        await take_turn(self.session, f"share-key/{key}")  # two at once make one link
         for generation in itertools.count():
             seed = key if generation == 0 else f"{key}#{generation}"
-            token_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
-            if (row := await self._by_token(token_id)) is None:
-                return token_id, None
+            named = hashlib.sha256(seed.encode()).hexdigest()[:KEY_NAMED]
+            row = await self.session.scalar(
+                select(ShareLink).where(ShareLink.token_id.startswith(named)).limit(1)
+            )
+            if row is None:
+                return named + secrets.token_hex(16 - KEY_NAMED // 2), None
             # A page pending long after its render should have ended was left by a process
             # that died rendering it (create_link): a link that opens is made again.
             left = row.html == PENDING and row.created_at.timestamp() < (now - LEFT).timestamp()
             if row.revoked_at is None and now.timestamp() < row.expires_at.timestamp() and not left:
-                return token_id, row
+                return row.token_id, row
         raise AssertionError("unreachable")
 
     async def _by_token(self, token_id: str) -> ShareLink | None:

@@ -197,7 +197,12 @@ async def list_events_of_kind(
     of: Of = None,
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
-    return await list_events(user, session, kind=kind, before_id=before_id, limit=limit, of=of)
+    try:
+        return await list_events(user, session, kind=kind, before_id=before_id, limit=limit, of=of)
+    except FilterError as exc:
+        if exc.field != "kind":
+            raise
+        raise unprocessable((["kind"], str(exc)), where="path") from None  # not a query here
 
 
 @inbox_router.get("")

@@ -25,3 +25,16 @@ async def test_a_nul_in_an_event_filter_is_refused_naming_it_on_every_database(
             assert [e["loc"] for e in detail] == [["query", name]], detail
             assert "NUL" in detail[0]["msg"]
             assert (await http.get(path, params={name: "watch.hit"})).status_code == 200
+
+
+async def test_a_kind_no_event_has_is_refused_where_it_was_given(
+    settings: Settings, database_url: str
+) -> None:
+    """GET /events/foo named the kind a query parameter (["query", "kind"]): it is the path's."""
+    settings, ada = await _api(settings, database_url)
+    async with serve(create_app(settings)) as base, http_client(base, headers=ada) as http:
+        in_path = await http.get("/events/watch.hits")
+        in_query = await http.get("/events", params={"kind": "watch.hits"})
+    assert in_path.status_code == in_query.status_code == 422, (in_path.text, in_query.text)
+    assert [e["loc"] for e in in_path.json()["detail"]] == [["path", "kind"]], in_path.text
+    assert [e["loc"] for e in in_query.json()["detail"]] == [["query", "kind"]], in_query.text

@@ -1,4 +1,5 @@
 import asyncio
+import hashlib
 import logging
 import sys
 import threading
@@ -84,6 +85,40 @@ async def test_the_same_key_gives_the_same_link(db: Database) -> None:
             "alice", "briefing", "t", "b", days=7, key="briefing/alice/2026-11-22"
         )
     assert first[0].id == again[0].id and first[1] == again[1]
+
+
+async def test_a_keyed_links_id_cannot_be_made_from_its_key_with_the_signing_secret(
+    db: Database,
+) -> None:
+    """A briefing's link was keyed by its user and date, its id that key's hash: whoever held
+    the signing secret (leaked, or the development default) signed that id and opened another
+    user's briefing, never given a link to it. A link the release before made by its key
+    (the hash whole) is still the key's link and opens."""
+    key, old_key = "briefing/alice/2026-11-22/v1", "briefing/alice/2026-11-21/v1"
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        row, token = await repo.create("alice", "briefing", "t", "b", days=7, key=key)
+        guessed = hashlib.sha256(key.encode()).hexdigest()[:32]
+        expires = int((now + timedelta(days=1)).timestamp())
+        forged = f"{guessed}.{expires}.{_signature(SECRET, guessed, expires)}"
+        with pytest.raises(InvalidShareLinkError):
+            await repo.open(forged)
+        assert (await repo.open(token)).id == row.id
+        # The release before's keyed link: its id the key's hash whole.
+        before = ShareLink(
+            token_id=hashlib.sha256(old_key.encode()).hexdigest()[:32],
+            user="alice",
+            kind="briefing",
+            title="t",
+            html="b",
+            created_at=now,
+            expires_at=now + timedelta(days=7),
+        )
+        session.add(before)
+        await session.flush()
+        again, again_token = await repo.create("alice", "briefing", "t", "b", days=7, key=old_key)
+        assert again.id == before.id and (await repo.open(again_token)).id == before.id
 
 
 async def test_the_hours_limit_counts_the_last_hour_and_still_gives_a_link_made_before(
