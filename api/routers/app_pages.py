@@ -20,7 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.history import EventPublic, event_name
 from ambient.refusals import N_, Refusal
-from ambient.storage.event_cursor import newest_id
+from ambient.storage.event_cursor import READ_LIMIT, newest_id
 from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import (
@@ -166,9 +166,13 @@ async def _dashboard(
         summaries={t.task_id: summary_words(t.summary, _) for t in tasks if t.summary},
         events=events,
         event_name=event_name,
-        # The live feed goes on from the newest event, anyone's: from the reader's own last
-        # it read through every other user's since (a new user's, from the first).
-        last_event_id=await newest_id(session),
+        # The live feed goes on from near the newest event, anyone's: from the reader's own
+        # last it read through every other user's since (a new user's, from the first). One
+        # read's worth below the newest: an event of the reader's with an id below it that
+        # commits late (PostgreSQL), or after the list above was read, still comes.
+        last_event_id=max(
+            max((e.id for e in events), default=0), await newest_id(session) - READ_LIMIT
+        ),
         inbox=inbox,
         inbox_before=inbox_before,
         older_inbox=older_inbox,

@@ -4,8 +4,10 @@ a notification to one target with its outcome and error."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections import Counter
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -38,8 +40,9 @@ router = APIRouter(prefix="/events", tags=["events"], responses=answers(403))
 inbox_router = APIRouter(prefix="/inbox", tags=["inbox"], responses=answers(403))
 deliveries_router = APIRouter(prefix="/deliveries", tags=["deliveries"], responses=answers(403))
 POLL_SECONDS = 1.0
-# Streams one user may hold open at once on an API process: each reads the database every
-# poll, and a member holding hundreds took the connection pool every other request waits on.
+# Streams one user keeps open at once on an API process (a newer one ends the oldest): each
+# reads the database every poll, and a member holding hundreds took the connection pool every
+# other request waits on.
 MAX_STREAMS = 5
 
 
@@ -126,27 +129,30 @@ def stream(
             ) from None
 
     opened_with = user.api_token_hash, user.role
-    held: Counter[str] = request.app.state.__dict__.setdefault("event_streams", Counter())
-    if held[user.name] >= MAX_STREAMS:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"{MAX_STREAMS} event streams of yours are open already: close one (another tab, "
-            "another client) and try again",
-            headers={"Retry-After": "10"},
-        )
+    # This user's streams on this process, oldest first, each by the flag that ends it.
+    streams: dict[str, deque[asyncio.Event]] = request.app.state.__dict__.setdefault(
+        "event_streams", {}
+    )
+    ended = asyncio.Event()
 
     async def stopped() -> bool:
         # A stream lasts no longer than its token and its role: rotating a token that leaked
         # must also end what was opened with it, and an admin made a member stops reading
         # events as an operator reads them (the errors unmasked).
-        if await request.is_disconnected():
+        if ended.is_set() or await request.is_disconnected():
             return True
         async with db.session() as session:
             query = select(User.api_token_hash, User.role).where(User.name == user.name)
             return tuple((await session.execute(query)).one_or_none() or ()) != opened_with
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        held[user.name] += 1  # counted while it runs (one never started holds nothing)
+        # Past MAX_STREAMS the oldest ends at its next poll, not the newest refused: a tab
+        # whose connection died unseen (a laptop asleep) held its place for minutes, and a
+        # browser's EventSource never opens again after a refusal.
+        mine = streams.setdefault(user.name, deque())
+        mine.append(ended)
+        while len(mine) > MAX_STREAMS:
+            mine.popleft().set()
         try:
             async for row, token in follow(
                 db, cursor, user=user.name, stopped=stopped, poll_seconds=POLL_SECONDS
@@ -158,9 +164,10 @@ def stream(
                     "data": json.dumps(data, ensure_ascii=False, default=str),
                 }
         finally:
-            held[user.name] -= 1
-            if held[user.name] <= 0:
-                del held[user.name]
+            with contextlib.suppress(ValueError):  # ended as the oldest: taken out already
+                mine.remove(ended)
+            if not mine and streams.get(user.name) is mine:
+                del streams[user.name]
 
     return EventSourceResponse(events())
 

@@ -2,12 +2,20 @@
 (late, its connection lost) may be in the group, so no try posts it again; one that never
 reached it (a dead address) is tried again as before."""
 
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.deliveries import delivery_key
 from activities.notify import NotifyActivities
+from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.storage.repositories import DeliveryRepository
@@ -79,3 +87,53 @@ async def test_a_robot_post_that_reached_no_one_is_posted_by_the_next_try(
     result = await ActivityEnvironment().run(_notify(deps, base).notify, request)
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], result
     assert len(state.received) == 1, state.received
+
+
+@dataclass
+class Posted:
+    """A delivery's posts as a try keeps them (RowPosts without its row)."""
+
+    done: int = 0
+    attempt: int = 1
+    handed: bool = False
+
+    async def sent(self) -> None:
+        self.done += 1
+
+    async def handing(self) -> None:
+        pass
+
+
+async def test_a_part_of_a_long_message_that_reached_no_robot_is_posted_by_the_next_try() -> None:
+    """The first part answered, the robot then unreachable: the part after it was said "may
+    have been delivered" (the first part's post left it so) and failed for good, the rest
+    never posted. It is tried again, from that part."""
+    answered: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(
+            next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(
+                b":"
+            )[1]
+        )
+        answered.append(await reader.readexactly(length))
+        body = b'{"errcode": 0, "errmsg": "ok"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+        server.close()  # the robot gone after its first answer: the next connect is refused
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    long = Message(title="Logs", body="x" * 6000)  # parts of WeCom's 4,096 bytes
+    posts = Posted()
+    async with httpx.AsyncClient() as http:
+        channel = WeComChannel(http, SecretResolver({}), f"http://127.0.0.1:{port}", timeout=5)
+        with pytest.raises(TransientNotifyError, match=r"part 2 of \d not posted"):
+            await channel.send("alice", long, WECOM_KEY, idempotency_key="k", posts=posts)
+    assert len(answered) == 1 and posts.done == 1
