@@ -213,9 +213,22 @@ class ShareLinkRepository(Repository):
             raise RevokedShareLinkError("this link was revoked")
         return row
 
-    async def revoke(self, user: str, link: int | str, now: datetime | None = None) -> bool:
-        """Revoke ``user``'s link, named by its id or by its token (a link a workflow sent
-        shows its owner nothing else); False when it is no link of theirs."""
+    async def links(
+        self, user: str, *, limit: int, before_id: int | None = None
+    ) -> list[ShareLink]:
+        """``user``'s links, newest first (revoked and expired too), older ones by ``before_id``:
+        what they have given out, and what someone with their token may have (revoke those)."""
+        query = select(ShareLink).where(ShareLink.user == user)
+        if before_id is not None:
+            query = query.where(ShareLink.id < before_id)
+        return list(await self.session.scalars(query.order_by(ShareLink.id.desc()).limit(limit)))
+
+    async def revoke(
+        self, user: str, link: int | str, now: datetime | None = None, *, admin: bool = False
+    ) -> bool:
+        """Revoke ``user``'s link (``admin``: anyone's), named by its id or by its token (a link
+        a workflow sent shows its owner nothing else); False when it is no link of theirs. One
+        revoked already keeps the time it was revoked."""
         if isinstance(link, int):
             row = await self.session.get(ShareLink, link)
         else:
@@ -224,9 +237,9 @@ class ShareLinkRepository(Repository):
             except InvalidShareLinkError:
                 return False
             row = await self._by_token(token_id)
-        if row is None or row.user != user:
+        if row is None or (row.user != user and not admin):
             return False
-        row.revoked_at = now or datetime.now(UTC)
+        row.revoked_at = row.revoked_at or now or datetime.now(UTC)
         await self.session.flush()
         return True
 

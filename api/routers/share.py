@@ -1,4 +1,4 @@
-"""Share links: create and revoke (logged in); open (anyone with the link, until expiry)."""
+"""Share links: create, list and revoke (logged in); open (anyone with the link, until expiry)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from datetime import datetime
 from html import escape
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from ambient import history
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WHOLE_NUMBER
-from ambient.domain.users import Language
+from ambient.domain.users import Language, UserName
 from ambient.refusals import N_
 from ambient.sharing import (
     PENDING,
@@ -80,6 +81,36 @@ async def create_share_link(body: ShareCreate, user: CurrentUser, state: StateDe
     return ShareCreated(id=row.id, url=url, token=token, expires_at=row.expires_at)
 
 
+class ShareLinkView(BaseModel):
+    id: int
+    kind: str
+    title: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@router.get("")
+async def list_share_links(
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    of: Annotated[
+        UserName | None, Query(alias="user", description="another user's links (admins only)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 100,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen"), WHOLE_NUMBER
+    ] = None,
+) -> list[ShareLinkView]:
+    """Your share links, newest first, revoked and expired ones too (never their tokens):
+    what you gave out, and what someone holding your token may have made (after rotating a
+    token that leaked, revoke those: DELETE /share/{id})."""
+    name = await history.whose(session, user.name, user.is_admin, of)
+    rows = await _repo(session, state).links(name, limit=limit, before_id=before_id)
+    return [ShareLinkView.model_validate(row, from_attributes=True) for row in rows]
+
+
 @router.delete("/{link_id:int}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_share_link(
     link_id: Annotated[int, Path(ge=1, le=MAX_ID)],
@@ -87,7 +118,8 @@ async def revoke_share_link(
     session: SessionDep,
     state: StateDep,
 ) -> None:
-    if not await _repo(session, state).revoke(user.name, link_id):
+    """Revoke one of your links by its id (an admin: anyone's)."""
+    if not await _repo(session, state).revoke(user.name, link_id, admin=user.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no share link {link_id} of yours")
     await session.commit()
 
@@ -99,8 +131,9 @@ async def revoke_share_link_by_token(
     session: SessionDep,
     state: StateDep,
 ) -> None:
-    """Revoke one of your links by the link itself (as a briefing email carries it)."""
-    if not await _repo(session, state).revoke(user.name, token):
+    """Revoke one of your links by the link itself (as a briefing email carries it; an
+    admin: anyone's)."""
+    if not await _repo(session, state).revoke(user.name, token, admin=user.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no share link of yours at that address")
     await session.commit()
 

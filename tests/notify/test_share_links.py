@@ -252,6 +252,46 @@ async def test_a_link_a_workflow_made_is_revoked_by_its_owner_with_the_link_itse
     assert (await api.get(f"/share/{token}")).status_code == 410
 
 
+async def test_a_users_links_are_listed_to_them_and_an_admin_who_may_revoke_any(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Links made with a token that leaked outlived its rotation, unseen: nobody could list
+    them, and only their maker could revoke them. The owner lists theirs (never a token), an
+    admin anyone's, and an admin revokes any; a member neither lists nor revokes another's."""
+    admin = await admin_headers(settings)
+    tokens = {}
+    for name in ("alice", "mallory"):
+        created = await api.post("/users", json={"name": name}, headers=admin)
+        tokens[name] = {"Authorization": f"Bearer {created.json()['token']}"}
+    made = []
+    for title in ("first", "second"):
+        answer = await api.post(
+            "/share", json={"title": title, "body": "x"}, headers=tokens["alice"]
+        )
+        made.append(answer.json())
+    listed = (await api.get("/share", headers=tokens["alice"])).json()
+    assert [link["title"] for link in listed] == ["second", "first"], listed
+    assert all("token" not in link and link["revoked_at"] is None for link in listed)
+    theirs = await api.get("/share", params={"user": "alice"}, headers=tokens["mallory"])
+    assert theirs.status_code == 403, theirs.text
+    assert (
+        await api.delete(f"/share/{made[0]['id']}", headers=tokens["mallory"])
+    ).status_code == 404
+    by_admin = await api.get("/share", params={"user": "alice"}, headers=admin)
+    assert [link["id"] for link in by_admin.json()] == [made[1]["id"], made[0]["id"]]
+    revoked = await api.delete(f"/share/{made[0]['id']}", headers=admin)
+    assert revoked.status_code == 204, revoked.text
+    assert (await api.get(f"/share/{made[0]['token']}")).status_code == 410
+    assert (await api.get(f"/share/{made[1]['token']}")).status_code == 200
+    first_revoked = (await api.get("/share", headers=tokens["alice"])).json()[1]["revoked_at"]
+    assert first_revoked is not None
+    # Revoked again: it keeps the time it was first revoked.
+    assert (await api.delete(f"/share/{made[0]['id']}", headers=tokens["alice"])).status_code == 204
+    assert (await api.get("/share", headers=tokens["alice"])).json()[1][
+        "revoked_at"
+    ] == first_revoked
+
+
 class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
