@@ -95,6 +95,11 @@ class RowPosts:
         """See `Posts.handing`: kept until this try records its outcome."""
         await self._kept(lambda rows: rows.posted(self.key, self.attempt, HANDING))
 
+    async def refused(self) -> None:
+        """See `Posts.refused`."""
+        sent = f"{POSTS}{self.done}" if self.done else None
+        await self._kept(lambda rows: rows.posted(self.key, self.attempt, sent))
+
     async def hold(self, seconds: float) -> None:
         """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
         until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN

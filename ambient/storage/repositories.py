@@ -356,7 +356,7 @@ class DeliveryRepository(Repository):
         ended: the row is not this try's any more."""
         return await self._set(key, *_held(attempt), lease_until=lease_until)
 
-    async def posted(self, key: str, attempt: int, provider_id: str) -> int:
+    async def posted(self, key: str, attempt: int, provider_id: str | None) -> int:
         """Record progress of the send that holds the row (a message sent in several posts);
         0 as ``hold``'s."""
         return await self._set(key, *_held(attempt), provider_id=provider_id)

@@ -33,7 +33,8 @@ WEBHOOK_SECRET = "whsec-test"
 @dataclass
 class PushEndpoints:
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    # Next responses to give per endpoint: "500", "timeout", "errcode:<n>", "late" (the message
+    # Next responses to give per endpoint: "500", "busy" (503, Retry-After: 2), "timeout",
+    # "errcode:<n>", "late" (the message
     # taken, as a group shows it, its answer held as "timeout"'s); then normal.
     failures: dict[str, list[str]] = field(default_factory=dict)
     # Host headers the webhook saw, in order (pinned requests keep the name the user gave).
@@ -81,6 +82,8 @@ class PushEndpoints:
         mode = queue.pop(0)
         if mode == "500":
             return Response("boom", status_code=500)
+        if mode == "busy":  # a 503 asking to be tried again in 2 s
+            return Response("busy", status_code=503, headers={"Retry-After": "2"})
         if mode == "late":
             self.received.append((name, await request.json()))
         if mode in ("timeout", "late"):

@@ -10,7 +10,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.deliveries import delivery_key
+from activities.deliveries import HANDING, delivery_key
 from activities.notify import NotifyActivities
 from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.registry import build_channels
@@ -18,11 +18,13 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository
 from tests.conftest import unique
 from tests.notify.standins import WECOM_KEY, PushEndpoints
 from tests.notify.test_delivery import _user
 from tests.support.servers import free_port
+from tests.support.waits import eventually
 
 DEADLINE = 3.0  # the send's deadline (AMBIENT_NOTIFY_TARGET_TIMEOUT), seconds
 
@@ -103,6 +105,9 @@ class Posted:
     async def handing(self) -> None:
         pass
 
+    async def refused(self) -> None:
+        pass
+
 
 async def test_a_part_of_a_long_message_that_reached_no_robot_is_posted_by_the_next_try() -> None:
     """The first part answered, the robot then unreachable: the part after it was said "may
@@ -137,3 +142,28 @@ async def test_a_part_of_a_long_message_that_reached_no_robot_is_posted_by_the_n
         with pytest.raises(TransientNotifyError, match=r"part 2 of \d not posted"):
             await channel.send("alice", long, WECOM_KEY, idempotency_key="k", posts=posts)
     assert len(answered) == 1 and posts.done == 1
+
+
+async def test_a_robot_post_refused_for_now_leaves_its_row_to_be_sent_while_it_waits(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    """A 503 asking for two seconds: while the send waits them out its row said the message
+    was being handed over, so a worker dying in the wait left it failed for good, "may have
+    been delivered", for a message the robot had refused."""
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    state.failures["wecom"] = ["busy"]
+    notify, request = _notify(deps, base), _request("robot-busy")
+    key = delivery_key(request.idempotency_key, "wecom", WECOM_KEY)
+    sending = asyncio.create_task(ActivityEnvironment().run(notify.notify, request))
+
+    async def waiting() -> Delivery | None:
+        async with deps.db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        return row if not state.failures["wecom"] and row is not None else None
+
+    row = await eventually(waiting, "the send waiting out the 503")
+    assert row.provider_id != HANDING, row.provider_id
+    result = await sending
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], result
+    assert len(state.received) == 1

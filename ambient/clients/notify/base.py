@@ -63,6 +63,11 @@ class Posts(Protocol):
         does not send it a second time."""
         ...
 
+    async def refused(self) -> None:
+        """The receiver refused the post ``handing`` recorded (a 503 to wait out): the row says
+        the posts sent before it again, so a worker dying in the wait leaves it to be sent."""
+        ...
+
 
 class Channel(Protocol):
     """Sends one message to one target; returns the provider's message id if any."""

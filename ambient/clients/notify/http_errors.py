@@ -89,10 +89,11 @@ async def post_json(
 
     async def post() -> httpx.Response:
         response = await http.send(request, stream=True, follow_redirects=False)
-        if posts is not None and not response.is_success:
-            posts.handed = False  # refused: not taken (a 503's wait posts it again)
         try:
             if not response.is_success:
+                if posts is not None:  # refused: not taken (a 503's wait posts it again)
+                    posts.handed = False
+                    await posts.refused()
                 return await first_words(response, within=refusal_read())
             # A body not needed is not waited for: one trickling on after a 2xx was read until
             # the send's deadline cut it, and the message, taken, was posted again.
