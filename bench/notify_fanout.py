@@ -77,8 +77,9 @@ def endpoint_key(prefix: str, i: int, channel: str) -> str:
         return f"### {prefix} {i}"
     target = next(t.target for t in TARGETS if t.type == channel)
     key = f"{prefix}/{i}:{channel}:{target}"
-    if channel == "email":  # the Message-ID, made from the delivery key
-        return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@ambient-ops>"
+    if channel == "email":  # the Message-ID, made from the delivery key at the sender's domain
+        domain = Settings.model_fields["smtp_from"].default.rpartition("@")[2]
+        return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
     return key
 
 
