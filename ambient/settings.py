@@ -209,6 +209,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "ambient-ops@localhost"
     smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    # The name the worker greets the server with (EHLO); none: the host's own, as the system
+    # finds it (a container's is its bare id, which relays checking the name refuse).
+    smtp_helo: str | None = Field(default=None, max_length=255, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")
     # Named secrets that targets reference as `secret:NAME` (bot keys, webhook URLs, ...):
     # {"NAME": "value"} (admins only) or {"NAME": {"value": "...", "users": ["alice"]}}.
     secrets: dict[str, SecretStr | ServerSecret] = Field(default_factory=dict)

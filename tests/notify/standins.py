@@ -203,8 +203,13 @@ class Mailbox:
         login: tuple[str, str] | None = None,
         smtputf8: bool = True,
         size_limit: int | None = None,
+        fqdn_helo: bool = False,
     ) -> None:
         self.messages: list[EmailMessage] = []
+        # With fqdn_helo, a recipient is refused to a client whose EHLO name is no fully
+        # qualified one, as Postfix's reject_non_fqdn_helo_hostname does (at RCPT, by default).
+        self.fqdn_helo = fqdn_helo
+        self.helo_names: list[str] = []  # the EHLO name of each RCPT's session
         self.raw: list[bytes] = []  # each message as it came over the wire
         self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, RCPT TOs) of each
         self.refuse: set[str] = set()
@@ -278,6 +283,10 @@ class Mailbox:
     ) -> str:
         triplet = (envelope.mail_from or "", address)
         self.tries.append(triplet)
+        name = session.host_name or ""
+        self.helo_names.append(name)
+        if self.fqdn_helo and "." not in name.strip("."):
+            return f"504 5.5.2 <{name}>: Helo command rejected: need fully-qualified hostname"
         if address in self.refuse:
             return self.refuse_reply
         if address in self.greylist:

@@ -1023,6 +1023,26 @@ async def test_starttls_on_a_port_that_speaks_tls_at_once_says_which_setting_to_
         assert secure.messages == []
 
 
+async def test_a_relay_refusing_the_workers_ehlo_name_says_to_set_it_not_a_recipient() -> None:
+    """A container's host name is its bare id: a relay checking the EHLO name (Postfix's
+    reject_non_fqdn_helo_hostname) refused every recipient, and the user read "recipient ...
+    refused (504 ...)" with nothing to set. The name is said, with AMBIENT_SMTP_HELO; set, it
+    is the one the worker greets with."""
+    with Mailbox(fqdn_helo=True) as mailbox:
+        bare = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none", helo="c0ffee")
+        with pytest.raises(PermanentNotifyError) as said:
+            await bare.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        text = str(said.value)
+        assert "AMBIENT_SMTP_HELO" in text and "EHLO c0ffee" in text, text
+        assert not text.startswith("recipient"), text
+        named = EmailChannel(
+            "127.0.0.1", mailbox.port, "ops@example.com", tls="none", helo="worker.example.com"
+        )
+        await named.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        assert [mail["To"] for mail in mailbox.messages] == ["alice@example.com"]
+        assert mailbox.helo_names == ["c0ffee", "worker.example.com"]
+
+
 async def test_a_burst_to_a_wecom_robot_waits_for_its_rate_limit_instead_of_tripping_it(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

@@ -41,6 +41,7 @@ class EmailChannel:
     username: str | None = None
     password: str | None = None
     tls: str = "starttls"
+    helo: str | None = None  # the name said in EHLO (AMBIENT_SMTP_HELO); none: the host's
     timeout: float = 30.0
     # The connection and the server's greeting (a TLS handshake first with ``ssl``): a server
     # waiting for a TLS handshake (STARTTLS asked on port 465) greets never, and a wait as
@@ -109,6 +110,7 @@ class EmailChannel:
             start_tls=self.tls == "starttls",
             timeout=self.timeout,
             tls_context=self.tls_context,
+            local_hostname=self.helo,
         )
         client.posts = posts
         client.greeting_wait = min(self.greeting_wait, self.timeout)
@@ -116,6 +118,13 @@ class EmailChannel:
             async with client:
                 await client.send_message(mail, sender=self._from.addr_spec)
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            if any(HELO_REFUSED in r.message for r in exc.recipients):
+                # Postfix's reject_non_fqdn_helo_hostname answers at RCPT: no recipient's fault.
+                raise PermanentNotifyError(
+                    f"the SMTP server refused the name this worker greeted it with (EHLO "
+                    f"{client.local_hostname}): set AMBIENT_SMTP_HELO to this host's fully "
+                    f"qualified DNS name ({exc.recipients[0].code} {exc.recipients[0].message})"
+                ) from exc
             said = "; ".join(
                 f"recipient {r.recipient} refused{{}} ({r.code} {r.message})"
                 for r in exc.recipients
@@ -218,6 +227,11 @@ class EmailChannel:
             async with asyncio.timeout(1):
                 await writer.wait_closed()
         return True
+
+
+# What Postfix answers a recipient when it refuses the client's EHLO name (its
+# reject_non_fqdn_helo_hostname, reject_invalid_helo_hostname, reject_unknown_helo_hostname).
+HELO_REFUSED = "Helo command rejected"
 
 
 def ascii_domain(address: str) -> str:

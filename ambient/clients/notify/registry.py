@@ -36,6 +36,7 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
                 username=settings.smtp_username,
                 password=_secret(settings.smtp_password),
                 tls=settings.smtp_tls,
+                helo=settings.smtp_helo,
                 # A third of the send's deadline at most: a greeting never sent is then said
                 # (STARTTLS asked of an implicit-TLS port) before the deadline cuts the send.
                 greeting_wait=min(10.0, settings.notify_target_timeout / 3),
