@@ -19,9 +19,10 @@ from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.deliver_later import retries_ended_before
 from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, made_here, redact_target
 from ambient.refusals import N_
-from ambient.storage.models import Delivery
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import AuditRecord, Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
-from ambient.storage.users import UserRepository
+from ambient.storage.users import UserRepository, user_subject
 
 # pending: in flight; deferred: its receiver said "try again later", a deliver-later run has it.
 DeliveryState = Literal["pending", "deferred", "sent", "failed", "suppressed"]
@@ -138,6 +139,28 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
         user, FilterError(f"user: no user {user!r}; omit user for your own records")
     )
     return user
+
+
+async def audit_records(
+    session: AsyncSession,
+    caller: str,
+    is_admin: bool,
+    *,
+    subject: str | None,
+    subject_prefix: str | None,
+    **filters: Any,
+) -> list[AuditRecord]:
+    """Audit records, oldest first, as ``caller`` may read them: an admin all, a member those
+    about their own user only (asked for another's, ScopeError), whatever the door."""
+    if not is_admin:
+        own = user_subject(caller)
+        if subject_prefix is not None or (subject is not None and subject != own):
+            raise ScopeError(f"members read only the records about themselves (subject={own})")
+        subject = own
+    # Paged by the last id: none past one still being committed.
+    return await AuditRepository(session).list(
+        subject=subject, subject_prefix=subject_prefix, settled=True, **filters
+    )
 
 
 T = TypeVar("T")

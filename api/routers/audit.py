@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from ambient import history
 from ambient.domain.numbers import WHOLE_NUMBER
-from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID
-from ambient.storage.users import user_subject
 from api.deps import CurrentUser, SessionDep
 from api.errors import answers
 
@@ -50,21 +49,15 @@ async def read_audit(
 ) -> list[AuditEntry]:
     """Audit records, oldest first, ``limit`` a page (the next: ``after`` the last one's id).
     Members see only records about their own user."""
-    if not user.is_admin:
-        own = user_subject(user.name)
-        if subject_prefix is not None or (subject is not None and subject != own):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"members read only the records about themselves (subject={own})",
-            )
-        subject = own
-    records = await AuditRepository(session).list(
+    records = await history.audit_records(
+        session,
+        user.name,
+        user.is_admin,
         subject=subject,
         subject_prefix=subject_prefix,
         actor=actor,
         action=action,
         limit=limit,
         after=after,
-        settled=True,  # paged by the last id: none past one still being committed
     )
     return [AuditEntry.model_validate(r, from_attributes=True) for r in records]
