@@ -44,6 +44,7 @@ POLL_SECONDS = 1.0
 # reads the database every poll, and a member holding hundreds took the connection pool every
 # other request waits on.
 MAX_STREAMS = 5
+SURPLUS = 60_000  # ms a stream ended for a newer one tells its client to wait before another
 
 
 def http_error(exc: ScopeError) -> Exception:
@@ -145,7 +146,7 @@ def stream(
             query = select(User.api_token_hash, User.role).where(User.name == user.name)
             return tuple((await session.execute(query)).one_or_none() or ()) != opened_with
 
-    async def events() -> AsyncIterator[dict[str, str]]:
+    async def events() -> AsyncIterator[dict[str, str | int]]:
         # Past MAX_STREAMS the oldest ends at its next poll, not the newest refused: a tab
         # whose connection died unseen (a laptop asleep) held its place for minutes, and a
         # browser's EventSource never opens again after a refusal.
@@ -163,6 +164,10 @@ def stream(
                     "event": event,
                     "data": json.dumps(data, ensure_ascii=False, default=str),
                 }
+            if ended.is_set():
+                # Its client (a browser's EventSource) would open it again at once, ending
+                # the next oldest, and so on around every tab: a surplus one waits a minute.
+                yield {"comment": "a newer stream of yours took its place", "retry": SURPLUS}
         finally:
             with contextlib.suppress(ValueError):  # ended as the oldest: taken out already
                 mine.remove(ended)

@@ -30,7 +30,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from api.routers.events import MAX_STREAMS
+from api.routers.events import MAX_STREAMS, SURPLUS
 from api.routers.pages import COOKIE
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
@@ -151,13 +151,17 @@ async def _stream(
     into: asyncio.Queue[tuple[str, int]],
     *,
     path: str = "/events/stream",
+    lines: list[str] | None = None,
 ) -> None:
-    """Put each event of a stream into ``into`` as (SSE id, event id), until cancelled."""
+    """Put each event of a stream into ``into`` as (SSE id, event id), until cancelled or the
+    stream ends; ``lines``: every line of it too."""
     async with http_client(base, timeout=30) as http:
         async with http.stream("GET", path, headers=headers) as response:
             assert response.status_code == 200, await response.aread()
             sse_id = ""
             async for line in response.aiter_lines():
+                if lines is not None:
+                    lines.append(line)
                 if line.startswith("id:"):
                     sse_id = line[3:].strip()
                 elif line.startswith("data:"):
@@ -297,12 +301,17 @@ async def test_a_users_newest_event_stream_ends_their_oldest_past_a_few(
         queues = [asyncio.Queue[tuple[str, int]]() for _ in range(MAX_STREAMS + 1)]
         readers: list[asyncio.Task[None]] = []
         try:
+            ended_lines: list[str] = []
             for into in queues:  # one after another, each running (its first event read)
-                readers.append(asyncio.create_task(_stream(base, ada, into)))
+                lines = None if readers else ended_lines
+                readers.append(asyncio.create_task(_stream(base, ada, into, lines=lines)))
                 assert (await asyncio.wait_for(into.get(), STREAM_BOUND))[1] == first
             # The oldest ended (its response over), the rest still running.
             await asyncio.wait_for(asyncio.shield(readers[0]), STREAM_BOUND)
             assert not any(reader.done() for reader in readers[1:])
+            # ...its client told to wait a minute before opening another (a browser's
+            # EventSource opened it again at once, ending the next oldest, round every tab).
+            assert f"retry: {SURPLUS}" in ended_lines, ended_lines
             later = await _add(db, "ada", "watch.hit")
             for into in queues[1:]:
                 assert (await asyncio.wait_for(into.get(), STREAM_BOUND))[1] == later
