@@ -1,5 +1,7 @@
 import asyncio
+import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -516,3 +518,23 @@ def test_0030_keeps_the_rows_and_ids_go_on_past_32_bits(url: str) -> None:
     asyncio.run(write())
     upgrade(url)
     assert asyncio.run(add()) == [2**31 - 1, 2**31]
+
+
+async def test_two_migrations_at_once_on_postgresql_both_end_at_the_head(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """Any CLI command migrates first: two processes at once on an empty database (a deploy's
+    migrate beside an operator's command) both ran every migration, and one failed on a table
+    the other had made. The second waits for the first and runs nothing."""
+    url = new_database(postgres_server)
+    env = {**os.environ, "AMBIENT_DATABASE_URL": url, "AMBIENT_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "ambient.cli", "migrate"]
+    both = [
+        await asyncio.create_subprocess_exec(
+            *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    said = [(await process.communicate())[0].decode() for process in both]
+    assert [process.returncode for process in both] == [0, 0], said
+    assert await current_revisions(url) == (HEAD,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -12,6 +13,7 @@ from ambient.storage import polls  # noqa: F401  (its tables join Base.metadata)
 from ambient.storage.models import Base
 
 target_metadata = Base.metadata
+MIGRATOR = {"name": "ambient-ops migrate"}  # the advisory lock's name
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +23,12 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # One migrator at a time (any CLI command migrates first, a deploy's migrate
+            # beside an operator's command): the second waits here, then reads the version
+            # the first committed and runs nothing; both ran every migration at once, and one
+            # failed on a table the other had made. Held until this transaction ends.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), MIGRATOR)
         context.run_migrations()
 
 
