@@ -108,6 +108,10 @@ async def post_json(
             if after <= TURN_WAIT - send.waited:
                 await send.waits(after)
                 response = await post()
+        if posts is not None:
+            # Answered: whatever comes next (a message's next part, its wait for a turn) is
+            # no longer a post left unanswered.
+            posts.handed = False
     except httpx.TransportError as exc:  # a timeout too
         if posts is not None and posts.handed:
             raise PermanentNotifyError(

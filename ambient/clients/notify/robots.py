@@ -357,10 +357,6 @@ class RobotChannel:
         response = await post_json(
             self.http, url, payload, request_timeout=self.timeout, posts=posts
         )
-        if posts is not None:
-            # Answered: whatever comes next (a message's next part, its wait for a turn) is
-            # no longer a post left unanswered.
-            posts.handed = False
         try:
             body = response.json()
             code = int(body["errcode"])
