@@ -99,6 +99,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     return sorted(found, key=lambda r: (r.started_at, r.remediation_id))
 
 
+SHOWN_AT_MOST = 1000
 _SHOWN_WAITING = (
     f'WorkflowType = "{GradedRemediationWorkflow.__name__}" '
     f'AND {temporal.STATE.name} = "waiting_approval" AND ExecutionStatus = "Running"'
@@ -111,10 +112,19 @@ async def _shown_waiting(service: RemediationService) -> set[str] | None:
     (it is indexed after the state is set), so a run that began to wait just now may be
     missing for that moment; one listed that no longer waits is dropped by its query."""
     try:
-        return {e.id async for e in service.client.list_workflows(_SHOWN_WAITING, limit=1000)}
+        listed = service.client.list_workflows(
+            _SHOWN_WAITING, limit=SHOWN_AT_MOST, rpc_timeout=no_answer.QUERY_TIMEOUT
+        )
+        shown = {e.id async for e in listed}
     except RPCError as exc:
         log.warning("approvals: the server's list failed (%s); asking every open run", exc)
         return None
+    if len(shown) >= SHOWN_AT_MOST:
+        # The list is of every user's runs: a full one may leave out the user's own, which
+        # would then be said not to wait. The open runs the user may see are asked instead.
+        log.warning("approvals: the server lists %d or more waiting runs; asking", len(shown))
+        return None
+    return shown
 
 
 # --- the context provider ------------------------------------------------------------------

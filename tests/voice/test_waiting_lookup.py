@@ -152,3 +152,36 @@ async def test_runs_the_server_lists_as_waiting_past_the_asked_ones_are_found(
     assert {r.remediation_id for r in found} == {r.remediation_id for r in started}
     assert [r.started_at for r in found] == sorted(r.started_at for r in found)
     assert {r.state for r in found} == {"waiting_approval"}
+
+
+async def test_a_run_waiting_for_me_is_found_when_the_servers_list_is_full_of_others_runs(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's list is of every user's waiting runs, newest first, at most 1,000 (here
+    one): past that many, the runs of a user whose waited longer were left out of it and said
+    not to wait ("没有等你审批的修复"). A full list is not taken as the whole."""
+    monkeypatch.setattr(xiaozhi_context, "SHOWN_AT_MOST", 1)
+    owner, other = unique("ops"), unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    for user in (owner, other):
+        await add_user(deps, user)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, _, service):
+        started = [
+            await service.start(user, alert(url, workload=unique("checkout")), "dry_run")
+            for user in (owner, other)
+        ]
+        for run in started:
+            handle = dev_env.client.get_workflow_handle(
+                run.remediation_id, result_type=RemediationStatus
+            )
+            await state_reaches(
+                dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+            )
+        listed = " OR ".join(f'WorkflowId = "{r.remediation_id}"' for r in started)
+        shown = f'({listed}) AND {temporal.STATE.name} = "waiting_approval"'
+        while len([e async for e in dev_env.client.list_workflows(shown)]) < 2:
+            await dev_env.sleep(timedelta(milliseconds=50))
+
+        found = await waiting_for(service, owner)
+
+    assert [r.remediation_id for r in found] == [started[0].remediation_id]
