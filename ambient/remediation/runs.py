@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
@@ -43,6 +43,8 @@ RemediationState = Literal[
     "refused",
 ]
 FINAL_STATES = ("resolved", "handed_over", "budget_exhausted", "aborted", "refused")
+# The others: a run's row is read as open by these (its state's index serves an IN, not a NOT IN).
+OPEN_STATES = tuple(s for s in get_args(RemediationState) if s not in FINAL_STATES)
 # The actor of what a Temporal message asked for with no door's record of that user asking
 # (sent from the Web UI or a Temporal client by hand): no user name can spell it.
 UNVERIFIED = "Temporal (sender not verified)"

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, UNVERIFIED, AuditEntry, Keyed
+from ambient.remediation.runs import OPEN_STATES, UNVERIFIED, AuditEntry, Keyed
 from ambient.remediation.safety import Approvers, BreakerState, may_steer, named_anywhere
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -86,7 +86,7 @@ class RemediationRepository(Repository):
         that many; ``seen``: those a user sees (``seen_by``)."""
         query = select(RemediationRecord).where(seen).filter_by(**given(state=state))
         if open_only:
-            query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
+            query = query.where(RemediationRecord.state.in_(OPEN_STATES))
         if ids is not None:
             query = query.where(RemediationRecord.remediation_id.in_(ids))
         if since is not None:

@@ -538,3 +538,38 @@ async def test_two_migrations_at_once_on_postgresql_both_end_at_the_head(
     said = [(await process.communicate())[0].decode() for process in both]
     assert [process.returncode for process in both] == [0, 0], said
     assert await current_revisions(url) == (HEAD,)
+
+
+async def test_0031_open_runs_and_their_clusters_are_read_by_index(tmp_path: Path) -> None:
+    """What waits for a user's approval reads the open runs and an approver's clusters: with
+    runs kept for good, both read the whole table (a second of a voice call at 100,000 runs)."""
+    from sqlalchemy import event
+
+    from ambient.remediation.storage import RemediationRepository
+    from ambient.storage.models import User
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    await upgrade_async(url)
+    db = Database(url)
+    said: list[tuple[str, Any]] = []
+
+    def heard(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        said.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", heard)
+    try:
+        approver = User(name="ann", role="member")
+        async with db.session() as session:
+            repository = RemediationRepository(session)
+            seen = await repository.seen_by(approver, {"cls-a": ["ann"]})
+            await repository.list(open_only=True, seen=seen, limit=None)
+        plans = []
+        with sqlite3.connect(tmp_path / "app.db") as conn:
+            for statement, parameters in said:
+                rows = conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                plans.append(" ".join(row[-1] for row in rows))
+    finally:
+        await db.close()
+    assert len(plans) == 2, said
+    assert "USING COVERING INDEX ix_remediations_cluster_id" in plans[0], plans
+    assert "USING INDEX ix_remediations_state" in plans[1], plans

@@ -190,7 +190,7 @@ async def test_failing_watches_are_one_more_short_sentence_after_the_fixes_waiti
         async with voice_client(state, OWNER) as client:
             waiting_only = await say(client, "what_needs_me")
             async with deps.db.session() as session:
-                session.add(run_row("remediation/fw-1", OWNER, source="webhook", state="acting"))
+                session.add(run_row("remediation/fw-1", OWNER, source="webhook", state="applying"))
                 await session.commit()
             with_alerts = await say(client, "what_needs_me")
     fixes = "有 1 个修复等你审批：第一个是checkout 的错误率。可以说“批准第一个”。"
@@ -331,7 +331,7 @@ async def test_fixes_with_long_names_leave_room_for_the_alerts_and_watches_not_c
             task=f"threshold-watch/{OWNER}/btc-price",
             payload={"error": "HTTP 500", "failures": 3},
         )
-        session.add(run_row("remediation/long-1", OWNER, source="webhook", state="acting"))
+        session.add(run_row("remediation/long-1", OWNER, source="webhook", state="applying"))
         await session.commit()
     workloads = (
         "payment-gateway-settlement-api",

@@ -536,7 +536,7 @@ async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
     await add_user(deps, OWNER)
     async with deps.db.session() as session:
         session.add_all(
-            run_row(f"remediation/fp-{i}", OWNER, source="webhook", state="acting")
+            run_row(f"remediation/fp-{i}", OWNER, source="webhook", state="applying")
             for i in range(600)
         )
         await session.commit()
