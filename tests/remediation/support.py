@@ -79,7 +79,7 @@ def run_row(rid: str, user: str, run: str = "run", **fields: Any) -> Remediation
         "alert_type": "error_rate",
         "source": "test",
         "mode": "dry_run",
-        "state": "running",
+        "state": "applying",
     }
     return RemediationRecord(
         run_key=f"{rid}@{run}", remediation_id=rid, user=user, **{**defaults, **fields}
