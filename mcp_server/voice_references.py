@@ -8,6 +8,8 @@ is made of (counts, names, places). Which fix or task a reference names is `voic
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from typing import NamedTuple
 
 from mcp_server.voice_numbers import CJK, ENGLISH_NUMBERS, ORDINAL_WORDS, number
 
@@ -81,9 +83,12 @@ _NAMES_NOTHING = frozenset(
 _FILLER = re.compile(r"[\s_.\-'\"“”‘’，。？！、,?!]+|[吧呢啊了哦嘛]+$")
 
 
+_UNFLAT = re.compile(r"[\s_.-]+")
+
+
 def flat(value: str | None) -> str:
     """``value`` lowercased without spaces, '_', '.' or '-': how names are compared."""
-    return re.sub(r"[\s_.-]+", "", (value or "").lower())
+    return _UNFLAT.sub("", (value or "").lower())
 
 
 def names_nothing(said: str) -> bool:
@@ -92,10 +97,26 @@ def names_nothing(said: str) -> bool:
     return not key or key in _NAMES_NOTHING
 
 
-def part_of(key: str, said: str | None) -> bool:
+class Heard(NamedTuple):
+    """A name as a spoken reference is compared with it (`flat`, and its words), read once
+    where many references are compared with many names."""
+
+    flat: str
+    words: frozenset[str]
+
+
+_WORD_BREAKS = re.compile(r"[\W_]+")
+
+
+@lru_cache(maxsize=4096)  # tasks said alike share their summaries
+def heard(said: str | None) -> Heard:
+    return Heard(flat(said), frozenset(_WORD_BREAKS.split((said or "").lower())))
+
+
+def part_of(key: str, said: str | Heard | None) -> bool:
     """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
     enough to mean it ("it" ≠ "bitcoin"), not a number word ("two" ≠ "network": a place)."""
-    text, words = flat(said), re.split(r"[\W_]+", (said or "").lower())
+    text, words = said if isinstance(said, Heard) else heard(said)
     long_enough = len(key) >= (2 if CJK.search(key) else 3) and key not in ENGLISH_NUMBERS
     return bool(key) and (key == text or (long_enough and key in text) or key in words)
 

@@ -9,6 +9,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 from ambient.speech import speakable
@@ -21,8 +22,10 @@ from mcp_server.voice_references import (
     ORDINALS_EN,
     UNSAID,
     WHAT_IT_IS,
+    Heard,
     counted,
     flat,
+    heard,
     index_said,
     names_a_place,
     names_nothing,
@@ -95,6 +98,7 @@ _LABEL_BREAKS = (
 )
 
 
+@lru_cache(maxsize=1024)
 def spoken_summary(summary: str | None, english: bool = False) -> str | None:
     """A task's summary as the voice says it: the service's own shapes in the listener's
     language (Chinese unless ``english``), any other summary as it is."""
@@ -206,8 +210,14 @@ def _summary_label(task: TaskSummary, english: bool) -> str | None:
     # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
     if not (unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING):
         return None
-    summary = spoken_summary(task.summary, english)
-    said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
+    return _said_for(task.summary, task.kind, english)
+
+
+@lru_cache(maxsize=1024)  # many tasks share a summary: read once for thousands of them
+def _said_for(summary: str | None, kind: TaskKind, english: bool) -> str:
+    said = speakable(
+        spoken_summary(summary, english) or kind.value.replace("_", " "), 60, english=english
+    )
     # One phrase: labels are said in lists ("; " between English items, "、" between
     # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
     # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
@@ -291,27 +301,43 @@ def pick_task(
         # ("第二个提醒（每天 8点30分）").
         bare, place = UNSAID.sub("", key), names_a_place(said)
 
-        def names(t: TaskSummary) -> list[str]:
-            return [
-                text or ""
+        def says(n: Heard, unsaid: Heard) -> bool:  # said whole, with or without punctuation
+            return key == n.flat or (bool(bare) and bare == unsaid.flat)
+
+        whole = [t for t in live if any(says(*n) for n in _heard(t, place))]
+        return whole or [
+            t
+            for t in live
+            if part_of(key, _heard_name(t))
+            or any(part_of(key, n) or part_of(bare, unsaid) for n, unsaid in _heard(t, place))
+        ]
+
+    # Each task's names as they are compared (its summary as written and as said in either
+    # language, its label), read once for every reference tried: with thousands of tasks,
+    # reading them for each was seconds of a voice call's eight, none of them awaited.
+    # By the listing's own objects: a task re-created lists under the id of its deleted one.
+    heard_by_id: dict[tuple[int, bool], list[tuple[Heard, Heard]]] = {}
+    names_heard: dict[int, Heard] = {}
+
+    def _heard(t: TaskSummary, place: bool) -> list[tuple[Heard, Heard]]:
+        if (found := heard_by_id.get((id(t), place))) is None:
+            names = (
+                text
                 for en in (False, True)
                 for text in (
                     t.summary,
                     spoken_summary(t.summary, en),
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
-            ]
+            )
+            found = [(heard(n), heard(UNSAID.sub("", n))) for n in names if n]
+            heard_by_id[id(t), place] = found
+        return found
 
-        def says(n: str) -> bool:  # ``n`` said whole, with or without its punctuation
-            return key == flat(n) or (bool(bare) and bare == flat(UNSAID.sub("", n)))
-
-        whole = [t for t in live if any(n and says(n) for n in names(t))]
-        return whole or [
-            t
-            for t in live
-            if part_of(key, t.task_id.rsplit("/", 1)[-1])
-            or any(part_of(key, n) or part_of(bare, UNSAID.sub("", n)) for n in names(t))
-        ]
+    def _heard_name(t: TaskSummary) -> Heard:
+        if (found := names_heard.get(id(t))) is None:
+            found = names_heard[id(t)] = heard(t.task_id.rsplit("/", 1)[-1])
+        return found
 
     def of_kind(key: str) -> list[TaskSummary]:
         """ "网页监控 reborn", "threshold watch reborn": a name with its kind."""
