@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import NamedTuple
 
-from ambient.speech import speakable
+from ambient.speech import MAX_SPOKEN, cleaned, speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
 from ambient.watches.reminders import DAYS
@@ -279,18 +279,36 @@ def pick_task(
     sep = LIST_SEP_EN if english else "、"
     labels = [task_labels(live, en) for en in (False, True)]  # said among the live ones
     _, alike = _said_alike(live, english)  # kept together in every list said (`_said_order`)
-    shown = _said_order(live, alike)[:4]  # the tasks an answer names
-    shown_said = sep.join(_labels(shown, english, labels[english]))
-    # Some of many named: how many there are is said, or four sound like all of them.
-    if len(live) > 4:
-        yours = f"You have {len(live)} tasks, like: {shown_said}"
-        yours_zh = f"你有 {len(live)} 个任务，比如：{shown_said}"
-    else:
-        yours, yours_zh = f"Your tasks are: {shown_said}", f"你的任务有：{shown_said}"
-    if names_nothing(said):  # after the exact name: a task may be called "monitor"
+    shown = _said_order(live, alike)[:4]  # the tasks an answer names, as many as fit
+
+    def fitting(listed: list[TaskSummary], question: Callable[[str, int], str]) -> Picked:
+        """``question(names, n)`` naming the first ``n`` of ``listed`` that fit in one spoken
+        answer (one at least): cut by the answer's length, the last names went unsaid and a
+        place said next ("the fourth") picked a task the user never heard."""
+        n = len(listed)
+        while True:
+            text = question(sep.join(_labels(listed[:n], english, labels[english])), n)
+            if n <= 1 or len(cleaned(text, english=english)) <= MAX_SPOKEN:
+                return asking(listed[:n], text)
+            n -= 1
+
+    def yours(named: str, n: int) -> str:
+        # Some of many named: how many there are is said, or four sound like all of them.
+        if len(live) > n:
+            return (
+                f"You have {len(live)} tasks, like: {named}"
+                if english
+                else (f"你有 {len(live)} 个任务，比如：{named}")
+            )
+        return f"Your tasks are: {named}" if english else f"你的任务有：{named}"
+
+    def which(named: str, n: int) -> str:
         if english:
-            return asking(shown, f"Which task do you mean? {yours}.")
-        return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
+            return f"Which task do you mean? {yours(named, n)}."
+        return f"你说的是哪一个任务？{yours(named, n)}。"
+
+    if names_nothing(said):  # after the exact name: a task may be called "monitor"
+        return fitting(shown, which)
 
     def called(key: str) -> list[TaskSummary]:
         # By its name, or its summary as written or as the voice says it in either language
@@ -360,9 +378,7 @@ def pick_task(
         by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
         places = [by_id[i] for i in named if i in by_id] or (live if len(live) == 1 else [])
         if not places:
-            if english:
-                return asking(shown, f"Which task do you mean? {yours}.")
-            return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
+            return fitting(shown, which)
         index = index_said(ordinal, text)
         if index is not None and -len(places) <= index < len(places):
             return Picked(places[index], "", [])
@@ -370,29 +386,35 @@ def pick_task(
         if {t.task_id for t in places} == {t.task_id for t in live}:
             many_en = counted(len(places), "task", "tasks")
             return asking(places, only_so_many(f"{len(places)} 个任务", many_en, english))
+
         # Counted among some of them only (the list the last answer named, or the first four):
         # "只有 4 个任务" would be untrue, so the list a place counts in is named.
-        listed = sep.join(_labels(places, english, labels[english]))
-        if english:
-            return asking(
-                places,
-                f"By number I can pick only these {len(places)}: {listed}."
-                " Say which number or the name.",
-            )
-        return asking(places, f"按第几个只能选这 {len(places)} 个：{listed}。请说第几个或任务名。")
+        def by_number(named: str, n: int) -> str:
+            if english:
+                return (
+                    f"By number I can pick only these {n}: {named}. Say which number or the name."
+                )
+            return f"按第几个只能选这 {n} 个：{named}。请说第几个或任务名。"
+
+        return fitting(places, by_number)
     if len(found) == 1:
         return Picked(found[0], "", [])
     found = _said_order(found, alike)
     if not found:
+
+        def none_called(named: str, n: int) -> str:
+            if english:
+                return f"I found no task called “{said}”. {yours(named, n)}."
+            return f"没找到叫“{said}”的任务。{yours(named, n)}。"
+
+        return fitting(shown, none_called)
+
+    def some_fit(named: str, n: int) -> str:
+        # Four named at most; past them the list is said to go on, or they sound like all.
+        if len(found) > n:
+            named += f"{LIST_SEP_EN}and more" if english else " 等"
         if english:
-            return asking(shown, f"I found no task called “{said}”. {yours}.")
-        return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
-    listed_said = sep.join(_labels(found[:4], english, labels[english]))
-    # Four named at most; past them the list is said to go on, or four sound like all of them.
-    if len(found) > 4:
-        listed_said += f"{LIST_SEP_EN}and more" if english else " 等"
-    if english:
-        return asking(
-            found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."
-        )
-    return asking(found[:4], f"有 {len(found)} 个任务符合：{listed_said}。请说完整的名字。")
+            return f"{len(found)} tasks fit: {named}. Please say the full name."
+        return f"有 {len(found)} 个任务符合：{named}。请说完整的名字。"
+
+    return fitting(found[:4], some_fit)

@@ -1022,3 +1022,19 @@ def test_two_groups_said_alike_keep_each_in_its_numbered_order_and_each_label_pi
             assert picked.task is task, (label, picked.question)
     # Said alone, each is said as before and found so.
     assert pick_task([first_eight, first_half], "提醒（每天 8点）").task is first_eight
+
+
+@pytest.mark.parametrize("english", [True, False])
+@pytest.mark.parametrize("said", ["nothing like it", "shop", "that one", "第二个"])
+def test_a_question_back_names_only_the_tasks_it_says_whole(said: str, english: bool) -> None:
+    """With long names, "You have 2000 tasks, like: a; b; c; d." was cut at its 300th
+    character: the fourth name, the full stop and "Please say the full name." went unsaid,
+    and "the fourth" said next picked a task the user never heard. As many names as fit are
+    said whole, and those are the ones a place said next counts in."""
+    tasks = [_task(f"reminder/ops/shop-{n:05d}-".ljust(76, "x")) for n in range(2000)]
+    _, question, listed = pick_task(tasks, said, english=english)
+    assert_speakable(question)
+    assert 1 <= len(listed) <= 4
+    for task_id in listed:
+        assert task_label(_task(task_id), english) in question, (task_id, question)
+    assert question.endswith((".", "。")), question
