@@ -81,7 +81,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
 
     async def live(run: RemediationSummary) -> RemediationSummary | None:
         try:
-            view = await service.get(user, run.remediation_id)
+            view = await service.seen_status(user, run.remediation_id)
         except RemediationError as exc:
             if no_answer.SILENT_WORKER in str(exc):
                 raise  # whether it waits is unknown, not "no"

@@ -153,7 +153,7 @@ async def _decide(
             if picked is None:
                 return question
             run = picked
-        view = await service.get(user, run.remediation_id)
+        view = await service.seen_status(user, run.remediation_id)
         if view.unanswered:  # which rung waits is the run's to say: none heard, none sent
             return say(
                 f"{run_about(run)}的修复这会儿没有响应，这次什么都没提交。请稍后再试。",

@@ -62,7 +62,7 @@ class RemediationReads:
 
     async def get(self, user: str, rid: str, run_id: str | None = None) -> RemediationView:
         """The remediation's latest run, or its run ``run_id`` (an earlier one of its alert)."""
-        status = await self._seen_status(user, rid, run_id)
+        status = await self.seen_status(user, rid, run_id)
         # The run's own rows whole; of the repeats of its alert (anyone may send it, any number
         # of times) the first REPEATS_SHOWN: a thousand of them hid its approvals and its end.
         async with self.db.session() as session:
@@ -75,10 +75,10 @@ class RemediationReads:
         ]
         return RemediationView(**status.model_dump(), audit=audit)
 
-    async def _seen_status(
+    async def seen_status(
         self, user: str, rid: str, run_id: str | None = None
     ) -> RemediationStatus:
-        """The run's status, queried only once the caller may see it."""
+        """The run's status, queried only once the caller may see it (without its audit)."""
         # Who may see it is read from the run's search attributes, not a query: a query waits
         # for the run's worker, and a stranger's look at a run that exists took that time (or
         # its timeout) where one at no run was refused at once, telling them the run existed.

@@ -464,9 +464,9 @@ class RemediationService(RemediationReads):
         """The run and the caller's account, if they may ``act`` on it (approve, refuse, abort)."""
         # With run_key (a reply in a run's discussion, a button on a run's page), only that run
         # is answered. Who may is
-        # may_steer_run (in _seen_status), with a rollback_permission at least the run's mode:
+        # may_steer_run (in seen_status), with a rollback_permission at least the run's mode:
         # refusing an execute step is as much a decision about it as approving it.
-        status = await self._seen_status(user, rid)
+        status = await self.seen_status(user, rid)
         if run_key is not None and status.run_key != run_key:
             raise RemediationStateError(await self._other_run(rid, run_key))
         account = await self._user(user)
