@@ -20,6 +20,9 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
     env["AMBIENT_DATA_DIR"] = str(tmp_path)
+    # No Temporal server: whether a task watches is not known, so "no errors" is said alone
+    # (the default address reached a `make run` on this machine, and its tasks were read).
+    env["AMBIENT_TEMPORAL_ADDRESS"] = "127.0.0.1:1"
     made = await asyncio.to_thread(CliRunner().invoke, cli, ["user", "create", "mei"], env=env)
     assert made.exit_code == 0, made.output
     params = StdioServerParameters(
