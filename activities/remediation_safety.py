@@ -70,7 +70,7 @@ class RemediationSafetyActivities:
                 "reason": decision.reason,
             },
         )
-        return PermissionDecision(mode=record.detail["mode"], reason=record.detail["reason"])
+        return PermissionDecision.model_validate(record.detail)  # its mode and reason
 
     @activity.defn
     async def check_remediation_gates(self, request: GateInput) -> Gate:
@@ -104,9 +104,7 @@ class RemediationSafetyActivities:
             key = step_key(run_key, first.rung)
             asked = Keyed(run_key=run_key, key=f"{key}/permission")
             if (permission := await find_entry(session, asked, "permission")) is not None:
-                opened.permission = PermissionDecision(
-                    mode=permission.detail["mode"], reason=permission.detail["reason"]
-                )
+                opened.permission = PermissionDecision.model_validate(permission.detail)
             if await ActionLedger(session).reserved(key) is not None:
                 opened.gate = Gate(allowed=True, reason=SLOT_HELD)
             await take_recorded_change(session, Keyed(run_key=run_key, key=key), opened)
