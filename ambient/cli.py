@@ -329,7 +329,7 @@ def status(
 ) -> None:
     """Is Temporal reachable, are workers polling, does the database answer?"""
     from ambient import temporal
-    from ambient.commands import existing_data_dir, folded, table_of
+    from ambient.commands import existing_data_dir, table_of
     from ambient.runtime import discovered_settings
     from ambient.status import system_status
     from ambient.storage import Database
@@ -345,7 +345,7 @@ def status(
             console.print_json(report.model_dump_json())
         else:
             cells = [[name, str(value)] for name, value in report.model_dump().items()]
-            table = table_of(folded(["", ""]), cells, title="ambient-ops status", show_header=False)
+            table = table_of(["", ""], cells, title="ambient-ops status", show_header=False)
             console.print(table)
         return report.healthy
 

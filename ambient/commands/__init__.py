@@ -188,12 +188,7 @@ def print_rows(
             print("\t".join(cells), file=out.file)
         return
     texts = [[cell(v) for v in row] for row in rows]
-    out.print(table_of(folded(columns), texts, title=title))
-
-
-def folded(names: Iterable[str]) -> list[Column]:
-    """Table columns that fold a long value, never cut it: ids are what a user copies."""
-    return [Column(name, overflow="fold") for name in names]
+    out.print(table_of(columns, texts, title=title))
 
 
 def cell(value: object) -> str:

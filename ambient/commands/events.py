@@ -6,7 +6,7 @@ named. `--json` prints the same records the API and the MCP tools return.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 import typer
@@ -21,7 +21,6 @@ from ambient.commands import (
     echo_json,
     err_console,
     fail,
-    folded,
     run_in_session,
     table_of,
     terminal,
@@ -39,11 +38,16 @@ BeforeId = Annotated[
 ]
 
 
-def _print(
-    rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str, limit: int
-) -> None:
-    """The first ``limit`` of ``rows`` (read one past it: is there a next page?); a next page
+Reads = Callable[[AsyncSession], Awaitable[Sequence[BaseModel]]]
+
+
+def _print(read: Reads, as_json: bool, columns: list[str], title: str, limit: int) -> None:
+    """The first ``limit`` rows ``read`` reads (one past it: is there a next page?); a next page
     is said on stderr under a table, where a script's JSON or a pipe's lines stay as they are."""
+    try:
+        rows = run_in_session(read)
+    except history.FilterError as exc:
+        raise fail(f"--{exc}", 2) from None
     shown, more = rows[:limit], len(rows) > limit
     if as_json:
         echo_json(shown)
@@ -52,7 +56,7 @@ def _print(
     # Ids, tasks and errors are never cut: they are what the user copies.
     dumped = [row.model_dump(mode="json") for row in shown]
     cells = [[cell(data.get(column)) for column in columns] for data in dumped]
-    console.print(table_of(folded(columns), cells, title=title) if shown else f"no {title}")
+    console.print(table_of(columns, cells, title=title) if shown else f"no {title}")
     if more:
         err_console.print(f"more: --before-id {dumped[-1]['id']}", highlight=False)
 
@@ -79,12 +83,8 @@ def events(
         )
         return await history.found_for(session, user, rows)
 
-    try:
-        rows = run_in_session(read)
-    except history.FilterError as exc:
-        raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "user", "kind", "task", "payload"]
-    _print(rows, as_json, columns, "events", limit)
+    _print(read, as_json, columns, "events", limit)
 
 
 def inbox(
@@ -102,12 +102,8 @@ def inbox(
         )
         return await history.found_for(session, user, rows, everyone=False)
 
-    try:
-        rows = run_in_session(read)
-    except history.FilterError as exc:
-        raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "kind", "title", "read", "link"]
-    _print(rows, as_json, columns, "inbox messages", limit)
+    _print(read, as_json, columns, "inbox messages", limit)
 
 
 def deliveries(
@@ -140,9 +136,5 @@ def deliveries(
         )
         return await history.found_for(session, user, rows)
 
-    try:
-        rows = run_in_session(read)
-    except history.FilterError as exc:
-        raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]
-    _print(rows, as_json, [*columns, "retry_until", "error"], "deliveries", limit)
+    _print(read, as_json, [*columns, "retry_until", "error"], "deliveries", limit)

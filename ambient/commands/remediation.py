@@ -16,7 +16,6 @@ from ambient.commands import (
     Json,
     User,
     err_console,
-    folded,
     in_cli_words,
     json_object,
     print_json,
@@ -70,7 +69,7 @@ def _status_table(status: RemediationStatus) -> Table:
             ]
         )
     return table_of(
-        folded(["attempt", "rung", "mode", "result", "verified"]),
+        ["attempt", "rung", "mode", "result", "verified"],
         rows,
         title=f"{status.remediation_id} — {status.state}"
         + (f" (score {status.score}, budget {status.budget})" if status.score is not None else ""),
