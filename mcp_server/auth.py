@@ -14,6 +14,9 @@ from ambient.storage.models import User
 from ambient.storage.users import UserRepository, registered, user_named
 from ambient.wiring import AppState, StateHolder
 
+# A tool's context: the SDK passes it to the parameter so annotated (found by type hints).
+Ctx = Context[Any, Any]
+
 # The audit actor of a call that has no user (a stdio session started without --user).
 ANONYMOUS = "(no user)"
 
@@ -36,13 +39,13 @@ def app_state(ctx: Context[AppState, Any]) -> AppState:
     return ctx.request_context.lifespan_context
 
 
-def caller(ctx: Context[Any, Any]) -> str | None:
+def caller(ctx: Ctx) -> str | None:
     """The calling user: the bearer token's owner over HTTP, `--user` over stdio, else None."""
     token = get_access_token()
     return token.client_id if token is not None else app_state(ctx).stdio_user
 
 
-def current_user(ctx: Context[Any, Any]) -> str:
+def current_user(ctx: Ctx) -> str:
     """The calling user; a session without one is refused."""
     user = caller(ctx)
     if user is None:
@@ -52,7 +55,7 @@ def current_user(ctx: Context[Any, Any]) -> str:
     return user
 
 
-async def sees_operator_detail(ctx: Context[Any, Any], *, database_answers: bool = True) -> bool:
+async def sees_operator_detail(ctx: Ctx, *, database_answers: bool = True) -> bool:
     """Whether the caller may see where things run and their errors as said: an admin, or a
     stdio session started without a user (whoever runs it has the settings already). With the
     database down nobody is known: a user hears it in their terms."""
@@ -68,6 +71,6 @@ async def sees_operator_detail(ctx: Context[Any, Any], *, database_answers: bool
     return row is not None and row.is_admin
 
 
-async def current_user_row(ctx: Context[Any, Any]) -> User:
+async def current_user_row(ctx: Ctx) -> User:
     """The caller's row, read now: roles and permissions come from the database, never the call."""
     return await registered(app_state(ctx).db, current_user(ctx), ToolError)

@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from mcp.server.mcpserver import Context
-
 from ambient import no_answer
 from ambient.bridge.serving import call_arrived
 from ambient.briefing.errors import BriefingError
@@ -26,7 +24,7 @@ from ambient.storage.users import user_named
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
-from mcp_server.auth import app_state, current_user
+from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
 
 log = logging.getLogger(__name__)
@@ -69,7 +67,7 @@ def in_english(state: AppState, language: str | None) -> bool:
 # --- who and how ----------------------------------------------------------------------------
 
 
-def calling_device(ctx: Context[Any, Any]) -> str:
+def calling_device(ctx: Ctx) -> str:
     """The device a call names (its ``clientId``), or "" when it names none."""
     try:
         params = ctx.request_context.params or {}
@@ -79,7 +77,7 @@ def calling_device(ctx: Context[Any, Any]) -> str:
     return named.strip()[:128] if isinstance(named, str) else ""
 
 
-def acting(ctx: Context[Any, Any]) -> bool:
+def acting(ctx: Ctx) -> bool:
     """Whether the tool called may change anything: not marked read-only (READ, LOOK) in
     `mcp_server.voice.TOOLS`. A call without a request, or of no tool known, is taken to act."""
     try:
@@ -112,7 +110,7 @@ async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speak
 
 
 async def answer(
-    ctx: Context[Any, Any], speaker: str | None, work: Callable[[AppState, str], Awaitable[str]]
+    ctx: Ctx, speaker: str | None, work: Callable[[AppState, str], Awaitable[str]]
 ) -> str:
     """Resolve who speaks, run ``work`` as them, and make whatever comes out speakable."""
     try:
@@ -163,7 +161,7 @@ async def answer(
 
 
 async def _as_heard(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     state: AppState,
     owner: str,
     speaker: str | None,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from ambient import no_answer
@@ -21,6 +20,7 @@ from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import waiting_for
+from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, device, english, left, say
 from mcp_server.voice_fix_names import (
     cluster_names,
@@ -123,9 +123,7 @@ async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
         await session.commit()
 
 
-async def _decide(
-    ctx: Context[Any, Any], which: str, approve: bool, reason: str, speaker: str | None
-) -> str:
+async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
@@ -227,15 +225,13 @@ def _question(waiting: list[RemediationSummary], run: RemediationSummary, approv
     )
 
 
-async def approve_remediation(
-    ctx: Context[Any, Any], which: Reference, speaker: Spoken = None
-) -> str:
+async def approve_remediation(ctx: Ctx, which: Reference, speaker: Spoken = None) -> str:
     """Approve the waiting remediation ``which`` names."""
     return await _decide(ctx, which, True, "", speaker)
 
 
 async def refuse_remediation(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     which: Reference,
     reason: Annotated[str, Field(default="", max_length=200, description="原因 / reason")] = "",
     speaker: Spoken = None,

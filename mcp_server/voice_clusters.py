@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from mcp.server.mcpserver import Context
 
 from ambient.clients.tencent.client import LIST_READS
 from ambient.clients.tencent.errors import (
@@ -20,6 +17,7 @@ from ambient.clients.tencent.errors import (
 )
 from ambient.cloud.errors import temporary_keys_refused
 from ambient.wiring import AppState
+from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, left, say
 from mcp_server.voice_approvals import VOICE_CLUSTERS
 from mcp_server.voice_prompt import Spoken
@@ -31,7 +29,7 @@ log = logging.getLogger(__name__)
 TENCENT_FAIR_WAIT = 0.5
 
 
-async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+async def cluster_health(ctx: Ctx, speaker: Spoken = None) -> str:
     """How many TKE clusters run, and which do not."""
 
     async def work(state: AppState, _: str) -> str:

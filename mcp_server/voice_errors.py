@@ -8,14 +8,12 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from mcp.server.mcpserver import Context
 
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
+from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, left, say
 from mcp_server.voice_prompt import Span, Spoken
 from mcp_server.voice_references import counted, spoken_name
@@ -87,7 +85,7 @@ def _span_said(hours: int) -> tuple[str, str]:
 
 
 async def recent_errors(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     hours: Span = 24,
     speaker: Spoken = None,
 ) -> str:

@@ -4,15 +4,13 @@ spoken) and what_needs_me (fixes to approve, alerts open, watches failing), ever
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
-
-from mcp.server.mcpserver import Context
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import failing_in_a_row, waiting_for
+from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, english, left, say
 from mcp_server.voice_approvals import name_clusters
 from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
@@ -24,7 +22,7 @@ from mcp_server.voice_tasks import said_tasks
 OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
 
 
-async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+async def greet(ctx: Ctx, speaker: Spoken = None) -> str:
     """The greeting: today's briefing, spoken."""
 
     async def work(state: AppState, user: str) -> str:
@@ -40,7 +38,7 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     return await answer(ctx, speaker, work)
 
 
-async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
     """What waits for the user: remediations to approve, alerts still open, watches failing."""
 
     async def work(state: AppState, user: str) -> str:

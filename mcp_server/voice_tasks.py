@@ -5,10 +5,7 @@ place said next ("第二个")."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from mcp.server.mcpserver import Context
 
 from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.request_deadline import request_deadline
@@ -22,6 +19,7 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
+from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_failures import failed_clause
 from mcp_server.voice_prompt import Spoken, TaskName
@@ -98,7 +96,7 @@ async def _named_lately(state: AppState, user: str) -> list[str]:
     return list(here.get("tasks") or [])
 
 
-async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
+async def task_status(ctx: Ctx, name: TaskName, speaker: Spoken = None) -> str:
     """The named task's state and checks."""
 
     async def work(state: AppState, user: str) -> str:
@@ -189,7 +187,7 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
     )
 
 
-async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
+async def _control(ctx: Ctx, name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
         task, question, (label, label_en) = await _which_task(state, user, name)
@@ -230,11 +228,11 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
     return await answer(ctx, speaker, work)
 
 
-async def pause_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
+async def pause_task(ctx: Ctx, name: TaskName, speaker: Spoken = None) -> str:
     """Pause the named task."""
     return await _control(ctx, name, True, speaker)
 
 
-async def resume_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
+async def resume_task(ctx: Ctx, name: TaskName, speaker: Spoken = None) -> str:
     """Resume the named task."""
     return await _control(ctx, name, False, speaker)

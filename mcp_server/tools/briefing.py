@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
@@ -22,7 +22,7 @@ from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.domain.times import IsoTime
 from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
-from mcp_server.auth import app_state, current_user
+from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.tools.hints import AGAIN, LOOK, READ, WRITE
 from mcp_server.tools.users import register_push
 
@@ -57,7 +57,7 @@ class BriefingList(BaseModel):
 
 
 async def create_daily_briefing(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     log_source: Annotated[LogSource | None, Field(description=LOG_SOURCE)] = None,
     timezone: Annotated[str | None, Field(description=f"IANA time zone; {YOURS}")] = None,
     prepare_at: Annotated[
@@ -99,7 +99,7 @@ async def create_daily_briefing(
 
 
 async def greet(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     user_id: Annotated[
         str | None,
         Field(
@@ -117,13 +117,13 @@ async def greet(
     )
 
 
-async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingView:
+async def get_briefing(ctx: Ctx, date: Date = None) -> BriefingView:
     """A briefing with its full report (templates, anomalies, alarms, sources)."""
     return await app_state(ctx).briefings.get_briefing(current_user(ctx), date)
 
 
 async def list_briefings(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     limit: Annotated[int, Field(ge=1, le=366, description="most recent first"), WHOLE_NUMBER] = 30,
 ) -> BriefingList:
     """Your briefings by date: headline, whether given (when) or pushed."""
@@ -131,15 +131,13 @@ async def list_briefings(
     return BriefingList(briefings=items)
 
 
-async def regenerate_briefing(
-    ctx: Context[Any, Any], request_id: RequestId = None
-) -> PreparedBriefing:
+async def regenerate_briefing(ctx: Ctx, request_id: RequestId = None) -> PreparedBriefing:
     """Prepare today's briefing again now (new version; it is not spoken again)."""
     return await app_state(ctx).briefings.regenerate(current_user(ctx), request_id)
 
 
 async def send_briefing(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     date: Date = None,
     request_id: RequestId = None,
 ) -> BriefingSent:
@@ -149,7 +147,7 @@ async def send_briefing(
 
 
 async def analyze_logs(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     log_source: Annotated[LogSource, Field(description=ANALYZED)],
     start: Annotated[IsoTime, Field(description="ISO 8601 with offset")],
     end: Annotated[IsoTime, Field(description="ISO 8601 with offset")],

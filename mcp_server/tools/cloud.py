@@ -6,7 +6,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
@@ -33,7 +33,7 @@ from ambient.domain.identifiers import (
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import said_back
 from ambient.storage.users import user_named
-from mcp_server.auth import ANONYMOUS, app_state, caller
+from mcp_server.auth import ANONYMOUS, Ctx, app_state, caller
 from mcp_server.tools.hints import LOOK
 
 # Every cloud write's mode: the door never executes unless the person said so.
@@ -74,13 +74,13 @@ class Workloads(BaseModel):
     workloads: list[Workload]
 
 
-def cloud_actor(ctx: Context[Any, Any]) -> str:
+def cloud_actor(ctx: Ctx) -> str:
     """Who asks for a cloud operation (anonymous over an unauthenticated transport)."""
     actor = caller(ctx)
     return ANONYMOUS if actor is None else actor
 
 
-async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
+async def _caller_zone(ctx: Ctx) -> tzinfo:
     """The caller's time zone (their profile), where a time without an offset is; else UTC."""
     name = caller(ctx)
     if name is None:
@@ -106,13 +106,13 @@ def _time(field: str, value: str | None, zone: tzinfo) -> datetime | None:
         ) from None
 
 
-async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
+async def list_clusters(ctx: Ctx, region: Region = None) -> Clusters:
     """TKE clusters with status, version and node count."""
     return Clusters(clusters=await app_state(ctx).cloud_reads.clusters(region))
 
 
 async def list_node_pools(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
     region: Region = None,
 ) -> NodePools:
@@ -120,13 +120,13 @@ async def list_node_pools(
     return NodePools(node_pools=await app_state(ctx).cloud_reads.node_pools(cluster_id, region))
 
 
-async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
+async def list_log_topics(ctx: Ctx, region: Region = None) -> Topics:
     """CLS log topics (ids for search_logs)."""
     return Topics(topics=await app_state(ctx).cloud_reads.log_topics(region))
 
 
 async def search_logs(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     topic_id: Annotated[
         str, Field(description="a CLS topic id, or file:NAME for a file under AMBIENT_LOG_DIR")
     ],
@@ -152,7 +152,7 @@ async def search_logs(
 
 
 async def get_metric(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     namespace: Annotated[str, Field(description="e.g. QCE/CVM, QCE/TKE2")],
     metric: Annotated[str, Field(description="e.g. CPUUsage")],
     dimensions: Annotated[
@@ -174,7 +174,7 @@ async def get_metric(
 
 
 async def list_alarms(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     hours: Annotated[int, Field(ge=1, le=MAX_ALARM_HOURS), WHOLE_NUMBER] = 24,
     region: Region = None,
 ) -> Alarms:
@@ -183,7 +183,7 @@ async def list_alarms(
 
 
 async def list_workloads(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     cluster_id: Annotated[
         ClusterRef | None,
         Field(

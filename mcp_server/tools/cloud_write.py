@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
@@ -16,13 +16,13 @@ from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, Nod
 from ambient.cloud.workloads import MAX_REPLICAS, WorkloadResult, WorkloadSpec
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
 from ambient.domain.numbers import WHOLE_NUMBER
-from mcp_server.auth import app_state
+from mcp_server.auth import Ctx, app_state
 from mcp_server.tools.cloud import ModeArg, Region, cloud_actor
 from mcp_server.tools.hints import CHANGE, LOOK, WRITE
 
 
 async def create_node_pool(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     pool: Annotated[NodePoolSpec, Field(description="the node pool to add to a TKE cluster")],
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
@@ -31,7 +31,7 @@ async def create_node_pool(
 
 
 async def create_logset(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     logset: Annotated[LogsetSpec, Field(description="the CLS logset to create")],
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
@@ -40,7 +40,7 @@ async def create_logset(
 
 
 async def create_log_topic(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     topic: Annotated[TopicSpec, Field(description="the CLS log topic to create in a logset")],
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
@@ -49,7 +49,7 @@ async def create_log_topic(
 
 
 async def create_cls_alarm(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     alarm: Annotated[AlarmSpec, Field(description="the CLS alarm policy and its notice")],
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
@@ -58,7 +58,7 @@ async def create_cls_alarm(
 
 
 async def create_scheduled_sql(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     task: Annotated[ScheduledSqlSpec, Field(description="the scheduled SQL analysis to create")],
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
@@ -67,7 +67,7 @@ async def create_scheduled_sql(
 
 
 async def apply_yaml(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     apply: Annotated[ApplySpec, Field(description="the cluster and the YAML documents")],
     mode: ModeArg = "dry_run",
 ) -> ApplyResult:
@@ -80,7 +80,7 @@ async def apply_yaml(
 
 
 async def scale_workload(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     workload: Annotated[WorkloadSpec, Field(description="the Deployment to scale")],
     replicas: Annotated[
         int, Field(ge=1, le=MAX_REPLICAS, description="absolute replica count"), WHOLE_NUMBER
@@ -94,7 +94,7 @@ async def scale_workload(
 
 
 async def restart_workload(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     workload: Annotated[WorkloadSpec, Field(description="the Deployment to restart")],
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
@@ -103,7 +103,7 @@ async def restart_workload(
 
 
 async def describe_dashboard_image(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     image_url: Annotated[
         str,
         Field(
@@ -121,7 +121,7 @@ async def describe_dashboard_image(
 
 
 async def scale_node_pool(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
     node_pool_id: Annotated[
         str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
@@ -27,7 +27,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.field_errors import field_problems
 from ambient.domain.numbers import DecimalNumber, WholeNumber
-from mcp_server.auth import app_state, current_user
+from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, RECORD, hints
 
 FromId = Annotated[
@@ -78,7 +78,7 @@ def _message(
 
 
 async def send_message(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     from_id: FromId,
     topic: Annotated[str, Field(description="what it is about; same topic joins the open one")],
     content: Content,
@@ -94,7 +94,7 @@ async def send_message(
 
 
 async def reply_message(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     discussion_id: DiscussionId,
     from_id: FromId,
     content: Content,
@@ -109,7 +109,7 @@ async def reply_message(
     return await app_state(ctx).discussions.reply_message(current_user(ctx), discussion_id, message)
 
 
-async def close_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) -> Closed:
+async def close_discussion(ctx: Ctx, discussion_id: DiscussionId) -> Closed:
     """Close a discussion (idempotent); later posts on its topic open a new one."""
     return await app_state(ctx).discussions.close_discussion(current_user(ctx), discussion_id)
 
@@ -118,7 +118,7 @@ async def close_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) 
 
 
 async def search_messages(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     keyword: Annotated[str, Field(description="a word or phrase, any case", max_length=200)],
     offset: Offset = 0,
 ) -> Found:
@@ -128,7 +128,7 @@ async def search_messages(
 
 
 async def detect_anomalies(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     discussion_id: DiscussionId,
     threshold_seconds: Annotated[
         DecimalNumber,
@@ -142,9 +142,7 @@ async def detect_anomalies(
     )
 
 
-async def annotate_discussion(
-    ctx: Context[Any, Any], discussion_id: DiscussionId
-) -> AnnotationReport:
+async def annotate_discussion(ctx: Ctx, discussion_id: DiscussionId) -> AnnotationReport:
     """Mark messages inferred (anomalies, auto_reply tags) or unverifiable (unknown senders);
     returns what changed."""
     return await app_state(ctx).discussions.annotate_discussion(current_user(ctx), discussion_id)
@@ -154,7 +152,7 @@ async def annotate_discussion(
 
 
 async def list_discussions(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     status: Annotated[
         Literal["open", "closed"] | None, Field(description="only open or only closed")
     ] = None,
@@ -168,7 +166,7 @@ async def list_discussions(
 
 
 async def read_discussion(
-    ctx: Context[Any, Any], discussion_id: DiscussionId, offset: Offset = 0
+    ctx: Ctx, discussion_id: DiscussionId, offset: Offset = 0
 ) -> DiscussionRead:
     """A discussion and its messages, oldest first, 100 at a time (next_offset says where the
     next page starts; discussion.messages is the total)."""
@@ -177,17 +175,17 @@ async def read_discussion(
     )
 
 
-async def init_store(ctx: Context[Any, Any]) -> StoreInit:
+async def init_store(ctx: Ctx) -> StoreInit:
     """Make sure the bus is ready (the product's agents exist); idempotent; returns counts."""
     return await app_state(ctx).discussions.init_store(current_user(ctx))
 
 
-async def list_projects(ctx: Context[Any, Any]) -> Projects:
+async def list_projects(ctx: Ctx) -> Projects:
     """Projects of your discussions with their discussion and message counts."""
     return await app_state(ctx).discussions.list_projects(current_user(ctx))
 
 
-async def get_stats(ctx: Context[Any, Any]) -> Stats:
+async def get_stats(ctx: Ctx) -> Stats:
     """Totals over your discussions: messages per participant, latest activity, size."""
     return await app_state(ctx).discussions.get_stats(current_user(ctx))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.domain.numbers import WHOLE_NUMBER
@@ -19,7 +19,7 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
-from mcp_server.auth import app_state, current_user
+from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.tools.hints import CHANGE, READ, WRITE
 
 AlertArg = Annotated[
@@ -68,14 +68,14 @@ class RemediationList(BaseModel):
     )
 
 
-async def score_alert(ctx: Context[Any, Any], alert: AlertArg) -> ScoreView:
+async def score_alert(ctx: Ctx, alert: AlertArg) -> ScoreView:
     """Score an alert 0-100 (impact 40 %, severity 30 %, importance 20 %, time 10 %) with
     reasons, and show the budget and plan it would buy. Changes nothing."""
     return await app_state(ctx).remediations.score(alert)
 
 
 async def start_remediation(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     alert: AlertArg,
     mode: Annotated[
         Literal["dry_run", "execute"],
@@ -96,7 +96,7 @@ async def start_remediation(
 
 
 async def approve_remediation(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     remediation_id: RemediationId,
     approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
     reason: Annotated[str | None, Field(max_length=1000)] = None,
@@ -119,7 +119,7 @@ async def approve_remediation(
 
 
 async def abort_remediation(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     remediation_id: RemediationId,
     reason: Annotated[str | None, Field(max_length=1000)] = None,
     run_key: RunKey = None,
@@ -130,13 +130,13 @@ async def abort_remediation(
     )
 
 
-async def get_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> RemediationView:
+async def get_remediation(ctx: Ctx, remediation_id: RemediationId) -> RemediationView:
     """State, mode, score, budget, plan, attempts (with exact patches), waiting state, audit."""
     return await app_state(ctx).remediations.get(current_user(ctx), remediation_id)
 
 
 async def list_remediations(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     state: Annotated[
         RemediationState | None,
         Field(description="only the remediations in this state"),
@@ -167,7 +167,7 @@ async def list_remediations(
 
 
 async def remediation_stats(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     days: Annotated[int, Field(ge=1, le=365, description="look back this far"), WHOLE_NUMBER] = 30,
 ) -> RemediationStats:
     """Outcomes of real runs: success rate by rung, service and alert type, time to resolve,
@@ -175,7 +175,7 @@ async def remediation_stats(
     return await app_state(ctx).remediations.stats(current_user(ctx), days=days)
 
 
-async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationId) -> ReportLink:
+async def share_remediation(ctx: Ctx, remediation_id: RemediationId) -> ReportLink:
     """A signed, expiring link to the remediation's report page (plan, attempts, audit)."""
     return await app_state(ctx).remediations.share(current_user(ctx), remediation_id)
 

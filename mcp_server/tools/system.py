@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Tool
 from pydantic import BaseModel, Field
@@ -25,7 +25,7 @@ from ambient.history import (
 )
 from ambient.status import StatusReport, system_status
 from ambient.storage.models import MAX_ID
-from mcp_server.auth import app_state, current_user_row, sees_operator_detail
+from mcp_server.auth import Ctx, app_state, current_user_row, sees_operator_detail
 from mcp_server.tools.hints import READ
 
 User = Annotated[
@@ -72,7 +72,7 @@ class Deliveries(BaseModel):
     next_before_id: NextBeforeId
 
 
-async def get_status(ctx: Context[Any, Any]) -> StatusReport:
+async def get_status(ctx: Ctx) -> StatusReport:
     """Report whether Temporal is reachable, how many workers poll our task queue, whether the
     database answers, and whether the LLM runs offline or against a remote endpoint; where
     each runs, to an admin."""
@@ -81,7 +81,7 @@ async def get_status(ctx: Context[Any, Any]) -> StatusReport:
     return report.told(operator=await sees_operator_detail(ctx))
 
 
-async def _whose(ctx: Context[Any, Any], session: AsyncSession, user: str | None) -> str:
+async def _whose(ctx: Ctx, session: AsyncSession, user: str | None) -> str:
     caller = await current_user_row(ctx)
     try:
         return await history.whose(session, caller.name, caller.is_admin, user)
@@ -90,7 +90,7 @@ async def _whose(ctx: Context[Any, Any], session: AsyncSession, user: str | None
 
 
 async def list_events(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     kind: Annotated[
         str | None,
         Field(
@@ -132,7 +132,7 @@ async def list_events(
 
 
 async def read_inbox(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
     before_id: BeforeId = None,
     limit: Annotated[int, Field(ge=1, le=500, description="At most this many"), WHOLE_NUMBER] = 20,
@@ -149,7 +149,7 @@ async def read_inbox(
 
 
 async def list_deliveries(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     status: Annotated[
         DeliveryState | None,
         Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.domain.numbers import WHOLE_NUMBER
@@ -14,7 +14,7 @@ from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, 
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.threshold_config import ThresholdWatchConfig
-from mcp_server.auth import app_state, current_user
+from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.tools.briefing import create_daily_briefing
 from mcp_server.tools.hints import AGAIN, CHANGE, READ, WRITE
 
@@ -75,33 +75,27 @@ class TaskList(BaseModel):
     )
 
 
-async def _create(ctx: Context[Any, Any], kind: str, config: Any, name: str | None) -> TaskRef:
+async def _create(ctx: Ctx, kind: str, config: Any, name: str | None) -> TaskRef:
     return await app_state(ctx).tasks.create(current_user(ctx), kind, config, name)
 
 
-async def create_web_monitor(
-    ctx: Context[Any, Any], config: WebConfig, name: Name = None
-) -> TaskRef:
+async def create_web_monitor(ctx: Ctx, config: WebConfig, name: Name = None) -> TaskRef:
     """Watch web pages in the background and report keyword hits and changes."""
     return await _create(ctx, "web_monitor", config, name)
 
 
-async def create_threshold_watch(
-    ctx: Context[Any, Any], config: ThresholdConfig, name: Name = None
-) -> TaskRef:
+async def create_threshold_watch(ctx: Ctx, config: ThresholdConfig, name: Name = None) -> TaskRef:
     """Watch a metric and alert once when it crosses a threshold and once when it recovers."""
     return await _create(ctx, "threshold_watch", config, name)
 
 
-async def create_reminder(
-    ctx: Context[Any, Any], config: ReminderConfigArg, name: Name = None
-) -> TaskRef:
+async def create_reminder(ctx: Ctx, config: ReminderConfigArg, name: Name = None) -> TaskRef:
     """Schedule a reminder or a news digest (daily, weekly or cron, in a time zone)."""
     return await _create(ctx, "schedule", config, name)
 
 
 async def create_background_task(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     type: Annotated[TaskType, Field(description="the kind of background task")],
     config: AnyConfig,
     name: Name = None,
@@ -111,7 +105,7 @@ async def create_background_task(
 
 
 async def list_tasks(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     kind: Annotated[KindFilter | None, Field(description="only this kind")] = None,
     state: Annotated[StateFilter | None, Field(description="only this state")] = None,
     page_size: Annotated[
@@ -138,33 +132,33 @@ async def list_tasks(
     return TaskList(tasks=list(page), next_page_token=page.next_page_token)
 
 
-async def get_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskStatus:
+async def get_task(ctx: Ctx, task_id: TaskId) -> TaskStatus:
     """Status of a task: state, checks done, config and per-kind detail (URLs, last values)."""
     return await app_state(ctx).tasks.get(current_user(ctx), task_id)
 
 
-async def pause_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
+async def pause_task(ctx: Ctx, task_id: TaskId) -> TaskRef:
     """Pause a task: no scheduled checks until it is resumed (one asked for still runs)."""
     return await app_state(ctx).tasks.pause(current_user(ctx), task_id)
 
 
-async def resume_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
+async def resume_task(ctx: Ctx, task_id: TaskId) -> TaskRef:
     """Resume a paused task (a watch checks at once)."""
     return await app_state(ctx).tasks.resume(current_user(ctx), task_id)
 
 
-async def trigger_task(ctx: Context[Any, Any], task_id: TaskId) -> TaskRef:
+async def trigger_task(ctx: Ctx, task_id: TaskId) -> TaskRef:
     """Run a check (or a scheduled action) now."""
     return await app_state(ctx).tasks.trigger(current_user(ctx), task_id)
 
 
-async def update_task(ctx: Context[Any, Any], task_id: TaskId, config: UpdateConfig) -> TaskStatus:
+async def update_task(ctx: Ctx, task_id: TaskId, config: UpdateConfig) -> TaskStatus:
     """Replace a task's config; an invalid config is rejected and nothing changes."""
     return await app_state(ctx).tasks.update(current_user(ctx), task_id, config)
 
 
 async def delete_task(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     task_id: TaskId,
     purge: Annotated[bool, Field(description="also delete stored page snapshots")] = False,
 ) -> TaskRef:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
@@ -26,17 +26,17 @@ from ambient.domain.push import (
 from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.push import save_push_config
 from ambient.storage.users import UserRepository, not_registered, user_public
-from mcp_server.auth import app_state, current_user, current_user_row
+from mcp_server.auth import Ctx, app_state, current_user, current_user_row
 from mcp_server.tools.hints import READ, REPLACE
 
 
-async def whoami(ctx: Context[Any, Any]) -> UserPublic:
+async def whoami(ctx: Ctx) -> UserPublic:
     """Your user: role, rollback permission and settings."""
     return user_public(await current_user_row(ctx))
 
 
 async def grant_permission(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     user_name: Annotated[
         str, Field(max_length=63, description="the user to change (not yourself)")
     ],
@@ -72,14 +72,14 @@ QUIET = (
 )
 
 
-async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
+async def get_push_config(ctx: Ctx) -> PushConfig:
     """Your push channels and quiet hours."""
     user = await current_user_row(ctx)
     return stored_push_config(user.push_config)
 
 
 async def set_push_config(
-    ctx: Context[Any, Any],
+    ctx: Ctx,
     channels: Annotated[list[PushChannelSent], Field(description=CHANNELS, max_length=MAX_TARGETS)],
     quiet_hours: Annotated[QuietHours | None, Field(description=QUIET)] = None,
 ) -> PushConfig:
