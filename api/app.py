@@ -42,6 +42,7 @@ from api.errors import (
     MAX_BODY_BYTES,
     feature_error,
     install_error_mapping,
+    jsonrpc_refusal,
     refuse_nul,
 )
 from api.routers import (
@@ -174,28 +175,17 @@ def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
 
 
 # What a GET of an MCP endpoint is answered, in the JSON-RPC shape of the SDK's own refusals.
-NO_STREAM = {
-    "jsonrpc": "2.0",
-    "id": None,
-    "error": {
-        "code": -32600,
-        "message": "Method Not Allowed: this MCP endpoint (streamable HTTP, stateless) offers "
-        "no SSE stream to GET; send JSON-RPC requests by POST with "
-        "'Accept: application/json, text/event-stream'",
-    },
-}
+NO_STREAM = jsonrpc_refusal(
+    "Method Not Allowed: this MCP endpoint (streamable HTTP, stateless) offers no SSE stream "
+    "to GET; send JSON-RPC requests by POST with 'Accept: application/json, text/event-stream'"
+)
 # Any other method (DELETE, OPTIONS, PUT, HEAD): POST is all this endpoint serves. The SDK
 # answered them 405 with "Allow: GET, POST, DELETE", two of which it refuses too, and a DELETE
 # (the spec's session end, which a stateless endpoint has no session for) with no Allow at all.
-POST_ONLY = {
-    "jsonrpc": "2.0",
-    "id": None,
-    "error": {
-        "code": -32600,
-        "message": "Method Not Allowed: this MCP endpoint (streamable HTTP, stateless) takes "
-        "JSON-RPC requests by POST only; it has no session to end",
-    },
-}
+POST_ONLY = jsonrpc_refusal(
+    "Method Not Allowed: this MCP endpoint (streamable HTTP, stateless) takes JSON-RPC "
+    "requests by POST only; it has no session to end"
+)
 
 
 def rebinding_refused(
@@ -257,10 +247,13 @@ def malformed_messages_refused(
         if method is None or scope["path"] not in paths or not scope["user"].is_authenticated:
             await app(scope, receive, send)
             return
+
+        async def answer(body: object, status: int = 405) -> None:
+            allow = {"Allow": "POST"} if status == 405 else None  # a 405 says what is allowed
+            await JSONResponse(body, status_code=status, headers=allow)(scope, receive, send)
+
         if method not in ("GET", "POST"):
-            await JSONResponse(POST_ONLY, status_code=405, headers={"Allow": "POST"})(
-                scope, receive, send
-            )
+            await answer(POST_ONLY)
             return
         # Sent here, not by the SDK's transport: it would check (and log) the request again.
         if refused_headers := await guard.validate_request(
@@ -269,9 +262,7 @@ def malformed_messages_refused(
             await refused_headers(scope, receive, send)
             return
         if method == "GET":
-            await JSONResponse(NO_STREAM, status_code=405, headers={"Allow": "POST"})(
-                scope, receive, send
-            )
+            await answer(NO_STREAM)
             return
         read = [await receive()]  # bounded by BodyLimit, which has read it whole already
         while read[-1]["type"] == "http.request" and read[-1].get("more_body", False):
@@ -283,13 +274,11 @@ def malformed_messages_refused(
         except (ValueError, RecursionError):
             refused = None  # not JSON (or nested past Python's limit): the SDK answers -32700
         if isinstance(refused, dict):
-            await JSONResponse(refused, status_code=400)(scope, receive, send)
+            await answer(refused, 400)
             return
         version = Headers(scope=scope).get("mcp-protocol-version")
         if refused is not None and version is not None and version not in SERVED_VERSIONS:
-            await JSONResponse(unsupported_version(version, refused), status_code=400)(
-                scope, receive, send
-            )
+            await answer(unsupported_version(version, refused), 400)
             return
         if refused is not None:  # the message as the bridge passes it on (`_meta` readable)
             read = [{"type": "http.request", "body": as_body(refused), "more_body": False}]

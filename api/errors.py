@@ -407,6 +407,11 @@ def headers_only(receive: Receive, send: Send) -> tuple[Receive, Send]:
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
+def jsonrpc_refusal(message: str) -> dict[str, Any]:
+    """A refusal under no request id (-32600, invalid request), in the shape of the SDK's own."""
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+
+
 class BodyLimit:
     """413 for a request body past MAX_BODY_BYTES, declared or streamed; read here otherwise."""
 
@@ -434,7 +439,7 @@ class BodyLimit:
             said = f"request body too large: at most {MAX_BODY_BYTES} bytes ({mib} MiB)"
             body: dict[str, Any] = {"detail": said}
             if scope["path"].startswith("/mcp"):  # the SDK's own 413 read as no answer
-                body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": said}}
+                body = jsonrpc_refusal(said)
             await JSONResponse(body, status_code=413)(scope, receive, send)
             return
 
