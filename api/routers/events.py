@@ -62,9 +62,11 @@ Limit = Annotated[int, Query(ge=1, le=1000), WHOLE_NUMBER]
 BeforeId = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen"), WHOLE_NUMBER
 ]
-Of = Annotated[
-    UserName | None, Query(alias="user", description="another user's events (admins only)")
-]
+
+
+def Of(what: str) -> Any:
+    """The ``user`` query parameter: whose ``what`` an admin reads (the caller's by default)."""
+    return Query(alias="user", description=f"another user's {what} (admins only)")
 
 
 @router.get("")
@@ -78,7 +80,7 @@ async def list_events(
     ] = None,
     before_id: BeforeId = None,
     limit: Limit = 100,
-    of: Of = None,
+    of: Annotated[UserName | None, Of("events")] = None,
 ) -> list[EventPublic]:
     """The caller's events, newest first; older ones page by page with ``before_id``."""
     name = await history.whose(session, user.name, user.is_admin, of)
@@ -206,7 +208,7 @@ async def list_events_of_kind(
     session: SessionDep,
     before_id: BeforeId = None,
     limit: Limit = 100,
-    of: Of = None,
+    of: Annotated[UserName | None, Of("events")] = None,
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
     try:
@@ -224,9 +226,7 @@ async def list_inbox(
     unread: bool = False,
     before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 50,
-    of: Annotated[
-        UserName | None, Query(alias="user", description="another user's inbox (admins only)")
-    ] = None,
+    of: Annotated[UserName | None, Of("inbox")] = None,
 ) -> list[InboxMessagePublic]:
     """The caller's inbox, newest first; older messages page by page with ``before_id``."""
     name = await history.whose(session, user.name, user.is_admin, of)
@@ -259,9 +259,7 @@ async def list_deliveries(
     task: Annotated[str | None, Query(max_length=255)] = None,
     before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 50,
-    of: Annotated[
-        UserName | None, Query(alias="user", description="another user's deliveries (admins only)")
-    ] = None,
+    of: Annotated[UserName | None, Of("deliveries")] = None,
 ) -> list[DeliveryPublic]:
     """The caller's deliveries, newest first; failures carry the error that says what to fix."""
     name = await history.whose(session, user.name, user.is_admin, of)

@@ -28,6 +28,7 @@ from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import answers
 from api.i18n import Words
+from api.routers.events import BeforeId, Of
 from api.routers.pages import language_of, page_router
 
 router = APIRouter(prefix="/share", tags=["share"], responses=answers(404, 429))
@@ -95,13 +96,9 @@ async def list_share_links(
     user: CurrentUser,
     session: SessionDep,
     state: StateDep,
-    of: Annotated[
-        UserName | None, Query(alias="user", description="another user's links (admins only)")
-    ] = None,
+    of: Annotated[UserName | None, Of("links")] = None,
     limit: Annotated[int, Query(ge=1, le=500), WHOLE_NUMBER] = 100,
-    before_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen"), WHOLE_NUMBER
-    ] = None,
+    before_id: BeforeId = None,
 ) -> list[ShareLinkView]:
     """Your share links, newest first, revoked and expired ones too (never their tokens):
     what you gave out, and what someone holding your token may have made (after rotating a
