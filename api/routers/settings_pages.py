@@ -47,6 +47,7 @@ from api.routers.pages import (
 )
 
 router = page_router()
+SETTINGS = "/app/settings"  # the page, and where each of its forms answers back to
 
 
 async def _settings_page(
@@ -112,7 +113,7 @@ PERMISSION_WORDS = {"none": N_("none"), "dry_run": N_("dry run"), "execute": N_(
 LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
 
 
-@router.get("/app/settings", response_class=HTMLResponse)
+@router.get(SETTINGS, response_class=HTMLResponse)
 async def settings_form(page: Page) -> Response:
     return await _settings_page(page)
 
@@ -129,11 +130,11 @@ async def save_digest(
         return await _settings_page(page, errors=errors, typed={"digest": sent})
     await page.state.digests.set(page.me.name, setting)
     return back(
-        "/app/settings", _("Assistant digest on") if setting.enabled else _("Assistant digest off")
+        SETTINGS, _("Assistant digest on") if setting.enabled else _("Assistant digest off")
     )
 
 
-@router.post("/app/settings")
+@router.post(SETTINGS)
 async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Response:
     form = await page.request.form()
     # The form posts every setting as text; wake words one a line, as a comma may be part of
@@ -165,7 +166,7 @@ async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Respon
     else:
         # Said in the language just chosen: the next page speaks it too.
         _ = Words(language_of(page.request, page.me))
-        return back("/app/settings", _("Settings saved"))
+        return back(SETTINGS, _("Settings saved"))
     return await _settings_page(page, errors=errors, typed={"settings": sent})
 
 
@@ -218,7 +219,7 @@ async def save_push(page: Page, session: SessionDep, _: PageWords) -> Response:
         errors = f"{where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()
-        return back("/app/settings", _("Push channels saved"))
+        return back(SETTINGS, _("Push channels saved"))
     return await _settings_page(page, errors=errors, typed={"channels": sent})
 
 
@@ -283,12 +284,11 @@ async def remove_device(page: Page, _: PageWords, device: FormText = "") -> Resp
     try:
         removed = await page.state.devices.remove(page.me.name, device)
     except InvalidDeviceError as exc:  # a reference naming two devices
-        return back("/app/settings", what_went_wrong(exc, _))
+        return back(SETTINGS, what_went_wrong(exc, _))
     except DeviceError:
-        return back("/app/settings", _("No device %(device)s among yours.", device=device))
+        return back(SETTINGS, _("No device %(device)s among yours.", device=device))
     return back(
-        "/app/settings",
-        _("Removed %(device)s: its token no longer works.", device=removed.device_id),
+        SETTINGS, _("Removed %(device)s: its token no longer works.", device=removed.device_id)
     )
 
 
@@ -309,7 +309,7 @@ async def allow_device(
         message = _("%(device)s may now answer you by your voiceprint.", device=view.device_id)
     else:
         message = _("%(device)s no longer answers you.", device=view.device_id)
-    return back("/app/settings", message)
+    return back(SETTINGS, message)
 
 
 # A device's change of one speaker: the service's call, and what the page says once made.
@@ -325,10 +325,10 @@ def _speaker_change(act: SpeakerChange, words: str) -> Callable[..., Awaitable[R
         try:
             view = await act(page.state.devices, page.me.name, device, speaker)
         except InvalidDeviceError as exc:
-            return back("/app/settings", what_went_wrong(exc, _))
+            return back(SETTINGS, what_went_wrong(exc, _))
         except DeviceError:
-            return back("/app/settings", _("No device %(device)s among yours.", device=device))
-        return back("/app/settings", _(words, device=view.device_id, name=speaker))
+            return back(SETTINGS, _("No device %(device)s among yours.", device=device))
+        return back(SETTINGS, _(words, device=view.device_id, name=speaker))
 
     return change_speaker
 
@@ -355,11 +355,11 @@ async def let_withdrawn_back(
     try:
         await page.state.devices.let_back_from(page.me.name, user, speaker)
     except DeviceError as exc:  # not withdrawn (another tab), no owner, or not the caller's
-        return back("/app/settings", what_went_wrong(exc, _))
+        return back(SETTINGS, what_went_wrong(exc, _))
     if user == page.me.name:
-        return back("/app/settings", _("%(name)s may allow your devices again.", name=speaker))
+        return back(SETTINGS, _("%(name)s may allow your devices again.", name=speaker))
     said = _("%(name)s may allow %(owner)s's devices again.", name=speaker, owner=user)
-    return back("/app/settings", said)
+    return back(SETTINGS, said)
 
 
 # --- xiaozhi.me 接入点: through the bridge's Endpoints service (owner or admin) -------------
@@ -383,9 +383,7 @@ async def add_endpoint(
     except EndpointInputError as exc:
         errors = f"{_(ENDPOINT_LABELS.get(exc.field, exc.field))}: {in_words(exc.message, _)}"
     else:
-        return back(
-            "/app/settings", _("Added %(url)s: it is dialed within a few seconds.", url=added.url)
-        )
+        return back(SETTINGS, _("Added %(url)s: it is dialed within a few seconds.", url=added.url))
     typed = {"endpoint": {"url": url, "verbatim": verbatim == "on"}}
     return await _settings_page(page, errors=errors, typed=typed)
 
@@ -402,6 +400,6 @@ async def remove_endpoint(
     except (ValueError, EndpointError):
         # The page names endpoints by URL, never by this number: removed in another tab.
         return back(
-            "/app/settings", _("That 接入点 is not among yours: it may have been removed already.")
+            SETTINGS, _("That 接入点 is not among yours: it may have been removed already.")
         )
-    return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))
+    return back(SETTINGS, _("Removed %(url)s: its connection closes.", url=gone.url))
