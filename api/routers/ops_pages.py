@@ -143,6 +143,7 @@ async def briefing_page(
         named=BRIEFING_WORDS,
         request_id=uuid.uuid4().hex,  # the forms' own: sent again (a reload), done once
         offline=page.state.settings.llm_mode == "offline",
+        admin=page.me.is_admin,  # who to ask is themselves: where they set it up instead
     )
 
 

@@ -138,3 +138,31 @@ async def test_with_a_model_no_briefing_yet_sends_the_user_to_the_assistant(
     ):
         shown = _shown(await http.get("/app/briefings"))
     assert "No briefings yet. Ask the assistant on  Tasks &amp; events" in shown, shown
+
+
+async def test_an_administrator_with_no_briefing_and_no_model_is_told_where_to_set_it_up(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The briefings page told the administrator, the one who can set it up, to ask the
+    administrator: with no model, where they set it up is the server's command line."""
+    from ambient.domain.users import Role
+
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    assert settings.llm_mode == "offline"
+    texts = {}
+    for role in (Role.ADMIN, Role.MEMBER):
+        async with deps.db.session() as session:
+            _, token = await UserRepository(session).create(
+                UserCreate(name=unique("reader"), role=role)
+            )
+            await session.commit()
+        async with (
+            serve(create_app(settings)) as base,
+            api_client(base, cookies={"ambient_token": token}, headers={"origin": base}) as http,
+        ):
+            texts[role] = " ".join(_shown(await http.get("/app/briefings")).split())
+    assert "create it from the server's command line" in texts[Role.ADMIN], texts
+    assert "ask your administrator" not in texts[Role.ADMIN], texts
+    assert "ask your administrator to." in texts[Role.MEMBER], texts
