@@ -151,6 +151,8 @@ class TaskControls(RequestDeadline):
             waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
             zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
             note = RUNS_AFTER_THE_CURRENT if queued else waits_note(waits, zone)
+            if kind is TaskKind.SCHEDULE and signal == "check_now" and not queued:
+                note = RUNS_NOW  # said, as a run after the current one is: the note was null
             if checked is None and signal == "check_now" and kind in _WATCHES:
                 # Asked, its result not in by this answer.
                 note = CHECK_STARTED
@@ -180,6 +182,8 @@ class TaskControls(RequestDeadline):
 
 # A schedule's run now asked while one of its runs was under way.
 RUNS_AFTER_THE_CURRENT = N_("a run is under way; this one runs once it has ended")
+# One asked with none under way: the reminder is sent (the digest read) now.
+RUNS_NOW = N_("it runs now")
 
 _WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
 _ASKED_NOW = (*_WATCHES, TaskKind.DAILY_BRIEFING)
