@@ -176,7 +176,7 @@ class TaskListing:
         running_now = [*self._watch_clauses(filters), *place, 'ExecutionStatus = "Running"']
         if filters.without_stopped:
             running_now.append(_NOT_STOPPED)
-        running = await self._runs(running_now, size)
+        running, _ = await self._run_page(running_now, size)
         # Of every state: a task created again is shown as its new life, left out only if that
         # is not what is asked; one continued as new since T0 was active or paused at T0 (its
         # next run started after T0, so only its ended run finds it).
@@ -188,7 +188,7 @@ class TaskListing:
             ended_since.append(
                 f'(StartTime > {at} OR (StartTime = {at} AND RunId <= "{last.run_id}"))'
             )
-        ended = await self._runs(ended_since, None)
+        ended = [run async for run in self.client.list_workflows(" AND ".join(ended_since))]
         # A run that ended between the two queries is in both: it is listed once, ended.
         runs = sorted({r.run_id: r for r in [*running, *ended]}.values(), key=run_place)
         tasks = await self._shown(runs[:size], filters, cursor.t0)
@@ -213,13 +213,10 @@ class TaskListing:
         if filters.without_stopped:
             clauses.append(_NOT_STOPPED)
         await self._readable(" AND ".join(clauses), cursor.token)
-        executions = self.client.list_workflows(
-            " AND ".join(clauses), page_size=size, next_page_token=cursor.token
-        )
-        await executions.fetch_next_page()
-        tasks = await self._shown([*(executions.current_page or [])], filters, cursor.t0)
-        if executions.next_page_token:
-            return tasks, cursor.to("ended", executions.next_page_token)
+        runs, token = await self._run_page(clauses, size, cursor.token)
+        tasks = await self._shown(runs, filters, cursor.t0)
+        if token:
+            return tasks, cursor.to("ended", token)
         return tasks, cursor.to("schedules")
 
     async def _readable(self, query: str, token: bytes | None, *, schedules: bool = False) -> None:
@@ -230,35 +227,33 @@ class TaskListing:
         Another failure (Temporal down) is the list's own to meet as it does."""
         if token is None:
             return
-        service, namespace = self.client.workflow_service, self.client.namespace
+        service = self.client.workflow_service
+        ask: dict[str, Any] = dict(
+            namespace=self.client.namespace, next_page_token=token, query=query
+        )
         try:
-            if schedules:
-                await service.list_schedules(
-                    ListSchedulesRequest(
-                        namespace=namespace, maximum_page_size=1, next_page_token=token, query=query
-                    ),
-                    retry=False,
+            await (
+                service.list_schedules(
+                    ListSchedulesRequest(maximum_page_size=1, **ask), retry=False
                 )
-            else:
-                await service.list_workflow_executions(
-                    ListWorkflowExecutionsRequest(
-                        namespace=namespace, page_size=1, next_page_token=token, query=query
-                    ),
-                    retry=False,
+                if schedules
+                else service.list_workflow_executions(
+                    ListWorkflowExecutionsRequest(page_size=1, **ask), retry=False
                 )
+            )
         except RPCError as exc:
             if exc.status in _UNREADABLE:
                 raise InvalidTaskError(STALE) from None
 
-    async def _runs(
-        self, clauses: builtins.list[str], size: int | None
-    ) -> builtins.list[WorkflowExecution]:
-        """The runs a visibility query finds: a page of ``size``, or all of them."""
-        executions = self.client.list_workflows(" AND ".join(clauses), page_size=size or 1000)
-        if size is None:
-            return [run async for run in executions]
+    async def _run_page(
+        self, clauses: builtins.list[str], size: int, token: bytes | None = None
+    ) -> tuple[builtins.list[WorkflowExecution], bytes | None]:
+        """A page of the runs a visibility query finds, and the next page's token."""
+        executions = self.client.list_workflows(
+            " AND ".join(clauses), page_size=size, next_page_token=token
+        )
         await executions.fetch_next_page()
-        return builtins.list(executions.current_page or [])
+        return builtins.list(executions.current_page or []), executions.next_page_token
 
     async def _shown(
         self, runs: builtins.list[WorkflowExecution], filters: _Filters, t0: int
@@ -351,11 +346,7 @@ class TaskListing:
         clauses = self._watch_clauses(_Filters(user, kind, state), within)
         # A continued-as-new run is history; its successor is the task.
         clauses.append('ExecutionStatus != "ContinuedAsNew"')
-        executions = self.client.list_workflows(
-            " AND ".join(clauses), page_size=size, next_page_token=token
-        )
-        await executions.fetch_next_page()
-        page = executions.current_page or []
+        page, token = await self._run_page(clauses, size, token)
         lives = await self._lives(
             [e.id for e in page if e.status is not WorkflowExecutionStatus.RUNNING]
         )
@@ -366,7 +357,7 @@ class TaskListing:
             if not running and latest.get(execution.id, execution.run_id) != execution.run_id:
                 continue  # an earlier life of a task that was created again
             tasks.append(await _summary(execution))
-        return tasks, executions.next_page_token
+        return tasks, token
 
     async def _lives(
         self, workflow_ids: builtins.list[str]
