@@ -61,6 +61,12 @@ def schedule_kind(config: ReminderConfig) -> TaskKind:
     return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
 
 
+def no_task(task_id: str, user: str | None = None) -> TaskNotFoundError:
+    """The refusal of a task not found (``user``'s, when said), saying where its ids are."""
+    whose = "" if user is None else f" for user {user!r}"
+    return TaskNotFoundError(f"no task {task_id!r}{whose}; call list_tasks to see your task ids")
+
+
 @contextmanager
 def found(task_id: str) -> Iterator[None]:
     """Temporal's refusal of a request for ``task_id`` as a task error."""
@@ -68,9 +74,7 @@ def found(task_id: str) -> Iterator[None]:
         yield
     except no_answer.QUERY_REFUSED as exc:
         if no_answer.not_found(exc):
-            raise TaskNotFoundError(
-                f"no task {task_id!r}; call list_tasks to see your task ids"
-            ) from None
+            raise no_task(task_id) from None
         refused = no_answer.refused_request(no_answer.refusal(exc), task_id)
         raise (WorkerSilentError if no_answer.unanswered(exc) else TaskError)(refused) from None
 
@@ -239,7 +243,7 @@ class TaskReads(TaskListing):
             error = TaskError if down else WorkerSilentError
             raise error(no_answer.refused_request(why, task_id)) from down
         if status is None:
-            raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
+            raise no_task(task_id)
         return briefing_task_status(await self.briefings.told(user, status, operator=operator))
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
@@ -272,9 +276,7 @@ class TaskReads(TaskListing):
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted
             raise InvalidTaskError(f"task_id: at most {MAX_TASK_ID} characters")
         if (kind := task_kind(user, task_id)) is None:
-            raise TaskNotFoundError(
-                f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
-            )
+            raise no_task(task_id, user)
         return kind
 
 

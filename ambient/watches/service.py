@@ -87,15 +87,13 @@ class TaskService(TaskControls):
             parsed = parsed.as_reminder()
         if isinstance(parsed, ReminderConfig):
             return await self._create_schedule(user, parsed, name)
-        if isinstance(parsed, WebMonitorConfig):
-            task_id = f"{PREFIXES[TaskKind.WEB_MONITOR]}/{user}/{task_name(name, parsed)}"
-            monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
-            summary = summaries.watch_summary(parsed, user)
-            return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
-        task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
-        summary = summaries.watch_summary(parsed, user)
-        watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
-        return await self._start(TaskKind.THRESHOLD_WATCH, watch, summary)
+        web = isinstance(parsed, WebMonitorConfig)
+        watch = TaskKind.WEB_MONITOR if web else TaskKind.THRESHOLD_WATCH
+        task_id = f"{PREFIXES[watch]}/{user}/{task_name(name, parsed)}"
+        arg = (WebMonitorInput if web else ThresholdWatchInput)(
+            user=user, task=task_id, config=parsed
+        )
+        return await self._start(watch, arg, summaries.watch_summary(parsed, user))
 
     async def _start(
         self,
