@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import aiosqlite
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -111,6 +112,15 @@ async def take_turn(session: AsyncSession, key: str) -> None:
     advisory lock, so writers on any worker take turns."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+
+def table_of(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """An INSERT of ``table`` in ``dialect``'s own kind (its ON CONFLICT clauses)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def _turn_ended(session: Session, transaction: SessionTransaction) -> None:

@@ -14,22 +14,21 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, exists, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ambient.storage.db import Database
+from ambient.storage.db import Database, dialect_insert, table_of
 from ambient.storage.models import utcnow
 from ambient.storage.polls import WatchPollLease, WorkerProcess
 from ambient.watches.poll_ends import EndRequest, add_end_requests, request_ends
 from ambient.watches.poll_store import upsert
 from ambient.watches.polling import slot_after_beat
 
-LEASES: Table = WatchPollLease.__table__  # type: ignore[assignment]
+LEASES = table_of(WatchPollLease)
 # The process of a lease whose poll ended: nobody's, but its poll number still counts.
 RELEASED = ""
-PROCESSES: Table = WorkerProcess.__table__  # type: ignore[assignment]
+PROCESSES = table_of(WorkerProcess)
 # A process that holds no lease (the rows of dead ones are dropped then).
 IDLE = ~exists().where(WatchPollLease.process == WorkerProcess.id)
 
@@ -127,7 +126,7 @@ class LeaseBook:
         async with self.db.write_session() as session:
             conn = await session.connection()
             await self._beat(conn, now)
-            insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(LEASES)
+            insert = dialect_insert(conn.dialect.name, LEASES)
             created = await conn.execute(insert.on_conflict_do_nothing().values(**mine))
             if created.rowcount != 1:
                 locked = select(LEASES).where(_of_watch(lease)).with_for_update()

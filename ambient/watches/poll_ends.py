@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.storage.db import Database
+from ambient.storage.db import Database, table_of
 from ambient.storage.models import utcnow
 from ambient.storage.polls import WatchPollEnd
 
-ENDS: Table = WatchPollEnd.__table__  # type: ignore[assignment]
+ENDS = table_of(WatchPollEnd)
 # The requests after a cursor's last (the columns a request needs: not created_at, converted
 # per row for nothing), built once: every process running polls reads it twice a second.
 SINCE = (

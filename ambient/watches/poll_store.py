@@ -19,23 +19,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ambient.domain.notify import Message
-from ambient.storage.db import Database
+from ambient.storage.db import Database, dialect_insert, table_of
 from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
 from ambient.storage.polls import WatchPoll, WatchSnapshot, round_task, with_rounds
 from ambient.storage.repositories import inbox_fields
 
-
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
-SNAPSHOTS, EVENTS, POLLS = _table(WatchSnapshot), _table(Event), _table(WatchPoll)
-INBOX, DELIVERIES = _table(InboxMessage), _table(Delivery)
+SNAPSHOTS, EVENTS, POLLS = table_of(WatchSnapshot), table_of(Event), table_of(WatchPoll)
+INBOX, DELIVERIES = table_of(InboxMessage), table_of(Delivery)
 
 PAGES_OF = select(
     SNAPSHOTS.c.id, SNAPSHOTS.c.task, SNAPSHOTS.c.url, SNAPSHOTS.c.hash, SNAPSHOTS.c.text
@@ -419,7 +412,7 @@ def upsert(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str
     a ``seq`` (a watch's last event number) never goes back: a poll that overlapped another
     for a moment, writing no event from an older mark, set it back, and every later event
     of the watch took a number already taken."""
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    statement = dialect_insert(dialect, table)
     new = statement.excluded
     values = {column: new[column] for column in columns}
     if "seq" in values:

@@ -20,7 +20,6 @@ from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, Posts
@@ -34,7 +33,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import robot_address
 from ambient.domain.push import SECRET_PREFIX, secret_shown
 from ambient.render import markdown_literal
-from ambient.storage import Database
+from ambient.storage.db import Database, dialect_insert
 from ambient.storage.models import RobotWindow
 from ambient.storage.users import hash_token
 
@@ -298,8 +297,7 @@ class SharedRateLimiter(RateLimiter):
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
     """The robot's window, its row created if new and locked until the transaction ends."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    created = dialect.insert(RobotWindow).values(robot=key, slots=[], until=0.0)
+    created = dialect_insert(conn.dialect.name, RobotWindow).values(robot=key, slots=[], until=0.0)
     # Made or locked in one statement (an update that changes nothing locks the row): between
     # an insert that found the row and a SELECT FOR UPDATE, another take's clean-up of quiet
     # robots could remove it.
