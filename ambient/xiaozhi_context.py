@@ -181,7 +181,7 @@ async def voice_facts(
         # A run Temporal closed (terminated in the Web UI) never wrote its row: not open.
         if remediations is None or not runs:
             return len(runs)
-        now = await remediations.states_now([row.remediation_id for row in runs])
+        now, _ = await remediations.states_now([row.remediation_id for row in runs])
         return sum(now.get(row.run_key) != "aborted" for row in runs)
 
     async def briefing() -> BriefingStatus | None:

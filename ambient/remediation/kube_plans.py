@@ -63,16 +63,15 @@ class StepPlanner:
         self._reads = reads
 
     async def plan(self, step: StepRequest) -> StepPlan:
-        if step.rung is Rung.RESTART:
-            return await self._plan_restart(step)
-        if step.rung is Rung.SCALE_OUT:
-            return await self._plan_scale(step)
-        if step.rung is Rung.ROLLBACK:
-            return await self._plan_rollback(step)
-        if step.rung is Rung.ISOLATE:
-            return await self._plan_isolate(step)
-        if step.rung is Rung.FULL_ROLLBACK:
-            return await self._plan_full_rollback(step)
+        plans = {
+            Rung.RESTART: self._plan_restart,
+            Rung.SCALE_OUT: self._plan_scale,
+            Rung.ROLLBACK: self._plan_rollback,
+            Rung.ISOLATE: self._plan_isolate,
+            Rung.FULL_ROLLBACK: self._plan_full_rollback,
+        }
+        if (planned := plans.get(step.rung)) is not None:
+            return await planned(step)
         return StepPlan(
             skipped_reason="handing over is not a cluster change", detail="hand over to a person"
         )

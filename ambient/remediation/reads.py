@@ -224,7 +224,7 @@ class RemediationReads:
             repository = RemediationRepository(session)
             seen = await repository.seen_by(account, cluster_approvers(self.settings))
             open_rows = await repository.list(seen=seen, open_only=True, limit=None)
-        places, as_stored = await self._states_now([row.remediation_id for row in open_rows])
+        places, as_stored = await self.states_now([row.remediation_id for row in open_rows])
         if now and as_stored:
             # The rows hold where each running run was planned: a list of those waiting for
             # approval read empty while runs waited, the approver's list.
@@ -252,15 +252,11 @@ class RemediationReads:
         listed = [r for r in runs if r.state == state][offset : offset + limit] if now else runs
         return RemediationPage(runs=listed, as_stored=as_stored)
 
-    async def states_now(self, remediation_ids: list[str]) -> dict[str, str]:
+    async def states_now(self, remediation_ids: list[str]) -> tuple[dict[str, str], str | None]:
         """Where each running run is now, by run key: its row is written when the run is
         planned and when it ends; in between, the server's list holds its AmbientState (the
         workflow keeps it current). A list that cannot be had (Temporal down or slow) leaves
-        the rows' own: the list is the database's, as it was before it asked."""
-        return (await self._states_now(remediation_ids))[0]
-
-    async def _states_now(self, remediation_ids: list[str]) -> tuple[dict[str, str], str | None]:
-        """``states_now``, and why there are none when the server's list failed."""
+        the rows' own (the list is the database's, as it was before it asked) and says why."""
         if not remediation_ids:
             return {}, None
         query = temporal.ids_query(remediation_ids)
