@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.exceptions import ActivityError, CancelledError, RetryState
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.domain.notify import NOTIFY_TIMEOUT
 
-from workflows.sends import NOTIFY_HEARTBEAT, failure_text, short_activity
+from workflows.sends import NOTIFY_HEARTBEAT, failure_lines, short_activity
 
 
 @workflow.defn(name=DELIVER_LATER_TYPE)
@@ -85,8 +85,5 @@ class DeliverLaterWorkflow:
             # Given up: each delivery left unsettled says so once, with its last answer.
             with contextlib.suppress(ActivityError):
                 await short_activity(NotifyActivities.notify_given_up, later.request)
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.details:
-                return LaterOutcome(gave_up=True, failures=[str(line) for line in cause.details])
-            return LaterOutcome(gave_up=True, failures=[failure_text(error)])
+            return LaterOutcome(gave_up=True, failures=failure_lines(error))
         return LaterOutcome(failures=result.failure_lines())

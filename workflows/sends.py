@@ -135,10 +135,15 @@ async def delivery_errors(
     except ActivityError as error:
         if is_cancelled_exception(error):
             raise
-        if isinstance(error.cause, ApplicationError) and error.cause.details:
-            return [str(line) for line in error.cause.details]  # the last try's, each
-        return [failed + failure_text(error)]
+        return failure_lines(error, failed)
     return result.failure_lines()
+
+
+def failure_lines(error: ActivityError, failed: str = "") -> list[str]:
+    """An activity's failure for good as lines: its last try's, each, or ``failed`` + its text."""
+    if isinstance(error.cause, ApplicationError) and error.cause.details:
+        return [str(line) for line in error.cause.details]
+    return [failed + failure_text(error)]
 
 
 def failure_text(error: BaseException) -> str:
