@@ -155,12 +155,11 @@ class EmailChannel:
                 ) from exc
             if 400 <= exc.code < 500:  # 452 storage full, 451 a local error: the server's
                 said = f"the SMTP server cannot take mail now ({exc.code} {exc.message})"
-                raise DeferredNotifyError(said, retry_after=smtp_asked_delay(exc.message)) from exc
+                raise _later(said, exc) from exc
             raise _refused(exc, f"sender {exc.sender}", _fix(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500:  # 421 busy, 451 at DATA (some greylist there): later
-                said = f"SMTP {exc.code}: {exc.message}"
-                raise DeferredNotifyError(said, retry_after=smtp_asked_delay(exc.message)) from exc
+                raise _later(f"SMTP {exc.code}: {exc.message}", exc) from exc
             raise PermanentNotifyError(f"SMTP {exc.code}: {exc.message}") from exc
         except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
             if (problem := tls_problem(exc)) is not None:
@@ -311,9 +310,13 @@ def _refused(exc: aiosmtplib.SMTPResponseException, what: str, fix: str) -> Exce
     """``what`` refused: for now when the server said 4xx, else for good, saying what to set."""
     said = f"{exc.code} {exc.message}"
     if 400 <= exc.code < 500:
-        asked = smtp_asked_delay(exc.message)
-        return DeferredNotifyError(f"{what} refused for now ({said})", retry_after=asked)
+        return _later(f"{what} refused for now ({said})", exc)
     return PermanentNotifyError(f"{what} refused ({said}): {fix}")
+
+
+def _later(said: str, exc: aiosmtplib.SMTPResponseException) -> DeferredNotifyError:
+    """A 4xx reply: ``said``, tried again when the reply asks (else on the usual backoff)."""
+    return DeferredNotifyError(said, retry_after=smtp_asked_delay(exc.message))
 
 
 def too_big(refused: aiosmtplib.SMTPSenderRefused) -> bool:

@@ -171,11 +171,12 @@ def held(window: deque[float], until: float, per_minute: int) -> deque[float]:
     return deque([until - 60.0] * per_minute + [slot for slot in window if slot > until - 60.0])
 
 
-def _unplace(window: deque[float], slot: float, freed: float | None) -> None:
+def _unplace(window: deque[float], slot: float, freed: float | None) -> deque[float]:
     if slot in window:
         window.remove(slot)
         if freed is not None:
             window.insert(bisect.bisect(window, freed), freed)
+    return window
 
 
 class SharedRateLimiter(RateLimiter):
@@ -234,12 +235,8 @@ class SharedRateLimiter(RateLimiter):
 
     async def hold(self, robot: str, seconds: float) -> None:
         key = hash_token(robot)
-        try:
-            async with self._db.writing() as session:
-                conn = await session.connection()
-                window = await _locked_window(conn, key)
-                until = self._clock() + seconds
-                await _store(conn, key, held(window, until, self._per_minute))
+        try:  # the clock read once the row is held, as a take's
+            await self._rewrite(key, lambda w: held(w, self._clock() + seconds, self._per_minute))
         except Exception as exc:  # the database away: the refusal is said all the same
             log.warning("robot limiter: a robot's hold not kept (%r): its next sends post", exc)
 
@@ -269,11 +266,7 @@ class SharedRateLimiter(RateLimiter):
                             "robot limiter: a slot's commit failed (%r): %s", exc, LEFT_TAKEN
                         )
                         return
-                async with self._db.writing() as session:
-                    conn = await session.connection()
-                    window = await _locked_window(conn, key)
-                    _unplace(window, slot, freed)
-                    await _store(conn, key, window)
+                await self._rewrite(key, lambda window: _unplace(window, slot, freed))
             except Exception as exc:  # the database away: the slot lapses with its minute
                 log.warning("robot limiter: a slot not given back (%r): %s", exc, LEFT_TAKEN)
 
@@ -281,6 +274,12 @@ class SharedRateLimiter(RateLimiter):
         self._giving.add(giving)  # held: the loop keeps weak references
         giving.add_done_callback(self._giving.discard)
         await asyncio.wait({giving}, timeout=GIVE_BACK_WAIT)
+
+    async def _rewrite(self, key: str, change: Callable[[deque[float]], deque[float]]) -> None:
+        """The robot's window rewritten by ``change``, called once its row is locked."""
+        async with self._db.writing() as session:
+            conn = await session.connection()
+            await _store(conn, key, change(await _locked_window(conn, key)))
 
     async def aclose(self) -> None:
         """Let the slots of cut sends go back, for at most GIVE_BACK_WAIT (a worker's stop): one
