@@ -227,20 +227,22 @@ class TaskListing:
         Another failure (Temporal down) is the list's own to meet as it does."""
         if token is None:
             return
-        service = self.client.workflow_service
-        ask: dict[str, Any] = dict(
-            namespace=self.client.namespace, next_page_token=token, query=query
-        )
+        service, namespace = self.client.workflow_service, self.client.namespace
         try:
-            await (
-                service.list_schedules(
-                    ListSchedulesRequest(maximum_page_size=1, **ask), retry=False
+            if schedules:
+                await service.list_schedules(
+                    ListSchedulesRequest(
+                        namespace=namespace, maximum_page_size=1, next_page_token=token, query=query
+                    ),
+                    retry=False,
                 )
-                if schedules
-                else service.list_workflow_executions(
-                    ListWorkflowExecutionsRequest(page_size=1, **ask), retry=False
+            else:
+                await service.list_workflow_executions(
+                    ListWorkflowExecutionsRequest(
+                        namespace=namespace, page_size=1, next_page_token=token, query=query
+                    ),
+                    retry=False,
                 )
-            )
         except RPCError as exc:
             if exc.status in _UNREADABLE:
                 raise InvalidTaskError(STALE) from None
