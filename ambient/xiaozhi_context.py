@@ -69,10 +69,16 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
         repository = RemediationRepository(session)
         seen = await repository.seen_by(account, cluster_approvers(service.settings))
         # Of those the user may see, the runs the server lists, however many newer ones are
-        # open; without its list, the newest open ones.
+        # open; without its list (or with every user's too many to list), the newest open ones.
+        known = shown is not None and shown is not _TOO_MANY
         rows = await repository.list(
-            open_only=True, ids=shown, seen=seen, limit=1000 if shown is not None else 500
+            open_only=True, ids=shown if known else None, seen=seen, limit=1000 if known else 500
         )
+    if shown is _TOO_MANY:
+        # Those of the user's open runs the server lists as waiting: asked by their ids.
+        shown = await _shown_waiting(service, [row.remediation_id for row in rows])
+        if shown is not None:
+            rows = [row for row in rows if row.remediation_id in shown]
     mine = [RemediationSummary.model_validate(row) for row in rows]
     # Rows come newest first: the ASKED_AT_MOST that waited longest are asked. Past them, a
     # run the server lists as waiting is taken at its word (its answer is checked again when
@@ -106,24 +112,34 @@ _SHOWN_WAITING = (
 )
 
 
-async def _shown_waiting(service: RemediationService) -> set[str] | None:
-    """The remediation ids the server lists as waiting for an approval; None when the list
-    cannot be had (then every open run is asked). The list follows the workflow by a moment
-    (it is indexed after the state is set), so a run that began to wait just now may be
-    missing for that moment; one listed that no longer waits is dropped by its query."""
+# More runs wait (every user's) than one list holds: the user's own are asked by their ids.
+_TOO_MANY: set[str] = set()
+
+
+async def _shown_waiting(
+    service: RemediationService, among: list[str] | None = None
+) -> set[str] | None:
+    """The remediation ids the server lists as waiting for an approval (of ``among``, or of
+    every user's: `_TOO_MANY` past SHOWN_AT_MOST, a full list may leave out the user's own);
+    None when the list cannot be had (then the open runs are asked). The list follows the
+    workflow by a moment (it is indexed after the state is set), so a run that began to wait
+    just now may be missing for that moment; one listed that no longer waits is dropped by
+    its query."""
+    if among == []:
+        return set()
+    query = _SHOWN_WAITING if among is None else f"{_SHOWN_WAITING} AND {temporal.ids_query(among)}"
     try:
+        most = SHOWN_AT_MOST if among is None else len(among)
         listed = service.client.list_workflows(
-            _SHOWN_WAITING, limit=SHOWN_AT_MOST, rpc_timeout=no_answer.QUERY_TIMEOUT
+            query, limit=most, rpc_timeout=no_answer.QUERY_TIMEOUT
         )
         shown = {e.id async for e in listed}
     except RPCError as exc:
         log.warning("approvals: the server's list failed (%s); asking every open run", exc)
         return None
-    if len(shown) >= SHOWN_AT_MOST:
-        # The list is of every user's runs: a full one may leave out the user's own, which
-        # would then be said not to wait. The open runs the user may see are asked instead.
-        log.warning("approvals: the server lists %d or more waiting runs; asking", len(shown))
-        return None
+    if among is None and len(shown) >= SHOWN_AT_MOST:
+        log.info("approvals: %d or more runs wait; the user's are asked by id", len(shown))
+        return _TOO_MANY
     return shown
 
 
