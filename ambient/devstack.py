@@ -431,12 +431,14 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         starting = False
         # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).
         # Only the first line's style is markup: paths and settings are printed as written.
+        metrics = f"http://{opts.host}:{opts.metrics_port}/metrics" if opts.metrics_port else "off"
         for at, line in enumerate(
             (
                 f"[bold green]ambient-ops is up[/] (data in {escape(str(opts.data_dir))})",
                 f"  Temporal     {settings.temporal_address}   Web UI {ui}",
                 f"  API          {api}   docs {api}/docs",
                 f"  MCP (HTTP)   {api}/mcp",
+                f"  Metrics      {metrics}",
                 "  小智 bridge   in the API: "
                 "`ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
                 f"  LLM          {settings.llm_description}",

@@ -124,3 +124,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # The MCP SDK's stateless endpoint logs "Terminating session: None" at every request, and
+    # its session manager's start once per endpoint: an API's log was mostly these.
+    for noisy in ("mcp.server.streamable_http", "mcp.server.streamable_http_manager"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

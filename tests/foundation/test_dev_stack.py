@@ -111,6 +111,7 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
         assert f"(data in {stack.data_dir})" in output, output
         assert f"http://127.0.0.1:{stack.ui_port}" in output
         assert f"{stack.api}/mcp" in output
+        assert "Metrics      off" in output  # --metrics-port 0 (else its /metrics address)
         token = (stack.data_dir / "dev-token").read_text().strip()
         assert token in output
 
