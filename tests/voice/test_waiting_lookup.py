@@ -133,17 +133,7 @@ async def test_runs_the_server_lists_as_waiting_past_the_asked_ones_are_found(
             await service.start(owner, alert(url, workload=unique(name)), "dry_run")
             for name in ("checkout", "t500")
         ]
-        for run in started:
-            handle = dev_env.client.get_workflow_handle(
-                run.remediation_id, result_type=RemediationStatus
-            )
-            await state_reaches(
-                dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
-            )
-        listed = " OR ".join(f'WorkflowId = "{r.remediation_id}"' for r in started)
-        shown = f'({listed}) AND {temporal.STATE.name} = "waiting_approval"'
-        while len([e async for e in dev_env.client.list_workflows(shown)]) < 2:
-            await dev_env.sleep(timedelta(milliseconds=50))
+        await waiting_and_listed(dev_env, [r.remediation_id for r in started])
 
         found = await waiting_for(service, owner)
 
@@ -173,18 +163,19 @@ async def test_a_run_waiting_for_me_is_found_when_the_servers_list_is_full_of_ot
             await service.start(user, alert(url, workload=unique("checkout")), "dry_run")
             for user in (owner, owner, other)
         ]
-        for run in started:
-            handle = dev_env.client.get_workflow_handle(
-                run.remediation_id, result_type=RemediationStatus
-            )
-            await state_reaches(
-                dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
-            )
-        listed = " OR ".join(f'WorkflowId = "{r.remediation_id}"' for r in started)
-        shown = f'({listed}) AND {temporal.STATE.name} = "waiting_approval"'
-        while len([e async for e in dev_env.client.list_workflows(shown)]) < 3:
-            await dev_env.sleep(timedelta(milliseconds=50))
+        await waiting_and_listed(dev_env, [r.remediation_id for r in started])
 
         found = await waiting_for(service, owner)
 
     assert {r.remediation_id for r in found} == {r.remediation_id for r in started[:2]}
+
+
+async def waiting_and_listed(env: WorkflowEnvironment, ids: list[str]) -> None:
+    """Each run waits for its approval, and the server's list shows it so."""
+    for rid in ids:
+        handle = env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+        await state_reaches(env, handle, ("waiting_approval",), step=timedelta(milliseconds=100))
+    listed = " OR ".join(f'WorkflowId = "{rid}"' for rid in ids)
+    shown = f'({listed}) AND {temporal.STATE.name} = "waiting_approval"'
+    while len([e async for e in env.client.list_workflows(shown)]) < len(ids):
+        await env.sleep(timedelta(milliseconds=50))
