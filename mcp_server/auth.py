@@ -22,17 +22,23 @@ ANONYMOUS = "(no user)"
 
 
 class UserTokenVerifier:
-    """Accepts the API tokens users get at registration (stored hashed)."""
+    """Accepts the API tokens users get at registration (stored hashed); with ``voice``, a
+    user's voice token too (the voice profile's server: a 小智 server's settings file holds
+    one that opens nothing else)."""
 
-    def __init__(self, holder: StateHolder) -> None:
+    def __init__(self, holder: StateHolder, *, voice: bool = False) -> None:
         self._holder = holder
+        self._voice = voice
 
     async def verify_token(self, token: str) -> AccessToken | None:
         async with self._holder.get().db.session() as session:
-            user = await UserRepository(session).by_token(token)
+            users = UserRepository(session)
+            user, scope = await users.by_token(token), "user"
+            if user is None and self._voice:
+                user, scope = await users.by_voice_token(token), "voice"
         if user is None:
             return None
-        return AccessToken(token=token, client_id=user.name, scopes=["user"], subject=user.name)
+        return AccessToken(token=token, client_id=user.name, scopes=[scope], subject=user.name)
 
 
 def app_state(ctx: Context[AppState, Any]) -> AppState:

@@ -408,9 +408,11 @@ def build_server(
     instructions: str = INSTRUCTIONS,
     cls: type[MCPServer[AppState]] = AmbientMCPServer,
     path: str = "/mcp",
+    voice_tokens: bool = False,
 ) -> MCPServer[AppState]:
     """The MCP server of ``areas`` (all by default); with ``holder`` it shares the API's state,
-    otherwise it opens its own; over HTTP it takes the users' tokens for ``path``."""
+    otherwise it opens its own; over HTTP it takes the users' tokens for ``path`` (and their
+    voice tokens, with ``voice_tokens``)."""
     selected = list(AREAS) if areas is None else list(areas)
     holder = holder or StateHolder()
 
@@ -432,7 +434,7 @@ def build_server(
         auth = AuthSettings(
             issuer_url=base, resource_server_url=f"{base}{path}", validate_token_resource=False
         )
-        verifier = UserTokenVerifier(holder)
+        verifier = UserTokenVerifier(holder, voice=voice_tokens)
     mcp = cls(
         name=name,
         version=__version__,

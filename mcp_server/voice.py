@@ -168,6 +168,7 @@ def build_voice_server(
         instructions=INSTRUCTIONS,
         cls=VoiceServer,
         path=VOICE_PATH,
+        voice_tokens=True,
     )
     for tool, hint in TOOLS:
         # Plain text results: no output schema to send on every turn, nothing but the words.

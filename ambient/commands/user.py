@@ -118,6 +118,32 @@ def token(name: str) -> None:
     console.print(f"new API token for {name}: {new}", soft_wrap=True, markup=False)
 
 
+@app.command("voice-token")
+def voice_token(
+    name: str,
+    revoke: Annotated[bool, typer.Option("--revoke", help="stop the one issued")] = False,
+) -> None:
+    """Issue a voice token for a user: it opens /mcp/voice only.
+
+    For a 小智 server's settings file (docs/xiaozhi.md); the one before stops working."""
+
+    async def work(users: UserRepository) -> str | None:
+        user = await _existing(users, name)
+        if revoke:
+            return None if await users.revoke_voice_token(user) else ""
+        return await users.rotate_voice_token(user)
+
+    new = _run(work)
+    said = (
+        f"new voice token for {name} (opens /mcp/voice only): {new}"
+        if new
+        else f"{name}'s voice token revoked"
+        if new is None
+        else f"{name} had no voice token"
+    )
+    console.print(said, soft_wrap=True, markup=False)
+
+
 @app.command()
 def push(
     name: str,

@@ -93,6 +93,8 @@ class User(Numbered, Dated, Updated, Base):
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # A token that opens only the voice profile (/mcp/voice), for a 小智 server's settings file.
+    voice_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     push_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rollback_permission: Mapped[str] = mapped_column(String(16), default="dry_run")
     # "admin" or "member" (ambient.domain.users.Role); only an admin registers users and grants.

@@ -27,6 +27,7 @@ from ambient.storage.db import Database, Repository, take_turn
 from ambient.storage.models import VOICEPRINT_INDEX, User
 
 TOKEN_PREFIX = "amb_"
+VOICE_TOKEN_PREFIX = "ambv_"  # opens /mcp/voice only
 
 
 class UserExistsError(Exception):
@@ -187,6 +188,24 @@ class UserRepository(Repository):
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
         return await self.session.scalar(query)
+
+    async def by_voice_token(self, token: str) -> User | None:
+        """The user whose voice token this is: it opens the voice profile and nothing else."""
+        query = select(User).where(User.voice_token_hash == hash_token(token))
+        return await self.session.scalar(query)
+
+    async def rotate_voice_token(self, user: User) -> str:
+        """A new voice token for ``user`` (shown once); the one before stops working."""
+        token = VOICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        user.voice_token_hash = hash_token(token)
+        await self.session.flush()
+        return token
+
+    async def revoke_voice_token(self, user: User) -> bool:
+        """Whether ``user`` had a voice token; it stops working."""
+        had, user.voice_token_hash = user.voice_token_hash is not None, None
+        await self.session.flush()
+        return had
 
     async def update(self, user: User, data: UserSettings) -> None:
         """Change ``user``'s own settings (SettingRefusedError: nothing changed, rolled back)."""

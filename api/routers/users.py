@@ -130,6 +130,22 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     return Token(token=token)
 
 
+@router.post("/me/voice-token")
+async def rotate_voice_token(user: CurrentUser, session: SessionDep) -> Token:
+    """Issue a voice token: it opens /mcp/voice only, as you (for a 小智 server's settings
+    file, docs/xiaozhi.md); the one before stops working."""
+    token = await UserRepository(session).rotate_voice_token(user)
+    await session.commit()
+    return Token(token=token)
+
+
+@router.delete("/me/voice-token", status_code=204)
+async def revoke_voice_token(user: CurrentUser, session: SessionDep) -> None:
+    """Stop your voice token (nothing to stop is no error)."""
+    await UserRepository(session).revoke_voice_token(user)
+    await session.commit()
+
+
 @router.get("/me/push")
 async def read_push_config(user: CurrentUser) -> PushConfig:
     # Saved before a rule was added still reads; sending reports what no longer passes.

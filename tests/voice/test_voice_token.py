@@ -1,0 +1,112 @@
+"""A voice token: what a 小智 server's settings file holds opens /mcp/voice as its user, and
+nothing else (the user's API token there opened every tool and route to whoever read it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from typer.testing import CliRunner
+
+from ambient.settings import Settings
+from tests.voice.support import assert_speakable, register, voice_api
+
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _call(method: str, id_: int, **params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {**ACCEPT, "Authorization": f"Bearer {token}"}
+
+
+def _answer(text: str) -> dict[str, Any]:
+    """The JSON-RPC answer of a streamable HTTP reply (JSON, or one SSE event)."""
+    lines = [line[5:] for line in text.splitlines() if line.startswith("data:")]
+    body: dict[str, Any] = json.loads(lines[0] if lines else text)
+    return body
+
+
+async def test_a_voice_token_opens_the_voice_profile_as_its_user_and_nothing_else(
+    settings: Settings,
+) -> None:
+    async with voice_api(settings) as (_, http):
+        me = await register(http, settings, "lan")
+        issued = await http.post("/users/me/voice-token", headers=me)
+        assert issued.status_code == 200, issued.text
+        voice = issued.json()["token"]
+        assert voice.startswith("ambv_")
+
+        listed = await http.post("/mcp/voice", json=_call("tools/list", 1), headers=_bearer(voice))
+        assert listed.status_code == 200, listed.text
+        names = {t["name"] for t in _answer(listed.text)["result"]["tools"]}
+        assert {"greet", "what_needs_me"} <= names
+        called = await http.post(
+            "/mcp/voice",
+            json=_call("tools/call", 2, name="recent_errors", arguments={"hours": 6}),
+            headers=_bearer(voice),
+        )
+        text = _answer(called.text)["result"]["content"][0]["text"]
+        assert_speakable(text)
+        assert "6 小时" in text, text  # answered as lan, a user the service knows
+
+        # Nothing else opens to it: the full MCP server, the API, the pages' sign-in.
+        full = await http.post("/mcp", json=_call("tools/list", 3), headers=_bearer(voice))
+        assert full.status_code == 401, full.text
+        me_read = await http.get("/users/me", headers={"Authorization": f"Bearer {voice}"})
+        assert me_read.status_code == 401, me_read.text
+        rotated = await http.post("/users/me/token", headers={"Authorization": f"Bearer {voice}"})
+        assert rotated.status_code == 401, rotated.text
+        signed = await http.post(
+            "/signin", data={"token": voice}, headers={"origin": str(http.base_url)}
+        )
+        assert "ambient_token" not in signed.cookies, signed.headers
+        api_token = me["Authorization"].split()[1]
+        signed_in = await http.post(
+            "/signin", data={"token": api_token}, headers={"origin": str(http.base_url)}
+        )
+        assert "ambient_token" in signed_in.cookies, signed_in.headers  # what a sign-in sets
+
+        # The API token still opens the voice profile too.
+        still = await http.post("/mcp/voice", json=_call("tools/list", 4), headers={**ACCEPT, **me})
+        assert still.status_code == 200, still.text
+
+        # A new one stops the one before; a revoked one opens nothing.
+        again = (await http.post("/users/me/voice-token", headers=me)).json()["token"]
+        old = await http.post("/mcp/voice", json=_call("tools/list", 5), headers=_bearer(voice))
+        assert old.status_code == 401, old.text
+        new = await http.post("/mcp/voice", json=_call("tools/list", 6), headers=_bearer(again))
+        assert new.status_code == 200, new.text
+        gone = await http.delete("/users/me/voice-token", headers=me)
+        assert gone.status_code == 204, gone.text
+        after = await http.post("/mcp/voice", json=_call("tools/list", 7), headers=_bearer(again))
+        assert after.status_code == 401, after.text
+
+
+async def test_the_command_line_issues_and_revokes_a_users_voice_token(settings: Settings) -> None:
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATABASE_URL": settings.resolved_database_url}
+    async with voice_api(settings) as (_, http):
+        await register(http, settings, "mu")
+
+        def run(*args: str) -> Any:  # the command runs its own event loop: in a thread
+            return asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
+
+        made = await run("user", "voice-token", "mu")
+        assert made.exit_code == 0, made.output
+        token = made.output.split()[-1]
+        assert token.startswith("ambv_") and "opens /mcp/voice only" in made.output, made.output
+        opened = await http.post("/mcp/voice", json=_call("tools/list", 1), headers=_bearer(token))
+        assert opened.status_code == 200, opened.text
+        revoked = await run("user", "voice-token", "mu", "--revoke")
+        assert revoked.exit_code == 0 and "revoked" in revoked.output, revoked.output
+        shut = await http.post("/mcp/voice", json=_call("tools/list", 2), headers=_bearer(token))
+        assert shut.status_code == 401, shut.text
+        none = await run("user", "voice-token", "mu", "--revoke")
+        assert none.exit_code == 0 and "had no voice token" in none.output, none.output
+        nobody = await run("user", "voice-token", "nobody")
+        assert nobody.exit_code == 1 and "no user 'nobody'" in nobody.output, nobody.output
