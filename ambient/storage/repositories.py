@@ -57,21 +57,18 @@ class EventRepository(Repository):
         idempotency_key: str | None = None,
     ) -> Event:
         """Append an event; with a key, a second call returns the first event unchanged."""
-        if (found := await self._keyed(idempotency_key)) is not None:
+        if (found := await self.keyed(idempotency_key)) is not None:
             return found
         event = Event(
             kind=kind, user=user, task=task, payload=payload or {}, idempotency_key=idempotency_key
         )
-        return await self._insert_once(event, partial(self._keyed, idempotency_key))
+        return await self._insert_once(event, partial(self.keyed, idempotency_key))
 
-    async def _keyed(self, key: str | None) -> Event | None:
+    async def keyed(self, key: str | None) -> Event | None:
+        """The event recorded under ``key``, if any (None without one)."""
         if key is None:
             return None
         return await self.session.scalar(select(Event).where(Event.idempotency_key == key))
-
-    async def keyed(self, key: str) -> Event | None:
-        """The event recorded under ``key``, if any."""
-        return await self._keyed(key)
 
     async def last_under(self, task: str, kinds: Collection[str], prefix: str) -> Event | None:
         """The newest event of ``task`` of one of ``kinds`` whose key begins with ``prefix``."""
