@@ -159,12 +159,9 @@ class TaskReads(TaskListing):
             except Exception:  # an older or foreign heartbeat: the recorded status stands
                 return
             status.checks += progress.checks
-            for field, more in (
-                ("changes_total", progress.changes),
-                ("hits_total", progress.hits),
-            ):
-                recorded: Any = status.detail.get(field) or 0
-                status.detail[field] = int(recorded) + more
+            detail: dict[str, Any] = status.detail
+            detail["changes_total"] = int(detail.get("changes_total") or 0) + progress.changes
+            detail["hits_total"] = int(detail.get("hits_total") or 0) + progress.hits
             # A poll that began before an update carries the pages it took out: not shown.
             watched = status.config.get("urls")
             status.detail["urls"] = {
