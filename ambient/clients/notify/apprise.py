@@ -425,16 +425,14 @@ class AppriseChannel:
             if checked.address is not None:
                 pins.addresses[url_host(aimed).lower()] = checked.address
         limiter, robot = self.limiter, robot_of(url)
-        if limiter is None or robot is None:
-            await notify_apprise(url, message, pins, held_in_secret(target))
-            return None
         # A burst through dingtalk:// went out at once: past DingTalk's 20 a minute the robot
         # is held off ten minutes, for the dingtalk targets on it too.
-        await limiter.acquire(robot)
+        if limiter is not None and robot is not None:
+            await limiter.acquire(robot)
         try:
             await notify_apprise(url, message, pins, held_in_secret(target))
         except DeferredNotifyError as over:  # over its limit: held as long as it said
-            if over.retry_after:
+            if over.retry_after and limiter is not None and robot is not None:
                 await limiter.hold(robot, over.retry_after)
             raise
         return None
