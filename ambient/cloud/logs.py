@@ -308,7 +308,8 @@ class ClsWrites(CloudCreates):
             async def find_notice() -> str | None:
                 if noticed:
                     return noticed.pop()
-                return await writes.find_alarm_notice(self.tencent, notice_name, region=spec.region)
+                got = await writes.alarm_notice_named(self.tencent, notice_name, region=spec.region)
+                return None if got is None else str(got["AlarmNoticeId"])
 
             made: dict[str, Any] = {}
 

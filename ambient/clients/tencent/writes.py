@@ -116,11 +116,6 @@ async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None
     return await _of(tc, "topic", topic_id, "LogsetId", region=region)
 
 
-async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    found = await alarm_notice_named(tc, name, region=region)
-    return None if found is None else str(found["AlarmNoticeId"])
-
-
 async def alarm_notice_named(
     tc: TencentCloud, name: str, *, region: str | None
 ) -> dict[str, Any] | None:
