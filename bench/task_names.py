@@ -5,11 +5,12 @@
 A voice call that names a task otherwise than as written compares the words said with every
 task's names and summaries, with no await between: what it costs is a voice call's time that
 no budget can cut. The tasks are a user's as the listing gives them: web monitors and
-reminders with 63-character names, some created without a name (said by their summary, many
-alike), a tenth paused, a twentieth deleted. Each reference is picked ``--repeat`` times in a
-fresh process state (no warm cache between sizes); printed: its median and max ms, and what
-the pick answered (a task's name or the start of the question back), to compare checkouts.
-Run it with each checkout's PYTHONPATH in turn (A B B A).
+reminders with 63-character names, a fifth created without a name (said by their summary:
+21 summaries of pages and intervals, 4 of reminders' times, so many said alike), a tenth
+paused, a twentieth deleted. Each reference is picked ``--repeat`` times in one process, as
+a running server picks them (what it keeps between calls is warm after the first); printed:
+its median and max ms, and what the pick answered (a task's name or the start of the question
+back), to compare checkouts. Run it with each checkout's PYTHONPATH in turn (A B B A).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from ambient.watches.listing import TaskSummary
 from mcp_server.voice_task_names import pick_task
 
 SAID = ["商店", "第二个", "shop 1", "second backup", "backup 3", "提醒（每天 8点30分）", "nothing"]
-SUMMARIES = {
-    TaskKind.WEB_MONITOR: "Web monitor of 1 URL(s) every 5 min for alice",
-    TaskKind.SCHEDULE: "Reminder, daily at 08:30",
-}
+
+
+def summary(kind: TaskKind, i: int) -> str:
+    if kind is TaskKind.WEB_MONITOR:
+        return f"Web monitor of {1 + i % 3} URL(s) every {(1, 5, 10, 15, 30, 60, 1440)[i % 7]} min"
+    return f"Reminder, daily at {(7, 8, 9, 18)[i % 4]:02d}:30"
 
 
 def tasks(count: int) -> list[TaskSummary]:
@@ -44,7 +47,7 @@ def tasks(count: int) -> list[TaskSummary]:
                 task_id=f"{prefix}/alice/{name}",
                 kind=kind,
                 state=state or TaskState.ACTIVE,
-                summary=SUMMARIES[kind],
+                summary=summary(kind, i),
                 started_at=start + timedelta(minutes=i),
             )
         )
