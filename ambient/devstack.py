@@ -230,7 +230,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
             token = token_file.read_text().strip()
             await users.set_token(user, token)
         else:
-            token = await users.rotate_token(user)
+            token = await users.rotate_token(user, actor="ambient dev")
         if not user.is_admin:  # a data dir from before roles existed
             await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
     write_private(token_file, token)

@@ -112,7 +112,7 @@ def token(name: str) -> None:
     """Issue a new API token for a user; the old one stops working."""
 
     async def work(users: UserRepository) -> str:
-        return await users.rotate_token(await _existing(users, name))
+        return await users.rotate_token(await _existing(users, name), actor=OPERATOR)
 
     new = _run(work)
     console.print(f"new API token for {name}: {new}", soft_wrap=True, markup=False)
@@ -130,8 +130,8 @@ def voice_token(
     async def work(users: UserRepository) -> str | None:
         user = await _existing(users, name)
         if revoke:
-            return None if await users.revoke_voice_token(user) else ""
-        return await users.rotate_voice_token(user)
+            return None if await users.revoke_voice_token(user, actor=OPERATOR) else ""
+        return await users.rotate_voice_token(user, actor=OPERATOR)
 
     new = _run(work)
     said = (

@@ -274,6 +274,9 @@ class UserPublic(BaseModel):
         default=None, description="zh or en; null: not chosen, the server's default language"
     )
     push_config: dict[str, object]
+    voice_token: bool = Field(
+        default=False, description="a voice token is issued (it opens /mcp/voice only)"
+    )
 
 
 class Granted(BaseModel):

@@ -71,6 +71,7 @@ def user_public(user: User) -> UserPublic:
     """A user as readers (admins' listings, grants, /users/me) see it: push targets redacted
     (their keys stay with the owner's /users/me/push)."""
     public = UserPublic.model_validate(user, from_attributes=True)
+    public.voice_token = user.voice_token_hash is not None
     channels = public.push_config.get("channels")
     if isinstance(channels, list):
         public.push_config["channels"] = [
@@ -194,18 +195,28 @@ class UserRepository(Repository):
         query = select(User).where(User.voice_token_hash == hash_token(token))
         return await self.session.scalar(query)
 
-    async def rotate_voice_token(self, user: User) -> str:
+    async def rotate_voice_token(self, user: User, *, actor: str | None = None) -> str:
         """A new voice token for ``user`` (shown once); the one before stops working."""
         token = VOICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
         user.voice_token_hash = hash_token(token)
-        await self.session.flush()
+        await self._token_audited(user, "user.voice_token.issued", actor)
         return token
 
-    async def revoke_voice_token(self, user: User) -> bool:
+    async def revoke_voice_token(self, user: User, *, actor: str | None = None) -> bool:
         """Whether ``user`` had a voice token; it stops working."""
         had, user.voice_token_hash = user.voice_token_hash is not None, None
-        await self.session.flush()
+        if had:
+            await self._token_audited(user, "user.voice_token.revoked", actor)
         return had
+
+    async def _token_audited(
+        self, user: User, action: str, actor: str | None, **detail: object
+    ) -> None:
+        """A token's change written and audited (never the token): by ``actor``, else the user."""
+        await self.session.flush()
+        await AuditRepository(self.session).append(
+            actor=actor or user.name, action=action, subject=user_subject(user.name), detail=detail
+        )
 
     async def update(self, user: User, data: UserSettings) -> None:
         """Change ``user``'s own settings (SettingRefusedError: nothing changed, rolled back)."""
@@ -263,9 +274,13 @@ class UserRepository(Repository):
         )
         return holder.name, held
 
-    async def rotate_token(self, user: User) -> str:
+    async def rotate_token(self, user: User, *, actor: str | None = None) -> str:
+        """A new API token for ``user`` (shown once): the one before stops working, and so does
+        the voice token, which that token could issue (a leak's remedy ends both)."""
         token = new_api_token()
+        had_voice, user.voice_token_hash = user.voice_token_hash is not None, None
         await self.set_token(user, token)
+        await self._token_audited(user, "user.token.rotated", actor, voice_token_revoked=had_voice)
         return token
 
     async def set_token(self, user: User, token: str) -> None:

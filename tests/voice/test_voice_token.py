@@ -10,6 +10,8 @@ from typing import Any
 from typer.testing import CliRunner
 
 from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
 from tests.voice.support import assert_speakable, register, voice_api
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -80,10 +82,34 @@ async def test_a_voice_token_opens_the_voice_profile_as_its_user_and_nothing_els
         assert old.status_code == 401, old.text
         new = await http.post("/mcp/voice", json=_call("tools/list", 6), headers=_bearer(again))
         assert new.status_code == 200, new.text
+        shown = await http.get("/users/me", headers=me)
+        assert shown.json()["voice_token"] is True, shown.text  # one is out, never the token
         gone = await http.delete("/users/me/voice-token", headers=me)
         assert gone.status_code == 204, gone.text
         after = await http.post("/mcp/voice", json=_call("tools/list", 7), headers=_bearer(again))
         assert after.status_code == 401, after.text
+        assert (await http.get("/users/me", headers=me)).json()["voice_token"] is False
+
+        # A leaked API token could issue one: rotating the API token (a leak's remedy) ends
+        # the voice token too.
+        kept = (await http.post("/users/me/voice-token", headers=me)).json()["token"]
+        fresh = (await http.post("/users/me/token", headers=me)).json()["token"]
+        ended = await http.post("/mcp/voice", json=_call("tools/list", 8), headers=_bearer(kept))
+        assert ended.status_code == 401, ended.text
+        assert (await http.get("/users/me", headers=_bearer(fresh))).json()["voice_token"] is False
+
+    # Each issue, revoke and rotation is audited as its user, the tokens never written.
+    async with Database(settings.resolved_database_url) as db, db.session() as session:
+        records = await AuditRepository(session).list(subject="user:lan")
+    said = [(r.actor, r.action, r.detail) for r in records if r.action != "user.register"]
+    assert said == [
+        ("lan", "user.voice_token.issued", {}),
+        ("lan", "user.voice_token.issued", {}),
+        ("lan", "user.voice_token.revoked", {}),
+        ("lan", "user.voice_token.issued", {}),
+        ("lan", "user.token.rotated", {"voice_token_revoked": True}),
+    ], said
+    assert not any("ambv_" in str(r.detail) or "amb_" in str(r.detail) for r in records)
 
 
 async def test_the_command_line_issues_and_revokes_a_users_voice_token(settings: Settings) -> None:
