@@ -37,7 +37,7 @@ from ambient.sharing import ShareLinkLimitError
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi_errors import DeviceError
-from api.deps import INVALID_TOKEN, MISSING_TOKEN
+from api.deps import MISSING_TOKEN, invalid_token
 from api.errors import (
     MAX_BODY_BYTES,
     feature_error,
@@ -163,8 +163,10 @@ def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
     """Why, and the body that says it."""
     if status == 401:  # the SDK's own body, with the API's words for why
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        said = INVALID_TOKEN if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
-        error = {"error": "invalid_token"} if said == INVALID_TOKEN else {}
+        said = (
+            invalid_token(token) if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
+        )
+        error = {"error": "invalid_token"} if said != MISSING_TOKEN else {}
         return said, json.dumps({**error, "error_description": said}).encode()
     host = headers.get("host", "")
     said = (

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.models import User
-from ambient.storage.users import UserRepository
+from ambient.storage.users import VOICE_TOKEN_PREFIX, UserRepository
 from ambient.wiring import AppState
 from api.errors import unauthorized
 
@@ -51,6 +51,14 @@ def created_or_found(ref: R, response: Response) -> R:
 # The refusals of every door that takes an API token (the MCP paths say them too, api.app).
 INVALID_TOKEN = "invalid token"
 MISSING_TOKEN = "missing bearer token: send 'Authorization: Bearer <token>'"
+# ASCII only: it is said in a WWW-Authenticate header too (latin-1).
+VOICE_TOKEN_ONLY = "a voice token (ambv_) opens /mcp/voice only: send your API token here"
+
+
+def invalid_token(token: str) -> str:
+    """Why ``token`` opens nothing here: a voice token is said as one (a settings file's token
+    copied to the wrong door), any other as invalid."""
+    return VOICE_TOKEN_ONLY if token.strip().startswith(VOICE_TOKEN_PREFIX) else INVALID_TOKEN
 
 
 async def get_optional_user(
@@ -68,7 +76,7 @@ async def get_optional_user(
     # (expire_on_commit=False) and attached; a handler's later query opens a new transaction.
     await session.commit()
     if user is None:
-        raise unauthorized(INVALID_TOKEN)
+        raise unauthorized(invalid_token(credentials.credentials))
     # An admin is told where a part that is down runs (api.errors); anyone else what it means.
     request.state.operator = user.is_admin
     return user

@@ -18,6 +18,7 @@ from ambient.refusals import N_
 from ambient.storage.models import User, utcnow
 from ambient.storage.users import (
     TOKEN_PREFIX,
+    VOICE_TOKEN_PREFIX,
     UserExistsError,
     UserRepository,
     VoiceprintTakenError,
@@ -49,12 +50,15 @@ async def signin(
 ) -> Response:
     user = await UserRepository(session).by_token(token.strip()) if token.strip() else None
     if user is None:
-        return render(
-            request,
-            "signin.html",
-            {"error": _("That token is not valid. Use the token printed at registration.")},
-            status.HTTP_401_UNAUTHORIZED,
+        said = (
+            _(
+                "That is a voice token: it opens a 小智 server's voice tools only. "
+                "Sign in with your API token."
+            )
+            if token.strip().startswith(VOICE_TOKEN_PREFIX)
+            else _("That token is not valid. Use the token printed at registration.")
         )
+        return render(request, "signin.html", {"error": said}, status.HTTP_401_UNAUTHORIZED)
     return _signed_in(back("/app"), request, token.strip())
 
 

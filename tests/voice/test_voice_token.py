@@ -56,16 +56,20 @@ async def test_a_voice_token_opens_the_voice_profile_as_its_user_and_nothing_els
         assert "6 小时" in text, text  # answered as lan, a user the service knows
 
         # Nothing else opens to it: the full MCP server, the API, the pages' sign-in.
+        # Each says it is a voice token at the wrong door, not only "invalid token".
         full = await http.post("/mcp", json=_call("tools/list", 3), headers=_bearer(voice))
         assert full.status_code == 401, full.text
+        assert "opens /mcp/voice only" in full.json()["error_description"], full.text
         me_read = await http.get("/users/me", headers={"Authorization": f"Bearer {voice}"})
         assert me_read.status_code == 401, me_read.text
+        assert "opens /mcp/voice only" in me_read.json()["detail"], me_read.text
         rotated = await http.post("/users/me/token", headers={"Authorization": f"Bearer {voice}"})
         assert rotated.status_code == 401, rotated.text
         signed = await http.post(
             "/signin", data={"token": voice}, headers={"origin": str(http.base_url)}
         )
         assert "ambient_token" not in signed.cookies, signed.headers
+        assert "这是语音令牌" in signed.text, signed.text  # the server's default language
         api_token = me["Authorization"].split()[1]
         signed_in = await http.post(
             "/signin", data={"token": api_token}, headers={"origin": str(http.base_url)}
