@@ -209,6 +209,16 @@ class UserRepository(Repository):
             await self._token_audited(user, "user.voice_token.revoked", actor)
         return had
 
+    async def revoke_voice_token_of(self, caller: User, name: str) -> bool:
+        """``name``'s voice token stopped by ``caller``: their own, or anyone's by an admin (a
+        leaked 小智 settings file ended without the server's shell). Whether there was one;
+        PermissionError for another's by a member, LookupError for no such user."""
+        if name != caller.name and not caller.is_admin:
+            raise PermissionError("only an admin stops another user's voice token")
+        if (user := caller if name == caller.name else await self.get(name)) is None:
+            raise LookupError(f"no user {name!r}")
+        return await self.revoke_voice_token(user, actor=caller.name)
+
     async def _token_audited(
         self, user: User, action: str, actor: str | None, **detail: object
     ) -> None:

@@ -146,6 +146,20 @@ async def revoke_voice_token(user: CurrentUser, session: SessionDep) -> None:
     await session.commit()
 
 
+@router.delete("/{name}/voice-token", status_code=204)
+async def revoke_users_voice_token(
+    name: Annotated[str, Path(max_length=63)], user: CurrentUser, session: SessionDep
+) -> None:
+    """Stop a user's voice token: your own, or anyone's as an admin (audited)."""
+    try:
+        await UserRepository(session).revoke_voice_token_of(user, name)
+    except PermissionError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    await session.commit()
+
+
 @router.get("/me/push")
 async def read_push_config(user: CurrentUser) -> PushConfig:
     # Saved before a rule was added still reads; sending reports what no longer passes.

@@ -140,3 +140,32 @@ async def test_the_command_line_issues_and_revokes_a_users_voice_token(settings:
         assert none.exit_code == 0 and "had no voice token" in none.output, none.output
         nobody = await run("user", "voice-token", "nobody")
         assert nobody.exit_code == 1 and "no user 'nobody'" in nobody.output, nobody.output
+
+
+async def test_an_admin_stops_a_members_voice_token_and_a_member_cannot_stop_anothers(
+    settings: Settings,
+) -> None:
+    """A leaked 小智 settings file: an admin ends its voice token without the server's shell."""
+    from tests.support.admins import admin_headers
+
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "qi")
+        other = await register(http, settings, "ru")
+        voice = (await http.post("/users/me/voice-token", headers=owner)).json()["token"]
+        refused = await http.delete("/users/qi/voice-token", headers=other)
+        assert refused.status_code == 403, refused.text
+        still = await http.post("/mcp/voice", json=_call("tools/list", 1), headers=_bearer(voice))
+        assert still.status_code == 200, still.text
+        nobody = await http.delete(
+            "/users/nobody/voice-token", headers=await admin_headers(settings)
+        )
+        assert nobody.status_code == 404, nobody.text
+        stopped = await http.delete("/users/qi/voice-token", headers=await admin_headers(settings))
+        assert stopped.status_code == 204, stopped.text
+        shut = await http.post("/mcp/voice", json=_call("tools/list", 2), headers=_bearer(voice))
+        assert shut.status_code == 401, shut.text
+    async with Database(settings.resolved_database_url) as db, db.session() as session:
+        records = await AuditRepository(session).list(
+            subject="user:qi", action="user.voice_token.revoked"
+        )
+    assert [r.actor for r in records] == ["admin"]  # admin_headers' admin, audited as such
