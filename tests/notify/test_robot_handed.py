@@ -24,7 +24,6 @@ from tests.conftest import unique
 from tests.notify.standins import WECOM_KEY, PushEndpoints
 from tests.notify.test_delivery import _user
 from tests.support.servers import free_port
-from tests.support.waits import eventually
 
 DEADLINE = 3.0  # the send's deadline (AMBIENT_NOTIFY_TARGET_TIMEOUT), seconds
 
@@ -157,13 +156,20 @@ async def test_a_robot_post_refused_for_now_leaves_its_row_to_be_sent_while_it_w
     key = delivery_key(request.idempotency_key, "wecom", WECOM_KEY)
     sending = asyncio.create_task(ActivityEnvironment().run(notify.notify, request))
 
-    async def waiting() -> Delivery | None:
+    async def row() -> Delivery | None:
         async with deps.db.session() as session:
-            row = await DeliveryRepository(session).get(key)
-        return row if not state.failures["wecom"] and row is not None else None
+            return await DeliveryRepository(session).get(key)
 
-    row = await eventually(waiting, "the send waiting out the 503")
-    assert row.provider_id != HANDING, row.provider_id
+    # Read while the send waits out the 503 (the stand-in took its "busy" as the post came,
+    # before the answer reached the send: "handing" until then), never after its next post.
+    until = asyncio.get_running_loop().time() + 30
+    while (now := await row()) is None or state.failures["wecom"] or now.provider_id == HANDING:
+        assert not state.received and not sending.done(), (
+            "the send went on while its row still said it was handing the message over"
+        )
+        assert asyncio.get_running_loop().time() < until, "the send never waited out the 503"
+        await asyncio.sleep(0.02)
+    assert not state.received, "read after the send's next post, not while it waited"
     result = await sending
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT], result
     assert len(state.received) == 1
