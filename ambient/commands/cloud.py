@@ -190,7 +190,9 @@ def _stop_advice(stopped: str) -> str:
 @app.command()
 def alarms(
     hours: Annotated[int, typer.Option(parser=whole_number(1, MAX_ALARM_HOURS))] = 24,
-    region: Region = None,
+    region: Annotated[
+        str | None, typer.Option(help="only this region's alarms (default: every region's)")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Cloud Monitor alarms and CLS alert records."""

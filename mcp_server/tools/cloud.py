@@ -49,6 +49,14 @@ Region = Annotated[
     TencentRegion | None, Field(description=f"{TENCENT_REGION_HINT} (default: configured)")
 ]
 
+# Both alarm APIs answer every region's alarms, each naming its own: none asked, all of them.
+AlarmRegion = Annotated[
+    TencentRegion | None,
+    Field(
+        description=f"only this region's alarms: {TENCENT_REGION_HINT} (default: every region's)"
+    ),
+]
+
 
 class Clusters(BaseModel):
     clusters: list[clusters.Cluster]
@@ -176,7 +184,7 @@ async def get_metric(
 async def list_alarms(
     ctx: Ctx,
     hours: Annotated[int, Field(ge=1, le=MAX_ALARM_HOURS), WHOLE_NUMBER] = 24,
-    region: Region = None,
+    region: AlarmRegion = None,
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
     return Alarms(**(await app_state(ctx).cloud_reads.alarms(hours, region)).model_dump())

@@ -890,6 +890,10 @@ async def test_alarms_asked_for_a_region_are_that_regions_only(
     async with client(state, "viewer") as c:
         _, asked = await call(c, "list_alarms", hours=1, region="ap-shanghai")
         _, every = await call(c, "list_alarms", hours=1)
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    # Its region said "(default: configured)", as the other reads' do, of every region's answer.
+    region = tools["list_alarms"].input_schema["properties"]["region"]["description"]
+    assert region.endswith("(default: every region's)"), region
     assert [a["name"] for a in asked["alarms"]] == ["sh burst", "sh cpu"], asked
     names = ["gz burst", "sh burst", "sh cpu", "gz cpu"]
     assert [a["name"] for a in every["alarms"]] == names, every
@@ -897,6 +901,8 @@ async def test_alarms_asked_for_a_region_are_that_regions_only(
     listed = await asyncio.to_thread(CliRunner().invoke, app, args, env=cli_env(state))
     assert listed.exit_code == 0, listed.output
     assert [a["name"] for a in json.loads(listed.stdout)] == ["sh burst", "sh cpu"], listed.stdout
+    helped = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "alarms", "--help"])
+    assert "(default: every region's)" in " ".join(helped.output.split()), helped.output
 
 
 async def test_a_search_of_logs_without_a_time_is_not_said_to_match_none_in_the_command(
