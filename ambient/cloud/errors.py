@@ -284,7 +284,9 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     if (action, exc.code) in DOCUMENTED:
         kind, advice = DOCUMENTED[action, exc.code]
         return kind, f"{where}: {advice}. {exc.message}".rstrip()
-    if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
+    # LimitExceeded.LogSearch: too many searches at once, no quota; RequestLimitExceeded.*: its
+    # kinds (per account, per address), backed off as the plain one is (client.py).
+    if exc.code.startswith(RATE_LIMITS):
         return "unavailable", (
             f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "
             f"moment. {exc.message}"

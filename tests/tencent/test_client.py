@@ -846,6 +846,28 @@ async def test_a_monitor_read_whose_back_end_failed_is_worth_reading_again(
     assert failed.value.code == code
 
 
+@pytest.mark.parametrize(
+    "code", ["RequestLimitExceeded.UinLimitExceeded", "RequestLimitExceeded.IPLimitExceeded"]
+)
+async def test_a_rate_limit_of_a_named_kind_is_said_busy_as_the_plain_one_is(
+    cloud: tuple[TencentApi, TencentCloud], code: str
+) -> None:
+    """The common rate limit's kinds (RequestLimitExceeded.UinLimitExceeded, .IPLimitExceeded:
+    per account, per address) were backed off as rate limits but said "unavailable ... try
+    again", as an outage is: too many requests at once, as for the plain one."""
+    api, tc = cloud
+    api.failures["GetMonitorData"] = [code] * (LIMIT_RETRIES + 1)
+    with pytest.raises(TencentRetryableError) as failed:
+        await get_metric(
+            tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, NOW - timedelta(minutes=5), NOW
+        )
+    said = failure(failed.value)
+    assert said.kind == "unavailable", said
+    assert str(said).startswith(
+        f"Tencent Cloud is busy for GetMonitorData ({code}) (too many requests at once); "
+    ), str(said)
+
+
 async def test_a_log_search_with_no_room_or_a_reversed_window_is_refused_before_any_call(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
