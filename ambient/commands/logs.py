@@ -37,7 +37,8 @@ from ambient.clients.log_parts import whole_lines
 from ambient.clients.logs import CONTINUATION, FileLogSource
 from ambient.commands import terminal
 from ambient.domain.loglevels import SYSLOG_SEVERITIES, level_and_message
-from ambient.refusals import said_back
+from ambient.domain.times import within_years
+from ambient.refusals import Refusal, said_back
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = terminal(stderr=True)
@@ -88,12 +89,16 @@ def _when(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_time(value)
+        time = parse_time(value)
     except ValueError:
         raise typer.BadParameter(
             f"{said_back(value, 40)} is not an ISO time (e.g. 2026-11-21T00:00:00+08:00)",
             param_hint=option,
         ) from None
+    try:
+        return within_years(time)
+    except Refusal as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 @app.command()

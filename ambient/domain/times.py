@@ -21,17 +21,30 @@ ISO_TIME = N_(
     "one, in your time zone (e.g. 2026-11-21T08:00)"
 )
 
+# A time on the first or last day of datetime's years leaves them once it is placed in a zone or
+# read in UTC: an OverflowError deep in a read, said as no more than "Error executing tool".
+IN_YEARS = N_("must be a time from 0001-01-02 to 9999-12-30")
+EARLIEST, LATEST = datetime(1, 1, 2), datetime(9999, 12, 31)
+
+
+def within_years(time: datetime) -> datetime:
+    """``time``, if it is from EARLIEST up to (not on) LATEST, whatever its offset; else refused."""
+    if not EARLIEST <= time.replace(tzinfo=None) < LATEST:
+        raise Refusal(IN_YEARS)
+    return time
+
 
 def iso_time(value: Any) -> datetime | str:
     """``value`` as a time if it is one or an ISO 8601 text of one; else refused."""
     if isinstance(value, datetime):
-        return value
+        return within_years(value)
     if isinstance(value, str) and not value.strip().isdigit():  # "20261121" is no epoch
         try:
-            datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             pass
         else:
+            within_years(parsed)
             return value  # read by pydantic, whose offset says itself "+08:00", not "UTC+08:00"
     raise Refusal(ISO_TIME)
 

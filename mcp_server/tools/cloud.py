@@ -31,7 +31,8 @@ from ambient.domain.identifiers import (
     TkeClusterId,
 )
 from ambient.domain.numbers import WHOLE_NUMBER
-from ambient.refusals import said_back
+from ambient.domain.times import within_years
+from ambient.refusals import Refusal, said_back
 from ambient.storage.users import user_named
 from mcp_server.auth import ANONYMOUS, Ctx, app_state, caller
 from mcp_server.tools.hints import LOOK
@@ -105,13 +106,17 @@ def _time(field: str, value: str | None, zone: tzinfo) -> datetime | None:
     try:
         if EPOCH.fullmatch(value.strip()):  # "ISO time", the schema says: no epoch digits
             raise ValueError(value)
-        return parse_time(value, zone)
+        time = parse_time(value, zone)
     except ValueError:
         shown = said_back(value, 40)
         raise ToolError(
             f"invalid arguments — {field}: not an ISO time: {shown} "
             "(e.g. 2026-11-21T08:00:00+08:00)"
         ) from None
+    try:
+        return within_years(time)
+    except Refusal as exc:
+        raise ToolError(f"invalid arguments — {field}: {exc}") from None
 
 
 async def list_clusters(ctx: Ctx, region: Region = None) -> Clusters:

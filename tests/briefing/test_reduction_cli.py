@@ -123,6 +123,11 @@ def test_bad_arguments_are_refused_naming_the_option(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_time = runner.invoke(app, ["logs", "templates", str(path), "--since", "yesterday"])
     assert bad_time.exit_code == 2 and "--since" in bad_time.output
+    edge = ["--until", "0001-01-01T00:00:00+08:00"]
+    out_of_years = runner.invoke(app, ["logs", "templates", str(path), *edge])
+    said = " ".join(out_of_years.output.replace("│", " ").split())  # the usage box wraps it
+    assert out_of_years.exit_code == 2 and "--until" in said, out_of_years.output
+    assert "must be a time from 0001-01-02 to 9999-12-30" in said, out_of_years.output
     missing = runner.invoke(app, ["logs", "templates", str(tmp_path / "nope.log")])
     assert missing.exit_code == 2 and "nope.log" in missing.output
     both = runner.invoke(app, ["logs", "templates", str(path), "--json", "--per-line"])

@@ -4,6 +4,7 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest_asyncio
@@ -505,3 +506,50 @@ async def test_a_since_that_is_no_iso_time_is_refused_naming_since_at_every_door
         detail = answer.json()["detail"][0]
         assert detail["loc"] == ["query", "since"], detail
         assert "must be an ISO 8601 time" in detail["msg"], detail
+
+
+async def test_a_time_at_the_edge_of_the_years_is_refused_naming_it_at_every_door(
+    settings: Settings, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A time on the first or last day of the years 1 to 9999 left them once placed in the
+    caller's zone or read in UTC: list_events and analyze_logs answered no more than "Error
+    executing tool …" (an OverflowError deep in the read), with no argument named for the
+    model to mend. Now each is refused naming its argument, and nothing is read."""
+    from ambient.domain.users import UserCreate
+    from ambient.storage.users import UserRepository
+    from tests.support.mcp_as import mcp_as
+
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="mei", timezone="Asia/Shanghai")
+        )
+        await session.commit()
+    logs = tmp_path / "app.log"
+    logs.write_text("2026-12-01T08:00:00Z ERROR boom\n", encoding="utf-8")
+    edges = ["0001-01-01T00:00:00", "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-05:00"]
+    async with mcp_as(deps, "mei") as client:
+        listed = [await client.call_tool("list_events", {"since": edge}) for edge in edges]
+        analysed = [
+            await client.call_tool(
+                "analyze_logs",
+                {
+                    "log_source": {"type": "file", "path": str(logs)},
+                    "start": "2026-12-01T00:00:00Z",
+                    "end": edge,
+                },
+            )
+            for edge in edges
+        ]
+    for field, answers in (("since", listed), ("end", analysed)):
+        for answer in answers:
+            text = answer.content[0].text  # type: ignore[union-attr]
+            assert answer.is_error, answer.structured_content
+            assert f"{field}: must be a time from 0001-01-02 to 9999-12-30" in text, text
+    api_settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(api_settings)) as base, http_client(base) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        answer = await http.get("/events", params={"since": edges[1]}, headers=headers)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"][0]
+    assert detail["loc"] == ["query", "since"], detail
+    assert detail["msg"].endswith("must be a time from 0001-01-02 to 9999-12-30"), detail

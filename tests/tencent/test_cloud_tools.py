@@ -104,6 +104,10 @@ async def test_read_tools_answer_from_the_cloud_and_files(
         _, logs = await call(c, "search_logs", topic_id="file:app.log", query="timeout")
         failed, escape = await call(c, "search_logs", topic_id="file:../../etc/passwd")
         failed_time, bad_time = await call(c, "search_logs", topic_id="t-1", start="yesterday")
+        # Placed in UTC, a time on the years' first day left them ("Error executing tool").
+        failed_edge, edge = await call(
+            c, "search_logs", topic_id="t-1", start="0001-01-01T00:00:00+08:00"
+        )
     assert clusters["clusters"][0] == {
         "cluster_id": "cls-abcd1234",
         "name": "prod",
@@ -117,6 +121,7 @@ async def test_read_tools_answer_from_the_cloud_and_files(
     ] == 1
     assert failed and "inside AMBIENT_LOG_DIR" in escape
     assert failed_time and "not an ISO time" in bad_time
+    assert failed_edge and "start: must be a time from 0001-01-02 to 9999-12-30" in edge, edge
 
 
 async def test_a_metric_window_shorter_than_its_period_is_refused_saying_so(
