@@ -185,7 +185,7 @@ class LogReducer:
         out: list[int] = []
         append = out.append
         for when, level, message in lines:
-            shape = add(message) if next_masked is None else add_masked(next_masked())
+            shape = add(message, level) if next_masked is None else add_masked(next_masked(), level)
             group = keys.get((level, shape))
             if group is None:
                 group = keys[(level, shape)] = _Group(len(groups), level, shape, message[:500])

@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections import Counter
 
-from drain3.drain import Drain
+from drain3.drain import Drain, LogCluster
 
 from ambient.log_redaction import SECRET_KEY, hide_in_urls
 
@@ -160,6 +160,20 @@ SPLIT_MAX_VALUES = 3
 SPLIT_MIN_LINES = 2  # per value: a rare template's three lines may well show three users
 
 
+# A request written "GET /api/orders/7 ...": its path is the route it asked for, the event,
+# not a value; only its segments holding a digit or a long hex run are (ids, hashes,
+# versions), and its query. Masked whole as a path, every request read "GET <*>".
+HTTP_METHODS = frozenset("GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH".split())
+_VARIABLE_SEGMENT = re.compile(r"\d|[0-9a-fA-F]{16}|%")
+
+
+def route(path: str) -> str:
+    """A request's path with its values masked: "/api/orders/7?x=1" -> "/api/orders/<*>?<*>"."""
+    path, query, _ = path.partition("?")
+    segments = [WILDCARD if _VARIABLE_SEGMENT.search(s) else s for s in path.split("/")]
+    return "/".join(segments) + (f"?{WILDCARD}" if query else "")
+
+
 class Masker:
     """Masks messages, remembering the words that contain no digit (constants, mostly)."""
 
@@ -177,6 +191,8 @@ class Masker:
         known = self._words.get
         words = message.split()
         masked = [known(word) or self._new_word(word) for word in words]
+        if len(words) > 1 and words[0] in HTTP_METHODS and words[1][:1] == "/":
+            masked[1] = route(words[1])
         if self._leads and not self._leads.isdisjoint(words):
             hide = False
             for index, word in enumerate(words):
@@ -266,12 +282,18 @@ def _constant_words(values: Counter[str]) -> bool:
     one key with different values (`rhost=<*>`, `rhost=db.example.org`) is a variable."""
     if not any(WILDCARD in value for value in values):
         return True
+    if all(value[:1] == "/" for value in values):  # routes (`route`): each is its own event
+        return True
     keys = {value.split("=", 1)[0] for value in values if "=" in value}
     return len(keys) == len(values)
 
 
 class TemplateMiner:
-    """Assigns each message a *shape* (its masked text); templates are read at the end.
+    """Assigns each message a *shape* (its masked text at its level); templates are read at
+    the end. Each level has a Drain of its own: a warning's words never become wildcards of an
+    error's template (docs/briefing.md, "Level is part of the key"), as one nginx [warn] line
+    made of an [error] template's. (A level token in one Drain counted as a word alike in
+    every comparison, and merged messages of the same level that share too few words.)
 
     Drain merges short messages differing in one word ("Cache hit for key <*>", "Cache miss
     for key <*>") under a wildcard. A wildcard Drain introduced with at most `SPLIT_MAX_VALUES`
@@ -280,15 +302,12 @@ class TemplateMiner:
 
     def __init__(self, *, max_shapes: int = MAX_CACHED, max_clusters: int = MAX_CLUSTERS) -> None:
         self._max_shapes, self._max_clusters = max_shapes, max_clusters
-        self._drain = Drain(
-            depth=DRAIN_DEPTH,
-            sim_th=DRAIN_SIM_TH,
-            max_children=DRAIN_MAX_CHILDREN,
-            param_str=DRAIN_WILDCARD,
-            parametrize_numeric_tokens=True,
-        )
+        self._drains: dict[str, Drain] = {}  # by level
+        # A cluster's id here (its index + 1) -> its level's Drain and its id there.
+        self._clusters: list[tuple[Drain, int]] = []
+        self._cluster_of: dict[tuple[str, int], int] = {}
         self._mask = Masker()
-        self._shape_of: dict[str, int] = {}
+        self._shape_of: dict[str, dict[str, int]] = {}  # level -> masked text -> shape
         self._shape_text: list[str | None] = []  # None: overflow shape, the whole cluster
         self._shape_cluster: list[int] = []
         self._lines: list[int] = []  # lines per shape
@@ -299,45 +318,61 @@ class TemplateMiner:
         self._drain_keys: set[tuple[int | str, ...]] = set()  # (length, first words) seen by Drain
         self._templates: list[str] | None = None
 
-    def add(self, message: str) -> int:
-        """The shape id of a message (its first line, masked)."""
-        return self.add_masked(mask_line(message, self._mask))
+    def add(self, message: str, level: str = "") -> int:
+        """The shape id of a message (its first line, masked) at ``level``."""
+        return self.add_masked(mask_line(message, self._mask), level)
 
-    def add_masked(self, masked: str) -> int:
+    def add_masked(self, masked: str, level: str = "") -> int:
         """The shape id of a message masked already (by `mask_line`, e.g. in another process)."""
         self._templates = None  # counts change what is split: resolve again when asked
-        found = self._shape_of.get(masked)
+        shapes = self._shape_of.get(level)
+        if shapes is None:
+            shapes = self._shape_of[level] = {}
+        found = shapes.get(masked)
         if found is not None:
             self._lines[found] += 1
             return found
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         words = tokens(masked) or ["<empty>"]
-        key: tuple[int | str, ...] = (len(words), *words[:2])
-        if len(self._drain.id_to_cluster) < self._max_clusters:
+        key: tuple[int | str, ...] = (level, len(words), *words[:2])
+        drain = self._drains.get(level)
+        if drain is None:
+            drain = self._drains[level] = _drain()
+        if len(self._clusters) < self._max_clusters:
             self._drain_keys.add(key)
-            cluster_id = int(self._drain.add_log_message(" ".join(words))[0].cluster_id)
+            cluster_id = self._cluster(drain, level, drain.add_log_message(" ".join(words))[0])
         else:
             # A new value of a template Drain knows (a user name the masks leave) still joins
             # it, looked up only where a message of its length and first words went before.
-            known = self._drain.match(" ".join(words)) if key in self._drain_keys else None
-            cluster_id = int(known.cluster_id) if known else self._coarse_cluster(words)
-        if len(self._shape_of) >= self._max_shapes:  # memory bound: later shapes share a cluster
+            known = drain.match(" ".join(words)) if key in self._drain_keys else None
+            cluster_id = (
+                self._cluster(drain, level, known) if known else self._coarse_cluster(level, words)
+            )
+        if len(self._shape_text) >= self._max_shapes:  # memory bound: later shapes share one
             shape = self._overflow.get(cluster_id)
             if shape is None:
                 shape = self._overflow[cluster_id] = self._new_shape(None, cluster_id)
         else:
-            shape = self._shape_of[masked] = self._new_shape(masked, cluster_id)
+            shape = shapes[masked] = self._new_shape(masked, cluster_id)
         self._lines[shape] += 1
         return shape
 
-    def _coarse_cluster(self, words: list[str]) -> int:
+    def _cluster(self, drain: Drain, level: str, cluster: LogCluster) -> int:
+        """Our id of a cluster of ``level``'s Drain."""
+        found = self._cluster_of.get((level, cluster.cluster_id))
+        if found is None:
+            self._clusters.append((drain, cluster.cluster_id))
+            found = self._cluster_of[level, cluster.cluster_id] = len(self._clusters)
+        return found
+
+    def _coarse_cluster(self, level: str, words: list[str]) -> int:
         lead = words[:2]
-        found = self._coarse.get((len(words), *lead))
+        found = self._coarse.get((level, len(words), *lead))
         if found is None and len(self._coarse) >= self._max_shapes:  # memory bound: length only
             lead = []
-            found = self._coarse.get((len(words),))
+            found = self._coarse.get((level, len(words)))
         if found is None:
-            found = self._coarse[(len(words), *lead)] = -1 - len(self._coarse)
+            found = self._coarse[(level, len(words), *lead)] = -1 - len(self._coarse)
             self._coarse_tokens[found] = lead + [DRAIN_WILDCARD] * (len(words) - len(lead))
         return found
 
@@ -360,7 +395,10 @@ class TemplateMiner:
         resolved = [""] * len(self._shape_text)
         for cluster_id, shapes in members.items():
             coarse = self._coarse_tokens.get(cluster_id)
-            template = list(coarse or self._drain.id_to_cluster[cluster_id].log_template_tokens)
+            if coarse is None:
+                drain, its_id = self._clusters[cluster_id - 1]
+                coarse = drain.id_to_cluster[its_id].log_template_tokens
+            template = list(coarse)
             words = {s: self._shape_tokens(s) for s in shapes}
             split_at = []
             for position, token in enumerate(template):
@@ -388,3 +426,13 @@ class TemplateMiner:
     def _shape_tokens(self, shape: int) -> list[str] | None:
         text = self._shape_text[shape]
         return None if text is None else tokens(text) or ["<empty>"]
+
+
+def _drain() -> Drain:
+    return Drain(
+        depth=DRAIN_DEPTH,
+        sim_th=DRAIN_SIM_TH,
+        max_children=DRAIN_MAX_CHILDREN,
+        param_str=DRAIN_WILDCARD,
+        parametrize_numeric_tokens=True,
+    )

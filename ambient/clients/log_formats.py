@@ -6,6 +6,7 @@ import json
 import re
 from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,13 +53,25 @@ OTHER = re.compile(
     r"(?(apache) (?P<ay>\d{4})\] \[(?:[\w-]*:)?(?P<level>\w+)\])\s*(?P<rest>.*)$"
 )
 # syslog's host and tag after its time: "web-01 payment-service[1234]: ".
-SYSLOG_TAG = re.compile(r"\S+ [^\s:\[]+(?:\[\d+\])?: ")
+SYSLOG_TAG = re.compile(r"\S+ (?P<program>[^\s:\[]+)(?:\[\d+\])?: ")
 # Ruby's Logger: "E, [2026-11-22T10:00:00.123456 #1] ERROR -- progname: message".
 RUBY = re.compile(r"^[A-Z], \[(?P<ts>[\dT:.-]+) #\d+\] +(?P<level>\w+) -- [^:]*: (?P<rest>.*)$")
 # klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
 KLOG = re.compile(
     r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
-    r"(?P<rest>\S+:\d+\] .*)$"
+    r"(?P<source>\S+:\d+)\] (?P<rest>.*)$"
+)
+# klog's structured form (Kubernetes 1.21 on): the message quoted, then its key="value" pairs.
+# The code's place (file:line) is no word of the message: left in, every line's template
+# began with a wildcard, and the quoted message, masked as a value, left no word at all.
+KLOG_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(?: |$)')
+# nginx's error log after its level: the process and thread ids, the connection's number.
+NGINX_IDS = re.compile(r"\[(?P<level>[a-z]+)\] \d+#\d+: (?:\*\d+ )?")
+# RFC 5424's header after its version: time, host, app, process id, message id, structured
+# data ("-" or [id k="v"]...), each "-" when absent; the message may open with a BOM.
+RFC5424 = re.compile(
+    r"(?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
+    r'(?P<sd>-|(?:\[(?:[^\]"\\]|"(?:[^"\\]|\\.)*")*\])+)(?: \ufeff?(?P<rest>.*))?$'
 )
 # Redis's: "1:M 22 Nov 2026 10:00:00.123 # ..." (before 3.0 "[1] 22 Nov 10:00:00.123 # ..."),
 # the mark its level: . debug, - verbose, * notice, # warning.
@@ -99,6 +112,8 @@ ACCESS = re.compile(
     r"^(?:[^\s\[]\S* )++\[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
     r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
 )
+# The request of an access log line, its target a path (not a proxy's absolute URL).
+REQUEST = re.compile(r'"(?P<method>[A-Z]{3,10}) (?P<path>/\S*) HTTP/[\d.]+"')
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
 # exception (with its cause), the traceback's header.
 TRACE_LINE = r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
@@ -190,17 +205,20 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
             leveled = {"level": match["level"]} if match["level"] else {}
-            if match["mon"] and not match["apache"] and (tag := SYSLOG_TAG.match(match["rest"])):
-                # The level the program wrote, read after syslog's host and tag (and a time
-                # of its own), which took the start of the line where a level is looked for.
-                said = match["rest"][tag.end() :]
+            message = match["rest"]
+            if match["mon"] and not match["apache"] and (tag := SYSLOG_TAG.match(message)):
+                # The program's words after syslog's host and tag (and a time of its own):
+                # the host left in the message made one template a host; the level is
+                # looked for there, at the start of what the program wrote.
+                said = message[tag.end() :]
                 said = timed["rest"] if (timed := PLAIN.match(said)) else said
-                if (level := level_and_message(said)[0]) != "UNKNOWN":
-                    leveled = {"level": level}
-            return _wall(year, month, day, match["hms"], zone), {
-                "message": match["rest"],
-                **leveled,
-            }
+                level, words = level_and_message(said)
+                if level != "UNKNOWN":
+                    leveled, said = {"level": level}, words
+                message = f"{tag['program']}: {said}"
+            elif match["y"] and (ids := NGINX_IDS.match(message)):
+                leveled, message = {"level": ids["level"]}, message[ids.end() :]
+            return _wall(year, month, day, match["hms"], zone), {"message": message, **leveled}
         if match := RUBY.match(line):
             return parse_time(match["ts"], zone), {
                 "message": match["rest"],
@@ -209,7 +227,11 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         if match := KLOG.match(line):
             month, day = int(match["m"]), int(match["d"])
             wall = _wall(_year(month, day, today), month, day, match["hms"], zone)
-            return wall, {"message": match["rest"], "level": match["level"]}
+            message = match["rest"]
+            if quoted := KLOG_QUOTED.match(message):
+                said = quoted[1].replace('\\"', '"').replace("\\\\", "\\")
+                message = f"{said} {message[quoted.end() :]}".rstrip()
+            return wall, {"message": message, "level": match["level"], "logger": match["source"]}
         if (match := REDIS.match(line)) or (match := JUL.match(line)):
             month, day = MONTHS[match["mon"]], int(match["day"])
             year = int(match["y"] or _year(month, day, today))
@@ -233,8 +255,22 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         if '] "' in line and (match := ACCESS.match(line)):
             level = status_level(match["status"]) or "INFO"
             when = datetime.strptime(match["ts"], ACCESS_TIME)
-            return when, {"message": match["rest"], "level": level}
+            return when, {"message": _request(match["rest"], match["status"]), "level": level}
     return None
+
+
+def _request(rest: str, status: str) -> str:
+    """An access log line's event: its method, path and status ("GET /api/orders/7 Bad
+    Gateway", the path's values masked as a route's: logtemplates.Masker); the line as written
+    when its request is not one. Left whole, the quoted request was masked as one value and the
+    status as a number: every failing request read "GET <*> <*> <*> ..."."""
+    request = REQUEST.match(rest)
+    if request is None:
+        return rest
+    path = request["path"].split("?", 1)[0]
+    with suppress(ValueError):
+        return f"{request['method']} {path} {HTTPStatus(int(status)).phrase}"
+    return f"{request['method']} {path} status {status}"
 
 
 def _wall(year: int, month: int, day: int, hms: str, zone: tzinfo) -> datetime:
@@ -285,6 +321,10 @@ def parse_line(
             return written
         if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (logs.py)
             return file_record(when, text_fields(rest) | {TRACE: rest}, source, flat=True)
+    elif rest[:1] in "IWEF" and rest[1:2].isdigit() and KLOG.match(rest):
+        # A klog line behind the time `kubectl logs --timestamps` (or a collector) put first.
+        if (written := _as_written(rest, when, source, zone, today)) is not None:
+            return written
     return file_record(when, text_fields(rest), source, flat=True)
 
 
@@ -293,7 +333,19 @@ def _prioritised(
 ) -> LogRecord | None:
     """A syslog receiver's line after its priority, whose severity is the level of a line
     that writes none."""
-    record = parse_line(line[priority.end() :], source, zone, today, inner=True)
+    record = None
+    if priority[0].endswith("1 ") and (header := RFC5424.match(line, priority.end())):
+        # Its host, process and message ids are no words of the program's message: left in,
+        # one message from three hosts was three templates, each a third of its count.
+        with suppress(ValueError):
+            fields = text_fields(header["rest"] or "")
+            if header["app"] != "-":
+                fields |= {"app": header["app"], "message": f"{header['app']}: {fields['message']}"}
+            if header["host"] != "-":
+                fields["host"] = header["host"]
+            record = file_record(parse_time(header["ts"], zone), fields, source, flat=True)
+    if record is None:
+        record = parse_line(line[priority.end() :], source, zone, today, inner=True)
     content = record.content if record is not None else None
     if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
         content["level"] = SYSLOG_SEVERITIES[int(priority[1]) % 8]

@@ -110,7 +110,7 @@ async def test_valid_structured_output_becomes_the_briefing_segmented_for_tts(
     user = messages_text(request, "user")
     # The reduced report (templates with counts), never raw lines: the 120 INFO lines are one.
     assert "<<<DATA reduced log report>>>" in user
-    assert "GET <*>" in user and "GET /api/items/7 200" not in user
+    assert "GET /api/items/<*>" in user and "GET /api/items/7 200" not in user
 
 
 async def test_the_model_is_told_when_not_all_logs_could_be_read(
