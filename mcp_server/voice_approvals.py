@@ -16,8 +16,10 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ambient import no_answer
-from ambient.remediation.views import RemediationSummary
+from ambient.remediation.safety import may_approve
+from ambient.remediation.views import RemediationRefusedError, RemediationSummary
 from ambient.storage.repositories import EventRepository
+from ambient.storage.users import user_named
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import waiting_for
 from mcp_server.auth import Ctx
@@ -163,6 +165,15 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
                 f"{run_about(run)}的修复已经不在等你审批了，这次什么都没提交。",
                 f"The fix for {run_about(run, english=True)} no longer waits for your approval,"
                 " so nothing was sent.",
+            )
+        account = await user_named(state.db, user)
+        permission = account.rollback_permission if account is not None else "none"
+        if not may_approve(permission, view.mode or "dry_run"):
+            # Refused now, as the run would refuse it: asked to confirm first, a user without
+            # the permission confirmed only to hear it refused.
+            raise RemediationRefusedError(
+                f"{user} has rollback_permission {permission!r}; a {view.mode or 'dry_run'} "
+                "step needs it or higher (an admin grants it)"
             )
         rung = int(view.waiting.rung)
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}

@@ -132,3 +132,23 @@ async def test_pausing_a_paused_task_or_resuming_a_running_one_says_it_already_w
             "shop home was already paused.",
         ],
     }
+
+
+async def test_a_task_named_a_word_and_a_number_is_said_by_its_name(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A reminder named "cafe2024" looked like a hex id to the answers' id rule and went from
+    every one of them: "好的，已暂停。", the user not told what was paused. A word and a number
+    is a name; an id of that length is random and rarely so."""
+    user = unique("vhx")
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        token = await _user(deps, user, Language.ZH)
+        await state.tasks.create(
+            user, "schedule", {"hour": 9, "message": "standup"}, name="cafe2024"
+        )
+        async with _voice(dev_env, deps, worker.task_queue, token) as client:
+            paused = await _say(client, "pause_task", "cafe2024")
+            status = await _say(client, "task_status", "cafe2024")
+    assert paused == "好的，cafe2024已暂停。", paused
+    assert "cafe2024" in status, status

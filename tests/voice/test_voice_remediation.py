@@ -236,6 +236,32 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
         assert status.state == "waiting_approval" and status.approvals == []
 
 
+async def test_with_two_waiting_a_user_without_the_permission_is_refused_before_any_question(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """With two fixes waiting, "批准 payments" from a user with rollback_permission none was
+    asked back ("要批准第二个，payments … 的修复吗？确认就再说一次批准。"), and the yes was
+    refused: a voice turn spent on an approval the user could never make. Refused at once."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(OWNER)
+            assert row is not None
+            row.rollback_permission = "none"
+            await session.commit()
+        async with voice_client(state, OWNER) as client:
+            refused = await say(client, "approve_remediation", which="payments")
+            refusing = await say(client, "refuse_remediation", which="checkout")
+        assert refused == refusing == NOT_PERMITTED
+        async with deps.db.session() as session:
+            events = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
+        assert [e.payload for e in events if "asked" in e.payload] == []
+        for handle in handles.values():
+            status = await ask(handle, "status", result_type=RemediationStatus)
+            assert status.state == "waiting_approval" and status.approvals == []
+
+
 async def test_a_fix_is_said_by_its_metric_in_chinese_and_found_by_those_words(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

@@ -173,7 +173,9 @@ def test_fractions_abbreviations_and_long_numbers_are_said_not_taken_out_as_ids(
     # ids still go: a task, a remediation, a service path, a bare hex id
     said = "重启 web-monitor/mei/shop 和 remediation/0123456789abcdef 和 cls-ab12/default/api。"
     assert speakable(said) == "重启 和 和。"
-    assert speakable("编号 deadbeef12 好。") == "编号 好。"
+    assert speakable("编号 3f9a2b1c7d 好。") == "编号 好。"
+    # a word and a number is a name someone chose (a task, a Deployment), said as written
+    assert speakable("编号 deadbeef12 好，cafe2024 也好。") == "编号 deadbeef12 好，cafe2024 也好。"
     for text in ("3/5 个副本就绪。", "I/O 等待过高。", "订单 20261126 告警。"):
         assert_speakable(speakable(text))
 
