@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ambient.remediation.safety import may_approve
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
+from ambient.storage.users import user_named
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import failing_in_a_row, waiting_for
 from mcp_server.auth import Ctx
@@ -62,7 +64,11 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         storm = len(runs) > OPEN_LISTED
         labels = await labels_of(state, user, failing)
         named = [task_said(task, labels) for task in failing]
-        return needs_answer(waiting, running, storm, named, failing_in_a_row(pages))
+        account = await user_named(state.db, user) if waiting else None
+        permission = account.rollback_permission if account is not None else "none"
+        execute = bool(waiting) and waiting[0].mode == "execute"
+        may = bool(waiting) and may_approve(permission, "execute" if execute else "dry_run")
+        return needs_answer(waiting, running, storm, named, failing_in_a_row(pages), may=may)
 
     return await answer(ctx, speaker, work)
 
@@ -78,14 +84,17 @@ def needs_answer(
     storm: bool,
     failing: list[str],
     in_a_row: tuple[str, str] = ("", ""),
+    *,
+    may: bool = True,
 ) -> str:
-    """What needs the user (``failing``: the watches failing now, as said). Every count said
-    whole: past what an answer holds, how badly the watches fail
-    (``in_a_row``, `failing_in_a_row`) goes first, then names (``_NAMED``), not the sentences
-    after them (``storm``: more alerts are open than were listed)."""
+    """What needs the user (``failing``: the watches failing now, as said; ``may``: whether
+    their rollback permission lets them approve the first fix). Every count said whole: past
+    what an answer holds, how badly the watches fail (``in_a_row``, `failing_in_a_row`) goes
+    first, then names (``_NAMED``), not the sentences after them (``storm``: more alerts are
+    open than were listed)."""
     for fixes, watches in _NAMED:
         for row in dict.fromkeys((in_a_row, ("", ""))):
-            text = _needs_said(waiting, running, storm, failing, fixes, watches, row)
+            text = _needs_said(waiting, running, storm, failing, fixes, watches, row, may)
             if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
                 return text
     return text
@@ -99,6 +108,7 @@ def _needs_said(
     fixes: int,
     names: int,
     in_a_row: tuple[str, str],
+    may: bool = True,
 ) -> str:
     """What needs the user, every count said, naming ``fixes`` fixes and ``names`` watches at
     most (``storm``: more alerts are open than were listed)."""
@@ -116,10 +126,13 @@ def _needs_said(
         if named and len(waiting) > fixes:
             named, named_en = f"{named} 等", f"{named_en}{LIST_SEP_EN}and more"
         said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
-        # "The first one" only once it was named: unnamed, the listener asks which.
+        # "The first one" only once it was named: unnamed, the listener asks which. Not to
+        # one whose permission cannot approve it: the yes is refused (the hint said it was not).
         hint, hint_en = (
             ("可以说“批准第一个”。", "You can say approve the first one. ") if named else ("", "")
         )
+        if not may:
+            hint, hint_en = "审批要先请管理员授权。", "Approving needs an admin to grant it first. "
         parts.append(
             say(
                 f"有 {len(waiting)} 个修复等你审批{said}。{hint}",

@@ -251,8 +251,11 @@ async def test_with_two_waiting_a_user_without_the_permission_is_refused_before_
             row.rollback_permission = "none"
             await session.commit()
         async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
             refused = await say(client, "approve_remediation", which="payments")
             refusing = await say(client, "refuse_remediation", which="checkout")
+        # Not invited to say "批准第一个" either: told what approving needs first.
+        assert "批准第一个" not in needs and "审批要先请管理员授权。" in needs, needs
         assert refused == refusing == NOT_PERMITTED
         async with deps.db.session() as session:
             events = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
