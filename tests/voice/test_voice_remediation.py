@@ -214,6 +214,15 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
         assert [a.approver for a in status.approvals] == [OWNER]
 
 
+async def _no_permission(deps: WorkerDeps) -> None:
+    """The owner's rollback permission taken away (after their runs started)."""
+    async with deps.db.session() as session:
+        row = await UserRepository(session).get(OWNER)
+        assert row is not None
+        row.rollback_permission = "none"
+        await session.commit()
+
+
 async def test_a_refusal_by_the_service_is_spoken_not_an_error(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -222,11 +231,7 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
     async with waiting(ts_env, deps, "checkout") as (state, handles):
         handle = handles["checkout"]
         # The owner's permission is taken away after the run started: approving needs it.
-        async with deps.db.session() as session:
-            row = await UserRepository(session).get(OWNER)
-            assert row is not None
-            row.rollback_permission = "none"
-            await session.commit()
+        await _no_permission(deps)
         async with voice_client(state, OWNER) as client:
             refused = await say(client, "approve_remediation", which="checkout")
             refusing = await say(client, "refuse_remediation", which="checkout", reason="不急")
@@ -245,11 +250,7 @@ async def test_with_two_waiting_a_user_without_the_permission_is_refused_before_
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
     async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
-        async with deps.db.session() as session:
-            row = await UserRepository(session).get(OWNER)
-            assert row is not None
-            row.rollback_permission = "none"
-            await session.commit()
+        await _no_permission(deps)
         async with voice_client(state, OWNER) as client:
             needs = await say(client, "what_needs_me")
             refused = await say(client, "approve_remediation", which="payments")
