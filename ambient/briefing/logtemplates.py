@@ -161,10 +161,11 @@ SPLIT_MIN_LINES = 2  # per value: a rare template's three lines may well show th
 
 
 # A request written "GET /api/orders/7 ...": its path is the route it asked for, the event,
-# not a value; only its segments holding a digit or a long hex run are (ids, hashes,
-# versions), and its query. Masked whole as a path, every request read "GET <*>".
+# not a value; only its segments holding a digit, a long hex run or an escape are (ids,
+# hashes, versions), or 20 characters (a token, as log_redaction's TOKEN_SEGMENT), and its
+# query. Masked whole as a path, every request read "GET <*>".
 HTTP_METHODS = frozenset("GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH".split())
-_VARIABLE_SEGMENT = re.compile(r"\d|[0-9a-fA-F]{16}|%")
+_VARIABLE_SEGMENT = re.compile(r"\d|[0-9a-fA-F]{16}|%|[^/]{20}")
 
 
 def route(path: str) -> str:

@@ -138,3 +138,15 @@ def test_an_access_logs_requests_are_named_by_route_and_status() -> None:
         ("ERROR", 2, "POST /api/pay Service Unavailable"),
         ("WARNING", 2, "GET /static/<*> Not Found"),
     ]
+
+
+def test_a_routes_values_and_tokens_are_masked_its_words_kept() -> None:
+    from ambient.briefing.logtemplates import route
+
+    assert route("/api/orders/7?page=2") == "/api/orders/<*>?<*>"
+    assert route("/api/users/3/profile") == "/api/users/<*>/profile"
+    # A token in the path (a reset link's, a webhook's) is no word of the template, spoken or
+    # pushed: 20 characters or more, digits or not.
+    assert route("/reset/ZXhhbXBsZVRva2VuTG9uZ2Vy") == "/reset/<*>"
+    assert route("/static/app%20v.js") == "/static/<*>"
+    assert route("/") == "/" and route("/api/getUser") == "/api/getUser"
