@@ -32,8 +32,10 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
+from ambient.domain.notify import Target
+from ambient.domain.push import PushChannel, fallback_address, stored_push_config
 from ambient.domain.users import NAME_RULE
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -171,9 +173,24 @@ def check_destinations(config: BaseModel, settings: Settings) -> None:
         raise ConfigError(refused, inputs=urls)
 
 
-def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Settings) -> None:
+# A task's target left out is sent to the user's push-config channel of its type: none there.
+NO_CHANNEL = N_(
+    "a %(kind)s target, or a %(kind)s channel in your push config to send to (set_push_config)"
+)
+
+
+def check_targets(
+    config: BaseModel,
+    *,
+    user: str,
+    is_admin: bool,
+    settings: Settings,
+    channels: Sequence[PushChannel] = (),
+) -> None:
     """The notification targets of a config, by the push-config rules (form per channel type,
-    inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field."""
+    inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field.
+    One without a target is sent to the user's push-config ``channels`` of its type (`targets_for`
+    fills it): taken when there is one, else refused saying so."""
     policy = TargetPolicy.from_settings(settings)
     # (where, the target, what was sent there)
     aimed: list[tuple[Location, Any, BaseModel]] = [
@@ -183,10 +200,18 @@ def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Set
     spec = getattr(config, "notification", None)
     if isinstance(spec, NotificationSpec):
         aimed.append((("notification",), spec.target_of(), spec))
+
+    def problem(target: Target) -> str | Refusal | None:
+        if target.target.strip() or target.type in ("inbox", "email", "sms"):
+            return policy.problem(target, user=user, is_admin=is_admin)
+        if fallback_address(target.type, list(channels), None, None):
+            return None
+        return Refusal(NO_CHANNEL, kind=target.type)
+
     refused = [
-        ((at, problem), sent.model_dump(exclude_unset=True))
+        ((at, said), sent.model_dump(exclude_unset=True))
         for at, target, sent in aimed
-        if (problem := policy.problem(target, user=user, is_admin=is_admin)) is not None
+        if (said := problem(target)) is not None
     ]
     if refused:
         raise ConfigError([error for error, _ in refused], inputs=[sent for _, sent in refused])
@@ -270,7 +295,8 @@ async def checked_config(
             # Accepted, every check failed "not configured" from the first minute on.
             raise ConfigError([(("source",), NOT_CONFIGURED)])
     check_destinations(parsed, settings)
-    check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings)
+    channels = stored_push_config(row.push_config).channels
+    check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings, channels=channels)
     if isinstance(parsed, ThresholdWatchConfig):
         check_source_auth(parsed, user=user, is_admin=row.is_admin, settings=settings)
     return parsed

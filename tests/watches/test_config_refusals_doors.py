@@ -41,6 +41,23 @@ async def test_mcp_refuses_a_phone_number_for_the_email_method_by_name(app: AppS
         assert (await call(client, "list_tasks"))["tasks"] == []
 
 
+async def test_a_notification_without_a_target_is_sent_to_the_users_channel_of_its_type(
+    app: AppState,
+) -> None:
+    """`notification: {method: "wecom"}` was refused ("a wecom channel needs a target") though
+    the user's push config held a WeCom robot, which the send fills it with (the docs and the
+    field's own description say so). Taken when there is one; refused saying so when not."""
+    config = {**WEB, "notification": {"method": "wecom"}}
+    async with mcp(app) as client:
+        error = await error_of(client, "create_web_monitor", config=config, name="no-robot")
+        assert "notification: a wecom target, or a wecom channel in your push config" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+        robot = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7aoc-4bc4-97a0"
+        await call(client, "set_push_config", channels=[{"type": "wecom", "target": robot}])
+        made = await call(client, "create_web_monitor", config=config, name="to-robot")
+        assert made["task_id"].endswith("/to-robot"), made
+
+
 async def test_mcp_refuses_a_threshold_beside_other_conditions_by_name(app: AppState) -> None:
     async with mcp(app) as client:
         error = await error_of(
