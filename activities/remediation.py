@@ -80,8 +80,12 @@ from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BroadcastRepository
+from ambient.storage.models import AuditRecord
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
+
+# The audit action of a run's baseline: its workload as read when the run opened.
+BASELINE = "baseline"
 
 T = TypeVar("T")
 RUN_ENDED = "the remediation ended (aborted, cancelled or finished) before this try: nothing sent"
@@ -141,11 +145,13 @@ class RemediationActivities(RemediationSafetyActivities):
         opened = Opened(card=scored.card, rule=scored.rule, plan=steps, policy=policy)
         first = steps[0] if steps and steps[0].rung is not Rung.HAND_OVER else None
         # The workload is read before the write turn (no network call may hold it), with the
-        # mode the permission gives now; the turn re-reads the permission and keeps the read
-        # only for the same mode and a gate that lets the step go.
+        # mode the permission gives now: the run's baseline, the release before the incident
+        # whatever the first rung then waits for (an approval, a closed gate: a release shipped
+        # meanwhile is not the one to go back from); and the first change's checkpoint, kept
+        # by the turn only for the same mode and a gate that lets the step go.
         read_mode = None
         checkpoint: Checkpoint | None = None
-        if first is not None and not first.needs_approval and user is not None:
+        if first is not None and user is not None:
             read_mode = effective_mode(request.mode, user.rollback_permission, policy.executor).mode
         if read_mode is not None:
             # A failed read leaves None: take_remediation_checkpoint reads it again, with its
@@ -169,6 +175,9 @@ class RemediationActivities(RemediationSafetyActivities):
             if first is None:
                 return opened
             key = step_key(request.run_key, first.rung)
+            saved = Keyed(run_key=request.run_key, key=f"{key}/checkpoint")
+            first_saved = await find_entry(session, saved, "checkpoint")
+            opened.baseline = await _baseline(session, request.run_key, first_saved, checkpoint)
             opened.permission = await self._permission(
                 session,
                 PermissionInput(
@@ -193,9 +202,8 @@ class RemediationActivities(RemediationSafetyActivities):
                     now=request.now,
                 ),
             )
-            saved = Keyed(run_key=request.run_key, key=f"{key}/checkpoint")
-            if (recorded := await find_entry(session, saved, "checkpoint")) is not None:
-                opened.checkpoint = Checkpoint.model_validate(recorded.detail)
+            if first_saved is not None:
+                opened.checkpoint = Checkpoint.model_validate(first_saved.detail)
             elif (
                 opened.gate.allowed
                 and checkpoint is not None
@@ -497,3 +505,21 @@ async def _translated(work: Awaitable[T], target: WorkloadRef, bounded: bool = T
         if exc.retryable:
             raise
         raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc
+
+
+async def _baseline(
+    session: AsyncSession,
+    run_key: str,
+    first_saved: AuditRecord | None,
+    read: Checkpoint | None,
+) -> Checkpoint | None:
+    """The run's baseline as recorded (``BASELINE``), else the first change's checkpoint of an
+    opening by a release that kept none, else the workload ``read`` now, recorded."""
+    based = Keyed(run_key=run_key, key=f"{run_key}/{BASELINE}")
+    if (recorded := await find_entry(session, based, BASELINE)) is not None:
+        return Checkpoint.model_validate(recorded.detail)
+    if first_saved is not None:
+        return Checkpoint.model_validate(first_saved.detail)
+    if read is not None:
+        await append_entry(session, based, BASELINE, read.model_dump(mode="json"))
+    return read

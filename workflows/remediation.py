@@ -112,6 +112,9 @@ class GradedRemediationWorkflow(RemediationVerify):
             retry=RECORD_RETRY,
         )
         self.card, self.plan, self.policy = opened.card, opened.plan, opened.policy
+        # The release before the incident, read as the run opened: a release shipped while its
+        # first rung waits (an approval, a closed gate) is not the one rung 3 goes back from.
+        self.baseline = opened.baseline
         await self._set_state("planned")
         steps = "\n".join(
             f"{s.attempt}. {s.rung.name.lower()} — {s.action}"

@@ -231,7 +231,7 @@ class RemediationChange(RemediationSafety):
     def _first_attempt(self, opened: Opened) -> Attempt:
         """The first rung's attempt, in the mode its recorded permission gave."""
         step, self.mode = self.plan[0], self._first_mode(opened)
-        self.baseline = opened.checkpoint
+        self.baseline = opened.baseline or opened.checkpoint
         key = step_key(self.run_key, step.rung)
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
         self.attempts.append(attempt)

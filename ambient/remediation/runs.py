@@ -129,6 +129,9 @@ class Opened(BaseModel):
     gate: Gate | None = None
     # Only when that gate let the step go and the workload could be read.
     checkpoint: Checkpoint | None = None
+    # The workload as read when the run opened, whatever its first rung waits for (None: not
+    # read, or opened by an older release): the release before the incident, rungs 3 and 5's.
+    baseline: Checkpoint | None = None
     # The first rung's change as recorded by a try made after an earlier opening of this run,
     # whose workflow task was lost (the history holds neither): the run's, not to be made again.
     made: StepResult | None = None

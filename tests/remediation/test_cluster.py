@@ -28,14 +28,21 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    add_user,
+    alert,
+    closed_today_and_tomorrow,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
 from tests.remediation.test_workflow import USER, audit_actions, start
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
 from workflows.remediation import GradedRemediationWorkflow
 
-V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
+V1, V2, V3 = "registry/checkout:v1", "registry/checkout:v2", "registry/checkout:v3"
 CLUSTER = "cls-standin1"
 
 
@@ -135,6 +142,46 @@ async def test_execute_restart_scale_then_rollback_restores_the_release_before_t
     async with deps.db.session() as session:
         records = await AuditRepository(session).list(subject=status.run_key, action="checkpoint")
     assert records[0].detail["revision"] == 2 and records[0].detail["previous_revision"] == 1
+
+
+async def test_a_release_shipped_while_the_first_rung_waits_is_not_rung_threes_baseline(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """The alert came on v2 outside the change window; while the run waited for it, v3 was
+    shipped (bad too). The baseline was read at the first change, after the wait: rung 3
+    rolled back to v2, the very release the alert was raised on, and v1 was never tried. It is
+    read as the run opens, whatever its first rung waits for."""
+    api, path = cluster
+    api.failing_images = {V2, V3}
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_change_windows=closed_today_and_tomorrow(deps),
+        remediation_max_gate_wait_minutes=60 * 24 * 4,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        await state_reaches(ts_env, handle, ("waiting_gate",))
+        client = client_from_kubeconfig(path=path, context=CLUSTER)
+        shipped = {
+            "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": V3}]}}}
+        }
+        await client.patch(Deployment, "checkout", shipped, namespace="prod")
+        await client.close()
+        status = await handle.result()
+    rollback = next(a for a in status.attempts if a.rung is Rung.ROLLBACK)
+    assert rollback.applied and "revision 1" in (rollback.detail or ""), rollback.detail
+    async with deps.db.session() as session:
+        based = await AuditRepository(session).list(subject=status.run_key, action="baseline")
+    assert [(r.detail["revision"], r.detail["previous_revision"]) for r in based] == [(2, 1)]
 
 
 async def test_dry_run_reads_the_cluster_and_writes_nothing(

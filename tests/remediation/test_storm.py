@@ -486,7 +486,7 @@ async def test_an_opening_run_again_after_its_change_answers_as_its_audit_rows_d
     async with deps.db.session() as session:
         rows = await AuditRepository(session).list(subject=run_key)
     assert sorted(r.action for r in rows) == sorted(
-        ["scored", "planned", "permission", "gate", "checkpoint"]
+        ["scored", "planned", "baseline", "permission", "gate", "checkpoint"]
     )
 
 

@@ -307,7 +307,10 @@ async def test_the_first_change_follows_its_opening_in_the_runs_first_task_every
     assert first_task[:2] == ["open_remediation", "apply_remediation_step"], first_task
     assert "apply_remediation_step" not in scheduled  # no regular activity for the change
     actions = await audit_actions(deps, status.run_key)
-    assert actions[:6] == ["scored", "planned", "permission", "gate", "checkpoint", "action"]
+    # The baseline: the workload as the run opened (rungs 3 and 5 go back from it).
+    assert actions[:7] == [
+        *("scored", "planned", "baseline", "permission", "gate", "checkpoint", "action")
+    ]
 
 
 async def test_approval_granted_runs_the_rollback_and_records_the_approver(
