@@ -177,6 +177,7 @@ async def test_a_release_shipped_while_the_first_rung_waits_is_not_rung_threes_b
         await client.patch(Deployment, "checkout", shipped, namespace="prod")
         await client.close()
         status = await handle.result()
+        await save_history(handle, "graded_remediation_baseline_before_a_wait")
     rollback = next(a for a in status.attempts if a.rung is Rung.ROLLBACK)
     assert rollback.applied and "revision 1" in (rollback.detail or ""), rollback.detail
     async with deps.db.session() as session:
