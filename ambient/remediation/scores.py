@@ -54,9 +54,14 @@ class ScoreCard(BaseModel):
 
 
 def total_score(dimensions: ScoreDimensions) -> int:
-    """Weighted total: impact 40 %, severity 30 %, importance 20 %, time sensitivity 10 %."""
+    """Weighted total: impact 40 %, severity 30 %, importance 20 %, time sensitivity 10 %,
+    a half rounded up. Summed in whole tenths: in floats two totals of exactly 89.5 came to
+    89 and 90 (binary error, then round-half-even), 4 attempts for one and 6 for the other."""
     # Each score is 0-100 already (DimensionScore clamps it) and the weights sum to 1.
-    return round(sum(weight * getattr(dimensions, name).score for name, weight in WEIGHTS.items()))
+    tenths = sum(
+        round(weight * 10) * getattr(dimensions, name).score for name, weight in WEIGHTS.items()
+    )
+    return (tenths + 5) // 10
 
 
 # The lowest score of each budget, highest first.
@@ -138,6 +143,12 @@ _URGENT_METRICS = ("error", "5xx", "availability", "latency", "timeout", "fail",
 _PROD_NAMESPACES = ("prod", "production", "live", "kube-system", "payment", "payments")
 
 
+def _breached_below(alert: Alert) -> bool:
+    """Whether the alert's line is a floor: its own verify says it is healthy above it."""
+    healthy = alert.verify.healthy if alert.verify is not None else []
+    return bool(healthy) and all(c.op == "above" for c in healthy)
+
+
 def offline_score(
     alert: Alert, rules: list[AlertRule], clusters: Collection[str] = ()
 ) -> ScoreCard:
@@ -146,7 +157,14 @@ def offline_score(
     labels = {k.lower(): v.lower() for k, v in alert.labels.items()}
 
     # Severity: how far past the threshold, raised by words that mean an outage.
-    if alert.value is not None and alert.threshold:
+    if alert.value is not None and alert.threshold and _breached_below(alert):
+        # A floor crossed (a success rate under 0.99, its healthy side above): the further
+        # under it the worse, nothing left at all the worst. Read as a ceiling's, a total
+        # outage (0.0) scored under a value on the line.
+        short = max(0.0, 1 - abs(alert.value / alert.threshold))
+        severity = clamp(40 + short * 60)
+        severity_reason = f"value {alert.value:.15g} is {short:.0%} under the threshold"
+    elif alert.value is not None and alert.threshold:
         ratio = abs(alert.value / alert.threshold)
         severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
         times = (

@@ -115,6 +115,14 @@ def test_total_score_weights_impact_severity_importance_time() -> None:
     assert total_score(dims(0, 0, 0, 100)) == 10
     # Sub-scores outside 0-100 (e.g. from an LLM) are clamped on the way in.
     assert total_score(dims(500, -3, 100, 100)) == 70
+    # Totals of exactly a half, at a band's edge, are one score and one budget whatever the
+    # sub-scores: in floats (86, 96, 100, 63) came to 89 (4 attempts), (75, 99, 100, 98) to 90.
+    for edge, pairs in {
+        90: [(86, 96, 100, 63), (75, 99, 100, 98)],
+        30: [(0, 36, 55, 77), (0, 6, 100, 77)],
+        70: [(81, 51, 95, 28), (25, 99, 100, 98)],
+    }.items():
+        assert {total_score(dims(*p)) for p in pairs} == {edge}, pairs
 
 
 def test_plan_is_one_rung_per_attempt_with_approval_from_the_configured_rung() -> None:
@@ -154,6 +162,29 @@ def test_offline_score_explains_every_dimension() -> None:
     assert "4.00x the threshold" in card.dimensions.severity.reason
     assert "outage" in card.dimensions.severity.reason
     assert len(card.reasons) == 4 and card.budget == attempt_budget(card.score)
+
+
+def test_a_floor_crossed_is_the_more_severe_the_further_under_it() -> None:
+    """A success rate under its floor of 0.99 (its verify healthy above it): a total outage
+    (0.0) scored severity 30, under a value on the line (40), read as a ceiling's "0.00x"."""
+    verify = VerifySpec.model_validate(
+        {
+            "source": {"type": "http_json", "url": "https://m.example.com/x", "json_path": "$.v"},
+            "healthy": [{"op": "above", "value": 0.99}],
+        }
+    )
+    severity = {
+        value: offline_score(
+            _alert(metric="success_rate", value=value, threshold=0.99, message="x", verify=verify),
+            [],
+        ).dimensions.severity
+        for value in (0.99, 0.5, 0.0)
+    }
+    assert [s.score for s in severity.values()] == [40, 70, 100], severity
+    assert severity[0.5].reason == "value 0.5 is 49% under the threshold"
+    # A ceiling's alert without a verify is weighed as before.
+    ceiling = offline_score(_alert(value=0.01, threshold=0.05, message="x"), [])
+    assert ceiling.dimensions.severity.score == 30
 
 
 def test_severity_says_what_it_weighed_at_a_zero_threshold_and_a_huge_ratio() -> None:
