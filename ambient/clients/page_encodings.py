@@ -62,6 +62,21 @@ MOSTLY_UTF8 = 8
 HEAD_SEARCH = 65_536
 
 
+def _as_browsers_read(error: UnicodeError) -> tuple[str, int]:
+    """A byte no codec here reads, as a browser reads it: GB18030's lone 0x80 is the euro
+    sign (WHATWG Encoding's gb18030 decoder; Windows' GBK wrote it so), which Python's codec
+    refuses; anything else U+FFFD, as errors="replace" gives."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    if error.encoding == "gb18030" and error.object[error.start] == 0x80:
+        return "€", error.start + 1
+    return "\ufffd", error.end
+
+
+BROWSERS_BYTES = "ambient-as-browsers-read"
+codecs.register_error(BROWSERS_BYTES, _as_browsers_read)
+
+
 def _head_end(body: bytes) -> int:
     """Where a page's <meta> charset may stand: before its </head> (in the first 64 KB), a
     browser honouring one after the head's inline scripts; else its first 2 KB."""
@@ -107,7 +122,7 @@ def page_text(body: bytes, content_type: str) -> str:
         if "json" in content_type.lower() or wide >= MOSTLY_UTF8 * invalid:
             return text
         return undeclared_text(body)
-    return body.decode(encoding, errors="replace")
+    return body.decode(encoding, errors=BROWSERS_BYTES)
 
 
 def declared_encoding(content_type: str) -> str | None:
@@ -138,7 +153,7 @@ def undeclared_text(body: bytes) -> str:
     # GB2312 characters (simplified) or runs of characters (traditional in GBK). C-speed
     # passes, no detector: charset-normalizer (locked through trafilatura) costs
     # milliseconds a page and may answer any of dozens of encodings.
-    text = body.decode("gb18030", errors="replace")
+    text = body.decode("gb18030", errors=BROWSERS_BYTES)
     ascii_chars = len(text.encode("ascii", errors="ignore"))
     wide = len(text) - ascii_chars
     common = (len(text.encode("gb2312", errors="ignore")) - ascii_chars) // 2

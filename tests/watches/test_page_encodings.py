@@ -169,3 +169,16 @@ def test_a_meta_charset_after_the_heads_scripts_is_read_as_a_browser_reads_it() 
         assert line in page_text(body.encode("big5"), "text/html")
     quoted = f"<html><head></head><body>{HEAD_SCRIPTS}<pre>&lt;{META}</pre><p>今日正常。</p>"
     assert "今日正常。" in page_text(quoted.encode("utf-8"), "text/html")
+
+
+def test_a_gbk_pages_euro_sign_is_read_as_browsers_read_it() -> None:
+    """Windows' GBK writes € as the byte 0x80, which browsers read as € (WHATWG's gb18030
+    decoder) and Python's codec refuses: "价格：€100 起" was stored "价格：�100 起", and a
+    keyword €100 never matched. A GB18030 pair whose second byte is 0x80 stays as it is."""
+    from ambient.clients.page_encodings import page_text, undeclared_text
+
+    body = "价格：".encode("gb18030") + b"\x80100 " + "起".encode("gb18030")
+    assert page_text(body, "text/html; charset=gbk") == "价格：€100 起"
+    assert undeclared_text(body) == "价格：€100 起"
+    paired = "丂".encode("gb18030")  # 0x81 0x40; and 0x81 0x80 is 亐
+    assert page_text(paired + b"\x81\x80", "text/html; charset=gb2312") == "丂亐"
