@@ -28,6 +28,7 @@ from ambient.clients.web_errors import (
     fetch_refusal,
     read_said,
 )
+from ambient.domain.configs import readable_json_path
 from ambient.refusals import N_, Refusal, read_back
 
 QUERY_PATH = "/api/v1/query"  # the Prometheus HTTP API's instant query
@@ -235,7 +236,7 @@ async def read_json_number(
     """The number at ``json_path`` of the JSON document at ``url``."""
     document = _json(await _fetched(fetcher, url, credentials), url)
     found: dict[object, tuple[str | None, Any]] = {}
-    for index, match in enumerate(jsonpath(json_path).find(document)):
+    for index, match in enumerate(jsonpath(readable_json_path(json_path)).find(document)):
         # Each node once (a recursive path can reach one twice); a value computed (`sub()`,
         # `* 100`, `len`) has no place of its own (jsonpath-ng's `this`): each is one.
         at = _where(match.full_path)
@@ -250,7 +251,9 @@ async def read_json_number(
         # A computed value's path: the JSONPath's first of each [*], if that reads it alone.
         firsts = json_path.replace("[*]", "[0]")
         example = first_at or (
-            firsts if [m.value for m in jsonpath(firsts).find(document)] == [first] else None
+            firsts
+            if [m.value for m in jsonpath(readable_json_path(firsts)).find(document)] == [first]
+            else None
         )
         if example is None:
             raise FetchError(JSONPATH_SEVERAL_COMPUTED % said)

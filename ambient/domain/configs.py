@@ -187,3 +187,18 @@ class UserConfig(StorableText):
             known = _accepted_keys(cls)
             return {key: value for key, value in data.items() if key in known}
         return data
+
+
+# RFC 9535 lets a member name in dot notation hold any character past ASCII ($.数据.价格); the
+# reader's parser (jsonpath-ng) reads such a name only quoted ($.'数据'.'价格'), and refused
+# a Chinese price API's path: read so, quoted runs left as written.
+_QUOTED_OR_WIDE_NAME = re.compile(
+    r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\.((?:\w|[^\x00-\x7f])*[^\x00-\x7f](?:\w|[^\x00-\x7f])*)"""
+)
+
+
+def readable_json_path(path: str) -> str:
+    """``path`` with its non-ASCII names in dot notation quoted, as jsonpath-ng reads them."""
+    if path.isascii():
+        return path
+    return _QUOTED_OR_WIDE_NAME.sub(lambda m: f".'{m[1]}'" if m[1] else m[0], path)

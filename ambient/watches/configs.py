@@ -40,6 +40,7 @@ from temporalio import workflow
 
 from ambient.domain.configs import (
     UserConfig,
+    readable_json_path,
     reading_stored,
     shows_nothing,
     unseen,
@@ -193,7 +194,7 @@ def check_json_path(path: str) -> str:
         # parse, which the workflow sandbox would re-import (and warn about) on each run.
         return path
     try:
-        parse_jsonpath(path)
+        parse_jsonpath(readable_json_path(path))
     except Exception as exc:  # jsonpath-ng raises lexer/parser errors outside ValueError
         raise ValueError(f"{path!r} is not a valid JSONPath: {exc}") from None
     return path

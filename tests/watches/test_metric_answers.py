@@ -10,6 +10,7 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from ambient.clients.metric_reads import read_json_number
 from ambient.clients.web import WebFetcher
+from ambient.clients.web_errors import FetchError
 from ambient.domain.users import Language
 from ambient.watches.service import TaskService
 from api.i18n import Words
@@ -469,3 +471,23 @@ async def test_a_json_source_declaring_gbk_is_read_in_it(source: tuple[list[str]
     finally:
         await fetcher.aclose()
     assert reads == ["/gbk"]
+
+
+async def test_a_json_path_naming_chinese_keys_in_dot_notation_is_read(
+    source: tuple[list[str], str],
+) -> None:
+    """`$.数据.价格` (RFC 9535 takes any name past ASCII in dot notation) was refused at
+    creation, "Unexpected character: 数": jsonpath-ng reads such a name only quoted."""
+    from ambient.watches.configs import check_json_path
+
+    _, base = source
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    try:
+        assert check_json_path("$.data.名称") == "$.data.名称"
+        # Found (its value is a place's name, no number), a descendant's name the same way.
+        for path in ("$.data.名称", "$..名称"):
+            with pytest.raises(FetchError, match="not a number"):
+                await read_json_number(fetcher, f"{base}/gbk", path)
+        assert await read_json_number(fetcher, f"{base}/gbk", "$['data'].cpu") == 42.5
+    finally:
+        await fetcher.aclose()
