@@ -37,7 +37,7 @@ from ambient.watches.deadline import (
 )
 from ambient.watches.inputs import TaskNotFoundError, TaskStateError, WorkerSilentError
 from ambient.watches.models import TaskRef, TaskStatus
-from ambient.watches.pauses import site_waits, waits_note
+from ambient.watches.pauses import asked_since, site_waits, waits_note
 from ambient.watches.reads import found, of_a_known_user
 
 
@@ -63,6 +63,7 @@ class TaskControls(RequestDeadline):
         # A check now waits for its check (a briefing's, its preparation) as a create does.
         with request_deadline(self._budget(checks=signal == "check_now" and kind in _ASKED_NOW)):
             before: TaskState | None = None  # a workflow's state before its control
+            asked_wall: datetime | None = None  # when a watch's check now was asked
             checked: TaskStatus | None = None  # a watch's status once its check now ended
             taken = False  # a watch's check now taken by its worker, its result not in yet
             queued = False  # a schedule's run now asked while one of its runs is under way
@@ -93,6 +94,7 @@ class TaskControls(RequestDeadline):
                         raise TaskStateError(stopped(task_id))
                     before = TaskState(seen.state)
                     asked_at = asyncio.get_running_loop().time()
+                    asked_wall = datetime.now(UTC)
                     checked, taken = await self._checked_now(task_id)
                     waited = asyncio.get_running_loop().time() - asked_at
                     if not taken and waited >= no_answer.QUERY_TIMEOUT.total_seconds():
@@ -149,6 +151,10 @@ class TaskControls(RequestDeadline):
                 # ignored it. Answered as a control sent after the delete is, not as applied.
                 raise TaskStateError(stopped(task_id))
             waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
+            if asked_wall is not None:
+                # A page this check asked, whose server answered "wait" (429, 503 with
+                # Retry-After), was checked: its error is what it found, not "not checked now".
+                waits = [w for w in waits if not asked_since(status, w.url, asked_wall)]
             zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
             note = RUNS_AFTER_THE_CURRENT if queued else waits_note(waits, zone)
             if kind is TaskKind.SCHEDULE and signal == "check_now" and not queued:

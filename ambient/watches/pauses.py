@@ -35,6 +35,17 @@ def site_waits(status: TaskStatus, now: datetime) -> list[SiteWait]:
     return waits
 
 
+def asked_since(status: TaskStatus, url: str, since: datetime) -> bool:
+    """Whether a web monitor's check asked ``url`` at ``since`` or later (its last check's time,
+    the worker's clock; one behind the caller's reads as not asked)."""
+    urls = status.detail.get("urls")
+    seen = urls.get(url) if isinstance(urls, dict) else None
+    at = seen.get("last_checked_at") if isinstance(seen, dict) else None
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    return isinstance(at, datetime) and at.astimezone(UTC) >= since
+
+
 def wait_said(wait: SiteWait, zone: str | None) -> Refusal:
     """One page's wait as a sentence: its time in the reader's zone (UTC without one)."""
     name = zone or "UTC"
