@@ -14,7 +14,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ambient.clients.guard import NOT_A_NAME, RefusedDestinationError, url_host
 from ambient.domain.apprise_urls import (
@@ -384,7 +391,10 @@ class PushChannel(Target):
     """A target checked by its form where it enters (a push config); the errors name `type` or
     `target`. One sent back as it is stored (``keeping``'s context) is kept unchecked: saved
     before a rule refused it, it fails each send saying why, and must not block saving the
-    others (the settings page sends every channel back). Kinds: the first three when omitted."""
+    others (the settings page sends every channel back). Kinds: the first three when omitted.
+    A target left out is checked as an empty one: the refusal names `channels[i].target`."""
+
+    model_config = ConfigDict(populate_by_name=True, validate_default=True)
 
     kinds: list[NotificationKind] | None = Field(
         default_factory=lambda: list(ALL_KINDS), description=CHANNEL_KINDS
@@ -412,18 +422,6 @@ class PushChannel(Target):
 class PushConfig(UserConfig):
     channels: list[PushChannel] = Field(default_factory=list, max_length=MAX_TARGETS)
     quiet_hours: QuietHours | None = None
-
-    @field_validator("channels")
-    @classmethod
-    def _targets(cls, channels: list[PushChannel]) -> list[PushChannel]:
-        for index, channel in enumerate(channels):
-            if channel.type not in ("inbox", "email", "sms") and not channel.target:
-                raise Refusal(
-                    "channels[%(index)s]: a %(kind)s channel needs a target",
-                    index=index,
-                    kind=channel.type,
-                )
-        return channels
 
 
 KEPT = "kept"  # the validation context's channels stored as (type, target)

@@ -45,6 +45,8 @@ async def test_set_push_config_tool_saves_and_rejects_bad_input(deps: WorkerDeps
     assert bad.is_error and "push config not changed" in bad.content[0].text  # type: ignore[union-attr]
     assert "channels.0.type" in bad.content[0].text  # type: ignore[union-attr]
     assert missing.is_error and "needs a target" in missing.content[0].text  # type: ignore[union-attr]
+    # Named as every refusal is (it read "channels: channels[0]: a webhook channel ...").
+    assert "channels.0.target: a webhook channel needs a target" in missing.content[0].text  # type: ignore[union-attr]
     assert current.structured_content is not None
     assert [c["type"] for c in current.structured_content["channels"]] == ["email", "wecom"]
     assert current.structured_content["quiet_hours"]["start"] == "22:00"
