@@ -32,7 +32,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
-from ambient.domain.notify import Target
+from ambient.domain.notify import CHANNEL_TYPES, Target
 from ambient.domain.push import PushChannel, fallback_address, stored_push_config
 from ambient.domain.users import NAME_RULE
 from ambient.refusals import N_, Refusal
@@ -202,7 +202,8 @@ def check_targets(
         aimed.append((("notification",), spec.target_of(), spec))
 
     def problem(target: Target) -> str | Refusal | None:
-        if target.target.strip() or target.type in ("inbox", "email", "sms"):
+        named = bool(target.target.strip())
+        if named or target.type in ("inbox", "email", "sms") or target.type not in CHANNEL_TYPES:
             return policy.problem(target, user=user, is_admin=is_admin)
         if fallback_address(target.type, list(channels), None, None):
             return None
