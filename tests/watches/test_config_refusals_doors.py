@@ -51,6 +51,9 @@ async def test_a_notification_without_a_target_is_sent_to_the_users_channel_of_i
     async with mcp(app) as client:
         error = await error_of(client, "create_web_monitor", config=config, name="no-robot")
         assert "notification: a wecom target, or a wecom channel in your push config" in error
+        unknown = {**WEB, "targets": [{"type": "pager"}]}
+        error = await error_of(client, "create_web_monitor", config=unknown, name="pager")
+        assert "targets.0: unknown channel type 'pager'" in error, error
         assert (await call(client, "list_tasks"))["tasks"] == []
         robot = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7aoc-4bc4-97a0"
         await call(client, "set_push_config", channels=[{"type": "wecom", "target": robot}])
