@@ -120,7 +120,30 @@ class BriefingConfig(UserConfig):
 
 
 def _at(day: Date, hhmm: str, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=zone)
+    """``hhmm`` on ``day`` in ``zone``, as an instant. A time the clocks skip that day (02:30
+    as they jump from 02:00 to 03:00) is the jump itself, the first moment the wall shows a
+    time past it: read with the offset before the jump (Python's fold=0), 02:30 was 03:30, and
+    a window 02:30–03:15 ended before it began."""
+    wall = datetime.combine(day, time.fromisoformat(hhmm))
+    at = wall.replace(tzinfo=zone)
+    if at.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return at
+    # Skipped: the jump lies between the two readings of the time, an offset change apart.
+    return _change_between(wall.replace(tzinfo=zone, fold=1), at, zone).astimezone(zone)
+
+
+def _change_between(earlier: datetime, later: datetime, zone: ZoneInfo) -> datetime:
+    """The instant ``zone``'s offset changes, between two instants with different offsets (to
+    the second: a zone changes its clocks on a whole second)."""
+    low, high = earlier.astimezone(UTC), later.astimezone(UTC)
+    before = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return high.replace(microsecond=0)
 
 
 class DayPlan(BaseModel):
@@ -133,6 +156,10 @@ class DayPlan(BaseModel):
     logs_from: datetime = Field(description="yesterday 00:00 local")
     logs_to: datetime = Field(description="today 00:00 local")
     utc_offset_minutes: int = Field(description="local offset inside the window, for HH:MM")
+    # The day's clock change, when it has one (its instant, and the offset from then on): an
+    # instant of the day is said with the offset it had, not the window start's.
+    offset_changes_at: datetime | None = None
+    utc_offset_after_minutes: int | None = None
 
     def local_hhmm(self, instant: datetime) -> str:
         return self.local(instant).strftime("%H:%M")
@@ -142,6 +169,14 @@ class DayPlan(BaseModel):
         midnight on, before it the offset at that midnight (a zone changes its clocks in the
         night, so the evening before, and its window, had that one)."""
         utc = instant.astimezone(UTC).replace(tzinfo=None)
+        if instant >= self.logs_to and self.offset_changes_at is not None:
+            # A day its clocks change: the offset before the change, or the one after it.
+            after = instant >= self.offset_changes_at
+            midnight = datetime.fromisoformat(self.date)
+            before = midnight - self.logs_to.astimezone(UTC).replace(tzinfo=None)
+            return utc + (
+                timedelta(minutes=self.utc_offset_after_minutes or 0) if after else before
+            )
         if instant >= self.logs_to:
             return utc + timedelta(minutes=self.utc_offset_minutes)
         midnight = datetime.fromisoformat(self.date)
@@ -182,6 +217,11 @@ def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
     offset = start.utcoffset() or timedelta(0)
     midnight = datetime.combine(day, time(0, 0), tzinfo=zone)
     yesterday = datetime.combine(day - timedelta(days=1), time(0, 0), tzinfo=zone)
+    tomorrow = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+    changes_at = after = None
+    if midnight.utcoffset() != tomorrow.utcoffset():
+        changes_at = _change_between(midnight, tomorrow, zone)
+        after = int((tomorrow.utcoffset() or timedelta(0)).total_seconds() // 60)
     return DayPlan(
         date=day.isoformat(),
         prepare_at=_at(day, config.prepare_at, zone).astimezone(UTC),
@@ -190,6 +230,8 @@ def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
         logs_from=yesterday.astimezone(UTC),
         logs_to=midnight.astimezone(UTC),
         utc_offset_minutes=int(offset.total_seconds() // 60),
+        offset_changes_at=changes_at,
+        utc_offset_after_minutes=after,
     )
 
 

@@ -474,6 +474,39 @@ def test_the_voice_context_knows_the_day_the_evening_before_clocks_spring_forwar
     assert status.at(datetime(2027, 3, 14, 5, 30, tzinfo=UTC)) == (False, False)  # 01:30, the 14th
 
 
+def test_a_window_in_the_hour_the_clocks_skip_opens_at_the_jump_and_times_keep_their_offset() -> (
+    None
+):
+    """New York springs forward on 2027-03-14 (02:00 → 03:00). A window 02:30–03:15 was planned
+    07:30–07:15 UTC, ending before it began: nobody could get that day's briefing. And a day
+    whose window spans a change said its times with the window start's offset: 03:15 EST on
+    the autumn day was "04:15", 03:45 EDT in spring "02:45", a time that day never had."""
+    from datetime import date
+
+    from ambient.briefing.config import plan_for
+
+    def plan(day: date, *times: str) -> DayPlan:
+        prepare, start, end = times
+        config = BriefingConfig(
+            timezone="America/New_York", prepare_at=prepare, window_start=start, window_end=end
+        )
+        return plan_for(day, config)
+
+    skipped = plan(date(2027, 3, 14), "02:30", "02:30", "03:15")
+    at = datetime(2027, 3, 14, 7, 0, tzinfo=UTC)  # 03:00 EDT, the jump
+    assert (skipped.prepare_at, skipped.window_start) == (at, at)
+    assert skipped.window_end == datetime(2027, 3, 14, 7, 15, tzinfo=UTC)
+    assert skipped.open_at(datetime(2027, 3, 14, 7, 5, tzinfo=UTC))  # 03:05 EDT
+    spring = plan(date(2027, 3, 14), "00:30", "01:00", "04:00")
+    autumn = plan(date(2027, 11, 7), "00:30", "01:00", "04:00")
+    assert spring.local_hhmm(datetime(2027, 3, 14, 7, 45, tzinfo=UTC)) == "03:45"
+    assert autumn.local_hhmm(datetime(2027, 11, 7, 8, 15, tzinfo=UTC)) == "03:15"
+    assert [autumn.local_hhmm(t) for t in (autumn.window_start, autumn.window_end)] == [
+        *("01:00", "04:00")
+    ]
+    assert plan(date(2027, 3, 15), "05:00", "06:00", "10:00").offset_changes_at is None
+
+
 async def _status_with_day(service, user, seen):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     if status.day is None or status.day.date in seen or status.prepared is not None:
