@@ -225,7 +225,8 @@ class AgentHub:
                 # The name is taken: stored before, or by a request at once (a form sent twice).
                 if all(s.name != spec.name for s in await self.specs(user.name)):
                     raise
-                raise AgentError(f"you already have an MCP server named {spec.name!r}") from None
+                taken = f"name: you already have an MCP server named {spec.name!r}"
+                raise AgentError(taken) from None
             # Counted once stored, so that two adds at once cannot both take the last place:
             # the servers stored first keep their places; one past the limit is taken back.
             first = await session.scalars(

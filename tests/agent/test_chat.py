@@ -253,6 +253,8 @@ async def test_the_same_server_added_twice_at_once_is_added_once_and_the_other_t
             assert codes == [201, 422], [a.text for a in answers]
             refused = next(a for a in answers if a.status_code == 422)
             assert f"already have an MCP server named {name!r}" in refused.text
+            # Named as the spec's field, as the docs promise (its 422 named only "body").
+            assert refused.json()["detail"][0]["loc"] == ["body", "name"], refused.text
         servers = (await http.get("/agent/servers")).json()
         assert [s["name"] for s in servers] == ["ambient", *names]
 
