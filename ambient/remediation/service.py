@@ -141,11 +141,20 @@ class RemediationService(RemediationReads):
         decision = effective_mode(
             mode, account.rollback_permission, self.settings.remediation_executor
         )
+        workflow_id = remediation_id(parsed, cluster_identity(self.settings, parsed.cluster_id))
         if decision.mode is None:
+            # Audited as a cloud write's refusal is (docs/roles.md: "refused ... and audited").
+            async with self.db.session() as session:
+                await AuditRepository(session).append(
+                    actor=user,
+                    action="remediation.refused",
+                    subject=workflow_id,
+                    detail={"mode": mode, "permission": account.rollback_permission},
+                )
+                await session.commit()
             raise RemediationRefusedError(
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
-        workflow_id = remediation_id(parsed, cluster_identity(self.settings, parsed.cluster_id))
         message = f"started {workflow_id} ({decision.reason}); get_remediation shows the plan"
         started = StartResult(
             remediation_id=workflow_id,

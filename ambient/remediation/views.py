@@ -31,6 +31,7 @@ VERDICTS = {True: "resolved", False: "not resolved", None: ""}
 AUDIT_ACTIONS = {
     "scored": N_("scored"),
     "planned": N_("planned"),
+    "baseline": N_("baseline"),
     "permission": N_("permission"),
     "gate": N_("gate"),
     "checkpoint": N_("checkpoint"),
@@ -47,6 +48,7 @@ AUDIT_ACTIONS = {
     "push_failed": N_("push failed"),
     "finished": N_("finished"),
     "deduplicated": N_("alert sent again"),
+    "remediation.refused": N_("refused to start"),
 }
 # An answer's two records say which answer it was: the door's, sent, and the run's, taken.
 ANSWERED = {

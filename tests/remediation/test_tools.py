@@ -329,6 +329,12 @@ async def test_permission_none_is_refused_clearly_and_nothing_starts(
             started = False
     assert "rollback_permission is 'none'" in message and "Nothing was started" in message
     assert not started
+    # Audited, as a cloud write refused for the same permission is (docs/roles.md).
+    async with deps.db.session() as session:
+        refused = await AuditRepository(session).list(action="remediation.refused")
+    assert [(r.actor, r.subject, r.detail) for r in refused] == [
+        (USER, handle.id, {"mode": "execute", "permission": "none"})
+    ]
 
 
 async def test_bad_alert_names_the_field(ts_env: WorkflowEnvironment, deps: WorkerDeps) -> None:

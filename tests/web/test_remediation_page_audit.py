@@ -65,6 +65,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
     assert lines == [
         ("scored", "remediation"),
         ("planned", "remediation"),
+        ("baseline", "remediation"),
         ("permission", "remediation"),
         ("gate", "remediation"),
         ("checkpoint", "remediation"),
@@ -82,6 +83,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
     assert [action for action, _ in lines] == [
         "已评分",
         "已计划",
+        "事发前基线",
         "权限核定",
         "放行检查",
         "变更前快照",
