@@ -147,7 +147,7 @@ class RemediationService(RemediationReads):
             async with self.db.session() as session:
                 await AuditRepository(session).append(
                     actor=user,
-                    action="remediation.refused",
+                    action="start_refused",
                     subject=workflow_id,
                     detail={"mode": mode, "permission": account.rollback_permission},
                 )

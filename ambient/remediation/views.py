@@ -48,7 +48,7 @@ AUDIT_ACTIONS = {
     "push_failed": N_("push failed"),
     "finished": N_("finished"),
     "deduplicated": N_("alert sent again"),
-    "remediation.refused": N_("refused to start"),
+    "start_refused": N_("refused to start"),
 }
 # An answer's two records say which answer it was: the door's, sent, and the run's, taken.
 ANSWERED = {

@@ -331,7 +331,7 @@ async def test_permission_none_is_refused_clearly_and_nothing_starts(
     assert not started
     # Audited, as a cloud write refused for the same permission is (docs/roles.md).
     async with deps.db.session() as session:
-        refused = await AuditRepository(session).list(action="remediation.refused")
+        refused = await AuditRepository(session).list(action="start_refused")
     assert [(r.actor, r.subject, r.detail) for r in refused] == [
         (USER, handle.id, {"mode": "execute", "permission": "none"})
     ]
