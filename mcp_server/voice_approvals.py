@@ -125,6 +125,14 @@ async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
         await session.commit()
 
 
+async def may_answer(state: AppState, user: str, mode: str | None) -> bool:
+    """Whether ``user``'s rollback permission lets them approve or refuse a step run in
+    ``mode`` (the run's check, read before anyone is asked to confirm)."""
+    account = await user_named(state.db, user)
+    permission = account.rollback_permission if account is not None else "none"
+    return may_approve(permission, "execute" if mode == "execute" else "dry_run")
+
+
 async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
@@ -166,14 +174,12 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
                 f"The fix for {run_about(run, english=True)} no longer waits for your approval,"
                 " so nothing was sent.",
             )
-        account = await user_named(state.db, user)
-        permission = account.rollback_permission if account is not None else "none"
-        if not may_approve(permission, view.mode or "dry_run"):
+        if not await may_answer(state, user, view.mode):
             # Refused now, as the run would refuse it: asked to confirm first, a user without
             # the permission confirmed only to hear it refused.
             raise RemediationRefusedError(
-                f"{user} has rollback_permission {permission!r}; a {view.mode or 'dry_run'} "
-                "step needs it or higher (an admin grants it)"
+                f"{user}'s rollback_permission does not reach a {view.mode or 'dry_run'} step "
+                "(an admin grants it)"
             )
         rung = int(view.waiting.rung)
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ambient.remediation.safety import may_approve
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
-from ambient.storage.users import user_named
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import failing_in_a_row, waiting_for
 from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, english, left, say
-from mcp_server.voice_approvals import name_clusters
+from mcp_server.voice_approvals import may_answer, name_clusters
 from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
 from mcp_server.voice_fix_names import run_about
 from mcp_server.voice_prompt import Spoken
@@ -64,10 +62,7 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         storm = len(runs) > OPEN_LISTED
         labels = await labels_of(state, user, failing)
         named = [task_said(task, labels) for task in failing]
-        account = await user_named(state.db, user) if waiting else None
-        permission = account.rollback_permission if account is not None else "none"
-        execute = bool(waiting) and waiting[0].mode == "execute"
-        may = bool(waiting) and may_approve(permission, "execute" if execute else "dry_run")
+        may = bool(waiting) and await may_answer(state, user, waiting[0].mode)
         return needs_answer(waiting, running, storm, named, failing_in_a_row(pages), may=may)
 
     return await answer(ctx, speaker, work)
