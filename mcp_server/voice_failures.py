@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ambient.clients import guard, http1_errors, metric_reads, web_errors
-from ambient.clients.extract import UNREADABLE
+from ambient.clients import extract, guard, http1_errors, metric_reads, web_errors
 from ambient.clients.notify import secrets
 from ambient.refusals import Refusal, read_back
 from ambient.watches.configs import TaskKind, TaskState
@@ -98,13 +97,17 @@ _REASONS = {
     **dict.fromkeys(
         http1_errors.CUTS, ("网站没回答完连接就断了", "the connection ended mid-answer")
     ),
+    # A page read but not watchable.
+    extract.NOT_TEXT: ("网页不是文字内容", "the page is not text"),
+    **dict.fromkeys(
+        (extract.NO_TEXT, extract.NO_RENDERED_TEXT, extract.NO_FEED_TEXT),
+        ("网页上没有文字", "the page has no text"),
+    ),
+    extract.NOTHING_SELECTED: (
+        "选择器在网页上找不到内容",
+        "its selector matches nothing on the page",
+    ),
 }
-# A page read but not watchable (ambient.clients.extract's words, not msgids): by how they start.
-_UNREAD = (
-    ("the page is not text", ("网页不是文字内容", "the page is not text")),
-    ("the page has no text", ("网页上没有文字", "the page has no text")),
-    ("the selector ", ("选择器在网页上找不到内容", "its selector matches nothing on the page")),
-)
 # A stored error of no shape worded here (a cloud API's, an unexpected one): where to read it.
 _UNWORDED = ("原因可以在任务详情里看", "its page in the app has the reason")
 
@@ -112,15 +115,13 @@ _UNWORDED = ("原因可以在任务详情里看", "its page in the app has the r
 def reason_said(error: str) -> tuple[str, str]:
     """Why a check failed (its stored error), a few words in Chinese and English."""
     said = metric_reads.said_refusal(error) or read_back(error, guard.REFUSALS)
-    if said is not None:
-        return _said(said)
-    unread = error.removeprefix(UNREADABLE)  # as a check stores it (activities/watches.py)
-    return next((words for start, words in _UNREAD if unread.startswith(start)), _UNWORDED)
+    return _UNWORDED if said is None else _said(said)
 
 
 def _said(said: Refusal) -> tuple[str, str]:
     msgid, values = said.msgid, said.values
-    if msgid in (web_errors.REDIRECTED, web_errors.FROM_SOURCE):  # where it came from: not said
+    # Where it came from, or that the page was read: not said.
+    if msgid in (web_errors.REDIRECTED, web_errors.FROM_SOURCE, extract.UNREADABLE_BECAUSE):
         reason = values.get("reason")
         if isinstance(reason, Refusal):
             return _said(reason)

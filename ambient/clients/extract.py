@@ -33,6 +33,7 @@ from ambient.clients.page_blocks import (
     text_joined,
     unseen_removed,
 )
+from ambient.refusals import N_, Refusal
 
 # Watches store beside a page's hash the tag of the path that read its text: another tag means
 # the rules changed, not the page. Each path has its own, so a release that changes one path's
@@ -50,8 +51,16 @@ FEED_EXTRACTOR = "f3"  # an Atom or RSS feed read without a selector
 # image, a word break, an empty element (f2 put a space): not told without reading each
 # twice, so they start anew; so does a JSON answer (j7 read it pretty-printed).
 EARLIER = {PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}"}
-# A fetched page whose text cannot be read: its check's stored error starts so (then why).
-UNREADABLE = "cannot read the page's text: "
+# A fetched page whose text cannot be read: its check's stored error starts so (then why),
+# each why a msgid the pages say in their reader's language (``web_errors.fetch_refusal``).
+UNREADABLE_BECAUSE = N_("cannot read the page's text: %(reason)s")
+UNREADABLE = UNREADABLE_BECAUSE.removesuffix("%(reason)s")
+NOT_TEXT = N_("the page is not text (%(kind)s): a web monitor reads HTML, plain text or JSON")
+NO_TEXT = N_("the page has no text")
+NO_RENDERED_TEXT = N_("the page has no text (is it rendered by JavaScript?)")
+NO_FEED_TEXT = N_("the feed has no entries with text")
+NOTHING_SELECTED = N_("the selector %(selector)s matches nothing on the page")
+NO_TEXTS = (NOT_TEXT, NO_TEXT, NO_RENDERED_TEXT, NO_FEED_TEXT, NOTHING_SELECTED)
 
 
 # Bodies declared as text; another or none is sniffed for the control bytes that mark a file
@@ -61,8 +70,8 @@ TEXT_MEDIA = re.compile(r"text/|[^;]*(?:html|xml|json|javascript)")
 BINARY_BYTES = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 
 
-class NoTextError(ValueError):
-    """The page, or its selector, gives nothing to watch."""
+class NoTextError(Refusal):
+    """The page, or its selector, gives nothing to watch (one of ``NO_TEXTS``)."""
 
 
 class Extracted(NamedTuple):
@@ -131,7 +140,7 @@ def feed_text(media_type: str, body: str) -> Extracted | None:
             said += [_said(e) for e in entry if _local(e) == name]
     text = "\n".join(line for line in said if line)
     if not text:
-        raise NoTextError("the feed has no entries with text")
+        raise NoTextError(NO_FEED_TEXT)
     return _read(text, FEED_EXTRACTOR)
 
 
@@ -234,9 +243,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     media_type = media_type.lower()
     if not TEXT_MEDIA.match(media_type) and BINARY_BYTES.search(html):
         declared = media_type.partition(";")[0].strip() or "no Content-Type"
-        raise NoTextError(
-            f"the page is not text ({declared}): a web monitor reads HTML, plain text or JSON"
-        )
+        raise NoTextError(NOT_TEXT, kind=declared)
     if "json" in media_type and not selector:
         with suppress(ValueError):  # not JSON after all: read as a page
             return _read("\n".join(_json_lines(json.loads(html))), JSON_EXTRACTOR)
@@ -252,13 +259,13 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # text holds none, and there the page's snapshot was refused at every check.
         written = html.replace("\x00", "")
         if not written.strip():
-            raise NoTextError("the page has no text")
+            raise NoTextError(NO_TEXT)
         return _read(written, PAGE_EXTRACTOR, changed=not as_before or written != html)
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)
         if not nodes:  # a matched element may be empty (no alert today), a missing one is not
-            raise NoTextError(f"the selector {selector!r} matches nothing on the page")
+            raise NoTextError(NOTHING_SELECTED, selector=repr(selector))
         unseen_removed(nodes)
         # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
         # a match inside an earlier one is read with it, once (its text was read twice).
@@ -291,5 +298,5 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     # trafilatura found nothing: the body's blocks, without scripts and styles
     text = block_text(body, plain=False) if body is not None else ""
     if not text:
-        raise NoTextError("the page has no text (is it rendered by JavaScript?)")
+        raise NoTextError(NO_RENDERED_TEXT)
     return _read(text, PAGE_EXTRACTOR, changed=hid or joined)

@@ -14,6 +14,7 @@ shape (ambient.clients.metric_reads).
 
 from __future__ import annotations
 
+from ambient.clients.extract import NO_TEXTS, UNREADABLE_BECAUSE
 from ambient.clients.guard import CANNOT_RESOLVE, REFUSALS, RefusedDestinationError
 from ambient.clients.http1_errors import CODINGS, CUTS, TWO_LOCATIONS
 from ambient.refusals import N_, Refusal, read_back
@@ -56,6 +57,7 @@ _WORDED = (
     ANSWER_CUT,
     TLS_FAILED,
     CANNOT_RESOLVE,
+    UNREADABLE_BECAUSE,
 )
 # The system's words inside those (the ``reason`` of a connection, a TLS handshake, a name that
 # failed): the common ones said as what they mean, their raw detail after where it helps (the
@@ -69,6 +71,7 @@ _SYSTEM = (
     N_("[Errno -3] %(error)s"),  # EAI_AGAIN
     N_("no addresses"),
     *CUTS,
+    *NO_TEXTS,  # why a page's text cannot be read (UNREADABLE_BECAUSE's reason)
 )
 
 

@@ -293,3 +293,36 @@ def test_a_reading_under_a_line_it_fell_below_is_not_said_in_chinese_to_exceed_i
     said = read_said(read, Words(Language.ZH))
     assert said == "读到 55000.0：越过阈值", said
     assert Words(Language.ZH)("threshold crossed") == "越过阈值"
+
+
+def test_a_page_whose_text_cannot_be_read_is_said_in_the_readers_language() -> None:
+    """A selector that matched nothing was said in English on a Chinese page ("失败：cannot
+    read the page's text: the selector … matches nothing on the page")."""
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    nothing = (
+        "cannot read the page's text: the selector 'div.price > span' matches nothing on the page"
+    )
+    assert failed_said(nothing, zh) == (
+        "失败：读不出网页的文字：选择器 'div.price > span' 在网页上找不到任何内容"
+    )
+    assert failed_said(nothing, en) == f"failed: {nothing}"
+    image = (
+        "cannot read the page's text: the page is not text (image/png): a web monitor reads "
+        "HTML, plain text or JSON"
+    )
+    assert failed_said(image, zh) == (
+        "失败：读不出网页的文字：网页不是文字（image/png）：网页监控读的是 HTML、纯文本或 JSON"
+    )
+    for why, said in (
+        ("the page has no text", "网页上没有文字"),
+        ("the feed has no entries with text", "这个订阅源没有带文字的条目"),
+    ):
+        assert (
+            failed_said(f"cannot read the page's text: {why}", zh)
+            == f"失败：读不出网页的文字：{said}"
+        )
+    # A reason of no catalog message (a codec's words) stays as it was written.
+    codec = "cannot read the page's text: 'gb18030' codec can't decode byte 0xff"
+    assert (
+        failed_said(codec, zh) == "失败：读不出网页的文字：'gb18030' codec can't decode byte 0xff"
+    )
