@@ -209,23 +209,25 @@ class ChatAgent:
         if not conversation.messages:
             conversation.messages.append({"role": "system", "content": self.system})
         held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
+        asked, conversation.confirm_lives = conversation.confirm_lives, {}
         if held:
             # Taken before any runs: a turn after this one (here or on another replica, also
             # after this process died mid-call) finds them answered, never waiting to run again.
             await conversation.save()
         for call in held:
-            if approve:
+            moved = self._server_moved(asked.get(call.function.name)) if approve else None
+            if approve and moved is None:
                 async for step in self._run_call(conversation, call):
                     yield step
-            else:
-                self._answer(conversation, call, "The person declined this call; not run.")
-                yield event(
-                    type="tool_result",
-                    function=call.function.name,
-                    ok=False,
-                    text="declined",
-                    declined=True,
-                )
+                continue
+            self._answer(conversation, call, moved or "The person declined this call; not run.")
+            yield event(
+                type="tool_result",
+                function=call.function.name,
+                ok=False,
+                text=moved or "declined",
+                declined=moved is None,
+            )
         _answer_cut_off_calls(conversation.messages)
         if text:
             conversation.messages.append({"role": "user", "content": text})
@@ -289,6 +291,8 @@ class ChatAgent:
                     continue
                 if asks:
                     conversation.pending.append(call)
+                    if (life := self.facade.life_of(call.function.name)) is not None:
+                        conversation.confirm_lives[call.function.name] = life
                     continue
                 async for step in self._run_call(conversation, call):
                     yield step
@@ -309,6 +313,17 @@ class ChatAgent:
         yield event(
             type="error",
             text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
+        )
+
+    def _server_moved(self, asked: tuple[str, str | None] | None) -> str | None:
+        """Why a call the person approved is not run: its server was removed, or another was
+        added under its name, after they were asked (None: the same server's, run it)."""
+        if asked is not None and self.facade.lives.get(asked[0]) == asked[1]:
+            return None
+        server = repr(asked[0]) if asked is not None else "of this call"
+        return (
+            f"Not run: the MCP server {server} was removed or replaced after the person was "
+            "asked to approve this call; ask them again if it is still wanted."
         )
 
     async def _needs_confirmation(self, function: str) -> bool:

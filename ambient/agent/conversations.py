@@ -73,6 +73,8 @@ class Conversation:
     pending: list[ToolCall] = field(default_factory=list)
     # The confirm event that listed ``pending``: an answer naming another one runs nothing.
     confirm_id: str | None = None
+    # The server of each of ``pending`` by function name, and that server's life then.
+    confirm_lives: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     # The turn of this process holding it now (None between turns, and once the hold is lost).
     holder: str | None = field(default=None, repr=False)
     # What the store has of it, as this turn last read or wrote it: a save that changes none of
@@ -191,7 +193,9 @@ class ConversationStore:
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(taken, "rowcount", 0):
-                    read = select(rows.messages, rows.pending, rows.confirm_id).where(this)
+                    read = select(
+                        rows.messages, rows.pending, rows.confirm_id, rows.confirm_lives
+                    ).where(this)
                     stored = (await session.execute(read)).one()
                     break
                 if await session.scalar(select(rows.id).where(this)) is None:
@@ -205,6 +209,8 @@ class ConversationStore:
             ChatCompletionMessageFunctionToolCall.model_validate(call) for call in stored.pending
         ]
         conversation.confirm_id = stored.confirm_id
+        lives = stored.confirm_lives or {}  # none: asked before lives were kept (never run)
+        conversation.confirm_lives = {name: (s, life) for name, (s, life) in lives.items()}
         conversation.holder = holder
         conversation.keep_stored()
 
@@ -223,6 +229,8 @@ class ConversationStore:
             values["messages"] = conversation.messages
             values["pending"] = [call.model_dump(mode="json") for call in conversation.pending]
             values["confirm_id"] = conversation.confirm_id
+            # It changes only with confirm_id (a new confirm has a new one).
+            values["confirm_lives"] = conversation.confirm_lives
         if conversation.holder is not None:
             async with self._writing() as session:
                 saved = await session.execute(

@@ -213,6 +213,10 @@ class AgentFacade:
     _names: ToolNames = field(default_factory=lambda: ToolNames(OWN_SERVER), init=False)
     _metrics: dict[tuple[str, str], ToolMetrics] = field(default_factory=dict, init=False)
     list_calls: int = field(default=0, init=False)  # listings that reached a server (cache misses)
+    # Each server's life (its stored row's id and time: SQLite gives a removed row's id again)
+    # as the hub last read them: a confirm's yes runs nothing on a server removed, or added
+    # again under its name, since it was asked.
+    lives: dict[str, str] = field(default_factory=dict, init=False)
 
     # --- servers --------------------------------------------------------------------
 
@@ -225,6 +229,12 @@ class AgentFacade:
         read_only = None if name == OWN_SERVER else frozenset(read_only_tools)
         connection = ServerConnection(name, factory)
         self._servers[name] = _Server(name, connection, ServerHealth(), read_only)
+
+    def life_of(self, function: str) -> tuple[str, str | None] | None:
+        """The server of a listed function name and that server's life (None: no hub keeps
+        this facade's servers); None: not listed."""
+        pair = self._names.resolve(function)
+        return None if pair is None else (pair[0], self.lives.get(pair[0]))
 
     def allow_unasked(self, name: str, read_only_tools: Iterable[str]) -> None:
         """Change which tools of a server not ours run unasked (its connection stays)."""

@@ -150,11 +150,12 @@ class AgentHub:
         them (a server added, removed, or with other tools to run unasked); stdio servers
         (programs run on this host) only while they are an admin, so taking the role away
         stops them at the next use."""
-        wanted = {
-            spec.name: spec
-            for spec in await self.specs(user.name)
+        stored = [
+            (life, spec)
+            for life, spec in await self._stored(user.name)
             if spec.transport != "stdio" or user.is_admin
-        }
+        ]
+        wanted = {spec.name: spec for _, spec in stored}
         if (found := self._facades.get(user.name)) is None:
             found = self._facades[user.name] = (AgentFacade(), {})
             found[0].add_server(OWN_SERVER, self._own_client(user.name))
@@ -175,6 +176,7 @@ class AgentHub:
             )
         built.clear()
         built.update(wanted)
+        facade.lives = {OWN_SERVER: OWN_SERVER} | {spec.name: life for life, spec in stored}
         return facade
 
     def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
@@ -191,13 +193,22 @@ class AgentHub:
         return lambda: Client(server, cache=None, read_timeout_seconds=DEFAULT_TIMEOUT)
 
     async def specs(self, user: str) -> list[McpServerSpec]:
+        return [spec for _, spec in await self._stored(user)]
+
+    async def _stored(self, user: str) -> list[tuple[str, McpServerSpec]]:
+        """``user``'s servers as stored, each with its life: its row's id and time (SQLite
+        gives the id of a row removed last to the next one)."""
         async with self.state.db.session() as session:
             rows = await session.execute(
                 select(AgentServer).where(AgentServer.user == user).order_by(AgentServer.id)
             )
             # Read as stored: a spec added before a rule of today's still loads.
             return [
-                McpServerSpec.model_validate(row.spec, context=STORED) for row in rows.scalars()
+                (
+                    f"{row.id}@{row.created_at.isoformat()}",
+                    McpServerSpec.model_validate(row.spec, context=STORED),
+                )
+                for row in rows.scalars()
             ]
 
     async def add(self, user: User, spec: McpServerSpec) -> None:

@@ -390,6 +390,9 @@ class ChatConversation(Dated, Base):
     # The tool calls a confirm listed (ChatCompletionMessageFunctionToolCall, dumped).
     pending: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     confirm_id: Mapped[str | None] = mapped_column(String(32))
+    # Each listed call's server and that server's life (its agent_servers row) when the confirm
+    # was shown, by function name: a yes runs nothing on a server removed or added again since.
+    confirm_lives: Mapped[dict[str, list[Any]] | None] = mapped_column(JSON)
     holder: Mapped[str | None] = mapped_column(String(32))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Its last turn: idle past the store's time to live, it is gone.

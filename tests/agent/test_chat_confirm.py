@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,15 +11,21 @@ from typing import Any
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from openai import AsyncOpenAI
+from pydantic import SecretStr
 
 from ambient.agent.chat import ChatAgent
 from ambient.agent.conversations import Conversation, ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
+from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage.users import UserRepository
+from api.app import create_app
 from tests.agent.test_facade import READ, TOY_READS, WRITE, toy_server
+from tests.conftest import unique
 from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, ToolCalls
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 # The stand-in servers listen on loopback, which the destination guard refuses unless allowed.
 LOOPBACK = DestinationGuard(["127.0.0.0/8"])
@@ -302,3 +309,77 @@ async def test_a_model_failing_is_told_by_its_kind_never_in_the_providers_words(
 
 
 PROXY_PAGE = "<html><body>upstream 10.2.3.4:8000 (llm-internal) refused</body></html>"
+
+
+async def test_a_yes_runs_nothing_on_a_server_added_under_the_name_of_the_one_it_was_asked_for(
+    deps: WorkerDeps,
+) -> None:
+    """A confirm listed its calls by function name: the person removed their staging server
+    and added production as `db`, and the confirm's yes dropped the table on production."""
+    llm, name, dropped = LLMApi(), unique("chat"), list[str]()
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+
+    def labelled(label: str) -> Any:
+        server: MCPServer[Any] = MCPServer(name=label)
+
+        async def drop_table(name: str) -> str:
+            """Destroys a table."""
+            dropped.append(f"{label}:{name}")
+            return f"dropped {name}"
+
+        server.add_tool(drop_table, annotations=WRITE)
+        return server.streamable_http_app(stateless_http=True)
+
+    async with (
+        serve(llm.app()) as llm_url,
+        serve(labelled("staging")) as staging,
+        serve(labelled("production")) as production,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "openai_api_key": SecretStr(API_KEY),
+                "openai_base_url": f"{llm_url}/v1",
+                "fetch_allow_cidrs": ["127.0.0.0/8"],
+            }
+        )
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with serve(create_app(settings)) as api, http_client(api, headers=bearer) as http:
+
+            async def chat(**body: Any) -> list[dict[str, Any]]:
+                answer = await http.post("/chat", json=body)
+                assert answer.status_code == 200, answer.text
+                return [json.loads(line) for line in answer.text.splitlines()]
+
+            async def add(url: str) -> None:
+                spec = {"name": "db", "transport": "http", "url": f"{url}/mcp"}
+                assert (await http.post("/agent/servers", json=spec)).status_code == 201
+
+            await add(staging)
+            llm.script(ToolCalls([("db__drop_table", {"name": "users"})]))
+            confirm = next(
+                e for e in await chat(message="drop users on staging") if e["confirm_id"]
+            )
+            assert (await http.delete("/agent/servers/db")).status_code == 204
+            await add(production)
+            llm.script(Content("It was not run."))
+            answer = await chat(
+                conversation_id=confirm["conversation_id"],
+                approve=True,
+                confirm_id=confirm["confirm_id"],
+            )
+            assert dropped == []
+            result = next(e for e in answer if e["type"] == "tool_result")
+            assert result["ok"] is False and not result["declined"]
+            assert "'db' was removed or replaced" in result["text"]
+            # The model read why, and the conversation goes on: a new confirm runs on production.
+            llm.script(ToolCalls([("db__drop_table", {"name": "users"})]))
+            confirm = next(e for e in await chat(message="then on production") if e["confirm_id"])
+            llm.script(Content("Dropped."))
+            await chat(
+                conversation_id=confirm["conversation_id"],
+                approve=True,
+                confirm_id=confirm["confirm_id"],
+            )
+            assert dropped == ["production:users"]

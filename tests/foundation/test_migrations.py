@@ -346,6 +346,7 @@ def test_0025_adds_the_chat_conversations_and_its_downgrade_removes_them(url: st
         "messages",
         "pending",
         "confirm_id",
+        "confirm_lives",  # 0033
         "holder",
         "lease_until",
         "updated_at",
