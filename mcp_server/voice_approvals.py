@@ -161,18 +161,19 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
             if picked is None:
                 return question
             run = picked
+        # Named as the list names it: by what differs from another fix waiting (its cluster).
+        about, about_en = run_about(run, among=waiting), run_about(run, True, among=waiting)
         view = await service.seen_status(user, run.remediation_id)
         if view.unanswered:  # which rung waits is the run's to say: none heard, none sent
             return say(
-                f"{run_about(run)}的修复这会儿没有响应，这次什么都没提交。请稍后再试。",
-                f"The fix for {run_about(run, english=True)} did not answer, so nothing was"
+                f"{about}的修复这会儿没有响应，这次什么都没提交。请稍后再试。",
+                f"The fix for {about_en} did not answer, so nothing was"
                 " sent. Please try again in a moment.",
             )
         if view.waiting is None:  # moved on since the list: what waits now, nobody heard of
             return say(
-                f"{run_about(run)}的修复已经不在等你审批了，这次什么都没提交。",
-                f"The fix for {run_about(run, english=True)} no longer waits for your approval,"
-                " so nothing was sent.",
+                f"{about}的修复已经不在等你审批了，这次什么都没提交。",
+                f"The fix for {about_en} no longer waits for your approval, so nothing was sent.",
             )
         if not await may_answer(state, user, view.mode):
             # Refused now, as the run would refuse it: asked to confirm first, a user without
@@ -210,14 +211,13 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         except no_answer.CUT_SHORT:
             verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")
             return say(
-                f"对{run_about(run)}修复的{verb_zh}还没得到确认。稍后问我有什么在等你审批。",
-                f"Your {verb_en} of the fix for {run_about(run, english=True)} is not confirmed"
+                f"对{about}修复的{verb_zh}还没得到确认。稍后问我有什么在等你审批。",
+                f"Your {verb_en} of the fix for {about_en} is not confirmed"
                 " yet. Ask me later what waits for you.",
             )
         return say(
-            f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。",
-            f"OK, {'approved' if made.approve else 'refused'} the fix for"
-            f" {run_about(run, english=True)}.",
+            f"好的，已{'批准' if made.approve else '拒绝'}{about}的修复。",
+            f"OK, {'approved' if made.approve else 'refused'} the fix for {about_en}.",
         )
 
     return await answer(ctx, speaker, work)

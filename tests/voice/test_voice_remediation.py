@@ -370,6 +370,11 @@ async def test_fixes_alike_but_for_their_cluster_are_named_by_it_and_found_so(
             again = await say(
                 client, "approve_remediation", which="guangzhou 集群的 checkout 的错误率"
             )
+            # Confirmed: the fix made is named as it was asked about, by its cluster (it was
+            # "checkout 的错误率", with the other checkout's fix still waiting).
+            made = await say(
+                client, "approve_remediation", which="guangzhou 集群的 checkout 的错误率"
+            )
     assert needs == (
         "有 3 个修复等你审批：第一个是checkout（guangzhou 集群）的错误率；第二个是checkout"
         "（shanghai 集群）的错误率；第三个是payments 的错误率。可以说“批准第一个”。"
@@ -379,6 +384,7 @@ async def test_fixes_alike_but_for_their_cluster_are_named_by_it_and_found_so(
         "确认就再说一次批准。"
     ), asked
     assert again.startswith("有 3 个修复在等你审批。要批准第一个，"), again
+    assert made == "好的，已批准checkout（guangzhou 集群）的错误率的修复。", made
 
 
 CLUSTERS = [
