@@ -14,7 +14,18 @@ def test_a_keys_placeholder_keeps_its_key() -> None:
     had been taken out: the key went ("something payment failed something")."""
     said = cleaned("order_id=<*> payment failed status=<*>", english=True)
     assert said == "order id=something payment failed status=something"
-    assert cleaned("用户 <*> 登录失败 uid=<*>").endswith("uid=something")
+    assert cleaned("用户 <*> 登录失败 uid=<*>") == "用户某个值登录失败 uid=某个值"
+
+
+def test_a_placeholder_in_a_chinese_template_is_said_in_chinese_in_an_english_one_in_english() -> (
+    None
+):
+    """A Chinese template's key=<*> was said by its nearest letter, the key's: the briefing
+    said "订单接口调用支付网关超时 order id=something", an English word the log never held."""
+    said = cleaned("最多的错误是：订单接口调用支付网关超时 order_id=<*>，共 873 次。")
+    assert said == "最多的错误是：订单接口调用支付网关超时 order id=某个值，共 873 次。"
+    said = cleaned("最多的错误是：payment failed status=<*>，共 3 次。")
+    assert said == "最多的错误是：payment failed status=something，共 3 次。"
 
 
 @pytest.mark.parametrize(
