@@ -241,15 +241,57 @@ def pick_remediation(
         if english:
             return None, f"I found no “{said}”. {_which_waits(runs, english)}"
         return None, f"没找到“{said}”。{_which_waits(runs)}"
-    # Three named at most; past them the list is said to go on, or three sound like all.
-    more = len(matches) > 3
+    return None, _asked_back(runs, matches, english)
+
+
+def _asked_back(
+    runs: list[RemediationSummary], matches: list[RemediationSummary], english: bool
+) -> str:
+    """Which of ``matches`` (of ``runs``): three named at most, as many as fit ``ROOM`` (long
+    names ran the answer into its cut before its question); past them the list is said to go
+    on, or those named sound like all. Fixes of one name but where they run are named once,
+    each by where ("都是…的修复：第六个在 prod、第七个在 staging")."""
+    places = [runs.index(r) for r in matches[:3]]
     if english:
-        listed = LIST_SEP_EN.join(
-            f"number {runs.index(r) + 1}, {run_about(r, english, runs)}" for r in matches[:3]
+        named = [
+            f"number {i + 1}, {run_about(r, english, runs)}"
+            for i, r in zip(places, matches, strict=False)
+        ]
+        listed = _fitting(named, LIST_SEP_EN)
+        more = f"{LIST_SEP_EN}and more" if len(matches) > listed.count(LIST_SEP_EN) + 1 else ""
+        return f"{len(matches)} fit: {listed}{more}. Say which number."
+    names = [run_about(r, among=runs) for r in matches[:3]]
+    parts = [_QUALIFIED.fullmatch(name) for name in names]
+    shared = {(part[1], part[3]) for part in parts if part}
+    if None not in parts and len(shared) == 1:
+        workload, metric = shared.pop()
+        listed = "、".join(
+            f"第{ordinal_word(i)}个在{part[2]}"
+            for i, part in zip(places, parts, strict=False)
+            if part
         )
-        listed += f"{LIST_SEP_EN}and more" if more else ""
-        return None, f"{len(matches)} fit: {listed}. Say which number."
-    listed = "、".join(
-        f"第{ordinal_word(runs.index(r))}个{run_about(r, among=runs)}" for r in matches[:3]
+        more = " 等" if len(matches) > 3 else ""
+        # A space between Chinese and Latin words only ("checkout 的错误率", "ratio 的修复").
+        fix = f"{workload}{' ' if workload[-1:].isascii() else ''}{metric}"
+        said = f"都是{fix}{' ' if fix[-1:].isascii() else ''}的修复：{listed}{more}"
+        return f"有 {len(matches)} 个符合，{said}。请说第几个。"
+    listed = _fitting(
+        [f"第{ordinal_word(i)}个{n}" for i, n in zip(places, names, strict=True)], "、"
     )
-    return None, f"有 {len(matches)} 个符合：{listed}{' 等' if more else ''}。请说第几个。"
+    more = " 等" if len(matches) > listed.count("、") + 1 else ""
+    return f"有 {len(matches)} 个符合：{listed}{more}。请说第几个。"
+
+
+# A fix named with where it runs: "checkout（guangzhou 集群）的错误率".
+_QUALIFIED = re.compile(r"(.+?)（(.+)）(的.+)")
+ROOM = 160  # characters of an ask-back's list, its question said after it
+
+
+def _fitting(named: list[str], separator: str) -> str:
+    """The first of ``named`` joined, as many as fit ``ROOM`` (the first always)."""
+    listed = named[0]
+    for name in named[1:]:
+        if len(listed) + len(separator) + len(name) > ROOM:
+            break
+        listed += separator + name
+    return listed

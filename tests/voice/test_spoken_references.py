@@ -946,7 +946,11 @@ def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_
             assert pick_remediation(runs, heard)[0] is runs[1], heard
         # Two fit the cluster's name alone: asked back by the names that tell them apart.
         run, question = pick_remediation(runs, "广州生产集群的 checkout")
-        assert run is None and "checkout（staging）" in question, question
+        assert question == (
+            "有 2 个符合，都是checkout 的错误率的修复：第一个在广州生产集群 prod、第四个在staging。"
+            "请说第几个。"
+        ), question
+        assert run is None
         assert clusters_alike(runs) == {"cls-aaaa1111", "cls-bbbb2222"}
     finally:
         cluster_names.reset(token)
@@ -1038,3 +1042,30 @@ def test_a_question_back_names_only_the_tasks_it_says_whole(said: str, english: 
     for task_id in listed:
         assert task_label(_task(task_id), english) in question, (task_id, question)
     assert question.endswith((".", "。")), question
+
+
+def test_fixes_of_one_long_name_are_asked_about_by_where_they_run_and_the_question_is_said() -> (
+    None
+):
+    """Three fixes of a 58-character workload's long metric, in prod, staging and canary, were
+    each named whole: the answer ran to the voice's cut (300 characters) before its question
+    ("请说第几个。") and said what differs last in each."""
+    workload, metric = (
+        "alipay-callback-endpoint-health-check-guangzhou-production",
+        "http_5xx_ratio",
+    )
+    runs = [_run(n, workload, metric) for n in range(1, 4)]
+    for run, namespace in zip(runs, ("prod", "staging", "canary"), strict=True):
+        run.service = f"cls-test01/{namespace}/{workload}"
+    _, question = pick_remediation(runs, "alipay callback")
+    assert question == (
+        "有 3 个符合，都是alipay callback endpoint health check guangzhou production 的 http 5xx"
+        " ratio 的修复：第一个在prod、第二个在staging、第三个在canary。请说第几个。"
+    ), question
+    assert_speakable(question)
+    # Of other names, as many as fit, and the question after them.
+    runs = [_run(n, f"{workload}-{n}", f"{metric}_{n}") for n in range(1, 4)]
+    _, question = pick_remediation(runs, "alipay callback")
+    assert question.endswith(" 等。请说第几个。") and len(question) < 200, question
+    _, question = pick_remediation(runs, "alipay callback", english=True)
+    assert question.endswith("; and more. Say which number.") and len(question) < 250, question
