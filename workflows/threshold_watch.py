@@ -198,7 +198,7 @@ class ThresholdWatchWorkflow(WatchControls):
         ``checking`` ends there and a baseline waiting for it answers at once."""
         now = workflow.now()
         self.state.last_checked_at = now
-        key = f"{self.task}/{self.life}/{self.state.checks}"
+        key = f"{self.task}/{self.life}/{self._check}"
         targets = notification_targets(self.config.notification, self.config.targets)
         alerts: list[tuple[str, str, str, Wording, dict[str, Any]]] = []  # told once taken
 
@@ -281,6 +281,13 @@ class ThresholdWatchWorkflow(WatchControls):
         alert(transition.kind, title, _describe(transition), zh, **told)
         return transition
 
+    @property
+    def _check(self) -> str:
+        """This check in its life's keys: its number and its run (a run reset to its first task
+        counts its checks again, and its check 1 was keyed as the replaced run's: a breach
+        after a recovery told was taken for that run's breach and told to nobody)."""
+        return f"{self.state.checks}@{workflow.info().run_id}"
+
     async def _told_before(self, key: str) -> bool:
         """Whether this check's breach was one its watch's life told (and remediated) before
         a reset: recorded as told already, or this very check's remediation asked for by the
@@ -330,7 +337,7 @@ class ThresholdWatchWorkflow(WatchControls):
         summary = f"Remediation of {alert.service} (threshold watch)"
         # The breach's check's key, asked again or not: one join of it is one audit row. Its
         # life (a run id), not its task: a watch's id is a name its owner chose.
-        join_key = f"{self.life}/{self.state.checks}/remediate"
+        join_key = f"{self.life}/{self._check}/remediate"
         try:
             try:
                 child, joined = await start_remediation(child, request, summary, join_key)
@@ -397,7 +404,7 @@ class ThresholdWatchWorkflow(WatchControls):
         )
         await self.tell(
             kind="watch.breach_unwatched",
-            key=f"{self.task}/{self.life}/{self.state.checks}/breach-unwatched",
+            key=f"{self.task}/{self.life}/{self._check}/breach-unwatched",
             payload={k: v for k, v in left.items() if k != "said"}
             | {"told": self.state.alerts_told},
             message=Message(title=f"No longer watched: {self.task}", body=body, zh=zh),

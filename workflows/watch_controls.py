@@ -417,6 +417,8 @@ class WatchControls:
                 self.state.control_count += 1
                 await self.tell(
                     kind=f"watch.{name}",
-                    key=f"{self.task}/{self.life}/control/{self.state.control_count}",
+                    # Its run too: a reset run counts its controls again.
+                    key=f"{self.task}/{self.life}/control/{self.state.control_count}"
+                    f"@{workflow.info().run_id}",
                     payload={},
                 )

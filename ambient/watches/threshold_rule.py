@@ -5,6 +5,7 @@ Pure and deterministic (no clock, no I/O): the workflow imports it through the s
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -91,10 +92,14 @@ def told_already(kind: str, last: str | None) -> bool:
     return kind in TOLD_ALERTS[:2] and kind == last
 
 
+# A check in an alert's key: its number, and since 2026-12-06 its run ("12@<run id>").
+_CHECK = re.compile(r"\d+(?:@[\w-]+)?")
+
+
 def alert_life(key: str) -> str | None:
     """The ``{task}/{life}/`` a threshold watch's alert key (``{task}/{life}/{check}/{what}``)
     begins with: the keys of everything that life told. None: not such a key."""
     parts = key.rsplit("/", 3)
-    if len(parts) != 4 or not parts[2].isdigit():
+    if len(parts) != 4 or not _CHECK.fullmatch(parts[2]):
         return None
     return f"{parts[0]}/{parts[1]}/"

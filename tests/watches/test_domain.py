@@ -111,6 +111,10 @@ def test_a_breach_or_recovery_its_life_told_last_is_told_already() -> None:
     assert not told_already("watch.hit", "watch.hit")
     key = "threshold-watch/alice/cpu/0195-run/12/breach"
     assert alert_life(key) == "threshold-watch/alice/cpu/0195-run/"
+    # A check with its run (since a reset run counts its checks again).
+    assert alert_life("threshold-watch/alice/cpu/0195-run/12@0196-b2/breach") == (
+        "threshold-watch/alice/cpu/0195-run/"
+    )
     assert alert_life("threshold-watch/alice/cpu/0195-run/12/remediate/x") is None
     assert alert_life("briefing/alice/2026-01-02") is None
 

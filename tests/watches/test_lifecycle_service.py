@@ -1861,6 +1861,40 @@ async def test_a_threshold_watch_reset_as_the_upgrade_guide_says_does_not_tell_i
     ]
 
 
+async def test_a_threshold_watch_reset_after_its_recovery_tells_a_breach_at_a_check_number_used(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> None:
+    """Its alerts were keyed by the check's number, which a reset run counts again: a breach
+    at its first check, after the replaced run's breach (check 1) and recovery (check 2), was
+    taken for that run's check-1 breach (its key's event) and told to nobody."""
+    site, base = gated
+    site.values = [150, 50, 150]  # a breach, its recovery, and over the line after the reset
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"},
+        "threshold": 100,
+        "check_interval_minutes": 60,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("reset-again"))
+
+    async def told() -> list[str]:
+        alerts = ("watch.breach", "watch.recovery", "watch.already_told")
+        return [k for k in await kinds(loopback_deps, ref.task_id) if k in alerts]
+
+    async def titles() -> list[str]:
+        inbox = await inbox_titles(loopback_deps)
+        return [t.partition(":")[0] for t in inbox if ref.task_id in t]
+
+    await until_equal(told, ["watch.breach"], "the breach is told")
+    await service.trigger(USER, ref.task_id)
+    await until_equal(titles, ["Breach", "Recovered"], "the recovery is pushed")
+    await reset_to_first_workflow_task(service.client, ref.task_id)
+    await until_equal(titles, ["Breach", "Recovered", "Breach"], "the new breach is pushed")
+    await service.delete(USER, ref.task_id)
+    assert await told() == ["watch.breach", "watch.recovery", "watch.breach"]
+
+
 async def test_a_threshold_watch_whose_recovery_record_failed_tells_the_next_breach(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
