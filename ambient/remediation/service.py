@@ -293,6 +293,16 @@ class RemediationService(RemediationReads):
         async with self.db.writing() as session:
             said = {"rung": int(asked), "approve": approve, "reason": reason}
             token = await record_asked(session, status.run_key, user, said)
+        if asked != (waits := status.waiting.rung):
+            # Refused here (recorded and audited as any answer) as the run's validator refuses
+            # it: the same person's same answer to a rung passed was the update of that id,
+            # whose first result Temporal gave back ("approved rung 3", 200) with the run
+            # waiting on rung 4.
+            when = "no longer waits for approval" if asked < waits else "has not come yet"
+            raise RemediationStateError(
+                f"approval not accepted: rung {int(asked)} of {rid} {when}: rung {int(waits)} "
+                f"({waits.name.lower()}) waits for approval; look at it before answering"
+            )
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may
             # have started since, and this answer is not about it.

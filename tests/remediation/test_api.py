@@ -650,6 +650,10 @@ async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on
         late = await http.post(
             f"{path}/approval", json={"approve": True, "run_key": seen["run_key"], "rung": 1}
         )
+        # The admin's same answer again: its update's id was the first's, whose result
+        # Temporal gave back ("approved rung 1", 200) with the run waiting on rung 2.
+        with pytest.raises(RemediationStateError, match=r"rung 1 of .* no longer waits"):
+            await remediations.approve(admin, seen["remediation_id"], True, "go", rung=1)
         after = (await http.get(path)).json()
 
     assert early.status_code == 409, early.text
