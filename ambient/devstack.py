@@ -334,6 +334,9 @@ def start_local_llm(settings: Settings, opts: DevOptions, console: Console) -> N
 
 def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     """Start everything, print the URLs, wait for a stop signal, stop everything."""
+    from ambient.commands import terminal  # the CLI's (it imports this module's callers)
+
+    failed = terminal(stderr=True)  # why it could not run on
     stop = threading.Event()
     starting = True
     spawning = False
@@ -450,11 +453,12 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         while not stop.wait(0.5):
             for name, child in opts.children.items():
                 if child.poll() is not None:
-                    console.print(f"[red]{name} exited with {child.returncode}[/]")
+                    failed.print(f"[red]{name} exited with {child.returncode}[/]")
                     return 1
         return 0
     except DevStackError as exc:
-        console.print(f"[red]ambient dev: {escape(str(exc))}[/]")
+        # One line on stderr, as every command's error (README, "Output").
+        failed.print(f"[red]ambient dev: {escape(str(exc))}[/]")
         return 1
     finally:
         starting = False  # a second signal must not interrupt the stopping

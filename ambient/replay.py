@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import pkgutil
 import sys
@@ -12,6 +14,13 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, WorkflowReplayResult
 
@@ -86,12 +95,26 @@ def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
 def replayer(workflows: Sequence[type], converter: DataConverter | None = None) -> Replayer:
     runtime_used()  # the replayer's worker runs on the SDK's runtime threads
     return Replayer(
+        runtime=_quiet_runtime(),
         workflows=list(workflows),
         data_converter=converter or pydantic_data_converter,
         workflow_runner=workflow_runner(),
         interceptors=[MessageArguments()],  # as the worker's: a signal it dropped is dropped
         build_id=BUILD_ID,  # not the SDK's default: a hash of every loaded module's code
     )
+
+
+@functools.cache
+def _quiet_runtime() -> Runtime:
+    """The SDK's runtime for replays: its core's log goes to Python's logging (the command's
+    report says what failed), not to the console. On the default runtime each workflow task a
+    replay failed (a type not ours, a determinism error) was a coloured WARN line with a stack
+    on stdout, before the report a deploy's check reads."""
+    forwarded = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    logged = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarded
+    )
+    return Runtime(telemetry=TelemetryConfig(logging=logged))
 
 
 # A replay whose workflow code the SDK's deadlock detector cut short (its 2 s passed on a host

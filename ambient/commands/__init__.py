@@ -37,8 +37,10 @@ T = TypeVar("T")
 def terminal(stderr: bool = False) -> Console:
     """A console for the CLI's output, every command's (stdout, or ``stderr``): what users and
     outside systems wrote is printed as written. Rich's own reads `:name:` as an emoji in any
-    text it prints, markup or not: a rule named ':fire:' was said saved as '🔥'."""
-    return Console(stderr=stderr, emoji=False)
+    text it prints, markup or not: a rule named ':fire:' was said saved as '🔥'. A line is
+    not folded at the terminal's width (80 columns in a pipe: a refusal read by a script came
+    in two lines); a table still fits it."""
+    return Console(stderr=stderr, emoji=False, soft_wrap=True)
 
 
 err_console = terminal(stderr=True)

@@ -1003,6 +1003,26 @@ def test_a_history_of_a_workflow_type_the_product_lacks_is_not_called_non_determ
     assert "is not one of the product's; name its class with --workflows" in said, said
 
 
+def test_a_replay_prints_its_report_alone_on_stdout_one_line_an_outcome() -> None:
+    """The SDK core's log of the workflow task the replay failed came first on stdout (a
+    coloured WARN line with a stack in it), and the report's lines were folded at 80 columns
+    in a pipe: a deploy's gate reading stdout read neither whole."""
+    ping = Path(__file__).resolve().parents[1] / "histories" / "support" / "ping.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "ambient.cli", "replay", str(ping)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("NOT OURS PingWorkflow (ping) "), lines
+    assert lines[1].strip().startswith("workflow type PingWorkflow is not one of the product's")
+    assert lines[1].endswith("--workflows module:attr"), lines
+    assert "WARN" not in done.stdout and "\x1b[" not in done.stdout, done.stdout
+
+
 def test_replay_of_what_cannot_be_replayed_says_so_in_a_line_and_exits_2(tmp_path: Path) -> None:
     """A missing path, a file that is no history, a --workflows typo: a Python traceback and
     exit 1, the code non-determinism exits with (CI could not tell a wrong path from broken

@@ -197,7 +197,10 @@ async def test_a_taken_api_port_is_refused_before_anything_starts(tmp_path: Path
             timeout=STARTUP_SECONDS,
         )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"port 127.0.0.1:{stack.api_port} is taken" in done.stdout, done.stdout
+    # One line on stderr, as every command's error (it was on stdout, folded at 80 columns).
+    said = [line for line in done.stderr.splitlines() if "is taken" in line]
+    assert len(said) == 1 and f"port 127.0.0.1:{stack.api_port} is taken" in said[0], done.stderr
+    assert said[0].endswith("--api-port"), said
     assert not (stack.data_dir / "temporal.db").exists()  # Temporal never started
 
 
