@@ -449,8 +449,40 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class OutageAnswered:
+    """A request Temporal or the database did not answer is the 503 `unexpected_error` says,
+    answered here: past this, Starlette's outermost handler answers it the same and raises it
+    again for the server to log, a 90-line "Exception in ASGI application" a request all
+    through an outage (the warning `problem_told` logs keeps the detail)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            request = Request(scope)
+            settings = request.app.state.settings
+            operator = getattr(request.state, "operator", False)
+            if started or (problem := problem_told(exc, settings, operator=operator)) is None:
+                raise
+            await JSONResponse({"detail": problem}, status_code=503)(scope, receive, send)
+
+
 def install_error_mapping(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
+    app.add_middleware(OutageAnswered)
     app.add_middleware(MethodNotAllowed, api=app)
     app.add_middleware(BodyLimit)

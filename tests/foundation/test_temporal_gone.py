@@ -3,6 +3,7 @@ worker that did not answer or a refusal (502)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from tests.conftest import _binary, unique
 from tests.support.api_worker import signed_in_api
-from tests.support.servers import start_dev_server
+from tests.support.servers import free_port, start_dev_server
 
 
 async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_router_does(
@@ -56,3 +57,29 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
         "AMBIENT_TEMPORAL_ADDRESS at a running server"
     }
     assert (admins.status_code, admins.json()) == (503, expected), admins.text
+
+
+async def test_requests_during_an_outage_are_a_warning_each_not_a_traceback(
+    settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every request Temporal did not answer was its 503, and "Exception in ASGI application"
+    with a 90-line traceback in the API's log (Starlette raises what its last handler answered
+    again): an outage buried the log. The warning that says what is down stays."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("outage")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    async with signed_in_api(settings, token) as http:
+        # The server's records do not reach the root logger (uvicorn's config, set at start).
+        server_log = logging.getLogger("uvicorn")
+        server_log.addHandler(caplog.handler)
+        try:
+            answers = [await http.get("/tasks") for _ in range(3)]
+        finally:
+            server_log.removeHandler(caplog.handler)
+    for answer in answers:
+        assert (answer.status_code, answer.json()) == (503, {"detail": TEMPORAL_DOWN}), answer.text
+    logged = [r.getMessage() for r in caplog.records]
+    assert not any("Exception in ASGI application" in m for m in logged), logged
+    assert sum("said to a user as down" in m for m in logged) == 3, logged
