@@ -9,6 +9,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -153,6 +154,24 @@ def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str
         for i, task in enumerate(group):
             labels[task.task_id] = _numbered(labels[task.task_id], i, english)
     return labels
+
+
+# How near a name heard must be to one of the user's to be offered as meant (difflib's ratio:
+# "oderapi" to "orderapi" 0.93, "usercentre" to "usercenter" 0.80; "backup" to "billing" 0.31).
+NEAR = 0.75
+
+
+def _nearest(
+    key: str, tasks: Sequence[TaskSummary], name_of: Callable[[TaskSummary], Heard]
+) -> list[TaskSummary]:
+    """The tasks whose name is within ``NEAR`` of ``key`` as heard, the nearest first."""
+    matcher = SequenceMatcher(b=key, autojunk=False)
+    scored = []
+    for place, task in enumerate(tasks):
+        matcher.set_seq1(name_of(task).flat)
+        if matcher.real_quick_ratio() >= NEAR and (ratio := matcher.ratio()) >= NEAR:
+            scored.append((-ratio, place, task))
+    return [task for _, _, task in sorted(scored, key=lambda s: s[:2])]
 
 
 def _said_order(listed: Sequence[TaskSummary], alike: list[list[TaskSummary]]) -> list[TaskSummary]:
@@ -400,6 +419,15 @@ def pick_task(
     if len(found) == 1:
         return Picked(found[0], "", [])
     found = _said_order(found, alike)
+    if not found and (near := _nearest(key, live, _heard_name)):
+        # A name heard a letter or two off ("oder api", "payment getaway"): the nearest said,
+        # not the first tasks of the list whatever was said.
+        def meant(named: str, n: int) -> str:
+            if english:
+                return f"I found no task called “{said}”. Did you mean {named}?"
+            return f"没找到叫“{said}”的任务。你是说{named}吗？"
+
+        return fitting(near[:4], meant)
     if not found:
 
         def none_called(named: str, n: int) -> str:

@@ -1069,3 +1069,20 @@ def test_fixes_of_one_long_name_are_asked_about_by_where_they_run_and_the_questi
     assert question.endswith(" 等。请说第几个。") and len(question) < 200, question
     _, question = pick_remediation(runs, "alipay callback", english=True)
     assert question.endswith("; and more. Say which number.") and len(question) < 250, question
+
+
+def test_a_name_heard_a_letter_off_is_answered_with_the_nearest_names_not_the_first_tasks() -> None:
+    """ "oder api", "payment getaway", "user centre" were each answered "没找到…你有 8 个任务，
+    比如：" with the same first four tasks, none of them the name plainly meant."""
+    names = ["checkout", "a1", "b2", "c3", "order-api", "order-api2", "payment-gateway"]
+    tasks = [_task(f"web-monitor/ops/{name}") for name in [*names, "user-center"]]
+    _, question, listed = pick_task(tasks, "oder api")
+    assert question == "没找到叫“oder api”的任务。你是说order api、order api2吗？", question
+    assert listed == ["web-monitor/ops/order-api", "web-monitor/ops/order-api2"]  # 第二个 next
+    _, question, _ = pick_task(tasks, "user centre")
+    assert question == "没找到叫“user centre”的任务。你是说user center吗？", question
+    _, question, _ = pick_task(tasks, "payment getaway", english=True)
+    assert question == "I found no task called “payment getaway”. Did you mean payment gateway?"
+    # Nothing near: the tasks there are, as before.
+    _, question, _ = pick_task(tasks, "backup")
+    assert question == "没找到叫“backup”的任务。你有 8 个任务，比如：checkout、a1、b2、c3。"
