@@ -43,7 +43,7 @@ _ENGLISH_WORD = "|".join([*_ENGLISH_SMALL, *_ENGLISH_TENS, "hundred", "thousand"
 _ENGLISH_COUNT = rf"(?:(?:an?|{_ENGLISH_WORD})[\s-]+(?:and[\s-]+)?)*(?:{_ENGLISH_WORD})"
 
 
-def _chinese_number(word: str) -> float | None:
+def chinese_number(word: str) -> float | None:
     """一…九千九百九十九 ("一百二十", "两百", "一百五" as people say 150); None if not one."""
     total, digit, last_tens = 0, None, 0
     if not word:
@@ -125,7 +125,7 @@ def number(word: str) -> float | None:
     low, high = (_NUMBER_WORDS.get(w) for w in (word[:1], word[1:]))
     if low and high and high - low == 1 and high < 10:  # "两三天": the longer of the range
         return high
-    return _chinese_number(word) if CJK.search(word) else _english_number(word)
+    return chinese_number(word) if CJK.search(word) else _english_number(word)
 
 
 def number_said(said: str) -> float | None:
@@ -133,7 +133,7 @@ def number_said(said: str) -> float | None:
     text = said.strip().lower()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
         return float(text)
-    return _chinese_number(text) if CJK.search(text) else _english_number(text)
+    return chinese_number(text) if CJK.search(text) else _english_number(text)
 
 
 def hours_said(said: int | float | str | None, most: int = 168) -> int | None:

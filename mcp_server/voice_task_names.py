@@ -18,6 +18,7 @@ from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
 from ambient.watches.reminders import DAYS
 from mcp_server import voice_fix_names
+from mcp_server.voice_numbers import chinese_number
 from mcp_server.voice_references import (
     LIST_SEP_EN,
     ORDINALS_EN,
@@ -156,6 +157,37 @@ def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str
     return labels
 
 
+# A time as people say it ("八点半", "8点一刻", "八点三十分", "十二点零五分") and as the labels
+# say it (`ambient.speech`'s "8点30分", "12点5分", "8点" on the hour).
+_CLOCK = re.compile(
+    r"(?P<hour>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*点\s*"
+    r"(?:(?P<half>半)|(?P<quarter>[一三])刻|(?P<minute>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*分?)?"
+)
+
+
+def clock_as_labelled(said: str) -> str:
+    """``said`` with each time in it as a task's label says it (ASR writes 八点半 as often as
+    8点30分: a reminder at 8:30 was not found by it)."""
+
+    def labelled(match: re.Match[str]) -> str:
+        hour = _number(match["hour"])
+        if match["half"]:
+            minute: float | None = 30
+        elif match["quarter"]:
+            minute = 15 if match["quarter"] == "一" else 45
+        else:
+            minute = _number(match["minute"]) if match["minute"] else 0
+        if hour is None or minute is None or hour > 24 or minute > 59:
+            return match[0]
+        return f"{int(hour)}点" + (f"{int(minute)}分" if minute else "")
+
+    return _CLOCK.sub(labelled, said)
+
+
+def _number(word: str) -> float | None:
+    return float(word) if word.isdigit() else chinese_number(word)
+
+
 # How near a name heard must be to one of the user's to be offered as meant (difflib's ratio:
 # "oderapi" to "orderapi" 0.93, "usercentre" to "usercenter" 0.80; "backup" to "billing" 0.31).
 NEAR = 0.75
@@ -281,7 +313,7 @@ def pick_task(
     user's last answer on this device named (a voice call carries no history: its caller
     keeps them); with none named, the only task is the first, and else the question asks
     which, naming them (a place among tasks never said picked one the user never heard)."""
-    key = flat(said)
+    key = flat(clock_as_labelled(said))
     exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
     # A deleted task is found by its name, but not counted or offered as one of yours, nor
     # asked about beside a live one of its name (the live one is meant).

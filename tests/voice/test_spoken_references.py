@@ -1086,3 +1086,16 @@ def test_a_name_heard_a_letter_off_is_answered_with_the_nearest_names_not_the_fi
     # Nothing near: the tasks there are, as before.
     _, question, _ = pick_task(tasks, "backup")
     assert question == "没找到叫“backup”的任务。你有 8 个任务，比如：checkout、a1、b2、c3。"
+
+
+def test_a_reminder_is_found_by_its_time_as_people_say_it() -> None:
+    """ "8点半的提醒", "八点三十分的提醒", "提醒（每天八点半）": ASR writes a time either way,
+    and the labels say "8点30分"; each was "没找到", with five reminders at 8:30 to tell apart."""
+    morning = _task("reminder/ops/00112233aabb", "Reminder, daily at 08:30 Asia/Shanghai, for ops")
+    nine = _task("reminder/ops/00112233aabc", "Reminder, daily at 09:00 Asia/Shanghai, for ops")
+    tasks = [morning, nine, _task("web-monitor/ops/checkout")]
+    for said in ("8点半的提醒", "八点三十分的提醒", "提醒（每天八点半）", "八点半"):
+        assert pick_task(tasks, said)[0] is morning, said
+    assert pick_task(tasks, "九点的提醒")[0] is nine
+    _, question, _ = pick_task(tasks, "十点半的提醒")  # none then: said back as it was said
+    assert question.startswith("没找到叫“十点半的提醒”的任务。"), question
