@@ -136,7 +136,7 @@ def _naming(
                 + (f" in {where}" if where else "")
                 + (f" in the {on} cluster" if on else "")
             )
-        if on:
+        if on and "集群" not in on:  # a console name of its own saying so ("生产集群-广州")
             on = f"{on}{' ' if on[-1:].isascii() else ''}集群"
         said_where = " ".join(filter(None, (on, where)))
         # A space between Chinese and Latin words only, as written ("checkout 的错误率").

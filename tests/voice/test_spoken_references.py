@@ -954,6 +954,12 @@ def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_
         assert clusters_alike(runs) == {"cls-aaaa1111", "cls-bbbb2222"}
     finally:
         cluster_names.reset(token)
+    # A console name saying 集群 itself, not where it ends: 集群 is not said again after it.
+    token = cluster_names.set({"cls-aaaa1111": "生产集群-广州", "cls-bbbb2222": "shanghai"})
+    try:
+        assert run_about(runs[0], among=runs[:2]) == "checkout（生产集群 广州）的错误率"
+    finally:
+        cluster_names.reset(token)
     # Names not read: told apart by place, and said as before.
     assert run_about(runs[1], among=runs[:2]) == "checkout（prod）的错误率"
 
