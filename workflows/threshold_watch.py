@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.remediation_start import start_remediation
 from workflows.sends import failure_text, recorded_kinds
-from workflows.watch_controls import WatchControls, until
+from workflows.watch_controls import WatchControls, run_mark, until
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
@@ -286,7 +286,7 @@ class ThresholdWatchWorkflow(WatchControls):
         """This check in its life's keys: its number and its run (a run reset to its first task
         counts its checks again, and its check 1 was keyed as the replaced run's: a breach
         after a recovery told was taken for that run's breach and told to nobody)."""
-        return f"{self.state.checks}@{workflow.info().run_id}"
+        return f"{self.state.checks}@{run_mark()}"
 
     async def _told_before(self, key: str) -> bool:
         """Whether this check's breach was one its watch's life told (and remediated) before

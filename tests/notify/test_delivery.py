@@ -414,9 +414,11 @@ def test_a_long_delivery_key_fits_its_column_on_every_channel() -> None:
         key = delivery_key("r" * 300, channel, "https://example.com/" + "t" * 300)
         assert len(key) <= MAX_KEY, channel
         assert key.startswith("r" * 100) and f":{channel}:sha256:" in key
-    # A request key of long names (a threshold watch's: 190 characters) stays whole before the
-    # target's hash: the rows of a notification are found by it (`under`, `defer`).
-    request = "threshold-watch/" + "u" * 63 + "/" + "t" * 63 + "/" + "l" * 36 + "/12/breach"
+    # A request key of long names (a threshold watch's: 203 characters, its check's run
+    # marked) stays whole before the target's hash: a notification's rows are found by it
+    # (`under`, `defer`).
+    request = "threshold-watch/" + "u" * 63 + "/" + "t" * 63 + "/" + "l" * 36 + "/12@"
+    request += "r" * 12 + "/breach"
     for channel in CHANNEL_TYPES:
         key = delivery_key(request, channel, "https://example.com/" + "t" * 300)
         assert len(key) <= MAX_KEY and key.startswith(f"{request}:{channel}:sha256:"), channel
