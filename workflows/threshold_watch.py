@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.remediation_start import start_remediation
 from workflows.sends import failure_text, recorded_kinds
-from workflows.watch_controls import WatchControls, run_mark, until
+from workflows.watch_controls import WatchControls, until
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
@@ -285,16 +285,23 @@ class ThresholdWatchWorkflow(WatchControls):
     def _check(self) -> str:
         """This check in its life's keys: its number and its run (a run reset to its first task
         counts its checks again, and its check 1 was keyed as the replaced run's: a breach
-        after a recovery told was taken for that run's breach and told to nobody)."""
-        return f"{self.state.checks}@{run_mark()}"
+        after a recovery told was taken for that run's breach and told to nobody). The run is
+        its id's last 6 hex digits (random in any run id): a key of long names stays whole in
+        its deliveries' keys, which they are found by. Not patched: a run started before keys
+        its next checks so too, and a watch reset as docs/deploy.md says is one of them."""
+        return f"{self.state.checks}@{workflow.info().run_id[-6:]}"
 
     async def _told_before(self, key: str) -> bool:
         """Whether this check's breach was one its watch's life told (and remediated) before
-        a reset: recorded as told already, or this very check's remediation asked for by the
-        run the reset replaced (its keys are this run's)."""
+        a reset: recorded as told already (`record_event`, by the life's last alert), or this
+        very check's remediation asked for by the run the reset replaced, when a check's key
+        was its number alone (before 2026-12-06; a run's keys are its own now). The answer is
+        read by its keys' ends, not the keys asked: a run of before replays its answer, given
+        for its keys of then."""
         try:
             kinds = await recorded_kinds([f"{key}/breach", f"{key}/remediate"])
-            return kinds.get(f"{key}/breach") == ALREADY_TOLD or f"{key}/remediate" in kinds
+            told = [kind for asked, kind in kinds.items() if asked.endswith("/breach")]
+            return told == [ALREADY_TOLD] or any(k.endswith("/remediate") for k in kinds)
         except ActivityError as error:  # not known: remediated, as before (a join at worst)
             if self.heard(error) and not self.going_on:
                 raise
@@ -404,7 +411,7 @@ class ThresholdWatchWorkflow(WatchControls):
         )
         await self.tell(
             kind="watch.breach_unwatched",
-            key=f"{self.task}/{self.life}/{self._check}/breach-unwatched",
+            key=f"{self.task}/{self.life}/{self._check}/unwatched",
             payload={k: v for k, v in left.items() if k != "said"}
             | {"told": self.state.alerts_told},
             message=Message(title=f"No longer watched: {self.task}", body=body, zh=zh),

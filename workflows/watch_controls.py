@@ -43,13 +43,6 @@ HELD_PASSES = 3
 STOPPED = "the task is stopped; create it again to restart it"
 
 
-def run_mark() -> str:
-    """This run in a life's keys, short: its id's last 12 hex digits (random in any run id;
-    its whole 36 characters made a threshold watch's key of long names too long to keep whole
-    in a delivery's, which its deliveries are found by)."""
-    return workflow.info().run_id[-12:]
-
-
 async def until(condition: Callable[[], bool], limit: timedelta | None) -> None:
     """Wait for ``condition`` at most ``limit`` (None: for good; not at all if not positive)."""
     if limit is None or limit > timedelta(0):
@@ -424,7 +417,6 @@ class WatchControls:
                 self.state.control_count += 1
                 await self.tell(
                     kind=f"watch.{name}",
-                    # Its run too: a reset run counts its controls again.
-                    key=f"{self.task}/{self.life}/control/{self.state.control_count}@{run_mark()}",
+                    key=f"{self.task}/{self.life}/control/{self.state.control_count}",
                     payload={},
                 )

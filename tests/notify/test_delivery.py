@@ -414,14 +414,15 @@ def test_a_long_delivery_key_fits_its_column_on_every_channel() -> None:
         key = delivery_key("r" * 300, channel, "https://example.com/" + "t" * 300)
         assert len(key) <= MAX_KEY, channel
         assert key.startswith("r" * 100) and f":{channel}:sha256:" in key
-    # A request key of long names (a threshold watch's: 203 characters, its check's run
-    # marked) stays whole before the target's hash: a notification's rows are found by it
-    # (`under`, `defer`).
-    request = "threshold-watch/" + "u" * 63 + "/" + "t" * 63 + "/" + "l" * 36 + "/12@"
-    request += "r" * 12 + "/breach"
-    for channel in CHANNEL_TYPES:
-        key = delivery_key(request, channel, "https://example.com/" + "t" * 300)
-        assert len(key) <= MAX_KEY and key.startswith(f"{request}:{channel}:sha256:"), channel
+    # A request key of long names (a threshold watch's, its check's run marked, up to its
+    # hundred-millionth check) stays whole before the target's hash: a notification's rows
+    # are found by it (`under`, `defer`).
+    life = "threshold-watch/" + "u" * 63 + "/" + "t" * 63 + "/" + "l" * 36
+    for check, what in [("12", "breach"), ("12345678", "recovery"), ("99999999", "unwatched")]:
+        request = f"{life}/{check}@abcdef/{what}"
+        for channel in CHANNEL_TYPES:
+            key = delivery_key(request, channel, "https://example.com/" + "t" * 300)
+            assert len(key) <= MAX_KEY and key.startswith(f"{request}:{channel}:sha256:"), key
 
 
 async def test_quiet_hours_record_the_held_back_push_as_suppressed(deps: WorkerDeps) -> None:

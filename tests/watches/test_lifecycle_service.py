@@ -1893,6 +1893,9 @@ async def test_a_threshold_watch_reset_after_its_recovery_tells_a_breach_at_a_ch
     await until_equal(titles, ["Breach", "Recovered", "Breach"], "the new breach is pushed")
     await service.delete(USER, ref.task_id)
     assert await told() == ["watch.breach", "watch.recovery", "watch.breach"]
+    # The reset run, its checks' keys marked with it.
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await save_history(handle, "threshold_watch_reset_after_recovery")
 
 
 async def test_a_threshold_watch_whose_recovery_record_failed_tells_the_next_breach(
