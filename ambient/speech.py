@@ -174,16 +174,17 @@ def _cleaned_lines(text: str, english: bool) -> str:
 
 
 def _placeholder_said(match: re.Match[str], english: bool) -> str:
-    """A log template's <*> in words of the line around it: Chinese in a clause that holds
-    Chinese (an English word in a Chinese line was heard as the log's: "超时 order id=something"),
-    else its nearest letter's script (the one before it, else after it; none: the answer's
-    language)."""
+    """A log template's <*> in words of the line around it: its nearest letter's script (the
+    one before it, else after it; none: the answer's language), but Chinese for a key's value
+    ("key=<*>", "key: <*>") in a clause holding Chinese (an English word in a Chinese line
+    was heard as the log's: "超时 order id=something")."""
     text, start, end = match.string, match.start(), match.end()
     opens = max(text.rfind(mark, 0, start) for mark in _CLAUSE_MARKS) + 1
     closes = min((i for mark in _CLAUSE_MARKS if (i := text.find(mark, end)) >= 0), default=None)
     near = next((c for c in reversed(text[:start]) if c.isalpha()), None)
     near = near or next((c for c in text[end:] if c.isalpha()), None)
-    if _HAN.search(text, opens, closes if closes is not None else len(text)):
+    keyed = text[:start].rstrip().endswith(("=", ":"))
+    if keyed and _HAN.search(text, opens, closes if closes is not None else len(text)):
         near = "值"
     if near.isascii() if near else english:
         word = "some" if _UNIT.match(text, end) else "something"

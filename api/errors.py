@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ from ambient.refusals import Refusal
 from ambient.status import problem_told, temporal_down
 
 E = TypeVar("E", bound=Exception)
+logger = logging.getLogger(__name__)
 
 
 def _json_safe(value: Any) -> Any:
@@ -453,7 +455,7 @@ class OutageAnswered:
     """A request Temporal or the database did not answer is the 503 `unexpected_error` says,
     answered here: past this, Starlette's outermost handler answers it the same and raises it
     again for the server to log, a 90-line "Exception in ASGI application" a request all
-    through an outage (the warning `problem_told` logs keeps the detail)."""
+    through an outage (the warning logged keeps the detail)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -477,6 +479,8 @@ class OutageAnswered:
             operator = getattr(request.state, "operator", False)
             if started or (problem := problem_told(exc, settings, operator=operator)) is None:
                 raise
+            if operator:  # `problem_told` logs what it says to a member only
+                logger.warning("said to an admin as down: %s", problem)
             await JSONResponse({"detail": problem}, status_code=503)(scope, receive, send)
 
 

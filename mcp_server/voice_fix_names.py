@@ -262,8 +262,10 @@ def _asked_back(
         return f"{len(matches)} fit: {listed}{more}. Say which number."
     names = [run_about(r, among=runs) for r in matches[:3]]
     parts = [_QUALIFIED.fullmatch(name) for name in names]
-    shared = {(part[1], part[3]) for part in parts if part}
-    if None not in parts and len(shared) == 1:
+    # "都是" of every match, not only the three named.
+    every = parts + [_QUALIFIED.fullmatch(run_about(r, among=runs)) for r in matches[3:]]
+    shared = {(part[1], part[3]) for part in every if part}
+    if None not in every and len(shared) == 1:
         workload, metric = shared.pop()
         listed = "、".join(
             f"第{ordinal_word(i)}个在{part[2]}"

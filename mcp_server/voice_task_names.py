@@ -159,15 +159,17 @@ def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str
 
 # A time as people say it ("八点半", "8点一刻", "八点三十分", "十二点零五分") and as the labels
 # say it (`ambient.speech`'s "8点30分", "12点5分", "8点" on the hour).
+# A minute in one Chinese numeral says 分 ("八点五分"): "三点一线" is no time.
 _CLOCK = re.compile(
-    r"(?P<hour>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*点\s*"
-    r"(?:(?P<half>半)|(?P<quarter>[一三])刻|(?P<minute>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*分?)?"
+    r"(?P<noon>下午|晚上|傍晚)?(?P<hour>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*点\s*"
+    r"(?:(?P<half>半)|(?P<quarter>[一三])刻|(?P<minute>[零一二两三四五六七八九十]{2,3}|\d{1,2})"
+    r"\s*分?|(?P<one>[零一二两三四五六七八九])\s*分)?"
 )
 
 
 def clock_as_labelled(said: str) -> str:
-    """``said`` with each time in it as a task's label says it (ASR writes 八点半 as often as
-    8点30分: a reminder at 8:30 was not found by it)."""
+    """``said`` with each time in it as a task's label says it, on a 24-hour clock (ASR writes
+    八点半 as often as 8点30分: a reminder at 8:30 was not found by it)."""
 
     def labelled(match: re.Match[str]) -> str:
         hour = _number(match["hour"])
@@ -176,9 +178,12 @@ def clock_as_labelled(said: str) -> str:
         elif match["quarter"]:
             minute = 15 if match["quarter"] == "一" else 45
         else:
-            minute = _number(match["minute"]) if match["minute"] else 0
+            said = match["minute"] or match["one"]
+            minute = _number(said) if said else 0
         if hour is None or minute is None or hour > 24 or minute > 59:
             return match[0]
+        if match["noon"] and hour < 12:  # the labels' clock is of 24 hours ("15点")
+            hour += 12
         return f"{int(hour)}点" + (f"{int(minute)}分" if minute else "")
 
     return _CLOCK.sub(labelled, said)
@@ -451,7 +456,10 @@ def pick_task(
     if len(found) == 1:
         return Picked(found[0], "", [])
     found = _said_order(found, alike)
-    if not found and (near := _nearest(key, live, _heard_name)):
+    if not found and (
+        near := _nearest(key, live, _heard_name)
+        or _nearest(WHAT_IT_IS.sub("", key), live, _heard_name)
+    ):
         # A name heard a letter or two off ("oder api", "payment getaway"): the nearest said,
         # not the first tasks of the list whatever was said.
         def meant(named: str, n: int) -> str:

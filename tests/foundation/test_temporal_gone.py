@@ -69,6 +69,8 @@ async def test_requests_during_an_outage_are_a_warning_each_not_a_traceback(
     name = unique("outage")
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name))
+        admin = UserCreate(name=unique("outage-adm"), role=Role.ADMIN)
+        _, admin_token = await UserRepository(session).create(admin)
         await session.commit()
     async with signed_in_api(settings, token) as http:
         # The server's records do not reach the root logger (uvicorn's config, set at start).
@@ -76,6 +78,9 @@ async def test_requests_during_an_outage_are_a_warning_each_not_a_traceback(
         server_log.addHandler(caplog.handler)
         try:
             answers = [await http.get("/tasks") for _ in range(3)]
+            # An admin is told where Temporal is; the log says it too (nothing else did).
+            as_admin = {"Authorization": f"Bearer {admin_token}"}
+            told_admin = await http.get("/tasks", headers=as_admin)
         finally:
             server_log.removeHandler(caplog.handler)
     for answer in answers:
@@ -83,3 +88,5 @@ async def test_requests_during_an_outage_are_a_warning_each_not_a_traceback(
     logged = [r.getMessage() for r in caplog.records]
     assert not any("Exception in ASGI application" in m for m in logged), logged
     assert sum("said to a user as down" in m for m in logged) == 3, logged
+    assert told_admin.status_code == 503 and "unreachable at" in told_admin.json()["detail"]
+    assert sum("said to an admin as down: Temporal is unreachable" in m for m in logged) == 1

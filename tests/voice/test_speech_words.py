@@ -26,6 +26,9 @@ def test_a_placeholder_in_a_chinese_template_is_said_in_chinese_in_an_english_on
     assert said == "最多的错误是：订单接口调用支付网关超时 order id=某个值，共 873 次。"
     said = cleaned("最多的错误是：payment failed status=<*>，共 3 次。")
     assert said == "最多的错误是：payment failed status=something，共 3 次。"
+    # An English template run into Chinese words keeps its English (its value is no key's).
+    said = cleaned("发现 2 个异常，例如connection refused to <*>。")
+    assert said == "发现 2 个异常，例如connection refused to something。"
 
 
 @pytest.mark.parametrize(

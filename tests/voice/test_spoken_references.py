@@ -13,7 +13,7 @@ from mcp_server import voice_fix_names
 from mcp_server.voice_fix_names import cluster_names, clusters_alike, pick_remediation, run_about
 from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_references import names_a_place
-from mcp_server.voice_task_names import pick_task, task_label
+from mcp_server.voice_task_names import clock_as_labelled, pick_task, task_label
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -1105,3 +1105,19 @@ def test_a_reminder_is_found_by_its_time_as_people_say_it() -> None:
     assert pick_task(tasks, "九点的提醒")[0] is nine
     _, question, _ = pick_task(tasks, "十点半的提醒")  # none then: said back as it was said
     assert question.startswith("没找到叫“十点半的提醒”的任务。"), question
+
+
+def test_a_time_said_is_read_as_a_label_says_it_and_no_idiom_is_a_time() -> None:
+    said = {
+        "下午三点的提醒": "15点的提醒",
+        "晚上九点四十五": "21点45分",
+        "八点五分": "8点5分",
+        "八点三十": "8点30分",
+        "十二点零五分": "12点5分",
+        "三点一线": "3点一线",  # 一 without 分 is no minute
+    }
+    assert {s: clock_as_labelled(s) for s in said} == said
+    # A name said with "task" and a letter off: the nearest still offered.
+    tasks = [_task(f"web-monitor/ops/{name}") for name in ("checkout", "a1", "order-api")]
+    _, question, _ = pick_task(tasks, "the oder api task", english=True)
+    assert question == "I found no task called “the oder api task”. Did you mean order api?"
