@@ -72,5 +72,7 @@ async def test_a_webhook_posted_by_a_worker_gone_before_its_record_is_posted_aga
                 return None
 
         assert await eventually(retried, "the row taken over", bound=30)
-    assert keys == [keys[0], keys[0]]
+    # Posted again with the first post's key; a post slower than the 1 s timeout on a loaded
+    # machine is a failed try the receiver saw, and is posted again with that key too.
+    assert len(keys) >= 2 and set(keys) == {keys[0]} and keys[0].startswith(key)
     assert (await _rows(deps.db, key))["webhook"].status == "sent"
