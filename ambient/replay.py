@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -25,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from ambient.no_answer import STALLED
-from ambient.temporal import BUILD_ID, runtime_used, workflow_runner
+from ambient.temporal import BUILD_ID, PLAIN_CONVERTER, runtime_used, workflow_runner
 from workflows.message_arguments import MessageArguments
 from workflows.registry import ALL_WORKFLOWS
 
@@ -97,7 +96,7 @@ def replayer(workflows: Sequence[type], converter: DataConverter | None = None) 
     return Replayer(
         runtime=_quiet_runtime(),
         workflows=list(workflows),
-        data_converter=converter or pydantic_data_converter,
+        data_converter=converter or PLAIN_CONVERTER,
         workflow_runner=workflow_runner(),
         interceptors=[MessageArguments()],  # as the worker's: a signal it dropped is dropped
         build_id=BUILD_ID,  # not the SDK's default: a hash of every loaded module's code

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
@@ -18,17 +20,20 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     PayloadConverter,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from ambient import __version__
 from ambient.codec import EncryptionCodec, parse_key
+from ambient.domain.field_errors import field_problems
+from ambient.domain.workflow_input import BAD_WORKFLOW_INPUT, WorkflowInput
 from ambient.no_answer import STALLED
 from ambient.settings import Settings
 
@@ -117,14 +122,46 @@ def payload_codec(settings: Settings) -> EncryptionCodec | None:
     return EncryptionCodec(keys, settings.payload_key_id)
 
 
+class BadWorkflowInputError(ApplicationError, ValueError):
+    """A start input that does not decode: non-retryable in a workflow (its run fails), and a
+    ValueError as pydantic's was to a client reading a run's input (briefing records)."""
+
+
+class InputPayloadConverter(PydanticPayloadConverter):
+    """Temporal's pydantic payload converter, but for a workflow's start input that does not
+    decode (ambient.domain.workflow_input): a non-retryable BadWorkflowInput naming each field,
+    which fails the run, where the SDK's own error failed its first workflow task for ever."""
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        try:
+            return super().from_payloads(payloads, type_hints)
+        except Exception as error:
+            inputs = [h for h in type_hints or () if isinstance(h, type)]
+            model = next((h for h in inputs if issubclass(h, WorkflowInput)), None)
+            if model is None:
+                raise
+            why = "; ".join(field_problems(error)) if isinstance(error, ValidationError) else ""
+            raise BadWorkflowInputError(
+                f"the input is not a {model.__name__}: {why or error}",
+                type=BAD_WORKFLOW_INPUT,
+                non_retryable=True,
+            ) from error
+
+
+# The payloads of every client, worker and replay without a payload key.
+PLAIN_CONVERTER = DataConverter(payload_converter_class=InputPayloadConverter)
+
+
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic payloads, encrypted when a payload key is set: client, worker and replay."""
     if (codec := payload_codec(settings)) is None:
-        return pydantic_data_converter
+        return PLAIN_CONVERTER
     # Failure messages and stack traces are encrypted too: they quote what failed (a metric
     # URL with its API key in the query), and Temporal keeps them in clear text otherwise.
     return dataclasses.replace(
-        pydantic_data_converter, payload_codec=codec, failure_converter_class=FailureConverter
+        PLAIN_CONVERTER, payload_codec=codec, failure_converter_class=FailureConverter
     )
 
 

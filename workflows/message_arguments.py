@@ -1,11 +1,14 @@
-"""Signals and updates whose arguments do not fit their handler, as sent by hand.
+"""Starts, signals and updates whose arguments do not fit their handler, as sent by hand.
 
 The Temporal Web UI's "Send a signal" with its input box left empty sends no argument, and
 `temporal workflow signal --input` twice sends two. The SDK decodes by the handler's type
 hints only when the counts match and otherwise calls ``handler(*args)``: the TypeError failed
 the workflow task on every attempt, for good (the signal stays in the history). Here such a
-signal is dropped with a warning, as the SDK drops one whose input does not decode, and such
-an update is refused (before it is accepted where the handler has a validator).
+signal is dropped with a warning, as the SDK drops one whose input does not decode, such an
+update is refused (before it is accepted where the handler has a validator), and such a start
+fails the run for good (BadWorkflowInput, as one whose input does not decode: see
+ambient.domain.workflow_input). A workflow with an ``@workflow.init`` is built from its input
+before any interceptor runs: one started with no input still fails its first task.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
+    ExecuteWorkflowInput,
     HandleSignalInput,
     HandleUpdateInput,
     Interceptor,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
 )
+
+with workflow.unsafe.imports_passed_through():
+    from ambient.domain.workflow_input import BAD_WORKFLOW_INPUT
 
 # What an update whose arguments do not fit is refused with (its type, for a caller's code).
 NOT_ITS_ARGUMENTS = "ArgumentsNotTaken"
@@ -45,6 +52,17 @@ def _misfit(kind: str, name: str, args: list[Any]) -> str | None:
 
 
 class _Inbound(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        try:
+            inspect.signature(input.run_fn).bind(None, *input.args)
+        except TypeError as error:
+            raise ApplicationError(
+                f"the input does not fit: {len(input.args)} argument(s) given: {error}",
+                type=BAD_WORKFLOW_INPUT,
+                non_retryable=True,
+            ) from None
+        return await super().execute_workflow(input)
+
     async def handle_signal(self, input: HandleSignalInput) -> None:
         misfit = _misfit("signal", input.signal, list(input.args))
         if misfit is not None:

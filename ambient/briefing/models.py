@@ -24,6 +24,7 @@ from ambient.briefing.unprepared import (
 )
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.configs import as_it_ran
+from ambient.domain.workflow_input import WorkflowInput
 from ambient.speech import said_time
 
 # A config the workflow runs on, wherever it is read back (its input, its status, the
@@ -373,7 +374,7 @@ class BriefingCarry(BaseModel):
     unheard_date: str | None = None
 
 
-class BriefingRun(BaseModel):
+class BriefingRun(WorkflowInput):
     user: str
     task_id: str
     config: RunningConfig

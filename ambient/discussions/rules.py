@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ambient.domain.configs import UserConfig, shows_nothing, unseen_codes
+from ambient.domain.workflow_input import WorkflowInput
 from ambient.refusals import Refusal
 
 SourceType = Literal["real", "inferred", "unverifiable"]
@@ -204,7 +205,7 @@ def annotate(messages: list[MessageView], known_senders: set[str]) -> list[Annot
     return changes
 
 
-class DiscussionNotice(BaseModel):
+class DiscussionNotice(WorkflowInput):
     """What the notify workflow tells the other people of a discussion."""
 
     message_id: str

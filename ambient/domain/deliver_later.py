@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from pydantic import BaseModel, Field
 
 from ambient.domain.notify import NOTIFY_TIMEOUT, NotifyRequest
+from ambient.domain.workflow_input import WorkflowInput
 
 DELIVER_LATER_TYPE = "DeliverLaterWorkflow"
 # A deliver-later run's AmbientKind (with AmbientUser, its user's): an operator finds a user's
@@ -28,7 +29,7 @@ LATER_MAX_WAIT = timedelta(minutes=15)
 LONGEST_ASKED = 10 * 365 * 86400.0
 
 
-class LaterDelivery(BaseModel):
+class LaterDelivery(WorkflowInput):
     """DeliverLaterWorkflow's input: the notification, and its waits as the worker's settings
     and the receiver's answer give them (seconds)."""
 

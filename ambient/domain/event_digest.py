@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.events import clipped
 from ambient.domain.notify import Wording
+from ambient.domain.workflow_input import WorkflowInput
 
 AGENT_KINDS = ("agent.digest", "agent.held")
 # Worth a person's attention on their own; everything else waits for the next digest or none.
@@ -33,7 +34,7 @@ def agent_task(user: str) -> str:
     return f"event-agent/{user}"
 
 
-class DigestRun(BaseModel):
+class DigestRun(WorkflowInput):
     user: str
     every_minutes: int = Field(default=15, ge=5, le=1440)
 

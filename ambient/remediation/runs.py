@@ -10,6 +10,7 @@ from temporalio.common import RetryPolicy
 
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import as_it_ran
+from ambient.domain.workflow_input import WorkflowInput
 from ambient.refusals import Said
 from ambient.remediation.alerts import Alert, VerifySpec
 from ambient.remediation.ladder import (
@@ -70,7 +71,7 @@ class RemediationPolicy(BaseModel):
     step_timeout_seconds: float = 30
 
 
-class RemediationInput(BaseModel):
+class RemediationInput(WorkflowInput):
     alert: Annotated[Alert, as_it_ran(Alert)]
     user: str
     mode: Mode = "dry_run"
@@ -430,7 +431,7 @@ class RemediationStatus(BaseModel):
 # --- nightly triage -------------------------------------------------------------------
 
 
-class TriageInput(BaseModel):
+class TriageInput(WorkflowInput):
     user: str
     mode: Mode = "execute"
     # Days back from the local midnight that starts today ("yesterday" by default).

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from ambient.domain.configs import as_it_ran
+from ambient.domain.workflow_input import WorkflowInput
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from ambient.watches.threshold_rule import ThresholdState
@@ -87,7 +88,7 @@ class WebMonitorState(WatchLife):
     redeliver: list[int] = Field(default_factory=list)
 
 
-class WebMonitorInput(BaseModel):
+class WebMonitorInput(WorkflowInput):
     user: str
     task: str
     config: Annotated[WebMonitorConfig, as_it_ran(WebMonitorConfig)]
@@ -127,7 +128,7 @@ class ThresholdWatchState(WatchLife):
     alerts_told: int = 0
 
 
-class ThresholdWatchInput(BaseModel):
+class ThresholdWatchInput(WorkflowInput):
     user: str
     task: str
     config: Annotated[ThresholdWatchConfig, as_it_ran(ThresholdWatchConfig)]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from croniter import CroniterError, croniter
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ambient.domain.configs import (
     UserConfig,
@@ -18,6 +18,7 @@ from ambient.domain.configs import (
 )
 from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
+from ambient.domain.workflow_input import WorkflowInput
 from ambient.refusals import Refusal
 from ambient.watches.configs import Count, Keyword, PageUrls
 from ambient.watches.notification_spec import Notification
@@ -251,7 +252,7 @@ class NewsDigestConfig(UserConfig):
         return ReminderConfig(type="daily", action="news_digest", **self.model_dump())
 
 
-class ReminderRun(BaseModel):
+class ReminderRun(WorkflowInput):
     user: str
     task: str
     config: ReminderConfig

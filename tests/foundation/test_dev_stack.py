@@ -19,9 +19,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ambient.devstack import queue_flags
+from ambient.temporal import PLAIN_CONVERTER
 from tests.conftest import unique
 from tests.support.servers import HANG, free_port, http_client
 from tests.support.waits import eventually
@@ -145,7 +145,7 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
         assert " ".join(flags) in " ".join(server), server
 
         temporal = await TemporalClient.connect(
-            f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter
+            f"127.0.0.1:{stack.temporal_port}", data_converter=PLAIN_CONVERTER
         )
         workflow_id = unique("survives-restart")
         # No worker serves this queue: the workflow simply stays running on the server.
@@ -165,7 +165,7 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
     await again.start()
     try:
         temporal = await TemporalClient.connect(
-            f"127.0.0.1:{again.temporal_port}", data_converter=pydantic_data_converter
+            f"127.0.0.1:{again.temporal_port}", data_converter=PLAIN_CONVERTER
         )
         description = await temporal.get_workflow_handle(workflow_id).describe()
         assert description.status is WorkflowExecutionStatus.RUNNING

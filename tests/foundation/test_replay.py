@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -28,7 +27,7 @@ from ambient.domain.users import UserCreate
 from ambient.no_answer import STALLED
 from ambient.replay import load_workflows, replay
 from ambient.storage.users import UserRepository
-from ambient.temporal import workflow_runner
+from ambient.temporal import PLAIN_CONVERTER, workflow_runner
 from tests.conftest import running_worker, unique
 from tests.support.parsing import parsed
 from tests.support.workflows import PingInput, PingWorkflow
@@ -213,7 +212,7 @@ async def test_a_replay_the_deadlock_detector_cut_short_is_replayed_again(
     def runner(stall: _StallOnce) -> Replayer:
         return Replayer(
             workflows=workflows,
-            data_converter=pydantic_data_converter,
+            data_converter=PLAIN_CONVERTER,
             workflow_runner=workflow_runner(),
             interceptors=[stall],
         )

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -23,7 +22,7 @@ from temporalio.worker import (
 )
 
 from ambient.replay import load_workflows, replay
-from ambient.temporal import workflow_runner
+from ambient.temporal import PLAIN_CONVERTER, workflow_runner
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 SEEN: list[Any] = []
@@ -62,7 +61,7 @@ async def replayed(name: str) -> list[Any]:
     SEEN.clear()
     replayer = Replayer(
         workflows=load_workflows(["tests.support.workflows:TEST_WORKFLOWS"]),
-        data_converter=pydantic_data_converter,
+        data_converter=PLAIN_CONVERTER,
         workflow_runner=workflow_runner(),
         interceptors=[_Seeing()],
     )

@@ -20,12 +20,12 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.clients.tls import ca_context
 from ambient.devstack import queue_flags
+from ambient.temporal import PLAIN_CONVERTER
 from tests.support.reaper import listens_on, remove_at_exit, serving_on, stop_at_exit
 
 # How long a test waits on a reply or a start-up before it calls the thing hung: a guard, not a
@@ -199,7 +199,7 @@ async def start_dev_server(path: str, *args: str) -> WorkflowEnvironment:
     return await _alone(
         lambda port: WorkflowEnvironment.start_local(
             dev_server_existing_path=path,
-            data_converter=pydantic_data_converter,
+            data_converter=PLAIN_CONVERTER,
             search_attributes=list(temporal.SEARCH_ATTRIBUTES),
             ui=False,
             port=port,
@@ -221,7 +221,7 @@ async def start_test_server(path: str) -> WorkflowEnvironment:
     return await _alone(
         lambda port: WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=path,
-            data_converter=pydantic_data_converter,
+            data_converter=PLAIN_CONVERTER,
             test_server_startup_timeout=timedelta(seconds=HANG),
             port=port,
         )
