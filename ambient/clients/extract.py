@@ -61,6 +61,8 @@ NO_RENDERED_TEXT = N_("the page has no text (is it rendered by JavaScript?)")
 NO_FEED_TEXT = N_("the feed has no entries with text")
 NOTHING_SELECTED = N_("the selector %(selector)s matches nothing on the page")
 NO_TEXTS = (NOT_TEXT, NO_TEXT, NO_RENDERED_TEXT, NO_FEED_TEXT, NOTHING_SELECTED)
+# The kind of a body served without a Content-Type (NOT_TEXT's, a metric's NOT_JSON).
+NO_CONTENT_TYPE = N_("no Content-Type")
 
 
 # Bodies declared as text; another or none is sniffed for the control bytes that mark a file
@@ -242,7 +244,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     # A watch of a page with nothing to watch would never see a change.
     media_type = media_type.lower()
     if not TEXT_MEDIA.match(media_type) and BINARY_BYTES.search(html):
-        declared = media_type.partition(";")[0].strip() or "no Content-Type"
+        declared = media_type.partition(";")[0].strip() or NO_CONTENT_TYPE
         raise NoTextError(NOT_TEXT, kind=declared)
     if "json" in media_type and not selector:
         with suppress(ValueError):  # not JSON after all: read as a page

@@ -17,6 +17,7 @@ from jsonpath_ng.ext import parse as jsonpath
 from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
 from selectolax.lexbor import LexborHTMLParser
 
+from ambient.clients.extract import NO_CONTENT_TYPE
 from ambient.clients.notify import secrets
 from ambient.clients.page_encodings import declared_encoding
 from ambient.clients.web import FetchResult, WebFetcher, keeps_credentials, scrubbed
@@ -421,7 +422,7 @@ def _json(result: FetchResult, asked: str) -> Any:
     try:
         return _loaded(result)
     except ValueError as exc:
-        kind = result.content_type.split(";")[0].strip() or "no Content-Type"
+        kind = result.content_type.split(";")[0].strip() or NO_CONTENT_TYPE
         if "json" in kind:  # JSON, broken: where the decoder stopped
             said = NO_NUMBER % {"error": f"{type(exc).__name__}: {exc}"}
             raise FetchError(said) from None

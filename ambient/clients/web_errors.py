@@ -14,7 +14,7 @@ shape (ambient.clients.metric_reads).
 
 from __future__ import annotations
 
-from ambient.clients.extract import NO_TEXTS, UNREADABLE_BECAUSE
+from ambient.clients.extract import NO_CONTENT_TYPE, NO_TEXTS, UNREADABLE_BECAUSE
 from ambient.clients.guard import CANNOT_RESOLVE, REFUSALS, RefusedDestinationError
 from ambient.clients.http1_errors import CODINGS, CUTS, TWO_LOCATIONS
 from ambient.refusals import N_, Refusal, read_back
@@ -84,8 +84,12 @@ def fetch_refusal(error: str) -> Refusal | None:
 def read_said(text: str, msgids: tuple[str, ...]) -> Refusal | None:
     """``text`` as the Refusal of the first of ``msgids`` it fits, its ``reason`` read too."""
     said = read_back(text, msgids)
-    if said is not None and isinstance(reason := said.values.get("reason"), str):
+    if said is None:
+        return None
+    if isinstance(reason := said.values.get("reason"), str):
         said.values["reason"] = read_said(reason, (*REFUSALS, *_WORDED, *_SYSTEM)) or reason
+    if said.values.get("kind") == NO_CONTENT_TYPE:  # a body's kind in words, not a media type
+        said.values["kind"] = Refusal(NO_CONTENT_TYPE)
     return said
 
 

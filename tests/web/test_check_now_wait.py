@@ -313,6 +313,15 @@ def test_a_page_whose_text_cannot_be_read_is_said_in_the_readers_language() -> N
     assert failed_said(image, zh) == (
         "失败：读不出网页的文字：网页不是文字（image/png）：网页监控读的是 HTML、纯文本或 JSON"
     )
+    # Served without a Content-Type: "no Content-Type" was English inside the Chinese line.
+    untyped = image.replace("image/png", "no Content-Type")
+    assert failed_said(untyped, zh) == (
+        "失败：读不出网页的文字：网页不是文字（没有 Content-Type）："
+        "网页监控读的是 HTML、纯文本或 JSON"
+    )
+    assert failed_said(untyped, en) == f"failed: {untyped}"
+    metric = "the source answered no Content-Type, not JSON: <html>"
+    assert failed_said(metric, zh) == "失败：数据源答复的是 没有 Content-Type，不是 JSON：<html>"
     for why, said in (
         ("the page has no text", "网页上没有文字"),
         ("the feed has no entries with text", "这个订阅源没有带文字的条目"),
