@@ -33,7 +33,7 @@ def N_(message: str) -> str:
 _WORDS = frozenset(
     {
         *("reason", "why", "error", "query", "shown", "path", "after", "example", "kind"),
-        *("coding", "cron", "rules", "sentence", "images", "moment"),
+        *("coding", "cron", "rules", "sentence", "images", "moment", "summary", "message"),
         # A remediation step's objects and what it put back: names listed, an autoscaler
         # named with its bounds, a selector, the revisions a Deployment has.
         *("names", "hpa", "selector", "done", "revisions", "notes"),

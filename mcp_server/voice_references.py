@@ -128,7 +128,7 @@ _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|th
 # 服务的回滚", and the tool's verb a model copied before it ("批准checkout", "pause the backup").
 WHAT_IT_IS = re.compile(
     rf"^(?:{_VERBS}|the|that|this|my|那个|这个|我的)+"
-    r"|(?:的|那个|这个|one|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
+    r"|(?:的|那个|这个|one|task|watch|monitor|reminder|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
 )
 
 

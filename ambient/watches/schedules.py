@@ -78,8 +78,11 @@ class TaskSchedules(TaskReads):
                 typed_search_attributes=temporal.search_attributes("reminder_run", user),
             ),
             spec=_spec(parsed),
-            # The note is the summary list_tasks shows; an update rewrites it.
-            state=ScheduleState(note=_schedule_summary(parsed, user)),
+            # The note is the summary list_tasks shows; an update rewrites it. Temporal keeps
+            # it in clear text: with payloads encrypted, it does not say the message.
+            state=ScheduleState(
+                note=_schedule_summary(parsed, user, said=self.settings.payload_key is None)
+            ),
         )
 
     async def _update_schedule(
@@ -183,7 +186,7 @@ def _run_id(task_id: str, life: str) -> str:
     return f"{task_id}/run-{life}"
 
 
-def _schedule_summary(config: ReminderConfig, user: str) -> str:
+def _schedule_summary(config: ReminderConfig, user: str, *, said: bool) -> str:
     # A weekly one names its days: "every Monday" and "every Friday" were one line.
     return str(
         schedule_summary(
@@ -195,6 +198,7 @@ def _schedule_summary(config: ReminderConfig, user: str) -> str:
             time=f"{config.hour:02d}:{config.minute:02d}",
             days=",".join(d for d in DAYS if d in config.days),
             cron=config.cron or "",
+            message=config.message if said and config.action == "reminder" else "",
         )
     )
 

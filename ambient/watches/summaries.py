@@ -13,6 +13,10 @@ from ambient.watches.threshold_config import Condition, ThresholdWatchConfig
 REMINDER_DAILY = N_("Reminder, daily at %(time)s %(zone)s, for %(user)s")
 REMINDER_WEEKLY = N_("Reminder, weekly on %(days)s at %(time)s %(zone)s, for %(user)s")
 REMINDER_CRON = N_("Reminder, cron %(cron)s %(zone)s, for %(user)s")
+# A reminder's summary with what it reminds of (its message's start, one line): a list, the
+# Web UI and the voice find "the stand-up reminder" by it. Read back before those without.
+SAYING = N_("%(summary)s: %(message)s")
+SAID_AT_MOST = 40
 DIGEST_DAILY = N_("News digest of %(count)s page(s), daily at %(time)s %(zone)s, for %(user)s")
 DIGEST_WEEKLY = N_(
     "News digest of %(count)s page(s), weekly on %(days)s at %(time)s %(zone)s, for %(user)s"
@@ -26,6 +30,7 @@ BRIEFING = N_(
 # A threshold watch's lines as its summary says them ("above 100 any below 10"), word by word.
 RULE_WORDS = {"above": N_("above"), "below": N_("below"), "any": N_("or"), "all": N_("and")}
 SUMMARIES = (
+    SAYING,
     REMINDER_DAILY,
     REMINDER_WEEKLY,
     REMINDER_CRON,
@@ -47,10 +52,20 @@ _SCHEDULES = {
 
 
 def schedule_summary(
-    action: str, type: str, *, user: str, zone: str, count: int, time: str, days: str, cron: str
+    action: str,
+    type: str,
+    *,
+    user: str,
+    zone: str,
+    count: int,
+    time: str,
+    days: str,
+    cron: str,
+    message: str = "",
 ) -> Refusal:
-    """A reminder's or a news digest's summary (``count`` pages of a digest)."""
-    return Refusal(
+    """A reminder's or a news digest's summary (``count`` pages of a digest), with the start
+    of a reminder's ``message`` when it has one."""
+    summary = Refusal(
         _SCHEDULES[action, type],
         count=count,
         time=time,
@@ -59,6 +74,11 @@ def schedule_summary(
         zone=zone,
         user=user,
     )
+    said = " ".join(message.split())
+    if not said:
+        return summary
+    cut = said if len(said) <= SAID_AT_MOST else said[: SAID_AT_MOST - 1] + "…"
+    return Refusal(SAYING, summary=summary, message=cut)
 
 
 def watch_summary(config: WebMonitorConfig | ThresholdWatchConfig, user: str) -> str:
@@ -86,4 +106,8 @@ def rules_in(rules: str, words: Callable[[str], str]) -> str:
 def summary_said(summary: str) -> Refusal | None:
     """A stored summary as the Refusal it was made from; None: none of these (an older
     release's, or another's words)."""
-    return read_back(summary, SUMMARIES)
+    said = read_back(summary, SUMMARIES)
+    if said is not None and said.msgid == SAYING:  # the summary before its message, read too
+        inner = read_back(str(said.values["summary"]), SUMMARIES[1:])
+        return Refusal(SAYING, summary=inner, message=said.values["message"]) if inner else None
+    return said

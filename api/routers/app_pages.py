@@ -32,7 +32,7 @@ from ambient.watches.inputs import (
 )
 from ambient.watches.listing import TaskSummary
 from ambient.watches.pauses import wait_said
-from ambient.watches.summaries import rules_in, summary_said
+from ambient.watches.summaries import SAYING, rules_in, summary_said
 from api.deps import SessionDep
 from api.errors import INPUT_SHOWN
 from api.i18n import Words, error_words, in_zone
@@ -275,6 +275,9 @@ def summary_words(summary: str, _: Words) -> str:
     said = summary_said(summary)
     if said is None:
         return summary
+    if said.msgid == SAYING:  # a reminder's, with its message: the summary said first
+        inner = summary_words(str(said.values["summary"]), _)
+        return in_words(Refusal(SAYING, summary=inner, message=said.values["message"]), _)
     values = dict(said.values)
     if "days" in values:
         # The list's comma is a word of the language too (Chinese lists with 、).

@@ -250,3 +250,40 @@ async def test_a_place_said_alone_is_the_task_its_numbered_label_names(
             schedules = dev_env.client.get_schedule_handle
             assert (await schedules(second).describe()).schedule.state.paused
             assert not (await schedules(first).describe()).schedule.state.paused
+
+
+async def test_a_reminder_is_found_by_what_it_reminds_of(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "暂停站会的提醒" found nothing: a reminder was known by its time only ("提醒（每天
+    9点30分）"), however its message read. Its summary says the message's start now, and the
+    voice finds it by that, in either language."""
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for language, said, standup, other in (
+            (Language.ZH, "站会的提醒", "站会开始了，带上电脑", "喝水"),
+            (Language.EN, "the standup reminder", "Standup", "drink water"),
+        ):
+            user = unique("vr")
+            async with deps.db.session() as session:
+                await UserRepository(session).create(UserCreate(name=user, language=language))
+                await session.commit()
+            refs = {}
+            for message in (
+                "站会开始了，带上电脑" if language is Language.ZH else "Standup",
+                other,
+            ):
+                reminder = {"hour": 9, "minute": 30, "message": message, "timezone": "UTC"}
+                refs[message] = await state.tasks.create(user, "schedule", reminder)
+
+            async def listed(user: str = user) -> bool:
+                return len(await state.tasks.list(user)) == 2
+
+            await eventually(listed, "both reminders listed")
+            async with voice_client(state, user) as voice:
+                answer = await say(voice, "pause_task", name=said)
+            assert answer.startswith(("好的", "OK")), answer
+            standup, water = refs.values()
+            schedules = dev_env.client.get_schedule_handle
+            assert (await schedules(standup.task_id).describe()).schedule.state.paused
+            assert not (await schedules(water.task_id).describe()).schedule.state.paused

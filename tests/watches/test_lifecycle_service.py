@@ -546,7 +546,7 @@ async def test_a_paused_and_resumed_reminder_lists_with_its_summary(service: Tas
     # which is the summary list_tasks shows: the reminder's own summary was gone for good.
     config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
     ref = await service.create(USER, "schedule", config, unique("sched"))
-    summary = f"Reminder, cron 0 9 * * * UTC, for {USER}"
+    summary = f"Reminder, cron 0 9 * * * UTC, for {USER}: stretch"
     for control, state in ((service.pause, "paused"), (service.resume, "active")):
         assert (await control(USER, ref.task_id)).state == state
 

@@ -7,7 +7,10 @@ it had, falling into the past), and a weekly one names its days, in lists and in
 from __future__ import annotations
 
 from ambient.watches.configs import TaskState
+from ambient.watches.reminders import ReminderConfig
+from ambient.watches.schedules import _schedule_summary
 from ambient.watches.service import TaskService
+from ambient.watches.summaries import summary_said
 from mcp_server.voice_task_names import spoken_summary
 from tests.conftest import unique
 from tests.support.waits import eventually
@@ -45,7 +48,21 @@ async def test_two_weekly_reminders_on_other_days_are_listed_and_said_apart(
     finally:
         await service.delete(USER, mon.task_id)
         await service.delete(USER, fri.task_id)
-    assert summaries[mon.task_id] == f"Reminder, weekly on mon,fri at 09:00 UTC, for {USER}"
-    assert summaries[fri.task_id] == f"Reminder, weekly on fri at 09:00 UTC, for {USER}"
+    assert summaries[mon.task_id] == f"Reminder, weekly on mon,fri at 09:00 UTC, for {USER}: report"
+    assert summaries[fri.task_id] == f"Reminder, weekly on fri at 09:00 UTC, for {USER}: report"
     assert spoken_summary(summaries[mon.task_id]) == "提醒（每周一、五 09:00）"
     assert spoken_summary(summaries[fri.task_id], english=True) == "reminder weekly on Fri at 09:00"
+
+
+def test_a_reminders_summary_says_its_message_unless_payloads_are_encrypted() -> None:
+    # Temporal keeps a schedule's note in clear text: with AMBIENT_PAYLOAD_KEY set, a note that
+    # said the message would show what the key keeps from the Web UI.
+    config = ReminderConfig(hour=9, minute=30, message="站会开始了，\n带上电脑" + "。" * 60)
+    said = _schedule_summary(config, "alice", said=True)
+    assert said == "Reminder, daily at 09:30 Asia/Shanghai, for alice: 站会开始了， 带上电脑" + (
+        "。" * 28 + "…"
+    )
+    assert summary_said(said) is not None
+    assert _schedule_summary(config, "alice", said=False) == (
+        "Reminder, daily at 09:30 Asia/Shanghai, for alice"
+    )

@@ -121,8 +121,8 @@ async def test_a_chinese_readers_task_cards_say_what_each_task_is_in_chinese(
             await expect(card).to_be_visible()
             said[made.task_id] = await card.inner_text()
     assert said == {
-        daily.task_id: f"定时提醒，每天 09:00（Asia/Shanghai），给 {name}",
-        weeks.task_id: f"定时提醒，每周一、周五 18:30（Asia/Shanghai），给 {name}",
+        daily.task_id: f"定时提醒，每天 09:00（Asia/Shanghai），给 {name}：喝水",
+        weeks.task_id: f"定时提醒，每周一、周五 18:30（Asia/Shanghai），给 {name}：走",
     }
 
 
