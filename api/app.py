@@ -44,6 +44,7 @@ from api.errors import (
     install_error_mapping,
     jsonrpc_refusal,
     refuse_nul,
+    refuse_unknown_query,
 )
 from api.routers import (
     app_pages,
@@ -381,7 +382,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served from the installed swagger-ui-bundle below (the defaults load a CDN).
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(refuse_nul)],
+        dependencies=[Depends(refuse_nul), Depends(refuse_unknown_query)],
     )
     serve_offline_docs(app)
     install_error_mapping(app)

@@ -86,6 +86,31 @@ def _query_names(dependant: Dependant) -> Iterator[str]:
         yield from _query_names(sub)
 
 
+# Routes other programs call with URLs an operator pastes (xiaozhi-server's context provider,
+# the Temporal Web UI's codec, a probe's health check): a query they add is theirs to add.
+_THEIRS = ("/xiaozhi/context", "/codec/", "/health")
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """Every API route's dependency: a query parameter the route does not take is a 422 naming
+    it, not ignored (``GET /tasks?user=bob`` listed the caller's own tasks as if bob's)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:  # pages, docs
+        return
+    if not request.query_params or request.url.path.startswith(_THEIRS):
+        return
+    taken = set(_query_names(route.dependant))
+    unknown = [name for name in request.query_params if name not in taken]
+    if unknown:
+        takes = ", ".join(sorted(taken)) or "none"
+        said = f"not a query parameter of this route (it takes: {takes})"
+        raise unprocessable(
+            *[([name], said) for name in unknown],
+            where="query",
+            inputs=[request.query_params[name] for name in unknown],
+        )
+
+
 async def refuse_nul(request: Request) -> None:
     """Every route's dependency: PostgreSQL refuses a NUL (U+0000) in text, in a query as in a
     row, so one in the path, the query, a JSON body or a form is a 422 naming it before any

@@ -22,6 +22,10 @@ BAD_QUERIES = [
     ("/tasks", {"state": "bad"}, "state"),
     # Past the largest id a row can have (64 bits: more overflows the database's integer).
     ("/audit", {"after": str(2**63)}, "after"),
+    # A parameter the route does not take: an admin's ?user=bob listed the admin's own tasks.
+    ("/tasks", {"user": "bob"}, "user"),
+    ("/briefings", {"user": "bob"}, "user"),
+    ("/remediations", {"page_size": "5"}, "page_size"),
 ]
 
 
@@ -88,3 +92,23 @@ async def test_a_whole_number_is_digits_only_or_refused_naming_it(
                 body = {"enabled": True, "every_minutes": given}
                 response = await http.put("/agent/digest", json=body, headers=admin)
                 assert response.status_code != 422, response.text
+
+
+async def test_a_parameter_the_route_does_not_take_is_named_with_those_it_takes(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve(create_app(settings)) as base, http_client(base) as http:
+        admin = await admin_headers(settings)
+        refused = await http.get("/tasks", params={"user": "bob", "kind": "x"}, headers=admin)
+        # Pages, and routes other programs call with a URL an operator pasted, take any query.
+        health = await http.get("/health", params={"probe": "1"})
+        page = await http.get("/signin", params={"utm_source": "mail"})
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert [e["loc"] for e in detail] == [["query", "user"]], detail
+    assert detail[0]["msg"] == (
+        "not a query parameter of this route (it takes: kind, page_size, page_token, state)"
+    )
+    assert health.status_code != 422, health.text  # 503: no Temporal here
+    assert page.status_code != 422, page.text
