@@ -62,6 +62,16 @@ RESOLVES_NON_PUBLIC = N_(
     "refused destination %(host)s: it resolves to %(address)s %(why)s (a non-public "
     "address); allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
 )
+# A cloud metadata address: a wider network allowed never opens it, only the address itself.
+METADATA_REFUSED = N_(
+    "refused destination %(host)s: %(address)s %(why)s (it hands out this machine's cloud "
+    "credentials); allow exactly it with AMBIENT_FETCH_ALLOW_CIDRS=%(allow)s only if intended"
+)
+RESOLVES_METADATA = N_(
+    "refused destination %(host)s: it resolves to %(address)s %(why)s (it hands out this "
+    "machine's cloud credentials); allow exactly it with AMBIENT_FETCH_ALLOW_CIDRS=%(allow)s "
+    "only if intended"
+)
 CONTROLS = N_("refused URL: it contains spaces, backslashes or controls")
 NOT_A_URL = N_("refused URL: %(error)s")
 SCHEME = N_("refused URL: only http and https are allowed (got %(scheme)s)")
@@ -81,6 +91,8 @@ TWO_NAMES = N_(
 )
 # Read back in this order: the first that fits the text (a general form after the one it holds).
 REFUSALS = (
+    RESOLVES_METADATA,
+    METADATA_REFUSED,
     RESOLVES_NON_PUBLIC,
     NON_PUBLIC,
     CONTROLS,
@@ -207,11 +219,15 @@ class DestinationGuard:
         """RefusedDestinationError naming the first of ``addresses`` that is refused."""
         for address in addresses:
             if (reason := self.refusal(address)) is not None:
+                why = reason.removeprefix(f"{address} ")  # every reason names the address first
+                if (metadata := _metadata_of(address)) is None:
+                    raise RefusedDestinationError(said, host=host, address=str(address), why=why)
                 raise RefusedDestinationError(
-                    said,
+                    RESOLVES_METADATA if said == RESOLVES_NON_PUBLIC else METADATA_REFUSED,
                     host=host,
                     address=str(address),
-                    why=reason.removeprefix(f"{address} "),  # every reason names the address first
+                    why=why,
+                    allow=str(ipaddress.ip_network(metadata)),
                 )
 
     async def pin(self, url: str) -> PinnedRequest:
@@ -365,6 +381,15 @@ def _literal_addresses(host: str) -> list[IPAddress]:
         with suppress(OSError):
             return [ipaddress.IPv4Address(socket.inet_aton(host))]
     return []
+
+
+def _metadata_of(address: IPAddress) -> IPAddress | None:
+    """The metadata address ``address`` is, or an IPv6 form of; None: neither."""
+    if address in METADATA:
+        return address
+    if isinstance(address, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(address)):
+        return embedded[1] if embedded[1] in METADATA else None
+    return None
 
 
 def _holds_metadata(address: IPAddress) -> bool:

@@ -909,7 +909,8 @@ async def test_news_pages_the_worker_may_not_reach_are_each_refused_by_field(
         "invalid briefing config — news_urls.0: refused destination 192.168.1.1: 192.168.1.1 "
         f"is a private address (a non-public address); {allow}; news_urls.2: refused "
         "destination 169.254.169.254: 169.254.169.254 is a cloud metadata address "
-        f"(a non-public address); {allow}"
+        "(it hands out this machine's cloud credentials); allow exactly it with "
+        "AMBIENT_FETCH_ALLOW_CIDRS=169.254.169.254/32 only if intended"
     )
 
 

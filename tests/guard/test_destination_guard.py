@@ -9,6 +9,9 @@ import ipaddress
 import pytest
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.domain.users import Language
+from api.i18n import Words
+from api.routers.app_pages import failed_said
 
 REFUSED = [
     "127.0.0.1",
@@ -256,3 +259,28 @@ async def test_a_leading_zero_reads_octal_as_the_connection_reads_it() -> None:
     url = "http://00000000000000000127.0.0.1/"
     assert await DestinationGuard().check_url(url) == ["87.0.0.1"]
     assert (await DestinationGuard().pin(url)).url == "http://87.0.0.1/"
+
+
+@pytest.mark.parametrize(
+    ("url", "allow"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254/32"),
+        ("http://[::ffff:169.254.169.254]/", "169.254.169.254/32"),
+        ("http://[fd00:ec2::254]/", "fd00:ec2::254/128"),
+    ],
+)
+async def test_a_metadata_address_is_refused_with_the_one_allowance_that_opens_it(
+    url: str, allow: str
+) -> None:
+    # The hint said "e.g. 10.0.0.0/8", and no network allowed opens a metadata address: only
+    # the address itself does, which the refusal now names.
+    with pytest.raises(RefusedDestinationError) as refused:
+        await DestinationGuard().check_url(url)
+    said = str(refused.value)
+    assert f"allow exactly it with AMBIENT_FETCH_ALLOW_CIDRS={allow} only if intended" in said
+    with pytest.raises(RefusedDestinationError):
+        await DestinationGuard(["169.254.0.0/16", "fd00::/8"]).check_url(url)
+    await DestinationGuard([allow]).check_url(url)  # as the refusal says
+    # Said on a page where a page's redirect led there (its check's stored error).
+    zh = failed_said(f"redirected to {url}: {said}", Words(Language.ZH))
+    assert f"请运维只放行这一个地址：AMBIENT_FETCH_ALLOW_CIDRS={allow}" in zh, zh
