@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -60,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         PermissionInput,
         RemediationInput,
         RemediationStatus,
+        abort_as_given,
     )
     from ambient.remediation.safety import PermissionDecision, scale_target
     from ambient.remediation.scores import PlannedStep
@@ -405,9 +407,17 @@ class GradedRemediationWorkflow(RemediationVerify):
     # --- messages -----------------------------------------------------------------------
 
     @workflow.signal
-    def abort(self, request: AbortInput) -> None:
-        if self.aborted is None and self.state not in FINAL_STATES:
-            self.aborted = request
+    def abort(self, request: Any = None) -> None:
+        # Any input: an abort sent by hand in Temporal (the Web UI's "Send a signal") with no
+        # input, {}, a reason alone or a string was dropped by the SDK, undecodable, and the
+        # run went on changing the cluster. Now it stops the run, unverified, as it was given.
+        if self.aborted is not None or self.state in FINAL_STATES:
+            return
+        try:
+            self.aborted = AbortInput.model_validate(request)
+        except ValidationError:
+            if self.abort_read_whole:
+                self.aborted = abort_as_given(request)
 
     @workflow.update(name=JOIN)
     def join(self, request: JoinInput) -> None:

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         rungs_tried,
     )
     from ambient.remediation.runs import (
+        ABORT_READ_WHOLE,
         FINAL_STATES,
         UNVERIFIED,
         AbortInput,
@@ -129,6 +130,9 @@ class RemediationRecords:
         self.abort_audited = False
         # An abort cut the change's retries short, the change failing on it (a hand-over).
         self.abort_stopped_change = False
+        # An abort whose input is not an AbortInput stops the run too (a run from before this
+        # patch dropped it, as the SDK did, and replays so).
+        self.abort_read_whole = workflow.patched(ABORT_READ_WHOLE)
 
     def _ended(self, outcome: str | Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words): a dry run's

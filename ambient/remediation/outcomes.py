@@ -53,6 +53,17 @@ def _at(rung: Rung) -> dict[str, int | str]:
 def aborted_by(aborted: AbortInput, verified: bool = True) -> Refusal:
     """An aborted run's outcome: who (or the name an abort sent in Temporal gave), and their
     reason when they gave one."""
+    if not verified and not aborted.by:  # sent by hand without a name (abort_as_given)
+        if aborted.reason:
+            return Refusal(
+                "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
+                "gave no name): %(reason)s",
+                reason=aborted.reason,
+            )
+        return Refusal(
+            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
+            "gave no name)"
+        )
     if not verified and aborted.reason:
         return Refusal(
             "aborted in Temporal, not through ambient-ops: the sender is not verified (it "

@@ -345,6 +345,22 @@ class AbortInput(BaseModel):
     token: str | None = None  # as ApprovalInput.token: the name is verified only with it
 
 
+# The patch under which an abort whose input is not an AbortInput stops the run.
+ABORT_READ_WHOLE = "abort-read-whole"
+
+
+def abort_as_given(given: object) -> AbortInput:
+    """An abort sent in Temporal whose input is not an AbortInput (none, ``{}``, a reason
+    alone, a string): the name and reason it gave as text, cut to their bounds; no token, so
+    never taken as a user's."""
+    fields = given if isinstance(given, dict) else {"reason": given}
+    by, reason = fields.get("by"), fields.get("reason")
+    return AbortInput(
+        by=by[:63] if isinstance(by, str) else "",
+        reason=reason[:1000] if isinstance(reason, str) else "",
+    )
+
+
 # A change and its checkpoint read wait out an API server that is down, throttling or
 # overtaken by other writers for about two minutes (2, 4, 8, 16, then 30 s apart); then the run
 # goes to a person. 30 s at most: a local activity's longer backoff would become a timer. The

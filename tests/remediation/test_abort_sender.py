@@ -4,6 +4,8 @@ whatever name the signal gave."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
@@ -27,6 +29,7 @@ from tests.remediation.support import (
     tokens_sent,
     waiting_dry_run,
 )
+from tests.support.record import save_history
 from tests.support.waits import eventually
 from workflows.remediation import GradedRemediationWorkflow
 
@@ -163,12 +166,11 @@ async def test_a_doors_record_of_an_abort_that_never_arrived_verifies_no_abort_s
 @pytest.mark.parametrize(
     ("signal", "args"),
     [
-        ("abort", []),
         ("abort", [{"by": "ops", "reason": "first"}, "extra"]),
         ("joined", []),
         ("joined", [{"user": "ops"}, {"user": "ops"}]),
     ],
-    ids=["abort-no-input", "abort-two-inputs", "joined-no-input", "joined-two-inputs"],
+    ids=["abort-two-inputs", "joined-no-input", "joined-two-inputs"],
 )
 async def test_a_signal_sent_by_hand_with_inputs_that_do_not_fit_is_dropped_and_the_run_goes_on(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, signal: str, args: list[object]
@@ -219,3 +221,40 @@ async def test_an_answer_after_hundreds_of_requests_by_its_approver_is_still_ver
     )
     async with db.writing() as session:
         assert await answer_verified(session, entry)
+
+
+@pytest.mark.parametrize(
+    ("args", "outcome"),
+    [
+        ([], "(it gave no name)"),
+        ([{}], "(it gave no name)"),
+        ([{"reason": "stop now"}], "(it gave no name): stop now"),
+        (["stop now"], "(it gave no name): stop now"),
+        ([{"by": "ops", "reason": 5}], "(it gave the name 'ops')"),
+        ([{"by": "ops", "reason": "r" * 1200}], f"(it gave the name 'ops'): {'r' * 1000}"),
+    ],
+    ids=["no-input", "empty", "reason-alone", "a-string", "reason-not-text", "reason-too-long"],
+)
+async def test_an_abort_sent_by_hand_that_is_not_an_abort_input_still_stops_the_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, args: list[object], outcome: str
+) -> None:
+    # The Web UI's "Send a signal" abort with its input left empty, or {"reason": ...} alone,
+    # did not decode: the SDK dropped it with a warning in the worker's log, the UI said
+    # "Signal sent", and the run went on to its next change. An abort is a brake: whatever it
+    # carries, it stops the run, said and audited as an abort no one verified.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("own")
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        rid = await waiting_dry_run(remediations, owner, url)
+        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+        await handle.signal("abort", args=args)
+        status = await asyncio.wait_for(handle.result(), 60)  # it waited for approval for ever
+        if args == [{"reason": "stop now"}]:
+            await save_history(handle, "remediation_aborted_by_hand_without_a_name")
+        async with deps.db.session() as session:
+            rows = await AuditRepository(session).list(subject=status.run_key)
+    assert status.state == "aborted", status
+    said = "a dry run, nothing was changed: aborted in Temporal, not through ambient-ops: the "
+    assert status.outcome == f"{said}sender is not verified {outcome}", status.outcome
+    assert [r.actor for r in rows if r.action == "aborted"] == [UNVERIFIED]
