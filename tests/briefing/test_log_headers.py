@@ -150,3 +150,20 @@ def test_a_routes_values_and_tokens_are_masked_its_words_kept() -> None:
     assert route("/reset/ZXhhbXBsZVRva2VuTG9uZ2Vy") == "/reset/<*>"
     assert route("/static/app%20v.js") == "/static/<*>"
     assert route("/") == "/" and route("/api/getUser") == "/api/getUser"
+
+
+def test_a_klog_value_with_escaped_quotes_is_one_value() -> None:
+    """klog writes quotes inside a value escaped (err="failed to \\"StartContainer\\" …"): the
+    mask ended the value at the first one, and each container's error was a template of its
+    own, its words and backslashes the template ("err=<*>StartContainer\\<*>app\\<*>…")."""
+    lines = [
+        'E1122 02:00:01.123456    1234 pod_workers.go:1298] "Error syncing pod, skipping" '
+        'err="failed to \\"StartContainer\\" for \\"app\\" with CrashLoopBackOff: \\"back-off '
+        '5m0s restarting failed container=app pod=web-7d9f8_default(a1)\\"" pod="default/web"',
+        'E1122 02:00:02.123456    1234 pod_workers.go:1298] "Error syncing pod, skipping" '
+        'err="failed to \\"StartContainer\\" for \\"worker\\" with ImagePullBackOff: '
+        '\\"Back-off pulling image \\\\\\"repo/w:1\\\\\\"\\"" pod="jobs/worker-55"',
+        'E1122 02:00:03.123456    1234 pod_workers.go:1298] "Error syncing pod, skipping" '
+        'err="context deadline exceeded" pod="default/api-5c6d7"',
+    ]
+    assert templates(lines) == [("ERROR", 3, "Error syncing pod, skipping err=<*> pod=<*>")]
