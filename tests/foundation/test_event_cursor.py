@@ -245,14 +245,19 @@ async def test_a_users_streams_carry_none_of_another_users_events(
     db: Database, settings: Settings
 ) -> None:
     """The API's stream and the page's stream send the caller's events alone, whatever the
-    query asks (neither takes a user), among another user's written before and between."""
+    query asks (neither takes a user: the API's refuses one, 422 naming it, as any parameter a
+    route does not take), among another user's written before and between."""
     settings, ada = await _api(settings, settings.resolved_database_url)
     ids = [await _add(db, user, "watch.hit") for user in ("bob", "ada", "bob", "bob", "ada")]
     cookie = {"Cookie": f"{COOKIE}={ada['Authorization'].removeprefix('Bearer ')}"}
     async with serve(create_app(settings)) as base:
-        api = await _first(base, ada, 2, path="/events/stream?user=bob")
+        api = await _first(base, ada, 2, path="/events/stream")
         page = await _first(base, cookie, 2, path="/app/events/stream?user=bob")
+        async with http_client(base) as http:
+            refused = await http.get("/events/stream", params={"user": "bob"}, headers=ada)
     assert [event for _, event in api] == [event for _, event in page] == [ids[1], ids[4]]
+    assert refused.status_code == 422, refused.text
+    assert [e["loc"] for e in refused.json()["detail"]] == [["query", "user"]]
 
 
 async def test_a_stream_far_behind_the_newest_event_catches_up_without_a_poll_between(

@@ -60,8 +60,8 @@ from workflows.threshold_watch import ThresholdWatchWorkflow
 SEND_TIME = 8.0
 
 
-def _with_webhook(deps: WorkerDeps) -> WorkerDeps:
-    deps.settings = deps.settings.model_copy(update={"notify_target_timeout": SEND_TIME})
+def _with_webhook(deps: WorkerDeps, send_time: float = SEND_TIME) -> WorkerDeps:
+    deps.settings = deps.settings.model_copy(update={"notify_target_timeout": send_time})
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
     return deps
 
@@ -468,7 +468,9 @@ async def test_a_web_monitor_cancelled_while_its_alert_is_delivered_ends_as_dele
     ``watch.stopped`` said, and the run ends Canceled."""
     state, base = gated
     state.hook_gate.clear()
-    deps = _with_webhook(loopback_deps)
+    # The held try must outlast the cancel being heard, which a loaded machine took past
+    # SEND_TIME over: that try then failed, a `delivery.failed` more.
+    deps = _with_webhook(loopback_deps, send_time=30.0)
     config = {
         "urls": [f"{base}/gone"],
         "failure_threshold": 1,
