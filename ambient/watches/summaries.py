@@ -30,7 +30,6 @@ BRIEFING = N_(
 # A threshold watch's lines as its summary says them ("above 100 any below 10"), word by word.
 RULE_WORDS = {"above": N_("above"), "below": N_("below"), "any": N_("or"), "all": N_("and")}
 SUMMARIES = (
-    SAYING,
     REMINDER_DAILY,
     REMINDER_WEEKLY,
     REMINDER_CRON,
@@ -41,6 +40,7 @@ SUMMARIES = (
     THRESHOLD_WATCH,
     BRIEFING,
 )
+_REMINDERS = (REMINDER_DAILY, REMINDER_WEEKLY, REMINDER_CRON)
 _SCHEDULES = {
     ("reminder", "daily"): REMINDER_DAILY,
     ("reminder", "weekly"): REMINDER_WEEKLY,
@@ -107,7 +107,10 @@ def summary_said(summary: str) -> Refusal | None:
     """A stored summary as the Refusal it was made from; None: none of these (an older
     release's, or another's words)."""
     said = read_back(summary, SUMMARIES)
-    if said is not None and said.msgid == SAYING:  # the summary before its message, read too
-        inner = read_back(str(said.values["summary"]), SUMMARIES[1:])
-        return Refusal(SAYING, summary=inner, message=said.values["message"]) if inner else None
-    return said
+    if said is not None:
+        return said
+    # A reminder's with its message (SAYING): its own summary holds no ": " (a threshold
+    # watch's and a briefing's do, and are read whole above), the message may.
+    head, _, message = summary.partition(": ")
+    inner = read_back(head, _REMINDERS) if message else None
+    return Refusal(SAYING, summary=inner, message=message) if inner else None

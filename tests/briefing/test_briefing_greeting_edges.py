@@ -214,7 +214,7 @@ async def test_a_greeting_stored_slower_than_its_wait_is_stored_all_the_same(
                 rows = await BriefingRepository(session).list("lia", limit=1)
             return rows[0] if rows and rows[0].given_at is not None else None
 
-        row = await eventually(stored, "the greeting's record", bound=10)
+        row = await eventually(stored, "the greeting's record")
     assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text
     assert (row.given_at, row.given_via) == (spoken.given_at, "voice")
 

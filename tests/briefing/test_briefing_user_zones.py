@@ -193,7 +193,7 @@ async def test_a_move_east_past_the_window_still_pushes_the_morning_nobody_greet
         assert status.day is not None and status.day.date > day.date  # Tokyo's next morning
         await stack.skip_to(day.window_end + timedelta(minutes=5))
         view = await eventually(
-            lambda: _pushed(stack.service, "tomo", day.date), "the morning pushed", bound=20
+            lambda: _pushed(stack.service, "tomo", day.date), "the morning pushed"
         )
         await save_history(
             ts_env.client.get_workflow_handle("daily-briefing/tomo"),

@@ -111,9 +111,21 @@ async def test_an_overdue_first_check_is_made_at_once_and_the_grid_keeps_its_slo
 
 
 async def _scheduled_polls(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, float]]:
-    """Each poll the workflow scheduled: its request and when (the event's time, epoch s)."""
+    """Each poll the workflow scheduled: its request and when, on the workflow's clock (epoch
+    s): ``workflow.now()`` of the task that scheduled it, its WorkflowTaskStarted event's time,
+    which ``first_check_in`` is counted from (the scheduled event comes as long after it as
+    the task took: half a second on a loaded machine)."""
+    times = {
+        e.event_id: e.event_time.ToDatetime(UTC).timestamp()
+        async for e in handle.fetch_history_events()
+    }
     return [
-        (request, event.event_time.ToDatetime(UTC).timestamp())
+        (
+            request,
+            times[
+                event.activity_task_scheduled_event_attributes.workflow_task_completed_event_id - 1
+            ],
+        )
         for request, event in await scheduled_polls(handle)
     ]
 
@@ -187,6 +199,6 @@ async def test_the_poll_after_a_lost_one_goes_on_with_its_grid(
     # starts at once, with the slot after the beat (due + one interval), past by then.
     assert next_scheduled - signalled < LOST_POLL_WAIT.total_seconds()
     assert next_request.first_check_in < 0
-    assert next_scheduled + next_request.first_check_in == pytest.approx(due + EVERY, abs=0.5)
+    assert next_scheduled + next_request.first_check_in == pytest.approx(due + EVERY, abs=0.01)
     assert [r.poll for r in answered] == [1, 2, 3]
     assert final.checks == 2  # the baseline's and the third poll's; the lost one's none

@@ -44,7 +44,7 @@ async def test_a_greylisted_change_mail_comes_once_from_a_later_run_while_the_wa
                 "smtp_tls": "none",
                 "notify_later_seconds": 1.0,
                 # A short lease: the poll's last try comes once one has passed.
-                "notify_target_timeout": 2.0,
+                "notify_target_timeout": 5.0,
             }
         )
         deps.channels = build_channels(deps.settings, deps.db, deps.http)

@@ -10,7 +10,7 @@ from ambient.watches.configs import TaskState
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.schedules import _schedule_summary
 from ambient.watches.service import TaskService
-from ambient.watches.summaries import summary_said
+from ambient.watches.summaries import BRIEFING, SAYING, THRESHOLD_WATCH, summary_said
 from mcp_server.voice_task_names import spoken_summary
 from tests.conftest import unique
 from tests.support.waits import eventually
@@ -66,3 +66,19 @@ def test_a_reminders_summary_says_its_message_unless_payloads_are_encrypted() ->
     assert _schedule_summary(config, "alice", said=False) == (
         "Reminder, daily at 09:30 Asia/Shanghai, for alice"
     )
+
+
+def test_summaries_with_a_colon_of_their_own_are_read_as_theirs_not_as_a_reminders() -> None:
+    # A reminder's summary with its message ("…: MESSAGE") was read first, and took every
+    # summary holding ": " for one: a threshold watch's and a briefing's stayed English on
+    # Chinese pages.
+    for summary, msgid in (
+        ("Threshold watch http_json: above 100", THRESHOLD_WATCH),
+        ("Daily briefing for al: prepare 04:30, greeting window 07:00–09:00 (UTC)", BRIEFING),
+    ):
+        said = summary_said(summary)
+        assert said is not None and said.msgid == msgid, (summary, said)
+    said = summary_said("Reminder, daily at 09:30 UTC, for al: 站会: 带电脑")
+    assert said is not None and said.msgid == SAYING
+    assert said.values["message"] == "站会: 带电脑"
+    assert summary_said("Threshold watch: not one of ours") is None
