@@ -105,6 +105,11 @@ WebUrl = Annotated[
 _URLS: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
+LISTED_TWICE = N_(
+    "%(url)s is listed twice (%(name)s[%(first)s] and %(name)s[%(second)s]); list each page once"
+)
+
+
 def listed_once(urls: list[Any], info: ValidationInfo) -> list[Any]:
     """Each page once, as URLs are read ("https://EXAMPLE.com" is "https://example.com/"): a
     page listed twice was checked twice (a monitor's failures counted twice); a stored list
@@ -112,10 +117,12 @@ def listed_once(urls: list[Any], info: ValidationInfo) -> list[Any]:
     first: dict[str, int] = {}
     for index, url in enumerate(urls):
         if str(url) in first and not reading_stored(info):
-            name, before = info.field_name, first[str(url)]
-            raise ValueError(
-                f"{str(url)!r} is listed twice ({name}[{before}] and {name}[{index}]); "
-                "list each page once"
+            raise Refusal(
+                LISTED_TWICE,
+                url=repr(str(url)),
+                name=info.field_name,
+                first=first[str(url)],
+                second=index,
             )
         first.setdefault(str(url), index)
     return urls

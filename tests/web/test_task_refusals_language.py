@@ -93,6 +93,23 @@ async def test_a_monitor_name_taken_by_another_config_is_said_in_chinese_and_cha
     await service.delete(USER, ref.task_id)
 
 
+async def test_a_page_listed_twice_is_said_in_chinese_and_nothing_is_created(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # "网页: 'http://…/' is listed twice (urls[0] and urls[1]); list each page once": the one
+    # refusal of this form that stayed English on a Chinese page.
+    _, base = gated
+    name = unique("twice")
+    form = {"urls": f"{base}/a\n{base}/a", "keywords": "", "interval": "30", "name": name}
+    answer = await zh_dashboard.post("/app/tasks", data=form)
+    assert answer.status_code == 422
+    said = shown_error(answer)
+    assert said.endswith(f"'{base}/a' 列了两次（urls[0] 和 urls[1]）：每个网页只列一次"), said
+    assert all(not t.task_id.endswith(name) for t in await service.list(USER))
+
+
 async def test_a_chinese_users_task_page_names_the_kind_of_task_in_chinese(
     service: TaskService,  # noqa: F811
     zh_dashboard: httpx.AsyncClient,
