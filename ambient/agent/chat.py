@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from ambient.agent.errors import AgentError, ConversationError
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, NoCompletionError, completion_in
 from ambient.domain.tool_search import ToolDoc, ToolIndex
+from ambient.refusals import N_
 from ambient.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,11 +52,24 @@ _TOOL_CALL: dict[str, Any] = {"id": True, "type": True, "function": {"name", "ar
 FIND_TOOLS = "find_tools"
 # Tool listings whose search index a ToolOffer keeps (most recently used).
 INDEXES = 32
-OFFLINE = (
+OFFLINE = N_(
     "No language model is configured, so I cannot chat. Set OPENAI_API_KEY (and "
     "OPENAI_BASE_URL and AMBIENT_LLM_MODEL for another OpenAI-compatible provider), run a "
     "local one (`make llm`, then `ambient dev --local-llm`), or call the MCP tools directly."
 )
+# What a person is told of the model failing (model_failure), in the catalog's words.
+MODEL_REFUSED_KEY = N_(
+    "The language model refused this server's credentials: an operator checks OPENAI_API_KEY."
+)
+MODEL_BUSY = N_("The language model is busy (over its rate limit): try again in a minute.")
+MODEL_SILENT = N_("The language model did not answer: try again, or ask an operator.")
+MODEL_FAILED = N_("The language model failed (HTTP %(status)s): try again, or ask an operator.")
+MODEL_NOT_A_MODEL = N_(
+    "The language model's server answered no chat completion (another server's page?): an "
+    "operator checks OPENAI_BASE_URL."
+)
+# The product's own words in a turn's events (a page says them in its reader's language).
+SAID_BY_US = (OFFLINE, MODEL_REFUSED_KEY, MODEL_BUSY, MODEL_SILENT, MODEL_FAILED, MODEL_NOT_A_MODEL)
 
 
 class ToolOffer:
@@ -463,17 +477,11 @@ def model_failure(exc: Exception) -> str:
     import openai
 
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return (
-            "The language model refused this server's credentials: an operator checks "
-            "OPENAI_API_KEY."
-        )
+        return MODEL_REFUSED_KEY
     if isinstance(exc, openai.RateLimitError):
-        return "The language model is busy (over its rate limit): try again in a minute."
+        return MODEL_BUSY
     if isinstance(exc, openai.APIConnectionError):  # its timeout too
-        return "The language model did not answer: try again, or ask an operator."
+        return MODEL_SILENT
     if isinstance(exc, openai.APIStatusError):
-        return f"The language model failed (HTTP {exc.status_code}): try again, or ask an operator."
-    return (
-        "The language model's server answered no chat completion (another server's page?): an "
-        "operator checks OPENAI_BASE_URL."
-    )
+        return MODEL_FAILED % {"status": exc.status_code}
+    return MODEL_NOT_A_MODEL

@@ -438,6 +438,7 @@ async def event_stream(
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, page: Page, chat: ChatDep) -> Response:
-    """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_door.chat(body, page.me, chat)
+async def chat(body: ChatRequest, page: Page, chat: ChatDep, _: PageWords) -> Response:
+    """The chat box: the same turn as POST /chat, signed in by the page's cookie, the
+    product's own words in the page's language."""
+    return await chat_door.turn(body, page.me, chat, _)

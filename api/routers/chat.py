@@ -10,11 +10,15 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from ambient.agent.chat import SAID_BY_US
 from ambient.agent.digest import DigestSetting, DigestState
 from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import OWN_SERVER, AgentFacade, ToolStats
 from ambient.agent.hub import ChatRuntime, McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
+from ambient.refusals import read_back
+from ambient.storage.models import User
+from ambient.words import Words, in_words
 from api.deps import CurrentUser, StateDep
 from api.errors import answers, unprocessable
 
@@ -82,6 +86,14 @@ class AgentTools(BaseModel):
 async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> StreamingResponse:
     """One turn of a conversation, streamed as JSON lines (message, tool_call, tool_result,
     confirm, error, done). Destructive tools wait for a request with `approve`."""
+    return await turn(body, user, chat)
+
+
+async def turn(
+    body: ChatRequest, user: User, chat: ChatRuntime, words: Words | None = None
+) -> StreamingResponse:
+    """POST /chat's turn; ``words``: a page's, which says the product's own words in its
+    reader's language."""
     if not body.message and body.approve is None:
         raise unprocessable((["message"], "say something (or send approve)"))
     conversation = await chat.conversations.open(user.name, body.conversation_id)
@@ -95,6 +107,11 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
         # at once, not when the garbage collector finds it.
         async with aclosing(turn) as events:
             async for event in events:
+                if words is not None and event.text and event.type in ("message", "error"):
+                    # The product's own words (no model, the model failing) in the page's
+                    # language; the model's are as it said them.
+                    said = read_back(event.text, SAID_BY_US)
+                    event.text = in_words(said, words) if said else event.text
                 yield event.model_dump_json(exclude_none=True) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from playwright.async_api import Browser, expect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -12,6 +13,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
+from tests.support.pages import signed_in
 from tests.support.servers import free_port, serve
 from tests.web.test_pages_browser import phone_page
 
@@ -176,3 +178,26 @@ async def _chat_shows(
         await page.get_by_label("消息").fill(message)
         await page.get_by_role("button", name="发送").click()
         await expect(page.locator("#chat-log li.tool")).to_have_text(shown)
+
+
+async def test_the_chat_box_says_there_is_no_model_in_the_pages_language(deps: WorkerDeps) -> None:
+    # "No language model is configured … or call the MCP tools directly" was said on a Chinese
+    # page, in English, with an operator's instructions; the API's /chat keeps the English.
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    assert settings.openai_api_key is None  # no model: the chat says so
+    async with signed_in(settings, token, "/app") as http:
+        page = await http.post("/app/chat", json={"message": "我有哪些任务？"})
+        api = await http.post(
+            "/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    said = [json.loads(line) for line in page.text.splitlines()]
+    offline = (
+        "没有配置语言模型，所以无法聊天：请运维配置一个（OPENAI_API_KEY，或本地模型 make llm）。"
+    )
+    assert [(s["type"], s.get("text")) for s in said] == [("message", offline), ("done", None)]
+    english = json.loads(api.text.splitlines()[0])["text"]
+    assert english.startswith("No language model is configured"), english
