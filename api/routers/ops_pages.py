@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from datetime import datetime
@@ -135,8 +136,13 @@ async def briefing_page(
     except BriefingError as exc:
         problem = briefing_problem(exc, _)
     history = await page.state.briefings.list_briefings(page.me.name, limit=30)
+    running = None
+    if not history:  # none prepared yet: is one set up (an admin's `ambient briefing create`)?
+        with contextlib.suppress(BriefingError):
+            running = (await page.state.briefings.status(page.me.name)).config
     return page.show(
         "briefings.html",
+        running=running,
         briefing=shown,
         history=history,
         problem=problem,

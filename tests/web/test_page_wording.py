@@ -11,6 +11,7 @@ from mcp import Client
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing.config import BriefingConfig
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
@@ -19,9 +20,10 @@ from api.app import create_app
 from api.routers.page_words import what_went_wrong
 from mcp_server.server import build_server
 from mcp_server.tools import TOOL_NAMES
-from tests.conftest import unique
+from tests.conftest import running_worker, unique
 from tests.support.api_worker import api_client
 from tests.support.servers import serve
+from tests.voice.support import worker_state
 
 
 def _shown(response: httpx.Response) -> str:
@@ -166,3 +168,31 @@ async def test_an_administrator_with_no_briefing_and_no_model_is_told_where_to_s
     assert "create it from the server's command line" in texts[Role.ADMIN], texts
     assert "ask your administrator" not in texts[Role.ADMIN], texts
     assert "ask your administrator to." in texts[Role.MEMBER], texts
+
+
+async def test_a_briefing_set_up_but_not_prepared_yet_is_said_set_up(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Carol's briefing was created by the administrator (`ambient briefing create`); before
+    its first preparation her page said "ask your administrator to" set it up."""
+    name = unique("carol")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = BriefingConfig(timezone="Europe/Berlin", prepare_at="04:30", language="en")
+        await state.briefings.create(name, config)
+        settings = state.settings.model_copy(
+            update={"temporal_address": dev_env.client.service_client.config.target_host}
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            api_client(base, cookies={"ambient_token": token}) as http,
+        ):
+            shown = _shown(await http.get("/app/briefings"))
+        await state.briefings.delete(name)
+    assert (
+        "No briefings yet. Your morning briefing is set up: it is prepared each day at 04:30 "
+        "(Europe/Berlin)." in shown
+    ), shown
