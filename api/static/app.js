@@ -16,7 +16,7 @@ function showEvent(list, data) {
   const task = document.createElement("span");
   task.className = "muted";
   task.textContent = " " + (data.task || "");
-  item.append(time, kind, task);
+  item.append(time, " ", kind, task);  // spaced as the page's own list ("<time> <b>")
   list.querySelector(".empty")?.remove();
   list.prepend(item);
 }

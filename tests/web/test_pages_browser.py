@@ -166,6 +166,8 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
             # may post its own event at the same moment (it runs on the clock's 20-minute marks).
             fresh = page.locator("#events li.fresh").filter(has_text="keyword found")
             await expect(fresh.first).to_contain_text(task_id)
+            # Its time and its name apart, as the page's own list says them ("…:38 keyword").
+            assert re.search(r"\d\d:\d\d:\d\d keyword found", await fresh.first.inner_text())
             assert await page.evaluate("window.__stillHere === true")
 
             await card.get_by_role("button", name="pause").click()
