@@ -109,9 +109,16 @@ class DeviceService:
         return user.is_admin
 
     async def add(
-        self, actor: str | None, user: str, device_id: str, *, speakers: list[str] | None = None
+        self,
+        actor: str | None,
+        user: str,
+        device_id: str,
+        *,
+        speakers: list[str] | None = None,
+        token: str | None = None,
     ) -> DeviceAdded:
-        """Register a device to ``user`` (the user themself or an admin may)."""
+        """Register a device to ``user`` (the user themself or an admin may); ``token``: its
+        token as a page's form made it (`api.routers.settings_pages`), else a new one."""
         if actor != user and not await self._admin(actor):
             raise DeviceRefusedError("you may register devices only for yourself (or be an admin)")
         mac = normalize_device_id(device_id)
@@ -122,7 +129,7 @@ class DeviceService:
                 "speakers: each user allows a device for themself (`allow`); "
                 "only an admin or the operator names them at registration"
             )
-        token = DEVICE_TOKEN_PREFIX + _new_token()
+        token = token or DEVICE_TOKEN_PREFIX + _new_token()
         async with self.db.write_session() as session:
             users = UserRepository(session)
             await users.existing(user, UnregisteredUserError(not_registered(user), "user"))

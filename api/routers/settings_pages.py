@@ -4,6 +4,9 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -27,14 +30,16 @@ from ambient.domain.push import PushConfig, keeping, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
 from ambient.refusals import N_
+from ambient.storage.models import utcnow
 from ambient.storage.users import SettingRefusedError, user_public
-from ambient.xiaozhi import DeviceService, normalize_device_id
+from ambient.xiaozhi import DEVICE_TOKEN_PREFIX, DeviceService, normalize_device_id
 from ambient.xiaozhi_errors import DeviceError, DeviceRefusedError, InvalidDeviceError
 from ambient.xiaozhi_views import DeviceAdded, DeviceView
 from api.deps import SessionDep
 from api.i18n import Words, from_accept_language
 from api.routers.page_words import field_errors, in_words, what_went_wrong
 from api.routers.pages import (
+    NOTICE_KEY,
     FormText,
     Page,
     PageWords,
@@ -45,6 +50,7 @@ from api.routers.pages import (
     page_router,
     render,
 )
+from api.routers.signin_pages import SAME_FORM_WITHIN
 
 router = page_router()
 SETTINGS = "/app/settings"  # the page, and where each of its forms answers back to
@@ -80,6 +86,7 @@ async def _settings_page(
         "settings.html",
         {
             "user": user_public(me),
+            "form_id": uuid.uuid4().hex,  # the add-device form's own: sent again, shown again
             "shown": shown,
             "channels": typed.get("channels", push.channels),
             "device_id": typed.get("device_id", ""),
@@ -248,19 +255,27 @@ PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"), N_("system"))
 
 
 @router.post("/app/xiaozhi/devices")
-async def add_device(page: Page, _: PageWords, device_id: FormText = "") -> Response:
-    """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
+async def add_device(
+    page: Page, _: PageWords, device_id: FormText = "", form: FormText = ""
+) -> Response:
+    """Register one of your 小智 devices; the page shows its token once (never in a URL). The
+    same form sent again within a minute (a reload) shows the token its first send made."""
     typed, me, devices = {"device_id": device_id}, page.me, page.state.devices
     try:
         mac = normalize_device_id(device_id)
     except InvalidDeviceError:
         return await _settings_page(page, errors=_(DEVICE_ID_RULE), typed=typed)
+    made = _form_device_token(form, mac) if form else None
     try:
-        added = await devices.add(me.name, me.name, device_id)
+        added = await devices.add(me.name, me.name, device_id, token=made)
     except InvalidDeviceError:
-        # The id is well formed (checked above), so it is taken: by you, or by someone whose
-        # device you cannot remove.
-        mine = {d.device_id for d in await devices.list(me.name) if d.user == me.name}
+        # The id is well formed (checked above), so it is taken: by this form's first send,
+        # by you, or by someone whose device you cannot remove.
+        mine = {d.device_id: d for d in await devices.list(me.name) if d.user == me.name}
+        if made and (again := await _made_by(devices, mac, made)) and mac in mine:
+            return await _settings_page(
+                page, added=DeviceAdded(**mine[mac].model_dump(), token=again)
+            )
         if mac in mine:
             taken = _("Device %(device)s is already registered; remove it first.", device=mac)
         else:
@@ -271,6 +286,23 @@ async def add_device(page: Page, _: PageWords, device_id: FormText = "") -> Resp
             )
         return await _settings_page(page, errors=taken, typed=typed)
     return await _settings_page(page, added=added)
+
+
+def _form_device_token(form: str, mac: str) -> str:
+    """The device token a settings form's add of ``mac`` makes: the same for one form and
+    device (its second send finds the device its first made), made with the server's key."""
+    said = b"device\0%s\0%s" % (form.encode(), mac.encode())
+    return DEVICE_TOKEN_PREFIX + hmac.new(NOTICE_KEY.get(), said, hashlib.sha256).hexdigest()
+
+
+async def _made_by(devices: DeviceService, mac: str, token: str) -> str | None:
+    """``token`` if the device ``mac`` holds it and was added within SAME_FORM_WITHIN (a form
+    sent again later shows nothing it made); else None."""
+    try:
+        row = await devices.authenticate(mac, token)
+    except DeviceError:
+        return None
+    return token if utcnow() - row.created_at < SAME_FORM_WITHIN else None
 
 
 DEVICE_ID_RULE = N_(

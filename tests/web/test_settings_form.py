@@ -479,3 +479,24 @@ async def test_a_let_back_form_naming_no_owner_is_refused_and_lets_no_one_back(
         assert "No user '': name an owner whose withdrawals are listed; nothing changed" in said
         assert "may allow your devices again" not in said
         assert [v.withdrawn for v in await devices.list("lin")] == [["mei"]]
+
+
+async def test_a_device_form_sent_again_shows_the_token_its_first_send_made(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    # A reload of the page the add answered sends its form again: it said "already
+    # registered; remove it first", the token shown once gone. Now that form's second send
+    # shows the same token; another form's add of the device is refused as before.
+    form = values((await page.get("/app/settings")).text, "add-device")["form"][0]
+    sent = {"device_id": "AA:BB:CC:DD:EE:31", "form": form}
+    first, again = [await page.post("/app/xiaozhi/devices", data=sent) for _ in range(2)]
+    tokens = [re.findall(r"xzd_[0-9a-f]{64}", r.text) for r in (first, again)]
+    assert (first.status_code, again.status_code) == (201, 201), again.text[:500]
+    assert tokens[0] and tokens[0] == tokens[1], tokens
+    other = await page.post("/app/xiaozhi/devices", data={**sent, "form": "another"})
+    assert other.status_code == 422
+    assert "is already registered; remove it first" in html.unescape(other.text)
+    async with db.session() as session:
+        rows = await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == "lin"))
+        assert [r.device_id for r in rows] == ["aa:bb:cc:dd:ee:31"]
+    await DeviceService(db).authenticate("aa:bb:cc:dd:ee:31", tokens[0][0])  # the token works
