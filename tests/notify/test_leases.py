@@ -368,12 +368,14 @@ async def test_a_slow_send_heartbeats_through_a_short_heartbeat_timeout(
     from tests.notify.workflows import SendWithHeartbeatWorkflow
 
     async def slow(request: Request) -> Response:
-        await asyncio.sleep(8)
+        # Twice its 7 s (a webhook's own timeout is 15 s at most): the SDK sends a heartbeat
+        # every 0.8 of it, so 1.4 s is the slack a loaded machine's heartbeat has (0.8 s at 4 s).
+        await asyncio.sleep(14)
         return Response("ok")
 
     await _user(deps.db, "alice")
     async with serve(Starlette(routes=[Route("/slow", slow, methods=["POST"])])) as base:
-        deps.settings = _settings(deps.settings, base, notify_target_timeout=20.0)
+        deps.settings = _settings(deps.settings, base, notify_target_timeout=40.0)
         deps.channels = build_channels(deps.settings, deps.db, deps.http)
         async with running_worker(
             ts_env.client, deps, workflows=[SendWithHeartbeatWorkflow]

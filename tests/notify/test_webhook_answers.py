@@ -266,7 +266,7 @@ async def test_a_webhook_answering_200_then_a_byte_a_second_is_sent_once(deps: W
     await _user(deps.db, "alice")
     # A deadline the test can wait out: the old read ran into it.
     deps.settings = deps.settings.model_copy(
-        update={"fetch_allow_cidrs": ["127.0.0.1/32"], "notify_target_timeout": 3}
+        update={"fetch_allow_cidrs": ["127.0.0.1/32"], "notify_target_timeout": 10}
     )
     notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
     try:
@@ -416,7 +416,7 @@ async def test_a_refusal_whose_page_comes_slowly_is_said_by_its_status(
 
         async def page() -> AsyncIterator[bytes]:
             yield b"<html><body><h1>This endpoint is gone</h1>"
-            for _ in range(20):
+            for _ in range(30):  # past the send's 10 s
                 await asyncio.sleep(0.5)
                 yield b" "
 
@@ -424,7 +424,9 @@ async def test_a_refusal_whose_page_comes_slowly_is_said_by_its_status(
 
     await _user(deps.db, "alice")
     async with serve(Starlette(routes=[Route("/hook", refuse, methods=["POST"])])) as base:
-        notify = _notify(deps, base, notify_target_timeout=3.0)
+        # 10 s: the refusal's page is read for 1.5 s at most, what is left of a 3 s budget
+        # on a loaded machine was too little for its first line.
+        notify = _notify(deps, base, notify_target_timeout=10.0)
         key = unique(f"slow-refusal-{code}")
         request = NotifyRequest(
             user="alice",

@@ -38,7 +38,7 @@ class SendWithHeartbeatWorkflow:
             request,
             result_type=NotifyResult,
             start_to_close_timeout=timedelta(seconds=60),
-            heartbeat_timeout=timedelta(seconds=4),
+            heartbeat_timeout=timedelta(seconds=7),
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
 
