@@ -50,12 +50,31 @@ from ambient.domain.notify import (
 )
 from ambient.domain.push import stored_push_config
 from ambient.log_redaction import redact
+from ambient.status import database_down
 from ambient.storage.db import database_busy
 from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import user_named
 from ambient.watches.threshold_rule import ALREADY_TOLD, alert_life
 from ambient.words import in_reader_words
+
+
+class DatabaseAwayError(ApplicationError):
+    """A send that met its database not answering before it recorded anything (the user's
+    settings not read): `notify` waits for it and sends again."""
+
+
+# How long a try waits before it asks a database that did not answer again.
+DATABASE_WAIT = timedelta(seconds=5)
+
+
+def _time_left() -> float:
+    """Seconds this try has before its start-to-close timeout (none: as if 0)."""
+    info = activity.info()
+    if info.start_to_close_timeout is None:
+        return 0.0
+    ends = info.started_time + info.start_to_close_timeout
+    return (ends - datetime.now(UTC)).total_seconds()
 
 
 def _cancelled_for_good() -> bool:
@@ -79,9 +98,7 @@ class NotifyActivities(TargetSender):
             )
             return NotifyResult(deliveries=[])
         try:
-            return await self.send(
-                request, last_try=activity_attempts.last_attempt(request.attempts)
-            )
+            return await self._when_the_database_answers(request)
         except asyncio.CancelledError:
             if _cancelled_for_good():
                 # No try comes after this one, and a caller that does not wait for its cancel
@@ -95,6 +112,22 @@ class NotifyActivities(TargetSender):
                 except Exception:  # rows held by live tries, a database away: left as they are
                     activity.logger.warning("a cancelled notify's give-up failed", exc_info=True)
             raise
+
+    async def _when_the_database_answers(self, request: NotifyRequest) -> NotifyResult:
+        """`send`, waited for while this database does not answer (a restart, a failover) as
+        long as the try's time allows: its tries' backoff (~30 s in all) was shorter than a
+        database's restart, and a recovery not told for it was given up for good."""
+        while True:
+            try:
+                return await self.send(
+                    request, last_try=activity_attempts.last_attempt(request.attempts)
+                )
+            except DatabaseAwayError:
+                if _time_left() < 2 * DATABASE_WAIT.total_seconds():
+                    raise
+                activity.logger.warning("%s waits for the database", request.idempotency_key)
+                activity.heartbeat()
+                await asyncio.sleep(DATABASE_WAIT.total_seconds())
 
     async def _told_already(self, request: NotifyRequest) -> bool:
         """Whether ``request`` tells a threshold watch's breach or recovery its life told
@@ -250,7 +283,8 @@ class NotifyActivities(TargetSender):
             deliveries = [send.result() for send in sends] + in_flight
         except Exception as exc:  # a bug here would fail the same way on every retry
             if database_busy(exc) or isinstance(exc, TimeoutError):
-                raise ApplicationError(
+                away = DatabaseAwayError if database_down(exc) else ApplicationError
+                raise away(
                     redact(f"notify could not reach the database: {exc}"),
                     type="TransientNotifyError",
                 ) from None  # its cause would be sent along, unredacted
