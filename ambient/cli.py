@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import click
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
@@ -21,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 from ambient.cli_numbers import whole_number
 from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import quiet_logging, setup_logging
-from ambient.settings import Settings, settings_refusal
+from ambient.settings import Settings, settings_refusal, settings_unread
 from ambient.startup import loading
 
 # Each command group's module is imported when that command runs: a process started as
@@ -104,6 +105,10 @@ class LazyGroup(TyperGroup):
             from ambient.commands import fail
 
             raise fail(settings_refusal(exc), code=2) from None
+        except SettingsError as exc:  # a variable that is no JSON where JSON is read
+            from ambient.commands import fail
+
+            raise fail(settings_unread(exc), code=2) from None
         except Exception as exc:
             # Whatever the command, a Temporal or an app database that does not answer is one
             # line, exit 1 (the address as the command found it: env, else `ambient dev`'s file).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -20,7 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from ambient.domain.notify import sender_mailbox
 from ambient.domain.users import Language, validate_timezone
@@ -338,6 +339,20 @@ class Settings(BaseSettings):
             )
         return days
 
+    @field_validator("payload_key")
+    @classmethod
+    def _payload_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            _as_key(key.get_secret_value(), "")
+        return key
+
+    @field_validator("payload_old_keys")
+    @classmethod
+    def _payload_old_keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in keys.items():
+            _as_key(key.get_secret_value(), f"{key_id!r}: ")
+        return keys
+
     @field_validator("fetch_allow_cidrs")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:
@@ -400,6 +415,13 @@ class Settings(BaseSettings):
         return self
 
 
+def settings_unread(exc: SettingsError) -> str:
+    """A variable pydantic-settings could not read (JSON expected), one line naming it."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = f"AMBIENT_{found.group(1).upper()}" if found else "a setting"
+    return f"settings refused: {name}: not JSON (a list or object is written as JSON)"
+
+
 def settings_refusal(exc: ValidationError) -> str:
     """Why the settings were refused, one line naming each variable (never its value)."""
     said = []
@@ -408,3 +430,13 @@ def settings_refusal(exc: ValidationError) -> str:
         where = "_".join(str(part) for part in error["loc"]).upper()
         said.append(f"AMBIENT_{where}: {message}" if where else message)
     return "settings refused: " + "; ".join(said)
+
+
+def _as_key(value: str, where: str) -> None:
+    """A payload key's refusal (ValueError) unless ``value`` is base64 of 32 bytes."""
+    from ambient.codec import CodecKeyError, parse_key  # the codec's own rule, said as a setting's
+
+    try:
+        parse_key(value)
+    except CodecKeyError as exc:
+        raise ValueError(f"{where}{exc} (`ambient new-payload-key` makes one)") from None

@@ -40,6 +40,16 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             {"AMBIENT_REMEDIATION_TIMEZONE": "Asia/Beijing"},
             "AMBIENT_REMEDIATION_TIMEZONE: unknown IANA time zone 'Asia/Beijing'",
         ),
+        # A payload key was read when a client was built: a 100-line traceback, exit 1.
+        (
+            {"AMBIENT_PAYLOAD_KEY": "notbase64key"},
+            "AMBIENT_PAYLOAD_KEY: payload key must be 32 bytes (base64 of 32 bytes), got 9",
+        ),
+        (
+            {"AMBIENT_PAYLOAD_OLD_KEYS": '{"k0": "abc"}'},
+            "AMBIENT_PAYLOAD_OLD_KEYS: 'k0': payload key must be 32 bytes",
+        ),
+        ({"AMBIENT_PAYLOAD_OLD_KEYS": "k0=abc"}, "AMBIENT_PAYLOAD_OLD_KEYS: not JSON"),
     ],
 )
 def test_a_refused_setting_is_one_line_that_names_it_and_no_secret_it_was_given_with(
