@@ -37,8 +37,9 @@ _CJK_PUNCT = "\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
 # captured by group 1 or 2 (one per quote style); an unmatched group is replaced by "".
 _KEYWORD = r"([A-Z][A-Z_]+ (?=[^\s\"']))?"
 _QUOTED = re.compile(
-    # "quoted", its escaped quotes inside it (klog's err="failed to \"StartContainer\" …")
-    rf"\"{_KEYWORD}(?:[^\"\\\n]|\\[^\n]){{0,300}}\""
+    # "quoted", its escaped quotes inside it (klog's err="failed to \"StartContainer\" …"),
+    # ending where a value ends; else as written ("C:\logs\" ends at its quote)
+    rf"\"{_KEYWORD}(?:[^\"\\\n]|\\[^\n]){{0,300}}\"(?=[\s,;)\]}}]|$)|\"[^\"\n]{{0,300}}\""
     rf"|(?<![\w])'{_KEYWORD}[^'\n]{{0,300}}'(?![\w])"  # 'quoted' (not the apostrophe of "can't")
     r"|“[^”\n]{0,300}”|「[^」\n]{0,300}」|‘[^’\n]{0,300}’"
 )

@@ -136,7 +136,8 @@ def upgrade(url: str, revision: str = "head") -> tuple[tuple[str, ...], str]:
         command.stamp(config, linear_revision(before), purge=True)
     command.upgrade(config, revision)
     after = asyncio.run(current_revisions(url))
-    return before, ", ".join(after)
+    # As the database was when this run held the lock (another migrator may have run first).
+    return tuple(config.attributes.get("revisions before", before)), ", ".join(after)
 
 
 async def upgrade_async(url: str, revision: str = "head") -> tuple[tuple[str, ...], str]:

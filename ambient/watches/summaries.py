@@ -106,11 +106,10 @@ def rules_in(rules: str, words: Callable[[str], str]) -> str:
 def summary_said(summary: str) -> Refusal | None:
     """A stored summary as the Refusal it was made from; None: none of these (an older
     release's, or another's words)."""
-    said = read_back(summary, SUMMARIES)
-    if said is not None:
-        return said
-    # A reminder's with its message (SAYING): its own summary holds no ": " (a threshold
-    # watch's and a briefing's do, and are read whole above), the message may.
+    # A reminder's with its message (SAYING) first: its own summary holds no ": ", the
+    # message may (read whole, a cron's %(cron)s took the message's words for its own); a
+    # threshold watch's and a briefing's ": " head no reminder's summary.
     head, _, message = summary.partition(": ")
-    inner = read_back(head, _REMINDERS) if message else None
-    return Refusal(SAYING, summary=inner, message=message) if inner else None
+    if message and (inner := read_back(head, _REMINDERS)) is not None:
+        return Refusal(SAYING, summary=inner, message=message)
+    return read_back(summary, SUMMARIES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
 from datetime import datetime
@@ -14,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient import no_answer
+from ambient.briefing import records
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -48,6 +48,7 @@ from ambient.remediation.views import (
     audit_action,
 )
 from ambient.storage.models import MAX_ID
+from ambient.watches.configs import task_id_for
 from api.i18n import Words, in_zone
 from api.routers.page_words import field_errors, in_words, what_went_wrong, worker_unanswered
 from api.routers.pages import FormText, Page, PageId, PageWords, UserPage, back, page_router
@@ -138,8 +139,10 @@ async def briefing_page(
     history = await page.state.briefings.list_briefings(page.me.name, limit=30)
     running = None
     if not history:  # none prepared yet: is one set up (an admin's `ambient briefing create`)?
-        with contextlib.suppress(BriefingError):
-            running = (await page.state.briefings.status(page.me.name)).config
+        # Its start input, read without a worker (none answering, Temporal gone: not known).
+        briefings = page.state.briefings
+        __, started = await records.running_input(briefings.client, task_id_for(page.me.name))
+        running = started.config if started else None
     return page.show(
         "briefings.html",
         running=running,

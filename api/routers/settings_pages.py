@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from fastapi import status
@@ -86,7 +86,7 @@ async def _settings_page(
         "settings.html",
         {
             "user": user_public(me),
-            "form_id": uuid.uuid4().hex,  # the add-device form's own: sent again, shown again
+            "form_id": device_form_id(me.name),  # the add-device form's: sent again, shown again
             "shown": shown,
             "channels": typed.get("channels", push.channels),
             "device_id": typed.get("device_id", ""),
@@ -265,7 +265,7 @@ async def add_device(
         mac = normalize_device_id(device_id)
     except InvalidDeviceError:
         return await _settings_page(page, errors=_(DEVICE_ID_RULE), typed=typed)
-    made = _form_device_token(form, mac) if form else None
+    made = _form_device_token(form, me.name, mac) if _form_issued(form, me.name) else None
     try:
         added = await devices.add(me.name, me.name, device_id, token=made)
     except InvalidDeviceError:
@@ -288,10 +288,34 @@ async def add_device(
     return await _settings_page(page, added=added)
 
 
-def _form_device_token(form: str, mac: str) -> str:
-    """The device token a settings form's add of ``mac`` makes: the same for one form and
+# How long an add-device form the page issued makes its token from its id (else: a new one).
+FORM_VALID = timedelta(minutes=10)
+
+
+def _signed_form(user: str, issued: int) -> str:
+    said = b"device-form\0%s\0%d" % (user.encode(), issued)
+    return hmac.new(NOTICE_KEY.get(), said, hashlib.sha256).hexdigest()[:32]
+
+
+def device_form_id(user: str) -> str:
+    """An add-device form's id, issued to ``user`` now (when, and the server's signature)."""
+    issued = int(utcnow().timestamp())
+    return f"{issued}.{_signed_form(user, issued)}"
+
+
+def _form_issued(form: str, user: str) -> bool:
+    """Whether ``form`` is an id the page issued to ``user`` within FORM_VALID: only such a
+    form's add makes its token from it (sent again later, a removed device's came back)."""
+    issued, _, signature = form.partition(".")
+    if not issued.isdigit() or not hmac.compare_digest(signature, _signed_form(user, int(issued))):
+        return False
+    return utcnow().timestamp() - int(issued) < FORM_VALID.total_seconds()
+
+
+def _form_device_token(form: str, user: str, mac: str) -> str:
+    """The device token an issued form's add of ``mac`` makes: the same for one form, user and
     device (its second send finds the device its first made), made with the server's key."""
-    said = b"device\0%s\0%s" % (form.encode(), mac.encode())
+    said = b"device\0%s\0%s\0%s" % (form.encode(), user.encode(), mac.encode())
     return DEVICE_TOKEN_PREFIX + hmac.new(NOTICE_KEY.get(), said, hashlib.sha256).hexdigest()
 
 

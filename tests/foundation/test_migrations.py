@@ -1,6 +1,7 @@
 import asyncio
 import os
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -576,3 +577,19 @@ async def test_0031_open_runs_and_their_clusters_are_read_by_index(tmp_path: Pat
     assert len(plans) == 2, said
     assert "USING COVERING INDEX ix_remediations_cluster_id" in plans[0], plans
     assert "USING INDEX ix_remediations_state" in plans[1], plans
+
+
+def test_two_migrators_at_once_say_where_each_found_the_database(postgres_server: str) -> None:
+    # The second waited for the first's lock and ran nothing, but said it migrated "from
+    # empty": it read the revision before it took the lock. One says empty, the other the head.
+    url = new_database(postgres_server)
+    script = "import sys; from ambient.storage.migrate import upgrade; print(upgrade(sys.argv[1]))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    said = {run.communicate(timeout=120)[0].strip() for run in runs}
+    assert said == {f"((), '{HEAD}')", f"(('{HEAD}',), '{HEAD}')"}, said

@@ -6,6 +6,7 @@ it had, falling into the past), and a weekly one names its days, in lists and in
 
 from __future__ import annotations
 
+from ambient.refusals import Refusal
 from ambient.watches.configs import TaskState
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.schedules import _schedule_summary
@@ -82,3 +83,8 @@ def test_summaries_with_a_colon_of_their_own_are_read_as_theirs_not_as_a_reminde
     assert said is not None and said.msgid == SAYING
     assert said.values["message"] == "站会: 带电脑"
     assert summary_said("Threshold watch: not one of ours") is None
+    # A cron's own words end at its message, which may read like a summary's end.
+    said = summary_said("Reminder, cron 0 9 * * 1 UTC, for alice: buy flowers, for mom")
+    assert said is not None and said.values["message"] == "buy flowers, for mom", said
+    inner = said.values["summary"]
+    assert isinstance(inner, Refusal) and inner.values["cron"] == "0 9 * * 1", inner.values

@@ -14,6 +14,7 @@ from ambient.storage.models import Base
 
 target_metadata = Base.metadata
 MIGRATOR = {"name": "ambient-ops migrate"}  # the advisory lock's name
+BEFORE = "revisions before"  # the config attribute `migrate.upgrade` reads
 
 
 def _run(connection: Connection) -> None:
@@ -29,6 +30,10 @@ def _run(connection: Connection) -> None:
             # the first committed and runs nothing; both ran every migration at once, and one
             # failed on a table the other had made. Held until this transaction ends.
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), MIGRATOR)
+        # Where the database was as this run began, read under the lock (`migrate.upgrade`
+        # says it): read before it, a second migrator said it migrated an empty database.
+        heads = tuple(sorted(context.get_context().get_current_heads()))
+        context.config.attributes.setdefault(BEFORE, heads)
         context.run_migrations()
 
 
