@@ -206,7 +206,9 @@ class PollUpkeep:
                 if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
                     swept = time.monotonic()
                     await drop_end_requests(self.db, utcnow() - END_POLL_KEEP)
-            except SQLAlchemyError as exc:  # read again next time; the fallback is a cancel
+            except Exception as exc:  # read again next time; the fallback is a cancel
+                # A refused connection too (an OSError): the reader ended, and with it the
+                # process's reading of pauses and stops, until a new poll started one.
                 log.warning("reading poll end requests failed: %s", exc)
             if cursor.last is not None:  # else a request before its first read went unread
                 self.mailbox_open.set()

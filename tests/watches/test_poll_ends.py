@@ -103,18 +103,25 @@ async def test_a_request_that_commits_after_a_later_one_is_read_on_postgresql(
     assert sorted(r.task for r in seen) == ["w-first", "w-second"]
 
 
+@pytest.mark.parametrize("refused", ["locked", "connection refused"])
 async def test_the_mailbox_opens_only_once_its_first_read_knows_where_it_reads_from(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database, monkeypatch: pytest.MonkeyPatch, refused: str
 ) -> None:
     # Its first read failed (the database locked a moment) and the mailbox opened anyway:
     # polls resumed, a pause committed next, and the next read started after it: never read,
-    # the watch checked on while paused.
+    # the watch checked on while paused. A refused connection (PostgreSQL restarting: an
+    # OSError, not SQLAlchemy's) ended the reader for good, the process's pauses unread.
     from sqlalchemy.exc import OperationalError
 
     from activities.poll_upkeep import PollUpkeep
 
     upkeep = PollUpkeep(db, {("w", "life"): object()}, dead_after=30, process="p")  # type: ignore[dict-item]
-    reading, failures = db.reading, [OperationalError("SELECT", {}, Exception("locked"))]
+    failure: Exception = (
+        OperationalError("SELECT", {}, Exception("locked"))
+        if refused == "locked"
+        else ConnectionRefusedError(111, "Connect call failed")
+    )
+    reading, failures = db.reading, [failure]
 
     def flaky() -> Any:
         if failures:
