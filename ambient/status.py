@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 from temporalio.client import Client
@@ -160,13 +161,27 @@ class SystemStatus(PublicStatus):
 
     def told(self, *, operator: bool) -> StatusReport:
         """What get_status tells its caller: where things run only to an ``operator``."""
+        problems = _problems(self)
+        if self.search_attributes_missing:
+            problems.append(
+                "Temporal is not set up for ambient-ops (its search attributes): no task can be "
+                "created or listed until an operator registers them"
+            )
         said = StatusReport.model_validate(
-            self.model_dump(include=set(PublicStatus.model_fields)) | {"problems": _problems(self)}
+            self.model_dump(include=set(PublicStatus.model_fields)) | {"problems": problems}
         )
         if operator:
             operator_fields = set(StatusReport.model_fields) - set(PublicStatus.model_fields)
             said = said.model_copy(update=self.model_dump(include=operator_fields - {"problems"}))
         return said
+
+    search_attributes_missing: list[str] = Field(
+        default_factory=list, description="ours the namespace lacks: tasks fail until registered"
+    )
+
+    @property
+    def healthy(self) -> bool:
+        return super().healthy and not self.search_attributes_missing
 
 
 class StatusReport(PublicStatus):
@@ -213,6 +228,22 @@ async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
     return len(identities)
 
 
+async def _missing_attributes(client: Client, namespace: str) -> list[str]:
+    """Our search attributes the namespace has not registered (a server that cannot say: none):
+    every task's start and list names them, and Temporal refuses both without them."""
+    from ambient import temporal
+
+    try:
+        response = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace), timeout=PROBE_TIMEOUT
+        )
+    except Exception:  # an older server, or a permission this client lacks: not known
+        return []
+    return [
+        key.name for key in temporal.SEARCH_ATTRIBUTES if key.name not in response.custom_attributes
+    ]
+
+
 async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
     """Ask the configured model's server for its models; a dead one is said, not assumed."""
     client = openai_client(settings, timeout=PROBE_TIMEOUT.total_seconds())
@@ -237,13 +268,22 @@ async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
 async def system_status(settings: Settings, client: Client, db: Database) -> SystemStatus:
     """Probe Temporal, our task queue's pollers and the database; never raises."""
     errors: list[str] = []
-    temporal_ok, pollers = False, 0
+    temporal_ok, pollers, missing = False, 0, list[str]()
     try:
         await client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=PROBE_TIMEOUT)
         temporal_ok = True
         pollers = await _pollers(client, settings.temporal_namespace, settings.temporal_task_queue)
+        missing = await _missing_attributes(client, settings.temporal_namespace)
     except Exception as exc:
         errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
+    if missing:
+        namespace = settings.temporal_namespace
+        errors.append(
+            f"temporal: namespace {namespace!r} has not registered {', '.join(missing)}: no task "
+            "can be created or listed; register each as a Keyword (`temporal operator "
+            f"search-attribute create --namespace {namespace} --name {missing[0]} --type "
+            "Keyword`; docs/deploy.md)"
+        )
     db_ok = False
     try:
         async with asyncio.timeout(PROBE_TIMEOUT.total_seconds()):
@@ -262,5 +302,6 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         llm_mode=settings.llm_mode,
         llm=settings.llm_description,
         llm_reachable=llm_ok,
+        search_attributes_missing=missing,
         errors=errors,
     )
