@@ -116,9 +116,15 @@ async def _notice_key(request: Request) -> None:
     NOTICE_KEY.set(request.app.state.settings.secret_key.get_secret_value().encode())
 
 
+def keyed(purpose: str, *parts: str) -> str:
+    """The server key's SHA-256 HMAC (hex) of ``purpose`` and ``parts``, NUL-separated: what a
+    page signs (a notice) or derives (a form's token) for one purpose, no other's."""
+    said = b"\0".join(part.encode() for part in (purpose, *parts))
+    return hmac.new(NOTICE_KEY.get(), said, hashlib.sha256).hexdigest()
+
+
 def _signed(message: str) -> str:
-    digest = hmac.new(NOTICE_KEY.get(), b"notice\0" + message.encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+    return keyed("notice", message)[:32]
 
 
 router = page_router()

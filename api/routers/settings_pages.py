@@ -4,8 +4,8 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -39,12 +39,12 @@ from api.deps import SessionDep
 from api.i18n import Words, from_accept_language
 from api.routers.page_words import field_errors, in_words, what_went_wrong
 from api.routers.pages import (
-    NOTICE_KEY,
     FormText,
     Page,
     PageWords,
     UserPage,
     back,
+    keyed,
     language_of,
     notice,
     page_router,
@@ -292,22 +292,20 @@ async def add_device(
 FORM_VALID = timedelta(minutes=10)
 
 
-def _signed_form(user: str, issued: int) -> str:
-    said = b"device-form\0%s\0%d" % (user.encode(), issued)
-    return hmac.new(NOTICE_KEY.get(), said, hashlib.sha256).hexdigest()[:32]
-
-
 def device_form_id(user: str) -> str:
-    """An add-device form's id, issued to ``user`` now (when, and the server's signature)."""
-    issued = int(utcnow().timestamp())
-    return f"{issued}.{_signed_form(user, issued)}"
+    """An add-device form's id, issued to ``user`` now: when, a nonce of its own (two pages
+    shown in one second are two forms), and the server's signature of them."""
+    issued, nonce = str(int(utcnow().timestamp())), secrets.token_hex(8)
+    return f"{issued}.{nonce}.{keyed('device-form', user, issued, nonce)[:32]}"
 
 
 def _form_issued(form: str, user: str) -> bool:
     """Whether ``form`` is an id the page issued to ``user`` within FORM_VALID: only such a
     form's add makes its token from it (sent again later, a removed device's came back)."""
-    issued, _, signature = form.partition(".")
-    if not issued.isdigit() or not hmac.compare_digest(signature, _signed_form(user, int(issued))):
+    issued, _, rest = form.partition(".")
+    nonce, _, signature = rest.partition(".")
+    expected = keyed("device-form", user, issued, nonce)[:32]
+    if not issued.isdigit() or not hmac.compare_digest(signature, expected):
         return False
     return utcnow().timestamp() - int(issued) < FORM_VALID.total_seconds()
 
@@ -315,8 +313,7 @@ def _form_issued(form: str, user: str) -> bool:
 def _form_device_token(form: str, user: str, mac: str) -> str:
     """The device token an issued form's add of ``mac`` makes: the same for one form, user and
     device (its second send finds the device its first made), made with the server's key."""
-    said = b"device\0%s\0%s\0%s" % (form.encode(), user.encode(), mac.encode())
-    return DEVICE_TOKEN_PREFIX + hmac.new(NOTICE_KEY.get(), said, hashlib.sha256).hexdigest()
+    return DEVICE_TOKEN_PREFIX + keyed("device", form, user, mac)
 
 
 async def _made_by(devices: DeviceService, mac: str, token: str) -> str | None:

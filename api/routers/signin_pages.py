@@ -3,8 +3,6 @@ the API token kept in an HttpOnly, SameSite=Strict cookie."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
@@ -28,10 +26,10 @@ from api.i18n import from_accept_language
 from api.routers.page_words import field_errors
 from api.routers.pages import (
     COOKIE,
-    NOTICE_KEY,
     FormText,
     PageWords,
     back,
+    keyed,
     page_router,
     render,
 )
@@ -153,9 +151,7 @@ def _form_token(form: str, name: str) -> str:
     """The API token a registration form's submit of ``name`` makes: each time the same for
     one form and name (its second submit finds the user its first made; another name makes
     another), made with the server's key (no one chooses it, or makes another form's)."""
-    said = b"register\0%s\0%s" % (form.encode(), name.encode())
-    digest = hmac.new(NOTICE_KEY.get(), said, hashlib.sha256)
-    return TOKEN_PREFIX + digest.hexdigest()
+    return TOKEN_PREFIX + keyed("register", form, name)
 
 
 # The registration form's fields as it labels them (refusals name the field by its label).

@@ -5,13 +5,17 @@ whatever name the signal gave."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import AbortInput, AuditEntry
+from ambient.remediation.runs import AbortInput, AuditEntry, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import PAGE, UNVERIFIED, answer_verified, record_asked
 from ambient.storage import Database
@@ -163,6 +167,24 @@ async def test_a_doors_record_of_an_abort_that_never_arrived_verifies_no_abort_s
     ]
 
 
+@asynccontextmanager
+async def _waiting_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> AsyncIterator[tuple[str, RemediationService, WorkflowHandle[Any, RemediationStatus]]]:
+    """A dry run waiting for its first approval, on a worker of the dev server: its owner, the
+    service and the run's handle."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("own")
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        rid = await waiting_dry_run(remediations, owner, url)
+        yield (
+            owner,
+            remediations,
+            dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid),
+        )
+
+
 @pytest.mark.parametrize(
     ("signal", "args"),
     [
@@ -179,12 +201,8 @@ async def test_a_signal_sent_by_hand_with_inputs_that_do_not_fit_is_dropped_and_
     # The Web UI's "Send a signal" with its input box left empty (no input), or two inputs,
     # called the handler with the wrong number of arguments: the TypeError failed the run's
     # workflow task on every attempt, for good (the signal stays in its history).
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner = unique("own")
-    await add_user(deps, owner)
-    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
-        rid = await waiting_dry_run(remediations, owner, url)
-        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+    async with _waiting_run(dev_env, deps) as (owner, remediations, handle):
+        rid = handle.id
         await handle.signal(signal, args=args)
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason="second"))
         await eventually(lambda: _aborted(remediations, owner, rid), f"{rid} ends")
@@ -242,12 +260,7 @@ async def test_an_abort_sent_by_hand_that_is_not_an_abort_input_still_stops_the_
     # did not decode: the SDK dropped it with a warning in the worker's log, the UI said
     # "Signal sent", and the run went on to its next change. An abort is a brake: whatever it
     # carries, it stops the run, said and audited as an abort no one verified.
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner = unique("own")
-    await add_user(deps, owner)
-    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
-        rid = await waiting_dry_run(remediations, owner, url)
-        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+    async with _waiting_run(dev_env, deps) as (_, _, handle):
         await handle.signal("abort", args=args)
         status = await asyncio.wait_for(handle.result(), 60)  # it waited for approval for ever
         if args == [{"reason": "stop now"}]:

@@ -493,7 +493,10 @@ async def test_a_device_form_sent_again_shows_the_token_its_first_send_made(
     tokens = [re.findall(r"xzd_[0-9a-f]{64}", r.text) for r in (first, again)]
     assert (first.status_code, again.status_code) == (201, 201), again.text[:500]
     assert tokens[0] and tokens[0] == tokens[1], tokens
-    other = await page.post("/app/xiaozhi/devices", data={**sent, "form": "another"})
+    # Another page's form (shown within the same second too: its own id) adds it anew.
+    second = values((await page.get("/app/settings")).text, "add-device")["form"][0]
+    assert second != form
+    other = await page.post("/app/xiaozhi/devices", data={**sent, "form": second})
     assert other.status_code == 422
     assert "is already registered; remove it first" in html.unescape(other.text)
     async with db.session() as session:
