@@ -115,10 +115,8 @@ async def _scheduled_polls(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollR
     s): ``workflow.now()`` of the task that scheduled it, its WorkflowTaskStarted event's time,
     which ``first_check_in`` is counted from (the scheduled event comes as long after it as
     the task took: half a second on a loaded machine)."""
-    times = {
-        e.event_id: e.event_time.ToDatetime(UTC).timestamp()
-        async for e in handle.fetch_history_events()
-    }
+    history = await handle.fetch_history()  # one read: times and polls from the same events
+    times = {e.event_id: e.event_time.ToDatetime(UTC).timestamp() for e in history.events}
     return [
         (
             request,
@@ -126,7 +124,7 @@ async def _scheduled_polls(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollR
                 event.activity_task_scheduled_event_attributes.workflow_task_completed_event_id - 1
             ],
         )
-        for request, event in await scheduled_polls(handle)
+        for request, event in await scheduled_polls(handle, history)
     ]
 
 

@@ -18,7 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -820,9 +825,12 @@ async def test_a_watch_created_again_reports_its_changes_under_its_new_life(
     assert len([t for t in titles if "again" in t]) == 2
 
 
-async def scheduled_polls(handle: WorkflowHandle[Any, Any]) -> list[tuple[PollRequest, Any]]:
-    """Every poll the workflow scheduled: its request and its ActivityTaskScheduled event."""
-    history = await handle.fetch_history()
+async def scheduled_polls(
+    handle: WorkflowHandle[Any, Any], history: WorkflowHistory | None = None
+) -> list[tuple[PollRequest, Any]]:
+    """Every poll the workflow scheduled (in ``history``, fetched if not given): its request and
+    its ActivityTaskScheduled event."""
+    history = history or await handle.fetch_history()
     converter = handle._client.data_converter
     polls = []
     for event in history.events:
