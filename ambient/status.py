@@ -16,7 +16,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import no_answer
 from ambient.clients.llm import openai_client
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 TEMPORAL_DOWN = N_(
     "Temporal, which runs the tasks, is not reachable right now: this was not done. "
     "Try again in a moment."
+)
+TEMPORAL_NOT_SET_UP = N_(
+    "Temporal, which runs the tasks, is not set up for ambient-ops yet: this was not done. "
+    "Ask your administrator to finish its set-up."
 )
 DATABASE_DOWN = N_(
     "The database, which keeps the tasks and settings, is not reachable right now: this was "
@@ -65,8 +69,47 @@ def temporal_down(exc: BaseException) -> bool:
     return no_answer.SILENT_WORKER not in str(exc) and _in_chain(exc, _unreachable) is not None
 
 
+def _unregistered(exc: BaseException) -> bool:
+    # Temporal refuses a start, a schedule or a list that names a search attribute its
+    # namespace has not registered: INVALID_ARGUMENT, the attribute named in its message.
+    from ambient import temporal
+
+    if not isinstance(exc, RPCError) or exc.status != RPCStatusCode.INVALID_ARGUMENT:
+        return False
+    said = exc.message.lower()
+    return "search attribute" in said and any(
+        key.name.lower() in said for key in temporal.SEARCH_ATTRIBUTES
+    )
+
+
+def temporal_not_set_up(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is Temporal refusing our search attributes, which
+    its namespace has not registered: no task can be created or listed until an operator does."""
+    return _in_chain(exc, _unregistered) is not None
+
+
+def register_hint(namespace: str, missing: list[str]) -> str:
+    """What an operator does about ``missing`` search attributes (ours: all if not known)."""
+    from ambient import temporal
+
+    names = missing or [key.name for key in temporal.SEARCH_ATTRIBUTES]
+    return (
+        f"temporal: namespace {namespace!r} has not registered {', '.join(names)}: no task "
+        "can be created or listed; register each as a Keyword (`temporal operator "
+        f"search-attribute create --namespace {namespace} --name {names[0]} --type "
+        "Keyword`; `ambient status` lists those missing; docs/deploy.md)"
+    )
+
+
 def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
-    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so."""
+    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so, or
+    which of our search attributes its namespace lacks and how to register them."""
+    if (refused := _in_chain(exc, _unregistered)) is not None:
+        from ambient import temporal
+
+        said = str(refused).lower()
+        named = [key.name for key in temporal.SEARCH_ATTRIBUTES if key.name.lower() in said]
+        return register_hint(settings.temporal_namespace if settings else "default", named)
     if not temporal_down(exc):
         return None
     address = settings.temporal_address if settings else "the configured address"
@@ -113,6 +156,8 @@ def problem_told(exc: BaseException, settings: Settings | None, *, operator: boo
     if detail is None or operator:
         return detail
     log.warning("said to a user as down: %s", detail)
+    if temporal_not_set_up(exc):
+        return TEMPORAL_NOT_SET_UP
     return TEMPORAL_DOWN if temporal_down(exc) else DATABASE_DOWN
 
 
@@ -277,13 +322,7 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
     except Exception as exc:
         errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
     if missing:
-        namespace = settings.temporal_namespace
-        errors.append(
-            f"temporal: namespace {namespace!r} has not registered {', '.join(missing)}: no task "
-            "can be created or listed; register each as a Keyword (`temporal operator "
-            f"search-attribute create --namespace {namespace} --name {missing[0]} --type "
-            "Keyword`; docs/deploy.md)"
-        )
+        errors.append(register_hint(settings.temporal_namespace, missing))
     db_ok = False
     try:
         async with asyncio.timeout(PROBE_TIMEOUT.total_seconds()):

@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.domain.push import INBOX_NAME, SECRET_PREFIX, secret_shown
 from ambient.refusals import Refusal
-from ambient.status import problem_told, temporal_down
+from ambient.status import problem_told, temporal_down, temporal_not_set_up
 
 E = TypeVar("E", bound=Exception)
 logger = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def refusal(exc: E, statuses: Mapping[type[E], int]) -> Exception:
     answered 503 as from any route: in a user's terms, where it runs to an admin) or 502,
     the service behind failed."""
     code = next((code for kind, code in statuses.items() if isinstance(exc, kind)), None)
-    if code is None and temporal_down(exc):
+    if code is None and (temporal_down(exc) or temporal_not_set_up(exc)):
         return exc
     return HTTPException(code or 502, str(exc))
 

@@ -50,7 +50,7 @@ from ambient.history import FilterError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.sharing import ShareLinkLimitError
-from ambient.status import database_down, problem_told, temporal_down
+from ambient.status import database_down, problem_told, temporal_down, temporal_not_set_up
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
@@ -346,7 +346,7 @@ class AmbientMCPServer(ListedServer):
             settings = app_state(context).settings if context is not None else None
             problem = None
             database = database_down(cause)
-            if database or temporal_down(cause):
+            if database or temporal_down(cause) or temporal_not_set_up(cause):
                 # Where it runs and the driver's words to an admin or the machine's operator,
                 # as get_status tells them; a member hears what does not work.
                 operator = context is not None and await sees_operator_detail(

@@ -19,7 +19,7 @@ from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
 from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
 from ambient.speech import speakable
-from ambient.status import database_down, temporal_down
+from ambient.status import database_down, temporal_down, temporal_not_set_up
 from ambient.storage.users import user_named
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
@@ -137,6 +137,8 @@ async def answer(
         # What is down is said before anything a feature made of it.
         if temporal_down(exc):
             return say(sentences.TEMPORAL_DOWN, sentences.TEMPORAL_DOWN_EN)
+        if temporal_not_set_up(exc):
+            return say(sentences.TEMPORAL_NOT_SET_UP, sentences.TEMPORAL_NOT_SET_UP_EN)
         if database_down(exc):
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
         if isinstance(exc, RemediationError | TaskError | BriefingError):

@@ -48,6 +48,13 @@ TEMPORAL_DOWN_EN = (
     "I can't reach the Temporal service, so I can't read or change tasks now."
     " Please check that it is running."
 )
+TEMPORAL_NOT_SET_UP = (
+    "后台的 Temporal 服务还没有设置好，现在查不到也改不了任务。请让管理员完成设置。"
+)
+TEMPORAL_NOT_SET_UP_EN = (
+    "The Temporal service is not set up for me yet, so I can't read or change tasks now."
+    " Please ask your administrator to finish its set-up."
+)
 DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
 DATABASE_DOWN_EN = (
     "I can't reach the database, so I can't look anything up now. Please check that it is running."

@@ -20,6 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.history import EventPublic, event_name
 from ambient.refusals import N_, Refusal
+from ambient.status import TEMPORAL_NOT_SET_UP, temporal_not_set_up
 from ambient.storage.event_cursor import READ_LIMIT, newest_id
 from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import EventRepository, InboxRepository
@@ -143,8 +144,12 @@ async def _dashboard(
         tasks, next_tasks = list(listed), listed.next_page_token
     except InvalidTaskError:  # a stale or edited link: start again from the first page
         return back("/app", _("That page of tasks is no longer there; here is the first."))
-    except Exception:  # Temporal down must not take the page down: say so instead.
-        tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
+    except Exception as exc:  # Temporal down must not take the page down: say so instead.
+        tasks_error = _(
+            TEMPORAL_NOT_SET_UP
+            if temporal_not_set_up(exc)
+            else N_("Tasks are unavailable right now; your events and inbox below still work.")
+        )
     events = await EventRepository(session).list(user=name, limit=20)
     # One more than a page: whether there are older messages is known without counting.
     inbox = await InboxRepository(session).list(

@@ -32,9 +32,11 @@ from ambient.domain.users import Language
 from ambient.status import (
     DATABASE_DOWN,
     TEMPORAL_DOWN,
+    TEMPORAL_NOT_SET_UP,
     database_down,
     system_status,
     temporal_down,
+    temporal_not_set_up,
 )
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository
@@ -61,6 +63,8 @@ class PageRoute(APIRoute):
                     return await cannot_take(request, exc)
                 if temporal_down(exc):
                     user, problem = await _user_of(request), TEMPORAL_DOWN
+                elif temporal_not_set_up(exc):
+                    user, problem = await _user_of(request), TEMPORAL_NOT_SET_UP
                 elif database_down(exc):
                     user, problem = None, DATABASE_DOWN  # who signed in is in the database
                 else:

@@ -7,23 +7,39 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
+from ambient.deps import WorkerDeps
 from ambient.settings import Settings
-from ambient.status import system_status
+from ambient.status import TEMPORAL_NOT_SET_UP, system_status
 from ambient.storage import Database
+from api.app import create_app
+from mcp_server import voice_sentences as sentences
+from tests.briefing.harness import make_user
 from tests.conftest import unique
+from tests.foundation.test_fuzz_front_doors import WEB
+from tests.foundation.test_temporal_gone import _member_and_admin
+from tests.support.mcp_as import mcp_as
+from tests.support.servers import http_client, serve
 from tests.support.waits import eventually
+from tests.voice.support import say
+
+
+async def _bare_namespace(env: WorkflowEnvironment) -> str:
+    """A new namespace on ``env``'s server, without our search attributes."""
+    namespace = unique("bare")
+    await env.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    return namespace
 
 
 async def test_a_namespace_without_our_search_attributes_is_said_unhealthy_and_how_to_mend(
     dev_env: WorkflowEnvironment, settings: Settings, db: Database
 ) -> None:
     client = dev_env.client
-    namespace = unique("bare")
-    await client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
-        )
-    )
+    namespace = await _bare_namespace(dev_env)
     bare = settings.model_copy(update={"temporal_namespace": namespace})
 
     async def said() -> object:
@@ -42,3 +58,71 @@ async def test_a_namespace_without_our_search_attributes_is_said_unhealthy_and_h
     assert any("not set up" in p for p in report.told(operator=False).problems)
     ours = await system_status(settings, client, db)  # the test server's: all registered
     assert ours.search_attributes_missing == [] and ours.healthy
+
+
+async def test_a_task_started_or_listed_without_our_search_attributes_is_a_503_saying_so(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database
+) -> None:
+    """Temporal refuses a start or a list naming a search attribute it has not registered
+    (INVALID_ARGUMENT): the API said 500 "internal error", the page a server error. It is a
+    503 like any part not ready: an admin is told which attribute and how to register it."""
+    namespace = await _bare_namespace(dev_env)
+    bare = settings.model_copy(
+        update={
+            "temporal_namespace": namespace,
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    _, token, admin_token = await _member_and_admin(db, "bare")
+    async with (
+        serve(create_app(bare)) as base,
+        http_client(base, headers={"Authorization": f"Bearer {token}"}) as http,
+        http_client(base, cookies={"ambient_token": token}) as browser,
+    ):
+        created = await http.post("/tasks", json={"type": "web_monitor", "config": WEB})
+        listed = await http.get("/tasks")
+        as_admin = {"Authorization": f"Bearer {admin_token}"}
+        told_admin = await http.post(
+            "/tasks", json={"type": "web_monitor", "config": WEB}, headers=as_admin
+        )
+        page = await browser.get("/app")
+        form = await browser.post(
+            "/app/tasks", data={"urls": "https://example.com/"}, headers={"Origin": base}
+        )
+    for answer in (created, listed):
+        assert (answer.status_code, answer.json()) == (503, {"detail": TEMPORAL_NOT_SET_UP}), (
+            answer.text
+        )
+    assert told_admin.status_code == 503, told_admin.text
+    detail = told_admin.json()["detail"]
+    assert f"namespace {namespace!r} has not registered Ambient" in detail, detail
+    assert "--type Keyword" in detail and "ambient status" in detail
+    # The dashboard still shows what works, and says why tasks do not.
+    assert page.status_code == 200 and TEMPORAL_NOT_SET_UP in page.text
+    assert form.status_code == 503 and TEMPORAL_NOT_SET_UP in form.text, form.text
+
+
+async def test_mcp_and_voice_say_temporal_is_not_set_up(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The MCP tools said "Error executing tool", the voice "something went wrong"."""
+    namespace = await _bare_namespace(dev_env)
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_namespace": namespace,
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    client = await temporal.connect(settings)
+    user = unique("bare-mcp")
+    await make_user(deps.db, user)
+    async with mcp_as(deps, user, temporal=client, settings=settings) as mcp:
+        created = await mcp.call_tool("create_web_monitor", {"config": WEB})
+        listed = await mcp.call_tool("list_tasks", {})
+    for result in (created, listed):
+        assert result.is_error
+        assert TEMPORAL_NOT_SET_UP in getattr(result.content[0], "text", ""), result.content
+    async with mcp_as(deps, user, temporal=client, settings=settings, voice=True) as voice:
+        for tool in ("pause_task", "task_status"):
+            answer = await say(voice, tool, name="backup")
+            assert answer in (sentences.TEMPORAL_NOT_SET_UP, sentences.TEMPORAL_NOT_SET_UP_EN)
