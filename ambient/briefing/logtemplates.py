@@ -51,7 +51,9 @@ _MASKS = [
     r"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",  # e-mail
     # the value of key=value, whole, when it holds a digit: "rhost=5.36.59.76.dsl.example.net"
     # is one value, not an address and some words; it ends at a separator or closing bracket
-    r"(?<==)[^\s,;&=()\[\]{}]*\d[^\s,;&=()\[\]{}]*?(?=[.:!?]?(?:[\s,;&()\[\]{}]|$))",
+    # (Chinese ones too: "商品ID=3，库存扣减失败" keeps its words)
+    r"(?<==)[^\s,;&=()\[\]{}，；。、（）【】]*\d[^\s,;&=()\[\]{}，；。、（）【】]*?"
+    r"(?=[.:!?。：！？]?(?:[\s,;&()\[\]{}，；。、（）【】]|$))",
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",  # time
     r"(?<![A-Za-z0-9_])[a-fA-F]{8,}(?![A-Za-z0-9_])",  # hex id that happens to have no digit
     # month and weekday names: the words of dates written out ("Sun Jul  3 04:02:15 2005")

@@ -19,8 +19,9 @@ _LEVEL_NAMES = {
         "DEBUG": "TRACE DEBUG DBG DBUG D FINE FINER FINEST 10 20 100 调试",
         "INFO": "INFO INFORMATION NOTICE CONFIG SUCCESS I 30 200 250 信息",
         "WARNING": "WARN WARNING W 40 300 警告",
-        "ERROR": "ERR EROR ERROR SEVERE E 50 400 错误 严重",
-        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG EMERGENCY PANIC DPANIC F 60 500 550 600 致命",
+        "ERROR": "ERR EROR ERROR SEVERE E 50 400 错误 严重 严重错误",
+        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG EMERGENCY PANIC DPANIC F 60 500 550 600 致命"
+        " 致命错误",
     }.items()
     for name in names.split()
 }
@@ -32,7 +33,7 @@ _LEVEL_IN_TEXT = re.compile(
 _LEVEL_MARKED = re.compile(
     r"(?:^[\[<]?|[\[<]|(?<![A-Za-z])(?:level|severity|lvl)=\"?)"
     r"((?i:trace|debug|dbug|info|notice|warn(?:ing)?|err(?:or)?|eror|severe|crit(?:ical)?"
-    r"|fatal|d?panic|alert|emerg)|调试|信息|警告|错误|严重|致命)(?!\w)"
+    r"|fatal|d?panic|alert|emerg)|调试|信息|警告|错误|严重错误|严重|致命错误|致命)(?!\w)"
 )
 # Serilog's compact JSON (CLEF) writes @t, @l, @m (or only the template @mt); ECS log.level.
 MESSAGE_FIELDS = (

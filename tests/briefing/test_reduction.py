@@ -65,6 +65,9 @@ def record(when: datetime, level: str, message: str) -> LogRecord:
         ("at 2026-11-21T03:04:05.123Z on node-12", "at <*> on <*>"),
         ("connect to 10.0.0.1:5432: refused (111)", "connect to <*>: refused (<*>)"),
         ("连接数据库失败，重试3次", "连接数据库失败，重试<*>次"),
+        # a key=value's value ends at Chinese punctuation as at ASCII's
+        ("商品ID=3，库存扣减失败", "商品ID=<*>，库存扣减失败"),
+        ("订单号=9000；已被取消（原因=超时5秒）", "订单号=<*>；已被取消（原因=<*>）"),
         ("用户“张三”登录失败", "用户<*>登录失败"),
         ("Starting  service   worker", "Starting service worker"),
         (

@@ -187,6 +187,23 @@ def test_lower_case_bracketed_key_value_and_chinese_levels_in_text_are_read(
     assert {"connection refused", "连接数据库失败", "磁盘空间不足"} <= templates
 
 
+def test_chinese_fatal_and_severe_errors_written_whole_are_read(tmp_path: Path) -> None:
+    """Lines written "致命错误：" and "严重错误：" (a fatal and a severe error in Chinese) read as
+    no level: a day of them was said calm."""
+    path = tmp_path / "zh.log"
+    path.write_text(
+        "2026-11-21T01:00:00Z 致命错误：支付进程崩溃，退出码 3\n"
+        "2026-11-21T01:00:01Z [致命错误] 支付进程崩溃，退出码 4\n"
+        "2026-11-21T01:00:02Z 严重错误：数据库主库不可用\n"
+        "2026-11-21T01:00:03Z 错误日志已轮转\n",  # a level word inside a word is none
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert report.by_level == {"CRITICAL": 2, "ERROR": 1, "UNKNOWN": 1}
+    templates = {t.template for t in report.templates}
+    assert {"支付进程崩溃，退出码<*>", "数据库主库不可用"} <= templates, templates
+
+
 def test_gbk_encoded_chinese_logs_are_read_as_chinese(tmp_path: Path) -> None:
     # A Chinese Windows server (or a zh_CN.GBK locale) writes its logs in GBK, rotated ones too.
     text = "2026-11-21T01:00:0{}Z ERROR 连接数据库失败，重试{}次\n"
