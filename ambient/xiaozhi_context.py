@@ -152,7 +152,9 @@ class VoiceFacts(BaseModel):
     assistant_name: str
     user: str
     briefing_ready: bool = Field(description="today's briefing is prepared and not yet given")
-    briefing_given_today: bool
+    briefing_given_today: bool | None = Field(
+        description="today's briefing was spoken already; null if not known in time"
+    )
     open_alerts: int = Field(description="remediations still running or waiting")
     approvals_waiting: int | None = Field(
         description="remediations waiting for this user's approval; null if not known in time"
@@ -200,8 +202,9 @@ async def voice_facts(
         now, _ = await remediations.states_now([row.remediation_id for row in runs])
         return sum(now.get(row.run_key) != "aborted" for row in runs)
 
-    async def briefing() -> BriefingStatus | None:
-        return None if briefings is None else await briefings.read_status(user.name)
+    async def briefing() -> tuple[BriefingStatus | None]:
+        # In a tuple: no briefing (None in it) is known, not the same as no answer in time.
+        return (None if briefings is None else await briefings.read_status(user.name),)
 
     async def in_time(work: Awaitable[T], what: str) -> T | None:
         try:
@@ -211,12 +214,17 @@ async def voice_facts(
             log.warning("context for %s: %s unknown (%s)", user.name, what, type(exc).__name__)
             return None
 
-    waiting, status, open_now = await asyncio.gather(
+    waiting, read, open_now = await asyncio.gather(
         in_time(approvals(), "approvals"),
         in_time(briefing(), "briefing"),
         in_time(still_open(), "open runs"),
     )
-    ready, given = status.at(datetime.now(UTC)) if status else (False, False)
+    # Not known in time is said as not known: "not given today" told the voice model as a fact
+    # that a briefing spoken this morning was not (the app database knows it at its window's end).
+    ready, given = False, None
+    if read is not None:
+        (status,) = read
+        ready, given = status.at(datetime.now(UTC)) if status else (False, False)
     name = user.assistant_name or DEFAULT_ASSISTANT
     if ready:
         zh = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"

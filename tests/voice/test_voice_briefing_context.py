@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.models import GreetOutcome
-from ambient.briefing.service import BriefingService
+from ambient.briefing.service import BriefingService, task_id_for
 from ambient.deps import WorkerDeps
 from ambient.storage.users import UserRepository
 from ambient.xiaozhi_context import voice_facts
@@ -95,3 +95,35 @@ async def test_the_context_says_ready_only_when_greet_would_speak_the_briefing(
         finally:
             await service.delete(early)
             await service.delete(away)
+
+
+async def test_a_briefing_not_read_in_time_is_not_said_as_not_given(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """With the worker away (busy, stopped, restarting), the context said the briefing spoken
+    this morning was not given today: an unknown told the voice model as a fact."""
+    name, none = unique("late"), unique("nobrief")
+    await _user(deps, name, "UTC")
+    await _user(deps, none, "UTC")
+    day = {"prepare_at": "00:00", "window_start": "00:00", "window_end": "23:59"}
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        service = BriefingService(dev_env.client, settings, deps.db, tencent=deps.tencent)
+        await service.create(name, {**day, "timezone": "UTC", "language": "en"})
+        await _prepared(service, name)
+        answer = await service.greet(name, via="voice", audio=False)
+        assert answer.outcome is GreetOutcome.SPOKEN
+        assert await _facts(deps, service, name) == (False, True)
+    # No worker answers the briefing's query within the context's budget: not known.
+    async with deps.db.session() as session:
+        user, nobody = (
+            await UserRepository(session).get(name),
+            await UserRepository(session).get(none),
+        )
+    assert user is not None and nobody is not None
+    facts = await voice_facts(deps.db, user, briefings=service, budget=0.5)
+    assert (facts.briefing_ready, facts.briefing_given_today) == (False, None)
+    # A user with no briefing at all: none is known to have been given.
+    facts = await voice_facts(deps.db, nobody, briefings=service, budget=5)
+    assert (facts.briefing_ready, facts.briefing_given_today) == (False, False)
+    await dev_env.client.get_workflow_handle(task_id_for(name)).terminate("test over")
