@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 from drain3.drain import Drain, LogCluster
 
@@ -162,6 +163,11 @@ MAX_CLUSTERS = 2_000
 MAX_CACHED_WORDS = 100_000
 SPLIT_MAX_VALUES = 3
 SPLIT_MIN_LINES = 2  # per value: a rare template's three lines may well show three users
+# Words at one wildcard that go one-to-one with the words at another are parts of different
+# messages ("failed to connect to redis" and "failed to decode response body"), not values:
+# split up to this many of them. A route (`route`) is its own event: up to this many routes.
+SPLIT_MAX_SHAPES = 20
+SPLIT_MAX_ROUTES = 100
 
 
 # A request written "GET /api/orders/7 ...": its path is the route it asked for, the event,
@@ -293,6 +299,71 @@ def _constant_words(values: Counter[str]) -> bool:
     return len(keys) == len(values)
 
 
+def _split(
+    template: list[str],
+    shapes: list[int],
+    words: dict[int, list[str]],
+    lines: list[int],
+    *,
+    whole: bool = True,
+) -> Iterator[tuple[int, list[str]]]:
+    """Each shape of one Drain cluster (``words``: its tokens, those of the template's length)
+    and its template: the cluster's, its wildcards taken back as constants where they hold
+    words of the message (docs/briefing.md, 6.), split by them, and each part split again by
+    the words of its messages and its routes. (A few words at a wildcard are judged over the
+    ``whole`` cluster only: in a part, a user name's three values would be taken for words.)"""
+    values = {
+        position: [words[shape][position] for shape in shapes]
+        for position, token in enumerate(template)
+        if token == DRAIN_WILDCARD
+    }
+    seen: dict[int, Counter[str]] = {}
+    for position, found in values.items():
+        seen[position] = Counter()
+        for shape, word in zip(shapes, found, strict=True):
+            seen[position][word] += lines[shape]
+
+    def few(position: int, most: int) -> bool:
+        counted = seen[position]
+        return (
+            2 <= len(counted) <= most
+            and _constant_words(counted)
+            and sum(counted.values()) >= SPLIT_MIN_LINES * len(counted)
+        )
+
+    def pairs(p: int, q: int) -> int:
+        return len(set(zip(values[p], values[q], strict=True)))
+
+    routes = {p for p, counted in seen.items() if all(word[:1] == "/" for word in counted)}
+    split_at = {p for p in routes if few(p, SPLIT_MAX_ROUTES)}
+    if whole:
+        split_at.update(p for p in seen if few(p, SPLIT_MAX_VALUES))
+    # Words that go one-to-one with the words at another wildcard are the message's own: the
+    # cluster is split by them, and by each word that goes with them (one per message).
+    shaped = [p for p in seen if few(p, SPLIT_MAX_SHAPES)]
+    for p in shaped:
+        if any(q != p and pairs(p, q) == len(seen[p]) == len(seen[q]) for q in shaped):
+            split_at.add(p)
+            split_at.update(
+                q
+                for q in seen
+                if q != p and _constant_words(seen[q]) and pairs(p, q) == len(seen[p])
+            )
+    if not split_at:
+        for shape in shapes:
+            yield shape, template
+        return
+    at = sorted(split_at)
+    parts: dict[tuple[str, ...], list[int]] = {}
+    for index, shape in enumerate(shapes):
+        parts.setdefault(tuple(values[p][index] for p in at), []).append(shape)
+    for key, members in parts.items():
+        own = list(template)
+        for position, word in zip(at, key, strict=True):
+            own[position] = word
+        yield from _split(own, members, words, lines, whole=False)
+
+
 class TemplateMiner:
     """Assigns each message a *shape* (its masked text at its level); templates are read at
     the end. Each level has a Drain of its own: a warning's words never become wildcards of an
@@ -303,7 +374,8 @@ class TemplateMiner:
     Drain merges short messages differing in one word ("Cache hit for key <*>", "Cache miss
     for key <*>") under a wildcard. A wildcard Drain introduced with at most `SPLIT_MAX_VALUES`
     words, each over `SPLIT_MIN_LINES` lines, is a constant and splits the cluster; a real
-    variable (user names, table names) shows more values, or about as many as lines."""
+    variable (user names, table names) shows more values, or about as many as lines. Words
+    that go one-to-one with another wildcard's, and routes, split it too (`_split`)."""
 
     def __init__(self, *, max_shapes: int = MAX_CACHED, max_clusters: int = MAX_CLUSTERS) -> None:
         self._max_shapes, self._max_clusters = max_shapes, max_clusters
@@ -404,27 +476,14 @@ class TemplateMiner:
                 drain, its_id = self._clusters[cluster_id - 1]
                 coarse = drain.id_to_cluster[its_id].log_template_tokens
             template = list(coarse)
-            words = {s: self._shape_tokens(s) for s in shapes}
-            split_at = []
-            for position, token in enumerate(template):
-                if token != DRAIN_WILDCARD:
-                    continue
-                values: Counter[str] = Counter()
-                for shape, own in words.items():
-                    if own is not None and len(own) == len(template):
-                        values[own[position]] += self._lines[shape]
-                if (
-                    2 <= len(values) <= SPLIT_MAX_VALUES
-                    and _constant_words(values)
-                    and sum(values.values()) >= SPLIT_MIN_LINES * len(values)
-                ):
-                    split_at.append(position)
+            words: dict[int, list[str]] = {}
             for shape in shapes:
-                own = words[shape]
-                tokens_ = list(template)
+                own = self._shape_tokens(shape)
                 if own is not None and len(own) == len(template):
-                    for position in split_at:
-                        tokens_[position] = own[position]
+                    words[shape] = own
+                else:  # another length (a cut line, a coarse group): the cluster's template
+                    resolved[shape] = display(" ".join(template).replace(DRAIN_WILDCARD, WILDCARD))
+            for shape, tokens_ in _split(template, list(words), words, self._lines):
                 resolved[shape] = display(" ".join(tokens_).replace(DRAIN_WILDCARD, WILDCARD))
         return resolved
 

@@ -104,6 +104,53 @@ def test_word_variables_merge_but_one_word_near_duplicates_stay_apart() -> None:
     ]
 
 
+def test_messages_of_one_length_that_start_alike_keep_their_words() -> None:
+    """Four errors of the same length, all "failed to ...": Drain made one template of them
+    all wildcards, said as the top error with their summed count ("failed to <*> <*> for <*>
+    <*>"): at each wildcard four words, past the three a split took back."""
+    shapes = [
+        "failed to connect to redis at 10.0.0.{i}:6379",
+        "failed to decode response body from 10.0.1.{i}:443",
+        "failed to acquire lock for order {i}",
+        "failed to refresh token for client {i}",
+    ]
+    lines = [shape.format(i=i) for shape in shapes for i in range(40)]
+    report = reduce_logs(record(DAY, "ERROR", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("failed to acquire lock for order <*>", 40),
+        ("failed to connect to redis at <*>", 40),
+        ("failed to decode response body from <*>", 40),
+        ("failed to refresh token for client <*>", 40),
+    ]
+
+
+def test_word_variables_that_vary_apart_stay_wildcards() -> None:
+    """Two word variables (a user, a job) seen in every combination are values, not words of
+    different messages: one template."""
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    jobs = ["backup", "report", "sync", "index", "purge"]
+    lines = [f"user {u} ran job {j} in {i} ms" for i, u in enumerate(users) for j in jobs]
+    report = reduce_logs(record(DAY, "INFO", m) for m in lines * 3)
+    assert [(t.template, t.count) for t in report.templates] == [
+        ("user <*> ran job <*> in <*>", 75)
+    ]
+
+
+def test_an_access_log_keeps_each_failing_route_however_many() -> None:
+    """Past three routes failing alike, the route was a wildcard: "GET <*> Bad Gateway" (an
+    access log's line as its reader makes its message)."""
+    routes = ["/api/orders/{i}", "/api/users/{i}/profile", "/health", "/api/pay", "/login"]
+    lines = [f"GET {r.format(i=i)} Bad Gateway" for r in routes for i in range(5)]
+    report = reduce_logs(record(DAY, "ERROR", m) for m in lines)
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("GET /api/orders/<*> Bad Gateway", 5),
+        ("GET /api/pay Bad Gateway", 5),
+        ("GET /api/users/<*>/profile Bad Gateway", 5),
+        ("GET /health Bad Gateway", 5),
+        ("GET /login Bad Gateway", 5),
+    ]
+
+
 def test_quoted_requests_keep_their_method_and_mask_the_rest() -> None:
     lines = [
         f'10.0.0.{i} "{method} /v2/{i:08x}/servers/{i} HTTP/1.1" status: 200 len: {i * 7}'
