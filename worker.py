@@ -112,6 +112,28 @@ class MetricsPortTakenError(RuntimeError):
     """The worker's metrics port is another process's (a second worker on this host)."""
 
 
+class NamespaceMissingError(RuntimeError):
+    """The Temporal server has no namespace of the configured name: the SDK's worker refused to
+    start with a 200-line traceback (a mistyped AMBIENT_TEMPORAL_NAMESPACE)."""
+
+
+async def require_namespace(client: Client, settings: Settings) -> None:
+    """Refuse to start on a namespace the server does not have, saying what to do."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    from ambient import no_answer
+    from ambient.status import namespace_hint
+
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if no_answer.namespace_missing(exc):
+            raise NamespaceMissingError(namespace_hint(settings)) from None
+        raise
+
+
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """A runtime exporting Prometheus metrics, if a metrics port is set."""
     if not settings.metrics_port:
@@ -138,6 +160,7 @@ async def run_worker(settings: Settings) -> None:
     try:
         async with AsyncExitStack() as stack:
             client = await temporal.connect(settings, runtime=metrics_runtime(settings))
+            await require_namespace(client, settings)
             db = await stack.enter_async_context(Database(settings.resolved_database_url))
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
             deps = WorkerDeps(

@@ -222,14 +222,14 @@ def dev(
 def worker() -> None:
     """Run the worker (every workflow and activity) until SIGINT/SIGTERM."""
     with loading():
-        from worker import MetricsPortTakenError, run_worker
+        from worker import MetricsPortTakenError, NamespaceMissingError, run_worker
 
     setup_logging()
     settings = Settings()
     _require_migrated(settings)
     try:
         asyncio.run(run_worker(settings))
-    except MetricsPortTakenError as exc:
+    except (MetricsPortTakenError, NamespaceMissingError) as exc:
         from ambient.commands import fail
 
         raise fail(str(exc)) from None

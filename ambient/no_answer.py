@@ -123,8 +123,23 @@ async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -
 
 
 def not_found(exc: BaseException) -> bool:
-    """Temporal's answer that the workflow, run or schedule asked about is not there."""
-    return isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND
+    """Temporal's answer that the workflow, run or schedule asked about is not there (not
+    that the namespace is: then nothing is, `namespace_missing`)."""
+    return (
+        isinstance(exc, RPCError)
+        and exc.status is RPCStatusCode.NOT_FOUND
+        and not namespace_missing(exc)
+    )
+
+
+def namespace_missing(exc: BaseException) -> bool:
+    """Temporal's answer that the configured namespace does not exist ("Namespace NS is not
+    found.", a mistyped AMBIENT_TEMPORAL_NAMESPACE): every request is refused so."""
+    return (
+        isinstance(exc, RPCError)
+        and exc.status is RPCStatusCode.NOT_FOUND
+        and exc.message.lower().startswith("namespace ")
+    )
 
 
 def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
@@ -71,9 +71,12 @@ def temporal_down(exc: BaseException) -> bool:
 
 def _unregistered(exc: BaseException) -> bool:
     # Temporal refuses a start, a schedule or a list that names a search attribute its
-    # namespace has not registered: INVALID_ARGUMENT, the attribute named in its message.
+    # namespace has not registered: INVALID_ARGUMENT, the attribute named in its message;
+    # every request, when the namespace itself does not exist.
     from ambient import temporal
 
+    if no_answer.namespace_missing(exc):
+        return True
     if not isinstance(exc, RPCError) or exc.status != RPCStatusCode.INVALID_ARGUMENT:
         return False
     said = exc.message.lower()
@@ -84,7 +87,8 @@ def _unregistered(exc: BaseException) -> bool:
 
 def temporal_not_set_up(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) is Temporal refusing our search attributes, which
-    its namespace has not registered: no task can be created or listed until an operator does."""
+    its namespace has not registered, or the namespace, which does not exist: no task can be
+    created or listed until an operator mends it."""
     return _in_chain(exc, _unregistered) is not None
 
 
@@ -94,10 +98,23 @@ def register_hint(namespace: str, missing: list[str]) -> str:
 
     names = missing or [key.name for key in temporal.SEARCH_ATTRIBUTES]
     return (
-        f"temporal: namespace {namespace!r} has not registered {', '.join(names)}: no task "
-        "can be created or listed; register each as a Keyword (`temporal operator "
+        f"temporal: namespace {namespace!r} has not registered {', '.join(names)} as "
+        "Keyword: no task can be created or listed; register each as a Keyword, one of "
+        "another type removed first (`temporal operator "
         f"search-attribute create --namespace {namespace} --name {names[0]} --type "
         "Keyword`; `ambient status` lists those missing; docs/deploy.md)"
+    )
+
+
+def namespace_hint(settings: Settings | None) -> str:
+    """What an operator does about a namespace the Temporal server does not have."""
+    namespace = settings.temporal_namespace if settings else "the configured namespace"
+    address = settings.temporal_address if settings else "the configured address"
+    return (
+        f"temporal: the server at {address} has no namespace {namespace!r}: set "
+        "AMBIENT_TEMPORAL_NAMESPACE to one it has, or create it (`temporal operator namespace "
+        f"create --namespace {namespace}`) and register our search attributes in it "
+        "(docs/deploy.md)"
     )
 
 
@@ -106,6 +123,9 @@ def temporal_problem(exc: BaseException, settings: Settings | None) -> str | Non
     which of our search attributes its namespace lacks and how to register them."""
     if (refused := _in_chain(exc, _unregistered)) is not None:
         from ambient import temporal
+
+        if no_answer.namespace_missing(refused):
+            return namespace_hint(settings)
 
         said = str(refused).lower()
         named = [key.name for key in temporal.SEARCH_ATTRIBUTES if key.name.lower() in said]
@@ -207,6 +227,12 @@ class SystemStatus(PublicStatus):
     def told(self, *, operator: bool) -> StatusReport:
         """What get_status tells its caller: where things run only to an ``operator``."""
         problems = _problems(self)
+        if self.namespace_missing:  # its pollers are not known: no worker is not said
+            problems = [p for p in problems if not p.startswith("no worker")]
+            problems.append(
+                "Temporal has no namespace for ambient-ops: no task can be created or listed "
+                "until an operator sets it up"
+            )
         if self.search_attributes_missing:
             problems.append(
                 "Temporal is not set up for ambient-ops (its search attributes): no task can be "
@@ -224,9 +250,13 @@ class SystemStatus(PublicStatus):
         default_factory=list, description="ours the namespace lacks: tasks fail until registered"
     )
 
+    namespace_missing: bool = Field(
+        default=False, description="the configured namespace is not on the server: nothing runs"
+    )
+
     @property
     def healthy(self) -> bool:
-        return super().healthy and not self.search_attributes_missing
+        return super().healthy and not self.search_attributes_missing and not self.namespace_missing
 
 
 class StatusReport(PublicStatus):
@@ -284,8 +314,12 @@ async def _missing_attributes(client: Client, namespace: str) -> list[str]:
         )
     except Exception:  # an older server, or a permission this client lacks: not known
         return []
+    # One of another type (a Text) is no better than none: a list by it finds nothing.
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
     return [
-        key.name for key in temporal.SEARCH_ATTRIBUTES if key.name not in response.custom_attributes
+        key.name
+        for key in temporal.SEARCH_ATTRIBUTES
+        if response.custom_attributes.get(key.name) != keyword
     ]
 
 
@@ -313,7 +347,7 @@ async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
 async def system_status(settings: Settings, client: Client, db: Database) -> SystemStatus:
     """Probe Temporal, our task queue's pollers and the database; never raises."""
     errors: list[str] = []
-    temporal_ok, pollers, missing = False, 0, list[str]()
+    temporal_ok, pollers, missing, namespace_missing = False, 0, list[str](), False
     try:
         await client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=PROBE_TIMEOUT)
         temporal_ok = True
@@ -321,6 +355,7 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         missing = await _missing_attributes(client, settings.temporal_namespace)
     except Exception as exc:
         errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
+        namespace_missing = no_answer.namespace_missing(exc)
     if missing:
         errors.append(register_hint(settings.temporal_namespace, missing))
     db_ok = False
@@ -342,5 +377,6 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         llm=settings.llm_description,
         llm_reachable=llm_ok,
         search_attributes_missing=missing,
+        namespace_missing=namespace_missing,
         errors=errors,
     )

@@ -16,7 +16,7 @@ from ambient.briefing.errors import BriefingError, BriefingUnavailableError
 from ambient.domain.users import UserSettings
 from ambient.refusals import N_, Refusal
 from ambient.settings import Settings
-from ambient.status import temporal_down
+from ambient.status import temporal_down, temporal_not_set_up
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository
 from ambient.watches.inputs import TaskError
@@ -76,6 +76,8 @@ async def save_settings(
         try:
             await briefings.follow_schedule(user.name, schedule)
         except (BriefingError, TemporalError, RuntimeError) as exc:
+            if temporal_not_set_up(exc):
+                raise  # said by every door as Temporal not set up: saving again never helps
             if temporal_down(exc):
                 log.warning("settings of %s not saved: Temporal did not answer: %s", user.name, exc)
                 raise BriefingUnavailableError(Refusal(TEMPORAL_AWAY)) from exc
@@ -98,6 +100,8 @@ async def save_settings(
         try:
             await tasks.follow_zone(user.name, before["timezone"], zone)
         except (TaskError, TemporalError, RuntimeError) as exc:
+            if temporal_not_set_up(exc):
+                raise
             log.warning("settings of %s not saved: a reminder kept its zone: %s", user.name, exc)
             if temporal_down(exc):
                 raise BriefingUnavailableError(Refusal(TEMPORAL_AWAY)) from exc

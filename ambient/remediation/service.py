@@ -36,7 +36,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import no_answer, temporal
 from ambient.refusals import Refusal
@@ -207,7 +207,7 @@ class RemediationService(RemediationReads):
         try:
             description = await self.client.get_workflow_handle(workflow_id).describe()
         except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
+            if no_answer.not_found(error):
                 return None
             raise
         memo = await description.memo_value(START_REQUEST, None)

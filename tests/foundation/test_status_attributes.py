@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import pytest
 from google.protobuf.duration_pb2 import Duration
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,6 +25,9 @@ from tests.support.mcp_as import mcp_as
 from tests.support.servers import http_client, serve
 from tests.support.waits import eventually
 from tests.voice.support import say
+from worker import NamespaceMissingError, run_worker
+
+ALL = ["AmbientKind", "AmbientUser", "AmbientCluster", "AmbientState"]
 
 
 async def _bare_namespace(env: WorkflowEnvironment) -> str:
@@ -81,6 +87,9 @@ async def test_a_task_started_or_listed_without_our_search_attributes_is_a_503_s
     ):
         created = await http.post("/tasks", json={"type": "web_monitor", "config": WEB})
         listed = await http.get("/tasks")
+        # A new time zone moves the user's reminders: said so too, not "save again later".
+        await http.patch("/users/me", json={"timezone": "Asia/Shanghai"})
+        moved = await http.patch("/users/me", json={"timezone": "Europe/Berlin"})
         as_admin = {"Authorization": f"Bearer {admin_token}"}
         told_admin = await http.post(
             "/tasks", json={"type": "web_monitor", "config": WEB}, headers=as_admin
@@ -89,7 +98,7 @@ async def test_a_task_started_or_listed_without_our_search_attributes_is_a_503_s
         form = await browser.post(
             "/app/tasks", data={"urls": "https://example.com/"}, headers={"Origin": base}
         )
-    for answer in (created, listed):
+    for answer in (created, listed, moved):
         assert (answer.status_code, answer.json()) == (503, {"detail": TEMPORAL_NOT_SET_UP}), (
             answer.text
         )
@@ -126,3 +135,71 @@ async def test_mcp_and_voice_say_temporal_is_not_set_up(
         for tool in ("pause_task", "task_status"):
             answer = await say(voice, tool, name="backup")
             assert answer in (sentences.TEMPORAL_NOT_SET_UP, sentences.TEMPORAL_NOT_SET_UP_EN)
+
+
+async def test_a_namespace_the_server_lacks_is_said_at_every_door_and_the_worker_refuses(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database
+) -> None:
+    """A mistyped AMBIENT_TEMPORAL_NAMESPACE: the API said 500 "internal error" (a task's
+    status 404 "no task"), /health and `ambient status` that all was well, and the worker
+    left with a 200-line traceback."""
+    absent = unique("nosuch")
+    wrong = settings.model_copy(
+        update={
+            "temporal_namespace": absent,
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    name, token, admin_token = await _member_and_admin(db, "nons")
+    async with (
+        serve(create_app(wrong)) as base,
+        http_client(base, headers={"Authorization": f"Bearer {token}"}) as http,
+    ):
+        answers = [
+            await http.post("/tasks", json={"type": "web_monitor", "config": WEB}),
+            await http.get("/tasks"),
+            await http.get(f"/tasks/reminder/{name}/standup/status"),
+        ]
+        told_admin = await http.get("/tasks", headers={"Authorization": f"Bearer {admin_token}"})
+        health = await http.get("/health")
+    for answer in answers:
+        assert (answer.status_code, answer.json()) == (503, {"detail": TEMPORAL_NOT_SET_UP})
+    assert told_admin.status_code == 503
+    assert f"has no namespace {absent!r}" in told_admin.json()["detail"]
+    assert health.status_code == 503, health.text
+    report = await system_status(wrong, await temporal.connect(wrong), db)
+    assert report.namespace_missing and not report.healthy
+    assert report.told(operator=False).problems == [
+        "Temporal has no namespace for ambient-ops: no task can be created or listed until an "
+        "operator sets it up"
+    ]
+    with pytest.raises(NamespaceMissingError, match=f"has no namespace {absent!r}"):
+        await run_worker(wrong)
+
+
+async def test_an_attribute_registered_as_text_is_as_good_as_missing(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database
+) -> None:
+    """AmbientKind registered as Text: status said all was well, and `task list` showed a
+    briefing as a web monitor (a list by kind finds nothing)."""
+    namespace = await _bare_namespace(dev_env)
+    await dev_env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                "AmbientKind": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+                "AmbientUser": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+                "AmbientCluster": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+                "AmbientState": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+            },
+        )
+    )
+    bare = settings.model_copy(update={"temporal_namespace": namespace})
+
+    async def said() -> object:
+        report = await system_status(bare, dev_env.client, db)
+        return report if report.search_attributes_missing != list(ALL) else None
+
+    report = await eventually(said, "the namespace's attributes read")
+    assert report.search_attributes_missing == ["AmbientKind"] and not report.healthy
+    assert any("as Keyword" in error for error in report.errors), report.errors
