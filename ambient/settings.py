@@ -329,6 +329,30 @@ class Settings(BaseSettings):
         path = str((self.data_dir / "ambient.db").resolve())
         return URL.create("sqlite+aiosqlite", database=path).render_as_string(hide_password=False)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        # Read here, not at the first command that opens it: a URL SQLAlchemy cannot parse
+        # (or a driver that cannot run async) left every command with a traceback.
+        if not url:
+            return url
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (e.g. postgresql+asyncpg://user:pass@host:5432/ambient)"
+            ) from None
+        driver = f"{parsed.get_backend_name()}+{parsed.get_driver_name()}"
+        if driver not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+            raise ValueError(
+                f"{parsed.drivername!r} is not a database the product runs on: use "
+                "postgresql+asyncpg://user:pass@host:5432/ambient (or sqlite+aiosqlite:///PATH)"
+            )
+        return url
+
     @field_validator("retention_days")
     @classmethod
     def _long_enough(cls, days: int) -> int:

@@ -50,6 +50,13 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             "AMBIENT_PAYLOAD_OLD_KEYS: 'k0': payload key must be 32 bytes",
         ),
         ({"AMBIENT_PAYLOAD_OLD_KEYS": "k0=abc"}, "AMBIENT_PAYLOAD_OLD_KEYS: not JSON"),
+        # A URL SQLAlchemy cannot parse, or a driver that is not async: a traceback, exit 1.
+        ({"AMBIENT_DATABASE_URL": "garbage"}, "AMBIENT_DATABASE_URL: not a database URL"),
+        (
+            {"AMBIENT_DATABASE_URL": f"postgresql://ops:{SECRET}@db.internal/ambient"},
+            "AMBIENT_DATABASE_URL: 'postgresql' is not a database the product runs on: use "
+            "postgresql+asyncpg://",
+        ),
     ],
 )
 def test_a_refused_setting_is_one_line_that_names_it_and_no_secret_it_was_given_with(
