@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.field_errors import field_problems
@@ -272,6 +273,13 @@ def run_operator(
         return asyncio.run(main())
     except refused as exc:
         raise fail(str(exc), code) from None
+    except DBAPIError as exc:
+        # One line without its statement and parameters (a new token's hash was among them,
+        # in a traceback): the database's own words (read-only, a full disk), or where it is.
+        from ambient.status import database_problem
+
+        said = database_problem(exc, Settings()) or f"the database refused it: {exc.orig}"
+        raise fail(said) from None
 
 
 def run_in_session(

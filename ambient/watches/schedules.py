@@ -5,6 +5,7 @@ a schedule's status."""
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from temporalio.api.workflowservice.v1 import UpdateScheduleRequest
@@ -62,8 +63,15 @@ class TaskSchedules(TaskReads):
         # life (`ReminderRun.pages_key`), so a deleted life's run still reading a page stores it
         # under its own. The pages deleted lives kept (and a schedule's from before lives were
         # kept, under its task id) are dropped. Its first run comes at its hour, after this.
-        async with self.db.writing() as session:
-            await SnapshotRepository(session).purge_rounds(task_id)
+        try:
+            async with self.db.writing() as session:
+                await SnapshotRepository(session).purge_rounds(task_id)
+        except Exception:
+            # Not created unless whole: a database that refused the write (read-only, full)
+            # left the schedule running while every door said the create failed.
+            with suppress(Exception):
+                await self.client.get_schedule_handle(task_id).delete()
+            raise
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
     def _schedule(

@@ -17,6 +17,8 @@ import pytest
 import typer
 from mcp import Client, StdioServerParameters
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -209,6 +211,28 @@ def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
     rotated = runner.invoke(app, ["user", "token", "alice"], env=env)
     assert rotated.exit_code == 0 and "amb_" in rotated.output
     assert runner.invoke(app, ["user", "show", "nobody"], env=env).exit_code == 1
+
+
+def test_a_database_that_refuses_a_write_is_one_line_without_the_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only database (or a full disk): `user create` printed a traceback with the
+    statement and its parameters, the new token's hash among them."""
+    env = {"AMBIENT_DATA_DIR": str(tmp_path)}
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+
+    async def refused(self: AsyncSession) -> None:
+        raise OperationalError(
+            "INSERT INTO users (token_hash) VALUES (?)",
+            ("hash-of-the-new-token",),
+            Exception("attempt to write a readonly database"),
+        )
+
+    monkeypatch.setattr(AsyncSession, "commit", refused)
+    result = CliRunner().invoke(app, ["user", "create", "carol"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr == "the database refused it: attempt to write a readonly database\n"
+    assert "hash-of-the-new-token" not in result.output + result.stderr
 
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 from temporalio.api.common.v1 import WorkflowExecution
@@ -29,6 +30,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -37,7 +39,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import UserRepository, not_registered
 from ambient.watches import schedules
 from ambient.watches.configs import TaskState
@@ -1932,3 +1934,22 @@ async def test_a_threshold_watch_whose_recovery_record_failed_tells_the_next_bre
 async def told_after(told: Callable[[], Awaitable[list[str]]], count: int) -> bool:
     """Whether more than ``count`` alerts were told."""
     return len(await told()) > count
+
+
+async def test_a_reminder_whose_database_write_fails_is_not_created(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that refused the write (read-only, a full disk): every door said the create
+    failed, and the reminder's schedule ran on, listed and firing."""
+
+    async def refused(*_: object) -> None:
+        raise OperationalError("DELETE", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(SnapshotRepository, "purge_rounds", refused)
+    reminder = {"type": "daily", "hour": 7, "message": "when", "timezone": "UTC"}
+    name = unique("ro")
+    with pytest.raises(OperationalError):
+        await service.create(USER, "schedule", reminder, name)
+    with pytest.raises(RPCError) as gone:
+        await service.client.get_schedule_handle(f"reminder/{USER}/{name}").describe()
+    assert gone.value.status is RPCStatusCode.NOT_FOUND
