@@ -6,7 +6,6 @@ import json
 import re
 from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
-from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +15,7 @@ from ambient.domain.loglevels import (
     NAMED_LEVEL_FIELDS,
     SYSLOG_SEVERITIES,
     TIME_FIELDS,
+    access_event,
     level_and_message,
     status_level,
     without_colours,
@@ -260,17 +260,13 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
 
 
 def _request(rest: str, status: str) -> str:
-    """An access log line's event: its method, path and status ("GET /api/orders/7 Bad
-    Gateway", the path's values masked as a route's: logtemplates.Masker); the line as written
-    when its request is not one. Left whole, the quoted request was masked as one value and the
-    status as a number: every failing request read "GET <*> <*> <*> ..."."""
+    """An access log line's event (`access_event`); the line as written when its request is not
+    one. Left whole, the quoted request was masked as one value and the status as a number:
+    every failing request read "GET <*> <*> <*> ..."."""
     request = REQUEST.match(rest)
     if request is None:
         return rest
-    path = request["path"].split("?", 1)[0]
-    with suppress(ValueError):
-        return f"{request['method']} {path} {HTTPStatus(int(status)).phrase}"
-    return f"{request['method']} {path} status {status}"
+    return access_event(request["method"], request["path"], status)
 
 
 def _wall(year: int, month: int, day: int, hms: str, zone: tzinfo) -> datetime:

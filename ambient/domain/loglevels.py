@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import suppress
+from http import HTTPStatus
 from typing import Any
 
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
@@ -86,6 +87,37 @@ SYSLOG_SEVERITIES = (
 
 
 EVENT_TYPES = {"Warning": "WARNING", "Normal": "INFO"}
+# An access log written as JSON (nginx's log_format, CLS's parsed nginx fields, Envoy's): its
+# request as nginx writes it ("GET /api/orders/7 HTTP/1.1"), or its method and path apart.
+_REQUEST = re.compile(r"(?P<method>[A-Z]{3,10}) (?P<path>/\S*)(?: HTTP/[\d.]+)?")
+METHOD_FIELDS = ("request_method", "method", "httpMethod", "http_method")
+PATH_FIELDS = ("request_uri", "uri", "path", "request_path", "url")
+
+
+def access_event(method: str, path: str, status: Any) -> str:
+    """An access log line's event: its method, path and status ("GET /api/orders/7 Bad
+    Gateway", the path's values masked as a route's: logtemplates.Masker), as a text line's
+    and a JSON line's are read alike."""
+    path = path.split("?", 1)[0]
+    with suppress(ValueError):
+        return f"{method} {path} {HTTPStatus(int(status)).phrase}"
+    return f"{method} {path} status {status}"
+
+
+def _access_message(content: dict[str, Any]) -> str | None:
+    """The event of an access log written as JSON with no message field (None: not one): its
+    fields joined made a template of its user agent, address and sizes, 502 and 504 as one."""
+    status = next((content[f] for f in STATUS_FIELDS if f in content), None)
+    if status is None or status_level(status) is None:
+        return None
+    if isinstance(request := content.get("request"), str):
+        if found := _REQUEST.fullmatch(request.strip()):
+            return access_event(found["method"], found["path"], status)
+    method = next((content[f] for f in METHOD_FIELDS if isinstance(content.get(f), str)), None)
+    path = next((content[f] for f in PATH_FIELDS if isinstance(content.get(f), str)), None)
+    if method and path and path.startswith("/"):
+        return access_event(method.upper(), path, status)
+    return None
 
 
 def status_level(status: Any) -> str | None:
@@ -147,6 +179,8 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             # its reason before its message.
             raw_level = EVENT_TYPES[content["type"]]
             found = f"{content.get('reason') or 'Event'}: {found}"
+        if found is None:
+            found = _access_message(content)
         if found is None:
             skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS}
             found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)

@@ -204,6 +204,42 @@ def test_chinese_fatal_and_severe_errors_written_whole_are_read(tmp_path: Path) 
     assert {"支付进程崩溃，退出码<*>", "数据库主库不可用"} <= templates, templates
 
 
+def test_an_access_log_written_as_json_is_read_as_its_requests(tmp_path: Path) -> None:
+    """nginx's JSON log_format (or CLS's parsed nginx fields, Envoy's JSON) has no message
+    field: its fields joined were the message, a template a user agent, 502 and 504 as one."""
+    agents = ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)", "okhttp/4.9.0"]
+    lines = [
+        {
+            "time_local": f"21/Nov/2026:01:00:{i:02d} +0000",
+            "remote_addr": f"10.0.0.{i}",
+            "request": f"GET /api/orders/{i}?x={i} HTTP/1.1",
+            "status": 502 if i % 2 else 504,
+            "body_bytes_sent": i * 10,
+            "http_user_agent": agents[i % 2],
+        }
+        for i in range(8)
+    ]
+    lines += [  # Envoy's (Istio's): method and path apart, the status as response_code
+        {
+            "start_time": f"2026-11-21T01:00:{i:02d}Z",
+            "method": "POST",
+            "path": "/api/pay",
+            "response_code": 503,
+            "user_agent": agents[i % 2],
+        }
+        for i in range(3)
+    ]
+    path = tmp_path / "access.json"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    rows = sorted((t.level, t.template, t.count) for t in report.templates)
+    assert rows == [
+        ("ERROR", "GET /api/orders/<*> Bad Gateway", 4),
+        ("ERROR", "GET /api/orders/<*> Gateway Timeout", 4),
+        ("ERROR", "POST /api/pay Service Unavailable", 3),
+    ]
+
+
 def test_gbk_encoded_chinese_logs_are_read_as_chinese(tmp_path: Path) -> None:
     # A Chinese Windows server (or a zh_CN.GBK locale) writes its logs in GBK, rotated ones too.
     text = "2026-11-21T01:00:0{}Z ERROR 连接数据库失败，重试{}次\n"
