@@ -41,6 +41,12 @@ async def _bare_namespace(env: WorkflowEnvironment) -> str:
     return namespace
 
 
+def _in(settings: Settings, env: WorkflowEnvironment, namespace: str) -> Settings:
+    """``settings`` that reach ``env``'s server, in ``namespace``."""
+    target = env.client.service_client.config.target_host
+    return settings.model_copy(update={"temporal_namespace": namespace, "temporal_address": target})
+
+
 async def test_a_namespace_without_our_search_attributes_is_said_unhealthy_and_how_to_mend(
     dev_env: WorkflowEnvironment, settings: Settings, db: Database
 ) -> None:
@@ -73,12 +79,7 @@ async def test_a_task_started_or_listed_without_our_search_attributes_is_a_503_s
     (INVALID_ARGUMENT): the API said 500 "internal error", the page a server error. It is a
     503 like any part not ready: an admin is told which attribute and how to register it."""
     namespace = await _bare_namespace(dev_env)
-    bare = settings.model_copy(
-        update={
-            "temporal_namespace": namespace,
-            "temporal_address": dev_env.client.service_client.config.target_host,
-        }
-    )
+    bare = _in(settings, dev_env, namespace)
     _, token, admin_token = await _member_and_admin(db, "bare")
     async with (
         serve(create_app(bare)) as base,
@@ -115,13 +116,7 @@ async def test_mcp_and_voice_say_temporal_is_not_set_up(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """The MCP tools said "Error executing tool", the voice "something went wrong"."""
-    namespace = await _bare_namespace(dev_env)
-    settings = deps.settings.model_copy(
-        update={
-            "temporal_namespace": namespace,
-            "temporal_address": dev_env.client.service_client.config.target_host,
-        }
-    )
+    settings = _in(deps.settings, dev_env, await _bare_namespace(dev_env))
     client = await temporal.connect(settings)
     user = unique("bare-mcp")
     await make_user(deps.db, user)
@@ -144,12 +139,7 @@ async def test_a_namespace_the_server_lacks_is_said_at_every_door_and_the_worker
     status 404 "no task"), /health and `ambient status` that all was well, and the worker
     left with a 200-line traceback."""
     absent = unique("nosuch")
-    wrong = settings.model_copy(
-        update={
-            "temporal_namespace": absent,
-            "temporal_address": dev_env.client.service_client.config.target_host,
-        }
-    )
+    wrong = _in(settings, dev_env, absent)
     name, token, admin_token = await _member_and_admin(db, "nons")
     async with (
         serve(create_app(wrong)) as base,
