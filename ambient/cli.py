@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -462,6 +463,21 @@ def replay(
     raise typer.Exit(1 if failed else 2 if unreadable else 0)
 
 
+def _writing_output(error: OSError) -> bool:
+    """Whether ``error`` came from writing the command's output: a frame near where it was
+    raised holds the process's stdout or stderr (click's echo its ``file``, rich's console
+    its ``self.file``)."""
+    streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)][-3:]
+    for frame in frames:
+        for value in frame.f_locals.values():
+            if any(value is stream for stream in streams):
+                return True
+            if any(getattr(value, "file", None) is stream for stream in streams):
+                return True
+    return False
+
+
 def main() -> None:
     """The `ambient` command as a process: the app, then its exit.
 
@@ -474,6 +490,14 @@ def main() -> None:
         code: object = 0
     except SystemExit as end:
         code = end.code
+    except OSError as error:
+        # Written while the command ran (rich and typer flush as they print; unbuffered, as
+        # the image runs, every print): a full disk said as at the exit below, not a traceback.
+        if not _writing_output(error):
+            raise
+        with contextlib.suppress(OSError, ValueError):
+            print(f"ambient: output lost: {error}", file=sys.stderr, flush=True)
+        code = 120
     temporal = sys.modules.get("ambient.temporal")  # not imported: no runtime to leave
     if temporal is None or not temporal.runtime_started():
         raise SystemExit(code)

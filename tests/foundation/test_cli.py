@@ -235,6 +235,31 @@ def test_a_database_that_refuses_a_write_is_one_line_without_the_statement(
     assert "hash-of-the-new-token" not in result.output + result.stderr
 
 
+@pytest.mark.parametrize("command", [["user", "list"], ["events", "--json"]])
+def test_output_lost_to_a_full_disk_while_unbuffered_is_said(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Unbuffered (PYTHONUNBUFFERED=1, as the image runs), rich and typer write as they print:
+    a full disk was a traceback and exit 1, not "output lost", 120 (said only at the exit)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    env |= {"AMBIENT_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    assert CliRunner().invoke(app, ["user", "create", "dev"], env=env).exit_code == 0
+    with open("/dev/full", "w") as full:  # Linux's: no room for anything
+        done = subprocess.run(
+            [sys.executable, "-m", "ambient.cli", *command],
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert (done.returncode, done.stderr) == (
+        120,
+        "ambient: output lost: [Errno 28] No space left on device\n",
+    )
+
+
 def _offline_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
     env["AMBIENT_DATA_DIR"] = str(tmp_path)
