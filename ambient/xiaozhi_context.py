@@ -23,6 +23,7 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.speakers import DEFAULT_ASSISTANT
+from ambient.status import temporal_not_set_up
 from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.repositories import EventRepository
@@ -135,6 +136,8 @@ async def _shown_waiting(
         )
         shown = {e.id async for e in listed}
     except RPCError as exc:
+        if temporal_not_set_up(exc):
+            raise  # no run is asked either: "nothing needs you" would be said of a broken set-up
         log.warning("approvals: the server's list failed (%s); asking every open run", exc)
         return None
     if among is None and len(shown) >= SHOWN_AT_MOST:

@@ -127,7 +127,7 @@ async def test_mcp_and_voice_say_temporal_is_not_set_up(
         assert result.is_error
         assert TEMPORAL_NOT_SET_UP in getattr(result.content[0], "text", ""), result.content
     async with mcp_as(deps, user, temporal=client, settings=settings, voice=True) as voice:
-        for tool in ("pause_task", "task_status"):
+        for tool in ("pause_task", "task_status", "what_needs_me"):
             answer = await say(voice, tool, name="backup")
             assert answer in (sentences.TEMPORAL_NOT_SET_UP, sentences.TEMPORAL_NOT_SET_UP_EN)
 
