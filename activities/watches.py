@@ -18,7 +18,7 @@ from typing import overload
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ambient.clients.extract import FEED_HEAD, UNREADABLE, extracted, extractor_for
 from ambient.clients.metric_reads import (
@@ -266,6 +266,9 @@ class WatchActivities:
                         raise ApplicationError(
                             f"Cloud Monitor did not answer within {within:.1f} s",
                             type="LocalReadSlow",
+                            # A planned hand-over, logged at DEBUG: each was a warning with a
+                            # traceback, 143 in one throttled hour, burying real errors.
+                            category=ApplicationErrorCategory.BENIGN,
                         ) from None
                     raise TencentRetryableError(
                         "ClientNetworkError",
@@ -276,7 +279,9 @@ class WatchActivities:
         except TencentRetryableError as exc:
             if exc.code.startswith(RATE_LIMITS) and _local():
                 # Rate-limited: handed to the activity read, which backs off (one try here).
-                raise ApplicationError(str(exc)[:500], type="RateLimited") from None
+                raise ApplicationError(
+                    str(exc)[:500], type="RateLimited", category=ApplicationErrorCategory.BENIGN
+                ) from None
             return self._failed(request, exc)
         except FetchError as exc:
             # An HTTP status or a timeout said with its endpoint: nothing beside a threshold

@@ -19,7 +19,7 @@ from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from ambient.clients.tencent.alarms import list_alarms
-from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud, calls_within
+from ambient.clients.tencent.client import LIMIT_RETRIES, TencentCloud, backoff, calls_within
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.credentials import credential_from_env
 from ambient.clients.tencent.errors import (
@@ -130,6 +130,17 @@ async def test_a_search_whose_context_expired_goes_on_by_offset_from_where_it_wa
         (False, 1_000),
         (False, 2_000),
     ]
+
+
+def test_calls_refused_together_by_a_rate_limit_come_back_apart() -> None:
+    """Every refused call waited exactly 0.5, 1 and 2 s: calls refused in one second (60
+    watches' reads at once) came back in one instant, and were refused again."""
+    for attempt in range(LIMIT_RETRIES):
+        delay = 0.5 * 2**attempt
+        waits = [backoff(0.5, attempt) for _ in range(200)]
+        assert all(delay / 2 <= wait <= delay * 3 / 2 for wait in waits)
+        assert max(waits) - min(waits) > delay / 2  # spread over the span, not one instant
+        assert sum(waits) / len(waits) == pytest.approx(delay, rel=0.2)  # as long on average
 
 
 async def test_errors_are_classified_and_rate_limits_back_off(
@@ -570,6 +581,13 @@ async def test_a_metric_with_no_datapoints_names_the_dimensions_to_check(
     with pytest.raises(TencentRequestError) as failed:
         await latest_metric_value(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-typo"}, now=NOW)
     assert "no datapoints" in str(failed.value) and "InstanceId=ins-typo" in str(failed.value)
+    # A resource in another region reports nothing in this one: the region asked is named.
+    with pytest.raises(TencentRequestError) as elsewhere:
+        await latest_metric_value(
+            tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-c"}, region="ap-shanghai", now=NOW
+        )
+    assert "in region ap-shanghai" in str(elsewhere.value), elsewhere.value
+    assert "in region ap-guangzhou" in str(failed.value), failed.value  # the client's default
 
 
 @pytest.mark.parametrize(
