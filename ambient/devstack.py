@@ -296,6 +296,9 @@ def refuse_taken(host: str, port: int, what: str, option: str) -> None:
     reached the first one's server, registered attributes there and pointed its worker and API
     at it, then died saying only "temporal exited with 1"."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # As the servers bind: a port whose last connections are still closing (TIME-WAIT, a Web
+    # UI tab's after a stop) is free to them; without it, a restart was refused for a minute.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -472,4 +475,5 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         for name in ("temporal", "llm"):
             if name in opts.children:
                 stop_process(opts.children[name], timeout=20)
-        console.print("ambient-ops stopped.")
+        if opts.children:  # refused before anything started: nothing was stopped
+            console.print("ambient-ops stopped.")

@@ -973,6 +973,7 @@ def test_a_second_dev_stack_on_the_same_data_dir_is_refused_and_the_first_keeps_
     result = CliRunner().invoke(app, args, env=_offline_env(tmp_path))
     assert result.exit_code == 1, result.output
     assert f"already runs on {tmp_path}" in " ".join(result.output.split())
+    assert "stopped" not in result.output  # it stopped nothing: the first stack runs on
     assert not (tmp_path / "temporal.db").exists()
     assert read_runtime(tmp_path) == running
 
