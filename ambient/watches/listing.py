@@ -4,6 +4,7 @@ or name starts (a voice call's). ``TaskReads`` adds a task's status."""
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 from collections.abc import Iterable
@@ -75,6 +76,9 @@ class TaskPage(list[TaskSummary]):
 
 # How a server answers a page token it cannot read.
 _UNREADABLE = (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.INVALID_ARGUMENT)
+
+
+UNLISTED_WITHIN = 5.0  # seconds a page's delete waits for its task to leave the list
 
 
 class TaskListing:
@@ -161,6 +165,21 @@ class TaskListing:
         )
         more = cursor.to("schedules", next_token).text() if next_token else None
         return TaskPage([*watches, *schedules], more)
+
+    async def unlisted(self, task_id: str, within: float | None = None) -> bool:
+        """Whether a task just deleted has left the list without its stopped ones (waited for,
+        ``within`` seconds at most): the list is Temporal's visibility, which follows the run's
+        end by a moment; the dashboard a delete came back to showed the task still active."""
+        query = " AND ".join(
+            (f"WorkflowId = {json.dumps(task_id)}", 'ExecutionStatus = "Running"', _NOT_STOPPED)
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (UNLISTED_WITHIN if within is None else within)
+        while (await self.client.count_workflows(query)).count:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
 
     async def _running_at_t0(
         self, filters: _Filters, size: int, cursor: Cursor
