@@ -338,11 +338,13 @@ def _split(
     split_at = {p for p in routes if few(p, SPLIT_MAX_ROUTES)}
     if whole:
         split_at.update(p for p in seen if few(p, SPLIT_MAX_VALUES))
-    # Words that go one-to-one with the words at another wildcard are the message's own: the
-    # cluster is split by them, and by each word that goes with them (one per message).
+    # Words that go one-to-one with the words at the wildcard beside them are a phrase of the
+    # message's own ("connect to", "decode response"): the cluster is split by them, and by
+    # each word that goes with them (one per message). Apart, they are values that go
+    # together (a deployment and its namespace, a user and their team), not split.
     shaped = [p for p in seen if few(p, SPLIT_MAX_SHAPES)]
     for p in shaped:
-        if any(q != p and pairs(p, q) == len(seen[p]) == len(seen[q]) for q in shaped):
+        if any(abs(q - p) == 1 and pairs(p, q) == len(seen[p]) == len(seen[q]) for q in shaped):
             split_at.add(p)
             split_at.update(
                 q

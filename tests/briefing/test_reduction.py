@@ -136,6 +136,22 @@ def test_word_variables_that_vary_apart_stay_wildcards() -> None:
     ]
 
 
+def test_values_that_go_together_apart_in_a_message_stay_wildcards() -> None:
+    """A deployment and its own namespace (each app its own) go one-to-one, but apart in the
+    message: values that go together, not a phrase of different messages. Split, the top
+    error was eight templates of three lines."""
+    apps = ["payments", "orders", "users", "search", "cart", "auth", "mail", "media"]
+    lines = [
+        f"deployment {app} in namespace {app}-prod has no available replicas"
+        for app in apps
+        for _ in range(3)
+    ]
+    report = reduce_logs(record(DAY, "ERROR", m) for m in lines)
+    assert [(t.template, t.count) for t in report.templates] == [
+        ("deployment <*> in namespace <*> has no available replicas", 24)
+    ]
+
+
 def test_an_access_log_keeps_each_failing_route_however_many() -> None:
     """Past three routes failing alike, the route was a wildcard: "GET <*> Bad Gateway" (an
     access log's line as its reader makes its message)."""
