@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.checks import notice_said
 from ambient.domain.notify import REASON, Message, NotificationKind, Target, Wording
-from ambient.render import markdown_literal
+from ambient.render import markdown_lines, markdown_literal
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import Failure, UrlState
 
@@ -180,8 +180,7 @@ def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Messa
         lines = str(payload.get("excerpt", "")).split("\n")
         title, zh_title = f"Changed: {url}", f"页面有变化：{url}"
         body, zh_body = (
-            "```\n" + "\n".join(notice_said(line, zh) for line in lines) + "\n```"
-            for zh in (False, True)
+            markdown_lines([notice_said(line, zh) for line in lines]) for zh in (False, True)
         )
     else:
         return None

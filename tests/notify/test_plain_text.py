@@ -1,5 +1,5 @@
-"""The plain channels undo only the escapes of text shown as written: a backslash inside code
-(a changed page's excerpt) is the page's own, and stays."""
+"""The plain channels undo only the escapes of text shown as written: a backslash a changed
+page's excerpt holds is the page's own, and stays."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import NotifyActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import Message, NotifyRequest, Target
-from ambient.render import markdown_literal
+from ambient.render import markdown_lines, markdown_literal
 from ambient.watches.polling import page_message
 from tests.conftest import unique
 from tests.support.channels import pushed_everywhere
@@ -40,8 +40,11 @@ async def test_a_changed_pages_excerpt_keeps_its_backslashes_on_every_channel(
         "watch.change", {"url": "https://a.example/", "excerpt": EXCERPT}, keywords=False
     )
     shown = await shown_everywhere(deps, message)
+    # The robot renders markdown: the page's line escaped, shown as the page wrote it.
+    [card] = shown.pop("wecom")
+    assert markdown_lines([EXCERPT]) in card.splitlines()
     for channel, [text] in shown.items():
-        assert EXCERPT in text.splitlines(), channel
+        assert f"- {EXCERPT}" in text.splitlines(), channel
 
 
 HIT_LINE = "Price *dropped* to [¥99](https://shop.example) for `gpu_x`"

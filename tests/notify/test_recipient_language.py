@@ -12,6 +12,7 @@ from activities.notify import NotifyActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DEADLINE, Message, NotifyRequest, Target, Wording
 from ambient.domain.users import Language, UserSettings
+from ambient.render import markdown_html, markdown_plain
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
 from ambient.watches.polling import page_message
@@ -151,9 +152,30 @@ def test_a_pages_diff_notices_are_said_in_chinese_and_its_own_lines_as_written()
     excerpt = "+ RTX 5090 ¥16499\n… 48 more changed lines"
     change = page_message("watch.change", {"url": URL, "excerpt": excerpt}, keywords=False)
     assert change is not None and change.zh is not None
-    assert change.zh.body == "```\n+ RTX 5090 ¥16499\n……另有 48 行有变化\n```"
-    assert change.body == f"```\n{excerpt}\n```"
+    assert change.zh.body == "- \\+ RTX 5090 ¥16499\n- ……另有 48 行有变化"
+    assert change.body == "- \\+ RTX 5090 ¥16499\n- … 48 more changed lines"
     moved = "(the same lines as before, in another order)"
     only_moved = page_message("watch.change", {"url": URL, "excerpt": moved}, keywords=False)
     assert only_moved is not None and only_moved.zh is not None
-    assert only_moved.zh.body == "```\n（与之前相同的行，只是顺序变了）\n```"
+    assert only_moved.zh.body == "- （与之前相同的行，只是顺序变了）"
+
+
+def test_a_pages_changed_lines_are_shown_as_written_not_as_markup() -> None:
+    """A page's new lines went out in a fence, which WeCom's and DingTalk's markdown do not
+    have: a link, an image and a <font> colour written on a watched page rendered live in the
+    alert (a clickable phishing link, a tracking pixel). Each line is escaped, and a plain
+    channel (email's text, a webhook, the inbox) shows it as written."""
+    lines = [
+        "+## 【紧急】账号已冻结",
+        "+[点此解冻](https://phish.example/login) **立即处理**",
+        "+![](https://tracker.example/pixel.png)",
+        '+<font color="warning">伪造告警</font>',
+        "-旧的一行",
+    ]
+    excerpt = "\n".join(lines)
+    change = page_message("watch.change", {"url": URL, "excerpt": excerpt}, keywords=False)
+    assert change is not None
+    rendered = markdown_html(change.body)
+    assert "<a " not in rendered and "<img" not in rendered and "<font" not in rendered
+    assert "<strong>" not in rendered and "<h2" not in rendered
+    assert markdown_plain(change.body) == "\n".join(f"- {line}" for line in lines)
