@@ -4,8 +4,8 @@ a schedule's status."""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from contextlib import suppress
 from datetime import UTC, datetime
 
 from temporalio.api.workflowservice.v1 import UpdateScheduleRequest
@@ -29,6 +29,8 @@ from ambient.watches.reads import TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
 from ambient.watches.summaries import schedule_summary
 from workflows.reminder import ReminderWorkflow
+
+log = logging.getLogger(__name__)
 
 # How often an update_task of a schedule looks and writes again when other changes (a pause,
 # another update) overtake its write.
@@ -66,12 +68,11 @@ class TaskSchedules(TaskReads):
         try:
             async with self.db.writing() as session:
                 await SnapshotRepository(session).purge_rounds(task_id)
-        except Exception:
-            # Not created unless whole: a database that refused the write (read-only, full)
-            # left the schedule running while every door said the create failed.
-            with suppress(Exception):
-                await self.client.get_schedule_handle(task_id).delete()
-            raise
+        except Exception as exc:
+            # Only deleted lives' leftovers (the new life's pages are its own): the reminder
+            # is made, and said so. Failing the create left its schedule running while every
+            # door said it failed; deleting it undid another request's create of the same one.
+            log.warning("reminder %s: its old lives' pages were not dropped: %s", task_id, exc)
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
     def _schedule(
