@@ -8,7 +8,6 @@ import importlib
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -463,19 +462,32 @@ def replay(
     raise typer.Exit(1 if failed else 2 if unreadable else 0)
 
 
-def _writing_output(error: OSError) -> bool:
-    """Whether ``error`` came from writing the command's output: a frame near where it was
-    raised holds the process's stdout or stderr (click's echo its ``file``, rich's console
-    its ``self.file``)."""
-    streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
-    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)][-3:]
-    for frame in frames:
-        for value in frame.f_locals.values():
-            if any(value is stream for stream in streams):
-                return True
-            if any(getattr(value, "file", None) is stream for stream in streams):
-                return True
-    return False
+class _Output:
+    """The process's stdout or stderr as commands write to it (rich, typer, ``sys.stdout``
+    itself), noting a write that failed: what a full disk refused is told from any other
+    OSError by being that one."""
+
+    failed: OSError | None = None
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as error:
+            _Output.failed = error
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as error:
+            _Output.failed = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def main() -> None:
@@ -485,6 +497,7 @@ def main() -> None:
     when the interpreter tears down, and that teardown can abort it (rc 134, "PyGILState_Release
     … finalizing"; temporalio/sdk-python#300) after the command succeeded. Such a process leaves
     at once, its output flushed and its logs closed, with the command's own code."""
+    sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)  # type: ignore[assignment]
     try:
         app()
         code: object = 0
@@ -493,7 +506,7 @@ def main() -> None:
     except OSError as error:
         # Written while the command ran (rich and typer flush as they print; unbuffered, as
         # the image runs, every print): a full disk said as at the exit below, not a traceback.
-        if not _writing_output(error):
+        if error is not _Output.failed or isinstance(error, BrokenPipeError):
             raise
         with contextlib.suppress(OSError, ValueError):
             print(f"ambient: output lost: {error}", file=sys.stderr, flush=True)

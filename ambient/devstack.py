@@ -384,9 +384,15 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)  # the terminal closed: a stop, as Ctrl-C is
     opts.data_dir = opts.data_dir.resolve()
-    opts.data_dir.mkdir(parents=True, exist_ok=True)
     api_socket: socket.socket | None = None
     try:
+        try:
+            opts.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # under a file, not writable: one line, as every refusal
+            raise DevStackError(
+                f"the data directory {opts.data_dir} cannot be made ({exc.strerror}): choose "
+                "another with --data-dir (AMBIENT_DATA_DIR)"
+            ) from None
         running = read_runtime(opts.data_dir)
         if running is not None:  # two Temporal servers on one temporal.db, one app database
             raise DevStackError(

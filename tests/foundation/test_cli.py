@@ -235,7 +235,10 @@ def test_a_database_that_refuses_a_write_is_one_line_without_the_statement(
     assert "hash-of-the-new-token" not in result.output + result.stderr
 
 
-@pytest.mark.parametrize("command", [["user", "list"], ["events", "--json"]])
+@pytest.mark.parametrize(
+    "command",
+    [["user", "list"], ["events", "--json"], ["logs", "templates", "{log}", "--json"]],
+)
 def test_output_lost_to_a_full_disk_while_unbuffered_is_said(
     tmp_path: Path, command: list[str]
 ) -> None:
@@ -245,6 +248,9 @@ def test_output_lost_to_a_full_disk_while_unbuffered_is_said(
     env |= {"AMBIENT_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
     assert CliRunner().invoke(app, ["user", "create", "dev"], env=env).exit_code == 0
+    log = tmp_path / "app.log"
+    log.write_text("2026-11-21T01:00:00Z ERROR disk full on /data\n", encoding="utf-8")
+    command = [part.format(log=log) for part in command]  # written with sys.stdout.write
     with open("/dev/full", "w") as full:  # Linux's: no room for anything
         done = subprocess.run(
             [sys.executable, "-m", "ambient.cli", *command],
@@ -257,6 +263,27 @@ def test_output_lost_to_a_full_disk_while_unbuffered_is_said(
     assert (done.returncode, done.stderr) == (
         120,
         "ambient: output lost: [Errno 28] No space left on device\n",
+    )
+
+
+def test_an_oserror_that_is_no_output_is_not_said_as_output_lost(tmp_path: Path) -> None:
+    """`ambient dev` on a data dir under a file: "output lost", 120 (its console was near the
+    mkdir that failed), and before that a traceback. Its own error, in one line."""
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    under = tmp_path / "afile" / "sub"
+    done = subprocess.run(
+        [sys.executable, "-m", "ambient.cli", "dev", "--data-dir", str(under)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done
+    said = " ".join(done.stderr.split())
+    assert said == (
+        f"ambient dev: the data directory {under} cannot be made (Not a directory): choose "
+        "another with --data-dir (AMBIENT_DATA_DIR)"
     )
 
 
