@@ -92,6 +92,7 @@ EVENT_TYPES = {"Warning": "WARNING", "Normal": "INFO"}
 _REQUEST = re.compile(r"(?P<method>[A-Z]{3,10}) (?P<path>/\S*)(?: HTTP/[\d.]+)?")
 METHOD_FIELDS = ("request_method", "method", "httpMethod", "http_method")
 PATH_FIELDS = ("request_uri", "uri", "path", "request_path", "url")
+ERROR_FIELDS = ("error", "err", "error_message", "errorMessage")
 
 
 def access_event(method: str, path: str, status: Any) -> str:
@@ -106,18 +107,21 @@ def access_event(method: str, path: str, status: Any) -> str:
 
 def _access_message(content: dict[str, Any]) -> str | None:
     """The event of an access log written as JSON with no message field (None: not one): its
-    fields joined made a template of its user agent, address and sizes, 502 and 504 as one."""
+    fields joined made a template of its user agent, address and sizes, 502 and 504 as one.
+    Its error, when it writes one (Echo's request log), says why: kept after it."""
     status = next((content[f] for f in STATUS_FIELDS if f in content), None)
     if status is None or status_level(status) is None:
         return None
+    event = None
     if isinstance(request := content.get("request"), str):
         if found := _REQUEST.fullmatch(request.strip()):
-            return access_event(found["method"], found["path"], status)
+            event = access_event(found["method"], found["path"], status)
     method = next((content[f] for f in METHOD_FIELDS if isinstance(content.get(f), str)), None)
     path = next((content[f] for f in PATH_FIELDS if isinstance(content.get(f), str)), None)
-    if method and path and path.startswith("/"):
-        return access_event(method.upper(), path, status)
-    return None
+    if event is None and method and path and path.startswith("/"):
+        event = access_event(method.upper(), path, status)
+    error = next((content[f] for f in ERROR_FIELDS if isinstance(content.get(f), str)), "")
+    return f"{event}: {error}" if event and error.strip() else event
 
 
 def status_level(status: Any) -> str | None:

@@ -229,6 +229,16 @@ def test_an_access_log_written_as_json_is_read_as_its_requests(tmp_path: Path) -
         }
         for i in range(3)
     ]
+    lines += [  # Echo's request log: why it failed in its error, kept
+        {
+            "time": f"2026-11-21T01:01:{i:02d}Z",
+            "method": "GET",
+            "uri": f"/api/users/{i}",
+            "status": 500,
+            "error": error,
+        }
+        for i, error in enumerate(["dial tcp: connection refused"] * 2 + ["redis: nil"] * 2)
+    ]
     path = tmp_path / "access.json"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     report = LogReport.model_validate_json(run(str(path), "--json"))
@@ -236,6 +246,8 @@ def test_an_access_log_written_as_json_is_read_as_its_requests(tmp_path: Path) -
     assert rows == [
         ("ERROR", "GET /api/orders/<*> Bad Gateway", 4),
         ("ERROR", "GET /api/orders/<*> Gateway Timeout", 4),
+        ("ERROR", "GET /api/users/<*> Internal Server Error: dial tcp: connection refused", 2),
+        ("ERROR", "GET /api/users/<*> Internal Server Error: redis: nil", 2),
         ("ERROR", "POST /api/pay Service Unavailable", 3),
     ]
 
