@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,7 @@ from ambient.remediation.ladder import (
     step_key,
 )
 from ambient.remediation.runs import (
+    CHANGE_RETRY,
     TRIAGE_RETRY,
     AuditEntry,
     CheckpointInput,
@@ -84,6 +86,8 @@ from ambient.storage.models import AuditRecord
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 
+# The longest a change waits between its tries (a throttled API server may ask for more).
+CHANGE_LONGEST_WAIT = CHANGE_RETRY.maximum_interval or timedelta(seconds=30)
 # The audit action of a run's baseline: its workload as read when the run opened.
 BASELINE = "baseline"
 
@@ -317,7 +321,18 @@ class RemediationActivities(RemediationSafetyActivities):
                     await ActionLedger(session).release(step.key)
             # Whether it changed anything (False, True, None: not known), for the run that
             # gives up on it (a cancel, an abort): only a change known unmade is said unmade.
-            raise ApplicationError(str(exc), exc.changed, type=type(exc).__name__) from exc
+            raise ApplicationError(
+                str(exc),
+                exc.changed,
+                type=type(exc).__name__,
+                # A throttled API server's asked wait, not the policy's shorter backoff (capped
+                # at the policy's longest: past it a local activity's backoff is a timer).
+                next_retry_delay=(
+                    min(timedelta(seconds=exc.retry_after), CHANGE_LONGEST_WAIT)
+                    if exc.retry_after
+                    else None
+                ),
+            ) from exc
         async with self._db.writing() as session:
             await append_entry(
                 session,

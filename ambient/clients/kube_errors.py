@@ -29,6 +29,9 @@ class KubeError(Exception):
     #: With ``stale``: whether the call is made once more at once (not after a connect
     #: timeout, which would double an unreachable cluster's wait: the next call reads anew).
     stale_again: bool = True
+    #: Seconds the API server asked to wait before the next try (a 429's or 503's Retry-After,
+    #: its Status' retryAfterSeconds); None: not asked.
+    retry_after: float | None = None
 
 
 class KubeNotFoundError(KubeError):
@@ -115,6 +118,20 @@ def status_of(exc: httpx2.HTTPStatusError) -> tuple[int, str]:
     )
 
 
+def _retry_after(exc: httpx2.HTTPStatusError) -> float | None:
+    """The wait a throttled answer asks for: its Status' retryAfterSeconds, else its
+    Retry-After header in seconds (client-go's reading; an HTTP date is not read)."""
+    details = exc.status.details if isinstance(exc, ApiError) and exc.status else None
+    asked: object = details.retryAfterSeconds if details is not None else None
+    if asked is None:
+        asked = exc.response.headers.get("Retry-After")
+    try:
+        seconds = float(str(asked))
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < 86_400 else None
+
+
 def kube_error(exc: httpx2.HTTPStatusError, what: str) -> KubeError:
     """The most specific KubeError for an HTTP status (an ApiError or any other answer)."""
     code, message = status_of(exc)
@@ -126,7 +143,9 @@ def kube_error(exc: httpx2.HTTPStatusError, what: str) -> KubeError:
             "certificate or token is not valid for this cluster (expired or rotated)"
         )
     if code in (409, 429) or code >= 500:
-        return KubeUnavailableError(f"{what}: {message}")
+        busy = KubeUnavailableError(f"{what}: {message}")
+        busy.retry_after = _retry_after(exc)
+        return busy
     if not api_status(exc):
         # A page of what stands before the API server (a gateway's 404, a proxy's 403): not
         # the API server saying the object is missing or the user may not.
