@@ -35,6 +35,7 @@ from tests.notify.test_delivery import _user
 from tests.support.servers import serve
 
 FEISHU_TOKEN = "0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b1"
+FEISHU_SIGNED = "signed-bot-token-1234"
 DING_TOKEN = "a" * 64
 WECOM_KEY = "0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b2"
 MESSAGE = Message(title="Disk 91%", body="node-3 /var is 91% full")
@@ -64,6 +65,16 @@ class Robots:
         )
 
     async def feishu(self, request: Request) -> JSONResponse:
+        sent = await request.json()
+        if request.path_params["token"] == FEISHU_SIGNED and "sign" not in sent:
+            # 签名校验 on: its body must carry timestamp and sign, as Feishu's docs say.
+            return JSONResponse(
+                {
+                    "code": 19021,
+                    "data": {},
+                    "msg": "sign match fail or timestamp is not within one hour from current time",
+                }
+            )
         if request.path_params["token"] != FEISHU_TOKEN:
             return JSONResponse(
                 {
@@ -139,6 +150,16 @@ async def robots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Robots]:
 # (Every host an Apprise send connects to passes the guard, the plugins' fixed ones too.)
 GUARD = DestinationGuard(["127.0.0.1/32"])
 CHANNEL = AppriseChannel(SecretResolver({}), GUARD)
+
+
+async def test_a_feishu_bot_that_checks_signatures_is_said_to_need_its_check_off(
+    robots: Robots,
+) -> None:
+    """Its 签名校验 on, every send was refused "19021: sign match fail ...", with nothing said
+    of what to do: Apprise's feishu:// cannot sign."""
+    with pytest.raises(PermanentNotifyError, match=r"19021.*turn the signature check off"):
+        await CHANNEL.send("alice", MESSAGE, f"feishu://{FEISHU_SIGNED}", idempotency_key="s")
+    assert robots.received == []
 
 
 async def test_a_feishu_robot_refusing_a_wrong_token_is_a_failure_naming_its_code(

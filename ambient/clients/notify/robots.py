@@ -62,6 +62,14 @@ SETTINGS_REFUSED = {
         "no robot has this key: copy the robot's webhook URL again from the group's robot "
         "settings and {update} (a robot removed from its group needs a new one)",
     ),
+    # Feishu's and Lark's 签名校验 (sign check): Apprise's feishu:// and lark:// cannot sign, and
+    # a secret given in the URL is dropped by it. Said, not left as "sign match fail".
+    **dict.fromkeys(
+        [("feishu", 19021), ("lark", 19021)],
+        "the bot checks a signature (签名校验), which this target cannot send: turn the "
+        "signature check off in the bot's security settings and use a custom keyword or an IP "
+        "list instead",
+    ),
     ("dingtalk", 310000): (
         "the robot's security settings refused the message: check them in the group's robot "
         "settings (a custom keyword must be in every message, {secret} must be the robot's "
