@@ -497,7 +497,11 @@ def main() -> None:
     when the interpreter tears down, and that teardown can abort it (rc 134, "PyGILState_Release
     … finalizing"; temporalio/sdk-python#300) after the command succeeded. Such a process leaves
     at once, its output flushed and its logs closed, with the command's own code."""
-    sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)  # type: ignore[assignment]
+    # Not a stream Python has none of (a closed descriptor: None, which print skips).
+    if sys.stdout is not None:
+        sys.stdout = _Output(sys.stdout)  # type: ignore[assignment]
+    if sys.stderr is not None:
+        sys.stderr = _Output(sys.stderr)  # type: ignore[assignment]
     try:
         app()
         code: object = 0
@@ -518,6 +522,8 @@ def main() -> None:
         print(code, file=sys.stderr)  # SystemExit("text"): said, then 1
         code = 1
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # a closed descriptor
+            continue
         try:
             stream.flush()
         except (BrokenPipeError, ValueError):  # a reader gone (`| head`), a closed stream

@@ -82,7 +82,7 @@ def markdown_html(text: str, breaks: bool = False) -> str:
 
 _MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]"})
 # An escape, outside code (fenced or inline): in code a backslash is itself, as markdown has it.
-_ESCAPED = re.compile(r"(```.*?```|`[^`]*`)|\\([\\`*_\[\]<>+#-])", re.S)
+_ESCAPED = re.compile(r"(```.*?```|`[^`]*`)|\\([\\`*_\[\]<])", re.S)
 
 
 def markdown_literal(text: str) -> str:
@@ -93,14 +93,11 @@ def markdown_literal(text: str) -> str:
 
 def markdown_lines(lines: list[str]) -> str:
     """Lines of text the product does not control (a watched page's), one list item each,
-    shown as written: its brackets, stars and `<font>` tags escaped, a line's leading ``+``,
-    ``-``, ``#`` or ``>`` too. In a fence they were live markup in WeCom's and DingTalk's
-    markdown, which have no fenced code: a page's link, image or coloured text rendered as the
-    alert's own (and a message split or cut in parts left the fence open)."""
-    return "\n".join(
-        "- " + re.sub(r"^([+\-#>])", r"\\\1", markdown_literal(line).replace("<", "\\<"))
-        for line in lines
-    )
+    shown as written: its brackets, stars and `<font>` tags escaped. In a fence they were live
+    markup in WeCom's and DingTalk's markdown, which have no fenced code: a page's link, image
+    or coloured text rendered as the alert's own (and a message split or cut in parts left
+    the fence open)."""
+    return "\n".join("- " + markdown_literal(line).replace("<", "\\<") for line in lines)
 
 
 def markdown_plain(text: str) -> str:

@@ -206,10 +206,12 @@ class KubernetesExecutor:
                 if written:
                     # A step refused halfway (a full rollback at its ConfigMap after the
                     # release): the person it is handed to must not read that nothing changed.
-                    error = type(error)(
+                    said = type(error)(
                         f"{error}; written by this step before it was refused: "
                         + ", ".join(written)
                     )
+                    said.retry_after = error.retry_after  # the server's asked wait, kept
+                    error = said
                 # Refused before it was handled (a 4xx, the API server's own 503: shutting
                 # down), nothing of this write was stored: the step changed something if this
                 # call wrote before it or an earlier attempt stamped objects. Any other 5xx (a

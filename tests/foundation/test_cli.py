@@ -266,6 +266,25 @@ def test_output_lost_to_a_full_disk_while_unbuffered_is_said(
     )
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_command_run_with_its_stdout_or_stderr_closed_does_what_it_does(
+    tmp_path: Path, closed: int
+) -> None:
+    """An init script or daemon that closes a descriptor: Python's stream is None, which
+    print skips; a proxy of it failed every command, a traceback and exit 120."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "ambient.cli", "--help"],
+        env=env,
+        preexec_fn=lambda: os.close(closed),
+        capture_output=False,
+        stdout=subprocess.DEVNULL if closed == 2 else None,
+        stderr=subprocess.PIPE if closed == 1 else None,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_an_oserror_that_is_no_output_is_not_said_as_output_lost(tmp_path: Path) -> None:
     """`ambient dev` on a data dir under a file: "output lost", 120 (its console was near the
     mkdir that failed), and before that a traceback. Its own error, in one line."""

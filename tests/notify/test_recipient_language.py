@@ -152,8 +152,8 @@ def test_a_pages_diff_notices_are_said_in_chinese_and_its_own_lines_as_written()
     excerpt = "+ RTX 5090 ¥16499\n… 48 more changed lines"
     change = page_message("watch.change", {"url": URL, "excerpt": excerpt}, keywords=False)
     assert change is not None and change.zh is not None
-    assert change.zh.body == "- \\+ RTX 5090 ¥16499\n- ……另有 48 行有变化"
-    assert change.body == "- \\+ RTX 5090 ¥16499\n- … 48 more changed lines"
+    assert change.zh.body == "- + RTX 5090 ¥16499\n- ……另有 48 行有变化"
+    assert change.body == "- + RTX 5090 ¥16499\n- … 48 more changed lines"
     moved = "(the same lines as before, in another order)"
     only_moved = page_message("watch.change", {"url": URL, "excerpt": moved}, keywords=False)
     assert only_moved is not None and only_moved.zh is not None
