@@ -166,15 +166,15 @@ class TaskListing:
         more = cursor.to("schedules", next_token).text() if next_token else None
         return TaskPage([*watches, *schedules], more)
 
-    async def unlisted(self, task_id: str, within: float | None = None) -> bool:
+    async def unlisted(self, task_id: str) -> bool:
         """Whether a task just deleted has left the list without its stopped ones (waited for,
-        ``within`` seconds at most): the list is Temporal's visibility, which follows the run's
+        UNLISTED_WITHIN seconds at most): the list is Temporal's visibility, which follows the run's
         end by a moment; the dashboard a delete came back to showed the task still active."""
         query = " AND ".join(
             (f"WorkflowId = {json.dumps(task_id)}", 'ExecutionStatus = "Running"', _NOT_STOPPED)
         )
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (UNLISTED_WITHIN if within is None else within)
+        deadline = loop.time() + UNLISTED_WITHIN
         while (await self.client.count_workflows(query)).count:
             if loop.time() >= deadline:
                 return False
