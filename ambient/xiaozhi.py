@@ -26,7 +26,7 @@ from ambient.refusals import N_, Refusal, said_back
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import take_turn
-from ambient.storage.models import MAX_ID, XiaozhiDevice, XiaozhiWithdrawal
+from ambient.storage.models import MAX_ID, AuditRecord, XiaozhiDevice, XiaozhiWithdrawal
 from ambient.storage.users import UserRepository, hash_token, not_registered
 from ambient.storage.users import new_api_token as _new_token
 from ambient.xiaozhi_errors import (
@@ -118,7 +118,9 @@ class DeviceService:
         token: str | None = None,
     ) -> DeviceAdded:
         """Register a device to ``user`` (the user themself or an admin may); ``token``: its
-        token as a page's form made it (`api.routers.settings_pages`), else a new one."""
+        token as a page's form made it (`api.routers.settings_pages`), else a new one. A form's
+        token the device had when it was removed is not given again (the form sent again after
+        the remove, a removed token worked again): a new one is."""
         if actor != user and not await self._admin(actor):
             raise DeviceRefusedError("you may register devices only for yourself (or be an admin)")
         mac = normalize_device_id(device_id)
@@ -141,6 +143,8 @@ class DeviceService:
                 raise InvalidDeviceError(
                     Refusal(SPEAKERS_WITHDRAWN, speakers=", ".join(gone), owner=user)
                 )
+            if token and await _removed_with(session, mac, hash_token(token)):
+                token = DEVICE_TOKEN_PREFIX + _new_token()
             taken = InvalidDeviceError(f"device_id: {mac} is already registered; remove it first")
             # As an earlier release stored it too (aa-bb-…, aabb.ccdd.eeff): a second row of
             # one device let `authenticate` pick either, refusing its owner.
@@ -177,7 +181,7 @@ class DeviceService:
             # Its owner's withdrawals listed as they remain (they are the owner's, not its).
             [view] = await viewed(session, [row], actor)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
-            await _audit(session, actor, "xiaozhi.device.remove", row)
+            await _audit(session, actor, REMOVED, row, token=row.token_hash[:REMOVED_HASH])
             await session.commit()
         return view
 
@@ -399,6 +403,21 @@ async def _withdrawn(session: AsyncSession, owner: str) -> list[str]:
     """Whose consent ``owner``'s devices may not take until let back."""
     query = select(XiaozhiWithdrawal.speaker).where(XiaozhiWithdrawal.owner == owner)
     return sorted(await session.scalars(query))
+
+
+# A removal's audit names the hash of the token it ended (its first hex digits): a form's
+# token is not given again (`add`).
+REMOVED, REMOVED_HASH = "xiaozhi.device.remove", 16
+
+
+async def _removed_with(session: AsyncSession, mac: str, token_hash: str) -> bool:
+    """Whether the device ``mac`` was removed holding the token hashed ``token_hash``."""
+    removals = await session.scalars(
+        select(AuditRecord.detail).where(
+            AuditRecord.action == REMOVED, AuditRecord.subject == f"xiaozhi-device:{mac}"
+        )
+    )
+    return any(detail.get("token") == token_hash[:REMOVED_HASH] for detail in removals)
 
 
 async def _audit(

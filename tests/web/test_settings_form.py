@@ -18,6 +18,7 @@ from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
 from ambient.storage.users import UserRepository, user_public
 from ambient.xiaozhi import DeviceService
+from ambient.xiaozhi_errors import DeviceError
 from api.routers import pages as pages_router
 from api.routers.pages import MESSAGE_LINK, fitted
 from tests.support.pages import signed_in
@@ -503,3 +504,24 @@ async def test_a_device_form_sent_again_shows_the_token_its_first_send_made(
         rows = await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == "lin"))
         assert [r.device_id for r in rows] == ["aa:bb:cc:dd:ee:31"]
     await DeviceService(db).authenticate("aa:bb:cc:dd:ee:31", tokens[0][0])  # the token works
+
+
+async def test_a_device_form_sent_again_after_the_remove_gives_no_removed_token_back(
+    page: httpx.AsyncClient, db: Database
+) -> None:
+    # The form's token is made from its id: sent again (back, then resend) after the device
+    # was removed, it added the device with the token the remove had ended.
+    form = values((await page.get("/app/settings")).text, "add-device")["form"][0]
+    sent = {"device_id": "aa:bb:cc:dd:ee:32", "form": form}
+    first = await page.post("/app/xiaozhi/devices", data=sent)
+    [ended] = set(re.findall(r"xzd_[0-9a-f]{64}", first.text))
+    removed = await page.post("/app/xiaozhi/devices/remove", data={"device": "aa:bb:cc:dd:ee:32"})
+    assert removed.status_code == 303, removed.text
+    again = await page.post("/app/xiaozhi/devices", data=sent)
+    assert again.status_code == 201, again.text[:500]
+    [given] = set(re.findall(r"xzd_[\w-]{40,}", again.text))
+    assert given != ended
+    devices = DeviceService(db)
+    with pytest.raises(DeviceError):
+        await devices.authenticate("aa:bb:cc:dd:ee:32", ended)
+    await devices.authenticate("aa:bb:cc:dd:ee:32", given)
