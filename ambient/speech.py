@@ -11,7 +11,9 @@ MAX_SPOKEN = 300
 # A spoken answer is one to three sentences (docs/xiaozhi.md): a briefing of seven is cut.
 MAX_SENTENCES = 3
 
-_URL = re.compile(r"(?:https?|wss?)://\S+|\bwww\.\S+", re.IGNORECASE)
+# A web address is ASCII: the Chinese written against it, with no space between, is not part
+# of it (a quote and the answer after it went with it). Its sentence's end stays.
+_URL = re.compile(r"(?:(?:https?|wss?)://|\bwww\.)[!-~]*?(?=[.,;:!?)\]'\"]*(?:[^!-~]|$))", re.I)
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [words](url): the words are said
 _BULLET = re.compile(r"^\s*[-+*]\s+", re.MULTILINE)
 # Emoji a TTS reads by name ("fire", "alarm clock"), with what composes them (skin tones, ZWJ,
@@ -99,7 +101,7 @@ _PACKAGE = re.compile(
 # (not inside "09:30", "1,500,000" or "https://").
 _CLAUSE_END = re.compile(r"[，；：]|[,;:](?=\s)")
 _OPENERS, _CLOSERS = "(（[【“‘", ")）]】”’"
-_EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
+_EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’|\(\s*\)|（\s*）")
 # A span of clock times ("09:00–09:05", "09:00 - 09:05", a burst's run): its dash, read oddly,
 # is said "到" / "to" (each time as below). An ASCII arrow ("2 -> 4") is said as "to" too: its
 # '>' is no Markdown (a TTS reads "→" well).

@@ -280,6 +280,14 @@ def _said_for(summary: str | None, kind: TaskKind, english: bool) -> str:
     return _LABEL_BREAKS[english].sub(" ", said).strip()
 
 
+def _no_task_called(said: str, english: bool) -> str:
+    """The "no task called …" sentence, quoting what was said; what the voice cannot say (a
+    web address, a task id) unquoted: "没找到叫“”的任务" was heard "没找到叫的任务"."""
+    if not cleaned(said, english=english).strip("“”\"' "):
+        return "I found no such task." if english else "没找到这个任务。"
+    return f"I found no task called “{said}”." if english else f"没找到叫“{said}”的任务。"
+
+
 class Picked(NamedTuple):
     """A spoken task reference resolved: the task; or None, the question asked back and the
     tasks it named, in its order (ids: a place said next is one of them)."""
@@ -456,6 +464,7 @@ def pick_task(
     if len(found) == 1:
         return Picked(found[0], "", [])
     found = _said_order(found, alike)
+    no_task = _no_task_called(said, english)
     if not found and (
         near := _nearest(key, live, _heard_name)
         or _nearest(WHAT_IT_IS.sub("", key), live, _heard_name)
@@ -464,16 +473,14 @@ def pick_task(
         # not the first tasks of the list whatever was said.
         def meant(named: str, n: int) -> str:
             if english:
-                return f"I found no task called “{said}”. Did you mean {named}?"
-            return f"没找到叫“{said}”的任务。你是说{named}吗？"
+                return f"{no_task} Did you mean {named}?"
+            return f"{no_task}你是说{named}吗？"
 
         return fitting(near[:4], meant)
     if not found:
 
         def none_called(named: str, n: int) -> str:
-            if english:
-                return f"I found no task called “{said}”. {yours(named, n)}."
-            return f"没找到叫“{said}”的任务。{yours(named, n)}。"
+            return f"{no_task} {yours(named, n)}." if english else f"{no_task}{yours(named, n)}。"
 
         return fitting(shown, none_called)
 

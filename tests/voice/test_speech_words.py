@@ -80,3 +80,13 @@ def test_the_administrator_is_told_where_to_set_one_up_in_words_not_a_command() 
         assert "命令行" in said[0] and "command line" in said[1], said
         assert not any(re.search(r"ambient|--|/|_|`", text) for text in said), said
         assert said == greeting._not_set_up("voice", User(name="dev", role=Role.ADMIN))
+
+
+def test_a_web_address_written_against_chinese_goes_alone() -> None:
+    """Chinese has no space after an address: it went with the address, the closing quote and
+    the rest of the answer too ("没找到叫“" was all a speaker heard)."""
+    said = cleaned("检查 https://shop.example.com/api?id=3 失败，页面https://a.cn/x。其余正常。")
+    assert said == "检查 失败，页面。其余正常。", said
+    assert cleaned("打开 www.qq.com，然后重试") == "打开，然后重试"
+    assert cleaned("See https://x.com/a?b=1&c=2. Then retry.", english=True) == "See. Then retry."
+    assert cleaned("the page (https://a.b/c) failed", english=True) == "the page failed"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ambient.remediation.views import RemediationSummary
+from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
 from mcp_server import voice_fix_names
@@ -1121,3 +1122,14 @@ def test_a_time_said_is_read_as_a_label_says_it_and_no_idiom_is_a_time() -> None
     tasks = [_task(f"web-monitor/ops/{name}") for name in ("checkout", "a1", "order-api")]
     _, question, _ = pick_task(tasks, "the oder api task", english=True)
     assert question == "I found no task called “the oder api task”. Did you mean order api?"
+
+
+def test_a_task_asked_for_by_its_web_address_or_id_is_answered_in_whole_sentences() -> None:
+    """A name the voice cannot say was quoted anyway: "没找到叫“https://example.com/”的任务"
+    was heard "没找到叫“" (the address took the rest), and an id "没找到叫的任务"."""
+    tasks = [_task("web-monitor/alice/redir")]
+    for said in ("https://example.com/", "web-monitor/alice/nothing"):
+        _, question, _ = pick_task(tasks, said)
+        assert speakable(question) == "没找到这个任务。你的任务有：redir。", question
+        _, question, _ = pick_task(tasks, said, english=True)
+        assert speakable(question, english=True) == "I found no such task. Your tasks are: redir."
