@@ -6,6 +6,7 @@ same rules apply; the page only translates their refusals into its own words and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import datetime
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
+from ambient import no_answer
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.history import EventPublic, event_name
 from ambient.refusals import N_, Refusal
@@ -139,9 +141,11 @@ async def _dashboard(
     name = page.me.name
     try:
         # A deleted task is not listed (its delete says so); list_tasks still shows it stopped.
-        listed = await page.state.tasks.list(
-            name, page_size=TASKS_PER_PAGE, page_token=tasks_page, without_stopped=True
-        )
+        # A Temporal that does not answer (hung, not down) held the page blank for 30 s.
+        async with asyncio.timeout(no_answer.QUERY_TIMEOUT.total_seconds()):
+            listed = await page.state.tasks.list(
+                name, page_size=TASKS_PER_PAGE, page_token=tasks_page, without_stopped=True
+            )
         tasks, next_tasks = list(listed), listed.next_page_token
     except InvalidTaskError:  # a stale or edited link: start again from the first page
         return back("/app", _("That page of tasks is no longer there; here is the first."))

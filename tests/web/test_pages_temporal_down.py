@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from ambient.briefing.models import BriefingContent
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
@@ -9,6 +11,7 @@ from ambient.storage import Database
 from ambient.storage.models import Briefing
 from ambient.storage.users import UserRepository
 from api.routers.app_pages import lines_of
+from tests.conftest import PRODUCT_QUERY_TIMEOUT
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
 
@@ -117,3 +120,34 @@ async def test_the_monitor_form_reads_a_page_a_line_and_keywords_between_chinese
     assert prices.status_code == 503 and DOWN in prices.text, prices.text
     assert keywords.status_code == 422, keywords.text
     assert "未创建：关键词，第 3 行: &#39;[&#39; 不是有效的正则表达式" in keywords.text
+
+
+async def test_the_dashboard_with_temporal_hung_says_tasks_are_unavailable_not_that_none_exist(
+    settings: Settings, db: Database, product_query_budget: None
+) -> None:
+    """A Temporal that takes connections and answers nothing (a hung server, not a down one)
+    held the dashboard blank for 30 s, which then said "unavailable" and "No tasks yet."."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # kept open, never answered
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="ning", language=Language.ZH)
+        )
+        await session.commit()
+    try:
+        async with signed_in(settings, token) as http:
+            # Within the read's budget and well before the 30 s it took.
+            shown = await http.get("/app", timeout=4 * PRODUCT_QUERY_TIMEOUT.total_seconds())
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+    assert shown.status_code == 200, shown.text
+    assert "任务暂时不可用" in shown.text, shown.text
+    assert "还没有任务" not in shown.text
