@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from ambient.domain.users import Language
-from ambient.render import markdown_plain
+from ambient.render import markdown_html, markdown_plain
 from ambient.words import (  # noqa: F401  (the pages' words, as the worker's)
     Words,
     catalog_path,
@@ -77,4 +78,6 @@ def templates(language: Language) -> Jinja2Templates:
     env.globals["lang"] = language.value
     env.filters["local"] = local_time
     env.filters["plain"] = markdown_plain  # a markdown text shown as plain text
+    # A markdown text rendered (its raw HTML escaped, only safe links): a report, a message.
+    env.filters["markdown"] = lambda text, breaks=False: Markup(markdown_html(text, breaks))
     return Jinja2Templates(env=env)

@@ -49,12 +49,17 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
             lines.extend(["", f"## {title}", *(f"- {item}" for item in items)])
 
     lines.append(summary_markdown(content, "#templates").rsplit("\n", 1)[0])
-    lines += [f"*generated_by: {content.generated_by}*", ""]
+    written = {"offline": "离线规则"}.get(content.generated_by, content.generated_by)
+    lines += [f"*生成：{written}*" if zh else f"*generated_by: {content.generated_by}*", ""]
     lines.append(f"## {'日志模板' if zh else 'Log templates'}")
     if inputs.top_templates:
-        lines += ["| level | count | template | example |", "|---|---:|---|---|"]
+        # No column aligned: markdown writes it as a style attribute, which the share page's
+        # Content-Security-Policy refuses.
+        head = "| 级别 | 次数 | 模板 | 示例 |" if zh else "| level | count | template | example |"
+        lines += [head, "|---|---|---|---|"]
+        new = " *（新）*" if zh else " *(new)*"
         for t in inputs.top_templates:
-            cells = [_cell(t.template) + (" *(new)*" if t.new else ""), _cell(t.example)]
+            cells = [_cell(t.template) + (new if t.new else ""), _cell(t.example)]
             lines.append(f"| {t.level} | {t.count} | {cells[0]} | {cells[1]} |")
     elif any(n.source == "logs" and not n.ok for n in inputs.notes):
         lines.append(
@@ -66,7 +71,12 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
     if inputs.alarms:
         zone = ZoneInfo(inputs.timezone)
         lines += ["", f"## {'告警' if zh else 'Alarms'}"]
-        lines += [f"| time ({zone}) | source | name | status | target |", "|---|---|---|---|---|"]
+        head = (
+            f"| 时间（{zone}） | 来源 | 名称 | 状态 | 对象 |"
+            if zh
+            else f"| time ({zone}) | source | name | status | target |"
+        )
+        lines += [head, "|---|---|---|---|---|"]
         for a in listed(inputs.alarms):
             lines.append(
                 f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
@@ -76,12 +86,15 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
             lines += ["", f"*{more}*"]
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [
-        f"- {n.source}: {'ok' if n.ok else 'FAILED'} — {_cell(source_detail(n, zh))}"
-        for n in inputs.notes
+        f"- {n.source}: {_READ[zh][n.ok]} — {_cell(source_detail(n, zh))}" for n in inputs.notes
     ]
     section("新闻" if zh else "News", [_cell(n) for n in inputs.news])
     section("讨论" if zh else "Discussions", [_cell(d) for d in inputs.discussions])
     return "\n".join(lines) + "\n"
+
+
+# A source read or not, in the report's language.
+_READ = {False: {True: "ok", False: "FAILED"}, True: {True: "正常", False: "失败"}}
 
 
 def _cell(text: str) -> str:

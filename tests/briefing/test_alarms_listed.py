@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import BriefingInputs, SourceNote
 from ambient.briefing.offline import offline_draft
 from ambient.briefing.report import full_report_markdown
 from ambient.briefing.writer import finish, llm_prompt
 from ambient.clients.tencent.alarms import ALARMS_CHANGED, AlarmRecord
+from ambient.render import markdown_html
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -58,15 +60,15 @@ def test_alarms_that_changed_at_each_read_are_said_so_in_the_briefings_language(
     """An alarm source whose list changed while it was read, at each read: said as the user
     reads it, in Chinese in a Chinese briefing (not "ServerNetworkError: ... the list changed
     while it was read", no network error and nothing to act on)."""
-    for language, said in (
-        ("zh", "告警在读取时发生了变化，这次没有列出"),
-        ("en", "the alarms changed while they were read; not listed this time"),
+    for language, said, failed in (
+        ("zh", "告警在读取时发生了变化，这次没有列出", "失败"),
+        ("en", "the alarms changed while they were read; not listed this time", "FAILED"),
     ):
         inputs = _inputs(3, language)
         inputs.notes = [SourceNote(source="alarms.cls", ok=False, detail=ALARMS_CHANGED)]
         content = finish(offline_draft(inputs), inputs, "offline")
         sources = full_report_markdown(content, inputs).split("\n## ")[-1]
-        assert f"- alarms.cls: FAILED — {said}" in sources, sources
+        assert f"- alarms.cls: {failed} — {said}" in sources, sources
         assert any(said in item for item in content.needs_attention), content.needs_attention
 
 
@@ -98,3 +100,28 @@ def test_the_look_back_of_alarms_firing_since_before_is_named_in_the_briefings_l
         assert any(named in item for item in content.needs_attention), content.needs_attention
         assert not any(source in item for item in content.needs_attention)
         assert named in report, report
+
+
+def test_a_chinese_full_report_is_in_chinese_and_renders_with_no_inline_style() -> None:
+    """Its tables' headers, a source's state, "(new)" and how it was written were English in
+    a Chinese report; and the count column's alignment rendered as a style attribute, which
+    the share page's Content-Security-Policy refused (the browser said so, three times)."""
+    inputs = _inputs(2)
+    inputs.top_templates = [
+        TemplateStat(
+            template_id="t1",
+            template="数据库连接超时 <*>",
+            level="ERROR",
+            count=12,
+            example="数据库连接超时 10.0.0.1",
+            new=True,
+        )
+    ]
+    inputs.notes = [SourceNote(source="logs", ok=True, detail="")]
+    report = full_report_markdown(finish(offline_draft(inputs), inputs, "offline"), inputs)
+    assert "| 级别 | 次数 | 模板 | 示例 |" in report and "*（新）*" in report, report
+    assert "| 时间（UTC） | 来源 | 名称 | 状态 | 对象 |" in report
+    assert "- logs: 正常" in report and "*生成：离线规则*" in report
+    for english in ("level", "count", "(new)", "generated_by", "ok —", "FAILED"):
+        assert english not in report, english
+    assert "style=" not in markdown_html(report)

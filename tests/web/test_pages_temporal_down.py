@@ -151,3 +151,37 @@ async def test_the_dashboard_with_temporal_hung_says_tasks_are_unavailable_not_t
     assert shown.status_code == 200, shown.text
     assert "任务暂时不可用" in shown.text, shown.text
     assert "还没有任务" not in shown.text
+
+
+async def test_the_briefing_page_shows_its_log_report_rendered_its_html_escaped(
+    settings: Settings, db: Database
+) -> None:
+    """The report was shown as its markdown source (`**发生了什么**`, `|---|`, `<\\*>`)."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="yu"))
+        session.add(
+            Briefing(
+                user="yu",
+                date="2026-11-26",
+                content=BriefingContent(
+                    headline="一切正常",
+                    spoken_text="昨天一切正常。",
+                    date="2026-11-26",
+                    generated_by="offline",
+                    spoken_segments=["昨天一切正常。"],
+                ).model_dump(mode="json"),
+                report_markdown=(
+                    "**发生了什么**\n\n| 级别 | 次数 |\n|---|---|\n| ERROR | 3 |\n\n"
+                    "超时 <\\*> <script>alert(1)</script>"
+                ),
+            )
+        )
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        day = await http.get("/app/briefings", params={"date": "2026-11-26"})
+    assert day.status_code == 200, day.text
+    report = day.text.split('<div class="md">', 1)[1].split("</div>", 1)[0]
+    assert "<strong>发生了什么</strong>" in report and "<td>ERROR</td>" in report, report
+    assert "超时 &lt;*&gt;" in report and "&lt;script&gt;" in report, report
+    assert "**" not in report and "|---|" not in report and "<script>" not in report
