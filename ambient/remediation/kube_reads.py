@@ -278,16 +278,23 @@ class ClusterReads:
 def previous_revision(
     revisions: dict[int, Obj], current: int | None, running: Obj | None = None
 ) -> int | None:
-    """The newest revision before ``current`` among the ReplicaSets' own numbers, and of
-    another release than the ``running`` pod template when given: a revision a `rollout
-    restart` made (before the alert, or a run before this one) differs only in its restart
-    time, and rolling back to it rolls back nothing."""
+    """The newest revision deployed before the release running now first was, among the
+    ReplicaSets' own numbers, and of another release than the ``running`` pod template when
+    given: a revision a `rollout restart` made (before the alert, or a run before this one)
+    differs only in its restart time, and rolling back to it rolls back nothing.
+
+    A rollback gives the release it brings back the next number (its first ones kept in its
+    ``revision-history``): the numbers under it are then of releases deployed after it, the bad
+    one a run rolled back from among them. A later run "rolled back" to that one."""
     # A number a rollback renumbered away (revision-history) may be the ReplicaSet running now.
     if current is None:
         return None
     own = (
         r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
     )
+    if (now := revisions.get(current)) is not None:
+        history = (annotations_of(now).get(REVISION_HISTORY) or "").split(",")
+        current = min([current, *filter(None, (revision_number(h.strip()) for h in history))])
     release = release_of(running) if running is not None else None
     for number in sorted((r for r in own if r < current), reverse=True):
         if release is None or release_of(revisions[number]["spec"]["template"]) != release:

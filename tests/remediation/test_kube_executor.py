@@ -59,7 +59,7 @@ from ambient.remediation.storage import ActionLedger
 from tests.standins.kube_api import AnswerLost, ApiCall, KubeApi, kubeconfig
 from tests.support.servers import http_client, serve
 
-V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
+V1, V2, V3 = "registry/checkout:v1", "registry/checkout:v2", "registry/checkout:v3"
 
 
 @dataclass
@@ -167,6 +167,26 @@ async def test_bad_release_then_restart_then_rollback_to_the_first_checkpoint_re
     assert [c.method for c in kube.api.writes()] == ["PATCH", "PATCH", "PATCH"]
     assert rollback.patch is not None
     assert kube.api.writes()[-1].body == rollback.patch["deployment/shop/checkout"]
+
+
+async def test_a_release_a_rollback_brought_back_has_no_revision_before_it_to_roll_back_to(
+    kube: Cluster,
+) -> None:
+    """After a run rolled v2 back to v1, v1 runs as revision 4 (its first number, 1, in its
+    revision-history): a later run's checkpoint took revision 3, the bad v2 restarted, as the
+    one before, and its rollback deployed the release the first run had removed."""
+    await kube.release(V2)
+    await kube.executor.apply(
+        kube.step("remediation/r1", Rung.RESTART, restarted_at="2026-11-22T14:00:00Z")
+    )
+    rollback = await kube.executor.apply(kube.step("remediation/r1", Rung.ROLLBACK, to_revision=1))
+    assert rollback.applied and kube.images() == [V1]
+    assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
+    later = await kube.executor.checkpoint(kube.target)
+    assert (later.revision, later.previous_revision) == (4, None)
+    # A release deployed after it has v1 before it again, not v2.
+    await kube.release(V3)
+    assert (await kube.executor.checkpoint(kube.target)).previous_revision == 4
 
 
 async def test_a_rollback_puts_back_the_pod_fields_the_client_library_does_not_know(
