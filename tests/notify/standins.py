@@ -192,6 +192,20 @@ class PushEndpoints:
         return Response("ok", headers={"x-request-id": "req-1"})
 
 
+class _Server(SMTP):
+    """aiosmtpd's server, with a hook at the DATA command before its 354 (aiosmtpd has none)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if (before := getattr(self.event_handler, "on_data_command", None)) is not None:
+            before()
+        await super().smtp_DATA(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Server(self.handler, **self.SMTP_kwargs)
+
+
 class Mailbox:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
@@ -230,6 +244,9 @@ class Mailbox:
         self.drop_after_data = False
         # Called once a message is kept, before its 250 is sent (e.g. to kill the sender).
         self.on_data: Callable[[], None] | None = None
+        # Called at the DATA command, before its 354 (a policy check there holds the 354):
+        # nothing of the message has been sent yet.
+        self.on_data_command: Callable[[], None] | None = None
         # Seconds the 250 to a kept message waits (a server scanning it, or one that hangs).
         self.data_delay = 0.0
         self.port = free_port()
@@ -253,7 +270,7 @@ class Mailbox:
         # relays take them. With size_limit, the server announces it (ESMTP SIZE, RFC 1870) and
         # refuses a MAIL FROM whose SIZE= is over it with 552, as Postfix's message_size_limit.
         limit = {} if size_limit is None else {"data_size_limit": size_limit}
-        self.controller = Controller(
+        self.controller = _Controller(
             self,
             hostname="127.0.0.1",
             port=self.port,

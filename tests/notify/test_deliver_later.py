@@ -425,6 +425,54 @@ async def test_a_later_try_whose_worker_died_as_the_server_took_the_mail_sends_n
     assert not said.payload["retrying"] and "may have been delivered" in said.payload["error"]
 
 
+async def test_a_try_whose_worker_died_before_the_servers_354_sends_the_mail_once_later(
+    dev_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    # A server that holds its 354 to DATA (a policy check there) has none of the message:
+    # the worker killed -9 then had recorded the row as handing it over, and the next try
+    # gave it up as "may have been delivered", a mail never sent.
+    address = dev_env.client.service_client.config.target_host
+    queue = unique("later-before-354")
+    env = worker_env(alice, address, queue, tmp_path / "no-kubeconfig")
+    env |= {
+        "AMBIENT_SMTP_HOST": "127.0.0.1",
+        "AMBIENT_SMTP_PORT": str(mailbox.port),
+        "AMBIENT_SMTP_TLS": "none",
+        "AMBIENT_NOTIFY_TARGET_TIMEOUT": "5",  # the row's lease: 10 s, within the heartbeat's 30
+    }
+    first: list[subprocess.Popen[bytes]] = []
+
+    def kill_the_worker() -> None:
+        if first and first[0].poll() is None:
+            os.kill(first[0].pid, signal.SIGKILL)
+            first[0].wait()  # dead before the 354 goes
+
+    mailbox.on_data_command = kill_the_worker
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 92%", body="node-4"),
+        targets=[Target(type="email", target=ADDRESS)],
+        idempotency_key=unique("disk"),
+    )
+    with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
+        first.append(worker)
+        later = await dev_env.client.start_workflow(
+            DeliverLaterWorkflow.run,
+            LaterDelivery(request=request, wait=1, backoff=1, give_up_after=600),
+            id=later_workflow_id("alice", request.idempotency_key),
+            task_queue=queue,
+        )
+        assert await asyncio.to_thread(worker.wait, 120) == -signal.SIGKILL
+    mailbox.on_data_command = None
+    assert mailbox.messages == []
+    with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
+        await eventually(lambda: polls_workflow_tasks(dev_env.client, queue, second.pid), bound=120)
+        outcome = await asyncio.wait_for(later.result(), 180)
+    assert len(mailbox.messages) == 1 and outcome.failures == [], outcome
+    row = await _row(alice, request.idempotency_key, "email")
+    assert row.status == "sent", row.error
+
+
 async def test_a_try_hands_over_once_only_later_answers_are_left_or_at_its_last_try(
     ts_env: WorkflowEnvironment, alice: WorkerDeps
 ) -> None:

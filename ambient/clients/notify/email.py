@@ -247,9 +247,9 @@ def ascii_domain(address: str) -> str:
 class _Client(aiosmtplib.SMTP):
     """aiosmtplib's client, noting when the message itself was written (past the server's
     354 to DATA): a connection lost after that, or a send cut off by its deadline
-    (``posts.handed``), may have delivered the message. Before DATA (the recipients taken),
-    ``posts.handing`` records on the delivery's row that it goes now: a worker that dies
-    before the server's answer is recorded leaves it said there."""
+    (``posts.handed``), may have delivered the message. After the server's 354, before the
+    message, ``posts.handing`` records on the delivery's row that it goes now: a worker that
+    dies before the server's answer is recorded leaves it said there."""
 
     data_begun = False
     accepted = False  # the server said it took the message (its answer to the DATA)
@@ -283,11 +283,23 @@ class _Client(aiosmtplib.SMTP):
         await super().__aexit__(exc_type, exc, tb)
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
-        if self.posts is not None:
-            await self.posts.handing()
         if (protocol := self.protocol) is None:
             return await super().data(message, **options)
-        write = protocol.write
+        write, read, posts = protocol.write, protocol.read_response, self.posts
+
+        async def reading(timeout: float | None = None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109
+            answer = await read(timeout=timeout)
+            if posts is not None and not self.data_begun and answer.code == 354:
+                # Recorded once the server said "go ahead", before a byte of the message:
+                # recorded before the DATA, a worker that died while a server held its 354
+                # (a policy check at DATA) left a mail never sent marked "may have been
+                # delivered", never sent again.
+                try:
+                    await posts.handing()
+                except BaseException:
+                    self.close()  # mid-DATA: a QUIT would be read as the message
+                    raise
+            return answer
 
         def noting(data: bytes) -> None:
             # aiosmtplib writes "DATA", reads the 354, then writes the message: lost before
@@ -298,10 +310,12 @@ class _Client(aiosmtplib.SMTP):
             write(data)
 
         protocol.write = noting  # type: ignore[method-assign]
+        protocol.read_response = reading  # type: ignore[method-assign]
         try:
             answer = await super().data(message, **options)
         finally:
             protocol.write = write  # type: ignore[method-assign]
+            protocol.read_response = read  # type: ignore[method-assign]
         self.accepted = True  # a refusal raised above
         return answer
 
