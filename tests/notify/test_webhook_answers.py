@@ -445,3 +445,16 @@ async def test_a_refusal_whose_page_comes_slowly_is_said_by_its_status(
     }[code]
     assert error.startswith(expected), error
     assert posts == [code]
+
+
+async def test_a_webhook_waits_for_its_answer_as_long_as_the_sends_deadline_setting(
+    deps: WorkerDeps,
+) -> None:
+    """A fixed 15 s cut a receiver answering in 20 (the deadline 30 s, or 60 as set): posted
+    again five times, then said failed with "send again"."""
+    for seconds in (45.0, 7.0):
+        settings = deps.settings.model_copy(update={"notify_target_timeout": seconds})
+        channels = build_channels(settings, deps.db, deps.http)
+        webhook = channels.get("webhook")
+        await channels.aclose()
+        assert isinstance(webhook, WebhookChannel) and webhook.timeout == seconds

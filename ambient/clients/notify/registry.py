@@ -46,7 +46,14 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
             DingTalkChannel(
                 http, secrets, settings.dingtalk_base_url, limiter=SharedRateLimiter(db)
             ),
-            WebhookChannel(secrets, _secret(settings.webhook_signing_secret), guard),
+            # A receiver may take the send's whole deadline to answer: a fixed 15 s cut one
+            # answering in 20 and posted it again, five times, whatever the setting said.
+            WebhookChannel(
+                secrets,
+                _secret(settings.webhook_signing_secret),
+                guard,
+                timeout=settings.notify_target_timeout,
+            ),
             AppriseChannel(secrets, guard, limiter=SharedRateLimiter(db)),
             SmsChannel(_secret(settings.sms_apprise_url), secrets),
         ],
