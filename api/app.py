@@ -37,7 +37,7 @@ from ambient.sharing import ShareLinkLimitError
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi_errors import DeviceError
-from api.deps import MISSING_TOKEN, invalid_token
+from api.deps import INVALID_TOKEN, MISSING_TOKEN, invalid_token
 from api.errors import (
     MAX_BODY_BYTES,
     feature_error,
@@ -133,7 +133,7 @@ def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
             start = message["type"] == "http.response.start"
             if start and message["status"] in (401, 421):
                 refused = True
-                said, body = _refusal(Headers(scope=scope), message["status"])
+                said, body = _refusal(Headers(scope=scope), message["status"], scope["path"])
                 headers = MutableHeaders(scope=message)
                 headers["content-length"] = str(len(body))
                 if challenge := headers.get("www-authenticate"):  # RFC 6750's, said alike
@@ -160,13 +160,16 @@ def _challenge(sdks: str, said: str) -> str:
     return "Bearer " + ", ".join(f'{key}="{value}"' for key, value in fields.items())
 
 
-def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
+def _refusal(headers: Headers, status: int, path: str) -> tuple[str, bytes]:
     """Why, and the body that says it."""
     if status == 401:  # the SDK's own body, with the API's words for why
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        said = (
-            invalid_token(token) if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
-        )
+        said = MISSING_TOKEN
+        if scheme.lower() == "bearer" and token.strip():
+            # At the voice door a voice token refused is a wrong or replaced one: "send your
+            # API token here" asked for the full-rights token in xiaozhi-server's settings file.
+            voice = path.rstrip("/") == VOICE_PATH
+            said = INVALID_TOKEN if voice else invalid_token(token)
         error = {"error": "invalid_token"} if said != MISSING_TOKEN else {}
         return said, json.dumps({**error, "error_description": said}).encode()
     host = headers.get("host", "")

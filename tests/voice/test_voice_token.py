@@ -84,6 +84,10 @@ async def test_a_voice_token_opens_the_voice_profile_as_its_user_and_nothing_els
         again = (await http.post("/users/me/voice-token", headers=me)).json()["token"]
         old = await http.post("/mcp/voice", json=_call("tools/list", 5), headers=_bearer(voice))
         assert old.status_code == 401, old.text
+        # At the voice door a replaced voice token is invalid, not "send your API token here"
+        # (which asked for the full-rights token in xiaozhi-server's settings file).
+        assert old.json()["error_description"] == "invalid token", old.text
+        assert 'error_description="invalid token"' in old.headers["www-authenticate"]
         new = await http.post("/mcp/voice", json=_call("tools/list", 6), headers=_bearer(again))
         assert new.status_code == 200, new.text
         shown = await http.get("/users/me", headers=me)
