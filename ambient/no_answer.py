@@ -10,8 +10,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Literal, TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import (
     GetSystemInfoRequest,
+    GetWorkflowExecutionHistoryReverseRequest,
 )
 from temporalio.client import (
     Client,
@@ -259,5 +262,35 @@ async def out_of_time(
         except RPCError:
             return silent_worker(), None
         if described.raw_description.pending_workflow_task.attempt >= FAILING_ATTEMPT:
-            return failing_worker(), None
+            return (
+                silent_worker()
+                if await _timed_out(client, workflow_id, room())
+                else failing_worker()
+            ), None
     return silent_worker(), None
+
+
+async def _timed_out(client: Client, workflow_id: str, wait: timedelta) -> bool:
+    """Whether the run's workflow task timed out rather than failed, as its history's newest
+    end of one says (later attempts are not written): a worker frozen or starved, which holds
+    each attempt and answers nothing, is silent, not "failing: read its logs" (it logged
+    nothing). Unknown (not read in time, no such event): False, as before."""
+    if wait <= timedelta(0):
+        return False
+    request = GetWorkflowExecutionHistoryReverseRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=workflow_id),
+        maximum_page_size=20,
+    )
+    try:
+        page = await client.workflow_service.get_workflow_execution_history_reverse(
+            request, retry=False, timeout=wait
+        )
+    except RPCError:
+        return False
+    ended = (
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    )
+    newest = next((e.event_type for e in page.history.events if e.event_type in ended), None)
+    return newest == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT

@@ -16,8 +16,12 @@ from datetime import timedelta
 
 import pytest
 from temporalio import workflow
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    PollWorkflowTaskQueueRequest,
+    RespondWorkflowTaskFailedRequest,
+)
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -152,26 +156,46 @@ async def test_a_read_that_runs_out_of_time_during_a_later_attempt_is_the_failin
     """Between attempts the server refuses a failing run's reads at once; while an attempt is
     under way it hands them to the worker, and they ran out of time: said "no worker
     answered", a silent worker, though the worker keeps failing the run (a CI flake of the
-    test above, and what a user read at that moment)."""
+    test above, and what a user read at that moment). A worker that fails nothing but holds
+    each attempt until it times out (frozen) is silent, as its run's history says."""
     client = dev_env.client
     queue, workflow_id = f"held-{uuid.uuid4().hex[:8]}", unique("held-attempts")
     await client.start_workflow(
         "AnyWorkflow", id=workflow_id, task_queue=queue, task_timeout=timedelta(seconds=1)
     )
     poll = PollWorkflowTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=queue), identity="holds its tasks"
+        namespace=client.namespace, task_queue=TaskQueue(name=queue), identity="fails its tasks"
     )
-    # A worker that takes each attempt and never completes it (each times out after 1 s).
+    # A worker that fails each attempt, and holds the third.
     for attempt in range(1, no_answer.FAILING_ATTEMPT + 1):
         taken = await client.workflow_service.poll_workflow_task_queue(poll)
         assert taken.attempt == attempt
+        if attempt < no_answer.FAILING_ATTEMPT:
+            failed = RespondWorkflowTaskFailedRequest(
+                namespace=client.namespace,
+                task_token=taken.task_token,
+                cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+                identity="fails its tasks",
+            )
+            await client.workflow_service.respond_workflow_task_failed(failed)
     # The third attempt is under way: a read of the run runs out of time now.
     why, down = await no_answer.out_of_time(client, workflow_id)
     assert (why, down) == (no_answer.failing_worker(), None)
+    await client.get_workflow_handle(workflow_id).terminate()
+    # A worker that takes each attempt and answers nothing (frozen, starved: each times out
+    # after 1 s) logged no failure: silent, not "failing, read its logs".
+    frozen = unique("frozen-attempts")
+    await client.start_workflow(
+        "AnyWorkflow", id=frozen, task_queue=queue, task_timeout=timedelta(seconds=1)
+    )
+    for attempt in range(1, no_answer.FAILING_ATTEMPT + 1):
+        taken = await client.workflow_service.poll_workflow_task_queue(poll)
+        assert (taken.workflow_execution.workflow_id, taken.attempt) == (frozen, attempt)
+    assert (await no_answer.out_of_time(client, frozen))[0] == no_answer.silent_worker()
+    await client.get_workflow_handle(frozen).terminate()
     # Without the run named, or for one whose task is on its first attempt: a silent worker.
     assert (await no_answer.out_of_time(client))[0] == no_answer.silent_worker()
     other = unique("first-attempt")
     await client.start_workflow("AnyWorkflow", id=other, task_queue=queue)
     assert (await no_answer.out_of_time(client, other))[0] == no_answer.silent_worker()
-    for run in (workflow_id, other):
-        await client.get_workflow_handle(run).terminate()
+    await client.get_workflow_handle(other).terminate()
