@@ -34,6 +34,9 @@ TOOK = (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE)
 TRANSIENT = N_("Check that it is up and reachable, then send again.")
 PERMANENT = N_("Correct it in your push config, then send again.")
 INTERNAL = N_("Tell your administrator, who sees why in the deliveries.")
+# A mail server's refusal of the product's own settings (its login, sender, TLS, address or
+# name; a blocklist): no push config mends it, the administrator's AMBIENT_SMTP_* may.
+SERVER_SIDE = N_("Tell your administrator: the mail server's settings are theirs to correct.")
 NOT_FINISHED = "transient: " + N_("no try finished this send (the last ended in flight)")
 # A row in flight with no give-up ahead: its outcome is not known yet.
 STILL_SENDING = N_("still being sent; your deliveries show how it ends")
@@ -234,4 +237,9 @@ def _to_do(missed: Delivery) -> str:
     if error.startswith("transient:"):
         return TRANSIENT
     # A message handed over whose answer never came may have arrived: its error says so.
-    return "" if _maybe_delivered(missed) else PERMANENT
+    if _maybe_delivered(missed):
+        return ""
+    # An email's push config is its address: only a recipient refused is the user's to mend.
+    if missed.channel == "email" and ("recipient " not in error or "AMBIENT_" in error):
+        return SERVER_SIDE
+    return PERMANENT

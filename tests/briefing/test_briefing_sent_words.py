@@ -197,18 +197,48 @@ def test_what_to_do_follows_how_each_channel_missed_it_said_once_each() -> None:
     refused = Delivery(
         channel="wecom", target="abcd…", status="failed", error="permanent: HTTP 404"
     )
-    wrong = Delivery(channel="email", target="a@b", status="failed", error="permanent: no mailbox")
+    wrong = Delivery(
+        channel="email",
+        target="a@b",
+        status="failed",
+        error="permanent: recipient a@b refused (550 no mailbox)",
+    )
     later = Delivery(channel="webhook", target="h", status="deferred", error="transient: HTTP 429")
     quiet = Delivery(channel="dingtalk", target="k…", status="suppressed")
     assert _said(inbox, refused, wrong, later, quiet) == (
         "Not sent to any of your push channels. Your inbox has it. "
-        "Not sent to wecom abcd…: HTTP 404. Not sent to email a@b: no mailbox. "
+        "Not sent to wecom abcd…: HTTP 404. "
+        "Not sent to email a@b: recipient a@b refused (550 no mailbox). "
         "Still being sent to webhook h: it is tried again by itself. "
         "Held back from dingtalk k… by your quiet hours: send again after them. "
         "Correct it in your push config, then send again."
     )
     assert _said(inbox) == "No push channel of yours takes briefings: add one. Your inbox has it."
     assert _said() == "What each channel did could not be read back: your deliveries show it."
+
+
+def test_a_mail_servers_refusal_of_the_servers_own_settings_is_for_the_administrator() -> None:
+    """A member was told to correct their push config for a login, sender, TLS or blocklist
+    refusal: an email's push config is its address, the rest is AMBIENT_SMTP_*."""
+    server = [
+        "permanent: SMTP login refused (535 bad credentials): check AMBIENT_SMTP_USERNAME",
+        "permanent: sender ops@example.com refused (553 not yours): set AMBIENT_SMTP_FROM",
+        "permanent: SMTP 554: 5.7.1 Your IP is on a blocklist",
+        "permanent: recipient a@c refused (554 Relay access denied): this server does not "
+        "relay mail; set AMBIENT_SMTP_USERNAME and AMBIENT_SMTP_PASSWORD",
+    ]
+    for error in server:
+        missed = Delivery(channel="email", target="a@c", status="failed", error=error)
+        assert _said(missed).endswith(
+            "Tell your administrator: the mail server's settings are theirs to correct."
+        ), error
+    address = Delivery(
+        channel="email",
+        target="a@c",
+        status="failed",
+        error="permanent: recipient a@c refused (550 no such user)",
+    )
+    assert _said(address).endswith("Correct it in your push config, then send again.")
 
 
 def test_the_cli_fails_when_every_channel_asked_for_failed_or_nothing_was_read_back() -> None:
