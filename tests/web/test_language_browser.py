@@ -167,6 +167,8 @@ async def test_devices_are_added_with_the_token_once_allowed_as_a_speaker_and_re
             await page.get_by_label("设备 ID（MAC 地址）").fill(mac)
             await page.get_by_role("button", name="添加设备").click()
             await expect(page.locator("#device-added")).to_contain_text("只显示这一次")
+            # Where the page the add answered opens, not 2,000 px down on a phone, unseen.
+            await expect(page.locator("#device-token")).to_be_in_viewport()
             device_token = (await page.locator("#device-token").inner_text()).strip()
             assert device_token.startswith("xzd_")
             await expect(page.locator("#devices")).to_contain_text(mac.lower())
