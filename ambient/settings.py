@@ -345,8 +345,9 @@ class Settings(BaseSettings):
             raise ValueError(
                 "not a database URL (e.g. postgresql+asyncpg://user:pass@host:5432/ambient)"
             ) from None
-        driver = f"{parsed.get_backend_name()}+{parsed.get_driver_name()}"
-        if driver not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+        # The name as written: SQLAlchemy's driver of "postgres://" (libpq's and many hosts'
+        # spelling) is a dialect it cannot load, a traceback of its own.
+        if parsed.drivername not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
             raise ValueError(
                 f"{parsed.drivername!r} is not a database the product runs on: use "
                 "postgresql+asyncpg://user:pass@host:5432/ambient (or sqlite+aiosqlite:///PATH)"

@@ -57,6 +57,12 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             "AMBIENT_DATABASE_URL: 'postgresql' is not a database the product runs on: use "
             "postgresql+asyncpg://",
         ),
+        # libpq's and many hosts' spelling: SQLAlchemy has no dialect of that name to load.
+        (
+            {"AMBIENT_DATABASE_URL": f"postgres://ops:{SECRET}@db.internal/ambient"},
+            "AMBIENT_DATABASE_URL: 'postgres' is not a database the product runs on: use "
+            "postgresql+asyncpg://",
+        ),
     ],
 )
 def test_a_refused_setting_is_one_line_that_names_it_and_no_secret_it_was_given_with(
