@@ -6,7 +6,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import make_url
@@ -290,8 +290,16 @@ def _problems(status: PublicStatus) -> list[str]:
     return problems
 
 
+# A worker polls again as each long poll (a minute at most) ends: one the server last saw
+# longer ago has stopped. The server lists a poller for ~5 minutes after its last poll, and a
+# worker killed or stopped was counted as polling all that while.
+POLLED_WITHIN = timedelta(seconds=75)
+
+
 async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
+    """The workers polling the queue now: each identity the server saw poll it lately."""
     identities: set[str] = set()
+    since = datetime.now(UTC) - POLLED_WITHIN
     for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
         response = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -299,7 +307,12 @@ async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
             ),
             timeout=PROBE_TIMEOUT,
         )
-        identities.update(poller.identity for poller in response.pollers)
+        identities.update(
+            poller.identity
+            for poller in response.pollers
+            if not poller.HasField("last_access_time")
+            or poller.last_access_time.ToDatetime(tzinfo=UTC) >= since
+        )
     return len(identities)
 
 
