@@ -22,7 +22,7 @@ from ambient import no_answer
 from ambient.clients.llm import openai_client
 from ambient.refusals import N_
 from ambient.settings import Settings
-from ambient.storage import Database
+from ambient.storage import Database, migrate
 
 PROBE_TIMEOUT = timedelta(seconds=3)
 
@@ -198,6 +198,10 @@ class PublicStatus(BaseModel):
     temporal_reachable: bool
     workers_polling: int = Field(description="pollers seen on our task queue (workflow + activity)")
     database_reachable: bool
+    database_current: bool | None = Field(
+        default=None,
+        description="whether the database is at this release's revision (None: not read)",
+    )
     database: str = Field(description="database backend (sqlite, postgresql)")
     llm_mode: str = Field(
         description="offline (deterministic), local (`make llm`) or remote (OpenAI-compatible)"
@@ -208,7 +212,8 @@ class PublicStatus(BaseModel):
 
     @property
     def healthy(self) -> bool:
-        return self.temporal_reachable and self.database_reachable
+        current = self.database_current is not False  # not read (an older body): not held
+        return self.temporal_reachable and self.database_reachable and current
 
 
 class SystemStatus(PublicStatus):
@@ -232,6 +237,11 @@ class SystemStatus(PublicStatus):
             problems.append(
                 "Temporal has no namespace for ambient-ops: no task can be created or listed "
                 "until an operator sets it up"
+            )
+        if self.database_current is False:
+            problems.append(
+                "the database is not at this release's revision: no worker or API process "
+                "starts on it until an operator migrates it (`ambient migrate`)"
             )
         if self.search_attributes_missing:
             problems.append(
@@ -371,10 +381,16 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         namespace_missing = no_answer.namespace_missing(exc)
     if missing:
         errors.append(register_hint(settings.temporal_namespace, missing))
-    db_ok = False
+    db_ok, db_current = False, None
     try:
         async with asyncio.timeout(PROBE_TIMEOUT.total_seconds()):
             db_ok = await db.ping()
+            # A database no process of this release starts on (never migrated, or a newer
+            # release's) answered, and `status` said all was well.
+            refused = await migrate.behind(db)
+            db_current = refused is None
+            if refused is not None:
+                errors.append(f"database: {refused}")
     except Exception as exc:
         errors.append(f"database: {exc}")
     llm_ok = await _llm_answers(settings, errors)
@@ -385,6 +401,7 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         task_queue=settings.temporal_task_queue,
         workers_polling=pollers,
         database_reachable=db_ok,
+        database_current=db_current,
         database=db.engine.dialect.name,
         llm_mode=settings.llm_mode,
         llm=settings.llm_description,

@@ -79,18 +79,25 @@ def head_revision() -> str:
     return head
 
 
+def _revisions(connection: Connection) -> tuple[str, ...]:
+    if not inspect(connection).has_table("alembic_version"):
+        return ()
+    rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    return tuple(sorted(row[0] for row in rows))
+
+
 async def current_revisions(url: str) -> tuple[str, ...]:
     """The rows of the database's alembic_version (empty for a database never migrated)."""
-
-    def read(connection: Connection) -> tuple[str, ...]:
-        if not inspect(connection).has_table("alembic_version"):
-            return ()
-        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-        return tuple(sorted(row[0] for row in rows))
-
     # Its SQLite folder made: an absent database is an empty one.
     async with Database(url) as db, db.engine.connect() as connection:
-        return await connection.run_sync(read)
+        return await connection.run_sync(_revisions)
+
+
+async def behind(db: Database) -> DatabaseBehindError | None:
+    """Why no process of this release starts on ``db`` (not at the head), or None."""
+    async with db.engine.connect() as connection:
+        current = await connection.run_sync(_revisions)
+    return None if current == (HEAD,) else DatabaseBehindError(current, HEAD)
 
 
 async def require_current(url: str) -> None:

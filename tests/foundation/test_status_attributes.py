@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
@@ -193,3 +195,19 @@ async def test_an_attribute_registered_as_text_is_as_good_as_missing(
     report = await eventually(said, "the namespace's attributes read")
     assert report.search_attributes_missing == ["AmbientKind"] and not report.healthy
     assert any("as Keyword" in error for error in report.errors), report.errors
+
+
+async def test_a_database_never_migrated_is_said_unhealthy_with_what_to_run(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """It answered, so `ambient status` exited 0 on a database that no worker, API or
+    `migrate --check` would start on."""
+    empty = tmp_path / "empty.db"
+    bare = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{empty}"})
+    async with Database(bare.resolved_database_url) as unmigrated:
+        report = await system_status(bare, dev_env.client, unmigrated)
+    assert report.database_reachable and report.database_current is False
+    assert not report.healthy
+    assert any("run `ambient migrate` first" in e for e in report.errors), report.errors
+    assert any("ambient migrate" in p for p in report.told(operator=False).problems)
+    assert (await system_status(settings, dev_env.client, db)).database_current is True
