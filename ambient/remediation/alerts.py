@@ -82,9 +82,8 @@ class Alert(UserConfig):
         description="TKE cluster id (cls- and 8 lowercase letters or digits, e.g. "
         "cls-7kq2m0ab) or a context name of AMBIENT_KUBECONFIG"
     )
-    namespace: NamespaceName = Field(
-        default="default", description="Kubernetes namespace (DNS label)"
-    )
+    # Required: the target is never guessed (an alert without one was remediated in default).
+    namespace: NamespaceName = Field(description="Kubernetes namespace (DNS label)")
     workload: DeploymentName = Field(description="Deployment name (DNS subdomain)")
     # Not part of the fingerprint: a TKE cluster id names one cluster whatever the region.
     region: TencentRegion | None = Field(

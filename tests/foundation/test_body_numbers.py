@@ -40,7 +40,7 @@ ALARM = {
     "notice_ids": ["notice-1"],
 }
 SQL = {"name": "rollup", "source_topic_id": "t-1", "target_topic_id": "t-2", "sql": "* | select 1"}
-ALERT = {"source": "manual", "cluster_id": CLUSTER, "workload": "web"}
+ALERT = {"source": "manual", "cluster_id": CLUSTER, "namespace": "default", "workload": "web"}
 SHARE = {"title": "Report", "body": "all well"}
 
 

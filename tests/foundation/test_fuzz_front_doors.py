@@ -524,8 +524,21 @@ async def test_mcp_argument_errors_name_the_field_and_what_it_expects(
         ("delete_task", {"task_id": "x", "purge": "maybe"}, "purge: Input should be a valid"),
         (
             "start_remediation",
-            {"alert": {"source": "manual", "cluster_id": "http://evil/", "workload": "web"}},
+            {
+                "alert": {
+                    "source": "manual",
+                    "cluster_id": "http://evil/",
+                    "namespace": "default",
+                    "workload": "web",
+                }
+            },
             "alert.cluster_id: must be a TKE cluster id (cls- and 8 lowercase",
+        ),
+        # The target is never guessed: an alert without a namespace was remediated in default.
+        (
+            "start_remediation",
+            {"alert": {"source": "manual", "cluster_id": "cls-7kq2m0ab", "workload": "web"}},
+            "alert.namespace: required",
         ),
     ]
     async with Client(build_server(offline_settings, stdio_user="fuzz-mcp")) as client:

@@ -388,7 +388,9 @@ async def test_list_remediations_says_where_its_next_page_starts_and_when_it_end
     async with state.db.session() as session:
         await UserRepository(session).create(UserCreate(name="alice"))
         for n in range(3):
-            alert = Alert(source="manual", cluster_id="cls-7kq2m0ab", workload=f"web-{n}")
+            alert = Alert(
+                source="manual", cluster_id="cls-7kq2m0ab", namespace="default", workload=f"web-{n}"
+            )
             await RemediationRepository(session).save_run(
                 f"remediation/r{n}@1",
                 alert,

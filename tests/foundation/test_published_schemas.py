@@ -169,7 +169,12 @@ async def test_no_published_schema_says_a_bound_in_pydantics_words(settings: Set
 
 
 # A tool's arguments its own model refuses by a numeric bound, and by nothing else.
-ALERT = {"source": "manual", "cluster_id": "cls-abc12345", "workload": "api"}
+ALERT = {
+    "source": "manual",
+    "cluster_id": "cls-abc12345",
+    "namespace": "default",
+    "workload": "api",
+}
 BOUNDED = [
     ("list_tasks", {"page_size": 0}),
     ("list_tasks", {"page_size": 1001}),

@@ -13,7 +13,12 @@ from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, http_client, serve
 
-ALERT = {"source": "manual", "cluster_id": "cls-7kq2m0ab", "workload": "web"}
+ALERT = {
+    "source": "manual",
+    "cluster_id": "cls-7kq2m0ab",
+    "namespace": "default",
+    "workload": "web",
+}
 RUN = "/remediations/0123456789abcdef"
 DAY = {"log_source": {"type": "file", "path": "app.log"}, "start": "2026-11-20T00:00:00Z"}
 

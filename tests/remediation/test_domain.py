@@ -51,7 +51,12 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 
 def _alert(**fields: object) -> Alert:
-    base: dict[str, object] = {"source": "manual", "cluster_id": "cls-a1b2c3d4", "workload": "web"}
+    base: dict[str, object] = {
+        "source": "manual",
+        "cluster_id": "cls-a1b2c3d4",
+        "namespace": "default",
+        "workload": "web",
+    }
     return Alert.model_validate(base | fields)
 
 

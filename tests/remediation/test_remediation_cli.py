@@ -58,7 +58,13 @@ def test_stats_show_an_alert_type_with_brackets_as_written(
     runner = _admin_ops(settings, monkeypatch)
     # An alarm integration names its metric as it likes: a policy name, brackets and all.
     metric = "[/] p95 [bold]latency[/bold]"
-    alert = Alert(source="cls", cluster_id="cls-7kq2m0ab", workload="checkout", metric=metric)
+    alert = Alert(
+        source="cls",
+        cluster_id="cls-7kq2m0ab",
+        namespace="default",
+        workload="checkout",
+        metric=metric,
+    )
 
     async def finished_run() -> None:
         db = Database(settings.resolved_database_url)

@@ -31,6 +31,7 @@ def test_alert_text_on_the_report_loads_nothing_remote() -> None:
     alert = Alert(
         source="monitor",
         cluster_id="cls-7kq2m0ab",
+        namespace="default",
         workload="api",
         metric=f"cpu {PIXEL}",
         message=f"cpu high {PIXEL} see {LINK}",
@@ -52,7 +53,13 @@ def test_the_report_says_which_answer_an_answers_records_hold() -> None:
     """An approval's two records, the door's ("approve") and the run's ("approval"), read
     alike for a yes and a no: the report (as the CLI's `show` and the page) says which."""
     at = datetime(2026, 1, 2, tzinfo=UTC)
-    alert = Alert(source="monitor", cluster_id="cls-7kq2m0ab", workload="api", metric="cpu")
+    alert = Alert(
+        source="monitor",
+        cluster_id="cls-7kq2m0ab",
+        namespace="default",
+        workload="api",
+        metric="cpu",
+    )
     lines = [
         AuditLine(at=at, actor="bob", action="approve", detail={"rung": 2, "approve": False}),
         AuditLine(at=at, actor="bob", action="approval", detail={"approve": False}),

@@ -24,7 +24,12 @@ from ambient.watches.threshold_config import ThresholdWatchConfig
 SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
 WEB = {"urls": ["https://example.com/"]}
 ABOVE_1 = {"op": "above", "value": 1}
-ALERT = {"source": "manual", "cluster_id": "cls-test0001", "workload": "checkout"}
+ALERT = {
+    "source": "manual",
+    "cluster_id": "cls-test0001",
+    "namespace": "default",
+    "workload": "checkout",
+}
 
 
 def refused(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[str, str]]:
