@@ -354,6 +354,25 @@ class Settings(BaseSettings):
             )
         return url
 
+    @field_validator("remediation_change_windows")
+    @classmethod
+    def _change_windows(cls, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Read here: a mistyped window ("25:00", day 8) was read by the worker alone, which
+        # left with a 115-line traceback while `status` and the API said all was well.
+        from pydantic import ValidationError
+
+        from ambient.remediation.safety import ChangeWindow
+
+        for number, window in enumerate(windows, 1):
+            try:
+                ChangeWindow.model_validate(window)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                said = first["msg"].removeprefix("Value error, ")
+                raise ValueError(f"window {number}: {where}: {said}") from None
+        return windows
+
     @field_validator("retention_days")
     @classmethod
     def _long_enough(cls, days: int) -> int:

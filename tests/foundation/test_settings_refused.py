@@ -57,6 +57,19 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             "AMBIENT_DATABASE_URL: 'postgresql' is not a database the product runs on: use "
             "postgresql+asyncpg://",
         ),
+        # Read by the worker alone: a 115-line traceback, while `status` said all was well.
+        (
+            {
+                "AMBIENT_REMEDIATION_CHANGE_WINDOWS": (
+                    '[{"days": [1, 2], "start": "09:00"}, {"start": "25:00", "end": "06:00"}]'
+                )
+            },
+            "AMBIENT_REMEDIATION_CHANGE_WINDOWS: window 2: start: String should match pattern",
+        ),
+        (
+            {"AMBIENT_REMEDIATION_CHANGE_WINDOWS": '[{"days": [8]}]'},
+            "AMBIENT_REMEDIATION_CHANGE_WINDOWS: window 1: days: days are ISO weekdays 1",
+        ),
         # libpq's and many hosts' spelling: SQLAlchemy has no dialect of that name to load.
         (
             {"AMBIENT_DATABASE_URL": f"postgres://ops:{SECRET}@db.internal/ambient"},
