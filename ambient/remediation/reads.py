@@ -182,8 +182,15 @@ class RemediationReads:
         """Write the row of a run Temporal closed before its own end as aborted, its outcome
         and close time (never written by the run): the same values whoever sees it first."""
         outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
+        key = f"{run.id}@{run.run_id}"
         async with self.db.writing() as session:
-            row = await RemediationRepository(session).get(f"{run.id}@{run.run_id}")
+            repository = RemediationRepository(session)
+            row = await repository.get(key)
+            if row is not None and row.state not in FINAL_STATES:
+                # Its steps acted on, as its audit holds them (the run wrote them at its end,
+                # which never came): the list said 0 of a run that had restarted and scaled.
+                acted, _ = (await repository.progress([key])).get(key, (0, None))
+                row.attempts = max(row.attempts, acted)
             if row is not None and row.mode == "dry_run":
                 # A dry run's end says it was one, as the run's own ends do (of_a_dry_run).
                 outcome = str(of_a_dry_run(outcome, [], "dry_run"))

@@ -539,3 +539,30 @@ async def test_show_of_a_run_whose_worker_stopped_says_it_is_as_last_recorded(
     assert shown.exit_code == 0, shown.output
     said = " ".join(shown.output.split())
     assert f"{rid} did not answer" in said and "as last recorded" in said, shown.output
+
+
+async def test_a_run_terminated_after_it_acted_keeps_its_steps_in_the_list(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Terminated while it waited for an approval after rung 1, its row was written aborted
+    with 0 attempts: the list said it had done nothing, its page showed the step."""
+    remediation_settings(deps, remediation_approval_from_rung=2)
+    user = unique("cli-acted")
+    await add_user(deps, user)
+    async with error_rate(healthy_from=None) as (_, url), running_worker(dev_env.client, deps) as w:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        alerted = alert(url, workload=user, settle_seconds=0)
+        rid = (await service.start(user, alerted)).remediation_id
+        seen = await waiting(service, user, rid)
+        before = {r.run_key: r.attempts for r in (await service.list_page(user)).runs}
+        assert before == {seen.run_key: 1}, before
+        await dev_env.client.get_workflow_handle(rid).terminate(reason="operator")
+
+        async def ended() -> dict[str, tuple[str, int]] | None:
+            runs = (await service.list_page(user)).runs
+            listed = {r.run_key: (r.state, r.attempts) for r in runs}
+            return listed if listed[seen.run_key][0] == "aborted" else None
+
+        after = await eventually(ended, "the run listed as aborted")
+    assert after == {seen.run_key: ("aborted", 1)}, after
