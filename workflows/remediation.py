@@ -186,6 +186,7 @@ class GradedRemediationWorkflow(RemediationVerify):
             await self._nothing_to_roll_back(attempt, key)
             await self._post_step(attempt)
             return "next"
+        asked_at = workflow.now()  # what a reading after a wait must be newer than
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key, opened.gate if opened else None)
@@ -202,6 +203,8 @@ class GradedRemediationWorkflow(RemediationVerify):
         if self.state != "checking":
             if not await self._permitted(step, key, again=True):
                 return "stop"
+            if self.recheck_after_wait and await self._cleared_meanwhile(step, key, asked_at):
+                return "resolved"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
         self.attempts.append(attempt)
         await self._set_state("applying")

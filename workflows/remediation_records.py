@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.runs import (
         ABORT_READ_WHOLE,
         FINAL_STATES,
+        RECHECK_AFTER_WAIT,
         UNVERIFIED,
         AbortInput,
         ApprovalDecision,
@@ -133,6 +134,9 @@ class RemediationRecords:
         # An abort whose input is not an AbortInput stops the run too (a run from before this
         # patch dropped it, as the SDK did, and replays so).
         self.abort_read_whole = workflow.patched(ABORT_READ_WHOLE)
+        # A rung that waited reads its alert again before its change (a run from before this
+        # patch acted on an alert that had cleared while it waited, and replays so).
+        self.recheck_after_wait = workflow.patched(RECHECK_AFTER_WAIT)
 
     def _ended(self, outcome: str | Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words): a dry run's

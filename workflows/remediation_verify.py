@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.remediation.alerts import VerifySpec
     from ambient.remediation.ladder import Mode
-    from ambient.remediation.outcomes import alert_named
+    from ambient.remediation.outcomes import alert_named, cleared_waiting
     from ambient.remediation.runs import (
         AFTER_CHANGE_PERIODS,
         AFTER_CHANGE_WAIT,
@@ -67,6 +67,28 @@ class RemediationVerify(RemediationChange):
             )
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))
+
+    async def _cleared_meanwhile(self, step: PlannedStep, key: str, asked_at: datetime) -> bool:
+        """After a rung's wait (an approval, a change window: minutes, hours), whether its
+        alert is over by a reading newer than the wait, its joined alerts too: then the run
+        ends resolved with no change made, crediting no rung (an approval given after the
+        alert cleared rolled back a release all the same, counted as the rung's success)."""
+        verify = self.alert.verify
+        if verify is None:
+            return False
+        reading = await self._read(verify, self.request.user)
+        if reading.value is None or read_before(reading, asked_at):
+            return False
+        if not verify.holds(reading.value) or await self._joined_still_open():
+            return False
+        await self._audit(
+            f"{key}/cleared-waiting",
+            "cleared_waiting",
+            {"rung": int(step.rung), "value": reading.value},
+        )
+        self._ended(cleared_waiting(step.rung))
+        await self._finish("resolved")
+        return True
 
     async def _verify(
         self, step: PlannedStep, key: str, mode: Mode, changed_at: datetime

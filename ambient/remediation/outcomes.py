@@ -40,6 +40,17 @@ AS_A_DRY_RUN = {
 }
 
 
+CLEARED_WAITING = N_(
+    "the alert cleared while rung %(rung)s (%(name)s) waited for its approval or change "
+    "window: nothing was changed"
+)
+
+
+def cleared_waiting(rung: Rung) -> Refusal:
+    """A run whose alert was over by the time its rung's wait ended: no change made."""
+    return Refusal(CLEARED_WAITING, **_at(rung))
+
+
 def resolved_at(rung: Rung) -> Refusal:
     """A resolved run's outcome (a Refusal: a page says it in its reader's language)."""
     return Refusal(RESOLVED_AT, **_at(rung))

@@ -347,6 +347,9 @@ class AbortInput(BaseModel):
 
 # The patch under which an abort whose input is not an AbortInput stops the run.
 ABORT_READ_WHOLE = "abort-read-whole"
+# The patch under which a rung that waited (an approval, a change window) reads its alert's
+# metric again before its change, and ends resolved without one when it cleared meanwhile.
+RECHECK_AFTER_WAIT = "recheck-after-wait"
 
 
 def abort_as_given(given: object) -> AbortInput:

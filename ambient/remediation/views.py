@@ -37,6 +37,7 @@ AUDIT_ACTIONS = {
     "checkpoint": N_("checkpoint"),
     "action": N_("action"),
     "verification": N_("verification"),
+    "cleared_waiting": N_("cleared while waiting"),
     "skipped": N_("skipped"),
     "abort": N_("abort"),
     "token_spent": N_("token spent"),

@@ -64,7 +64,7 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     remediation_settings(deps, remediation_approval_from_rung=1)
     user = unique("api-ops")
     async with (
-        error_rate(healthy_from=1) as (_, url),
+        error_rate(healthy_from=2) as (_, url),
         running_worker(dev_env.client, deps) as worker,
     ):
         settings = deps.settings.model_copy(

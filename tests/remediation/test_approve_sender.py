@@ -4,6 +4,7 @@ identity) names an approver it cannot prove: it is refused and audited, the step
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.remediation.doors import steering_doors
 from tests.remediation.support import (
     add_user,
     alert,
+    error_rate,
     new_token,
     only_its_hash_kept,
     remediation_settings,
@@ -118,13 +120,15 @@ async def test_the_owners_approval_through_every_door_runs_the_step_once(
     workloads = {door: f"{owner}-{door}" for door in DOORS}
     for workload in workloads.values():
         cluster.add_deployment("prod", workload, "registry/app:v1", replicas=2)
-    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (
-        url,
-        settings,
-        remediations,
+    async with (
+        remediations_on_dev(dev_env, deps) as (_, settings, remediations),
+        contextlib.AsyncExitStack() as sites,
     ):
         rids = {}
         for door, workload in workloads.items():
+            # Each run its own metric: unhealthy when read again after the approval, healthy
+            # at the verify after the change.
+            _, url = await sites.enter_async_context(error_rate(healthy_from=2))
             subject = alert(url, workload=workload, cluster_id=CLUSTER, settle_seconds=0)
             rids[door] = (await remediations.start(owner, subject, "execute")).remediation_id
         for rid in rids.values():

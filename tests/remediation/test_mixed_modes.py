@@ -59,7 +59,7 @@ async def _run(
     await add_user(deps, USER, permission="execute", language=language)
     await add_user(deps, "lead", permission="execute")
     async with (
-        error_rate(healthy_from=2) as (_, url),
+        error_rate(healthy_from=3) as (_, url),
         running_worker(env.client, deps) as worker,
     ):
         subject = alert(url, cluster_id=CLUSTER)

@@ -47,7 +47,7 @@ async def approved_at_rung_two(
             await session.commit()
         await add_user(deps, "lead", permission="execute")
         async with (
-            error_rate(healthy_from=2) as (_, url),
+            error_rate(healthy_from=3) as (_, url),
             running_worker(env.client, deps) as worker,
         ):
             handle = await start(env, worker.task_queue, alert(url), user=USER)

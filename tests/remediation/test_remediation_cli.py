@@ -23,7 +23,7 @@ from ambient.cli import app as cli
 from ambient.commands import ACTING_USER, in_cli_words
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
@@ -566,3 +566,34 @@ async def test_a_run_terminated_after_it_acted_keeps_its_steps_in_the_list(
 
         after = await eventually(ended, "the run listed as aborted")
     assert after == {seen.run_key: ("aborted", 1)}, after
+
+
+async def test_an_alert_that_cleared_while_its_rung_waited_ends_the_run_with_no_change(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Approved after the metric was healthy again, the rung's change ran anyway, and the run
+    said "resolved at rung 1", a success the rung never had (DESIGN: resolved → stop)."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("cli-cleared")
+    await add_user(deps, user)
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(dev_env.client, deps) as w,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        rid = (
+            await service.start(user, alert(url, workload=user, settle_seconds=0))
+        ).remediation_id
+        seen = await waiting(service, user, rid)
+        site.healthy_from = 0  # the alert clears while the approval waits
+        await service.approve(user, rid, True, "go", run_key=seen.run_key, rung=1)
+
+        async def ended() -> RemediationStatus | None:
+            status = await service.get(user, rid)
+            return status if status.state in FINAL_STATES else None
+
+        done = await eventually(ended, "the run's end")
+    assert done.state == "resolved", done
+    assert done.attempts == [], done
+    assert "cleared while rung 1 (restart) waited" in done.outcome, done.outcome

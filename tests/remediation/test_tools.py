@@ -70,7 +70,7 @@ async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
     await add_user(deps, USER)
     await add_user(deps, "oncall")
     async with (
-        error_rate(healthy_from=1) as (_, url),
+        error_rate(healthy_from=2) as (_, url),
         running_worker(ts_env.client, deps) as worker,
     ):
         state = app_state(ts_env, deps, worker.task_queue)

@@ -66,7 +66,7 @@ async def approved_run(
         await users.update(user, UserSettings(language=Language.ZH))
         token = await users.rotate_token(user)
         await session.commit()
-    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (
+    async with remediations_on_dev(dev_env, deps, healthy_from=2) as (
         metric_url,
         settings,
         remediations,
