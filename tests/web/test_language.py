@@ -230,3 +230,14 @@ async def test_a_channel_with_no_address_to_use_is_refused_in_chinese_words(
     assert sms.status_code == 422 and email.status_code == 422, sms.text
     assert "你资料中的电话，而你的资料里没有电话" in sms.text, sms.text
     assert "你资料中的邮箱，而你的资料里没有邮箱" in email.text, email.text
+
+
+async def test_a_name_field_says_its_rule_in_the_pages_language_when_the_browser_refuses(
+    site: tuple[str, Settings],
+) -> None:
+    """A name typed in Chinese met only the browser's "match the requested format": the
+    field's pattern had no title saying what it takes."""
+    base, _ = site
+    async with http_client(base) as http:
+        page = await http.get("/register", headers={"accept-language": "zh-CN"})
+    assert 'title="须为 1-63 个小写字母、数字' in page.text, page.text
