@@ -197,6 +197,7 @@ class PollUpkeep:
         """While this process runs polls, end those another process's workflow asked to end."""
         cursor = EndRequestCursor(self.db)
         swept = 0.0
+        failing = 0  # reads failed in a row: the first said, the streak's end counted
         while self.sessions:
             try:
                 for request in await cursor.read():
@@ -206,10 +207,19 @@ class PollUpkeep:
                 if time.monotonic() - swept > END_POLL_KEEP.total_seconds():
                     swept = time.monotonic()
                     await drop_end_requests(self.db, utcnow() - END_POLL_KEEP)
+                if failing:
+                    log.warning("reading poll end requests works again after %d failed", failing)
+                    failing = 0
             except Exception as exc:  # read again next time; the fallback is a cancel
                 # A refused connection too (an OSError): the reader ended, and with it the
-                # process's reading of pauses and stops, until a new poll started one.
-                log.warning("reading poll end requests failed: %s", exc)
+                # process's reading of pauses and stops, until a new poll started one. Said
+                # once a streak: every half second, a minute's database restart was 120 lines.
+                failing += 1
+                log.log(
+                    logging.WARNING if failing == 1 else logging.DEBUG,
+                    "reading poll end requests failed: %s",
+                    exc,
+                )
             if cursor.last is not None:  # else a request before its first read went unread
                 self.mailbox_open.set()
             await asyncio.sleep(END_POLL_READ)
