@@ -42,6 +42,12 @@ SQLITE_POOL_SIZE = 15
 # Seconds a new PostgreSQL connection may take (asyncpg's own default is 60): a database behind
 # a dead path is said unreachable while a caller still listens.
 CONNECT_TIMEOUT = 5.0
+# Seconds a statement on an open PostgreSQL connection may take (asyncpg's default: no bound).
+# A database that stops answering on its open connections (a host hang, a partition) held
+# every request on the pool's pre-ping for the whole outage; now it is said unreachable. The
+# product's statements are short (retention deletes in batches; migrations have their own
+# engine, with no bound).
+COMMAND_TIMEOUT = 30.0
 # session.info: the session holds SQLite's write lock (``Database.write_session``).
 SQLITE_TURN = "sqlite-write-turn"
 Row = TypeVar("Row")
@@ -174,7 +180,8 @@ class Database:
                 dbapi_conn.create_function("casefold", 1, _casefold, deterministic=True)
         else:
             asyncpg = parsed.get_driver_name() == "asyncpg"
-            connect = {"connect_args": {"timeout": CONNECT_TIMEOUT}} if asyncpg else {}
+            bounds = {"timeout": CONNECT_TIMEOUT, "command_timeout": COMMAND_TIMEOUT}
+            connect = {"connect_args": bounds} if asyncpg else {}
             # A server restart or failover closes every pooled connection: each is tried at
             # checkout (a round trip) and replaced if closed, not handed to a request to fail.
             self.engine = create_async_engine(url, pool_pre_ping=True, **connect)

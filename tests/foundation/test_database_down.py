@@ -107,3 +107,41 @@ def test_a_cli_command_whose_database_is_down_says_so_in_one_line(
         f"the database is unreachable (postgresql at 127.0.0.1:{port}: "
     ), said.stderr
     assert "Traceback" not in said.output and len(said.stderr.strip().splitlines()) <= 3
+
+
+async def test_a_postgresql_that_stops_answering_on_open_connections_is_a_503_not_a_hang(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database host that hangs (its processes stopped, a partition) keeps its connections
+    open: with no statement bound, every request waited on the pool's pre-ping for the whole
+    outage (146 s in a review), past any client's patience."""
+    import psutil
+
+    from ambient.storage import db as storage
+
+    monkeypatch.setattr(storage, "COMMAND_TIMEOUT", 2.0)
+    with tempfile.TemporaryDirectory() as folder:
+        server = await asyncio.to_thread(start_postgres, folder)
+        stopped: list[psutil.Process] = []
+        try:
+            socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+            url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+            await upgrade_async(url)
+            app = create_app(
+                settings.model_copy(
+                    update={"database_url": url, "temporal_address": f"127.0.0.1:{free_port()}"}
+                )
+            )
+            async with serve(app) as base, http_client(base) as api:
+                stranger = {"Authorization": "Bearer amb_not-a-token"}
+                assert (await api.get("/tasks", headers=stranger)).status_code == 401
+                postmaster = psutil.Process(server.get_pid())
+                for process in [postmaster, *postmaster.children(recursive=True)]:
+                    process.suspend()  # SIGSTOP: connections stay open, nothing answers
+                    stopped.append(process)
+                hung = await api.get("/tasks", headers=stranger, timeout=60)
+                assert (hung.status_code, hung.json()) == (503, {"detail": DATABASE_DOWN})
+        finally:
+            for process in stopped:
+                process.resume()
+            await asyncio.to_thread(server.cleanup)
