@@ -16,9 +16,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.domain.notify import Wording
     from ambient.remediation.alerts import VerifySpec
-    from ambient.remediation.ladder import Mode
-    from ambient.remediation.outcomes import alert_named, cleared_waiting
+    from ambient.remediation.ladder import Mode, rung_zh
+    from ambient.remediation.outcomes import (
+        alert_named,
+        cleared_isolated_before,
+        cleared_waiting,
+        left_isolated,
+    )
     from ambient.remediation.runs import (
         AFTER_CHANGE_PERIODS,
         AFTER_CHANGE_WAIT,
@@ -71,10 +77,14 @@ class RemediationVerify(RemediationChange):
     async def _cleared_meanwhile(self, step: PlannedStep, key: str, asked_at: datetime) -> bool:
         """After a rung's wait (an approval, a change window: minutes, hours), whether its
         alert is over by a reading newer than the wait, its joined alerts too: then the run
-        ends resolved with no change made, crediting no rung (an approval given after the
-        alert cleared rolled back a release all the same, counted as the rung's success)."""
+        ends resolved with no change made, its slot given back, its user told, crediting no
+        rung (an approval given after the alert cleared rolled back a release all the same,
+        counted as the rung's success). Not with the service isolated, by this run or one
+        before: no traffic reaches it, which clears any error rate (the rung goes on)."""
         verify = self.alert.verify
-        if verify is None:
+        if verify is None or left_isolated(self.attempts):
+            return False
+        if cleared_isolated_before(step.rung, self.baseline) is not None:
             return False
         reading = await self._read(verify, self.request.user)
         if reading.value is None or read_before(reading, asked_at):
@@ -86,8 +96,18 @@ class RemediationVerify(RemediationChange):
             "cleared_waiting",
             {"rung": int(step.rung), "value": reading.value},
         )
+        if self.reserved == key:  # the gate's slot, for a change not made
+            await self._free_slot(key)
         self._ended(cleared_waiting(step.rung))
         await self._finish("resolved")
+        rid, service = self.remediation_id, self.alert.service
+        zh = Wording(
+            title=f"告警已恢复：{service}",
+            body=f"修复 `{rid}`：告警在{rung_zh(step.rung)}等待审批或变更窗口时已恢复，"
+            "没有做任何改动。",
+        )
+        said = f"Remediation `{rid}`: {self.outcome}."
+        await self._push(f"{self.run_key}/finished", f"Alert cleared: {service}", said, zh)
         return True
 
     async def _verify(

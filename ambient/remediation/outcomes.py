@@ -42,7 +42,7 @@ AS_A_DRY_RUN = {
 
 CLEARED_WAITING = N_(
     "the alert cleared while rung %(rung)s (%(name)s) waited for its approval or change "
-    "window: nothing was changed"
+    "window, before its change"
 )
 
 

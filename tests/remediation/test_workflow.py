@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from sqlalchemy import event, select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
@@ -32,7 +34,14 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
-from ambient.remediation.ladder import RolloutHealth, Rung, StepRequest, StepResult, WorkloadRef
+from ambient.remediation.ladder import (
+    ISOLATION_LABEL,
+    RolloutHealth,
+    Rung,
+    StepRequest,
+    StepResult,
+    WorkloadRef,
+)
 from ambient.remediation.runs import (
     AbortInput,
     ApprovalDecision,
@@ -58,8 +67,9 @@ from tests.remediation.support import (
     signal_taken,
     state_reaches,
 )
+from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
-from tests.support.servers import HANG
+from tests.support.servers import HANG, serve
 from tests.support.waits import ask, eventually
 from worker import build_worker
 from workflows.remediation import GradedRemediationWorkflow
@@ -685,11 +695,15 @@ async def test_cluster_cooldown_makes_a_second_remediation_wait(
     await add_user(deps, USER, permission="execute")
     async with (
         error_rate(healthy_from=1) as (_, url),
+        # Read again after its wait (still firing), then healthy at its change's verify.
+        error_rate(healthy_from=2) as (_, later),
         running_worker(ts_env.client, deps) as worker,
     ):
         first = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
         await state_reaches(ts_env, first, ("settling", "verifying", "resolved"))
-        second = await start(ts_env, worker.task_queue, alert(url, workload="payments"), "execute")
+        second = await start(
+            ts_env, worker.task_queue, alert(later, workload="payments"), "execute"
+        )
         waiting = await state_reaches(ts_env, second, ("waiting_gate",))
         assert waiting.waiting is not None and waiting.waiting.what == "rate_limit"
         # Its lengths as the breaker's wait says one (it said "(< 600s)"): minutes.
@@ -1323,3 +1337,81 @@ async def test_a_dry_run_first_change_waits_out_a_busy_api_server_not_planning_f
     assert [(a.rung, a.detail) for a in status.attempts] == [
         (Rung.RESTART, "dry run: would restart (the cluster's plan)")
     ]
+
+
+async def test_a_run_whose_alert_cleared_while_it_waited_gives_its_slot_back_and_says_so(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Ended resolved with no change after its approval wait, the run kept its gate's
+    rate-limit slot (a second alert on the cluster waited an hour for a change nobody made)
+    and told its user nothing (the inbox held only "Approval needed")."""
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=1,
+        remediation_cluster_cooldown_seconds=0,
+        remediation_rate_limit_per_hour=1,
+        remediation_executor="kubernetes",
+    )
+    await add_user(deps, USER, permission="execute")
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        site.healthy_from = 0  # over while the approval waits
+        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+        )
+        done = await handle.result()
+    assert done.state == "resolved" and done.attempts == [], done
+    async with deps.db.session() as session:
+        held = (await session.execute(select(RemediationAction))).scalars().all()
+        inbox = await InboxRepository(session).list(USER)
+    assert held == [], [h.key for h in held]
+    titles = [m.title for m in inbox]
+    assert "Alert cleared: cls-test0001/prod/cart" in titles, titles
+
+
+async def test_an_alert_that_cleared_behind_the_runs_isolation_does_not_end_the_wait(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Rung 4 isolated the service, and its error rate fell because no traffic reached it:
+    read again after rung 5's approval wait, that "cleared" ended the run resolved, the
+    service left isolated. The approved rung goes on (its full rollback puts traffic back)."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({"cls-standin1": base})))
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=5,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+        )
+        await add_user(deps, USER, permission="execute")
+        await add_user(deps, "lead", permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (site, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            labels = {"tier": "critical", "user_facing": "true"}
+            subject = alert(url, cluster_id="cls-standin1", labels=labels)
+            handle = await start(ts_env, worker.task_queue, subject, mode="execute")
+            seen = await state_reaches(ts_env, handle, ("waiting_approval",))
+            assert seen.waiting is not None and seen.waiting.rung == Rung.FULL_ROLLBACK, seen
+            site.healthy_from = 0  # no traffic reaches the isolated pods: the error rate falls
+            answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+            )
+            status = await handle.result()
+        selector = api.services[("prod", "checkout")]["spec"]["selector"]
+    assert "cleared while" not in status.outcome, status.outcome
+    assert ISOLATION_LABEL not in selector, selector
+    assert [a.rung for a in status.attempts][-1] == Rung.FULL_ROLLBACK, status.attempts
