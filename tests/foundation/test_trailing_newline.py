@@ -14,7 +14,7 @@ from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, http_client, serve
 
-ALERT = {"source": "manual", "cluster_id": "cls-7kq2m0ab", "workload": "web"}
+ALERT = {"source": "manual", "cluster_id": "cls-7kq2m0ab", "namespace": "shop", "workload": "web"}
 WORKLOAD = {"cluster_id": "kind-dev", "namespace": "shop", "name": "web", "replicas": 2}
 WEB = {"urls": ["https://example.com/"]}
 
