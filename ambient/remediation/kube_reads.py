@@ -285,17 +285,23 @@ def previous_revision(
 
     A rollback gives the release it brings back the next number (its first ones kept in its
     ``revision-history``): the numbers under it are then of releases deployed after it, the bad
-    one a run rolled back from among them. A later run "rolled back" to that one."""
+    one a run rolled back from among them. A later run "rolled back" to that one. The running
+    release's first number is the least of its ReplicaSets' (a restart of it after such a
+    rollback is a ReplicaSet of its own, with no history)."""
     # A number a rollback renumbered away (revision-history) may be the ReplicaSet running now.
     if current is None:
         return None
-    own = (
+    own = [
         r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
-    )
-    if (now := revisions.get(current)) is not None:
-        history = (annotations_of(now).get(REVISION_HISTORY) or "").split(",")
-        current = min([current, *filter(None, (revision_number(h.strip()) for h in history))])
+    ]
     release = release_of(running) if running is not None else None
+    now = revisions.get(current)
+    for number in own:
+        rs = revisions[number]
+        if rs is now or (release is not None and release_of(rs["spec"]["template"]) == release):
+            history = (annotations_of(rs).get(REVISION_HISTORY) or "").split(",")
+            first = filter(None, (revision_number(h.strip()) for h in history))
+            current = min([current, number, *first])
     for number in sorted((r for r in own if r < current), reverse=True):
         if release is None or release_of(revisions[number]["spec"]["template"]) != release:
             return number

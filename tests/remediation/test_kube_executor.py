@@ -184,9 +184,17 @@ async def test_a_release_a_rollback_brought_back_has_no_revision_before_it_to_ro
     assert kube.api.revisions("shop", "checkout") == {2: [V2], 3: [V2], 4: [V1]}
     later = await kube.executor.checkpoint(kube.target)
     assert (later.revision, later.previous_revision) == (4, None)
+    # Restarted since (another run's rung 1, `kubectl rollout restart`), v1 runs as revision
+    # 5, a ReplicaSet with no history: its release was first deployed as revision 1 all the
+    # same, and v2 (revision 3) is still none to go back to.
+    await kube.executor.apply(
+        kube.step("remediation/r2", Rung.RESTART, restarted_at="2026-11-23T09:00:00Z")
+    )
+    restarted = await kube.executor.checkpoint(kube.target)
+    assert (restarted.revision, restarted.previous_revision) == (5, None)
     # A release deployed after it has v1 before it again, not v2.
     await kube.release(V3)
-    assert (await kube.executor.checkpoint(kube.target)).previous_revision == 4
+    assert (await kube.executor.checkpoint(kube.target)).previous_revision == 5
 
 
 async def test_a_rollback_puts_back_the_pod_fields_the_client_library_does_not_know(
