@@ -13,7 +13,8 @@ MAX_SENTENCES = 3
 
 # A web address is ASCII: the Chinese written against it, with no space between, is not part
 # of it (a quote and the answer after it went with it). Its sentence's end stays.
-_URL = re.compile(r"(?:(?:https?|wss?)://|\bwww\.)[!-~]*?(?=[.,;:!?)\]'\"]*(?:[^!-~]|$))", re.I)
+_URL = re.compile(r"(?:(?:https?|wss?)://|\bwww\.)[!-~]*", re.I)
+_URL_ENDS = ".,;:!?)]'\""  # kept after it: its sentence's end, a closing bracket or quote
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [words](url): the words are said
 _BULLET = re.compile(r"^\s*[-+*]\s+", re.MULTILINE)
 # Emoji a TTS reads by name ("fire", "alarm clock"), with what composes them (skin tones, ZWJ,
@@ -156,7 +157,8 @@ def _cleaned_lines(text: str, english: bool) -> str:
     to = " to " if english else "到"
     text = _SPAN.sub(lambda m: m[1] + to, text)
     text = _CLOCK.sub(lambda m: _clock_said(m, english), text)
-    text = _URL.sub("", text)
+    # Greedy, its end given back (a lazy match looked ahead at each character: quadratic).
+    text = _URL.sub(lambda found: found[0][len(found[0].rstrip(_URL_ENDS)) :], text)
     text = _ARROW.sub(to, text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
