@@ -140,3 +140,31 @@ window.addEventListener("DOMContentLoaded", () => {
     }
   });
 })();
+
+// A message form sent again from the page Back brought back posts nothing more: the browser
+// restores the words typed, but the page, shown anew, carries a new message id (the hidden
+// field is not restored). The id those words were sent with is taken again, for a while.
+(() => {
+  const KEEP_MS = 10 * 60 * 1000;
+  const key = (form) => "sent:" + location.pathname + location.search + "#" + form.id;
+  const fields = (form) => [form.querySelector("input[name=message_id]"), form.querySelector("[name=content]")];
+  const topicOf = (form) => form.querySelector("[name=topic]")?.value || "";
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    const [id, content] = fields(form);
+    if (!id || !content) return;
+    const sent = {id: id.value, content: content.value, topic: topicOf(form), at: Date.now()};
+    try { sessionStorage.setItem(key(form), JSON.stringify(sent)); } catch (_) { /* private mode */ }
+  });
+  window.addEventListener("pageshow", () => {
+    for (const form of document.querySelectorAll("form[id]")) {
+      const [id, content] = fields(form);
+      if (!id || !content || !content.value) continue;
+      let sent = null;
+      try { sent = JSON.parse(sessionStorage.getItem(key(form)) || "null"); } catch (_) { sent = null; }
+      if (sent && sent.content === content.value && sent.topic === topicOf(form) && Date.now() - sent.at < KEEP_MS) {
+        id.value = sent.id;
+      }
+    }
+  });
+})();

@@ -233,3 +233,25 @@ async def test_a_hand_edited_offset_in_a_list_link_is_said_on_a_page_in_chinese(
             answer = await page.goto(f"{base}{path}")
             assert answer is not None and answer.status == 422, path
             await expect(page.get_by_role("alert")).to_have_text(text)
+
+
+async def test_a_message_posted_then_sent_again_from_the_page_back_is_posted_once(
+    settings: Settings, db: Database, browser: Browser
+) -> None:
+    """Back after a post brings the page again with the typed words (the browser restores
+    them) but, shown anew, a new message id: "发布" again posted the message a second time."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name, token = await _chinese_user(db, "chongfu")
+    topic = unique("重复提交")
+    async with _signed_in_page(settings, browser, token) as (base, page):
+        await page.goto(f"{base}/app/discussions")
+        await page.locator("#topic").fill(topic)
+        await page.locator("#content").fill("只发一次")
+        await page.locator("#new-discussion button[type=submit]").click()
+        await expect(page.get_by_role("status")).to_have_text("已发布")
+        await page.go_back()
+        await expect(page.locator("#content")).to_have_value("只发一次")
+        await page.locator("#new-discussion button[type=submit]").click()
+        await page.wait_for_load_state()
+    found = await DiscussionService(db, settings).search_messages(name, "只发一次")
+    assert found.total_matches == 1, [m.id for m in found.results]
