@@ -145,11 +145,17 @@ def _database_down(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.statement is None or exc.connection_invalidated
     # A driver's socket errors while connecting (asyncpg's refused or unresolvable host) pass
-    # through SQLAlchemy unwrapped: only the pool in the traceback says whose they were.
-    return isinstance(exc, OSError) and any(
-        "/sqlalchemy/pool/" in frame.f_code.co_filename.replace("\\", "/")
-        for frame, _ in traceback.walk_tb(exc.__traceback__)
-    )
+    # through SQLAlchemy unwrapped: only the pool in the traceback says whose they were. So
+    # does a statement past its bound (asyncpg's command timeout, db.COMMAND_TIMEOUT): a
+    # database that stopped answering mid-request was a 500.
+    if not isinstance(exc, OSError):
+        return False
+    files = [
+        f.f_code.co_filename.replace("\\", "/") for f, _ in traceback.walk_tb(exc.__traceback__)
+    ]
+    if any("/sqlalchemy/pool/" in file for file in files):
+        return True
+    return isinstance(exc, TimeoutError) and any("/asyncpg/" in file for file in files)
 
 
 def database_down(exc: BaseException) -> bool:

@@ -145,3 +145,53 @@ async def test_a_postgresql_that_stops_answering_on_open_connections_is_a_503_no
             for process in stopped:
                 process.resume()
             await asyncio.to_thread(server.cleanup)
+
+
+async def test_a_postgresql_that_stops_answering_mid_statement_is_a_503(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the connection check, a statement that outlives its bound raised asyncpg's bare
+    TimeoutError, which nothing read as the database's: a 500 "internal error"."""
+    import asyncpg
+    import psutil
+
+    from ambient.storage import db as storage
+
+    monkeypatch.setattr(storage, "COMMAND_TIMEOUT", 2.0)
+    with tempfile.TemporaryDirectory() as folder:
+        server = await asyncio.to_thread(start_postgres, folder)
+        stopped: list[psutil.Process] = []
+        try:
+            socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+            url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+            await upgrade_async(url)
+            app = create_app(
+                settings.model_copy(
+                    update={"database_url": url, "temporal_address": f"127.0.0.1:{free_port()}"}
+                )
+            )
+            async with serve(app) as base, http_client(base) as api:
+                stranger = {"Authorization": "Bearer amb_not-a-token"}
+                assert (await api.get("/tasks", headers=stranger)).status_code == 401
+                # Every table locked by another session: the request's statement waits in
+                # flight (its connection checked), then the host stops answering.
+                holder = await asyncpg.connect(host=socket_dir, user="postgres")
+                tables = await holder.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+                locking = holder.transaction()
+                await locking.start()
+                names = ", ".join(f'"{row[0]}"' for row in tables)
+                await holder.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+                asked = asyncio.create_task(api.get("/tasks", headers=stranger, timeout=90))
+                await asyncio.sleep(0.5)
+                postmaster = psutil.Process(server.get_pid())
+                for process in [postmaster, *postmaster.children(recursive=True)]:
+                    process.suspend()
+                    stopped.append(process)
+                hung = await asked
+                assert (hung.status_code, hung.json()) == (503, {"detail": DATABASE_DOWN})
+        finally:
+            for process in stopped:
+                process.resume()
+            await asyncio.to_thread(server.cleanup)
