@@ -352,7 +352,9 @@ def status(
             cells = [[name, str(value)] for name, value in report.model_dump().items()]
             table = table_of(["", ""], cells, title="ambient-ops status", show_header=False)
             console.print(table)
-        return report.healthy
+        # A database no process of this release starts on is unhealthy here (not at /health,
+        # which a replica of the release before answers through a rolling upgrade).
+        return report.healthy and report.database_current is not False
 
     raise typer.Exit(0 if asyncio.run(probe()) else 1)
 

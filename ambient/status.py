@@ -218,8 +218,9 @@ class PublicStatus(BaseModel):
 
     @property
     def healthy(self) -> bool:
-        current = self.database_current is not False  # not read (an older body): not held
-        return self.temporal_reachable and self.database_reachable and current
+        # Not database_current: a replica of the release before serves on through a rolling
+        # upgrade (migrate first, then replace the replicas), and a 503 here dropped them all.
+        return self.temporal_reachable and self.database_reachable
 
 
 class SystemStatus(PublicStatus):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from ambient import temporal
+from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.status import TEMPORAL_NOT_SET_UP, system_status
@@ -207,7 +210,17 @@ async def test_a_database_never_migrated_is_said_unhealthy_with_what_to_run(
     async with Database(bare.resolved_database_url) as unmigrated:
         report = await system_status(bare, dev_env.client, unmigrated)
     assert report.database_reachable and report.database_current is False
-    assert not report.healthy
+    # /health serves on (a replica of the release before, through a rolling upgrade)...
+    assert report.healthy
     assert any("run `ambient migrate` first" in e for e in report.errors), report.errors
     assert any("ambient migrate" in p for p in report.told(operator=False).problems)
     assert (await system_status(settings, dev_env.client, db)).database_current is True
+    # ...`ambient status` says it is no database to start on.
+    env = {
+        "AMBIENT_DATA_DIR": str(tmp_path),
+        "AMBIENT_DATABASE_URL": bare.resolved_database_url,
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+    }
+    done = await asyncio.to_thread(CliRunner().invoke, cli, ["status", "--json"], env=env)
+    assert done.exit_code == 1, done.output
+    assert '"database_current": false' in done.output, done.output
