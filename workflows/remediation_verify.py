@@ -101,13 +101,21 @@ class RemediationVerify(RemediationChange):
         self._ended(cleared_waiting(step.rung))
         await self._finish("resolved")
         rid, service = self.remediation_id, self.alert.service
-        zh = Wording(
-            title=f"告警已恢复：{service}",
-            body=f"修复 `{rid}`：告警在{rung_zh(step.rung)}等待审批或变更窗口时已恢复，"
-            "没有做任何改动。",
-        )
-        said = f"Remediation `{rid}`: {self.outcome}."
-        await self._push(f"{self.run_key}/finished", f"Alert cleared: {service}", said, zh)
+        waited = f"告警在{rung_zh(step.rung)}等待审批或变更窗口时、该级变更之前已恢复"
+        changed = [a for a in self.attempts if a.applied or a.already_applied]
+        if changed:  # an earlier rung did change it: named, as `_finished` names them
+            made = ", ".join(f"rung {int(a.rung)} ({a.rung.name.lower()})" for a in changed)
+            title, tail = f"Remediated: {service}", f"; the changes made were at {made}"
+            zh = Wording(
+                title=f"已修复：{service}",
+                body=f"修复 `{rid}`：{waited}；做过的改动是"
+                f"{'、'.join(rung_zh(a.rung) for a in changed)}。",
+            )
+        else:
+            title, tail = f"Alert cleared: {service}", "; nothing was changed"
+            zh = Wording(title=f"告警已恢复：{service}", body=f"修复 `{rid}`：{waited}，未做改动。")
+        said = f"Remediation `{rid}`: {self.outcome}{tail}."
+        await self._push(f"{self.run_key}/finished", title, said, zh)
         return True
 
     async def _verify(

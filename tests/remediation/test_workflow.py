@@ -1415,3 +1415,42 @@ async def test_an_alert_that_cleared_behind_the_runs_isolation_does_not_end_the_
     assert "cleared while" not in status.outcome, status.outcome
     assert ISOLATION_LABEL not in selector, selector
     assert [a.rung for a in status.attempts][-1] == Rung.FULL_ROLLBACK, status.attempts
+
+
+async def test_an_alert_cleared_while_a_later_rung_waited_names_the_change_made_before(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Rung 1 restarted the Deployment; the alert cleared while rung 2 waited for approval:
+    the Chinese push said no change at all had been made (没有做任何改动)."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({"cls-standin1": base})))
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=2,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+        )
+        await add_user(deps, USER, permission="execute", language=Language.ZH)
+        await add_user(deps, "lead", permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (site, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id="cls-standin1")
+            handle = await start(ts_env, worker.task_queue, subject, mode="execute")
+            await state_reaches(ts_env, handle, ("waiting_approval",))
+            site.healthy_from = 0
+            answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+            )
+            status = await handle.result()
+    assert "cleared while rung 2" in status.outcome, status.outcome
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    [end] = [m for m in inbox if m.title.startswith("已修复")]
+    assert "做过的改动是" in end.body and "未做改动" not in end.body, end.body
