@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.outcomes import (
         A_DRY_RUN,
         alerts_joined,
+        changes_made,
         in_chinese,
         left_isolated,
         of_a_dry_run,
@@ -266,15 +267,14 @@ class RemediationRecords:
             # Cleared at a rung that changed nothing (a dry run after a change made for real,
             # the owner's permission lowered meanwhile): it names the rungs that changed it.
             dry = self.attempts[-1].mode == "dry_run"
-            made = "the change made was" if len(changed) == 1 else "the changes made were"
-            rungs = ", ".join(f"rung {int(a.rung)} ({a.rung.name.lower()})" for a in changed)
+            made, made_zh = changes_made(changed) or ("", "")
             title = f"Remediated: {service}"
             nothing = "a dry run that changed nothing" if dry else "which changed nothing"
-            body = f", {nothing}; {made} at {rungs}"
+            body = f", {nothing}; {made}"
             zh = Wording(
                 title=f"已修复：{service}",
                 body=f"修复 `{rid}`：告警在{rung}后恢复，该级{'是演练，' if dry else ''}未做改动；"
-                f"做过的改动是{'、'.join(rung_zh(a.rung) for a in changed)}。",
+                f"做过的改动是{made_zh}。",
             )
         else:
             title, body = f"Remediated: {service}", ""

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.ladder import Mode, rung_zh
     from ambient.remediation.outcomes import (
         alert_named,
+        changes_made,
         cleared_isolated_before,
         cleared_waiting,
         left_isolated,
@@ -102,14 +103,10 @@ class RemediationVerify(RemediationChange):
         await self._finish("resolved")
         rid, service = self.remediation_id, self.alert.service
         waited = f"告警在{rung_zh(step.rung)}等待审批或变更窗口时、该级变更之前已恢复"
-        changed = [a for a in self.attempts if a.applied or a.already_applied]
-        if changed:  # an earlier rung did change it: named, as `_finished` names them
-            made = ", ".join(f"rung {int(a.rung)} ({a.rung.name.lower()})" for a in changed)
-            title, tail = f"Remediated: {service}", f"; the changes made were at {made}"
+        if made := changes_made(self.attempts):  # by an earlier rung: named, as `_finished` does
+            title, tail = f"Remediated: {service}", f"; {made[0]}"
             zh = Wording(
-                title=f"已修复：{service}",
-                body=f"修复 `{rid}`：{waited}；做过的改动是"
-                f"{'、'.join(rung_zh(a.rung) for a in changed)}。",
+                title=f"已修复：{service}", body=f"修复 `{rid}`：{waited}；做过的改动是{made[1]}。"
             )
         else:
             title, tail = f"Alert cleared: {service}", "; nothing was changed"

@@ -17,6 +17,7 @@ from ambient.remediation.ladder import (
     Mode,
     Rung,
     WorkloadRef,
+    rung_zh,
 )
 from ambient.remediation.runs import AbortInput, Attempt
 from ambient.remediation.safety import Gate, a_while
@@ -49,6 +50,17 @@ CLEARED_WAITING = N_(
 def cleared_waiting(rung: Rung) -> Refusal:
     """A run whose alert was over by the time its rung's wait ended: no change made."""
     return Refusal(CLEARED_WAITING, **_at(rung))
+
+
+def changes_made(attempts: list[Attempt]) -> tuple[str, str] | None:
+    """The rungs that changed the cluster, as a run's end names them (English, Chinese):
+    "the change made was at rung 1 (restart)", "第 1 级（重启）"; None when none did."""
+    changed = [a for a in attempts if a.applied or a.already_applied]
+    if not changed:
+        return None
+    made = "the change made was" if len(changed) == 1 else "the changes made were"
+    rungs = ", ".join(f"rung {int(a.rung)} ({a.rung.name.lower()})" for a in changed)
+    return f"{made} at {rungs}", "、".join(rung_zh(a.rung) for a in changed)
 
 
 def resolved_at(rung: Rung) -> Refusal:
