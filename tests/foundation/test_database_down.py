@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 
 from ambient.settings import Settings
@@ -109,12 +112,13 @@ def test_a_cli_command_whose_database_is_down_says_so_in_one_line(
     assert "Traceback" not in said.output and len(said.stderr.strip().splitlines()) <= 3
 
 
-async def test_a_postgresql_that_stops_answering_on_open_connections_is_a_503_not_a_hang(
+@asynccontextmanager
+async def _frozen_later(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A database host that hangs (its processes stopped, a partition) keeps its connections
-    open: with no statement bound, every request waited on the pool's pre-ping for the whole
-    outage (146 s in a review), past any client's patience."""
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, Callable[[], None]]]:
+    """An API on a PostgreSQL of its own (statements bound to 2 s), its socket folder, and
+    how to freeze the database's processes (SIGSTOP: connections stay open, nothing
+    answers); thawed and stopped when the block ends."""
     import psutil
 
     from ambient.storage import db as storage
@@ -123,6 +127,13 @@ async def test_a_postgresql_that_stops_answering_on_open_connections_is_a_503_no
     with tempfile.TemporaryDirectory() as folder:
         server = await asyncio.to_thread(start_postgres, folder)
         stopped: list[psutil.Process] = []
+
+        def freeze() -> None:
+            postmaster = psutil.Process(server.get_pid())
+            for process in [postmaster, *postmaster.children(recursive=True)]:
+                process.suspend()
+                stopped.append(process)
+
         try:
             socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
             url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
@@ -133,18 +144,27 @@ async def test_a_postgresql_that_stops_answering_on_open_connections_is_a_503_no
                 )
             )
             async with serve(app) as base, http_client(base) as api:
-                stranger = {"Authorization": "Bearer amb_not-a-token"}
-                assert (await api.get("/tasks", headers=stranger)).status_code == 401
-                postmaster = psutil.Process(server.get_pid())
-                for process in [postmaster, *postmaster.children(recursive=True)]:
-                    process.suspend()  # SIGSTOP: connections stay open, nothing answers
-                    stopped.append(process)
-                hung = await api.get("/tasks", headers=stranger, timeout=60)
-                assert (hung.status_code, hung.json()) == (503, {"detail": DATABASE_DOWN})
+                assert (await api.get("/tasks", headers=STRANGER)).status_code == 401
+                yield api, socket_dir, freeze
         finally:
             for process in stopped:
                 process.resume()
             await asyncio.to_thread(server.cleanup)
+
+
+STRANGER = {"Authorization": "Bearer amb_not-a-token"}
+
+
+async def test_a_postgresql_that_stops_answering_on_open_connections_is_a_503_not_a_hang(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database host that hangs (its processes stopped, a partition) keeps its connections
+    open: with no statement bound, every request waited on the pool's pre-ping for the whole
+    outage (146 s in a review), past any client's patience."""
+    async with _frozen_later(settings, monkeypatch) as (api, _, freeze):
+        freeze()
+        hung = await api.get("/tasks", headers=STRANGER, timeout=60)
+    assert (hung.status_code, hung.json()) == (503, {"detail": DATABASE_DOWN})
 
 
 async def test_a_postgresql_that_stops_answering_mid_statement_is_a_503(
@@ -153,45 +173,18 @@ async def test_a_postgresql_that_stops_answering_mid_statement_is_a_503(
     """Past the connection check, a statement that outlives its bound raised asyncpg's bare
     TimeoutError, which nothing read as the database's: a 500 "internal error"."""
     import asyncpg
-    import psutil
 
-    from ambient.storage import db as storage
-
-    monkeypatch.setattr(storage, "COMMAND_TIMEOUT", 2.0)
-    with tempfile.TemporaryDirectory() as folder:
-        server = await asyncio.to_thread(start_postgres, folder)
-        stopped: list[psutil.Process] = []
-        try:
-            socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
-            url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
-            await upgrade_async(url)
-            app = create_app(
-                settings.model_copy(
-                    update={"database_url": url, "temporal_address": f"127.0.0.1:{free_port()}"}
-                )
-            )
-            async with serve(app) as base, http_client(base) as api:
-                stranger = {"Authorization": "Bearer amb_not-a-token"}
-                assert (await api.get("/tasks", headers=stranger)).status_code == 401
-                # Every table locked by another session: the request's statement waits in
-                # flight (its connection checked), then the host stops answering.
-                holder = await asyncpg.connect(host=socket_dir, user="postgres")
-                tables = await holder.fetch(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                )
-                locking = holder.transaction()
-                await locking.start()
-                names = ", ".join(f'"{row[0]}"' for row in tables)
-                await holder.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-                asked = asyncio.create_task(api.get("/tasks", headers=stranger, timeout=90))
-                await asyncio.sleep(0.5)
-                postmaster = psutil.Process(server.get_pid())
-                for process in [postmaster, *postmaster.children(recursive=True)]:
-                    process.suspend()
-                    stopped.append(process)
-                hung = await asked
-                assert (hung.status_code, hung.json()) == (503, {"detail": DATABASE_DOWN})
-        finally:
-            for process in stopped:
-                process.resume()
-            await asyncio.to_thread(server.cleanup)
+    async with _frozen_later(settings, monkeypatch) as (api, socket_dir, freeze):
+        # Every table locked by another session: the request's statement waits in flight
+        # (its connection checked), then the host stops answering.
+        holder = await asyncpg.connect(host=socket_dir, user="postgres")
+        tables = await holder.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        locking = holder.transaction()
+        await locking.start()
+        names = ", ".join(f'"{row[0]}"' for row in tables)
+        await holder.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+        asked = asyncio.create_task(api.get("/tasks", headers=STRANGER, timeout=90))
+        await asyncio.sleep(0.5)
+        freeze()
+        hung = await asked
+    assert (hung.status_code, hung.json()) == (503, {"detail": DATABASE_DOWN})
