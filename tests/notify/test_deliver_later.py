@@ -371,6 +371,20 @@ async def test_a_webhook_asking_to_wait_past_a_sends_waits_is_posted_again_then_
     assert retrying.payload["error"] == "HTTP 429 (Retry-After: 120)"
 
 
+def _mail_worker_env(
+    dev_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox, queue: str, tmp_path: Path
+) -> dict[str, str]:
+    """`ambient worker`'s environment on ``queue``, mailing through ``mailbox``."""
+    address = dev_env.client.service_client.config.target_host
+    env = worker_env(alice, address, queue, tmp_path / "no-kubeconfig")
+    return env | {
+        "AMBIENT_SMTP_HOST": "127.0.0.1",
+        "AMBIENT_SMTP_PORT": str(mailbox.port),
+        "AMBIENT_SMTP_TLS": "none",
+        "AMBIENT_NOTIFY_TARGET_TIMEOUT": "5",  # the row's lease: 10 s, within the heartbeat's 30
+    }
+
+
 @pytest.mark.devserver
 async def test_a_later_try_whose_worker_died_as_the_server_took_the_mail_sends_no_second_copy(
     dev_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox, tmp_path: Path
@@ -379,15 +393,8 @@ async def test_a_later_try_whose_worker_died_as_the_server_took_the_mail_sends_n
     # yet. `ambient worker` is killed -9 right there (the server keeps the mail, its 250 goes
     # nowhere). The try runs again in a new worker once the dead one's heartbeat timeout has
     # passed, and the row's lease with it: it must not mail a second copy.
-    address = dev_env.client.service_client.config.target_host
     queue = unique("later-crash")
-    env = worker_env(alice, address, queue, tmp_path / "no-kubeconfig")
-    env |= {
-        "AMBIENT_SMTP_HOST": "127.0.0.1",
-        "AMBIENT_SMTP_PORT": str(mailbox.port),
-        "AMBIENT_SMTP_TLS": "none",
-        "AMBIENT_NOTIFY_TARGET_TIMEOUT": "5",  # the row's lease: 10 s, within the heartbeat's 30
-    }
+    env = _mail_worker_env(dev_env, alice, mailbox, queue, tmp_path)
     first: list[subprocess.Popen[bytes]] = []
 
     def kill_the_worker() -> None:
@@ -425,21 +432,15 @@ async def test_a_later_try_whose_worker_died_as_the_server_took_the_mail_sends_n
     assert not said.payload["retrying"] and "may have been delivered" in said.payload["error"]
 
 
+@pytest.mark.devserver
 async def test_a_try_whose_worker_died_before_the_servers_354_sends_the_mail_once_later(
     dev_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     # A server that holds its 354 to DATA (a policy check there) has none of the message:
     # the worker killed -9 then had recorded the row as handing it over, and the next try
     # gave it up as "may have been delivered", a mail never sent.
-    address = dev_env.client.service_client.config.target_host
     queue = unique("later-before-354")
-    env = worker_env(alice, address, queue, tmp_path / "no-kubeconfig")
-    env |= {
-        "AMBIENT_SMTP_HOST": "127.0.0.1",
-        "AMBIENT_SMTP_PORT": str(mailbox.port),
-        "AMBIENT_SMTP_TLS": "none",
-        "AMBIENT_NOTIFY_TARGET_TIMEOUT": "5",  # the row's lease: 10 s, within the heartbeat's 30
-    }
+    env = _mail_worker_env(dev_env, alice, mailbox, queue, tmp_path)
     first: list[subprocess.Popen[bytes]] = []
 
     def kill_the_worker() -> None:
