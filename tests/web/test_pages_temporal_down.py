@@ -61,20 +61,7 @@ async def test_the_briefing_page_shows_stored_briefings_with_temporal_down(
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name="hua"))
         # Prepared this morning, not yet given: only the workflow knows if it has been since.
-        session.add(
-            Briefing(
-                user="hua",
-                date="2026-11-26",
-                content=BriefingContent(
-                    headline="一切正常",
-                    spoken_text="昨天一切正常。",
-                    date="2026-11-26",
-                    generated_by="offline",
-                    spoken_segments=["昨天一切正常。"],
-                ).model_dump(mode="json"),
-                report_markdown="# report",
-            )
-        )
+        session.add(_briefing("hua", "# report"))
         await session.commit()
     async with signed_in(settings, token) as http:
         page = await http.get("/app/briefings")
@@ -160,23 +147,11 @@ async def test_the_briefing_page_shows_its_log_report_rendered_its_html_escaped(
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name="yu"))
-        session.add(
-            Briefing(
-                user="yu",
-                date="2026-11-26",
-                content=BriefingContent(
-                    headline="一切正常",
-                    spoken_text="昨天一切正常。",
-                    date="2026-11-26",
-                    generated_by="offline",
-                    spoken_segments=["昨天一切正常。"],
-                ).model_dump(mode="json"),
-                report_markdown=(
-                    "**发生了什么**\n\n| 级别 | 次数 |\n|---|---|\n| ERROR | 3 |\n\n"
-                    "超时 <\\*> <script>alert(1)</script>"
-                ),
-            )
+        report = (
+            "**发生了什么**\n\n| 级别 | 次数 |\n|---|---|\n| ERROR | 3 |\n\n"
+            "超时 <\\*> <script>alert(1)</script>"
         )
+        session.add(_briefing("yu", report))
         await session.commit()
     async with signed_in(settings, token) as http:
         day = await http.get("/app/briefings", params={"date": "2026-11-26"})
@@ -185,3 +160,20 @@ async def test_the_briefing_page_shows_its_log_report_rendered_its_html_escaped(
     assert "<strong>发生了什么</strong>" in report and "<td>ERROR</td>" in report, report
     assert "超时 &lt;*&gt;" in report and "&lt;script&gt;" in report, report
     assert "**" not in report and "|---|" not in report and "<script>" not in report
+
+
+def _briefing(user: str, report: str) -> Briefing:
+    """``user``'s briefing of 2026-11-26, prepared (offline), its log report ``report``."""
+    content = BriefingContent(
+        headline="一切正常",
+        spoken_text="昨天一切正常。",
+        date="2026-11-26",
+        generated_by="offline",
+        spoken_segments=["昨天一切正常。"],
+    )
+    return Briefing(
+        user=user,
+        date="2026-11-26",
+        content=content.model_dump(mode="json"),
+        report_markdown=report,
+    )
