@@ -201,9 +201,14 @@ def exit_after(seconds: float) -> threading.Timer:
     thread of its own, as what waits may be the event loop itself."""
 
     def give_up() -> None:
+        # What held it is not known here: a run the SDK could not evict (its "Failed running
+        # eviction job" logged above), or an activity waiting on a database or API that
+        # stopped answering. Naming the first alone sent an operator looking for a line that
+        # was not there.
         log.error(
-            "the worker did not stop within %.0f s (a workflow run the SDK could not evict: "
-            "see 'Failed running eviction job' above); exiting",
+            "the worker did not stop within %.0f s (a workflow run the SDK could not evict, "
+            "logged above as 'Failed running eviction job', or an activity waiting on a "
+            "database or service that stopped answering); exiting",
             seconds,
         )
         for handler in logging.getLogger().handlers:
