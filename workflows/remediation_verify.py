@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import VerifySpec
     from ambient.remediation.ladder import Mode, rung_zh
     from ambient.remediation.outcomes import (
+        A_DRY_RUN,
         alert_named,
         changes_made,
         cleared_isolated_before,
@@ -108,8 +109,9 @@ class RemediationVerify(RemediationChange):
             zh = Wording(
                 title=f"已修复：{service}", body=f"修复 `{rid}`：{waited}；做过的改动是{made[1]}。"
             )
-        else:
-            title, tail = f"Alert cleared: {service}", "; nothing was changed"
+        else:  # a dry run's outcome says it changed nothing itself ("a dry run, nothing …")
+            dry = self.outcome_said is not None and self.outcome_said.msgid == A_DRY_RUN
+            title, tail = f"Alert cleared: {service}", "" if dry else "; nothing was changed"
             zh = Wording(title=f"告警已恢复：{service}", body=f"修复 `{rid}`：{waited}，未做改动。")
         said = f"Remediation `{rid}`: {self.outcome}{tail}."
         await self._push(f"{self.run_key}/finished", title, said, zh)

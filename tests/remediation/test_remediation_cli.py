@@ -28,6 +28,7 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage.db import Database
+from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import user_named
 from ambient.xiaozhi_context import voice_facts
 from tests.conftest import running_worker, unique
@@ -597,3 +598,7 @@ async def test_an_alert_that_cleared_while_its_rung_waited_ends_the_run_with_no_
     assert done.state == "resolved", done
     assert done.attempts == [], done
     assert "cleared while rung 1 (restart) waited" in done.outcome, done.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(user)
+    [told] = [m for m in inbox if m.title.startswith("Alert cleared")]
+    assert told.body.count("nothing was changed") == 1, told.body  # a dry run's, said once
