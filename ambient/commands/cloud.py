@@ -21,7 +21,7 @@ from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.kube import KubeClients
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import NO_TIME, SERVED_AGAIN
+from ambient.clients.tencent.logs import NO_TIME, NO_WAY_ON, SERVED_AGAIN
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError, told
@@ -180,7 +180,7 @@ def logs(
 
 
 def _stop_advice(stopped: str) -> str:
-    if stopped == SERVED_AGAIN:
+    if stopped in (SERVED_AGAIN, NO_WAY_ON):
         return "run it again"
     if stopped.endswith(NO_TIME):
         return "check the way to the API (AMBIENT_TENCENTCLOUD_ENDPOINT, a proxy)"

@@ -15,7 +15,7 @@ from ambient.briefing.logs import analyze_logs, read_log_source
 from ambient.briefing.models import BriefingInputs
 from ambient.briefing.offline import offline_draft
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.logs import SERVED_AGAIN, search_logs
+from ambient.clients.tencent.logs import EMPTY_PAGES, NO_WAY_ON, SERVED_AGAIN, search_logs
 from ambient.settings import Settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.tencent import late_log_before_the_second_page
@@ -25,9 +25,11 @@ WINDOW = NOW - timedelta(hours=2), NOW
 IN_WINDOW = int((NOW - timedelta(hours=1)).timestamp() * 1000)
 
 
-def _page(times: list[Any], *, page: int = 0, over: bool = True) -> tuple[int, str, bytes]:
+def _page(
+    times: list[Any], *, page: int = 0, over: bool = True, context: str = "c"
+) -> tuple[int, str, bytes]:
     """SearchLog's answer holding a log at each of ``times`` (absent: no Time field); not
-    ``over``, it names a next page."""
+    ``over``, it names a next page (``context``)."""
     results = [
         {"TopicId": "topic-1", "PkgId": f"P-{page}", "PkgLogId": str(n)}
         | {"LogJson": json.dumps({"n": n})}
@@ -37,7 +39,7 @@ def _page(times: list[Any], *, page: int = 0, over: bool = True) -> tuple[int, s
     answer = {
         "Analysis": False,
         "ListOver": over,
-        "Context": "" if over else "c",
+        "Context": "" if over else context,
         "Results": results,
     }
     return 200, "application/json", json.dumps({"Response": answer}).encode()
@@ -119,6 +121,58 @@ async def test_a_search_whose_next_page_holds_only_logs_read_is_said_to_stop_sho
     found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=10)
     assert [r.content for r in found.logs] == [{"n": n} for n in range(5)]
     assert not found.complete and found.stopped == SERVED_AGAIN
+
+
+async def test_a_search_goes_on_past_pages_without_logs_that_are_not_the_last(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """CLS may answer a page without a log, ListOver false, with a Context to go on from
+    (SearchLog's reference: 可使用Context参数获取后续更多日志). Such a page ended the search: a
+    briefing read 0 lines of a day of errors, said cut because logs landing late moved it on."""
+    api, tc = cloud
+    api.raw["SearchLog"] = [
+        _page([], over=False, context="c1"),
+        _page([IN_WINDOW - n for n in range(5)], page=1, over=False, context="c2"),
+        _page([], page=2, over=False, context="c3"),
+        _page([IN_WINDOW - 10 - n for n in range(3)], page=3),
+    ]
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
+    assert len(found.logs) == 8 and found.complete and found.stopped is None
+    sent = [params.get("Context") for _, action, params in api.calls if action == "SearchLog"]
+    assert sent == [None, "c1", "c2", "c3"]
+    # The briefing's read of the same answers.
+    api.raw["SearchLog"] = [
+        _page([], over=False, context="c1"),
+        _page([IN_WINDOW - n for n in range(5)], page=1),
+    ]
+    reducer = LogReducer()
+    said = await read_log_source(
+        ClsLogSpec(topic_id="topic-1"), *WINDOW, reducer, log_dir=None, admin=True, tencent=tc
+    )
+    assert said == "5 lines read" and not reducer.capped
+
+
+async def test_a_search_whose_empty_pages_do_not_move_on_stops_and_says_why(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """An empty page that is not the last and names the Context it was asked with, or names
+    none, cannot be gone on from: the search stops there (no loop), and says why."""
+    api, tc = cloud
+    for stuck in ("c1", ""):  # the Context it was asked with; none
+        api.raw["SearchLog"] = [
+            _page([IN_WINDOW], over=False, context="c1"),
+            _page([], page=1, over=False, context=stuck),
+        ]
+        found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
+        assert len(found.logs) == 1 and not found.complete and found.stopped == NO_WAY_ON
+    # Empty pages that do move on are followed up to EMPTY_PAGES in a row.
+    api.raw["SearchLog"] = [
+        _page([], page=n, over=False, context=f"c{n}") for n in range(EMPTY_PAGES + 5)
+    ]
+    calls = len(api.calls)
+    found = await search_logs(tc, "topic-1", "*", *WINDOW, limit=100)
+    assert not found.logs and found.stopped == NO_WAY_ON
+    assert len(api.calls) - calls == EMPTY_PAGES
 
 
 async def test_a_search_of_logs_without_a_time_stops_once_as_many_are_skipped_as_asked(

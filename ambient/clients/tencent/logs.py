@@ -51,6 +51,10 @@ SERVED_AGAIN = (
     "CLS answered a page without a log it had not answered before (logs landing late move a "
     "search on)"
 )
+# Pages without a log that are not the last (ListOver false): the search goes on from their
+# Context (SearchLog's reference: 可使用Context参数获取后续更多日志), up to this many in a row.
+EMPTY_PAGES = 20
+NO_WAY_ON = "CLS answered pages without logs that were not the last and did not move its Context on"
 # Ours: a log's Time is CLS's integer of ms, so logs without one are not the API's answer.
 NO_TIME = "logs without a time in its range (SearchLog's Time, an integer of milliseconds)"
 
@@ -163,7 +167,7 @@ async def log_pages(
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }
-    read, got, skips, seen = 0, 0, 0, set[int]()
+    read, got, skips, empties, seen = 0, 0, 0, 0, set[int]()
     while True:
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
@@ -222,10 +226,15 @@ async def log_pages(
         # next Context (at Context's cap), the rest is read by Offset.
         by_offset = "Offset" in params
         over = bool(page.get("ListOver")) or (by_offset and not results)
-        if got >= limit or over or not new:
+        # A page without a log, not the last, whose Context moves the search on: the logs
+        # come on the pages after it.
+        empties = 0 if results else empties + 1
+        moved = bool(page.get("Context")) and page.get("Context") != params.get("Context")
+        goes_on = not results and moved and empties < EMPTY_PAGES
+        if got >= limit or over or not (new or goes_on):
             complete = over and used == len(results)
             # A page of none but logs already read, not the last: no next page can be told.
-            stopped = None if over or new else SERVED_AGAIN
+            stopped = None if over or new else SERVED_AGAIN if results else NO_WAY_ON
             yield SearchResult(logs=logs, skipped_lines=skipped, complete=complete, stopped=stopped)
             return
         if skips >= limit:  # skipped logs bound the pages as answered ones do
