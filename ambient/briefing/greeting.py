@@ -100,6 +100,11 @@ async def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+# How long a device's greeting (POST /voice/greeting) is listened for unless it says: a 小智's
+# call gives up at 10 s (NOTES), and the answer has its way back to make.
+DEVICE_LISTENS = 8.0
+
+
 class Greeting:
     """The greeting of `BriefingService`, whose clients and settings it uses."""
 

@@ -23,6 +23,7 @@ from ambient.briefing.errors import (
     BriefingUnavailableError,
     InvalidBriefingError,
 )
+from ambient.briefing.greeting import DEVICE_LISTENS, Greeting
 from ambient.briefing.models import (
     MAX_REQUEST_ID,
     BriefingListItem,
@@ -172,6 +173,14 @@ class GreetingIn(UserConfig):
         description="retry-safe id: the same id gets the same answer",
     )
     audio: bool = Field(default=True, description="include TTS audio when Tencent TTS is set up")
+    # A device that stopped listening must not have the day's briefing spent on nobody: the
+    # answer (text alone when TTS is slow, "still preparing") comes within this.
+    listens_seconds: float = Field(
+        default=DEVICE_LISTENS,
+        ge=1,
+        le=Greeting.greet_timeout.total_seconds(),  # the service's own bound
+        description="how long the device waits for this answer, in seconds",
+    )
 
 
 @voice_router.post("/greeting")
@@ -214,6 +223,7 @@ async def greeting(
         via="voice",
         request_id=body.request_id,
         audio=body.audio,
+        within=body.listens_seconds,
         # A device names its speaker; a signed-in user greets as themselves (admins: anyone).
         caller=None if device or caller is None else caller.name,
     )

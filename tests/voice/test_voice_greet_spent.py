@@ -10,17 +10,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.briefing import BriefingActivities
 from ambient.briefing.greeting import Greeting
 from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import BriefingInputs, GreetOutcome, hello
 from ambient.briefing.offline import offline_draft
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
+from ambient.settings import Settings
 from ambient.speech import cleaned, speakable
 from ambient.wiring import AppState
 from mcp_server import voice_answer
@@ -28,7 +32,7 @@ from tests.briefing.test_briefing_task_door import zone_at_midday
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
 from tests.voice.conftest import PRODUCT_CALL_BUDGET
-from tests.voice.support import voice_client, worker_state
+from tests.voice.support import voice_api, voice_client, worker_state
 from tests.voice.test_voice_language import _prepared, _user
 
 # Its first word is the one of the hour it is spoken (the window is the whole day, on the
@@ -223,3 +227,58 @@ def test_a_spoken_briefing_past_its_length_is_cut_between_words(
     spoken = offline_draft(inputs).spoken_text
     assert len(spoken) <= offline.SPOKEN_MAX_CHARS
     assert spoken.endswith("in the east."), spoken[-40:]  # a sentence's end, not "cust"
+
+
+async def test_a_device_greeting_while_preparing_is_answered_while_it_listens_and_spends_no_day(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POST /voice/greeting (the README's call: no request id) while the briefing is still
+    being prepared. The endpoint waited the service's own 25 s, past the ~10 s a device
+    listens: the preparation done at 12 s, the briefing was spoken to a device long gone,
+    and its next greeting heard "already given". Now the answer comes within what the device
+    listens (``listens_seconds``, 8 s unless it says), and the day is kept for its next one."""
+    held = asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def slow(self: BriefingActivities, request: Any) -> Any:
+        await held.wait()  # a language model writing the briefing, a big day of CLS logs
+        return await prepare(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", slow)
+    user = unique("dev")
+    await _user(deps, user, Language.ZH)
+    device = {"X-Device-Token": "device-secret-9"}
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        where = {
+            "temporal_address": dev_env.client.service_client.config.target_host,
+            "temporal_task_queue": worker.task_queue,
+            "voice_device_tokens": {"kitchen": SecretStr("device-secret-9")},
+        }
+        async with voice_api(settings.model_copy(update=where)) as (_, http):
+            await state.briefings.create(user, {**DAY, "timezone": zone_at_midday()})
+            greet = {"user_id": user, "audio": False}
+            try:
+                # The device's own patience: a 小智's call gives up at 10 s.
+                first: httpx.Response | None = await http.post(
+                    "/voice/greeting", json=greet, headers=device, timeout=10
+                )
+            except httpx.TimeoutException:
+                first = None
+            held.set()  # prepared now, after the device stopped listening
+            await eventually(lambda: _prepared(state.briefings, user), "prepared")
+            again = await http.post("/voice/greeting", json=greet, headers=device, timeout=30)
+            too_long = await http.post(
+                "/voice/greeting", json={**greet, "listens_seconds": 60}, headers=device
+            )
+            await state.briefings.delete(user)
+    assert first is not None, "the device stopped listening before its greeting was answered"
+    assert first.status_code == 200 and first.json()["outcome"] == "preparing", first.text
+    assert again.json()["outcome"] == "spoken", again.text
+    assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"] == [
+        "body",
+        "listens_seconds",
+    ]
