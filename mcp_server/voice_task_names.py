@@ -39,6 +39,20 @@ from mcp_server.voice_references import (
 )
 from mcp_server.voice_sentences import KIND_WORDS
 
+# What people call the daily briefing besides its label ("每日简报"); the greet tool and the
+# wake's context name it "今日简报".
+_BRIEFING = re.compile(r"Daily briefing for")
+BRIEFING_NAMES = (
+    "今日简报",
+    "今天的简报",
+    "每天的简报",
+    "早上的简报",
+    "早间简报",
+    "早报",
+    "晨报",
+    "today's briefing",
+    "morning briefing",
+)
 # A task created without a name is said by its summary, which the service writes for lists
 # ("Web monitor of 1 URL(s) every 5 min for alice"): its shapes said in Chinese and English.
 _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
@@ -76,7 +90,7 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
         lambda n: f"news digest of {counted(n, 'page', 'pages')} on a schedule",
     ),
     (re.compile(r"Reminder, cron"), "提醒（按计划）", lambda: "reminder on a schedule"),
-    (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),
+    (_BRIEFING, "每日简报", lambda: "daily briefing"),
 ]
 _EVERY = {"daily": "每天", "weekly": "每周"}
 # A weekly one's days, said: "mon,fri" is 一、五 (每周一、五), "Mon, Fri".
@@ -403,7 +417,7 @@ def pick_task(
 
     def _heard(t: TaskSummary, place: bool) -> list[tuple[Heard, Heard]]:
         if (found := heard_by_id.get((id(t), place))) is None:
-            names = (
+            names = [
                 text
                 for en in (False, True)
                 for text in (
@@ -411,7 +425,9 @@ def pick_task(
                     spoken_summary(t.summary, en),
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
-            )
+            ]
+            if t.summary and _BRIEFING.match(t.summary):
+                names += BRIEFING_NAMES
             found = [(heard(n), heard(UNSAID.sub("", n))) for n in names if n]
             heard_by_id[id(t), place] = found
         return found

@@ -14,7 +14,12 @@ from mcp_server import voice_fix_names
 from mcp_server.voice_fix_names import cluster_names, clusters_alike, pick_remediation, run_about
 from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_references import names_a_place
-from mcp_server.voice_task_names import clock_as_labelled, pick_task, task_label
+from mcp_server.voice_task_names import (
+    BRIEFING_NAMES,
+    clock_as_labelled,
+    pick_task,
+    task_label,
+)
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -156,6 +161,22 @@ def test_tasks_are_named_as_spoken_and_hashed_names_by_their_summary() -> None:
     task, question, _ = pick_task(tasks, "backup")
     assert task is None and "watch the shop home page" in question
     assert_speakable(question)
+
+
+def test_the_briefing_is_found_by_the_names_people_call_it() -> None:
+    """The greet tool and the wake's context call it "今日简报"; "今日简报", "早报" and the like
+    were "没找到叫“今日简报”的任务", so pausing the briefing by voice took a second try."""
+    briefing = _task(
+        "daily-briefing/ann",
+        summary="Daily briefing for ann: prepare 05:00, greeting window 06:00–10:00 "
+        "(Asia/Shanghai)",
+    )
+    tasks = [briefing, _task("reminder/ann/news-brief"), _task("reminder/ann/standup")]
+    for said in (*BRIEFING_NAMES, "每日简报", "daily briefing", "今日简报。", "Morning briefing"):
+        task, question, _ = pick_task(tasks, said)
+        assert task is briefing, (said, question)
+    task, _, _ = pick_task([_task("reminder/ann/morning-news")], "早报")
+    assert task is None  # another task is not the briefing for being said so
 
 
 def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
