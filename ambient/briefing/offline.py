@@ -55,9 +55,9 @@ _SOURCE_NAMES_EN = {
     "alarms.cls (the day's)": "CLS alert records of the day",
     "alarms.cls (firing since before)": "CLS alert records firing since before the day",
 }
-# A source that failed, said in the briefing's language (failed logs are its headline).
+# A source that failed, said in the briefing's language (failed logs are its headline, and
+# so is an alarm history not read at all: "告警没能读取").
 _FAILED_SAID = {
-    "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
     # One alarm source failed while the other answered (list_alarms' unread).
     "alarms.monitor": (
         "云监控告警记录没能读取，简报里只有 CLS 的告警。",

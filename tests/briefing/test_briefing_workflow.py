@@ -1756,8 +1756,17 @@ def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
     inputs.notes[1] = SourceNote(source="alarms", ok=False, detail="InternalError: busy")
     draft = offline_draft(inputs)
     spoken = draft.spoken_text
-    assert "告警记录没能读取。" in spoken and "未配置" not in spoken, spoken
+    assert "告警没能读取" in spoken and "未配置" not in spoken, spoken
     assert draft.needs_attention[0] == "数据源不可用：告警记录：InternalError: busy"
+    # Said once: it was said in the headline and again as a sentence of its own, which took
+    # the place of the spoken answer's third sentence ("昨天的日志没能读取，告警没能读取。
+    # 告警记录没能读取。").
+    assert spoken.count("没能读取") == 1, spoken
+    inputs.log_lines, inputs.errors = 0, 0
+    inputs.notes[0] = SourceNote(source="logs", ok=False, detail="ConnectError")
+    spoken = offline_draft(inputs).spoken_text
+    assert "昨天的日志没能读取，告警没能读取。" in spoken, spoken
+    assert spoken.count("告警") == 1, spoken
 
 
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
