@@ -355,9 +355,10 @@ class WatchActivities:
 
 
 def _readable(exc: FetchError | TencentCloudError) -> str:
-    """A read's error as said to its owner: Tencent Cloud refusing the credentials as what to
-    fix (the keys, temporary keys, the CVM role, the CAM policy), as the cloud tools say it."""
-    if isinstance(exc, TencentCloudError) and (told := failure(exc)).kind == "auth":
+    """A read's error as said to its owner: Tencent Cloud refusing the credentials or the
+    account as what to fix (the keys, temporary keys, the CVM role, the CAM policy, arrears,
+    billing not opened), as the cloud tools say it."""
+    if isinstance(exc, TencentCloudError) and (told := failure(exc)).kind in ("auth", "account"):
         return str(told)
     return str(exc)
 

@@ -48,6 +48,13 @@ ACCOUNT_STATES = {
     "InternalError.NoPaymentAccess": (
         "may not pay for new resources with these keys: grant the payment permission in CAM"
     ),
+    # Cloud Monitor's (monitor errorcodes, GetMonitorData): 欠费, 未开通 (the API's calls past
+    # its free ones a month are billed, once "API请求按量付费" is opened).
+    "FailedOperation.ErrOwed": "is in arrears (overdue payment): settle it in the console",
+    "FailedOperation.ErrNotOpen": (
+        "has not opened Cloud Monitor's API billing (API请求按量付费), which its calls past the "
+        "free ones a month need: open it in the Cloud Monitor console"
+    ),
 }
 # Codes the writes' API references document (each action's error codes) whose class alone
 # would mislead: what to do about each.

@@ -331,6 +331,30 @@ async def test_refused_credentials_are_told_to_the_owner_once(
 
 
 @pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        # monitor errorcodes (GetMonitorData): 欠费, 未开通.
+        ("FailedOperation.ErrOwed", "account is in arrears"),
+        ("FailedOperation.ErrNotOpen", "open it in the Cloud Monitor console"),
+    ],
+)
+async def test_an_account_cloud_monitor_refuses_for_billing_is_told_what_to_do(
+    cloud: tuple[TencentApi, TaskService], code: str, says: str
+) -> None:
+    """An account past GetMonitorData's free calls without its billing opened, or in arrears:
+    the owner read the API's code and text alone ("FailedOperation.ErrNotOpen: ...")."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu())
+    handle = service.client.get_workflow_handle(task_id)
+    api.failures["GetMonitorData"] = [code] * 6
+    refused = await check(service, handle)
+    said = str(refused.detail["last_error"])
+    assert code in said and says in said, said
+    assert await stopped(service, task_id) == ["watch.stopped"]
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"threshold": float("nan")}, "threshold"),
