@@ -25,6 +25,9 @@ _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u25a0-\u25ff"
     "\u203c\u2049\u2122\u2139\ufe0e\ufe0f\u200d\u20e3\U000e0020-\U000e007f]+"
 )
+# Marks nobody hears that turn text around or join it unseen (bidi overrides and isolates,
+# zero-width spaces, a BOM): a name written with them was sent to the TTS with them.
+_INVISIBLE = re.compile("[\u200b\u200c\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]+")
 # The id rules read ASCII words: Chinese is written against an id, and is no part of it. A word
 # of a path or key may have the letters of the scripts written with spaces (ü, é, ж) too.
 _W = "\\w\u00c0-\u1fff"
@@ -153,7 +156,7 @@ def cleaned(text: str, *, english: bool = False) -> str:
 
 def _cleaned_lines(text: str, english: bool) -> str:
     """``cleaned``, each run of white space one space, or one line break if it holds one."""
-    text = _LINK.sub(r"\1", text)
+    text = _INVISIBLE.sub("", _LINK.sub(r"\1", text))
     to = " to " if english else "到"
     text = _SPAN.sub(lambda m: m[1] + to, text)
     text = _CLOCK.sub(lambda m: _clock_said(m, english), text)

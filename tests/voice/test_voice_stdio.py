@@ -107,6 +107,13 @@ def test_clock_play_and_info_emoji_and_shape_bullets_are_not_read_aloud() -> Non
     assert speakable("温度 38℃，CPU 60% → 90%，风向 30°。") == "温度 38℃，CPU 60% → 90%，风向 30°。"
 
 
+def test_marks_nobody_hears_are_not_sent_to_the_tts() -> None:
+    """A task named with a right-to-left override (or a zero-width space, a BOM) was said
+    back with it: "没找到叫“\u202e 名字”的任务"."""
+    assert speakable("没找到叫“\u202e💥 名字\u200b”的任务。") == "没找到叫“ 名字”的任务。"
+    assert speakable("\ufeffa\u2066b\u2069\u200ec\u200f") == "abc"
+
+
 def test_a_numbered_list_is_not_cut_at_its_numbers() -> None:
     """The three-sentence cut counted each "1." of a numbered list as a sentence: a briefing
     written "要点：1. …；2. …；3. …。" was spoken "早上好！昨天的要点：1. checkout 有 12 个错误；2."
