@@ -25,6 +25,8 @@ from mcp.shared.message import SessionMessage
 from mcp.types import (
     INVALID_PARAMS,
     CallToolResult,
+    GetPromptRequestParams,
+    GetPromptResult,
     Icon,
     InputRequiredResult,
     ListToolsResult,
@@ -300,6 +302,16 @@ class ListedServer(MCPServer[AppState]):
                 "call it without one.",
             )
         return await super()._handle_list_tools(ctx, params)
+
+    async def _handle_get_prompt(
+        self, ctx: ServerRequestContext[AppState], params: GetPromptRequestParams
+    ) -> GetPromptResult | InputRequiredResult:
+        # The SDK refuses an unknown prompt (or its arguments) with a ValueError, answered as
+        # JSON-RPC error 0; the spec's prompts page asks -32602 for an invalid name or argument.
+        try:
+            return await super()._handle_get_prompt(ctx, params)
+        except ValueError as exc:
+            raise MCPError(INVALID_PARAMS, f"{exc}: prompts/list names the prompts") from None
 
 
 # The one place tools' errors are mapped, so tool functions hold no try/except.

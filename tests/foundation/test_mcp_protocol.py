@@ -46,6 +46,17 @@ async def test_a_tools_list_cursor_the_server_never_gave_is_refused_as_invalid_p
     )
 
 
+async def test_an_unknown_prompt_is_refused_as_invalid_params(state: AppState) -> None:
+    """Spec, server/prompts, "Error Handling": an invalid prompt name is -32602. It was
+    JSON-RPC error 0, which a client reads as a server fault, on /mcp and /mcp/voice."""
+    for build in (build_server, build_voice_server):
+        async with Client(build(state.settings, holder=StateHolder(state))) as client:
+            with pytest.raises(MCPError) as refused:
+                await client.get_prompt("x")
+        assert refused.value.code == INVALID_PARAMS, build
+        assert refused.value.error.message == "Unknown prompt: x: prompts/list names the prompts"
+
+
 async def test_the_voice_server_lists_its_tools_by_the_same_rules_as_the_main_one(
     state: AppState,
 ) -> None:
