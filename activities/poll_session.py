@@ -69,7 +69,13 @@ class PollSession:
         # Overdue (negative): checked at once, and the grid goes on from that slot. The start
         # is the grid's origin, written with the lease (a lost poll's successor goes on from it).
         self.started = time.time()
-        self.next_due = self.started + request.first_check_in
+        # Temporal's clock at this start: the grid's instants are on it (the workflow's), and
+        # this process's clock only counts time from here.
+        self.clock = activity.info().started_time
+        self.first_check_in = request.first_check_in
+        if request.first_check_at is not None:
+            self.first_check_in = (request.first_check_at - self.clock).total_seconds()
+        self.next_due = self.started + self.first_check_in
         self.checks = 0
         self.ended: PollEnd | None = None
         self.nap: asyncio.Future[None] | None = None  # the wait for the next check, if any
@@ -464,6 +470,7 @@ class PollSession:
             seq=reports.seq,
             urls=self.urls,
             next_check_in=max(0.0, self.next_due - time.time()),
+            next_due=self.clock + timedelta(seconds=self.next_due - self.started),
             events=[told.event() for told in reports.events],
             delivery_failures=reports.delivery_failures,
             event_failures=reports.event_failures,

@@ -77,7 +77,7 @@ class PagePoller:
             session.run_id,
             request.poll,
             task_token=activity.info().task_token,
-            first_check_in=request.first_check_in,
+            first_check_in=session.first_check_in,
             interval_seconds=request.interval_seconds,
         )
         claim = await self.leases.claim(lease, started=datetime.fromtimestamp(session.started, UTC))

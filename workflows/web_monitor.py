@@ -180,6 +180,7 @@ class WebMonitorWorkflow(PollEnds):
             urls=self.state.urls,
             seq=self.state.poll_seq,
             first_check_in=0.0 if first_only else (due - now).total_seconds(),
+            first_check_at=None if first_only else due,
             interval_seconds=interval.total_seconds(),
             window_seconds=window.total_seconds(),
             first_only=first_only,
@@ -293,7 +294,9 @@ class WebMonitorWorkflow(PollEnds):
         self.checks_this_run += result.checks
         state.urls = self.watched(result.urls)
         state.poll_seq = max(state.poll_seq, result.seq)
-        state.next_due = workflow.now() + timedelta(seconds=result.next_check_in)
+        # The grid as the poll left it, however long its result took to come here (a poll of
+        # a release before it says how long from its hand-back).
+        state.next_due = result.next_due or workflow.now() + timedelta(seconds=result.next_check_in)
         if baseline:
             # Watches created together drift apart: the grid starts a deterministic delay
             # (up to half an interval, at most 60 s) after the baseline.

@@ -53,6 +53,10 @@ class PollRequest(BaseModel):
     # Negative: that check is overdue by as much (nobody polled the watch); it is made at once
     # and the grid goes on from its slot (the watch keeps its schedule).
     first_check_in: float = 0.0
+    # That first check as an instant on Temporal's clock (the workflow's): the poll counts it
+    # from its attempt's start as Temporal timed it, so the time the poll took to reach a
+    # worker does not push the grid later (None: a request of a release before it).
+    first_check_at: datetime | None = None
     interval_seconds: float
     window_seconds: float
     # Check once and hand back (a baseline or a check asked for), at once.
@@ -95,8 +99,11 @@ class PollResult(BaseModel):
     checks: int
     seq: int
     urls: dict[str, UrlState]
-    # Seconds from the hand-back to the next check on the grid.
+    # Seconds from the hand-back to the next check on the grid (never negative).
     next_check_in: float
+    # That check as an instant on Temporal's clock, past if it is overdue: the workflow keeps
+    # the grid however late it reads the result (None: a poll of a release before it).
+    next_due: datetime | None = None
     events: list[PollEvent] = Field(default_factory=list)
     delivery_failures: int = 0
     event_failures: int = 0

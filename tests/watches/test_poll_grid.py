@@ -17,6 +17,10 @@ from functools import partial
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -30,8 +34,9 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollEnd, PollLost, PollRequest, PollResult
 from tests.conftest import unique
 from tests.support.record import save_history
+from tests.support.servers import serve
 from tests.support.waits import eventually
-from tests.watches.test_polling import USER, fast, scheduled_polls, start
+from tests.watches.test_polling import USER, fast, poll_results, scheduled_polls, start
 from tests.watches.test_workflows import loopback_deps  # noqa: F401  (fixture)
 from workflows.web_monitor import WebMonitorWorkflow
 from workflows.web_monitor_polls import LOST_POLL_WAIT
@@ -202,3 +207,61 @@ async def test_the_poll_after_a_lost_one_goes_on_with_its_grid(
     assert next_scheduled + next_request.first_check_in == pytest.approx(due + EVERY, abs=1.0)
     assert [r.poll for r in answered] == [1, 2, 3]
     assert final.checks == 2  # the baseline's and the third poll's; the lost one's none
+
+
+LATE = 1.0  # each way of a hand-back in the test below, as on a loaded server (seconds)
+
+
+@pytest.mark.devserver
+async def test_a_watch_keeps_its_grid_however_long_its_hand_backs_take(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
+) -> None:
+    """Each poll reaches a worker a second after the workflow scheduled it, and its result
+    reaches the workflow a second after it handed back, as on a loaded server: the watch's
+    checks stay on its grid (docs/watches.md, "Polling": no drift). They used to come that
+    much later after every hand-back, for good: the grid was counted from the poll's start,
+    and again from the moment the workflow read its result."""
+    fetched: list[float] = []
+
+    async def page(request: Request) -> Response:
+        fetched.append(time.time())
+        return Response("<p>The same page.</p>", media_type="text/html")
+
+    registry = build_activities(loopback_deps)
+    (real,) = [a for a in registry if getattr(a, "__name__", "") == "poll_pages"]
+
+    @activity.defn(name="poll_pages")
+    async def slow_hand_backs(request: PollRequest) -> PollResult:
+        await asyncio.sleep(LATE)
+        result: PollResult = await real(request)
+        await asyncio.sleep(LATE)
+        return result
+
+    others = [a for a in registry if a is not real]
+    queue = unique("tq")
+    async with (
+        serve(Starlette(routes=[Route("/page", page)])) as base,
+        Worker(
+            dev_env.client,
+            task_queue=queue,
+            workflows=[WebMonitorWorkflow],
+            activities=[slow_hand_backs, *others],
+            workflow_runner=temporal.workflow_runner(),
+        ),
+    ):
+        # A poll window of one interval: a hand-back between every check or two.
+        handle = await start(dev_env, queue, fast([f"{base}/page"]), every=EVERY, window=EVERY)
+
+        async def checked() -> bool:
+            return len(fetched) >= 6
+
+        await eventually(checked, bound=60)
+        await handle.signal("stop")
+        await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "web_monitor_slow_hand_backs")
+    handed_back = [r for r in await poll_results(handle) if r.checks]
+    assert len(handed_back) >= 4  # the baseline's and at least three on the grid
+    # The baseline is taken at creation; the grid starts after it (and its spread).
+    steady = fetched[1:6]
+    lags = [t - (steady[0] + k * EVERY) for k, t in enumerate(steady)]
+    assert max(abs(lag) for lag in lags) < LATE, lags
