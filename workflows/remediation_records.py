@@ -221,11 +221,18 @@ class RemediationRecords:
                 "%s cancelled, %s failed: %s", self.run_key, what, cause_of(exc)
             )
 
-    async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
-        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung.
+    async def _finish(
+        self,
+        state: RemediationState,
+        *,
+        resolved: Rung | None = None,
+        told: tuple[str, str, Wording] | None = None,
+    ) -> None:
+        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung,
+        or as ``told`` (title, body, its Chinese).
         A cancel that comes meanwhile waits for these writes (retried for RECORD_RETRY's hour
         at most; a terminate closes the run at once), is audited, and closes it Cancelled."""
-        ending = asyncio.create_task(self._finished(state, resolved))
+        ending = asyncio.create_task(self._finished(state, resolved, told))
         try:
             await asyncio.shield(ending)
         except asyncio.CancelledError:
@@ -236,7 +243,12 @@ class RemediationRecords:
                 await self._cancel_audit({"state": state, "after": "its end"})
             raise
 
-    async def _finished(self, state: RemediationState, resolved: Rung | None) -> None:
+    async def _finished(
+        self,
+        state: RemediationState,
+        resolved: Rung | None,
+        told: tuple[str, str, Wording] | None = None,
+    ) -> None:
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
@@ -247,6 +259,9 @@ class RemediationRecords:
         )
         await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
         await self._record()
+        if told is not None:
+            await self._push(f"{self.run_key}/finished", *told)
+            return
         if resolved is None:
             return
         rid, service, rung = self.remediation_id, self.alert.service, rung_zh(resolved)

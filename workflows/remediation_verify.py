@@ -101,7 +101,6 @@ class RemediationVerify(RemediationChange):
         if self.reserved == key:  # the gate's slot, for a change not made
             await self._free_slot(key)
         self._ended(cleared_waiting(step.rung))
-        await self._finish("resolved")
         rid, service = self.remediation_id, self.alert.service
         waited = f"告警在{rung_zh(step.rung)}等待审批或变更窗口时、该级变更之前已恢复"
         if made := changes_made(self.attempts):  # by an earlier rung: named, as `_finished` does
@@ -114,7 +113,10 @@ class RemediationVerify(RemediationChange):
             title, tail = f"Alert cleared: {service}", "" if dry else "; nothing was changed"
             zh = Wording(title=f"告警已恢复：{service}", body=f"修复 `{rid}`：{waited}，未做改动。")
         said = f"Remediation `{rid}`: {self.outcome}{tail}."
-        await self._push(f"{self.run_key}/finished", title, said, zh)
+        # Told with its end, as a run resolved at a rung is: a cancel meanwhile waits for it,
+        # is audited, and closes the run Cancelled (pushed after its end, the push was cut
+        # and the run closed Completed).
+        await self._finish("resolved", told=(title, said, zh))
         return True
 
     async def _verify(

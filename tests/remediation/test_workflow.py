@@ -22,14 +22,18 @@ from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleS
 from temporalio.api.update.v1 import UpdateRef, WaitPolicy
 from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
+from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ambient.clients.kube_errors import KubeError, KubeUnavailableError
+from ambient.clients.notify import inbox as inbox_channel
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation.alerts import Alert, remediation_id
@@ -64,6 +68,7 @@ from tests.remediation.support import (
     error_rate,
     remediation_settings,
     remediations_on_dev,
+    run_ended,
     signal_taken,
     state_reaches,
 )
@@ -1374,6 +1379,58 @@ async def test_a_run_whose_alert_cleared_while_it_waited_gives_its_slot_back_and
     assert held == [], [h.key for h in held]
     titles = [m.title for m in inbox]
     assert "Alert cleared: cls-test0001/prod/cart" in titles, titles
+
+
+async def test_a_run_cancelled_as_it_says_its_alert_cleared_while_it_waited_closes_cancelled(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its message "Alert cleared" was pushed after its end was recorded, outside it: a
+    Temporal cancel meanwhile cut the push and was dropped, no `cancelled` row, and the run
+    closed Completed. Now it is pushed with its end, as a run resolved at a rung is: the
+    cancel waits for it, is audited after the end, and the run closes Cancelled."""
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_cluster_cooldown_seconds=0
+    )
+    await add_user(deps, USER, permission="execute")
+    await add_user(deps, "lead", permission="execute")
+    arrived, released = asyncio.Event(), asyncio.Event()
+    store = inbox_channel.store
+
+    async def held(session: Any, user: str, message: Any, *args: Any) -> Any:
+        if message.title.startswith("Alert cleared"):
+            arrived.set()
+            await released.wait()
+        return await store(session, user, message, *args)
+
+    monkeypatch.setattr(inbox_channel, "store", held)
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        site.healthy_from = 0  # over while the approval waits
+        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+        )
+        await asyncio.wait_for(arrived.wait(), HANG)
+        await handle.cancel()
+        await asyncio.sleep(1)  # the cancel heard while the push is held
+        released.set()
+        with pytest.raises(WorkflowFailureError) as closed:
+            await asyncio.wait_for(handle.result(), HANG)
+        described = await handle.describe()
+        status, audit, _ = await run_ended(deps, handle)
+    assert isinstance(closed.value.cause, CancelledError), closed.value.cause
+    assert described.status == WorkflowExecutionStatus.CANCELED
+    assert status.state == "resolved", status.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    actions = [r.action for r in sorted(audit, key=lambda r: r.id)]
+    assert actions.index("cancelled") > actions.index("finished"), actions
+    assert "push_failed" not in actions, actions
+    assert "Alert cleared: cls-test0001/prod/cart" in [m.title for m in inbox]
 
 
 async def test_an_alert_that_cleared_behind_the_runs_isolation_does_not_end_the_wait(
