@@ -226,6 +226,19 @@ def spoken_clip(text: str, limit: int) -> str:
     return (cut[:space] if space >= limit // 2 else cut[: limit - 1]) + "…"
 
 
+def cause_kept_clip(text: str, limit: int) -> str:
+    """``spoken_clip``, but a message of an event and its cause ("request <*> failed: upstream
+    returned HTTP 503") too long for ``limit`` keeps its cause whole, the event cut to what is
+    left (or left out): cut at its end, the cause was what went unsaid."""
+    flat = _PACKAGE.sub("", " ".join(text.split()))
+    head, colon, cause = flat.partition(": ")
+    if len(flat) <= limit or not colon or len(cause.split()) < 2 or len(cause) > limit:
+        return spoken_clip(text, limit)
+    room = limit - len(cause) - 2
+    event = spoken_clip(head, room) if room >= 12 else ""
+    return f"{event}: {cause}" if event else cause
+
+
 def sentences_within(text: str, limit: int) -> str:
     """``text`` in ``limit`` characters: its sentences that fit, when they keep half of it,
     else ``spoken_clip`` (a clause's end, or after a word)."""

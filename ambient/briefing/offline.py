@@ -20,7 +20,7 @@ from ambient.briefing.report import source_detail
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
-from ambient.speech import sentences_within, spoken_clip, within_a_sentence
+from ambient.speech import cause_kept_clip, sentences_within, spoken_clip, within_a_sentence
 
 
 def greeting(inputs: BriefingInputs) -> str:
@@ -385,7 +385,7 @@ def _spoken(
     # the day's most frequent error over an ERROR of thousands).
     top = most_frequent_error(errors)
     if top is not None:
-        said = within_a_sentence(spoken_clip(top.template, 60))
+        said = within_a_sentence(cause_kept_clip(top.template, 60))
         say(
             f"最多的错误是：{said}，共 {top.count} 次。",
             f"The most frequent error was {said}, {many(top.count, 'time', 'times')}. ",

@@ -18,6 +18,7 @@ from ambient.briefing.offline import offline_draft
 from ambient.briefing.writer import llm_prompt
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
+from ambient.speech import cause_kept_clip, spoken_clip
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
@@ -173,6 +174,39 @@ def test_a_day_of_warnings_and_no_errors_is_not_said_to_be_quiet() -> None:
         fill_from_report(inputs, reducer.report(start=START, end=END))
         draft = offline_draft(inputs)
         assert draft.headline == said and said in draft.spoken_text, draft
+
+
+def test_the_most_frequent_error_is_said_with_its_cause() -> None:
+    """A long error was cut at its last clause that fit: "The most frequent error was request
+    something for tenant something failed, 30000 times." left out what failed it, the part a
+    person names first. The cause after the message's first ": " is kept whole."""
+    reducer = LogReducer()
+    when = START + timedelta(hours=8)
+    for n in range(30):
+        reducer.add(
+            when,
+            "ERROR",
+            f"request a8Xk{n}q for tenant user{n} failed: upstream payment-gateway returned "
+            "HTTP 503",
+        )
+    for n in range(20):
+        reducer.add(
+            when,
+            "ERROR",
+            f"failed to process message {n}91 from partition {n} offset {n}77: context deadline "
+            "exceeded",
+        )
+    inputs = BriefingInputs(date="2026-11-23", language="en")
+    fill_from_report(inputs, reducer.report(start=START, end=END))
+    spoken = offline_draft(inputs).spoken_text
+    assert "for…: upstream payment-gateway returned HTTP <*>, 30 times." in spoken, spoken
+    assert "The most frequent error was request" in spoken, spoken
+    # A cause the voice would not say (a class's package) keeps the clause cut as before.
+    assert cause_kept_clip("Exception in thread worker-1 of the pool: java.lang.Boom", 30) == (
+        spoken_clip("Exception in thread worker-1 of the pool: java.lang.Boom", 30)
+    )
+    # Short enough: said whole.
+    assert cause_kept_clip("db down: connection refused", 60) == "db down: connection refused"
 
 
 def test_the_most_frequent_error_said_is_the_most_frequent_not_the_most_severe() -> None:
