@@ -5,6 +5,9 @@ a briefing's day of it copied into the briefing's inputs, and the analysis of an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -26,6 +29,12 @@ from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, SERVED_AGAIN, LogRecor
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings
+
+# A file source is read for at most this long (about 6 million lines here; a day past it would
+# outlast its preparation's bound, where CLS stops at MAX_SEARCH_LOGS), the rest said unread;
+# its reader looks at the time and at its caller's cancel every LOOK_EVERY lines.
+FILE_READ_SECONDS = 300.0
+LOOK_EVERY = 1000
 
 
 class LogFileError(Exception):
@@ -78,14 +87,21 @@ async def read_log_source(
     admin: bool,
     tencent: TencentCloud,
     zone: tzinfo = UTC,
+    within: float = FILE_READ_SECONDS,
 ) -> str:
     """Feed the source's lines in [start, end) to ``reducer``; what was read (``admin``: the
-    reader's role now, for resolve_log_path; ``zone``: of a file's times without offset)."""
+    reader's role now, for resolve_log_path; ``zone``: of a file's times without offset;
+    ``within``: seconds a file source is read for, the rest said unread)."""
     if isinstance(spec, FileLogSpec):
         # A folder's files are checked against log_dir one by one too: one symlinked out of the
         # folder is skipped.
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)
-        return await asyncio.to_thread(_read_files, source, start, end, reducer)
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(_read_files, source, start, end, reducer, stop, within)
+        except asyncio.CancelledError:
+            stop.set()  # the thread is not cancelled with its caller: it stops at its next look
+            raise
     # A page at a time into the reducer: a busy topic's day never sits in memory as records.
     read, complete, stopped, timed = 0, True, None, False
     async for page in log_pages(
@@ -122,10 +138,31 @@ def _cls_lines(records: list[LogRecord], zone: tzinfo) -> Iterator[tuple[datetim
             yield record.time, "CRITICAL", crash
 
 
-def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:
+def _read_files(
+    source: FileLogSource,
+    start: datetime,
+    end: datetime,
+    reducer: LogReducer,
+    stop: threading.Event,
+    within: float,
+) -> str:
     # Streamed: a day of logs never sits in memory as records.
-    lines = ((r.time, *level_and_message(r.content)) for r in source.records(start, end))
-    count = len(reducer.add_many(lines))
+    until = time.monotonic() + within
+
+    def records() -> Iterator[tuple[datetime | None, str, str]]:
+        with contextlib.closing(source.records(start, end)) as read:
+            for n, record in enumerate(read):
+                if not n % LOOK_EVERY and (stop.is_set() or time.monotonic() > until):
+                    if not stop.is_set():
+                        source.failed.append(
+                            f"the read stopped after {within:.0f} s, the lines after "
+                            f"{record.time.isoformat()} unread (a day longer than a briefing "
+                            "reads in time)"
+                        )
+                    return
+                yield record.time, *level_and_message(record.content)
+
+    count = len(reducer.add_many(records()))
     reducer.unreadable = skipped = source.skipped
     reducer.timed = source.timed
     reducer.broken = list(source.failed)

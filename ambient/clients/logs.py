@@ -239,7 +239,7 @@ class FileLogSource:
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
             self.failed.append(f"{path.name}: {exc}")
 
-    def records(self, start: datetime, end: datetime) -> Iterator[LogRecord]:
+    def records(self, start: datetime, end: datetime) -> Generator[LogRecord]:
         """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
         self.skipped, self.skipped_examples, self.failed, self.timed = 0, [], [], False
         files = self.files()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from ambient.speech import cause_kept_clip, spoken_clip
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
+from tests.support.waits import eventually
 
 LINE = '{"time": "2026-11-22T08:00:00Z", "level": "ERROR", "message": "%s"}\n'
 START, END = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
@@ -504,3 +507,54 @@ async def test_a_cls_full_text_syslog_line_with_its_priority_is_read_as_a_files_
     assert [(t.template, t.count) for t in report.templates] == [
         ("pay: charge failed for order <*>", 2)
     ], report.templates
+
+
+async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file source had no bound: a day of 11 million lines outlasted its preparation (three
+    attempts, each beside the last one's read), and a read cancelled by Temporal went on in its
+    thread, reading the whole day for nobody. It stops at ``within`` (the rest said unread, as
+    a CLS search's cap is) and at its caller's cancel."""
+    path = tmp_path / "app.log"
+    path.write_text(LINE.replace("%s", "payment failed") * 200_000)
+    reducer = LogReducer()
+    said = await read_log_source(
+        FileLogSpec(path=str(path)),
+        START,
+        END,
+        reducer,
+        log_dir=None,
+        admin=True,
+        tencent=None,  # type: ignore[arg-type]
+        within=0,
+    )
+    assert said.startswith("0 lines read; not read to the end: the read stopped after 0 s"), said
+    assert reducer.broken, said
+    seen = []
+    level = logs.level_and_message
+
+    def counted(content: Any) -> Any:
+        seen.append(1)
+        return level(content)
+
+    monkeypatch.setattr(logs, "level_and_message", counted)
+    reading = asyncio.create_task(
+        read_log_source(
+            FileLogSpec(path=str(path)),
+            START,
+            END,
+            LogReducer(),
+            log_dir=None,
+            admin=True,
+            tencent=None,  # type: ignore[arg-type]
+        )
+    )
+    await eventually(lambda: asyncio.sleep(0, len(seen) > 1000))
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    await asyncio.sleep(0.2)  # the thread's next look at the cancel: within 1,000 lines
+    stopped = len(seen)
+    await asyncio.sleep(0.5)
+    assert len(seen) == stopped < 200_000
