@@ -96,3 +96,44 @@ def _docker_whole(line: str, pieces: dict[str, tuple[dict[str, Any], int]], numb
         pieces[stream] = record, number
         return ""
     return line if first is None else json.dumps(record, ensure_ascii=False)
+
+
+# The characters kept of a field a cut JSON line ends inside (a message's start still says it).
+CUT_FIELD = 2000
+_SPACE = re.compile(r"\s*")
+
+
+def cut_json(line: str) -> str | None:
+    """A JSON object's line read only to its first MiB (a request dump, a long trace in a
+    field): the fields read whole before the cut, and the start of a string cut in it, as a
+    JSON line (its level, time and message are read as any line's). None: not an object, or
+    no field was read whole."""
+    decoder = json.JSONDecoder()
+    fields: dict[str, Any] = {}
+    at = _SPACE.match(line).end()  # type: ignore[union-attr]
+    if not line.startswith("{", at):
+        return None
+    at += 1
+    while True:
+        at = _SPACE.match(line, at).end()  # type: ignore[union-attr]
+        if not line.startswith('"', at):
+            break
+        try:
+            key, at = decoder.raw_decode(line, at)
+        except ValueError:
+            break
+        at = _SPACE.match(line, at).end()  # type: ignore[union-attr]
+        if not line.startswith(":", at):
+            break
+        at = _SPACE.match(line, at + 1).end()  # type: ignore[union-attr]
+        try:
+            fields[key], at = decoder.raw_decode(line, at)
+        except ValueError:  # the cut is inside this value: a string's start is kept
+            if line.startswith('"', at):
+                fields[key] = line[at + 1 : at + 1 + CUT_FIELD]
+            break
+        at = _SPACE.match(line, at).end()  # type: ignore[union-attr]
+        if not line.startswith(",", at):
+            break
+        at += 1
+    return json.dumps(fields, ensure_ascii=False) if fields else None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ambient.clients.log_formats import TRACE, TRACE_LINE, file_record, parse_line
-from ambient.clients.log_parts import whole_lines
+from ambient.clients.log_parts import cut_json, whole_lines
 from ambient.clients.log_query import file_query
 from ambient.clients.tencent.logs import LogRecord, SearchResult
 from ambient.domain.loglevels import MESSAGE_FIELDS, SEVERITY, level_and_message
@@ -224,16 +224,24 @@ class FileLogSource:
                 # A line's first MiB: a file without newlines is not held whole in memory.
                 raw = handle.readline(MAX_LINE).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM
                 while raw:
-                    if not raw.endswith(b"\n"):  # the rest of a longer line is passed over
+                    if raw.startswith(b"\0"):  # a crash's padding (ext4, xfs) before a line
+                        raw = raw.lstrip(b"\0")
+                        if not raw:
+                            raw = handle.readline(MAX_LINE)
+                            continue
+                    cut = not raw.endswith(b"\n")
+                    if cut:  # the rest of a longer line is passed over
                         while (rest := handle.readline(MAX_LINE)) and not rest.endswith(b"\n"):
                             pass
                     try:
-                        yield raw.decode("utf-8")
+                        line = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:
                         if exc.reason == "unexpected end of data":  # cut inside a character
-                            yield raw[: exc.start].decode("utf-8")
+                            line = raw[: exc.start].decode("utf-8")
                         else:
-                            yield not_utf8(raw)
+                            line = not_utf8(raw)
+                    # A JSON line cut no longer parses: the fields before the cut are read.
+                    yield (cut_json(line) or line) if cut else line
                     raw = handle.readline(MAX_LINE)
         # A file still being compressed ends early (EOFError), a damaged one fails in its codec.
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:

@@ -558,3 +558,35 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
     stopped = len(seen)
     await asyncio.sleep(0.5)
     assert len(seen) == stopped < 200_000
+
+
+async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_are_read(
+    tmp_path: Path,
+) -> None:
+    """A JSON error line longer than a MiB (a request dump in a field) no longer parsed once
+    cut: an unreadable line, not an error. The line after a run of NUL bytes (the padding ext4
+    and xfs leave after a crash, often 2 MiB of it) was unreadable too: the first one the
+    service logged after its restart."""
+    path = tmp_path / "app.log"
+    big = '{"time": "2026-11-22T09:00:00Z", "level": "ERROR", "message": "request dump", '
+    with path.open("wb") as out:
+        out.write((LINE % "payment failed").encode() * 3)
+        out.write(big.encode() + b'"body": "' + b"x" * (3 << 20) + b'"}\n')
+        out.write(b"\0" * 4096 + (LINE % "after the crash").encode())
+        out.write(b"\0" * (3 << 20) + (LINE % "after a long padding").encode())
+    reducer = LogReducer()
+    said = await read_log_source(
+        FileLogSpec(path=str(path)),
+        START,
+        END,
+        reducer,
+        log_dir=None,
+        admin=True,
+        tencent=None,  # type: ignore[arg-type]
+    )
+    report = reducer.report(start=START, end=END)
+    assert said == "6 lines read", said
+    assert report.by_level == {"ERROR": 6}, report.by_level
+    assert {"request dump", "after the crash", "after a long padding"} <= {
+        t.example for t in report.templates
+    }
