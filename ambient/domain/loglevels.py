@@ -44,7 +44,11 @@ MESSAGE_FIELDS = (
     # .NET's JSON console logger (Message) and Serilog's JsonFormatter (RenderedMessage; its
     # MessageTemplate is the template, not the line): PascalCase names
     *("Message", "RenderedMessage"),
+    "textPayload",  # Google Cloud Logging's entry of a text line
 )
+# A record of one field besides its level and time, named so, is an error's (zap's, logrus's
+# "error"): its value is the message, said at ERROR when no level field says otherwise.
+ERROR_ALONE = ("error", "err", "exception")
 # A message one object down, when none is at the top: Rust's tracing-subscriber JSON
 # ({"fields": {"message": ...}, "target": ...}), as ECS's level is read from "log".
 NESTED_MESSAGE_FIELDS = ("message", "msg")
@@ -187,7 +191,13 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             found = _access_message(content)
         if found is None:
             skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS}
-            found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
+            rest = [(k, v) for k, v in content.items() if k not in skip]
+            if len(rest) == 1:  # its one field's value is its message ("=value" was read)
+                ((key, found),) = rest
+                if raw_level is None and key.lower() in ERROR_ALONE:
+                    raw_level = "ERROR"
+            else:
+                found = " ".join(f"{k}={v}" for k, v in rest)
         message = without_colours(found if isinstance(found, str) else str(found))
         if raw_level is None and message.startswith("{"):  # a JSON line carried whole
             with suppress(ValueError, RecursionError):  # (CLS's __CONTENT__): its fields

@@ -1575,3 +1575,16 @@ def test_the_level_written_where_a_level_goes_wins_over_a_level_word_in_the_mess
     assert read == list(lines.values())
     # `ambient logs` (the reduction's own reader) reads them alike.
     assert [read_line(line, date(2026, 11, 23))[1] for line in lines] == list(lines.values())  # type: ignore[index]
+
+
+def test_a_json_line_of_one_field_is_read_by_its_value() -> None:
+    """A line whose only field besides its time is its error (zap's and logrus's "error") was
+    the template "=db connection refused" (its key read as the level word and cut off); Google
+    Cloud's textPayload was "textPayload=db refused"."""
+    line = {"time": "2026-11-22T08:00:00Z", "error": "db connection refused"}
+    assert level_and_message(line) == ("ERROR", "db connection refused")
+    assert level_and_message({**line, "level": "warn"}) == ("WARNING", "db connection refused")
+    gcp = {"timestamp": "2026-11-22T08:00:00Z", "severity": "ERROR", "textPayload": "db refused"}
+    assert level_and_message(gcp) == ("ERROR", "db refused")
+    # Two fields or more are said by name, as before.
+    assert level_and_message({"time": 1, "user": "a", "n": 3}) == ("UNKNOWN", "user=a n=3")
