@@ -173,13 +173,13 @@ def _terminal(stderr: bool = False) -> Console:
 @app.command()
 def dev(
     # Not given here nor in the environment: as .env says, else Settings' default (.data, 8000,
-    # 9464, off), as every other command reads them.
+    # 7233, 8233, none, 9464, off), as every other command reads them.
     data_dir: Annotated[Path | None, typer.Option(envvar="AMBIENT_DATA_DIR")] = None,
     api_port: Annotated[int | None, typer.Option(envvar="AMBIENT_API_PORT", parser=NUMBER)] = None,
     temporal_port: Annotated[
-        int, typer.Option(envvar="AMBIENT_TEMPORAL_PORT", parser=NUMBER)
-    ] = 7233,
-    ui_port: Annotated[int, typer.Option(envvar="AMBIENT_UI_PORT", parser=NUMBER)] = 8233,
+        int | None, typer.Option(envvar="AMBIENT_TEMPORAL_PORT", parser=NUMBER)
+    ] = None,
+    ui_port: Annotated[int | None, typer.Option(envvar="AMBIENT_UI_PORT", parser=NUMBER)] = None,
     temporal_address: Annotated[
         str | None,
         typer.Option(envvar="AMBIENT_TEMPORAL_ADDRESS", help="use this server, start none"),
@@ -203,6 +203,9 @@ def dev(
     given: dict[str, Any] = {
         "data_dir": data_dir,
         "api_port": api_port,
+        "temporal_port": temporal_port,
+        "ui_port": ui_port,
+        "temporal_address": temporal_address,
         "metrics_port": metrics_port,
         "local_llm": local_llm,
     }
@@ -210,9 +213,12 @@ def dev(
     opts = DevOptions(
         data_dir=settings.data_dir,  # as Settings reads it (~ expanded), for the children too
         api_port=settings.api_port,
-        temporal_port=temporal_port,
-        ui_port=ui_port,
-        temporal_address=temporal_address,
+        temporal_port=settings.temporal_port,
+        ui_port=settings.ui_port,
+        # A server of the user's (given, exported or in .env), else one of our own.
+        temporal_address=(
+            settings.temporal_address if "temporal_address" in settings.model_fields_set else None
+        ),
         metrics_port=settings.metrics_port or None,
     )
     raise typer.Exit(run_dev(settings, opts, _terminal()))

@@ -8,6 +8,8 @@ reverse order. Everything lives under the data dir, so a restart keeps workflows
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import json
 import os
 import secrets
@@ -15,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Coroutine
@@ -268,6 +271,30 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
     return env
 
 
+def hung_up(fd: int) -> bool:
+    """Whether ``fd``'s terminal hung up (closed): every ioctl on it fails with EIO then."""
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as exc:
+        return bool(exc.args) and exc.args[0] == errno.EIO
+    return False
+
+
+LOCK_FILE = "dev.lock"
+
+
+def hold_data_dir(data_dir: Path) -> int | None:
+    """The data folder held for this process (an open file locked, never closed: released as
+    the process ends, however it ends); None if another process holds it."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The API's listening socket, bound here before anything starts and handed to the API.
 
@@ -393,12 +420,21 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 f"the data directory {opts.data_dir} cannot be made ({exc.strerror}): choose "
                 "another with --data-dir (AMBIENT_DATA_DIR)"
             ) from None
+        # Two Temporal servers on one temporal.db, one app database: the folder is held from
+        # here, not only once the stack is up (runtime.json, written then, let a second start
+        # run beside a first still starting). The kernel lets it go with this process.
+        lock = hold_data_dir(opts.data_dir)
         running = read_runtime(opts.data_dir)
-        if running is not None:  # two Temporal servers on one temporal.db, one app database
+        if lock is None or running is not None:
+            pid = f" (pid {running.pid})" if running is not None else ""
+            stale = (
+                f" (pid {running.pid} is not ambient dev? delete {opts.data_dir / RUNTIME_FILE})"
+                if lock is not None and running is not None
+                else ""
+            )
             raise DevStackError(
-                f"another ambient dev (pid {running.pid}) already runs on {opts.data_dir}: "
-                f"use it, stop it, or choose another --data-dir (pid {running.pid} is not "
-                f"ambient dev? delete {opts.data_dir / RUNTIME_FILE})"
+                f"another ambient dev{pid} already runs on {opts.data_dir}: use it, stop it, "
+                f"or choose another --data-dir{stale}"
             )
         api_socket = listen(opts.host, opts.api_port)
         if settings.local_llm:
@@ -459,7 +495,12 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             )
         ):
             console.print(line, soft_wrap=True, highlight=False, markup=at == 0)
+        # Closed under a parent that keeps its hang-up to itself (`make run`: make waits for
+        # its child), the terminal sends this process no SIGHUP: it is seen hung up instead.
+        tty = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
         while not stop.wait(0.5):
+            if tty is not None and hung_up(tty):
+                return 0
             for name, child in opts.children.items():
                 if child.poll() is not None:
                     failed.print(f"[red]{name} exited with {child.returncode}[/]")
@@ -482,4 +523,5 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             if name in opts.children:
                 stop_process(opts.children[name], timeout=20)
         if opts.children:  # refused before anything started: nothing was stopped
-            console.print("ambient-ops stopped.")
+            with suppress(OSError):  # its terminal may be gone
+                console.print("ambient-ops stopped.")

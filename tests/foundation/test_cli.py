@@ -1024,6 +1024,30 @@ def test_a_second_dev_stack_on_the_same_data_dir_is_refused_and_the_first_keeps_
     assert read_runtime(tmp_path) == running
 
 
+def test_a_second_dev_stack_is_refused_while_the_first_is_still_starting(tmp_path: Path) -> None:
+    """The first one's runtime.json is written once its stack is up: a second `ambient dev`
+    begun while the first was starting (10-20 s) ran beside it, two Temporal servers on one
+    temporal.db ("database is locked"). The folder is held from the start now."""
+    from ambient.devstack import hold_data_dir
+
+    held = hold_data_dir(tmp_path)  # a first stack, starting: no runtime.json yet
+    assert held is not None
+    try:
+        ports = [str(_closed_port()) for _ in range(3)]
+        args = ["dev", "--data-dir", str(tmp_path), "--api-port", ports[0]]
+        args += ["--temporal-port", ports[1], "--ui-port", ports[2], "--metrics-port", "0"]
+        result = CliRunner().invoke(app, args, env=_offline_env(tmp_path))
+    finally:
+        os.close(held)
+    assert result.exit_code == 1, result.output
+    assert f"another ambient dev already runs on {tmp_path}" in " ".join(result.output.split())
+    assert not (tmp_path / "temporal.db").exists() and not (tmp_path / "temporal.log").exists()
+    # Its holder gone (however it ended), the folder is free.
+    again = hold_data_dir(tmp_path)
+    assert again is not None
+    os.close(again)
+
+
 async def test_task_list_refuses_a_kind_or_state_it_does_not_know(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
@@ -1205,12 +1229,15 @@ def test_ambient_dev_takes_its_settings_from_dot_env_as_every_command_does(
             api_port=opts.api_port,
             metrics=opts.metrics_port,
             local_llm=settings.local_llm,
+            temporal=(opts.temporal_port, opts.ui_port, opts.temporal_address),
         )
         return 0
 
+    # The Temporal and Web UI ports too: they were read from the shell alone, so a stack
+    # moved off 7233/8233 in .env collided with another on them.
     (tmp_path / ".env").write_text(
         "AMBIENT_DATA_DIR=stack\nAMBIENT_API_PORT=8123\nAMBIENT_METRICS_PORT=0\n"
-        "AMBIENT_LOCAL_LLM=1\n"
+        "AMBIENT_LOCAL_LLM=1\nAMBIENT_TEMPORAL_PORT=7300\nAMBIENT_UI_PORT=8300\n"
     )
     monkeypatch.chdir(tmp_path)
     for name in (
@@ -1218,6 +1245,9 @@ def test_ambient_dev_takes_its_settings_from_dot_env_as_every_command_does(
         "AMBIENT_API_PORT",
         "AMBIENT_METRICS_PORT",
         "AMBIENT_LOCAL_LLM",
+        "AMBIENT_TEMPORAL_PORT",
+        "AMBIENT_UI_PORT",
+        "AMBIENT_TEMPORAL_ADDRESS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(ambient.devstack, "run_dev", run_dev)
@@ -1228,7 +1258,14 @@ def test_ambient_dev_takes_its_settings_from_dot_env_as_every_command_does(
         "api_port": 8123,
         "metrics": None,
         "local_llm": True,
+        "temporal": (7300, 8300, None),  # a server of its own: none was named
     }, seen
+    # A server named in .env is used, none started (as an exported one is).
+    with (tmp_path / ".env").open("a") as env:
+        env.write("AMBIENT_TEMPORAL_ADDRESS=temporal.internal:7233\n")
+    result = CliRunner().invoke(app, ["dev"])
+    assert result.exit_code == 0, result.output
+    assert seen["temporal"] == (7300, 8300, "temporal.internal:7233"), seen
     # Given on the command line, an option still wins over .env.
     result = CliRunner().invoke(app, ["dev", "--api-port", "8200", "--no-local-llm"])
     assert result.exit_code == 0, result.output

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -389,3 +391,60 @@ async def test_a_database_a_newer_release_migrated_is_refused_in_one_line(tmp_pa
     assert done.returncode == 1, output
     assert "a newer release migrated it" in output, output[-2000:]
     assert "Traceback" not in output, output[-2000:]
+
+
+# What `make run` is to `ambient dev`: it keeps its terminal's hang-up to itself and waits for
+# its child (GNU make passes only SIGTERM on to its children).
+_MAKE_LIKE = (
+    "import signal, subprocess, sys\n"
+    "signal.signal(signal.SIGHUP, lambda *_: None)\n"
+    "sys.exit(subprocess.call(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.devserver
+@pytest.mark.skipif(shutil.which("setsid") is None, reason="util-linux's setsid gives a terminal")
+async def test_a_stack_whose_terminal_closes_under_make_stops_with_its_children(
+    tmp_path: Path,
+) -> None:
+    """`ssh -t host make run`, `tmux new 'make run'`, then the terminal closed: make, the first
+    of the terminal's session, got the SIGHUP and waited for its child for good; Temporal, the
+    worker and the API ran on, holding the ports. The stack sees its terminal hung up."""
+    stack = DevStack(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    master, slave = os.openpty()
+    # setsid -c: a session of its own whose terminal is the pty, as a terminal's program has.
+    command = ["setsid", "-c", sys.executable, "-c", _MAKE_LIKE, *stack.command()]
+    process = subprocess.Popen(  # noqa: ASYNC220 - the one child of this test
+        command, stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    children: list[psutil.Process] = []
+    try:
+
+        def wait_until_up() -> str:
+            said = b""
+            while b"Press Ctrl-C to stop." not in said and b"ambient dev:" not in said:
+                said += os.read(master, 4096)
+            return said.decode(errors="replace")
+
+        said = await asyncio.wait_for(asyncio.to_thread(wait_until_up), STARTUP_SECONDS)
+        assert "ambient-ops is up" in said, said
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 3, children  # ambient dev, Temporal, the worker, the API
+        os.close(master)  # the terminal closes
+        master = -1
+        assert await asyncio.to_thread(process.wait, 120) == 0
+
+        async def gone() -> bool:
+            return not [c for c in children if c.is_running() and c.status() != "zombie"]
+
+        await eventually(gone, "the stack's children end with it", bound=60)
+    finally:
+        if master >= 0:
+            os.close(master)
+        if process.poll() is None:
+            process.kill()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
