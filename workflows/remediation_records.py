@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.runs import (
         ABORT_READ_WHOLE,
+        CLEARED_TOLD_WITH_END,
         FINAL_STATES,
         RECHECK_AFTER_WAIT,
         UNVERIFIED,
@@ -138,6 +139,9 @@ class RemediationRecords:
         # A rung that waited reads its alert again before its change (a run from before this
         # patch acted on an alert that had cleared while it waited, and replays so).
         self.recheck_after_wait = workflow.patched(RECHECK_AFTER_WAIT)
+        # That alert cleared meanwhile is told with the run's end (a run from before this
+        # patch told it after, a cancel meanwhile cutting the push, and replays so).
+        self.cleared_told_with_end = workflow.patched(CLEARED_TOLD_WITH_END)
 
     def _ended(self, outcome: str | Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words): a dry run's

@@ -113,10 +113,13 @@ class RemediationVerify(RemediationChange):
             title, tail = f"Alert cleared: {service}", "" if dry else "; nothing was changed"
             zh = Wording(title=f"告警已恢复：{service}", body=f"修复 `{rid}`：{waited}，未做改动。")
         said = f"Remediation `{rid}`: {self.outcome}{tail}."
-        # Told with its end, as a run resolved at a rung is: a cancel meanwhile waits for it,
-        # is audited, and closes the run Cancelled (pushed after its end, the push was cut
-        # and the run closed Completed).
-        await self._finish("resolved", told=(title, said, zh))
+        if self.cleared_told_with_end:
+            # Told with its end, as a run resolved at a rung is: a cancel meanwhile waits for
+            # it, is audited, and closes the run Cancelled.
+            await self._finish("resolved", told=(title, said, zh))
+        else:  # pushed after its end: a cancel meanwhile cut the push, the run Completed
+            await self._finish("resolved")
+            await self._push(f"{self.run_key}/finished", title, said, zh)
         return True
 
     async def _verify(

@@ -350,6 +350,9 @@ ABORT_READ_WHOLE = "abort-read-whole"
 # The patch under which a rung that waited (an approval, a change window) reads its alert's
 # metric again before its change, and ends resolved without one when it cleared meanwhile.
 RECHECK_AFTER_WAIT = "recheck-after-wait"
+# The patch under which an alert that cleared while its rung waited is told with the run's end
+# (a cancel meanwhile waits for the push, and closes the run Cancelled).
+CLEARED_TOLD_WITH_END = "cleared-told-with-end"
 
 
 def abort_as_given(given: object) -> AbortInput:

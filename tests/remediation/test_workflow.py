@@ -1416,12 +1416,18 @@ async def test_a_run_cancelled_as_it_says_its_alert_cleared_while_it_waited_clos
         )
         await asyncio.wait_for(arrived.wait(), HANG)
         await handle.cancel()
-        await asyncio.sleep(1)  # the cancel heard while the push is held
+
+        async def cancel_recorded() -> bool:  # before the push is let go
+            asked = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+            return asked in [e.event_type async for e in handle.fetch_history_events()]
+
+        await eventually(cancel_recorded, "the cancel in the run's history")
         released.set()
         with pytest.raises(WorkflowFailureError) as closed:
             await asyncio.wait_for(handle.result(), HANG)
         described = await handle.describe()
         status, audit, _ = await run_ended(deps, handle)
+    await save_history(handle, "remediation_cancelled_as_it_says_its_alert_cleared")
     assert isinstance(closed.value.cause, CancelledError), closed.value.cause
     assert described.status == WorkflowExecutionStatus.CANCELED
     assert status.state == "resolved", status.outcome
