@@ -192,10 +192,13 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
         if found is None:
             skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS}
             rest = [(k, v) for k, v in content.items() if k not in skip]
-            if len(rest) == 1:  # its one field's value is its message ("=value" was read)
-                ((key, found),) = rest
-                if raw_level is None and key.lower() in ERROR_ALONE:
-                    raw_level = "ERROR"
+            if len(rest) == 1 and isinstance(rest[0][1], str):
+                # Its one field's text is its message ("=value" was read), and the field's
+                # name its level when it names one ("fatal": CRITICAL, "warn", "error").
+                key, found = rest[0]
+                by_key = "ERROR" if key.lower() in ERROR_ALONE else normal_level(key)
+                if raw_level is None and by_key != "UNKNOWN":
+                    raw_level = by_key
             else:
                 found = " ".join(f"{k}={v}" for k, v in rest)
         message = without_colours(found if isinstance(found, str) else str(found))

@@ -1586,5 +1586,13 @@ def test_a_json_line_of_one_field_is_read_by_its_value() -> None:
     assert level_and_message({**line, "level": "warn"}) == ("WARNING", "db connection refused")
     gcp = {"timestamp": "2026-11-22T08:00:00Z", "severity": "ERROR", "textPayload": "db refused"}
     assert level_and_message(gcp) == ("ERROR", "db refused")
-    # Two fields or more are said by name, as before.
+    # A field named by a level is that level's (the name was read as the line's level word).
+    for key, level in (("fatal", "CRITICAL"), ("panic", "CRITICAL"), ("warn", "WARNING")):
+        assert level_and_message({"time": 1, key: "cannot bind :8080"}) == (
+            level,
+            "cannot bind :8080",
+        ), key
+    assert level_and_message({"time": 1, "info": "started"}) == ("INFO", "started")
+    # Two fields or more are said by name, as before; so is one that holds no text.
+    assert level_and_message({"time": 1, "status": 500})[1] == "status=500"
     assert level_and_message({"time": 1, "user": "a", "n": 3}) == ("UNKNOWN", "user=a n=3")
