@@ -55,6 +55,7 @@ BRIEFING_NAMES = (
 )
 # A task created without a name is said by its summary, which the service writes for lists
 # ("Web monitor of 1 URL(s) every 5 min for alice"): its shapes said in Chinese and English.
+_BRIEFING_SAID = {flat(name) for name in BRIEFING_NAMES}
 _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     (
         re.compile(r"Web monitor of (\d+) URL\(s\) every ([\d.]+) min\b"),
@@ -417,7 +418,7 @@ def pick_task(
 
     def _heard(t: TaskSummary, place: bool) -> list[tuple[Heard, Heard]]:
         if (found := heard_by_id.get((id(t), place))) is None:
-            names = [
+            names = (
                 text
                 for en in (False, True)
                 for text in (
@@ -425,9 +426,7 @@ def pick_task(
                     spoken_summary(t.summary, en),
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
-            ]
-            if t.summary and _BRIEFING.match(t.summary):
-                names += BRIEFING_NAMES
+            )
             found = [(heard(n), heard(UNSAID.sub("", n))) for n in names if n]
             heard_by_id[id(t), place] = found
         return found
@@ -452,6 +451,10 @@ def pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
+    if not found and {key, UNSAID.sub("", key)} & _BRIEFING_SAID:
+        # The briefing by what people call it, when no task's own name or summary is meant
+        # ("早报" is a task "早报推送" first).
+        found = [t for t in live if t.summary and _BRIEFING.match(t.summary)]
     # "第二个" alone (not "second backup"): its place among the tasks the last answer named.
     ordinal = None if found else place_alone(text := said.strip().lower())
     if ordinal:

@@ -177,6 +177,15 @@ def test_the_briefing_is_found_by_the_names_people_call_it() -> None:
         assert task is briefing, (said, question)
     task, _, _ = pick_task([_task("reminder/ann/morning-news")], "早报")
     assert task is None  # another task is not the briefing for being said so
+    # A task of the user's own name is meant first: "暂停早报" paused the briefing, not the
+    # news digest "早报推送"; "morning" asked which of the briefing and "morning-news".
+    digest = _task("reminder/ann/早报推送")
+    task, _, _ = pick_task([briefing, digest], "早报")
+    assert task is digest
+    news = _task("reminder/ann/morning-news")
+    for said, meant in (("morning", news), ("今日简报", briefing), ("晨报", briefing)):
+        task, question, _ = pick_task([briefing, news, digest], said)
+        assert task is meant, (said, question)
 
 
 def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
