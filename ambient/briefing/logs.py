@@ -5,7 +5,6 @@ a briefing's day of it copied into the briefing's inputs, and the analysis of an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,9 +31,8 @@ from ambient.settings import Settings
 
 # A file source is read for at most this long (about 6 million lines here; a day past it would
 # outlast its preparation's bound, where CLS stops at MAX_SEARCH_LOGS), the rest said unread;
-# its reader looks at the time and at its caller's cancel every LOOK_EVERY lines.
+# its reader looks at the time and at its caller's cancel every LOOK_EVERY lines it reads.
 FILE_READ_SECONDS = 300.0
-LOOK_EVERY = 1000
 
 
 class LogFileError(Exception):
@@ -146,23 +144,17 @@ def _read_files(
     stop: threading.Event,
     within: float,
 ) -> str:
-    # Streamed: a day of logs never sits in memory as records.
+    # Streamed: a day of logs never sits in memory as records. The bound and the cancel are
+    # looked at as the lines are read, whatever their day (a month's file read for one day).
     until = time.monotonic() + within
-
-    def records() -> Iterator[tuple[datetime | None, str, str]]:
-        with contextlib.closing(source.records(start, end)) as read:
-            for n, record in enumerate(read):
-                if not n % LOOK_EVERY and (stop.is_set() or time.monotonic() > until):
-                    if not stop.is_set():
-                        source.failed.append(
-                            f"the read stopped after {within:.0f} s, the lines after "
-                            f"{record.time.isoformat()} unread (a day longer than a briefing "
-                            "reads in time)"
-                        )
-                    return
-                yield record.time, *level_and_message(record.content)
-
-    count = len(reducer.add_many(records()))
+    source.give_up = lambda: stop.is_set() or time.monotonic() > until
+    records = ((r.time, *level_and_message(r.content)) for r in source.records(start, end))
+    count = len(reducer.add_many(records))
+    if source.gave_up and not stop.is_set():
+        source.failed.append(
+            f"the read stopped after {within:.0f} s (more lines than a briefing reads in time): "
+            "the rest unread"
+        )
     reducer.unreadable = skipped = source.skipped
     reducer.timed = source.timed
     reducer.broken = list(source.failed)

@@ -17,7 +17,7 @@ import lzma
 import os
 import re
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from ambient.clients.tencent.logs import LogRecord, SearchResult
 from ambient.domain.loglevels import MESSAGE_FIELDS, SEVERITY, level_and_message
 
 MAX_LINE = 1 << 20  # bytes of one line
+LOOK_EVERY = 1000  # lines read between two looks at ``FileLogSource.give_up``
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
 # exception (with its cause), the traceback's header.
 CONTINUATION = re.compile(rf"{TRACE_LINE}|[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
@@ -171,6 +172,9 @@ class FileLogSource:
         self.timed = False  # some file had a line with a time read (in the window or not)
         # Files that failed part way ("app.log.1.gz: Compressed file ended ..."): the rest is read.
         self.failed: list[str] = []
+        # Asked every LOOK_EVERY lines read: True ends the read there (``gave_up``).
+        self.give_up: Callable[[], bool] | None = None
+        self.gave_up = False
 
     @classmethod
     def inside(cls, root: Path, name: str, zone: tzinfo = UTC) -> FileLogSource:
@@ -223,7 +227,12 @@ class FileLogSource:
             with opener(path, "rb") as handle:  # type: ignore[operator]
                 # A line's first MiB: a file without newlines is not held whole in memory.
                 raw = handle.readline(MAX_LINE).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM
+                read = 0
                 while raw:
+                    if not read % LOOK_EVERY and self.give_up is not None and self.give_up():
+                        self.gave_up = True
+                        return
+                    read += 1
                     if raw.startswith(b"\0"):  # a crash's padding (ext4, xfs) before a line
                         raw = raw.lstrip(b"\0")
                         if not raw:

@@ -18,6 +18,7 @@ from ambient.briefing.logs import LogFileError, fill_from_report, read_log_sourc
 from ambient.briefing.models import BriefingInputs
 from ambient.briefing.offline import offline_draft
 from ambient.briefing.writer import llm_prompt
+from ambient.clients import logs as file_logs
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.speech import cause_kept_clip, spoken_clip
@@ -515,30 +516,37 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
     """A file source had no bound: a day of 11 million lines outlasted its preparation (three
     attempts, each beside the last one's read), and a read cancelled by Temporal went on in its
     thread, reading the whole day for nobody. It stops at ``within`` (the rest said unread, as
-    a CLS search's cap is) and at its caller's cancel."""
+    a CLS search's cap is) and at its caller's cancel, whatever day the lines read are of (a
+    month's file read for one day)."""
     path = tmp_path / "app.log"
-    path.write_text(LINE.replace("%s", "payment failed") * 200_000)
-    reducer = LogReducer()
-    said = await read_log_source(
-        FileLogSpec(path=str(path)),
-        START,
-        END,
-        reducer,
-        log_dir=None,
-        admin=True,
-        tencent=None,  # type: ignore[arg-type]
-        within=0,
-    )
-    assert said.startswith("0 lines read; not read to the end: the read stopped after 0 s"), said
-    assert reducer.broken, said
+    day = LINE.replace("%s", "payment failed")
+    later = day.replace("2026-11-22", "2026-11-25")  # none of the day asked
+    for lines in (day, later):
+        path.write_text(lines * 200_000)
+        reducer = LogReducer()
+        said = await read_log_source(
+            FileLogSpec(path=str(path)),
+            START,
+            END,
+            reducer,
+            log_dir=None,
+            admin=True,
+            tencent=None,  # type: ignore[arg-type]
+            within=0,
+        )
+        assert said == (
+            "0 lines read; not read to the end: the read stopped after 0 s (more lines than a "
+            "briefing reads in time): the rest unread"
+        ), said
+        assert reducer.broken, said
     seen = []
-    level = logs.level_and_message
+    parse = file_logs.parse_line
 
-    def counted(content: Any) -> Any:
+    def counted(*args: Any) -> Any:
         seen.append(1)
-        return level(content)
+        return parse(*args)
 
-    monkeypatch.setattr(logs, "level_and_message", counted)
+    monkeypatch.setattr(file_logs, "parse_line", counted)
     reading = asyncio.create_task(
         read_log_source(
             FileLogSpec(path=str(path)),
@@ -550,14 +558,24 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
             tencent=None,  # type: ignore[arg-type]
         )
     )
-    await eventually(lambda: asyncio.sleep(0, len(seen) > 1000))
+
+    async def reading_lines() -> bool:
+        return len(seen) > 1000
+
+    await eventually(reading_lines)
     reading.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reading
-    await asyncio.sleep(0.2)  # the thread's next look at the cancel: within 1,000 lines
-    stopped = len(seen)
-    await asyncio.sleep(0.5)
-    assert len(seen) == stopped < 200_000
+    last = -1
+
+    async def stopped() -> bool:  # no line read in a quarter of a second
+        nonlocal last
+        now, last = last, len(seen)
+        await asyncio.sleep(0.25)
+        return now == last == len(seen)
+
+    await eventually(stopped, "the thread's read stops")
+    assert len(seen) < 200_000  # not read to the end
 
 
 async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_are_read(
