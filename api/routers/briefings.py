@@ -23,7 +23,7 @@ from ambient.briefing.errors import (
     BriefingUnavailableError,
     InvalidBriefingError,
 )
-from ambient.briefing.greeting import DEVICE_LISTENS, Greeting
+from ambient.briefing.greeting import DEVICE_LISTENS, GREET_ROUND_TRIP, Greeting
 from ambient.briefing.models import (
     MAX_REQUEST_ID,
     BriefingListItem,
@@ -177,7 +177,8 @@ class GreetingIn(UserConfig):
     # answer (text alone when TTS is slow, "still preparing") comes within this.
     listens_seconds: float = Field(
         default=DEVICE_LISTENS,
-        ge=1,
+        # Less than the answer's way back plus a second leaves the workflow no time to speak.
+        ge=GREET_ROUND_TRIP + 1,
         le=Greeting.greet_timeout.total_seconds(),  # the service's own bound
         description="how long the device waits for this answer, in seconds",
     )

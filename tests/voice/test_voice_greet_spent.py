@@ -271,14 +271,16 @@ async def test_a_device_greeting_while_preparing_is_answered_while_it_listens_an
             held.set()  # prepared now, after the device stopped listening
             await eventually(lambda: _prepared(state.briefings, user), "prepared")
             again = await http.post("/voice/greeting", json=greet, headers=device, timeout=30)
-            too_long = await http.post(
-                "/voice/greeting", json={**greet, "listens_seconds": 60}, headers=device
-            )
+            too_long, too_short = [
+                await http.post(
+                    "/voice/greeting", json={**greet, "listens_seconds": n}, headers=device
+                )
+                for n in (60, 1.5)  # past the service's bound; no time left to speak in
+            ]
             await state.briefings.delete(user)
     assert first is not None, "the device stopped listening before its greeting was answered"
     assert first.status_code == 200 and first.json()["outcome"] == "preparing", first.text
     assert again.json()["outcome"] == "spoken", again.text
-    assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"] == [
-        "body",
-        "listens_seconds",
-    ]
+    for refused in (too_long, too_short):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"] == ["body", "listens_seconds"]
