@@ -130,10 +130,24 @@ def cut_json(line: str) -> str | None:
             fields[key], at = decoder.raw_decode(line, at)
         except ValueError:  # the cut is inside this value: a string's start is kept
             if line.startswith('"', at):
-                fields[key] = line[at + 1 : at + 1 + CUT_FIELD]
+                fields[key] = _cut_string(line[at + 1 : at + 1 + CUT_FIELD])
             break
         at = _SPACE.match(line, at).end()  # type: ignore[union-attr]
         if not line.startswith(",", at):
             break
         at += 1
     return json.dumps(fields, ensure_ascii=False) if fields else None
+
+
+def _cut_string(text: str) -> str:
+    """The start of a JSON string, its escapes read (\\n, \\u8ba2): one cut in half is left out."""
+    for end in range(len(text), max(len(text) - 6, -1), -1):
+        part = text[:end]
+        if part.endswith("\\") and (len(part) - len(part.rstrip("\\"))) % 2:
+            continue  # an escape's backslash without what it escapes
+        try:
+            value = json.loads(f'"{part}"')
+        except ValueError:
+            continue
+        return value if isinstance(value, str) else part
+    return text

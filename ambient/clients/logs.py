@@ -233,8 +233,10 @@ class FileLogSource:
                         self.gave_up = True
                         return
                     read += 1
-                    if raw.startswith(b"\0"):  # a crash's padding (ext4, xfs) before a line
-                        raw = raw.lstrip(b"\0")
+                    if b"\0" in raw:
+                        # A crash's padding (ext4, xfs: from a block's start, often inside a
+                        # line): the line after it is read, the one it cut is not.
+                        raw = raw[raw.rfind(b"\0") + 1 :]
                         if not raw:
                             raw = handle.readline(MAX_LINE)
                             continue
