@@ -216,11 +216,13 @@ LATE = 1.0  # each way of a hand-back in the test below, as on a loaded server (
 async def test_a_watch_keeps_its_grid_however_long_its_hand_backs_take(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
 ) -> None:
-    """Each poll reaches a worker a second after the workflow scheduled it, and its result
-    reaches the workflow a second after it handed back, as on a loaded server: the watch's
-    checks stay on its grid (docs/watches.md, "Polling": no drift). They used to come that
-    much later after every hand-back, for good: the grid was counted from the poll's start,
-    and again from the moment the workflow read its result."""
+    """Each poll starts a second late in its worker and its result reaches the workflow a
+    second after it handed back, as on a loaded host: the watch's checks stay on its grid
+    (docs/watches.md, "Polling": no drift). They used to come that much later after every
+    hand-back, for good: the grid was counted from the poll's start, and again from the
+    moment the workflow read its result. (A poll started late in its worker checks as late,
+    its instants counted from Temporal's start of it; the next poll is back on the grid, so
+    the lags here are measured from the first steady check.)"""
     fetched: list[float] = []
 
     async def page(request: Request) -> Response:
