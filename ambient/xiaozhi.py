@@ -72,6 +72,11 @@ def normalize_device_id(value: str) -> str:
     if _MAC.match(value):
         digits = re.sub(r"[-:._]", "", value)
         return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    if ":" in value:  # written as xiaozhi-server sends a MAC, but none: it would match no wake
+        raise InvalidDeviceError(
+            f"device_id: {value!r} is no MAC: six pairs of hex digits (0-9, a-f), e.g. "
+            "aa:bb:cc:dd:ee:ff, as xiaozhi-server sends it in `device-id`"
+        )
     return value
 
 

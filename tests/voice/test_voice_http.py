@@ -161,6 +161,11 @@ async def test_the_context_provider_answers_a_registered_device_and_refuses_othe
         other = await register(http, settings, "neighbour")
         bad = await http.post("/xiaozhi/devices", json={"device_id": "no spaces!"}, headers=me)
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "device_id"]
+        # Written as a MAC but none (a typo): registered, it matched no wake ever.
+        for typo in ("zz:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee:ff:00"):
+            bad = await http.post("/xiaozhi/devices", json={"device_id": typo}, headers=me)
+            assert bad.status_code == 422 and "is no MAC" in bad.text, (typo, bad.text)
+            assert bad.json()["detail"][0]["loc"] == ["body", "device_id"]
         added = await http.post(
             "/xiaozhi/devices", json={"device_id": "AA:BB:CC:DD:EE:01"}, headers=me
         )
