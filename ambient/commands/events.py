@@ -55,8 +55,22 @@ def _print(read: Reads, as_json: bool, columns: list[str], title: str, limit: in
     console = terminal()  # made now: sized to the terminal (or COLUMNS) of this run
     # Ids, tasks and errors are never cut: they are what the user copies.
     dumped = [row.model_dump(mode="json") for row in shown]
-    cells = [[cell(data.get(column)) for column in columns] for data in dumped]
-    console.print(table_of(columns, cells, title=title) if shown else f"no {title}")
+    if not shown:
+        console.print(f"no {title}")
+    elif not console.is_terminal:  # a pipe's lines: one a row, tab-separated, nothing folded
+        for data in dumped:
+            print("\t".join(cell(data.get(column)) for column in columns), file=console.file)
+    else:
+        # A link folded in a table's cell could be neither clicked nor copied: each is on a
+        # line of its own below it.
+        kept = [column for column in columns if column != "link"]
+        cells = [[cell(data.get(column)) for column in kept] for data in dumped]
+        console.print(table_of(kept, cells, title=title))
+        for data in dumped:
+            if link := data.get("link"):
+                console.print(
+                    f"{data['id']}: {link}", soft_wrap=True, highlight=False, markup=False
+                )
     if more:
         err_console.print(f"more: --before-id {dumped[-1]['id']}", highlight=False)
 

@@ -2,13 +2,16 @@
 (admins may name a user), failures with their error, targets redacted, bad ids 422/404."""
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 import pytest_asyncio
 from mcp import Client
+from rich.console import Console
 from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
@@ -553,3 +556,32 @@ async def test_a_time_at_the_edge_of_the_years_is_refused_naming_it_at_every_doo
     detail = answer.json()["detail"][0]
     assert detail["loc"] == ["query", "since"], detail
     assert detail["msg"].endswith("must be a time from 0001-01-02 to 9999-12-30"), detail
+
+
+async def test_the_cli_prints_an_inbox_messages_link_whole(
+    settings: Settings, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ambient inbox` folded a share link over 4-7 lines of its table, in a pipe and on a
+    terminal 160 columns wide: it could be neither clicked nor copied. A pipe gets a line a
+    message; a terminal gets each link on a line of its own below the table."""
+    from ambient.commands import events as cli_events
+    from ambient.domain.users import UserCreate
+    from ambient.storage.repositories import InboxRepository
+    from ambient.storage.users import UserRepository
+
+    link = "http://127.0.0.1:8000/share/" + "t0k3n" * 30
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="lin"))
+        await InboxRepository(session).add("lin", Message(title="Briefing", body="b", link=link))
+        await session.commit()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "COLUMNS": "160"}
+    piped = await asyncio.to_thread(CliRunner().invoke, app, ["inbox", "--user", "lin"], env=env)
+    assert piped.exit_code == 0, piped.output
+    [line] = piped.stdout.splitlines()
+    assert line.split("\t")[-1] == link, piped.stdout
+    on_a_terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
+    monkeypatch.setattr(cli_events, "terminal", lambda: on_a_terminal)
+    shown = await asyncio.to_thread(CliRunner().invoke, app, ["inbox", "--user", "lin"], env=env)
+    assert shown.exit_code == 0, shown.output
+    printed = on_a_terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert any(row.endswith(f": {link}") for row in printed.splitlines()), printed
