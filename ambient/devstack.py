@@ -446,7 +446,10 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         settings = settings.model_copy(update={"temporal_address": address})
         if opts.metrics_port:  # the worker binds it once started
             refuse_taken(
-                opts.host, opts.metrics_port, "the worker's metrics", "--metrics-port (0: off)"
+                opts.host,
+                opts.metrics_port,
+                "the worker's metrics endpoint",
+                "--metrics-port (0: off)",
             )
         if ours:
             refuse_taken(opts.host, opts.temporal_port, "Temporal", "--temporal-port")

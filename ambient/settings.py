@@ -358,6 +358,19 @@ class Settings(BaseSettings):
             )
         return url
 
+    @field_validator("temporal_address")
+    @classmethod
+    def _temporal_address(cls, address: str) -> str:
+        # A URL or a host alone was taken as typed: "unreachable at localhost", or the SDK's
+        # warning about a scheme on the terminal, said nothing of what to write.
+        host, colon, port = address.strip().rpartition(":")
+        if "://" in address or not colon or not host or not port.isdigit():
+            raise ValueError(
+                f"{address!r}: host:port of the Temporal frontend, without a scheme "
+                "(e.g. localhost:7233, or NAMESPACE.ACCOUNT.tmprl.cloud:7233)"
+            )
+        return address.strip()
+
     @field_validator("remediation_change_windows")
     @classmethod
     def _change_windows(cls, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -70,6 +70,17 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             {"AMBIENT_REMEDIATION_CHANGE_WINDOWS": '[{"days": [8]}]'},
             "AMBIENT_REMEDIATION_CHANGE_WINDOWS: window 1: days: days are ISO weekdays 1",
         ),
+        # A URL, or a host without its port: "unreachable at localhost", or the SDK's warning
+        # about a scheme on the terminal.
+        (
+            {"AMBIENT_TEMPORAL_ADDRESS": "http://localhost:7233"},
+            "AMBIENT_TEMPORAL_ADDRESS: 'http://localhost:7233': host:port of the Temporal "
+            "frontend, without a scheme",
+        ),
+        (
+            {"AMBIENT_TEMPORAL_ADDRESS": "localhost"},
+            "AMBIENT_TEMPORAL_ADDRESS: 'localhost': host:port",
+        ),
         # libpq's and many hosts' spelling: SQLAlchemy has no dialect of that name to load.
         (
             {"AMBIENT_DATABASE_URL": f"postgres://ops:{SECRET}@db.internal/ambient"},
