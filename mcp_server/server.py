@@ -197,6 +197,15 @@ class ListedServer(MCPServer[AppState]):
         # no object (a string, a list) was answered -32602 "Invalid request parameters", naming
         # nothing. Bad input is a tool's refusal in words, as for a field of the wrong type.
         params = ctx.params
+        if ctx.method == "tools/call" and not (
+            isinstance(params, dict) and isinstance(params.get("name"), str)
+        ):
+            # Refused by the SDK as "Invalid request parameters", naming nothing.
+            raise MCPError(
+                INVALID_PARAMS,
+                "tools/call: params.name, the tool's name as tools/list gives it, is missing "
+                "or not a string",
+            )
         if ctx.method == "tools/call" and isinstance(params, dict):
             name, given = params.get("name"), params.get("arguments")
             if isinstance(name, str) and given is not None and not isinstance(given, dict):

@@ -161,6 +161,21 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
         assert answered.json() == {"jsonrpc": "2.0", "id": "p-1", "result": {}}
 
 
+async def test_a_tool_call_without_a_tools_name_is_refused_naming_it(settings: Settings) -> None:
+    """tools/call with its name missing, null or a number, or params null, was answered
+    -32602 "Invalid request parameters", naming nothing."""
+    async with posting_to_mcp(settings) as (http, headers):
+        for path in ("/mcp", "/mcp/voice"):
+            for params in ({"arguments": {}}, {"name": None}, {"name": 7}, None):
+                call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+                posted = await http.post(path, json=call, headers=headers)
+                # /mcp answers in an event stream, /mcp/voice (JSON responses) in JSON.
+                data = [x for x in posted.text.splitlines() if x.startswith("data:")]
+                answer = json.loads(data[0].removeprefix("data:") if data else posted.text)
+                assert answer["id"] == 3 and answer["error"]["code"] == -32602, answer
+                assert "params.name" in answer["error"]["message"], answer
+
+
 async def test_a_malformed_message_from_an_unknown_caller_is_refused_unauthenticated(
     settings: Settings,
 ) -> None:
