@@ -451,7 +451,8 @@ def pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
-    if not found and {key, UNSAID.sub("", key)} & _BRIEFING_SAID:
+    said_as = {key, UNSAID.sub("", key)}  # with the words that say what it is left out too
+    if not found and (said_as | {WHAT_IT_IS.sub("", n) for n in said_as}) & _BRIEFING_SAID:
         # The briefing by what people call it, when no task's own name or summary is meant
         # ("早报" is a task "早报推送" first).
         found = [t for t in live if t.summary and _BRIEFING.match(t.summary)]

@@ -172,7 +172,17 @@ def test_the_briefing_is_found_by_the_names_people_call_it() -> None:
         "(Asia/Shanghai)",
     )
     tasks = [briefing, _task("reminder/ann/news-brief"), _task("reminder/ann/standup")]
-    for said in (*BRIEFING_NAMES, "每日简报", "daily briefing", "今日简报。", "Morning briefing"):
+    everyday = ("早报任务", "我的早报", "那个早报", "晨报的任务", "the morning briefing")
+    for said in (
+        *BRIEFING_NAMES,
+        *everyday,
+        "每日简报",
+        "daily briefing",
+        "今日简报。",
+        "Morning briefing",
+        "my morning briefing",
+        "today's briefing task",
+    ):
         task, question, _ = pick_task(tasks, said)
         assert task is briefing, (said, question)
     task, _, _ = pick_task([_task("reminder/ann/morning-news")], "早报")
