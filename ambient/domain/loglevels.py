@@ -154,8 +154,21 @@ def normal_level(raw: Any) -> str:
     return _LEVEL_NAMES.get(without_colours(str(raw)).strip().upper(), "UNKNOWN")
 
 
+# Half of a UTF-16 pair without its other half (a JSON "\\ud83d" cut from its pair): no text
+# can be encoded with it, and the day's report failed on the first.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
-    """The level and the message of a record's content (JSON object or text)."""
+    """The level and the message of a record's content (JSON object or text), the message
+    without a lone surrogate (replaced by U+FFFD)."""
+    level, message = _level_and_message(content)
+    if not message.isascii():
+        message = _LONE_SURROGATE.sub("\ufffd", message)
+    return level, message
+
+
+def _level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     if isinstance(content, str):
         message, raw_level = content, None
     elif "MESSAGE" in content and "PRIORITY" in content:  # journald's

@@ -615,3 +615,30 @@ async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_
     examples = {t.example for t in report.templates}
     assert {"request dump", "after the crash", "after a long padding"} <= examples, examples
     assert any(e.startswith("订单支付失败") for e in examples), examples
+
+
+async def test_a_line_with_half_a_utf16_pair_is_read_not_the_end_of_the_briefing(
+    tmp_path: Path,
+) -> None:
+    """A JSON line holding "\\ud83d" without its other half (an emoji cut in two: Python's
+    json.dumps writes emoji so, and a line cut at its first MiB cuts one) failed the day's
+    report ("surrogates not allowed"), and with it the whole briefing, at every retry."""
+    path = tmp_path / "app.log"
+    head = '{"time": "2026-11-22T08:00:00Z", "level": "ERROR", "message": '
+    with path.open("w") as out:
+        out.write(head + '"pay \\ud83d failed"}\n')
+        out.write(head + json.dumps("支付失败 " + "😀" * 400_000) + "}\n")
+    reducer = LogReducer()
+    said = await read_log_source(
+        FileLogSpec(path=str(path)),
+        START,
+        END,
+        reducer,
+        log_dir=None,
+        admin=True,
+        tencent=None,  # type: ignore[arg-type]
+    )
+    report = reducer.report(start=START, end=END)
+    assert said == "2 lines read" and report.by_level == {"ERROR": 2}, (said, report.by_level)
+    assert "pay \ufffd failed" in {t.example for t in report.templates}
+    render_markdown(report).encode()  # every line of it can be written out
