@@ -30,6 +30,7 @@ from ambient.domain.loglevels import MESSAGE_FIELDS, SEVERITY, level_and_message
 
 MAX_LINE = 1 << 20  # bytes of one line
 LOOK_EVERY = 1000  # lines read between two looks at ``FileLogSource.give_up``
+PADDING = b"\0" * 8  # the least run of NULs read as a crash's padding inside a line
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
 # exception (with its cause), the traceback's header.
 CONTINUATION = re.compile(rf"{TRACE_LINE}|[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
@@ -233,10 +234,12 @@ class FileLogSource:
                         self.gave_up = True
                         return
                     read += 1
-                    if b"\0" in raw:
+                    if PADDING in raw or raw.startswith(b"\0"):
                         # A crash's padding (ext4, xfs: from a block's start, often inside a
-                        # line): the line after it is read, the one it cut is not.
-                        raw = raw[raw.rfind(b"\0") + 1 :]
+                        # line): the line after it is read, the one it cut is not. A NUL or
+                        # two inside a line (written in a value) are the line's own.
+                        at = raw.rfind(PADDING)
+                        raw = (raw[at:] if at >= 0 else raw).lstrip(b"\0")
                         if not raw:
                             raw = handle.readline(MAX_LINE)
                             continue

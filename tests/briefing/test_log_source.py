@@ -594,11 +594,14 @@ async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_
         out.write(b"\0" * 4096 + (LINE % "after the crash").encode())
         # From a block's start, inside the line being written when it crashed.
         out.write((LINE % "cut by the crash").encode()[:30])
+        out.write(b"\0" * 40)
         out.write(b"\0" * (3 << 20) + (LINE % "after a long padding").encode())
         # A cut string's escapes read: Python's json.dumps writes Chinese as \uXXXX.
         dump = json.dumps({"time": "2026-11-22T10:00:00Z", "level": "ERROR"})[:-1]
         dump += ', "message": "' + json.dumps("订单支付失败\n" + "at Pay.charge\n" * 99_999)[1:]
         out.write(dump.encode() + b"\n")
+        # A NUL written in a value (an injection logged as is) is the line's own, not padding.
+        out.write(b"2026-11-22 08:00:00 ERROR login failed for user a\0b\n")
     reducer = LogReducer()
     said = await read_log_source(
         FileLogSpec(path=str(path)),
@@ -610,8 +613,8 @@ async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_
         tencent=None,  # type: ignore[arg-type]
     )
     report = reducer.report(start=START, end=END)
-    assert said == "7 lines read", said
-    assert report.by_level == {"ERROR": 7}, report.by_level
+    assert said == "8 lines read", said
+    assert report.by_level == {"ERROR": 8}, report.by_level
     examples = {t.example for t in report.templates}
     assert {"request dump", "after the crash", "after a long padding"} <= examples, examples
     assert any(e.startswith("订单支付失败") for e in examples), examples

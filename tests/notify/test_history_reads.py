@@ -579,6 +579,15 @@ async def test_the_cli_prints_an_inbox_messages_link_whole(
     assert piped.exit_code == 0, piped.output
     [line] = piped.stdout.splitlines()
     assert line.split("\t")[-1] == link, piped.stdout
+    # A cell holding line breaks and tabs (a receiver's error body) stays on its row's line.
+    async with deps.db.session() as session:
+        said = Message(title="Failed:\n\tsee\r\nbelow", body="b")
+        await InboxRepository(session).add("lin", said)
+        await session.commit()
+    both = await asyncio.to_thread(CliRunner().invoke, app, ["inbox", "--user", "lin"], env=env)
+    rows = both.stdout.splitlines()
+    assert len(rows) == 2 and "Failed: see below" in rows[0], both.stdout
+    assert all(len(row.split("\t")) == 6 for row in rows), rows
     on_a_terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
     monkeypatch.setattr(cli_events, "terminal", lambda: on_a_terminal)
     shown = await asyncio.to_thread(CliRunner().invoke, app, ["inbox", "--user", "lin"], env=env)
