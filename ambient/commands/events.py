@@ -60,8 +60,8 @@ def _print(read: Reads, as_json: bool, columns: list[str], title: str, limit: in
     elif not console.is_terminal:  # a pipe's lines: one a row, tab-separated, nothing folded
         for data in dumped:
             # A receiver's error may hold line breaks and tabs: a row stays one line.
-            cells = (" ".join(cell(data.get(column)).split()) for column in columns)
-            print("\t".join(cells), file=console.file)
+            line = (" ".join(cell(data.get(column)).split()) for column in columns)
+            print("\t".join(line), file=console.file)
     else:
         # A link folded in a table's cell could be neither clicked nor copied: each is on a
         # line of its own below it.
