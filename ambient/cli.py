@@ -170,6 +170,25 @@ def _terminal(stderr: bool = False) -> Console:
     return terminal(stderr)
 
 
+def _dev_port(given: int | None, name: str, default: int) -> int:
+    """A port only `ambient dev` reads: given (or exported), else .env's line, else
+    ``default``. Not a setting every command reads: a Kubernetes Service named
+    ambient-temporal puts AMBIENT_TEMPORAL_PORT=tcp://... in every pod's environment."""
+    if given is not None:
+        return given
+    from dotenv import dotenv_values
+
+    value = dotenv_values(".env").get(name) if Path(".env").is_file() else None
+    if not value:
+        return default
+    try:
+        return NUMBER(value)
+    except typer.BadParameter as exc:
+        from ambient.commands import fail
+
+        raise fail(f"{name} in .env: {exc}", 2) from None
+
+
 @app.command()
 def dev(
     # Not given here nor in the environment: as .env says, else Settings' default (.data, 8000,
@@ -203,8 +222,6 @@ def dev(
     given: dict[str, Any] = {
         "data_dir": data_dir,
         "api_port": api_port,
-        "temporal_port": temporal_port,
-        "ui_port": ui_port,
         "temporal_address": temporal_address,
         "metrics_port": metrics_port,
         "local_llm": local_llm,
@@ -213,8 +230,8 @@ def dev(
     opts = DevOptions(
         data_dir=settings.data_dir,  # as Settings reads it (~ expanded), for the children too
         api_port=settings.api_port,
-        temporal_port=settings.temporal_port,
-        ui_port=settings.ui_port,
+        temporal_port=_dev_port(temporal_port, "AMBIENT_TEMPORAL_PORT", 7233),
+        ui_port=_dev_port(ui_port, "AMBIENT_UI_PORT", 8233),
         # A server of the user's (given, exported or in .env), else one of our own.
         temporal_address=(
             settings.temporal_address if "temporal_address" in settings.model_fields_set else None

@@ -271,6 +271,16 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
     return env
 
 
+def in_its_foreground(fd: int) -> bool:
+    """Whether ``fd`` is this process's terminal with it in the foreground (`make run` in a
+    terminal): not one it was started away from (`setsid ambient dev &`, a job put in the
+    background), whose closing must not stop it."""
+    try:
+        return os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # not its controlling terminal
+        return False
+
+
 def hung_up(fd: int) -> bool:
     """Whether ``fd``'s terminal hung up (closed): every ioctl on it fails with EIO then."""
     try:
@@ -500,7 +510,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             console.print(line, soft_wrap=True, highlight=False, markup=at == 0)
         # Closed under a parent that keeps its hang-up to itself (`make run`: make waits for
         # its child), the terminal sends this process no SIGHUP: it is seen hung up instead.
-        tty = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+        tty = next((fd for fd in (0, 1, 2) if in_its_foreground(fd)), None)
         while not stop.wait(0.5):
             if tty is not None and hung_up(tty):
                 return 0

@@ -124,10 +124,6 @@ class Settings(BaseSettings):
     temporal_tls_key: UserPath | None = None
     temporal_tls_ca: UserPath | None = None
     temporal_api_key: SecretStr | None = None
-    # The ports of the Temporal dev server and its Web UI that `ambient dev` starts (when no
-    # AMBIENT_TEMPORAL_ADDRESS is set).
-    temporal_port: int = Field(default=7233, ge=1, le=65535)
-    ui_port: int = Field(default=8233, ge=1, le=65535)
 
     # App database; SQLite under data_dir when unset.
     database_url: str | None = None

@@ -1234,7 +1234,8 @@ def test_ambient_dev_takes_its_settings_from_dot_env_as_every_command_does(
         return 0
 
     # The Temporal and Web UI ports too: they were read from the shell alone, so a stack
-    # moved off 7233/8233 in .env collided with another on them.
+    # moved off 7233/8233 in .env collided with another on them. (Read by `ambient dev`
+    # alone: not settings every command refuses, empty or as Kubernetes writes them.)
     (tmp_path / ".env").write_text(
         "AMBIENT_DATA_DIR=stack\nAMBIENT_API_PORT=8123\nAMBIENT_METRICS_PORT=0\n"
         "AMBIENT_LOCAL_LLM=1\nAMBIENT_TEMPORAL_PORT=7300\nAMBIENT_UI_PORT=8300\n"

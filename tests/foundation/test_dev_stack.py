@@ -404,17 +404,21 @@ _MAKE_LIKE = (
 
 @pytest.mark.devserver
 @pytest.mark.skipif(shutil.which("setsid") is None, reason="util-linux's setsid gives a terminal")
+@pytest.mark.parametrize("detached", [False, True])
 async def test_a_stack_whose_terminal_closes_under_make_stops_with_its_children(
-    tmp_path: Path,
+    tmp_path: Path, detached: bool
 ) -> None:
     """`ssh -t host make run`, `tmux new 'make run'`, then the terminal closed: make, the first
     of the terminal's session, got the SIGHUP and waited for its child for good; Temporal, the
-    worker and the API ran on, holding the ports. The stack sees its terminal hung up."""
+    worker and the API ran on, holding the ports. The stack sees its terminal hung up. One
+    started away from its terminal on purpose (`setsid ambient dev > log &`) runs on."""
     stack = DevStack(tmp_path / "data")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
     master, slave = os.openpty()
-    # setsid -c: a session of its own whose terminal is the pty, as a terminal's program has.
-    command = ["setsid", "-c", sys.executable, "-c", _MAKE_LIKE, *stack.command()]
+    # setsid -c: a session of its own whose terminal is the pty, as a terminal's program has;
+    # without -c, a session with no terminal, the pty its output only.
+    ctty = [] if detached else ["-c"]
+    command = ["setsid", *ctty, sys.executable, "-c", _MAKE_LIKE, *stack.command()]
     process = subprocess.Popen(  # noqa: ASYNC220 - the one child of this test
         command, stdin=slave, stdout=slave, stderr=slave, env=env
     )
@@ -434,6 +438,11 @@ async def test_a_stack_whose_terminal_closes_under_make_stops_with_its_children(
         assert len(children) >= 3, children  # ambient dev, Temporal, the worker, the API
         os.close(master)  # the terminal closes
         master = -1
+        if detached:
+            with pytest.raises(subprocess.TimeoutExpired):  # it runs on
+                await asyncio.to_thread(process.wait, 5)
+            (dev,) = [c for c in children if "dev" in c.cmdline() and "ambient.cli" in c.cmdline()]
+            dev.terminate()
         assert await asyncio.to_thread(process.wait, 120) == 0
 
         async def gone() -> bool:

@@ -118,3 +118,15 @@ def test_a_second_worker_on_a_taken_metrics_port_says_which_setting_to_change(
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
     assert f"127.0.0.1:{port}" in lines[-1] and "AMBIENT_METRICS_PORT" in lines[-1], lines
+
+
+def test_ports_only_ambient_dev_reads_are_no_setting_other_commands_refuse(tmp_path: Path) -> None:
+    """A Kubernetes Service named ambient-temporal puts AMBIENT_TEMPORAL_PORT=tcp://IP:7233 in
+    every pod's environment: read as a setting, every command refused to start."""
+    done = _ambient(
+        tmp_path,
+        "status",
+        AMBIENT_TEMPORAL_PORT="tcp://10.0.0.1:7233",
+        AMBIENT_UI_PORT="",
+    )
+    assert "settings refused" not in done.stderr, done.stderr
