@@ -359,13 +359,16 @@ class Settings(BaseSettings):
     def _temporal_address(cls, address: str) -> str:
         # A URL or a host alone was taken as typed: "unreachable at localhost", or the SDK's
         # warning about a scheme on the terminal, said nothing of what to write.
-        host, colon, port = address.strip().rpartition(":")
-        if "://" in address or not colon or not host or not port.isdigit():
+        # An http(s):// written before it (which the SDK took, with a warning) is left out.
+        given = address.strip()
+        plain = re.sub(r"^https?://", "", given, flags=re.IGNORECASE).rstrip("/")
+        host, colon, port = plain.rpartition(":")
+        if "://" in plain or not colon or not host or not port.isdigit():
             raise ValueError(
-                f"{address!r}: host:port of the Temporal frontend, without a scheme "
+                f"{address!r}: host:port of the Temporal frontend "
                 "(e.g. localhost:7233, or NAMESPACE.ACCOUNT.tmprl.cloud:7233)"
             )
-        return address.strip()
+        return plain
 
     @field_validator("remediation_change_windows")
     @classmethod

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ambient.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "mailpassword9876-do-not-print"
 
@@ -73,9 +75,8 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
         # A URL, or a host without its port: "unreachable at localhost", or the SDK's warning
         # about a scheme on the terminal.
         (
-            {"AMBIENT_TEMPORAL_ADDRESS": "http://localhost:7233"},
-            "AMBIENT_TEMPORAL_ADDRESS: 'http://localhost:7233': host:port of the Temporal "
-            "frontend, without a scheme",
+            {"AMBIENT_TEMPORAL_ADDRESS": "grpc://localhost:7233"},
+            "AMBIENT_TEMPORAL_ADDRESS: 'grpc://localhost:7233': host:port of the Temporal frontend",
         ),
         (
             {"AMBIENT_TEMPORAL_ADDRESS": "localhost"},
@@ -130,3 +131,11 @@ def test_ports_only_ambient_dev_reads_are_no_setting_other_commands_refuse(tmp_p
         AMBIENT_UI_PORT="",
     )
     assert "settings refused" not in done.stderr, done.stderr
+
+
+def test_a_temporal_address_written_as_an_http_url_is_read_as_its_host_and_port() -> None:
+    """The SDK took "https://NS.ACCOUNT.tmprl.cloud:7233" with a warning: a deployment so
+    configured keeps working, without the warning on every command."""
+    for written in ("https://ns.acct.tmprl.cloud:7233", "http://localhost:7233/"):
+        settings = Settings(temporal_address=written, _env_file=None)  # type: ignore[call-arg]
+        assert settings.temporal_address == written.split("://")[1].rstrip("/")
