@@ -48,6 +48,23 @@ async def _read(path: Path, tencent: TencentCloud, log_dir: Path | None) -> tupl
     return said, [t.example for t in reducer.report(start=START, end=END).templates]
 
 
+async def _read_file(path: Path, **options: Any) -> tuple[str, LogReducer]:
+    """What an admin's read of the file source ``path`` over the day said, and its reducer."""
+    reducer = LogReducer()
+    tencent: Any = None  # a file source asks no cloud
+    said = await read_log_source(
+        FileLogSpec(path=str(path)),
+        START,
+        END,
+        reducer,
+        log_dir=None,
+        admin=True,
+        tencent=tencent,
+        **options,
+    )
+    return said, reducer
+
+
 async def test_a_log_folder_is_read_without_the_files_its_symlinks_lead_out_to(
     tmp_path: Path, settings: Settings
 ) -> None:
@@ -524,17 +541,7 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
     later = day.replace("2026-11-22", "2026-11-25")  # none of the day asked
     for lines in (day, later):
         path.write_text(lines * 200_000)
-        reducer = LogReducer()
-        said = await read_log_source(
-            FileLogSpec(path=str(path)),
-            START,
-            END,
-            reducer,
-            log_dir=None,
-            admin=True,
-            tencent=None,  # type: ignore[arg-type]
-            within=0,
-        )
+        said, reducer = await _read_file(path, within=0)
         assert said == (
             "0 lines read; not read to the end: the read stopped after 0 s (more lines than a "
             "briefing reads in time): the rest unread"
@@ -548,17 +555,7 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
         return parse(*args)
 
     monkeypatch.setattr(file_logs, "parse_line", counted)
-    reading = asyncio.create_task(
-        read_log_source(
-            FileLogSpec(path=str(path)),
-            START,
-            END,
-            LogReducer(),
-            log_dir=None,
-            admin=True,
-            tencent=None,  # type: ignore[arg-type]
-        )
-    )
+    reading = asyncio.create_task(_read_file(path))
 
     async def reading_lines() -> bool:
         return len(seen) > 1000
@@ -602,16 +599,7 @@ async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_
         out.write(dump.encode() + b"\n")
         # A NUL written in a value (an injection logged as is) is the line's own, not padding.
         out.write(b"2026-11-22 08:00:00 ERROR login failed for user a\0b\n")
-    reducer = LogReducer()
-    said = await read_log_source(
-        FileLogSpec(path=str(path)),
-        START,
-        END,
-        reducer,
-        log_dir=None,
-        admin=True,
-        tencent=None,  # type: ignore[arg-type]
-    )
+    said, reducer = await _read_file(path)
     report = reducer.report(start=START, end=END)
     assert said == "8 lines read", said
     assert report.by_level == {"ERROR": 8}, report.by_level
@@ -631,16 +619,7 @@ async def test_a_line_with_half_a_utf16_pair_is_read_not_the_end_of_the_briefing
     with path.open("w") as out:
         out.write(head + '"pay \\ud83d failed"}\n')
         out.write(head + json.dumps("支付失败 " + "😀" * 400_000) + "}\n")
-    reducer = LogReducer()
-    said = await read_log_source(
-        FileLogSpec(path=str(path)),
-        START,
-        END,
-        reducer,
-        log_dir=None,
-        admin=True,
-        tencent=None,  # type: ignore[arg-type]
-    )
+    said, reducer = await _read_file(path)
     report = reducer.report(start=START, end=END)
     assert said == "2 lines read" and report.by_level == {"ERROR": 2}, (said, report.by_level)
     assert "pay \ufffd failed" in {t.example for t in report.templates}

@@ -1344,6 +1344,21 @@ async def test_a_dry_run_first_change_waits_out_a_busy_api_server_not_planning_f
     ]
 
 
+async def _approved_after_it_cleared(
+    env: WorkflowEnvironment, deps: WorkerDeps, queue: str, site: Any, url: str
+) -> WorkflowHandle[Any, Any]:
+    """A run of "cart" waiting for rung 1's approval, its alert over meanwhile, then approved
+    by "lead"."""
+    handle = await start(env, queue, alert(url, workload="cart"), "execute")
+    await state_reaches(env, handle, ("waiting_approval",))
+    site.healthy_from = 0  # over while the approval waits
+    answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+    await handle.execute_update(
+        GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+    )
+    return handle
+
+
 async def test_a_run_whose_alert_cleared_while_it_waited_gives_its_slot_back_and_says_so(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -1364,13 +1379,7 @@ async def test_a_run_whose_alert_cleared_while_it_waited_gives_its_slot_back_and
         error_rate(healthy_from=None) as (site, url),
         running_worker(ts_env.client, deps) as worker,
     ):
-        handle = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
-        await state_reaches(ts_env, handle, ("waiting_approval",))
-        site.healthy_from = 0  # over while the approval waits
-        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
-        await handle.execute_update(
-            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
-        )
+        handle = await _approved_after_it_cleared(ts_env, deps, worker.task_queue, site, url)
         done = await handle.result()
     assert done.state == "resolved" and done.attempts == [], done
     async with deps.db.session() as session:
@@ -1407,13 +1416,7 @@ async def test_a_run_cancelled_as_it_says_its_alert_cleared_while_it_waited_clos
         error_rate(healthy_from=None) as (site, url),
         running_worker(ts_env.client, deps) as worker,
     ):
-        handle = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
-        await state_reaches(ts_env, handle, ("waiting_approval",))
-        site.healthy_from = 0  # over while the approval waits
-        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
-        await handle.execute_update(
-            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
-        )
+        handle = await _approved_after_it_cleared(ts_env, deps, worker.task_queue, site, url)
         await asyncio.wait_for(arrived.wait(), HANG)
         await handle.cancel()
 
