@@ -150,7 +150,10 @@ async def test_check_now_during_a_runs_last_poll_answers_the_check_before_contin
         task=task_id,
         config=WebMonitorConfig.model_validate(monitor(base, "/a", minutes=1)),
         check_interval_seconds=0.5,
-        poll_window_seconds=1.0,
+        # A heartbeat timeout of the window's 5 s (1 s timed out an attempt held at the gate
+        # on a loaded host: its retry overlapped it, and the asked check read a page the
+        # timed-out attempt had stored the change of).
+        poll_window_seconds=5.0,
         continue_as_new_after_events=1,  # every pass is a run's last
     )
     await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues every pass")
@@ -248,7 +251,10 @@ async def test_a_second_check_now_during_the_held_poll_answers_both_checks(
         task=task_id,
         config=WebMonitorConfig.model_validate(monitor(base, "/a", minutes=1)),
         check_interval_seconds=0.5,
-        poll_window_seconds=1.0,
+        # A heartbeat timeout of the window's 5 s (1 s timed out an attempt held at the gate
+        # on a loaded host: its retry overlapped it, and the asked check read a page the
+        # timed-out attempt had stored the change of).
+        poll_window_seconds=5.0,
         continue_as_new_after_events=1,  # every pass is a run's last
     )
     await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues every pass")
