@@ -66,9 +66,9 @@ from api.routers import (
     users,
     xiaozhi,
 )
-from api.security import SecurityHeaders, policy_with_inline_scripts
+from api.security import ClientRegistrationRefused, SecurityHeaders, policy_with_inline_scripts
 from mcp_server.server import build_server
-from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
+from mcp_server.voice import VOICE_PATH, build_voice_server, by_path
 
 # Seconds an idle client connection is kept open: past a client's own idle expiry (httpx's
 # 5 s, uvicorn's default too), so the client closes first. At 5 s both, a client sent a request
@@ -150,8 +150,7 @@ def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
 
 def _challenge(sdks: str, said: str) -> str:
     """The SDK's Bearer challenge with our realm and words; a request that sent no token gets
-    no error code (RFC 6750 §3.1: the SDK said error="invalid_token" to every 401), only where
-    the resource's metadata is (RFC 9728 §5.1, as the MCP authorization spec asks)."""
+    no error code (RFC 6750 §3.1: the SDK said error="invalid_token" to every 401)."""
     fields = {"realm": "ambient-ops", **dict(re.findall(r'(\w+)="([^"]*)"', sdks))}
     fields |= {"error_description": said}
     if said == MISSING_TOKEN:
@@ -403,13 +402,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     # CSP, frame and referrer policy on every HTML response (pages, share links, /docs).
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ClientRegistrationRefused)
     install_redaction()  # the codec token in /codec/ui/{token} stays out of the access log
     app.state.holder = holder
     app.state.settings = settings
     for router in ROUTERS:
         app.include_router(router)
-    # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
-    voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
+    # Last, so every API route above matches first; serves /mcp and /mcp/voice.
+    voice_paths = {VOICE_PATH: voice_app}
     for sdk_app in (mcp_app, voice_app):  # innermost: after the SDK's token check
         sdk_app.add_exception_handler(404, app_pages.not_found)
         sdk_app.state.holder = holder  # a page's 404 reads who signed in (the app's own state)

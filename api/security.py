@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 from pydantic import SecretStr
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -64,6 +65,38 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# An MCP client that meets /mcp's 401 looks for an OAuth authorization server, finds none, and
+# registers itself at /register (RFC 7591's default), which is the sign-up form: it read
+# "form post refused: it carries neither Origin nor Referer".
+NO_OAUTH = (
+    "ambient-ops registers no OAuth clients: give this MCP client your API token as the header "
+    "'Authorization: Bearer <token>' (the token registering gave you; `ambient dev` prints the "
+    "dev user's)"
+)
+
+
+class ClientRegistrationRefused:
+    """A JSON POST to /register, an OAuth client registering itself, gets RFC 7591's error
+    saying to send the API token; the sign-up form's posts go on to the page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].rstrip("/") == "/register"
+            and Headers(scope=scope).get("content-type", "").partition(";")[0].strip().lower()
+            == "application/json"
+        ):
+            refusal = {"error": "invalid_client_metadata", "error_description": NO_OAUTH}
+            answer = JSONResponse(refusal, 400, headers={"Cache-Control": "no-store"})
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)

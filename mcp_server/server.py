@@ -428,12 +428,11 @@ def build_server(
     name: str = "ambient-ops",
     instructions: str = INSTRUCTIONS,
     cls: type[MCPServer[AppState]] = AmbientMCPServer,
-    path: str = "/mcp",
     voice_tokens: bool = False,
 ) -> MCPServer[AppState]:
     """The MCP server of ``areas`` (all by default); with ``holder`` it shares the API's state,
-    otherwise it opens its own; over HTTP it takes the users' tokens for ``path`` (and their
-    voice tokens, with ``voice_tokens``)."""
+    otherwise it opens its own; over HTTP it takes the users' tokens (and their voice
+    tokens, with ``voice_tokens``)."""
     selected = list(AREAS) if areas is None else list(areas)
     holder = holder or StateHolder()
 
@@ -451,9 +450,15 @@ def build_server(
 
     auth = verifier = None
     if http_auth:
-        base = settings.public_base_url
+        # Our tokens are the API's own, not OAuth's: no protected-resource metadata is served
+        # (it had named the API as an authorization server, which it is not, and at the
+        # configured URL, whose host a client on localhost found "does not match"). An OAuth
+        # client then registers at /register and is told to send the token
+        # (api.security.ClientRegistrationRefused). The issuer is the SDK's required field.
         auth = AuthSettings(
-            issuer_url=base, resource_server_url=f"{base}{path}", validate_token_resource=False
+            issuer_url=settings.public_base_url,
+            resource_server_url=None,
+            validate_token_resource=False,
         )
         verifier = UserTokenVerifier(holder, voice=voice_tokens)
     mcp = cls(

@@ -167,7 +167,6 @@ def build_voice_server(
         name="ambient-voice",
         instructions=INSTRUCTIONS,
         cls=VoiceServer,
-        path=VOICE_PATH,
         voice_tokens=True,
     )
     for tool, hint in TOOLS:
@@ -181,8 +180,6 @@ def build_voice_server(
 
 
 VOICE_PATH = "/mcp/voice"
-# Where a 401 from /mcp/voice points clients for its protected-resource metadata (RFC 9728).
-VOICE_METADATA = "/.well-known/oauth-protected-resource"
 
 
 def by_path(exact: Mapping[str, ASGIApp], default: ASGIApp) -> ASGIApp:

@@ -6,7 +6,6 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -88,12 +87,13 @@ async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_t
 
         anonymous = await http.post("/mcp/voice", json=INITIALIZE, headers=ACCEPT)
         assert anonymous.status_code == 401
-        # The 401 names where to read how to authenticate, and that is served.
-        metadata_url = anonymous.headers["www-authenticate"].split('resource_metadata="')[1]
-        # (at the configured public URL; this test server's port differs: ask it for the path)
-        metadata = await http.get(urlsplit(metadata_url.split('"')[0]).path)
-        assert metadata.status_code == 200
-        assert metadata.json()["resource"].endswith("/mcp/voice")
+        # The tokens are ours, not OAuth's: no OAuth metadata is named or served.
+        assert anonymous.headers["www-authenticate"] == 'Bearer realm="ambient-ops"'
+        for path in (
+            "/.well-known/oauth-protected-resource/mcp/voice",
+            "/.well-known/oauth-protected-resource/mcp",
+        ):
+            assert (await http.get(path)).status_code == 404
         wrong = await http.post(
             "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, "Authorization": "Bearer nope"}
         )
