@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.guard import DestinationGuard
 from ambient.clients.llm import NoCompletionError, completion_in, openai_client
+from ambient.clients.web import WebFetcher
+from ambient.clients.web_errors import FetchError
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
 from ambient.settings import Settings
 
@@ -29,6 +31,15 @@ NEEDS_MODEL = (
 )
 
 
+# Leading bytes of the image formats vision models take, for a server that does not say.
+MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+
+
 class ImageDescription(BaseModel):
     answer: str = Field(description="what the model sees in the image, answering the question")
     model: str
@@ -47,13 +58,7 @@ async def describe_dashboard_image(
     elif urlsplit(url).scheme.lower() not in ("http", "https"):
         raise CloudOpsInputError("image_url", "must be an http(s) URL or a data:image/ upload")
     else:
-        # The model provider fetches the URL; it must still not point into our network.
-        try:
-            await DestinationGuard(settings.fetch_allow_cidrs).check_url(url)
-        except ValueError as exc:  # RefusedDestinationError, or no usable host
-            raise CloudOpsInputError("image_url", str(exc)) from None
-        except OSError as exc:
-            raise CloudOpsInputError("image_url", f"cannot resolve the host: {exc}") from None
+        url = await _fetched(settings, url)
     client = openai_client(settings, timeout=max(120.0, settings.llm_timeout))
     if client is None:
         raise CloudOpsFailedError("offline", NEEDS_MODEL)
@@ -91,3 +96,30 @@ async def describe_dashboard_image(
     if not answer:
         raise CloudOpsFailedError("model", "the vision model gave no answer")
     return ImageDescription(answer=answer, model=settings.llm_model)
+
+
+async def _fetched(settings: Settings, url: str) -> str:
+    """The image at ``url`` as a data: URL, fetched through the destination guard at every
+    hop. Handed the URL, the model provider fetched it itself, following redirects and
+    resolving the name again from its own network: a public page's redirect reached the
+    metadata service or an internal dashboard, whose picture the model then described."""
+    fetcher = WebFetcher(allow_cidrs=settings.fetch_allow_cidrs, max_bytes=MAX_DATA_URL * 3 // 4)
+    try:
+        image = await fetcher.fetch(url, accept="image/*")
+    except FetchError as exc:
+        raise CloudOpsInputError("image_url", f"cannot fetch the image: {exc}") from None
+    finally:
+        await fetcher.aclose()
+    said = image.content_type.partition(";")[0].strip().lower()
+    webp = image.body[:4] == b"RIFF" and image.body[8:12] == b"WEBP"
+    sniffed = (
+        "image/webp"
+        if webp
+        else next((kind for magic, kind in MAGIC.items() if image.body.startswith(magic)), None)
+    )
+    kind = said if said.startswith("image/") else sniffed
+    if kind is None:
+        raise CloudOpsInputError(
+            "image_url", f"the URL answered {said or 'no content type'}, not an image"
+        )
+    return f"data:{kind};base64,{base64.b64encode(image.body).decode()}"

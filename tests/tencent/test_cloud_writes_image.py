@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState
@@ -15,6 +20,23 @@ from tests.support.tencent import ops_state
 from tests.tencent.test_cloud_tools import call, client
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+PNG_BYTES = base64.b64decode(PNG.partition(",")[2] + "==")
+
+
+def dashboards(internal: list[str]) -> Starlette:
+    """A dashboard host on loopback (allowed, as a public one would be), and what it serves."""
+
+    async def image(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        if kind == "away":  # a public page sending the fetch inward
+            return RedirectResponse("http://127.0.0.2:9/latest/meta-data/", 302)
+        if kind == "page":
+            return Response("<html>login</html>", media_type="text/html")
+        internal.append(request.url.path)  # the one the model is shown, fetched by us
+        # A server that does not say what it sends: the bytes say it is a PNG.
+        return Response(PNG_BYTES, media_type="image/png" if kind == "cpu" else None)
+
+    return Starlette(routes=[Route("/{kind}.png", image)])
 
 
 @pytest_asyncio.fixture
@@ -37,26 +59,38 @@ async def test_ci01_the_image_and_question_go_to_the_vision_model(
     vision: tuple[LLMApi, AppState],
 ) -> None:
     llm, state = vision
-    llm.script(Content("CPU on ins-1 spikes to 95% at 14:00."), Content("Error rate is flat."))
-    async with client(state, "viewer") as c:
+    llm.script(
+        Content("CPU on ins-1 spikes to 95% at 14:00."),
+        Content("Error rate is flat."),
+        Content("Memory is steady."),
+    )
+    fetched: list[str] = []
+    async with serve(dashboards(fetched)) as host, client(state, "viewer") as c:
         failed, by_url = await call(
             c,
             "describe_dashboard_image",
-            image_url="http://127.0.0.1:9/cpu.png",
+            image_url=f"{host}/cpu.png",
             question="Which instance is hot?",
         )
         assert not failed, by_url
         _, by_upload = await call(c, "describe_dashboard_image", image_url=PNG)
+        _, unsaid = await call(c, "describe_dashboard_image", image_url=f"{host}/plain.png")
         tools = {t.name: t for t in (await c.list_tools()).tools}
     assert by_url == {"answer": "CPU on ins-1 spikes to 95% at 14:00.", "model": "vision-standin"}
     assert by_upload["answer"] == "Error rate is flat."
+    assert unsaid["answer"] == "Memory is steady."
     first = llm.requests[0]
     assert first["model"] == "vision-standin"
     user = next(m for m in first["messages"] if m["role"] == "user")
+    # The model is shown the image itself, fetched here: never a URL it would fetch.
+    data = "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()
     assert user["content"] == [
         {"type": "text", "text": "Which instance is hot?"},
-        {"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/cpu.png"}},
+        {"type": "image_url", "image_url": {"url": data}},
     ]
+    third = next(m for m in llm.requests[2]["messages"] if m["role"] == "user")
+    assert third["content"][1]["image_url"]["url"] == data
+    assert fetched == ["/cpu.png", "/plain.png"]
     hints = tools["describe_dashboard_image"].annotations
     assert hints is not None and hints.read_only_hint is True
     assert hints.destructive_hint is False
@@ -109,3 +143,19 @@ async def test_ci03_an_answer_without_a_completion_is_said_as_no_answer(
     assert filtered and "the vision model gave no answer" in filtered_message
     assert gateway and "the vision model gave no answer" in gateway_message
     assert "upstream busy" in gateway_message
+
+
+async def test_ci04_an_image_url_redirected_inward_or_no_image_reaches_no_model(
+    vision: tuple[LLMApi, AppState],
+) -> None:
+    # The provider had been handed the URL, checked at its first hop alone: it followed a
+    # public page's redirect to the metadata service and described what it found there.
+    llm, state = vision
+    fetched: list[str] = []
+    async with serve(dashboards(fetched)) as host, client(state, "viewer") as c:
+        away, away_message = await call(c, "describe_dashboard_image", image_url=f"{host}/away.png")
+        page, page_message = await call(c, "describe_dashboard_image", image_url=f"{host}/page.png")
+    assert away and "image_url" in away_message and "refused destination" in away_message
+    assert "127.0.0.2" in away_message
+    assert page and "text/html, not an image" in page_message
+    assert llm.requests == [] and fetched == []
