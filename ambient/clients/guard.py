@@ -59,7 +59,7 @@ NON_PUBLIC = N_(
     "AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
 )
 RESOLVES_NON_PUBLIC = N_(
-    "refused destination %(host)s: it resolves to %(address)s %(why)s (a non-public "
+    "refused destination %(host)s: it resolves to %(address)s, which %(why)s (a non-public "
     "address); allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
 )
 # A cloud metadata address: a wider network allowed never opens it, only the address itself.
@@ -68,8 +68,8 @@ METADATA_REFUSED = N_(
     "credentials); allow exactly it with AMBIENT_FETCH_ALLOW_CIDRS=%(allow)s only if intended"
 )
 RESOLVES_METADATA = N_(
-    "refused destination %(host)s: it resolves to %(address)s %(why)s (it hands out this "
-    "machine's cloud credentials); allow exactly it with AMBIENT_FETCH_ALLOW_CIDRS=%(allow)s "
+    "refused destination %(host)s: it resolves to %(address)s, which %(why)s (it hands out "
+    "this machine's cloud credentials); allow exactly it with AMBIENT_FETCH_ALLOW_CIDRS=%(allow)s "
     "only if intended"
 )
 CONTROLS = N_("refused URL: it contains spaces, backslashes or controls")

@@ -206,7 +206,7 @@ class FixedAnswers(DestinationGuard):
 async def test_a_name_with_any_refused_address_in_its_answer_is_refused() -> None:
     guard = FixedAnswers(["93.184.216.34", "10.0.0.5"])
     with pytest.raises(
-        RefusedDestinationError, match=r"resolves to 10\.0\.0\.5 is a private address"
+        RefusedDestinationError, match=r"resolves to 10\.0\.0\.5, which is a private address"
     ):
         await guard.check_url("https://hooks.example.com/x")
     assert await FixedAnswers(["93.184.216.34"]).check_url("https://hooks.example.com/") == [
@@ -243,7 +243,9 @@ async def test_localhost_is_taken_at_entry_when_a_loopback_it_may_mean_is_allow_
         "127.0.0.1"
     ]
     # Where localhost is ::1 as well, the fetch is refused, naming it.
-    with pytest.raises(RefusedDestinationError, match=r"resolves to ::1 is a loopback address"):
+    with pytest.raises(
+        RefusedDestinationError, match=r"resolves to ::1, which is a loopback address"
+    ):
         await FixedAnswers(["127.0.0.1", "::1"], readme).check_url("http://localhost:9000/")
     # Without a loopback allowed, and in every other form, it stays refused at entry.
     with pytest.raises(RefusedDestinationError, match=r"localhost: 127\.0\.0\.1 is a loopback"):
