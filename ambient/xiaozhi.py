@@ -153,10 +153,17 @@ class DeviceService:
             taken = InvalidDeviceError(f"device_id: {mac} is already registered; remove it first")
             # As an earlier release stored it too (aa-bb-…, aabb.ccdd.eeff): a second row of
             # one device let `authenticate` pick either, refusing its owner.
-            if await session.scalar(
-                select(XiaozhiDevice.id).where(XiaozhiDevice.device_id.in_(_notations(mac)))
+            if owner := await session.scalar(
+                select(XiaozhiDevice.user).where(XiaozhiDevice.device_id.in_(_notations(mac)))
             ):
-                raise taken
+                if owner == user:
+                    raise taken
+                # "Remove it first" asked for what the caller cannot do (it is not theirs).
+                whose = f"to {owner}" if await self._admin(actor) else "to another user"
+                raise InvalidDeviceError(
+                    f"device_id: {mac} is registered {whose}: only its owner or an admin can "
+                    "remove it"
+                )
             row = XiaozhiDevice(
                 device_id=mac, user=user, token_hash=hash_token(token), speakers=names
             )

@@ -4,6 +4,7 @@ the settings form): the answer is the caller's own consent, never whose device i
 from __future__ import annotations
 
 from ambient.settings import Settings
+from tests.support.admins import admin_headers
 from tests.support.pages import signed_in
 from tests.voice.support import register, voice_api
 
@@ -42,3 +43,28 @@ async def test_allowing_someone_elses_device_by_its_mac_never_names_its_owner(
     assert all("rosalind" not in a.text for a in [*answers, form])
     # The owner still sees who allowed their device.
     assert (listed["user"], listed["speakers"]) == ("rosalind-owner", ["trudy-stranger"])
+
+
+async def test_a_device_someone_else_registered_is_refused_with_who_can_remove_it(
+    settings: Settings,
+) -> None:
+    """Another user's add of a registered device was told "remove it first", which only its
+    owner or an admin can do: they are told so, and only an admin is told whose it is."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "rosalind-owner")
+        stranger = await register(http, settings, "trudy-stranger")
+        mac = "aa:bb:cc:dd:ee:44"
+        added = await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert added.status_code == 201, added.text
+        sent = {"device_id": mac.upper()}
+        theirs = await http.post("/xiaozhi/devices", json=sent, headers=stranger)
+        again = await http.post("/xiaozhi/devices", json=sent, headers=owner)
+        admin = await http.post(
+            "/xiaozhi/devices", json=sent, headers=await admin_headers(settings)
+        )
+    assert [r.status_code for r in (theirs, again, admin)] == [422, 422, 422]
+    said = [r.text for r in (theirs, again, admin)]
+    assert f"{mac} is registered to another user: only its owner or an admin" in said[0]
+    assert "rosalind" not in said[0] and "remove it first" not in said[0]
+    assert f"{mac} is already registered; remove it first" in said[1]
+    assert f"{mac} is registered to rosalind-owner: only its owner or an admin" in said[2]

@@ -175,7 +175,7 @@ async def test_the_context_provider_answers_a_registered_device_and_refuses_othe
         taken = await http.post(
             "/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:01"}, headers=other
         )
-        assert taken.status_code == 422 and "already registered" in taken.text
+        assert taken.status_code == 422 and "registered to another user" in taken.text
         not_yours = await http.post(
             "/xiaozhi/devices",
             json={"device_id": "aa:bb:cc:dd:ee:02", "user": "kitchen"},
