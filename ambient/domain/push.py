@@ -60,6 +60,9 @@ ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # (matched from 32 on: a secret cut short is one still).
 SIGN_SECRET = re.compile(r"SEC[0-9a-fA-F]{32}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
+# The host of a vendor's robot URLs: a message goes with the key to the configured base URL
+# (AMBIENT_WECOM_BASE_URL, AMBIENT_DINGTALK_BASE_URL), never to a pasted URL's own host.
+ROBOT_HOSTS = {"wecom": "qyapi.weixin.qq.com", "dingtalk": "oapi.dingtalk.com"}
 # Options a robot target may carry after `?` (mentions), by channel type.
 ROBOT_OPTIONS = {"wecom": {"mentioned", "mobiles"}, "dingtalk": {"at"}}
 # Apprise schemes with local effects on the worker machine: never a user's target.
@@ -305,6 +308,16 @@ def _robot_url_problem(kind: str, value: str, pattern: re.Pattern[str]) -> Refus
     # the key form; unchecked, a misspelled option was saved and silently did nothing.
     parts = urlsplit(value)
     param = ROBOT_KEYS[kind]
+    if (parts.hostname or "").lower() != ROBOT_HOSTS[kind]:
+        # A self-hosted or private gateway's URL was taken, and its key sent to the vendor.
+        return Refusal(
+            "a %(kind)s robot URL is on %(host)s: messages go with its key to the address the "
+            "operator set (%(setting)s), never to another host; give the robot's URL from "
+            "%(kind)s or its key",
+            kind=kind,
+            host=ROBOT_HOSTS[kind],
+            setting=f"AMBIENT_{kind.upper()}_BASE_URL",
+        )
     if not (keys := parse_qs(parts.query).get(param)):
         return Refusal(
             "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param

@@ -255,3 +255,27 @@ def test_a_secret_reference_that_is_no_name_is_said_by_its_first_characters() ->
     problem = target_problem(Target(type="dingtalk", target=f"secret:dingTOKEN1234#{LEAKED}"))
     assert problem is not None and "TOKEN1234" not in str(problem), str(problem)
     assert "'ding…'" in str(problem) and _no_secret(str(problem)), str(problem)
+
+
+async def test_a_robot_url_on_another_host_is_refused_saying_where_messages_go(
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    # Taken, with its host swapped for the vendor's: the key of a self-hosted or private
+    # gateway's URL was sent to the public vendor without a word.
+    elsewhere = {
+        "wecom": f"https://127.0.0.1/cgi-bin/webhook/send?key={WECOM_KEY}",
+        "dingtalk": f"https://ding.corp.example/robot/send?access_token={DING_TOKEN}",
+    }
+    for kind, target in elsewhere.items():
+        answer = await api.put(
+            "/users/me/push", json={"channels": [{"type": kind, "target": target}]}
+        )
+        assert answer.status_code == 422, answer.text
+        said = answer.json()["detail"][0]
+        assert said["loc"] == ["body", "channels", 0, "target"]
+        assert f"AMBIENT_{kind.upper()}_BASE_URL" in said["msg"], said
+        assert WECOM_KEY not in answer.text and DING_TOKEN not in answer.text
+    assert (await api.get("/users/me/push")).json()["channels"] == []
+    # The vendor's own host, in any case and with its port, is the robot as before.
+    upper = f"https://QYAPI.weixin.qq.com:443/cgi-bin/webhook/send?key={WECOM_KEY}"
+    assert target_problem(Target(type="wecom", target=upper)) is None
