@@ -59,6 +59,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         remediation.check_remediation_permission,
         remediation.check_remediation_gates,
         remediation.take_remediation_checkpoint,
+        remediation.read_rollout,
         remediation.apply_remediation_step,
         remediation.release_remediation_slot,
         remediation.read_remediation_opening,

@@ -37,6 +37,7 @@ from ambient.remediation.joins import NAME_ONLY, NAME_ONLY_WHY, TRIAGE, join
 from ambient.remediation.ladder import (
     Checkpoint,
     RemediationExecutor,
+    RolloutHealth,
     Rung,
     StepRequest,
     StepResult,
@@ -272,6 +273,13 @@ class RemediationActivities(RemediationSafetyActivities):
         async with self._db.writing() as session:
             await append_entry(session, request, "checkpoint", checkpoint.model_dump(mode="json"))
         return checkpoint
+
+    @activity.defn
+    async def read_rollout(self, request: CheckpointInput) -> RolloutHealth:
+        """The workload's rollout health now (an alert that cleared while its rung waited)."""
+        return await _translated(
+            self._executor(request.mode).rollout_health(request.target), request.target
+        )
 
     @activity.defn
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.runs import (
         ABORT_READ_WHOLE,
         CLEARED_TOLD_WITH_END,
+        CLEARED_WITH_ROLLOUT,
         FINAL_STATES,
         RECHECK_AFTER_WAIT,
         UNVERIFIED,
@@ -142,6 +143,9 @@ class RemediationRecords:
         # That alert cleared meanwhile is told with the run's end (a run from before this
         # patch told it after, a cancel meanwhile cutting the push, and replays so).
         self.cleared_told_with_end = workflow.patched(CLEARED_TOLD_WITH_END)
+        # And only with the workload's rollout available (a run from before this patch read
+        # the metric alone, and replays so).
+        self.cleared_with_rollout = workflow.patched(CLEARED_WITH_ROLLOUT)
 
     def _ended(self, outcome: str | Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words): a dry run's

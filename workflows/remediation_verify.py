@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         AFTER_CHANGE_PERIODS,
         AFTER_CHANGE_WAIT,
         CHANGE_RETRY,
+        CheckpointInput,
         Verification,
         VerifyInput,
         read_before,
@@ -93,6 +94,8 @@ class RemediationVerify(RemediationChange):
             return False
         if not verify.holds(reading.value) or await self._joined_still_open():
             return False
+        if self.cleared_with_rollout and not await self._rollout_serves(key):
+            return False
         await self._audit(
             f"{key}/cleared-waiting",
             "cleared_waiting",
@@ -121,6 +124,22 @@ class RemediationVerify(RemediationChange):
             await self._finish("resolved")
             await self._push(f"{self.run_key}/finished", title, said, zh)
         return True
+
+    async def _rollout_serves(self, key: str) -> bool:
+        """Whether the workload's rollout is available now, as a verdict requires: an error
+        rate reads healthy when no pod serves at all. Unread, nothing says the alert is over."""
+        checked = CheckpointInput(
+            run_key=self.run_key,
+            key=f"{key}/cleared-rollout",
+            mode=self.mode or "dry_run",
+            target=self.alert.target(),
+        )
+        try:
+            health = await self._act(RemediationActivities.read_rollout, checked)
+        except ACTIVITY_FAILED:
+            return False
+        # Nothing to observe (a dry run without a cluster): the metric alone decides.
+        return health.available or not health.observed
 
     async def _verify(
         self, step: PlannedStep, key: str, mode: Mode, changed_at: datetime

@@ -353,6 +353,10 @@ RECHECK_AFTER_WAIT = "recheck-after-wait"
 # The patch under which an alert that cleared while its rung waited is told with the run's end
 # (a cancel meanwhile waits for the push, and closes the run Cancelled).
 CLEARED_TOLD_WITH_END = "cleared-told-with-end"
+# The patch under which that alert counts as cleared only with the workload's rollout available:
+# a healthy error rate with no pod serving (a release whose pods never become ready) had ended
+# the run "Remediated", its approved rollback never made.
+CLEARED_WITH_ROLLOUT = "cleared-with-rollout"
 
 
 def abort_as_given(given: object) -> AbortInput:

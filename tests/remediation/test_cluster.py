@@ -31,6 +31,7 @@ from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
     alert,
+    as_door,
     closed_today_and_tomorrow,
     error_rate,
     remediation_settings,
@@ -959,3 +960,45 @@ async def test_a_dead_api_server_behind_a_gateway_hands_over_naming_the_gateways
         "Deployment prod/checkout: HTTP 502 Bad Gateway, not a Kubernetes API answer: "
         "Bad Gateway)"
     ), status.outcome
+
+
+async def test_an_alert_read_healthy_with_no_pod_available_after_an_approval_is_not_cleared(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """v2's pods never become ready, and the error rate reads healthy (no pod serves: no
+    request reaches the app). Rungs 1 and 2 were judged unresolved by the rollout; read after
+    rung 3's approval, the metric alone ended the run "Remediated", v2 left at 0 available
+    and the approved rollback never made. The rollout is read too: the rollback is made."""
+    api, path = cluster
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=3,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+    )
+    await add_user(deps, USER, permission="execute")
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        seen = await state_reaches(ts_env, handle, ("waiting_approval",))
+        assert seen.waiting is not None and seen.waiting.rung == Rung.ROLLBACK, seen
+        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_cleared_with_no_pod_available")
+    assert "cleared while" not in status.outcome, status.outcome
+    assert status.state == "resolved", status.outcome
+    assert [(a.rung, a.applied) for a in status.attempts] == [
+        (Rung.RESTART, True),
+        (Rung.SCALE_OUT, True),
+        (Rung.ROLLBACK, True),
+    ]
+    assert images(api) == [V1]
+    assert "cleared_waiting" not in await audit_actions(deps, status.run_key)
