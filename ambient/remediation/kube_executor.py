@@ -228,10 +228,15 @@ class KubernetesExecutor:
                 error.changed = bool([*sent, *plan.done])
                 raise error from None
             return self._applied(plan, sent)
-        raise KubeUnavailableError(
+        overtaken = KubeUnavailableError(
             f"{what}: conflicts kept coming "
             f"({CONFLICT_ATTEMPTS} fresh reads, each overtaken by another writer)"
         )
+        # A 409 stores nothing: the step changed something only if a write of this call went
+        # through before a conflict, or an earlier try stamped objects (it had been said "may
+        # have been applied", its slot kept, with nothing written).
+        overtaken.changed = bool(sent or plan.done)
+        raise overtaken
 
     @staticmethod
     def _applied(plan: StepPlan, sent: Obj) -> StepResult:

@@ -574,6 +574,9 @@ async def test_conflicts_that_keep_coming_are_a_retryable_error(kube: Cluster) -
     with pytest.raises(KubeUnavailableError, match="conflicts kept coming") as raised:
         await kube.executor.apply(kube.step("remediation/r9", Rung.SCALE_OUT, replicas=3))
     assert raised.value.retryable
+    # Every write refused 409, so nothing of it was stored: said as not changed (it had been
+    # "may have been applied", the rung's slot kept).
+    assert raised.value.changed is False
     assert kube.api.writes() == [] and kube.deployment()["spec"]["replicas"] == 2
 
 
