@@ -340,7 +340,8 @@ class ApprovalDecision(BaseModel):
 
 
 class AbortInput(BaseModel):
-    by: str
+    # A user's name at most (a longer one, sent by hand in Temporal, is cut: abort_as_given).
+    by: str = Field(max_length=63)
     reason: str = Field(default="", max_length=1000)
     token: str | None = None  # as ApprovalInput.token: the name is verified only with it
 
@@ -396,7 +397,7 @@ JOIN_TOO_LATE = "JoinTooLate"  # its refusal's type
 
 
 class JoinInput(BaseModel):
-    user: str
+    user: str = Field(max_length=63)  # a user's name at most (the run keeps it in joined_by)
     # The alert that joined (another source or metric on the workload): the run checks it too
     # before it calls itself resolved. None in signals sent before it was carried.
     alert: Alert | None = None

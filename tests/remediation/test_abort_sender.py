@@ -250,8 +250,19 @@ async def test_an_answer_after_hundreds_of_requests_by_its_approver_is_still_ver
         (["stop now"], "(it gave no name): stop now"),
         ([{"by": "ops", "reason": 5}], "(it gave the name 'ops')"),
         ([{"by": "ops", "reason": "r" * 1200}], f"(it gave the name 'ops'): {'r' * 1000}"),
+        # A name of any length had been kept whole (300,000 characters in the outcome, every
+        # read of the run and its audit rows): cut to a user name's most.
+        ([{"by": "o" * 300_000}], f"(it gave the name '{'o' * 63}')"),
     ],
-    ids=["no-input", "empty", "reason-alone", "a-string", "reason-not-text", "reason-too-long"],
+    ids=[
+        "no-input",
+        "empty",
+        "reason-alone",
+        "a-string",
+        "reason-not-text",
+        "reason-too-long",
+        "name-too-long",
+    ],
 )
 async def test_an_abort_sent_by_hand_that_is_not_an_abort_input_still_stops_the_run(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, args: list[object], outcome: str
