@@ -1,5 +1,6 @@
 """The voice profile's tools of what the user should hear first: greet (today's briefing,
-spoken) and what_needs_me (fixes to approve, alerts open, watches failing), every count said."""
+spoken) and what_needs_me (fixes to approve, alerts open, watches failing or over their line),
+every count said."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ async def greet(ctx: Ctx, speaker: Spoken = None) -> str:
 
 
 async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
-    """What waits for the user: remediations to approve, alerts still open, watches failing."""
+    """What waits for the user: remediations to approve, alerts still open, watches failing
+    or over their line."""
 
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
@@ -48,9 +50,14 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         runs = (await service.list_page(user, open_only=True, limit=OPEN_LISTED + 1)).runs
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         async with state.db.session() as session:
-            pages = await EventRepository(session).failing(user=user)
+            events = EventRepository(session)
+            pages = await events.failing(user=user)
+            breaching = await events.breaching(user=user)
         failing = list(dict.fromkeys(task for task, _, _ in pages))  # a watch, however many pages
-        if not waiting and not running and not failing:
+        # Over its line, as its breach was told ("all is well" was said of them); one failing
+        # its reads is said failing.
+        over = [task for task in breaching if task not in failing]
+        if not waiting and not running and not failing and not over:
             if not await watching(state, user):  # nothing looks: "all is well" is not known
                 return say(
                     "现在没有需要你处理的事，不过你还没有任务在看着。",
@@ -60,10 +67,12 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         # Fixes and watches named: no list of tasks a place said next counts in.
         await said_tasks(state, user, [])
         storm = len(runs) > OPEN_LISTED
-        labels = await labels_of(state, user, failing)
+        labels = await labels_of(state, user, failing + over)
         named = [task_said(task, labels) for task in failing]
+        over_named = [task_said(task, labels) for task in over]
         may = bool(waiting) and await may_answer(state, user, waiting[0].mode)
-        return needs_answer(waiting, running, storm, named, failing_in_a_row(pages), may=may)
+        in_a_row = failing_in_a_row(pages)
+        return needs_answer(waiting, running, storm, named, in_a_row, may=may, over=over_named)
 
     return await answer(ctx, speaker, work)
 
@@ -81,15 +90,19 @@ def needs_answer(
     in_a_row: tuple[str, str] = ("", ""),
     *,
     may: bool = True,
+    over: list[str] | None = None,
 ) -> str:
-    """What needs the user (``failing``: the watches failing now, as said; ``may``: whether
-    their rollback permission lets them approve the first fix). Every count said whole: past
+    """What needs the user (``failing``: the watches failing now, as said; ``over``: the
+    watches over their line; ``may``: whether their rollback permission lets them approve the
+    first fix). Every count said whole: past
     what an answer holds, how badly the watches fail (``in_a_row``, `failing_in_a_row`) goes
     first, then names (``_NAMED``), not the sentences after them (``storm``: more alerts are
     open than were listed)."""
     for fixes, watches in _NAMED:
         for row in dict.fromkeys((in_a_row, ("", ""))):
-            text = _needs_said(waiting, running, storm, failing, fixes, watches, row, may)
+            text = _needs_said(
+                waiting, running, storm, failing, fixes, watches, row, may, over or []
+            )
             if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
                 return text
     return text
@@ -104,6 +117,7 @@ def _needs_said(
     names: int,
     in_a_row: tuple[str, str],
     may: bool = True,
+    over: list[str] | None = None,
 ) -> str:
     """What needs the user, every count said, naming ``fixes`` fixes and ``names`` watches at
     most (``storm``: more alerts are open than were listed)."""
@@ -137,8 +151,13 @@ def _needs_said(
         )
     # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
     # (three sentences at most).
-    watches, watches_en = _failing_said(failing, names)
+    watches, watches_en = _failing_said(failing, names) if failing else ("", "")
     watches, watches_en = watches + in_a_row[0], watches_en + in_a_row[1]
+    if over:  # after the failing ones, named with the names left
+        lines, lines_en = _over_said(over, max(0, names - len(dict.fromkeys(failing))))
+        watches = f"{watches}；{lines}" if failing else lines
+        watches_en = f"{watches_en}; {lines_en}" if failing else lines_en
+        failing = [*failing, *over]  # either is a watch needing the user
     if running:
         more = "多" if storm else ""  # after a storm: "500 多个"
         more_en = " or more" if more else ""
@@ -172,23 +191,38 @@ def _needs_said(
     return "".join(parts).strip()
 
 
+def _over_said(tasks: list[str], most: int) -> tuple[str, str]:
+    """The watches over their line (``tasks``: each as said), counted, with ``most`` names
+    at most, in Chinese and English."""
+    listed, listed_en = _listed(tasks, most)
+    one = len(tasks) == 1
+    return (
+        f"{len(tasks)} 个监控越过了阈值{listed}",
+        f"{counted(len(tasks), 'watch', 'watches')} {'is' if one else 'are'} over "
+        f"{'its' if one else 'their'} line{listed_en}",
+    )
+
+
 def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
     """The watches failing now (``tasks``: each as said), counted, with ``most`` names at
     most, in Chinese and English."""
-    # Said alike (unnamed, their labels not read): once, with how many ("网页监控（2 个）").
-    alike = Counter(tasks)
-    names = [name if alike[name] == 1 else alike_once(name, alike[name]) for name in alike]
-    shown, more = names[:most], len(names) > most
     keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
-    listed, listed_en = (
-        (
-            f"：{'、'.join(shown)}{' 等' if more else ''}",
-            f": {', '.join(shown)}{' and more' if more else ''}",
-        )
-        if shown
-        else ("", "")
-    )
+    listed, listed_en = _listed(tasks, most)
     return (
         f"{len(tasks)} 个监控一直检查失败{listed}",
         f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks{listed_en}",
+    )
+
+
+def _listed(tasks: list[str], most: int) -> tuple[str, str]:
+    """``most`` of the watches' names at most, after a colon; said alike (unnamed, their
+    labels not read): once, with how many ("网页监控（2 个）")."""
+    alike = Counter(tasks)
+    names = [name if alike[name] == 1 else alike_once(name, alike[name]) for name in alike]
+    shown, more = names[:most], len(names) > most
+    if not shown:
+        return "", ""
+    return (
+        f"：{'、'.join(shown)}{' 等' if more else ''}",
+        f": {', '.join(shown)}{' and more' if more else ''}",
     )

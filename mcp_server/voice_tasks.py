@@ -134,12 +134,24 @@ async def task_status(ctx: Ctx, name: TaskName, speaker: Spoken = None) -> str:
             )
         )
         wait, wait_en = await _site_wait(state, user, status)
+        over, over_en = _over_line(status) if not but else ("", "")
         return say(
-            f"{label}{said}，{done}{but}{wait}。",
-            f"{label_en} {said_en}{done_en}{but_en}{wait_en}.",
+            f"{label}{said}，{done}{over}{but}{wait}。",
+            f"{label_en} {said_en}{done_en}{over_en}{but_en}{wait_en}.",
         )
 
     return await answer(ctx, speaker, work)
+
+
+def _over_line(status: TaskStatus) -> tuple[str, str]:
+    """A threshold watch over its line now, with its last value ("checked 19 times" was all
+    that was said of one in breach); empty otherwise."""
+    if status.kind is not TaskKind.THRESHOLD_WATCH or status.detail.get("breaching") is not True:
+        return "", ""
+    value = status.detail.get("last_value")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"，现在越过了阈值，最新的值是 {value:.6g}", f", and is over its line at {value:.6g}"
+    return "，现在越过了阈值", ", and is over its line"
 
 
 async def _site_wait(state: AppState, user: str, status: TaskStatus) -> tuple[str, str]:

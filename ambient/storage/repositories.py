@@ -30,6 +30,9 @@ FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
 # A watch deleted (or an earlier life of one created again), paused and resumed: whether its
 # failing pages are failing now.
 CONTROL_KINDS = ("watch.stopped", "watch.paused", "watch.resumed")
+# A threshold watch's breach told, its recovery, and the breach left unwatched (its source
+# replaced): whether it is over its line now (ambient.watches.threshold_rule.TOLD_ALERTS).
+BREACH_KINDS = ("watch.breach", "watch.recovery", "watch.breach_unwatched")
 # A delivery row still in flight: what give_up and hold change, and nothing settled.
 _PENDING = Delivery.status == "pending"
 
@@ -164,15 +167,7 @@ class EventRepository(Repository):
             .subquery()
         )
 
-        def last(kind: str) -> Any:  # the task's newest event of ``kind``; none: NULL
-            return func.max(case((Event.kind == f"watch.{kind}", Event.id))).label(kind)
-
-        controls = (
-            select(Event.task, last("stopped"), last("paused"), last("resumed"))
-            .where(*mine, Event.kind.in_(CONTROL_KINDS))
-            .group_by(Event.task)
-            .subquery()
-        )
+        controls = _controls(mine)
         stop, pause, resume = controls.c.stopped, controls.c.paused, controls.c.resumed
         not_paused = or_(pause.is_(None), pause < resume, pause < stop)
         query = (
@@ -193,17 +188,61 @@ class EventRepository(Repository):
             if watch is not None
         ]
 
+    async def breaching(self, *, user: str) -> builtins.list[str]:
+        """The user's threshold watches over their line now, breached longest first: the
+        newest of ``BREACH_KINDS`` a ``watch.breach``, told after the task's last
+        ``watch.stopped``, the task not paused now (as `failing`)."""
+        mine = [Event.user == user, Event.task.is_not(None)]
+        newest = (
+            select(func.max(Event.id).label("id"))
+            .where(*mine, Event.kind.in_(BREACH_KINDS))
+            .group_by(Event.task)
+            .subquery()
+        )
+        controls = _controls(mine)
+        stop, pause, resume = controls.c.stopped, controls.c.paused, controls.c.resumed
+        query = (
+            select(Event.task)
+            .join(newest, Event.id == newest.c.id)
+            .outerjoin(controls, controls.c.task == Event.task)
+            .where(
+                Event.kind == "watch.breach",
+                or_(stop.is_(None), stop < Event.id),
+                or_(pause.is_(None), pause < resume, pause < stop),
+            )
+            .order_by(Event.id)
+        )
+        return [task for task in await self.session.scalars(query) if task is not None]
+
     async def standing(self) -> set[int]:
-        """The events `failing_pages` answers from, kept whatever their age: the newest of
-        ``FAILING_KINDS`` of each task's page and of each of ``CONTROL_KINDS`` of each task (a
-        page failing for months is failing still). Every older one is superseded."""
+        """The events `failing_pages` and `breaching` answer from, kept whatever their age: the
+        newest of ``FAILING_KINDS`` of each task's page, of ``BREACH_KINDS`` of each task and of
+        each of ``CONTROL_KINDS`` of each task (a page failing for months is failing still).
+        Every older one is superseded."""
         page = Event.payload["url"].as_string()
         newest = func.max(Event.id)
         pages = select(newest).where(Event.kind.in_(FAILING_KINDS))
         controls = select(newest).where(Event.kind.in_(CONTROL_KINDS))
+        breaches = select(newest).where(Event.kind.in_(BREACH_KINDS))
         ids = await self.session.scalars(pages.group_by(Event.user, Event.task, page))
         more = await self.session.scalars(controls.group_by(Event.user, Event.task, Event.kind))
-        return {*ids, *more}
+        over = await self.session.scalars(breaches.group_by(Event.user, Event.task))
+        return {*ids, *more, *over}
+
+
+def _controls(mine: list[Any]) -> Any:
+    """Each task's newest ``watch.stopped``, ``watch.paused`` and ``watch.resumed`` (NULL:
+    none) among the events ``mine`` selects."""
+
+    def last(kind: str) -> Any:
+        return func.max(case((Event.kind == f"watch.{kind}", Event.id))).label(kind)
+
+    return (
+        select(Event.task, last("stopped"), last("paused"), last("resumed"))
+        .where(*mine, Event.kind.in_(CONTROL_KINDS))
+        .group_by(Event.task)
+        .subquery()
+    )
 
 
 def inbox_fields(message: Message) -> tuple[str, str, str | None]:

@@ -640,3 +640,32 @@ def test_a_failed_check_read_from_a_stale_poll_state_is_not_said() -> None:
     # Paused, no later check ran: its last one is said, however old.
     paused = status(timedelta(minutes=30), TaskState.PAUSED)
     assert failed_clause(paused, [])[0] == "，但最近一次没能打开网页：网页不存在"
+
+
+async def test_a_threshold_watch_over_its_line_is_said_not_all_is_well(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A watch over its line (its breach told), and "有什么需要我处理的吗？" was answered
+    "一切正常"; asked about it, "正在运行，已检查 2 次": the breach was never said."""
+    user = unique("vo")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site(values=[120])
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+        config = {"source": source, "threshold": 100}
+        task = (await state.tasks.create(user, "threshold_watch", config, name="orders")).task_id
+        await eventually(_told(deps.db, task, "watch.breach", 1))
+        async with voice_client(state, user) as client:
+            assert await say(client, "what_needs_me") == (
+                "没有等你审批的修复，但有 1 个监控越过了阈值：orders。"
+            )
+            status = await say(client, "task_status", name="orders")
+            assert "越过了阈值，最新的值是 120" in status, status
+
+            site.values.append(50)
+            await state.tasks.trigger(user, task)
+            await eventually(_told(deps.db, task, "watch.recovery", 1))
+            assert await say(client, "what_needs_me") == ALL_WELL
+            assert "阈值" not in await say(client, "task_status", name="orders")
