@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.configs import TaskKind
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.watches.notification_spec import notification_targets
-    from ambient.watches.summaries import rules_of
+    from ambient.watches.summaries import rules_in, rules_of
     from ambient.watches.threshold_config import (
         HttpJsonSource,
         MetricSource,
@@ -57,15 +57,17 @@ def _payload(transition: Transition) -> dict[str, Any]:
     }
 
 
-def _describe(transition: Transition) -> str:
-    rules = ", ".join(f"{c.op} {c.value:.15g}" for c in transition.conditions)
-    return f"value {transition.value:.15g} ({rules})"
+def _describe(transition: Transition, combine: str) -> str:
+    """A breach or a recovery: the value and its lines, joined as they combine ("above 100 or
+    below 10"; a recovery's read "value 50 (above 100, below 10)")."""
+    rules = rules_in(rules_of(transition.conditions, combine), str)
+    return f"value {transition.value:.15g} (rule: {rules})"
 
 
-def _described_zh(transition: Transition, combine: str, title: str) -> Wording:
-    """A breach or a recovery in Chinese: its lines said as the task page says them (高于 100
-    或 低于 10), by the notify activity (``Wording.rules``)."""
-    body = f"当前值 {transition.value:.15g}（规则：{RULES}）"
+def _described_zh(transition: Transition, combine: str, title: str, source: str) -> Wording:
+    """A breach or a recovery in Chinese, of ``source``: its lines said as the task page says
+    them (高于 100 或 低于 10), by the notify activity (``Wording.rules``)."""
+    body = f"{source}：当前值 {transition.value:.15g}（规则：{RULES}）"
     return Wording(title=title, body=body, rules=rules_of(transition.conditions, combine))
 
 
@@ -74,15 +76,17 @@ def _lines(config: ThresholdWatchConfig) -> tuple[Any, ...]:
     return (config.conditions, config.combine, config.hysteresis)
 
 
-def _source_said(source: MetricSource | None) -> str:
+def _source_said(source: MetricSource | None, *, zh: bool = False) -> str:
     """A metric source as its owner knows it: the Cloud Monitor metric and instance, the
     JSON document's URL and path, the Prometheus query."""
     if source is None:
-        return "no source"
+        return "无数据源" if zh else "no source"
     if isinstance(source, HttpJsonSource):
-        return f"{source.json_path} of {source.url}"
+        return (
+            f"{source.url} 的 {source.json_path}" if zh else f"{source.json_path} of {source.url}"
+        )
     if isinstance(source, PrometheusSource):
-        return f"{source.query} at {source.url}"
+        return f"{source.url} 上的 {source.query}" if zh else f"{source.query} at {source.url}"
     named = ", ".join(f"{k}={v}" for k, v in source.dimensions.items())
     return f"{source.namespace}/{source.metric} ({named})"
 
@@ -275,10 +279,15 @@ class ThresholdWatchWorkflow(WatchControls):
         if breach:
             self.state.breaches_total += 1
         title = "Breach" if breach else "Recovered"
-        zh = _described_zh(transition, self.config.combine, "越限告警" if breach else "已恢复")
+        # What crossed said first: several watches of one kind read alike by their values.
+        combine, source = self.config.combine, self.config.source
+        zh = _described_zh(
+            transition, combine, "越限告警" if breach else "已恢复", _source_said(source, zh=True)
+        )
         state.alerts_told += 1
         told = _payload(transition) | {"told": state.alerts_told}
-        alert(transition.kind, title, _describe(transition), zh, **told)
+        body = f"{_source_said(source)}: {_describe(transition, combine)}"
+        alert(transition.kind, title, body, zh, **told)
         return transition
 
     @property
@@ -315,7 +324,7 @@ class ThresholdWatchWorkflow(WatchControls):
             source,
             transition.value,
             transition.conditions,
-            f"threshold watch {self.task}: {_describe(transition)}",
+            f"threshold watch {self.task}: {_describe(transition, self.config.combine)}",
             self.config.combine,
         )
 
@@ -404,9 +413,10 @@ class ThresholdWatchWorkflow(WatchControls):
             f"{left['said']} (last value {left['value']:.15g}) is no longer watched: "
             "no recovery will be told for it."
         )
+        now_read = _source_said(self.config.source, zh=True)
         zh = Wording(
             title=f"不再监控：{self.task}",
-            body=f"监控已改为读取 {_source_said(self.config.source)}。之前 {left['said']} 的越限"
+            body=f"监控已改为读取 {now_read}。之前 {left['said']} 的越限"
             f"（最后一次的值 {left['value']:.15g}）不再监控，也不会再通知它的恢复。",
         )
         await self.tell(

@@ -53,13 +53,13 @@ async def loopback_deps(deps: WorkerDeps) -> WorkerDeps:
     return deps
 
 
-async def reads_chinese(deps: WorkerDeps) -> None:
-    """USER chooses Chinese: what they are told is said in it."""
+async def reads_chinese(deps: WorkerDeps, language: Language = Language.ZH) -> None:
+    """USER chooses Chinese (or ``language``): what they are told is said in it."""
     async with deps.db.session() as session:
         users = UserRepository(session)
         user = await users.get(USER)
         assert user is not None
-        await users.update(user, UserSettings(language=Language.ZH))
+        await users.update(user, UserSettings(language=language))
         await session.commit()
 
 
@@ -138,7 +138,8 @@ async def test_a_breach_says_the_value_and_the_line_as_read_not_rounded(
     ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
     # Told with 6 significant digits: "value 98765.4 (above 50000.2)"; 52428800 bytes of a
-    # Cloud Monitor metric read "5.24288e+07".
+    # Cloud Monitor metric read "5.24288e+07". Said after what crossed: several watches of one
+    # kind read alike by their values.
     state, base = site
     state.values = [49999.99, 98765.43]
     config = threshold(base, threshold=50000.25)
@@ -150,7 +151,10 @@ async def test_a_breach_says_the_value_and_the_line_as_read_not_rounded(
     async with loopback_deps.db.session() as session:
         messages = await InboxRepository(session).list(USER, limit=10)
     assert [(m.title, m.body) for m in messages] == [
-        (f"Breach: {handle.id}", "value 98765.43 (above 50000.25)")
+        (
+            f"Breach: {handle.id}",
+            f"$.data.amount of {base}/value: value 98765.43 (rule: above 50000.25)",
+        )
     ]
 
 
@@ -171,8 +175,14 @@ async def test_a_breach_is_said_in_chinese_to_a_user_who_reads_chinese(
         messages = await InboxRepository(session).list(USER, limit=10)
     # Its line in the words the task page says it (it said "above 50000.25").
     assert [(m.title, m.body) for m in reversed(messages)] == [
-        (f"越限告警：{handle.id}", "当前值 98765.43（规则：高于 50000.25）"),
-        (f"已恢复：{handle.id}", "当前值 100（规则：高于 50000.25）"),
+        (
+            f"越限告警：{handle.id}",
+            f"{base}/value 的 $.data.amount：当前值 98765.43（规则：高于 50000.25）",
+        ),
+        (
+            f"已恢复：{handle.id}",
+            f"{base}/value 的 $.data.amount：当前值 100（规则：高于 50000.25）",
+        ),
     ]
 
 
@@ -200,13 +210,28 @@ async def test_a_chinese_readers_alerts_join_the_lines_as_they_combine(
         await handle.result()
     async with loopback_deps.db.session() as session:
         messages = await InboxRepository(session).list(USER, limit=10)
+    said = f"{base}/value 的 $.data.amount"
     second = "低于 10" if combine == "any" else "低于 200"
     breach = "高于 100" if combine == "any" else f"高于 100 {joined} {second}"
     value = 120 if combine == "any" else 150
     assert [(m.title, m.body) for m in reversed(messages)] == [
-        (f"越限告警：{handle.id}", f"当前值 {value}（规则：{breach}）"),
-        (f"已恢复：{handle.id}", f"当前值 80（规则：高于 100 {joined} {second}）"),
+        (f"越限告警：{handle.id}", f"{said}：当前值 {value}（规则：{breach}）"),
+        (f"已恢复：{handle.id}", f"{said}：当前值 80（规则：高于 100 {joined} {second}）"),
     ]
+    # And in English, the lines joined as they combine (a recovery's had read "value 80
+    # (above 100, below 10)").
+    english = {"any": "or", "all": "and"}[combine]
+    await reads_chinese(loopback_deps, Language.EN)
+    state.values, state.value_reads = [50, value, 80], 0
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, config)
+        await checks_reach(ts_env, handle, 3)
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        recovered = (await InboxRepository(session).list(USER, limit=1))[0]
+    lines = f"above 100 {english} {second.replace('低于', 'below')}"
+    assert recovered.body == f"$.data.amount of {base}/value: value 80 (rule: {lines})"
 
 
 async def test_cooldown_suppresses_a_second_breach(
