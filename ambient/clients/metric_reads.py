@@ -128,7 +128,16 @@ BAD_TOKEN = N_(
 )
 NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
 NOT_JSON = N_("the source answered %(kind)s, not JSON: %(shown)s")  # a sign-in page, say
+# JSON that is no Prometheus API answer (another service at the address, a proxy's page): it
+# had been said "no series matches it now" or crashed reading it.
+NOT_PROMETHEUS = N_(
+    "the answer to %(query)s is not a Prometheus API answer (no \"status\": \"success\" with "
+    "its data): check that the URL is the Prometheus server's"
+)
+# A number as JSON writes one, or its text so (Python's 1_000 and 2024_12 are no numbers).
+NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 METRIC_ANSWERS = (
+    NOT_PROMETHEUS,
     JSONPATH_NOTHING,
     JSONPATH_NOT_A_NUMBER,
     JSONPATH_SEVERAL,
@@ -289,7 +298,9 @@ async def read_prometheus(
         raise HttpStatusError(exc.status, url, exc.body, reason) from None
     if (refusal := _prometheus_error(data)) is not None:
         raise FetchError(PROMETHEUS_REFUSED % {"query": repr(query), "reason": refusal})
-    answer = data.get("data", {})
+    answer = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(answer, dict) or data.get("status") != "success":
+        raise FetchError(NOT_PROMETHEUS % {"query": repr(query)})
     if answer.get("resultType") == "matrix":
         # A range selector (`up[5m]`): each series holds many values, none the current one.
         raise FetchError(RANGE_VECTOR % {"query": query})
@@ -473,6 +484,8 @@ def _finite(value: object) -> float | None:
     # NaN and infinity compare false or breach every line, and cannot travel as JSON.
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None  # float(True) is 1.0: a flag is no reading
+    if isinstance(value, str) and not NUMBER.fullmatch(value):
+        return None  # "2024_12" read 202412.0, and "NaN" is none either
     try:
         number = float(value)
     except (ValueError, OverflowError):  # an integer past float's range overflows

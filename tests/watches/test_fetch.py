@@ -541,6 +541,9 @@ async def test_a_metric_source_stored_before_a_rule_is_read_as_it_ran(db: Databa
         ('{"v": ["万", 2]}'.encode(), '["万", 2]'),
         # Cut in punctuation, no English words inside a Chinese page ("... (120 characters)").
         (b'{"v": "' + b"x" * 118 + b'"}', '"' + "x" * 99 + "…"),
+        # Python's numerals are no JSON numbers: "2024_12" was read 202412 and told a breach.
+        (b'{"v": "2024_12"}', '"2024_12"'),
+        (b'{"v": "1_000"}', '"1_000"'),
     ],
 )
 async def test_a_json_value_that_is_no_finite_number_is_a_failed_reading_saying_so(
@@ -579,6 +582,29 @@ async def test_a_prometheus_sample_that_is_no_finite_number_is_a_failed_reading_
     )
     assert reading == MetricReading(
         error=f"query answered {value}, not a number (no data to divide?): errors / requests"
+    )
+
+
+@pytest.mark.parametrize(
+    "answer", [{"message": "ok"}, {"status": "success", "data": None}, [1, 2], {"data": {}}]
+)
+async def test_an_answer_that_is_no_prometheus_answer_is_said_so(
+    site: tuple[Site, str], db: Database, answer: object
+) -> None:
+    # Another service's JSON at the address was said "no series matches it now" (rewrite the
+    # query), or crashed reading it ('NoneType' object has no attribute 'get').
+    state, base = site
+    state.prometheus_answers["up"] = (200, answer)
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    source = {"type": "prometheus", "url": base, "query": "up"}
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    assert reading == MetricReading(
+        error='the answer to \'up\' is not a Prometheus API answer (no "status": "success" '
+        "with its data): check that the URL is the Prometheus server's"
     )
 
 
