@@ -264,12 +264,13 @@ class ThresholdWatchWorkflow(WatchControls):
             said = ("Reading again", f"The metric reads again: value {value}.", zh)
             alert("recovered", *said, after_failures=state.failures)
         state.failures, state.failing, state.last_error = 0, False, None
-        self.state.last_value = reading.value
         taken = state.last_point_at
         if reading.at is not None and taken is not None and reading.at <= taken:
             # The newest datapoint is the one the rule took (a metric kept at a longer period
             # than the interval), or older: reading it is no new check; `for_checks` counts data.
+            # Nor is its value the one shown: an older point's had replaced the rule's own.
             return None
+        self.state.last_value = reading.value
         state.last_point_at = reading.at
         # A breach kept silent by the cooldown and still over the line when it ends is told then.
         self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)

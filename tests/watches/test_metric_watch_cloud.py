@@ -450,9 +450,11 @@ async def test_a_datapoint_older_than_the_one_taken_is_no_new_check(
     task_id, handle = await five_minute_watch(api, service, now, for_checks=2)
     api.metric_points[METRIC] = [(now - 600, 95.0)]  # the spike: one breaching check
     await check(service, handle)
-    api.metric_points[METRIC] = [(now - 800, 95.0)]  # an older point served
+    api.metric_points[METRIC] = [(now - 800, 70.0)]  # an older point served
     older = await check(service, handle)
     assert older.detail["breaching"] is False, older.detail
+    # Nor is its value the one shown: it replaced the rule's own (95) in the task's status.
+    assert older.detail["last_value"] == 95.0, older.detail
     api.metric_points[METRIC] = [(now - 600, 95.0), (now - 300, 96.0)]  # a newer one: second
     lasting = await check(service, handle)
     assert lasting.detail["breaching"] is True and lasting.detail["breaches_total"] == 1
