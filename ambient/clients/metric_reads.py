@@ -131,7 +131,7 @@ NOT_JSON = N_("the source answered %(kind)s, not JSON: %(shown)s")  # a sign-in 
 # JSON that is no Prometheus API answer (another service at the address, a proxy's page): it
 # had been said "no series matches it now" or crashed reading it.
 NOT_PROMETHEUS = N_(
-    "the answer to %(query)s is not a Prometheus API answer (no \"status\": \"success\" with "
+    'the answer to %(query)s is not a Prometheus API answer (no "status": "success" with '
     "its data): check that the URL is the Prometheus server's"
 )
 # A number as JSON writes one, or its text so (Python's 1_000 and 2024_12 are no numbers).
