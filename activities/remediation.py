@@ -525,6 +525,14 @@ async def _translated(work: Awaitable[T], target: WorkloadRef, bounded: bool = T
             "(slow or overloaded)"
         ) from None
     except KubeError as exc:
+        if exc.retryable and bounded and exc.retry_after:
+            # A read a throttled API server asked to wait for (a 429's Retry-After): waited,
+            # as a change waits, not the policy's shorter backoff (the checkpoint read before a
+            # change was tried again 2 and 4 s on, asked 20).
+            wait = min(timedelta(seconds=exc.retry_after), CHANGE_LONGEST_WAIT)
+            raise ApplicationError(
+                str(exc), type=type(exc).__name__, next_retry_delay=wait
+            ) from exc
         if exc.retryable:
             raise
         raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.remediation import RemediationActivities
@@ -124,3 +126,42 @@ async def test_a_change_is_not_cut_off_by_the_reads_bound(tmp_path: Path, db: Da
     async with _silent_cluster(tmp_path, [], db) as (env, acts):
         with pytest.raises(TimeoutError):  # still waiting past the reads' 1.6 s
             await asyncio.wait_for(env.run(_change, acts), 3)
+
+
+@pytest.mark.parametrize("activity", [_checkpoint, _verify])
+async def test_a_read_a_throttled_cluster_asks_to_wait_for_is_tried_again_after_that_wait(
+    tmp_path: Path, activity: Callable[[RemediationActivities], Awaitable[Any]]
+) -> None:
+    """A 429 asking 20 s on the checkpoint read before a change: tried again 2 and 4 s on, by
+    the policy's backoff (docs/remediation.md says a read waits what was asked, as a change)."""
+
+    async def throttled(request: Request) -> Response:
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": "Too many requests, please try again later.",
+            "reason": "TooManyRequests",
+            "code": 429,
+            "details": {"retryAfterSeconds": 20},
+        }
+        return Response(json.dumps(status), 429, {"Retry-After": "20"}, "application/json")
+
+    app = Starlette(routes=[Route("/{path:path}", throttled, methods=["GET"])])
+    async with serve(app) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({TARGET.cluster_id: base})))
+        clients = KubeClients(path, None)
+        acts = RemediationActivities(
+            cast(Any, None),
+            Settings(remediation_executor="kubernetes"),
+            None,
+            {"kubernetes": KubernetesExecutor(clients)},
+        )
+        try:
+            with pytest.raises(ApplicationError) as raised:
+                await ActivityEnvironment().run(activity, acts)
+        finally:
+            await clients.aclose()
+    assert raised.value.next_retry_delay == timedelta(seconds=20), raised.value
+    assert not raised.value.non_retryable and "too many requests" in str(raised.value).lower()
