@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from ambient import no_answer, temporal, updates
 from ambient.briefing.models import MAX_REQUEST_ID, BriefingRef
+from ambient.controls_in_flight import DELIVERED_FAILING
 from ambient.domain.configs import read_stored
 from ambient.refusals import N_, Refusal
 from ambient.request_deadline import bounded, request_deadline
@@ -310,8 +311,19 @@ class TaskService(TaskControls):
             if kind is TaskKind.SCHEDULE:
                 kind = (await self._schedule_status(user, task_id)).kind  # a digest says so
                 await self.client.get_schedule_handle(task_id).delete()
-            elif (await self._describe(task_id)).status is WorkflowExecutionStatus.RUNNING:
+            elif (described := await self._describe(task_id)).status is _RUNNING:
                 await self.client.get_workflow_handle(task_id).signal("stop")
+                task = described.raw_description.pending_workflow_task
+                if task.attempt >= no_answer.FAILING_ATTEMPT:
+                    # Held until its worker's cause is mended: it was answered "stopped" while
+                    # it ran on, every later control refused as of a stopped task.
+                    return TaskRef(
+                        task_id=task_id,
+                        kind=kind,
+                        state=TaskState.ACTIVE,
+                        created=False,
+                        note=DELIVERED_FAILING,
+                    )
             else:
                 await self._ended_otherwise(user, task_id, "deleted", running=False)
         if purge:
@@ -366,6 +378,9 @@ class TaskService(TaskControls):
         if status.state is TaskState.STOPPED:
             raise TaskStateError(stopped(task_id))
         return status.state
+
+
+_RUNNING = WorkflowExecutionStatus.RUNNING
 
 
 def _as_stored(config: BaseModel) -> dict[str, Any]:

@@ -29,9 +29,10 @@ from temporalio.worker import Worker
 
 from ambient import no_answer, temporal
 from ambient.briefing.errors import BriefingError
+from ambient.controls_in_flight import DELIVERED_FAILING
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import PREFIXES, TaskKind, task_id_for
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState, task_id_for
 from ambient.watches.inputs import WorkerSilentError
 from mcp_server.voice_sentences import WORKER_FAILING_EN
 from tests.briefing.harness import make_user
@@ -144,6 +145,10 @@ async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_rea
             # The voice says the worker keeps failing (not "check that it is running").
             async with voice_client(state, user) as voice:
                 assert await say(voice, "greet") == WORKER_FAILING_EN  # the tests' default: en
+            # A delete is delivered, not done: it was answered "stopped" while the run went on,
+            # and every later control was refused as of a stopped task.
+            deleted = await state.tasks.delete(user, watch)
+            assert (deleted.state, deleted.note) == (TaskState.ACTIVE, DELIVERED_FAILING)
         finally:
             for handle in handles.values():
                 await handle.terminate("the test is over")
