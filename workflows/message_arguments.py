@@ -7,7 +7,8 @@ the workflow task on every attempt, for good (the signal stays in the history). 
 signal is dropped with a warning, as the SDK drops one whose input does not decode, such an
 update is refused (before it is accepted where the handler has a validator), and such a start
 fails the run for good (BadWorkflowInput, as one whose input does not decode: see
-ambient.domain.workflow_input). A workflow with an ``@workflow.init`` is built from its input
+ambient.domain.workflow_input). A handler that takes no argument (`stop`, `pause`) is given
+none by the SDK, whatever was sent: such a signal is taken, its inputs ignored. A workflow with an ``@workflow.init`` is built from its input
 before any interceptor runs: one started with no input still fails its first task.
 """
 
