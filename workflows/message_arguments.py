@@ -8,8 +8,9 @@ signal is dropped with a warning, as the SDK drops one whose input does not deco
 update is refused (before it is accepted where the handler has a validator), and such a start
 fails the run for good (BadWorkflowInput, as one whose input does not decode: see
 ambient.domain.workflow_input). A handler that takes no argument (`stop`, `pause`) is given
-none by the SDK, whatever was sent: such a signal is taken, its inputs ignored. A workflow with an ``@workflow.init`` is built from its input
-before any interceptor runs: one started with no input still fails its first task.
+none by the SDK, whatever was sent: such a signal is taken, its inputs ignored. A workflow
+with an ``@workflow.init`` is built from its input before any interceptor runs: one started
+with no input still fails its first task.
 """
 
 from __future__ import annotations

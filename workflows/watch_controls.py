@@ -186,6 +186,7 @@ class WatchControls:
         summary = watch_summary(self.config, self.user)
         if summary != watch_summary(old, self.user):
             workflow.upsert_memo({"summary": summary})
+            workflow.set_current_details(summary)
         self.wake = True
         if self.CHECK_ON_UPDATE and not self.state.paused:
             self.state.check_requested = True
@@ -289,6 +290,9 @@ class WatchControls:
     async def watch_and_finish(self) -> TaskStatus:
         """The watch until stopped, then its end. Cancelled in Temporal, whatever it was
         doing, it ends as stopped, then Canceled (its cancel heard, raised)."""
+        # The Web UI's "Current Details": the summary as the config is now (its Summary is the
+        # first run's start's, and an update or a run continued as new does not change it).
+        workflow.set_current_details(watch_summary(self.config, self.user))
         try:
             await self.watch()
         except BaseException as exc:
