@@ -102,8 +102,11 @@ class RemediationRecords:
         self.alert = request.alert
         self.remediation_id = info.workflow_id
         # The run, not just the workflow id: the same alert again later is a new remediation,
-        # and its step keys (stamped on objects) must not match this run's.
-        self.run_key = f"{info.workflow_id}@{info.run_id}"
+        # and its step keys (stamped on objects) must not match this run's. Its first run's id:
+        # a run reset in Temporal (which starts it again as a new run) keeps it, and finds the
+        # changes the run made before as made (it restarted the Deployment again). A run never
+        # reset is its own first run: its key is as before.
+        self.run_key = f"{info.workflow_id}@{info.first_execution_run_id}"
         self.state: RemediationState = "scoring"
         self.mode: Mode | None = None
         self.card: ScoreCard | None = None

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -129,7 +130,7 @@ async def join(
     # The worker's writers queue back to back in a storm: a plain session's insert slept
     # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
     # the repeat unrecorded). The write turn waits for it.
-    subject = f"{workflow_id}@{description.run_id}"
+    subject = run_key_of(description)
     async with db.writing() as session:
         await _audited(
             session,
@@ -197,6 +198,12 @@ async def _steers(
     account = await user_named(db, user)
     admin = account is not None and account.is_admin
     return may_steer_run(user, admin, run, cluster_approvers(settings))
+
+
+def run_key_of(run: WorkflowExecution) -> str:
+    """A remediation run's key (its workflow's ``run_key``): its workflow id and its first
+    run's id, which a run reset in Temporal keeps."""
+    return f"{run.id}@{run.raw_info.first_run_id or run.run_id}"
 
 
 def may_steer_run(

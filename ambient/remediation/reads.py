@@ -21,7 +21,7 @@ from ambient.clients.llm import LLMClient
 from ambient.domain.configs import read_stored
 from ambient.remediation.alerts import Alert
 from ambient.remediation.intake import cluster_approvers
-from ambient.remediation.joins import REPEATED, may_steer_run
+from ambient.remediation.joins import REPEATED, may_steer_run, run_key_of
 from ambient.remediation.outcomes import of_a_dry_run
 from ambient.remediation.runs import FINAL_STATES, RemediationState, RemediationStatus
 from ambient.remediation.stats import RemediationStats, RunOutcome, remediation_stats
@@ -122,7 +122,7 @@ class RemediationReads:
             raise refused(rid, exc) from None
         if status is None:
             return await self._recorded(description, silent)
-        if _closed_by_temporal(description) and status.run_key == f"{rid}@{description.run_id}":
+        if _closed_by_temporal(description) and status.run_key == run_key_of(description):
             # Its query answers from its history, which stops where Temporal closed it.
             outcome, at = await self._record_closed(description)
             return status.model_copy(
@@ -143,7 +143,7 @@ class RemediationReads:
         waits for, its next rung, its attempts) is left out: ``unanswered`` says so."""
         if _closed_by_temporal(run):
             await self._record_closed(run)
-        run_key = f"{run.id}@{run.run_id}"
+        run_key = run_key_of(run)
         async with self.db.session() as session:
             row = await RemediationRepository(session).get(run_key)
             audit = await AuditRepository(session).list(
@@ -178,11 +178,27 @@ class RemediationReads:
             }
         )
 
+    async def _reset_into(self, run: WorkflowExecution) -> WorkflowExecutionDescription | None:
+        """The run a reset in Temporal went on as, if ``run`` was terminated by one: its
+        workflow's newest run, carrying its key."""
+        if run.status is not WorkflowExecutionStatus.TERMINATED:
+            return None
+        try:
+            latest = await self.client.get_workflow_handle(run.id).describe()
+        except RPCError:
+            return None
+        same = latest.run_id != run.run_id and run_key_of(latest) == run_key_of(run)
+        return latest if same else None
+
     async def _record_closed(self, run: WorkflowExecution) -> tuple[str, datetime | None]:
         """Write the row of a run Temporal closed before its own end as aborted, its outcome
         and close time (never written by the run): the same values whoever sees it first."""
         outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
-        key = f"{run.id}@{run.run_id}"
+        key = run_key_of(run)
+        if (later := await self._reset_into(run)) is not None:
+            # Terminated by a reset, its key's run goes on in the run the reset started: the
+            # row is that run's (it had been written aborted, the run's changes then refused).
+            return f"reset in Temporal: it goes on as run {later.run_id}", run.close_time
         async with self.db.writing() as session:
             repository = RemediationRepository(session)
             row = await repository.get(key)
@@ -281,16 +297,20 @@ class RemediationReads:
                 raise
             log.warning("remediations: the server's list failed (%s); rows as stored", exc)
             return {}, temporal_problem(exc, self.settings) or f"Temporal's list failed ({exc})"
-        # A run closed without its own end (terminated) never writes its row: it is written here.
+        places: dict[str, str] = {}
         for e in found:
-            if _closed_by_temporal(e):
+            key = f"{e.id}@{e.run_id}"
+            if not _closed_by_temporal(e):
+                places[key] = e.typed_search_attributes.get(temporal.STATE) or ""
+            elif (later := await self._reset_into(e)) is not None:
+                # Reset in Temporal: its key goes on in the run the reset started (the list
+                # names no first run: that run is told by a description).
+                places[key] = later.typed_search_attributes.get(temporal.STATE) or ""
+            else:
+                # A run closed without its own end (terminated) never writes its row: written here.
                 await self._record_closed(e)
-        return {
-            f"{e.id}@{e.run_id}": "aborted"
-            if _closed_by_temporal(e)
-            else e.typed_search_attributes.get(temporal.STATE) or ""
-            for e in found
-        }, None
+                places[key] = "aborted"
+        return places, None
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the remediations the caller sees (``may_steer``: theirs, those

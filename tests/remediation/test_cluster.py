@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -23,6 +27,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation.ladder import ISOLATION_LABEL, Rung
 from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
@@ -41,6 +46,7 @@ from tests.remediation.test_workflow import USER, audit_actions, start
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
+from tests.support.waits import until_equal
 from workflows.remediation import GradedRemediationWorkflow
 
 V1, V2, V3 = "registry/checkout:v1", "registry/checkout:v2", "registry/checkout:v3"
@@ -1002,3 +1008,65 @@ async def test_an_alert_read_healthy_with_no_pod_available_after_an_approval_is_
     ]
     assert images(api) == [V1]
     assert "cleared_waiting" not in await audit_actions(deps, status.run_key)
+
+
+async def test_a_run_reset_in_temporal_does_not_make_its_change_again(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """The Web UI's Reset starts the run again as a new run: its step keys were of its run
+    id, so it found nothing of what it had done and restarted the Deployment a second time,
+    and the list said the run "aborted" while the reset run went on."""
+    api, path = cluster
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=2,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+        handle = await start(dev_env, worker.task_queue, subject, mode="execute")
+        await state_reaches(dev_env, handle, ("waiting_approval",))
+        restarts = [c for c in api.writes() if c.method == "PATCH"]
+        assert len(restarts) == 1, restarts
+        first = await handle.describe()
+        completed = [
+            e.event_id
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ]
+        reset = await dev_env.client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=dev_env.client.namespace,
+                workflow_execution=ProtoExecution(workflow_id=handle.id, run_id=first.run_id),
+                reason="an operator's reset",
+                workflow_task_finish_event_id=completed[0],
+                request_id=str(uuid.uuid4()),
+            )
+        )
+        again = dev_env.client.get_workflow_handle_for(
+            GradedRemediationWorkflow.run, handle.id, run_id=reset.run_id
+        )
+        seen = await state_reaches(dev_env, again, ("waiting_approval",))
+        service = RemediationService(
+            dev_env.client,
+            deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue}),
+            deps.db,
+        )
+
+        async def listed() -> list[tuple[str, str]]:  # Temporal's list: eventually consistent
+            runs = (await service.list_page(USER)).runs
+            return [(r.run_key, r.state) for r in runs if r.remediation_id == handle.id]
+
+        await until_equal(listed, [(seen.run_key, "waiting_approval")], "the reset run listed")
+        view = await service.get(USER, handle.id)
+        await again.terminate("the test is over")
+    assert [c for c in api.writes() if c.method == "PATCH"] == restarts
+    assert seen.run_key == f"{handle.id}@{first.run_id}"
+    [rung1] = seen.attempts
+    assert rung1.rung == Rung.RESTART and rung1.already_applied, rung1
+    assert view.state == "waiting_approval", view.outcome
