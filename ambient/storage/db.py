@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -149,6 +151,18 @@ def _turn_connector(url: str) -> Callable[[], Any]:
     return connect
 
 
+# A NUL in a JSON string is written "\u0000", which PostgreSQL will not read back ("unsupported
+# Unicode escape sequence" at ->>): one watch's error quoting a server's NUL failed every read
+# of the events table, the hourly retention's for every user too. Written as U+FFFD, as a NUL
+# in a receiver's text is (a backslash of the text, escaped "\\", is not an escape's).
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _json(value: Any) -> str:
+    """A JSON column's value as stored: json.dumps, a NUL as U+FFFD."""
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", json.dumps(value))
+
+
 class Database:
     """Owns the engine; hands out sessions. Close it when the entry point stops
     (``async with Database(url) as db:`` closes it when the block ends)."""
@@ -162,7 +176,7 @@ class Database:
             in_memory = parsed.database in (None, "", ":memory:")  # one connection, no pool
             pool = {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
             self.engine: AsyncEngine = create_async_engine(
-                url, async_creator=_turn_connector(url), **pool
+                url, async_creator=_turn_connector(url), json_serializer=_json, **pool
             )
 
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
@@ -184,7 +198,9 @@ class Database:
             connect = {"connect_args": bounds} if asyncpg else {}
             # A server restart or failover closes every pooled connection: each is tried at
             # checkout (a round trip) and replaced if closed, not handed to a request to fail.
-            self.engine = create_async_engine(url, pool_pre_ping=True, **connect)
+            self.engine = create_async_engine(
+                url, pool_pre_ping=True, json_serializer=_json, **connect
+            )
         # ``session()``: a plain session (``write_session`` for a read-then-write transaction).
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's writers here, in order and

@@ -249,8 +249,8 @@ def inbox_fields(message: Message) -> tuple[str, str, str | None]:
     """A message's (title, body, link) as the inbox stores them: a title or link longer than
     its column (a watched URL may be 2048 characters) is kept, not refused: the title cut with
     an ellipsis, the link in the body. The body is shown as plain text (``markdown_plain``)."""
-    title, link = clipped(message.title, INBOX_TITLE), message.link
-    body = markdown_plain(message.body)
+    title, link = clipped(receivers_text(message.title), INBOX_TITLE), message.link
+    body = receivers_text(markdown_plain(message.body))  # PostgreSQL's text holds no NUL
     if link is not None and len(link) > INBOX_LINK:
         body, link = f"{body}\n\n{link}", None
     return title, body, link

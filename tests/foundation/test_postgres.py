@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 import pytest
 from sqlalchemy import text
 
+from ambient.domain.notify import Message, NotificationKind
 from ambient.domain.users import UserCreate, UserSettings
 from ambient.settings import Settings
 from ambient.storage import Database, polls
 from ambient.storage.event_cursor import EventCursor, read_events
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import MAX_ID, Base, Numbered
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.storage.users import UserExistsError, UserRepository
 from tests.support.postgres import new_database
 from tests.support.servers import free_port
@@ -210,3 +211,37 @@ async def test_an_id_past_postgresqls_bigint_is_out_of_range_not_an_internal_err
         async with signed_in(pg_settings, token, "/app/settings") as http:
             answer = await http.post("/app/xiaozhi/endpoints/remove", data={"endpoint": str(2**63)})
     assert answer.status_code == 422, (answer.status_code, answer.text[:300])
+
+
+async def test_a_nul_in_an_event_or_a_message_is_stored_as_a_replacement_on_postgresql(
+    postgres_url: str,
+) -> None:
+    """A member's watch whose server answered a NUL ("query answered abc\\x00def") stored it in
+    the event's payload as "\\u0000", which PostgreSQL will not read back: every read of the
+    events table failed from then on (the failing watches, the hourly retention of everyone's
+    rows), and its inbox copy failed for good ("invalid byte sequence ... 0x00")."""
+    await upgrade_async(postgres_url)
+    db = Database(postgres_url)
+    said = "query answered abc\x00def, not a number"
+    try:
+        async with db.session() as session:
+            await UserRepository(session).create(UserCreate(name="pg-nul"))
+            events = EventRepository(session)
+            task = "threshold-watch/pg-nul/x"
+            payload = {"error": said, "failures": 3, "text": "a literal \\u0000 stays"}
+            await events.add("watch.failing", user="pg-nul", task=task, payload=payload)
+            await InboxRepository(session).add(
+                "pg-nul", Message(title=f"Failing: {said}", body=said, kind=NotificationKind.WATCH)
+            )
+            await session.commit()
+        async with db.session() as session:
+            events = EventRepository(session)
+            assert await events.failing(user="pg-nul") == [(task, None, 3)]
+            assert await events.standing()
+            [stored] = await events.list(user="pg-nul")
+            [message] = await InboxRepository(session).list("pg-nul")
+    finally:
+        await db.close()
+    assert stored.payload["error"] == "query answered abc\ufffddef, not a number"
+    assert stored.payload["text"] == "a literal \\u0000 stays"
+    assert message.body == "query answered abc\ufffddef, not a number"
