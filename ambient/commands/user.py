@@ -31,6 +31,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.models import AuditRecord, User
 from ambient.storage.users import (
     SettingRefusedError,
+    TokenChangedError,
     UserExistsError,
     UserRepository,
     user_public,
@@ -43,7 +44,10 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[UserRepository], Awaitable[T]]) -> T:
-    return run_in_session(lambda session: work(UserRepository(session)))
+    try:
+        return run_in_session(lambda session: work(UserRepository(session)))
+    except TokenChangedError as exc:  # rotated elsewhere at once: said, nothing issued
+        raise fail(str(exc)) from None
 
 
 async def _existing(users: UserRepository, name: str) -> User:

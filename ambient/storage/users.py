@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ambient.domain.notify import redact_target
 from ambient.domain.users import (
@@ -111,6 +112,10 @@ def speaks_as(key: str) -> ColumnElement[bool]:
 GRANT_TRIES = 10  # reads of a field that grants at once keep changing before one is set
 
 
+class TokenChangedError(Exception):
+    """A user's API token changed between its read and a token's write: nothing written."""
+
+
 class UserRepository(Repository):
     async def create(
         self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
@@ -196,9 +201,10 @@ class UserRepository(Repository):
         return await self.session.scalar(query)
 
     async def rotate_voice_token(self, user: User, *, actor: str | None = None) -> str:
-        """A new voice token for ``user`` (shown once); the one before stops working."""
+        """A new voice token for ``user`` (shown once); the one before stops working.
+        TokenChangedError: the API token changed since ``user`` was read (nothing written)."""
         token = VOICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        user.voice_token_hash = hash_token(token)
+        await self._tokens_swapped(user, voice_token_hash=hash_token(token))
         await self._token_audited(user, "user.voice_token.issued", actor)
         return token
 
@@ -288,10 +294,29 @@ class UserRepository(Repository):
         """A new API token for ``user`` (shown once): the one before stops working, and so does
         the voice token, which that token could issue (a leak's remedy ends both)."""
         token = new_api_token()
-        had_voice, user.voice_token_hash = user.voice_token_hash is not None, None
-        await self.set_token(user, token)
+        had_voice = user.voice_token_hash is not None
+        await self._tokens_swapped(user, api_token_hash=hash_token(token), voice_token_hash=None)
         await self._token_audited(user, "user.token.rotated", actor, voice_token_revoked=had_voice)
         return token
+
+    async def _tokens_swapped(self, user: User, **hashes: str | None) -> None:
+        """Write the token ``hashes`` of ``user`` while its API token is the one read with it:
+        a leaked token's voice token issued as its owner rotated it was written after the
+        rotation and worked on, and of two rotations at once both answered a token, one dead.
+        TokenChangedError otherwise, nothing written."""
+        swapped = await self.session.execute(
+            update(User)
+            .where(User.id == user.id, User.api_token_hash == user.api_token_hash)
+            .values(**hashes)
+            .execution_options(synchronize_session=False)
+        )
+        if cast(CursorResult[Any], swapped).rowcount != 1:
+            raise TokenChangedError(
+                f"{user.name}'s API token changed meanwhile (rotated elsewhere): nothing was "
+                "issued; use the current token"
+            )
+        for name, value in hashes.items():
+            set_committed_value(user, name, value)
 
     async def set_token(self, user: User, token: str) -> None:
         user.api_token_hash = hash_token(token)

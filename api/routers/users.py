@@ -7,6 +7,8 @@ refused attempt to grant, is written to the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
@@ -28,9 +30,15 @@ from ambient.domain.users import (
     UserSettings,
 )
 from ambient.push import save_push_config
-from ambient.storage.users import SettingRefusedError, UserExistsError, UserRepository, user_public
+from ambient.storage.users import (
+    SettingRefusedError,
+    TokenChangedError,
+    UserExistsError,
+    UserRepository,
+    user_public,
+)
 from ambient.user_settings import save_settings
-from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, StateDep
+from api.deps import INVALID_TOKEN, AdminUser, CurrentUser, OptionalUser, SessionDep, StateDep
 from api.errors import answers, unauthorized, unprocessable
 
 router = APIRouter(prefix="/users", tags=["users"], responses=answers(403, 404, 409))
@@ -125,7 +133,8 @@ async def update_me(
 @router.post("/me/token")
 async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     """Issue a new API token; the old one stops working."""
-    token = await UserRepository(session).rotate_token(user)
+    with _still_current():
+        token = await UserRepository(session).rotate_token(user)
     await session.commit()
     return Token(token=token)
 
@@ -134,9 +143,20 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
 async def rotate_voice_token(user: CurrentUser, session: SessionDep) -> Token:
     """Issue a voice token: it opens /mcp/voice only, as you (for a 小智 server's settings
     file, docs/xiaozhi.md); the one before stops working."""
-    token = await UserRepository(session).rotate_voice_token(user)
+    with _still_current():
+        token = await UserRepository(session).rotate_voice_token(user)
     await session.commit()
     return Token(token=token)
+
+
+@contextmanager
+def _still_current() -> Iterator[None]:
+    """A token issued only while the caller's token is still theirs: rotated meanwhile (by a
+    request at once, their own or a leak's), the token they sent is invalid now."""
+    try:
+        yield
+    except TokenChangedError:
+        raise unauthorized(INVALID_TOKEN) from None
 
 
 @router.delete("/me/voice-token", status_code=204)

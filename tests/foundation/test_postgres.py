@@ -17,7 +17,7 @@ from ambient.storage.event_cursor import EventCursor, read_events
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import MAX_ID, Base, Numbered
 from ambient.storage.repositories import EventRepository, InboxRepository
-from ambient.storage.users import UserExistsError, UserRepository
+from ambient.storage.users import TokenChangedError, UserExistsError, UserRepository
 from tests.support.postgres import new_database
 from tests.support.servers import free_port
 from tests.support.waits import eventually
@@ -245,3 +245,38 @@ async def test_a_nul_in_an_event_or_a_message_is_stored_as_a_replacement_on_post
     assert stored.payload["error"] == "query answered abc\ufffddef, not a number"
     assert stored.payload["text"] == "a literal \\u0000 stays"
     assert message.body == "query answered abc\ufffddef, not a number"
+
+
+async def test_a_token_issued_as_its_owner_rotates_at_once_is_refused_not_left_working(
+    postgres_url: str,
+) -> None:
+    """Two API replicas: a leaked token's request for a voice token, read before its owner's
+    rotation and written after it, left a voice token that worked on (the rotation "ends
+    both"); of two rotations at once both answered a token, one of them dead."""
+    await upgrade_async(postgres_url)
+    db = Database(postgres_url)
+    try:
+        async with db.session() as session:
+            _, leaked = await UserRepository(session).create(UserCreate(name="pg-rotor"))
+            await session.commit()
+        async with db.session() as thief, db.session() as owner:
+            stolen = await UserRepository(thief).by_token(leaked)
+            mine = await UserRepository(owner).by_token(leaked)
+            assert stolen is not None and mine is not None
+            new = await UserRepository(owner).rotate_token(mine)
+            await owner.commit()
+            with pytest.raises(TokenChangedError):
+                await UserRepository(thief).rotate_voice_token(stolen)
+            with pytest.raises(TokenChangedError):  # a second rotation read the same token
+                await UserRepository(thief).rotate_token(stolen)
+            await thief.rollback()
+        async with db.session() as session:
+            users = UserRepository(session)
+            now = await users.get("pg-rotor")
+            assert now is not None and now.voice_token_hash is None
+            assert await users.by_token(new) is not None and await users.by_token(leaked) is None
+            voice = await users.rotate_voice_token(now)  # with the current token read: issued
+            await session.commit()
+            assert await users.by_voice_token(voice) is not None
+    finally:
+        await db.close()
