@@ -147,6 +147,8 @@ async def test_a_stopped_instance_is_failing_once_and_recovered_once(
     task_id, baseline = await create(service, cpu(failure_threshold=3))
     assert baseline["value"] is None
     assert "no datapoints" in baseline["error"] and "InstanceId=ins-probe01" in baseline["error"]
+    # Not only its dimensions and region: an instance that worked with them and stopped.
+    assert "a stopped instance reports nothing" in baseline["error"], baseline["error"]
     handle = service.client.get_workflow_handle(task_id)
     for _ in range(4):
         await check(service, handle)
@@ -240,6 +242,8 @@ async def test_a_deleted_instance_reads_no_datapoints_naming_its_dimensions(
     _, baseline = await create(service, cpu())
     assert baseline["value"] is None
     assert "no datapoints" in baseline["error"] and "InstanceId=ins-probe01" in baseline["error"]
+    # Not only its dimensions and region: an instance that worked with them and stopped.
+    assert "a stopped instance reports nothing" in baseline["error"], baseline["error"]
 
 
 async def test_a_period_the_metric_does_not_keep_is_said_at_creation(

@@ -270,8 +270,9 @@ async def latest_metric_point(
             "NoData",
             f"{namespace}/{metric} has no datapoints in the last {window.total_seconds():.0f}s "
             f"in region {region or tc.region}; check that its dimensions ({named}) name a "
-            "resource that reports it there (Cloud Monitor keeps a resource's data in its own "
-            "region: give the watch that region)",
+            "resource that reports it there, and that it still runs (a stopped instance reports "
+            "nothing; Cloud Monitor keeps a resource's data in its own region: give the watch "
+            "that region)",
         )
     newest, current = points[-1], current_within(period)
     if end - newest.time > current:
