@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
@@ -30,10 +31,11 @@ from ambient.briefing.errors import (
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.clients.web import FETCH_TIMEOUT
+from ambient.domain.notify import made_here
 from ambient.request_deadline import bounded, left
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.users import registered
+from ambient.storage.users import registered, user_named
 from ambient.watches.configs import TaskKind, TaskState, task_kind
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -143,7 +145,20 @@ class TaskReads(TaskListing):
             status.state = TaskState.STOPPED
         else:
             await self._show_poll_progress(status, description)
+        if own_failure(status) and not (
+            operator if operator is not None else await self._admin(user)
+        ):
+            hide_own_failure(status)
         return status
+
+    async def _admin(self, user: str) -> bool:
+        """Whether ``user`` reads the product's own failures as their texts say them (an
+        admin); with the database not answering, nobody is known to be one."""
+        try:
+            row = await user_named(self.db, user)
+        except (SQLAlchemyError, OSError):
+            return False
+        return row is not None and row.is_admin
 
     async def _show_poll_progress(
         self, status: TaskStatus, description: WorkflowExecutionDescription
@@ -304,3 +319,33 @@ def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
         config=briefing.config.model_dump(mode="json"),
         detail=detail,
     )
+
+
+# What a member reads of a failure of the product's own (its database, its worker), not of
+# the watch's pages or metric: its text named the database's host and port, its SQL, a path.
+OWN_FAILURE = (
+    "the product's own failure (its database or its worker); its text is an administrator's"
+)
+
+
+def own_failure(status: TaskStatus) -> bool:
+    """Whether the watch's last failure outside its checks is the product's own: a poll that
+    failed for good, an event not recorded, a delivery's internal error."""
+    failure = status.detail.get("last_failure")
+    if not isinstance(failure, dict):
+        return False
+    what, error = str(failure.get("what", "")), str(failure.get("error", ""))
+    return what == "poll" or what.startswith("event ") or made_here(error)
+
+
+def hide_own_failure(status: TaskStatus) -> None:
+    """``status`` with that failure's text (and the last error that quotes it) as a member
+    reads it."""
+    failure = status.detail["last_failure"]
+    if not isinstance(failure, dict):
+        return
+    what = failure.get("what")
+    said = f"{what}: {failure.get('error')}"
+    status.detail["last_failure"] = {**failure, "error": OWN_FAILURE}
+    if status.detail.get("last_error") == said:
+        status.detail["last_error"] = f"{what}: {OWN_FAILURE}"

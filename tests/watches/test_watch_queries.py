@@ -29,7 +29,9 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
-from ambient.watches.configs import TaskKind
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.models import TaskStatus
+from ambient.watches.reads import OWN_FAILURE, hide_own_failure, own_failure
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.servers import http_client, serve
@@ -182,3 +184,28 @@ async def test_a_users_waiting_deliveries_are_found_by_their_attributes_never_li
         await watch.terminate("test over")
         with contextlib.suppress(RPCError):
             await later.terminate("test over")
+
+
+def test_the_products_own_failure_is_an_administrators_text_not_a_members() -> None:
+    """After a database outage a member read their watch's status as "event
+    watch.poll_failed: ConnectionRefusedError: [Errno 111] Connect call failed ('10.0.0.7',
+    5432)": where the parts run, and the driver's words."""
+    said = "ConnectionRefusedError: [Errno 111] Connect call failed ('10.0.0.7', 5432)"
+    failure = {"what": "event watch.poll_failed", "error": said, "at": "2026-12-07T01:00:00Z"}
+    status = TaskStatus(
+        task_id="web-monitor/alice/x",
+        kind=TaskKind.WEB_MONITOR,
+        user="alice",
+        state=TaskState.ACTIVE,
+        checks=3,
+        config={},
+        detail={"last_failure": failure, "last_error": f"event watch.poll_failed: {said}"},
+    )
+    assert own_failure(status)
+    hide_own_failure(status)
+    assert "10.0.0.7" not in str(status.detail) and "Errno" not in str(status.detail)
+    assert status.detail["last_failure"]["what"] == "event watch.poll_failed"
+    assert status.detail["last_error"] == f"event watch.poll_failed: {OWN_FAILURE}"
+    # A page's or a target's own failure is the member's to read, as it was.
+    page = {"what": "webhook", "error": "HTTP 404 from the receiver", "at": failure["at"]}
+    assert not own_failure(status.model_copy(update={"detail": {"last_failure": page}}))
