@@ -462,7 +462,9 @@ class RemediationRecords:
                     agent_id="remediation",
                     topic=f"Remediation of {self.alert.service}",
                     content=markdown_literal(content),  # markdown: its words shown as written
-                    subject=self.remediation_id,
+                    # The run's key: a run reset in Temporal keeps its discussion (it is still
+                    # its first run's), where the activity's own run id opened another.
+                    subject=self.run_key,
                     tags=tags,
                     message_id=remediation_post_id(key),
                 ),

@@ -304,8 +304,12 @@ class RemediationReads:
                 places[key] = e.typed_search_attributes.get(temporal.STATE) or ""
             elif (later := await self._reset_into(e)) is not None:
                 # Reset in Temporal: its key goes on in the run the reset started (the list
-                # names no first run: that run is told by a description).
-                places[key] = later.typed_search_attributes.get(temporal.STATE) or ""
+                # names no first run: that run is told by a description), closed too maybe.
+                if _closed_by_temporal(later):
+                    await self._record_closed(later)
+                    places[key] = "aborted"
+                else:
+                    places[key] = later.typed_search_attributes.get(temporal.STATE) or ""
             else:
                 # A run closed without its own end (terminated) never writes its row: written here.
                 await self._record_closed(e)

@@ -12,6 +12,7 @@ nothing. What it answers and raises is in ``ambient.remediation.views``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from datetime import timedelta
@@ -47,7 +48,7 @@ from ambient.remediation.intake import (
     cluster_identity,
     cluster_names,
 )
-from ambient.remediation.joins import NOT_ADDED, join, request_key
+from ambient.remediation.joins import NOT_ADDED, join, request_key, run_key_of
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
 from ambient.remediation.runs import (
@@ -306,7 +307,8 @@ class RemediationService(RemediationReads):
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may
             # have started since, and this answer is not about it.
-            return await _run_handle(self.client, rid, status.run_key).execute_update(
+            handle = await _run_handle(self.client, rid, status.run_key)
+            return await handle.execute_update(
                 GradedRemediationWorkflow.approve,
                 ApprovalInput(
                     approver=user,
@@ -336,7 +338,7 @@ class RemediationService(RemediationReads):
         status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(already_finished(rid, status.state))
-        handle = _run_handle(self.client, rid, status.run_key)  # the run checked, not the latest
+        handle = await _run_handle(self.client, rid, status.run_key)  # the run checked
         try:
             description = await handle.describe()
             if description.status is not WorkflowExecutionStatus.RUNNING:
@@ -507,6 +509,15 @@ def _earlier_run(rid: str) -> Refusal:
     )
 
 
-def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:
-    # The run named, not whichever is latest when the call arrives (None: the latest).
-    return client.get_workflow_handle(rid, run_id=run_key.partition("@")[2] if run_key else None)
+async def _run_handle(client: Client, rid: str, run_key: str | None) -> Any:
+    """The run of ``run_key``, not whichever is latest when the call arrives (None: the latest):
+    its first run, or the run a reset in Temporal went on as (its latest, keeping the key; an
+    answer sent to the first run, which the reset ended, was refused "already finished")."""
+    if run_key is None:
+        return client.get_workflow_handle(rid)
+    run_id = run_key.partition("@")[2]
+    with contextlib.suppress(RPCError):
+        latest = await client.get_workflow_handle(rid).describe()
+        if run_key_of(latest) == run_key:
+            run_id = latest.run_id
+    return client.get_workflow_handle(rid, run_id=run_id)

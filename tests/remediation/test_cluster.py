@@ -1064,9 +1064,13 @@ async def test_a_run_reset_in_temporal_does_not_make_its_change_again(
 
         await until_equal(listed, [(seen.run_key, "waiting_approval")], "the reset run listed")
         view = await service.get(USER, handle.id)
-        await again.terminate("the test is over")
+        # Answered as any run: sent to the run the reset started, not to the one it ended
+        # (every door's approve and abort were refused "already finished").
+        await service.abort(USER, handle.id, "enough")
+        done = await again.result()
     assert [c for c in api.writes() if c.method == "PATCH"] == restarts
     assert seen.run_key == f"{handle.id}@{first.run_id}"
     [rung1] = seen.attempts
     assert rung1.rung == Rung.RESTART and rung1.already_applied, rung1
     assert view.state == "waiting_approval", view.outcome
+    assert done.state == "aborted" and "enough" in done.outcome, done.outcome
