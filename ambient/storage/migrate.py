@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The chain's head, named here so that a start on a current database (every API, worker and
 # CLI command) reads one row and loads neither alembic nor the migration scripts (a third of a
 # second of CPU each); tests/foundation/test_migrations.py checks it is the scripts' head.
-HEAD = "0033_confirm_lives"
+HEAD = "0034_nul_escapes"
 
 # Until the chain was made linear, every area's revision hung off 0003 (0012 off 0011), so a
 # database kept one alembic_version row per branch. Those rows name a prefix of today's chain

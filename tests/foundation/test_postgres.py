@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -280,3 +281,35 @@ async def test_a_token_issued_as_its_owner_rotates_at_once_is_refused_not_left_w
             assert await users.by_voice_token(voice) is not None
     finally:
         await db.close()
+
+
+async def test_rows_stored_with_a_nul_before_are_rewritten_by_the_migration(
+    postgres_server: str,
+) -> None:
+    """A database the release before poisoned kept failing every read of its events table:
+    only new values were written with U+FFFD."""
+    url = new_database(postgres_server)
+    await upgrade_async(url, "0033_confirm_lives")
+    db = Database(url)
+    said = json.dumps({"error": "abc\x00def", "failures": 3, "text": "a literal \\u0000"})
+    try:
+        async with db.session() as session:
+            await UserRepository(session).create(UserCreate(name="pg-old"))
+            await session.execute(
+                text(
+                    'INSERT INTO events (kind, "user", task, payload, created_at) VALUES '
+                    "('watch.failing', 'pg-old', 'threshold-watch/pg-old/x', CAST(:p AS json), "
+                    "now())"
+                ),
+                {"p": said},
+            )
+            await session.commit()
+        await upgrade_async(url)
+        async with db.session() as session:
+            events = EventRepository(session)
+            assert await events.failing(user="pg-old") == [("threshold-watch/pg-old/x", None, 3)]
+            assert await events.standing()
+            [stored] = await events.list(user="pg-old")
+    finally:
+        await db.close()
+    assert stored.payload == {"error": "abc\ufffddef", "failures": 3, "text": "a literal \\u0000"}
