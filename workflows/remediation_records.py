@@ -146,8 +146,8 @@ class RemediationRecords:
         # That alert cleared meanwhile is told with the run's end (a run from before this
         # patch told it after, a cancel meanwhile cutting the push, and replays so).
         self.cleared_told_with_end = workflow.patched(CLEARED_TOLD_WITH_END)
-        # And only with the workload's rollout available (a run from before this patch read
-        # the metric alone, and replays so).
+        # And only with a pod of the workload ready (a run from before this patch read the
+        # metric alone, and replays so).
         self.cleared_with_rollout = workflow.patched(CLEARED_WITH_ROLLOUT)
 
     def _ended(self, outcome: str | Refusal) -> None:

@@ -126,8 +126,8 @@ class RemediationVerify(RemediationChange):
         return True
 
     async def _rollout_serves(self, key: str) -> bool:
-        """Whether the workload's rollout is available now, as a verdict requires: an error
-        rate reads healthy when no pod serves at all. Unread, nothing says the alert is over."""
+        """Whether a pod of the workload serves now: an error rate reads healthy when none
+        does at all. Unread, nothing says the alert is over."""
         checked = CheckpointInput(
             run_key=self.run_key,
             key=f"{key}/cleared-rollout",
@@ -138,8 +138,9 @@ class RemediationVerify(RemediationChange):
             health = await self._act(RemediationActivities.read_rollout, checked)
         except ACTIVITY_FAILED:
             return False
-        # Nothing to observe (a dry run without a cluster): the metric alone decides.
-        return health.available or not health.observed
+        # Nothing to observe (a dry run without a cluster): the metric alone decides. A pod
+        # serving, even of a rollout under way, lets the metric say the alert is over.
+        return not health.observed or health.ready_replicas > 0
 
     async def _verify(
         self, step: PlannedStep, key: str, mode: Mode, changed_at: datetime

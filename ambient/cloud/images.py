@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.llm import NoCompletionError, completion_in, openai_client
 from ambient.clients.web import WebFetcher
-from ambient.clients.web_errors import FetchError
+from ambient.clients.web_errors import FetchError, HttpStatusError, NoAnswerError
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
 from ambient.settings import Settings
 
@@ -105,21 +105,29 @@ async def _fetched(settings: Settings, url: str) -> str:
     metadata service or an internal dashboard, whose picture the model then described."""
     fetcher = WebFetcher(allow_cidrs=settings.fetch_allow_cidrs, max_bytes=MAX_DATA_URL * 3 // 4)
     try:
-        image = await fetcher.fetch(url, accept="image/*")
+        image = await fetcher.fetch(url, accept="image/png,image/jpeg,image/gif,image/webp")
+    except (NoAnswerError, HttpStatusError) as exc:
+        if isinstance(exc, NoAnswerError) or exc.status in (429, *range(500, 600)):
+            # The dashboard's host down or busy for now: try again, not a wrong URL.
+            raise CloudOpsFailedError(
+                "unavailable", f"cannot fetch the image for now: {exc}"
+            ) from None
+        raise CloudOpsInputError("image_url", f"cannot fetch the image: {exc}") from None
     except FetchError as exc:
         raise CloudOpsInputError("image_url", f"cannot fetch the image: {exc}") from None
     finally:
         await fetcher.aclose()
-    said = image.content_type.partition(";")[0].strip().lower()
+    # By its bytes, not its label: an HTML sign-in page labelled image/png, an SVG or a TIFF
+    # was sent as an image, and the model's provider refused it (400).
     webp = image.body[:4] == b"RIFF" and image.body[8:12] == b"WEBP"
-    sniffed = (
+    kind = (
         "image/webp"
         if webp
         else next((kind for magic, kind in MAGIC.items() if image.body.startswith(magic)), None)
     )
-    kind = said if said.startswith("image/") else sniffed
     if kind is None:
+        said = image.content_type.partition(";")[0].strip().lower() or "no content type"
         raise CloudOpsInputError(
-            "image_url", f"the URL answered {said or 'no content type'}, not an image"
+            "image_url", f"the URL answered {said}, not a PNG, JPEG, GIF or WebP image"
         )
     return f"data:{kind};base64,{base64.b64encode(image.body).decode()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from temporalio.common import RetryPolicy
 
 from ambient.domain.checks import MetricReading
@@ -354,8 +354,8 @@ RECHECK_AFTER_WAIT = "recheck-after-wait"
 # The patch under which an alert that cleared while its rung waited is told with the run's end
 # (a cancel meanwhile waits for the push, and closes the run Cancelled).
 CLEARED_TOLD_WITH_END = "cleared-told-with-end"
-# The patch under which that alert counts as cleared only with the workload's rollout available:
-# a healthy error rate with no pod serving (a release whose pods never become ready) had ended
+# The patch under which that alert counts as cleared only with a pod of the workload ready: a
+# healthy error rate with no pod serving (a release whose pods never become ready) had ended
 # the run "Remediated", its approved rollback never made.
 CLEARED_WITH_ROLLOUT = "cleared-with-rollout"
 
@@ -396,8 +396,15 @@ JOIN = "join"
 JOIN_TOO_LATE = "JoinTooLate"  # its refusal's type
 
 
+def _name_cut(given: object) -> object:
+    """A name given as text, cut to a user name's 63 characters."""
+    return given[:63] if isinstance(given, str) else given
+
+
 class JoinInput(BaseModel):
-    user: str = Field(max_length=63)  # a user's name at most (the run keeps it in joined_by)
+    # A user's name at most (the run keeps it in joined_by): a longer one sent by hand in
+    # Temporal is cut, as an abort's name is.
+    user: Annotated[str, BeforeValidator(_name_cut)]
     # The alert that joined (another source or metric on the workload): the run checks it too
     # before it calls itself resolved. None in signals sent before it was carried.
     alert: Alert | None = None

@@ -307,6 +307,7 @@ class TaskService(TaskControls):
     async def delete(self, user: str, task_id: str, *, purge: bool = False) -> TaskRef:
         """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots."""
         kind = self._owned(user, task_id)
+        failing = False
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 kind = (await self._schedule_status(user, task_id)).kind  # a digest says so
@@ -314,22 +315,23 @@ class TaskService(TaskControls):
             elif (described := await self._describe(task_id)).status is _RUNNING:
                 await self.client.get_workflow_handle(task_id).signal("stop")
                 task = described.raw_description.pending_workflow_task
-                if task.attempt >= no_answer.FAILING_ATTEMPT:
-                    # Held until its worker's cause is mended: it was answered "stopped" while
-                    # it ran on, every later control refused as of a stopped task.
-                    return TaskRef(
-                        task_id=task_id,
-                        kind=kind,
-                        state=TaskState.ACTIVE,
-                        created=False,
-                        note=DELIVERED_FAILING,
-                    )
+                failing = task.attempt >= no_answer.FAILING_ATTEMPT
             else:
                 await self._ended_otherwise(user, task_id, "deleted", running=False)
         if purge:
             async with self.db.writing() as session:
                 # Its own, and a digest's lives' (`ReminderRun.pages_key`).
                 await SnapshotRepository(session).purge_rounds(task_id)
+        if failing:
+            # Held until its worker's cause is mended: it was answered "stopped" while it ran
+            # on, every later control refused as of a stopped task.
+            return TaskRef(
+                task_id=task_id,
+                kind=kind,
+                state=TaskState.ACTIVE,
+                created=False,
+                note=DELIVERED_FAILING,
+            )
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.STOPPED, created=False)
 
     # --- helpers --------------------------------------------------------------------

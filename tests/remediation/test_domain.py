@@ -15,7 +15,7 @@ from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.outcomes import gate_closed, in_chinese, maybe_applied, of_a_dry_run
-from ambient.remediation.runs import VerifyInput
+from ambient.remediation.runs import JoinInput, VerifyInput
 from ambient.remediation.safety import (
     BreakerState,
     ChangeWindow,
@@ -661,3 +661,8 @@ def test_a_dry_runs_lost_answer_is_said_as_a_preview_not_as_a_change_that_may_be
     assert str(real).endswith(
         "may have been applied (no answer within 10s): check deployment/prod/checkout"
     )
+
+
+def test_a_join_sent_by_hand_with_a_long_name_is_cut_as_an_abort_is() -> None:
+    # A 100,000-character user in a `joined` signal was kept whole in the run's joined_by.
+    assert JoinInput(user="u" * 100_000).user == "u" * 63

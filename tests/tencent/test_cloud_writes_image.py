@@ -32,6 +32,10 @@ def dashboards(internal: list[str]) -> Starlette:
             return RedirectResponse("http://127.0.0.2:9/latest/meta-data/", 302)
         if kind == "page":
             return Response("<html>login</html>", media_type="text/html")
+        if kind == "lie":  # a sign-in page labelled as the picture
+            return Response("<html>login</html>", media_type="image/png")
+        if kind == "busy":
+            return Response("busy", status_code=503)
         internal.append(request.url.path)  # the one the model is shown, fetched by us
         # A server that does not say what it sends: the bytes say it is a PNG.
         return Response(PNG_BYTES, media_type="image/png" if kind == "cpu" else None)
@@ -155,7 +159,12 @@ async def test_ci04_an_image_url_redirected_inward_or_no_image_reaches_no_model(
     async with serve(dashboards(fetched)) as host, client(state, "viewer") as c:
         away, away_message = await call(c, "describe_dashboard_image", image_url=f"{host}/away.png")
         page, page_message = await call(c, "describe_dashboard_image", image_url=f"{host}/page.png")
+        lie, lie_message = await call(c, "describe_dashboard_image", image_url=f"{host}/lie.png")
+        busy, busy_message = await call(c, "describe_dashboard_image", image_url=f"{host}/busy.png")
     assert away and "image_url" in away_message and "refused destination" in away_message
     assert "127.0.0.2" in away_message
-    assert page and "text/html, not an image" in page_message
+    assert page and "text/html, not a PNG, JPEG, GIF or WebP image" in page_message
+    # Told by its bytes, not its label; a host busy for now is "for now", not a wrong URL.
+    assert lie and "image/png, not a PNG, JPEG, GIF or WebP image" in lie_message
+    assert busy and "cannot fetch the image for now" in busy_message and "503" in busy_message
     assert llm.requests == [] and fetched == []
