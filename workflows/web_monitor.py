@@ -13,6 +13,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
+    from ambient.domain.notify import INTERNAL_ERROR
     from ambient.watches.configs import TaskKind, WebMonitorConfig
     from ambient.watches.models import (
         TaskStatus,
@@ -250,7 +251,9 @@ class WebMonitorWorkflow(PollEnds):
             await self.tell(
                 kind="watch.poll_failed",
                 key=f"{self.task}/{self.life}/poll-failed/{workflow.uuid4()}",
-                payload={"error": text[:500]},
+                # The product's own failure (its database, its worker): an administrator's
+                # text wherever a member reads the event (its host and port showed).
+                payload={"error": f"{INTERNAL_ERROR}{text[:500]}"},
             )
             return
         finally:

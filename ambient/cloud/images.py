@@ -40,6 +40,11 @@ MAGIC = {
 }
 
 
+# A fetch's failure that may pass later (ambient.clients.web_errors: TIMED_OUT, NO_CONNECTION,
+# ANSWER_CUT), by its words.
+FOR_NOW = ("timed out after", "no connection:", "the connection ended before")
+
+
 class ImageDescription(BaseModel):
     answer: str = Field(description="what the model sees in the image, answering the question")
     model: str
@@ -107,7 +112,10 @@ async def _fetched(settings: Settings, url: str) -> str:
     try:
         image = await fetcher.fetch(url, accept="image/png,image/jpeg,image/gif,image/webp")
     except (NoAnswerError, HttpStatusError) as exc:
-        if isinstance(exc, NoAnswerError) or exc.status in (429, *range(500, 600)):
+        # For now: a timeout, a connection refused or cut, a 429 or 5xx. A name that does not
+        # resolve, or TLS refused, is the URL's to mend.
+        passing = isinstance(exc, NoAnswerError) and any(m in str(exc) for m in FOR_NOW)
+        if passing or (isinstance(exc, HttpStatusError) and exc.status in (429, *range(500, 600))):
             # The dashboard's host down or busy for now: try again, not a wrong URL.
             raise CloudOpsFailedError(
                 "unavailable", f"cannot fetch the image for now: {exc}"
@@ -128,6 +136,6 @@ async def _fetched(settings: Settings, url: str) -> str:
     if kind is None:
         said = image.content_type.partition(";")[0].strip().lower() or "no content type"
         raise CloudOpsInputError(
-            "image_url", f"the URL answered {said}, not a PNG, JPEG, GIF or WebP image"
+            "image_url", f"the URL answered {said}, whose bytes are no PNG, JPEG, GIF or WebP image"
         )
     return f"data:{kind};base64,{base64.b64encode(image.body).decode()}"

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.domain.events import clipped
-from ambient.domain.notify import Wording
+from ambient.domain.notify import INTERNAL_ERROR, Wording, made_here
 from ambient.domain.workflow_input import WorkflowInput
 
 AGENT_KINDS = ("agent.digest", "agent.held")
@@ -111,6 +111,9 @@ class DigestResult(BaseModel):
 def gist(payload: dict[str, Any]) -> str:
     """An event payload in 160 characters at most, flat (url, value, error... first)."""
     preferred = ("url", "value", "error", "excerpt", "state", "headline", "message")
+    if isinstance(error := payload.get("error"), str) and made_here(error):
+        # The product's own failure: its text (a host, the database's words) an administrator's.
+        payload = {**payload, "error": f"{error.partition(INTERNAL_ERROR)[0]}{INTERNAL_ERROR}…"}
     parts = [f"{k}={payload[k]}" for k in preferred if payload.get(k) not in (None, "", [])]
     text = ", ".join(parts) or ", ".join(f"{k}={v}" for k, v in list(payload.items())[:3])
     return clipped(text, 160)

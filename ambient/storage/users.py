@@ -312,8 +312,8 @@ class UserRepository(Repository):
         )
         if cast(CursorResult[Any], swapped).rowcount != 1:
             raise TokenChangedError(
-                f"{user.name}'s API token changed meanwhile (rotated elsewhere): nothing was "
-                "issued; use the current token"
+                f"{user.name}'s API token was rotated elsewhere at the same moment: nothing was "
+                "issued; run it again"
             )
         for name, value in hashes.items():
             set_committed_value(user, name, value)

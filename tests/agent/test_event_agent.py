@@ -26,10 +26,13 @@ from ambient.domain.event_digest import (
     DigestRun,
     EventBrief,
     events_language,
+    gist,
     looping,
     offline_verdict,
 )
+from ambient.domain.notify import INTERNAL_ERROR
 from ambient.domain.users import UserCreate
+from ambient.history import EventPublic, event_public
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository
@@ -511,3 +514,23 @@ async def test_a_delivery_failure_still_retried_is_not_told_its_end_is(
         ended = await _run(ts_env, worker.task_queue, user, 3)
     assert (waiting.events, waiting.notified) == (0, False)
     assert (ended.events, ended.notified) == (1, True)
+
+
+def test_a_digest_of_the_products_own_failure_keeps_its_text_an_administrators() -> None:
+    # A poll that failed for good (the database down) told a member its host and port.
+    said = "ConnectionRefusedError: [Errno 111] Connect call failed ('10.0.0.7', 5432)"
+    told = gist({"error": f"{INTERNAL_ERROR}{said}"})
+    assert "10.0.0.7" not in told and "Errno" not in told and INTERNAL_ERROR in told
+    assert gist({"error": "HTTP 404 from the receiver"}) == "error=HTTP 404 from the receiver"
+    public = event_public(
+        EventPublic(
+            id=1,
+            kind="watch.poll_failed",
+            user="alice",
+            task=None,
+            payload={"error": f"{INTERNAL_ERROR}{said}"},
+            created_at=datetime.now(UTC),
+        ),
+        operator=False,
+    )
+    assert "10.0.0.7" not in str(public.payload), public.payload

@@ -161,10 +161,15 @@ async def test_ci04_an_image_url_redirected_inward_or_no_image_reaches_no_model(
         page, page_message = await call(c, "describe_dashboard_image", image_url=f"{host}/page.png")
         lie, lie_message = await call(c, "describe_dashboard_image", image_url=f"{host}/lie.png")
         busy, busy_message = await call(c, "describe_dashboard_image", image_url=f"{host}/busy.png")
+        typo, typo_message = await call(
+            c, "describe_dashboard_image", image_url="http://no-such-dashboard.invalid/a.png"
+        )
     assert away and "image_url" in away_message and "refused destination" in away_message
     assert "127.0.0.2" in away_message
-    assert page and "text/html, not a PNG, JPEG, GIF or WebP image" in page_message
+    assert page and "text/html, whose bytes are no PNG, JPEG, GIF or WebP image" in page_message
     # Told by its bytes, not its label; a host busy for now is "for now", not a wrong URL.
-    assert lie and "image/png, not a PNG, JPEG, GIF or WebP image" in lie_message
+    assert lie and "image/png, whose bytes are no PNG, JPEG, GIF or WebP image" in lie_message
     assert busy and "cannot fetch the image for now" in busy_message and "503" in busy_message
+    # A name that does not resolve is the URL's to mend, not "for now".
+    assert typo and "image_url" in typo_message and "for now" not in typo_message, typo_message
     assert llm.requests == [] and fetched == []
