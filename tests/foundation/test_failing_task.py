@@ -32,6 +32,7 @@ from ambient.briefing.errors import BriefingError
 from ambient.controls_in_flight import DELIVERED_FAILING
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
+from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState, task_id_for
 from ambient.watches.inputs import WorkerSilentError
 from mcp_server.voice_sentences import WORKER_FAILING_EN
@@ -147,8 +148,15 @@ async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_rea
                 assert await say(voice, "greet") == WORKER_FAILING_EN  # the tests' default: en
             # A delete is delivered, not done: it was answered "stopped" while the run went on,
             # and every later control was refused as of a stopped task.
-            deleted = await state.tasks.delete(user, watch)
+            purged: list[str] = []
+
+            async def purge(_: object, task: str) -> None:
+                purged.append(task)
+
+            monkeypatch.setattr(SnapshotRepository, "purge_rounds", purge)
+            deleted = await state.tasks.delete(user, watch, purge=True)
             assert (deleted.state, deleted.note) == (TaskState.ACTIVE, DELIVERED_FAILING)
+            assert purged == [watch]  # purged as asked, as a delete that stops at once is
         finally:
             for handle in handles.values():
                 await handle.terminate("the test is over")

@@ -1010,8 +1010,9 @@ async def test_an_alert_read_healthy_with_no_pod_available_after_an_approval_is_
     assert "cleared_waiting" not in await audit_actions(deps, status.run_key)
 
 
+@pytest.mark.parametrize("ended_by", ["abort", "terminate"])
 async def test_a_run_reset_in_temporal_does_not_make_its_change_again(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path], ended_by: str
 ) -> None:
     """The Web UI's Reset starts the run again as a new run: its step keys were of its run
     id, so it found nothing of what it had done and restarted the Deployment a second time,
@@ -1064,13 +1065,18 @@ async def test_a_run_reset_in_temporal_does_not_make_its_change_again(
 
         await until_equal(listed, [(seen.run_key, "waiting_approval")], "the reset run listed")
         view = await service.get(USER, handle.id)
-        # Answered as any run: sent to the run the reset started, not to the one it ended
-        # (every door's approve and abort were refused "already finished").
-        await service.abort(USER, handle.id, "enough")
-        done = await again.result()
+        if ended_by == "abort":
+            # Answered as any run: sent to the run the reset started, not to the one it ended
+            # (every door's approve and abort were refused "already finished").
+            await service.abort(USER, handle.id, "enough")
+            done = await again.result()
+            assert done.state == "aborted" and "enough" in done.outcome, done.outcome
+        else:
+            # Terminated in its turn: listed aborted, not waiting for ever.
+            await again.terminate("an operator's terminate")
+            await until_equal(listed, [(seen.run_key, "aborted")], "the reset run ended")
     assert [c for c in api.writes() if c.method == "PATCH"] == restarts
     assert seen.run_key == f"{handle.id}@{first.run_id}"
     [rung1] = seen.attempts
     assert rung1.rung == Rung.RESTART and rung1.already_applied, rung1
     assert view.state == "waiting_approval", view.outcome
-    assert done.state == "aborted" and "enough" in done.outcome, done.outcome
