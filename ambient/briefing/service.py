@@ -131,10 +131,10 @@ class BriefingService(Creation, Greeting, Steering):
         if not (status.preparation_error or status.record_error or status.push_error):
             return status  # nothing failed: the same to everyone, no need to ask who asks
         if operator is None:
-            operator = await self._operator(user)
+            operator = await self.reads_as_operator(user)
         return status.told(operator=operator)
 
-    async def _operator(self, user: str) -> bool:
+    async def reads_as_operator(self, user: str) -> bool:
         """Whether ``user`` reads failures as their texts say them: an admin. With the database
         not answering, nobody is known to be one."""
         try:
@@ -314,7 +314,7 @@ class BriefingService(Creation, Greeting, Steering):
             user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)
         )
         if operator is None:
-            operator = await self._operator(user)
+            operator = await self.reads_as_operator(user)
         return await briefing_sent(self.db, user, key, result, operator=operator)
 
     async def _update(
@@ -350,7 +350,7 @@ class BriefingService(Creation, Greeting, Steering):
                 # Nothing asked was wrong: the server could not prepare it now. Its text is the
                 # preparation's (a driver's): an admin's alone, as the status; a member reads
                 # why as the run knows it (its status: the failure carries the text alone).
-                if await self._operator(user):
+                if await self.reads_as_operator(user):
                     said: str | Refusal = reason
                 else:
                     known = await self.read_status(user, quiet=True)

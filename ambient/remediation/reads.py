@@ -193,12 +193,16 @@ class RemediationReads:
     async def _record_closed(self, run: WorkflowExecution) -> tuple[str, datetime | None]:
         """Write the row of a run Temporal closed before its own end as aborted, its outcome
         and close time (never written by the run): the same values whoever sees it first."""
-        outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
-        key = run_key_of(run)
         if (later := await self._reset_into(run)) is not None:
             # Terminated by a reset, its key's run goes on in the run the reset started: the
             # row is that run's (it had been written aborted, the run's changes then refused).
             return f"reset in Temporal: it goes on as run {later.run_id}", run.close_time
+        return await self._write_closed(run)
+
+    async def _write_closed(self, run: WorkflowExecution) -> tuple[str, datetime | None]:
+        """``_record_closed`` of a run known not to be one a reset went on from."""
+        outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
+        key = run_key_of(run)
         async with self.db.writing() as session:
             repository = RemediationRepository(session)
             row = await repository.get(key)
@@ -306,13 +310,13 @@ class RemediationReads:
                 # Reset in Temporal: its key goes on in the run the reset started (the list
                 # names no first run: that run is told by a description), closed too maybe.
                 if _closed_by_temporal(later):
-                    await self._record_closed(later)
+                    await self._write_closed(later)  # its workflow's newest: no reset since
                     places[key] = "aborted"
                 else:
                     places[key] = later.typed_search_attributes.get(temporal.STATE) or ""
             else:
                 # A run closed without its own end (terminated) never writes its row: written here.
-                await self._record_closed(e)
+                await self._write_closed(e)
                 places[key] = "aborted"
         return places, None
 

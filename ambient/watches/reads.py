@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
@@ -35,7 +34,7 @@ from ambient.domain.notify import made_here
 from ambient.request_deadline import bounded, left
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.users import registered, user_named
+from ambient.storage.users import registered
 from ambient.watches.configs import TaskKind, TaskState, task_kind
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -146,19 +145,10 @@ class TaskReads(TaskListing):
         else:
             await self._show_poll_progress(status, description)
         if own_failure(status) and not (
-            operator if operator is not None else await self._admin(user)
+            operator if operator is not None else await self.briefings.reads_as_operator(user)
         ):
             hide_own_failure(status)
         return status
-
-    async def _admin(self, user: str) -> bool:
-        """Whether ``user`` reads the product's own failures as their texts say them (an
-        admin); with the database not answering, nobody is known to be one."""
-        try:
-            row = await user_named(self.db, user)
-        except (SQLAlchemyError, OSError):
-            return False
-        return row is not None and row.is_admin
 
     async def _show_poll_progress(
         self, status: TaskStatus, description: WorkflowExecutionDescription
