@@ -99,6 +99,54 @@ def _status(code: int, reason: str, message: str, details: Obj | None = None) ->
     return JSONResponse(body, status_code=code)
 
 
+def _invalid(plural: str, name: str, causes: list[tuple[str, str, str]]) -> Response:
+    """422 Invalid as field validation words it: one cause a field (field, value, why)."""
+    said = ", ".join(f"{f}: Invalid value: {v}: {why}" for f, v, why in causes)
+    kind = ".".join(filter(None, (KINDS[plural][0], group_of(plural))))
+    return _status(
+        422,
+        "Invalid",
+        f'{kind} "{name}" is invalid: {said}',
+        {
+            "name": name,
+            "group": group_of(plural),
+            "kind": KINDS[plural][0],
+            "causes": [
+                {"reason": "FieldValueInvalid", "message": f"Invalid value: {v}: {why}", "field": f}
+                for f, v, why in causes
+            ],
+        },
+    )
+
+
+def _validated(plural: str, name: str, obj: Obj, current: Obj | None = None) -> Response | None:
+    """What apps/v1 validation refuses of a Deployment (ValidateDeployment and its update):
+    a negative or non-integer replica count, a selector its template's labels do not match, a
+    selector changed after creation. Other kinds are taken as written."""
+    if plural != "deployments":
+        return None
+    spec = obj.get("spec") or {}
+    causes: list[tuple[str, str, str]] = []
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        causes.append(("spec.replicas", json.dumps(replicas), "must be greater than or equal to 0"))
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if not selector:
+        causes.append(("spec.selector", "{}", "empty selector is invalid for deployment"))
+    elif any(labels.get(k) != v for k, v in selector.items()):
+        causes.append(
+            (
+                "spec.template.metadata.labels",
+                json.dumps(labels),
+                "`selector` does not match template `labels`",
+            )
+        )
+    if current is not None and spec.get("selector") != current["spec"].get("selector"):
+        causes.append(("spec.selector", json.dumps(spec.get("selector")), "field is immutable"))
+    return _invalid(plural, name, causes) if causes else None
+
+
 async def _not_served(request: Request, exc: Exception) -> Response:
     """A path no route serves (a group, version or resource the cluster does not have): the
     API server's NotFound Status, with empty details."""
@@ -942,7 +990,9 @@ class KubeApi:
             except PatchError as exc:
                 await self._log(request, 422, body)
                 return _status(422, "Invalid", f"{kind} {key[1]}: {exc}")
-            refusal = self._precondition(plural, current, changed)
+            refusal = self._precondition(plural, current, changed) or _validated(
+                plural, key[1], changed, current
+            )
             if refusal is not None:
                 await self._log(request, refusal.status_code, body)
                 return refusal
@@ -971,14 +1021,15 @@ class KubeApi:
         """403 as the API server words it (forbiddenMessage in apiserver's responsewriters)."""
         await self._log(request, 403)
         name = request.path_params.get("name")
-        group = group_of(plural)
-        what = f'{qualified(plural)} "{name}"' if name else qualified(plural)
+        resource = plural.partition("/")[0]  # "deployments/scale": a subresource's own rule
+        group = group_of(resource)
+        what = f'{qualified(resource)} "{name}"' if name else qualified(resource)
         return _status(
             403,
             "Forbidden",
             f'{what} is forbidden: User "ops" cannot {self.verb(request)} resource '
             f'"{plural}" in API group "{group}" in the namespace "{request.path_params["ns"]}"',
-            {**({"name": name} if name else {}), "group": group, "kind": plural},
+            {**({"name": name} if name else {}), "group": group, "kind": resource},
         )
 
     def _busy(self, request: Request, plural: str) -> bool:
@@ -1009,7 +1060,15 @@ class KubeApi:
             )
         if (ns, name) in self.store(plural):
             await self._log(request, 409, body)
-            return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
+            return _status(
+                409,
+                "AlreadyExists",
+                f'{qualified(plural)} "{name}" already exists',
+                {"name": name, "group": group_of(plural), "kind": plural},
+            )
+        if (invalid := _validated(plural, name, body)) is not None:
+            await self._log(request, 422, body)
+            return invalid
         call = await self._log(request, 201, body)
         created = self._new(plural, ns, name, body)
         if plural == "deployments":
@@ -1031,23 +1090,30 @@ class KubeApi:
 
     @staticmethod
     def _precondition(plural: str, current: Obj, changed: Obj) -> Response | None:
-        uid = changed.get("metadata", {}).get("uid")
+        name = current["metadata"]["name"]
+        meta = changed.get("metadata") or {}
+        details = {"name": name, "group": group_of(plural), "kind": plural}
+        if meta.get("name", name) != name:
+            # checkName in the apiserver's update and patch handlers, before anything is stored.
+            return _status(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})",
+            )
+        uid = meta.get("uid")
         if uid is not None and uid != current["metadata"]["uid"]:
             # ValidateObjectMetaUpdate: a write cannot make an object another life of it.
-            return _status(
-                422,
-                "Invalid",
-                f'{plural} "{current["metadata"]["name"]}" is invalid: metadata.uid: '
-                f'Invalid value: "{uid}": field is immutable',
-            )
-        wanted = changed.get("metadata", {}).get("resourceVersion")
+            return _invalid(plural, name, [("metadata.uid", f'"{uid}"', "field is immutable")])
+        wanted = meta.get("resourceVersion")
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             return _status(
                 409,
                 "Conflict",
-                f'Operation cannot be fulfilled on {plural} "{current["metadata"]["name"]}": '
+                f'Operation cannot be fulfilled on {qualified(plural)} "{name}": '
                 "the object has been modified; please apply your changes to the latest "
                 "version and try again",
+                details,
             )
         return None
 
@@ -1109,9 +1175,17 @@ class KubeApi:
     async def scale(self, request: Request) -> Response:
         """The scale subresource: only `spec.replicas` passes through (metadata is dropped)."""
         key = (request.path_params["ns"], request.path_params["name"])
+        if self.refuses(request, "deployments/scale"):
+            # RBAC names the subresource: a rule on deployments does not reach deployments/scale.
+            return await self._forbid(request, "deployments/scale")
         if key not in self.deployments:
             await self._log(request, 404)
-            return _status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
+            return _status(
+                404,
+                "NotFound",
+                f'deployments.apps "{key[1]}" not found',
+                {"name": key[1], "group": "apps", "kind": "deployments"},
+            )
         if request.method == "GET":
             await self._log(request, 200)
             return JSONResponse(self._scale_view(key))
@@ -1127,6 +1201,14 @@ class KubeApi:
         except (PatchError, KeyError, TypeError, ValueError) as exc:
             await self._log(request, 422, body)
             return _status(422, "Invalid", f"Scale {key[1]}: {exc}")
+        if replicas < 0:
+            await self._log(request, 422, body)
+            return _status(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{key[1]}" is invalid: spec.replicas: Invalid value: '
+                f"{replicas}: must be greater than or equal to 0",
+            )
         refusal = self._precondition("deployments", self.deployments[key], changed)
         if refusal is not None:
             await self._log(request, refusal.status_code, body)

@@ -28,7 +28,7 @@ from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
-from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
+from tests.standins.kube_api import KINDS, KubeApi, _status, _validated, merge_patch
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import ops_state, standin_tencent
@@ -160,6 +160,8 @@ class ApplyingKubeApi(KubeApi):
         # A resourceVersion or uid in the applied document is a precondition, as on a write.
         if (refused := self._precondition(plural, current, body)) is not None:
             return refused
+        if (invalid := _validated(plural, key[1], changed, current)) is not None:
+            return invalid
         if call.dry_run:
             return JSONResponse(changed)
         self._store(plural, key, current, changed)
@@ -1336,3 +1338,30 @@ async def test_ck09_a_write_whose_answer_times_out_says_it_may_have_been_applied
         rows = await AuditRepository(session).list()
     (row,) = [r.detail for r in rows if r.action == "cloud.apply_yaml"]
     assert (row["outcome"], row["kind"]) == ("failed", "answer_lost"), row
+
+
+async def test_ck10_a_change_the_api_server_finds_invalid_names_the_field_and_writes_nothing(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A Deployment's selector is immutable and its replicas not negative: the API server's
+    422 reaches the user as the field to mend, in preview and apply alike."""
+    kube, state = cluster
+    reselected = NEW_IMAGE.replace("{app: checkout}", "{app: checkout, tier: web}")
+    cases = {
+        reselected: "spec.selector",
+        NEW_IMAGE.replace("replicas: 2", "replicas: -1"): "spec.replicas",
+        NEW_IMAGE.replace("labels: {app: checkout}", "labels: {app: shop}"): (
+            "spec.template.metadata.labels"
+        ),
+    }
+    async with client(state, "ops") as c:
+        for documents, field in cases.items():
+            for mode in ("dry_run", "execute"):
+                failed, message = await call(
+                    c,
+                    "apply_yaml",
+                    apply={"cluster_id": "cls-abcd1234", "documents": documents},
+                    mode=mode,
+                )
+                assert failed and field in message, (mode, message)
+    assert kube.writes() == []
