@@ -54,12 +54,14 @@ def resolve_log_path(
             "log_source.path: this server reads log files for members only from "
             "AMBIENT_LOG_DIR, which is not set: ask an admin to set it (or use a CLS topic)"
         )
+    # The folder's place on the server is an admin's to read: a member names a path in it.
+    folder = f"AMBIENT_LOG_DIR ({base})" if admin else "AMBIENT_LOG_DIR (a path relative to it)"
     if base is not None:
         resolved = (base / candidate).resolve()  # an absolute candidate replaces base
         if resolved != base and base not in resolved.parents:
-            raise LogFileError(f"log_source.path: {path!r} is outside AMBIENT_LOG_DIR ({base})")
+            raise LogFileError(f"log_source.path: {path!r} is outside {folder}")
     if existing and not (resolved.is_file() or resolved.is_dir()):
-        inside = f" inside AMBIENT_LOG_DIR ({base})" if base is not None else ""
+        inside = f" inside {folder}" if base is not None else ""
         raise LogFileError(
             f"log_source.path: no log file or folder at {path!r} on this API server (its workers "
             f"read the same path: docs/deploy.md); give the path "

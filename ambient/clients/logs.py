@@ -194,6 +194,14 @@ class FileLogSource:
             )
         return cls(Path(target), Path(real_root), zone)
 
+    @property
+    def shown(self) -> str:
+        """The path as a reader is told it: under a root, relative to it (where the server
+        keeps its logs is an admin's to know); else as it was named."""
+        if self.root is None:
+            return str(self.path)
+        return os.path.relpath(os.path.realpath(self.path), self.root)
+
     def _allowed(self, path: Path) -> bool:
         return self.root is None or Path(os.path.realpath(path)).is_relative_to(self.root)
 
@@ -215,11 +223,11 @@ class FileLogSource:
             if not found:
                 if unread:
                     raise unread[0]
-                raise FileNotFoundError(f"no log file in the folder {self.path} or below it")
+                raise FileNotFoundError(f"no log file in the folder {self.shown} or below it")
             return found
         if self.path.is_file() and self._allowed(self.path):
             return [self.path]
-        raise FileNotFoundError(f"no log file or directory at {self.path}")
+        raise FileNotFoundError(f"no log file or directory at {self.shown}")
 
     def lines(self, path: Path) -> Generator[str, None, None]:
         """The file's lines up to where it cannot be read further (named in ``failed``)."""

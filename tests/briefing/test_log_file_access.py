@@ -128,7 +128,7 @@ async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_no
     what_to_do = (
         "on this API server (its workers read the same path: docs/deploy.md); give the path of "
         "an existing log file or folder of rotated logs "
-        f"inside AMBIENT_LOG_DIR ({logs.resolve()})"
+        "inside AMBIENT_LOG_DIR (a path relative to it)"  # a member is not told the server's
     )
     assert by_tool.is_error
     assert " ".join(getattr(c, "text", "") for c in by_tool.content) == (
@@ -153,16 +153,21 @@ async def test_a_log_path_with_nothing_there_is_refused_by_analysis_as_at_create
     logs = tmp_path / "logs"
     logs.mkdir()
     missing = {"log_source": {"type": "file", "path": "app.log"}, **RANGE}
-    async with api(settings, logs) as (http, _, member):
+    async with api(settings, logs) as (http, admin, member):
         by_api = await http.post("/briefings/analyze", json=missing, headers=member)
+        by_admin = await http.post("/briefings/analyze", json=missing, headers=admin)
     server = build_server(settings.model_copy(update={"log_dir": logs}), stdio_user="mel")
     async with Client(server) as mcp:
         by_tool = await mcp.call_tool("analyze_logs", missing)
     refusal = (
         "log_source.path: no log file or folder at 'app.log' on this API server (its workers "
         "read the same path: docs/deploy.md); give the path of an existing log file or folder "
-        f"of rotated logs inside AMBIENT_LOG_DIR ({logs.resolve()})"
+        "of rotated logs inside AMBIENT_LOG_DIR (a path relative to it)"
     )
+    # The server's folder is an admin's to read (a member's refusal named it).
+    assert by_admin.status_code == 422, by_admin.text
+    assert f"inside AMBIENT_LOG_DIR ({logs.resolve()})" in by_admin.json()["detail"][0]["msg"]
+    assert str(logs) not in by_api.text
     assert by_api.status_code == 422, by_api.text
     assert by_api.json()["detail"] == [
         {

@@ -624,3 +624,17 @@ async def test_a_line_with_half_a_utf16_pair_is_read_not_the_end_of_the_briefing
     assert said == "2 lines read" and report.by_level == {"ERROR": 2}, (said, report.by_level)
     assert "pay \ufffd failed" in {t.example for t in report.templates}
     render_markdown(report).encode()  # every line of it can be written out
+
+
+def test_a_missing_file_under_the_log_folder_is_named_relative_to_it(tmp_path: Path) -> None:
+    """search_logs' `file:missing.log` answered "no log file or directory at" the server's
+    absolute path: where it keeps its logs is an admin's to know, not a member's."""
+    root = tmp_path / "server-logs"
+    (root / "empty").mkdir(parents=True)
+    for name, said in (
+        ("missing.log", "no log file or directory at missing.log"),
+        ("empty", "no log file in the folder empty or below it"),
+    ):
+        with pytest.raises(FileNotFoundError) as refused:
+            file_logs.FileLogSource.inside(root, name).files()
+        assert str(refused.value) == said
