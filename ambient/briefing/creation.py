@@ -114,7 +114,7 @@ class Creation:
         check_cls_keys(config.log_source, self.tencent)
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.
-            check_destinations(config, self.settings)
+            await check_destinations(config, self.settings)
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise invalid_config(errors, exc.inputs[0]) from None

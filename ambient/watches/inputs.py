@@ -16,6 +16,7 @@ TaskError
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -26,7 +27,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema
 
 from ambient.briefing.config import BriefingConfig
-from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.guard import (
+    DestinationGuard,
+    DestinationLookupError,
+    RefusedDestinationError,
+)
 from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
@@ -158,19 +163,32 @@ def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
     return urls
 
 
-def check_destinations(config: BaseModel, settings: Settings) -> None:
-    """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
+# How long a create waits for a name's lookup: one that fails or takes longer is left to the
+# checks, which look it up again before every connection and say what they found.
+LOOKUP_WAIT = 2.0
+
+
+async def check_destinations(config: BaseModel, settings: Settings) -> None:
+    """The guard on every aimed URL; ConfigError naming the field. By its form (scheme,
+    userinfo, a literal address), then by what a name resolves to now: a name of a loopback or
+    private address is refused as its literal address is, not created to fail every check."""
     guard = DestinationGuard(settings.fetch_allow_cidrs)
-    refused: list[Refused] = []
-    urls: list[str] = []
-    for location, url in aimed_urls(config):
+    aimed = aimed_urls(config)
+
+    async def refusal(url: str) -> RefusedDestinationError | None:
         try:
             guard.check_url_static(url)
+            await asyncio.wait_for(guard.check_url(url), LOOKUP_WAIT)
         except RefusedDestinationError as exc:
-            refused.append((location, exc))
-            urls.append(url)
-    if refused:
-        raise ConfigError(refused, inputs=urls)
+            return exc
+        except (DestinationLookupError, TimeoutError):
+            pass
+        return None
+
+    found = await asyncio.gather(*(refusal(url) for _, url in aimed))
+    held = [(at, url, exc) for (at, url), exc in zip(aimed, found, strict=True) if exc]
+    if held:
+        raise ConfigError([(at, exc) for at, _, exc in held], inputs=[url for _, url, _ in held])
 
 
 # A task's target left out is sent to the user's push-config channel of its type: none there.
@@ -295,7 +313,7 @@ async def checked_config(
         ):
             # Accepted, every check failed "not configured" from the first minute on.
             raise ConfigError([(("source",), NOT_CONFIGURED)])
-    check_destinations(parsed, settings)
+    await check_destinations(parsed, settings)
     channels = stored_push_config(row.push_config).channels
     check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings, channels=channels)
     if isinstance(parsed, ThresholdWatchConfig):

@@ -219,3 +219,76 @@ async def test_a_bad_config_for_an_update_is_said_with_temporal_unreachable(
         with pytest.raises(ConfigError) as refused:
             await service.update(user, task, bad)
         assert refused.value.errors[0][0] == field, refused.value
+
+
+INTRANET = "intranet.corp.example"
+
+
+@pytest.fixture
+def intranet_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resolver's answer for one name, an internal address (no DNS server here serves
+    one); every other name is looked up for real."""
+    from ambient.clients import guard
+
+    real = guard._lookup
+
+    def lookup(host: str, port: int) -> list[str]:
+        return ["10.20.0.7"] if host == INTRANET else real(host, port)
+
+    monkeypatch.setattr(guard, "_lookup", lookup)
+
+
+async def test_a_name_that_resolves_to_an_internal_address_is_refused_at_every_door(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, intranet_name: None
+) -> None:
+    """A web watch of a name resolving to a private address was created and failed every
+    check ("refused destination"), while its literal address was refused at once (a review).
+    It is refused by field as the literal is, at the service (the web form's and voice's door),
+    MCP and the API; a name that does not resolve now is still taken (its checks say so)."""
+    page = f"https://{INTRANET}/status"
+    service = TaskService(
+        dev_env.client,
+        deps.settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+    )
+    await register(deps.db, "ina")
+    with pytest.raises(ConfigError) as web:
+        await service.create("ina", "web_monitor", {"urls": ["https://example.com/", page]})
+    assert web.value.errors[0][0] == ("config", "urls", 1)
+    said = f"refused destination {INTRANET}: it resolves to 10.20.0.7, which is a private address"
+    assert said in str(web.value)
+    with pytest.raises(ConfigError) as threshold:
+        threshold_config = {"source": {**SOURCE, "url": page}, "conditions": [BELOW_5]}
+        await service.create("ina", "threshold_watch", threshold_config)
+    assert threshold.value.errors[0][0] == ("config", "source", "url")
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        made = await http.post(
+            "/users", json={"name": "inb"}, headers=await admin_headers(settings)
+        )
+        http.headers["Authorization"] = f"Bearer {made.json()['token']}"
+        refused = await http.post(
+            "/tasks", json={"type": "web_monitor", "config": {"urls": [page]}}
+        )
+        assert refused.status_code == 422, refused.text
+        [detail] = refused.json()["detail"]
+        assert detail["loc"] == ["body", "config", "urls", 0] and said in detail["msg"]
+        news = await http.post("/briefings/daily", json={"news_urls": [page]})
+        assert news.status_code == 422, news.text
+        assert news.json()["detail"][0]["loc"] == ["body", "news_urls", 0]
+        assert (await http.get("/tasks")).json() == []
+        unresolved = {"urls": ["https://no-such-host.invalid/"]}
+        taken = await http.post("/tasks", json={"type": "web_monitor", "config": unresolved})
+        assert taken.status_code == 201, taken.text
+        await http.delete(f"/tasks/{taken.json()['task_id']}")
+
+
+async def test_mcp_refuses_a_watch_of_a_name_that_resolves_to_an_internal_address(
+    app: AppState, intranet_name: None
+) -> None:
+    async with mcp(app) as client:
+        error = await error_of(
+            client, "create_web_monitor", config={"urls": [f"http://{INTRANET}:8080/"]}
+        )
+        assert f"urls.0: refused destination {INTRANET}: it resolves to 10.20.0.7" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
