@@ -1273,3 +1273,15 @@ def test_an_apprise_url_naming_several_destinations_is_refused_when_saved(
             )
             is None
         )
+
+
+async def test_every_http_receiver_waits_for_its_answer_as_long_as_the_setting_says(
+    db: Database,
+) -> None:
+    """The robots waited a fixed 15 s: a WeCom gateway answering in 17 under
+    AMBIENT_NOTIFY_TARGET_TIMEOUT=40 had posted, and its row said failed (a review)."""
+    settings = Settings(_env_file=None, notify_target_timeout=40)  # type: ignore[call-arg]
+    async with httpx.AsyncClient() as http:
+        channels = build_channels(settings, db, http)
+        waits = {name: channels.get(name).timeout for name in ("wecom", "dingtalk", "webhook")}  # type: ignore[attr-defined]
+    assert waits == {"wecom": 40, "dingtalk": 40, "webhook": 40}

@@ -41,13 +41,23 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
                 # (STARTTLS asked of an implicit-TLS port) before the deadline cuts the send.
                 greeting_wait=min(10.0, settings.notify_target_timeout / 3),
             ),
-            # A robot's limit is kept by all who send: every worker and API replica.
-            WeComChannel(http, secrets, settings.wecom_base_url, limiter=SharedRateLimiter(db)),
-            DingTalkChannel(
-                http, secrets, settings.dingtalk_base_url, limiter=SharedRateLimiter(db)
+            # A robot's limit is kept by all who send: every worker and API replica. A receiver
+            # (a robot, a private gateway, a webhook) may take the send's whole deadline to
+            # answer: a fixed 15 s cut one answering in 17, which had posted, "failed".
+            WeComChannel(
+                http,
+                secrets,
+                settings.wecom_base_url,
+                timeout=settings.notify_target_timeout,
+                limiter=SharedRateLimiter(db),
             ),
-            # A receiver may take the send's whole deadline to answer: a fixed 15 s cut one
-            # answering in 20 and posted it again, five times, whatever the setting said.
+            DingTalkChannel(
+                http,
+                secrets,
+                settings.dingtalk_base_url,
+                timeout=settings.notify_target_timeout,
+                limiter=SharedRateLimiter(db),
+            ),
             WebhookChannel(
                 secrets,
                 _secret(settings.webhook_signing_secret),
