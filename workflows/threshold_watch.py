@@ -47,6 +47,9 @@ from workflows.watch_controls import WatchControls, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
+# A breach's remediation is started after its events are recorded and before its messages are
+# delivered (before 2026-12-07: after their delivery, every try of it).
+REMEDIATE_BEFORE_DELIVERY = "remediate-before-delivery"
 
 
 def _payload(transition: Transition) -> dict[str, Any]:
@@ -206,17 +209,20 @@ class ThresholdWatchWorkflow(WatchControls):
         targets = notification_targets(self.config.notification, self.config.targets)
         alerts: list[tuple[str, str, str, Wording, dict[str, Any]]] = []  # told once taken
 
+        def message(title: str, body: str, zh: Wording) -> Message:
+            """Told as "{title}: {task}" (in Chinese as ``zh``, to whoever reads Chinese)."""
+            zh = zh.model_copy(update={"title": f"{zh.title}：{self.task}"})
+            return Message(title=f"{title}: {self.task}", body=body, zh=zh)
+
         async def tell(
             what: str, title: str, body: str, zh: Wording, payload: dict[str, Any]
         ) -> None:
-            """Record ``watch.{what}`` of this check and tell it as "{title}: {task}" (in
-            Chinese as ``zh``, to whoever reads Chinese)."""
-            zh = zh.model_copy(update={"title": f"{zh.title}：{self.task}"})
+            """Record ``watch.{what}`` of this check and tell it."""
             await self.tell(
                 kind=f"watch.{what}",
                 key=f"{key}/{what}",
                 payload=payload,
-                message=Message(title=f"{title}: {self.task}", body=body, zh=zh),
+                message=message(title, body, zh),
                 targets=targets,
             )
 
@@ -226,10 +232,29 @@ class ThresholdWatchWorkflow(WatchControls):
         transition = self.take(reading, now, alert)
         self.checking = False  # the state is whole: a baseline waiting answers now
         self.taken = self.state.checks
+        remediate = (
+            transition is not None
+            and transition.kind is Breach.BREACH
+            and self.config.on_breach == "remediate"
+        )
         # The state says they happened: a cancel heard meanwhile lets them all be told.
         with self.whole():
-            for said in alerts:
-                await tell(*said)
+            if remediate and workflow.patched(REMEDIATE_BEFORE_DELIVERY):
+                # The fix waits for no message: a receiver that hangs held the remediation
+                # for its deliveries' every try (3 minutes at the default timeout).
+                for what, _, _, _, payload in alerts:
+                    await self.record(f"watch.{what}", f"{key}/{what}", payload)
+                if transition is not None and not await self._told_before(key):
+                    await self._remediate(transition, _payload(transition), key)
+                for what, title, body, zh, _ in alerts:
+                    if targets:
+                        told = message(title, body, zh)
+                        await self.notify(
+                            kind=f"watch.{what}", key=f"{key}/{what}", message=told, targets=targets
+                        )
+                return
+            for alerted in alerts:
+                await tell(*alerted)
             if transition is not None and transition.kind is Breach.BREACH:
                 if self.config.on_breach == "remediate" and not await self._told_before(key):
                     await self._remediate(transition, _payload(transition), key)

@@ -368,8 +368,12 @@ class WatchControls:
         """Record an event and, with a message, notify the targets, both once per key; a
         failure is counted and shown instead of ending the watch."""
         await self.record(kind, key, payload)
-        if message is None or not targets:
-            return
+        if message is not None and targets:
+            await self.notify(kind=kind, key=key, message=message, targets=targets)
+
+    async def notify(self, *, kind: str, key: str, message: Message, targets: list[Target]) -> None:
+        """Notify the targets of the event ``kind`` recorded under ``key``, once per key; a
+        failure is counted and shown instead of ending the watch."""
         try:
             errors = await delivery_errors(
                 user=self.user,

@@ -564,3 +564,66 @@ async def verified_on_a_datapoint_of_before(
         ]
     settle = timedelta(seconds=deps.settings.remediation_settle_seconds)
     return status, timers[timers.index(settle) + 1 :]
+
+
+async def test_a_breachs_remediation_starts_before_its_message_is_delivered(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """A webhook target that failed its first tries held the breach's remediation until the
+    delivery's last try (3 minutes for one that never answers): a notice channel unrelated
+    to the cluster delayed the fix (a review). The remediation starts first now; the message
+    still gets there."""
+    from pydantic import SecretStr
+
+    from ambient.clients.notify.registry import build_channels
+    from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
+    from tests.support.servers import serve
+    from tests.support.waits import eventually
+
+    api, tencent = cloud
+    api.metric_points[METRIC] = [(int(time.time()) - 30, 97.0), (int(time.time()) + 3600, 97.0)]
+    deps.tencent = tencent
+    hooks = PushEndpoints()
+    hooks.failures["webhook"] = ["500", "500", "500"]  # tried again 2, 4 and 8 s on
+    async with serve(hooks.app()) as base:
+        remediation_settings(
+            deps, remediation_approval_from_rung=1, webhook_signing_secret=SecretStr(WEBHOOK_SECRET)
+        )
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        await add_user(deps, USER)
+        async with running_worker(dev_env.client, deps) as worker:
+            task = f"threshold-watch/{USER}/{unique('cpu')}"
+            config = ThresholdWatchConfig.model_validate(
+                {
+                    "source": source("checkout"),
+                    "conditions": [{"op": "above", "value": 90}],
+                    "check_interval_minutes": 5,
+                    "on_breach": "remediate",
+                    "targets": [{"type": "webhook", "target": f"{base}/hook"}],
+                },
+                context=STORED,
+            )
+            handle = await dev_env.client.start_workflow(
+                ThresholdWatchWorkflow.run,
+                ThresholdWatchInput(user=USER, task=task, config=config),
+                id=task,
+                task_queue=worker.task_queue,
+            )
+
+            async def remediation() -> list[str] | None:
+                async with deps.db.session() as session:
+                    events = await EventRepository(session).list(user=USER, limit=100)
+                kinds = [e.kind for e in events if e.task == task]
+                return kinds if any(k.startswith("watch.remediation") for k in kinds) else None
+
+            kinds = await eventually(remediation, "the breach's remediation")
+            assert hooks.received == [], "the remediation waited for the message"
+            assert "watch.remediation_started" in kinds and "watch.breach" in kinds, kinds
+            await eventually(lambda: asyncio.sleep(0.2, hooks.received), "the breach's message")
+            [(_, posted)] = hooks.received
+            assert posted["title"].startswith("Breach: "), posted
+            await handle.signal("stop")
+            await handle.result()
+            await save_history(handle, "threshold_watch_remediated_before_delivery")
