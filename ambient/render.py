@@ -47,8 +47,9 @@ class _Markdown(MarkdownIt):
 def _link_open(
     renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
 ) -> str:
-    """An anchor to a target not allowed loses its href: its text stays, linking nowhere."""
-    if not url_allowed(str(tokens[idx].attrGet("href") or "")):
+    """An anchor to a target not allowed loses its href: its text stays, linking nowhere.
+    In an inert text (``markdown_html``'s) every anchor does."""
+    if env.get("inert") or not url_allowed(str(tokens[idx].attrGet("href") or "")):
         tokens[idx].attrs.pop("href", None)
     return renderer.renderToken(tokens, idx, options, env)
 
@@ -56,8 +57,9 @@ def _link_open(
 def _image(
     renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
 ) -> str:
-    """An image from a source not allowed is shown as its alt text, where it stood."""
-    if url_allowed(str(tokens[idx].attrGet("src") or ""), IMAGE_SCHEMES):
+    """An image from a source not allowed is shown as its alt text, where it stood; in an
+    inert text every image is (none is fetched)."""
+    if not env.get("inert") and url_allowed(str(tokens[idx].attrGet("src") or ""), IMAGE_SCHEMES):
         return renderer.image(tokens, idx, options, env)
     alt = renderer.renderInlineAsText(tokens[idx].children or [], options, env)
     return f"<span>{escape(alt, quote=False)}</span>"
@@ -74,10 +76,14 @@ def _markdown(breaks: bool) -> MarkdownIt:
 _MD, _MD_BREAKS = _markdown(breaks=False), _markdown(breaks=True)
 
 
-def markdown_html(text: str, breaks: bool = False) -> str:
+def markdown_html(text: str, breaks: bool = False, inert: bool = False) -> str:
     """Markdown as HTML with raw HTML escaped and only safe link/image targets; ``breaks``:
-    a single newline is a line break (``<br />``), as chat and push services show a message."""
-    return (_MD_BREAKS if breaks else _MD).render(text)
+    a single newline is a line break (``<br />``), as chat and push services show a message.
+    ``inert``: no link and no image at all (their text stays), for a text whose markup a
+    stranger may have written: an inbox message quotes a watched page as it was written, and
+    its ``![](https://tracker/...)`` fetched on every look at the page, its links clickable
+    as the product's own."""
+    return (_MD_BREAKS if breaks else _MD).render(text, {"inert": inert})
 
 
 _MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]"})

@@ -79,5 +79,7 @@ def templates(language: Language) -> Jinja2Templates:
     env.filters["local"] = local_time
     env.filters["plain"] = markdown_plain  # a markdown text shown as plain text
     # A markdown text rendered (its raw HTML escaped, only safe links): a report, a message.
-    env.filters["markdown"] = lambda text, breaks=False: Markup(markdown_html(text, breaks))
+    env.filters["markdown"] = lambda text, breaks=False, inert=False: Markup(
+        markdown_html(text, breaks, inert)
+    )
     return Jinja2Templates(env=env)
