@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-ClaimKind = Literal["number", "service", "error"]
+ClaimKind = Literal["number", "service", "error", "fact"]
 
 
 class Unsupported(BaseModel):
@@ -169,3 +169,59 @@ def _number_value(text: str) -> str | None:
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
+
+
+# What a summary may not say of a day its facts contradict: words of a quiet day or of no
+# open alarm pass the lexical check ("0" is in any time, "300%" in the trend it turns round).
+_NO_ERRORS = re.compile(
+    r"\bquiet\b|\b(?:no|zero|without(?: any)?) errors?\b|(?<![\d.,])0 errors?\b|error[- ]free"
+    r"|平稳|没有(?:任何)?(?:错误|报错)|无错误|零错误|(?<![\d.,])0 ?个错误",
+    re.I,
+)
+_ALARM = r"(?:alarms?|alerts?)"
+_NONE_OPEN = re.compile(
+    rf"\bno {_ALARM} (?:is |are |was |were )?(?:still )?(?:open|firing|unresolved|active)"
+    rf"|\b(?:no|(?<![\d.,])0) (?:open|unresolved|firing|active) {_ALARM}"
+    rf"|(?<![\d.,])0 {_ALARM} (?:is |are )?(?:open|firing)"
+    rf"|\ball (?:the )?{_ALARM} (?:have |were |are )?(?:recovered|resolved|cleared)"
+    r"|没有(?:任何)?未恢复|无未恢复|告警(?:均|都|已全部)已?恢复|(?<![\d.,])0 ?条未恢复",
+    re.I,
+)
+_NO_ALARMS = re.compile(
+    rf"\bno {_ALARM}\b(?! (?:is |are |was |were )?(?:still )?(?:open|firing|unresolved|active))"
+    r"|没有(?:任何)?告警|无告警",
+    re.I,
+)
+_ROSE = re.compile(r"\b(?:rose|risen|increased|grew|climbed|up)\b|增加|上升|增长|升高", re.I)
+_FELL = re.compile(r"\b(?:fell|fallen|dropped|decreased|declined|down)\b|减少|下降|降低", re.I)
+_ERRORS = re.compile(r"errors?|错误|报错", re.I)
+
+
+def contradicted(
+    summary: str, *, errors: int, alarms: int, open_alarms: int, trend: str | None
+) -> list[Unsupported]:
+    """What ``summary`` says of the day that its counts contradict: a quiet day or no errors
+    with errors counted, no open alarm with one open, no alarm with some read, errors that
+    fell where they rose (or rose where they fell)."""
+    found: list[Unsupported] = []
+
+    def flag(pattern: re.Pattern[str], text: str, why: str) -> None:
+        if (match := pattern.search(text)) is not None:
+            claim = Unsupported(kind="fact", text=f"{match[0]} ({why})")
+            if claim not in found:
+                found.append(claim)
+
+    if errors:
+        flag(_NO_ERRORS, summary, f"{errors} errors")
+    if open_alarms:
+        flag(_NONE_OPEN, summary, f"{open_alarms} open")
+    if alarms:
+        flag(_NO_ALARMS, summary, f"{alarms} alarms")
+    rose = trend is not None and _ROSE.search(trend) is not None
+    fell = trend is not None and _FELL.search(trend) is not None
+    if rose != fell:  # a trend that says one way (not level, not "at least")
+        wrong = _FELL if rose else _ROSE
+        for sentence in re.split(r"(?<=[.!?。！？；;\n])", summary):
+            if _ERRORS.search(sentence):
+                flag(wrong, sentence, f"the trend: {trend}")
+    return found

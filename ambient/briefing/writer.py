@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from ambient.briefing.alarm_listing import left_out, listed, no_data, still_open
-from ambient.briefing.faithfulness import Unsupported, unsupported_claims
+from ambient.briefing.faithfulness import Unsupported, contradicted, unsupported_claims
 from ambient.briefing.models import (
     BriefingContent,
     BriefingDraft,
@@ -93,7 +93,14 @@ async def write_briefing(
             else "unanswered"
         )
         return WrittenBriefing(offline_draft(inputs), "offline")
-    unsupported = unsupported_claims(draft_text(draft), prompt)
+    text = draft_text(draft)
+    unsupported = unsupported_claims(text, prompt) + contradicted(
+        text,
+        errors=inputs.errors,
+        alarms=len(inputs.alarms),
+        open_alarms=len(still_open(inputs.alarms)),
+        trend=inputs.trend,
+    )
     if unsupported:
         claims = ", ".join(map(str, unsupported[:8]))
         more = f" and {len(unsupported) - 8} more" if len(unsupported) > 8 else ""

@@ -390,3 +390,20 @@ async def test_the_models_input_gives_alarm_times_in_the_briefings_zone(
     (sent,) = api.requests
     alarms = messages_text(sent, "user").split("<<<DATA alarms>>>")[1]
     assert "- 09:30 monitor cpu-high [serious] ALARM ins-1" in alarms, alarms
+
+
+async def test_a_draft_calling_a_day_of_errors_quiet_is_not_spoken(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Every number of "昨天一切平稳，没有错误" is in its input (none is said): the model's
+    quiet day of errors passed the check and was spoken (a review)."""
+    api, url = llm_api
+    quiet = GOOD.model_copy(
+        update={"headline": "昨天一切平稳", "spoken_text": "早上好。昨天一切平稳，没有错误。"}
+    )
+    api.script(Content.of(quiet))
+    prepared, row = await _prepare(_llm_settings(settings, url), db, tmp_path)
+    assert row.content["sources"] and prepared.generated_by == "offline"
+    assert "平稳" not in prepared.spoken_text, prepared.spoken_text
+    (note,) = [s for s in prepared.sources if s.source == "llm"]
+    assert "平稳" in note.detail and "errors" in note.detail, note.detail

@@ -109,3 +109,44 @@ def test_numbers_in_the_sources_paths_links_and_ids_are_not_facts_the_briefing_s
         "in /app/discussion?id=9001."
     )
     assert unsupported_claims(stated, prompt) == []
+
+
+@pytest.mark.parametrize(
+    ("summary", "wrong"),
+    [
+        ("Yesterday was quiet: 0 errors and 0 open alarms.", ["quiet", "0 open alarms"]),
+        ("Errors fell 300% against the previous day; 0 alarms are open.", ["fell", "0 alarms"]),
+        ("No alarms yesterday, and all alarms were resolved.", ["all alarms were", "No alarms"]),
+        (
+            "昨天一切平稳，没有错误，错误数比前 1 天减少 300%，也没有未恢复的告警。",
+            ["平稳", "减少", "没有未恢复"],
+        ),
+        ("昨天没有任何告警。", ["没有任何告警"]),
+    ],
+)
+def test_words_the_days_counts_contradict_are_claims_of_their_own(
+    summary: str, wrong: list[str]
+) -> None:
+    """A model's "quiet day, no errors, errors fell, no open alarm" of a day of 40 errors, up
+    300%, one alarm open: its "0" was in a time and its "300%" in the trend, so it passed and
+    was spoken (a review)."""
+    from ambient.briefing.faithfulness import contradicted
+
+    trend = "错误数比前 1 天增加 300%" if "昨天" in summary else "Errors rose 300% against the day"
+    found = contradicted(summary, errors=40, alarms=3, open_alarms=1, trend=trend)
+    assert {c.kind for c in found} == {"fact"}
+    assert all(any(w in c.text for c in found) for w in wrong), found
+    # The same words of a day they are true of are not claims.
+    assert contradicted(summary, errors=0, alarms=0, open_alarms=0, trend=None) == []
+
+
+def test_a_day_said_as_it_was_has_no_contradiction() -> None:
+    from ambient.briefing.faithfulness import contradicted
+
+    said = (
+        "Yesterday: 40 errors, 1 open alarm (disk-full). Errors rose 300% against the previous "
+        "day; latency fell after the 10:00 release. "
+        "昨天有 40 个错误、1 条未恢复告警，错误数增加 300%。"
+    )
+    trend = "Errors rose 300% against the previous day"
+    assert contradicted(said, errors=40, alarms=3, open_alarms=1, trend=trend) == []
