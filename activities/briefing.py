@@ -9,7 +9,7 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -258,6 +258,8 @@ class BriefingActivities:
                 ongoing=True,
                 said=told,
                 fail_fast=not activity_attempts.last_attempt(PREPARE_ATTEMPTS),
+                # And those begun since midnight and firing as it is prepared (a day on at most).
+                firing_until=min(datetime.now(UTC), day.logs_to + timedelta(days=1)),
             )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")

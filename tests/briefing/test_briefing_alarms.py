@@ -160,6 +160,32 @@ async def test_an_alarm_firing_since_before_yesterday_is_in_the_briefing_once_wi
     assert "有 3 条告警未恢复，包括 mem-high。" in prepared.spoken_text
 
 
+async def test_an_alarm_begun_since_midnight_and_firing_as_the_briefing_is_prepared_is_said(
+    settings: Settings, db: Database
+) -> None:
+    """A disk full since 02:00 today, firing at 05:00's preparation: the briefing read the
+    alarms up to midnight and said "没有未恢复的告警" of it, at 07:00 (a review). It is listed
+    open, with when it began; one begun since and recovered is not, nor one a day later."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())  # Shanghai
+    api = TencentApi()
+
+    def alarm(name: str, status: str, at: datetime) -> dict[str, object]:
+        return {"PolicyName": name, "AlarmStatus": status, "FirstOccurTime": int(at.timestamp())}
+
+    api.monitor_alarms = [
+        alarm("disk-full", "ALARM", day.logs_to + timedelta(hours=2)),
+        alarm("cpu-high", "OK", day.logs_to + timedelta(hours=3)),
+        alarm("later", "ALARM", day.logs_to + timedelta(days=2)),
+    ]
+    prepared, row = await _prepared(settings, db, api, day)
+    assert "没有未恢复" not in prepared.headline, prepared.headline
+    said = "有 1 条告警未恢复，包括 disk-full（自 2026-11-23 02:00 起）。"
+    assert said in prepared.spoken_text, prepared.spoken_text
+    table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
+    assert "| disk-full | ALARM（自 2026-11-23 02:00 起） |" in table, table
+    assert "cpu-high" not in table and "later" not in table
+
+
 async def _prepared(
     settings: Settings, db: Database, api: TencentApi, day: DayPlan
 ) -> tuple[PreparedBriefing, Briefing]:

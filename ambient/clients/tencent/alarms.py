@@ -130,6 +130,7 @@ async def list_alarms(
     ongoing: bool = False,
     said: Callable[[TencentCloudError], str] = str,
     fail_fast: bool = False,
+    firing_until: datetime | None = None,
 ) -> AlarmHistory:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first.
 
@@ -142,7 +143,9 @@ async def list_alarms(
     message by default); a day's read refused whose look-back was read is named "(the day's)",
     its alarms still firing listed. Nothing read: the call fails, with Monitor's error.
     ``fail_fast``: a day read failing for now raises at once, nothing more read (for a caller
-    that will ask again)."""
+    that will ask again). ``firing_until`` (with ``ongoing``): those begun after ``end`` up to
+    then and firing still, marked ``ongoing`` too (a briefing prepared at 05:00: a disk full
+    since 02:00 is the morning's open problem, and "no alarm is open" was said of it)."""
     history = AlarmHistory()
     errors: list[TencentCloudError] = []
     looked_back = False
@@ -180,6 +183,14 @@ async def list_alarms(
         history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
         history.skip(source, skipped)
         history.unread += [_unread(f"{source} (the day's)", failed, said)] if failed else []
+        if firing_until is not None and firing_until > end:
+            try:
+                since_end, skipped = await read(tc, end, firing_until, region, True)
+            except TencentCloudError as exc:
+                history.unread.append(_unread(f"{source} (firing since the day ended)", exc, said))
+                continue
+            history.alarms += [a.model_copy(update={"ongoing": True}) for a in since_end]
+            history.skip(source, skipped)
     if len(errors) == 2 and not looked_back:
         raise errors[0]
     # Each alarm names its own region, and an answer may hold other regions' (Monitor's Region
