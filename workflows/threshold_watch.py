@@ -106,6 +106,7 @@ class ThresholdWatchWorkflow(WatchControls):
         super().__init__(request, request.state or ThresholdWatchState())
         self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
         self.taken = 0  # the number of this run's last check whose reading was taken
+        self.remediate_first = workflow.patched(REMEDIATE_BEFORE_DELIVERY)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -239,7 +240,7 @@ class ThresholdWatchWorkflow(WatchControls):
         )
         # The state says they happened: a cancel heard meanwhile lets them all be told.
         with self.whole():
-            if remediate and workflow.patched(REMEDIATE_BEFORE_DELIVERY):
+            if remediate and self.remediate_first:
                 # The fix waits for no message: a receiver that hangs held the remediation
                 # for its deliveries' every try (3 minutes at the default timeout).
                 for what, _, _, _, payload in alerts:
