@@ -45,7 +45,9 @@ DATABASE_DOWN = N_(
 
 def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, RPCError):
-        return exc.status in no_answer.UNREACHABLE
+        # A hung server (stopped, its disk full) leaves a call to the client's own timer:
+        # CANCELLED "Timeout expired", which an MCP tool answered with no words at all.
+        return exc.status in no_answer.UNREACHABLE or no_answer.timed_out(exc)
     # The SDK's connect (also the lazy client's first call) fails with a plain RuntimeError.
     return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
 

@@ -91,3 +91,24 @@ async def _member_and_admin(db: Database, prefix: str) -> tuple[str, str, str]:
         _, admin_token = await UserRepository(session).create(admin)
         await session.commit()
     return name, token, admin_token
+
+
+def test_a_call_the_clients_own_timer_ended_is_temporal_not_answering() -> None:
+    """With Temporal hung (SIGSTOP), list_tasks and create_reminder waited 30 s, then MCP
+    answered "Error executing tool list_tasks" and nothing more: the SDK's CANCELLED
+    "Timeout expired" was not taken for a server that does not answer (a review)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from ambient.status import temporal_down
+
+    for status, words in (
+        (RPCStatusCode.CANCELLED, "Timeout expired"),
+        (RPCStatusCode.CANCELLED, "context canceled"),
+        (RPCStatusCode.DEADLINE_EXCEEDED, "deadline exceeded"),
+        (RPCStatusCode.UNAVAILABLE, "connection refused"),
+    ):
+        assert temporal_down(RPCError(words, status, b"")), words
+    assert not temporal_down(
+        RPCError("namespace is not allowed", RPCStatusCode.PERMISSION_DENIED, b"")
+    )
+    assert not temporal_down(RPCError("operation cancelled", RPCStatusCode.CANCELLED, b""))
