@@ -244,7 +244,9 @@ class RemediationActivities(RemediationSafetyActivities):
             {"tried": []},
             remediation_id=request.remediation_id or run_key.split("@")[0],
             user=request.user,
-            mode=request.mode,
+            # The mode the permission decided when it was read here (a user of dry_run asking
+            # to execute runs a dry run: listed, counted and spoken as one), else the one asked.
+            mode=(prepared.permission.mode if prepared.permission else None) or request.mode,
             score=card.score,
             budget=card.budget,
             state="planned",

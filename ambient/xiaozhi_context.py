@@ -99,7 +99,9 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
             raise RemediationError(view.unanswered)
         if view.state != "waiting_approval" or view.run_key != run.run_key:
             return None
-        return run.model_copy(update={"state": view.state})
+        # Its mode as the run decided it (a user of dry_run asking to execute runs a dry run,
+        # theirs to approve): the row keeps the mode asked until the run records a step.
+        return run.model_copy(update={"state": view.state, "mode": view.mode or run.mode})
 
     found = [r for r in await asyncio.gather(*(live(r) for r in runs)) if r is not None]
     found += [r.model_copy(update={"state": "waiting_approval"}) for r in listed]

@@ -20,6 +20,7 @@ from ambient import no_answer, temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.remediation import service as remediation_service
+from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.storage.audit import AuditRepository
@@ -59,9 +60,11 @@ async def waiting(
     deps: WorkerDeps,
     *workloads: str,
     alerts: Sequence[dict[str, str]] = (),
+    mode: Mode = "dry_run",
 ) -> AsyncIterator[tuple[AppState, dict[str, WorkflowHandle[Any, RemediationStatus]]]]:
     """A run of OWNER's on each workload (and each of ``alerts``, the alert's fields: keyed
-    namespace/workload), each waiting for approval, and a state serving them."""
+    namespace/workload), each asked in ``mode`` and waiting for approval, and a state serving
+    them."""
     async with (
         error_rate(healthy_from=1) as (_, url),
         running_worker(ts_env.client, deps) as worker,
@@ -73,7 +76,7 @@ async def waiting(
         service = RemediationService(ts_env.client, settings, deps.db)
         handles = {}
         for fired in [*({"workload": w} for w in workloads), *alerts]:
-            started = await service.start(OWNER, alert(url, **fired), "dry_run")
+            started = await service.start(OWNER, alert(url, **fired), mode)
             key = "/".join(filter(None, (fired.get("namespace"), fired["workload"])))
             handles[key] = ts_env.client.get_workflow_handle(
                 started.remediation_id, result_type=RemediationStatus
@@ -239,6 +242,22 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
         assert refused == refusing == NOT_PERMITTED
         status = await ask(handle, "status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
+
+
+async def test_a_run_asked_to_execute_by_a_dry_run_user_is_said_theirs_to_approve(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A user of dry_run asked to execute: the run went on as a dry run, which they may
+    approve, and what_needs_me said "审批要先请管理员授权。" (judged by the mode asked, kept
+    in the run's row), while approve_remediation approved it (a review)."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)  # rollback_permission dry_run
+    async with waiting(ts_env, deps, "checkout", mode="execute") as (state, handles):
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+        assert (status.mode_asked, status.mode) == ("execute", "dry_run")
+        async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
+        assert "审批要先请管理员授权" not in needs and "批准" in needs, needs
 
 
 async def test_with_two_waiting_a_user_without_the_permission_is_refused_before_any_question(
