@@ -63,6 +63,16 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
         await expect(page.get_by_role("status")).to_contain_text("no longer there")
         await expect(cards).to_have_count(2)
 
+        # Two full pages: the list knows there were no more only when it asks for them, and
+        # that page said "No tasks yet." (a review).
+        await tasks.create(name, "schedule", {"hour": 9, "message": "m3"}, "r3")
+        await page.goto(f"{base}/app")
+        await page.get_by_role("link", name="More tasks").click()
+        await expect(cards).to_have_count(2)
+        await page.get_by_role("link", name="More tasks").click()
+        await expect(cards).to_have_count(0)
+        await expect(page.locator("#no-tasks")).to_have_text("No more tasks.")
+
 
 async def test_a_task_page_shows_its_chinese_words_as_typed(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
