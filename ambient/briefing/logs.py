@@ -190,6 +190,7 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.logs_broken = len(report.broken)
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
+    inputs.logs_unleveled = report.by_level.get("UNKNOWN", 0)
     # The most severe first, and the error the briefing names as the most frequent (past 20
     # CRITICAL templates it was left out, and a line of one said over one of thousands).
     kept = report.templates[:20]

@@ -93,6 +93,9 @@ class BriefingInputs(BaseModel):
     logs_capped: bool = Field(default=False, description="only the newest log lines were read")
     logs_unreadable: int = Field(default=0, description="the window's lines without a read time")
     logs_broken: int = Field(default=0, description="log files not read to their end")
+    logs_unleveled: int = Field(
+        default=0, description="lines read with no level written (an error is not told apart)"
+    )
     errors: int = 0
     warnings: int = 0
     trend: str | None = None

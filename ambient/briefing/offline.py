@@ -158,6 +158,12 @@ def logs_short(inputs: BriefingInputs) -> bool:
     )
 
 
+def levels_unread(inputs: BriefingInputs) -> bool:
+    """Whether most of the day's lines carry no level (a CVM's /var/log/messages, raw CLS
+    content): no error counted is then no day without errors (its OOM kills said "quiet")."""
+    return not inputs.errors and inputs.logs_unleveled * 2 >= inputs.log_lines > 0
+
+
 def none_read(unread: list[SourceNote]) -> bool:
     """Whether the whole alarm history was unread ("alarms"), not one source of it."""
     return any(n.source == "alarms" for n in unread)
@@ -281,6 +287,17 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             f"昨天{_errors_said(inputs, zh)}{opened}，{needs}",
             f"Yesterday: {_errors_said(inputs, zh)}{opened}, {needs}",
         )
+    elif levels_unread(inputs):
+        # Not "quiet": whether its lines hold errors is not known (the report lists them).
+        n = inputs.log_lines
+        headline = (
+            said(
+                f"昨天的 {n} 行日志大多没有写级别，分不出有没有错误",
+                f"Yesterday: most of the {n} log lines carry no level, so errors could not be "
+                "told apart",
+            )
+            + unread_said
+        )
     elif inputs.anomalies:
         # Not "quiet": the spoken briefing goes on to name them.
         count = len(inputs.anomalies)
@@ -343,6 +360,8 @@ def _errors_said(inputs: BriefingInputs, zh: bool, *, none: bool = False) -> str
     day partly read (`logs_short`) a floor, with why in a clause, its counts being of the
     lines read alone ("5 errors" was said as the day's)."""
     count, short = inputs.errors, logs_short(inputs)
+    if levels_unread(inputs):
+        return "日志大多没有写级别、分不出错误" if zh else "most log lines carry no level"
     if count or not (none or short):
         said = f"有 {count} 个错误" if zh else many(count, "error", "errors")
         if short:

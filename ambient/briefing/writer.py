@@ -20,6 +20,7 @@ from ambient.briefing.models import (
 from ambient.briefing.offline import (
     alarms_unread,
     greeting,
+    levels_unread,
     logs_short,
     many,
     none_read,
@@ -193,6 +194,13 @@ def _logs_read(inputs: BriefingInputs) -> str:
     """Said to the model of a day whose logs were only partly read (`logs_short`), whose
     counts are of the lines read: it is not to call the day quiet (nothing when all were read).
     """
+    if levels_unread(inputs):
+        unleveled = many(inputs.logs_unleveled, "line", "lines")
+        return (
+            f"Log levels: {unleveled} of {inputs.log_lines} carry no level, so an error among "
+            "them is not counted: do not call the day quiet or free of errors; say that most "
+            "lines carry no level. "
+        )
     if not logs_short(inputs):
         return ""
     unread, broken = inputs.logs_unreadable, inputs.logs_broken

@@ -62,7 +62,9 @@ def _alarms(api: TencentApi, *, day: int, back: int) -> None:
 async def _prepared_on_the_last_attempt(
     settings: Settings, db: Database, api: TencentApi, language: str
 ) -> tuple[PreparedBriefing, str, list[str]]:
-    api.logs = [{"time": int(DAY.logs_from.timestamp() * 1000) + 1, "json": {"msg": "ok"}}]
+    api.logs = [
+        {"time": int(DAY.logs_from.timestamp() * 1000) + 1, "json": {"level": "INFO", "msg": "ok"}}
+    ]
     config = BriefingConfig(log_source=ClsLogSpec(topic_id=api.log_topic), language=language)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=PREPARE_ATTEMPTS)

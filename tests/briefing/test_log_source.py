@@ -638,3 +638,37 @@ def test_a_missing_file_under_the_log_folder_is_named_relative_to_it(tmp_path: P
         with pytest.raises(FileNotFoundError) as refused:
             file_logs.FileLogSource.inside(root, name).files()
         assert str(refused.value) == said
+
+
+async def test_a_day_of_lines_without_a_level_is_not_said_quiet(tmp_path: Path) -> None:
+    """A CVM's /var/log/messages writes no level: five OOM kills of java and three segfaults
+    were "Yesterday was quiet" / "昨天一切平稳", and the model was told "errors: 0" (a
+    review). Most lines carrying no level, no error counted is said as not told apart."""
+    from ambient.briefing.offline import offline_draft
+    from ambient.briefing.writer import llm_prompt
+
+    lines = []
+    for i in range(100):
+        at = START + timedelta(minutes=14 * i)
+        what = (
+            f"kernel: Out of memory: Killed process {1000 + i} (java)"
+            if i % 20 == 0
+            else f"systemd[1]: Started Session {i} of user deploy."
+        )
+        lines.append(f"{at:%b %e %H:%M:%S} web-01 {what}")
+    (tmp_path / "messages").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, reducer = await _read_file(tmp_path / "messages")
+    for language, quiet, said in (
+        ("en", "quiet", "most of the 100 log lines carry no level"),
+        ("zh", "平稳", "昨天的 100 行日志大多没有写级别"),
+    ):
+        inputs = BriefingInputs(date="2026-11-23", language=language)
+        fill_from_report(inputs, reducer.report(start=START, end=END))
+        assert (inputs.errors, inputs.logs_unleveled) == (0, 100)
+        draft = offline_draft(inputs)
+        assert quiet not in draft.headline and said in draft.headline, draft.headline
+        assert quiet not in draft.spoken_text, draft.spoken_text
+        assert "100 lines of 100 carry no level" in llm_prompt(inputs)
+    # A day whose lines carry their levels is quiet as before.
+    leveled = BriefingInputs(date="2026-11-23", language="en", log_lines=100, logs_unleveled=10)
+    assert offline_draft(leveled).headline.startswith("Yesterday was quiet")
