@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from temporalio.service import RPCError
 
 from ambient import no_answer, temporal
@@ -25,7 +26,7 @@ from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.speakers import DEFAULT_ASSISTANT
 from ambient.status import temporal_not_set_up
 from ambient.storage import Database
-from ambient.storage.models import User
+from ambient.storage.models import RemediationRecord, User
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from workflows.remediation import GradedRemediationWorkflow
@@ -49,6 +50,11 @@ def failing_in_a_row(pages: list[tuple[str, str | None, int]]) -> tuple[str, str
     if len({task for task, _, _ in pages}) == 1:
         return f"，至少连续失败了 {worst} 次", f", at least {worst} times in a row"
     return f"，最严重的至少连续失败了 {worst} 次", f", the worst at least {worst} times in a row"
+
+
+# How long a run handed over to a person is said to need them (what_needs_me, the context's
+# hint): a day; the next morning's briefing tells it too.
+HANDED_RECENT = timedelta(days=1)
 
 
 async def waiting_for(service: RemediationService, user: str) -> list[RemediationSummary]:
@@ -190,6 +196,13 @@ async def voice_facts(
         seen = await repository.seen_by(user, approvers)
         runs = await repository.list(seen=seen, open_only=True, limit=None)
         pages = await EventRepository(session).failing(user=user.name)
+        handed = await session.scalar(
+            select(func.count()).where(
+                RemediationRecord.user == user.name,
+                RemediationRecord.state == "handed_over",
+                RemediationRecord.finished_at >= datetime.now(UTC) - HANDED_RECENT,
+            )
+        )
     failing = len({task for task, _, _ in pages})
 
     async def approvals() -> int | None:
@@ -234,6 +247,9 @@ async def voice_facts(
     if ready:
         zh = f"用户问候时，请调用 greet 工具播报今日简报。({name}: call greet for the briefing.)"
         en = f"When the user greets {name}, call greet to say today's briefing."
+    elif handed:
+        zh = f"有 {handed} 个告警自动处理没能解决，交给了用户，可调用 what_needs_me。"
+        en = f"Alerts not fixed automatically, handed to the user: {handed}. Call what_needs_me."
     elif waiting:
         zh = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
         en = f"Fixes waiting for approval: {waiting}. Call what_needs_me."

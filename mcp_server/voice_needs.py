@@ -5,12 +5,13 @@ every count said."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
-from ambient.xiaozhi_context import failing_in_a_row, waiting_for
+from ambient.xiaozhi_context import HANDED_RECENT, failing_in_a_row, waiting_for
 from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, english, left, say
 from mcp_server.voice_approvals import may_answer, name_clusters
@@ -49,6 +50,7 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         await name_clusters(state, waiting)
         runs = (await service.list_page(user, open_only=True, limit=OPEN_LISTED + 1)).runs
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
+        handed = await handed_to(state, user)
         async with state.db.session() as session:
             events = EventRepository(session)
             pages = await events.failing(user=user)
@@ -57,7 +59,7 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         # Over its line, as its breach was told ("all is well" was said of them); one failing
         # its reads is said failing.
         over = [task for task in breaching if task not in failing]
-        if not waiting and not running and not failing and not over:
+        if not waiting and not running and not failing and not over and not handed:
             if not await watching(state, user):  # nothing looks: "all is well" is not known
                 return say(
                     "现在没有需要你处理的事，不过你还没有任务在看着。",
@@ -72,9 +74,39 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         over_named = [task_said(task, labels) for task in over]
         may = bool(waiting) and await may_answer(state, user, waiting[0].mode)
         in_a_row = failing_in_a_row(pages)
-        return needs_answer(waiting, running, storm, named, in_a_row, may=may, over=over_named)
+        said = needs_answer(waiting, running, storm, named, in_a_row, may=may, over=over_named)
+        return _handed_said(handed, said) if handed else said
 
     return await answer(ctx, speaker, work)
+
+
+async def handed_to(state: AppState, user: str) -> list[RemediationSummary]:
+    """The user's own runs handed over to a person within HANDED_RECENT, newest first ("all is
+    well" was said seconds after one)."""
+    since = datetime.now(UTC) - HANDED_RECENT
+    runs = (await state.remediations.list_page(user, state="handed_over", limit=50)).runs
+    return [r for r in runs if r.user == user and r.finished_at and r.finished_at >= since]
+
+
+def _handed_said(handed: list[RemediationSummary], rest: str) -> str:
+    """The runs handed over to the user, said first (the first named), then ``rest`` (what
+    else needs them) while the whole stays speakable."""
+    for named in (True, False):
+        first = run_about(handed[0], among=handed) if named else ""
+        first_en = run_about(handed[0], english=True, among=handed) if named else ""
+        more = " 等" if named and len(handed) > 1 else ""
+        more_en = " and more" if named and len(handed) > 1 else ""
+        text = say(
+            f"有 {len(handed)} 个告警自动处理没能解决，交给你了"
+            + (f"：{first}{more}。" if named else "。"),
+            f"{counted(len(handed), 'alert', 'alerts')} could not be fixed automatically and "
+            f"{'was' if len(handed) == 1 else 'were'} handed to you"
+            + (f": {first_en}{more_en}. " if named else ". "),
+        )
+        for whole in (f"{text}{rest}".strip(), text.strip()):
+            if len(cleaned(whole, english=english.get())) <= MAX_SPOKEN:
+                return whole
+    return text.strip()
 
 
 # How many fixes and watches an answer names, tried in turn until it is short enough to say:

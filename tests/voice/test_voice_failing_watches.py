@@ -669,3 +669,44 @@ async def test_a_threshold_watch_over_its_line_is_said_not_all_is_well(
             await eventually(_told(deps.db, task, "watch.recovery", 1))
             assert await say(client, "what_needs_me") == ALL_WELL
             assert "阈值" not in await say(client, "task_status", name="orders")
+
+
+async def test_a_run_handed_over_to_the_user_is_said_not_all_is_well(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A run ended handed over (nobody approved in time, a manual rule) left the user's to
+    do, and what_needs_me answered "Nothing needs you now. All is well." 8 s later (a
+    review). A hand-over of the last day is said first; one of two days ago, or another
+    user's, is not."""
+    from datetime import UTC, datetime, timedelta
+
+    user, other = unique("vh"), unique("vo")
+    await make_user(deps.db, user)
+    await make_user(deps.db, other)
+    now = datetime.now(UTC)
+    async with deps.db.session() as session:
+        for rid, owner, service, ended in (
+            ("remediation/vh-1", user, "db-primary", now - timedelta(hours=1)),
+            ("remediation/vh-2", user, "cache", now - timedelta(days=2)),
+            ("remediation/vh-3", other, "search", now - timedelta(hours=1)),
+        ):
+            session.add(
+                run_row(rid, owner, service=service, state="handed_over", finished_at=ended)
+            )
+        await session.commit()
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, user) as client:
+            said = await say(client, "what_needs_me")
+        async with voice_client(state, unique("vn")) as client:
+            nobody = await say(client, "what_needs_me")
+    assert said == "有 1 个告警自动处理没能解决，交给你了：db primary 的错误率。", said
+    assert nobody != said and "交给你" not in nobody
+    # The context 小智 reads before the user speaks says it too.
+    from ambient.storage.users import user_named
+    from ambient.xiaozhi_context import voice_facts
+
+    account = await user_named(deps.db, user)
+    assert account is not None
+    facts = await voice_facts(deps.db, account)
+    assert facts.hint == "有 1 个告警自动处理没能解决，交给了用户，可调用 what_needs_me。"
