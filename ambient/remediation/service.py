@@ -65,8 +65,13 @@ from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_asked
 from ambient.remediation.views import (
+    ANSWER_TOO_EARLY,
+    ANSWER_TOO_LATE,
+    REFUSAL_TOO_EARLY,
+    REFUSAL_TOO_LATE,
     REQUEST_ID,
     REQUEST_ID_FORM,
+    RUNG_NAMES,
     InvalidRemediationError,
     RemediationError,
     RemediationRefusedError,
@@ -299,10 +304,17 @@ class RemediationService(RemediationReads):
             # it: the same person's same answer to a rung passed was the update of that id,
             # whose first result Temporal gave back ("approved rung 3", 200) with the run
             # waiting on rung 4.
-            when = "no longer waits for approval" if asked < waits else "has not come yet"
+            passed = asked < waits
             raise RemediationStateError(
-                f"approval not accepted: rung {int(asked)} of {rid} {when}: rung {int(waits)} "
-                f"({waits.name.lower()}) waits for approval; look at it before answering"
+                Refusal(
+                    (ANSWER_TOO_LATE if passed else ANSWER_TOO_EARLY)
+                    if approve
+                    else (REFUSAL_TOO_LATE if passed else REFUSAL_TOO_EARLY),
+                    asked=int(asked),
+                    run=rid,
+                    waits=int(waits),
+                    rung=Refusal(RUNG_NAMES[waits]),
+                )
             )
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may

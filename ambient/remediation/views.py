@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ambient.domain.field_errors import field_problems
 from ambient.refusals import N_, Refusal
-from ambient.remediation.ladder import Mode
+from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
 from ambient.render import markdown_literal
@@ -293,6 +293,58 @@ def not_found(rid: str) -> RemediationNotFoundError:
     )
 
 
+# A run's state and mode as the pages name them (the values stay the API's).
+REMEDIATION_STATES = {
+    "scoring": N_("scoring"),
+    "planned": N_("planned"),
+    "checking": N_("checking"),
+    "waiting_approval": N_("waiting for approval"),
+    "waiting_gate": N_("waiting for a gate"),
+    "applying": N_("applying"),
+    "settling": N_("settling"),
+    "verifying": N_("verifying"),
+    "resolved": N_("resolved"),
+    "handed_over": N_("handed over"),
+    "budget_exhausted": N_("budget exhausted"),
+    "aborted": N_("aborted"),
+    "refused": N_("refused"),
+    "dry_run": N_("dry run"),
+    "execute": N_("execute"),
+}
+# Each rung as the pages name it (its id, RESTART..., stays the API's).
+RUNG_NAMES = {
+    Rung.RESTART: N_("restart"),
+    Rung.SCALE_OUT: N_("scale out"),
+    Rung.ROLLBACK: N_("roll back"),
+    Rung.ISOLATE: N_("isolate"),
+    Rung.FULL_ROLLBACK: N_("full rollback"),
+    Rung.HAND_OVER: N_("hand over"),
+}
+
+# An answer to a rung the run is not waiting on (a page left open while the run moved on).
+ANSWER_TOO_LATE = N_(
+    "approval not accepted: rung %(asked)s of %(run)s no longer waits for approval: rung "
+    "%(waits)s (%(rung)s) waits for it now; look at it before answering"
+)
+ANSWER_TOO_EARLY = N_(
+    "approval not accepted: rung %(asked)s of %(run)s has not come yet: rung %(waits)s "
+    "(%(rung)s) waits for approval; look at it before answering"
+)
+REFUSAL_TOO_LATE = N_(
+    "refusal not accepted: rung %(asked)s of %(run)s no longer waits for approval: rung "
+    "%(waits)s (%(rung)s) waits for it now; look at it before answering"
+)
+REFUSAL_TOO_EARLY = N_(
+    "refusal not accepted: rung %(asked)s of %(run)s has not come yet: rung %(waits)s "
+    "(%(rung)s) waits for approval; look at it before answering"
+)
+
+
 def already_finished(rid: str, state: str) -> Refusal:
-    # A Refusal, so a page says it in its reader's language (the English is the same).
-    return Refusal("%(run)s already finished (state %(state)s)", run=rid, state=state)
+    # A Refusal, so a page says it in its reader's language, its state too.
+    said = REMEDIATION_STATES.get(state)
+    return Refusal(
+        "%(run)s already finished (state %(state)s)",
+        run=rid,
+        state=Refusal(said) if said is not None else state,
+    )

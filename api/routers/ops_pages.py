@@ -36,10 +36,11 @@ from ambient.discussions.views import (
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_, Refusal
 from ambient.remediation.attempt_words import attempt_said, outcome_words, skipped_words
-from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
 from ambient.remediation.views import (
+    REMEDIATION_STATES,
+    RUNG_NAMES,
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
@@ -181,33 +182,6 @@ async def briefing_action(
     return back("/app/briefings", _("Unknown action %(action)s", action=repr(action)))
 
 
-# A run's state and mode as the pages name them (the values stay the API's).
-REMEDIATION_STATES = {
-    "scoring": N_("scoring"),
-    "planned": N_("planned"),
-    "checking": N_("checking"),
-    "waiting_approval": N_("waiting for approval"),
-    "waiting_gate": N_("waiting for a gate"),
-    "applying": N_("applying"),
-    "settling": N_("settling"),
-    "verifying": N_("verifying"),
-    "resolved": N_("resolved"),
-    "handed_over": N_("handed over"),
-    "budget_exhausted": N_("budget exhausted"),
-    "aborted": N_("aborted"),
-    "refused": N_("refused"),
-    "dry_run": N_("dry run"),
-    "execute": N_("execute"),
-}
-# Each rung as the pages name it (its id, RESTART..., stays the API's).
-RUNG_NAMES = {
-    Rung.RESTART: N_("restart"),
-    Rung.SCALE_OUT: N_("scale out"),
-    Rung.ROLLBACK: N_("roll back"),
-    Rung.ISOLATE: N_("isolate"),
-    Rung.FULL_ROLLBACK: N_("full rollback"),
-    Rung.HAND_OVER: N_("hand over"),
-}
 # What a run waits for, as its page names it.
 REMEDIATION_WAITS = {
     "approval": N_("approval"),

@@ -406,3 +406,30 @@ def test_a_finished_run_is_said_in_chinese_as_in_english_whichever_answer_met_it
     refused = already_finished("r-1", "succeeded")
     chinese = translations(Language.ZH).gettext(refused.msgid) % refused.values
     assert chinese == "r-1 已经结束（状态 succeeded）", chinese
+
+
+def test_an_answer_to_a_rung_passed_and_a_finished_runs_state_are_said_in_chinese() -> None:
+    """A zh page answering from a tab left open said "Approval not accepted: rung 2 of … no
+    longer waits for approval: …" in English, a refusal called an approval; a second abort
+    said "已经结束（状态 aborted）" (a review)."""
+    from ambient.remediation.views import (
+        ANSWER_TOO_LATE,
+        REFUSAL_TOO_EARLY,
+        RUNG_NAMES,
+    )
+    from ambient.words import Words, in_words
+
+    _ = Words(Language.ZH)
+    late = Refusal(
+        ANSWER_TOO_LATE, asked=2, run="r-1", waits=3, rung=Refusal(RUNG_NAMES[Rung.ROLLBACK])
+    )
+    assert in_words(late, _) == (
+        "批准没有生效：r-1 的第 2 级已经不在等待批准，现在等待批准的是第 3 级（回滚），"
+        "请先看一下再答复"
+    )
+    early = Refusal(
+        REFUSAL_TOO_EARLY, asked=4, run="r-1", waits=3, rung=Refusal(RUNG_NAMES[Rung.ROLLBACK])
+    )
+    assert in_words(early, _).startswith("拒绝没有生效：r-1 还没到第 4 级")
+    assert str(early).startswith("refusal not accepted: rung 4 of r-1 has not come yet")
+    assert in_words(already_finished("r-1", "aborted"), _) == "r-1 已经结束（状态 已中止）"
