@@ -451,6 +451,13 @@ def pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
+    if len(found) > 1 and key in {
+        flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
+    }:
+        # Its kind alone ("网页监控"), as the one task of it without a name is said among named
+        # ones (what_needs_me: "shop home、网页监控、billing"): that one, said back.
+        bare = [t for t in found if unnamed(t.task_id.rsplit("/", 1)[-1])]
+        found = bare if len(bare) == 1 else found
     said_as = {key, UNSAID.sub("", key)}  # with the words that say what it is left out too
     if not found and (said_as | {WHAT_IT_IS.sub("", n) for n in said_as}) & _BRIEFING_SAID:
         # The briefing by what people call it, when no task's own name or summary is meant

@@ -287,3 +287,28 @@ async def test_a_reminder_is_found_by_what_it_reminds_of(
             schedules = dev_env.client.get_schedule_handle
             assert (await schedules(standup.task_id).describe()).schedule.state.paused
             assert not (await schedules(water.task_id).describe()).schedule.state.paused
+
+
+async def test_a_kind_said_alone_finds_the_one_task_of_it_said_so_among_named_ones(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """what_needs_me said a failing unnamed watch among named ones by its kind ("shop home、
+    网页监控、billing"), and "网页监控" said back was asked about ("有 3 个任务符合…"): the
+    name the user heard found nothing (a review). Said alone, a kind is its one unnamed task."""
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        user = unique("vk")
+        async with deps.db.session() as session:
+            await UserRepository(session).create(UserCreate(name=user, language=Language.ZH))
+            await session.commit()
+        for hour, name in ((8, "standup"), (9, "water"), (10, None)):
+            reminder = {"hour": hour, "message": f"m{hour}", "timezone": "UTC"}
+            await state.tasks.create(user, "schedule", reminder, name)
+
+        async def listed() -> bool:
+            return len(await state.tasks.list(user)) == 3
+
+        await eventually(listed, "three reminders listed")
+        async with voice_client(state, user) as voice:
+            answer = await say(voice, "task_status", name="提醒")
+        assert "符合" not in answer and "10" in answer, answer
