@@ -240,6 +240,12 @@ class RemediationReads:
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
         if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
             raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
+        if offset and before_id is not None:
+            # Both pages a list at once: the offset was counted after before_id's, and a page
+            # of runs was skipped unsaid.
+            raise InvalidRemediationError(
+                "offset: give before_id (the next page) or offset, not both", field="offset"
+            )
         if before_id is not None and not 1 <= before_id <= MAX_ID:
             raise InvalidRemediationError(f"before_id: 1 to {MAX_ID}", field="before_id")
         account = await self._user(user)

@@ -161,7 +161,7 @@ async def list_remediations(
     return RemediationList(
         remediations=page,
         next_before_id=page[-1].id if more else None,
-        next_offset=offset + limit if more else None,
+        next_offset=offset + limit if more and before_id is None else None,
         states_as_stored=listed.as_stored,
     )
 

@@ -55,3 +55,29 @@ async def test_a_list_with_temporal_down_says_its_states_are_as_stored(deps: Wor
     assert waiting.is_error
     said = waiting.content[0].text  # type: ignore[union-attr]
     assert "where the running runs are now could not be read" in said, said
+
+
+async def test_a_list_given_both_a_before_id_and_an_offset_is_refused_naming_them(
+    deps: WorkerDeps,
+) -> None:
+    """A page's answer held both next_before_id and next_offset, and a caller passing both
+    skipped a run unsaid (limit 1 gave [r2]; before_id and offset 1 then gave []) (a review).
+    A page asked by before_id offers no offset, and both at once are refused."""
+    await make_user(deps.db, "ops")
+    async with deps.db.session() as session:
+        for i in range(3):
+            session.add(run_row(f"r{i}", "ops", state="resolved", service=f"svc{i}"))
+        await session.commit()
+    async with mcp_as(deps, "ops") as client:
+        first = (await client.call_tool("list_remediations", {"limit": 1})).structured_content
+        assert first is not None
+        asked = {"limit": 1, "before_id": first["next_before_id"]}
+        second = (await client.call_tool("list_remediations", asked)).structured_content
+        both = await client.call_tool(
+            "list_remediations", {**asked, "offset": first["next_offset"]}
+        )
+    assert second is not None and second["next_offset"] is None
+    assert [r["remediation_id"] for r in second["remediations"]] == ["r1"]
+    assert both.is_error
+    said = both.content[0].text  # type: ignore[union-attr]
+    assert "give before_id (the next page) or offset, not both" in said, said
