@@ -126,6 +126,13 @@ async def post_json(
                 f"the receiver's TLS certificate was refused ({refused.verify_message}): the "
                 "URL's host must have a certificate the worker trusts"
             ) from exc
+        if isinstance(exc, httpx.ConnectError):
+            # Where it could not connect, never the URL (a robot's key is in its query): a
+            # dead receiver read "ConnectError: All connection attempts failed" and no more.
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            raise TransientNotifyError(
+                f"could not connect to {request.url.host}:{port} ({exc or type(exc).__name__})"
+            ) from exc
         raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
     if response.status_code >= 400 or response.is_redirect:
         raise refusal(response, f"HTTP {response.status_code}")
