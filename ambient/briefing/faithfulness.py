@@ -171,38 +171,70 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-# What a summary may not say of a day its facts contradict: words of a quiet day or of no
-# open alarm pass the lexical check ("0" is in any time, "300%" in the trend it turns round).
+# What a summary may not say of a whole day its facts contradict: words of a quiet day or of
+# no open alarm pass the lexical check ("0" is in any time, "300%" in the trend it turns round).
+# Only claims of the whole day are checked: a sentence that excepts or contrasts ("except",
+# "but", "除了", "其他") or names what it is about ("CPU stayed quiet", "支付服务没有报错",
+# "no alarms are open on checkout") says something else, true or not.
+_HEDGED = re.compile(
+    r"\b(?:except|but|though|although|however|other|others|besides|apart|while|whereas|only)\b"
+    r"|除了|但|不过|其他|其余|以外|之外|只有|今天",
+    re.I,
+)
 _NO_ERRORS = re.compile(
-    r"\bquiet\b|\b(?:no|zero|without(?: any)?) errors?\b|(?<![\d.,])0 errors?\b|error[- ]free"
-    r"|平稳|没有(?:任何)?(?:错误|报错)|无错误|零错误|(?<![\d.,])0 ?个错误",
+    r"\b(?:yesterday|the day|the night)\b[^.;:!?]*?\b(?:was|were|stayed|remained)\b[^.;:!?]*?"
+    r"\bquiet\b|\ba quiet (?:day|night)\b|^\W*(?:yesterday\W+)?(?:there were )?(?:no|zero|0) "
+    r"errors?(?![-\w])"
+    r"|\b(?:yesterday|the day)\b[^.;!?]*?\b(?:no|zero|(?<![\d.,])0) errors?(?![-\w])"
+    r"|一切平稳|昨天(?:很|比较|整体)?平稳|昨天(?:一共)?(?:没有|无)(?:任何)?(?:错误|报错)|^\W*(?:没有|无)(?:任何)?错误"
+    r"|(?<![\d.,])0 ?个错误",
     re.I,
 )
 _ALARM = r"(?:alarms?|alerts?)"
+_NOT_QUALIFIED = r"(?!\s+(?:on|for|in|of|at|from)\b)"
 _NONE_OPEN = re.compile(
     rf"\bno {_ALARM} (?:is |are |was |were )?(?:still )?(?:open|firing|unresolved|active)"
-    rf"|\b(?:no|(?<![\d.,])0) (?:open|unresolved|firing|active) {_ALARM}"
-    rf"|(?<![\d.,])0 {_ALARM} (?:is |are )?(?:open|firing)"
+    rf"{_NOT_QUALIFIED}|\b(?:no|(?<![\d.,])0) (?:open|unresolved|firing|active) {_ALARM}"
+    rf"{_NOT_QUALIFIED}|(?<![\d.,])0 {_ALARM} (?:is |are )?(?:open|firing){_NOT_QUALIFIED}"
     rf"|\ball (?:the )?{_ALARM} (?:have |were |are )?(?:recovered|resolved|cleared)"
     r"|没有(?:任何)?未恢复|无未恢复|告警(?:均|都|已全部)已?恢复|(?<![\d.,])0 ?条未恢复",
     re.I,
 )
 _NO_ALARMS = re.compile(
     rf"\bno {_ALARM}\b(?! (?:is |are |was |were )?(?:still )?(?:open|firing|unresolved|active))"
-    r"|没有(?:任何)?告警|无告警",
+    rf"{_NOT_QUALIFIED}|没有(?:任何)?告警|无告警",
     re.I,
 )
-_ROSE = re.compile(r"\b(?:rose|risen|increased|grew|climbed|up)\b|增加|上升|增长|升高", re.I)
-_FELL = re.compile(r"\b(?:fell|fallen|dropped|decreased|declined|down)\b|减少|下降|降低", re.I)
-_ERRORS = re.compile(r"errors?|错误|报错", re.I)
+# The errors' own trend: the direction word right after errors as its subject ("Errors fell
+# 300%", "错误数比前 1 天减少 300%"), not another measure's in the same sentence.
+_ERRORS_ROSE = re.compile(
+    r"\berrors?\b(?:\s+\w+){0,2}?\s+(?:rose|increased|grew|climbed|went up)\b"
+    r"|错误数?[^，。；,;]{0,12}?(?:增加|上升|增长|升高)",
+    re.I,
+)
+_ERRORS_FELL = re.compile(
+    r"\berrors?\b(?:\s+\w+){0,2}?\s+(?:fell|dropped|decreased|declined|went down)\b"
+    r"|错误数?[^，。；,;]{0,12}?(?:减少|下降|降低)",
+    re.I,
+)
+_ROSE = re.compile(r"\b(?:rose|increased|grew|climbed)\b|增加|上升|增长|升高", re.I)
+_FELL = re.compile(r"\b(?:fell|dropped|decreased|declined)\b|减少|下降|降低", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?。！？；;\n])")
 
 
 def contradicted(
-    summary: str, *, errors: int, alarms: int, open_alarms: int, trend: str | None
+    summary: str,
+    *,
+    errors: int,
+    alarms: int,
+    open_alarms: int,
+    trend: str | None,
+    errors_unknown: bool = False,
 ) -> list[Unsupported]:
-    """What ``summary`` says of the day that its counts contradict: a quiet day or no errors
-    with errors counted, no open alarm with one open, no alarm with some read, errors that
-    fell where they rose (or rose where they fell)."""
+    """What ``summary`` says of the whole day that its counts contradict: a quiet day or no
+    errors with errors counted (or with most lines of no level: ``errors_unknown``), no open
+    alarm with one open, no alarm with some of the day's (``alarms``: begun in the day), errors
+    that fell where they rose (or rose where they fell)."""
     found: list[Unsupported] = []
 
     def flag(pattern: re.Pattern[str], text: str, why: str) -> None:
@@ -211,17 +243,20 @@ def contradicted(
             if claim not in found:
                 found.append(claim)
 
-    if errors:
-        flag(_NO_ERRORS, summary, f"{errors} errors")
-    if open_alarms:
-        flag(_NONE_OPEN, summary, f"{open_alarms} open")
-    if alarms:
-        flag(_NO_ALARMS, summary, f"{alarms} alarms")
     rose = trend is not None and _ROSE.search(trend) is not None
     fell = trend is not None and _FELL.search(trend) is not None
-    if rose != fell:  # a trend that says one way (not level, not "at least")
-        wrong = _FELL if rose else _ROSE
-        for sentence in re.split(r"(?<=[.!?。！？；;\n])", summary):
-            if _ERRORS.search(sentence):
-                flag(wrong, sentence, f"the trend: {trend}")
+    for sentence in _SENTENCE.split(summary):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if rose != fell:  # a trend that says one way (not level, not "at least")
+            flag(_ERRORS_FELL if rose else _ERRORS_ROSE, sentence, f"the trend: {trend}")
+        if _HEDGED.search(sentence):
+            continue
+        if errors or errors_unknown:
+            flag(_NO_ERRORS, sentence, f"{errors} errors" if errors else "levels not read")
+        if open_alarms:
+            flag(_NONE_OPEN, sentence, f"{open_alarms} open")
+        if alarms:
+            flag(_NO_ALARMS, sentence, f"{alarms} alarms")
     return found

@@ -43,6 +43,8 @@ _SOURCE_NAMES = {
     "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
     "alarms.monitor (the day's)": "当天的云监控告警记录",
     "alarms.cls (the day's)": "当天的 CLS 告警记录",
+    "alarms.monitor (firing since midnight)": "今天零点以来开始、仍在告警的云监控告警",
+    "alarms.cls (firing since midnight)": "今天零点以来开始、仍在告警的 CLS 告警",
     "llm": "大模型",
     "discussions": "讨论",
 }
@@ -54,6 +56,8 @@ _SOURCE_NAMES_EN = {
     "alarms.monitor (the day's)": "Cloud Monitor alarms of the day",
     "alarms.cls (the day's)": "CLS alert records of the day",
     "alarms.cls (firing since before)": "CLS alert records firing since before the day",
+    "alarms.monitor (firing since midnight)": "Cloud Monitor alarms begun since midnight",
+    "alarms.cls (firing since midnight)": "CLS alert records begun since midnight",
 }
 # A source that failed, said in the briefing's language (failed logs are its headline, and
 # so is an alarm history not read at all: "告警没能读取").
@@ -88,6 +92,15 @@ _FAILED_SAID = {
         "今天以前开始、仍在告警的 CLS 告警没能读取，当天的告警都已列出。",
         "CLS alert records firing since before the day could not be read: the day's own are "
         "all listed. ",
+    ),
+    # Only the read of those begun since midnight failed: the day's are all listed.
+    "alarms.monitor (firing since midnight)": (
+        "今天零点以来开始的云监控告警没能读取，昨天的告警都已列出。",
+        "Cloud Monitor alarms begun since midnight could not be read: yesterday's are all listed. ",
+    ),
+    "alarms.cls (firing since midnight)": (
+        "今天零点以来开始的 CLS 告警没能读取，昨天的告警都已列出。",
+        "CLS alert records begun since midnight could not be read: yesterday's are all listed. ",
     ),
 }
 # Why the model's briefing was not given, said by failure (BriefingInputs.llm_failed).

@@ -98,9 +98,11 @@ async def write_briefing(
     unsupported = unsupported_claims(text, prompt) + contradicted(
         text,
         errors=inputs.errors,
-        alarms=len(inputs.alarms),
+        # The day's own: one firing since before it (or since midnight) began another day.
+        alarms=sum(not a.ongoing for a in inputs.alarms),
         open_alarms=len(still_open(inputs.alarms)),
         trend=inputs.trend,
+        errors_unknown=levels_unread(inputs),
     )
     if unsupported:
         claims = ", ".join(map(str, unsupported[:8]))
@@ -194,22 +196,23 @@ def _logs_read(inputs: BriefingInputs) -> str:
     """Said to the model of a day whose logs were only partly read (`logs_short`), whose
     counts are of the lines read: it is not to call the day quiet (nothing when all were read).
     """
+    levels = ""
     if levels_unread(inputs):
         unleveled = many(inputs.logs_unleveled, "line", "lines")
-        return (
+        levels = (
             f"Log levels: {unleveled} of {inputs.log_lines} carry no level, so an error among "
             "them is not counted: do not call the day quiet or free of errors; say that most "
             "lines carry no level. "
         )
     if not logs_short(inputs):
-        return ""
+        return levels
     unread, broken = inputs.logs_unreadable, inputs.logs_broken
     why = [f"only the newest {inputs.log_lines} lines were read"] if inputs.logs_capped else []
     if unread and unread * 10 >= inputs.log_lines:
         why.append(f"{many(unread, 'line', 'lines')} could not be read")
     if broken:
         why.append(f"{many(broken, 'log file', 'log files')} could not be read to the end")
-    return (
+    return levels + (
         f"Logs read in full: no, {'; '.join(why)}: the counts are of the lines read, so do not "
         "call the day quiet or free of errors; say that not all logs could be read. "
     )

@@ -18,7 +18,7 @@ from tencentcloud.common import abstract_client
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, ClsLogSpec, DayPlan, plan_for
-from ambient.briefing.models import BriefingInputs, PreparedBriefing, PrepareRequest
+from ambient.briefing.models import BriefingInputs, PreparedBriefing, PrepareRequest, SourceNote
 from ambient.briefing.offline import offline_draft
 from ambient.briefing.writer import llm_prompt
 from ambient.clients.llm import LLMClient
@@ -575,3 +575,27 @@ async def test_a_day_whose_alarms_were_all_skipped_unreadable_is_not_said_quiet(
         event = await session.scalar(select(Event).where(Event.kind == "briefing.prepared"))
     assert event is not None
     assert not [s for s in event.payload["failed_sources"] if s.startswith("alarms")]
+
+
+def test_a_failed_read_of_the_alarms_begun_since_midnight_is_said_in_the_briefings_words() -> None:
+    """Its note named the source by its key, in English on a Chinese briefing, and the
+    spoken briefing did not say what was not read (a review)."""
+    for language, named, spoken in (
+        ("zh", "今天零点以来开始、仍在告警的云监控告警", "今天零点以来开始的云监控告警没能读取"),
+        ("en", "Cloud Monitor alarms begun since midnight", "begun since midnight could not be"),
+    ):
+        inputs = BriefingInputs(
+            date="2026-11-22",
+            language=language,
+            alarms_configured=True,
+            log_lines=100,
+            notes=[
+                SourceNote(source="alarms", ok=True, detail="0 alarms"),
+                SourceNote(
+                    source="alarms.monitor (firing since midnight)", ok=False, detail="busy"
+                ),
+            ],
+        )
+        draft = offline_draft(inputs)
+        assert any(named in item for item in draft.needs_attention), draft.needs_attention
+        assert spoken in draft.spoken_text, draft.spoken_text

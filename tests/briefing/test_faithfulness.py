@@ -150,3 +150,50 @@ def test_a_day_said_as_it_was_has_no_contradiction() -> None:
     )
     trend = "Errors rose 300% against the previous day"
     assert contradicted(said, errors=40, alarms=3, open_alarms=1, trend=trend) == []
+
+
+EN_UP, ZH_UP = "Errors rose 300% against the previous day", "错误数比前 7 天平均增加 300%"
+
+
+@pytest.mark.parametrize(
+    ("said", "errors", "alarms", "open_alarms", "trend"),
+    [
+        ("Errors rose 300% as checkout went down at 02:10.", 40, 0, 0, EN_UP),
+        ("Errors rose 300% while the success rate dropped to 97%.", 40, 0, 0, EN_UP),
+        ("错误数比前 7 天平均增加 300%，订单接口成功率下降到 97%。", 40, 0, 0, ZH_UP),
+        ("Errors fell 40%, though warnings went up.", 12, 0, 0, "Errors fell 40% against it"),
+        ("Payments logged no errors; all 40 errors came from checkout.", 40, 0, 0, None),
+        ("No error-rate alarm fired; 40 errors were logged by checkout.", 40, 0, 0, None),
+        ("CPU and memory stayed quiet; checkout logged 40 errors.", 40, 0, 0, None),
+        ("内存使用平稳，但 checkout 有 40 个错误。", 40, 0, 0, None),
+        ("支付服务没有报错，40 个错误都来自 checkout。", 40, 0, 0, None),
+        ("All alarms were resolved except disk-full on db-1, open since 02:00.", 5, 3, 1, None),
+        ("除了 db-1 的磁盘告警，其他告警都已恢复。", 5, 3, 1, None),
+        ("No alarms are open on checkout; disk-full on db-1 is still firing.", 5, 3, 1, None),
+        ("No alarms fired yesterday; disk-full has been firing since 02:00 today.", 5, 0, 1, None),
+        ("昨天没有告警；今天 02:00 起 db-1 磁盘告警一直未恢复。", 5, 0, 1, None),
+    ],
+)
+def test_an_honest_sentence_about_part_of_the_day_is_no_contradiction(
+    said: str, errors: int, alarms: int, open_alarms: int, trend: str | None
+) -> None:
+    """Each true of the counts given, each refused by the first version of the check (a
+    review): the user heard the rules' briefing and "the model's did not match the data"."""
+    from ambient.briefing.faithfulness import contradicted
+
+    found = contradicted(said, errors=errors, alarms=alarms, open_alarms=open_alarms, trend=trend)
+    assert found == [], found
+
+
+def test_a_day_of_lines_without_a_level_is_not_called_free_of_errors_by_the_model() -> None:
+    from ambient.briefing.faithfulness import contradicted
+
+    found = contradicted(
+        "昨天一切平稳，没有错误。",
+        errors=0,
+        alarms=0,
+        open_alarms=0,
+        trend=None,
+        errors_unknown=True,
+    )
+    assert [c.text for c in found] == ["一切平稳 (levels not read)"], found

@@ -187,7 +187,7 @@ async def list_alarms(
             try:
                 since_end, skipped = await read(tc, end, firing_until, region, True)
             except TencentCloudError as exc:
-                history.unread.append(_unread(f"{source} (firing since the day ended)", exc, said))
+                history.unread.append(_unread(f"{source} (firing since midnight)", exc, said))
                 continue
             history.alarms += [a.model_copy(update={"ongoing": True}) for a in since_end]
             history.skip(source, skipped)
