@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from temporalio.service import RPCError
 
 from ambient import no_answer, temporal
@@ -26,7 +25,7 @@ from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.speakers import DEFAULT_ASSISTANT
 from ambient.status import temporal_not_set_up
 from ambient.storage import Database
-from ambient.storage.models import RemediationRecord, User
+from ambient.storage.models import User
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 from workflows.remediation import GradedRemediationWorkflow
@@ -196,13 +195,7 @@ async def voice_facts(
         seen = await repository.seen_by(user, approvers)
         runs = await repository.list(seen=seen, open_only=True, limit=None)
         pages = await EventRepository(session).failing(user=user.name)
-        handed = await session.scalar(
-            select(func.count()).where(
-                RemediationRecord.user == user.name,
-                RemediationRecord.state == "handed_over",
-                RemediationRecord.finished_at >= datetime.now(UTC) - HANDED_RECENT,
-            )
-        )
+        handed = len(await repository.handed_over(user.name, HANDED_RECENT))
     failing = len({task for task, _, _ in pages})
 
     async def approvals() -> int | None:

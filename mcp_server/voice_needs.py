@@ -5,8 +5,8 @@ every count said."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 
+from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
@@ -74,39 +74,72 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         over_named = [task_said(task, labels) for task in over]
         may = bool(waiting) and await may_answer(state, user, waiting[0].mode)
         in_a_row = failing_in_a_row(pages)
-        said = needs_answer(waiting, running, storm, named, in_a_row, may=may, over=over_named)
-        return _handed_said(handed, said) if handed else said
+        return with_handed(
+            handed, waiting, running, storm, named, in_a_row, may=may, over=over_named
+        )
 
     return await answer(ctx, speaker, work)
 
 
 async def handed_to(state: AppState, user: str) -> list[RemediationSummary]:
-    """The user's own runs handed over to a person within HANDED_RECENT, newest first ("all is
-    well" was said seconds after one)."""
-    since = datetime.now(UTC) - HANDED_RECENT
-    runs = (await state.remediations.list_page(user, state="handed_over", limit=50)).runs
-    return [r for r in runs if r.user == user and r.finished_at and r.finished_at >= since]
+    """The user's own runs handed over to a person within HANDED_RECENT (nobody approved in
+    time, a manual rule, the budget spent), newest first: "all is well" was said seconds after
+    one. Read from the runs' rows: an admin's list holds everyone's."""
+    async with state.db.session() as session:
+        rows = await RemediationRepository(session).handed_over(user, HANDED_RECENT)
+    return [RemediationSummary.model_validate(row) for row in rows]
 
 
-def _handed_said(handed: list[RemediationSummary], rest: str) -> str:
-    """The runs handed over to the user, said first (the first named), then ``rest`` (what
-    else needs them) while the whole stays speakable."""
+def with_handed(
+    handed: list[RemediationSummary],
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+    in_a_row: tuple[str, str] = ("", ""),
+    *,
+    may: bool = True,
+    over: list[str] | None = None,
+) -> str:
+    """`needs_answer`, the runs ``handed`` over to the user said first: a clause of its first
+    sentence (its "；"), so what else needs the user keeps its sentences, named with the room
+    the clause leaves (said after it whole, it was cut or dropped)."""
+    said = ""
+    for lead in _handed_leads(handed) if handed else [""]:
+        room = len(cleaned(lead, english=english.get()))
+        rest = needs_answer(
+            waiting, running, storm, failing, in_a_row, may=may, over=over, reserve=room
+        )
+        if not rest:
+            return _closed(lead)
+        said = f"{lead}{rest}"
+        if len(cleaned(said, english=english.get())) <= MAX_SPOKEN:
+            return said
+    return said
+
+
+def _handed_leads(handed: list[RemediationSummary]) -> list[str]:
+    """The hand-overs as the answer's first clause, the first named, then only counted."""
+    leads = []
     for named in (True, False):
         first = run_about(handed[0], among=handed) if named else ""
         first_en = run_about(handed[0], english=True, among=handed) if named else ""
-        more = " 等" if named and len(handed) > 1 else ""
-        more_en = " and more" if named and len(handed) > 1 else ""
-        text = say(
-            f"有 {len(handed)} 个告警自动处理没能解决，交给你了"
-            + (f"：{first}{more}。" if named else "。"),
-            f"{counted(len(handed), 'alert', 'alerts')} could not be fixed automatically and "
-            f"{'was' if len(handed) == 1 else 'were'} handed to you"
-            + (f": {first_en}{more_en}. " if named else ". "),
+        more, more_en = (" 等", " and more") if named and len(handed) > 1 else ("", "")
+        leads.append(
+            say(
+                f"有 {len(handed)} 个告警自动处理没能解决，交给你了"
+                + (f"：{first}{more}；" if named else "；"),
+                f"{counted(len(handed), 'alert', 'alerts')} could not be fixed automatically and "
+                f"{'was' if len(handed) == 1 else 'were'} handed to you"
+                + (f": {first_en}{more_en}; " if named else "; "),
+            )
         )
-        for whole in (f"{text}{rest}".strip(), text.strip()):
-            if len(cleaned(whole, english=english.get())) <= MAX_SPOKEN:
-                return whole
-    return text.strip()
+    return leads
+
+
+def _closed(lead: str) -> str:
+    """The hand-over clause said alone: a sentence."""
+    return lead.rstrip().removesuffix("；").removesuffix(";") + ("。" if "；" in lead else ".")
 
 
 # How many fixes and watches an answer names, tried in turn until it is short enough to say:
@@ -123,10 +156,11 @@ def needs_answer(
     *,
     may: bool = True,
     over: list[str] | None = None,
+    reserve: int = 0,
 ) -> str:
     """What needs the user (``failing``: the watches failing now, as said; ``over``: the
     watches over their line; ``may``: whether their rollback permission lets them approve the
-    first fix). Every count said whole: past
+    first fix; ``reserve``: characters a clause before it takes). Every count said whole: past
     what an answer holds, how badly the watches fail (``in_a_row``, `failing_in_a_row`) goes
     first, then names (``_NAMED``), not the sentences after them (``storm``: more alerts are
     open than were listed)."""
@@ -135,7 +169,7 @@ def needs_answer(
             text = _needs_said(
                 waiting, running, storm, failing, fixes, watches, row, may, over or []
             )
-            if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
+            if len(cleaned(text, english=english.get())) + reserve <= MAX_SPOKEN:
                 return text
     return text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -26,6 +26,9 @@ from ambient.storage.models import (
     User,
 )
 from ambient.storage.users import hash_token
+
+# The states a run ends in left to a person: handed over, or its attempts spent.
+LEFT_TO_A_PERSON = ("handed_over", "budget_exhausted")
 
 
 class AlertRuleRepository(Repository):
@@ -68,6 +71,22 @@ class RemediationRepository(Repository):
         for name, value in values.items():
             setattr(row, name, value)
         await self.session.flush()
+
+    async def handed_over(self, user: str, within: timedelta) -> list[RemediationRecord]:
+        """``user``'s own runs that ended left to a person within ``within`` (handed over, or
+        their attempts spent), newest first, fifty at most."""
+        since = datetime.now(UTC) - within
+        found = await self.session.scalars(
+            select(RemediationRecord)
+            .where(
+                RemediationRecord.user == user,
+                RemediationRecord.state.in_(LEFT_TO_A_PERSON),
+                RemediationRecord.finished_at >= since,
+            )
+            .order_by(RemediationRecord.finished_at.desc())
+            .limit(50)
+        )
+        return list(found)
 
     async def list(
         self,

@@ -685,14 +685,14 @@ async def test_a_run_handed_over_to_the_user_is_said_not_all_is_well(
     await make_user(deps.db, other)
     now = datetime.now(UTC)
     async with deps.db.session() as session:
-        for rid, owner, service, ended in (
-            ("remediation/vh-1", user, "db-primary", now - timedelta(hours=1)),
-            ("remediation/vh-2", user, "cache", now - timedelta(days=2)),
-            ("remediation/vh-3", other, "search", now - timedelta(hours=1)),
+        for rid, owner, service, ended, how in (
+            ("remediation/vh-1", user, "db-primary", now - timedelta(hours=1), "handed_over"),
+            ("remediation/vh-2", user, "cache", now - timedelta(days=2), "handed_over"),
+            ("remediation/vh-3", other, "search", now - timedelta(hours=1), "handed_over"),
+            # Its attempts spent: left to a person as well.
+            ("remediation/vh-4", user, "queue", now - timedelta(hours=2), "budget_exhausted"),
         ):
-            session.add(
-                run_row(rid, owner, service=service, state="handed_over", finished_at=ended)
-            )
+            session.add(run_row(rid, owner, service=service, state=how, finished_at=ended))
         await session.commit()
     async with running_worker(dev_env.client, deps) as worker:
         state = worker_state(dev_env.client, deps, worker.task_queue)
@@ -700,7 +700,7 @@ async def test_a_run_handed_over_to_the_user_is_said_not_all_is_well(
             said = await say(client, "what_needs_me")
         async with voice_client(state, unique("vn")) as client:
             nobody = await say(client, "what_needs_me")
-    assert said == "有 1 个告警自动处理没能解决，交给你了：db primary 的错误率。", said
+    assert said == "有 2 个告警自动处理没能解决，交给你了：db primary 的错误率 等。", said
     assert nobody != said and "交给你" not in nobody
     # The context 小智 reads before the user speaks says it too.
     from ambient.storage.users import user_named
@@ -709,4 +709,49 @@ async def test_a_run_handed_over_to_the_user_is_said_not_all_is_well(
     account = await user_named(deps.db, user)
     assert account is not None
     facts = await voice_facts(deps.db, account)
-    assert facts.hint == "有 1 个告警自动处理没能解决，交给了用户，可调用 what_needs_me。"
+    assert facts.hint == "有 2 个告警自动处理没能解决，交给了用户，可调用 what_needs_me。"
+
+
+def test_a_hand_over_said_first_leaves_the_rest_of_what_needs_the_user_said() -> None:
+    """Said as a sentence before what_needs_me's answer, the hand-over dropped four waiting
+    approvals and four failing watches whole (too long together), or pushed the watches past
+    the third sentence the voice keeps (a review). It is a clause of the first sentence now,
+    and the rest is named with the room it leaves."""
+    from datetime import UTC, datetime
+
+    from ambient.remediation.views import RemediationSummary
+    from ambient.speech import speakable
+    from mcp_server.voice_needs import with_handed
+
+    def run(i: int, service: str, state: str = "waiting_approval") -> RemediationSummary:
+        now = datetime.now(UTC)
+        return RemediationSummary(
+            id=i,
+            remediation_id=f"remediation/r{i}",
+            run_key=f"remediation/r{i}@x",
+            user="u",
+            service=service,
+            alert_type="error_rate",
+            mode="dry_run",
+            state=state,
+            score=3,
+            budget=3,
+            attempts=0,
+            resolved_rung=None,
+            started_at=now,
+            finished_at=now,
+        )
+
+    handed = [run(9, "db-primary", "handed_over")]
+    long_names = ["checkout-service-primary-shanghai-zone", "payments-gateway-eu-frankfurt"]
+    for fixes, failing in (
+        (
+            [run(i, s) for i, s in enumerate([*long_names, "search-indexer", "orders"], 1)],
+            ["shop home page of the main store", "billing portal", "status page", "docs site"],
+        ),
+        ([run(1, "checkout"), run(2, "payments")], ["shop home", "billing"]),
+    ):
+        said = with_handed(handed, fixes, [], False, failing)
+        assert said.startswith("有 1 个告警自动处理没能解决，交给你了"), said
+        assert "审批" in said and "监控一直检查失败" in said, said
+        assert len(said) <= MAX_SPOKEN and speakable(said) == said, said
