@@ -20,9 +20,11 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from operator import or_
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema
 
@@ -166,27 +168,46 @@ def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
 # How long a create waits for a name's lookup: one that fails or takes longer is left to the
 # checks, which look it up again before every connection and say what they found.
 LOOKUP_WAIT = 2.0
+# The creates' lookups run in threads of their own, a few at most: a nameserver that never
+# answers holds these, not the threads the API's other work runs in (getaddrinfo cannot be
+# cut short, only no longer waited for).
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-lookup")
 
 
 async def check_destinations(config: BaseModel, settings: Settings) -> None:
     """The guard on every aimed URL; ConfigError naming the field. By its form (scheme,
-    userinfo, a literal address), then by what a name resolves to now: a name of a loopback or
-    private address is refused as its literal address is, not created to fail every check."""
+    userinfo, a literal address), then by what a name resolves to now (each name once): a
+    name of a loopback or private address is refused as its literal address is, not created
+    to fail every check."""
     guard = DestinationGuard(settings.fetch_allow_cidrs)
     aimed = aimed_urls(config)
-
-    async def refusal(url: str) -> RefusedDestinationError | None:
+    refused: dict[str, RefusedDestinationError] = {}
+    names: dict[tuple[str, int], list[str]] = {}
+    for _, url in aimed:
         try:
-            guard.check_url_static(url)
-            await asyncio.wait_for(guard.check_url(url), LOOKUP_WAIT)
+            host = guard.check_url_static(url)
+        except RefusedDestinationError as exc:
+            refused[url] = exc
+            continue
+        parts = urlsplit(url.strip())
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        names.setdefault((host, port), []).append(url)
+    loop = asyncio.get_running_loop()
+
+    async def look_up(host: str, port: int) -> RefusedDestinationError | None:
+        try:
+            lookup = loop.run_in_executor(_LOOKUPS, guard.check_host_blocking, host, port)
+            await asyncio.wait_for(lookup, LOOKUP_WAIT)
         except RefusedDestinationError as exc:
             return exc
         except (DestinationLookupError, TimeoutError):
             pass
         return None
 
-    found = await asyncio.gather(*(refusal(url) for _, url in aimed))
-    held = [(at, url, exc) for (at, url), exc in zip(aimed, found, strict=True) if exc]
+    found = await asyncio.gather(*(look_up(*name) for name in names))
+    for urls, refusal in zip(names.values(), found, strict=True):
+        refused.update({url: refusal for url in urls if refusal is not None})
+    held = [(at, url, refused[url]) for at, url in aimed if url in refused]
     if held:
         raise ConfigError([(at, exc) for at, _, exc in held], inputs=[url for _, url, _ in held])
 
