@@ -20,7 +20,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from ambient.domain.users import Language
-from ambient.render import markdown_html, markdown_plain
+from ambient.render import markdown_html, markdown_plain, url_allowed
 from ambient.words import (  # noqa: F401  (the pages' words, as the worker's)
     Words,
     catalog_path,
@@ -79,6 +79,8 @@ def templates(language: Language) -> Jinja2Templates:
     env.filters["local"] = local_time
     env.filters["plain"] = markdown_plain  # a markdown text shown as plain text
     # A markdown text rendered (its raw HTML escaped, only safe links): a report, a message.
+    # Whether a link may be an anchor's href (http(s), mailto or our own relative paths).
+    env.filters["link_allowed"] = url_allowed
     env.filters["markdown"] = lambda text, breaks=False, inert=False: Markup(
         markdown_html(text, breaks, inert)
     )

@@ -40,10 +40,22 @@ async def test_the_dashboard_inbox_fetches_no_image_and_links_nothing_a_page_wro
         _, token = await UserRepository(session).create(UserCreate(name="ivy"))
         message = Message(title="Changed: shop", body=body, kind=NotificationKind.WATCH)
         await InboxRepository(session).add("ivy", message)
+        # A briefing's: its full report is the message's own link, which stays one.
+        report = "https://ops.example/share/b1"
+        briefing = Message(
+            title="Daily briefing",
+            body=f"**Yesterday was quiet**\n\n[Full report]({report})",
+            kind=NotificationKind.BRIEFING,
+            link=report,
+        )
+        await InboxRepository(session).add("ivy", briefing)
         await session.commit()
     async with signed_in(settings, token) as http:
         page = (await http.get("/app")).text
     inbox = page[page.index('id="inbox"') :]
-    card = inbox[: inbox.index("</li>")]
-    assert "log in again" in card and "<strong>Changed</strong>" in card, card
+    cards = inbox.split("</li>")
+    [card] = [c for c in cards if "log in again" in c]
+    assert "<strong>Changed</strong>" in card, card
     assert not re.search(r"<img|href=|src=", card), card
+    [briefing_card] = [c for c in cards if "Daily briefing" in c]
+    assert f'<a href="{report}" rel="noopener noreferrer">{report}</a>' in briefing_card
