@@ -37,7 +37,7 @@ from ambient.sharing import ShareLinkLimitError
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi_errors import DeviceError
-from api.deps import INVALID_TOKEN, MISSING_TOKEN, invalid_token
+from api.deps import MISSING_TOKEN, invalid_token
 from api.errors import (
     MAX_BODY_BYTES,
     feature_error,
@@ -167,8 +167,7 @@ def _refusal(headers: Headers, status: int, path: str) -> tuple[str, bytes]:
         if scheme.lower() == "bearer" and token.strip():
             # At the voice door a voice token refused is a wrong or replaced one: "send your
             # API token here" asked for the full-rights token in xiaozhi-server's settings file.
-            voice = path.rstrip("/") == VOICE_PATH
-            said = INVALID_TOKEN if voice else invalid_token(token)
+            said = invalid_token(token, voice=path.rstrip("/") == VOICE_PATH)
         error = {"error": "invalid_token"} if said != MISSING_TOKEN else {}
         return said, json.dumps({**error, "error_description": said}).encode()
     host = headers.get("host", "")

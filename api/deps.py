@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.storage.models import User
 from ambient.storage.users import VOICE_TOKEN_PREFIX, UserRepository
 from ambient.wiring import AppState
+from ambient.xiaozhi import DEVICE_TOKEN_PREFIX
 from api.errors import unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="The API token printed at registration")
@@ -55,10 +56,21 @@ MISSING_TOKEN = "missing bearer token: send 'Authorization: Bearer <token>'"
 VOICE_TOKEN_ONLY = "a voice token (ambv_) opens /mcp/voice only: send your API token here"
 
 
-def invalid_token(token: str) -> str:
-    """Why ``token`` opens nothing here: a voice token is said as one (a settings file's token
-    copied to the wrong door), any other as invalid."""
-    return VOICE_TOKEN_ONLY if token.strip().startswith(VOICE_TOKEN_PREFIX) else INVALID_TOKEN
+# Both tokens sit in xiaozhi-server's settings: the one swapped for the other is said so.
+DEVICE_TOKEN_ONLY = (
+    "a device token (xzd_) opens /xiaozhi/context only: send a voice token (ambv_) to "
+    "/mcp/voice, your API token to the other doors"
+)
+
+
+def invalid_token(token: str, *, voice: bool = False) -> str:
+    """Why ``token`` opens nothing here (``voice``: the voice door): a voice or device token is
+    said as one (a settings file's token copied to the wrong door), any other as invalid."""
+    if token.strip().startswith(DEVICE_TOKEN_PREFIX):
+        return DEVICE_TOKEN_ONLY
+    if token.strip().startswith(VOICE_TOKEN_PREFIX) and not voice:
+        return VOICE_TOKEN_ONLY
+    return INVALID_TOKEN
 
 
 async def get_optional_user(

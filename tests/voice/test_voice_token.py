@@ -90,6 +90,14 @@ async def test_a_voice_token_opens_the_voice_profile_as_its_user_and_nothing_els
         assert 'error_description="invalid token"' in old.headers["www-authenticate"]
         new = await http.post("/mcp/voice", json=_call("tools/list", 6), headers=_bearer(again))
         assert new.status_code == 200, new.text
+        # The device token beside it in xiaozhi-server's settings, swapped in: said so, at
+        # the voice door as at the others (a bare "invalid token" before).
+        device = "xzd_" + "a" * 40
+        for door in ("/mcp/voice", "/mcp"):
+            swapped = await http.post(door, json=_call("tools/list", 8), headers=_bearer(device))
+            assert swapped.status_code == 401, swapped.text
+            said = swapped.json()["error_description"]
+            assert said.startswith("a device token (xzd_) opens /xiaozhi/context only"), said
         shown = await http.get("/users/me", headers=me)
         assert shown.json()["voice_token"] is True, shown.text  # one is out, never the token
         gone = await http.delete("/users/me/voice-token", headers=me)
