@@ -155,10 +155,18 @@ class Greeting:
             outcome=outcome, text=texts[0] if await self._chinese(user) else texts[1]
         )
 
-    def _not_set_up(self, via: str, user: User | None) -> tuple[str, str]:
+    def _not_set_up(
+        self, via: str, user: User | None, for_another: str | None = None
+    ) -> tuple[str, str]:
         """Where a briefing is set up, as the greeter can: the web page's assistant, unless no
         model answers it; then a voice asks an administrator (an administrator runs the CLI),
-        an MCP client (the CLI) calls the tool."""
+        an MCP client (the CLI) calls the tool. ``for_another``: an admin greeting for that
+        user, whose briefing is theirs to set up (the tool would set up the admin's own)."""
+        if for_another is not None:
+            return (
+                f"{for_another} 还没有设置每日简报：需要 {for_another} 自己设置。",
+                f"{for_another} has no daily briefing set up yet: {for_another} sets one up.",
+            )
         if self.settings.llm_mode != "offline":
             return NOT_SET_UP
         if via != "voice":
@@ -269,7 +277,9 @@ class Greeting:
             if no_answer.not_found(exc):
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
-                return await self._said(row, GreetOutcome.UNAVAILABLE, self._not_set_up(via, row))
+                other = user if caller is not None and caller != user else None
+                said = self._not_set_up(via, row, other)
+                return await self._said(row, GreetOutcome.UNAVAILABLE, said)
             if no_answer.unanswered(exc) and not no_answer.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
                 unheard()
@@ -280,9 +290,9 @@ class Greeting:
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted, its run still finishing: as a moment later, once it has ended.
                 deleted = await user_named(self.db, user)
-                return await self._said(
-                    deleted or user, GreetOutcome.UNAVAILABLE, self._not_set_up(via, deleted)
-                )
+                other = user if caller is not None and caller != user else None
+                said = self._not_set_up(via, deleted, other)
+                return await self._said(deleted or user, GreetOutcome.UNAVAILABLE, said)
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, no_answer.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:
                 # This server's clock runs ahead, a new config is replacing the run, or the

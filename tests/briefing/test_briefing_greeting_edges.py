@@ -529,7 +529,12 @@ async def test_an_admin_greeting_a_name_nobody_has_is_told_so_not_that_no_briefi
         await service.greet(ghost, caller=boss, audio=False)
     assert str(refused.value) == not_registered(ghost)
     unset = await service.greet(plain, caller=boss, audio=False)
-    assert unset.outcome is GreetOutcome.UNAVAILABLE and "No daily briefing" in unset.text
+    # Theirs to set up: "call create_daily_briefing" would set up the admin's own (a review).
+    assert unset.outcome is GreetOutcome.UNAVAILABLE, unset
+    assert unset.text in (
+        f"{plain} has no daily briefing set up yet: {plain} sets one up.",
+        f"{plain} 还没有设置每日简报：需要 {plain} 自己设置。",
+    ), unset.text
 
 
 async def test_a_greeting_for_a_user_without_a_briefing_reads_the_users_row_once(
