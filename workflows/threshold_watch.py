@@ -210,22 +210,15 @@ class ThresholdWatchWorkflow(WatchControls):
         targets = notification_targets(self.config.notification, self.config.targets)
         alerts: list[tuple[str, str, str, Wording, dict[str, Any]]] = []  # told once taken
 
-        def message(title: str, body: str, zh: Wording) -> Message:
-            """Told as "{title}: {task}" (in Chinese as ``zh``, to whoever reads Chinese)."""
-            zh = zh.model_copy(update={"title": f"{zh.title}：{self.task}"})
-            return Message(title=f"{title}: {self.task}", body=body, zh=zh)
-
-        async def tell(
-            what: str, title: str, body: str, zh: Wording, payload: dict[str, Any]
-        ) -> None:
-            """Record ``watch.{what}`` of this check and tell it."""
-            await self.tell(
-                kind=f"watch.{what}",
-                key=f"{key}/{what}",
-                payload=payload,
-                message=message(title, body, zh),
-                targets=targets,
-            )
+        async def notify(what: str, title: str, body: str, zh: Wording) -> None:
+            """Tell ``watch.{what}`` of this check as "{title}: {task}" (in Chinese as ``zh``,
+            to whoever reads Chinese)."""
+            if targets:
+                zh = zh.model_copy(update={"title": f"{zh.title}：{self.task}"})
+                message = Message(title=f"{title}: {self.task}", body=body, zh=zh)
+                await self.notify(
+                    kind=f"watch.{what}", key=f"{key}/{what}", message=message, targets=targets
+                )
 
         def alert(what: str, title: str, body: str, zh: Wording, **payload: Any) -> None:
             alerts.append((what, title, body, zh, payload))
@@ -238,27 +231,21 @@ class ThresholdWatchWorkflow(WatchControls):
             and transition.kind is Breach.BREACH
             and self.config.on_breach == "remediate"
         )
+        # The fix waits for no message: a receiver that hangs held the remediation for its
+        # deliveries' every try (3 minutes at the default timeout). A run of before told each
+        # alert whole (recorded, delivered) first.
+        first = remediate and self.remediate_first
         # The state says they happened: a cancel heard meanwhile lets them all be told.
         with self.whole():
-            if remediate and self.remediate_first:
-                # The fix waits for no message: a receiver that hangs held the remediation
-                # for its deliveries' every try (3 minutes at the default timeout).
-                for what, _, _, _, payload in alerts:
-                    await self.record(f"watch.{what}", f"{key}/{what}", payload)
-                if transition is not None and not await self._told_before(key):
-                    await self._remediate(transition, _payload(transition), key)
+            for what, title, body, zh, payload in alerts:
+                await self.record(f"watch.{what}", f"{key}/{what}", payload)
+                if not first:
+                    await notify(what, title, body, zh)
+            if remediate and transition is not None and not await self._told_before(key):
+                await self._remediate(transition, _payload(transition), key)
+            if first:
                 for what, title, body, zh, _ in alerts:
-                    if targets:
-                        told = message(title, body, zh)
-                        await self.notify(
-                            kind=f"watch.{what}", key=f"{key}/{what}", message=told, targets=targets
-                        )
-                return
-            for alerted in alerts:
-                await tell(*alerted)
-            if transition is not None and transition.kind is Breach.BREACH:
-                if self.config.on_breach == "remediate" and not await self._told_before(key):
-                    await self._remediate(transition, _payload(transition), key)
+                    await notify(what, title, body, zh)
 
     def take(
         self,
