@@ -5,6 +5,7 @@ every count said."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationSummary
@@ -75,7 +76,10 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
         may = bool(waiting) and await may_answer(state, user, waiting[0].mode)
         in_a_row = failing_in_a_row(pages)
         return with_handed(
-            handed, waiting, running, storm, named, in_a_row, may=may, over=over_named
+            handed,
+            lambda room: needs_answer(
+                waiting, running, storm, named, in_a_row, may=may, over=over_named, reserve=room
+            ),
         )
 
     return await answer(ctx, speaker, work)
@@ -90,29 +94,17 @@ async def handed_to(state: AppState, user: str) -> list[RemediationSummary]:
     return [RemediationSummary.model_validate(row) for row in rows]
 
 
-def with_handed(
-    handed: list[RemediationSummary],
-    waiting: list[RemediationSummary],
-    running: list[RemediationSummary],
-    storm: bool,
-    failing: list[str],
-    in_a_row: tuple[str, str] = ("", ""),
-    *,
-    may: bool = True,
-    over: list[str] | None = None,
-) -> str:
-    """`needs_answer`, the runs ``handed`` over to the user said first: a clause of its first
-    sentence (its "；"), so what else needs the user keeps its sentences, named with the room
-    the clause leaves (said after it whole, it was cut or dropped)."""
+def with_handed(handed: list[RemediationSummary], rest: Callable[[int], str]) -> str:
+    """What else needs the user (``rest``, given the characters a clause before it takes), the
+    runs ``handed`` over to them said first: a clause of its first sentence (its "；"), so the
+    rest keeps its sentences, named with the room the clause leaves (said after it whole, it
+    was cut or dropped)."""
     said = ""
     for lead in _handed_leads(handed) if handed else [""]:
-        room = len(cleaned(lead, english=english.get()))
-        rest = needs_answer(
-            waiting, running, storm, failing, in_a_row, may=may, over=over, reserve=room
-        )
-        if not rest:
+        after = rest(len(cleaned(lead, english=english.get())))
+        if not after:
             return _closed(lead)
-        said = f"{lead}{rest}"
+        said = f"{lead}{after}"
         if len(cleaned(said, english=english.get())) <= MAX_SPOKEN:
             return said
     return said

@@ -721,7 +721,7 @@ def test_a_hand_over_said_first_leaves_the_rest_of_what_needs_the_user_said() ->
 
     from ambient.remediation.views import RemediationSummary
     from ambient.speech import speakable
-    from mcp_server.voice_needs import with_handed
+    from mcp_server.voice_needs import needs_answer, with_handed
 
     def run(i: int, service: str, state: str = "waiting_approval") -> RemediationSummary:
         now = datetime.now(UTC)
@@ -751,7 +751,12 @@ def test_a_hand_over_said_first_leaves_the_rest_of_what_needs_the_user_said() ->
         ),
         ([run(1, "checkout"), run(2, "payments")], ["shop home", "billing"]),
     ):
-        said = with_handed(handed, fixes, [], False, failing)
+        said = with_handed(
+            handed,
+            lambda room, fixes=fixes, failing=failing: needs_answer(
+                fixes, [], False, failing, reserve=room
+            ),
+        )
         assert said.startswith("有 1 个告警自动处理没能解决，交给你了"), said
         assert "审批" in said and "监控一直检查失败" in said, said
         assert len(said) <= MAX_SPOKEN and speakable(said) == said, said
