@@ -181,10 +181,7 @@ class DestinationGuard:
 
     async def check_url(self, url: str) -> list[str]:
         """Resolve the URL's host and refuse it if any address is refused; the addresses."""
-        host = self.check_url_static(url)
-        parts = urlsplit(url.strip())
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        return await self._checked(host, port)
+        return await self._checked(self.check_url_static(url), url_port(url))
 
     async def check_host(self, host: str, port: int) -> list[str]:
         """``host``'s addresses, refused as ``check_url`` refuses them: for a connection made
@@ -306,6 +303,12 @@ def guarded_client(
     guarded = GuardedConnections(guard, httpcore.AnyIOBackend(), httpcore.ConnectError)
     connections._pool._network_backend = cast(httpcore.AsyncNetworkBackend, guarded)
     return httpx.AsyncClient(timeout=timeout, trust_env=False, transport=connections)
+
+
+def url_port(url: str) -> int:
+    """The port an http(s) URL connects to: its own, else its scheme's."""
+    parts = urlsplit(url.strip())
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
 
 
 def url_host(url: str) -> str:

@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from operator import or_
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema
 
@@ -33,6 +32,7 @@ from ambient.clients.guard import (
     DestinationGuard,
     DestinationLookupError,
     RefusedDestinationError,
+    url_port,
 )
 from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.clients.notify.secrets import SecretResolver
@@ -189,9 +189,7 @@ async def check_destinations(config: BaseModel, settings: Settings) -> None:
         except RefusedDestinationError as exc:
             refused[url] = exc
             continue
-        parts = urlsplit(url.strip())
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        names.setdefault((host, port), []).append(url)
+        names.setdefault((host, url_port(url)), []).append(url)
     loop = asyncio.get_running_loop()
 
     async def look_up(host: str, port: int) -> RefusedDestinationError | None:
