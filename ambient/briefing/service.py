@@ -12,7 +12,7 @@ is `ambient.briefing.logs`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -159,16 +159,35 @@ class BriefingService(Creation, Greeting, Steering):
         )
         handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
         rejected = None if ended and run_id is None else QueryRejectCondition.NOT_OPEN
-        ask: Awaitable[BriefingStatus | None] = no_answer.queried(
-            lambda left: handle.query(
-                DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
-            ),
-            budget,
-        )
-        if run_id is not None:
-            ask = _unless_ended(ask, handle)
+        if ended or run_id is not None:
+            ask: Awaitable[BriefingStatus | None] = no_answer.queried(
+                _status_query(handle, rejected), budget
+            )
+            if run_id is not None:
+                ask = _unless_ended(ask, handle)
+        else:
+            ask = self._running_status(user, budget)
         # `queried` keeps the budget by its own timer: another here would race it.
         return await self._answer(ask, task_id_for(user), quiet=quiet)
+
+    async def _running_status(self, user: str, budget: timedelta) -> BriefingStatus | None:
+        """The running run's status, asked of that run by its id within ``budget``: a run that
+        ends under the read (another request's new config replaced it; a query to it was then
+        left unanswered until its time ran out, "no worker answered" while the worker ran) is
+        read again as the run that runs now. None when none runs."""
+        clock = asyncio.get_running_loop().time
+        until = clock() + budget.total_seconds()
+        latest = self.client.get_workflow_handle(task_id_for(user))
+        while True:
+            async with asyncio.timeout_at(until):
+                described = await latest.describe(rpc_timeout=budget)
+            if described.status is not WorkflowExecutionStatus.RUNNING:
+                return None
+            run = self.client.get_workflow_handle(task_id_for(user), run_id=described.run_id)
+            left = timedelta(seconds=max(0.0, until - clock()))
+            read = no_answer.queried(_status_query(run, QueryRejectCondition.NOT_OPEN), left)
+            if (status := await _unless_ended(read, run)) is not None:
+                return status
 
     async def _answer(
         self, ask: Awaitable[T], workflow_id: str, *, quiet: bool = False
@@ -375,6 +394,15 @@ class BriefingService(Creation, Greeting, Steering):
             tencent=self.tencent,
             is_admin=lambda: self._admin(user),
         )
+
+
+def _status_query(
+    handle: WorkflowHandle[Any, Any], rejected: QueryRejectCondition | None
+) -> Callable[[timedelta], Awaitable[BriefingStatus | None]]:
+    """The status query of the run ``handle`` names, asked within the time it is given."""
+    return lambda left: handle.query(
+        DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
+    )
 
 
 async def _unless_ended(ask: Awaitable[T], run: WorkflowHandle[Any, Any]) -> T | None:

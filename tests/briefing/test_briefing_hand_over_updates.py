@@ -10,17 +10,20 @@ import pytest
 from fastapi import HTTPException
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient import no_answer
+from ambient import no_answer, temporal
 from ambient.briefing import creation, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.models import KIND, GreetOutcome
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.no_answer import QUERY_TIMEOUT
 from ambient.storage.repositories import InboxRepository
+from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import OVERTAKEN, TaskService
 from api.routers.briefings import http_error
@@ -32,6 +35,8 @@ from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.users import register
 from tests.support.waits import eventually
+from worker import build_worker
+from workflows.daily_briefing import DailyBriefingWorkflow
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]
@@ -202,6 +207,7 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
             config = BriefingConfig(timezone="Asia/Shanghai", language="en")
             await stack.created_in_window(uma, config)
         start, describe, budget = Client.start_workflow, WorkflowHandle.describe, QUERY_TIMEOUT
+        look_replaced = records.described
         controlling = False  # the control's own look at the run (a pause reads its state)
 
         async def other_door() -> None:
@@ -212,8 +218,8 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
             finally:
                 controlling = False
 
-        async def described_then_busy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            described = await describe(self, *args, **kwargs)
+        async def described_then_busy(client, task_id):  # type: ignore[no-untyped-def]
+            described = await look_replaced(client, task_id)  # the run the change replaces
             if controlling:
                 return described
             if handed == "sent before it":  # the next ask is the hand-over's
@@ -234,7 +240,7 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
 
         changed = config.model_copy(update={"window_end": "11:00"})
         with monkeypatch.context() as patched:
-            patched.setattr(WorkflowHandle, "describe", described_then_busy)
+            patched.setattr(records, "described", described_then_busy)
             patched.setattr(Client, "start_workflow", control_then_start)
             assert (await service.create(uma, changed)).created
         if control == "delete":
@@ -542,3 +548,38 @@ async def test_two_briefing_updates_at_once_are_both_answered_truthfully(
             # Its own config in force, or the one in force with the sentence that says so.
             assert (shown, answer["note"]) in {(mine, None), (in_force, OVERTAKEN)}, told
         assert any(a["note"] is None for _, a in said), told
+
+
+async def test_a_read_whose_run_another_config_replaces_under_it_reads_the_new_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Two agents change one briefing at once: one's look at the briefing went to the run the
+    other's new config then replaced, and it waited out its whole time and said "no worker
+    answered ... is the worker running?" while the worker ran (CI). A read follows the run
+    that runs now: the replaced run's read is asked again of the new one."""
+    await make_user(deps.db, "rin")
+    config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+    async with running_worker(dev_env.client, deps) as worker:
+        queue = worker.task_queue
+        settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+        service = BriefingService(dev_env.client, settings, deps.db, tencent=deps.tencent)
+        await service.create("rin", config)
+        assert await service.read_status("rin") is not None
+    # No worker takes the read now: it waits on the run, which a new config then replaces.
+    reading = asyncio.create_task(service.read_status("rin"))
+    await asyncio.sleep(1)
+    task_id = task_id_for("rin")
+    _, run = await records.running_input(dev_env.client, task_id)
+    assert run is not None and not reading.done()
+    changed = config.model_copy(update={"window_end": "11:00"})
+    await dev_env.client.start_workflow(
+        DailyBriefingWorkflow.run,
+        run.model_copy(update={"config": changed}),
+        id=task_id,
+        task_queue=queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+        search_attributes=temporal.search_attributes(KIND, "rin", state="active"),
+    )
+    async with build_worker(dev_env.client, deps, task_queue=queue):
+        status = await reading
+    assert status is not None and status.config == changed
