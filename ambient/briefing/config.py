@@ -40,6 +40,18 @@ class FileLogSpec(BaseModel):
     path: Annotated[str, NewBound(4096)] = Field(
         min_length=1, description="a log file or a folder of rotated files"
     )
+    # Most services write their local time without an offset, which the briefing's own zone
+    # reads; a container's clock is often UTC. Left out of the dump when not given: the log
+    # baseline's key (the source as JSON) stays the one stored, and a worker of the release
+    # before (which forbids a field it does not know) still decodes a run's input.
+    timezone: TimeZone | None = Field(
+        default=None,
+        exclude_if=lambda zone: zone is None,
+        description=(
+            "IANA time zone the file's times without an offset are written in (a container's "
+            "clock: UTC); default: the briefing's time zone"
+        ),
+    )
 
 
 class ClsLogSpec(BaseModel):

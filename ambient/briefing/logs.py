@@ -90,9 +90,12 @@ async def read_log_source(
     within: float = FILE_READ_SECONDS,
 ) -> str:
     """Feed the source's lines in [start, end) to ``reducer``; what was read (``admin``: the
-    reader's role now, for resolve_log_path; ``zone``: of a file's times without offset;
-    ``within``: seconds a file source is read for, the rest said unread)."""
+    reader's role now, for resolve_log_path; ``zone``: of a file's times without offset, unless
+    its spec names its own; ``within``: seconds a file source is read for, the rest said
+    unread)."""
     if isinstance(spec, FileLogSpec):
+        if spec.timezone is not None:  # the zone its writer's clock keeps, said in the config
+            zone = ZoneInfo(spec.timezone)
         # A folder's files are checked against log_dir one by one too: one symlinked out of the
         # folder is skipped.
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)

@@ -45,12 +45,23 @@ def _print(value: BaseModel, as_json: bool) -> None:
         print_json(console, value)
 
 
-def _log_source(log_file: str | None, cls_topic: str | None) -> dict[str, Any] | None:
+# A log file's zone, when its writer's clock is not the briefing's (a container's UTC).
+LogZone = Annotated[
+    str | None,
+    typer.Option(help="IANA zone of --log-file's times without an offset; default: the day's"),
+]
+
+
+def _log_source(
+    log_file: str | None, cls_topic: str | None, log_timezone: str | None = None
+) -> dict[str, Any] | None:
     """The log source --log-file or --cls-topic names (None for neither). One given empty (an
-    unset $TOPIC) is given: the config refuses it by name, as the API and MCP do."""
+    unset $TOPIC) is given: the config refuses it by name, as the API and MCP do, and so is a
+    --log-timezone without a file."""
+    zone = {} if log_timezone is None else {"timezone": log_timezone}
     if log_file is not None:
-        return {"type": "file", "path": log_file}
-    return {"type": "cls", "topic_id": cls_topic} if cls_topic is not None else None
+        return {"type": "file", "path": log_file} | zone
+    return {"type": "cls", "topic_id": cls_topic} | zone if cls_topic is not None else None
 
 
 @app.command()
@@ -58,6 +69,7 @@ def create(
     user: User,
     log_file: Annotated[str | None, typer.Option(help="log file or folder")] = None,
     cls_topic: Annotated[str | None, typer.Option(help="Tencent CLS topic id")] = None,
+    log_timezone: LogZone = None,
     timezone: Annotated[str | None, typer.Option(help="default: the user's")] = None,
     prepare_at: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
     window_start: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
@@ -72,7 +84,7 @@ def create(
     if log_file is not None and cls_topic is not None:
         raise fail("give --log-file or --cls-topic, not both", 2)
     config = {
-        "log_source": _log_source(log_file, cls_topic),
+        "log_source": _log_source(log_file, cls_topic, log_timezone),
         "timezone": timezone,
         "prepare_at": prepare_at,
         "window_start": window_start,
@@ -169,10 +181,11 @@ def analyze(
     end: Annotated[datetime, typer.Option(help="ISO time with offset")],
     log_file: str | None = None,
     cls_topic: str | None = None,
+    log_timezone: LogZone = None,
     as_json: Json = False,
 ) -> None:
     """The reduction report (templates, trend, anomalies) for any log source and range."""
-    source = _log_source(log_file, cls_topic)
+    source = _log_source(log_file, cls_topic, log_timezone)
     if source is None or (log_file is not None and cls_topic is not None):
         raise fail("give exactly one of --log-file or --cls-topic", 2)
     result = _run(lambda s: s.analyze_logs(user, source, start, end))

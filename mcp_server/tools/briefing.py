@@ -28,7 +28,8 @@ from mcp_server.tools.users import register_push
 
 SOURCE_SHAPE = (
     '{"type": "file", "path": "/var/log/app"} (a file or a folder of rotated files; under '
-    'AMBIENT_LOG_DIR when that is set) or {"type": "cls", "topic_id": "..."} (Tencent CLS; '
+    'AMBIENT_LOG_DIR when that is set; optional "timezone": the IANA zone of its times without '
+    'an offset, default the briefing\'s) or {"type": "cls", "topic_id": "..."} (Tencent CLS; '
     'optional "region", "query").'
 )
 LOG_SOURCE = f"Where yesterday's logs come from: {SOURCE_SHAPE} Omit for no logs."
