@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from ambient.speech import cause_kept_clip, spoken_clip
 from tests.standins.tencent_api import TencentApi
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 from tests.support.tencent import standin_tencent
 from tests.support.waits import eventually
 
@@ -549,9 +550,12 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
         assert reducer.broken, said
     seen = []
     parse = file_logs.parse_line
+    cancelled = threading.Event()
 
     def counted(*args: Any) -> Any:
         seen.append(1)
+        if len(seen) == 1001:  # held until its caller has cancelled it (a loaded host's loop
+            cancelled.wait(HANG)  # could else see the cancel after the whole file was read)
         return parse(*args)
 
     monkeypatch.setattr(file_logs, "parse_line", counted)
@@ -564,6 +568,7 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
     reading.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reading
+    cancelled.set()
     last = -1
 
     async def stopped() -> bool:  # no line read in a quarter of a second
@@ -573,7 +578,7 @@ async def test_a_file_read_stops_at_its_bound_and_at_its_callers_cancel(
         return now == last == len(seen)
 
     await eventually(stopped, "the thread's read stops")
-    assert len(seen) < 200_000  # not read to the end
+    assert len(seen) <= 1001 + file_logs.LOOK_EVERY  # stopped at its next look, not the end
 
 
 async def test_a_json_line_past_its_first_mib_and_a_line_after_a_crashs_padding_are_read(
