@@ -157,37 +157,43 @@ class BriefingService(Creation, Greeting, Steering):
         budget = timedelta(
             seconds=request_deadline.bounded(no_answer.QUERY_TIMEOUT.total_seconds())
         )
-        handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
-        rejected = None if ended and run_id is None else QueryRejectCondition.NOT_OPEN
-        if ended or run_id is not None:
-            ask: Awaitable[BriefingStatus | None] = no_answer.queried(
-                _status_query(handle, rejected), budget
-            )
-            if run_id is not None:
-                ask = _unless_ended(ask, handle)
+        ask: Awaitable[BriefingStatus | None]
+        if run_id is None:
+            ask = self._latest_status(user, budget, ended=ended)
         else:
-            ask = self._running_status(user, budget)
+            handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
+            read = no_answer.queried(_status_query(handle, QueryRejectCondition.NOT_OPEN), budget)
+            ask = _unless_ended(read, handle)
         # `queried` keeps the budget by its own timer: another here would race it.
         return await self._answer(ask, task_id_for(user), quiet=quiet)
 
-    async def _running_status(self, user: str, budget: timedelta) -> BriefingStatus | None:
+    async def _latest_status(
+        self, user: str, budget: timedelta, *, ended: bool
+    ) -> BriefingStatus | None:
         """The running run's status, asked of that run by its id within ``budget``: a run that
         ends under the read (another request's new config replaced it; a query to it was then
         left unanswered until its time ran out, "no worker answered" while the worker ran) is
-        read again as the run that runs now. None when none runs."""
+        read again as the run that runs now. None when none runs, unless ``ended``: then the
+        last run's, as it knew it at its end."""
         clock = asyncio.get_running_loop().time
         until = clock() + budget.total_seconds()
         latest = self.client.get_workflow_handle(task_id_for(user))
         while True:
             async with asyncio.timeout_at(until):
                 described = await latest.describe(rpc_timeout=budget)
-            if described.status is not WorkflowExecutionStatus.RUNNING:
+            running = described.status is WorkflowExecutionStatus.RUNNING
+            if not (running or ended):
                 return None
             run = self.client.get_workflow_handle(task_id_for(user), run_id=described.run_id)
             left = timedelta(seconds=max(0.0, until - clock()))
+            if not running:  # an ended run ends no more: a worker replays it to answer
+                return await no_answer.queried(_status_query(run, None), left)
             read = no_answer.queried(_status_query(run, QueryRejectCondition.NOT_OPEN), left)
-            if (status := await _unless_ended(read, run)) is not None:
-                return status
+            try:
+                if (status := await _unless_ended(read, run)) is not None:
+                    return status
+            except WorkflowQueryRejectedError:
+                pass  # ended between the look and the query (not "none runs"): looked at again
 
     async def _answer(
         self, ask: Awaitable[T], workflow_id: str, *, quiet: bool = False

@@ -550,25 +550,28 @@ async def test_two_briefing_updates_at_once_are_both_answered_truthfully(
         assert any(a["note"] is None for _, a in said), told
 
 
+@pytest.mark.parametrize("ended", [False, True], ids=["status", "get_task"])
 async def test_a_read_whose_run_another_config_replaces_under_it_reads_the_new_run(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, ended: bool
 ) -> None:
     """Two agents change one briefing at once: one's look at the briefing went to the run the
     other's new config then replaced, and it waited out its whole time and said "no worker
     answered ... is the worker running?" while the worker ran (CI). A read follows the run
-    that runs now: the replaced run's read is asked again of the new one."""
-    await make_user(deps.db, "rin")
+    that runs now: the replaced run's read is asked again of the new one (get_task's read
+    too, which also answers for a briefing whose last run has ended)."""
+    rin = unique("rin")
+    await make_user(deps.db, rin)
     config = BriefingConfig(timezone="Asia/Shanghai", language="en")
     async with running_worker(dev_env.client, deps) as worker:
         queue = worker.task_queue
         settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
         service = BriefingService(dev_env.client, settings, deps.db, tencent=deps.tencent)
-        await service.create("rin", config)
-        assert await service.read_status("rin") is not None
+        await service.create(rin, config)
+        assert await service.read_status(rin) is not None
     # No worker takes the read now: it waits on the run, which a new config then replaces.
-    reading = asyncio.create_task(service.read_status("rin"))
+    reading = asyncio.create_task(service.read_status(rin, ended=ended))
     await asyncio.sleep(1)
-    task_id = task_id_for("rin")
+    task_id = task_id_for(rin)
     _, run = await records.running_input(dev_env.client, task_id)
     assert run is not None and not reading.done()
     changed = config.model_copy(update={"window_end": "11:00"})
@@ -578,8 +581,52 @@ async def test_a_read_whose_run_another_config_replaces_under_it_reads_the_new_r
         id=task_id,
         task_queue=queue,
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
-        search_attributes=temporal.search_attributes(KIND, "rin", state="active"),
+        search_attributes=temporal.search_attributes(KIND, rin, state="active"),
     )
     async with build_worker(dev_env.client, deps, task_queue=queue):
         status = await reading
     assert status is not None and status.config == changed
+
+
+@pytest.mark.parametrize("ended", [False, True], ids=["status", "get_task"])
+async def test_a_run_replaced_between_the_reads_look_and_its_query_is_read_as_the_new_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, ended: bool
+) -> None:
+    """The read looks up the running run, then queries it by its id: another request's new
+    config replacing it in between had the query refused (the run closed) and the read said
+    no briefing runs ("no daily briefing", an update refused as deleted, a time-zone change
+    left unapplied) while the new run ran. The read looks again."""
+    sam = unique("sam")
+    await make_user(deps.db, sam)
+    config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+    changed = config.model_copy(update={"window_end": "11:00"})
+    task_id = task_id_for(sam)
+    describe = WorkflowHandle.describe
+    replaced = False
+
+    async def replaced_after_the_look(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal replaced
+        described = await describe(self, *args, **kwargs)
+        if not replaced and self.run_id is None:
+            replaced = True  # another request's new config lands right after this look
+            _, run = await records.running_input(dev_env.client, task_id)
+            assert run is not None
+            await dev_env.client.start_workflow(
+                DailyBriefingWorkflow.run,
+                run.model_copy(update={"config": changed}),
+                id=task_id,
+                task_queue=queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+                search_attributes=temporal.search_attributes(KIND, sam, state="active"),
+            )
+        return described
+
+    async with running_worker(dev_env.client, deps) as worker:
+        queue = worker.task_queue
+        settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+        service = BriefingService(dev_env.client, settings, deps.db, tencent=deps.tencent)
+        await service.create(sam, config)
+        with monkeypatch.context() as patched:
+            patched.setattr(WorkflowHandle, "describe", replaced_after_the_look)
+            status = await service.read_status(sam, ended=ended)
+    assert replaced and status is not None and status.config == changed
