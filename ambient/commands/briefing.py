@@ -56,12 +56,14 @@ def _log_source(
     log_file: str | None, cls_topic: str | None, log_timezone: str | None = None
 ) -> dict[str, Any] | None:
     """The log source --log-file or --cls-topic names (None for neither). One given empty (an
-    unset $TOPIC) is given: the config refuses it by name, as the API and MCP do, and so is a
-    --log-timezone without a file."""
-    zone = {} if log_timezone is None else {"timezone": log_timezone}
+    unset $TOPIC) is given: the config refuses it by name, as the API and MCP do. A
+    --log-timezone without --log-file is refused (exit 2): it would be dropped."""
     if log_file is not None:
+        zone = {} if log_timezone is None else {"timezone": log_timezone}
         return {"type": "file", "path": log_file} | zone
-    return {"type": "cls", "topic_id": cls_topic} | zone if cls_topic is not None else None
+    if log_timezone is not None:
+        raise fail("--log-timezone is the zone of --log-file's times (CLS records carry theirs)", 2)
+    return {"type": "cls", "topic_id": cls_topic} if cls_topic is not None else None
 
 
 @app.command()

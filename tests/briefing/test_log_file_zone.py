@@ -140,3 +140,13 @@ async def test_the_cli_analyzes_a_file_in_the_zone_log_timezone_names(
     assert said["UTC"][0] == 0, said
     assert json.loads(said["UTC"][1])["by_level"]["ERROR"] == 8, said
     assert said["Mars/Olympus"][0] == 1 and "timezone" in said["Mars/Olympus"][1], said
+    # Without a file the zone would be dropped (create set up a briefing with no logs): refused.
+    window = ["--start", day_start.isoformat(), "--end", end.isoformat()]
+    for command in (["create"], ["analyze", *window, "--cls-topic", "topic-1"]):
+        alone = ["briefing", *command, "--user", "yan", "--log-timezone", "UTC"]
+        done = await asyncio.to_thread(CliRunner().invoke, app, alone, env=env)
+        assert done.exit_code == 2 and "--log-file" in done.output, (command, done.output)
+    status = await asyncio.to_thread(
+        CliRunner().invoke, app, ["briefing", "status", "--user", "yan"], env=env
+    )
+    assert status.exit_code == 1, status.output  # nothing was set up
