@@ -161,7 +161,10 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
         tail += 1
     before, after = old[head : len(old) - tail], new[head : len(new) - tail]
     body: Iterable[str]
-    if len(before) * len(after) > MAX_DIFF_CELLS:
+    if Counter(before) == Counter(after):
+        # Lines that only moved: said so (`ONLY_MOVED`), not each added and removed again.
+        body = ()
+    elif len(before) * len(after) > MAX_DIFF_CELLS:
         # difflib's matcher is quadratic: past this size its excerpt is the lines each side
         # lacks, in order (a page of 10,000 lines, every third changed, held the worker's
         # loop and the database's write lock 11 s; 56,000 lines, minutes).
@@ -187,7 +190,7 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     excerpt = [line for _, line in lines]
     if count > len(excerpt):
         excerpt.append(MORE_CHANGED.format(count - len(excerpt)))
-    if not excerpt and old != new:  # past MAX_DIFF_CELLS, lines that only moved
+    if not excerpt and old != new:  # lines that only moved
         excerpt = [ONLY_MOVED]
     return PageDiff(
         changed=old != new,

@@ -564,3 +564,15 @@ def test_a_large_page_whose_lines_only_moved_says_so(monkeypatch: pytest.MonkeyP
     old = [f"item {i}" for i in range(30)]
     moved = diff_pages(old, old[::-1], [])
     assert moved.changed and moved.excerpt == "(the same lines as before, in another order)"
+
+
+def test_a_page_whose_lines_only_moved_says_so_at_any_size() -> None:
+    """Stories reordered on a news page were told as "+Story C / -Story C": the same line
+    added and removed. Lines that only moved are said so; a line that also changed is
+    shown as before."""
+    old = ["Story A", "Story B", "Story C", "Footer"]
+    moved = diff_pages(old, ["Story C", "Story A", "Story B", "Footer"], ["Story"])
+    assert moved.changed and moved.excerpt == "(the same lines as before, in another order)"
+    assert moved.added == [] and moved.hits == {}
+    edited = diff_pages(old, ["Story C", "Story A", "Story B2", "Footer"], [])
+    assert sorted(edited.excerpt.splitlines()) == ["+Story B2", "+Story C", "-Story B", "-Story C"]
