@@ -14,7 +14,7 @@ from lightkube.resources.core_v1 import ConfigMap, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.types import PatchType
 
-from ambient.clients.kube_errors import KubeError
+from ambient.clients.kube_errors import KubeError, KubeForbiddenError
 from ambient.remediation.changes import (
     NOT_A_REVISION,
     RESTARTED_AT,
@@ -45,7 +45,11 @@ from ambient.remediation.ladder import (
     Rung,
     StepRequest,
     WorkloadRef,
+    step_key,
 )
+
+# A merge patch's null takes rung 4's key out of a Service's selector.
+UNISOLATED = {ISOLATION_LABEL: None}
 
 
 class StepInputError(KubeError):
@@ -324,6 +328,21 @@ class StepPlanner:
                     Change(Service, namespace, name, "patch", body, PatchType.MERGE)
                 )
                 notes.append(f"Service {name} selector back to {selector}")
+        # A Service rung 4 isolated that the first checkpoint did not hold (created, or pointed
+        # at the pods, since): its isolation key taken out, the rest of its selector its own.
+        isolate_key = step_key(step.key.rpartition("#")[0], Rung.ISOLATE)
+        try:
+            isolated = await self._reads.isolated_services(namespace, isolation_value(isolate_key))
+        except KubeForbiddenError:  # Services withheld (RBAC): rung 4 could list none either
+            isolated = []
+        for service in isolated:
+            name = service["metadata"]["name"]
+            if name not in baseline.service_selectors:
+                body = {"metadata": stamp(service, step.key), "spec": {"selector": UNISOLATED}}
+                plan.changes.append(
+                    Change(Service, namespace, name, "patch", body, PatchType.MERGE)
+                )
+                notes.append(f"Service {name} selects its pods again ({ISOLATION_LABEL} removed)")
         removal = Change(NetworkPolicy, namespace, policy, "delete")
         if removing:
             plan.changes.append(removal)

@@ -249,6 +249,16 @@ class ClusterReads:
             if selects((s.spec.selector if s.spec is not None else None) or {}, labels)
         ]
 
+    async def isolated_services(self, namespace: str, isolated: str) -> list[Obj]:
+        """Services in ``namespace`` whose selector carries rung 4's isolation label at
+        ``isolated`` (`changes.isolation_value` of that step's key): pointed at no pod by it."""
+        found: list[Service] = await self._listed(Service, namespace)
+        return [
+            s.to_dict()
+            for s in found
+            if s.spec is not None and (s.spec.selector or {}).get(ISOLATION_LABEL) == isolated
+        ]
+
     async def _listed(self, kind: type[Any], namespace: str) -> list[Any]:
         """Every object of ``kind`` in ``namespace``, one listing in flight at a time
         (``_listings``); asked after it answered, a listing of its own (nothing stale is kept)."""

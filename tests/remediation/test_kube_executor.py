@@ -512,6 +512,31 @@ async def test_isolation_without_a_service_is_a_deny_all_network_policy_that_ful
     ]
 
 
+async def test_full_rollback_restores_a_service_isolated_that_the_first_checkpoint_did_not_hold(
+    kube: Cluster,
+) -> None:
+    """During the incident someone put a debug Service in front of the same pods: rung 4
+    isolated both, rung 5 put back only the one its first checkpoint held and said it was
+    done, and the debug Service selected no pod with nobody told. Rung 5 takes rung 4's key
+    out of every Service it isolated, once (a retry writes nothing again); another run's
+    isolation is not this run's to undo."""
+    baseline = await kube.executor.checkpoint(kube.target)
+    kube.api.add_service("shop", "checkout-debug", {"app": "checkout"})
+    kube.api.add_service("shop", "other-run", {"app": "checkout", ISOLATION_LABEL: "0" * 16})
+    rid = "remediation/r-debug"
+    isolated = await kube.executor.apply(kube.step(rid, Rung.ISOLATE, checkpoint=baseline))
+    assert isolated.applied and "service/shop/checkout-debug" in (isolated.patch or {})
+    full = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    selectors = {name: s["spec"]["selector"] for (_, name), s in kube.api.services.items()}
+    assert full.applied and selectors["checkout"] == {"app": "checkout"}, full.detail
+    assert selectors["checkout-debug"] == {"app": "checkout"}, full.detail
+    assert selectors["other-run"] == {"app": "checkout", ISOLATION_LABEL: "0" * 16}
+    assert "Service checkout-debug selects its pods again" in full.detail
+    written = len(kube.api.writes("services"))
+    again = await kube.executor.apply(kube.step(rid, Rung.FULL_ROLLBACK, checkpoint=baseline))
+    assert again.already_applied and len(kube.api.writes("services")) == written
+
+
 async def test_a_deny_policy_selects_the_pods_of_a_deployment_selected_by_expressions_alone(
     kube: Cluster,
 ) -> None:
