@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -97,6 +97,9 @@ TRIAGE_SCHEDULE = "alert-triage"
 MADE_BY, FROM_SETTINGS, BY_HAND = "triage_made_by", "settings", "hand"
 # The memo of a run started with a request_id: its key (request_key).
 START_REQUEST = "start_request"
+# How long after its run ended a start's request_id still answers as that start (a client's
+# retry of an answer lost): past it, the same id starts the next run.
+REQUEST_KEPT = timedelta(minutes=15)
 
 
 class RemediationService(RemediationReads):
@@ -209,7 +212,9 @@ class RemediationService(RemediationReads):
 
     async def _started_by(self, workflow_id: str, key: str) -> StartResult | None:
         """The answer the request ``key`` had when it started the latest run of
-        ``workflow_id`` (going on or ended); None when that run is not its."""
+        ``workflow_id`` (going on, or ended within REQUEST_KEPT: a retry's answer is the
+        first's); None when that run is not its, or ended before (the key is one incident's:
+        an alert's fingerprint sent again hours later is a new incident, not a retry)."""
         try:
             description = await self.client.get_workflow_handle(workflow_id).describe()
         except RPCError as error:
@@ -218,6 +223,9 @@ class RemediationService(RemediationReads):
             raise
         memo = await description.memo_value(START_REQUEST, None)
         if not isinstance(memo, dict) or memo.pop("key", None) != key:
+            return None
+        closed = description.close_time
+        if closed is not None and datetime.now(UTC) - closed > REQUEST_KEPT:
             return None
         return StartResult.model_validate(memo)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -86,3 +87,35 @@ async def test_a_start_retried_with_its_request_id_is_answered_as_started(
     assert "nothing was started" in refused, refused
     assert first["created"] and again == first
     assert [a for a in view.audit if a.action == "deduplicated"] == []
+
+
+async def test_a_request_id_answers_as_its_start_only_while_its_run_goes_on_or_just_ended(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integration sends its alert's fingerprint as the request_id. The incident came back
+    hours after its run had ended and was answered "started", state scoring, of the old run:
+    nothing was started. A retry just after the run ended is still answered as its start
+    was; past REQUEST_KEPT the same id starts the next run."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    from ambient.remediation import service
+
+    owner = unique("start-life")
+    remediation_settings(deps)
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        sent = alert(url, workload=owner)
+        first = await remediations.start(owner, sent, request_id="am-fp-1")
+        rid = first.remediation_id
+        handle = dev_env.client.get_workflow_handle(rid)
+        first_run = (await handle.describe()).run_id
+        await remediations.abort(owner, rid, reason="incident over")
+        await handle.result()
+        retried = await remediations.start(owner, sent, request_id="am-fp-1")
+        monkeypatch.setattr(service, "REQUEST_KEPT", timedelta(0))
+        later = await remediations.start(owner, sent, request_id="am-fp-1")
+        described = await handle.describe()
+        await remediations.abort(owner, rid, reason="test over")
+    assert retried == first
+    assert later.created and later.state == "scoring", later
+    assert described.run_id != first_run and described.status is WorkflowExecutionStatus.RUNNING
