@@ -22,6 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 from ambient.cli_numbers import whole_number
 from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import quiet_logging, setup_logging
+from ambient.runtime import PayloadKeyMissingError
 from ambient.settings import Settings, settings_refusal, settings_unread
 from ambient.startup import loading
 
@@ -109,6 +110,10 @@ class LazyGroup(TyperGroup):
             from ambient.commands import fail
 
             raise fail(settings_unread(exc), code=2) from None
+        except PayloadKeyMissingError as exc:
+            from ambient.commands import fail
+
+            raise fail(str(exc), code=2) from None
         except Exception as exc:
             # Whatever the command, a Temporal or an app database that does not answer is one
             # line, exit 1 (the address as the command found it: env, else `ambient dev`'s file).

@@ -487,6 +487,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 ui_url=ui if ours else None,
                 local_llm_port=settings.local_llm_port if settings.local_llm else None,
                 started=process_started(os.getpid()),
+                payload_key_id=settings.payload_key_id if settings.payload_key else None,
             ),
         )
         starting = False

@@ -33,6 +33,15 @@ class RuntimeInfo(BaseModel):
     local_llm_port: int | None = None
     # When ``pid`` started (clock ticks after boot, Linux): a pid used again is not the stack.
     started: int | None = None
+    # The id of the key the stack encrypts payloads with (AMBIENT_PAYLOAD_KEY_ID; never the
+    # key): a command without the key is refused before it writes a payload in clear text.
+    payload_key_id: str | None = None
+
+
+class PayloadKeyMissingError(Exception):
+    """The running stack encrypts payloads and this command has no AMBIENT_PAYLOAD_KEY: it
+    would write its inputs (a webhook's token among them) in clear text into Temporal and
+    fail reading what the stack wrote, after its change was made."""
 
 
 def write_runtime(data_dir: Path, info: RuntimeInfo) -> None:
@@ -91,6 +100,12 @@ def discovered_settings(**overrides: Any) -> Settings:
         if "local_llm_port" not in settings.model_fields_set:
             overrides = {**overrides, "local_llm_port": info.local_llm_port}
         settings = Settings(**overrides, local_llm=True)
+    if info.payload_key_id is not None and settings.payload_key is None:
+        raise PayloadKeyMissingError(
+            f"the stack running in {settings.data_dir} encrypts payloads (key id "
+            f"{info.payload_key_id}): set AMBIENT_PAYLOAD_KEY to its key (in the .env the stack "
+            "reads, or this shell's environment); nothing was sent"
+        )
     # The settings fields this file provides, where env and `.env` gave none.
     provided = {"temporal_address", "api_host", "api_port"} - settings.model_fields_set
     return settings.model_copy(update=info.model_dump(include=provided))

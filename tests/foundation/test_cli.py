@@ -423,6 +423,34 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     assert discovered_settings(data_dir=tmp_path).temporal_address == "localhost:7233"
 
 
+def test_a_command_without_the_key_of_a_stack_that_encrypts_is_refused_before_it_sends(
+    tmp_path: Path,
+) -> None:
+    """`ambient dev` ran with AMBIENT_PAYLOAD_KEY (in its .env) and a command ran from a shell
+    without it: `task create` wrote the task's input, a webhook's token in it, in clear text
+    into Temporal, then said "KeyError: Unknown payload encoding binary/encrypted" and exit 1
+    of a task it had created (pause and trigger alike). The stack's file names its key id
+    (never the key): such a command is refused, exit 2, nothing sent."""
+    from ambient.codec import new_key
+
+    recorded = f"127.0.0.1:{_closed_port()}"  # nothing listens: a command sent would say so
+    info = RuntimeInfo(pid=os.getpid(), temporal_address=recorded, api_host="127.0.0.1", api_port=1)
+    write_runtime(tmp_path, info.model_copy(update={"payload_key_id": "k1"}))
+    env = _offline_env(tmp_path)
+    create = ["task", "create", "reminder", "--name", "r", "--config", '{"cron": "0 9 * * *"}']
+    for args in (["task", "list"], create, ["status"], ["mcp", "--user", "dev"]):
+        refused = CliRunner().invoke(app, args, env=env)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert "encrypts payloads (key id k1): set AMBIENT_PAYLOAD_KEY" in refused.output, args
+    env["AMBIENT_PAYLOAD_KEY"] = new_key()
+    keyed = CliRunner().invoke(app, ["task", "list"], env=env)
+    assert f"Temporal is unreachable at {recorded}" in keyed.output, keyed.output
+    write_runtime(tmp_path, info)  # a stack that encrypts nothing asks for no key
+    del env["AMBIENT_PAYLOAD_KEY"]
+    plain = CliRunner().invoke(app, ["task", "list"], env=env)
+    assert f"Temporal is unreachable at {recorded}" in plain.output, plain.output
+
+
 def test_a_file_whose_pid_is_another_process_now_is_ignored(tmp_path: Path) -> None:
     """A container restarted hands the same small pids out again: a stack's file left from
     before names a pid that runs, but another process, so no stack runs there."""
