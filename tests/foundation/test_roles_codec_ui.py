@@ -8,6 +8,7 @@ input is encrypted in history, and the real Web UI in headless chromium: the UI 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -80,6 +81,9 @@ async def test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_toke
         await asyncio.wait_for(asyncio.to_thread(wait_until_up), STARTUP_SECONDS)
         assert any("ambient-ops is up" in line for line in output), "".join(output)
         codec_token = (tmp_path / "codec-token").read_text().strip()
+        # Commands beside the stack learn that it encrypts (its key's id), never its key.
+        runtime = (tmp_path / "runtime.json").read_text()
+        assert json.loads(runtime)["payload_key_id"] == "k1" and key not in runtime
 
         # A workflow whose input is encrypted in history (no worker needs to run it).
         settings = Settings(
