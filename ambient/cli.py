@@ -381,8 +381,11 @@ def status(
             table = table_of(["", ""], cells, title="ambient-ops status", show_header=False)
             console.print(table)
         # A database no process of this release starts on is unhealthy here (not at /health,
-        # which a replica of the release before answers through a rolling upgrade).
-        return report.healthy and report.database_current is not False
+        # which a replica of the release before answers through a rolling upgrade), and so is
+        # a stack no worker runs (its tasks never run; the API itself is well).
+        return (
+            report.healthy and report.database_current is not False and report.workers_polling > 0
+        )
 
     raise typer.Exit(0 if asyncio.run(probe()) else 1)
 

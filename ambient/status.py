@@ -388,6 +388,13 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
     except Exception as exc:
         errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
         namespace_missing = no_answer.namespace_missing(exc)
+    if temporal_ok and not pollers:
+        # Tasks are created and never run: no worker takes them (none started, or one on
+        # another queue).
+        errors.append(
+            f"no worker polls task queue {settings.temporal_task_queue!r}: start `ambient "
+            "worker` with this AMBIENT_TEMPORAL_TASK_QUEUE; tasks and remediations wait for one"
+        )
     if missing:
         errors.append(register_hint(settings.temporal_namespace, missing))
     db_ok, db_current = False, None

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from ambient.cli import LAZY, app
 from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
+from ambient.deps import WorkerDeps
 from ambient.runtime import (
     RuntimeInfo,
     discovered_settings,
@@ -35,7 +36,7 @@ from ambient.runtime import (
 from ambient.settings import Settings
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
-from tests.conftest import unique
+from tests.conftest import running_worker, unique
 from tests.foundation.test_dev_stack import DevStack
 from tests.foundation.test_mcp_protocol import INITIALIZE
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -130,14 +131,27 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
     assert opened["id"] == 0 and opened["result"]["serverInfo"]["name"] == "ambient-ops", opened
 
 
-async def test_status_and_migrate_commands(tmp_path: Path, dev_env: WorkflowEnvironment) -> None:
-    env = _env(tmp_path, dev_env)
+async def test_status_and_migrate_commands(
+    tmp_path: Path, dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """`ambient status` said all was well (exit 0, no error) with no worker polling its task
+    queue: tasks were created and never ran. It says so and exits 1 until one polls."""
+    env = _env(tmp_path, dev_env) | {"COLUMNS": "300"}
     runner = CliRunner()
     upgraded = await asyncio.to_thread(runner.invoke, app, ["migrate"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
     assert (tmp_path / "ambient.db").exists()
 
-    status = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
+    env["AMBIENT_TEMPORAL_TASK_QUEUE"] = queue = unique("status-tq")
+    idle = await asyncio.to_thread(runner.invoke, app, ["status", "--json"], env=env)
+    assert idle.exit_code == 1, idle.output
+    assert json.loads(idle.output)["errors"] == [
+        f"no worker polls task queue {queue!r}: start `ambient worker` with this "
+        "AMBIENT_TEMPORAL_TASK_QUEUE; tasks and remediations wait for one"
+    ]
+    async with running_worker(dev_env.client, deps) as worker:
+        env["AMBIENT_TEMPORAL_TASK_QUEUE"] = worker.task_queue
+        status = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
     assert status.exit_code == 0, status.output
     assert "temporal_reachable" in status.output and "True" in status.output
 
