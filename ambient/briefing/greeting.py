@@ -330,16 +330,19 @@ class Greeting:
         # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
         result.text = greeted_at(result.text, result.given_at_local)
         result.segments[:1] = [greeted_at(s, result.given_at_local) for s in result.segments[:1]]
+        speaking_aloud = audio and self.tencent.configured
+        english = False
+        if via == "voice" or speaking_aloud:  # the briefing's language (the user's may differ)
+            english = result.language == "en" if result.language else not await self._heard_zh(user)
         if via == "voice":
             # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>, and
             # what cleaning puts in is in the briefing's language (the user's may have changed
             # since it was written). Nothing after the spoken answer may fail it: the day is
             # spent, and "it failed" was heard, then "already given".
-            english = result.language == "en" if result.language else not await self._heard_zh(user)
             result.text = cleaned(result.text, english=english)
             # Cut again for TTS: "something" is longer than the "<*>" it replaces.
             result.segments = tts_segments(result.text)
-        if audio and self.tencent.configured:
+        if speaking_aloud:
             # No longer than the caller still listens, less the answer's way back: the day is
             # spent, and an answer after it hung up was a briefing spoken to nobody.
             speaking = max(0.0, until - clock() - GREET_ROUND_TRIP)
@@ -347,7 +350,7 @@ class Greeting:
                 # Each TTS request timed out then too: a thread waiting on a cut-off one was
                 # held for its own 30 s after the caller had gone.
                 async with calls_within(speaking):
-                    mp3 = await text_to_voice(self.tencent, result.text)
+                    mp3 = await text_to_voice(self.tencent, result.text, english=english)
                 result.audio_mp3_b64 = base64.b64encode(mp3).decode()
             # The text is the answer; audio is a bonus the device can synthesise itself.
             except TimeoutError:

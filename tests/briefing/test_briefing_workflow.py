@@ -31,6 +31,7 @@ from ambient.briefing.offline import offline_draft
 from ambient.briefing.service import BriefingService
 from ambient.briefing.writer import llm_prompt
 from ambient.clients.tencent.alarms import AlarmRecord
+from ambient.clients.tencent.tts import TTS_CHUNK_EN, tts_segments
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
 from ambient.speech import speakable, spoken_clip
@@ -977,9 +978,14 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     # The CLS record recovered (Status 1): only the Monitor alarm is still open.
     assert "1 alarm is still open: cpu-high." in result.text
     assert result.audio_mp3_b64 is not None
+    # An English briefing is read as English (PrimaryLanguage 2, its default Chinese read the
+    # numbers and times by Chinese rules), in segments of the reference's 500 letters.
+    spoken = [p for _, action, p in api.calls if action == "TextToVoice"]
+    assert {p["PrimaryLanguage"] for p in spoken} == {2}
+    assert [p["Text"] for p in spoken] == tts_segments(result.text, TTS_CHUNK_EN)
     # The stand-in's "audio" is each segment in brackets: every segment was spoken, in order.
     assert base64.b64decode(result.audio_mp3_b64).decode() == "".join(
-        f"[{segment}]" for segment in result.segments
+        f"[{p['Text']}]" for p in spoken
     )
     assert view.content.errors == 12 and view.content.log_lines == 12
     assert {s.source: s.ok for s in view.content.sources} == {"logs": True, "alarms": True}

@@ -458,6 +458,28 @@ async def test_metrics_node_pool_scaling_and_tts(cloud: tuple[TencentApi, Tencen
     assert audio == b"".join(base64.b64decode(base64.b64encode(f"[{s}]".encode())) for s in spoken)
 
 
+async def test_an_english_text_is_spoken_as_english_in_the_references_longer_segments(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """TextToVoice read every briefing with its default PrimaryLanguage, Chinese: an English
+    one's numbers and times were read by Chinese rules, in 150-character pieces where its
+    reference takes 500 letters of English."""
+    api, tc = cloud
+    english = "Good morning. " + "Three alarms fired yesterday at 02:14, CPU at 95.5%. " * 12
+    await text_to_voice(tc, english, english=True)
+    await text_to_voice(tc, "早上好。昨天共有三次告警。")
+    spoken = [p for _, action, p in api.calls if action == "TextToVoice"]
+    languages = [p["PrimaryLanguage"] for p in spoken]
+    assert languages == [2] * (len(spoken) - 1) + [1], languages
+    english_parts = [p["Text"] for p in spoken[:-1]]
+    assert len(english_parts) == 2 and all(150 < len(t) <= 500 for t in english_parts)
+    # A character past ASCII (a Chinese service name, a dash): the stricter count holds.
+    await text_to_voice(tc, english.replace("CPU", "支付 CPU"), english=True)
+    mixed = [p for _, action, p in api.calls if action == "TextToVoice"][len(spoken) :]
+    assert len(mixed) > 2 and all(len(p["Text"]) <= 150 for p in mixed)
+    assert {p["PrimaryLanguage"] for p in mixed} == {2}
+
+
 def test_tts_segments_never_exceed_the_limit() -> None:
     text = "句子" * 400 + "。短句。"
     assert all(len(s) <= 150 for s in tts_segments(text))
