@@ -21,7 +21,7 @@ from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.kube import KubeClients
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import NO_TIME, NO_WAY_ON, SERVED_AGAIN
+from ambient.clients.tencent.logs import NO_TIME, NO_WAY_ON, SERVED_AGAIN, SQL_MAX_ROWS
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError, told
@@ -173,6 +173,12 @@ def logs(
         err_console.print(
             f"more logs matched than the {len(found.logs)} shown: raise --limit or narrow "
             "the query or the hours",
+            markup=False,
+        )
+    elif not found.complete and found.analysis:  # --limit counts lines, not an SQL's rows
+        err_console.print(
+            f"the SQL answered its first {len(found.analysis)} rows: add 'limit N' to the "
+            f"SQL for more (at most {SQL_MAX_ROWS:,})",
             markup=False,
         )
     if skipped := found.skipped_lines:  # a file's unreadable lines, CLS logs without a time

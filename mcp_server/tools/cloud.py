@@ -152,7 +152,16 @@ async def search_logs(
     ] = "*",
     start: Annotated[str | None, Field(description="ISO time; default one hour before end")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
-    limit: Annotated[int, Field(ge=1, le=MAX_LOGS), WHOLE_NUMBER] = 100,
+    limit: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_LOGS,
+            description="log lines at most; an SQL analysis answers as many rows as its own "
+            "'limit N' says (100 without one)",
+        ),
+        WHOLE_NUMBER,
+    ] = 100,
     region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""

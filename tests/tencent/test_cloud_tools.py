@@ -555,6 +555,12 @@ async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
     )
     assert cut.exit_code == 0, cut.output
     assert "more logs matched than the 1 shown" in cut.output
+    # An SQL analysis answers its first 100 rows, whatever --limit says: said, with the way on.
+    api.logs += [{"time": recent + n, "json": {"level": f"L{n:03d}"}} for n in range(150)]
+    sql = ["--query", "* | select level, count(*) as n group by level", "--limit", "1000"]
+    rows = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "logs", "t-1", *sql], env=env)
+    assert rows.exit_code == 0, rows.output
+    assert "the SQL answered its first 100 rows: add 'limit N' to the SQL" in rows.output
 
 
 async def test_cloud_logs_and_alarms_say_their_times_in_the_terminals_zone(

@@ -85,7 +85,10 @@ def _inside(value: dict[str, Any] | list[Any]) -> Iterable[Any]:
 class SearchResult(BaseModel):
     logs: list[LogRecord] = Field(default_factory=list)
     analysis: list[dict[str, Any]] = Field(default_factory=list, description="SQL rows, if any")
-    complete: bool = Field(description="false when the limit cut the result")
+    complete: bool = Field(
+        description="false when the limit cut the result: the lines by `limit`, an SQL "
+        "analysis's rows by the SQL's own `limit N` (100 rows without one, at most 10,000)"
+    )
     skipped_lines: int = Field(
         default=0,
         description="lines skipped: a file's unreadable ones, CLS logs without a time (an "
