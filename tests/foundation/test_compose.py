@@ -43,6 +43,17 @@ def test_worker_and_api_point_at_the_cluster_and_postgres() -> None:
         assert env["AMBIENT_ENVIRONMENT"] == "production"
 
 
+def test_the_app_containers_read_the_env_file_and_link_to_a_public_url() -> None:
+    """Only a fixed list of variables reached the containers: a payload key, a codec token,
+    secrets or SMTP set for a deployment were dropped (the stack ran unencrypted), and the
+    worker's links pointed at http://0.0.0.0:8000 (its metrics' bind address)."""
+    services = _compose()["services"]
+    for name in ("migrate", "worker", "api"):
+        assert services[name]["env_file"] == [{"path": ".env", "required": False}], name
+        env = services[name]["environment"]
+        assert env["AMBIENT_PUBLIC_URL"] == "${AMBIENT_PUBLIC_URL:-http://localhost:8000}", name
+
+
 def test_temporal_runs_on_the_server_image_after_its_schema_step() -> None:
     # Temporal's current self-hosting shape: the server image, the schema set up by the
     # admin-tools image as a one-shot step of its own (auto-setup is deprecated).
