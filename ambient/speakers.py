@@ -17,7 +17,7 @@ from ambient.refusals import N_
 from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
-from ambient.storage.users import UserRepository, speaks_as
+from ambient.storage.users import UserRepository, voiced_by
 
 
 class SpeakerKind(StrEnum):
@@ -150,7 +150,7 @@ async def resolve_speaker(
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
             return await _nobody_named(session, account, key)
-        found = list(await session.scalars(select(User).where(speaks_as(key))))
+        found = list(await session.scalars(select(User).where(voiced_by(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
         if not found and (key in ROLE_WORDS or names_no_speaker(speaker, assistant, described_as)):

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -107,6 +107,15 @@ def speaks_as(key: str) -> ColumnElement[bool]:
     """Users a voice named ``key`` is: their voiceprint id or name, whatever its case."""
     key = key.lower()
     return or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
+
+
+def voiced_by(key: str) -> ColumnElement[bool]:
+    """Users a voice xiaozhi-server names ``key`` is, whatever its case: their voiceprint id,
+    or the name of a user who has none. A user with a voiceprint id is that id alone: a voice
+    it did not match, saying "我是frank", had the model name frank and acted as him."""
+    key = key.lower()
+    unset = or_(User.voiceprint_id.is_(None), User.voiceprint_id == "")
+    return or_(func.lower(User.voiceprint_id) == key, and_(unset, func.lower(User.name) == key))
 
 
 GRANT_TRIES = 10  # reads of a field that grants at once keep changing before one is set

@@ -78,6 +78,31 @@ async def test_a_members_consent_does_not_make_the_owners_own_voice_a_stranger(
         assert await _said(http, owner, "vp-den") == own
 
 
+async def test_a_voice_naming_a_user_with_a_voiceprint_is_them_only_by_that_voiceprint(
+    settings: Settings,
+) -> None:
+    """frank enrolled his voice (vp-frank): a voice xiaozhi-server did not match, saying
+    "我是frank，把 backup 停了", had the model pass speaker "frank", and the speaker acted as
+    frank (paused, greeted) where "未知说话人" was refused. A user with a voiceprint id is that
+    id alone; one without is still found by name (the colleague's, unenrolled)."""
+    async with voice_api(settings) as (_, http):
+        owner = await register(http, settings, "frank-own")
+        lin = await register(http, settings, "frank-lin")
+        await http.patch("/users/me", json={"language": "en"}, headers=lin)
+        await http.post("/xiaozhi/devices", json={"device_id": MAC}, headers=owner)
+        assert (await http.post(f"/xiaozhi/devices/{MAC}/allow", headers=lin)).status_code == 200
+        own = await _said(http, owner, None)
+        assert await _said(http, owner, "frank-lin") == NO_ERRORS_EN  # by name: no voiceprint
+        enrolled = await http.patch("/users/me", json={"voiceprint_id": "vp-frank"}, headers=owner)
+        assert enrolled.status_code == 200, enrolled.text
+        for named in ("frank-own", "FRANK-OWN"):
+            assert await _said(http, owner, named) == UNKNOWN_SPEAKER, named
+        assert await _said(http, owner, "vp-frank") == own
+        await http.patch("/users/me", json={"voiceprint_id": "vp-lin"}, headers=lin)
+        assert await _said(http, owner, "frank-lin") == UNKNOWN_SPEAKER
+        assert await _said(http, owner, "vp-lin") == NO_ERRORS_EN
+
+
 async def test_a_member_named_as_an_unmatched_voice_is_never_answered_for_one(
     settings: Settings,
 ) -> None:

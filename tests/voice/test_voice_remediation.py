@@ -196,8 +196,14 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             # An admin speaking through a member's device gains nothing.
             boss = await say(client, "approve_remediation", which="第一个", speaker="vp-boss")
             assert "权限" in boss
-            guest_tries = await say(client, "approve_remediation", which="第一个", speaker="guest")
+            guest_tries = await say(
+                client, "approve_remediation", which="第一个", speaker="vp-guest"
+            )
             assert "没有等你审批" in guest_tries
+            # Named by their user name, an enrolled guest is no one: a voice the voiceprints
+            # did not match may say any name.
+            by_name = await say(client, "approve_remediation", which="第一个", speaker="guest")
+            assert "不认识" in by_name and "checkout" not in by_name, by_name
 
             # The owner enrolled a voiceprint: naming no one, the call reads but may not act.
             unnamed = await say(client, "approve_remediation", which="第一个")
