@@ -312,6 +312,11 @@ class Picked(NamedTuple):
     named: list[str]
 
 
+# The kinds an answer names by their kind word alone when a task of it has no name (the
+# failing watches what_needs_me and recent_errors list).
+SAID_BARE = frozenset({TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH})
+
+
 def _kind_word(task: TaskSummary, english: bool) -> str:
     zh, en = KIND_WORDS.get(task.task_id.split("/", 1)[0], ("", ""))
     return en.removeprefix("a ") if english else zh
@@ -454,9 +459,11 @@ def pick_task(
     if len(found) > 1 and key in {
         flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
     }:
-        # Its kind alone ("网页监控"), as the one task of it without a name is said among named
-        # ones (what_needs_me: "shop home、网页监控、billing"): that one, said back.
-        bare = [t for t in found if unnamed(t.task_id.rsplit("/", 1)[-1])]
+        # Its kind alone ("网页监控"), as the one watch of it without a name is said among named
+        # ones (what_needs_me: "shop home、网页监控、billing"): that one, said back. Only a
+        # watch's kind: nothing says a reminder bare, and "暂停提醒" paused the unnamed one of
+        # two without asking (the user meant standup's as much).
+        bare = [t for t in found if t.kind in SAID_BARE and unnamed(t.task_id.rsplit("/", 1)[-1])]
         found = bare if len(bare) == 1 else found
     said_as = {key, UNSAID.sub("", key)}  # with the words that say what it is left out too
     if not found and (said_as | {WHAT_IT_IS.sub("", n) for n in said_as}) & _BRIEFING_SAID:

@@ -22,7 +22,7 @@ from ambient.wiring import AppState
 from mcp_server.voice_tasks import NAMED_FOR, TASKS_NAMED
 from tests.conftest import running_worker, unique
 from tests.support.api_replicas import api_env, api_replica
-from tests.support.servers import HANG
+from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
 from tests.voice.support import assert_speakable, say, voice_client, worker_state
 
@@ -294,8 +294,15 @@ async def test_a_kind_said_alone_finds_the_one_task_of_it_said_so_among_named_on
 ) -> None:
     """what_needs_me said a failing unnamed watch among named ones by its kind ("shop home、
     网页监控、billing"), and "网页监控" said back was asked about ("有 3 个任务符合…"): the
-    name the user heard found nothing (a review). Said alone, a kind is its one unnamed task."""
-    async with running_worker(dev_env.client, deps) as worker:
+    name the user heard found nothing (a review). Said alone, a watch's kind is its one
+    unnamed watch. Nothing says a reminder so: "提醒" paused the unnamed one of three
+    without asking, where the user meant standup's as much; it asks which."""
+    from tests.watches.site import Site, article
+
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    site.pages["/a"] = article("A page.")
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
         state = worker_state(dev_env.client, deps, worker.task_queue)
         user = unique("vk")
         async with deps.db.session() as session:
@@ -304,11 +311,15 @@ async def test_a_kind_said_alone_finds_the_one_task_of_it_said_so_among_named_on
         for hour, name in ((8, "standup"), (9, "water"), (10, None)):
             reminder = {"hour": hour, "message": f"m{hour}", "timezone": "UTC"}
             await state.tasks.create(user, "schedule", reminder, name)
+        for name in ("shop", "docs", None):
+            await state.tasks.create(user, "web_monitor", {"urls": [f"{base}/a"]}, name)
 
         async def listed() -> bool:
-            return len(await state.tasks.list(user)) == 3
+            return len(await state.tasks.list(user)) == 6
 
-        await eventually(listed, "three reminders listed")
+        await eventually(listed, "three reminders and three web monitors listed")
         async with voice_client(state, user) as voice:
-            answer = await say(voice, "task_status", name="提醒")
-        assert "符合" not in answer and "10" in answer, answer
+            watch = await say(voice, "task_status", name="网页监控")
+            reminder = await say(voice, "task_status", name="提醒")
+    assert "符合" not in watch and watch.startswith("网页监控"), watch
+    assert "符合" in reminder, reminder
