@@ -176,10 +176,14 @@ def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str
 # say it (`ambient.speech`'s "8点30分", "12点5分", "8点" on the hour).
 # A minute in one Chinese numeral says 分 ("八点五分"): "三点一线" is no time.
 _CLOCK = re.compile(
-    r"(?P<noon>下午|晚上|傍晚)?(?P<hour>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*点\s*"
+    r"(?P<part>早上|上午|凌晨|中午|下午|晚上|傍晚|半夜|午夜)?"
+    r"(?P<hour>[零一二两三四五六七八九十]{1,3}|\d{1,2})\s*点\s*"
     r"(?:(?P<half>半)|(?P<quarter>[一三])刻|(?P<minute>[零一二两三四五六七八九十]{2,3}|\d{1,2})"
-    r"\s*分?|(?P<one>[零一二两三四五六七八九])\s*分)?"
+    r"\s*分?|(?P<one>[零一二两三四五六七八九])\s*分|整)?"
 )
+# The parts of the day that put an hour of the 12-hour clock in the afternoon, and those
+# whose "十二点" is midnight ("晚上十二点" found the noon reminder).
+AFTERNOON, MIDNIGHT = {"下午", "晚上", "傍晚"}, {"晚上", "凌晨", "半夜", "午夜"}
 
 
 def clock_as_labelled(said: str) -> str:
@@ -197,8 +201,11 @@ def clock_as_labelled(said: str) -> str:
             minute = _number(said) if said else 0
         if hour is None or minute is None or hour > 24 or minute > 59:
             return match[0]
-        if match["noon"] and hour < 12:  # the labels' clock is of 24 hours ("15点")
-            hour += 12
+        part = match["part"]
+        if part in MIDNIGHT and hour == 12:
+            hour = 0
+        elif (part in AFTERNOON and hour < 12) or (part == "中午" and hour < 3):
+            hour += 12  # the labels' clock is of 24 hours ("15点"); 中午一点 is 13点
         return f"{int(hour)}点" + (f"{int(minute)}分" if minute else "")
 
     return _CLOCK.sub(labelled, said)

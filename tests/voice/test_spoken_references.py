@@ -1148,6 +1148,29 @@ def test_a_reminder_is_found_by_its_time_as_people_say_it() -> None:
     assert question.startswith("没找到叫“十点半的提醒”的任务。"), question
 
 
+def test_a_time_said_with_its_part_of_the_day_or_on_the_hour_finds_its_reminder() -> None:
+    """ "晚上十二点的提醒" paused the noon reminder beside a midnight one; "早上八点半",
+    "上午九点", "中午十二点" and "九点整" found nothing."""
+    times = {"00:00": "midnight", "12:00": "noon", "08:30": "morning", "09:00": "nine"}
+    reminders = {
+        key: _task(f"reminder/ops/00112233aa{n:02d}", f"Reminder, daily at {at} UTC, for ops")
+        for n, (at, key) in enumerate(times.items())
+    }
+    tasks = [*reminders.values(), _task("reminder/ops/00112233aa99", "Reminder, daily at 13:00")]
+    said = {
+        "晚上十二点的提醒": "midnight",
+        "半夜十二点的提醒": "midnight",
+        "中午十二点的提醒": "noon",
+        "早上八点半的提醒": "morning",
+        "上午八点半的提醒": "morning",
+        "早上8点半的提醒": "morning",
+        "上午九点的提醒": "nine",
+        "九点整的提醒": "nine",
+    }
+    assert {s: pick_task(tasks, s)[0] for s in said} == {s: reminders[k] for s, k in said.items()}
+    assert clock_as_labelled("中午一点") == "13点"
+
+
 def test_a_time_said_is_read_as_a_label_says_it_and_no_idiom_is_a_time() -> None:
     said = {
         "下午三点的提醒": "15点的提醒",
