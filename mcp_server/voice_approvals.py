@@ -16,8 +16,9 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ambient import no_answer
+from ambient.remediation.ladder import RUNG_NAMES_ZH, Rung
 from ambient.remediation.safety import may_approve
-from ambient.remediation.views import RemediationRefusedError, RemediationSummary
+from ambient.remediation.views import RUNG_NAMES, RemediationRefusedError, RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
 from ambient.wiring import AppState
@@ -183,15 +184,16 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
                 "(an admin grants it)"
             )
         rung = int(view.waiting.rung)
+        step = step_said(rung, view.mode)
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
         # The decision last made or asked at any device: its run's next rung is new to all.
         before = lately.anywhere.get("made", lately.anywhere.get("asked", {}))
         same = before.get("run_key") == run.run_key and before.get("approve") == approve
         moved_on = same and before.get("rung") != rung  # the run's next rung: nobody heard of it
-        if (len(waiting) > 1 or moved_on) and not confirmed:
+        if asks_first(len(waiting), moved_on, approve, view.mode) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
-            return _question(waiting, run, approve)
+            return _question(waiting, run, approve, step, moved_on=moved_on)
         said = reason or (asked["reason"] if asked and confirmed else "")
         # Noted before it is sent: one whose answer comes too late for this call may have been
         # made, and the run's next rung is asked about first.
@@ -216,29 +218,59 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
                 " yet. Ask me later what waits for you.",
             )
         return say(
-            f"好的，已{'批准' if made.approve else '拒绝'}{about}的修复。",
-            f"OK, {'approved' if made.approve else 'refused'} the fix for {about_en}.",
+            f"好的，已{'批准' if made.approve else '拒绝'}{about}修复的{step[0]}。",
+            f"OK, {'approved' if made.approve else 'refused'} {step[1]} of the fix for {about_en}.",
         )
 
     return await answer(ctx, speaker, work)
 
 
-def _question(waiting: list[RemediationSummary], run: RemediationSummary, approve: bool) -> str:
+def asks_first(waiting: int, moved_on: bool, approve: bool, mode: str | None) -> bool:
+    """Whether an answer is asked back before it is sent: one of several fixes waiting, a
+    run's next step nobody heard of, or an approval of a step that changes the cluster (not
+    a dry run's), one fix waiting or many ("批准第一个" approved an isolation the listener
+    never heard named)."""
+    return waiting > 1 or moved_on or (approve and mode != "dry_run")
+
+
+def step_said(rung: int, mode: str | None) -> tuple[str, str]:
+    """The step a fix waits to have approved, as the voice names it (zh, en): what it does,
+    its rung, and a dry run said so ("隔离（第 4 级）", "重启（第 1 级，演练）")."""
+    dry, dry_en = ("，演练", ", a dry run") if mode == "dry_run" else ("", "")
+    name = Rung(rung)
+    return (
+        f"{RUNG_NAMES_ZH[name]}（第 {rung} 级{dry}）",
+        f"step {rung} ({RUNG_NAMES[name]}{dry_en})",
+    )
+
+
+def _question(
+    waiting: list[RemediationSummary],
+    run: RemediationSummary,
+    approve: bool,
+    step: tuple[str, str],
+    *,
+    moved_on: bool,
+) -> str:
     verb, verb_en = ("批准", "approve") if approve else ("拒绝", "refuse")
     i = waiting.index(run)
-    if len(waiting) == 1:  # asked: this run's previous rung was just asked about or decided
+    about, about_en = run_about(run, among=waiting), run_about(run, english=True, among=waiting)
+    if len(waiting) == 1:  # the one fix: its next step, or a step that changes the cluster
+        moved, moved_en = (
+            (f"{about}的修复到了下一步，又在等你审批。", f"The fix for {about_en} moved on. ")
+            if moved_on
+            else ("", "")
+        )
         return say(
-            f"{run_about(run)}的修复到了下一步，又在等你审批。要{verb}吗？确认就再说一次{verb}。",
-            f"The fix for {run_about(run, english=True)} moved on to its next step and waits"
-            f" for you again. {verb_en.capitalize()} it? Say {verb_en} again to confirm.",
+            f"{moved}要{verb}{about}修复的{step[0]}吗？确认就再说一次{verb}。",
+            f"{moved_en}{verb_en.capitalize()} {step[1]} of the fix for {about_en}? Say"
+            f" {verb_en} again to confirm.",
         )
     return say(
         f"有 {len(waiting)} 个修复在等你审批。"
-        f"要{verb}第{ordinal_word(i)}个，{run_about(run, among=waiting)}的修复吗？"
-        f"确认就再说一次{verb}。",
+        f"要{verb}第{ordinal_word(i)}个，{about}修复的{step[0]}吗？确认就再说一次{verb}。",
         f"{len(waiting)} fixes wait for your approval. {verb_en.capitalize()} number {i + 1},"
-        f" the fix for {run_about(run, english=True, among=waiting)}? Say {verb_en} again to"
-        " confirm.",
+        f" {step[1]} of the fix for {about_en}? Say {verb_en} again to confirm.",
     )
 
 

@@ -167,9 +167,13 @@ async def test_an_english_user_hears_the_fixes_waiting_and_the_services_refusals
     assert which.startswith("Which one do you mean? Waiting for you: "), which
     assert beyond == "Only 2 fixes waiting for your approval: say which number."
     assert unknown.startswith("I found no “billing”. Waiting for you: "), unknown
-    assert asked.startswith("2 fixes wait for your approval. Approve number 1, the fix for "), asked
+    assert asked.startswith(
+        "2 fixes wait for your approval. Approve number 1, step 1 (restart, a dry run) of the "
+        "fix for "
+    ), asked
     assert asked.endswith(" on checkout? Say approve again to confirm."), asked
-    assert approved.startswith("OK, approved the fix for ") and "checkout" in approved, approved
+    assert approved.startswith("OK, approved step 1 (restart, a dry run) of the fix for ")
+    assert "checkout" in approved, approved
     assert refused == "I couldn't do that. You don't have that permission: ask an admin."
 
 

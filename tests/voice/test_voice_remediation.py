@@ -266,6 +266,19 @@ async def test_a_run_asked_to_execute_by_a_dry_run_user_is_said_theirs_to_approv
         assert "审批要先请管理员授权" not in needs and "批准" in needs, needs
 
 
+def test_a_step_is_named_and_one_that_changes_the_cluster_is_asked_about_first() -> None:
+    """One fix waiting: "批准第一个" approved it at once, "好的，已批准payment 的错误率的修复",
+    never saying the step was an isolation, or a dry run (a review). The step is named by what
+    it does, and one that changes the cluster (not a dry run's) is asked about first, one fix
+    waiting or many; a dry run's alone is approved at once, a refusal too."""
+    from mcp_server.voice_approvals import asks_first, step_said
+
+    assert step_said(4, "execute") == ("隔离（第 4 级）", "step 4 (isolate)")
+    assert step_said(1, "dry_run") == ("重启（第 1 级，演练）", "step 1 (restart, a dry run)")
+    assert asks_first(1, False, True, "execute") and asks_first(2, False, True, "dry_run")
+    assert not asks_first(1, False, True, "dry_run") and not asks_first(1, False, False, "execute")
+
+
 async def test_with_two_waiting_a_user_without_the_permission_is_refused_before_any_question(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -305,7 +318,7 @@ async def test_a_fix_is_said_by_its_metric_in_chinese_and_found_by_those_words(
             approved = await say(client, "approve_remediation", which="checkout 的错误率")
         status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
     assert needs == "有 1 个修复等你审批：第一个是checkout 的错误率。可以说“批准第一个”。", needs
-    assert approved == "好的，已批准checkout 的错误率的修复。", approved
+    assert approved == "好的，已批准checkout 的错误率修复的重启（第 1 级，演练）。", approved
     assert [a.approver for a in status.approvals] == [OWNER]
 
 
@@ -331,7 +344,8 @@ async def test_two_fixes_whose_metrics_are_said_alike_are_named_apart_and_found_
         "第三个是payments 的内存。可以说“批准第一个”。"
     ), needs
     assert asked == (
-        "有 3 个修复在等你审批。要批准第二个，checkout 的 cpu util的修复吗？确认就再说一次批准。"
+        "有 3 个修复在等你审批。要批准第二个，checkout 的 cpu util修复的重启（第 1 级，演练）吗？"
+        "确认就再说一次批准。"
     ), asked
 
 
@@ -405,11 +419,13 @@ async def test_fixes_alike_but_for_their_cluster_are_named_by_it_and_found_so(
         "（shanghai 集群）的错误率；第三个是payments 的错误率。可以说“批准第一个”。"
     ), needs
     assert asked == (
-        "有 3 个修复在等你审批。要批准第二个，checkout（shanghai 集群）的错误率的修复吗？"
-        "确认就再说一次批准。"
+        "有 3 个修复在等你审批。要批准第二个，checkout（shanghai 集群）的错误率修复的"
+        "重启（第 1 级，演练）吗？确认就再说一次批准。"
     ), asked
     assert again.startswith("有 3 个修复在等你审批。要批准第一个，"), again
-    assert made == "好的，已批准checkout（guangzhou 集群）的错误率的修复。", made
+    assert made == (
+        "好的，已批准checkout（guangzhou 集群）的错误率修复的重启（第 1 级，演练）。"
+    ), made
 
 
 CLUSTERS = [
@@ -460,8 +476,8 @@ async def test_clusters_tke_does_not_list_are_unnamed_without_asking_it_each_cal
             asked = await say(client, "approve_remediation", which="第二个")
             assert (needs, asked_tke()) == (UNNAMED, 1), (needs, asked_tke())
             assert asked == (
-                "有 2 个修复在等你审批。要批准第二个，checkout（prod）的错误率的修复吗？"
-                "确认就再说一次批准。"
+                "有 2 个修复在等你审批。要批准第二个，checkout（prod）的错误率修复的"
+                "重启（第 1 级，演练）吗？确认就再说一次批准。"
             ), asked
             if tke == "slow":
                 # The read that came late names them from the next call on, asked no more.
