@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from ambient.clients.tencent.client import LIST_READS
+from ambient.clients.tencent.clusters import Cluster
 from ambient.clients.tencent.errors import (
     TencentAnswerError,
     TencentAuthError,
@@ -111,20 +112,76 @@ async def cluster_health(ctx: Ctx, speaker: Spoken = None) -> str:
             )
         if not clusters:
             return say("这个账号下没有容器集群。", "This account has no container clusters.")
-        bad = [c for c in clusters if c.status.lower() != "running"]
-        if not bad:
+        bad = [c for c in clusters if c.status.lower() != "running" and not _changing(c)]
+        busy = [c for c in clusters if _changing(c)]
+        if not bad and not busy:
             if len(clusters) == 1:  # not "all 1 clusters"
                 return say("唯一的集群在正常运行。", "The cluster is running normally.")
             return say(
                 f"{len(clusters)} 个集群都在正常运行。",
                 f"All {len(clusters)} clusters are running normally.",
             )
-        # Three named at most; past them the list is said to go on ("等" / "and more").
-        names = [spoken_name(c.name) for c in bad[:3]]
-        more, more_en = (" 等", " and more") if len(bad) > len(names) else ("", "")
-        return say(
-            f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{'、'.join(names)}{more}。",
-            f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {', '.join(names)}{more_en}.",
-        )
+        # Three named at most, each with its state; past them the list is said to go on.
+        named = bad[:3]
+        said, said_en = _listed(named, len(bad))
+        if not bad:
+            said, said_en = (
+                f"{len(clusters)} 个集群都没有异常",
+                f"No cluster of {len(clusters)} is unhealthy",
+            )
+        else:
+            said = f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{said}"
+            said_en = f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {said_en}"
+        changing, changing_en = ("", "")
+        if busy and len(named) < 3:  # a sleeping or upgrading one: said as such, not unhealthy
+            listed, listed_en = _listed(busy[: 3 - len(named)], len(busy))
+            changing = f"；{len(busy)} 个正在变化：{listed}"
+            changing_en = f"; {len(busy)} changing state: {listed_en}"
+        return say(f"{said}{changing}。", f"{said_en}{changing_en}.")
 
     return await answer(ctx, speaker, work)
+
+
+# TKE's ClusterStatus values (the DescribeClusters reference) that are a cluster on its way
+# somewhere, not a failure: a sleeping (Idling) or upgrading one was "不正常".
+CHANGING = {
+    "trading": ("开通中", "being opened"),
+    "creating": ("创建中", "being created"),
+    "deleting": ("删除中", "being deleted"),
+    "idling": ("闲置中", "idling"),
+    "recovering": ("唤醒中", "waking up"),
+    "scaling": ("规模调整中", "being resized"),
+    "upgrading": ("升级中", "upgrading"),
+    "waittingforconnect": ("等待注册", "waiting to be registered"),
+    "nodeupgrading": ("节点升级中", "upgrading its nodes"),
+    "runtimeupgrading": ("节点运行时升级中", "upgrading its node runtime"),
+    "masterscaling": ("Master 扩缩容中", "scaling its masters"),
+    "clusterlevelupgrading": ("调整规格中", "changing its level"),
+    "resourcereverse": ("冲正中", "being reversed"),
+}
+# The states that are a failure, in the reference's words; any other is said as TKE says it.
+FAILED = {
+    "isolated": ("欠费隔离中", "isolated for an overdue bill"),
+    "pause": ("升级暂停", "paused in an upgrade"),
+    "resourceisolate": ("隔离中", "being isolated"),
+    "resourceisolated": ("已隔离", "isolated"),
+    "abnormal": ("异常", "abnormal"),
+}
+
+
+def _changing(cluster: Cluster) -> bool:
+    return cluster.status.lower() in CHANGING
+
+
+def _listed(clusters: list[Cluster], total: int) -> tuple[str, str]:
+    """Clusters named with their states ("dev（闲置中）"), "等" / "and more" past them."""
+    words = {**CHANGING, **FAILED}
+    said, said_en = [], []
+    for cluster in clusters:
+        state = cluster.status
+        zh, en = words.get(state.lower(), (state, state))
+        name = spoken_name(cluster.name)
+        said.append(f"{name}（{zh}）")
+        said_en.append(f"{name} ({en})")
+    more, more_en = (" 等", " and more") if total > len(clusters) else ("", "")
+    return "、".join(said) + more, ", ".join(said_en) + more_en

@@ -228,7 +228,7 @@ async def test_an_english_user_hears_cluster_health_in_english(
         state.tencent = standin_tencent(base)
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
-    assert health == "Unhealthy clusters, 1 of 2: staging."
+    assert health == "Unhealthy clusters, 1 of 2: staging (abnormal)."
 
 
 async def test_a_user_who_chose_no_language_hears_the_servers_default_language(

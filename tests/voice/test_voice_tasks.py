@@ -538,7 +538,25 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         state.tencent = standin_tencent(base)
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
-    assert health == "2 个集群里有 1 个不正常：staging。"
+    assert health == "2 个集群里有 1 个不正常：staging（异常）。"
+    # TKE's states of a cluster on its way somewhere are no failure: said as what they are.
+    api.clusters += [
+        {"ClusterId": "cls-cccc3333", "ClusterName": "dev", "ClusterStatus": "Idling"},
+        {"ClusterId": "cls-dddd4444", "ClusterName": "qa", "ClusterStatus": "Upgrading"},
+    ]
+    async with serve(api.app()) as base:
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, user) as client:
+            mixed = await say(client, "cluster_health")
+    calm = TencentApi(clusters=[c for c in api.clusters if c["ClusterStatus"] != "Abnormal"])
+    async with serve(calm.app()) as base:
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, user) as client:
+            changing = await say(client, "cluster_health")
+    assert mixed == (
+        "4 个集群里有 1 个不正常：staging（异常）；2 个正在变化：dev（闲置中）、qa（升级中）。"
+    )
+    assert changing == "3 个集群都没有异常；2 个正在变化：dev（闲置中）、qa（升级中）。"
 
 
 async def test_recent_errors_say_the_latest_briefings_log_errors_too(
@@ -608,10 +626,13 @@ async def test_unhealthy_clusters_past_the_three_named_are_said_to_go_on(
             await _user(deps, user, language)
             async with voice_client(state, user) as client:
                 said[language] = await say(client, "cluster_health")
-    assert said[Language.ZH] == "5 个集群里有 4 个不正常：alpha、bravo、charlie 等。", said
-    assert said[Language.EN] == ("Unhealthy clusters, 4 of 5: alpha, bravo, charlie and more."), (
-        said
-    )
+    assert said[Language.ZH] == (
+        "5 个集群里有 4 个不正常：alpha（异常）、bravo（异常）、charlie（异常） 等。"
+    ), said
+    assert said[Language.EN] == (
+        "Unhealthy clusters, 4 of 5: alpha (abnormal), bravo (abnormal), charlie (abnormal) and"
+        " more."
+    ), said
 
 
 async def test_recent_errors_name_a_task_without_a_name_by_its_kind_in_words(
