@@ -25,12 +25,17 @@ UNKNOWN_TOOL_READING = "这个我还不会做。可以问我任务状态、待�
 UNKNOWN_TOOL_READING_EN = (
     "I can't do that yet. Ask me about a task's status, what needs you, or recent errors."
 )
+# Said to a voice no one here may be heard as: a stranger, or a user who has not allowed
+# this speaker. The owner can do nothing for the second (their consent is their own), so the
+# way on is said for both.
 UNKNOWN_SPEAKER = (
-    "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
+    "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。"
+    "如果你在这里有账号，请在自己的设置里登记声纹并允许这台音箱。"
 )
 UNKNOWN_SPEAKER_EN = (
     "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
-    " Ask the owner to register your voiceprint in the settings."
+    " If you have an account here, set your voiceprint and allow this speaker in your own"
+    " settings."
 )
 # A read that needs a worker while none runs (ambient.no_answer.QUERY_TIMEOUT): said plainly.
 WORKER_SILENT = "后台的工作进程没有响应，现在查不到实时状态。请检查它是否在运行。"

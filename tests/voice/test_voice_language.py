@@ -98,7 +98,8 @@ async def test_an_english_user_hears_every_tool_and_refusal_in_english_and_chine
     assert said["resumed"] == "OK, morning standup is running again."
     assert said["stranger"] == (
         "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
-        " Ask the owner to register your voiceprint in the settings."
+        " If you have an account here, set your voiceprint and allow this speaker in your own"
+        " settings."
     )
     # Both watches failed and never recovered: not "all is well".
     assert said["needs"] == (
