@@ -126,7 +126,7 @@ class LazyGroup(TyperGroup):
                 # The database a command migrates first (as `ambient migrate`): a newer
                 # release's, or data a migration cannot carry over, said as `migrate` says it.
                 raise fail(str(exc)) from None
-            settings = discovered_settings()
+            settings = discovered_settings(check_key=False)  # describing, not sending
             problem = temporal_problem(exc, settings) or database_problem(exc, settings)
             if problem is None:
                 raise

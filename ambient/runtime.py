@@ -90,8 +90,10 @@ def read_runtime(data_dir: Path, *, check_alive: bool = True) -> RuntimeInfo | N
     return info
 
 
-def discovered_settings(**overrides: Any) -> Settings:
-    """Settings for a command: env and `.env` first, then the running `ambient dev`'s file."""
+def discovered_settings(*, check_key: bool = True, **overrides: Any) -> Settings:
+    """Settings for a command: env and `.env` first, then the running `ambient dev`'s file.
+    ``check_key``: a command that would reach that stack without the key it encrypts with is
+    refused (`PayloadKeyMissingError`); off where a failure is only being described."""
     settings = Settings(**overrides)
     if (info := read_runtime(settings.data_dir)) is None:
         return settings
@@ -100,7 +102,8 @@ def discovered_settings(**overrides: Any) -> Settings:
         if "local_llm_port" not in settings.model_fields_set:
             overrides = {**overrides, "local_llm_port": info.local_llm_port}
         settings = Settings(**overrides, local_llm=True)
-    if info.payload_key_id is not None and settings.payload_key is None:
+    reaches_it = "temporal_address" not in settings.model_fields_set  # not another Temporal
+    if check_key and reaches_it and info.payload_key_id is not None and not settings.payload_key:
         raise PayloadKeyMissingError(
             f"the stack running in {settings.data_dir} encrypts payloads (key id "
             f"{info.payload_key_id}): set AMBIENT_PAYLOAD_KEY to its key (in the .env the stack "

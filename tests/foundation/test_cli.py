@@ -456,6 +456,17 @@ def test_a_command_without_the_key_of_a_stack_that_encrypts_is_refused_before_it
         refused = CliRunner().invoke(app, args, env=env)
         assert refused.exit_code == 2, (args, refused.output)
         assert "encrypts payloads (key id k1): set AMBIENT_PAYLOAD_KEY" in refused.output, args
+    # Another Temporal named (env wins over the stack's file): this stack's key is no matter.
+    elsewhere = f"127.0.0.1:{_closed_port()}"
+    other = CliRunner().invoke(
+        app, ["task", "list"], env=env | {"AMBIENT_TEMPORAL_ADDRESS": elsewhere}
+    )
+    assert f"Temporal is unreachable at {elsewhere}" in other.output, other.output
+    # A command that sends no payload (migrate) failing otherwise says its own failure.
+    database = f"postgresql+asyncpg://u:p@127.0.0.1:{_closed_port()}/x"
+    failed = CliRunner().invoke(app, ["migrate"], env=env | {"AMBIENT_DATABASE_URL": database})
+    assert failed.exit_code == 1 and "encrypts payloads" not in failed.output, failed.output
+    assert failed.exception is None or isinstance(failed.exception, SystemExit), failed.output
     env["AMBIENT_PAYLOAD_KEY"] = new_key()
     keyed = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in keyed.output, keyed.output
