@@ -21,7 +21,14 @@ from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.kube import KubeClients
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import NO_TIME, NO_WAY_ON, SERVED_AGAIN, SQL_MAX_ROWS
+from ambient.clients.tencent.logs import (
+    NO_TIME,
+    NO_WAY_ON,
+    SERVED_AGAIN,
+    SQL_LIMIT,
+    SQL_MAX_ROWS,
+    sql_part,
+)
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError, told
@@ -176,11 +183,14 @@ def logs(
             markup=False,
         )
     elif not found.complete and found.analysis:  # --limit counts lines, not an SQL's rows
-        err_console.print(
-            f"the SQL answered its first {len(found.analysis)} rows: add 'limit N' to the "
-            f"SQL for more (at most {SQL_MAX_ROWS:,})",
-            markup=False,
-        )
+        rows = len(found.analysis)
+        if rows >= SQL_MAX_ROWS:
+            more = "the most an analysis answers: narrow the query or the hours"
+        elif SQL_LIMIT.search(sql_part(query) or ""):
+            more = f"its own limit: raise it for more (at most {SQL_MAX_ROWS:,})"
+        else:
+            more = f"add 'limit N' to the SQL for more (at most {SQL_MAX_ROWS:,})"
+        err_console.print(f"the SQL answered its first {rows:,} rows, {more}", markup=False)
     if skipped := found.skipped_lines:  # a file's unreadable lines, CLS logs without a time
         err_console.print(f"{skipped} unreadable line{'' if skipped == 1 else 's'} skipped")
 

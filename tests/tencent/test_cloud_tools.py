@@ -560,7 +560,11 @@ async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
     sql = ["--query", "* | select level, count(*) as n group by level", "--limit", "1000"]
     rows = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "logs", "t-1", *sql], env=env)
     assert rows.exit_code == 0, rows.output
-    assert "the SQL answered its first 100 rows: add 'limit N' to the SQL" in rows.output
+    assert "the SQL answered its first 100 rows, add 'limit N' to the SQL" in rows.output
+    # An SQL that says its own limit is told to raise it, not to add one.
+    sql[1] += " limit 120"
+    rows = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "logs", "t-1", *sql], env=env)
+    assert "the SQL answered its first 120 rows, its own limit: raise it" in rows.output
 
 
 async def test_cloud_logs_and_alarms_say_their_times_in_the_terminals_zone(
