@@ -121,6 +121,11 @@ async def cluster_health(ctx: Ctx, speaker: Spoken = None) -> str:
                 f"{len(clusters)} 个集群都在正常运行。",
                 f"All {len(clusters)} clusters are running normally.",
             )
+        if not bad and len(clusters) == 1:  # not "1 个集群都没有异常"
+            said, said_en = _listed(busy, 1)
+            return say(
+                f"唯一的集群正在变化：{said}。", f"The cluster is changing state: {said_en}."
+            )
         # Three named at most, each with its state; past them the list is said to go on.
         named = bad[:3]
         said, said_en = _listed(named, len(bad))

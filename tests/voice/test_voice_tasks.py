@@ -557,6 +557,12 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         "4 个集群里有 1 个不正常：staging（异常）；2 个正在变化：dev（闲置中）、qa（升级中）。"
     )
     assert changing == "3 个集群都没有异常；2 个正在变化：dev（闲置中）、qa（升级中）。"
+    alone = TencentApi(clusters=[c for c in calm.clusters if c["ClusterName"] == "dev"])
+    async with serve(alone.app()) as base:
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, user) as client:
+            one = await say(client, "cluster_health")
+    assert one == "唯一的集群正在变化：dev（闲置中）。", one
 
 
 async def test_recent_errors_say_the_latest_briefings_log_errors_too(
