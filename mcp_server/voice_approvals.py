@@ -1,8 +1,9 @@
 """The voice profile's approvals: a waiting remediation approved or refused by voice.
 
 Which run a decision names is the model's reading of the speaker's words, so with two or more
-waiting the run is named back and asked first (docs/xiaozhi.md); the answer is sent to the run
-asked about (its run key), never to whichever of the alert's runs is latest.
+waiting the run is named back and asked first, and so is an approval of a step that changes
+the cluster, one run waiting or many (docs/xiaozhi.md); the answer is sent to the run asked
+about (its run key), never to whichever of the alert's runs is latest.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from mcp_server.voice_prompt import Reference, Spoken
 from mcp_server.voice_references import names_nothing, ordinal_word
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
-# words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
-# So the first call names the run back and asks; the same decision on the same rung of the same
-# run (one life of it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named
-# again, or by a reference that names nothing ("批准。", "确认") right after the question. "它"
+# words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11);
+# an approval of a step that changes the cluster is asked about alone too (`asks_first`).
+# So the first call names the run and its step back and asks; the same decision on the same
+# rung of the same run (one life of it: its run key) within CONFIRM_WINDOW, from any replica,
+# makes it — named again, or by a reference that names nothing ("批准。", "确认") right after
+# the question. "它"
 # after the question is the run asked about, for the other decision too (asked in turn). A
 # decision made ends the question, so a "yes" never carries over to the run's next rung; and
 # the same decision on the next rung of a run whose rung was just asked about or decided (a

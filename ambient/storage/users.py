@@ -196,9 +196,9 @@ class UserRepository(Repository):
         return user
 
     async def by_voiceprint(self, voiceprint: str) -> User | None:
-        """The user with this voiceprint id or name (kept apart from every other user's, and
-        unique whatever its case, so matched so), as a voice tool's speaker is found."""
-        return await self.session.scalar(select(User).where(speaks_as(voiceprint.strip())))
+        """The user with this voiceprint id, or of this name who set none (unique whatever its
+        case, so matched so), as a voice tool's speaker is found (`voiced_by`)."""
+        return await self.session.scalar(select(User).where(voiced_by(voiceprint.strip())))
 
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
