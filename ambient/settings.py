@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +28,8 @@ from ambient.domain.notify import sender_mailbox
 from ambient.domain.users import Language, validate_timezone
 
 TASK_QUEUE = "ambient-ops"
+# A Kubernetes service link's value (tcp://10.0.0.1:8000, of a Service named ambient-api).
+SERVICE_LINK = ("tcp://", "udp://", "sctp://")
 # The model `make llm` installs and `--local-llm` serves (ambient/local_llm.py).
 LOCAL_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
@@ -412,6 +415,16 @@ class Settings(BaseSettings):
         for key_id, key in keys.items():
             _as_key(key.get_secret_value(), f"{key_id!r}: ")
         return keys
+
+    @field_validator("api_port", "metrics_port", mode="before")
+    @classmethod
+    def _not_a_service_link(cls, value: object, info: ValidationInfo) -> object:
+        """Kubernetes puts AMBIENT_API_PORT=tcp://10.0.0.1:8000 in every pod of a namespace
+        with a Service named ambient-api (its service links): every command then exited 2 on
+        "Input should be a valid integer". Such a value is no port of ours: the default."""
+        if isinstance(value, str) and value.startswith(SERVICE_LINK):
+            return cls.model_fields[str(info.field_name)].default
+        return value
 
     @field_validator("fetch_allow_cidrs")
     @classmethod

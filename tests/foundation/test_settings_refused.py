@@ -129,8 +129,14 @@ def test_ports_only_ambient_dev_reads_are_no_setting_other_commands_refuse(tmp_p
         "status",
         AMBIENT_TEMPORAL_PORT="tcp://10.0.0.1:7233",
         AMBIENT_UI_PORT="",
+        # A Service named ambient-api or ambient-metrics: the same, for ports every command
+        # reads ("AMBIENT_API_PORT: Input should be a valid integer", exit 2, before).
+        AMBIENT_API_PORT="tcp://10.0.0.1:8000",
+        AMBIENT_METRICS_PORT="tcp://10.0.0.2:9464",
     )
     assert "settings refused" not in done.stderr, done.stderr
+    linked = Settings(api_port="tcp://10.0.0.1:8000", _env_file=None)  # type: ignore[call-arg,arg-type]
+    assert (linked.api_port, linked.metrics_port) == (8000, 9464)
 
 
 def test_a_temporal_address_written_as_an_http_url_is_read_as_its_host_and_port() -> None:
