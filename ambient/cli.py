@@ -252,8 +252,12 @@ def worker() -> None:
     with loading():
         from worker import MetricsPortTakenError, NamespaceMissingError, run_worker
 
+    from ambient.runtime import discovered_settings
+
     setup_logging()
-    settings = Settings()
+    # Beside a running `ambient dev`, its Temporal (as every other command finds it): one
+    # more worker for that stack.
+    settings = discovered_settings()
     _require_migrated(settings)
     try:
         asyncio.run(run_worker(settings))

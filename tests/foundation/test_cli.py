@@ -413,6 +413,12 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     env = _offline_env(tmp_path)
     found = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in found.output
+    # A worker started beside the stack joins it: it tried localhost:7233 and said the
+    # stack's address was unreachable, which listened.
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    joined = CliRunner().invoke(app, ["worker"], env=env | {"AMBIENT_METRICS_PORT": "0"})
+    assert joined.exit_code == 1, joined.output
+    assert f"Temporal is unreachable at {recorded}" in joined.output, joined.output
     status = CliRunner().invoke(app, ["status", "--json"], env=env)
     report = json.loads(status.output)
     assert status.exit_code == 1 and report["temporal_address"] == recorded
