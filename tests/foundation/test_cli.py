@@ -413,12 +413,6 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     env = _offline_env(tmp_path)
     found = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in found.output
-    # A worker started beside the stack joins it: it tried localhost:7233 and said the
-    # stack's address was unreachable, which listened.
-    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
-    joined = CliRunner().invoke(app, ["worker"], env=env | {"AMBIENT_METRICS_PORT": "0"})
-    assert joined.exit_code == 1, joined.output
-    assert f"Temporal is unreachable at {recorded}" in joined.output, joined.output
     status = CliRunner().invoke(app, ["status", "--json"], env=env)
     report = json.loads(status.output)
     assert status.exit_code == 1 and report["temporal_address"] == recorded
@@ -480,6 +474,46 @@ def test_a_command_without_the_key_of_a_stack_that_encrypts_is_refused_before_it
     del env["AMBIENT_PAYLOAD_KEY"]
     plain = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in plain.output, plain.output
+
+
+async def test_a_worker_started_beside_a_dev_stack_joins_its_temporal(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    """`ambient worker` beside a running `ambient dev` tried localhost:7233 and said the
+    stack's address, which listened, was unreachable (it read the stack's file only to word
+    its error). It joins the stack: it polls the stack's Temporal."""
+    from ambient import status
+
+    address = dev_env.client.service_client.config.target_host
+    info = RuntimeInfo(pid=os.getpid(), temporal_address=address, api_host="127.0.0.1", api_port=1)
+    write_runtime(tmp_path, info)
+    queue = unique("joined")
+    env = _offline_env(tmp_path) | {
+        "AMBIENT_TEMPORAL_TASK_QUEUE": queue,
+        "AMBIENT_METRICS_PORT": "0",
+        "AMBIENT_TEMPORAL_PORT": str(_closed_port()),  # no localhost:7233 to fall back on
+    }
+    migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped below
+        [sys.executable, "-m", "ambient.cli", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        async def polling() -> bool | None:
+            if worker.poll() is not None:
+                raise AssertionError(worker.stdout.read() if worker.stdout else "")
+            client = dev_env.client
+            return await status._pollers(client, client.namespace, queue) > 0 or None
+
+        await eventually(polling, "the worker polling the stack's Temporal")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=HANG)
 
 
 def test_a_file_whose_pid_is_another_process_now_is_ignored(tmp_path: Path) -> None:
