@@ -185,6 +185,10 @@ def readable(product: str, action: str) -> Iterator[None]:
         raise said from None
 
 
+# The SDK's code for a request that never got its answer over the network.
+NETWORK_ERROR = "ClientNetworkError"
+
+
 def told(exc: Exception) -> str:
     """What a door says of an error a read raised: as a write's (``readable``), so a read
     refused names what to fix and its RequestId too."""
@@ -315,6 +319,14 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "invalid_parameter", f"Tencent Cloud refused {where}: {exc.message}"
     if exc.code.startswith(INVALID_PREFIXES):
         return "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
+    if isinstance(exc, TencentRetryableError) and exc.code == NETWORK_ERROR:
+        # Refused, unresolvable or cut off before an answer: a passing outage seldom, a wrong
+        # endpoint, DNS or proxy often (a retry alone was all it said, and the same each time).
+        return "unavailable", (
+            f"Tencent Cloud's API could not be reached for {where}; try again, and if it "
+            f"lasts, check the way to it (DNS, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT). "
+            f"{exc.message}"
+        )
     if isinstance(exc, TencentRetryableError):
         return "unavailable", f"Tencent Cloud is unavailable for {where}; try again. {exc.message}"
     return "failed", f"{where} failed: {exc.message}"

@@ -38,6 +38,7 @@ from ambient.clients.tencent.writes import CloudRequest, send
 from ambient.cloud.errors import failure, told
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
+from tests.support.tencent import standin_tencent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -905,6 +906,24 @@ async def test_a_rate_limit_of_a_named_kind_is_said_busy_as_the_plain_one_is(
     assert said.kind == "unavailable", said
     assert str(said).startswith(
         f"Tencent Cloud is busy for GetMonitorData ({code}) (too many requests at once); "
+    ), str(said)
+
+
+async def test_an_api_that_cannot_be_reached_names_the_way_to_check_not_a_retry_alone() -> None:
+    """A wrong AMBIENT_TENCENTCLOUD_ENDPOINT (refused, or a name that does not resolve) was
+    said "Tencent Cloud is unavailable for DescribeClusters (ClientNetworkError); try again",
+    the same after every retry: what to check is said too."""
+    from tests.foundation.test_cli import _closed_port
+
+    closed = standin_tencent(f"http://127.0.0.1:{_closed_port()}", backoff=0.01)
+    with pytest.raises(TencentRetryableError) as failed:
+        await list_clusters(closed)
+    said = failure(failed.value)
+    assert said.kind == "unavailable", said
+    assert str(said).startswith(
+        "Tencent Cloud's API could not be reached for DescribeClusters (ClientNetworkError); "
+        "try again, and if it lasts, check the way to it (DNS, a proxy, "
+        "AMBIENT_TENCENTCLOUD_ENDPOINT)."
     ), str(said)
 
 
