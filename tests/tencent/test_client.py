@@ -913,9 +913,9 @@ async def test_an_api_that_cannot_be_reached_names_the_way_to_check_not_a_retry_
     """A wrong AMBIENT_TENCENTCLOUD_ENDPOINT (refused, or a name that does not resolve) was
     said "Tencent Cloud is unavailable for DescribeClusters (ClientNetworkError); try again",
     the same after every retry: what to check is said too."""
-    from tests.foundation.test_cli import _closed_port
+    from tests.support.servers import free_port
 
-    closed = standin_tencent(f"http://127.0.0.1:{_closed_port()}", backoff=0.01)
+    closed = standin_tencent(f"http://127.0.0.1:{free_port()}", backoff=0.01)
     with pytest.raises(TencentRetryableError) as failed:
         await list_clusters(closed)
     said = failure(failed.value)
