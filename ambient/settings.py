@@ -496,13 +496,32 @@ def settings_unread(exc: SettingsError) -> str:
 
 
 def settings_refusal(exc: ValidationError) -> str:
-    """Why the settings were refused, one line naming each variable (never its value)."""
+    """Why the settings were refused, one line naming each variable (never its value) and,
+    inside one holding JSON, the place in it ("AMBIENT_SECRETS: wecom.users: ...").
+    pydantic's names of a union's members are no place: left out, and the error of a member
+    the value is not of (a string asked of an object) with them."""
+    errors = exc.errors(include_url=False, include_input=False)
+    places = [[str(part) for part in error["loc"]] for error in errors]
     said = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error, place in zip(errors, places, strict=True):
+        kept = [part for part in place if not _union_tag(part)]
+        if len(kept) < len(place) and any(
+            other != place and other[: len(kept)] == kept and len(other) > len(kept)
+            for other in places
+        ):
+            continue  # another member's error says what is wrong inside the value
         message = str(error["msg"]).removeprefix("Value error, ")
-        where = "_".join(str(part) for part in error["loc"]).upper()
-        said.append(f"AMBIENT_{where}: {message}" if where else message)
+        variable = f"AMBIENT_{kept[0].upper()}" if kept else ""
+        inside = ".".join(kept[1:])
+        where = f"{variable}: {inside}" if inside else variable
+        said.append(f"{where}: {message}" if where else message)
     return "settings refused: " + "; ".join(said)
+
+
+def _union_tag(part: str) -> bool:
+    """pydantic's name for one member of a union in an error's place: a validator chain
+    ("lax-or-strict[...]") or a model's class name ("ServerSecret")."""
+    return "[" in part or part in {ServerSecret.__name__}
 
 
 def _as_key(value: str, where: str) -> None:

@@ -52,6 +52,12 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             "AMBIENT_PAYLOAD_OLD_KEYS: 'k0': payload key must be 32 bytes",
         ),
         ({"AMBIENT_PAYLOAD_OLD_KEYS": "k0=abc"}, "AMBIENT_PAYLOAD_OLD_KEYS: not JSON"),
+        # A place inside a JSON setting: pydantic's union names were its words
+        # ("AMBIENT_SECRETS_WECOM_LAX-OR-STRICT[LAX=JSON-OR-PYTHON[...": a string asked of it).
+        (
+            {"AMBIENT_SECRETS": '{"wecom": {"value": "x", "users": "alice"}}'},
+            "settings refused: AMBIENT_SECRETS: wecom.users: Input should be a valid list",
+        ),
         # A URL SQLAlchemy cannot parse, or a driver that is not async: a traceback, exit 1.
         ({"AMBIENT_DATABASE_URL": "garbage"}, "AMBIENT_DATABASE_URL: not a database URL"),
         (
