@@ -10,7 +10,11 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, TypeVar
+
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.service import RPCError
 
 from ambient import no_answer
 from ambient.bridge.serving import call_arrived
@@ -109,6 +113,30 @@ async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speak
     return who, row is not None and in_english(state, row.language)
 
 
+# How long an answer out of time asks Temporal whether it is there at all: a server gone
+# refuses at once; one that hangs is as good as gone to a voice that has waited its budget.
+TEMPORAL_PROBE = 0.7
+
+
+async def _temporal_gone(ctx: Ctx) -> bool:
+    """Whether Temporal answers no health check within TEMPORAL_PROBE, asked once: a server
+    killed after the client had connected left every call retrying until the voice's budget
+    was spent, said "the system is slow" where a client that never connected heard it down."""
+    try:
+        client = app_state(ctx).temporal
+        async with asyncio.timeout(TEMPORAL_PROBE):
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=TEMPORAL_PROBE)
+            )
+    except RPCError as exc:
+        return exc.status in no_answer.UNREACHABLE
+    except TimeoutError:
+        return True
+    except Exception:  # no state, no client: not known to be down
+        return False
+    return False
+
+
 async def answer(
     ctx: Ctx, speaker: str | None, work: Callable[[AppState, str], Awaitable[str]]
 ) -> str:
@@ -129,6 +157,8 @@ async def answer(
     except TimeoutError as exc:
         if database_down(exc):  # a connect that timed out (OSError)
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
+        if await _temporal_gone(ctx):  # died after the client connected: its calls retried
+            return say(sentences.TEMPORAL_DOWN, sentences.TEMPORAL_DOWN_EN)
         return say(
             "系统这会儿响应太慢，我没等到结果，请稍后再问。",
             "The system is slow right now and I got no answer in time. Please ask again later.",

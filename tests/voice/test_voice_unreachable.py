@@ -341,3 +341,65 @@ async def test_a_cluster_list_that_changes_at_each_read_is_said_so_not_as_tencen
     # Each read from its first page (the stand-in answers in order whatever is asked).
     asked = [(action, params.get("Offset")) for _, action, params in api.calls]
     assert asked == [("DescribeClusters", 0), ("DescribeClusters", 100)] * LIST_READS
+
+
+class _Cut:
+    """A TCP path to ``target`` on loopback that can be cut: its listener closed and every
+    connection through it dropped, as a Temporal server that died does to a client that had
+    connected."""
+
+    def __init__(self, target: str) -> None:
+        self.host, port = target.rsplit(":", 1)
+        self.port = int(port)
+        self.links: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", free_port())
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for link in self.links:
+            link.transport.abort()
+        await self.server.wait_closed()
+
+
+@pytest.mark.usefixtures("product_voice_budget")
+async def test_a_temporal_that_died_after_connecting_is_said_as_down_not_slow(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """Temporal killed under a running stack: every voice answer waited out its budget and
+    said "系统这会儿响应太慢…请稍后再问" (the client had connected, so its calls retried
+    until the time was spent), where a client that never connected was told Temporal is down.
+    An answer out of time asks Temporal once more, a moment, and says it is down."""
+    user = unique("vk")
+    await make_user(deps.db, user)
+    path = _Cut(dev_env.client.service_client.config.target_host)
+    address = await path.start()
+    settings = deps.settings.model_copy(update={"temporal_address": address})
+    client = await temporal.connect(settings)
+    async with mcp_as(deps, user, temporal=client, settings=settings, voice=True) as voice:
+        before = await say(voice, "what_needs_me")
+        assert before != TEMPORAL_DOWN, before
+        await path.cut()
+        # greet keeps its own "greet me again" (its run may still answer a moment later).
+        after = {tool: await say(voice, tool, **args) for tool, args in CALLS[1:]}
+    assert after == dict.fromkeys(after, TEMPORAL_DOWN), after
