@@ -102,7 +102,12 @@ def discovered_settings(*, check_key: bool = True, **overrides: Any) -> Settings
         if "local_llm_port" not in settings.model_fields_set:
             overrides = {**overrides, "local_llm_port": info.local_llm_port}
         settings = Settings(**overrides, local_llm=True)
-    reaches_it = "temporal_address" not in settings.model_fields_set  # not another Temporal
+    # The stack's Temporal: the recorded one, or the same address given (a stack on an
+    # external Temporal records that address, and its .env gives it to every command too).
+    reaches_it = (
+        "temporal_address" not in settings.model_fields_set
+        or settings.temporal_address.lower() == info.temporal_address.lower()
+    )
     if check_key and reaches_it and info.payload_key_id is not None and not settings.payload_key:
         raise PayloadKeyMissingError(
             f"the stack running in {settings.data_dir} encrypts payloads (key id "

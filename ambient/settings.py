@@ -416,7 +416,7 @@ class Settings(BaseSettings):
             _as_key(key.get_secret_value(), f"{key_id!r}: ")
         return keys
 
-    @field_validator("api_port", "metrics_port", mode="before")
+    @field_validator("api_port", "metrics_port", "smtp_port", "local_llm_port", mode="before")
     @classmethod
     def _not_a_service_link(cls, value: object, info: ValidationInfo) -> object:
         """Kubernetes puts AMBIENT_API_PORT=tcp://10.0.0.1:8000 in every pod of a namespace
@@ -502,19 +502,20 @@ def settings_refusal(exc: ValidationError) -> str:
     the value is not of (a string asked of an object) with them."""
     errors = exc.errors(include_url=False, include_input=False)
     places = [[str(part) for part in error["loc"]] for error in errors]
-    said = []
-    for error, place in zip(errors, places, strict=True):
-        kept = [part for part in place if not _union_tag(part)]
+    kepts = [[part for part in place if not _union_tag(part)] for place in places]
+    said: list[str] = []
+    for error, place, kept in zip(errors, places, kepts, strict=True):
         if len(kept) < len(place) and any(
-            other != place and other[: len(kept)] == kept and len(other) > len(kept)
-            for other in places
+            len(other) > len(kept) and other[: len(kept)] == kept for other in kepts
         ):
-            continue  # another member's error says what is wrong inside the value
+            continue  # another member's error says what is wrong deeper inside the value
         message = str(error["msg"]).removeprefix("Value error, ")
         variable = f"AMBIENT_{kept[0].upper()}" if kept else ""
         inside = ".".join(kept[1:])
         where = f"{variable}: {inside}" if inside else variable
-        said.append(f"{where}: {message}" if where else message)
+        line = f"{where}: {message}" if where else message
+        if line not in said:  # two members refusing one place alike: said once
+            said.append(line)
     return "settings refused: " + "; ".join(said)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from ambient.clients.kube_errors import KubeError, KubeForbiddenError, TkeClusterNotFoundError
 from ambient.clients.tencent import writes
+from ambient.clients.tencent.credentials import NO_ROLE_KEYS
 from ambient.clients.tencent.errors import (
     CLOCK_SKEW,
     RATE_LIMITS,
@@ -319,9 +320,15 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "invalid_parameter", f"Tencent Cloud refused {where}: {exc.message}"
     if exc.code.startswith(INVALID_PREFIXES):
         return "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
-    if isinstance(exc, TencentRetryableError) and exc.code == NETWORK_ERROR:
-        # Refused, unresolvable or cut off before an answer: a passing outage seldom, a wrong
-        # endpoint, DNS or proxy often (a retry alone was all it said, and the same each time).
+    if (
+        isinstance(exc, TencentRetryableError)
+        and exc.code == NETWORK_ERROR
+        and not exc.unanswered
+        and not exc.message.startswith(NO_ROLE_KEYS)  # the metadata service's, not the API's
+    ):
+        # Refused or unresolvable, never sent (not an answer lost on the way, `unanswered`): a
+        # passing outage seldom, a wrong endpoint, DNS or proxy often (a retry alone was all it
+        # said, and the same each time).
         return "unavailable", (
             f"Tencent Cloud's API could not be reached for {where}; try again, and if it "
             f"lasts, check the way to it (DNS, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT). "

@@ -456,6 +456,11 @@ def test_a_command_without_the_key_of_a_stack_that_encrypts_is_refused_before_it
         refused = CliRunner().invoke(app, args, env=env)
         assert refused.exit_code == 2, (args, refused.output)
         assert "encrypts payloads (key id k1): set AMBIENT_PAYLOAD_KEY" in refused.output, args
+    # The stack's own Temporal given by address (an external one it records): refused too.
+    same = CliRunner().invoke(
+        app, ["task", "list"], env=env | {"AMBIENT_TEMPORAL_ADDRESS": recorded}
+    )
+    assert same.exit_code == 2 and "encrypts payloads" in same.output, same.output
     # Another Temporal named (env wins over the stack's file): this stack's key is no matter.
     elsewhere = f"127.0.0.1:{_closed_port()}"
     other = CliRunner().invoke(
@@ -490,8 +495,7 @@ async def test_a_worker_started_beside_a_dev_stack_joins_its_temporal(
     queue = unique("joined")
     env = _offline_env(tmp_path) | {
         "AMBIENT_TEMPORAL_TASK_QUEUE": queue,
-        "AMBIENT_METRICS_PORT": "0",
-        "AMBIENT_TEMPORAL_PORT": str(_closed_port()),  # no localhost:7233 to fall back on
+        "AMBIENT_METRICS_PORT": "0",  # the stack's worker holds the default one
     }
     migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
     assert migrated.exit_code == 0, migrated.output

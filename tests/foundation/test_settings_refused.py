@@ -58,6 +58,12 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             {"AMBIENT_SECRETS": '{"wecom": {"value": "x", "users": "alice"}}'},
             "settings refused: AMBIENT_SECRETS: wecom.users: Input should be a valid list",
         ),
+        # Neither member's shape: each says it at the place (once said nothing at all).
+        (
+            {"AMBIENT_SECRETS": '{"wecom": 5}'},
+            "settings refused: AMBIENT_SECRETS: wecom: Input should be a valid string; "
+            "AMBIENT_SECRETS: wecom: Input should be a valid dictionary",
+        ),
         # A URL SQLAlchemy cannot parse, or a driver that is not async: a traceback, exit 1.
         ({"AMBIENT_DATABASE_URL": "garbage"}, "AMBIENT_DATABASE_URL: not a database URL"),
         (
@@ -139,6 +145,8 @@ def test_ports_only_ambient_dev_reads_are_no_setting_other_commands_refuse(tmp_p
         # reads ("AMBIENT_API_PORT: Input should be a valid integer", exit 2, before).
         AMBIENT_API_PORT="tcp://10.0.0.1:8000",
         AMBIENT_METRICS_PORT="tcp://10.0.0.2:9464",
+        AMBIENT_SMTP_PORT="tcp://10.0.0.3:25",
+        AMBIENT_LOCAL_LLM_PORT="tcp://10.0.0.4:8091",
     )
     assert "settings refused" not in done.stderr, done.stderr
     linked = Settings(api_port="tcp://10.0.0.1:8000", _env_file=None)  # type: ignore[call-arg,arg-type]

@@ -925,6 +925,15 @@ async def test_an_api_that_cannot_be_reached_names_the_way_to_check_not_a_retry_
         "try again, and if it lasts, check the way to it (DNS, a proxy, "
         "AMBIENT_TENCENTCLOUD_ENDPOINT)."
     ), str(said)
+    # Sent and its answer lost (a read timed out), or the CVM role's metadata service not
+    # answering: no endpoint to check, "unavailable; try again" as before.
+    lost = TencentRetryableError("ClientNetworkError", "Read timed out")
+    lost.unanswered = True
+    role = TencentRetryableError(
+        "ClientNetworkError", "no temporary keys for the CVM role 'ops': metadata: timed out"
+    )
+    for other in (lost, role):
+        assert "AMBIENT_TENCENTCLOUD_ENDPOINT" not in str(failure(other, "cvm", "X")), other
 
 
 async def test_a_log_search_with_no_room_or_a_reversed_window_is_refused_before_any_call(

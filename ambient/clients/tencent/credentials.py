@@ -13,6 +13,9 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 
 from ambient.clients.tencent.errors import ROLE_UNAVAILABLE
 
+# How a CVM role's keys not had from the metadata service begin (not Tencent Cloud's API).
+NO_ROLE_KEYS = "no temporary keys for the CVM role"
+
 
 def credential_from_env(cvm_role: str | None = None) -> Any | None:
     """Keys from the environment, else the CVM role if named; None when neither."""
@@ -67,11 +70,11 @@ def role_unavailable(url: str, role: str) -> TencentCloudSDKException:
     where = "the instance's metadata service (metadata.tencentyun.com)"
     if not lasting:
         return TencentCloudSDKException(
-            "ClientNetworkError", f"no temporary keys for the CVM role {role!r}: {where}: {why}"
+            "ClientNetworkError", f"{NO_ROLE_KEYS} {role!r}: {where}: {why}"
         )
     return TencentCloudSDKException(
         ROLE_UNAVAILABLE,
-        f"no temporary keys for the CVM role {role!r} from {where}: {why}; run on a CVM with "
+        f"{NO_ROLE_KEYS} {role!r} from {where}: {why}; run on a CVM with "
         "that role bound to it (check the role's name), or set TENCENTCLOUD_SECRET_ID and "
         "TENCENTCLOUD_SECRET_KEY",
     )
