@@ -550,6 +550,22 @@ async def test_two_briefing_updates_at_once_are_both_answered_truthfully(
         assert any(a["note"] is None for _, a in said), told
 
 
+async def _replaced(client: Client, user: str, queue: str, config: BriefingConfig) -> None:
+    """``user``'s running briefing replaced by a run of ``config``, as another request's new
+    config replaces it (the running one terminated, its input carried over)."""
+    task_id = task_id_for(user)
+    _, run = await records.running_input(client, task_id)
+    assert run is not None
+    await client.start_workflow(
+        DailyBriefingWorkflow.run,
+        run.model_copy(update={"config": config}),
+        id=task_id,
+        task_queue=queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+        search_attributes=temporal.search_attributes(KIND, user, state="active"),
+    )
+
+
 @pytest.mark.parametrize("ended", [False, True], ids=["status", "get_task"])
 async def test_a_read_whose_run_another_config_replaces_under_it_reads_the_new_run(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, ended: bool
@@ -571,18 +587,9 @@ async def test_a_read_whose_run_another_config_replaces_under_it_reads_the_new_r
     # No worker takes the read now: it waits on the run, which a new config then replaces.
     reading = asyncio.create_task(service.read_status(rin, ended=ended))
     await asyncio.sleep(1)
-    task_id = task_id_for(rin)
-    _, run = await records.running_input(dev_env.client, task_id)
-    assert run is not None and not reading.done()
+    assert not reading.done()
     changed = config.model_copy(update={"window_end": "11:00"})
-    await dev_env.client.start_workflow(
-        DailyBriefingWorkflow.run,
-        run.model_copy(update={"config": changed}),
-        id=task_id,
-        task_queue=queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
-        search_attributes=temporal.search_attributes(KIND, rin, state="active"),
-    )
+    await _replaced(dev_env.client, rin, queue, changed)
     async with build_worker(dev_env.client, deps, task_queue=queue):
         status = await reading
     assert status is not None and status.config == changed
@@ -600,7 +607,6 @@ async def test_a_run_replaced_between_the_reads_look_and_its_query_is_read_as_th
     await make_user(deps.db, sam)
     config = BriefingConfig(timezone="Asia/Shanghai", language="en")
     changed = config.model_copy(update={"window_end": "11:00"})
-    task_id = task_id_for(sam)
     describe = WorkflowHandle.describe
     replaced = False
 
@@ -609,16 +615,7 @@ async def test_a_run_replaced_between_the_reads_look_and_its_query_is_read_as_th
         described = await describe(self, *args, **kwargs)
         if not replaced and self.run_id is None:
             replaced = True  # another request's new config lands right after this look
-            _, run = await records.running_input(dev_env.client, task_id)
-            assert run is not None
-            await dev_env.client.start_workflow(
-                DailyBriefingWorkflow.run,
-                run.model_copy(update={"config": changed}),
-                id=task_id,
-                task_queue=queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
-                search_attributes=temporal.search_attributes(KIND, sam, state="active"),
-            )
+            await _replaced(dev_env.client, sam, queue, changed)
         return described
 
     async with running_worker(dev_env.client, deps) as worker:
