@@ -267,8 +267,10 @@ class Greeting:
         except no_answer.CUT_SHORT:
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then), and the
-            # user's next greeting here is that request again.
+            # user's next greeting here is that request again. Unless Temporal itself is gone
+            # (killed after the client connected): said as such, not "greet me again".
             unheard()
+            await self._unless_temporal_gone()
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
         except asyncio.CancelledError:
             unheard()  # the call ended under it (its connection handed over): as cut short
@@ -283,6 +285,8 @@ class Greeting:
             if no_answer.unanswered(exc) and not no_answer.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
                 unheard()
+                if no_answer.timed_out(exc):
+                    await self._unless_temporal_gone()
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             refused = no_answer.refused_request(no_answer.refusal(exc), request="the greeting")
             raise BriefingError(refused) from None
@@ -308,6 +312,13 @@ class Greeting:
             # user's next greeting hears it.
             _unheard[user] = (request_id, clock())
             raise
+
+    async def _unless_temporal_gone(self) -> None:
+        """Raise Temporal's own refusal when it does not answer at all (asked once, a second
+        at most): every door says that as Temporal down."""
+        _, down = await no_answer.out_of_time(self.client)
+        if down is not None:
+            raise down
 
     async def _spoken(
         self, user: str, result: GreetResult, *, via: str, audio: bool, until: float
