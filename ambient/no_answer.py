@@ -234,6 +234,20 @@ def worker_trouble(text: str) -> Literal["failing", "silent"] | None:
 FAILING_ATTEMPT = 3
 
 
+async def temporal_silent(client: Client, within: timedelta) -> RPCError | None:
+    """Temporal's own refusal of a health check asked once, ``within`` at most (no retry):
+    the error when Temporal itself does not answer (unreachable, or silent past ``within``),
+    else None."""
+    try:
+        await client.workflow_service.get_system_info(
+            GetSystemInfoRequest(), retry=False, timeout=within
+        )
+    except RPCError as exc:
+        if exc.status in UNREACHABLE:
+            return exc
+    return None
+
+
 async def out_of_time(
     client: Client, workflow_id: str | None = None
 ) -> tuple[str, RPCError | None]:
@@ -249,13 +263,8 @@ async def out_of_time(
 
     if room() <= timedelta(0):
         return silent_worker(), None
-    try:
-        await client.workflow_service.get_system_info(
-            GetSystemInfoRequest(), retry=False, timeout=room()
-        )
-    except RPCError as exc:
-        if exc.status in UNREACHABLE:
-            return exc.message, exc
+    if (down := await temporal_silent(client, room())) is not None:
+        return down.message, down
     if workflow_id is not None and room() > timedelta(0):
         try:
             described = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=room())

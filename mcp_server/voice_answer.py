@@ -13,8 +13,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCStatusCode
 
 from ambient import no_answer
 from ambient.bridge.serving import call_arrived
@@ -125,16 +124,12 @@ async def _temporal_gone(ctx: Ctx) -> bool:
     try:
         client = app_state(ctx).temporal
         async with asyncio.timeout(TEMPORAL_PROBE):
-            await client.workflow_service.get_system_info(
-                GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=TEMPORAL_PROBE)
-            )
-    except RPCError as exc:
-        # Refused or its connection gone, not a probe that ran out of time on a loaded host:
-        # that is the slowness the answer says.
-        return exc.status is RPCStatusCode.UNAVAILABLE
-    except Exception:  # out of time too, or no state, no client: not known to be down
+            down = await no_answer.temporal_silent(client, timedelta(seconds=TEMPORAL_PROBE))
+    except Exception:  # out of time, or no state, no client: not known to be down
         return False
-    return False
+    # Refused or its connection gone, not a probe that ran out of time on a loaded host: that
+    # is the slowness the answer says.
+    return down is not None and down.status is RPCStatusCode.UNAVAILABLE
 
 
 async def answer(
