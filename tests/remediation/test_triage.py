@@ -55,7 +55,7 @@ from tests.support.waits import ask, eventually
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
-from workflows.remediation_triage import AlertTriageWorkflow
+from workflows.remediation_triage import START_THROUGH_CANCEL, AlertTriageWorkflow
 
 USER = "night"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -199,8 +199,8 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
     """Runs started before ids named the workload are gone (a remediation lasts hours, and a
     release two back is drained): a triage no longer looks for them, an activity before each
     start. The patch that took that look away (no-older-id-join) went through Temporal's
-    lifecycle: the history holds no marker of it (the one it holds is remediation-start-
-    abandoned's)."""
+    lifecycle: the history holds no marker of it (the one it holds is triage-start-through-
+    cancel's)."""
     _, tencent = cloud
     deps.tencent = tencent
     remediation_settings(
@@ -231,8 +231,8 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
         for e in history.events
         if e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
-    # None: the triage asks no patch (a cancel of it never reaches the runs it starts).
-    assert patches == []
+    # One: a start the triage's cancel cut is asked again (the runs it starts never hear it).
+    assert patches == [{"id": START_THROUGH_CANCEL, "deprecated": False}]
     joins = [
         e
         for e in history.events
