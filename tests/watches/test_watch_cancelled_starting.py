@@ -21,9 +21,11 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
+from activities import remediation as remediation_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
+from ambient.remediation.joins import join
 from ambient.remediation.runs import TriageInput
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
@@ -187,3 +189,62 @@ async def test_the_triage_cancelled_while_a_remediation_starts_does_not_cancel_i
     assert parent[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, parent
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED not in started
     assert described.status is WorkflowExecutionStatus.RUNNING, described.status
+
+
+async def test_the_triage_cancelled_while_it_joins_a_run_ends_canceled_not_on_to_the_next(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second night's triage finds its alerts' runs going on and joins them; cancelled
+    while its first join is in flight, it ends Canceled. It used to take the cut join as a
+    failed one, go on to join the next alert and end Completed, its cancel lost."""
+    _, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approval_timeout_minutes=24 * 60
+    )
+    await add_user(deps, TRIAGED)
+    entered, release = asyncio.Event(), asyncio.Event()
+    joins: list[str] = []
+
+    async def held_join(*args: Any, **kwargs: Any) -> Any:
+        joins.append(args[4])
+        if len(joins) == 1:
+            entered.set()
+            await release.wait()
+        return await join(*args, **kwargs)
+
+    monkeypatch.setattr(remediation_activities, "join", held_join)
+    started: list[str] = []
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            first = await dev_env.client.start_workflow(
+                AlertTriageWorkflow.run,
+                TriageInput(user=TRIAGED, mode="dry_run"),
+                id=unique("alert-triage"),
+                task_queue=worker.task_queue,
+            )
+            started = (await first.result()).started
+            assert len(started) == 2, started
+            handle = await dev_env.client.start_workflow(
+                AlertTriageWorkflow.run,
+                TriageInput(user=TRIAGED, mode="dry_run"),
+                id=unique("alert-triage"),
+                task_queue=worker.task_queue,
+            )
+            await asyncio.wait_for(entered.wait(), HANG)
+            await handle.cancel()
+            await asyncio.sleep(0.5)  # the cut join's activity task answered, or not
+            release.set()
+            await _canceled(handle)
+            kinds = _kinds_of(await handle.fetch_history())
+    finally:
+        release.set()
+        for rid in started:
+            with contextlib.suppress(Exception):
+                await dev_env.client.get_workflow_handle(rid).terminate("test over")
+    assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, kinds
+    # The cut join asked again; the second alert's run never joined.
+    assert set(joins) == {joins[0]} and joins[0] in started, joins
