@@ -315,16 +315,26 @@ def _problems(status: PublicStatus) -> list[str]:
 POLLED_WITHIN = timedelta(seconds=75)
 
 
-async def _pollers(client: Client, namespace: str, task_queue: str) -> int:
-    """The workers polling the queue now: each identity the server saw poll it lately."""
+BOTH_KINDS = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+
+
+async def pollers(
+    client: Client,
+    namespace: str,
+    task_queue: str,
+    kinds: tuple[TaskQueueType.ValueType, ...] = BOTH_KINDS,
+    timeout: timedelta = PROBE_TIMEOUT,  # noqa: ASYNC109 (a gRPC deadline, not a wait)
+) -> int:
+    """The workers polling the queue now (its ``kinds`` of tasks): each identity the server
+    saw poll it lately. Raises the server's refusal (RPCError)."""
     identities: set[str] = set()
     since = datetime.now(UTC) - POLLED_WITHIN
-    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+    for kind in kinds:
         response = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
             ),
-            timeout=PROBE_TIMEOUT,
+            timeout=timeout,
         )
         identities.update(
             poller.identity
@@ -379,16 +389,16 @@ async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
 async def system_status(settings: Settings, client: Client, db: Database) -> SystemStatus:
     """Probe Temporal, our task queue's pollers and the database; never raises."""
     errors: list[str] = []
-    temporal_ok, pollers, missing, namespace_missing = False, 0, list[str](), False
+    temporal_ok, polling, missing, namespace_missing = False, 0, list[str](), False
     try:
         await client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=PROBE_TIMEOUT)
         temporal_ok = True
-        pollers = await _pollers(client, settings.temporal_namespace, settings.temporal_task_queue)
+        polling = await pollers(client, settings.temporal_namespace, settings.temporal_task_queue)
         missing = await _missing_attributes(client, settings.temporal_namespace)
     except Exception as exc:
         errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
         namespace_missing = no_answer.namespace_missing(exc)
-    if temporal_ok and not pollers:
+    if temporal_ok and not polling:
         # Tasks are created and never run: no worker takes them (none started, or one on
         # another queue).
         errors.append(
@@ -415,7 +425,7 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         temporal_address=settings.temporal_address,
         namespace=settings.temporal_namespace,
         task_queue=settings.temporal_task_queue,
-        workers_polling=pollers,
+        workers_polling=polling,
         database_reachable=db_ok,
         database_current=db_current,
         database=db.engine.dialect.name,

@@ -16,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import (
     Client,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
+from temporalio.service import RPCError
 
 from ambient import no_answer
 from ambient.briefing.errors import (
@@ -32,6 +34,7 @@ from ambient.briefing.errors import (
     update_id_of,
 )
 from ambient.briefing.models import (
+    NO_WORKER,
     NOT_IN_TIME,
     NOT_SET_UP,
     NOT_SET_UP_ADMIN_NO_MODEL,
@@ -48,8 +51,10 @@ from ambient.clients.tencent.client import TencentCloud, calls_within
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.domain.users import MAX_USER_NAME, Language
+from ambient.request_deadline import bounded
 from ambient.settings import Settings
 from ambient.speech import cleaned
+from ambient.status import pollers
 from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.users import registered, user_named
@@ -270,8 +275,7 @@ class Greeting:
             # user's next greeting here is that request again. Unless Temporal itself is gone
             # (killed after the client connected): said as such, not "greet me again".
             unheard()
-            await self._unless_temporal_gone()
-            return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
+            return await self._not_in_time(user)
         except asyncio.CancelledError:
             unheard()  # the call ended under it (its connection handed over): as cut short
             raise
@@ -286,7 +290,7 @@ class Greeting:
                 # No worker answered (yet): a spoken answer, not an error.
                 unheard()
                 if no_answer.timed_out(exc):
-                    await self._unless_temporal_gone()
+                    return await self._not_in_time(user)
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             refused = no_answer.refused_request(no_answer.refusal(exc), request="the greeting")
             raise BriefingError(refused) from None
@@ -313,12 +317,28 @@ class Greeting:
             _unheard[user] = (request_id, clock())
             raise
 
-    async def _unless_temporal_gone(self) -> None:
-        """Raise Temporal's own refusal when it does not answer at all (asked once, a second
-        at most): every door says that as Temporal down."""
+    async def _not_in_time(self, user: str) -> GreetResult:
+        """A greeting no worker answered in time: Temporal's own refusal raised when it does
+        not answer at all (every door says that as Temporal down); "no worker runs" when none
+        polled the queue lately (asked again, it never answers: a user greeting again and again
+        heard "greet me again" each time); else "greet me again". Each asked once, a second
+        at most."""
         _, down = await no_answer.out_of_time(self.client)
         if down is not None:
             raise down
+        try:
+            polling = await pollers(
+                self.client,
+                self.settings.temporal_namespace,
+                self.settings.temporal_task_queue,
+                (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,),
+                timedelta(seconds=bounded(1.0)),
+            )
+        except RPCError:
+            polling = None  # unknown: as slow
+        if polling == 0:
+            return await self._said(user, GreetOutcome.UNAVAILABLE, NO_WORKER)
+        return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
 
     async def _spoken(
         self, user: str, result: GreetResult, *, via: str, audio: bool, until: float

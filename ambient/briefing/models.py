@@ -253,6 +253,11 @@ NOT_IN_TIME = (
     "你好！简报这次没有及时回答，请再叫我一次。",
     "Hello! The briefing did not answer in time: greet again in a moment.",
 )
+NO_WORKER = (
+    "你好！简报的后台程序没有在运行，请管理员启动它，然后再叫我。",
+    "Hello! The briefing's worker is not running: ask your administrator to start it, then "
+    "greet me again.",
+)
 
 
 def greeting_text(

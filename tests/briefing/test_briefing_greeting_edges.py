@@ -24,9 +24,10 @@ from ambient.briefing.greeting import GREET_ROUND_TRIP
 from ambient.briefing.models import GreetOutcome, GreetRequest, GreetResult
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.domain.users import Role, UserCreate
+from ambient.domain.users import Language, Role, UserCreate
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.users import UserRepository, not_registered
+from ambient.watches.configs import task_id_for
 from tests.briefing.harness import Stack, briefing_stack, make_user
 from tests.conftest import unique
 from tests.support.record import save_history
@@ -63,6 +64,29 @@ async def test_a_greeting_with_the_worker_down_before_its_query_hears_not_in_tim
     answer = await service.greet("ivy", via="voice", request_id="worker-down", within=3)
     assert answer.outcome is GreetOutcome.PREPARING
     assert "did not answer in time" in answer.text
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_greeting_no_worker_polls_for_hears_the_worker_is_not_running(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, language: str
+) -> None:
+    """No worker has polled the briefing's queue lately (none started, or one stopped minutes
+    ago): ivy heard "greet me again" at every greeting, which never answered. She hears that
+    the worker is not running, for an administrator to start it."""
+    user = unique("ivy")  # the run of each language lives on: one user each
+    await make_user(deps.db, user)
+    heard = {"temporal_task_queue": unique("tq"), "default_language": Language(language)}
+    settings = deps.settings.model_copy(update=heard)
+    # The dev server: the time-skipping one answers no DescribeTaskQueue.
+    service = BriefingService(dev_env.client, settings, deps.db, tencent=deps.tencent)
+    await service.create(user, BriefingConfig(timezone="Asia/Shanghai", language=language))
+    try:
+        answer = await service.greet(user, via="voice", request_id="nobody", within=3)
+    finally:
+        await dev_env.client.get_workflow_handle(task_id_for(user)).terminate("test over")
+    assert answer.outcome is GreetOutcome.UNAVAILABLE, answer
+    said = {"en": "worker is not running", "zh": "后台程序没有在运行"}[language]
+    assert said in answer.text, answer.text
 
 
 async def test_a_greeting_while_a_new_config_replaces_the_run_is_kept_or_said_again(

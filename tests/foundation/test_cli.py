@@ -512,7 +512,7 @@ async def test_a_worker_started_beside_a_dev_stack_joins_its_temporal(
             if worker.poll() is not None:
                 raise AssertionError(worker.stdout.read() if worker.stdout else "")
             client = dev_env.client
-            return await status._pollers(client, client.namespace, queue) > 0 or None
+            return await status.pollers(client, client.namespace, queue) > 0 or None
 
         await eventually(polling, "the worker polling the stack's Temporal")
     finally:

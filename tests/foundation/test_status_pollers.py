@@ -28,7 +28,7 @@ async def test_a_worker_that_stopped_polling_is_not_counted_once_its_poll_is_old
     polling = asyncio.create_task(client.workflow_service.poll_workflow_task_queue(poll))
 
     async def counted() -> int:
-        return await status._pollers(client, client.namespace, queue)
+        return await status.pollers(client, client.namespace, queue)
 
     for _ in range(100):  # the poll reaches the server
         if await counted():
