@@ -34,7 +34,7 @@ from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_clusters import cluster_health
 from mcp_server.voice_errors import recent_errors
 from mcp_server.voice_needs import greet, what_needs_me
-from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS
+from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS, READ_ONLY_INSTRUCTIONS
 from mcp_server.voice_tasks import pause_task, resume_task, task_status
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def build_voice_server(
         stdio_user=stdio_user,
         http_auth=http_auth,
         name="ambient-voice",
-        instructions=INSTRUCTIONS,
+        instructions=READ_ONLY_INSTRUCTIONS if read_only else INSTRUCTIONS,
         cls=VoiceServer,
         voice_tokens=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from typer.testing import CliRunner
 from ambient.speech import MAX_SPOKEN, speakable
 from mcp_server.voice_sentences import NO_ACCOUNT, UNKNOWN_TOOL_READING
 from tests.voice.support import assert_speakable
+
+
+def _tools_named(instructions: str | None) -> set[str]:
+    """The tool names a server's instructions tell its model to call."""
+    routes = [line for line in (instructions or "").splitlines() if line.startswith("- ")]
+    return {name for line in routes for name in re.findall(r"(?:: |, )([a-z_]+)(?=[,;]|$)", line)}
 
 
 async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path: Path) -> None:
@@ -33,6 +40,8 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
     async with Client(params) as client:
         tools = [t.name for t in (await client.list_tools()).tools]
         result = await client.call_tool("recent_errors", {"hours": 6})
+        told = _tools_named(client.instructions)
+    assert told and told <= set(tools), told - set(tools)
     assert len(tools) <= 10 and "greet" in tools and "list_tasks" not in tools
     assert not result.is_error
     text = getattr(result.content[0], "text", "")
@@ -42,6 +51,10 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
     async with Client(params) as client:
         listed = (await client.list_tools()).tools
         refused = await client.call_tool("approve_remediation", {})
+        told = _tools_named(client.instructions)
+    # Its instructions name only the tools it serves: they routed greetings, approvals and
+    # pauses to tools the model was not given.
+    assert told == {t.name for t in listed}, told
     assert listed and all(t.annotations and t.annotations.read_only_hint for t in listed)
     assert {t.name for t in listed} == {
         "what_needs_me",
