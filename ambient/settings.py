@@ -373,6 +373,24 @@ class Settings(BaseSettings):
             )
         return plain
 
+    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
+    @classmethod
+    def _tls_file(cls, path: Path | None) -> Path | None:
+        # Read at each connect: a wrong path was a FileNotFoundError traceback there.
+        if path is not None and not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a file (a PEM file the process can read)")
+        return path
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        # mTLS needs both halves: one alone failed the handshake with the SDK's words.
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "AMBIENT_TEMPORAL_TLS_CERT and AMBIENT_TEMPORAL_TLS_KEY are set together "
+                "(the client certificate and its private key), or neither"
+            )
+        return self
+
     @field_validator("remediation_change_windows")
     @classmethod
     def _change_windows(cls, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -179,7 +179,9 @@ class FailureConverter(DefaultFailureConverterWithEncodedAttributes):
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
-    if not (settings.temporal_tls or settings.temporal_tls_cert or settings.temporal_api_key):
+    # A CA alone is TLS to a server with a private CA (it was ignored: plain text was sent).
+    given = settings.temporal_tls_cert or settings.temporal_tls_ca or settings.temporal_api_key
+    if not (settings.temporal_tls or given):
         return False
 
     def read(path: Path | None) -> bytes | None:

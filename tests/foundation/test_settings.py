@@ -91,6 +91,8 @@ def test_every_path_setting_written_from_home_in_a_dotenv_file_is_expanded(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("".join(f"AMBIENT_{n.upper()}=~/{n}\n" for n in names))
+    for tls in names[1:4]:
+        (tmp_path / tls).touch()  # a TLS file must be there
     settings = Settings()
     assert {n: getattr(settings, n) for n in names} == {n: tmp_path / n for n in names}
 

@@ -94,6 +94,15 @@ def _ambient(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
             {"AMBIENT_TEMPORAL_ADDRESS": "localhost"},
             "AMBIENT_TEMPORAL_ADDRESS: 'localhost': host:port",
         ),
+        # Read at each connect: a FileNotFoundError traceback there, from every command.
+        (
+            {"AMBIENT_TEMPORAL_TLS_CA": "/nowhere/ca.pem"},
+            "AMBIENT_TEMPORAL_TLS_CA: '/nowhere/ca.pem' is not a file",
+        ),
+        (
+            {"AMBIENT_TEMPORAL_TLS_CERT": str(ROOT / "README.md")},
+            "AMBIENT_TEMPORAL_TLS_CERT and AMBIENT_TEMPORAL_TLS_KEY are set together",
+        ),
         # libpq's and many hosts' spelling: SQLAlchemy has no dialect of that name to load.
         (
             {"AMBIENT_DATABASE_URL": f"postgres://ops:{SECRET}@db.internal/ambient"},
@@ -159,3 +168,15 @@ def test_a_temporal_address_written_as_an_http_url_is_read_as_its_host_and_port(
     for written in ("https://ns.acct.tmprl.cloud:7233", "http://localhost:7233/"):
         settings = Settings(temporal_address=written, _env_file=None)  # type: ignore[call-arg]
         assert settings.temporal_address == written.split("://")[1].rstrip("/")
+
+
+def test_a_temporal_ca_alone_connects_over_tls(tmp_path: Path) -> None:
+    """A self-hosted Temporal with a private CA: the CA alone was ignored, and the client
+    spoke plain text to a TLS frontend."""
+    from ambient.temporal import tls_config
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    tls = tls_config(Settings(temporal_tls_ca=ca))
+    assert not isinstance(tls, bool) and tls.server_root_ca_cert == ca.read_bytes()
+    assert tls_config(Settings()) is False
