@@ -29,8 +29,10 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from lightkube.resources.apps_v1 import Deployment
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert, remediation_id
@@ -133,6 +135,7 @@ async def remediated_through_a_kill(
     api: KubeApi,
     subject: Alert,
     kill_at: Callable[[ApiCall], bool],
+    settings: dict[str, str] | None = None,
 ) -> RemediationStatus:
     """``subject`` remediated in execute mode by `ambient worker` processes against ``api``:
     the first is killed once the write ``kill_at`` picks is stored, before its answer goes
@@ -162,6 +165,7 @@ async def remediated_through_a_kill(
         # A run that climbs to rung 3 (approval from rung 3, the default) is handed over in
         # seconds: a test that fails ends with what the run did, not a half-hour wait.
         env["AMBIENT_REMEDIATION_APPROVAL_TIMEOUT_MINUTES"] = "0.05"
+        env.update(settings or {})
         with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
             first.append(worker)
             handle = await dev_env.client.start_workflow(
@@ -280,3 +284,77 @@ async def test_a_worker_killed_after_the_scale_out_patch_does_not_scale_the_depl
     actions = [r.detail for r in rows if r.action == "action"]
     assert [(a["rung"], a["already_applied"]) for a in actions] == [(1, False), (2, True)]
     assert actions[1]["patch"] == {"deployment/prod/checkout": sent}
+
+
+def stamped_by(call: ApiCall) -> str | None:
+    """The step key any write stamps on its object (a Deployment, Service, ConfigMap), by a
+    merge patch or a JSON patch (a rollback's)."""
+    if isinstance(call.body, list):
+        path = "/metadata/annotations/" + STEP_ANNOTATION.replace("/", "~1")
+        return next((str(op["value"]) for op in call.body if op.get("path") == path), None)
+    if not isinstance(call.body, dict):
+        return None
+    stamp: str | None = call.body.get("metadata", {}).get("annotations", {}).get(STEP_ANNOTATION)
+    return stamp
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_inside_the_full_rollback_writes_none_of_its_objects_twice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Rung 5 writes more than one object: the Deployment back to the release before the
+    incident, then the Service rung 4 isolated. The worker is killed once the Service write is
+    stored, the Deployment's made before it: the retry writes neither again, and the run
+    ends resolved with each object written once by the rung."""
+    v1, v2 = "registry/checkout:v1", "registry/checkout:v2"
+    api = KubeApi()
+    api.add_configmap("prod", "checkout-env", {"MODE": "fast"})
+    api.add_deployment("prod", "checkout", v1, replicas=2, configmaps=["checkout-env"])
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    api.failing_images = {v2}
+    async with serve(api.app()) as base:  # the bad release v2, as kubectl would ship it
+        config = tmp_path / "setup-kubeconfig"
+        config.write_text(yaml.safe_dump(kubeconfig({"crash-test": base})))
+        client = client_from_kubeconfig(path=config, context="crash-test")
+        shipped = {
+            "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": v2}]}}}
+        }
+        await client.patch(Deployment, "checkout", shipped, namespace="prod")
+        await client.close()
+    api.calls.clear()
+    async with error_rate(healthy_from=5) as (site, url):
+        # User-facing and critical: a score that buys the whole ladder.
+        labels = {"tier": "critical", "user_facing": "true"}
+        subject = alert(url, cluster_id="crash-test", settle_seconds=0, labels=labels)
+
+        def full_rollbacks_service_stored(call: ApiCall) -> bool:
+            return call.kind == "services" and (stamped_by(call) or "").endswith("#5")
+
+        status = await remediated_through_a_kill(
+            dev_env,
+            deps,
+            tmp_path,
+            api,
+            subject,
+            full_rollbacks_service_stored,
+            {"AMBIENT_REMEDIATION_APPROVAL_FROM_RUNG": "0"},
+        )
+
+    assert status.state == "resolved", status
+    rungs = [(a.rung, a.applied) for a in status.attempts]
+    assert rungs[-1] == (Rung.FULL_ROLLBACK, True), rungs
+    assert status.attempts[-1].already_applied  # the retry found the killed attempt's writes
+    by_rung5 = [
+        (c.method, c.kind, c.path.rsplit("/", 1)[-1])
+        for c in api.writes()
+        if (stamped_by(c) or "").endswith("#5")
+    ]
+    # Each object the full rollback changed, written once, the killed attempt's writes kept.
+    assert sorted(by_rung5) == [
+        ("PATCH", "deployments", "checkout"),
+        ("PATCH", "services", "checkout"),
+    ], by_rung5
+    deployment = api.deployments[("prod", "checkout")]
+    assert [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]] == [v1]
+    assert api.services[("prod", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    assert site.log[-1] == HEALTHY
