@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,7 +25,7 @@ from ambient.domain.users import (
 from ambient.refusals import Refusal
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import Database, Repository, take_turn
-from ambient.storage.models import VOICEPRINT_INDEX, User
+from ambient.storage.models import VOICEPRINT_INDEX, User, XiaozhiDevice, XiaozhiEndpoint
 
 TOKEN_PREFIX = "amb_"
 VOICE_TOKEN_PREFIX = "ambv_"  # opens /mcp/voice only
@@ -301,11 +301,24 @@ class UserRepository(Repository):
 
     async def rotate_token(self, user: User, *, actor: str | None = None) -> str:
         """A new API token for ``user`` (shown once): the one before stops working, and so does
-        the voice token, which that token could issue (a leak's remedy ends both)."""
+        all it could open that acts as the user (a leak's remedy ends them): the voice token,
+        the 小智 devices' tokens and the xiaozhi.me 接入点 (a leak's own 接入点 kept serving
+        approvals as the user; the bridge lets go of a removed one at its next scan)."""
         token = new_api_token()
         had_voice = user.voice_token_hash is not None
         await self._tokens_swapped(user, api_token_hash=hash_token(token), voice_token_hash=None)
-        await self._token_audited(user, "user.token.rotated", actor, voice_token_revoked=had_voice)
+        ended = {}
+        for table in (XiaozhiDevice, XiaozhiEndpoint):
+            gone = await self.session.execute(delete(table).where(table.user == user.name))
+            ended[table.__tablename__] = cast(CursorResult[Any], gone).rowcount
+        await self._token_audited(
+            user,
+            "user.token.rotated",
+            actor,
+            voice_token_revoked=had_voice,
+            devices_removed=ended[XiaozhiDevice.__tablename__],
+            endpoints_removed=ended[XiaozhiEndpoint.__tablename__],
+        )
         return token
 
     async def _tokens_swapped(self, user: User, **hashes: str | None) -> None:

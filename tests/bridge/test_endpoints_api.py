@@ -82,6 +82,37 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         assert connection.close_reason == "1001 endpoint released"
 
 
+async def test_a_rotated_token_ends_the_endpoints_and_devices_it_could_have_made(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    """A leaked API token registered a 接入点 (its own broker) and a 小智 device; the owner
+    rotates the token. The 接入点 stayed connected and served approvals and pauses as them,
+    and the device token read their alerts: both are ended, and the audit says so."""
+    token, mac = unique("jwt"), "aa:bb:cc:dd:ee:42"
+    user = unique("mia")
+    leaked = await member_headers(api_settings, user)
+    async with running_broker({token}) as broker:
+        made = await api.post(
+            "/xiaozhi/endpoints", json={"user": user, "url": broker.url(token)}, headers=leaked
+        )
+        assert made.status_code == 201, made.text
+        device = await api.post("/xiaozhi/devices", json={"device_id": mac}, headers=leaked)
+        assert device.status_code == 201, device.text
+        wake = {"device-id": mac, "Authorization": f"Bearer {device.json()['token']}"}
+        assert (await api.get("/xiaozhi/context", headers=wake)).json()["code"] == 0
+        connection = await broker.held(token)
+        rotated = await api.post("/users/me/token", headers=leaked)
+        assert rotated.status_code == 200, rotated.text
+        await asyncio.wait_for(connection.closed.wait(), HANG)
+        mine = {"Authorization": f"Bearer {rotated.json()['token']}"}
+        assert (await api.get("/xiaozhi/endpoints", headers=mine)).json() == []
+        assert (await api.get("/xiaozhi/devices", headers=mine)).json() == []
+        assert (await api.get("/xiaozhi/context", headers=wake)).json()["code"] == 401
+        audit = await api.get("/audit", params={"action": "user.token.rotated"}, headers=mine)
+    [row] = audit.json()
+    assert (row["detail"]["endpoints_removed"], row["detail"]["devices_removed"]) == (1, 1)
+
+
 async def test_an_endpoint_added_where_the_bridge_is_off_says_no_process_will_dial_it(
     api_settings: Settings,
 ) -> None:

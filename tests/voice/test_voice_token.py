@@ -123,7 +123,11 @@ async def test_a_voice_token_opens_the_voice_profile_as_its_user_and_nothing_els
         ("lan", "user.voice_token.issued", {}),
         ("lan", "user.voice_token.revoked", {}),
         ("lan", "user.voice_token.issued", {}),
-        ("lan", "user.token.rotated", {"voice_token_revoked": True}),
+        (
+            "lan",
+            "user.token.rotated",
+            {"voice_token_revoked": True, "devices_removed": 0, "endpoints_removed": 0},
+        ),
     ], said
     assert not any("ambv_" in str(r.detail) or "amb_" in str(r.detail) for r in records)
 
