@@ -151,4 +151,6 @@ async def register(
     check_voiceprint(settings, data.voiceprint_id, data.name)
     # Open registration never gets here with such a name (refused above).
     await free_name(session, data.name, settings=settings, actor=actor)
+    if caller is not None and caller.is_admin:
+        await UserRepository(session).name_held(data.name)
     return await UserRepository(session).create(data, actor=actor, token=token)

@@ -88,6 +88,7 @@ def create(
     async def work(users: UserRepository) -> tuple[tuple[str, str] | None, str]:
         # A name the settings give rights to, held as another's voiceprint id: cleared.
         held = await free_name(users.session, name, settings=Settings(), actor=OPERATOR)
+        await users.name_held(name)
         return held, (await users.create(data))[1]
 
     try:

@@ -279,6 +279,21 @@ class UserRepository(Repository):
         if await self.session.scalar(query.limit(1)) is not None:
             raise voiceprint_taken(voiceprint, field)
 
+    async def name_held(self, name: str) -> None:
+        """Refuse registering ``name`` where another user's voiceprint id is it, naming that
+        user: for an admin or the operator, who may read every user (the neutral "choose
+        another" left them to search for why a colleague's name could not be registered)."""
+        held_as = func.lower(User.voiceprint_id) == name.lower()
+        holder = await self.session.scalar(select(User).where(User.name != name, held_as))
+        if holder is not None:
+            refusal = Refusal(
+                "%(name)s is %(holder)s's voiceprint id: clear or change that voiceprint id "
+                "first, or choose another name",
+                name=repr(name),
+                holder=holder.name,
+            )
+            raise VoiceprintTakenError(refusal, "name")
+
     async def release_voiceprint(self, name: str, *, actor: str) -> tuple[str, str] | None:
         """Clear another user's voiceprint id that is ``name`` (in any case), audited as
         ``actor``: who held it and as what, None when no one did. For a name the server's

@@ -560,7 +560,11 @@ async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
     assert refused.status_code == 422, refused.text
     [error] = refused.json()["detail"]
     assert error["loc"] == ["body", "name"]
-    assert error["msg"] == "'ren' cannot be used as a name: choose another"
+    # The admin (who reads every user) is told whose it is; open registration is not.
+    assert error["msg"] == (
+        "'ren' is lin's voiceprint id: clear or change that voiceprint id first, or choose "
+        "another name"
+    )
     page = await open_api.post(
         "/register",
         data={"name": "ren"},
@@ -634,9 +638,12 @@ async def test_an_admin_registers_a_name_the_settings_give_rights_to_held_as_a_v
         listed = (await api.get("/users", headers=admin)).json()
         voiceprints = {user["name"]: user["voiceprint_id"] for user in listed}
         assert voiceprints["mallory"] is None and voiceprints["mab"] == "night", voiceprints
-        # A name the settings give nothing is refused as before.
+        # A name the settings give nothing is refused as before, the admin told by whom (an
+        # admin reads every user): "choose another" left them to search why.
         kept = await api.post("/users", json={"name": "vp-lin"}, headers=admin)
         assert kept.status_code == 422, kept.text
+        [error] = kept.json()["detail"]
+        assert error["loc"] == ["body", "name"] and "is lin's voiceprint id" in error["msg"]
     assert await _audit(settings, action="user.voiceprint.cleared") == [
         (
             "admin",
@@ -681,6 +688,11 @@ def test_the_operator_registers_a_name_the_settings_give_rights_to_held_as_a_voi
     assert created.exit_code == 0, created.output
     assert "cleared mab's voiceprint id 'Night'" in created.output
     assert asyncio.run(voiceprint("mab")) is None
+    # A name the settings give nothing: refused, naming whose voiceprint id it is.
+    asyncio.run(voiceprint("mab", "zed"))
+    refused = runner.invoke(cli, ["user", "create", "zed"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "'zed' is mab's voiceprint id" in refused.output, refused.output
 
 
 async def test_briefing_times_that_could_make_no_briefing_are_refused_where_they_are_set(
