@@ -12,6 +12,7 @@ from activities.events import EventActivities
 from activities.notify import NotifyActivities
 from activities.polling import PagePoller
 from activities.remediation import RemediationActivities
+from activities.remediation_records import RemediationRecordActivities
 from activities.watches import WatchActivities
 from ambient.clients.llm import LLMClient
 from ambient.clients.notify.secrets import SecretResolver
@@ -41,6 +42,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         deps.executors or default_executors(deps.settings, tencent),
         tencent,
     )
+    records = RemediationRecordActivities(deps.db)
     briefing = BriefingActivities(deps.db, llm, tencent, deps.settings)
     event_agent = EventAgentActivities(deps.db, llm)
     discussions = DiscussionActivities(deps.db, deps.settings)
@@ -65,10 +67,10 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         remediation.read_remediation_opening,
         remediation.join_remediation,
         remediation.verify_remediation,
-        remediation.audit_remediation,
-        remediation.verify_approval,
-        remediation.hand_over_remediation,
-        remediation.record_remediation,
+        records.audit_remediation,
+        records.verify_approval,
+        records.hand_over_remediation,
+        records.record_remediation,
         remediation.collect_unresolved_alarms,
         briefing.plan_briefing_day,
         briefing.prepare_briefing,

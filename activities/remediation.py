@@ -13,22 +13,21 @@ ledger, the breaker) is one atomic step.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
-from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.remediation_kube import CHANGE_LONGEST_WAIT, translated
 from activities.remediation_safety import RemediationSafetyActivities, take_recorded_change
 from ambient import activity_attempts
-from ambient.clients.kube_errors import KubeError, KubeUnreachableError
+from ambient.clients.kube_errors import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.dry_run import tried_again
@@ -41,23 +40,18 @@ from ambient.remediation.ladder import (
     Rung,
     StepRequest,
     StepResult,
-    WorkloadRef,
     step_key,
 )
 from ambient.remediation.runs import (
-    CHANGE_RETRY,
     TRIAGE_RETRY,
-    AuditEntry,
     CheckpointInput,
     CollectInput,
     GateInput,
-    HandOverInput,
     JoinRequest,
     Keyed,
     Opened,
     OpenInput,
     PermissionInput,
-    RecordInput,
     RemediationPolicy,
     TriageAlerts,
     Verification,
@@ -71,9 +65,7 @@ from ambient.remediation.storage import (
     AlertRuleRepository,
     BreakerRepository,
     RemediationRepository,
-    answer_verified,
     append_entry,
-    as_asked,
     breaker_state,
     find_entry,
     read_audit_keys,
@@ -82,17 +74,13 @@ from ambient.remediation.storage import (
 from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import AuditRecord
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
 
-# The longest a change waits between its tries (a throttled API server may ask for more).
-CHANGE_LONGEST_WAIT = CHANGE_RETRY.maximum_interval or timedelta(seconds=30)
 # The audit action of a run's baseline: its workload as read when the run opened.
 BASELINE = "baseline"
 
-T = TypeVar("T")
 RUN_ENDED = "the remediation ended (aborted, cancelled or finished) before this try: nothing sent"
 
 
@@ -269,7 +257,7 @@ class RemediationActivities(RemediationSafetyActivities):
     @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
-        checkpoint = await _translated(
+        checkpoint = await translated(
             self._executor(request.mode).checkpoint(request.target), request.target
         )
         async with self._db.writing() as session:
@@ -279,7 +267,7 @@ class RemediationActivities(RemediationSafetyActivities):
     @activity.defn
     async def read_rollout(self, request: CheckpointInput) -> RolloutHealth:
         """The workload's rollout health now (an alert that cleared while its rung waited)."""
-        return await _translated(
+        return await translated(
             self._executor(request.mode).rollout_health(request.target), request.target
         )
 
@@ -296,7 +284,7 @@ class RemediationActivities(RemediationSafetyActivities):
             # Not bounded: a write cut off may have been made, and the run must hear so (the
             # activity's timeout: "change failed", its slot kept), not a refusal (nothing
             # written: its slot given back, an abort said "before its change").
-            result = await _translated(
+            result = await translated(
                 self._executor(step.mode).apply(step), step.target, bounded=False
             )
         except ApplicationError as exc:
@@ -399,7 +387,7 @@ class RemediationActivities(RemediationSafetyActivities):
     @activity.defn
     async def verify_remediation(self, request: VerifyInput) -> Verification:
         """Metric condition (read by read_metric) and rollout health; updates the breaker."""
-        health = await _translated(
+        health = await translated(
             self._executor(request.mode).rollout_health(request.target), request.target
         )
         unknown = request.unknown(health)
@@ -432,51 +420,6 @@ class RemediationActivities(RemediationSafetyActivities):
         return verification
 
     @activity.defn
-    async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
-        """The entry as written: a name only a Temporal message gave, as not verified."""
-        async with self._db.writing() as session:
-            entry = await as_asked(session, entry)
-            await append_entry(session, entry, entry.action, entry.detail, entry.actor)
-        return entry
-
-    @activity.defn
-    async def verify_approval(self, entry: AuditEntry) -> bool:
-        """Whether a Temporal update's answer carried the token of a door's record of it (else
-        audited as not verified); the token is spent, once."""
-        async with self._db.writing() as session:
-            return await answer_verified(session, entry)
-
-    @activity.defn
-    async def hand_over_remediation(self, request: HandOverInput) -> AuditEntry:
-        """Queue the problem for the user's next briefing and audit the hand-over."""
-        entry = AuditEntry(
-            run_key=request.run_key,
-            key=request.key,
-            actor="remediation",
-            action="hand_over",
-            detail={"reason": request.reason, "title": request.title, "body": request.body},
-        )
-        async with self._db.writing() as session:
-            await BroadcastRepository(session).push(
-                request.user, request.title, request.body, "remediation", request.key
-            )
-            await append_entry(session, entry, entry.action, entry.detail)
-        return entry
-
-    @activity.defn
-    async def record_remediation(self, request: RecordInput) -> AuditEntry:
-        """The run's row for lists and stats (same values on a retry)."""
-        # An unknown start leaves the row's own (set when the run was planned).
-        skip = {"run_key", "alert", "detail"} | (set() if request.started_at else {"started_at"})
-        async with self._db.writing() as session:
-            await RemediationRepository(session).save_run(
-                request.run_key, request.alert, request.detail, **request.model_dump(exclude=skip)
-            )
-        return AuditEntry(
-            run_key=request.run_key, key="record", actor="remediation", action="record"
-        )
-
-    @activity.defn
     async def collect_unresolved_alarms(self, request: CollectInput) -> TriageAlerts:
         """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads.
 
@@ -493,51 +436,6 @@ class RemediationActivities(RemediationSafetyActivities):
             asked=activity.info().attempt,
             identity=functools.partial(cluster_identity, self._settings),
         )
-
-
-# Seconds of an activity's time left when its Kubernetes calls are given up: an API server
-# answering slowly (each answer within lightkube's 10 s, several of them a checkpoint) ran the
-# activity out of time first, and the run said "activity StartToClose timeout", nothing of
-# which cluster did not answer; a step's time set below 10 s did so at its first slow answer.
-# At most a fifth of a short activity's time (a step's may be set down to 1 s).
-KUBE_CALL_MARGIN = 5.0
-
-
-def _kube_call_time() -> float | None:
-    """How long this activity's Kubernetes calls may take (None: no bound of the activity's)."""
-    limit = activity.info().start_to_close_timeout if activity.in_activity() else None
-    if limit is None:
-        return None
-    return limit.total_seconds() - min(KUBE_CALL_MARGIN, limit.total_seconds() / 5)
-
-
-async def _translated(work: Awaitable[T], target: WorkloadRef, bounded: bool = True) -> T:
-    """Kubernetes errors as Temporal sees them: retry what may pass later, not the rest; the
-    reads ``bounded`` by the activity's time."""
-    within = _kube_call_time() if bounded else None
-    try:
-        async with asyncio.timeout(within) as bound:
-            return await work
-    except TimeoutError:
-        if not bound.expired():
-            raise
-        # Retried as an unreachable server is (reads only: nothing was changed).
-        raise KubeUnreachableError(
-            f"cluster {target.cluster_id}: its API server did not answer within {within:.3g} s "
-            "(slow or overloaded)"
-        ) from None
-    except KubeError as exc:
-        if exc.retryable and bounded and exc.retry_after:
-            # A read a throttled API server asked to wait for (a 429's Retry-After): waited,
-            # as a change waits, not the policy's shorter backoff (the checkpoint read before a
-            # change was tried again 2 and 4 s on, asked 20).
-            wait = min(timedelta(seconds=exc.retry_after), CHANGE_LONGEST_WAIT)
-            raise ApplicationError(
-                str(exc), type=type(exc).__name__, next_retry_delay=wait
-            ) from exc
-        if exc.retryable:
-            raise
-        raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc
 
 
 async def _baseline(

@@ -21,7 +21,7 @@ from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.discussions import DiscussionActivities
-    from activities.remediation import RemediationActivities
+    from activities.remediation_records import RemediationRecordActivities
     from ambient import temporal
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.discussions.rules import AgentPost, remediation_post_id
@@ -179,7 +179,7 @@ class RemediationRecords:
             + alerts_joined(self.joined_alerts)
         )
         await self._act(
-            RemediationActivities.hand_over_remediation,
+            RemediationRecordActivities.hand_over_remediation,
             HandOverInput(
                 run_key=self.run_key,
                 key=key,
@@ -371,7 +371,7 @@ class RemediationRecords:
         resolved = [a.rung for a in self.attempts if a.resolved]
         tried = [int(a.rung) for a in self.attempts if a.skipped_reason is None]
         await self._act(
-            RemediationActivities.record_remediation,
+            RemediationRecordActivities.record_remediation,
             RecordInput(
                 run_key=self.run_key,
                 remediation_id=self.remediation_id,
@@ -406,7 +406,7 @@ class RemediationRecords:
     ) -> AuditEntry:
         """The record as written (``actor`` as not verified when no door recorded it ``asked``)."""
         return await self._act(
-            RemediationActivities.audit_remediation,
+            RemediationRecordActivities.audit_remediation,
             AuditEntry(
                 run_key=self.run_key,
                 key=key,

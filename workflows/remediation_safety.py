@@ -17,6 +17,7 @@ from workflows.remediation_records import RECORD_RETRY, RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
+    from activities.remediation_records import RemediationRecordActivities
     from ambient.domain.notify import DEADLINE, Wording
     from ambient.remediation.ladder import MODES_ZH, Rung, rung_zh, step_key
     from ambient.remediation.outcomes import a_while, gate_closed, not_approved, refused
@@ -174,7 +175,7 @@ class RemediationSafety(RemediationRecords):
         self.answers_read += 1
         try:
             verified = await self._act(
-                RemediationActivities.verify_approval,
+                RemediationRecordActivities.verify_approval,
                 AuditEntry(
                     run_key=self.run_key,
                     key=f"{step_key(self.run_key, rung)}/unverified/{update.id if update else ''}",
