@@ -85,7 +85,8 @@ def build_worker(
 async def ensure_triage_schedule(client: Client, settings: Settings, db: Database) -> None:
     """The nightly alert triage Schedule as configured: made or updated when a triage user is
     set; without one, the schedule an earlier start made is deleted (one made by hand stays)."""
-    from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
+    from ambient.remediation.service import RemediationService
+    from ambient.remediation.triage_schedule import TRIAGE_SCHEDULE
     from ambient.remediation.views import RemediationError
 
     service = RemediationService(client, settings, db)

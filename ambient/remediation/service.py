@@ -13,28 +13,11 @@ nothing. What it answers and raises is in ``ambient.remediation.views``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.common.v1 import Payload
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-    ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-    WorkflowExecutionStatus,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -50,7 +33,7 @@ from ambient.remediation.intake import (
 )
 from ambient.remediation.joins import NOT_ADDED, join, request_key, run_key_of
 from ambient.remediation.ladder import Mode, Rung
-from ambient.remediation.reads import RemediationReads, refused
+from ambient.remediation.reads import refused
 from ambient.remediation.runs import (
     FINAL_STATES,
     AbortInput,
@@ -58,12 +41,12 @@ from ambient.remediation.runs import (
     ApprovalInput,
     RemediationInput,
     RemediationStatus,
-    TriageInput,
 )
 from ambient.remediation.safety import effective_mode, may_approve
 from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_asked
+from ambient.remediation.triage_schedule import TriageScheduling
 from ambient.remediation.views import (
     ANSWER_TOO_EARLY,
     ANSWER_TOO_LATE,
@@ -78,7 +61,6 @@ from ambient.remediation.views import (
     RemediationStateError,
     ScoreView,
     StartResult,
-    TriageSchedule,
     accepted,
     already_finished,
     check_reason,
@@ -88,13 +70,7 @@ from ambient.storage.models import User
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
 from workflows.remediation_safety import STATE_CONFLICT
-from workflows.remediation_triage import AlertTriageWorkflow
 
-TRIAGE_SCHEDULE = "alert-triage"
-# Who made the triage Schedule, in its action's memo: the worker from
-# AMBIENT_REMEDIATION_TRIAGE_USER (deleted at a start without it), or a person by hand (kept).
-# One an earlier release made has none: it counts as the worker's.
-MADE_BY, FROM_SETTINGS, BY_HAND = "triage_made_by", "settings", "hand"
 # The memo of a run started with a request_id: its key (request_key).
 START_REQUEST = "start_request"
 # How long after its run ended a start's request_id still answers as that start (a client's
@@ -102,7 +78,7 @@ START_REQUEST = "start_request"
 REQUEST_KEPT = timedelta(minutes=15)
 
 
-class RemediationService(RemediationReads):
+class RemediationService(TriageScheduling):
     """Score, start, steer (approve, refuse, abort), alert rules and the nightly triage."""
 
     # --- score (no side effect) ------------------------------------------------------
@@ -379,7 +355,7 @@ class RemediationService(RemediationReads):
             raise refused(rid, exc) from None
         return await self._status(rid, description)
 
-    # --- alert rules and the nightly triage --------------------------------------------
+    # --- alert rules -------------------------------------------------------------------
 
     async def put_rule(self, user: str, rule: dict[str, Any] | AlertRule) -> AlertRule:
         if not (await self._user(user)).is_admin:
@@ -395,90 +371,6 @@ class RemediationService(RemediationReads):
             )
             await session.commit()
         return parsed
-
-    async def schedule_triage(self, user: str | None = None) -> TriageSchedule:
-        """The nightly triage Schedule as configured: at AMBIENT_REMEDIATION_TRIAGE_AT in the
-        team's time zone, as ``user`` (by hand) or AMBIENT_REMEDIATION_TRIAGE_USER, a registered
-        user. Made, or updated in place: the settings and the user given win, an operator's
-        pause stays."""
-        triage_user = user or self.settings.remediation_triage_user
-        if not triage_user:
-            raise InvalidRemediationError(
-                "no triage user: set AMBIENT_REMEDIATION_TRIAGE_USER (its permission applies)"
-            )
-        try:
-            # Nightly runs as nobody would start nothing, every night, unseen.
-            await self._user(triage_user)
-        except RemediationRefusedError as nobody:
-            if user:
-                raise
-            raise RemediationRefusedError(f"AMBIENT_REMEDIATION_TRIAGE_USER: {nobody}") from None
-        hour, minute = (int(part) for part in self.settings.remediation_triage_at.split(":"))
-        zone = self.settings.remediation_timezone
-        schedule = Schedule(
-            action=ScheduleActionStartWorkflow(
-                AlertTriageWorkflow.run,
-                TriageInput(user=triage_user),
-                id=f"{TRIAGE_SCHEDULE}/run",
-                task_queue=self.settings.temporal_task_queue,
-                memo={MADE_BY: BY_HAND if user else FROM_SETTINGS},
-            ),
-            spec=ScheduleSpec(
-                calendars=[
-                    ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])
-                ],
-                time_zone_name=zone,
-            ),
-            # A night whose run waits (no worker up) is kept for after it, each run reading its
-            # own night's day (not skipped: a whole day untriaged); a night the server missed
-            # is run up to a day late, never a week's backlog at once.
-            policy=SchedulePolicy(
-                overlap=ScheduleOverlapPolicy.BUFFER_ALL, catchup_window=timedelta(days=1)
-            ),
-        )
-        made = TriageSchedule(
-            schedule=TRIAGE_SCHEDULE,
-            created=True,
-            user=triage_user,
-            at=f"{hour:02d}:{minute:02d}",
-            time_zone=zone,
-            paused=False,
-        )
-        try:
-            await self.client.create_schedule(TRIAGE_SCHEDULE, schedule)
-            return made
-        except ScheduleAlreadyRunningError:
-            pass  # a restart, or another worker starting at once: updated in place
-        kept = ScheduleState()
-
-        def keeping_its_state(given: ScheduleUpdateInput) -> ScheduleUpdate:
-            # Called again on a conflict (another start updating it): the latest state is kept.
-            nonlocal kept
-            kept = given.description.schedule.state
-            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=kept))
-
-        await self.client.get_schedule_handle(TRIAGE_SCHEDULE).update(keeping_its_state)
-        return made.model_copy(update={"created": False, "paused": kept.paused})
-
-    async def unschedule_triage(self) -> bool:
-        """With no AMBIENT_REMEDIATION_TRIAGE_USER: the triage Schedule made from it is deleted
-        (True); one made by hand (``ambient remediation triage``) stays."""
-        handle = self.client.get_schedule_handle(TRIAGE_SCHEDULE)
-        try:
-            described = await handle.describe()
-            action = described.schedule.action
-            memo = action.memo if isinstance(action, ScheduleActionStartWorkflow) else None
-            made_by = (memo or {}).get(MADE_BY)
-            if isinstance(made_by, Payload):
-                made_by = self.client.data_converter.payload_converter.from_payload(made_by, str)
-            if made_by == BY_HAND:
-                return False
-            await handle.delete()
-        except RPCError as exc:
-            if no_answer.not_found(exc):  # none, or another worker starting deleted it first
-                return False
-            raise
-        return True
 
     async def _ended(self, rid: str, checked: RemediationStatus) -> RemediationStateError:
         """Why the run checked can no longer be answered: it ended, and maybe another is current."""

@@ -40,8 +40,9 @@ from ambient.remediation.runs import (
     TriageInput,
     TriageResult,
 )
-from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
+from ambient.remediation.service import RemediationService
 from ambient.remediation.triage import unresolved_alarms
+from ambient.remediation.triage_schedule import TRIAGE_SCHEDULE
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import EventRepository
 from tests.conftest import running_worker, unique
