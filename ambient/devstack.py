@@ -8,8 +8,6 @@ reverse order. Everything lives under the data dir, so a restart keeps workflows
 from __future__ import annotations
 
 import asyncio
-import errno
-import fcntl
 import json
 import os
 import secrets
@@ -17,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections.abc import Coroutine
@@ -30,13 +27,12 @@ from typing import Any, TypeVar
 import httpx
 from rich.console import Console
 from rich.markup import escape
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.binaries import ended_with, find_binary, log_tail, stop_process
+from ambient.dev_process import hold_data_dir, hung_up, in_its_foreground
+from ambient.dev_temporal import temporal_settings
 from ambient.domain.users import Grant, Role, UserCreate
 from ambient.runtime import (
     RUNTIME_FILE,
@@ -53,33 +49,6 @@ from ambient.storage.users import UserRepository
 
 DEV_USER = "dev"
 STARTUP_TIMEOUT = 90.0
-# The Temporal CLI opens its SQLite file with a rollback journal and a full sync: every one of
-# the server's writes (several a workflow task) waited for the disk, one writer at a time, and
-# in an alert storm its updates timed out ("context deadline exceeded"). WAL with a normal
-# sync, as our own database has: durable across a crash of the process, not of the machine.
-TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
-# The server's history queues read new tasks (a workflow task or activity to hand to a worker, a
-# timer that fired, a visibility record) at most 20 times a second each by default, Temporal's
-# guard for a database many shards share. The dev server has one shard: each hop then waited up
-# to 50 ms, and a workflow of three activities took 200 ms instead of 50. One server on its own
-# file reads as soon as it is told (docs/deploy.md says when a cluster wants the same).
-TEMPORAL_DYNAMIC_CONFIG = tuple(
-    f"history.{queue}ProcessorMaxPollRPS=1000" for queue in ("transfer", "timer", "visibility")
-)
-
-
-def queue_flags() -> list[str]:
-    """The embedded server's flags for its queues (the tests' in-memory servers take these)."""
-    return [flag for value in TEMPORAL_DYNAMIC_CONFIG for flag in ("--dynamic-config-value", value)]
-
-
-def temporal_settings() -> list[str]:
-    """The embedded server's flags for its SQLite file and its queues (``ambient dev`` and the
-    benchmarks start it so)."""
-    pragmas = [flag for pragma in TEMPORAL_SQLITE_PRAGMAS for flag in ("--sqlite-pragma", pragma)]
-    return pragmas + queue_flags()
-
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 T = TypeVar("T")
 
@@ -202,23 +171,6 @@ async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: floa
     raise DevStackError(f"Temporal did not answer at {settings.temporal_address}: {last}")
 
 
-async def register_search_attributes(client: Client) -> None:
-    """Idempotent: a server started by us has them already; an external one may not."""
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                    for key in temporal.SEARCH_ATTRIBUTES
-                },
-            )
-        )
-    except RPCError as exc:
-        if exc.status is not RPCStatusCode.ALREADY_EXISTS:
-            raise
-
-
 async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
     """The `dev` user, with the token kept in ``token_file`` across restarts."""
     async with Database(settings.resolved_database_url) as db, db.writing() as session:
@@ -242,7 +194,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
 
 async def prepare(settings: Settings, opts: DevOptions, deadline: float) -> str:
     client = await wait_for_temporal(settings, opts, deadline)
-    await register_search_attributes(client)
+    await temporal.register_search_attributes(client)
     try:
         await upgrade_async(settings.resolved_database_url)
     except MigrationRefusedError as exc:  # said in its line, as every start says it
@@ -269,40 +221,6 @@ def child_env(settings: Settings, opts: DevOptions) -> dict[str, str]:
     if (token := codec_token(settings, opts.data_dir)) is not None:
         env["AMBIENT_CODEC_TOKEN"] = token
     return env
-
-
-def in_its_foreground(fd: int) -> bool:
-    """Whether ``fd`` is this process's terminal with it in the foreground (`make run` in a
-    terminal): not one it was started away from (`setsid ambient dev &`, a job put in the
-    background), whose closing must not stop it."""
-    try:
-        return os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
-    except OSError:  # not its controlling terminal
-        return False
-
-
-def hung_up(fd: int) -> bool:
-    """Whether ``fd``'s terminal hung up (closed): every ioctl on it fails with EIO then."""
-    try:
-        termios.tcgetattr(fd)
-    except termios.error as exc:
-        return bool(exc.args) and exc.args[0] == errno.EIO
-    return False
-
-
-LOCK_FILE = "dev.lock"
-
-
-def hold_data_dir(data_dir: Path) -> int | None:
-    """The data folder held for this process (an open file locked, never closed: released as
-    the process ends, however it ends); None if another process holds it."""
-    fd = os.open(data_dir / LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def listen(host: str, port: int) -> socket.socket:

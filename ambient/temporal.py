@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
     TLSConfig,
@@ -28,7 +30,7 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import __version__
 from ambient.codec import EncryptionCodec, parse_key
@@ -55,6 +57,23 @@ def search_attributes(
     return TypedSearchAttributes(
         [SearchAttributePair(key, value) for key, value in given if value is not None]
     )
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Idempotent: a server started by us has them already; an external one may not."""
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for key in SEARCH_ATTRIBUTES
+                },
+            )
+        )
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
 
 
 def task_memo(summary: str, created: datetime) -> dict[str, str]:

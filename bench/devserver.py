@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ambient import temporal
 from ambient.binaries import find_binary
-from ambient.devstack import temporal_settings
+from ambient.dev_temporal import temporal_settings
 from tests.support.servers import free_port
 
 

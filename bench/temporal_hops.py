@@ -4,7 +4,7 @@
 
 The dev server as ``ambient dev`` starts it (its SQLite file, our pragmas and search attributes),
 once with Temporal's default queue reads (each history queue read at most 20 times a second)
-and once with ours (``ambient.devstack.TEMPORAL_DYNAMIC_CONFIG``), alternated A B, B A, … so
+and once with ours (``ambient.dev_temporal.TEMPORAL_DYNAMIC_CONFIG``), alternated A B, B A, … so
 neither side always runs second. On each server, one worker (no sandbox, nothing of ours):
 
 - ``sequential N``: a workflow of N activities, one after another, started and awaited one at a
@@ -31,7 +31,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from ambient.devstack import TEMPORAL_DYNAMIC_CONFIG
+from ambient.dev_temporal import TEMPORAL_DYNAMIC_CONFIG
 from bench.devserver import dev_server_command
 from tests.support.servers import free_port
 

@@ -27,11 +27,11 @@ from ambient.clients.http1 import PageClient
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tls import ca_context
 from ambient.deps import WorkerDeps
-from ambient.devstack import register_search_attributes
 from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
+from ambient.temporal import register_search_attributes
 from api.routers import xiaozhi as xiaozhi_router
 from tests.support import deadlock, hangs
 from tests.support.kube_trust import share_default_trust

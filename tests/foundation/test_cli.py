@@ -1125,7 +1125,7 @@ def test_a_second_dev_stack_is_refused_while_the_first_is_still_starting(tmp_pat
     """The first one's runtime.json is written once its stack is up: a second `ambient dev`
     begun while the first was starting (10-20 s) ran beside it, two Temporal servers on one
     temporal.db ("database is locked"). The folder is held from the start now."""
-    from ambient.devstack import hold_data_dir
+    from ambient.dev_process import hold_data_dir
 
     held = hold_data_dir(tmp_path)  # a first stack, starting: no runtime.json yet
     assert held is not None

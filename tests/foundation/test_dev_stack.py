@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from temporalio.client import WorkflowExecutionStatus
 
-from ambient.devstack import queue_flags
+from ambient.dev_temporal import queue_flags
 from ambient.temporal import PLAIN_CONVERTER
 from tests.conftest import unique
 from tests.support.servers import HANG, free_port, http_client

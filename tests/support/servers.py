@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.clients.tls import ca_context
-from ambient.devstack import queue_flags
+from ambient.dev_temporal import queue_flags
 from ambient.temporal import PLAIN_CONVERTER
 from tests.support.reaper import listens_on, remove_at_exit, serving_on, stop_at_exit
 
