@@ -13,7 +13,8 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_records import RECORD_RETRY, RemediationRecords
+from workflows.remediation_endings import RemediationEndings
+from workflows.remediation_records import RECORD_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -37,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
 STATE_CONFLICT = "StateConflict"
 
 
-class RemediationSafety(RemediationRecords):
+class RemediationSafety(RemediationEndings):
     """Approval and gates."""
 
     async def _approval(self, step: PlannedStep, key: str) -> bool:
