@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import io
-import itertools
-import json
 import sys
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from types import FunctionType
-from typing import Any, cast
+from typing import Any
 
 import anyio
 from mcp.server.auth.settings import AuthSettings
@@ -56,6 +53,7 @@ from ambient.status import database_down, problem_told, temporal_down, temporal_
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
+from mcp_server.tool_schemas import published
 from mcp_server.tools import AREAS, in_served_words, served_areas
 
 INTRO = (
@@ -99,77 +97,6 @@ FEATURE_ERRORS = (
 # `ambient mcp` over stdio for every session). A Tool holds only what its function and these
 # arguments decide, so servers can share it.
 _BUILT: dict[Hashable, Tool] = {}
-
-
-# The two largest tools' schemas were two fifths repeats and titles. Arguments are validated by
-# the tool's own model, not by this text.
-def published(schema: dict[str, Any]) -> dict[str, Any]:
-    """A tool's input schema as tools/list publishes it: repeated models once, no echo titles."""
-    # A model that appears more than once (a notification target in every kind of config) is
-    # put once under $defs; a title that only repeats a name the caller already has is left out.
-    body = {key: value for key, value in schema.items() if key != "$defs"}
-    defs = dict(schema.get("$defs", {}))
-    names: dict[str, str] = {}
-    for text, count in Counter(_models(body)).items():
-        if count > 1:
-            model = json.loads(text)
-            base = model["title"]
-            numbered = (f"{base}{n}" for n in itertools.count(len(defs)))
-            name = base if base not in defs else next(n for n in numbered if n not in defs)
-            defs[name] = model
-            names[text] = name
-    for name in names.values():  # a model inside a hoisted one, by reference too
-        defs[name] = {key: _referenced(value, names) for key, value in defs[name].items()}
-    published = without_titles(_referenced(body, names))
-    published.pop("title", None)  # "<tool>Arguments"
-    if defs:
-        published["$defs"] = without_titles({"$defs": defs})["$defs"]
-    return cast(dict[str, Any], published)
-
-
-def _models(node: Any, *, root: bool = True) -> Iterator[str]:
-    """Each object model inside ``node`` (not ``node`` itself), as its JSON text."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _models(item, root=False)
-    elif isinstance(node, dict):
-        if not root and node.get("type") == "object" and isinstance(node.get("title"), str):
-            yield json.dumps(node, sort_keys=True)
-        for value in node.values():
-            yield from _models(value, root=False)
-
-
-def _referenced(node: Any, names: dict[str, str]) -> Any:
-    if isinstance(node, list):
-        return [_referenced(item, names) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if node.get("type") == "object" and isinstance(node.get("title"), str):
-        name = names.get(json.dumps(node, sort_keys=True))
-        if name is not None:
-            return {"$ref": f"#/$defs/{name}"}
-    return {key: _referenced(value, names) for key, value in node.items()}
-
-
-def without_titles(node: Any) -> Any:
-    """``node`` without the titles that only repeat a property's name or a definition's key."""
-    # A model's name inline stays: a description may name it ("web_monitor → WebMonitorConfig").
-    if isinstance(node, list):
-        return [without_titles(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: without_titles(value) for key, value in node.items()}
-    # The title pydantic gives a property is its name title-cased; a definition's is its key.
-    for key, named in (("properties", lambda n: n.replace("_", " ").title()), ("$defs", str)):
-        if isinstance(out.get(key), dict):
-            out[key] = {name: _untitled(schema, named(name)) for name, schema in out[key].items()}
-    return out
-
-
-def _untitled(schema: Any, title: str) -> Any:
-    if isinstance(schema, dict) and schema.get("title") == title:
-        return {key: value for key, value in schema.items() if key != "title"}
-    return schema
 
 
 # What a JSON value that is no object is, as a refusal says it.

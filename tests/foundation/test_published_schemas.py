@@ -9,7 +9,8 @@ from pydantic import BaseModel, ValidationError
 
 from ambient.settings import Settings
 from api.app import create_app
-from mcp_server.server import build_server, published
+from mcp_server.server import build_server
+from mcp_server.tool_schemas import published
 from mcp_server.voice import build_voice_server
 from tests.support.servers import http_client, serve
 from tests.watches.test_tasks_mcp import ORIGINAL
