@@ -45,6 +45,7 @@ MESSAGE_FIELDS = (
     # MessageTemplate is the template, not the line): PascalCase names
     *("Message", "RenderedMessage"),
     "textPayload",  # Google Cloud Logging's entry of a text line
+    "Body",  # OpenTelemetry's log record (OTLP, which CLS takes in) as its exporters write it
 )
 # A record of one field besides its level and time, named so, is an error's (zap's, logrus's
 # "error"): its value is the message, said at ERROR when no level field says otherwise.
@@ -55,7 +56,28 @@ NESTED_MESSAGE_FIELDS = ("message", "msg")
 LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",
     "log.level", "@l",
+    # OpenTelemetry's log record (OTLP JSON, its collector's exporters), camelCase loggers'
+    "severityText", "severity_text", "SeverityText", "logLevel",
 )  # fmt: skip
+# OpenTelemetry's SeverityNumber, 1-24 in six bands of four, when its text is left out.
+SEVERITY_NUMBER_FIELDS = ("severityNumber", "severity_number", "SeverityNumber")
+_SEVERITY_BANDS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+# Fields a record carries beside what it says, left out of a message made of its fields: CLS's
+# metadata (__TAG__.pod_name, __SOURCE__, __FILENAME__) and a trace's ids and resource.
+_NOT_SAID = re.compile(
+    r"__\w+__(?:\..*)?|__TAG__.*|(?i:trace_?id|span_?id|trace_?flags|dropped_?attributes_?count"
+    r"|observed_?time_?unix_?nano|time_?unix_?nano)"
+)
+_NOT_SAID_OBJECTS = {"resource", "scope", "instrumentationscope", "attributes"}
+
+
+def _said_field(key: str, value: Any) -> bool:
+    """Whether a field is part of what a record says, when its message is made of them."""
+    if _NOT_SAID.fullmatch(key):
+        return False
+    return not (isinstance(value, dict) and key.lower() in _NOT_SAID_OBJECTS)
+
+
 # .NET's JSON console logger and Serilog's JsonFormatter: a level's name ("Information"). Read
 # only as one, and not in CLEF (`@t`), whose events' properties are top-level keys: a "Level"
 # there is the message's (a tank's, a game's: 60 was read as CRITICAL), its level `@l`.
@@ -190,6 +212,10 @@ def _level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
         if raw_level is None and isinstance(content.get("t"), dict):  # MongoDB's: "s": "E", "D2"
             raw_level = str(content.get("s"))[:1]
         if raw_level is None:
+            number = next((content[f] for f in SEVERITY_NUMBER_FIELDS if f in content), None)
+            if isinstance(number, int) and 1 <= number <= 24:
+                raw_level = _SEVERITY_BANDS[(number - 1) // 4]
+        if raw_level is None:
             status = next((content[f] for f in STATUS_FIELDS if f in content), None)
             raw_level = status_level(status) if status is not None else None
         found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
@@ -203,8 +229,8 @@ def _level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
         if found is None:
             found = _access_message(content)
         if found is None:
-            skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS}
-            rest = [(k, v) for k, v in content.items() if k not in skip]
+            skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS, *SEVERITY_NUMBER_FIELDS}
+            rest = [(k, v) for k, v in content.items() if k not in skip and _said_field(k, v)]
             if len(rest) == 1 and isinstance(rest[0][1], str):
                 # Its one field's text is its message ("=value" was read), and the field's
                 # name its level when it names one ("fatal": CRITICAL, "warn", "error").

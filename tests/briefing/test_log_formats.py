@@ -314,6 +314,41 @@ def test_a_clef_events_level_property_is_the_messages_not_its_level(level: objec
     assert level_and_message({"time": 1, "msg": "ERROR save failed", "Level": 3})[0] == "ERROR"
 
 
+@pytest.mark.parametrize(
+    ("record", "said"),
+    [
+        # OpenTelemetry's log record as its exporters write it (CLS takes OTLP in): counted as
+        # UNKNOWN, the day's errors said "carry no level".
+        ({"severityText": "Error", "body": "upstream timeout", "traceId": "ab12"}, "ERROR"),
+        ({"severity_text": "WARN", "body": "disk low", "span_id": "cd34"}, "WARNING"),
+        ({"SeverityText": "ERROR", "Body": "upstream timeout", "Resource": {"a": "b"}}, "ERROR"),
+        ({"severityNumber": 17, "body": "upstream timeout"}, "ERROR"),
+        ({"logLevel": "ERROR", "message": "upstream timeout"}, "ERROR"),
+    ],
+)
+def test_opentelemetry_and_camel_case_levels_are_read(record: dict[str, object], said: str) -> None:
+    level, message = level_and_message(record)
+    assert (level, message) == (
+        said,
+        record.get("body") or record.get("Body") or "upstream timeout",
+    )
+
+
+def test_a_message_made_of_its_fields_leaves_out_cls_metadata_and_trace_ids() -> None:
+    """A record with no message field is said as its fields: CLS's __TAG__ (a pod's name), the
+    trace's ids and its resource went into the spoken error too."""
+    record = {
+        "level": "ERROR",
+        "log_message": "支付失败：银行接口超时",
+        "__TAG__": {"pod_name": "pay-7d9f"},
+        "__TAG__.container_name": "pay",
+        "__SOURCE__": "10.0.0.7",
+        "trace_id": "4bf92f3577b34da6",
+        "resource": {"service.name": "pay"},
+    }
+    assert level_and_message(record) == ("ERROR", "支付失败：银行接口超时")
+
+
 async def test_lines_exported_from_cls_are_timed_by_their_timestamp_field(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
