@@ -51,7 +51,7 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
-from ambient.cloud.errors import told
+from ambient.cloud.errors import failure, told
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
@@ -227,7 +227,9 @@ class BriefingActivities:
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             # Said as the cloud doors say it: what to fix (a CAM permission, the keys), not the
             # API's code alone.
-            notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}"))
+            kind = failure(exc).kind if isinstance(exc, TencentCloudError) else ""
+            note = SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}", kind=kind)
+            notes.append(note)
             return None, baseline
         # The day in its own zone: the report's hours are its clock's (India's, Nepal's begin
         # off UTC's), not UTC's.

@@ -70,6 +70,9 @@ class SourceNote(BaseModel):
     source: str
     ok: bool
     detail: str = ""
+    # A failed cloud read's class (ambient.cloud.errors.failure's kind: auth, unavailable,
+    # invalid_parameter...): what the spoken briefing says to do about it.
+    kind: str = ""
 
 
 # Why the model's briefing was not given: its draft not faithful to the data, or not a valid

@@ -104,6 +104,30 @@ _FAILED_SAID = {
     ),
 }
 # Why the model's briefing was not given, said by failure (BriefingInputs.llm_failed).
+# A cloud read refused, said in the headline as what to do: keys or a permission to fix, a
+# region to check, or a busy API to ask again (all were "could not be read" alike).
+_WHAT_TO_DO = {
+    "auth": (
+        "（腾讯云拒绝了密钥或权限，请管理员检查）",
+        " (Tencent Cloud refused the keys or a permission: ask your administrator)",
+    ),
+    "account": (
+        "（腾讯云账号受限，请管理员检查）",
+        " (the Tencent Cloud account is restricted: ask your administrator)",
+    ),
+    "invalid_parameter": (
+        "（请检查日志源的地域和主题）",
+        " (check the log source's region and topic)",
+    ),
+    "not_found": (
+        "（日志主题不存在，请检查日志源）",
+        " (the log topic does not exist: check the log source)",
+    ),
+    "unavailable": (
+        "（腾讯云这会儿太忙，过几分钟再让我准备一次）",
+        " (Tencent Cloud was busy: ask me to prepare it again in a few minutes)",
+    ),
+}
 _LLM_FAILED_SAID = {
     "unanswered": (
         "大模型没有回应，这份简报按规则写成。",
@@ -263,8 +287,9 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         )
     if not inputs.log_lines:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
-        if any(n.source == "logs" for n in failed):
+        if logs_failed := [n for n in failed if n.source == "logs"]:
             headline = said("昨天的日志没能读取", "Yesterday's logs could not be read")
+            headline += said(*_WHAT_TO_DO.get(logs_failed[0].kind, ("", "")))
         elif not inputs.logs_configured:
             headline = said("没有配置日志源", "No log source is set up")
         elif logs_short(inputs):
