@@ -124,8 +124,9 @@ _WHAT_TO_DO = {
         " (the log topic does not exist: check the log source)",
     ),
     "unavailable": (
-        "（腾讯云这会儿太忙，过几分钟再让我准备一次）",
-        " (Tencent Cloud was busy: ask me to prepare it again in a few minutes)",
+        # Too many requests at once, or not reached: neither is the user's to fix.
+        "（腾讯云这会儿处理不了，过几分钟再让我准备一次）",
+        " (Tencent Cloud could not serve it just now: ask me to prepare it again in a few minutes)",
     ),
 }
 _LLM_FAILED_SAID = {

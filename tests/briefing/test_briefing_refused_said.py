@@ -22,7 +22,7 @@ from tests.support.tencent import standin_tencent
     [
         (["AuthFailure.UnauthorizedOperation"], "en", "refused the keys or a permission: ask"),
         (["AuthFailure.SignatureFailure"], "zh", "腾讯云拒绝了密钥或权限，请管理员检查"),
-        (["RequestLimitExceeded"] * 50, "en", "was busy: ask me to prepare it again"),
+        (["RequestLimitExceeded"] * 50, "en", "just now: ask me to prepare it again"),
         (["UnsupportedRegion"], "en", "check the log source's region and topic"),
     ],
 )
