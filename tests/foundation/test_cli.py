@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from ambient.cli import LAZY, app
+from ambient.cli import app
+from ambient.cli_group import LAZY
 from ambient.commands import print_rows
 from ambient.commands.task import print_tasks
 from ambient.deps import WorkerDeps
