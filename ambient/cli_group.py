@@ -5,6 +5,7 @@ not answer is said as, whatever the command."""
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 import click
@@ -16,7 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import quiet_logging
 from ambient.runtime import PayloadKeyMissingError
-from ambient.settings import Settings, settings_refusal, settings_unread
+from ambient.settings import ServerSecret, Settings
 from ambient.startup import loading
 
 # Each command group's module is imported when that command runs: a process started as
@@ -147,3 +148,40 @@ class LazyGroup(TyperGroup):
             command = typer.main.get_group(parent).commands[cmd_name]
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+
+def settings_unread(exc: SettingsError) -> str:
+    """A variable pydantic-settings could not read (JSON expected), one line naming it."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = f"AMBIENT_{found.group(1).upper()}" if found else "a setting"
+    return f"settings refused: {name}: not JSON (a list or object is written as JSON)"
+
+
+def settings_refusal(exc: ValidationError) -> str:
+    """Why the settings were refused, one line naming each variable (never its value) and,
+    inside one holding JSON, the place in it ("AMBIENT_SECRETS: wecom.users: ...").
+    pydantic's names of a union's members are no place: left out, and the error of a member
+    the value is not of (a string asked of an object) with them."""
+    errors = exc.errors(include_url=False, include_input=False)
+    places = [[str(part) for part in error["loc"]] for error in errors]
+    kepts = [[part for part in place if not _union_tag(part)] for place in places]
+    said: list[str] = []
+    for error, place, kept in zip(errors, places, kepts, strict=True):
+        if len(kept) < len(place) and any(
+            len(other) > len(kept) and other[: len(kept)] == kept for other in kepts
+        ):
+            continue  # another member's error says what is wrong deeper inside the value
+        message = str(error["msg"]).removeprefix("Value error, ")
+        variable = f"AMBIENT_{kept[0].upper()}" if kept else ""
+        inside = ".".join(kept[1:])
+        where = f"{variable}: {inside}" if inside else variable
+        line = f"{where}: {message}" if where else message
+        if line not in said:  # two members refusing one place alike: said once
+            said.append(line)
+    return "settings refused: " + "; ".join(said)
+
+
+def _union_tag(part: str) -> bool:
+    """pydantic's name for one member of a union in an error's place: a validator chain
+    ("lax-or-strict[...]") or a model's class name ("ServerSecret")."""
+    return "[" in part or part in {ServerSecret.__name__}

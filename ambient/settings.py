@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ambient.domain.notify import sender_mailbox
 from ambient.domain.users import Language, validate_timezone
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     """Configuration read from ``AMBIENT_*`` variables, a ``.env`` file, or arguments."""
 
     # A refusal never quotes what it was given: a model-level one carried every setting (the
-    # SMTP password, the secrets) in its error (`settings_refusal` says it in one line).
+    # SMTP password, the secrets) in its error (`cli_group.settings_refusal` says it in one line).
     model_config = SettingsConfigDict(
         env_prefix="AMBIENT_",
         env_file=".env",
@@ -396,7 +396,6 @@ class Settings(BaseSettings):
     def _change_windows(cls, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Read here: a mistyped window ("25:00", day 8) was read by the worker alone, which
         # left with a 115-line traceback while `status` and the API said all was well.
-        from pydantic import ValidationError
 
         from ambient.remediation.safety import ChangeWindow
 
@@ -504,43 +503,6 @@ class Settings(BaseSettings):
                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
         return self
-
-
-def settings_unread(exc: SettingsError) -> str:
-    """A variable pydantic-settings could not read (JSON expected), one line naming it."""
-    found = re.search(r'field "(\w+)"', str(exc))
-    name = f"AMBIENT_{found.group(1).upper()}" if found else "a setting"
-    return f"settings refused: {name}: not JSON (a list or object is written as JSON)"
-
-
-def settings_refusal(exc: ValidationError) -> str:
-    """Why the settings were refused, one line naming each variable (never its value) and,
-    inside one holding JSON, the place in it ("AMBIENT_SECRETS: wecom.users: ...").
-    pydantic's names of a union's members are no place: left out, and the error of a member
-    the value is not of (a string asked of an object) with them."""
-    errors = exc.errors(include_url=False, include_input=False)
-    places = [[str(part) for part in error["loc"]] for error in errors]
-    kepts = [[part for part in place if not _union_tag(part)] for place in places]
-    said: list[str] = []
-    for error, place, kept in zip(errors, places, kepts, strict=True):
-        if len(kept) < len(place) and any(
-            len(other) > len(kept) and other[: len(kept)] == kept for other in kepts
-        ):
-            continue  # another member's error says what is wrong deeper inside the value
-        message = str(error["msg"]).removeprefix("Value error, ")
-        variable = f"AMBIENT_{kept[0].upper()}" if kept else ""
-        inside = ".".join(kept[1:])
-        where = f"{variable}: {inside}" if inside else variable
-        line = f"{where}: {message}" if where else message
-        if line not in said:  # two members refusing one place alike: said once
-            said.append(line)
-    return "settings refused: " + "; ".join(said)
-
-
-def _union_tag(part: str) -> bool:
-    """pydantic's name for one member of a union in an error's place: a validator chain
-    ("lax-or-strict[...]") or a model's class name ("ServerSecret")."""
-    return "[" in part or part in {ServerSecret.__name__}
 
 
 def _as_key(value: str, where: str) -> None:
