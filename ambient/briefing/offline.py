@@ -16,6 +16,14 @@ from ambient.briefing.models import (
     SourceNote,
     hello,
 )
+from ambient.briefing.offline_words import (
+    FAILED_SAID,
+    LLM_FAILED_SAID,
+    SKIPPED,
+    SOURCE_NAMES,
+    SOURCE_NAMES_EN,
+    WHAT_TO_DO,
+)
 from ambient.briefing.report import source_detail
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.events import clipped
@@ -33,148 +41,23 @@ def _short(text: str, limit: int = 90) -> str:
     return clipped(" ".join(text.split()), limit)
 
 
-# The sources' names in a Chinese briefing.
-_SOURCE_NAMES = {
-    "logs": "日志",
-    "alarms": "告警记录",
-    "alarms.monitor": "云监控告警记录",
-    "alarms.cls": "CLS 告警记录",
-    "alarms.monitor (firing since before)": "今天以前开始、仍在告警的云监控告警",
-    "alarms.cls (firing since before)": "今天以前开始、仍在告警的 CLS 告警",
-    "alarms.monitor (the day's)": "当天的云监控告警记录",
-    "alarms.cls (the day's)": "当天的 CLS 告警记录",
-    "alarms.monitor (firing since midnight)": "今天零点以来开始、仍在告警的云监控告警",
-    "alarms.cls (firing since midnight)": "今天零点以来开始、仍在告警的 CLS 告警",
-    "llm": "大模型",
-    "discussions": "讨论",
-}
-# In English the other sources are named by their key ("logs unavailable: ...").
-_SOURCE_NAMES_EN = {
-    "alarms.monitor": "Cloud Monitor alarms",
-    "alarms.cls": "CLS alert records",
-    "alarms.monitor (firing since before)": "Cloud Monitor alarms firing since before the day",
-    "alarms.monitor (the day's)": "Cloud Monitor alarms of the day",
-    "alarms.cls (the day's)": "CLS alert records of the day",
-    "alarms.cls (firing since before)": "CLS alert records firing since before the day",
-    "alarms.monitor (firing since midnight)": "Cloud Monitor alarms begun since midnight",
-    "alarms.cls (firing since midnight)": "CLS alert records begun since midnight",
-}
-# A source that failed, said in the briefing's language (failed logs are its headline, and
-# so is an alarm history not read at all: "告警没能读取").
-_FAILED_SAID = {
-    # One alarm source failed while the other answered (list_alarms' unread).
-    "alarms.monitor": (
-        "云监控告警记录没能读取，简报里只有 CLS 的告警。",
-        "Cloud Monitor alarms could not be read: only CLS alert records are counted. ",
-    ),
-    "alarms.cls": (
-        "CLS 告警记录没能读取，简报里只有云监控的告警。",
-        "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
-    ),
-    # Only the day's read failed: the alarms still firing since before are listed.
-    "alarms.monitor (the day's)": (
-        "云监控当天的告警没能读取，此前开始、仍在告警的已列出。",
-        "Cloud Monitor's alarms of the day could not be read: those still firing since before "
-        "are listed. ",
-    ),
-    "alarms.cls (the day's)": (
-        "CLS 当天的告警记录没能读取，此前开始、仍在告警的已列出。",
-        "CLS alert records of the day could not be read: those still firing since before are "
-        "listed. ",
-    ),
-    # Only the look-back failed: the day's own alarms are all listed.
-    "alarms.monitor (firing since before)": (
-        "今天以前开始、仍在告警的云监控告警没能读取，当天的告警都已列出。",
-        "Cloud Monitor alarms firing since before the day could not be read: the day's own "
-        "are all listed. ",
-    ),
-    "alarms.cls (firing since before)": (
-        "今天以前开始、仍在告警的 CLS 告警没能读取，当天的告警都已列出。",
-        "CLS alert records firing since before the day could not be read: the day's own are "
-        "all listed. ",
-    ),
-    # Only the read of those begun since midnight failed: the day's are all listed.
-    "alarms.monitor (firing since midnight)": (
-        "今天零点以来开始的云监控告警没能读取，昨天的告警都已列出。",
-        "Cloud Monitor alarms begun since midnight could not be read: yesterday's are all listed. ",
-    ),
-    "alarms.cls (firing since midnight)": (
-        "今天零点以来开始的 CLS 告警没能读取，昨天的告警都已列出。",
-        "CLS alert records begun since midnight could not be read: yesterday's are all listed. ",
-    ),
-}
-# Why the model's briefing was not given, said by failure (BriefingInputs.llm_failed).
-# A cloud read refused, said in the headline as what to do: keys or a permission to fix, a
-# region to check, or a busy API to ask again (all were "could not be read" alike).
-_WHAT_TO_DO = {
-    "auth": (
-        "（腾讯云拒绝了密钥或权限，请管理员检查）",
-        " (Tencent Cloud refused the keys or a permission: ask your administrator)",
-    ),
-    "account": (
-        "（腾讯云账号受限，请管理员检查）",
-        " (the Tencent Cloud account is restricted: ask your administrator)",
-    ),
-    "invalid_parameter": (
-        "（请检查日志源的地域和主题）",
-        " (check the log source's region and topic)",
-    ),
-    "not_found": (
-        "（日志主题不存在，请检查日志源）",
-        " (the log topic does not exist: check the log source)",
-    ),
-    "unavailable": (
-        # Too many requests at once, or not reached: neither is the user's to fix.
-        "（腾讯云这会儿处理不了，过几分钟再让我准备一次）",
-        " (Tencent Cloud could not serve it just now: ask me to prepare it again in a few minutes)",
-    ),
-}
-_LLM_FAILED_SAID = {
-    "unanswered": (
-        "大模型没有回应，这份简报按规则写成。",
-        "The language model did not answer: this briefing was written by rules. ",
-    ),
-    "unfaithful": (
-        "大模型写的简报与数据不符，这份简报按规则写成。",
-        "The language model's briefing did not match the data: this one was written by rules. ",
-    ),
-    "invalid": (
-        "大模型没有给出可用的简报，这份简报按规则写成。",
-        "The language model gave no usable briefing: this one was written by rules. ",
-    ),
-    "refused": (
-        "大模型服务拒绝了请求，这份简报按规则写成。",
-        "The language model refused the request: this briefing was written by rules. ",
-    ),
-    "key": (
-        "大模型服务拒绝了它的密钥，这份简报按规则写成。",
-        "The language model refused its key: this briefing was written by rules. ",
-    ),
-}
-# Alarms answered without a time the API gives, skipped, by source: (Chinese, English's one).
-_SKIPPED = {
-    "monitor": ("云监控有 {n} 条告警", "Cloud Monitor alarm"),
-    "cls": ("CLS 有 {n} 条告警记录", "CLS alert record"),
-}
-
-
 def _unavailable(note: SourceNote, zh: bool) -> str:
     """A failed source in the written briefing (page, e-mail)."""
     if note.detail == ALARMS_NOT_CONFIGURED:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
     if zh:
-        name = _SOURCE_NAMES.get(note.source, note.source)
+        name = SOURCE_NAMES.get(note.source, note.source)
         return f"数据源不可用：{name}：{_short(source_detail(note, zh))}"
-    return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
+    return f"{SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
 
 
 def skipped_said(inputs: BriefingInputs, zh: bool) -> list[str]:
     """The alarms skipped unreadable, a sentence a source, its count first (a number ending a
     sentence is read as an item's numbering by speech: "…: 1." ends none)."""
     return [
-        f"{_SKIPPED[source][0].format(n=n)}的时间无法读取，已跳过。"
+        f"{SKIPPED[source][0].format(n=n)}的时间无法读取，已跳过。"
         if zh
-        else f"{many(n, _SKIPPED[source][1] + ' was', _SKIPPED[source][1] + 's were')} "
+        else f"{many(n, SKIPPED[source][1] + ' was', SKIPPED[source][1] + 's were')} "
         f"skipped: {'its time' if n == 1 else 'their times'} could not be read."
         for source, n in inputs.alarms_skipped.items()
     ]
@@ -290,7 +173,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
         if logs_failed := [n for n in failed if n.source == "logs"]:
             headline = said("昨天的日志没能读取", "Yesterday's logs could not be read")
-            headline += said(*_WHAT_TO_DO.get(logs_failed[0].kind, ("", "")))
+            headline += said(*WHAT_TO_DO.get(logs_failed[0].kind, ("", "")))
         elif not inputs.logs_configured:
             headline = said("没有配置日志源", "No log source is set up")
         elif logs_short(inputs):
@@ -496,9 +379,9 @@ def _spoken(
         )
     for note in failed:
         if note.source == "llm":
-            say(*_LLM_FAILED_SAID[inputs.llm_failed or "unanswered"])
-        elif note.source in _FAILED_SAID and note not in unset:
-            say(*_FAILED_SAID[note.source])
+            say(*LLM_FAILED_SAID[inputs.llm_failed or "unanswered"])
+        elif note.source in FAILED_SAID and note not in unset:
+            say(*FAILED_SAID[note.source])
     parts += [s if zh else f"{s} " for s in skipped_said(inputs, zh)]
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
