@@ -68,7 +68,9 @@ _NOT_SAID = re.compile(
     r"__\w+__(?:\..*)?|__TAG__.*|(?i:trace_?id|span_?id|trace_?flags|dropped_?attributes_?count"
     r"|observed_?time_?unix_?nano|time_?unix_?nano)"
 )
-_NOT_SAID_OBJECTS = {"resource", "scope", "instrumentationscope", "attributes"}
+# A trace's resource and scope (its service, its library), not the event; its attributes
+# may hold the event's own words (exception.message): kept.
+_NOT_SAID_OBJECTS = {"resource", "scope", "instrumentationscope"}
 
 
 def _said_field(key: str, value: Any) -> bool:
@@ -230,7 +232,9 @@ def _level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             found = _access_message(content)
         if found is None:
             skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS, *SEVERITY_NUMBER_FIELDS}
-            rest = [(k, v) for k, v in content.items() if k not in skip and _said_field(k, v)]
+            fields = [(k, v) for k, v in content.items() if k not in skip]
+            # Nothing but metadata left: said whole rather than as an empty message.
+            rest = [(k, v) for k, v in fields if _said_field(k, v)] or fields
             if len(rest) == 1 and isinstance(rest[0][1], str):
                 # Its one field's text is its message ("=value" was read), and the field's
                 # name its level when it names one ("fatal": CRITICAL, "warn", "error").

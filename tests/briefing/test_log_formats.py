@@ -347,6 +347,11 @@ def test_a_message_made_of_its_fields_leaves_out_cls_metadata_and_trace_ids() ->
         "resource": {"service.name": "pay"},
     }
     assert level_and_message(record) == ("ERROR", "支付失败：银行接口超时")
+    # Its attributes may be the event's own words: kept (three errors were one empty message).
+    otel = {"severityText": "ERROR", "attributes": {"exception.message": "db pool exhausted"}}
+    assert "db pool exhausted" in level_and_message(otel)[1]
+    only_metadata = {"level": "ERROR", "resource": {"service.name": "pay"}, "trace_id": "4bf9"}
+    assert level_and_message(only_metadata)[1]  # said whole, never empty
 
 
 async def test_lines_exported_from_cls_are_timed_by_their_timestamp_field(
