@@ -373,6 +373,12 @@ class Settings(BaseSettings):
             )
         return plain
 
+    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca", mode="before")
+    @classmethod
+    def _tls_unset(cls, value: Any) -> Any:
+        # An empty variable (a template's `AMBIENT_TEMPORAL_TLS_CA=`) is none, not the cwd.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
     @classmethod
     def _tls_file(cls, path: Path | None) -> Path | None:

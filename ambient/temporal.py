@@ -198,10 +198,12 @@ class FailureConverter(DefaultFailureConverterWithEncodedAttributes):
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
-    # A CA alone is TLS to a server with a private CA (it was ignored: plain text was sent).
-    given = settings.temporal_tls_cert or settings.temporal_tls_ca or settings.temporal_api_key
-    if not (settings.temporal_tls or given):
-        return False
+    # A CA alone is TLS to a server with a private CA (it was ignored: plain text was sent),
+    # unless AMBIENT_TEMPORAL_TLS=false says otherwise.
+    ca_alone = settings.temporal_tls_ca and "temporal_tls" not in settings.model_fields_set
+    if not (settings.temporal_tls or settings.temporal_tls_cert or settings.temporal_api_key):
+        if not ca_alone:
+            return False
 
     def read(path: Path | None) -> bytes | None:
         return path.read_bytes() if path else None

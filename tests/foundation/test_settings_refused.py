@@ -180,3 +180,6 @@ def test_a_temporal_ca_alone_connects_over_tls(tmp_path: Path) -> None:
     tls = tls_config(Settings(temporal_tls_ca=ca))
     assert not isinstance(tls, bool) and tls.server_root_ca_cert == ca.read_bytes()
     assert tls_config(Settings()) is False
+    # AMBIENT_TEMPORAL_TLS=false still turns it off; an empty variable (a template's) is none.
+    assert tls_config(Settings(temporal_tls=False, temporal_tls_ca=ca)) is False
+    assert Settings(temporal_tls_ca="", temporal_tls_cert=" ").temporal_tls_ca is None
