@@ -45,7 +45,7 @@ from ambient.runtime import (
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import MigrationRefusedError, upgrade_async
-from ambient.storage.users import UserRepository
+from ambient.storage.users import UserRepository, new_api_token
 
 DEV_USER = "dev"
 STARTUP_TIMEOUT = 90.0
@@ -185,7 +185,9 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
             token = token_file.read_text().strip()
             await users.set_token(user, token)
         else:
-            token = await users.rotate_token(user, actor="ambient dev")
+            # A new token, the user's devices and 接入点 kept (a rotation ends them).
+            token = new_api_token()
+            await users.set_token(user, token)
         if not user.is_admin:  # a data dir from before roles existed
             await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
     write_private(token_file, token)

@@ -114,13 +114,18 @@ def show(name: str) -> None:
 
 @app.command()
 def token(name: str) -> None:
-    """Issue a new API token for a user; the old one stops working."""
+    """Issue a new API token for a user; the old one, its voice token, 小智 devices and
+    endpoints stop working."""
 
-    async def work(users: UserRepository) -> str:
-        return await users.rotate_token(await _existing(users, name), actor=OPERATOR)
+    async def work(users: UserRepository) -> tuple[str, tuple[int, int]]:
+        new = await users.rotate_token(await _existing(users, name), actor=OPERATOR)
+        return new, users.removed
 
-    new = _run(work)
+    new, (devices, endpoints) = _run(work)
     console.print(f"new API token for {name}: {new}", soft_wrap=True, markup=False)
+    if devices or endpoints:
+        said = f"removed {devices} 小智 device(s) and {endpoints} xiaozhi.me endpoint(s) of {name}"
+        console.print(f"{said}: add them again with the new token", soft_wrap=True, markup=False)
 
 
 @app.command("voice-token")

@@ -126,6 +126,9 @@ class TokenChangedError(Exception):
 
 
 class UserRepository(Repository):
+    # The 小智 devices and 接入点 the last rotate_token removed.
+    removed: tuple[int, int] = (0, 0)
+
     async def create(
         self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
     ) -> tuple[User, str]:
@@ -322,17 +325,19 @@ class UserRepository(Repository):
         token = new_api_token()
         had_voice = user.voice_token_hash is not None
         await self._tokens_swapped(user, api_token_hash=hash_token(token), voice_token_hash=None)
-        ended = {}
+        ended = []
         for table in (XiaozhiDevice, XiaozhiEndpoint):
             gone = await self.session.execute(delete(table).where(table.user == user.name))
-            ended[table.__tablename__] = cast(CursorResult[Any], gone).rowcount
+            ended.append(cast(CursorResult[Any], gone).rowcount)
+        # What the rotation ended, for the caller to tell (the audit keeps it too).
+        devices, endpoints = self.removed = (ended[0], ended[1])
         await self._token_audited(
             user,
             "user.token.rotated",
             actor,
             voice_token_revoked=had_voice,
-            devices_removed=ended[XiaozhiDevice.__tablename__],
-            endpoints_removed=ended[XiaozhiEndpoint.__tablename__],
+            devices_removed=devices,
+            endpoints_removed=endpoints,
         )
         return token
 

@@ -51,6 +51,10 @@ class Registered(BaseModel):
 
 class Token(BaseModel):
     token: str
+    # A rotation's: the 小智 devices and xiaozhi.me 接入点 it removed (added again with the
+    # new token: a leaked token could have made them).
+    devices_removed: int = 0
+    endpoints_removed: int = 0
 
 
 class SelfUpdate(UserSettings):
@@ -132,11 +136,14 @@ async def update_me(
 
 @router.post("/me/token")
 async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
-    """Issue a new API token; the old one stops working."""
+    """Issue a new API token; the old one stops working, and so do your voice token, 小智
+    devices and xiaozhi.me 接入点 (counted in the answer: add them again)."""
+    users = UserRepository(session)
     with _still_current():
-        token = await UserRepository(session).rotate_token(user)
+        token = await users.rotate_token(user)
     await session.commit()
-    return Token(token=token)
+    devices, endpoints = users.removed
+    return Token(token=token, devices_removed=devices, endpoints_removed=endpoints)
 
 
 @router.post("/me/voice-token")
