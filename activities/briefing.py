@@ -50,7 +50,7 @@ from ambient.briefing.writer import finish, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
+from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import failure, told
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
@@ -227,7 +227,10 @@ class BriefingActivities:
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             # Said as the cloud doors say it: what to fix (a CAM permission, the keys), not the
             # API's code alone.
-            kind = failure(exc).kind if isinstance(exc, TencentCloudError) else ""
+            kind = ""
+            if isinstance(exc, TencentCloudError):
+                busy = exc.code.startswith(RATE_LIMITS)  # a wait, not a way to mend
+                kind = "busy" if busy else failure(exc).kind
             note = SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}", kind=kind)
             notes.append(note)
             return None, baseline

@@ -94,10 +94,16 @@ WHAT_TO_DO = {
         "（日志主题不存在，请检查日志源）",
         " (the log topic does not exist: check the log source)",
     ),
+    # Too many requests at once: a wait; not reached (DNS, a proxy, the endpoint): a way to
+    # check if it lasts. A voice cannot prepare a briefing again: the page can.
+    "busy": (
+        "（腾讯云这会儿太忙，过几分钟可以在简报页面重新生成）",
+        " (Tencent Cloud was busy: regenerate it on the briefing page in a few minutes)",
+    ),
     "unavailable": (
-        # Too many requests at once, or not reached: neither is the user's to fix.
-        "（腾讯云这会儿处理不了，过几分钟再让我准备一次）",
-        " (Tencent Cloud could not serve it just now: ask me to prepare it again in a few minutes)",
+        "（没能连上腾讯云，如果一直这样，请管理员检查到它的网络）",
+        " (Tencent Cloud could not be reached: if it lasts, ask your administrator to check "
+        "the way to it)",
     ),
 }
 LLM_FAILED_SAID = {

@@ -1,5 +1,5 @@
 """A log source Tencent Cloud refuses is said in the spoken headline with what to do: keys or
-a permission to fix, a region to check, a busy API to ask again (all four were "Yesterday's
+a permission to fix, a region to check, a busy API to wait for (all four were "Yesterday's
 logs could not be read" alike, and the user could not tell a fix from a wait)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.support.tencent import standin_tencent
     [
         (["AuthFailure.UnauthorizedOperation"], "en", "refused the keys or a permission: ask"),
         (["AuthFailure.SignatureFailure"], "zh", "腾讯云拒绝了密钥或权限，请管理员检查"),
-        (["RequestLimitExceeded"] * 50, "en", "just now: ask me to prepare it again"),
+        (["RequestLimitExceeded"] * 50, "en", "busy: regenerate it on the briefing page"),
         (["UnsupportedRegion"], "en", "check the log source's region and topic"),
     ],
 )
