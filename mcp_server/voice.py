@@ -29,7 +29,14 @@ from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import ListedServer, build_server, reads_only
 from mcp_server.tools.hints import CHANGE, LOOK, READ, RECORD
-from mcp_server.voice_answer import CALL_BUDGET, calling_device, device, heard, within
+from mcp_server.voice_answer import (
+    CALL_BUDGET,
+    approvals_here,
+    calling_device,
+    device,
+    heard,
+    within,
+)
 from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_clusters import cluster_health
 from mcp_server.voice_errors import recent_errors
@@ -65,6 +72,7 @@ class VoiceServer(ListedServer):
             at = str(found[0][0]) if found[0] else "arguments"
             log.info("voice tool %r: arguments refused: %s", name, [at])
             return await self._say_again(context, [at], arguments)
+        approvals_here.set(self._tool_manager.get_tool("approve_remediation") is not None)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

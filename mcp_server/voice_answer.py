@@ -47,6 +47,9 @@ english: ContextVar[bool] = ContextVar("voice_english", default=False)
 # The device the current voice call comes from, as the call names it ("" where it names none):
 # what one speaker's answer asked or listed is that conversation's, not another device's.
 device: ContextVar[str] = ContextVar("voice_device", default="")
+# Whether this server serves approvals (`--read-only` does not): an answer says how to approve
+# where it can, not "say approve the first one" to a model without that tool.
+approvals_here: ContextVar[bool] = ContextVar("voice_approvals_here", default=True)
 # xiaozhi.me sends every device of an agent over the endpoint's one connection, each tools/call
 # naming its device in ``clientId`` (docs/xiaozhi.md); HTTP and stdio calls name none.
 DEVICE_PARAM = "clientId"

@@ -14,7 +14,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import HANDED_RECENT, failing_in_a_row, waiting_for
 from mcp_server.auth import Ctx
-from mcp_server.voice_answer import answer, english, left, say
+from mcp_server.voice_answer import answer, approvals_here, english, left, say
 from mcp_server.voice_approvals import may_answer, name_clusters
 from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
 from mcp_server.voice_fix_names import run_about
@@ -200,6 +200,8 @@ def _needs_said(
         )
         if not may:
             hint, hint_en = "审批要先请管理员授权。", "Approving needs an admin to grant it first. "
+        elif not approvals_here.get():  # a read-only voice server: approved elsewhere
+            hint, hint_en = "这里只能查看，审批请在网页上做。", "Approve it on the web page. "
         parts.append(
             say(
                 f"有 {len(waiting)} 个修复等你审批{said}。{hint}",

@@ -11,6 +11,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
+from ambient.settings import Settings
 from ambient.speech import MAX_SPOKEN, speakable
 from mcp_server.voice_sentences import NO_ACCOUNT, UNKNOWN_TOOL_READING
 from tests.voice.support import assert_speakable
@@ -482,3 +483,41 @@ def test_a_rate_word_without_a_number_and_a_rate_per_thing_are_said_whole() -> N
     # ids and paths still go
     assert speakable("部署 3 team/app 失败。") == "部署 3 失败。"
     assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"
+
+
+def test_a_read_only_voice_server_says_where_to_approve_not_approve_the_first_one() -> None:
+    """Its what_needs_me said "可以说“批准第一个”" to a model without the approve tool."""
+    from datetime import UTC, datetime
+
+    from ambient.remediation.views import RemediationSummary
+    from mcp_server.voice import build_voice_server
+    from mcp_server.voice_answer import approvals_here
+    from mcp_server.voice_needs import needs_answer
+
+    fix = RemediationSummary(
+        id=1,
+        remediation_id="remediation/abc",
+        run_key="k",
+        user="mei",
+        service="checkout",
+        alert_type="cpu",
+        mode="execute",
+        state="waiting_approval",
+        score=80,
+        budget=5,
+        attempts=1,
+        resolved_rung=None,
+        started_at=datetime.now(UTC),
+        finished_at=None,
+    )
+    assert "批准第一个" in needs_answer([fix], [], False, [])
+    kept = approvals_here.set(False)
+    try:
+        said = needs_answer([fix], [], False, [])
+    finally:
+        approvals_here.reset(kept)
+    assert "批准第一个" not in said and "审批请在网页上做" in said, said
+    # The read-only server is the one that says so: it has no approve tool.
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    served = build_voice_server(settings, read_only=True)._tool_manager
+    assert served.get_tool("approve_remediation") is None
