@@ -9,7 +9,8 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows.remediation_records import RECORD_RETRY, RemediationRecords, cause_of
+from workflows import remediation_records
+from workflows.remediation_records import RemediationRecords, cause_of
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation_records import RemediationRecordActivities
@@ -77,7 +78,7 @@ class RemediationEndings(RemediationRecords):
                 body=lead + said,
                 reason=str(reason),
             ),
-            retry=RECORD_RETRY,
+            retry=remediation_records.RECORD_RETRY,  # read where tests set it
         )
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
