@@ -12,7 +12,7 @@ from ambient.watches.reminders import ReminderConfig
 from ambient.watches.schedules import _schedule_summary
 from ambient.watches.service import TaskService
 from ambient.watches.summaries import BRIEFING, SAYING, THRESHOLD_WATCH, summary_said
-from mcp_server.voice_task_names import spoken_summary
+from mcp_server.voice_summaries import spoken_summary
 from tests.conftest import unique
 from tests.support.waits import eventually
 from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
