@@ -173,3 +173,23 @@ def whole_hours(hours: float, most: int = 168) -> int:
     """The whole span ``hours`` asks about, 1..``most``: 2.5 h is 3, and past ``most`` (an
     infinite count too) it is ``most``."""
     return max(1, math.ceil(min(most, hours)))
+
+
+# A number said after a name's Latin word ("backup 二", "backup二", "backup two"): ASR writes
+# what a Chinese speaker says of "backup-2" in Chinese numerals, an English one's in words.
+_NUMBER_AFTER_NAME = re.compile(
+    rf"(?<=[A-Za-z0-9])(\s*)([零一二两三四五六七八九十百]+|(?<=\s)(?:{_ENGLISH_WORD}))(?![个号点位A-Za-z])",
+    re.IGNORECASE,
+)
+
+
+def digits_in_names(said: str) -> str:
+    """``said`` with each number said after a Latin word written in digits ("backup二" is
+    "backup2"); the rest as it is."""
+
+    def digits(match: re.Match[str]) -> str:
+        word = match[2]
+        value = chinese_number(word) if not word.isascii() else _english_number(word.lower())
+        return match[0] if value is None else f"{match[1]}{int(value)}"
+
+    return _NUMBER_AFTER_NAME.sub(digits, said)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from ambient.speech import MAX_SPOKEN, cleaned, speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
-from mcp_server.voice_numbers import chinese_number
+from mcp_server.voice_numbers import chinese_number, digits_in_names
 from mcp_server.voice_references import (
     LIST_SEP_EN,
     ORDINALS_EN,
@@ -255,7 +255,24 @@ def pick_task(
     (in English when ``english``). A place alone ("第二个") is one in ``named``, the tasks the
     user's last answer on this device named (a voice call carries no history: its caller
     keeps them); with none named, the only task is the first, and else the question asks
-    which, naming them (a place among tasks never said picked one the user never heard)."""
+    which, naming them (a place among tasks never said picked one the user never heard).
+    A number said in words after a name ("backup 二", "backup two") is its digits when the
+    words find none: asked back "backup 1、backup 2?", the user said "backup 二" again."""
+    picked = _pick_task(tasks, said, english, named=named)
+    if picked.task is None and (digits := digits_in_names(said)) != said:
+        again = _pick_task(tasks, digits, english, named=named)
+        if again.task is not None:
+            return again
+    return picked
+
+
+def _pick_task(
+    tasks: list[TaskSummary],
+    said: str,
+    english: bool = False,
+    *,
+    named: Sequence[str] = (),
+) -> Picked:
     key = flat(clock_as_labelled(said))
     exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
     # A deleted task is found by its name, but not counted or offered as one of yours, nor
