@@ -31,6 +31,7 @@ _REASONS = {
     web_errors.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
     web_errors.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
     web_errors.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
+    web_errors.SIGN_IN: ("网页要求先登录", "the page asks to sign in first"),
     http1_errors.TWO_LOCATIONS: ("网站的跳转指向了两个地址", "it redirected to two places at once"),
     **dict.fromkeys(
         http1_errors.CODINGS,

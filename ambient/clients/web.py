@@ -36,6 +36,7 @@ from ambient.clients.web_errors import (
     NO_LOCATION,
     REDIRECT_REFUSED,
     REDIRECTED,
+    SIGN_IN,
     TIMED_OUT,
     TLS_FAILED,
     TOO_LARGE,
@@ -45,6 +46,7 @@ from ambient.clients.web_errors import (
     HttpStatusError,
     NoAnswerError,
     RefusedAddressError,
+    SignInRequiredError,
     TooLargeError,
     TooManyRedirectsError,
 )
@@ -252,6 +254,9 @@ class WebFetcher:
                 before, current = current, sent_on
                 hops.append(current)
                 continue
+            if current != url and answer.status == 200 and _signs_in(current, answer.body):
+                said = Refusal(SIGN_IN, url=scrubbed(current, 150))
+                raise SignInRequiredError(str(said))
             return self._result(url, current, answer, headers, posted=bool(form))
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))
 
@@ -414,3 +419,19 @@ def _spaces_encoded(url: str) -> str:
     parts = urlsplit(url)
     path, query = parts.path.replace(" ", "%20"), parts.query.replace(" ", "%20")
     return urlunsplit(parts._replace(path=path, query=query))
+
+
+# Where sites send a browser to sign in, and the form's password field.
+_SIGN_IN_PATH = re.compile(
+    r"(?i)(?:^|[/_.-])(?:log-?in|sign-?in|sign-?on|sso|oauth2?|auth(?:orize)?|cas|passport"
+    r"|session/new)(?:$|[/_.?-])"
+)
+_PASSWORD_FIELD = re.compile(rb"(?i)<input\b[^>]*\btype\s*=\s*[\"']?password\b")
+
+
+def _signs_in(url: str, body: bytes) -> bool:
+    """Whether a page a redirect led to is a sign-in form: a sign-in path (or query) and a
+    password field in its first 256 KiB."""
+    parts = urlsplit(url)
+    where = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    return bool(_SIGN_IN_PATH.search(where)) and bool(_PASSWORD_FIELD.search(body[:262144]))

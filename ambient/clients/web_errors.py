@@ -5,6 +5,7 @@ FetchError
  ├── RefusedAddressError   the destination guard refused it (ambient.clients.guard)
  ├── TooLargeError         the body passed the size cap
  ├── TooManyRedirectsError more redirects than allowed
+ ├── SignInRequiredError   a redirect to a sign-in form
  ├── HttpStatusError       a non-success HTTP status
  └── NoAnswerError         no answer: the name unresolved, no connection or TLS, a timeout,
                            the connection cut (the same fetch may pass later)
@@ -38,6 +39,12 @@ NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
 ANSWER_CUT = N_("the connection ended before the whole answer: %(reason)s")
 TLS_FAILED = N_("TLS failed: %(reason)s")
 REDIRECTED = N_("%(reason)s (redirected to %(url)s)")  # a status from where a redirect led
+# A page that sends the browser to a sign-in form: its baseline was the form, and no change
+# of the page behind it was ever seen.
+SIGN_IN = N_(
+    "the page sends the browser to sign in at %(url)s: the monitor would see only the sign-in "
+    "form; give it the page's credentials, or watch a page open without signing in"
+)
 # A metric read's failure with its endpoint (activities/watches.py: a threshold watch's alert
 # names no page, so the source's URL is said after the fetch's words).
 FROM_SOURCE = N_("%(reason)s from %(url)s")
@@ -50,6 +57,7 @@ _WORDED = (
     REDIRECT_REFUSED,
     NO_BODY,
     NO_LOCATION,
+    SIGN_IN,
     TWO_LOCATIONS,
     *CODINGS,
     WHOLE_NOT_MODIFIED,
@@ -107,6 +115,10 @@ class TooLargeError(FetchError):
 
 class TooManyRedirectsError(FetchError):
     """The redirect chain is longer than allowed."""
+
+
+class SignInRequiredError(FetchError):
+    """The page redirected to a sign-in form (a password field on a sign-in path)."""
 
 
 class HttpStatusError(FetchError):

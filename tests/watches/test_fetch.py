@@ -20,6 +20,7 @@ from ambient.clients.web_errors import (
     FetchError,
     HttpStatusError,
     RefusedAddressError,
+    SignInRequiredError,
     TooLargeError,
     TooManyRedirectsError,
 )
@@ -152,6 +153,33 @@ async def test_an_error_status_names_no_url_but_where_a_redirect_led(
         await fetcher.fetch(f"{base}/moved")
     assert (str(direct.value), direct.value.status) == ("HTTP 404", 404)
     assert str(moved.value) == f"HTTP 404 (redirected to {base}/gone)"
+
+
+async def test_a_redirect_to_a_sign_in_form_is_said_not_taken_as_the_page(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    """A page behind a sign-in redirects to its form: the form was read as the page (its
+    baseline), and no change of the page behind it was ever seen, nor the user told."""
+    state, base = site
+    state.redirects["/dashboard"] = "/accounts/login?next=/dashboard"
+    form = '<form method="post"><input name="user"><input type="password" name="pw"></form>'
+    state.pages["/accounts/login"] = f"<html><body><h1>Sign in</h1>{form}</body></html>"
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    with pytest.raises(SignInRequiredError) as sent:
+        await fetcher.fetch(f"{base}/dashboard")
+    assert str(sent.value).startswith(
+        f"the page sends the browser to sign in at {base}/accounts/login?[redacted]: "
+    )
+    # The sign-in page itself, watched as given, is a page; so is a redirect to a page with
+    # a password field that is no sign-in path (a settings page), and to a login path
+    # without one (a landing page).
+    assert (await fetcher.fetch(f"{base}/accounts/login")).status == 200
+    state.redirects["/me"] = "/settings"
+    state.pages["/settings"] = f"<html><body>{form}</body></html>"
+    assert (await fetcher.fetch(f"{base}/me")).status == 200
+    state.redirects["/start"] = "/login-help"
+    state.pages["/login-help"] = "<html><body>How to sign in</body></html>"
+    assert (await fetcher.fetch(f"{base}/start")).status == 200
 
 
 async def test_redirect_chains_are_capped(site: tuple[Site, str], http: httpx.AsyncClient) -> None:
