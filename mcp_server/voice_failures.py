@@ -18,7 +18,8 @@ from ambient.watches.models import TaskStatus
 # listener's words, without its values but a status or seconds (a host, an address, the
 # system's words).
 _STATUS_WORDS = {
-    401: ("网站拒绝了访问", "the site refused access"),
+    # 401 asks for credentials (RFC 9110 15.5.2): given none or refused, its owner's to give.
+    401: ("网站要求先登录或提供凭据", "the site asks for credentials"),
     403: ("网站拒绝了访问", "the site refused access"),
     404: ("网页不存在", "the page does not exist"),
     410: ("网页不存在", "the page does not exist"),

@@ -760,3 +760,15 @@ def test_a_hand_over_said_first_leaves_the_rest_of_what_needs_the_user_said() ->
         assert said.startswith("有 1 个告警自动处理没能解决，交给你了"), said
         assert "审批" in said and "监控一直检查失败" in said, said
         assert len(said) <= MAX_SPOKEN and speakable(said) == said, said
+
+
+def test_a_check_failed_by_401_or_a_sign_in_redirect_is_said_as_asking_for_credentials() -> None:
+    """HTTP 401 was said "the site refused access", as 403: the site asks for credentials."""
+    from ambient.clients.web_errors import SIGN_IN
+    from ambient.refusals import Refusal
+    from mcp_server.voice_failures import reason_said
+
+    assert reason_said("HTTP 401") == ("网站要求先登录或提供凭据", "the site asks for credentials")
+    assert reason_said("HTTP 403")[1] == "the site refused access"
+    signed = str(Refusal(SIGN_IN, url="https://shop.example/login"))
+    assert reason_said(signed) == ("网页要求先登录", "the page asks to sign in first")
