@@ -114,8 +114,7 @@ def show(name: str) -> None:
 
 @app.command()
 def token(name: str) -> None:
-    """Issue a new API token for a user; the old one, its voice token, 小智 devices and
-    endpoints stop working."""
+    """Issue a new API token for a user; the old one, voice token, devices, 接入点 stop."""
 
     async def work(users: UserRepository) -> tuple[str, tuple[int, int]]:
         new = await users.rotate_token(await _existing(users, name), actor=OPERATOR)
