@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         CLEARED_TOLD_WITH_END,
         CLEARED_WITH_ROLLOUT,
         FINAL_STATES,
+        READS_REGULAR,
         RECHECK_AFTER_WAIT,
         AbortInput,
         ApprovalDecision,
@@ -132,6 +133,9 @@ class RemediationRecords:
         # And only with a pod of the workload ready (a run from before this patch read the
         # metric alone, and replays so).
         self.cleared_with_rollout = workflow.patched(CLEARED_WITH_ROLLOUT)
+        # Its metric reads as regular activities (a run from before this patch read them as
+        # local ones, and replays so).
+        self.reads_regular = workflow.patched(READS_REGULAR)
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""
@@ -289,10 +293,17 @@ class RemediationRecords:
         *,
         limit: timedelta = SHORT,
         retry: RetryPolicy = READ_RETRY,
+        regular: bool = False,
     ) -> R:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
+        # ``regular``: a read of a source the user aimed, slow as it may be, off the run's
+        # workflow task (which answers its updates and queries).
         try:
+            if regular:
+                return await workflow.execute_activity_method(
+                    activity, arg, start_to_close_timeout=limit, retry_policy=retry
+                )
             return await workflow.execute_local_activity_method(
                 activity, arg, start_to_close_timeout=limit, retry_policy=retry
             )

@@ -73,6 +73,7 @@ class RemediationVerify(RemediationChange):
             return await self._act(
                 WatchActivities.read_metric,
                 ReadMetricInput(source=source, retry_failures=True, owner=owner, sender=sender),
+                regular=self.reads_regular,
             )
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))

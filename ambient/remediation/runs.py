@@ -358,6 +358,10 @@ CLEARED_TOLD_WITH_END = "cleared-told-with-end"
 # healthy error rate with no pod serving (a release whose pods never become ready) had ended
 # the run "Remediated", its approved rollback never made.
 CLEARED_WITH_ROLLOUT = "cleared-with-rollout"
+# The patch under which a run's metric reads (after a wait, its verification) are regular
+# activities: a local one held the run's workflow task while a slow source answered, 48 s in
+# which an approval's answer and every read of the run waited ("no worker answered").
+READS_REGULAR = "metric-reads-regular"
 
 
 def abort_as_given(given: object) -> AbortInput:
