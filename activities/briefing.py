@@ -51,7 +51,7 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
-from ambient.cloud.errors import failure, told
+from ambient.cloud.errors import NETWORK_ERROR, failure, told
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
@@ -227,10 +227,13 @@ class BriefingActivities:
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             # Said as the cloud doors say it: what to fix (a CAM permission, the keys), not the
             # API's code alone.
-            kind = ""
-            if isinstance(exc, TencentCloudError):
-                busy = exc.code.startswith(RATE_LIMITS)  # a wait, not a way to mend
-                kind = "busy" if busy else failure(exc).kind
+            kind = failure(exc).kind if isinstance(exc, TencentCloudError) else ""
+            if isinstance(exc, TencentCloudError) and kind == "unavailable":
+                # A busy API is a wait; one never reached (no answer, not one lost on the way)
+                # a way to check: both "unavailable" to the cloud doors.
+                never_sent = exc.code == NETWORK_ERROR and not exc.unanswered
+                kind = "busy" if exc.code.startswith(RATE_LIMITS) else kind
+                kind = "unreachable" if never_sent else kind
             note = SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}", kind=kind)
             notes.append(note)
             return None, baseline

@@ -94,13 +94,19 @@ WHAT_TO_DO = {
         "（日志主题不存在，请检查日志源）",
         " (the log topic does not exist: check the log source)",
     ),
-    # Too many requests at once: a wait; not reached (DNS, a proxy, the endpoint): a way to
-    # check if it lasts. A voice cannot prepare a briefing again: the page can.
+    # Too many requests at once, or a search the API failed or did not finish (answered): a
+    # wait, then the page's "Prepare again" (a voice cannot); not reached (DNS, a proxy, the
+    # endpoint): a way to check if it lasts.
     "busy": (
         "（腾讯云这会儿太忙，过几分钟可以在简报页面重新生成）",
-        " (Tencent Cloud was busy: regenerate it on the briefing page in a few minutes)",
+        " (Tencent Cloud was busy: prepare it again on the briefing page in a few minutes)",
     ),
     "unavailable": (
+        "（腾讯云这次没能完成查询，过几分钟可以在简报页面重新生成）",
+        " (Tencent Cloud could not complete the search: prepare it again on the briefing page "
+        "in a few minutes)",
+    ),
+    "unreachable": (
         "（没能连上腾讯云，如果一直这样，请管理员检查到它的网络）",
         " (Tencent Cloud could not be reached: if it lasts, ask your administrator to check "
         "the way to it)",

@@ -22,8 +22,10 @@ from tests.support.tencent import standin_tencent
     [
         (["AuthFailure.UnauthorizedOperation"], "en", "refused the keys or a permission: ask"),
         (["AuthFailure.SignatureFailure"], "zh", "腾讯云拒绝了密钥或权限，请管理员检查"),
-        (["RequestLimitExceeded"] * 50, "en", "busy: regenerate it on the briefing page"),
+        (["RequestLimitExceeded"] * 50, "en", "busy: prepare it again on the briefing page"),
         (["UnsupportedRegion"], "en", "check the log source's region and topic"),
+        # Answered, not done (a search timed out): a wait, not the network to check.
+        (["FailedOperation.SearchTimeout"] * 50, "en", "could not complete the search"),
     ],
 )
 async def test_a_refused_log_source_is_said_with_what_to_do(
