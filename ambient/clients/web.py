@@ -254,7 +254,11 @@ class WebFetcher:
                 before, current = current, sent_on
                 hops.append(current)
                 continue
-            if current != url and answer.status == 200 and _signs_in(current, answer.body):
+            if (
+                answer.status == 200
+                and not _same_page(url, current)
+                and _signs_in(current, answer.body)
+            ):
                 said = Refusal(SIGN_IN, url=scrubbed(current, 150))
                 raise SignInRequiredError(str(said))
             return self._result(url, current, answer, headers, posted=bool(form))
@@ -430,8 +434,23 @@ _PASSWORD_FIELD = re.compile(rb"(?i)<input\b[^>]*\btype\s*=\s*[\"']?password\b")
 
 
 def _signs_in(url: str, body: bytes) -> bool:
-    """Whether a page a redirect led to is a sign-in form: a sign-in path (or query) and a
-    password field in its first 256 KiB."""
-    parts = urlsplit(url)
-    where = f"{parts.path}?{parts.query}" if parts.query else parts.path
-    return bool(_SIGN_IN_PATH.search(where)) and bool(_PASSWORD_FIELD.search(body[:262144]))
+    """Whether a page a redirect led to is a sign-in form: a sign-in path (its query is
+    the page's: "?next=/login") and a password field in its first 256 KiB."""
+    path = urlsplit(url).path
+    return bool(_SIGN_IN_PATH.search(path)) and bool(_PASSWORD_FIELD.search(body[:262144]))
+
+
+# A language's prefix a site puts before its pages (/en/login, /zh-cn/login).
+_LOCALE = re.compile(r"^/[a-z]{2}(?:[-_][a-z]{2,4})?(?=/)", re.IGNORECASE)
+
+
+def _same_page(asked: str, landed: str) -> bool:
+    """Whether a redirect led to the page asked for, as given (a sign-in page watched on
+    purpose): the same host, its path but for a trailing slash, a language's prefix or the
+    scheme (http to https)."""
+    a, b = urlsplit(asked), urlsplit(landed)
+
+    def page(path: str) -> str:
+        return _LOCALE.sub("", path.rstrip("/")) or "/"
+
+    return a.hostname == b.hostname and page(a.path) == page(b.path)

@@ -42,8 +42,8 @@ REDIRECTED = N_("%(reason)s (redirected to %(url)s)")  # a status from where a r
 # A page that sends the browser to a sign-in form: its baseline was the form, and no change
 # of the page behind it was ever seen.
 SIGN_IN = N_(
-    "the page sends the browser to sign in at %(url)s: the monitor would see only the sign-in "
-    "form; give it the page's credentials, or watch a page open without signing in"
+    "the page sends the browser to sign in at %(url)s: a monitor cannot sign in and would see "
+    "only the sign-in form; watch a page that opens without signing in"
 )
 # A metric read's failure with its endpoint (activities/watches.py: a threshold watch's alert
 # names no page, so the source's URL is said after the fetch's words).

@@ -174,6 +174,14 @@ async def test_a_redirect_to_a_sign_in_form_is_said_not_taken_as_the_page(
     # a password field that is no sign-in path (a settings page), and to a login path
     # without one (a landing page).
     assert (await fetcher.fetch(f"{base}/accounts/login")).status == 200
+    # Watched on purpose behind a trailing slash's or a language's redirect: still that page.
+    state.redirects["/signin"] = "/en/signin/"
+    state.pages["/en/signin/"] = f"<html><body>{form}</body></html>"
+    assert (await fetcher.fetch(f"{base}/signin")).status == 200
+    # An open page whose redirect's query names a sign-in path is no sign-in form.
+    state.redirects["/home"] = "/welcome?from=/login"
+    state.pages["/welcome"] = f"<html><body>Welcome {form}</body></html>"
+    assert (await fetcher.fetch(f"{base}/home")).status == 200
     state.redirects["/me"] = "/settings"
     state.pages["/settings"] = f"<html><body>{form}</body></html>"
     assert (await fetcher.fetch(f"{base}/me")).status == 200
