@@ -177,8 +177,10 @@ def whole_hours(hours: float, most: int = 168) -> int:
 
 # A number said after a name's Latin word ("backup 二", "backup二", "backup two"): ASR writes
 # what a Chinese speaker says of "backup-2" in Chinese numerals, an English one's in words.
+# Taken whole ("十二点" is no "10二点"), its "号" with it ("backup 二号").
 _NUMBER_AFTER_NAME = re.compile(
-    rf"(?<=[A-Za-z0-9])(\s*)([零一二两三四五六七八九十百]+|(?<=\s)(?:{_ENGLISH_WORD}))(?![个号点位A-Za-z])",
+    rf"(?<=[A-Za-z0-9])(\s*)(?:([零一二两三四五六七八九十百]++)号?(?![个点位分之])"
+    rf"|(?<=\s)({_ENGLISH_WORD})(?![A-Za-z]))",
     re.IGNORECASE,
 )
 
@@ -188,8 +190,8 @@ def digits_in_names(said: str) -> str:
     "backup2"); the rest as it is."""
 
     def digits(match: re.Match[str]) -> str:
-        word = match[2]
-        value = chinese_number(word) if not word.isascii() else _english_number(word.lower())
+        chinese, english = match[2], match[3]
+        value = chinese_number(chinese) if chinese else _english_number(english.lower())
         return match[0] if value is None else f"{match[1]}{int(value)}"
 
     return _NUMBER_AFTER_NAME.sub(digits, said)

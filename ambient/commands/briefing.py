@@ -28,7 +28,7 @@ from ambient.commands import (
 )
 from ambient.watches.configs import task_id_for
 
-app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 console = terminal()
 T = TypeVar("T")
 Date = Annotated[str | None, typer.Argument(help="YYYY-MM-DD; latest when omitted")]

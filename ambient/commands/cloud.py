@@ -56,7 +56,7 @@ from ambient.settings import Settings
 if TYPE_CHECKING:  # the state is built when a command runs (run_service)
     from ambient.wiring import AppState
 
-app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 console = terminal()
 T = TypeVar("T")
 

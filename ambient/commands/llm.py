@@ -12,7 +12,7 @@ from ambient.commands import fail, terminal
 from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
 from ambient.settings import Settings
 
-app = typer.Typer()  # its help: ambient/cli.py LAZY
+app = typer.Typer()  # its help: ambient/cli_group.py LAZY
 console = terminal()
 
 

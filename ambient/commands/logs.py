@@ -40,7 +40,7 @@ from ambient.domain.loglevels import SYSLOG_SEVERITIES, level_and_message
 from ambient.domain.times import within_years
 from ambient.refusals import Refusal, said_back
 
-app = typer.Typer()  # its help: ambient/cli.py LAZY
+app = typer.Typer()  # its help: ambient/cli_group.py LAZY
 err_console = terminal(stderr=True)
 
 

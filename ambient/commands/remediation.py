@@ -31,7 +31,7 @@ from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, au
 from ambient.sharing import ShareLinkLimitError
 from ambient.storage.models import MAX_ID
 
-app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 console = terminal()
 T = TypeVar("T")
 AlertFile = Annotated[

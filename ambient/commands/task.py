@@ -13,7 +13,7 @@ from ambient.watches.inputs import TaskError
 from ambient.watches.listing import TaskSummary
 from ambient.watches.service import TaskService
 
-app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 console = terminal()
 T = TypeVar("T")
 

@@ -38,7 +38,7 @@ from ambient.storage.users import (
     user_subject,
 )
 
-app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 console = terminal()
 T = TypeVar("T")
 
@@ -116,15 +116,18 @@ def show(name: str) -> None:
 def token(name: str) -> None:
     """Issue a new API token for a user; the old one, voice token, devices, 接入点 stop."""
 
-    async def work(users: UserRepository) -> tuple[str, tuple[int, int]]:
+    async def work(users: UserRepository) -> tuple[str, tuple[bool, int, int]]:
         new = await users.rotate_token(await _existing(users, name), actor=OPERATOR)
         return new, users.removed
 
-    new, (devices, endpoints) = _run(work)
+    new, (voice, devices, endpoints) = _run(work)
     console.print(f"new API token for {name}: {new}", soft_wrap=True, markup=False)
-    if devices or endpoints:
-        said = f"removed {devices} 小智 device(s) and {endpoints} xiaozhi.me endpoint(s) of {name}"
-        console.print(f"{said}: add them again with the new token", soft_wrap=True, markup=False)
+    ended = [f"{devices} 小智 device(s)"] if devices else []
+    ended += [f"{endpoints} xiaozhi.me endpoint(s)"] if endpoints else []
+    ended += ["the voice token"] if voice else []
+    if ended:
+        said = f"also ended for {name}: {', '.join(ended)} (set up again with the new token)"
+        console.print(said, soft_wrap=True, markup=False)
 
 
 @app.command("voice-token")

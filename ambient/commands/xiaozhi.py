@@ -36,7 +36,7 @@ from ambient.storage.models import MAX_ID
 from ambient.xiaozhi import DeviceService
 from ambient.xiaozhi_errors import DeviceError
 
-app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
+app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 endpoint_app = typer.Typer(
     help="xiaozhi.me MCP 接入点: the product dials them and serves its tools.",
     no_args_is_help=True,

@@ -126,8 +126,9 @@ class TokenChangedError(Exception):
 
 
 class UserRepository(Repository):
-    # The 小智 devices and 接入点 the last rotate_token removed.
-    removed: tuple[int, int] = (0, 0)
+    # What the last rotate_token ended: the voice token (whether there was one), the 小智
+    # devices and the 接入点 it removed.
+    removed: tuple[bool, int, int] = (False, 0, 0)
 
     async def create(
         self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
@@ -330,7 +331,8 @@ class UserRepository(Repository):
             gone = await self.session.execute(delete(table).where(table.user == user.name))
             ended.append(cast(CursorResult[Any], gone).rowcount)
         # What the rotation ended, for the caller to tell (the audit keeps it too).
-        devices, endpoints = self.removed = (ended[0], ended[1])
+        devices, endpoints = ended
+        self.removed = (had_voice, devices, endpoints)
         await self._token_audited(
             user,
             "user.token.rotated",

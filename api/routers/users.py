@@ -53,6 +53,7 @@ class Token(BaseModel):
     token: str
     # A rotation's: the 小智 devices and xiaozhi.me 接入点 it removed (added again with the
     # new token: a leaked token could have made them).
+    voice_token_revoked: bool = False
     devices_removed: int = 0
     endpoints_removed: int = 0
 
@@ -142,8 +143,13 @@ async def rotate_token(user: CurrentUser, session: SessionDep) -> Token:
     with _still_current():
         token = await users.rotate_token(user)
     await session.commit()
-    devices, endpoints = users.removed
-    return Token(token=token, devices_removed=devices, endpoints_removed=endpoints)
+    voice, devices, endpoints = users.removed
+    return Token(
+        token=token,
+        voice_token_revoked=voice,
+        devices_removed=devices,
+        endpoints_removed=endpoints,
+    )
 
 
 @router.post("/me/voice-token")

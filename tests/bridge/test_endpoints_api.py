@@ -103,8 +103,13 @@ async def test_a_rotated_token_ends_the_endpoints_and_devices_it_could_have_made
         connection = await broker.held(token)
         rotated = await api.post("/users/me/token", headers=leaked)
         assert rotated.status_code == 200, rotated.text
-        told = (rotated.json()["devices_removed"], rotated.json()["endpoints_removed"])
-        assert told == (1, 1)  # the owner is told what to add again
+        answer = rotated.json()
+        told = (
+            answer["voice_token_revoked"],
+            answer["devices_removed"],
+            answer["endpoints_removed"],
+        )
+        assert told == (False, 1, 1)  # the owner is told what to add again
         await asyncio.wait_for(connection.closed.wait(), HANG)
         mine = {"Authorization": f"Bearer {rotated.json()['token']}"}
         assert (await api.get("/xiaozhi/endpoints", headers=mine)).json() == []

@@ -225,6 +225,11 @@ def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
     assert "alice@example.com" in shown.output
     rotated = runner.invoke(app, ["user", "token", "alice"], env=env)
     assert rotated.exit_code == 0 and "amb_" in rotated.output
+    assert "also ended" not in rotated.output  # nothing of hers to set up again
+    voiced = runner.invoke(app, ["user", "voice-token", "alice"], env=env)
+    assert voiced.exit_code == 0, voiced.output
+    rotated = runner.invoke(app, ["user", "token", "alice"], env=env)
+    assert "also ended for alice: the voice token (set up again" in rotated.output
     assert runner.invoke(app, ["user", "show", "nobody"], env=env).exit_code == 1
 
 
