@@ -344,7 +344,7 @@ class WatchActivities:
         reading, or (``retry_failures``) a retryable error; the secret's value unsaid."""
         said = _scrubbed(f"{_readable(exc)}{where}", credentials)
         if request.retry_failures and _may_pass_later(exc):
-            reads = activity.info().attempt
+            reads = activity.info().attempt + request.tried
             raise ApplicationError(
                 f"{reads} read{'s' if reads > 1 else ''} failed, the last: {said}"[:500],
                 type="MetricUnavailable",

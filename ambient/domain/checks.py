@@ -73,6 +73,9 @@ class ReadMetricInput(BaseModel):
     # read into the other's run).
     owner: str | None = None
     sender: str | None = None
+    # Reads its caller made before this activity (a remediation's one try in its workflow
+    # task): counted in the failure's "N reads failed".
+    tried: int = 0
 
 
 class MetricReading(BaseModel):
