@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from temporalio.client import Client as TemporalClient
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.remediation.views import RemediationSummary
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
 from ambient.wiring import AppState
@@ -106,3 +108,33 @@ async def register(http: httpx.AsyncClient, settings: Settings, name: str) -> di
     made = await http.post("/users", json={"name": name}, headers=admin)
     assert made.status_code in (200, 201), made.text
     return {"Authorization": f"Bearer {made.json()['token']}"}
+
+
+def fix_summary(
+    n: int,
+    service: str,
+    *,
+    user: str = "u",
+    mode: str = "execute",
+    state: str = "waiting_approval",
+    ended: bool = False,
+) -> RemediationSummary:
+    """A remediation run as its list shows it (``remediation/r<n>``), for what the voice says
+    of the fixes waiting; ``ended``: it has a finish time."""
+    now = datetime.now(UTC)
+    return RemediationSummary(
+        id=n,
+        remediation_id=f"remediation/r{n}",
+        run_key=f"remediation/r{n}@1",
+        user=user,
+        service=service,
+        alert_type="error_rate",
+        mode=mode,
+        state=state,
+        score=3,
+        budget=3,
+        attempts=0,
+        resolved_rung=None,
+        started_at=now,
+        finished_at=now if ended else None,
+    )

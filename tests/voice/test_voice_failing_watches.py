@@ -22,7 +22,7 @@ from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, remediation_settings, run_row
 from tests.support.servers import serve
 from tests.support.waits import eventually
-from tests.voice.support import say, task_lists_counted, voice_client, worker_state
+from tests.voice.support import fix_summary, say, task_lists_counted, voice_client, worker_state
 from tests.voice.test_voice_remediation import OWNER, waiting
 from tests.watches.site import Site, article
 
@@ -409,29 +409,13 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
     """Fitting 300 letters, the fixes' names went before the watches': "3 fixes waiting …
     You can say approve the first one", then three watches named, and no fix. The first fix
     keeps its name while any name is said; an answer naming none asks nobody to approve it."""
-    from datetime import UTC, datetime
 
     from ambient.remediation.views import RemediationSummary
     from mcp_server.voice_answer import english
     from mcp_server.voice_needs import needs_answer
 
     def run(n: int, workload: str) -> RemediationSummary:
-        return RemediationSummary(
-            id=n,
-            remediation_id=f"remediation/r{n}",
-            run_key=f"remediation/r{n}@1",
-            user=OWNER,
-            service=f"cls-1/shop/{workload}",
-            alert_type="error_rate",
-            mode="execute",
-            state="waiting_approval",
-            score=3,
-            budget=3,
-            attempts=0,
-            resolved_rung=None,
-            started_at=datetime.now(UTC),
-            finished_at=None,
-        )
+        return fix_summary(n, f"cls-1/shop/{workload}", user=OWNER)
 
     fixes = [
         run(1, "payment-gateway-settlement-api"),
@@ -717,30 +701,13 @@ def test_a_hand_over_said_first_leaves_the_rest_of_what_needs_the_user_said() ->
     approvals and four failing watches whole (too long together), or pushed the watches past
     the third sentence the voice keeps (a review). It is a clause of the first sentence now,
     and the rest is named with the room it leaves."""
-    from datetime import UTC, datetime
 
     from ambient.remediation.views import RemediationSummary
     from ambient.speech import speakable
     from mcp_server.voice_needs import needs_answer, with_handed
 
     def run(i: int, service: str, state: str = "waiting_approval") -> RemediationSummary:
-        now = datetime.now(UTC)
-        return RemediationSummary(
-            id=i,
-            remediation_id=f"remediation/r{i}",
-            run_key=f"remediation/r{i}@x",
-            user="u",
-            service=service,
-            alert_type="error_rate",
-            mode="dry_run",
-            state=state,
-            score=3,
-            budget=3,
-            attempts=0,
-            resolved_rung=None,
-            started_at=now,
-            finished_at=now,
-        )
+        return fix_summary(i, service, mode="dry_run", state=state, ended=True)
 
     handed = [run(9, "db-primary", "handed_over")]
     long_names = ["checkout-service-primary-shanghai-zone", "payments-gateway-eu-frankfurt"]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ambient.settings import Settings
 from ambient.speech import MAX_SPOKEN, speakable
 from mcp_server.voice_sentences import NO_ACCOUNT, UNKNOWN_TOOL_READING
-from tests.voice.support import assert_speakable
+from tests.voice.support import assert_speakable, fix_summary
 
 
 def _tools_named(instructions: str | None) -> set[str]:
@@ -487,29 +487,11 @@ def test_a_rate_word_without_a_number_and_a_rate_per_thing_are_said_whole() -> N
 
 def test_a_read_only_voice_server_says_where_to_approve_not_approve_the_first_one() -> None:
     """Its what_needs_me said "可以说“批准第一个”" to a model without the approve tool."""
-    from datetime import UTC, datetime
-
-    from ambient.remediation.views import RemediationSummary
     from mcp_server.voice import build_voice_server
     from mcp_server.voice_answer import approvals_here
     from mcp_server.voice_needs import needs_answer
 
-    fix = RemediationSummary(
-        id=1,
-        remediation_id="remediation/abc",
-        run_key="k",
-        user="mei",
-        service="checkout",
-        alert_type="cpu",
-        mode="execute",
-        state="waiting_approval",
-        score=80,
-        budget=5,
-        attempts=1,
-        resolved_rung=None,
-        started_at=datetime.now(UTC),
-        finished_at=None,
-    )
+    fix = fix_summary(1, "checkout", user="mei")
     assert "批准第一个" in needs_answer([fix], [], False, [])
     kept = approvals_here.set(False)
     try:
