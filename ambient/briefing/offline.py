@@ -317,9 +317,12 @@ def _spoken(
     def say(chinese: str, english: str) -> None:
         parts.append(chinese if zh else english)
 
+    # The first three sentences are what a voice keeps (MAX_SENTENCES): the greeting is said
+    # with the headline, and what waits on someone (an open alarm, a problem for a person)
+    # comes right after the top error. "Good morning, here is yesterday's briefing." was a
+    # sentence of the three, and the open alarms' names were never heard.
     hello = greeting(inputs)
-    say(f"{hello}，这是昨天的简报。", f"{hello}, here is yesterday's briefing. ")
-    say(headline + "。", headline + ". ")
+    say(f"{hello}，{headline}。", f"{hello}, {headline[:1].lower()}{headline[1:]}. ")
     if inputs.logs_capped:
         say(*_capped(inputs.log_lines))
     # The most frequent: the templates come most severe first (one CRITICAL line was said as
@@ -330,6 +333,19 @@ def _spoken(
         say(
             f"最多的错误是：{said}，共 {top.count} 次。",
             f"The most frequent error was {said}, {many(top.count, 'time', 'times')}. ",
+        )
+    if firing:
+        began = since(firing[0], ZoneInfo(inputs.timezone), zh)
+        say(
+            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}{began}。",
+            f"{many(len(firing), 'alarm is', 'alarms are')} still open"
+            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}{began}. ",
+        )
+    if inputs.needs_person:
+        count, first = len(inputs.needs_person), spoken_clip(inputs.needs_person[0], 60)
+        say(
+            f"有 {count} 个问题需要人工处理：{first}。",
+            f"{many(count, 'problem needs', 'problems need')} a person: {first}. ",
         )
     # A partly read day's trend that compares nothing ("At least N errors: not compared…")
     # repeats the headline's floor and its why: spoken once. A rise (at least X%) is said.
@@ -346,14 +362,7 @@ def _spoken(
         say(
             "腾讯云未配置，没有告警记录。", "Tencent Cloud is not configured, so no alarm history. "
         )
-    elif firing:
-        began = since(firing[0], ZoneInfo(inputs.timezone), zh)
-        say(
-            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}{began}。",
-            f"{many(len(firing), 'alarm is', 'alarms are')} still open"
-            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}{began}. ",
-        )
-    if (silent := no_data(inputs.alarms)) and not unset:
+    elif silent := no_data(inputs.alarms):
         say(
             f"有 {len(silent)} 条告警数据不足，包括 {silent[0].name}。",
             f"{many(len(silent), 'alarm has', 'alarms have')} no data"
@@ -364,12 +373,6 @@ def _spoken(
             f"夜间自动修复了 {len(inputs.fixed)} 个问题。",
             f"{many(len(inputs.fixed), 'problem was', 'problems were')} fixed "
             "automatically overnight. ",
-        )
-    if inputs.needs_person:
-        count, first = len(inputs.needs_person), spoken_clip(inputs.needs_person[0], 60)
-        say(
-            f"有 {count} 个问题需要人工处理：{first}。",
-            f"{many(count, 'problem needs', 'problems need')} a person: {first}. ",
         )
     if inputs.news:
         say(

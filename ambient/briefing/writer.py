@@ -37,7 +37,8 @@ Write in {language}. Be concrete and short; name services, counts and times. Kee
 what the data says: every number, service name and error you write must appear in it, \
 written as it appears there (do not translate names, add up, round or guess). spoken_text \
 is about one minute of natural speech (no markdown, no lists, no URLs); start with the \
-greeting "{greeting}". A data source that failed must be mentioned."""
+greeting "{greeting}" and the headline in one sentence. A voice hears only its first three \
+sentences: say there what waits on someone. A data source that failed must be mentioned."""
 
 
 def system_prompt(inputs: BriefingInputs) -> str:

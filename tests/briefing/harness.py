@@ -41,6 +41,12 @@ async def make_user(db: Database, name: str, push_config: dict[str, Any] | None 
         await session.commit()
 
 
+def heard(headline: str, spoken: str) -> bool:
+    """Whether a briefing's ``headline`` is said in its ``spoken`` text, where it follows the
+    greeting in one sentence ("Good morning, yesterday: 2 errors…")."""
+    return f"{headline[:1].lower()}{headline[1:]}" in spoken
+
+
 def write_day_logs(path: Path, day: DayPlan, extra: list[str] | None = None) -> Path:
     """JSON lines inside the day's log window: known templates, an error burst, extra lines."""
     start = day.logs_from

@@ -12,6 +12,7 @@ from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, Sourc
 from ambient.briefing.offline import offline_draft
 from ambient.briefing.writer import llm_prompt
 from ambient.speech import speakable
+from tests.briefing.harness import heard
 
 READ = SourceNote(source="alarms", ok=True, detail="0 alarms")
 UNREAD = SourceNote(source="alarms.cls", ok=False, detail="AuthFailure: refused")
@@ -45,7 +46,7 @@ def test_a_day_with_errors_whose_alarms_were_partly_read_does_not_count_them_ope
     count of alarms not all read."""
     draft = offline_draft(_day(language, 2, [READ, UNREAD]))
     assert draft.headline == headline
-    assert headline in draft.spoken_text
+    assert heard(headline, draft.spoken_text)
 
 
 def test_the_llm_is_not_told_a_partly_read_alarm_history_is_available() -> None:
@@ -188,4 +189,4 @@ def test_a_day_of_anomalies_warnings_or_no_logs_whose_alarms_were_not_all_read_s
     keeps."""
     draft = offline_draft(_day(language, 0, [READ], alarms_skipped={"monitor": 1}, **more))
     assert draft.headline == headline
-    assert headline in speakable(draft.spoken_text, english=language == "en")
+    assert heard(headline, speakable(draft.spoken_text, english=language == "en"))
