@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows.remediation_change import answer_lost, wrote
-from workflows.remediation_records import RECORD_RETRY, cause_of
+from workflows.remediation_records import RECORD_RETRY, cause_of, refused_for_good
 from workflows.remediation_verify import RemediationVerify
 
 with workflow.unsafe.imports_passed_through():
@@ -461,10 +461,3 @@ class GradedRemediationWorkflow(RemediationVerify):
                 "budget": self.card.budget if self.card else None,
             }
         )
-
-
-def refused_for_good(error: BaseException) -> bool:
-    """Whether a local activity's failure is one no retry of CHANGE_RETRY would pass."""
-    return isinstance(error, ApplicationError) and (
-        error.non_retryable or error.type in (CHANGE_RETRY.non_retryable_error_types or ())
-    )

@@ -9,12 +9,11 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows.remediation_records import RECORD_RETRY, cause_of
+from workflows.remediation_records import ONE_TRY, RECORD_RETRY, cause_of
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -25,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.outcomes import CANCELLED, PREVIEW_LOST, maybe_applied
     from ambient.remediation.runs import CHANGE_RETRY, LOST_TRY, Attempt, Keyed, Opened
 
-ONE_TRY = RetryPolicy(maximum_attempts=1)
 # The type of the failure a change given up after a try that may have written raises.
 GIVEN_UP = "MaybeApplied"
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)

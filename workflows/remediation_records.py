@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.ladder import Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
         ABORT_READ_WHOLE,
+        CHANGE_RETRY,
         CLEARED_TOLD_WITH_END,
         CLEARED_WITH_ROLLOUT,
         FINAL_STATES,
@@ -57,6 +59,10 @@ R = TypeVar("R")
 SHORT = timedelta(seconds=30)
 # Reads retry a little; changes retry a little more but never forever (DESIGN §6).
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+ONE_TRY = RetryPolicy(maximum_attempts=1)
+# A read's one try in the run's workflow task after its opening (a source that answers at once
+# is read there, with no round trip through the server).
+READ_FIRST_TRY = timedelta(seconds=5)
 # Bookkeeping in our own database (permission, gates, audit, hand-over, record): a locked or
 # restarting database delays the run for up to about an hour, it must not fail it (a failed
 # run tells nobody). A bad input does not pass on a retry.
@@ -286,6 +292,32 @@ class RemediationRecords:
         """What open_remediation already decided for the first rung, or the check's answer now."""
         return decided if decided is not None else await self._act(check, arg, retry=RECORD_RETRY)
 
+    async def _read_later(
+        self,
+        activity: MethodAsyncSingleParam[Any, P, R],
+        arg: P,
+        *,
+        off_task: bool,
+        retry: RetryPolicy = READ_RETRY,
+        again: P | None = None,
+    ) -> R:
+        """A read after the opening, ``off_task`` (its patch's): tried once in the workflow task,
+        READ_FIRST_TRY at most, as the first change is; what that try did not finish (its time,
+        a failure that may pass), a regular activity reads again, off the task, with the rest
+        of ``retry``'s tries (``again``: its argument, when it counts that try). Read as a local
+        activity with all its retries, a slow source or API server held the task (the run's
+        updates and queries) for minutes."""
+        if not off_task:
+            return await self._act(activity, arg, retry=retry)
+        try:
+            return await self._act(activity, arg, limit=READ_FIRST_TRY, retry=ONE_TRY)
+        except ACTIVITY_FAILED as exc:
+            if refused_for_good(exc, retry):
+                raise
+        most = retry.maximum_attempts
+        rest = dataclasses.replace(retry, maximum_attempts=most - 1 if most > 1 else most)
+        return await self._act(activity, arg if again is None else again, retry=rest, regular=True)
+
     async def _act(
         self,
         activity: MethodAsyncSingleParam[Any, P, R],
@@ -321,6 +353,13 @@ class RemediationRecords:
 def run_cancelled(error: ActivityError) -> bool:
     """Whether an activity failed as cancelled because the run was cancelled in Temporal."""
     return isinstance(error.cause, CancelledError) and workflow.cancellation_reason() is not None
+
+
+def refused_for_good(error: BaseException, retry: RetryPolicy = CHANGE_RETRY) -> bool:
+    """Whether a local activity's failure is one no retry of ``retry`` would pass."""
+    return isinstance(error, ApplicationError) and (
+        error.non_retryable or error.type in (retry.non_retryable_error_types or ())
+    )
 
 
 def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> str:

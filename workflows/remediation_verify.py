@@ -4,14 +4,12 @@ verdict; the alerts joined to the run read each by its own block."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
-from workflows.remediation_change import ONE_TRY, RemediationChange
-from workflows.remediation_records import READ_RETRY, cause_of
+from workflows.remediation_change import RemediationChange
+from workflows.remediation_records import cause_of
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -39,15 +37,6 @@ with workflow.unsafe.imports_passed_through():
         read_before,
     )
     from ambient.remediation.scores import PlannedStep
-
-
-# A metric read's one try in the run's workflow task (a source that answers at once is read
-# there, with no round trip through the server).
-READ_FIRST_TRY = timedelta(seconds=5)
-READ_AFTER_FIRST = RetryPolicy(
-    maximum_attempts=(READ_RETRY.maximum_attempts or 3) - 1,
-    initial_interval=READ_RETRY.initial_interval,
-)
 
 
 class RemediationVerify(RemediationChange):
@@ -81,20 +70,11 @@ class RemediationVerify(RemediationChange):
         read = ReadMetricInput(source=source, retry_failures=True, owner=owner, sender=sender)
         try:
             # A read that fails in a way that may pass is read again (READ_RETRY): one 503
-            # must not hand the run over.
-            if not self.reads_regular:
-                return await self._act(WatchActivities.read_metric, read)
-            # Tried once in the workflow task, READ_FIRST_TRY at most, as the first change is:
-            # a slow source held the task (the run's updates and queries) for 48 s. What that
-            # try did not finish (its time, a failure that may pass), the regular activity
-            # reads again, off the task, with its retries.
-            with contextlib.suppress(*ACTIVITY_FAILED):
-                limit, once = READ_FIRST_TRY, ONE_TRY
-                return await self._act(WatchActivities.read_metric, read, limit=limit, retry=once)
-            # That try was one of READ_RETRY's reads, said in the count of those that failed.
+            # must not hand the run over. A slow source held the task for 48 s: off it. The
+            # try in the task is one of READ_RETRY's reads, said in the count of those failed.
             again = read.model_copy(update={"tried": 1})
-            return await self._act(
-                WatchActivities.read_metric, again, retry=READ_AFTER_FIRST, regular=True
+            return await self._read_later(
+                WatchActivities.read_metric, read, off_task=self.reads_regular, again=again
             )
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))
