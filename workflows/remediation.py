@@ -306,7 +306,7 @@ class GradedRemediationWorkflow(RemediationVerify):
         opened = checkpoint is not None  # read by open_remediation, just before
         try:
             if checkpoint is None:
-                checkpoint = await self._act(
+                checkpoint = await self._read_later(
                     RemediationActivities.take_remediation_checkpoint,
                     CheckpointInput(
                         run_key=self.run_key,
@@ -314,6 +314,7 @@ class GradedRemediationWorkflow(RemediationVerify):
                         mode=attempt.mode,
                         target=self.alert.target(),
                     ),
+                    off_task=self.cluster_reads_regular,
                     retry=CHANGE_RETRY,
                 )
         except ACTIVITY_FAILED as exc:

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_RETRY,
         CLEARED_TOLD_WITH_END,
         CLEARED_WITH_ROLLOUT,
+        CLUSTER_READS_REGULAR,
         FINAL_STATES,
         READS_REGULAR,
         RECHECK_AFTER_WAIT,
@@ -142,6 +143,9 @@ class RemediationRecords:
         # Its metric reads as regular activities (a run from before this patch read them as
         # local ones, and replays so).
         self.reads_regular = workflow.patched(READS_REGULAR)
+        # Its Kubernetes reads so too (a run from before this patch read them as local
+        # activities with their retries, and replays so).
+        self.cluster_reads_regular = workflow.patched(CLUSTER_READS_REGULAR)
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""

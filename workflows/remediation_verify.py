@@ -137,7 +137,9 @@ class RemediationVerify(RemediationChange):
             target=self.alert.target(),
         )
         try:
-            health = await self._act(RemediationActivities.read_rollout, checked)
+            health = await self._read_later(
+                RemediationActivities.read_rollout, checked, off_task=self.cluster_reads_regular
+            )
         except ACTIVITY_FAILED:
             return False
         # Nothing to observe (a dry run without a cluster): the metric alone decides. A pod
@@ -166,7 +168,7 @@ class RemediationVerify(RemediationChange):
                 if self.aborted:
                     return None
                 reading = await self._read(verify, self.request.user)
-        return await self._act(
+        return await self._read_later(
             RemediationActivities.verify_remediation,
             VerifyInput(
                 run_key=self.run_key,
@@ -182,5 +184,6 @@ class RemediationVerify(RemediationChange):
             ),
             # Its cluster read and its breaker write wait out an outage as the change did: a
             # database hiccup must not hand over a run as "could not be verified".
+            off_task=self.cluster_reads_regular,
             retry=CHANGE_RETRY,
         )

@@ -97,15 +97,25 @@ def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
     return {}, "hand over to a person: no change"
 
 
+def first_read_try() -> bool:
+    """Whether the running activity is a read's one try in the run's workflow task after its
+    opening (a local activity of one attempt), which the regular activity goes on from."""
+    if not activity.in_activity():
+        return False
+    info, policy = activity.info(), activity.info().retry_policy
+    once = info.is_local and policy is not None and policy.maximum_attempts == 1
+    return once and info.activity_type != "apply_remediation_step"
+
+
 def tried_again() -> bool:
     """Whether the running change or checkpoint read is tried again after this attempt (never
     outside an activity): not its policy's last attempt, or the first change's one try in the
     opening's workflow task (a local activity of one attempt), which the regular activity
-    goes on from."""
+    goes on from, or a read's one try there."""
     if not activity.in_activity():
         return False
     info = activity.info()
-    if info.is_local and info.activity_type == "apply_remediation_step":
+    if (info.is_local and info.activity_type == "apply_remediation_step") or first_read_try():
         return True
     # The policy the workflow gives a change and its checkpoint, where the server sends none.
     return not activity_attempts.last_attempt(CHANGE_RETRY.maximum_attempts)
@@ -131,9 +141,11 @@ class DryRunExecutor:
             # would be true.
             raise
         except KubeError as exc:
-            if exc.retryable and not isinstance(exc, KubeUnreachableError) and tried_again():
+            unanswered = isinstance(exc, KubeUnreachableError)
+            if exc.retryable and (first_read_try() or (not unanswered and tried_again())):
                 # A busy or restarting API server (it answered 429, 5xx): waited out by the
-                # retries, as execute. One that does not answer is reported at once.
+                # retries, as execute. One that does not answer is reported at once, but not
+                # by a read's try in the task (4 s): by the regular activity's (25 s), as before.
                 raise
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports

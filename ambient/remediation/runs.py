@@ -362,6 +362,10 @@ CLEARED_WITH_ROLLOUT = "cleared-with-rollout"
 # activities: a local one held the run's workflow task while a slow source answered, 48 s in
 # which an approval's answer and every read of the run waited ("no worker answered").
 READS_REGULAR = "metric-reads-regular"
+# The patch under which its Kubernetes reads after the opening (a checkpoint before a change, the
+# rollout's health after an approval's wait and at verification) are tried so too: as local
+# activities with a change's retries, a slow API server held the task for minutes.
+CLUSTER_READS_REGULAR = "cluster-reads-regular"
 
 
 def abort_as_given(given: object) -> AbortInput:

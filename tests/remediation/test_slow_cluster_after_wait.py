@@ -1,0 +1,102 @@
+"""A run whose cluster's API server turns slow after its approval: the workload's checkpoint
+read before the approved change ran as a local activity with the change's retries, which held
+the run's workflow task while the API server did not answer. The approval's answer waited, and
+every read of the run said "no worker answered; is the worker running?" while the worker ran."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.ladder import Rung
+from ambient.remediation.service import RemediationService
+from tests.conftest import running_worker
+from tests.remediation.support import alert, error_rate
+from tests.remediation.test_cluster import CLUSTER, _kubeconfig
+from tests.remediation.test_cluster_edges import _checkout, _executing
+from tests.remediation.test_workflow import USER
+from tests.support.record import save_history
+from tests.support.servers import HANG, serve
+from tests.support.waits import eventually
+
+
+@dataclass
+class _SlowReads:
+    """The API server, once ``slow``, holds each read (GET) until ``release``."""
+
+    slow: bool = False
+    reading: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["method"] == "GET" and self.slow:
+                self.reading.set()
+                await self.release.wait()
+            await app(scope, receive, send)
+
+        return held
+
+
+@pytest.mark.devserver
+async def test_a_slow_cluster_after_an_approval_leaves_the_run_answering(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    api, reads = _checkout(tmp_path), _SlowReads()
+    async with serve(reads.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(dev_env.client, deps) as worker,
+        ):
+            settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+            service = RemediationService(dev_env.client, settings, deps.db)
+            sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            rid = (await service.start(USER, sent, mode="execute")).remediation_id
+            handle = dev_env.client.get_workflow_handle(rid)
+            try:
+
+                async def waits_on(rung: Rung) -> bool | None:
+                    seen = await service.get(USER, rid)
+                    waiting = seen.waiting.rung if seen.waiting else None
+                    return (seen.state, waiting) == ("waiting_approval", rung) or None
+
+                await eventually(lambda: waits_on(Rung.RESTART), "rung 1 waits for its approval")
+                reads.slow = True
+                approving = asyncio.create_task(service.approve(USER, rid, True, "go"))
+                # The workload's checkpoint, read before the approved restart.
+                await asyncio.wait_for(reads.reading.wait(), HANG)
+                seen = await service.get(USER, rid)  # while that read is held
+                assert seen.unanswered == "", seen.unanswered
+                decision = await asyncio.wait_for(approving, HANG)
+                assert decision.approve and decision.rung == Rung.RESTART
+
+                async def read_off_the_task() -> bool | None:
+                    scheduled = [
+                        e.activity_task_scheduled_event_attributes.activity_type.name
+                        async for e in handle.fetch_history_events()
+                        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                    ]
+                    return "take_remediation_checkpoint" in scheduled or None
+
+                # Its one try in the task (5 s at most) given up, the read goes on off the task.
+                await eventually(read_off_the_task, "the checkpoint read as an activity")
+                reads.slow = False
+                reads.release.set()
+                # Restarted, verified (never healthy), the next rung waits for its approval.
+                await eventually(lambda: waits_on(Rung.SCALE_OUT), "rung 2 waits")
+                status = await service.get(USER, rid)
+                await save_history(handle, "remediation_checkpoint_after_approval_as_an_activity")
+            finally:
+                reads.release.set()
+                await handle.terminate("test over")
+
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
