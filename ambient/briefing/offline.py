@@ -45,10 +45,15 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
     """A failed source in the written briefing (page, e-mail)."""
     if note.detail == ALARMS_NOT_CONFIGURED:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
+    # A refusal of a known class is said by what to do, in the briefing's language; Tencent's
+    # own words (English, with a request id) were cut at 90 characters mid-advice. The full
+    # report's sources keep them whole.
+    said = WHAT_TO_DO.get(note.kind)
     if zh:
-        name = SOURCE_NAMES.get(note.source, note.source)
-        return f"数据源不可用：{name}：{_short(source_detail(note, zh))}"
-    return f"{SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
+        why = said[0].strip("（）") if said else _short(source_detail(note, zh))
+        return f"数据源不可用：{SOURCE_NAMES.get(note.source, note.source)}：{why}"
+    why = said[1].strip(" ()") if said else _short(note.detail)
+    return f"{SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {why}"
 
 
 def skipped_said(inputs: BriefingInputs, zh: bool) -> list[str]:

@@ -10,6 +10,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import BriefingInputs, SourceNote
+from ambient.briefing.offline import offline_draft
+from ambient.briefing.report import full_report_markdown
+from ambient.briefing.writer import finish
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import briefing_stack, make_user
 from tests.standins.tencent_api import TencentApi
@@ -46,3 +50,32 @@ async def test_a_refused_log_source_is_said_with_what_to_do(
     # In the headline, the first sentence with the greeting: a voice cut to three says it.
     headline = spoken.text.split("。" if language == "zh" else ". ")[0]
     assert said in headline, spoken.text
+
+
+@pytest.mark.parametrize(
+    ("language", "item"),
+    [
+        ("zh", "数据源不可用：日志：腾讯云拒绝了密钥或权限，请管理员检查"),
+        (
+            "en",
+            "logs unavailable: Tencent Cloud refused the keys or a permission: ask your "
+            "administrator",
+        ),
+    ],
+)
+def test_a_refused_log_source_is_listed_whole_in_the_briefings_language(
+    language: str, item: str
+) -> None:
+    """The page's "needs attention" item of a refused log source was Tencent's English words
+    cut at 90 characters, mid-advice, in a Chinese briefing too. It says what to do, whole; the
+    full report's sources keep Tencent's words."""
+    detail = (
+        "CLS topic topic-1: AuthFailure.UnauthorizedOperation: CAM refused the request for "
+        "cls:SearchLog (RequestId 6f1c2d3e-aaaa-bbbb-cccc-0123456789ab); give the key's user "
+        "the permission"
+    )
+    note = SourceNote(source="logs", ok=False, detail=detail, kind="auth")
+    inputs = BriefingInputs(date="2026-12-06", language=language, notes=[note])
+    assert offline_draft(inputs).needs_attention == [item]
+    report = full_report_markdown(finish(offline_draft(inputs), inputs, "offline"), inputs)
+    assert "AuthFailure.UnauthorizedOperation" in report
