@@ -20,6 +20,7 @@ from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, remediation_settings, run_row
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
 from tests.support.waits import eventually
 from tests.voice.support import fix_summary, say, task_lists_counted, voice_client, worker_state
@@ -199,6 +200,22 @@ async def test_failing_watches_are_one_more_short_sentence_after_the_fixes_waiti
         f"{fixes}另有 1 个告警正在自动处理，还有 1 个监控一直检查失败：btc price，"
         "至少连续失败了 3 次。"
     )
+
+
+async def test_a_read_only_voice_server_says_approvals_are_made_on_the_web_page(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Through each voice server's own tool call: the read-only one has no approve tool, so its
+    what_needs_me says where to approve; the full one, asked next, says "批准第一个" again."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, _):
+        async with mcp_as(state, OWNER, voice=True, read_only=True) as reader:
+            read_only = await say(reader, "what_needs_me")
+        async with voice_client(state, OWNER) as client:
+            full = await say(client, "what_needs_me")
+    assert "批准第一个" not in read_only and "审批请在网页上做" in read_only, read_only
+    assert "批准第一个" in full and "网页" not in full, full
 
 
 async def test_a_failing_page_taken_out_of_a_web_monitor_by_an_update_is_no_longer_told(
