@@ -243,6 +243,7 @@ class NotifyActivities(TargetSender):
             said = in_reader_words(request.message, recipient.language).said_in(
                 recipient.language, recipient.timezone, model=self._model
             )
+            said = said.linked_under(self._channels.pages)
             told = request.model_copy(update={"message": said})
             in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)

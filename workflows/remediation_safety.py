@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Literal
+from urllib.parse import quote
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -52,20 +53,23 @@ class RemediationSafety(RemediationEndings):
         )
         await self._set_state("waiting_approval")
         # The deadline is said in the reader's time zone by the notify activity (DEADLINE).
+        # Where a person answers: its page (the link), a voice, its discussion. The MCP tool's
+        # name was all an e-mail or a group robot's reader was told.
         zh = Wording(
             title=f"待审批：{self.alert.service} {rung_zh(step.rung)}",
             body=f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，模式："
-            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。请在 {DEADLINE}前用 "
-            "approve_remediation 批准或拒绝，超时将转人工处理。",
+            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。请在 {DEADLINE}前在它的页面、"
+            "用语音或在它的讨论里批准或拒绝，超时将转人工处理。",
         )
         await self._push(
             f"{key}/approval-request",
             f"Approval needed: {step.action} of {self.alert.service}",
             f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
-            f"{self.mode} mode. Answer with approve_remediation before {DEADLINE}, or it goes "
-            "to a person.",
+            f"{self.mode} mode. Approve or refuse it on its page, by voice or in its "
+            f"discussion before {DEADLINE}, or it goes to a person.",
             zh,
             deadline=self.waiting.until,
+            link=f"/app/remediation?id={quote(self.remediation_id)}&run={workflow.info().run_id}",
         )
         await self._discuss(
             f"{key}/approval-request",

@@ -123,6 +123,13 @@ class Message(BaseModel):
         told = {"title": said.title.replace(DEADLINE, when), "deadline": None}
         return said.model_copy(update={**told, "body": said.body.replace(DEADLINE, when)})
 
+    def linked_under(self, pages: str) -> Message:
+        """This message with its link to a page ("/app/…") under ``pages``, the web pages'
+        address (a workflow knows the page, not where it is served)."""
+        if not (self.link or "").startswith("/"):
+            return self
+        return self.model_copy(update={"link": f"{pages}{self.link}"})
+
     @property
     def link_to_add(self) -> str | None:
         """The link for a channel to add after the body: none when the body already carries it

@@ -92,11 +92,14 @@ async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
         # The inbox lists the newest first; the robot's text starts with the title as its
         # heading; the email's text ends its lines with CRLF.
         texts = [t.split("\n", 1)[-1] if t.startswith("###") else t.strip() for t in texts]
-        (request,) = [t for t in texts if "approve_remediation" in t]
+        (request,) = [t for t in texts if "批准或拒绝" in t]
         assert request.startswith(f"修复 `{rid}` 要执行第 2 级（扩容），模式：演练。"), request
         # The deadline is said in the reader's zone (Beijing: 8 hours ahead), with its zone.
         beijing = f"{until.astimezone(UTC) + timedelta(hours=8):%Y-%m-%d %H:%M}"
-        said = f"请在 {beijing}（Asia/Shanghai，UTC+08:00）前用 approve_remediation 批准或拒绝"
+        said = (
+            f"请在 {beijing}（Asia/Shanghai，UTC+08:00）前在它的页面、用语音或在它的讨论里"
+            "批准或拒绝"
+        )
         assert said in request, request
         end = f"修复 `{rid}`（演练，未做改动）：告警在第 2 级（扩容）后恢复。"
         assert [t for t in texts if t != request] == [end], texts
@@ -118,8 +121,11 @@ async def test_an_english_readers_remediation_pushes_stay_english(
     )
     assert said in [text.strip() for text in shown["email"]]
     # A reader in UTC reads the deadline in UTC, said so.
-    (request,) = [t for t in shown["email"] if "approve_remediation" in t]
-    assert f"approve_remediation before {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC," in request
+    (request,) = [t for t in shown["email"] if "Approve or refuse" in t]
+    assert f"discussion before {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC," in request
+    # Its page is linked, at this run (an e-mail's reader has no MCP tool to answer with).
+    page = f"/app/remediation?id={status.remediation_id}&run={status.run_key.partition('@')[2]}"
+    assert request.rstrip().endswith(f"{deps.settings.public_base_url}{page}"), request
 
 
 def test_a_pushs_chinese_rung_and_mode_names_are_the_pages() -> None:

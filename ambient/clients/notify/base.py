@@ -100,6 +100,7 @@ class ChannelRegistry:
         give_up_seconds: float = 0.0,
         later_seconds: float = 60.0,
         language: str = "zh",
+        pages: str = "",
     ) -> None:
         # Who may send where (secrets, inbox, allow-listed networks): the policy in use, by
         # which every door checks targets and the notify activity sends (build_channels makes
@@ -113,6 +114,9 @@ class ChannelRegistry:
         self.later_seconds = later_seconds
         # What a recipient who chose no language reads (settings.default_language).
         self.language = language
+        # Where people open the web pages (settings.public_base_url): a message's link to a
+        # page ("/app/remediation?id=…", all a workflow knows) is sent under it.
+        self.pages = pages.rstrip("/")
         self._channels = {channel.name: channel for channel in channels or []}
 
     async def aclose(self) -> None:

@@ -74,4 +74,5 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
         later_seconds=settings.notify_later_seconds,
         concurrency=settings.notify_concurrency,
         language=settings.default_language.value,
+        pages=settings.public_base_url,
     )
