@@ -212,6 +212,7 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
                     said or "by voice",
                     run_key=run.run_key,
                     rung=rung,
+                    via="voice",
                 )
         except no_answer.CUT_SHORT:
             verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")

@@ -27,7 +27,7 @@ from ambient.commands import (
 )
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, audit_action
+from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, action_said
 from ambient.sharing import ShareLinkLimitError
 from ambient.storage.models import MAX_ID
 
@@ -167,7 +167,7 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
         err_console.print(silence, soft_wrap=True, markup=False)
     console.print(_status_table(view))
     for line in view.audit:
-        action = audit_action(line.action, line.detail)
+        action = action_said(line.action, line.detail)
         console.print(f"  {said_at(line.at)} {line.actor:>12} {action}", markup=False)
 
 
@@ -200,7 +200,9 @@ def approve(
 ) -> None:
     """Approve (or --refuse) the step a remediation waits for."""
     decision = _run(
-        lambda s: s.approve(user, remediation_id, not refuse, reason, run_key=run_key, rung=rung)
+        lambda s: s.approve(
+            user, remediation_id, not refuse, reason, run_key=run_key, rung=rung, via="cli"
+        )
     )
     console.print(f"{'approved' if decision.approve else 'refused'} rung {int(decision.rung)}")
 
@@ -213,7 +215,7 @@ def abort(
     run_key: RunKey = None,
 ) -> None:
     """Stop a remediation before its next change."""
-    status = _run(lambda s: s.abort(user, remediation_id, reason, run_key=run_key))
+    status = _run(lambda s: s.abort(user, remediation_id, reason, run_key=run_key, via="cli"))
     console.print(f"{remediation_id}: abort sent (state {status.state})", markup=False)
 
 

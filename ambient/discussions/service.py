@@ -214,7 +214,9 @@ class DiscussionService(DiscussionPosts):
                 reason, run_key = message.content[:500], subject
                 try:
                     if verb == "abort":
-                        await self.remediations.abort(user, rid, reason, run_key=run_key)
+                        await self.remediations.abort(
+                            user, rid, reason, run_key=run_key, via="discussion"
+                        )
                     else:
                         await self.remediations.approve(
                             user,
@@ -223,6 +225,7 @@ class DiscussionService(DiscussionPosts):
                             reason,
                             run_key=run_key,
                             rung=rung_answered(subject, earlier, posted.message_id),
+                            via="discussion",
                         )
                 except RemediationError as exc:
                     why = exc

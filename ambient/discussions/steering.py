@@ -3,7 +3,7 @@ it answers, and what it steers the run through (``RunSteering``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ambient.discussions.rules import MessageIn, MessageView, remediation_post_id
 from ambient.refusals import Refusal
@@ -23,10 +23,17 @@ class RunSteering(Protocol):
         *,
         run_key: str | None = None,
         rung: int | None = None,
+        via: Literal["discussion"],
     ) -> object: ...
 
     async def abort(
-        self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
+        self,
+        user: str,
+        rid: str,
+        reason: str = "",
+        *,
+        run_key: str | None = None,
+        via: Literal["discussion"],
     ) -> object: ...
 
 

@@ -55,12 +55,14 @@ from ambient.remediation.views import (
     REQUEST_ID,
     REQUEST_ID_FORM,
     RUNG_NAMES,
+    VIA,
     InvalidRemediationError,
     RemediationError,
     RemediationRefusedError,
     RemediationStateError,
     ScoreView,
     StartResult,
+    Via,
     accepted,
     already_finished,
     check_reason,
@@ -251,10 +253,12 @@ class RemediationService(TriageScheduling):
         *,
         run_key: str | None = None,
         rung: int | None = None,
+        via: Via,
     ) -> ApprovalDecision:
-        """Answer the pending approval (of ``rung``, when the caller saw which); the approver's
-        permission is read here, not given."""
+        """Answer the pending approval (of ``rung``, when the caller saw which) through the door
+        ``via``; the approver's permission is read here, not given."""
         check_reason(reason)
+        _check_via(via)
         status, account = await self._steerer(
             user, rid, run_key, "approve" if approve else "refuse"
         )
@@ -281,7 +285,7 @@ class RemediationService(TriageScheduling):
         # The answer as checked, before it is sent: the run applies an answer only with this
         # record's one-time token (a Web UI update can give any name).
         async with self.db.writing() as session:
-            said = {"rung": int(asked), "approve": approve, "reason": reason}
+            said = {"rung": int(asked), "approve": approve, "reason": reason, "via": via}
             token = await record_asked(session, status.run_key, user, said)
         if asked != (waits := status.waiting.rung):
             # Refused here (recorded and audited as any answer) as the run's validator refuses
@@ -327,10 +331,12 @@ class RemediationService(TriageScheduling):
             raise refused(rid, exc) from None
 
     async def abort(
-        self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
+        self, user: str, rid: str, reason: str = "", *, run_key: str | None = None, via: Via
     ) -> RemediationStatus:
-        """Stop the run; with ``run_key`` (a reply in a run's discussion), only that run."""
+        """Stop the run through the door ``via``; with ``run_key`` (a reply in a run's
+        discussion), only that run."""
         check_reason(reason)
+        _check_via(via)
         status, _ = await self._steerer(user, rid, run_key, "abort")
         if status.state in FINAL_STATES:  # ended, its last steps (report, notice) still running
             raise RemediationStateError(already_finished(rid, status.state))
@@ -344,7 +350,7 @@ class RemediationService(TriageScheduling):
             # give any).
             async with self.db.writing() as session:
                 token = await record_asked(
-                    session, status.run_key, user, {"reason": reason}, "abort"
+                    session, status.run_key, user, {"reason": reason, "via": via}, "abort"
                 )
             await handle.signal(
                 GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason, token=token)
@@ -411,6 +417,12 @@ class RemediationService(TriageScheduling):
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return status, account
+
+
+def _check_via(via: str) -> None:
+    # A door misnamed would be written so in the audit: refused before anything is.
+    if via not in VIA:
+        raise ValueError(f"via: one of {', '.join(VIA)}, not {via!r}")
 
 
 def _earlier_run(rid: str) -> Refusal:

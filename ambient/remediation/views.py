@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +51,18 @@ AUDIT_ACTIONS = {
     "deduplicated": N_("alert sent again"),
     "start_refused": N_("refused to start"),
 }
+# The door a person's answer or abort came through, named by the door itself (never guessed),
+# kept in the door's audit record (`via`); as the page, `ambient remediation show` and the
+# report say it after the record's action ("approval sent by voice").
+Via = Literal["api", "web", "mcp", "cli", "voice", "discussion"]
+VIA: dict[str, str] = {
+    "api": N_("through the API"),
+    "web": N_("on the web page"),
+    "mcp": N_("through MCP"),
+    "cli": N_("with the CLI"),
+    "voice": N_("by voice"),
+    "discussion": N_("by a reply in its discussion"),
+}
 # An answer's two records say which answer it was: the door's, sent, and the run's, taken.
 ANSWERED = {
     "approve": (N_("approval sent"), N_("refusal sent")),
@@ -64,6 +76,18 @@ ANSWERED = {
 TOO_LATE = N_("aborted too late to stop it")
 # A cancel that came as the run recorded its end (its detail's `after`): the run had ended.
 CANCELLED_AFTER = N_("cancelled after the run ended")
+
+
+def audit_via(detail: dict[str, Any]) -> str | None:
+    """The msgid of the door an audit line's request came through (None: it names none)."""
+    via = detail.get("via")
+    return VIA.get(via, via) if isinstance(via, str) else None
+
+
+def action_said(action: str, detail: dict[str, Any]) -> str:
+    """An audit line's action and the door it came through, as the CLI and the report say it
+    ("approval sent by voice")."""
+    return " ".join(filter(None, (audit_action(action, detail), audit_via(detail))))
 
 
 def audit_action(action: str, detail: dict[str, Any]) -> str:
@@ -210,7 +234,7 @@ def report_markdown(view: RemediationView) -> str:
         lines += [f"- {cell(reason)}" for reason in view.card.reasons]
     lines += ["", "## Audit", "", "| time (UTC) | actor | action |", "|---|---|---|"]
     for line in view.audit:
-        action = audit_action(line.action, line.detail)
+        action = action_said(line.action, line.detail)
         lines.append(f"| {line.at:%Y-%m-%d %H:%M:%S} | {cell(line.actor)} | {action} |")
     return "\n".join(lines) + "\n"
 

@@ -47,6 +47,7 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
     audit_action,
+    audit_via,
 )
 from ambient.storage.models import MAX_ID
 from ambient.watches.configs import task_id_for
@@ -294,7 +295,8 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId, run: RunId = 
             else ""
         ),
         audit=[
-            (line.at, audit_action(line.action, line.detail), line.actor) for line in view.audit
+            (line.at, audit_action(line.action, line.detail), audit_via(line.detail), line.actor)
+            for line in view.audit
         ],
     )
 
@@ -317,11 +319,11 @@ async def remediation_action(
         if action in ("approve", "refuse"):
             approve = action == "approve"
             await remediations.approve(
-                me.name, remediation_id, approve, reason, run_key=run_key, rung=rung
+                me.name, remediation_id, approve, reason, run_key=run_key, rung=rung, via="web"
             )
             return back(here, _("Approved") if approve else _("Refused"))
         if action == "abort":
-            await remediations.abort(me.name, remediation_id, reason, run_key=run_key)
+            await remediations.abort(me.name, remediation_id, reason, run_key=run_key, via="web")
             return back(here, _("Abort requested"))
     except RemediationStateError as exc:
         if action in ("approve", "refuse") and await _answered_already(

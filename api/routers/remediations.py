@@ -170,6 +170,7 @@ async def approve(
         body.reason or "",
         run_key=body.run_key,
         rung=body.rung,
+        via="api",
     )
 
 
@@ -178,7 +179,7 @@ async def abort(
     fingerprint: str, body: AbortBody, user: CurrentUser, state: StateDep
 ) -> RemediationStatus:
     return await state.remediations.abort(
-        user.name, _rid(fingerprint), body.reason or "", run_key=body.run_key
+        user.name, _rid(fingerprint), body.reason or "", run_key=body.run_key, via="api"
     )
 
 

@@ -114,7 +114,13 @@ async def approve_remediation(
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
     return await app_state(ctx).remediations.approve(
-        current_user(ctx), remediation_id, approve, reason or "", run_key=run_key, rung=rung
+        current_user(ctx),
+        remediation_id,
+        approve,
+        reason or "",
+        run_key=run_key,
+        rung=rung,
+        via="mcp",
     )
 
 
@@ -126,7 +132,7 @@ async def abort_remediation(
 ) -> RemediationStatus:
     """Stop a running remediation before its next change (changes made stay; see the audit)."""
     return await app_state(ctx).remediations.abort(
-        current_user(ctx), remediation_id, reason or "", run_key=run_key
+        current_user(ctx), remediation_id, reason or "", run_key=run_key, via="mcp"
     )
 
 

@@ -274,7 +274,7 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
             lambda: rung_waits(remediations, owner, rid, 1), "rung 1 waits for approval"
         )
         run_key = (await remediations.get(owner, rid)).run_key
-        await remediations.approve(admin, rid, True, "on the page", rung=1)
+        await remediations.approve(admin, rid, True, "on the page", rung=1, via="web")
         request = remediation_post_id(f"{run_key}#1/approval-request")
 
         async def posted(key: str) -> bool:
@@ -479,7 +479,7 @@ async def test_a_reply_to_a_members_remark_on_a_rungs_request_does_not_approve_t
                 content="a restart looks safe to me",
                 reply_to=request if on_the_request else None,
             )
-        await remediations.approve(admin, rid, True, "on the page", rung=1)
+        await remediations.approve(admin, rid, True, "on the page", rung=1, via="web")
         await eventually(
             lambda: is_posted(deps, f"{run_key}#2/approval-request"), "rung 2 is asked"
         )
@@ -534,7 +534,7 @@ async def test_a_reply_to_the_runs_plan_after_two_rungs_were_asked_does_not_appr
             assert planned is not None
             discussion = planned.discussion_id
         if rungs_asked == 2:
-            await remediations.approve(admin, rid, True, "on the page", rung=1)
+            await remediations.approve(admin, rid, True, "on the page", rung=1, via="web")
             await eventually(
                 lambda: is_posted(deps, f"{run_key}#2/approval-request"), "rung 2 is asked"
             )

@@ -377,6 +377,9 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             return any(d.approve and d.approver == owner for d in view.approvals)
 
         await eventually(approved, "the approval reached the remediation")
+        sent = [a for a in (await remediations.get(owner, rid)).audit if a.action == "approve"]
+        # The audit says the approval came by a reply in the discussion.
+        assert [(a.actor, a.detail["via"]) for a in sent] == [(owner, "discussion")]
 
         async def outcome_posted() -> bool:
             thread = await bus.read_discussion(owner, opened.id)

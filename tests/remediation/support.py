@@ -326,7 +326,7 @@ async def two_runs(
     rid = (await remediations.start(user, sent, mode="dry_run")).remediation_id
     runs = RunKeys(remediations, user, rid)
     first = await eventually(runs.waiting, "the first run waits for approval")
-    await remediations.abort(user, rid, "not now")
+    await remediations.abort(user, rid, "not now", via="api")
     await eventually(lambda: runs.ended(first), "the first run ends")
     await remediations.start(user, sent, mode="dry_run")
     second = await eventually(runs.waiting, "the second run waits for approval")

@@ -45,6 +45,8 @@ NOT_YOURS = {
     "cli": "no remediation '{rid}' among yours",
 }
 DOORS = tuple(NOT_YOURS)
+# The name each door gives itself in the audit record of what it asked (its `via`).
+VIA = {"mcp": "mcp", "api": "api", "form": "web", "cli": "cli"}
 
 
 async def _waiting(remediations: RemediationService, user: str, rid: str) -> bool:
@@ -130,6 +132,7 @@ async def test_every_door_checks_the_caller_and_records_the_abort_under_that_use
             rows = await AuditRepository(session).list(subject=view.run_key)
         steps = [(r.action, r.actor) for r in rows if r.action.startswith("abort")]
         assert steps == [("abort", owner), ("aborted", owner)], (door, steps)
+        assert [r.detail.get("via") for r in rows if r.action == "abort"] == [VIA[door]], door
         # The door's abort carried a one-time token; its record holds only the token's hash.
         (token,) = sent[door]
         await only_its_hash_kept(deps, rows, "abort", token)

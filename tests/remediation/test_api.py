@@ -128,6 +128,9 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     assert [a["rung"] for a in shown["attempts"]] == [1]
     approvals = [a for a in shown["audit"] if a["action"] == "approval"]
     assert approvals[0]["actor"] == user and approvals[0]["detail"]["reason"] == "go"
+    # The door's record of the answer says which door it came through.
+    (sent,) = [a for a in shown["audit"] if a["action"] == "approve"]
+    assert (sent["actor"], sent["detail"]["via"]) == (user, "api")
     assert [r["remediation_id"] for r in listed] == [rid]
     assert (stats["dry_runs"], stats["resolved"]) == (1, 0)  # a dry run changed nothing
     assert missing.status_code == 404
@@ -645,7 +648,7 @@ async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on
         )
         # While the user reads rung 1's request, an admin approves it and rung 2 comes up.
         remediations = RemediationService(dev_env.client, settings, deps.db)
-        await remediations.approve(admin, seen["remediation_id"], True, "go")
+        await remediations.approve(admin, seen["remediation_id"], True, "go", via="api")
         await eventually(lambda: waits_on(2), "rung 2 waits for approval")
         late = await http.post(
             f"{path}/approval", json={"approve": True, "run_key": seen["run_key"], "rung": 1}
@@ -653,7 +656,7 @@ async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on
         # The admin's same answer again: its update's id was the first's, whose result
         # Temporal gave back ("approved rung 1", 200) with the run waiting on rung 2.
         with pytest.raises(RemediationStateError, match=r"rung 1 of .* no longer waits"):
-            await remediations.approve(admin, seen["remediation_id"], True, "go", rung=1)
+            await remediations.approve(admin, seen["remediation_id"], True, "go", rung=1, via="api")
         after = (await http.get(path)).json()
 
     assert early.status_code == 409, early.text

@@ -33,7 +33,7 @@ from tests.remediation.support import (
     remediations_on_dev,
     tokens_sent,
 )
-from tests.remediation.test_abort_sender import DOORS, NOT_YOURS
+from tests.remediation.test_abort_sender import DOORS, NOT_YOURS, VIA
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -160,6 +160,7 @@ async def test_the_owners_approval_through_every_door_runs_the_step_once(
             rows = await AuditRepository(session).list(subject=view.run_key)
         steps = [(r.action, r.actor) for r in rows if r.action.startswith("approv")]
         assert steps == [("approve", owner), ("approval", owner)], (door, steps)
+        assert [r.detail.get("via") for r in rows if r.action == "approve"] == [VIA[door]], door
         # The door's answer carried a one-time token; its record holds only the token's hash.
         (token,) = sent[door]
         await only_its_hash_kept(deps, rows, "approve", token)
@@ -180,8 +181,8 @@ async def test_a_doors_answer_the_run_refused_verifies_no_answer_sent_in_tempora
         rid = (await remediations.start(owner, subject, "execute")).remediation_id
         await eventually(lambda: _state(remediations, owner, rid, "waiting_approval"), "waits")
         with pytest.raises(RemediationError) as early:
-            await remediations.approve(owner, rid, True, "scale it", rung=2)
-        await remediations.approve(owner, rid, True, "restart it")
+            await remediations.approve(owner, rid, True, "scale it", rung=2, via="api")
+        await remediations.approve(owner, rid, True, "restart it", via="api")
         await eventually(lambda: _waits_on(remediations, owner, rid, 2), "rung 2 waits")
         changes = len(cluster.writes())
         handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
@@ -191,7 +192,7 @@ async def test_a_doors_answer_the_run_refused_verifies_no_answer_sent_in_tempora
         with pytest.raises(WorkflowUpdateFailedError) as in_temporal:
             await handle.execute_update(GradedRemediationWorkflow.approve, same)
         still = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, "done looking")
+        await remediations.abort(owner, rid, "done looking", via="api")
         status = await handle.result()
 
     assert "rung 2 of" in str(early.value) and "has not come yet" in str(early.value)
@@ -231,14 +232,14 @@ async def test_a_stranger_refused_at_the_door_cannot_approve_in_the_owners_name_
         rid = (await remediations.start(owner, subject, "execute")).remediation_id
         await eventually(lambda: _state(remediations, owner, rid, "waiting_approval"), "waits")
         with pytest.raises(RemediationError) as at_door:
-            await remediations.approve(stranger, rid, True, "mine now")
+            await remediations.approve(stranger, rid, True, "mine now", via="api")
         # Refused at the door, the stranger sends the answer in Temporal in the owner's name.
         handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
         posing = ApprovalInput(approver=owner, approver_permission="execute", approve=True)
         with pytest.raises(WorkflowUpdateFailedError) as in_temporal:
             await handle.execute_update(GradedRemediationWorkflow.approve, posing)
         still = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, "done looking")
+        await remediations.abort(owner, rid, "done looking", via="api")
         status = await handle.result()
 
     assert f"no remediation {rid!r} among yours" in str(at_door.value)

@@ -481,15 +481,15 @@ async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_lik
             )
         refusals = []
         for act in (
-            service.approve("watcher", handle.id, False, "not today"),
-            service.abort("watcher", handle.id, "not today"),
+            service.approve("watcher", handle.id, False, "not today", via="api"),
+            service.abort("watcher", handle.id, "not today", via="api"),
         ):
             try:
                 await act
             except RemediationRefusedError as exc:
                 refusals.append(str(exc))
         waiting = await service.get("watcher", handle.id)
-        refused = await service.approve("lead", handle.id, False, "change freeze")
+        refused = await service.approve("lead", handle.id, False, "change freeze", via="api")
         status = await handle.result()
 
     assert "refusing a execute step needs 'execute'" in str(direct.value.cause)
@@ -538,10 +538,10 @@ async def test_one_approver_approving_and_refusing_at_once_has_one_applied_and_o
             return seen
 
         service._status = as_seen  # type: ignore[method-assign]
-        approved = await service.approve("lead", handle.id, True, "go")
+        approved = await service.approve("lead", handle.id, True, "go", via="api")
         with pytest.raises(RemediationStateError) as late:
-            await service.approve("lead", handle.id, False, "no, wait")
-        await service.abort("lead", handle.id, "enough")
+            await service.approve("lead", handle.id, False, "no, wait", via="api")
+        await service.abort("lead", handle.id, "enough", via="api")
         status = await handle.result()
 
     assert approved.approve is True
@@ -1068,7 +1068,7 @@ async def test_a_run_reset_in_temporal_does_not_make_its_change_again(
         if ended_by == "abort":
             # Answered as any run: sent to the run the reset started, not to the one it ended
             # (every door's approve and abort were refused "already finished").
-            await service.abort(USER, handle.id, "enough")
+            await service.abort(USER, handle.id, "enough", via="api")
             done = await again.result()
             assert done.state == "aborted" and "enough" in done.outcome, done.outcome
         else:

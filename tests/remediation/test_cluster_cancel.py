@@ -302,7 +302,7 @@ async def test_a_run_stopped_while_an_activity_works_on_its_change_ends_as_asked
                     queue = {"temporal_task_queue": worker.task_queue}
                     settings = deps.settings.model_copy(update=queue)
                     await RemediationService(dev_env.client, settings, deps.db).abort(
-                        USER, handle.id, "stop"
+                        USER, handle.id, "stop", via="api"
                     )
                 await _told_while_held(handle)
             finally:

@@ -57,7 +57,7 @@ async def test_a_joined_alert_retried_after_its_write_is_audited_once(
         theirs = alert(url, source="monitor", metric="latency", workload=owner)
         await asked(JoinRequest(remediation_id=rid, user=stranger, source=task, alert=theirs), 3)
         view = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, reason="test over")
+        await remediations.abort(owner, rid, reason="test over", via="api")
 
     assert joins == [True] * 7
     repeats = [(a.actor, a.detail["source"]) for a in view.audit if a.action == "deduplicated"]
@@ -85,7 +85,7 @@ async def test_an_alert_sent_again_by_a_retried_request_joins_its_run_once(
             again = await remediations.start(owner, sent, request_id=request_id)
             assert again.deduplicated and again.remediation_id == rid
         view = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, reason="test over")
+        await remediations.abort(owner, rid, reason="test over", via="api")
     keys = [a.detail.get("key") for a in view.audit if a.action == "deduplicated"]
     assert keys == [request_key(owner, "r1", sent), request_key(owner, "r2", sent), None, None]
     # A digest: a stranger's request_id is text of their choosing, not put in the owner's audit.
@@ -115,7 +115,7 @@ async def test_a_start_retried_with_its_request_id_is_answered_as_started(
         joined = await remediations.start(owner, other, request_id="s1")
         assert joined.deduplicated and joined.remediation_id == first.remediation_id
         view = await remediations.get(owner, first.remediation_id)
-        await remediations.abort(owner, first.remediation_id, reason="test over")
+        await remediations.abort(owner, first.remediation_id, reason="test over", via="api")
     repeats = [a.detail for a in view.audit if a.action == "deduplicated"]
     assert [(r["metric"], r["key"]) for r in repeats] == [
         ("latency", request_key(owner, "s1", other))

@@ -93,7 +93,7 @@ async def test_a_strangers_alert_joins_the_run_but_puts_no_text_in_the_owners_me
             cpu = alert(url, source="monitor", metric="cpu_usage", workload=owner)
             await call(client, "start_remediation", alert=cpu.model_dump(mode="json"))
 
-        await remediations.approve(owner, rid, approve=False, reason="not now")
+        await remediations.approve(owner, rid, approve=False, reason="not now", via="api")
         await eventually(lambda: _state(remediations, owner, rid, "handed_over"), "handed over")
         handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
         status: RemediationStatus = await handle.result()
@@ -139,7 +139,7 @@ async def test_a_strangers_watch_joins_as_a_name_and_is_told_so(
         request = JoinRequest(remediation_id=rid, user=stranger, source=task, alert=theirs, key=key)
         joined = await ActivityEnvironment(dev_env.client).run(activities.join_remediation, request)
         view = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, reason="test over")
+        await remediations.abort(owner, rid, reason="test over", via="api")
     async with deps.db.session() as session:
         told = await EventRepository(session).list(user=stranger, kind=NAME_ONLY)
 

@@ -124,7 +124,7 @@ async def test_show_prints_an_outcome_with_brackets_as_written(
         started = await service.start(user, alert(url, workload=user, settle_seconds=0))
         rid = started.remediation_id
         await waiting(service, user, rid)
-        await service.abort(user, rid, reason)
+        await service.abort(user, rid, reason, via="cli")
 
         async def aborted() -> bool:
             return (await service.get(user, rid)).state == "aborted"
@@ -152,6 +152,8 @@ async def test_show_prints_an_outcome_with_brackets_as_written(
     assert f"aborted by {user}: {reason}" in " ".join(shown.output.split())
     beijing = audit[0].at.astimezone(ZoneInfo("Asia/Shanghai"))
     assert f"  {beijing:%Y-%m-%d %H:%M:%S}+08:00 " in shown.output, shown.output
+    # The abort's record says the door it came through.
+    assert f"{user} abort with the CLI\n" in shown.output, shown.output
 
 
 async def test_remediation_list_pages_on_with_limit_and_offset(
@@ -347,7 +349,7 @@ async def test_share_prints_the_link_on_one_line_to_be_copied(
         }
         args = ["remediation", "share", started.remediation_id]
         shown = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
-        await service.abort(user, started.remediation_id, "done")
+        await service.abort(user, started.remediation_id, "done", via="api")
     assert shown.exit_code == 0, shown.output
     assert len(shown.output.splitlines()) == 1, shown.output
     assert "/share/" in shown.output.split()[0]
@@ -588,7 +590,7 @@ async def test_an_alert_that_cleared_while_its_rung_waited_ends_the_run_with_no_
         ).remediation_id
         seen = await waiting(service, user, rid)
         site.healthy_from = 0  # the alert clears while the approval waits
-        await service.approve(user, rid, True, "go", run_key=seen.run_key, rung=1)
+        await service.approve(user, rid, True, "go", run_key=seen.run_key, rung=1, via="api")
 
         async def ended() -> RemediationStatus | None:
             status = await service.get(user, rid)

@@ -276,10 +276,10 @@ async def test_a_reason_past_the_bound_is_refused_by_name_through_every_door(
         )
         long = "x" * 1001
         with pytest.raises(InvalidRemediationError, match="reason: at most 1000") as refused:
-            await service.approve(owner, first.remediation_id, False, long)
+            await service.approve(owner, first.remediation_id, False, long, via="api")
         assert refused.value.field == "reason"
         with pytest.raises(InvalidRemediationError, match="reason: at most 1000") as refused:
-            await service.abort(owner, first.remediation_id, long)
+            await service.abort(owner, first.remediation_id, long, via="api")
         assert refused.value.field == "reason"
         status = await service.get(owner, first.remediation_id)
         await handle.terminate("test over")
@@ -307,7 +307,7 @@ async def test_a_run_repeated_a_thousand_times_still_shows_its_audit_to_its_end(
                     detail={"user": stranger, "source": stranger},
                 )
             await session.commit()
-        await remediations.abort(name, rid, "mine to stop")
+        await remediations.abort(name, rid, "mine to stop", via="api")
         await handle.result()
         view = await remediations.get(name, rid)
 

@@ -51,7 +51,8 @@ def test_alert_text_on_the_report_loads_nothing_remote() -> None:
 
 def test_the_report_says_which_answer_an_answers_records_hold() -> None:
     """An approval's two records, the door's ("approve") and the run's ("approval"), read
-    alike for a yes and a no: the report (as the CLI's `show` and the page) says which."""
+    alike for a yes and a no: the report (as the CLI's `show` and the page) says which, and
+    the door's the door it came through."""
     at = datetime(2026, 1, 2, tzinfo=UTC)
     alert = Alert(
         source="monitor",
@@ -61,7 +62,12 @@ def test_the_report_says_which_answer_an_answers_records_hold() -> None:
         metric="cpu",
     )
     lines = [
-        AuditLine(at=at, actor="bob", action="approve", detail={"rung": 2, "approve": False}),
+        AuditLine(
+            at=at,
+            actor="bob",
+            action="approve",
+            detail={"rung": 2, "approve": False, "via": "voice"},
+        ),
         AuditLine(at=at, actor="bob", action="approval", detail={"approve": False}),
         AuditLine(at=at, actor="amy", action="approve", detail={"rung": 3, "approve": True}),
         AuditLine(at=at, actor="amy", action="approval", detail={"approve": True}),
@@ -70,7 +76,7 @@ def test_the_report_says_which_answer_an_answers_records_hold() -> None:
     view = _view(alert, "handed_over", lines)
     rows = [row for row in report_markdown(view).splitlines() if row.startswith("| 2026-01-02")]
     assert [row.rsplit("|", 2)[-2].strip() for row in rows] == [
-        "refusal sent",
+        "refusal sent by voice",
         "refused",
         "approval sent",
         "approved",

@@ -86,7 +86,7 @@ async def test_a_runs_status_is_read_of_the_run_whose_owner_was_checked_not_a_la
         runs = RunKeys(remediations, name, rid)
         first = await eventually(runs.waiting, "the first run waits for approval")
         described = await dev_env.client.get_workflow_handle(rid).describe()
-        await remediations.abort(name, rid, "not now")
+        await remediations.abort(name, rid, "not now", via="api")
         await eventually(lambda: runs.ended(first), "the first run ends")
         await remediations.start(name, same_alert, mode="dry_run")
         second = await eventually(runs.waiting, "the second run waits for approval")

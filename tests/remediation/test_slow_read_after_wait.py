@@ -60,7 +60,7 @@ async def test_a_slow_read_after_an_approval_leaves_the_run_answering(
 
             await eventually(waits, "the run waits for its approval")
             source.slow = True
-            decision = await service.approve(owner, rid, True, "go")
+            decision = await service.approve(owner, rid, True, "go", via="api")
             assert decision.approve and decision.rung == 1
             await asyncio.wait_for(source.reading.wait(), HANG)  # the read after the wait
             seen = await service.get(owner, rid)  # while that read is held

@@ -82,7 +82,7 @@ async def test_a_start_retried_with_its_request_id_is_answered_as_started(
         refused, first, again = await door(state, owner, alert(url, workload=owner), starts)
         assert isinstance(first, dict), first
         view = await remediations.get(owner, first["remediation_id"])
-        await remediations.abort(owner, first["remediation_id"], reason="test over")
+        await remediations.abort(owner, first["remediation_id"], reason="test over", via="api")
     assert isinstance(refused, str) and "request_id" in refused and FORM in refused, refused
     assert "nothing was started" in refused, refused
     assert first["created"] and again == first
@@ -109,13 +109,13 @@ async def test_a_request_id_answers_as_its_start_only_while_its_run_goes_on_or_j
         rid = first.remediation_id
         handle = dev_env.client.get_workflow_handle(rid)
         first_run = (await handle.describe()).run_id
-        await remediations.abort(owner, rid, reason="incident over")
+        await remediations.abort(owner, rid, reason="incident over", via="api")
         await handle.result()
         retried = await remediations.start(owner, sent, request_id="am-fp-1")
         monkeypatch.setattr(service, "REQUEST_KEPT", timedelta(0))
         later = await remediations.start(owner, sent, request_id="am-fp-1")
         described = await handle.describe()
-        await remediations.abort(owner, rid, reason="test over")
+        await remediations.abort(owner, rid, reason="test over", via="api")
     assert retried == first
     assert later.created and later.state == "scoring", later
     assert described.run_id != first_run and described.status is WorkflowExecutionStatus.RUNNING

@@ -44,7 +44,7 @@ async def test_a_retry_asking_another_mode_is_answered_with_the_runs_mode(
                 return view if view.mode is not None else None
 
             view = await eventually(decided, "the run's mode decided")
-            await remediations.abort(owner, started.remediation_id, reason="test over")
+            await remediations.abort(owner, started.remediation_id, reason="test over", via="api")
             assert started.mode == first and started.created
             assert again == started, (first, then)
             assert (view.mode, view.mode_asked) == (first, first)
@@ -63,7 +63,7 @@ async def test_a_retry_after_its_run_ended_starts_no_second_run(
         started = await remediations.start(owner, sent, request_id="e1")
         handle = dev_env.client.get_workflow_handle(started.remediation_id)
         first_run = (await handle.describe()).run_id
-        await remediations.abort(owner, started.remediation_id, reason="test over")
+        await remediations.abort(owner, started.remediation_id, reason="test over", via="api")
         await handle.result()
         again = await remediations.start(owner, sent, request_id="e1")
         latest = await handle.describe()
@@ -87,11 +87,11 @@ async def test_what_held_already_two_starts_at_once_a_strangers_id_and_an_id_aft
         rid = both[0].remediation_id
         theirs = await remediations.start(stranger, sent, request_id="c1")
         view = await remediations.get(owner, rid)
-        await remediations.abort(owner, rid, reason="test over")
+        await remediations.abort(owner, rid, reason="test over", via="api")
         other = alert(url, workload=f"{owner}-n")
         plain = await remediations.start(owner, other)
         retried = await remediations.start(owner, other, request_id="n1")
-        await remediations.abort(owner, plain.remediation_id, reason="test over")
+        await remediations.abort(owner, plain.remediation_id, reason="test over", via="api")
     assert both[0] == both[1] and both[0].created and not both[0].deduplicated
     assert theirs.deduplicated and not theirs.created and theirs.remediation_id == rid
     assert [a.actor for a in view.audit if a.action == "deduplicated"] == [stranger]

@@ -49,7 +49,7 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
             if seconds:  # the abort below checks too
                 return found
             seconds.append(first)
-            await remediations.abort(name, rid, "not now")
+            await remediations.abort(name, rid, "not now", via="api")
             await eventually(lambda: runs.ended(first), "the first run ends")
             await remediations.start(name, same_alert, mode="dry_run")
             seconds.append(await eventually(runs.waiting, "the second run waits for approval"))
@@ -61,9 +61,9 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
         # or the ended run's old state.
         with pytest.raises(RemediationStateError, match=r"earlier run of .*, which has ended"):
             if act == "approve":
-                await remediations.approve(name, rid, True)
+                await remediations.approve(name, rid, True, via="api")
             else:
-                await remediations.abort(name, rid, "stop it")
+                await remediations.abort(name, rid, "stop it", via="api")
         remediations._steerer = checked  # type: ignore[method-assign]
         view = await remediations.get(name, rid)
         assert seconds[1] != first
@@ -86,8 +86,8 @@ async def test_an_approval_and_a_refusal_at_once_apply_one_and_refuse_the_other_
         await eventually(runs.waiting, "the run waits for approval")
 
         answers = await asyncio.gather(
-            remediations.approve(owner, rid, True, rung=1),
-            remediations.approve(admin, rid, False, "not now", rung=1),
+            remediations.approve(owner, rid, True, rung=1, via="api"),
+            remediations.approve(admin, rid, False, "not now", rung=1, via="api"),
             return_exceptions=True,
         )
 

@@ -221,6 +221,10 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             assert "已批准" in approved and "checkout" in approved
         status = await ask(handle, "status", result_type=RemediationStatus)
         assert [a.approver for a in status.approvals] == [OWNER]
+        async with deps.db.session() as session:
+            rows = await AuditRepository(session).list(subject=status.run_key, action="approve")
+        # The audit says the approval came by voice.
+        assert [(r.actor, r.detail["via"]) for r in rows] == [(OWNER, "voice")]
 
 
 async def _no_permission(deps: WorkerDeps) -> None:
@@ -740,7 +744,7 @@ async def test_a_yes_approves_the_run_asked_about_not_the_same_alerts_next_run(
                 # The voice has read the run asked about; before it sends the "yes", that run
                 # is aborted and the same alert's next run waits for approval.
                 race[:] = ["done"]
-                await service.abort(OWNER, rid, "not now")
+                await service.abort(OWNER, rid, "not now", via="api")
                 # Ended, not ending: while the aborted run still sends its report the same alert
                 # is refused ("send the alert again in a minute"), and no next run comes.
                 aborted = ts_env.client.get_workflow_handle(rid, run_id=first.split("@")[1])
@@ -856,8 +860,8 @@ async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_th
         async with voice_client(state, OWNER) as client:
             asked = await say(client, "approve_remediation", which="checkout")
             assert "有 2 个" in asked and "吗" in asked
-            await service.approve(OWNER, handles["payments"].id, False, "not now")
-            await service.approve(OWNER, handles["checkout"].id, True, "on the web page")
+            await service.approve(OWNER, handles["payments"].id, False, "not now", via="api")
+            await service.approve(OWNER, handles["checkout"].id, True, "on the web page", via="web")
             for _ in range(200):
                 now = await ask(handles["checkout"], "status", result_type=RemediationStatus)
                 if now.waiting is not None and now.waiting.rung != first.waiting.rung:
@@ -912,8 +916,8 @@ async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_an
                 race.append("read")  # the list of those waiting, then the run decided on
             if race == ["armed", "read", "read"]:
                 race[:] = ["done"]  # read; now decided on the web page, and the run moves on
-                await service.approve(OWNER, handles["payments"].id, False, "not now")
-                await service.approve(OWNER, which, True, "on the web page")
+                await service.approve(OWNER, handles["payments"].id, False, "not now", via="api")
+                await service.approve(OWNER, which, True, "on the web page", via="web")
                 for _ in range(200):
                     now = await ask(handles["checkout"], "status", result_type=RemediationStatus)
                     if now.waiting is not None and now.waiting.rung != first.waiting.rung:
@@ -1043,7 +1047,9 @@ async def test_an_approval_read_from_a_run_decided_elsewhere_meanwhile_sends_not
         state, _, handle, waits = await checkout_waiting(dev_env, deps, stack)
 
         async def decided(read: Any) -> Any:
-            await state.remediations.approve(OWNER, handle.id, False, "from the web page")
+            await state.remediations.approve(
+                OWNER, handle.id, False, "from the web page", via="web"
+            )
             return await read()
 
         views = before_the_decisions_read(monkeypatch, handle.id, decided)
@@ -1058,7 +1064,7 @@ async def test_an_approval_read_from_a_run_decided_elsewhere_meanwhile_sends_not
             said = await say(client, "approve_remediation", which="checkout")
         assert [v.waiting for v in views] == [waits.waiting, None], said
         assert "不在等你审批" in said and "已批准" not in said, said
-        assert sent == [{}]  # the web page's decision only: the voice sent none
+        assert sent == [{"via": "web"}]  # the web page's decision only: the voice sent none
         status = await ask(handle, "status", result_type=RemediationStatus)
         assert [(a.rung, a.approve) for a in status.approvals] == [(waits.waiting.rung, False)]
 

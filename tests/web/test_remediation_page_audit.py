@@ -24,13 +24,19 @@ from tests.support.pages import signed_in
 from tests.support.servers import HANG
 from tests.support.waits import eventually
 
-ITEM = re.compile(r'<li><time>[^<]*</time> <b>([^<]*)</b> <span class="muted">([^<]*)</span></li>')
+ITEM = re.compile(
+    r'<li><time>[^<]*</time> <b>([^<]*)</b>(?: <span class="via">([^<]*)</span>)?'
+    r' <span class="muted">([^<]*)</span></li>'
+)
 
 
 def audit_of(page: str) -> tuple[str, list[tuple[str, str]]]:
-    """The page's audit list as written, and its (action, actor) lines."""
+    """The page's audit list as written, and its (action, actor) lines (an action with the
+    door it came through, when its record names one)."""
     listed = page.partition('id="audit">')[2].partition("</ol>")[0]
-    return listed, [(unescape(a), unescape(b)) for a, b in ITEM.findall(listed)]
+    return listed, [
+        (unescape(f"{a} {via}" if via else a), unescape(b)) for a, via, b in ITEM.findall(listed)
+    ]
 
 
 async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_language(
@@ -45,7 +51,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         rid = (await remediations.start(name, sent, mode="dry_run")).remediation_id
         runs = RunKeys(remediations, name, rid)
         first = await eventually(runs.waiting, "rung 2 waits for approval")
-        await remediations.approve(name, rid, False, "not now")
+        await remediations.approve(name, rid, False, "not now", via="web")
         await eventually(lambda: runs.ended(first), "the refused run hands over")
         # Its state is final before its end is recorded (the `finished` audit, the row): the
         # page is read once the run has closed, all of that written.
@@ -72,7 +78,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         ("action", "remediation"),
         ("verification", "remediation"),
         ("permission", "remediation"),
-        ("refusal sent", name),
+        ("refusal sent on the web page", name),
         ("token spent", name),
         ("refused", name),
         ("hand over", "remediation"),
@@ -90,7 +96,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         "执行变更",
         "验证",
         "权限核定",
-        "已发送拒绝",
+        "已发送拒绝 在网页上",
         "令牌已使用",
         "已拒绝",
         "转交给人",

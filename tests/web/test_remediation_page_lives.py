@@ -62,7 +62,7 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
             form = decide_form(page)
             # Meanwhile the first run is aborted (another tab, the API), the same alert comes
             # again, and its new run waits for approval of a step Kai has not looked at.
-            await remediations.abort(name, rid, "not now")
+            await remediations.abort(name, rid, "not now", via="web")
             await eventually(lambda: runs.ended(first), "the first run ends")
             await remediations.start(name, same_alert, mode="dry_run")
             second = await eventually(runs.waiting, "the second run waits for approval")
@@ -105,7 +105,7 @@ async def test_an_approve_button_of_one_rung_does_not_approve_the_next_rung(
             form = decide_form(page)
             # Meanwhile an admin approves rung 1, it is applied and not enough: rung 2 (scale
             # out) now waits for an approval Kai has not looked at.
-            await remediations.approve(admin, rid, True, "go")
+            await remediations.approve(admin, rid, True, "go", via="web")
             assert await eventually(lambda: _past(waits_on, 1), "rung 2 waits") == 2
 
             answer = await http.post("/app/remediation/action", data={**form, "action": "approve"})

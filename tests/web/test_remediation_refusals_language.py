@@ -155,7 +155,7 @@ async def test_a_chinese_readers_remediation_page_says_its_attempts_in_chinese(
         token = await new_token(deps, name)
         async with signed_in(settings, token) as http:
             shown = await http.get("/app/remediation", params={"id": rid})
-        await remediations.abort(name, rid, "done looking")
+        await remediations.abort(name, rid, "done looking", via="web")
     assert shown.status_code == 200
     attempts = shown.text.partition('<ul class="cards">')[2].partition("</ul>")[0]
     text = " ".join(unescape(re.sub(r"<[^>]+>", " ", attempts)).split())
