@@ -19,7 +19,7 @@ from pydantic import Field
 from ambient import no_answer
 from ambient.remediation.ladder import RUNG_NAMES_ZH, Rung
 from ambient.remediation.safety import may_approve
-from ambient.remediation.views import RUNG_NAMES, RemediationRefusedError, RemediationSummary
+from ambient.remediation.views import RemediationRefusedError, RemediationSummary, step_words
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
 from ambient.wiring import AppState
@@ -240,12 +240,9 @@ def asks_first(waiting: int, moved_on: bool, approve: bool, mode: str | None) ->
 def step_said(rung: int, mode: str | None) -> tuple[str, str]:
     """The step a fix waits to have approved, as the voice names it (zh, en): what it does,
     its rung, and a dry run said so ("隔离（第 4 级）", "重启（第 1 级，演练）")."""
-    dry, dry_en = ("，演练", ", a dry run") if mode == "dry_run" else ("", "")
+    dry = "，演练" if mode == "dry_run" else ""
     name = Rung(rung)
-    return (
-        f"{RUNG_NAMES_ZH[name]}（第 {rung} 级{dry}）",
-        f"step {rung} ({RUNG_NAMES[name]}{dry_en})",
-    )
+    return f"{RUNG_NAMES_ZH[name]}（第 {rung} 级{dry}）", step_words(name, mode)
 
 
 def _question(

@@ -204,7 +204,7 @@ def approve(
             user, remediation_id, not refuse, reason, run_key=run_key, rung=rung, via="cli"
         )
     )
-    console.print(f"{'approved' if decision.approve else 'refused'} rung {int(decision.rung)}")
+    console.print(f"{remediation_id}: {decision.said()}", markup=False, highlight=False)
 
 
 @app.command()

@@ -37,7 +37,6 @@ from ambient.remediation.reads import refused
 from ambient.remediation.runs import (
     FINAL_STATES,
     AbortInput,
-    ApprovalDecision,
     ApprovalInput,
     RemediationInput,
     RemediationStatus,
@@ -56,6 +55,7 @@ from ambient.remediation.views import (
     REQUEST_ID_FORM,
     RUNG_NAMES,
     VIA,
+    ApprovalAnswer,
     InvalidRemediationError,
     RemediationError,
     RemediationRefusedError,
@@ -66,6 +66,7 @@ from ambient.remediation.views import (
     accepted,
     already_finished,
     check_reason,
+    step_words,
 )
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
@@ -254,7 +255,7 @@ class RemediationService(TriageScheduling):
         run_key: str | None = None,
         rung: int | None = None,
         via: Via,
-    ) -> ApprovalDecision:
+    ) -> ApprovalAnswer:
         """Answer the pending approval (of ``rung``, when the caller saw which) through the door
         ``via``; the approver's permission is read here, not given."""
         check_reason(reason)
@@ -308,7 +309,7 @@ class RemediationService(TriageScheduling):
             # The run checked above, not whichever is latest now: the same alert's next run may
             # have started since, and this answer is not about it.
             handle = await _run_handle(self.client, rid, status.run_key)
-            return await handle.execute_update(
+            decision = await handle.execute_update(
                 GradedRemediationWorkflow.approve,
                 ApprovalInput(
                     approver=user,
@@ -329,6 +330,14 @@ class RemediationService(TriageScheduling):
             if no_answer.not_found(exc):  # the run checked ended in between
                 raise await self._ended(rid, status) from None
             raise refused(rid, exc) from None
+        return ApprovalAnswer(
+            **decision.model_dump(),
+            remediation_id=rid,
+            rung_name=RUNG_NAMES[decision.rung],
+            mode=status.mode,
+            dry_run=status.mode == "dry_run",
+            step=step_words(decision.rung, status.mode),
+        )
 
     async def abort(
         self, user: str, rid: str, reason: str = "", *, run_key: str | None = None, via: Via

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ambient.domain.field_errors import field_problems
 from ambient.refusals import N_, Refusal
 from ambient.remediation.ladder import Mode, Rung
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import ApprovalDecision, RemediationStatus
 from ambient.remediation.scores import PlannedStep
 from ambient.render import markdown_literal
 
@@ -161,6 +161,21 @@ class StartResult(BaseModel):
     mode: Mode | None = None
     message: str
     state: str | None = None
+
+
+class ApprovalAnswer(ApprovalDecision):
+    """What every door answers to an approval or refusal: the run's decision, and the step it
+    was about, named as the voice names it."""
+
+    remediation_id: str
+    rung_name: str
+    mode: Mode | None
+    dry_run: bool
+    step: str
+
+    def said(self) -> str:
+        """One line: "approved step 3 (roll back, a dry run)"."""
+        return f"{'approved' if self.approve else 'refused'} {self.step}"
 
 
 class TriageSchedule(BaseModel):
@@ -344,6 +359,14 @@ RUNG_NAMES = {
     Rung.FULL_ROLLBACK: N_("full rollback"),
     Rung.HAND_OVER: N_("hand over"),
 }
+
+
+def step_words(rung: Rung, mode: str | None) -> str:
+    """A step as the voice and the approval's answer name it: "step 4 (isolate)",
+    "step 1 (restart, a dry run)"."""
+    dry = ", a dry run" if mode == "dry_run" else ""
+    return f"step {int(rung)} ({RUNG_NAMES[Rung(rung)]}{dry})"
+
 
 # An answer to a rung the run is not waiting on (a page left open while the run moved on).
 ANSWER_TOO_LATE = N_(

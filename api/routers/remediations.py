@@ -10,10 +10,11 @@ from pydantic import Field
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import ApprovalDecision, RemediationState, RemediationStatus
+from ambient.remediation.runs import RemediationState, RemediationStatus
 from ambient.remediation.stats import RemediationStats
 from ambient.remediation.views import (
     RETRY_SAFE,
+    ApprovalAnswer,
     InvalidRemediationError,
     RemediationError,
     RemediationNotFoundError,
@@ -162,7 +163,7 @@ async def get(fingerprint: str, user: CurrentUser, state: StateDep) -> Remediati
 @router.post("/{fingerprint}/approval")
 async def approve(
     fingerprint: str, body: ApprovalBody, user: CurrentUser, state: StateDep
-) -> ApprovalDecision:
+) -> ApprovalAnswer:
     return await state.remediations.approve(
         user.name,
         _rid(fingerprint),

@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import ApprovalDecision, RemediationState, RemediationStatus
+from ambient.remediation.runs import RemediationState, RemediationStatus
 from ambient.remediation.stats import RemediationStats
 from ambient.remediation.views import (
     RETRY_SAFE,
+    ApprovalAnswer,
     RemediationSummary,
     RemediationView,
     ScoreView,
@@ -110,7 +111,7 @@ async def approve_remediation(
             "waits on another by now",
         ),
     ] = None,
-) -> ApprovalDecision:
+) -> ApprovalAnswer:
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
     return await app_state(ctx).remediations.approve(

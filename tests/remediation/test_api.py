@@ -118,6 +118,15 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
                 f"/remediations/{fingerprint}/approval", json={"approve": True, "reason": "go"}
             )
             assert approved.status_code == 200, approved.text
+            # The step answered and that it is a dry run, as the voice says them.
+            answer = approved.json()
+            assert (answer["rung"], answer["approve"], answer["remediation_id"]) == (1, True, rid)
+            assert (answer["rung_name"], answer["mode"], answer["dry_run"]) == (
+                "restart",
+                "dry_run",
+                True,
+            )
+            assert answer["step"] == "step 1 (restart, a dry run)", answer
             await until_equal(state, "resolved", "the remediation resolved")
             shown = (await http.get(f"/remediations/{fingerprint}")).json()
             listed = (await http.get("/remediations")).json()

@@ -413,7 +413,8 @@ async def test_approve_names_the_rung_and_run_it_was_checked_on(
     # The refusal's tool (get_remediation) as the command to type, the run's id in it.
     assert f"look at its current run (`ambient remediation show {rid} --user {user}`)" in other[1]
     assert unchanged.state == "waiting_approval" and unchanged.approvals == []
-    assert taken == (0, "approved rung 1"), taken
+    # The step and that it is a dry run, in the voice's words.
+    assert taken == (0, f"{rid}: approved step 1 (restart, a dry run)"), taken
 
 
 async def test_abort_names_the_run_it_was_checked_on(
