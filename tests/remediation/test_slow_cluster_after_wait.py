@@ -70,7 +70,7 @@ async def test_a_slow_cluster_after_an_approval_leaves_the_run_answering(
 
                 await eventually(lambda: waits_on(Rung.RESTART), "rung 1 waits for its approval")
                 reads.slow = True
-                approving = asyncio.create_task(service.approve(USER, rid, True, "go"))
+                approving = asyncio.create_task(service.approve(USER, rid, True, "go", via="api"))
                 # The workload's checkpoint, read before the approved restart.
                 await asyncio.wait_for(reads.reading.wait(), HANG)
                 seen = await service.get(USER, rid)  # while that read is held
