@@ -328,8 +328,6 @@ def _spoken(
     # sentence of the three, and the open alarms' names were never heard.
     hello = greeting(inputs)
     say(f"{hello}，{headline}。", f"{hello}, {headline[:1].lower()}{headline[1:]}. ")
-    if inputs.logs_capped:
-        say(*_capped(inputs.log_lines))
     # The most frequent: the templates come most severe first (one CRITICAL line was said as
     # the day's most frequent error over an ERROR of thousands).
     top = most_frequent_error(errors)
@@ -352,6 +350,9 @@ def _spoken(
             f"有 {count} 个问题需要人工处理：{first}。",
             f"{many(count, 'problem needs', 'problems need')} a person: {first}. ",
         )
+    # Only the newest lines read: the headline says not all were ("at least N errors").
+    if inputs.logs_capped:
+        say(*_capped(inputs.log_lines))
     # A partly read day's trend that compares nothing ("At least N errors: not compared…")
     # repeats the headline's floor and its why: spoken once. A rise (at least X%) is said.
     if inputs.trend and not (logs_short(inputs) and "%" not in inputs.trend):

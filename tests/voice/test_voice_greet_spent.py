@@ -305,10 +305,10 @@ async def test_a_device_greeting_while_preparing_is_answered_while_it_listens_an
 def test_what_waits_on_someone_is_heard_in_the_three_spoken_sentences(
     language: str, alarm_said: str, needs_said: str
 ) -> None:
-    """A day with a top error, a trend and an open alarm: the voice keeps three sentences, and
-    they were the greeting ("Good morning, here is yesterday's briefing."), the headline and the
-    top error. The open alarm's name, what waits on a person and the page's pointer were never
-    heard."""
+    """A day with a top error, a trend and an open alarm, of which only the newest lines were
+    read: the voice keeps three sentences, and they were the greeting ("Good morning, here is
+    yesterday's briefing."), the headline and the top error (or the cap's). The open alarm's
+    name, what waits on a person and the page's pointer were never heard."""
     stat = TemplateStat(
         template_id="t1", template="db timeout", level="ERROR", count=40, example="x"
     )
@@ -321,6 +321,7 @@ def test_what_waits_on_someone_is_heard_in_the_three_spoken_sentences(
         language=language,
         log_lines=5000,
         errors=40,
+        logs_capped=True,
         top_templates=[stat],
         trend="错误比前天多 50%" if language == "zh" else "Errors rose 50% on the day before",
         alarms_configured=True,
@@ -333,7 +334,9 @@ def test_what_waits_on_someone_is_heard_in_the_three_spoken_sentences(
     pointer = (
         "详细报告已放在简报页面" if language == "zh" else "The full report is on the briefing page"
     )
-    quiet = inputs.model_copy(update={"top_templates": [], "errors": 0, "trend": None})
+    quiet = inputs.model_copy(
+        update={"top_templates": [], "errors": 0, "trend": None, "logs_capped": False}
+    )
     said = speakable(cleaned(offline_draft(quiet).spoken_text, english=english), english=english)
     assert alarm_said in said and pointer in said, said
     waiting = inputs.model_copy(update={"alarms": [], "needs_person": [need]})
