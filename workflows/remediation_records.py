@@ -305,20 +305,26 @@ class RemediationRecords:
         off_task: bool,
         retry: RetryPolicy = READ_RETRY,
         again: P | None = None,
+        final: bool = True,
     ) -> R:
         """A read after the opening, ``off_task`` (its patch's): tried once in the workflow task,
         READ_FIRST_TRY at most, as the first change is; what that try did not finish (its time,
         a failure that may pass), a regular activity reads again, off the task, with the rest
-        of ``retry``'s tries (``again``: its argument, when it counts that try). Read as a local
-        activity with all its retries, a slow source or API server held the task (the run's
-        updates and queries) for minutes."""
+        of ``retry``'s tries (``again``: its argument, when it counts that try), after the wait
+        a throttled server asked for (a 429's Retry-After). A failure no retry passes is
+        ``final`` at once (a metric read's, patched before that, is read again all the same).
+        Read as a local activity with all its retries, a slow source or API server held the
+        task (the run's updates and queries) for minutes."""
         if not off_task:
             return await self._act(activity, arg, retry=retry)
         try:
             return await self._act(activity, arg, limit=READ_FIRST_TRY, retry=ONE_TRY)
         except ACTIVITY_FAILED as exc:
-            if refused_for_good(exc, retry):
+            if final and refused_for_good(exc, retry):
                 raise
+            failure = exc if isinstance(exc, ApplicationError) else exc.cause
+            if isinstance(failure, ApplicationError) and failure.next_retry_delay:
+                await self._wait(failure.next_retry_delay)
         most = retry.maximum_attempts
         rest = dataclasses.replace(retry, maximum_attempts=most - 1 if most > 1 else most)
         return await self._act(activity, arg if again is None else again, retry=rest, regular=True)

@@ -74,7 +74,11 @@ class RemediationVerify(RemediationChange):
             # try in the task is one of READ_RETRY's reads, said in the count of those failed.
             again = read.model_copy(update={"tried": 1})
             return await self._read_later(
-                WatchActivities.read_metric, read, off_task=self.reads_regular, again=again
+                WatchActivities.read_metric,
+                read,
+                off_task=self.reads_regular,
+                again=again,
+                final=False,
             )
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))

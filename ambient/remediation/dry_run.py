@@ -111,11 +111,11 @@ def tried_again() -> bool:
     """Whether the running change or checkpoint read is tried again after this attempt (never
     outside an activity): not its policy's last attempt, or the first change's one try in the
     opening's workflow task (a local activity of one attempt), which the regular activity
-    goes on from, or a read's one try there."""
+    goes on from (a read's one try there: ``first_read_try``)."""
     if not activity.in_activity():
         return False
     info = activity.info()
-    if (info.is_local and info.activity_type == "apply_remediation_step") or first_read_try():
+    if info.is_local and info.activity_type == "apply_remediation_step":
         return True
     # The policy the workflow gives a change and its checkpoint, where the server sends none.
     return not activity_attempts.last_attempt(CHANGE_RETRY.maximum_attempts)

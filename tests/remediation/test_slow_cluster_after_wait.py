@@ -6,6 +6,7 @@ every read of the run said "no worker answered; is the worker running?" while th
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,4 +100,96 @@ async def test_a_slow_cluster_after_an_approval_leaves_the_run_answering(
                 await handle.terminate("test over")
 
     assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+
+
+@dataclass
+class _Throttled:
+    """The API server, once ``throttle`` is set, answers the next read (GET) 429 asking for
+    ``after`` seconds."""
+
+    after: int = 3
+    throttle: bool = False
+    answered: list[str] = field(default_factory=list)
+
+    def wrap(self, app: Any) -> Any:
+        async def throttled(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["method"] == "GET" and self.throttle:
+                self.throttle = False
+                self.answered.append(scope["path"])
+                # As the API server's priority and fairness answers it: a Status, and the wait.
+                body = json.dumps(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "message": "Too many requests, please try again later.",
+                        "reason": "TooManyRequests",
+                        "details": {"retryAfterSeconds": self.after},
+                        "code": 429,
+                    }
+                ).encode()
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(self.after).encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 429, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await app(scope, receive, send)
+
+        return throttled
+
+
+@pytest.mark.devserver
+async def test_a_read_throttled_in_the_task_waits_what_the_server_asked_before_its_activity(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The checkpoint read's one try in the task answered 429 "Retry-After: 3": the regular
+    activity's read went at once (a one-try policy keeps no delay), where a change's read
+    waits what a throttled server asks."""
+    api, server = _checkout(tmp_path), _Throttled()
+    async with serve(server.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(dev_env.client, deps) as worker,
+        ):
+            settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+            service = RemediationService(dev_env.client, settings, deps.db)
+            sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            rid = (await service.start(USER, sent, mode="execute")).remediation_id
+            handle = dev_env.client.get_workflow_handle(rid)
+            try:
+
+                async def waits_on(rung: Rung) -> bool | None:
+                    seen = await service.get(USER, rid)
+                    waiting = seen.waiting.rung if seen.waiting else None
+                    return (seen.state, waiting) == ("waiting_approval", rung) or None
+
+                await eventually(lambda: waits_on(Rung.RESTART), "rung 1 waits for its approval")
+                server.throttle = True
+                await service.approve(USER, rid, True, "go", via="api")
+                await eventually(lambda: waits_on(Rung.SCALE_OUT), "rung 2 waits")
+                events = [e async for e in handle.fetch_history_events()]
+            finally:
+                await handle.terminate("test over")
+
+    assert len(server.answered) == 1, server.answered
+    # After the try in the task (its marker), a timer of the asked 3 s, then the activity.
+    kinds = [e.event_type for e in events]
+    activity = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name
+        == "take_remediation_checkpoint"
+    )
+    timers = [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+        for e in events[:activity]
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+    assert 3 in timers, (timers, kinds[:activity])
     assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
