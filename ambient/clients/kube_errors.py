@@ -176,12 +176,23 @@ def no_token(exc: Exception, what: str) -> KubeError:
     )
 
 
+def bare_answer(exc: KeyError) -> httpx2.HTTPStatusError:
+    """The error answer lightkube was reading when it raised ``exc``: it reads an answer's
+    Content-Type with [], and a proxy's bare 502 or 429 (no Content-Type) was said to the
+    person a run was handed to as "KeyError: 'Content-Type'". Any other KeyError is raised."""
+    if isinstance(exc.__context__, httpx2.HTTPStatusError):
+        return exc.__context__
+    raise exc
+
+
 async def kube_call(what: str, call: Awaitable[T]) -> T:
     """One API call with its failure as a KubeError (an unreachable server: retryable)."""
     try:
         return await call
     except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
         raise kube_error(exc, what) from None
+    except KeyError as exc:
+        raise kube_error(bare_answer(exc), what) from None
     except httpx2.TransportError as exc:
         raise unreachable(exc, what) from None
     except NO_TOKEN as exc:

@@ -32,6 +32,7 @@ from ambient.clients.kube_errors import (
     KubeError,
     KubeUnavailableError,
     api_status,
+    bare_answer,
     kube_error,
     no_token,
     status_of,
@@ -244,6 +245,13 @@ class KubernetesExecutor:
         return StepResult(applied=True, detail=plan.detail + done, patch=plan.sent_before | sent)
 
     async def _send(self, client: AsyncClient, change: Change) -> None:
+        try:
+            await self._write(client, change)
+        except KeyError as exc:
+            raise bare_answer(exc) from None
+
+    @staticmethod
+    async def _write(client: AsyncClient, change: Change) -> None:
         if change.verb == "patch":
             assert change.patch_type is not None
             await client.patch(

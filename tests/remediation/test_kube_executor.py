@@ -1774,6 +1774,34 @@ async def test_a_gateways_json_504_after_a_write_is_not_said_to_have_changed_not
     assert "upstream request timeout" in str(raised.value)
 
 
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+async def test_a_bare_error_answer_with_no_content_type_is_said_as_what_answered(
+    tmp_path: Path, method: str
+) -> None:
+    """A proxy before the API server answering 502 with no body and no Content-Type: lightkube
+    reads an error's Content-Type with [], and its KeyError went out as the failure: a run was
+    handed over with "KeyError: 'Content-Type'". It is the gateway's answer: busy, retried."""
+
+    async def bare(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.method != method:
+            return await call_next(request)
+        return Response(status_code=502)
+
+    step = StepRequest(
+        remediation_id="remediation/bare",
+        rung=Rung.RESTART,
+        target=TARGET,
+        mode="execute",
+        key=step_key("remediation/bare", Rung.RESTART),
+        restarted_at="2026-11-22T17:00:00Z",
+    )
+    async with _cluster(tmp_path, bare) as (_, executor):
+        with pytest.raises(KubeError) as raised:
+            await executor.apply(step)
+    assert isinstance(raised.value, KubeUnavailableError) and raised.value.retryable
+    assert "HTTP 502 Bad Gateway, not a Kubernetes API answer" in str(raised.value), raised.value
+
+
 @pytest.mark.parametrize(
     ("api_version", "command"),
     [
