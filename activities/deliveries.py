@@ -86,14 +86,17 @@ class RowPosts:
     done: int
     attempt: int  # the row's attempts when this try took it: which try holds it
     handed: bool = False
+    several: bool = False
 
     async def sent(self) -> None:
         self.done += 1
         await self._kept(lambda rows: rows.posted(self.key, self.attempt, f"{POSTS}{self.done}"))
 
     async def handing(self) -> None:
-        """See `Posts.handing`: kept until this try records its outcome."""
-        await self._kept(lambda rows: rows.posted(self.key, self.attempt, HANDING))
+        """See `Posts.handing`: kept until this try records its outcome. A post of a message
+        in several is counted sent as it goes: the count not lost, the next try posts the rest."""
+        handing = f"{POSTS}{self.done + 1}" if self.several else HANDING
+        await self._kept(lambda rows: rows.posted(self.key, self.attempt, handing))
 
     async def refused(self) -> None:
         """See `Posts.refused`."""

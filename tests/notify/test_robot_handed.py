@@ -72,6 +72,29 @@ async def test_a_robot_post_taken_but_answered_too_late_is_not_posted_again(
     assert "may have been delivered; not sent again" in (row.error or ""), row.error
 
 
+async def test_a_part_taken_but_answered_too_late_is_not_posted_again_and_the_rest_follows(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    """Part 2 of 3 shown in the group, its answer later than the send's deadline: the delivery
+    failed for good ("may have been delivered") and part 3 never came. Part 2 counts as sent,
+    and the next try posts part 3."""
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    state.failures["wecom"] = ["ok", "late"]
+    notify = _notify(deps, base)
+    request = _request("robot-late-part").model_copy(
+        update={"message": Message(title="Logs", body="x" * 6000)}  # parts of 4,096 bytes
+    )
+    for _ in range(3):
+        await _try(notify, request)
+    parts = [body["markdown"]["content"][-5:] for _, body in state.received]
+    assert parts == ["(1/3)", "(2/3)", "(3/3)"], parts
+    key = delivery_key(request.idempotency_key, "wecom", WECOM_KEY)
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+    assert row is not None and (row.status, row.error) == ("sent", None), row
+
+
 async def test_a_robot_post_that_reached_no_one_is_posted_by_the_next_try(
     deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
@@ -97,6 +120,7 @@ class Posted:
     done: int = 0
     attempt: int = 1
     handed: bool = False
+    several: bool = False
 
     async def sent(self) -> None:
         self.done += 1

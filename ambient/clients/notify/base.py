@@ -54,6 +54,9 @@ class Posts(Protocol):
     # The message went to the receiver (an email's bytes after the server's 354): a send cut
     # off after that, before the receiver's answer, may have delivered it (set by the channel).
     handed: bool
+    # The message goes in several posts (set by the channel): a post handed over counts as sent,
+    # so a try after a worker died posting it goes on with the next, never posting it again.
+    several: bool
 
     async def sent(self) -> None: ...
 

@@ -81,11 +81,22 @@ class WeComChannel(RobotChannel):
             mentions = {"mentioned_list": mentioned, "mentioned_mobile_list": mobiles}
             title = (split_utf8(message.title, TEXT_LIMIT) or [""])[0]
             payloads.append({"msgtype": "text", "text": {"content": title, **mentions}})
-        # A retry goes on after the posts an earlier try sent: the group sees each once.
+        # A retry goes on after the posts an earlier try sent, or handed over (a worker killed
+        # meanwhile): the group sees each once.
+        if posts is not None:
+            posts.several = len(payloads) > 1
         for index in range(posts.done if posts else 0, len(payloads)):
             try:
                 await self.post(url, payloads[index], robot=key, update=update, posts=posts)
             except (PermanentNotifyError, TransientNotifyError) as exc:
+                if posts is not None and posts.several and posts.handed:
+                    # Unanswered once the robot had it: counted sent (as a worker killed then
+                    # leaves it), never posted again; the retry goes on with the next.
+                    await posts.sent()
+                    if index + 1 == len(payloads):
+                        return None
+                    unanswered = TransientNotifyError(str(exc))
+                    raise partly_posted(unanswered, index + 1, len(parts)) from exc
                 if index == 0:
                     raise
                 raise partly_posted(exc, index, len(parts)) from exc
