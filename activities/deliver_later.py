@@ -11,26 +11,41 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from activities.deliveries import end_unsent, what_went
+from activities.deliveries import end_unsent, failure, what_went
 from ambient import no_answer, temporal
+from ambient.domain.configs import STORED
 from ambient.domain.deliver_later import (
     DELIVER_LATER_KIND,
     DELIVER_LATER_TYPE,
     LaterDelivery,
     later_workflow_id,
 )
-from ambient.domain.notify import Delivery, NotifyRequest
+from ambient.domain.notify import Delivery, NotifyRequest, Target
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
-from ambient.watches.configs import TaskKind, TaskState, task_kind
+from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig, task_kind
+from ambient.watches.models import TaskStatus
+from ambient.watches.notification_spec import notification_targets
+from ambient.watches.reminders import ReminderConfig, stored_run
+from ambient.watches.threshold_config import ThresholdWatchConfig
 
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
+WATCH_CONFIGS: dict[TaskKind, type[WebMonitorConfig | ThresholdWatchConfig]] = {
+    TaskKind.WEB_MONITOR: WebMonitorConfig,
+    TaskKind.THRESHOLD_WATCH: ThresholdWatchConfig,
+}
 GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
 
 
@@ -97,6 +112,31 @@ class HandOver:
         if not running or stopping or another_life(request, described):
             return True
         return sent_at is not None and await created_since(described, sent_at)
+
+    async def task_targets(self, request: NotifyRequest) -> list[Target] | None:
+        """The targets the task that sent ``request`` names now: a watch's config as its status
+        query answers, a reminder's as its schedule holds it. None when not known (another kind
+        of task, or one gone; Temporal or the watch's worker not answering): sent as asked."""
+        kind = task_kind(request.user, request.task or "")
+        config: WebMonitorConfig | ThresholdWatchConfig | ReminderConfig
+        try:
+            client = activity.client()
+            if kind in WATCH_CONFIGS:
+                status = await client.get_workflow_handle(request.task or "").query(
+                    "status", result_type=TaskStatus, rpc_timeout=HAND_OVER_RPC
+                )
+                config = WATCH_CONFIGS[kind].model_validate(status.config, context=STORED)
+            elif kind is TaskKind.SCHEDULE:
+                schedule = client.get_schedule_handle(request.task or "")
+                described = await schedule.describe(rpc_timeout=HAND_OVER_RPC)
+                if (run := await stored_run(client.data_converter, described)) is None:
+                    return None
+                config = run.config
+            else:
+                return None
+        except (RuntimeError, RPCError, WorkflowQueryFailedError, ValidationError):
+            return None
+        return notification_targets(config.notification, config.targets)
 
     def deferrable(self, delivery: Delivery) -> bool:
         """A failure whose receiver asked to be tried later, sooner than the give-up."""
@@ -226,3 +266,21 @@ async def end_for_deleted_task(db: Database, request: NotifyRequest) -> NoReturn
         type="PermanentNotifyError",
         non_retryable=True,
     )
+
+
+async def end_for_removed_targets(
+    db: Database, request: NotifyRequest, keys: set[str]
+) -> list[Delivery]:
+    """A deliver-later run's deliveries (``keys``) to targets taken out of their task since it
+    sent end at once, each failed for good and said once: the user changed where it goes."""
+    reason = f"permanent: its target was taken out of its task {request.task}"
+    now = datetime.now(UTC)
+    ended: list[Delivery] = []
+    async with db.writing() as session:
+        rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
+        for row in rows:
+            error = f"{reason}{what_went(row)}"
+            if row.key in keys and row.takeable(now):
+                if await end_unsent(session, request, row, error, now):
+                    ended.append(failure(row.channel, row.target, error))
+    return ended

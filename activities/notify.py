@@ -22,7 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.deliver_later import defer_rows, end_for_deleted_task, give_up_time, past_give_up
+from activities.deliver_later import (
+    defer_rows,
+    end_for_deleted_task,
+    end_for_removed_targets,
+    give_up_time,
+    past_give_up,
+)
 from activities.deliveries import (
     GIVE_UP_TRIES,
     LEASE_MARGIN,
@@ -157,6 +163,7 @@ class NotifyActivities(TargetSender):
         sent_at = min((row.created_at for row in rows), default=None)
         if await self._hand_over.task_deleted(request, sent_at):
             await end_for_deleted_task(self._db, request)
+        request, removed = await self._in_task_now(request)
         if past_give_up(activity.info()):
             lines = [
                 f"{row.channel}: {row.error}"
@@ -170,7 +177,24 @@ class NotifyActivities(TargetSender):
                 type="TransientNotifyError",
                 non_retryable=True,
             )
-        return await self.send(request, later=True)
+        result = await self.send(request, later=True)
+        return NotifyResult(deliveries=[*result.deliveries, *removed])
+
+    async def _in_task_now(self, request: NotifyRequest) -> tuple[NotifyRequest, list[Delivery]]:
+        """``request`` with the targets its task still names, and the deliveries to those taken
+        out of it since (the task updated while they waited), ended."""
+        named = await self._hand_over.task_targets(request)
+        if named is None or all(target in named for target in request.targets):
+            return request, []
+        kept = request.model_copy(update={"targets": [t for t in request.targets if t in named]})
+        recipient = await self.recipient(request.user)
+
+        def keys(asked: NotifyRequest) -> set[str]:
+            targets, _ = targets_for(asked.message.kind, asked.targets, recipient, self.secrets)
+            return {delivery_key(asked.idempotency_key, t.type, t.target) for t in targets}
+
+        # A place the push config names too is still wanted: only the task's own ends.
+        return kept, await end_for_removed_targets(self._db, request, keys(request) - keys(kept))
 
     @activity.defn
     async def notify_given_up(self, request: NotifyRequest) -> None:

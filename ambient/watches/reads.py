@@ -12,7 +12,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from temporalio.client import (
     Client,
-    ScheduleActionStartWorkflow,
     ScheduleDescription,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
@@ -46,7 +45,7 @@ from ambient.watches.inputs import (
 from ambient.watches.listing import TaskListing
 from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollProgress
-from ambient.watches.reminders import ReminderConfig, ReminderRun
+from ambient.watches.reminders import ReminderConfig, ReminderRun, stored_run
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -178,12 +177,7 @@ class TaskReads(TaskListing):
 
     async def _stored_run(self, description: ScheduleDescription) -> ReminderRun | None:
         """The reminder run a schedule starts, read as stored (None: no such action)."""
-        action = description.schedule.action
-        if not (isinstance(action, ScheduleActionStartWorkflow) and action.args):
-            return None
-        # A described schedule carries raw payloads: decoded with our converter.
-        (run,) = await self.client.data_converter.decode(action.args[:1], [ReminderRun])
-        return run
+        return await stored_run(self.client.data_converter, description)
 
     async def _schedule_status(
         self, user: str, task_id: str, description: ScheduleDescription | None = None

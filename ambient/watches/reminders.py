@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from croniter import CroniterError, croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from temporalio.client import ScheduleActionStartWorkflow, ScheduleDescription
+from temporalio.converter import DataConverter
 
 from ambient.domain.configs import (
     UserConfig,
@@ -283,3 +285,15 @@ class ReminderRun(WorkflowInput):
         for name in ignored:
             value.pop(name, None)
         return read_stored(ReminderConfig, value)
+
+
+async def stored_run(
+    converter: DataConverter, description: ScheduleDescription
+) -> ReminderRun | None:
+    """The reminder run a schedule starts, read as stored (None: no such action)."""
+    action = description.schedule.action
+    if not (isinstance(action, ScheduleActionStartWorkflow) and action.args):
+        return None
+    # A described schedule carries raw payloads: decoded with our converter.
+    (run,) = await converter.decode(action.args[:1], [ReminderRun])
+    return run

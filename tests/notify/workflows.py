@@ -4,12 +4,15 @@ activity, and a watch's run as a deliver-later try sees it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import NotifyRequest, NotifyResult
+    from ambient.watches.configs import TaskKind, TaskState
+    from ambient.watches.models import TaskStatus
 
 
 @workflow.defn
@@ -50,6 +53,7 @@ class StandingWatch:
 
     def __init__(self) -> None:
         self.stopped = False
+        self.config: dict[str, Any] | None = None  # a web monitor's, once configured
 
     @workflow.run
     async def run(self) -> None:
@@ -58,3 +62,22 @@ class StandingWatch:
     @workflow.signal
     def stop(self) -> None:
         self.stopped = True
+
+    @workflow.signal
+    def configure(self, config: dict[str, Any]) -> None:
+        """The config in force (a create's, then an update's), as its status query says it."""
+        self.config = config
+
+    @workflow.query
+    def status(self) -> TaskStatus:
+        if self.config is None:
+            raise ValueError("no status: this run was never configured")
+        info = workflow.info()
+        return TaskStatus(
+            task_id=info.workflow_id,
+            kind=TaskKind.WEB_MONITOR,
+            user="alice",
+            state=TaskState.ACTIVE,
+            checks=0,
+            config=self.config,
+        )
