@@ -228,9 +228,7 @@ class TargetSender:
         except PermanentNotifyError as exc:
             return failure(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
-            if posts.handed and posts.several:  # that post counted sent: the retry goes on after
-                posts.done += 1
-            elif posts.handed:  # as a connection lost there: another try would be a second copy
+            if posts.handed:  # as a connection lost there: another try would be a second copy
                 return failure(
                     channel_name, address, HANDED_TIMED_OUT.format(seconds=self._timeout)
                 )

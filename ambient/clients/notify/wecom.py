@@ -89,14 +89,6 @@ class WeComChannel(RobotChannel):
             try:
                 await self.post(url, payloads[index], robot=key, update=update, posts=posts)
             except (PermanentNotifyError, TransientNotifyError) as exc:
-                if posts is not None and posts.several and posts.handed:
-                    # Unanswered once the robot had it: counted sent (as a worker killed then
-                    # leaves it), never posted again; the retry goes on with the next.
-                    await posts.sent()
-                    if index + 1 == len(payloads):
-                        return None
-                    unanswered = TransientNotifyError(str(exc))
-                    raise partly_posted(unanswered, index + 1, len(parts)) from exc
                 if index == 0:
                     raise
                 raise partly_posted(exc, index, len(parts)) from exc
