@@ -185,6 +185,14 @@ def bare_answer(exc: KeyError) -> httpx2.HTTPStatusError:
     raise exc
 
 
+async def answered(call: Awaitable[T]) -> T:
+    """A lightkube call whose bare error answer is raised as that answer (``bare_answer``)."""
+    try:
+        return await call
+    except KeyError as exc:
+        raise bare_answer(exc) from None
+
+
 async def kube_call(what: str, call: Awaitable[T]) -> T:
     """One API call with its failure as a KubeError (an unreachable server: retryable)."""
     try:

@@ -23,6 +23,7 @@ from ambient.clients.kube import FIELD_MANAGER
 from ambient.clients.kube_errors import (
     KubeForbiddenError,
     KubeUnauthorizedError,
+    answered,
     kube_error,
     status_of,
 )
@@ -369,7 +370,7 @@ async def _checked_elsewhere(client: AsyncClient, index: int, obj: Any) -> None:
     probe = copy.deepcopy(obj)
     probe.metadata.namespace = CHECKED_IN
     try:
-        await client.create(probe, dry_run=True)
+        await answered(client.create(probe, dry_run=True))
     except ApiError as exc:
         if _invalid_document(exc):
             done = f"nothing was applied (checked by a dry run in namespace {CHECKED_IN})"
@@ -388,12 +389,13 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
         kind, name, namespace = obj.kind, obj.metadata.name, obj.metadata.namespace
         try:
             try:
-                live = (await client.get(type(obj), name, namespace=namespace)).to_dict()
+                live = (await answered(client.get(type(obj), name, namespace=namespace))).to_dict()
             except ApiError as exc:
                 if exc.status.code != 404:
                     raise
                 live = None
-            after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
+            applying = client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
+            after = await answered(applying)
         except (httpx2.HTTPStatusError, httpx2.TransportError) as exc:
             details = exc.status.details if isinstance(exc, ApiError) else None
             if namespace not in creating or details is None or details.kind != "namespaces":
@@ -432,7 +434,7 @@ async def apply_documents(
         if change.change == "unchanged":
             continue
         try:
-            after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
+            after = await answered(client.apply(obj, field_manager=FIELD_MANAGER, force=True))
         except (httpx2.HTTPStatusError, httpx2.TransportError) as exc:
             done = ", ".join(map(str, sent)) or "none"
             raise _refused(

@@ -31,8 +31,8 @@ from ambient.clients.kube_errors import (
     NO_TOKEN,
     KubeError,
     KubeUnavailableError,
+    answered,
     api_status,
-    bare_answer,
     kube_error,
     no_token,
     status_of,
@@ -245,10 +245,7 @@ class KubernetesExecutor:
         return StepResult(applied=True, detail=plan.detail + done, patch=plan.sent_before | sent)
 
     async def _send(self, client: AsyncClient, change: Change) -> None:
-        try:
-            await self._write(client, change)
-        except KeyError as exc:
-            raise bare_answer(exc) from None
+        await answered(self._write(client, change))
 
     @staticmethod
     async def _write(client: AsyncClient, change: Change) -> None:

@@ -1161,18 +1161,22 @@ async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 4
 
 
+@pytest.mark.parametrize(("page", "said"), [("Bad Gateway", ": Bad Gateway"), ("", ": no body")])
 async def test_ck13_an_api_server_down_behind_a_gateway_is_said_as_unavailable(
-    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any, page: str, said: str
 ) -> None:
     """A load balancer in front of a dead API server answers 502 with its own page, not a
     Kubernetes Status: apply_yaml's preview raised lightkube's bare HTTP error past every
-    refusal it words (only ApiError was caught). It says what answered, and to try again."""
+    refusal it words (only ApiError was caught). It says what answered, and to try again. With
+    no body and no Content-Type, lightkube's KeyError went out ("KeyError: 'Content-Type'")."""
     from starlette.responses import PlainTextResponse
 
     kube, state = cluster
 
     async def bad_gateway(plural: str, request: Request) -> Response:
-        return PlainTextResponse("Bad Gateway", status_code=502)
+        if not page:
+            return Response(status_code=502)  # no Content-Type
+        return PlainTextResponse(page, status_code=502)
 
     monkeypatch.setattr(kube, "_server_side_apply", bad_gateway)
     async with client(state, "ops") as c:
@@ -1181,7 +1185,7 @@ async def test_ck13_an_api_server_down_behind_a_gateway_is_said_as_unavailable(
         )
     assert refused, message
     assert "document 1 (ConfigMap" in message, message
-    assert "HTTP 502 Bad Gateway, not a Kubernetes API answer: Bad Gateway" in message, message
+    assert f"HTTP 502 Bad Gateway, not a Kubernetes API answer{said}" in message, message
     assert "try again" in message and kube.writes() == []
 
 
