@@ -400,8 +400,8 @@ def _capped(lines: int) -> tuple[str, str]:
     """The log counts are of the newest lines only (Chinese, English)."""
     return (
         # Not "the source's limit": CLS may have stopped the search (the sources say why).
-        f"只读取了当天最新的 {lines} 行日志，以上数字只算这些。",
-        f"Only the day's newest {lines} log lines were read; the counts are of those. ",
+        f"只读取了当天最新的 {lines} 行日志，错误数只算这些行。",
+        f"Only the day's newest {lines} log lines were read; the error counts are of those lines. ",
     )
 
 
