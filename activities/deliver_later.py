@@ -272,7 +272,9 @@ async def end_for_removed_targets(
     db: Database, request: NotifyRequest, keys: set[str]
 ) -> list[Delivery]:
     """A deliver-later run's deliveries (``keys``) to targets taken out of their task since it
-    sent end at once, each failed for good and said once: the user changed where it goes."""
+    sent end at once, each failed for good and said once: the user changed where it goes. Those
+    an earlier try ended are given too (that try may have failed on another target after it):
+    the run's outcome lists them whichever try ends it."""
     reason = f"permanent: its target was taken out of its task {request.task}"
     now = datetime.now(UTC)
     ended: list[Delivery] = []
@@ -280,7 +282,11 @@ async def end_for_removed_targets(
         rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
         for row in rows:
             error = f"{reason}{what_went(row)}"
-            if row.key in keys and row.takeable(now):
+            if row.key not in keys:
+                continue
+            if row.takeable(now):
                 if await end_unsent(session, request, row, error, now):
                     ended.append(failure(row.channel, row.target, error))
+            elif (row.error or "").startswith(reason):
+                ended.append(failure(row.channel, row.target, row.error or error))
     return ended

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
@@ -184,10 +185,20 @@ class NotifyActivities(TargetSender):
         """``request`` with the targets its task still names, and the deliveries to those taken
         out of it since (the task updated while they waited), ended."""
         named = await self._hand_over.task_targets(request)
-        if named is None or all(target in named for target in request.targets):
+        if named is None:
             return request, []
-        kept = request.model_copy(update={"targets": [t for t in request.targets if t in named]})
         recipient = await self.recipient(request.user)
+        resolve = partial(self.secrets.usable, user=recipient.name, is_admin=recipient.is_admin)
+        kind = request.message.kind
+
+        def still(target: Target) -> bool:
+            # Named still, however written, for this kind (an address in other capitals, the
+            # target's kinds narrowed but still this one's): not taken out.
+            return any(t.wants(kind) and target.same_destination(t, resolve) for t in named)
+
+        if all(still(target) for target in request.targets):
+            return request, []
+        kept = request.model_copy(update={"targets": [t for t in request.targets if still(t)]})
 
         def keys(asked: NotifyRequest) -> set[str]:
             targets, _ = targets_for(asked.message.kind, asked.targets, recipient, self.secrets)
