@@ -21,6 +21,10 @@ of ``bench.site``; the worker in the measuring process, with the product's setti
 and on this tree at the same time, each in its own process (so both see the machine's same
 load), and prints both rows and the ratio. Creation is paced by ``--in-flight`` watches
 awaiting their baseline; one that never takes it is given up after ``--stall`` seconds.
+``--pages changing`` gives every watch a page that changes at every fetch (``bench.site``'s
+``/changing/``: every check extracts, diffs, stores a snapshot and reports a change; the
+default ``page`` answers 304 after the first fetch), and ``--keywords WORD ...`` a keyword
+filter on every watch ("update" hits every changing page: a hit and an inbox message a check).
 ``--trace K`` runs one tree under ``tracemalloc`` (slow; nothing is traced by default) and
 prints the K largest allocation sites, by line and by file, in KB a watch, and the Python
 heap against the RSS increase (what is left is native: Temporal core, the allocator).
@@ -98,6 +102,52 @@ async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
+def pages_prefix(args: argparse.Namespace) -> str:
+    """The path prefix of the run's pages on the page server."""
+    return f"/{args.pages}/c-"
+
+
+async def start_watches(
+    client: Any, base: str, first: int, count: int, args: argparse.Namespace
+) -> int:
+    """Start watches ``first``..``first + count`` at once; the starts that failed. (Here, not
+    ``bench.creation``'s: with ``--against`` the baseline tree's modules are imported.)"""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from ambient.watches.configs import WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+    from bench.stack import QUEUE
+
+    prefix = f"{base}{pages_prefix(args)}"
+    config = WebMonitorConfig.model_validate(
+        {
+            "urls": [f"{prefix}{first}"],
+            "check_interval_minutes": args.interval / 60,
+            "keywords": args.keywords,
+        }
+    )
+    results = await asyncio.gather(
+        *(
+            client.start_workflow(
+                "WebMonitorWorkflow",
+                WebMonitorInput(
+                    user="bench",
+                    task=f"bench-create/{i}",
+                    config=config.model_copy(update={"urls": [f"{prefix}{i}"]}),
+                ),
+                id=f"bench-create/{i}",
+                task_queue=QUEUE,
+            )
+            for i in range(first, first + count)
+        ),
+        return_exceptions=True,
+    )
+    return sum(
+        isinstance(r, BaseException) and not isinstance(r, WorkflowAlreadyStartedError)
+        for r in results
+    )
+
+
 async def create(
     client: Any, site: httpx.AsyncClient, base: str, args: argparse.Namespace
 ) -> tuple[int, int]:
@@ -106,12 +156,10 @@ async def create(
     and retry, and creation stalls); returns the failed starts and the baselines taken. A
     watch whose baseline does not come within ``--stall`` seconds of the last one is given up
     (counted), so one stuck workflow does not hold the run."""
-    from bench.creation import start_step
-
     started = failed = 0
     last, progress = -1, time.monotonic()
     while True:
-        baselines = (await site_stats(site, prefix="/page/c-"))["paths"]
+        baselines = (await site_stats(site, prefix=pages_prefix(args)))["paths"]
         if baselines != last:
             last, progress = baselines, time.monotonic()
         done = started == args.watches
@@ -119,7 +167,7 @@ async def create(
             return failed, baselines
         if not done and started - failed - baselines < args.in_flight:
             count = min(CREATE_BATCH, args.watches - started)
-            failed += await start_step(client, base, started, count, args.interval)
+            failed += await start_watches(client, base, started, count, args)
             started += count
         else:
             await asyncio.sleep(0.5)
@@ -160,7 +208,9 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             w1, s1, t1 = time.process_time(), process_cpu(stack.server_pid), time.time()
             if trimmer is not None:
                 trimmer.cancel()
-            window = await site_stats(stack.site, prefix="/page/c-", since=str(t0), until=str(t1))
+            window = await site_stats(
+                stack.site, prefix=pages_prefix(args), since=str(t0), until=str(t1)
+            )
             checks = window["fetches"]
             n = baselines  # the watches running: past their baseline
             if snapshot is not None:
@@ -249,6 +299,16 @@ def main() -> None:
     parser.add_argument("--stall", type=float, default=300.0, help="s without a baseline")
     parser.add_argument("--in-flight", type=int, default=100, help="watches awaiting baseline")
     parser.add_argument("--window", type=float, default=300.0, help="s of CPU measured")
+    parser.add_argument(
+        "--pages",
+        choices=["page", "changing", "same"],
+        default="page",
+        help="page: 304 after the first fetch; changing: a new page every fetch; same: the "
+        "same body, no validators",
+    )
+    parser.add_argument(
+        "--keywords", nargs="+", default=[], help="a keyword filter on every watch (e.g. update)"
+    )
     parser.add_argument("--trace", type=int, default=0, help="print the K largest allocations")
     parser.add_argument("--against", help="a git ref measured beside this tree, as the baseline")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
