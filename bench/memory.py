@@ -69,6 +69,57 @@ def malloc_trim() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def sqlite_mb() -> float:
+    """What SQLite's allocator holds in this process (the app database's page caches and
+    statements, every connection): nan where the library is not found."""
+    try:
+        used = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
+    except (OSError, AttributeError):
+        return float("nan")
+    used.restype = ctypes.c_int64
+    return int(used()) / 2**20
+
+
+def pymalloc_mb() -> tuple[float, float]:
+    """Python's small-object allocator: MB of its arenas (in the RSS once touched) and MB of
+    them in live blocks (the rest is held free, among live ones: an arena goes back to the
+    system only when all of it is free). Read from ``sys._debugmallocstats`` (stderr)."""
+    stats: dict[str, int] = {}
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        for line in out.read().decode(errors="replace").splitlines():
+            if line.startswith("# ") and "=" in line:
+                name, value = line[2:].split("=", 1)
+                stats[name.strip()] = int(value.strip().replace(",", ""))
+    arenas = stats.get("arenas allocated current", 0) * 2**20  # 1 MiB arenas (3.10+)
+    return arenas / 2**20, stats.get("bytes in allocated blocks", 0) / 2**20
+
+
+def heap_line(tree: str, r: dict[str, Any]) -> str:
+    """Where the running RSS's growth is: Python's arenas (live blocks), SQLite, the rest."""
+    if "arenas_running" not in r:
+        return f"{tree}: (no heap split)"
+    n = r["watches"]
+    arenas = r["arenas_running"] - r["arenas_before"]
+    live = r["blocks_running"] - r["blocks_before"]
+    sqlite = r["sqlite_running"] - r["sqlite_before"]
+    rest = r["rss_trimmed"] - r["rss_before"] - arenas - sqlite
+    return (
+        f"{tree}: KB a watch of the trimmed growth: Python arenas {1024 * arenas / n:.1f} "
+        f"(live blocks {1024 * live / n:.1f}, held free {1024 * (arenas - live) / n:.1f}), "
+        f"SQLite {1024 * sqlite / n:.1f}, the rest (native: Temporal core, glibc) "
+        f"{1024 * rest / n:.1f}"
+    )
+
+
 def row(tree: str, r: dict[str, Any]) -> str:
     n = r["watches"]
     return (
@@ -191,6 +242,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             gc.collect()
             malloc_trim()
             before = rss_mb()
+            arenas_before, blocks_before = pymalloc_mb()
+            sqlite_before = sqlite_mb()
             if args.trace:
                 tracemalloc.start(TRACE_FRAMES)
             c0 = time.monotonic()
@@ -201,6 +254,8 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             running = rss_mb()
             malloc_trim()  # every minute in the worker: between this and ``running``
             trimmed = rss_mb()
+            arenas_running, blocks_running = pymalloc_mb()
+            sqlite_running = sqlite_mb()
             snapshot = tracemalloc.take_snapshot() if args.trace else None
             tracemalloc.stop()
             w0, s0, t0 = time.process_time(), process_cpu(stack.server_pid), time.time()
@@ -224,6 +279,12 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_before": before,
                 "rss_running": running,
                 "rss_trimmed": trimmed,
+                "arenas_before": arenas_before,
+                "blocks_before": blocks_before,
+                "sqlite_before": sqlite_before,
+                "arenas_running": arenas_running,
+                "blocks_running": blocks_running,
+                "sqlite_running": sqlite_running,
                 "kb_per_watch": 1024 * (running - before) / n,
                 "kb_trimmed": 1024 * (trimmed - before) / n,
                 "seconds": t1 - t0,
@@ -287,6 +348,7 @@ def compare(ref: str, argv: list[str]) -> None:
         f"{ratio['server_ms']:.2f} | {all_in:.2f} |"
     )
     print(f"\n{creation(ref, before)}\n{creation('this tree', after)}")
+    print(f"\n{heap_line(ref, before)}\n{heap_line('this tree', after)}")
 
 
 def main() -> None:
@@ -326,6 +388,7 @@ def main() -> None:
         print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
         print(row("this tree", result))
         print(f"\n{creation('this tree', result)}")
+        print(f"\n{heap_line('this tree', result)}")
 
 
 if __name__ == "__main__":
