@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -64,17 +65,19 @@ class Told:
     JSON text ≈ 1.1 KB, compressed ≈ 0.5 KB (a diff excerpt and its hits repeat each other's
     lines), and a page changing at every check holds up to ``MAX_EVENTS`` of them a poll
     (docs/benchmarks.md, "Worker memory", round 4). Payloads are JSON by construction (the
-    events table stores them as JSON), so the text reads back as the same payload."""
+    events table stores them as JSON), so the text reads back as the same payload. Its key is
+    not held: it is the poll's ``event_key(seq)`` (≈ 0.1 KB an event, a quarter of what one
+    held cost; docs/benchmarks.md, 2026-12-07)."""
 
     seq: int
     kind: str
-    key: str
     at: datetime
     payload: bytes  # zlib, level 1: ≈ 10 µs an event, nearly level 6's size
 
-    def event(self) -> PollEvent:
+    def event(self, key: str) -> PollEvent:
+        """The event as handed back, under ``key`` (its poll's ``event_key(seq)``)."""
         payload = json.loads(zlib.decompress(self.payload))
-        return PollEvent(seq=self.seq, kind=self.kind, key=self.key, at=self.at, payload=payload)
+        return PollEvent(seq=self.seq, kind=self.kind, key=key, at=self.at, payload=payload)
 
 
 class PollHost(Protocol):
@@ -97,7 +100,7 @@ class PollReports:
         self.request = request
         self.key = (request.workflow_id, request.life)
         self.seq = request.seq  # the poll's last stored event
-        self.events: list[Told] = []
+        self.events: list[Told] = []  # in order; ``told(...)`` makes them events again
         self.payload_bytes = 0  # the events' payloads as JSON: the result's size, nearly
         self.delivery_failures = 0
         self.event_failures = 0
@@ -193,10 +196,16 @@ class PollReports:
         """An event the result hands back (stored by this attempt or a dead one)."""
         payload = json.dumps(event.payload, default=str)
         packed = zlib.compress(payload.encode(), 1)
-        self.events.append(Told(event.seq, event.kind, event.key, event.at, packed))
+        # Its key is its number's: stored under it, or read back by it (``resume``).
+        self.events.append(Told(event.seq, sys.intern(event.kind), event.at, packed))
         self.payload_bytes += len(payload)
 
+    def told(self, told: Told) -> PollEvent:
+        """An event held, as its result hands it back."""
+        return told.event(self.event_key(told.seq))
+
     def event_key(self, seq: int) -> str:
+        """The key of this poll's event ``seq`` (its idempotency key in the events table)."""
         return f"{self.request.task}/{self.request.life}/poll/{seq}"
 
     # --- notifications ----------------------------------------------------------------------

@@ -165,7 +165,7 @@ class PollSession:
         for told in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).
-            reports.notify(told.event(), request.targets)
+            reports.notify(reports.told(told), request.targets)
         for seq in sorted(set(request.redeliver)):
             event = held.get(seq)
             if event is None:
@@ -471,7 +471,7 @@ class PollSession:
             urls=self.urls,
             next_check_in=max(0.0, self.next_due - time.time()),
             next_due=self.clock + timedelta(seconds=self.next_due - self.started),
-            events=[told.event() for told in reports.events],
+            events=[reports.told(told) for told in reports.events],
             delivery_failures=reports.delivery_failures,
             event_failures=reports.event_failures,
             last_failure=reports.last_failure,
