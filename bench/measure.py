@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import tracemalloc
 from pathlib import Path
@@ -47,3 +48,14 @@ def print_trace(snapshot: tracemalloc.Snapshot, n: int, top: int, grown_kb: floa
         print(f"{path.size / 1024 / n:.2f} KB a watch from:")
         for line in path.traceback.format():
             print("   ", line.split("site-packages/")[-1])
+
+
+def sqlite_mb() -> float:
+    """What SQLite's allocator holds in this process (the app database's page caches and
+    statements, every connection): nan where the library is not found."""
+    try:
+        used = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
+    except (OSError, AttributeError):
+        return float("nan")
+    used.restype = ctypes.c_int64
+    return int(used()) / 2**20

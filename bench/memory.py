@@ -69,17 +69,6 @@ def malloc_trim() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def sqlite_mb() -> float:
-    """What SQLite's allocator holds in this process (the app database's page caches and
-    statements, every connection): nan where the library is not found."""
-    try:
-        used = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
-    except (OSError, AttributeError):
-        return float("nan")
-    used.restype = ctypes.c_int64
-    return int(used()) / 2**20
-
-
 def pymalloc_mb() -> tuple[float, float]:
     """Python's small-object allocator: MB of its arenas (in the RSS once touched) and MB of
     them in live blocks (the rest is held free, among live ones: an arena goes back to the
@@ -227,7 +216,7 @@ async def create(
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     # Imported here: with --against, the baseline's process imports them from its own tree.
     import worker
-    from bench.measure import TRACE_FRAMES, print_trace, process_cpu, rss_mb
+    from bench.measure import TRACE_FRAMES, print_trace, process_cpu, rss_mb, sqlite_mb
     from bench.stack import QUEUE, bench_stack
     from worker import build_worker
 

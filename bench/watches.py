@@ -84,7 +84,7 @@ from ambient.storage.models import Event
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import WebMonitorInput
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
-from bench.measure import TRACE_FRAMES, print_trace, process_cpu, rss_mb
+from bench.measure import TRACE_FRAMES, print_trace, process_cpu, rss_mb, sqlite_mb
 from bench.stack import QUEUE, bench_stack
 from worker import build_worker
 
@@ -92,17 +92,6 @@ PAGES = {"watch": "page", "same": "same", "changing": "changing"}
 SAMPLED = 50
 BATCH = 100
 IDLE_SECONDS = 15.0
-
-
-def sqlite_mb() -> float:
-    """What SQLite's allocator holds in this process (the app database's page caches and
-    statements, every connection): nan where the library is not found."""
-    try:
-        used = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
-    except (OSError, AttributeError):
-        return float("nan")
-    used.restype = ctypes.c_int64
-    return int(used()) / 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
