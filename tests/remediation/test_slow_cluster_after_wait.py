@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -46,12 +49,27 @@ class _SlowReads:
         return held
 
 
-@pytest.mark.devserver
-async def test_a_slow_cluster_after_an_approval_leaves_the_run_answering(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
-) -> None:
-    api, reads = _checkout(tmp_path), _SlowReads()
-    async with serve(reads.wrap(api.app())) as base:
+@dataclass
+class _Waiting:
+    """A run in execute mode on a cluster whose rung 1 waits for its approval."""
+
+    service: RemediationService
+    rid: str
+    handle: WorkflowHandle[Any, Any]
+
+    async def waits_on(self, rung: Rung) -> bool | None:
+        seen = await self.service.get(USER, self.rid)
+        waiting = seen.waiting.rung if seen.waiting else None
+        return (seen.state, waiting) == ("waiting_approval", rung) or None
+
+
+@asynccontextmanager
+async def _waiting_at_rung_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, app: Any
+) -> AsyncIterator[_Waiting]:
+    """A run on the cluster served by ``app``, once rung 1 waits for its approval; ended
+    after."""
+    async with serve(app) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
         async with (
             error_rate(healthy_from=None) as (_, url),
@@ -61,43 +79,49 @@ async def test_a_slow_cluster_after_an_approval_leaves_the_run_answering(
             service = RemediationService(dev_env.client, settings, deps.db)
             sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
             rid = (await service.start(USER, sent, mode="execute")).remediation_id
-            handle = dev_env.client.get_workflow_handle(rid)
+            run = _Waiting(service, rid, dev_env.client.get_workflow_handle(rid))
             try:
-
-                async def waits_on(rung: Rung) -> bool | None:
-                    seen = await service.get(USER, rid)
-                    waiting = seen.waiting.rung if seen.waiting else None
-                    return (seen.state, waiting) == ("waiting_approval", rung) or None
-
-                await eventually(lambda: waits_on(Rung.RESTART), "rung 1 waits for its approval")
-                reads.slow = True
-                approving = asyncio.create_task(service.approve(USER, rid, True, "go", via="api"))
-                # The workload's checkpoint, read before the approved restart.
-                await asyncio.wait_for(reads.reading.wait(), HANG)
-                seen = await service.get(USER, rid)  # while that read is held
-                assert seen.unanswered == "", seen.unanswered
-                decision = await asyncio.wait_for(approving, HANG)
-                assert decision.approve and decision.rung == Rung.RESTART
-
-                async def read_off_the_task() -> bool | None:
-                    scheduled = [
-                        e.activity_task_scheduled_event_attributes.activity_type.name
-                        async for e in handle.fetch_history_events()
-                        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                    ]
-                    return "take_remediation_checkpoint" in scheduled or None
-
-                # Its one try in the task (5 s at most) given up, the read goes on off the task.
-                await eventually(read_off_the_task, "the checkpoint read as an activity")
-                reads.slow = False
-                reads.release.set()
-                # Restarted, verified (never healthy), the next rung waits for its approval.
-                await eventually(lambda: waits_on(Rung.SCALE_OUT), "rung 2 waits")
-                status = await service.get(USER, rid)
-                await save_history(handle, "remediation_checkpoint_after_approval_as_an_activity")
+                await eventually(lambda: run.waits_on(Rung.RESTART), "rung 1 waits for approval")
+                yield run
             finally:
-                reads.release.set()
-                await handle.terminate("test over")
+                await run.handle.terminate("test over")
+
+
+@pytest.mark.devserver
+async def test_a_slow_cluster_after_an_approval_leaves_the_run_answering(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    api, reads = _checkout(tmp_path), _SlowReads()
+    async with _waiting_at_rung_one(dev_env, deps, tmp_path, reads.wrap(api.app())) as run:
+        service, rid, handle = run.service, run.rid, run.handle
+        try:
+            reads.slow = True
+            approving = asyncio.create_task(service.approve(USER, rid, True, "go", via="api"))
+            # The workload's checkpoint, read before the approved restart.
+            await asyncio.wait_for(reads.reading.wait(), HANG)
+            seen = await service.get(USER, rid)  # while that read is held
+            assert seen.unanswered == "", seen.unanswered
+            decision = await asyncio.wait_for(approving, HANG)
+            assert decision.approve and decision.rung == Rung.RESTART
+
+            async def read_off_the_task() -> bool | None:
+                scheduled = [
+                    e.activity_task_scheduled_event_attributes.activity_type.name
+                    async for e in handle.fetch_history_events()
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                ]
+                return "take_remediation_checkpoint" in scheduled or None
+
+            # Its one try in the task (5 s at most) given up, the read goes on off the task.
+            await eventually(read_off_the_task, "the checkpoint read as an activity")
+            reads.slow = False
+            reads.release.set()
+            # Restarted, verified (never healthy), the next rung waits for its approval.
+            await eventually(lambda: run.waits_on(Rung.SCALE_OUT), "rung 2 waits")
+            status = await service.get(USER, rid)
+            await save_history(handle, "remediation_checkpoint_after_approval_as_an_activity")
+        finally:
+            reads.release.set()
 
     assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
     assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
@@ -150,31 +174,11 @@ async def test_a_read_throttled_in_the_task_waits_what_the_server_asked_before_i
     activity's read went at once (a one-try policy keeps no delay), where a change's read
     waits what a throttled server asks."""
     api, server = _checkout(tmp_path), _Throttled()
-    async with serve(server.wrap(api.app())) as base:
-        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
-        async with (
-            error_rate(healthy_from=None) as (_, url),
-            running_worker(dev_env.client, deps) as worker,
-        ):
-            settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-            service = RemediationService(dev_env.client, settings, deps.db)
-            sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-            rid = (await service.start(USER, sent, mode="execute")).remediation_id
-            handle = dev_env.client.get_workflow_handle(rid)
-            try:
-
-                async def waits_on(rung: Rung) -> bool | None:
-                    seen = await service.get(USER, rid)
-                    waiting = seen.waiting.rung if seen.waiting else None
-                    return (seen.state, waiting) == ("waiting_approval", rung) or None
-
-                await eventually(lambda: waits_on(Rung.RESTART), "rung 1 waits for its approval")
-                server.throttle = True
-                await service.approve(USER, rid, True, "go", via="api")
-                await eventually(lambda: waits_on(Rung.SCALE_OUT), "rung 2 waits")
-                events = [e async for e in handle.fetch_history_events()]
-            finally:
-                await handle.terminate("test over")
+    async with _waiting_at_rung_one(dev_env, deps, tmp_path, server.wrap(api.app())) as run:
+        server.throttle = True
+        await run.service.approve(USER, run.rid, True, "go", via="api")
+        await eventually(lambda: run.waits_on(Rung.SCALE_OUT), "rung 2 waits")
+        events = [e async for e in run.handle.fetch_history_events()]
 
     assert len(server.answered) == 1, server.answered
     # After the try in the task (its marker), a timer of the asked 3 s, then the activity.
