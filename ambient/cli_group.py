@@ -17,7 +17,8 @@ from typer.core import TyperCommand, TyperGroup
 from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import quiet_logging
 from ambient.runtime import PayloadKeyMissingError
-from ambient.settings import ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Settings
 from ambient.startup import loading
 
 # Each command group's module is imported when that command runs: a process started as

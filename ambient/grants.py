@@ -14,7 +14,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, UserCreate
-from ambient.settings import ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository, user_public, user_subject, voiceprint_taken

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     AliasChoices,
-    BaseModel,
-    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -22,10 +18,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ambient.domain.notify import sender_mailbox
 from ambient.domain.users import Language, validate_timezone
+from ambient.setting_types import ServerSecret, StrList, UserPath, as_key, is_sender
 
 TASK_QUEUE = "ambient-ops"
 # A Kubernetes service link's value (tcp://10.0.0.1:8000, of a Service named ambient-api).
@@ -36,70 +33,10 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "developmen
 MIN_RETENTION_DAYS = 8  # AMBIENT_RETENTION_DAYS other than 0: past a week of deliver-later
 
 
-def _list_setting(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not a JSON list ({exc}); or give comma-separated values") from None
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-# A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
-StrList = Annotated[list[str], NoDecode, BeforeValidator(_list_setting)]
-# A path setting: ~ expanded, as a .env file writes it (~/.kube/config) and no shell expands it.
-UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
-
-
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
     TEST = "test"
-
-
-def url_origin(url: str) -> str | None:
-    """``scheme://host:port`` of an http(s) URL, the port always said (None: no such URL)."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    except ValueError:  # a port past 65535
-        return None
-    if port is None or not parts.hostname:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{scheme}://{host}:{port}"
-
-
-def _origin_setting(value: str) -> str:
-    parts = urlsplit(value.strip())
-    origin = url_origin(value)
-    if origin is None or parts.path not in ("", "/") or parts.query or parts.username:
-        raise ValueError(
-            f"{value!r} is no origin: give scheme://host[:port], e.g. https://prom.example"
-        )
-    return origin
-
-
-class ServerSecret(BaseModel):
-    """A server secret with the users (besides admins) allowed to reference it, and the origins
-    it may be sent to as a metric source's credentials."""
-
-    value: SecretStr
-    users: list[str] = Field(default_factory=list)
-    # None listed: it is no source's credentials (whoever names it chooses the source's URL).
-    origins: list[Annotated[str, AfterValidator(_origin_setting)]] = Field(default_factory=list)
-
-
-def _is_sender(value: str) -> bool:
-    try:
-        sender_mailbox(value)
-    except ValueError:
-        return False
-    return True
 
 
 class Settings(BaseSettings):
@@ -429,14 +366,14 @@ class Settings(BaseSettings):
     @classmethod
     def _payload_key(cls, key: SecretStr | None) -> SecretStr | None:
         if key is not None:
-            _as_key(key.get_secret_value(), "")
+            as_key(key.get_secret_value(), "")
         return key
 
     @field_validator("payload_old_keys")
     @classmethod
     def _payload_old_keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for key_id, key in keys.items():
-            _as_key(key.get_secret_value(), f"{key_id!r}: ")
+            as_key(key.get_secret_value(), f"{key_id!r}: ")
         return keys
 
     @field_validator("api_port", "metrics_port", "smtp_port", "local_llm_port", mode="before")
@@ -483,7 +420,7 @@ class Settings(BaseSettings):
         # another one (QQ, 163: "mail from address must be same as authorization user").
         login = self.smtp_username or ""
         if "smtp_from" not in self.model_fields_set:
-            if "@" in login and _is_sender(login):
+            if "@" in login and is_sender(login):
                 self.smtp_from = login
             return self
         # Read here as a name and an address (the email channel writes From and the envelope's
@@ -509,13 +446,3 @@ class Settings(BaseSettings):
                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
         return self
-
-
-def _as_key(value: str, where: str) -> None:
-    """A payload key's refusal (ValueError) unless ``value`` is base64 of 32 bytes."""
-    from ambient.codec import CodecKeyError, parse_key  # the codec's own rule, said as a setting's
-
-    try:
-        parse_key(value)
-    except CodecKeyError as exc:
-        raise ValueError(f"{where}{exc} (`ambient new-payload-key` makes one)") from None

@@ -43,7 +43,8 @@ from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.wecom import WeComChannel
 from ambient.domain.notify import Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
-from ambient.settings import Environment, ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import DeliveryRepository

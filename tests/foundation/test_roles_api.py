@@ -18,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import grants
 from ambient.domain.users import Role, UserCreate
-from ambient.settings import ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Settings
 from ambient.speakers import SpeakerKind, resolve_speaker
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository

@@ -32,7 +32,8 @@ from ambient.domain.notify import (
 )
 from ambient.domain.push import PushConfig
 from ambient.domain.users import Language, UserCreate
-from ambient.settings import ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery, User
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository

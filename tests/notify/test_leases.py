@@ -34,7 +34,8 @@ from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target, redact_target
 from ambient.domain.users import UserCreate
-from ambient.settings import ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.db import SQLITE_POOL_SIZE, database_busy
 from ambient.storage.migrate import upgrade_async

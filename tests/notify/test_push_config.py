@@ -129,7 +129,7 @@ async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_web
     from pydantic import SecretStr
 
     from ambient.clients.notify.registry import build_channels
-    from ambient.settings import ServerSecret
+    from ambient.setting_types import ServerSecret
 
     settings = deps.settings.model_copy(
         update={

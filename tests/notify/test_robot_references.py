@@ -18,7 +18,7 @@ from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Target, redact_target
 from ambient.domain.push import target_problem
-from ambient.settings import ServerSecret
+from ambient.setting_types import ServerSecret
 from tests.conftest import unique
 from tests.notify.standins import DING_TOKEN, WECOM_KEY, PushEndpoints
 from tests.notify.test_channels import REPORT, SECRETS

@@ -23,7 +23,8 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
-from ambient.settings import ServerSecret, Settings
+from ambient.setting_types import ServerSecret
+from ambient.settings import Settings
 from api.app import create_app
 from api.errors import feature_error, install_error_mapping
 from api.routers import remediations

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import JOINED, JoinInput
-from ambient.settings import ServerSecret
+from ambient.setting_types import ServerSecret
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_workflow import USER, RecordingExecutor, start

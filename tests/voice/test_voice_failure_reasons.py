@@ -19,7 +19,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.web import WebFetcher
 from ambient.clients.web_errors import FetchError
 from ambient.domain.users import Language
-from ambient.settings import ServerSecret
+from ambient.setting_types import ServerSecret
 from api.i18n import Words
 from api.routers.app_pages import failed_said
 from bench.certs import certificate

@@ -30,7 +30,7 @@ from ambient.clients.web import WebFetcher, keeps_credentials
 from ambient.deps import WorkerDeps
 from ambient.domain.checks import ReadMetricInput
 from ambient.domain.users import Language
-from ambient.settings import ServerSecret
+from ambient.setting_types import ServerSecret
 from ambient.storage import Database
 from ambient.watches.inputs import ConfigError
 from ambient.watches.service import TaskService

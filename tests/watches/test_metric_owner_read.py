@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.settings import ServerSecret
+from ambient.setting_types import ServerSecret
 from ambient.watches.models import TaskStatus
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginError
 from ambient.domain.push import SECRET_PREFIX, secret_shown
 from ambient.refusals import N_, Refusal
-from ambient.settings import ServerSecret, url_origin
+from ambient.setting_types import ServerSecret, url_origin
 
 # Refused at use as at creation: a metric source's at every read (its error stored, read back by
 # its msgid to be said in the reader's language: metric_reads.said_refusal, the voice's words).
