@@ -87,6 +87,8 @@ _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # of the line around it (an English log line in a Chinese answer stays English): "some" before
 # a unit ("after some ms"), else "something"; in Chinese "某个值", its spaces to Chinese gone.
 _PLACEHOLDER = re.compile(r"(\s?)<\*>(\s?)")
+# A key's "=" before the words said for its value: a TTS said "equals" ("trace id 等于某个值").
+_KEY_SAID = re.compile(r"(?<=\w)=(?=something|some\b|某个值)")
 # What ends a clause around a placeholder, and a Chinese character in it.
 _CLAUSE_MARKS = ("。", "，", "；", "：", "！", "？", "“", "”", "\n")
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -170,6 +172,7 @@ def _cleaned_lines(text: str, english: bool) -> str:
     text = _PATH_ID.sub("", text)
     text = _PACKAGE.sub("", text)
     text = _PLACEHOLDER.sub(lambda m: _placeholder_said(m, english), text)
+    text = _KEY_SAID.sub(" ", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub(_id_or_name, text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind

@@ -9,12 +9,16 @@ import pytest
 from ambient.speech import cleaned, spoken_clip
 
 
-def test_a_keys_placeholder_keeps_its_key() -> None:
+def test_a_keys_placeholder_keeps_its_key_without_its_equals_sign() -> None:
     """A placeholder right after "key=" was padded with a space, which read as a key whose id
-    had been taken out: the key went ("something payment failed something")."""
+    had been taken out: the key went ("something payment failed something"). Its "=" was
+    kept, and a TTS read it out: "trace id 等于某个值"."""
     said = cleaned("order_id=<*> payment failed status=<*>", english=True)
-    assert said == "order id=something payment failed status=something"
-    assert cleaned("用户 <*> 登录失败 uid=<*>") == "用户某个值登录失败 uid=某个值"
+    assert said == "order id something payment failed status something"
+    assert cleaned("用户 <*> 登录失败 uid=<*>") == "用户某个值登录失败 uid 某个值"
+    assert cleaned("upstream timeout trace_id=<*>") == "upstream timeout trace id something"
+    # A value the log wrote stays as it was.
+    assert cleaned("retry=3 mode=fast", english=True) == "retry=3 mode=fast"
 
 
 def test_a_placeholder_in_a_chinese_template_is_said_in_chinese_in_an_english_one_in_english() -> (
@@ -23,9 +27,9 @@ def test_a_placeholder_in_a_chinese_template_is_said_in_chinese_in_an_english_on
     """A Chinese template's key=<*> was said by its nearest letter, the key's: the briefing
     said "订单接口调用支付网关超时 order id=something", an English word the log never held."""
     said = cleaned("最多的错误是：订单接口调用支付网关超时 order_id=<*>，共 873 次。")
-    assert said == "最多的错误是：订单接口调用支付网关超时 order id=某个值，共 873 次。"
+    assert said == "最多的错误是：订单接口调用支付网关超时 order id 某个值，共 873 次。"
     said = cleaned("最多的错误是：payment failed status=<*>，共 3 次。")
-    assert said == "最多的错误是：payment failed status=something，共 3 次。"
+    assert said == "最多的错误是：payment failed status something，共 3 次。"
     # An English template run into Chinese words keeps its English (its value is no key's).
     said = cleaned("发现 2 个异常，例如connection refused to <*>。")
     assert said == "发现 2 个异常，例如connection refused to something。"
