@@ -49,6 +49,9 @@ from ambient.storage.users import UserRepository, new_api_token
 
 DEV_USER = "dev"
 STARTUP_TIMEOUT = 90.0
+# A server given with --temporal-address runs already: one that does not answer within this is
+# said at once, not after the 90 s our own dev server may take to start.
+EXTERNAL_TEMPORAL_WAIT = 15.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 T = TypeVar("T")
 
@@ -151,6 +154,8 @@ def write_private(path: Path, token: str) -> None:
 
 async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: float) -> Client:
     last: Exception | None = None
+    if opts.temporal_address is not None:
+        deadline = min(deadline, time.monotonic() + EXTERNAL_TEMPORAL_WAIT)
     while time.monotonic() < deadline:
         server = opts.children.get("temporal")
         if server is not None and server.poll() is not None:
@@ -168,6 +173,12 @@ async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: floa
         if server is None or server.poll() is None:
             return client
         # Another server answered on our port while ours failed to bind it: said above.
+    if opts.temporal_address is not None:
+        raise DevStackError(
+            f"Temporal did not answer at {settings.temporal_address} within "
+            f"{EXTERNAL_TEMPORAL_WAIT:.0f} s ({last}): is it running there? Leave out "
+            "--temporal-address (AMBIENT_TEMPORAL_ADDRESS) to start a dev server of our own"
+        )
     raise DevStackError(f"Temporal did not answer at {settings.temporal_address}: {last}")
 
 

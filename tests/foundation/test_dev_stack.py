@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from temporalio.client import WorkflowExecutionStatus
 
 from ambient.dev_temporal import queue_flags
+from ambient.devstack import EXTERNAL_TEMPORAL_WAIT
 from ambient.temporal import PLAIN_CONVERTER
 from tests.conftest import unique
 from tests.support.servers import HANG, free_port, http_client
@@ -204,6 +205,32 @@ async def test_a_taken_api_port_is_refused_before_anything_starts(tmp_path: Path
     assert len(said) == 1 and f"port 127.0.0.1:{stack.api_port} is taken" in said[0], done.stderr
     assert said[0].endswith("--api-port"), said
     assert not (stack.data_dir / "temporal.db").exists()  # Temporal never started
+
+
+async def test_a_temporal_address_nothing_answers_at_is_said_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    """A server named with --temporal-address that was not running was waited for as long as
+    our own dev server may take to start (90 s), then said with the SDK's words alone."""
+    stack = DevStack(tmp_path / "data")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*stack.command(), "--temporal-address", address],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=STARTUP_SECONDS,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = [line for line in done.stderr.splitlines() if "did not answer" in line]
+    assert len(said) == 1, done.stderr
+    assert f"Temporal did not answer at {address} within {EXTERNAL_TEMPORAL_WAIT:.0f} s" in said[0]
+    assert "is it running there? Leave out --temporal-address" in said[0], said
+    assert not (stack.data_dir / "temporal.db").exists()  # no server of ours was started
 
 
 async def test_a_stack_that_is_not_up_in_time_is_stopped_with_its_children(
