@@ -37,6 +37,7 @@ _WORDS = frozenset(
         # A remediation step's objects and what it put back: names listed, an autoscaler
         # named with its bounds, a selector, the revisions a Deployment has.
         *("names", "hpa", "selector", "done", "revisions", "notes"),
+        "hops",  # the URLs of a redirect loop, joined by arrows
     }
 )
 

@@ -29,6 +29,7 @@ _STATUS_WORDS = {
 _REASONS = {
     web_errors.TOO_LARGE: ("网页太大，超过了上限", "the page is larger than the limit"),
     web_errors.TOO_MANY_REDIRECTS: ("网页跳转的次数太多", "it redirected too many times"),
+    web_errors.REDIRECT_LOOP: ("网页一直在循环跳转", "it redirects round in a loop"),
     web_errors.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
     web_errors.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
     web_errors.NO_LOCATION: ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),

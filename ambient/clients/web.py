@@ -34,6 +34,7 @@ from ambient.clients.web_errors import (
     HTTP_STATUS_WAIT,
     NO_CONNECTION,
     NO_LOCATION,
+    REDIRECT_LOOP,
     REDIRECT_REFUSED,
     REDIRECTED,
     SIGN_IN,
@@ -245,14 +246,12 @@ class WebFetcher:
                         posted=True,
                         location=target,
                     )
-                before, current = current, target
-                hops.append(current)
+                before, current = current, _next_hop(hops, target)
                 continue
             if answer.status == 200 and not form and (sent_on := refreshed_to(current, answer)):
                 # A stub that sends the browser on (a portal's home to /cn/index.html) is no
                 # page to watch: followed as a redirect, through the guard at the loop's top.
-                before, current = current, sent_on
-                hops.append(current)
+                before, current = current, _next_hop(hops, sent_on)
                 continue
             if (
                 answer.status == 200
@@ -410,6 +409,16 @@ def validators_key(url: str) -> str:
 def _opaque(tag: str) -> str:
     """An entity tag as weak comparison reads it (RFC 9110 8.8.3.2): W/"1" is "1"."""
     return tag.strip().removeprefix("W/")
+
+
+def _next_hop(hops: list[str], target: str) -> str:
+    """``target``, added to ``hops``; one already there is a loop, said with its hops."""
+    if target in hops:
+        loop = [*hops[hops.index(target) :], target]
+        said = Refusal(REDIRECT_LOOP, hops=" → ".join(scrubbed(hop, 80) for hop in loop))
+        raise TooManyRedirectsError(str(said))
+    hops.append(target)
+    return target
 
 
 def _redirected(asked: str, url: str, said: Refusal) -> str:

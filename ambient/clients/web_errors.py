@@ -27,6 +27,11 @@ HTTP_STATUS_WAIT = N_("HTTP %(status)s (Retry-After: %(seconds)s s)")
 TIMED_OUT = N_("timed out after %(seconds)s s")
 TOO_LARGE = N_("larger than the cap of %(bytes)s bytes")
 TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
+# A redirect back to a URL it came through: no number of hops more would end it.
+REDIRECT_LOOP = N_(
+    "the redirects go round in a loop (%(hops)s): the site may want a cookie or a sign-in, "
+    "which a monitor does not keep; watch the page a browser ends on"
+)
 REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
 NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")
 # RFC 9110 15.4: a redirect's target is its Location; its body, a note of the move, no page.
@@ -54,6 +59,7 @@ _WORDED = (
     TIMED_OUT,
     TOO_LARGE,
     TOO_MANY_REDIRECTS,
+    REDIRECT_LOOP,
     REDIRECT_REFUSED,
     NO_BODY,
     NO_LOCATION,

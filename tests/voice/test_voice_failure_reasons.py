@@ -111,6 +111,9 @@ async def test_a_redirect_naming_no_one_location_is_said_as_such() -> None:
     async def page(request: Request) -> Response:
         if request.url.path == "/none":
             return Response("Found", status_code=302)
+        if request.url.path == "/loop":  # a cookie asked back: /loop ↔ /loop?lang=zh
+            back = "/loop" if request.url.query else "/loop?lang=zh"
+            return Response(status_code=302, headers={"location": back})
         two = Response(status_code=302, headers={"location": "/a"})
         two.raw_headers.append((b"location", b"/b"))
         return two
@@ -118,9 +121,10 @@ async def test_a_redirect_naming_no_one_location_is_said_as_such() -> None:
     fetcher = WebFetcher(allow_cidrs=["127.0.0.0/8"])
     try:
         async with serve(Starlette(routes=[Route("/{path:path}", page)])) as base:
-            none, two = (
+            none, two, loop = (
                 await _failed(fetcher, f"{base}/none"),
                 await _failed(fetcher, f"{base}/two"),
+                await _failed(fetcher, f"{base}/loop"),
             )
     finally:
         await fetcher.aclose()
@@ -130,9 +134,10 @@ async def test_a_redirect_naming_no_one_location_is_said_as_such() -> None:
         "the answer names two different Locations: a redirect names one target; watch the "
         "page it should lead to, or ask its site to send one",
     )
-    assert (reason_said(none), reason_said(two)) == (
+    assert (reason_said(none), reason_said(two), reason_said(loop)) == (
         ("网站跳转了却没说跳到哪里", "it redirected without saying where to"),
         ("网站的跳转指向了两个地址", "it redirected to two places at once"),
+        ("网页一直在循环跳转", "it redirects round in a loop"),
     )
     assert failed_said(two, Words(Language.ZH)) == (
         "失败：答复里有两个不同的 Location：重定向只能指向一个地址；请监控它本该跳转到的页面，"

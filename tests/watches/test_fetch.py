@@ -25,11 +25,13 @@ from ambient.clients.web_errors import (
     TooManyRedirectsError,
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
+from ambient.domain.users import Language
 from ambient.storage import Database
 from ambient.storage.polls import WatchSnapshot
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import diff_pages
+from ambient.words import Words, error_words
 from tests.conftest import unique
 from tests.support.servers import free_port, http_client, serve
 from tests.watches.site import Site, article
@@ -199,6 +201,25 @@ async def test_redirect_chains_are_capped(site: tuple[Site, str], http: httpx.As
     state.pages["/r8"] = article("end")
     ok = await WebFetcher(allow_cidrs=LOOPBACK, max_redirects=8).fetch(f"{base}/r0")
     assert ok.url.endswith("/r8")
+
+
+async def test_a_redirect_loop_is_said_as_a_loop_with_its_hops_at_its_first_return(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    """A site that sends a monitor round in a loop (a cookie it sets and asks back, which a
+    monitor does not keep) was said "more than 5 redirects", after asking it six times."""
+    state, base = site
+    state.redirects["/home"] = "/lang"
+    state.redirects["/lang"] = "/home"
+    with pytest.raises(TooManyRedirectsError) as failed:
+        await WebFetcher(allow_cidrs=LOOPBACK, max_redirects=5).fetch(f"{base}/home")
+    said = str(failed.value)
+    assert said.startswith(
+        f"the redirects go round in a loop ({base}/home → {base}/lang → {base}/home): the site "
+        "may want a cookie or a sign-in"
+    ), said
+    zh = error_words(said, Words(Language.ZH))
+    assert zh.startswith(f"重定向形成了循环（{base}/home → {base}/lang → {base}/home）"), zh
 
 
 async def test_a_redirect_to_a_chinese_path_sent_as_raw_utf8_is_followed_as_browsers_do(
