@@ -30,7 +30,8 @@ from ambient.clients.page_blocks import (
     hides,
     not_plain_because,
     outermost,
-    text_joined,
+    selected_text,
+    tables_as_rows,
     unseen_removed,
 )
 from ambient.refusals import N_, Refusal
@@ -39,18 +40,16 @@ from ambient.refusals import N_, Refusal
 # the rules changed, not the page. Each path has its own, so a release that changes one path's
 # rules starts anew only the pages that path reads (the others' changes are told as before).
 # trafilatura's own rules decide every non-plain page, so its version is part of that tag.
-PAGE_EXTRACTOR = f"x7-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
-SELECTOR_EXTRACTOR = "s9"  # a CSS selector's matches
+PAGE_EXTRACTOR = f"x8-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
+SELECTOR_EXTRACTOR = "s10"  # a CSS selector's matches
 JSON_EXTRACTOR = "j8"  # a JSON answer read without a selector
 FEED_EXTRACTOR = "f3"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
-# a page that hides nothing from its reader (x7 takes out what it hides) is compared with its
-# text of that release, its change at the upgrade told. A selector's match (s9) is read
-# otherwise wherever its source breaks a line or it holds an image, a word break, an empty
-# inline element (s8 split a line there) or another match (read twice), a feed (f3) at an
-# image, a word break, an empty element (f2 put a space): not told without reading each
-# twice, so they start anew; so does a JSON answer (j7 read it pretty-printed).
-EARLIER = {PAGE_EXTRACTOR: f"x6-t{version('trafilatura')}"}
+# a page or a selector's match holding no data table (x8 and s10 write a table's row on one
+# line, its cells apart) is compared with its text of that release, its change at the upgrade
+# told; one holding a table starts anew, as a feed (f3: f2 put a space at an image, a word
+# break, an empty element) and a JSON answer (j7 read it pretty-printed) did at theirs.
+EARLIER = {PAGE_EXTRACTOR: f"x7-t{version('trafilatura')}", SELECTOR_EXTRACTOR: "s9"}
 # A fetched page whose text cannot be read: its check's stored error starts so (then why),
 # each why a msgid the pages say in their reader's language (``web_errors.fetch_refusal``).
 UNREADABLE_BECAUSE = N_("cannot read the page's text: %(reason)s")
@@ -200,18 +199,13 @@ MARKUP_TEXT = ("text/html", "text/xml", "text/xsl")
 UNDECLARED = ("", "application/octet-stream", "binary/octet-stream")
 
 
-def plain_text(media_type: str, body: str) -> bool | None:
-    """Whether a body of ``media_type`` is read as plain text: True for text/plain (as the
-    release before read it), False for another plain type (it read them as HTML), None for
-    markup."""
+def plain_text(media_type: str, body: str) -> bool:
+    """Whether a body of ``media_type`` is read as plain text (text/plain, text/markdown, a
+    CSV, bytes that do not start as markup), not as HTML."""
     kind = media_type.partition(";")[0].strip()
-    if kind == "text/plain":
-        return True
     if kind.startswith("text/") and kind not in MARKUP_TEXT:
-        return False
-    if kind in UNDECLARED and not body.lstrip("\ufeff \t\r\n").startswith("<"):
-        return False
-    return None
+        return True
+    return kind in UNDECLARED and not body.lstrip("\ufeff \t\r\n").startswith("<")
 
 
 def extractors_for(selector: str | None) -> tuple[str, ...]:
@@ -254,7 +248,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         # the feed was one line of fields run together: an old entry's word was a hit at
         # every new entry, a new one's never found).
         return feed
-    if not selector and (as_before := plain_text(media_type, html)) is not None:
+    if not selector and plain_text(media_type, html):
         # A changelog.txt, a CHANGELOG.md, a CSV: its angle brackets are text, not tags (read
         # as HTML, a "<script>" written in it took every line after it away).
         # A NUL (a log line cut by its writer) is no text, as in a page's HTML: PostgreSQL's
@@ -262,7 +256,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         written = html.replace("\x00", "")
         if not written.strip():
             raise NoTextError(NO_TEXT)
-        return _read(written, PAGE_EXTRACTOR, changed=not as_before or written != html)
+        return _read(written, PAGE_EXTRACTOR)
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)
@@ -271,34 +265,38 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         unseen_removed(nodes)
         # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
         # a match inside an earlier one is read with it, once (its text was read twice).
-        texts = [block_text(node, plain=False, selected=True) for node in outermost(nodes)]
-        return _read("\n".join(texts), SELECTOR_EXTRACTOR)
+        read = [selected_text(node) for node in outermost(nodes)]
+        matched = "\n".join(text for text, _ in read)
+        return _read(matched, SELECTOR_EXTRACTOR, changed=any(tabled for _, tabled in read))
     # What the page hides from its reader is no text of it (a per-request stamp in a hidden
     # <div> was a change at every check, a word in it a keyword hit): taken out first, and
     # trafilatura given the page without it.
-    if hid := hidden_removed(tree.body):
+    hid = hidden_removed(tree.body)
+    # A data table's rows, a line each, whichever path reads the page (trafilatura's rescue of
+    # a short page wrote each cell a line).
+    if (tabled := tables_as_rows(tree.body)) or hid:
         html = tree.html or ""
     dropped = tree.body is not None and tree.body.css_first(DROPPED_ELEMENTS) is not None
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     # The text either side of an element taken out is one text again, as trafilatura reads
     # it: "下午发生数据库<span hidden>7f3a</span>故障" and "Database <script>…</script>outage"
-    # were two lines, a keyword across them never found. Such a page's lines are not the
-    # release before's: a new baseline once.
-    joined = (hid or dropped) and body is not None and text_joined(body)
+    # were two lines, a keyword across them never found.
+    if (hid or dropped) and body is not None:
+        body.merge_text_nodes()
     if body is not None and not_plain_because(body) is None:
         # A short one too: below trafilatura's MIN_EXTRACTED_SIZE (250 characters) its rescue
         # cascade splits inline elements into lines ("下午发生", "数据库", "故障": a keyword
         # "数据库故障" never found), where the blocks' text keeps them on their line.
         if plain := block_text(body):
-            return _read(plain, PAGE_EXTRACTOR, changed=hid or joined)
+            return _read(plain, PAGE_EXTRACTOR, changed=tabled)
     import trafilatura  # ~60 ms to import: only a page that is not plain needs it
 
     text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
     if text:
-        return _read(str(text), PAGE_EXTRACTOR, changed=hid)
+        return _read(str(text), PAGE_EXTRACTOR, changed=tabled)
     # trafilatura found nothing: the body's blocks, without scripts and styles
     text = block_text(body, plain=False) if body is not None else ""
     if not text:
         raise NoTextError(NO_RENDERED_TEXT)
-    return _read(text, PAGE_EXTRACTOR, changed=hid or joined)
+    return _read(text, PAGE_EXTRACTOR, changed=tabled)

@@ -4,11 +4,12 @@ trafilatura (``not_plain_because``)."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable
 from itertools import pairwise
 
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
@@ -68,13 +69,6 @@ ALLOWED = TEXT_BLOCKS | CONTAINERS | VOID | INLINE_TAGS
 
 # trafilatura's MIN_DUPLICATE_LENGTH: longer repeated blocks are dropped as duplicates.
 REPEAT_CHARS = 50
-
-
-def text_joined(body: LexborNode) -> bool:
-    """Merge the body's adjacent text nodes; whether two holding text became one."""
-    apart = body.text(separator="\0", skip_empty=True).count("\0")
-    body.merge_text_nodes()
-    return body.text(separator="\0", skip_empty=True).count("\0") != apart
 
 
 # What a page hides from its reader: the hidden attribute, an inline style that hides. Not
@@ -295,3 +289,53 @@ def _block_of(node: LexborNode) -> str | None:
     while parent is not None and parent.tag in INLINE_TAGS:
         parent = parent.parent
     return parent.tag if parent is not None else None
+
+
+# What makes a table one of layout, not of data: a block in a cell (its text stays as it was).
+CELL_BLOCKS = ", ".join(
+    ["table", "div", "ul", "ol", "dl", "blockquote", "section", *sorted(TEXT_BLOCKS)]
+)
+
+
+def row_line(row: LexborNode) -> str:
+    """A table row's cells on one line, apart, as trafilatura writes a table it keeps."""
+    cells = [" ".join(cell.text(separator=" ").split()) for cell in row.css("td, th")]
+    return f"| {' | '.join(cells)} |" if any(cells) else ""
+
+
+def table_lines(table: LexborNode) -> list[str] | None:
+    """A data table's lines: its caption, then a line a row (None: a table of layout)."""
+    if any(node.mem_id != table.mem_id for node in table.css(CELL_BLOCKS)):
+        return None
+    caption = table.css_first("caption")
+    lines = [" ".join(caption.text(separator=" ").split())] if caption is not None else []
+    return [line for line in [*lines, *map(row_line, table.css("tr"))] if line]
+
+
+def tables_as_rows(root: LexborNode | None) -> bool:
+    """Each data table below ``root`` (its cells holding no block) as paragraphs, a row's cells
+    on one line: a status page's cells were a line each, and a change was said "Degraded
+    performance" without the service it was of. True: one was."""
+    if root is None:
+        return False
+    done = False
+    for table in root.css("table"):
+        if table.mem_id == root.mem_id or (lines := table_lines(table)) is None:
+            continue
+        paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        rows = LexborHTMLParser(f"<div>{paragraphs}</div>").css_first("div")
+        if rows is not None:
+            table.replace_with(rows)
+            done = True
+    return done
+
+
+def selected_text(node: LexborNode) -> tuple[str, bool]:
+    """A selector's match's text (``block_text``), a data table's rows a line each (a matched
+    row its line); True: it held a data table."""
+    if node.tag == "tr":
+        return row_line(node), True
+    if node.tag == "table" and (lines := table_lines(node)) is not None:
+        return "\n".join(lines), True
+    tabled = tables_as_rows(node)
+    return block_text(node, plain=False, selected=True), tabled

@@ -213,16 +213,22 @@ async def test_a_json_api_whose_keys_come_in_another_order_is_unchanged(
     assert changed == {"outcome": "changed", "error": None}
 
 
-# What the release before per-path extractor tags stored beside every page's hash, whichever
-# path read it (a page's own, a selector's, a JSON answer's).
-BEFORE_PATH_TAGS = f"x6-t{version('trafilatura')}"
+# What the release before stored beside a page's hash, by the path that reads it now (a page's
+# own, a selector's, a JSON answer's).
+BEFORE_PAGE_TAG = f"x7-t{version('trafilatura')}"
+BEFORE_PATH_TAGS = {
+    extract.PAGE_EXTRACTOR: BEFORE_PAGE_TAG,
+    extract.SELECTOR_EXTRACTOR: "s9",
+    extract.JSON_EXTRACTOR: "j8",
+}
 
 
 async def left_by_the_release_before(
-    db: Database, task_id: str, config: dict[str, Any]
+    db: Database, task_id: str, config: dict[str, Any], tag: str | None = None
 ) -> dict[str, Any]:
     """The page states (and stored texts) a worker of the release before left for ``config``'s
-    pages as they are now: its extractor tag, and none of this release's fields."""
+    pages as they are now: its extractor tag (``tag``, else its path's), and none of this
+    release's fields."""
     monitor = WebMonitorConfig.model_validate(config)
     fetcher = WebFetcher(allow_cidrs=["127.0.0.0/8"])
     states: dict[str, Any] = {}
@@ -236,7 +242,7 @@ async def left_by_the_release_before(
             "etag": page.fresh["etag"],
             "last_modified": page.fresh["last_modified"],
             "raw_hash": page.fresh["raw_hash"],
-            "extractor": BEFORE_PATH_TAGS,
+            "extractor": tag or BEFORE_PATH_TAGS[page.extractor],
             "reading": monitor.reading(url),
             "last_outcome": "baseline",
         }
@@ -263,16 +269,18 @@ async def run_on(
 async def test_at_the_upgrade_a_page_read_by_unchanged_rules_tells_its_change(
     service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
 ) -> None:
-    """The release's extractor change (x6 to x7) made every page's next text a new baseline,
+    """A release's extractor change (x6 to x7) made every page's next text a new baseline,
     pages it reads as x6 did too (plain HTML, trafilatura's): a change made around the upgrade,
-    and its keyword hits, were never told. Only the pages whose reading path changed (a
-    selector's match, a JSON answer) start anew."""
+    and its keyword hits, were never told. Only the texts its change reads otherwise (x8 and
+    s10: a data table's rows, a line each) start anew; a page, a selector's match and a JSON
+    answer read as before tell their change."""
     site, base = strict
-    news, status, api = f"{base}/news", f"{base}/status", f"{base}/api"
+    news, status, api, table = f"{base}/news", f"{base}/status", f"{base}/api", f"{base}/table"
     config = {
         **watch(news, keywords=["outage"], selectors={status: "#status"}),
-        "urls": [news, status, api],
+        "urls": [news, status, api, table],
     }
+    rows = "<tr><td>API</td><td>%s</td></tr><tr><td>Database</td><td>Operational</td></tr>"
 
     def pages(news_text: list[str], status_text: str, api_status: str) -> None:
         site.pages["/news"] = Resource(article(*news_text).encode())
@@ -280,6 +288,8 @@ async def test_at_the_upgrade_a_page_read_by_unchanged_rules_tells_its_change(
         site.pages["/status"] = Resource(said)
         body = json.dumps({"status": api_status, "nodes": 3}).encode()
         site.pages["/api"] = Resource(body, content_type="application/json")
+        said = f"<html><body><h1>Status</h1><table>{rows % api_status}</table></body></html>"
+        site.pages["/table"] = Resource(said.encode())
 
     pages(["All quiet."], "All systems normal.", "ok")
     task_id = f"web-monitor/{USER}/{unique('upgraded')}"
@@ -287,13 +297,17 @@ async def test_at_the_upgrade_a_page_read_by_unchanged_rules_tells_its_change(
     pages(["All quiet.", "A database outage."], "Some systems degraded.", "down")
     first = await run_on(service, task_id, config, left)
     await service.delete(USER, task_id)
-    assert first == {news: "changed", status: "baseline", api: "baseline"}
+    assert first == {news: "changed", status: "changed", api: "changed", table: "baseline"}
     async with loopback_deps.db.session() as session:
         rows = await EventRepository(session).list(task=task_id, limit=100)
     told = [
         (row.kind, row.payload["url"], row.payload["hits"]) for row in rows if "hits" in row.payload
     ]
-    assert told == [("watch.hit", news, {"outage": ["A database outage."]})]
+    assert sorted(told) == [
+        ("watch.change", api, {}),
+        ("watch.change", status, {}),
+        ("watch.hit", news, {"outage": ["A database outage."]}),
+    ]
 
 
 async def test_a_page_state_of_the_release_before_sends_its_validators_nowhere_once(
@@ -362,7 +376,7 @@ async def test_a_json_answer_of_the_release_before_unchanged_at_the_upgrade_tell
 
     answers("ok")
     task_id = f"web-monitor/{USER}/{unique('upgraded')}"
-    left = await left_by_the_release_before(loopback_deps.db, task_id, watch(url))
+    left = await left_by_the_release_before(loopback_deps.db, task_id, watch(url), BEFORE_PAGE_TAG)
     first = await run_on(service, task_id, watch(url), left)
     answers("down")
     changed = await checked(service, task_id, url)
