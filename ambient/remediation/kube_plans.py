@@ -45,6 +45,7 @@ from ambient.remediation.ladder import (
     Rung,
     StepRequest,
     WorkloadRef,
+    paused_reason,
     step_key,
 )
 
@@ -118,7 +119,7 @@ class StepPlanner:
                 detail=f"{name} runs no pod",
             )
         if deployment["spec"].get("paused"):
-            return _paused(name, "restart")
+            return _paused(name, Rung.RESTART)
         body = {"metadata": stamp(deployment, step.key), "spec": spec}
         return StepPlan(
             changes=[_patch(Deployment, step.target, body)],
@@ -145,8 +146,7 @@ class StepPlanner:
             # Someone holds its rollout (kubectl rollout pause): the ladder leaves its pods as
             # they hold them, as its restart and rollback do. A person may scale it.
             return StepPlan(
-                skipped_reason=f"{name} is paused: someone holds its rollout, and the ladder "
-                "does not scale it while it is held (kubectl rollout resume)",
+                skipped_reason=paused_reason(name, Rung.SCALE_OUT),
                 detail=f"{name} is paused (spec.paused): not scaled",
             )
         if hpa is not None:
@@ -179,7 +179,7 @@ class StepPlanner:
                 sent.append({"op": "replace", "path": "/spec/template", "value": template})
             return _sent_before(step, sent, f"{name} was already rolled back by {step.key}")
         if deployment["spec"].get("paused"):
-            return _paused(name, "rollback")
+            return _paused(name, Rung.ROLLBACK)
         if step.to_revision is None:
             return StepPlan(
                 skipped_reason=NOT_A_REVISION,
@@ -462,11 +462,10 @@ def _stopped(name: str, rung: Rung, autoscaler: str | None = None) -> StepPlan:
     )
 
 
-def _paused(name: str, action: str) -> StepPlan:
+def _paused(name: str, rung: Rung) -> StepPlan:
     # What kubectl rollout restart / undo refuse: a paused Deployment rolls out no new template.
     return StepPlan(
-        skipped_reason=f"{name} is paused: a {action} would not roll out until someone resumes "
-        "it (kubectl rollout resume)",
+        skipped_reason=paused_reason(name, rung),
         detail=f"{name} is paused (spec.paused): nothing rolls out",
     )
 

@@ -165,6 +165,20 @@ class RemediationExecutor(Protocol):
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth: ...
 
 
+def paused_reason(name: str, rung: Rung) -> str:
+    """Why the ladder's restart, scale out or rollback skips the paused Deployment ``name``."""
+    if rung is Rung.SCALE_OUT:
+        return (
+            f"{name} is paused: someone holds its rollout, and the ladder does not scale it "
+            "while it is held (kubectl rollout resume)"
+        )
+    action = "restart" if rung is Rung.RESTART else "rollback"
+    return (
+        f"{name} is paused: a {action} would not roll out until someone resumes it "
+        "(kubectl rollout resume)"
+    )
+
+
 def step_key(remediation: str, rung: Rung | int) -> str:
     """Idempotency key of one rung of one remediation."""
     return f"{remediation}#{int(rung)}"
