@@ -25,10 +25,12 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import (
+        PAUSED_SKIPS,
         Checkpoint,
         Rung,
         StepRequest,
         StepResult,
+        skipped_as_paused,
         step_key,
     )
     from ambient.remediation.outcomes import (
@@ -78,6 +80,10 @@ ABORTED_BEFORE_CHANGE = "aborted before its change"
 # queries while its task is open, and a slow or failing cluster (a change is tried for minutes)
 # must not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_TRY = timedelta(seconds=5)
+NOTHING_TO_ROLL_BACK = (
+    "the running release is not a Deployment revision with an earlier ReplicaSet: nothing to "
+    "roll back to; moving on"
+)
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -174,6 +180,7 @@ class GradedRemediationWorkflow(RemediationVerify):
         await self._set_state("checking")
         if not await self._permitted(step, key, opened.permission if opened else None):
             return "stop"
+        skipped = None
         if (
             step.rung is Rung.ROLLBACK
             and self.baseline is not None
@@ -181,9 +188,16 @@ class GradedRemediationWorkflow(RemediationVerify):
             and self.baseline.previous_revision is None
         ):
             # Known from the first checkpoint: nobody is asked to approve a rollback to nothing.
+            skipped = NOTHING_TO_ROLL_BACK
+        elif step.needs_approval and step.rung in PAUSED_SKIPS and self.read_before_asking:
+            # Nor a change its plan would skip as paused (paused once asked, the plan skips it).
+            skipped = await self._paused_now(step, key)
+            if self.aborted:
+                return await self._abort(self.aborted)
+        if skipped is not None:
             attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
             self.attempts.append(attempt)
-            await self._nothing_to_roll_back(attempt, key)
+            await self._skipped(attempt, key, skipped)
             await self._post_step(attempt)
             return "next"
         asked_at = workflow.now()  # what a reading after a wait must be newer than
@@ -350,7 +364,7 @@ class GradedRemediationWorkflow(RemediationVerify):
         elif step.rung is Rung.ROLLBACK:
             request.to_revision = self.baseline.previous_revision
             if self.baseline.observed and request.to_revision is None:
-                await self._nothing_to_roll_back(attempt, key)
+                await self._skipped(attempt, key, NOTHING_TO_ROLL_BACK)
                 await self._free_slot(key)
                 return None
         limit = timedelta(seconds=self.policy.step_timeout_seconds)
@@ -393,12 +407,27 @@ class GradedRemediationWorkflow(RemediationVerify):
         self._took(attempt, result)
         return result
 
-    async def _nothing_to_roll_back(self, attempt: Attempt, key: str) -> None:
-        attempt.skipped_reason = (
-            "the running release is not a Deployment revision with an earlier "
-            "ReplicaSet: nothing to roll back to; moving on"
-        )
-        await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
+    async def _skipped(self, attempt: Attempt, key: str, reason: str) -> None:
+        attempt.skipped_reason = reason
+        await self._audit(f"{key}/skipped", "skipped", {"reason": reason})
+
+    async def _paused_now(self, step: PlannedStep, key: str) -> str | None:
+        """Why the rung's plan would skip its Deployment as paused, read before anyone is asked;
+        None when it would not, or the read failed (asked as before: the change reads again)."""
+        try:
+            read = await self._read_later(
+                RemediationActivities.take_remediation_checkpoint,
+                CheckpointInput(
+                    run_key=self.run_key,
+                    key=f"{key}/checkpoint/before-asking",
+                    mode=self.mode or "dry_run",
+                    target=self.alert.target(),
+                ),
+                off_task=self.cluster_reads_regular,
+            )
+        except ACTIVITY_FAILED:
+            return None
+        return skipped_as_paused(read, step.rung)
 
     # --- endings ------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         CLEARED_WITH_ROLLOUT,
         CLUSTER_READS_REGULAR,
         FINAL_STATES,
+        READ_BEFORE_ASKING,
         READS_REGULAR,
         RECHECK_AFTER_WAIT,
         AbortInput,
@@ -146,6 +147,9 @@ class RemediationRecords:
         # Its Kubernetes reads so too (a run from before this patch read them as local
         # activities with their retries, and replays so).
         self.cluster_reads_regular = workflow.patched(CLUSTER_READS_REGULAR)
+        # A rung that needs approval reads its workload before asking, and skips one paused (a
+        # run from before this patch asked, then skipped it once approved, and replays so).
+        self.read_before_asking = workflow.patched(READ_BEFORE_ASKING)
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""

@@ -165,6 +165,10 @@ class RemediationExecutor(Protocol):
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth: ...
 
 
+# The ladder's rungs whose plan leaves a paused Deployment (spec.paused) as it is held.
+PAUSED_SKIPS = (Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK)
+
+
 def paused_reason(name: str, rung: Rung) -> str:
     """Why the ladder's restart, scale out or rollback skips the paused Deployment ``name``."""
     if rung is Rung.SCALE_OUT:
@@ -177,6 +181,17 @@ def paused_reason(name: str, rung: Rung) -> str:
         f"{name} is paused: a {action} would not roll out until someone resumes it "
         "(kubectl rollout resume)"
     )
+
+
+def skipped_as_paused(read: Checkpoint, rung: Rung) -> str | None:
+    """Why ``rung``'s plan would skip the workload ``read`` as paused; None when it would not
+    (one at 0 replicas is no restart's or scale out's skip: it is stopped, handed over)."""
+    spec = read.spec
+    if not (read.observed and spec.get("paused")) or rung not in PAUSED_SKIPS:
+        return None
+    if rung is not Rung.ROLLBACK and spec.get("replicas", 1) == 0:
+        return None
+    return paused_reason(f"deployment {read.target.namespace}/{read.target.name}", rung)
 
 
 def step_key(remediation: str, rung: Rung | int) -> str:

@@ -366,6 +366,9 @@ READS_REGULAR = "metric-reads-regular"
 # rollout's health after an approval's wait and at verification) are tried so too: as local
 # activities with a change's retries, a slow API server held the task for minutes.
 CLUSTER_READS_REGULAR = "cluster-reads-regular"
+# The patch under which a rung that needs approval reads its workload before anyone is asked:
+# one its plan would skip as paused is skipped then, not asked about and skipped once approved.
+READ_BEFORE_ASKING = "read-before-asking"
 
 
 def abort_as_given(given: object) -> AbortInput:
