@@ -84,7 +84,8 @@ async def test_a_part_a_robot_never_answers_fails_the_message_and_is_not_said_se
     state.failures["wecom"] = ["ok"] + ["late"] * 5
     notify = _notify(deps, base)
     request = _request("robot-late-part").model_copy(
-        update={"message": Message(title="Logs", body="x" * 6000)}  # parts of 4,096 bytes
+        # Three parts of WeCom's 4,096 bytes (the first its heading and 4,055 of the x's).
+        update={"message": Message(title="Logs", body="x" * 9000)}
     )
     for _ in range(4):
         await _try(notify, request)

@@ -4,6 +4,7 @@ group already has."""
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -15,11 +16,12 @@ from temporalio.exceptions import ApplicationError
 from activities.notify import NotifyActivities
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.notify.wecom import WeComChannel
+from ambient.clients.notify.wecom import MARKDOWN_LIMIT, WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.storage.models import Delivery, Event
 from tests.conftest import unique
+from tests.notify.standins import WECOM_KEY, PushEndpoints
 from tests.notify.test_leases import _user
 from tests.support.servers import serve
 
@@ -148,3 +150,49 @@ async def test_a_message_begun_before_quiet_hours_is_finished_not_left_half_post
     fresh = await notify.send(_request(unique("quiet-new")), heartbeat=False)
     assert [d.status for d in fresh.deliveries] == [DeliveryStatus.SUPPRESSED]
     assert len(state.taken) == 3
+
+
+def _parts_said(posts: list[str]) -> str:
+    """The text a group read from numbered posts, their "(i/n)" markers taken off."""
+    total = len(posts)
+    return "".join(post.removesuffix(f"\n({index}/{total})") for index, post in enumerate(posts, 1))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A log line pasted whole: words, no line break (about 10 kB).
+        " ".join(f"order-{i} timeout after 3000 ms;" for i in range(300)),
+        # Chinese, no space to cut at (3 bytes a character, about 9.6 kB).
+        "订单服务超时" * 530 + "完",
+    ],
+    ids=["words", "chinese"],
+)
+async def test_a_long_message_of_one_line_goes_in_posts_each_with_its_text_none_lost(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str], body: str
+) -> None:
+    """A body of one long line (no line break): the first post was the heading alone, and the
+    line was cut wherever its bytes ran out, mid-word. Every post carries text of the body,
+    within the robot's 4,096 bytes; cut between words where the line has spaces, between
+    characters where it has none; the posts together are the whole message."""
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    wecom = WeComChannel(deps.http, SecretResolver({}), base, timeout=30)
+    notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=30))
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Reminder", body=body),
+        targets=[Target(type="wecom", target=WECOM_KEY)],
+        idempotency_key=unique("one-line"),
+    )
+    result = await notify.send(request, heartbeat=False)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    posts = [sent["markdown"]["content"] for name, sent in state.received if name == "wecom"]
+    assert len(posts) == 3, [len(post.encode()) for post in posts]
+    assert all(len(post.encode()) <= MARKDOWN_LIMIT for post in posts)
+    assert _parts_said(posts) == f"### Reminder\n{body}"  # nothing lost, nothing twice
+    texts = [post.rpartition("\n(")[0].removeprefix("### Reminder\n") for post in posts]
+    assert all(text.strip() for text in texts), texts  # no post is its heading alone
+    if " " in body:
+        # Cut after a word's space, never inside "order-12": each post ends a word.
+        assert all(text.endswith(";") or text.endswith("; ") for text in texts), texts

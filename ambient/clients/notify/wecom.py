@@ -28,22 +28,40 @@ MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
 TEXT_LIMIT = 2048  # bytes of UTF-8, for text content
 
 
-def split_utf8(text: str, limit: int) -> list[str]:
-    """Chunks of at most ``limit`` UTF-8 bytes, cut at line ends where possible."""
+def split_utf8(text: str, limit: int, *, heading: bool = False) -> list[str]:
+    """Chunks of at most ``limit`` UTF-8 bytes that together are ``text``, cut at line ends
+    where possible. A line longer than a chunk fills the room left in the chunk it starts in
+    and goes on in the next, cut after a space where it has one, else between two characters
+    (never inside one). ``heading``: the first line is never a chunk alone (a post that was
+    its heading alone, the message in the posts after it)."""
     chunks: list[str] = []
     current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line.encode()) > limit:  # one huge line: cut by characters
-            cut = line
-            while len(cut.encode()) > limit:
-                cut = cut[: max(1, len(cut) * limit // len(cut.encode()) - 1)]
-            chunks += [current, cut] if current else [cut]
-            current, line = "", line[len(cut) :]
-        if len((current + line).encode()) > limit:
-            chunks.append(current)
-            current = ""
+    for number, line in enumerate(text.splitlines(keepends=True)):
+        while len((current + line).encode()) > limit:
+            alone = heading and number == 1 and not chunks  # ``current`` is the heading
+            if current and len(line.encode()) <= limit and not alone:
+                chunks.append(current)  # the line goes whole in the next chunk
+                current = ""
+                continue
+            start = _start_within(line, limit - len(current.encode()))
+            if not start:  # no room for a character: the line starts the next chunk
+                chunks.append(current)
+                current = ""
+                continue
+            chunks.append(current + start)
+            current, line = "", line[len(start) :]
         current += line
     return [*chunks, current] if current else chunks
+
+
+def _start_within(line: str, room: int) -> str:
+    """The longest start of ``line`` within ``room`` UTF-8 bytes, ending after a space when one
+    keeps at least half of it (a word is not cut in two), else between two characters."""
+    start = line.encode()[: max(room, 0)].decode(errors="ignore")  # a cut character dropped
+    if len(start) == len(line) or line[len(start)].isspace():
+        return start
+    after_space = max((i + 1 for i, c in enumerate(start) if c.isspace()), default=0)
+    return start[:after_space] if 2 * after_space >= len(start) else start
 
 
 @dataclass
@@ -70,7 +88,8 @@ class WeComChannel(RobotChannel):
         text = f"{heading(message.title)}\n{message.body}"
         if message.link_to_add:
             text += f"\n\n[详情 / details]({message.link_to_add})"
-        parts = split_utf8(text, MARKDOWN_LIMIT - 32)  # room for the "(2/3)" part marker
+        # Room for the "(2/3)" part marker; no post is the heading alone.
+        parts = split_utf8(text, MARKDOWN_LIMIT - 32, heading=True)
         if len(parts) > 1:
             parts = [f"{part}\n({index}/{len(parts)})" for index, part in enumerate(parts, 1)]
         payloads: list[dict[str, object]] = [
