@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.client import (
     Client,
+    ScheduleActionStartWorkflow,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
@@ -92,10 +93,12 @@ class HandOver:
         """Whether the task ``request`` is about was deleted since it sent (``sent_at``: its
         first try, when known): a watch or a daily briefing whose run has ended, is ending (its
         stop: deleted, it winds down), is gone, or is another life (deleted and created again
-        under its name: `another_life`, `created_since`).
-        A paused one goes on (what it sent happened before the pause); a reminder, a
-        remediation or a discussion is no such task; Temporal not answering now: not known,
-        tried as before."""
+        under its name: `another_life`, `created_since`); a reminder whose schedule is gone or
+        another life (`reminder_deleted`).
+        A paused one goes on (what it sent happened before the pause); a remediation or a
+        discussion is no such task; Temporal not answering now: not known, tried as before."""
+        if task_kind(request.user, request.task or "") is TaskKind.SCHEDULE:
+            return await reminder_deleted(request)
         if not workflow_task(request.task, request.user):
             return False
         try:
@@ -186,6 +189,30 @@ class HandOver:
         return True
 
 
+async def reminder_deleted(request: NotifyRequest) -> bool:
+    """Whether the reminder (or news digest) that sent ``request`` was deleted since: its
+    schedule gone, or another life of it (deleted and created again under its name). A
+    reminder's key is its run's workflow id, which its schedule makes from the run id it
+    keeps for its life (``{task}/run-{life}``, its updates keep it) and the time it fired
+    (``-{time}``). A reminder ends by no doing of its own (daily, weekly or cron, it recurs
+    until deleted): only a user's delete ends its messages. Paused: it goes on. Temporal not
+    answering now, or no client: not known, tried as before."""
+    try:
+        client = activity.client()
+        described = await client.get_schedule_handle(request.task or "").describe(
+            rpc_timeout=HAND_OVER_RPC
+        )
+    except RuntimeError:  # no client (an activity run without one)
+        return False
+    except RPCError as exc:
+        return no_answer.not_found(exc)
+    action = described.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow):
+        return False  # no run of ours: not known
+    key = request.idempotency_key
+    return key != action.id and not key.startswith(f"{action.id}-")
+
+
 def workflow_task(task: str | None, user: str) -> bool:
     """Whether ``task`` is one of ``user``'s tasks that are a workflow run while they exist:
     a watch (its run ends at its delete) or the daily briefing."""
@@ -250,7 +277,9 @@ async def defer_rows(db: Database, request: NotifyRequest, until: datetime) -> N
 async def end_for_deleted_task(db: Database, request: NotifyRequest) -> NoReturn:
     """A deliver-later run's deliveries whose task was deleted end at once, each failed for
     good and said once (not retrying), and the run with them: not sent an hour on."""
-    reason = f"permanent: its task {request.task} was deleted"
+    reminder = task_kind(request.user, request.task or "") is TaskKind.SCHEDULE
+    what = f"its {'reminder' if reminder else 'task'} {request.task}"
+    reason = f"permanent: {what} was deleted"
     now = datetime.now(UTC)
     ended: list[tuple[str, str]] = []
     async with db.writing() as session:
@@ -261,7 +290,7 @@ async def end_for_deleted_task(db: Database, request: NotifyRequest) -> NoReturn
             if row.takeable(now) and await end_unsent(session, request, row, error, now):
                 ended.append((row.channel, error))
     raise ApplicationError(
-        f"given up: its task {request.task} was deleted",
+        f"given up: {what} was deleted",
         *(f"{channel}: {error}" for channel, error in ended),
         type="PermanentNotifyError",
         non_retryable=True,

@@ -157,7 +157,8 @@ class NotifyActivities(TargetSender):
         """A deliver-later run's try: as `notify`, but what is transient is left to Temporal's
         retries (after the delay the receiver asked for) and never handed over again. A try
         due after the give-up sends nothing: it fails for good with the last answers; so does
-        a try whose task was deleted since (a watch, a daily briefing), its rows saying so."""
+        a try whose task was deleted since (a watch, a daily briefing, a reminder), its rows
+        saying so."""
         async with self._db.session() as session:
             rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
         # Its first try: a task created since then is another life, not the one that sent.

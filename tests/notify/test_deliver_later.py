@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleSpec,
+    ScheduleState,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -88,6 +94,27 @@ async def _remind(
         id=f"{task}/run",
         task_queue=worker.task_queue,
     )
+
+
+@asynccontextmanager
+async def _standing(
+    client: Client, worker: Worker, task: str, *targets: dict[str, str]
+) -> AsyncIterator[None]:
+    """Alice's reminder ``task`` standing (its schedule paused: it fires only as the test runs
+    it, as ``_remind``), deleted after: a later try of a reminder whose schedule is gone gives
+    its message up as deleted."""
+    run = ReminderRun(user="alice", task=task, config=_reminder(*targets))
+    action = ScheduleActionStartWorkflow(
+        ReminderWorkflow.run, run, id=f"{task}/run", task_queue=worker.task_queue
+    )
+    spec = ScheduleSpec(cron_expressions=["0 8 * * *"])
+    schedule = await client.create_schedule(
+        task, Schedule(action=action, spec=spec, state=ScheduleState(paused=True))
+    )
+    try:
+        yield
+    finally:
+        await schedule.delete()
 
 
 async def _later(ts_env: WorkflowEnvironment, task: str) -> WorkflowHandle[object, LaterOutcome]:
@@ -683,8 +710,12 @@ async def test_a_later_delivery_cancelled_while_its_try_is_told_later_is_cancell
 
     mailbox.handle_RCPT = held  # type: ignore[method-assign]
     task = unique("reminder/alice/standup")
-    async with running_worker(dev_env.client, alice) as worker:
-        await _remind(dev_env, worker, task, {"type": "email", "target": ADDRESS})
+    email = {"type": "email", "target": ADDRESS}
+    async with (
+        running_worker(dev_env.client, alice) as worker,
+        _standing(dev_env.client, worker, task, email),
+    ):
+        await _remind(dev_env, worker, task, email)
         later = await _later(dev_env, task)
         await asyncio.to_thread(asked.wait, HANG)
         await later.cancel()
