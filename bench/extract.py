@@ -2,10 +2,12 @@
 
     python -m bench.extract [--calls 200] [--repeats 9]
 
-Prints, for the bench page and the changing page (bench/site.py; both plain) and a page with
+Prints, for the bench page and the changing page (bench/site.py; both plain), a page with
 chrome (header, nav, aside, cookie banner, footer: not plain, so main_text pays its plain-page
-check and then trafilatura), the median over the repeats of CPU ms per call (time.process_time
-over `calls` calls), in one run; the two extractors take turns within each repeat.
+check and then trafilatura) and a status page (a table of 12 services and a script: its rows
+read a line each, then trafilatura), the median over the repeats of CPU ms per call
+(time.process_time over `calls` calls), in one run; the two extractors take turns within each
+repeat.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ CHROME_PAGE = (
     "<aside><h2>Related</h2><p><a href='/r'>Other reviews you may like</a></p></aside>"
     "<div class='cookie-banner'><p>We use cookies.</p><button>Accept</button></div>"
     "<footer><p>Copyright Acme</p></footer></body></html>"
+)
+STATUS_PAGE = (
+    "<html><head><title>Status</title><script>refresh(60)</script></head><body>"
+    "<h1>System status</h1><table><tr><th>Service</th><th>Status</th></tr>"
+    + "".join(f"<tr><td>Service {i}</td><td>Operational</td></tr>" for i in range(12))
+    + "</table><p>Updated every minute.</p></body></html>"
 )
 
 
@@ -80,6 +88,7 @@ def main() -> None:
         ("bench page (plain)", PAGE),
         ("changing page (plain)", CHANGING_PAGE),
         ("page with chrome", CHROME_PAGE),
+        ("status page (table)", STATUS_PAGE),
     )
     for name, html in pages:
         before, after = cpu_ms_per_call(
