@@ -36,7 +36,7 @@ from ambient.discussions.views import (
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_, Refusal
 from ambient.remediation.attempt_words import attempt_said, outcome_words, skipped_words
-from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.runs import FINAL_STATES, Rung
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
 from ambient.remediation.views import (
     REMEDIATION_STATES,
@@ -318,20 +318,21 @@ async def remediation_action(
     try:
         if action in ("approve", "refuse"):
             approve = action == "approve"
-            await remediations.approve(
+            answer = await remediations.approve(
                 me.name, remediation_id, approve, reason, run_key=run_key, rung=rung, via="web"
             )
-            return back(here, _("Approved") if approve else _("Refused"))
+            return back(here, _answer_said(_, approve, answer.rung, answer.mode))
         if action == "abort":
             await remediations.abort(me.name, remediation_id, reason, run_key=run_key, via="web")
             return back(here, _("Abort requested"))
     except RemediationStateError as exc:
-        if action in ("approve", "refuse") and await _answered_already(
-            page, remediation_id, run_key, rung, action == "approve"
+        approve = action == "approve"
+        if action in ("approve", "refuse") and (
+            taken := await _answered_already(page, remediation_id, run_key, rung, approve)
         ):
             # A double click: the first submit's answer was taken, the second's refused (the
             # run waits no more); the browser shows the second's page: it says the first's.
-            return back(here, _("Approved") if action == "approve" else _("Refused"))
+            return back(here, _answer_said(_, approve, *taken))
         return back(here, remediation_problem(exc, _))
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))
@@ -340,18 +341,37 @@ async def remediation_action(
 
 async def _answered_already(
     page: UserPage, remediation_id: str, run_key: str | None, rung: int | None, approve: bool
-) -> bool:
-    """Whether the caller's answer to this run's rung is already the one given (taken)."""
+) -> tuple[int, str | None] | None:
+    """The rung and mode of the caller's answer to this run's rung, if it is already the one
+    given (taken); else None."""
     try:
         view = await page.state.remediations.get(page.me.name, remediation_id)
     except RemediationError:
-        return False
+        return None
     if run_key is not None and view.run_key != run_key:
-        return False
-    return any(
-        d.approver == page.me.name and d.approve == approve and (rung is None or d.rung == rung)
-        for d in view.approvals
+        return None
+    return next(
+        (
+            (int(d.rung), view.mode)
+            for d in view.approvals
+            if d.approver == page.me.name and d.approve == approve and rung in (None, d.rung)
+        ),
+        None,
     )
+
+
+# What an answer's page says it did, as every door names the step ("approved step 1 (restart,
+# a dry run)"): "Approved" alone left the person to find which step in the page.
+APPROVED_STEP = N_("Approved step %(rung)s (%(action)s)")
+REFUSED_STEP = N_("Refused step %(rung)s (%(action)s)")
+A_DRY_RUN = N_("%(action)s, a dry run")
+
+
+def _answer_said(_: Words, approve: bool, rung: int, mode: str | None) -> str:
+    action = _(RUNG_NAMES[Rung(rung)])
+    if mode == "dry_run":
+        action = _(A_DRY_RUN, action=action)
+    return _(APPROVED_STEP if approve else REFUSED_STEP, rung=rung, action=action)
 
 
 # A discussion's status as its pages name it.

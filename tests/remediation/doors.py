@@ -19,7 +19,8 @@ from tests.support.pages import signed_in
 from tests.support.servers import http_client, serve
 
 Door = Callable[[str, str], Awaitable[str]]
-# Per action: the MCP tool and its arguments, the API's path and body, the form's notice.
+# Per action: the MCP tool and its arguments, the API's path and body, the form's notice (its
+# start: an approval's names the step).
 _ASKED = {
     "abort": ("abort_remediation", {}, "abort", {}, "Abort requested"),
     "approve": (
@@ -27,7 +28,7 @@ _ASKED = {
         {"approve": True},
         "approval",
         {"approve": True},
-        "Approved",
+        "Approved step ",
     ),
 }
 
@@ -75,7 +76,7 @@ def steering_doors(
             )
         assert answer.status_code == 303, answer.text
         said = unquote(answer.headers["location"].partition("msg=")[2])
-        return "" if said == notice else said
+        return "" if said.startswith(notice) else said
 
     async def by_cli(user: str, rid: str) -> str:
         args = ["remediation", action, rid, "--user", user, "--reason", "via cli"]

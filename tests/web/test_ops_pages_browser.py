@@ -110,7 +110,10 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
 
             page.on("dialog", accept)
             await page.get_by_role("button", name="Approve restart").click()
-            await expect(page.get_by_role("status")).to_have_text("Approved")
+            # It says which step it approved, as every door names it.
+            await expect(page.get_by_role("status")).to_have_text(
+                "Approved step 1 (restart, a dry run)"
+            )
             await expect(page.locator("main h1")).to_contain_text(name)
 
         async def moved_on() -> bool:
@@ -141,7 +144,9 @@ async def test_enter_in_the_reason_field_decides_nothing(
             await reason.press("Enter")
             # Enter sent nothing: the reason is still there to send with the button meant.
             await page.get_by_role("button", name="Refuse").click()
-            await expect(page.get_by_role("status")).to_have_text("Refused")
+            await expect(page.get_by_role("status")).to_have_text(
+                "Refused step 1 (restart, a dry run)"
+            )
         view = await runs.get(name, rid)
     decided = [(d.approver, d.approve, d.reason) for d in view.approvals]
     assert decided == [(name, False, "too risky at peak, refusing")], decided

@@ -95,7 +95,8 @@ async def approved_run(
                 answer = said(await http.post("/app/remediation/action", data=form))
                 return None if answer in busy else answer
 
-            assert await eventually(approve, "the page approves the run") == "已批准"
+            approved = await eventually(approve, "the page approves the run")
+            assert approved == "已批准第 1 级（重启，演练）", approved
             await eventually(lambda: in_state(*FINAL_STATES), "the approved run ends")
             yield http, rid
 
@@ -107,7 +108,7 @@ async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chine
     # The same button again (a double click, a second tab): the answer taken is said again.
     form = {"remediation_id": rid, "action": "approve"}
     again = said(await http.post("/app/remediation/action", data=form))
-    assert again == "已批准"
+    assert again == "已批准第 1 级（重启，演练）"
     # Another answer now: the step is answered, said in Chinese.
     form["action"] = "refuse"
     refused = said(await http.post("/app/remediation/action", data=form))
