@@ -272,11 +272,11 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     # <div> was a change at every check, a word in it a keyword hit): taken out first, and
     # trafilatura given the page without it.
     hid = hidden_removed(tree.body)
+    dropped = tree.body is not None and tree.body.css_first(DROPPED_ELEMENTS) is not None
     # A data table's rows, a line each, whichever path reads the page (trafilatura's rescue of
     # a short page wrote each cell a line).
-    if (tabled := tables_as_rows(tree.body)) or hid:
+    if (tabled := tables_as_rows(tree.body, frozenset(DROPPED))) or hid:
         html = tree.html or ""
-    dropped = tree.body is not None and tree.body.css_first(DROPPED_ELEMENTS) is not None
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     # The text either side of an element taken out is one text again, as trafilatura reads

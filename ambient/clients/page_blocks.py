@@ -295,6 +295,8 @@ def _block_of(node: LexborNode) -> str | None:
 CELL_BLOCKS = ", ".join(
     ["table", "div", "ul", "ol", "dl", "blockquote", "section", *sorted(TEXT_BLOCKS)]
 )
+# A table's parts whose rows a selector may match as they are (a <tbody>: its rows).
+ROW_GROUPS = frozenset({"table", "thead", "tbody", "tfoot"})
 
 
 def row_line(row: LexborNode) -> str:
@@ -304,7 +306,8 @@ def row_line(row: LexborNode) -> str:
 
 
 def table_lines(table: LexborNode) -> list[str] | None:
-    """A data table's lines: its caption, then a line a row (None: a table of layout)."""
+    """A data table's (or row group's) lines: its caption, then a line a row (None: a table of
+    layout)."""
     if any(node.mem_id != table.mem_id for node in table.css(CELL_BLOCKS)):
         return None
     caption = table.css_first("caption")
@@ -312,15 +315,32 @@ def table_lines(table: LexborNode) -> list[str] | None:
     return [line for line in [*lines, *map(row_line, table.css("tr"))] if line]
 
 
-def tables_as_rows(root: LexborNode | None) -> bool:
-    """Each data table below ``root`` (its cells holding no block) as paragraphs, a row's cells
-    on one line: a status page's cells were a line each, and a change was said "Degraded
+def _read_as_is(table: LexborNode, root: LexborNode, unread: frozenset[str]) -> bool:
+    """Whether ``table`` is left as it is: inside another table (a layout's cell, which
+    trafilatura reads whole) or inside what is no text (``unread``)."""
+    node = table.parent
+    while node is not None and node.mem_id != root.mem_id:
+        if node.tag == "table" or node.tag in unread:
+            return True
+        node = node.parent
+    return False
+
+
+def tables_as_rows(root: LexborNode | None, unread: frozenset[str] = frozenset()) -> bool:
+    """Each data table below ``root`` (its cells holding no block, no table around it) as
+    paragraphs, a row's cells on one line, what is no text in it (``unread``: a script, a
+    style) left out: a status page's cells were a line each, and a change was said "Degraded
     performance" without the service it was of. True: one was."""
     if root is None:
         return False
     done = False
     for table in root.css("table"):
-        if table.mem_id == root.mem_id or (lines := table_lines(table)) is None:
+        if table.mem_id == root.mem_id or _read_as_is(table, root, unread):
+            continue
+        if unread:
+            for node in table.css(", ".join(sorted(unread))):
+                node.decompose()
+        if (lines := table_lines(table)) is None:
             continue
         paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
         rows = LexborHTMLParser(f"<div>{paragraphs}</div>").css_first("div")
@@ -332,10 +352,10 @@ def tables_as_rows(root: LexborNode | None) -> bool:
 
 def selected_text(node: LexborNode) -> tuple[str, bool]:
     """A selector's match's text (``block_text``), a data table's rows a line each (a matched
-    row its line); True: it held a data table."""
+    row its line, a matched row group its rows); True: it held a data table."""
     if node.tag == "tr":
         return row_line(node), True
-    if node.tag == "table" and (lines := table_lines(node)) is not None:
+    if node.tag in ROW_GROUPS and (lines := table_lines(node)) is not None:
         return "\n".join(lines), True
     tabled = tables_as_rows(node)
     return block_text(node, plain=False, selected=True), tabled

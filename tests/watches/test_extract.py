@@ -305,11 +305,31 @@ def test_a_data_tables_row_is_one_line_its_cells_apart_on_every_reading_path() -
     assert main_text(short, "#components") == said
     assert main_text(short, "tr:nth-of-type(3)") == "| Database | Degraded performance |"
     assert main_text(short, "body") == f"System status\n{said}\nUpdated every minute."
-    # A table of layout (a block in a cell) is left as trafilatura reads it.
+    served = "| API | Operational |\n| Database | Degraded performance |"
+    assert main_text(short, "#components tr:nth-of-type(n+2)") == served
+    # What is no text in a cell (a script, a style, an icon) is no text of its row.
+    noisy = rows.replace("Operational", "Operational<script>track('outage')</script>")
+    noisy = noisy.replace(
+        "<td>API", "<td><style>.up{color:green}</style><svg><title>i</title></svg>API"
+    )
+    assert main_text(short.replace(rows, noisy)).endswith(f"{said}\nUpdated every minute.")
+    # A table of layout (a block in a cell) is left as trafilatura reads it, and so is a data
+    # table in one of its cells (its rows were run into one line of the layout's).
     layout = (
         f"<html><body><table><tr><td><p>Menu</p></td><td>{LONG}</td></tr></table></body></html>"
     )
     assert main_text(layout) == trafilatura_text(layout)
+    nested = (
+        f"<html><body><table><tr><td><p>Menu</p></td><td>{rows}</td></tr></table></body></html>"
+    )
+    assert main_text(nested) == trafilatura_text(nested)
+    assert extracted(nested).earlier is not None  # read as the release before read it
+    # A row group matched: its rows.
+    grouped = rows.replace("<tr><th>", "<thead><tr><th>").replace(
+        "</th></tr>", "</th></tr></thead>"
+    )
+    assert main_text(grouped, "tbody") == served
+    assert main_text(grouped, "thead") == "| Service | Status |"
 
 
 @pytest.mark.parametrize("name", sorted(DIFFERENT))
