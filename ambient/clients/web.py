@@ -415,8 +415,20 @@ def _next_hop(hops: list[str], target: str) -> str:
     """``target``, added to ``hops``; one already there is a loop, said with its hops."""
     if target in hops:
         loop = [*hops[hops.index(target) :], target]
-        said = Refusal(REDIRECT_LOOP, hops=" → ".join(scrubbed(hop, 80) for hop in loop))
-        raise TooManyRedirectsError(str(said))
+        origin = urlsplit(loop[0])[:2]
+        # Each hop as short as tells it apart (a check keeps 500 characters of its error):
+        # the first whole, one on its site by its path, a long one without its middle.
+        shown = [scrubbed(hop, 10_000) for hop in loop]
+        shown[1:] = [
+            urlunsplit(("", "", *urlsplit(hop)[2:])) if urlsplit(hop)[:2] == origin else hop
+            for hop in shown[1:]
+        ]
+        width = max(24, 280 // len(shown))
+        said = " → ".join(
+            hop if len(hop) <= width else f"{hop[: width // 3]}…{hop[1 - width * 2 // 3 :]}"
+            for hop in shown
+        )
+        raise TooManyRedirectsError(str(Refusal(REDIRECT_LOOP, hops=said)))
     hops.append(target)
     return target
 

@@ -29,8 +29,8 @@ TOO_LARGE = N_("larger than the cap of %(bytes)s bytes")
 TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
 # A redirect back to a URL it came through: no number of hops more would end it.
 REDIRECT_LOOP = N_(
-    "the redirects go round in a loop (%(hops)s): the site may want a cookie or a sign-in, "
-    "which a monitor does not keep; watch the page a browser ends on"
+    "the redirects go round in a loop: the site may want a cookie or a sign-in, which a "
+    "monitor does not keep; watch the page a browser ends on (%(hops)s)"
 )
 REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
 NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")

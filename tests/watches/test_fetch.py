@@ -214,12 +214,23 @@ async def test_a_redirect_loop_is_said_as_a_loop_with_its_hops_at_its_first_retu
     with pytest.raises(TooManyRedirectsError) as failed:
         await WebFetcher(allow_cidrs=LOOPBACK, max_redirects=5).fetch(f"{base}/home")
     said = str(failed.value)
-    assert said.startswith(
-        f"the redirects go round in a loop ({base}/home → {base}/lang → {base}/home): the site "
-        "may want a cookie or a sign-in"
+    assert said == (
+        "the redirects go round in a loop: the site may want a cookie or a sign-in, which a "
+        f"monitor does not keep; watch the page a browser ends on ({base}/home → /lang → /home)"
     ), said
     zh = error_words(said, Words(Language.ZH))
-    assert zh.startswith(f"重定向形成了循环（{base}/home → {base}/lang → {base}/home）"), zh
+    assert zh.startswith("重定向形成了循环：网站可能需要 cookie 或登录"), zh
+    assert zh.endswith(f"（{base}/home → /lang → /home）"), zh
+    # A loop of long URLs is said within what a check keeps of its error (500 characters),
+    # each hop told apart by its end.
+    long = [f"/region/ap-guangzhou/overview/services/{'x' * 40}/step-{i}" for i in range(6)]
+    for here, there in zip(long, [*long[1:], long[0]], strict=True):
+        state.redirects[here] = there
+    with pytest.raises(TooManyRedirectsError) as failed:
+        await WebFetcher(allow_cidrs=LOOPBACK, max_redirects=8).fetch(f"{base}{long[0]}")
+    said = str(failed.value)
+    assert len(said) < 500 and all(f"step-{i}" in said for i in range(6)), said
+    assert error_words(said, Words(Language.ZH)).startswith("重定向形成了循环"), said
 
 
 async def test_a_redirect_to_a_chinese_path_sent_as_raw_utf8_is_followed_as_browsers_do(
