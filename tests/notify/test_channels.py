@@ -337,6 +337,15 @@ def test_utf8_split_respects_the_byte_limit() -> None:
     assert "".join(chunks) == text
 
 
+def test_a_heading_is_never_a_post_alone_however_blank_lines_follow_it() -> None:
+    """A heading followed by a blank line, then a line that filled a post alone, was a post of
+    its heading alone."""
+    text = "### Title\n\n" + "x" * 95 + "\nmore words\n"
+    chunks = split_utf8(text, 100, heading=True)
+    assert "".join(chunks) == text and all(len(c.encode()) <= 100 for c in chunks)
+    assert chunks[0].startswith("### Title\n\nx"), chunks
+
+
 async def test_dingtalk_signs_and_sends_action_card_or_markdown_with_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:

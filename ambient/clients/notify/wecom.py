@@ -36,9 +36,12 @@ def split_utf8(text: str, limit: int, *, heading: bool = False) -> list[str]:
     its heading alone, the message in the posts after it)."""
     chunks: list[str] = []
     current = ""
-    for number, line in enumerate(text.splitlines(keepends=True)):
+    lines = text.splitlines(keepends=True)
+    head = lines[0] if heading and lines else ""
+    for line in lines:
         while len((current + line).encode()) > limit:
-            alone = heading and number == 1 and not chunks  # ``current`` is the heading
+            # ``current`` is the heading alone (with blank lines after it)
+            alone = bool(head) and not chunks and not current.removeprefix(head).strip()
             if current and len(line.encode()) <= limit and not alone:
                 chunks.append(current)  # the line goes whole in the next chunk
                 current = ""
