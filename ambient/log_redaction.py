@@ -37,6 +37,39 @@ SECRET_PARAMS = re.compile(
     rf"(?i)\b(?P<name>{SECRET_KEY}|access_token|apikey|key|sign|signature)"
     r"=(?P<value>[^&\s'\"]+)"
 )
+# What a masked value is written as in a log template (logtemplates.WILDCARD).
+MASKED = "<*>"
+
+# A secret written into a log line is no template word and no example text: the report is
+# spoken, pushed and opened by share link. Its value follows a key that names one, in the
+# same word ("password=x", "client_secret:x", "?access_token=x") or in the next words
+# ("db_password: x", "Authorization: Bearer x"), its key quoted or not, the quote escaped
+# as JSON inside a string writes it (body="{\"password\":\"x\"}"), after `=`, `:` or Ruby's
+# `=>`. The names are SECRET_KEY's, one list.
+SECRET_VALUE = re.compile(
+    rf"(?i)((?:{SECRET_KEY}(?:\\?[\"'])?[ \t]*(?:=>|[=:：])[ \t]*|\bbearer[ \t]+)"
+    r"(?:(?:bearer|basic|digest)[ \t]+)?)"
+    rf"(?:{re.escape(MASKED)}|\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}}]+)"
+)
+# What a word holding a secret holds, lower-cased: a cheap test before `SECRET_VALUE`.
+SECRET_HINT = re.compile(
+    "passw|pwd|secret|token|api.?key|private.?key|authorization|cookie|密码|口令|令牌|密钥"
+)
+# A word after which the next one is the secret ("password:", "Bearer").
+SECRET_LEAD = re.compile(rf"(?i)(?:{SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
+AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
+
+
+def template_secrets_hidden(template: str) -> str:
+    """A template with a secret its words' masking did not see hidden ("password = x", in
+    three words); the common template, naming none, as it is at the cost of one search."""
+    return hide_secrets(template) if SECRET_HINT.search(template.lower()) else template
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the value of every secret in it (see `SECRET_VALUE`), and what
+    `hide_in_urls` hides in a URL (its user info, query, token-like path segments), as `<*>`."""
+    return SECRET_VALUE.sub(rf"\1{MASKED}", hide_in_urls(text, MASKED))
 
 
 # A URL path segment that is a credential, not a word: webhook URLs (Slack, Discord, Feishu,

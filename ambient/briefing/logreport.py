@@ -19,14 +19,9 @@ from datetime import UTC, date, datetime, tzinfo
 
 from pydantic import BaseModel, Field
 
-from ambient.briefing.logtemplates import (
-    WILDCARD,
-    TemplateMiner,
-    hide_secrets,
-    template_id,
-    template_secrets_hidden,
-)
+from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, template_id
 from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY
+from ambient.log_redaction import hide_secrets, template_secrets_hidden
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
 BASELINE_DAYS = 7

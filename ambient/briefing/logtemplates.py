@@ -18,9 +18,15 @@ from collections.abc import Iterator
 
 from drain3.drain import Drain, LogCluster
 
-from ambient.log_redaction import SECRET_KEY, hide_in_urls
+from ambient.log_redaction import (
+    AUTH_SCHEME,
+    MASKED,
+    SECRET_HINT,
+    SECRET_LEAD,
+    hide_secrets,
+)
 
-WILDCARD = "<*>"
+WILDCARD = MASKED
 # Drain's own wildcard, apart from the mask: Drain does not count its wildcards as similar
 # tokens, and a masked value is a known shape that should count (as Drain3's `<NUM>`-style
 # masks do). Shown as `<*>` like the masks.
@@ -116,38 +122,6 @@ _SIGNED_VALUE = re.compile(rf"(?<![^\s(\[{{=:,])[<>~≤≥]=?(?={re.escape(WILDC
 _VALUE_AND_UNIT = re.compile(rf"{re.escape(WILDCARD)} (?:{_UNITS})(?=[\s,;:.)\]}}]|$)")
 _VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCARD)})?\)")
 
-# A secret written into a log line is no template word and no example text: the report is
-# spoken, pushed and opened by share link. Its value follows a key that names one, in the
-# same word ("password=x", "client_secret:x", "?access_token=x") or in the next words
-# ("db_password: x", "Authorization: Bearer x"), its key quoted or not, the quote escaped
-# as JSON inside a string writes it (body="{\"password\":\"x\"}"), after `=`, `:` or Ruby's
-# `=>`. The names are log_redaction's, one list.
-_SECRET = re.compile(
-    rf"(?i)((?:{SECRET_KEY}(?:\\?[\"'])?[ \t]*(?:=>|[=:：])[ \t]*|\bbearer[ \t]+)"
-    r"(?:(?:bearer|basic|digest)[ \t]+)?)"
-    rf"(?:{re.escape(WILDCARD)}|\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}}]+)"
-)
-# What a word holding a secret holds, lower-cased: a cheap test before `_SECRET`.
-_SECRET_HINT = re.compile(
-    "passw|pwd|secret|token|api.?key|private.?key|authorization|cookie|密码|口令|令牌|密钥"
-)
-# A word after which the next one is the secret ("password:", "Bearer").
-_SECRET_LEAD = re.compile(rf"(?i)(?:{SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
-_AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
-
-
-def template_secrets_hidden(template: str) -> str:
-    """A template with a secret its words' masking did not see hidden ("password = x", in
-    three words); the common template, naming none, as it is at the cost of one search."""
-    return hide_secrets(template) if _SECRET_HINT.search(template.lower()) else template
-
-
-def hide_secrets(text: str) -> str:
-    """``text`` with the value of every secret in it (see `_SECRET`), and what log_redaction
-    hides in a URL (its user info, query, token-like path segments), replaced by `<*>`."""
-    return _SECRET.sub(rf"\1{WILDCARD}", hide_in_urls(text, WILDCARD))
-
-
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of
 # few-valued wildcards add around Drain is what makes one configuration fit every source.
 DRAIN_DEPTH = 4
@@ -194,7 +168,7 @@ class Masker:
 
     def __call__(self, message: str) -> str:
         if "'" in message or '"' in message or "“" in message or "「" in message or "‘" in message:
-            if '\\"' in message and _SECRET_HINT.search(message.lower()):
+            if '\\"' in message and SECRET_HINT.search(message.lower()):
                 # JSON inside a string ({\"password\":\"x\"}): its quotes, escaped, would
                 # be read as quoted runs around the secret, which no later pass then sees.
                 message = hide_secrets(message)
@@ -207,7 +181,7 @@ class Masker:
         if self._leads and not self._leads.isdisjoint(words):
             hide = False
             for index, word in enumerate(words):
-                if hide and _AUTH_SCHEME.fullmatch(word) is None:
+                if hide and AUTH_SCHEME.fullmatch(word) is None:
                     masked[index], hide = WILDCARD, False
                 else:
                     hide = hide or word in self._leads
@@ -218,14 +192,14 @@ class Masker:
             return WILDCARD  # the common case, decided by one linear match
         if _NAME_WITH_DIGIT.fullmatch(word) is not None:
             return self._remember(word, word)
-        if ("=" in word or ":" in word or "：" in word) and _SECRET_HINT.search(word.lower()):
+        if ("=" in word or ":" in word or "：" in word) and SECRET_HINT.search(word.lower()):
             masked = self._scan(word)
             hidden = hide_secrets(masked)
             if hidden != masked:
                 return hidden  # not remembered: the secret's value varies
         if _DIGIT.search(word) is not None:
             return self._variable(word)  # not remembered: mostly unique values
-        if _SECRET_LEAD.search(word) is not None:
+        if SECRET_LEAD.search(word) is not None:
             self._leads.add(word)
         return self._remember(word, self._scan(word))
 
