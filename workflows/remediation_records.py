@@ -30,15 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
-        ABORT_READ_WHOLE,
         CHANGE_RETRY,
-        CLEARED_TOLD_WITH_END,
-        CLEARED_WITH_ROLLOUT,
-        CLUSTER_READS_REGULAR,
         FINAL_STATES,
-        READ_BEFORE_ASKING,
-        READS_REGULAR,
-        RECHECK_AFTER_WAIT,
         AbortInput,
         ApprovalDecision,
         Attempt,
@@ -131,25 +124,25 @@ class RemediationRecords:
         self.abort_stopped_change = False
         # An abort whose input is not an AbortInput stops the run too (a run from before this
         # patch dropped it, as the SDK did, and replays so).
-        self.abort_read_whole = workflow.patched(ABORT_READ_WHOLE)
+        self.abort_read_whole = workflow.patched("abort-read-whole")
         # A rung that waited reads its alert again before its change (a run from before this
         # patch acted on an alert that had cleared while it waited, and replays so).
-        self.recheck_after_wait = workflow.patched(RECHECK_AFTER_WAIT)
+        self.recheck_after_wait = workflow.patched("recheck-after-wait")
         # That alert cleared meanwhile is told with the run's end (a run from before this
         # patch told it after, a cancel meanwhile cutting the push, and replays so).
-        self.cleared_told_with_end = workflow.patched(CLEARED_TOLD_WITH_END)
+        self.cleared_told_with_end = workflow.patched("cleared-told-with-end")
         # And only with a pod of the workload ready (a run from before this patch read the
         # metric alone, and replays so).
-        self.cleared_with_rollout = workflow.patched(CLEARED_WITH_ROLLOUT)
+        self.cleared_with_rollout = workflow.patched("cleared-with-rollout")
         # Its metric reads as regular activities (a run from before this patch read them as
         # local ones, and replays so).
-        self.reads_regular = workflow.patched(READS_REGULAR)
+        self.reads_regular = workflow.patched("metric-reads-regular")
         # Its Kubernetes reads so too (a run from before this patch read them as local
         # activities with their retries, and replays so).
-        self.cluster_reads_regular = workflow.patched(CLUSTER_READS_REGULAR)
+        self.cluster_reads_regular = workflow.patched("cluster-reads-regular")
         # A rung that needs approval reads its workload before asking, and skips one paused (a
         # run from before this patch asked, then skipped it once approved, and replays so).
-        self.read_before_asking = workflow.patched(READ_BEFORE_ASKING)
+        self.read_before_asking = workflow.patched("read-before-asking")
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""

@@ -346,31 +346,6 @@ class AbortInput(BaseModel):
     token: str | None = None  # as ApprovalInput.token: the name is verified only with it
 
 
-# The patch under which an abort whose input is not an AbortInput stops the run.
-ABORT_READ_WHOLE = "abort-read-whole"
-# The patch under which a rung that waited (an approval, a change window) reads its alert's
-# metric again before its change, and ends resolved without one when it cleared meanwhile.
-RECHECK_AFTER_WAIT = "recheck-after-wait"
-# The patch under which an alert that cleared while its rung waited is told with the run's end
-# (a cancel meanwhile waits for the push, and closes the run Cancelled).
-CLEARED_TOLD_WITH_END = "cleared-told-with-end"
-# The patch under which that alert counts as cleared only with a pod of the workload ready: a
-# healthy error rate with no pod serving (a release whose pods never become ready) had ended
-# the run "Remediated", its approved rollback never made.
-CLEARED_WITH_ROLLOUT = "cleared-with-rollout"
-# The patch under which a run's metric reads (after a wait, its verification) are regular
-# activities: a local one held the run's workflow task while a slow source answered, 48 s in
-# which an approval's answer and every read of the run waited ("no worker answered").
-READS_REGULAR = "metric-reads-regular"
-# The patch under which its Kubernetes reads after the opening (a checkpoint before a change, the
-# rollout's health after an approval's wait and at verification) are tried so too: as local
-# activities with a change's retries, a slow API server held the task for minutes.
-CLUSTER_READS_REGULAR = "cluster-reads-regular"
-# The patch under which a rung that needs approval reads its workload before anyone is asked:
-# one its plan would skip as paused is skipped then, not asked about and skipped once approved.
-READ_BEFORE_ASKING = "read-before-asking"
-
-
 def abort_as_given(given: object) -> AbortInput:
     """An abort sent in Temporal whose input is not an AbortInput (none, ``{}``, a reason
     alone, a string): the name and reason it gave as text, cut to their bounds; no token, so
