@@ -42,14 +42,19 @@ from ambient.refusals import N_, Refusal
 # trafilatura's own rules decide every non-plain page, so its version is part of that tag.
 PAGE_EXTRACTOR = f"x8-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
 SELECTOR_EXTRACTOR = "s10"  # a CSS selector's matches
-JSON_EXTRACTOR = "j8"  # a JSON answer read without a selector
+JSON_EXTRACTOR = "j9"  # a JSON answer read without a selector
 FEED_EXTRACTOR = "f3"  # an Atom or RSS feed read without a selector
 # The tag each path's text had in the release before, where its rules read the text the same:
 # a page or a selector's match holding no data table (x8 and s10 write a table's row on one
-# line, its cells apart) is compared with its text of that release, its change at the upgrade
-# told; one holding a table starts anew, as a feed (f3: f2 put a space at an image, a word
-# break, an empty element) and a JSON answer (j7 read it pretty-printed) did at theirs.
-EARLIER = {PAGE_EXTRACTOR: f"x7-t{version('trafilatura')}", SELECTOR_EXTRACTOR: "s9"}
+# line, its cells apart), a JSON answer holding no list of plain objects (j9 writes each on one
+# line) is compared with its text of that release, its change at the upgrade told; one holding
+# such starts anew, as a feed (f3: f2 put a space at an image, a word break, an empty element)
+# did at its.
+EARLIER = {
+    PAGE_EXTRACTOR: f"x7-t{version('trafilatura')}",
+    SELECTOR_EXTRACTOR: "s9",
+    JSON_EXTRACTOR: "j8",
+}
 # A fetched page whose text cannot be read: its check's stored error starts so (then why),
 # each why a msgid the pages say in their reader's language (``web_errors.fetch_refusal``).
 UNREADABLE_BECAUSE = N_("cannot read the page's text: %(reason)s")
@@ -145,22 +150,43 @@ def feed_text(media_type: str, body: str) -> Extracted | None:
     return _read(text, FEED_EXTRACTOR)
 
 
-def _json_lines(value: Any, keys: str = "") -> Iterator[str]:
+def _json_lines(value: Any, keys: str = "", rows: list[str] | None = None) -> Iterator[str]:
     """A JSON answer's lines: each value after the keys that lead to it, so a diff names the
     field that changed ("status.description: 数据库故障"). An item of a list adds none: one
     added beside it leaves its line as it was (JSON pretty-printed gave the old last item a
-    comma, a new line whose keyword hit again). An object's keys in order, as theirs is no part
-    of it (RFC 8259: an API that wrote them in another order changed at every check); a string
-    as written, its lines lines ("数据库", not "\u6570\u636e\u5e93")."""
+    comma, a new line whose keyword hit again); an item that is an object of plain values is
+    one line of them, its name first (``ROW_KEYS``), as a table's row is: a status API's
+    "components.status: major_outage" said nothing of which component (its keys in ``rows``).
+    An object's keys in order, as theirs is no part of it (RFC 8259: an API that wrote them in
+    another order changed at every check); a string as written, its lines lines ("数据库",
+    not "\u6570\u636e\u5e93")."""
     if isinstance(value, dict) and value:
         for key in sorted(value):
-            yield from _json_lines(value[key], f"{keys}.{key}" if keys else key)
+            yield from _json_lines(value[key], f"{keys}.{key}" if keys else key, rows)
     elif isinstance(value, list) and value:
         for item in value:
-            yield from _json_lines(item, keys)
+            if isinstance(item, dict) and item and not any(map(_nested, item.values())):
+                named = sorted(item, key=lambda key: (ROW_KEYS.get(key, len(ROW_KEYS)), key))
+                fields = " | ".join(f"{key}: {_json_value(item[key])}" for key in named)
+                if rows is not None:
+                    rows.append(keys)
+                yield f"{keys}: {fields}" if keys else fields
+            else:
+                yield from _json_lines(item, keys, rows)
     else:
-        written = value if isinstance(value, str) else json.dumps(value)
-        yield f"{keys}: {written}" if keys else written
+        yield f"{keys}: {_json_value(value)}" if keys else _json_value(value)
+
+
+# The fields that name an item of a list, said first on its line.
+ROW_KEYS = {key: rank for rank, key in enumerate(("name", "title", "id", "key"))}
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, dict | list) and bool(value)
+
+
+def _json_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _local(element: Any) -> str:
@@ -242,7 +268,9 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
         raise NoTextError(NOT_TEXT, kind=declared)
     if "json" in media_type and not selector:
         with suppress(ValueError):  # not JSON after all: read as a page
-            return _read("\n".join(_json_lines(json.loads(html))), JSON_EXTRACTOR)
+            rows: list[str] = []
+            fields = "\n".join(_json_lines(json.loads(html), rows=rows))
+            return _read(fields, JSON_EXTRACTOR, changed=bool(rows))
     if not selector and (feed := feed_text(media_type, html)) is not None:
         # An Atom or RSS feed: each entry's title and text a line of its own (read as a page,
         # the feed was one line of fields run together: an old entry's word was a hit at
@@ -284,7 +312,11 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     # were two lines, a keyword across them never found.
     if (hid or dropped) and body is not None:
         body.merge_text_nodes()
-    if body is not None and not_plain_because(body) is None:
+    if body is None or not body.text(strip=True):
+        # An app's shell (<div id="root"></div>): what trafilatura would read of it is its
+        # <noscript> ("You need to enable JavaScript"), a page that never changes.
+        raise NoTextError(NO_RENDERED_TEXT)
+    if not_plain_because(body) is None:
         # A short one too: below trafilatura's MIN_EXTRACTED_SIZE (250 characters) its rescue
         # cascade splits inline elements into lines ("下午发生", "数据库", "故障": a keyword
         # "数据库故障" never found), where the blocks' text keeps them on their line.
@@ -296,7 +328,4 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     if text:
         return _read(str(text), PAGE_EXTRACTOR, changed=tabled)
     # trafilatura found nothing: the body's blocks, without scripts and styles
-    text = block_text(body, plain=False) if body is not None else ""
-    if not text:
-        raise NoTextError(NO_RENDERED_TEXT)
-    return _read(text, PAGE_EXTRACTOR, changed=tabled)
+    return _read(block_text(body, plain=False), PAGE_EXTRACTOR, changed=tabled)

@@ -15,6 +15,7 @@ from ambient.clients.extract import (
     JSON_EXTRACTOR,
     PAGE_EXTRACTOR,
     SELECTOR_EXTRACTOR,
+    Extracted,
     NoTextError,
     extracted,
     main_text,
@@ -568,7 +569,7 @@ def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -
     # a selector's text holding none names the release before's tag too (x7, s9), to be
     # compared with; one holding a table starts anew.
     assert PAGE_EXTRACTOR == f"x8-t{trafilatura.__version__}"
-    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR, FEED_EXTRACTOR) == ("s10", "j8", "f3")
+    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR, FEED_EXTRACTOR) == ("s10", "j9", "f3")
     page = f"<html><body><article><p>{STORY}</p></article></body></html>"
     assert extracted(page).extractor == PAGE_EXTRACTOR
     assert extracted(CHROME).extractor == PAGE_EXTRACTOR  # trafilatura's
@@ -577,7 +578,7 @@ def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -
     assert extracted('{"b": 1, "a": 2}', media_type="application/json") == (
         "a: 2\nb: 1",
         JSON_EXTRACTOR,
-        None,
+        "j8",
     )
     assert extracted(page).earlier == f"x7-t{trafilatura.__version__}"
     assert extracted(page, "p").earlier == "s9"
@@ -600,12 +601,12 @@ def test_a_json_answer_is_its_values_one_a_line_after_their_keys() -> None:
         ({**old, "alerts": ["API slow", "Database outage"]}, ["alerts: API slow"]),
         (
             {**old, "incidents": [*old["incidents"], {"name": "API slow", "status": "open"}]},
-            ["incidents.name: API slow", "incidents.status: open"],
+            ["incidents: name: API slow | status: open"],
         ),
     ):
         diff = diff_pages(read(old), read(new), ["outage"])
         assert (diff.added, diff.hits) == (added, {}), new
-    incident = ["incidents.name: DB outage", "incidents.status: ok"]
+    incident = ["incidents: name: DB outage | status: ok"]
     assert read(old) == ["alerts: Database outage", *incident]
     # A string as written, its lines lines; keys in order; other values as JSON writes them.
     notes = '"Line one\\nsaid \\"\\u6570\\u636e\\u5e93\\""'
@@ -613,8 +614,46 @@ def test_a_json_answer_is_its_values_one_a_line_after_their_keys() -> None:
     assert extracted(answer, media_type="application/json") == (
         'b: true\nb: null\nb: 1.5\nb: {}\nb: []\nnotes: Line one\nsaid "数据库"',
         JSON_EXTRACTOR,
-        None,
+        "j8",  # read so by the release before: its change at the upgrade is told
     )
+
+
+def test_an_object_in_a_list_is_one_line_its_name_first_so_a_change_says_whose() -> None:
+    """A status API's components (Statuspage's summary.json) were a line a field: a change was
+    "- components.status: operational / + components.status: major_outage", the component
+    nowhere in it, and a keyword naming it never hit."""
+    component = {"id": "b2", "name": "Database", "status": "operational", "group_id": None}
+    before = {"page": {"name": "Acme"}, "components": [{**component, "name": "API"}, component]}
+    after = {**before, "components": [before["components"][0], {**component, "status": "down"}]}
+
+    def read(answer: object) -> Extracted:
+        return extracted(json.dumps(answer, ensure_ascii=False), media_type="application/json")
+
+    diff = diff_pages(lines(read(before).text), lines(read(after).text), ["Database"])
+    said = "components: name: Database | id: b2 | group_id: null | status: %s"
+    assert diff.added == [said % "down"] and f"-{said % 'operational'}" in diff.excerpt
+    assert diff.hits == {"Database": [said % "down"]}
+    assert read(before).earlier is None  # read otherwise by the release before: anew
+    # An item holding a list or an object of its own is read a field a line, as before.
+    nested = {"incidents": [{"name": "DB", "page": {"id": "p1"}, "updates": ["数据库恢复"]}]}
+    said = "incidents.name: DB\nincidents.page.id: p1\nincidents.updates: 数据库恢复"
+    assert read(nested) == (said, JSON_EXTRACTOR, "j8")
+
+
+def test_an_apps_shell_is_said_rendered_by_javascript_not_read_as_its_noscript() -> None:
+    """create-react-app's and Vue CLI's index.html were a page whose text was their <noscript>
+    ("You need to enable JavaScript to run this app."): a baseline, then "unchanged" for ever,
+    the user never told the watch saw nothing of the app."""
+    shell = (
+        "<!doctype html><html><head><title>Shop</title></head><body><noscript>You need to "
+        "enable JavaScript to run this app.</noscript><div id='root'></div>"
+        "<script src='/static/js/main.js'></script></body></html>"
+    )
+    for page in (shell, shell.replace("id='root'", "id='app'")):
+        with pytest.raises(NoTextError, match="is it rendered by JavaScript"):
+            extracted(page)
+    # A page with text beside its <noscript> is read as before.
+    assert main_text(shell.replace("<div id='root'></div>", "<p>Open daily.</p>")) == "Open daily."
 
 
 def test_a_plain_text_page_is_read_as_it_is_written() -> None:
