@@ -194,6 +194,14 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         before = lately.anywhere.get("made", lately.anywhere.get("asked", {}))
         same = before.get("run_key") == run.run_key and before.get("approve") == approve
         moved_on = same and before.get("rung") != rung  # the run's next rung: nobody heard of it
+        # Or the user answered an earlier rung of it lately through another door (the page,
+        # then the speaker: a double answer), which the voice's own notes do not hold: its
+        # next rung was decided unasked, a refusal handing the run over.
+        since = datetime.now(UTC) - CONFIRM_WINDOW
+        moved_on = moved_on or any(
+            d.approver == user and int(d.rung) < rung and d.at is not None and d.at >= since
+            for d in view.approvals
+        )
         if asks_first(len(waiting), moved_on, approve, view.mode) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve, step, moved_on=moved_on)

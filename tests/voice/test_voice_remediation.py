@@ -873,6 +873,33 @@ async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_th
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
 
 
+@pytest.mark.parametrize("approve", [True, False])
+async def test_an_answer_by_voice_after_one_on_the_page_asks_about_the_next_rung_first(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, approve: bool
+) -> None:
+    """The owner approved checkout's rung on the web page, the run moved on, and their "批准
+    checkout" (or "拒绝") at the speaker decided the next rung at once, one nobody had heard
+    of (a refusal handed the run over): the voice knew only its own answers."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with stuck_waiting(ts_env, deps, "checkout") as (state, service, handles, first):
+        assert first.waiting is not None
+        checkout = handles["checkout"]
+        await service.approve(OWNER, checkout.id, True, "on the web page", via="web")
+        for _ in range(200):
+            now = await ask(checkout, "status", result_type=RemediationStatus)
+            if now.waiting is not None and now.waiting.rung != first.waiting.rung:
+                break
+            await ts_env.sleep(timedelta(seconds=20))
+        tool = "approve_remediation" if approve else "refuse_remediation"
+        async with voice_client(state, OWNER) as client:
+            said = await say(client, tool, which="checkout")
+        assert "已批准" not in said and "已拒绝" not in said and "吗" in said, said
+        now = await ask(checkout, "status", result_type=RemediationStatus)
+        assert [(a.rung, a.approve) for a in now.approvals] == [(first.waiting.rung, True)]
+        assert now.state == "waiting_approval"
+
+
 async def test_a_question_answered_with_yes_and_the_verb_together_makes_the_decision(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
