@@ -43,6 +43,7 @@ from ambient.remediation.ladder import (
     step_key,
 )
 from ambient.remediation.runs import (
+    BEFORE_ASKING,
     TRIAGE_RETRY,
     CheckpointInput,
     CollectInput,
@@ -261,7 +262,8 @@ class RemediationActivities(RemediationSafetyActivities):
             self._executor(request.mode).checkpoint(request.target), request.target
         )
         async with self._db.writing() as session:
-            await append_entry(session, request, "checkpoint", checkpoint.model_dump(mode="json"))
+            action = "read_before_asking" if request.key.endswith(BEFORE_ASKING) else "checkpoint"
+            await append_entry(session, request, action, checkpoint.model_dump(mode="json"))
         return checkpoint
 
     @activity.defn

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         stopped_on_purpose,
     )
     from ambient.remediation.runs import (
+        BEFORE_ASKING,
         CHANGE_RETRY,
         FINAL_STATES,
         JOIN,
@@ -419,7 +420,7 @@ class GradedRemediationWorkflow(RemediationVerify):
                 RemediationActivities.take_remediation_checkpoint,
                 CheckpointInput(
                     run_key=self.run_key,
-                    key=f"{key}/checkpoint/before-asking",
+                    key=f"{key}{BEFORE_ASKING}",
                     mode=self.mode or "dry_run",
                     target=self.alert.target(),
                 ),

@@ -105,6 +105,11 @@ class CheckpointInput(Keyed):
     target: WorkloadRef
 
 
+# The key's end of the read a rung makes before its approval is asked (one paused is skipped,
+# not asked about), audited as what it is, not as the checkpoint before a change.
+BEFORE_ASKING = "/checkpoint/before-asking"
+
+
 class OpenInput(BaseModel):
     """Scoring and the first rung's checks, taken in one activity (``open_remediation``)."""
 

@@ -35,6 +35,7 @@ AUDIT_ACTIONS = {
     "permission": N_("permission"),
     "gate": N_("gate"),
     "checkpoint": N_("checkpoint"),
+    "read_before_asking": N_("workload read before asking"),
     "action": N_("action"),
     "verification": N_("verification"),
     "cleared_waiting": N_("cleared while waiting"),

@@ -78,7 +78,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         ("action", "remediation"),
         ("verification", "remediation"),
         ("permission", "remediation"),
-        ("checkpoint", "remediation"),  # read before asking: a paused workload is not asked
+        ("workload read before asking", "remediation"),  # a paused one is not asked about
         ("refusal sent on the web page", name),
         ("token spent", name),
         ("refused", name),
@@ -97,7 +97,7 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         "执行变更",
         "验证",
         "权限核定",
-        "变更前快照",
+        "审批前读取工作负载",
         "已发送拒绝 在网页上",
         "令牌已使用",
         "已拒绝",
