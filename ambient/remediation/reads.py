@@ -87,6 +87,10 @@ class RemediationReads:
             description = await self.client.get_workflow_handle(rid, run_id=run_id).describe()
         except RPCError as exc:
             raise refused(rid, exc) from None
+        if run_id is not None and (later := await self._reset_into(description)) is not None:
+            # A run a reset ended goes on in the run the reset started (one life, one key):
+            # that one's, waiting and answerable, not "aborted" (an approval push's link).
+            description = later
         is_admin = (await self._user(user)).is_admin
         attributes = description.typed_search_attributes
         if not may_steer_run(user, is_admin, attributes, cluster_approvers(self.settings)):

@@ -1065,6 +1065,10 @@ async def test_a_run_reset_in_temporal_does_not_make_its_change_again(
 
         await until_equal(listed, [(seen.run_key, "waiting_approval")], "the reset run listed")
         view = await service.get(USER, handle.id)
+        # The run it ended, named (an approval push's link names the run it was sent from), is
+        # the run it goes on as: waiting, not "aborted" with no way to answer it.
+        named = await service.get(USER, handle.id, first.run_id)
+        assert (named.state, named.run_key) == ("waiting_approval", seen.run_key), named.outcome
         if ended_by == "abort":
             # Answered as any run: sent to the run the reset started, not to the one it ended
             # (every door's approve and abort were refused "already finished").
