@@ -261,11 +261,21 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId, run: RunId = 
         # ``run``: one run of the remediation (the list's row of an earlier run of its alert);
         # none, its latest.
         view = await page.state.remediations.get(page.me.name, id, run)
+        # An earlier run that ended (an old push's link): the alert's run now, if another
+        # that still goes on (waiting for the reader, perhaps), is pointed at.
+        latest = (
+            await page.state.remediations.seen_status(page.me.name, id)
+            if run is not None and view.state in FINAL_STATES
+            else view
+        )
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
     return page.show(
         "remediation.html",
         run=view,
+        newer=latest
+        if latest.run_key != view.run_key and latest.state not in FINAL_STATES
+        else None,
         failed_task=no_answer.FAILED_TASK,
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,

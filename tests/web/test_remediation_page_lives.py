@@ -233,6 +233,11 @@ async def test_each_run_in_the_list_opens_its_own_page(
             pages = [(await http.get(unescape(link))).text for link in links]
     states = [re.search(r'<span class="state">([^<]*)</span>', p) for p in pages]
     assert [s[1] if s else None for s in states] == ["waiting for approval", "aborted"], states
-    # The older run's page is that run's: no button to decide for the newer one.
+    # The older run's page is that run's: no button to decide for the newer one, but a
+    # pointer to it (an old push's link led to "aborted" alone, the run waiting unsaid).
     assert 'id="decide"' in pages[0] and 'id="decide"' not in pages[1]
     assert first.partition("@")[2] in links[1] and second.partition("@")[2] in links[0], links
+    newer = re.search(r'<p class="notice" id="newer">(.*?)</p>', pages[1], re.S)
+    assert newer is not None and "its newer run goes on (waiting for approval)" in newer[1]
+    assert 'href="/app/remediation?id=remediation' in newer[1], newer[1]
+    assert 'id="newer"' not in pages[0]
