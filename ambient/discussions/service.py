@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
@@ -188,6 +189,7 @@ class DiscussionService(DiscussionPosts):
             rid, _, run = subject.partition("@")
             # A Refusal or the run's own error: a page says it in its reader's language.
             why: Exception | None = None
+            step: dict[str, Any] | None = None
             if not in_person:
                 why = Refusal(
                     "only a person replying as themselves (from_id = your user name) can "
@@ -218,7 +220,7 @@ class DiscussionService(DiscussionPosts):
                             user, rid, reason, run_key=run_key, via="discussion"
                         )
                     else:
-                        await self.remediations.approve(
+                        answer = await self.remediations.approve(
                             user,
                             rid,
                             verb == "approve",
@@ -227,9 +229,10 @@ class DiscussionService(DiscussionPosts):
                             rung=rung_answered(subject, earlier, posted.message_id),
                             via="discussion",
                         )
+                        step = {"rung": int(answer.rung), "mode": answer.mode}
                 except RemediationError as exc:
                     why = exc
-            posted.acted(rid, verb, why)
+            posted.acted(rid, verb, why, step)
         return await self._notify(stored, message)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:

@@ -11,6 +11,16 @@ from ambient.remediation.ladder import step_key
 from ambient.remediation.views import RemediationStateError
 
 
+class StepAnswered(Protocol):
+    """An approval's answer: the step it was about (ambient/remediation/views.ApprovalAnswer)."""
+
+    @property
+    def rung(self) -> int: ...
+
+    @property
+    def mode(self) -> str | None: ...
+
+
 class RunSteering(Protocol):
     """What a reply steers a remediation run through (ambient/remediation/service.py)."""
 
@@ -24,7 +34,7 @@ class RunSteering(Protocol):
         run_key: str | None = None,
         rung: int | None = None,
         via: Literal["discussion"],
-    ) -> object: ...
+    ) -> StepAnswered: ...
 
     async def abort(
         self,

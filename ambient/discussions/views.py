@@ -80,9 +80,17 @@ class Posted(BaseModel):
     # action's "reason" is its English).
     _refused: Exception | None = PrivateAttr(default=None)
 
-    def acted(self, remediation_id: str, verb: str, why: Exception | None) -> None:
-        """What the reply asked of the remediation: done, or not and why."""
+    def acted(
+        self,
+        remediation_id: str,
+        verb: str,
+        why: Exception | None,
+        step: dict[str, Any] | None = None,
+    ) -> None:
+        """What the reply asked of the remediation: done (an answer's ``step``: its rung and
+        mode, as every door names it), or not and why."""
         self.action = {"remediation_id": remediation_id, "verb": verb, "done": why is None}
+        self.action |= step or {}
         if why is not None:
             self._refused = why
             self.action["reason"] = str(why)

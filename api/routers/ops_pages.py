@@ -490,7 +490,10 @@ async def discussion_post(
     note = _("Posted")
     if posted.action is not None:
         why = posted.refused
-        if why is None:
+        if why is None and "rung" in posted.action:  # an answer: its step, as every door says it
+            action = posted.action
+            result = _answer_said(_, action["verb"] == "approve", action["rung"], action["mode"])
+        elif why is None:
             result = _("done")
         elif isinstance(why, RemediationError):
             result = remediation_problem(why, _)

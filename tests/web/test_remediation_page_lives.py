@@ -241,3 +241,25 @@ async def test_each_run_in_the_list_opens_its_own_page(
     assert newer is not None and "its newer run goes on (waiting for approval)" in newer[1]
     assert 'href="/app/remediation?id=remediation' in newer[1], newer[1]
     assert 'id="newer"' not in pages[0]
+
+
+async def test_an_approval_replied_in_the_runs_discussion_says_its_step_on_the_page(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A reply tagged approve on the discussion page flashed "Posted: done", the step it
+    approved (and that it was a dry run) not said, where the run's own page says it."""
+    from tests.discussions.test_run_lives import rung_one_asked_minutes_ago
+
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("dsc")
+    await add_user(deps, owner, permission="dry_run")
+    token = await new_token(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
+        rid, _, discussion = await rung_one_asked_minutes_ago(deps, remediations, owner, url)
+        async with signed_in(settings, token, f"/app/discussion?id={discussion}") as http:
+            form = {"discussion_id": discussion, "content": "go ahead", "tags": "approve"}
+            answer = await http.post("/app/discussions/post", data=form)
+        said = unquote(answer.headers["location"].partition("msg=")[2])
+        view = await remediations.get(owner, rid)
+    assert said == "Posted: Approved step 1 (restart, a dry run)", said
+    assert [(int(d.rung), d.approve) for d in view.approvals] == [(1, True)]
