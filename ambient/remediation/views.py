@@ -362,6 +362,21 @@ RUNG_NAMES = {
 }
 
 
+# What a page says an answer did, as every door names the step: "Approved" alone left the
+# person to find which step it was.
+APPROVED_STEP = N_("Approved step %(rung)s (%(action)s)")
+REFUSED_STEP = N_("Refused step %(rung)s (%(action)s)")
+A_DRY_RUN = N_("%(action)s, a dry run")
+
+
+def answer_said(approve: bool, rung: int, mode: str | None) -> Refusal:
+    """An answer as a page says it: "Approved step 1 (restart, a dry run)"."""
+    action = Refusal(RUNG_NAMES[Rung(rung)])
+    if mode == "dry_run":
+        action = Refusal(A_DRY_RUN, action=action)
+    return Refusal(APPROVED_STEP if approve else REFUSED_STEP, rung=rung, action=action)
+
+
 def step_words(rung: Rung, mode: str | None) -> str:
     """A step as the voice and the approval's answer name it: "step 4 (isolate)",
     "step 1 (restart, a dry run)"."""

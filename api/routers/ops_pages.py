@@ -36,7 +36,7 @@ from ambient.discussions.views import (
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_, Refusal
 from ambient.remediation.attempt_words import attempt_said, outcome_words, skipped_words
-from ambient.remediation.runs import FINAL_STATES, Rung
+from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
 from ambient.remediation.views import (
     REMEDIATION_STATES,
@@ -46,6 +46,7 @@ from ambient.remediation.views import (
     RemediationNotFoundError,
     RemediationRefusedError,
     RemediationStateError,
+    answer_said,
     audit_action,
     audit_via,
 )
@@ -331,7 +332,7 @@ async def remediation_action(
             answer = await remediations.approve(
                 me.name, remediation_id, approve, reason, run_key=run_key, rung=rung, via="web"
             )
-            return back(here, _answer_said(_, approve, answer.rung, answer.mode))
+            return back(here, in_words(answer_said(approve, answer.rung, answer.mode), _))
         if action == "abort":
             await remediations.abort(me.name, remediation_id, reason, run_key=run_key, via="web")
             return back(here, _("Abort requested"))
@@ -342,7 +343,7 @@ async def remediation_action(
         ):
             # A double click: the first submit's answer was taken, the second's refused (the
             # run waits no more); the browser shows the second's page: it says the first's.
-            return back(here, _answer_said(_, approve, *taken))
+            return back(here, in_words(answer_said(approve, *taken), _))
         return back(here, remediation_problem(exc, _))
     except RemediationError as exc:
         return back(here, remediation_problem(exc, _))
@@ -368,20 +369,6 @@ async def _answered_already(
         ),
         None,
     )
-
-
-# What an answer's page says it did, as every door names the step ("approved step 1 (restart,
-# a dry run)"): "Approved" alone left the person to find which step in the page.
-APPROVED_STEP = N_("Approved step %(rung)s (%(action)s)")
-REFUSED_STEP = N_("Refused step %(rung)s (%(action)s)")
-A_DRY_RUN = N_("%(action)s, a dry run")
-
-
-def _answer_said(_: Words, approve: bool, rung: int, mode: str | None) -> str:
-    action = _(RUNG_NAMES[Rung(rung)])
-    if mode == "dry_run":
-        action = _(A_DRY_RUN, action=action)
-    return _(APPROVED_STEP if approve else REFUSED_STEP, rung=rung, action=action)
 
 
 # A discussion's status as its pages name it.
@@ -492,7 +479,9 @@ async def discussion_post(
         why = posted.refused
         if why is None and "rung" in posted.action:  # an answer: its step, as every door says it
             action = posted.action
-            result = _answer_said(_, action["verb"] == "approve", action["rung"], action["mode"])
+            result = in_words(
+                answer_said(action["verb"] == "approve", action["rung"], action["mode"]), _
+            )
         elif why is None:
             result = _("done")
         elif isinstance(why, RemediationError):
