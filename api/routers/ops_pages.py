@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from datetime import datetime
@@ -36,7 +37,7 @@ from ambient.discussions.views import (
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.refusals import N_, Refusal
 from ambient.remediation.attempt_words import attempt_said, outcome_words, skipped_words
-from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
 from ambient.remediation.views import (
     REMEDIATION_STATES,
@@ -262,15 +263,15 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId, run: RunId = 
         # ``run``: one run of the remediation (the list's row of an earlier run of its alert);
         # none, its latest.
         view = await page.state.remediations.get(page.me.name, id, run)
-        # An earlier run that ended (an old push's link): the alert's run now, if another
-        # that still goes on (waiting for the reader, perhaps), is pointed at.
-        latest = (
-            await page.state.remediations.seen_status(page.me.name, id)
-            if run is not None and view.state in FINAL_STATES
-            else view
-        )
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
+    latest: RemediationStatus = view
+    if run is not None and view.state in FINAL_STATES:
+        # An earlier run that ended (an old push's link): the alert's run now, if another
+        # that goes on and the reader may see, is pointed at; one they may not (another
+        # owner's run of the same workload) or that cannot be read now, is not.
+        with contextlib.suppress(RemediationError):
+            latest = await page.state.remediations.seen_status(page.me.name, id)
     return page.show(
         "remediation.html",
         run=view,

@@ -263,3 +263,32 @@ async def test_an_approval_replied_in_the_runs_discussion_says_its_step_on_the_p
         view = await remediations.get(owner, rid)
     assert said == "Posted: Approved step 1 (restart, a dry run)", said
     assert [(int(d.rung), d.approve) for d in view.approvals] == [(1, True)]
+
+
+async def test_an_ended_runs_page_opens_when_the_alerts_newer_run_is_someone_elses(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The page of an ended run pointed at the alert's newer run by reading it as the reader:
+    another owner's run of the same workload was "not one of yours", and the reader's own
+    page was refused with it."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    ann, bob = unique("ann"), unique("bob")
+    await add_user(deps, ann, permission="dry_run")
+    await add_user(deps, bob, permission="dry_run")
+    token = await new_token(deps, ann)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
+        sent = alert(metric_url, workload=ann, settle_seconds=0)
+        rid = (await remediations.start(ann, sent, mode="dry_run")).remediation_id
+        anns = RunKeys(remediations, ann, rid)
+        first = await eventually(anns.waiting, "ann's run waits")
+        await remediations.abort(ann, rid, "not now", via="api")
+        await eventually(lambda: anns.ended(first), "ann's run ends")
+        await remediations.start(bob, sent, mode="dry_run")
+        second = await eventually(RunKeys(remediations, bob, rid).waiting, "bob's run waits")
+        assert second != first
+        async with signed_in(settings, token) as http:
+            page = await http.get(
+                "/app/remediation", params={"id": rid, "run": first.partition("@")[2]}
+            )
+    assert page.status_code == 200, unquote(page.headers.get("location") or "")
+    assert 'id="newer"' not in page.text  # bob's run is not ann's to see
