@@ -194,13 +194,12 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         before = lately.anywhere.get("made", lately.anywhere.get("asked", {}))
         same = before.get("run_key") == run.run_key and before.get("approve") == approve
         moved_on = same and before.get("rung") != rung  # the run's next rung: nobody heard of it
-        # Or the user answered an earlier rung of it lately through another door (the page,
-        # then the speaker: a double answer), which the voice's own notes do not hold: its
-        # next rung was decided unasked, a refusal handing the run over.
+        # Or an earlier rung of it was answered lately through another door, by this user or
+        # another approver (the page, then the speaker: a double answer), which the voice's own
+        # notes do not hold: its next rung was decided unasked, a refusal handing it over.
         since = datetime.now(UTC) - CONFIRM_WINDOW
         moved_on = moved_on or any(
-            d.approver == user and int(d.rung) < rung and d.at is not None and d.at >= since
-            for d in view.approvals
+            int(d.rung) < rung and d.at is not None and d.at >= since for d in view.approvals
         )
         if asks_first(len(waiting), moved_on, approve, view.mode) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})

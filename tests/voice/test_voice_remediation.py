@@ -873,19 +873,23 @@ async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_th
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
 
 
-@pytest.mark.parametrize("approve", [True, False])
+@pytest.mark.parametrize(
+    ("approve", "on_the_page"), [(True, OWNER), (False, OWNER), (True, "boss")]
+)
 async def test_an_answer_by_voice_after_one_on_the_page_asks_about_the_next_rung_first(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps, approve: bool
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, approve: bool, on_the_page: str
 ) -> None:
-    """The owner approved checkout's rung on the web page, the run moved on, and their "批准
-    checkout" (or "拒绝") at the speaker decided the next rung at once, one nobody had heard
-    of (a refusal handed the run over): the voice knew only its own answers."""
+    """The owner (or an admin) approved checkout's rung on the web page, the run moved on,
+    and the owner's "批准 checkout" (or "拒绝") at the speaker decided the next rung at once,
+    one nobody had heard of (a refusal handed the run over): the voice knew only its own
+    answers."""
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
+    await add_user(deps, "boss", role="admin", permission="execute")
     async with stuck_waiting(ts_env, deps, "checkout") as (state, service, handles, first):
         assert first.waiting is not None
         checkout = handles["checkout"]
-        await service.approve(OWNER, checkout.id, True, "on the web page", via="web")
+        await service.approve(on_the_page, checkout.id, True, "on the web page", via="web")
         for _ in range(200):
             now = await ask(checkout, "status", result_type=RemediationStatus)
             if now.waiting is not None and now.waiting.rung != first.waiting.rung:
