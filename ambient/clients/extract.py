@@ -167,10 +167,12 @@ def _json_lines(value: Any, keys: str = "", rows: list[str] | None = None) -> It
         for item in value:
             if isinstance(item, dict) and item and not any(map(_nested, item.values())):
                 named = sorted(item, key=lambda key: (ROW_KEYS.get(key, len(ROW_KEYS)), key))
-                fields = " | ".join(f"{key}: {_json_value(item[key])}" for key in named)
-                if rows is not None:
-                    rows.append(keys)
-                yield f"{keys}: {fields}" if keys else fields
+                # A string's line breaks are spaces in a row (a line of its own named nothing).
+                fields = " | ".join(f"{k}: {' '.join(_json_value(item[k]).split())}" for k in named)
+                row = f"{keys}: {fields}" if keys else fields
+                if rows is not None and row != "\n".join(_json_lines(item, keys)):
+                    rows.append(row)  # read otherwise by the release before (j8)
+                yield row
             else:
                 yield from _json_lines(item, keys, rows)
     else:
@@ -301,6 +303,9 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     # trafilatura given the page without it.
     hid = hidden_removed(tree.body)
     dropped = tree.body is not None and tree.body.css_first(DROPPED_ELEMENTS) is not None
+    # Text a page shows without a script (an SVG's, a declarative shadow root's, a frame's
+    # page): trafilatura reads what it reads of it, as before.
+    drawn = tree.body is not None and tree.body.css_first("svg, template, iframe") is not None
     # A data table's rows, a line each, whichever path reads the page (trafilatura's rescue of
     # a short page wrote each cell a line).
     if (tabled := tables_as_rows(tree.body, frozenset(DROPPED))) or hid:
@@ -312,7 +317,7 @@ def extracted(html: str, selector: str | None = None, media_type: str = "") -> E
     # were two lines, a keyword across them never found.
     if (hid or dropped) and body is not None:
         body.merge_text_nodes()
-    if body is None or not body.text(strip=True):
+    if body is None or not (drawn or body.text(strip=True)):
         # An app's shell (<div id="root"></div>): what trafilatura would read of it is its
         # <noscript> ("You need to enable JavaScript"), a page that never changes.
         raise NoTextError(NO_RENDERED_TEXT)

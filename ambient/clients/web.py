@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import re
 import ssl
@@ -416,12 +417,14 @@ def _next_hop(hops: list[str], target: str) -> str:
     if target in hops:
         loop = [*hops[hops.index(target) :], target]
         origin = urlsplit(loop[0])[:2]
-        # Each hop as short as tells it apart (a check keeps 500 characters of its error):
-        # the first whole, one on its site by its path, a long one without its middle.
+        # Each hop as short as tells it apart (a check keeps 500 characters of its error): one
+        # on the first's site after one there by its path, a long one without its middle.
         shown = [scrubbed(hop, 10_000) for hop in loop]
         shown[1:] = [
-            urlunsplit(("", "", *urlsplit(hop)[2:])) if urlsplit(hop)[:2] == origin else hop
-            for hop in shown[1:]
+            urlunsplit(("", "", *urlsplit(hop)[2:]))
+            if urlsplit(hop)[:2] == urlsplit(before)[:2] == origin
+            else hop
+            for before, hop in itertools.pairwise(shown)
         ]
         width = max(24, 280 // len(shown))
         said = " → ".join(

@@ -638,6 +638,10 @@ def test_an_object_in_a_list_is_one_line_its_name_first_so_a_change_says_whose()
     nested = {"incidents": [{"name": "DB", "page": {"id": "p1"}, "updates": ["数据库恢复"]}]}
     said = "incidents.name: DB\nincidents.page.id: p1\nincidents.updates: 数据库恢复"
     assert read(nested) == (said, JSON_EXTRACTOR, "j8")
+    # An object of one plain value outside an object reads as the release before read it; a
+    # string's line breaks in a row are spaces (a line of its own named no component).
+    assert read([{"name": "API"}, {"name": "DB"}]) == ("name: API\nname: DB", JSON_EXTRACTOR, "j8")
+    assert read({"c": [{"name": "API", "note": "a\nb"}]}).text == "c: name: API | note: a b"
 
 
 def test_an_apps_shell_is_said_rendered_by_javascript_not_read_as_its_noscript() -> None:
@@ -652,8 +656,13 @@ def test_an_apps_shell_is_said_rendered_by_javascript_not_read_as_its_noscript()
     for page in (shell, shell.replace("id='root'", "id='app'")):
         with pytest.raises(NoTextError, match="is it rendered by JavaScript"):
             extracted(page)
-    # A page with text beside its <noscript> is read as before.
+    # A page with text beside its <noscript> is read as before; so is one whose text is drawn
+    # (an SVG badge) or in a declarative shadow root, shown without a script.
     assert main_text(shell.replace("<div id='root'></div>", "<p>Open daily.</p>")) == "Open daily."
+    badge = "<html><body><svg><text>build passing</text></svg></body></html>"
+    shadow = "<html><body><div><template shadowrootmode='open'><p>All good.</p></template></div>"
+    for page in (badge, shadow):
+        assert extracted(page).text, page
 
 
 def test_a_plain_text_page_is_read_as_it_is_written() -> None:
