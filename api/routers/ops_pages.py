@@ -477,9 +477,16 @@ async def discussion_post(
         return _discussion_form(page, "discussion.html", typed, read=read, earlier=_earlier(read))
     note = _("Posted")
     if posted.action is not None:
-        why = posted.refused
-        if why is None and "rung" in posted.action:  # an answer: its step, as every door says it
-            action = posted.action
+        why, action = posted.refused, posted.action
+        if isinstance(why, RemediationStateError) and posted.already_posted:
+            # A double click (its message id sent twice): said as the first submit's answer.
+            approve, rid = action["verb"] == "approve", action["remediation_id"]
+            first = action["verb"] != "abort" and await _answered_already(
+                page, rid, None, None, approve
+            )
+            if first:
+                why, action = None, {**action, "rung": first[0], "mode": first[1]}
+        if why is None and "rung" in action:  # an answer: its step, as every door says it
             result = in_words(
                 answer_said(action["verb"] == "approve", action["rung"], action["mode"]), _
             )
