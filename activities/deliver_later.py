@@ -8,8 +8,9 @@ end there). docs/notifications.md, "Deliver later".
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +43,7 @@ from ambient.watches.notification_spec import notification_targets
 from ambient.watches.reminders import ReminderConfig, stored_run
 from ambient.watches.threshold_config import ThresholdWatchConfig
 
+D = TypeVar("D")  # what a describe answers (a workflow's, a schedule's)
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
 WATCH_CONFIGS: dict[TaskKind, type[WebMonitorConfig | ThresholdWatchConfig]] = {
     TaskKind.WEB_MONITOR: WebMonitorConfig,
@@ -101,15 +103,13 @@ class HandOver:
             return await reminder_deleted(request)
         if not workflow_task(request.task, request.user):
             return False
-        try:
-            client = activity.client()
-            described = await client.get_workflow_handle(request.task or "").describe(
+        described = await _described(
+            lambda client: client.get_workflow_handle(request.task or "").describe(
                 rpc_timeout=HAND_OVER_RPC
             )
-        except RuntimeError:  # no client (an activity run without one)
-            return False
-        except RPCError as exc:
-            return no_answer.not_found(exc)
+        )
+        if isinstance(described, bool):
+            return described
         stopping = described.typed_search_attributes.get(temporal.STATE) == TaskState.STOPPED
         running = described.status is WorkflowExecutionStatus.RUNNING
         if not running or stopping or another_life(request, described):
@@ -197,15 +197,13 @@ async def reminder_deleted(request: NotifyRequest) -> bool:
     (``-{time}``). A reminder ends by no doing of its own (daily, weekly or cron, it recurs
     until deleted): only a user's delete ends its messages. Paused: it goes on. Temporal not
     answering now, or no client: not known, tried as before."""
-    try:
-        client = activity.client()
-        described = await client.get_schedule_handle(request.task or "").describe(
+    described = await _described(
+        lambda client: client.get_schedule_handle(request.task or "").describe(
             rpc_timeout=HAND_OVER_RPC
         )
-    except RuntimeError:  # no client (an activity run without one)
-        return False
-    except RPCError as exc:
-        return no_answer.not_found(exc)
+    )
+    if isinstance(described, bool):
+        return described
     action = described.schedule.action
     if not isinstance(action, ScheduleActionStartWorkflow):
         return False  # no run of ours: not known
@@ -319,3 +317,14 @@ async def end_for_removed_targets(
             elif (row.error or "").startswith(reason):
                 ended.append(failure(row.channel, row.target, row.error or error))
     return ended
+
+
+async def _described(describe: Callable[[Client], Awaitable[D]]) -> D | bool:
+    """A task's description through this activity's client; when there is none, whether the
+    task is gone (Temporal does not know it: True; no client, or no answer: not known)."""
+    try:
+        return await describe(activity.client())
+    except RuntimeError:  # no client (an activity run without one)
+        return False
+    except RPCError as exc:
+        return no_answer.not_found(exc)

@@ -103,17 +103,22 @@ async def test_a_later_delivery_of_a_watch_deleted_meanwhile_is_given_up_at_once
     mailbox.greylist_first = 1
     watch, key, outcome = await _handed_over_then(ts_env, alice, "active", delete=True)
     assert len(mailbox.tries) == 1 and mailbox.messages == []  # no try after the delete
-    reason = f"permanent: its task {watch} was deleted; not sent"
+    await given_up_for(alice, key, outcome, f"its task {watch} was deleted; not sent")
+
+
+async def given_up_for(alice: WorkerDeps, key: str, outcome: LaterOutcome, why: str) -> None:
+    """The greylisted mail of ``key`` ended for good, unsent, for ``why``: its row failed at
+    its one try, said retrying at the greylisting, then once that it ended and why."""
+    reason = f"permanent: {why}"
     assert outcome == LaterOutcome(gave_up=True, failures=[f"email: {reason}"])
     row = await _row(alice, key, "email")
     assert (row.status, row.error, row.attempts) == ("failed", reason, 1)
-    # Said retrying at the greylisting, then once that it ended: the last word says why.
     retrying, ended = sorted(
         await _events(alice, "delivery.failed"), key=lambda e: not e.payload["retrying"]
     )
     assert retrying.payload["retrying"] and "Greylisted" in retrying.payload["error"]
     assert not ended.payload["retrying"]
-    assert ended.payload["error"] == f"its task {watch} was deleted; not sent"
+    assert ended.payload["error"] == why
 
 
 async def test_a_later_delivery_of_a_paused_watch_is_still_delivered(

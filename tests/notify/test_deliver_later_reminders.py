@@ -26,7 +26,8 @@ from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
-from tests.notify.test_deliver_later import ADDRESS, _events, _row, alice
+from tests.notify.test_deliver_later import ADDRESS, _row, alice
+from tests.notify.test_deliver_later_ends import given_up_for
 from tests.support.waits import eventually
 from tests.watches.test_lifecycle_service import queue_of_its_own, tasks_of
 from worker import build_worker
@@ -98,17 +99,7 @@ async def test_a_reminders_waiting_message_ends_with_the_reminder_the_user_delet
         assert (await _row(alice, key, "email")).status == "sent"
         return
     assert len(mailbox.tries) == 1 and mailbox.messages == []  # no try after the delete
-    reason = f"permanent: its reminder {ref.task_id} was deleted; not sent"
-    assert outcome == LaterOutcome(gave_up=True, failures=[f"email: {reason}"])
-    row = await _row(alice, key, "email")
-    assert (row.status, row.error, row.attempts) == ("failed", reason, 1)
-    # Said retrying at the greylisting, then once that it ended, and why.
-    retrying, ended = sorted(
-        await _events(alice, "delivery.failed"), key=lambda e: not e.payload["retrying"]
-    )
-    assert retrying.payload["retrying"] and "Greylisted" in retrying.payload["error"]
-    assert not ended.payload["retrying"]
-    assert ended.payload["error"] == reason.removeprefix("permanent: ")
+    await given_up_for(alice, key, outcome, f"its reminder {ref.task_id} was deleted; not sent")
 
 
 async def test_a_reminders_later_try_goes_on_when_temporal_cannot_say_whether_it_was_deleted(
