@@ -82,7 +82,7 @@ def parse_config(config: dict[str, Any]) -> BriefingConfig:
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
-        raise invalid_config(field_errors(exc), exc.errors()[0]["input"]) from None
+        raise invalid_config(field_errors(exc, BriefingConfig), exc.errors()[0]["input"]) from None
 
 
 def invalid_config(errors: Sequence[Refused], given: Any = None) -> InvalidBriefingError:

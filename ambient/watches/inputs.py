@@ -117,10 +117,11 @@ class ConfigError(InvalidTaskError):
         return [(loc[1:] if loc[:1] == ("config",) else loc, why) for loc, why in self.errors]
 
     @classmethod
-    def of(cls, exc: ValidationError) -> ConfigError:
-        """The fields pydantic refused, each with the value it was given."""
+    def of(cls, exc: ValidationError, model: type[BaseModel] | None = None) -> ConfigError:
+        """The fields pydantic refused, each with the value it was given (a field the
+        ``model`` validated does not have is said with those it has)."""
         inputs = [error["input"] for error in exc.errors(include_url=False)]
-        return cls(field_errors(exc), inputs=inputs)
+        return cls(field_errors(exc, model), inputs=inputs)
 
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
@@ -148,7 +149,7 @@ def parse_config(kind: str, config: Any) -> TaskConfig:
     try:
         return model.model_validate(config)
     except ValidationError as exc:
-        raise ConfigError.of(exc) from None
+        raise ConfigError.of(exc, model) from None
 
 
 def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:

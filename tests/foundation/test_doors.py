@@ -83,7 +83,7 @@ BAD = [
         "unknown field",
         {"urls": [PAGE], "keyword": ["AI"]},
         ("config", "keyword"),
-        "Extra inputs are not permitted",
+        "not a field here: did you mean keywords? (fields: check_interval_minutes, ",
     ),
     Bad(
         "bad schedule",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import BriefingRun
 from ambient.domain.configs import STORED
+from ambient.domain.field_errors import field_errors
 from ambient.domain.notify import NotificationKind, Target
 from ambient.domain.push import PushChannel, PushConfig, stored_push_config
 from ambient.remediation.alerts import Alert
@@ -496,6 +497,27 @@ def test_an_unknown_field_is_refused_by_name(
     errors = refused(model, data)
     assert [loc.rsplit(".", 1)[-1] for loc, _ in errors] == [where], errors
     assert errors[0][1] == "Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "said"),
+    [
+        (WebMonitorConfig, {**WEB, "keyword": ["AI"]}, "did you mean keywords? (fields: "),
+        (WebMonitorConfig, {**WEB, "targets": [{"type": "inbox", "taget": 1}]}, "mean target?"),
+        (WebMonitorConfig, {**WEB, "notification": {"method": "inbox", "to": "me"}}, "email"),
+        (WebMonitorConfig, {**WEB, "interval_seconds": 60}, "(fields: check_interval_minutes"),
+        (ThresholdWatchConfig, {"source": {**SOURCE, "path": "$.x"}, "threshold": 1}, "json_path"),
+        (ReminderConfig, {"message": "hi", "when": "09:00"}, "(fields: type, hour, minute"),
+        (BriefingConfig, {"window": "06:00-10:00"}, "not a field here"),
+    ],
+)
+def test_an_unknown_field_is_said_with_the_fields_there(
+    model: type[BaseModel], data: dict[str, Any], said: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    [(_, refusal)] = field_errors(caught.value, model)
+    assert str(refusal).startswith("not a field here") and said in str(refusal), refusal
 
 
 @pytest.mark.parametrize("model", [Target, PushChannel])
