@@ -227,6 +227,12 @@ def temporary_keys_refused(exc: TencentCloudError) -> bool:
     return exc.code == TOKEN_REFUSED or (exc.temporary and exc.code in (*KEYS_REFUSED, CLOCK_SKEW))
 
 
+# Keys come from the process's environment, read when it starts: new ones need a restart.
+RESTART_FOR_KEYS = (
+    "the worker and the API read them when they start: restart both after setting new ones"
+)
+
+
 def failure(exc: TencentCloudError, product: str = "", action: str = "") -> CloudOpsFailedError:
     """One sentence per error class that says what to do about it (naming the call refused),
     ending with the RequestId Tencent Cloud's support asks for."""
@@ -269,13 +275,13 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"Tencent Cloud refused {where}: it does not accept the temporary keys "
             "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
             "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together"
-            f"{clock}{exc.message}"
+            f"; {RESTART_FOR_KEYS}{clock}{exc.message}"
         )
     if exc.code in KEYS_REFUSED:
         return "auth", (
             f"Tencent Cloud refused {where}: it does not accept the keys; check "
             "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in "
-            f"the console is refused too). {exc.message}"
+            f"the console is refused too); {RESTART_FOR_KEYS}. {exc.message}"
         )
     if exc.code in RBAC_CODES:
         return "auth", (
