@@ -83,6 +83,10 @@ def reply(payload: dict[str, Any]) -> Response:
     return Response(body, headers={"Content-Type": "application/json"})
 
 
+# The dimensions a namespace's instances are named by (the Cloud Monitor reference's
+# dimension tables, e.g. 248/6843 for CVM): `metric_points` answer only those.
+NAMESPACE_DIMENSIONS = {"QCE/CVM": {"InstanceId"}}
+
 # Namespaces Cloud Monitor serves through DescribeStatisticData, not GetMonitorData.
 STATISTIC_NAMESPACES = ("QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP")
 # DescribeStatisticData: the longest EndTime-StartTime (exclusive) each period allows.
@@ -1262,9 +1266,13 @@ class TencentApi:
         now = time.time()
         for instance in params["Instances"] if series is not None else params["Instances"][:1]:
             asked = {d["Name"]: d["Value"] for d in instance["Dimensions"]}
-            stamped = (
-                points if series is None else next((p for dims, p in series if dims == asked), [])
-            )
+            if series is not None:
+                stamped = next((p for dims, p in series if dims == asked), [])
+            else:
+                # As the real service: dimensions its namespace does not have (a name mistyped
+                # on the way out) match no instance, so no datapoint.
+                names = NAMESPACE_DIMENSIONS.get(params["Namespace"])
+                stamped = points if names is None or set(asked) == names else []
             inside = [(t, v) for t, v in stamped if start <= t <= min(end, now)]
             answers.append(
                 {
