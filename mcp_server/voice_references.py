@@ -118,7 +118,23 @@ def part_of(key: str, said: str | Heard | None) -> bool:
     enough to mean it ("it" ≠ "bitcoin"), not a number word ("two" ≠ "network": a place)."""
     text, words = said if isinstance(said, Heard) else heard(said)
     long_enough = len(key) >= (2 if CJK.search(key) else 3) and key not in ENGLISH_NUMBERS
-    return bool(key) and (key == text or (long_enough and key in text) or key in words)
+    return bool(key) and (key == text or (long_enough and _within(key, text)) or key in words)
+
+
+def _within(key: str, text: str) -> bool:
+    """``key`` in ``text``, a number in it not part of a longer one there, nor an hour said
+    on the hour part of a time with its minutes: "8点" is not of "18点" nor "8点30分"
+    ("早上八点的提醒" paused the one at 18:00)."""
+    head, tail = key[0].isdigit(), key[-1].isdigit() or key.endswith("点")
+    start = text.find(key)
+    while start >= 0:
+        end = start + len(key)
+        if not (head and text[start - 1 : start].isdigit()) and not (
+            tail and text[end : end + 1].isdigit()
+        ):
+            return True
+        start = text.find(key, start + 1)
+    return False
 
 
 _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")

@@ -89,9 +89,10 @@ _CLOCK = re.compile(
 AFTERNOON, MIDNIGHT = {"下午", "晚上", "傍晚"}, {"晚上", "凌晨", "半夜", "午夜"}
 
 
-def clock_as_labelled(said: str) -> str:
+def clock_as_labelled(said: str, later: bool = False) -> str:
     """``said`` with each time in it as a task's label says it, on a 24-hour clock (ASR writes
-    八点半 as often as 8点30分: a reminder at 8:30 was not found by it)."""
+    八点半 as often as 8点30分: a reminder at 8:30 was not found by it); ``later``: an hour
+    said without the part of the day ("八点") as the afternoon's or evening's (20点)."""
 
     def labelled(match: re.Match[str]) -> str:
         hour = _number(match["hour"])
@@ -109,6 +110,8 @@ def clock_as_labelled(said: str) -> str:
             hour = 0
         elif (part in AFTERNOON and hour < 12) or (part == "中午" and hour < 3):
             hour += 12  # the labels' clock is of 24 hours ("15点"); 中午一点 is 13点
+        elif later and part is None and 0 < hour < 12:
+            hour += 12
         return f"{int(hour)}点" + (f"{int(minute)}分" if minute else "")
 
     return _CLOCK.sub(labelled, said)
@@ -383,6 +386,9 @@ def _pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
+    if not found and (later := flat(clock_as_labelled(said, later=True))) != key:
+        # "八点的提醒" with none at 8:00: the one at 20:00 (people leave the evening unsaid).
+        found = called(later) or called(WHAT_IT_IS.sub("", later))
     if len(found) > 1 and key in {
         flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
     }:

@@ -1185,6 +1185,25 @@ def test_a_time_said_with_its_part_of_the_day_or_on_the_hour_finds_its_reminder(
     assert clock_as_labelled("中午一点") == "13点"
 
 
+def test_an_hour_said_finds_no_reminder_whose_time_merely_holds_its_digits() -> None:
+    """ "暂停早上八点的提醒" paused the one at 18:00 ("8点" is in "18点"), "凌晨两点的提醒" the
+    one at 12:00, "零点的提醒" the one at 20:00, and "八点的提醒" was one at 8:30: asked back
+    now, naming the user's reminders; an hour said bare is the evening's when only that is."""
+    at = {
+        t: _task(f"reminder/ops/00112233ab{n:02d}", f"Reminder, daily at {t} UTC, for ops")
+        for n, t in enumerate(("18:00", "12:00", "20:00", "08:30"))
+    }
+    for said in ("早上八点的提醒", "8点的提醒", "凌晨两点的提醒", "零点的提醒", "半夜十二点的提醒"):
+        task, question, _ = pick_task([at["18:00"], at["12:00"], at["08:30"]], said)
+        assert task is None and question.startswith(f"没找到叫“{said}”的任务"), (said, task)
+    for said in ("八点的提醒", "8点的提醒", "晚上八点的提醒", "二十点的提醒"):
+        assert pick_task([at["20:00"], at["08:30"]], said)[0] is at["20:00"], said
+    assert pick_task([at["20:00"], at["08:30"]], "早上八点的提醒")[0] is None
+    # Said whole, a time still finds its own: 8:30's by "八点半", 12:00's by "十二点".
+    assert pick_task(list(at.values()), "八点半的提醒")[0] is at["08:30"]
+    assert pick_task(list(at.values()), "十二点的提醒")[0] is at["12:00"]
+
+
 def test_a_time_said_is_read_as_a_label_says_it_and_no_idiom_is_a_time() -> None:
     said = {
         "下午三点的提醒": "15点的提醒",
