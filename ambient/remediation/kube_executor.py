@@ -166,8 +166,10 @@ class KubernetesExecutor:
                 raise
             if not plan.changes and sent:
                 return self._applied(plan, sent)
-            if not plan.changes and plan.done and step.mode == "dry_run":
+            if not plan.changes and plan.done and step.mode == "dry_run" and not plan.sent_before:
                 # Already as the rung wants (another run's isolation): a dry run applied nothing.
+                # Made by this step (its stamp: a dry run of an execute run's change, read before
+                # its approval is asked), it is as execute says it: already applied.
                 done = ", ".join(plan.done)
                 return StepResult(
                     applied=False,

@@ -1616,6 +1616,24 @@ async def test_a_dry_run_of_an_isolation_another_run_made_applies_nothing_and_sa
     assert planned.skipped_reason == "nothing to write, already so: service shop/checkout"
 
 
+async def test_a_dry_run_of_a_change_its_step_already_made_says_it_applied_as_execute_does(
+    kube: Cluster,
+) -> None:
+    """The Deployment carries the step's own stamp (its change was made, e.g. before a run was
+    reset): the change planned in dry run before its approval is asked says it is made, as
+    execute then does, not a skip the ladder would climb past unverified."""
+    step = kube.step("remediation/r-made", Rung.RESTART, restarted_at="2026-11-22T14:05:00Z")
+    made = await kube.executor.apply(step)
+    planned = await kube.executor.apply(step.model_copy(update={"mode": "dry_run"}))
+    assert len(kube.api.writes()) == 1
+    assert (planned.applied, planned.already_applied, planned.skipped_reason) == (
+        True,
+        True,
+        None,
+    )
+    assert made.patch is not None and planned.patch == without_version(made.patch)
+
+
 async def test_a_dry_run_without_access_to_services_plans_the_configmaps_execute_restores(
     kube: Cluster,
 ) -> None:
