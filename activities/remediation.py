@@ -57,6 +57,7 @@ from ambient.remediation.runs import (
     TriageAlerts,
     Verification,
     VerifyInput,
+    sent_after,
 )
 from ambient.remediation.safety import breaker_after, effective_mode
 from ambient.remediation.scorer import score_alert
@@ -257,10 +258,16 @@ class RemediationActivities(RemediationSafetyActivities):
 
     @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
-        """The workload's spec and revision before a change, saved in the audit log."""
-        checkpoint = await translated(
-            self._executor(request.mode).checkpoint(request.target), request.target
-        )
+        """The workload's spec and revision before a change, saved in the audit log; read
+        before asking, with what the rung's change would do now (its own plan, nothing sent)."""
+        executor = self._executor(request.mode)
+        checkpoint = await translated(executor.checkpoint(request.target), request.target)
+        if request.asking is not None and request.policy is not None:
+            # The change's own plan, as a dry run of it makes it: the same reads and rules, none
+            # of its writes (a dry run without a cluster: planned from the alert, as its change).
+            step = sent_after(request.asking, checkpoint, request.policy)
+            dry = executor.apply(step.model_copy(update={"mode": "dry_run"}))
+            checkpoint.planned = await translated(dry, request.target)
         async with self._db.writing() as session:
             action = "read_before_asking" if request.key.endswith(BEFORE_ASKING) else "checkpoint"
             await append_entry(session, request, action, checkpoint.model_dump(mode="json"))

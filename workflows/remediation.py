@@ -25,12 +25,10 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import (
-        PAUSED_SKIPS,
+        PLANNED_BEFORE_ASKING,
         Checkpoint,
         Rung,
-        StepRequest,
         StepResult,
-        skipped_as_paused,
         step_key,
     )
     from ambient.remediation.outcomes import (
@@ -49,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         stopped_on_purpose,
     )
     from ambient.remediation.runs import (
-        BEFORE_ASKING,
         CHANGE_RETRY,
         FINAL_STATES,
         JOIN,
@@ -65,8 +62,9 @@ with workflow.unsafe.imports_passed_through():
         RemediationInput,
         RemediationStatus,
         abort_as_given,
+        sent_after,
     )
-    from ambient.remediation.safety import PermissionDecision, scale_target
+    from ambient.remediation.safety import PermissionDecision
     from ambient.remediation.scores import PlannedStep
 
 Outcome = Literal["resolved", "next", "stop"]
@@ -181,7 +179,7 @@ class GradedRemediationWorkflow(RemediationVerify):
         await self._set_state("checking")
         if not await self._permitted(step, key, opened.permission if opened else None):
             return "stop"
-        skipped = None
+        skipped, planned = None, None
         if (
             step.rung is Rung.ROLLBACK
             and self.baseline is not None
@@ -190,16 +188,20 @@ class GradedRemediationWorkflow(RemediationVerify):
         ):
             # Known from the first checkpoint: nobody is asked to approve a rollback to nothing.
             skipped = NOTHING_TO_ROLL_BACK
-        elif step.needs_approval and step.rung in PAUSED_SKIPS and self.read_before_asking:
-            # Nor a change its plan would skip as paused (paused once asked, the plan skips it).
-            skipped = await self._paused_now(step, key)
+        elif step.needs_approval and step.rung in PLANNED_BEFORE_ASKING and self.read_before_asking:
+            # Nor a change its own plan would skip or stop (planned again once approved).
+            planned = await self._planned_before_asking(step, key)
             if self.aborted:
                 return await self._abort(self.aborted)
+            skipped = planned.skipped_reason if planned else None
         if skipped is not None:
             attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
             self.attempts.append(attempt)
             await self._skipped(attempt, key, skipped)
             await self._post_step(attempt)
+            if planned is not None and planned.stopped:  # as when its change says so
+                await self._hand_over(stopped_on_purpose(step.rung, skipped))
+                return "stop"
             return "next"
         asked_at = workflow.now()  # what a reading after a wait must be newer than
         if step.needs_approval and not await self._approval(step, key):
@@ -345,29 +347,14 @@ class GradedRemediationWorkflow(RemediationVerify):
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
             self.baseline = checkpoint
-        request = StepRequest(
-            remediation_id=self.run_key,
-            rung=step.rung,
-            target=self.alert.target(),
-            mode=attempt.mode,
-            key=key,
-            checkpoint=self.baseline,
-        )
-        if step.rung is Rung.RESTART:
-            # A retried change sends the same restart. In the opening's task, the time the
-            # workload was read (the checkpoint it saved): that task run again has another.
-            at = checkpoint.taken_at if opened else workflow.now()
-            request.restarted_at = at.isoformat()
-        elif step.rung is Rung.SCALE_OUT:
-            request.replicas = scale_target(
-                checkpoint.replicas, self.policy.max_replicas, self.policy.max_scale_step
-            )
-        elif step.rung is Rung.ROLLBACK:
-            request.to_revision = self.baseline.previous_revision
-            if self.baseline.observed and request.to_revision is None:
-                await self._skipped(attempt, key, NOTHING_TO_ROLL_BACK)
-                await self._free_slot(key)
-                return None
+        # A retried change sends the same restart. In the opening's task, the time the workload
+        # was read (the checkpoint it saved): that task run again has another.
+        at = checkpoint.taken_at if opened else workflow.now()
+        request = sent_after(self._asking(step, key, attempt.mode, at), checkpoint, self.policy)
+        if step.rung is Rung.ROLLBACK and self.baseline.observed and request.to_revision is None:
+            await self._skipped(attempt, key, NOTHING_TO_ROLL_BACK)
+            await self._free_slot(key)
+            return None
         limit = timedelta(seconds=self.policy.step_timeout_seconds)
         try:
             # The one step with an effect outside, retried a bounded number of times and
@@ -411,24 +398,6 @@ class GradedRemediationWorkflow(RemediationVerify):
     async def _skipped(self, attempt: Attempt, key: str, reason: str) -> None:
         attempt.skipped_reason = reason
         await self._audit(f"{key}/skipped", "skipped", {"reason": reason})
-
-    async def _paused_now(self, step: PlannedStep, key: str) -> str | None:
-        """Why the rung's plan would skip its Deployment as paused, read before anyone is asked;
-        None when it would not, or the read failed (asked as before: the change reads again)."""
-        try:
-            read = await self._read_later(
-                RemediationActivities.take_remediation_checkpoint,
-                CheckpointInput(
-                    run_key=self.run_key,
-                    key=f"{key}{BEFORE_ASKING}",
-                    mode=self.mode or "dry_run",
-                    target=self.alert.target(),
-                ),
-                off_task=self.cluster_reads_regular,
-            )
-        except ACTIVITY_FAILED:
-            return None
-        return skipped_as_paused(read, step.rung)
 
     # --- endings ------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ slot it holds. Mixed into GradedRemediationWorkflow (workflows/remediation.py).
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -20,9 +20,25 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
-    from ambient.remediation.ladder import Mode, StepRequest, StepResult, step_key
+    from ambient.remediation.ladder import (
+        Mode,
+        Rung,
+        StepRequest,
+        StepResult,
+        skipped_as_paused,
+        step_key,
+    )
     from ambient.remediation.outcomes import CANCELLED, PREVIEW_LOST, maybe_applied
-    from ambient.remediation.runs import CHANGE_RETRY, LOST_TRY, Attempt, Keyed, Opened
+    from ambient.remediation.runs import (
+        BEFORE_ASKING,
+        CHANGE_RETRY,
+        LOST_TRY,
+        Attempt,
+        CheckpointInput,
+        Keyed,
+        Opened,
+    )
+    from ambient.remediation.scores import PlannedStep
 
 # The type of the failure a change given up after a try that may have written raises.
 GIVEN_UP = "MaybeApplied"
@@ -35,6 +51,44 @@ GIVEN_UP = "MaybeApplied"
 
 class RemediationChange(RemediationSafety):
     """A step's change and what stops it."""
+
+    def _asking(self, step: PlannedStep, key: str, mode: Mode, at: datetime) -> StepRequest:
+        """The rung's change before its workload is read (``sent_after`` fills in the rest)."""
+        restarted_at = at.isoformat() if step.rung is Rung.RESTART else None
+        return StepRequest(
+            remediation_id=self.run_key,
+            rung=step.rung,
+            target=self.alert.target(),
+            mode=mode,
+            key=key,
+            checkpoint=self.baseline,
+            restarted_at=restarted_at,
+        )
+
+    async def _planned_before_asking(self, step: PlannedStep, key: str) -> StepResult | None:
+        """What the rung's change would do now, its own plan run by its executor on a fresh read
+        and nothing sent, before anyone is asked; None when the read failed (asked as before:
+        the change reads again)."""
+        mode = self.mode or "dry_run"
+        try:
+            read = await self._read_later(
+                RemediationActivities.take_remediation_checkpoint,
+                CheckpointInput(
+                    run_key=self.run_key,
+                    key=f"{key}{BEFORE_ASKING}",
+                    mode=mode,
+                    target=self.alert.target(),
+                    asking=self._asking(step, key, mode, workflow.now()),
+                    policy=self.policy,
+                ),
+                off_task=self.cluster_reads_regular,
+            )
+        except ACTIVITY_FAILED:
+            return None
+        if read.planned is None:  # a read recorded before reads carried it: paused alone
+            paused = skipped_as_paused(read, step.rung)
+            return StepResult(applied=False, detail="", skipped_reason=paused) if paused else None
+        return read.planned
 
     async def _first_try(self, request: StepRequest, limit: timedelta) -> StepResult:
         """The change's one try as a local activity in the opening's workflow task.

@@ -140,8 +140,9 @@ class RemediationRecords:
         # Its Kubernetes reads so too (a run from before this patch read them as local
         # activities with their retries, and replays so).
         self.cluster_reads_regular = workflow.patched("cluster-reads-regular")
-        # A rung that needs approval reads its workload before asking, and skips one paused (a
-        # run from before this patch asked, then skipped it once approved, and replays so).
+        # A rung that needs approval reads its workload before asking, and skips (or hands over)
+        # one its change's plan would (a run from before this patch asked, then skipped it once
+        # approved, and replays so; one whose reads carried no plan skipped one paused alone).
         self.read_before_asking = workflow.patched("read-before-asking")
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:

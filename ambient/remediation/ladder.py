@@ -80,6 +80,17 @@ class WorkloadRef(BaseModel):
         return f"{self.cluster_id}/{self.namespace}/{self.kind.lower()}/{self.name}"
 
 
+class StepResult(BaseModel):
+    applied: bool
+    already_applied: bool = False
+    detail: str
+    patch: dict[str, Any] | None = None
+    skipped_reason: str | None = None
+    # Skipped because someone stopped the workload (0 replicas): it is not failing, and no
+    # stronger rung is tried on it (the run hands over).
+    stopped: bool = False
+
+
 class Checkpoint(BaseModel):
     """What the workload looked like before a change, enough to undo it."""
 
@@ -113,6 +124,10 @@ class Checkpoint(BaseModel):
     # False when nothing could be read (dry run without a reachable cluster).
     observed: bool = True
     detail: str = ""
+    # A read before a rung asks for its approval (CheckpointInput.asking): what the rung's change
+    # would do now, planned by its executor from this read and not sent. None: no change was
+    # asked about (a checkpoint before a change, a read recorded before reads carried it).
+    planned: StepResult | None = None
 
 
 class StepRequest(BaseModel):
@@ -135,17 +150,6 @@ class StepRequest(BaseModel):
     after_lost_try: bool = False
 
 
-class StepResult(BaseModel):
-    applied: bool
-    already_applied: bool = False
-    detail: str
-    patch: dict[str, Any] | None = None
-    skipped_reason: str | None = None
-    # Skipped because someone stopped the workload (0 replicas): it is not failing, and no
-    # stronger rung is tried on it (the run hands over).
-    stopped: bool = False
-
-
 class RolloutHealth(BaseModel):
     available: bool
     ready_replicas: int
@@ -165,8 +169,10 @@ class RemediationExecutor(Protocol):
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth: ...
 
 
-# The ladder's rungs whose plan leaves a paused Deployment (spec.paused) as it is held.
-PAUSED_SKIPS = (Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK)
+# The ladder's rungs whose change's plan is run, sending nothing, before their approval is
+# asked (the Deployment's own changes, whose plans skip or stop: paused, autoscaled, at its
+# count, at 0 replicas, no release to go back to).
+PLANNED_BEFORE_ASKING = (Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK)
 
 
 def paused_reason(name: str, rung: Rung) -> str:
@@ -184,10 +190,10 @@ def paused_reason(name: str, rung: Rung) -> str:
 
 
 def skipped_as_paused(read: Checkpoint, rung: Rung) -> str | None:
-    """Why ``rung``'s plan would skip the workload ``read`` as paused; None when it would not
-    (one at 0 replicas is no restart's or scale out's skip: it is stopped, handed over)."""
+    """Why ``rung`` was skipped before asking on the workload ``read``, by a read recorded before
+    reads carried their plan's answer (``Checkpoint.planned``; replayed so): paused alone."""
     spec = read.spec
-    if not (read.observed and spec.get("paused")) or rung not in PAUSED_SKIPS:
+    if not (read.observed and spec.get("paused")):
         return None
     if rung is not Rung.ROLLBACK and spec.get("replicas", 1) == 0:
         return None

@@ -18,10 +18,11 @@ from ambient.remediation.ladder import (
     Mode,
     RolloutHealth,
     Rung,
+    StepRequest,
     StepResult,
     WorkloadRef,
 )
-from ambient.remediation.safety import Gate, PermissionDecision
+from ambient.remediation.safety import Gate, PermissionDecision, scale_target
 from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard
 
 # The triage's source (AlertTriageWorkflow's ``requested_by``); a watch's is its task id.
@@ -103,11 +104,28 @@ class GateInput(Keyed):
 class CheckpointInput(Keyed):
     mode: Mode
     target: WorkloadRef
+    # Read before the rung's approval is asked: its change (``sent_after`` this read, by the
+    # run's ``policy``), planned by its executor in dry run, nothing sent (Checkpoint.planned).
+    asking: StepRequest | None = None
+    policy: RemediationPolicy | None = None
 
 
-# The key's end of the read a rung makes before its approval is asked (one paused is skipped,
-# not asked about), audited as what it is, not as the checkpoint before a change.
+# The key's end of the read a rung makes before its approval is asked (one its plan would skip
+# is not asked about), audited as what it is, not as the checkpoint before a change.
 BEFORE_ASKING = "/checkpoint/before-asking"
+
+
+def sent_after(step: StepRequest, read: Checkpoint, policy: RemediationPolicy) -> StepRequest:
+    """The rung's change as the run sends it after reading the workload ``read``: from the run's
+    baseline (``read`` when it has none yet), a rollback to the revision before it, a scale out
+    to a count from ``read``."""
+    baseline = step.checkpoint or read
+    update: dict[str, Any] = {"checkpoint": baseline}
+    if step.rung is Rung.SCALE_OUT:
+        update["replicas"] = scale_target(read.replicas, policy.max_replicas, policy.max_scale_step)
+    elif step.rung is Rung.ROLLBACK:
+        update["to_revision"] = baseline.previous_revision
+    return step.model_copy(update=update)
 
 
 class OpenInput(BaseModel):
