@@ -80,8 +80,15 @@ BRIDGE_OFF = N_(
     "no process dials 接入点 here: the bridge is off (AMBIENT_XIAOZHI_BRIDGE=false); "
     "ask the operator to turn it on"
 )
+# Taken over from a bridge that stopped renewing its lease: the broker may still hold that
+# bridge's connection, so this one waits for it to be let go (``BridgeRunner._opened``).
+TAKING_OVER = N_(
+    "taking over from a bridge that stopped: connecting in about %(seconds)s s, once the "
+    "broker has let its connection go"
+)
 KNOWN_ERRORS = (
     N_("not dialed yet"),
+    TAKING_OVER,
     BRIDGE_OFF,
     NOT_HELD,
     NOT_HELD_SINCE,

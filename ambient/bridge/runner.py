@@ -228,6 +228,10 @@ class BridgeRunner:
         """Dial, serve, and re-dial with backoff until the task is cancelled. ``replacing``:
         the broker may still hold an earlier connection of the endpoint (``_opened``)."""
         delays = backoff_delays(self.timing)
+        if replacing:
+            # Until the settle's end the row said what the stopped holder last wrote: connected.
+            settle = {"seconds": round(self.timing.settle_seconds)}
+            await self._state(endpoint_id, "retrying", endpoints.TAKING_OVER % settle)
         while True:
             started = time.monotonic()
             connected = False

@@ -632,6 +632,30 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
         await two.stop()
 
 
+async def test_a_replica_taking_over_says_so_until_its_connection_is_up(state: AppState) -> None:
+    """Replica 1 died: its row said "connected" (its last write) through replica 2's settle,
+    ~25 s more than the lease, while devices heard no tool; now it says replica 2 takes over."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        endpoint = await register(state, unique("hal"), broker.url(token))
+        one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
+        two.timing = replace(two.timing, settle_seconds=HANG)
+        await one.scan()
+        await broker.held(token)
+        for task in one.held.values():  # replica 1 dies (its lease stays until it runs out)
+            task.cancel()
+        await lease_runs_out(state, endpoint)
+        await two.scan()
+        # Replica 2's first dial, closed again at once (it waits for the broker to let go).
+        await asyncio.wait_for(broker.wait_connected(token, 2), HANG)
+        [row] = await listed(state)
+        assert row.state == "retrying" and row.last_error == (
+            f"taking over from a bridge that stopped: connecting in about {round(HANG)} s, once "
+            "the broker has let its connection go"
+        ), row
+        await two.stop()
+
+
 async def test_a_connection_dropped_without_a_close_is_dialed_again_as_replacing_it(
     state: AppState,
 ) -> None:
