@@ -32,7 +32,12 @@ from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.tencent.client import TencentCloud, calls_within
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
-from ambient.clients.tencent.metrics import NoCurrentValueError, latest_metric_point
+from ambient.clients.tencent.metrics import (
+    NOT_ANSWERED,
+    NoCurrentValueError,
+    coded,
+    latest_metric_point,
+)
 from ambient.clients.web import WebFetcher, validators_key
 from ambient.clients.web_errors import (
     FROM_SOURCE,
@@ -270,11 +275,8 @@ class WatchActivities:
                             # traceback, 143 in one throttled hour, burying real errors.
                             category=ApplicationErrorCategory.BENIGN,
                         ) from None
-                    raise TencentRetryableError(
-                        "ClientNetworkError",
-                        f"Cloud Monitor did not answer within {within:.0f} s (if it lasts, check "
-                        "the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
-                    ) from None
+                    said = NOT_ANSWERED % {"seconds": f"{within:.0f}"}
+                    raise TencentRetryableError(*coded(said)) from None
                 return MetricReading(value=point.value, at=point.time)
         except TencentRetryableError as exc:
             if exc.code.startswith(RATE_LIMITS) and _local():
@@ -355,12 +357,10 @@ class WatchActivities:
 
 
 def _readable(exc: FetchError | TencentCloudError) -> str:
-    """A read's error as said to its owner: Tencent Cloud refusing the credentials or the
-    account as what to fix (the keys, temporary keys, the CVM role, the CAM policy, arrears,
-    billing not opened), as the cloud tools say it."""
-    if isinstance(exc, TencentCloudError) and (told := failure(exc)).kind in ("auth", "account"):
-        return str(told)
-    return str(exc)
+    """A read's error as said to its owner: Tencent Cloud's as the cloud tools say it, what to
+    do about it (the keys, the CAM policy, arrears, a busy or unreachable API), in words its
+    page, notification and the voice read back (cloud.errors.read_refusal)."""
+    return str(failure(exc)) if isinstance(exc, TencentCloudError) else str(exc)
 
 
 def _scrubbed(said: str, credentials: Credentials | None) -> str:

@@ -38,6 +38,9 @@ _WORDS = frozenset(
         # named with its bounds, a selector, the revisions a Deployment has.
         *("names", "hpa", "selector", "done", "revisions", "notes"),
         "hops",  # the URLs of a redirect loop, joined by arrows
+        # A Cloud Monitor metric's dimensions ("InstanceId=ins-1, ..."), a datapoint's age and
+        # how late one is published ("12 min").
+        *("dimensions", "age", "lag"),
     }
 )
 

@@ -29,6 +29,7 @@ from ambient.clients.web_errors import (
     fetch_refusal,
     read_said,
 )
+from ambient.cloud.errors import read_refusal
 from ambient.domain.configs import readable_json_path
 from ambient.refusals import N_, Refusal, read_back
 
@@ -212,9 +213,12 @@ def _unsaid(parts: tuple[str, ...]) -> tuple[str, ...]:
 
 def said_refusal(error: str) -> Refusal | None:
     """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
-    status from where a redirect led, a metric answer of the wrong shape (None: none)."""
-    said = fetch_refusal(error) or read_said(
-        error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS, *secrets.REFUSALS)
+    status from where a redirect led, a metric answer of the wrong shape, Tencent Cloud's
+    (``read_refusal``) (None: none)."""
+    said = (
+        fetch_refusal(error)
+        or read_said(error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS, *secrets.REFUSALS))
+        or read_refusal(error)
     )
     if said is None and len(error) == KEPT:
         # A secret's refusal naming a long origin twice (its example last) cut where it was kept.

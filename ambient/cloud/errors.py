@@ -15,6 +15,7 @@ from ambient.clients.kube_errors import KubeError, KubeForbiddenError, TkeCluste
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.credentials import NO_ROLE_KEYS
 from ambient.clients.tencent.errors import (
+    CLOCK_HINT,
     CLOCK_SKEW,
     RATE_LIMITS,
     RBAC_CODES,
@@ -22,6 +23,7 @@ from ambient.clients.tencent.errors import (
     ROLE_UNAVAILABLE,
     TencentAnswerError,
     TencentAuthError,
+    TencentClockError,
     TencentCloudError,
     TencentListChangedError,
     TencentNotConfiguredError,
@@ -29,6 +31,8 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
     TencentServiceRoleError,
 )
+from ambient.clients.tencent.metrics import NO_CURRENT_VALUE, NO_DATAPOINTS, NOT_ANSWERED
+from ambient.refusals import N_, Refusal, read_back
 
 QUOTA_PREFIXES = (
     "LimitExceeded",
@@ -38,21 +42,26 @@ QUOTA_PREFIXES = (
     "FailedOperation.Quota",  # TKE's QuotaMaxNodLimit and QuotaMaxClsLimit (超过配额限制) too
 )
 # The account, not the request (cls errorcodes: 账户欠费, 账户已销毁, 账户不存在).
+# Each a msgid of its own: said inside ACCOUNT_REFUSED, in the reader's language (read_refusal).
+IN_ARREARS = N_("is in arrears (overdue payment): settle it in the console")
+LOW_BALANCE = N_("has too little balance: top it up in the console")
 ACCOUNT_STATES = {
-    "OperationDenied.AccountIsolate": "is in arrears (overdue payment): settle it in the console",
-    "OperationDenied.AccountDestroy": "has been destroyed: use the keys of a live account",
-    "OperationDenied.AccountNotExists": "does not exist: check the SecretId's account",
+    "OperationDenied.AccountIsolate": IN_ARREARS,
+    "OperationDenied.AccountDestroy": N_("has been destroyed: use the keys of a live account"),
+    "OperationDenied.AccountNotExists": N_("does not exist: check the SecretId's account"),
     # TKE's (tke errorcodes): 余额不足, 未实名认证, 无支付权限.
-    "InternalError.InsufficientBalance": "has too little balance: top it up in the console",
-    "InternalError.TradeInsufficientBalance": "has too little balance: top it up in the console",
-    "InternalError.NotVerified": "is not identity-verified (实名认证): verify it in the console",
-    "InternalError.NoPaymentAccess": (
+    "InternalError.InsufficientBalance": LOW_BALANCE,
+    "InternalError.TradeInsufficientBalance": LOW_BALANCE,
+    "InternalError.NotVerified": N_(
+        "is not identity-verified (实名认证): verify it in the console"
+    ),
+    "InternalError.NoPaymentAccess": N_(
         "may not pay for new resources with these keys: grant the payment permission in CAM"
     ),
     # Cloud Monitor's (monitor errorcodes, GetMonitorData): 欠费, 未开通 (the API's calls past
     # its free ones a month are billed, once "API请求按量付费" is opened).
-    "FailedOperation.ErrOwed": "is in arrears (overdue payment): settle it in the console",
-    "FailedOperation.ErrNotOpen": (
+    "FailedOperation.ErrOwed": IN_ARREARS,
+    "FailedOperation.ErrNotOpen": N_(
         "has not opened Cloud Monitor's API billing (API请求按量付费), which its calls past the "
         "free ones a month need: open it in the Cloud Monitor console"
     ),
@@ -227,10 +236,82 @@ def temporary_keys_refused(exc: TencentCloudError) -> bool:
     return exc.code == TOKEN_REFUSED or (exc.temporary and exc.code in (*KEYS_REFUSED, CLOCK_SKEW))
 
 
-# Keys come from the process's environment, read when it starts: new ones need a restart.
-RESTART_FOR_KEYS = (
-    "the worker and the API read them when they start: restart both after setting new ones"
+# failure()'s sentences for what a read may be refused with, as msgids: a threshold watch keeps
+# the English, and its page, its notification and the voice read it back (`read_refusal`).
+KEYS_NOT_ACCEPTED = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the keys; check "
+    "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in the "
+    "console is refused too); the worker and the API read them when they start: restart both "
+    "after setting new ones. %(message)s"
 )
+ROLE_KEYS_NOT_ACCEPTED = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys of the "
+    "CVM role %(role)s (AMBIENT_TENCENTCLOUD_CVM_ROLE); check that this machine's clock is right "
+    "(NTP), and in the CAM console that the role still exists and is bound to this instance. "
+    "%(message)s"
+)
+TEMPORARY_KEYS_NOT_ACCEPTED = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys "
+    "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
+    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; the worker "
+    "and the API read them when they start: restart both after setting new ones. %(message)s"
+)
+# Its message the SDK's words after the clock's hint (``CLOCK_HINT``, translate()).
+TEMPORARY_KEYS_OR_CLOCK = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys "
+    "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
+    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; the worker "
+    "and the API read them when they start: restart both after setting new ones; if they are "
+    "new, %(message)s"
+)
+CLOCK_OFF = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): this machine's clock is more than 5 minutes "
+    "off; set it right (NTP). %(message)s"
+)
+CAM_REFUSED = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): check that the CAM policy allows "
+    "%(permission)s (docs/tencent-cloud.md). %(message)s"
+)
+ACCOUNT_REFUSED = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): the account %(why)s; nothing was changed. "
+    "%(message)s"
+)
+BUSY = N_(
+    "Tencent Cloud is busy for %(action)s (%(code)s) (too many requests at once); try again in "
+    "a moment. %(message)s"
+)
+PARAMETER_REJECTED = N_("Tencent Cloud rejected a parameter of %(action)s (%(code)s): %(message)s")
+NOT_REACHED = N_(
+    "Tencent Cloud's API could not be reached for %(action)s (%(code)s); try again, and if it "
+    "lasts, check the way to it (DNS, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT). %(message)s"
+)
+UNAVAILABLE = N_("Tencent Cloud is unavailable for %(action)s (%(code)s); try again. %(message)s")
+READ_REFUSALS = (
+    KEYS_NOT_ACCEPTED,
+    ROLE_KEYS_NOT_ACCEPTED,
+    TEMPORARY_KEYS_NOT_ACCEPTED,
+    TEMPORARY_KEYS_OR_CLOCK,
+    CLOCK_OFF,
+    CAM_REFUSED,
+    ACCOUNT_REFUSED,
+    BUSY,
+    PARAMETER_REJECTED,
+    NOT_REACHED,
+    UNAVAILABLE,
+    NO_DATAPOINTS,
+    NO_CURRENT_VALUE,
+    NOT_ANSWERED,
+)
+
+
+def read_refusal(error: str) -> Refusal | None:
+    """A read's stored Tencent Cloud error (``failure``'s English, cut where it was kept) as
+    its Refusal, an account's state one of its own (None: none of READ_REFUSALS)."""
+    said = read_back(error, READ_REFUSALS, cut=True)
+    state = said.values.get("why") if said is not None else None
+    if said is not None and isinstance(state, str) and state in ACCOUNT_STATES.values():
+        said.values["why"] = Refusal(state)
+    return said
 
 
 def failure(exc: TencentCloudError, product: str = "", action: str = "") -> CloudOpsFailedError:
@@ -244,6 +325,7 @@ def failure(exc: TencentCloudError, product: str = "", action: str = "") -> Clou
 
 def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, str]:
     where = f"{action} ({exc.code})" if action else exc.code
+    said = {"action": action, "code": exc.code, "message": exc.message}
     if isinstance(exc, TencentNotConfiguredError):
         return "not_configured", exc.message
     if isinstance(exc, TencentAnswerError):  # not "unavailable ... try again": it answers so
@@ -262,27 +344,16 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     if exc.code in KEYS_REFUSED and exc.role:
         # No keys of the user's own: the instance's metadata service hands the role's
         # temporary keys out, and they expire by this machine's clock.
-        return "auth", (
-            f"Tencent Cloud refused {where}: it does not accept the temporary keys of the CVM "
-            f"role {exc.role!r} (AMBIENT_TENCENTCLOUD_CVM_ROLE); check that this machine's clock "
-            "is right (NTP), and in the CAM console that the role still exists and is bound to "
-            f"this instance. {exc.message}"
-        )
+        return "auth", ROLE_KEYS_NOT_ACCEPTED % (said | {"role": repr(exc.role)})
     if temporary_keys_refused(exc):
         # Temporary keys (STS) expire, and the three go together.
-        clock = "; if they are new, " if exc.code == CLOCK_SKEW else ". "
-        return "auth", (
-            f"Tencent Cloud refused {where}: it does not accept the temporary keys "
-            "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
-            "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together"
-            f"; {RESTART_FOR_KEYS}{clock}{exc.message}"
-        )
+        clock = exc.code == CLOCK_SKEW
+        return "auth", (TEMPORARY_KEYS_OR_CLOCK if clock else TEMPORARY_KEYS_NOT_ACCEPTED) % said
+    if isinstance(exc, TencentClockError):  # the client's hint said once, not twice
+        message = exc.message.removeprefix(f"{CLOCK_HINT}. ")
+        return "failed", CLOCK_OFF % (said | {"message": message})
     if exc.code in KEYS_REFUSED:
-        return "auth", (
-            f"Tencent Cloud refused {where}: it does not accept the keys; check "
-            "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in "
-            f"the console is refused too); {RESTART_FOR_KEYS}. {exc.message}"
-        )
+        return "auth", KEYS_NOT_ACCEPTED % said
     if exc.code in RBAC_CODES:
         return "auth", (
             f"Tencent Cloud refused {where}: the sub-account has no TKE RBAC authorisation on "
@@ -290,25 +361,16 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"management) (docs/tencent-cloud.md). {exc.message}"
         )
     if isinstance(exc, TencentAuthError):
-        return "auth", (
-            f"Tencent Cloud refused {where}: check that the CAM policy allows "
-            f"{product}:{action} (docs/tencent-cloud.md). {exc.message}"
-        )
+        return "auth", CAM_REFUSED % (said | {"permission": f"{product}:{action}"})
     if exc.code in ACCOUNT_STATES:
-        return "account", (
-            f"Tencent Cloud refused {where}: the account {ACCOUNT_STATES[exc.code]}; nothing "
-            f"was changed. {exc.message}"
-        )
+        return "account", ACCOUNT_REFUSED % (said | {"why": ACCOUNT_STATES[exc.code]})
     if (action, exc.code) in DOCUMENTED:
         kind, advice = DOCUMENTED[action, exc.code]
         return kind, f"{where}: {advice}. {exc.message}".rstrip()
     # LimitExceeded.LogSearch: too many searches at once, no quota; RequestLimitExceeded.*: its
     # kinds (per account, per address), backed off as the plain one is (client.py).
     if exc.code.startswith(RATE_LIMITS):
-        return "unavailable", (
-            f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "
-            f"moment. {exc.message}"
-        )
+        return "unavailable", BUSY % said
     if exc.code.startswith(QUOTA_PREFIXES):
         return "quota", (
             f"Tencent Cloud quota or limit reached for {where}: remove unused resources or "
@@ -325,7 +387,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     if exc.code in REGION_NOT_OFFERED:  # the client's words name the region asked
         return "invalid_parameter", f"Tencent Cloud refused {where}: {exc.message}"
     if exc.code.startswith(INVALID_PREFIXES):
-        return "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
+        return "invalid_parameter", PARAMETER_REJECTED % said
     if (
         isinstance(exc, TencentRetryableError)
         and exc.code == NETWORK_ERROR
@@ -335,11 +397,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         # Refused or unresolvable, never sent (not an answer lost on the way, `unanswered`): a
         # passing outage seldom, a wrong endpoint, DNS or proxy often (a retry alone was all it
         # said, and the same each time).
-        return "unavailable", (
-            f"Tencent Cloud's API could not be reached for {where}; try again, and if it "
-            f"lasts, check the way to it (DNS, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT). "
-            f"{exc.message}"
-        )
+        return "unavailable", NOT_REACHED % said
     if isinstance(exc, TencentRetryableError):
-        return "unavailable", f"Tencent Cloud is unavailable for {where}; try again. {exc.message}"
+        return "unavailable", UNAVAILABLE % said
     return "failed", f"{where} failed: {exc.message}"

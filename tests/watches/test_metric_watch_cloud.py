@@ -253,7 +253,11 @@ async def test_a_period_the_metric_does_not_keep_is_said_at_creation(
     reads(api, 50)
     _, baseline = await create(service, cpu(source={"period": 120}))
     assert baseline["value"] is None
-    assert baseline["error"].startswith("InvalidParameterValue: Period 120 is not supported")
+    # Worded as the cloud tools word it (cloud.errors.failure), the API's words kept.
+    assert baseline["error"].startswith(
+        "Tencent Cloud rejected a parameter of GetMonitorData (InvalidParameterValue): "
+        "Period 120 is not supported"
+    ), baseline["error"]
 
 
 async def test_a_region_typo_is_said_at_creation(cloud: tuple[TencentApi, TaskService]) -> None:
@@ -307,7 +311,8 @@ async def test_throttled_reads_back_off_are_counted_shown_and_the_loop_goes_on(
     assert len(api.calls) - asked == 3
     api.failures["GetMonitorData"] = [code] * 100
     refused = await check(service, handle)
-    assert str(refused.detail["last_error"]).startswith(f"{code}: ")
+    said = str(refused.detail["last_error"])
+    assert said.startswith(f"Tencent Cloud is busy for GetMonitorData ({code})"), said
     assert refused.detail["failures"] == 1 and refused.detail["failing"] is False
     api.failures["GetMonitorData"] = []
     reads(api, 60)

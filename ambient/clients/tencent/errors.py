@@ -77,6 +77,7 @@ class TencentClockError(TencentRequestError):
 
 # Common error codes: "签名过期。Timestamp 和服务器时间相差不得超过五分钟" — the keys are fine.
 CLOCK_SKEW = "AuthFailure.SignatureExpire"
+CLOCK_HINT = "this machine's clock is more than 5 minutes off; set it right (NTP)"
 
 
 class TencentAnswerError(TencentRequestError):
@@ -210,8 +211,7 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
         text = text[:MESSAGE_CHARS] + " …"
     request_id = exc.get_request_id() or None
     if code == CLOCK_SKEW:
-        hint = "this machine's clock is more than 5 minutes off; set it right (NTP)"
-        return TencentClockError(code, f"{hint}. {text}", request_id)
+        return TencentClockError(code, f"{CLOCK_HINT}. {text}", request_id)
     if code.endswith(".ClusterState"):
         text = f"{CLUSTER_STATE}. {text}"
     if code in SERVICE_ROLES:

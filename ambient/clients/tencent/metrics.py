@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import ANSWER, TencentAnswerError, TencentRequestError
 from ambient.domain.notify import deadline_in
+from ambient.refusals import N_
 from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 # The most datapoints one metric read fetches (in several requests): a week of minutes is not.
@@ -35,6 +36,23 @@ BEIJING_OFFSET = 8 * 3600  # seconds UTC+8 is ahead: where Cloud Monitor's days 
 # current value: an instance that stopped reporting keeps its last one in the window read.
 PUBLISH_LAG = timedelta(minutes=5)
 MISSED_PERIODS = 2
+# Why a watch's read has no value, said as its code and words (read back: cloud.errors).
+NO_DATAPOINTS = N_(
+    "NoData: %(metric)s has no datapoints in the last %(seconds)ss in region %(region)s; check "
+    "that its dimensions (%(dimensions)s) name a resource that reports it there, and that it "
+    "still runs (a stopped instance reports nothing; Cloud Monitor keeps a resource's data in "
+    "its own region: give the watch that region)"
+)
+# A read given up at its activity's time (activities/watches.py).
+NOT_ANSWERED = N_(
+    "ClientNetworkError: Cloud Monitor did not answer within %(seconds)s s (if it lasts, check "
+    "the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)"
+)
+NO_CURRENT_VALUE = N_(
+    "NoCurrentData: %(metric)s has no current value: its newest datapoint is %(age)s old, from "
+    "%(moment)s, and a %(period)ss metric is published within %(lag)s; check that "
+    "%(dimensions)s still reports it (a stopped instance reports nothing)"
+)
 
 
 class MetricPoint(BaseModel):
@@ -264,39 +282,39 @@ async def latest_metric_point(
     points = await get_metric(
         tc, namespace, metric, dimensions, start, end, period=period, region=region, patient=patient
     )
-    named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
+    said = {
+        "metric": f"{namespace}/{metric}",
+        "dimensions": ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none",
+    }
     if not points:
-        raise TencentRequestError(
-            "NoData",
-            f"{namespace}/{metric} has no datapoints in the last {window.total_seconds():.0f}s "
-            f"in region {region or tc.region}; check that its dimensions ({named}) name a "
-            "resource that reports it there, and that it still runs (a stopped instance reports "
-            "nothing; Cloud Monitor keeps a resource's data in its own region: give the watch "
-            "that region)",
-        )
+        where = {"seconds": f"{window.total_seconds():.0f}", "region": region or tc.region}
+        raise TencentRequestError(*coded(NO_DATAPOINTS % (said | where)))
     newest, current = points[-1], current_within(period)
     if end - newest.time > current:
-        raise NoCurrentValueError(
-            f"{namespace}/{metric} has no current value: its newest datapoint is "
-            f"{_age(end - newest.time)} old, from {{time}}, and a {period}s metric is "
-            f"published within {_age(current)}; check that {named} still reports it "
-            "(a stopped instance reports nothing)",
-            newest.time,
-        )
+        age = {"age": _age(end - newest.time), "period": period, "lag": _age(current)}
+        raise NoCurrentValueError(said | age, newest.time)
     return newest
+
+
+def coded(said: str) -> tuple[str, str]:
+    """A client's own refusal (its msgid begins with the code it is raised with) as the code
+    and the words after it: said as "code: words", it reads back."""
+    code, words = said.split(": ", 1)
+    return code, words
 
 
 class NoCurrentValueError(TencentRequestError):
     """A metric's newest datapoint is too old to be its current value (NoCurrentData); its
     time said in UTC until `in_zone` says it in the reader's."""
 
-    def __init__(self, words: str, newest: datetime, zone: str = "UTC") -> None:
-        self.words, self.newest = words, newest  # words: "{time}" where the time goes
-        super().__init__("NoCurrentData", words.format(time=deadline_in(newest, zone, "en")))
+    def __init__(self, values: dict[str, object], newest: datetime, zone: str = "UTC") -> None:
+        self.values, self.newest = values, newest  # values: NO_CURRENT_VALUE's but its moment
+        moment = deadline_in(newest, zone, "en")
+        super().__init__(*coded(NO_CURRENT_VALUE % (values | {"moment": moment})))
 
     def in_zone(self, zone: str) -> NoCurrentValueError:
         """The same error, its datapoint's time the wall time in ``zone`` (an IANA name)."""
-        return NoCurrentValueError(self.words, self.newest, zone)
+        return NoCurrentValueError(self.values, self.newest, zone)
 
 
 def current_within(period: int) -> timedelta:
