@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from ambient.clients import extract, guard, http1_errors, metric_reads, web_errors
 from ambient.clients.notify import secrets
+from ambient.clients.tencent import metrics as monitor
+from ambient.cloud import errors as cloud
 from ambient.refusals import Refusal, read_back
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.models import TaskStatus
@@ -111,6 +113,57 @@ _REASONS = {
         "its selector matches nothing on the page",
     ),
 }
+# Tencent Cloud's (cloud.errors.failure, a Cloud Monitor read's): what is wrong, what to do.
+_CLOUD_REASONS = {
+    cloud.KEYS_NOT_ACCEPTED: (
+        "腾讯云不接受密钥，请检查密钥",
+        "Tencent Cloud refuses the keys: check them",
+    ),
+    **dict.fromkeys(
+        (cloud.TEMPORARY_KEYS_NOT_ACCEPTED, cloud.TEMPORARY_KEYS_OR_CLOCK),
+        (
+            "腾讯云不接受临时密钥，请换新的",
+            "Tencent Cloud refuses the temporary keys: get new ones",
+        ),
+    ),
+    cloud.ROLE_KEYS_NOT_ACCEPTED: (
+        "腾讯云不接受机器角色的密钥，请检查角色和时钟",
+        "Tencent Cloud refuses the machine role's keys: check the role and the clock",
+    ),
+    cloud.CLOCK_OFF: ("服务器时钟不准，请校准时间", "this server's clock is off: set it right"),
+    cloud.CAM_REFUSED: (
+        "CAM 权限不允许读取这个指标，请给账号授权",
+        "the CAM policy does not allow reading the metric: grant it",
+    ),
+    cloud.BUSY: ("腾讯云在限流，稍后会再读", "Tencent Cloud is throttling: it is read again later"),
+    cloud.UNAVAILABLE: (
+        "腾讯云暂时不可用，稍后会再读",
+        "Tencent Cloud is unavailable for now: it is read again later",
+    ),
+    cloud.NOT_REACHED: ("连不上腾讯云 API", "Tencent Cloud's API cannot be reached"),
+    monitor.NOT_ANSWERED: ("腾讯云 API 没有及时回应", "Tencent Cloud's API did not answer in time"),
+    cloud.PARAMETER_REJECTED: (
+        "腾讯云不接受这个指标的参数，请检查指标名和维度",
+        "Tencent Cloud rejects the metric's parameters: check its name and dimensions",
+    ),
+    monitor.NO_DATAPOINTS: (
+        "这个实例没有数据，可能已停止或维度写错",
+        "the instance reports no data: stopped, or its dimensions are wrong",
+    ),
+    monitor.NO_CURRENT_VALUE: (
+        "这个实例最近没有新数据，可能已停止",
+        "the instance sent no recent data: it may have stopped",
+    ),
+}
+# The account's state (cloud.ACCOUNT_STATES), by its words.
+_ACCOUNT_REASONS = {
+    cloud.IN_ARREARS: ("腾讯云账户欠费，请先充值", "the account is in arrears: settle it"),
+    cloud.LOW_BALANCE: ("腾讯云账户余额不足，请充值", "the account's balance is low: top it up"),
+}
+_ACCOUNT = (
+    "腾讯云账户的状态不允许，请在控制台查看",
+    "the Tencent Cloud account refuses: see its console",
+)
 # A stored error of no shape worded here (a cloud API's, an unexpected one): where to read it.
 _UNWORDED = ("原因可以在任务详情里看", "its page in the app has the reason")
 
@@ -145,6 +198,9 @@ def _said(said: Refusal) -> tuple[str, str]:
         if "html" in str(values.get("kind")):
             return "返回的是网页，不是数据", "it answered a web page, not data"
         return "返回的不是数据", "it answered something other than data"
+    if msgid == cloud.ACCOUNT_REFUSED:
+        why = values.get("why")
+        return _ACCOUNT_REASONS.get(why.msgid, _ACCOUNT) if isinstance(why, Refusal) else _ACCOUNT
     if msgid == web_errors.TLS_FAILED:
         reason = str(values.get("reason"))
         if "expired" in reason:
@@ -152,7 +208,7 @@ def _said(said: Refusal) -> tuple[str, str]:
         if "certificate" in reason:
             return "网站的安全证书无效", "the site's certificate is not valid"
         return "加密连接没能建立", "the secure connection failed"
-    return _REASONS.get(msgid, _UNWORDED)
+    return _REASONS.get(msgid) or _CLOUD_REASONS.get(msgid, _UNWORDED)
 
 
 # A poll's page states are read from its heartbeat, which reaches the server at once and then

@@ -13,11 +13,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
+from ambient.clients.metric_reads import KEPT
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.tencent.errors import TencentRetryableError, translate
+from ambient.clients.tencent.metrics import NOT_ANSWERED, coded
 from ambient.clients.web import WebFetcher
 from ambient.clients.web_errors import FetchError
+from ambient.cloud.errors import failure
 from ambient.domain.users import Language
 from ambient.setting_types import ServerSecret
 from api.i18n import Words
@@ -263,3 +268,43 @@ def test_a_secrets_origin_refusal_followed_by_other_text_is_not_read_back_as_it(
     assert said_refusal(whole) is not None  # the refusal alone is read back
     assert said_refusal(stored) is None
     assert said_refusal(stored[:-1]) is None
+
+
+def test_a_cloud_monitor_reads_other_refusals_are_said_as_what_to_do() -> None:
+    """The refusals of a Cloud Monitor read the stand-in watch test does not reach, as a read
+    stores them (failure's words, cut where a read keeps them): each said in a few words, not
+    "原因可以在任务详情里看"."""
+
+    def stored(code: str, role: str | None = None, temporary: bool = False) -> str:
+        exc = translate(TencentCloudSDKException(code, "the API's words " * 30, "req-1"))
+        exc.call, exc.role, exc.temporary = ("monitor", "GetMonitorData"), role, temporary
+        return str(failure(exc))[:KEPT]
+
+    slow = TencentRetryableError(*coded(NOT_ANSWERED % {"seconds": "25"}))
+    assert {
+        "temporary": reason_said(stored("AuthFailure.TokenFailure", temporary=True)),
+        "role": reason_said(stored("AuthFailure.SecretIdNotFound", role="ambient-reader")),
+        "parameter": reason_said(stored("InvalidParameterValue")),
+        "balance": reason_said(stored("InternalError.InsufficientBalance")),
+        "billing": reason_said(stored("FailedOperation.ErrNotOpen")),
+        "slow": reason_said(str(failure(slow))),
+    } == {
+        "temporary": (
+            "腾讯云不接受临时密钥，请换新的",
+            "Tencent Cloud refuses the temporary keys: get new ones",
+        ),
+        "role": (
+            "腾讯云不接受机器角色的密钥，请检查角色和时钟",
+            "Tencent Cloud refuses the machine role's keys: check the role and the clock",
+        ),
+        "parameter": (
+            "腾讯云不接受这个指标的参数，请检查指标名和维度",
+            "Tencent Cloud rejects the metric's parameters: check its name and dimensions",
+        ),
+        "balance": ("腾讯云账户余额不足，请充值", "the account's balance is low: top it up"),
+        "billing": (
+            "腾讯云账户的状态不允许，请在控制台查看",
+            "the Tencent Cloud account refuses: see its console",
+        ),
+        "slow": ("腾讯云 API 没有及时回应", "Tencent Cloud's API did not answer in time"),
+    }

@@ -1,6 +1,6 @@
 """Why a Cloud Monitor threshold watch's reads fail, as its owner meets it, for each cause:
 the stored error says what to do (its page, in Chinese for a Chinese reader, and its one
-"Failing" notification).
+"Failing" notification), and the voice (task_status's failed clause) says why in a few words.
 The real SDK against the stand-in API, a real worker on the dev server."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ambient.storage.users import UserRepository
 from ambient.watches.service import TaskService
 from api.i18n import Words
 from api.routers.app_pages import failed_said
+from mcp_server.voice_failures import failed_clause
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port
 from tests.support.waits import eventually
@@ -71,6 +72,40 @@ CAUSES = {
     ),
 }
 
+# cause: the voice's clause, in Chinese and English.
+SPOKEN = {
+    "no datapoints": (
+        "这个实例没有数据，可能已停止或维度写错",
+        "the instance reports no data: stopped, or its dimensions are wrong",
+    ),
+    "no current value": (
+        "这个实例最近没有新数据，可能已停止",
+        "the instance sent no recent data: it may have stopped",
+    ),
+    "AuthFailure.SecretIdNotFound": (
+        "腾讯云不接受密钥，请检查密钥",
+        "Tencent Cloud refuses the keys: check them",
+    ),
+    "UnauthorizedOperation": (
+        "CAM 权限不允许读取这个指标，请给账号授权",
+        "the CAM policy does not allow reading the metric: grant it",
+    ),
+    "RequestLimitExceeded": (
+        "腾讯云在限流，稍后会再读",
+        "Tencent Cloud is throttling: it is read again later",
+    ),
+    "FailedOperation.ErrOwed": ("腾讯云账户欠费，请先充值", "the account is in arrears: settle it"),
+    "AuthFailure.SignatureExpire": (
+        "服务器时钟不准，请校准时间",
+        "this server's clock is off: set it right",
+    ),
+    "InternalError": (
+        "腾讯云暂时不可用，稍后会再读",
+        "Tencent Cloud is unavailable for now: it is read again later",
+    ),
+    "unreachable": ("连不上腾讯云 API", "Tencent Cloud's API cannot be reached"),
+}
+
 
 def _cause(api: TencentApi, deps: WorkerDeps, cause: str) -> None:
     if cause == "no datapoints":
@@ -98,8 +133,9 @@ async def test_a_cloud_monitor_read_failing_says_why_and_what_to_do_on_every_doo
     loopback_deps: WorkerDeps,  # noqa: F811
     cause: str,
 ) -> None:
-    """An unreachable API, throttling and InternalError were stored as the SDK's text, with
-    nothing to do; a Chinese reader read every cause in English, on the page and notified."""
+    """The voice said "原因可以在任务详情里看" for every cause; an unreachable API, throttling
+    and InternalError were stored as the SDK's text, with nothing to do; a Chinese reader read
+    every cause in English, on the page and notified."""
     words, zh_words = CAUSES[cause]
     api, service = cloud
     await _in_chinese(loopback_deps)
@@ -127,4 +163,9 @@ async def test_a_cloud_monitor_read_failing_says_why_and_what_to_do_on_every_doo
     # The one "Failing" notification carries the reason in the owner's words, as the page.
     [(title, body)] = await eventually(told, "the failing notification")
     assert title.startswith("读取失败") and zh_words in body, (title, body)
+    zh, en = SPOKEN[cause]
+    assert failed_clause(failed, []) == (
+        f"，但最近一次没能读到数值：{zh}",
+        f", but the last check could not read a value: {en}",
+    )
     await stopped(service, task_id)
