@@ -122,9 +122,11 @@ def part_of(key: str, said: str | Heard | None) -> bool:
 
 
 def _within(key: str, text: str) -> bool:
-    """``key`` in ``text``, a number in it not part of a longer one there, nor an hour said
-    on the hour part of a time with its minutes: "8点" is not of "18点" nor "8点30分"
-    ("早上八点的提醒" paused the one at 18:00)."""
+    """``key`` in ``text``; a key holding a clock time ("8点") not where its number is part of
+    a longer one, nor its hour on the hour part of a time with minutes: "8点" is not of "18点"
+    nor "8点30分" ("早上八点的提醒" paused the one at 18:00)."""
+    if not _CLOCK_HOUR.search(key):
+        return key in text
     head, tail = key[0].isdigit(), key[-1].isdigit() or key.endswith("点")
     start = text.find(key)
     while start >= 0:
@@ -135,6 +137,9 @@ def _within(key: str, text: str) -> bool:
             return True
         start = text.find(key, start + 1)
     return False
+
+
+_CLOCK_HOUR = re.compile(r"\d点")  # a time as `clock_as_labelled` writes it
 
 
 _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")

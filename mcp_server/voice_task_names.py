@@ -386,9 +386,10 @@ def _pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
-    if not found and (later := flat(clock_as_labelled(said, later=True))) != key:
-        # "八点的提醒" with none at 8:00: the one at 20:00 (people leave the evening unsaid).
-        found = called(later) or called(WHAT_IT_IS.sub("", later))
+    # "八点的提醒" with none at 8:00: the one at 20:00 may be meant (people leave the evening
+    # unsaid), offered, not picked: a guess does not pause or delete.
+    later = flat(clock_as_labelled(said, later=True))
+    evening = [] if found or later == key else called(later) or called(WHAT_IT_IS.sub("", later))
     if len(found) > 1 and key in {
         flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
     }:
@@ -433,7 +434,8 @@ def _pick_task(
     found = _said_order(found, alike)
     no_task = _no_task_called(said, english)
     if not found and (
-        near := _nearest(key, live, _heard_name)
+        near := _said_order(evening, alike)
+        or _nearest(key, live, _heard_name)
         or _nearest(WHAT_IT_IS.sub("", key), live, _heard_name)
     ):
         # A name heard a letter or two off ("oder api", "payment getaway"): the nearest said,

@@ -1188,7 +1188,7 @@ def test_a_time_said_with_its_part_of_the_day_or_on_the_hour_finds_its_reminder(
 def test_an_hour_said_finds_no_reminder_whose_time_merely_holds_its_digits() -> None:
     """ "暂停早上八点的提醒" paused the one at 18:00 ("8点" is in "18点"), "凌晨两点的提醒" the
     one at 12:00, "零点的提醒" the one at 20:00, and "八点的提醒" was one at 8:30: asked back
-    now, naming the user's reminders; an hour said bare is the evening's when only that is."""
+    now, naming the user's reminders; an hour said bare offers the evening's, picks nothing."""
     at = {
         t: _task(f"reminder/ops/00112233ab{n:02d}", f"Reminder, daily at {t} UTC, for ops")
         for n, t in enumerate(("18:00", "12:00", "20:00", "08:30"))
@@ -1196,9 +1196,24 @@ def test_an_hour_said_finds_no_reminder_whose_time_merely_holds_its_digits() -> 
     for said in ("早上八点的提醒", "8点的提醒", "凌晨两点的提醒", "零点的提醒", "半夜十二点的提醒"):
         task, question, _ = pick_task([at["18:00"], at["12:00"], at["08:30"]], said)
         assert task is None and question.startswith(f"没找到叫“{said}”的任务"), (said, task)
-    for said in ("八点的提醒", "8点的提醒", "晚上八点的提醒", "二十点的提醒"):
+    for said in ("晚上八点的提醒", "二十点的提醒"):
         assert pick_task([at["20:00"], at["08:30"]], said)[0] is at["20:00"], said
+    for said in ("八点的提醒", "8点的提醒"):  # the evening's offered: a guess acts on nothing
+        task, question, asked = pick_task([at["20:00"], at["08:30"]], said)
+        assert (task, asked) == (None, [at["20:00"].task_id]), (said, question)
+        assert question == f"没找到叫“{said}”的任务。你是说提醒（每天 20点）吗？", question
+    monitor = TaskSummary(
+        task_id="web-monitor/ops/20点大促", kind=TaskKind.WEB_MONITOR, state=TaskState.ACTIVE
+    )
+    assert pick_task([monitor, at["08:30"]], "八点")[0] is None
     assert pick_task([at["20:00"], at["08:30"]], "早上八点的提醒")[0] is None
+    # Words that end in 点 are no hours, and a number's separators still part it from the next.
+    named = [_task(f"web-monitor/ops/{n}") for n in ("节点1健康", "站点2监控", "log-2026-12")]
+    for said, name in (("节点", "节点1健康"), ("站点", "站点2监控"), ("log-2026", "log-2026-12")):
+        assert (
+            pick_task(named, said)[0]
+            is named[[t.task_id for t in named].index(f"web-monitor/ops/{name}")]
+        ), said
     # Said whole, a time still finds its own: 8:30's by "八点半", 12:00's by "十二点".
     assert pick_task(list(at.values()), "八点半的提醒")[0] is at["08:30"]
     assert pick_task(list(at.values()), "十二点的提醒")[0] is at["12:00"]
