@@ -241,8 +241,8 @@ def temporary_keys_refused(exc: TencentCloudError) -> bool:
 KEYS_NOT_ACCEPTED = N_(
     "Tencent Cloud refused %(action)s (%(code)s): it does not accept the keys; check "
     "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in the "
-    "console is refused too); the worker and the API read them when they start: restart both "
-    "after setting new ones. %(message)s"
+    "console is refused too); a running worker and API keep the keys they started with: "
+    "restart them after setting new ones. %(message)s"
 )
 ROLE_KEYS_NOT_ACCEPTED = N_(
     "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys of the "
@@ -253,16 +253,17 @@ ROLE_KEYS_NOT_ACCEPTED = N_(
 TEMPORARY_KEYS_NOT_ACCEPTED = N_(
     "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys "
     "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
-    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; the worker "
-    "and the API read them when they start: restart both after setting new ones. %(message)s"
+    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; a running "
+    "worker and API keep the keys they started with: restart them after setting new ones. "
+    "%(message)s"
 )
 # Its message the SDK's words after the clock's hint (``CLOCK_HINT``, translate()).
 TEMPORARY_KEYS_OR_CLOCK = N_(
     "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys "
     "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
-    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; the worker "
-    "and the API read them when they start: restart both after setting new ones; if they are "
-    "new, %(message)s"
+    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; a running "
+    "worker and API keep the keys they started with: restart them after setting new ones; if "
+    "they are new, %(message)s"
 )
 CLOCK_OFF = N_(
     "Tencent Cloud refused %(action)s (%(code)s): this machine's clock is more than 5 minutes "

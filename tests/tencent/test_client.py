@@ -1623,7 +1623,7 @@ async def test_a_cvm_roles_keys_refused_say_the_roles_words_not_the_keys_variabl
     else:
         assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in told(refused.value)
     # Read from the process's environment at its start: new keys need a restart, said so.
-    assert "restart both after setting new ones" in told(refused.value), told(refused.value)
+    assert "restart them after setting new ones" in told(refused.value), told(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -1661,7 +1661,8 @@ async def test_temporary_keys_refused_are_said_as_temporary_keys_to_refresh(
         f"Tencent Cloud refused DescribeClusters ({code}): it does not accept the temporary keys "
         "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
         "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; "
-        "the worker and the API read them when they start: restart both after setting new ones"
+        "a running worker and API keep the keys they started with: restart them after setting "
+        "new ones"
         f"{clock}{words} (RequestId req-standin)"
     )
 
