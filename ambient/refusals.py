@@ -58,8 +58,18 @@ def read_back(text: str, msgids: Iterable[str], *, cut: bool = False) -> Refusal
         if (pattern := _cut_pattern(msgid)) and (found := pattern.fullmatch(text)):
             values = found.groupdict()
             last = next(reversed(values))
-            return Refusal(msgid, **values | {last: values[last] + "…"})
+            # Cut in the words after the last value, not in it: the value ends before them.
+            tail = msgid[msgid.rindex(f"%({last})s") + len(last) + 4 :].replace("%%", "%")
+            value = values[last]
+            at = next((i for i in range(len(value)) if tail.startswith(value[i:])), None)
+            if at is not None and len(value) - at >= min(len(tail), _TAIL_SEEN):
+                return Refusal(msgid, **values | {last: value[:at]})
+            return Refusal(msgid, **values | {last: value + "…"})
     return None
+
+
+# How much of the words after a cut value must be read to take them for those words.
+_TAIL_SEEN = 8
 
 
 @functools.cache

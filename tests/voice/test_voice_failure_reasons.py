@@ -18,13 +18,14 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from ambient.clients.metric_reads import KEPT
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.tencent.errors import TencentRetryableError, translate
-from ambient.clients.tencent.metrics import NOT_ANSWERED, coded
+from ambient.clients.tencent.errors import TencentRequestError, TencentRetryableError, translate
+from ambient.clients.tencent.metrics import NO_DATAPOINTS, NOT_ANSWERED, coded
 from ambient.clients.web import WebFetcher
 from ambient.clients.web_errors import FetchError
 from ambient.cloud.errors import failure
 from ambient.domain.users import Language
 from ambient.setting_types import ServerSecret
+from ambient.words import error_words
 from api.i18n import Words
 from api.routers.app_pages import failed_said
 from bench.certs import certificate
@@ -283,6 +284,7 @@ def test_a_cloud_monitor_reads_other_refusals_are_said_as_what_to_do() -> None:
     slow = TencentRetryableError(*coded(NOT_ANSWERED % {"seconds": "25"}))
     assert {
         "temporary": reason_said(stored("AuthFailure.TokenFailure", temporary=True)),
+        "expired": reason_said(stored("AuthFailure.SignatureExpire", temporary=True)),
         "role": reason_said(stored("AuthFailure.SecretIdNotFound", role="ambient-reader")),
         "parameter": reason_said(stored("InvalidParameterValue")),
         "balance": reason_said(stored("InternalError.InsufficientBalance")),
@@ -293,13 +295,18 @@ def test_a_cloud_monitor_reads_other_refusals_are_said_as_what_to_do() -> None:
             "腾讯云不接受临时密钥，请换新的",
             "Tencent Cloud refuses the temporary keys: get new ones",
         ),
+        "expired": (
+            "腾讯云不接受临时密钥，请换新的，或校准服务器时钟",
+            "Tencent Cloud refuses the temporary keys: get new ones, or set the clock right",
+        ),
         "role": (
             "腾讯云不接受机器角色的密钥，请检查角色和时钟",
             "Tencent Cloud refuses the machine role's keys: check the role and the clock",
         ),
         "parameter": (
-            "腾讯云不接受这个指标的参数，请检查指标名和维度",
-            "Tencent Cloud rejects the metric's parameters: check its name and dimensions",
+            "腾讯云不接受这个指标的参数，请检查地域、周期、指标名和维度",
+            "Tencent Cloud rejects the metric's parameters: check its region, period, name and "
+            "dimensions",
         ),
         "balance": ("腾讯云账户余额不足，请充值", "the account's balance is low: top it up"),
         "billing": (
@@ -308,3 +315,19 @@ def test_a_cloud_monitor_reads_other_refusals_are_said_as_what_to_do() -> None:
         ),
         "slow": ("腾讯云 API 没有及时回应", "Tencent Cloud's API did not answer in time"),
     }
+
+
+def test_a_cut_error_ending_in_the_words_after_its_last_value_is_read_back_once() -> None:
+    """A NoData of many dimensions is cut in its fixed words after them: read back, those words
+    ran into the dimensions, and the page said them twice (the Chinese page in English)."""
+    dims = ", ".join(f"dim{i}=value-{i:04d}" for i in range(13))
+    values = {"metric": "QCE/LB/Conn", "seconds": "600", "region": "ap-guangzhou"}
+    stored = str(
+        failure(TencentRequestError(*coded(NO_DATAPOINTS % (values | {"dimensions": dims}))))
+    )
+    assert len(stored) > KEPT
+    page = error_words(stored[:KEPT], Words(Language.EN))
+    assert page.count("a stopped instance reports nothing") == 1, page
+    assert f"({dims}) name a resource" in page, page
+    chinese = error_words(stored[:KEPT], Words(Language.ZH))
+    assert "a stopped instance" not in chinese and "dim11=value-0011" in chinese, chinese
