@@ -119,12 +119,13 @@ _CLOUD_REASONS = {
         "腾讯云不接受密钥，请检查密钥",
         "Tencent Cloud refuses the keys: check them",
     ),
-    **dict.fromkeys(
-        (cloud.TEMPORARY_KEYS_NOT_ACCEPTED, cloud.TEMPORARY_KEYS_OR_CLOCK),
-        (
-            "腾讯云不接受临时密钥，请换新的",
-            "Tencent Cloud refuses the temporary keys: get new ones",
-        ),
+    cloud.TEMPORARY_KEYS_NOT_ACCEPTED: (
+        "腾讯云不接受临时密钥，请换新的",
+        "Tencent Cloud refuses the temporary keys: get new ones",
+    ),
+    cloud.TEMPORARY_KEYS_OR_CLOCK: (  # a signature expired: new keys, or the clock is off
+        "腾讯云不接受临时密钥，请换新的，或校准服务器时钟",
+        "Tencent Cloud refuses the temporary keys: get new ones, or set the clock right",
     ),
     cloud.ROLE_KEYS_NOT_ACCEPTED: (
         "腾讯云不接受机器角色的密钥，请检查角色和时钟",
@@ -143,12 +144,13 @@ _CLOUD_REASONS = {
     cloud.NOT_REACHED: ("连不上腾讯云 API", "Tencent Cloud's API cannot be reached"),
     monitor.NOT_ANSWERED: ("腾讯云 API 没有及时回应", "Tencent Cloud's API did not answer in time"),
     cloud.PARAMETER_REJECTED: (
-        "腾讯云不接受这个指标的参数，请检查指标名和维度",
-        "Tencent Cloud rejects the metric's parameters: check its name and dimensions",
+        "腾讯云不接受这个指标的参数，请检查地域、周期、指标名和维度",
+        "Tencent Cloud rejects the metric's parameters: check its region, period, name and "
+        "dimensions",
     ),
     monitor.NO_DATAPOINTS: (
-        "这个实例没有数据，可能已停止或维度写错",
-        "the instance reports no data: stopped, or its dimensions are wrong",
+        "这个实例没有数据，可能已停止、维度写错或地域不对",
+        "the instance reports no data: stopped, its dimensions wrong, or in another region",
     ),
     monitor.NO_CURRENT_VALUE: (
         "这个实例最近没有新数据，可能已停止",

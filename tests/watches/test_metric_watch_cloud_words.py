@@ -75,8 +75,8 @@ CAUSES = {
 # cause: the voice's clause, in Chinese and English.
 SPOKEN = {
     "no datapoints": (
-        "这个实例没有数据，可能已停止或维度写错",
-        "the instance reports no data: stopped, or its dimensions are wrong",
+        "这个实例没有数据，可能已停止、维度写错或地域不对",
+        "the instance reports no data: stopped, its dimensions wrong, or in another region",
     ),
     "no current value": (
         "这个实例最近没有新数据，可能已停止",
