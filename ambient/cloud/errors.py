@@ -263,7 +263,8 @@ TEMPORARY_KEYS_OR_CLOCK = N_(
     "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
     "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; a running "
     "worker and API keep the keys they started with: restart them after setting new ones; if "
-    "they are new, %(message)s"
+    "they are new, this machine's clock is more than 5 minutes off; set it right (NTP). "
+    "%(message)s"
 )
 CLOCK_OFF = N_(
     "Tencent Cloud refused %(action)s (%(code)s): this machine's clock is more than 5 minutes "
@@ -348,8 +349,10 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "auth", ROLE_KEYS_NOT_ACCEPTED % (said | {"role": repr(exc.role)})
     if temporary_keys_refused(exc):
         # Temporary keys (STS) expire, and the three go together.
-        clock = exc.code == CLOCK_SKEW
-        return "auth", (TEMPORARY_KEYS_OR_CLOCK if clock else TEMPORARY_KEYS_NOT_ACCEPTED) % said
+        if exc.code == CLOCK_SKEW:  # the client's clock hint in the sentence, said in its words
+            message = exc.message.removeprefix(f"{CLOCK_HINT}. ")
+            return "auth", TEMPORARY_KEYS_OR_CLOCK % (said | {"message": message})
+        return "auth", TEMPORARY_KEYS_NOT_ACCEPTED % said
     if isinstance(exc, TencentClockError):  # the client's hint said once, not twice
         message = exc.message.removeprefix(f"{CLOCK_HINT}. ")
         return "failed", CLOCK_OFF % (said | {"message": message})

@@ -331,3 +331,12 @@ def test_a_cut_error_ending_in_the_words_after_its_last_value_is_read_back_once(
     assert f"({dims}) name a resource" in page, page
     chinese = error_words(stored[:KEPT], Words(Language.ZH))
     assert "a stopped instance" not in chinese and "dim11=value-0011" in chinese, chinese
+
+
+def test_temporary_keys_with_an_expired_signature_are_said_all_in_chinese_on_a_page() -> None:
+    """The clock's hint came in the message, after the sentence: a Chinese page said the one
+    advice that mattered ("this machine's clock is more than 5 minutes off …") in English."""
+    exc = translate(TencentCloudSDKException("AuthFailure.SignatureExpire", "签名过期", "req-1"))
+    exc.call, exc.temporary = ("monitor", "GetMonitorData"), True
+    chinese = error_words(str(failure(exc)), Words(Language.ZH))
+    assert "时钟偏差超过 5 分钟" in chinese and "clock" not in chinese, chinese
