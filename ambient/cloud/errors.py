@@ -288,6 +288,13 @@ NOT_REACHED = N_(
     "lasts, check the way to it (DNS, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT). %(message)s"
 )
 UNAVAILABLE = N_("Tencent Cloud is unavailable for %(action)s (%(code)s); try again. %(message)s")
+QUOTA = N_(
+    "Tencent Cloud quota or limit reached for %(action)s (%(code)s): remove unused resources or "
+    "raise the quota in the console. %(message)s"
+)
+NOT_FOUND = N_("%(action)s (%(code)s): something the request names does not exist. %(message)s")
+REFUSED = N_("Tencent Cloud refused %(action)s (%(code)s): %(message)s")
+FAILED = N_("%(action)s (%(code)s) failed: %(message)s")
 READ_REFUSALS = (
     KEYS_NOT_ACCEPTED,
     ROLE_KEYS_NOT_ACCEPTED,
@@ -300,6 +307,10 @@ READ_REFUSALS = (
     PARAMETER_REJECTED,
     NOT_REACHED,
     UNAVAILABLE,
+    QUOTA,
+    NOT_FOUND,
+    REFUSED,
+    FAILED,
     NO_DATAPOINTS,
     NO_CURRENT_VALUE,
     NOT_ANSWERED,
@@ -342,7 +353,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "failed", f"{exc.code}: {exc.message}"
     if isinstance(exc, TencentServiceRoleError) or exc.code == ROLE_UNAVAILABLE:
         # The keys are fine (or there are none): its message says what to grant or run on.
-        return "auth", f"Tencent Cloud refused {where}: {exc.message}"
+        return "auth", REFUSED % said
     if exc.code in KEYS_REFUSED and exc.role:
         # No keys of the user's own: the instance's metadata service hands the role's
         # temporary keys out, and they expire by this machine's clock.
@@ -376,12 +387,9 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     if exc.code.startswith(RATE_LIMITS):
         return "unavailable", BUSY % said
     if exc.code.startswith(QUOTA_PREFIXES):
-        return "quota", (
-            f"Tencent Cloud quota or limit reached for {where}: remove unused resources or "
-            f"raise the quota in the console. {exc.message}"
-        )
+        return "quota", QUOTA % said
     if isinstance(exc, TencentNotFoundError):
-        return "not_found", f"{where}: something the request names does not exist. {exc.message}"
+        return "not_found", NOT_FOUND % said
     if writes.name_taken(action, exc.code):
         # Only when the lookup that follows a conflict cannot see the resource either.
         return "conflict", (
@@ -389,7 +397,7 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"region, or no permission to list it). {exc.message}"
         )
     if exc.code in REGION_NOT_OFFERED:  # the client's words name the region asked
-        return "invalid_parameter", f"Tencent Cloud refused {where}: {exc.message}"
+        return "invalid_parameter", REFUSED % said
     if exc.code.startswith(INVALID_PREFIXES):
         return "invalid_parameter", PARAMETER_REJECTED % said
     if (
@@ -404,4 +412,4 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "unavailable", NOT_REACHED % said
     if isinstance(exc, TencentRetryableError):
         return "unavailable", UNAVAILABLE % said
-    return "failed", f"{where} failed: {exc.message}"
+    return "failed", FAILED % said

@@ -340,3 +340,24 @@ def test_temporary_keys_with_an_expired_signature_are_said_all_in_chinese_on_a_p
     exc.call, exc.temporary = ("monitor", "GetMonitorData"), True
     chinese = error_words(str(failure(exc)), Words(Language.ZH))
     assert "时钟偏差超过 5 分钟" in chinese and "clock" not in chinese, chinese
+
+
+@pytest.mark.parametrize(
+    ("code", "chinese"),
+    [
+        ("LimitExceeded.MetricQuotaExceeded", "已达配额或上限"),
+        ("ResourceNotFound", "请求里指定的资源不存在"),
+        (
+            "FailedOperation.RegionUnavailable",
+            "GetMonitorData（FailedOperation.RegionUnavailable）失败",
+        ),
+    ],
+)
+def test_a_read_refused_for_a_quota_a_missing_thing_or_else_reads_in_chinese(
+    code: str, chinese: str
+) -> None:
+    """Their sentences were f-strings: a Chinese page said them in English."""
+    exc = translate(TencentCloudSDKException(code, "words", "req-1"))
+    exc.call = ("monitor", "GetMonitorData")
+    said = error_words(str(failure(exc)), Words(Language.ZH))
+    assert chinese in said, said
