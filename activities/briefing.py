@@ -50,8 +50,8 @@ from ambient.briefing.writer import finish, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
-from ambient.cloud.errors import NETWORK_ERROR, failure, told
+from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
+from ambient.cloud.errors import BUSY, NOT_REACHED, failure, read_refusal, told
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
@@ -69,6 +69,8 @@ from ambient.watches.configs import task_id_for
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
+# A log source's failure, by failure()'s sentence, as the briefing tells it apart.
+_LOG_KINDS = {BUSY: "busy", NOT_REACHED: "unreachable"}
 
 
 class BriefingActivities:
@@ -226,14 +228,13 @@ class BriefingActivities:
             _read_again_if_passing(exc, label)
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             # Said as the cloud doors say it: what to fix (a CAM permission, the keys), not the
-            # API's code alone.
-            kind = failure(exc).kind if isinstance(exc, TencentCloudError) else ""
-            if isinstance(exc, TencentCloudError) and kind == "unavailable":
-                # A busy API is a wait; one never reached (no answer, not one lost on the way)
-                # a way to check: both "unavailable" to the cloud doors.
-                never_sent = exc.code == NETWORK_ERROR and not exc.unanswered
-                kind = "busy" if exc.code.startswith(RATE_LIMITS) else kind
-                kind = "unreachable" if never_sent else kind
+            # API's code alone; a busy API (a wait) and one never reached (a way to check), both
+            # "unavailable" to the cloud doors, by the sentence failure() said.
+            kind = ""
+            if isinstance(exc, TencentCloudError):
+                failed = failure(exc)
+                said = read_refusal(str(failed))
+                kind = _LOG_KINDS.get(said.msgid, failed.kind) if said else failed.kind
             note = SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}", kind=kind)
             notes.append(note)
             return None, baseline

@@ -17,7 +17,7 @@ from ambient.briefing.writer import finish
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import briefing_stack, make_user
 from tests.standins.tencent_api import TencentApi
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 from tests.support.tencent import standin_tencent
 
 
@@ -79,3 +79,20 @@ def test_a_refused_log_source_is_listed_whole_in_the_briefings_language(
     assert offline_draft(inputs).needs_attention == [item]
     report = full_report_markdown(finish(offline_draft(inputs), inputs, "offline"), inputs)
     assert "AuthFailure.UnauthorizedOperation" in report
+
+
+async def test_a_log_source_whose_api_is_not_reached_is_said_as_a_way_to_check(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Never reached (a refused connection: a wrong endpoint, DNS, a proxy): not a wait for a
+    busy API but the way to it to check, told apart by the sentence failure() says."""
+    source = {"type": "cls", "topic_id": "topic-1"}
+    config = BriefingConfig(timezone="Asia/Shanghai", language="en", log_source=source)
+    await make_user(deps.db, "rae")
+    deps.tencent = standin_tencent(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    async with briefing_stack(ts_env, deps) as stack:
+        day = await stack.plan(config)
+        await stack.service.create("rae", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=20))
+        spoken = await stack.service.greet("rae", via="voice", request_id="morning", within=15)
+    assert "could not be reached: if it lasts" in spoken.text.split(". ")[0], spoken.text
