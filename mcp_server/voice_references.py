@@ -98,11 +98,13 @@ def names_nothing(said: str) -> bool:
 
 
 class Heard(NamedTuple):
-    """A name as a spoken reference is compared with it (`flat`, and its words), read once
-    where many references are compared with many names."""
+    """A name as a spoken reference is compared with it (`flat`, its words, and where in
+    `flat` a separator stood between two characters), read once where many references are
+    compared with many names."""
 
     flat: str
     words: frozenset[str]
+    breaks: frozenset[int] = frozenset()
 
 
 _WORD_BREAKS = re.compile(r"[\W_]+")
@@ -110,36 +112,44 @@ _WORD_BREAKS = re.compile(r"[\W_]+")
 
 @lru_cache(maxsize=4096)  # tasks said alike share their summaries
 def heard(said: str | None) -> Heard:
-    return Heard(flat(said), frozenset(_WORD_BREAKS.split((said or "").lower())))
+    lower = (said or "").lower()
+    breaks, at = set(), 0
+    for part in _UNFLAT.split(lower):  # "log-2026-12": a break before "2026" and "12"
+        at += len(part)
+        breaks.add(at)
+    return Heard(flat(said), frozenset(_WORD_BREAKS.split(lower)), frozenset(breaks))
 
 
 def part_of(key: str, said: str | Heard | None) -> bool:
     """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
     enough to mean it ("it" ≠ "bitcoin"), not a number word ("two" ≠ "network": a place)."""
-    text, words = said if isinstance(said, Heard) else heard(said)
+    name = said if isinstance(said, Heard) else heard(said)
     long_enough = len(key) >= (2 if CJK.search(key) else 3) and key not in ENGLISH_NUMBERS
-    return bool(key) and (key == text or (long_enough and _within(key, text)) or key in words)
+    return bool(key) and (
+        key == name.flat or (long_enough and _within(key, name)) or key in name.words
+    )
 
 
-def _within(key: str, text: str) -> bool:
-    """``key`` in ``text``; a key holding a clock time ("8点") not where its number is part of
-    a longer one, nor its hour on the hour part of a time with minutes: "8点" is not of "18点"
-    nor "8点30分" ("早上八点的提醒" paused the one at 18:00)."""
-    if not _CLOCK_HOUR.search(key):
-        return key in text
-    head, tail = key[0].isdigit(), key[-1].isdigit() or key.endswith("点")
+def _within(key: str, name: Heard) -> bool:
+    """``key`` in ``name``, a number at its start or end not part of a longer one there ("db1"
+    is not of "db12", "8点" not of "18点"; "log-2026" is of "log-2026-12"), nor an hour said on
+    the hour part of a time with minutes ("8点" is not of "8点30分"): "早上八点的提醒" paused the
+    reminder at 18:00, "server1" the watch server10-cpu."""
+    text, breaks = name.flat, name.breaks
+    head = key[0].isdigit()
+    tail = key[-1].isdigit() or bool(_CLOCK_HOUR.search(key))
     start = text.find(key)
     while start >= 0:
         end = start + len(key)
-        if not (head and text[start - 1 : start].isdigit()) and not (
-            tail and text[end : end + 1].isdigit()
-        ):
+        joined_before = start not in breaks and text[start - 1 : start].isdigit()
+        joined_after = end not in breaks and text[end : end + 1].isdigit()
+        if not (head and joined_before) and not (tail and joined_after):
             return True
         start = text.find(key, start + 1)
     return False
 
 
-_CLOCK_HOUR = re.compile(r"\d点")  # a time as `clock_as_labelled` writes it
+_CLOCK_HOUR = re.compile(r"\d点$")  # an hour as `clock_as_labelled` writes it, on the hour
 
 
 _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")

@@ -1207,6 +1207,15 @@ def test_an_hour_said_finds_no_reminder_whose_time_merely_holds_its_digits() -> 
     )
     assert pick_task([monitor, at["08:30"]], "八点")[0] is None
     assert pick_task([at["20:00"], at["08:30"]], "早上八点的提醒")[0] is None
+    # A number said is no part of a longer one ("server1" paused server10-cpu, "db1" was one of
+    # db1-cpu and db12-cpu), but a separator parts a name's numbers ("log-2026" of log-2026-12).
+    servers = [_task(f"web-monitor/ops/{n}") for n in ("server10-cpu", "server2-cpu")]
+    assert pick_task(servers, "server1")[0] is None
+    dbs = [_task(f"web-monitor/ops/{n}") for n in ("db1-cpu", "db12-cpu")]
+    assert pick_task(dbs, "db1")[0] is dbs[0]
+    fixes = [_run(1, "api1"), _run(2, "api12")]
+    assert pick_remediation(fixes, "api1")[0] is fixes[0]
+    assert pick_remediation([_run(1, "order10"), _run(2, "pay")], "order1")[0] is None
     # Words that end in 点 are no hours, and a number's separators still part it from the next.
     named = [_task(f"web-monitor/ops/{n}") for n in ("节点1健康", "站点2监控", "log-2026-12")]
     for said, name in (("节点", "节点1健康"), ("站点", "站点2监控"), ("log-2026", "log-2026-12")):
