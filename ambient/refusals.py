@@ -68,8 +68,9 @@ def read_back(text: str, msgids: Iterable[str], *, cut: bool = False) -> Refusal
     return None
 
 
-# How much of the words after a cut value must be read to take them for those words.
-_TAIL_SEEN = 8
+# How much of the words after a cut value must be read to take them for those words (one
+# character may as well end the value: ")" after "f(x)").
+_TAIL_SEEN = 2
 
 
 @functools.cache
