@@ -115,17 +115,23 @@ _REASONS = {
 }
 # Tencent Cloud's (cloud.errors.failure, a Cloud Monitor read's): what is wrong, what to do.
 _CLOUD_REASONS = {
-    cloud.KEYS_NOT_ACCEPTED: (
-        "腾讯云不接受密钥，请检查密钥",
-        "Tencent Cloud refuses the keys: check them",
+    **dict.fromkeys(
+        (cloud.KEYS_NOT_ACCEPTED, cloud.KEYS_NOT_ACCEPTED_BEFORE),
+        ("腾讯云不接受密钥，请检查密钥", "Tencent Cloud refuses the keys: check them"),
     ),
-    cloud.TEMPORARY_KEYS_NOT_ACCEPTED: (
-        "腾讯云不接受临时密钥，请换新的",
-        "Tencent Cloud refuses the temporary keys: get new ones",
+    **dict.fromkeys(
+        (cloud.TEMPORARY_KEYS_NOT_ACCEPTED, cloud.TEMPORARY_KEYS_NOT_ACCEPTED_BEFORE),
+        (
+            "腾讯云不接受临时密钥，请换新的",
+            "Tencent Cloud refuses the temporary keys: get new ones",
+        ),
     ),
-    cloud.TEMPORARY_KEYS_OR_CLOCK: (  # a signature expired: new keys, or the clock is off
-        "腾讯云不接受临时密钥，请换新的，或校准服务器时钟",
-        "Tencent Cloud refuses the temporary keys: get new ones, or set the clock right",
+    **dict.fromkeys(  # a signature expired: new keys, or the clock is off
+        (cloud.TEMPORARY_KEYS_OR_CLOCK, cloud.TEMPORARY_KEYS_OR_CLOCK_BEFORE),
+        (
+            "腾讯云不接受临时密钥，请换新的，或校准服务器时钟",
+            "Tencent Cloud refuses the temporary keys: get new ones, or set the clock right",
+        ),
     ),
     cloud.ROLE_KEYS_NOT_ACCEPTED: (
         "腾讯云不接受机器角色的密钥，请检查角色和时钟",

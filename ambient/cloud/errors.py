@@ -295,6 +295,24 @@ QUOTA = N_(
 NOT_FOUND = N_("%(action)s (%(code)s): something the request names does not exist. %(message)s")
 REFUSED = N_("Tencent Cloud refused %(action)s (%(code)s): %(message)s")
 FAILED = N_("%(action)s (%(code)s) failed: %(message)s")
+# The same refusals as a release before the restart's words stored them (a paused watch keeps
+# its last error): read back, not said any more.
+KEYS_NOT_ACCEPTED_BEFORE = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the keys; check "
+    "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in the "
+    "console is refused too). %(message)s"
+)
+TEMPORARY_KEYS_NOT_ACCEPTED_BEFORE = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys "
+    "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
+    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together. %(message)s"
+)
+TEMPORARY_KEYS_OR_CLOCK_BEFORE = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): it does not accept the temporary keys "
+    "(TENCENTCLOUD_TOKEN): they have expired or are not valid; get new ones (STS) and set "
+    "TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_TOKEN together; if they "
+    "are new, %(message)s"
+)
 READ_REFUSALS = (
     KEYS_NOT_ACCEPTED,
     ROLE_KEYS_NOT_ACCEPTED,
@@ -309,6 +327,9 @@ READ_REFUSALS = (
     UNAVAILABLE,
     QUOTA,
     NOT_FOUND,
+    KEYS_NOT_ACCEPTED_BEFORE,
+    TEMPORARY_KEYS_NOT_ACCEPTED_BEFORE,
+    TEMPORARY_KEYS_OR_CLOCK_BEFORE,
     REFUSED,
     FAILED,
     NO_DATAPOINTS,

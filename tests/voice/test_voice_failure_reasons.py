@@ -361,3 +361,19 @@ def test_a_read_refused_for_a_quota_a_missing_thing_or_else_reads_in_chinese(
     exc.call = ("monitor", "GetMonitorData")
     said = error_words(str(failure(exc)), Words(Language.ZH))
     assert chinese in said, said
+
+
+def test_a_keys_refusal_a_release_before_stored_still_reads_in_chinese_and_is_spoken() -> None:
+    """A paused watch keeps its last error: stored before the restart's words, it read back as
+    Tencent Cloud's bare refusal, half English, and was spoken "原因可以在任务详情里看"."""
+    stored = (
+        "Tencent Cloud refused GetMonitorData (AuthFailure.SecretIdNotFound): it does not accept "
+        "the keys; check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or "
+        "disabled in the console is refused too). unknown SecretId (RequestId req-1)"
+    )
+    chinese = error_words(stored, Words(Language.ZH))
+    assert "不接受这组密钥" in chinese and "does not accept" not in chinese, chinese
+    assert reason_said(stored) == (
+        "腾讯云不接受密钥，请检查密钥",
+        "Tencent Cloud refuses the keys: check them",
+    )
