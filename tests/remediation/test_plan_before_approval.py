@@ -5,30 +5,23 @@ skip it (or hand over). The rung's plan is run, sending nothing, before anyone i
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import RUNG_ACTIONS, Mode, Rung
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
-from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RemediationView
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import InboxRepository
-from tests.conftest import running_worker
-from tests.remediation.support import alert, error_rate, remediation_settings
-from tests.remediation.test_cluster import CLUSTER, V1, _kubeconfig
-from tests.remediation.test_cluster_edges import _executing
-from tests.remediation.test_slow_cluster_after_wait import _Waiting
+from tests.remediation.support import alert, remediation_settings
+from tests.remediation.test_cluster import CLUSTER, V1
+from tests.remediation.test_slow_cluster_after_wait import _Waiting, asking_from_rung_one
 from tests.remediation.test_workflow import USER
 from tests.standins.kube_api import KubeApi
 from tests.support.record import save_history
-from tests.support.servers import serve
 from tests.support.waits import eventually
 
 SERVICE = alert("http://unused", cluster_id=CLUSTER).service
@@ -59,30 +52,6 @@ def checkout(replicas: int = 2) -> KubeApi:
     return api
 
 
-@contextlib.asynccontextmanager
-async def asking_from_rung_one(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, api: KubeApi, mode: Mode
-) -> AsyncIterator[_Waiting]:
-    """A run in ``mode`` on ``api``'s cluster (its alert never clears), every rung asking for
-    approval; ended after."""
-    async with serve(api.app()) as base:
-        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
-        async with (
-            error_rate(healthy_from=None) as (_, url),
-            running_worker(dev_env.client, deps) as worker,
-        ):
-            settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-            service = RemediationService(dev_env.client, settings, deps.db)
-            sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-            rid = (await service.start(USER, sent, mode=mode)).remediation_id
-            run = _Waiting(service, rid, dev_env.client.get_workflow_handle(rid))
-            try:
-                yield run
-            finally:
-                with contextlib.suppress(RPCError):  # ended already
-                    await run.handle.terminate("test over")
-
-
 @pytest.mark.devserver
 @pytest.mark.parametrize(
     ("why", "mode"),
@@ -107,7 +76,7 @@ async def test_a_scale_out_its_plan_would_skip_is_skipped_without_asking_for_app
     else:
         remediation_settings(deps, remediation_max_replicas=2)
         reason = "already at 2 replicas"
-    async with asking_from_rung_one(dev_env, deps, tmp_path, api, mode) as run:
+    async with asking_from_rung_one(dev_env, deps, tmp_path, api.app(), mode) as run:
         first = await eventually(lambda: approvals_asked(deps), "rung 1's approval pushed")
         await run.service.approve(USER, run.rid, True, "go", via="api")
         waiting = await eventually(lambda: waiting_past(run, Rung.RESTART), "a later rung waits")
@@ -153,7 +122,7 @@ async def test_a_restart_of_a_deployment_at_zero_replicas_hands_over_without_ask
     """Approvals from rung 1, the Deployment scaled to 0 by someone: its restart's plan stops
     the ladder (a person takes it). Its owner was first asked to approve that restart."""
     api = checkout(replicas=0)
-    async with asking_from_rung_one(dev_env, deps, tmp_path, api, "execute") as run:
+    async with asking_from_rung_one(dev_env, deps, tmp_path, api.app()) as run:
 
         async def ended_or_asking() -> RemediationView | None:
             seen = await run.service.get(USER, run.rid)
@@ -179,7 +148,7 @@ async def test_a_deployment_stopped_while_its_restart_waits_is_stopped_by_the_ch
     """The restart's plan would change the Deployment when asked: it asks. Someone scales the
     Deployment to 0 while it waits; the approved change plans again and hands over."""
     api = checkout()
-    async with asking_from_rung_one(dev_env, deps, tmp_path, api, "execute") as run:
+    async with asking_from_rung_one(dev_env, deps, tmp_path, api.app()) as run:
         await eventually(lambda: run.waits_on(Rung.RESTART), "rung 1 waits for approval")
         api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
         await run.service.approve(USER, run.rid, True, "go", via="api")

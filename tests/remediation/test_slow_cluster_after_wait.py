@@ -6,6 +6,7 @@ every read of the run said "no worker answered; is the worker running?" while th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,10 +17,11 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.ladder import Rung
+from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.service import RemediationService
 from tests.conftest import running_worker
 from tests.remediation.support import alert, error_rate
@@ -64,11 +66,11 @@ class _Waiting:
 
 
 @asynccontextmanager
-async def _waiting_at_rung_one(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, app: Any
+async def asking_from_rung_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, app: Any, mode: Mode = "execute"
 ) -> AsyncIterator[_Waiting]:
-    """A run on the cluster served by ``app``, once rung 1 waits for its approval; ended
-    after."""
+    """A run in ``mode`` on the cluster served by ``app`` (its alert never clears), every rung
+    asking for approval; ended after."""
     async with serve(app) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
         async with (
@@ -78,13 +80,24 @@ async def _waiting_at_rung_one(
             settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
             service = RemediationService(dev_env.client, settings, deps.db)
             sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-            rid = (await service.start(USER, sent, mode="execute")).remediation_id
+            rid = (await service.start(USER, sent, mode=mode)).remediation_id
             run = _Waiting(service, rid, dev_env.client.get_workflow_handle(rid))
             try:
-                await eventually(lambda: run.waits_on(Rung.RESTART), "rung 1 waits for approval")
                 yield run
             finally:
-                await run.handle.terminate("test over")
+                with contextlib.suppress(RPCError):  # ended already
+                    await run.handle.terminate("test over")
+
+
+@asynccontextmanager
+async def _waiting_at_rung_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, app: Any
+) -> AsyncIterator[_Waiting]:
+    """A run on the cluster served by ``app``, once rung 1 waits for its approval; ended
+    after."""
+    async with asking_from_rung_one(dev_env, deps, tmp_path, app) as run:
+        await eventually(lambda: run.waits_on(Rung.RESTART), "rung 1 waits for approval")
+        yield run
 
 
 @pytest.mark.devserver
