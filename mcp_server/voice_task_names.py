@@ -388,8 +388,9 @@ def _pick_task(
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
     # "八点的提醒" with none at 8:00: the one at 20:00 may be meant (people leave the evening
     # unsaid), offered, not picked: a guess does not pause or delete.
-    later = flat(clock_as_labelled(said, later=True))
-    evening = [] if found or later == key else called(later) or called(WHAT_IT_IS.sub("", later))
+    evening: list[TaskSummary] = []
+    if not found and (later := flat(clock_as_labelled(said, later=True))) != key:
+        evening = called(later) or called(WHAT_IT_IS.sub("", later))
     if len(found) > 1 and key in {
         flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
     }:
