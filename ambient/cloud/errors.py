@@ -31,7 +31,7 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
     TencentServiceRoleError,
 )
-from ambient.clients.tencent.metrics import NO_CURRENT_VALUE, NO_DATAPOINTS, NOT_ANSWERED
+from ambient.clients.tencent.metrics import AGES, NO_CURRENT_VALUE, NO_DATAPOINTS, NOT_ANSWERED
 from ambient.refusals import N_, Refusal, read_back
 
 QUOTA_PREFIXES = (
@@ -345,6 +345,9 @@ def read_refusal(error: str) -> Refusal | None:
     state = said.values.get("why") if said is not None else None
     if said is not None and isinstance(state, str) and state in ACCOUNT_STATES.values():
         said.values["why"] = Refusal(state)
+    if said is not None and said.msgid == NO_CURRENT_VALUE:  # its ages in the reader's words
+        for name in ("age", "lag"):
+            said.values[name] = read_back(said.values[name], AGES) or said.values[name]
     return said
 
 

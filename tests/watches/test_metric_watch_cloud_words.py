@@ -37,7 +37,7 @@ CAUSES = {
     "no datapoints": ("has no datapoints in the last 600s", "最近 600 秒内没有数据点"),
     "no current value": (
         "has no current value: its newest datapoint is 9 min old",
-        "没有当前值：最新的数据点已是 9 min 前的",
+        "没有当前值：最新的数据点已是 9 分钟前的",
     ),
     "AuthFailure.SecretIdNotFound": (
         "it does not accept the keys; check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY",

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import ANSWER, TencentAnswerError, TencentRequestError
 from ambient.domain.notify import deadline_in
-from ambient.refusals import N_
+from ambient.refusals import N_, Refusal
 from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 # The most datapoints one metric read fetches (in several requests): a week of minutes is not.
@@ -53,6 +53,8 @@ NO_CURRENT_VALUE = N_(
     "%(moment)s, and a %(period)ss metric is published within %(lag)s; check that "
     "%(dimensions)s still reports it (a stopped instance reports nothing)"
 )
+# NO_CURRENT_VALUE's ages (its age and lag), each said in the reader's words.
+AGES = (N_("%(count)s min"), N_("%(count)s h"), N_("%(count)s days"))
 
 
 class MetricPoint(BaseModel):
@@ -323,9 +325,13 @@ def current_within(period: int) -> timedelta:
     return PUBLISH_LAG + timedelta(seconds=period * (1 + MISSED_PERIODS))
 
 
-def _age(age: timedelta) -> str:
+def _age(age: timedelta) -> Refusal:
     """A datapoint's age as a person reads it: minutes, hours past two, days past two."""
     minutes = int(age.total_seconds()) // 60
     if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} days"
+        return Refusal(AGES[0], count=minutes)
+    return (
+        Refusal(AGES[1], count=minutes // 60)
+        if minutes < 48 * 60
+        else Refusal(AGES[2], count=minutes // 1440)
+    )
