@@ -167,6 +167,26 @@ _CLOUD_REASONS = {
 _ACCOUNT_REASONS = {
     cloud.IN_ARREARS: ("腾讯云账户欠费，请先充值", "the account is in arrears: settle it"),
     cloud.LOW_BALANCE: ("腾讯云账户余额不足，请充值", "the account's balance is low: top it up"),
+    cloud.ACCOUNT_STATES["FailedOperation.ErrNotOpen"]: (
+        "云监控的 API 按量付费还没开通，请在控制台开通",
+        "Cloud Monitor's API billing is not opened: open it in its console",
+    ),
+    cloud.ACCOUNT_STATES["OperationDenied.AccountDestroy"]: (
+        "这个腾讯云账户已销毁，请换用有效账户的密钥",
+        "the account was destroyed: use a live account's keys",
+    ),
+    cloud.ACCOUNT_STATES["OperationDenied.AccountNotExists"]: (
+        "密钥所属的腾讯云账户不存在，请检查密钥",
+        "the keys' account does not exist: check the keys",
+    ),
+    cloud.ACCOUNT_STATES["InternalError.NotVerified"]: (
+        "腾讯云账户还没实名认证，请在控制台认证",
+        "the account is not identity-verified: verify it in the console",
+    ),
+    cloud.ACCOUNT_STATES["InternalError.NoPaymentAccess"]: (
+        "这组密钥没有支付权限，请在 CAM 授权",
+        "these keys may not pay: grant payment in CAM",
+    ),
 }
 _ACCOUNT = (
     "腾讯云账户的状态不允许，请在控制台查看",

@@ -18,11 +18,16 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from ambient.clients.metric_reads import KEPT
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.clients.tencent.errors import TencentRequestError, TencentRetryableError, translate
+from ambient.clients.tencent.errors import (
+    TencentCloudError,
+    TencentRequestError,
+    TencentRetryableError,
+    translate,
+)
 from ambient.clients.tencent.metrics import NO_DATAPOINTS, NOT_ANSWERED, coded
 from ambient.clients.web import WebFetcher
 from ambient.clients.web_errors import FetchError
-from ambient.cloud.errors import failure
+from ambient.cloud.errors import ACCOUNT_STATES, failure
 from ambient.domain.users import Language
 from ambient.setting_types import ServerSecret
 from ambient.words import error_words
@@ -310,11 +315,29 @@ def test_a_cloud_monitor_reads_other_refusals_are_said_as_what_to_do() -> None:
         ),
         "balance": ("腾讯云账户余额不足，请充值", "the account's balance is low: top it up"),
         "billing": (
-            "腾讯云账户的状态不允许，请在控制台查看",
-            "the Tencent Cloud account refuses: see its console",
+            "云监控的 API 按量付费还没开通，请在控制台开通",
+            "Cloud Monitor's API billing is not opened: open it in its console",
         ),
         "slow": ("腾讯云 API 没有及时回应", "Tencent Cloud's API did not answer in time"),
     }
+
+
+def test_every_account_state_is_spoken_as_what_to_do() -> None:
+    """An account state Tencent Cloud refuses a read for is said as itself (destroyed, not
+    verified, no payment, billing not opened), not "the account refuses: see its console"."""
+    generic = (
+        "腾讯云账户的状态不允许，请在控制台查看",
+        "the Tencent Cloud account refuses: see its console",
+    )
+    said = {code: reason_said(str(failure(_refused(code)))) for code in ACCOUNT_STATES}
+    assert generic not in said.values(), said
+    assert len({words for words in said.values()}) == len(set(ACCOUNT_STATES.values())), said
+
+
+def _refused(code: str) -> TencentCloudError:
+    exc = translate(TencentCloudSDKException(code, "words", "req-1"))
+    exc.call = ("monitor", "GetMonitorData")
+    return exc
 
 
 def test_a_cut_error_ending_in_the_words_after_its_last_value_is_read_back_once() -> None:
