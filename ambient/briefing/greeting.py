@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.api.enums.v1 import TaskQueueType
@@ -40,6 +40,7 @@ from ambient.briefing.models import (
     NOT_SET_UP_ADMIN_NO_MODEL,
     NOT_SET_UP_BY_TOOL,
     NOT_SET_UP_NO_MODEL,
+    BriefingStatus,
     GreetOutcome,
     GreetRequest,
     GreetResult,
@@ -53,9 +54,10 @@ from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.domain.users import MAX_USER_NAME, Language
 from ambient.request_deadline import bounded
 from ambient.settings import Settings
-from ambient.speech import cleaned
+from ambient.speech import cleaned, said_time
 from ambient.status import pollers
 from ambient.storage import Database
+from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered, user_named
 from ambient.watches.configs import task_id_for
@@ -105,6 +107,14 @@ async def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+# Today's briefing once its window passed unheard: sent to the channels (at HH:MM), or on its
+# page only (no push when not greeted); the next window's sentence follows.
+_TODAYS_SENT = (
+    "今天的简报已在{hhmm}发到你的消息渠道，简报页面上也有。",
+    "Today's briefing was sent to your channels at {hhmm}; it is also on the briefing page.",
+)
+_TODAYS_ON_PAGE = ("今天的简报在简报页面上。", "Today's briefing is on the briefing page.")
+
 # How long a device's greeting (POST /voice/greeting) is listened for unless it says: a 小智's
 # call gives up at 10 s (NOTES), and the answer has its way back to make.
 DEVICE_LISTENS = 8.0
@@ -122,6 +132,10 @@ class Greeting:
     greet_timeout = GREETING_WAIT + timedelta(seconds=5)
     # The clock a greeting's answer_by is read from (the workflow compares it with its own).
     clock: Callable[[], Awaitable[datetime]] = staticmethod(_wall_clock)
+
+    if TYPE_CHECKING:
+
+        async def read_status(self, user: str, *, quiet: bool = False) -> BriefingStatus | None: ...
 
     async def _chinese(self, user: str | User) -> bool:
         """Whether ``user`` (a name, or the row already read) hears Chinese: their language,
@@ -187,14 +201,43 @@ class Greeting:
             result.outcome is GreetOutcome.OUTSIDE_WINDOW and result.window is None
         ):
             return result
+        chinese = await self._chinese(user)
         text = greeting_text(
             result.outcome,
-            "zh" if await self._chinese(user) else "en",
+            "zh" if chinese else "en",
             hhmm=result.given_at_local,
             window=result.window or "",
             unprepared=result.unprepared,
         )
+        if result.outcome is GreetOutcome.OUTSIDE_WINDOW:
+            text = await self._with_todays(user, text, chinese)
         return result.model_copy(update={"text": text})
+
+    async def _with_todays(self, user: str, text: str, chinese: bool) -> str:
+        """``text`` (outside the window) with where today's briefing is, once today's window
+        has passed unheard (it went to the channels, or is on its page): it said only when the
+        next is given, as if today's were still to come. Nothing added when the status or the
+        row is not read."""
+        status = await self.read_status(user, quiet=True)
+        day = status.day if status is not None else None
+        if day is None:
+            return text
+        today = day.date_of(await self.clock())
+        if today == day.date:  # before today's window: today's is still to be given
+            return text
+        try:
+            async with self.db.session() as session:
+                row = await BriefingRepository(session).get(user, today)
+        except SQLAlchemyError:
+            return text
+        if row is None or row.given_at is not None or row.prepared_at is None:
+            return text
+        zh, en = _TODAYS_SENT if row.pushed_at is not None else _TODAYS_ON_PAGE
+        sent = (
+            said_time(day.local_hhmm(row.pushed_at), english=not chinese) if row.pushed_at else ""
+        )
+        hello, said = ("你好！", zh) if chinese else ("Hello! ", en + " ")
+        return text.replace(hello, hello + said.format(hhmm=sent), 1)
 
     async def _admin(self, user: str) -> bool:
         row = await user_named(self.db, user)

@@ -1,0 +1,67 @@
+"""A greeting after a window nobody greeted in: it said only when the next briefing is given,
+as if today's were still to come; now it says where today's is (sent to the channels at its
+hour, or on its page), at every door. Before today's window nothing is added."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import GreetOutcome
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
+from ambient.storage.users import UserRepository
+from tests.briefing.harness import briefing_stack, write_day_logs
+from tests.support.waits import eventually
+
+
+@pytest.mark.parametrize(
+    ("push", "language", "said"),
+    [
+        (True, Language.EN, "Hello! Today's briefing was sent to your channels at 10:00;"),
+        (True, Language.ZH, "你好！今天的简报已在10点发到你的消息渠道"),
+        (False, Language.EN, "Hello! Today's briefing is on the briefing page. The daily"),
+    ],
+)
+async def test_a_greeting_after_an_unheard_window_says_where_todays_briefing_is(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    push: bool,
+    language: Language,
+    said: str,
+) -> None:
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice", language=language))
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        day = await stack.plan(BriefingConfig(timezone="Asia/Shanghai"))
+        logs = write_day_logs(tmp_path / "app.log", day)
+        config = {
+            "log_source": {"type": "file", "path": str(logs)},
+            "timezone": "Asia/Shanghai",
+            "push_if_not_greeted": push,
+        }
+        await stack.service.create("alice", config)
+        await stack.skip_to(day.prepare_at + timedelta(minutes=30))  # before the window
+        early = await stack.service.greet("alice", via="voice", request_id="early")
+        await stack.skip_to(day.window_end + timedelta(minutes=30))
+
+        async def done() -> bool:
+            row = await stack.service.get_briefing("alice", day.date)
+            return row.prepared_at is not None and (row.pushed_at is not None or not push)
+
+        await eventually(done, "today's briefing prepared (and pushed)")
+        late = {
+            via: await stack.service.greet("alice", via=via, request_id=f"late-{via}")
+            for via in ("voice", "mcp")
+        }
+    assert early.outcome is GreetOutcome.OUTSIDE_WINDOW
+    assert "Today's" not in early.text and "今天的简报" not in early.text, early.text
+    for answer in late.values():
+        assert answer.outcome is GreetOutcome.OUTSIDE_WINDOW
+        assert answer.text.startswith(said), answer.text
