@@ -114,7 +114,10 @@ class ListedServer(MCPServer[AppState]):
     answering every line of stdio."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # No list or resource changes are ever sent: subscriptions/listen unserved, so the
+        # 2026 protocol's capabilities say so too (a listen stream was held open with nothing
+        # to send, as many as a client asked for).
+        super().__init__(*args, **{"subscriptions": False, **kwargs})
         self._lowlevel_server.middleware.append(self._arguments_read)
 
     async def _arguments_read(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS
+from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
@@ -358,3 +358,22 @@ async def test_an_unsupported_protocol_version_header_is_refused_naming_the_vers
                 path, json=listing, headers=headers | {"MCP-Protocol-Version": "2025-06-18"}
             )
             assert served.status_code == 200 and "tools" in _body(served)["result"], served.text
+
+
+async def test_no_change_notifications_are_promised_or_listened_for(state: AppState) -> None:
+    """The server sends no list changes: at the 2026 protocol the SDK still said
+    listChanged and subscribe true (initialize said false), and held each subscriptions/listen
+    stream open with nothing ever to send, as many as were asked for."""
+    for build in (build_server, build_voice_server):
+        async with Client(build(state.settings, holder=StateHolder(state))) as client:
+            capabilities = client.server_capabilities
+            assert capabilities is not None and capabilities.tools is not None, build
+            assert not capabilities.tools.list_changed, capabilities
+            assert capabilities.resources is None or not (
+                capabilities.resources.subscribe or capabilities.resources.list_changed
+            ), capabilities
+            assert capabilities.prompts is None or not capabilities.prompts.list_changed
+            with pytest.raises(MCPError) as refused:
+                async with client.listen(tools_list_changed=True):
+                    pass
+        assert refused.value.code == METHOD_NOT_FOUND, build
