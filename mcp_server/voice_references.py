@@ -156,9 +156,10 @@ _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|th
 
 
 # Words that only say what a thing is, around its name: "the backup task", "hn 那个", "checkout
-# 服务的回滚", and the tool's verb a model copied before it ("批准checkout", "pause the backup").
+# 服务的回滚", the tool's verb a model copied before it ("批准checkout", "pause the backup"), and
+# "reminder at" before a time as `clock_as_labelled` writes it ("the reminder at 20点").
 WHAT_IT_IS = re.compile(
-    rf"^(?:{_VERBS}|the|that|this|my|那个|这个|我的)+"
+    rf"^(?:{_VERBS}|the|that|this|my|那个|这个|我的|(?:reminder|提醒|reminderat|at)(?=\d{{1,2}}点))+"
     r"|(?:的|那个|这个|one|task|watch|monitor|reminder|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
 )
 

@@ -231,8 +231,10 @@ def _pick_task(
     *,
     named: Sequence[str] = (),
 ) -> Picked:
+    # A time in what was said and in the names compared with it read alike ("8 pm", "晚上八点",
+    # "20:00" are "20点"): an English speaker's reminder is one "at 20:00".
     key = flat(clock_as_labelled(said))
-    exact = [t for t in tasks if flat(t.task_id.rsplit("/", 1)[-1]) == key]
+    exact = [t for t in tasks if flat(clock_as_labelled(t.task_id.rsplit("/", 1)[-1])) == key]
     # A deleted task is found by its name, but not counted or offered as one of yours, nor
     # asked about beside a live one of its name (the live one is meant).
     live = [t for t in tasks if t.state is not TaskState.STOPPED]
@@ -317,13 +319,14 @@ def _pick_task(
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
             )
-            found = [(heard(n), heard(UNSAID.sub("", n))) for n in names if n]
+            said = [clock_as_labelled(n) for n in names if n]
+            found = [(heard(n), heard(UNSAID.sub("", n))) for n in said]
             heard_by_id[id(t), place] = found
         return found
 
     def _heard_name(t: TaskSummary) -> Heard:
         if (found := names_heard.get(id(t))) is None:
-            found = names_heard[id(t)] = heard(t.task_id.rsplit("/", 1)[-1])
+            found = names_heard[id(t)] = heard(clock_as_labelled(t.task_id.rsplit("/", 1)[-1]))
         return found
 
     def of_kind(key: str) -> list[TaskSummary]:
