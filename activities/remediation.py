@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.remediation_kube import CHANGE_LONGEST_WAIT, translated
+from activities.remediation_kube import CHANGE_LONGEST_WAIT, read_before_asking, translated
 from activities.remediation_safety import RemediationSafetyActivities, take_recorded_change
 from ambient import activity_attempts
 from ambient.clients.kube_errors import KubeError
@@ -57,7 +57,6 @@ from ambient.remediation.runs import (
     TriageAlerts,
     Verification,
     VerifyInput,
-    sent_after,
 )
 from ambient.remediation.safety import breaker_after, effective_mode
 from ambient.remediation.scorer import score_alert
@@ -261,13 +260,10 @@ class RemediationActivities(RemediationSafetyActivities):
         """The workload's spec and revision before a change, saved in the audit log; read
         before asking, with what the rung's change would do now (its own plan, nothing sent)."""
         executor = self._executor(request.mode)
-        checkpoint = await translated(executor.checkpoint(request.target), request.target)
         if request.asking is not None and request.policy is not None:
-            # The change's own plan, as a dry run of it makes it: the same reads and rules, none
-            # of its writes (a dry run without a cluster: planned from the alert, as its change).
-            step = sent_after(request.asking, checkpoint, request.policy)
-            dry = executor.apply(step.model_copy(update={"mode": "dry_run"}))
-            checkpoint.planned = await translated(dry, request.target)
+            checkpoint = await read_before_asking(executor, request)
+        else:
+            checkpoint = await translated(executor.checkpoint(request.target), request.target)
         async with self._db.writing() as session:
             action = "read_before_asking" if request.key.endswith(BEFORE_ASKING) else "checkpoint"
             await append_entry(session, request, action, checkpoint.model_dump(mode="json"))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient.clients.kube_errors import KubeError, KubeUnreachableError
-from ambient.remediation.ladder import WorkloadRef
-from ambient.remediation.runs import CHANGE_RETRY
+from ambient.remediation.dry_run import first_read_try, tried_again
+from ambient.remediation.ladder import Checkpoint, RemediationExecutor, WorkloadRef
+from ambient.remediation.runs import CHANGE_RETRY, CheckpointInput, sent_after
 
 # The longest a change waits between its tries (a throttled API server may ask for more).
 CHANGE_LONGEST_WAIT = CHANGE_RETRY.maximum_interval or timedelta(seconds=30)
@@ -62,3 +63,29 @@ async def translated(work: Awaitable[T], target: WorkloadRef, bounded: bool = Tr
         if exc.retryable:
             raise
         raise ApplicationError(str(exc), type="InvalidStep", non_retryable=True) from exc
+
+
+async def read_before_asking(executor: RemediationExecutor, request: CheckpointInput) -> Checkpoint:
+    """The workload read before a rung asks for its approval, with what the rung's change would
+    do now: its own plan, as a dry run of it makes it (the same reads and rules, none of its
+    writes; a dry run without a cluster: planned from the alert, as its change). A read or plan
+    failing for good is what the read met (``plan_failed``): the rung asks as before."""
+    assert request.asking is not None and request.policy is not None
+    target, checkpoint = request.target, None
+    try:
+        checkpoint = await translated(executor.checkpoint(target), target)
+        step = sent_after(request.asking, checkpoint, request.policy)
+        dry = executor.apply(step.model_copy(update={"mode": "dry_run"}))
+        checkpoint.planned = await translated(dry, target)
+    except (KubeError, ApplicationError) as exc:
+        retryable = exc.retryable if isinstance(exc, KubeError) else not exc.non_retryable
+        if retryable and (first_read_try() or tried_again()):
+            raise  # read again by the activity's next try
+        if checkpoint is None:
+            checkpoint = Checkpoint(
+                target=target, revision=None, replicas=None, taken_at=datetime.now(UTC)
+            )
+            checkpoint.observed = False
+        # Worded as the change's own failure is ("change failed: ..." once approved).
+        checkpoint.plan_failed = exc.message if isinstance(exc, ApplicationError) else str(exc)
+    return checkpoint

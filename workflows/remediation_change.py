@@ -85,6 +85,8 @@ class RemediationChange(RemediationSafety):
             )
         except ACTIVITY_FAILED:
             return None
+        if read.plan_failed is not None:
+            return None
         if read.planned is None:  # a read recorded before reads carried it: paused alone
             paused = skipped_as_paused(read, step.rung)
             return StepResult(applied=False, detail="", skipped_reason=paused) if paused else None

@@ -128,6 +128,9 @@ class Checkpoint(BaseModel):
     # would do now, planned by its executor from this read and not sent. None: no change was
     # asked about (a checkpoint before a change, a read recorded before reads carried it).
     planned: StepResult | None = None
+    # Such a read, or its plan, that failed for good (the Deployment re-created, refused, a
+    # 503 to the last try): what it met, worded as the change's failure is; the rung asks.
+    plan_failed: str | None = None
 
 
 class StepRequest(BaseModel):
