@@ -197,6 +197,8 @@ class GradedRemediationWorkflow(RemediationVerify):
         if skipped is not None:
             attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
             self.attempts.append(attempt)
+            if planned is not None:  # what its plan found, shown as a skip once approved is
+                attempt.detail, attempt.at = planned.detail, workflow.now()
             await self._skipped(attempt, key, skipped)
             await self._post_step(attempt)
             if planned is not None and planned.stopped:  # as when its change says so

@@ -73,9 +73,11 @@ async def test_a_scale_out_its_plan_would_skip_is_skipped_without_asking_for_app
             "controller would undo a count set on the Deployment; raise the autoscaler's bounds "
             "instead"
         )
+        found = f"{CHECKOUT} runs 2 replicas under HorizontalPodAutoscaler checkout (1-10 replicas)"
     else:
         remediation_settings(deps, remediation_max_replicas=2)
         reason = "already at 2 replicas"
+        found = f"{CHECKOUT} already runs 2 replicas"
     async with asking_from_rung_one(dev_env, deps, tmp_path, api.app(), mode) as run:
         first = await eventually(lambda: approvals_asked(deps), "rung 1's approval pushed")
         await run.service.approve(USER, run.rid, True, "go", via="api")
@@ -96,6 +98,8 @@ async def test_a_scale_out_its_plan_would_skip_is_skipped_without_asking_for_app
         (Rung.SCALE_OUT, False, reason),
         (Rung.ROLLBACK, False, status.attempts[2].skipped_reason),
     ]
+    # What its plan found, shown as a skip after an approval shows it (the page, MCP, voice).
+    assert (status.attempts[1].detail, status.attempts[1].at is not None) == (found, True)
     key = f"{status.run_key}#{int(Rung.SCALE_OUT)}"
     assert {r.detail["key"]: r.detail["reason"] for r in skipped}[f"{key}/skipped"] == reason
     # Nothing of rung 2 was asked for, approved or sent: its plan was run before asking.
@@ -134,8 +138,8 @@ async def test_a_restart_of_a_deployment_at_zero_replicas_hands_over_without_ask
 
     assert asked == []
     assert status.state == "handed_over", status.outcome
-    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
-        (Rung.RESTART, False, STOPPED)
+    assert [(a.rung, a.applied, a.skipped_reason, a.detail) for a in status.attempts] == [
+        (Rung.RESTART, False, STOPPED, f"{CHECKOUT} runs no pod")
     ]
     assert f"was skipped: {STOPPED}; no rung above it is tried" in status.outcome
     assert api.writes() == []
@@ -157,7 +161,8 @@ async def test_a_deployment_stopped_while_its_restart_waits_is_stopped_by_the_ch
 
     assert asked == asked_for(Rung.RESTART)
     assert status.state == "handed_over", status.outcome
-    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
-        (Rung.RESTART, False, STOPPED)
+    # Said as the one skipped before asking is (its plan's words: the same plan).
+    assert [(a.rung, a.applied, a.skipped_reason, a.detail) for a in status.attempts] == [
+        (Rung.RESTART, False, STOPPED, f"{CHECKOUT} runs no pod")
     ]
     assert api.writes() == []
