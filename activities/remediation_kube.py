@@ -67,16 +67,16 @@ async def translated(work: Awaitable[T], target: WorkloadRef, bounded: bool = Tr
 
 async def read_before_asking(executor: RemediationExecutor, request: CheckpointInput) -> Checkpoint:
     """The workload read before a rung asks for its approval, with what the rung's change would
-    do now: its own plan, as a dry run of it makes it (the same reads and rules, none of its
-    writes; a dry run without a cluster: planned from the alert, as its change). A read or plan
-    failing for good is what the read met (``plan_failed``): the rung asks as before."""
+    do now: its own plan and answer in the run's mode, none of its writes (``unsent``; a dry run
+    without a cluster: planned from the alert, as its change). A read or plan failing for good
+    is what the read met (``plan_failed``): the rung asks as before."""
     assert request.asking is not None and request.policy is not None
     target, checkpoint = request.target, None
     try:
         checkpoint = await translated(executor.checkpoint(target), target)
         step = sent_after(request.asking, checkpoint, request.policy)
-        dry = executor.apply(step.model_copy(update={"mode": "dry_run"}))
-        checkpoint.planned = await translated(dry, target)
+        unsent = executor.apply(step.model_copy(update={"unsent": True}))
+        checkpoint.planned = await translated(unsent, target)
     except (KubeError, ApplicationError) as exc:
         retryable = exc.retryable if isinstance(exc, KubeError) else not exc.non_retryable
         if retryable and (first_read_try() or tried_again()):

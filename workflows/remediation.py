@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import (
-        PLANNED_BEFORE_ASKING,
         Checkpoint,
         Rung,
         StepResult,
@@ -188,7 +187,7 @@ class GradedRemediationWorkflow(RemediationVerify):
         ):
             # Known from the first checkpoint: nobody is asked to approve a rollback to nothing.
             skipped = NOTHING_TO_ROLL_BACK
-        elif step.needs_approval and step.rung in PLANNED_BEFORE_ASKING and self.read_before_asking:
+        elif step.needs_approval and self._plans_before_asking(step.rung):
             # Nor a change its own plan would skip or stop (planned again once approved).
             planned = await self._planned_before_asking(step, key)
             if self.aborted:

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.refusals import Refusal
     from ambient.remediation.ladder import (
+        PLANNED_BEFORE_ASKING,
         Mode,
         Rung,
         StepRequest,
@@ -64,6 +65,13 @@ class RemediationChange(RemediationSafety):
             checkpoint=self.baseline,
             restarted_at=restarted_at,
         )
+
+    def _plans_before_asking(self, rung: Rung) -> bool:
+        """Whether the rung's change is planned before its approval is asked (by the patches
+        this run was started under)."""
+        if rung in (Rung.ISOLATE, Rung.FULL_ROLLBACK) and not self.last_rungs_planned:
+            return False
+        return rung in PLANNED_BEFORE_ASKING and self.read_before_asking
 
     async def _planned_before_asking(self, step: PlannedStep, key: str) -> StepResult | None:
         """What the rung's change would do now, its own plan run by its executor on a fresh read

@@ -144,6 +144,9 @@ class RemediationRecords:
         # one its change's plan would (a run from before this patch asked, then skipped it once
         # approved, and replays so; one whose reads carried no plan skipped one paused alone).
         self.read_before_asking = workflow.patched("read-before-asking")
+        # Its isolation and full rollback so too (a run from before this patch asked for them
+        # unplanned, then skipped them once approved, and replays so).
+        self.last_rungs_planned = workflow.patched("last-rungs-planned-before-asking")
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""

@@ -189,7 +189,7 @@ class KubernetesExecutor:
                 return StepResult(
                     applied=False, detail=plan.detail, skipped_reason=reason, stopped=plan.stopped
                 )
-            if step.mode == "dry_run":
+            if step.mode == "dry_run" or step.unsent:
                 patch = {c.object: c.sent() for c in plan.changes}
                 return StepResult(
                     applied=False, detail=f"dry run: would {plan.detail}", patch=patch

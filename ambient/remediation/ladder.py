@@ -151,6 +151,10 @@ class StepRequest(BaseModel):
     # A try before this change's first attempt may have written (its answer lost): a refusal
     # of that attempt before it wrote does not give the step's slot back.
     after_lost_try: bool = False
+    # Planned only, whatever the mode: nothing is sent, the answer is the mode's (a rung's
+    # change read before its approval is asked: an execute run's isolation found in place is
+    # its change made already, not a dry run's "already so" skip).
+    unsent: bool = False
 
 
 class RolloutHealth(BaseModel):
@@ -173,9 +177,15 @@ class RemediationExecutor(Protocol):
 
 
 # The ladder's rungs whose change's plan is run, sending nothing, before their approval is
-# asked (the Deployment's own changes, whose plans skip or stop: paused, autoscaled, at its
-# count, at 0 replicas, no release to go back to).
-PLANNED_BEFORE_ASKING = (Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK)
+# asked: every change (its plan may skip or stop it: paused, autoscaled, at its count, at 0
+# replicas, no release to go back to, nothing to put back, an isolation a dry run finds made).
+PLANNED_BEFORE_ASKING = (
+    Rung.RESTART,
+    Rung.SCALE_OUT,
+    Rung.ROLLBACK,
+    Rung.ISOLATE,
+    Rung.FULL_ROLLBACK,
+)
 
 
 def paused_reason(name: str, rung: Rung) -> str:

@@ -67,10 +67,15 @@ class _Waiting:
 
 @asynccontextmanager
 async def asking_from_rung_one(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, app: Any, mode: Mode = "execute"
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    app: Any,
+    mode: Mode = "execute",
+    **fields: Any,
 ) -> AsyncIterator[_Waiting]:
-    """A run in ``mode`` on the cluster served by ``app`` (its alert never clears), every rung
-    asking for approval; ended after."""
+    """A run in ``mode`` on the cluster served by ``app`` (its alert never clears, ``fields``
+    changed), every rung asking for approval; ended after."""
     async with serve(app) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1)
         async with (
@@ -79,7 +84,7 @@ async def asking_from_rung_one(
         ):
             settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
             service = RemediationService(dev_env.client, settings, deps.db)
-            sent = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            sent = alert(url, cluster_id=CLUSTER, settle_seconds=0, **fields)
             rid = (await service.start(USER, sent, mode=mode)).remediation_id
             run = _Waiting(service, rid, dev_env.client.get_workflow_handle(rid))
             try:
