@@ -20,7 +20,7 @@ from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.briefing.logreport import LogReducer, LogReport, most_frequent_error
 from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
 from ambient.briefing.models import BriefingInputs, LogAnalysis
-from ambient.clients.log_formats import full_text_fields
+from ambient.clients.log_formats import full_text_fields, line_field
 from ambient.clients.logs import FileLogSource, uncaught_crash
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -136,7 +136,8 @@ def _cls_lines(records: list[LogRecord], zone: tzinfo) -> Iterator[tuple[datetim
     for record in records:
         level, message = level_and_message(full_text_fields(record.content, zone))
         yield record.time, level, message
-        text = record.content.get("__CONTENT__") if isinstance(record.content, dict) else None
+        key = line_field(record.content)
+        text = record.content.get(key) if key and isinstance(record.content, dict) else None
         if isinstance(text, str) and (crash := uncaught_crash(text, level)):
             yield record.time, "CRITICAL", crash
 

@@ -402,20 +402,47 @@ def _as_written(
     return None if record is None else record.model_copy(update={"time": when})
 
 
+# The fields a CLS record may carry a whole line in: full-text collection's (单行全文, 多行全文)
+# __CONTENT__; a shipper of Docker's json-file records keeps its `log` (with `stream`), and an
+# extraction may name it content, message or msg. Read as a file's line is, or a klog error had
+# no level and a text line kept its time and level word in its template.
+LINE_FIELDS = ("__CONTENT__", "log", "content", "message", "msg")
+# Beside the line, what a container runtime's record carries (Docker's json-file: stream, attrs).
+RUNTIME_FIELDS = ("stream", "attrs")
+
+
+def line_field(content: dict[str, Any] | str) -> str | None:
+    """The field a CLS record carries its whole line in: __CONTENT__, else its single text field
+    (CLS's metadata, times and a runtime's stream aside) when that is one of LINE_FIELDS."""
+    if not isinstance(content, dict):
+        return None
+    if isinstance(content.get("__CONTENT__"), str):
+        return "__CONTENT__"
+    said = [
+        key
+        for key in content
+        if not key.startswith("__") and key not in TIME_FIELDS and key not in RUNTIME_FIELDS
+    ]
+    if len(said) == 1 and said[0] in LINE_FIELDS and isinstance(content[said[0]], str):
+        return said[0]
+    return None
+
+
 def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[str, Any] | str:
-    """A CLS record collected as whole lines (单行全文, 多行全文: the line in ``__CONTENT__``)
-    with the fields its first line has when read as a file's line: its time and header taken
-    off (a syslog receiver's priority too, its severity the level of a line that writes none),
-    its level, Java's thread and logger; a multi-line record's other lines kept after the
-    message. A record that names its level, or whose line reads as JSON, is as it came."""
+    """A CLS record that carries a whole line (`line_field`) with the fields its first line has
+    when read as a file's line: its time and header taken off (a syslog receiver's priority
+    too, its severity the level of a line that writes none), its level, Java's thread and
+    logger; a multi-line record's other lines kept after the message. A record that names its
+    level, or whose line reads as JSON, is as it came."""
     if not isinstance(content, dict) or any(
         f in content for f in (*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS)
     ):
         return content
-    line = content.get("__CONTENT__")
+    key = line_field(content)
+    line = content.get(key) if key else None
     if not isinstance(line, str) or line.startswith("{"):
         return content
-    line = without_colours(line)
+    line = without_colours(line).rstrip()  # Docker's `log` ends with the line's newline
     first, newline, rest = line.partition("\n")
     first = first.strip()
     if priority := PRIORITY.match(first):  # a syslog receiver's line, as a file's is read
@@ -425,7 +452,7 @@ def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[
     fields = record.content if record is not None else text_fields(first)
     if not isinstance(fields, dict) or "message" not in fields:
         return content
-    kept = {key: value for key, value in content.items() if key != "__CONTENT__"}
+    kept = {name: value for name, value in content.items() if name != key}
     return kept | fields | {"message": f"{fields['message']}{newline}{rest}"}
 
 
