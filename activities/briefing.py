@@ -51,7 +51,16 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
-from ambient.cloud.errors import BUSY, NOT_REACHED, failure, read_refusal, told
+from ambient.cloud.errors import (
+    BUSY,
+    NOT_REACHED,
+    QUERY_REFUSED,
+    SEARCH_MEMORY,
+    TOPIC_ISOLATED,
+    failure,
+    read_refusal,
+    told,
+)
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
@@ -70,7 +79,13 @@ from ambient.watches.configs import task_id_for
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
 # A log source's failure, by failure()'s sentence, as the briefing tells it apart.
-_LOG_KINDS = {BUSY: "busy", NOT_REACHED: "unreachable"}
+_LOG_KINDS = {
+    BUSY: "busy",
+    SEARCH_MEMORY: "busy",
+    NOT_REACHED: "unreachable",
+    QUERY_REFUSED: "query",
+    TOPIC_ISOLATED: "isolated",
+}
 
 
 class BriefingActivities:

@@ -4,6 +4,7 @@ skipped, a count in words. The LLM's draft and the stored briefing are writer.py
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo
 
 from ambient.briefing.alarm_listing import no_data, since, still_open
@@ -50,10 +51,26 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
     # report's sources keep them whole.
     said = WHAT_TO_DO.get(note.kind)
     if zh:
-        why = said[0].strip("（）") if said else _short(source_detail(note, zh))
+        why = said[0].strip("（）") if said else _cause_kept(source_detail(note, zh))
         return f"数据源不可用：{SOURCE_NAMES.get(note.source, note.source)}：{why}"
-    why = said[1].strip(" ()") if said else _short(note.detail)
+    why = said[1].strip(" ()") if said else _cause_kept(note.detail)
     return f"{SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {why}"
+
+
+# A refusal's RequestId, for Tencent Cloud's support: the full report's sources keep it.
+_REQUEST_ID = re.compile(r" \(RequestId [^)]*\)")
+
+
+def _cause_kept(detail: str, limit: int = 120) -> str:
+    """A failed source's detail in ``limit`` characters, its cause whole: the words after its
+    last ": " (Tencent Cloud's, a file's error) end it, what comes before is cut to what is
+    left. Cut at its end, the cause was what went unsaid ("failed: QueryError [illegal_arg…")."""
+    flat = _REQUEST_ID.sub("", " ".join(detail.split()))
+    head, colon, cause = flat.rpartition(": ")
+    room = limit - len(cause) - 2
+    if len(flat) <= limit or not colon or room < 12:
+        return _short(flat, limit)
+    return f"{_short(head, room)}: {cause}"
 
 
 def skipped_said(inputs: BriefingInputs, zh: bool) -> list[str]:

@@ -86,6 +86,16 @@ WHAT_TO_DO = {
         "（腾讯云账号受限，请管理员检查）",
         " (the Tencent Cloud account is restricted: ask your administrator)",
     ),
+    # CLS refused the briefing's own filter (a field without an index, its syntax).
+    "query": (
+        "（CLS 拒绝了日志筛选条件：字段没有索引或语法有误，请修改简报的筛选条件）",
+        " (the log filter was refused by CLS, a field without an index or its syntax: correct "
+        "the briefing's filter)",
+    ),
+    "isolated": (
+        "（日志主题因欠费被隔离，请管理员结清欠费或续费）",
+        " (the log topic is isolated for arrears: ask your administrator to settle or renew)",
+    ),
     "invalid_parameter": (
         "（请检查日志源的地域和主题）",
         " (check the log source's region and topic)",

@@ -288,6 +288,26 @@ NOT_REACHED = N_(
     "lasts, check the way to it (DNS, a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT). %(message)s"
 )
 UNAVAILABLE = N_("Tencent Cloud is unavailable for %(action)s (%(code)s); try again. %(message)s")
+# CLS refuses a search's query itself (cls errorcodes: FailedOperation.QueryError, as for a
+# field without an index, "Cannot search on field [level] since it is not indexed", and
+# FailedOperation.SyntaxError): the query to correct, not Tencent Cloud to ask again.
+QUERY_CODES = ("FailedOperation.QueryError", "FailedOperation.SyntaxError")
+QUERY_REFUSED = N_(
+    "CLS refused the query of %(action)s (%(code)s): a field it names has no index, or its "
+    "syntax is wrong; correct the query (or index the field in the topic's index "
+    "configuration). %(message)s"
+)
+# cls errorcodes: FailedOperation.TopicIsolated, a topic CLS isolated for the account's arrears.
+TOPIC_ISOLATED = N_(
+    "Tencent Cloud refused %(action)s (%(code)s): CLS isolated the log topic, as the account is "
+    "in arrears; settle the arrears or renew in the console. %(message)s"
+)
+# cls errorcodes: LimitExceeded.SearchResources (检索内存超限), no quota to raise: CLS's search
+# memory, taken by this search or by many at once.
+SEARCH_MEMORY = N_(
+    "CLS ran out of search memory for %(action)s (%(code)s), as when many searches run at "
+    "once; ask again in a few minutes, or narrow the query or the time range. %(message)s"
+)
 QUOTA = N_(
     "Tencent Cloud quota or limit reached for %(action)s (%(code)s): remove unused resources or "
     "raise the quota in the console. %(message)s"
@@ -326,6 +346,9 @@ READ_REFUSALS = (
     NOT_REACHED,
     UNAVAILABLE,
     QUOTA,
+    QUERY_REFUSED,
+    TOPIC_ISOLATED,
+    SEARCH_MEMORY,
     NOT_FOUND,
     KEYS_NOT_ACCEPTED_BEFORE,
     TEMPORARY_KEYS_NOT_ACCEPTED_BEFORE,
@@ -403,6 +426,12 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "auth", CAM_REFUSED % (said | {"permission": f"{product}:{action}"})
     if exc.code in ACCOUNT_STATES:
         return "account", ACCOUNT_REFUSED % (said | {"why": ACCOUNT_STATES[exc.code]})
+    if exc.code in QUERY_CODES:
+        return "invalid_parameter", QUERY_REFUSED % said
+    if exc.code == "FailedOperation.TopicIsolated":
+        return "account", TOPIC_ISOLATED % said
+    if exc.code == "LimitExceeded.SearchResources":
+        return "unavailable", SEARCH_MEMORY % said
     if (action, exc.code) in DOCUMENTED:
         kind, advice = DOCUMENTED[action, exc.code]
         return kind, f"{where}: {advice}. {exc.message}".rstrip()

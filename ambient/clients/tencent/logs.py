@@ -190,11 +190,11 @@ async def log_pages(
                 continue
             # An answer over 20 MB (cls errorcodes: 检索接口返回的日志量太大，超过20MB限制): the
             # search goes on from where it is in pages half the size (by Offset: Context pages
-            # keep their first Limit). Past the search's memory (检索内存超限), no page size helps.
-            too_large = exc.code == "LimitExceeded.SearchResultTooLarge"
-            if not too_large and exc.code != "LimitExceeded.SearchResources":
+            # keep their first Limit). Past the search's memory (检索内存超限), no page size
+            # helps: raised as answered, failure() says what to do.
+            if exc.code != "LimitExceeded.SearchResultTooLarge":
                 raise
-            if not too_large or params["Limit"] == 1 or sql_part(query) is not None:
+            if params["Limit"] == 1 or sql_part(query) is not None:
                 raise TencentRequestError(
                     exc.code, f"{exc.message}: narrow the query or the time range", exc.request_id
                 ) from None
