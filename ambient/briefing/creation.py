@@ -24,7 +24,7 @@ from ambient.briefing.errors import (
     invalid_config,
     parse_config,
 )
-from ambient.briefing.logs import check_cls_keys, check_log_path
+from ambient.briefing.logs import check_cls_keys, check_cls_query, check_log_path
 from ambient.briefing.models import (
     KIND,
     BriefingCarry,
@@ -175,6 +175,10 @@ class Creation:
                     "the stopped daily briefing is still finishing; create it again in a minute"
                 )
             current = None
+        if current is None or current.config.log_source != parsed.log_source:
+            # A CLS filter tried when it is set, before anything changes (a purge, a hand-over):
+            # one CLS refuses failed every morning's read, and nobody was told what to fix.
+            await check_cls_query(parsed.log_source, self.tencent)
         if current is None:
             carry = await records.given_before(self.client, self.db, user)
             # A new life: its news pages are compared from its own first look, not with the

@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,14 @@ from ambient.clients.log_formats import full_text_fields, line_field
 from ambient.clients.logs import FileLogSource, uncaught_crash
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, SERVED_AGAIN, LogRecord, log_pages
+from ambient.clients.tencent.logs import (
+    MAX_SEARCH_LOGS,
+    SERVED_AGAIN,
+    LogRecord,
+    log_pages,
+    search_logs,
+)
+from ambient.cloud.errors import query_refused
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings
@@ -33,6 +40,7 @@ from ambient.settings import Settings
 # outlast its preparation's bound, where CLS stops at MAX_SEARCH_LOGS), the rest said unread;
 # its reader looks at the time and at its caller's cancel every LOOK_EVERY lines it reads.
 FILE_READ_SECONDS = 300.0
+HOUR = timedelta(hours=1)
 
 
 class LogFileError(Exception):
@@ -186,6 +194,34 @@ def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud)
     """A CLS source is refused without Tencent Cloud's keys: no read of it could succeed."""
     if isinstance(spec, ClsLogSpec) and not tencent.configured:
         raise InvalidBriefingError(f"log_source: {NOT_CONFIGURED}; or use a file source")
+
+
+# A CLS source's filter is tried when it is set (one log of the last hour), for this long at most.
+QUERY_TRY_SECONDS = 10.0
+
+
+async def check_cls_query(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:
+    """A CLS source's filter is refused by field when CLS refuses it (a field without an index,
+    its syntax), tried with one search; any other failure (the network, the keys, a busy API)
+    is no refusal of the config: the morning's read says it, as it would have."""
+    if not isinstance(spec, ClsLogSpec):
+        return
+    end = datetime.now(UTC)
+    try:
+        async with asyncio.timeout(QUERY_TRY_SECONDS):
+            await search_logs(
+                tencent, spec.topic_id, spec.query, end - HOUR, end, limit=1, region=spec.region
+            )
+    except TencentCloudError as exc:
+        if query_refused(exc):
+            raise InvalidBriefingError(
+                f"log_source.query: CLS refuses the filter {spec.query!r} on topic "
+                f"{spec.topic_id} ({exc.code}: {exc.message}); give one on fields the topic's "
+                "index holds (or index the field in its index configuration), or '*'",
+                given=spec.query,
+            ) from None
+    except TimeoutError:
+        pass  # not answered in time: not refused
 
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:

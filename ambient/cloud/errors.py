@@ -297,6 +297,13 @@ QUERY_REFUSED = N_(
     "syntax is wrong; correct the query (or index the field in the topic's index "
     "configuration). %(message)s"
 )
+
+
+def query_refused(exc: TencentCloudError) -> bool:
+    """Whether CLS refused a search's query itself (QUERY_CODES), not the search."""
+    return exc.code in QUERY_CODES
+
+
 # cls errorcodes: FailedOperation.TopicIsolated, a topic CLS isolated for the account's arrears.
 TOPIC_ISOLATED = N_(
     "Tencent Cloud refused %(action)s (%(code)s): CLS isolated the log topic, as the account is "

@@ -36,7 +36,6 @@ async def test_a_refused_log_source_is_said_with_what_to_do(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, refused: list[str], language: str, said: str
 ) -> None:
     api = TencentApi()
-    api.failures = {"SearchLog": list(refused)}
     source = {"type": "cls", "topic_id": "topic-1"}
     config = BriefingConfig(timezone="Asia/Shanghai", language=language, log_source=source)
     await make_user(deps.db, "rae")
@@ -44,7 +43,8 @@ async def test_a_refused_log_source_is_said_with_what_to_do(
         deps.tencent = standin_tencent(base)
         async with briefing_stack(ts_env, deps) as stack:
             day = await stack.plan(config)
-            await stack.service.create("rae", config)
+            await stack.service.create("rae", config)  # its filter tried: answered
+            api.failures = {"SearchLog": list(refused)}  # refused from the morning's read on
             await stack.skip_to(day.window_start + timedelta(minutes=20))
             spoken = await stack.service.greet("rae", via="voice", request_id="morning", within=15)
     # In the headline, the first sentence with the greeting: a voice cut to three says it.

@@ -1094,12 +1094,12 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
                 "AlarmObject": "ins-1",
             }
         ]
+        await stack.service.create("lars", config)  # its filter tried: answered
         # The alarms are read first: a failure of theirs fails the attempt before the logs.
         api.failures["SearchLog"] = ["InternalError"] * failing
         # Each attempt's day read fails; the last's look-back is read (the alarms still firing:
         # none), the others' not: their attempt fails anyway.
         api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"] * failing
-        await stack.service.create("lars", config)
         await stack.skip_to(day.window_start + timedelta(minutes=1))
         view = await stack.service.get_briefing("lars", day.date)
     sources = {s.source: (s.ok, s.detail) for s in view.content.sources}

@@ -1,0 +1,88 @@
+"""A CLS filter CLS refuses is refused when the briefing is set up or its filter changed, by
+field, through every door; any other failure of that one search refuses nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.errors import InvalidBriefingError
+from ambient.deps import WorkerDeps
+from tests.briefing.harness import briefing_stack, make_user
+from tests.standins.tencent_api import TencentApi
+from tests.support.mcp_as import mcp_as
+from tests.support.servers import serve
+from tests.support.tencent import ops_state, standin_tencent
+
+REFUSED = (
+    "log_source.query: CLS refuses the filter 'level:ERROR' on topic topic-1 "
+    "(FailedOperation.QueryError: QueryError [illegal_argument_exception] Cannot search on "
+    "field [level] since it is not indexed); give one on fields the topic's index holds (or "
+    "index the field in its index configuration), or '*'"
+)
+
+
+def _source(query: str) -> dict[str, str]:
+    return {"type": "cls", "topic_id": "topic-1", "query": query}
+
+
+async def test_a_filter_on_a_field_without_an_index_is_refused_when_set_by_name(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """`level:ERROR` on a topic whose index lacks `level` was taken, and every morning's read
+    failed with "yesterday's logs could not be read". Now one search (one log of the last hour)
+    tries it at create and at a change of it: refused by field, naming CLS's reason, through
+    the MCP tool too; nothing starts, and the running config stays."""
+    api = TencentApi(indexed={"msg"})
+    await make_user(deps.db, "rae")
+    async with serve(api.app()) as base:
+        deps.tencent = standin_tencent(base)
+        async with briefing_stack(ts_env, deps) as stack:
+            with pytest.raises(InvalidBriefingError) as at_create:
+                await stack.service.create("rae", {"log_source": _source("level:ERROR")})
+            assert await stack.service.read_status("rae") is None  # nothing started
+            settings = deps.settings.model_copy(
+                update={"temporal_task_queue": stack.worker.task_queue}
+            )
+            state = dataclasses.replace(
+                ops_state(deps, deps.tencent, settings), temporal=ts_env.client
+            )
+            async with mcp_as(state, "rae") as mcp:
+                by_tool = await mcp.call_tool(
+                    "create_daily_briefing", {"log_source": _source("level:ERROR")}
+                )
+            await stack.service.create("rae", {"log_source": _source("msg:refused")})
+            with pytest.raises(InvalidBriefingError) as at_change:
+                await stack.service.create("rae", {"log_source": _source("level:ERROR")})
+            kept = await stack.service.read_status("rae")
+    assert str(at_create.value) == REFUSED and at_create.value.field == "log_source.query"
+    assert at_create.value.given == "level:ERROR"
+    assert by_tool.is_error
+    assert " ".join(getattr(c, "text", "") for c in by_tool.content).endswith(REFUSED)
+    assert str(at_change.value) == REFUSED
+    assert kept is not None and kept.config.log_source is not None
+    assert kept.config.log_source.query == "msg:refused"  # type: ignore[union-attr]
+    tries = [p for _, action, p in api.calls if action == "SearchLog"]
+    assert len(tries) == 4 and all(p["Limit"] == 1 for p in tries)
+    assert all(p["To"] - p["From"] == 3_600_000 for p in tries)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["AuthFailure.UnauthorizedOperation", "FailedOperation.SearchTimeout", "InternalError"],
+)
+async def test_a_filter_tried_in_vain_for_another_reason_is_not_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, failure: str
+) -> None:
+    """The keys or a permission, a search that timed out, Tencent Cloud failing: no refusal of
+    the config (the morning's read says those, with what to do)."""
+    api = TencentApi(indexed={"msg"})
+    api.failures["SearchLog"] = [failure]
+    await make_user(deps.db, "rae")
+    async with serve(api.app()) as base:
+        deps.tencent = standin_tencent(base)
+        async with briefing_stack(ts_env, deps) as stack:
+            made = await stack.service.create("rae", {"log_source": _source("msg:refused")})
+    assert made.created and api.failures["SearchLog"] == []  # tried, and failed
