@@ -16,6 +16,7 @@ from typing import NamedTuple
 from ambient.speech import MAX_SPOKEN, cleaned, speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
+from ambient.watches.summaries import SAYING, summary_said
 from mcp_server.voice_clock import clock_as_labelled
 from mcp_server.voice_numbers import digits_in_names
 from mcp_server.voice_references import (
@@ -224,6 +225,22 @@ def pick_task(
     return picked
 
 
+def _name(task: TaskSummary) -> str:
+    return task.task_id.rsplit("/", 1)[-1]
+
+
+def _read_alike(name: str) -> tuple[str, ...]:
+    """``name`` as written and with its times as a label writes them ("20:00", "9pm" are
+    "20点", "21点"), each compared with what was said: "standup 9" is still said of both
+    standup-9am and standup-9pm. A reminder's message keeps its words: a time in "leave at 8"
+    is none of the reminder's ("8 am" found the reminder at 7:00 saying it)."""
+    said = summary_said(name)
+    if said is not None and said.msgid == SAYING:
+        schedule, _, message = name.partition(": ")
+        return tuple(dict.fromkeys((name, f"{clock_as_labelled(schedule)}: {message}")))
+    return tuple(dict.fromkeys((name, clock_as_labelled(name))))
+
+
 def _pick_task(
     tasks: list[TaskSummary],
     said: str,
@@ -234,7 +251,7 @@ def _pick_task(
     # A time in what was said and in the names compared with it read alike ("8 pm", "晚上八点",
     # "20:00" are "20点"): an English speaker's reminder is one "at 20:00".
     key = flat(clock_as_labelled(said))
-    exact = [t for t in tasks if flat(clock_as_labelled(t.task_id.rsplit("/", 1)[-1])) == key]
+    exact = [t for t in tasks if any(flat(n) == key for n in _read_alike(_name(t)))]
     # A deleted task is found by its name, but not counted or offered as one of yours, nor
     # asked about beside a live one of its name (the live one is meant).
     live = [t for t in tasks if t.state is not TaskState.STOPPED]
@@ -297,7 +314,7 @@ def _pick_task(
         return whole or [
             t
             for t in live
-            if part_of(key, _heard_name(t))
+            if any(part_of(key, n) for n in _heard_names(t))
             or any(part_of(key, n) or part_of(bare, unsaid) for n, unsaid in _heard(t, place))
         ]
 
@@ -306,7 +323,7 @@ def _pick_task(
     # reading them for each was seconds of a voice call's eight, none of them awaited.
     # By the listing's own objects: a task re-created lists under the id of its deleted one.
     heard_by_id: dict[tuple[int, bool], list[tuple[Heard, Heard]]] = {}
-    names_heard: dict[int, Heard] = {}
+    names_heard: dict[int, list[Heard]] = {}
 
     def _heard(t: TaskSummary, place: bool) -> list[tuple[Heard, Heard]]:
         if (found := heard_by_id.get((id(t), place))) is None:
@@ -319,15 +336,18 @@ def _pick_task(
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
             )
-            said = [clock_as_labelled(n) for n in names if n]
+            said = [form for n in names if n for form in _read_alike(n)]
             found = [(heard(n), heard(UNSAID.sub("", n))) for n in said]
             heard_by_id[id(t), place] = found
         return found
 
-    def _heard_name(t: TaskSummary) -> Heard:
+    def _heard_names(t: TaskSummary) -> list[Heard]:
         if (found := names_heard.get(id(t))) is None:
-            found = names_heard[id(t)] = heard(clock_as_labelled(t.task_id.rsplit("/", 1)[-1]))
+            found = names_heard[id(t)] = [heard(n) for n in _read_alike(_name(t))]
         return found
+
+    def _heard_name(t: TaskSummary) -> Heard:  # as the names heard near it are compared
+        return _heard_names(t)[-1]
 
     def of_kind(key: str) -> list[TaskSummary]:
         """ "网页监控 reborn", "threshold watch reborn": a name with its kind."""

@@ -152,3 +152,38 @@ async def test_the_voice_pauses_the_reminder_at_the_time_said_in_either_language
                 described = await dev_env.client.get_schedule_handle(ref.task_id).describe()
                 evening = (hour, minute) == (20, 0)
                 assert described.schedule.state.paused is evening, (hour, minute)
+
+
+def _reminder(name: str, at: str, message: str = "") -> TaskSummary:
+    summary = f"Reminder, daily at {at} UTC, for ops" + (f": {message}" if message else "")
+    return TaskSummary(
+        task_id=f"reminder/ops/{name}",
+        kind=TaskKind.SCHEDULE,
+        state=TaskState.ACTIVE,
+        summary=summary,
+    )
+
+
+@pytest.mark.parametrize(
+    ("said", "english"),
+    [("早上7点的提醒", False), ("七点的提醒", False), ("7 am", True), ("the 7 am reminder", True)],
+)
+def test_a_time_in_a_reminders_message_is_not_its_time(said: str, english: bool) -> None:
+    """The reminder at 21:00 saying "set alarm for 7 am" is not "the 7 am reminder": its
+    message's time was read as its own, and the voice paused it."""
+    tasks = [
+        _reminder("00112233ab01", "21:00", "set alarm for 7 am"),
+        _reminder("00112233ab02", "19:00", "dinner"),
+    ]
+    picked = pick_task(tasks, said, english)
+    assert picked.task is None, (said, picked)
+
+
+def test_names_holding_a_time_are_both_said_by_what_they_share() -> None:
+    """standup-9am and standup-9pm: "standup 9" names both (asked back), as before times in
+    names were read as a label's; each is still found by its own time."""
+    tasks = [_reminder("standup-9am", "09:00"), _reminder("standup-9pm", "21:00")]
+    asked = pick_task(tasks, "standup 9", True)
+    assert asked.task is None and set(asked.named) == {t.task_id for t in tasks}, asked
+    assert pick_task(tasks, "standup 9 pm", True).task == tasks[1]
+    assert pick_task(tasks, "standup 9am", True).task == tasks[0]
