@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.api.enums.v1 import TaskQueueType
@@ -219,8 +220,7 @@ class Greeting:
         next is given, as if today's were still to come. Nothing added when the status or the
         row is not read."""
         status = await self.read_status(user, quiet=True)
-        day = status.day if status is not None else None
-        if day is None:
+        if status is None or (day := status.day) is None:
             return text
         today = day.date_of(await self.clock())
         if today == day.date:  # before today's window: today's is still to be given
@@ -233,9 +233,11 @@ class Greeting:
         if row is None or row.given_at is not None or row.prepared_at is None:
             return text
         zh, en = _TODAYS_SENT if row.pushed_at is not None else _TODAYS_ON_PAGE
-        sent = (
-            said_time(day.local_hhmm(row.pushed_at), english=not chinese) if row.pushed_at else ""
-        )
+        # In the briefing's zone: the day planned is tomorrow's, and a clock change at its
+        # midnight put today's push an hour off.
+        zone = ZoneInfo(status.config.timezone)
+        pushed = f"{row.pushed_at.astimezone(zone):%H:%M}" if row.pushed_at else ""
+        sent = said_time(pushed, english=not chinese) if pushed else ""
         hello, said = ("你好！", zh) if chinese else ("Hello! ", en + " ")
         return text.replace(hello, hello + said.format(hhmm=sent), 1)
 

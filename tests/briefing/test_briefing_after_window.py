@@ -65,3 +65,40 @@ async def test_a_greeting_after_an_unheard_window_says_where_todays_briefing_is(
     for answer in late.values():
         assert answer.outcome is GreetOutcome.OUTSIDE_WINDOW
         assert answer.text.startswith(said), answer.text
+
+
+async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_clocks_change(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """America/Santiago turns its clocks back at midnight after 2026-04-04: today's push at
+    09:00 was said "at 8:00", read by tomorrow's plan's offset."""
+    from datetime import UTC, date, datetime
+    from typing import Any
+    from zoneinfo import ZoneInfo
+
+    from ambient.briefing.config import plan_for
+    from ambient.briefing.models import BriefingStatus
+    from ambient.briefing.service import BriefingService
+    from ambient.storage.models import Briefing
+
+    config = BriefingConfig(timezone="America/Santiago")
+    zone = ZoneInfo(config.timezone)
+    pushed = datetime(2026, 4, 4, 9, 0, tzinfo=zone).astimezone(UTC)
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="rae", language=Language.EN))
+        session.add(Briefing(user="rae", date="2026-04-04", prepared_at=pushed, pushed_at=pushed))
+        await session.commit()
+    service = BriefingService(None, deps.settings, deps.db)  # type: ignore[arg-type]
+    tomorrow = plan_for(date(2026, 4, 5), config)
+    status = BriefingStatus(user="rae", task_id="daily-briefing/rae", config=config, day=tomorrow)
+
+    async def read_status(user: str, **_: Any) -> BriefingStatus:
+        return status
+
+    async def afternoon() -> datetime:
+        return datetime(2026, 4, 4, 15, 0, tzinfo=zone).astimezone(UTC)
+
+    monkeypatch.setattr(service, "read_status", read_status)
+    monkeypatch.setattr(service, "clock", afternoon)
+    said = await service._with_todays("rae", "Hello! The daily briefing is given …", False)
+    assert said.startswith("Hello! Today's briefing was sent to your channels at 9:00;"), said
