@@ -53,6 +53,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import (
     BUSY,
+    NO_INDEX,
     NOT_REACHED,
     QUERY_REFUSED,
     SEARCH_MEMORY,
@@ -84,6 +85,7 @@ _LOG_KINDS = {
     SEARCH_MEMORY: "busy",
     NOT_REACHED: "unreachable",
     QUERY_REFUSED: "query",
+    NO_INDEX: "no_index",
     TOPIC_ISOLATED: "isolated",
 }
 

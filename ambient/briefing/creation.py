@@ -175,11 +175,10 @@ class Creation:
                     "the stopped daily briefing is still finishing; create it again in a minute"
                 )
             current = None
-        if current is None or current.config.log_source != parsed.log_source:
+        if current is None:
             # A CLS filter tried when it is set, before anything changes (a purge, a hand-over):
             # one CLS refuses failed every morning's read, and nobody was told what to fix.
             await check_cls_query(parsed.log_source, self.tencent)
-        if current is None:
             carry = await records.given_before(self.client, self.db, user)
             # A new life: its news pages are compared from its own first look, not with the
             # pages a deleted briefing kept (they are kept by task id, every life's). Before
@@ -192,6 +191,8 @@ class Creation:
                 return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
             if not replace:
                 raise InvalidBriefingError(RUNS_OTHER % task_id)
+            if current.config.log_source != parsed.log_source:
+                await check_cls_query(parsed.log_source, self.tencent)  # as for a new one
             # A new config replaces the running one; today's "already given" and a pause
             # carry over (changing when to speak is not asking to speak again). Read again
             # as the run hands over: a greeting since the read above is in it, later ones

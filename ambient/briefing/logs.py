@@ -29,11 +29,13 @@ from ambient.clients.tencent.logs import (
     SERVED_AGAIN,
     LogRecord,
     log_pages,
-    search_logs,
 )
-from ambient.cloud.errors import query_refused
+from ambient.cloud.errors import NO_INDEX_CODE, QUERY_CODES, filter_refused
+from ambient.domain.events import clipped
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
+from ambient.refusals import said_back
+from ambient.request_deadline import bounded
 from ambient.settings import Settings
 
 # A file source is read for at most this long (about 6 million lines here; a day past it would
@@ -201,23 +203,39 @@ QUERY_TRY_SECONDS = 10.0
 
 
 async def check_cls_query(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:
-    """A CLS source's filter is refused by field when CLS refuses it (a field without an index,
-    its syntax), tried with one search; any other failure (the network, the keys, a busy API)
-    is no refusal of the config: the morning's read says it, as it would have."""
+    """A CLS source is refused by field when CLS cannot search it as given: a filter it refuses
+    (its syntax, a field without an index) or a topic with no index, tried with one search (its
+    first page, within QUERY_TRY_SECONDS and what is left of the request); any other failure
+    (the network, the keys, a busy API, a query that failed to run) is no refusal of the
+    config: the morning's read says it, as it would have."""
     if not isinstance(spec, ClsLogSpec):
         return
     end = datetime.now(UTC)
+    pages = log_pages(
+        tencent, spec.topic_id, spec.query, end - HOUR, end, limit=1, region=spec.region
+    )
     try:
-        async with asyncio.timeout(QUERY_TRY_SECONDS):
-            await search_logs(
-                tencent, spec.topic_id, spec.query, end - HOUR, end, limit=1, region=spec.region
-            )
+        async with asyncio.timeout(bounded(QUERY_TRY_SECONDS)):
+            await anext(aiter(pages), None)  # the first page answers whether CLS searches it
     except TencentCloudError as exc:
-        if query_refused(exc):
+        words = clipped(exc.message, 300)
+        if exc.code == NO_INDEX_CODE:
             raise InvalidBriefingError(
-                f"log_source.query: CLS refuses the filter {spec.query!r} on topic "
-                f"{spec.topic_id} ({exc.code}: {exc.message}); give one on fields the topic's "
-                "index holds (or index the field in its index configuration), or '*'",
+                f"log_source.topic_id: CLS cannot search topic {spec.topic_id}: it has no index "
+                f"({exc.code}: {words}); turn on its index (full text, or the fields the filter "
+                "names) in the CLS console",
+                given=spec.topic_id,
+            ) from None
+        if filter_refused(exc):
+            fix = (
+                "correct its syntax"
+                if exc.code == QUERY_CODES[1]
+                else "give one on fields the topic's index holds (or index the field in its "
+                "index configuration), or '*'"
+            )
+            raise InvalidBriefingError(
+                f"log_source.query: CLS refuses the filter {said_back(spec.query, 200)} on topic "
+                f"{spec.topic_id} ({exc.code}: {words}); {fix}",
                 given=spec.query,
             ) from None
     except TimeoutError:

@@ -92,6 +92,11 @@ WHAT_TO_DO = {
         " (the log filter was refused by CLS, a field without an index or its syntax: correct "
         "the briefing's filter)",
     ),
+    "no_index": (
+        "（日志主题没有索引，无法检索，请在 CLS 控制台为它开启索引）",
+        " (the log topic has no index, so CLS cannot search it: turn on its index in the CLS "
+        "console)",
+    ),
     "isolated": (
         "（日志主题因欠费被隔离，请管理员结清欠费或续费）",
         " (the log topic is isolated for arrears: ask your administrator to settle or renew)",

@@ -304,6 +304,23 @@ def query_refused(exc: TencentCloudError) -> bool:
     return exc.code in QUERY_CODES
 
 
+def filter_refused(exc: TencentCloudError) -> bool:
+    """Whether CLS refused a filter as written: its syntax, or a field it names without an
+    index. A QueryError is also a query that failed to run ("all shards failed"), which a
+    filter written otherwise would meet too: no reason to refuse a config."""
+    return exc.code == QUERY_CODES[1] or (
+        exc.code == QUERY_CODES[0] and "index" in exc.message.lower()
+    )
+
+
+# cls errorcodes: ResourceNotFound.IndexNotExist, a topic with no index, which no search reads.
+NO_INDEX_CODE = "ResourceNotFound.IndexNotExist"
+NO_INDEX = N_(
+    "CLS cannot search the log topic of %(action)s (%(code)s): it has no index; turn on its "
+    "index (full text, or the fields searched) in the CLS console. %(message)s"
+)
+
+
 # cls errorcodes: FailedOperation.TopicIsolated, a topic CLS isolated for the account's arrears.
 TOPIC_ISOLATED = N_(
     "Tencent Cloud refused %(action)s (%(code)s): CLS isolated the log topic, as the account is "
@@ -354,6 +371,7 @@ READ_REFUSALS = (
     UNAVAILABLE,
     QUOTA,
     QUERY_REFUSED,
+    NO_INDEX,
     TOPIC_ISOLATED,
     SEARCH_MEMORY,
     NOT_FOUND,
@@ -435,6 +453,8 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "account", ACCOUNT_REFUSED % (said | {"why": ACCOUNT_STATES[exc.code]})
     if exc.code in QUERY_CODES:
         return "invalid_parameter", QUERY_REFUSED % said
+    if exc.code == NO_INDEX_CODE:
+        return "invalid_parameter", NO_INDEX % said
     if exc.code == "FailedOperation.TopicIsolated":
         return "account", TOPIC_ISOLATED % said
     if exc.code == "LimitExceeded.SearchResources":

@@ -39,6 +39,9 @@ FILTER_ZH = "CLS 拒绝了日志筛选条件：字段没有索引或语法有误
         ("FailedOperation.TopicIsolated", "en", "the log topic is isolated for arrears: ask"),
         ("FailedOperation.TopicIsolated", "zh", "日志主题因欠费被隔离，请管理员结清欠费或续费"),
         ("LimitExceeded.SearchResources", "en", "busy: prepare it again on the briefing page"),
+        # A topic with no index: it was said not to exist.
+        ("ResourceNotFound.IndexNotExist", "en", "has no index, so CLS cannot search it"),
+        ("ResourceNotFound.IndexNotExist", "zh", "日志主题没有索引，无法检索"),
     ],
 )
 async def test_a_log_search_refused_for_its_filter_or_topic_is_said_with_what_to_do(

@@ -71,7 +71,14 @@ async def test_a_filter_on_a_field_without_an_index_is_refused_when_set_by_name(
 
 @pytest.mark.parametrize(
     "failure",
-    ["AuthFailure.UnauthorizedOperation", "FailedOperation.SearchTimeout", "InternalError"],
+    [
+        "AuthFailure.UnauthorizedOperation",
+        "FailedOperation.SearchTimeout",
+        "InternalError",
+        # A query that failed to run, naming no index or syntax: a filter written otherwise
+        # would meet it too (it was refused as the filter's).
+        "FailedOperation.QueryError",
+    ],
 )
 async def test_a_filter_tried_in_vain_for_another_reason_is_not_refused(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, failure: str
@@ -80,9 +87,28 @@ async def test_a_filter_tried_in_vain_for_another_reason_is_not_refused(
     the config (the morning's read says those, with what to do)."""
     api = TencentApi(indexed={"msg"})
     api.failures["SearchLog"] = [failure]
+    api.failure_words["SearchLog"] = "search_phase_execution_exception: all shards failed"
     await make_user(deps.db, "rae")
     async with serve(api.app()) as base:
         deps.tencent = standin_tencent(base)
         async with briefing_stack(ts_env, deps) as stack:
             made = await stack.service.create("rae", {"log_source": _source("msg:refused")})
     assert made.created and api.failures["SearchLog"] == []  # tried, and failed
+
+
+async def test_a_topic_with_no_index_is_refused_when_set_and_said_as_such(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A topic with no index at all (CLS: ResourceNotFound.IndexNotExist) was taken, and every
+    morning said "the log topic does not exist"; now refused by field, saying what to turn on."""
+    api = TencentApi(indexed={"msg"})
+    api.failures["SearchLog"] = ["ResourceNotFound.IndexNotExist"]
+    api.failure_words["SearchLog"] = "index not exist"
+    await make_user(deps.db, "rae")
+    async with serve(api.app()) as base:
+        deps.tencent = standin_tencent(base)
+        async with briefing_stack(ts_env, deps) as stack:
+            with pytest.raises(InvalidBriefingError) as refused:
+                await stack.service.create("rae", {"log_source": _source("msg:refused")})
+    assert refused.value.field == "log_source.topic_id", refused.value
+    assert "it has no index" in str(refused.value) and "CLS console" in str(refused.value)
