@@ -58,6 +58,7 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
 
 
 # A refusal's RequestId, for Tencent Cloud's support: the full report's sources keep it.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _REQUEST_ID = re.compile(r" \(RequestId [^)]*\)")
 
 
@@ -67,6 +68,10 @@ def _cause_kept(detail: str, limit: int = 120) -> str:
     left. Cut at its end, the cause was what went unsaid ("failed: QueryError [illegal_arg…")."""
     flat = _REQUEST_ID.sub("", " ".join(detail.split()))
     head, colon, cause = flat.rpartition(": ")
+    if _QUOTED.fullmatch(cause) and ": " in head:
+        # A file's error ends in the path it names ("Permission denied: '/data/…'"): its
+        # reason is the cause, the path is in the head already.
+        head, colon, cause = head.rpartition(": ")
     room = limit - len(cause) - 2
     if len(flat) <= limit or not colon or room < 12:
         return _short(flat, limit)

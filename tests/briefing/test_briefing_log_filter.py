@@ -92,3 +92,17 @@ def test_the_attention_line_of_a_source_failed_unknown_keeps_its_cause(language:
         "数据源不可用：日志：CLS topic" if language == "zh" else "logs unavailable: CLS"
     )
     assert "RequestId" not in item and len(item) < 140
+
+
+def test_the_attention_line_of_a_file_source_keeps_its_reason_not_its_path() -> None:
+    """A file's error ends in the path it names: the line kept the path (twice) and cut the
+    reason away ("log file /data/…/curre…: '/data/…/service.log'")."""
+    path = "/data/applogs/payment-gateway-production/current/service.log"
+    error = PermissionError(13, "Permission denied", path)
+    note = SourceNote(
+        source="logs", ok=False, detail=f"log file {path}: service.log: {error}", kind="failed"
+    )
+    inputs = BriefingInputs(date="2026-12-06", language="en", notes=[note])
+    (item,) = offline_draft(inputs).needs_attention
+    assert item.endswith(": [Errno 13] Permission denied"), item
+    assert item.count(path) <= 1 and len(item) < 140, item
