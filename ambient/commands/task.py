@@ -84,12 +84,15 @@ def trigger(task_id: str, user: User = "dev") -> None:
 @app.command()
 def update(
     task_id: str,
-    config: Annotated[str, typer.Option(help="the whole new JSON config, or @file.json")],
+    config: Annotated[str, typer.Option(help="the JSON fields to change, or @file.json")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="the config given is the whole new config")
+    ] = False,
     user: User = "dev",
 ) -> None:
-    """Replace a task's config (rejected, with nothing changed, if invalid)."""
+    """Change the config fields given, keep the rest (--replace: the whole config)."""
     payload = json_object(config, "--config")
-    print_json(console, _run(lambda tasks: tasks.update(user, task_id, payload)))
+    print_json(console, _run(lambda tasks: tasks.update(user, task_id, payload, replace=replace)))
 
 
 @app.command()

@@ -383,7 +383,14 @@ CONFIG_BY_TYPE = "the config of the kind named by `type`: " + ", ".join(
 AnyConfig = Annotated[
     dict[str, Any], config_schema(*CONFIG_MODELS.values()), Field(description=CONFIG_BY_TYPE)
 ]
-NewConfig = Annotated[
+_UPDATED = (WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, BriefingConfig)
+NewConfig = Annotated[dict[str, Any], config_schema(*_UPDATED)]
+# An update's fields merged over the config in force (ambient/watches/config_patch.py): none
+# is required of it.
+_patch = config_schema(*_UPDATED).json_schema
+ConfigPatch = Annotated[
     dict[str, Any],
-    config_schema(WebMonitorConfig, ThresholdWatchConfig, ReminderConfig, BriefingConfig),
+    WithJsonSchema(
+        {"anyOf": [{k: v for k, v in m.items() if k != "required"} for m in _patch["anyOf"]]}
+    ),
 ]

@@ -146,6 +146,8 @@ class TaskStatus(BaseModel):
     detail: dict[str, object] = Field(default_factory=dict)
     # An update's answer: set when another update replaced its config before the answer.
     note: str | None = None
+    # An update's answer: the config fields it changed (dotted inside objects); None otherwise.
+    changed: list[str] | None = None
 
 
 class SiteWait(BaseModel):

@@ -32,6 +32,7 @@ from ambient.request_deadline import bounded, request_deadline
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.watches import summaries
 from ambient.watches.answers import created_ref
+from ambient.watches.config_patch import changed, merged
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.controls import TaskControls
 from ambient.watches.deadline import (
@@ -62,6 +63,7 @@ from ambient.watches.models import (
 )
 from ambient.watches.reads import briefing_task_status, found, of_a_known_user
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
+from ambient.watches.threshold_config import SAID_BY_OTHER
 
 # An update applied, then replaced by another one of the task (another request at once): the
 # workflow applies updates one at a time in the order the server took them, the later in force.
@@ -182,7 +184,7 @@ class TaskService(TaskControls):
                 continue
             config = (await self.get(user, task.task_id)).config
             if config.get("timezone") == old:
-                await self.update(user, task.task_id, {**config, "timezone": new})
+                await self.update(user, task.task_id, {**config, "timezone": new}, replace=True)
                 moved.append(task.task_id)
         return moved
 
@@ -193,14 +195,52 @@ class TaskService(TaskControls):
         task_id: str,
         config: dict[str, Any],
         request_id: str | None = None,
+        *,
+        replace: bool = False,
     ) -> TaskStatus:
-        """Replace a task's config; invalid configs are rejected and nothing changes.
+        """A task's new config: ``config`` merged over the one in force (a JSON Merge Patch,
+        ambient/watches/config_patch.py; the answer's ``changed`` names the fields it changed),
+        or the whole config when ``replace``. An invalid one is refused and nothing changes.
 
         ``request_id`` makes a retried request apply once; without it each call is a new
         update (so A -> B -> A ends at A).
         """
         if request_id is not None and not 1 <= len(request_id) <= MAX_REQUEST_ID:
             raise InvalidTaskError(f"request_id: 1-{MAX_REQUEST_ID} characters")
+        if replace:
+            return await self._replace(user, task_id, config, request_id)
+        with request_deadline(self._budget(checks=True)):
+            try:
+                with nothing_sent(task_id, NOT_SENT if request_id is None else RETRY_UNSENT):
+                    before = (await self.get(user, task_id)).config
+            except (TaskNotFoundError, TaskStateError, WorkerSilentError):
+                raise
+            except Exception:  # Temporal not answering: a field sent wrong is said all the same
+                await self._sent_fields_checked(user, task_id, config)
+                raise
+            threshold = self._owned(user, task_id) is TaskKind.THRESHOLD_WATCH
+            whole = merged(before, config, SAID_BY_OTHER if threshold else None)
+            status = await self._replace(user, task_id, whole, request_id)
+        status.changed = changed(before, status.config)
+        return status
+
+    async def _sent_fields_checked(self, user: str, task_id: str, patch: dict[str, Any]) -> None:
+        """The refusals of the fields of ``patch`` that no config takes, with no config in force
+        read to merge it over (a briefing's are its service's to say)."""
+        kind = self._owned(user, task_id)
+        if kind is TaskKind.DAILY_BRIEFING:
+            return
+        try:
+            await checked_config(kind.value, patch, user, self.settings, self.db)
+        except ConfigError as bad:
+            sent = [i for i, (at, _) in enumerate(bad.errors) if at[1:2] and at[1] in patch]
+            if sent:
+                errors, inputs = [bad.errors[i] for i in sent], [bad.inputs[i] for i in sent]
+                raise ConfigError(errors, prefix=(), inputs=inputs) from None
+
+    async def _replace(
+        self, user: str, task_id: str, config: dict[str, Any], request_id: str | None
+    ) -> TaskStatus:
         kind = self._owned(user, task_id)
         # One deadline for every call below (a web monitor's waits for the pages it added).
         with request_deadline(self._budget(checks=True)):

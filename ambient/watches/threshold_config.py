@@ -214,6 +214,16 @@ class Condition(UserConfig):
         return value > self.value + margin if self.op == "above" else value < self.value - margin
 
 
+# Fields that say what another says (a threshold is one 'above' condition; a named metric is
+# its source): an update that sends one drops the other in force (ambient/watches/config_patch).
+SAID_BY_OTHER = {
+    "threshold": ("conditions",),
+    "conditions": ("threshold",),
+    "metric": ("source",),
+    "source": ("metric",),
+}
+
+
 class ThresholdWatchConfig(_TaskBase):
     """Watch a metric; alert once on breach and once on recovery."""
 

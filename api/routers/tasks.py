@@ -13,6 +13,7 @@ from ambient.domain.users import NAME_RULE
 from ambient.watches.inputs import (
     AnyConfig,
     ConfigError,
+    ConfigPatch,
     InvalidTaskError,
     NewConfig,
     TaskError,
@@ -23,6 +24,7 @@ from ambient.watches.inputs import (
 )
 from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.models import TaskRef, TaskStatus
+from ambient.watches.service import TaskService
 from api.deps import CurrentUser, StateDep, created_or_found
 from api.errors import answers, refusal, unprocessable
 
@@ -116,14 +118,33 @@ async def control_task(
 
 
 @router.put("/{task_id:path}/config")
-async def update_task(
+async def replace_task_config(
     task_id: str,
     user: CurrentUser,
     state: StateDep,
     config: Annotated[NewConfig, Body(description="the whole new config, of the task's own type")],
 ) -> TaskStatus:
+    """Replace a task's config whole (fields left out take their defaults)."""
+    return await _updated(state.tasks, user.name, task_id, config, replace=True)
+
+
+@router.patch("/{task_id:path}/config")
+async def update_task(
+    task_id: str,
+    user: CurrentUser,
+    state: StateDep,
+    config: Annotated[ConfigPatch, Body(description="the fields to change (a JSON Merge Patch)")],
+) -> TaskStatus:
+    """Change the fields sent; the rest stay (RFC 7396: objects merge, lists replace whole, null
+    resets a field to its default; a new type or action replaces the whole config)."""
+    return await _updated(state.tasks, user.name, task_id, config, replace=False)
+
+
+async def _updated(
+    tasks: TaskService, user: str, task_id: str, config: dict[str, Any], *, replace: bool
+) -> TaskStatus:
     try:
-        return await state.tasks.update(user.name, task_id, config)
+        return await tasks.update(user, task_id, config, replace=replace)
     except ConfigError as exc:
         # The body is the config itself: a field is named from the body (MCP's argument is
         # `config`, so the service names it from there).

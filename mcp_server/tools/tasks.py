@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.watches.configs import WebMonitorConfig
-from ambient.watches.inputs import AnyConfig, NewConfig, TaskType, config_schema
+from ambient.watches.inputs import AnyConfig, ConfigPatch, TaskType, config_schema
 from ambient.watches.listing import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reminders import ReminderConfig
@@ -60,9 +60,9 @@ ReminderConfigArg = Annotated[
     ),
 ]
 UpdateConfig = Annotated[
-    NewConfig,
+    ConfigPatch,
     Field(
-        description="the whole new config, of the task's own type (web monitor, threshold "
+        description="only the fields to change, of the task's own type (web monitor, threshold "
         "watch, reminder; a daily briefing takes the fields of create_daily_briefing)"
     ),
 ]
@@ -153,7 +153,10 @@ async def trigger_task(ctx: Ctx, task_id: TaskId) -> TaskRef:
 
 
 async def update_task(ctx: Ctx, task_id: TaskId, config: UpdateConfig) -> TaskStatus:
-    """Replace a task's config; an invalid config is rejected and nothing changes."""
+    """Change a task's config: the fields you send replace those in force and the rest stay
+    (objects merge, lists replace whole, null resets a field to its default; a new type or
+    action replaces the whole config); `changed` lists what changed. An invalid result is
+    refused, naming the field, and nothing changes."""
     return await app_state(ctx).tasks.update(current_user(ctx), task_id, config)
 
 
@@ -177,6 +180,6 @@ def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(create_background_task, annotations=WRITE)
     mcp.add_tool(pause_task, annotations=WRITE)
     mcp.add_tool(resume_task, annotations=WRITE)
-    mcp.add_tool(update_task, annotations=CHANGE)  # replaces the config
+    mcp.add_tool(update_task, annotations=CHANGE)  # changes the config
     mcp.add_tool(trigger_task, annotations=AGAIN)
     mcp.add_tool(delete_task, annotations=CHANGE)

@@ -110,9 +110,11 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
     async with watch_under_worker(dev_env, deps, "deadline-update") as watched:
         worker, tasks, user, task_id = watched
         silent_after_first_answer(monkeypatch, worker, tasks)
-        # Sent once its worker answered a query: it waited for that worker with no end.
+        # Sent once its worker answered a query: it waited for that worker with no end. (The
+        # whole config: a merge reads the config in force first, one answer more of its worker.)
         with pytest.raises(WorkerSilentError) as told:
-            await asyncio.wait_for(tasks.update(user, task_id, changed, request_id="r1"), GENEROUS)
+            sent = tasks.update(user, task_id, changed, request_id="r1", replace=True)
+            await asyncio.wait_for(sent, GENEROUS)
     # The silent-worker words every door says, and what the request did: sent, not undone.
     assert str(told.value) == (
         f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; "
@@ -121,6 +123,24 @@ async def test_an_update_whose_worker_goes_silent_after_answering_is_told_so_not
     )
     assert told.value.sent is True
     # (Whether it does is the server's: an update no worker took lives in its memory alone.)
+
+
+async def test_a_merged_update_whose_worker_goes_silent_after_its_read_sends_nothing(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(no_answer, "QUERY_TIMEOUT", BUDGET)
+    async with watch_under_worker(dev_env, deps, "deadline-merge") as watched:
+        worker, tasks, user, task_id = watched
+        silent_after_first_answer(monkeypatch, worker, tasks)
+        # The config in force read (its worker's one answer), then silence before the send.
+        with pytest.raises(WorkerSilentError) as told:
+            sent = tasks.update(user, task_id, {"check_interval_minutes": 30})
+            await asyncio.wait_for(sent, GENEROUS)
+    assert str(told.value) == (
+        f"Temporal refused the request for {task_id!r}: {no_answer.silent_worker()}; "
+        "nothing was sent, the task is unchanged"
+    )
+    assert told.value.sent is False
 
 
 async def test_a_check_now_whose_worker_is_silent_asks_no_status_read_past_its_budget(
@@ -324,8 +344,8 @@ async def test_an_update_with_no_time_left_after_its_look_sends_nothing_and_says
         tasks._budget = budget  # type: ignore[method-assign]
         tasks._answering = answered_at_the_deadline  # type: ignore[method-assign, assignment]
         changed = {"urls": ["https://example.org/"]}
-        with pytest.raises(WorkerSilentError) as told:
-            await tasks.update(user, task_id, changed, request_id=request_id)
+        with pytest.raises(WorkerSilentError) as told:  # the whole config: no read before
+            await tasks.update(user, task_id, changed, request_id=request_id, replace=True)
         history = await dev_env.client.get_workflow_handle(task_id).fetch_history()
     did = (
         "nothing was sent, the task is unchanged"

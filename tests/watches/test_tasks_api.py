@@ -177,6 +177,14 @@ async def _cli_session(dev_env: WorkflowEnvironment, deps: WorkerDeps, queue: st
     assert code == 1 and "urls" in out
     code, out = await asyncio.to_thread(run, "create", "web_monitor", "--config", "{nope")
     assert code == 2 and "not JSON" in out
+    # An update changes the fields given; --replace takes the whole config.
+    task, part = "web-monitor/cli-bob/ex", '{"keywords": ["AI"]}'
+    code, out = await asyncio.to_thread(run, "update", task, "--config", part)
+    assert code == 0, out
+    told = json.loads(out)
+    assert (told["config"]["check_interval_minutes"], told["changed"]) == (10, ["keywords"])
+    code, out = await asyncio.to_thread(run, "update", task, "--config", config, "--replace")
+    assert code == 0 and json.loads(out)["config"]["keywords"] == [], out
     code, out = await asyncio.to_thread(run, "delete", "web-monitor/cli-bob/ex")
     assert code == 0 and "stopped" in out
 

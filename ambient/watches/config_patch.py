@@ -1,0 +1,50 @@
+"""An update of a task's config as a JSON Merge Patch (RFC 7396) over the config in force.
+
+A field sent replaces the stored one, an object merges field by field, null resets a field to
+its default (the key is dropped, so the model's default applies) and a list replaces whole.
+An object whose kind (``type``, ``action``, a notification's ``method``) changes is replaced
+whole: the fields of another kind are not merged in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+KIND_FIELDS = ("type", "action", "method")
+
+
+def merged(
+    stored: Mapping[str, Any],
+    patch: Mapping[str, Any],
+    resets: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """``patch`` merged over ``stored``; ``resets``: top-level fields that say the same thing
+    as another (a threshold and its conditions): one sent drops the stored other."""
+    if any(key in stored and patch.get(key) not in (None, stored[key]) for key in KIND_FIELDS):
+        return merged({}, patch)
+    out = dict(stored)
+    for key, value in patch.items():
+        for other in (resets or {}).get(key, ()):
+            if other not in patch:
+                out.pop(other, None)
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping):
+            below = out.get(key)
+            out[key] = merged(below if isinstance(below, Mapping) else {}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def changed(before: Mapping[str, Any], after: Mapping[str, Any], at: str = "") -> list[str]:
+    """The fields whose value differs, dotted inside objects (``source.url``)."""
+    paths = []
+    for key in [*before, *(k for k in after if k not in before)]:
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            paths += changed(old, new, f"{at}{key}.")
+        elif old != new:
+            paths.append(f"{at}{key}")
+    return paths

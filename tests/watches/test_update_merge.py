@@ -1,0 +1,128 @@
+"""update_task (and the API's PATCH) merge the fields sent over the config in force, as a JSON
+Merge Patch: "move my stand-up to 7" sent {"hour": 7} and the weekly Mon/Wed 09:30 Berlin reminder
+became a daily 08:00 Shanghai one once a message was added; a web monitor's update dropped its
+keywords and targets; a briefing's dropped its news pages."""
+
+from __future__ import annotations
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.wiring import AppState
+from tests.support.admins import admin_headers
+from tests.support.api_worker import api_over_worker
+from tests.watches.test_tasks_mcp import app, call, error_of, mcp  # noqa: F401  (fixture)
+
+WEEKLY = {
+    "type": "weekly",
+    "days": ["mon", "wed"],
+    "hour": 9,
+    "minute": 30,
+    "timezone": "Europe/Berlin",
+    "message": "stand-up in room 4",
+}
+
+
+async def test_a_reminder_updated_in_part_keeps_the_rest_and_says_what_changed(
+    app: AppState,  # noqa: F811
+) -> None:
+    async with mcp(app) as client:
+        task_id = (await call(client, "create_reminder", config=WEEKLY, name="standup"))["task_id"]
+        moved = await call(client, "update_task", task_id=task_id, config={"hour": 7})
+        assert moved["config"] == {**moved["config"], **WEEKLY, "hour": 7}
+        assert moved["changed"] == ["hour"]
+        # null resets a field to its default.
+        reset = await call(client, "update_task", task_id=task_id, config={"minute": None})
+        assert reset["config"] == {**reset["config"], **WEEKLY, "hour": 7, "minute": 0}
+        assert reset["changed"] == ["minute"]
+        # A merged config that is invalid is refused by its field, and nothing changes.
+        said = await error_of(client, "update_task", task_id=task_id, config={"days": []})
+        assert "days" in said and "at least one day" in said, said
+        kept = await call(client, "get_task", task_id=task_id)
+        assert kept["config"] == reset["config"] and kept["changed"] is None
+        # Another type replaces the config whole: a weekly's days are not merged into a daily.
+        daily = {"type": "daily", "hour": 6, "message": "stand-up", "timezone": "Europe/Berlin"}
+        replaced = await call(client, "update_task", task_id=task_id, config=daily)
+        assert replaced["config"] == {**replaced["config"], **daily, "days": [], "minute": 0}
+        assert set(replaced["changed"]) == {"type", "days", "hour", "message"}
+        await call(client, "delete_task", task_id=task_id)
+
+
+async def test_a_web_monitor_updated_in_part_keeps_its_keywords_and_targets(
+    app: AppState,  # noqa: F811
+) -> None:
+    config = {
+        "urls": ["https://example.com/a"],
+        "keywords": ["AI", "re:GPT-\\d"],
+        "check_interval_minutes": 60,
+        "targets": [{"type": "email", "target": "ops@example.com"}],
+    }
+    async with mcp(app) as client:
+        made = await call(client, "create_web_monitor", config=config, name="merge")
+        task_id = made["task_id"]
+        sent = {"urls": ["https://example.com/b"], "check_interval_minutes": 30}
+        updated = await call(client, "update_task", task_id=task_id, config=sent)
+        got = (await call(client, "get_task", task_id=task_id))["config"]
+        for told in (updated["config"], got):
+            assert told["keywords"] == config["keywords"], told
+            assert told["targets"] == [{**config["targets"][0], "kinds": None}], told
+            assert (told["urls"], told["check_interval_minutes"]) == (sent["urls"], 30)
+        assert set(updated["changed"]) == {"urls", "check_interval_minutes"}
+        # A list sent replaces the list whole.
+        fewer = await call(client, "update_task", task_id=task_id, config={"keywords": ["AI"]})
+        assert fewer["config"]["keywords"] == ["AI"] and fewer["changed"] == ["keywords"]
+        await call(client, "delete_task", task_id=task_id)
+
+
+async def test_a_briefing_updated_in_part_keeps_its_news_pages(
+    app: AppState,  # noqa: F811
+) -> None:
+    async with mcp(app) as client:
+        task_id = (await call(client, "create_daily_briefing", timezone="Asia/Shanghai"))["task_id"]
+        news = {"news_urls": ["https://techcrunch.com/"], "categories": ["ai"]}
+        await call(client, "update_task", task_id=task_id, config=news)
+        later = await call(client, "update_task", task_id=task_id, config={"prepare_at": "04:00"})
+        assert later["config"] == {**later["config"], **news, "prepare_at": "04:00"}
+        assert later["changed"] == ["prepare_at"]
+        await call(client, "delete_task", task_id=task_id)
+
+
+async def test_a_threshold_sent_alone_replaces_the_condition_it_stood_for(
+    app: AppState,  # noqa: F811
+) -> None:
+    config = {"source": {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}}
+    async with mcp(app) as client:
+        made = await call(
+            client, "create_threshold_watch", config={**config, "threshold": 50}, name="t"
+        )
+        updated = await call(
+            client, "update_task", task_id=made["task_id"], config={"threshold": 60}
+        )
+        assert updated["config"]["conditions"] == [{"op": "above", "value": 60}]
+        assert updated["config"]["source"]["url"] == "https://example.com/v"
+        await call(client, "delete_task", task_id=made["task_id"])
+
+
+async def test_the_api_patch_merges_and_its_put_replaces(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": "api-merge"}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        body = {"type": "schedule", "name": "standup", "config": WEEKLY}
+        task_id = (await http.post("/tasks", json=body)).json()["task_id"]
+        patched = await http.patch(f"/tasks/{task_id}/config", json={"hour": 7})
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["config"] == {**patched.json()["config"], **WEEKLY, "hour": 7}
+        assert patched.json()["changed"] == ["hour"]
+        refused = await http.patch(f"/tasks/{task_id}/config", json={"days": []})
+        assert refused.status_code == 422, refused.text
+        assert "days: give at least one day" in refused.json()["detail"][0]["msg"]
+        # PUT is the whole config: what it leaves out takes its default.
+        put = await http.put(f"/tasks/{task_id}/config", json={"hour": 7, "message": "m"})
+        assert put.status_code == 200, put.text
+        assert (put.json()["config"]["type"], put.json()["config"]["days"]) == ("daily", [])
+        status = (await http.get(f"/tasks/{task_id}/status")).json()
+        assert status["config"] == put.json()["config"]
+        await http.delete(f"/tasks/{task_id}")
