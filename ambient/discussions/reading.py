@@ -78,6 +78,20 @@ async def _count(session: AsyncSession, rows: FromClause | type[Base]) -> int:
 
 # The most discussions or messages one answer holds: a long thread is read in pages.
 PAGE = 100
+# The most message text (characters) a page of messages holds, past its first message: 100
+# long messages were 313 KB of text (twice that with the structured copy), past what an
+# agent's context or our own chat (it cuts a tool's text at 20,000) keeps of next_offset.
+PAGE_CHARS = 60_000
+
+
+def _fitting(messages: list[MessageView]) -> int:
+    """How many of ``messages``, in page order, fit PAGE_CHARS (at least one)."""
+    size = 0
+    for n, message in enumerate(messages):
+        size += len(message.content)
+        if n and size > PAGE_CHARS:
+            return n
+    return len(messages)
 
 
 def _check_offset(offset: int) -> None:
@@ -85,6 +99,12 @@ def _check_offset(offset: int) -> None:
         raise InvalidDiscussionError(
             f"offset: 0 to {MAX_ID} (0, or the next_offset of the previous page)"
         )
+
+
+def _checked_limit(limit: int | None) -> int:
+    if limit is not None and not 1 <= limit <= PAGE:
+        raise InvalidDiscussionError(f"limit: 1 to {PAGE}")
+    return PAGE if limit is None else limit
 
 
 async def _newest_first(
@@ -114,10 +134,13 @@ class DiscussionReads(DiscussionAccess):
 
     # --- annotate (read-only analysis) -----------------------------------------------
 
-    async def search_messages(self, user: str, keyword: str, offset: int = 0) -> Found:
+    async def search_messages(
+        self, user: str, keyword: str, offset: int = 0, limit: int | None = None
+    ) -> Found:
         """Messages containing ``keyword`` (any case) in the discussions ``user`` sees, a page
-        from ``offset``."""
+        of at most ``limit`` (None: PAGE) and PAGE_CHARS from ``offset``."""
         _check_offset(offset)
+        limit = _checked_limit(limit)
         words = keyword.strip()
         if not words or len(words) > 200:
             raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
@@ -138,9 +161,13 @@ class DiscussionReads(DiscussionAccess):
             )
             total = await _count(session, matching.subquery())
             order = [DiscussionMessage.created_at, DiscussionMessage.id]
-            rows, more = await _newest_first(session, matching, order, total, offset, PAGE)
+            rows, more = await _newest_first(session, matching, order, total, offset, limit)
             found = [MessageView.model_validate(r, from_attributes=True) for r in rows]
-        return Found(query=words, total_matches=total, results=found, next_offset=more)
+        # Older ones left out by size: the next page starts with them (counted from the oldest).
+        kept = _fitting(found)
+        if kept < len(found):
+            more = (more or 0) + len(found) - kept
+        return Found(query=words, total_matches=total, results=found[:kept], next_offset=more)
 
     def _holds(self, word: str) -> ColumnElement[bool]:
         """A message holding ``word`` in any case, of any script: PostgreSQL's ILIKE, SQLite's
@@ -214,11 +241,13 @@ class DiscussionReads(DiscussionAccess):
         )
 
     async def read_discussion(
-        self, user: str, discussion_id: str, offset: int | None = 0
+        self, user: str, discussion_id: str, offset: int | None = 0, limit: int | None = None
     ) -> DiscussionRead:
-        """A discussion and a page of its messages, oldest first, from ``offset`` (None: its
-        newest page, which the web page opens on)."""
+        """A discussion and a page of at most ``limit`` of its messages (None: PAGE) and
+        PAGE_CHARS, oldest first, from ``offset`` (None: its newest page, which the web page
+        opens on)."""
         _check_offset(offset or 0)
+        limit = _checked_limit(limit)
         async with self.db.session() as session:
             discussion = await self._get(session, discussion_id, user)
             theirs = DiscussionMessage.discussion_id == discussion_id
@@ -226,11 +255,13 @@ class DiscussionReads(DiscussionAccess):
             total = per.get(discussion_id, 0)
             if offset is None:
                 offset = max(0, (total - 1) // PAGE * PAGE)
-            messages = await self._messages(session, discussion_id, offset, PAGE)
+            messages = await self._messages(session, discussion_id, offset, limit)
+        messages = messages[: _fitting(messages)]
+        after = offset + len(messages)
         return DiscussionRead(
             discussion=discussion_view(discussion, total),
             messages=messages,
-            next_offset=offset + PAGE if offset + PAGE < total else None,
+            next_offset=after if after < total else None,
         )
 
     async def init_store(self, user: str) -> StoreInit:

@@ -111,9 +111,12 @@ class Found(BaseModel):
 
     query: str
     total_matches: int = Field(description="all matching messages you can see")
-    results: list[MessageView] = Field(description="a page, newest first: at most 100")
+    # Before the page: an answer cut on its way keeps it.
     next_offset: int | None = Field(
         default=None, description="more matches: search again with this offset"
+    )
+    results: list[MessageView] = Field(
+        description="a page, newest first: at most limit, fewer when they are long"
     )
 
 
@@ -141,9 +144,12 @@ class DiscussionList(BaseModel):
 
 class DiscussionRead(BaseModel):
     discussion: DiscussionView
-    messages: list[MessageView] = Field(description="a page, oldest first: at most 100")
+    # Before the page: an answer cut on its way keeps it.
     next_offset: int | None = Field(
         default=None, description="more messages: read again with this offset"
+    )
+    messages: list[MessageView] = Field(
+        description="a page, oldest first: at most limit, fewer when they are long"
     )
 
 

@@ -415,10 +415,9 @@ async def discussion_page(
 
 def _earlier(read: DiscussionRead) -> int | None:
     """Where the page before this one starts (None on the first): pages are the API's."""
-    if read.next_offset is None:
-        first = read.discussion.messages - len(read.messages)
-    else:
-        first = read.next_offset - reading.PAGE
+    # This page's start (a page of long messages holds fewer than PAGE).
+    end = read.discussion.messages if read.next_offset is None else read.next_offset
+    first = end - len(read.messages)
     return max(0, first - reading.PAGE) if first > 0 else None
 
 

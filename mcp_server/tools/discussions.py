@@ -12,6 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
+from ambient.discussions.reading import PAGE
 from ambient.discussions.rules import MessageIn, SourceType
 from ambient.discussions.views import (
     AnnotationReport,
@@ -26,7 +27,7 @@ from ambient.discussions.views import (
     StoreInit,
 )
 from ambient.domain.field_errors import field_problems
-from ambient.domain.numbers import DecimalNumber, WholeNumber
+from ambient.domain.numbers import WHOLE_NUMBER, DecimalNumber, WholeNumber
 from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, RECORD, hints
 
@@ -50,6 +51,13 @@ DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_2026
 Offset = Annotated[
     WholeNumber,
     Field(description="where the page starts: 0, or the next_offset of the previous page"),
+]
+
+
+Limit = Annotated[
+    int,
+    Field(ge=1, le=PAGE, description=f"at most this many messages (1-{PAGE})"),
+    WHOLE_NUMBER,
 ]
 
 
@@ -121,10 +129,14 @@ async def search_messages(
     ctx: Ctx,
     keyword: Annotated[str, Field(description="a word or phrase, any case", max_length=200)],
     offset: Offset = 0,
+    limit: Limit = PAGE,
 ) -> Found:
     """Messages containing the keyword (any case; % and _ are plain characters) in the
-    discussions you take part in, newest first: query, total_matches, results, next_offset."""
-    return await app_state(ctx).discussions.search_messages(current_user(ctx), keyword, offset)
+    discussions you take part in, newest first: query, total_matches, next_offset, results
+    (limit a page, fewer when they are long)."""
+    return await app_state(ctx).discussions.search_messages(
+        current_user(ctx), keyword, offset, limit
+    )
 
 
 async def detect_anomalies(
@@ -166,12 +178,12 @@ async def list_discussions(
 
 
 async def read_discussion(
-    ctx: Ctx, discussion_id: DiscussionId, offset: Offset = 0
+    ctx: Ctx, discussion_id: DiscussionId, offset: Offset = 0, limit: Limit = PAGE
 ) -> DiscussionRead:
-    """A discussion and its messages, oldest first, 100 at a time (next_offset says where the
-    next page starts; discussion.messages is the total)."""
+    """A discussion and its messages, oldest first, limit at a time and fewer when they are
+    long (next_offset says where the next page starts; discussion.messages is the total)."""
     return await app_state(ctx).discussions.read_discussion(
-        current_user(ctx), discussion_id, offset
+        current_user(ctx), discussion_id, offset, limit
     )
 
 

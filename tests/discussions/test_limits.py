@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from mcp import Client
 from sqlalchemy import select
 
 from ambient.deps import WorkerDeps
+from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
@@ -277,3 +279,65 @@ async def test_a_plain_reply_in_a_long_thread_does_not_read_the_whole_thread(
         tracemalloc.stop()
     assert posted.action is None
     assert peak < 5_000_000, peak  # the thread is 20 MB of text
+
+
+async def test_a_page_of_long_messages_is_cut_by_size_and_paging_on_reads_each_once(
+    deps: WorkerDeps,
+) -> None:
+    """120 messages of 3,000 characters were one page of 100: 313 KB of text, past what an
+    agent keeps (our own chat cuts a tool's text at 20,000), next_offset at its very end."""
+    eve = unique("big-eve")
+    await _users(deps, eve)
+    bus = DiscussionService(deps.db, deps.settings)
+    body = "The checkout service returned 5xx after the deploy. " * 60
+    sent = [f"#{n} {body}"[:3000] for n in range(120)]
+    first = await bus.send_message(eve, f"pm {eve}", MessageIn(from_id=eve, content=sent[0]))
+    for content in sent[1:]:
+        await bus.send_message(eve, f"pm {eve}", MessageIn(from_id=eve, content=content))
+    read, pages, offset = [], 0, 0
+    async with Client(_server(deps, eve)) as as_eve:
+        while offset is not None:
+            args = {"discussion_id": first.discussion_id, "offset": offset}
+            answer = await as_eve.call_tool("read_discussion", args)
+            assert not answer.is_error and answer.structured_content, answer.content
+            page, text = answer.structured_content, answer.content[0].text  # type: ignore[union-attr]
+            size = sum(len(m["content"]) for m in page["messages"])
+            assert 0 < size <= reading.PAGE_CHARS and page["messages"], size
+            # Where the next page starts is said before the messages (a cut text keeps it).
+            assert re.search(r'"next_offset".*"messages": ?\[', text, re.S), text[:400]
+            read += [m["content"] for m in page["messages"]]
+            offset, pages = page["next_offset"], pages + 1
+        found, at = [], 0
+        while at is not None:
+            hits = await call(as_eve, "search_messages", keyword="checkout", offset=at)
+            assert sum(len(m["content"]) for m in hits["results"]) <= reading.PAGE_CHARS
+            found += [m["content"] for m in hits["results"]]
+            at = hits["next_offset"]
+    assert read == sent and pages > 2
+    assert found == sent[::-1]
+
+
+async def test_a_limit_sizes_the_pages_of_read_discussion_and_search_messages(
+    deps: WorkerDeps,
+) -> None:
+    fay = unique("limit-fay")
+    await _users(deps, fay)
+    bus = DiscussionService(deps.db, deps.settings)
+    first = await bus.send_message(fay, f"lim {fay}", MessageIn(from_id=fay, content="hit 0"))
+    for n in range(1, 12):
+        await bus.send_message(fay, f"lim {fay}", MessageIn(from_id=fay, content=f"hit {n}"))
+    did = first.discussion_id
+    async with Client(_server(deps, fay)) as as_fay:
+        page = await call(as_fay, "read_discussion", discussion_id=did, limit=5)
+        rest = await call(as_fay, "read_discussion", discussion_id=did, offset=10, limit=5)
+        hits = await call(as_fay, "search_messages", keyword="hit", limit=3)
+        wrong = [
+            await refused(as_fay, "read_discussion", discussion_id=did, limit=n) for n in (0, 101)
+        ]
+    assert [m["content"] for m in page["messages"]] == [f"hit {n}" for n in range(5)]
+    assert page["next_offset"] == 5
+    assert [m["content"] for m in rest["messages"]] == ["hit 10", "hit 11"]
+    assert rest["next_offset"] is None
+    assert [m["content"] for m in hits["results"]] == ["hit 11", "hit 10", "hit 9"]
+    assert hits["next_offset"] == 9
+    assert all("limit" in said for said in wrong), wrong

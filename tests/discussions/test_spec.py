@@ -49,8 +49,9 @@ SPEC: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"discussion_id"},
         {"discussion_id", "status", "already_closed"},
     ),
+    # limit: ours, past the spec (a page of long messages is read in smaller pages).
     "search_messages": (
-        {"keyword", "offset"},
+        {"keyword", "offset", "limit"},
         {"keyword"},
         {"query", "total_matches", "results", "next_offset"},
     ),
@@ -70,7 +71,7 @@ SPEC: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"open", "closed", "discussions", "next_offset"},
     ),
     "read_discussion": (
-        {"discussion_id", "offset"},
+        {"discussion_id", "offset", "limit"},
         {"discussion_id"},
         {"discussion", "messages", "next_offset"},
     ),
