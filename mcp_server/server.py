@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import sys
 from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable
@@ -270,6 +271,10 @@ class AmbientMCPServer(ListedServer):
         tool = self._tool_manager._tools.get(name)
         if tool is None and name in self.withheld:
             raise ToolError(f"{name} changes things: this server is read-only (--read-only)")
+        if tool is None:
+            # The spec's tools page: an unknown tool is a protocol error (-32602), as an unknown
+            # cursor or prompt is here; mcp's client raises it as MCPError with these words.
+            raise MCPError(INVALID_PARAMS, self.unknown_tool(name))
         if tool is not None:
             if (found := unstorable_at(arguments)) is not None:
                 # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row, and no
@@ -320,6 +325,14 @@ class AmbientMCPServer(ListedServer):
             # messages stay. Chained to the ValidationError: mcp logs the refused field names.
             problems = "; ".join(field_problems(cause, "arguments"))
             raise refused(f"invalid arguments — {problems}") from cause
+
+    def unknown_tool(self, name: str) -> str:
+        """The refusal of a tool name not served, with the nearest served names."""
+        served = self._tool_manager._tools
+        near = difflib.get_close_matches(name, served, n=3, cutoff=0.75)
+        hint = f"did you mean {' or '.join(near)}?" if near else "tools/list names the tools"
+        finder = " (find_tools searches every tool)" if "find_tools" in served else ""
+        return f"Unknown tool: {name}; {hint}{finder}"
 
     def said(self, text: str) -> str:
         """A refusal or hint as this server says it: naming only the tools it serves (a

@@ -4,8 +4,9 @@ description, the briefing's status), with the task list of ``TaskListing``
 
 from __future__ import annotations
 
+import difflib
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -55,16 +56,24 @@ R = TypeVar("R", bound="TaskReads")
 PAST_FETCH = 5.0
 # Longer than any task's id (kind/user/name: at most 63 characters each part).
 MAX_TASK_ID = 255
+# A task id not found is compared with at most this many of the caller's for a near miss.
+NEAR_AMONG = 1000
 
 
 def schedule_kind(config: ReminderConfig) -> TaskKind:
     return TaskKind.NEWS_DIGEST if config.action == "news_digest" else TaskKind.SCHEDULE
 
 
-def no_task(task_id: str, user: str | None = None) -> TaskNotFoundError:
-    """The refusal of a task not found (``user``'s, when said), saying where its ids are."""
+def no_task(task_id: str, user: str | None = None, near: Sequence[str] = ()) -> TaskNotFoundError:
+    """The refusal of a task not found (``user``'s, when said), saying where its ids are and
+    the ``near`` ones of the caller's."""
     whose = "" if user is None else f" for user {user!r}"
-    return TaskNotFoundError(f"no task {task_id!r}{whose}; call list_tasks to see your task ids")
+    if near:
+        meant = " or ".join(repr(task) for task in near)
+        then = f"did you mean {meant}? (see list_tasks)"
+    else:
+        then = "call list_tasks to see your task ids"
+    return TaskNotFoundError(f"no task {task_id!r}{whose}; {then}")
 
 
 @contextmanager
@@ -92,6 +101,9 @@ def of_a_known_user(
         except TaskNotFoundError:
             # Asked only then: a found task's user is registered, no read more for it.
             await registered(self.db, user, InvalidTaskError)
+            asked = args[0] if args and isinstance(args[0], str) else None
+            if asked is not None and (near := await self.near_ids(user, asked)):
+                raise no_task(asked, user, near) from None
             raise
 
     return known
@@ -267,6 +279,15 @@ class TaskReads(TaskListing):
             # A new config running is applied (a read's, else: a control sent is delivered).
             sent = True if isinstance(exc, BriefingStartedError) else None
             raise WorkerSilentError(str(exc), sent=sent) from None
+
+    async def near_ids(self, user: str, task_id: str) -> list[str]:
+        """The caller's task ids nearest ``task_id``, a near miss ("briefing/alice" for
+        "daily-briefing/alice"); none when the list cannot be read now."""
+        try:
+            ids = [task.task_id for task in await self.list(user, limit=NEAR_AMONG)]
+        except Exception:  # the id was not found, however the list fares: that is the answer
+            return []
+        return difflib.get_close_matches(task_id, ids, n=3, cutoff=0.75)
 
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from ambient.domain.numbers import WHOLE_NUMBER
 from ambient.watches.configs import WebMonitorConfig
@@ -94,9 +94,20 @@ async def create_reminder(ctx: Ctx, config: ReminderConfigArg, name: Name = None
     return await _create(ctx, "schedule", config, name)
 
 
+def _not_the_briefing(value: Any) -> Any:
+    # The user's one daily briefing has a tool of its own: a guess of it here is steered there.
+    if isinstance(value, str) and value.lower().replace("-", "_") in ("daily_briefing", "briefing"):
+        raise ValueError(f"{value!r} is not a type here: call create_daily_briefing for it")
+    return value
+
+
 async def create_background_task(
     ctx: Ctx,
-    type: Annotated[TaskType, Field(description="the kind of background task")],
+    type: Annotated[
+        TaskType,
+        BeforeValidator(_not_the_briefing),
+        Field(description="the kind of background task"),
+    ],
     config: AnyConfig,
     name: Name = None,
 ) -> TaskRef:
