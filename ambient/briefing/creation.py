@@ -55,9 +55,8 @@ DELETED = "the daily briefing of %r was deleted; create one with create_daily_br
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 # A create that does not replace (the create_* tools' rule): update_task changes the config.
 RUNS_OTHER = (
-    "the daily briefing %r already runs with another config; call update_task to change it "
-    "(with every field to keep: the fields left out take their defaults), or delete_task first "
-    "to start it anew"
+    "the daily briefing %r already runs with another config; call update_task with the fields "
+    "to change (the others are kept), or delete_task first to start it anew"
 )
 T = TypeVar("T")
 

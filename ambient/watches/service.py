@@ -32,7 +32,7 @@ from ambient.request_deadline import bounded, request_deadline
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.watches import summaries
 from ambient.watches.answers import created_ref
-from ambient.watches.config_patch import changed, merged
+from ambient.watches.config_patch import changed, kind_changed, merged
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.controls import TaskControls
 from ambient.watches.deadline import (
@@ -220,7 +220,18 @@ class TaskService(TaskControls):
                 raise
             threshold = self._owned(user, task_id) is TaskKind.THRESHOLD_WATCH
             whole = merged(before, config, SAID_BY_OTHER if threshold else None)
-            status = await self._replace(user, task_id, whole, request_id)
+            try:
+                status = await self._replace(user, task_id, whole, request_id)
+            except ConfigError as bad:
+                # The config's kind changed (a weekly reminder made daily): the stored fields
+                # the new kind refuses (its days) are dropped, as a whole config of that kind
+                # leaves them out; a field sent and refused is said. Nothing was sent yet.
+                fields = [at[1] if at[1:2] else None for at, _ in bad.errors]
+                stale = {f for f in fields if f is not None and f in whole and f not in config}
+                if not kind_changed(before, config) or any(f not in stale for f in fields):
+                    raise
+                kept = {key: value for key, value in whole.items() if key not in stale}
+                status = await self._replace(user, task_id, kept, request_id)
         status.changed = changed(before, status.config)
         return status
 

@@ -84,7 +84,7 @@ async def create_daily_briefing(
 ) -> BriefingRef:
     """Set up your daily briefing: prepared before you arrive, spoken at your first greeting.
     One runs already: the same config finds it (created false); another is refused, as
-    update_task changes it (with every field to keep)."""
+    update_task changes it (the fields sent; the others are kept)."""
     config = {
         "log_source": log_source,
         "timezone": timezone,

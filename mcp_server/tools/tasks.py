@@ -165,9 +165,9 @@ async def trigger_task(ctx: Ctx, task_id: TaskId) -> TaskRef:
 
 async def update_task(ctx: Ctx, task_id: TaskId, config: UpdateConfig) -> TaskStatus:
     """Change a task's config: the fields you send replace those in force and the rest stay
-    (objects merge, lists replace whole, null resets a field to its default; a new type or
-    action replaces the whole config); `changed` lists what changed. An invalid result is
-    refused, naming the field, and nothing changes."""
+    (objects merge, lists and maps like dimensions replace whole, null resets a field to its
+    default; a new type or action keeps the fields the two share); `changed` lists what
+    changed. An invalid result is refused, naming the field, and nothing changes."""
     return await app_state(ctx).tasks.update(current_user(ctx), task_id, config)
 
 

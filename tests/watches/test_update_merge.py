@@ -40,11 +40,14 @@ async def test_a_reminder_updated_in_part_keeps_the_rest_and_says_what_changed(
         assert "days" in said and "at least one day" in said, said
         kept = await call(client, "get_task", task_id=task_id)
         assert kept["config"] == reset["config"] and kept["changed"] is None
-        # Another type replaces the config whole: a weekly's days are not merged into a daily.
-        daily = {"type": "daily", "hour": 6, "message": "stand-up", "timezone": "Europe/Berlin"}
-        replaced = await call(client, "update_task", task_id=task_id, config=daily)
-        assert replaced["config"] == {**replaced["config"], **daily, "days": [], "minute": 0}
-        assert set(replaced["changed"]) == {"type", "days", "hour", "message"}
+        # Another type keeps what the two share (its message, zone, targets: they were lost,
+        # the config taken as a new one) and drops what the new type refuses (a weekly's days).
+        replaced = await call(
+            client, "update_task", task_id=task_id, config={"type": "daily", "hour": 6}
+        )
+        daily = {**WEEKLY, "type": "daily", "hour": 6, "minute": 0, "days": []}
+        assert replaced["config"] == {**replaced["config"], **daily}, replaced["config"]
+        assert set(replaced["changed"]) == {"type", "days", "hour"}
         await call(client, "delete_task", task_id=task_id)
 
 
@@ -71,6 +74,12 @@ async def test_a_web_monitor_updated_in_part_keeps_its_keywords_and_targets(
         # A list sent replaces the list whole.
         fewer = await call(client, "update_task", task_id=task_id, config={"keywords": ["AI"]})
         assert fewer["config"]["keywords"] == ["AI"] and fewer["changed"] == ["keywords"]
+        # A map of the user's own keys is a value: sent, it replaces the stored map whole (its
+        # keys were merged, so {} cleared nothing and a metric's old dimensions stayed).
+        keyed = {"selectors": {"https://example.com/b": "#main"}}
+        await call(client, "update_task", task_id=task_id, config=keyed)
+        cleared = await call(client, "update_task", task_id=task_id, config={"selectors": {}})
+        assert cleared["config"]["selectors"] == {}, cleared["config"]
         await call(client, "delete_task", task_id=task_id)
 
 
