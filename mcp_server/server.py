@@ -272,9 +272,9 @@ class AmbientMCPServer(ListedServer):
         if tool is None and name in self.withheld:
             raise ToolError(f"{name} changes things: this server is read-only (--read-only)")
         if tool is None:
-            # The spec's tools page: an unknown tool is a protocol error (-32602), as an unknown
-            # cursor or prompt is here; mcp's client raises it as MCPError with these words.
-            raise MCPError(INVALID_PARAMS, self.unknown_tool(name))
+            # A tool error (isError), not the spec's -32602: a model reads a tool's result,
+            # while 小智's relays and xiaozhi-server drop a JSON-RPC error unsaid.
+            raise ToolError(self.unknown_tool(name))
         if tool is not None:
             if (found := unstorable_at(arguments)) is not None:
                 # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row, and no

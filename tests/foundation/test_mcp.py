@@ -11,8 +11,7 @@ from mcp import Client
 from mcp.client.auth import OAuthClientProvider, OAuthRegistrationError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
-from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult
+from mcp.types import CallToolResult
 from pydantic import AnyUrl
 from temporalio.testing import WorkflowEnvironment
 
@@ -499,13 +498,11 @@ async def test_a_write_tool_on_a_read_only_server_is_refused_saying_why(state: A
     server = build_server(state.settings, holder=StateHolder(state), read_only=True)
     async with Client(server) as client:
         refused = await client.call_tool("pause_task", {"task_id": "web-monitor/alice/x"})
-        # A name served nowhere is the spec's protocol error (-32602), with the nearest names.
-        with pytest.raises(MCPError) as unknown:
-            await client.call_tool("pause_tasks", {})
+        # A name served nowhere is a tool error too, with the nearest names.
+        unknown = await client.call_tool("pause_tasks", {})
     said = refused.content[0].text  # type: ignore[union-attr]
     assert refused.is_error and "pause_task changes things" in said and "read-only" in said, said
-    assert unknown.value.error.code == INVALID_PARAMS
-    assert unknown.value.error.message.startswith("Unknown tool: pause_tasks; ")
+    assert unknown.is_error and "Unknown tool: pause_tasks; " in unknown.content[0].text  # type: ignore[union-attr]
 
 
 async def test_the_voice_approval_is_hinted_as_destructive_as_the_full_servers(
