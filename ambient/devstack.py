@@ -308,6 +308,10 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     from ambient.commands import terminal  # the CLI's (it imports this module's callers)
 
     failed = terminal(stderr=True)  # why it could not run on
+    # Its terminal, read before anything starts: one closed by the time it was first read (at
+    # the banner: a `make run` whose terminal closed as it came up) was no terminal at all,
+    # and the stack ran on, holding the ports, for good.
+    tty = next((fd for fd in (0, 1, 2) if in_its_foreground(fd)), None)
     stop = threading.Event()
     starting = True
     spawning = False
@@ -442,7 +446,6 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
             console.print(line, soft_wrap=True, highlight=False, markup=at == 0)
         # Closed under a parent that keeps its hang-up to itself (`make run`: make waits for
         # its child), the terminal sends this process no SIGHUP: it is seen hung up instead.
-        tty = next((fd for fd in (0, 1, 2) if in_its_foreground(fd)), None)
         while not stop.wait(0.5):
             if tty is not None and hung_up(tty):
                 return 0
