@@ -5,9 +5,10 @@ its default (the key is dropped, so the model's default applies) and a list repl
 An object inside the config whose kind (a source's ``type``, a notification's ``method``)
 changes is replaced whole: the fields (and credentials) of another kind are not merged in; the
 config's own kind (a reminder's ``type`` or ``action``) keeps the fields it shares, and the
-service drops the stored ones the new kind refuses. A map of the user's own keys (a metric's
-``dimensions``, a page's ``selectors``, ``headers``) is a value: replaced whole, so a key left
-out is gone, not kept from the stored map.
+service drops the stored ones the new kind has no use for (``retyped`` in
+ambient/watches/reminders.py). A map of the user's own keys (a metric's ``dimensions``, a
+page's ``selectors``, ``headers``) is a value: replaced whole, so a key left out is gone, not
+kept from the stored map (a key sent null is left out too).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def merged(
         elif isinstance(value, Mapping) and key not in VALUE_MAPS:
             below = out.get(key)
             out[key] = merged(below if isinstance(below, Mapping) else {}, value, inner=True)
+        elif isinstance(value, Mapping):  # a value map: its null keys are none of its keys
+            out[key] = {name: each for name, each in value.items() if each is not None}
         else:
             out[key] = value
     return out
@@ -52,11 +55,12 @@ def kind_changed(stored: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
 
 
 def changed(before: Mapping[str, Any], after: Mapping[str, Any], at: str = "") -> list[str]:
-    """The fields whose value differs, dotted inside objects (``source.url``)."""
+    """The fields whose value differs, dotted inside objects (``source.url``); a value map
+    is one field (its keys are a user's, a URL's dots among them)."""
     paths = []
     for key in [*before, *(k for k in after if k not in before)]:
         old, new = before.get(key), after.get(key)
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
+        if isinstance(old, Mapping) and isinstance(new, Mapping) and key not in VALUE_MAPS:
             paths += changed(old, new, f"{at}{key}.")
         elif old != new:
             paths.append(f"{at}{key}")

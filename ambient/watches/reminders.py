@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -280,11 +281,31 @@ class ReminderRun(WorkflowInput):
         kind, action = value.get("type") or "daily", value.get("action") or "reminder"
         if kind == "daily" and value.get("days"):
             value["type"] = "weekly"  # the calendar spec applied the days
-        ignored: tuple[str, ...] = ("hour", "minute", "days") if kind == "cron" else ("cron",)
-        ignored += ("news_urls", "categories") if action == "reminder" else ("message",)
-        for name in ignored:
+        for name in unused_by(kind, action):
             value.pop(name, None)
         return read_stored(ReminderConfig, value)
+
+
+def unused_by(kind: str, action: str) -> tuple[str, ...]:
+    """The fields a schedule of this type and action has no use for."""
+    unused = {"cron": ("hour", "minute", "days"), "weekly": ("cron",)}.get(kind, ("cron", "days"))
+    return unused + (("news_urls", "categories") if action == "reminder" else ("message",))
+
+
+def retyped(patch: Mapping[str, Any], whole: Mapping[str, Any]) -> dict[str, Any]:
+    """A reminder's config ``whole`` that ``patch`` was merged into: its type follows from the
+    patch's fields when the patch leaves it out (a cron sent makes a cron schedule, days a
+    weekly one, as in a new config), and the stored fields its type and action have no use for
+    are dropped (a weekly made daily loses its days); a field sent stays, to be refused by
+    name. Every other stored field stays, refused by name if it is refused now."""
+    out = dict(whole)
+    if "type" not in patch:
+        if patch.get("cron") is not None:
+            out["type"] = "cron"
+        elif patch.get("days"):
+            out["type"] = "weekly"
+    unused = unused_by(out.get("type") or "daily", out.get("action") or "reminder")
+    return {key: value for key, value in out.items() if key not in unused or key in patch}
 
 
 async def stored_run(

@@ -32,7 +32,7 @@ from ambient.request_deadline import bounded, request_deadline
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.watches import summaries
 from ambient.watches.answers import created_ref
-from ambient.watches.config_patch import changed, kind_changed, merged
+from ambient.watches.config_patch import changed, merged
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.controls import TaskControls
 from ambient.watches.deadline import (
@@ -62,7 +62,7 @@ from ambient.watches.models import (
     WebMonitorInput,
 )
 from ambient.watches.reads import briefing_task_status, found, of_a_known_user
-from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
+from ambient.watches.reminders import NewsDigestConfig, ReminderConfig, retyped
 from ambient.watches.threshold_config import SAID_BY_OTHER
 
 # An update applied, then replaced by another one of the task (another request at once): the
@@ -218,20 +218,13 @@ class TaskService(TaskControls):
             except Exception:  # Temporal not answering: a field sent wrong is said all the same
                 await self._sent_fields_checked(user, task_id, config)
                 raise
-            threshold = self._owned(user, task_id) is TaskKind.THRESHOLD_WATCH
-            whole = merged(before, config, SAID_BY_OTHER if threshold else None)
-            try:
-                status = await self._replace(user, task_id, whole, request_id)
-            except ConfigError as bad:
-                # The config's kind changed (a weekly reminder made daily): the stored fields
-                # the new kind refuses (its days) are dropped, as a whole config of that kind
-                # leaves them out; a field sent and refused is said. Nothing was sent yet.
-                fields = [at[1] if at[1:2] else None for at, _ in bad.errors]
-                stale = {f for f in fields if f is not None and f in whole and f not in config}
-                if not kind_changed(before, config) or any(f not in stale for f in fields):
-                    raise
-                kept = {key: value for key, value in whole.items() if key not in stale}
-                status = await self._replace(user, task_id, kept, request_id)
+            kind = self._owned(user, task_id)
+            whole = merged(
+                before, config, SAID_BY_OTHER if kind is TaskKind.THRESHOLD_WATCH else None
+            )
+            if kind in (TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST):
+                whole = retyped(config, whole)
+            status = await self._replace(user, task_id, whole, request_id)
         status.changed = changed(before, status.config)
         return status
 

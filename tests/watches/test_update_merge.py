@@ -5,9 +5,13 @@ keywords and targets; a briefing's dropped its news pages."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.watches.inputs import ConfigError
 from ambient.wiring import AppState
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
@@ -78,6 +82,11 @@ async def test_a_web_monitor_updated_in_part_keeps_its_keywords_and_targets(
         # keys were merged, so {} cleared nothing and a metric's old dimensions stayed).
         keyed = {"selectors": {"https://example.com/b": "#main"}}
         await call(client, "update_task", task_id=task_id, config=keyed)
+        # A key sent null is left out (it was refused as a selector that is no string).
+        nulled = {"selectors": {"https://example.com/b": None}}
+        unset = await call(client, "update_task", task_id=task_id, config=nulled)
+        assert unset["config"]["selectors"] == {} and unset["changed"] == ["selectors"], unset
+        await call(client, "update_task", task_id=task_id, config=keyed)
         cleared = await call(client, "update_task", task_id=task_id, config={"selectors": {}})
         assert cleared["config"]["selectors"] == {}, cleared["config"]
         await call(client, "delete_task", task_id=task_id)
@@ -135,3 +144,57 @@ async def test_the_api_patch_merges_and_its_put_replaces(
         status = (await http.get(f"/tasks/{task_id}/status")).json()
         assert status["config"] == put.json()["config"]
         await http.delete(f"/tasks/{task_id}")
+
+
+async def test_a_kind_change_drops_only_the_fields_the_new_kind_has_no_use_for(
+    app: AppState,  # noqa: F811
+) -> None:
+    """A change of a reminder's type or action drops the stored fields the new kind has no use
+    for (a weekly's days, a digest's pages); a stored field the new kind keeps is kept and said
+    by name when it is refused now (the first version dropped every stored field with any
+    refusal, so a daily made weekly lost its targets, one of them refused since it was set)."""
+    user = app.stdio_user or ""
+    loopback = app.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    allowed = dataclasses.replace(app, settings=loopback)
+    good = {"type": "webhook", "target": "https://example.com/hook"}
+    local = {"type": "webhook", "target": "http://127.0.0.1:9/hook"}
+    daily = {"message": "stand-up", "hour": 9, "targets": [good, local]}
+    made = await allowed.tasks.create(user, "schedule", daily, name="standup-kind")
+    weekly = {"type": "weekly", "days": ["mon"]}
+    with pytest.raises(ConfigError) as refused:
+        await app.tasks.update(user, made.task_id, weekly)
+    assert [at[:3] for at, _ in refused.value.errors] == [("config", "targets", 1)]
+    kept = await app.tasks.get(user, made.task_id)
+    assert (kept.config["type"], len(kept.config["targets"])) == ("daily", 2)
+    # Allowed again, the same change keeps both targets and the message.
+    moved = await allowed.tasks.update(user, made.task_id, weekly)
+    assert (moved.config["type"], moved.config["days"]) == ("weekly", ["mon"])
+    assert (moved.config["message"], len(moved.config["targets"])) == ("stand-up", 2)
+    # cron: the weekly's hour, minute and days go; a news digest: the message goes.
+    cron = await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
+    assert (cron.config["type"], cron.config["days"], cron.config["hour"]) == ("cron", [], 8)
+    digest = await allowed.tasks.update(
+        user, made.task_id, {"action": "news_digest", "news_urls": ["https://example.com/n"]}
+    )
+    assert (digest.config["action"], digest.config["message"]) == ("news_digest", "")
+    assert digest.config["cron"] == "0 7 * * 1-5" and len(digest.config["targets"]) == 2
+    back = await allowed.tasks.update(user, made.task_id, {"action": "reminder", "message": "m"})
+    assert (back.config["news_urls"], back.config["message"]) == ([], "m")
+    await app.tasks.delete(user, made.task_id)
+
+
+async def test_a_digest_made_weekly_with_a_page_refused_since_says_the_page(
+    app: AppState,  # noqa: F811
+) -> None:
+    """A digest whose stored page is refused now, made weekly: the page is said by name, not
+    "a news digest needs at least one URL" (its pages were dropped as the new kind's refusal)."""
+    user = app.stdio_user or ""
+    loopback = app.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    allowed = dataclasses.replace(app, settings=loopback)
+    digest = {"news_urls": ["http://127.0.0.1:9/news"], "hour": 7}
+    made = await allowed.tasks.create(user, "news_digest", digest, name="digest-kind")
+    with pytest.raises(ConfigError) as refused:
+        await app.tasks.update(user, made.task_id, {"type": "weekly", "days": ["mon"]})
+    assert [at[:2] for at, _ in refused.value.errors] == [("config", "news_urls")], refused.value
+    assert "127.0.0.1" in str(refused.value), refused.value
+    await app.tasks.delete(user, made.task_id)
