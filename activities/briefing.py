@@ -82,7 +82,7 @@ FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
 # A log source's failure, by failure()'s sentence, as the briefing tells it apart.
 _LOG_KINDS = {
     BUSY: "busy",
-    SEARCH_MEMORY: "busy",
+    SEARCH_MEMORY: "search_memory",
     NOT_REACHED: "unreachable",
     QUERY_REFUSED: "query",
     NO_INDEX: "no_index",

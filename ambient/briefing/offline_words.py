@@ -116,6 +116,13 @@ WHAT_TO_DO = {
         "（腾讯云这会儿太忙，过几分钟可以在简报页面重新生成）",
         " (Tencent Cloud was busy: prepare it again on the briefing page in a few minutes)",
     ),
+    # CLS's search memory, taken by this search or by many at once: a wait, then the filter.
+    "search_memory": (
+        "（CLS 检索内存不足，过几分钟可以在简报页面重新生成；"
+        "如果一直这样，请缩小简报的日志筛选范围）",
+        " (CLS ran out of search memory: prepare it again on the briefing page in a few "
+        "minutes; if it lasts, narrow the briefing's log filter)",
+    ),
     "unavailable": (
         "（腾讯云这次没能完成查询，过几分钟可以在简报页面重新生成）",
         " (Tencent Cloud could not complete the search: prepare it again on the briefing page "

@@ -38,7 +38,9 @@ FILTER_ZH = "CLS 拒绝了日志筛选条件：字段没有索引或语法有误
         ("FailedOperation.SyntaxError", "en", FILTER),
         ("FailedOperation.TopicIsolated", "en", "the log topic is isolated for arrears: ask"),
         ("FailedOperation.TopicIsolated", "zh", "日志主题因欠费被隔离，请管理员结清欠费或续费"),
-        ("LimitExceeded.SearchResources", "en", "busy: prepare it again on the briefing page"),
+        # CLS's search memory: a wait, and the filter to narrow if it lasts (it was "busy").
+        ("LimitExceeded.SearchResources", "en", "if it lasts, narrow the briefing's log filter"),
+        ("LimitExceeded.SearchResources", "zh", "如果一直这样，请缩小简报的日志筛选范围"),
         # A topic with no index: it was said not to exist.
         ("ResourceNotFound.IndexNotExist", "en", "has no index, so CLS cannot search it"),
         ("ResourceNotFound.IndexNotExist", "zh", "日志主题没有索引，无法检索"),
