@@ -115,3 +115,25 @@ async def test_a_topic_with_no_index_is_refused_when_set_and_said_as_such(
                 await stack.service.create("rae", {"log_source": _source("msg:refused")})
     assert refused.value.field == "log_source.topic_id", refused.value
     assert "it has no index" in str(refused.value) and "CLS console" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("msg:payment AND level:ERROR", "level"), ('NOT pod:"api:v2" AND msg:x', "pod")],
+)
+async def test_a_filter_of_several_parts_with_a_field_without_an_index_is_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, query: str, field: str
+) -> None:
+    """A filter whose second part names a field the index lacks is refused by CLS as the first
+    is (the stand-in checked a single `key:value` only, so such a filter passed our tests)."""
+    api = TencentApi(indexed={"msg"})
+    await make_user(deps.db, "rae")
+    async with serve(api.app()) as base:
+        deps.tencent = standin_tencent(base)
+        async with briefing_stack(ts_env, deps) as stack:
+            with pytest.raises(InvalidBriefingError) as refused:
+                await stack.service.create("rae", {"log_source": _source(query)})
+            made = await stack.service.create("rae", {"log_source": _source("msg:a AND msg:b")})
+    assert refused.value.field == "log_source.query", refused.value
+    assert f"Cannot search on field [{field}]" in str(refused.value), refused.value
+    assert made.created

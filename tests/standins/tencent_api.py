@@ -972,21 +972,26 @@ class TencentApi:
                 }
             return reply({"Analysis": True, **analysis, "ListOver": True, "Results": []})
         term = search.strip()
-        # key:"value" or key:value, on a field the index holds (CLS answers another so, the
-        # reason in its message: "Cannot search on field [level] since it is not indexed").
-        if (phrase := re.fullmatch(r'(\w+):(?:"(.*)"|(\S+))', term)) is not None:
-            key, value = phrase[1], (phrase[2] if phrase[3] is None else phrase[3]).lower()
-            if self.indexed is not None and key not in self.indexed:
-                return error(
-                    "FailedOperation.QueryError",
-                    "QueryError [illegal_argument_exception] Cannot search on field "
-                    f"[{key}] since it is not indexed",
-                )
-            rows = [r for r in rows if value in str(r["json"].get(key, "")).lower()]
-        elif term != "*":
-            rows = [
-                r for r in rows if term.lower() in json.dumps(r["json"], ensure_ascii=False).lower()
-            ]
+        # Every field a search names (outside quoted values: `a AND level:ERROR`, `NOT x:y`) is
+        # one the index holds, or CLS refuses the query with the reason in its message:
+        # "Cannot search on field [level] since it is not indexed".
+        named = re.findall(r"(?<![\w.])([A-Za-z_][\w.]*):", re.sub(r'"[^"]*"', '""', term))
+        if self.indexed is not None and (unknown := [k for k in named if k not in self.indexed]):
+            return error(
+                "FailedOperation.QueryError",
+                "QueryError [illegal_argument_exception] Cannot search on field "
+                f"[{unknown[0]}] since it is not indexed",
+            )
+        # Parts joined by AND, each key:"value", key:value or a word anywhere in the log.
+        for part in re.split(r"\s+AND\s+", term, flags=re.IGNORECASE):
+            if (phrase := re.fullmatch(r'(\w+):(?:"(.*)"|(\S+))', part)) is not None:
+                key, value = phrase[1], (phrase[2] if phrase[3] is None else phrase[3]).lower()
+                rows = [r for r in rows if value in str(r["json"].get(key, "")).lower()]
+            elif part != "*":
+                said = part.lower()
+                rows = [
+                    r for r in rows if said in json.dumps(r["json"], ensure_ascii=False).lower()
+                ]
         rows.sort(key=lambda r: r["time"], reverse=True)
         # The API reference (SearchLog): Context "总计最多可获取1万条原始日志" (its pages end
         # there), Offset "从第几行开始返回原始日志，无日志条数限制".
