@@ -299,11 +299,6 @@ QUERY_REFUSED = N_(
 )
 
 
-def query_refused(exc: TencentCloudError) -> bool:
-    """Whether CLS refused a search's query itself (QUERY_CODES), not the search."""
-    return exc.code in QUERY_CODES
-
-
 def filter_refused(exc: TencentCloudError) -> bool:
     """Whether CLS refused a filter as written: its syntax, or a field it names without an
     index. A QueryError is also a query that failed to run ("all shards failed"), which a
