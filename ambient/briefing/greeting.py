@@ -48,6 +48,7 @@ from ambient.briefing.models import (
     greeted_at,
     greeting_text,
 )
+from ambient.briefing.pushed import day_pushed, todays_whereabouts
 from ambient.briefing.records import store_given
 from ambient.clients.tencent.client import TencentCloud, calls_within
 from ambient.clients.tencent.errors import TencentCloudError
@@ -107,14 +108,6 @@ def _stored(user: str, store: asyncio.Future[None]) -> None:
 async def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
-
-# Today's briefing once its window passed unheard: sent to the channels (at HH:MM), or on its
-# page only (no push when not greeted); the next window's sentence follows.
-_TODAYS_SENT = (
-    "今天的简报已在{hhmm}发到你的消息渠道，简报页面上也有。",
-    "Today's briefing was sent to your channels at {hhmm}; it is also on the briefing page.",
-)
-_TODAYS_ON_PAGE = ("今天的简报在简报页面上。", "Today's briefing is on the briefing page.")
 
 # How long a device's greeting (POST /voice/greeting) is listened for unless it says: a 小智's
 # call gives up at 10 s (NOTES), and the answer has its way back to make.
@@ -228,18 +221,22 @@ class Greeting:
         try:
             async with self.db.session() as session:
                 row = await BriefingRepository(session).get(user, today)
+            if row is None or row.given_at is not None or row.prepared_at is None:
+                return text
+            # Which push channels took it: "your channels" was said when none had (no channel
+            # set up, or each failed) and only the inbox kept it.
+            pushed = await day_pushed(self.db, user, today) if row.pushed_at else None
         except SQLAlchemyError:
             return text
-        if row is None or row.given_at is not None or row.prepared_at is None:
-            return text
-        zh, en = _TODAYS_SENT if row.pushed_at is not None else _TODAYS_ON_PAGE
         # In the briefing's zone: the day planned is tomorrow's, and a clock change at its
         # midnight put today's push an hour off.
         zone = ZoneInfo(status.config.timezone)
-        pushed = f"{row.pushed_at.astimezone(zone):%H:%M}" if row.pushed_at else ""
-        sent = said_time(pushed, english=not chinese) if pushed else ""
-        hello, said = ("你好！", zh) if chinese else ("Hello! ", en + " ")
-        return text.replace(hello, hello + said.format(hhmm=sent), 1)
+        hhmm = f"{row.pushed_at.astimezone(zone):%H:%M}" if row.pushed_at else ""
+        said = todays_whereabouts(
+            pushed, chinese=chinese, hhmm=said_time(hhmm, english=not chinese)
+        )
+        hello, said = ("你好！", said) if chinese else ("Hello! ", said + " ")
+        return text.replace(hello, hello + said, 1)
 
     async def _admin(self, user: str) -> bool:
         row = await user_named(self.db, user)

@@ -12,59 +12,100 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import GreetOutcome
+from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.users import UserRepository
 from tests.briefing.harness import briefing_stack, write_day_logs
+from tests.notify.standins import DING_SECRET, DING_TOKEN, WECOM_KEY, PushEndpoints
+from tests.support.servers import serve
 from tests.support.waits import eventually
+
+# The push's channels: a WeCom robot and a DingTalk robot that take it; "dead": one whose key
+# the robot refuses for good (errcode 93000, no retries).
+TAKES = [
+    {"type": "wecom", "target": WECOM_KEY},
+    {"type": "dingtalk", "target": f"{DING_TOKEN}#{DING_SECRET}"},
+]
+DEAD = {"type": "wecom", "target": "not-the-robots-key"}
 
 
 @pytest.mark.parametrize(
-    ("push", "language", "said"),
+    ("push", "channels", "language", "said"),
     [
-        (True, Language.EN, "Hello! Today's briefing was sent to your channels at 10:00;"),
-        (True, Language.ZH, "你好！今天的简报已在10点发到你的消息渠道"),
-        (False, Language.EN, "Hello! Today's briefing is on the briefing page. The daily"),
+        (True, TAKES, Language.EN, "Hello! Today's briefing was sent to your channels at 10:00;"),
+        (True, TAKES, Language.ZH, "你好！今天的简报已在10点发到你的消息渠道，简报页面上也有。"),
+        (
+            True,
+            [DEAD, *TAKES[1:]],
+            Language.EN,
+            "Hello! Today's briefing was sent to your DingTalk at 10:00; it is also on the",
+        ),
+        (True, [DEAD, *TAKES[1:]], Language.ZH, "你好！今天的简报已在10点发到你的钉钉，简报页面"),
+        # No push channel, or none that took it: the inbox alone has it.
+        (
+            True,
+            [],
+            Language.EN,
+            "Hello! Today's briefing is in your inbox and on the briefing page.",
+        ),
+        (True, [DEAD], Language.EN, "Hello! Today's briefing is in your inbox and on the briefing"),
+        (True, [DEAD], Language.ZH, "你好！今天的简报在你的收件箱和简报页面上。"),
+        (False, [], Language.EN, "Hello! Today's briefing is on the briefing page. The daily"),
     ],
+    ids=["all-en", "all-zh", "some-en", "some-zh", "none-en", "failed-en", "failed-zh", "off"],
 )
 async def test_a_greeting_after_an_unheard_window_says_where_todays_briefing_is(
     ts_env: WorkflowEnvironment,
     deps: WorkerDeps,
     tmp_path: Path,
     push: bool,
+    channels: list[dict[str, str]],
     language: Language,
     said: str,
 ) -> None:
-    async with deps.db.session() as session:
-        await UserRepository(session).create(UserCreate(name="alice", language=language))
-        await session.commit()
-    async with briefing_stack(ts_env, deps) as stack:
-        day = await stack.plan(BriefingConfig(timezone="Asia/Shanghai"))
-        logs = write_day_logs(tmp_path / "app.log", day)
-        config = {
-            "log_source": {"type": "file", "path": str(logs)},
-            "timezone": "Asia/Shanghai",
-            "push_if_not_greeted": push,
-        }
-        await stack.service.create("alice", config)
-        await stack.skip_to(day.prepare_at + timedelta(minutes=30))  # before the window
-        early = await stack.service.greet("alice", via="voice", request_id="early")
-        await stack.skip_to(day.window_end + timedelta(minutes=30))
+    """It said "sent to your channels" when no push channel took it (none set up, or each
+    failed) and only the inbox had it; now it names where it went."""
+    bots = PushEndpoints()
+    async with serve(bots.app()) as base:
+        deps.settings = deps.settings.model_copy(
+            update={"wecom_base_url": base, "dingtalk_base_url": base}
+        )
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        async with deps.db.session() as session:
+            repo = UserRepository(session)
+            user, _ = await repo.create(UserCreate(name="alice", language=language))
+            await repo.set_push_config(user, {"channels": channels})
+            await session.commit()
+        async with briefing_stack(ts_env, deps) as stack:
+            day = await stack.plan(BriefingConfig(timezone="Asia/Shanghai"))
+            logs = write_day_logs(tmp_path / "app.log", day)
+            config = {
+                "log_source": {"type": "file", "path": str(logs)},
+                "timezone": "Asia/Shanghai",
+                "push_if_not_greeted": push,
+            }
+            await stack.service.create("alice", config)
+            await stack.skip_to(day.prepare_at + timedelta(minutes=30))  # before the window
+            early = await stack.service.greet("alice", via="voice", request_id="early")
+            await stack.skip_to(day.window_end + timedelta(minutes=30))
 
-        async def done() -> bool:
-            row = await stack.service.get_briefing("alice", day.date)
-            return row.prepared_at is not None and (row.pushed_at is not None or not push)
+            async def done() -> bool:
+                row = await stack.service.get_briefing("alice", day.date)
+                return row.prepared_at is not None and (row.pushed_at is not None or not push)
 
-        await eventually(done, "today's briefing prepared (and pushed)")
-        late = {
-            via: await stack.service.greet("alice", via=via, request_id=f"late-{via}")
-            for via in ("voice", "mcp")
-        }
+            await eventually(done, "today's briefing prepared (and pushed)")
+            late = {
+                via: await stack.service.greet("alice", via=via, request_id=f"late-{via}")
+                for via in ("voice", "mcp")
+            }
     assert early.outcome is GreetOutcome.OUTSIDE_WINDOW
     assert "Today's" not in early.text and "今天的简报" not in early.text, early.text
     for answer in late.values():
         assert answer.outcome is GreetOutcome.OUTSIDE_WINDOW
         assert answer.text.startswith(said), answer.text
+    taken = [c["type"] for c in channels if c is not DEAD] if push else []
+    assert sorted(name for name, _ in bots.received) == sorted(taken)
 
 
 async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_clocks_change(
@@ -79,7 +120,7 @@ async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_c
     from ambient.briefing.config import plan_for
     from ambient.briefing.models import BriefingStatus
     from ambient.briefing.service import BriefingService
-    from ambient.storage.models import Briefing
+    from ambient.storage.models import Briefing, Delivery
 
     config = BriefingConfig(timezone="America/Santiago")
     zone = ZoneInfo(config.timezone)
@@ -87,6 +128,10 @@ async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_c
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name="rae", language=Language.EN))
         session.add(Briefing(user="rae", date="2026-04-04", prepared_at=pushed, pushed_at=pushed))
+        # Its one push channel took it (the push's row, as `deliver` writes it).
+        key = "daily-briefing/rae/2026-04-04/push:webhook:https://hook.example/x"
+        hook = {"channel": "webhook", "target": "https://hook.example/x", "status": "sent"}
+        session.add(Delivery(key=key, user="rae", **hook))
         await session.commit()
     service = BriefingService(None, deps.settings, deps.db)  # type: ignore[arg-type]
     tomorrow = plan_for(date(2026, 4, 5), config)
