@@ -64,6 +64,7 @@ from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import user_named
 from ambient.watches.threshold_rule import ALREADY_TOLD, alert_life
 from ambient.words import in_reader_words
+from ambient.xiaozhi import speaks_to_us
 
 
 class DatabaseAwayError(ApplicationError):
@@ -276,7 +277,10 @@ class NotifyActivities(TargetSender):
             # Said in the recipient's language (its deadline in their time zone, its words with
             # no model) here, where they are known (not in the workflow); a deliver-later run
             # is handed the request as asked, and picks again.
-            said = in_reader_words(request.message, recipient.language).said_in(
+            message = request.message
+            if message.no_voice is not None and not await speaks_to_us(self._db, request.user):
+                message = message.no_voice  # "by voice" told only to one who can speak to us
+            said = in_reader_words(message, recipient.language).said_in(
                 recipient.language, recipient.timezone, model=self._model
             )
             said = said.linked_under(self._channels.pages)

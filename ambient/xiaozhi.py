@@ -26,7 +26,14 @@ from ambient.refusals import N_, Refusal, said_back
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import take_turn
-from ambient.storage.models import MAX_ID, AuditRecord, XiaozhiDevice, XiaozhiWithdrawal
+from ambient.storage.models import (
+    MAX_ID,
+    AuditRecord,
+    User,
+    XiaozhiDevice,
+    XiaozhiEndpoint,
+    XiaozhiWithdrawal,
+)
 from ambient.storage.users import UserRepository, hash_token, not_registered
 from ambient.storage.users import new_api_token as _new_token
 from ambient.xiaozhi_errors import (
@@ -98,6 +105,25 @@ def _device_keys(ref: str) -> set[str]:
     with suppress(InvalidDeviceError):
         keys.add(normalize_device_id(ref))
     return keys
+
+
+async def speaks_to_us(db: Database, name: str) -> bool:
+    """Whether ``name`` has a way to speak to the product, so that "by voice" is one of the
+    ways they are told to answer: a 小智 device of theirs, a xiaozhi.me 接入点, a voice token (a
+    self-hosted xiaozhi-server's), or another's device they allowed to answer them."""
+    async with db.session() as session:
+        owned = or_(
+            select(User.id).where(User.name == name, User.voice_token_hash.is_not(None)).exists(),
+            select(XiaozhiDevice.id).where(XiaozhiDevice.user == name).exists(),
+            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.user == name).exists(),
+        )
+        if await session.scalar(select(owned)):
+            return True
+        # Few devices answer others: their lists of names read here (no JSON query per back end).
+        lists = await session.scalars(
+            select(XiaozhiDevice.speakers).where(XiaozhiDevice.user != name)
+        )
+        return any(name in (speakers or []) for speakers in lists)
 
 
 class DeviceService:

@@ -247,13 +247,16 @@ class RemediationRecords:
         zh: Wording | None = None,
         deadline: datetime | None = None,
         link: str | None = None,
+        no_voice: Message | None = None,
     ) -> None:
         try:
             # The common path: a push that fails for good is said once, as final, to the user.
             await deliver(
                 user=self.request.user,
                 key=key,
-                message=Message(title=title, body=body, zh=zh, deadline=deadline, link=link),
+                message=Message(
+                    title=title, body=body, zh=zh, deadline=deadline, link=link, no_voice=no_voice
+                ),
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=NotificationKind.REMEDIATION,
                 # Its deliveries and failures are shown under the remediation.

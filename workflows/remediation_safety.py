@@ -20,7 +20,7 @@ from workflows.remediation_records import RECORD_RETRY
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.remediation_records import RemediationRecordActivities
-    from ambient.domain.notify import DEADLINE, Wording
+    from ambient.domain.notify import DEADLINE, Message, Wording
     from ambient.remediation.ladder import MODES_ZH, Rung, rung_zh, step_key
     from ambient.remediation.outcomes import a_while, gate_closed, not_approved, refused
     from ambient.remediation.runs import (
@@ -54,22 +54,45 @@ class RemediationSafety(RemediationEndings):
         await self._set_state("waiting_approval")
         # The deadline is said in the reader's time zone by the notify activity (DEADLINE).
         # Where a person answers: its page (the link), a voice, its discussion. The MCP tool's
-        # name was all an e-mail or a group robot's reader was told.
-        zh = Wording(
-            title=f"待审批：{self.alert.service} {rung_zh(step.rung)}",
-            body=f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，模式："
-            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。请在 {DEADLINE}前在它的页面、"
-            "用语音或在它的讨论里批准或拒绝，超时将转人工处理。",
+        # name was all an e-mail or a group robot's reader was told. "By voice" only to a
+        # reader with a 小智 device, 接入点 or voice token (the notify activity knows): it was
+        # told to one who had no way to speak to the product.
+        title = f"Approval needed: {step.action} of {self.alert.service}"
+        zh_title = f"待审批：{self.alert.service} {rung_zh(step.rung)}"
+        wants = (
+            f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
+            f"{self.mode} mode."
+        )
+        wants_zh = (
+            f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，模式："
+            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。"
+        )
+        link = f"/app/remediation?id={quote(self.remediation_id)}&run={workflow.info().run_id}"
+        no_voice = Message(
+            title=title,
+            body=f"{wants} Approve or refuse it on its page or in its discussion before "
+            f"{DEADLINE}, or it goes to a person.",
+            zh=Wording(
+                title=zh_title,
+                body=f"{wants_zh}请在 {DEADLINE}前在它的页面或它的讨论里批准或拒绝，"
+                "超时将转人工处理。",
+            ),
+            deadline=self.waiting.until,
+            link=link,
         )
         await self._push(
             f"{key}/approval-request",
-            f"Approval needed: {step.action} of {self.alert.service}",
-            f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
-            f"{self.mode} mode. Approve or refuse it on its page, by voice or in its "
-            f"discussion before {DEADLINE}, or it goes to a person.",
-            zh,
+            title,
+            f"{wants} Approve or refuse it on its page, by voice or in its discussion before "
+            f"{DEADLINE}, or it goes to a person.",
+            Wording(
+                title=zh_title,
+                body=f"{wants_zh}请在 {DEADLINE}前在它的页面、用语音或在它的讨论里批准或拒绝，"
+                "超时将转人工处理。",
+            ),
             deadline=self.waiting.until,
-            link=f"/app/remediation?id={quote(self.remediation_id)}&run={workflow.info().run_id}",
+            link=link,
+            no_voice=no_voice,
         )
         await self._discuss(
             f"{key}/approval-request",

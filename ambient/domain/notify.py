@@ -107,13 +107,18 @@ class Message(BaseModel):
     # The message where no language model is configured, when it sends its reader to the
     # assistant (which cannot chat then): the notify activity, which knows, sends it instead.
     no_model: Message | None = None
+    # The message for a reader with no way to speak to the product (no 小智 device, 接入点 or
+    # voice token), when it names the voice as a way to answer: the notify activity, which
+    # knows the reader, sends it instead.
+    no_voice: Message | None = None
 
     def said_in(self, language: str, zone: str = "UTC", *, model: bool = True) -> Message:
         """This message in ``language`` (zh or en; as written when it has no such wording), its
         deadline told in ``zone`` (an IANA name); with no ``model``, its ``no_model`` words."""
         if not model and self.no_model is not None:
             return self.no_model.said_in(language, zone)
-        said = self.model_copy(update={"no_model": None}) if self.no_model else self
+        alternatives = {"no_model": None, "no_voice": None}
+        said = self.model_copy(update=alternatives) if self.no_model or self.no_voice else self
         if language == "zh" and self.zh is not None:
             update = {"title": self.zh.title, "body": self.zh.said_body() or self.body, "zh": None}
             said = said.model_copy(update=update)

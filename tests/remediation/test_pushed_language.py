@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -13,8 +14,10 @@ from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import MODES_ZH, RUNG_NAMES_ZH
 from ambient.remediation.outcomes import HANDED_OVER_ZH
 from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
+from ambient.xiaozhi import DeviceService
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
@@ -32,11 +35,16 @@ USER = "ops-zh"
 
 
 async def approved_at_rung_two(
-    env: WorkflowEnvironment, deps: WorkerDeps, language: Language, zone: str | None = None
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    language: Language,
+    zone: str | None = None,
+    voice: str | None = None,
 ) -> tuple[RemediationStatus, dict[str, list[str]], dict[str, list[str]], datetime]:
-    """A dry run of USER (who reads ``language``, in time ``zone``) whose rung 2 waits for
-    approval, is approved and resolves: its status, each channel's titles and texts of what it
-    was pushed, and the answer's deadline as the run showed it while it waited."""
+    """A dry run of USER (who reads ``language``, in time ``zone``, and speaks to the product
+    by ``voice``: see `_speaking`) whose rung 2 waits for approval, is approved and resolves:
+    its status, each channel's titles and texts of what it was pushed, and the answer's
+    deadline as the run showed it while it waited."""
     remediation_settings(deps, remediation_approval_from_rung=2)
     async with pushed_everywhere(deps, USER) as pushed:
         async with deps.db.session() as session:
@@ -44,8 +52,11 @@ async def approved_at_rung_two(
             user = await users.get(USER)
             assert user is not None
             await users.update(user, UserSettings(language=language, timezone=zone))
+            if voice == "voice token":
+                await users.rotate_voice_token(user)
             await session.commit()
         await add_user(deps, "lead", permission="execute")
+        await _speaking(deps, voice)
         async with (
             error_rate(healthy_from=3) as (_, url),
             running_worker(env.client, deps) as worker,
@@ -72,13 +83,32 @@ async def approved_at_rung_two(
         return status, titles, await pushed.shown(), waiting.waiting.until
 
 
+async def _speaking(deps: WorkerDeps, voice: str | None) -> None:
+    """USER given a way to speak to the product: a 小智 "device" of theirs, a xiaozhi.me
+    "endpoint" (接入点), or "allowed" on lead's device (a voice token: by its caller)."""
+    mac = "aa:bb:cc:dd:ee:01"
+    if voice == "device":
+        await DeviceService(deps.db).add(USER, USER, mac)
+    elif voice == "allowed":
+        await DeviceService(deps.db).add("lead", "lead", mac)
+        await DeviceService(deps.db).allow(USER, mac)
+    elif voice == "endpoint":
+        async with deps.db.session() as session:
+            url = "wss://api.xiaozhi.me/mcp/?token=…"
+            session.add(XiaozhiEndpoint(user=USER, url_sealed="sealed", url_masked=url))
+            await session.commit()
+
+
+@pytest.mark.parametrize("voice", [None, "device", "allowed", "endpoint", "voice token"])
 async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, voice: str | None
 ) -> None:
     """A dry run changed nothing: its end says the alert cleared ("已修复" said a fix that
-    was not made; a change made is said fixed, tests/remediation/test_cluster.py)."""
+    was not made; a change made is said fixed, tests/remediation/test_cluster.py). It is
+    answered "用语音" only by a reader with a way to speak to the product: one with no 小智
+    device, 接入点 or voice token was told to all the same."""
     status, titles, shown, until = await approved_at_rung_two(
-        ts_env, deps, Language.ZH, "Asia/Shanghai"
+        ts_env, deps, Language.ZH, "Asia/Shanghai", voice
     )
     assert status.state == "resolved", status.outcome
     service, rid = "cls-test0001/prod/checkout", status.remediation_id
@@ -96,11 +126,10 @@ async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
         assert request.startswith(f"修复 `{rid}` 要执行第 2 级（扩容），模式：演练。"), request
         # The deadline is said in the reader's zone (Beijing: 8 hours ahead), with its zone.
         beijing = f"{until.astimezone(UTC) + timedelta(hours=8):%Y-%m-%d %H:%M}"
-        said = (
-            f"请在 {beijing}（Asia/Shanghai，UTC+08:00）前在它的页面、用语音或在它的讨论里"
-            "批准或拒绝"
-        )
+        where = "在它的页面、用语音或在它的讨论里" if voice else "在它的页面或它的讨论里"
+        said = f"请在 {beijing}（Asia/Shanghai，UTC+08:00）前{where}批准或拒绝"
         assert said in request, request
+        assert ("语音" in request) == bool(voice), request
         end = f"修复 `{rid}`（演练，未做改动）：告警在第 2 级（扩容）后恢复。"
         assert [t for t in texts if t != request] == [end], texts
 
@@ -120,9 +149,11 @@ async def test_an_english_readers_remediation_pushes_stay_english(
         "cleared at rung 2 (scale_out)."
     )
     assert said in [text.strip() for text in shown["email"]]
-    # A reader in UTC reads the deadline in UTC, said so.
+    # A reader in UTC reads the deadline in UTC, said so; with no way to speak to the product
+    # (no 小智 device, 接入点 or voice token), not told to answer by voice.
     (request,) = [t for t in shown["email"] if "Approve or refuse" in t]
     assert f"discussion before {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC," in request
+    assert "Approve or refuse it on its page or in its discussion before" in request, request
     # Its page is linked, at this run (an e-mail's reader has no MCP tool to answer with).
     page = f"/app/remediation?id={status.remediation_id}&run={status.run_key.partition('@')[2]}"
     assert request.rstrip().endswith(f"{deps.settings.public_base_url}{page}"), request
