@@ -17,9 +17,12 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.users import UserRepository
 from tests.briefing.harness import briefing_stack, write_day_logs
+from tests.briefing.test_briefing_surfaces import _call
 from tests.notify.standins import DING_SECRET, DING_TOKEN, WECOM_KEY, PushEndpoints
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
 from tests.support.waits import eventually
+from tests.voice.support import say, voice_client, worker_state
 
 # The push's channels: a WeCom robot and a DingTalk robot that take it; "dead": one whose key
 # the robot refuses for good (errcode 93000, no retries).
@@ -95,15 +98,19 @@ async def test_a_greeting_after_an_unheard_window_says_where_todays_briefing_is(
                 return row.prepared_at is not None and (row.pushed_at is not None or not push)
 
             await eventually(done, "today's briefing prepared (and pushed)")
-            late = {
-                via: await stack.service.greet("alice", via=via, request_id=f"late-{via}")
-                for via in ("voice", "mcp")
-            }
+            # Every door says the one sentence: the API's (POST /voice/greeting greets so),
+            # the MCP tool's and the voice profile's.
+            api = await stack.service.greet("alice", via="voice", request_id="late-api")
+            state = worker_state(ts_env.client, deps, stack.worker.task_queue)
+            async with mcp_as(state, "alice") as tools, voice_client(state, "alice") as voice:
+                by_tool = await _call(tools, "greet")
+                spoken = await say(voice, "greet")
     assert early.outcome is GreetOutcome.OUTSIDE_WINDOW
     assert "Today's" not in early.text and "今天的简报" not in early.text, early.text
-    for answer in late.values():
-        assert answer.outcome is GreetOutcome.OUTSIDE_WINDOW
-        assert answer.text.startswith(said), answer.text
+    assert api.outcome is GreetOutcome.OUTSIDE_WINDOW
+    assert by_tool["outcome"] == GreetOutcome.OUTSIDE_WINDOW.value
+    for text in (api.text, by_tool["text"], spoken):
+        assert text.startswith(said), text
     taken = [c["type"] for c in channels if c is not DEAD] if push else []
     assert sorted(name for name, _ in bots.received) == sorted(taken)
 
