@@ -209,9 +209,9 @@ class Greeting:
 
     async def _with_todays(self, user: str, text: str, chinese: bool) -> str:
         """``text`` (outside the window) with where today's briefing is, once today's window
-        has passed unheard (it went to the channels, or is on its page): it said only when the
-        next is given, as if today's were still to come. Nothing added when the status or the
-        row is not read."""
+        has passed unheard (the push channels that took it, else the inbox, or its page alone:
+        `todays_whereabouts`): it said only when the next is given, as if today's were still to
+        come. Nothing added when the status, the row or its deliveries are not read."""
         status = await self.read_status(user, quiet=True)
         if status is None or (day := status.day) is None:
             return text
