@@ -91,6 +91,40 @@ def test_eight_pm_never_finds_eighteen_or_eight_in_the_morning(english: bool) ->
         assert pick_task(list(at.values()), said, english).task is at["20:00"], said
 
 
+# Times said with their part of the day, in words or digits: each found beside the one 12
+# hours apart. Each was "I found no task called …" (or, "seven oh five at night", 17:00's).
+WITH_PART = {
+    "eight thirty pm": "20:30",
+    "the eight thirty pm reminder": "20:30",
+    "eight thirty in the evening": "20:30",
+    "eight fifteen am": "08:15",
+    "eight forty-five pm": "20:45",
+    "seven oh five at night": "19:05",
+    "seven o five in the morning": "07:05",
+    "eleven fifty-nine pm": "23:59",
+    "8.30 pm": "20:30",
+    "晚上8.30": "20:30",
+    "晚上8:30的提醒": "20:30",
+    "晚上差一刻九点": "20:45",
+}
+
+
+def _later(at: str) -> str:
+    return f"{int(at[:2]) + 12}:{at[3:]}"
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["by-summary", "named"])
+@pytest.mark.parametrize("english", [True, False], ids=["en", "zh"])
+@pytest.mark.parametrize(("said", "time"), WITH_PART.items())
+def test_a_time_said_with_minutes_and_part_of_the_day_finds_its_reminder(
+    said: str, time: str, english: bool, named: bool
+) -> None:
+    twin = _later(time) if time < "12:00" else f"{int(time[:2]) - 12:02d}:{time[3:]}"
+    at = _reminders(time, twin, "11:11", named=named)
+    picked = pick_task(list(at.values()), said, english)
+    assert picked.task is at[time], picked
+
+
 @pytest.mark.parametrize("english", [True, False], ids=["en", "zh"])
 def test_an_english_hour_said_bare_with_none_at_it_offers_the_evenings(english: bool) -> None:
     at = _reminders("20:00", "08:30")
