@@ -184,6 +184,8 @@ class Picked(NamedTuple):
 # The kinds an answer names by their kind word alone when a task of it has no name (the
 # failing watches what_needs_me and recent_errors list).
 SAID_BARE = frozenset({TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH})
+# The kinds whose summary says the time of day they run at ("每天 20点"): a time said finds them.
+AT_A_TIME = frozenset({TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST})
 
 
 def _kind_word(task: TaskSummary, english: bool) -> str:
@@ -216,9 +218,15 @@ def pick_task(
     keeps them); with none named, the only task is the first, and else the question asks
     which, naming them (a place among tasks never said picked one the user never heard).
     A number said in words after a name ("backup 二", "backup two") is its digits when the
-    words find none: asked back "backup 1、backup 2?", the user said "backup 二" again."""
+    words find none: asked back "backup 1、backup 2?", the user said "backup 二" again. Not
+    a time's words: "the eight thirty reminder", asked which of 8:30 and 20:30, was "the 8 30
+    reminder", and that the reminder at 8:30 ("830")."""
     picked = _pick_task(tasks, said, english, named=named)
-    if picked.task is None and (digits := digits_in_names(said)) != said:
+    if (
+        picked.task is None
+        and (digits := digits_in_names(said)) != said
+        and clock_as_labelled(said) == said
+    ):
         again = _pick_task(tasks, digits, english, named=named)
         if again.task is not None:
             return again
@@ -239,6 +247,18 @@ def _read_alike(name: str) -> tuple[str, ...]:
         schedule, _, message = name.partition(": ")
         return tuple(dict.fromkeys((name, f"{clock_as_labelled(schedule)}: {message}")))
     return tuple(dict.fromkeys((name, clock_as_labelled(name))))
+
+
+def _with_time(task: TaskSummary, label: str, english: bool) -> str:
+    """A task named by its name with when it runs as its summary says it ("standup（每天 8点）",
+    "standup daily at 8:00"); a label said by its summary says it already."""
+    if _summary_label(task, english) is not None:
+        return label
+    kind = _kind_word(task, english)
+    when = _said_for(task.summary, task.kind, english).removeprefix(kind).strip()
+    if not (task.summary and kind and when):
+        return label
+    return f"{label} {when}" if english else f"{label}{when}"
 
 
 def _pick_task(
@@ -364,11 +384,37 @@ def _pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(WHAT_IT_IS.sub("", key))
-    # "八点的提醒" with none at 8:00: the one at 20:00 may be meant (people leave the evening
-    # unsaid), offered, not picked: a guess does not pause or delete.
-    evening: list[TaskSummary] = []
-    if not found and (later := flat(clock_as_labelled(said, later=True))) != key:
-        evening = called(later) or called(WHAT_IT_IS.sub("", later))
+    # A time said without its part of the day ("八点的提醒", "the 8 reminder") is the morning's
+    # or the evening's (people leave the evening unsaid): a reminder at the one there is is
+    # found; with both, asked which (the morning's was taken silently, and the evening's was
+    # only offered when alone). A name's "20点" ("20点大促") is no time of the day.
+    if not exact and (later := flat(clock_as_labelled(said, later=True))) != key:
+        evening = [
+            t
+            for t in called(later) or called(WHAT_IT_IS.sub("", later))
+            if t.kind in AT_A_TIME and t not in found
+        ]
+        if found and evening:
+            # Four named at most, as for any name said, from both halves of the day.
+            morning = _said_order(found, alike)[: max(2, 4 - len(evening))]
+            either = morning + _said_order(evening, alike)[: 4 - len(morning)]
+            total = len(found) + len(evening)
+
+            def which_time(named: str, n: int) -> str:
+                # Each with its time: "standup还是lunch？" left the user to recall which is when.
+                listed = _labels(either[:n], english, labels[english])
+                told = [_with_time(t, s, english) for t, s in zip(either, listed, strict=False)]
+                first, last = sep.join(told[:-1]), told[-1]
+                if n < total or not first:  # not all named: said to go on
+                    first, last = sep.join(told), "another" if english else "别的"
+                return (
+                    f"Which one: {first} or {last}?"
+                    if english
+                    else f"你说的是哪一个：{first}还是{last}？"
+                )
+
+            return fitting(either, which_time)
+        found = found or evening
     if len(found) > 1 and key in {
         flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
     }:
@@ -413,8 +459,7 @@ def _pick_task(
     found = _said_order(found, alike)
     no_task = _no_task_called(said, english)
     if not found and (
-        near := _said_order(evening, alike)
-        or _nearest(key, live, _heard_name)
+        near := _nearest(key, live, _heard_name)
         or _nearest(WHAT_IT_IS.sub("", key), live, _heard_name)
     ):
         # A name heard a letter or two off ("oder api", "payment getaway"): the nearest said,

@@ -1,8 +1,9 @@
 """A reminder is found by its time said in English words or in digits ("the 8 pm reminder",
 "20:00", "half past eight in the evening"), read as its label's 24-hour clock by the reader of
 the Chinese ones ("晚上八点的提醒"), with the same rules: a number said finds only a whole
-number of a name, an hour said bare with none at it offers the evening's and acts on nothing.
-Each of these was "I found no task called …" (a Chinese speaker's ASR writes "8pm" too)."""
+number of a name; a time said without its part of the day finds the one of the morning's and
+the evening's there is, and with both asks which. Each of these was "I found no task called …"
+(a Chinese speaker's ASR writes "8pm" too), or the morning's taken unasked."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
+from ambient.speech import said_time
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
@@ -49,8 +51,6 @@ SAID = {
     "half past eight": "08:30",
     "six pm": "18:00",
     "the 18:00 reminder": "18:00",
-    "the 8 reminder": "08:00",  # a bare hour with one at it finds it, as "八点的提醒" does
-    "eight o'clock reminder": "08:00",
     "晚上八点的提醒": "20:00",  # a named one's time is its summary's "20:00": read alike
 }
 OTHER_TIMES = {
@@ -107,6 +107,31 @@ WITH_PART = {
     "晚上8:30的提醒": "20:30",
     "晚上差一刻九点": "20:45",
 }
+# The same said without it, and how a Chinese speaker says them: the one of the morning's and
+# the evening's there is (the evening's was only offered, "eight thirty" found neither), and
+# with both, a question back (the morning's was taken).
+BARE = {
+    "eight thirty": "08:30",
+    "the eight thirty reminder": "08:30",
+    "eight fifteen": "08:15",
+    "eight forty-five": "08:45",
+    "seven oh five": "07:05",
+    "quarter past eight": "08:15",
+    "quarter to nine": "08:45",
+    "half past seven": "07:30",
+    "the 8 reminder": "08:00",
+    "the eight reminder": "08:00",
+    "eight o'clock reminder": "08:00",
+    "8.30": "08:30",
+    "8:30": "08:30",
+    "八点半": "08:30",
+    "八点一刻": "08:15",
+    "八点三刻的提醒": "08:45",
+    "八点三十分": "08:30",
+    "差一刻九点": "08:45",
+    "九点差五分": "08:55",
+    "八点的提醒": "08:00",
+}
 
 
 def _later(at: str) -> str:
@@ -125,18 +150,43 @@ def test_a_time_said_with_minutes_and_part_of_the_day_finds_its_reminder(
     assert picked.task is at[time], picked
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["by-summary", "named"])
 @pytest.mark.parametrize("english", [True, False], ids=["en", "zh"])
-def test_an_english_hour_said_bare_with_none_at_it_offers_the_evenings(english: bool) -> None:
+@pytest.mark.parametrize(("said", "time"), BARE.items())
+def test_a_time_said_without_part_of_the_day_finds_the_one_there_is_or_asks_which(
+    said: str, time: str, english: bool, named: bool
+) -> None:
+    evening = _later(time)
+    at = _reminders(time, evening, "11:11", named=named)
+    for only in (time, evening):
+        tasks = [at[only], at["11:11"]]
+        picked = pick_task(tasks, said, english)
+        assert picked.task is at[only], (only, picked)
+    task, question, asked = pick_task(list(at.values()), said, english)
+    assert (task, asked) == (None, [at[time].task_id, at[evening].task_id]), question
+    first, second = (_said_at(at[t], t, english) for t in (time, evening))
+    assert question == (
+        f"Which one: {first} or {second}?" if english else f"你说的是哪一个：{first}还是{second}？"
+    )
+
+
+def _said_at(task: TaskSummary, at: str, english: bool) -> str:
+    """A reminder as the question back names it: by its time, a named one by name and time."""
+    clock = f"{int(at[:2])}:{at[3:]}" if english else said_time(at)
+    name = task.task_id.rsplit("/", 1)[-1]
+    if english:
+        return f"{name} daily at {clock}" if name in NAMES else f"reminder daily at {clock}"
+    return f"{name}（每天 {clock}）" if name in NAMES else f"提醒（每天 {clock}）"
+
+
+@pytest.mark.parametrize("english", [True, False], ids=["en", "zh"])
+def test_an_english_hour_said_bare_with_only_the_evenings_finds_it(english: bool) -> None:
+    """ "the 8 reminder" with a reminder at 20:00 and none at 8:00 was answered "Did you mean
+    reminder daily at 20:00?": the only reminder at eight is meant, as said with "pm"."""
     at = _reminders("20:00", "08:30")
-    label = "reminder daily at 20:00" if english else "提醒（每天 20点）"
     for said in ("the 8 reminder", "eight o'clock reminder", "the reminder at 8", "8 o'clock"):
-        task, question, asked = pick_task(list(at.values()), said, english)
-        assert (task, asked) == (None, [at["20:00"].task_id]), (said, question)
-        assert question == (
-            f"I found no task called “{said}”. Did you mean {label}?"
-            if english
-            else f"没找到叫“{said}”的任务。你是说{label}吗？"
-        ), question
+        picked = pick_task(list(at.values()), said, english)
+        assert picked.task is at["20:00"], (said, picked)
 
 
 def test_an_hour_said_finds_no_name_holding_a_longer_number() -> None:
@@ -188,6 +238,71 @@ async def test_the_voice_pauses_the_reminder_at_the_time_said_in_either_language
                 assert described.schedule.state.paused is evening, (hour, minute)
 
 
+ASKED_BY_VOICE = [
+    # (language, said, the question back or None, the answer to it, what was paused)
+    (
+        Language.EN,
+        "pause the 8 reminder",
+        "Which one: reminder daily at 8:00 or reminder daily at 20:00?",
+        "the second one",
+        "OK, reminder daily at 20:00 is paused.",
+        (20, 0),
+    ),
+    (
+        Language.ZH,
+        "八点半的提醒",
+        "你说的是哪一个：提醒（每天 8点30分）还是提醒（每天 20点30分）？",
+        "第一个",
+        "好的，提醒（每天 8点30分）已暂停。",
+        (8, 30),
+    ),
+    (
+        Language.EN,
+        "pause the eight thirty pm reminder",
+        None,
+        "",
+        "OK, reminder daily at 20:30 is paused.",
+        (20, 30),
+    ),
+    (Language.ZH, "晚上8.30的提醒", None, "", "好的，提醒（每天 20点30分）已暂停。", (20, 30)),
+]
+
+
+async def test_the_voice_asks_which_of_the_reminders_12_hours_apart_a_bare_time_means(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Through pause_task, as 小智 calls it, with reminders at 8:00, 20:00, 8:30 and 20:30:
+    "the 8 reminder" paused the one at 8:00 unasked, and "the eight thirty pm reminder" found
+    none. A time said bare is asked back, the place said next picks from that question."""
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for language, said, question, answer, paused, at in ASKED_BY_VOICE:
+            user = unique("vq")
+            async with deps.db.session() as session:
+                await UserRepository(session).create(UserCreate(name=user, language=language))
+                await session.commit()
+            made = {}
+            for n, (hour, minute) in enumerate(((8, 0), (20, 0), (8, 30), (20, 30))):
+                reminder = {"hour": hour, "minute": minute, "message": NAMES[n], "timezone": "UTC"}
+                made[hour, minute] = await state.tasks.create(user, "schedule", reminder)
+
+            async def listed(user: str = user) -> bool:
+                return len(await state.tasks.list(user)) == 4
+
+            await eventually(listed, "every reminder listed")
+            async with voice_client(state, user) as voice:
+                if question is not None:
+                    assert await say(voice, "pause_task", name=said) == question
+                    for ref in made.values():
+                        described = await dev_env.client.get_schedule_handle(ref.task_id).describe()
+                        assert not described.schedule.state.paused, (said, ref.task_id)
+                    said = answer
+                assert await say(voice, "pause_task", name=said) == paused
+            for time, ref in made.items():
+                described = await dev_env.client.get_schedule_handle(ref.task_id).describe()
+                assert described.schedule.state.paused is (time == at), (said, time)
+
+
 def _reminder(name: str, at: str, message: str = "") -> TaskSummary:
     summary = f"Reminder, daily at {at} UTC, for ops" + (f": {message}" if message else "")
     return TaskSummary(
@@ -199,10 +314,17 @@ def _reminder(name: str, at: str, message: str = "") -> TaskSummary:
 
 
 @pytest.mark.parametrize(
-    ("said", "english"),
-    [("早上7点的提醒", False), ("七点的提醒", False), ("7 am", True), ("the 7 am reminder", True)],
+    ("said", "english", "found"),
+    [
+        ("早上7点的提醒", False, None),
+        ("七点的提醒", False, "19:00"),  # said bare: the only one at seven, the evening's
+        ("7 am", True, None),
+        ("the 7 am reminder", True, None),
+    ],
 )
-def test_a_time_in_a_reminders_message_is_not_its_time(said: str, english: bool) -> None:
+def test_a_time_in_a_reminders_message_is_not_its_time(
+    said: str, english: bool, found: str | None
+) -> None:
     """The reminder at 21:00 saying "set alarm for 7 am" is not "the 7 am reminder": its
     message's time was read as its own, and the voice paused it."""
     tasks = [
@@ -210,7 +332,7 @@ def test_a_time_in_a_reminders_message_is_not_its_time(said: str, english: bool)
         _reminder("00112233ab02", "19:00", "dinner"),
     ]
     picked = pick_task(tasks, said, english)
-    assert picked.task is None, (said, picked)
+    assert picked.task is (tasks[1] if found else None), (said, picked)
 
 
 def test_names_holding_a_time_are_both_said_by_what_they_share() -> None:
