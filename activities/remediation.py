@@ -44,9 +44,7 @@ from ambient.remediation.ladder import (
 )
 from ambient.remediation.runs import (
     BEFORE_ASKING,
-    TRIAGE_RETRY,
     CheckpointInput,
-    CollectInput,
     GateInput,
     JoinRequest,
     Keyed,
@@ -54,7 +52,6 @@ from ambient.remediation.runs import (
     OpenInput,
     PermissionInput,
     RemediationPolicy,
-    TriageAlerts,
     Verification,
     VerifyInput,
 )
@@ -72,7 +69,7 @@ from ambient.remediation.storage import (
     read_audit_keys,
     run_ended,
 )
-from ambient.remediation.triage import unresolved_alarms
+from ambient.remediation.triage import TRIAGE_RETRY, CollectInput, TriageAlerts, unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import AuditRecord

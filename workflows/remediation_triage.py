@@ -14,14 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.remediation.alerts import remediation_id
-    from ambient.remediation.runs import (
-        TRIAGE,
-        TRIAGE_RETRY,
-        CollectInput,
-        RemediationInput,
-        TriageInput,
-        TriageResult,
-    )
+    from ambient.remediation.runs import TRIAGE, RemediationInput
+    from ambient.remediation.triage import TRIAGE_RETRY, CollectInput, TriageInput, TriageResult
 
 from workflows.remediation_records import cause_of
 from workflows.remediation_start import start_remediation

@@ -392,11 +392,6 @@ CHANGE_RETRY = RetryPolicy(
     non_retryable_error_types=["RemediationRefused", "InvalidStep"],
 )
 
-# The nightly triage's read of the alarms (AlertTriageWorkflow gives it): a source failing for
-# now (a rate limit, an outage) fails an attempt that is not the last, so the next reads it
-# again; the last goes on without it and says so (the schedule never asks that day again).
-TRIAGE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10))
-
 # The run's signal that its alert came again (sent by releases before the update below).
 JOINED = "joined"
 # The run's update that its alert came again (ambient/remediation/joins.py sends it by name):
@@ -469,33 +464,3 @@ class RemediationStatus(BaseModel):
     # Why the run did not answer (its worker busy or stopped): the status is then as recorded,
     # without what only the run holds (waiting, next_rung, attempts, joined_by). "": it did.
     unanswered: str = ""
-
-
-# --- nightly triage -------------------------------------------------------------------
-
-
-class TriageInput(WorkflowInput):
-    user: str
-    mode: Mode = "execute"
-    # Days back from the local midnight that starts today ("yesterday" by default).
-    days: int = Field(default=1, ge=1, le=7)
-
-
-class CollectInput(BaseModel):
-    days: int = 1
-    now: datetime
-
-
-class TriageAlerts(BaseModel):
-    alerts: list[Alert] = Field(default_factory=list)
-    # Each alert's remediation id, its cluster by its one name (none from an earlier release).
-    ids: list[str] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list)
-    window: str = ""
-
-
-class TriageResult(BaseModel):
-    window: str
-    started: list[str] = Field(default_factory=list)
-    joined: list[str] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list)

@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 
 from ambient import no_answer
 from ambient.remediation.reads import RemediationReads
-from ambient.remediation.runs import TriageInput
+from ambient.remediation.triage import TriageInput
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationRefusedError,

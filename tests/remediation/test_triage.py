@@ -33,15 +33,14 @@ from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.joins import NAME_ONLY
-from ambient.remediation.runs import (
+from ambient.remediation.runs import RemediationInput, RemediationStatus
+from ambient.remediation.service import RemediationService
+from ambient.remediation.triage import (
     TRIAGE_RETRY,
-    RemediationInput,
-    RemediationStatus,
     TriageInput,
     TriageResult,
+    unresolved_alarms,
 )
-from ambient.remediation.service import RemediationService
-from ambient.remediation.triage import unresolved_alarms
 from ambient.remediation.triage_schedule import TRIAGE_SCHEDULE
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import EventRepository

@@ -26,7 +26,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.joins import join
-from ambient.remediation.runs import TriageInput
+from ambient.remediation.triage import TriageInput
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
 from tests.conftest import running_worker, unique
