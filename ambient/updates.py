@@ -55,7 +55,7 @@ async def answered(
         async with asyncio.timeout_at(take if until is None else min(until, take)):
             sent = await handle.start_update(
                 update,
-                *args,
+                args=list(args),
                 id=id,
                 result_type=result_type,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.configs import STORED
@@ -41,6 +41,9 @@ CHECK_NOW_WAIT = timedelta(seconds=30)
 HELD_PASSES = 3
 # What an update of a stopping watch is refused with (the service's refusal says it too).
 STOPPED = "the task is stopped; create it again to restart it"
+# The error type of an update refused because its config was merged over another than the one
+# in force (the service reads it again and merges again).
+OVERTAKEN = "ConfigOvertaken"
 
 
 async def until(condition: Callable[[], bool], limit: timedelta | None) -> None:
@@ -177,9 +180,13 @@ class WatchControls:
         return lambda: self.state.checks > 0 and (self.POLLS or not self.checking)
 
     @workflow.update
-    async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    async def update_config(
+        self, config: dict[str, Any], based_on: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Replace the configuration (a threshold watch's breach state carries over to new
-        lines, not to a new source); the next check uses it."""
+        lines, not to a new source); the next check uses it. ``based_on``: the config in force
+        the caller merged ``config`` over (the validator refuses it when another is in force
+        now); None (a replace, or an update recorded before it was sent) replaces whatever is."""
         # Read as recorded: the validator refused what is refused now before it was recorded.
         old, self.config = self.config, self.parse_config(config, context=STORED)
         self.config_replaced(old)
@@ -193,11 +200,22 @@ class WatchControls:
         return self.config.model_dump(mode="json")
 
     @update_config.validator
-    def validate_config(self, config: dict[str, Any]) -> None:
+    def validate_config(
+        self, config: dict[str, Any], based_on: dict[str, Any] | None = None
+    ) -> None:
         # Raising here rejects the update before it enters history: nothing changes.
         if self.state.stop_requested:
             # The watch ends once its last event is recorded: a new config would never run.
             raise ValueError(STOPPED)
+        # Compare-and-set: a merge over a config another update replaced since would put back
+        # the fields that update changed. Handlers of updates taken together run one by one,
+        # each to its end (no await in it), so this sees the config the one before set.
+        if based_on is not None and based_on != self.config.model_dump(mode="json"):
+            raise ApplicationError(
+                "another update changed the config since it was read; read it and merge again",
+                type=OVERTAKEN,
+                non_retryable=True,
+            )
         self.parse_config(config)
 
     def config_replaced(self, old: Any) -> None:

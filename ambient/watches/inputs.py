@@ -95,6 +95,11 @@ class TaskNotFoundError(TaskError):
     """No task with that id belongs to the caller."""
 
 
+class ConfigOvertaken(Exception):
+    """An update merged over a config that another update replaced since: merged again over
+    the one in force (``TaskService.update``), never written as it was."""
+
+
 class ConfigError(InvalidTaskError):
     """A config was refused; ``errors`` holds (location inside the config, message) pairs,
     ``inputs`` the value refused at each (None where none was given), echoed as FastAPI's

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.api.workflowservice.v1 import UpdateScheduleRequest
 from temporalio.client import (
@@ -23,7 +24,7 @@ from temporalio.converter import encode_search_attributes
 from ambient import temporal
 from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState
-from ambient.watches.inputs import InvalidTaskError, TaskError, task_name
+from ambient.watches.inputs import ConfigOvertaken, InvalidTaskError, TaskError, task_name
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
@@ -102,6 +103,7 @@ class TaskSchedules(TaskReads):
         *,
         same_config: bool = False,
         pause: bool | None = None,
+        based_on: dict[str, Any] | None = None,
     ) -> tuple[TaskStatus, bool]:
         """Write a schedule in place (validated first) and answer its status, and whether it
         was written (not: a pause or resume of one already so): a bad update
@@ -111,12 +113,16 @@ class TaskSchedules(TaskReads):
         cannot set search attributes); one already so is not written, which would move its
         conflict token and make a repeated create's dropped write look landed.
         ``same_config``: only rewritten while its config is ``parsed`` (a create of a name
-        already taken)."""
+        already taken). ``based_on``: the config ``parsed`` was merged over; a look that
+        finds another in force raises ConfigOvertaken (written, it put back the fields the
+        other update changed)."""
         handle = self.client.get_schedule_handle(task_id)
         for _ in range(SCHEDULE_WRITE_TRIES):
             with found(task_id):
                 current = await handle.describe()
             status = await self._schedule_status(user, task_id, current)
+            if based_on is not None and status.config != based_on:
+                raise ConfigOvertaken(task_id)
             wanted = parsed.model_dump(mode="json") if parsed else status.config
             if same_config and status.config != wanted:
                 raise InvalidTaskError(

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import no_answer, temporal, updates
@@ -47,7 +47,9 @@ from ambient.watches.deadline import (
 )
 from ambient.watches.inputs import (
     ConfigError,
+    ConfigOvertaken,
     InvalidTaskError,
+    TaskError,
     TaskNotFoundError,
     TaskStateError,
     WorkerSilentError,
@@ -64,6 +66,11 @@ from ambient.watches.models import (
 from ambient.watches.reads import briefing_task_status, found, of_a_known_user
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig, retyped
 from ambient.watches.threshold_config import SAID_BY_OTHER
+from workflows.watch_controls import OVERTAKEN as CONFIG_OVERTAKEN
+
+# How often update_task reads the config in force and merges over it again when another
+# update replaced that config between its read and its write.
+MERGE_TRIES = 5
 
 # An update applied, then replaced by another one of the task (another request at once): the
 # workflow applies updates one at a time in the order the server took them, the later in force.
@@ -210,23 +217,37 @@ class TaskService(TaskControls):
         if replace:
             return await self._replace(user, task_id, config, request_id)
         with request_deadline(self._budget(checks=True)):
-            try:
-                with nothing_sent(task_id, NOT_SENT if request_id is None else RETRY_UNSENT):
-                    before = (await self.get(user, task_id)).config
-            except (TaskNotFoundError, TaskStateError, WorkerSilentError):
-                raise
-            except Exception:  # Temporal not answering: a field sent wrong is said all the same
-                await self._sent_fields_checked(user, task_id, config)
-                raise
-            kind = self._owned(user, task_id)
-            whole = merged(
-                before, config, SAID_BY_OTHER if kind is TaskKind.THRESHOLD_WATCH else None
-            )
-            if kind in (TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST):
-                whole = retyped(config, whole)
-            status = await self._replace(user, task_id, whole, request_id)
-        status.changed = changed(before, status.config)
-        return status
+            for tries in range(MERGE_TRIES):
+                try:
+                    with nothing_sent(task_id, NOT_SENT if request_id is None else RETRY_UNSENT):
+                        before = (await self.get(user, task_id)).config
+                except (TaskNotFoundError, TaskStateError, WorkerSilentError):
+                    raise
+                except Exception:  # Temporal not answering: a field sent wrong is said all the same
+                    await self._sent_fields_checked(user, task_id, config)
+                    raise
+                kind = self._owned(user, task_id)
+                whole = merged(
+                    before, config, SAID_BY_OTHER if kind is TaskKind.THRESHOLD_WATCH else None
+                )
+                if kind in (TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST):
+                    whole = retyped(config, whole)
+                # Each try its own update id: a retried request's (its request_id) finds the
+                # try that applied, not a refused one.
+                again = request_id if request_id is None or not tries else f"{request_id}/{tries}"
+                try:
+                    # Written only over the config it was merged over (compare-and-set): two
+                    # updates at once each kept the other's field out, the later one's write
+                    # putting back what the earlier changed.
+                    status = await self._replace(user, task_id, whole, again, based_on=before)
+                except ConfigOvertaken:
+                    continue  # another update landed since the read: merged over it again
+                status.changed = changed(before, status.config)
+                return status
+        raise TaskError(
+            f"task {task_id!r} was changed by other updates during each of {MERGE_TRIES} tries "
+            "of this update, and none of it applied; send it again"
+        )
 
     async def _sent_fields_checked(self, user: str, task_id: str, patch: dict[str, Any]) -> None:
         """The refusals of the fields of ``patch`` that no config takes, with no config in force
@@ -243,8 +264,16 @@ class TaskService(TaskControls):
                 raise ConfigError(errors, prefix=(), inputs=inputs) from None
 
     async def _replace(
-        self, user: str, task_id: str, config: dict[str, Any], request_id: str | None
+        self,
+        user: str,
+        task_id: str,
+        config: dict[str, Any],
+        request_id: str | None,
+        *,
+        based_on: dict[str, Any] | None = None,
     ) -> TaskStatus:
+        """Write ``config`` whole; ``based_on``: only while the config in force is that one
+        (ConfigOvertaken if another update replaced it)."""
         kind = self._owned(user, task_id)
         # One deadline for every call below (a web monitor's waits for the pages it added).
         with request_deadline(self._budget(checks=True)):
@@ -287,7 +316,7 @@ class TaskService(TaskControls):
                     raise bad from None
                 raise
             if isinstance(parsed, ReminderConfig):
-                return (await self._update_schedule(user, task_id, parsed))[0]
+                return (await self._update_schedule(user, task_id, parsed, based_on=based_on))[0]
             payload = parsed.model_dump(mode="json")
             update_id = f"update-{request_id or uuid.uuid4().hex}"
             # An update waits for a worker to take it, with no end: with none running it hung for
@@ -296,14 +325,20 @@ class TaskService(TaskControls):
             with nothing_sent(task_id, unsent):
                 await self._answering(user, task_id)
             handle = self.client.get_workflow_handle(task_id)
+            # A merge sends the config it was merged over (the workflow's validator compares);
+            # a replace (PUT, --replace) sends the config alone, as before.
+            args = (payload,) if based_on is None else (payload, based_on)
             try:
                 # Taken within QUERY_TIMEOUT (its worker has just answered a query), answered by
                 # the deadline; nothing left by now: not sent.
                 with found(task_id):
-                    applied = await updates.answered(handle, "update_config", payload, id=update_id)
+                    applied = await updates.answered(handle, "update_config", *args, id=update_id)
             except updates.Unanswered as exc:
                 raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent, exc.sent) from None
             except WorkflowUpdateFailedError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == CONFIG_OVERTAKEN:
+                    raise ConfigOvertaken(task_id) from None
                 if (await self.get(user, task_id)).state is TaskState.STOPPED:
                     # A delete landed after our look: the task is stopped, the config is not wrong.
                     raise TaskStateError(stopped(task_id)) from None

@@ -5,16 +5,22 @@ keywords and targets; a briefing's dropped its news pages."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import ConfigError
+from ambient.watches.models import TaskStatus
+from ambient.watches.service import TaskService
 from ambient.wiring import AppState
+from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
+from tests.support.record import save_history
 from tests.watches.test_tasks_mcp import app, call, error_of, mcp  # noqa: F401  (fixture)
 
 WEEKLY = {
@@ -198,3 +204,69 @@ async def test_a_digest_made_weekly_with_a_page_refused_since_says_the_page(
     assert [at[:2] for at, _ in refused.value.errors] == [("config", "news_urls")], refused.value
     assert "127.0.0.1" in str(refused.value), refused.value
     await app.tasks.delete(user, made.task_id)
+
+
+class HeldAfterItsRead(TaskService):
+    """A service whose first read of a task (an update's, of the config it merges over) waits
+    until ``go`` is set: another update lands in between, as one sent at the same moment."""
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(state.temporal, state.settings, state.db, briefings=state.briefings)
+        self.read, self.go, self.reads = asyncio.Event(), asyncio.Event(), 0
+
+    async def get(self, user: str, task_id: str, *, operator: bool | None = None) -> TaskStatus:
+        status = await super().get(user, task_id, operator=operator)
+        self.reads += 1
+        if self.reads == 1:
+            self.read.set()
+            await self.go.wait()
+        return status
+
+
+async def raced(
+    state: AppState, task_id: str, first: dict[str, Any], second: dict[str, Any]
+) -> tuple[TaskStatus, TaskStatus]:
+    """``first`` read, then ``second`` sent and applied, then ``first`` written: both answers."""
+    user = state.stdio_user or ""
+    held = HeldAfterItsRead(state)
+    late = asyncio.create_task(held.update(user, task_id, first))
+    await held.read.wait()
+    try:
+        early = await state.tasks.update(user, task_id, second)
+    finally:
+        held.go.set()
+    return await late, early
+
+
+async def test_two_updates_of_a_reminder_at_once_both_apply(app: AppState) -> None:  # noqa: F811
+    """An agent moves the stand-up to 7 while the web page changes its message: both read
+    09:30 and the old message, and the later write put the old message back."""
+    user = app.stdio_user or ""
+    made = await app.tasks.create(user, "schedule", WEEKLY, name=unique("race"))
+    late, early = await raced(app, made.task_id, {"hour": 7}, {"message": "stand-up"})
+    assert early.changed == ["message"]
+    kept = await app.tasks.get(user, made.task_id)
+    for told in (late.config, kept.config):
+        assert told == {**told, **WEEKLY, "hour": 7, "message": "stand-up"}, told
+    # Said against the config it merged over at last (the other's message in it).
+    assert late.changed == ["hour"] and late.note is None
+    await app.tasks.delete(user, made.task_id)
+
+
+async def test_two_updates_of_a_web_monitor_at_once_both_apply(app: AppState) -> None:  # noqa: F811
+    user = app.stdio_user or ""
+    config = {"urls": ["https://example.com/a"], "keywords": ["AI"], "check_interval_minutes": 60}
+    made = await app.tasks.create(user, "web_monitor", config, name=unique("race"))
+    late, early = await raced(
+        app, made.task_id, {"keywords": ["GPT"]}, {"check_interval_minutes": 30}
+    )
+    assert early.changed == ["check_interval_minutes"]
+    kept = await app.tasks.get(user, made.task_id)
+    for told in (late.config, kept.config):
+        assert (told["keywords"], told["check_interval_minutes"]) == (["GPT"], 30), told
+    assert late.changed == ["keywords"] and late.note is None
+    await app.tasks.delete(user, made.task_id)
+    handle = app.temporal.get_workflow_handle(made.task_id)
+    await handle.result()
+    # Its updates carry the config they were merged over (a second argument).
+    await save_history(handle, "web_monitor_update_merged_over_another")
