@@ -42,7 +42,7 @@ from ambient.storage.models import User
 from ambient.storage.repositories import SnapshotRepository
 from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
-from ambient.watches.inputs import ConfigError, check_destinations
+from ambient.watches.inputs import ConfigError, ConfigOvertaken, check_destinations
 from ambient.watches.summaries import BRIEFING
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
@@ -99,11 +99,14 @@ class Creation:
         *,
         replace_only: bool = False,
         replace: bool = True,
+        based_on: dict[str, Any] | None = None,
     ) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one.
         ``replace_only`` (an update): a briefing deleted meanwhile is not started again.
         ``replace`` False (the task doors' create): another config of a running briefing is
-        refused, not put in its place (an update replaces it).
+        refused, not put in its place (an update replaces it). ``based_on`` (a merged
+        update): the config it was merged over; another found running (read, or handed
+        over) raises ConfigOvertaken, nothing replaced.
         Inside a request (a task's update), its deadline bounds every wait."""
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
@@ -117,7 +120,7 @@ class Creation:
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
             raise invalid_config(errors, exc.inputs[0]) from None
-        return await self._create(user, config, replace_only, replace=replace)
+        return await self._create(user, config, replace_only, replace=replace, based_on=based_on)
 
     async def follow_schedule(self, user: str, schedule: dict[str, str]) -> BriefingRef | None:
         """The running briefing takes ``schedule`` (the user's settings' time zone, preparation
@@ -139,11 +142,19 @@ class Creation:
             return None
 
     async def _create(
-        self, user: str, config: BriefingConfig, replace_only: bool, *, replace: bool = True
+        self,
+        user: str,
+        config: BriefingConfig,
+        replace_only: bool,
+        *,
+        replace: bool = True,
+        based_on: dict[str, Any] | None = None,
     ) -> BriefingRef:
         for _ in range(2):
             try:
-                return await self._start(user, config, replace_only, replace=replace)
+                return await self._start(
+                    user, config, replace_only, replace=replace, based_on=based_on
+                )
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
@@ -154,7 +165,13 @@ class Creation:
         raise BriefingError("the daily briefing is being created by another request; try again")
 
     async def _start(
-        self, user: str, parsed: BriefingConfig, replace_only: bool, *, replace: bool = True
+        self,
+        user: str,
+        parsed: BriefingConfig,
+        replace_only: bool,
+        *,
+        replace: bool = True,
+        based_on: dict[str, Any] | None = None,
     ) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
@@ -164,6 +181,7 @@ class Creation:
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
         if replace_only and (current is None or current.stopping):
             raise BriefingNotFoundError(DELETED % user)
+        _still_based_on(current, based_on)
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
@@ -203,6 +221,9 @@ class Creation:
             handed_run, handed = await self._hand_over(user)
             _in_time(deadline)  # its hand-over took it all: the run stays, nothing sent
             current, replaced = handed or current, handed_run or replaced
+            # Another update's run may have come between the read and the hand-over (its
+            # hold ends by itself; the update merges over that run's config and hands it over).
+            _still_based_on(current, based_on)
             if handed is None and replaced is not None:
                 current = await records.greeted_since(
                     self.client, current, task_id, replaced, deadline
@@ -294,6 +315,16 @@ class Creation:
                     return update.workflow_run_id, await update.result()
 
         return await self._answer(hand_over(), task_id_for(user), quiet=True) or (None, None)
+
+
+def _still_based_on(current: BriefingStatus | None, based_on: dict[str, Any] | None) -> None:
+    """ConfigOvertaken when a merged update's ``based_on`` is not the config ``current`` runs
+    (another update replaced it since the merge's read: written, it put back that one's
+    fields)."""
+    if based_on is not None and (
+        current is None or current.config.model_dump(mode="json") != based_on
+    ):
+        raise ConfigOvertaken
 
 
 def _in_time(deadline: float) -> None:

@@ -287,7 +287,7 @@ class TaskService(TaskControls):
                     await self._answering(user, task_id)
                 try:
                     ref = await self._briefing(
-                        self.briefings.create(user, config, replace_only=True)
+                        self.briefings.create(user, config, replace_only=True, based_on=based_on)
                     )
                 except TaskNotFoundError:  # deleted since the look above: stopped, as it says
                     raise TaskStateError(stopped(task_id)) from None

@@ -270,3 +270,16 @@ async def test_two_updates_of_a_web_monitor_at_once_both_apply(app: AppState) ->
     await handle.result()
     # Its updates carry the config they were merged over (a second argument).
     await save_history(handle, "web_monitor_update_merged_over_another")
+
+
+async def test_two_updates_of_a_briefing_at_once_both_apply(app: AppState) -> None:  # noqa: F811
+    user = app.stdio_user or ""
+    made = await app.tasks.create(user, "daily_briefing", {"timezone": "Asia/Shanghai"})
+    news = {"news_urls": ["https://techcrunch.com/"]}
+    late, early = await raced(app, made.task_id, {"prepare_at": "04:00"}, news)
+    assert early.changed == ["news_urls"]
+    kept = await app.tasks.get(user, made.task_id)
+    for told in (late.config, kept.config):
+        assert (told["prepare_at"], told["news_urls"]) == ("04:00", news["news_urls"]), told
+    assert late.changed == ["prepare_at"]
+    await app.tasks.delete(user, made.task_id)
