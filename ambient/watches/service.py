@@ -66,6 +66,7 @@ from ambient.watches.models import (
 from ambient.watches.reads import briefing_task_status, found, of_a_known_user
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig, retyped
 from ambient.watches.threshold_config import SAID_BY_OTHER
+from workflows.message_arguments import NOT_ITS_ARGUMENTS
 from workflows.watch_controls import OVERTAKEN as CONFIG_OVERTAKEN
 
 # How often update_task reads the config in force and merges over it again when another
@@ -332,7 +333,19 @@ class TaskService(TaskControls):
                 # Taken within QUERY_TIMEOUT (its worker has just answered a query), answered by
                 # the deadline; nothing left by now: not sent.
                 with found(task_id):
-                    applied = await updates.answered(handle, "update_config", *args, id=update_id)
+                    try:
+                        applied = await updates.answered(
+                            handle, "update_config", *args, id=update_id
+                        )
+                    except WorkflowUpdateFailedError as exc:
+                        if len(args) == 1 or not _arguments_refused(exc):
+                            raise
+                        # A worker of a release before the compare (its handler takes the
+                        # config alone) refused it, nothing applied: sent as that release
+                        # takes it, with no compare, as every update was then.
+                        applied = await updates.answered(
+                            handle, "update_config", payload, id=f"{update_id}/alone"
+                        )
             except updates.Unanswered as exc:
                 raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent, exc.sent) from None
             except WorkflowUpdateFailedError as exc:
@@ -459,6 +472,11 @@ class TaskService(TaskControls):
         if status.state is TaskState.STOPPED:
             raise TaskStateError(stopped(task_id))
         return status.state
+
+
+def _arguments_refused(exc: WorkflowUpdateFailedError) -> bool:
+    """Whether the update was refused for its arguments (a handler that takes fewer)."""
+    return isinstance(exc.cause, ApplicationError) and exc.cause.type == NOT_ITS_ARGUMENTS
 
 
 _RUNNING = WorkflowExecutionStatus.RUNNING

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import ConfigError
 from ambient.watches.models import TaskStatus
@@ -21,7 +23,10 @@ from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.record import save_history
+from tests.watches.old_release_monitor import OldReleaseWebMonitor
 from tests.watches.test_tasks_mcp import app, call, error_of, mcp  # noqa: F401  (fixture)
+from worker import build_activities
+from workflows.message_arguments import MessageArguments
 
 WEEKLY = {
     "type": "weekly",
@@ -283,3 +288,30 @@ async def test_two_updates_of_a_briefing_at_once_both_apply(app: AppState) -> No
         assert (told["prepare_at"], told["news_urls"]) == ("04:00", news["news_urls"]), told
     assert late.changed == ["prepare_at"]
     await app.tasks.delete(user, made.task_id)
+
+
+async def test_a_web_monitor_on_a_worker_of_the_release_before_still_takes_an_update(
+    app: AppState,  # noqa: F811
+    deps: WorkerDeps,
+) -> None:
+    """A worker not yet upgraded (its update_config takes the config alone) refused every merged
+    update as sent with two arguments: it takes the config alone, as before (no compare)."""
+    user = app.stdio_user or ""
+    queue = unique("old-release")
+    async with Worker(
+        app.temporal,
+        task_queue=queue,
+        workflows=[OldReleaseWebMonitor],
+        activities=build_activities(deps),
+        workflow_runner=temporal.workflow_runner(),
+        interceptors=[MessageArguments()],
+    ):
+        old = dataclasses.replace(
+            app, settings=app.settings.model_copy(update={"temporal_task_queue": queue})
+        )
+        config = {"urls": ["https://example.com/a"], "keywords": ["AI"]}
+        made = await old.tasks.create(user, "web_monitor", config, name=unique("old"))
+        updated = await old.tasks.update(user, made.task_id, {"keywords": ["GPT"]})
+        assert (updated.config["keywords"], updated.changed) == (["GPT"], ["keywords"])
+        await old.tasks.delete(user, made.task_id)
+        await old.temporal.get_workflow_handle(made.task_id).result()
