@@ -15,9 +15,9 @@ from temporalio.worker import Worker
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.watches.inputs import ConfigError
+from ambient.watches.inputs import ConfigError, TaskError
 from ambient.watches.models import TaskStatus
-from ambient.watches.service import TaskService
+from ambient.watches.service import MERGE_TRIES, TaskService
 from ambient.wiring import AppState
 from tests.conftest import unique
 from tests.support.admins import admin_headers
@@ -287,6 +287,35 @@ async def test_two_updates_of_a_briefing_at_once_both_apply(app: AppState) -> No
     for told in (late.config, kept.config):
         assert (told["prepare_at"], told["news_urls"]) == ("04:00", news["news_urls"]), told
     assert late.changed == ["prepare_at"]
+    await app.tasks.delete(user, made.task_id)
+
+
+class OvertakenAtEachRead(TaskService):
+    """A service after each of whose reads another update lands (another door, every time)."""
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(state.temporal, state.settings, state.db, briefings=state.briefings)
+        self.other, self.reads = state.tasks, 0
+
+    async def get(self, user: str, task_id: str, *, operator: bool | None = None) -> TaskStatus:
+        status = await super().get(user, task_id, operator=operator)
+        self.reads += 1
+        await self.other.update(user, task_id, {"message": f"moved {self.reads}"})
+        return status
+
+
+async def test_an_update_overtaken_at_every_try_says_to_send_it_again(
+    app: AppState,  # noqa: F811
+) -> None:
+    user = app.stdio_user or ""
+    made = await app.tasks.create(user, "schedule", WEEKLY, name=unique("overtaken"))
+    busy = OvertakenAtEachRead(app)
+    with pytest.raises(TaskError) as gave_up:
+        await busy.update(user, made.task_id, {"hour": 7})
+    assert "changed by other updates during each of 5 tries" in str(gave_up.value)
+    assert "send it again" in str(gave_up.value) and busy.reads == MERGE_TRIES
+    kept = await app.tasks.get(user, made.task_id)
+    assert (kept.config["hour"], kept.config["message"]) == (9, f"moved {MERGE_TRIES}")
     await app.tasks.delete(user, made.task_id)
 
 
