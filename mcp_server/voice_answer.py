@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.service import RPCStatusCode
 
 from ambient import no_answer
@@ -22,7 +23,7 @@ from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
 from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
 from ambient.speech import speakable
-from ambient.status import database_down, temporal_down, temporal_not_set_up
+from ambient.status import database_down, pollers, temporal_down, temporal_not_set_up
 from ambient.storage.users import user_named
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
@@ -118,6 +119,30 @@ async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speak
 # How long an answer out of time asks Temporal whether it is there at all: a server gone
 # refuses at once; one that hangs is as good as gone to a voice that has waited its budget.
 TEMPORAL_PROBE = 0.7
+
+
+# How long an answer that would say "all is well" asks whether any worker polls: nothing is
+# checked, sent or fixed without one, so nothing found is no sign of health.
+WORKER_PROBE = 1.0
+
+
+async def worker_gone(state: AppState) -> bool:
+    """Whether no worker polled the task queue lately, as the server says (asked once, within
+    WORKER_PROBE and half of what is left). Not known (Temporal down or slow): False, as a
+    read of the database alone (recent errors) is still said without Temporal."""
+    probe = min(WORKER_PROBE, left() / 2)
+    try:
+        async with asyncio.timeout(probe):
+            polling = await pollers(
+                state.temporal,
+                state.settings.temporal_namespace,
+                state.settings.temporal_task_queue,
+                (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,),
+                timedelta(seconds=probe),
+            )
+    except Exception:  # Temporal down or slow, or no client: not known (said by its reads)
+        return False
+    return polling == 0
 
 
 async def _temporal_gone(ctx: Ctx) -> bool:

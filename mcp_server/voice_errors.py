@@ -14,7 +14,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import Ctx
-from mcp_server.voice_answer import answer, left, say
+from mcp_server.voice_answer import answer, left, say, worker_gone
 from mcp_server.voice_prompt import Span, Spoken
 from mcp_server.voice_references import counted, spoken_name
 from mcp_server.voice_task_names import task_labels, unnamed
@@ -100,14 +100,14 @@ async def recent_errors(
             )
             latest = await BriefingRepository(session).list(user, limit=1)
         # The logs' errors the briefing counted: "no errors" right after a briefing of 20 said
-        # only that no task had failed.
-        logged = next(
-            (
-                int(b.content.get("errors") or 0)
-                for b in latest
-                if b.prepared_at is not None and b.prepared_at >= since
-            ),
-            0,
+        # only that no task had failed; and whether it could read them at all ("no errors"
+        # was said after a morning whose log read failed).
+        recent = [b for b in latest if b.prepared_at is not None and b.prepared_at >= since]
+        logged = sum(int(b.content.get("errors") or 0) for b in recent)
+        unread = any(
+            source.get("source") == "logs" and source.get("ok") is False
+            for b in recent
+            for source in b.content.get("sources") or []
         )
         zh, en = _span_said(hours)
         if not counts:
@@ -117,6 +117,12 @@ async def recent_errors(
                     f"No task of yours failed in the last {en}, but the latest briefing "
                     f"counted {counted(logged, 'error', 'errors')} in the logs.",
                 )
+            if unread:
+                return say(
+                    f"最近{zh}你的任务没有出错，但最新的简报没能读取日志。",
+                    f"No task of yours failed in the last {en}, but the latest briefing "
+                    "could not read the logs.",
+                )
             if not latest and not await watching(state, user):
                 # Nothing looks for errors: "no errors" alone sounds like all is well.
                 return say(
@@ -124,6 +130,8 @@ async def recent_errors(
                     f"No errors in the last {en}, but no task or daily briefing of yours "
                     "is watching yet.",
                 )
+            if await worker_gone(state):  # nothing checked: no errors recorded is no news
+                return say(sentences.NO_WORKER_ERRORS, sentences.NO_WORKER_ERRORS_EN)
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         labels = await labels_of(state, user, [task or "" for task in counts])
         await said_tasks(state, user, [])  # tasks named, but no list a place counts in
@@ -167,6 +175,10 @@ async def recent_errors(
             tasks = say(
                 f"最近{zh}有 {by_task.total()} 个错误，{'' if every else '最多的是 '}{tie}。",
                 f"{total} in the last {en}: {'' if every else 'the most from '}{tie}.",
+            )
+        if unread:
+            return tasks + say(
+                "最新的简报没能读取日志。", " The latest briefing could not read the logs."
             )
         if not logged:
             return tasks

@@ -13,8 +13,9 @@ from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi_context import HANDED_RECENT, failing_in_a_row, waiting_for
+from mcp_server import voice_sentences as sentences
 from mcp_server.auth import Ctx
-from mcp_server.voice_answer import answer, approvals_here, english, left, say
+from mcp_server.voice_answer import answer, approvals_here, english, left, say, worker_gone
 from mcp_server.voice_approvals import may_answer, name_clusters
 from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
 from mcp_server.voice_fix_names import run_about
@@ -66,6 +67,8 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
                     "现在没有需要你处理的事，不过你还没有任务在看着。",
                     "Nothing needs you now, but no task of yours is watching yet.",
                 )
+            if await worker_gone(state):  # nothing checked: nothing found is no "all is well"
+                return say(sentences.NO_WORKER_NEEDS, sentences.NO_WORKER_NEEDS_EN)
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         # Fixes and watches named: no list of tasks a place said next counts in.
         await said_tasks(state, user, [])

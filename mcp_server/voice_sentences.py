@@ -43,6 +43,19 @@ WORKER_SILENT_EN = (
     "The background worker is not answering, so I can't read the live status now."
     " Please check that it is running."
 )
+# Nothing found to say while no worker runs: nothing is checked, so that is no "all is well".
+NO_WORKER_NEEDS = (
+    "后台的工作进程没有在运行，任务没有在检查，说不准有没有事要你处理。请管理员启动它。"
+)
+NO_WORKER_NEEDS_EN = (
+    "The background worker is not running, so nothing is being checked and I can't tell"
+    " whether anything needs you. Please ask your administrator to start it."
+)
+NO_WORKER_ERRORS = "后台的工作进程没有在运行，任务没有在检查，所以没有记录到错误。请管理员启动它。"
+NO_WORKER_ERRORS_EN = (
+    "The background worker is not running, so nothing is being checked and no errors are"
+    " recorded. Please ask your administrator to start it."
+)
 WORKER_FAILING = "后台的工作进程一直在这件事上出错，现在查不到也改不了。请让运维看一下它的日志。"
 WORKER_FAILING_EN = (
     "The background worker keeps failing on this, so I can't read or change it now."

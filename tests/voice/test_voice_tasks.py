@@ -584,20 +584,22 @@ async def test_recent_errors_say_the_latest_briefings_log_errors_too(
             prepared_at=now - timedelta(hours=2),
         )
         await session.commit()
-    state = _state(deps, dev_env)
-    async with voice_client(state, user) as client:
-        assert await say(client, "recent_errors") == (
-            "最近 24 小时你的任务没有出错，但最新的简报里，日志有 20 个错误。"
-        )
-        assert await say(client, "recent_errors", hours=1) == "最近 1 小时没有错误。"
-        async with deps.db.session() as session:
-            await EventRepository(session).add(
-                "watch.failing", user=user, task=f"web-monitor/{user}/shop-home"
+    # A worker runs: with none, nothing is checked and "no errors" is not said.
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        async with voice_client(state, user) as client:
+            assert await say(client, "recent_errors") == (
+                "最近 24 小时你的任务没有出错，但最新的简报里，日志有 20 个错误。"
             )
-            await session.commit()
-        assert await say(client, "recent_errors") == (
-            "最近 24 小时有 1 个错误，来自 shop home。最新的简报里，日志还有 20 个错误。"
-        )
+            assert await say(client, "recent_errors", hours=1) == "最近 1 小时没有错误。"
+            async with deps.db.session() as session:
+                await EventRepository(session).add(
+                    "watch.failing", user=user, task=f"web-monitor/{user}/shop-home"
+                )
+                await session.commit()
+            assert await say(client, "recent_errors") == (
+                "最近 24 小时有 1 个错误，来自 shop home。最新的简报里，日志还有 20 个错误。"
+            )
 
 
 async def test_a_single_cluster_running_is_said_as_one_not_as_all(
