@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -218,6 +218,8 @@ class Greeting:
         today = day.date_of(await self.clock())
         if today == day.date:  # before today's window: today's is still to be given
             return text
+        if date.fromisoformat(day.date) - date.fromisoformat(today) == timedelta(days=1):
+            text = _tomorrow(text, chinese)  # it said a window as if today's were to come
         try:
             async with self.db.session() as session:
                 row = await BriefingRepository(session).get(user, today)
@@ -431,3 +433,14 @@ class Greeting:
             except TencentCloudError as exc:
                 log.warning("TTS failed for %s: %s", user, exc)
         return result
+
+
+def _tomorrow(text: str, chinese: bool) -> str:
+    """The answer outside the window (`greeting_text`) saying the next briefing is tomorrow's."""
+    if chinese:
+        return text.replace("每日简报在", "下一次每日简报在明天", 1)
+    return text.replace(
+        "The daily briefing is given at the first greeting",
+        ("The next daily briefing is given at the first greeting tomorrow"),
+        1,
+    )

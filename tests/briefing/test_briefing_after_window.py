@@ -54,7 +54,13 @@ DEAD = {"type": "wecom", "target": "not-the-robots-key"}
         ),
         (True, [DEAD], Language.EN, "Hello! Today's briefing is in your inbox and on the briefing"),
         (True, [DEAD], Language.ZH, "你好！今天的简报在你的收件箱和简报页面上。"),
-        (False, [], Language.EN, "Hello! Today's briefing is on the briefing page. The daily"),
+        (
+            False,
+            [],
+            Language.EN,
+            "Hello! Today's briefing is on the briefing page. The next daily briefing is given at "
+            "the first greeting tomorrow",
+        ),
     ],
     ids=["all-en", "all-zh", "some-en", "some-zh", "none-en", "failed-en", "failed-zh", "off"],
 )
@@ -154,3 +160,46 @@ async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_c
     monkeypatch.setattr(service, "clock", afternoon)
     said = await service._with_todays("rae", "Hello! The daily briefing is given …", False)
     assert said.startswith("Hello! Today's briefing was sent to your channels at 9:00;"), said
+
+
+@pytest.mark.parametrize(
+    ("chinese", "said"),
+    [
+        (True, "你好！下一次每日简报在明天6点到10点之间的第一次问候时播报。"),
+        (
+            False,
+            "Hello! The next daily briefing is given at the first greeting tomorrow between 6:00 "
+            "and 10:00.",
+        ),
+    ],
+)
+async def test_a_briefing_set_up_after_todays_window_says_the_next_is_tomorrow(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, chinese: bool, said: str
+) -> None:
+    """Set up in the afternoon, after its window, with no briefing today: "the daily briefing
+    is given at the first greeting between 6:00 and 10:00", as if today's were still to come."""
+    from datetime import UTC, date, datetime
+    from typing import Any
+    from zoneinfo import ZoneInfo
+
+    from ambient.briefing.config import plan_for
+    from ambient.briefing.models import BriefingStatus, greeting_text
+    from ambient.briefing.service import BriefingService
+
+    config = BriefingConfig(timezone="Asia/Shanghai", window_start="06:00", window_end="10:00")
+    zone = ZoneInfo(config.timezone)
+    service = BriefingService(None, deps.settings, deps.db)  # type: ignore[arg-type]
+    tomorrow = plan_for(date(2026, 4, 5), config)
+    status = BriefingStatus(user="rae", task_id="daily-briefing/rae", config=config, day=tomorrow)
+
+    async def read_status(user: str, **_: Any) -> BriefingStatus:
+        return status
+
+    async def afternoon() -> datetime:
+        return datetime(2026, 4, 4, 15, 0, tzinfo=zone).astimezone(UTC)
+
+    monkeypatch.setattr(service, "read_status", read_status)
+    monkeypatch.setattr(service, "clock", afternoon)
+    window = "06:00–10:00"
+    text = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh" if chinese else "en", window=window)
+    assert await service._with_todays("rae", text, chinese) == said
