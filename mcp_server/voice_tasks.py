@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ambient.briefing.pushed import DayPushed, day_pushed, named_channels
 from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.request_deadline import request_deadline
 from ambient.storage.briefings import BriefingRepository
@@ -186,17 +187,27 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
             live = await state.briefings.read_status(user, quiet=True)
         given = bool(live and live.day and live.day.date == row.date and live.given_at)
     day = date.fromisoformat(row.date)
-    state_zh, state_en = (
-        ("已播报", "has been given")
-        if given
-        else ("已推送", "has been sent")
-        if row.pushed_at is not None
-        else ("已准备好，还没播报", "is ready, not given yet")
-    )
+    if given:
+        state_zh, state_en = "已播报", "has been given"
+    elif row.pushed_at is not None:
+        # Pushed: its inbox copy stored. "已推送" was said when no push channel took it.
+        state_zh, state_en = _pushed_state(await day_pushed(state.db, user, row.date))
+    else:
+        state_zh, state_en = "已准备好，还没播报", "is ready, not given yet"
     return (
         f"最新一期是 {day.month} 月 {day.day} 日的，{state_zh}",
         f"the latest, of {day.day} {day:%B}, {state_en}",
     )
+
+
+def _pushed_state(pushed: DayPushed) -> tuple[str, str]:
+    """A pushed briefing's state as said: sent to the channels that took it, else in the inbox."""
+    if not pushed.took:
+        return "没有推送渠道收到，在你的收件箱里", "is in your inbox: no push channel took it"
+    if pushed.all_took:
+        return "已推送到你的消息渠道", "has been sent to your channels"
+    zh, en = named_channels(pushed, chinese=True), named_channels(pushed, chinese=False)
+    return f"已推送到你的{zh}", f"has been sent to your {en}"
 
 
 async def _control(ctx: Ctx, name: str, pause: bool, speaker: str | None) -> str:

@@ -308,6 +308,17 @@ def greeted_at(text: str, hhmm: str | None) -> str:
     return text
 
 
+class DayPushed(BaseModel):
+    """What the push channels did with a day's briefing once pushed (``pushed_at``: its inbox
+    copy stored): the channels (by type, in order) that took it, and whether every push
+    channel it went to did. None took it (none set up, or each failed): the inbox alone has
+    it, and no door says it was sent (`ambient.briefing.pushed.day_pushed` reads it)."""
+
+    model_config = ConfigDict(frozen=True)
+    took: tuple[str, ...] = ()
+    all_took: bool = False
+
+
 class BriefingStatus(BaseModel):
     """The workflow's status query: the day it is on and what happened to it."""
 
@@ -325,6 +336,9 @@ class BriefingStatus(BaseModel):
     given_at: datetime | None = None
     given_via: str | None = None
     pushed_at: datetime | None = None
+    # Which push channels took the day's push: read from its deliveries by the service as it
+    # answers (`BriefingService.told`), never by the workflow; None unread or not pushed.
+    pushed_to: DayPushed | None = None
     # The last push's channels that failed (its inbox copy is kept), until the next push.
     push_error: str | None = None
     # The day's greeting the database did not take (retries spent): "DATE: why".
@@ -475,7 +489,10 @@ class BriefingView(BaseModel):
     prepared_at: datetime | None = None
     given_at: datetime | None = None
     given_via: str | None = None
+    # When it was pushed: its inbox copy stored ("pushed"), whether or not a push channel took
+    # it; ``pushed_to`` says which did.
     pushed_at: datetime | None = None
+    pushed_to: DayPushed | None = None
 
 
 class BriefingListItem(BaseModel):
@@ -486,6 +503,7 @@ class BriefingListItem(BaseModel):
     generated_by: str
     given_at: datetime | None = None
     pushed_at: datetime | None = None
+    pushed_to: DayPushed | None = None
 
 
 class LogAnalysis(BaseModel):

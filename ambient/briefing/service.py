@@ -12,6 +12,7 @@ is `ambient.briefing.logs`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -56,6 +57,7 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link,
 )
+from ambient.briefing.pushed import day_pushed, days_pushed
 from ambient.briefing.sent import BriefingSent, briefing_sent, send_key
 from ambient.briefing.steering import FINISHING, NOT_FOUND, Steering
 from ambient.briefing.unprepared import PREPARATION_FAILED, not_prepared
@@ -126,8 +128,15 @@ class BriefingService(Creation, Greeting, Steering):
     async def told(
         self, user: str, status: BriefingStatus, *, operator: bool | None = None
     ) -> BriefingStatus:
-        """``status`` as ``user`` may read it: a failure's own text to an admin alone
-        (`BriefingStatus.told`); ``operator`` given: to whoever runs the server (the CLI) or not."""
+        """``status`` as ``user`` may read it, with which push channels took its day's push
+        (``pushed_to``, unread when the database does not answer): a failure's own text to an
+        admin alone (`BriefingStatus.told`); ``operator`` given: to whoever runs the server (the
+        CLI) or not."""
+        if status.pushed_at is not None and status.day is not None and status.pushed_to is None:
+            # Its pushed_at says the inbox took its copy, not that a push channel took it.
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                pushed = await day_pushed(self.db, user, status.day.date)
+                status = status.model_copy(update={"pushed_to": pushed})
         if not (status.preparation_error or status.record_error or status.push_error):
             return status  # nothing failed: the same to everyone, no need to ask who asks
         if operator is None:
@@ -271,7 +280,16 @@ class BriefingService(Creation, Greeting, Steering):
         view = BriefingView.model_validate(row)
         if view.given_at is None:
             await self._overlay_live(user, [view])
+        await self._pushed_to(user, [view])
         return view
+
+    async def _pushed_to(self, user: str, items: list[Any]) -> None:
+        """Which push channels took each pushed one of ``items`` (its pushed_at says only that
+        the inbox took its copy)."""
+        pushed = [item for item in items if item.pushed_at is not None]
+        days = await days_pushed(self.db, user, {item.date for item in pushed})
+        for item in pushed:
+            item.pushed_to = days[item.date]
 
     async def share(self, user: str, date: str) -> ReportLink:
         """A signed, expiring link to the briefing page (the full report)."""
@@ -307,6 +325,7 @@ class BriefingService(Creation, Greeting, Steering):
             await registered(self.db, user, BriefingNotFoundError)
         if items and items[0].given_at is None:
             await self._overlay_live(user, items[:1])
+        await self._pushed_to(user, items)
         return items
 
     async def regenerate(self, user: str, request_id: str | None = None) -> PreparedBriefing:

@@ -308,6 +308,9 @@ def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
     for name in facts:  # times in ISO 8601
         value = getattr(briefing, name)
         detail[name] = value.isoformat() if isinstance(value, datetime) else value
+    # pushed_at: its inbox copy stored; which push channels took it (none: the inbox alone).
+    pushed = briefing.pushed_to
+    detail["pushed_to"] = pushed.model_dump(mode="json") if pushed is not None else None
     return TaskStatus(
         task_id=briefing.task_id,
         kind=TaskKind.DAILY_BRIEFING,
