@@ -23,7 +23,8 @@ from ambient.briefing.errors import (
     BriefingUnavailableError,
     InvalidBriefingError,
 )
-from ambient.briefing.models import BriefingView
+from ambient.briefing.models import BriefingListItem, BriefingView
+from ambient.briefing.pushed import named_channels
 from ambient.briefing.sent import joined, sent_words
 from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
@@ -35,6 +36,7 @@ from ambient.discussions.views import (
     InvalidDiscussionError,
 )
 from ambient.domain.numbers import WHOLE_NUMBER
+from ambient.domain.users import Language
 from ambient.refusals import N_, Refusal
 from ambient.remediation.attempt_words import attempt_said, outcome_words, skipped_words
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
@@ -55,7 +57,16 @@ from ambient.storage.models import MAX_ID
 from ambient.watches.configs import task_id_for
 from api.i18n import Words, in_zone
 from api.routers.page_words import field_errors, in_words, what_went_wrong, worker_unanswered
-from api.routers.pages import FormText, Page, PageId, PageWords, UserPage, back, page_router
+from api.routers.pages import (
+    FormText,
+    Page,
+    PageId,
+    PageWords,
+    UserPage,
+    back,
+    language_of,
+    page_router,
+)
 
 router = page_router()
 
@@ -117,8 +128,34 @@ BRIEFING_WORDS = {
     "ready": N_("ready"),
     "given": N_("given"),
     "pushed": N_("pushed"),
+    "inbox": N_("in your inbox"),  # pushed, and no push channel took it
     "offline": N_("written offline"),
 }
+
+
+def briefing_state(item: BriefingView | BriefingListItem) -> str:
+    """A briefing's state as its page names it: one pushed that no push channel took (none set
+    up, or each failed) is in the inbox, not "pushed"."""
+    pushed = item.pushed_to
+    return "inbox" if item.status == "pushed" and pushed and not pushed.took else item.status
+
+
+def pushed_line(page: UserPage, _: Words, view: BriefingView | None) -> str | None:
+    """Where a pushed briefing went, at its push's hour in the reader's zone: to the push
+    channels that took it, else into the inbox alone ("Pushed at" said so of either)."""
+    if view is None or view.pushed_at is None:
+        return None
+    at = f"{in_zone(view.pushed_at, page.me.timezone):%H:%M}"
+    pushed = view.pushed_to
+    if pushed is None:  # not read: when, as stored
+        return _("Pushed at %(time)s", time=at)
+    if not pushed.took:
+        return _("Put in your inbox at %(time)s; no push channel took it", time=at)
+    if pushed.all_took:
+        return _("Sent to your channels at %(time)s", time=at)
+    chinese = language_of(page.request, page.me) == Language.ZH
+    channels = named_channels(pushed, chinese=chinese)
+    return _("Sent to your %(channels)s at %(time)s", channels=channels, time=at)
 
 
 @router.get("/app/briefings", response_class=HTMLResponse)
@@ -154,6 +191,8 @@ async def briefing_page(
         history=history,
         problem=problem,
         named=BRIEFING_WORDS,
+        state_of=briefing_state,
+        pushed=pushed_line(page, _, shown),
         request_id=uuid.uuid4().hex,  # the forms' own: sent again (a reload), done once
         offline=page.state.settings.llm_mode == "offline",
         admin=page.me.is_admin,  # who to ask is themselves: where they set it up instead
