@@ -16,6 +16,7 @@ from ambient.speech import said_time
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
+from mcp_server.voice_clock import clock_as_labelled
 from mcp_server.voice_task_names import pick_task
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
@@ -106,6 +107,14 @@ WITH_PART = {
     "晚上8.30": "20:30",
     "晚上8:30的提醒": "20:30",
     "晚上差一刻九点": "20:45",
+    # Digits a recogniser ran together, the 24-hour clock in words, and 夜里 (at night): each
+    # was "I found no task called …".
+    "830 pm": "20:30",
+    "晚上830": "20:30",
+    "夜里八点半": "20:30",
+    "夜里两点": "02:00",
+    "twenty thirty": "20:30",
+    "the twenty one fifteen reminder": "21:15",
 }
 # The same said without it, and how a Chinese speaker says them: the one of the morning's and
 # the evening's there is (the evening's was only offered, "eight thirty" found neither), and
@@ -131,6 +140,16 @@ BARE = {
     "差一刻九点": "08:45",
     "九点差五分": "08:55",
     "八点的提醒": "08:00",
+    # Digits as a recogniser writes "eight thirty": they took the 8:30 reminder unasked beside
+    # the 20:30 one, and with 20:30's alone were "没找到叫“8 30”的任务" or, "830", a place
+    # ("只有 1 个任务，请说第几个。").
+    "830": "08:30",
+    "8 30": "08:30",
+    "the 830 reminder": "08:30",
+    "830的提醒": "08:30",
+    "8 30的提醒": "08:30",
+    "the reminder at 830": "08:30",
+    "0830": "08:30",
 }
 
 
@@ -204,6 +223,19 @@ def test_an_hour_said_finds_no_name_holding_a_longer_number() -> None:
         update={"task_id": "reminder/ops/backup-2"}
     )
     assert pick_task([backup, evening], "the backup 2 reminder", english=True).task is backup
+
+
+def test_digits_run_together_are_a_time_only_where_one_is_expected() -> None:
+    """ "830" alone or before "reminder" is 8:30; inside a name it is the name's number."""
+    evening = _reminders("20:30")["20:30"]
+    backup = TaskSummary(
+        task_id="web-monitor/ops/backup-2030", kind=TaskKind.WEB_MONITOR, state=TaskState.ACTIVE
+    )
+    for said, meant in (("backup 2030", backup), ("2030", evening), ("830", evening)):
+        assert pick_task([backup, evening], said, english=True).task is meant, said
+    assert clock_as_labelled("every 1440 min") == "every 1440 min"
+    assert clock_as_labelled("log-2026") == "log-2026"
+    assert clock_as_labelled("twenty-four hours") == "twenty-four hours"
 
 
 async def test_the_voice_pauses_the_reminder_at_the_time_said_in_either_language(
