@@ -213,10 +213,13 @@ def pick_task(
     named: Sequence[str] = (),
 ) -> Picked:
     """The task whose name (or summary) ``said`` names; ask back when none or several
-    (in English when ``english``). A place alone ("第二个") is one in ``named``, the tasks the
-    user's last answer on this device named (a voice call carries no history: its caller
-    keeps them); with none named, the only task is the first, and else the question asks
-    which, naming them (a place among tasks never said picked one the user never heard).
+    (in English when ``english``). A place alone ("第二个", "2", "the second") is one in
+    ``named``, the tasks the user's last answer on this device named (a voice call carries no
+    history: its caller keeps them), before any name: asked "8点30分还是20点30分？", the
+    user's "第二个" came as 2 and paused backup-2, a task the question never named. With none
+    named, a name is meant ("2" is backup-2), the only task is the first, and else the
+    question asks which, naming them (a place among tasks never said picked one the user
+    never heard).
     A number said in words after a name ("backup 二", "backup two") is its digits when the
     words find none: asked back "backup 1、backup 2?", the user said "backup 二" again. Not
     a time's words: "the eight thirty reminder", asked which of 8:30 and 20:30, was "the 8 30
@@ -276,7 +279,13 @@ def _pick_task(
     # asked about beside a live one of its name (the live one is meant).
     live = [t for t in tasks if t.state is not TaskState.STOPPED]
     exact = [t for t in exact if t in live] or exact
-    if len(exact) == 1:
+    # A place alone is a number, not a time ("830" is the reminder at 8:30, `clock_as_labelled`).
+    text = said.strip().lower()
+    place = place_alone(text) if clock_as_labelled(said) == said else None
+    # A list asked about (``named``): a place alone answers it, before any name ("2" is its
+    # second, not backup-2).
+    answering = place if named else None
+    if len(exact) == 1 and not answering:
         return Picked(exact[0], "", [])
     if not live and not exact:
         return Picked(None, "You have no tasks yet." if english else "你还没有任何任务。", [])
@@ -315,6 +324,34 @@ def _pick_task(
             return f"Which task do you mean? {yours(named, n)}."
         return f"你说的是哪一个任务？{yours(named, n)}。"
 
+    def at_place(ordinal: re.Match[str]) -> Picked:
+        """The task at the place said in the list the last answer named (else the only task),
+        or the question asked back."""
+        by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
+        places = [by_id[i] for i in named if i in by_id] or (live if len(live) == 1 else [])
+        if not places:
+            return fitting(shown, which)
+        index = index_said(ordinal, text)
+        if index is not None and -len(places) <= index < len(places):
+            return Picked(places[index], "", [])
+        # Past the end: how many, as for the fixes (not "没找到叫“第五个”的任务").
+        if {t.task_id for t in places} == {t.task_id for t in live}:
+            many_en = counted(len(places), "task", "tasks")
+            return asking(places, only_so_many(f"{len(places)} 个任务", many_en, english))
+
+        # Counted among some of them only (the list the last answer named, or the first four):
+        # "只有 4 个任务" would be untrue, so the list a place counts in is named.
+        def by_number(named: str, n: int) -> str:
+            if english:
+                return (
+                    f"By number I can pick only these {n}: {named}. Say which number or the name."
+                )
+            return f"按第几个只能选这 {n} 个：{named}。请说第几个或任务名。"
+
+        return fitting(places, by_number)
+
+    if answering:
+        return at_place(answering)
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
         return fitting(shown, which)
 
@@ -430,30 +467,8 @@ def _pick_task(
         # ("早报" is a task "早报推送" first).
         found = [t for t in live if t.summary and BRIEFING_SUMMARY.match(t.summary)]
     # "第二个" alone (not "second backup"): its place among the tasks the last answer named.
-    ordinal = None if found else place_alone(text := said.strip().lower())
-    if ordinal:
-        by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
-        places = [by_id[i] for i in named if i in by_id] or (live if len(live) == 1 else [])
-        if not places:
-            return fitting(shown, which)
-        index = index_said(ordinal, text)
-        if index is not None and -len(places) <= index < len(places):
-            return Picked(places[index], "", [])
-        # Past the end: how many, as for the fixes (not "没找到叫“第五个”的任务").
-        if {t.task_id for t in places} == {t.task_id for t in live}:
-            many_en = counted(len(places), "task", "tasks")
-            return asking(places, only_so_many(f"{len(places)} 个任务", many_en, english))
-
-        # Counted among some of them only (the list the last answer named, or the first four):
-        # "只有 4 个任务" would be untrue, so the list a place counts in is named.
-        def by_number(named: str, n: int) -> str:
-            if english:
-                return (
-                    f"By number I can pick only these {n}: {named}. Say which number or the name."
-                )
-            return f"按第几个只能选这 {n} 个：{named}。请说第几个或任务名。"
-
-        return fitting(places, by_number)
+    if not found and place:
+        return at_place(place)
     if len(found) == 1:
         return Picked(found[0], "", [])
     found = _said_order(found, alike)

@@ -33,7 +33,11 @@ from mcp_server.voice_task_names import pick_task, task_label, unnamed
 # (a replica's own memory counted "第二个" among the user's first four tasks there), kept with
 # the device that heard it: "第二个" said at another of the user's speakers is not that list's.
 TASKS_NAMED = "voice.tasks_named"
-NAMED_FOR = timedelta(minutes=5)  # how long an answer's list is what a place refers to
+# How long an answer's list is what a place refers to: the question it asked is pending that
+# long on that device (or until an answer names another list, or none: what_needs_me,
+# recent_errors), and a place said meanwhile ("第二个", or 2 as a model sends it) answers it
+# before any task's name; a task picked from it leaves it pending ("第一个" said next too).
+NAMED_FOR = timedelta(minutes=5)
 NAMED_READ = 50  # the user's latest lists read to find the calling device's
 
 
@@ -42,12 +46,14 @@ async def _which_task(
 ) -> tuple[TaskSummary | None, str, tuple[str, str]]:
     """The user's task ``name`` names, or None and the question asked back (its list kept);
     and the task's label in Chinese and English, as said among the user's tasks."""
-    if (task := await _named_as_written(state, user, name)) is not None:
+    # The list is read for a place alone only, and written by an answer that asks back; a
+    # place said while it is kept answers it before any name ("2" is its second, not a task
+    # named "2" nor backup-2).
+    named = await _named_lately(state, user) if names_a_place(name) else []
+    if not named and (task := await _named_as_written(state, user, name)) is not None:
         return task, "", (task_label(task, False), task_label(task, True))
     # Every task: a name is only found among the tasks it is compared with.
     tasks = list(await state.tasks.list(user))
-    # The list is read for a place alone only, and written by an answer that asks back.
-    named = await _named_lately(state, user) if names_a_place(name) else []
     picked = pick_task(tasks, name, english.get(), named=named)
     if picked.named:
         await said_tasks(state, user, picked.named)

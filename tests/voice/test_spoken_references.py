@@ -266,6 +266,37 @@ def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
     assert pick_task([], "第二个") == (None, "你还没有任何任务。", [])
 
 
+def test_a_place_said_after_a_question_answers_it_before_any_name() -> None:
+    """Asked "你说的是哪一个：提醒（每天 8点30分）还是提醒（每天 20点30分）？", the user said
+    "第二个", a small model sent 2, and backup-2 was paused: a task the question never named,
+    found by its name's number before the place. While a question's list is kept, a place
+    alone, however said, is one in it; with none kept, "2" is backup-2's, as before."""
+    reminders = [
+        _task(f"reminder/ops/00112233aa0{n}", f"Reminder, daily at {at} UTC, for ops: {m}")
+        for n, at, m in ((1, "08:30", "stretch"), (2, "20:30", "water"))
+    ]
+    backup = _task("reminder/ops/backup-2", "Reminder, daily at 09:00 UTC, for ops: backup")
+    tasks = [*reminders, backup]
+    task, question, named = pick_task(tasks, "the eight thirty reminder")
+    assert task is None and question.endswith("还是提醒（每天 20点30分）？"), question
+    assert named == [t.task_id for t in reminders]
+    for said in ("2", "二", "two", "第二个", "the second", "second", "2.", "the second one"):
+        for english in (False, True):
+            assert pick_task(tasks, said, english, named=named).task is reminders[1], said
+    assert pick_task(tasks, "1", named=named).task is reminders[0]
+    task, question, _ = pick_task(tasks, "3", named=named)  # past the question's end
+    assert task is None and question == (
+        "按第几个只能选这 2 个：提醒（每天 8点30分）、提醒（每天 20点30分）。请说第几个或任务名。"
+    )
+    # A name said in full is the name's, question or not; "2" with none pending, too.
+    assert pick_task(tasks, "backup 2", named=named).task is backup
+    assert pick_task(tasks, "2").task is backup
+    # A task named "2" itself: the place in the question, not it.
+    two = _task("web-monitor/ops/2")
+    assert pick_task([*tasks, two], "2", named=named).task is reminders[1]
+    assert pick_task([*tasks, two], "2").task is two
+
+
 def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
     # What a small model passes for "把它停了" or "批准。": a pronoun or a placeholder copied
     # from the argument's description — never a target, whatever the list holds.

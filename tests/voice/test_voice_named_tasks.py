@@ -323,3 +323,39 @@ async def test_a_kind_said_alone_finds_the_one_task_of_it_said_so_among_named_on
             reminder = await say(voice, "task_status", name="提醒")
     assert "符合" not in watch and watch.startswith("网页监控"), watch
     assert "符合" in reminder, reminder
+
+
+async def test_a_place_sent_as_a_number_after_a_question_pauses_the_task_it_asked_about(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Asked which of the reminders at 8:30 and 20:30, the user said "第二个" and a small model
+    called pause_task(name=2): "好的，backup 2已暂停。", a task the question never named. The
+    question's list is read first, so the place answers it; a name said in full is the name's."""
+    user = unique("vq")
+    await _user(deps, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        stretch = await state.tasks.create(
+            user, "schedule", {"hour": 8, "minute": 30, "message": "stretch"}
+        )
+        water = await state.tasks.create(
+            user, "schedule", {"hour": 20, "minute": 30, "message": "water"}
+        )
+        await state.tasks.create(user, "schedule", {"hour": 9, "message": "b"}, name="backup-2")
+
+        async def listed() -> bool:
+            return len(await state.tasks.list(user)) == 3
+
+        await eventually(listed, "every reminder listed")
+        async with voice_client(state, user) as voice:
+            asked = await say(voice, "pause_task", name="the eight thirty reminder")
+            assert asked == "你说的是哪一个：提醒（每天 8点30分）还是提醒（每天 20点30分）？"
+            paused = await say(voice, "pause_task", name=2)
+            assert paused == "好的，提醒（每天 20点30分）已暂停。", paused
+            status = await say(voice, "task_status", name="backup 2")
+            assert status.startswith("backup 2正在运行"), status
+    schedules = dev_env.client.get_schedule_handle
+    assert (await schedules(water.task_id).describe()).schedule.state.paused
+    assert not (await schedules(stretch.task_id).describe()).schedule.state.paused
+    described = await schedules(f"reminder/{user}/backup-2").describe()
+    assert not described.schedule.state.paused
