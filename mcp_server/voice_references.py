@@ -51,6 +51,12 @@ def _place(word: str) -> int | None:
     return int(count) - 1 if count else None
 
 
+# Each voice tool's own verbs, which a small model copies before what the user named ("恢复第二个",
+# "暂停那个价格监控", "pause the price watch", "同意那个修复"): `without_verb` leaves them out.
+PAUSE_VERBS = ("暂停一下", "暂停", "停一下", "停掉", "pause")
+RESUME_VERBS = ("恢复", "继续", "resume", "unpause", "continue")
+APPROVE_VERBS = ("批准", "同意", "approve")
+REFUSE_VERBS = ("拒绝", "refuse", "reject")
 # The voice tools' verbs, which a model copies before what it names ("批准2", "pause the backup").
 _VERBS = "批准|拒绝|暂停|恢复|approve|refuse|pause|resume"
 # Which one, by place: "第二个", "二号", "the second", "2" (or "two", "二", "approve 2": a number
@@ -89,6 +95,31 @@ _UNFLAT = re.compile(r"[\s_.-]+")
 def flat(value: str | None) -> str:
     """``value`` lowercased without spaces, '_', '.' or '-': how names are compared."""
     return _UNFLAT.sub("", (value or "").lower())
+
+
+_FILLERS_BEFORE = re.compile(r"\s*(?:那个|这个|(?:the|that|this|my)(?=\s))\s*", re.IGNORECASE)
+
+
+@lru_cache(maxsize=16)
+def _verb_before(verbs: tuple[str, ...]) -> re.Pattern[str]:
+    """One of ``verbs`` at the start of a reference."""
+    # An English verb as a word ("pauses" is none); a Chinese one before any name ("停一下shop").
+    said = "|".join(re.escape(v) + ("(?![a-z])" if v.isascii() else "") for v in verbs)
+    return re.compile(rf"\s*(?:{said or '(?!)'})\s*", re.IGNORECASE)
+
+
+def without_verb(said: str, verbs: tuple[str, ...] = ()) -> str:
+    """``said`` without the tool's own ``verbs`` a model copied before what the user named, and
+    the fillers after them ("恢复第二个" is "第二个", "暂停那个价格监控" "价格监控"), left out
+    one at a time until what is left names nothing ("pause that one" is "that one", not "one",
+    a place): "没找到叫“恢复第二个”的任务" was the answer. Only the tool's own: "恢复第二个"
+    said to pause_task is not the second task to pause. Without a verb, as said."""
+    verb = _verb_before(verbs)
+    if not verb.match(said):
+        return said
+    while (found := verb.match(said) or _FILLERS_BEFORE.match(said)) and not names_nothing(said):
+        said = said[found.end() :]
+    return said
 
 
 def names_nothing(said: str) -> bool:

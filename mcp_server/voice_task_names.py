@@ -36,6 +36,7 @@ from mcp_server.voice_references import (
     part_of,
     place_alone,
     spoken_name,
+    without_verb,
 )
 from mcp_server.voice_sentences import KIND_WORDS
 from mcp_server.voice_summaries import BRIEFING_SAID, BRIEFING_SUMMARY, spoken_summary
@@ -211,6 +212,7 @@ def pick_task(
     english: bool = False,
     *,
     named: Sequence[str] = (),
+    verbs: tuple[str, ...] = (),
 ) -> Picked:
     """The task whose name (or summary) ``said`` names; ask back when none or several
     (in English when ``english``). A place alone ("第二个", "2", "the second") is one in
@@ -219,11 +221,14 @@ def pick_task(
     user's "第二个" came as 2 and paused backup-2, a task the question never named. With none
     named, a name is meant ("2" is backup-2), the only task is the first, and else the
     question asks which, naming them (a place among tasks never said picked one the user
-    never heard).
+    never heard). The tool's own ``verbs`` and fillers a model copied before the reference
+    are left out ("恢复第二个", "暂停那个价格监控"), unless it is a task's name as said.
     A number said in words after a name ("backup 二", "backup two") is its digits when the
     words find none: asked back "backup 1、backup 2?", the user said "backup 二" again. Not
     a time's words: "the eight thirty reminder", asked which of 8:30 and 20:30, was "the 8 30
     reminder", and that the reminder at 8:30 ("830")."""
+    if (bare := without_verb(said, verbs)) != said and not _exact(tasks, said):
+        said = bare
     picked = _pick_task(tasks, said, english, named=named)
     if (
         picked.task is None
@@ -238,6 +243,14 @@ def pick_task(
 
 def _name(task: TaskSummary) -> str:
     return task.task_id.rsplit("/", 1)[-1]
+
+
+def _exact(tasks: list[TaskSummary], said: str) -> list[TaskSummary]:
+    """The tasks whose name ``said`` says whole (a time in either read alike)."""
+    # A time in what was said and in the names compared with it read alike ("8 pm", "晚上八点",
+    # "20:00" are "20点"): an English speaker's reminder is one "at 20:00".
+    key = flat(clock_as_labelled(said))
+    return [t for t in tasks if any(flat(n) == key for n in _read_alike(_name(t)))]
 
 
 def _read_alike(name: str) -> tuple[str, ...]:
@@ -271,10 +284,8 @@ def _pick_task(
     *,
     named: Sequence[str] = (),
 ) -> Picked:
-    # A time in what was said and in the names compared with it read alike ("8 pm", "晚上八点",
-    # "20:00" are "20点"): an English speaker's reminder is one "at 20:00".
     key = flat(clock_as_labelled(said))
-    exact = [t for t in tasks if any(flat(n) == key for n in _read_alike(_name(t)))]
+    exact = _exact(tasks, said)
     # A deleted task is found by its name, but not counted or offered as one of yours, nor
     # asked about beside a live one of its name (the live one is meant).
     live = [t for t in tasks if t.state is not TaskState.STOPPED]

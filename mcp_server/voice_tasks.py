@@ -24,7 +24,13 @@ from mcp_server.auth import Ctx
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_failures import failed_clause
 from mcp_server.voice_prompt import Spoken, TaskName
-from mcp_server.voice_references import counted, names_a_place
+from mcp_server.voice_references import (
+    PAUSE_VERBS,
+    RESUME_VERBS,
+    counted,
+    names_a_place,
+    without_verb,
+)
 from mcp_server.voice_task_names import pick_task, task_label, unnamed
 
 # The tasks a user's last asking answer named ("有 2 个任务符合：A、B"), in its order: "第二个"
@@ -42,19 +48,21 @@ NAMED_READ = 50  # the user's latest lists read to find the calling device's
 
 
 async def _which_task(
-    state: AppState, user: str, name: str
+    state: AppState, user: str, name: str, verbs: tuple[str, ...] = ()
 ) -> tuple[TaskSummary | None, str, tuple[str, str]]:
-    """The user's task ``name`` names, or None and the question asked back (its list kept);
-    and the task's label in Chinese and English, as said among the user's tasks."""
+    """The user's task ``name`` names (the tool's ``verbs`` a model copied before it left
+    out), or None and the question asked back (its list kept); and the task's label in
+    Chinese and English, as said among the user's tasks."""
     # The list is read for a place alone only, and written by an answer that asks back; a
     # place said while it is kept answers it before any name ("2" is its second, not a task
     # named "2" nor backup-2).
-    named = await _named_lately(state, user) if names_a_place(name) else []
+    place = names_a_place(without_verb(name, verbs))
+    named = await _named_lately(state, user) if place else []
     if not named and (task := await _named_as_written(state, user, name)) is not None:
         return task, "", (task_label(task, False), task_label(task, True))
     # Every task: a name is only found among the tasks it is compared with.
     tasks = list(await state.tasks.list(user))
-    picked = pick_task(tasks, name, english.get(), named=named)
+    picked = pick_task(tasks, name, english.get(), named=named, verbs=verbs)
     if picked.named:
         await said_tasks(state, user, picked.named)
     if picked.task is None:
@@ -219,7 +227,8 @@ def _pushed_state(pushed: DayPushed) -> tuple[str, str]:
 async def _control(ctx: Ctx, name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question, (label, label_en) = await _which_task(state, user, name)
+        verbs = PAUSE_VERBS if pause else RESUME_VERBS
+        task, question, (label, label_en) = await _which_task(state, user, name, verbs)
         if task is None:
             return question
         verb, verb_en = ("暂停", "pause") if pause else ("恢复", "resume")

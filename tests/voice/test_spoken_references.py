@@ -13,7 +13,14 @@ from ambient.watches.listing import TaskSummary
 from mcp_server import voice_fix_names
 from mcp_server.voice_fix_names import cluster_names, clusters_alike, pick_remediation, run_about
 from mcp_server.voice_numbers import hours_said
-from mcp_server.voice_references import names_a_place
+from mcp_server.voice_references import (
+    APPROVE_VERBS,
+    PAUSE_VERBS,
+    REFUSE_VERBS,
+    RESUME_VERBS,
+    names_a_place,
+    without_verb,
+)
 from mcp_server.voice_summaries import BRIEFING_NAMES
 from mcp_server.voice_task_names import clock_as_labelled, pick_task, task_label
 from tests.voice.support import assert_speakable
@@ -295,6 +302,40 @@ def test_a_place_said_after_a_question_answers_it_before_any_name() -> None:
     two = _task("web-monitor/ops/2")
     assert pick_task([*tasks, two], "2", named=named).task is reminders[1]
     assert pick_task([*tasks, two], "2").task is two
+
+
+def test_the_tools_own_verb_a_model_copied_before_the_name_is_left_out() -> None:
+    """A small model copies the verb with the name: resume_task(name="恢复第二个") was
+    "没找到叫“恢复第二个”的任务…". The tool's own verbs (and the fillers after them) are left
+    out; another tool's are not ("恢复第二个" said to pause_task pauses nothing), nor a task's
+    name that starts with one."""
+    oak_pine, oak_elm = _task("reminder/ops/oak-pine"), _task("reminder/ops/oak-elm")
+    price = _task("threshold-watch/ops/price-watch")
+    pause_reminder = _task("reminder/ops/pause-reminder")
+    tasks = [oak_pine, oak_elm, price, pause_reminder]
+    named = [oak_pine.task_id, oak_elm.task_id]
+    for said, verbs, meant in [
+        ("恢复第二个", RESUME_VERBS, oak_elm),
+        ("继续第一个", RESUME_VERBS, oak_pine),
+        ("resume the second one", RESUME_VERBS, oak_elm),
+        ("unpause oak elm", RESUME_VERBS, oak_elm),
+        ("暂停第二个", PAUSE_VERBS, oak_elm),
+        ("pause the second", PAUSE_VERBS, oak_elm),
+        ("停一下price watch", PAUSE_VERBS, price),
+        ("暂停那个price watch", PAUSE_VERBS, price),
+        ("pause the price watch", PAUSE_VERBS, price),
+        ("pause reminder", PAUSE_VERBS, pause_reminder),  # its name
+    ]:
+        picked = pick_task(tasks, said, named=named, verbs=verbs)
+        assert picked.task is meant, (said, picked.question)
+    for said, verbs in [("恢复第二个", PAUSE_VERBS), ("pause that one", PAUSE_VERBS)]:
+        task, question, _ = pick_task(tasks, said, named=named, verbs=verbs)
+        assert task is None and question, said
+    task, question, _ = pick_task(tasks, "暂停", verbs=PAUSE_VERBS)
+    assert task is None and question.startswith("你说的是哪一个任务？"), question
+    assert without_verb("同意那个修复", APPROVE_VERBS) == "那个修复"
+    assert without_verb("拒绝第一个", REFUSE_VERBS) == "第一个"
+    assert without_verb("拒绝第一个", APPROVE_VERBS) == "拒绝第一个"
 
 
 def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:

@@ -359,3 +359,28 @@ async def test_a_place_sent_as_a_number_after_a_question_pauses_the_task_it_aske
     assert not (await schedules(stretch.task_id).describe()).schedule.state.paused
     described = await schedules(f"reminder/{user}/backup-2").describe()
     assert not described.schedule.state.paused
+
+
+async def test_the_verb_a_model_copied_into_the_name_is_left_out(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """resume_task(name="恢复第二个"), as a small model copies the whole utterance, was
+    "没找到叫“恢复第二个”的任务…": the tool's own verb is left out, and the place is one in
+    the list the question named. Said to the other tool, it is no reference."""
+    user = unique("vv")
+    await _user(deps, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        first, _, last = await _reminders(state, user)
+        async with voice_client(state, user) as voice:
+            asked = await say(voice, "pause_task", name=_shared(first, last))
+            assert asked == f"有 2 个任务符合：{_said(first)}、{_said(last)}。请说完整的名字。"
+            paused = await say(voice, "pause_task", name="暂停第二个")
+            assert paused == f"好的，{_said(last)}已暂停。", paused
+            resumed = await say(voice, "resume_task", name="恢复第二个")
+            assert resumed == f"好的，{_said(last)}已恢复运行。", resumed
+            paused = await say(voice, "pause_task", name=f"pause the {_said(first)}")
+            assert paused == f"好的，{_said(first)}已暂停。", paused
+            wrong = await say(voice, "pause_task", name="恢复第二个")
+            assert wrong.startswith("没找到叫“恢复第二个”的任务"), wrong
+    assert await _paused(dev_env, user) == {first}
