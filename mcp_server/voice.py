@@ -28,7 +28,7 @@ from ambient.wiring import AppState, StateHolder
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import ListedServer, build_server, reads_only
-from mcp_server.tools.hints import CHANGE, LOOK, READ, RECORD
+from mcp_server.tools.hints import DECIDE, LOOK, READ, RECORD, hints
 from mcp_server.voice_answer import (
     CALL_BUDGET,
     approvals_here,
@@ -147,8 +147,11 @@ TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [
     (what_needs_me, READ),
     # An approval lets a rung run on the cluster (a rollback, an isolation): as the full
     # server's tool, destructive and of the world outside. A refusal changes nothing there.
-    (approve_remediation, CHANGE),
-    (refuse_remediation, RECORD),
+    # Neither is idempotent: the first call may ask back ("…吗？确认就再说一次批准。") and the
+    # same call again makes the decision, so a client retrying one must not take it for a
+    # call that changes nothing more (pauses and resumes are: one paused stays paused).
+    (approve_remediation, DECIDE),
+    (refuse_remediation, hints(read_only=False, open_world=False, idempotent=False)),
     (task_status, READ),
     (pause_task, RECORD),
     (resume_task, RECORD),

@@ -29,7 +29,7 @@ from ambient.discussions.views import (
 from ambient.domain.field_errors import field_problems
 from ambient.domain.numbers import WHOLE_NUMBER, DecimalNumber, WholeNumber
 from mcp_server.auth import Ctx, app_state, current_user
-from mcp_server.tools.hints import AGAIN, READ, RECORD, hints
+from mcp_server.tools.hints import AGAIN, DECIDE, READ, RECORD
 
 FromId = Annotated[
     str, Field(description="who signs: your user name, an agent you own, or (admins) xiaozhi")
@@ -205,8 +205,7 @@ async def get_stats(ctx: Ctx) -> Stats:
 def register_signing(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(send_message, title="Send a message", annotations=AGAIN)
     # A reply can approve or abort a remediation as the person: asked first, like approving.
-    steers = hints(read_only=False, open_world=True, destructive=True, idempotent=False)
-    mcp.add_tool(reply_message, title="Reply in a discussion", annotations=steers)
+    mcp.add_tool(reply_message, title="Reply in a discussion", annotations=DECIDE)
     mcp.add_tool(close_discussion, title="Close a discussion", annotations=RECORD)
 
 

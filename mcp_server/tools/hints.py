@@ -30,6 +30,11 @@ WRITE = hints(read_only=False, open_world=True)
 AGAIN = hints(read_only=False, open_world=True, idempotent=False)
 # Changes that replace or end what runs: the assistant asks the person before it does.
 CHANGE = hints(read_only=False, open_world=True, destructive=True)
+# Answers to a remediation that a repeated call carries further: the voice's approval asks back
+# first and the same call again makes it; one without its rung approves the run's next rung
+# once it moved on; a reply in a discussion answers as the person. Not idempotent: a client
+# or relay retrying one would turn a question into an approval.
+DECIDE = hints(read_only=False, open_world=True, destructive=True, idempotent=False)
 # Replacing settings (the person's push channels, another user's role or permission): what
 # was there is gone, so the assistant asks first, as for CHANGE (a page or a news item may ask
 # the model for it).

@@ -21,7 +21,7 @@ from ambient.remediation.views import (
 )
 from ambient.sharing import ReportLink
 from mcp_server.auth import Ctx, app_state, current_user
-from mcp_server.tools.hints import CHANGE, READ, WRITE
+from mcp_server.tools.hints import CHANGE, DECIDE, READ, WRITE
 
 AlertArg = Annotated[
     Alert,
@@ -192,6 +192,8 @@ def register(mcp: MCPServer[Any]) -> None:
     for read in (score_alert, get_remediation, list_remediations, remediation_stats):
         mcp.add_tool(read, annotations=READ)
     # Aborting ends the owner's run for good: the assistant asks the person before it does.
-    for tool in (start_remediation, approve_remediation, abort_remediation):
+    for tool in (start_remediation, abort_remediation):
         mcp.add_tool(tool, annotations=CHANGE)
+    # An approval without its rung, sent again once the run moved on, approves the next rung.
+    mcp.add_tool(approve_remediation, annotations=DECIDE)
     mcp.add_tool(share_remediation, annotations=WRITE)

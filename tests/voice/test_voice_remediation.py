@@ -43,6 +43,7 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.standins.tencent_api import TencentApi
+from tests.support.mcp_as import mcp_as
 from tests.support.pages import signed_in
 from tests.support.servers import HANG, serve
 from tests.support.tencent import standin_tencent
@@ -149,6 +150,44 @@ async def test_the_profile_is_nine_tools_in_under_8_kb_with_chinese_first_descri
         description = tool.description or ""
         assert "\u4e00" <= description[0] <= "\u9fff", description  # Chinese first
         assert tool.output_schema is None  # nothing but the words on every turn
+
+
+async def test_an_answer_whose_same_call_again_does_more_is_not_published_idempotent(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """approve_remediation and refuse_remediation were published idempotentHint: true, yet two
+    identical calls did two things: the first asked "…要批准第一个，checkout…吗？确认就再说一次
+    批准。", the second approved. A client or relay retrying an "idempotent" call turned the
+    question into an approval; so did the full server's approval without its rung, once the
+    run moved on. Pauses and resumes are idempotent (one paused stays paused)."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout", "payments") as (state, _):
+        async with voice_client(state, OWNER) as client:
+            voice = {t.name: t.annotations for t in (await client.list_tools()).tools}
+            first = await say(client, "approve_remediation", which="checkout")
+            again = await say(client, "approve_remediation", which="checkout")
+        async with mcp_as(state, OWNER) as client:
+            full = {t.name: t.annotations for t in (await client.list_tools()).tools}
+    assert "吗" in first and "已批准" in again, (first, again)  # why: the same call, more done
+    idempotent = {name: notes.idempotent_hint for name, notes in voice.items() if notes}
+    assert idempotent == {
+        "greet": True,
+        "what_needs_me": True,
+        "approve_remediation": False,
+        "refuse_remediation": False,
+        "task_status": True,
+        "pause_task": True,
+        "resume_task": True,
+        "cluster_health": True,
+        "recent_errors": True,
+    }, idempotent
+    approving = voice["approve_remediation"]
+    assert approving is not None and approving.destructive_hint is True
+    decide = {name: full[name] for name in ("approve_remediation", "reply_message")}
+    assert all(n is not None and n.idempotent_hint is False for n in decide.values()), decide
+    steer = {name: full[name] for name in ("pause_task", "resume_task", "abort_remediation")}
+    assert all(n is not None and n.idempotent_hint is True for n in steer.values()), steer
 
 
 async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_hear_nothing(
