@@ -32,7 +32,7 @@ from mcp_server.voice_fix_names import (
     pick_remediation,
     run_about,
 )
-from mcp_server.voice_prompt import Reference, Spoken
+from mcp_server.voice_prompt import AsText, Reference, Spoken
 from mcp_server.voice_references import names_nothing, ordinal_word
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
@@ -290,7 +290,9 @@ async def approve_remediation(ctx: Ctx, which: Reference, speaker: Spoken = None
 async def refuse_remediation(
     ctx: Ctx,
     which: Reference,
-    reason: Annotated[str, Field(default="", max_length=200, description="原因 / reason")] = "",
+    reason: Annotated[
+        str, AsText, Field(default="", max_length=200, description="原因 / reason")
+    ] = "",
     speaker: Spoken = None,
 ) -> str:
     """Refuse the waiting remediation ``which`` names."""

@@ -49,20 +49,29 @@ READ_ONLY_INSTRUCTIONS = (
 # Models filled "小智" or "unknown" when told only "optional": say what it is and when to
 # leave it out. A value copied from this text is no speaker (ambient.speakers.names_no_speaker).
 SPEAKER_DESCRIPTION = "声纹认出的人名，不知道就不填 / a voiceprint name, else leave out"
-# A number where words go (which=2 for "第二个", a voiceprint named 1001) is read as its text:
-# refused, it came back the same however often it was said again.
-Spoken = Annotated[
-    str | None, Field(default=None, description=SPEAKER_DESCRIPTION, coerce_numbers_to_str=True)
-]
+
+
+def _as_text(value: object) -> object:
+    """A scalar where words go read as its text: which=2 for "第二个", a voiceprint named 1001,
+    a refusal's reason=5 or a model's true. Refused, it came back the same however often it was
+    said again (and a refusal never ran for its optional reason)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
+# Every text argument of the voice tools is read so.
+AsText = BeforeValidator(_as_text)
+Spoken = Annotated[str | None, AsText, Field(default=None, description=SPEAKER_DESCRIPTION)]
 
 
 def _said(description: str) -> Any:
-    """A thing as the user said it: 1 to 100 characters, a number read as its text."""
-    return Field(min_length=1, max_length=100, description=description, coerce_numbers_to_str=True)
+    """A thing as the user said it: 1 to 100 characters."""
+    return Field(min_length=1, max_length=100, description=description)
 
 
-TaskName = Annotated[str, _said("用户说出的任务名 / the task's spoken name")]
-Reference = Annotated[str, _said("用户说出的服务名 / the service the user named")]
+TaskName = Annotated[str, AsText, _said("用户说出的任务名 / the task's spoken name")]
+Reference = Annotated[str, AsText, _said("用户说出的服务名 / the service the user named")]
 
 MOST_HOURS = 168
 DEFAULT_HOURS = 24

@@ -56,20 +56,30 @@ async def test_a_number_where_words_go_is_read_as_its_text_not_asked_again(
 ) -> None:
     """ "批准第二个" sent as which=2, a task as name=3 or a voiceprint named by digits as
     speaker=1001 was answered "没听清…，请再说一次。": said again, the same number came back
-    and the same answer. A number is read as the words it stands for."""
+    and the same answer. A number is read as the words it stands for, and so is a boolean, in
+    every text argument (a refusal's reason=5 was asked again, and the refusal never ran)."""
     user = unique("vnum")
     await make_user(deps.db, user)
     async with voice_without_temporal(deps, user) as voice:
         for tool, args in [
             ("approve_remediation", {"which": 2}),
             ("refuse_remediation", {"which": 1}),
+            ("refuse_remediation", {"which": "checkout", "reason": 5}),
+            ("refuse_remediation", {"which": "checkout", "reason": True}),
+            ("approve_remediation", {"which": False}),
             ("task_status", {"name": 3}),
             ("pause_task", {"name": 1.5}),
+            ("resume_task", {"name": True}),
         ]:
             said = await say(voice, tool, **args)
-            as_text = {key: str(value) for key, value in args.items()}
+            as_text = {key: _text(value) for key, value in args.items()}
             assert "没听清" not in said and said == await say(voice, tool, **as_text), (tool, said)
         assert await say(voice, "greet", speaker=1001) == UNKNOWN_SPEAKER
+
+
+def _text(value: object) -> str:
+    """A JSON scalar as the words it stands for (true, not Python's True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 async def test_a_tool_the_voice_profile_does_not_have_is_answered_in_words(

@@ -293,6 +293,22 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
         assert status.state == "waiting_approval" and status.approvals == []
 
 
+async def test_a_refusal_whose_reason_came_as_a_number_is_made_with_it_as_text(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """refuse_remediation(which="checkout", reason=5) was answered "没听清原因，请再说一次。":
+    the optional reason was not read as text as which and name are, so the refusal never ran,
+    however often it was said again."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            refused = await say(client, "refuse_remediation", which="checkout", reason=5)
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+    assert refused == "好的，已拒绝checkout 的错误率修复的重启（第 1 级，演练）。", refused
+    assert [(a.approver, a.approve, a.reason) for a in status.approvals] == [(OWNER, False, "5")]
+
+
 async def test_a_run_asked_to_execute_by_a_dry_run_user_is_said_theirs_to_approve(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
