@@ -9,7 +9,6 @@ about (its run key), never to whichever of the alert's runs is latest.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -29,31 +28,32 @@ from mcp_server.voice_answer import answer, device, english, left, say
 from mcp_server.voice_fix_names import (
     cluster_names,
     clusters_alike,
+    named_whole,
     pick_remediation,
     run_about,
 )
 from mcp_server.voice_prompt import AsText, Reference, Spoken
 from mcp_server.voice_references import names_nothing, ordinal_word
+from mcp_server.voice_replies import Reply, reply_said
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11);
 # an approval of a step that changes the cluster is asked about alone too (`asks_first`).
 # So the first call names the run and its step back and asks; the same decision on the same
 # rung of the same run (one life of it: its run key) within CONFIRM_WINDOW, from any replica,
-# makes it — named again, or by a reference that names nothing ("批准。", "确认") right after
-# the question. "它"
-# after the question is the run asked about, for the other decision too (asked in turn). A
+# makes it — named again, or by a reply that names nothing ("批准。", "确认", "可以", "批准它",
+# "approve it") right after the question. Such a reply after the question is the run asked
+# about, for the other decision too, asked in turn ("不要" through refuse_remediation after
+# "要批准…吗？": "要拒绝…吗？"); with no question, it names the one fix waiting, asked about by
+# name ("要批准checkout…吗？"), and of several asks which one. A no or a wait ("等一下",
+# "算了" to an approval, "不要" to a refusal's question) sends nothing and ends the question. A
 # decision made ends the question, so a "yes" never carries over to the run's next rung; and
 # the same decision on the next rung of a run whose rung was just asked about or decided (a
 # model repeating its call, a relay retrying it, a yes to a rung decided elsewhere meanwhile)
 # is asked first too, however many wait: nobody has heard of that rung yet.
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
-# The question asks to say its verb again: the verbs are a yes too, alone or after a yes
-# ("好的，批准", "yes, approve").
-_YES = re.compile(
-    r"确认|确定|对|是的?|好的?|yes|confirm|ok|sure|批准|同意|拒绝|approve|refuse|[\s。.!！,，吧啊了]"
-)
+# What a reply says ("可以", "批准那个", "approve it", "不要", "等一下"): `voice_replies`.
 
 
 # A question is the device's it was asked at (the call's ``clientId``): a yes at another of the
@@ -145,7 +145,21 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         lately = await _lately(state, user) if waiting else _Lately({}, {}, False)
         last = lately.here
         asked = last if "asked" in last else None
-        if names_nothing(which) or not _YES.sub("", which.lower()):
+        # A name said whole is that name, whatever words it holds ("cancel-api").
+        reply = Reply(None, which) if named_whole(waiting, which) else reply_said(which, approve)
+        # A no to the refusal asked about ("要拒绝…吗？" "不要") refuses nothing either.
+        refused_back = reply.said == "no" and asked is not None and not asked["asked"]["approve"]
+        if reply.said == "wait" or (refused_back and not reply.named):
+            if asked is not None:  # answered: a later "yes" confirms nothing
+                await _note(state, user, {"dropped": asked["asked"]})
+            return say(
+                f"好的，先不{'批准' if approve else '拒绝'}，什么都没提交。",
+                f"OK, I won't {'approve' if approve else 'refuse'} it; nothing was sent.",
+            )
+        # Which one the words name: none ("可以", "批准它", "不要"), or one by its name or place.
+        unnamed = names_nothing(which) or reply.names_no_fix
+        gone = ""  # said before the question: the fix asked about no longer waits
+        if unnamed:
             run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
             if asked is None and lately.asked_elsewhere:
                 verb, verb_en = ("批准", "approve") if approve else ("拒绝", "refuse")
@@ -155,13 +169,16 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
                     f" confirm it. You can also say which one to {verb_en}.",
                 )
             if run is None:  # nothing asked, or that run waits no more: which one?
-                gone = say(
-                    "刚才问的修复已经不在等你审批了。",
-                    "The fix I asked about no longer waits for you. ",
-                )
-                return (gone if asked else "") + pick_remediation(waiting, "它", english.get())[1]
+                if asked:
+                    gone = say(
+                        "刚才问的修复已经不在等你审批了。",
+                        "The fix I asked about no longer waits for you. ",
+                    )
+                if len(waiting) != 1:
+                    return gone + pick_remediation(waiting, "它", english.get())[1]
+                run = waiting[0]  # the one waiting: asked about by name, never made unheard
         else:
-            picked, question = pick_remediation(waiting, which, english.get())
+            picked, question = pick_remediation(waiting, reply.named or which, english.get())
             if picked is None:
                 return question
             run = picked
@@ -191,7 +208,8 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
         # The decision last made or asked at any device: its run's next rung is new to all.
-        before = lately.anywhere.get("made", lately.anywhere.get("asked", {}))
+        last_said = lately.anywhere
+        before = last_said.get("made", last_said.get("asked", last_said.get("dropped", {})))
         same = before.get("run_key") == run.run_key and before.get("approve") == approve
         moved_on = same and before.get("rung") != rung  # the run's next rung: nobody heard of it
         # Or an earlier rung of it was answered lately through another door, by this user or
@@ -201,9 +219,14 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         moved_on = moved_on or any(
             int(d.rung) < rung and d.at is not None and d.at >= since for d in view.approvals
         )
-        if asks_first(len(waiting), moved_on, approve, view.mode) and not confirmed:
+        # Named by nothing with no question of this decision on it ("批准" with one waiting,
+        # "不要" to "要批准…吗？" through refuse_remediation): asked, never made unheard.
+        unheard = unnamed and not confirmed
+        if (unheard or asks_first(len(waiting), moved_on, approve, view.mode)) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
-            return _question(waiting, run, approve, step, moved_on=moved_on)
+            return ("" if moved_on else gone) + _question(
+                waiting, run, approve, step, moved_on=moved_on
+            )
         said = reason or (asked["reason"] if asked and confirmed else "")
         # Noted before it is sent: one whose answer comes too late for this call may have been
         # made, and the run's next rung is asked about first.

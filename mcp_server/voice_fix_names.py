@@ -28,6 +28,7 @@ from mcp_server.voice_references import (
     part_of,
     spoken_name,
 )
+from mcp_server.voice_replies import reply_said
 from mcp_server.voice_sentences import METRIC_WORDS
 
 # A metric name's words: snake_case, kebab-case and CamelCase ("CPUUsage": CPU, Usage) alike.
@@ -170,7 +171,9 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
     return f"{waits}：{listed}。请说服务名或第几个。"
 
 
-def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSummary]:
+def _runs_called(
+    runs: list[RemediationSummary], key: str, *, whole_only: bool = False
+) -> list[RemediationSummary]:
     """The runs ``key`` names: by service, alert type, or as the voice names them (its metric
     in either language, or as written: "payments 的 error rate"); first those it names whole
     as a list of them does ("checkout 的 CPU", not also "checkout 的 CPU 使用率"; "checkout 的
@@ -193,11 +196,23 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
         )
 
     whole = [r for r in runs if any(flat(said) == key for said in names(r))]
-    return whole or [
+    if whole or whole_only:
+        return whole
+    return [
         r
         for r in runs
         if any(part_of(key, said) for said in (*names(r), run_about(r), run_about(r, True)))
     ]
+
+
+def named_whole(runs: list[RemediationSummary], said: str) -> RemediationSummary | None:
+    """The one run ``said`` names by a name of it said whole ("cancel-api", "批准 checkout"),
+    not a part of one or a place: a name that holds a reply's word is that name."""
+    keys = {flat(said), WHAT_IT_IS.sub("", flat(said))}
+    named = {r.run_key: r for r in runs if flat(_where(r)[2]) in keys} or {
+        r.run_key: r for key in keys for r in _runs_called(runs, key, whole_only=True)
+    }
+    return next(iter(named.values())) if len(named) == 1 else None
 
 
 def pick_remediation(
@@ -210,7 +225,8 @@ def pick_remediation(
             None,
             "No fixes are waiting for your approval." if english else "现在没有等你审批的修复。",
         )
-    if names_nothing(said):
+    # A pronoun, or a reply that names no fix ("可以", "approve it"): never quoted back as a name.
+    if names_nothing(said) or reply_said(said, approve=True).names_no_fix:
         if english:
             return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"

@@ -644,9 +644,11 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
             assert "已批准" in done and "checkout" in done
             assert await approvals("checkout") == [(OWNER, True)]
             assert await approvals("payments") == []
-            # A decision made ends the question: a second "yes" carries nothing over.
-            assert "哪一个" in await say(client, "approve_remediation", which="确认")
-            # One left waiting: a decision on it is made at once.
+            # A decision made ends the question: a second "yes" carries nothing over; it names
+            # the one left, which is asked about by name.
+            again = await say(client, "approve_remediation", which="确认")
+            assert "payments" in again and "吗" in again and "已批准" not in again, again
+            # One left waiting, named: a decision on it is made at once.
             refused = await say(client, "refuse_remediation", which="payments")
             assert "已拒绝" in refused
         assert await approvals("payments") == [(OWNER, False)]
@@ -659,6 +661,7 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
             (handles["payments"].id, False),
             (handles["checkout"].id, True),
             (handles["checkout"].id, True),
+            (handles["payments"].id, True),
         ]
         assert {a["rung"] for a in asked} == {1} and "made" in events[0].payload
 
@@ -976,6 +979,107 @@ async def test_a_question_answered_with_yes_and_the_verb_together_makes_the_deci
         assert "已拒绝" in refused and "payments" in refused, refused
         status = await ask(handles["cart"], "status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
+
+
+async def test_a_yes_in_the_listeners_own_words_confirms_the_fix_asked_about(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """After "…要批准第一个，checkout…吗？确认就再说一次批准。" the user said "批准那个",
+    "同意那个修复", "yes approve it", "可以" or "ok", and heard "没找到“批准那个”。等你审批的
+    有：…": only a bare yes or the verb confirmed. A verb with a pointer, or a plain assent,
+    is a yes to the question asked; words that say no yes ("what is it", "等一下") approve
+    nothing, and a yes with no question pending is never quoted back as a fix's name."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    yeses = {"checkout": "批准那个", "payments": "同意那个修复", "cart": "yes approve it"}
+    yeses["search"] = "可以"
+    async with waiting(ts_env, deps, *yeses, "orders", "billing") as (state, handles):
+
+        async def approvals(workload: str) -> list[tuple[str, bool]]:
+            status = await ask(handles[workload], "status", result_type=RemediationStatus)
+            return [(a.approver, a.approve) for a in status.approvals]
+
+        async with voice_client(state, OWNER) as client:
+            for workload, yes in yeses.items():
+                asked = await say(client, "approve_remediation", which=workload)
+                assert workload in asked and asked.endswith("吗？确认就再说一次批准。"), asked
+                done = await say(client, "approve_remediation", which=yes)
+                assert done.startswith("好的，已批准") and workload in done, (yes, done)
+            assert "吗" in await say(client, "approve_remediation", which="orders")
+            unsure = await say(client, "approve_remediation", which="what is it")
+            held = await say(client, "approve_remediation", which="等一下")
+            assert await approvals("orders") == []
+            # "等一下" answered the question: a yes after it has none to confirm.
+            which = await say(client, "approve_remediation", which="嗯")
+            assert "吗" in await say(client, "approve_remediation", which="orders")
+            done = await say(client, "approve_remediation", which="ok")
+        assert "已批准" not in unsure, unsure
+        assert held == "好的，先不批准，什么都没提交。", held
+        assert which == (
+            "你说的是哪一个？等你审批的有：orders 的错误率、billing 的错误率。请说服务名或第几个。"
+        ), which
+        assert done == "好的，已批准orders 的错误率修复的重启（第 1 级，演练）。", done
+        for workload in (*yeses, "orders"):
+            assert await approvals(workload) == [(OWNER, True)], workload
+        assert await approvals("billing") == []
+
+
+async def test_a_no_in_the_listeners_words_refuses_only_the_fix_asked_about_and_when_asked(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "不要", "算了", "no don't do it" and "拒绝那个" were heard "没找到“不要”。等你审批的
+    有：…". A no to "要批准…吗？" through refuse_remediation is the refusal of the fix asked
+    about, asked in turn; a no to "要拒绝…吗？" refuses nothing; a no passed to
+    approve_remediation approves nothing and ends the question."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout", "payments", "cart") as (state, handles):
+
+        async def approvals(workload: str) -> list[tuple[str, bool]]:
+            status = await ask(handles[workload], "status", result_type=RemediationStatus)
+            return [(a.approver, a.approve) for a in status.approvals]
+
+        async with voice_client(state, OWNER) as client:
+            assert "吗" in await say(client, "approve_remediation", which="checkout")
+            switched = await say(client, "refuse_remediation", which="不要")
+            refused = await say(client, "refuse_remediation", which="拒绝那个")
+            assert "吗" in await say(client, "refuse_remediation", which="payments")
+            kept = await say(client, "refuse_remediation", which="算了")
+            which = await say(client, "refuse_remediation", which="no don't do it")
+            assert "吗" in await say(client, "approve_remediation", which="cart")
+            not_approved = await say(client, "approve_remediation", which="不要")
+            after = await say(client, "approve_remediation", which="确认")
+        refusals = [await approvals(w) for w in ("checkout", "payments", "cart")]
+    assert switched == (
+        "有 3 个修复在等你审批。要拒绝第一个，checkout 的错误率修复的重启（第 1 级，演练）吗？"
+        "确认就再说一次拒绝。"
+    ), switched
+    assert refused == "好的，已拒绝checkout 的错误率修复的重启（第 1 级，演练）。", refused
+    assert kept == "好的，先不拒绝，什么都没提交。", kept
+    assert which.startswith("你说的是哪一个？等你审批的有：") and "“" not in which, which
+    assert not_approved == "好的，先不批准，什么都没提交。", not_approved
+    assert after.startswith("你说的是哪一个？"), after
+    assert refusals == [[(OWNER, False)], [], []], refusals
+
+
+async def test_the_one_fix_waiting_named_by_nothing_is_asked_about_by_name_not_which_one(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """With one fix waiting, "批准" or "那个修复" was answered "你说的是哪一个？等你审批的有：
+    checkout 的错误率。请说服务名或第几个。": a list of one. That one is asked about by name (a dry
+    run said so), and made when confirmed."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            asked = await say(client, "approve_remediation", which="那个修复")
+            status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+            assert status.approvals == []
+            done = await say(client, "approve_remediation", which="批准")
+    assert asked == (
+        "要批准checkout 的错误率修复的重启（第 1 级，演练）吗？确认就再说一次批准。"
+    ), asked
+    assert done == "好的，已批准checkout 的错误率修复的重启（第 1 级，演练）。", done
 
 
 async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_answering(
