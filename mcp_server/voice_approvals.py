@@ -206,7 +206,8 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         rung = int(view.waiting.rung)
         step = step_said(rung, view.mode)
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
-        confirmed = asked is not None and asked["asked"] == decision
+        # A question back ("你确定吗？") confirms nothing: the question is asked again.
+        confirmed = asked is not None and asked["asked"] == decision and reply.said != "question"
         # The decision last made or asked at any device: its run's next rung is new to all.
         last_said = lately.anywhere
         before = last_said.get("made", last_said.get("asked", last_said.get("dropped", {})))

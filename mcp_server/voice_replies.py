@@ -64,13 +64,21 @@ _WORD = re.compile(
 _APART = re.compile(r"[\s\W_]+")  # punctuation and spaces: the breaks between words
 _QUOTES = re.compile(r"['’‘`]")  # "don't" is "dont"
 
-Said = Literal["yes", "no", "wait"]
+Said = Literal["yes", "no", "wait", "question"]
+# A reply that asks back ("你确定吗？", "批准吗", "approve what?", "真的要批准？") says no yes,
+# whatever words it holds: the question is asked again, nothing is decided.
+_QUESTION = re.compile(
+    r"[?？]\s*$|[吗呢么]|是不是|要不要|能不能|可不可以|真的|什么|为什么|怎么|哪"
+    r"|(?<![a-z])(?:what|why|how|which|really|are you sure|is it)(?![a-z])",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
 class Reply:
     """What ``which`` says as a reply to a decision (``said``: None when it says no yes, no or
-    wait), and the words between those that may name a fix (``named``; "" when none)."""
+    wait; "question" when it asks back), and the words between those that may name a fix
+    (``named``; "" when none)."""
 
     said: Said | None
     named: str
@@ -87,6 +95,15 @@ def reply_said(which: str, approve: bool) -> Reply:
     An approval's reply is a yes only with no word against it: any no, wait or refusal in it
     sends nothing. A refusal's says yes with its verb ("不要，拒绝吧"), no with a no or a
     negated approval, and nothing with a wait, a negated refusal or an approval alone."""
+    reply = _reply(which, approve)
+    if _QUESTION.search(which.strip()):
+        # What it names, less its question's words ("approve what?" names nothing).
+        named = _APART.sub(" ", _QUESTION.sub(" ", reply.named)).strip()
+        return Reply("question", named)
+    return reply
+
+
+def _reply(which: str, approve: bool) -> Reply:
     text = _APART.sub(" ", _QUOTES.sub("", which.lower())).strip()
     words: list[tuple[str, int, int]] = []  # each word known: its kind, start and end
     first = last = -1  # where the words that are none of these (a name, a place) start and end

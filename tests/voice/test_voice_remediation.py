@@ -1024,6 +1024,30 @@ async def test_a_yes_in_the_listeners_own_words_confirms_the_fix_asked_about(
         assert await approvals("billing") == []
 
 
+async def test_a_question_back_to_the_confirmation_approves_nothing_and_is_asked_again(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """After "…要批准第一个，checkout…吗？确认就再说一次批准。" the user asked back "你确定吗？"
+    and heard "好的，已批准checkout…": "确定" was a yes and "吗" a particle. A reply that asks
+    back is no yes: the question is asked again, and nothing is approved until a yes."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            asked = await say(client, "approve_remediation", which="checkout")
+            assert asked.endswith("吗？确认就再说一次批准。"), asked
+            again = []
+            for question in ("你确定吗？", "批准吗", "对吗", "可以吗", "嗯？", "approve what?"):
+                again.append(await say(client, "approve_remediation", which=question))
+            status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+            assert status.approvals == [], again
+            done = await say(client, "approve_remediation", which="确定")
+        assert all(said == asked for said in again), again
+        assert done.startswith("好的，已批准checkout"), done
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+        assert [(a.approver, a.approve) for a in status.approvals] == [(OWNER, True)]
+
+
 async def test_a_no_in_the_listeners_words_refuses_only_the_fix_asked_about_and_when_asked(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

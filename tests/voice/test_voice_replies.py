@@ -59,13 +59,33 @@ def test_an_approval_said_to_refuse_remediation_or_a_refusal_to_approve_decides_
         ("approve number one", Reply("yes", "number one")),
         ("approve the second one", Reply("yes", "second one")),
         ("不要批准checkout", Reply("wait", "checkout")),
-        # No reply in it: the words as said, a name or a question ("what is it").
+        # No reply in it: the words as said, a name; a question asks back, naming nothing.
         ("checkout 的错误率", Reply(None, "checkout 的错误率")),
         ("第一个", Reply(None, "第一个")),
-        ("what is it", Reply(None, "what is it")),
+        ("what is it", Reply("question", "")),
+        ("批准 checkout 吗", Reply("question", "checkout")),
         ("nova", Reply(None, "nova")),
         ("edit it", Reply(None, "edit it")),
     ],
 )
 def test_words_around_a_name_are_its_reply_and_a_name_is_no_reply(said: str, reply: Reply) -> None:
     assert reply_said(said, approve=True) == reply
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "你确定吗？",
+        "确定吗",
+        "对吗",
+        "要批准吗",
+        "批准吗？",
+        "可以吗",
+        "嗯？",
+        "approve?",
+        "approve what?",
+    ],
+)
+def test_a_reply_that_asks_back_is_no_yes(said: str) -> None:
+    assert reply_said(said, approve=True).said == "question"
+    assert reply_said(said, approve=False).said == "question"
