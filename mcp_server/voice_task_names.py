@@ -238,7 +238,22 @@ def pick_task(
         again = _pick_task(tasks, digits, english, named=named)
         if again.task is not None:
             return again
+    if picked.task is None and (number := _number_read_as_time(said)) is not None:
+        # Digits alone read as a time that no reminder has ("443" is 4:43): the one task
+        # whose name holds that number ("port 443") is meant, as before times were read.
+        live = [t for t in tasks if t.state is not TaskState.STOPPED]
+        holding = [t for t in live if number in re.findall(r"\d+", _name(t))]
+        if len(holding) == 1:
+            return Picked(holding[0], "", [])
     return picked
+
+
+def _number_read_as_time(said: str) -> str | None:
+    """The number ``said`` is, when it is digits alone that the clock reader took for a time
+    ("443", "830"); None otherwise."""
+    if re.fullmatch(r"\s*\d{3,4}\s*", said) and clock_as_labelled(said) != said:
+        return said.strip()
+    return None
 
 
 def _name(task: TaskSummary) -> str:

@@ -238,6 +238,22 @@ def test_digits_run_together_are_a_time_only_where_one_is_expected() -> None:
     assert clock_as_labelled("twenty-four hours") == "twenty-four hours"
 
 
+def test_a_number_alone_no_reminder_has_as_its_time_finds_the_task_named_by_it() -> None:
+    """ "443" was read as 4:43 and answered "没找到叫“443”的任务。你的任务有：port 443…":
+    digits alone that name no reminder's time are the number of the one task holding it."""
+
+    def web(name: str) -> TaskSummary:
+        return TaskSummary(
+            task_id=f"web-monitor/ops/{name}", kind=TaskKind.WEB_MONITOR, state=TaskState.ACTIVE
+        )
+
+    for name, said in (("port-443", "443"), ("api-1200", "1200"), ("order-830", "830")):
+        task = web(name)
+        assert pick_task([task, web("price")], said, english=False).task is task, said
+    # Two tasks hold it: asked, not guessed.
+    assert pick_task([web("port-443"), web("edge-443")], "443", english=False).task is None
+
+
 async def test_the_voice_pauses_the_reminder_at_the_time_said_in_either_language(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
