@@ -112,8 +112,10 @@ def without_verb(said: str, verbs: tuple[str, ...] = ()) -> str:
     """``said`` without the tool's own ``verbs`` a model copied before what the user named, and
     the fillers after them ("恢复第二个" is "第二个", "暂停那个价格监控" "价格监控"), left out
     one at a time until what is left names nothing ("pause that one" is "that one", not "one",
-    a place): "没找到叫“恢复第二个”的任务" was the answer. Only the tool's own: "恢复第二个"
-    said to pause_task is not the second task to pause. Without a verb, as said."""
+    a place): "没找到叫“恢复第二个”的任务" was the answer. Only the tool's own are left out
+    ("恢复第二个" said to pause_task keeps its verb, and names no task by its words; a place
+    after any tool's verb, "恢复2", is still read as a place by `ORDINAL`). Without a verb,
+    as said."""
     verb = _verb_before(verbs)
     if not verb.match(said):
         return said
