@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import GreetOutcome
+from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
@@ -126,13 +127,9 @@ async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_c
 ) -> None:
     """America/Santiago turns its clocks back at midnight after 2026-04-04: today's push at
     09:00 was said "at 8:00", read by tomorrow's plan's offset."""
-    from datetime import UTC, date, datetime
-    from typing import Any
+    from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from ambient.briefing.config import plan_for
-    from ambient.briefing.models import BriefingStatus
-    from ambient.briefing.service import BriefingService
     from ambient.storage.models import Briefing, Delivery
 
     config = BriefingConfig(timezone="America/Santiago")
@@ -146,18 +143,7 @@ async def test_the_push_hour_is_said_in_the_briefings_zone_on_a_day_before_its_c
         hook = {"channel": "webhook", "target": "https://hook.example/x", "status": "sent"}
         session.add(Delivery(key=key, user="rae", **hook))
         await session.commit()
-    service = BriefingService(None, deps.settings, deps.db)  # type: ignore[arg-type]
-    tomorrow = plan_for(date(2026, 4, 5), config)
-    status = BriefingStatus(user="rae", task_id="daily-briefing/rae", config=config, day=tomorrow)
-
-    async def read_status(user: str, **_: Any) -> BriefingStatus:
-        return status
-
-    async def afternoon() -> datetime:
-        return datetime(2026, 4, 4, 15, 0, tzinfo=zone).astimezone(UTC)
-
-    monkeypatch.setattr(service, "read_status", read_status)
-    monkeypatch.setattr(service, "clock", afternoon)
+    service = _on_the_afternoon_of_2026_04_04(deps, monkeypatch, config)
     said = await service._with_todays("rae", "Hello! The daily briefing is given …", False)
     assert said.startswith("Hello! Today's briefing was sent to your channels at 9:00;"), said
 
@@ -178,16 +164,27 @@ async def test_a_briefing_set_up_after_todays_window_says_the_next_is_tomorrow(
 ) -> None:
     """Set up in the afternoon, after its window, with no briefing today: "the daily briefing
     is given at the first greeting between 6:00 and 10:00", as if today's were still to come."""
+    from ambient.briefing.models import greeting_text
+
+    config = BriefingConfig(timezone="Asia/Shanghai", window_start="06:00", window_end="10:00")
+    service = _on_the_afternoon_of_2026_04_04(deps, monkeypatch, config)
+    window = "06:00–10:00"
+    text = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh" if chinese else "en", window=window)
+    assert await service._with_todays("rae", text, chinese) == said
+
+
+def _on_the_afternoon_of_2026_04_04(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, config: BriefingConfig
+) -> BriefingService:
+    """The briefing service of a run planned for 2026-04-05 (``config``), its clock at 15:00
+    of 2026-04-04 in the briefing's zone: after today's window."""
     from datetime import UTC, date, datetime
     from typing import Any
     from zoneinfo import ZoneInfo
 
     from ambient.briefing.config import plan_for
-    from ambient.briefing.models import BriefingStatus, greeting_text
-    from ambient.briefing.service import BriefingService
+    from ambient.briefing.models import BriefingStatus
 
-    config = BriefingConfig(timezone="Asia/Shanghai", window_start="06:00", window_end="10:00")
-    zone = ZoneInfo(config.timezone)
     service = BriefingService(None, deps.settings, deps.db)  # type: ignore[arg-type]
     tomorrow = plan_for(date(2026, 4, 5), config)
     status = BriefingStatus(user="rae", task_id="daily-briefing/rae", config=config, day=tomorrow)
@@ -196,10 +193,8 @@ async def test_a_briefing_set_up_after_todays_window_says_the_next_is_tomorrow(
         return status
 
     async def afternoon() -> datetime:
-        return datetime(2026, 4, 4, 15, 0, tzinfo=zone).astimezone(UTC)
+        return datetime(2026, 4, 4, 15, 0, tzinfo=ZoneInfo(config.timezone)).astimezone(UTC)
 
     monkeypatch.setattr(service, "read_status", read_status)
     monkeypatch.setattr(service, "clock", afternoon)
-    window = "06:00–10:00"
-    text = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh" if chinese else "en", window=window)
-    assert await service._with_todays("rae", text, chinese) == said
+    return service
