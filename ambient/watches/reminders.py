@@ -296,15 +296,23 @@ def retyped(patch: Mapping[str, Any], whole: Mapping[str, Any]) -> dict[str, Any
     """A reminder's config ``whole`` that ``patch`` was merged into: its type follows from the
     patch's fields when the patch leaves it out (a cron sent makes a cron schedule, days a
     weekly one, as in a new config), and the stored fields its type and action have no use for
-    are dropped (a weekly made daily loses its days); a field sent stays, to be refused by
-    name. Every other stored field stays, refused by name if it is refused now."""
+    are dropped (a weekly made daily loses its days; a cron made daily or weekly keeps its
+    one time of day as hour and minute); a field sent stays, to be refused by name. Every
+    other stored field stays, refused by name if it is refused now."""
     out = dict(whole)
     if "type" not in patch:
         if patch.get("cron") is not None:
             out["type"] = "cron"
         elif patch.get("days"):
             out["type"] = "weekly"
-    unused = unused_by(out.get("type") or "daily", out.get("action") or "reminder")
+    kind = out.get("type") or "daily"
+    cron = out.get("cron") if "cron" not in patch else None
+    at = re.fullmatch(r"(\d{1,2}) (\d{1,2}) \* \* \S+", cron.strip()) if cron else None
+    if kind != "cron" and at and not {"hour", "minute"} & patch.keys():
+        # A cron's one time of day is the new type's ("0 7 * * 1-5" made weekly: 07:00),
+        # not the default 08:00 its unused hour and minute held.
+        out["minute"], out["hour"] = int(at[1]), int(at[2])
+    unused = unused_by(kind, out.get("action") or "reminder")
     return {key: value for key, value in out.items() if key not in unused or key in patch}
 
 

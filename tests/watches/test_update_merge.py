@@ -184,6 +184,12 @@ async def test_a_kind_change_drops_only_the_fields_the_new_kind_has_no_use_for(
     # cron: the weekly's hour, minute and days go; a news digest: the message goes.
     cron = await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
     assert (cron.config["type"], cron.config["days"], cron.config["hour"]) == ("cron", [], 8)
+    # A cron made weekly keeps its time of day (it became 08:00, the unused default).
+    weekly_again = await allowed.tasks.update(user, made.task_id, {"days": ["tue"]})
+    said = weekly_again.config
+    assert (said["type"], said["days"], said["hour"], said["minute"]) == ("weekly", ["tue"], 7, 0)
+    assert {"hour", "type", "days", "cron"} <= set(weekly_again.changed or []), weekly_again
+    await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
     digest = await allowed.tasks.update(
         user, made.task_id, {"action": "news_digest", "news_urls": ["https://example.com/n"]}
     )
