@@ -48,6 +48,8 @@ GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
 # A greeting refused because a new config is replacing the run (the new run speaks it).
 GREETING_HANDED_OVER = "GreetingHandedOver"
+# A hand-over refused: another request's new config is replacing the run (one at a time).
+HANDED_OVER = "HandedOver"
 # How long a hand-over refuses greetings: the service replaces the run within half of it or
 # not at all (its create failed, or it died), and then the run speaks again.
 HAND_OVER_HOLD = timedelta(seconds=30)
@@ -330,6 +332,18 @@ class DailyBriefingWorkflow(PrepareAndPush):
         the parameter the SDK dropped it and the hold began)."""
         self.handed_over_at = workflow.now()
         return self.status()
+
+    @hand_over.validator
+    def _validate_hand_over(self, by_hand: None = None) -> None:
+        # One hand-over at a time: two of the same run each started their new run, and the
+        # later start terminated the earlier's (its config lost, both callers told it applied).
+        # A refused update leaves no event in the history, so runs recorded before it replay.
+        if self._handed_over():
+            raise ApplicationError(
+                "another request is replacing the daily briefing's config; try again in a moment",
+                type=HANDED_OVER,
+                non_retryable=True,
+            )
 
     def _handed_over(self) -> bool:
         at = self.handed_over_at

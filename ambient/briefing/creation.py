@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from temporalio.client import Client, WorkflowUpdateStage
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from ambient import no_answer, request_deadline, temporal
 from ambient.briefing import records
@@ -44,7 +44,7 @@ from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, ConfigOvertaken, check_destinations
 from ambient.watches.summaries import BRIEFING
-from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
+from workflows.daily_briefing import HAND_OVER_HOLD, HANDED_OVER, DailyBriefingWorkflow
 
 # How long a create waits for a stopped run to finish before asking to be sent again: a push
 # cut short by the delete hears it at its next heartbeat (within ~8 s: 0.8 of the 10 s
@@ -53,6 +53,13 @@ FINISHING_WAIT = 15.0
 # Deleted, its run still finishing (a preparation or push under way): gone already.
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
+# The run is handed over to another request's new config (or to one cut short: its hold lasts
+# HAND_OVER_HOLD), and only one replaces it at a time.
+BEING_CHANGED = "the daily briefing is being changed by another request; try again in half a minute"
+# How long a merged update waits for that other request's new run, to merge over it, and how
+# often it looks (a replacement takes well under a second when Temporal answers).
+HELD_WAIT = 3.0
+HELD_LOOK = 0.2
 # A create that does not replace (the create_* tools' rule): update_task changes the config.
 RUNS_OTHER = (
     "the daily briefing %r already runs with another config; call update_task with the fields "
@@ -218,8 +225,18 @@ class Creation:
             created, replaced = await records.described(self.client, task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             deadline = min(deadline, request_deadline.deadline() or deadline)
-            handed_run, handed = await self._hand_over(user)
+            # A merged update hands over the run it read, no other: one that came since is
+            # another update's, not to be held (its merge would find the hold its own).
+            read_run = replaced if based_on is not None else None
+            try:
+                handed_run, handed = await self._hand_over(user, read_run)
+            except _HeldByAnother:
+                await self._replaced_by_another(user, based_on)
             _in_time(deadline)  # its hand-over took it all: the run stays, nothing sent
+            if handed is None and read_run is not None:
+                # Ended under it or before it: replaced by another update, unless none runs.
+                if (await records.described(self.client, task_id))[1] != read_run:
+                    raise ConfigOvertaken
             current, replaced = handed or current, handed_run or replaced
             # Another update's run may have come between the read and the hand-over (its
             # hold ends by itself; the update merges over that run's config and hands it over).
@@ -299,22 +316,52 @@ class Creation:
             state = await records.keep_controls(self.client, replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed).of_run(new_run)
 
-    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
-        """The run id and last status of the running briefing, as it hands over by the
-        request's deadline (if any) and QUERY_TIMEOUT; None when no run takes it (it just
-        ended, or does not answer: it is replaced all the same)."""
-        handle = self.client.get_workflow_handle(task_id_for(user))
+    async def _hand_over(
+        self, user: str, run_id: str | None = None
+    ) -> tuple[str | None, BriefingStatus | None]:
+        """The run id and last status of the running briefing (``run_id``: that run only), as
+        it hands over by the request's deadline (if any) and QUERY_TIMEOUT; None when no run
+        takes it (it just ended, or does not answer: it is replaced all the same).
+        _HeldByAnother when another request's hand-over holds it."""
+        handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
 
         async def hand_over() -> tuple[str | None, BriefingStatus]:
             with request_deadline.request_deadline(no_answer.QUERY_TIMEOUT.total_seconds()):
                 async with asyncio.timeout_at(request_deadline.deadline()):
-                    update = await handle.start_update(
-                        DailyBriefingWorkflow.hand_over,
-                        wait_for_stage=WorkflowUpdateStage.COMPLETED,
-                    )
-                    return update.workflow_run_id, await update.result()
+                    try:
+                        update = await handle.start_update(
+                            DailyBriefingWorkflow.hand_over,
+                            wait_for_stage=WorkflowUpdateStage.COMPLETED,
+                        )
+                        return update.workflow_run_id, await update.result()
+                    except WorkflowUpdateFailedError as exc:
+                        # Not "no run takes it" (`_answer`): replaced now, the other request's
+                        # new run would be terminated by ours.
+                        cause = exc.cause
+                        if isinstance(cause, ApplicationError) and cause.type == HANDED_OVER:
+                            raise _HeldByAnother from None
+                        raise
 
         return await self._answer(hand_over(), task_id_for(user), quiet=True) or (None, None)
+
+    async def _replaced_by_another(self, user: str, based_on: dict[str, Any] | None) -> NoReturn:
+        """Another request's hand-over holds the run. A merged update (``based_on``) waits a
+        moment, within its request's deadline, for that request's new run and merges over it
+        (ConfigOvertaken); anything else, or a new run not there in time, is told to try again
+        (BriefingError), nothing changed."""
+        if based_on is not None:
+            clock = asyncio.get_running_loop().time
+            until = min(clock() + HELD_WAIT, request_deadline.deadline() or float("inf"))
+            while clock() + HELD_LOOK < until:
+                await asyncio.sleep(HELD_LOOK)
+                current = await self.read_status(user)
+                if current is None or current.config.model_dump(mode="json") != based_on:
+                    raise ConfigOvertaken
+        raise BriefingError(BEING_CHANGED)
+
+
+class _HeldByAnother(Exception):
+    """The run refused the hand-over: another request's new config is replacing it."""
 
 
 def _still_based_on(current: BriefingStatus | None, based_on: dict[str, Any] | None) -> None:

@@ -69,7 +69,9 @@ async def test_a_greeting_spoken_while_the_hand_over_went_unanswered_is_carried(
         day = await stack.created_in_window("ivy", config)
         spoken: list[GreetResult] = []
 
-        async def unanswered(self: BriefingService, user: str) -> tuple[None, None]:
+        async def unanswered(
+            self: BriefingService, user: str, run_id: str | None = None
+        ) -> tuple[None, None]:
             spoken.append(await self.greet(user, via="voice", request_id="meanwhile"))
             return None, None  # as a hand-over no worker took in time
 

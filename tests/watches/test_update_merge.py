@@ -296,6 +296,32 @@ async def test_two_updates_of_a_briefing_at_once_both_apply(app: AppState) -> No
     await app.tasks.delete(user, made.task_id)
 
 
+async def test_two_updates_of_a_briefing_sent_at_the_same_moment_both_apply(
+    app: AppState,  # noqa: F811
+) -> None:
+    """Both read the same config and go on together: each handed over the same run, and the
+    later start terminated the earlier one's new run, its field lost while both were told it
+    applied."""
+    user = app.stdio_user or ""
+    made = await app.tasks.create(user, "daily_briefing", {"timezone": "Asia/Shanghai"})
+    news = ["https://techcrunch.com/"]
+    first, second = HeldAfterItsRead(app), HeldAfterItsRead(app)
+    second.go = first.go  # both let go at once
+    sent = [
+        asyncio.create_task(first.update(user, made.task_id, {"prepare_at": "04:00"})),
+        asyncio.create_task(second.update(user, made.task_id, {"news_urls": news})),
+    ]
+    await first.read.wait()
+    await second.read.wait()
+    first.go.set()
+    moved, added = await asyncio.gather(*sent)
+    # The one done first may be told of the other's run, by then in force (its note says so).
+    assert "prepare_at" in (moved.changed or []) and "news_urls" in (added.changed or [])
+    kept = await app.tasks.get(user, made.task_id)
+    assert (kept.config["prepare_at"], kept.config["news_urls"]) == ("04:00", news)
+    await app.tasks.delete(user, made.task_id)
+
+
 class OvertakenAtEachRead(TaskService):
     """A service after each of whose reads another update lands (another door, every time)."""
 
