@@ -210,6 +210,39 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
     assert status.config == config
 
 
+async def test_a_create_sent_again_while_its_cut_short_hand_over_holds_says_try_again(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create handed the run over and was cut short ("try again"); sent again at once it
+    handed the run over a second time. Only one hand-over holds a run: the second hears the
+    run is being changed, nothing replaced, and once the hold is over the create replaces it."""
+    user = unique("held")
+    await make_user(deps.db, user)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window(user, config)
+        await service.greet(user, request_id="first")
+        store = records.store_given
+
+        async def slow(*args):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(2)
+            await store(*args)
+
+        later = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(creation, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(records, "store_given", slow)
+            with pytest.raises(BriefingError, match="did not reach Temporal in time"):
+                await service.create(user, later)
+        with pytest.raises(BriefingError, match="being changed by another request; try again"):
+            await service.create(user, later)
+        assert (await service.status(user)).config == config
+        await stack.skip_to(await stack.now() + timedelta(minutes=1))
+        assert (await service.create(user, later)).created
+        assert (await service.status(user)).config == later
+
+
 async def test_a_greeting_stored_slower_than_its_wait_is_stored_all_the_same(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
