@@ -182,6 +182,12 @@ class Creation:
     ) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
+        # A merged update's run, read before its status: a newer run (another update's) read
+        # after the status was handed over in its place, held, and its retry then refused by
+        # its own hold ("being changed by another request" when nothing else changed it).
+        read_first = (
+            (await records.described(self.client, task_id))[1] if based_on is not None else None
+        )
         current = await self.read_status(user)
         deadline = None
         replaced: str | None = None  # the run id of the run replaced
@@ -227,7 +233,7 @@ class Creation:
             deadline = min(deadline, request_deadline.deadline() or deadline)
             # A merged update hands over the run it read, no other: one that came since is
             # another update's, not to be held (its merge would find the hold its own).
-            read_run = replaced if based_on is not None else None
+            read_run = read_first if based_on is not None else None
             try:
                 handed_run, handed = await self._hand_over(user, read_run)
             except _HeldByAnother:

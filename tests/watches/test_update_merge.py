@@ -322,6 +322,35 @@ async def test_two_updates_of_a_briefing_sent_at_the_same_moment_both_apply(
     await app.tasks.delete(user, made.task_id)
 
 
+async def test_a_briefing_update_overtaken_between_its_reads_merges_again_not_held(
+    app: AppState,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another update's run started between this update's status read and its read of the
+    run id: it handed over that newer run in place of the one it read, held it, and its retry
+    was refused by its own hold ("being changed by another request" after 3 s, nothing else
+    changing it)."""
+    from ambient.briefing import records
+
+    user = app.stdio_user or ""
+    made = await app.tasks.create(user, "daily_briefing", {"timezone": "Asia/Shanghai"})
+    news = ["https://techcrunch.com/"]
+    described, landed = records.described, asyncio.Event()
+
+    async def another_lands_first(client: Any, task_id: str) -> Any:
+        if not landed.is_set():
+            landed.set()
+            await app.tasks.update(user, made.task_id, {"news_urls": news})
+        return await described(client, task_id)
+
+    monkeypatch.setattr(records, "described", another_lands_first)
+    moved = await app.tasks.update(user, made.task_id, {"prepare_at": "04:00"})
+    assert "prepare_at" in (moved.changed or []), moved
+    kept = await app.tasks.get(user, made.task_id)
+    assert (kept.config["prepare_at"], kept.config["news_urls"]) == ("04:00", news)
+    await app.tasks.delete(user, made.task_id)
+
+
 class OvertakenAtEachRead(TaskService):
     """A service after each of whose reads another update lands (another door, every time)."""
 
