@@ -223,7 +223,9 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         # Named by nothing with no question of this decision on it ("批准" with one waiting,
         # "不要" to "要批准…吗？" through refuse_remediation): asked, never made unheard.
         unheard = unnamed and not confirmed
-        if (unheard or asks_first(len(waiting), moved_on, approve, view.mode)) and not confirmed:
+        # A question back naming the fix ("批准 checkout 吗？") is asked, never decided.
+        asking = unheard or reply.said == "question"
+        if (asking or asks_first(len(waiting), moved_on, approve, view.mode)) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return ("" if moved_on else gone) + _question(
                 waiting, run, approve, step, moved_on=moved_on

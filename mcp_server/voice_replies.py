@@ -65,10 +65,11 @@ _APART = re.compile(r"[\s\W_]+")  # punctuation and spaces: the breaks between w
 _QUOTES = re.compile(r"['’‘`]")  # "don't" is "dont"
 
 Said = Literal["yes", "no", "wait", "question"]
-# A reply that asks back ("你确定吗？", "批准吗", "approve what?", "真的要批准？") says no yes,
-# whatever words it holds: the question is asked again, nothing is decided.
+# A reply that asks back ("你确定吗？", "批准吗", "approve what?", "是不是要批准") says no yes,
+# whatever words it holds: the question is asked again, nothing is decided. Not "嗯呢"/"好呢"
+# (呢 there is a yes's particle) nor 哪 in a name ("哪吒"), nor "真的，批准" (really: a yes).
 _QUESTION = re.compile(
-    r"[?？]\s*$|[吗呢么]|是不是|要不要|能不能|可不可以|真的|什么|为什么|怎么|哪"
+    r"[?？]\s*$|吗|(?<![那这])么|是不是|要不要|能不能|可不可以|什么|为什么|怎么|哪个|哪一个"
     r"|(?<![a-z])(?:what|why|how|which|really|are you sure|is it)(?![a-z])",
     re.IGNORECASE,
 )
@@ -96,7 +97,8 @@ def reply_said(which: str, approve: bool) -> Reply:
     sends nothing. A refusal's says yes with its verb ("不要，拒绝吧"), no with a no or a
     negated approval, and nothing with a wait, a negated refusal or an approval alone."""
     reply = _reply(which, approve)
-    if _QUESTION.search(which.strip()):
+    # A no or a wait keeps its meaning whatever else it asks ("不，什么都别做", "wait, what?").
+    if reply.said in ("yes", None) and _QUESTION.search(which.strip()):
         # What it names, less its question's words ("approve what?" names nothing).
         named = _APART.sub(" ", _QUESTION.sub(" ", reply.named)).strip()
         return Reply("question", named)

@@ -240,11 +240,15 @@ def pick_task(
             return again
     if picked.task is None and (number := _number_read_as_time(said)) is not None:
         # Digits alone read as a time that no reminder has ("443" is 4:43): the one task
-        # whose name holds that number ("port 443") is meant, as before times were read.
+        # whose name holds that number ("port 443") is meant, as before times were read. A
+        # time some task has ("830" with 8:30 and 20:30) stays asked back.
         live = [t for t in tasks if t.state is not TaskState.STOPPED]
-        holding = [t for t in live if number in re.findall(r"\d+", _name(t))]
-        if len(holding) == 1:
-            return Picked(holding[0], "", [])
+        time = flat(clock_as_labelled(said))
+        said_as = [_said_for(t.summary, t.kind, False) for t in live]
+        if not any(time in flat(label) for label in [*task_labels(live, False).values(), *said_as]):
+            holding = [t for t in live if number in re.findall(r"\d+", _name(t))]
+            if len(holding) == 1:
+                return Picked(holding[0], "", [])
     return picked
 
 

@@ -252,6 +252,11 @@ def test_a_number_alone_no_reminder_has_as_its_time_finds_the_task_named_by_it()
         assert pick_task([task, web("price")], said, english=False).task is task, said
     # Two tasks hold it: asked, not guessed.
     assert pick_task([web("port-443"), web("edge-443")], "443", english=False).task is None
+    # A time reminders have: asked which of them, not the task named by the number.
+    for named in (False, True):
+        both = [*_reminders("08:30", "20:30", named=named).values(), web("order-830")]
+        asked = pick_task(both, "830", english=False)
+        assert asked.task is None and "20点30分" in asked.question, (named, asked)
 
 
 async def test_the_voice_pauses_the_reminder_at_the_time_said_in_either_language(

@@ -1106,6 +1106,31 @@ async def test_the_one_fix_waiting_named_by_nothing_is_asked_about_by_name_not_w
     assert done == "好的，已批准checkout 的错误率修复的重启（第 1 级，演练）。", done
 
 
+@pytest.mark.parametrize(
+    ("tool", "said"),
+    [
+        ("approve_remediation", "批准 checkout 吗？"),
+        ("approve_remediation", "批准第一个吗"),
+        ("refuse_remediation", "拒绝 checkout 吗？"),
+    ],
+)
+async def test_a_question_naming_the_one_fix_waiting_decides_nothing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tool: str, said: str
+) -> None:
+    """With one dry-run fix waiting, a named one is decided at once: "批准 checkout 吗？"
+    (asking) approved it. A question back is asked, whatever it names."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            asked = await say(client, tool, which=said)
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+    assert status.approvals == [], asked
+    assert asked.endswith("吗？确认就再说一次" + ("批准。" if "approve" in tool else "拒绝。")), (
+        asked
+    )
+
+
 async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_answering(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,4 +88,26 @@ def test_words_around_a_name_are_its_reply_and_a_name_is_no_reply(said: str, rep
 )
 def test_a_reply_that_asks_back_is_no_yes(said: str) -> None:
     assert reply_said(said, approve=True).said == "question"
-    assert reply_said(said, approve=False).said == "question"
+    # Said to refuse_remediation, an approval's words decide nothing either.
+    assert reply_said(said, approve=False).said in ("question", "wait")
+
+
+@pytest.mark.parametrize(
+    ("said", "meant"),
+    [
+        # A no or a wait keeps its meaning whatever else it asks.
+        ("不，什么都别做", "wait"),
+        ("no, not really", "wait"),
+        ("wait, what?", "wait"),
+        ("等一下，什么", "wait"),
+        # 呢 after a yes is the yes's particle; "really" said first is no question.
+        ("嗯呢", "yes"),
+        ("好呢", "yes"),
+        ("对呢", "yes"),
+        ("真的，批准", "yes"),
+    ],
+)
+def test_a_no_a_wait_or_a_yes_with_a_question_word_in_it_keeps_its_meaning(
+    said: str, meant: str
+) -> None:
+    assert reply_said(said, approve=True).said == meant
