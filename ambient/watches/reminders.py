@@ -308,10 +308,12 @@ def retyped(patch: Mapping[str, Any], whole: Mapping[str, Any]) -> dict[str, Any
     kind = out.get("type") or "daily"
     cron = out.get("cron") if "cron" not in patch else None
     at = re.fullmatch(r"(\d{1,2}) (\d{1,2}) \* \* \S+", cron.strip()) if cron else None
-    if kind != "cron" and at and not {"hour", "minute"} & patch.keys():
+    if kind != "cron" and at:
         # A cron's one time of day is the new type's ("0 7 * * 1-5" made weekly: 07:00),
-        # not the default 08:00 its unused hour and minute held.
-        out["minute"], out["hour"] = int(at[1]), int(at[2])
+        # not the default 08:00 its unused hour and minute held; a field sent is as sent.
+        for field, value in (("minute", at[1]), ("hour", at[2])):
+            sent = patch.get(field)
+            out[field] = int(value) if sent is None else sent
     unused = unused_by(kind, out.get("action") or "reminder")
     return {key: value for key, value in out.items() if key not in unused or key in patch}
 

@@ -190,6 +190,10 @@ async def test_a_kind_change_drops_only_the_fields_the_new_kind_has_no_use_for(
     assert (said["type"], said["days"], said["hour"], said["minute"]) == ("weekly", ["tue"], 7, 0)
     assert {"hour", "type", "days", "cron"} <= set(weekly_again.changed or []), weekly_again
     await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
+    # A minute sent with the change: the cron's hour stays (it became 08:15).
+    quarter = await allowed.tasks.update(user, made.task_id, {"days": ["wed"], "minute": 15})
+    assert (quarter.config["hour"], quarter.config["minute"]) == (7, 15), quarter.config
+    await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
     digest = await allowed.tasks.update(
         user, made.task_id, {"action": "news_digest", "news_urls": ["https://example.com/n"]}
     )
