@@ -30,10 +30,7 @@ from temporalio.worker import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from ambient.domain.workflow_input import BAD_WORKFLOW_INPUT
-
-# What an update whose arguments do not fit is refused with (its type, for a caller's code).
-NOT_ITS_ARGUMENTS = "ArgumentsNotTaken"
+    from ambient.domain.workflow_input import BAD_WORKFLOW_INPUT, NOT_ITS_ARGUMENTS
 
 
 def _misfit(kind: str, name: str, args: list[Any]) -> str | None:

@@ -56,9 +56,11 @@ NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 # The run is handed over to another request's new config (or to one cut short: its hold lasts
 # HAND_OVER_HOLD), and only one replaces it at a time.
 BEING_CHANGED = "the daily briefing is being changed by another request; try again in half a minute"
-# How long a merged update waits for that other request's new run, to merge over it, and how
-# often it looks (a replacement takes well under a second when Temporal answers).
-HELD_WAIT = 3.0
+# How long a merged update waits for that other request's new run, to merge over it (within
+# its request's deadline): as long as that request may take to replace it (half the hold; on
+# a loaded host, 3 s was too short and both of two updates at once were told to try again),
+# and how often it looks.
+HELD_WAIT = HAND_OVER_HOLD.total_seconds() / 2
 HELD_LOOK = 0.2
 # A create that does not replace (the create_* tools' rule): update_task changes the config.
 RUNS_OTHER = (

@@ -14,6 +14,9 @@ from pydantic import BaseModel
 
 # The ApplicationError type a run whose input did not decode (or did not fit) fails with.
 BAD_WORKFLOW_INPUT = "BadWorkflowInput"
+# What an update whose arguments do not fit is refused with (its type, for a caller's code:
+# workflows/message_arguments.py refuses, the task service reads it back).
+NOT_ITS_ARGUMENTS = "ArgumentsNotTaken"
 
 
 class WorkflowInput(BaseModel):

@@ -27,6 +27,7 @@ from ambient import no_answer, temporal, updates
 from ambient.briefing.models import MAX_REQUEST_ID, BriefingRef
 from ambient.controls_in_flight import DELIVERED_FAILING
 from ambient.domain.configs import read_stored
+from ambient.domain.workflow_input import NOT_ITS_ARGUMENTS
 from ambient.refusals import N_, Refusal
 from ambient.request_deadline import bounded, request_deadline
 from ambient.storage.repositories import EventRepository, SnapshotRepository
@@ -66,7 +67,6 @@ from ambient.watches.models import (
 from ambient.watches.reads import briefing_task_status, found, of_a_known_user
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig, retyped
 from ambient.watches.threshold_config import SAID_BY_OTHER
-from workflows.message_arguments import NOT_ITS_ARGUMENTS
 from workflows.watch_controls import OVERTAKEN as CONFIG_OVERTAKEN
 
 # How often update_task reads the config in force and merges over it again when another

@@ -472,12 +472,12 @@ _VOICE_SETS = ("voice.jsonl", "voice_followups.jsonl", "voice_confirm.jsonl")
 
 def _said_without_a_name(value: str) -> bool:
     """A reference the voice tools read in either language: "它", "第二", "确认"."""
-    from mcp_server.voice_approvals import _YES
     from mcp_server.voice_references import names_nothing
+    from mcp_server.voice_replies import reply_said
 
     return (
         names_nothing(value)
-        or not _YES.sub("", value.lower())  # yes words and verbs alone
+        or reply_said(value, approve=True).names_no_fix  # yes words and verbs alone
         or bool(re.fullmatch(r"第[一二三四五六七八九十]", value))
     )
 
