@@ -8,7 +8,14 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from api.routers import app_pages, ops_pages, pages, settings_pages, signin_pages
+from api.routers import (
+    app_pages,
+    discussion_pages,
+    ops_pages,
+    pages,
+    settings_pages,
+    signin_pages,
+)
 from tests.conftest import unique
 from tests.support.servers import http_client, serve
 
@@ -20,6 +27,7 @@ FORM_POSTS = sorted(
         app_pages.router,
         settings_pages.router,
         ops_pages.router,
+        discussion_pages.router,
     )
     for route in router.routes
     if isinstance(route, APIRoute) and "POST" in route.methods

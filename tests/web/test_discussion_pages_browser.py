@@ -16,7 +16,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from api.app import create_app
-from api.routers import ops_pages
+from api.routers import discussion_pages, ops_pages
 from tests.conftest import unique
 from tests.remediation.support import run_row
 from tests.support.servers import free_port, serve
@@ -27,7 +27,7 @@ async def test_the_discussion_list_pages_through_every_discussion_once(
     settings: Settings, db: Database, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past a page of discussions, the rest were not shown and no link led to them."""
-    monkeypatch.setattr(ops_pages, "DISCUSSIONS_PER_PAGE", 2)
+    monkeypatch.setattr(discussion_pages, "DISCUSSIONS_PER_PAGE", 2)
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     name, token = await _chinese_user(db, "talker")
     bus = DiscussionService(db, settings)
