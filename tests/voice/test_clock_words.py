@@ -16,6 +16,8 @@ from ambient.speech import said_time
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
+from ambient.watches.models import TaskRef
+from ambient.wiring import AppState
 from mcp_server.voice_clock import clock_as_labelled
 from mcp_server.voice_task_names import pick_task
 from tests.conftest import running_worker, unique
@@ -270,19 +272,9 @@ async def test_the_voice_pauses_the_reminder_at_the_time_said_in_either_language
             (Language.EN, "pause the 8 pm reminder", "OK, reminder daily at 20:00 is paused."),
             (Language.ZH, "8pm的提醒", "好的，提醒（每天 20点）已暂停。"),
         ):
-            user = unique("vc")
-            async with deps.db.session() as session:
-                await UserRepository(session).create(UserCreate(name=user, language=language))
-                await session.commit()
-            made = {}
-            for n, (hour, minute) in enumerate(((8, 0), (20, 0), (8, 30), (18, 0))):
-                reminder = {"hour": hour, "minute": minute, "message": NAMES[n], "timezone": "UTC"}
-                made[hour, minute] = await state.tasks.create(user, "schedule", reminder)
-
-            async def listed(user: str = user) -> bool:
-                return len(await state.tasks.list(user)) == 4
-
-            await eventually(listed, "every reminder listed")
+            user, made = await _with_reminders(
+                state, deps, language, "vc", ((8, 0), (20, 0), (8, 30), (18, 0))
+            )
             async with voice_client(state, user) as voice:
                 assert await say(voice, "pause_task", name=said) == paused
             for (hour, minute), ref in made.items():
@@ -330,19 +322,9 @@ async def test_the_voice_asks_which_of_the_reminders_12_hours_apart_a_bare_time_
     async with running_worker(dev_env.client, deps) as worker:
         state = worker_state(dev_env.client, deps, worker.task_queue)
         for language, said, question, answer, paused, at in ASKED_BY_VOICE:
-            user = unique("vq")
-            async with deps.db.session() as session:
-                await UserRepository(session).create(UserCreate(name=user, language=language))
-                await session.commit()
-            made = {}
-            for n, (hour, minute) in enumerate(((8, 0), (20, 0), (8, 30), (20, 30))):
-                reminder = {"hour": hour, "minute": minute, "message": NAMES[n], "timezone": "UTC"}
-                made[hour, minute] = await state.tasks.create(user, "schedule", reminder)
-
-            async def listed(user: str = user) -> bool:
-                return len(await state.tasks.list(user)) == 4
-
-            await eventually(listed, "every reminder listed")
+            user, made = await _with_reminders(
+                state, deps, language, "vq", ((8, 0), (20, 0), (8, 30), (20, 30))
+            )
             async with voice_client(state, user) as voice:
                 if question is not None:
                     assert await say(voice, "pause_task", name=said) == question
@@ -396,3 +378,28 @@ def test_names_holding_a_time_are_both_said_by_what_they_share() -> None:
     assert asked.task is None and set(asked.named) == {t.task_id for t in tasks}, asked
     assert pick_task(tasks, "standup 9 pm", True).task == tasks[1]
     assert pick_task(tasks, "standup 9am", True).task == tasks[0]
+
+
+async def _with_reminders(
+    state: AppState,
+    deps: WorkerDeps,
+    language: Language,
+    prefix: str,
+    times: tuple[tuple[int, int], ...],
+) -> tuple[str, dict[tuple[int, int], TaskRef]]:
+    """A new user of ``language`` with a reminder (made by the service, UTC) at each of
+    ``times``, all of them listed: the user and each reminder by its time."""
+    user = unique(prefix)
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user, language=language))
+        await session.commit()
+    made = {}
+    for n, (hour, minute) in enumerate(times):
+        reminder = {"hour": hour, "minute": minute, "message": NAMES[n], "timezone": "UTC"}
+        made[hour, minute] = await state.tasks.create(user, "schedule", reminder)
+
+    async def listed() -> bool:
+        return len(await state.tasks.list(user)) == len(times)
+
+    await eventually(listed, "every reminder listed")
+    return user, made
