@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import gc
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
+from ambient.startup import freeze_once
 from ambient.storage import Database
 from ambient.storage.migrate import require_current
 from ambient.storage.retention import pruning
@@ -240,8 +240,7 @@ def main() -> None:
     # so the collector does not scan them again while the worker runs. In the storm bench's
     # process, unfrozen, each full collection took ~140 ms of the event loop's CPU, two in a
     # 100-alert storm (docs/benchmarks.md, "Alert storm, seventh round").
-    if not gc.get_freeze_count():
-        gc.freeze()
+    freeze_once()
     setup_logging()  # as `ambient worker` logs: redacted, to stderr
     asyncio.run(run_worker(Settings()))
 

@@ -29,6 +29,7 @@ from ambient.clients.tls import ca_context
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
+from ambient.startup import freeze_once
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
 from ambient.temporal import register_search_attributes
@@ -69,7 +70,7 @@ def pytest_collection(session: pytest.Session) -> Generator[None, object, object
         return (yield)
     finally:
         gc.collect()
-        gc.freeze()
+        freeze_once()
         gc.enable()
 
 

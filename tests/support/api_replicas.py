@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from bench.replicas import ambient, healthy, stop
@@ -43,12 +44,13 @@ async def api_replica(env: dict[str, str], log: Path) -> AsyncIterator[str]:
     process: subprocess.Popen[bytes] = ambient(env, log, "api", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     try:
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
 
-        async def up() -> bool:
-            assert process.poll() is None, log.read_text()
-            return await healthy(url)
+            async def up() -> bool:
+                assert process.poll() is None, log.read_text()
+                return await healthy(url, http)
 
-        await eventually(up, f"the API replica at {url}", bound=STARTUP_SECONDS)
+            await eventually(up, f"the API replica at {url}", bound=STARTUP_SECONDS)
         yield url
     finally:
         stop(process)
