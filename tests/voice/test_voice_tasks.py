@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
@@ -372,14 +373,22 @@ async def test_the_devices_greeting_door_speaks_the_briefing_cleaned_as_the_voic
             serve(create_app(settings)) as base,
             http_client(base, timeout=30) as http,
         ):
-            answer, again = [
-                await http.post(
+
+            async def greeted() -> httpx.Response:
+                return await http.post(
                     "/voice/greeting",
                     json={"user_id": user, "audio": False},
                     headers={"X-Device-Token": "device-secret-9"},
                 )
-                for _ in range(2)
-            ]
+
+            answer = await greeted()
+            # A greeting a loaded host's worker did not answer in time ("still preparing"): the
+            # user's next greeting is that one again, and it speaks what the first took up.
+            for _ in range(5):
+                if answer.status_code != 200 or answer.json()["outcome"] != "preparing":
+                    break
+                answer = await greeted()
+            again = await greeted()
         assert answer.status_code == 200, answer.text
         # No door of the device sends email: "可以让我发到你的邮箱" offered what it could not do.
         assert again.json()["outcome"] == "already_given", again.text
