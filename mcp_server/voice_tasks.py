@@ -215,12 +215,14 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
 
 
 def _pushed_state(pushed: DayPushed) -> tuple[str, str]:
-    """A pushed briefing's state as said: sent to the channels that took it, else in the inbox."""
+    """A pushed briefing's state as said: sent to the channels that took it, else in the inbox.
+    No time is said, so a channel that took only a later send is one it was sent to too."""
     if not pushed.took:
         return "没有推送渠道收到，在你的收件箱里", "is in your inbox: no push channel took it"
     if pushed.all_took:
         return "已推送到你的消息渠道", "has been sent to your channels"
-    zh, en = named_channels(pushed, chinese=True), named_channels(pushed, chinese=False)
+    zh = named_channels(pushed.took, chinese=True)
+    en = named_channels(pushed.took, chinese=False)
     return f"已推送到你的{zh}", f"has been sent to your {en}"
 
 

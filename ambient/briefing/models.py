@@ -310,13 +310,22 @@ def greeted_at(text: str, hhmm: str | None) -> str:
 
 class DayPushed(BaseModel):
     """What the push channels did with a day's briefing once pushed (``pushed_at``: its inbox
-    copy stored): the channels (by type, in order) that took it, and whether every push
-    channel it went to did. None took it (none set up, or each failed): the inbox alone has
-    it, and no door says it was sent (`ambient.briefing.pushed.day_pushed` reads it)."""
+    copy stored): the channels (by type, in order) that took it, by the window's push or a
+    send on request, and whether every push channel it went to did. None took it (none set
+    up, or each failed): the inbox alone has it, and no door says it was sent
+    (`ambient.briefing.pushed.day_pushed` reads it)."""
 
     model_config = ConfigDict(frozen=True)
     took: tuple[str, ...] = ()
     all_took: bool = False
+    # The day's first push, the one its pushed_at times (the window's push, or a send on
+    # request made before it): the channels that took it and whether every one it went to did.
+    # A door says a time only of these.
+    first_took: tuple[str, ...] = ()
+    first_all_took: bool = False
+    # The channels that took only a later push, not the first (a send at 14:00 of a day pushed
+    # at 10:00): said as sent later, without a time.
+    later_took: tuple[str, ...] = ()
 
 
 class BriefingStatus(BaseModel):
@@ -489,8 +498,8 @@ class BriefingView(BaseModel):
     prepared_at: datetime | None = None
     given_at: datetime | None = None
     given_via: str | None = None
-    # When it was pushed: its inbox copy stored ("pushed"), whether or not a push channel took
-    # it; ``pushed_to`` says which did.
+    # When it was pushed (its first push): its inbox copy stored ("pushed"), whether or not a
+    # push channel took it; ``pushed_to`` says which did, by that push or a later one.
     pushed_at: datetime | None = None
     pushed_to: DayPushed | None = None
 

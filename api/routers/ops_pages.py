@@ -137,20 +137,37 @@ def briefing_state(item: BriefingView | BriefingListItem) -> str:
 
 
 def pushed_line(page: UserPage, _: Words, view: BriefingView | None) -> str | None:
-    """Where a pushed briefing went, at its push's hour in the reader's zone: to the push
-    channels that took it, else into the inbox alone ("Pushed at" said so of either)."""
+    """Where a pushed briefing went, at its first push's hour in the reader's zone: to the push
+    channels that took that push, else into the inbox alone ("Pushed at" said so of either),
+    and to those that took only a later one (a send on request) as later."""
     if view is None or view.pushed_at is None:
         return None
     at = f"{in_zone(view.pushed_at, page.me.timezone):%H:%M}"
     pushed = view.pushed_to
     if pushed is None:  # not read: when, as stored
         return _("Pushed at %(time)s", time=at)
-    if not pushed.took:
-        return _("Put in your inbox at %(time)s; no push channel took it", time=at)
-    if pushed.all_took:
-        return _("Sent to your channels at %(time)s", time=at)
     chinese = language_of(page.request, page.me) == Language.ZH
-    channels = named_channels(pushed, chinese=chinese)
+    later = named_channels(pushed.later_took, chinese=chinese)
+    if not pushed.first_took:
+        if later:
+            return _(
+                "Put in your inbox at %(time)s; later sent to your %(channels)s",
+                time=at,
+                channels=later,
+            )
+        return _("Put in your inbox at %(time)s; no push channel took it", time=at)
+    channels = named_channels(pushed.first_took, chinese=chinese)
+    if pushed.first_all_took and later:
+        return _("Sent to your channels at %(time)s; later to your %(later)s", time=at, later=later)
+    if pushed.first_all_took:
+        return _("Sent to your channels at %(time)s", time=at)
+    if later:
+        return _(
+            "Sent to your %(channels)s at %(time)s; later to your %(later)s",
+            channels=channels,
+            time=at,
+            later=later,
+        )
     return _("Sent to your %(channels)s at %(time)s", channels=channels, time=at)
 
 

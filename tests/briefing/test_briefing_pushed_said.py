@@ -29,9 +29,16 @@ from tests.support.servers import serve
 from tests.support.waits import eventually
 from tests.voice.support import say, voice_client, worker_state
 
-ALL = {"took": ["wecom", "dingtalk"], "all_took": True}
-SOME = {"took": ["dingtalk"], "all_took": False}
-NONE = {"took": [], "all_took": False}
+
+def _one_push(took: list[str], all_took: bool) -> dict[str, object]:
+    """``pushed_to`` of a day pushed once: its first push is all there is."""
+    first = {"first_took": took, "first_all_took": all_took, "later_took": []}
+    return {"took": took, "all_took": all_took, **first}
+
+
+ALL = _one_push(["wecom", "dingtalk"], True)
+SOME = _one_push(["dingtalk"], False)
+NONE = _one_push([], False)
 CASES = {"all": (TAKES, ALL), "some": ([DEAD, *TAKES[1:]], SOME), "none": ([], NONE)}
 CASES["failed"] = ([DEAD], NONE)
 
