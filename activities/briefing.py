@@ -20,7 +20,8 @@ from temporalio.service import RPCError
 
 from ambient import activity_attempts
 from ambient.activity_attempts import heartbeating
-from ambient.briefing.config import ClsLogSpec, DayPlan, plan_day
+from ambient.briefing import records
+from ambient.briefing.config import ClsLogSpec, DayPlan, midnight_ending, plan_day
 from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
@@ -35,11 +36,13 @@ from ambient.briefing.models import (
     PREPARE_TIMEOUT,
     BriefingContent,
     BriefingInputs,
+    CarriedGreeting,
     GreetingRecord,
     PlanRequest,
     PreparedBriefing,
     PrepareRequest,
     PushRequest,
+    ReplacedRun,
     SourceNote,
     briefing_link,
 )
@@ -349,6 +352,27 @@ class BriefingActivities:
     async def record_greeting(self, record: GreetingRecord) -> None:
         """Store when (and through what) the day's briefing was spoken."""
         await store_given(self._db, record.user, record.date, record.given_at, record.via)
+
+    @activity.defn
+    async def greeting_after_hand_over(self, request: ReplacedRun) -> CarriedGreeting | None:
+        """The greeting the run a new config replaced spoke after ``given_after`` (the status
+        its new run was started with), read from its history, which needs no worker, and
+        stored on the day's briefing; None when it spoke none since. Its history not read in
+        time: failed, and tried again."""
+        seen = await records.greeting(activity.client(), request.task_id, request.run_id)
+        if seen is None:
+            raise ApplicationError(f"the history of run {request.run_id} could not be read")
+        run, at, via = seen
+        # No door (via None): its carry's greeting, not one it spoke.
+        if at is None or via is None or (request.given_after and at <= request.given_after):
+            return None
+        date = at.astimezone(ZoneInfo(run.config.timezone)).date().isoformat()
+        try:
+            await store_given(self._db, request.user, date, at, via)
+        except (SQLAlchemyError, OSError) as exc:  # the greeting's own door stored it too
+            activity.logger.warning("storing the replaced run's greeting failed: %r", exc)
+        midnight = midnight_ending(date, run.config)
+        return CarriedGreeting(date=date, midnight=midnight, given_at=at, via=via)
 
     @activity.defn
     async def compose_briefing_push(self, request: PushRequest) -> Message:

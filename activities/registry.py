@@ -75,6 +75,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         briefing.plan_briefing_day,
         briefing.prepare_briefing,
         briefing.record_greeting,
+        briefing.greeting_after_hand_over,
         briefing.compose_briefing_push,
         briefing.record_briefing_push,
         event_agent.collect_unseen_events,

@@ -17,6 +17,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.daily_briefing_prepare_push import PrepareAndPush, cancelled
@@ -28,11 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.briefing.models import (
         BriefingRun,
         BriefingStatus,
+        CarriedGreeting,
         GreetingRecord,
         GreetOutcome,
         GreetRequest,
         GreetResult,
         PlanRequest,
+        ReplacedRun,
         greeting_text,
     )
     from ambient.briefing.unprepared import Unprepared
@@ -46,13 +49,18 @@ from workflows.watch_controls import until
 # much earlier than its caller's end, so that a greeting taken up in time is heard).
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
-# A greeting refused because a new config is replacing the run (the new run speaks it).
+# A greeting waiting (for the day's plan or its preparation) when a new config began replacing
+# the run, answered then: the replacement would end the run under it.
 GREETING_HANDED_OVER = "GreetingHandedOver"
 # A hand-over refused: another request's new config is replacing the run (one at a time).
 HANDED_OVER = "HandedOver"
-# How long a hand-over refuses greetings: the service replaces the run within half of it or
-# not at all (its create failed, or it died), and then the run speaks again.
+# How long a hand-over holds the run for its request, refusing another: the service replaces
+# the run within half of it or not at all (its create failed, or it died). Greetings are
+# answered meanwhile: one spoken here is read from the history by the run replacing this one.
 HAND_OVER_HOLD = timedelta(seconds=30)
+# The read of that greeting: tried again when the history is not read in time, then given up
+# (the run goes on; its preparation reads a greeting stored on the day's briefing).
+HISTORY_READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 # A run that starts paused waits this long for a resume, then goes on as a new run (one run
@@ -104,6 +112,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     async def _days(self, run: BriefingRun) -> str:
         """The run's day (or its pause), then the next run."""
+        if (replaced := self.carry.replaced_run) is not None:
+            self.carry.replaced_run = None  # read once, not by the next day's run
+            await self._carry_greeting_of(replaced)
         if self.paused:
             self.phase = "paused"
             # A day at most, then a new run with the same carry: every greeting answered
@@ -186,6 +197,40 @@ class DailyBriefingWorkflow(PrepareAndPush):
             BriefingRun(user=run.user, task_id=run.task_id, config=config, carry=self.carry)
         )
 
+    async def _carry_greeting_of(self, replaced: str) -> None:
+        """A greeting the run this one replaced spoke after the status this run carries was
+        read (a held run answers greetings), carried as that run's: read before the day is
+        planned, which greetings wait for, so the day is not spoken again. Not read (Temporal
+        away): the run goes on, its preparation reading the greeting stored on the day."""
+        run = self.run_input
+        request = ReplacedRun(
+            user=run.user,
+            task_id=run.task_id,
+            run_id=replaced,
+            given_after=self.carry.last_given_at,
+        )
+        try:
+            greeting: CarriedGreeting | None = await workflow.execute_local_activity_method(
+                BriefingActivities.greeting_after_hand_over,
+                request,
+                start_to_close_timeout=SHORT,
+                retry_policy=HISTORY_READ_RETRY,
+            )
+        except ACTIVITY_FAILED as exc:
+            if is_cancelled_exception(exc):
+                raise
+            workflow.logger.warning(
+                "the replaced run's greeting was not read: %s", exc.cause or exc
+            )
+            return
+        if greeting is None:
+            return
+        carry = self.carry
+        carry.last_date, carry.last_midnight = greeting.date, greeting.midnight
+        carry.last_given_at = greeting.given_at
+        if carry.unheard_date == greeting.date:
+            carry.unheard_date = None  # heard there: not pushed
+
     async def _push_unheard(self, date: str) -> None:
         """The morning of ``date`` a replaced run held, nobody greeted, pushed."""
         try:
@@ -217,8 +262,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
         if self.paused:
             # At once, with or without a day: a paused run may not even have planned one.
             return self._short_answer(GreetOutcome.PAUSED)
+        held = self.handed_over_at  # a hand-over before this greeting does not refuse it
         if self.day is None:
-            await until(lambda: self.day is not None or self._handed_over(), SHORT)
+            await until(lambda: self.day is not None or self._handed_over(since=held), SHORT)
         day = self.day
         if day is None:
             # Still planning (or paused meanwhile): an answer, never a failed workflow task.
@@ -246,12 +292,12 @@ class DailyBriefingWorkflow(PrepareAndPush):
                 lambda: (
                     self.prepared is not None
                     or self.preparation_error is not None
-                    or self._handed_over()
+                    or self._handed_over(since=held)
                     or self._ending()  # deleted, or cancelled in Temporal
                 ),
                 wait,
             )
-            if self._handed_over():  # a new config is replacing the run while this greeting waited
+            if self._handed_over(since=held):  # a new config is replacing the run meanwhile
                 raise _handed_over_refusal()
             self._refuse_if_deleted()
             if self.prepared is None:
@@ -286,8 +332,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:
         self._refuse_if_deleted()  # it speaks to nobody
-        if self._handed_over():
-            raise _handed_over_refusal()
+        # Not refused while a hand-over holds the run: its request may never replace the run
+        # (it died, or its client went away), and a voice user heard "did not answer in time"
+        # for the whole hold; one spoken is carried by the new run (`_carry_greeting_of`).
         # A refused update leaves no event in the history, so runs recorded before it replay.
         if _past_answer_by(request):
             raise ApplicationError(
@@ -325,11 +372,13 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     @workflow.update
     def hand_over(self, by_hand: None = None) -> BriefingStatus:
-        """The run's last status before a new config replaces it: greetings are refused for
-        HAND_OVER_HOLD (one waiting for the preparation too), so one given here is in what
-        the new run carries, and none is lost. The service sends no argument: one sent by hand
-        (Web UI) is refused before it is recorded (it does not decode as ``by_hand``; without
-        the parameter the SDK dropped it and the hold began)."""
+        """The run's status as a new config replaces it, held for HAND_OVER_HOLD: another
+        hand-over is refused meanwhile, and a greeting waiting for the day's plan or its
+        preparation is answered ("greet again"). A greeting after it is answered as ever: the
+        new run reads one this run spoke from its history (``BriefingCarry.replaced_run``), so
+        none is lost or spoken twice. The service sends no argument: one sent by hand (Web UI)
+        is refused before it is recorded (it does not decode as ``by_hand``; without the
+        parameter the SDK dropped it and the hold began)."""
         self.handed_over_at = workflow.now()
         return self.status()
 
@@ -345,9 +394,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
                 non_retryable=True,
             )
 
-    def _handed_over(self) -> bool:
+    def _handed_over(self, *, since: datetime | None = None) -> bool:
+        """Whether a hand-over holds the run (``since``: one other than that one)."""
         at = self.handed_over_at
-        return at is not None and workflow.now() < at + HAND_OVER_HOLD
+        return at is not None and at != since and workflow.now() < at + HAND_OVER_HOLD
 
     # --- controls ------------------------------------------------------------------------
 

@@ -227,9 +227,10 @@ class Creation:
                 await check_cls_query(parsed.log_source, self.tencent)  # as for a new one
             # A new config replaces the running one; today's "already given" and a pause
             # carry over (changing when to speak is not asking to speak again). Read again
-            # as the run hands over: a greeting since the read above is in it, later ones
-            # are refused ("greet again"), so none speaks to a run about to be terminated.
-            # The run is replaced within half the hold or not at all (then it speaks again).
+            # as the run hands over: a greeting since the read above is in it, and the run
+            # answers later ones (this request may die before it replaces the run): the new
+            # run reads one it spoke from its history (BriefingCarry.replaced_run). The hold
+            # keeps other hand-overs out; the run is replaced within half of it or not at all.
             created, replaced = await records.described(self.client, task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             deadline = min(deadline, request_deadline.deadline() or deadline)
@@ -283,6 +284,7 @@ class Creation:
                     await records.store_given(
                         self.db, user, current.day.date, current.given_at, current.given_via
                     )
+            carry.replaced_run = replaced
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
         summary = str(

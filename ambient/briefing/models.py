@@ -406,6 +406,10 @@ class BriefingCarry(BaseModel):
     # That day, when it was neither spoken nor pushed: pushed by this run if it plans another
     # date (a new zone or window in which that morning's window is already over).
     unheard_date: str | None = None
+    # The run a new config replaced (its create's start terminated it): a greeting it spoke
+    # after the status this carry was made of was read (a held run still answers greetings) is
+    # read from its history as this run starts, before it plans (`greeting_after_hand_over`).
+    replaced_run: str | None = None
 
 
 class BriefingRun(WorkflowInput):
@@ -458,6 +462,25 @@ class PushRequest(BaseModel):
 class GreetingRecord(BaseModel):
     user: str
     date: str
+    given_at: datetime
+    via: str
+
+
+class ReplacedRun(BaseModel):
+    """The run a new config replaced, and the last greeting the new run carries already."""
+
+    user: str
+    task_id: str
+    run_id: str
+    given_after: datetime | None = None
+
+
+class CarriedGreeting(BaseModel):
+    """A greeting a replaced run spoke after its status was read: its date and that date's
+    midnight in the zone it was briefed in, when, and through what."""
+
+    date: str
+    midnight: datetime
     given_at: datetime
     via: str
 
