@@ -48,6 +48,14 @@ def _unreachable(exc: BaseException) -> bool:
         # A hung server (stopped, its disk full) leaves a call to the client's own timer:
         # CANCELLED "Timeout expired", which an MCP tool answered with no words at all.
         return exc.status in no_answer.UNREACHABLE or no_answer.timed_out(exc)
+    return temporal_refused(exc)
+
+
+def temporal_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` says Temporal is not there: its connection refused or lost
+    (UNAVAILABLE), or never made. Not a deadline, which a loaded host runs out of too."""
+    if isinstance(exc, RPCError):
+        return exc.status == RPCStatusCode.UNAVAILABLE
     # The SDK's connect (also the lazy client's first call) fails with a plain RuntimeError.
     return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from datetime import timedelta
+from enum import Enum
 from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -23,7 +24,13 @@ from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
 from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
 from ambient.speech import speakable
-from ambient.status import database_down, pollers, temporal_down, temporal_not_set_up
+from ambient.status import (
+    database_down,
+    pollers,
+    temporal_down,
+    temporal_not_set_up,
+    temporal_refused,
+)
 from ambient.storage.users import user_named
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
@@ -126,10 +133,22 @@ TEMPORAL_PROBE = 0.7
 WORKER_PROBE = 1.0
 
 
-async def worker_gone(state: AppState) -> bool:
-    """Whether no worker polled the task queue lately, as the server says (asked once, within
-    WORKER_PROBE and half of what is left). Not known (Temporal down or slow): False, as a
-    read of the database alone (recent errors) is still said without Temporal."""
+class Checking(Enum):
+    """Whether anything checks the user's tasks now, as an answer that would say "all is well"
+    asks it (`checking`)."""
+
+    WORKER = "a worker polls the task queue"
+    NO_WORKER = "no worker polled the task queue lately"
+    # Refused or its connection gone: no workflow runs, so nothing is checked.
+    TEMPORAL_DOWN = "Temporal cannot be reached"
+    # Out of time (a loaded host is slow, not down) or another refusal: tasks may be checked.
+    NOT_KNOWN = "Temporal did not say in time, or would not say"
+
+
+async def checking(state: AppState) -> Checking:
+    """Whether a worker polls the task queue, as the server says (asked once, within
+    WORKER_PROBE and half of what is left), or why that is not known: Temporal cannot be
+    reached, or it did not say in time or refused to."""
     probe = min(WORKER_PROBE, left() / 2)
     try:
         async with asyncio.timeout(probe):
@@ -140,9 +159,10 @@ async def worker_gone(state: AppState) -> bool:
                 (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,),
                 timedelta(seconds=probe),
             )
-    except Exception:  # Temporal down or slow, or no client: not known (said by its reads)
-        return False
-    return polling == 0
+    except Exception as exc:  # the errors recorded are read from the database all the same
+        log.info("task queue pollers not read: %r", exc)
+        return Checking.TEMPORAL_DOWN if temporal_refused(exc) else Checking.NOT_KNOWN
+    return Checking.WORKER if polling else Checking.NO_WORKER
 
 
 async def _temporal_gone(ctx: Ctx) -> bool:

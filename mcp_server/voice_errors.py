@@ -14,7 +14,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import Ctx
-from mcp_server.voice_answer import answer, left, say, worker_gone
+from mcp_server.voice_answer import Checking, answer, checking, left, say
 from mcp_server.voice_prompt import Span, Spoken
 from mcp_server.voice_references import counted, spoken_name
 from mcp_server.voice_task_names import task_labels, unnamed
@@ -130,8 +130,19 @@ async def recent_errors(
                     f"No errors in the last {en}, but no task or daily briefing of yours "
                     "is watching yet.",
                 )
-            if await worker_gone(state):  # nothing checked: no errors recorded is no news
+            # Nothing checked, or not known to be: no errors recorded is no news.
+            if (checked := await checking(state)) is Checking.NO_WORKER:
                 return say(sentences.NO_WORKER_ERRORS, sentences.NO_WORKER_ERRORS_EN)
+            if checked is Checking.TEMPORAL_DOWN:  # no task runs
+                return say(
+                    sentences.TEMPORAL_DOWN_ERRORS.format(span=zh),
+                    sentences.TEMPORAL_DOWN_ERRORS_EN.format(span=en),
+                )
+            if checked is Checking.NOT_KNOWN:  # slow, not down: it may be checked
+                return say(
+                    sentences.UNCONFIRMED_ERRORS.format(span=zh),
+                    sentences.UNCONFIRMED_ERRORS_EN.format(span=en),
+                )
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         labels = await labels_of(state, user, [task or "" for task in counts])
         await said_tasks(state, user, [])  # tasks named, but no list a place counts in

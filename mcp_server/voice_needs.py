@@ -15,7 +15,15 @@ from ambient.wiring import AppState
 from ambient.xiaozhi_context import HANDED_RECENT, failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import Ctx
-from mcp_server.voice_answer import answer, approvals_here, english, left, say, worker_gone
+from mcp_server.voice_answer import (
+    Checking,
+    answer,
+    approvals_here,
+    checking,
+    english,
+    left,
+    say,
+)
 from mcp_server.voice_approvals import may_answer, name_clusters
 from mcp_server.voice_errors import alike_once, labels_of, task_said, watching
 from mcp_server.voice_fix_names import run_about
@@ -24,6 +32,13 @@ from mcp_server.voice_references import LIST_SEP_EN, ORDINALS_EN, counted, ordin
 from mcp_server.voice_tasks import said_tasks
 
 OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
+# Nothing needing the user said while nothing is known to check their tasks (`checking`): no
+# worker polls, Temporal cannot be reached (no task runs), or it did not say in time.
+_UNCHECKED = {
+    Checking.NO_WORKER: (sentences.NO_WORKER_NEEDS, sentences.NO_WORKER_NEEDS_EN),
+    Checking.TEMPORAL_DOWN: (sentences.TEMPORAL_DOWN_NEEDS, sentences.TEMPORAL_DOWN_NEEDS_EN),
+    Checking.NOT_KNOWN: (sentences.UNCONFIRMED_NEEDS, sentences.UNCONFIRMED_NEEDS_EN),
+}
 
 
 async def greet(ctx: Ctx, speaker: Spoken = None) -> str:
@@ -67,8 +82,9 @@ async def what_needs_me(ctx: Ctx, speaker: Spoken = None) -> str:
                     "现在没有需要你处理的事，不过你还没有任务在看着。",
                     "Nothing needs you now, but no task of yours is watching yet.",
                 )
-            if await worker_gone(state):  # nothing checked: nothing found is no "all is well"
-                return say(sentences.NO_WORKER_NEEDS, sentences.NO_WORKER_NEEDS_EN)
+            # Nothing checked, or not known to be: nothing found is no "all is well".
+            if (checked := await checking(state)) is not Checking.WORKER:
+                return say(*_UNCHECKED[checked])
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         # Fixes and watches named: no list of tasks a place said next counts in.
         await said_tasks(state, user, [])

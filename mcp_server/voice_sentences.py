@@ -56,6 +56,36 @@ NO_WORKER_ERRORS_EN = (
     "The background worker is not running, so nothing is being checked and no errors are"
     " recorded. Please ask your administrator to start it."
 )
+# The same while Temporal cannot be reached (refused, or its connection gone): no task runs.
+TEMPORAL_DOWN_NEEDS = (
+    "没有记录到需要你处理的事，但后台的 Temporal 服务连不上，现在任务没有在检查。"
+    "请检查它是否在运行。"
+)
+TEMPORAL_DOWN_NEEDS_EN = (
+    "Nothing needing you is recorded, but I can't reach the Temporal service, so nothing is"
+    " being checked right now. Please check that it is running."
+)
+# Said with the span asked about (" 24 小时", "两天"; "24 hours", "hour").
+TEMPORAL_DOWN_ERRORS = (
+    "最近{span}没有记录到错误，但后台的 Temporal 服务连不上，现在任务没有在检查。"
+    "请检查它是否在运行。"
+)
+TEMPORAL_DOWN_ERRORS_EN = (
+    "No errors recorded in the last {span}, but I can't reach the Temporal service, so nothing"
+    " is being checked right now. Please check that it is running."
+)
+# The same while whether anything checks is not known: Temporal did not say in time (a loaded
+# host, not one down) or refused to say.
+UNCONFIRMED_NEEDS = "没有记录到需要你处理的事，不过我这会儿没能确认任务是否在检查。"
+UNCONFIRMED_NEEDS_EN = (
+    "Nothing needing you is recorded, but I couldn't confirm right now that your tasks are"
+    " being checked."
+)
+UNCONFIRMED_ERRORS = "最近{span}没有记录到错误，不过我这会儿没能确认任务是否在检查。"
+UNCONFIRMED_ERRORS_EN = (
+    "No errors recorded in the last {span}, but I couldn't confirm right now that your tasks"
+    " are being checked."
+)
 WORKER_FAILING = "后台的工作进程一直在这件事上出错，现在查不到也改不了。请让运维看一下它的日志。"
 WORKER_FAILING_EN = (
     "The background worker keeps failing on this, so I can't read or change it now."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,15 @@ _ID = re.compile(
 _SENTENCE_END = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")
 
 
+# What recent_errors says after "最近 7 天没有记录到错误" ("No errors recorded in the last 7 days")
+# when Temporal cannot be reached (`voice_without_temporal`, the tests' settings): no task runs.
+UNREACHED = "，但后台的 Temporal 服务连不上，现在任务没有在检查。请检查它是否在运行。"
+UNREACHED_EN = (
+    ", but I can't reach the Temporal service, so nothing is being checked right now."
+    " Please check that it is running."
+)
+
+
 def worker_state(temporal: TemporalClient, deps: WorkerDeps, task_queue: str) -> AppState:
     """The services every door takes, aimed at a test worker's task queue."""
     settings = deps.settings.model_copy(update={"temporal_task_queue": task_queue})
@@ -64,6 +74,28 @@ async def voice_without_temporal(deps: WorkerDeps, user: str) -> AsyncIterator[C
     client = await temporal.connect(settings, lazy=True)
     async with mcp_as(deps, user, temporal=client, settings=settings, voice=True) as voice:
         yield voice
+
+
+@asynccontextmanager
+async def voice_with_silent_temporal(deps: WorkerDeps, user: str) -> AsyncIterator[Client]:
+    """``user``'s voice client over the test database, its Temporal a loopback port that
+    accepts connections and never answers (a hung or loaded host: not known to be down)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
+    client = await temporal.connect(settings, lazy=True)
+    try:
+        async with mcp_as(deps, user, temporal=client, settings=settings, voice=True) as voice:
+            yield voice
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
 
 
 async def say(client: Client, tool: str, **args: Any) -> str:

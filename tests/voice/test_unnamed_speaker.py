@@ -25,12 +25,20 @@ from mcp_server.voice_sentences import (
 )
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
-from tests.voice.support import register, say, voice_api, voice_client, worker_state
+from tests.voice.support import (
+    UNREACHED_EN,
+    register,
+    say,
+    voice_api,
+    voice_client,
+    worker_state,
+)
 from tests.voice.test_voice_briefing_context import ZONES
 from tests.voice.test_voice_language import _prepared, _user
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-NO_ERRORS_EN = "No errors in the last 24 hours."
+# What recent_errors says to an English speaker (the tests' Temporal is unreachable).
+NO_ERRORS_EN = f"No errors recorded in the last 24 hours{UNREACHED_EN}"
 # Tools that act, as 小智 calls them (the task or fix named need not exist: who may act is
 # decided first). greet acts too: it spends the day's briefing.
 ACTING = (

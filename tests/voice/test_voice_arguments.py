@@ -20,7 +20,7 @@ from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
 from tests.support.mcp_as import mcp_as
 from tests.support.servers import free_port, http_client
-from tests.voice.support import say, voice_without_temporal
+from tests.voice.support import UNREACHED, UNREACHED_EN, say, voice_without_temporal
 
 SPAN_AGAIN = "没听清时间范围（一小时到一周，比如“两天”），请再说一次。"
 # What a small model sends: a required reference left out or empty, a span it made up, a
@@ -102,8 +102,8 @@ async def test_null_for_an_optional_argument_is_the_argument_left_out(deps: Work
         assert "没听清" not in unsaid
         nulls = {"reason": None, "speaker": None}
         assert await say(voice, "refuse_remediation", which="checkout", **nulls) == unsaid
-        assert (
-            await say(voice, "recent_errors", hours=None, speaker=None) == "最近 24 小时没有错误。"
+        assert await say(voice, "recent_errors", hours=None, speaker=None) == (
+            f"最近 24 小时没有记录到错误{UNREACHED}"
         )
         # A required one is still asked for again.
         assert await say(voice, "task_status", name=None) == "没听清任务名，请再说一次。"
@@ -153,10 +153,14 @@ async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
         return mcp_as(deps, user, temporal=client, settings=settings, voice=True)
 
     async with server(chinese) as voice:
-        assert await say(voice, "recent_errors", hours="这一周") == "最近 7 天没有错误。"
-        assert await say(voice, "recent_errors", hours="过去两天") == "最近两天没有错误。"
-        assert await say(voice, "recent_errors", hours=36) == "最近 36 小时没有错误。"
-        assert await say(voice, "recent_errors") == "最近 24 小时没有错误。"
+        said = await say(voice, "recent_errors", hours="这一周")
+        assert said == f"最近 7 天没有记录到错误{UNREACHED}", said
+        said = await say(voice, "recent_errors", hours="过去两天")
+        assert said == f"最近两天没有记录到错误{UNREACHED}", said
+        said = await say(voice, "recent_errors", hours=36)
+        assert said == f"最近 36 小时没有记录到错误{UNREACHED}", said
+        said = await say(voice, "recent_errors")
+        assert said == f"最近 24 小时没有记录到错误{UNREACHED}", said
     async with server(english) as voice:
         said = await say(voice, "recent_errors", hours="the past three days")
         assert said == "1 error in the last 3 days, from shop.", said
@@ -183,13 +187,13 @@ async def test_a_span_past_a_week_is_read_as_the_week_and_said_so_however_it_is_
     async with voice_without_temporal(deps, chinese) as voice:
         for hours in past_a_week:
             said = await say(voice, "recent_errors", hours=hours)
-            assert said == "最近 7 天没有错误。", (hours, said)
+            assert said == f"最近 7 天没有记录到错误{UNREACHED}", (hours, said)
         for hours in (0, "0", "零", 0.0, -5, -0.5):
             assert await say(voice, "recent_errors", hours=hours) == SPAN_AGAIN, hours
     async with voice_without_temporal(deps, english) as voice:
         for hours in (500, "two hundred hours"):
             said = await say(voice, "recent_errors", hours=hours)
-            assert said == "No errors in the last 7 days.", (hours, said)
+            assert said == f"No errors recorded in the last 7 days{UNREACHED_EN}", (hours, said)
 
 
 async def test_a_span_said_in_years_or_quarters_is_read_as_the_week_not_asked_again(
@@ -202,10 +206,11 @@ async def test_a_span_said_in_years_or_quarters_is_read_as_the_week_not_asked_ag
     await make_user(deps.db, user)
     years = ["一年", "半年", "今年", "最近一年", "一个季度", "a year", "past year", "last quarter"]
     async with voice_without_temporal(deps, user) as voice:
-        assert await say(voice, "recent_errors", hours="三个月") == "最近 7 天没有错误。"
+        said = await say(voice, "recent_errors", hours="三个月")
+        assert said == f"最近 7 天没有记录到错误{UNREACHED}", said
         for hours in years:
             said = await say(voice, "recent_errors", hours=hours)
-            assert said == "最近 7 天没有错误。", (hours, said)
+            assert said == f"最近 7 天没有记录到错误{UNREACHED}", (hours, said)
 
 
 async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_owners(
@@ -231,7 +236,7 @@ async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_
     await devices.allow(guest, mac)
     async with voice_without_temporal(deps, owner) as voice:
         assert await say(voice, "recent_errors", speaker=f"vp-{guest}") == (
-            "No errors in the last 24 hours."
+            f"No errors recorded in the last 24 hours{UNREACHED_EN}"
         )
         assert await say(voice, "recent_errors", hours="soon", speaker=f"vp-{guest}") == (
             "I didn't catch the time span, from one hour to a week, like two days."
@@ -255,10 +260,9 @@ async def test_an_empty_string_for_an_optional_argument_is_the_argument_left_out
     await make_user(deps.db, user)
     async with voice_without_temporal(deps, user) as voice:
         for blank in ("", "  "):
-            assert await say(voice, "recent_errors", hours=blank) == "最近 24 小时没有错误。"
-            assert await say(voice, "recent_errors", hours=blank, speaker=blank) == (
-                "最近 24 小时没有错误。"
-            )
+            none_recorded = f"最近 24 小时没有记录到错误{UNREACHED}"
+            assert await say(voice, "recent_errors", hours=blank) == none_recorded
+            assert await say(voice, "recent_errors", hours=blank, speaker=blank) == none_recorded
         unsaid = await say(voice, "refuse_remediation", which="checkout")
         assert await say(voice, "refuse_remediation", which="checkout", reason="") == unsaid
         # A required one is still asked for again.
@@ -276,7 +280,7 @@ async def test_half_a_day_is_twelve_hours_not_a_day(deps: WorkerDeps) -> None:
     async with voice_without_temporal(deps, user) as voice:
         for said, hours in [("half a day", 12), ("the last half an hour", 1), ("半天", 12)]:
             answer = await say(voice, "recent_errors", hours=said)
-            assert answer == f"最近 {hours} 小时没有错误。", (said, answer)
+            assert answer == f"最近 {hours} 小时没有记录到错误{UNREACHED}", (said, answer)
 
 
 async def test_two_unnamed_watches_failing_are_two_watches_not_one(deps: WorkerDeps) -> None:

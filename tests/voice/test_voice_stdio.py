@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ambient.settings import Settings
 from ambient.speech import MAX_SPOKEN, speakable
 from mcp_server.voice_sentences import NO_ACCOUNT, UNKNOWN_TOOL_READING
-from tests.voice.support import assert_speakable, fix_summary
+from tests.voice.support import UNREACHED, assert_speakable, fix_summary
 
 
 def _tools_named(instructions: str | None) -> set[str]:
@@ -28,8 +28,8 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
     env["AMBIENT_DATA_DIR"] = str(tmp_path)
-    # No Temporal server: whether a task watches is not known, so "no errors" is said alone
-    # (the default address reached a `make run` on this machine, and its tasks were read).
+    # No Temporal server: no task runs, and "no errors" is said with that (the default address
+    # reached a `make run` on this machine, and its tasks were read).
     env["AMBIENT_TEMPORAL_ADDRESS"] = "127.0.0.1:1"
     made = await asyncio.to_thread(CliRunner().invoke, cli, ["user", "create", "mei"], env=env)
     assert made.exit_code == 0, made.output
@@ -46,7 +46,7 @@ async def test_the_voice_profile_is_served_over_stdio_as_the_given_user(tmp_path
     assert len(tools) <= 10 and "greet" in tools and "list_tasks" not in tools
     assert not result.is_error
     text = getattr(result.content[0], "text", "")
-    assert text == "最近 6 小时没有错误。"
+    assert text == f"最近 6 小时没有记录到错误{UNREACHED}"
     # Read-only is read-only in the voice profile too: it served approve, pause and resume.
     params.args.append("--read-only")
     async with Client(params) as client:
