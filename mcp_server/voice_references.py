@@ -57,6 +57,18 @@ PAUSE_VERBS = ("暂停一下", "暂停", "停一下", "停掉", "pause")
 RESUME_VERBS = ("恢复", "继续", "resume", "unpause", "continue")
 APPROVE_VERBS = ("批准", "同意", "approve")
 REFUSE_VERBS = ("拒绝", "refuse", "reject")
+# The tools whose verbs undo each other's, and each one's verb as an answer says it: a reference
+# sent to one with the other's verb before it ("恢复2" to pause_task: the model picked the wrong
+# tool) names nothing that tool may act on (`other_verb`). Approvals read theirs as a reply
+# (`voice_replies`: "拒绝2" to approve_remediation approves nothing).
+OPPOSITE_VERBS: dict[tuple[str, ...], tuple[str, ...]] = {
+    PAUSE_VERBS: RESUME_VERBS,
+    RESUME_VERBS: PAUSE_VERBS,
+}
+VERB_SAID: dict[tuple[str, ...], tuple[str, str]] = {
+    PAUSE_VERBS: ("暂停", "pause"),
+    RESUME_VERBS: ("恢复", "resume"),
+}
 # The voice tools' verbs, which a model copies before what it names ("批准2", "pause the backup").
 _VERBS = "批准|拒绝|暂停|恢复|approve|refuse|pause|resume"
 # Which one, by place: "第二个", "二号", "the second", "2" (or "two", "二", "approve 2": a number
@@ -113,15 +125,20 @@ def without_verb(said: str, verbs: tuple[str, ...] = ()) -> str:
     the fillers after them ("恢复第二个" is "第二个", "暂停那个价格监控" "价格监控"), left out
     one at a time until what is left names nothing ("pause that one" is "that one", not "one",
     a place): "没找到叫“恢复第二个”的任务" was the answer. Only the tool's own are left out
-    ("恢复第二个" said to pause_task keeps its verb, and names no task by its words; a place
-    after any tool's verb, "恢复2", is still read as a place by `ORDINAL`). Without a verb,
-    as said."""
+    ("恢复第二个" said to pause_task keeps its verb: `other_verb`). Without a verb, as said."""
     verb = _verb_before(verbs)
     if not verb.match(said):
         return said
     while (found := verb.match(said) or _FILLERS_BEFORE.match(said)) and not names_nothing(said):
         said = said[found.end() :]
     return said
+
+
+def other_verb(said: str, verbs: tuple[str, ...]) -> bool:
+    """Whether ``said`` starts with a verb of the tool opposite the one whose ``verbs`` these
+    are (`OPPOSITE_VERBS`): "恢复2", "继续第一个", "resume the backup" to pause_task."""
+    others = OPPOSITE_VERBS.get(verbs, ())
+    return bool(others) and _verb_before(others).match(said) is not None
 
 
 def names_nothing(said: str) -> bool:

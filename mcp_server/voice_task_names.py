@@ -21,8 +21,10 @@ from mcp_server.voice_clock import clock_as_labelled
 from mcp_server.voice_numbers import digits_in_names
 from mcp_server.voice_references import (
     LIST_SEP_EN,
+    OPPOSITE_VERBS,
     ORDINALS_EN,
     UNSAID,
+    VERB_SAID,
     WHAT_IT_IS,
     Heard,
     counted,
@@ -33,6 +35,7 @@ from mcp_server.voice_references import (
     names_nothing,
     only_so_many,
     ordinal_word,
+    other_verb,
     part_of,
     place_alone,
     spoken_name,
@@ -222,13 +225,21 @@ def pick_task(
     named, a name is meant ("2" is backup-2), the only task is the first, and else the
     question asks which, naming them (a place among tasks never said picked one the user
     never heard). The tool's own ``verbs`` and fillers a model copied before the reference
-    are left out ("恢复第二个", "暂停那个价格监控"), unless it is a task's name as said.
+    are left out ("恢复第二个", "暂停那个价格监控"), unless it is a task's name as said; the
+    other tool's (`other_verb`: "恢复2" sent to pause_task) pick nothing and say what was heard,
+    the list kept, unless the reference with it is a task's name or a part of one ("继续集成"),
+    not a place in the list ("恢复2" paused the list's second task).
     A number said in words after a name ("backup 二", "backup two") is its digits when the
     words find none: asked back "backup 1、backup 2?", the user said "backup 二" again. Not
     a time's words: "the eight thirty reminder", asked which of 8:30 and 20:30, was "the 8 30
     reminder", and that the reminder at 8:30 ("830")."""
     if (bare := without_verb(said, verbs)) != said and not _exact(tasks, said):
         said = bare
+    # The other tool's verb (the model picked the wrong tool): a place after it answers no list
+    # asked, and words no task's name holds with it name none.
+    answers_list = bool(named) and names_a_place(said)
+    if other_verb(said, verbs) and (answers_list or not _holds(tasks, said)):
+        return Picked(None, _other_verb_heard(verbs, english), [])
     picked = _pick_task(tasks, said, english, named=named)
     if (
         picked.task is None
@@ -250,6 +261,33 @@ def pick_task(
             if len(holding) == 1:
                 return Picked(holding[0], "", [])
     return picked
+
+
+def _holds(tasks: list[TaskSummary], said: str) -> bool:
+    """Whether ``said`` names a task as it is said: all of its name, or a part of its name or
+    summary ("pause reminder" is `pause-reminder`, "继续集成" a reminder of 继续集成检查); not a
+    place ("恢复2"), nor a name with a verb before it ("resume backup")."""
+    if _exact(tasks, said):
+        return True
+    if names_a_place(said):
+        return False
+    key = flat(clock_as_labelled(said))
+    bare = UNSAID.sub("", key)
+    for task in tasks:
+        summaries = (task.summary, *(spoken_summary(task.summary, en) for en in (False, True)))
+        for name in (*_read_alike(_name(task)), *filter(None, summaries)):
+            if part_of(key, name) or part_of(bare, heard(UNSAID.sub("", name))):
+                return True
+    return False
+
+
+def _other_verb_heard(verbs: tuple[str, ...], english: bool) -> str:
+    """What the tool of ``verbs`` answers a reference with the other tool's verb: what was
+    heard, and that nothing changed."""
+    own, other = VERB_SAID[verbs], VERB_SAID[OPPOSITE_VERBS[verbs]]
+    if english:
+        return f"I heard {other[1]}, not {own[1]}, so nothing was changed."
+    return f"我听到的是{other[0]}，不是{own[0]}，所以没有改动。"
 
 
 def _number_read_as_time(said: str) -> str | None:

@@ -338,6 +338,44 @@ def test_the_tools_own_verb_a_model_copied_before_the_name_is_left_out() -> None
     assert without_verb("拒绝第一个", APPROVE_VERBS) == "拒绝第一个"
 
 
+def test_the_other_tools_verb_before_a_place_or_a_name_picks_nothing_and_says_so() -> None:
+    """pause_task(name="恢复2"), the user's "resume 2" sent to the wrong tool, paused the second
+    task of the list the voice had asked with (a place after any tool's verb was a place), and
+    with no list "恢复2" paused backup-2 and "resume oak elm" oak-elm (the verb left out as a
+    word that only says what it is). The other tool's verb picks nothing and says what was
+    heard; the tool's own still picks, and a task's name or summary holding the other's verb
+    ("继续集成", `pause-reminder`) is still found by it."""
+    oak_pine, oak_elm = _task("reminder/ops/oak-pine"), _task("reminder/ops/oak-elm")
+    backup = _task("reminder/ops/backup-2")
+    ci = _task("web-monitor/ops/继续集成")
+    checks = _task("reminder/ops/0123456789ab", summary="每天 9点：继续集成检查")
+    pause_reminder = _task("reminder/ops/pause-reminder")
+    tasks = [oak_pine, oak_elm, backup, ci, checks, pause_reminder]
+    named = [oak_pine.task_id, oak_elm.task_id]
+    resume_heard = "我听到的是恢复，不是暂停，所以没有改动。"
+    for said in ("恢复2", "恢复第二个", "继续 2", "resume the second", "continue 2", "恢复"):
+        for listed in (named, []):
+            picked = pick_task(tasks, said, named=listed, verbs=PAUSE_VERBS)
+            assert picked == (None, resume_heard, []), (said, listed, picked)
+    for said in ("resume oak elm", "恢复backup 2", "继续oak pine"):
+        assert pick_task(tasks, said, verbs=PAUSE_VERBS) == (None, resume_heard, []), said
+    english = pick_task(tasks, "暂停2", english=True, named=named, verbs=RESUME_VERBS)
+    assert english == (None, "I heard pause, not resume, so nothing was changed.", []), english
+    for said, verbs, meant in [
+        ("暂停2", PAUSE_VERBS, oak_elm),
+        ("恢复2", RESUME_VERBS, oak_elm),
+        ("继续集成", PAUSE_VERBS, ci),
+        ("暂停继续集成", PAUSE_VERBS, ci),
+        ("继续集成检查", PAUSE_VERBS, checks),
+        ("pause reminder", RESUME_VERBS, pause_reminder),
+    ]:
+        picked = pick_task(tasks, said, named=named, verbs=verbs)
+        assert picked.task is meant, (said, picked.question)
+    # With no list asked, a number after the tool's own verb is a name's, as before.
+    assert pick_task(tasks, "暂停2", verbs=PAUSE_VERBS).task is backup
+    assert pick_task(tasks, "继续集成", verbs=PAUSE_VERBS).task is ci
+
+
 def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
     # What a small model passes for "把它停了" or "批准。": a pronoun or a placeholder copied
     # from the argument's description — never a target, whatever the list holds.

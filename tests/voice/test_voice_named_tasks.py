@@ -382,5 +382,35 @@ async def test_the_verb_a_model_copied_into_the_name_is_left_out(
             paused = await say(voice, "pause_task", name=f"pause the {_said(first)}")
             assert paused == f"好的，{_said(first)}已暂停。", paused
             wrong = await say(voice, "pause_task", name="恢复第二个")
-            assert wrong.startswith("没找到叫“恢复第二个”的任务"), wrong
+            assert wrong == "我听到的是恢复，不是暂停，所以没有改动。", wrong
     assert await _paused(dev_env, user) == {first}
+
+
+async def test_a_place_after_the_other_tools_verb_changes_nothing_and_says_what_was_heard(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The voice asked which of two tasks and the user said "恢复2" (resume 2); the model sent
+    it to pause_task, which paused the list's second task: a place after any tool's verb was
+    read as a place. A name after it too: "pause oak elm" sent to resume_task resumed oak elm
+    (the verb left out as a word that only says what it is). The other tool's verb changes
+    nothing and is said back; the list stays asked, and the tool's own verb acts on it."""
+    user = unique("vo")
+    await _user(deps, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        first, _, last = await _reminders(state, user)
+        async with voice_client(state, user) as voice:
+            asked = await say(voice, "pause_task", name=_shared(first, last))
+            assert asked == f"有 2 个任务符合：{_said(first)}、{_said(last)}。请说完整的名字。"
+            heard = [
+                await say(voice, "pause_task", name=said)
+                for said in ("恢复2", "继续第二个", "resume the second", "resume 2")
+            ]
+            assert await _paused(dev_env, user) == set(), heard
+            paused = await say(voice, "pause_task", name="暂停2")  # the list still asked
+            assert paused == f"好的，{_said(last)}已暂停。", paused
+            by_place = await say(voice, "resume_task", name="暂停2")
+            by_name = await say(voice, "resume_task", name=f"pause {_said(last)}")
+            assert await _paused(dev_env, user) == {last}, (by_place, by_name)
+    assert heard == ["我听到的是恢复，不是暂停，所以没有改动。"] * 4, heard
+    assert by_place == by_name == "我听到的是暂停，不是恢复，所以没有改动。", (by_place, by_name)
