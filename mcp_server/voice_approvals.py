@@ -46,7 +46,8 @@ from mcp_server.voice_replies import Reply, reply_said
 # about, for the other decision too, asked in turn ("不要" through refuse_remediation after
 # "要批准…吗？": "要拒绝…吗？"); with no question, it names the one fix waiting, asked about by
 # name ("要批准checkout…吗？"), and of several asks which one. A no or a wait ("等一下",
-# "算了" to an approval, "不要" to a refusal's question) sends nothing and ends the question. A
+# "算了" to an approval, "不要" to a refusal's question) sends nothing and ends the question, and
+# so does the other decision's verb ("拒绝第一个" through approve_remediation), said as heard. A
 # decision made ends the question, so a "yes" never carries over to the run's next rung; and
 # the same decision on the next rung of a run whose rung was just asked about or decided (a
 # model repeating its call, a relay retrying it, a yes to a rung decided elsewhere meanwhile)
@@ -137,6 +138,9 @@ async def may_answer(state: AppState, user: str, mode: str | None) -> bool:
     return may_approve(permission, "execute" if mode == "execute" else "dry_run")
 
 
+_VERB_SAID = {True: ("批准", "approve"), False: ("拒绝", "refuse")}  # by ``approve``
+
+
 async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
@@ -152,6 +156,14 @@ async def _decide(ctx: Ctx, which: str, approve: bool, reason: str, speaker: str
         if reply.said == "wait" or (refused_back and not reply.named):
             if asked is not None:  # answered: a later "yes" confirms nothing
                 await _note(state, user, {"dropped": asked["asked"]})
+            if reply.said == "wait" and reply_said(which, not approve).said == "yes":
+                # The other decision's verb ("拒绝第一个" to approve_remediation: the model
+                # picked the wrong tool): said as heard, not as a wait.
+                (verb, verb_en), (other, other_en) = _VERB_SAID[approve], _VERB_SAID[not approve]
+                return say(
+                    f"我听到的是{other}，不是{verb}，什么都没提交。",
+                    f"I heard {other_en}, not {verb_en}, so nothing was sent.",
+                )
             return say(
                 f"好的，先不{'批准' if approve else '拒绝'}，什么都没提交。",
                 f"OK, I won't {'approve' if approve else 'refuse'} it; nothing was sent.",

@@ -29,7 +29,10 @@ _WORDS: dict[str, tuple[str, ...]] = {
         *("never ?mind", "negative"),
     ),
     "approve": ("批准", "同意", "通过", "approved?", "approves", "agreed?"),
-    "refuse": ("拒绝", "驳回", "否决", "refused?", "rejected?", "deny", "denied", "declined?"),
+    "refuse": (
+        *("拒绝", "驳回", "否决", "refused?", "reject(?:s|ed)?"),
+        *("deny", "denied", "declined?"),
+    ),
     "yes": (
         *("确认", "确定", "对的", "对", "是的", "是", "好的", "好吧", "好啊", "好", "可以"),
         *("行", "嗯+", "没问题", "没错", "当然", "就这样", "yes", "yeah", "yep", "yup"),

@@ -1089,6 +1089,36 @@ async def test_a_no_in_the_listeners_words_refuses_only_the_fix_asked_about_and_
     assert refusals == [[(OWNER, False)], [], []], refusals
 
 
+async def test_the_other_decisions_verb_decides_nothing_and_is_said_as_heard(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The user said "reject the first" and the model called approve_remediation, which
+    approved the one dry run waiting: "reject" was no refusal's word, and "the first" its
+    place. The other decision's verb, in either language, sends nothing and is said as heard
+    ("拒绝第一个" to approve_remediation was "好的，先不批准" as if the user had said wait);
+    through its own tool, it decides."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+
+        async def approvals() -> list[tuple[str, bool]]:
+            status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+            return [(a.approver, a.approve) for a in status.approvals]
+
+        async with voice_client(state, OWNER) as client:
+            not_approved = [
+                await say(client, "approve_remediation", which=said)
+                for said in ("reject the first", "拒绝第一个", "reject")
+            ]
+            not_refused = await say(client, "refuse_remediation", which="批准第一个")
+            assert await approvals() == [], (not_approved, not_refused)
+            refused = await say(client, "refuse_remediation", which="reject the first")
+        assert await approvals() == [(OWNER, False)], refused
+    assert not_approved == ["我听到的是拒绝，不是批准，什么都没提交。"] * 3, not_approved
+    assert not_refused == "我听到的是批准，不是拒绝，什么都没提交。", not_refused
+    assert refused == "好的，已拒绝checkout 的错误率修复的重启（第 1 级，演练）。", refused
+
+
 async def test_the_one_fix_waiting_named_by_nothing_is_asked_about_by_name_not_which_one(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
