@@ -76,11 +76,13 @@ async def register_search_attributes(client: Client) -> None:
             raise
 
 
-def task_memo(summary: str, created: datetime) -> dict[str, str]:
-    """A task's memo: its one-line summary and when it was created. A run that continues as
-    new keeps its memo; its start time is the run's (a watch's every day or two, a briefing's
-    every day). The caller's clock: workflow code imports this module and reads none."""
-    return {"summary": summary, "created_at": created.isoformat()}
+def task_memo(summary: str | None, created: datetime) -> dict[str, str]:
+    """A task's memo: its one-line summary (None: none, a schedule's, whose note is it) and
+    when it was created. A run that continues as new keeps its memo; its start time is the
+    run's (a watch's every day or two, a briefing's every day). The caller's clock: workflow
+    code imports this module and reads none."""
+    said = {"summary": summary} if summary is not None else {}
+    return {**said, "created_at": created.isoformat()}
 
 
 def created_at(memo: Mapping[str, Any]) -> datetime | None:

@@ -52,7 +52,9 @@ class TaskSchedules(TaskReads):
             await self.client.create_schedule(
                 task_id,
                 schedule,
-                memo=temporal.task_memo(schedule.state.note or "", datetime.now(UTC)),
+                # No summary in its memo: its note is its summary, and an update could not
+                # rewrite a copy (Temporal refuses a memo update of a schedule).
+                memo=temporal.task_memo(None, datetime.now(UTC)),
                 search_attributes=temporal.search_attributes(
                     kind.value, user, state=TaskState.ACTIVE.value
                 ),
@@ -79,6 +81,9 @@ class TaskSchedules(TaskReads):
     def _schedule(
         self, user: str, task_id: str, parsed: ReminderConfig, run_id: str, life: str | None
     ) -> Schedule:
+        # The note is the summary list_tasks shows; an update rewrites it. Temporal keeps it
+        # in clear text: with payloads encrypted, it does not say the message.
+        note = _schedule_summary(parsed, user, said=self.settings.payload_key is None)
         return Schedule(
             action=ScheduleActionStartWorkflow(
                 ReminderWorkflow.run,
@@ -86,13 +91,11 @@ class TaskSchedules(TaskReads):
                 id=run_id,
                 task_queue=self.settings.temporal_task_queue,
                 typed_search_attributes=temporal.search_attributes("reminder_run", user),
+                # Each run's Summary in the Web UI: the reminder it is a run of.
+                static_summary=note,
             ),
             spec=_spec(parsed),
-            # The note is the summary list_tasks shows; an update rewrites it. Temporal keeps
-            # it in clear text: with payloads encrypted, it does not say the message.
-            state=ScheduleState(
-                note=_schedule_summary(parsed, user, said=self.settings.payload_key is None)
-            ),
+            state=ScheduleState(note=note),
         )
 
     async def _update_schedule(

@@ -1,0 +1,79 @@
+"""What the Temporal Web UI shows an operator of a task, on the dev server: a reminder's runs
+and its schedule's memo, a watch's runs after a continue-as-new."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleHandle
+
+from ambient.watches.service import TaskService
+from tests.conftest import unique
+from tests.support.waits import eventually
+from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+
+async def run_summary(tasks: TaskService, handle: ScheduleHandle, runs: int) -> str | None:
+    """The Web UI's Summary of the schedule's ``runs``-th run, once it has started."""
+
+    async def started() -> ScheduleActionExecutionStartWorkflow | None:
+        actions = (await handle.describe()).info.recent_actions
+        if len(actions) < runs:
+            return None
+        action = actions[runs - 1].action
+        return action if isinstance(action, ScheduleActionExecutionStartWorkflow) else None
+
+    run = await eventually(started, f"the schedule's run {runs}")
+    described = await tasks.client.get_workflow_handle(
+        run.workflow_id, run_id=run.first_execution_run_id
+    ).describe()
+    return await described.static_summary()
+
+
+async def schedule_view(tasks: TaskService, handle: ScheduleHandle) -> dict[str, Any]:
+    """The schedule's note, memo and its action's Summary, as the Web UI shows them."""
+    described = await handle.describe()
+    action = described.schedule.action
+    summary = getattr(action, "static_summary", None)
+    return {
+        "note": described.schedule.state.note,
+        "memo": await described.memo(),
+        "action summary": (await tasks.client.data_converter.decode([summary]))[0]
+        if summary is not None
+        else None,
+    }
+
+
+async def test_a_reminders_runs_show_its_summary_and_an_update_rewrites_its_memo(
+    service: TaskService,  # noqa: F811
+) -> None:
+    """A run like reminder/alice/standup/run-… had no Summary, and after update_task the
+    schedule's memo still said the create's line while its note said the new one: its runs
+    say the note, and its memo keeps no copy of it."""
+    reminder = {"type": "daily", "hour": 8, "message": "stand-up", "timezone": "UTC"}
+    ref = await service.create(USER, "schedule", reminder, unique("standup"))
+    handle = service.client.get_schedule_handle(ref.task_id)
+    said = f"Reminder, daily at 08:00 UTC, for {USER}: stand-up"
+    created = await schedule_view(service, handle)
+    created_at = created["memo"]["created_at"]
+    assert created == {
+        "note": said,
+        # No copy of the note: Temporal refuses a memo update of a schedule, and the copy
+        # kept saying the create's line.
+        "memo": {"created_at": created_at},
+        "action summary": said,
+    }
+    await service.trigger(USER, ref.task_id)
+    assert await run_summary(service, handle, 1) == said
+
+    await service.update(USER, ref.task_id, reminder | {"hour": 9, "message": "retro"})
+    now_said = f"Reminder, daily at 09:00 UTC, for {USER}: retro"
+    assert await schedule_view(service, handle) == {
+        "note": now_said,
+        "memo": {"created_at": created_at},
+        "action summary": now_said,
+    }
+    await service.trigger(USER, ref.task_id)
+    assert await run_summary(service, handle, 2) == now_said
+    await service.delete(USER, ref.task_id)
