@@ -112,6 +112,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     async def _days(self, run: BriefingRun) -> str:
         """The run's day (or its pause), then the next run."""
+        self._details(None)
         if (replaced := self.carry.replaced_run) is not None:
             self.carry.replaced_run = None  # read once, not by the next day's run
             await self._carry_greeting_of(replaced)

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import more_new_lines, notice_said
     from ambient.domain.notify import Message, NotifyResult, Target
     from ambient.no_answer import RUN_ENDED_UNDER_UPDATE
+    from ambient.watches.summaries import briefing_summary
 
 from workflows.reminder import check_news_pages
 from workflows.sends import deliver, failure_text, short_activity
@@ -355,13 +356,17 @@ class PrepareAndPush:
         pushed = request.model_copy(update={"at": workflow.now()})
         await short_activity(BriefingActivities.record_briefing_push, pushed)
 
-    def _details(self, day: DayPlan) -> None:
-        config = self.run_input.config
-        state = "prepared" if self.prepared else "not prepared yet"
-        workflow.set_current_details(
-            f"{day.date}: {state}; prepare {config.prepare_at}, window "
-            f"{config.window_start}–{config.window_end} {config.timezone}"
-        )
+    def _details(self, day: DayPlan | None) -> None:
+        """The Web UI's Current Details: the briefing's summary, then the run's day (None: not
+        planned yet). A run continued as new (every day) has no Summary: Temporal does not
+        carry it over, and the SDK's continue-as-new cannot give one."""
+        if day is None:
+            state = "paused" if self.paused else "planning the day"
+        else:
+            failed = "preparation failed" if self.preparation_error else "not prepared yet"
+            state = f"{day.date}: {'prepared' if self.prepared else failed}"
+        summary = briefing_summary(self.run_input.config, self.run_input.user)
+        workflow.set_current_details(f"{summary}\n\n{state}")
 
 
 async def cancelled(task: asyncio.Task[Any]) -> None:

@@ -308,8 +308,9 @@ class WatchControls:
     async def watch_and_finish(self) -> TaskStatus:
         """The watch until stopped, then its end. Cancelled in Temporal, whatever it was
         doing, it ends as stopped, then Canceled (its cancel heard, raised)."""
-        # The Web UI's "Current Details": the summary as the config is now (its Summary is the
-        # first run's start's, and an update or a run continued as new does not change it).
+        # The Web UI's "Current Details": the summary as the config is now. Its Summary is the
+        # first run's start's, which an update does not change; a run continued as new has
+        # none (Temporal does not carry it over, and continue_as_new cannot give one).
         workflow.set_current_details(watch_summary(self.config, self.user))
         try:
             await self.watch()
@@ -338,7 +339,7 @@ class WatchControls:
             if not self.state.stop_requested:
                 next_run = {"config": self.config, "state": self.state}
                 # The next run's memo is the run's start's unless given: an update's summary
-                # would be lost.
+                # would be lost. It has no Summary: its Current Details say the summary.
                 workflow.continue_as_new(
                     self.request.model_copy(update=next_run), memo=workflow.memo()
                 )

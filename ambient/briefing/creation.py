@@ -35,7 +35,6 @@ from ambient.briefing.models import (
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.configs import STORED
-from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import User
@@ -43,7 +42,7 @@ from ambient.storage.repositories import SnapshotRepository
 from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, ConfigOvertaken, check_destinations
-from ambient.watches.summaries import BRIEFING
+from ambient.watches.summaries import briefing_summary
 from workflows.daily_briefing import HAND_OVER_HOLD, HANDED_OVER, DailyBriefingWorkflow
 
 # How long a create waits for a stopped run to finish before asking to be sent again: a push
@@ -287,16 +286,7 @@ class Creation:
             carry.replaced_run = replaced
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
-        summary = str(
-            Refusal(
-                BRIEFING,
-                user=user,
-                prepare=parsed.prepare_at,
-                start=parsed.window_start,
-                end=parsed.window_end,
-                zone=parsed.timezone,
-            )
-        )
+        summary = briefing_summary(parsed, user)
         new_run: str | None = None  # the latest run, when the start's answer came late
         if deadline is not None:
             _in_time(deadline)  # a start sent past it could land while the answer says not

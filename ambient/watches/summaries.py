@@ -5,10 +5,14 @@ language."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ambient.refusals import N_, Refusal, read_back
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.threshold_config import Condition, ThresholdWatchConfig
+
+if TYPE_CHECKING:
+    from ambient.briefing.config import BriefingConfig
 
 REMINDER_DAILY = N_("Reminder, daily at %(time)s %(zone)s, for %(user)s")
 REMINDER_WEEKLY = N_("Reminder, weekly on %(days)s at %(time)s %(zone)s, for %(user)s")
@@ -90,6 +94,21 @@ def watch_summary(config: WebMonitorConfig | ThresholdWatchConfig, user: str) ->
     metric = config.metric or (config.source.type if config.source else "")
     return str(
         Refusal(THRESHOLD_WATCH, metric=metric, rules=rules_of(config.conditions, config.combine))
+    )
+
+
+def briefing_summary(config: BriefingConfig, user: str) -> str:
+    """A daily briefing's summary of its ``config``: its start's, and the first line of each
+    run's Current Details (a run continued as new, every day, has no Summary of its own)."""
+    return str(
+        Refusal(
+            BRIEFING,
+            user=user,
+            prepare=config.prepare_at,
+            start=config.window_start,
+            end=config.window_end,
+            zone=config.timezone,
+        )
     )
 
 

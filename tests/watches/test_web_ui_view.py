@@ -3,15 +3,24 @@ and its schedule's memo, a watch's runs after a continue-as-new."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleHandle
+from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.watches.models import TaskStatus, ThresholdWatchInput
 from ambient.watches.service import TaskService
-from tests.conftest import unique
+from ambient.watches.summaries import watch_summary
+from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
+from tests.support.web_ui import current_details
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
-from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps, threshold  # noqa: F401  (fixture)
+from workflows.threshold_watch import ThresholdWatchWorkflow
 
 
 async def run_summary(tasks: TaskService, handle: ScheduleHandle, runs: int) -> str | None:
@@ -77,3 +86,54 @@ async def test_a_reminders_runs_show_its_summary_and_an_update_rewrites_its_memo
     await service.trigger(USER, ref.task_id)
     assert await run_summary(service, handle, 2) == now_said
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_watch_continued_as_new_says_its_summary_in_its_current_details(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The docs said a watch's Summary is its first run's for good; a run continued as new
+    (every day or two) has none: Temporal does not carry it over, and the SDK's
+    continue-as-new cannot give one. Its Current Details say the summary as it is now."""
+    state, base = gated
+    state.values = [50]
+    task = unique("threshold-watch/alice/ui")
+    config = threshold(base)
+    said = watch_summary(config, USER)
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await dev_env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(
+                user=USER, task=task, config=config, continue_as_new_after_checks=2
+            ),
+            id=task,
+            task_queue=worker.task_queue,
+            static_summary=said,
+            memo=temporal.task_memo(said, datetime.now(UTC)),
+        )
+        first = (await handle.describe()).run_id
+        await handle.execute_update("baseline", result_type=TaskStatus)
+        assert await current_details(handle) == said == "Threshold watch http_json: above 100"
+        raised = threshold(base, threshold=150)
+        await handle.execute_update("update_config", raised.model_dump(mode="json"))
+        now_said = watch_summary(raised, USER)
+        assert await current_details(handle) == now_said
+        await handle.execute_update("checked_now")  # the run's second check: it continues
+
+        async def continued() -> str | None:
+            run = (await handle.describe()).run_id
+            return run if run != first else None
+
+        await eventually(continued, "the watch continued as new")
+        described = await handle.describe()
+        shown = {
+            "summary": await described.static_summary(),
+            "details": await current_details(handle),
+            "memo": (await described.memo())["summary"],
+        }
+        await handle.signal("stop")
+        await handle.result()
+    assert shown == {"summary": None, "details": now_said, "memo": now_said}
+    started = await dev_env.client.get_workflow_handle(task, run_id=first).describe()
+    assert await started.static_summary() == said
