@@ -120,7 +120,11 @@ class DailyBriefingWorkflow(PrepareAndPush):
             self.phase = "paused"
             # A day at most, then a new run with the same carry: every greeting answered
             # "paused" is history, and a pause of months would near Temporal's limit.
-            await until(lambda: not self.paused or self.stopping, PAUSED_RUN_LENGTH)
+            await until(
+                lambda: not self.paused or self.stopping,
+                PAUSED_RUN_LENGTH,
+                "paused: a resume, else a new run",
+            )
             if self.paused and not self.stopping:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self.paused and not self.stopping:
@@ -138,6 +142,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                 after_midnight=self.carry.last_midnight,
             ),
             start_to_close_timeout=SHORT,
+            summary=f"plan the next day to brief ({config.timezone})",
         )
         self._details(day)
         unheard, self.carry.unheard_date = self.carry.unheard_date, None
@@ -152,13 +157,21 @@ class DailyBriefingWorkflow(PrepareAndPush):
             self.phase = "pushing"
             await self._step(self._push_unheard(unheard))
         self.phase = "waiting to prepare"
-        await until(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
+        await until(
+            lambda: self.prepare_wanted or self.stopping,
+            day.prepare_at - workflow.now(),
+            f"{day.date}: its preparation at {config.prepare_at} ({config.timezone})",
+        )
         held = False
         if self.paused:
             # Paused: no source is read and no queued problem is spent on a briefing nobody
             # hears, unless it is resumed before the window ends.
             self.phase = "paused"
-            await until(lambda: not self.paused or self.stopping, day.window_end - workflow.now())
+            await until(
+                lambda: not self.paused or self.stopping,
+                day.window_end - workflow.now(),
+                f"{day.date}: paused, a resume before the window ends at {config.window_end}",
+            )
             held = self.paused
         if self.stopping:
             return await self._stopped()
@@ -170,7 +183,11 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # The greeting is written to the database then, not while the greeting waits: the
         # update's answer leaves with the workflow task, which would otherwise also carry
         # the write (the service overlays the live state on the stored row meanwhile).
-        await until(lambda: self.stopping, day.window_end - workflow.now())
+        await until(
+            lambda: self.stopping,
+            day.window_end - workflow.now(),
+            f"{day.date}: the greeting window's end at {config.window_end} ({config.timezone})",
+        )
         if self.given_at is not None:
             await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and not self.stopping and not self.paused:
@@ -265,7 +282,11 @@ class DailyBriefingWorkflow(PrepareAndPush):
             return self._short_answer(GreetOutcome.PAUSED)
         held = self.handed_over_at  # a hand-over before this greeting does not refuse it
         if self.day is None:
-            await until(lambda: self.day is not None or self._handed_over(since=held), SHORT)
+            await until(
+                lambda: self.day is not None or self._handed_over(since=held),
+                SHORT,
+                "greeting: the day planned",
+            )
         day = self.day
         if day is None:
             # Still planning (or paused meanwhile): an answer, never a failed workflow task.
@@ -297,6 +318,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                     or self._ending()  # deleted, or cancelled in Temporal
                 ),
                 wait,
+                f"greeting: the briefing of {day.date} prepared",
             )
             if self._handed_over(since=held):  # a new config is replacing the run meanwhile
                 raise _handed_over_refusal()
@@ -495,6 +517,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                 ),
                 start_to_close_timeout=SHORT,
                 retry_policy=NOTIFY_RETRY,
+                summary=f"record the greeting of {day.date}",
             )
             self.carry.last_record_error = None
         except ACTIVITY_FAILED as exc:

@@ -208,6 +208,7 @@ class PrepareAndPush:
                     start_to_close_timeout=PREPARE_TIMEOUT,
                     heartbeat_timeout=timedelta(minutes=1),
                     retry_policy=PREPARE_RETRY,
+                    summary=f"prepare the briefing of {self.day.date} ({reason})",
                 )
                 self.prepared_at, self.preparation_error = workflow.now(), None
                 self.preparation_failure = None
@@ -288,9 +289,12 @@ class PrepareAndPush:
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
-        message = await short_activity(BriefingActivities.compose_briefing_push, request)
+        said = f"the briefing of {date} ({reason})"
+        message = await short_activity(
+            BriefingActivities.compose_briefing_push, request, f"compose {said}"
+        )
         try:
-            result = await self._deliver(message, key)
+            result = await self._deliver(message, key, said)
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 # The inbox may have taken its copy before the activity ended, and then the
@@ -319,7 +323,7 @@ class PrepareAndPush:
         prepared: there is none to push, and nobody greeted to hear why."""
         message = unprepared_push(why, self.run_input.config.language, date)
         try:
-            result = await self._deliver(message, key)
+            result = await self._deliver(message, key, f"the briefing of {date}, not prepared")
         except ActivityError as exc:  # the database still away: the status says so
             if is_cancelled_exception(exc):
                 raise  # deleted or cancelled in Temporal: no failure of the day's to record
@@ -329,8 +333,9 @@ class PrepareAndPush:
         failed = "; ".join(result.failure_lines())
         self.carry.last_push_error = f"{date}: {failed}" if failed else None
 
-    async def _deliver(self, message: Message, key: str) -> NotifyResult:
-        """``message`` to the user's inbox and push channels, once per ``key``.
+    async def _deliver(self, message: Message, key: str, about: str) -> NotifyResult:
+        """``message`` to the user's inbox and push channels, once per ``key`` (``about``:
+        what it tells, as the Web UI labels it).
 
         Cut short (a delete, a Temporal cancel), a push waits for its activity to end: its
         sends went on to its next heartbeat, and a record made at once read no sent row, then
@@ -345,6 +350,7 @@ class PrepareAndPush:
             key=key,
             message=message,
             targets=[Target.model_validate({"channel": "inbox"})],
+            about=about,
             kind=message.kind,
             task=run.task_id,
             cancellation=WAIT_CANCELLATION_COMPLETED,
@@ -354,7 +360,8 @@ class PrepareAndPush:
     async def _record_push(self, request: PushRequest) -> None:
         """The day's row says pushed once one of the push's deliveries was sent."""
         pushed = request.model_copy(update={"at": workflow.now()})
-        await short_activity(BriefingActivities.record_briefing_push, pushed)
+        said = f"record the briefing of {request.date} pushed"
+        await short_activity(BriefingActivities.record_briefing_push, pushed, said)
 
     def _details(self, day: DayPlan | None) -> None:
         """The Web UI's Current Details: the briefing's summary, then the run's day (None: not

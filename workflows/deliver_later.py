@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         LaterOutcome,
     )
     from ambient.domain.notify import NOTIFY_TIMEOUT
+    from ambient.remediation.safety import a_while
 
 from workflows.sends import NOTIFY_HEARTBEAT, failure_lines, short_activity
 
@@ -46,13 +47,15 @@ class DeliverLaterWorkflow:
             # an operator stopping its retries: its deliveries are said given up, as a run that
             # gives up says them.
             with contextlib.suppress(ActivityError):
-                await short_activity(NotifyActivities.notify_given_up, later.request)
+                await short_activity(
+                    NotifyActivities.notify_given_up, later.request, _said(later, "given up")
+                )
             raise
 
     async def _deliver(self, later: LaterDelivery) -> LaterOutcome:
         wait = timedelta(seconds=later.wait)
         workflow.set_current_details(f"waiting {later.wait:g} s, as the receiver asked")
-        await workflow.sleep(wait)
+        await workflow.sleep(wait, summary=_said(later, "the wait its receiver asked for"))
         workflow.set_current_details("trying again")
         try:
             result = await workflow.execute_activity_method(
@@ -74,6 +77,11 @@ class DeliverLaterWorkflow:
                     maximum_interval=LATER_MAX_WAIT,
                     maximum_attempts=0,  # bounded by the give-up instead
                 ),
+                summary=_said(
+                    later,
+                    f"tried until sent, given up {a_while(timedelta(seconds=later.give_up_after))}"
+                    " after the hand-over",
+                ),
             )
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
@@ -84,6 +92,13 @@ class DeliverLaterWorkflow:
                 raise asyncio.CancelledError from error  # said given up by `run`
             # Given up: each delivery left unsettled says so once, with its last answer.
             with contextlib.suppress(ActivityError):
-                await short_activity(NotifyActivities.notify_given_up, later.request)
+                await short_activity(
+                    NotifyActivities.notify_given_up, later.request, _said(later, "given up")
+                )
             return LaterOutcome(gave_up=True, failures=failure_lines(error))
         return LaterOutcome(failures=result.failure_lines())
+
+
+def _said(later: LaterDelivery, what: str) -> str:
+    """A step of the delivery as the Web UI labels it: "notify alice again: …"."""
+    return f"notify {later.request.user} again: {what}"

@@ -39,6 +39,7 @@ class DiscussionNotifyWorkflow:
                     key=f"discussion/{notice.message_id}/{recipient}",
                     message=Message(title=f"{notice.from_id} in {line}"[:200], body=body, zh=zh),
                     targets=[Target(type="inbox", target="")],
+                    about=f"a message from {notice.from_id} in a discussion",
                     kind=NotificationKind.SYSTEM,
                 )
             except ActivityError as error:

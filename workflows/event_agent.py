@@ -41,6 +41,7 @@ class EventDigestWorkflow:
             user,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=READ_RETRY,
+            summary=f"read the events {user} was not told of yet",
         )
         if not collected.events:
             # A whole read of events not to tell (other people's, a voice conversation's) is
@@ -54,6 +55,7 @@ class EventDigestWorkflow:
             collected,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=READ_RETRY,
+            summary=f"decide whether {len(collected.events)} event(s) need {user} now",
         )
         decision, generated_by = verdict.decision, verdict.generated_by
         # Late commits (ambient/storage/event_cursor.py): the batch's key names its late events
@@ -76,6 +78,7 @@ class EventDigestWorkflow:
                     ),
                     # The inbox always; the person's push channels for watch messages too.
                     targets=[Target(type="inbox", target="")],
+                    about="the events that need them",
                     task=agent_task(user),
                 )
             except ActivityError as error:

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows.remediation_change import answer_lost, wrote
-from workflows.remediation_records import RECORD_RETRY, cause_of, refused_for_good
+from workflows.remediation_records import RECORD_RETRY, cause_of, refused_for_good, rung_said
 from workflows.remediation_verify import RemediationVerify
 
 with workflow.unsafe.imports_passed_through():
@@ -114,6 +114,7 @@ class GradedRemediationWorkflow(RemediationVerify):
                 started_at=self.started_at,
                 now=workflow.now(),
             ),
+            summary=f"open the remediation of {self.alert.service}: score, plan, first checks",
             limit=timedelta(minutes=2),
             retry=RECORD_RETRY,
         )
@@ -300,6 +301,8 @@ class GradedRemediationWorkflow(RemediationVerify):
                 executor=self.policy.executor,
                 rung=step.rung,
             ),
+            f"{self.request.user}'s permission for {rung_said(step.rung)}"
+            + (", read again" if again else ""),
         )
         if permission.mode is None:
             if again:
@@ -332,6 +335,7 @@ class GradedRemediationWorkflow(RemediationVerify):
                         mode=attempt.mode,
                         target=self.alert.target(),
                     ),
+                    summary=f"checkpoint {self.alert.service} before {rung_said(step.rung)}",
                     off_task=self.cluster_reads_regular,
                     retry=CHANGE_RETRY,
                 )

@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows.remediation_records import ONE_TRY, RECORD_RETRY, cause_of
+from workflows.remediation_records import ONE_TRY, RECORD_RETRY, cause_of, rung_said
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -66,6 +66,10 @@ class RemediationChange(RemediationSafety):
             restarted_at=restarted_at,
         )
 
+    def _change_said(self, request: StepRequest) -> str:
+        """A step's change as the Web UI labels it: "apply rung 1 (restart) to cart (execute)"."""
+        return f"apply {rung_said(request.rung)} to {self.alert.service} ({request.mode})"
+
     def _plans_before_asking(self, rung: Rung) -> bool:
         """Whether the rung's change is planned before its approval is asked (by the patches
         this run was started under)."""
@@ -89,6 +93,7 @@ class RemediationChange(RemediationSafety):
                     asking=self._asking(step, key, mode, workflow.now()),
                     policy=self.policy,
                 ),
+                summary=f"plan {rung_said(step.rung)} of {self.alert.service} before asking",
                 off_task=self.cluster_reads_regular,
             )
         except ACTIVITY_FAILED:
@@ -111,6 +116,7 @@ class RemediationChange(RemediationSafety):
             request,
             start_to_close_timeout=limit,
             retry_policy=ONE_TRY,
+            summary=f"{self._change_said(request)}: its first try",
         )
         try:
             return await asyncio.shield(first)
@@ -139,6 +145,7 @@ class RemediationChange(RemediationSafety):
             start_to_close_timeout=limit,
             retry_policy=CHANGE_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=self._change_said(request),
         )
         try:
             await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
@@ -247,6 +254,7 @@ class RemediationChange(RemediationSafety):
         opened = await self._act(
             RemediationActivities.read_remediation_opening,
             Keyed(run_key=self.run_key, key=self.run_key),
+            summary="read what the run's opening recorded",
             retry=RECORD_RETRY,
         )
         if opened is None:
@@ -333,6 +341,7 @@ class RemediationChange(RemediationSafety):
         await self._act(
             RemediationActivities.release_remediation_slot,
             Keyed(run_key=self.run_key, key=key),
+            summary="give back the step's rate-limit slot",
             retry=RECORD_RETRY,
         )
         # Given back, not before: a cancel that cuts the giving back short (a database that

@@ -78,6 +78,7 @@ class RemediationEndings(RemediationRecords):
                 body=lead + said,
                 reason=str(reason),
             ),
+            summary=f"hand {self.remediation_id} over to a person",
             retry=remediation_records.RECORD_RETRY,  # read where tests set it
         )
         self.next_rung, self.waiting = None, None

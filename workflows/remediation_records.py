@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RemediationState,
         Waiting,
     )
+    from ambient.remediation.safety import a_while
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.render import markdown_literal
 
@@ -148,11 +149,14 @@ class RemediationRecords:
         # unplanned, then skipped them once approved, and replays so).
         self.last_rungs_planned = workflow.patched("last-rungs-planned-before-asking")
 
-    async def _wait(self, duration: timedelta, until: Any = None) -> None:
-        """A durable timer cut short by abort (or ``until``)."""
+    async def _wait(self, duration: timedelta, until: Any = None, *, summary: str) -> None:
+        """A durable timer cut short by abort (or ``until``); ``summary``: what it waits for,
+        as the Web UI labels it (its length is added)."""
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self.aborted is not None or bool(until and until()), timeout=duration
+                lambda: self.aborted is not None or bool(until and until()),
+                timeout=duration,
+                timeout_summary=f"{summary}, {a_while(duration)}",
             )
 
     async def _wait_shown(
@@ -168,7 +172,8 @@ class RemediationRecords:
         until = workflow.now() + timedelta(seconds=seconds)
         self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail, said=said)
         await self._set_state(state)
-        await self._wait(timedelta(seconds=seconds))
+        waited = f"{WAITS.get(what, what)} {rung_said(rung)} of {self.alert.service}"
+        await self._wait(timedelta(seconds=seconds), summary=waited)
         self.waiting = None
 
     async def _set_state(self, state: RemediationState) -> None:
@@ -213,6 +218,7 @@ class RemediationRecords:
                     "tried": tried,
                 },
             ),
+            summary=f"record the run: {self.state}",
             retry=RECORD_RETRY,
         )
 
@@ -236,6 +242,7 @@ class RemediationRecords:
                 detail=detail,
                 asked=asked,
             ),
+            summary=f"audit: {action}",
             retry=RECORD_RETRY,
         )
 
@@ -258,6 +265,7 @@ class RemediationRecords:
                     title=title, body=body, zh=zh, deadline=deadline, link=link, no_voice=no_voice
                 ),
                 targets=[Target.model_validate({"channel": "inbox"})],
+                about=title,
                 kind=NotificationKind.REMEDIATION,
                 # Its deliveries and failures are shown under the remediation.
                 task=self.remediation_id,
@@ -293,19 +301,23 @@ class RemediationRecords:
                     tags=tags,
                     message_id=remediation_post_id(key),
                 ),
+                summary=f"post to the discussion: {', '.join(tags)}",
             )
 
     async def _decided_or_checked(
-        self, decided: R | None, check: MethodAsyncSingleParam[Any, P, R], arg: P
+        self, decided: R | None, check: MethodAsyncSingleParam[Any, P, R], arg: P, summary: str
     ) -> R:
         """What open_remediation already decided for the first rung, or the check's answer now."""
-        return decided if decided is not None else await self._act(check, arg, retry=RECORD_RETRY)
+        if decided is not None:
+            return decided
+        return await self._act(check, arg, summary=summary, retry=RECORD_RETRY)
 
     async def _read_later(
         self,
         activity: MethodAsyncSingleParam[Any, P, R],
         arg: P,
         *,
+        summary: str,
         off_task: bool,
         retry: RetryPolicy = READ_RETRY,
         again: P | None = None,
@@ -320,24 +332,34 @@ class RemediationRecords:
         Read as a local activity with all its retries, a slow source or API server held the
         task (the run's updates and queries) for minutes."""
         if not off_task:
-            return await self._act(activity, arg, retry=retry)
+            return await self._act(activity, arg, summary=summary, retry=retry)
         try:
-            return await self._act(activity, arg, limit=READ_FIRST_TRY, retry=ONE_TRY)
+            return await self._act(
+                activity, arg, summary=summary, limit=READ_FIRST_TRY, retry=ONE_TRY
+            )
         except ACTIVITY_FAILED as exc:
             if final and refused_for_good(exc, retry):
                 raise
             failure = exc if isinstance(exc, ApplicationError) else exc.cause
             if isinstance(failure, ApplicationError) and failure.next_retry_delay:
-                await self._wait(failure.next_retry_delay)
+                asked = f"{summary}: the wait its source asked for"
+                await self._wait(failure.next_retry_delay, summary=asked)
         most = retry.maximum_attempts
         rest = dataclasses.replace(retry, maximum_attempts=most - 1 if most > 1 else most)
-        return await self._act(activity, arg if again is None else again, retry=rest, regular=True)
+        return await self._act(
+            activity,
+            arg if again is None else again,
+            summary=f"{summary} again, off the workflow task",
+            retry=rest,
+            regular=True,
+        )
 
     async def _act(
         self,
         activity: MethodAsyncSingleParam[Any, P, R],
         arg: P,
         *,
+        summary: str,
         limit: timedelta = SHORT,
         retry: RetryPolicy = READ_RETRY,
         regular: bool = False,
@@ -345,14 +367,15 @@ class RemediationRecords:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
         # ``regular``: a read of a source the user aimed, slow as it may be, off the run's
-        # workflow task (which answers its updates and queries).
+        # workflow task (which answers its updates and queries). ``summary``: what the Web UI
+        # labels it with.
         try:
             if regular:
                 return await workflow.execute_activity_method(
-                    activity, arg, start_to_close_timeout=limit, retry_policy=retry
+                    activity, arg, start_to_close_timeout=limit, retry_policy=retry, summary=summary
                 )
             return await workflow.execute_local_activity_method(
-                activity, arg, start_to_close_timeout=limit, retry_policy=retry
+                activity, arg, start_to_close_timeout=limit, retry_policy=retry, summary=summary
             )
         except ActivityError as exc:
             if run_cancelled(exc):
@@ -363,6 +386,19 @@ class RemediationRecords:
                 # and close as Completed.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
             raise
+
+
+# A timed wait of the ladder as the Web UI labels it ("settle after rung 1 (restart) of cart").
+WAITS = {
+    "settle": "settle after",
+    "change_window": "the change window before",
+    "rate_limit": "the rate limit before",
+}
+
+
+def rung_said(rung: Rung) -> str:
+    """A rung as the Web UI's labels say it: "rung 2 (scale out)"."""
+    return f"rung {int(rung)} ({rung.name.lower().replace('_', ' ')})"
 
 
 def run_cancelled(error: ActivityError) -> bool:

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows.remediation_endings import RemediationEndings
-from workflows.remediation_records import RECORD_RETRY
+from workflows.remediation_records import RECORD_RETRY, rung_said
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -100,7 +100,11 @@ class RemediationSafety(RemediationEndings):
             "or refuse (typed by you: a machine-inferred reply does not count).",
             ["approval"],
         )
-        await self._wait(timeout, lambda: self.decision is not None)
+        await self._wait(
+            timeout,
+            lambda: self.decision is not None,
+            summary=f"approval of {rung_said(step.rung)} of {self.alert.service}",
+        )
         if self.answers_read:  # an answer that came by its timeout is taken when verified
             await workflow.wait_condition(lambda: not self.answers_read)
         self.awaiting_approval, self.waiting = None, None
@@ -148,6 +152,7 @@ class RemediationSafety(RemediationEndings):
                     rung=step.rung,
                     now=workflow.now(),
                 ),
+                f"the gates before {rung_said(step.rung)}, check {check}",
             )
             if gate.allowed:
                 return "go"
@@ -216,6 +221,9 @@ class RemediationSafety(RemediationEndings):
                         "token": answer.token,  # checked and dropped, never written
                     },
                 ),
+                # Its sender's name as given: the token is in the input alone.
+                summary=f"verify the {'approval' if answer.approve else 'refusal'} of "
+                f"{rung_said(rung)} sent as {answer.approver}",
                 retry=RECORD_RETRY,
             )
         finally:

@@ -69,4 +69,5 @@ async def _join(rid: str, request: RemediationInput, key: str | None) -> bool:
         ),
         start_to_close_timeout=timedelta(minutes=1),
         retry_policy=JOIN_RETRY,
+        summary=f"join the alert into {rid}",
     )

@@ -43,6 +43,7 @@ class AlertTriageWorkflow:
             CollectInput(days=request.days, now=night or workflow.now()),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=TRIAGE_RETRY,
+            summary=f"collect the alarms not recovered in the {request.days} day(s) before",
         )
         result = TriageResult(window=found.window, skipped=found.skipped)
         # One alert per workload already (unresolved_alarms collapses the others into skipped).

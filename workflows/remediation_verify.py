@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 from workflows.remediation_change import RemediationChange
-from workflows.remediation_records import cause_of
+from workflows.remediation_records import cause_of, rung_said
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -55,7 +55,7 @@ class RemediationVerify(RemediationChange):
                 continue
             # Read with the rights of both the run's user and its sender (a signal names any
             # sender): a secret either may not use is refused, as at the run's own verify.
-            reading = await self._read(joined.verify, self.request.user, sender)
+            reading = await self._read(joined.verify, name, self.request.user, sender)
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
@@ -63,9 +63,10 @@ class RemediationVerify(RemediationChange):
         return ", ".join(open_ones)
 
     async def _read(
-        self, verify: VerifySpec, owner: str, sender: str | None = None
+        self, verify: VerifySpec, name: str, owner: str, sender: str | None = None
     ) -> MetricReading:
-        """The metric a verify block reads; a failed read is its error, not the run's."""
+        """The metric a verify block reads (of the alert ``name``, as the Web UI labels the
+        read); a failed read is its error, not the run's."""
         source = verify.source.model_dump(mode="json")
         read = ReadMetricInput(source=source, retry_failures=True, owner=owner, sender=sender)
         try:
@@ -76,6 +77,7 @@ class RemediationVerify(RemediationChange):
             return await self._read_later(
                 WatchActivities.read_metric,
                 read,
+                summary=f"read the verify metric of {name}",
                 off_task=self.reads_regular,
                 again=again,
                 final=False,
@@ -95,7 +97,7 @@ class RemediationVerify(RemediationChange):
             return False
         if cleared_isolated_before(step.rung, self.baseline) is not None:
             return False
-        reading = await self._read(verify, self.request.user)
+        reading = await self._read(verify, self.alert.service, self.request.user)
         if reading.value is None or read_before(reading, asked_at):
             return False
         if not verify.holds(reading.value) or await self._joined_still_open():
@@ -142,7 +144,10 @@ class RemediationVerify(RemediationChange):
         )
         try:
             health = await self._read_later(
-                RemediationActivities.read_rollout, checked, off_task=self.cluster_reads_regular
+                RemediationActivities.read_rollout,
+                checked,
+                summary=f"read the rollout of {self.alert.service}",
+                off_task=self.cluster_reads_regular,
             )
         except ACTIVITY_FAILED:
             return False
@@ -156,7 +161,10 @@ class RemediationVerify(RemediationChange):
         """The step's verdict; None when an abort came while it waited for a datapoint."""
         await self._set_state("verifying")
         verify = self.alert.verify
-        reading = await self._read(verify, self.request.user) if verify is not None else None
+        service = self.alert.service
+        reading = None
+        if verify is not None:
+            reading = await self._read(verify, service, self.request.user)
         if mode == "dry_run":
             changed = None
         else:
@@ -168,10 +176,13 @@ class RemediationVerify(RemediationChange):
             for _ in range(AFTER_CHANGE_PERIODS):
                 if verify is None or not period or not read_before(reading, changed):
                     break
-                await self._wait(max(timedelta(seconds=period), AFTER_CHANGE_WAIT))
+                await self._wait(
+                    max(timedelta(seconds=period), AFTER_CHANGE_WAIT),
+                    summary=f"a datapoint of {service} after {rung_said(step.rung)}",
+                )
                 if self.aborted:
                     return None
-                reading = await self._read(verify, self.request.user)
+                reading = await self._read(verify, service, self.request.user)
         return await self._read_later(
             RemediationActivities.verify_remediation,
             VerifyInput(
@@ -186,6 +197,7 @@ class RemediationVerify(RemediationChange):
                 now=workflow.now(),
                 changed_at=changed,
             ),
+            summary=f"verify {rung_said(step.rung)} of {service}",
             # Its cluster read and its breaker write wait out an outage as the change did: a
             # database hiccup must not hand over a run as "could not be verified".
             off_task=self.cluster_reads_regular,

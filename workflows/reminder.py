@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import CheckPageInput, PageCheck, more_new_lines, notice_said
     from ambient.domain.notify import Message, Wording
+    from ambient.log_redaction import hide_in_urls
     from ambient.watches.notification_spec import notification_targets
     from ambient.watches.reminders import ReminderRun
 
@@ -34,6 +35,8 @@ async def check_news_pages(
                 CheckPageInput(task=task, url=str(url), keywords=categories, round=round),
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_attempts=2),
+                # A URL's user info and query (where credentials go) are not shown.
+                summary=f"check news page {hide_in_urls(str(url))}",
             )
             for url in urls
         ),
@@ -72,6 +75,7 @@ class ReminderWorkflow:
             key=key,
             message=message,
             targets=targets,
+            about=kind,
             failed="notify: ",
             task=run.task,
         )

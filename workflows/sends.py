@@ -43,10 +43,11 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-async def short_activity(activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
-    """A short activity with a side effect (a write, a message): SHORT a try, NOTIFY_RETRY."""
+async def short_activity(activity: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:
+    """A short activity with a side effect (a write, a message): SHORT a try, NOTIFY_RETRY;
+    ``summary``: what the Web UI labels it with."""
     return await workflow.execute_activity_method(
-        activity, arg, start_to_close_timeout=SHORT, retry_policy=NOTIFY_RETRY
+        activity, arg, start_to_close_timeout=SHORT, retry_policy=NOTIFY_RETRY, summary=summary
     )
 
 
@@ -55,13 +56,14 @@ async def record_event(
 ) -> None:
     """Append an event once per key."""
     event = RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key)
-    await short_activity(EventActivities.record_event, event)
+    await short_activity(EventActivities.record_event, event, f"record {kind}")
 
 
 async def recorded_kinds(keys: list[str]) -> dict[str, str]:
     """The kind of the event recorded under each of ``keys`` that has one (a read: retried
     as a write is)."""
-    return await short_activity(EventActivities.recorded_kinds, keys)
+    said = f"read which of {len(keys)} events are recorded"
+    return await short_activity(EventActivities.recorded_kinds, keys, said)
 
 
 async def deliver(
@@ -70,6 +72,7 @@ async def deliver(
     key: str,
     message: Message,
     targets: list[Target],
+    about: str,
     kind: NotificationKind = NotificationKind.WATCH,
     task: str | None = None,
     cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
@@ -77,7 +80,8 @@ async def deliver(
     give_up_cut: bool = False,
 ) -> NotifyResult:
     """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said);
-    its deliveries and failures are filed under ``task``. ``cancellation``: whether a cancel
+    its deliveries and failures are filed under ``task``; ``about``: what it tells, as the
+    Web UI labels it ("notify alice: watch.breach"). ``cancellation``: whether a cancel
     of the caller waits for the activity to end (not unless said: its sends go on until a
     heartbeat hears the cancel, the server hearing one every 0.8 x ``heartbeat``)."""
     request = NotifyRequest(
@@ -88,6 +92,7 @@ async def deliver(
         task=task,
         attempts=NOTIFY_RETRY.maximum_attempts,
     )
+    said = f"notify {user}: {about}"
     try:
         return await workflow.execute_activity_method(
             NotifyActivities.notify,
@@ -96,6 +101,7 @@ async def deliver(
             heartbeat_timeout=heartbeat,
             retry_policy=NOTIFY_RETRY,
             cancellation_type=cancellation,
+            summary=said,
         )
     except ActivityError as error:
         # A last try that timed out, lost its worker or met a send in flight recorded nothing;
@@ -111,7 +117,7 @@ async def deliver(
         if not cut or waited or give_up_cut:
             with contextlib.suppress(ActivityError):
                 ended = request.model_copy(update={"cancelled": cut})
-                await short_activity(NotifyActivities.notify_given_up, ended)
+                await short_activity(NotifyActivities.notify_given_up, ended, f"{said}: given up")
         raise
 
 
@@ -121,6 +127,7 @@ async def delivery_errors(
     key: str,
     message: Message,
     targets: list[Target],
+    about: str,
     failed: str = "",
     task: str | None = None,
 ) -> list[str]:
@@ -130,7 +137,13 @@ async def delivery_errors(
     line."""
     try:
         result = await deliver(
-            user=user, key=key, message=message, targets=targets, task=task, give_up_cut=True
+            user=user,
+            key=key,
+            message=message,
+            targets=targets,
+            about=about,
+            task=task,
+            give_up_cut=True,
         )
     except ActivityError as error:
         if is_cancelled_exception(error):

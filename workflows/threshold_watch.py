@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.notify import REASON, RULES, Message, Wording
+    from ambient.log_redaction import hide_in_urls
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
     from ambient.watches.configs import TaskKind
@@ -150,7 +151,8 @@ class ThresholdWatchWorkflow(WatchControls):
         # A stop ends the loop; a trigger that came during the check runs the next one now.
         if self.state.stop_requested or self.state.check_requested:
             return
-        await until(lambda: self.wake, None if self.state.paused else interval)
+        paused = self.state.paused
+        await until(lambda: self.wake, None if paused else interval, "next check")
 
     async def check(self) -> None:
         self.state.checks += 1
@@ -183,12 +185,15 @@ class ThresholdWatchWorkflow(WatchControls):
         request = ReadMetricInput(
             source=self.config.source.model_dump(mode="json"), owner=self.user
         )
+        # A URL's user info and query (where credentials go) are not shown.
+        said = f"read {hide_in_urls(_source_said(self.config.source))}"
         try:
             return await workflow.execute_local_activity_method(
                 WatchActivities.read_metric,
                 request,
                 start_to_close_timeout=LOCAL_READ_LIMIT,
                 retry_policy=RetryPolicy(maximum_attempts=1),
+                summary=said,
             )
         except ACTIVITY_FAILED as error:
             if (isinstance(error, ApplicationError) and error.non_retryable) or self.heard(error):
@@ -198,6 +203,7 @@ class ThresholdWatchWorkflow(WatchControls):
             request,
             start_to_close_timeout=READ_TIMEOUT,
             retry_policy=READ_RETRY,
+            summary=f"{said} again, off the workflow task",
         )
 
     async def apply(self, reading: MetricReading) -> None:

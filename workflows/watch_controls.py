@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from ambient.domain.configs import STORED
     from ambient.domain.notify import Message, Target
+    from ambient.remediation.safety import a_while
     from ambient.temporal import KIND, STATE, USER
     from ambient.watches.configs import TaskKind, TaskState
     from ambient.watches.models import (
@@ -46,11 +47,13 @@ STOPPED = "the task is stopped; create it again to restart it"
 OVERTAKEN = "ConfigOvertaken"
 
 
-async def until(condition: Callable[[], bool], limit: timedelta | None) -> None:
-    """Wait for ``condition`` at most ``limit`` (None: for good; not at all if not positive)."""
+async def until(condition: Callable[[], bool], limit: timedelta | None, summary: str) -> None:
+    """Wait for ``condition`` at most ``limit`` (None: for good; not at all if not positive);
+    ``summary``: what its timer waits for, as the Web UI labels it (``limit`` is added)."""
     if limit is None or limit > timedelta(0):
+        said = f"{summary}, {a_while(limit)}" if limit is not None else summary
         with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(condition, timeout=limit)
+            await workflow.wait_condition(condition, timeout=limit, timeout_summary=said)
 
 
 class WatchControls:
@@ -143,7 +146,9 @@ class WatchControls:
         self.ask_check()
         ended = self.asked_check_ended()
         # Bounded: a continue-as-new waits for every handler, and no check runs meanwhile.
-        await until(lambda: self.state.stop_requested or ended(), CHECK_NOW_WAIT)
+        await until(
+            lambda: self.state.stop_requested or ended(), CHECK_NOW_WAIT, "check now: its check"
+        )
         return self.status()
 
     def asked_check_ended(self) -> Callable[[], bool]:
@@ -170,7 +175,7 @@ class WatchControls:
     async def baseline(self) -> TaskStatus:
         """Wait for the first check of this task and return its status (the baseline): its
         reading taken, not its alerts delivered (a slow channel would hold the answer)."""
-        await until(self.baseline_taken(), self.BASELINE_WAIT)
+        await until(self.baseline_taken(), self.BASELINE_WAIT, "baseline: the first check")
         return self.status()
 
     def baseline_taken(self) -> Callable[[], bool]:
@@ -399,6 +404,7 @@ class WatchControls:
                 key=key,
                 message=message,
                 targets=targets,
+                about=kind,
                 task=self.task,
             )
         except ActivityError as error:

@@ -14,6 +14,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
     from ambient.domain.notify import INTERNAL_ERROR
+    from ambient.remediation.safety import a_while
     from ambient.watches.configs import TaskKind, WebMonitorConfig
     from ambient.watches.models import (
         TaskStatus,
@@ -103,7 +104,7 @@ class WebMonitorWorkflow(PollEnds):
                     await workflow.wait_condition(lambda: self.wake)
             elif self.state.checks and not self.state.check_requested and (lead := self.lead()):
                 # The next check is further off than a poll lasts: wait on a timer.
-                await until(lambda: self.wake, lead)
+                await until(lambda: self.wake, lead, "next poll")
             else:
                 await self.poll()
             await self.flush_control_events()
@@ -118,7 +119,7 @@ class WebMonitorWorkflow(PollEnds):
             return False
         if held == self.held_sent:
             self.held_sent = []
-            await until(lambda: self.wake, HELD_AGAIN)
+            await until(lambda: self.wake, HELD_AGAIN, "paused: its held events sent again")
             return True
         self.held_sent = list(held)
         await self.poll(deliver_only=True)
@@ -209,6 +210,7 @@ class WebMonitorWorkflow(PollEnds):
                 heartbeat_timeout=heartbeat,
                 retry_policy=self.poll_retry,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=self.poll_said(request),
             )
             # The run's cancel heard here is a stop: the poll is ended as a stop ends it.
             await self.until_heard(lambda: handle.done() or self.wake or self.is_lost(number))
@@ -269,6 +271,18 @@ class WebMonitorWorkflow(PollEnds):
             # first pause ends, not at the grid's next slot after it (checks before it would
             # ask none of them).
             self.state.next_due = end
+
+    @staticmethod
+    def poll_said(request: PollRequest) -> str:
+        """A poll as the Web UI labels it: what it checks, how often and how long."""
+        pages = f"{len(request.config.urls)} page(s)"
+        if request.deliver_only:
+            return f"poll {request.poll}: send {len(request.redeliver)} held event(s), no check"
+        if request.first_only:
+            return f"poll {request.poll}: check {pages} once"
+        every = a_while(timedelta(seconds=request.interval_seconds))
+        window = a_while(timedelta(seconds=request.window_seconds))
+        return f"poll {request.poll}: check {pages} every {every} for {window}"
 
     def ask_again(self, lost: bool, number: int) -> None:
         """A check asked for that a control ended before it was made (``lost``) is asked
@@ -379,6 +393,7 @@ class WebMonitorWorkflow(PollEnds):
                 or (self.checks_ended() > since and not self.state.check_requested)
             ),
             PAGES_CHECKED_WAIT,
+            "update: its pages checked",
         )
         return self.status()
 

@@ -12,6 +12,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.polling import PagePoller
     from ambient.activity_attempts import ACTIVITY_FAILED
+    from ambient.remediation.safety import a_while
     from ambient.watches.models import Failure
     from ambient.watches.polling import (
         EndPoll,
@@ -50,7 +51,12 @@ class PollEnds(WatchControls):
         waits = await self.may_answer(lost) or handle.done()
         try:
             if waits:
-                await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
+                await workflow.wait_condition(
+                    handle.done,
+                    timeout=LOST_POLL_WAIT,
+                    timeout_summary=f"poll {lost.poll}, reported lost: its answer, "
+                    f"{a_while(LOST_POLL_WAIT)}",
+                )
         except TimeoutError:
             waits = False
         if waits and not handle.cancelled() and handle.exception() is None:
@@ -76,6 +82,7 @@ class PollEnds(WatchControls):
                 # A local activity retries without end by default: a read that fails twice
                 # is "not known", and the workflow waits for the poll as before.
                 retry_policy=RetryPolicy(maximum_attempts=2),
+                summary=f"poll {lost.poll}, reported lost: may it still answer?",
             )
         except ACTIVITY_FAILED as error:
             self.heard(error)  # the run's cancel: a stop, the lost poll waited for as it was
@@ -128,12 +135,16 @@ class PollEnds(WatchControls):
                 ),
                 start_to_close_timeout=timedelta(seconds=5),
                 retry_policy=RetryPolicy(maximum_attempts=2),
+                summary=f"poll {number}: asked to hand back now",
             )
         except ACTIVITY_FAILED as error:
             self.heard(error)  # the run's cancel: a stop, as this poll's end is under way
         try:
             await workflow.wait_condition(
-                lambda: handle.done() or self.is_lost(number), timeout=END_POLL_WAIT
+                lambda: handle.done() or self.is_lost(number),
+                timeout=END_POLL_WAIT,
+                timeout_summary=f"poll {number} hands back, {a_while(END_POLL_WAIT)}, "
+                "or it is cancelled",
             )
         except TimeoutError:
             handle.cancel()

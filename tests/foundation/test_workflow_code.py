@@ -208,3 +208,59 @@ def test_workflow_modules_ask_their_patches_as_the_workflow_is_built() -> None:
         for path in sorted(WORKFLOWS.glob("*.py"))
     }
     assert {name: lines for name, lines in found.items() if lines} == {}
+
+
+# What the Temporal Web UI labels each step of a run with: every activity, local activity,
+# timer and child workflow a workflow starts says what it is for (an operator read
+# "TIMER_STARTED 0:30:00" for the approval wait, and poll_pages, notify, record_event with
+# nothing to tell one from another). A helper that wraps one takes the words from its caller.
+LABELS = {
+    "execute_activity_method": "summary",
+    "start_activity_method": "summary",
+    "execute_local_activity_method": "summary",
+    "start_local_activity_method": "summary",
+    "sleep": "summary",  # asyncio.sleep in a workflow is a timer no words can be given
+    "start_child_workflow": "static_summary",
+    "execute_child_workflow": "static_summary",
+}
+
+
+def unlabelled(source: str) -> list[str]:
+    """Activities, timers (a sleep, a wait with a timeout) and children started without the
+    words the Web UI shows for them, by line."""
+    found: list[str] = []
+    for node in ast.walk(parsed(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name, given = node.func.attr, {k.arg for k in node.keywords}
+            if name == "wait_condition" and "timeout" in given and "timeout_summary" not in given:
+                found.append(f"{node.lineno}: {name}")
+            elif name in LABELS and LABELS[name] not in given:
+                found.append(f"{node.lineno}: {name}")
+    return sorted(found, key=lambda line: int(line.split(":")[0]))
+
+
+def test_the_check_finds_a_step_the_web_ui_shows_unlabelled() -> None:
+    source = (
+        "async def run():\n"
+        "    await workflow.wait_condition(lambda: done, timeout=WAIT)\n"
+        "    await workflow.wait_condition(lambda: done)\n"
+        "    await workflow.wait_condition(lambda: done, timeout=WAIT, timeout_summary='x')\n"
+        "    await workflow.execute_activity_method(A.notify, request)\n"
+        "    await workflow.start_local_activity_method(A.read, request, summary='read')\n"
+        "    await asyncio.sleep(5)\n"
+        "    await workflow.start_child_workflow(Fix.run, request, id=fix)\n"
+    )
+    assert unlabelled(source) == [
+        "2: wait_condition",
+        "5: execute_activity_method",
+        "7: sleep",
+        "8: start_child_workflow",
+    ]
+
+
+def test_every_step_a_workflow_starts_is_labelled_for_the_web_ui() -> None:
+    found = {
+        path.name: unlabelled(path.read_text(encoding="utf-8"))
+        for path in sorted(WORKFLOWS.glob("*.py"))
+    }
+    assert {name: lines for name, lines in found.items() if lines} == {}

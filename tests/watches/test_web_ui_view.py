@@ -10,15 +10,17 @@ from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleHand
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.watches.models import TaskStatus, ThresholdWatchInput
 from ambient.watches.service import TaskService
 from ambient.watches.summaries import watch_summary
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
-from tests.support.web_ui import current_details
+from tests.support.web_ui import current_details, steps
+from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps, threshold  # noqa: F401  (fixture)
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
@@ -137,3 +139,75 @@ async def test_a_watch_continued_as_new_says_its_summary_in_its_current_details(
     assert shown == {"summary": None, "details": now_said, "memo": now_said}
     started = await dev_env.client.get_workflow_handle(task, run_id=first).describe()
     assert await started.static_summary() == said
+
+
+async def test_each_step_of_a_threshold_watch_says_in_the_web_ui_what_it_does(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Its history listed read_metric, record_event, notify and a TIMER_STARTED 0:01:00
+    with nothing to say which metric, which event, to whom, or what the timer waits for."""
+    state, base = gated
+    state.values = [50, 150]
+    deps = loopback_deps
+    # The registry's guards read the settings they were built with: allow the loopback site.
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    task = unique("threshold-watch/alice/steps")
+    config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
+    async with running_worker(dev_env.client, deps) as worker:
+        handle = await dev_env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(user=USER, task=task, config=config),
+            id=task,
+            task_queue=worker.task_queue,
+        )
+        await handle.execute_update("baseline", result_type=TaskStatus)
+        breached = await handle.execute_update("checked_now", result_type=TaskStatus)
+        assert breached.detail["breaching"]
+
+        async def told() -> list[str] | None:
+            listed = await steps(handle, dev_env.client.data_converter)
+            return listed if len(listed) >= 6 else None
+
+        # The breach recorded and notified, then the next check's timer.
+        listed = await eventually(told, "the breach told and the next check's timer")
+        await handle.signal("stop")
+        await handle.result()
+    read = f"read $.data.amount of {base}/value"
+    assert listed == [
+        f"local activity: {read}",
+        "timer: next check, 1 min",
+        f"local activity: {read}",
+        "activity: record watch.breach",
+        f"activity: notify {USER}: watch.breach",
+        "timer: next check, 1 min",
+    ]
+    ended = await steps(handle, dev_env.client.data_converter)
+    assert ended[len(listed) :] == ["activity: record watch.stopped"]
+
+
+async def test_a_web_monitors_polls_and_waits_say_in_the_web_ui_what_they_do(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """poll_pages was listed with nothing to say which poll, of what, for how long."""
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("polls"))
+    handle = service.client.get_workflow_handle(ref.task_id)
+
+    async def waiting() -> list[str] | None:
+        listed = await steps(handle, service.client.data_converter)
+        return listed if any(step.startswith("timer: next poll") for step in listed) else None
+
+    listed = await eventually(waiting, "the baseline's poll, then the next poll's wait")
+    await service.delete(USER, ref.task_id)
+    await handle.result()
+    # The create's baseline update waits for the first check (a timer, if it came first).
+    baseline = "timer: baseline: the first check, 30 s"
+    assert [step for step in listed if step == baseline] in ([], [baseline])
+    first, wait = [step for step in listed if step != baseline]
+    assert first == "activity: poll 1: check 1 page(s) once"
+    # 60 min on, less half a poll's window of an hour, plus a spread of up to a minute.
+    assert wait in ("timer: next poll, 30 min", "timer: next poll, 31 min"), wait
