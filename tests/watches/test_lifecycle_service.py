@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
@@ -60,6 +59,7 @@ from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.users import register
 from tests.support.waits import eventually, until_equal
+from tests.support.web_ui import current_details
 from tests.watches.site import Site, article
 from tests.watches.test_controls_in_flight import signals
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -311,21 +311,15 @@ async def test_a_web_monitors_summary_says_the_interval_an_update_gave(
     ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("every"))
     await listed_summary(service, ref.task_id, "every 60 min")
     handle = service.client.get_workflow_handle(ref.task_id)
-    assert (await _current_details(handle)).endswith("every 60 min for " + USER)
+    assert (await current_details(handle)).endswith("every 60 min for " + USER)
     await service.update(USER, ref.task_id, monitor(base, "/a", minutes=30))
     said = await listed_summary(service, ref.task_id, "every 30 min")
     assert said == f"Web monitor of 1 URL(s) every 30 min for {USER}"
     # The Web UI's too (its Summary is the start's): it said "every 60 min" on.
-    assert await _current_details(handle) == said
+    assert await current_details(handle) == said
     await service.delete(USER, ref.task_id)
     await handle.result()
     await save_history(handle, "web_monitor_update_rewrites_summary")
-
-
-async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
-    """What the Temporal Web UI shows as the run's Current Details."""
-    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
 
 
 async def test_create_right_after_delete_starts_a_new_life(
