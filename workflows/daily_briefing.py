@@ -233,6 +233,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                 request,
                 start_to_close_timeout=SHORT,
                 retry_policy=HISTORY_READ_RETRY,
+                summary="read a greeting the replaced run spoke after its hand-over",
             )
         except ACTIVITY_FAILED as exc:
             if is_cancelled_exception(exc):
