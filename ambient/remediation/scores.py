@@ -149,6 +149,32 @@ def _breached_below(alert: Alert) -> bool:
     return bool(healthy) and all(c.op == "above" for c in healthy)
 
 
+def _severity(value: float | None, threshold: float | None, floor: bool) -> tuple[int, str]:
+    """How far past its line the value is, in the direction of the breach (a ceiling's above
+    it, a floor's under it), with why. A value on the safe side of its line is no breach:
+    -5 against a ceiling of 0.05 was weighed by the size of their ratio, "100.00x the
+    threshold", and bought 4 attempts."""
+    if value is None or threshold is None:
+        return 50, "no value/threshold given"
+    side, other = ("under", "above") if floor else ("above", "under")
+    if (value > threshold) if floor else (value < threshold):
+        return 30, f"value {value:.15g} is {other} the threshold {threshold:.15g}: no breach"
+    if threshold == 0:
+        return 50, f"value {value:.15g} against a threshold of 0: no ratio to weigh"
+    ratio = value / threshold
+    # How far past the line, in the line's own size (a negative line's too): on it, 0.
+    past = (1 - ratio) if floor == (threshold > 0) else (ratio - 1)
+    if not floor and threshold > 0:
+        times = (
+            f"{ratio:.2f}x" if math.isfinite(ratio) else f"more than {sys.float_info.max:.2g} times"
+        )
+        return clamp(40 + past * 60), f"value {value:.15g} is {times} the threshold"
+    by = f"{past:.0%}" if math.isfinite(past) else f"more than {sys.float_info.max:.2g} times"
+    # A floor crossed (a success rate under 0.99): the further under it the worse, nothing
+    # left at all (0.0) the worst, as a ceiling's value further over it.
+    return clamp(40 + past * 60), f"value {value:.15g} is {by} {side} the threshold"
+
+
 def offline_score(
     alert: Alert, rules: list[AlertRule], clusters: Collection[str] = ()
 ) -> ScoreCard:
@@ -157,25 +183,7 @@ def offline_score(
     labels = {k.lower(): v.lower() for k, v in alert.labels.items()}
 
     # Severity: how far past the threshold, raised by words that mean an outage.
-    if alert.value is not None and alert.threshold and _breached_below(alert):
-        # A floor crossed (a success rate under 0.99, its healthy side above): the further
-        # under it the worse, nothing left at all the worst. Read as a ceiling's, a total
-        # outage (0.0) scored under a value on the line.
-        short = max(0.0, 1 - abs(alert.value / alert.threshold))
-        severity = clamp(40 + short * 60)
-        severity_reason = f"value {alert.value:.15g} is {short:.0%} under the threshold"
-    elif alert.value is not None and alert.threshold:
-        ratio = abs(alert.value / alert.threshold)
-        severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
-        times = (
-            f"{ratio:.2f}x" if math.isfinite(ratio) else f"more than {sys.float_info.max:.2g} times"
-        )
-        severity_reason = f"value {alert.value:.15g} is {times} the threshold"
-    elif alert.value is not None and alert.threshold == 0:
-        severity = 50
-        severity_reason = f"value {alert.value:.15g} against a threshold of 0: no ratio to weigh"
-    else:
-        severity, severity_reason = 50, "no value/threshold given"
+    severity, severity_reason = _severity(alert.value, alert.threshold, _breached_below(alert))
     if labels.get("severity") in ("critical", "p0", "p1", "fatal"):
         severity = max(severity, 90)
         severity_reason += f"; labelled severity {labels['severity']}"

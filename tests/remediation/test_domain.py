@@ -207,6 +207,32 @@ def test_severity_says_what_it_weighed_at_a_zero_threshold_and_a_huge_ratio() ->
     )
 
 
+def test_a_value_on_the_safe_side_of_its_line_is_no_breach_however_far() -> None:
+    """-5 against a ceiling of 0.05 was weighed by the size of their ratio: severity 100,
+    "value -5 is 100.00x the threshold", 4 attempts. The ratio follows the breach's direction:
+    under a ceiling (or over a floor) is no breach, and a negative line is passed by going
+    over it (a ceiling) or under it (a floor)."""
+    under = offline_score(_alert(value=-5, threshold=0.05, message="x", namespace="prod"), [])
+    assert under.dimensions.severity.score == 30
+    assert under.dimensions.severity.reason == "value -5 is under the threshold 0.05: no breach"
+    # Weighed as a value under its line: 55, 3 attempts (it was 76, 4).
+    assert (under.score, under.budget) == (55, 3)
+    floor = VerifySpec.model_validate(
+        {
+            "source": {"type": "http_json", "url": "https://m.example.com/x", "json_path": "$.v"},
+            "healthy": [{"op": "above", "value": 0.99}],
+        }
+    )
+    over_floor = offline_score(_alert(value=5, threshold=0.99, verify=floor), [])
+    assert over_floor.dimensions.severity.score == 30
+    assert over_floor.dimensions.severity.reason == "value 5 is above the threshold 0.99: no breach"
+    # A negative ceiling (a temperature above -10) passed by half its size.
+    warm = offline_score(_alert(value=-5, threshold=-10), []).dimensions.severity
+    assert (warm.score, warm.reason) == (70, "value -5 is 50% above the threshold")
+    cold = offline_score(_alert(value=-15, threshold=-10), []).dimensions.severity
+    assert (cold.score, cold.reason) == (30, "value -15 is under the threshold -10: no breach")
+
+
 def test_remediation_texts_say_numbers_as_read() -> None:
     # 6 significant digits: 1234567.8 was "1.23457e+06", and 0.0500001 read as healthy
     # "below 0.05" was said as "metric 0.05 is not healthy (below 0.05)".
