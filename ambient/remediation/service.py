@@ -168,9 +168,11 @@ class RemediationService(TriageScheduling):
                     # The request that started it: that request sent again is answered so.
                     memo={START_REQUEST: {"key": key, **started.model_dump()}} if key else None,
                     search_attributes=search_attributes(user, parsed.cluster_id),
+                    # The mode it runs in (the lower of the one asked, the owner's permission and
+                    # the executor switch), not the one asked: an operator read "execute" there.
                     static_summary=(
                         f"Remediation of {parsed.service} ({parsed.metric or parsed.source}) "
-                        f"for {user}, {mode}"
+                        f"for {user}, {decision.mode}"
                     ),
                 )
                 break
