@@ -20,7 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.notify import REASON, RULES, Message, Wording
     from ambient.log_redaction import hide_in_urls
-    from ambient.remediation.alerts import alert_from_breach, remediation_id
+    from ambient.refusals import Refusal
+    from ambient.remediation.alerts import breach_alert, remediation_id
     from ambient.remediation.runs import RemediationInput
     from ambient.watches.configs import TaskKind
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         MetricSource,
         PrometheusSource,
         ThresholdWatchConfig,
-        breach_target_refusal,
     )
     from ambient.watches.threshold_rule import (
         ALREADY_TOLD,
@@ -340,7 +340,7 @@ class ThresholdWatchWorkflow(WatchControls):
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
         source = self.config.source.model_dump(mode="json") if self.config.source else {}
-        alert = alert_from_breach(
+        alert = breach_alert(
             source,
             transition.value,
             transition.conditions,
@@ -355,14 +355,9 @@ class ThresholdWatchWorkflow(WatchControls):
                 payload={**payload, **more},
             )
 
-        if alert is None:
-            reason = breach_target_refusal(source)
-            await said(
-                "requested",
-                reason=reason
-                or "the metric names no TKE workload: remediation needs a "
-                "tencent_monitor source with tke_cluster_instance_id and workload_name",
-            )
+        if isinstance(alert, Refusal):
+            # A watch stored before its create or update refused this (the same reason).
+            await said("requested", reason=str(alert))
             return
         child = remediation_id(alert)
         # Asks for execute; the user's rollback_permission and the global executor switch

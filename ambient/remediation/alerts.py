@@ -11,9 +11,17 @@ import math
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ambient.domain.configs import ShortText, UserConfig
+from ambient.domain.field_errors import field_problems
 from ambient.domain.identifiers import (
     ClusterRef,
     NamespaceName,
@@ -21,6 +29,7 @@ from ambient.domain.identifiers import (
     object_name,
 )
 from ambient.domain.numbers import WHOLE_NUMBER, DecimalNumber
+from ambient.refusals import N_, Refusal
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import MAX_CONDITIONS
 from ambient.watches.threshold_config import (
@@ -158,6 +167,61 @@ def _digest(parts: list[str]) -> str:
 # A threshold breach's here; a Monitor or CLS alarm's is the triage's (remediation/triage.py).
 
 
+# Why a breach starts no remediation though its dimensions name a Deployment: a name that is no
+# Kubernetes name (a namespace in capitals), said as the alert refuses it.
+NOT_A_DEPLOYMENT_NAME = N_(
+    "the metric's dimensions name no Deployment a remediation can change: %(why)s"
+)
+
+
+def breach_alert(
+    source: dict[str, Any],
+    value: float,
+    conditions: list[Condition],
+    message: str,
+    combine: Literal["all", "any"] = "any",
+) -> Alert | Refusal:
+    """The alert of a threshold-watch breach on a TKE Deployment metric (QCE/TKE2
+    dimensions), or why its breach starts no remediation: the one reason a watch's create and
+    update refuse on_breach "remediate" with (``breach_refusal``), and a watch stored before
+    records at its breach. ``conditions`` are the lines it crossed, ``combine`` how the watch
+    combines its lines."""
+    refused = breach_target_refusal(source)
+    if refused is not None:
+        return refused
+    cluster, namespace, workload = workload_of(source.get("dimensions") or {})
+    # Verification reads the same source; healthy is the breach no longer holding: the value
+    # back on or inside each line crossed ("above 0" breached is over at 0), and for a watch
+    # that breaches only past all its lines at once, back inside any one of them.
+    healthy = [
+        Condition(op="below" if c.op == "above" else "above", value=c.value) for c in conditions
+    ]
+    try:
+        return Alert.model_validate(
+            {
+                "source": "threshold_watch",
+                "cluster_id": cluster,
+                "namespace": namespace,
+                "workload": workload,
+                "region": source.get("region"),  # the metric's region is its cluster's
+                "metric": str(source.get("metric") or "") or None,
+                "value": value,
+                "threshold": conditions[0].value if conditions else None,
+                "message": message[:4000],
+                "verify": {
+                    "source": source,
+                    "healthy": healthy,
+                    "combine": "any" if combine == "all" else "all",
+                    "inclusive": True,
+                }
+                if healthy
+                else None,
+            }
+        )
+    except ValidationError as exc:
+        return Refusal(NOT_A_DEPLOYMENT_NAME, why="; ".join(field_problems(exc)))
+
+
 def alert_from_breach(
     source: dict[str, Any],
     value: float,
@@ -165,43 +229,14 @@ def alert_from_breach(
     message: str,
     combine: Literal["all", "any"] = "any",
 ) -> Alert | None:
-    """An alert from a threshold-watch breach on a TKE Deployment metric (QCE/TKE2
-    dimensions; None: ``breach_target_refusal`` says why not); ``conditions`` are the lines it
-    crossed, ``combine`` how the watch combines its lines."""
-    # Verification reads the same source; healthy is the breach no longer holding: the value
-    # back on or inside each line crossed ("above 0" breached is over at 0), and for a watch
-    # that breaches only past all its lines at once, back inside any one of them.
-    if source.get("type") != "tencent_monitor":
-        return None
-    cluster, namespace, workload = workload_of(source.get("dimensions") or {})
-    if not cluster or not workload:
-        return None
-    if breach_target_refusal(source) is not None:
-        return None
-    healthy = [
-        Condition(op="below" if c.op == "above" else "above", value=c.value) for c in conditions
-    ]
-    try:
-        return Alert(
-            source="threshold_watch",
-            cluster_id=cluster,
-            namespace=namespace or "default",
-            workload=workload,
-            region=source.get("region"),  # the metric's region is its cluster's
-            metric=str(source.get("metric") or "") or None,
-            value=value,
-            threshold=conditions[0].value if conditions else None,
-            message=message[:4000],
-            verify=VerifySpec.model_validate(
-                {
-                    "source": source,
-                    "healthy": healthy,
-                    "combine": "any" if combine == "all" else "all",
-                    "inclusive": True,
-                }
-            )
-            if healthy
-            else None,
-        )
-    except ValueError:
-        return None
+    """``breach_alert``'s alert; None where it says why there is none."""
+    found = breach_alert(source, value, conditions, message, combine)
+    return found if isinstance(found, Alert) else None
+
+
+def breach_refusal(source: MetricSource | None, conditions: list[Condition]) -> Refusal | None:
+    """Why the breaches of a watch reading ``source`` with ``conditions`` cannot start a
+    remediation (None: they can), as a breach of it would say."""
+    said = source.model_dump(mode="json") if source is not None else {}
+    found = breach_alert(said, 0.0, conditions, "")
+    return found if isinstance(found, Refusal) else None

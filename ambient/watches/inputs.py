@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from operator import or_
@@ -43,6 +43,7 @@ from ambient.domain.notify import CHANNEL_TYPES, Target
 from ambient.domain.push import PushChannel, fallback_address, stored_push_config
 from ambient.domain.users import NAME_RULE
 from ambient.refusals import N_, Refusal
+from ambient.remediation.alerts import breach_refusal
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -318,11 +319,38 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
     return config
 
 
+# The config a task runs with now, read only when a rule needs it (None: none known).
+InForce = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+async def check_on_breach(config: ThresholdWatchConfig, in_force: InForce | None) -> None:
+    """on_breach "remediate" only where a breach can start a remediation: on a metric naming a
+    TKE Deployment for certain; ConfigError at on_breach with the reason its breach would record.
+    A watch already remediating its source so (stored before this was refused) keeps it: an
+    update that sets neither on_breach nor the source (``in_force``'s) changes other fields."""
+    if config.on_breach != "remediate":
+        return
+    refused = breach_refusal(config.source, config.conditions)
+    if refused is None:
+        return
+    before = await in_force() if in_force is not None else None
+    source = config.source.model_dump(mode="json") if config.source else None
+    if before and before.get("on_breach") == "remediate" and before.get("source") == source:
+        return
+    raise ConfigError([(("on_breach",), refused)], inputs=[config.on_breach])
+
+
 async def checked_config(
-    kind: str, config: Any, user: str, settings: Settings, db: Database
+    kind: str,
+    config: Any,
+    user: str,
+    settings: Settings,
+    db: Database,
+    in_force: InForce | None = None,
 ) -> TaskConfig:
     """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise, and
-    InvalidTaskError for a user nobody registered (nobody would see the task)."""
+    InvalidTaskError for a user nobody registered (nobody would see the task). ``in_force``:
+    the config of the task an update replaces (its on_breach kept, ``check_on_breach``)."""
     row = await registered(db, user, InvalidTaskError)
     if kind in SCHEDULED and isinstance(config, dict) and config.get("timezone") is None:
         # A schedule left without a zone runs in the user's own (as a briefing does), not at
@@ -343,6 +371,7 @@ async def checked_config(
     check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings, channels=channels)
     if isinstance(parsed, ThresholdWatchConfig):
         check_source_auth(parsed, user=user, is_admin=row.is_admin, settings=settings)
+        await check_on_breach(parsed, in_force)
     return parsed
 
 

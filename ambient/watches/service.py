@@ -296,9 +296,21 @@ class TaskService(TaskControls):
                     return await self._briefing_applied(user, task_id, ref)
                 except WorkerSilentError as exc:
                     raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
+
+            async def in_force() -> dict[str, Any] | None:
+                """The config this update replaces: merged over, or (a replace) read now."""
+                if based_on is not None:
+                    return based_on
+                try:
+                    return (await self.get(user, task_id)).config
+                except Exception:  # not read (not there, Temporal silent): its rules apply whole
+                    return None
+
             # The same rules as create, for the task's own type (a digest is a schedule config).
             try:
-                parsed = await checked_config(kind.value, config, user, self.settings, self.db)
+                parsed = await checked_config(
+                    kind.value, config, user, self.settings, self.db, in_force
+                )
             except ConfigError as bad:
                 # A task that is not there (or stopped) is said first: its config is no matter. Any
                 # other answer of that look (Temporal down, out of time) leaves the config's.

@@ -19,7 +19,7 @@ from pydantic import (
 
 from ambient.domain.configs import ShortText, UserConfig, new_region, reading_stored
 from ambient.domain.push import SECRET_NAME, SECRET_PREFIX
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.watches.configs import (
     MAX_CONDITIONS,
     Count,
@@ -246,7 +246,9 @@ class ThresholdWatchConfig(_TaskBase):
         default=0, ge=0, le=7 * 24 * 60, description="no new breach alert within this time"
     )
     on_breach: Literal["notify", "remediate"] = Field(
-        default="notify", description="notify, or request a remediation"
+        default="notify",
+        description="notify, or remediate: start the graded remediation of the TKE Deployment "
+        "a tencent_monitor source names (needs rollback_permission dry_run or execute)",
     )
 
     @field_validator("source")
@@ -262,20 +264,6 @@ class ThresholdWatchConfig(_TaskBase):
                     "metric documentation)"
                 )
         return source
-
-    @field_validator("on_breach")
-    @classmethod
-    def _certain_target(cls, on_breach: str, info: ValidationInfo) -> str:
-        # A Cloud Monitor metric that names its workload's cluster and name but not for certain
-        # which Deployment (no namespace, another kind): its remediations would be refused at
-        # every breach, or (the release before) change another Deployment of that name.
-        source = info.data.get("source")
-        if on_breach == "remediate" and isinstance(source, TencentMonitorSource):
-            cluster, _, workload = workload_of(source.dimensions)
-            why = breach_target_refusal(source.model_dump(mode="json"))
-            if cluster and workload and why is not None and not reading_stored(info):
-                raise ValueError(why)
-        return on_breach
 
     @model_validator(mode="before")
     @classmethod
@@ -340,28 +328,33 @@ def workload_of(dimensions: dict[str, str]) -> tuple[str | None, str | None, str
     return cluster, dims.get("namespace"), dims.get("workload_name") or dims.get("workload")
 
 
-NO_WORKLOAD = (
+NO_WORKLOAD = N_(
     "the metric names no TKE workload: remediation needs a tencent_monitor source with "
     "tke_cluster_instance_id, namespace and workload_name"
 )
+NOT_A_DEPLOYMENT = N_(
+    "the metric is on %(kind)s %(workload)s: remediation changes Deployments only"
+)
+NO_NAMESPACE = N_(
+    "the metric names workload %(workload)s in %(cluster)s but no namespace: remediation does "
+    "not guess one (add namespace to the source's dimensions)"
+)
 
 
-def breach_target_refusal(source: dict[str, Any]) -> str | None:
+def breach_target_refusal(source: dict[str, Any]) -> Refusal | None:
     """Why a threshold watch's breaches on ``source`` cannot be remediated (None: they can):
     its dimensions must name a Deployment for certain, since a ladder run on a guessed
-    namespace or on another kind of workload changes another Deployment of that name."""
+    namespace or on another kind of workload changes another Deployment of that name. The
+    names themselves are the alert's to check (``breach_alert``)."""
     if source.get("type") != "tencent_monitor":
-        return NO_WORKLOAD
+        return Refusal(NO_WORKLOAD)
     dimensions = source.get("dimensions") or {}
     cluster, namespace, workload = workload_of(dimensions)
     if not cluster or not workload:
-        return NO_WORKLOAD
+        return Refusal(NO_WORKLOAD)
     kind = {key.lower(): value for key, value in dimensions.items()}.get("workload_kind")
     if kind and kind.lower() != "deployment":
-        return f"the metric is on {kind} {workload}: remediation changes Deployments only"
+        return Refusal(NOT_A_DEPLOYMENT, kind=kind, workload=workload)
     if not namespace:
-        return (
-            f"the metric names workload {workload} in {cluster} but no namespace: remediation "
-            "does not guess one (add namespace to the source's dimensions)"
-        )
+        return Refusal(NO_NAMESPACE, workload=workload, cluster=cluster)
     return None

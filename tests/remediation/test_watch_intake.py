@@ -24,6 +24,7 @@ from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
+from ambient.watches.inputs import ConfigError, check_on_breach
 from ambient.watches.models import ThresholdWatchInput
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker, unique
@@ -222,18 +223,23 @@ async def test_a_remediating_watch_must_name_a_deployment_for_certain() -> None:
             },
             "the metric is on StatefulSet db: remediation changes Deployments only",
         ),
+        (
+            {"tke_cluster_instance_id": "cls-watch001", "namespace": "Prod", "workload_name": "c"},
+            "the metric's dimensions name no Deployment a remediation can change: namespace: "
+            "must be a Kubernetes namespace",
+        ),
     ):
-        config = {
-            "source": {**source(None), "dimensions": dimensions},
-            "threshold": 90,
-            "on_breach": "remediate",
-        }
-        with pytest.raises(ValueError) as refused:
-            ThresholdWatchConfig.model_validate(config)
-        assert "on_breach" in str(refused.value) and why in str(refused.value)
-        # Notified only, it is a watch like any other; stored, it reads as it ran.
-        ThresholdWatchConfig.model_validate({**config, "on_breach": "notify"})
-        ThresholdWatchConfig.model_validate(config, context=STORED)
+        config = ThresholdWatchConfig.model_validate(
+            {"source": {**source(None), "dimensions": dimensions}, "threshold": 90}
+            | {"on_breach": "remediate"}
+        )
+        # The service's rule for every door (tests/watches/test_config_refusals_doors.py).
+        with pytest.raises(ConfigError) as refused:
+            await check_on_breach(config, None)
+        [(at, said)] = refused.value.errors
+        assert at == ("config", "on_breach") and str(said).startswith(why), said
+        # Notified only, it is a watch like any other.
+        await check_on_breach(config.model_copy(update={"on_breach": "notify"}), None)
 
 
 async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_next_run(

@@ -27,6 +27,10 @@ WEB = {"urls": ["https://example.com/"]}
 SOURCE = {"type": "http_json", "url": "https://example.com/v", "json_path": "$.v"}
 BELOW_5 = {"op": "below", "value": 5}
 METADATA_PAGE = "http://169.254.169.254/latest/meta-data"
+NO_WORKLOAD_SAID = (
+    "the metric names no TKE workload: remediation needs a tencent_monitor source with "
+    "tke_cluster_instance_id, namespace and workload_name"
+)
 
 
 async def test_mcp_refuses_a_phone_number_for_the_email_method_by_name(app: AppState) -> None:
@@ -158,6 +162,14 @@ async def test_api_answers_422_naming_the_field(
         assert loc == ["body", "config"] and msg.startswith("threshold: 1 is shorthand")
         loc, msg = await refusal(
             "/tasks",
+            {
+                "type": "threshold_watch",
+                "config": {"source": SOURCE, "threshold": 1, "on_breach": "remediate"},
+            },
+        )
+        assert loc == ["body", "config", "on_breach"] and msg == NO_WORKLOAD_SAID, msg
+        loc, msg = await refusal(
+            "/tasks",
             {"type": "web_monitor", "config": {**WEB, "keyword": ["AI"]}},
         )
         assert loc == ["body", "config", "keyword"]
@@ -176,6 +188,75 @@ async def test_api_answers_422_naming_the_field(
         assert first.status_code == 201, first.text
         loc, msg = await refusal("/tasks", {**standup, "config": {"hour": 9, "message": "a"}})
         assert loc == ["body", "name"] and "call update_task" in msg
+
+
+def _tasks(app: AppState) -> TaskService:
+    """The service the doors call, over ``app``'s worker."""
+    briefings = BriefingService(app.temporal, app.settings, app.db)
+    return TaskService(app.temporal, app.settings, app.db, briefings=briefings)
+
+
+async def test_remediate_on_a_metric_that_names_no_deployment_is_refused_at_on_breach(
+    app: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """on_breach "remediate" on a JSON document, a named metric or a Cloud Monitor metric of a
+    CVM was created, and each breach only recorded that the metric names no TKE workload. It
+    is refused at on_breach with that reason, at the service (every door's) and MCP."""
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDtest")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "test-secret-key")
+    cvm = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/CVM",
+        "metric": "CPUUsage",
+        "dimensions": {"InstanceId": "ins-1"},
+    }
+    user = app.stdio_user
+    assert user is not None
+    service = _tasks(app)
+    for where in ({"source": SOURCE}, {"metric": "bitcoin_price"}, {"source": cvm}):
+        config = {**where, "threshold": 1, "on_breach": "remediate"}
+        with pytest.raises(ConfigError) as refused:
+            await service.create(user, "threshold_watch", config)
+        [(at, said)] = refused.value.errors
+        assert at == ("config", "on_breach") and str(said) == NO_WORKLOAD_SAID, refused.value
+    async with mcp(app) as client:
+        config = {"source": SOURCE, "threshold": 1, "on_breach": "remediate"}
+        error = await error_of(client, "create_threshold_watch", config=config)
+        assert f"on_breach: {NO_WORKLOAD_SAID}" in error, error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+    assert await service.list(user) == []
+
+
+async def test_a_watch_stored_remediating_a_metric_without_a_deployment_takes_other_updates(
+    app: AppState,
+) -> None:
+    """A watch a release before took with on_breach "remediate" on a JSON document runs on,
+    and an update of its other fields is taken; one that sets its source again (or sends a
+    whole config with another) is refused at on_breach; "notify" is taken."""
+    user = app.stdio_user
+    assert user is not None
+    service = _tasks(app)
+    made = await service.create(user, "threshold_watch", {"source": SOURCE, "threshold": 1})
+    # As a release before took it: the workflow's own validator takes it as it did.
+    handle = app.temporal.get_workflow_handle(made.task_id)
+    stored = (await service.get(user, made.task_id)).config | {"on_breach": "remediate"}
+    await handle.execute_update("update_config", stored)
+    updated = await service.update(user, made.task_id, {"check_interval_minutes": 30})
+    assert updated.config["on_breach"] == "remediate"
+    assert updated.config["check_interval_minutes"] == 30
+    whole = updated.config | {"check_interval_minutes": 45}
+    replaced = await service.update(user, made.task_id, whole, replace=True)
+    assert replaced.config["check_interval_minutes"] == 45
+    other = {**SOURCE, "json_path": "$.w"}
+    for change, replace in (({"source": other}, False), (whole | {"source": other}, True)):
+        with pytest.raises(ConfigError) as refused:
+            await service.update(user, made.task_id, change, replace=replace)
+        [(at, said)] = refused.value.errors
+        assert at == ("config", "on_breach") and str(said) == NO_WORKLOAD_SAID, refused.value
+    assert (await service.get(user, made.task_id)).config["source"] == SOURCE
+    notify = await service.update(user, made.task_id, {"on_breach": "notify", "source": other})
+    assert (notify.config["on_breach"], notify.config["source"]) == ("notify", other)
+    await service.delete(user, made.task_id)
 
 
 async def test_mcp_refuses_a_cloud_monitor_metric_without_tencent_cloud_keys(
