@@ -44,6 +44,7 @@ from ambient.domain.push import PushChannel, fallback_address, stored_push_confi
 from ambient.domain.users import NAME_RULE
 from ambient.refusals import N_, Refusal
 from ambient.remediation.alerts import breach_refusal
+from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -323,21 +324,35 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
 InForce = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
-async def check_on_breach(config: ThresholdWatchConfig, in_force: InForce | None) -> None:
+# A breach's remediation runs with its watch owner's rollback_permission: with none, every one
+# was refused as it started, and the watch had said "remediation started".
+MAY_NOT_REMEDIATE = N_(
+    "a breach's remediation runs with your rollback_permission, which is 'none': an admin "
+    "must grant dry_run or execute (or use on_breach 'notify')"
+)
+
+
+async def check_on_breach(
+    config: ThresholdWatchConfig, permission: str, in_force: InForce | None
+) -> None:
     """on_breach "remediate" only where a breach can start a remediation: on a metric naming a
-    TKE Deployment for certain; ConfigError at on_breach with the reason its breach would record.
-    A watch already remediating its source so (stored before this was refused) keeps it: an
-    update that sets neither on_breach nor the source (``in_force``'s) changes other fields."""
+    TKE Deployment for certain, and for an owner whose ``permission`` lets one run; ConfigError
+    at on_breach saying why (the metric's: the reason its breach would record). A watch already
+    remediating its source so (stored before this was refused) keeps it: an update that sets
+    neither on_breach nor the source (``in_force``'s) changes other fields. A permission
+    taken away is said at every update that keeps "remediate" (its breaches are refused)."""
     if config.on_breach != "remediate":
         return
     refused = breach_refusal(config.source, config.conditions)
-    if refused is None:
-        return
-    before = await in_force() if in_force is not None else None
-    source = config.source.model_dump(mode="json") if config.source else None
-    if before and before.get("on_breach") == "remediate" and before.get("source") == source:
-        return
-    raise ConfigError([(("on_breach",), refused)], inputs=[config.on_breach])
+    if refused is not None:
+        before = await in_force() if in_force is not None else None
+        source = config.source.model_dump(mode="json") if config.source else None
+        kept = before and before.get("on_breach") == "remediate" and before.get("source") == source
+        if not kept:
+            raise ConfigError([(("on_breach",), refused)], inputs=[config.on_breach])
+    if PERMISSION_ORDER.get(permission, 0) == 0:
+        said = Refusal(MAY_NOT_REMEDIATE)
+        raise ConfigError([(("on_breach",), said)], inputs=[config.on_breach])
 
 
 async def checked_config(
@@ -371,7 +386,7 @@ async def checked_config(
     check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings, channels=channels)
     if isinstance(parsed, ThresholdWatchConfig):
         check_source_auth(parsed, user=user, is_admin=row.is_admin, settings=settings)
-        await check_on_breach(parsed, in_force)
+        await check_on_breach(parsed, row.rollback_permission, in_force)
     return parsed
 
 

@@ -235,11 +235,11 @@ async def test_a_remediating_watch_must_name_a_deployment_for_certain() -> None:
         )
         # The service's rule for every door (tests/watches/test_config_refusals_doors.py).
         with pytest.raises(ConfigError) as refused:
-            await check_on_breach(config, None)
+            await check_on_breach(config, "dry_run", None)
         [(at, said)] = refused.value.errors
         assert at == ("config", "on_breach") and str(said).startswith(why), said
         # Notified only, it is a watch like any other.
-        await check_on_breach(config.model_copy(update={"on_breach": "notify"}), None)
+        await check_on_breach(config.model_copy(update={"on_breach": "notify"}), "dry_run", None)
 
 
 async def test_a_breach_while_its_ended_remediation_sends_its_notice_starts_the_next_run(

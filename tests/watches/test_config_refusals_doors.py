@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.storage.users import UserRepository
 from ambient.watches.inputs import ConfigError
 from ambient.watches.service import TaskService
 from ambient.wiring import AppState
@@ -257,6 +258,91 @@ async def test_a_watch_stored_remediating_a_metric_without_a_deployment_takes_ot
     notify = await service.update(user, made.task_id, {"on_breach": "notify", "source": other})
     assert (notify.config["on_breach"], notify.config["source"]) == ("notify", other)
     await service.delete(user, made.task_id)
+
+
+TKE_WORKLOAD = {
+    "type": "tencent_monitor",
+    "namespace": "QCE/TKE2",
+    "metric": "K8sWorkloadRateCpuCoreUsedCluster",
+    "dimensions": {
+        "tke_cluster_instance_id": "cls-perm0001",
+        "namespace": "prod",
+        "workload_name": "checkout",
+    },
+}
+MAY_NOT_REMEDIATE = (
+    "a breach's remediation runs with your rollback_permission, which is 'none': an admin "
+    "must grant dry_run or execute (or use on_breach 'notify')"
+)
+
+
+async def _permission(app: AppState, user: str, permission: str) -> None:
+    """``user``'s rollback_permission, as an admin grants it."""
+    async with app.db.session() as session:
+        account = await UserRepository(session).get(user)
+        assert account is not None
+        account.rollback_permission = permission
+        await session.commit()
+
+
+async def test_remediate_by_an_owner_who_may_not_remediate_is_refused_at_every_door(
+    app: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member with rollback_permission none created a watch that remediates its workload's
+    breaches: each breach said "remediation started" of a run refused at once. The create is
+    refused at on_breach (the service's rule: MCP, the API, the CLI and the pages alike), and
+    so is an update that keeps "remediate" after the permission was taken away."""
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDtest")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "test-secret-key")
+    user = app.stdio_user
+    assert user is not None
+    service = _tasks(app)
+    config = {"source": TKE_WORKLOAD, "threshold": 90, "on_breach": "remediate"}
+    await _permission(app, user, "none")
+    with pytest.raises(ConfigError) as refused:
+        await service.create(user, "threshold_watch", config)
+    [(at, said)] = refused.value.errors
+    assert at == ("config", "on_breach") and str(said) == MAY_NOT_REMEDIATE
+    async with mcp(app) as client:
+        error = await error_of(client, "create_threshold_watch", config=config)
+        assert f"on_breach: {MAY_NOT_REMEDIATE}" in error, error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+    # Created while the owner could (a dry run), then taken away by an admin.
+    await _permission(app, user, "dry_run")
+    made = await service.create(user, "threshold_watch", config)
+    await _permission(app, user, "none")
+    for change in ({"threshold": 95}, {"on_breach": "remediate"}):
+        with pytest.raises(ConfigError) as refused:
+            await service.update(user, made.task_id, change)
+        [(at, said)] = refused.value.errors
+        assert at == ("config", "on_breach") and str(said) == MAY_NOT_REMEDIATE
+    kept = (await service.get(user, made.task_id)).config
+    assert (kept["on_breach"], kept["conditions"]) == ("remediate", [{"op": "above", "value": 90}])
+    notify = await service.update(user, made.task_id, {"on_breach": "notify", "threshold": 95})
+    assert notify.config["on_breach"] == "notify"
+    await service.delete(user, made.task_id)
+
+
+async def test_api_refuses_remediate_for_an_owner_who_may_not_remediate_at_on_breach(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDtest")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "test-secret-key")
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        registered = await http.post(
+            "/users",
+            json={"name": "api-none", "rollback_permission": "none"},
+            headers=await admin_headers(settings),
+        )
+        assert registered.status_code == 201, registered.text
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        config = {"source": TKE_WORKLOAD, "threshold": 90, "on_breach": "remediate"}
+        answer = await http.post("/tasks", json={"type": "threshold_watch", "config": config})
+        assert answer.status_code == 422, answer.text
+        [detail] = answer.json()["detail"]
+        assert detail["loc"] == ["body", "config", "on_breach"]
+        assert detail["msg"] == MAY_NOT_REMEDIATE
+        assert (await http.get("/tasks")).json() == []
 
 
 async def test_mcp_refuses_a_cloud_monitor_metric_without_tencent_cloud_keys(
