@@ -59,6 +59,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         poller.lost_poll_alive,
         remediation.open_remediation,
         remediation.check_remediation_permission,
+        remediation.check_start_permission,
         remediation.check_remediation_gates,
         remediation.take_remediation_checkpoint,
         remediation.read_rollout,

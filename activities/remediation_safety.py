@@ -14,7 +14,14 @@ from temporalio import activity
 
 from ambient.remediation.intake import cluster_service
 from ambient.remediation.ladder import Rung, StepResult, step_key
-from ambient.remediation.runs import SLOT_HELD, GateInput, Keyed, Opened, PermissionInput
+from ambient.remediation.runs import (
+    SLOT_HELD,
+    GateInput,
+    Keyed,
+    Opened,
+    PermissionInput,
+    StartPermissionInput,
+)
 from ambient.remediation.safety import (
     ChangeWindow,
     Gate,
@@ -71,6 +78,25 @@ class RemediationSafetyActivities:
             },
         )
         return PermissionDecision.model_validate(record.detail)  # its mode and reason
+
+    @activity.defn
+    async def check_start_permission(self, request: StartPermissionInput) -> PermissionDecision:
+        """Whether ``request.user`` may start a remediation now, read before a watch starts one
+        (the run reads it again at each rung); a refusal audited as the API's start is
+        (``start_refused``, under the run's id), once per key."""
+        async with self._db.writing() as session:
+            user = await UserRepository(session).get(request.user)
+            permission = user.rollback_permission if user else "none"
+            decision = effective_mode(
+                request.asked, permission, self._settings.remediation_executor
+            )
+            if user is None:
+                decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
+            if decision.mode is None:
+                detail = {"mode": request.asked, "permission": permission}
+                by = {"requested_by": request.requested_by, "reason": decision.reason}
+                await append_entry(session, request, "start_refused", detail | by, request.user)
+            return decision
 
     @activity.defn
     async def check_remediation_gates(self, request: GateInput) -> Gate:

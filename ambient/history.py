@@ -42,6 +42,7 @@ EVENT_KINDS = {
     "watch.delivery_failed": N_("notification not delivered"),
     "watch.remediation_requested": N_("remediation asked for"),
     "watch.remediation_started": N_("remediation started"),
+    "watch.remediation_refused": N_("remediation refused"),
     "watch.paused": N_("paused"),
     "watch.resumed": N_("resumed"),
     "watch.stopped": N_("stopped"),

@@ -314,7 +314,8 @@ class GradedRemediationWorkflow(RemediationVerify):
                 await self._hand_over(refused, "refused")
                 return False
             self._ended(refused)
-            await self._finish("refused")
+            told = self._refused(permission.reason) if self.refusal_told else None
+            await self._finish("refused", told=told)
             return False
         self.mode = "dry_run" if again and self.mode == "dry_run" else permission.mode
         return True

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         HandOverInput,
         RemediationState,
     )
+    from ambient.remediation.safety import REASONS_ZH
     from ambient.render import markdown_literal
 
 
@@ -107,6 +108,19 @@ class RemediationEndings(RemediationRecords):
         detail = {"state": state, "after": "its end", "push": key}
         await self._cancel_wrote(self._cancel_audit(detail), "its cancel audited")
         raise asyncio.CancelledError(self.push_cut)
+
+    def _refused(self, reason: str) -> tuple[str, str, Wording]:
+        """What a run refused by its owner's permission before any change tells its user
+        (title, body, its Chinese): a watch's breach, the nightly triage or a door started it,
+        and it ended at once."""
+        rid, service = self.remediation_id, self.alert.service
+        colon = ":" if self.outcome_said and self.outcome_said.msgid == A_DRY_RUN else ""
+        said = f"Remediation `{rid}`{colon} {self.outcome}. Nothing was changed."
+        zh = Wording(
+            title=f"修复被拒绝：{service}",
+            body=f"修复 `{rid}` 被拒绝：{REASONS_ZH.get(reason, reason)}。未做任何改动。",
+        )
+        return f"Remediation refused: {service}", said, zh
 
     async def _cancel_audit(self, detail: dict[str, Any]) -> AuditEntry:
         """The run's cancel audited (no door recorded it: Temporal's own cancel)."""

@@ -148,6 +148,9 @@ class RemediationRecords:
         # Its isolation and full rollback so too (a run from before this patch asked for them
         # unplanned, then skipped them once approved, and replays so).
         self.last_rungs_planned = workflow.patched("last-rungs-planned-before-asking")
+        # A run refused by its owner's permission before any change tells its user so (a run
+        # from before this patch ended "refused" telling nobody, and replays so).
+        self.refusal_told = workflow.patched("refusal-told")
 
     async def _wait(self, duration: timedelta, until: Any = None, *, summary: str) -> None:
         """A durable timer cut short by abort (or ``until``); ``summary``: what it waits for,

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     # through sys.modules, so the parser module must be the host's.
     import jsonpath_ng.ext.parser  # noqa: F401
 
+    from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.domain.checks import MetricReading, ReadMetricInput
@@ -22,7 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.log_redaction import hide_in_urls
     from ambient.refusals import Refusal
     from ambient.remediation.alerts import breach_alert, remediation_id
-    from ambient.remediation.runs import RemediationInput
+    from ambient.remediation.runs import RemediationInput, StartPermissionInput
+    from ambient.remediation.safety import REASONS_ZH, PermissionDecision
     from ambient.watches.configs import TaskKind
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
     from ambient.watches.notification_spec import notification_targets
@@ -51,6 +53,14 @@ LOCAL_READ_LIMIT = timedelta(seconds=2)
 # A breach's remediation is started after its events are recorded and before its messages are
 # delivered (before 2026-12-07: after their delivery, every try of it).
 REMEDIATE_BEFORE_DELIVERY = "remediate-before-delivery"
+# The owner's permission is read before a breach's remediation is started: refused, the breach
+# tells so (before 2026-12-08: started all the same, said "started", and the run refused at once).
+PERMISSION_BEFORE_REMEDIATION = "permission-before-remediation"
+PERMISSION_RETRY = RetryPolicy(
+    maximum_attempts=3,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+)
 
 
 def _payload(transition: Transition) -> dict[str, Any]:
@@ -108,6 +118,7 @@ class ThresholdWatchWorkflow(WatchControls):
         self.sources_given = 0  # the sources updates gave this run (`config_replaced`)
         self.taken = 0  # the number of this run's last check whose reading was taken
         self.remediate_first = workflow.patched(REMEDIATE_BEFORE_DELIVERY)
+        self.permission_first = workflow.patched(PERMISSION_BEFORE_REMEDIATION)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -369,6 +380,12 @@ class ThresholdWatchWorkflow(WatchControls):
         # The breach's check's key, asked again or not: one join of it is one audit row. Its
         # life (a run id), not its task: a watch's id is a name its owner chose.
         join_key = f"{self.life}/{self._check}/remediate"
+        if self.permission_first:
+            decision = await self._may_remediate(child, join_key)
+            if decision is not None and decision.mode is None:
+                refused = payload | {"remediation_id": child, "reason": decision.reason}
+                await self._refused(alert.service, decision.reason, f"{key}/remediate", refused)
+                return
         try:
             try:
                 child, joined = await start_remediation(child, request, summary, join_key)
@@ -386,6 +403,55 @@ class ThresholdWatchWorkflow(WatchControls):
             await said("requested", reason=reason)
             return
         await said("started", remediation_id=child, joined=joined)
+
+    async def _may_remediate(self, child: str, key: str) -> PermissionDecision | None:
+        """The owner's permission to start ``child`` now (its refusal audited under ``key``);
+        None: not read (the run reads it itself, and tells its own refusal)."""
+        asked = StartPermissionInput(
+            run_key=child,
+            key=f"{key}/permission",
+            user=self.user,
+            asked="execute",
+            requested_by=self.task,
+        )
+
+        async def ask() -> PermissionDecision:
+            return await workflow.execute_activity_method(
+                RemediationActivities.check_start_permission,
+                asked,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=PERMISSION_RETRY,
+            )
+
+        try:
+            try:
+                return await ask()
+            except BaseException as cut:
+                # Inside the check's `whole()`: cut by the run's cancel, heard, it is asked again.
+                if not self.heard(cut):
+                    raise
+                return await ask()
+        except ACTIVITY_FAILED as error:
+            if self.heard(error):
+                raise
+            self.note_failure("remediation permission", error)
+            return None
+
+    async def _refused(self, service: str, reason: str, key: str, payload: dict[str, Any]) -> None:
+        """Tell the owner that the breach's remediation was refused, and why: its one
+        remediation event (``key``), ``watch.remediation_refused``, not "started"."""
+        body = f"The breach's remediation of {service} was not started: {reason}."
+        said = REASONS_ZH.get(reason, reason)
+        zh = Wording(
+            title=f"修复被拒绝：{self.task}", body=f"越限后没有启动 {service} 的修复：{said}。"
+        )
+        await self.tell(
+            kind="watch.remediation_refused",
+            key=key,
+            payload=payload,
+            message=Message(title=f"Remediation refused: {self.task}", body=body, zh=zh),
+            targets=notification_targets(self.config.notification, self.config.targets),
+        )
 
     def config_replaced(self, old: ThresholdWatchConfig) -> None:
         if old.source == self.config.source:

@@ -93,6 +93,15 @@ class PermissionInput(Keyed):
     rung: Rung
 
 
+class StartPermissionInput(Keyed):
+    """A start a watch asks for: its owner's permission read first (``run_key`` the run's id,
+    its audit's subject; ``key`` the breach's)."""
+
+    user: str
+    asked: Mode
+    requested_by: str
+
+
 class GateInput(Keyed):
     cluster_id: str
     service: str

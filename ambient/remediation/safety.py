@@ -43,6 +43,12 @@ SECONDS, MINUTES, HOURS, HOURS_MINUTES = LENGTHS = (
 WAITING_FOR_WINDOW = N_("outside change windows")
 
 
+# Why a user whose rollback_permission is none is refused, and its Chinese for a push from
+# workflow code (which reads no catalog; the pages say it by api/locale's catalog).
+NONE_GRANTED = "rollback_permission is 'none': an admin must grant dry_run or execute"
+REASONS_ZH = {NONE_GRANTED: "rollback_permission 为 'none'：需要管理员授予 dry_run 或 execute"}
+
+
 class PermissionDecision(BaseModel):
     mode: Mode | None
     reason: str
@@ -53,10 +59,7 @@ def effective_mode(asked: Mode, permission: str, executor: str) -> PermissionDec
     if permission not in PERMISSION_ORDER:
         return PermissionDecision(mode=None, reason=f"unknown rollback_permission {permission!r}")
     if permission == "none":
-        return PermissionDecision(
-            mode=None,
-            reason="rollback_permission is 'none': an admin must grant dry_run or execute",
-        )
+        return PermissionDecision(mode=None, reason=NONE_GRANTED)
     mode: Mode = "execute" if asked == "execute" and permission == "execute" else "dry_run"
     reasons = [f"asked {asked}, rollback_permission {permission}"]
     if mode == "execute" and executor == "dry_run":

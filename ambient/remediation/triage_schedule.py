@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from ambient import no_answer
 from ambient.remediation.reads import RemediationReads
+from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.remediation.triage import TriageInput
 from ambient.remediation.views import (
     InvalidRemediationError,
@@ -52,12 +53,18 @@ class TriageScheduling(RemediationReads):
                 "no triage user: set AMBIENT_REMEDIATION_TRIAGE_USER (its permission applies)"
             )
         try:
-            # Nightly runs as nobody would start nothing, every night, unseen.
-            await self._user(triage_user)
-        except RemediationRefusedError as nobody:
+            # Nightly runs as nobody would start nothing, every night, unseen; as a user who may
+            # not remediate, runs each refused at once.
+            account = await self._user(triage_user)
+            if PERMISSION_ORDER.get(account.rollback_permission, 0) == 0:
+                raise RemediationRefusedError(
+                    f"{triage_user} has rollback_permission 'none': the triage's remediations "
+                    "would each be refused; an admin must grant dry_run or execute"
+                )
+        except RemediationRefusedError as refused:
             if user:
                 raise
-            raise RemediationRefusedError(f"AMBIENT_REMEDIATION_TRIAGE_USER: {nobody}") from None
+            raise RemediationRefusedError(f"AMBIENT_REMEDIATION_TRIAGE_USER: {refused}") from None
         hour, minute = (int(part) for part in self.settings.remediation_triage_at.split(":"))
         zone = self.settings.remediation_timezone
         schedule = Schedule(

@@ -43,7 +43,7 @@ from ambient.remediation.triage import (
 )
 from ambient.remediation.triage_schedule import TRIAGE_SCHEDULE
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, remediation_settings
 from tests.standins.kube_api import kubeconfig
@@ -460,6 +460,59 @@ async def test_triage_by_hand_refuses_a_user_nobody_registered(
     assert said == [
         (0, "schedule alert-triage created: nightly at 05:00 Asia/Shanghai as night"),
         (1, "no user 'ghost': an admin registers it (ambient user create ghost)"),
+    ]
+
+
+async def test_triage_by_hand_refuses_a_user_who_may_not_remediate(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A triage scheduled as a user whose rollback_permission is none started runs each night
+    that were all refused at once. Refused by hand and at the worker's start, no schedule."""
+    await add_user(deps, "noone", permission="none")
+    env = {
+        "AMBIENT_DATA_DIR": str(deps.settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": deps.settings.temporal_task_queue,
+    }
+    args = ["remediation", "triage", "--user", "noone"]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    why = (
+        "noone has rollback_permission 'none': the triage's remediations would each be "
+        "refused; an admin must grant dry_run or execute"
+    )
+    assert (result.exit_code, " ".join(result.output.split())) == (1, why)
+    settings = deps.settings.model_copy(update={"remediation_triage_user": "noone"})
+    with caplog.at_level(logging.INFO, logger="ambient.worker"):
+        await ensure_triage_schedule(dev_env.client, settings, deps.db)
+    assert f"nightly alert triage not scheduled: AMBIENT_REMEDIATION_TRIAGE_USER: {why}" in (
+        caplog.text
+    )
+    with pytest.raises(RPCError) as absent:
+        await dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE).describe()
+    assert absent.value.status is RPCStatusCode.NOT_FOUND, absent.value
+
+
+async def test_a_triage_whose_user_lost_the_permission_tells_each_refusal(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
+) -> None:
+    """Its user's rollback_permission taken away after the schedule was made: the night's
+    runs each ended "refused" at once and nobody was told. Each tells its refusal."""
+    _, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER, permission="none")
+    async with running_worker(ts_env.client, deps) as worker:
+        result: TriageResult = await (await _triage(ts_env, worker)).result()
+        states = [
+            (await ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus).result())
+            for rid in result.started
+        ]
+    assert len(result.started) == 2 and [s.state for s in states] == ["refused", "refused"]
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    assert sorted(m.title for m in inbox) == [
+        "Remediation refused: cls-night001/prod/checkout",
+        "Remediation refused: cls-night001/prod/search",
     ]
 
 

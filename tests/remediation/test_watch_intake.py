@@ -23,7 +23,8 @@ from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import RemediationInput, RemediationStatus
-from ambient.storage.repositories import EventRepository
+from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, check_on_breach
 from ambient.watches.models import ThresholdWatchInput
 from ambient.watches.threshold_config import ThresholdWatchConfig
@@ -206,6 +207,44 @@ async def test_a_breach_on_a_workload_named_without_its_namespace_guesses_none(
     with pytest.raises(RPCError) as missing:
         await ts_env.client.get_workflow_handle(remediation_id(guessed)).describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_breach_whose_owner_may_not_remediate_tells_the_refusal_not_a_start(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """An owner whose rollback_permission was taken away after the watch's create (none):
+    the breach said `watch.remediation_started` of a run that ended "refused" at once, and
+    nobody was told. The breach now tells the refusal and why (its event, and a push with
+    the breach's), starts no run, and the refusal is audited as a door's start is."""
+    api, tencent = cloud
+    api.metric_points[METRIC] = [(int(time.time()) - 30, 97.0), (int(time.time()) + 3600, 97.0)]
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER, permission="none")
+    async with running_worker(ts_env.client, deps) as worker:
+        task, events = await run_watch(
+            ts_env, deps, worker.task_queue, "checkout", history="threshold_watch_refused"
+        )
+    [refused] = events
+    assert refused.kind == "watch.remediation_refused", refused.payload
+    reason = "rollback_permission is 'none': an admin must grant dry_run or execute"
+    rid = refused.payload["remediation_id"]
+    assert refused.payload["reason"] == reason and refused.payload["value"] == 97.0
+    with pytest.raises(RPCError) as missing:
+        await ts_env.client.get_workflow_handle(rid).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+        [audited] = await AuditRepository(session).list(subject=rid, limit=10)
+    told = {m.title: m.body for m in inbox}
+    assert told[f"Remediation refused: {task}"] == (
+        f"The breach's remediation of cls-watch001/prod/checkout was not started: {reason}."
+    ), told
+    assert f"Breach: {task}" in told
+    assert (audited.action, audited.actor) == ("start_refused", USER)
+    assert audited.detail["permission"] == "none" and audited.detail["requested_by"] == task
 
 
 async def test_a_remediating_watch_must_name_a_deployment_for_certain() -> None:

@@ -596,6 +596,32 @@ async def test_permission_none_refuses_before_any_change(
     assert "permission" in actions and "action" not in actions
 
 
+async def test_a_run_refused_by_its_owners_permission_tells_its_owner(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A run a watch or the nightly triage started for an owner whose rollback_permission is
+    none (taken away after the start was asked for) ended "refused" at once, telling nobody:
+    its owner is told it was refused, why, and that nothing was changed."""
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER, permission="none")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_refused_told")
+    assert status.state == "refused"
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    reason = "rollback_permission is 'none': an admin must grant dry_run or execute"
+    told = {m.title: m.body for m in inbox}
+    assert told == {
+        f"Remediation refused: {status.alert.service}": f"Remediation `{status.remediation_id}` "
+        f"refused: {reason}. Nothing was changed."
+    }, told
+
+
 async def test_a_permission_revoked_while_a_step_waits_for_approval_stops_its_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
