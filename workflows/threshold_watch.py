@@ -421,6 +421,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 asked,
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=PERMISSION_RETRY,
+                summary=f"may {self.user} start remediation {child}",
             )
 
         try:
