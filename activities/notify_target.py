@@ -273,9 +273,13 @@ class TargetSender:
         if not recipient.exists:
             raise PermanentNotifyError(not_registered(recipient.name))
         if not target.target and target.type != "inbox":
+            # An email or sms one falls back to the profile too: one whose owner removed that
+            # since the task was made (an update that leaves it is not refused) is said so here.
+            profile = {"email": "email", "sms": "phone"}.get(target.type)
+            also = f", or set the {profile} in the profile (it has none)" if profile else ""
             raise PermanentNotifyError(
                 f"no {target.type} target for {recipient.name}: give one in the task or "
-                "in the push config (set_push_config)"
+                f"in the push config (set_push_config){also}"
             )
         problem = self._policy.problem(target, user=recipient.name, is_admin=recipient.is_admin)
         if problem is not None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import reduce
+from functools import partial, reduce
 from operator import or_
 from typing import Annotated, Any, Literal
 
@@ -38,6 +38,7 @@ from ambient.clients.notify.errors import PermanentNotifyError, SecretOriginErro
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
+from ambient.domain.configs import STORED
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
 from ambient.domain.notify import CHANNEL_TYPES, Target
 from ambient.domain.push import PushChannel, fallback_address, stored_push_config
@@ -222,6 +223,15 @@ async def check_destinations(config: BaseModel, settings: Settings) -> None:
 NO_CHANNEL = N_(
     "a %(kind)s target, or a %(kind)s channel in your push config to send to (set_push_config)"
 )
+# An email or sms target left out is sent to the push config's channel of its type, else to the
+# profile's email or phone: neither there (accepted, every alert failed "no email target").
+NO_ADDRESS = N_(
+    "an %(kind)s target without an address sends to your push config's %(kind)s channel, "
+    "else to the %(field)s in your profile, and you have neither: give the address as "
+    "target, add that channel (set_push_config) or set your %(field)s first"
+)
+# The profile's field an email or sms target left out falls back to, said in words.
+PROFILE_FIELDS = {"email": N_("email"), "sms": N_("phone")}
 
 
 def check_targets(
@@ -231,11 +241,16 @@ def check_targets(
     is_admin: bool,
     settings: Settings,
     channels: Sequence[PushChannel] = (),
+    email: str | None = None,
+    phone: str | None = None,
+    kept: Collection[str] = (),
 ) -> None:
     """The notification targets of a config, by the push-config rules (form per channel type,
     inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field.
-    One without a target is sent to the user's push-config ``channels`` of its type (`targets_for`
-    fills it): taken when there is one, else refused saying so."""
+    One without a target is sent to the user's push-config ``channels`` of its type, an email
+    or sms one else to the profile's ``email`` or ``phone`` (`targets_for` fills it): taken
+    when there is one, else refused saying so, unless its type is in ``kept`` (the config in
+    force sends there already: an update that leaves it is not refused for it)."""
     policy = TargetPolicy.from_settings(settings)
     # (where, the target, what was sent there)
     aimed: list[tuple[Location, Any, BaseModel]] = [
@@ -248,10 +263,12 @@ def check_targets(
 
     def problem(target: Target) -> str | Refusal | None:
         named = bool(target.target.strip())
-        if named or target.type in ("inbox", "email", "sms") or target.type not in CHANNEL_TYPES:
+        if named or target.type == "inbox" or target.type not in CHANNEL_TYPES:
             return policy.problem(target, user=user, is_admin=is_admin)
-        if fallback_address(target.type, list(channels), None, None):
+        if fallback_address(target.type, list(channels), email, phone) or target.type in kept:
             return None
+        if (field := PROFILE_FIELDS.get(target.type)) is not None:
+            return Refusal(NO_ADDRESS, kind=target.type, field=Refusal(field))
         return Refusal(NO_CHANNEL, kind=target.type)
 
     refused = [
@@ -261,6 +278,25 @@ def check_targets(
     ]
     if refused:
         raise ConfigError([error for error, _ in refused], inputs=[sent for _, sent in refused])
+
+
+def unaddressed(config: Mapping[str, Any]) -> set[str]:
+    """The channel types a config (as stored, or as a task shows it) sends to without an
+    address: its notification's and its targets' left empty (the inbox aside)."""
+    sent: list[Any] = [*(config.get("targets") or [])]
+    if isinstance(spec := config.get("notification"), dict):
+        sent.append(spec)
+    kinds: set[str] = set()
+    for raw in sent:
+        model = NotificationSpec if raw is spec else Target
+        try:
+            read = model.model_validate(raw, context=STORED)
+        except ValidationError:
+            continue  # not a target its sends can read: nothing kept for it
+        target = read.target_of() if isinstance(read, NotificationSpec) else read
+        if target.type != "inbox" and not target.target.strip():
+            kinds.add(target.type)
+    return kinds
 
 
 def check_source_auth(
@@ -361,11 +397,15 @@ async def checked_config(
     user: str,
     settings: Settings,
     db: Database,
+    *,
     in_force: InForce | None = None,
 ) -> TaskConfig:
     """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise, and
-    InvalidTaskError for a user nobody registered (nobody would see the task). ``in_force``:
-    the config of the task an update replaces (its on_breach kept, ``check_on_breach``)."""
+    InvalidTaskError for a user nobody registered (nobody would see the task). ``in_force``: the
+    config of the task an update replaces, read only when a rule needs it: its on_breach kept
+    (``check_on_breach``), and a target without an address that it sends to already not refused
+    for lacking one (its owner removed their email since: an unrelated change still applies;
+    each send says what is missing)."""
     row = await registered(db, user, InvalidTaskError)
     if kind in SCHEDULED and isinstance(config, dict) and config.get("timezone") is None:
         # A schedule left without a zone runs in the user's own (as a briefing does), not at
@@ -383,11 +423,32 @@ async def checked_config(
             raise ConfigError([(("source",), NOT_CONFIGURED)])
     await check_destinations(parsed, settings)
     channels = stored_push_config(row.push_config).channels
-    check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings, channels=channels)
+    targets_checked = partial(
+        check_targets,
+        parsed,
+        user=user,
+        is_admin=row.is_admin,
+        settings=settings,
+        channels=channels,
+        email=row.email,
+        phone=row.phone,
+    )
+    try:
+        targets_checked()
+    except ConfigError as bad:
+        if in_force is None or not any(_no_address(why) for _, why in bad.errors):
+            raise
+        if (before := await in_force()) is None:  # not read: its rules apply whole
+            raise
+        targets_checked(kept=unaddressed(before))
     if isinstance(parsed, ThresholdWatchConfig):
         check_source_auth(parsed, user=user, is_admin=row.is_admin, settings=settings)
         await check_on_breach(parsed, row.rollback_permission, in_force)
     return parsed
+
+
+def _no_address(why: Any) -> bool:
+    return isinstance(why, Refusal) and why.msgid in (NO_ADDRESS, NO_CHANNEL)
 
 
 def task_name(name: str | None, config: BaseModel) -> str:

@@ -309,7 +309,7 @@ class TaskService(TaskControls):
             # The same rules as create, for the task's own type (a digest is a schedule config).
             try:
                 parsed = await checked_config(
-                    kind.value, config, user, self.settings, self.db, in_force
+                    kind.value, config, user, self.settings, self.db, in_force=in_force
                 )
             except ConfigError as bad:
                 # A task that is not there (or stopped) is said first: its config is no matter. Any

@@ -253,6 +253,26 @@ async def test_push_config_adds_channels_by_kind_and_fills_missing_addresses(
     assert "AMBIENT_SMTP_HOST" in (sent_email.error or "")
 
 
+async def test_an_email_send_with_no_address_anywhere_says_the_profile_has_none(
+    deps: WorkerDeps,
+) -> None:
+    """A task made while its owner's profile had an email, removed since (its updates are not
+    refused for it): each alert's email delivery fails saying where an address would come
+    from, the profile among them (it said only the task and the push config)."""
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    sent = await ActivityEnvironment().run(
+        notify.notify, _request("nowhere", Target(type="email"), Target(type="sms"))
+    )
+    errors = {d.channel: d.error for d in sent.deliveries if d.status == DeliveryStatus.FAILED}
+    assert errors == {
+        "email": "permanent: no email target for alice: give one in the task or in the push "
+        "config (set_push_config), or set the email in the profile (it has none)",
+        "sms": "permanent: no sms target for alice: give one in the task or in the push "
+        "config (set_push_config), or set the phone in the profile (it has none)",
+    }
+
+
 async def test_quiet_hours_hold_back_pushes_but_not_the_inbox(deps: WorkerDeps) -> None:
     await _user(deps.db, "alice", timezone="Asia/Shanghai")
     await _set_push(

@@ -66,6 +66,85 @@ async def test_a_notification_without_a_target_is_sent_to_the_users_channel_of_i
         assert made["task_id"].endswith("/to-robot"), made
 
 
+NO_EMAIL = (
+    "notification: an email target without an address sends to your push config's email "
+    "channel, else to the email in your profile, and you have neither"
+)
+NO_PHONE = (
+    "notification: an sms target without an address sends to your push config's sms "
+    "channel, else to the phone in your profile, and you have neither"
+)
+
+
+async def test_an_email_or_sms_notification_with_no_address_anywhere_is_refused(
+    app: AppState,
+) -> None:
+    """`notification: {method: "email"}` of a user with no email in the profile and no email
+    channel was created, then every alert failed "no email target" (a tester's probe); sms
+    likewise with no phone. Refused by field, as a webhook or robot with nowhere to go is;
+    taken once a channel of that type gives an address."""
+    email = {**WEB, "notification": {"method": "email"}}
+    sms = {"message": "stand-up", "hour": 7, "notification": {"method": "send_sms"}}
+    async with mcp(app) as client:
+        error = await error_of(client, "create_web_monitor", config=email, name="no-mail")
+        assert NO_EMAIL in error, error
+        error = await error_of(client, "create_reminder", config=sms, name="no-phone")
+        assert NO_PHONE in error, error
+        assert (await call(client, "list_tasks"))["tasks"] == []
+        channels = [{"type": "email", "target": "ops@example.com"}, {"type": "sms"}]
+        refused = await client.call_tool("set_push_config", {"channels": channels})
+        assert refused.is_error  # an sms channel with no phone anywhere: refused there too
+        await call(client, "set_push_config", channels=channels[:1])
+        mailed = {"message": "stand-up", "hour": 7, "notification": {"method": "email"}}
+        made = await call(client, "create_reminder", config=mailed, name="to-mail")
+        assert made["task_id"].endswith("/to-mail"), made
+        error = await error_of(client, "create_reminder", config=sms, name="no-phone")
+        assert NO_PHONE in error, error
+
+
+async def test_the_api_refuses_it_naming_the_field_and_a_task_whose_address_went_still_updates(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """422 naming the notification at create and at an update that sets it. A reminder
+    made while the profile had an email, whose owner removed it since, is not refused at an
+    update that leaves its notification as it is (merged or whole): its sends say what is
+    missing."""
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        made = await http.post(
+            "/users", json={"name": unique("mail")}, headers=await admin_headers(settings)
+        )
+        http.headers["Authorization"] = f"Bearer {made.json()['token']}"
+        mailed = {"message": "stand-up", "hour": 7, "notification": {"method": "email"}}
+        body = {"type": "schedule", "name": "standup", "config": mailed}
+        refused = await http.post("/tasks", json=body)
+        assert refused.status_code == 422, refused.text
+        [detail] = refused.json()["detail"]
+        assert detail["loc"] == ["body", "config", "notification"], detail
+        assert NO_EMAIL.removeprefix("notification: ") in detail["msg"], detail
+        assert (await http.get("/tasks")).json() == []
+        profile = await http.patch("/users/me", json={"email": "lin@example.com"})
+        assert profile.status_code == 200, profile.text
+        created = await http.post("/tasks", json=body)
+        assert created.status_code == 201, created.text
+        task_id = created.json()["task_id"]
+        assert (await http.patch("/users/me", json={"email": None})).json()["email"] is None
+        moved = await http.patch(f"/tasks/{task_id}/config", json={"hour": 8})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["changed"] == ["hour"]
+        whole = await http.put(f"/tasks/{task_id}/config", json={**mailed, "hour": 9})
+        assert whole.status_code == 200, whole.text
+        texted = await http.patch(
+            f"/tasks/{task_id}/config", json={"notification": {"method": "sms"}}
+        )
+        assert texted.status_code == 422, texted.text
+        [detail] = texted.json()["detail"]  # the body is the config
+        assert detail["loc"] == ["body", "notification"], detail
+        assert NO_PHONE.removeprefix("notification: ") in detail["msg"], detail
+        kept = (await http.get(f"/tasks/{task_id}/status")).json()["config"]
+        assert (kept["hour"], kept["notification"]["method"]) == (9, "email"), kept
+        await http.delete(f"/tasks/{task_id}")
+
+
 async def test_mcp_refuses_a_threshold_beside_other_conditions_by_name(app: AppState) -> None:
     async with mcp(app) as client:
         error = await error_of(
