@@ -46,7 +46,7 @@ from ambient.watches.inputs import (
 from ambient.watches.listing import TaskListing
 from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollProgress
-from ambient.watches.reminders import ReminderConfig, ReminderRun, stored_run
+from ambient.watches.reminders import ReminderConfig, ReminderRun, shown, stored_run
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -200,7 +200,7 @@ class TaskReads(TaskListing):
         config: dict[str, Any] = {}
         kind = TaskKind.SCHEDULE
         if (run := await self._stored_run(description)) is not None:
-            config = run.config.model_dump(mode="json")
+            config = shown(run.config)
             kind = schedule_kind(run.config)
         info = description.info
         paused = description.schedule.state.paused

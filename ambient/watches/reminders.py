@@ -149,6 +149,13 @@ class ReminderConfig(UserConfig):
                 data["action"] = "news_digest"
             else:
                 data.pop("action", None)
+        if data.get("type") == "cron" and isinstance(cron := data.get("cron"), str):
+            # A cron's own time of day as its config shows it (`shown`), sent back whole (a
+            # config read, then written with another field changed): not a time of its own.
+            at = dict(zip(("hour", "minute"), cron_time(cron) or (), strict=False))
+            for field, value in at.items():
+                if type(data.get(field)) is int and data[field] == value:
+                    del data[field]
         return data
 
     @field_validator("hour", "minute")
@@ -316,6 +323,29 @@ def retyped(patch: Mapping[str, Any], whole: Mapping[str, Any]) -> dict[str, Any
             out[field] = int(value) if sent is None else sent
     unused = unused_by(kind, out.get("action") or "reminder")
     return {key: value for key, value in out.items() if key not in unused or key in patch}
+
+
+def cron_time(cron: str | None) -> tuple[int, int] | None:
+    """The one time of day a cron runs at, (hour, minute): its minute and hour fields are
+    each one number ("0 7 * * 1-5"); None when it runs at several or none is fixed."""
+    fields = (cron or "").split()
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit():
+        return int(fields[1]), int(fields[0])
+    return None
+
+
+def shown(config: ReminderConfig) -> dict[str, Any]:
+    """A reminder's config as every door shows it (get_task, an update's answer, and what an
+    update compares and names in ``changed``): a cron one's hour and minute are the cron's own
+    time of day, or left out when it has none; never the unused defaults it holds (08:00,
+    read as the time it runs at). Sent back whole, they are taken as its own (`_implied`)."""
+    said = config.model_dump(mode="json")
+    if config.type == "cron":
+        if (at := cron_time(config.cron)) is None:
+            del said["hour"], said["minute"]
+        else:
+            said["hour"], said["minute"] = at
+    return said
 
 
 async def stored_run(

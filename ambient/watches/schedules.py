@@ -27,7 +27,7 @@ from ambient.watches.configs import PREFIXES, TaskKind, TaskState
 from ambient.watches.inputs import ConfigOvertaken, InvalidTaskError, TaskError, task_name
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import TaskReads, found, schedule_kind
-from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
+from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons, shown
 from ambient.watches.summaries import schedule_summary
 from workflows.reminder import ReminderWorkflow
 
@@ -126,7 +126,7 @@ class TaskSchedules(TaskReads):
             status = await self._schedule_status(user, task_id, current)
             if based_on is not None and status.config != based_on:
                 raise ConfigOvertaken(task_id)
-            wanted = parsed.model_dump(mode="json") if parsed else status.config
+            wanted = shown(parsed) if parsed else status.config
             if same_config and status.config != wanted:
                 raise InvalidTaskError(
                     f"name: schedule {task_id!r} already exists with another config; "

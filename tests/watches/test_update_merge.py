@@ -181,14 +181,15 @@ async def test_a_kind_change_drops_only_the_fields_the_new_kind_has_no_use_for(
     moved = await allowed.tasks.update(user, made.task_id, weekly)
     assert (moved.config["type"], moved.config["days"]) == ("weekly", ["mon"])
     assert (moved.config["message"], len(moved.config["targets"])) == ("stand-up", 2)
-    # cron: the weekly's hour, minute and days go; a news digest: the message goes.
+    # cron: the weekly's hour, minute and days go (shown: the cron's own time); a news
+    # digest: the message goes.
     cron = await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
-    assert (cron.config["type"], cron.config["days"], cron.config["hour"]) == ("cron", [], 8)
+    assert (cron.config["type"], cron.config["days"], cron.config["hour"]) == ("cron", [], 7)
     # A cron made weekly keeps its time of day (it became 08:00, the unused default).
     weekly_again = await allowed.tasks.update(user, made.task_id, {"days": ["tue"]})
     said = weekly_again.config
     assert (said["type"], said["days"], said["hour"], said["minute"]) == ("weekly", ["tue"], 7, 0)
-    assert {"hour", "type", "days", "cron"} <= set(weekly_again.changed or []), weekly_again
+    assert weekly_again.changed == ["type", "days", "cron"], weekly_again
     await allowed.tasks.update(user, made.task_id, {"cron": "0 7 * * 1-5"})
     # A minute sent with the change: the cron's hour stays (it became 08:15).
     quarter = await allowed.tasks.update(user, made.task_id, {"days": ["wed"], "minute": 15})
@@ -202,6 +203,44 @@ async def test_a_kind_change_drops_only_the_fields_the_new_kind_has_no_use_for(
     back = await allowed.tasks.update(user, made.task_id, {"action": "reminder", "message": "m"})
     assert (back.config["news_urls"], back.config["message"]) == ([], "m")
     await app.tasks.delete(user, made.task_id)
+
+
+async def test_a_cron_reminder_shows_the_time_it_runs_at_and_an_update_names_what_changed(
+    app: AppState,  # noqa: F811
+) -> None:
+    """get_task of a cron reminder showed `"hour": 8, "minute": 0` (the unused defaults) for
+    "0 7 * * 1-5", which a client read as 8:00, and a daily 07:00 reminder given a cron was
+    said to have changed its hour to 8 (a tester's probe). Its hour and minute are the cron's
+    own time of day, left out when it has none; `changed` names only what changed; the
+    config shown, sent back whole, is taken."""
+    async with mcp(app) as client:
+        weekdays = {"cron": "0 7 * * 1-5", "message": "stand-up", "timezone": "UTC"}
+        task_id = (await call(client, "create_reminder", config=weekdays, name="at-7"))["task_id"]
+        shown = (await call(client, "get_task", task_id=task_id))["config"]
+        assert (shown["type"], shown["hour"], shown["minute"]) == ("cron", 7, 0), shown
+        often = {"cron": "*/30 9-17 * * 1-5", "message": "stretch", "timezone": "UTC"}
+        often_id = (await call(client, "create_reminder", config=often, name="often"))["task_id"]
+        shown = (await call(client, "get_task", task_id=often_id))["config"]
+        assert "hour" not in shown and "minute" not in shown, shown
+        daily = {"hour": 7, "message": "tea", "timezone": "UTC"}
+        daily_id = (await call(client, "create_reminder", config=daily, name="tea"))["task_id"]
+        moved = await call(client, "update_task", task_id=daily_id, config={"cron": "15 10 * * *"})
+        assert (moved["config"]["hour"], moved["config"]["minute"]) == (10, 15), moved
+        assert moved["changed"] == ["type", "hour", "minute", "cron"], moved
+        same = await call(client, "update_task", task_id=task_id, config={"cron": "0 7 * * *"})
+        assert same["changed"] == ["cron"], same
+        daily_again = await call(client, "update_task", task_id=daily_id, config={"type": "daily"})
+        assert daily_again["changed"] == ["type", "cron"], daily_again
+        assert (daily_again["config"]["hour"], daily_again["config"]["minute"]) == (10, 15)
+        # Another time of day than the cron's own is still refused by name.
+        said = await error_of(client, "update_task", task_id=task_id, config={"hour": 9})
+        assert "hour: a cron schedule takes its times from `cron`" in said, said
+    # The config read, then written whole with one field changed (a GET then PUT).
+    whole = {**(await app.tasks.get(app.stdio_user or "", task_id)).config, "message": "m"}
+    put = await app.tasks.update(app.stdio_user or "", task_id, whole, replace=True)
+    assert (put.config["hour"], put.config["minute"], put.config["message"]) == (7, 0, "m")
+    for made in (task_id, often_id, daily_id):
+        await app.tasks.delete(app.stdio_user or "", made)
 
 
 async def test_a_digest_made_weekly_with_a_page_refused_since_says_the_page(
