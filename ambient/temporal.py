@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,38 @@ def starts_query(beginnings: Iterable[str]) -> str:
     """The visibility query for the runs whose workflow ids begin with one of these."""
     said = " OR ".join(f"WorkflowId STARTS_WITH {json.dumps(b)}" for b in sorted(set(beginnings)))
     return f"({said})"
+
+
+# Not deleted or stopped by its owner (active, paused; none: a run started before the
+# attribute): the task list shows a running run so, and stopped once its AmbientState is.
+NOT_STOPPED = f"({STATE.name} != {json.dumps('stopped')} OR {STATE.name} IS NULL)"
+# How long a delete waits for the task list to show its task stopped, and how often it looks:
+# first soon after (a worker at hand takes the stop in a few ms), then less often.
+LISTED_STOPPED_WITHIN = 5.0
+LISTED_FIRST_LOOK, LISTED_LOOK_EVERY = 0.01, 0.1
+
+
+async def listed_stopped(client: Client, workflow_id: str, seconds: float) -> bool:
+    """Whether the task list (Temporal's visibility) shows the run of ``workflow_id`` stopped
+    within ``seconds``: ended, or its AmbientState stopped. A stop signal is in the history at
+    once, but the list follows by a moment (its worker takes the stop and sets the attribute,
+    then visibility records it): a delete answered "stopped" while list_tasks showed the task
+    active. True at once from a server with no visibility (the time-skipping test server)."""
+    query = " AND ".join(
+        (f"WorkflowId = {json.dumps(workflow_id)}", 'ExecutionStatus = "Running"', NOT_STOPPED)
+    )
+    loop = asyncio.get_running_loop()
+    until, pause = loop.time() + seconds, LISTED_FIRST_LOOK
+    while (left := until - loop.time()) > 0:
+        try:
+            counted = await client.count_workflows(query, rpc_timeout=timedelta(seconds=left))
+        except RPCError as exc:
+            return exc.status is RPCStatusCode.UNIMPLEMENTED
+        if not counted.count:
+            return True
+        await asyncio.sleep(min(pause, max(0.0, until - loop.time())))
+        pause = min(2 * pause, LISTED_LOOK_EVERY)
+    return False
 
 
 async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:

@@ -233,6 +233,10 @@ class BriefingService(Creation, Greeting, Steering):
     async def delete(self, user: str) -> BriefingRef:
         status = await self._running(user)
         await self.client.get_workflow_handle(task_id_for(user)).signal("stop")
+        # Answered once the task list shows it stopped, as a task's delete is (not in time:
+        # its worker takes the stop later, and the list says so then).
+        within = request_deadline.bounded(temporal.LISTED_STOPPED_WITHIN)
+        await temporal.listed_stopped(self.client, task_id_for(user), within)
         return BriefingRef(
             task_id=task_id_for(user), state="stopped", created=False, config=status.config
         )

@@ -4,7 +4,6 @@ or name starts (a voice call's). ``TaskReads`` adds a task's status."""
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 from collections.abc import Iterable
@@ -76,9 +75,6 @@ class TaskPage(list[TaskSummary]):
 
 # How a server answers a page token it cannot read.
 _UNREADABLE = (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.INVALID_ARGUMENT)
-
-
-UNLISTED_WITHIN = 5.0  # seconds a page's delete waits for its task to leave the list
 
 
 class TaskListing:
@@ -165,21 +161,6 @@ class TaskListing:
         )
         more = cursor.to("schedules", next_token).text() if next_token else None
         return TaskPage([*watches, *schedules], more)
-
-    async def unlisted(self, task_id: str) -> bool:
-        """Whether a task just deleted has left the list without its stopped ones (waited for,
-        UNLISTED_WITHIN seconds at most): the list is Temporal's visibility, which follows the run's
-        end by a moment; the dashboard a delete came back to showed the task still active."""
-        query = " AND ".join(
-            (f"WorkflowId = {json.dumps(task_id)}", 'ExecutionStatus = "Running"', _NOT_STOPPED)
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + UNLISTED_WITHIN
-        while (await self.client.count_workflows(query)).count:
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.1)
-        return True
 
     async def _running_at_t0(
         self, filters: _Filters, size: int, cursor: Cursor
@@ -453,9 +434,7 @@ class _Filters:
 
 # Not deleted or stopped by its owner (winding down, or ended so): one that ended otherwise
 # (failed, terminated in the Web UI) is still shown, stopped.
-_NOT_STOPPED = f"({temporal.STATE.name} != {json.dumps(TaskState.STOPPED.value)} OR " + (
-    f"{temporal.STATE.name} IS NULL)"
-)
+_NOT_STOPPED = temporal.NOT_STOPPED
 
 
 def _now() -> datetime:

@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from ambient import no_answer, temporal, updates
 from ambient.briefing.models import MAX_REQUEST_ID, BriefingRef
-from ambient.controls_in_flight import DELIVERED_FAILING
+from ambient.controls_in_flight import DELIVERED_FAILING, DELIVERED_UNCONFIRMED
 from ambient.domain.configs import read_stored
 from ambient.domain.workflow_input import NOT_ITS_ARGUMENTS
 from ambient.refusals import N_, Refusal
@@ -358,6 +358,11 @@ class TaskService(TaskControls):
                         applied = await updates.answered(
                             handle, "update_config", payload, id=f"{update_id}/alone"
                         )
+            except TaskNotFoundError:
+                # Live at the look above, its run gone now: a delete ended it in between (one
+                # answered once the list shows it stopped may end it first). Stopped, not "no
+                # task": get_task shows it stopped.
+                raise TaskStateError(stopped(task_id)) from None
             except updates.Unanswered as exc:
                 raise silent(task_id, SENT_UNANSWERED if exc.sent else unsent, exc.sent) from None
             except WorkflowUpdateFailedError as exc:
@@ -409,9 +414,11 @@ class TaskService(TaskControls):
 
     @of_a_known_user
     async def delete(self, user: str, task_id: str, *, purge: bool = False) -> TaskRef:
-        """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots."""
+        """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots.
+        Answered once the task list shows it stopped (``temporal.listed_stopped``), so a list
+        right after it, at any door, agrees; not in time, said so."""
         kind = self._owned(user, task_id)
-        failing = False
+        failing = signalled = False
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 kind = (await self._schedule_status(user, task_id)).kind  # a digest says so
@@ -420,12 +427,31 @@ class TaskService(TaskControls):
                 await self.client.get_workflow_handle(task_id).signal("stop")
                 task = described.raw_description.pending_workflow_task
                 failing = task.attempt >= no_answer.FAILING_ATTEMPT
+                signalled = True
             else:
                 await self._ended_otherwise(user, task_id, "deleted", running=False)
         if purge:
             async with self.db.writing() as session:
                 # Its own, and a digest's lives' (`ReminderRun.pages_key`).
                 await SnapshotRepository(session).purge_rounds(task_id)
+        # A schedule leaves the list as it is deleted; a run shows stopped once its worker has
+        # taken the stop and visibility has recorded it (a moment; a worker failing its run,
+        # never by waiting). Waited for here, not by each door (the web page alone waited).
+        within = bounded(temporal.LISTED_STOPPED_WITHIN)
+        if (
+            signalled
+            and not failing
+            and not await temporal.listed_stopped(self.client, task_id, within)
+        ):
+            # Delivered: it stops when its worker takes it (none running, or busy); the list
+            # shows it active until then, and the answer says so.
+            return TaskRef(
+                task_id=task_id,
+                kind=kind,
+                state=TaskState.STOPPED,
+                created=False,
+                note=DELIVERED_UNCONFIRMED,
+            )
         if failing:
             # Held until its worker's cause is mended: it was answered "stopped" while it ran
             # on, every later control refused as of a stopped task.

@@ -26,7 +26,6 @@ from ambient.status import TEMPORAL_NOT_SET_UP, temporal_not_set_up
 from ambient.storage.event_cursor import READ_LIMIT, newest_id
 from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import EventRepository, InboxRepository
-from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.inputs import (
     ConfigError,
     InvalidTaskError,
@@ -306,11 +305,8 @@ async def task_action(page: Page, _: PageWords, task_id: FormText, action: FormT
         ref = await getattr(page.state.tasks, action)(page.me.name, task_id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
-    stopped = ref.state is TaskState.STOPPED  # a run whose worker keeps failing it: not yet
-    if action == "delete" and stopped and ref.kind not in (TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST):
-        # The list follows the run's end by a moment: the page it came back to showed the
-        # task still active, its buttons saying it was stopped. (A schedule is gone at once.)
-        await page.state.tasks.unlisted(ref.task_id)
+    # A delete answers once the list shows the task stopped (the page it comes back to lists
+    # it so, or not at all): the service waits for it, for every door.
     done = _(
         "%(action)s: %(task)s is %(state)s",
         action=_(action),
