@@ -298,13 +298,16 @@ class TaskService(TaskControls):
                     raise WorkerSilentError(f"{exc}; {APPLIED_UNREAD}", sent=True) from None
 
             async def in_force() -> dict[str, Any] | None:
-                """The config this update replaces: merged over, or (a replace) read now."""
+                """The config this update replaces: merged over, or (a replace) read now; None
+                for a task not there (its rules apply whole). A worker silent or out of time is
+                said as such, nothing sent: not a refusal of a config the task already has."""
                 if based_on is not None:
                     return based_on
-                try:
-                    return (await self.get(user, task_id)).config
-                except Exception:  # not read (not there, Temporal silent): its rules apply whole
-                    return None
+                with nothing_sent(task_id, unsent):
+                    try:
+                        return (await self.get(user, task_id)).config
+                    except TaskNotFoundError:
+                        return None
 
             # The same rules as create, for the task's own type (a digest is a schedule config).
             try:

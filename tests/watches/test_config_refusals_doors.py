@@ -13,7 +13,7 @@ from ambient import temporal
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.users import UserRepository
-from ambient.watches.inputs import ConfigError
+from ambient.watches.inputs import ConfigError, WorkerSilentError
 from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from tests.conftest import unique
@@ -336,6 +336,32 @@ async def test_a_watch_stored_remediating_a_metric_without_a_deployment_takes_ot
     assert (await service.get(user, made.task_id)).config["source"] == SOURCE
     notify = await service.update(user, made.task_id, {"on_breach": "notify", "source": other})
     assert (notify.config["on_breach"], notify.config["source"]) == ("notify", other)
+    await service.delete(user, made.task_id)
+
+
+async def test_a_stored_remediating_watch_replaced_while_its_worker_is_silent_hears_that(
+    app: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole config sent for a watch a release before took remediating a JSON document,
+    while its config in force cannot be read (its worker silent): "nothing sent", as before
+    the on_breach rule, not a refusal at on_breach of what the watch already has."""
+    user = app.stdio_user
+    assert user is not None
+    service = _tasks(app)
+    made = await service.create(user, "threshold_watch", {"source": SOURCE, "threshold": 1})
+    handle = app.temporal.get_workflow_handle(made.task_id)
+    stored = (await service.get(user, made.task_id)).config | {"on_breach": "remediate"}
+    await handle.execute_update("update_config", stored)
+
+    async def silent(*_: Any, **__: Any) -> Any:
+        raise WorkerSilentError(f"the worker of task {made.task_id!r} did not answer in time")
+
+    monkeypatch.setattr(service, "get", silent)
+    with pytest.raises(WorkerSilentError) as unread:
+        await service.update(user, made.task_id, stored, replace=True)
+    assert unread.value.sent is False, unread.value
+    monkeypatch.undo()
+    assert (await service.get(user, made.task_id)).config["on_breach"] == "remediate"
     await service.delete(user, made.task_id)
 
 
