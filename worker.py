@@ -87,7 +87,7 @@ async def ensure_triage_schedule(client: Client, settings: Settings, db: Databas
     set; without one, the schedule an earlier start made is deleted (one made by hand stays)."""
     from ambient.remediation.service import RemediationService
     from ambient.remediation.triage_schedule import TRIAGE_SCHEDULE
-    from ambient.remediation.views import RemediationError
+    from ambient.remediation.views import RemediationError, RemediationRefusedError
 
     service = RemediationService(client, settings, db)
     if not settings.remediation_triage_user:
@@ -105,6 +105,16 @@ async def ensure_triage_schedule(client: Client, settings: Settings, db: Databas
         return
     try:
         log.info("nightly alert triage: %s", (await service.schedule_triage()).said())
+    except RemediationRefusedError as exc:
+        # The user named may not remediate: the schedule an earlier start made from the settings
+        # (as another user, or as this one before the permission went) would run on as it was.
+        try:
+            removed = await service.unschedule_triage()
+        except RPCError as gone:
+            log.warning("nightly alert triage not scheduled: %s; not removed: %s", exc, gone)
+            return
+        kept = f"; the schedule {TRIAGE_SCHEDULE} an earlier start made was deleted"
+        log.warning("nightly alert triage not scheduled: %s%s", exc, kept if removed else "")
     except (RemediationError, RPCError) as exc:
         log.warning("nightly alert triage not scheduled: %s", exc)
 

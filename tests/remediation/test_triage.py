@@ -552,6 +552,25 @@ async def test_a_restart_without_a_triage_user_removes_the_schedule_it_made(
     )
 
 
+async def test_a_restart_with_a_triage_user_who_may_not_remediate_removes_the_schedule_it_made(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AMBIENT_REMEDIATION_TRIAGE_USER moved to a user with rollback_permission none: the start
+    said "not scheduled" and left the previous user's nightly triage running, in execute."""
+    await add_user(deps, "eve-exec", permission="execute")
+    await add_user(deps, "eve-none", permission="none")
+    first = deps.settings.model_copy(update={"remediation_triage_user": "eve-exec"})
+    await ensure_triage_schedule(dev_env.client, first, deps.db)
+    moved = deps.settings.model_copy(update={"remediation_triage_user": "eve-none"})
+    with caplog.at_level(logging.INFO, logger="ambient.worker"):
+        await ensure_triage_schedule(dev_env.client, moved, deps.db)
+    with pytest.raises(RPCError) as gone:
+        await dev_env.client.get_schedule_handle(TRIAGE_SCHEDULE).describe()
+    assert gone.value.status is RPCStatusCode.NOT_FOUND, gone.value
+    assert "rollback_permission 'none'" in caplog.text, caplog.text
+    assert f"the schedule {TRIAGE_SCHEDULE} an earlier start made was deleted" in caplog.text
+
+
 async def test_a_restart_without_a_triage_user_keeps_a_triage_made_by_hand(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
