@@ -17,7 +17,7 @@ from mcp_server.auth import Ctx
 from mcp_server.voice_answer import Checking, answer, checking, left, say
 from mcp_server.voice_prompt import Span, Spoken
 from mcp_server.voice_references import counted, spoken_name
-from mcp_server.voice_task_names import task_labels, unnamed
+from mcp_server.voice_task_labels import task_labels, unnamed
 from mcp_server.voice_tasks import said_tasks
 
 log = logging.getLogger(__name__)

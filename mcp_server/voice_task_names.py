@@ -1,19 +1,17 @@
-"""A task as the voice names it: by its name, or by its summary said in the listener's language
-("提醒（每天 8点30分）"), with its place among tasks said alike; and the task a spoken name picks,
-or the question asked back (a place said next is one of the tasks it named). Deterministic, no LLM.
+"""The task a spoken name picks: by its name, or by its label (`voice_task_labels`), said
+whole or in part, a letter or two off, or with a time of the day; or the question asked back,
+naming the tasks it could be (a place said next is one of the tasks it named). Deterministic, no
+LLM.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
-from functools import lru_cache
 from typing import NamedTuple
 
-from ambient.speech import MAX_SPOKEN, cleaned, speakable
+from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
 from ambient.watches.summaries import SAYING, summary_said
@@ -22,7 +20,6 @@ from mcp_server.voice_numbers import digits_in_names
 from mcp_server.voice_references import (
     LIST_SEP_EN,
     OPPOSITE_VERBS,
-    ORDINALS_EN,
     UNSAID,
     VERB_SAID,
     WHAT_IT_IS,
@@ -34,52 +31,23 @@ from mcp_server.voice_references import (
     names_a_place,
     names_nothing,
     only_so_many,
-    ordinal_word,
     other_verb,
     part_of,
     place_alone,
-    spoken_name,
     without_verb,
 )
-from mcp_server.voice_sentences import KIND_WORDS
 from mcp_server.voice_summaries import BRIEFING_SAID, BRIEFING_SUMMARY, spoken_summary
-
-# What ends an item of a list said aloud, or a sentence, inside a label someone wrote: a comma
-# or semicolon between words (not "1,000") and a sentence's end in English, "、" and the sentence
-# ends in Chinese (whose shapes hold "，" inside their brackets, which ends no item of "、").
-_LABEL_BREAKS = (
-    re.compile(r"\s*(?:[、；;。！？]|[!?](?=\s|$))\s*"),
-    re.compile(r"\s*(?:[,;](?!\d)|[.!?](?=\s|$)|[、，；。！？])\s*"),
+from mcp_server.voice_task_labels import (
+    answer_labels,
+    kind_word,
+    said_alike,
+    said_order,
+    summary_phrase,
+    task_label,
+    task_labels,
+    unnamed,
+    with_time,
 )
-
-
-# The name a task created without one gets (12 hex digits of a hash): digits among them, as a
-# hash has; a name of the letters a-f alone ("deadbeefcafe") is one a person gave.
-_DERIVED_NAME = re.compile(r"(?=[a-f]*\d)[0-9a-f]{12}")
-
-
-def unnamed(name: str) -> bool:
-    """Whether a task's ``name`` is the one derived for a task created without a name."""
-    return _DERIVED_NAME.fullmatch(name) is not None
-
-
-def task_label(task: TaskSummary, english: bool = False, among: Sequence[TaskSummary] = ()) -> str:
-    """The task as the voice names it (`task_labels`), among ``among`` (the user's tasks)."""
-    others = (t for t in among if t.task_id != task.task_id)
-    return task_labels([task, *others], english)[task.task_id]
-
-
-def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str, str]:
-    """Each task's label by its id, as the voice names it among ``tasks``: by its name, or by
-    its summary; one said by its summary as another is ("提醒（每天 8点30分）" for two reminders
-    at 8:30) with its place among them by when each was created: "第二个提醒（每天 8点30分）",
-    "the second reminder daily at 8:30" (a deleted one as it is said alone)."""
-    labels, groups = _said_alike(tasks, english)
-    for group in groups:
-        for i, task in enumerate(group):
-            labels[task.task_id] = _numbered(labels[task.task_id], i, english)
-    return labels
-
 
 # How near a name heard must be to one of the user's to be offered as meant (difflib's ratio:
 # "oderapi" to "orderapi" 0.93, "usercentre" to "usercenter" 0.80; "backup" to "billing" 0.31).
@@ -97,75 +65,6 @@ def _nearest(
         if matcher.real_quick_ratio() >= NEAR and (ratio := matcher.ratio()) >= NEAR:
             scored.append((-ratio, place, task))
     return [task for _, _, task in sorted(scored, key=lambda s: s[:2])]
-
-
-def _said_order(listed: Sequence[TaskSummary], alike: list[list[TaskSummary]]) -> list[TaskSummary]:
-    """``listed`` in the order a list says them: the tasks said alike (``alike``, each group in
-    its numbered order, `_said_alike`) together, in that order, ahead of the others (each group,
-    and the others, as ``listed`` has them), so that a place said alone ("第二个") is the task
-    its label numbers so ("第二个提醒…"); listed newest first, "第二个" was the first reminder."""
-    number = {t.task_id: (g, i) for g, group in enumerate(alike) for i, t in enumerate(group)}
-    first: dict[int, int] = {}  # each group's first place in ``listed``
-    for j, task in enumerate(listed):
-        if task.task_id in number:
-            first.setdefault(number[task.task_id][0], j)
-
-    def key(j: int) -> tuple[int, int, int]:
-        if (g_i := number.get(listed[j].task_id)) is None:
-            return (1, j, 0)
-        return (0, first[g_i[0]], g_i[1])
-
-    return [listed[j] for j in sorted(range(len(listed)), key=key)]
-
-
-def _said_alike(
-    tasks: Sequence[TaskSummary], english: bool
-) -> tuple[dict[str, str], list[list[TaskSummary]]]:
-    """Each task's label said alone, by its id; and the live tasks said alike by their
-    summary, each group by when they were created (a creation not known: first)."""
-    labels: dict[str, str] = {}
-    alike: defaultdict[str, list[TaskSummary]] = defaultdict(list)
-    for task in tasks:
-        said = _summary_label(task, english)
-        labels[task.task_id] = said or spoken_name(task.task_id.rsplit("/", 1)[-1])
-        if said is not None and task.state is not TaskState.STOPPED:
-            alike[said].append(task)
-    groups = [
-        sorted(group, key=lambda t: (t.started_at or _LONG_AGO, t.task_id))
-        for group in alike.values()
-        if len(group) > 1
-    ]
-    return labels, groups
-
-
-def _numbered(said: str, i: int, english: bool) -> str:
-    """A label said with its place (from 0) among labels said alike."""
-    if not english:
-        return f"第{ordinal_word(i)}个{said}"
-    return f"the {ORDINALS_EN[i]} {said}" if i < len(ORDINALS_EN) else f"{said} number {i + 1}"
-
-
-_LONG_AGO = datetime.min.replace(tzinfo=UTC)  # a task whose creation is not known: first
-
-
-def _summary_label(task: TaskSummary, english: bool) -> str | None:
-    """The label of a task said by its summary; None for one said by its name."""
-    name = task.task_id.rsplit("/", 1)[-1]
-    # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
-    if not (unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING):
-        return None
-    return _said_for(task.summary, task.kind, english)
-
-
-@lru_cache(maxsize=1024)  # many tasks share a summary: read once for thousands of them
-def _said_for(summary: str | None, kind: TaskKind, english: bool) -> str:
-    said = speakable(
-        spoken_summary(summary, english) or kind.value.replace("_", " "), 60, english=english
-    )
-    # One phrase: labels are said in lists ("; " between English items, "、" between
-    # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
-    # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
-    return _LABEL_BREAKS[english].sub(" ", said).strip()
 
 
 def _no_task_called(said: str, english: bool) -> str:
@@ -190,23 +89,6 @@ class Picked(NamedTuple):
 SAID_BARE = frozenset({TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH})
 # The kinds whose summary says the time of day they run at ("每天 20点"): a time said finds them.
 AT_A_TIME = frozenset({TaskKind.SCHEDULE, TaskKind.NEWS_DIGEST})
-
-
-def _kind_word(task: TaskSummary, english: bool) -> str:
-    zh, en = KIND_WORDS.get(task.task_id.split("/", 1)[0], ("", ""))
-    return en.removeprefix("a ") if english else zh
-
-
-def _labels(tasks: list[TaskSummary], english: bool, among: Mapping[str, str]) -> list[str]:
-    """The tasks as an answer names them (``among``: `task_labels` of the user's tasks; a
-    deleted one as said alone): two of one name
-    ("reborn", a web monitor and a threshold watch) by their kinds too ("网页监控 reborn"),
-    as they can be asked for."""
-    plain = [among.get(t.task_id) or task_label(t, english) for t in tasks]
-    return [
-        f"{_kind_word(t, english)} {label}".strip() if plain.count(label) > 1 else label
-        for t, label in zip(tasks, plain, strict=True)
-    ]
 
 
 def pick_task(
@@ -255,7 +137,7 @@ def pick_task(
         # time some task has ("830" with 8:30 and 20:30) stays asked back.
         live = [t for t in tasks if t.state is not TaskState.STOPPED]
         time = flat(clock_as_labelled(said))
-        said_as = [_said_for(t.summary, t.kind, False) for t in live]
+        said_as = [summary_phrase(t.summary, t.kind, False) for t in live]
         if not any(time in flat(label) for label in [*task_labels(live, False).values(), *said_as]):
             holding = [t for t in live if number in re.findall(r"\d+", _name(t))]
             if len(holding) == 1:
@@ -322,18 +204,6 @@ def _read_alike(name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((name, clock_as_labelled(name))))
 
 
-def _with_time(task: TaskSummary, label: str, english: bool) -> str:
-    """A task named by its name with when it runs as its summary says it ("standup（每天 8点）",
-    "standup daily at 8:00"); a label said by its summary says it already."""
-    if _summary_label(task, english) is not None:
-        return label
-    kind = _kind_word(task, english)
-    when = _said_for(task.summary, task.kind, english).removeprefix(kind).strip()
-    if not (task.summary and kind and when):
-        return label
-    return f"{label} {when}" if english else f"{label}{when}"
-
-
 def _pick_task(
     tasks: list[TaskSummary],
     said: str,
@@ -363,8 +233,8 @@ def _pick_task(
 
     sep = LIST_SEP_EN if english else "、"
     labels = [task_labels(live, en) for en in (False, True)]  # said among the live ones
-    _, alike = _said_alike(live, english)  # kept together in every list said (`_said_order`)
-    shown = _said_order(live, alike)[:4]  # the tasks an answer names, as many as fit
+    _, alike = said_alike(live, english)  # kept together in every list said (`said_order`)
+    shown = said_order(live, alike)[:4]  # the tasks an answer names, as many as fit
 
     def fitting(listed: list[TaskSummary], question: Callable[[str, int], str]) -> Picked:
         """``question(names, n)`` naming the first ``n`` of ``listed`` that fit in one spoken
@@ -372,7 +242,7 @@ def _pick_task(
         place said next ("the fourth") picked a task the user never heard."""
         n = len(listed)
         while True:
-            text = question(sep.join(_labels(listed[:n], english, labels[english])), n)
+            text = question(sep.join(answer_labels(listed[:n], english, labels[english])), n)
             if n <= 1 or len(cleaned(text, english=english)) <= MAX_SPOKEN:
                 return asking(listed[:n], text)
             n -= 1
@@ -482,7 +352,7 @@ def _pick_task(
             if key
             in {
                 flat(f"{kind}{t.task_id.rsplit('/', 1)[-1]}")
-                for kind in (_kind_word(t, False), _kind_word(t, True))
+                for kind in (kind_word(t, False), kind_word(t, True))
                 if kind
             }
         ]
@@ -501,14 +371,14 @@ def _pick_task(
         ]
         if found and evening:
             # Four named at most, as for any name said, from both halves of the day.
-            morning = _said_order(found, alike)[: max(2, 4 - len(evening))]
-            either = morning + _said_order(evening, alike)[: 4 - len(morning)]
+            morning = said_order(found, alike)[: max(2, 4 - len(evening))]
+            either = morning + said_order(evening, alike)[: 4 - len(morning)]
             total = len(found) + len(evening)
 
             def which_time(named: str, n: int) -> str:
                 # Each with its time: "standup还是lunch？" left the user to recall which is when.
-                listed = _labels(either[:n], english, labels[english])
-                told = [_with_time(t, s, english) for t, s in zip(either, listed, strict=False)]
+                listed = answer_labels(either[:n], english, labels[english])
+                told = [with_time(t, s, english) for t, s in zip(either, listed, strict=False)]
                 first, last = sep.join(told[:-1]), told[-1]
                 if n < total or not first:  # not all named: said to go on
                     first, last = sep.join(told), "another" if english else "别的"
@@ -521,7 +391,7 @@ def _pick_task(
             return fitting(either, which_time)
         found = found or evening
     if len(found) > 1 and key in {
-        flat(word) for t in found for word in (_kind_word(t, False), _kind_word(t, True)) if word
+        flat(word) for t in found for word in (kind_word(t, False), kind_word(t, True)) if word
     }:
         # Its kind alone ("网页监控"), as the one watch of it without a name is said among named
         # ones (what_needs_me: "shop home、网页监控、billing"): that one, said back. Only a
@@ -539,7 +409,7 @@ def _pick_task(
         return at_place(place)
     if len(found) == 1:
         return Picked(found[0], "", [])
-    found = _said_order(found, alike)
+    found = said_order(found, alike)
     no_task = _no_task_called(said, english)
     if not found and (
         near := _nearest(key, live, _heard_name)

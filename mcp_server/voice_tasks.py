@@ -31,7 +31,8 @@ from mcp_server.voice_references import (
     names_a_place,
     without_verb,
 )
-from mcp_server.voice_task_names import pick_task, task_label, unnamed
+from mcp_server.voice_task_labels import task_label, unnamed
+from mcp_server.voice_task_names import pick_task
 
 # The tasks a user's last asking answer named ("有 2 个任务符合：A、B"), in its order: "第二个"
 # said next is a place in that list. A voice call carries no history of its own and the next

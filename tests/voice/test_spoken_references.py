@@ -11,6 +11,7 @@ from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.listing import TaskSummary
 from mcp_server import voice_fix_names
+from mcp_server.voice_clock import clock_as_labelled
 from mcp_server.voice_fix_names import cluster_names, clusters_alike, pick_remediation, run_about
 from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_references import (
@@ -22,7 +23,8 @@ from mcp_server.voice_references import (
     without_verb,
 )
 from mcp_server.voice_summaries import BRIEFING_NAMES
-from mcp_server.voice_task_names import clock_as_labelled, pick_task, task_label
+from mcp_server.voice_task_labels import task_label
+from mcp_server.voice_task_names import pick_task
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
