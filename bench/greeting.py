@@ -127,7 +127,7 @@ async def main(users: int, rounds: int) -> None:
 
 async def direct(client: Client, names: list[str]) -> None:
     """The Temporal round trips alone, from this process (no HTTP, no API): query, update."""
-    from ambient.briefing.models import GreetRequest
+    from ambient.briefing.greeting_answers import GreetRequest
     from workflows.daily_briefing import DailyBriefingWorkflow
 
     query: list[float] = []

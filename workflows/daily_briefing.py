@@ -26,17 +26,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
     from ambient.activity_attempts import ACTIVITY_FAILED
     from ambient.briefing.config import DayPlan
+    from ambient.briefing.greeting_answers import (
+        GreetOutcome,
+        GreetRequest,
+        GreetResult,
+        greeting_text,
+    )
     from ambient.briefing.models import (
         BriefingRun,
         BriefingStatus,
         CarriedGreeting,
         GreetingRecord,
-        GreetOutcome,
-        GreetRequest,
-        GreetResult,
         PlanRequest,
         ReplacedRun,
-        greeting_text,
     )
     from ambient.briefing.unprepared import Unprepared
     from ambient.temporal import STATE

@@ -34,20 +34,20 @@ from ambient.briefing.errors import (
     request_id_of,
     update_id_of,
 )
-from ambient.briefing.models import (
+from ambient.briefing.greeting_answers import (
     NO_WORKER,
     NOT_IN_TIME,
     NOT_SET_UP,
     NOT_SET_UP_ADMIN_NO_MODEL,
     NOT_SET_UP_BY_TOOL,
     NOT_SET_UP_NO_MODEL,
-    BriefingStatus,
     GreetOutcome,
     GreetRequest,
     GreetResult,
     greeted_at,
     greeting_text,
 )
+from ambient.briefing.models import BriefingStatus
 from ambient.briefing.pushed import day_pushed, todays_whereabouts
 from ambient.briefing.records import store_given
 from ambient.clients.tencent.client import TencentCloud, calls_within

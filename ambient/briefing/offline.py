@@ -8,6 +8,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from ambient.briefing.alarm_listing import no_data, since, still_open
+from ambient.briefing.greeting_answers import hello
 from ambient.briefing.logreport import TemplateStat, most_frequent_error, read_short
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
@@ -15,7 +16,6 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
-    hello,
 )
 from ambient.briefing.offline_words import (
     FAILED_SAID,

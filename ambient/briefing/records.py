@@ -16,14 +16,8 @@ from temporalio.service import RPCError
 from ambient import no_answer, temporal
 from ambient.briefing.config import midnight_ending
 from ambient.briefing.errors import BriefingStartedError
-from ambient.briefing.models import (
-    BriefingCarry,
-    BriefingRun,
-    BriefingStatus,
-    GreetOutcome,
-    GreetRequest,
-    GreetResult,
-)
+from ambient.briefing.greeting_answers import GreetOutcome, GreetRequest, GreetResult
+from ambient.briefing.models import BriefingCarry, BriefingRun, BriefingStatus
 from ambient.codec import CodecKeyError
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.briefing.sent import missed_all
 from ambient.briefing.service import BriefingService
 from ambient.cli_numbers import whole_number

@@ -24,13 +24,13 @@ from ambient.briefing.errors import (
     InvalidBriefingError,
 )
 from ambient.briefing.greeting import DEVICE_LISTENS, GREET_ROUND_TRIP, Greeting
+from ambient.briefing.greeting_answers import GreetResult
 from ambient.briefing.models import (
     MAX_REQUEST_ID,
     BriefingListItem,
     BriefingRef,
     BriefingStatus,
     BriefingView,
-    GreetResult,
     LogAnalysis,
     PreparedBriefing,
 )

@@ -8,12 +8,12 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, Field
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
+from ambient.briefing.greeting_answers import GreetResult
 from ambient.briefing.models import (
     MAX_REQUEST_ID,
     BriefingListItem,
     BriefingRef,
     BriefingView,
-    GreetResult,
     LogAnalysis,
     PreparedBriefing,
 )

@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -164,7 +164,7 @@ async def test_a_briefing_set_up_after_todays_window_says_the_next_is_tomorrow(
 ) -> None:
     """Set up in the afternoon, after its window, with no briefing today: "the daily briefing
     is given at the first greeting between 6:00 and 10:00", as if today's were still to come."""
-    from ambient.briefing.models import greeting_text
+    from ambient.briefing.greeting_answers import greeting_text
 
     config = BriefingConfig(timezone="Asia/Shanghai", window_start="06:00", window_end="10:00")
     service = _on_the_afternoon_of_2026_04_04(deps, monkeypatch, config)

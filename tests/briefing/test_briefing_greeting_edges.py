@@ -21,7 +21,7 @@ from ambient.briefing import creation, greeting, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError
 from ambient.briefing.greeting import GREET_ROUND_TRIP
-from ambient.briefing.models import GreetOutcome, GreetRequest, GreetResult
+from ambient.briefing.greeting_answers import GreetOutcome, GreetRequest, GreetResult
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, Role, UserCreate

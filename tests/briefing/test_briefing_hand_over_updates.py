@@ -18,7 +18,8 @@ from ambient import no_answer, temporal
 from ambient.briefing import creation, records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
-from ambient.briefing.models import KIND, GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
+from ambient.briefing.models import KIND
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.no_answer import QUERY_TIMEOUT

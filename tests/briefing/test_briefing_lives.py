@@ -12,7 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, ClsLogSpec
-from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, GreetResult
+from ambient.briefing.greeting_answers import GreetOutcome, GreetResult
+from ambient.briefing.models import KIND, BriefingRun
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED

@@ -15,7 +15,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig, DayPlan
-from ambient.briefing.models import BriefingView, GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
+from ambient.briefing.models import BriefingView
 from ambient.deps import WorkerDeps
 from ambient.storage import Database
 from ambient.storage.models import LogBaselineRow

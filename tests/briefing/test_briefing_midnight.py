@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig, plan_for
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import briefing_stack, make_user
 

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import make_user

@@ -32,12 +32,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingNotFoundError
-from ambient.briefing.models import (
-    NOT_SET_UP_NO_MODEL,
-    BriefingStatus,
-    GreetOutcome,
-    PushRequest,
-)
+from ambient.briefing.greeting_answers import NOT_SET_UP_NO_MODEL, GreetOutcome
+from ambient.briefing.models import BriefingStatus, PushRequest
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.briefings import BriefingRepository

@@ -16,7 +16,8 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import BriefingStatus, GreetOutcome, greeting_text
+from ambient.briefing.greeting_answers import GreetOutcome, greeting_text
+from ambient.briefing.models import BriefingStatus
 from ambient.briefing.unprepared import (
     DATABASE_FAILED,
     NOT_PREPARED,

@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import briefing as briefing_activities
 from ambient.briefing.config import BriefingConfig, plan_day
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.briefing.logreport_markdown import render_markdown
-from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import briefing_stack, make_user, next_clock_change
 from tests.support.record import save_history

@@ -19,14 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
+from ambient.briefing.greeting_answers import GreetOutcome, greeting_text
 from ambient.briefing.logreport import TemplateStat
-from ambient.briefing.models import (
-    ALARMS_NOT_CONFIGURED,
-    BriefingInputs,
-    GreetOutcome,
-    SourceNote,
-    greeting_text,
-)
+from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, SourceNote
 from ambient.briefing.offline import offline_draft
 from ambient.briefing.service import BriefingService
 from ambient.briefing.writer import llm_prompt

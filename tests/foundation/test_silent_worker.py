@@ -15,7 +15,7 @@ from ambient import no_answer
 from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingUnavailableError
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.controls_in_flight import DELIVERED_UNCONFIRMED
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate

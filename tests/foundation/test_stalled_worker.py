@@ -27,7 +27,7 @@ from temporalio.worker import Worker
 
 from ambient import no_answer, temporal
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.codec import new_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError

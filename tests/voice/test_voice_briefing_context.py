@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.briefing.service import BriefingService, task_id_for
 from ambient.deps import WorkerDeps
 from ambient.storage.users import UserRepository

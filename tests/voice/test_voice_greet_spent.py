@@ -20,8 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.greeting import Greeting
+from ambient.briefing.greeting_answers import GreetOutcome, hello
 from ambient.briefing.logreport import TemplateStat
-from ambient.briefing.models import AlarmRecord, BriefingInputs, GreetOutcome, hello
+from ambient.briefing.models import AlarmRecord, BriefingInputs
 from ambient.briefing.offline import offline_draft
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language

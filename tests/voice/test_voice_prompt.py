@@ -23,7 +23,7 @@ def test_the_role_prompt_to_paste_into_xiaozhi_is_the_one_the_server_publishes()
 
 def test_the_greet_example_in_the_doc_is_what_the_tool_says() -> None:
     """docs/xiaozhi.md showed "已经在 08:12 播报过了", the clock as written, after 928dc50."""
-    from ambient.briefing.models import GreetOutcome, greeting_text
+    from ambient.briefing.greeting_answers import GreetOutcome, greeting_text
 
     said = greeting_text(GreetOutcome.ALREADY_GIVEN, "zh", hhmm="08:12")
     assert f"| {said} |" in XIAOZHI_DOC.read_text(encoding="utf-8")

@@ -383,7 +383,7 @@ async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice
 def test_a_time_span_is_said_in_words_as_the_greeting_window_is() -> None:
     """A burst spoken in the briefing kept "09:00–09:05": a TTS reads the en dash oddly or
     skips it. It is said as the greeting window is ("9点到9点5分", "9:00 to 9:05")."""
-    from ambient.briefing.models import GreetOutcome, greeting_text
+    from ambient.briefing.greeting_answers import GreetOutcome, greeting_text
     from ambient.speech import cleaned
 
     burst = "短时突增（错误）db timeout：09:00–09:05，60 行"
@@ -396,7 +396,7 @@ def test_a_time_span_is_said_in_words_as_the_greeting_window_is() -> None:
 
 def test_the_time_a_briefing_was_given_is_said_in_words() -> None:
     """ "Already given" said the clock as written ("在 08:05 播报过了")."""
-    from ambient.briefing.models import GreetOutcome, greeting_text
+    from ambient.briefing.greeting_answers import GreetOutcome, greeting_text
 
     zh = greeting_text(GreetOutcome.ALREADY_GIVEN, "zh", hhmm="08:05")
     assert zh == "你好！今天的简报已经在8点5分播报过了，不再重复。", zh
