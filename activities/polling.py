@@ -3,7 +3,8 @@ and hands back only what the history must show (docs/watches.md, "Polling").
 
 - this module: the activities (``poll_pages``, ``end_poll``, ``lost_poll_alive``) and what
   the polls of a process share (the users' push settings, the group commit);
-- activities/poll_session.py: one attempt of one poll (resume, the grid, the checks);
+- activities/poll_session.py: one attempt of one poll (resume, the grid, hand back);
+- activities/poll_checks.py: a page's check and what it does with the answer;
 - activities/poll_reports.py: its events stored, notified, and failures counted;
 - activities/poll_upkeep.py: leases, sweeps for dead processes and closed runs, mailbox.
 
