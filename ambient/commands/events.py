@@ -26,7 +26,7 @@ from ambient.commands import (
     terminal,
 )
 from ambient.history import DeliveryPublic, EventPublic, InboxMessagePublic
-from ambient.storage.models import MAX_ID
+from ambient.storage.models import MAX_ID, next_before
 
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
 Limit = Annotated[
@@ -48,7 +48,7 @@ def _print(read: Reads, as_json: bool, columns: list[str], title: str, limit: in
         rows = run_in_session(read)
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
-    shown, more = rows[:limit], len(rows) > limit
+    shown, more = rows[:limit], next_before(rows, limit)
     if as_json:
         echo_json(shown)
         return
@@ -74,7 +74,7 @@ def _print(read: Reads, as_json: bool, columns: list[str], title: str, limit: in
                     f"{data['id']}: {link}", soft_wrap=True, highlight=False, markup=False
                 )
     if more:
-        err_console.print(f"more: --before-id {dumped[-1]['id']}", highlight=False)
+        err_console.print(f"more: --before-id {more}", highlight=False)
 
 
 def events(

@@ -29,7 +29,7 @@ from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import RETRY_SAFE, VERDICTS, RemediationError, action_said
 from ambient.sharing import ShareLinkLimitError
-from ambient.storage.models import MAX_ID
+from ambient.storage.models import MAX_ID, next_before
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli_group.py LAZY
 console = terminal()
@@ -250,8 +250,8 @@ def list_(
     if page.as_stored:  # a running run may be past the state shown
         said = f"{page.as_stored}; states as last stored"
         err_console.print(said, soft_wrap=True, markup=False, highlight=False)
-    if len(page.runs) > limit and not as_json:
-        err_console.print(f"more: --before-id {runs[-1].id}", highlight=False)
+    if (more := next_before(page.runs, limit)) and not as_json:
+        err_console.print(f"more: --before-id {more}", highlight=False)
 
 
 @app.command()

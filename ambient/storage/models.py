@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -57,6 +58,13 @@ class Base(DeclarativeBase):
 # with an error, not an answer.
 ID = BigInteger().with_variant(Integer, "sqlite")
 MAX_ID = 2**63 - 1
+
+
+def next_before(rows: Sequence[Any], limit: int) -> int | None:
+    """The id to read the next (older) page before, of ``rows`` read newest first one past
+    ``limit``: none when nothing is past it (a last page that filled its limit pointed at an
+    empty one)."""
+    return rows[limit - 1].id if len(rows) > limit else None
 
 
 class Numbered:

@@ -24,7 +24,7 @@ from ambient.history import EventPublic, event_name
 from ambient.refusals import N_, Refusal
 from ambient.status import TEMPORAL_NOT_SET_UP, temporal_not_set_up
 from ambient.storage.event_cursor import READ_LIMIT, newest_id
-from ambient.storage.models import MAX_ID
+from ambient.storage.models import MAX_ID, next_before
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import (
     ConfigError,
@@ -159,10 +159,7 @@ async def _dashboard(
     inbox = await InboxRepository(session).list(
         name, limit=INBOX_PER_PAGE + 1, unread_only=False, before_id=inbox_before
     )
-    older_inbox = None
-    if len(inbox) > INBOX_PER_PAGE:
-        inbox = inbox[:INBOX_PER_PAGE]
-        older_inbox = inbox[-1].id
+    inbox, older_inbox = inbox[:INBOX_PER_PAGE], next_before(inbox, INBOX_PER_PAGE)
     return page.show(
         "app.html",
         refused=problem,

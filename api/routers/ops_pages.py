@@ -49,7 +49,7 @@ from ambient.remediation.views import (
     audit_action,
     audit_via,
 )
-from ambient.storage.models import MAX_ID
+from ambient.storage.models import MAX_ID, next_before
 from ambient.watches.configs import task_id_for
 from api.i18n import Words, in_zone
 from api.routers.page_words import field_errors, in_words, what_went_wrong, worker_unanswered
@@ -261,7 +261,7 @@ async def remediation_list(
     # A link of the page's earlier shape (?offset=), still opened as it was.
     offset: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_NUMBER] = 0,
 ) -> Response:
-    problem, next_before_id, as_stored = None, None, None
+    problem, as_stored = None, None
     try:
         # One more than a page: whether there is a next page is known without counting.
         listed = await page.state.remediations.list_page(
@@ -270,9 +270,7 @@ async def remediation_list(
         runs, as_stored = listed.runs, listed.as_stored
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
-    if len(runs) > REMEDIATIONS_PER_PAGE:
-        runs = runs[:REMEDIATIONS_PER_PAGE]
-        next_before_id = runs[-1].id
+    runs, next_before_id = runs[:REMEDIATIONS_PER_PAGE], next_before(runs, REMEDIATIONS_PER_PAGE)
     return page.show(
         "remediations.html",
         runs=runs,

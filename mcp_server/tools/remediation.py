@@ -20,6 +20,7 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
+from ambient.storage.models import next_before
 from mcp_server.auth import Ctx, app_state, current_user
 from mcp_server.tools.hints import CHANGE, DECIDE, READ, WRITE
 
@@ -163,12 +164,11 @@ async def list_remediations(
     listed = await app_state(ctx).remediations.list_page(
         current_user(ctx), state=state, limit=limit + 1, offset=offset, before_id=before_id
     )
-    runs = listed.runs
-    page, more = runs[:limit], len(runs) > limit
+    next_before_id = next_before(listed.runs, limit)
     return RemediationList(
-        remediations=page,
-        next_before_id=page[-1].id if more else None,
-        next_offset=offset + limit if more and before_id is None else None,
+        remediations=listed.runs[:limit],
+        next_before_id=next_before_id,
+        next_offset=offset + limit if next_before_id is not None and before_id is None else None,
         states_as_stored=listed.as_stored,
     )
 

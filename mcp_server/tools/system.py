@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -24,7 +23,7 @@ from ambient.history import (
     ScopeError,
 )
 from ambient.status import StatusReport, system_status
-from ambient.storage.models import MAX_ID
+from ambient.storage.models import MAX_ID, next_before
 from mcp_server.auth import Ctx, app_state, current_user_row, sees_operator_detail
 from mcp_server.tools.hints import READ
 
@@ -42,13 +41,6 @@ BeforeId = Annotated[
     Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
     WHOLE_NUMBER,
 ]
-
-
-def _next_before(rows: Sequence[Any], limit: int) -> int | None:
-    """The id to pass as before_id for the next (older) page, of ``rows`` read one past
-    ``limit``: none when nothing is past it (a last page that filled its limit pointed at an
-    empty one)."""
-    return rows[limit - 1].id if len(rows) > limit else None
 
 
 NextBeforeId = Annotated[
@@ -128,7 +120,7 @@ async def list_events(
             operator=me.is_admin,
             zone=me.timezone,
         )
-    return Events(events=rows[:limit], next_before_id=_next_before(rows, limit))
+    return Events(events=rows[:limit], next_before_id=next_before(rows, limit))
 
 
 async def read_inbox(
@@ -145,7 +137,7 @@ async def read_inbox(
         rows = await history.inbox(
             session, name, unread_only=unread_only, before_id=before_id, limit=limit + 1
         )
-    return Inbox(messages=rows[:limit], next_before_id=_next_before(rows, limit))
+    return Inbox(messages=rows[:limit], next_before_id=next_before(rows, limit))
 
 
 async def list_deliveries(
@@ -179,7 +171,7 @@ async def list_deliveries(
             limit=limit,
             operator=(await current_user_row(ctx)).is_admin,
         )
-    return Deliveries(deliveries=rows[:limit], next_before_id=_next_before(rows, limit))
+    return Deliveries(deliveries=rows[:limit], next_before_id=next_before(rows, limit))
 
 
 class FoundTool(BaseModel):
