@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ambient.briefing.pushed import DayPushed, day_pushed, named_channels
+from ambient.briefing.models import DayPushed
+from ambient.briefing.pushed import day_pushed, named_channels
 from ambient.controls_in_flight import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.request_deadline import request_deadline
 from ambient.storage.briefings import BriefingRepository

@@ -17,8 +17,6 @@ from ambient.storage import Database
 from ambient.storage.models import Delivery
 from ambient.watches.configs import task_id_for
 
-__all__ = ["DayPushed", "day_pushed", "days_pushed", "named_channels", "todays_whereabouts"]
-
 TOOK = ("sent", "duplicate")
 # A channel as a speaker says it (its target is an address or a key: never spoken).
 SPOKEN_CHANNEL = {
