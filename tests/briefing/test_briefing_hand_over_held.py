@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing import greeting
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.greeting import DEVICE_LISTENS
-from ambient.briefing.models import NOT_IN_TIME, GreetOutcome
+from ambient.briefing.greeting_answers import NOT_IN_TIME, GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.storage.briefings import BriefingRepository
 from ambient.watches.configs import task_id_for

@@ -15,7 +15,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting_answers import GreetOutcome
 from ambient.briefing.pushed import day_pushed
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
