@@ -33,9 +33,13 @@ from ambient.watches.deadline import (
     RequestDeadline,
     in_time,
     silent,
+)
+from ambient.watches.inputs import (
+    TaskNotFoundError,
+    TaskStateError,
+    WorkerSilentError,
     stopped,
 )
-from ambient.watches.inputs import TaskNotFoundError, TaskStateError, WorkerSilentError
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.pauses import asked_since, site_waits, waits_note
 from ambient.watches.reads import found, of_a_known_user

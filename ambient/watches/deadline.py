@@ -15,9 +15,9 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 
 from ambient import controls_in_flight, no_answer, updates
-from ambient.refusals import N_, Refusal
+from ambient.refusals import N_
 from ambient.request_deadline import deadline
-from ambient.watches.inputs import TaskStateError, WorkerSilentError
+from ambient.watches.inputs import TaskStateError, WorkerSilentError, stopped
 from ambient.watches.models import TaskStatus
 from ambient.watches.schedules import TaskSchedules
 from workflows.watch_controls import STOPPED
@@ -134,8 +134,3 @@ def nothing_sent(task_id: str, unsent: str) -> Iterator[None]:
         raise WorkerSilentError(f"{exc}; {unsent}", sent=False) from None
     except no_answer.OutOfTime:
         raise silent(task_id, unsent, False) from None
-
-
-def stopped(task_id: str) -> Refusal:
-    # A Refusal, so a page says it in its reader's language (the English is the same).
-    return Refusal("task %(task)s is stopped; create it again to restart it", task=repr(task_id))

@@ -77,6 +77,11 @@ class TaskStateError(InvalidTaskError):
     """The task's state does not allow this (stopped, or stopping after a delete)."""
 
 
+def stopped(task_id: str) -> Refusal:
+    # A Refusal, so a page says it in its reader's language (the English is the same).
+    return Refusal("task %(task)s is stopped; create it again to restart it", task=repr(task_id))
+
+
 class WorkerSilentError(TaskError):
     """The task's worker did not answer within QUERY_TIMEOUT (none running, or busy).
     ``sent``: what the request did, as its words say after the silent-worker words: True, sent

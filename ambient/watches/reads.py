@@ -40,8 +40,10 @@ from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
     TaskNotFoundError,
+    TaskStateError,
     TaskUnavailableError,
     WorkerSilentError,
+    stopped,
 )
 from ambient.watches.listing import TaskListing
 from ambient.watches.models import TaskStatus
@@ -92,7 +94,9 @@ def of_a_known_user(
     method: Callable[Concatenate[R, str, P], Awaitable[T]],
 ) -> Callable[Concatenate[R, str, P], Awaitable[T]]:
     """A task operation whose task is not found for a user nobody registered says that, and
-    who registers it (as a create does), not "no task": the id was never what was wrong."""
+    who registers it (as a create does), not "no task": the id was never what was wrong. One
+    the task list has, whose run ended (a control that reached it after its delete), is said
+    stopped, not "no task …; did you mean" that very id."""
 
     @functools.wraps(method)
     async def known(self: R, user: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -103,6 +107,8 @@ def of_a_known_user(
             await registered(self.db, user, InvalidTaskError)
             asked = args[0] if args and isinstance(args[0], str) else None
             if asked is not None and (near := await self.near_ids(user, asked)):
+                if asked in near:  # listed, yet its run has ended: deleted (just now, maybe)
+                    raise TaskStateError(stopped(asked)) from None
                 raise no_task(asked, user, near) from None
             raise
 

@@ -44,7 +44,6 @@ from ambient.watches.deadline import (
     SENT_UNANSWERED,
     nothing_sent,
     silent,
-    stopped,
 )
 from ambient.watches.inputs import (
     ConfigError,
@@ -55,6 +54,7 @@ from ambient.watches.inputs import (
     TaskStateError,
     WorkerSilentError,
     checked_config,
+    stopped,
     task_name,
 )
 from ambient.watches.listing import WORKFLOW_TYPES

@@ -23,6 +23,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, Role, UserCreate
 from ambient.settings import Settings
 from ambient.speech import speakable
+from ambient.status import pollers
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
@@ -593,9 +594,12 @@ async def test_recent_errors_say_the_latest_briefings_log_errors_too(
             prepared_at=now - timedelta(hours=2),
         )
         await session.commit()
-    # A worker runs: with none, nothing is checked and "no errors" is not said.
+    # A worker runs: with none, nothing is checked and "no errors" is not said. Asked once the
+    # server has seen it poll (a loaded host's worker polls its queue a moment after it starts).
     async with running_worker(dev_env.client, deps) as worker:
         state = worker_state(dev_env.client, deps, worker.task_queue)
+        namespace = dev_env.client.namespace
+        await eventually(lambda: pollers(dev_env.client, namespace, worker.task_queue))
         async with voice_client(state, user) as client:
             assert await say(client, "recent_errors") == (
                 "最近 24 小时你的任务没有出错，但最新的简报里，日志有 20 个错误。"
