@@ -168,7 +168,7 @@ async def list_deliveries(
             channel=channel,
             task=task,
             before_id=before_id,
-            limit=limit,
+            limit=limit + 1,  # one past the page: whether another follows
             operator=(await current_user_row(ctx)).is_admin,
         )
     return Deliveries(deliveries=rows[:limit], next_before_id=next_before(rows, limit))

@@ -260,6 +260,15 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
         own = await call("gina", "list_deliveries", {"status": "failed"})
         rows = own.structured_content["deliveries"]  # type: ignore[attr-defined]
         assert {(r["user"], r["channel"]) for r in rows} == {("gina", "email"), ("gina", "webhook")}
+        # A page of one says where the next starts (its next_before_id was always null).
+        first = await call("gina", "list_deliveries", {"status": "failed", "limit": 1})
+        page = first.structured_content  # type: ignore[attr-defined]
+        assert len(page["deliveries"]) == 1 and page["next_before_id"] is not None, page
+        after = {"status": "failed", "limit": 1, "before_id": page["next_before_id"]}
+        second = (await call("gina", "list_deliveries", after)).structured_content  # type: ignore[attr-defined]
+        [older] = second["deliveries"]
+        assert older["id"] < page["deliveries"][0]["id"], second
+        assert second["next_before_id"] is None, second
         inbox = await call("gina", "read_inbox", {})
         assert [m["title"] for m in inbox.structured_content["messages"]] == ["hello gina"]  # type: ignore[attr-defined]
         events = await call("gina", "list_events", {"kind": "delivery.failed"})
